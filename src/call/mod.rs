@@ -1,0 +1,221 @@
+//! The `CallLeg` seam: everything a flow, the dialer or the router may do with a call, without
+//! knowing whether it is a SIP/RTP leg on the wire or an in-memory leg in a test or the simulator.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use thiserror::Error;
+
+/// Which way a leg was set up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// A caller dialled one of our route points.
+    Inbound,
+    /// We dialled a customer or an agent.
+    Outbound,
+}
+
+/// Facts about a leg that flows read as system variables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LegInfo {
+    /// Unique id of the call (the SIP Call-ID on the wire).
+    pub call_id: String,
+    /// Calling number (caller id), as presented.
+    pub ani: String,
+    /// Dialled number.
+    pub dnis: String,
+    /// Inbound or outbound.
+    pub direction: Direction,
+}
+
+/// One item of a play list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlayItem {
+    /// A named prompt from the prompt library (a WAV file decoded at load).
+    Prompt(String),
+    /// Digits read one by one (`"0"`…`"9"`, `*`, `#` prompts), e.g. a number to confirm.
+    Digits(String),
+    /// Silence of the given length.
+    Silence(Duration),
+}
+
+/// How a prompt is played.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct PlayOptions {
+    /// A key press stops the prompt (the digit stays buffered for the next collection).
+    pub barge_in: bool,
+    /// Repeat the play list until stopped (music on hold).
+    pub looped: bool,
+}
+
+/// How a play ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlayOutcome {
+    /// Every item was played.
+    Completed,
+    /// A digit arrived while barge-in was allowed.
+    Interrupted(char),
+    /// The other party hung up during the prompt.
+    HungUp,
+}
+
+/// What to collect from the caller's key presses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DigitSpec {
+    /// Stop after this many digits.
+    pub max_digits: usize,
+    /// A key that ends input early (not included in the result), typically `#`.
+    pub terminator: Option<char>,
+    /// How long to wait for the first digit.
+    pub first_digit_timeout: Duration,
+    /// How long to wait between digits.
+    pub inter_digit_timeout: Duration,
+}
+
+/// How a digit collection ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DigitOutcome {
+    /// Digits entered (possibly fewer than the maximum if the terminator or a timeout ended it);
+    /// `terminated` says whether the terminator key was pressed.
+    Digits {
+        /// The digits, without the terminator.
+        digits: String,
+        /// True when the terminator ended the input.
+        terminated: bool,
+    },
+    /// Nothing entered before the first-digit timeout.
+    NoInput,
+    /// The other party hung up.
+    HungUp,
+}
+
+/// Something that happened on a leg outside of a request from the flow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LegEvent {
+    /// A DTMF digit (RFC 4733, SIP INFO or in-band).
+    Dtmf(char),
+    /// The other party hung up.
+    HungUp,
+    /// The other party put the call on hold (true) or resumed it (false).
+    Hold(bool),
+}
+
+/// How a bridge between two legs ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BridgeEnd {
+    /// This leg hung up first.
+    ThisSide,
+    /// The other leg hung up first.
+    OtherSide,
+}
+
+/// Why hanging up, for the signalling (SIP status or BYE reason).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HangupCause {
+    /// Normal clearing.
+    Normal,
+    /// Refuse an unanswered call as busy.
+    Busy,
+    /// Refuse an unanswered call as unavailable (e.g. queue closed).
+    Unavailable,
+    /// Refuse because the number dialled is not served.
+    NotFound,
+}
+
+/// Why a leg operation failed.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum CallError {
+    /// The leg has ended; nothing more can be done on it.
+    #[error("the call has ended")]
+    Ended,
+    /// A prompt name that the prompt library does not hold.
+    #[error("unknown prompt `{0}`")]
+    UnknownPrompt(String),
+    /// The media or signalling layer failed.
+    #[error("media or signalling failure: {0}")]
+    Transport(String),
+}
+
+/// A call that flows and the dialer drive; implemented by the SIP/RTP leg and the in-memory leg.
+#[async_trait]
+pub trait CallLeg: Send + Sync {
+    /// Ids and numbers of the call.
+    fn info(&self) -> &LegInfo;
+
+    /// Answers an inbound call (200 OK with SDP); no effect on an answered or outbound leg.
+    async fn answer(&self) -> Result<(), CallError>;
+
+    /// Plays a list of prompts; returns early on hang-up, or on a digit if barge-in is allowed.
+    async fn play(&self, items: &[PlayItem], opts: &PlayOptions) -> Result<PlayOutcome, CallError>;
+
+    /// Stops whatever is playing (music on hold) without waiting for it to end.
+    fn stop_playing(&self);
+
+    /// Collects key presses, starting with any already buffered.
+    async fn collect_digits(&self, spec: &DigitSpec) -> Result<DigitOutcome, CallError>;
+
+    /// Discards buffered key presses.
+    fn flush_digits(&self);
+
+    /// Sends DTMF digits to the other party (RFC 4733 on the wire).
+    async fn send_digits(&self, digits: &str) -> Result<(), CallError>;
+
+    /// Connects this leg's media with `other`'s until one side hangs up.
+    async fn bridge(&self, other: Arc<dyn CallLeg>) -> Result<BridgeEnd, CallError>;
+
+    /// Ends the call (BYE, or a final response if not answered).
+    async fn hang_up(&self, cause: HangupCause) -> Result<(), CallError>;
+
+    /// Waits until the other party hangs up (or the leg ends).
+    async fn hung_up(&self);
+
+    /// True once the leg has ended.
+    fn is_ended(&self) -> bool;
+}
+
+/// Result of trying to reach a party with an outbound call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum DialResult {
+    /// Answered.
+    Connected,
+    /// 486 / 600.
+    Busy,
+    /// No answer within the ring timeout (408 / 480 / 487 after our CANCEL).
+    NoAnswer,
+    /// Any other 4xx–6xx.
+    Failed,
+    /// No response at all, or the transport failed.
+    Unreachable,
+}
+
+/// Where an outbound call goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DialTarget {
+    /// A customer number through a trunk (the queue's, or the first configured one).
+    Customer {
+        /// E.164 number to call.
+        number: String,
+        /// Trunk name; `None` means the default trunk.
+        trunk: Option<String>,
+    },
+    /// An agent's registered phone.
+    Agent {
+        /// Agent id from the configuration.
+        agent_id: String,
+    },
+}
+
+/// Places outbound calls; the SIP user agent implements it for real, the simulator in memory.
+#[async_trait]
+pub trait Dialer: Send + Sync {
+    /// Calls `target`, presenting `caller_id`, giving up after `ring_timeout`.
+    async fn dial(
+        &self,
+        target: &DialTarget,
+        caller_id: &str,
+        ring_timeout: Duration,
+    ) -> Result<Arc<dyn CallLeg>, DialResult>;
+}

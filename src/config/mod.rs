@@ -1,0 +1,869 @@
+//! The engine file (`boomerang.yaml`): listeners, route points, trunks, agents, business hours
+//! and virtual queues with their CALLBACK_SETTINGS row. Loading reports every problem at once,
+//! each with its YAML path and line/column.
+
+pub mod hours;
+pub mod model;
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+pub use hours::{BusinessHours, BusinessHoursSpec, DayHours, DayKind};
+pub use model::*;
+
+use crate::routing::skills::Expr;
+use crate::yaml::{self, Diagnostic, Node, Pos};
+
+/// Everything wrong with a configuration file, in file order, with the text for rendering.
+#[derive(Debug, Clone)]
+pub struct ConfigErrors {
+    /// The problems found, sorted by position.
+    pub diagnostics: Vec<Diagnostic>,
+    /// The file's text, for carets.
+    pub source: String,
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, d) in self.diagnostics.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{}", d.render(&self.source))?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// A validated configuration with its references resolved.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it came from, if any.
+    pub file: Option<PathBuf>,
+    /// Directory relative paths are resolved against (the file's directory).
+    pub base_dir: PathBuf,
+    /// The file's content, validated.
+    pub spec: ConfigSpec,
+    /// Business hours by name, resolved with their time zones.
+    pub hours: BTreeMap<String, Arc<BusinessHours>>,
+}
+
+impl Config {
+    /// Loads and validates a file; every problem is reported, not just the first.
+    pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
+            diagnostics: vec![
+                Diagnostic::new(Pos { line: 1, column: 1 }, "", format!("cannot read: {e}"))
+                    .in_file(path),
+            ],
+            source: String::new(),
+        })?;
+        let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let mut cfg = Self::from_str_in(&text, &base).map_err(|mut e| {
+            for d in &mut e.diagnostics {
+                d.file = Some(path.to_path_buf());
+            }
+            e
+        })?;
+        cfg.file = Some(path.to_path_buf());
+        Ok(cfg)
+    }
+
+    /// Parses and validates YAML text, resolving relative paths against `base_dir`.
+    pub fn from_str_in(text: &str, base_dir: &Path) -> Result<Config, ConfigErrors> {
+        let fail = |diagnostics: Vec<Diagnostic>| ConfigErrors {
+            diagnostics,
+            source: text.to_string(),
+        };
+        let root = yaml::parse(text).map_err(|d| fail(vec![d]))?;
+        let mut v = Validator {
+            diags: Vec::new(),
+            text,
+            base_dir,
+        };
+        let spec = v.decode(&root);
+        let hours = v.check(&root, &spec);
+        if v.diags.is_empty() {
+            Ok(Config {
+                file: None,
+                base_dir: base_dir.to_path_buf(),
+                spec,
+                hours,
+            })
+        } else {
+            let mut d = v.diags;
+            d.sort_by_key(|d| d.pos);
+            d.dedup();
+            Err(fail(d))
+        }
+    }
+
+    /// The demo configuration shipped at the repository root, embedded in the binary.
+    pub fn demo_text() -> &'static str {
+        include_str!("../../boomerang.yaml")
+    }
+
+    /// A queue by service name.
+    pub fn queue(&self, name: &str) -> Option<&QueueSpec> {
+        self.spec.queues.iter().find(|q| q.name == name)
+    }
+
+    /// The business hours a queue follows (always open when it names none).
+    pub fn queue_hours(&self, queue: &QueueSpec) -> Arc<BusinessHours> {
+        queue
+            .business_hours
+            .as_ref()
+            .and_then(|n| self.hours.get(n).cloned())
+            .unwrap_or_else(|| Arc::new(BusinessHours::always_open()))
+    }
+
+    /// The hours during which a queue offers immediate callback, if it restricts them.
+    pub fn immediate_offer_hours(&self, queue: &QueueSpec) -> Option<Arc<BusinessHours>> {
+        queue
+            .immediate_offer_hours
+            .as_ref()
+            .and_then(|n| self.hours.get(n).cloned())
+    }
+
+    /// The route point for a dialled number.
+    pub fn route_point(&self, number: &str) -> Option<&RoutePointSpec> {
+        self.spec.route_points.iter().find(|r| r.number == number)
+    }
+
+    /// An agent by id.
+    pub fn agent(&self, id: &str) -> Option<&AgentSpec> {
+        self.spec.agents.iter().find(|a| a.id == id)
+    }
+
+    /// A trunk by name, or the first one when `name` is `None`.
+    pub fn trunk(&self, name: Option<&str>) -> Option<&TrunkSpec> {
+        match name {
+            Some(n) => self.spec.trunks.iter().find(|t| t.name == n),
+            None => self.spec.trunks.first(),
+        }
+    }
+
+    /// Directory of flow files.
+    pub fn flows_dir(&self) -> PathBuf {
+        self.base_dir.join(&self.spec.flows_dir)
+    }
+
+    /// Directory of prompt WAV files.
+    pub fn prompts_dir(&self) -> PathBuf {
+        self.base_dir.join(&self.spec.media.prompts_dir)
+    }
+
+    /// Directory of the embedded store.
+    pub fn data_dir(&self) -> PathBuf {
+        self.base_dir.join(&self.spec.store.data_dir)
+    }
+}
+
+impl QueueSpec {
+    /// The inbound report queue: explicit, or by convention `X_VQ_CB` → `X_VQ`.
+    pub fn inbound_report_queue(&self) -> Option<String> {
+        self.inbound_queue
+            .clone()
+            .or_else(|| self.name.strip_suffix("_CB").map(str::to_string))
+    }
+
+    /// The outbound report queue: explicit, or by convention `X_VQ_CB` → `X_VQ_CB_OUT`.
+    pub fn outbound_report_queue(&self) -> Option<String> {
+        self.outbound_queue.clone().or_else(|| {
+            self.name
+                .ends_with("_CB")
+                .then(|| format!("{}_OUT", self.name))
+        })
+    }
+}
+
+struct Validator<'a> {
+    diags: Vec<Diagnostic>,
+    text: &'a str,
+    base_dir: &'a Path,
+}
+
+const TOP_KEYS: &[&str] = &[
+    "listeners",
+    "sip",
+    "media",
+    "store",
+    "flows_dir",
+    "business_hours",
+    "route_points",
+    "trunks",
+    "agents",
+    "queues",
+    "api",
+];
+
+impl Validator<'_> {
+    fn err(&mut self, pos: Pos, path: impl Into<String>, msg: impl Into<String>) {
+        self.diags.push(Diagnostic::new(pos, path, msg));
+    }
+
+    /// Decodes section by section and item by item, so one bad item does not hide the others.
+    fn decode(&mut self, root: &Node) -> ConfigSpec {
+        let mut spec = ConfigSpec {
+            flows_dir: "ivr-flows".into(),
+            ..Default::default()
+        };
+        if !matches!(root.kind, yaml::Kind::Map(_)) {
+            self.err(
+                root.pos,
+                "",
+                format!(
+                    "the configuration must be a mapping, found {}",
+                    root.kind_name()
+                ),
+            );
+            return spec;
+        }
+        for (k, _) in root.entries() {
+            let key = k.as_key().unwrap_or_default();
+            if !TOP_KEYS.contains(&key.as_str()) {
+                self.err(
+                    k.pos,
+                    key.clone(),
+                    format!(
+                        "unknown section `{key}`, expected one of {}",
+                        TOP_KEYS.join(", ")
+                    ),
+                );
+            }
+        }
+        macro_rules! section {
+            ($key:literal, $field:ident) => {
+                if let Some(n) = root.get($key) {
+                    match n.decode($key) {
+                        Ok(v) => spec.$field = v,
+                        Err(d) => self.diags.push(d),
+                    }
+                }
+            };
+        }
+        section!("listeners", listeners);
+        section!("sip", sip);
+        section!("media", media);
+        section!("store", store);
+        section!("flows_dir", flows_dir);
+        section!("api", api);
+        macro_rules! list {
+            ($key:literal, $field:ident) => {
+                if let Some(n) = root.get($key) {
+                    match &n.kind {
+                        yaml::Kind::Seq(items) => {
+                            for (i, item) in items.iter().enumerate() {
+                                match item.decode(&format!("{}[{i}]", $key)) {
+                                    Ok(v) => spec.$field.push(v),
+                                    Err(d) => self.diags.push(d),
+                                }
+                            }
+                        }
+                        yaml::Kind::Null => {}
+                        _ => self.err(
+                            n.pos,
+                            $key,
+                            format!("expected a list, found {}", n.kind_name()),
+                        ),
+                    }
+                }
+            };
+        }
+        list!("route_points", route_points);
+        list!("trunks", trunks);
+        list!("agents", agents);
+        list!("queues", queues);
+        if let Some(n) = root.get("business_hours") {
+            for (k, v) in n.entries() {
+                let name = k.as_key().unwrap_or_default();
+                match v.decode::<BusinessHoursSpec>(&format!("business_hours.{name}")) {
+                    Ok(h) => {
+                        spec.business_hours.insert(name, h);
+                    }
+                    Err(d) => self.diags.push(d),
+                }
+            }
+            if !matches!(n.kind, yaml::Kind::Map(_) | yaml::Kind::Null) {
+                self.err(
+                    n.pos,
+                    "business_hours",
+                    format!(
+                        "expected a mapping of names to hours, found {}",
+                        n.kind_name()
+                    ),
+                );
+            }
+        }
+        spec
+    }
+
+    /// Position of a value by path steps from the root; the closest existing ancestor otherwise.
+    fn pos_of(&self, root: &Node, steps: &[Step]) -> Pos {
+        let mut node = root;
+        for step in steps {
+            let next = match step {
+                Step::Key(k) => node.get(k.as_ref()),
+                Step::Index(i) => node.items().get(*i),
+            };
+            match next {
+                Some(n) => node = n,
+                None => break,
+            }
+        }
+        node.pos
+    }
+
+    fn range(&mut self, root: &Node, steps: &[Step], value: i64, lo: i64, hi: i64) {
+        if value < lo || value > hi {
+            let pos = self.pos_of(root, steps);
+            self.err(
+                pos,
+                path_of(steps),
+                format!("{value} is out of range {lo} to {hi}"),
+            );
+        }
+    }
+
+    fn check(&mut self, root: &Node, spec: &ConfigSpec) -> BTreeMap<String, Arc<BusinessHours>> {
+        let s = &spec.sip;
+        self.range(
+            root,
+            &[K("sip"), K("max_message_bytes")],
+            s.max_message_bytes as i64,
+            1024,
+            1_048_576,
+        );
+        self.range(
+            root,
+            &[K("sip"), K("max_headers")],
+            s.max_headers as i64,
+            16,
+            1024,
+        );
+        self.range(
+            root,
+            &[K("sip"), K("session_expires_seconds")],
+            s.session_expires_seconds as i64,
+            90,
+            86400,
+        );
+        self.range(
+            root,
+            &[K("sip"), K("max_register_expires_seconds")],
+            s.max_register_expires_seconds as i64,
+            60,
+            86400,
+        );
+        let m = &spec.media;
+        self.range(
+            root,
+            &[K("media"), K("rtp_port_min")],
+            m.rtp_port_min as i64,
+            1024,
+            65534,
+        );
+        if !m.rtp_port_min.is_multiple_of(2) {
+            let pos = self.pos_of(root, &[K("media"), K("rtp_port_min")]);
+            self.err(
+                pos,
+                "media.rtp_port_min",
+                "RTP ports must start on an even number",
+            );
+        }
+        if (m.rtp_port_max as i64) < m.rtp_port_min as i64 + 2 {
+            let pos = self.pos_of(root, &[K("media"), K("rtp_port_max")]);
+            self.err(
+                pos,
+                "media.rtp_port_max",
+                "the RTP port range must hold at least one even/odd pair",
+            );
+        }
+        let a = &spec.api;
+        self.range(
+            root,
+            &[K("api"), K("rate_limit_per_second")],
+            a.rate_limit_per_second,
+            1,
+            100_000,
+        );
+        self.range(
+            root,
+            &[K("api"), K("max_body_bytes")],
+            a.max_body_bytes,
+            1024,
+            10_485_760,
+        );
+        for (i, key) in a.keys.iter().enumerate() {
+            let steps = [K("api"), K("keys"), I(i)];
+            match (&key.key, &key.key_sha256) {
+                (Some(_), None) => {}
+                (None, Some(h)) if h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit()) => {}
+                (None, Some(_)) => {
+                    let pos = self.pos_of(root, &[K("api"), K("keys"), I(i), K("key_sha256")]);
+                    self.err(
+                        pos,
+                        format!("api.keys[{i}].key_sha256"),
+                        "expected 64 hexadecimal digits",
+                    );
+                }
+                _ => {
+                    let pos = self.pos_of(root, &steps);
+                    self.err(
+                        pos,
+                        path_of(&steps),
+                        "give exactly one of `key` and `key_sha256`",
+                    );
+                }
+            }
+        }
+        for (i, origin) in a.cors_origins.iter().enumerate() {
+            if !(origin.starts_with("http://") || origin.starts_with("https://"))
+                || origin.ends_with('/')
+            {
+                let steps = [K("api"), K("cors_origins"), I(i)];
+                let pos = self.pos_of(root, &steps);
+                self.err(
+                    pos,
+                    path_of(&steps),
+                    format!("`{origin}` is not an origin like https://app.example.com"),
+                );
+            }
+        }
+
+        // Business hours.
+        let mut hours = BTreeMap::new();
+        for (name, h) in &spec.business_hours {
+            match BusinessHours::from_spec(name, h) {
+                Ok(bh) => {
+                    hours.insert(name.clone(), Arc::new(bh));
+                }
+                Err(errors) => {
+                    for (field, msg) in errors {
+                        let mut steps =
+                            vec![K("business_hours"), Step::Key(Cow::Owned(name.clone()))];
+                        for part in field.split('.') {
+                            if let Some((k, idx)) = part.split_once('[') {
+                                steps.push(Step::Key(Cow::Owned(k.to_string())));
+                                steps.push(I(idx.trim_end_matches(']').parse().unwrap_or(0)));
+                            } else {
+                                steps.push(Step::Key(Cow::Owned(part.to_string())));
+                            }
+                        }
+                        let pos = self.pos_of(root, &steps);
+                        self.err(pos, format!("business_hours.{name}.{field}"), msg);
+                    }
+                }
+            }
+        }
+
+        // Route points.
+        let mut seen = HashSet::new();
+        let flows_dir = self.base_dir.join(&spec.flows_dir);
+        for (i, rp) in spec.route_points.iter().enumerate() {
+            let n = [K("route_points"), I(i), K("number")];
+            if rp.number.is_empty()
+                || !rp
+                    .number
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+*#_.-".contains(c))
+            {
+                let pos = self.pos_of(root, &n);
+                self.err(
+                    pos,
+                    path_of(&n),
+                    format!("`{}` is not a dialable number", rp.number),
+                );
+            }
+            if !seen.insert(rp.number.clone()) {
+                let pos = self.pos_of(root, &n);
+                self.err(
+                    pos,
+                    path_of(&n),
+                    format!("route point {} is defined twice", rp.number),
+                );
+            }
+            if !flows_dir.join(&rp.flow).is_file() {
+                let f = [K("route_points"), I(i), K("flow")];
+                let pos = self.pos_of(root, &f);
+                self.err(
+                    pos,
+                    path_of(&f),
+                    format!(
+                        "flow file `{}` not found in {}",
+                        rp.flow,
+                        flows_dir.display()
+                    ),
+                );
+            }
+        }
+
+        // Trunks.
+        let mut seen = HashSet::new();
+        for (i, t) in spec.trunks.iter().enumerate() {
+            if !seen.insert(t.name.clone()) {
+                let s = [K("trunks"), I(i), K("name")];
+                let pos = self.pos_of(root, &s);
+                self.err(
+                    pos,
+                    path_of(&s),
+                    format!("trunk `{}` is defined twice", t.name),
+                );
+            }
+            if t.host.trim().is_empty() {
+                let s = [K("trunks"), I(i), K("host")];
+                let pos = self.pos_of(root, &s);
+                self.err(pos, path_of(&s), "the trunk needs a host");
+            }
+            if t.password.is_some() && t.username.is_none() {
+                let s = [K("trunks"), I(i), K("password")];
+                let pos = self.pos_of(root, &s);
+                self.err(pos, path_of(&s), "a password needs a username");
+            }
+        }
+
+        // Agents.
+        let mut ids = HashSet::new();
+        let mut users = HashSet::new();
+        for (i, ag) in spec.agents.iter().enumerate() {
+            if ag.id.trim().is_empty() || !ids.insert(ag.id.clone()) {
+                let s = [K("agents"), I(i), K("id")];
+                let pos = self.pos_of(root, &s);
+                self.err(
+                    pos,
+                    path_of(&s),
+                    format!("agent id `{}` is empty or used twice", ag.id),
+                );
+                continue;
+            }
+            let user = ag.sip_user.clone().unwrap_or_else(|| ag.id.clone());
+            if !users.insert(user.clone()) {
+                let s = [K("agents"), I(i), K("sip_user")];
+                let pos = self.pos_of(root, &s);
+                self.err(
+                    pos,
+                    path_of(&s),
+                    format!("SIP user `{user}` belongs to two agents"),
+                );
+            }
+            if spec.sip.authenticate_register && ag.password.is_none() {
+                let s = [K("agents"), I(i)];
+                let pos = self.pos_of(root, &s);
+                self.err(
+                    pos,
+                    path_of(&s),
+                    "sip.authenticate_register is on: the agent needs a password",
+                );
+            }
+            for (skill, level) in &ag.skills {
+                let s = [
+                    K("agents"),
+                    I(i),
+                    K("skills"),
+                    Step::Key(Cow::Owned(skill.clone())),
+                ];
+                if !valid_skill_name(skill) {
+                    let pos = self.pos_of(root, &s[..3]);
+                    self.err(
+                        pos,
+                        path_of(&s),
+                        format!("`{skill}` is not a skill name (letters, digits, _)"),
+                    );
+                }
+                self.range(root, &s, *level, 0, 10);
+            }
+        }
+
+        // Queues.
+        let mut names = HashSet::new();
+        for (i, q) in spec.queues.iter().enumerate() {
+            let at = |f: &'static str| [K("queues"), I(i), K(f)];
+            if q.name.is_empty()
+                || !q
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+            {
+                let pos = self.pos_of(root, &at("name"));
+                self.err(
+                    pos,
+                    path_of(&at("name")),
+                    format!("`{}` is not a queue name (letters, digits, _ - .)", q.name),
+                );
+            }
+            if !names.insert(q.name.clone()) {
+                let pos = self.pos_of(root, &at("name"));
+                self.err(
+                    pos,
+                    path_of(&at("name")),
+                    format!("queue `{}` is defined twice", q.name),
+                );
+            }
+            self.range(root, &at("slot_capacity"), q.slot_capacity, 0, 10_000);
+            self.range(
+                root,
+                &at("slot_duration_minutes"),
+                q.slot_duration_minutes,
+                5,
+                1440,
+            );
+            self.range(
+                root,
+                &at("callback_purge_time_minutes"),
+                q.callback_purge_time_minutes,
+                1,
+                10_080,
+            );
+            self.range(
+                root,
+                &at("immediate_blackout_minutes"),
+                q.immediate_blackout_minutes,
+                0,
+                720,
+            );
+            self.range(root, &at("max_dial_attempts"), q.max_dial_attempts, 1, 20);
+            self.range(
+                root,
+                &at("retry_interval_seconds"),
+                q.retry_interval_seconds,
+                10,
+                86_400,
+            );
+            self.range(
+                root,
+                &at("ring_timeout_seconds"),
+                q.ring_timeout_seconds,
+                5,
+                300,
+            );
+            self.range(
+                root,
+                &at("pushed_callback_expiry_minutes"),
+                q.pushed_callback_expiry_minutes,
+                1,
+                10_080,
+            );
+            self.range(
+                root,
+                &at("push_notification_threshold_minutes"),
+                q.push_notification_threshold_minutes,
+                0,
+                1440,
+            );
+            self.range(root, &at("priority"), q.priority, 0, 1_000_000);
+            self.range(
+                root,
+                &at("ewt_offer_threshold_seconds"),
+                q.ewt_offer_threshold_seconds,
+                0,
+                86_400,
+            );
+            self.range(root, &at("max_days_ahead"), q.max_days_ahead, 1, 90);
+            for (field, name) in [
+                ("business_hours", &q.business_hours),
+                ("immediate_offer_hours", &q.immediate_offer_hours),
+            ] {
+                if let Some(n) = name
+                    && !spec.business_hours.contains_key(n)
+                {
+                    let pos = self.pos_of(root, &at(field));
+                    self.err(
+                        pos,
+                        path_of(&at(field)),
+                        format!("no business hours named `{n}`"),
+                    );
+                }
+            }
+            if let Some(t) = &q.trunk
+                && !spec.trunks.iter().any(|x| &x.name == t)
+            {
+                let pos = self.pos_of(root, &at("trunk"));
+                self.err(pos, path_of(&at("trunk")), format!("no trunk named `{t}`"));
+            }
+            if let Some(app) = &q.callback_application
+                && !flows_dir.join(app).is_file()
+            {
+                let pos = self.pos_of(root, &at("callback_application"));
+                self.err(
+                    pos,
+                    path_of(&at("callback_application")),
+                    format!("flow file `{app}` not found in {}", flows_dir.display()),
+                );
+            }
+            if let Err(e) = Expr::parse(&q.skill_expression) {
+                let node_pos = self.pos_of(root, &at("skill_expression"));
+                let pos = Pos {
+                    line: node_pos.line,
+                    column: node_pos.column + e.column - 1 + self.quote_offset(node_pos),
+                };
+                self.err(
+                    pos,
+                    path_of(&at("skill_expression")),
+                    format!("bad skill expression: {}", e.message),
+                );
+            }
+        }
+        hours
+    }
+
+    /// 1 when the scalar at `pos` starts with a quote, so columns inside it line up.
+    fn quote_offset(&self, pos: Pos) -> usize {
+        self.text
+            .lines()
+            .nth(pos.line.saturating_sub(1))
+            .and_then(|l| l.chars().nth(pos.column.saturating_sub(1)))
+            .map(|c| usize::from(c == '"' || c == '\''))
+            .unwrap_or(0)
+    }
+}
+
+/// True for skill names the expression parser accepts.
+pub fn valid_skill_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_alphabetic() || c == '_')
+        && chars.all(|c| c.is_alphanumeric() || c == '_')
+}
+
+#[derive(Clone)]
+enum Step {
+    Key(Cow<'static, str>),
+    Index(usize),
+}
+
+#[allow(non_snake_case)]
+fn K(key: &'static str) -> Step {
+    Step::Key(Cow::Borrowed(key))
+}
+
+#[allow(non_snake_case)]
+fn I(index: usize) -> Step {
+    Step::Index(index)
+}
+
+fn path_of(steps: &[Step]) -> String {
+    let mut out = String::new();
+    for s in steps {
+        match s {
+            Step::Key(k) => out = yaml::join(&out, k),
+            Step::Index(i) => out.push_str(&format!("[{i}]")),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, ConfigErrors> {
+        Config::from_str_in(text, Path::new("/nonexistent"))
+    }
+
+    #[test]
+    fn an_empty_file_gives_the_documented_defaults() {
+        let c = load("").unwrap();
+        assert_eq!(c.spec.listeners.http.port(), 8080);
+        assert_eq!(c.spec.listeners.sip_udp[0].port(), 5060);
+        assert_eq!(c.spec.flows_dir, "ivr-flows");
+        assert_eq!(c.spec.sip.max_message_bytes, 65536);
+    }
+
+    #[test]
+    fn queue_defaults_and_naming_convention() {
+        let c = load("queues:\n  - name: Sales_VQ_CB\n").unwrap();
+        let q = c.queue("Sales_VQ_CB").unwrap();
+        assert_eq!(q.slot_capacity, 10);
+        assert_eq!(q.slot_duration_minutes, 15);
+        assert_eq!(q.max_dial_attempts, 3);
+        assert!(q.immediate_enabled && q.scheduled_enabled);
+        assert_eq!(q.call_direction, CallDirection::BusinessToCustomer);
+        assert_eq!(q.inbound_report_queue().as_deref(), Some("Sales_VQ"));
+        assert_eq!(
+            q.outbound_report_queue().as_deref(),
+            Some("Sales_VQ_CB_OUT")
+        );
+        assert!(c.queue_hours(q).is_open(chrono::Utc::now()));
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once_with_positions() {
+        let text = "\
+listeners:
+  http: 'not an address'
+queues:
+  - name: A_VQ
+    slot_capacity: 20000
+    skill_expression: 'Sales >= & English'
+    business_hours: nowhere
+  - name: B_VQ
+    colour: blue
+agents:
+  - id: a1
+    skills: {Sales: 11}
+  - id: a1
+colour: red
+";
+        let errs = load(text).unwrap_err();
+        let got: Vec<(usize, usize, &str)> = errs
+            .diagnostics
+            .iter()
+            .map(|d| (d.pos.line, d.pos.column, d.path.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (2, 9, "listeners.http"),
+                (5, 20, "queues[0].slot_capacity"),
+                (6, 33, "queues[0].skill_expression"),
+                (7, 21, "queues[0].business_hours"),
+                (9, 5, "queues[1].colour"),
+                (12, 21, "agents[0].skills.Sales"),
+                (13, 9, "agents[1].id"),
+                (14, 1, "colour"),
+            ],
+            "{errs}"
+        );
+        let rendered = errs.to_string();
+        assert!(
+            rendered.contains("20000 is out of range 0 to 10000"),
+            "{rendered}"
+        );
+        assert!(
+            rendered.contains("bad skill expression: expected a level"),
+            "{rendered}"
+        );
+    }
+
+    #[test]
+    fn business_hours_errors_point_into_the_hours() {
+        let text =
+            "business_hours:\n  main:\n    time_zone: Mars/Base\n    weekly:\n      mon: 9-5\n";
+        let errs = load(text).unwrap_err();
+        let got: Vec<(usize, &str)> = errs
+            .diagnostics
+            .iter()
+            .map(|d| (d.pos.line, d.path.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (3, "business_hours.main.time_zone"),
+                (5, "business_hours.main.weekly.mon")
+            ]
+        );
+    }
+
+    #[test]
+    fn the_shipped_demo_configuration_is_valid() {
+        let base = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let c = Config::load(&base.join("boomerang.yaml")).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!c.spec.route_points.is_empty());
+        assert!(!c.spec.agents.is_empty());
+        assert!(c.spec.queues.iter().any(|q| q.name.ends_with("_CB")));
+    }
+}

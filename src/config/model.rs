@@ -1,0 +1,424 @@
+//! The engine file's sections as an operator writes them. Every field has a default and, where
+//! it is a number, a valid range that `config::validate` enforces (see the README's reference).
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use serde::{Deserialize, Serialize};
+
+use super::hours::BusinessHoursSpec;
+
+/// Where the engine listens.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Listeners {
+    /// SIP over UDP (IPv4 and/or IPv6). Default `0.0.0.0:5060`.
+    pub sip_udp: Vec<SocketAddr>,
+    /// SIP over TCP. Default `0.0.0.0:5060`.
+    pub sip_tcp: Vec<SocketAddr>,
+    /// REST API. Default `0.0.0.0:8080`.
+    pub http: SocketAddr,
+}
+
+impl Default for Listeners {
+    fn default() -> Self {
+        let sip: SocketAddr = ([0, 0, 0, 0], 5060).into();
+        Listeners {
+            sip_udp: vec![sip],
+            sip_tcp: vec![sip],
+            http: ([0, 0, 0, 0], 8080).into(),
+        }
+    }
+}
+
+/// SIP behaviour that is not per route point.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct SipSettings {
+    /// Host or address put in Contact and SDP; default: the address of the listener that received
+    /// the request (127.0.0.1 when it is a wildcard).
+    pub public_host: Option<String>,
+    /// Digest realm. Default `boomerang`.
+    pub realm: String,
+    /// Challenge REGISTER with digest authentication (agents need a `password`). Default false.
+    pub authenticate_register: bool,
+    /// Challenge INVITEs that come from registered agents' phones. Default false.
+    pub authenticate_invite: bool,
+    /// Largest SIP message accepted, in bytes (1024–1048576). Default 65536.
+    pub max_message_bytes: u32,
+    /// Most header lines accepted in one message (16–1024). Default 256.
+    pub max_headers: u32,
+    /// Session-Expires offered and accepted, seconds (90–86400, RFC 4028). Default 1800.
+    pub session_expires_seconds: u32,
+    /// Longest registration granted, seconds (60–86400). Default 3600.
+    pub max_register_expires_seconds: u32,
+}
+
+impl Default for SipSettings {
+    fn default() -> Self {
+        SipSettings {
+            public_host: None,
+            realm: "boomerang".into(),
+            authenticate_register: false,
+            authenticate_invite: false,
+            max_message_bytes: 65536,
+            max_headers: 256,
+            session_expires_seconds: 1800,
+            max_register_expires_seconds: 3600,
+        }
+    }
+}
+
+/// RTP and prompts.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MediaSettings {
+    /// First RTP port (even, 1024–65534). Default 20000.
+    pub rtp_port_min: u16,
+    /// Last RTP port (≥ rtp_port_min + 2). Default 30000.
+    pub rtp_port_max: u16,
+    /// Directory of WAV prompts, relative to the config file. Default `prompts`.
+    pub prompts_dir: String,
+}
+
+impl Default for MediaSettings {
+    fn default() -> Self {
+        MediaSettings {
+            rtp_port_min: 20000,
+            rtp_port_max: 30000,
+            prompts_dir: "prompts".into(),
+        }
+    }
+}
+
+/// Durable state.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSettings {
+    /// Directory of the embedded store, relative to the config file. Default `data`.
+    pub data_dir: String,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        StoreSettings {
+            data_dir: "data".into(),
+        }
+    }
+}
+
+/// A dialled number that starts a flow.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct RoutePointSpec {
+    /// The request-URI user part that selects this route point, e.g. `8000` or `+33123456789`.
+    #[serde(deserialize_with = "crate::yaml::string_or_number")]
+    pub number: String,
+    /// Flow file, relative to `flows_dir`.
+    pub flow: String,
+    /// Free text for operators.
+    #[serde(default)]
+    pub description: String,
+}
+
+/// SIP transport for a trunk.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TransportKind {
+    /// UDP (default).
+    #[default]
+    Udp,
+    /// TCP.
+    Tcp,
+}
+
+/// A SIP trunk through which customers are called.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TrunkSpec {
+    /// Name queues refer to.
+    pub name: String,
+    /// Host name or address of the trunk's SIP server.
+    pub host: String,
+    /// Port (default 5060).
+    #[serde(default = "default_sip_port")]
+    pub port: u16,
+    /// `udp` (default) or `tcp`.
+    #[serde(default)]
+    pub transport: TransportKind,
+    /// Digest user for 401/407 challenges.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// Digest password.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Calling number presented to customers (default: the queue's routing point).
+    #[serde(default)]
+    pub caller_id: Option<String>,
+    /// Send INVITEs without SDP (late offer) for trunks that want to make the offer.
+    #[serde(default)]
+    pub late_offer: bool,
+}
+
+fn default_sip_port() -> u16 {
+    5060
+}
+
+/// An agent who can log in and take calls.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AgentSpec {
+    /// Unique id.
+    #[serde(deserialize_with = "crate::yaml::string_or_number")]
+    pub id: String,
+    /// Display name.
+    #[serde(default)]
+    pub name: String,
+    /// SIP user the agent's phone registers as (default: the id).
+    #[serde(default, deserialize_with = "opt_string_or_number")]
+    pub sip_user: Option<String>,
+    /// Digest password for the phone, when SIP authentication is on.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// Skill name → level 0–10.
+    #[serde(default)]
+    pub skills: BTreeMap<String, i64>,
+}
+
+fn opt_string_or_number<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<String>, D::Error> {
+    crate::yaml::string_or_number(d).map(Some)
+}
+
+/// Who places the call when a callback's turn comes.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum CallDirection {
+    /// The engine dials the customer (GES `USERTERMINATED`). Default.
+    #[default]
+    #[serde(alias = "USERTERMINATED")]
+    BusinessToCustomer,
+    /// The customer is told to call in (Click-to-Call-In delayed, GES `USERORIGINATED`).
+    #[serde(alias = "USERORIGINATED")]
+    CustomerDialsIn,
+}
+
+/// How a queue estimates wait time.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum EwtMethod {
+    /// (position + 1) × average handle time ÷ eligible agents, adjusted for ready agents. Default.
+    #[default]
+    QueueLength,
+    /// Moving average of the waits observed for the last interactions (as Asterisk does).
+    MovingAverage,
+}
+
+/// Which ready agent a queue picks.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum SelectionPolicy {
+    /// The agent ready for the longest time. Default.
+    #[default]
+    LongestIdle,
+    /// Take turns among eligible agents.
+    RoundRobin,
+}
+
+/// A virtual queue and its CALLBACK_SETTINGS row.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct QueueSpec {
+    /// Service name, e.g. `Sales_VQ_CB` (letters, digits, `_`, `-`, `.`).
+    pub name: String,
+    /// Inbound report queue (default for `X_VQ_CB`: `X_VQ`).
+    #[serde(default)]
+    pub inbound_queue: Option<String>,
+    /// Outbound report queue (default for `X_VQ_CB`: `X_VQ_CB_OUT`).
+    #[serde(default)]
+    pub outbound_queue: Option<String>,
+    /// Callback-type flow run when a callback's customer answers (relative to `flows_dir`).
+    #[serde(default)]
+    pub callback_application: Option<String>,
+    /// Name of a `business_hours` entry (default: always open, UTC).
+    #[serde(default)]
+    pub business_hours: Option<String>,
+    /// Accepts immediate callbacks. Default true.
+    #[serde(default = "yes")]
+    pub immediate_enabled: bool,
+    /// Accepts scheduled callbacks. Default true.
+    #[serde(default = "yes")]
+    pub scheduled_enabled: bool,
+    /// Scheduled callbacks per slot (0–10000). Default 10.
+    #[serde(default = "d_slot_capacity")]
+    pub slot_capacity: i64,
+    /// Slot length in minutes (5–1440; should divide 60 when capacity rules apply). Default 15.
+    #[serde(default = "d_slot_duration")]
+    pub slot_duration_minutes: i64,
+    /// Minutes after which a waiting callback is purged (1–10080). Default 480.
+    #[serde(default = "d_purge")]
+    pub callback_purge_time_minutes: i64,
+    /// Minutes before closing when immediate callbacks stop being offered (0–720). Default 0.
+    #[serde(default)]
+    pub immediate_blackout_minutes: i64,
+    /// Name of a `business_hours` entry limiting when immediate callback is offered.
+    #[serde(default)]
+    pub immediate_offer_hours: Option<String>,
+    /// Outbound attempts before REDIAL_LIMIT_REACHED (1–20). Default 3.
+    #[serde(default = "d_attempts")]
+    pub max_dial_attempts: i64,
+    /// Seconds between a failed attempt and the next (10–86400). Default 300.
+    #[serde(default = "d_retry")]
+    pub retry_interval_seconds: i64,
+    /// Seconds an outbound call rings before we cancel it (5–300). Default 30.
+    #[serde(default = "d_ring")]
+    pub ring_timeout_seconds: i64,
+    /// Minutes a customer-dials-in callback lives after its first push (1–10080). Default 60.
+    #[serde(default = "d_pushed_expiry")]
+    pub pushed_callback_expiry_minutes: i64,
+    /// EWT in minutes under which CALLBACK_UPCOMING is pushed (0–1440). Default 5.
+    #[serde(default = "d_push_threshold")]
+    pub push_notification_threshold_minutes: i64,
+    /// Who dials: `business_to_customer` (default) or `customer_dials_in`.
+    #[serde(default)]
+    pub call_direction: CallDirection,
+    /// Route point number used as caller id / origin of outbound callback calls.
+    #[serde(default, deserialize_with = "opt_string_or_number")]
+    pub routing_point: Option<String>,
+    /// Trunk for outbound calls (default: the first trunk).
+    #[serde(default)]
+    pub trunk: Option<String>,
+    /// Which agents may serve the queue (empty: every agent).
+    #[serde(default)]
+    pub skill_expression: String,
+    /// Routing priority of the queue's interactions (0–1000000, higher first). Default 0.
+    #[serde(default)]
+    pub priority: i64,
+    /// Offer a callback only when EWT exceeds this many seconds (0–86400). Default 0.
+    #[serde(default)]
+    pub ewt_offer_threshold_seconds: i64,
+    /// `queue_length` (default) or `moving_average`.
+    #[serde(default)]
+    pub ewt_method: EwtMethod,
+    /// `longest_idle` (default) or `round_robin`.
+    #[serde(default)]
+    pub selection: SelectionPolicy,
+    /// How many days ahead scheduled callbacks may be booked (1–90). Default 14.
+    #[serde(default = "d_days_ahead")]
+    pub max_days_ahead: i64,
+}
+
+fn yes() -> bool {
+    true
+}
+fn d_slot_capacity() -> i64 {
+    10
+}
+fn d_slot_duration() -> i64 {
+    15
+}
+fn d_purge() -> i64 {
+    480
+}
+fn d_attempts() -> i64 {
+    3
+}
+fn d_retry() -> i64 {
+    300
+}
+fn d_ring() -> i64 {
+    30
+}
+fn d_pushed_expiry() -> i64 {
+    60
+}
+fn d_push_threshold() -> i64 {
+    5
+}
+fn d_days_ahead() -> i64 {
+    14
+}
+
+/// An API key as stored in the file: its SHA-256, never the key itself (a plain `key` is
+/// accepted for demos and hashed on load).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKeySpec {
+    /// Label for logs and the error log.
+    pub name: String,
+    /// Hex SHA-256 of the key.
+    #[serde(default)]
+    pub key_sha256: Option<String>,
+    /// The key in clear (demo configurations only).
+    #[serde(default)]
+    pub key: Option<String>,
+}
+
+/// The REST API's security settings.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ApiSettings {
+    /// Keys accepted in `x-api-key`.
+    pub keys: Vec<ApiKeySpec>,
+    /// Origins allowed by CORS (exact match); empty allows none.
+    pub cors_origins: Vec<String>,
+    /// Requests per second allowed per key (1–100000). Default 200.
+    pub rate_limit_per_second: i64,
+    /// Largest request body in bytes (1024–10485760). Default 65536.
+    pub max_body_bytes: i64,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        ApiSettings {
+            keys: Vec::new(),
+            cors_origins: Vec::new(),
+            rate_limit_per_second: 200,
+            max_body_bytes: 65536,
+        }
+    }
+}
+
+/// The whole engine file as written.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigSpec {
+    /// Listener addresses.
+    #[serde(default)]
+    pub listeners: Listeners,
+    /// SIP behaviour.
+    #[serde(default)]
+    pub sip: SipSettings,
+    /// RTP and prompts.
+    #[serde(default)]
+    pub media: MediaSettings,
+    /// Durable state.
+    #[serde(default)]
+    pub store: StoreSettings,
+    /// Directory of flow files, relative to the config file. Default `ivr-flows`.
+    #[serde(default = "d_flows_dir")]
+    pub flows_dir: String,
+    /// Named business hours, referred to by queues.
+    #[serde(default)]
+    pub business_hours: BTreeMap<String, BusinessHoursSpec>,
+    /// Dialled numbers and their flows.
+    #[serde(default)]
+    pub route_points: Vec<RoutePointSpec>,
+    /// Outbound trunks.
+    #[serde(default)]
+    pub trunks: Vec<TrunkSpec>,
+    /// Agents.
+    #[serde(default)]
+    pub agents: Vec<AgentSpec>,
+    /// Virtual queues with their callback settings.
+    #[serde(default)]
+    pub queues: Vec<QueueSpec>,
+    /// REST API security.
+    #[serde(default)]
+    pub api: ApiSettings,
+}
+
+fn d_flows_dir() -> String {
+    "ivr-flows".into()
+}

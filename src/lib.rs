@@ -1,0 +1,9 @@
+//! Boomerang: a SIP-facing contact-centre engine with IVR flows, virtual queues and callbacks.
+//!
+//! The map of modules and the seams between them is in `ARCHITECTURE.md`.
+
+pub mod call;
+pub mod clock;
+pub mod config;
+pub mod routing;
+pub mod yaml;
