@@ -1,0 +1,70 @@
+//! Scenario: an operator runs `boomerang check-config` on the shipped file and on a broken one.
+
+use std::process::Command;
+
+fn boomerang() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_boomerang"))
+}
+
+#[test]
+fn the_shipped_configuration_passes() {
+    let out = boomerang()
+        .args([
+            "check-config",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/boomerang.yaml"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("ok (2 route points, 3 queues, 3 agents, 1 trunks)"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn a_broken_file_lists_every_problem_with_line_column_and_caret() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("broken.yaml");
+    std::fs::write(
+        &file,
+        "queues:\n  - name: Sales_VQ\n    max_dial_attempts: 0\n    trunk: nowhere\n  - name: Sales_VQ\nagents:\n  - id: a\n    skills: {Sales: -1}\n",
+    )
+    .unwrap();
+    let out = boomerang().arg("check-config").arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let f = file.display().to_string();
+    for expected in [
+        format!("{f}:3:24: queues[0].max_dial_attempts: 0 is out of range 1 to 20"),
+        format!("{f}:4:12: queues[0].trunk: no trunk named `nowhere`"),
+        format!("{f}:5:11: queues[1].name: queue `Sales_VQ` is defined twice"),
+        format!("{f}:8:21: agents[0].skills.Sales: -1 is out of range 0 to 10"),
+        "4 problem(s)".to_string(),
+    ] {
+        assert!(err.contains(&expected), "missing `{expected}` in:\n{err}");
+    }
+    assert!(
+        err.contains("3 |     max_dial_attempts: 0\n  |                        ^"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_missing_file_is_a_clear_error_not_a_panic() {
+    let out = boomerang()
+        .args(["check-config", "/nonexistent/boomerang.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/nonexistent/boomerang.yaml:1:1: cannot read"),
+        "{err}"
+    );
+}
