@@ -3,6 +3,7 @@
 //! The map of modules and the seams between them is in `ARCHITECTURE.md`.
 
 pub mod call;
+pub mod callback;
 pub mod clock;
 pub mod config;
 pub mod routing;

@@ -1,0 +1,8 @@
+//! Callback records and their lifecycle: creation, states, cancel/reschedule/recreate, and (as
+//! they land) availability, the scheduler and the outbound dialer.
+
+pub mod model;
+
+pub use model::{
+    CallbackRecord, CallbackState, CallbackType, CompletionReason, NewCallback, Origin,
+};
