@@ -7,4 +7,5 @@ pub mod callback;
 pub mod clock;
 pub mod config;
 pub mod routing;
+pub mod store;
 pub mod yaml;

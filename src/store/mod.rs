@@ -1,0 +1,95 @@
+//! The only path to durable state. The engine acknowledges a callback (or a call-in request, a
+//! rule…) only after the store has made it durable. The embedded implementation is SQLite in WAL
+//! mode with group commit; the trait is the seam for PostgreSQL when several nodes share state.
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use thiserror::Error;
+use uuid::Uuid;
+
+use crate::callback::CallbackRecord;
+
+pub use sqlite::SqliteStore;
+
+/// Why the store could not do what was asked.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// The database refused or failed.
+    #[error("database error: {0}")]
+    Database(#[from] rusqlite::Error),
+    /// A stored document could not be encoded or decoded.
+    #[error("stored data is not valid: {0}")]
+    Encoding(#[from] serde_json::Error),
+    /// The data directory could not be created or opened.
+    #[error("cannot open the data directory: {0}")]
+    Io(#[from] std::io::Error),
+    /// The transaction holding this write failed, so nothing in it was stored.
+    #[error("the write was not stored: {0}")]
+    NotStored(String),
+    /// The writer thread has stopped (the engine is shutting down).
+    #[error("the store is closed")]
+    Closed,
+}
+
+/// Which callbacks a query returns.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CallbackFilter {
+    /// Only this queue.
+    pub queue: Option<String>,
+    /// Only this GES state name (`SCHEDULED`, `QUEUED`, …, `COMPLETED`).
+    pub state: Option<String>,
+    /// Only this phone number.
+    pub phone: Option<String>,
+    /// Desired time at or after.
+    pub from: Option<DateTime<Utc>>,
+    /// Desired time before.
+    pub to: Option<DateTime<Utc>>,
+    /// Skip this many (paging).
+    pub offset: usize,
+    /// At most this many.
+    pub limit: usize,
+}
+
+/// A generic durable document (rules, Click-to-Call-In groups and requests, audit entries).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Document {
+    /// Kind, e.g. `rule`, `callin_group`.
+    pub kind: String,
+    /// Id within the kind.
+    pub id: String,
+    /// JSON body.
+    pub body: serde_json::Value,
+}
+
+/// Durable state for the engine.
+#[async_trait]
+pub trait Store: Send + Sync {
+    /// Inserts or replaces callbacks; returns once they are durable.
+    async fn save_callbacks(&self, records: Vec<CallbackRecord>) -> Result<(), StoreError>;
+
+    /// One callback by id.
+    async fn callback(&self, id: Uuid) -> Result<Option<CallbackRecord>, StoreError>;
+
+    /// Every callback not yet COMPLETED, ordered as it was created (the reload after a restart).
+    async fn active_callbacks(&self) -> Result<Vec<CallbackRecord>, StoreError>;
+
+    /// Callbacks matching a filter, newest desired time first.
+    async fn query_callbacks(
+        &self,
+        filter: &CallbackFilter,
+    ) -> Result<Vec<CallbackRecord>, StoreError>;
+
+    /// Removes callbacks whose retention ended before `now`; returns how many.
+    async fn remove_expired(&self, now: DateTime<Utc>) -> Result<usize, StoreError>;
+
+    /// Inserts or replaces documents; returns once they are durable.
+    async fn save_documents(&self, docs: Vec<Document>) -> Result<(), StoreError>;
+
+    /// Deletes a document; true if it existed.
+    async fn delete_document(&self, kind: &str, id: &str) -> Result<bool, StoreError>;
+
+    /// Every document of a kind, by id.
+    async fn documents(&self, kind: &str) -> Result<Vec<Document>, StoreError>;
+}
