@@ -7,5 +7,6 @@ pub mod callback;
 pub mod clock;
 pub mod config;
 pub mod routing;
+pub mod rules;
 pub mod store;
 pub mod yaml;
