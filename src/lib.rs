@@ -4,6 +4,7 @@
 
 pub mod call;
 pub mod callback;
+pub mod callin;
 pub mod clock;
 pub mod config;
 pub mod routing;
