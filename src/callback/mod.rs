@@ -3,6 +3,7 @@
 
 pub mod availability;
 pub mod model;
+pub mod scheduler;
 
 pub use model::{
     CallbackRecord, CallbackState, CallbackType, CompletionReason, NewCallback, Origin,
