@@ -7,6 +7,7 @@ pub mod callback;
 pub mod callin;
 pub mod clock;
 pub mod config;
+pub mod push;
 pub mod routing;
 pub mod rules;
 pub mod store;
