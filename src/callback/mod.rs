@@ -4,6 +4,7 @@
 pub mod availability;
 pub mod model;
 pub mod scheduler;
+pub mod service;
 
 pub use model::{
     CallbackRecord, CallbackState, CallbackType, CompletionReason, NewCallback, Origin,

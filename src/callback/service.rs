@@ -1,0 +1,894 @@
+//! Creating, cancelling, rescheduling and recreating callbacks, with the queue's rules applied,
+//! every change made durable before it is acknowledged, and the scheduler's deadlines kept in
+//! step. The service tells the router what to queue or withdraw through [`QueueEvent`]s.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, RwLock};
+
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use dashmap::DashMap;
+use thiserror::Error;
+use uuid::Uuid;
+
+use super::availability::{self, Slot, SlotBook};
+use super::model::{
+    CallbackRecord, CallbackState, CallbackType, CompletionReason, LifecycleError, NewCallback,
+    Origin, UserDataError,
+};
+use super::scheduler::{Timers, Wake, purge_at};
+use crate::clock::SharedClock;
+use crate::config::{CallDirection, Config, QueueSpec};
+use crate::push::{Notifier, PushEvent, PushKind};
+use crate::rules::NumberRejection;
+use crate::rules::capacity::CapacityGrid;
+use crate::rules::number::{NumberRule, parse_e164};
+use crate::store::{Store, StoreError};
+
+/// What the router must do after a callback changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum QueueEvent {
+    /// Put (or put back) the callback in its queue, ordered by priority then `queue_time`.
+    Enqueue {
+        /// Callback id.
+        id: Uuid,
+        /// Virtual queue.
+        queue: String,
+        /// Routing priority.
+        priority: i64,
+        /// Place in the queue.
+        queue_time: DateTime<Utc>,
+    },
+    /// Take it out of its queue (cancelled, purged, expired).
+    Withdraw {
+        /// Callback id.
+        id: Uuid,
+        /// Virtual queue.
+        queue: String,
+    },
+}
+
+/// Why a callback request was refused.
+#[derive(Debug, Error)]
+pub enum ServiceError {
+    /// No such queue.
+    #[error("unknown virtual queue `{0}`")]
+    UnknownQueue(String),
+    /// No such callback.
+    #[error("no callback with id {0}")]
+    NotFound(Uuid),
+    /// The queue does not take this type of callback.
+    #[error("queue `{queue}` does not accept {kind} callbacks")]
+    Disabled {
+        /// Queue.
+        queue: String,
+        /// `immediate` or `scheduled`.
+        kind: &'static str,
+    },
+    /// The desired time is not in an available slot (IVR bookings only).
+    #[error("no place left at {0} in this queue; choose another time")]
+    SlotUnavailable(DateTime<Utc>),
+    /// The desired time is in the past or too far ahead.
+    #[error("desired time {0} is in the past or more than the queue's max days ahead")]
+    OutOfRange(DateTime<Utc>),
+    /// The number may not be called.
+    #[error(transparent)]
+    Number(#[from] NumberRejection),
+    /// User data over the limits.
+    #[error(transparent)]
+    UserData(#[from] UserDataError),
+    /// Not allowed in the callback's state.
+    #[error(transparent)]
+    Lifecycle(#[from] LifecycleError),
+    /// Could not be made durable: nothing was changed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A request to create a callback.
+#[derive(Debug, Clone)]
+pub struct CreateRequest {
+    /// The callback itself.
+    pub callback: NewCallback,
+    /// Check and take a slot (IVR and UI bookings); API bookings skip it, as in GES.
+    pub check_slot: bool,
+    /// EWT when offered, for metrics.
+    pub ewt_at_offer_seconds: Option<u32>,
+    /// Position when offered, for metrics.
+    pub position_at_offer: Option<u32>,
+}
+
+/// Outcome of a bulk cancel.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BulkCancel {
+    /// Cancelled callbacks.
+    pub cancelled: Vec<Uuid>,
+    /// Callbacks left alone, with the reason.
+    pub skipped: Vec<(Uuid, String)>,
+}
+
+/// The callback service.
+pub struct CallbackService {
+    config: Arc<Config>,
+    clock: SharedClock,
+    store: Arc<dyn Store>,
+    notifier: Arc<dyn Notifier>,
+    records: DashMap<Uuid, CallbackRecord>,
+    slots: SlotBook,
+    timers: Mutex<Timers>,
+    number_rules: RwLock<HashMap<String, Arc<NumberRule>>>,
+    capacity_rules: RwLock<HashMap<String, Arc<CapacityGrid>>>,
+    events: Mutex<Vec<QueueEvent>>,
+}
+
+impl CallbackService {
+    /// A service over `store`, with `config`'s queues.
+    pub fn new(
+        config: Arc<Config>,
+        clock: SharedClock,
+        store: Arc<dyn Store>,
+        notifier: Arc<dyn Notifier>,
+    ) -> Self {
+        CallbackService {
+            config,
+            clock,
+            store,
+            notifier,
+            records: DashMap::new(),
+            slots: SlotBook::new(),
+            timers: Mutex::new(Timers::new()),
+            number_rules: RwLock::new(HashMap::new()),
+            capacity_rules: RwLock::new(HashMap::new()),
+            events: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Reloads every unfinished callback after a restart: its place in the queue, its slot and
+    /// its deadlines. Deadlines that passed while the engine was down fire on the next tick.
+    pub async fn recover(&self) -> Result<usize, ServiceError> {
+        let active = self.store.active_callbacks().await?;
+        let n = active.len();
+        for rec in active {
+            if rec.kind == CallbackType::Scheduled {
+                self.slots.force_book(&rec.queue, self.slot_of(&rec));
+            }
+            self.arm(&rec);
+            self.records.insert(rec.id, rec);
+        }
+        Ok(n)
+    }
+
+    /// Assigns (or clears) a queue's number validation rule.
+    pub fn set_number_rule(&self, queue: &str, rule: Option<NumberRule>) {
+        let mut rules = self.number_rules.write().unwrap_or_else(|p| p.into_inner());
+        match rule {
+            Some(r) => rules.insert(queue.to_string(), Arc::new(r)),
+            None => rules.remove(queue),
+        };
+    }
+
+    /// Assigns (or clears) a queue's capacity rule.
+    pub fn set_capacity_rule(&self, queue: &str, grid: Option<CapacityGrid>) {
+        let mut rules = self
+            .capacity_rules
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        match grid {
+            Some(g) => rules.insert(queue.to_string(), Arc::new(g)),
+            None => rules.remove(queue),
+        };
+    }
+
+    /// Checks a number against the queue's rule (or that it is E.164 when the queue has none);
+    /// returns the E.164 form. Called at creation and again before every dial.
+    pub fn check_number(&self, queue: &str, number: &str) -> Result<String, NumberRejection> {
+        let rule = self
+            .number_rules
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(queue)
+            .cloned();
+        match rule {
+            Some(r) => r.check(number),
+            None => parse_e164(number).map(|n| n.e164),
+        }
+    }
+
+    fn queue(&self, name: &str) -> Result<&QueueSpec, ServiceError> {
+        self.config
+            .queue(name)
+            .ok_or_else(|| ServiceError::UnknownQueue(name.to_string()))
+    }
+
+    fn capacity_at(&self, queue: &QueueSpec) -> impl Fn(DateTime<Utc>) -> u32 + use<> {
+        let grid = self
+            .capacity_rules
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&queue.name)
+            .cloned();
+        let tz = self.config.queue_hours(queue).tz;
+        let flat = queue.slot_capacity.max(0) as u32;
+        move |t| grid.as_ref().map(|g| g.capacity_at(tz, t)).unwrap_or(flat)
+    }
+
+    fn slot_of(&self, rec: &CallbackRecord) -> DateTime<Utc> {
+        match self.config.queue(&rec.queue) {
+            Some(q) => {
+                let hours = self.config.queue_hours(q);
+                availability::slot_start(&hours, q.slot_duration_minutes as u32, rec.desired_time)
+            }
+            None => rec.desired_time,
+        }
+    }
+
+    /// Slots of a queue between two local dates, with capacity and bookings.
+    pub fn availability(
+        &self,
+        queue: &str,
+        from: NaiveDate,
+        to: NaiveDate,
+    ) -> Result<Vec<Slot>, ServiceError> {
+        let q = self.queue(queue)?;
+        let hours = self.config.queue_hours(q);
+        let cap = self.capacity_at(q);
+        Ok(availability::slots(
+            q,
+            &hours,
+            from,
+            to,
+            self.clock.now(),
+            &cap,
+            &self.slots,
+        ))
+    }
+
+    /// Creates a callback; returns it once durable.
+    pub async fn create(&self, req: CreateRequest) -> Result<CallbackRecord, ServiceError> {
+        let now = self.clock.now();
+        let q = self.queue(&req.callback.queue)?.clone();
+        let mut new = req.callback;
+        new.phone = self.check_number(&q.name, &new.phone)?;
+        if new.direction != q.call_direction {
+            new.direction = q.call_direction;
+        }
+        let mut slot = None;
+        match new.desired_time.filter(|t| *t > now) {
+            None => {
+                if !q.immediate_enabled {
+                    return Err(ServiceError::Disabled {
+                        queue: q.name.clone(),
+                        kind: "immediate",
+                    });
+                }
+                new.desired_time = None;
+            }
+            Some(t) => {
+                if !q.scheduled_enabled {
+                    return Err(ServiceError::Disabled {
+                        queue: q.name.clone(),
+                        kind: "scheduled",
+                    });
+                }
+                if t > now + TimeDelta::days(q.max_days_ahead) {
+                    return Err(ServiceError::OutOfRange(t));
+                }
+                let hours = self.config.queue_hours(&q);
+                let start = availability::slot_start(&hours, q.slot_duration_minutes as u32, t);
+                if req.check_slot {
+                    let capacity = self.capacity_at(&q)(start);
+                    if !hours.is_open(start) || !self.slots.try_book(&q.name, start, capacity) {
+                        return Err(ServiceError::SlotUnavailable(t));
+                    }
+                } else {
+                    self.slots.force_book(&q.name, start);
+                }
+                slot = Some(start);
+            }
+        }
+        let mut rec = match CallbackRecord::create(new, now) {
+            Ok(r) => r,
+            Err(e) => {
+                if let Some(s) = slot {
+                    self.slots.release(&q.name, s);
+                }
+                return Err(e.into());
+            }
+        };
+        rec.priority = rec.priority.max(q.priority);
+        rec.metrics.ewt_at_offer_seconds = req.ewt_at_offer_seconds;
+        rec.metrics.position_at_offer = req.position_at_offer;
+        if let Err(e) = self.store.save_callbacks(vec![rec.clone()]).await {
+            if let Some(s) = slot {
+                self.slots.release(&q.name, s);
+            }
+            return Err(e.into());
+        }
+        self.arm(&rec);
+        self.records.insert(rec.id, rec.clone());
+        Ok(rec)
+    }
+
+    /// Sets the deadlines (and queue event) that a record's state calls for.
+    fn arm(&self, rec: &CallbackRecord) {
+        let mut timers = self.timers.lock().unwrap_or_else(|p| p.into_inner());
+        match rec.state {
+            CallbackState::Scheduled => timers.schedule(rec.id, Wake::Activate, rec.desired_time),
+            CallbackState::Queued | CallbackState::Routing => {
+                if let Some(q) = self.config.queue(&rec.queue) {
+                    let hours = self.config.queue_hours(q);
+                    let since = rec
+                        .history
+                        .iter()
+                        .rev()
+                        .find(|e| e.to == CallbackState::Queued)
+                        .map(|e| e.at);
+                    timers.schedule(
+                        rec.id,
+                        Wake::Purge,
+                        purge_at(q, &hours, since.unwrap_or(rec.created_at)),
+                    );
+                }
+                if let Some(at) = rec.next_attempt_at {
+                    timers.schedule(rec.id, Wake::Retry, at);
+                }
+                drop(timers);
+                if rec.state == CallbackState::Queued && rec.next_attempt_at.is_none() {
+                    self.emit(QueueEvent::Enqueue {
+                        id: rec.id,
+                        queue: rec.queue.clone(),
+                        priority: rec.priority,
+                        queue_time: rec.queue_time,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn emit(&self, e: QueueEvent) {
+        self.events
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(e);
+    }
+
+    /// Queue events produced since the last call, for the router.
+    pub fn drain_queue_events(&self) -> Vec<QueueEvent> {
+        std::mem::take(&mut *self.events.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// A callback by id (in memory for unfinished ones, else from the store).
+    pub async fn get(&self, id: Uuid) -> Result<CallbackRecord, ServiceError> {
+        if let Some(r) = self.records.get(&id) {
+            return Ok(r.clone());
+        }
+        self.store
+            .callback(id)
+            .await?
+            .ok_or(ServiceError::NotFound(id))
+    }
+
+    /// Applies a change to a record durably: on a store failure nothing changes.
+    async fn change(
+        &self,
+        id: Uuid,
+        f: impl FnOnce(&mut CallbackRecord) -> Result<Option<CallbackRecord>, ServiceError>,
+    ) -> Result<(CallbackRecord, Option<CallbackRecord>), ServiceError> {
+        let mut rec = self.get(id).await?;
+        let before = rec.clone();
+        let extra = f(&mut rec)?;
+        let mut batch = vec![rec.clone()];
+        batch.extend(extra.clone());
+        self.store.save_callbacks(batch).await?;
+        if rec.state.is_completed() {
+            self.records.remove(&id);
+            self.timers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .cancel_all(id);
+            if matches!(before.state, CallbackState::Queued | CallbackState::Routing) {
+                self.emit(QueueEvent::Withdraw {
+                    id,
+                    queue: rec.queue.clone(),
+                });
+            }
+            if before.kind == CallbackType::Scheduled && before.state == CallbackState::Scheduled {
+                self.slots.release(&rec.queue, self.slot_of(&before));
+            }
+        } else {
+            self.records.insert(id, rec.clone());
+        }
+        if let Some(n) = &extra {
+            if n.kind == CallbackType::Scheduled {
+                self.slots.force_book(&n.queue, self.slot_of(n));
+            }
+            self.arm(n);
+            self.records.insert(n.id, n.clone());
+        }
+        Ok((rec, extra))
+    }
+
+    /// Cancels a callback (not while PROCESSING).
+    pub async fn cancel(
+        &self,
+        id: Uuid,
+        by: &str,
+        admin: bool,
+    ) -> Result<CallbackRecord, ServiceError> {
+        let now = self.clock.now();
+        self.change(id, |r| {
+            r.cancel(now, by, admin)?;
+            Ok(None)
+        })
+        .await
+        .map(|(r, _)| r)
+    }
+
+    /// Reschedules a SCHEDULED callback; returns the new record.
+    pub async fn reschedule(
+        &self,
+        id: Uuid,
+        to: DateTime<Utc>,
+        by: &str,
+    ) -> Result<CallbackRecord, ServiceError> {
+        let now = self.clock.now();
+        if to <= now {
+            return Err(ServiceError::OutOfRange(to));
+        }
+        let (_, next) = self
+            .change(id, |r| Ok(Some(r.reschedule(to, now, by)?)))
+            .await?;
+        next.ok_or(ServiceError::NotFound(id))
+    }
+
+    /// Recreates a COMPLETED callback as a new one (immediate when `at` is `None`).
+    pub async fn recreate(
+        &self,
+        id: Uuid,
+        at: Option<DateTime<Utc>>,
+        by: &str,
+    ) -> Result<CallbackRecord, ServiceError> {
+        let now = self.clock.now();
+        let old = self.get(id).await?;
+        let mut rec = old.recreate(at.filter(|t| *t > now), now, by)?;
+        rec.phone = self.check_number(&rec.queue, &rec.phone)?;
+        self.store.save_callbacks(vec![rec.clone()]).await?;
+        if rec.kind == CallbackType::Scheduled {
+            self.slots.force_book(&rec.queue, self.slot_of(&rec));
+        }
+        self.arm(&rec);
+        self.records.insert(rec.id, rec.clone());
+        Ok(rec)
+    }
+
+    /// Cancels every unfinished callback of a queue whose desired time is in `[from, to)`,
+    /// skipping PROCESSING ones; says what was and was not cancelled.
+    pub async fn cancel_range(
+        &self,
+        queue: &str,
+        from: DateTime<Utc>,
+        to: DateTime<Utc>,
+        by: &str,
+    ) -> Result<BulkCancel, ServiceError> {
+        let ids: Vec<Uuid> = self
+            .records
+            .iter()
+            .filter(|r| r.queue == queue && r.desired_time >= from && r.desired_time < to)
+            .map(|r| r.id)
+            .collect();
+        let mut out = BulkCancel::default();
+        for id in ids {
+            match self.cancel(id, by, true).await {
+                Ok(_) => out.cancelled.push(id),
+                Err(e) => out.skipped.push((id, e.to_string())),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Unfinished callbacks (in memory), for reports and the router.
+    pub fn active(&self) -> Vec<CallbackRecord> {
+        let mut v: Vec<_> = self.records.iter().map(|r| r.clone()).collect();
+        v.sort_by_key(|r| (r.queue_time, r.created_at));
+        v
+    }
+
+    /// The earliest pending deadline, for the engine to sleep until.
+    pub fn next_deadline(&self) -> Option<DateTime<Utc>> {
+        self.timers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .next_deadline()
+    }
+
+    /// Handles every deadline that has come: activations, retries, purges and push expiries.
+    pub async fn tick(&self) -> Result<usize, ServiceError> {
+        let now = self.clock.now();
+        let due = self
+            .timers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop_due(now);
+        let n = due.len();
+        for (id, wake, _) in due {
+            match wake {
+                Wake::Activate => {
+                    self.change(id, |r| {
+                        r.transition(
+                            CallbackState::Queued,
+                            now,
+                            "scheduler",
+                            "desired time reached",
+                        )?;
+                        Ok(None)
+                    })
+                    .await?;
+                    if let Some(r) = self.records.get(&id).map(|r| r.clone()) {
+                        self.arm(&r);
+                    }
+                }
+                Wake::Retry => {
+                    self.change(id, |r| {
+                        r.next_attempt_at = None;
+                        Ok(None)
+                    })
+                    .await?;
+                    if let Some(r) = self.records.get(&id).map(|r| r.clone()) {
+                        self.arm(&r);
+                    }
+                }
+                Wake::Purge => {
+                    let (rec, _) = self
+                        .change(id, |r| {
+                            r.transition(
+                                CallbackState::Completed(CompletionReason::Purged),
+                                now,
+                                "scheduler",
+                                "not served before the purge time or the end of the business day",
+                            )?;
+                            Ok(None)
+                        })
+                        .await?;
+                    self.push(&rec, PushKind::CallbackPurged).await;
+                }
+                Wake::PushExpiry => {
+                    self.change(id, |r| {
+                        r.transition(
+                            CallbackState::Completed(CompletionReason::Expired),
+                            now,
+                            "scheduler",
+                            "pushed callback expired",
+                        )?;
+                        Ok(None)
+                    })
+                    .await?;
+                }
+            }
+        }
+        Ok(n)
+    }
+
+    async fn push(&self, rec: &CallbackRecord, kind: PushKind) {
+        self.notifier
+            .notify(PushEvent {
+                kind,
+                callback_id: rec.id,
+                queue: rec.queue.clone(),
+                at: self.clock.now(),
+                targets: Vec::new(),
+                data: serde_json::Value::Null,
+            })
+            .await;
+    }
+
+    /// Marks the start of a pushed customer-dials-in callback's life (its first push).
+    pub fn start_push_expiry(&self, id: Uuid) {
+        let Some(rec) = self.records.get(&id).map(|r| r.clone()) else {
+            return;
+        };
+        if rec.direction != CallDirection::CustomerDialsIn {
+            return;
+        }
+        if let Some(q) = self.config.queue(&rec.queue) {
+            let at = self.clock.now() + TimeDelta::minutes(q.pushed_callback_expiry_minutes);
+            self.timers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .schedule(id, Wake::PushExpiry, at);
+        }
+    }
+}
+
+/// Builds a [`NewCallback`] the way an app's API call would (immediate when `at` is `None`).
+pub fn api_callback(queue: &str, phone: &str, at: Option<DateTime<Utc>>) -> NewCallback {
+    NewCallback {
+        queue: queue.into(),
+        phone: phone.into(),
+        desired_time: at,
+        origin: Origin::Api,
+        direction: CallDirection::BusinessToCustomer,
+        priority: 0,
+        queue_time: None,
+        user_data: Default::default(),
+        created_by: "api".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::push::MemoryNotifier;
+    use crate::rules::NumberRuleSpec;
+    use crate::store::SqliteStore;
+    use chrono::TimeZone;
+    use std::path::Path;
+
+    fn t0() -> DateTime<Utc> {
+        // Monday 2 March 2026, 09:00 UTC.
+        Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).single().unwrap()
+    }
+
+    struct Fixture {
+        svc: Arc<CallbackService>,
+        clock: ManualClock,
+        notifier: Arc<MemoryNotifier>,
+        _dir: tempfile::TempDir,
+    }
+
+    fn fixture() -> Fixture {
+        let config = Config::from_str_in(
+            "business_hours:
+  office:
+    time_zone: UTC
+    weekly: {mon: '08:00-18:00', tue: '08:00-18:00'}
+queues:
+  - name: S_VQ_CB
+    business_hours: office
+    slot_capacity: 2
+    slot_duration_minutes: 30
+    callback_purge_time_minutes: 60
+  - name: N_VQ_CB
+    immediate_enabled: false
+",
+            Path::new("/"),
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let clock = ManualClock::new(t0());
+        let notifier = Arc::new(MemoryNotifier::new());
+        let svc = Arc::new(CallbackService::new(
+            Arc::new(config),
+            clock.shared(),
+            store,
+            notifier.clone(),
+        ));
+        Fixture {
+            svc,
+            clock,
+            notifier,
+            _dir: dir,
+        }
+    }
+
+    fn req(at: Option<DateTime<Utc>>, check_slot: bool) -> CreateRequest {
+        CreateRequest {
+            callback: api_callback("S_VQ_CB", "+33612345678", at),
+            check_slot,
+            ewt_at_offer_seconds: Some(120),
+            position_at_offer: Some(3),
+        }
+    }
+
+    #[tokio::test]
+    async fn immediate_callback_is_queued_and_purged_when_unserved() {
+        let f = fixture();
+        let rec = f.svc.create(req(None, false)).await.unwrap();
+        assert_eq!(rec.state, CallbackState::Queued);
+        assert_eq!(
+            f.svc.drain_queue_events(),
+            vec![QueueEvent::Enqueue {
+                id: rec.id,
+                queue: "S_VQ_CB".into(),
+                priority: 0,
+                queue_time: t0()
+            }]
+        );
+        f.clock.advance(TimeDelta::minutes(60));
+        assert_eq!(f.svc.tick().await.unwrap(), 1);
+        let purged = f.svc.get(rec.id).await.unwrap();
+        assert_eq!(
+            purged.state,
+            CallbackState::Completed(CompletionReason::Purged)
+        );
+        assert_eq!(
+            f.svc.drain_queue_events(),
+            vec![QueueEvent::Withdraw {
+                id: rec.id,
+                queue: "S_VQ_CB".into()
+            }]
+        );
+        assert_eq!(f.notifier.kinds_for(rec.id), vec![PushKind::CallbackPurged]);
+    }
+
+    #[tokio::test]
+    async fn scheduled_callback_activates_at_its_time() {
+        let f = fixture();
+        let at = t0() + TimeDelta::hours(2);
+        let rec = f.svc.create(req(Some(at), true)).await.unwrap();
+        assert_eq!(rec.state, CallbackState::Scheduled);
+        assert!(f.svc.drain_queue_events().is_empty());
+        assert_eq!(f.svc.next_deadline(), Some(at));
+        f.clock.set(at);
+        f.svc.tick().await.unwrap();
+        assert_eq!(
+            f.svc.get(rec.id).await.unwrap().state,
+            CallbackState::Queued
+        );
+        assert!(matches!(
+            f.svc.drain_queue_events()[..],
+            [QueueEvent::Enqueue { .. }]
+        ));
+    }
+
+    #[tokio::test]
+    async fn ivr_bookings_respect_capacity_api_bookings_do_not() {
+        let f = fixture();
+        let at = t0() + TimeDelta::hours(1);
+        f.svc.create(req(Some(at), true)).await.unwrap();
+        f.svc
+            .create(req(Some(at + TimeDelta::minutes(5)), true))
+            .await
+            .unwrap();
+        assert!(matches!(
+            f.svc.create(req(Some(at), true)).await,
+            Err(ServiceError::SlotUnavailable(_))
+        ));
+        f.svc.create(req(Some(at), false)).await.unwrap();
+        let day = t0().date_naive();
+        let slots = f.svc.availability("S_VQ_CB", day, day).unwrap();
+        let s = slots.iter().find(|s| s.start == at).unwrap();
+        assert_eq!((s.capacity, s.booked), (2, 3));
+        // Closed at 20:00: an IVR booking is refused.
+        assert!(matches!(
+            f.svc
+                .create(req(Some(t0() + TimeDelta::hours(11)), true))
+                .await,
+            Err(ServiceError::SlotUnavailable(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn capacity_under_a_thousand_concurrent_bookings_is_exact() {
+        let f = fixture();
+        let at = t0() + TimeDelta::hours(1);
+        let mut tasks = Vec::new();
+        for _ in 0..1000 {
+            let svc = f.svc.clone();
+            tasks.push(tokio::spawn(async move {
+                svc.create(req(Some(at), true)).await.is_ok()
+            }));
+        }
+        let mut ok = 0;
+        for t in tasks {
+            ok += t.await.unwrap() as usize;
+        }
+        assert_eq!(ok, 2);
+    }
+
+    #[tokio::test]
+    async fn rules_and_flags_refuse_with_reasons() {
+        let f = fixture();
+        f.svc.set_number_rule(
+            "S_VQ_CB",
+            Some(
+                NumberRule::new(NumberRuleSpec {
+                    name: "fr".into(),
+                    countries: ["FR".to_string()].into(),
+                    blocked_patterns: vec!["^33899".into()],
+                })
+                .unwrap(),
+            ),
+        );
+        let mut r = req(None, false);
+        r.callback.phone = "+442079460000".into();
+        assert!(matches!(
+            f.svc.create(r).await,
+            Err(ServiceError::Number(
+                NumberRejection::CountryNotAllowed { .. }
+            ))
+        ));
+        let mut r = req(None, false);
+        r.callback.phone = "+33899123456".into();
+        assert!(matches!(
+            f.svc.create(r).await,
+            Err(ServiceError::Number(NumberRejection::Blocked { .. }))
+        ));
+        let mut r = req(None, false);
+        r.callback.queue = "N_VQ_CB".into();
+        assert!(matches!(
+            f.svc.create(r).await,
+            Err(ServiceError::Disabled {
+                kind: "immediate",
+                ..
+            })
+        ));
+        let mut r = req(None, false);
+        r.callback.queue = "nope".into();
+        assert!(matches!(
+            f.svc.create(r).await,
+            Err(ServiceError::UnknownQueue(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn cancel_reschedule_recreate_and_bulk_cancel() {
+        let f = fixture();
+        let at = t0() + TimeDelta::hours(1);
+        let a = f.svc.create(req(Some(at), true)).await.unwrap();
+        let b = f
+            .svc
+            .reschedule(a.id, at + TimeDelta::hours(1), "supervisor")
+            .await
+            .unwrap();
+        assert_eq!(
+            f.svc.get(a.id).await.unwrap().state,
+            CallbackState::Completed(CompletionReason::Rescheduled)
+        );
+        assert_eq!(b.previous_id, Some(a.id));
+        let c = f.svc.create(req(None, false)).await.unwrap();
+        assert!(matches!(
+            f.svc.reschedule(c.id, at, "x").await,
+            Err(ServiceError::Lifecycle(LifecycleError::NotScheduled(_)))
+        ));
+        let cancelled = f.svc.cancel(c.id, "app", false).await.unwrap();
+        assert_eq!(
+            cancelled.state,
+            CallbackState::Completed(CompletionReason::Cancelled)
+        );
+        let again = f.svc.recreate(c.id, None, "admin").await.unwrap();
+        assert_eq!(again.state, CallbackState::Queued);
+        let bulk = f
+            .svc
+            .cancel_range("S_VQ_CB", t0(), t0() + TimeDelta::days(1), "admin")
+            .await
+            .unwrap();
+        assert_eq!(bulk.cancelled.len(), 2);
+        assert!(f.svc.active().is_empty());
+    }
+
+    #[tokio::test]
+    async fn recovery_restores_queue_places_slots_and_deadlines() {
+        let f = fixture();
+        let at = t0() + TimeDelta::hours(1);
+        let s = f.svc.create(req(Some(at), true)).await.unwrap();
+        let q = f.svc.create(req(None, false)).await.unwrap();
+        // A second service on the same store, as after a crash.
+        let store = Arc::new(SqliteStore::open(f._dir.path()).unwrap());
+        let config = f.svc.config.clone();
+        let svc2 = CallbackService::new(config, f.clock.shared(), store, f.notifier.clone());
+        assert_eq!(svc2.recover().await.unwrap(), 2);
+        assert_eq!(
+            svc2.drain_queue_events(),
+            vec![QueueEvent::Enqueue {
+                id: q.id,
+                queue: "S_VQ_CB".into(),
+                priority: 0,
+                queue_time: t0()
+            }]
+        );
+        let day = t0().date_naive();
+        let slot = svc2
+            .availability("S_VQ_CB", day, day)
+            .unwrap()
+            .into_iter()
+            .find(|x| x.start == at)
+            .unwrap();
+        assert_eq!(slot.booked, 1);
+        // The engine was down past the desired time: the next tick queues it.
+        f.clock.set(at + TimeDelta::minutes(5));
+        svc2.tick().await.unwrap();
+        assert_eq!(svc2.get(s.id).await.unwrap().state, CallbackState::Queued);
+    }
+}
