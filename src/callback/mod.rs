@@ -2,6 +2,7 @@
 //! they land) availability, the scheduler and the outbound dialer.
 
 pub mod availability;
+pub mod dialer;
 pub mod model;
 pub mod scheduler;
 pub mod service;

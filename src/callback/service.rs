@@ -408,6 +408,42 @@ impl CallbackService {
         Ok((rec, extra))
     }
 
+    /// Applies a state change durably and arms a retry deadline when one was set.
+    pub(crate) async fn update(
+        &self,
+        id: Uuid,
+        f: impl FnOnce(&mut CallbackRecord) -> Result<(), ServiceError>,
+    ) -> Result<CallbackRecord, ServiceError> {
+        let (rec, _) = self
+            .change(id, |r| {
+                f(r)?;
+                Ok(None)
+            })
+            .await?;
+        if let (CallbackState::Queued, Some(at)) = (rec.state, rec.next_attempt_at) {
+            self.timers
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .schedule(id, Wake::Retry, at);
+        }
+        Ok(rec)
+    }
+
+    /// The clock's now.
+    pub(crate) fn clock_now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// A queue's settings (cloned, so no borrow outlives an await).
+    pub(crate) fn queue_spec(&self, name: &str) -> Result<QueueSpec, ServiceError> {
+        self.queue(name).cloned()
+    }
+
+    /// Sends a push event about a callback.
+    pub(crate) async fn notify_kind(&self, rec: &CallbackRecord, kind: PushKind) {
+        self.push(rec, kind).await
+    }
+
     /// Cancels a callback (not while PROCESSING).
     pub async fn cancel(
         &self,

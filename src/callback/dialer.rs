@@ -1,0 +1,384 @@
+//! Outbound attempts for business-to-customer callbacks: the state changes around a dial, the
+//! redial limit, the retry interval that keeps the callback's place, the push events, and the
+//! toll-fraud check of the number before every dial. The SIP side is reached only through the
+//! `Dialer` seam.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::TimeDelta;
+use uuid::Uuid;
+
+use super::model::{CallbackRecord, CallbackState, CompletionReason};
+use super::service::{CallbackService, ServiceError};
+use crate::call::{CallLeg, DialResult, DialTarget, Dialer};
+use crate::push::PushKind;
+
+/// What became of a dial attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    /// The customer answered; the callback stays ROUTING until an agent is bridged.
+    Answered,
+    /// Failed; another attempt will be made at the given time, keeping the callback's place.
+    Retry(chrono::DateTime<chrono::Utc>),
+    /// The last allowed attempt failed: COMPLETED(REDIAL_LIMIT_REACHED).
+    RedialLimitReached,
+    /// The number is refused by the queue's rule (checked again before every dial).
+    NumberRefused(String),
+}
+
+impl CallbackService {
+    /// QUEUED → ROUTING when the router picked this callback for an agent.
+    pub async fn begin_attempt(
+        &self,
+        id: Uuid,
+        agent: &str,
+    ) -> Result<CallbackRecord, ServiceError> {
+        let now = self.clock_now();
+        self.update(id, |r| {
+            r.transition(
+                CallbackState::Routing,
+                now,
+                "router",
+                format!("agent {agent} available"),
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Records a dial's result and moves the callback on: stays ROUTING when answered, goes
+    /// back to QUEUED with a retry time, or completes at the redial limit.
+    pub async fn finish_attempt(
+        &self,
+        id: Uuid,
+        result: DialResult,
+        agents_logged_in: u32,
+    ) -> Result<AttemptOutcome, ServiceError> {
+        let now = self.clock_now();
+        let rec = self.get(id).await?;
+        let q = self.queue_spec(&rec.queue)?;
+        let max = q.max_dial_attempts.max(1) as u32;
+        let retry_at = now + TimeDelta::seconds(q.retry_interval_seconds);
+        let mut outcome = AttemptOutcome::Answered;
+        let updated = self
+            .update(id, |r| {
+                r.record_attempt(now, result, agents_logged_in);
+                if result == DialResult::Connected {
+                    return Ok(());
+                }
+                if r.attempts() >= max {
+                    outcome = AttemptOutcome::RedialLimitReached;
+                    r.transition(
+                        CallbackState::Completed(CompletionReason::RedialLimitReached),
+                        now,
+                        "dialer",
+                        format!("attempt {} of {max}: {result:?}", r.attempts()),
+                    )?;
+                } else {
+                    outcome = AttemptOutcome::Retry(retry_at);
+                    r.next_attempt_at = Some(retry_at);
+                    r.transition(
+                        CallbackState::Queued,
+                        now,
+                        "dialer",
+                        format!(
+                            "attempt {} of {max}: {result:?}, retry at {retry_at}",
+                            r.attempts()
+                        ),
+                    )?;
+                }
+                Ok(())
+            })
+            .await?;
+        match outcome {
+            AttemptOutcome::Retry(_) => {
+                self.notify_kind(&updated, PushKind::CallbackAttemptFailed)
+                    .await
+            }
+            AttemptOutcome::RedialLimitReached => {
+                self.notify_kind(&updated, PushKind::CallbackFinalAttemptFailed)
+                    .await
+            }
+            _ => {}
+        }
+        Ok(outcome)
+    }
+
+    /// ROUTING → PROCESSING once the customer is bridged to `agent`.
+    pub async fn connected(&self, id: Uuid, agent: &str) -> Result<CallbackRecord, ServiceError> {
+        let now = self.clock_now();
+        self.update(id, |r| {
+            r.metrics.connected_agent = Some(agent.to_string());
+            r.transition(
+                CallbackState::Processing,
+                now,
+                "dialer",
+                format!("connected to agent {agent}"),
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// PROCESSING → COMPLETED(AGENT) when the call ends.
+    pub async fn served(&self, id: Uuid) -> Result<CallbackRecord, ServiceError> {
+        let now = self.clock_now();
+        self.update(id, |r| {
+            r.transition(
+                CallbackState::Completed(CompletionReason::Agent),
+                now,
+                "dialer",
+                "call ended",
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Runs one attempt: checks the number again, dials through `dialer`, records the result.
+    /// On answer the customer's leg is returned for the Callback application and the bridge.
+    pub async fn attempt(
+        &self,
+        id: Uuid,
+        agent: &str,
+        dialer: &dyn Dialer,
+        agents_logged_in: u32,
+    ) -> Result<(AttemptOutcome, Option<Arc<dyn CallLeg>>), ServiceError> {
+        let rec = self.begin_attempt(id, agent).await?;
+        if let Err(e) = self.check_number(&rec.queue, &rec.phone) {
+            let now = self.clock_now();
+            self.update(id, |r| {
+                r.transition(
+                    CallbackState::Completed(CompletionReason::Cancelled),
+                    now,
+                    "dialer",
+                    format!("number refused before dialling: {e}"),
+                )?;
+                Ok(())
+            })
+            .await?;
+            return Ok((AttemptOutcome::NumberRefused(e.to_string()), None));
+        }
+        let q = self.queue_spec(&rec.queue)?;
+        let caller_id = q.routing_point.clone().unwrap_or_default();
+        let target = DialTarget::Customer {
+            number: rec.phone.clone(),
+            trunk: q.trunk.clone(),
+        };
+        let ring = Duration::from_secs(q.ring_timeout_seconds.max(1) as u64);
+        match dialer.dial(&target, &caller_id, ring).await {
+            Ok(leg) => {
+                let outcome = self
+                    .finish_attempt(id, DialResult::Connected, agents_logged_in)
+                    .await?;
+                Ok((outcome, Some(leg)))
+            }
+            Err(result) => Ok((
+                self.finish_attempt(id, result, agents_logged_in).await?,
+                None,
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::call::{
+        BridgeEnd, CallError, DigitOutcome, DigitSpec, HangupCause, LegInfo, PlayItem, PlayOptions,
+        PlayOutcome,
+    };
+    use crate::callback::service::{CreateRequest, QueueEvent, api_callback};
+    use crate::clock::{Clock, ManualClock};
+    use crate::config::Config;
+    use crate::push::MemoryNotifier;
+    use crate::store::SqliteStore;
+    use async_trait::async_trait;
+    use chrono::{DateTime, TimeZone, Utc};
+    use std::path::Path;
+    use std::sync::Mutex;
+
+    /// A dialer that answers with a scripted sequence of results (real code, no sockets).
+    struct ScriptedDialer {
+        results: Mutex<Vec<DialResult>>,
+        dialled: Mutex<Vec<String>>,
+    }
+
+    struct Answered(LegInfo);
+
+    #[async_trait]
+    impl CallLeg for Answered {
+        fn info(&self) -> &LegInfo {
+            &self.0
+        }
+        async fn answer(&self) -> Result<(), CallError> {
+            Ok(())
+        }
+        async fn play(&self, _: &[PlayItem], _: &PlayOptions) -> Result<PlayOutcome, CallError> {
+            Ok(PlayOutcome::Completed)
+        }
+        fn stop_playing(&self) {}
+        async fn collect_digits(&self, _: &DigitSpec) -> Result<DigitOutcome, CallError> {
+            Ok(DigitOutcome::NoInput)
+        }
+        fn flush_digits(&self) {}
+        async fn send_digits(&self, _: &str) -> Result<(), CallError> {
+            Ok(())
+        }
+        async fn bridge(&self, _: Arc<dyn CallLeg>) -> Result<BridgeEnd, CallError> {
+            Ok(BridgeEnd::OtherSide)
+        }
+        async fn hang_up(&self, _: HangupCause) -> Result<(), CallError> {
+            Ok(())
+        }
+        async fn hung_up(&self) {}
+        fn is_ended(&self) -> bool {
+            false
+        }
+    }
+
+    #[async_trait]
+    impl Dialer for ScriptedDialer {
+        async fn dial(
+            &self,
+            target: &DialTarget,
+            _: &str,
+            _: Duration,
+        ) -> Result<Arc<dyn CallLeg>, DialResult> {
+            if let DialTarget::Customer { number, .. } = target {
+                self.dialled.lock().unwrap().push(number.clone());
+            }
+            match self.results.lock().unwrap().remove(0) {
+                DialResult::Connected => Ok(Arc::new(Answered(LegInfo {
+                    call_id: "c".into(),
+                    ani: "8000".into(),
+                    dnis: "+33612345678".into(),
+                    direction: crate::call::Direction::Outbound,
+                }))),
+                other => Err(other),
+            }
+        }
+    }
+
+    fn t0() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).single().unwrap()
+    }
+
+    async fn setup() -> (
+        Arc<CallbackService>,
+        ManualClock,
+        Arc<MemoryNotifier>,
+        tempfile::TempDir,
+        Uuid,
+    ) {
+        let config = Config::from_str_in(
+            "queues:\n  - name: S_VQ_CB\n    max_dial_attempts: 3\n    retry_interval_seconds: 60\n    callback_purge_time_minutes: 600\n",
+            Path::new("/"),
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(t0());
+        let notifier = Arc::new(MemoryNotifier::new());
+        let svc = Arc::new(CallbackService::new(
+            Arc::new(config),
+            clock.shared(),
+            Arc::new(SqliteStore::open(dir.path()).unwrap()),
+            notifier.clone(),
+        ));
+        let rec = svc
+            .create(CreateRequest {
+                callback: api_callback("S_VQ_CB", "+33612345678", None),
+                check_slot: false,
+                ewt_at_offer_seconds: None,
+                position_at_offer: None,
+            })
+            .await
+            .unwrap();
+        (svc, clock, notifier, dir, rec.id)
+    }
+
+    #[tokio::test]
+    async fn busy_three_times_completes_redial_limit_reached_with_three_attempts() {
+        let (svc, clock, notifier, _dir, id) = setup().await;
+        let dialer = ScriptedDialer {
+            results: Mutex::new(vec![DialResult::Busy; 3]),
+            dialled: Mutex::new(vec![]),
+        };
+        for i in 0..3 {
+            let (outcome, leg) = svc.attempt(id, "alice", &dialer, 2).await.unwrap();
+            assert!(leg.is_none());
+            if i < 2 {
+                assert_eq!(
+                    outcome,
+                    AttemptOutcome::Retry(clock.now() + TimeDelta::seconds(60))
+                );
+                assert_eq!(svc.get(id).await.unwrap().state, CallbackState::Queued);
+                clock.advance(TimeDelta::seconds(60));
+                svc.tick().await.unwrap();
+            } else {
+                assert_eq!(outcome, AttemptOutcome::RedialLimitReached);
+            }
+        }
+        let rec = svc.get(id).await.unwrap();
+        assert_eq!(
+            rec.state,
+            CallbackState::Completed(CompletionReason::RedialLimitReached)
+        );
+        assert_eq!(rec.attempts(), 3);
+        assert!(
+            rec.metrics
+                .attempts
+                .iter()
+                .all(|a| a.result == DialResult::Busy)
+        );
+        assert_eq!(
+            notifier.kinds_for(id),
+            vec![
+                PushKind::CallbackAttemptFailed,
+                PushKind::CallbackAttemptFailed,
+                PushKind::CallbackFinalAttemptFailed
+            ]
+        );
+        assert_eq!(dialer.dialled.lock().unwrap().len(), 3);
+    }
+
+    #[tokio::test]
+    async fn no_answer_then_answer_then_agent_completes_agent() {
+        let (svc, clock, _n, _dir, id) = setup().await;
+        let dialer = ScriptedDialer {
+            results: Mutex::new(vec![DialResult::NoAnswer, DialResult::Connected]),
+            dialled: Mutex::new(vec![]),
+        };
+        svc.attempt(id, "alice", &dialer, 2).await.unwrap();
+        // The retry keeps the callback's place: same queue_time when it is enqueued again.
+        let queue_time = svc.get(id).await.unwrap().queue_time;
+        svc.drain_queue_events();
+        clock.advance(TimeDelta::seconds(60));
+        svc.tick().await.unwrap();
+        assert_eq!(
+            svc.drain_queue_events(),
+            vec![QueueEvent::Enqueue {
+                id,
+                queue: "S_VQ_CB".into(),
+                priority: 0,
+                queue_time
+            }]
+        );
+        let (outcome, leg) = svc.attempt(id, "bob", &dialer, 2).await.unwrap();
+        assert_eq!(outcome, AttemptOutcome::Answered);
+        assert!(leg.is_some());
+        svc.connected(id, "bob").await.unwrap();
+        assert!(matches!(
+            svc.cancel(id, "app", false).await,
+            Err(ServiceError::Lifecycle(_))
+        ));
+        let done = svc.served(id).await.unwrap();
+        assert_eq!(
+            done.state,
+            CallbackState::Completed(CompletionReason::Agent)
+        );
+        assert_eq!(done.metrics.connected_agent.as_deref(), Some("bob"));
+        assert_eq!(done.attempts(), 2);
+    }
+}
