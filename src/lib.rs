@@ -2,11 +2,13 @@
 //!
 //! The map of modules and the seams between them is in `ARCHITECTURE.md`.
 
+pub mod api;
 pub mod call;
 pub mod callback;
 pub mod callin;
 pub mod clock;
 pub mod config;
+pub mod engine;
 pub mod push;
 pub mod routing;
 pub mod rules;

@@ -6,7 +6,11 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
+use std::sync::Arc;
+
+use boomerang::clock::SystemClock;
 use boomerang::config::Config;
+use boomerang::engine::Engine;
 
 /// SIP IVR, virtual queues, skill routing and customer callbacks in one engine.
 #[derive(Parser)]
@@ -43,6 +47,29 @@ fn main() -> ExitCode {
     }
 }
 
+fn serve(config: &std::path::Path) -> anyhow::Result<ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let cfg = Config::load(config)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .with_context(|| format!("loading {}", config.display()))?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    runtime.block_on(async {
+        let engine = Engine::start(Arc::new(cfg), SystemClock::shared()).await?;
+        println!("boomerang: REST API on http://{}", engine.http_addr);
+        tokio::signal::ctrl_c()
+            .await
+            .context("waiting for Ctrl-C")?;
+        engine.shutdown();
+        Ok::<_, anyhow::Error>(())
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::CheckConfig { file } => match Config::load(&file) {
@@ -67,16 +94,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::FAILURE)
             }
         },
-        Command::Serve { config } => {
-            let cfg = Config::load(&config)
-                .map_err(|e| anyhow::anyhow!("{e}"))
-                .with_context(|| format!("loading {}", config.display()))?;
-            println!(
-                "configuration {} is valid; the engine's listeners arrive with the SIP issue",
-                config.display()
-            );
-            let _ = cfg;
-            Ok(ExitCode::SUCCESS)
-        }
+        Command::Serve { config } => serve(&config),
     }
 }

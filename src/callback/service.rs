@@ -89,7 +89,8 @@ pub enum ServiceError {
 pub struct CreateRequest {
     /// The callback itself.
     pub callback: NewCallback,
-    /// Check and take a slot (IVR and UI bookings); API bookings skip it, as in GES.
+    /// IVR and UI bookings: the queue's Immediate/Scheduled Enabled flags apply and a slot must
+    /// be free. API bookings skip both, as in GES (the number rule applies to every booking).
     pub check_slot: bool,
     /// EWT when offered, for metrics.
     pub ewt_at_offer_seconds: Option<u32>,

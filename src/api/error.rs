@@ -1,0 +1,149 @@
+//! API errors: every non-2xx answer is JSON `{code, message, correlationId}` with a precise
+//! message, and is kept in a bounded log that developers search by correlation id.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// Entries kept in the error log.
+pub const ERROR_LOG_SIZE: usize = 1000;
+
+/// An error answer.
+#[derive(Debug, Clone)]
+pub struct ApiError {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Five-digit code: HTTP status × 100 + a sub-code (as GES codes look, e.g. 40001).
+    pub code: u32,
+    /// What is wrong: which field and why.
+    pub message: String,
+}
+
+impl ApiError {
+    /// 400 with sub-code 1: the request is malformed or a field is invalid.
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, 1, message)
+    }
+
+    /// 404.
+    pub fn not_found(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, 1, message)
+    }
+
+    /// 409: the request conflicts with the resource's state.
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, 1, message)
+    }
+
+    /// 401: no or wrong API key.
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            1,
+            "a valid x-api-key header is required",
+        )
+    }
+
+    /// 429 with a reason.
+    pub fn too_many(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::TOO_MANY_REQUESTS, 1, message)
+    }
+
+    /// 500: something failed inside; the message says what, never a stack.
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, 1, message)
+    }
+
+    /// Any status with a sub-code.
+    pub fn new(status: StatusCode, sub: u32, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code: status.as_u16() as u32 * 100 + sub,
+            message: message.into(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ErrorBody<'a> {
+    code: u32,
+    message: &'a str,
+    correlation_id: &'a str,
+}
+
+/// The error as it leaves, once the correlation id is known (added by the middleware).
+#[derive(Debug, Clone)]
+pub struct PendingError(pub ApiError);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        // The correlation middleware fills in the id and writes the body.
+        let status = self.status;
+        let mut resp = status.into_response();
+        resp.extensions_mut().insert(PendingError(self));
+        resp
+    }
+}
+
+/// Renders the JSON body of an error with its correlation id.
+pub fn render(err: &ApiError, correlation_id: &str) -> Response {
+    let body = ErrorBody {
+        code: err.code,
+        message: &err.message,
+        correlation_id,
+    };
+    (err.status, Json(body)).into_response()
+}
+
+/// One failed request, as the Developer > Errors page lists them.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorLogEntry {
+    /// Correlation id.
+    pub correlation_id: String,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// HTTP method.
+    pub method: String,
+    /// Path and query.
+    pub uri: String,
+    /// HTTP status.
+    pub status: u16,
+    /// Error code.
+    pub code: u32,
+    /// Message.
+    pub message: String,
+}
+
+/// The last [`ERROR_LOG_SIZE`] errors.
+#[derive(Debug, Default)]
+pub struct ErrorLog {
+    entries: Mutex<VecDeque<ErrorLogEntry>>,
+}
+
+impl ErrorLog {
+    /// Records an error, dropping the oldest beyond the bound.
+    pub fn push(&self, entry: ErrorLogEntry) {
+        let mut e = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        e.push_back(entry);
+        while e.len() > ERROR_LOG_SIZE {
+            e.pop_front();
+        }
+    }
+
+    /// Errors, newest first, optionally only one correlation id.
+    pub fn search(&self, correlation_id: Option<&str>) -> Vec<ErrorLogEntry> {
+        let e = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        e.iter()
+            .rev()
+            .filter(|x| correlation_id.is_none_or(|c| x.correlation_id == c))
+            .cloned()
+            .collect()
+    }
+}

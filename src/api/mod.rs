@@ -1,0 +1,556 @@
+//! The REST API in the spirit of GES v3 (`/engagement/v3/…`): callbacks, availability, open-for,
+//! queue status and call-in requests, authenticated by `x-api-key`, with a correlation id on
+//! every answer and JSON errors that say which field is wrong and why.
+
+pub mod error;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::http::{HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use uuid::Uuid;
+
+use crate::callback::availability;
+use crate::callback::service::{CallbackService, CreateRequest, ServiceError};
+use crate::callback::{CallbackRecord, CallbackState, NewCallback, Origin};
+use crate::callin::{CallIn, CallInError, NewCallIn, RoutingData};
+use crate::clock::SharedClock;
+use crate::config::Config;
+pub use error::{ApiError, ErrorLog, ErrorLogEntry};
+
+/// Everything the handlers share.
+#[derive(Clone)]
+pub struct ApiState {
+    /// Configuration in force.
+    pub config: Arc<Config>,
+    /// Time.
+    pub clock: SharedClock,
+    /// Callbacks.
+    pub callbacks: Arc<CallbackService>,
+    /// Click-to-Call-In.
+    pub callin: Arc<CallIn>,
+    /// Recent errors.
+    pub errors: Arc<ErrorLog>,
+    /// SHA-256 of every accepted API key.
+    pub key_hashes: Arc<Vec<[u8; 32]>>,
+}
+
+impl ApiState {
+    /// State for `config`'s API keys (plain keys are hashed here and never kept).
+    pub fn new(
+        config: Arc<Config>,
+        clock: SharedClock,
+        callbacks: Arc<CallbackService>,
+        callin: Arc<CallIn>,
+    ) -> Self {
+        let key_hashes = config
+            .spec
+            .api
+            .keys
+            .iter()
+            .filter_map(|k| match (&k.key, &k.key_sha256) {
+                (Some(plain), _) => Some(Sha256::digest(plain.as_bytes()).into()),
+                (None, Some(hex_hash)) => {
+                    hex::decode(hex_hash).ok().and_then(|v| v.try_into().ok())
+                }
+                _ => None,
+            })
+            .collect();
+        ApiState {
+            config,
+            clock,
+            callbacks,
+            callin,
+            errors: Arc::new(ErrorLog::default()),
+            key_hashes: Arc::new(key_hashes),
+        }
+    }
+
+    fn key_ok(&self, key: &[u8]) -> bool {
+        let h: [u8; 32] = Sha256::digest(key).into();
+        // Compare against every key in constant time, so timing reveals nothing.
+        self.key_hashes
+            .iter()
+            .fold(false, |ok, k| ok | bool::from(k.ct_eq(&h)))
+    }
+}
+
+/// The API's routes with authentication, correlation ids, body limits and CORS.
+pub fn router(state: ApiState) -> Router {
+    let v3 = Router::new()
+        .route("/callbacks/create", post(create_callback))
+        .route("/callbacks/retrieve", post(retrieve_callback))
+        .route("/callbacks/cancel", post(cancel_callback))
+        .route("/callbacks/reschedule", post(reschedule_callback))
+        .route("/callbacks/availability/{service}", get(availability_route))
+        .route("/callbacks/open-for/{service}", get(open_for_route))
+        .route("/callbacks/queue-status/{queue}", get(queue_status))
+        .route("/call-in/requests/create", post(create_call_in));
+    let max_body = state.config.spec.api.max_body_bytes.max(1024) as usize;
+    let origins: Vec<HeaderValue> = state
+        .config
+        .spec
+        .api
+        .cors_origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    let cors = tower_http::cors::CorsLayer::new()
+        .allow_origin(origins)
+        .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+        .allow_headers([
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderName::from_static("x-api-key"),
+        ])
+        .expose_headers([axum::http::HeaderName::from_static("x-correlation-id")]);
+    Router::new()
+        .nest("/engagement/v3", v3)
+        .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .layer(middleware::from_fn_with_state(state.clone(), correlate))
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
+        .layer(cors)
+        .with_state(state)
+}
+
+/// Gives every request a correlation id (the caller's `x-correlation-id` if sane), renders
+/// errors as JSON with it, and logs them.
+async fn correlate(State(state): State<ApiState>, req: Request, next: Next) -> Response {
+    let corr = req
+        .headers()
+        .get("x-correlation-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
+        .map(str::to_string)
+        .unwrap_or_else(|| Uuid::new_v4().to_string());
+    let method = req.method().to_string();
+    let uri = req.uri().to_string();
+    let mut resp = next.run(req).await;
+    let pending = resp
+        .extensions_mut()
+        .remove::<error::PendingError>()
+        .map(|p| p.0)
+        .or_else(|| {
+            // Errors produced by layers (body too large, …) arrive without a JSON body.
+            let s = resp.status();
+            (s.is_client_error() || s.is_server_error()).then(|| {
+                ApiError::new(
+                    s,
+                    0,
+                    s.canonical_reason()
+                        .unwrap_or("request refused")
+                        .to_lowercase(),
+                )
+            })
+        });
+    if let Some(err) = pending {
+        state.errors.push(ErrorLogEntry {
+            correlation_id: corr.clone(),
+            at: state.clock.now(),
+            method,
+            uri,
+            status: err.status.as_u16(),
+            code: err.code,
+            message: err.message.clone(),
+        });
+        resp = error::render(&err, &corr);
+    }
+    if let Ok(v) = HeaderValue::from_str(&corr) {
+        resp.headers_mut().insert("x-correlation-id", v);
+    }
+    resp
+}
+
+async fn authenticate(State(state): State<ApiState>, req: Request, next: Next) -> Response {
+    if req.method() == Method::OPTIONS {
+        return next.run(req).await;
+    }
+    let ok = req
+        .headers()
+        .get("x-api-key")
+        .is_some_and(|k| state.key_ok(k.as_bytes()));
+    if !ok {
+        return ApiError::unauthorized().into_response();
+    }
+    next.run(req).await
+}
+
+/// JSON body extractor whose rejections name the problem (unknown field, wrong type…).
+pub struct Body<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(Body(v)),
+            Err(JsonRejection::JsonDataError(e)) => Err(ApiError::bad_request(e.body_text())),
+            Err(JsonRejection::JsonSyntaxError(e)) => Err(ApiError::bad_request(e.body_text())),
+            Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::bad_request(
+                "Content-Type must be application/json",
+            )),
+            Err(JsonRejection::BytesRejection(_)) => Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                1,
+                "the request body is too large",
+            )),
+            Err(e) => Err(ApiError::bad_request(e.body_text())),
+        }
+    }
+}
+
+fn ok(data: impl Serialize) -> Response {
+    Json(json!({ "status": { "code": 0, "message": "Successful" }, "data": data })).into_response()
+}
+
+fn service_error(e: ServiceError) -> ApiError {
+    match e {
+        ServiceError::UnknownQueue(_) => ApiError::bad_request(format!("serviceName: {e}")),
+        ServiceError::NotFound(_) => ApiError::not_found(e.to_string()),
+        ServiceError::Number(_) => ApiError::bad_request(format!("phoneNumber: {e}")),
+        ServiceError::UserData(_) => ApiError::bad_request(format!("userData: {e}")),
+        ServiceError::OutOfRange(_) => ApiError::bad_request(format!("desiredTime: {e}")),
+        ServiceError::Disabled { .. } => ApiError::conflict(e.to_string()),
+        ServiceError::SlotUnavailable(_) => ApiError::too_many(e.to_string()),
+        ServiceError::Lifecycle(_) => ApiError::conflict(e.to_string()),
+        ServiceError::Store(_) => {
+            ApiError::internal("the callback could not be stored; nothing was changed")
+        }
+    }
+}
+
+/// `POST /callbacks/create` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CreateCallbackBody {
+    /// Callback virtual queue.
+    pub service_name: String,
+    /// Number to call, E.164.
+    pub phone_number: String,
+    /// ISO 8601 with offset; absent means immediate.
+    #[serde(default)]
+    pub desired_time: Option<DateTime<chrono::FixedOffset>>,
+    /// Routing priority.
+    #[serde(default)]
+    pub priority: Option<i64>,
+    /// Attached data (string values).
+    #[serde(default)]
+    pub user_data: BTreeMap<String, Value>,
+    /// Reject a scheduled callback whose slot is full instead of accepting it.
+    #[serde(default)]
+    pub always_check_capacity: bool,
+}
+
+async fn create_callback(
+    State(s): State<ApiState>,
+    Body(b): Body<CreateCallbackBody>,
+) -> Result<Response, ApiError> {
+    let user_data = b
+        .user_data
+        .into_iter()
+        .map(|(k, v)| {
+            let text = match v {
+                Value::String(s) => s,
+                other => other.to_string(),
+            };
+            (k, text)
+        })
+        .collect();
+    let rec = s
+        .callbacks
+        .create(CreateRequest {
+            callback: NewCallback {
+                queue: b.service_name,
+                phone: b.phone_number,
+                desired_time: b.desired_time.map(|t| t.with_timezone(&Utc)),
+                origin: Origin::Api,
+                direction: Default::default(),
+                priority: b.priority.unwrap_or(0),
+                queue_time: None,
+                user_data,
+                created_by: "api".into(),
+            },
+            check_slot: b.always_check_capacity,
+            ewt_at_offer_seconds: None,
+            position_at_offer: None,
+        })
+        .await
+        .map_err(service_error)?;
+    Ok((StatusCode::OK, ok(json!({ "id": rec.id }))).into_response())
+}
+
+/// A body naming one callback.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdBody {
+    /// Callback id.
+    pub id: Uuid,
+}
+
+/// The GES view of a callback.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CallbackView {
+    id: Uuid,
+    service_name: String,
+    phone_number: String,
+    desired_time: DateTime<Utc>,
+    callback_state: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    callback_reason: Option<crate::callback::CompletionReason>,
+    callback_type: crate::callback::CallbackType,
+    priority: i64,
+    user_data: BTreeMap<String, String>,
+    dial_attempts: u32,
+}
+
+impl From<&CallbackRecord> for CallbackView {
+    fn from(r: &CallbackRecord) -> Self {
+        CallbackView {
+            id: r.id,
+            service_name: r.queue.clone(),
+            phone_number: r.phone.clone(),
+            desired_time: r.desired_time,
+            callback_state: r.state.name(),
+            callback_reason: match r.state {
+                CallbackState::Completed(reason) => Some(reason),
+                _ => None,
+            },
+            callback_type: r.kind,
+            priority: r.priority,
+            user_data: r.user_data.clone(),
+            dial_attempts: r.attempts(),
+        }
+    }
+}
+
+async fn retrieve_callback(
+    State(s): State<ApiState>,
+    Body(b): Body<IdBody>,
+) -> Result<Response, ApiError> {
+    let rec = s.callbacks.get(b.id).await.map_err(service_error)?;
+    Ok(ok(CallbackView::from(&rec)))
+}
+
+async fn cancel_callback(
+    State(s): State<ApiState>,
+    Body(b): Body<IdBody>,
+) -> Result<Response, ApiError> {
+    let rec = s
+        .callbacks
+        .cancel(b.id, "api", false)
+        .await
+        .map_err(service_error)?;
+    Ok(ok(json!({ "id": rec.id })))
+}
+
+/// `POST /callbacks/reschedule` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RescheduleBody {
+    /// Callback id (SCHEDULED).
+    pub id: Uuid,
+    /// New time, ISO 8601 with offset.
+    pub desired_time: DateTime<chrono::FixedOffset>,
+}
+
+async fn reschedule_callback(
+    State(s): State<ApiState>,
+    Body(b): Body<RescheduleBody>,
+) -> Result<Response, ApiError> {
+    let rec = s
+        .callbacks
+        .reschedule(b.id, b.desired_time.with_timezone(&Utc), "api")
+        .await
+        .map_err(service_error)?;
+    Ok(ok(json!({ "id": rec.id, "previousId": b.id })))
+}
+
+/// Availability query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AvailabilityQuery {
+    /// First day (ISO 8601 date-time with offset), default now.
+    #[serde(default)]
+    pub start: Option<DateTime<chrono::FixedOffset>>,
+    /// Days to cover (1–90), default 1.
+    #[serde(default)]
+    pub number_of_days: Option<u32>,
+    /// At most this many slots.
+    #[serde(default)]
+    pub max_time_slots: Option<usize>,
+    /// Also list full slots.
+    #[serde(default)]
+    pub report_busy: bool,
+}
+
+fn query<T: DeserializeOwned>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+    q.map(|Query(v)| v)
+        .map_err(|e| ApiError::bad_request(e.body_text()))
+}
+
+async fn availability_route(
+    State(s): State<ApiState>,
+    Path(service): Path<String>,
+    q: Result<Query<AvailabilityQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let q = query(q)?;
+    let queue = s.config.queue(&service).ok_or_else(|| {
+        ApiError::bad_request(format!("serviceName: unknown virtual queue `{service}`"))
+    })?;
+    let days = q.number_of_days.unwrap_or(1);
+    if !(1..=90).contains(&days) {
+        return Err(ApiError::bad_request("numberOfDays: must be 1 to 90"));
+    }
+    let hours = s.config.queue_hours(queue);
+    let start = q
+        .start
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_else(|| s.clock.now());
+    let from: NaiveDate = start.with_timezone(&hours.tz).date_naive();
+    let to = from + TimeDelta::days(days as i64 - 1);
+    let slots = s
+        .callbacks
+        .availability(&service, from, to)
+        .map_err(service_error)?;
+    let list: Vec<Value> = slots
+        .iter()
+        .filter(|sl| sl.start >= start && (q.report_busy || sl.available() > 0))
+        .take(q.max_time_slots.unwrap_or(usize::MAX))
+        .map(|sl| {
+            json!({
+                "utcTime": sl.start,
+                "localTime": sl.start.with_timezone(&hours.tz).naive_local(),
+                "capacity": sl.available(),
+                "total": sl.capacity,
+            })
+        })
+        .collect();
+    Ok(ok(
+        json!({ "slots": list, "durationMin": queue.slot_duration_minutes, "timezone": hours.tz.name() }),
+    ))
+}
+
+async fn open_for_route(
+    State(s): State<ApiState>,
+    Path(service): Path<String>,
+) -> Result<Response, ApiError> {
+    let queue = s.config.queue(&service).ok_or_else(|| {
+        ApiError::bad_request(format!("serviceName: unknown virtual queue `{service}`"))
+    })?;
+    let hours = s.config.queue_hours(queue);
+    let offer = s.config.immediate_offer_hours(queue);
+    let o = availability::open_for(
+        queue,
+        &hours,
+        offer.as_deref(),
+        s.clock.now(),
+        TimeDelta::zero(),
+    );
+    Ok(ok(o))
+}
+
+async fn queue_status(
+    State(s): State<ApiState>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let queue = s
+        .config
+        .queue(&name)
+        .ok_or_else(|| ApiError::bad_request(format!("queue: unknown virtual queue `{name}`")))?;
+    let waiting = s
+        .callbacks
+        .active()
+        .iter()
+        .filter(|r| r.queue == name && r.state == CallbackState::Queued)
+        .count();
+    Ok(ok(json!({
+        "offerImmediateCallback": queue.immediate_enabled,
+        "offerScheduledCallback": queue.scheduled_enabled,
+        "callbacksWaiting": waiting,
+    })))
+}
+
+/// `POST /call-in/requests/create` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CallInBody {
+    /// Click-to-Call-In group.
+    pub group_name: String,
+    /// The customer's number.
+    #[serde(default)]
+    pub from_phone_number: Option<String>,
+    /// Attached data.
+    #[serde(default)]
+    pub user_data: BTreeMap<String, String>,
+    /// The callback this request belongs to.
+    #[serde(default)]
+    pub callback_service_id: Option<Uuid>,
+    /// Queue to route the matched call to.
+    #[serde(default)]
+    pub virtual_queue: Option<String>,
+    /// Routing priority of the matched call.
+    #[serde(default)]
+    pub priority: Option<i64>,
+}
+
+async fn create_call_in(
+    State(s): State<ApiState>,
+    Body(b): Body<CallInBody>,
+) -> Result<Response, ApiError> {
+    if let Some(q) = &b.virtual_queue
+        && s.config.queue(q).is_none()
+    {
+        return Err(ApiError::bad_request(format!(
+            "virtualQueue: unknown virtual queue `{q}`"
+        )));
+    }
+    let req = s
+        .callin
+        .request(
+            NewCallIn {
+                group: b.group_name,
+                ani: b.from_phone_number,
+                routing: RoutingData {
+                    queue: b.virtual_queue,
+                    skill_expression: None,
+                    priority: b.priority.unwrap_or(0),
+                    user_data: b.user_data,
+                },
+                callback_id: b.callback_service_id,
+            },
+            s.clock.now(),
+        )
+        .map_err(|e| match e {
+            CallInError::UnknownGroup(_) => ApiError::bad_request(format!("groupName: {e}")),
+            CallInError::NoFreeDnis(_) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, 1, e.to_string())
+            }
+            other => ApiError::bad_request(other.to_string()),
+        })?;
+    Ok(ok(json!({
+        "id": req.id,
+        "toPhoneNumber": req.dnis,
+        "groupName": req.group,
+        "expirationTime": req.expires_at.timestamp_millis(),
+        "accessCode": req.access_code,
+        "fromPhoneNumber": req.ani,
+        "callbackServiceId": req.callback_id,
+    })))
+}

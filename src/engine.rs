@@ -1,0 +1,126 @@
+//! Start-up and shutdown order: config → store → callbacks (recovered) → scheduler → API. SIP,
+//! media and the router join here as they land.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use chrono::TimeDelta;
+use thiserror::Error;
+use tokio::task::JoinHandle;
+
+use crate::api::{self, ApiState};
+use crate::callback::service::CallbackService;
+use crate::callin::CallIn;
+use crate::clock::SharedClock;
+use crate::config::Config;
+use crate::push::{LogNotifier, Notifier};
+use crate::store::{SqliteStore, Store, StoreError};
+
+/// Why the engine could not start.
+#[derive(Debug, Error)]
+pub enum EngineError {
+    /// The store could not be opened or read.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    /// Callbacks could not be recovered.
+    #[error("recovering callbacks: {0}")]
+    Recover(String),
+    /// A listener could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// Address.
+        addr: SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
+}
+
+/// A running engine.
+pub struct Engine {
+    /// Callbacks.
+    pub callbacks: Arc<CallbackService>,
+    /// Click-to-Call-In.
+    pub callin: Arc<CallIn>,
+    /// The address the API listens on.
+    pub http_addr: SocketAddr,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Engine {
+    /// Starts every part in order; returns once the API is listening.
+    pub async fn start(config: Arc<Config>, clock: SharedClock) -> Result<Engine, EngineError> {
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir())?);
+        let notifier: Arc<dyn Notifier> = Arc::new(LogNotifier);
+        let callbacks = Arc::new(CallbackService::new(
+            config.clone(),
+            clock.clone(),
+            store,
+            notifier,
+        ));
+        let recovered = callbacks
+            .recover()
+            .await
+            .map_err(|e| EngineError::Recover(e.to_string()))?;
+        tracing::info!(recovered, "callbacks recovered from the store");
+        let callin = Arc::new(CallIn::new());
+        let mut tasks = Vec::new();
+        tasks.push(tokio::spawn(scheduler_loop(
+            callbacks.clone(),
+            callin.clone(),
+            clock.clone(),
+        )));
+        let state = ApiState::new(
+            config.clone(),
+            clock.clone(),
+            callbacks.clone(),
+            callin.clone(),
+        );
+        let addr = config.spec.listeners.http;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| EngineError::Bind { addr, source })?;
+        let http_addr = listener
+            .local_addr()
+            .map_err(|source| EngineError::Bind { addr, source })?;
+        let app = api::router(state);
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, app).await {
+                tracing::error!(error = %e, "HTTP server stopped");
+            }
+        }));
+        tracing::info!(%http_addr, "REST API listening");
+        Ok(Engine {
+            callbacks,
+            callin,
+            http_addr,
+            tasks,
+        })
+    }
+
+    /// Stops the engine's tasks.
+    pub fn shutdown(self) {
+        for t in self.tasks {
+            t.abort();
+        }
+    }
+}
+
+/// Sleeps on the clock until the next callback deadline (or at most one second, so that new
+/// deadlines and call-in expiries are picked up) and handles what is due.
+async fn scheduler_loop(callbacks: Arc<CallbackService>, callin: Arc<CallIn>, clock: SharedClock) {
+    loop {
+        let now = clock.now();
+        let wake = callbacks
+            .next_deadline()
+            .into_iter()
+            .chain(callin.next_expiry())
+            .min()
+            .unwrap_or(now + TimeDelta::seconds(1))
+            .min(now + TimeDelta::seconds(1));
+        clock.sleep_until(wake).await;
+        if let Err(e) = callbacks.tick().await {
+            tracing::error!(error = %e, "callback scheduler");
+        }
+        callin.expire_due(clock.now());
+    }
+}
