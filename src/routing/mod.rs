@@ -2,4 +2,13 @@
 //! the router that matches them. Synchronous and free of I/O, so it is tested and benchmarked
 //! on its own.
 
+pub mod agents;
+pub mod ewt;
+pub mod queue;
+pub mod readiness;
+pub mod router;
 pub mod skills;
+
+pub use agents::{AgentIdx, AgentRegistry, StateKind};
+pub use queue::Waiting;
+pub use router::{Assignment, Router, RouterError};

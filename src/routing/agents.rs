@@ -1,0 +1,402 @@
+//! Agents and their states. Each agent's state lives in one atomic word, so the claim that
+//! routing depends on (Ready → Reserved) is a single compare-and-swap that no lock guards.
+
+use std::collections::HashMap;
+use std::sync::RwLock;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+
+use chrono::{DateTime, Utc};
+use thiserror::Error;
+
+use super::skills::{SkillCatalog, SkillLevels};
+
+/// Dense index of an agent in the registry.
+pub type AgentIdx = u32;
+
+/// What an agent is doing, as routing sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StateKind {
+    /// Not logged in.
+    LoggedOut,
+    /// Logged in but not taking interactions (break, training…).
+    NotReady,
+    /// Waiting for an interaction.
+    Ready,
+    /// Picked for an interaction that is being connected.
+    Reserved,
+    /// On an interaction.
+    Busy,
+    /// Wrapping up after an interaction.
+    AfterCallWork,
+}
+
+impl StateKind {
+    fn from_u8(v: u8) -> StateKind {
+        match v {
+            1 => StateKind::NotReady,
+            2 => StateKind::Ready,
+            3 => StateKind::Reserved,
+            4 => StateKind::Busy,
+            5 => StateKind::AfterCallWork,
+            _ => StateKind::LoggedOut,
+        }
+    }
+
+    /// True when the transition `self → to` is allowed.
+    pub fn can_become(self, to: StateKind) -> bool {
+        use StateKind::*;
+        match (self, to) {
+            (LoggedOut, NotReady | Ready) => true,
+            (_, LoggedOut) => self != LoggedOut,
+            (NotReady, NotReady | Ready) => true,
+            (Ready, Reserved | Busy | NotReady) => true,
+            (Reserved, Ready | Busy | NotReady) => true,
+            (Busy, AfterCallWork | Ready | NotReady) => true,
+            (AfterCallWork, Ready | NotReady) => true,
+            _ => false,
+        }
+    }
+}
+
+/// Why an agent operation was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum AgentError {
+    /// No such agent.
+    #[error("unknown agent `{0}`")]
+    Unknown(String),
+    /// Not an allowed transition.
+    #[error("agent `{agent}` cannot go from {from:?} to {to:?}")]
+    Transition {
+        /// Agent id.
+        agent: String,
+        /// Current state.
+        from: StateKind,
+        /// Requested state.
+        to: StateKind,
+    },
+}
+
+/// One agent: identity, skills, and the atomic state word.
+#[derive(Debug)]
+pub struct Agent {
+    /// Configuration id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// SIP user the phone registers as.
+    pub sip_user: String,
+    skills: RwLock<SkillLevels>,
+    /// Low 8 bits: state; the rest: a counter bumped by every change (so a CAS never succeeds
+    /// on a state that left and came back).
+    state: AtomicU64,
+    ready_since_ns: AtomicI64,
+    acw_until_ns: AtomicI64,
+    not_ready_reason: RwLock<String>,
+}
+
+impl Agent {
+    /// The current state.
+    pub fn state(&self) -> StateKind {
+        StateKind::from_u8((self.state.load(Ordering::Acquire) & 0xff) as u8)
+    }
+
+    /// When the agent last became ready (for longest-idle selection), as Unix nanoseconds.
+    pub fn ready_since_ns(&self) -> i64 {
+        self.ready_since_ns.load(Ordering::Acquire)
+    }
+
+    /// End of after-call work, when in that state.
+    pub fn acw_until(&self) -> Option<DateTime<Utc>> {
+        (self.state() == StateKind::AfterCallWork)
+            .then(|| DateTime::from_timestamp_nanos(self.acw_until_ns.load(Ordering::Acquire)))
+    }
+
+    /// The reason given for NotReady.
+    pub fn not_ready_reason(&self) -> String {
+        self.not_ready_reason
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// A copy of the skill levels.
+    pub fn skills(&self) -> SkillLevels {
+        self.skills
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Runs `f` on the skill levels without copying them.
+    pub fn with_skills<R>(&self, f: impl FnOnce(&SkillLevels) -> R) -> R {
+        f(&self.skills.read().unwrap_or_else(|p| p.into_inner()))
+    }
+
+    /// Moves to `to` if allowed from the current state; returns the previous state.
+    fn transition(&self, to: StateKind) -> Result<StateKind, StateKind> {
+        let mut cur = self.state.load(Ordering::Acquire);
+        loop {
+            let from = StateKind::from_u8((cur & 0xff) as u8);
+            if !from.can_become(to) {
+                return Err(from);
+            }
+            let next = ((cur >> 8).wrapping_add(1) << 8) | to as u64;
+            match self
+                .state
+                .compare_exchange_weak(cur, next, Ordering::AcqRel, Ordering::Acquire)
+            {
+                Ok(_) => return Ok(from),
+                Err(seen) => cur = seen,
+            }
+        }
+    }
+
+    /// Ready → Reserved, atomically; false if the agent was not ready (someone else won).
+    #[inline]
+    pub fn try_claim(&self) -> bool {
+        let cur = self.state.load(Ordering::Acquire);
+        if cur & 0xff != StateKind::Ready as u64 {
+            return false;
+        }
+        let next = ((cur >> 8).wrapping_add(1) << 8) | StateKind::Reserved as u64;
+        self.state
+            .compare_exchange(cur, next, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+}
+
+/// Every agent, by dense index and by id.
+#[derive(Debug, Default)]
+pub struct AgentRegistry {
+    agents: Vec<Agent>,
+    by_id: HashMap<String, AgentIdx>,
+    by_sip_user: HashMap<String, AgentIdx>,
+}
+
+/// An agent to register.
+#[derive(Debug, Clone)]
+pub struct AgentInfo {
+    /// Id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// SIP user.
+    pub sip_user: String,
+    /// Skill name → level.
+    pub skills: Vec<(String, u8)>,
+}
+
+impl AgentRegistry {
+    /// Registers agents (all LoggedOut), interning their skills in `catalog`.
+    pub fn new(infos: Vec<AgentInfo>, catalog: &SkillCatalog) -> Self {
+        let mut reg = AgentRegistry::default();
+        for info in infos {
+            let idx = reg.agents.len() as AgentIdx;
+            reg.by_id.insert(info.id.clone(), idx);
+            reg.by_sip_user.insert(info.sip_user.clone(), idx);
+            let levels =
+                SkillLevels::from_pairs(catalog, info.skills.iter().map(|(s, l)| (s.as_str(), *l)));
+            reg.agents.push(Agent {
+                id: info.id,
+                name: info.name,
+                sip_user: info.sip_user,
+                skills: RwLock::new(levels),
+                state: AtomicU64::new(StateKind::LoggedOut as u64),
+                ready_since_ns: AtomicI64::new(0),
+                acw_until_ns: AtomicI64::new(0),
+                not_ready_reason: RwLock::new(String::new()),
+            });
+        }
+        reg
+    }
+
+    /// Number of agents.
+    pub fn len(&self) -> usize {
+        self.agents.len()
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.agents.is_empty()
+    }
+
+    /// An agent by index.
+    #[inline]
+    pub fn get(&self, idx: AgentIdx) -> &Agent {
+        &self.agents[idx as usize]
+    }
+
+    /// Every agent with its index.
+    pub fn iter(&self) -> impl Iterator<Item = (AgentIdx, &Agent)> {
+        self.agents
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (i as AgentIdx, a))
+    }
+
+    /// Index of an agent id.
+    pub fn index_of(&self, id: &str) -> Result<AgentIdx, AgentError> {
+        self.by_id
+            .get(id)
+            .copied()
+            .ok_or_else(|| AgentError::Unknown(id.to_string()))
+    }
+
+    /// Index of the agent whose phone registers as `user`.
+    pub fn by_sip_user(&self, user: &str) -> Option<AgentIdx> {
+        self.by_sip_user.get(user).copied()
+    }
+
+    /// Replaces an agent's skills (the router recomputes eligibility afterwards).
+    pub fn set_skills(&self, idx: AgentIdx, levels: SkillLevels) {
+        *self.agents[idx as usize]
+            .skills
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = levels;
+    }
+
+    /// Validated state change; sets ready-since when becoming ready (unless coming back from a
+    /// reservation that was not used, which keeps the agent's place in the idle order).
+    pub fn set_state(
+        &self,
+        idx: AgentIdx,
+        to: StateKind,
+        now: DateTime<Utc>,
+        reason: Option<&str>,
+        acw_until: Option<DateTime<Utc>>,
+    ) -> Result<StateKind, AgentError> {
+        let a = &self.agents[idx as usize];
+        if to == StateKind::AfterCallWork {
+            let until = acw_until.unwrap_or(now);
+            a.acw_until_ns.store(
+                until.timestamp_nanos_opt().unwrap_or(i64::MAX),
+                Ordering::Release,
+            );
+        }
+        let from = a.transition(to).map_err(|from| AgentError::Transition {
+            agent: a.id.clone(),
+            from,
+            to,
+        })?;
+        if to == StateKind::Ready && from != StateKind::Reserved {
+            a.ready_since_ns
+                .store(now.timestamp_nanos_opt().unwrap_or(0), Ordering::Release);
+        }
+        if to == StateKind::NotReady {
+            *a.not_ready_reason
+                .write()
+                .unwrap_or_else(|p| p.into_inner()) = reason.unwrap_or_default().to_string();
+        }
+        Ok(from)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use StateKind::*;
+    use chrono::{TimeDelta, TimeZone};
+
+    fn reg() -> AgentRegistry {
+        AgentRegistry::new(
+            vec![AgentInfo {
+                id: "a".into(),
+                name: "A".into(),
+                sip_user: "1001".into(),
+                skills: vec![("Sales".into(), 5)],
+            }],
+            &SkillCatalog::new(),
+        )
+    }
+
+    fn t0() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).single().unwrap()
+    }
+
+    #[test]
+    fn every_transition_is_checked() {
+        let all = [LoggedOut, NotReady, Ready, Reserved, Busy, AfterCallWork];
+        let allowed: Vec<(StateKind, StateKind)> = all
+            .iter()
+            .flat_map(|a| all.iter().map(move |b| (*a, *b)))
+            .filter(|(a, b)| a.can_become(*b))
+            .collect();
+        assert_eq!(
+            allowed,
+            vec![
+                (LoggedOut, NotReady),
+                (LoggedOut, Ready),
+                (NotReady, LoggedOut),
+                (NotReady, NotReady),
+                (NotReady, Ready),
+                (Ready, LoggedOut),
+                (Ready, NotReady),
+                (Ready, Reserved),
+                (Ready, Busy),
+                (Reserved, LoggedOut),
+                (Reserved, NotReady),
+                (Reserved, Ready),
+                (Reserved, Busy),
+                (Busy, LoggedOut),
+                (Busy, NotReady),
+                (Busy, Ready),
+                (Busy, AfterCallWork),
+                (AfterCallWork, LoggedOut),
+                (AfterCallWork, NotReady),
+                (AfterCallWork, Ready),
+            ]
+        );
+    }
+
+    #[test]
+    fn claim_is_exclusive_and_release_keeps_idle_order() {
+        let r = reg();
+        let a = r.get(0);
+        assert!(!a.try_claim(), "logged out");
+        assert_eq!(
+            r.set_state(0, Busy, t0(), None, None),
+            Err(AgentError::Transition {
+                agent: "a".into(),
+                from: LoggedOut,
+                to: Busy
+            })
+        );
+        r.set_state(0, Ready, t0(), None, None).unwrap();
+        assert!(a.try_claim());
+        assert!(!a.try_claim(), "already reserved");
+        r.set_state(0, Ready, t0() + TimeDelta::seconds(30), None, None)
+            .unwrap();
+        assert_eq!(
+            a.ready_since_ns(),
+            t0().timestamp_nanos_opt().unwrap(),
+            "an unused reservation keeps the place"
+        );
+        assert!(a.try_claim());
+        r.set_state(0, Busy, t0(), None, None).unwrap();
+        r.set_state(
+            0,
+            AfterCallWork,
+            t0(),
+            None,
+            Some(t0() + TimeDelta::seconds(20)),
+        )
+        .unwrap();
+        assert_eq!(a.acw_until(), Some(t0() + TimeDelta::seconds(20)));
+        r.set_state(0, NotReady, t0(), Some("lunch"), None).unwrap();
+        assert_eq!(
+            (a.state(), a.not_ready_reason().as_str()),
+            (NotReady, "lunch")
+        );
+        r.set_state(0, Ready, t0() + TimeDelta::seconds(90), None, None)
+            .unwrap();
+        assert_eq!(
+            a.ready_since_ns(),
+            (t0() + TimeDelta::seconds(90))
+                .timestamp_nanos_opt()
+                .unwrap()
+        );
+        assert_eq!(r.index_of("zz"), Err(AgentError::Unknown("zz".into())));
+        assert_eq!(r.by_sip_user("1001"), Some(0));
+    }
+}

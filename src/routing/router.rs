@@ -1,0 +1,623 @@
+//! The router core: events in (an interaction queued or withdrawn, an agent's state changed),
+//! assignments out. Synchronous and free of I/O; it is shared behind an `Arc` and every method
+//! takes `&self`. Agents are claimed by compare-and-swap; each queue's waiting list has its own
+//! short lock that is never held while another queue's is taken, nor across an `.await`.
+//!
+//! **Cross-queue rule.** When an agent becomes ready and is eligible for several queues, it
+//! takes the best head among them: the highest priority first, then the one that has waited
+//! longest (earliest enqueue time). When an interaction arrives and eligible agents are ready,
+//! it goes to one chosen by its queue's policy (longest idle by default, or round-robin).
+//!
+//! Both sides publish first and look second (an interaction is queued before agents are
+//! searched; an agent is listed as ready before queues are searched), so no ready agent and
+//! waiting interaction can miss each other.
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Mutex, MutexGuard, RwLock};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use thiserror::Error;
+use uuid::Uuid;
+
+use super::agents::{AgentError, AgentIdx, AgentInfo, AgentRegistry, StateKind};
+use super::ewt::{EwtStats, queue_length_ewt};
+use super::queue::{WaitQueue, Waiting};
+use super::readiness::{Eligibility, ReadySet};
+use super::skills::{CompiledExpr, SkillCatalog, SkillLevels, SkillParseError};
+use crate::config::{Config, EwtMethod, SelectionPolicy};
+
+/// An interaction handed to an agent (who is now Reserved).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assignment {
+    /// The interaction.
+    pub interaction: Uuid,
+    /// Its queue.
+    pub queue: String,
+    /// The agent's id.
+    pub agent: String,
+    /// The agent's index.
+    pub agent_idx: AgentIdx,
+    /// How long the interaction waited.
+    pub waited: TimeDelta,
+}
+
+/// Why a router request failed.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum RouterError {
+    /// No such queue.
+    #[error("unknown virtual queue `{0}`")]
+    UnknownQueue(String),
+    /// A queue's skill expression does not parse.
+    #[error("queue `{queue}`: {error}")]
+    Expression {
+        /// Queue.
+        queue: String,
+        /// Parse error.
+        error: SkillParseError,
+    },
+    /// An agent operation was refused.
+    #[error(transparent)]
+    Agent(#[from] AgentError),
+}
+
+/// A queue as the router needs it.
+#[derive(Debug, Clone)]
+pub struct QueueDef {
+    /// Name.
+    pub name: String,
+    /// Skill expression.
+    pub skill_expression: String,
+    /// Agent selection.
+    pub selection: SelectionPolicy,
+    /// EWT method.
+    pub ewt_method: EwtMethod,
+}
+
+struct RouterQueue {
+    name: String,
+    expr: CompiledExpr,
+    selection: SelectionPolicy,
+    ewt_method: EwtMethod,
+    eligible: Eligibility,
+    waiting: Mutex<WaitQueue>,
+    cursor: AtomicUsize,
+    stats: Mutex<EwtStats>,
+}
+
+/// Agent counts of a queue's eligible agents.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct AgentCounts {
+    /// Logged in (any state but LoggedOut).
+    pub logged_in: usize,
+    /// Ready.
+    pub ready: usize,
+    /// Reserved, Busy or in after-call work.
+    pub busy: usize,
+}
+
+/// The router.
+pub struct Router {
+    catalog: SkillCatalog,
+    agents: AgentRegistry,
+    queues: Vec<RouterQueue>,
+    by_name: HashMap<String, usize>,
+    agent_queues: Vec<RwLock<Vec<usize>>>,
+    ready: ReadySet,
+    default_aht: TimeDelta,
+}
+
+fn lock(m: &Mutex<WaitQueue>) -> MutexGuard<'_, WaitQueue> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Router {
+    /// A router over `queues` and `agents` (all logged out).
+    pub fn new(queues: Vec<QueueDef>, agents: Vec<AgentInfo>) -> Result<Self, RouterError> {
+        let catalog = SkillCatalog::new();
+        let agents = AgentRegistry::new(agents, &catalog);
+        let mut built = Vec::new();
+        let mut by_name = HashMap::new();
+        for q in queues {
+            let expr = CompiledExpr::compile(&q.skill_expression, &catalog).map_err(|error| {
+                RouterError::Expression {
+                    queue: q.name.clone(),
+                    error,
+                }
+            })?;
+            by_name.insert(q.name.clone(), built.len());
+            built.push(RouterQueue {
+                name: q.name,
+                expr,
+                selection: q.selection,
+                ewt_method: q.ewt_method,
+                eligible: Eligibility::new(agents.len()),
+                waiting: Mutex::new(WaitQueue::new()),
+                cursor: AtomicUsize::new(0),
+                stats: Mutex::new(EwtStats::default()),
+            });
+        }
+        let router = Router {
+            agent_queues: (0..agents.len()).map(|_| RwLock::new(Vec::new())).collect(),
+            catalog,
+            agents,
+            queues: built,
+            by_name,
+            ready: ReadySet::new(),
+            default_aht: TimeDelta::seconds(300),
+        };
+        for (idx, _) in router.agents.iter() {
+            router.recompute(idx);
+        }
+        Ok(router)
+    }
+
+    /// A router for a configuration's queues and agents.
+    pub fn from_config(config: &Config) -> Result<Self, RouterError> {
+        let queues = config
+            .spec
+            .queues
+            .iter()
+            .map(|q| QueueDef {
+                name: q.name.clone(),
+                skill_expression: q.skill_expression.clone(),
+                selection: q.selection,
+                ewt_method: q.ewt_method,
+            })
+            .collect();
+        let agents = config
+            .spec
+            .agents
+            .iter()
+            .map(|a| AgentInfo {
+                id: a.id.clone(),
+                name: a.name.clone(),
+                sip_user: a.sip_user.clone().unwrap_or_else(|| a.id.clone()),
+                skills: a
+                    .skills
+                    .iter()
+                    .map(|(k, v)| (k.clone(), (*v).clamp(0, 10) as u8))
+                    .collect(),
+            })
+            .collect();
+        Router::new(queues, agents)
+    }
+
+    /// The agents.
+    pub fn agents(&self) -> &AgentRegistry {
+        &self.agents
+    }
+
+    /// Queue names, in configuration order.
+    pub fn queue_names(&self) -> impl Iterator<Item = &str> {
+        self.queues.iter().map(|q| q.name.as_str())
+    }
+
+    fn queue(&self, name: &str) -> Result<&RouterQueue, RouterError> {
+        self.by_name
+            .get(name)
+            .map(|i| &self.queues[*i])
+            .ok_or_else(|| RouterError::UnknownQueue(name.to_string()))
+    }
+
+    /// Recomputes which queues an agent is eligible for (after its skills changed).
+    fn recompute(&self, idx: AgentIdx) {
+        let mut mine = Vec::new();
+        self.agents.get(idx).with_skills(|levels| {
+            for (qi, q) in self.queues.iter().enumerate() {
+                let ok = q.expr.matches(levels);
+                q.eligible.set(idx, ok);
+                if ok {
+                    mine.push(qi);
+                }
+            }
+        });
+        *self.agent_queues[idx as usize]
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = mine;
+    }
+
+    /// Changes an agent's skills (name → level) and its eligibility at once.
+    pub fn set_agent_skills(
+        &self,
+        agent: &str,
+        skills: &[(String, u8)],
+    ) -> Result<(), RouterError> {
+        let idx = self.agents.index_of(agent)?;
+        let levels =
+            SkillLevels::from_pairs(&self.catalog, skills.iter().map(|(s, l)| (s.as_str(), *l)));
+        self.agents.set_skills(idx, levels);
+        self.recompute(idx);
+        Ok(())
+    }
+
+    /// Queues an interaction; returns the assignment if an eligible agent was ready.
+    pub fn enqueue(
+        &self,
+        queue: &str,
+        w: Waiting,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Assignment>, RouterError> {
+        let qi = *self
+            .by_name
+            .get(queue)
+            .ok_or_else(|| RouterError::UnknownQueue(queue.to_string()))?;
+        lock(&self.queues[qi].waiting).push(w);
+        Ok(self.dispatch_queue(qi, now))
+    }
+
+    /// Takes an interaction out of its queue (abandon, cancel); true if it was waiting.
+    pub fn withdraw(&self, queue: &str, id: Uuid) -> Result<bool, RouterError> {
+        Ok(lock(&self.queue(queue)?.waiting).withdraw(id))
+    }
+
+    /// Claims an eligible ready agent for a queue by its policy (the match+claim step).
+    pub fn claim_for(&self, queue: &str) -> Result<Option<AgentIdx>, RouterError> {
+        let q = self.queue(queue)?;
+        Ok(self.claim(q))
+    }
+
+    fn claim(&self, q: &RouterQueue) -> Option<AgentIdx> {
+        match q.selection {
+            SelectionPolicy::LongestIdle => {
+                self.ready.claim_longest_idle(&self.agents, &q.eligible)
+            }
+            SelectionPolicy::RoundRobin => {
+                self.ready
+                    .claim_round_robin(&self.agents, &q.eligible, &q.cursor)
+            }
+        }
+    }
+
+    /// Puts back an agent whose reservation was not used; it keeps its idle place.
+    pub fn release(
+        &self,
+        idx: AgentIdx,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Assignment>, RouterError> {
+        self.agents
+            .set_state(idx, StateKind::Ready, now, None, None)?;
+        self.ready.insert(&self.agents, idx);
+        Ok(self.dispatch_agent(idx, now))
+    }
+
+    fn dispatch_queue(&self, qi: usize, now: DateTime<Utc>) -> Vec<Assignment> {
+        let q = &self.queues[qi];
+        let mut out = Vec::new();
+        while !lock(&q.waiting).is_empty() {
+            let Some(agent) = self.claim(q) else { break };
+            let popped = lock(&q.waiting).pop();
+            match popped {
+                Some(w) => out.push(self.assign(q, w, agent, now)),
+                None => {
+                    // Someone else took the interaction: the agent goes back, keeping its place.
+                    let _ = self
+                        .agents
+                        .set_state(agent, StateKind::Ready, now, None, None);
+                    self.ready.insert(&self.agents, agent);
+                    break;
+                }
+            }
+        }
+        out
+    }
+
+    fn assign(
+        &self,
+        q: &RouterQueue,
+        w: Waiting,
+        agent: AgentIdx,
+        now: DateTime<Utc>,
+    ) -> Assignment {
+        let waited = (now - w.enqueued_at).max(TimeDelta::zero());
+        q.stats
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .record_wait(waited);
+        Assignment {
+            interaction: w.id,
+            queue: q.name.clone(),
+            agent: self.agents.get(agent).id.clone(),
+            agent_idx: agent,
+            waited,
+        }
+    }
+
+    /// The best waiting head among the agent's queues: highest priority, then longest waiting.
+    fn best_queue_for(&self, idx: AgentIdx) -> Option<usize> {
+        let queues = self.agent_queues[idx as usize]
+            .read()
+            .unwrap_or_else(|p| p.into_inner());
+        let mut best: Option<(i64, DateTime<Utc>, usize)> = None;
+        for &qi in queues.iter() {
+            let head = lock(&self.queues[qi].waiting)
+                .head()
+                .map(|w| (w.priority, w.enqueued_at));
+            if let Some((p, t)) = head {
+                if best.is_none_or(|(bp, bt, _)| p > bp || (p == bp && t < bt)) {
+                    best = Some((p, t, qi));
+                }
+            }
+        }
+        best.map(|(_, _, qi)| qi)
+    }
+
+    fn dispatch_agent(&self, idx: AgentIdx, now: DateTime<Utc>) -> Vec<Assignment> {
+        for _ in 0..8 {
+            let Some(qi) = self.best_queue_for(idx) else {
+                return Vec::new();
+            };
+            let since = self.agents.get(idx).ready_since_ns();
+            if !self.agents.get(idx).try_claim() {
+                return Vec::new();
+            }
+            let q = &self.queues[qi];
+            let popped = lock(&q.waiting).pop();
+            match popped {
+                Some(w) => {
+                    self.ready.remove_entry(since, idx);
+                    return vec![self.assign(q, w, idx, now)];
+                }
+                None => {
+                    let _ = self
+                        .agents
+                        .set_state(idx, StateKind::Ready, now, None, None);
+                }
+            }
+        }
+        Vec::new()
+    }
+
+    /// Changes an agent's state; when the agent becomes ready it may be assigned at once.
+    pub fn set_agent_state(
+        &self,
+        agent: &str,
+        to: StateKind,
+        now: DateTime<Utc>,
+        reason: Option<&str>,
+        acw_until: Option<DateTime<Utc>>,
+    ) -> Result<Vec<Assignment>, RouterError> {
+        let idx = self.agents.index_of(agent)?;
+        let since = self.agents.get(idx).ready_since_ns();
+        let from = self.agents.set_state(idx, to, now, reason, acw_until)?;
+        if from == StateKind::Ready && to != StateKind::Ready {
+            self.ready.remove_entry(since, idx);
+        }
+        if to == StateKind::Ready {
+            self.ready.insert(&self.agents, idx);
+            return Ok(self.dispatch_agent(idx, now));
+        }
+        Ok(Vec::new())
+    }
+
+    /// Records a completed interaction's handle time for the queue's EWT.
+    pub fn record_handle_time(&self, queue: &str, handle: TimeDelta) -> Result<(), RouterError> {
+        self.queue(queue)?
+            .stats
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .record_handle(handle);
+        Ok(())
+    }
+
+    /// 0-based position of a waiting interaction.
+    pub fn position(&self, queue: &str, id: Uuid) -> Result<Option<usize>, RouterError> {
+        Ok(lock(&self.queue(queue)?.waiting).position(id))
+    }
+
+    /// How many interactions wait in a queue.
+    pub fn waiting(&self, queue: &str) -> Result<usize, RouterError> {
+        Ok(lock(&self.queue(queue)?.waiting).len())
+    }
+
+    /// Eligible agents of a queue by state.
+    pub fn agent_counts(&self, queue: &str) -> Result<AgentCounts, RouterError> {
+        let q = self.queue(queue)?;
+        let mut c = AgentCounts::default();
+        for idx in q.eligible.iter() {
+            match self.agents.get(idx).state() {
+                StateKind::LoggedOut => continue,
+                StateKind::Ready => c.ready += 1,
+                StateKind::Reserved | StateKind::Busy | StateKind::AfterCallWork => c.busy += 1,
+                StateKind::NotReady => {}
+            }
+            c.logged_in += 1;
+        }
+        Ok(c)
+    }
+
+    /// EWT for an interaction at `position` (use the queue length for a new arrival); `None`
+    /// when no eligible agent is logged in.
+    pub fn ewt(&self, queue: &str, position: usize) -> Result<Option<TimeDelta>, RouterError> {
+        let q = self.queue(queue)?;
+        let counts = self.agent_counts(queue)?;
+        if counts.logged_in == 0 {
+            return Ok(None);
+        }
+        let stats = q.stats.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        Ok(match q.ewt_method {
+            EwtMethod::QueueLength => queue_length_ewt(
+                position,
+                stats.aht(self.default_aht),
+                counts.ready,
+                counts.busy,
+            ),
+            EwtMethod::MovingAverage => Some(stats.average_wait().unwrap_or_default()),
+        })
+    }
+
+    /// EWT for a caller who would join the queue now.
+    pub fn ewt_for_new(&self, queue: &str) -> Result<Option<TimeDelta>, RouterError> {
+        let n = self.waiting(queue)?;
+        self.ewt(queue, n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn t(secs: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).single().unwrap() + TimeDelta::seconds(secs)
+    }
+
+    fn router() -> Router {
+        let q = |name: &str, expr: &str| QueueDef {
+            name: name.into(),
+            skill_expression: expr.into(),
+            selection: SelectionPolicy::LongestIdle,
+            ewt_method: EwtMethod::QueueLength,
+        };
+        let a = |id: &str, skills: &[(&str, u8)]| AgentInfo {
+            id: id.into(),
+            name: id.into(),
+            sip_user: id.into(),
+            skills: skills.iter().map(|(s, l)| (s.to_string(), *l)).collect(),
+        };
+        Router::new(
+            vec![
+                q("Sales_VQ", "Sales >= 5"),
+                q("Support_VQ", "Support > 0"),
+                q("Any_VQ", ""),
+            ],
+            vec![
+                a("alice", &[("Sales", 8), ("Support", 3)]),
+                a("bob", &[("Sales", 5)]),
+                a("carol", &[("Support", 9)]),
+            ],
+        )
+        .unwrap()
+    }
+
+    fn w(p: i64, at: i64) -> Waiting {
+        Waiting {
+            id: Uuid::new_v4(),
+            priority: p,
+            enqueued_at: t(at),
+        }
+    }
+
+    #[test]
+    fn an_arrival_goes_to_the_longest_idle_eligible_agent() {
+        let r = router();
+        r.set_agent_state("bob", StateKind::Ready, t(0), None, None)
+            .unwrap();
+        r.set_agent_state("alice", StateKind::Ready, t(5), None, None)
+            .unwrap();
+        r.set_agent_state("carol", StateKind::Ready, t(-10), None, None)
+            .unwrap();
+        let x = w(0, 20);
+        let got = r.enqueue("Sales_VQ", x.clone(), t(20)).unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!((got[0].agent.as_str(), got[0].interaction), ("bob", x.id));
+        assert_eq!(
+            r.agents().get(got[0].agent_idx).state(),
+            StateKind::Reserved
+        );
+        let y = w(0, 21);
+        assert_eq!(r.enqueue("Sales_VQ", y, t(21)).unwrap()[0].agent, "alice");
+        assert!(
+            r.enqueue("Sales_VQ", w(0, 22), t(22)).unwrap().is_empty(),
+            "carol has no Sales"
+        );
+        assert_eq!(r.waiting("Sales_VQ").unwrap(), 1);
+    }
+
+    #[test]
+    fn a_ready_agent_takes_the_best_head_across_its_queues() {
+        let r = router();
+        let low_old = w(0, 0);
+        let high_new = w(5, 30);
+        let support = w(0, -100);
+        r.enqueue("Sales_VQ", low_old.clone(), t(0)).unwrap();
+        r.enqueue("Any_VQ", high_new.clone(), t(30)).unwrap();
+        r.enqueue("Support_VQ", support.clone(), t(-100)).unwrap();
+        // Alice serves Sales, Support and Any: priority 5 wins over older priority 0 heads.
+        let a = r
+            .set_agent_state("alice", StateKind::Ready, t(40), None, None)
+            .unwrap();
+        assert_eq!(a[0].interaction, high_new.id);
+        assert_eq!(a[0].waited, TimeDelta::seconds(10));
+        r.set_agent_state("alice", StateKind::Busy, t(41), None, None)
+            .unwrap();
+        r.set_agent_state("alice", StateKind::AfterCallWork, t(50), None, Some(t(60)))
+            .unwrap();
+        // Then equal priorities: the longest waiting (Support's) first.
+        let b = r
+            .set_agent_state("alice", StateKind::Ready, t(60), None, None)
+            .unwrap();
+        assert_eq!(b[0].interaction, support.id);
+        // Bob only serves Sales.
+        let c = r
+            .set_agent_state("bob", StateKind::Ready, t(61), None, None)
+            .unwrap();
+        assert_eq!(c[0].interaction, low_old.id);
+    }
+
+    #[test]
+    fn withdrawal_positions_counts_and_ewt() {
+        let r = router();
+        let (a, b, c) = (w(0, 0), w(0, 1), w(0, 2));
+        for x in [&a, &b, &c] {
+            r.enqueue("Sales_VQ", x.clone(), t(3)).unwrap();
+        }
+        assert!(r.withdraw("Sales_VQ", b.id).unwrap());
+        assert_eq!(r.position("Sales_VQ", c.id).unwrap(), Some(1));
+        assert_eq!(r.ewt_for_new("Sales_VQ").unwrap(), None, "nobody logged in");
+        r.set_agent_state("bob", StateKind::NotReady, t(3), Some("meeting"), None)
+            .unwrap();
+        r.set_agent_state("alice", StateKind::NotReady, t(3), None, None)
+            .unwrap();
+        assert_eq!(
+            r.agent_counts("Sales_VQ").unwrap(),
+            AgentCounts {
+                logged_in: 2,
+                ready: 0,
+                busy: 0
+            }
+        );
+        assert_eq!(
+            r.ewt_for_new("Sales_VQ").unwrap(),
+            None,
+            "logged in, but nobody ready or busy"
+        );
+        let got = r
+            .set_agent_state("alice", StateKind::Ready, t(4), None, None)
+            .unwrap();
+        assert_eq!(got[0].interaction, a.id);
+        r.record_handle_time("Sales_VQ", TimeDelta::seconds(120))
+            .unwrap();
+        // One busy eligible agent (alice), one waiting (c): EWT of a new arrival = 2 × 120 s.
+        assert_eq!(
+            r.ewt_for_new("Sales_VQ").unwrap(),
+            Some(TimeDelta::seconds(240))
+        );
+        assert!(matches!(
+            r.enqueue("Nope", w(0, 0), t(0)),
+            Err(RouterError::UnknownQueue(_))
+        ));
+    }
+
+    #[test]
+    fn skills_changes_move_eligibility() {
+        let r = router();
+        r.set_agent_state("carol", StateKind::Ready, t(0), None, None)
+            .unwrap();
+        assert!(r.claim_for("Sales_VQ").unwrap().is_none());
+        r.set_agent_skills("carol", &[("Sales".into(), 6)]).unwrap();
+        assert_eq!(r.claim_for("Sales_VQ").unwrap(), Some(2));
+        // An unused reservation is given back and the agent is found again.
+        r.release(2, t(1)).unwrap();
+        assert_eq!(r.claim_for("Any_VQ").unwrap(), Some(2));
+    }
+
+    #[test]
+    fn the_demo_configuration_builds() {
+        let base = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+        let cfg = Config::load(&base.join("boomerang.yaml")).unwrap();
+        let r = Router::from_config(&cfg).unwrap();
+        assert_eq!(r.agents().len(), 3);
+        assert_eq!(r.agent_counts("Sales_VQ_CB").unwrap().logged_in, 0);
+    }
+}
