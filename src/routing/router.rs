@@ -333,10 +333,10 @@ impl Router {
             let head = lock(&self.queues[qi].waiting)
                 .head()
                 .map(|w| (w.priority, w.enqueued_at));
-            if let Some((p, t)) = head {
-                if best.is_none_or(|(bp, bt, _)| p > bp || (p == bp && t < bt)) {
-                    best = Some((p, t, qi));
-                }
+            if let Some((p, t)) = head
+                && best.is_none_or(|(bp, bt, _)| p > bp || (p == bp && t < bt))
+            {
+                best = Some((p, t, qi));
             }
         }
         best.map(|(_, _, qi)| qi)
