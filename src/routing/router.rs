@@ -13,7 +13,7 @@
 //! waiting interaction can miss each other.
 
 use std::collections::HashMap;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, RwLock};
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -81,6 +81,8 @@ struct RouterQueue {
     ewt_method: EwtMethod,
     eligible: Eligibility,
     waiting: Mutex<WaitQueue>,
+    /// Length of `waiting`, readable without its lock (agents skip empty queues cheaply).
+    len: AtomicUsize,
     cursor: AtomicUsize,
     stats: Mutex<EwtStats>,
 }
@@ -111,6 +113,13 @@ fn lock(m: &Mutex<WaitQueue>) -> MutexGuard<'_, WaitQueue> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+fn pop(q: &RouterQueue) -> Option<Waiting> {
+    let mut waiting = lock(&q.waiting);
+    let w = waiting.pop();
+    q.len.store(waiting.len(), Ordering::Release);
+    w
+}
+
 impl Router {
     /// A router over `queues` and `agents` (all logged out).
     pub fn new(queues: Vec<QueueDef>, agents: Vec<AgentInfo>) -> Result<Self, RouterError> {
@@ -133,6 +142,7 @@ impl Router {
                 ewt_method: q.ewt_method,
                 eligible: Eligibility::new(agents.len()),
                 waiting: Mutex::new(WaitQueue::new()),
+                len: AtomicUsize::new(0),
                 cursor: AtomicUsize::new(0),
                 stats: Mutex::new(EwtStats::default()),
             });
@@ -242,13 +252,22 @@ impl Router {
             .by_name
             .get(queue)
             .ok_or_else(|| RouterError::UnknownQueue(queue.to_string()))?;
-        lock(&self.queues[qi].waiting).push(w);
+        let q = &self.queues[qi];
+        {
+            let mut waiting = lock(&q.waiting);
+            waiting.push(w);
+            q.len.store(waiting.len(), Ordering::Release);
+        }
         Ok(self.dispatch_queue(qi, now))
     }
 
     /// Takes an interaction out of its queue (abandon, cancel); true if it was waiting.
     pub fn withdraw(&self, queue: &str, id: Uuid) -> Result<bool, RouterError> {
-        Ok(lock(&self.queue(queue)?.waiting).withdraw(id))
+        let q = self.queue(queue)?;
+        let mut waiting = lock(&q.waiting);
+        let removed = waiting.withdraw(id);
+        q.len.store(waiting.len(), Ordering::Release);
+        Ok(removed)
     }
 
     /// Claims an eligible ready agent for a queue by its policy (the match+claim step).
@@ -284,9 +303,9 @@ impl Router {
     fn dispatch_queue(&self, qi: usize, now: DateTime<Utc>) -> Vec<Assignment> {
         let q = &self.queues[qi];
         let mut out = Vec::new();
-        while !lock(&q.waiting).is_empty() {
+        while q.len.load(Ordering::Acquire) > 0 {
             let Some(agent) = self.claim(q) else { break };
-            let popped = lock(&q.waiting).pop();
+            let popped = pop(q);
             match popped {
                 Some(w) => out.push(self.assign(q, w, agent, now)),
                 None => {
@@ -330,6 +349,9 @@ impl Router {
             .unwrap_or_else(|p| p.into_inner());
         let mut best: Option<(i64, DateTime<Utc>, usize)> = None;
         for &qi in queues.iter() {
+            if self.queues[qi].len.load(Ordering::Acquire) == 0 {
+                continue;
+            }
             let head = lock(&self.queues[qi].waiting)
                 .head()
                 .map(|w| (w.priority, w.enqueued_at));
@@ -352,7 +374,7 @@ impl Router {
                 return Vec::new();
             }
             let q = &self.queues[qi];
-            let popped = lock(&q.waiting).pop();
+            let popped = pop(q);
             match popped {
                 Some(w) => {
                     self.ready.remove_entry(since, idx);
