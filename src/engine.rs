@@ -9,11 +9,12 @@ use thiserror::Error;
 use tokio::task::JoinHandle;
 
 use crate::api::{self, ApiState};
-use crate::callback::service::CallbackService;
+use crate::callback::service::{CallbackService, QueueEvent};
 use crate::callin::CallIn;
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::push::{LogNotifier, Notifier};
+use crate::routing::{Router, Waiting};
 use crate::store::{SqliteStore, Store, StoreError};
 
 /// Why the engine could not start.
@@ -25,6 +26,9 @@ pub enum EngineError {
     /// Callbacks could not be recovered.
     #[error("recovering callbacks: {0}")]
     Recover(String),
+    /// The router could not be built from the configuration.
+    #[error("routing: {0}")]
+    Routing(#[from] crate::routing::RouterError),
     /// A listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -41,6 +45,8 @@ pub struct Engine {
     pub callbacks: Arc<CallbackService>,
     /// Click-to-Call-In.
     pub callin: Arc<CallIn>,
+    /// The router.
+    pub router: Arc<Router>,
     /// The address the API listens on.
     pub http_addr: SocketAddr,
     tasks: Vec<JoinHandle<()>>,
@@ -63,6 +69,13 @@ impl Engine {
             .map_err(|e| EngineError::Recover(e.to_string()))?;
         tracing::info!(recovered, "callbacks recovered from the store");
         let callin = Arc::new(CallIn::new());
+        let router = Arc::new(Router::from_config(&config)?);
+        {
+            let (router, clock) = (router.clone(), clock.clone());
+            callbacks.set_queue_sink(Arc::new(move |event| {
+                apply_queue_event(&router, event, clock.now())
+            }));
+        }
         let mut tasks = Vec::new();
         tasks.push(tokio::spawn(scheduler_loop(
             callbacks.clone(),
@@ -74,6 +87,7 @@ impl Engine {
             clock.clone(),
             callbacks.clone(),
             callin.clone(),
+            router.clone(),
         );
         let addr = config.spec.listeners.http;
         let listener = tokio::net::TcpListener::bind(addr)
@@ -92,6 +106,7 @@ impl Engine {
         Ok(Engine {
             callbacks,
             callin,
+            router,
             http_addr,
             tasks,
         })
@@ -122,5 +137,23 @@ async fn scheduler_loop(callbacks: Arc<CallbackService>, callin: Arc<CallIn>, cl
             tracing::error!(error = %e, "callback scheduler");
         }
         callin.expire_due(clock.now());
+    }
+}
+
+/// Applies one of the callback service's queue changes to the router. Assignments of callbacks
+/// wait for the outbound dialer (SIP); until then they are logged.
+fn apply_queue_event(router: &Router, event: QueueEvent, now: chrono::DateTime<chrono::Utc>) {
+    let result = match event {
+        QueueEvent::Enqueue { id, queue, priority, queue_time } => router
+            .enqueue(&queue, Waiting { id, priority, enqueued_at: queue_time }, now)
+            .map(|assignments| {
+                for a in assignments {
+                    tracing::info!(callback = %a.interaction, agent = %a.agent, "callback assigned");
+                }
+            }),
+        QueueEvent::Withdraw { id, queue } => router.withdraw(&queue, id).map(|_| ()),
+    };
+    if let Err(e) = result {
+        tracing::warn!(error = %e, "router refused a callback queue event");
     }
 }

@@ -28,6 +28,7 @@ use crate::callback::{CallbackRecord, CallbackState, NewCallback, Origin};
 use crate::callin::{CallIn, CallInError, NewCallIn, RoutingData};
 use crate::clock::SharedClock;
 use crate::config::Config;
+use crate::routing::Router as RoutingCore;
 pub use error::{ApiError, ErrorLog, ErrorLogEntry};
 
 /// Everything the handlers share.
@@ -41,6 +42,8 @@ pub struct ApiState {
     pub callbacks: Arc<CallbackService>,
     /// Click-to-Call-In.
     pub callin: Arc<CallIn>,
+    /// The router, for EWT, positions and agent counts.
+    pub router: Arc<RoutingCore>,
     /// Recent errors.
     pub errors: Arc<ErrorLog>,
     /// SHA-256 of every accepted API key.
@@ -54,6 +57,7 @@ impl ApiState {
         clock: SharedClock,
         callbacks: Arc<CallbackService>,
         callin: Arc<CallIn>,
+        router: Arc<RoutingCore>,
     ) -> Self {
         let key_hashes = config
             .spec
@@ -73,6 +77,7 @@ impl ApiState {
             clock,
             callbacks,
             callin,
+            router,
             errors: Arc::new(ErrorLog::default()),
             key_hashes: Arc::new(key_hashes),
         }
@@ -97,7 +102,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/callbacks/availability/{service}", get(availability_route))
         .route("/callbacks/open-for/{service}", get(open_for_route))
         .route("/callbacks/queue-status/{queue}", get(queue_status))
-        .route("/call-in/requests/create", post(create_call_in));
+        .route("/call-in/requests/create", post(create_call_in))
+        .route("/estimated-wait-time", get(estimated_wait_time));
     let max_body = state.config.spec.api.max_body_bytes.max(1024) as usize;
     let origins: Vec<HeaderValue> = state
         .config
@@ -118,9 +124,9 @@ pub fn router(state: ApiState) -> Router {
     Router::new()
         .nest("/engagement/v3", v3)
         .fallback(|| async { ApiError::not_found("no such endpoint") })
+        .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(middleware::from_fn_with_state(state.clone(), correlate))
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
         .layer(cors)
         .with_state(state)
 }
@@ -345,7 +351,21 @@ async fn retrieve_callback(
     Body(b): Body<IdBody>,
 ) -> Result<Response, ApiError> {
     let rec = s.callbacks.get(b.id).await.map_err(service_error)?;
-    Ok(ok(CallbackView::from(&rec)))
+    let mut view = serde_json::to_value(CallbackView::from(&rec))
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    if rec.state == CallbackState::Queued {
+        if let Ok(Some(pos)) = s.router.position(&rec.queue, rec.id) {
+            view["positionInQueue"] = json!(pos + 1);
+            let ewt = s
+                .router
+                .ewt(&rec.queue, pos)
+                .ok()
+                .flatten()
+                .map(|d| d.num_seconds());
+            view["estimatedWaitTime"] = json!(ewt.unwrap_or(-1));
+        }
+    }
+    Ok(ok(view))
 }
 
 async fn cancel_callback(
@@ -474,17 +494,64 @@ async fn queue_status(
         .config
         .queue(&name)
         .ok_or_else(|| ApiError::bad_request(format!("queue: unknown virtual queue `{name}`")))?;
-    let waiting = s
-        .callbacks
-        .active()
-        .iter()
-        .filter(|r| r.queue == name && r.state == CallbackState::Queued)
-        .count();
+    let waiting = s.router.waiting(&name).unwrap_or(0);
     Ok(ok(json!({
+        "ewt": ewt_seconds(&s, &name),
         "offerImmediateCallback": queue.immediate_enabled,
         "offerScheduledCallback": queue.scheduled_enabled,
-        "callbacksWaiting": waiting,
+        "waiting": waiting,
     })))
+}
+
+/// EWT of a new arrival in seconds, -1 when unknown (no eligible agent logged in).
+fn ewt_seconds(s: &ApiState, queue: &str) -> i64 {
+    s.router
+        .ewt_for_new(queue)
+        .ok()
+        .flatten()
+        .map(|d| d.num_seconds())
+        .unwrap_or(-1)
+}
+
+/// `GET /estimated-wait-time` query.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EwtQuery {
+    /// Comma-separated virtual queues.
+    #[serde(rename = "virtual-queues")]
+    pub virtual_queues: String,
+}
+
+async fn estimated_wait_time(
+    State(s): State<ApiState>,
+    q: Result<Query<EwtQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let q = query(q)?;
+    let mut out = Vec::new();
+    for name in q
+        .virtual_queues
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+    {
+        if s.config.queue(name).is_none() {
+            return Err(ApiError::bad_request(format!(
+                "virtual-queues: unknown virtual queue `{name}`"
+            )));
+        }
+        let ewt = ewt_seconds(&s, name);
+        out.push(json!({
+            "virtualQueue": name,
+            "estimatedWaitTime": ewt,
+            "message": if ewt < 0 { "no agent who can serve this queue is logged in" } else { "" },
+        }));
+    }
+    if out.is_empty() {
+        return Err(ApiError::bad_request(
+            "virtual-queues: name at least one virtual queue",
+        ));
+    }
+    Ok(ok(out))
 }
 
 /// `POST /call-in/requests/create` body.

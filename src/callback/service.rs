@@ -119,7 +119,11 @@ pub struct CallbackService {
     number_rules: RwLock<HashMap<String, Arc<NumberRule>>>,
     capacity_rules: RwLock<HashMap<String, Arc<CapacityGrid>>>,
     events: Mutex<Vec<QueueEvent>>,
+    sink: RwLock<Option<QueueSink>>,
 }
+
+/// Receives queue events as they happen (the engine hands them to the router).
+pub type QueueSink = Arc<dyn Fn(QueueEvent) + Send + Sync>;
 
 impl CallbackService {
     /// A service over `store`, with `config`'s queues.
@@ -140,6 +144,7 @@ impl CallbackService {
             number_rules: RwLock::new(HashMap::new()),
             capacity_rules: RwLock::new(HashMap::new()),
             events: Mutex::new(Vec::new()),
+            sink: RwLock::new(None),
         }
     }
 
@@ -347,10 +352,23 @@ impl CallbackService {
     }
 
     fn emit(&self, e: QueueEvent) {
-        self.events
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(e);
+        let sink = self.sink.read().unwrap_or_else(|p| p.into_inner()).clone();
+        match sink {
+            Some(f) => f(e),
+            None => self
+                .events
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(e),
+        }
+    }
+
+    /// Delivers queue events to `sink` as they happen, starting with any buffered ones.
+    pub fn set_queue_sink(&self, sink: QueueSink) {
+        for e in self.drain_queue_events() {
+            sink(e);
+        }
+        *self.sink.write().unwrap_or_else(|p| p.into_inner()) = Some(sink);
     }
 
     /// Queue events produced since the last call, for the router.
