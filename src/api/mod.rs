@@ -353,17 +353,17 @@ async fn retrieve_callback(
     let rec = s.callbacks.get(b.id).await.map_err(service_error)?;
     let mut view = serde_json::to_value(CallbackView::from(&rec))
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    if rec.state == CallbackState::Queued {
-        if let Ok(Some(pos)) = s.router.position(&rec.queue, rec.id) {
-            view["positionInQueue"] = json!(pos + 1);
-            let ewt = s
-                .router
-                .ewt(&rec.queue, pos)
-                .ok()
-                .flatten()
-                .map(|d| d.num_seconds());
-            view["estimatedWaitTime"] = json!(ewt.unwrap_or(-1));
-        }
+    if rec.state == CallbackState::Queued
+        && let Ok(Some(pos)) = s.router.position(&rec.queue, rec.id)
+    {
+        view["positionInQueue"] = json!(pos + 1);
+        let ewt = s
+            .router
+            .ewt(&rec.queue, pos)
+            .ok()
+            .flatten()
+            .map(|d| d.num_seconds());
+        view["estimatedWaitTime"] = json!(ewt.unwrap_or(-1));
     }
     Ok(ok(view))
 }
