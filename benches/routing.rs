@@ -169,15 +169,7 @@ fn percentiles(mut ns: Vec<u64>) -> (u64, u64) {
     (ns[ns.len() / 2], ns[ns.len() * 99 / 100])
 }
 
-fn bench(c: &mut Criterion) {
-    let w = world();
-    let router = lockfree(&w);
-    let base = Arc::new(Baseline::new(&w));
-    let seq = Arc::new(queue_sequence(4096));
-    let qidx: Arc<Vec<usize>> =
-        Arc::new(seq.iter().map(|q| q[1..].parse().expect("index")).collect());
-
-    // Latency of match+claim, measured op by op.
+fn latency(router: &Router, base: &Baseline, seq: &[String], qidx: &[usize]) {
     let mut lf = Vec::with_capacity(100_000);
     let mut bl = Vec::with_capacity(20_000);
     for i in 0..100_000 {
@@ -202,6 +194,21 @@ fn bench(c: &mut Criterion) {
     eprintln!(
         "match+claim latency: lock-free p50 {lf50} ns, p99 {lf99} ns; baseline p50 {bl50} ns, p99 {bl99} ns"
     );
+}
+
+fn bench(c: &mut Criterion) {
+    let w = world();
+    let router = lockfree(&w);
+    let base = Arc::new(Baseline::new(&w));
+    let seq = Arc::new(queue_sequence(4096));
+    let qidx: Arc<Vec<usize>> =
+        Arc::new(seq.iter().map(|q| q[1..].parse().expect("index")).collect());
+
+    // Latency of match+claim, measured op by op; only in a real `cargo bench` run (under
+    // `cargo test` each benchmark runs once in a debug build and this loop would be slow).
+    if std::env::args().any(|a| a == "--bench") {
+        latency(&router, &base, &seq, &qidx);
+    }
 
     let mut g = c.benchmark_group("match_claim_release");
     g.measurement_time(Duration::from_secs(3))
