@@ -170,6 +170,9 @@ impl Agent {
 #[derive(Debug, Default)]
 pub struct AgentRegistry {
     agents: Vec<Agent>,
+    /// Dense mirror of each agent's ready-since while Ready (`i64::MAX` otherwise), so a queue
+    /// can find its longest-idle agent by reading 8 bytes per eligible agent.
+    idle: Vec<AtomicI64>,
     by_id: HashMap<String, AgentIdx>,
     by_sip_user: HashMap<String, AgentIdx>,
 }
@@ -197,6 +200,7 @@ impl AgentRegistry {
             reg.by_sip_user.insert(info.sip_user.clone(), idx);
             let levels =
                 SkillLevels::from_pairs(catalog, info.skills.iter().map(|(s, l)| (s.as_str(), *l)));
+            reg.idle.push(AtomicI64::new(i64::MAX));
             reg.agents.push(Agent {
                 id: info.id,
                 name: info.name,
@@ -225,6 +229,23 @@ impl AgentRegistry {
     #[inline]
     pub fn get(&self, idx: AgentIdx) -> &Agent {
         &self.agents[idx as usize]
+    }
+
+    /// Ready → Reserved for agent `idx`, atomically; false if it was not ready.
+    #[inline]
+    pub fn claim(&self, idx: AgentIdx) -> bool {
+        let won = self.agents[idx as usize].try_claim();
+        if won {
+            self.idle[idx as usize].store(i64::MAX, Ordering::Release);
+        }
+        won
+    }
+
+    /// The agent's ready-since while it is Ready, `i64::MAX` otherwise (may lag a transition in
+    /// progress; the claim's compare-and-swap is what decides).
+    #[inline]
+    pub fn idle_since(&self, idx: AgentIdx) -> i64 {
+        self.idle[idx as usize].load(Ordering::Acquire)
     }
 
     /// Every agent with its index.
@@ -283,6 +304,12 @@ impl AgentRegistry {
             a.ready_since_ns
                 .store(now.timestamp_nanos_opt().unwrap_or(0), Ordering::Release);
         }
+        let idle = if to == StateKind::Ready {
+            a.ready_since_ns.load(Ordering::Acquire)
+        } else {
+            i64::MAX
+        };
+        self.idle[idx as usize].store(idle, Ordering::Release);
         if to == StateKind::NotReady {
             *a.not_ready_reason
                 .write()

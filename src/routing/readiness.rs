@@ -130,7 +130,7 @@ impl ReadySet {
                 continue;
             }
             let agent = agents.get(idx);
-            if agent.try_claim() {
+            if agents.claim(idx) {
                 entry.remove();
                 return Some(idx);
             }
@@ -151,10 +151,10 @@ impl ReadySet {
         for _ in 0..16 {
             let best = eligible
                 .iter()
-                .filter(|i| agents.get(*i).state() == StateKind::Ready)
-                .map(|i| (agents.get(i).ready_since_ns(), i))
+                .map(|i| (agents.idle_since(i), i))
+                .filter(|(since, _)| *since != i64::MAX)
                 .min()?;
-            if agents.get(best.1).try_claim() {
+            if agents.claim(best.1) {
                 self.set.remove(&best);
                 return Some(best.1);
             }
@@ -181,7 +181,7 @@ impl ReadySet {
         for idx in order {
             let agent = agents.get(idx);
             let since = agent.ready_since_ns();
-            if agent.try_claim() {
+            if agents.claim(idx) {
                 self.set.remove(&(since, idx));
                 cursor.store(idx as usize + 1, Ordering::Relaxed);
                 return Some(idx);

@@ -370,7 +370,7 @@ impl Router {
                 return Vec::new();
             };
             let since = self.agents.get(idx).ready_since_ns();
-            if !self.agents.get(idx).try_claim() {
+            if !self.agents.claim(idx) {
                 return Vec::new();
             }
             let q = &self.queues[qi];
