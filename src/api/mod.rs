@@ -27,7 +27,7 @@ use crate::callback::service::{CallbackService, CreateRequest, ServiceError};
 use crate::callback::{CallbackRecord, CallbackState, NewCallback, Origin};
 use crate::callin::{CallIn, CallInError, NewCallIn, RoutingData};
 use crate::clock::SharedClock;
-use crate::config::Config;
+use crate::config::{Config, QueueSpec};
 use crate::routing::Router as RoutingCore;
 pub use error::{ApiError, ErrorLog, ErrorLogEntry};
 
@@ -219,6 +219,13 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
             Err(e) => Err(ApiError::bad_request(e.body_text())),
         }
     }
+}
+
+/// A configured queue, or a 400 naming the request field that held the unknown name.
+fn known_queue<'a>(s: &'a ApiState, name: &str, field: &str) -> Result<&'a QueueSpec, ApiError> {
+    s.config
+        .queue(name)
+        .ok_or_else(|| ApiError::bad_request(format!("{field}: unknown virtual queue `{name}`")))
 }
 
 fn ok(data: impl Serialize) -> Response {
@@ -431,9 +438,7 @@ async fn availability_route(
     q: Result<Query<AvailabilityQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let q = query(q)?;
-    let queue = s.config.queue(&service).ok_or_else(|| {
-        ApiError::bad_request(format!("serviceName: unknown virtual queue `{service}`"))
-    })?;
+    let queue = known_queue(&s, &service, "serviceName")?;
     let days = q.number_of_days.unwrap_or(1);
     if !(1..=90).contains(&days) {
         return Err(ApiError::bad_request("numberOfDays: must be 1 to 90"));
@@ -471,9 +476,7 @@ async fn open_for_route(
     State(s): State<ApiState>,
     Path(service): Path<String>,
 ) -> Result<Response, ApiError> {
-    let queue = s.config.queue(&service).ok_or_else(|| {
-        ApiError::bad_request(format!("serviceName: unknown virtual queue `{service}`"))
-    })?;
+    let queue = known_queue(&s, &service, "serviceName")?;
     let hours = s.config.queue_hours(queue);
     let offer = s.config.immediate_offer_hours(queue);
     let o = availability::open_for(
@@ -490,10 +493,7 @@ async fn queue_status(
     State(s): State<ApiState>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let queue = s
-        .config
-        .queue(&name)
-        .ok_or_else(|| ApiError::bad_request(format!("queue: unknown virtual queue `{name}`")))?;
+    let queue = known_queue(&s, &name, "queue")?;
     let waiting = s.router.waiting(&name).unwrap_or(0);
     Ok(ok(json!({
         "ewt": ewt_seconds(&s, &name),
@@ -534,11 +534,7 @@ async fn estimated_wait_time(
         .map(str::trim)
         .filter(|n| !n.is_empty())
     {
-        if s.config.queue(name).is_none() {
-            return Err(ApiError::bad_request(format!(
-                "virtual-queues: unknown virtual queue `{name}`"
-            )));
-        }
+        known_queue(&s, name, "virtual-queues")?;
         let ewt = ewt_seconds(&s, name);
         out.push(json!({
             "virtualQueue": name,
@@ -581,12 +577,8 @@ async fn create_call_in(
     State(s): State<ApiState>,
     Body(b): Body<CallInBody>,
 ) -> Result<Response, ApiError> {
-    if let Some(q) = &b.virtual_queue
-        && s.config.queue(q).is_none()
-    {
-        return Err(ApiError::bad_request(format!(
-            "virtualQueue: unknown virtual queue `{q}`"
-        )));
+    if let Some(q) = &b.virtual_queue {
+        known_queue(&s, q, "virtualQueue")?;
     }
     let req = s
         .callin
