@@ -196,6 +196,29 @@ fn latency(router: &Router, base: &Baseline, seq: &[String], qidx: &[usize]) {
     );
 }
 
+/// Runs `op` `iters` times on each of two threads started together (thread `t` passes the
+/// indices `k * 2 + t`); returns the slower thread's time.
+fn two_threads(iters: u64, op: impl Fn(usize) + Send + Sync + Clone + 'static) -> Duration {
+    let barrier = Arc::new(Barrier::new(2));
+    let hs: Vec<_> = (0..2)
+        .map(|t| {
+            let (op, barrier) = (op.clone(), barrier.clone());
+            std::thread::spawn(move || {
+                barrier.wait();
+                let start = Instant::now();
+                for k in 0..iters as usize {
+                    op(k * 2 + t);
+                }
+                start.elapsed()
+            })
+        })
+        .collect();
+    hs.into_iter()
+        .map(|h| h.join().expect("thread"))
+        .max()
+        .unwrap_or_default()
+}
+
 fn bench(c: &mut Criterion) {
     let w = world();
     let router = lockfree(&w);
@@ -234,54 +257,28 @@ fn bench(c: &mut Criterion) {
     });
     g.throughput(Throughput::Elements(2));
     g.bench_function("lockfree_2_threads", |b| {
+        let (router, seq) = (router.clone(), seq.clone());
         b.iter_custom(|iters| {
-            let barrier = Arc::new(Barrier::new(2));
-            let hs: Vec<_> = (0..2)
-                .map(|t| {
-                    let (router, seq, barrier) = (router.clone(), seq.clone(), barrier.clone());
-                    std::thread::spawn(move || {
-                        barrier.wait();
-                        let start = Instant::now();
-                        for k in 0..iters as usize {
-                            if let Some(a) = router
-                                .claim_for(&seq[(k * 2 + t) % seq.len()])
-                                .expect("queue")
-                            {
-                                router.release(a, now()).expect("release");
-                            }
-                        }
-                        start.elapsed()
-                    })
-                })
-                .collect();
-            hs.into_iter()
-                .map(|h| h.join().expect("thread"))
-                .max()
-                .unwrap_or_default()
+            two_threads(iters, {
+                let (router, seq) = (router.clone(), seq.clone());
+                move |k| {
+                    if let Some(a) = router.claim_for(&seq[k % seq.len()]).expect("queue") {
+                        router.release(a, now()).expect("release");
+                    }
+                }
+            })
         })
     });
     g.bench_function("baseline_mutex_vec_2_threads", |b| {
         b.iter_custom(|iters| {
-            let barrier = Arc::new(Barrier::new(2));
-            let hs: Vec<_> = (0..2)
-                .map(|t| {
-                    let (base, qidx, barrier) = (base.clone(), qidx.clone(), barrier.clone());
-                    std::thread::spawn(move || {
-                        barrier.wait();
-                        let start = Instant::now();
-                        for k in 0..iters as usize {
-                            if let Some(a) = base.claim(qidx[(k * 2 + t) % qidx.len()]) {
-                                base.release(a);
-                            }
-                        }
-                        start.elapsed()
-                    })
-                })
-                .collect();
-            hs.into_iter()
-                .map(|h| h.join().expect("thread"))
-                .max()
-                .unwrap_or_default()
+            two_threads(iters, {
+                let (base, qidx) = (base.clone(), qidx.clone());
+                move |k| {
+                    if let Some(a) = base.claim(qidx[k % qidx.len()]) {
+                        base.release(a);
+                    }
+                }
+            })
         })
     });
     g.finish();
