@@ -9,12 +9,14 @@ use thiserror::Error;
 use tokio::task::JoinHandle;
 
 use crate::api::{self, ApiState};
+use crate::call::Dialer;
 use crate::callback::service::{CallbackService, QueueEvent};
 use crate::callin::CallIn;
 use crate::clock::SharedClock;
 use crate::config::Config;
+use crate::flow::FlowServices;
 use crate::push::{LogNotifier, Notifier};
-use crate::routing::{Router, Waiting};
+use crate::routing::{Dispatch, Router, Waiting};
 use crate::store::{SqliteStore, Store, StoreError};
 
 /// Why the engine could not start.
@@ -39,6 +41,80 @@ pub enum EngineError {
     },
 }
 
+/// The engine's parts that do not touch the network: callbacks (recovered from the store),
+/// call-in groups and requests, and the router with its assignment dispatch. The engine, flow
+/// tests and the simulator's virtual mode all build it the same way.
+pub struct Core {
+    /// Configuration.
+    pub config: Arc<Config>,
+    /// Time.
+    pub clock: SharedClock,
+    /// Callbacks.
+    pub callbacks: Arc<CallbackService>,
+    /// Click-to-Call-In.
+    pub callin: Arc<CallIn>,
+    /// The router and its assignment delivery.
+    pub dispatch: Arc<Dispatch>,
+}
+
+impl Core {
+    /// Builds the parts and recovers callbacks; waiting callbacks re-enter their queues.
+    pub async fn build(
+        config: Arc<Config>,
+        clock: SharedClock,
+        store: Arc<dyn Store>,
+        notifier: Arc<dyn Notifier>,
+    ) -> Result<Core, EngineError> {
+        let callbacks = Arc::new(CallbackService::new(
+            config.clone(),
+            clock.clone(),
+            store,
+            notifier,
+        ));
+        let router = Arc::new(Router::from_config(&config)?);
+        let dispatch = Arc::new(Dispatch::new(router, clock.clone()));
+        {
+            let dispatch = dispatch.clone();
+            callbacks.set_queue_sink(Arc::new(move |event| apply_queue_event(&dispatch, event)));
+        }
+        let recovered = callbacks
+            .recover()
+            .await
+            .map_err(|e| EngineError::Recover(e.to_string()))?;
+        tracing::info!(recovered, "callbacks recovered from the store");
+        let callin = Arc::new(CallIn::new());
+        for g in &config.spec.callin_groups {
+            if let Err(e) = callin.add_group(g.clone()) {
+                tracing::warn!(group = %g.name, error = %e, "call-in group refused");
+            }
+        }
+        Ok(Core {
+            config,
+            clock,
+            callbacks,
+            callin,
+            dispatch,
+        })
+    }
+
+    /// Services for flows, ringing agents through `agents`.
+    pub fn flow_services(&self, agents: Arc<dyn Dialer>) -> FlowServices {
+        FlowServices {
+            config: self.config.clone(),
+            clock: self.clock.clone(),
+            callbacks: self.callbacks.clone(),
+            callin: self.callin.clone(),
+            dispatch: self.dispatch.clone(),
+            agents,
+        }
+    }
+
+    /// The router.
+    pub fn router(&self) -> &Arc<Router> {
+        self.dispatch.router()
+    }
+}
+
 /// A running engine.
 pub struct Engine {
     /// Callbacks.
@@ -57,25 +133,14 @@ impl Engine {
     pub async fn start(config: Arc<Config>, clock: SharedClock) -> Result<Engine, EngineError> {
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir())?);
         let notifier: Arc<dyn Notifier> = Arc::new(LogNotifier);
-        let callbacks = Arc::new(CallbackService::new(
-            config.clone(),
-            clock.clone(),
-            store,
-            notifier,
-        ));
-        let recovered = callbacks
-            .recover()
-            .await
-            .map_err(|e| EngineError::Recover(e.to_string()))?;
-        tracing::info!(recovered, "callbacks recovered from the store");
-        let callin = Arc::new(CallIn::new());
-        let router = Arc::new(Router::from_config(&config)?);
-        {
-            let (router, clock) = (router.clone(), clock.clone());
-            callbacks.set_queue_sink(Arc::new(move |event| {
-                apply_queue_event(&router, event, clock.now())
-            }));
-        }
+        let core = Core::build(config.clone(), clock.clone(), store, notifier).await?;
+        let Core {
+            callbacks,
+            callin,
+            dispatch,
+            ..
+        } = core;
+        let router = dispatch.router().clone();
         let mut tasks = Vec::new();
         tasks.push(tokio::spawn(scheduler_loop(
             callbacks.clone(),
@@ -140,18 +205,24 @@ async fn scheduler_loop(callbacks: Arc<CallbackService>, callin: Arc<CallIn>, cl
     }
 }
 
-/// Applies one of the callback service's queue changes to the router. Assignments of callbacks
-/// wait for the outbound dialer (SIP); until then they are logged.
-fn apply_queue_event(router: &Router, event: QueueEvent, now: chrono::DateTime<chrono::Utc>) {
+/// Applies one of the callback service's queue changes to the router; assignments of
+/// callbacks go to the dispatch's sink (the outbound dialer).
+fn apply_queue_event(dispatch: &Dispatch, event: QueueEvent) {
     let result = match event {
-        QueueEvent::Enqueue { id, queue, priority, queue_time } => router
-            .enqueue(&queue, Waiting { id, priority, enqueued_at: queue_time }, now)
-            .map(|assignments| {
-                for a in assignments {
-                    tracing::info!(callback = %a.interaction, agent = %a.agent, "callback assigned");
-                }
-            }),
-        QueueEvent::Withdraw { id, queue } => router.withdraw(&queue, id).map(|_| ()),
+        QueueEvent::Enqueue {
+            id,
+            queue,
+            priority,
+            queue_time,
+        } => dispatch.enqueue(
+            &queue,
+            Waiting {
+                id,
+                priority,
+                enqueued_at: queue_time,
+            },
+        ),
+        QueueEvent::Withdraw { id, queue } => dispatch.withdraw(&queue, id).map(|_| ()),
     };
     if let Err(e) = result {
         tracing::warn!(error = %e, "router refused a callback queue event");

@@ -34,6 +34,27 @@ enum Command {
         #[arg(default_value = "boomerang.yaml")]
         file: PathBuf,
     },
+    /// Validate IVR flow files (default: every file in the configured flows directory) against
+    /// the configuration's queues and prompts; prints every problem with file:line:column.
+    CheckFlows {
+        /// Flow files or directories.
+        paths: Vec<PathBuf>,
+        /// Engine configuration file (queues, business hours, prompt directory).
+        #[arg(long, default_value = "boomerang.yaml")]
+        config: PathBuf,
+    },
+    /// Print a JSON Schema.
+    Schema {
+        /// What to describe.
+        #[arg(value_enum)]
+        what: SchemaKind,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SchemaKind {
+    /// An IVR flow file.
+    Flow,
 }
 
 fn main() -> ExitCode {
@@ -95,5 +116,61 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         },
         Command::Serve { config } => serve(&config),
+        Command::CheckFlows { paths, config } => check_flows(&paths, &config),
+        Command::Schema {
+            what: SchemaKind::Flow,
+        } => {
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&boomerang::flow::model::schema())?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
     }
+}
+
+fn check_flows(paths: &[PathBuf], config: &std::path::Path) -> anyhow::Result<ExitCode> {
+    let cfg = Config::load(config)
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .with_context(|| format!("loading {}", config.display()))?;
+    let prompts = boomerang::flow::load::prompt_names(&cfg.prompts_dir());
+    let ctx = boomerang::flow::LoadContext {
+        config: &cfg,
+        prompts: Some(&prompts),
+    };
+    let targets = if paths.is_empty() {
+        vec![cfg.flows_dir()]
+    } else {
+        paths.to_vec()
+    };
+    let (mut ok, mut bad) = (0usize, 0usize);
+    for t in targets {
+        let (flows, errors) = if t.is_dir() {
+            boomerang::flow::load_dir(&t, &ctx)
+        } else {
+            match boomerang::flow::load_file(&t, &ctx) {
+                Ok(f) => (vec![f], vec![]),
+                Err(e) => (vec![], vec![e]),
+            }
+        };
+        for f in &flows {
+            println!(
+                "{}: ok ({} application `{}`, {} blocks)",
+                f.file.display(),
+                format!("{:?}", f.kind).to_lowercase(),
+                f.name,
+                f.blocks.len()
+            );
+        }
+        for e in &errors {
+            eprintln!("{e}");
+        }
+        ok += flows.len();
+        bad += errors.len();
+    }
+    if bad > 0 {
+        eprintln!("{bad} file(s) with problems, {ok} ok");
+        return Ok(ExitCode::FAILURE);
+    }
+    Ok(ExitCode::SUCCESS)
 }

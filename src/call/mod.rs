@@ -1,6 +1,8 @@
 //! The `CallLeg` seam: everything a flow, the dialer or the router may do with a call, without
 //! knowing whether it is a SIP/RTP leg on the wire or an in-memory leg in a test or the simulator.
 
+pub mod memory;
+
 use std::sync::Arc;
 use std::time::Duration;
 

@@ -541,6 +541,14 @@ impl CallbackService {
         Ok(out)
     }
 
+    /// True while the callback exists and has not completed (a call-in request tied to it may
+    /// still match).
+    pub fn is_alive(&self, id: Uuid) -> bool {
+        self.records
+            .get(&id)
+            .is_some_and(|r| !r.state.is_completed())
+    }
+
     /// Unfinished callbacks (in memory), for reports and the router.
     pub fn active(&self) -> Vec<CallbackRecord> {
         let mut v: Vec<_> = self.records.iter().map(|r| r.clone()).collect();

@@ -200,6 +200,7 @@ const TOP_KEYS: &[&str] = &[
     "agents",
     "queues",
     "api",
+    "callin_groups",
 ];
 
 impl Validator<'_> {
@@ -279,6 +280,7 @@ impl Validator<'_> {
         list!("trunks", trunks);
         list!("agents", agents);
         list!("queues", queues);
+        list!("callin_groups", callin_groups);
         if let Some(n) = root.get("business_hours") {
             for (k, v) in n.entries() {
                 let name = k.as_key().unwrap_or_default();
@@ -331,6 +333,12 @@ impl Validator<'_> {
     }
 
     fn check(&mut self, root: &Node, spec: &ConfigSpec) -> BTreeMap<String, Arc<BusinessHours>> {
+        for (i, g) in spec.callin_groups.iter().enumerate() {
+            if let Err(e) = g.validate() {
+                let pos = self.pos_of(root, &[Step::Key("callin_groups".into()), Step::Index(i)]);
+                self.err(pos, format!("callin_groups[{i}]"), e.to_string());
+            }
+        }
         let s = &spec.sip;
         self.range(
             root,

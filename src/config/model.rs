@@ -417,6 +417,9 @@ pub struct ConfigSpec {
     /// REST API security.
     #[serde(default)]
     pub api: ApiSettings,
+    /// Click-to-Call-In groups defined with the configuration (more can be added at run time).
+    #[serde(default)]
+    pub callin_groups: Vec<crate::callin::CallInGroup>,
 }
 
 fn d_flows_dir() -> String {

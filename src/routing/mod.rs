@@ -3,6 +3,7 @@
 //! on its own.
 
 pub mod agents;
+pub mod dispatch;
 pub mod ewt;
 pub mod queue;
 pub mod readiness;
@@ -10,5 +11,6 @@ pub mod router;
 pub mod skills;
 
 pub use agents::{AgentIdx, AgentRegistry, StateKind};
+pub use dispatch::Dispatch;
 pub use queue::Waiting;
 pub use router::{Assignment, Router, RouterError};

@@ -1,0 +1,52 @@
+//! Business Hours: open on a regular day, open on a special day, or closed, by a queue's hours
+//! or a named set, in their time zone. Sets `hours.local_time` (HH:MM there).
+
+use std::sync::Arc;
+
+use chrono::Timelike;
+
+use crate::config::{BusinessHours, DayKind};
+use crate::flow::interpreter::{Cx, Step};
+use crate::flow::model::BusinessHoursCheck;
+
+/// Runs the block.
+pub fn run(b: &BusinessHoursCheck, cx: &mut Cx<'_>) -> Step {
+    let config = &cx.services.config;
+    let hours: Arc<BusinessHours> = match (&b.queue, &b.hours) {
+        (Some(q), _) => match config.queue(q) {
+            Some(q) => config.queue_hours(q),
+            None => Arc::new(BusinessHours::always_open()),
+        },
+        (None, Some(h)) => config
+            .hours
+            .get(h)
+            .cloned()
+            .unwrap_or_else(|| Arc::new(BusinessHours::always_open())),
+        (None, None) => Arc::new(BusinessHours::always_open()),
+    };
+    let now = cx.services.clock.now();
+    let local = now.with_timezone(&hours.tz);
+    cx.set(
+        "hours.local_time",
+        format!("{:02}:{:02}", local.hour(), local.minute()),
+    );
+    let open = hours.is_open(now);
+    let special = matches!(hours.day(local.date_naive()).1, DayKind::Special(_));
+    match (open, special) {
+        (false, _) => {
+            cx.set("hours.state", "closed");
+            cx.outcome("closed");
+            Step::Branch(b.closed.clone())
+        }
+        (true, true) => {
+            cx.set("hours.state", "special");
+            cx.outcome("open (special day)");
+            Step::Branch(b.special.clone().or_else(|| b.open.clone()))
+        }
+        (true, false) => {
+            cx.set("hours.state", "open");
+            cx.outcome("open");
+            Step::Branch(b.open.clone())
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! Route Call: queues the caller for a skilled, ready agent, plays hold music with optional
+//! EWT/position announcements, connects caller and agent, and branches on the result.
+
+use std::sync::Arc;
+
+use chrono::TimeDelta;
+use uuid::Uuid;
+
+use crate::call::{PlayItem, PlayOptions};
+use crate::flow::interpreter::{Cx, Step};
+use crate::flow::model::{EndCause, RouteCall};
+use crate::flow::services::AgentConnect;
+
+/// Runs the block.
+pub async fn run(b: &RouteCall, cx: &mut Cx<'_>) -> Step {
+    let queue = match (&b.queue, &b.queue_from) {
+        (Some(q), _) => q.clone(),
+        (None, Some(e)) => cx.eval(e).to_string(),
+        (None, None) => String::new(),
+    };
+    let priority = b
+        .priority
+        .as_ref()
+        .and_then(|p| cx.eval(p).as_num())
+        .unwrap_or(0.0) as i64;
+    let services = cx.services;
+    let clock = services.clock.clone();
+    let id = Uuid::new_v4();
+    let entered = clock.now();
+    let mut rx = match services.queue_call(&queue, id, priority, entered) {
+        Ok(rx) => rx,
+        Err(e) => {
+            cx.set("route.result", "error");
+            cx.outcome(format!("cannot queue: {e}"));
+            return Step::Branch(b.on_timeout.clone());
+        }
+    };
+    let router = services.dispatch.router();
+    let ewt = router.ewt(
+        &queue,
+        router.position(&queue, id).ok().flatten().unwrap_or(0),
+    );
+    cx.set(
+        "route.ewt",
+        ewt.ok().flatten().map(|e| e.num_seconds()).unwrap_or(-1),
+    );
+    let deadline = entered + TimeDelta::seconds(b.timeout_seconds.into());
+    let announce = b.announce_ewt || b.announce_position;
+    let every = TimeDelta::seconds(b.announce_every_seconds.into());
+    let mut next_announce = entered + every;
+    let mut music = b.hold_music.clone();
+    let leg: Arc<_> = cx.leg.clone();
+    loop {
+        let wake = if announce {
+            deadline.min(next_announce)
+        } else {
+            deadline
+        };
+        let hold = async {
+            match &music {
+                Some(m) => {
+                    let opts = PlayOptions {
+                        barge_in: false,
+                        looped: true,
+                    };
+                    let _ = leg.play(&[PlayItem::Prompt(m.clone())], &opts).await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            a = &mut rx => {
+                leg.stop_playing();
+                let Ok(a) = a else {
+                    services.leave_queue(&queue, id);
+                    cx.set("route.result", "timeout");
+                    cx.outcome("no agent");
+                    return Step::Branch(b.on_timeout.clone());
+                };
+                let waited = clock.now() - entered;
+                cx.set("route.waited", waited.num_seconds());
+                match services.connect_agent(leg.clone(), &a).await {
+                    AgentConnect::Talked { agent, end } => {
+                        cx.set("route.result", "connected");
+                        cx.set("route.agent", agent.clone());
+                        cx.outcome(format!(
+                            "connected to {agent} after {}s ({:?} hung up)",
+                            waited.num_seconds(),
+                            end
+                        ));
+                        if leg.is_ended() {
+                            return Step::HungUp;
+                        }
+                        return match &b.on_connected {
+                            Some(t) => Step::Branch(Some(t.clone())),
+                            None => Step::End(EndCause::Normal),
+                        };
+                    }
+                    AgentConnect::CallerGone => return Step::HungUp,
+                    AgentConnect::AgentUnavailable(r) => {
+                        tracing::info!(agent = %a.agent, result = ?r, "agent did not answer; caller requeued");
+                        match services.queue_call(&queue, id, priority, entered) {
+                            Ok(again) => rx = again,
+                            Err(_) => return Step::Branch(b.on_timeout.clone()),
+                        }
+                    }
+                }
+            }
+            _ = clock.sleep_until(wake) => {
+                leg.stop_playing();
+                if clock.now() >= deadline {
+                    services.leave_queue(&queue, id);
+                    cx.set("route.result", "timeout");
+                    cx.outcome(format!("no agent within {}s", b.timeout_seconds));
+                    return Step::Branch(b.on_timeout.clone());
+                }
+                next_announce = clock.now() + every;
+                let mut items = Vec::new();
+                let pos = router.position(&queue, id).ok().flatten();
+                if b.announce_position && let Some(p) = pos {
+                    items.push(PlayItem::Digits((p + 1).to_string()));
+                }
+                if b.announce_ewt
+                    && let Ok(Some(e)) = router.ewt(&queue, pos.unwrap_or(0))
+                {
+                    items.push(PlayItem::Digits(((e.num_seconds() + 59) / 60).to_string()));
+                }
+                if cx.play_items(&items, false).await.is_none() {
+                    services.leave_queue(&queue, id);
+                    return Step::HungUp;
+                }
+            }
+            _ = leg.hung_up() => {
+                services.leave_queue(&queue, id);
+                cx.set("route.result", "abandoned");
+                cx.outcome(format!("caller hung up after {}s in queue", (clock.now() - entered).num_seconds()));
+                return Step::HungUp;
+            }
+            _ = hold => {
+                // The music ended without being stopped: play on without it.
+                music = None;
+            }
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! User Input: collects digits with retries, no-input and no-match prompts, a terminator, a
+//! length range and a pattern. `ask` is shared with Menu and Callback V2.
+
+use std::time::Duration;
+
+use crate::call::{DigitOutcome, DigitSpec, PlayItem};
+use crate::flow::interpreter::{Cx, Step};
+use crate::flow::model::UserInput;
+
+/// One question to the caller, asked up to `attempts` times.
+pub struct Ask<'a> {
+    /// Played before each attempt (barge-in allowed).
+    pub prompts: Vec<PlayItem>,
+    /// Digits, terminator and timeouts.
+    pub spec: DigitSpec,
+    /// Fewest digits accepted.
+    pub min_digits: usize,
+    /// Total attempts (at least 1).
+    pub attempts: u32,
+    /// Played after a no-input.
+    pub no_input: Vec<PlayItem>,
+    /// Played after a rejected answer.
+    pub no_match: Vec<PlayItem>,
+    /// Accepts or rejects an answer.
+    pub accept: &'a (dyn Fn(&str) -> bool + Sync),
+}
+
+/// The answer to an `Ask`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Asked {
+    /// An accepted answer.
+    Got(String),
+    /// Every attempt failed; the last failure was a no-input (`true`) or a no-match.
+    Failed {
+        /// The last attempt had no input.
+        no_input: bool,
+        /// Answers given and rejected.
+        rejected: Vec<String>,
+    },
+    /// The caller hung up.
+    HungUp,
+}
+
+/// Asks until an accepted answer, the attempts run out, or the caller hangs up.
+pub async fn ask(cx: &Cx<'_>, a: Ask<'_>) -> Asked {
+    let mut rejected = Vec::new();
+    let mut no_input = false;
+    for attempt in 0..a.attempts.max(1) {
+        if attempt > 0 {
+            let extra = if no_input { &a.no_input } else { &a.no_match };
+            if cx.play_items(extra, true).await.is_none() {
+                return Asked::HungUp;
+            }
+        }
+        if cx.play_items(&a.prompts, true).await.is_none() {
+            return Asked::HungUp;
+        }
+        match cx.leg.collect_digits(&a.spec).await {
+            Ok(DigitOutcome::HungUp) | Err(_) => return Asked::HungUp,
+            Ok(DigitOutcome::NoInput) => no_input = true,
+            Ok(DigitOutcome::Digits { digits, .. }) => {
+                if digits.len() >= a.min_digits && (a.accept)(&digits) {
+                    return Asked::Got(digits);
+                }
+                if digits.is_empty() {
+                    no_input = true;
+                } else {
+                    no_input = false;
+                    rejected.push(digits);
+                }
+            }
+        }
+    }
+    Asked::Failed { no_input, rejected }
+}
+
+/// A spec for one key, as menus use.
+pub fn one_key(timeout_seconds: u32) -> DigitSpec {
+    DigitSpec {
+        max_digits: 1,
+        terminator: None,
+        first_digit_timeout: Duration::from_secs(timeout_seconds.into()),
+        inter_digit_timeout: Duration::from_secs(timeout_seconds.into()),
+    }
+}
+
+/// Runs the block.
+pub async fn run(b: &UserInput, cx: &mut Cx<'_>) -> Step {
+    let pattern = b
+        .pattern
+        .as_ref()
+        .and_then(|p| regex::Regex::new(&format!("^(?:{p})$")).ok());
+    let accept = move |d: &str| pattern.as_ref().is_none_or(|re| re.is_match(d));
+    let asked = ask(
+        cx,
+        Ask {
+            prompts: cx.items(&b.prompts),
+            spec: DigitSpec {
+                max_digits: b.max_digits as usize,
+                terminator: b.terminator.as_ref().and_then(|t| t.chars().next()),
+                first_digit_timeout: Duration::from_secs(b.first_digit_timeout_seconds.into()),
+                inter_digit_timeout: Duration::from_secs(b.inter_digit_timeout_seconds.into()),
+            },
+            min_digits: b.min_digits as usize,
+            attempts: b.retries + 1,
+            no_input: cx.items(&b.no_input_prompts),
+            no_match: cx.items(&b.no_match_prompts),
+            accept: &accept,
+        },
+    )
+    .await;
+    match asked {
+        Asked::Got(d) => {
+            cx.outcome(format!("input {d}"));
+            cx.set(&b.variable, d);
+            Step::Next
+        }
+        Asked::Failed { no_input, rejected } => {
+            cx.outcome(format!(
+                "failed ({}{})",
+                if no_input { "no input" } else { "no match" },
+                if rejected.is_empty() {
+                    String::new()
+                } else {
+                    format!("; rejected {}", rejected.join(", "))
+                }
+            ));
+            cx.set(&b.variable, "");
+            Step::Branch(b.on_failure.clone())
+        }
+        Asked::HungUp => Step::HungUp,
+    }
+}

@@ -1,0 +1,271 @@
+//! Runs an application on a call: phases in order, one block at a time, with the call's
+//! variables. A hang-up at any block ends the call part and runs Finalize. Every block visited
+//! leaves a trace event, which logs, tests and the simulator read.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::blocks;
+use super::expr::{Expr, Value, Variables};
+use super::load::Flow;
+use super::model::{EndCause, ExprText, PromptSpec};
+use super::services::FlowServices;
+use crate::call::{CallLeg, HangupCause, PlayItem, PlayOptions, PlayOutcome};
+
+/// Blocks a call may run before the flow is considered stuck.
+pub const MAX_STEPS: usize = 10_000;
+
+/// One block visited.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceEvent {
+    /// Block id or `phase[index]`.
+    pub block: String,
+    /// Block type.
+    pub kind: &'static str,
+    /// What happened, e.g. `input 1`, `offered immediate`, `booked`.
+    pub outcome: String,
+}
+
+/// How the call part of the flow ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ending {
+    /// A Terminate Call block (or a Route Call conversation) ended it.
+    Terminated,
+    /// The last block ran.
+    FlowEnd,
+    /// The caller hung up.
+    CallerHungUp,
+    /// The step limit was hit (a flow bug the loader could not see).
+    StepLimit,
+}
+
+/// The result of running a flow on one call.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    /// Blocks visited, in order.
+    pub trace: Vec<TraceEvent>,
+    /// Variables at the end.
+    pub variables: Variables,
+    /// How it ended.
+    pub ending: Ending,
+}
+
+impl RunReport {
+    /// The trace as text lines `block (type): outcome`, the form golden transcripts use.
+    pub fn lines(&self) -> Vec<String> {
+        self.trace
+            .iter()
+            .map(|e| format!("{} ({}): {}", e.block, e.kind, e.outcome))
+            .collect()
+    }
+}
+
+/// What a block asks the interpreter to do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Step {
+    /// The explicit `next`, else the block below.
+    Next,
+    /// A branch target, or `Next` when the branch has none.
+    Branch(Option<String>),
+    /// End the call.
+    End(EndCause),
+    /// The caller hung up.
+    HungUp,
+}
+
+/// The state of one call as blocks see it.
+pub struct Cx<'a> {
+    /// The call.
+    pub leg: &'a Arc<dyn CallLeg>,
+    /// Engine services.
+    pub services: &'a FlowServices,
+    /// Variables.
+    pub vars: Variables,
+    /// The application.
+    pub flow: &'a Flow,
+    outcome: Option<String>,
+}
+
+impl Cx<'_> {
+    /// Evaluates an expression (validated at load; a parse failure reads as empty text).
+    pub fn eval(&self, e: &ExprText) -> Value {
+        Expr::parse(&e.0)
+            .map(|x| x.eval(&self.vars))
+            .unwrap_or_else(|_| Value::Str(String::new()))
+    }
+
+    /// Sets a variable.
+    pub fn set(&mut self, name: &str, v: impl Into<Value>) {
+        self.vars.insert(name.to_string(), v.into());
+    }
+
+    /// Records what the block did (shown in the trace).
+    pub fn outcome(&mut self, text: impl Into<String>) {
+        self.outcome = Some(text.into());
+    }
+
+    /// Turns prompt specs into play items.
+    pub fn items(&self, prompts: &[PromptSpec]) -> Vec<PlayItem> {
+        prompts
+            .iter()
+            .filter_map(|p| match p {
+                PromptSpec::Name(n) => Some(PlayItem::Prompt(n.clone())),
+                PromptSpec::Item(i) => {
+                    if let Some(d) = &i.digits {
+                        let text: String = self
+                            .eval(d)
+                            .to_string()
+                            .chars()
+                            .filter(|c| c.is_ascii_digit() || *c == '*' || *c == '#')
+                            .collect();
+                        Some(PlayItem::Digits(text))
+                    } else if let Some(p) = &i.prompt {
+                        Some(PlayItem::Prompt(self.eval(p).to_string()))
+                    } else {
+                        i.silence_ms
+                            .map(|ms| PlayItem::Silence(Duration::from_millis(ms)))
+                    }
+                }
+            })
+            .collect()
+    }
+
+    /// Plays prompts; `None` means the caller hung up.
+    pub async fn play(&self, prompts: &[PromptSpec], barge_in: bool) -> Option<PlayOutcome> {
+        self.play_items(&self.items(prompts), barge_in).await
+    }
+
+    /// Plays items; `None` means the caller hung up.
+    pub async fn play_items(&self, items: &[PlayItem], barge_in: bool) -> Option<PlayOutcome> {
+        if items.is_empty() {
+            return Some(PlayOutcome::Completed);
+        }
+        let opts = PlayOptions {
+            barge_in,
+            looped: false,
+        };
+        match self.leg.play(items, &opts).await {
+            Ok(PlayOutcome::HungUp) | Err(_) => None,
+            Ok(o) => Some(o),
+        }
+    }
+}
+
+/// Sets the system variables of a call.
+pub fn system_variables(leg: &dyn CallLeg, route_point: &str) -> Variables {
+    let info = leg.info();
+    let mut v = Variables::new();
+    v.insert("ani".into(), Value::Str(info.ani.clone()));
+    v.insert("dnis".into(), Value::Str(info.dnis.clone()));
+    v.insert("call_id".into(), Value::Str(info.call_id.clone()));
+    v.insert("route_point".into(), Value::Str(route_point.to_string()));
+    v
+}
+
+/// Runs `flow` on `leg` with `vars` (system variables and, for Callback applications, the
+/// callback's) until the call ends, then runs Finalize.
+pub async fn run(
+    flow: &Flow,
+    leg: Arc<dyn CallLeg>,
+    services: &FlowServices,
+    mut vars: Variables,
+) -> RunReport {
+    for (k, v) in &flow.variables {
+        vars.entry(k.clone()).or_insert_with(|| v.clone());
+    }
+    let mut cx = Cx {
+        leg: &leg,
+        services,
+        vars,
+        flow,
+        outcome: None,
+    };
+    let mut trace = Vec::new();
+    let mut at = 0usize;
+    let mut steps = 0usize;
+    let end = flow.finalize_start;
+    let ending = loop {
+        if at >= end {
+            break Ending::FlowEnd;
+        }
+        steps += 1;
+        if steps > MAX_STEPS {
+            break Ending::StepLimit;
+        }
+        let fb = &flow.blocks[at];
+        cx.set(
+            "now",
+            services
+                .clock
+                .now()
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        );
+        let step = if leg.is_ended() {
+            Step::HungUp
+        } else {
+            blocks::run(&fb.block, &mut cx).await
+        };
+        trace.push(TraceEvent {
+            block: fb.label.clone(),
+            kind: fb.block.type_name(),
+            outcome: cx.outcome.take().unwrap_or_else(|| match &step {
+                Step::HungUp => "caller hung up".into(),
+                Step::End(c) => format!("end ({c:?})").to_lowercase(),
+                _ => "done".into(),
+            }),
+        });
+        let target = match step {
+            Step::Next => fb.block.next().map(str::to_string),
+            Step::Branch(Some(t)) => Some(t),
+            Step::Branch(None) => fb.block.next().map(str::to_string),
+            Step::End(cause) => {
+                let cause = match cause {
+                    EndCause::Normal => HangupCause::Normal,
+                    EndCause::Busy => HangupCause::Busy,
+                    EndCause::Unavailable => HangupCause::Unavailable,
+                };
+                if !leg.is_ended() {
+                    let _ = leg.hang_up(cause).await;
+                }
+                break Ending::Terminated;
+            }
+            Step::HungUp => break Ending::CallerHungUp,
+        };
+        at = match target {
+            Some(t) => flow.index_of(&t).unwrap_or(end),
+            None => at + 1,
+        };
+    };
+    if ending != Ending::CallerHungUp && !leg.is_ended() {
+        let _ = leg.hang_up(HangupCause::Normal).await;
+    }
+    // Finalize: bookkeeping blocks only (the loader allows assign and if).
+    let mut at = end;
+    let mut steps = 0;
+    while at < flow.blocks.len() && steps < MAX_STEPS {
+        steps += 1;
+        let fb = &flow.blocks[at];
+        let step = blocks::run(&fb.block, &mut cx).await;
+        trace.push(TraceEvent {
+            block: fb.label.clone(),
+            kind: fb.block.type_name(),
+            outcome: cx.outcome.take().unwrap_or_else(|| "done".into()),
+        });
+        let target = match step {
+            Step::Branch(Some(t)) => Some(t),
+            Step::Next | Step::Branch(None) => fb.block.next().map(str::to_string),
+            Step::End(_) | Step::HungUp => break,
+        };
+        at = match target.and_then(|t| flow.index_of(&t)) {
+            Some(i) if i >= end => i,
+            Some(_) => break,
+            None => at + 1,
+        };
+    }
+    tracing::debug!(flow = %flow.name, call = %leg.info().call_id, ?ending, "flow ended");
+    RunReport {
+        trace,
+        variables: cx.vars,
+        ending,
+    }
+}

@@ -1,0 +1,13 @@
+//! Designer-like IVR applications written in YAML: the model, the loader that checks them
+//! before any call, and the interpreter that runs them on a `CallLeg`.
+
+pub mod blocks;
+pub mod expr;
+pub mod interpreter;
+pub mod load;
+pub mod model;
+pub mod services;
+
+pub use interpreter::{Ending, RunReport, TraceEvent, run};
+pub use load::{Flow, FlowErrors, LoadContext, load_dir, load_file, load_str};
+pub use services::FlowServices;

@@ -1,0 +1,278 @@
+//! What a running flow may ask of the engine: queue facts, callback offers and bookings,
+//! call-in matching, and connecting a caller to an agent. One concrete type over the real parts
+//! (router, callback service, call-in registry, agent dialer): tests and the simulator use it
+//! too, with the in-memory `CallLeg` and `Dialer` and a virtual clock.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use tokio::sync::oneshot;
+use uuid::Uuid;
+
+use crate::call::{BridgeEnd, CallLeg, DialResult, DialTarget, Dialer, HangupCause};
+use crate::callback::availability::{self, nearest_available};
+use crate::callback::model::{CallbackRecord, NewCallback, Origin};
+use crate::callback::service::{CallbackService, CreateRequest, ServiceError};
+use crate::callin::{CallFacts, CallIn, CallInRequest, MatchCriteria, MatchFailure};
+use crate::clock::SharedClock;
+use crate::config::{CallDirection, Config};
+use crate::routing::{Assignment, Dispatch, RouterError, StateKind, Waiting};
+
+/// Why a callback may or may not be offered now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfferFacts {
+    /// EWT of the inbound queue; `None` when no agent is logged in (the wait is unbounded).
+    pub ewt: Option<TimeDelta>,
+    /// Callers waiting in the inbound queue.
+    pub waiting: usize,
+    /// An immediate callback may be offered.
+    pub immediate: bool,
+    /// Why not, when it may not.
+    pub immediate_refusal: Option<String>,
+    /// The nearest bookable slot for a scheduled callback.
+    pub slot: Option<DateTime<Utc>>,
+    /// The callback queue's time zone, to say the slot in local time.
+    pub tz: chrono_tz::Tz,
+}
+
+/// A booking made from a flow.
+#[derive(Debug, Clone)]
+pub struct FlowBooking {
+    /// Callback queue.
+    pub queue: String,
+    /// Number to call.
+    pub phone: String,
+    /// `None` for immediate.
+    pub desired_time: Option<DateTime<Utc>>,
+    /// Priority.
+    pub priority: i64,
+    /// Override of the queue's call direction.
+    pub direction: Option<CallDirection>,
+    /// Keeps the caller's place in queue.
+    pub queue_time: DateTime<Utc>,
+    /// EWT when offered.
+    pub ewt_at_offer: Option<TimeDelta>,
+    /// Position when offered.
+    pub position_at_offer: usize,
+    /// Attached data.
+    pub user_data: BTreeMap<String, String>,
+}
+
+/// How connecting a caller to an assigned agent went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AgentConnect {
+    /// They talked; the conversation has ended.
+    Talked {
+        /// Agent id.
+        agent: String,
+        /// Who hung up first, seen from the caller.
+        end: BridgeEnd,
+    },
+    /// The agent's phone did not answer (the agent is set Not Ready).
+    AgentUnavailable(DialResult),
+    /// The caller hung up while the agent's phone rang.
+    CallerGone,
+}
+
+/// The engine's services for flows.
+pub struct FlowServices {
+    /// Configuration.
+    pub config: Arc<Config>,
+    /// Time.
+    pub clock: SharedClock,
+    /// Callbacks.
+    pub callbacks: Arc<CallbackService>,
+    /// Click-to-Call-In.
+    pub callin: Arc<CallIn>,
+    /// Router with assignment delivery.
+    pub dispatch: Arc<Dispatch>,
+    /// Rings agents' phones.
+    pub agents: Arc<dyn Dialer>,
+}
+
+impl FlowServices {
+    /// Facts for a Callback V2 offer on `queue` (callback VQ) with `inbound`'s EWT.
+    pub fn offer_facts(&self, queue: &str, inbound: &str) -> OfferFacts {
+        let now = self.clock.now();
+        let router = self.dispatch.router();
+        let ewt = router.ewt_for_new(inbound).ok().flatten();
+        let waiting = router.waiting(inbound).unwrap_or(0);
+        let Some(q) = self.config.queue(queue) else {
+            return OfferFacts {
+                ewt,
+                waiting,
+                immediate: false,
+                immediate_refusal: Some(format!("unknown queue {queue}")),
+                slot: None,
+                tz: chrono_tz::UTC,
+            };
+        };
+        let hours = self.config.queue_hours(q);
+        let offer_hours = self.config.immediate_offer_hours(q);
+        let wait = ewt.unwrap_or(TimeDelta::zero());
+        let open = availability::open_for(q, &hours, offer_hours.as_deref(), now, wait);
+        let threshold = TimeDelta::seconds(q.ewt_offer_threshold_seconds);
+        let refusal = if !q.immediate_enabled {
+            Some("immediate callback is disabled".to_string())
+        } else if !open.is_within_immediate_offer_time {
+            Some("outside the immediate offer time".to_string())
+        } else if ewt.is_some_and(|e| e < threshold) {
+            Some(format!(
+                "EWT {}s is below the offer threshold {}s",
+                wait.num_seconds(),
+                threshold.num_seconds()
+            ))
+        } else {
+            None
+        };
+        let slot = if q.scheduled_enabled {
+            let today = now.with_timezone(&hours.tz).date_naive();
+            let last = today + chrono::Days::new(q.max_days_ahead.max(0) as u64);
+            self.callbacks
+                .availability(queue, today, last)
+                .ok()
+                .and_then(|slots| nearest_available(&slots, now).map(|s| s.start))
+        } else {
+            None
+        };
+        OfferFacts {
+            ewt,
+            waiting,
+            immediate: refusal.is_none(),
+            immediate_refusal: refusal,
+            slot,
+            tz: hours.tz,
+        }
+    }
+
+    /// Books a callback from the IVR (slots and the number rule are checked).
+    pub async fn book(&self, b: FlowBooking) -> Result<CallbackRecord, ServiceError> {
+        let direction = b
+            .direction
+            .or_else(|| self.config.queue(&b.queue).map(|q| q.call_direction))
+            .unwrap_or_default();
+        self.callbacks
+            .create(CreateRequest {
+                callback: NewCallback {
+                    queue: b.queue,
+                    phone: b.phone,
+                    desired_time: b.desired_time,
+                    origin: Origin::Ivr,
+                    direction,
+                    priority: b.priority,
+                    queue_time: Some(b.queue_time),
+                    user_data: b.user_data,
+                    created_by: "ivr".into(),
+                },
+                check_slot: true,
+                ewt_at_offer_seconds: b.ewt_at_offer.map(|e| e.num_seconds().max(0) as u32),
+                position_at_offer: Some(b.position_at_offer as u32),
+            })
+            .await
+    }
+
+    /// Matches an inbound caller against pending call-in requests.
+    pub fn match_call_in(
+        &self,
+        criteria: MatchCriteria,
+        facts: &CallFacts,
+    ) -> Result<CallInRequest, MatchFailure> {
+        let callbacks = self.callbacks.clone();
+        self.callin
+            .match_call(criteria, facts, self.clock.now(), &move |id| {
+                callbacks.is_alive(id)
+            })
+    }
+
+    /// Queues a live call for an agent; the receiver yields its assignment.
+    pub fn queue_call(
+        &self,
+        queue: &str,
+        id: Uuid,
+        priority: i64,
+        enqueued_at: DateTime<Utc>,
+    ) -> Result<oneshot::Receiver<Assignment>, RouterError> {
+        self.dispatch.enqueue_waiter(
+            queue,
+            Waiting {
+                id,
+                priority,
+                enqueued_at,
+            },
+        )
+    }
+
+    /// Takes a call out of its queue (timeout, hang-up).
+    pub fn leave_queue(&self, queue: &str, id: Uuid) {
+        if let Err(e) = self.dispatch.withdraw(queue, id) {
+            tracing::warn!(queue, error = %e, "withdraw failed");
+        }
+    }
+
+    /// Rings the assigned agent and bridges the caller until one side hangs up; the agent is
+    /// then ready again (or Not Ready when the phone did not answer).
+    pub async fn connect_agent(&self, caller: Arc<dyn CallLeg>, a: &Assignment) -> AgentConnect {
+        let ring = Duration::from_secs(
+            self.config
+                .queue(&a.queue)
+                .map(|q| q.ring_timeout_seconds.max(1) as u64)
+                .unwrap_or(20),
+        );
+        let target = DialTarget::Agent {
+            agent_id: a.agent.clone(),
+        };
+        let dialled = tokio::select! {
+            r = self.agents.dial(&target, &caller.info().ani, ring) => r,
+            _ = caller.hung_up() => {
+                self.dispatch.release(a);
+                return AgentConnect::CallerGone;
+            }
+        };
+        let agent_leg = match dialled {
+            Ok(leg) => leg,
+            Err(result) => {
+                // Redirection on no answer: the agent stops receiving interactions.
+                if let Err(e) =
+                    self.dispatch
+                        .set_agent_state(&a.agent, StateKind::NotReady, Some("no answer"))
+                {
+                    tracing::warn!(agent = %a.agent, error = %e, "cannot set agent not ready");
+                }
+                return AgentConnect::AgentUnavailable(result);
+            }
+        };
+        if caller.is_ended() {
+            let _ = agent_leg.hang_up(HangupCause::Normal).await;
+            self.dispatch.release(a);
+            return AgentConnect::CallerGone;
+        }
+        let started = self.clock.now();
+        if let Err(e) = self
+            .dispatch
+            .set_agent_state(&a.agent, StateKind::Busy, None)
+        {
+            tracing::warn!(agent = %a.agent, error = %e, "cannot set agent busy");
+        }
+        let end = caller
+            .bridge(agent_leg.clone())
+            .await
+            .unwrap_or(BridgeEnd::ThisSide);
+        if !agent_leg.is_ended() {
+            let _ = agent_leg.hang_up(HangupCause::Normal).await;
+        }
+        let handled = self.clock.now() - started;
+        let _ = self.dispatch.router().record_handle_time(&a.queue, handled);
+        if let Err(e) = self
+            .dispatch
+            .set_agent_state(&a.agent, StateKind::Ready, None)
+        {
+            tracing::warn!(agent = %a.agent, error = %e, "cannot set agent ready");
+        }
+        AgentConnect::Talked {
+            agent: a.agent.clone(),
+            end,
+        }
+    }
+}
