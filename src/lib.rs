@@ -9,6 +9,7 @@ pub mod callin;
 pub mod clock;
 pub mod config;
 pub mod engine;
+pub mod media;
 pub mod push;
 pub mod routing;
 pub mod rules;
