@@ -516,6 +516,43 @@ mod tests {
     }
 
     #[test]
+    fn shipped_prompts_load_with_every_name_the_flows_use() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts");
+        let lib = PromptLibrary::load(&dir).unwrap();
+        let expected = [
+            "welcome",
+            "offer-callback",
+            "confirm-number",
+            "enter-number",
+            "callback-booked",
+            "goodbye",
+            "please-hold",
+            "enter-access-code",
+            "invalid-code",
+            "closed",
+            "scheduled-offer",
+            "hold-music",
+            "agent-connect",
+            "callback-intro",
+            "star",
+            "hash",
+        ];
+        for name in expected {
+            let p = lib.require(name).unwrap();
+            assert!(
+                p.duration_ms() >= 300,
+                "{name} lasts {} ms",
+                p.duration_ms()
+            );
+            assert!(rms(p.samples()) > 500.0, "{name} is silent");
+        }
+        let all_digits = lib.digits("0123456789*#").unwrap();
+        assert_eq!(all_digits.len(), 12);
+        assert_eq!(lib.get("hold-music").unwrap().duration_ms(), 10_000);
+        assert_eq!(lib.len(), expected.len() + 10);
+    }
+
+    #[test]
     fn digit_prompts_read_numbers_out() {
         let mut lib = PromptLibrary::default();
         for name in ["digit-0", "digit-1", "digit-5", "hash"] {
