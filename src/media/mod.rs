@@ -3,6 +3,7 @@
 
 pub mod dtmf;
 pub mod g711;
+pub mod pacer;
 pub mod prompts;
 pub mod rtp;
 pub mod sdp;
