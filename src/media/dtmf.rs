@@ -107,8 +107,16 @@ const RECENT_EVENTS: usize = 4;
 pub struct DtmfReceiver {
     recent: [Option<(u32, u8)>; RECENT_EVENTS],
     next_slot: usize,
-    /// The latest event: timestamp, code, whether its end was seen, longest duration seen.
-    current: Option<(u32, u8, bool, u16)>,
+    current: Option<CurrentEvent>,
+}
+
+/// The latest event seen, to recognise the next segment of a very long press.
+#[derive(Debug, Clone, Copy)]
+struct CurrentEvent {
+    timestamp: u32,
+    code: u8,
+    ended: bool,
+    longest: u16,
 }
 
 impl DtmfReceiver {
@@ -120,39 +128,36 @@ impl DtmfReceiver {
     /// Feeds one packet (its RTP timestamp and payload); returns the key if this is a new press.
     pub fn push(&mut self, timestamp: u32, payload: &[u8]) -> Result<Option<char>, DtmfError> {
         let ev = TelephoneEvent::parse(payload)?;
-        let seen = self
-            .recent
-            .iter()
-            .flatten()
-            .any(|&(ts, code)| ts == timestamp && code == ev.event);
-        if seen {
-            if let Some(cur) = self
-                .current
-                .as_mut()
-                .filter(|c| c.0 == timestamp && c.1 == ev.event)
+        let key = (timestamp, ev.event);
+        if self.recent.contains(&Some(key)) {
+            if let Some(cur) = self.current.as_mut()
+                && (cur.timestamp, cur.code) == key
             {
-                cur.2 |= ev.end;
-                cur.3 = cur.3.max(ev.duration);
+                cur.ended |= ev.end;
+                cur.longest = cur.longest.max(ev.duration);
             }
             return Ok(None);
         }
-        let continues_long_press = self.current.is_some_and(|(ts, code, ended, longest)| {
-            code == ev.event
-                && !ended
-                && longest >= 0xFF00
-                && timestamp.wrapping_sub(ts) <= u32::from(longest) + 1600
+        // RFC 4733 §2.5.1.3: a press outlasting the 16-bit duration goes on in a new segment
+        // whose timestamp is the old one plus the duration reached.
+        let next_segment = self.current.is_some_and(|cur| {
+            cur.code == ev.event
+                && !cur.ended
+                && cur.longest >= 0xFF00
+                && timestamp.wrapping_sub(cur.timestamp) <= u32::from(cur.longest) + 1600
         });
-        self.remember(timestamp, ev.event);
-        self.current = Some((timestamp, ev.event, ev.end, ev.duration));
-        if continues_long_press {
+        self.recent[self.next_slot] = Some(key);
+        self.next_slot = (self.next_slot + 1) % RECENT_EVENTS;
+        self.current = Some(CurrentEvent {
+            timestamp,
+            code: ev.event,
+            ended: ev.end,
+            longest: ev.duration,
+        });
+        if next_segment {
             return Ok(None);
         }
         Ok(event_to_digit(ev.event))
-    }
-
-    fn remember(&mut self, timestamp: u32, event: u8) {
-        self.recent[self.next_slot] = Some((timestamp, event));
-        self.next_slot = (self.next_slot + 1) % RECENT_EVENTS;
     }
 }
 
@@ -192,30 +197,27 @@ pub fn event_packets(
         return Err(DtmfError::Volume(volume));
     }
     let total = duration.max(UPDATE_INTERVAL);
-    let mut packets = Vec::new();
-    let mut slot = 0u32;
-    let mut so_far = UPDATE_INTERVAL;
-    let mut push = |so_far: u16, end: bool, slot: &mut u32| {
-        packets.push(EventPacket {
-            marker: *slot == 0,
+    let interval = u32::from(UPDATE_INTERVAL);
+    let updates = (1..)
+        .map(|k| k * interval)
+        .take_while(|&so_far| so_far < u32::from(total))
+        .map(|so_far| (so_far as u16, false));
+    let ends = std::iter::repeat_n((total, true), 3);
+    let packets = updates
+        .chain(ends)
+        .enumerate()
+        .map(|(slot, (so_far, end))| EventPacket {
+            marker: slot == 0,
             timestamp,
-            send_offset: *slot * u32::from(UPDATE_INTERVAL),
+            send_offset: slot as u32 * interval,
             event: TelephoneEvent {
                 event: code,
                 end,
                 volume,
                 duration: so_far,
             },
-        });
-        *slot += 1;
-    };
-    while so_far < total {
-        push(so_far, false, &mut slot);
-        so_far = so_far.saturating_add(UPDATE_INTERVAL);
-    }
-    for _ in 0..3 {
-        push(total, true, &mut slot);
-    }
+        })
+        .collect();
     Ok(packets)
 }
 
