@@ -332,7 +332,8 @@ const MIN_TONE_SHARE: f32 = 0.6;
 /// column tone are above the level floor, within the twist limits, clear of their neighbours
 /// and hold most of the block's power. A key is reported once the same hit is seen in two
 /// consecutive blocks, and not again until two blocks without it have passed. So a press must
-/// cover two whole blocks: about 60 ms with 205-sample blocks, 40-60 ms with 160.
+/// cover two whole blocks: 51-77 ms with 205-sample blocks (depending on alignment), 40-60 ms
+/// with 160.
 #[derive(Debug, Clone)]
 pub struct ToneDetector {
     block_len: usize,
