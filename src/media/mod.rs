@@ -1,5 +1,7 @@
-//! Media building blocks for SIP legs: G.711, RTP/RTCP, RFC 4733 DTMF, SDP offer/answer and the
-//! shared prompt library. Everything here is sans-I/O so it can be tested without sockets.
+//! Media building blocks for SIP legs, all sans-I/O so they are tested without sockets:
+//! G.711 ([`g711`]), RFC 4733 / SIP INFO / in-band DTMF ([`dtmf`]), RTP and RTCP ([`rtp`]),
+//! SDP offer/answer ([`sdp`]), the shared prompt library ([`prompts`]) and the one-timer frame
+//! scheduler ([`pacer`]).
 
 pub mod dtmf;
 pub mod g711;

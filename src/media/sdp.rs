@@ -595,6 +595,12 @@ m=audio 5004 RTP/AVP 8\r\na=ptime:30\r\n";
         // SRTP-only audio is not usable.
         let srtp = SIPP.replace("RTP/AVP", "RTP/SAVP");
         assert_eq!(answer(&srtp, LOCAL, 1).unwrap_err(), SdpError::NoAudio);
+        // An m-line the parser cannot keep (T.38 over udptl) would shift the answer's m-lines.
+        let t38 = format!("{SIPP}m=image 6002 udptl t38\na=T38FaxVersion:0\n");
+        assert_eq!(
+            answer(&t38, LOCAL, 1).unwrap_err(),
+            SdpError::MediaLines { text: 2, parsed: 1 }
+        );
         // A rejected audio stream (port 0) is not usable either.
         assert_eq!(
             answer(&SIPP.replace("6000", "0"), LOCAL, 1).unwrap_err(),
