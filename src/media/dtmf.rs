@@ -760,6 +760,26 @@ mod tests {
     }
 
     #[test]
+    fn speech_and_music_prompts_do_not_talk_off() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("prompts");
+        let lib = crate::media::prompts::PromptLibrary::load(dir).unwrap();
+        let mut heard = Vec::new();
+        for name in lib.names() {
+            for block in [205, 160] {
+                let mut det = ToneDetector::with_block_len(block).unwrap();
+                let prompt = lib.get(name).unwrap();
+                // Through µ-law, as it would arrive from a caller.
+                let audio = decode_frame(Law::Ulaw, &prompt.frames(Law::Ulaw).concat());
+                let keys = detect_in_frames(&mut det, &audio);
+                if !keys.is_empty() {
+                    heard.push(format!("{name}/{block}: {keys}"));
+                }
+            }
+        }
+        assert!(heard.is_empty(), "{heard:?}");
+    }
+
+    #[test]
     fn silence_single_tones_and_bad_twist_give_nothing() {
         let mut det = ToneDetector::new();
         assert_eq!(detect_in_frames(&mut det, &silence(1000)), "");
