@@ -10,6 +10,7 @@ pub mod clock;
 pub mod config;
 pub mod engine;
 pub mod flow;
+pub mod media;
 pub mod push;
 pub mod routing;
 pub mod rules;

@@ -1,0 +1,57 @@
+#!/bin/sh
+# Regenerates the demo prompts: 8 kHz, mono, 16-bit WAVs spoken by espeak-ng and shaped by sox.
+# Debian/Ubuntu: apt-get install -y espeak-ng sox
+# Usage: prompts/make-prompts.sh [output-dir]   (default: the directory of this script)
+set -eu
+
+out=${1:-$(dirname "$0")}
+voice=${VOICE:-en-us}
+speed=${SPEED:-150}
+
+for tool in espeak-ng sox; do
+    command -v "$tool" >/dev/null 2>&1 || { echo "missing $tool (apt-get install -y espeak-ng sox)" >&2; exit 1; }
+done
+
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+# say NAME TEXT: speak TEXT into NAME.wav, trimmed, normalised to -3 dBFS, 8 kHz mono 16-bit.
+# -D: no dither, so regenerating gives byte-identical files.
+say() {
+    espeak-ng -v "$voice" -s "$speed" -w "$tmp/$1.wav" "$2"
+    sox -D "$tmp/$1.wav" -r 8000 -c 1 -b 16 -e signed-integer "$out/$1.wav" \
+        silence 1 0.01 0.1% reverse silence 1 0.01 0.1% reverse \
+        norm -3 pad 0.1 0.2
+}
+
+say welcome "Welcome to Boomerang demo sales."
+say offer-callback "All our agents are busy. Press 1 to be called back when an agent is free, press 2 to choose a time, or press 3 to keep waiting."
+say confirm-number "We will call you back at the number you are calling from. Press 1 to confirm, or 2 to enter another number."
+say enter-number "Please enter your phone number followed by the hash key."
+say callback-booked "Thank you. Your callback is booked. Goodbye."
+say goodbye "Goodbye."
+say please-hold "Please hold, an agent will be with you shortly."
+say enter-access-code "Please enter your access code followed by hash."
+say invalid-code "Sorry, that code is not valid."
+say closed "We are closed now. Please call again during business hours."
+say scheduled-offer "The first available time is"
+say agent-connect "You are connected with an agent."
+say callback-intro "Hello, this is your callback from Boomerang demo. Please hold for an agent."
+
+for d in 0 1 2 3 4 5 6 7 8 9; do
+    say "digit-$d" "$d"
+done
+say star "star"
+say hash "hash"
+
+# Hold music: four soft triad chords (C, Am, F, G), 2.5 s each with slow fades, 10 s in all.
+i=0
+for chord in "261.63 329.63 392.00" "220.00 261.63 329.63" "174.61 220.00 261.63" "196.00 246.94 293.66"; do
+    set -- $chord
+    sox -D -r 8000 -c 3 -n -c 1 -b 16 -e signed-integer "$tmp/chord$i.wav" \
+        synth 2.5 sine "$1" sine "$2" sine "$3" remix - tremolo 4 15 fade q 0.5 2.5 0.7 vol 0.25
+    i=$((i + 1))
+done
+sox -D "$tmp/chord0.wav" "$tmp/chord1.wav" "$tmp/chord2.wav" "$tmp/chord3.wav" "$out/hold-music.wav"
+
+echo "prompts written to $out"

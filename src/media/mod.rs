@@ -1,0 +1,11 @@
+//! Media building blocks for SIP legs, all sans-I/O so they are tested without sockets:
+//! G.711 ([`g711`]), RFC 4733 / SIP INFO / in-band DTMF ([`dtmf`]), RTP and RTCP ([`rtp`]),
+//! SDP offer/answer ([`sdp`]), the shared prompt library ([`prompts`]) and the one-timer frame
+//! scheduler ([`pacer`]).
+
+pub mod dtmf;
+pub mod g711;
+pub mod pacer;
+pub mod prompts;
+pub mod rtp;
+pub mod sdp;
