@@ -12,5 +12,6 @@ pub mod engine;
 pub mod push;
 pub mod routing;
 pub mod rules;
+pub mod sip;
 pub mod store;
 pub mod yaml;

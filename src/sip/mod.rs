@@ -1,0 +1,4 @@
+//! SIP signalling pieces that do no I/O: message parsing and validation, transactions, digest
+//! authentication, the registrar and dialogs. Transport and UA layers drive these.
+
+pub mod message;
