@@ -97,8 +97,11 @@ pub fn parse(bytes: &[u8]) -> Result<SipMessage, ParseError> {
     canon.push_str("\r\n");
     let mut raw = canon.into_bytes();
     raw.extend_from_slice(body);
-    let msg =
-        SipMessage::try_from(raw.as_slice()).map_err(|e| ParseError::Syntax(e.to_string()))?;
+    let msg = SipMessage::try_from(raw.as_slice()).map_err(|e| {
+        let mut why = e.to_string();
+        why.truncate(why.char_indices().nth(120).map_or(why.len(), |(i, _)| i));
+        ParseError::Syntax(why)
+    })?;
     Ok(msg)
 }
 
@@ -214,7 +217,7 @@ fn check_request_uri(uri: &str) -> Result<(), ParseError> {
     }
     // Header parameters make no sense in a Request-URI (RFC 3261 §19.1.5, RFC 4475 §3.1.2.11).
     if (scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips"))
-        && rest.contains('?')
+        && has_uri_headers(rest)
     {
         return Err(bad());
     }
@@ -417,6 +420,12 @@ fn parse_params<'a>(parts: impl Iterator<Item = &'a str>) -> Option<Vec<(String,
     Some(out)
 }
 
+/// True when a SIP URI (after the scheme) carries `?headers`; a `?` in the userinfo does not count.
+fn has_uri_headers(rest: &str) -> bool {
+    let host_part = rest.rsplit_once('@').map(|(_, h)| h).unwrap_or(rest);
+    host_part.contains('?')
+}
+
 fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
     hay.windows(needle.len()).position(|w| w == needle)
 }
@@ -551,22 +560,20 @@ fn check_name_addr(v: &str, allow_uri_headers: bool) -> Result<(), ()> {
         }
         // addr-spec form: URI parameters and headers would be ambiguous, so `?` is refused.
         let (uri, params) = v.split_once(';').unwrap_or((v, ""));
-        if uri.contains('?') {
+        if has_uri_headers(uri) {
             return Err(());
         }
-        (
-            if params.is_empty() {
-                ""
-            } else {
-                &v[uri.len()..]
-            },
-            uri,
-        )
+        let params = if params.is_empty() {
+            ""
+        } else {
+            &v[uri.len()..]
+        };
+        (params, uri.trim_end())
     };
     if uri.is_empty() || !uri.contains(':') || uri.contains([' ', '\t']) {
         return Err(());
     }
-    if !allow_uri_headers && uri.contains('?') {
+    if !allow_uri_headers && uri.split_once(':').is_some_and(|(_, r)| has_uri_headers(r)) {
         return Err(());
     }
     let params = params_part.trim();
@@ -608,7 +615,7 @@ fn closing_quote(s: &str) -> Option<usize> {
 }
 
 /// All values of a header on an rsip message, by full name (case-insensitive).
-pub fn header_values<'a>(msg: &'a impl HasHeaders, name: &str) -> Vec<String> {
+pub fn header_values(msg: &impl HasHeaders, name: &str) -> Vec<String> {
     msg.headers()
         .iter()
         .filter_map(|h| {
