@@ -2,3 +2,4 @@
 //! authentication, the registrar and dialogs. Transport and UA layers drive these.
 
 pub mod message;
+pub mod transaction;
