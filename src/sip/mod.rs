@@ -1,5 +1,6 @@
 //! SIP signalling pieces that do no I/O: message parsing and validation, transactions, digest
 //! authentication, the registrar and dialogs. Transport and UA layers drive these.
 
+pub mod digest;
 pub mod message;
 pub mod transaction;
