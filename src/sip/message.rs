@@ -310,7 +310,7 @@ fn is_token_char(b: u8) -> bool {
 }
 
 /// Splits on commas outside quoted strings and angle brackets.
-fn split_commas(value: &str) -> Vec<&str> {
+pub(crate) fn split_commas(value: &str) -> Vec<&str> {
     let mut out = Vec::new();
     let (mut quoted, mut angle, mut escaped, mut start) = (false, false, false, 0);
     for (i, c) in value.char_indices() {
@@ -584,7 +584,7 @@ fn check_name_addr(v: &str, allow_uri_headers: bool) -> Result<(), ()> {
     parse_params(rest.split(';')).map(|_| ()).ok_or(())
 }
 
-fn find_unquoted(v: &str, target: char) -> Option<usize> {
+pub(crate) fn find_unquoted(v: &str, target: char) -> Option<usize> {
     let (mut quoted, mut escaped) = (false, false);
     for (i, c) in v.char_indices() {
         if escaped {
@@ -612,6 +612,28 @@ fn closing_quote(s: &str) -> Option<usize> {
         }
     }
     None
+}
+
+/// Splits a name-addr or addr-spec value into its URI and the header parameters after it.
+pub fn name_addr_parts(value: &str) -> Option<(String, Vec<(String, Option<String>)>)> {
+    let value = value.trim();
+    let (uri, params) = match find_unquoted(value, '<') {
+        Some(lt) => {
+            let gt = value[lt..].find('>')? + lt;
+            (&value[lt + 1..gt], &value[gt + 1..])
+        }
+        None => match value.find(';') {
+            Some(semi) => (&value[..semi], &value[semi..]),
+            None => (value, ""),
+        },
+    };
+    let params = params.trim();
+    let params = if params.is_empty() {
+        Vec::new()
+    } else {
+        parse_params(params.strip_prefix(';')?.split(';'))?
+    };
+    Some((uri.trim().to_string(), params))
 }
 
 /// All values of a header on an rsip message, by full name (case-insensitive).

@@ -3,4 +3,5 @@
 
 pub mod digest;
 pub mod message;
+pub mod registrar;
 pub mod transaction;
