@@ -334,6 +334,9 @@ pub(crate) fn split_commas(value: &str) -> Vec<&str> {
     out
 }
 
+/// Header parameters in order, names lower-cased; `None` value for flags.
+pub type Params = Vec<(String, Option<String>)>;
+
 /// A Via hop parsed by us, tolerant of LWS as RFC 3261 allows and strict about the rest.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Via {
@@ -342,7 +345,7 @@ pub struct Via {
     /// host[:port] as sent.
     pub sent_by: String,
     /// Parameters in order, names lower-cased; `None` value for flags.
-    pub params: Vec<(String, Option<String>)>,
+    pub params: Params,
 }
 
 impl Via {
@@ -404,7 +407,7 @@ impl std::fmt::Display for Via {
 }
 
 /// Parses `;name[=value]` parameters, refusing empty ones; None on a malformed parameter.
-fn parse_params<'a>(parts: impl Iterator<Item = &'a str>) -> Option<Vec<(String, Option<String>)>> {
+fn parse_params<'a>(parts: impl Iterator<Item = &'a str>) -> Option<Params> {
     let mut out = Vec::new();
     for p in parts {
         let p = p.trim();
@@ -615,7 +618,7 @@ fn closing_quote(s: &str) -> Option<usize> {
 }
 
 /// Splits a name-addr or addr-spec value into its URI and the header parameters after it.
-pub fn name_addr_parts(value: &str) -> Option<(String, Vec<(String, Option<String>)>)> {
+pub fn name_addr_parts(value: &str) -> Option<(String, Params)> {
     let value = value.trim();
     let (uri, params) = match find_unquoted(value, '<') {
         Some(lt) => {
