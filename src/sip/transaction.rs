@@ -891,6 +891,8 @@ impl TwoXxRetransmitter {
 /// and CSeq number, which is how RFC 2543 peers' retransmissions still match.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct TransactionKey {
+    /// Which end we are: a request that loops back to us must not hit our client transaction.
+    pub side: Side,
     /// The branch (or the RFC 2543 substitute).
     pub branch: String,
     /// host[:port] of the top Via.
@@ -923,12 +925,35 @@ impl TransactionKey {
                 format!("2543:{call_id}:{from_tag}:{n}")
             }
         };
+        let side = if msg.is_request() {
+            Side::Server
+        } else {
+            Side::Client
+        };
         Some(TransactionKey {
+            side,
             branch,
             sent_by: top.sent_by.to_ascii_lowercase(),
             method,
         })
     }
+
+    /// For a CANCEL's key, the key of the INVITE transaction it cancels (RFC 3261 §9.2).
+    pub fn cancelled_invite(&self) -> Option<TransactionKey> {
+        (self.method == "CANCEL").then(|| TransactionKey {
+            method: "INVITE".to_string(),
+            ..self.clone()
+        })
+    }
+}
+
+/// Whether a transaction was started by us (client) or by a received request (server).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Side {
+    /// We sent the request; responses match it.
+    Client,
+    /// We received the request; retransmissions and ACKs match it.
+    Server,
 }
 
 /// Any of the four transaction kinds, so one table can hold them.
@@ -1065,14 +1090,8 @@ impl Transactions {
             return Routed::Unkeyed;
         };
         if let Some(t) = self.map.get_mut(&key) {
-            let server_side = matches!(
-                t,
-                Transaction::ServerInvite(_) | Transaction::ServerNonInvite(_)
-            );
-            if server_side == msg.is_request() {
-                t.handle_message(now, msg);
-                return Routed::Matched(key);
-            }
+            t.handle_message(now, msg);
+            return Routed::Matched(key);
         }
         match msg {
             SipMessage::Response(r) => Routed::Stray(r),
@@ -1106,8 +1125,11 @@ impl Transactions {
         request: rsip::Request,
         reliable: bool,
     ) -> Result<TransactionKey, TransactionError> {
-        let key = TransactionKey::of(&SipMessage::Request(request.clone()))
-            .ok_or(TransactionError::BadRequest("no Via or CSeq"))?;
+        let key = TransactionKey {
+            side: Side::Client,
+            ..TransactionKey::of(&SipMessage::Request(request.clone()))
+                .ok_or(TransactionError::BadRequest("no Via or CSeq"))?
+        };
         let t = if request.method == rsip::Method::Invite {
             Transaction::ClientInvite(ClientInvite::new(now, request, reliable, self.timers))
         } else {
@@ -1516,8 +1538,19 @@ mod tests {
         let cancel = req(&INVITE
             .replacen("INVITE sip:", "CANCEL sip:", 1)
             .replace("314159 INVITE", "314159 CANCEL"));
-        assert_eq!(TransactionKey::of(&cancel.into()).unwrap().method, "CANCEL");
-        assert_eq!(TransactionKey::of(&resp(&inv, 180).into()), Some(k));
+        let cancel_key = TransactionKey::of(&cancel.into()).unwrap();
+        assert_eq!(cancel_key.method, "CANCEL");
+        assert_eq!(cancel_key.cancelled_invite(), Some(k.clone()));
+        assert_eq!(k.cancelled_invite(), None);
+        let resp_key = TransactionKey::of(&resp(&inv, 180).into()).unwrap();
+        assert_eq!(resp_key.side, Side::Client);
+        assert_eq!(
+            resp_key,
+            TransactionKey {
+                side: Side::Client,
+                ..k
+            }
+        );
         // RFC 2543 branch: keyed on Call-ID, From tag and CSeq instead.
         let old = req(&INVITE.replace("branch=z9hG4bK776asdhds", "branch=1"));
         let k = TransactionKey::of(&old.into()).unwrap();
@@ -1579,6 +1612,12 @@ mod tests {
             Routed::Matched(key.clone())
         );
         assert!(matches!(table.poll_event(), Some((k, Event::Response(_))) if k == key));
+        // Our own request looping back is a new server transaction, not a match.
+        assert!(matches!(
+            table.handle_message(t0, reg.clone().into(), false),
+            Routed::NewServer(k, _) if k.side == Side::Server
+        ));
+        assert_eq!(table.len(), 2);
         let stray = resp(&invite(), 200);
         assert!(matches!(
             table.handle_message(t0, stray.into(), false),
