@@ -152,8 +152,61 @@ fn valid_messages_keep_what_matters() {
     assert!(header_value(&esc, "Call-ID").unwrap().starts_with("esc01."));
 }
 
+/// Valid messages that carry a Content-Length, usable on a stream.
+fn stream_cases() -> Vec<Vec<u8>> {
+    CASES
+        .iter()
+        .filter(|(_, _, e)| *e == Accept)
+        .map(|(_, f, _)| load(f))
+        .filter(|b| matches!(boomerang::sip::message::framing(b), Ok(Some(_))))
+        .collect()
+}
+
+#[test]
+fn framing_finds_each_valid_message_on_a_stream() {
+    use boomerang::sip::message::{Frame, framing};
+    let cases = stream_cases();
+    assert!(
+        cases.len() >= 15,
+        "most valid torture messages carry Content-Length"
+    );
+    for bytes in &cases {
+        let Ok(Some(Frame::Message { skip: 0, len })) = framing(bytes) else {
+            panic!("no frame")
+        };
+        assert!(parse(&bytes[..len]).is_ok());
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(512))]
+
+    #[test]
+    fn framing_is_exact_however_the_stream_is_cut(
+        a in 0usize..64, b in 0usize..64, keepalive in 0usize..3, cut in any::<prop::sample::Index>(),
+    ) {
+        use boomerang::sip::message::{Frame, framing};
+        let cases = stream_cases();
+        let (first, second) = (&cases[a % cases.len()], &cases[b % cases.len()]);
+        let (Ok(Some(Frame::Message { len: first_len, .. })), Ok(Some(Frame::Message { len: second_len, .. }))) =
+            (framing(first), framing(second)) else { panic!("cases frame") };
+        let mut stream = b"\r\n\r\n".repeat(keepalive);
+        stream.extend_from_slice(&first[..first_len]);
+        stream.extend_from_slice(&second[..second_len]);
+        let whole = keepalive * 4 + first_len;
+        let cut = cut.index(stream.len() + 1);
+        match framing(&stream[..cut]).unwrap() {
+            None => prop_assert!(cut < whole),
+            Some(Frame::KeepAlive { len }) => prop_assert!(cut <= keepalive * 4 && len == cut),
+            Some(Frame::Message { skip, len }) => {
+                prop_assert!(cut >= whole);
+                prop_assert_eq!(skip, keepalive * 4);
+                prop_assert_eq!(len, first_len);
+                let rest = &stream[whole..];
+                prop_assert_eq!(framing(rest).unwrap(), Some(Frame::Message { skip: 0, len: second_len }));
+            }
+        }
+    }
 
     #[test]
     fn parse_never_panics_on_random_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..2048)) {
