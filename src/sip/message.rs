@@ -806,6 +806,14 @@ mod tests {
     }
 
     #[test]
+    fn extension_headers_are_reachable_by_name() {
+        let text = OPTIONS.replace("Content-Length: 0", "X-Queue : sales\r\nContent-Length: 0");
+        let r = request(&text);
+        assert_eq!(header_value(&r, "x-queue").as_deref(), Some("sales"));
+        assert_eq!(header_values(&r, "X-Missing"), Vec::<String>::new());
+    }
+
+    #[test]
     fn cseq_method_must_match() {
         let text = OPTIONS.replace("63104 OPTIONS", "63104 INVITE");
         assert_eq!(parse(text.as_bytes()), Err(ParseError::CSeqMismatch));

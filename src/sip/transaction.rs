@@ -1273,6 +1273,22 @@ mod tests {
     }
 
     #[test]
+    fn timer_values_are_configurable() {
+        let t0 = Instant::now();
+        let timers = Timers {
+            t1: ms(100),
+            t2: ms(300),
+            t4: ms(1000),
+        };
+        let mut t = ClientNonInvite::new(t0, register(), false, timers);
+        t.poll_transmit();
+        let sent = run_until!(t, t0, Duration::from_secs(10));
+        assert_eq!(sent[..5], [100, 300, 600, 900, 1200]);
+        assert_eq!(t.poll_event(), Some(Event::TimedOut), "F = 64 * 100 ms");
+        assert!(sent.iter().all(|at| *at < 6400));
+    }
+
+    #[test]
     fn client_invite_over_tcp_never_retransmits() {
         let t0 = Instant::now();
         let mut t = ClientInvite::new(t0, invite(), true, Timers::default());
