@@ -14,5 +14,6 @@ pub mod media;
 pub mod push;
 pub mod routing;
 pub mod rules;
+pub mod sip;
 pub mod store;
 pub mod yaml;

@@ -1,0 +1,602 @@
+//! Dialogs (RFC 3261 §12): identity, route set, CSeq spaces, building in-dialog requests with
+//! loose (or legacy strict) routing, and checking the requests the peer sends inside one.
+
+use std::collections::HashMap;
+
+use rsip::Header;
+use rsip::headers::UntypedHeader;
+use thiserror::Error;
+
+use super::message::{
+    self, cseq, header_value, header_values, name_addr_parts, split_commas, tag_of,
+};
+
+/// Names a dialog from our side: Call-ID, our tag, the peer's tag.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DialogId {
+    /// Call-ID shared by both ends.
+    pub call_id: String,
+    /// Our tag (From tag as UAC, To tag as UAS).
+    pub local_tag: String,
+    /// The peer's tag.
+    pub remote_tag: String,
+}
+
+impl DialogId {
+    /// The dialog an incoming request belongs to (we are its UAS side).
+    pub fn of_incoming_request(req: &rsip::Request) -> Option<DialogId> {
+        Some(DialogId {
+            call_id: header_value(req, "Call-ID")?,
+            local_tag: tag_of(&header_value(req, "To")?)?,
+            remote_tag: tag_of(&header_value(req, "From")?)?,
+        })
+    }
+
+    /// The dialog an incoming response belongs to (we sent the request).
+    pub fn of_incoming_response(resp: &rsip::Response) -> Option<DialogId> {
+        Some(DialogId {
+            call_id: header_value(resp, "Call-ID")?,
+            local_tag: tag_of(&header_value(resp, "From")?)?,
+            remote_tag: tag_of(&header_value(resp, "To")?)?,
+        })
+    }
+}
+
+/// Why a dialog could not be made or a request was refused inside one.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum DialogError {
+    /// No dialog matches (481 Call/Transaction Does Not Exist).
+    #[error("Call/Transaction Does Not Exist")]
+    UnknownDialog,
+    /// CSeq below the last one seen from the peer (500).
+    #[error("CSeq Out Of Order")]
+    CSeqOutOfOrder,
+    /// The message lacks something a dialog needs (400).
+    #[error("Missing {0}")]
+    Missing(&'static str),
+}
+
+impl DialogError {
+    /// Status code of the error response.
+    pub fn status_code(&self) -> u16 {
+        match self {
+            DialogError::UnknownDialog => 481,
+            DialogError::CSeqOutOfOrder => 500,
+            DialogError::Missing(_) => 400,
+        }
+    }
+}
+
+/// Early until a 2xx, then confirmed until BYE.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DialogState {
+    /// Created by a 1xx with a To tag.
+    Early,
+    /// Created or confirmed by a 2xx.
+    Confirmed,
+    /// BYE sent or received.
+    Terminated,
+}
+
+/// One dialog's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Dialog {
+    /// The dialog's name.
+    pub id: DialogId,
+    /// Early, confirmed or over.
+    pub state: DialogState,
+    /// Our URI (From as UAC, To as UAS), without tag.
+    pub local_uri: String,
+    /// The peer's URI, without tag.
+    pub remote_uri: String,
+    /// Where in-dialog requests go: the peer's Contact URI.
+    pub remote_target: String,
+    /// Record-Route URIs in the order our requests traverse them.
+    pub route_set: Vec<String>,
+    /// Our Contact header value (name-addr) for target-refresh requests.
+    pub local_contact: String,
+    local_cseq: u32,
+    remote_cseq: Option<u32>,
+}
+
+fn contact_uri(msg: &impl rsip::message::HasHeaders) -> Option<String> {
+    let c = header_value(msg, "Contact")?;
+    let first = split_commas(&c).into_iter().next()?.to_string();
+    name_addr_parts(&first).map(|(uri, _)| uri)
+}
+
+fn record_route(msg: &impl rsip::message::HasHeaders) -> Vec<String> {
+    header_values(msg, "Record-Route")
+        .iter()
+        .flat_map(|v| {
+            split_commas(v)
+                .into_iter()
+                .filter_map(|rr| name_addr_parts(rr).map(|(uri, _)| uri))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+fn without_tag(value: &str) -> String {
+    match name_addr_parts(value) {
+        Some((uri, _)) => format!("<{uri}>"),
+        None => value.to_string(),
+    }
+}
+
+impl Dialog {
+    /// The dialog we create as UAS when sending `response` (1xx with To tag, or 2xx) to `request`.
+    pub fn from_uas(
+        request: &rsip::Request,
+        response: &rsip::Response,
+        local_contact: &str,
+    ) -> Result<Dialog, DialogError> {
+        let to = header_value(response, "To").ok_or(DialogError::Missing("To"))?;
+        let from = header_value(request, "From").ok_or(DialogError::Missing("From"))?;
+        let id = DialogId {
+            call_id: header_value(request, "Call-ID").ok_or(DialogError::Missing("Call-ID"))?,
+            local_tag: tag_of(&to).ok_or(DialogError::Missing("To tag"))?,
+            remote_tag: tag_of(&from).ok_or(DialogError::Missing("From tag"))?,
+        };
+        Ok(Dialog {
+            id,
+            state: state_for(response),
+            local_uri: without_tag(&to),
+            remote_uri: without_tag(&from),
+            remote_target: contact_uri(request).ok_or(DialogError::Missing("Contact"))?,
+            route_set: record_route(request),
+            local_contact: local_contact.to_string(),
+            local_cseq: 0,
+            remote_cseq: cseq(request).map(|(n, _)| n),
+        })
+    }
+
+    /// The dialog we create as UAC on receiving `response` (with To tag) to our `request`.
+    pub fn from_uac(
+        request: &rsip::Request,
+        response: &rsip::Response,
+        local_contact: &str,
+    ) -> Result<Dialog, DialogError> {
+        let id = DialogId::of_incoming_response(response).ok_or(DialogError::Missing("tags"))?;
+        let mut route_set = record_route(response);
+        route_set.reverse();
+        Ok(Dialog {
+            id,
+            state: state_for(response),
+            local_uri: without_tag(&header_value(request, "From").unwrap_or_default()),
+            remote_uri: without_tag(&header_value(response, "To").unwrap_or_default()),
+            remote_target: contact_uri(response).ok_or(DialogError::Missing("Contact"))?,
+            route_set,
+            local_contact: local_contact.to_string(),
+            local_cseq: cseq(request).map(|(n, _)| n).unwrap_or(1),
+            remote_cseq: None,
+        })
+    }
+
+    /// As UAC, a later response on an early dialog: a 2xx confirms it and fixes the route set.
+    pub fn handle_response(&mut self, response: &rsip::Response) {
+        if self.state != DialogState::Early {
+            return;
+        }
+        if let Some(target) = contact_uri(response) {
+            self.remote_target = target;
+        }
+        if (200..300).contains(&response.status_code.code()) {
+            self.state = DialogState::Confirmed;
+            let mut rs = record_route(response);
+            rs.reverse();
+            self.route_set = rs;
+        }
+    }
+
+    /// The CSeq number our next request will carry (after [`Dialog::request`] increments it).
+    pub fn local_cseq(&self) -> u32 {
+        self.local_cseq
+    }
+
+    /// The highest CSeq seen from the peer.
+    pub fn remote_cseq(&self) -> Option<u32> {
+        self.remote_cseq
+    }
+
+    /// Checks a request the peer sent inside this dialog (§12.2.2) and applies target refresh.
+    pub fn handle_request(&mut self, req: &rsip::Request) -> Result<(), DialogError> {
+        let (seq, _) = cseq(req).ok_or(DialogError::Missing("CSeq"))?;
+        let exempt = matches!(req.method, rsip::Method::Ack | rsip::Method::Cancel);
+        if !exempt {
+            if self.remote_cseq.is_some_and(|r| seq < r) {
+                return Err(DialogError::CSeqOutOfOrder);
+            }
+            self.remote_cseq = Some(seq);
+        }
+        if matches!(req.method, rsip::Method::Invite | rsip::Method::Update)
+            && let Some(target) = contact_uri(req)
+        {
+            self.remote_target = target;
+        }
+        if req.method == rsip::Method::Bye {
+            self.state = DialogState::Terminated;
+        }
+        Ok(())
+    }
+
+    /// A new in-dialog request with the next CSeq; `via` is "SIP/2.0/UDP host:port".
+    pub fn request(
+        &mut self,
+        method: rsip::Method,
+        via: &str,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> rsip::Request {
+        self.local_cseq = self
+            .local_cseq
+            .wrapping_add(1)
+            .min(message::MAX_CSEQ as u32);
+        if method == rsip::Method::Bye {
+            self.state = DialogState::Terminated;
+        }
+        self.build(method, self.local_cseq, via, body)
+    }
+
+    /// BYE ends the dialog.
+    pub fn bye(&mut self, via: &str) -> rsip::Request {
+        self.request(rsip::Method::Bye, via, None)
+    }
+
+    /// INFO, e.g. application/dtmf-relay.
+    pub fn info(&mut self, via: &str, content_type: &str, body: Vec<u8>) -> rsip::Request {
+        self.request(rsip::Method::Info, via, Some((content_type, body)))
+    }
+
+    /// A re-INVITE carrying a new SDP offer.
+    pub fn reinvite(&mut self, via: &str, sdp: Vec<u8>) -> rsip::Request {
+        self.request(rsip::Method::Invite, via, Some(("application/sdp", sdp)))
+    }
+
+    /// The ACK for a 2xx to our INVITE with CSeq `invite_cseq` (its own transaction-less request).
+    pub fn ack(&self, invite_cseq: u32, via: &str, body: Option<(&str, Vec<u8>)>) -> rsip::Request {
+        self.build(rsip::Method::Ack, invite_cseq, via, body)
+    }
+
+    fn build(
+        &self,
+        method: rsip::Method,
+        seq: u32,
+        via: &str,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> rsip::Request {
+        // §12.2.1.1: loose routing keeps the remote target as Request-URI; a strict first hop
+        // becomes the Request-URI and the remote target goes last in Route.
+        let strict = self.route_set.first().is_some_and(|first| !has_lr(first));
+        let (uri, routes): (String, Vec<String>) = if strict {
+            let mut routes: Vec<String> = self.route_set[1..].to_vec();
+            routes.push(self.remote_target.clone());
+            (self.route_set[0].clone(), routes)
+        } else {
+            (self.remote_target.clone(), self.route_set.clone())
+        };
+        let mut h = rsip::Headers::default();
+        h.push(Header::Via(rsip::headers::Via::new(format!(
+            "{via};branch={}",
+            message::new_branch()
+        ))));
+        h.push(Header::MaxForwards(rsip::headers::MaxForwards::new("70")));
+        for r in routes {
+            h.push(Header::Route(rsip::headers::Route::new(format!("<{r}>"))));
+        }
+        h.push(Header::From(rsip::headers::From::new(format!(
+            "{};tag={}",
+            self.local_uri, self.id.local_tag
+        ))));
+        h.push(Header::To(rsip::headers::To::new(format!(
+            "{};tag={}",
+            self.remote_uri, self.id.remote_tag
+        ))));
+        h.push(Header::CallId(rsip::headers::CallId::new(
+            self.id.call_id.clone(),
+        )));
+        h.push(Header::CSeq(rsip::headers::CSeq::new(format!(
+            "{seq} {method}"
+        ))));
+        if matches!(method, rsip::Method::Invite | rsip::Method::Update) {
+            h.push(Header::Contact(rsip::headers::Contact::new(
+                self.local_contact.clone(),
+            )));
+        }
+        let body = match body {
+            Some((ct, bytes)) => {
+                h.push(Header::ContentType(rsip::headers::ContentType::new(ct)));
+                bytes
+            }
+            None => Vec::new(),
+        };
+        h.push(Header::ContentLength(rsip::headers::ContentLength::new(
+            body.len().to_string(),
+        )));
+        rsip::Request {
+            method,
+            uri: parse_uri(&uri),
+            version: rsip::Version::V2,
+            headers: h,
+            body,
+        }
+    }
+}
+
+fn state_for(resp: &rsip::Response) -> DialogState {
+    if (200..300).contains(&resp.status_code.code()) {
+        DialogState::Confirmed
+    } else {
+        DialogState::Early
+    }
+}
+
+fn has_lr(uri: &str) -> bool {
+    uri.split(';').skip(1).any(|p| {
+        p.trim().eq_ignore_ascii_case("lr") || p.trim().to_ascii_lowercase().starts_with("lr=")
+    })
+}
+
+/// rsip's URI from text; URIs we cannot parse degrade to a host-only URI rather than panic.
+fn parse_uri(uri: &str) -> rsip::Uri {
+    rsip::Uri::try_from(uri).unwrap_or_else(|_| rsip::Uri {
+        scheme: Some(rsip::Scheme::Sip),
+        host_with_port: rsip::Domain::from(uri.to_string()).into(),
+        ..Default::default()
+    })
+}
+
+/// All dialogs of this UA, keyed by [`DialogId`].
+#[derive(Debug, Default)]
+pub struct Dialogs {
+    map: HashMap<DialogId, Dialog>,
+}
+
+impl Dialogs {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds (or replaces) a dialog.
+    pub fn insert(&mut self, dialog: Dialog) {
+        self.map.insert(dialog.id.clone(), dialog);
+    }
+
+    /// A dialog by id.
+    pub fn get_mut(&mut self, id: &DialogId) -> Option<&mut Dialog> {
+        self.map.get_mut(id)
+    }
+
+    /// Drops a dialog.
+    pub fn remove(&mut self, id: &DialogId) -> Option<Dialog> {
+        self.map.remove(id)
+    }
+
+    /// Number of dialogs.
+    pub fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+
+    /// Finds and checks the dialog of an incoming in-dialog request: 481 / 500 on failure.
+    pub fn handle_request(&mut self, req: &rsip::Request) -> Result<&mut Dialog, DialogError> {
+        let id = DialogId::of_incoming_request(req).ok_or(DialogError::UnknownDialog)?;
+        let dialog = self.map.get_mut(&id).ok_or(DialogError::UnknownDialog)?;
+        dialog.handle_request(req)?;
+        Ok(dialog)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sip::message::{parse, response_with_tag};
+
+    const INVITE: &str = "INVITE sip:bob@biloxi.example.com SIP/2.0\r\n\
+        Via: SIP/2.0/UDP pc33.atlanta.example.com;branch=z9hG4bKnashds8\r\n\
+        Max-Forwards: 70\r\n\
+        Record-Route: <sip:p2.example.com;lr>\r\n\
+        Record-Route: <sip:p1.example.com;lr>\r\n\
+        To: Bob <sip:bob@biloxi.example.com>\r\n\
+        From: Alice <sip:alice@atlanta.example.com>;tag=1928301774\r\n\
+        Call-ID: a84b4c76e66710\r\n\
+        CSeq: 314159 INVITE\r\n\
+        Contact: <sip:alice@pc33.atlanta.example.com>\r\n\
+        Content-Length: 0\r\n\r\n";
+
+    fn req(text: &str) -> rsip::Request {
+        match parse(text.as_bytes()).unwrap() {
+            rsip::SipMessage::Request(r) => r,
+            rsip::SipMessage::Response(_) => panic!("request expected"),
+        }
+    }
+
+    fn ok_with_contact(r: &rsip::Request, code: u16) -> rsip::Response {
+        let mut resp = response_with_tag(r, code, "OK", "314159bob");
+        for h in r.headers.iter() {
+            if matches!(h, Header::RecordRoute(_)) {
+                resp.headers.push(h.clone());
+            }
+        }
+        resp.headers
+            .push(Header::Contact(rsip::headers::Contact::new(
+                "<sip:bob@192.0.2.4>",
+            )));
+        resp
+    }
+
+    const VIA: &str = "SIP/2.0/UDP 192.0.2.4:5060";
+
+    #[test]
+    fn uas_dialog_takes_ids_route_set_and_target_from_the_invite() {
+        let inv = req(INVITE);
+        let d = Dialog::from_uas(&inv, &ok_with_contact(&inv, 200), "<sip:bob@192.0.2.4>").unwrap();
+        assert_eq!(
+            d.id,
+            DialogId {
+                call_id: "a84b4c76e66710".into(),
+                local_tag: "314159bob".into(),
+                remote_tag: "1928301774".into()
+            }
+        );
+        assert_eq!(d.state, DialogState::Confirmed);
+        assert_eq!(d.remote_target, "sip:alice@pc33.atlanta.example.com");
+        assert_eq!(
+            d.route_set,
+            vec!["sip:p2.example.com;lr", "sip:p1.example.com;lr"]
+        );
+        assert_eq!(d.remote_cseq(), Some(314159));
+    }
+
+    #[test]
+    fn uas_bye_goes_to_the_remote_target_through_loose_routes() {
+        let inv = req(INVITE);
+        let mut d =
+            Dialog::from_uas(&inv, &ok_with_contact(&inv, 200), "<sip:bob@192.0.2.4>").unwrap();
+        let bye = d.bye(VIA);
+        assert_eq!(bye.uri.to_string(), "sip:alice@pc33.atlanta.example.com");
+        assert_eq!(
+            header_values(&bye, "Route"),
+            vec!["<sip:p2.example.com;lr>", "<sip:p1.example.com;lr>"]
+        );
+        assert_eq!(
+            header_value(&bye, "From").as_deref(),
+            Some("<sip:bob@biloxi.example.com>;tag=314159bob")
+        );
+        assert_eq!(
+            header_value(&bye, "To").as_deref(),
+            Some("<sip:alice@atlanta.example.com>;tag=1928301774")
+        );
+        assert_eq!(cseq(&bye), Some((1, "BYE".into())));
+        assert!(message::is_rfc3261_branch(&message::branch(&bye).unwrap()));
+        assert_eq!(d.state, DialogState::Terminated);
+        // What we build, we parse back.
+        assert!(parse(bye.to_string().as_bytes()).is_ok(), "{bye}");
+    }
+
+    #[test]
+    fn uac_dialog_reverses_record_route_and_uses_its_own_cseq_space() {
+        let inv = req(INVITE);
+        let resp = ok_with_contact(&inv, 200);
+        let mut d = Dialog::from_uac(&inv, &resp, "<sip:alice@pc33.atlanta.example.com>").unwrap();
+        assert_eq!(d.id.local_tag, "1928301774");
+        assert_eq!(d.id.remote_tag, "314159bob");
+        assert_eq!(
+            d.route_set,
+            vec!["sip:p1.example.com;lr", "sip:p2.example.com;lr"]
+        );
+        assert_eq!(d.remote_target, "sip:bob@192.0.2.4");
+        let ack = d.ack(314159, VIA, None);
+        assert_eq!(cseq(&ack), Some((314159, "ACK".into())));
+        assert_eq!(ack.uri.to_string(), "sip:bob@192.0.2.4");
+        let info = d.info(
+            VIA,
+            "application/dtmf-relay",
+            b"Signal=5\r\nDuration=160\r\n".to_vec(),
+        );
+        assert_eq!(cseq(&info), Some((314160, "INFO".into())));
+        assert_eq!(header_value(&info, "Content-Length").as_deref(), Some("24"));
+        let re = d.reinvite(VIA, b"v=0\r\n".to_vec());
+        assert_eq!(cseq(&re), Some((314161, "INVITE".into())));
+        assert_eq!(
+            header_value(&re, "Contact").as_deref(),
+            Some("<sip:alice@pc33.atlanta.example.com>")
+        );
+        assert_eq!(
+            header_value(&re, "Content-Type").as_deref(),
+            Some("application/sdp")
+        );
+    }
+
+    #[test]
+    fn strict_first_hop_becomes_the_request_uri() {
+        let inv = req(&INVITE.replace("<sip:p2.example.com;lr>", "<sip:p2.example.com>"));
+        let mut d =
+            Dialog::from_uas(&inv, &ok_with_contact(&inv, 200), "<sip:bob@192.0.2.4>").unwrap();
+        let bye = d.bye(VIA);
+        assert_eq!(bye.uri.to_string(), "sip:p2.example.com");
+        assert_eq!(
+            header_values(&bye, "Route"),
+            vec![
+                "<sip:p1.example.com;lr>",
+                "<sip:alice@pc33.atlanta.example.com>"
+            ]
+        );
+    }
+
+    #[test]
+    fn early_dialog_is_confirmed_by_2xx_with_a_new_target() {
+        let inv = req(INVITE);
+        let ringing = ok_with_contact(&inv, 180);
+        let mut d = Dialog::from_uac(&inv, &ringing, "<sip:a@h>").unwrap();
+        assert_eq!(d.state, DialogState::Early);
+        let mut ok = response_with_tag(&inv, 200, "OK", "314159bob");
+        ok.headers.push(Header::Contact(rsip::headers::Contact::new(
+            "<sip:bob@192.0.2.99>",
+        )));
+        d.handle_response(&ok);
+        assert_eq!(d.state, DialogState::Confirmed);
+        assert_eq!(d.remote_target, "sip:bob@192.0.2.99");
+        assert!(d.route_set.is_empty(), "the 2xx had no Record-Route");
+    }
+
+    #[test]
+    fn incoming_requests_are_checked_for_dialog_and_order() {
+        let inv = req(INVITE);
+        let d = Dialog::from_uas(&inv, &ok_with_contact(&inv, 200), "<sip:bob@192.0.2.4>").unwrap();
+        let mut dialogs = Dialogs::new();
+        dialogs.insert(d);
+        let in_dialog = |method: &str, seq: u32| {
+            req(&INVITE
+                .replacen("INVITE sip:", &format!("{method} sip:"), 1)
+                .replace(
+                    "To: Bob <sip:bob@biloxi.example.com>",
+                    "To: Bob <sip:bob@biloxi.example.com>;tag=314159bob",
+                )
+                .replace("314159 INVITE", &format!("{seq} {method}")))
+        };
+        // ACK keeps the INVITE's CSeq and is accepted.
+        assert!(dialogs.handle_request(&in_dialog("ACK", 314159)).is_ok());
+        // A re-INVITE refreshes the target.
+        let re = in_dialog("INVITE", 314160).to_string().replace(
+            "<sip:alice@pc33.atlanta.example.com>",
+            "<sip:alice@198.51.100.7>",
+        );
+        let d = dialogs.handle_request(&req(&re)).unwrap();
+        assert_eq!(d.remote_target, "sip:alice@198.51.100.7");
+        let err = dialogs
+            .handle_request(&in_dialog("INFO", 314150))
+            .unwrap_err();
+        assert_eq!(err, DialogError::CSeqOutOfOrder);
+        assert_eq!(err.status_code(), 500);
+        let stranger = req(&INVITE
+            .replacen("INVITE sip:", "BYE sip:", 1)
+            .replace(
+                "To: Bob <sip:bob@biloxi.example.com>",
+                "To: <sip:bob@biloxi.example.com>;tag=nope",
+            )
+            .replace("314159 INVITE", "314170 BYE"));
+        let err = dialogs.handle_request(&stranger).unwrap_err();
+        assert_eq!(err.status_code(), 481);
+        let d = dialogs.handle_request(&in_dialog("BYE", 314171)).unwrap();
+        assert_eq!(d.state, DialogState::Terminated);
+    }
+
+    #[test]
+    fn missing_pieces_are_errors_not_panics() {
+        let inv = req(&INVITE.replace("Contact: <sip:alice@pc33.atlanta.example.com>\r\n", ""));
+        assert_eq!(
+            Dialog::from_uas(&inv, &ok_with_contact(&inv, 200), "<sip:b@h>").unwrap_err(),
+            DialogError::Missing("Contact")
+        );
+        let untagged = response_with_tag(&inv, 100, "Trying", "x");
+        assert_eq!(
+            Dialog::from_uac(&inv, &untagged, "<sip:a@h>").unwrap_err(),
+            DialogError::Missing("tags")
+        );
+    }
+}
