@@ -36,7 +36,8 @@ say invalid-code "Sorry, that code is not valid."
 say closed "We are closed now. Please call again during business hours."
 say scheduled-offer "The first available time is"
 say agent-connect "You are connected with an agent."
-say callback-intro "Hello, this is your callback from Boomerang demo. Please hold for an agent."
+say callback-intro "Hello, this is your callback from Boomerang demo. Press 1 to be connected to an agent."
+say accept-time "Press 1 to accept this time, or 2 to keep waiting."
 
 for d in 0 1 2 3 4 5 6 7 8 9; do
     say "digit-$d" "$d"

@@ -52,6 +52,38 @@ impl Clock for SystemClock {
     }
 }
 
+/// Time from tokio's clock, starting at a chosen instant. Under a runtime with paused time
+/// (`tokio::time::pause`, `start_paused`) tokio jumps to the next timer whenever every task is
+/// idle, so a simulated day runs in moments and no task can miss a wake-up: this is the
+/// simulator's virtual clock.
+#[derive(Debug, Clone, Copy)]
+pub struct TokioClock {
+    start: DateTime<Utc>,
+    origin: tokio::time::Instant,
+}
+
+impl TokioClock {
+    /// A clock reading `start` now; must be created inside a tokio runtime.
+    pub fn starting_at(start: DateTime<Utc>) -> Self {
+        TokioClock {
+            start,
+            origin: tokio::time::Instant::now(),
+        }
+    }
+}
+
+impl Clock for TokioClock {
+    fn now(&self) -> DateTime<Utc> {
+        let elapsed = tokio::time::Instant::now() - self.origin;
+        self.start + TimeDelta::from_std(elapsed).unwrap_or(TimeDelta::MAX)
+    }
+
+    fn sleep_until(&self, deadline: DateTime<Utc>) -> Sleep {
+        let offset = (deadline - self.start).to_std().unwrap_or_default();
+        Box::pin(tokio::time::sleep_until(self.origin + offset))
+    }
+}
+
 /// A clock that only moves when told to: tests advance it, the simulator jumps it from one
 /// pending timer to the next (discrete-event time).
 #[derive(Clone)]
@@ -230,6 +262,16 @@ impl Drop for ManualSleep {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn tokio_clock_jumps_through_idle_time() {
+        let start = DateTime::from_timestamp(1_772_442_000, 0).unwrap();
+        let c = TokioClock::starting_at(start);
+        let real = std::time::Instant::now();
+        c.sleep(TimeDelta::hours(8)).await;
+        assert_eq!(c.now(), start + TimeDelta::hours(8));
+        assert!(real.elapsed() < std::time::Duration::from_secs(5));
+    }
     use chrono::TimeZone;
 
     fn t0() -> DateTime<Utc> {

@@ -228,7 +228,7 @@ async fn caller_books_the_nearest_scheduled_slot() {
     // The time is read back in the queue's time zone (UTC for the `always` hours): 09 15.
     assert!(
         leg.transcript()
-            .contains(&"play scheduled-offer, digits:0915".to_string()),
+            .contains(&"play scheduled-offer, digits:0915, accept-time".to_string()),
         "{:?}",
         leg.transcript()
     );

@@ -136,6 +136,31 @@ impl CallbackService {
         .await
     }
 
+    /// A customer-dials-in callback reached the head of its queue: CALLBACK_READY is pushed
+    /// (the app then asks for a call-in number) and the pushed-callback expiry starts.
+    pub async fn ready_for_call_in(&self, id: Uuid) -> Result<CallbackRecord, ServiceError> {
+        let rec = self.get(id).await?;
+        self.notify_kind(&rec, PushKind::CallbackReady).await;
+        self.start_push_expiry(id);
+        Ok(rec)
+    }
+
+    /// ROUTING → COMPLETED(ABANDONED_IN_QUEUE): the customer answered but left before an agent
+    /// was connected (declined the callback, hung up on hold).
+    pub async fn abandoned(&self, id: Uuid, why: &str) -> Result<CallbackRecord, ServiceError> {
+        let now = self.clock_now();
+        self.update(id, |r| {
+            r.transition(
+                CallbackState::Completed(CompletionReason::AbandonedInQueue),
+                now,
+                "dialer",
+                why.to_string(),
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
     /// Runs one attempt: checks the number again, dials through `dialer`, records the result.
     /// On answer the customer's leg is returned for the Callback application and the bridge.
     pub async fn attempt(

@@ -83,7 +83,19 @@ pub struct Cx<'a> {
     pub vars: Variables,
     /// The application.
     pub flow: &'a Flow,
+    /// The callback this call serves (Callback applications), and the agent the router
+    /// reserved for it; Route Call connects that agent first.
+    pub serving: Option<Serving>,
     outcome: Option<String>,
+}
+
+/// A callback being served by a Callback application.
+#[derive(Debug, Clone)]
+pub struct Serving {
+    /// The callback.
+    pub callback: uuid::Uuid,
+    /// The agent reserved for it, not yet used.
+    pub reserved: Option<crate::routing::Assignment>,
 }
 
 impl Cx<'_> {
@@ -168,7 +180,18 @@ pub async fn run(
     flow: &Flow,
     leg: Arc<dyn CallLeg>,
     services: &FlowServices,
+    vars: Variables,
+) -> RunReport {
+    run_serving(flow, leg, services, vars, None).await
+}
+
+/// Runs a Callback application for the callback in `serving`.
+pub async fn run_serving(
+    flow: &Flow,
+    leg: Arc<dyn CallLeg>,
+    services: &FlowServices,
     mut vars: Variables,
+    serving: Option<Serving>,
 ) -> RunReport {
     for (k, v) in &flow.variables {
         vars.entry(k.clone()).or_insert_with(|| v.clone());
@@ -178,6 +201,7 @@ pub async fn run(
         services,
         vars,
         flow,
+        serving,
         outcome: None,
     };
     let mut trace = Vec::new();

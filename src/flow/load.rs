@@ -718,6 +718,7 @@ impl<'a> Validator<'a> {
             "offer",
             "offer_prompts",
             "scheduled_prompts",
+            "accept_time_prompts",
             "confirm_number_prompts",
             "enter_number_prompts",
             "booked_prompts",
@@ -743,6 +744,7 @@ impl<'a> Validator<'a> {
         for key in [
             "offer_prompts",
             "scheduled_prompts",
+            "accept_time_prompts",
             "confirm_number_prompts",
             "enter_number_prompts",
             "booked_prompts",
@@ -750,6 +752,7 @@ impl<'a> Validator<'a> {
         ] {
             let list = match key {
                 "offer_prompts" => &b.offer_prompts,
+                "accept_time_prompts" => &b.accept_time_prompts,
                 "scheduled_prompts" => &b.scheduled_prompts,
                 "confirm_number_prompts" => &b.confirm_number_prompts,
                 "enter_number_prompts" => &b.enter_number_prompts,

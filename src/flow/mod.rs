@@ -7,7 +7,9 @@ pub mod interpreter;
 pub mod load;
 pub mod model;
 pub mod services;
+pub mod set;
 
-pub use interpreter::{Ending, RunReport, TraceEvent, run};
+pub use interpreter::{Ending, RunReport, Serving, TraceEvent, run, run_serving};
 pub use load::{Flow, FlowErrors, LoadContext, load_dir, load_file, load_str};
 pub use services::FlowServices;
+pub use set::FlowSet;

@@ -440,6 +440,9 @@ pub struct CallbackV2 {
     /// Read before the proposed time; the time follows as digits (HH MM, queue time zone).
     #[serde(default)]
     pub scheduled_prompts: Vec<PromptSpec>,
+    /// Played after the proposed time: 1 accepts it, 2 declines.
+    #[serde(default)]
+    pub accept_time_prompts: Vec<PromptSpec>,
     /// Confirm the number: 1 keeps the caller's number, 2 enters another.
     #[serde(default)]
     pub confirm_number_prompts: Vec<PromptSpec>,

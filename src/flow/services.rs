@@ -213,7 +213,14 @@ impl FlowServices {
 
     /// Rings the assigned agent and bridges the caller until one side hangs up; the agent is
     /// then ready again (or Not Ready when the phone did not answer).
-    pub async fn connect_agent(&self, caller: Arc<dyn CallLeg>, a: &Assignment) -> AgentConnect {
+    /// When the call serves a callback, it becomes PROCESSING at the bridge and COMPLETED(AGENT)
+    /// when the conversation ends.
+    pub async fn connect_agent(
+        &self,
+        caller: Arc<dyn CallLeg>,
+        a: &Assignment,
+        callback: Option<Uuid>,
+    ) -> AgentConnect {
         let ring = Duration::from_secs(
             self.config
                 .queue(&a.queue)
@@ -249,6 +256,11 @@ impl FlowServices {
             return AgentConnect::CallerGone;
         }
         let started = self.clock.now();
+        if let Some(id) = callback
+            && let Err(e) = self.callbacks.connected(id, &a.agent).await
+        {
+            tracing::warn!(callback = %id, error = %e, "callback not marked processing");
+        }
         if let Err(e) = self
             .dispatch
             .set_agent_state(&a.agent, StateKind::Busy, None)
@@ -261,6 +273,11 @@ impl FlowServices {
             .unwrap_or(BridgeEnd::ThisSide);
         if !agent_leg.is_ended() {
             let _ = agent_leg.hang_up(HangupCause::Normal).await;
+        }
+        if let Some(id) = callback
+            && let Err(e) = self.callbacks.served(id).await
+        {
+            tracing::warn!(callback = %id, error = %e, "callback not marked completed");
         }
         let handled = self.clock.now() - started;
         let _ = self.dispatch.router().record_handle_time(&a.queue, handled);

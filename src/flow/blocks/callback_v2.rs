@@ -122,6 +122,7 @@ async fn offer(b: &CallbackV2, cx: &mut Cx<'_>) -> Step {
                 local.hour(),
                 local.minute()
             )));
+            items.extend(cx.items(&b.accept_time_prompts));
             cx.set(&format!("{r}.proposed_time"), slot.to_rfc3339());
             let yes = |d: &str| d == "1" || d == "2";
             match ask(

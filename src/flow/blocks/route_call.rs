@@ -25,7 +25,32 @@ pub async fn run(b: &RouteCall, cx: &mut Cx<'_>) -> Step {
         .unwrap_or(0.0) as i64;
     let services = cx.services;
     let clock = services.clock.clone();
-    let id = Uuid::new_v4();
+    let serving_id = cx.serving.as_ref().map(|s| s.callback);
+    // A callback's reserved agent is connected first, without queueing again.
+    if let Some(a) = cx.serving.as_mut().and_then(|s| s.reserved.take()) {
+        let leg = cx.leg.clone();
+        match services.connect_agent(leg.clone(), &a, serving_id).await {
+            AgentConnect::Talked { agent, end } => {
+                cx.set("route.result", "connected");
+                cx.set("route.agent", agent.clone());
+                cx.outcome(format!(
+                    "connected to reserved agent {agent} ({end:?} hung up)"
+                ));
+                if leg.is_ended() {
+                    return Step::HungUp;
+                }
+                return match &b.on_connected {
+                    Some(t) => Step::Branch(Some(t.clone())),
+                    None => Step::End(EndCause::Normal),
+                };
+            }
+            AgentConnect::CallerGone => return Step::HungUp,
+            AgentConnect::AgentUnavailable(r) => {
+                tracing::info!(agent = %a.agent, result = ?r, "reserved agent did not answer; queueing");
+            }
+        }
+    }
+    let id = serving_id.unwrap_or_else(Uuid::new_v4);
     let entered = clock.now();
     let mut rx = match services.queue_call(&queue, id, priority, entered) {
         Ok(rx) => rx,
@@ -79,7 +104,7 @@ pub async fn run(b: &RouteCall, cx: &mut Cx<'_>) -> Step {
                 };
                 let waited = clock.now() - entered;
                 cx.set("route.waited", waited.num_seconds());
-                match services.connect_agent(leg.clone(), &a).await {
+                match services.connect_agent(leg.clone(), &a, serving_id).await {
                     AgentConnect::Talked { agent, end } => {
                         cx.set("route.result", "connected");
                         cx.set("route.agent", agent.clone());

@@ -1,6 +1,8 @@
 //! Start-up and shutdown order: config → store → callbacks (recovered) → scheduler → API. SIP,
 //! media and the router join here as they land.
 
+pub mod callbacks;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -112,6 +114,15 @@ impl Core {
     /// The router.
     pub fn router(&self) -> &Arc<Router> {
         self.dispatch.router()
+    }
+
+    /// Starts the scheduler task (activations, retries, purges, call-in expiry).
+    pub fn spawn_scheduler(&self) -> JoinHandle<()> {
+        tokio::spawn(scheduler_loop(
+            self.callbacks.clone(),
+            self.callin.clone(),
+            self.clock.clone(),
+        ))
     }
 }
 

@@ -1,0 +1,142 @@
+//! Serving a callback the router assigned to an agent: business-to-customer callbacks are
+//! dialled (with the redial rules of `callback::dialer`), the queue's Callback application runs
+//! on the customer's leg and connects the reserved agent; customer-dials-in callbacks push
+//! CALLBACK_READY and wait for the customer's call.
+
+use std::sync::Arc;
+
+use crate::call::{Dialer, HangupCause};
+use crate::callback::dialer::AttemptOutcome;
+use crate::config::CallDirection;
+use crate::flow::expr::{Value, Variables};
+use crate::flow::interpreter::system_variables;
+use crate::flow::services::AgentConnect;
+use crate::flow::{FlowServices, FlowSet, Serving, run_serving};
+use crate::routing::Assignment;
+
+/// What serving needs: the flow services (with the agent dialer) and the customer dialer.
+pub struct CallbackRunner {
+    /// Services shared with inbound flows.
+    pub services: Arc<FlowServices>,
+    /// Applications.
+    pub flows: Arc<FlowSet>,
+    /// Places calls to customers (through trunks).
+    pub customers: Arc<dyn Dialer>,
+}
+
+/// How serving one assignment ended, for logs, tests and the simulator.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Served {
+    /// The customer talked with an agent.
+    Talked,
+    /// The dial failed; a retry is scheduled or the redial limit was reached.
+    NotReached(AttemptOutcome),
+    /// The customer answered but was not connected (declined, hung up).
+    Abandoned,
+    /// A customer-dials-in callback was announced (CALLBACK_READY).
+    AwaitingCallIn,
+    /// The callback could not be served (gone, refused): the agent was released.
+    Skipped(String),
+}
+
+impl CallbackRunner {
+    /// Serves one assignment to the end.
+    pub async fn serve(&self, a: Assignment) -> Served {
+        let s = &self.services;
+        let id = a.interaction;
+        let rec = match s.callbacks.get(id).await {
+            Ok(r) => r,
+            Err(e) => {
+                s.dispatch.release(&a);
+                return Served::Skipped(e.to_string());
+            }
+        };
+        if rec.direction == CallDirection::CustomerDialsIn {
+            s.dispatch.release(&a);
+            return match s.callbacks.ready_for_call_in(id).await {
+                Ok(_) => Served::AwaitingCallIn,
+                Err(e) => Served::Skipped(e.to_string()),
+            };
+        }
+        let logged_in = s
+            .dispatch
+            .router()
+            .agent_counts(&a.queue)
+            .map(|c| c.logged_in as u32)
+            .unwrap_or(0);
+        let (outcome, leg) = match s
+            .callbacks
+            .attempt(id, &a.agent, self.customers.as_ref(), logged_in)
+            .await
+        {
+            Ok(x) => x,
+            Err(e) => {
+                s.dispatch.release(&a);
+                return Served::Skipped(e.to_string());
+            }
+        };
+        let Some(leg) = leg else {
+            s.dispatch.release(&a);
+            return Served::NotReached(outcome);
+        };
+        let talked = match self.flows.callback_app(&s.config, &rec.queue) {
+            Some(flow) => {
+                let mut vars: Variables = system_variables(leg.as_ref(), "");
+                vars.insert("callback.id".into(), Value::Str(id.to_string()));
+                vars.insert("callback.queue".into(), Value::Str(rec.queue.clone()));
+                vars.insert("callback.priority".into(), Value::Num(rec.priority as f64));
+                vars.insert("callback.phone".into(), Value::Str(rec.phone.clone()));
+                for (k, v) in &rec.user_data {
+                    vars.insert(format!("callback.user_data.{k}"), Value::Str(v.clone()));
+                }
+                let serving = Serving {
+                    callback: id,
+                    reserved: Some(a.clone()),
+                };
+                let report = run_serving(&flow, leg.clone(), s, vars, Some(serving)).await;
+                let connected = report
+                    .variables
+                    .get("route.result")
+                    .is_some_and(|v| v.to_string() == "connected");
+                // An agent reserved but never used goes back to work.
+                if !report.trace.iter().any(|t| t.kind == "route_call") {
+                    s.dispatch.release(&a);
+                }
+                connected
+            }
+            None => matches!(
+                s.connect_agent(leg.clone(), &a, Some(id)).await,
+                AgentConnect::Talked { .. }
+            ),
+        };
+        if !leg.is_ended() {
+            let _ = leg.hang_up(HangupCause::Normal).await;
+        }
+        if talked {
+            return Served::Talked;
+        }
+        if let Ok(r) = s.callbacks.get(id).await
+            && !r.state.is_completed()
+            && let Err(e) = s
+                .callbacks
+                .abandoned(id, "customer left before an agent")
+                .await
+        {
+            tracing::warn!(callback = %id, error = %e, "cannot complete abandoned callback");
+        }
+        Served::Abandoned
+    }
+
+    /// Routes every callback assignment of the dispatch to a task that serves it.
+    pub fn install(self: &Arc<Self>) {
+        let me = self.clone();
+        self.services.dispatch.set_sink(Arc::new(move |a| {
+            let me = me.clone();
+            tokio::spawn(async move {
+                let id = a.interaction;
+                let served = me.serve(a).await;
+                tracing::info!(callback = %id, ?served, "callback served");
+            });
+        }));
+    }
+}
