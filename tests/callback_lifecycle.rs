@@ -9,7 +9,7 @@ use std::time::Duration;
 use boomerang::call::DialResult;
 use boomerang::call::memory::{Action, Answer, MemoryDialer, MemoryLeg};
 use boomerang::callback::model::{CallbackState, CompletionReason};
-use boomerang::clock::{Clock, SharedClock, TokioClock};
+use boomerang::clock::{SharedClock, TokioClock};
 use boomerang::config::Config;
 use boomerang::engine::Core;
 use boomerang::engine::callbacks::CallbackRunner;
