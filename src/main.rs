@@ -82,6 +82,12 @@ fn serve(config: &std::path::Path) -> anyhow::Result<ExitCode> {
     runtime.block_on(async {
         let engine = Engine::start(Arc::new(cfg), SystemClock::shared()).await?;
         println!("boomerang: REST API on http://{}", engine.http_addr);
+        for a in &engine.sip.udp {
+            println!("boomerang: SIP on udp {a}");
+        }
+        for a in &engine.sip.tcp {
+            println!("boomerang: SIP on tcp {a}");
+        }
         tokio::signal::ctrl_c()
             .await
             .context("waiting for Ctrl-C")?;

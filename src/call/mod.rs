@@ -175,6 +175,11 @@ pub trait CallLeg: Send + Sync {
 
     /// True once the leg has ended.
     fn is_ended(&self) -> bool;
+
+    /// The leg's RTP session, when it has one, so two SIP legs can relay media to each other.
+    fn media(&self) -> Option<Arc<crate::media::session::MediaSession>> {
+        None
+    }
 }
 
 /// Result of trying to reach a party with an outbound call.

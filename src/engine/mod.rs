@@ -2,6 +2,7 @@
 //! media and the router join here as they land.
 
 pub mod callbacks;
+pub mod sip;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use crate::callback::service::{CallbackService, QueueEvent};
 use crate::callin::CallIn;
 use crate::clock::SharedClock;
 use crate::config::Config;
-use crate::flow::FlowServices;
+use crate::flow::{FlowServices, FlowSet};
 use crate::push::{LogNotifier, Notifier};
 use crate::routing::{Dispatch, Router, Waiting};
 use crate::store::{SqliteStore, Store, StoreError};
@@ -33,6 +34,12 @@ pub enum EngineError {
     /// The router could not be built from the configuration.
     #[error("routing: {0}")]
     Routing(#[from] crate::routing::RouterError),
+    /// The prompt library could not be loaded.
+    #[error("prompts: {0}")]
+    Prompts(String),
+    /// A flow file is invalid.
+    #[error("flows:\n{0}")]
+    Flows(String),
     /// A listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -136,6 +143,8 @@ pub struct Engine {
     pub router: Arc<Router>,
     /// The address the API listens on.
     pub http_addr: SocketAddr,
+    /// Where SIP listens (empty without SIP listeners).
+    pub sip: sip::SipAddrs,
     tasks: Vec<JoinHandle<()>>,
 }
 
@@ -179,11 +188,17 @@ impl Engine {
             }
         }));
         tracing::info!(%http_addr, "REST API listening");
+        let listeners = &config.spec.listeners;
+        let mut sip_addrs = sip::SipAddrs::default();
+        if !(listeners.sip_udp.is_empty() && listeners.sip_tcp.is_empty()) {
+            sip_addrs = start_sip(&config, &clock, &callbacks, &callin, &dispatch).await?;
+        }
         Ok(Engine {
             callbacks,
             callin,
             router,
             http_addr,
+            sip: sip_addrs,
             tasks,
         })
     }
@@ -194,6 +209,95 @@ impl Engine {
             t.abort();
         }
     }
+}
+
+/// Loads prompts and flows, starts the user agent, and lets callbacks be dialled through it.
+async fn start_sip(
+    config: &Arc<Config>,
+    clock: &SharedClock,
+    callbacks: &Arc<CallbackService>,
+    callin: &Arc<CallIn>,
+    dispatch: &Arc<Dispatch>,
+) -> Result<sip::SipAddrs, EngineError> {
+    use crate::media::prompts::PromptLibrary;
+    let prompts = Arc::new(
+        PromptLibrary::load(config.prompts_dir())
+            .map_err(|e| EngineError::Prompts(e.to_string()))?,
+    );
+    let names: std::collections::BTreeSet<String> =
+        prompts.names().into_iter().map(str::to_string).collect();
+    let flows = Arc::new(FlowSet::load(config, Some(&names)).map_err(|errs| {
+        EngineError::Flows(
+            errs.iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("\n"),
+        )
+    })?);
+    tracing::info!(
+        flows = flows.len(),
+        prompts = prompts.len(),
+        "flows and prompts loaded"
+    );
+    let front = Arc::new(sip::SipFront {
+        config: config.clone(),
+        flows: flows.clone(),
+        services: std::sync::OnceLock::new(),
+        prompts: prompts.clone(),
+        clock: clock.clone(),
+        dispatch: dispatch.clone(),
+        ua: std::sync::OnceLock::new(),
+    });
+    let s = &config.spec.sip;
+    let ua = crate::sip::ua::start(
+        crate::sip::ua::UaConfig {
+            udp: config.spec.listeners.sip_udp.clone(),
+            tcp: config.spec.listeners.sip_tcp.clone(),
+            public_ip: s.public_host.as_deref().and_then(|h| h.parse().ok()),
+            registrar: crate::sip::registrar::RegistrarConfig {
+                max_expires: s.max_register_expires_seconds.max(60),
+                ..Default::default()
+            },
+        },
+        Arc::new(front.clone()),
+    )
+    .await
+    .map_err(|source| EngineError::Bind {
+        addr: config
+            .spec
+            .listeners
+            .sip_udp
+            .first()
+            .or(config.spec.listeners.sip_tcp.first())
+            .copied()
+            .unwrap_or_else(|| ([0, 0, 0, 0], 5060).into()),
+        source,
+    })?;
+    let dialer: Arc<dyn Dialer> = Arc::new(crate::sip::leg::SipDialer {
+        ua: ua.clone(),
+        config: config.clone(),
+        prompts,
+        clock: clock.clone(),
+    });
+    let services = Arc::new(FlowServices {
+        config: config.clone(),
+        clock: clock.clone(),
+        callbacks: callbacks.clone(),
+        callin: callin.clone(),
+        dispatch: dispatch.clone(),
+        agents: dialer.clone(),
+    });
+    let _ = front.services.set(services.clone());
+    let (udp, tcp) = ua.local_addrs();
+    let _ = front.ua.set(ua);
+    let runner = Arc::new(callbacks::CallbackRunner {
+        services,
+        flows,
+        customers: dialer,
+    });
+    runner.install();
+    tracing::info!(?udp, ?tcp, "SIP listening");
+    Ok(sip::SipAddrs { udp, tcp })
 }
 
 /// Sleeps on the clock until the next callback deadline (or at most one second, so that new

@@ -9,3 +9,4 @@ pub mod pacer;
 pub mod prompts;
 pub mod rtp;
 pub mod sdp;
+pub mod session;

@@ -3,6 +3,9 @@
 
 pub mod dialog;
 pub mod digest;
+pub mod leg;
 pub mod message;
 pub mod registrar;
 pub mod transaction;
+pub mod transport;
+pub mod ua;

@@ -147,6 +147,15 @@ impl Registrar {
         self.aors.len()
     }
 
+    /// Every address-of-record with at least one binding.
+    pub fn aors(&self) -> Vec<String> {
+        self.aors
+            .iter()
+            .filter(|(_, b)| !b.is_empty())
+            .map(|(a, _)| a.clone())
+            .collect()
+    }
+
     /// True when nothing is registered.
     pub fn is_empty(&self) -> bool {
         self.aors.is_empty()

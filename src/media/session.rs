@@ -1,0 +1,498 @@
+//! One RTP session per call leg: a UDP socket on an even port, symmetric RTP (we send to where
+//! the peer's packets come from), prompt playback paced at 20 ms, RFC 4733 and in-band DTMF
+//! detection into the leg's digit buffer, RFC 4733 sending, and relaying to a bridged session
+//! with G.711 transcoding when the two legs use different laws.
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+use tokio::sync::Notify;
+
+use super::dtmf::{DtmfReceiver, TelephoneEvent, ToneDetector, event_packets};
+use super::g711::{self, Law};
+use super::prompts::{FRAME_LEN, Frame};
+use super::rtp::{RtpPacket, RtpSender, is_rtcp};
+use super::sdp::Negotiated;
+
+/// Key presses heard on a leg, from RTP events, in-band tones or SIP INFO, in order.
+#[derive(Debug, Default)]
+pub struct DigitBuffer {
+    keys: Mutex<VecDeque<char>>,
+    /// Woken on every new key.
+    pub notify: Notify,
+}
+
+impl DigitBuffer {
+    /// Adds a key.
+    pub fn push(&self, key: char) {
+        self.keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push_back(key);
+        self.notify.notify_waiters();
+    }
+
+    /// Takes the oldest key.
+    pub fn pop(&self) -> Option<char> {
+        self.keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .pop_front()
+    }
+
+    /// The oldest key, left in place.
+    pub fn peek(&self) -> Option<char> {
+        self.keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .front()
+            .copied()
+    }
+
+    /// Drops every key.
+    pub fn clear(&self) {
+        self.keys.lock().unwrap_or_else(|p| p.into_inner()).clear();
+    }
+}
+
+struct Playback {
+    id: u64,
+    parts: Vec<Arc<[Frame]>>,
+    part: usize,
+    frame: usize,
+    looped: bool,
+}
+
+struct State {
+    remote: Option<SocketAddr>,
+    latched: bool,
+    law: Law,
+    payload_type: u8,
+    event_pt: Option<u8>,
+    sender: RtpSender,
+    playing: Option<Playback>,
+    pending_events: VecDeque<(u32, Vec<u8>)>,
+    peer: Option<Weak<MediaSession>>,
+    dtmf: DtmfReceiver,
+    /// The last telephone-event packet ended its event.
+    dtmf_ended: bool,
+    tones: ToneDetector,
+}
+
+/// An RTP session.
+pub struct MediaSession {
+    socket: Arc<UdpSocket>,
+    local: SocketAddr,
+    state: Mutex<State>,
+    digits: Arc<DigitBuffer>,
+    played: Notify,
+    finished: AtomicU64,
+    next_id: AtomicU64,
+    closed: AtomicBool,
+    packets_sent: AtomicU64,
+    packets_received: AtomicU64,
+}
+
+/// Binds a UDP socket on an even port of `range` at `ip`.
+async fn bind_even(ip: IpAddr, range: (u16, u16)) -> io::Result<UdpSocket> {
+    let (lo, hi) = (range.0.max(1024) & !1, range.1);
+    if lo >= hi {
+        return UdpSocket::bind(SocketAddr::new(ip, 0)).await;
+    }
+    let span = u32::from((hi - lo) / 2).max(1);
+    let start = rand::random::<u32>() % span;
+    for i in 0..span.min(512) {
+        let port = lo + (((start + i) % span) * 2) as u16;
+        if let Ok(s) = UdpSocket::bind(SocketAddr::new(ip, port)).await {
+            return Ok(s);
+        }
+    }
+    Err(io::Error::new(
+        io::ErrorKind::AddrInUse,
+        format!("no free RTP port in {}-{}", range.0, range.1),
+    ))
+}
+
+impl MediaSession {
+    /// Opens a session on `ip` with a port from `range`, and starts its send and receive tasks.
+    pub async fn open(
+        ip: IpAddr,
+        range: (u16, u16),
+        digits: Arc<DigitBuffer>,
+    ) -> io::Result<Arc<Self>> {
+        let socket = Arc::new(bind_even(ip, range).await?);
+        let local = socket.local_addr()?;
+        let session = Arc::new(MediaSession {
+            socket,
+            local,
+            state: Mutex::new(State {
+                remote: None,
+                latched: false,
+                law: Law::Ulaw,
+                payload_type: 0,
+                event_pt: None,
+                sender: RtpSender::new(0),
+                playing: None,
+                pending_events: VecDeque::new(),
+                peer: None,
+                dtmf: DtmfReceiver::new(),
+                dtmf_ended: false,
+                tones: ToneDetector::new(),
+            }),
+            digits,
+            played: Notify::new(),
+            finished: AtomicU64::new(0),
+            next_id: AtomicU64::new(1),
+            closed: AtomicBool::new(false),
+            packets_sent: AtomicU64::new(0),
+            packets_received: AtomicU64::new(0),
+        });
+        tokio::spawn(receive_loop(
+            Arc::downgrade(&session),
+            session.socket.clone(),
+        ));
+        tokio::spawn(send_loop(Arc::downgrade(&session)));
+        Ok(session)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The local RTP address (for SDP).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    /// Applies a negotiated SDP: codec, telephone-event type and where to send (until the
+    /// peer's first packet tells us its real address).
+    pub fn configure(&self, n: &Negotiated) {
+        let mut s = self.lock();
+        if !s.latched {
+            s.remote = (!n.remote.ip().is_unspecified()).then_some(n.remote);
+        }
+        if s.law != n.codec || s.payload_type != n.payload_type {
+            s.sender = RtpSender::new(n.payload_type);
+        }
+        s.law = n.codec;
+        s.payload_type = n.payload_type;
+        s.event_pt = n.telephone_event;
+    }
+
+    /// The codec in use.
+    pub fn law(&self) -> Law {
+        self.lock().law
+    }
+
+    /// Starts playing frames (replacing what plays); returns an id for [`Self::wait_played`].
+    pub fn play(&self, parts: Vec<Arc<[Frame]>>, looped: bool) -> u64 {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut s = self.lock();
+        s.sender.start_talkspurt();
+        s.playing = Some(Playback {
+            id,
+            parts,
+            part: 0,
+            frame: 0,
+            looped,
+        });
+        id
+    }
+
+    /// Stops playback; waiters of the current play are woken.
+    pub fn stop(&self) {
+        let id = self.lock().playing.take().map(|p| p.id);
+        if let Some(id) = id {
+            self.finish(id);
+        }
+    }
+
+    fn finish(&self, id: u64) {
+        self.finished.fetch_max(id, Ordering::AcqRel);
+        self.played.notify_waiters();
+    }
+
+    /// Waits until play `id` has ended (played out or stopped).
+    pub async fn wait_played(&self, id: u64) {
+        loop {
+            let n = self.played.notified();
+            tokio::pin!(n);
+            n.as_mut().enable();
+            if self.finished.load(Ordering::Acquire) >= id || self.closed.load(Ordering::Acquire) {
+                return;
+            }
+            n.await;
+        }
+    }
+
+    /// Queues RFC 4733 packets for `digits` (sent by the pacing task).
+    pub fn send_digits(&self, digits: &str) {
+        let mut s = self.lock();
+        let Some(pt) = s.event_pt else {
+            return;
+        };
+        for d in digits.chars() {
+            s.sender.skip(800);
+            let ts = s.sender.timestamp();
+            if let Ok(packets) = event_packets(d, ts, 800, 10) {
+                for p in packets {
+                    let mut buf = Vec::with_capacity(16);
+                    s.sender.event_packet(pt, &p, &mut buf);
+                    s.pending_events.push_back((p.send_offset, buf));
+                }
+            }
+        }
+    }
+
+    /// Relays this session's received audio to `other` (and back, when both are bridged).
+    pub fn bridge_to(&self, other: &Arc<MediaSession>) {
+        self.lock().peer = Some(Arc::downgrade(other));
+    }
+
+    /// Stops relaying.
+    pub fn unbridge(&self) {
+        self.lock().peer = None;
+    }
+
+    /// Stops the tasks and frees the port.
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.played.notify_waiters();
+    }
+
+    /// Packets sent and received, for tests and statistics.
+    pub fn counts(&self) -> (u64, u64) {
+        (
+            self.packets_sent.load(Ordering::Relaxed),
+            self.packets_received.load(Ordering::Relaxed),
+        )
+    }
+
+    fn send_raw(&self, to: SocketAddr, packet: &[u8]) {
+        if self.socket.try_send_to(packet, to).is_ok() {
+            self.packets_sent.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Sends one 20 ms frame of audio from a bridged peer, transcoding between laws.
+    fn relay_in(&self, from_law: Law, payload: &[u8]) {
+        let mut s = self.lock();
+        if s.playing.is_some() {
+            return;
+        }
+        let Some(to) = s.remote else { return };
+        let law = s.law;
+        let data: Vec<u8> = if from_law == law {
+            payload.to_vec()
+        } else {
+            g711::encode_frame(law, &g711::decode_frame(from_law, payload))
+        };
+        let mut buf = Vec::with_capacity(12 + data.len());
+        s.sender.audio_packet(&data, data.len() as u32, &mut buf);
+        drop(s);
+        self.send_raw(to, &buf);
+    }
+
+    fn on_datagram(&self, from: SocketAddr, data: &[u8]) {
+        if is_rtcp(data) {
+            return;
+        }
+        let Ok(p) = RtpPacket::parse(data) else {
+            return;
+        };
+        self.packets_received.fetch_add(1, Ordering::Relaxed);
+        let mut s = self.lock();
+        if !s.latched {
+            s.remote = Some(from);
+            s.latched = true;
+        }
+        let pt = p.header.payload_type;
+        if Some(pt) == s.event_pt {
+            // A marked packet after an ended event starts a new press even when the sender
+            // reuses the timestamp (some replay tools and phones do).
+            if p.header.marker && s.dtmf_ended {
+                s.dtmf = DtmfReceiver::new();
+            }
+            s.dtmf_ended = TelephoneEvent::parse(p.payload).is_ok_and(|e| e.end);
+            if let Ok(Some(d)) = s.dtmf.push(p.header.timestamp, p.payload) {
+                drop(s);
+                self.digits.push(d);
+            }
+            return;
+        }
+        if pt != s.payload_type {
+            return;
+        }
+        let law = s.law;
+        let samples = g711::decode_frame(law, p.payload);
+        let keys = s.tones.push(&samples);
+        let peer = s.peer.as_ref().and_then(Weak::upgrade);
+        drop(s);
+        for k in keys {
+            self.digits.push(k);
+        }
+        if let Some(peer) = peer {
+            peer.relay_in(law, p.payload);
+        }
+    }
+
+    /// One pacing tick: the next prompt frame and any due DTMF event packets.
+    fn tick(&self, silence: &[u8; FRAME_LEN]) {
+        let mut s = self.lock();
+        let Some(to) = s.remote else { return };
+        let mut out: Vec<Vec<u8>> = Vec::new();
+        // RFC 4733 packets go out every 20 ms in their own order.
+        if let Some((_, pkt)) = s.pending_events.pop_front() {
+            out.push(pkt);
+        }
+        let mut done = None;
+        let bridged = s.peer.is_some();
+        let law = s.law;
+        let frame: Option<Frame> = match s.playing.as_mut() {
+            Some(p) => {
+                while p.part < p.parts.len() && p.frame >= p.parts[p.part].len() {
+                    p.part += 1;
+                    p.frame = 0;
+                }
+                if p.part >= p.parts.len() && p.looped && !p.parts.is_empty() {
+                    p.part = 0;
+                    p.frame = 0;
+                }
+                match p.parts.get(p.part).and_then(|f| f.get(p.frame)) {
+                    Some(f) => {
+                        p.frame += 1;
+                        Some(*f)
+                    }
+                    None => {
+                        done = Some(p.id);
+                        None
+                    }
+                }
+            }
+            None if bridged => None,
+            None => Some(*silence),
+        };
+        if done.is_some() {
+            s.playing = None;
+        }
+        if let Some(f) = frame {
+            let payload: &[u8] = &f;
+            let mut buf = Vec::with_capacity(12 + FRAME_LEN);
+            let _ = law;
+            s.sender.audio_packet(payload, FRAME_LEN as u32, &mut buf);
+            out.push(buf);
+        }
+        drop(s);
+        for p in out {
+            self.send_raw(to, &p);
+        }
+        if let Some(id) = done {
+            self.finish(id);
+        }
+    }
+}
+
+async fn receive_loop(session: Weak<MediaSession>, socket: Arc<UdpSocket>) {
+    let mut buf = vec![0u8; 2048];
+    loop {
+        let got = tokio::time::timeout(Duration::from_secs(1), socket.recv_from(&mut buf)).await;
+        let Some(s) = session.upgrade() else { return };
+        if s.closed.load(Ordering::Acquire) {
+            return;
+        }
+        if let Ok(Ok((n, from))) = got {
+            s.on_datagram(from, &buf[..n]);
+        }
+    }
+}
+
+async fn send_loop(session: Weak<MediaSession>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut silence_u = [0u8; FRAME_LEN];
+    let mut silence_a = [0u8; FRAME_LEN];
+    silence_u.fill(Law::Ulaw.silence());
+    silence_a.fill(Law::Alaw.silence());
+    loop {
+        tick.tick().await;
+        let Some(s) = session.upgrade() else { return };
+        if s.closed.load(Ordering::Acquire) {
+            return;
+        }
+        let silence = if s.law() == Law::Ulaw {
+            &silence_u
+        } else {
+            &silence_a
+        };
+        s.tick(silence);
+    }
+}
+
+/// Frames of silence lasting `d` in `law`.
+pub fn silence_frames(law: Law, d: Duration) -> Arc<[Frame]> {
+    let n = (d.as_millis() / 20).max(1) as usize;
+    let mut f = [0u8; FRAME_LEN];
+    f.fill(law.silence());
+    vec![f; n].into()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::sdp::MediaDirection;
+    use std::net::Ipv4Addr;
+
+    fn negotiated(remote: SocketAddr) -> Negotiated {
+        Negotiated {
+            remote,
+            codec: Law::Ulaw,
+            payload_type: 0,
+            telephone_event: Some(101),
+            ptime: 20,
+            direction: MediaDirection::SendRecv,
+        }
+    }
+
+    #[tokio::test]
+    async fn plays_frames_at_twenty_ms_and_hears_rfc4733_digits_from_the_peer() {
+        let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let (da, db) = (
+            Arc::new(DigitBuffer::default()),
+            Arc::new(DigitBuffer::default()),
+        );
+        let a = MediaSession::open(lo, (40000, 40100), da.clone())
+            .await
+            .unwrap();
+        let b = MediaSession::open(lo, (40100, 40200), db.clone())
+            .await
+            .unwrap();
+        assert_eq!(a.local_addr().port() % 2, 0);
+        a.configure(&negotiated(b.local_addr()));
+        b.configure(&negotiated(a.local_addr()));
+        let frames = silence_frames(Law::Ulaw, Duration::from_millis(200));
+        let started = std::time::Instant::now();
+        let id = a.play(vec![frames], false);
+        a.wait_played(id).await;
+        let took = started.elapsed();
+        assert!(took >= Duration::from_millis(180), "{took:?}");
+        b.send_digits("5#");
+        for _ in 0..100 {
+            if da.peek().is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(da.pop(), Some('5'));
+        assert_eq!(da.pop(), Some('#'));
+        assert_eq!(da.pop(), None);
+        assert!(b.counts().1 >= 9, "{:?}", b.counts());
+        a.close();
+        b.close();
+    }
+}

@@ -1,0 +1,445 @@
+//! A `CallLeg` on SIP and RTP: answering through the user agent, prompts and key presses through
+//! the leg's RTP session, bridging by relaying RTP between two sessions. Also the `Dialer` that
+//! places SIP calls to customers through trunks and to agents' registered phones.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::Notify;
+
+use super::transport::{Peer, Transport};
+use super::ua::{DialRequest, LegShared, UaHandle, UacEvent};
+use crate::call::{
+    BridgeEnd, CallError, CallLeg, DialResult, DialTarget, Dialer, DigitOutcome, DigitSpec,
+    Direction, HangupCause, LegInfo, PlayItem, PlayOptions, PlayOutcome,
+};
+use crate::clock::SharedClock;
+use crate::config::{Config, TransportKind};
+use crate::media::prompts::{Frame, PromptLibrary, digit_prompt_name};
+use crate::media::sdp;
+use crate::media::session::{MediaSession, silence_frames};
+
+/// A call leg over SIP/RTP.
+pub struct SipLeg {
+    info: LegInfo,
+    ua: UaHandle,
+    shared: Arc<LegShared>,
+    media: Arc<MediaSession>,
+    prompts: Arc<PromptLibrary>,
+    clock: SharedClock,
+    answered: AtomicBool,
+    answer_sdp: String,
+    stop: Notify,
+}
+
+impl SipLeg {
+    /// A leg for a call the user agent knows as `info.call_id`; `answer_sdp` is sent on answer
+    /// (inbound), and an outbound leg starts answered.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        info: LegInfo,
+        ua: UaHandle,
+        shared: Arc<LegShared>,
+        media: Arc<MediaSession>,
+        prompts: Arc<PromptLibrary>,
+        clock: SharedClock,
+        answer_sdp: String,
+        answered: bool,
+    ) -> Arc<Self> {
+        Arc::new(SipLeg {
+            info,
+            ua,
+            shared,
+            media,
+            prompts,
+            clock,
+            answered: AtomicBool::new(answered),
+            answer_sdp,
+            stop: Notify::new(),
+        })
+    }
+
+    fn frames(&self, items: &[PlayItem]) -> Result<Vec<Arc<[Frame]>>, CallError> {
+        let law = self.media.law();
+        let mut out = Vec::new();
+        for item in items {
+            match item {
+                PlayItem::Prompt(name) => {
+                    let p = self
+                        .prompts
+                        .get(name)
+                        .ok_or_else(|| CallError::UnknownPrompt(name.clone()))?;
+                    out.push(p.frames(law).clone());
+                }
+                PlayItem::Digits(keys) => {
+                    for k in keys.chars() {
+                        if let Some(p) = digit_prompt_name(k).and_then(|n| self.prompts.get(n)) {
+                            out.push(p.frames(law).clone());
+                        }
+                    }
+                }
+                PlayItem::Silence(d) => out.push(silence_frames(law, *d)),
+            }
+        }
+        Ok(out)
+    }
+
+    async fn wait_digit(&self, timeout: Duration) -> Option<char> {
+        let until = self.clock.now() + chrono::TimeDelta::from_std(timeout).unwrap_or_default();
+        loop {
+            let n = self.shared.digits.notify.notified();
+            tokio::pin!(n);
+            n.as_mut().enable();
+            if let Some(d) = self.shared.digits.pop() {
+                return Some(d);
+            }
+            if self.is_ended() {
+                return None;
+            }
+            tokio::select! {
+                _ = n => {}
+                _ = self.clock.sleep_until(until) => return self.shared.digits.pop(),
+                _ = self.hung_up() => return None,
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl CallLeg for SipLeg {
+    fn info(&self) -> &LegInfo {
+        &self.info
+    }
+
+    async fn answer(&self) -> Result<(), CallError> {
+        if self.answered.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        if self
+            .ua
+            .answer(&self.info.call_id, self.answer_sdp.clone())
+            .await
+        {
+            self.answered.store(true, Ordering::Release);
+            Ok(())
+        } else {
+            Err(CallError::Ended)
+        }
+    }
+
+    async fn play(&self, items: &[PlayItem], opts: &PlayOptions) -> Result<PlayOutcome, CallError> {
+        if self.is_ended() {
+            return Ok(PlayOutcome::HungUp);
+        }
+        self.answer().await?;
+        if opts.barge_in
+            && let Some(k) = self.shared.digits.peek()
+        {
+            return Ok(PlayOutcome::Interrupted(k));
+        }
+        let frames = self.frames(items)?;
+        let id = self.media.play(frames, opts.looped);
+        let digits = &self.shared.digits;
+        loop {
+            let n = digits.notify.notified();
+            tokio::pin!(n);
+            n.as_mut().enable();
+            if opts.barge_in
+                && let Some(k) = digits.peek()
+            {
+                self.media.stop();
+                return Ok(PlayOutcome::Interrupted(k));
+            }
+            tokio::select! {
+                _ = self.media.wait_played(id) => {
+                    return Ok(if self.is_ended() { PlayOutcome::HungUp } else { PlayOutcome::Completed });
+                }
+                _ = self.stop.notified() => {
+                    self.media.stop();
+                    return Ok(PlayOutcome::Completed);
+                }
+                _ = self.hung_up() => {
+                    self.media.stop();
+                    return Ok(PlayOutcome::HungUp);
+                }
+                _ = n, if opts.barge_in => {}
+            }
+        }
+    }
+
+    fn stop_playing(&self) {
+        self.media.stop();
+        self.stop.notify_waiters();
+    }
+
+    async fn collect_digits(&self, spec: &DigitSpec) -> Result<DigitOutcome, CallError> {
+        if self.is_ended() {
+            return Ok(DigitOutcome::HungUp);
+        }
+        self.answer().await?;
+        let mut digits = String::new();
+        let mut timeout = spec.first_digit_timeout;
+        loop {
+            match self.wait_digit(timeout).await {
+                Some(k) if Some(k) == spec.terminator => {
+                    return Ok(DigitOutcome::Digits {
+                        digits,
+                        terminated: true,
+                    });
+                }
+                Some(k) => {
+                    digits.push(k);
+                    if digits.len() >= spec.max_digits {
+                        return Ok(DigitOutcome::Digits {
+                            digits,
+                            terminated: false,
+                        });
+                    }
+                    timeout = spec.inter_digit_timeout;
+                }
+                None if self.is_ended() => return Ok(DigitOutcome::HungUp),
+                None if digits.is_empty() => return Ok(DigitOutcome::NoInput),
+                None => {
+                    return Ok(DigitOutcome::Digits {
+                        digits,
+                        terminated: false,
+                    });
+                }
+            }
+        }
+    }
+
+    fn flush_digits(&self) {
+        self.shared.digits.clear();
+    }
+
+    async fn send_digits(&self, digits: &str) -> Result<(), CallError> {
+        if self.is_ended() {
+            return Err(CallError::Ended);
+        }
+        self.media.send_digits(digits);
+        Ok(())
+    }
+
+    async fn bridge(&self, other: Arc<dyn CallLeg>) -> Result<BridgeEnd, CallError> {
+        if self.is_ended() {
+            return Err(CallError::Ended);
+        }
+        self.answer().await?;
+        self.media.stop();
+        let other_media = other.media();
+        if let Some(m) = &other_media {
+            m.stop();
+            self.media.bridge_to(m);
+            m.bridge_to(&self.media);
+        }
+        let end = tokio::select! {
+            _ = self.hung_up() => BridgeEnd::ThisSide,
+            _ = other.hung_up() => BridgeEnd::OtherSide,
+        };
+        self.media.unbridge();
+        if let Some(m) = &other_media {
+            m.unbridge();
+        }
+        Ok(end)
+    }
+
+    async fn hang_up(&self, cause: HangupCause) -> Result<(), CallError> {
+        if self.is_ended() {
+            return Ok(());
+        }
+        if self.answered.load(Ordering::Acquire) || self.info.direction == Direction::Outbound {
+            self.ua.hang_up(&self.info.call_id);
+        } else {
+            let (code, reason) = match cause {
+                HangupCause::Busy => (486, "Busy Here"),
+                HangupCause::NotFound => (404, "Not Found"),
+                HangupCause::Unavailable | HangupCause::Normal => (480, "Temporarily Unavailable"),
+            };
+            self.ua.reject(&self.info.call_id, code, reason);
+        }
+        self.shared.end();
+        self.media.close();
+        Ok(())
+    }
+
+    async fn hung_up(&self) {
+        let mut rx = self.shared.ended.subscribe();
+        let _ = rx.wait_for(|e| *e).await;
+    }
+
+    fn is_ended(&self) -> bool {
+        *self.shared.ended.borrow()
+    }
+
+    fn media(&self) -> Option<Arc<MediaSession>> {
+        Some(self.media.clone())
+    }
+}
+
+impl Drop for SipLeg {
+    fn drop(&mut self) {
+        self.media.close();
+    }
+}
+
+/// Places SIP calls for the callback dialer and Route Call.
+pub struct SipDialer {
+    /// The user agent.
+    pub ua: UaHandle,
+    /// Trunks, agents and the RTP port range.
+    pub config: Arc<Config>,
+    /// Prompts for the legs it creates.
+    pub prompts: Arc<PromptLibrary>,
+    /// Time.
+    pub clock: SharedClock,
+}
+
+impl SipDialer {
+    async fn resolve(
+        &self,
+        target: &DialTarget,
+    ) -> Result<(String, Peer, Option<(String, String)>), DialResult> {
+        match target {
+            DialTarget::Customer { number, trunk } => {
+                let t = self
+                    .config
+                    .trunk(trunk.as_deref())
+                    .ok_or(DialResult::Failed)?;
+                let addr: SocketAddr = tokio::net::lookup_host((t.host.as_str(), t.port))
+                    .await
+                    .ok()
+                    .and_then(|mut a| a.next())
+                    .ok_or(DialResult::Unreachable)?;
+                let transport = match t.transport {
+                    TransportKind::Tcp => Transport::Tcp,
+                    _ => Transport::Udp,
+                };
+                let creds = t.username.clone().zip(t.password.clone());
+                Ok((
+                    format!("sip:{number}@{}:{}", t.host, t.port),
+                    Peer { addr, transport },
+                    creds,
+                ))
+            }
+            DialTarget::Agent { agent_id } => {
+                let user = self
+                    .config
+                    .agent(agent_id)
+                    .and_then(|a| a.sip_user.clone())
+                    .ok_or(DialResult::Unreachable)?;
+                let (uri, peer) = self.ua.lookup(&user).await.ok_or(DialResult::Unreachable)?;
+                Ok((uri, peer, None))
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Dialer for SipDialer {
+    async fn dial(
+        &self,
+        target: &DialTarget,
+        caller_id: &str,
+        ring_timeout: Duration,
+    ) -> Result<Arc<dyn CallLeg>, DialResult> {
+        let (uri, peer, credentials) = self.resolve(target).await?;
+        let shared = LegShared::new();
+        let m = &self.config.spec.media;
+        let media = MediaSession::open(
+            self.ua.public_ip,
+            (m.rtp_port_min, m.rtp_port_max),
+            shared.digits.clone(),
+        )
+        .await
+        .map_err(|_| DialResult::Failed)?;
+        let offer = sdp::offer(
+            self.ua.public_ip,
+            media.local_addr().port(),
+            rand::random::<u32>() as u64,
+            1,
+        );
+        let from_user = if caller_id.is_empty() {
+            "boomerang".to_string()
+        } else {
+            caller_id.to_string()
+        };
+        let (call_id, mut events) = self
+            .ua
+            .dial(
+                DialRequest {
+                    uri,
+                    peer,
+                    from_user,
+                    sdp: offer,
+                    credentials,
+                },
+                shared.clone(),
+            )
+            .await
+            .ok_or(DialResult::Failed)?;
+        let deadline =
+            self.clock.now() + chrono::TimeDelta::from_std(ring_timeout).unwrap_or_default();
+        let mut heard = false;
+        let outcome = loop {
+            tokio::select! {
+                ev = events.recv() => match ev {
+                    Some(UacEvent::Progress(_)) => heard = true,
+                    Some(UacEvent::Answered(answer)) => break Ok(answer),
+                    Some(UacEvent::Failed(code)) => break Err(map_failure(code, heard)),
+                    None => break Err(DialResult::Unreachable),
+                },
+                _ = self.clock.sleep_until(deadline) => {
+                    self.ua.cancel(&call_id);
+                    // Give the CANCEL a moment to produce the 487.
+                    let _ = tokio::time::timeout(Duration::from_secs(2), events.recv()).await;
+                    break Err(if heard { DialResult::NoAnswer } else { DialResult::Unreachable });
+                }
+            }
+        };
+        match outcome {
+            Ok(answer) => {
+                if let Ok(n) = sdp::parse_answer(&answer) {
+                    media.configure(&n);
+                }
+                let number = match target {
+                    DialTarget::Customer { number, .. } => number.clone(),
+                    DialTarget::Agent { agent_id } => agent_id.clone(),
+                };
+                Ok(SipLeg::new(
+                    LegInfo {
+                        call_id,
+                        ani: number,
+                        dnis: caller_id.to_string(),
+                        direction: Direction::Outbound,
+                    },
+                    self.ua.clone(),
+                    shared,
+                    media,
+                    self.prompts.clone(),
+                    self.clock.clone(),
+                    String::new(),
+                    true,
+                ))
+            }
+            Err(r) => {
+                media.close();
+                Err(r)
+            }
+        }
+    }
+}
+
+/// Final response → dial result (busy 486/600/603, no answer 408/480/487, else failed).
+pub fn map_failure(code: u16, heard: bool) -> DialResult {
+    match code {
+        486 | 600 | 603 => DialResult::Busy,
+        480 | 487 => DialResult::NoAnswer,
+        408 if heard => DialResult::NoAnswer,
+        408 => DialResult::Unreachable,
+        _ => DialResult::Failed,
+    }
+}

@@ -1,0 +1,336 @@
+//! UDP and TCP transports: listeners, stream framing by Content-Length, connection reuse (a
+//! response or request to a peer goes back over the connection it came in on), size limits,
+//! and a 400 for requests too broken to parse, built from the raw header lines.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use dashmap::DashMap;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+use tokio::sync::mpsc;
+
+use super::message::{self, Frame, MAX_MESSAGE_SIZE};
+
+/// Which transport a message used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Transport {
+    /// Datagrams: retransmissions apply.
+    Udp,
+    /// A stream: reliable, no retransmissions.
+    Tcp,
+}
+
+impl Transport {
+    /// Name in Via headers.
+    pub fn via_name(self) -> &'static str {
+        match self {
+            Transport::Udp => "UDP",
+            Transport::Tcp => "TCP",
+        }
+    }
+
+    /// True for stream transports.
+    pub fn reliable(self) -> bool {
+        self == Transport::Tcp
+    }
+}
+
+/// The other end of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Peer {
+    /// Address.
+    pub addr: SocketAddr,
+    /// Transport.
+    pub transport: Transport,
+}
+
+/// A message received, still to be parsed by the user agent.
+#[derive(Debug)]
+pub struct Received {
+    /// Raw bytes of one message.
+    pub bytes: Vec<u8>,
+    /// Where it came from.
+    pub peer: Peer,
+    /// The local address it arrived on.
+    pub local: SocketAddr,
+}
+
+/// The bound listeners.
+pub struct Transports {
+    udp: Vec<Arc<UdpSocket>>,
+    udp_addrs: Vec<SocketAddr>,
+    tcp_addrs: Vec<SocketAddr>,
+    conns: Arc<DashMap<SocketAddr, mpsc::UnboundedSender<Vec<u8>>>>,
+    inbound: mpsc::UnboundedSender<Received>,
+}
+
+impl Transports {
+    /// Binds every listener and starts reading; messages arrive on `inbound`.
+    pub async fn bind(
+        udp: &[SocketAddr],
+        tcp: &[SocketAddr],
+        inbound: mpsc::UnboundedSender<Received>,
+    ) -> io::Result<Arc<Self>> {
+        let mut sockets = Vec::new();
+        let mut udp_addrs = Vec::new();
+        for a in udp {
+            let s = Arc::new(UdpSocket::bind(a).await?);
+            udp_addrs.push(s.local_addr()?);
+            sockets.push(s);
+        }
+        let mut listeners = Vec::new();
+        let mut tcp_addrs = Vec::new();
+        for a in tcp {
+            let l = TcpListener::bind(a).await?;
+            tcp_addrs.push(l.local_addr()?);
+            listeners.push(l);
+        }
+        let t = Arc::new(Transports {
+            udp: sockets,
+            udp_addrs,
+            tcp_addrs,
+            conns: Arc::new(DashMap::new()),
+            inbound,
+        });
+        for s in &t.udp {
+            tokio::spawn(udp_loop(s.clone(), t.inbound.clone()));
+        }
+        for l in listeners {
+            tokio::spawn(accept_loop(l, t.conns.clone(), t.inbound.clone()));
+        }
+        Ok(t)
+    }
+
+    /// Local UDP addresses.
+    pub fn udp_addrs(&self) -> &[SocketAddr] {
+        &self.udp_addrs
+    }
+
+    /// Local TCP addresses.
+    pub fn tcp_addrs(&self) -> &[SocketAddr] {
+        &self.tcp_addrs
+    }
+
+    /// The local address used towards `peer` (for Via and Contact).
+    pub fn local_for(&self, transport: Transport) -> Option<SocketAddr> {
+        match transport {
+            Transport::Udp => self.udp_addrs.first().copied(),
+            Transport::Tcp => self.tcp_addrs.first().copied(),
+        }
+    }
+
+    /// Sends without waiting: a datagram, or a write queued on the peer's connection (opened if
+    /// there is none).
+    pub fn send(&self, peer: Peer, bytes: Vec<u8>) {
+        match peer.transport {
+            Transport::Udp => {
+                let Some(s) = self.udp.first() else { return };
+                if let Err(e) = s.try_send_to(&bytes, peer.addr) {
+                    tracing::debug!(to = %peer.addr, error = %e, "UDP send failed");
+                }
+            }
+            Transport::Tcp => {
+                if let Some(tx) = self.conns.get(&peer.addr)
+                    && tx.send(bytes.clone()).is_ok()
+                {
+                    return;
+                }
+                let conns = self.conns.clone();
+                let inbound = self.inbound.clone();
+                tokio::spawn(async move {
+                    match TcpStream::connect(peer.addr).await {
+                        Ok(stream) => {
+                            let tx = serve_stream(stream, peer.addr, conns, inbound);
+                            let _ = tx.send(bytes);
+                        }
+                        Err(e) => {
+                            tracing::debug!(to = %peer.addr, error = %e, "TCP connect failed")
+                        }
+                    }
+                });
+            }
+        }
+    }
+}
+
+async fn udp_loop(socket: Arc<UdpSocket>, inbound: mpsc::UnboundedSender<Received>) {
+    let local = socket.local_addr().ok();
+    let mut buf = vec![0u8; MAX_MESSAGE_SIZE + 1];
+    loop {
+        let (n, from) = match socket.recv_from(&mut buf).await {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::debug!(error = %e, "UDP receive error");
+                continue;
+            }
+        };
+        let data = &buf[..n];
+        if data.iter().all(|b| b.is_ascii_whitespace()) {
+            continue; // keep-alive
+        }
+        if n > MAX_MESSAGE_SIZE {
+            tracing::warn!(%from, "oversized datagram dropped");
+            continue;
+        }
+        let msg = Received {
+            bytes: data.to_vec(),
+            peer: Peer {
+                addr: from,
+                transport: Transport::Udp,
+            },
+            local: local.unwrap_or(from),
+        };
+        if inbound.send(msg).is_err() {
+            return;
+        }
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    conns: Arc<DashMap<SocketAddr, mpsc::UnboundedSender<Vec<u8>>>>,
+    inbound: mpsc::UnboundedSender<Received>,
+) {
+    loop {
+        match listener.accept().await {
+            Ok((stream, from)) => {
+                serve_stream(stream, from, conns.clone(), inbound.clone());
+            }
+            Err(e) => tracing::debug!(error = %e, "TCP accept error"),
+        }
+    }
+}
+
+/// Reads framed messages from a connection and writes queued ones; the connection is
+/// registered for reuse until it closes.
+fn serve_stream(
+    stream: TcpStream,
+    from: SocketAddr,
+    conns: Arc<DashMap<SocketAddr, mpsc::UnboundedSender<Vec<u8>>>>,
+    inbound: mpsc::UnboundedSender<Received>,
+) -> mpsc::UnboundedSender<Vec<u8>> {
+    let local = stream.local_addr().unwrap_or(from);
+    let (mut rd, mut wr) = stream.into_split();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+    conns.insert(from, tx.clone());
+    tokio::spawn(async move {
+        while let Some(b) = rx.recv().await {
+            if wr.write_all(&b).await.is_err() {
+                break;
+            }
+        }
+    });
+    let reply = tx.clone();
+    tokio::spawn(async move {
+        let mut buf: Vec<u8> = Vec::with_capacity(8192);
+        let mut chunk = vec![0u8; 16384];
+        'read: loop {
+            let n = match rd.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => n,
+            };
+            buf.extend_from_slice(&chunk[..n]);
+            loop {
+                match message::framing(&buf) {
+                    Ok(None) => break,
+                    Ok(Some(Frame::KeepAlive { len })) => {
+                        buf.drain(..len);
+                    }
+                    Ok(Some(Frame::Message { skip, len })) => {
+                        let bytes = buf[skip..skip + len].to_vec();
+                        buf.drain(..skip + len);
+                        let msg = Received {
+                            bytes,
+                            peer: Peer {
+                                addr: from,
+                                transport: Transport::Tcp,
+                            },
+                            local,
+                        };
+                        if inbound.send(msg).is_err() {
+                            break 'read;
+                        }
+                    }
+                    Err(e) => {
+                        // A stream we cannot frame cannot be resynchronised: answer and close.
+                        if let Some(resp) = bad_request(&buf, &e.reason_phrase()) {
+                            let _ = reply.send(resp);
+                        }
+                        break 'read;
+                    }
+                }
+            }
+        }
+        conns.remove(&from);
+    });
+    tx
+}
+
+/// A 400 for a request too broken to parse, built from the raw Via, From, To, Call-ID and CSeq
+/// lines; `None` for responses and for text that is not a request at all.
+pub fn bad_request(raw: &[u8], reason: &str) -> Option<Vec<u8>> {
+    let text = String::from_utf8_lossy(raw);
+    let mut lines = text.split("\r\n").flat_map(|l| l.split('\n'));
+    let first = lines.next()?;
+    if first.starts_with("SIP/") || !first.contains(" sip") && !first.contains(" tel:") {
+        return None;
+    }
+    let wanted = [
+        ("via", "Via"),
+        ("v", "Via"),
+        ("from", "From"),
+        ("f", "From"),
+        ("to", "To"),
+        ("t", "To"),
+        ("call-id", "Call-ID"),
+        ("i", "Call-ID"),
+        ("cseq", "CSeq"),
+    ];
+    let mut out = format!("SIP/2.0 400 {}\r\n", sanitize(reason));
+    for line in lines {
+        if line.is_empty() {
+            break;
+        }
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let lname = name.trim().to_ascii_lowercase();
+        if let Some((_, canonical)) = wanted.iter().find(|(n, _)| *n == lname) {
+            out.push_str(&format!("{canonical}: {}\r\n", value.trim()));
+        }
+    }
+    out.push_str("Content-Length: 0\r\n\r\n");
+    Some(out.into_bytes())
+}
+
+fn sanitize(reason: &str) -> String {
+    let r: String = reason
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(120)
+        .collect();
+    if r.is_empty() {
+        "Bad Request".into()
+    } else {
+        r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_request_copies_the_dialog_headers() {
+        let raw = b"INVITE sip:8000@x SIP/2.0\r\nVia: SIP/2.0/UDP 1.2.3.4;branch=z9hG4bKa\r\nf: <sip:a@b>;tag=1\r\nTo: <sip:8000@x>\r\nCall-ID: abc\r\nCSeq: 1 INVITE\r\nContent-Length: zz\r\n\r\n";
+        let resp = String::from_utf8(bad_request(raw, "Bad Content-Length").unwrap()).unwrap();
+        assert!(resp.starts_with("SIP/2.0 400 Bad Content-Length\r\n"));
+        assert!(resp.contains("Via: SIP/2.0/UDP 1.2.3.4;branch=z9hG4bKa\r\n"));
+        assert!(resp.contains("From: <sip:a@b>;tag=1\r\n"));
+        assert!(resp.contains("Call-ID: abc\r\n"));
+        assert!(bad_request(b"SIP/2.0 200 OK\r\n\r\n", "x").is_none());
+        assert!(bad_request(b"\x00\x01garbage", "x").is_none());
+    }
+}

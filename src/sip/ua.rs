@@ -1,0 +1,1129 @@
+//! The user agent: one task that owns the transaction table, the calls' dialogs and the
+//! registrar, fed by the transports and by commands from call legs and the dialer. Server side:
+//! route points answer INVITEs, REGISTER binds agents' phones, OPTIONS/INFO/BYE/CANCEL are
+//! handled, everything else gets the right 4xx/5xx. Client side: INVITEs to trunks and phones,
+//! digest authentication on 401/407, CANCEL, BYE. The state machines it drives do no I/O.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Instant;
+
+use rsip::headers::UntypedHeader;
+use rsip::message::HasHeaders;
+use rsip::{Header, SipMessage};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::dialog::Dialog;
+use super::digest;
+use super::message::{self, header_value, random_token, response_with_tag};
+use super::registrar::{Registrar, RegistrarConfig};
+use super::transaction::{Event, Routed, Timers, TransactionKey, Transactions, TwoXxRetransmitter};
+use super::transport::{Peer, Received, Transport, Transports, bad_request};
+use crate::media::dtmf::parse_info;
+use crate::media::session::DigitBuffer;
+
+/// Methods we implement (Allow header).
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER";
+/// Methods we know but do not serve: 405 rather than 501.
+const KNOWN_UNSERVED: &[&str] = &[
+    "SUBSCRIBE",
+    "NOTIFY",
+    "PUBLISH",
+    "MESSAGE",
+    "REFER",
+    "UPDATE",
+    "PRACK",
+];
+
+/// What the engine does with calls and registrations.
+pub trait CallHandler: Send + Sync {
+    /// True when `number` is a route point.
+    fn serves(&self, number: &str) -> bool;
+    /// A new inbound call to `number`, with the caller's SDP offer.
+    fn incoming(&self, call: IncomingCall);
+    /// An agent's phone (SIP user) registered (`true`) or lost its last binding.
+    fn registration(&self, user: &str, registered: bool);
+}
+
+/// An inbound call handed to the engine, not yet answered.
+pub struct IncomingCall {
+    /// Call-ID (the key of every later command).
+    pub call_id: String,
+    /// Calling user (From user part).
+    pub ani: String,
+    /// Dialled number (Request-URI user part).
+    pub dnis: String,
+    /// The caller's SDP offer.
+    pub offer: String,
+    /// Shared with the leg: hang-up signal and key presses from SIP INFO.
+    pub shared: Arc<LegShared>,
+}
+
+/// State the user agent and a call leg share.
+#[derive(Debug)]
+pub struct LegShared {
+    /// Becomes true when the call ends.
+    pub ended: watch::Sender<bool>,
+    /// Key presses (INFO here; RTP events and tones in the media session).
+    pub digits: Arc<DigitBuffer>,
+}
+
+impl LegShared {
+    /// A fresh shared state.
+    pub fn new() -> Arc<Self> {
+        Arc::new(LegShared {
+            ended: watch::channel(false).0,
+            digits: Arc::new(DigitBuffer::default()),
+        })
+    }
+
+    /// Marks the call ended.
+    pub fn end(&self) {
+        self.ended.send_replace(true);
+    }
+}
+
+/// Progress of an outbound call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UacEvent {
+    /// A provisional response (e.g. 180 Ringing).
+    Progress(u16),
+    /// Answered; the SDP answer.
+    Answered(String),
+    /// A final failure with its status (408 when nothing answered).
+    Failed(u16),
+}
+
+/// An outbound INVITE to place.
+#[derive(Debug, Clone)]
+pub struct DialRequest {
+    /// Request-URI, e.g. `sip:+33612345678@trunk.example:5060`.
+    pub uri: String,
+    /// Where to send it.
+    pub peer: Peer,
+    /// Our user part in From (caller id).
+    pub from_user: String,
+    /// SDP offer.
+    pub sdp: String,
+    /// Credentials for 401/407 challenges.
+    pub credentials: Option<(String, String)>,
+}
+
+enum Cmd {
+    Received(Received),
+    Answer {
+        call: String,
+        sdp: String,
+        done: oneshot::Sender<bool>,
+    },
+    Reject {
+        call: String,
+        code: u16,
+        reason: &'static str,
+    },
+    Hangup {
+        call: String,
+    },
+    Dial {
+        req: DialRequest,
+        events: mpsc::UnboundedSender<UacEvent>,
+        shared: Arc<LegShared>,
+        call_id: oneshot::Sender<String>,
+    },
+    Cancel {
+        call: String,
+    },
+    Lookup {
+        user: String,
+        reply: oneshot::Sender<Option<(String, Peer)>>,
+    },
+}
+
+/// A handle on the running user agent.
+#[derive(Clone)]
+pub struct UaHandle {
+    tx: mpsc::UnboundedSender<Cmd>,
+    /// The address put in Contact, Via and SDP.
+    pub public_ip: IpAddr,
+    transports: Arc<Transports>,
+}
+
+impl UaHandle {
+    /// Answers an inbound call with `sdp`; false if the call is gone.
+    pub async fn answer(&self, call: &str, sdp: String) -> bool {
+        let (done, rx) = oneshot::channel();
+        let _ = self.tx.send(Cmd::Answer {
+            call: call.to_string(),
+            sdp,
+            done,
+        });
+        rx.await.unwrap_or(false)
+    }
+
+    /// Refuses an unanswered inbound call.
+    pub fn reject(&self, call: &str, code: u16, reason: &'static str) {
+        let _ = self.tx.send(Cmd::Reject {
+            call: call.to_string(),
+            code,
+            reason,
+        });
+    }
+
+    /// Ends a call: BYE when answered, a final response or CANCEL when not.
+    pub fn hang_up(&self, call: &str) {
+        let _ = self.tx.send(Cmd::Hangup {
+            call: call.to_string(),
+        });
+    }
+
+    /// Places an outbound INVITE; events arrive on the returned receiver.
+    pub async fn dial(
+        &self,
+        req: DialRequest,
+        shared: Arc<LegShared>,
+    ) -> Option<(String, mpsc::UnboundedReceiver<UacEvent>)> {
+        let (events, rx) = mpsc::unbounded_channel();
+        let (call_id, id_rx) = oneshot::channel();
+        self.tx
+            .send(Cmd::Dial {
+                req,
+                events,
+                shared,
+                call_id,
+            })
+            .ok()?;
+        Some((id_rx.await.ok()?, rx))
+    }
+
+    /// Cancels an outbound call that has not been answered.
+    pub fn cancel(&self, call: &str) {
+        let _ = self.tx.send(Cmd::Cancel {
+            call: call.to_string(),
+        });
+    }
+
+    /// The registered contact of a SIP user and where its REGISTER came from.
+    pub async fn lookup(&self, user: &str) -> Option<(String, Peer)> {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Cmd::Lookup {
+                user: user.to_string(),
+                reply,
+            })
+            .ok()?;
+        rx.await.ok().flatten()
+    }
+
+    /// Local listener addresses (UDP, TCP).
+    pub fn local_addrs(&self) -> (Vec<SocketAddr>, Vec<SocketAddr>) {
+        (
+            self.transports.udp_addrs().to_vec(),
+            self.transports.tcp_addrs().to_vec(),
+        )
+    }
+}
+
+/// User-agent settings.
+#[derive(Debug, Clone)]
+pub struct UaConfig {
+    /// UDP listeners.
+    pub udp: Vec<SocketAddr>,
+    /// TCP listeners.
+    pub tcp: Vec<SocketAddr>,
+    /// Address in Contact/Via/SDP; default: the first listener's (or 127.0.0.1 when wildcard).
+    pub public_ip: Option<IpAddr>,
+    /// Registration interval limits.
+    pub registrar: RegistrarConfig,
+}
+
+/// Starts the transports and the user-agent task.
+pub async fn start(config: UaConfig, handler: Arc<dyn CallHandler>) -> std::io::Result<UaHandle> {
+    let (in_tx, mut in_rx) = mpsc::unbounded_channel();
+    let transports = Transports::bind(&config.udp, &config.tcp, in_tx).await?;
+    let first = transports
+        .udp_addrs()
+        .first()
+        .or(transports.tcp_addrs().first())
+        .copied();
+    let public_ip = config.public_ip.unwrap_or(match first {
+        Some(a) if !a.ip().is_unspecified() => a.ip(),
+        _ => IpAddr::from([127, 0, 0, 1]),
+    });
+    let (tx, rx) = mpsc::unbounded_channel();
+    let fwd = tx.clone();
+    tokio::spawn(async move {
+        while let Some(r) = in_rx.recv().await {
+            if fwd.send(Cmd::Received(r)).is_err() {
+                return;
+            }
+        }
+    });
+    let actor = Actor {
+        txns: Transactions::new(Timers::default()),
+        timers: Timers::default(),
+        peers: HashMap::new(),
+        calls: HashMap::new(),
+        registrar: Registrar::new(config.registrar),
+        sources: HashMap::new(),
+        transports: transports.clone(),
+        handler,
+        public_ip,
+    };
+    tokio::spawn(actor.run(rx));
+    Ok(UaHandle {
+        tx,
+        public_ip,
+        transports,
+    })
+}
+
+enum Role {
+    Uas {
+        invite: rsip::Request,
+        key: TransactionKey,
+        to_tag: String,
+        answered: bool,
+        twoxx: Option<TwoXxRetransmitter>,
+        answer_sdp: String,
+    },
+    Uac {
+        invite: rsip::Request,
+        key: TransactionKey,
+        events: mpsc::UnboundedSender<UacEvent>,
+        credentials: Option<(String, String)>,
+        auth_tried: bool,
+        answered: bool,
+        ack: Option<rsip::Request>,
+    },
+}
+
+struct Call {
+    peer: Peer,
+    role: Role,
+    dialog: Option<Dialog>,
+    shared: Arc<LegShared>,
+}
+
+struct Actor {
+    txns: Transactions,
+    timers: Timers,
+    peers: HashMap<TransactionKey, Peer>,
+    calls: HashMap<String, Call>,
+    registrar: Registrar,
+    /// Where each registered user's REGISTER came from (we send its calls there: NAT-safe).
+    sources: HashMap<String, Peer>,
+    transports: Arc<Transports>,
+    handler: Arc<dyn CallHandler>,
+    public_ip: IpAddr,
+}
+
+fn user_of_uri(uri: &str) -> String {
+    let s = uri.trim().trim_start_matches('<');
+    let s = s
+        .strip_prefix("sips:")
+        .or_else(|| s.strip_prefix("sip:"))
+        .or_else(|| s.strip_prefix("tel:"))
+        .unwrap_or(s);
+    let end = s.find(['@', ';', '>', '?']).unwrap_or(s.len());
+    if s[end..].starts_with('@') || !s.contains('@') {
+        s[..end].to_string()
+    } else {
+        String::new()
+    }
+}
+
+fn from_user(req: &rsip::Request) -> String {
+    header_value(req, "From")
+        .and_then(|f| message::name_addr_parts(&f).map(|(uri, _)| user_of_uri(&uri)))
+        .unwrap_or_default()
+}
+
+/// Replaces the body, setting Content-Type and Content-Length.
+fn set_body(headers: &mut rsip::Headers, body: &mut Vec<u8>, ctype: &str, data: Vec<u8>) {
+    headers.retain(|h| !matches!(h, Header::ContentLength(_) | Header::ContentType(_)));
+    headers.push(Header::ContentType(rsip::headers::ContentType::new(ctype)));
+    headers.push(Header::ContentLength(rsip::headers::ContentLength::new(
+        data.len().to_string(),
+    )));
+    *body = data;
+}
+
+impl Actor {
+    async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Cmd>) {
+        loop {
+            let wake = self.next_wake();
+            let sleep = async {
+                match wake {
+                    Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                cmd = rx.recv() => match cmd {
+                    Some(c) => self.on_cmd(c),
+                    None => return,
+                },
+                _ = sleep => self.on_timeout(),
+            }
+            self.pump();
+        }
+    }
+
+    fn next_wake(&self) -> Option<Instant> {
+        let calls = self.calls.values().filter_map(|c| match &c.role {
+            Role::Uas { twoxx: Some(t), .. } => t.poll_timeout(),
+            _ => None,
+        });
+        self.txns
+            .poll_timeout()
+            .into_iter()
+            .chain(calls)
+            .chain(self.registrar.next_expiry())
+            .min()
+    }
+
+    fn on_timeout(&mut self) {
+        let now = Instant::now();
+        self.txns.handle_timeout(now);
+        let mut dead = Vec::new();
+        for (id, c) in self.calls.iter_mut() {
+            if let Role::Uas { twoxx: Some(t), .. } = &mut c.role
+                && t.poll_timeout().is_some_and(|at| at <= now)
+            {
+                t.handle_timeout(now);
+                while let Some(m) = t.poll_transmit() {
+                    self.transports.send(c.peer, message::to_bytes(&m));
+                }
+                while let Some(ev) = t.poll_event() {
+                    if ev == Event::TimedOut {
+                        // No ACK for our 200 within 64*T1: the call is dead (RFC 3261 §13.3.1.4).
+                        dead.push(id.clone());
+                    }
+                }
+            }
+        }
+        for id in dead {
+            self.end_call(&id, true);
+        }
+        for aor in self.registrar.expire(now) {
+            let user = user_of_uri(&aor);
+            self.sources.remove(&user);
+            self.handler.registration(&user, false);
+        }
+    }
+
+    fn send(&self, peer: Peer, msg: &SipMessage) {
+        self.transports.send(peer, message::to_bytes(msg));
+    }
+
+    fn pump(&mut self) {
+        while let Some((key, msg)) = self.txns.poll_transmit() {
+            if let Some(peer) = self.peers.get(&key).copied() {
+                self.send(peer, &msg);
+            }
+        }
+        while let Some((key, ev)) = self.txns.poll_event() {
+            if ev == Event::Terminated {
+                self.peers.remove(&key);
+                continue;
+            }
+            self.on_client_event(&key, ev);
+            while let Some((key, msg)) = self.txns.poll_transmit() {
+                if let Some(peer) = self.peers.get(&key).copied() {
+                    self.send(peer, &msg);
+                }
+            }
+        }
+    }
+
+    fn via(&self, transport: Transport) -> String {
+        let port = self
+            .transports
+            .local_for(transport)
+            .map(|a| a.port())
+            .unwrap_or(5060);
+        format!("SIP/2.0/{} {}:{port}", transport.via_name(), self.host())
+    }
+
+    fn host(&self) -> String {
+        match self.public_ip {
+            IpAddr::V6(v6) => format!("[{v6}]"),
+            v4 => v4.to_string(),
+        }
+    }
+
+    fn contact(&self, transport: Transport) -> String {
+        let port = self
+            .transports
+            .local_for(transport)
+            .map(|a| a.port())
+            .unwrap_or(5060);
+        let t = if transport == Transport::Tcp {
+            ";transport=tcp"
+        } else {
+            ""
+        };
+        format!("<sip:boomerang@{}:{port}{t}>", self.host())
+    }
+
+    fn respond(&mut self, key: &TransactionKey, req: &rsip::Request, code: u16, reason: &str) {
+        let resp = message::response_for(req, code, reason);
+        self.respond_with(key, resp);
+    }
+
+    fn respond_with(&mut self, key: &TransactionKey, resp: rsip::Response) {
+        if let Err(e) = self.txns.send_response(Instant::now(), key, resp) {
+            tracing::debug!(error = %e, "response not sent");
+        }
+    }
+
+    fn on_cmd(&mut self, cmd: Cmd) {
+        match cmd {
+            Cmd::Received(r) => self.on_received(r),
+            Cmd::Answer { call, sdp, done } => {
+                let _ = done.send(self.answer(&call, sdp));
+            }
+            Cmd::Reject { call, code, reason } => {
+                if let Some(c) = self.calls.remove(&call) {
+                    if let Role::Uas {
+                        invite,
+                        key,
+                        answered: false,
+                        ..
+                    } = &c.role
+                    {
+                        let (invite, key) = (invite.clone(), key.clone());
+                        self.respond(&key, &invite, code, reason);
+                    }
+                    c.shared.end();
+                }
+            }
+            Cmd::Hangup { call } => self.hang_up(&call),
+            Cmd::Dial {
+                req,
+                events,
+                shared,
+                call_id,
+            } => {
+                let id = self.dial(req, events, shared);
+                let _ = call_id.send(id);
+            }
+            Cmd::Cancel { call } => self.cancel(&call),
+            Cmd::Lookup { user, reply } => {
+                let found = self.sources.get(&user).and_then(|peer| {
+                    let aor = self.registrar_aor_of_user(&user)?;
+                    let b = self.registrar.bindings(&aor).first()?;
+                    Some((b.uri.clone(), *peer))
+                });
+                let _ = reply.send(found);
+            }
+        }
+    }
+
+    fn registrar_aor_of_user(&self, user: &str) -> Option<String> {
+        self.registrar
+            .aors()
+            .into_iter()
+            .find(|aor| user_of_uri(aor) == user)
+    }
+
+    fn on_received(&mut self, r: Received) {
+        let msg = match message::parse(&r.bytes) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::info!(from = %r.peer.addr, error = %e, "malformed SIP message");
+                if let Some(b) = bad_request(&r.bytes, &e.reason_phrase()) {
+                    self.transports.send(r.peer, b);
+                }
+                return;
+            }
+        };
+        let now = Instant::now();
+        match self
+            .txns
+            .handle_message(now, msg, r.peer.transport.reliable())
+        {
+            Routed::Matched(_) | Routed::Unkeyed => {}
+            Routed::NewServer(key, req) => {
+                self.peers.insert(key.clone(), r.peer);
+                self.on_request(key, req, r.peer);
+            }
+            Routed::AckForDialog(req) => self.on_ack(&req),
+            Routed::Stray(resp) => self.on_stray(&resp),
+        }
+    }
+
+    fn on_request(&mut self, key: TransactionKey, req: rsip::Request, peer: Peer) {
+        let call_id = header_value(&req, "Call-ID").unwrap_or_default();
+        let method = req.method.to_string();
+        match req.method {
+            rsip::Method::Invite => self.on_invite(key, req, peer, call_id),
+            rsip::Method::Bye => {
+                if self.calls.contains_key(&call_id) {
+                    self.respond(&key, &req, 200, "OK");
+                    self.end_call(&call_id, false);
+                } else {
+                    self.respond(&key, &req, 481, "Call/Transaction Does Not Exist");
+                }
+            }
+            rsip::Method::Cancel => {
+                let invite_key = key.cancelled_invite();
+                let target = self.calls.iter().find_map(|(id, c)| match &c.role {
+                    Role::Uas {
+                        key: k,
+                        answered: false,
+                        ..
+                    } if Some(k) == invite_key.as_ref() => Some(id.clone()),
+                    _ => None,
+                });
+                match target {
+                    Some(id) => {
+                        self.respond(&key, &req, 200, "OK");
+                        if let Some(c) = self.calls.remove(&id) {
+                            if let Role::Uas {
+                                invite, key: ik, ..
+                            } = &c.role
+                            {
+                                let (invite, ik) = (invite.clone(), ik.clone());
+                                self.respond(&ik, &invite, 487, "Request Terminated");
+                            }
+                            c.shared.end();
+                        }
+                    }
+                    None => self.respond(&key, &req, 481, "Call/Transaction Does Not Exist"),
+                }
+            }
+            rsip::Method::Info => {
+                let Some(c) = self.calls.get(&call_id) else {
+                    self.respond(&key, &req, 481, "Call/Transaction Does Not Exist");
+                    return;
+                };
+                let ctype = header_value(&req, "Content-Type").unwrap_or_default();
+                let body = String::from_utf8_lossy(&req.body).to_string();
+                match parse_info(&ctype, &body) {
+                    Ok(d) => {
+                        c.shared.digits.push(d.digit);
+                        self.respond(&key, &req, 200, "OK");
+                    }
+                    Err(_) if body.trim().is_empty() => self.respond(&key, &req, 200, "OK"),
+                    Err(_) => self.respond(&key, &req, 415, "Unsupported Media Type"),
+                }
+            }
+            rsip::Method::Options => {
+                let mut resp = message::response_for(&req, 200, "OK");
+                resp.headers
+                    .push(Header::Other("Allow".into(), ALLOW.into()));
+                resp.headers
+                    .push(Header::Other("Accept".into(), "application/sdp".into()));
+                resp.headers
+                    .push(Header::Other("Supported".into(), "".into()));
+                self.respond_with(&key, resp);
+            }
+            rsip::Method::Register => self.on_register(key, req, peer),
+            _ if KNOWN_UNSERVED.contains(&method.to_ascii_uppercase().as_str()) => {
+                let mut resp = message::response_for(&req, 405, "Method Not Allowed");
+                resp.headers
+                    .push(Header::Other("Allow".into(), ALLOW.into()));
+                self.respond_with(&key, resp);
+            }
+            _ => self.respond(&key, &req, 501, "Not Implemented"),
+        }
+    }
+
+    fn on_invite(&mut self, key: TransactionKey, req: rsip::Request, peer: Peer, call_id: String) {
+        let to = header_value(&req, "To").unwrap_or_default();
+        if message::tag_of(&to).is_some() {
+            // A re-INVITE (hold, refresh): answer with our current SDP.
+            let sdp = match self.calls.get(&call_id).map(|c| &c.role) {
+                Some(Role::Uas { answer_sdp, .. }) => Some(answer_sdp.clone()),
+                _ => None,
+            };
+            match sdp {
+                Some(sdp) => {
+                    let mut resp = message::response_for(&req, 200, "OK");
+                    resp.headers.push(Header::Other(
+                        "Contact".into(),
+                        self.contact(peer.transport),
+                    ));
+                    let (mut h, mut b) = (resp.headers.clone(), Vec::new());
+                    set_body(&mut h, &mut b, "application/sdp", sdp.into_bytes());
+                    resp.headers = h;
+                    resp.body = b;
+                    self.respond_with(&key, resp);
+                }
+                None => self.respond(&key, &req, 481, "Call/Transaction Does Not Exist"),
+            }
+            return;
+        }
+        let hops = header_value(&req, "Max-Forwards")
+            .and_then(|v| v.trim().parse::<u32>().ok())
+            .unwrap_or(70);
+        if hops == 0 {
+            self.respond(&key, &req, 483, "Too Many Hops");
+            return;
+        }
+        if let Some(required) = header_value(&req, "Require") {
+            let mut resp = message::response_for(&req, 420, "Bad Extension");
+            resp.headers.push(Header::Other(
+                "Unsupported".into(),
+                required.trim().to_string(),
+            ));
+            self.respond_with(&key, resp);
+            return;
+        }
+        let dnis = user_of_uri(&req.uri.to_string());
+        if !self.handler.serves(&dnis) {
+            self.respond(&key, &req, 404, "Not Found");
+            return;
+        }
+        if self.calls.contains_key(&call_id) {
+            self.respond(&key, &req, 482, "Loop Detected");
+            return;
+        }
+        let offer = String::from_utf8_lossy(&req.body).to_string();
+        if offer.trim().is_empty() {
+            self.respond(
+                &key,
+                &req,
+                488,
+                "Not Acceptable Here (an SDP offer is required)",
+            );
+            return;
+        }
+        let shared = LegShared::new();
+        let ani = from_user(&req);
+        self.calls.insert(
+            call_id.clone(),
+            Call {
+                peer,
+                role: Role::Uas {
+                    invite: req,
+                    key,
+                    to_tag: random_token(),
+                    answered: false,
+                    twoxx: None,
+                    answer_sdp: String::new(),
+                },
+                dialog: None,
+                shared: shared.clone(),
+            },
+        );
+        self.handler.incoming(IncomingCall {
+            call_id,
+            ani,
+            dnis,
+            offer,
+            shared,
+        });
+    }
+
+    fn answer(&mut self, call: &str, sdp: String) -> bool {
+        let contact = match self.calls.get(call) {
+            Some(c) => self.contact(c.peer.transport),
+            None => return false,
+        };
+        let timers = self.timers;
+        let Some(c) = self.calls.get_mut(call) else {
+            return false;
+        };
+        let Role::Uas {
+            invite,
+            key,
+            to_tag,
+            answered,
+            twoxx,
+            answer_sdp,
+        } = &mut c.role
+        else {
+            return false;
+        };
+        if *answered {
+            return true;
+        }
+        let mut resp = response_with_tag(invite, 200, "OK", to_tag);
+        resp.headers
+            .push(Header::Other("Contact".into(), contact.clone()));
+        resp.headers
+            .push(Header::Other("Allow".into(), ALLOW.into()));
+        let (mut h, mut b) = (resp.headers.clone(), Vec::new());
+        set_body(&mut h, &mut b, "application/sdp", sdp.clone().into_bytes());
+        resp.headers = h;
+        resp.body = b;
+        *answered = true;
+        *answer_sdp = sdp;
+        c.dialog = Dialog::from_uas(invite, &resp, &contact).ok();
+        if !c.peer.transport.reliable() {
+            *twoxx = Some(TwoXxRetransmitter::new(
+                Instant::now(),
+                resp.clone(),
+                timers,
+            ));
+        }
+        let key = key.clone();
+        self.respond_with(&key, resp);
+        true
+    }
+
+    fn on_ack(&mut self, req: &rsip::Request) {
+        let call_id = header_value(req, "Call-ID").unwrap_or_default();
+        if let Some(c) = self.calls.get_mut(&call_id)
+            && let Role::Uas { twoxx, .. } = &mut c.role
+            && let Some(t) = twoxx.as_mut()
+        {
+            t.ack_received();
+            *twoxx = None;
+        }
+    }
+
+    fn on_stray(&mut self, resp: &rsip::Response) {
+        // A retransmitted 2xx to our INVITE: the ACK got lost, send it again.
+        let call_id = header_value(resp, "Call-ID").unwrap_or_default();
+        if let Some(c) = self.calls.get(&call_id)
+            && let Role::Uac { ack: Some(ack), .. } = &c.role
+        {
+            self.send(c.peer, &SipMessage::Request(ack.clone()));
+        }
+    }
+
+    /// The call ends: `local` when we decided it (no signal is needed towards the leg's owner
+    /// beyond the ended flag).
+    fn end_call(&mut self, call_id: &str, local: bool) {
+        if let Some(c) = self.calls.remove(call_id) {
+            if local {
+                tracing::debug!(call = call_id, "call ended locally");
+            }
+            c.shared.end();
+        }
+    }
+
+    fn hang_up(&mut self, call: &str) {
+        let Some(mut c) = self.calls.remove(call) else {
+            return;
+        };
+        c.shared.end();
+        let via = self.via(c.peer.transport);
+        match &c.role {
+            Role::Uas {
+                answered: false,
+                invite,
+                key,
+                ..
+            } => {
+                let (invite, key) = (invite.clone(), key.clone());
+                self.respond(&key, &invite, 480, "Temporarily Unavailable");
+            }
+            Role::Uac {
+                answered: false, ..
+            } => {
+                self.calls.insert(call.to_string(), c);
+                self.cancel(call);
+            }
+            _ => {
+                if let Some(d) = c.dialog.as_mut() {
+                    let bye = d.bye(&via);
+                    let now = Instant::now();
+                    if let Ok(key) = self
+                        .txns
+                        .start_client(now, bye, c.peer.transport.reliable())
+                    {
+                        self.peers.insert(key, c.peer);
+                    }
+                }
+            }
+        }
+    }
+
+    fn on_register(&mut self, key: TransactionKey, req: rsip::Request, peer: Peer) {
+        match self.registrar.process(Instant::now(), &req) {
+            Ok(outcome) => {
+                let user = user_of_uri(&outcome.aor);
+                self.respond_with(&key, outcome.response.clone());
+                if outcome.bindings.is_empty() {
+                    self.sources.remove(&user);
+                    if outcome.unregistered {
+                        self.handler.registration(&user, false);
+                    }
+                } else {
+                    let first = !self.sources.contains_key(&user);
+                    self.sources.insert(user.clone(), peer);
+                    if first {
+                        self.handler.registration(&user, true);
+                    }
+                }
+            }
+            Err(e) => {
+                let resp = e.response(&req);
+                self.respond_with(&key, resp);
+            }
+        }
+    }
+
+    fn dial(
+        &mut self,
+        d: DialRequest,
+        events: mpsc::UnboundedSender<UacEvent>,
+        shared: Arc<LegShared>,
+    ) -> String {
+        let call_id = format!("{}@{}", random_token(), self.host());
+        let from_tag = random_token();
+        let invite = match self.build_invite(&d, &call_id, &from_tag, 1, None) {
+            Some(r) => r,
+            None => {
+                let _ = events.send(UacEvent::Failed(400));
+                return call_id;
+            }
+        };
+        let now = Instant::now();
+        match self
+            .txns
+            .start_client(now, invite.clone(), d.peer.transport.reliable())
+        {
+            Ok(key) => {
+                self.peers.insert(key.clone(), d.peer);
+                self.calls.insert(
+                    call_id.clone(),
+                    Call {
+                        peer: d.peer,
+                        role: Role::Uac {
+                            invite,
+                            key,
+                            events,
+                            credentials: d.credentials.clone(),
+                            auth_tried: false,
+                            answered: false,
+                            ack: None,
+                        },
+                        dialog: None,
+                        shared,
+                    },
+                );
+            }
+            Err(_) => {
+                let _ = events.send(UacEvent::Failed(500));
+            }
+        }
+        call_id
+    }
+
+    fn build_invite(
+        &self,
+        d: &DialRequest,
+        call_id: &str,
+        from_tag: &str,
+        cseq: u32,
+        authorization: Option<(&str, String)>,
+    ) -> Option<rsip::Request> {
+        let t = d.peer.transport;
+        let mut text = format!(
+            "INVITE {uri} SIP/2.0\r\nVia: {via};branch={branch};rport\r\nMax-Forwards: 70\r\n\
+             From: <sip:{from}@{host}>;tag={from_tag}\r\nTo: <{uri}>\r\nCall-ID: {call_id}\r\n\
+             CSeq: {cseq} INVITE\r\nContact: {contact}\r\nAllow: {ALLOW}\r\n\
+             Content-Type: application/sdp\r\n",
+            uri = d.uri,
+            via = self.via(t),
+            branch = message::new_branch(),
+            from = d.from_user,
+            host = self.host(),
+            contact = self.contact(t),
+        );
+        if let Some((name, value)) = authorization {
+            text.push_str(&format!("{name}: {value}\r\n"));
+        }
+        text.push_str(&format!("Content-Length: {}\r\n\r\n{}", d.sdp.len(), d.sdp));
+        match message::parse(text.as_bytes()) {
+            Ok(SipMessage::Request(r)) => Some(r),
+            _ => None,
+        }
+    }
+
+    fn cancel(&mut self, call: &str) {
+        let Some(c) = self.calls.get(call) else {
+            return;
+        };
+        let Role::Uac {
+            invite,
+            answered: false,
+            ..
+        } = &c.role
+        else {
+            return;
+        };
+        let mut h = rsip::Headers::default();
+        for header in invite.headers().iter() {
+            match header {
+                Header::Via(_)
+                | Header::From(_)
+                | Header::To(_)
+                | Header::CallId(_)
+                | Header::MaxForwards(_) => h.push(header.clone()),
+                _ => {}
+            }
+        }
+        let seq = message::cseq(invite).map(|(n, _)| n).unwrap_or(1);
+        h.push(Header::CSeq(rsip::headers::CSeq::new(format!(
+            "{seq} CANCEL"
+        ))));
+        h.push(Header::ContentLength(rsip::headers::ContentLength::new(
+            "0",
+        )));
+        let cancel = rsip::Request {
+            method: rsip::Method::Cancel,
+            uri: invite.uri.clone(),
+            version: rsip::Version::V2,
+            headers: h,
+            body: Vec::new(),
+        };
+        let peer = c.peer;
+        if let Ok(key) = self
+            .txns
+            .start_client(Instant::now(), cancel, peer.transport.reliable())
+        {
+            self.peers.insert(key, peer);
+        }
+    }
+
+    fn on_client_event(&mut self, key: &TransactionKey, ev: Event) {
+        let Some(call_id) = self.calls.iter().find_map(|(id, c)| match &c.role {
+            Role::Uac { key: k, .. } if k == key => Some(id.clone()),
+            _ => None,
+        }) else {
+            return;
+        };
+        match ev {
+            Event::Response(resp) => self.on_invite_response(&call_id, resp),
+            Event::TimedOut | Event::TransportError => {
+                if let Some(c) = self.calls.remove(&call_id) {
+                    if let Role::Uac {
+                        events, answered, ..
+                    } = &c.role
+                        && !answered
+                    {
+                        let _ = events.send(UacEvent::Failed(408));
+                    }
+                    c.shared.end();
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn on_invite_response(&mut self, call_id: &str, resp: rsip::Response) {
+        let code = resp.status_code.code();
+        let contact_for = |t: Transport| self.contact(t);
+        let Some(c) = self.calls.get(call_id) else {
+            return;
+        };
+        let contact = contact_for(c.peer.transport);
+        let via = self.via(c.peer.transport);
+        let peer = c.peer;
+        let Some(c) = self.calls.get_mut(call_id) else {
+            return;
+        };
+        let Role::Uac {
+            invite,
+            events,
+            credentials,
+            auth_tried,
+            answered,
+            ack,
+            ..
+        } = &mut c.role
+        else {
+            return;
+        };
+        if code < 200 {
+            let _ = events.send(UacEvent::Progress(code));
+            return;
+        }
+        if code < 300 {
+            if *answered {
+                return;
+            }
+            *answered = true;
+            let seq = message::cseq(invite).map(|(n, _)| n).unwrap_or(1);
+            let dialog = Dialog::from_uac(invite, &resp, &contact).ok();
+            if let Some(d) = &dialog {
+                let a = d.ack(seq, &via, None);
+                *ack = Some(a.clone());
+                self.transports
+                    .send(peer, message::to_bytes(&SipMessage::Request(a)));
+            }
+            c.dialog = dialog;
+            let _ = events.send(UacEvent::Answered(
+                String::from_utf8_lossy(&resp.body).to_string(),
+            ));
+            return;
+        }
+        let mut retry: Option<(DialRequest, String, u32, &'static str, String)> = None;
+        if (code == 401 || code == 407)
+            && !*auth_tried
+            && let Some((user, pass)) = credentials.clone()
+        {
+            let (challenge_header, answer_header) = if code == 401 {
+                ("WWW-Authenticate", "Authorization")
+            } else {
+                ("Proxy-Authenticate", "Proxy-Authorization")
+            };
+            if let Some(ch) = header_value(&resp, challenge_header)
+                && let Ok(auth) =
+                    digest::respond(&ch, "INVITE", &invite.uri.to_string(), &user, &pass)
+            {
+                *auth_tried = true;
+                let seq = message::cseq(invite).map(|(n, _)| n).unwrap_or(1) + 1;
+                let from_tag = header_value(invite, "From")
+                    .and_then(|f| message::tag_of(&f))
+                    .unwrap_or_default();
+                let d = DialRequest {
+                    uri: invite.uri.to_string(),
+                    peer,
+                    from_user: from_user(invite),
+                    sdp: String::from_utf8_lossy(&invite.body).to_string(),
+                    credentials: None,
+                };
+                retry = Some((d, from_tag, seq, answer_header, auth));
+            }
+        }
+        if let Some((d, from_tag, seq, answer_header, auth)) = retry
+            && let Some(new_invite) =
+                self.build_invite(&d, call_id, &from_tag, seq, Some((answer_header, auth)))
+            && let Ok(key) = self.txns.start_client(
+                Instant::now(),
+                new_invite.clone(),
+                peer.transport.reliable(),
+            )
+        {
+            self.peers.insert(key.clone(), peer);
+            if let Some(c) = self.calls.get_mut(call_id)
+                && let Role::Uac { invite, key: k, .. } = &mut c.role
+            {
+                *invite = new_invite;
+                *k = key;
+            }
+            return;
+        }
+        let Some(c) = self.calls.get(call_id) else {
+            return;
+        };
+        let Role::Uac { events, .. } = &c.role else {
+            return;
+        };
+        let _ = events.send(UacEvent::Failed(code));
+        if let Some(c) = self.calls.remove(call_id) {
+            c.shared.end();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_part_of_uris() {
+        assert_eq!(user_of_uri("sip:8000@127.0.0.1:5060"), "8000");
+        assert_eq!(user_of_uri("<sip:+3361@host;user=phone>"), "+3361");
+        assert_eq!(user_of_uri("sip:host.example"), "host.example");
+        assert_eq!(user_of_uri("tel:+33612345678"), "+33612345678");
+    }
+}

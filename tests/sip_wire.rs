@@ -1,0 +1,166 @@
+//! Scenarios over real SIP and RTP on loopback against an independent peer, SIPp (Debian's
+//! `sip-tester`, installed by ./test.sh): the engine runs in this process with the shipped demo
+//! configuration and flows; SIPp plays callers and phones from `tests/sipp/*.xml`.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::process::Output;
+use std::sync::Arc;
+use std::time::Duration;
+
+use boomerang::callback::model::CallbackState;
+use boomerang::clock::SystemClock;
+use boomerang::config::Config;
+use boomerang::engine::Engine;
+use boomerang::routing::StateKind;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+struct Running {
+    engine: Engine,
+    _dir: tempfile::TempDir,
+}
+
+async fn engine() -> Running {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(repo().join("boomerang.yaml"))
+        .unwrap()
+        .replace("sip_udp: [\"0.0.0.0:5060\"]", "sip_udp: [\"127.0.0.1:0\"]")
+        .replace("sip_tcp: [\"0.0.0.0:5060\"]", "sip_tcp: [\"127.0.0.1:0\"]")
+        .replace("http: \"0.0.0.0:8080\"", "http: \"127.0.0.1:0\"")
+        .replace(
+            "flows_dir: ivr-flows",
+            &format!("flows_dir: {}", repo().join("ivr-flows").display()),
+        )
+        .replace(
+            "prompts_dir: prompts",
+            &format!("prompts_dir: {}", repo().join("prompts").display()),
+        );
+    let config = Config::from_str_in(&text, dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let engine = Engine::start(Arc::new(config), SystemClock::shared())
+        .await
+        .unwrap();
+    Running { engine, _dir: dir }
+}
+
+fn free_port() -> u16 {
+    loop {
+        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let p = s.local_addr().unwrap().port();
+        if p.is_multiple_of(2) && p < 65000 {
+            return p;
+        }
+    }
+}
+
+async fn sipp(scenario: &str, target: SocketAddr, tcp: bool) -> Output {
+    let mut cmd = tokio::process::Command::new("sipp");
+    cmd.arg("-sf")
+        .arg(repo().join("tests/sipp").join(scenario))
+        .arg(target.to_string())
+        .args(["-m", "1", "-i", "127.0.0.1", "-nostdin", "-timeout", "60s"])
+        .args(["-p", &free_port().to_string()])
+        .args(["-mp", &free_port().to_string()])
+        .kill_on_drop(true);
+    if tcp {
+        cmd.args(["-t", "t1"]);
+    }
+    let out = tokio::time::timeout(Duration::from_secs(90), cmd.output())
+        .await
+        .expect("sipp did not finish")
+        .unwrap_or_else(|e| panic!("cannot run sipp (apt-get install -y sip-tester): {e}"));
+    assert!(
+        out.status.success(),
+        "sipp {scenario} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains("call") || l.contains("rror"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn options_ping_gets_200_with_allow() {
+    let r = engine().await;
+    sipp("options.xml", r.engine.sip.udp[0], false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_number_gets_404_and_an_offer_without_g711_gets_488() {
+    let r = engine().await;
+    sipp("unknown-number.xml", r.engine.sip.udp[0], false).await;
+    sipp("no-codec.xml", r.engine.sip.udp[0], false).await;
+}
+
+async fn books_a_callback_with_rfc4733_keys(tcp: bool) {
+    let r = engine().await;
+    let target = if tcp {
+        r.engine.sip.tcp[0]
+    } else {
+        r.engine.sip.udp[0]
+    };
+    sipp("book-callback.xml", target, tcp).await;
+    let active = r.engine.callbacks.active();
+    assert_eq!(active.len(), 1, "{active:?}");
+    assert_eq!(active[0].phone, "+33612345678");
+    assert_eq!(active[0].queue, "Sales_VQ_CB");
+    assert_eq!(active[0].state, CallbackState::Queued);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caller_books_a_callback_with_rfc4733_keys_over_udp() {
+    books_a_callback_with_rfc4733_keys(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caller_books_a_callback_with_rfc4733_keys_over_tcp() {
+    books_a_callback_with_rfc4733_keys(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_registered_phone_logs_its_agent_in_and_unregistering_logs_out() {
+    let r = engine().await;
+    let router = r.engine.router.clone();
+    let alice = router.agents().index_of("alice").unwrap();
+    assert_eq!(router.agents().get(alice).state(), StateKind::LoggedOut);
+    let target = r.engine.sip.udp[0];
+    let run = tokio::spawn(async move { sipp("register.xml", target, false).await });
+    let mut seen_ready = false;
+    for _ in 0..150 {
+        if router.agents().get(alice).state() == StateKind::Ready {
+            seen_ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    run.await.unwrap();
+    assert!(seen_ready, "alice never became ready while registered");
+    assert_eq!(router.agents().get(alice).state(), StateKind::LoggedOut);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_request_gets_400_with_a_reason_and_the_engine_keeps_serving() {
+    let r = engine().await;
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let target = r.engine.sip.udp[0];
+    let bad = "INVITE sip:8000@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKbad1\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:8000@127.0.0.1>\r\nCall-ID: bad-1\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContent-Length: 999\r\n\r\nshort";
+    sock.send_to(bad.as_bytes(), target).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let (n, _) = tokio::time::timeout(Duration::from_secs(5), sock.recv_from(&mut buf))
+        .await
+        .expect("no answer to a malformed request")
+        .unwrap();
+    let resp = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(resp.starts_with("SIP/2.0 400 "), "{resp}");
+    assert!(resp.contains("Call-ID: bad-1"), "{resp}");
+    // Garbage gets no answer and does not stop the engine.
+    sock.send_to(b"\x00\x01\x02 not sip at all", target)
+        .await
+        .unwrap();
+    sipp("options.xml", target, false).await;
+}
