@@ -23,7 +23,19 @@ struct Running {
     _dir: tempfile::TempDir,
 }
 
+/// Logs to the test output with `RUST_LOG` (e.g. `RUST_LOG=boomerang=debug`).
+fn init_logs() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
 async fn engine() -> Running {
+    init_logs();
     let dir = tempfile::tempdir().unwrap();
     let text = std::fs::read_to_string(repo().join("boomerang.yaml"))
         .unwrap()
@@ -163,4 +175,96 @@ async fn malformed_request_gets_400_with_a_reason_and_the_engine_keeps_serving()
         .await
         .unwrap();
     sipp("options.xml", target, false).await;
+}
+
+/// Starts SIPp as a server (-sf scenario, no target) on `port`; returns the running child.
+fn sipp_server(scenario: &str, port: u16) -> tokio::process::Child {
+    tokio::process::Command::new("sipp")
+        .arg("-sf")
+        .arg(repo().join("tests/sipp").join(scenario))
+        .args(["-m", "1", "-i", "127.0.0.1", "-nostdin", "-timeout", "60s"])
+        .args(["-p", &port.to_string()])
+        .args(["-mp", &free_port().to_string()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run sipp (apt-get install -y sip-tester): {e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_callback_is_dialled_through_the_trunk_and_bridged_to_the_registered_agent() {
+    use boomerang::callback::model::CompletionReason;
+    use boomerang::callback::service::{CreateRequest, api_callback};
+    // The trunk (the customer's side) and the agent's phone are SIPp servers.
+    init_logs();
+    let trunk_port = free_port();
+    let agent_port = free_port();
+    let mut trunk = sipp_server("customer-answers.xml", trunk_port);
+    let mut phone = sipp_server("agent-answers.xml", agent_port);
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(repo().join("boomerang.yaml"))
+        .unwrap()
+        .replace("sip_udp: [\"0.0.0.0:5060\"]", "sip_udp: [\"127.0.0.1:0\"]")
+        .replace("sip_tcp: [\"0.0.0.0:5060\"]", "sip_tcp: []")
+        .replace("http: \"0.0.0.0:8080\"", "http: \"127.0.0.1:0\"")
+        .replace("port: 5080", &format!("port: {trunk_port}"))
+        .replace(
+            "flows_dir: ivr-flows",
+            &format!("flows_dir: {}", repo().join("ivr-flows").display()),
+        )
+        .replace(
+            "prompts_dir: prompts",
+            &format!("prompts_dir: {}", repo().join("prompts").display()),
+        );
+    let config = Config::from_str_in(&text, dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let engine = Engine::start(Arc::new(config), SystemClock::shared())
+        .await
+        .unwrap();
+    let rec = engine
+        .callbacks
+        .create(CreateRequest {
+            callback: api_callback("Sales_VQ_CB", "+33612345678", None),
+            check_slot: false,
+            ewt_at_offer_seconds: None,
+            position_at_offer: None,
+        })
+        .await
+        .unwrap();
+    // Alice's phone registers: she becomes ready, the router gives her the callback.
+    let mut reg = tokio::process::Command::new("sipp");
+    reg.arg("-sf")
+        .arg(repo().join("tests/sipp/agent-register.xml"))
+        .arg(engine.sip.udp[0].to_string())
+        .args(["-m", "1", "-i", "127.0.0.1", "-nostdin", "-timeout", "20s"])
+        .args(["-p", &free_port().to_string()])
+        .args(["-set", "contact", &format!("127.0.0.1:{agent_port}")]);
+    let out = reg.output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let mut reason = None;
+    for _ in 0..300 {
+        let r = engine.callbacks.get(rec.id).await.unwrap();
+        if let CallbackState::Completed(why) = r.state {
+            reason = Some((why, r));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (why, r) = reason.expect("the callback never completed");
+    assert_eq!(why, CompletionReason::Agent, "{:?}", r.history);
+    assert_eq!(r.metrics.connected_agent.as_deref(), Some("alice"));
+    let t = tokio::time::timeout(Duration::from_secs(20), trunk.wait()).await;
+    assert!(
+        t.is_ok_and(|s| s.is_ok_and(|s| s.success())),
+        "the customer's SIPp failed"
+    );
+    let p = tokio::time::timeout(Duration::from_secs(20), phone.wait()).await;
+    assert!(
+        p.is_ok_and(|s| s.is_ok_and(|s| s.success())),
+        "the agent's SIPp failed"
+    );
 }

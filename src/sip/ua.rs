@@ -333,6 +333,21 @@ fn user_of_uri(uri: &str) -> String {
     }
 }
 
+/// The socket address of a contact URI with a literal IP host (default port 5060).
+fn contact_addr(uri: &str) -> Option<SocketAddr> {
+    let s = uri.trim().trim_start_matches('<');
+    let s = s.strip_prefix("sip:").unwrap_or(s);
+    let hostport = s.rsplit_once('@').map(|(_, h)| h).unwrap_or(s);
+    let hostport = hostport.split([';', '>', '?']).next()?;
+    if let Ok(a) = hostport.parse::<SocketAddr>() {
+        return Some(a);
+    }
+    hostport
+        .parse::<IpAddr>()
+        .ok()
+        .map(|ip| SocketAddr::new(ip, 5060))
+}
+
 fn from_user(req: &rsip::Request) -> String {
     header_value(req, "From")
         .and_then(|f| message::name_addr_parts(&f).map(|(uri, _)| user_of_uri(&uri)))
@@ -511,10 +526,22 @@ impl Actor {
             }
             Cmd::Cancel { call } => self.cancel(&call),
             Cmd::Lookup { user, reply } => {
-                let found = self.sources.get(&user).and_then(|peer| {
+                let found = self.sources.get(&user).and_then(|source| {
                     let aor = self.registrar_aor_of_user(&user)?;
                     let b = self.registrar.bindings(&aor).first()?;
-                    Some((b.uri.clone(), *peer))
+                    // The Contact's address when it has one we can reach; else where the
+                    // REGISTER came from (a phone behind NAT).
+                    let peer = contact_addr(&b.uri)
+                        .map(|addr| Peer {
+                            addr,
+                            transport: if b.uri.contains("transport=tcp") {
+                                Transport::Tcp
+                            } else {
+                                source.transport
+                            },
+                        })
+                        .unwrap_or(*source);
+                    Some((b.uri.clone(), peer))
                 });
                 let _ = reply.send(found);
             }
@@ -1118,6 +1145,19 @@ impl Actor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn contact_addresses() {
+        assert_eq!(
+            contact_addr("sip:1001@127.0.0.1:5070;transport=udp"),
+            Some("127.0.0.1:5070".parse().unwrap())
+        );
+        assert_eq!(
+            contact_addr("<sip:1001@10.0.0.2>"),
+            Some("10.0.0.2:5060".parse().unwrap())
+        );
+        assert_eq!(contact_addr("sip:1001@phone.example"), None);
+    }
 
     #[test]
     fn user_part_of_uris() {
