@@ -35,10 +35,14 @@ fn init_logs() {
 }
 
 async fn engine() -> Running {
+    engine_with(|t| t).await
+}
+
+/// The demo configuration on loopback ports, with `edit` applied to its text.
+async fn engine_with(edit: impl Fn(String) -> String) -> Running {
     init_logs();
     let dir = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(repo().join("boomerang.yaml"))
-        .unwrap()
+    let text = edit(std::fs::read_to_string(repo().join("boomerang.yaml")).unwrap())
         .replace("sip_udp: [\"0.0.0.0:5060\"]", "sip_udp: [\"127.0.0.1:0\"]")
         .replace("sip_tcp: [\"0.0.0.0:5060\"]", "sip_tcp: [\"127.0.0.1:0\"]")
         .replace("http: \"0.0.0.0:8080\"", "http: \"127.0.0.1:0\"")
@@ -267,4 +271,106 @@ async fn queued_callback_is_dialled_through_the_trunk_and_bridged_to_the_registe
         p.is_ok_and(|s| s.is_ok_and(|s| s.success())),
         "the agent's SIPp failed"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn caller_who_cancels_while_queued_unanswered_gets_487_and_leaves_the_queue() {
+    // A route point whose flow queues without music: the call rings until an agent comes.
+    let flows = tempfile::tempdir().unwrap();
+    for f in std::fs::read_dir(repo().join("ivr-flows")).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, flows.path().join(f.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(
+        flows.path().join("ringing-queue.yaml"),
+        "application: ringing-queue\ntype: default\nassisted_service:\n  - type: route_call\n    queue: Sales_VQ\n    timeout_seconds: 600\n",
+    )
+    .unwrap();
+    let dir = flows.path().display().to_string();
+    let r = engine_with(move |t| {
+        t.replace(
+            "route_points:\n",
+            "route_points:\n  - number: \"8009\"\n    flow: ringing-queue.yaml\n",
+        )
+        .replace("flows_dir: ivr-flows", &format!("flows_dir: {dir}"))
+    })
+    .await;
+    let router = r.engine.router.clone();
+    let target = r.engine.sip.udp[0];
+    let run = tokio::spawn(async move { sipp("cancel.xml", target, false).await });
+    let mut queued = false;
+    for _ in 0..100 {
+        if router.waiting("Sales_VQ").unwrap() == 1 {
+            queued = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    run.await.unwrap();
+    assert!(queued, "the ringing caller never waited in Sales_VQ");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(router.waiting("Sales_VQ").unwrap(), 0);
+}
+
+async fn callback_attempt_against(
+    scenario: &str,
+    ring_timeout: u32,
+) -> boomerang::call::DialResult {
+    use boomerang::callback::service::{CreateRequest, api_callback};
+    let trunk_port = free_port();
+    let mut trunk = sipp_server(scenario, trunk_port);
+    let r =
+        engine_with(move |t| {
+            t.replace("port: 5080", &format!("port: {trunk_port}")).replace(
+            "    retry_interval_seconds: 60\n",
+            &format!("    retry_interval_seconds: 600\n    ring_timeout_seconds: {ring_timeout}\n"),
+        )
+        })
+        .await;
+    let rec = r
+        .engine
+        .callbacks
+        .create(CreateRequest {
+            callback: api_callback("Sales_VQ_CB", "+33612345678", None),
+            check_slot: false,
+            ewt_at_offer_seconds: None,
+            position_at_offer: None,
+        })
+        .await
+        .unwrap();
+    // An agent becomes ready: the router assigns the callback and the customer is dialled.
+    r.engine
+        .dispatch
+        .set_agent_state("alice", StateKind::Ready, None)
+        .unwrap();
+    let t = tokio::time::timeout(Duration::from_secs(40), trunk.wait()).await;
+    assert!(
+        t.is_ok_and(|s| s.is_ok_and(|s| s.success())),
+        "the trunk's SIPp failed"
+    );
+    for _ in 0..100 {
+        let got = r.engine.callbacks.get(rec.id).await.unwrap();
+        if let Some(a) = got.metrics.attempts.first() {
+            assert_eq!(
+                got.state,
+                CallbackState::Queued,
+                "a retry keeps the callback queued"
+            );
+            return a.result;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no dial attempt recorded");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn busy_customer_line_is_recorded_as_busy_and_the_callback_waits_for_a_retry() {
+    let result = callback_attempt_against("customer-busy.xml", 20).await;
+    assert_eq!(result, boomerang::call::DialResult::Busy);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unanswered_customer_phone_is_cancelled_at_the_ring_timeout_and_recorded_as_no_answer() {
+    let result = callback_attempt_against("customer-no-answer.xml", 5).await;
+    assert_eq!(result, boomerang::call::DialResult::NoAnswer);
 }

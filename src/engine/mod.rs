@@ -141,6 +141,8 @@ pub struct Engine {
     pub callin: Arc<CallIn>,
     /// The router.
     pub router: Arc<Router>,
+    /// The router with assignment delivery: agent state changes go through it.
+    pub dispatch: Arc<Dispatch>,
     /// The address the API listens on.
     pub http_addr: SocketAddr,
     /// Where SIP listens (empty without SIP listeners).
@@ -197,6 +199,7 @@ impl Engine {
             callbacks,
             callin,
             router,
+            dispatch,
             http_addr,
             sip: sip_addrs,
             tasks,
