@@ -139,6 +139,7 @@ fn load_node(
         ctx,
         diags: Vec::new(),
         kind: AppKind::Default,
+        graph_ok: true,
     };
     let flow = v.application(file, root);
     let mut diags = v.diags;
@@ -175,6 +176,9 @@ struct Validator<'a> {
     ctx: &'a LoadContext<'a>,
     diags: Vec<Diagnostic>,
     kind: AppKind,
+    /// False once a block failed to decode or a reference is dangling or ambiguous: the block
+    /// graph is then incomplete and reachability/loop findings would be wrong.
+    graph_ok: bool,
 }
 
 /// A block and the YAML node it came from (for positions of its properties).
@@ -261,6 +265,7 @@ impl<'a> Validator<'a> {
             };
             let Kind::Seq(items) = &list.kind else {
                 if !matches!(list.kind, Kind::Null) {
+                    self.graph_ok = false;
                     self.err(
                         list.pos,
                         phase.key(),
@@ -278,6 +283,8 @@ impl<'a> Validator<'a> {
                         path,
                         phase,
                     });
+                } else {
+                    self.graph_ok = false;
                 }
             }
         }
@@ -294,10 +301,18 @@ impl<'a> Validator<'a> {
         }
         let ids = self.check_ids(&parsed);
         for (i, p) in parsed.iter().enumerate() {
-            self.check_block(p, &ids, i >= finalize_start);
+            self.check_block(p, &ids, i >= finalize_start, finalize_start);
         }
-        if self.diags.is_empty() {
-            self.check_graph(&parsed, &ids, finalize_start);
+        if self.graph_ok {
+            // The call blocks and the finalize blocks are two separate graphs.
+            for (start, end) in [(0, finalize_start), (finalize_start, parsed.len())] {
+                let local: HashMap<String, usize> = ids
+                    .iter()
+                    .filter(|(_, i)| (start..end).contains(*i))
+                    .map(|(k, i)| (k.clone(), i - start))
+                    .collect();
+                self.check_graph(&parsed[start..end], &local, end - start);
+            }
         }
         let (name, kind) = (name?, kind?);
         let blocks = parsed
@@ -424,6 +439,7 @@ impl<'a> Validator<'a> {
                 );
             }
             if ids.insert(id.to_string(), i).is_some() {
+                self.graph_ok = false;
                 self.err(
                     pos,
                     yaml::join(&p.path, "id"),
@@ -434,7 +450,13 @@ impl<'a> Validator<'a> {
         ids
     }
 
-    fn check_block(&mut self, p: &Parsed<'_>, ids: &HashMap<String, usize>, in_finalize: bool) {
+    fn check_block(
+        &mut self,
+        p: &Parsed<'_>,
+        ids: &HashMap<String, usize>,
+        in_finalize: bool,
+        finalize_start: usize,
+    ) {
         let node = p.node;
         let path = p.path.as_str();
         // References.
@@ -443,13 +465,27 @@ impl<'a> Validator<'a> {
             targets.push(("next".into(), n.to_string()));
         }
         for (key, t) in targets {
-            if !ids.contains_key(&t) {
+            let Some(&ti) = ids.get(&t) else {
+                self.graph_ok = false;
                 let mut known: Vec<&str> = ids.keys().map(String::as_str).collect();
                 known.sort();
                 self.err(
                     key_value_pos(node, &key),
                     yaml::join(path, &key),
                     format!("no block has id `{t}`{}", suggest(&t, &known)),
+                );
+                continue;
+            };
+            // Finalize runs on its own after the call ended: nothing jumps into or out of it.
+            if (ti >= finalize_start) != in_finalize {
+                self.err(
+                    key_value_pos(node, &key),
+                    yaml::join(path, &key),
+                    if in_finalize {
+                        format!("block `{t}` is not in `finalize`: finalize blocks can only go to finalize blocks")
+                    } else {
+                        format!("block `{t}` is in `finalize`, which runs by itself once the call has ended: end the call with terminate_call")
+                    },
                 );
             }
         }
@@ -680,7 +716,7 @@ impl<'a> Validator<'a> {
                     self.err(
                         pos,
                         yaml::join(path, "skill_expression"),
-                        format!("skill expression: {e}"),
+                        format!("skill expression: {}", e.message),
                     );
                 }
                 if let Some(p) = &b.priority {
@@ -941,10 +977,12 @@ impl<'a> Validator<'a> {
                     .iter()
                     .filter_map(|(_, t)| ids.get(t).copied())
                     .collect();
-                match b.next() {
-                    Some(n) => out.extend(ids.get(n).copied()),
-                    None if !matches!(b, Block::TerminateCall(_)) && i + 1 < end => out.push(i + 1),
-                    None => {}
+                if falls_through(b, self.kind) {
+                    match b.next() {
+                        Some(n) => out.extend(ids.get(n).copied()),
+                        None if i + 1 < end => out.push(i + 1),
+                        None => {}
+                    }
                 }
                 out.retain(|&t| t < end);
                 out
@@ -973,11 +1011,11 @@ impl<'a> Validator<'a> {
             }
         }
         // A cycle is fine if some block on it waits for the caller.
-        for scc in sccs(&edges) {
+        for mut scc in sccs(&edges) {
+            scc.sort_unstable();
             let is_cycle = scc.len() > 1 || edges[scc[0]].contains(&scc[0]);
             if is_cycle && !scc.iter().any(|&i| parsed[i].block.waits()) {
-                let first = *scc.iter().min().unwrap_or(&scc[0]);
-                let p = &parsed[first];
+                let p = &parsed[scc[0]];
                 let names: Vec<String> = scc
                     .iter()
                     .map(|&i| {
@@ -998,6 +1036,37 @@ impl<'a> Validator<'a> {
                 );
             }
         }
+    }
+}
+
+/// Whether some outcome of the block continues with `next` (or the block below): an outcome
+/// whose branch has no target does, and so does success for blocks without branches.
+fn falls_through(b: &Block, kind: AppKind) -> bool {
+    match b {
+        Block::PlayMessage(_) | Block::UserInput(_) | Block::Assign(_) => true,
+        Block::TerminateCall(_) => false,
+        Block::Menu(m) => {
+            m.on_failure.is_none()
+                || m.options.values().any(|o| match o {
+                    MenuOption::Goto(_) => false,
+                    MenuOption::Full(f) => f.goto.is_none(),
+                })
+        }
+        Block::If(b) => b.otherwise.is_none(),
+        // `special` defaults to `open`.
+        Block::BusinessHours(b) => b.open.is_none() || b.closed.is_none(),
+        Block::CallbackV2(b) => match kind {
+            AppKind::Default => {
+                b.on_accepted.is_none() || b.on_declined.is_none() || b.on_not_offered.is_none()
+            }
+            AppKind::Callback => {
+                b.on_accepted.is_none() || (b.confirm_digit.is_some() && b.on_declined.is_none())
+            }
+        },
+        // `on_blocked` defaults to `on_no_match`.
+        Block::ClickToCallInMatch(b) => b.on_matched.is_none() || b.on_no_match.is_none(),
+        // Connected without `on_connected` ends the call.
+        Block::RouteCall(b) => b.on_timeout.is_none(),
     }
 }
 
