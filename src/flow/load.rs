@@ -194,6 +194,28 @@ impl<'a> Validator<'a> {
         self.diags.push(Diagnostic::new(pos, path, msg));
     }
 
+    /// Records a decoding error; serde's words for a value that fits none of the shapes of an
+    /// untagged enum name a Rust type, so they are replaced with the shapes the author may write.
+    fn decode_failed(&mut self, mut d: Diagnostic) {
+        if let Some(ty) = d
+            .message
+            .strip_prefix("data did not match any variant of untagged enum ")
+        {
+            d.message = match ty {
+                "InitialValue" => "an initial value is text, a number or a boolean",
+                "MenuOption" => {
+                    "a menu option is a block id, or a mapping with `goto` and/or `assign`"
+                }
+                "PromptSpec" => {
+                    "a prompt is a prompt name, or a mapping with one of `digits`, `prompt`, `silence_ms`"
+                }
+                _ => return self.diags.push(d),
+            }
+            .to_string();
+        }
+        self.diags.push(d);
+    }
+
     fn application(&mut self, file: &Path, root: &Node) -> Option<Flow> {
         if !matches!(root.kind, Kind::Map(_)) {
             self.err(
@@ -240,7 +262,7 @@ impl<'a> Validator<'a> {
                         })
                         .collect(),
                     Err(d) => {
-                        self.diags.push(d);
+                        self.decode_failed(d);
                         Variables::new()
                     }
                 }
@@ -340,7 +362,7 @@ impl<'a> Validator<'a> {
             Some(n) => match n.decode::<T>(key) {
                 Ok(v) => Some(v),
                 Err(d) => {
-                    self.diags.push(d);
+                    self.decode_failed(d);
                     None
                 }
             },
@@ -394,7 +416,7 @@ impl<'a> Validator<'a> {
                 match rest.decode::<$t>(path) {
                     Ok(b) => Some(Block::$variant(b)),
                     Err(d) => {
-                        self.diags.push(d);
+                        self.decode_failed(d);
                         None
                     }
                 }
@@ -941,7 +963,7 @@ impl<'a> Validator<'a> {
                         && !(1..=60_000).contains(&ms)
                     {
                         self.err(
-                            pos,
+                            item.map(|n| value_pos(n, "silence_ms")).unwrap_or(pos),
                             yaml::join(&ipath, "silence_ms"),
                             "silence_ms must be between 1 and 60000",
                         );
