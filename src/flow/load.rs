@@ -140,6 +140,7 @@ fn load_node(
         diags: Vec::new(),
         kind: AppKind::Default,
         graph_ok: true,
+        broken_ids: BTreeSet::new(),
     };
     let flow = v.application(file, root);
     let mut diags = v.diags;
@@ -179,6 +180,8 @@ struct Validator<'a> {
     /// False once a block failed to decode or a reference is dangling or ambiguous: the block
     /// graph is then incomplete and reachability/loop findings would be wrong.
     graph_ok: bool,
+    /// Ids of blocks that failed to decode: references to them are not dangling.
+    broken_ids: BTreeSet<String>,
 }
 
 /// A block and the YAML node it came from (for positions of its properties).
@@ -307,6 +310,9 @@ impl<'a> Validator<'a> {
                     });
                 } else {
                     self.graph_ok = false;
+                    if let Some(Kind::Str(id)) = item.get("id").map(|n| &n.kind) {
+                        self.broken_ids.insert(id.clone());
+                    }
                 }
             }
         }
@@ -489,6 +495,9 @@ impl<'a> Validator<'a> {
         for (key, t) in targets {
             let Some(&ti) = ids.get(&t) else {
                 self.graph_ok = false;
+                if self.broken_ids.contains(&t) {
+                    continue;
+                }
                 let mut known: Vec<&str> = ids.keys().map(String::as_str).collect();
                 known.sort();
                 self.err(
