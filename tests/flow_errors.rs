@@ -207,7 +207,7 @@ self_service:
             "flow.yaml:8:11: self_service[0].next: no block has id `cod` (did you mean `code`?)",
             "flow.yaml:12:15: self_service[1].conditions[0].goto: no block has id `menu1`",
             "flow.yaml:15:9: self_service[2].id: block id `code` is used twice",
-            "flow.yaml:19:10: self_service[2].options.2: no block has id `byee` (did you mean `bye`?)",
+            "flow.yaml:19:17: self_service[2].options.2.goto: no block has id `byee` (did you mean `bye`?)",
         ]
     );
 }

@@ -669,11 +669,10 @@ impl Block {
             Block::Menu(b) => {
                 add("on_failure", &b.on_failure);
                 for (k, o) in &b.options {
-                    let t = match o {
-                        MenuOption::Goto(t) => Some(t.clone()),
-                        MenuOption::Full(f) => f.goto.clone(),
-                    };
-                    add(&format!("options.{k}"), &t);
+                    match o {
+                        MenuOption::Goto(t) => add(&format!("options.{k}"), &Some(t.clone())),
+                        MenuOption::Full(f) => add(&format!("options.{k}.goto"), &f.goto),
+                    }
                 }
             }
             Block::If(b) => {
