@@ -482,3 +482,29 @@ finalize:
     );
     assert_eq!(var(&r, "steps"), Some(Value::Num(1.0)));
 }
+
+#[tokio::test]
+async fn assignments_run_in_the_order_written() {
+    let h = harness().await;
+    let text = "application: order
+type: default
+self_service:
+  - type: menu
+    prompts: [welcome]
+    options:
+      1: {assign: {z: 2, a: z + 1}}
+  - type: assign
+    set:
+      total: 10
+      base: total + a
+      label: \"'n=' + base\"
+";
+    let leg = MemoryLeg::caller("+33611111111", "8000", [Action::Press("1".into())]);
+    let r = h.run(text, leg).await;
+    assert_eq!(var(&r, "a"), Some(Value::Num(3.0)), "{:?}", r.lines());
+    assert_eq!(var(&r, "base"), Some(Value::Num(13.0)));
+    assert_eq!(
+        r.lines()[1],
+        "self_service[1] (assign): total=10, base=13, label=n=13"
+    );
+}

@@ -428,11 +428,35 @@ impl<'a> Validator<'a> {
                 }
             };
         }
+        // Decoding goes through a JSON map, which sorts keys: assignments take their order
+        // from the YAML.
+        let keys = |n: Option<&Node>| -> Vec<String> {
+            n.map(|n| n.entries().iter().filter_map(|(k, _)| k.as_key()).collect())
+                .unwrap_or_default()
+        };
         match ty.as_str() {
             "play_message" => decode!(PlayMessage, PlayMessage),
             "user_input" => decode!(UserInput, UserInput),
-            "menu" => decode!(Menu, Menu),
-            "assign" => decode!(Assign, Assign),
+            "menu" => decode!(Menu, Menu).map(|mut b| {
+                if let Block::Menu(m) = &mut b {
+                    for (key, opt) in m.options.iter_mut() {
+                        if let MenuOption::Full(f) = opt {
+                            f.assign_order = keys(
+                                item.get("options")
+                                    .and_then(|o| o.get(key))
+                                    .and_then(|o| o.get("assign")),
+                            );
+                        }
+                    }
+                }
+                b
+            }),
+            "assign" => decode!(Assign, Assign).map(|mut b| {
+                if let Block::Assign(a) = &mut b {
+                    a.order = keys(item.get("set"));
+                }
+                b
+            }),
             "if" => decode!(If, If),
             "business_hours" => decode!(BusinessHours, BusinessHoursCheck),
             "callback_v2" => decode!(CallbackV2, CallbackV2),

@@ -205,9 +205,36 @@ pub struct MenuOptionSpec {
     /// Block to go to; continue after the menu when absent.
     #[serde(default)]
     pub goto: Option<String>,
-    /// Variables to set (expressions).
+    /// Variables to set (expressions), in the order written.
     #[serde(default)]
     pub assign: BTreeMap<String, ExprText>,
+    /// The keys of `assign` in the order written (filled by the loader).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub assign_order: Vec<String>,
+}
+
+impl MenuOptionSpec {
+    /// The assignments in the order written.
+    pub fn assignments(&self) -> Vec<(&str, &ExprText)> {
+        in_order(&self.assign, &self.assign_order)
+    }
+}
+
+/// A map's entries in the order `order` gives (the YAML order), or in key order without it.
+fn in_order<'a>(
+    map: &'a BTreeMap<String, ExprText>,
+    order: &'a [String],
+) -> Vec<(&'a str, &'a ExprText)> {
+    if order.len() == map.len() {
+        order
+            .iter()
+            .filter_map(|k| map.get_key_value(k))
+            .map(|(k, v)| (k.as_str(), v))
+            .collect()
+    } else {
+        map.iter().map(|(k, v)| (k.as_str(), v)).collect()
+    }
 }
 
 /// A condition of an If block.
@@ -365,8 +392,19 @@ pub struct Assign {
     /// Block to run next.
     #[serde(default)]
     pub next: Option<String>,
-    /// Variable → expression, evaluated in order.
+    /// Variable → expression, evaluated in the order written.
     pub set: BTreeMap<String, ExprText>,
+    /// The keys of `set` in the order written (filled by the loader).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub order: Vec<String>,
+}
+
+impl Assign {
+    /// The assignments in the order written.
+    pub fn assignments(&self) -> Vec<(&str, &ExprText)> {
+        in_order(&self.set, &self.order)
+    }
 }
 
 /// Segmentation: the first true condition wins.
