@@ -124,9 +124,9 @@ self_service:
                  (did you mean `terminate_call`?); {all}"
             ),
             // An unknown property is shown at its key.
-            "flow.yaml:10:5: self_service[2].promtps: unknown field `promtps`, expected one of \
-             `id`, `next`, `prompts`, `options`, `retries`, `timeout_seconds`, \
-             `no_input_prompts`, `no_match_prompts`, `on_failure`"
+            "flow.yaml:10:5: self_service[2].promtps: unknown property `promtps` (did you mean \
+             `prompts`?); expected one of id, next, prompts, options, retries, timeout_seconds, \
+             no_input_prompts, no_match_prompts, on_failure"
                 .to_string(),
             // A wrong type at its value.
             "flow.yaml:13:17: self_service[3].min_digits: invalid type: string \"four\", \
@@ -134,6 +134,32 @@ self_service:
                 .to_string(),
             // A missing property at the block.
             "flow.yaml:14:5: self_service[4]: missing field `variable`".to_string(),
+        ]
+    );
+}
+
+#[test]
+fn unknown_properties_inside_blocks_are_shown_at_their_key_with_a_suggestion() {
+    let text = "application: t
+type: default
+self_service:
+  - type: if
+    conditions:
+      - when: x == 1
+        goto: bye
+        otherwise: bye
+  - type: play_message
+    prompts: [{digit: ani}]
+  - type: terminate_call
+    id: bye
+    cuase: busy
+";
+    assert_eq!(
+        problems(text),
+        [
+            "flow.yaml:8:9: self_service[0].conditions[0].otherwise: unknown property `otherwise`; expected one of when, goto",
+            "flow.yaml:10:15: self_service[1].prompts[0]: a prompt is a prompt name, or a mapping with one of `digits`, `prompt`, `silence_ms`",
+            "flow.yaml:13:5: self_service[2].cuase: unknown property `cuase` (did you mean `cause`?); expected one of id, cause",
         ]
     );
 }

@@ -200,6 +200,20 @@ impl<'a> Validator<'a> {
     /// Records a decoding error; serde's words for a value that fits none of the shapes of an
     /// untagged enum name a Rust type, so they are replaced with the shapes the author may write.
     fn decode_failed(&mut self, mut d: Diagnostic) {
+        // serde: "unknown field `promtps`, expected one of `id`, `next`, …": say it like the
+        // top-level check does, with a did-you-mean.
+        if d.message.starts_with("unknown field `") {
+            let names: Vec<&str> = d.message.split('`').skip(1).step_by(2).collect();
+            if let Some((field, known)) = names.split_first()
+                && !known.is_empty()
+            {
+                d.message = format!(
+                    "unknown property `{field}`{}; expected one of {}",
+                    suggest(field, known),
+                    known.join(", ")
+                );
+            }
+        }
         if let Some(ty) = d
             .message
             .strip_prefix("data did not match any variant of untagged enum ")
@@ -320,7 +334,15 @@ impl<'a> Validator<'a> {
             .iter()
             .position(|p| p.phase == Phase::Finalize)
             .unwrap_or(parsed.len());
-        if finalize_start == 0 && kind.is_some() {
+        // Blocks written outside finalize, whether or not they decoded.
+        let written = [
+            Phase::Initialize,
+            Phase::SelfService,
+            Phase::AssistedService,
+        ]
+        .iter()
+        .any(|ph| root.get(ph.key()).is_some_and(|l| !l.items().is_empty()));
+        if !written && kind.is_some() {
             self.err(
                 root.pos,
                 "",
