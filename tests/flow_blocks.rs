@@ -508,3 +508,37 @@ self_service:
         "self_service[1] (assign): total=10, base=13, label=n=13"
     );
 }
+
+#[tokio::test]
+async fn expression_conversions_documented_in_the_readme() {
+    let h = harness().await;
+    let text = "application: conversions
+type: default
+variables:
+  tries: 0
+self_service:
+  - type: user_input
+    variable: code
+    max_digits: 4
+  - type: assign
+    set:
+      next_try: tries + 1
+      glued: code + 1
+      summed: number(code) + 1
+      as_text: code == '42'
+      as_number: code == 42
+      text_order: \"'10' > '9'\"
+      minus_text: 5 - 'x'
+      fr: \"'fr'\"
+      not_text: 'lang'
+";
+    let leg = MemoryLeg::caller("+33611111111", "8000", [Action::Press("0042".into())]);
+    let r = h.run(text, leg).await;
+    assert_eq!(
+        r.lines()[1],
+        "self_service[1] (assign): next_try=1, glued=00421, summed=43, as_text=false, \
+         as_number=true, text_order=true, minus_text=0, fr=fr, not_text="
+    );
+    assert_eq!(var(&r, "next_try"), Some(Value::Num(1.0)));
+    assert_eq!(var(&r, "glued"), Some(Value::from("00421")));
+}
