@@ -22,7 +22,7 @@ fn the_shipped_configuration_passes() {
     );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        stdout.contains("ok (2 route points, 3 queues, 3 agents, 1 trunks)"),
+        stdout.contains("ok (3 route points, 4 queues, 3 agents, 1 trunks)"),
         "{stdout}"
     );
 }

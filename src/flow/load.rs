@@ -139,6 +139,8 @@ fn load_node(
         ctx,
         diags: Vec::new(),
         kind: AppKind::Default,
+        graph_ok: true,
+        broken_ids: BTreeSet::new(),
     };
     let flow = v.application(file, root);
     let mut diags = v.diags;
@@ -175,6 +177,11 @@ struct Validator<'a> {
     ctx: &'a LoadContext<'a>,
     diags: Vec<Diagnostic>,
     kind: AppKind,
+    /// False once a block failed to decode or a reference is dangling or ambiguous: the block
+    /// graph is then incomplete and reachability/loop findings would be wrong.
+    graph_ok: bool,
+    /// Ids of blocks that failed to decode: references to them are not dangling.
+    broken_ids: BTreeSet<String>,
 }
 
 /// A block and the YAML node it came from (for positions of its properties).
@@ -188,6 +195,42 @@ struct Parsed<'n> {
 impl<'a> Validator<'a> {
     fn err(&mut self, pos: Pos, path: impl Into<String>, msg: impl Into<String>) {
         self.diags.push(Diagnostic::new(pos, path, msg));
+    }
+
+    /// Records a decoding error; serde's words for a value that fits none of the shapes of an
+    /// untagged enum name a Rust type, so they are replaced with the shapes the author may write.
+    fn decode_failed(&mut self, mut d: Diagnostic) {
+        // serde: "unknown field `promtps`, expected one of `id`, `next`, …": say it like the
+        // top-level check does, with a did-you-mean.
+        if d.message.starts_with("unknown field `") {
+            let names: Vec<&str> = d.message.split('`').skip(1).step_by(2).collect();
+            if let Some((field, known)) = names.split_first()
+                && !known.is_empty()
+            {
+                d.message = format!(
+                    "unknown property `{field}`{}; expected one of {}",
+                    suggest(field, known),
+                    known.join(", ")
+                );
+            }
+        }
+        if let Some(ty) = d
+            .message
+            .strip_prefix("data did not match any variant of untagged enum ")
+        {
+            d.message = match ty {
+                "InitialValue" => "an initial value is text, a number or a boolean",
+                "MenuOption" => {
+                    "a menu option is a block id, or a mapping with `goto` and/or `assign`"
+                }
+                "PromptSpec" => {
+                    "a prompt is a prompt name, or a mapping with one of `digits`, `prompt`, `silence_ms`"
+                }
+                _ => return self.diags.push(d),
+            }
+            .to_string();
+        }
+        self.diags.push(d);
     }
 
     fn application(&mut self, file: &Path, root: &Node) -> Option<Flow> {
@@ -236,7 +279,7 @@ impl<'a> Validator<'a> {
                         })
                         .collect(),
                     Err(d) => {
-                        self.diags.push(d);
+                        self.decode_failed(d);
                         Variables::new()
                     }
                 }
@@ -261,6 +304,7 @@ impl<'a> Validator<'a> {
             };
             let Kind::Seq(items) = &list.kind else {
                 if !matches!(list.kind, Kind::Null) {
+                    self.graph_ok = false;
                     self.err(
                         list.pos,
                         phase.key(),
@@ -278,6 +322,11 @@ impl<'a> Validator<'a> {
                         path,
                         phase,
                     });
+                } else {
+                    self.graph_ok = false;
+                    if let Some(Kind::Str(id)) = item.get("id").map(|n| &n.kind) {
+                        self.broken_ids.insert(id.clone());
+                    }
                 }
             }
         }
@@ -285,7 +334,15 @@ impl<'a> Validator<'a> {
             .iter()
             .position(|p| p.phase == Phase::Finalize)
             .unwrap_or(parsed.len());
-        if finalize_start == 0 && kind.is_some() {
+        // Blocks written outside finalize, whether or not they decoded.
+        let written = [
+            Phase::Initialize,
+            Phase::SelfService,
+            Phase::AssistedService,
+        ]
+        .iter()
+        .any(|ph| root.get(ph.key()).is_some_and(|l| !l.items().is_empty()));
+        if !written && kind.is_some() {
             self.err(
                 root.pos,
                 "",
@@ -294,10 +351,18 @@ impl<'a> Validator<'a> {
         }
         let ids = self.check_ids(&parsed);
         for (i, p) in parsed.iter().enumerate() {
-            self.check_block(p, &ids, i >= finalize_start);
+            self.check_block(p, &ids, i >= finalize_start, finalize_start);
         }
-        if self.diags.is_empty() {
-            self.check_graph(&parsed, &ids, finalize_start);
+        if self.graph_ok {
+            // The call blocks and the finalize blocks are two separate graphs.
+            for (start, end) in [(0, finalize_start), (finalize_start, parsed.len())] {
+                let local: HashMap<String, usize> = ids
+                    .iter()
+                    .filter(|(_, i)| (start..end).contains(*i))
+                    .map(|(k, i)| (k.clone(), i - start))
+                    .collect();
+                self.check_graph(&parsed[start..end], &local, end - start);
+            }
         }
         let (name, kind) = (name?, kind?);
         let blocks = parsed
@@ -325,7 +390,7 @@ impl<'a> Validator<'a> {
             Some(n) => match n.decode::<T>(key) {
                 Ok(v) => Some(v),
                 Err(d) => {
-                    self.diags.push(d);
+                    self.decode_failed(d);
                     None
                 }
             },
@@ -379,17 +444,41 @@ impl<'a> Validator<'a> {
                 match rest.decode::<$t>(path) {
                     Ok(b) => Some(Block::$variant(b)),
                     Err(d) => {
-                        self.diags.push(d);
+                        self.decode_failed(d);
                         None
                     }
                 }
             };
         }
+        // Decoding goes through a JSON map, which sorts keys: assignments take their order
+        // from the YAML.
+        let keys = |n: Option<&Node>| -> Vec<String> {
+            n.map(|n| n.entries().iter().filter_map(|(k, _)| k.as_key()).collect())
+                .unwrap_or_default()
+        };
         match ty.as_str() {
             "play_message" => decode!(PlayMessage, PlayMessage),
             "user_input" => decode!(UserInput, UserInput),
-            "menu" => decode!(Menu, Menu),
-            "assign" => decode!(Assign, Assign),
+            "menu" => decode!(Menu, Menu).map(|mut b| {
+                if let Block::Menu(m) = &mut b {
+                    for (key, opt) in m.options.iter_mut() {
+                        if let MenuOption::Full(f) = opt {
+                            f.assign_order = keys(
+                                item.get("options")
+                                    .and_then(|o| o.get(key))
+                                    .and_then(|o| o.get("assign")),
+                            );
+                        }
+                    }
+                }
+                b
+            }),
+            "assign" => decode!(Assign, Assign).map(|mut b| {
+                if let Block::Assign(a) = &mut b {
+                    a.order = keys(item.get("set"));
+                }
+                b
+            }),
             "if" => decode!(If, If),
             "business_hours" => decode!(BusinessHours, BusinessHoursCheck),
             "callback_v2" => decode!(CallbackV2, CallbackV2),
@@ -424,6 +513,7 @@ impl<'a> Validator<'a> {
                 );
             }
             if ids.insert(id.to_string(), i).is_some() {
+                self.graph_ok = false;
                 self.err(
                     pos,
                     yaml::join(&p.path, "id"),
@@ -434,7 +524,13 @@ impl<'a> Validator<'a> {
         ids
     }
 
-    fn check_block(&mut self, p: &Parsed<'_>, ids: &HashMap<String, usize>, in_finalize: bool) {
+    fn check_block(
+        &mut self,
+        p: &Parsed<'_>,
+        ids: &HashMap<String, usize>,
+        in_finalize: bool,
+        finalize_start: usize,
+    ) {
         let node = p.node;
         let path = p.path.as_str();
         // References.
@@ -443,13 +539,30 @@ impl<'a> Validator<'a> {
             targets.push(("next".into(), n.to_string()));
         }
         for (key, t) in targets {
-            if !ids.contains_key(&t) {
+            let Some(&ti) = ids.get(&t) else {
+                self.graph_ok = false;
+                if self.broken_ids.contains(&t) {
+                    continue;
+                }
                 let mut known: Vec<&str> = ids.keys().map(String::as_str).collect();
                 known.sort();
                 self.err(
                     key_value_pos(node, &key),
                     yaml::join(path, &key),
                     format!("no block has id `{t}`{}", suggest(&t, &known)),
+                );
+                continue;
+            };
+            // Finalize runs on its own after the call ended: nothing jumps into or out of it.
+            if (ti >= finalize_start) != in_finalize {
+                self.err(
+                    key_value_pos(node, &key),
+                    yaml::join(path, &key),
+                    if in_finalize {
+                        format!("block `{t}` is not in `finalize`: finalize blocks can only go to finalize blocks")
+                    } else {
+                        format!("block `{t}` is in `finalize`, which runs by itself once the call has ended: end the call with terminate_call")
+                    },
                 );
             }
         }
@@ -680,7 +793,7 @@ impl<'a> Validator<'a> {
                     self.err(
                         pos,
                         yaml::join(path, "skill_expression"),
-                        format!("skill expression: {e}"),
+                        format!("skill expression: {}", e.message),
                     );
                 }
                 if let Some(p) = &b.priority {
@@ -905,7 +1018,7 @@ impl<'a> Validator<'a> {
                         && !(1..=60_000).contains(&ms)
                     {
                         self.err(
-                            pos,
+                            item.map(|n| value_pos(n, "silence_ms")).unwrap_or(pos),
                             yaml::join(&ipath, "silence_ms"),
                             "silence_ms must be between 1 and 60000",
                         );
@@ -941,10 +1054,12 @@ impl<'a> Validator<'a> {
                     .iter()
                     .filter_map(|(_, t)| ids.get(t).copied())
                     .collect();
-                match b.next() {
-                    Some(n) => out.extend(ids.get(n).copied()),
-                    None if !matches!(b, Block::TerminateCall(_)) && i + 1 < end => out.push(i + 1),
-                    None => {}
+                if falls_through(b, self.kind) {
+                    match b.next() {
+                        Some(n) => out.extend(ids.get(n).copied()),
+                        None if i + 1 < end => out.push(i + 1),
+                        None => {}
+                    }
                 }
                 out.retain(|&t| t < end);
                 out
@@ -973,11 +1088,11 @@ impl<'a> Validator<'a> {
             }
         }
         // A cycle is fine if some block on it waits for the caller.
-        for scc in sccs(&edges) {
+        for mut scc in sccs(&edges) {
+            scc.sort_unstable();
             let is_cycle = scc.len() > 1 || edges[scc[0]].contains(&scc[0]);
             if is_cycle && !scc.iter().any(|&i| parsed[i].block.waits()) {
-                let first = *scc.iter().min().unwrap_or(&scc[0]);
-                let p = &parsed[first];
+                let p = &parsed[scc[0]];
                 let names: Vec<String> = scc
                     .iter()
                     .map(|&i| {
@@ -998,6 +1113,37 @@ impl<'a> Validator<'a> {
                 );
             }
         }
+    }
+}
+
+/// Whether some outcome of the block continues with `next` (or the block below): an outcome
+/// whose branch has no target does, and so does success for blocks without branches.
+fn falls_through(b: &Block, kind: AppKind) -> bool {
+    match b {
+        Block::PlayMessage(_) | Block::UserInput(_) | Block::Assign(_) => true,
+        Block::TerminateCall(_) => false,
+        Block::Menu(m) => {
+            m.on_failure.is_none()
+                || m.options.values().any(|o| match o {
+                    MenuOption::Goto(_) => false,
+                    MenuOption::Full(f) => f.goto.is_none(),
+                })
+        }
+        Block::If(b) => b.otherwise.is_none(),
+        // `special` defaults to `open`.
+        Block::BusinessHours(b) => b.open.is_none() || b.closed.is_none(),
+        Block::CallbackV2(b) => match kind {
+            AppKind::Default => {
+                b.on_accepted.is_none() || b.on_declined.is_none() || b.on_not_offered.is_none()
+            }
+            AppKind::Callback => {
+                b.on_accepted.is_none() || (b.confirm_digit.is_some() && b.on_declined.is_none())
+            }
+        },
+        // `on_blocked` defaults to `on_no_match`.
+        Block::ClickToCallInMatch(b) => b.on_matched.is_none() || b.on_no_match.is_none(),
+        // Connected without `on_connected` ends the call.
+        Block::RouteCall(b) => b.on_timeout.is_none(),
     }
 }
 

@@ -140,6 +140,7 @@ pub struct PromptItemSpec {
     pub prompt: Option<ExprText>,
     /// Silence, in milliseconds (1 to 60000).
     #[serde(default)]
+    #[schemars(range(min = 1, max = 60000))]
     pub silence_ms: Option<u64>,
 }
 
@@ -205,9 +206,36 @@ pub struct MenuOptionSpec {
     /// Block to go to; continue after the menu when absent.
     #[serde(default)]
     pub goto: Option<String>,
-    /// Variables to set (expressions).
+    /// Variables to set (expressions), in the order written.
     #[serde(default)]
     pub assign: BTreeMap<String, ExprText>,
+    /// The keys of `assign` in the order written (filled by the loader).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub assign_order: Vec<String>,
+}
+
+impl MenuOptionSpec {
+    /// The assignments in the order written.
+    pub fn assignments(&self) -> Vec<(&str, &ExprText)> {
+        in_order(&self.assign, &self.assign_order)
+    }
+}
+
+/// A map's entries in the order `order` gives (the YAML order), or in key order without it.
+fn in_order<'a>(
+    map: &'a BTreeMap<String, ExprText>,
+    order: &'a [String],
+) -> Vec<(&'a str, &'a ExprText)> {
+    if order.len() == map.len() {
+        order
+            .iter()
+            .filter_map(|k| map.get_key_value(k))
+            .map(|(k, v)| (k.as_str(), v))
+            .collect()
+    } else {
+        map.iter().map(|(k, v)| (k.as_str(), v)).collect()
+    }
 }
 
 /// A condition of an If block.
@@ -271,6 +299,7 @@ pub struct PlayMessage {
     #[serde(default)]
     pub next: Option<String>,
     /// What to play, in order.
+    #[schemars(length(min = 1))]
     pub prompts: Vec<PromptSpec>,
     /// A key press stops the prompt and is kept for the next input block (default true).
     #[serde(default = "yes")]
@@ -294,21 +323,27 @@ pub struct UserInput {
     pub prompts: Vec<PromptSpec>,
     /// Fewest digits accepted (1 to 32, default 1).
     #[serde(default = "one")]
+    #[schemars(range(min = 1, max = 32))]
     pub min_digits: u32,
     /// Most digits collected (1 to 32, default 16).
     #[serde(default = "sixteen")]
+    #[schemars(range(min = 1, max = 32))]
     pub max_digits: u32,
     /// Key that ends the input (default `#`; null for none).
     #[serde(default = "hash")]
+    #[schemars(extend("pattern" = "^[0-9*#]$"))]
     pub terminator: Option<String>,
     /// Seconds to wait for the first digit (1 to 60, default 5).
     #[serde(default = "five")]
+    #[schemars(range(min = 1, max = 60))]
     pub first_digit_timeout_seconds: u32,
     /// Seconds to wait between digits (1 to 30, default 3).
     #[serde(default = "three")]
+    #[schemars(range(min = 1, max = 30))]
     pub inter_digit_timeout_seconds: u32,
     /// Further attempts after a no-input or no-match (0 to 9, default 2).
     #[serde(default = "two")]
+    #[schemars(range(min = 0, max = 9))]
     pub retries: u32,
     /// A regular expression the whole input must match.
     #[serde(default)]
@@ -337,12 +372,15 @@ pub struct Menu {
     /// The menu prompt.
     pub prompts: Vec<PromptSpec>,
     /// Key (`0`-`9`, `*`, `#`) → option.
+    #[schemars(extend("propertyNames" = {"pattern": "^[0-9*#]$"}, "minProperties" = 1))]
     pub options: BTreeMap<String, MenuOption>,
     /// Further attempts after a no-input or a wrong key (0 to 9, default 2).
     #[serde(default = "two")]
+    #[schemars(range(min = 0, max = 9))]
     pub retries: u32,
     /// Seconds to wait for a key after the prompt (1 to 60, default 5).
     #[serde(default = "five")]
+    #[schemars(range(min = 1, max = 60))]
     pub timeout_seconds: u32,
     /// Played after no input.
     #[serde(default)]
@@ -365,8 +403,20 @@ pub struct Assign {
     /// Block to run next.
     #[serde(default)]
     pub next: Option<String>,
-    /// Variable → expression, evaluated in order.
+    /// Variable → expression, evaluated in the order written.
+    #[schemars(extend("minProperties" = 1))]
     pub set: BTreeMap<String, ExprText>,
+    /// The keys of `set` in the order written (filled by the loader).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub order: Vec<String>,
+}
+
+impl Assign {
+    /// The assignments in the order written.
+    pub fn assignments(&self) -> Vec<(&str, &ExprText)> {
+        in_order(&self.set, &self.order)
+    }
 }
 
 /// Segmentation: the first true condition wins.
@@ -380,6 +430,7 @@ pub struct If {
     #[serde(default)]
     pub next: Option<String>,
     /// Conditions in order.
+    #[schemars(length(min = 1))]
     pub conditions: Vec<Condition>,
     /// Block when none holds.
     #[serde(default)]
@@ -433,6 +484,7 @@ pub struct CallbackV2 {
     pub inbound_queue: Option<String>,
     /// Offer immediate and/or scheduled callbacks (default both).
     #[serde(default = "both_offers")]
+    #[schemars(length(min = 1))]
     pub offer: Vec<OfferKind>,
     /// The offer prompt: 1 immediate, 2 scheduled, 3 keep waiting (keys as offered).
     #[serde(default)]
@@ -466,9 +518,11 @@ pub struct CallbackV2 {
     pub intro_prompts: Vec<PromptSpec>,
     /// Callback application: key the customer presses to be connected (none: connect at once).
     #[serde(default)]
+    #[schemars(extend("pattern" = "^[0-9*#]$"))]
     pub confirm_digit: Option<String>,
     /// Attempts to get the confirm digit or an offer choice (1 to 9, default 2).
     #[serde(default = "two")]
+    #[schemars(range(min = 1, max = 9))]
     pub attempts: u32,
     /// Block when a callback was booked (Default) or the customer accepted (Callback).
     #[serde(default)]
@@ -492,6 +546,7 @@ pub struct ClickToCallInMatch {
     #[serde(default)]
     pub next: Option<String>,
     /// What to compare (at least one).
+    #[schemars(length(min = 1), extend("uniqueItems" = true))]
     pub criteria: Vec<Criterion>,
     /// Variable holding the code a User Input block collected.
     #[serde(default = "access_code_var")]
@@ -534,6 +589,7 @@ pub struct RouteCall {
     pub priority: Option<ExprText>,
     /// Seconds to wait for an agent (1 to 86400, default 300).
     #[serde(default = "three_hundred")]
+    #[schemars(range(min = 1, max = 86400))]
     pub timeout_seconds: u32,
     /// Looped while waiting.
     #[serde(default)]
@@ -546,6 +602,7 @@ pub struct RouteCall {
     pub announce_position: bool,
     /// Seconds between announcements (10 to 3600, default 60).
     #[serde(default = "sixty")]
+    #[schemars(range(min = 10, max = 3600))]
     pub announce_every_seconds: u32,
     /// Block after the agent conversation ended (default: end the call).
     #[serde(default)]
@@ -669,11 +726,10 @@ impl Block {
             Block::Menu(b) => {
                 add("on_failure", &b.on_failure);
                 for (k, o) in &b.options {
-                    let t = match o {
-                        MenuOption::Goto(t) => Some(t.clone()),
-                        MenuOption::Full(f) => f.goto.clone(),
-                    };
-                    add(&format!("options.{k}"), &t);
+                    match o {
+                        MenuOption::Goto(t) => add(&format!("options.{k}"), &Some(t.clone())),
+                        MenuOption::Full(f) => add(&format!("options.{k}.goto"), &f.goto),
+                    }
                 }
             }
             Block::If(b) => {

@@ -6,7 +6,7 @@ use crate::flow::model::Assign;
 /// Runs the block.
 pub fn run(b: &Assign, cx: &mut Cx<'_>) -> Step {
     let mut done = Vec::new();
-    for (name, e) in &b.set {
+    for (name, e) in b.assignments() {
         let v = cx.eval(e);
         done.push(format!("{name}={v}"));
         cx.set(name, v);

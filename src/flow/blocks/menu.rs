@@ -28,7 +28,7 @@ pub async fn run(b: &Menu, cx: &mut Cx<'_>) -> Step {
             match b.options.get(&key) {
                 Some(MenuOption::Goto(t)) => Step::Branch(Some(t.clone())),
                 Some(MenuOption::Full(f)) => {
-                    for (name, e) in &f.assign {
+                    for (name, e) in f.assignments() {
                         let v = cx.eval(e);
                         cx.set(name, v);
                     }
