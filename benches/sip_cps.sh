@@ -24,7 +24,7 @@ run() { # run LABEL PORT RATE
     rm -f "$out"
 }
 
-"$bin" serve --config benches/sip/bench.yaml >/tmp/boomerang-bench.log 2>&1 &
+RUST_LOG=${RUST_LOG:-warn} "$bin" serve --config benches/sip/bench.yaml >/tmp/boomerang-bench.log 2>&1 &
 engine=$!
 sipp -sn uas -i 127.0.0.1 -p 15080 -nostdin -bg >/dev/null 2>&1 || true
 trap 'kill $engine 2>/dev/null; pkill -f "sipp -sn uas -i 127.0.0.1 -p 15080" 2>/dev/null || true' EXIT
