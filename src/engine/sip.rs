@@ -103,6 +103,7 @@ impl SipFront {
             blocks = report.trace.len(),
             "call ended"
         );
+        tracing::debug!(call = %call.call_id, trace = ?report.lines(), "blocks visited");
     }
 }
 
