@@ -242,9 +242,29 @@ async fn start_sip(
         prompts = prompts.len(),
         "flows and prompts loaded"
     );
+    let live = Arc::new(crate::flow::LiveFlows::new(config, (*flows).clone()));
+    {
+        let (live, config, names) = (live.clone(), config.clone(), names.clone());
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                match live.reload_if_changed(&config, Some(&names)) {
+                    crate::flow::Reload::Unchanged => {}
+                    crate::flow::Reload::Reloaded(n) => {
+                        tracing::info!(flows = n, "flows reloaded: new calls take the new version")
+                    }
+                    crate::flow::Reload::Rejected(errors) => {
+                        for e in errors {
+                            tracing::error!("flow edit refused, the previous version stays:\n{e}");
+                        }
+                    }
+                }
+            }
+        });
+    }
     let front = Arc::new(sip::SipFront {
         config: config.clone(),
-        flows: flows.clone(),
+        flows: live,
         services: std::sync::OnceLock::new(),
         prompts: prompts.clone(),
         clock: clock.clone(),

@@ -8,7 +8,7 @@ use crate::call::{CallLeg, Direction, HangupCause, LegInfo};
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::flow::interpreter::system_variables;
-use crate::flow::{FlowServices, FlowSet};
+use crate::flow::{FlowServices, LiveFlows};
 use crate::media::prompts::PromptLibrary;
 use crate::media::sdp;
 use crate::media::session::MediaSession;
@@ -20,8 +20,8 @@ use crate::sip::ua::{CallHandler, IncomingCall, UaHandle};
 pub struct SipFront {
     /// Configuration.
     pub config: Arc<Config>,
-    /// Applications.
-    pub flows: Arc<FlowSet>,
+    /// Applications, reloaded when their files change.
+    pub flows: Arc<LiveFlows>,
     /// Flow services.
     pub services: OnceLock<Arc<FlowServices>>,
     /// Prompts.
@@ -90,7 +90,7 @@ impl SipFront {
             answer,
             false,
         );
-        let Some(flow) = self.flows.for_number(&self.config, &call.dnis) else {
+        let Some(flow) = self.flows.get().for_number(&self.config, &call.dnis) else {
             let _ = leg.hang_up(HangupCause::NotFound).await;
             return;
         };

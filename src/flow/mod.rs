@@ -12,4 +12,4 @@ pub mod set;
 pub use interpreter::{Ending, RunReport, Serving, TraceEvent, run, run_serving};
 pub use load::{Flow, FlowErrors, LoadContext, load_dir, load_file, load_str};
 pub use services::FlowServices;
-pub use set::FlowSet;
+pub use set::{FlowSet, LiveFlows, Reload};

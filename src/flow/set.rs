@@ -98,3 +98,125 @@ impl FlowSet {
         self.flows.is_empty()
     }
 }
+
+/// The flow set a running engine uses, reloaded when files in the flows directory change: new
+/// calls take the new version, calls in progress keep theirs, and a broken edit keeps the old
+/// set (the errors are returned for the log).
+pub struct LiveFlows {
+    current: std::sync::RwLock<Arc<FlowSet>>,
+    seen: std::sync::Mutex<Vec<(PathBuf, std::time::SystemTime, u64)>>,
+}
+
+/// What a reload check did.
+#[derive(Debug)]
+pub enum Reload {
+    /// No file changed.
+    Unchanged,
+    /// The new set is in use.
+    Reloaded(usize),
+    /// The new files have errors; the previous set stays.
+    Rejected(Vec<FlowErrors>),
+}
+
+/// Name, modification time and size of each flow file: what a reload compares.
+fn fingerprint(dir: &std::path::Path) -> Vec<(PathBuf, std::time::SystemTime, u64)> {
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let p = e.path();
+            let yaml = p.extension().is_some_and(|x| x == "yaml" || x == "yml");
+            let m = e.metadata().ok()?;
+            yaml.then(|| (p, m.modified().unwrap_or(std::time::UNIX_EPOCH), m.len()))
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+impl LiveFlows {
+    /// Starts from a loaded set.
+    pub fn new(config: &Config, set: FlowSet) -> Self {
+        LiveFlows {
+            current: std::sync::RwLock::new(Arc::new(set)),
+            seen: std::sync::Mutex::new(fingerprint(&config.flows_dir())),
+        }
+    }
+
+    /// The set new calls use.
+    pub fn get(&self) -> Arc<FlowSet> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Reloads when a flow file was added, removed or changed since the last look.
+    pub fn reload_if_changed(&self, config: &Config, prompts: Option<&BTreeSet<String>>) -> Reload {
+        let now = fingerprint(&config.flows_dir());
+        {
+            let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            if *seen == now {
+                return Reload::Unchanged;
+            }
+            *seen = now;
+        }
+        match FlowSet::load(config, prompts) {
+            Ok(set) => {
+                let n = set.len();
+                *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(set);
+                Reload::Reloaded(n)
+            }
+            Err(errors) => Reload::Rejected(errors),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config_in(dir: &std::path::Path) -> Config {
+        Config::from_str_in(
+            "queues:\n  - name: Q_VQ\nroute_points:\n  - number: '1'\n    flow: a.yaml\n",
+            dir,
+        )
+        .unwrap()
+    }
+
+    const GOOD: &str = "application: a\ntype: default\nself_service:\n  - type: terminate_call\n";
+
+    #[test]
+    fn an_edit_is_taken_and_a_broken_edit_keeps_the_old_set() {
+        let dir = tempfile::tempdir().unwrap();
+        let flows = dir.path().join("ivr-flows");
+        std::fs::create_dir_all(&flows).unwrap();
+        std::fs::write(flows.join("a.yaml"), GOOD).unwrap();
+        let config = config_in(dir.path());
+        let live = LiveFlows::new(&config, FlowSet::load(&config, None).unwrap());
+        assert!(matches!(
+            live.reload_if_changed(&config, None),
+            Reload::Unchanged
+        ));
+        assert_eq!(live.get().get("a.yaml").unwrap().name, "a");
+
+        std::fs::write(
+            flows.join("a.yaml"),
+            GOOD.replace("application: a", "application: a2"),
+        )
+        .unwrap();
+        assert!(matches!(
+            live.reload_if_changed(&config, None),
+            Reload::Reloaded(1)
+        ));
+        assert_eq!(live.get().get("a.yaml").unwrap().name, "a2");
+
+        std::fs::write(flows.join("a.yaml"), "application: broken\ntype: nope\n").unwrap();
+        match live.reload_if_changed(&config, None) {
+            Reload::Rejected(errors) => assert!(errors[0].to_string().contains("nope")),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(live.get().get("a.yaml").unwrap().name, "a2");
+    }
+}
