@@ -38,6 +38,7 @@ say scheduled-offer "The first available time is"
 say agent-connect "You are connected with an agent."
 say callback-intro "Hello, this is your callback from Boomerang demo. Press 1 to be connected to an agent."
 say accept-time "Press 1 to accept this time, or 2 to keep waiting."
+say choose-time "Please enter the time you would like, as four digits, for example one four three zero for half past two, followed by the hash key."
 
 for d in 0 1 2 3 4 5 6 7 8 9; do
     say "digit-$d" "$d"

@@ -210,6 +210,7 @@ async fn caller_books_the_nearest_scheduled_slot() {
         "8002",
         [
             Action::Press("2".into()),
+            Action::Press("0915#".into()),
             Action::Press("1".into()),
             Action::Press("1".into()),
         ],
@@ -563,4 +564,36 @@ fn every_shipped_flow_loads_against_the_demo_configuration() {
             assert!(repo().join("ivr-flows").join(app).exists(), "{app}");
         }
     }
+}
+
+#[tokio::test]
+async fn caller_chooses_a_time_tomorrow_and_is_offered_the_slot_then() {
+    let h = harness().await;
+    // Monday 09:00 UTC; the caller keys 1 (tomorrow) 1430.
+    let leg = MemoryLeg::caller(
+        "+33612345678",
+        "8002",
+        [
+            Action::Press("2".into()),
+            Action::Press("11430#".into()),
+            Action::Press("1".into()),
+            Action::Press("1".into()),
+        ],
+    );
+    let r = h
+        .call("scheduled-callback.yaml", leg.clone(), Variables::new())
+        .await;
+    let id = var(&r, "callback.id").parse().unwrap();
+    let cb = h.core.callbacks.get(id).await.unwrap();
+    assert_eq!(
+        cb.desired_time,
+        Utc.with_ymd_and_hms(2026, 3, 3, 14, 30, 0).unwrap()
+    );
+    // Another day is read back with its date (DDMM) before the time.
+    assert!(
+        leg.transcript()
+            .contains(&"play scheduled-offer, digits:0303, digits:1430, accept-time".to_string()),
+        "{:?}",
+        leg.transcript()
+    );
 }

@@ -831,6 +831,7 @@ impl<'a> Validator<'a> {
             "offer",
             "offer_prompts",
             "scheduled_prompts",
+            "choose_time_prompts",
             "accept_time_prompts",
             "confirm_number_prompts",
             "enter_number_prompts",
@@ -857,6 +858,7 @@ impl<'a> Validator<'a> {
         for key in [
             "offer_prompts",
             "scheduled_prompts",
+            "choose_time_prompts",
             "accept_time_prompts",
             "confirm_number_prompts",
             "enter_number_prompts",
@@ -865,6 +867,7 @@ impl<'a> Validator<'a> {
         ] {
             let list = match key {
                 "offer_prompts" => &b.offer_prompts,
+                "choose_time_prompts" => &b.choose_time_prompts,
                 "accept_time_prompts" => &b.accept_time_prompts,
                 "scheduled_prompts" => &b.scheduled_prompts,
                 "confirm_number_prompts" => &b.confirm_number_prompts,

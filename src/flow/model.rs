@@ -492,6 +492,11 @@ pub struct CallbackV2 {
     /// Read before the proposed time; the time follows as digits (HH MM, queue time zone).
     #[serde(default)]
     pub scheduled_prompts: Vec<PromptSpec>,
+    /// Asks the caller for the time they want, as HHMM (today, or tomorrow when already past)
+    /// or DHHMM (D days from today), then `#`; the nearest free slot from then is proposed.
+    /// Without it the nearest free slot from now is proposed.
+    #[serde(default)]
+    pub choose_time_prompts: Vec<PromptSpec>,
     /// Played after the proposed time: 1 accepts it, 2 declines.
     #[serde(default)]
     pub accept_time_prompts: Vec<PromptSpec>,

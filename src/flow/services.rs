@@ -147,6 +147,21 @@ impl FlowServices {
         }
     }
 
+    /// The nearest bookable slot of `queue` that ends after `wanted`.
+    pub fn nearest_slot(&self, queue: &str, wanted: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let q = self.config.queue(queue)?;
+        let hours = self.config.queue_hours(q);
+        let now = self.clock.now();
+        let from = wanted.max(now).with_timezone(&hours.tz).date_naive();
+        let today = now.with_timezone(&hours.tz).date_naive();
+        let last = today + chrono::Days::new(q.max_days_ahead.max(0) as u64);
+        if from > last {
+            return None;
+        }
+        let slots = self.callbacks.availability(queue, from, last).ok()?;
+        nearest_available(&slots, wanted.max(now)).map(|s| s.start)
+    }
+
     /// Books a callback from the IVR (slots and the number rule are checked).
     pub async fn book(&self, b: FlowBooking) -> Result<CallbackRecord, ServiceError> {
         let direction = b

@@ -535,6 +535,7 @@ mod tests {
             "agent-connect",
             "callback-intro",
             "accept-time",
+            "choose-time",
             "star",
             "hash",
         ];

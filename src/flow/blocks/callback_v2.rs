@@ -3,7 +3,7 @@
 //! scheduled slot, confirms the number and books. In a Callback application it greets the
 //! customer whose callback is being served and waits for the key that connects them.
 
-use chrono::{TimeDelta, Timelike};
+use chrono::{DateTime, Datelike, TimeDelta, TimeZone, Timelike, Utc};
 
 use crate::call::{DigitSpec, PlayItem};
 use crate::config::CallDirection;
@@ -112,11 +112,61 @@ async fn offer(b: &CallbackV2, cx: &mut Cx<'_>) -> Step {
         Asked::HungUp => return Step::HungUp,
         Asked::Got(k) if k == "1" => None,
         Asked::Got(k) if k == "2" => {
-            let Some(slot) = facts.slot else {
+            let slot = if b.choose_time_prompts.is_empty() {
+                facts.slot
+            } else {
+                let now = cx.services.clock.now();
+                let tz = facts.tz;
+                let parse = move |d: &str| wanted_time(d, now, tz);
+                let valid = |d: &str| parse(d).is_some();
+                match ask(
+                    cx,
+                    Ask {
+                        prompts: cx.items(&b.choose_time_prompts),
+                        spec: DigitSpec {
+                            max_digits: 5,
+                            terminator: Some('#'),
+                            first_digit_timeout: std::time::Duration::from_secs(8),
+                            inter_digit_timeout: std::time::Duration::from_secs(4),
+                        },
+                        min_digits: 4,
+                        attempts: b.attempts,
+                        no_input: Vec::new(),
+                        no_match: Vec::new(),
+                        accept: &valid,
+                    },
+                )
+                .await
+                {
+                    Asked::HungUp => return Step::HungUp,
+                    Asked::Got(d) => {
+                        let wanted = parse(&d).unwrap_or(now);
+                        cx.set(&format!("{r}.wanted_time"), wanted.to_rfc3339());
+                        cx.services.nearest_slot(&queue, wanted)
+                    }
+                    Asked::Failed { .. } => return declined(b, cx, "no time chosen"),
+                }
+            };
+            let Some(slot) = slot else {
                 return declined(b, cx, "no slot");
             };
             let local = slot.with_timezone(&facts.tz);
             let mut items = cx.items(&b.scheduled_prompts);
+            if local.date_naive()
+                != cx
+                    .services
+                    .clock
+                    .now()
+                    .with_timezone(&facts.tz)
+                    .date_naive()
+            {
+                // Another day: its date first, as DDMM.
+                items.push(PlayItem::Digits(format!(
+                    "{:02}{:02}",
+                    local.day(),
+                    local.month()
+                )));
+            }
             items.push(PlayItem::Digits(format!(
                 "{:02}{:02}",
                 local.hour(),
@@ -249,4 +299,64 @@ fn declined(b: &CallbackV2, cx: &mut Cx<'_>, why: &str) -> Step {
     cx.set(&format!("{}.accepted", b.result), false);
     cx.outcome(why.to_string());
     Step::Branch(b.on_declined.clone())
+}
+
+/// The time a caller keyed: `HHMM` (today in `tz`, or tomorrow when already past) or `DHHMM`
+/// (D days from today). `None` for an impossible time.
+pub fn wanted_time(keys: &str, now: DateTime<Utc>, tz: chrono_tz::Tz) -> Option<DateTime<Utc>> {
+    if !keys.chars().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let (days, hhmm) = match keys.len() {
+        4 => (None, keys),
+        5 => (keys[..1].parse::<u64>().ok(), &keys[1..]),
+        _ => return None,
+    };
+    let h: u32 = hhmm[..2].parse().ok()?;
+    let m: u32 = hhmm[2..].parse().ok()?;
+    let time = chrono::NaiveTime::from_hms_opt(h, m, 0)?;
+    let today = now.with_timezone(&tz).date_naive();
+    let at = |date: chrono::NaiveDate| {
+        tz.from_local_datetime(&date.and_time(time))
+            .earliest()
+            .map(|t| t.with_timezone(&Utc))
+    };
+    match days {
+        Some(d) => at(today + chrono::Days::new(d)),
+        None => {
+            let t = at(today)?;
+            if t > now {
+                Some(t)
+            } else {
+                at(today + chrono::Days::new(1))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keyed_times_are_read_in_the_queue_time_zone() {
+        let tz: chrono_tz::Tz = "Europe/Paris".parse().unwrap();
+        let now = Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap(); // 10:00 in Paris
+        assert_eq!(
+            wanted_time("1430", now, tz),
+            Some(Utc.with_ymd_and_hms(2026, 3, 2, 13, 30, 0).unwrap())
+        );
+        // Already past today: tomorrow.
+        assert_eq!(
+            wanted_time("0930", now, tz),
+            Some(Utc.with_ymd_and_hms(2026, 3, 3, 8, 30, 0).unwrap())
+        );
+        assert_eq!(
+            wanted_time("21000", now, tz),
+            Some(Utc.with_ymd_and_hms(2026, 3, 4, 9, 0, 0).unwrap())
+        );
+        assert_eq!(wanted_time("2561", now, tz), None);
+        assert_eq!(wanted_time("12", now, tz), None);
+        assert_eq!(wanted_time("12*4", now, tz), None);
+    }
 }
