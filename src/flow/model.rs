@@ -630,6 +630,8 @@ pub struct TerminateCall {
 }
 
 /// A block; `type` selects it.
+// Blocks are built once when a flow loads and read in place, so their size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Block {
