@@ -48,6 +48,8 @@ pub struct ApiState {
     pub errors: Arc<ErrorLog>,
     /// SHA-256 of every accepted API key.
     pub key_hashes: Arc<Vec<[u8; 32]>>,
+    /// Where accepted call-in requests are made durable before they are returned.
+    pub store: Option<Arc<dyn crate::store::Store>>,
 }
 
 impl ApiState {
@@ -80,6 +82,7 @@ impl ApiState {
             router,
             errors: Arc::new(ErrorLog::default()),
             key_hashes: Arc::new(key_hashes),
+            store: None,
         }
     }
 
@@ -603,6 +606,19 @@ async fn create_call_in(
             }
             other => ApiError::bad_request(other.to_string()),
         })?;
+    if let Some(store) = &s.store
+        && let Err(e) = store
+            .save_documents(vec![crate::callin::to_document(&req)])
+            .await
+    {
+        s.callin.forget(req.id);
+        tracing::error!(error = %e, "call-in request not durable: refused");
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            2,
+            "the request could not be stored; try again".to_string(),
+        ));
+    }
     Ok(ok(json!({
         "id": req.id,
         "toPhoneNumber": req.dnis,

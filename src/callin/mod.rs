@@ -39,6 +39,36 @@ pub enum CallInState {
     Cancelled,
 }
 
+/// Store document kind of call-in requests.
+pub const DOC_KIND: &str = "callin_request";
+
+/// A request as a store document.
+pub fn to_document(r: &CallInRequest) -> crate::store::Document {
+    crate::store::Document {
+        kind: DOC_KIND.to_string(),
+        id: r.id.to_string(),
+        body: serde_json::to_value(r).unwrap_or_default(),
+    }
+}
+
+/// Saves requests in the background (state changes after creation: matched, expired); a crash
+/// before the write leaves the previous state, which expiry corrects.
+pub fn persist_later(
+    store: &std::sync::Arc<dyn crate::store::Store>,
+    requests: Vec<CallInRequest>,
+) {
+    if requests.is_empty() {
+        return;
+    }
+    let store = store.clone();
+    let docs = requests.iter().map(to_document).collect();
+    tokio::spawn(async move {
+        if let Err(e) = store.save_documents(docs).await {
+            tracing::warn!(error = %e, "call-in request state not saved");
+        }
+    });
+}
+
 /// How the matched call is to be routed (the Match block's routing parameters).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RoutingData {
@@ -398,6 +428,41 @@ impl CallIn {
             }
         }
         due
+    }
+
+    /// Puts back requests read from the store after a restart: pending ones keep their DNIS
+    /// (for unique-DNIS groups) until they match or expire; past ones are kept for listing.
+    pub fn restore(&self, requests: Vec<CallInRequest>) {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        let mut requests = requests;
+        requests.sort_by_key(|r| r.created_at);
+        for r in requests {
+            if r.state == CallInState::Pending
+                && let Some(g) = inner.groups.get_mut(&r.group)
+            {
+                g.leased.insert(r.dnis.clone());
+            }
+            inner.order.push_back(r.id);
+            inner.requests.insert(r.id, r);
+        }
+        while inner.order.len() > KEPT_RECORDS {
+            if let Some(old) = inner.order.pop_front()
+                && let Some(r) = inner.requests.remove(&old)
+            {
+                release(inner, &r);
+            }
+        }
+    }
+
+    /// Drops a request that could not be made durable (it was never handed out).
+    pub fn forget(&self, id: Uuid) {
+        let mut guard = self.lock();
+        let inner = &mut *guard;
+        if let Some(r) = inner.requests.remove(&id) {
+            inner.order.retain(|x| *x != id);
+            release(inner, &r);
+        }
     }
 
     /// The earliest expiry among pending requests (for the scheduler).

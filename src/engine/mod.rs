@@ -64,6 +64,8 @@ pub struct Core {
     pub callin: Arc<CallIn>,
     /// The router and its assignment delivery.
     pub dispatch: Arc<Dispatch>,
+    /// Durable state.
+    pub store: Arc<dyn Store>,
 }
 
 impl Core {
@@ -77,7 +79,7 @@ impl Core {
         let callbacks = Arc::new(CallbackService::new(
             config.clone(),
             clock.clone(),
-            store,
+            store.clone(),
             notifier,
         ));
         let router = Arc::new(Router::from_config(&config)?);
@@ -97,12 +99,24 @@ impl Core {
                 tracing::warn!(group = %g.name, error = %e, "call-in group refused");
             }
         }
+        let saved: Vec<crate::callin::CallInRequest> = store
+            .documents(crate::callin::DOC_KIND)
+            .await?
+            .into_iter()
+            .filter_map(|d| serde_json::from_value(d.body).ok())
+            .collect();
+        tracing::info!(
+            requests = saved.len(),
+            "call-in requests recovered from the store"
+        );
+        callin.restore(saved);
         Ok(Core {
             config,
             clock,
             callbacks,
             callin,
             dispatch,
+            store,
         })
     }
 
@@ -115,6 +129,7 @@ impl Core {
             callin: self.callin.clone(),
             dispatch: self.dispatch.clone(),
             agents,
+            store: self.store.clone(),
         }
     }
 
@@ -129,6 +144,7 @@ impl Core {
             self.callbacks.clone(),
             self.callin.clone(),
             self.clock.clone(),
+            self.store.clone(),
         ))
     }
 }
@@ -160,6 +176,7 @@ impl Engine {
             callbacks,
             callin,
             dispatch,
+            store,
             ..
         } = core;
         let router = dispatch.router().clone();
@@ -168,14 +185,16 @@ impl Engine {
             callbacks.clone(),
             callin.clone(),
             clock.clone(),
+            store.clone(),
         )));
-        let state = ApiState::new(
+        let mut state = ApiState::new(
             config.clone(),
             clock.clone(),
             callbacks.clone(),
             callin.clone(),
             router.clone(),
         );
+        state.store = Some(store.clone());
         let addr = config.spec.listeners.http;
         let listener = tokio::net::TcpListener::bind(addr)
             .await
@@ -193,7 +212,7 @@ impl Engine {
         let listeners = &config.spec.listeners;
         let mut sip_addrs = sip::SipAddrs::default();
         if !(listeners.sip_udp.is_empty() && listeners.sip_tcp.is_empty()) {
-            sip_addrs = start_sip(&config, &clock, &callbacks, &callin, &dispatch).await?;
+            sip_addrs = start_sip(&config, &clock, &callbacks, &callin, &dispatch, &store).await?;
         }
         Ok(Engine {
             callbacks,
@@ -221,6 +240,7 @@ async fn start_sip(
     callbacks: &Arc<CallbackService>,
     callin: &Arc<CallIn>,
     dispatch: &Arc<Dispatch>,
+    store: &Arc<dyn Store>,
 ) -> Result<sip::SipAddrs, EngineError> {
     use crate::media::prompts::PromptLibrary;
     let prompts = Arc::new(
@@ -309,6 +329,7 @@ async fn start_sip(
         callin: callin.clone(),
         dispatch: dispatch.clone(),
         agents: dialer.clone(),
+        store: store.clone(),
     });
     let _ = front.services.set(services.clone());
     let (udp, tcp) = ua.local_addrs();
@@ -325,7 +346,12 @@ async fn start_sip(
 
 /// Sleeps on the clock until the next callback deadline (or at most one second, so that new
 /// deadlines and call-in expiries are picked up) and handles what is due.
-async fn scheduler_loop(callbacks: Arc<CallbackService>, callin: Arc<CallIn>, clock: SharedClock) {
+async fn scheduler_loop(
+    callbacks: Arc<CallbackService>,
+    callin: Arc<CallIn>,
+    clock: SharedClock,
+    store: Arc<dyn Store>,
+) {
     loop {
         let now = clock.now();
         let wake = callbacks
@@ -339,7 +365,12 @@ async fn scheduler_loop(callbacks: Arc<CallbackService>, callin: Arc<CallIn>, cl
         if let Err(e) = callbacks.tick().await {
             tracing::error!(error = %e, "callback scheduler");
         }
-        callin.expire_due(clock.now());
+        let expired: Vec<_> = callin
+            .expire_due(clock.now())
+            .into_iter()
+            .filter_map(|id| callin.get(id))
+            .collect();
+        crate::callin::persist_later(&store, expired);
     }
 }
 

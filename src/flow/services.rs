@@ -90,6 +90,8 @@ pub struct FlowServices {
     pub dispatch: Arc<Dispatch>,
     /// Rings agents' phones.
     pub agents: Arc<dyn Dialer>,
+    /// Durable state (call-in request states).
+    pub store: Arc<dyn crate::store::Store>,
 }
 
 impl FlowServices {
@@ -195,10 +197,15 @@ impl FlowServices {
         facts: &CallFacts,
     ) -> Result<CallInRequest, MatchFailure> {
         let callbacks = self.callbacks.clone();
-        self.callin
+        let matched = self
+            .callin
             .match_call(criteria, facts, self.clock.now(), &move |id| {
                 callbacks.is_alive(id)
-            })
+            });
+        if let Ok(req) = &matched {
+            crate::callin::persist_later(&self.store, vec![req.clone()]);
+        }
+        matched
     }
 
     /// Queues a live call for an agent; the receiver yields its assignment.
