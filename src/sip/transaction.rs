@@ -1054,10 +1054,23 @@ pub enum Routed {
 }
 
 /// The transaction table: routes incoming messages and drives every transaction's timers.
+/// Work is proportional to what changed, not to the table's size: transactions touched since
+/// the last poll sit in a dirty list, and deadlines in an ordered timer map, so tens of
+/// thousands of transactions lingering in their absorb states (Timers J and K) cost nothing.
 #[derive(Debug, Default)]
 pub struct Transactions {
     timers: Timers,
     map: HashMap<TransactionKey, Transaction>,
+    /// Deadline of each transaction that has one, with the sequence number of its timer entry.
+    deadlines: HashMap<TransactionKey, (Instant, u64)>,
+    /// Every pending deadline, ordered.
+    wheel: std::collections::BTreeMap<(Instant, u64), TransactionKey>,
+    seq: u64,
+    /// Transactions that may have output or events.
+    dirty: VecDeque<TransactionKey>,
+    in_dirty: std::collections::HashSet<TransactionKey>,
+    /// Handed out by `get_mut`: re-examined at the next poll.
+    touched: Vec<TransactionKey>,
 }
 
 impl Transactions {
@@ -1065,7 +1078,7 @@ impl Transactions {
     pub fn new(timers: Timers) -> Self {
         Transactions {
             timers,
-            map: HashMap::new(),
+            ..Default::default()
         }
     }
 
@@ -1079,9 +1092,45 @@ impl Transactions {
         self.map.is_empty()
     }
 
-    /// A transaction by key.
+    /// A transaction by key (it is re-examined at the next poll).
     pub fn get_mut(&mut self, key: &TransactionKey) -> Option<&mut Transaction> {
+        if self.map.contains_key(key) {
+            self.touched.push(key.clone());
+        }
         self.map.get_mut(key)
+    }
+
+    /// Records that `key` changed: its deadline is re-read and it may have output.
+    fn touch(&mut self, key: &TransactionKey) {
+        let next = self.map.get(key).and_then(Transaction::poll_timeout);
+        let old = self.deadlines.get(key).copied();
+        if old.map(|(at, _)| at) != next {
+            if let Some(entry) = old {
+                self.wheel.remove(&entry);
+                self.deadlines.remove(key);
+            }
+            if let Some(at) = next {
+                self.seq += 1;
+                self.wheel.insert((at, self.seq), key.clone());
+                self.deadlines.insert(key.clone(), (at, self.seq));
+            }
+        }
+        if self.in_dirty.insert(key.clone()) {
+            self.dirty.push_back(key.clone());
+        }
+    }
+
+    fn sync(&mut self) {
+        for key in std::mem::take(&mut self.touched) {
+            self.touch(&key);
+        }
+    }
+
+    fn remove(&mut self, key: &TransactionKey) {
+        self.map.remove(key);
+        if let Some(entry) = self.deadlines.remove(key) {
+            self.wheel.remove(&entry);
+        }
     }
 
     /// Routes a parsed incoming message; `reliable` is true when it came over TCP.
@@ -1091,6 +1140,7 @@ impl Transactions {
         };
         if let Some(t) = self.map.get_mut(&key) {
             t.handle_message(now, msg);
+            self.touch(&key);
             return Routed::Matched(key);
         }
         match msg {
@@ -1113,6 +1163,7 @@ impl Transactions {
                     ))
                 };
                 self.map.insert(key.clone(), t);
+                self.touch(&key);
                 Routed::NewServer(key, r)
             }
         }
@@ -1136,6 +1187,7 @@ impl Transactions {
             Transaction::ClientNonInvite(ClientNonInvite::new(now, request, reliable, self.timers))
         };
         self.map.insert(key.clone(), t);
+        self.touch(&key);
         Ok(key)
     }
 
@@ -1146,47 +1198,84 @@ impl Transactions {
         key: &TransactionKey,
         resp: rsip::Response,
     ) -> Result<(), TransactionError> {
-        self.map
+        let result = self
+            .map
             .get_mut(key)
             .ok_or(TransactionError::BadRequest("no such transaction"))?
-            .send_response(now, resp)
+            .send_response(now, resp);
+        self.touch(key);
+        result
     }
 
-    /// Fires every due timer in every transaction.
+    /// Fires every due timer.
     pub fn handle_timeout(&mut self, now: Instant) {
-        for t in self.map.values_mut() {
-            if t.poll_timeout().is_some_and(|at| at <= now) {
+        self.sync();
+        while let Some((&(at, seq), _)) = self.wheel.first_key_value() {
+            if at > now {
+                break;
+            }
+            let Some(key) = self.wheel.remove(&(at, seq)) else {
+                break;
+            };
+            self.deadlines.remove(&key);
+            if let Some(t) = self.map.get_mut(&key) {
                 t.handle_timeout(now);
             }
+            self.touch(&key);
         }
     }
 
     /// The earliest deadline over all transactions.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        self.map
-            .values()
-            .filter_map(Transaction::poll_timeout)
+        let touched = self
+            .touched
+            .iter()
+            .filter_map(|k| self.map.get(k))
+            .filter_map(Transaction::poll_timeout);
+        self.wheel
+            .first_key_value()
+            .map(|((at, _), _)| *at)
+            .into_iter()
+            .chain(touched)
             .min()
     }
 
-    /// The next message to send, from any transaction.
+    /// The next message to send, from any transaction. Drain it before `poll_event`.
     pub fn poll_transmit(&mut self) -> Option<(TransactionKey, SipMessage)> {
-        self.map
-            .iter_mut()
-            .find_map(|(k, t)| t.poll_transmit().map(|m| (k.clone(), m)))
+        self.sync();
+        for key in &self.dirty {
+            if let Some(t) = self.map.get_mut(key)
+                && let Some(m) = t.poll_transmit()
+            {
+                return Some((key.clone(), m));
+            }
+        }
+        None
     }
 
     /// The next event from any transaction; terminated transactions leave the table once
     /// their last event has been taken.
     pub fn poll_event(&mut self) -> Option<(TransactionKey, Event)> {
-        let found = self
-            .map
-            .iter_mut()
-            .find_map(|(k, t)| t.poll_event().map(|e| (k.clone(), e)));
-        if let Some((k, Event::Terminated)) = &found {
-            self.map.remove(k);
+        self.sync();
+        while let Some(key) = self.dirty.front().cloned() {
+            let event = self.map.get_mut(&key).and_then(Transaction::poll_event);
+            match event {
+                Some(Event::Terminated) => {
+                    self.remove(&key);
+                    return Some((key, Event::Terminated));
+                }
+                Some(e) => {
+                    // Its timer may have changed with the event (e.g. a final response).
+                    self.touch(&key);
+                    return Some((key, e));
+                }
+                None => {
+                    self.dirty.pop_front();
+                    self.in_dirty.remove(&key);
+                }
+            }
         }
-        found
+        None
     }
 }
 
