@@ -1,6 +1,6 @@
 //! `boomerang-sim`: generates callers and agents to load-test a boomerang configuration.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use boomerang_sim::{Mode, RunOptions, Scenario};
@@ -55,7 +55,7 @@ enum Cmd {
     },
 }
 
-fn load(path: &PathBuf) -> Result<Scenario> {
+fn load(path: &Path) -> Result<Scenario> {
     Scenario::load(path).map_err(|e| anyhow::anyhow!("{e}"))
 }
 

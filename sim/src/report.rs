@@ -65,6 +65,9 @@ pub struct Figures {
     pub arrival_rate_times_wait: Option<f64>,
 }
 
+/// Renders one row of the terminal table for one queue.
+type Cell = Box<dyn Fn(&Figures) -> String>;
+
 /// The report of one run.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
@@ -272,7 +275,7 @@ impl Report {
         if cols.len() > 1 {
             cols.push(("ALL", &self.overall));
         }
-        let rows: Vec<(&str, Box<dyn Fn(&Figures) -> String>)> = vec![
+        let rows: Vec<(&str, Cell)> = vec![
             ("offered", Box::new(|f: &Figures| f.offered.to_string())),
             ("queued", Box::new(|f: &Figures| f.queued.to_string())),
             ("answered", Box::new(|f: &Figures| f.answered.to_string())),

@@ -289,7 +289,7 @@ pub fn arrivals(s: &Scenario, seed: u64) -> Result<Vec<(f64, usize)>, SimError> 
     let dur = s.spec.duration.0;
     let mut out = Vec::new();
     for (i, a) in s.spec.arrivals.iter().enumerate() {
-        let mut rng = rng_for(seed ^ 0xA77_1BA1, i as u64);
+        let mut rng = rng_for(seed ^ 0x0A77_1BA1, i as u64);
         if let Some(rate) = a.rate_per_hour {
             poisson(&mut rng, &|_| rate, dur, i, &mut out);
         } else if let Some(table) = &a.hourly {
@@ -390,8 +390,9 @@ pub fn run(s: &Scenario, opts: &RunOptions) -> Result<Report, SimError> {
         )
     })?;
     let flows = Arc::new(flows);
+    // Timers only: no I/O driver to poll between events.
     let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
+        .enable_time()
         .start_paused(true)
         .build()?;
     let wall = std::time::Instant::now();
@@ -487,7 +488,7 @@ async fn simulate(
         .iter()
         .enumerate()
         .map(|(i, a)| AgentSim {
-            rng: rng_for(seed ^ 0xA6E_17, i as u64),
+            rng: rng_for(seed ^ 0x000A_6E17, i as u64),
             handle: spec.agents[a.profile].handle_time,
             acw: spec.agents[a.profile].after_call_work,
         })
@@ -603,7 +604,7 @@ async fn simulate(
         let sh = shared.clone();
         let services = services.clone();
         let active = active.clone();
-        let digits = spec.caller.digits.clone();
+        let digits = Arc::new(spec.caller.digits.clone());
         tokio::spawn(async move {
             for (idx, (t, stream)) in arr.into_iter().enumerate() {
                 sh.clock.sleep_until(sh.start + delta(t)).await;

@@ -400,12 +400,12 @@ fn pos_of(root: &Node, path: &[&str], index: Option<(usize, &str)>) -> Pos {
             None => return n.pos,
         }
     }
-    if let Some((i, key)) = index {
-        if let Some(item) = n.items().get(i) {
-            n = item;
-            if let Some((k, _)) = n.entry(key) {
-                return k.pos;
-            }
+    if let Some((i, key)) = index
+        && let Some(item) = n.items().get(i)
+    {
+        n = item;
+        if let Some((k, _)) = n.entry(key) {
+            return k.pos;
         }
     }
     n.pos
