@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use boomerang_sim::{Mode, RunOptions, Scenario};
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -66,12 +66,7 @@ fn main() -> Result<()> {
             let s = load(&scenario)?;
             let tmp = tempfile::tempdir()?;
             let config = boomerang_sim::run::build_config(&s, tmp.path())?;
-            if let Err(errs) = boomerang::flow::FlowSet::load(&config, None) {
-                for e in errs {
-                    eprintln!("{e}");
-                }
-                bail!("flows do not load");
-            }
+            boomerang_sim::run::check_against(&s, &config)?;
             let arrivals = boomerang_sim::run::arrivals(&s, s.spec.seed)?;
             println!(
                 "{}: ok ({} agents, about {} callers)",

@@ -357,16 +357,9 @@ fn poisson(
     }
 }
 
-/// Runs a scenario and returns its report.
-pub fn run(s: &Scenario, opts: &RunOptions) -> Result<Report, SimError> {
-    if opts.mode == Mode::Wire {
-        return Err(SimError::WireNotImplemented);
-    }
-    let seed = opts.seed.unwrap_or(s.spec.seed);
-    let tmp = tempfile::tempdir()?;
-    let config = Arc::new(build_config(s, tmp.path())?);
-    let plan = agent_plan(s);
-    let arr = arrivals(s, seed)?;
+/// Checks that the configuration has the scenario's route points (with flows) and queues, and
+/// loads the flows.
+pub fn check_against(s: &Scenario, config: &Config) -> Result<FlowSet, SimError> {
     for a in &s.spec.arrivals {
         if config.route_point(&a.route_point).is_none() {
             return Err(SimError::Mismatch(format!(
@@ -381,7 +374,7 @@ pub fn run(s: &Scenario, opts: &RunOptions) -> Result<Report, SimError> {
             )));
         }
     }
-    let flows = FlowSet::load(&config, None).map_err(|errs| {
+    let flows = FlowSet::load(config, None).map_err(|errs| {
         SimError::Flows(
             errs.iter()
                 .map(|e| e.to_string())
@@ -389,7 +382,28 @@ pub fn run(s: &Scenario, opts: &RunOptions) -> Result<Report, SimError> {
                 .join("\n"),
         )
     })?;
-    let flows = Arc::new(flows);
+    for a in &s.spec.arrivals {
+        if flows.for_number(config, &a.route_point).is_none() {
+            return Err(SimError::Mismatch(format!(
+                "route point {} has no loaded flow",
+                a.route_point
+            )));
+        }
+    }
+    Ok(flows)
+}
+
+/// Runs a scenario and returns its report.
+pub fn run(s: &Scenario, opts: &RunOptions) -> Result<Report, SimError> {
+    if opts.mode == Mode::Wire {
+        return Err(SimError::WireNotImplemented);
+    }
+    let seed = opts.seed.unwrap_or(s.spec.seed);
+    let tmp = tempfile::tempdir()?;
+    let config = Arc::new(build_config(s, tmp.path())?);
+    let plan = agent_plan(s);
+    let arr = arrivals(s, seed)?;
+    let flows = Arc::new(check_against(s, &config)?);
     // Timers only: no I/O driver to poll between events.
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
@@ -797,5 +811,58 @@ async fn caller(
     }
     if c.route_result.as_deref() != Some("abandoned") {
         c.abandoned = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scenario(arrivals: &str, dir: &Path) -> Scenario {
+        let text = format!(
+            "start: 2026-03-02T09:00:00Z
+duration: 10h
+arrivals:
+{arrivals}
+agents:
+  - profile: a
+    count: 1
+    skills: {{Sales: 5}}
+    handle_time: {{fixed: 60}}
+"
+        );
+        Scenario::from_str_in(&text, &dir.join("s.yaml"), dir).unwrap()
+    }
+
+    #[test]
+    fn poisson_arrivals_follow_the_rate_and_the_hourly_table() {
+        let dir = Path::new(".");
+        let s = scenario("  - {route_point: 1, queue: Q, rate_per_hour: 360}", dir);
+        let a = arrivals(&s, 3).unwrap();
+        // 3600 expected; 5 standard deviations is 300.
+        assert!((a.len() as f64 - 3600.0).abs() < 300.0, "{}", a.len());
+        assert!(a.windows(2).all(|w| w[0].0 <= w[1].0));
+        assert!(a.iter().all(|(t, _)| *t < 36000.0));
+        let s = scenario("  - {route_point: 1, queue: Q, hourly: [0, 1000]}", dir);
+        let a = arrivals(&s, 3).unwrap();
+        let even = a
+            .iter()
+            .filter(|(t, _)| ((*t / 3600.0) as usize).is_multiple_of(2))
+            .count();
+        assert_eq!(even, 0, "no calls in the hours with rate 0");
+        assert!((a.len() as f64 - 5000.0).abs() < 400.0, "{}", a.len());
+        assert_eq!(arrivals(&s, 3).unwrap(), a, "same seed, same arrivals");
+        assert_ne!(arrivals(&s, 4).unwrap(), a);
+    }
+
+    #[test]
+    fn csv_arrivals_are_read_and_bad_lines_named() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.csv"), "offset\n10\n5.5,x\n99999\n").unwrap();
+        let s = scenario("  - {route_point: 1, queue: Q, csv: a.csv}", dir.path());
+        assert_eq!(arrivals(&s, 0).unwrap(), vec![(5.5, 0), (10.0, 0)]);
+        std::fs::write(dir.path().join("a.csv"), "1\n2\nsoon\n").unwrap();
+        let e = arrivals(&s, 0).unwrap_err().to_string();
+        assert!(e.contains("a.csv:3") && e.contains("`soon`"), "{e}");
     }
 }

@@ -163,6 +163,17 @@ fn demo_scenario_books_and_serves_callbacks_deterministically() {
         f.answered + f.abandoned,
         "every queued caller ends answered or abandoned: {f:?}"
     );
+    let dir = tempfile::tempdir().unwrap();
+    let files = a.write_svgs(dir.path()).unwrap();
+    assert_eq!(files.len(), 3);
+    for f in files {
+        let svg = std::fs::read_to_string(f).unwrap();
+        assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+        assert!(
+            svg.contains("<polyline") || svg.contains("<rect x="),
+            "{svg}"
+        );
+    }
     let b = run(&s, 7);
     assert_eq!(
         serde_json::to_value(&a.overall).unwrap(),
