@@ -169,6 +169,9 @@ impl Dialer for AgentDialer {
         let (talk, acw) = {
             let mut agents = sh.lock_agents();
             let ag = &mut agents[a];
+            if ag.leaving {
+                return Err(DialResult::NoAnswer);
+            }
             let talk = ag.handle.sample(&mut ag.rng).unwrap_or(0.0);
             let acw = ag.acw.sample(&mut ag.rng).unwrap_or(0.0);
             (talk, acw)

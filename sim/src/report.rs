@@ -83,7 +83,8 @@ pub struct Report {
     pub queues: BTreeMap<String, Figures>,
     /// All queues.
     pub overall: Figures,
-    /// Agent occupancy: busy (talk and wrap-up) ÷ staffed time in the window.
+    /// Agent occupancy: busy (talk and wrap-up) ÷ time on duty (logged in, not on a break)
+    /// in the window.
     pub occupancy: Option<f64>,
     /// Agents generated.
     pub agents: usize,
@@ -112,6 +113,8 @@ pub struct RunFacts<'a> {
     pub samples: &'a Samples,
     /// Agent busy intervals (start, length).
     pub busy: &'a [(f64, f64)],
+    /// Intervals agents were on duty (start, end).
+    pub on_duty: &'a [(f64, f64)],
     /// Agents.
     pub agents: &'a [AgentPlan],
     /// Real seconds.
@@ -239,9 +242,9 @@ impl Report {
             .map(|(st, len)| ((st + len).min(w1) - st.max(w0)).max(0.0))
             .sum();
         let staffed: f64 = r
-            .agents
+            .on_duty
             .iter()
-            .map(|a| (a.shift.1.min(w1) - a.shift.0.max(w0)).max(0.0))
+            .map(|(a, b)| (b.min(w1) - a.max(w0)).max(0.0))
             .sum();
         Report {
             scenario: s.file.display().to_string(),

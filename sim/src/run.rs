@@ -148,6 +148,9 @@ pub(crate) struct AgentSim {
     pub rng: StdRng,
     pub handle: Dist,
     pub acw: Dist,
+    /// A break or the end of the shift is due: the phone is not answered, so the engine
+    /// makes the agent Not Ready (and requeues the caller at their place).
+    pub leaving: bool,
 }
 
 /// State shared by the simulated parties of a run.
@@ -159,6 +162,8 @@ pub struct Shared {
     pub(crate) agents: Mutex<Vec<AgentSim>>,
     pub(crate) agent_index: HashMap<String, usize>,
     pub(crate) busy: Mutex<Vec<(f64, f64)>>,
+    /// Intervals agents were on duty (logged in, not on a break).
+    pub(crate) on_duty: Mutex<Vec<(f64, f64)>>,
     pub(crate) callback_answer: CallbackAnswer,
     pub(crate) confirm_digit: String,
     pub(crate) timing: Timing,
@@ -205,6 +210,8 @@ pub struct AgentPlan {
     pub profile: usize,
     /// Working window (seconds from the start).
     pub shift: (f64, f64),
+    /// Breaks (every, length), seconds.
+    pub breaks: Option<(f64, f64)>,
 }
 
 /// The agents a scenario generates, in order.
@@ -219,6 +226,7 @@ pub fn agent_plan(s: &Scenario) -> Vec<AgentPlan> {
                     .shift
                     .map(|sh| (sh.from.0, sh.to.0))
                     .unwrap_or((0.0, f64::INFINITY)),
+                breaks: p.breaks.map(|b| (b.every.0, b.length.0)),
             });
         }
     }
@@ -421,7 +429,7 @@ pub fn run(s: &Scenario, opts: &RunOptions) -> Result<Report, SimError> {
         opts,
     ))?;
     drop(rt);
-    let (records, samples, busy) = out;
+    let (records, samples, busy, on_duty) = out;
     Ok(Report::build(
         s,
         RunFacts {
@@ -429,6 +437,7 @@ pub fn run(s: &Scenario, opts: &RunOptions) -> Result<Report, SimError> {
             records: &records,
             samples: &samples,
             busy: &busy,
+            on_duty: &on_duty,
             agents: &agent_plan(s),
             wall_seconds: wall.elapsed().as_secs_f64(),
         },
@@ -439,7 +448,7 @@ pub fn run(s: &Scenario, opts: &RunOptions) -> Result<Report, SimError> {
 /// [`crate::report::queue_names`]).
 pub type Samples = Vec<(f64, Vec<usize>)>;
 
-type Outcome = (Vec<CallRecord>, Samples, Vec<(f64, f64)>);
+type Outcome = (Vec<CallRecord>, Samples, Vec<(f64, f64)>, Vec<(f64, f64)>);
 
 #[allow(clippy::too_many_arguments)]
 async fn simulate(
@@ -505,6 +514,7 @@ async fn simulate(
             rng: rng_for(seed ^ 0x000A_6E17, i as u64),
             handle: spec.agents[a.profile].handle_time,
             acw: spec.agents[a.profile].after_call_work,
+            leaving: false,
         })
         .collect();
     let shared = Arc::new(Shared {
@@ -519,6 +529,7 @@ async fn simulate(
             .map(|(i, a)| (a.id.clone(), i))
             .collect(),
         busy: Mutex::new(Vec::new()),
+        on_duty: Mutex::new(Vec::new()),
         callback_answer: spec.caller.callback_answer.clone(),
         confirm_digit: spec.caller.digits.callback_confirm.clone(),
         timing: Timing {
@@ -541,36 +552,20 @@ async fn simulate(
     runner.install();
     let scheduler = core.spawn_scheduler();
 
-    // Agents log in for their shifts.
-    for a in &plan {
+    // Agents log in for their shifts and take their breaks.
+    for (i, a) in plan.iter().enumerate() {
         let (from, to) = a.shift;
-        let id = a.id.clone();
-        let dispatch = core.dispatch.clone();
-        let clock = clock.clone();
-        let start = spec.start;
-        if from <= 0.0 && to.is_infinite() {
-            let _ = dispatch.set_agent_state(&id, StateKind::Ready, None);
+        if from <= 0.0 && to.is_infinite() && a.breaks.is_none() {
+            let _ = core.dispatch.set_agent_state(&a.id, StateKind::Ready, None);
+            lock(&shared.on_duty).push((0.0, f64::INFINITY));
             continue;
         }
-        tokio::spawn(async move {
-            clock.sleep_until(start + delta(from)).await;
-            let _ = dispatch.set_agent_state(&id, StateKind::Ready, None);
-            if to.is_infinite() {
-                return;
-            }
-            clock.sleep_until(start + delta(to)).await;
-            let router = dispatch.router().clone();
-            let Ok(idx) = router.agents().index_of(&id) else {
-                return;
-            };
-            loop {
-                if router.agents().get(idx).state() == StateKind::Ready {
-                    let _ = dispatch.set_agent_state(&id, StateKind::LoggedOut, None);
-                    return;
-                }
-                clock.sleep(chrono::TimeDelta::seconds(1)).await;
-            }
-        });
+        tokio::spawn(agent_duty(
+            shared.clone(),
+            core.dispatch.clone(),
+            i,
+            a.clone(),
+        ));
     }
 
     // Queue lengths, sampled.
@@ -724,7 +719,59 @@ async fn simulate(
     }
     let samples = std::mem::take(&mut *lock(&samples));
     let busy = std::mem::take(&mut *shared.lock_busy());
-    Ok((records, samples, busy))
+    let on_duty = std::mem::take(&mut *lock(&shared.on_duty));
+    Ok((records, samples, busy, on_duty))
+}
+
+/// One agent's working day: log in at the start of the shift, take breaks after the call in
+/// progress, log out at the end of the shift after the call in progress.
+async fn agent_duty(
+    sh: Arc<Shared>,
+    dispatch: Arc<boomerang::routing::Dispatch>,
+    i: usize,
+    a: AgentPlan,
+) {
+    let (from, to) = a.shift;
+    sh.clock.sleep_until(sh.start + delta(from)).await;
+    let _ = dispatch.set_agent_state(&a.id, StateKind::Ready, None);
+    let router = dispatch.router().clone();
+    let Ok(idx) = router.agents().index_of(&a.id) else {
+        return;
+    };
+    let mut on_since = sh.t();
+    loop {
+        let next_break = a.breaks.map(|(every, _)| on_since + every);
+        let until = next_break.unwrap_or(f64::INFINITY).min(to);
+        if until.is_infinite() {
+            lock(&sh.on_duty).push((on_since, f64::INFINITY));
+            return;
+        }
+        sh.clock.sleep_until(sh.start + delta(until)).await;
+        // Leave after the call in progress: a Ready agent leaves at once; a busy one stops
+        // answering, which makes the engine set it Not Ready when it is next offered a call.
+        sh.lock_agents()[i].leaving = true;
+        loop {
+            match router.agents().get(idx).state() {
+                StateKind::Ready => {
+                    let _ = dispatch.set_agent_state(&a.id, StateKind::NotReady, Some("break"));
+                    break;
+                }
+                StateKind::NotReady | StateKind::LoggedOut => break,
+                _ => sh.clock.sleep(chrono::TimeDelta::seconds(1)).await,
+            }
+        }
+        sh.lock_agents()[i].leaving = false;
+        let off = sh.t();
+        lock(&sh.on_duty).push((on_since, off));
+        if until >= to {
+            let _ = dispatch.set_agent_state(&a.id, StateKind::LoggedOut, None);
+            return;
+        }
+        let length = a.breaks.map(|(_, l)| l).unwrap_or(0.0);
+        sh.clock.sleep(delta(length)).await;
+        let _ = dispatch.set_agent_state(&a.id, StateKind::Ready, None);
+        on_since = sh.t();
+    }
 }
 
 async fn caller(

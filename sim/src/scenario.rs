@@ -328,6 +328,19 @@ pub struct AgentProfile {
     /// Working window as offsets from the start; default: the whole run.
     #[serde(default)]
     pub shift: Option<Shift>,
+    /// Not-ready breaks, taken after the current call.
+    #[serde(default)]
+    pub breaks: Option<Breaks>,
+}
+
+/// Regular not-ready breaks.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Breaks {
+    /// Time on duty between breaks.
+    pub every: Secs,
+    /// Length of each break.
+    pub length: Secs,
 }
 
 /// A working window.
@@ -555,6 +568,15 @@ fn check(root: &Node, s: &ScenarioSpec) -> Vec<Diagnostic> {
                     e,
                 );
             }
+        }
+        if let Some(b) = p.breaks
+            && (b.every.0 <= 0.0 || b.length.0 <= 0.0)
+        {
+            bad(
+                pos_of(root, &["agents"], Some((i, "breaks"))),
+                format!("{path}.breaks"),
+                "`every` and `length` must be more than zero".into(),
+            );
         }
         if let Some(sh) = p.shift
             && sh.to.0 <= sh.from.0
