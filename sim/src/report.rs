@@ -108,9 +108,9 @@ pub struct RunFacts<'a> {
     /// Seed.
     pub seed: u64,
     /// Callers.
-    pub records: &'a [CallRecord],
+    pub records: Vec<CallRecord>,
     /// Queue lengths.
-    pub samples: &'a Samples,
+    pub samples: Samples,
     /// Agent busy intervals (start, length).
     pub busy: &'a [(f64, f64)],
     /// Intervals agents were on duty (start, end).
@@ -236,6 +236,7 @@ impl Report {
             queues.insert(q.clone(), figures(&calls, sl, window, qlen(Some(qi))));
         }
         let overall = figures(&measured, sl, window, qlen(None));
+        let callers = r.records.len();
         let busy: f64 = r
             .busy
             .iter()
@@ -249,16 +250,16 @@ impl Report {
         Report {
             scenario: s.file.display().to_string(),
             seed: r.seed,
-            callers: r.records.len(),
+            callers,
             window: (w0, w1),
             queues,
             overall,
             occupancy: (staffed > 0.0).then(|| busy / staffed),
             agents: r.agents.len(),
             wall_seconds: r.wall_seconds,
-            callers_per_second: r.records.len() as f64 / r.wall_seconds.max(1e-9),
-            calls: r.records.to_vec(),
-            samples: r.samples.clone(),
+            callers_per_second: callers as f64 / r.wall_seconds.max(1e-9),
+            calls: r.records,
+            samples: r.samples,
             queue_order: names,
         }
     }

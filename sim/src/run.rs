@@ -434,8 +434,8 @@ pub fn run(s: &Scenario, opts: &RunOptions) -> Result<Report, SimError> {
         s,
         RunFacts {
             seed,
-            records: &records,
-            samples: &samples,
+            records,
+            samples,
             busy: &busy,
             on_duty: &on_duty,
             agents: &agent_plan(s),
