@@ -59,8 +59,17 @@ fn load(path: &Path) -> Result<Scenario> {
     Scenario::load(path).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
-fn main() -> Result<()> {
-    let cli = Cli::parse();
+fn main() -> std::process::ExitCode {
+    match real_main(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn real_main(cli: Cli) -> Result<()> {
     match cli.cmd {
         Cmd::Check { scenario } => {
             let s = load(&scenario)?;

@@ -368,17 +368,28 @@ fn poisson(
 /// Checks that the configuration has the scenario's route points (with flows) and queues, and
 /// loads the flows.
 pub fn check_against(s: &Scenario, config: &Config) -> Result<FlowSet, SimError> {
-    for a in &s.spec.arrivals {
+    let at = |i: usize, queue: bool| {
+        s.arrival_pos
+            .get(i)
+            .map(|p| if queue { p.1 } else { p.0 })
+            .unwrap_or_default()
+    };
+    for (i, a) in s.spec.arrivals.iter().enumerate() {
         if config.route_point(&a.route_point).is_none() {
-            return Err(SimError::Mismatch(format!(
-                "route point {} is not in the engine configuration",
-                a.route_point
+            return Err(SimError::Mismatch(s.diagnose(
+                at(i, false),
+                &format!("arrivals[{i}].route_point"),
+                &format!(
+                    "route point {} is not in the engine configuration",
+                    a.route_point
+                ),
             )));
         }
         if config.queue(&a.queue).is_none() {
-            return Err(SimError::Mismatch(format!(
-                "queue {} is not in the engine configuration",
-                a.queue
+            return Err(SimError::Mismatch(s.diagnose(
+                at(i, true),
+                &format!("arrivals[{i}].queue"),
+                &format!("queue {} is not in the engine configuration", a.queue),
             )));
         }
     }
@@ -390,11 +401,12 @@ pub fn check_against(s: &Scenario, config: &Config) -> Result<FlowSet, SimError>
                 .join("\n"),
         )
     })?;
-    for a in &s.spec.arrivals {
+    for (i, a) in s.spec.arrivals.iter().enumerate() {
         if flows.for_number(config, &a.route_point).is_none() {
-            return Err(SimError::Mismatch(format!(
-                "route point {} has no loaded flow",
-                a.route_point
+            return Err(SimError::Mismatch(s.diagnose(
+                at(i, false),
+                &format!("arrivals[{i}].route_point"),
+                &format!("route point {} has no loaded flow", a.route_point),
             )));
         }
     }

@@ -362,6 +362,10 @@ pub struct Scenario {
     pub dir: PathBuf,
     /// The content.
     pub spec: ScenarioSpec,
+    /// The text, for diagnostics found later (against the engine configuration).
+    pub text: String,
+    /// Where each arrival stream's `route_point` and `queue` values are written.
+    pub arrival_pos: Vec<(Pos, Pos)>,
 }
 
 impl Scenario {
@@ -391,11 +395,32 @@ impl Scenario {
         if !diags.is_empty() {
             return Err(render(diags));
         }
+        let arrival_pos = root
+            .get("arrivals")
+            .map(|a| {
+                a.items()
+                    .iter()
+                    .map(|item| {
+                        let at = |k: &str| item.get(k).map(|n| n.pos).unwrap_or(item.pos);
+                        (at("route_point"), at("queue"))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         Ok(Scenario {
             file: file.to_path_buf(),
             dir: dir.to_path_buf(),
             spec,
+            text: text.to_string(),
+            arrival_pos,
         })
+    }
+
+    /// A problem at `pos` of this file, rendered with the line and a caret.
+    pub fn diagnose(&self, pos: Pos, path: &str, message: &str) -> String {
+        Diagnostic::new(pos, path, message)
+            .in_file(&self.file)
+            .render(&self.text)
     }
 
     /// The engine configuration file.

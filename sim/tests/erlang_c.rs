@@ -197,3 +197,20 @@ fn wire_mode_says_it_is_not_built() {
         "wire mode needs a running engine: not yet implemented"
     );
 }
+
+#[test]
+fn a_queue_missing_from_the_configuration_is_shown_where_written() {
+    let path = scenarios().join("demo.yaml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("queue: Sales_VQ\n", "queue: Nope_VQ\n");
+    let s = Scenario::from_str_in(&text, &path, &scenarios()).unwrap();
+    let e = boomerang_sim::run(&s, &RunOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("demo.yaml:19:12"), "{e}");
+    assert!(
+        e.contains("queue Nope_VQ is not in the engine configuration"),
+        "{e}"
+    );
+}
