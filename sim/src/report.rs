@@ -31,6 +31,8 @@ pub struct Figures {
     pub answered: usize,
     /// Callers who hung up in queue.
     pub abandoned: usize,
+    /// Callers still in queue when the run stopped (the drain limit was reached).
+    pub still_queued: usize,
     /// Callers who left in the IVR without queueing or booking.
     pub left_in_ivr: usize,
     /// Callers offered a callback.
@@ -159,6 +161,8 @@ fn figures(calls: &[&CallRecord], sl: f64, window: f64, queue_len: Option<f64>) 
                 f.abandoned += 1;
                 waited += 1;
                 in_queue.push(ab - q);
+            } else {
+                f.still_queued += 1;
             }
         } else if c.callback_id.is_none() {
             f.left_in_ivr += 1;
@@ -284,6 +288,10 @@ impl Report {
             ("queued", Box::new(|f: &Figures| f.queued.to_string())),
             ("answered", Box::new(|f: &Figures| f.answered.to_string())),
             ("abandoned", Box::new(|f: &Figures| f.abandoned.to_string())),
+            (
+                "still queued at the end",
+                Box::new(|f: &Figures| f.still_queued.to_string()),
+            ),
             (
                 "left in IVR",
                 Box::new(|f: &Figures| f.left_in_ivr.to_string()),

@@ -187,7 +187,8 @@ pub struct ArrivalSpec {
     /// Poisson arrivals at a constant rate (calls per hour).
     #[serde(default)]
     pub rate_per_hour: Option<f64>,
-    /// Poisson arrivals whose rate (calls per hour) changes every hour; the table repeats.
+    /// Poisson arrivals whose rate (calls per hour) changes every hour: entry 0 is the first
+    /// hour after `start`; the table repeats.
     #[serde(default)]
     pub hourly: Option<Vec<f64>>,
     /// A CSV file of arrival offsets in seconds from the start (first column; a header line

@@ -90,6 +90,7 @@ fn check_against_formula(s: &Scenario, erlangs: f64, agents: u32, aht: f64, targ
             r.overall.answered, r.overall.offered,
             "everyone is answered"
         );
+        assert_eq!(r.overall.still_queued, 0);
         // Little's law: the sampled queue length agrees with arrival rate × mean wait.
         let l = r.overall.mean_queue_length.unwrap();
         let lw = r.overall.arrival_rate_times_wait.unwrap();
@@ -212,5 +213,31 @@ fn a_queue_missing_from_the_configuration_is_shown_where_written() {
     assert!(
         e.contains("queue Nope_VQ is not in the engine configuration"),
         "{e}"
+    );
+}
+
+#[test]
+fn the_sqlite_store_gives_the_same_run_as_the_memory_store() {
+    let path = scenarios().join("demo.yaml");
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace("duration: 4h", "duration: 1h")
+        .replace("warmup: 15m", "warmup: 0s");
+    let memory = Scenario::from_str_in(&text, &path, &scenarios()).unwrap();
+    let sqlite = Scenario::from_str_in(
+        &text.replace("sample_every: 5s", "sample_every: 5s\nstore: sqlite"),
+        &path,
+        &scenarios(),
+    )
+    .unwrap();
+    assert_eq!(
+        sqlite.spec.store,
+        boomerang_sim::scenario::StoreKind::Sqlite
+    );
+    let (a, b) = (run(&memory, 3), run(&sqlite, 3));
+    assert!(a.overall.callbacks_accepted.values().sum::<usize>() > 0);
+    assert_eq!(
+        serde_json::to_value(&a.overall).unwrap(),
+        serde_json::to_value(&b.overall).unwrap()
     );
 }
