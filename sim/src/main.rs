@@ -1,4 +1,127 @@
 //! `boomerang-sim`: generates callers and agents to load-test a boomerang configuration.
-fn main() {
-    println!("boomerang-sim: scenarios arrive with the simulator issue");
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use boomerang_sim::{Mode, RunOptions, Scenario};
+use clap::{Parser, Subcommand, ValueEnum};
+
+#[derive(Parser)]
+#[command(
+    name = "boomerang-sim",
+    version,
+    about = "Load simulator for boomerang"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ModeArg {
+    Virtual,
+    Wire,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Runs a scenario and prints its report.
+    Run {
+        /// Scenario file.
+        scenario: PathBuf,
+        /// Writes the report as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Also writes every caller's record into the JSON.
+        #[arg(long)]
+        calls: bool,
+        /// Writes SVG plots into this directory.
+        #[arg(long)]
+        svg_dir: Option<PathBuf>,
+        /// Seed replacing the scenario's.
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Virtual (engine code in-process, virtual time) or wire (SIP against a running engine).
+        #[arg(long, value_enum, default_value = "virtual")]
+        mode: ModeArg,
+        /// No progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Validates a scenario and the engine configuration and flows it uses.
+    Check {
+        /// Scenario file.
+        scenario: PathBuf,
+    },
+}
+
+fn load(path: &Path) -> Result<Scenario> {
+    Scenario::load(path).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+fn main() -> std::process::ExitCode {
+    match real_main(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn real_main(cli: Cli) -> Result<()> {
+    match cli.cmd {
+        Cmd::Check { scenario } => {
+            let s = load(&scenario)?;
+            let tmp = tempfile::tempdir()?;
+            let config = boomerang_sim::run::build_config(&s, tmp.path())?;
+            boomerang_sim::run::check_against(&s, &config)?;
+            let arrivals = boomerang_sim::run::arrivals(&s, s.spec.seed)?;
+            println!(
+                "{}: ok ({} agents, about {} callers)",
+                scenario.display(),
+                boomerang_sim::run::agent_plan(&s).len(),
+                arrivals.len()
+            );
+        }
+        Cmd::Run {
+            scenario,
+            json,
+            calls,
+            svg_dir,
+            seed,
+            mode,
+            quiet,
+        } => {
+            let s = load(&scenario)?;
+            let opts = RunOptions {
+                seed,
+                progress: !quiet,
+                mode: match mode {
+                    ModeArg::Virtual => Mode::Virtual,
+                    ModeArg::Wire => Mode::Wire,
+                },
+            };
+            let report = boomerang_sim::run(&s, &opts)?;
+            print!("{}", report.table());
+            if let Some(path) = json {
+                let mut v = serde_json::to_value(&report)?;
+                if calls && let Some(o) = v.as_object_mut() {
+                    o.insert("calls".into(), serde_json::to_value(&report.calls)?);
+                }
+                std::fs::write(&path, serde_json::to_string_pretty(&v)?)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                println!("report written to {}", path.display());
+            }
+            if let Some(dir) = svg_dir {
+                for p in report
+                    .write_svgs(&dir)
+                    .with_context(|| format!("writing plots into {}", dir.display()))?
+                {
+                    println!("plot written to {}", p.display());
+                }
+            }
+        }
+    }
+    Ok(())
 }

@@ -1,0 +1,17 @@
+//! `boomerang-sim`: callers and agents for load-testing a boomerang configuration.
+//!
+//! Virtual mode runs the engine's own core (router, flows, callbacks, dialer) on in-memory
+//! call legs and tokio's paused clock, so a simulated day passes in seconds and a seed replays
+//! the same run. Wire mode (SIP over loopback against `boomerang serve`) is not built yet.
+
+pub mod dist;
+pub mod erlang;
+pub mod legs;
+pub mod report;
+pub mod run;
+pub mod scenario;
+pub mod store;
+
+pub use report::Report;
+pub use run::{Mode, RunOptions, SimError, run};
+pub use scenario::Scenario;
