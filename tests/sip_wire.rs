@@ -374,3 +374,47 @@ async fn unanswered_customer_phone_is_cancelled_at_the_ring_timeout_and_recorded
     let result = callback_attempt_against("customer-no-answer.xml", 5).await;
     assert_eq!(result, boomerang::call::DialResult::NoAnswer);
 }
+
+async fn sipp_register(scenario: &str, target: SocketAddr, password: &str) -> bool {
+    let out = tokio::process::Command::new("sipp")
+        .arg("-sf")
+        .arg(repo().join("tests/sipp").join(scenario))
+        .arg(target.to_string())
+        .args(["-m", "1", "-i", "127.0.0.1", "-nostdin", "-timeout", "20s"])
+        .args(["-p", &free_port().to_string()])
+        .args(["-au", "1001", "-ap", password])
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("cannot run sipp (apt-get install -y sip-tester): {e}"));
+    out.status.success()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_authentication_only_the_right_password_registers_the_agent() {
+    let r = engine_with(|t| {
+        t.replace(
+            "  realm: boomerang",
+            "  realm: boomerang\n  authenticate_register: true",
+        )
+        .replace(
+            "    sip_user: \"1001\"",
+            "    sip_user: \"1001\"\n    password: s3cret",
+        )
+        .replace(
+            "    sip_user: \"1002\"",
+            "    sip_user: \"1002\"\n    password: other2",
+        )
+        .replace(
+            "    sip_user: \"1003\"",
+            "    sip_user: \"1003\"\n    password: other3",
+        )
+    })
+    .await;
+    let target = r.engine.sip.udp[0];
+    let router = r.engine.router.clone();
+    let alice = router.agents().index_of("alice").unwrap();
+    assert!(sipp_register("register-auth-wrong.xml", target, "guess").await);
+    assert_eq!(router.agents().get(alice).state(), StateKind::LoggedOut);
+    assert!(sipp_register("register-auth.xml", target, "s3cret").await);
+    assert_eq!(router.agents().get(alice).state(), StateKind::Ready);
+}

@@ -301,6 +301,17 @@ async fn start_sip(
                 max_expires: s.max_register_expires_seconds.max(60),
                 ..Default::default()
             },
+            register_auth: s
+                .authenticate_register
+                .then(|| crate::sip::ua::RegisterAuth {
+                    realm: s.realm.clone(),
+                    passwords: config
+                        .spec
+                        .agents
+                        .iter()
+                        .filter_map(|a| a.sip_user.clone().zip(a.password.clone()))
+                        .collect(),
+                }),
         },
         Arc::new(front.clone()),
     )
