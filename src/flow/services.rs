@@ -215,14 +215,16 @@ impl FlowServices {
         id: Uuid,
         priority: i64,
         enqueued_at: DateTime<Utc>,
+        requirement: Option<&str>,
     ) -> Result<oneshot::Receiver<Assignment>, RouterError> {
-        self.dispatch.enqueue_waiter(
+        self.dispatch.enqueue_waiter_requiring(
             queue,
             Waiting {
                 id,
                 priority,
                 enqueued_at,
             },
+            requirement,
         )
     }
 

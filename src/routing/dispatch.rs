@@ -71,10 +71,25 @@ impl Dispatch {
         queue: &str,
         w: Waiting,
     ) -> Result<oneshot::Receiver<Assignment>, RouterError> {
+        self.enqueue_waiter_requiring(queue, w, None)
+    }
+
+    /// As [`Self::enqueue_waiter`], for a call that also requires a skill expression of its agent.
+    pub fn enqueue_waiter_requiring(
+        &self,
+        queue: &str,
+        w: Waiting,
+        requirement: Option<&str>,
+    ) -> Result<oneshot::Receiver<Assignment>, RouterError> {
         let (tx, rx) = oneshot::channel();
         let id = w.id;
         self.waiters.insert(id, tx);
-        match self.router.enqueue(queue, w, self.clock.now()) {
+        let now = self.clock.now();
+        let queued = match requirement {
+            Some(expr) => self.router.enqueue_requiring(queue, w, expr, now),
+            None => self.router.enqueue(queue, w, now),
+        };
+        match queued {
             Ok(list) => {
                 self.deliver(list);
                 Ok(rx)

@@ -162,6 +162,28 @@ impl ReadySet {
         None
     }
 
+    /// Claims the longest-idle ready agent that `eligible` allows and `also` accepts (an
+    /// interaction's own skill requirement); walks the ready list, so it is for the rare
+    /// interactions that carry one.
+    pub fn claim_first(
+        &self,
+        agents: &AgentRegistry,
+        eligible: &Eligibility,
+        also: impl Fn(AgentIdx) -> bool,
+    ) -> Option<AgentIdx> {
+        for entry in self.set.iter() {
+            let (_, idx) = *entry.value();
+            if !eligible.contains(idx) || !also(idx) {
+                continue;
+            }
+            if agents.claim(idx) {
+                entry.remove();
+                return Some(idx);
+            }
+        }
+        None
+    }
+
     /// Claims the next ready eligible agent after `cursor` (round-robin).
     pub fn claim_round_robin(
         &self,

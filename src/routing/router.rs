@@ -107,6 +107,9 @@ pub struct Router {
     agent_queues: Vec<RwLock<Vec<usize>>>,
     ready: ReadySet,
     default_aht: TimeDelta,
+    /// Extra skill requirements of single interactions (a Route Call's own expression), on top
+    /// of their queue's.
+    requirements: dashmap::DashMap<Uuid, CompiledExpr>,
 }
 
 fn lock(m: &Mutex<WaitQueue>) -> MutexGuard<'_, WaitQueue> {
@@ -155,6 +158,7 @@ impl Router {
             by_name,
             ready: ReadySet::new(),
             default_aht: TimeDelta::seconds(300),
+            requirements: dashmap::DashMap::new(),
         };
         for (idx, _) in router.agents.iter() {
             router.recompute(idx);
@@ -261,8 +265,42 @@ impl Router {
         Ok(self.dispatch_queue(qi, now))
     }
 
+    /// Queues an interaction that also requires `expression` of its agent (beyond its queue's
+    /// expression). Agents who do not meet it are not given it; while such an interaction heads
+    /// its queue, agents who cannot take it serve other queues.
+    pub fn enqueue_requiring(
+        &self,
+        queue: &str,
+        w: Waiting,
+        expression: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Assignment>, RouterError> {
+        let expr = CompiledExpr::compile(expression, &self.catalog).map_err(|error| {
+            RouterError::Expression {
+                queue: queue.to_string(),
+                error,
+            }
+        })?;
+        self.requirements.insert(w.id, expr);
+        let id = w.id;
+        let r = self.enqueue(queue, w, now);
+        if r.is_err() {
+            self.requirements.remove(&id);
+        }
+        r
+    }
+
+    /// True when agent `idx` meets interaction `id`'s own requirement (or it has none).
+    fn meets(&self, idx: AgentIdx, id: Uuid) -> bool {
+        match self.requirements.get(&id) {
+            Some(e) => self.agents.get(idx).with_skills(|l| e.matches(l)),
+            None => true,
+        }
+    }
+
     /// Takes an interaction out of its queue (abandon, cancel); true if it was waiting.
     pub fn withdraw(&self, queue: &str, id: Uuid) -> Result<bool, RouterError> {
+        self.requirements.remove(&id);
         let q = self.queue(queue)?;
         let mut waiting = lock(&q.waiting);
         let removed = waiting.withdraw(id);
@@ -304,9 +342,35 @@ impl Router {
         let q = &self.queues[qi];
         let mut out = Vec::new();
         while q.len.load(Ordering::Acquire) > 0 {
-            let Some(agent) = self.claim(q) else { break };
+            let head = if self.requirements.is_empty() {
+                None
+            } else {
+                lock(&q.waiting).head().map(|w| w.id)
+            };
+            let claimed = match head {
+                Some(id) if self.requirements.contains_key(&id) => {
+                    self.ready
+                        .claim_first(&self.agents, &q.eligible, |idx| self.meets(idx, id))
+                }
+                _ => self.claim(q),
+            };
+            let Some(agent) = claimed else { break };
             let popped = pop(q);
             match popped {
+                Some(w) if !self.meets(agent, w.id) => {
+                    // Another router took the head meanwhile and the next one needs other
+                    // skills: put it back and free the agent.
+                    {
+                        let mut waiting = lock(&q.waiting);
+                        waiting.push(w);
+                        q.len.store(waiting.len(), Ordering::Release);
+                    }
+                    let _ = self
+                        .agents
+                        .set_state(agent, StateKind::Ready, now, None, None);
+                    self.ready.insert(&self.agents, agent);
+                    break;
+                }
                 Some(w) => out.push(self.assign(q, w, agent, now)),
                 None => {
                     // Someone else took the interaction: the agent goes back, keeping its place.
@@ -328,6 +392,7 @@ impl Router {
         agent: AgentIdx,
         now: DateTime<Utc>,
     ) -> Assignment {
+        self.requirements.remove(&w.id);
         let waited = (now - w.enqueued_at).max(TimeDelta::zero());
         q.stats
             .lock()
@@ -354,7 +419,10 @@ impl Router {
             }
             let head = lock(&self.queues[qi].waiting)
                 .head()
-                .map(|w| (w.priority, w.enqueued_at));
+                .map(|w| (w.priority, w.enqueued_at, w.id));
+            let head = head
+                .filter(|(_, _, id)| self.meets(idx, *id))
+                .map(|(p, t, _)| (p, t));
             if let Some((p, t)) = head
                 && best.is_none_or(|(bp, bt, _)| p > bp || (p == bp && t < bt))
             {
@@ -376,9 +444,25 @@ impl Router {
             let q = &self.queues[qi];
             let popped = pop(q);
             match popped {
+                Some(w) if !self.meets(idx, w.id) => {
+                    let mut waiting = lock(&q.waiting);
+                    waiting.push(w);
+                    q.len.store(waiting.len(), Ordering::Release);
+                    drop(waiting);
+                    let _ = self
+                        .agents
+                        .set_state(idx, StateKind::Ready, now, None, None);
+                }
                 Some(w) => {
                     self.ready.remove_entry(since, idx);
-                    return vec![self.assign(q, w, idx, now)];
+                    let had_requirement = self.requirements.contains_key(&w.id);
+                    let mut out = vec![self.assign(q, w, idx, now)];
+                    // The head needed skills others lack: whoever waited behind it may now
+                    // go to an agent who was ready all along.
+                    if had_requirement {
+                        out.extend(self.dispatch_queue(qi, now));
+                    }
+                    return out;
                 }
                 None => {
                     let _ = self
@@ -641,5 +725,55 @@ mod tests {
         let r = Router::from_config(&cfg).unwrap();
         assert_eq!(r.agents().len(), 3);
         assert_eq!(r.agent_counts("Sales_VQ_CB").unwrap().logged_in, 0);
+    }
+
+    #[test]
+    fn a_call_with_its_own_skill_requirement_waits_for_an_agent_who_meets_it() {
+        let agent = |id: &str, skills: &[(&str, u8)]| AgentInfo {
+            id: id.into(),
+            name: id.into(),
+            sip_user: String::new(),
+            skills: skills.iter().map(|(k, v)| (k.to_string(), *v)).collect(),
+        };
+        let r = Router::new(
+            vec![QueueDef {
+                name: "Q".into(),
+                skill_expression: "Sales > 0".into(),
+                selection: SelectionPolicy::LongestIdle,
+                ewt_method: EwtMethod::QueueLength,
+            }],
+            vec![
+                agent("bob", &[("Sales", 5)]),
+                agent("alice", &[("Sales", 5), ("French", 9)]),
+            ],
+        )
+        .unwrap();
+        let w = |n: u128, secs: i64| Waiting {
+            id: Uuid::from_u128(n),
+            priority: 0,
+            enqueued_at: t(secs),
+        };
+        // Bob is the longest idle, but the call needs French.
+        r.set_agent_state("bob", StateKind::Ready, t(0), None, None)
+            .unwrap();
+        let got = r
+            .enqueue_requiring("Q", w(1, 1), "French >= 5", t(1))
+            .unwrap();
+        assert!(got.is_empty(), "bob must not take a French call");
+        // A plain call behind it may not jump the queue either way: bob skips the queue.
+        assert!(r.enqueue("Q", w(2, 2), t(2)).unwrap().is_empty());
+        let got = r
+            .set_agent_state("alice", StateKind::Ready, t(3), None, None)
+            .unwrap();
+        let pairs: Vec<(&str, Uuid)> = got
+            .iter()
+            .map(|a| (a.agent.as_str(), a.interaction))
+            .collect();
+        // Alice takes the French call; the plain call behind it goes to bob at once.
+        assert_eq!(
+            pairs,
+            vec![("alice", Uuid::from_u128(1)), ("bob", Uuid::from_u128(2))]
+        );
+        assert!(r.enqueue_requiring("Q", w(3, 5), "Sales >", t(5)).is_err());
     }
 }

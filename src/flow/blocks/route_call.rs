@@ -52,7 +52,11 @@ pub async fn run(b: &RouteCall, cx: &mut Cx<'_>) -> Step {
     }
     let id = serving_id.unwrap_or_else(Uuid::new_v4);
     let entered = clock.now();
-    let mut rx = match services.queue_call(&queue, id, priority, entered) {
+    let requirement = b
+        .skill_expression
+        .as_deref()
+        .filter(|e| !e.trim().is_empty());
+    let mut rx = match services.queue_call(&queue, id, priority, entered, requirement) {
         Ok(rx) => rx,
         Err(e) => {
             cx.set("route.result", "error");
@@ -124,7 +128,7 @@ pub async fn run(b: &RouteCall, cx: &mut Cx<'_>) -> Step {
                     AgentConnect::CallerGone => return Step::HungUp,
                     AgentConnect::AgentUnavailable(r) => {
                         tracing::info!(agent = %a.agent, result = ?r, "agent did not answer; caller requeued");
-                        match services.queue_call(&queue, id, priority, entered) {
+                        match services.queue_call(&queue, id, priority, entered, requirement) {
                             Ok(again) => rx = again,
                             Err(_) => return Step::Branch(b.on_timeout.clone()),
                         }
