@@ -796,6 +796,21 @@ impl<'a> Validator<'a> {
                         format!("skill expression: {}", e.message),
                     );
                 }
+                if b.skill_expression.is_some() && b.skill_expression_from.is_some() {
+                    self.err(
+                        value_pos(node, "skill_expression_from"),
+                        yaml::join(path, "skill_expression_from"),
+                        "give at most one of `skill_expression` and `skill_expression_from`",
+                    );
+                }
+                if let Some(e) = &b.skill_expression_from {
+                    self.expr_at(
+                        node.get("skill_expression_from"),
+                        node.pos,
+                        &yaml::join(path, "skill_expression_from"),
+                        e,
+                    );
+                }
                 if let Some(p) = &b.priority {
                     self.expr_at(
                         node.get("priority"),

@@ -589,6 +589,10 @@ pub struct RouteCall {
     /// Extra skill requirement of this call (checked at load).
     #[serde(default)]
     pub skill_expression: Option<String>,
+    /// Or an expression giving it (e.g. `match.skill_expression`); an empty or invalid value
+    /// adds no requirement (logged).
+    #[serde(default)]
+    pub skill_expression_from: Option<ExprText>,
     /// Priority (expression; default 0).
     #[serde(default)]
     pub priority: Option<ExprText>,

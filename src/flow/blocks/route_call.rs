@@ -52,10 +52,21 @@ pub async fn run(b: &RouteCall, cx: &mut Cx<'_>) -> Step {
     }
     let id = serving_id.unwrap_or_else(Uuid::new_v4);
     let entered = clock.now();
+    let computed = b
+        .skill_expression_from
+        .as_ref()
+        .map(|e| cx.eval(e).to_string());
     let requirement = b
         .skill_expression
         .as_deref()
+        .or(computed.as_deref())
         .filter(|e| !e.trim().is_empty());
+    if let Some(e) = requirement
+        && let Err(err) = crate::routing::skills::Expr::parse(e)
+    {
+        tracing::warn!(expression = e, error = %err, "Route Call: skill requirement ignored");
+    }
+    let requirement = requirement.filter(|e| crate::routing::skills::Expr::parse(e).is_ok());
     let mut rx = match services.queue_call(&queue, id, priority, entered, requirement) {
         Ok(rx) => rx,
         Err(e) => {
