@@ -2,13 +2,21 @@
 //! the peer's packets come from), prompt playback paced at 20 ms, RFC 4733 and in-band DTMF
 //! detection into the leg's digit buffer, RFC 4733 sending, and relaying to a bridged session
 //! with G.711 transcoding when the two legs use different laws.
+//!
+//! Pacing: one driver thread (`rtp-pacer`) ticks every 20 ms on an absolute grid and sends the
+//! due frame of every open session, so thousands of concurrent prompts cost one timer, not one
+//! timer task per call (issue 4). Sessions register with it when they open and drop out when
+//! they close or are dropped. The driver sends on a non-blocking std clone of the session's
+//! socket, so it needs no tokio runtime and keeps its timing when the runtime's workers are
+//! busy with signalling. [`Pacing::PerSession`] keeps the former one-interval-task-per-session
+//! path for benchmarks (`benches/media_streams.rs`).
 
 use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, Once, Weak};
+use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
 use tokio::sync::Notify;
@@ -16,7 +24,8 @@ use tokio::sync::Notify;
 use super::dtmf::{DtmfReceiver, TelephoneEvent, ToneDetector, event_packets};
 use super::g711::{self, Law};
 use super::prompts::{FRAME_LEN, Frame};
-use super::rtp::{RtpPacket, RtpSender, is_rtcp};
+use super::pacer::FRAME_PERIOD;
+use super::rtp::{HEADER_LEN, RtpPacket, RtpSender, is_rtcp};
 use super::sdp::Negotiated;
 
 /// Key presses heard on a leg, from RTP events, in-band tones or SIP INFO, in order.
@@ -84,9 +93,36 @@ struct State {
     tones: ToneDetector,
 }
 
+/// How sessions opened from now on are paced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pacing {
+    /// One driver thread sends the frames of every session every 20 ms (the default).
+    Shared,
+    /// One tokio interval task per session (the former design; kept for benchmarks).
+    PerSession,
+}
+
+static PACING: AtomicU8 = AtomicU8::new(0);
+
+/// Chooses the pacing of sessions opened after this call (process-wide; for benchmarks).
+pub fn set_pacing(p: Pacing) {
+    PACING.store(p as u8, Ordering::Relaxed);
+}
+
+/// The pacing new sessions get.
+pub fn pacing() -> Pacing {
+    if PACING.load(Ordering::Relaxed) == Pacing::PerSession as u8 {
+        Pacing::PerSession
+    } else {
+        Pacing::Shared
+    }
+}
+
 /// An RTP session.
 pub struct MediaSession {
     socket: Arc<UdpSocket>,
+    /// The same socket as a non-blocking std socket, for sending from the pacing thread.
+    tx: std::net::UdpSocket,
     local: SocketAddr,
     state: Mutex<State>,
     digits: Arc<DigitBuffer>,
@@ -98,17 +134,22 @@ pub struct MediaSession {
     packets_received: AtomicU64,
 }
 
-/// Binds a UDP socket on an even port of `range` at `ip`.
-async fn bind_even(ip: IpAddr, range: (u16, u16)) -> io::Result<UdpSocket> {
+/// Binds a non-blocking UDP socket on an even port of `range` at `ip`.
+fn bind_even(ip: IpAddr, range: (u16, u16)) -> io::Result<std::net::UdpSocket> {
+    let bind = |port| {
+        let s = std::net::UdpSocket::bind(SocketAddr::new(ip, port))?;
+        s.set_nonblocking(true)?;
+        Ok::<_, io::Error>(s)
+    };
     let (lo, hi) = (range.0.max(1024) & !1, range.1);
     if lo >= hi {
-        return UdpSocket::bind(SocketAddr::new(ip, 0)).await;
+        return bind(0);
     }
     let span = u32::from((hi - lo) / 2).max(1);
     let start = rand::random::<u32>() % span;
     for i in 0..span.min(512) {
         let port = lo + (((start + i) % span) * 2) as u16;
-        if let Ok(s) = UdpSocket::bind(SocketAddr::new(ip, port)).await {
+        if let Ok(s) = bind(port) {
             return Ok(s);
         }
     }
@@ -125,10 +166,13 @@ impl MediaSession {
         range: (u16, u16),
         digits: Arc<DigitBuffer>,
     ) -> io::Result<Arc<Self>> {
-        let socket = Arc::new(bind_even(ip, range).await?);
+        let std_socket = bind_even(ip, range)?;
+        let tx = std_socket.try_clone()?;
+        let socket = Arc::new(UdpSocket::from_std(std_socket)?);
         let local = socket.local_addr()?;
         let session = Arc::new(MediaSession {
             socket,
+            tx,
             local,
             state: Mutex::new(State {
                 remote: None,
@@ -156,7 +200,17 @@ impl MediaSession {
             Arc::downgrade(&session),
             session.socket.clone(),
         ));
-        tokio::spawn(send_loop(Arc::downgrade(&session)));
+        match pacing() {
+            Pacing::PerSession => {
+                tokio::spawn(send_loop(Arc::downgrade(&session)));
+            }
+            Pacing::Shared => {
+                if !driver::register(Arc::downgrade(&session)) {
+                    // No pacing thread could be started: pace this session on its own.
+                    tokio::spawn(send_loop(Arc::downgrade(&session)));
+                }
+            }
+        }
         Ok(session)
     }
 
@@ -274,7 +328,7 @@ impl MediaSession {
     }
 
     fn send_raw(&self, to: SocketAddr, packet: &[u8]) {
-        if self.socket.try_send_to(packet, to).is_ok() {
+        if self.tx.send_to(packet, to).is_ok() {
             self.packets_sent.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -341,15 +395,14 @@ impl MediaSession {
         }
     }
 
-    /// One pacing tick: the next prompt frame and any due DTMF event packets.
-    fn tick(&self, silence: &[u8; FRAME_LEN]) {
+    /// One pacing tick: the next prompt frame and any due DTMF event packets. `scratch` is
+    /// the caller's reusable packet buffer.
+    fn tick(&self, scratch: &mut Vec<u8>) {
+        scratch.clear();
         let mut s = self.lock();
         let Some(to) = s.remote else { return };
-        let mut out: Vec<Vec<u8>> = Vec::new();
         // RFC 4733 packets go out every 20 ms in their own order.
-        if let Some((_, pkt)) = s.pending_events.pop_front() {
-            out.push(pkt);
-        }
+        let event = s.pending_events.pop_front().map(|(_, pkt)| pkt);
         let mut done = None;
         let bridged = s.peer.is_some();
         let law = s.law;
@@ -375,21 +428,20 @@ impl MediaSession {
                 }
             }
             None if bridged => None,
-            None => Some(*silence),
+            None => Some([law.silence(); FRAME_LEN]),
         };
         if done.is_some() {
             s.playing = None;
         }
         if let Some(f) = frame {
-            let payload: &[u8] = &f;
-            let mut buf = Vec::with_capacity(12 + FRAME_LEN);
-            let _ = law;
-            s.sender.audio_packet(payload, FRAME_LEN as u32, &mut buf);
-            out.push(buf);
+            s.sender.audio_packet(&f, FRAME_LEN as u32, scratch);
         }
         drop(s);
-        for p in out {
+        if let Some(p) = event {
             self.send_raw(to, &p);
+        }
+        if !scratch.is_empty() {
+            self.send_raw(to, scratch);
         }
         if let Some(id) = done {
             self.finish(id);
@@ -411,25 +463,100 @@ async fn receive_loop(session: Weak<MediaSession>, socket: Arc<UdpSocket>) {
     }
 }
 
+/// The former pacing: one tokio interval task per session ([`Pacing::PerSession`]).
 async fn send_loop(session: Weak<MediaSession>) {
-    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    let mut tick = tokio::time::interval(FRAME_PERIOD);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut silence_u = [0u8; FRAME_LEN];
-    let mut silence_a = [0u8; FRAME_LEN];
-    silence_u.fill(Law::Ulaw.silence());
-    silence_a.fill(Law::Alaw.silence());
+    let mut scratch = Vec::with_capacity(HEADER_LEN + FRAME_LEN);
     loop {
         tick.tick().await;
         let Some(s) = session.upgrade() else { return };
         if s.closed.load(Ordering::Acquire) {
             return;
         }
-        let silence = if s.law() == Law::Ulaw {
-            &silence_u
-        } else {
-            &silence_a
-        };
-        s.tick(silence);
+        s.tick(&mut scratch);
+    }
+}
+
+/// The shared pacing driver: one OS thread, one timer, every session.
+mod driver {
+    use super::*;
+
+    /// Periods the driver may fall behind (sending catch-up frames back to back) before it
+    /// gives up on the missed ones and restarts its grid from now.
+    const MAX_LAG: u32 = 3;
+
+    struct Driver {
+        /// Sessions opened since the driver's last tick.
+        joining: Mutex<Vec<Weak<MediaSession>>>,
+        /// Wakes the idle driver when the first session joins.
+        wake: Condvar,
+    }
+
+    static DRIVER: LazyLock<Driver> = LazyLock::new(|| Driver {
+        joining: Mutex::new(Vec::new()),
+        wake: Condvar::new(),
+    });
+    static START: Once = Once::new();
+    static RUNNING: AtomicBool = AtomicBool::new(false);
+
+    /// Adds a session to the driver (starting its thread on first use); false if the thread
+    /// could not be started.
+    pub(super) fn register(session: Weak<MediaSession>) -> bool {
+        START.call_once(|| {
+            let started = std::thread::Builder::new()
+                .name("rtp-pacer".into())
+                .spawn(|| run(&DRIVER));
+            match started {
+                Ok(_) => RUNNING.store(true, Ordering::Release),
+                Err(e) => tracing::error!("cannot start the RTP pacing thread: {e}"),
+            }
+        });
+        if !RUNNING.load(Ordering::Acquire) {
+            return false;
+        }
+        DRIVER
+            .joining
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(session);
+        DRIVER.wake.notify_one();
+        true
+    }
+
+    fn run(d: &'static Driver) {
+        let mut sessions: Vec<Weak<MediaSession>> = Vec::new();
+        let mut scratch = Vec::with_capacity(HEADER_LEN + FRAME_LEN);
+        let mut next = Instant::now();
+        loop {
+            {
+                let mut joining = d.joining.lock().unwrap_or_else(|p| p.into_inner());
+                if sessions.is_empty() {
+                    while joining.is_empty() {
+                        joining = d.wake.wait(joining).unwrap_or_else(|p| p.into_inner());
+                    }
+                    // Idle until now: the grid starts afresh.
+                    next = Instant::now();
+                }
+                sessions.append(&mut joining);
+            }
+            sessions.retain(|w| match w.upgrade() {
+                Some(s) if !s.closed.load(Ordering::Acquire) => {
+                    s.tick(&mut scratch);
+                    true
+                }
+                _ => false,
+            });
+            // Deadlines sit on an absolute grid, so a late wake-up does not drift the stream;
+            // a long stall skips the missed ticks instead of bursting them all.
+            next += FRAME_PERIOD;
+            let now = Instant::now();
+            if now > next + FRAME_PERIOD * MAX_LAG {
+                next = now;
+            } else if next > now {
+                std::thread::sleep(next - now);
+            }
+        }
     }
 }
 
