@@ -30,7 +30,9 @@ use std::time::{Duration, Instant};
 use boomerang::media::g711::Law;
 use boomerang::media::prompts::PromptLibrary;
 use boomerang::media::sdp::{MediaDirection, Negotiated};
-use boomerang::media::session::{DigitBuffer, MediaSession, Pacing, set_pacing};
+use boomerang::media::session::{
+    DigitBuffer, MediaSession, PacerOptions, Pacing, set_pacer_options, set_pacing,
+};
 
 const PERIOD_NS: i64 = 20_000_000;
 
@@ -69,16 +71,19 @@ fn main() {
         )
     };
     let modes = modes(full);
+    let options = pacer_options();
+    set_pacer_options(options);
     let library = PromptLibrary::load(concat!(env!("CARGO_MANIFEST_DIR"), "/prompts"))
         .expect("prompt library");
     let hold = library.require("hold-music").expect("hold-music").clone();
     let frames = hold.frames(Law::Ulaw).clone();
     println!(
-        "media_streams: hold-music {} ms, warm-up {:?}, measuring {:?}, {} cores",
+        "media_streams: hold-music {} ms, warm-up {:?}, measuring {:?}, {} cores, shared driver {:?}",
         hold.duration_ms(),
         warmup,
         measure,
-        std::thread::available_parallelism().map_or(0, |n| n.get())
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        options
     );
     println!(
         "{:<12} {:>5} | {:>9} {:>7} | {:>7} {:>7} {:>7} {:>7} {:>9} | {:>8} {:>8} | {:>6} {:>6} {:>6} | {:>6}",
@@ -137,6 +142,26 @@ fn modes(full: bool) -> Vec<String> {
         Err(_) if full => vec!["per-session".into(), "shared".into()],
         Err(_) => vec!["shared".into()],
     }
+}
+
+/// `MEDIA_BENCH_PACER="threads=1,slots=4,rt=10"` (rt=0: normal priority) tunes the shared
+/// driver for this process; defaults are `PacerOptions::DEFAULT`.
+fn pacer_options() -> PacerOptions {
+    let mut o = PacerOptions::DEFAULT;
+    for kv in std::env::var("MEDIA_BENCH_PACER")
+        .unwrap_or_default()
+        .split(',')
+    {
+        match kv.split_once('=') {
+            Some(("threads", v)) => o.threads = v.parse().expect("threads"),
+            Some(("slots", v)) => o.slots = v.parse().expect("slots"),
+            Some(("rt", v)) => {
+                o.realtime_priority = Some(v.parse().expect("rt")).filter(|p: &i32| *p > 0)
+            }
+            _ => {}
+        }
+    }
+    o
 }
 
 fn set_mode(mode: &str) {
@@ -342,8 +367,9 @@ impl Stream {
             }
             if delta == 1 {
                 let gap = ns - self.last_ns;
-                self.dev_us
-                    .push(((gap - PERIOD_NS).unsigned_abs() / 1000).min(u64::from(u32::MAX)) as u32);
+                self.dev_us.push(
+                    ((gap - PERIOD_NS).unsigned_abs() / 1000).min(u64::from(u32::MAX)) as u32,
+                );
             }
             // RFC 3550 §6.4.1, in timestamp units.
             let arrival = (ns - self.last_ns) as f64 * 8000.0 / 1e9;
@@ -447,7 +473,8 @@ fn receiver_main(n: usize, warmup: Duration, measure: Duration) {
                 while !c.is_null() {
                     if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SO_TIMESTAMPNS
                     {
-                        let ts = std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::timespec);
+                        let ts =
+                            std::ptr::read_unaligned(libc::CMSG_DATA(c) as *const libc::timespec);
                         ns = Some(ts.tv_sec * 1_000_000_000 + ts.tv_nsec);
                     }
                     c = libc::CMSG_NXTHDR(&msg, c);

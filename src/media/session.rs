@@ -3,8 +3,8 @@
 //! detection into the leg's digit buffer, RFC 4733 sending, and relaying to a bridged session
 //! with G.711 transcoding when the two legs use different laws.
 //!
-//! Pacing: one driver thread (`rtp-pacer`) ticks every 20 ms on an absolute grid and sends the
-//! due frame of every open session, so thousands of concurrent prompts cost one timer, not one
+//! Pacing: one driver thread (`rtp-pacer-0`; more with [`PacerOptions`]) ticks on an absolute
+//! 20 ms grid split into a few slots and sends the due frame of every open session, so thousands of concurrent prompts cost one timer, not one
 //! timer task per call (issue 4). Sessions register with it when they open and drop out when
 //! they close or are dropped. The driver sends on a non-blocking std clone of the session's
 //! socket, so it needs no tokio runtime and keeps its timing when the runtime's workers are
@@ -14,8 +14,8 @@
 use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, LazyLock, Mutex, MutexGuard, Once, Weak};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
@@ -23,8 +23,8 @@ use tokio::sync::Notify;
 
 use super::dtmf::{DtmfReceiver, TelephoneEvent, ToneDetector, event_packets};
 use super::g711::{self, Law};
-use super::prompts::{FRAME_LEN, Frame};
 use super::pacer::FRAME_PERIOD;
+use super::prompts::{FRAME_LEN, Frame};
 use super::rtp::{HEADER_LEN, RtpPacket, RtpSender, is_rtcp};
 use super::sdp::Negotiated;
 
@@ -478,7 +478,40 @@ async fn send_loop(session: Weak<MediaSession>) {
     }
 }
 
-/// The shared pacing driver: one OS thread, one timer, every session.
+/// Tuning of the shared pacing driver; takes effect if set before the first session opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PacerOptions {
+    /// Pacing threads; sessions are spread over them round-robin.
+    pub threads: usize,
+    /// Sub-ticks per 20 ms period: each session is sent in one of them, so a thread sends
+    /// `sessions / slots` packets every `20 / slots` ms instead of all of them at once.
+    pub slots: u32,
+    /// `SCHED_RR` priority for the pacing threads (1–99), as media servers run their timers;
+    /// kept at normal priority when the process may not raise it (no `CAP_SYS_NICE`).
+    pub realtime_priority: Option<i32>,
+}
+
+impl PacerOptions {
+    /// One thread, four 5 ms slots, `SCHED_RR` priority 10 when allowed.
+    pub const DEFAULT: PacerOptions = PacerOptions {
+        threads: 1,
+        slots: 4,
+        realtime_priority: Some(10),
+    };
+}
+
+impl Default for PacerOptions {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// Sets the shared driver's options; false if the driver already runs (options unchanged).
+pub fn set_pacer_options(options: PacerOptions) -> bool {
+    driver::set_options(options)
+}
+
+/// The shared pacing driver: a few OS threads (one by default), one timer each, every session.
 mod driver {
     use super::*;
 
@@ -486,70 +519,119 @@ mod driver {
     /// gives up on the missed ones and restarts its grid from now.
     const MAX_LAG: u32 = 3;
 
-    struct Driver {
-        /// Sessions opened since the driver's last tick.
+    struct Shard {
+        /// Sessions opened since the thread's last tick.
         joining: Mutex<Vec<Weak<MediaSession>>>,
-        /// Wakes the idle driver when the first session joins.
+        /// Wakes the idle thread when a session joins.
         wake: Condvar,
     }
 
-    static DRIVER: LazyLock<Driver> = LazyLock::new(|| Driver {
-        joining: Mutex::new(Vec::new()),
-        wake: Condvar::new(),
-    });
-    static START: Once = Once::new();
-    static RUNNING: AtomicBool = AtomicBool::new(false);
+    static OPTIONS: Mutex<PacerOptions> = Mutex::new(PacerOptions::DEFAULT);
+    static SHARDS: OnceLock<Vec<&'static Shard>> = OnceLock::new();
+    static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
 
-    /// Adds a session to the driver (starting its thread on first use); false if the thread
-    /// could not be started.
-    pub(super) fn register(session: Weak<MediaSession>) -> bool {
-        START.call_once(|| {
-            let started = std::thread::Builder::new()
-                .name("rtp-pacer".into())
-                .spawn(|| run(&DRIVER));
-            match started {
-                Ok(_) => RUNNING.store(true, Ordering::Release),
-                Err(e) => tracing::error!("cannot start the RTP pacing thread: {e}"),
-            }
-        });
-        if !RUNNING.load(Ordering::Acquire) {
+    pub(super) fn set_options(options: PacerOptions) -> bool {
+        let mut o = OPTIONS.lock().unwrap_or_else(|p| p.into_inner());
+        if SHARDS.get().is_some() {
             return false;
         }
-        DRIVER
+        *o = options;
+        true
+    }
+
+    fn start() -> Vec<&'static Shard> {
+        let o = *OPTIONS.lock().unwrap_or_else(|p| p.into_inner());
+        let mut shards = Vec::new();
+        for i in 0..o.threads.clamp(1, 64) {
+            // Lives as long as the process, like the thread that serves it.
+            let shard: &'static Shard = Box::leak(Box::new(Shard {
+                joining: Mutex::new(Vec::new()),
+                wake: Condvar::new(),
+            }));
+            let started = std::thread::Builder::new()
+                .name(format!("rtp-pacer-{i}"))
+                .spawn(move || run(shard, o));
+            match started {
+                Ok(_) => shards.push(shard),
+                Err(e) => tracing::error!("cannot start RTP pacing thread {i}: {e}"),
+            }
+        }
+        shards
+    }
+
+    /// Adds a session to the driver (starting its threads on first use); false if no thread
+    /// could be started.
+    pub(super) fn register(session: Weak<MediaSession>) -> bool {
+        let shards = SHARDS.get_or_init(start);
+        if shards.is_empty() {
+            return false;
+        }
+        let shard = shards[NEXT_SHARD.fetch_add(1, Ordering::Relaxed) % shards.len()];
+        shard
             .joining
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .push(session);
-        DRIVER.wake.notify_one();
+        shard.wake.notify_one();
         true
     }
 
-    fn run(d: &'static Driver) {
-        let mut sessions: Vec<Weak<MediaSession>> = Vec::new();
+    #[cfg(target_os = "linux")]
+    fn raise_priority(priority: i32) {
+        let param = libc::sched_param {
+            sched_priority: priority.clamp(1, 99),
+        };
+        // SAFETY: sets the calling thread's policy (pid 0) from a valid sched_param.
+        let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_RR, &param) };
+        if rc != 0 {
+            tracing::debug!(
+                "RTP pacing stays at normal priority: {}",
+                io::Error::last_os_error()
+            );
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn raise_priority(_priority: i32) {}
+
+    fn run(shard: &'static Shard, o: PacerOptions) {
+        if let Some(p) = o.realtime_priority {
+            raise_priority(p);
+        }
+        let slots = o.slots.clamp(1, 20);
+        let step = FRAME_PERIOD / slots;
+        let mut lists: Vec<Vec<Weak<MediaSession>>> = (0..slots).map(|_| Vec::new()).collect();
         let mut scratch = Vec::with_capacity(HEADER_LEN + FRAME_LEN);
         let mut next = Instant::now();
+        let mut slot = 0;
         loop {
             {
-                let mut joining = d.joining.lock().unwrap_or_else(|p| p.into_inner());
-                if sessions.is_empty() {
+                let mut joining = shard.joining.lock().unwrap_or_else(|p| p.into_inner());
+                if lists.iter().all(Vec::is_empty) {
                     while joining.is_empty() {
-                        joining = d.wake.wait(joining).unwrap_or_else(|p| p.into_inner());
+                        joining = shard.wake.wait(joining).unwrap_or_else(|p| p.into_inner());
                     }
                     // Idle until now: the grid starts afresh.
                     next = Instant::now();
+                    slot = 0;
                 }
-                sessions.append(&mut joining);
+                for w in joining.drain(..) {
+                    if let Some(l) = lists.iter_mut().min_by_key(|l| l.len()) {
+                        l.push(w);
+                    }
+                }
             }
-            sessions.retain(|w| match w.upgrade() {
+            lists[slot].retain(|w| match w.upgrade() {
                 Some(s) if !s.closed.load(Ordering::Acquire) => {
                     s.tick(&mut scratch);
                     true
                 }
                 _ => false,
             });
-            // Deadlines sit on an absolute grid, so a late wake-up does not drift the stream;
+            slot = (slot + 1) % lists.len();
+            // Deadlines sit on an absolute grid, so a late wake-up does not drift the streams;
             // a long stall skips the missed ticks instead of bursting them all.
-            next += FRAME_PERIOD;
+            next += step;
             let now = Instant::now();
             if now > next + FRAME_PERIOD * MAX_LAG {
                 next = now;
