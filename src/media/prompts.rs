@@ -534,6 +534,7 @@ mod tests {
             "hold-music",
             "agent-connect",
             "callback-intro",
+            "accept-time",
             "star",
             "hash",
         ];

@@ -4,12 +4,14 @@
 //! with G.711 transcoding when the two legs use different laws.
 //!
 //! Pacing: one driver thread (`rtp-pacer-0`; more with [`PacerOptions`]) ticks on an absolute
-//! 20 ms grid split into a few slots and sends the due frame of every open session, so thousands of concurrent prompts cost one timer, not one
-//! timer task per call (issue 4). Sessions register with it when they open and drop out when
-//! they close or are dropped. The driver sends on a non-blocking std clone of the session's
-//! socket, so it needs no tokio runtime and keeps its timing when the runtime's workers are
-//! busy with signalling. [`Pacing::PerSession`] keeps the former one-interval-task-per-session
-//! path for benchmarks (`benches/media_streams.rs`).
+//! 20 ms grid split into a few slots and sends the due frame of every open session, so
+//! thousands of concurrent prompts cost one timer, not one timer task per call (issue 4). It
+//! runs at `SCHED_RR` priority when the process may raise it, as media servers run their
+//! timers, so busy cores do not delay packets. Sessions register with it when they open and
+//! drop out when they close or are dropped. The driver sends with a plain `sendto` on the
+//! session's non-blocking socket, so it needs no tokio runtime and keeps its timing when the
+//! runtime's workers are busy with signalling. [`Pacing::PerSession`] keeps the former
+//! one-interval-task-per-session path for benchmarks (`benches/media_streams.rs`).
 
 use std::collections::VecDeque;
 use std::io;
@@ -121,8 +123,6 @@ pub fn pacing() -> Pacing {
 /// An RTP session.
 pub struct MediaSession {
     socket: Arc<UdpSocket>,
-    /// The same socket as a non-blocking std socket, for sending from the pacing thread.
-    tx: std::net::UdpSocket,
     local: SocketAddr,
     state: Mutex<State>,
     digits: Arc<DigitBuffer>,
@@ -166,13 +166,10 @@ impl MediaSession {
         range: (u16, u16),
         digits: Arc<DigitBuffer>,
     ) -> io::Result<Arc<Self>> {
-        let std_socket = bind_even(ip, range)?;
-        let tx = std_socket.try_clone()?;
-        let socket = Arc::new(UdpSocket::from_std(std_socket)?);
+        let socket = Arc::new(UdpSocket::from_std(bind_even(ip, range)?)?);
         let local = socket.local_addr()?;
         let session = Arc::new(MediaSession {
             socket,
-            tx,
             local,
             state: Mutex::new(State {
                 remote: None,
@@ -327,8 +324,12 @@ impl MediaSession {
         )
     }
 
+    /// Sends straight on the (non-blocking) socket, bypassing tokio's readiness tracking, so
+    /// the pacing thread can send without a runtime context; a full send buffer drops the
+    /// packet as a real-time stream should.
     fn send_raw(&self, to: SocketAddr, packet: &[u8]) {
-        if self.tx.send_to(packet, to).is_ok() {
+        let sent = socket2::SockRef::from(&*self.socket).send_to(packet, &to.into());
+        if sent.is_ok() {
             self.packets_sent.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -634,7 +635,10 @@ mod driver {
             next += step;
             let now = Instant::now();
             if now > next + FRAME_PERIOD * MAX_LAG {
-                next = now;
+                // Overloaded: restart the grid, and still sleep a step so that a real-time
+                // thread never keeps a core to itself.
+                next = now + step;
+                std::thread::sleep(step);
             } else if next > now {
                 std::thread::sleep(next - now);
             }
