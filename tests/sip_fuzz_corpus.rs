@@ -169,7 +169,7 @@ fn seed_corpus_never_panics_and_accepted_messages_round_trip() {
 #[test]
 fn deterministic_mutations_never_panic_and_accepted_ones_round_trip() {
     let files = corpus();
-    let mut rng = Rng(0x5EED_0F_B00E_2A6E);
+    let mut rng = Rng(0x5EED_0FB0_0E2A_6E00);
     let (mut total, mut accepted) = (0usize, 0usize);
     for (i, (name, seed)) in files.iter().enumerate() {
         let other = &files[(i + 7) % files.len()].1;
