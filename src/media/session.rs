@@ -708,4 +708,61 @@ mod tests {
         a.close();
         b.close();
     }
+
+    #[tokio::test]
+    async fn the_shared_pacer_keeps_many_sessions_in_sequence_and_forgets_closed_ones() {
+        let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let receiver = tokio::net::UdpSocket::bind((lo, 0)).await.unwrap();
+        let to = receiver.local_addr().unwrap();
+        let mut sessions = Vec::new();
+        for _ in 0..20 {
+            let s = MediaSession::open(lo, (0, 0), Arc::new(DigitBuffer::default()))
+                .await
+                .unwrap();
+            s.configure(&negotiated(to));
+            s.play(
+                vec![silence_frames(Law::Ulaw, Duration::from_secs(5))],
+                true,
+            );
+            sessions.push(s);
+        }
+        // Sequence numbers per SSRC arrive without gaps (read as they come: the socket's
+        // buffer would overflow otherwise).
+        let mut last: std::collections::HashMap<u32, u16> = Default::default();
+        let mut buf = [0u8; 512];
+        let until = tokio::time::Instant::now() + Duration::from_millis(300);
+        while let Ok(Ok((n, _))) =
+            tokio::time::timeout_at(until, receiver.recv_from(&mut buf)).await
+        {
+            let p = RtpPacket::parse(&buf[..n]).unwrap();
+            if let Some(prev) = last.insert(p.header.ssrc, p.header.sequence) {
+                assert_eq!(p.header.sequence, prev.wrapping_add(1));
+            }
+        }
+        // Every session sent about 15 frames, one every 20 ms.
+        for s in &sessions {
+            let sent = s.counts().0;
+            assert!((8..=22).contains(&sent), "{sent}");
+        }
+        assert_eq!(last.len(), 20);
+        // A closed session stops; a dropped one is let go of by the driver.
+        let closed = sessions.pop().unwrap();
+        closed.close();
+        let weak = Arc::downgrade(&sessions.pop().unwrap());
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        let before = closed.counts().0;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(closed.counts().0, before);
+        // (The driver upgrades its weak reference for a moment on each tick.)
+        for _ in 0..50 {
+            if weak.upgrade().is_none() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(weak.upgrade().is_none());
+        for s in &sessions {
+            s.close();
+        }
+    }
 }
