@@ -3,7 +3,8 @@
 //! SDP offer/answer ([`sdp`]), the shared prompt library ([`prompts`]) and the one-timer frame
 //! scheduler ([`pacer`]). [`session`] binds them to sockets; its shared pacing thread uses a
 //! simpler fixed 20 ms grid in slots (every session is always owed exactly one frame per
-//! period there), while [`pacer`]'s per-session deadlines are not used yet (they suit a virtual-time driver).
+//! period there), while [`pacer`]'s per-session deadlines are not used yet (they suit a
+//! virtual-time driver).
 
 pub mod dtmf;
 pub mod g711;
