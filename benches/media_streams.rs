@@ -34,6 +34,7 @@ use boomerang::media::prompts::PromptLibrary;
 use boomerang::media::sdp::{MediaDirection, Negotiated};
 use boomerang::media::session::{
     DigitBuffer, MediaSession, PacerOptions, Pacing, set_pacer_options, set_pacing,
+    take_pacer_stats,
 };
 
 const PERIOD_NS: i64 = 20_000_000;
@@ -196,6 +197,11 @@ struct Row {
     cpu_pct: f64,
     us_per_packet: f64,
     rx_cpu_pct: f64,
+    /// Shared pacer: slot ticks, those started > 2 ms late, and the latest start (0 ticks in
+    /// per-session mode).
+    pacer_ticks: u64,
+    pacer_late_ticks: u64,
+    pacer_max_late_ms: f64,
 }
 
 impl Row {
@@ -236,6 +242,12 @@ impl Row {
             self.reordered,
             self.silent
         );
+        if self.pacer_ticks > 0 {
+            println!(
+                "             (pacer: {} ticks, {} started > 2 ms late, latest {:.2} ms)",
+                self.pacer_ticks, self.pacer_late_ticks, self.pacer_max_late_ms
+            );
+        }
     }
 }
 
@@ -310,8 +322,10 @@ fn run(
     stdin.flush().expect("flush");
     std::thread::sleep(warmup);
     let (c0, t0) = (cpu_time(), Instant::now());
+    take_pacer_stats();
     std::thread::sleep(measure);
     let (c1, t1) = (cpu_time(), Instant::now());
+    let pacer = take_pacer_stats();
     let mut result = String::new();
     child_out.read_line(&mut result).expect("receiver result");
     let _ = child.wait();
@@ -345,6 +359,9 @@ fn run(
         cpu_pct: 100.0 * cpu / wall,
         us_per_packet: cpu * 1e6 / (received.max(1) as f64),
         rx_cpu_pct: f("cpu_pct"),
+        pacer_late_ticks: pacer.late_ticks,
+        pacer_ticks: pacer.ticks,
+        pacer_max_late_ms: pacer.max_lateness.as_secs_f64() * 1e3,
     }
 }
 

@@ -507,6 +507,23 @@ impl Default for PacerOptions {
     }
 }
 
+/// How punctually the shared pacer woke up, counted since the previous call (for benchmarks
+/// and metrics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PacerStats {
+    /// Slot ticks run.
+    pub ticks: u64,
+    /// Ticks that started more than 2 ms after their deadline.
+    pub late_ticks: u64,
+    /// The latest start after a deadline.
+    pub max_lateness: Duration,
+}
+
+/// Takes (and resets) the shared pacer's timing counters.
+pub fn take_pacer_stats() -> PacerStats {
+    driver::take_stats()
+}
+
 /// Sets the shared driver's options; false if the driver already runs (options unchanged).
 pub fn set_pacer_options(options: PacerOptions) -> bool {
     driver::set_options(options)
@@ -530,6 +547,28 @@ mod driver {
     static OPTIONS: Mutex<PacerOptions> = Mutex::new(PacerOptions::DEFAULT);
     static SHARDS: OnceLock<Vec<&'static Shard>> = OnceLock::new();
     static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
+
+    static TICKS: AtomicU64 = AtomicU64::new(0);
+    static LATE_TICKS: AtomicU64 = AtomicU64::new(0);
+    static MAX_LATE_US: AtomicU64 = AtomicU64::new(0);
+    const LATE: Duration = Duration::from_millis(2);
+
+    pub(super) fn take_stats() -> PacerStats {
+        PacerStats {
+            ticks: TICKS.swap(0, Ordering::Relaxed),
+            late_ticks: LATE_TICKS.swap(0, Ordering::Relaxed),
+            max_lateness: Duration::from_micros(MAX_LATE_US.swap(0, Ordering::Relaxed)),
+        }
+    }
+
+    fn record(late: Duration) {
+        TICKS.fetch_add(1, Ordering::Relaxed);
+        if late > LATE {
+            LATE_TICKS.fetch_add(1, Ordering::Relaxed);
+        }
+        let us = u64::try_from(late.as_micros()).unwrap_or(u64::MAX);
+        MAX_LATE_US.fetch_max(us, Ordering::Relaxed);
+    }
 
     pub(super) fn set_options(options: PacerOptions) -> bool {
         let mut o = OPTIONS.lock().unwrap_or_else(|p| p.into_inner());
@@ -622,6 +661,7 @@ mod driver {
                     }
                 }
             }
+            record(Instant::now().saturating_duration_since(next));
             lists[slot].retain(|w| match w.upgrade() {
                 Some(s) if !s.closed.load(Ordering::Acquire) => {
                     s.tick(&mut scratch);
