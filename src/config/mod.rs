@@ -384,6 +384,13 @@ impl Validator<'_> {
                 "RTP ports must start on an even number",
             );
         }
+        self.range(
+            root,
+            &[K("media"), K("rtp_realtime_priority")],
+            i64::from(m.rtp_realtime_priority),
+            0,
+            99,
+        );
         if (m.rtp_port_max as i64) < m.rtp_port_min as i64 + 2 {
             let pos = self.pos_of(root, &[K("media"), K("rtp_port_max")]);
             self.err(

@@ -79,6 +79,9 @@ pub struct MediaSettings {
     pub rtp_port_max: u16,
     /// Directory of WAV prompts, relative to the config file. Default `prompts`.
     pub prompts_dir: String,
+    /// `SCHED_RR` priority (1–99) of the RTP pacing thread, used when the process may raise
+    /// it (root or `CAP_SYS_NICE`); 0 keeps normal priority. Default 10.
+    pub rtp_realtime_priority: u8,
 }
 
 impl Default for MediaSettings {
@@ -87,6 +90,7 @@ impl Default for MediaSettings {
             rtp_port_min: 20000,
             rtp_port_max: 30000,
             prompts_dir: "prompts".into(),
+            rtp_realtime_priority: 10,
         }
     }
 }

@@ -243,6 +243,12 @@ async fn start_sip(
     store: &Arc<dyn Store>,
 ) -> Result<sip::SipAddrs, EngineError> {
     use crate::media::prompts::PromptLibrary;
+    use crate::media::session::{PacerOptions, set_pacer_options};
+    let priority = config.spec.media.rtp_realtime_priority;
+    set_pacer_options(PacerOptions {
+        realtime_priority: (priority > 0).then_some(i32::from(priority)),
+        ..PacerOptions::DEFAULT
+    });
     let prompts = Arc::new(
         PromptLibrary::load(config.prompts_dir())
             .map_err(|e| EngineError::Prompts(e.to_string()))?,

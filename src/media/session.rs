@@ -2,21 +2,32 @@
 //! the peer's packets come from), prompt playback paced at 20 ms, RFC 4733 and in-band DTMF
 //! detection into the leg's digit buffer, RFC 4733 sending, and relaying to a bridged session
 //! with G.711 transcoding when the two legs use different laws.
+//!
+//! Pacing: one driver thread (`rtp-pacer-0`; more with [`PacerOptions`]) ticks on an absolute
+//! 20 ms grid split into a few slots and sends the due frame of every open session, so
+//! thousands of concurrent prompts cost one timer, not one timer task per call (issue 4). It
+//! runs at `SCHED_RR` priority when the process may raise it, as media servers run their
+//! timers, so busy cores do not delay packets. Sessions register with it when they open and
+//! drop out when they close or are dropped. The driver sends with a plain `sendto` on the
+//! session's non-blocking socket, so it needs no tokio runtime and keeps its timing when the
+//! runtime's workers are busy with signalling. [`Pacing::PerSession`] keeps the former
+//! one-interval-task-per-session path for benchmarks (`benches/media_streams.rs`).
 
 use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
+use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
 use tokio::sync::Notify;
 
 use super::dtmf::{DtmfReceiver, TelephoneEvent, ToneDetector, event_packets};
 use super::g711::{self, Law};
+use super::pacer::FRAME_PERIOD;
 use super::prompts::{FRAME_LEN, Frame};
-use super::rtp::{RtpPacket, RtpSender, is_rtcp};
+use super::rtp::{HEADER_LEN, RtpPacket, RtpSender, is_rtcp};
 use super::sdp::Negotiated;
 
 /// Key presses heard on a leg, from RTP events, in-band tones or SIP INFO, in order.
@@ -84,6 +95,31 @@ struct State {
     tones: ToneDetector,
 }
 
+/// How sessions opened from now on are paced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pacing {
+    /// One driver thread sends the frames of every session every 20 ms (the default).
+    Shared,
+    /// One tokio interval task per session (the former design; kept for benchmarks).
+    PerSession,
+}
+
+static PACING: AtomicU8 = AtomicU8::new(0);
+
+/// Chooses the pacing of sessions opened after this call (process-wide; for benchmarks).
+pub fn set_pacing(p: Pacing) {
+    PACING.store(p as u8, Ordering::Relaxed);
+}
+
+/// The pacing new sessions get.
+pub fn pacing() -> Pacing {
+    if PACING.load(Ordering::Relaxed) == Pacing::PerSession as u8 {
+        Pacing::PerSession
+    } else {
+        Pacing::Shared
+    }
+}
+
 /// An RTP session.
 pub struct MediaSession {
     socket: Arc<UdpSocket>,
@@ -98,17 +134,22 @@ pub struct MediaSession {
     packets_received: AtomicU64,
 }
 
-/// Binds a UDP socket on an even port of `range` at `ip`.
-async fn bind_even(ip: IpAddr, range: (u16, u16)) -> io::Result<UdpSocket> {
+/// Binds a non-blocking UDP socket on an even port of `range` at `ip`.
+fn bind_even(ip: IpAddr, range: (u16, u16)) -> io::Result<std::net::UdpSocket> {
+    let bind = |port| {
+        let s = std::net::UdpSocket::bind(SocketAddr::new(ip, port))?;
+        s.set_nonblocking(true)?;
+        Ok::<_, io::Error>(s)
+    };
     let (lo, hi) = (range.0.max(1024) & !1, range.1);
     if lo >= hi {
-        return UdpSocket::bind(SocketAddr::new(ip, 0)).await;
+        return bind(0);
     }
     let span = u32::from((hi - lo) / 2).max(1);
     let start = rand::random::<u32>() % span;
     for i in 0..span.min(512) {
         let port = lo + (((start + i) % span) * 2) as u16;
-        if let Ok(s) = UdpSocket::bind(SocketAddr::new(ip, port)).await {
+        if let Ok(s) = bind(port) {
             return Ok(s);
         }
     }
@@ -125,7 +166,7 @@ impl MediaSession {
         range: (u16, u16),
         digits: Arc<DigitBuffer>,
     ) -> io::Result<Arc<Self>> {
-        let socket = Arc::new(bind_even(ip, range).await?);
+        let socket = Arc::new(UdpSocket::from_std(bind_even(ip, range)?)?);
         let local = socket.local_addr()?;
         let session = Arc::new(MediaSession {
             socket,
@@ -156,7 +197,17 @@ impl MediaSession {
             Arc::downgrade(&session),
             session.socket.clone(),
         ));
-        tokio::spawn(send_loop(Arc::downgrade(&session)));
+        match pacing() {
+            Pacing::PerSession => {
+                tokio::spawn(send_loop(Arc::downgrade(&session)));
+            }
+            Pacing::Shared => {
+                if !driver::register(Arc::downgrade(&session)) {
+                    // No pacing thread could be started: pace this session on its own.
+                    tokio::spawn(send_loop(Arc::downgrade(&session)));
+                }
+            }
+        }
         Ok(session)
     }
 
@@ -273,8 +324,12 @@ impl MediaSession {
         )
     }
 
+    /// Sends straight on the (non-blocking) socket, bypassing tokio's readiness tracking, so
+    /// the pacing thread can send without a runtime context; a full send buffer drops the
+    /// packet as a real-time stream should.
     fn send_raw(&self, to: SocketAddr, packet: &[u8]) {
-        if self.socket.try_send_to(packet, to).is_ok() {
+        let sent = socket2::SockRef::from(&*self.socket).send_to(packet, &to.into());
+        if sent.is_ok() {
             self.packets_sent.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -341,15 +396,14 @@ impl MediaSession {
         }
     }
 
-    /// One pacing tick: the next prompt frame and any due DTMF event packets.
-    fn tick(&self, silence: &[u8; FRAME_LEN]) {
+    /// One pacing tick: the next prompt frame and any due DTMF event packets. `scratch` is
+    /// the caller's reusable packet buffer.
+    fn tick(&self, scratch: &mut Vec<u8>) {
+        scratch.clear();
         let mut s = self.lock();
         let Some(to) = s.remote else { return };
-        let mut out: Vec<Vec<u8>> = Vec::new();
         // RFC 4733 packets go out every 20 ms in their own order.
-        if let Some((_, pkt)) = s.pending_events.pop_front() {
-            out.push(pkt);
-        }
+        let event = s.pending_events.pop_front().map(|(_, pkt)| pkt);
         let mut done = None;
         let bridged = s.peer.is_some();
         let law = s.law;
@@ -375,21 +429,20 @@ impl MediaSession {
                 }
             }
             None if bridged => None,
-            None => Some(*silence),
+            None => Some([law.silence(); FRAME_LEN]),
         };
         if done.is_some() {
             s.playing = None;
         }
         if let Some(f) = frame {
-            let payload: &[u8] = &f;
-            let mut buf = Vec::with_capacity(12 + FRAME_LEN);
-            let _ = law;
-            s.sender.audio_packet(payload, FRAME_LEN as u32, &mut buf);
-            out.push(buf);
+            s.sender.audio_packet(&f, FRAME_LEN as u32, scratch);
         }
         drop(s);
-        for p in out {
+        if let Some(p) = event {
             self.send_raw(to, &p);
+        }
+        if !scratch.is_empty() {
+            self.send_raw(to, scratch);
         }
         if let Some(id) = done {
             self.finish(id);
@@ -411,25 +464,225 @@ async fn receive_loop(session: Weak<MediaSession>, socket: Arc<UdpSocket>) {
     }
 }
 
+/// The former pacing: one tokio interval task per session ([`Pacing::PerSession`]).
 async fn send_loop(session: Weak<MediaSession>) {
-    let mut tick = tokio::time::interval(Duration::from_millis(20));
+    let mut tick = tokio::time::interval(FRAME_PERIOD);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut silence_u = [0u8; FRAME_LEN];
-    let mut silence_a = [0u8; FRAME_LEN];
-    silence_u.fill(Law::Ulaw.silence());
-    silence_a.fill(Law::Alaw.silence());
+    let mut scratch = Vec::with_capacity(HEADER_LEN + FRAME_LEN);
     loop {
         tick.tick().await;
         let Some(s) = session.upgrade() else { return };
         if s.closed.load(Ordering::Acquire) {
             return;
         }
-        let silence = if s.law() == Law::Ulaw {
-            &silence_u
-        } else {
-            &silence_a
+        s.tick(&mut scratch);
+    }
+}
+
+/// Tuning of the shared pacing driver; takes effect if set before the first session opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PacerOptions {
+    /// Pacing threads; sessions are spread over them round-robin.
+    pub threads: usize,
+    /// Sub-ticks per 20 ms period: each session is sent in one of them, so a thread sends
+    /// `sessions / slots` packets every `20 / slots` ms instead of all of them at once.
+    pub slots: u32,
+    /// `SCHED_RR` priority for the pacing threads (1–99), as media servers run their timers;
+    /// kept at normal priority when the process may not raise it (no `CAP_SYS_NICE`).
+    pub realtime_priority: Option<i32>,
+}
+
+impl PacerOptions {
+    /// One thread, four 5 ms slots, `SCHED_RR` priority 10 when allowed.
+    pub const DEFAULT: PacerOptions = PacerOptions {
+        threads: 1,
+        slots: 4,
+        realtime_priority: Some(10),
+    };
+}
+
+impl Default for PacerOptions {
+    fn default() -> Self {
+        Self::DEFAULT
+    }
+}
+
+/// How punctually the shared pacer woke up, counted since the previous call (for benchmarks
+/// and metrics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PacerStats {
+    /// Slot ticks run.
+    pub ticks: u64,
+    /// Ticks that started more than 2 ms after their deadline.
+    pub late_ticks: u64,
+    /// The latest start after a deadline.
+    pub max_lateness: Duration,
+}
+
+/// Takes (and resets) the shared pacer's timing counters.
+pub fn take_pacer_stats() -> PacerStats {
+    driver::take_stats()
+}
+
+/// Sets the shared driver's options; false if the driver already runs (options unchanged).
+pub fn set_pacer_options(options: PacerOptions) -> bool {
+    driver::set_options(options)
+}
+
+/// The shared pacing driver: a few OS threads (one by default), one timer each, every session.
+mod driver {
+    use super::*;
+
+    /// Periods the driver may fall behind (sending catch-up frames back to back) before it
+    /// gives up on the missed ones and restarts its grid from now.
+    const MAX_LAG: u32 = 3;
+
+    struct Shard {
+        /// Sessions opened since the thread's last tick.
+        joining: Mutex<Vec<Weak<MediaSession>>>,
+        /// Wakes the idle thread when a session joins.
+        wake: Condvar,
+    }
+
+    static OPTIONS: Mutex<PacerOptions> = Mutex::new(PacerOptions::DEFAULT);
+    static SHARDS: OnceLock<Vec<&'static Shard>> = OnceLock::new();
+    static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
+
+    static TICKS: AtomicU64 = AtomicU64::new(0);
+    static LATE_TICKS: AtomicU64 = AtomicU64::new(0);
+    static MAX_LATE_US: AtomicU64 = AtomicU64::new(0);
+    const LATE: Duration = Duration::from_millis(2);
+
+    pub(super) fn take_stats() -> PacerStats {
+        PacerStats {
+            ticks: TICKS.swap(0, Ordering::Relaxed),
+            late_ticks: LATE_TICKS.swap(0, Ordering::Relaxed),
+            max_lateness: Duration::from_micros(MAX_LATE_US.swap(0, Ordering::Relaxed)),
+        }
+    }
+
+    fn record(late: Duration) {
+        TICKS.fetch_add(1, Ordering::Relaxed);
+        if late > LATE {
+            LATE_TICKS.fetch_add(1, Ordering::Relaxed);
+        }
+        let us = u64::try_from(late.as_micros()).unwrap_or(u64::MAX);
+        MAX_LATE_US.fetch_max(us, Ordering::Relaxed);
+    }
+
+    pub(super) fn set_options(options: PacerOptions) -> bool {
+        let mut o = OPTIONS.lock().unwrap_or_else(|p| p.into_inner());
+        if SHARDS.get().is_some() {
+            return false;
+        }
+        *o = options;
+        true
+    }
+
+    fn start() -> Vec<&'static Shard> {
+        let o = *OPTIONS.lock().unwrap_or_else(|p| p.into_inner());
+        let mut shards = Vec::new();
+        for i in 0..o.threads.clamp(1, 64) {
+            // Lives as long as the process, like the thread that serves it.
+            let shard: &'static Shard = Box::leak(Box::new(Shard {
+                joining: Mutex::new(Vec::new()),
+                wake: Condvar::new(),
+            }));
+            let started = std::thread::Builder::new()
+                .name(format!("rtp-pacer-{i}"))
+                .spawn(move || run(shard, o));
+            match started {
+                Ok(_) => shards.push(shard),
+                Err(e) => tracing::error!("cannot start RTP pacing thread {i}: {e}"),
+            }
+        }
+        shards
+    }
+
+    /// Adds a session to the driver (starting its threads on first use); false if no thread
+    /// could be started.
+    pub(super) fn register(session: Weak<MediaSession>) -> bool {
+        let shards = SHARDS.get_or_init(start);
+        if shards.is_empty() {
+            return false;
+        }
+        let shard = shards[NEXT_SHARD.fetch_add(1, Ordering::Relaxed) % shards.len()];
+        shard
+            .joining
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(session);
+        shard.wake.notify_one();
+        true
+    }
+
+    #[cfg(target_os = "linux")]
+    fn raise_priority(priority: i32) {
+        let param = libc::sched_param {
+            sched_priority: priority.clamp(1, 99),
         };
-        s.tick(silence);
+        // SAFETY: sets the calling thread's policy (pid 0) from a valid sched_param.
+        let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_RR, &param) };
+        if rc != 0 {
+            tracing::debug!(
+                "RTP pacing stays at normal priority: {}",
+                io::Error::last_os_error()
+            );
+        }
+    }
+
+    #[cfg(not(target_os = "linux"))]
+    fn raise_priority(_priority: i32) {}
+
+    fn run(shard: &'static Shard, o: PacerOptions) {
+        if let Some(p) = o.realtime_priority {
+            raise_priority(p);
+        }
+        let slots = o.slots.clamp(1, 20);
+        let step = FRAME_PERIOD / slots;
+        let mut lists: Vec<Vec<Weak<MediaSession>>> = (0..slots).map(|_| Vec::new()).collect();
+        let mut scratch = Vec::with_capacity(HEADER_LEN + FRAME_LEN);
+        let mut next = Instant::now();
+        let mut slot = 0;
+        loop {
+            {
+                let mut joining = shard.joining.lock().unwrap_or_else(|p| p.into_inner());
+                if lists.iter().all(Vec::is_empty) {
+                    while joining.is_empty() {
+                        joining = shard.wake.wait(joining).unwrap_or_else(|p| p.into_inner());
+                    }
+                    // Idle until now: the grid starts afresh.
+                    next = Instant::now();
+                    slot = 0;
+                }
+                for w in joining.drain(..) {
+                    if let Some(l) = lists.iter_mut().min_by_key(|l| l.len()) {
+                        l.push(w);
+                    }
+                }
+            }
+            record(Instant::now().saturating_duration_since(next));
+            lists[slot].retain(|w| match w.upgrade() {
+                Some(s) if !s.closed.load(Ordering::Acquire) => {
+                    s.tick(&mut scratch);
+                    true
+                }
+                _ => false,
+            });
+            slot = (slot + 1) % lists.len();
+            // Deadlines sit on an absolute grid, so a late wake-up does not drift the streams;
+            // a long stall skips the missed ticks instead of bursting them all.
+            next += step;
+            let now = Instant::now();
+            if now > next + FRAME_PERIOD * MAX_LAG {
+                // Overloaded: restart the grid, and still sleep a step so that a real-time
+                // thread never keeps a core to itself.
+                next = now + step;
+                std::thread::sleep(step);
+            } else if next > now {
+                std::thread::sleep(next - now);
+            }
+        }
     }
 }
 
@@ -494,5 +747,62 @@ mod tests {
         assert!(b.counts().1 >= 9, "{:?}", b.counts());
         a.close();
         b.close();
+    }
+
+    #[tokio::test]
+    async fn the_shared_pacer_keeps_many_sessions_in_sequence_and_forgets_closed_ones() {
+        let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let receiver = tokio::net::UdpSocket::bind((lo, 0)).await.unwrap();
+        let to = receiver.local_addr().unwrap();
+        let mut sessions = Vec::new();
+        for _ in 0..20 {
+            let s = MediaSession::open(lo, (0, 0), Arc::new(DigitBuffer::default()))
+                .await
+                .unwrap();
+            s.configure(&negotiated(to));
+            s.play(
+                vec![silence_frames(Law::Ulaw, Duration::from_secs(5))],
+                true,
+            );
+            sessions.push(s);
+        }
+        // Sequence numbers per SSRC arrive without gaps (read as they come: the socket's
+        // buffer would overflow otherwise).
+        let mut last: std::collections::HashMap<u32, u16> = Default::default();
+        let mut buf = [0u8; 512];
+        let until = tokio::time::Instant::now() + Duration::from_millis(300);
+        while let Ok(Ok((n, _))) =
+            tokio::time::timeout_at(until, receiver.recv_from(&mut buf)).await
+        {
+            let p = RtpPacket::parse(&buf[..n]).unwrap();
+            if let Some(prev) = last.insert(p.header.ssrc, p.header.sequence) {
+                assert_eq!(p.header.sequence, prev.wrapping_add(1));
+            }
+        }
+        // Every session sent about 15 frames, one every 20 ms.
+        for s in &sessions {
+            let sent = s.counts().0;
+            assert!((8..=22).contains(&sent), "{sent}");
+        }
+        assert_eq!(last.len(), 20);
+        // A closed session stops; a dropped one is let go of by the driver.
+        let closed = sessions.pop().unwrap();
+        closed.close();
+        let weak = Arc::downgrade(&sessions.pop().unwrap());
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        let before = closed.counts().0;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(closed.counts().0, before);
+        // (The driver upgrades its weak reference for a moment on each tick.)
+        for _ in 0..50 {
+            if weak.upgrade().is_none() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(weak.upgrade().is_none());
+        for s in &sessions {
+            s.close();
+        }
     }
 }

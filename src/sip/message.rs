@@ -759,9 +759,23 @@ pub fn response_with_tag(
     }
 }
 
-/// Serialises a message to wire bytes.
+/// Serialises a message to wire bytes. The body is copied as bytes: rsip's `Display` passes
+/// it through `from_utf8_lossy`, which corrupts binary bodies (S/MIME, RFC 4475 mpart01) and
+/// leaves Content-Length wrong (found by the `sip_message` fuzz property).
 pub fn to_bytes(msg: &SipMessage) -> Vec<u8> {
-    msg.to_string().into_bytes()
+    let (head, body) = match msg {
+        SipMessage::Request(r) => (
+            format!("{} {} {}\r\n{}\r\n", r.method, r.uri, r.version, r.headers),
+            &r.body,
+        ),
+        SipMessage::Response(r) => (
+            format!("{} {}\r\n{}\r\n", r.version, r.status_code, r.headers),
+            &r.body,
+        ),
+    };
+    let mut out = head.into_bytes();
+    out.extend_from_slice(body);
+    out
 }
 
 #[cfg(test)]
