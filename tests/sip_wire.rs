@@ -418,3 +418,31 @@ async fn with_authentication_only_the_right_password_registers_the_agent() {
     assert!(sipp_register("register-auth.xml", target, "s3cret").await);
     assert_eq!(router.agents().get(alice).state(), StateKind::Ready);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_invite_authentication_an_agent_phone_must_answer_the_challenge() {
+    let r = engine_with(|t| {
+        t.replace(
+            "  realm: boomerang",
+            "  realm: boomerang\n  authenticate_invite: true",
+        )
+        .replace(
+            "    sip_user: \"1001\"",
+            "    sip_user: \"1001\"\n    password: s3cret",
+        )
+        .replace(
+            "    sip_user: \"1002\"",
+            "    sip_user: \"1002\"\n    password: other2",
+        )
+        .replace(
+            "    sip_user: \"1003\"",
+            "    sip_user: \"1003\"\n    password: other3",
+        )
+    })
+    .await;
+    let target = r.engine.sip.udp[0];
+    assert!(sipp_register("invite-auth.xml", target, "s3cret").await);
+    // Callers who are not agents are not challenged.
+    sipp("options.xml", target, false).await;
+    sipp("book-callback.xml", target, false).await;
+}

@@ -566,13 +566,15 @@ impl Validator<'_> {
                     format!("SIP user `{user}` belongs to two agents"),
                 );
             }
-            if spec.sip.authenticate_register && ag.password.is_none() {
+            if (spec.sip.authenticate_register || spec.sip.authenticate_invite)
+                && ag.password.is_none()
+            {
                 let s = [K("agents"), I(i)];
                 let pos = self.pos_of(root, &s);
                 self.err(
                     pos,
                     path_of(&s),
-                    "sip.authenticate_register is on: the agent needs a password",
+                    "sip.authenticate_register or authenticate_invite is on: the agent needs a password",
                 );
             }
             for (skill, level) in &ag.skills {

@@ -307,9 +307,10 @@ async fn start_sip(
                 max_expires: s.max_register_expires_seconds.max(60),
                 ..Default::default()
             },
-            register_auth: s
-                .authenticate_register
-                .then(|| crate::sip::ua::RegisterAuth {
+            authenticate_invite: s.authenticate_invite,
+            authenticate_register: s.authenticate_register,
+            register_auth: (s.authenticate_register || s.authenticate_invite).then(|| {
+                crate::sip::ua::RegisterAuth {
                     realm: s.realm.clone(),
                     passwords: config
                         .spec
@@ -317,7 +318,8 @@ async fn start_sip(
                         .iter()
                         .filter_map(|a| a.sip_user.clone().zip(a.password.clone()))
                         .collect(),
-                }),
+                }
+            }),
         },
         Arc::new(front.clone()),
     )

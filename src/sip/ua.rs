@@ -237,6 +237,10 @@ pub struct UaConfig {
     pub registrar: RegistrarConfig,
     /// Digest authentication of REGISTER: the realm and each SIP user's password.
     pub register_auth: Option<RegisterAuth>,
+    /// Challenge REGISTER (with `register_auth`'s passwords).
+    pub authenticate_register: bool,
+    /// Challenge INVITEs whose From user is one of those SIP users (agents' phones).
+    pub authenticate_invite: bool,
 }
 
 /// Who may register, when REGISTER is challenged.
@@ -273,6 +277,8 @@ pub async fn start(config: UaConfig, handler: Arc<dyn CallHandler>) -> std::io::
     let digest_key: [u8; 32] = rand::random();
     let actor = Actor {
         register_auth: config.register_auth.clone(),
+        authenticate_invite: config.authenticate_invite,
+        authenticate_register: config.authenticate_register,
         digest: digest::DigestServer::new(digest_key.to_vec(), chrono::TimeDelta::seconds(300)),
         txns: Transactions::new(Timers::default()),
         timers: Timers::default(),
@@ -321,6 +327,8 @@ struct Call {
 
 struct Actor {
     register_auth: Option<RegisterAuth>,
+    authenticate_invite: bool,
+    authenticate_register: bool,
     digest: digest::DigestServer,
     txns: Transactions,
     timers: Timers,
@@ -715,6 +723,17 @@ impl Actor {
             self.respond_with(&key, resp);
             return;
         }
+        let caller = from_user(&req);
+        if self.authenticate_invite
+            && self
+                .register_auth
+                .as_ref()
+                .is_some_and(|a| a.passwords.contains_key(&caller))
+            && let Err(resp) = self.authenticate(&req, "From", "INVITE")
+        {
+            self.respond_with(&key, resp);
+            return;
+        }
         let dnis = user_of_uri(&req.uri.to_string());
         if !self.handler.serves(&dnis) {
             self.respond(&key, &req, 404, "Not Found");
@@ -880,6 +899,20 @@ impl Actor {
     /// Digest check of a REGISTER: `Err` carries the response to send instead (401 with a
     /// challenge, or 403 when the credentials belong to someone else).
     fn authenticate_register(&self, req: &rsip::Request) -> Result<(), rsip::Response> {
+        if !self.authenticate_register {
+            return Ok(());
+        }
+        self.authenticate(req, "To", "REGISTER")
+    }
+
+    /// Digest check of a request whose `who` header (To for REGISTER, From for INVITE) names
+    /// the user who must prove it.
+    fn authenticate(
+        &self,
+        req: &rsip::Request,
+        who: &str,
+        method: &str,
+    ) -> Result<(), rsip::Response> {
         let Some(auth) = &self.register_auth else {
             return Ok(());
         };
@@ -899,12 +932,12 @@ impl Actor {
         let Some(header) = header_value(req, "Authorization") else {
             return Err(challenge(false));
         };
-        let to_user = header_value(req, "To")
+        let to_user = header_value(req, who)
             .and_then(|t| message::name_addr_parts(&t).map(|(uri, _)| user_of_uri(&uri)))
             .unwrap_or_default();
         let verified = self
             .digest
-            .verify(now, &auth.realm, &header, "REGISTER", |user| {
+            .verify(now, &auth.realm, &header, method, |user| {
                 auth.passwords
                     .get(user)
                     .map(|p| digest::Secret::Password(p.clone()))
@@ -914,7 +947,7 @@ impl Actor {
             Ok(_) => Err(message::response_for(req, 403, "Forbidden")),
             Err(digest::DigestError::Stale) => Err(challenge(true)),
             Err(e) => {
-                tracing::info!(user = %to_user, error = %e, "REGISTER refused");
+                tracing::info!(user = %to_user, method, error = %e, "request refused");
                 Err(challenge(false))
             }
         }
