@@ -1,0 +1,139 @@
+//! Wire mode against the real engine: an in-process `Engine` on loopback with the shipped demo
+//! configuration and flows, and the simulator's callers dialling it over SIP/RTP.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use boomerang::callback::model::CallbackState;
+use boomerang::clock::SystemClock;
+use boomerang::config::Config;
+use boomerang::engine::Engine;
+use boomerang_sim::{Scenario, WireOptions};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A free UDP port on loopback for the simulator's user agent (the engine's trunk points at it).
+fn free_port() -> u16 {
+    let s = UdpSocket::bind("127.0.0.1:0").unwrap();
+    s.local_addr().unwrap().port()
+}
+
+/// The demo configuration on loopback ports, its trunk pointing at `trunk_port`.
+async fn engine(dir: &Path, trunk_port: u16) -> Engine {
+    let text = std::fs::read_to_string(repo().join("boomerang.yaml"))
+        .unwrap()
+        .replace("sip_udp: [\"0.0.0.0:5060\"]", "sip_udp: [\"127.0.0.1:0\"]")
+        .replace("sip_tcp: [\"0.0.0.0:5060\"]", "sip_tcp: []")
+        .replace("http: \"0.0.0.0:8080\"", "http: \"127.0.0.1:0\"")
+        .replace("port: 5080", &format!("port: {trunk_port}"))
+        .replace(
+            "flows_dir: ivr-flows",
+            &format!("flows_dir: {}", repo().join("ivr-flows").display()),
+        )
+        .replace(
+            "prompts_dir: prompts",
+            &format!("prompts_dir: {}", repo().join("prompts").display()),
+        );
+    let config = Config::from_str_in(&text, dir).unwrap_or_else(|e| panic!("{e}"));
+    Engine::start(Arc::new(config), SystemClock::shared())
+        .await
+        .unwrap()
+}
+
+fn scenario(dir: &Path, rate_per_hour: f64) -> Scenario {
+    let text = format!(
+        "description: every caller books an immediate callback over SIP
+engine: {}
+start: 2026-03-02T08:00:00Z
+duration: 60s
+seed: 5
+arrivals:
+  - route_point: \"8000\"
+    queue: Sales_VQ
+    rate_per_hour: {rate_per_hour}
+caller:
+  callback: {{immediate: 1, scheduled: 0, wait: 0}}
+agents:
+  - profile: nobody
+    count: 1
+    skills: {{Sales: 5}}
+    handle_time: {{fixed: 10}}
+",
+        repo().join("boomerang.yaml").display()
+    );
+    Scenario::from_str_in(&text, &dir.join("wire.yaml"), dir).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_callers_book_two_hundred_callbacks_over_sip() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim_port = free_port();
+    let engine = engine(dir.path(), sim_port).await;
+    let target: SocketAddr = engine.sip.udp[0];
+    let s = scenario(dir.path(), 15.0 * 3600.0);
+    let calls = 200;
+    let started = Instant::now();
+    let report = boomerang_sim::wire::run(
+        &s,
+        s.spec.seed,
+        false,
+        &WireOptions {
+            target: Some(target),
+            local: SocketAddr::from(([127, 0, 0, 1], sim_port)),
+            max_calls: Some(calls),
+            setup_timeout: 10.0,
+            max_call: 40.0,
+            drain: 0.0,
+            ..WireOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let took = started.elapsed();
+    println!("{}", report.table());
+    println!("wire run took {took:?}");
+    let w = report.wire.as_ref().expect("a wire section");
+    assert_eq!(w.attempted, calls);
+    assert_eq!(w.failed, 0, "{:?}", w.failures);
+    assert_eq!(w.ok, calls, "every call answered by the engine");
+    assert_eq!(w.setup_ms.n, calls);
+    assert_eq!(
+        w.ended_by_engine, calls,
+        "the engine hangs up after booking"
+    );
+    assert_eq!(w.ended_by_caller, 0);
+    // The engine booked one callback per caller, for the caller's number.
+    let mut active = engine.callbacks.active();
+    for _ in 0..50 {
+        if active.len() >= calls {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        active = engine.callbacks.active();
+    }
+    assert_eq!(active.len(), calls, "callbacks in the engine");
+    assert!(active.iter().all(|c| c.queue == "Sales_VQ_CB"));
+    assert!(active.iter().all(|c| c.state == CallbackState::Queued));
+    let mut phones: Vec<String> = active.iter().map(|c| c.phone.clone()).collect();
+    phones.sort();
+    let expected: Vec<String> = (0..calls).map(boomerang_sim::legs::ani).collect();
+    assert_eq!(phones, expected);
+    // The report agrees.
+    assert_eq!(report.callers, calls);
+    assert_eq!(report.overall.offered, calls);
+    assert_eq!(report.overall.callbacks_offered, calls);
+    assert_eq!(
+        report.overall.callbacks_accepted.get("immediate"),
+        Some(&calls)
+    );
+    assert_eq!(report.overall.answered, 0);
+    assert_eq!(report.overall.abandoned, 0);
+    assert_eq!(report.overall.left_in_ivr, 0);
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["wire"]["ok"], calls);
+    assert!(took < Duration::from_secs(60), "took {took:?}");
+}
