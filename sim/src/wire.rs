@@ -271,6 +271,8 @@ struct Tally {
 struct Phone {
     agent: usize,
     handle: Dist,
+    /// Registered from, until (scenario seconds).
+    shift: (f64, f64),
 }
 
 struct Ctx {
@@ -371,6 +373,7 @@ pub async fn run(
                     Phone {
                         agent: i,
                         handle: s.spec.agents[a.profile].handle_time,
+                        shift: a.shift,
                     },
                 );
             }
@@ -415,20 +418,52 @@ pub async fn run(
     let _ = handler.0.set(Arc::downgrade(&ctx));
     let wall = Instant::now();
 
-    // Agents' phones register.
-    let mut registered = Vec::new();
-    let mut reg_failures = 0;
-    for user in ctx.phones.keys() {
-        match register(target, user, local, 3600).await {
-            Ok(200..=299) => registered.push(user.clone()),
-            Ok(code) => {
-                tracing::warn!(user, code, "REGISTER refused");
-                reg_failures += 1;
+    // Agents' phones register at the start of their shift and unregister at its end.
+    let start = tokio::time::Instant::now();
+    let registered: Arc<Mutex<Vec<String>>> = Arc::default();
+    let reg_failures = Arc::new(AtomicUsize::new(0));
+    let reg_ok = Arc::new(AtomicUsize::new(0));
+    let mut duty = Vec::new();
+    for (user, phone) in &ctx.phones {
+        let (from, to) = phone.shift;
+        let (user, registered, reg_failures, reg_ok, speed) = (
+            user.clone(),
+            registered.clone(),
+            reg_failures.clone(),
+            reg_ok.clone(),
+            opts.speed,
+        );
+        let first = from <= 0.0;
+        let task = async move {
+            tokio::time::sleep_until(start + secs(from / speed)).await;
+            match register(target, &user, local, 3600).await {
+                Ok(200..=299) => {
+                    reg_ok.fetch_add(1, Ordering::Relaxed);
+                    lock(&registered).push(user.clone());
+                }
+                Ok(code) => {
+                    tracing::warn!(user, code, "REGISTER refused");
+                    reg_failures.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(user, error = %e, "REGISTER failed");
+                    reg_failures.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
             }
-            Err(e) => {
-                tracing::warn!(user, error = %e, "REGISTER failed");
-                reg_failures += 1;
+            if to.is_finite() {
+                tokio::time::sleep_until(start + secs(to / speed)).await;
+                if register(target, &user, local, 0).await.is_ok() {
+                    lock(&registered).retain(|u| u != &user);
+                }
             }
+        };
+        if first {
+            // Agents on duty from the start are in before the first caller.
+            task.await;
+        } else {
+            duty.push(tokio::spawn(task));
         }
     }
 
@@ -444,7 +479,6 @@ pub async fn run(
         b
     });
     let limit = Arc::new(Semaphore::new(opts.max_concurrent.max(1)));
-    let start = tokio::time::Instant::now();
     let mut next_allowed = 0.0f64;
     let mut tasks = Vec::with_capacity(n);
     let digits = &s.spec.caller.digits;
@@ -490,17 +524,35 @@ pub async fn run(
     for t in tasks {
         let _ = t.await;
     }
-    // Callbacks and agents' calls still in progress.
+    // Callbacks booked but not yet connected, and agents' calls, still in progress.
     let drain_until = Instant::now() + secs(opts.drain);
-    while ctx.incoming_in_progress.load(Ordering::Relaxed) > 0 && Instant::now() < drain_until {
+    loop {
+        let waiting = lock(&ctx.calls)
+            .iter()
+            .filter(|c| c.callback_kind.is_some() && c.callback_connected.is_none())
+            .count();
+        let busy = ctx.incoming_in_progress.load(Ordering::Relaxed);
+        if (waiting == 0 && busy == 0) || Instant::now() >= drain_until {
+            break;
+        }
+        if let Some(b) = &bar {
+            b.set_message(format!(
+                "draining: {waiting} callbacks to connect, {busy} calls up"
+            ));
+        }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
-    for user in &registered {
+    for d in duty {
+        d.abort();
+    }
+    let registered_at_end = std::mem::take(&mut *lock(&registered));
+    for user in &registered_at_end {
         let _ = register(target, user, local, 0).await;
     }
+    let reg_failures = reg_failures.load(Ordering::Relaxed);
 
     let t = std::mem::take(&mut *lock(&ctx.tally));
     let failed: usize = t.failures.values().sum();
@@ -527,7 +579,7 @@ pub async fn run(
         } else {
             0.0
         },
-        agents_registered: registered.len(),
+        agents_registered: reg_ok.load(Ordering::Relaxed),
         agent_registration_failures: reg_failures,
         agent_calls: t.agent_calls,
         customer_calls: t.customer_calls,
@@ -536,12 +588,16 @@ pub async fn run(
     };
     let records = std::mem::take(&mut *lock(&ctx.calls));
     let busy = std::mem::take(&mut *lock(&ctx.busy));
-    // Agents registered are on duty for the whole run.
+    // Agents' phones are on duty over their shifts.
     let end = records
         .iter()
         .map(|c| c.arrival)
         .fold(s.spec.duration.0, f64::max);
-    let on_duty: Vec<(f64, f64)> = registered.iter().map(|_| (0.0, end)).collect();
+    let on_duty: Vec<(f64, f64)> = ctx
+        .phones
+        .values()
+        .map(|p| (p.shift.0.min(end), p.shift.1.min(end)))
+        .collect();
     let mut report = Report::build(
         s,
         RunFacts {
@@ -866,8 +922,10 @@ async fn agent_answers(ctx: &Ctx, ua: &UaHandle, phone: &Phone, call: IncomingCa
         if let Some(c) = calls.get_mut(idx) {
             if !c.ended && c.answered.is_none() {
                 c.answered = t;
-            } else if c.ended {
+            } else if c.ended && c.callback_connected.is_none() {
                 c.callback_connected = t;
+                // The customer reached an agent: the engine completes it as AGENT.
+                c.callback_reason = Some("AGENT".into());
             }
         }
     }

@@ -137,3 +137,143 @@ async fn two_hundred_callers_book_two_hundred_callbacks_over_sip() {
     assert_eq!(json["wire"]["ok"], calls);
     assert!(took < Duration::from_secs(60), "took {took:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registered_agents_take_the_callbacks_the_engine_dials_back_through_the_trunk() {
+    use boomerang::callback::model::CompletionReason;
+    let dir = tempfile::tempdir().unwrap();
+    let sim_port = free_port();
+    // Four agents whose ids are the scenario's (`sales-001`…) with SIP users 2001…2004.
+    let phones: String = (1..=4)
+        .map(|n| {
+            format!(
+                "  - id: sales-00{n}\n    name: Sales {n}\n    sip_user: \"200{n}\"\n    skills: {{Sales: 8}}\n"
+            )
+        })
+        .collect();
+    let text = std::fs::read_to_string(repo().join("boomerang.yaml"))
+        .unwrap()
+        .replace("agents:\n", &format!("agents:\n{phones}"))
+        .replace("sip_udp: [\"0.0.0.0:5060\"]", "sip_udp: [\"127.0.0.1:0\"]")
+        .replace("sip_tcp: [\"0.0.0.0:5060\"]", "sip_tcp: []")
+        .replace("http: \"0.0.0.0:8080\"", "http: \"127.0.0.1:0\"")
+        .replace("port: 5080", &format!("port: {sim_port}"))
+        .replace(
+            "flows_dir: ivr-flows",
+            &format!("flows_dir: {}", repo().join("ivr-flows").display()),
+        )
+        .replace(
+            "prompts_dir: prompts",
+            &format!("prompts_dir: {}", repo().join("prompts").display()),
+        );
+    let engine_file = dir.path().join("engine.yaml");
+    std::fs::write(&engine_file, &text).unwrap();
+    let config = Config::from_str_in(&text, dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let engine = Engine::start(Arc::new(config), SystemClock::shared())
+        .await
+        .unwrap();
+    let target = engine.sip.udp[0];
+    // Callers book immediate callbacks while no agent is in (the offer needs a long wait);
+    // the agents' phones register at 15 s and the engine calls the customers back.
+    let calls = 12;
+    let s = Scenario::from_str_in(
+        &format!(
+            "engine: {}
+start: 2026-03-02T08:00:00Z
+duration: 60s
+seed: 11
+arrivals:
+  - {{route_point: \"8000\", queue: Sales_VQ, rate_per_hour: 18000}}
+caller:
+  callback: {{immediate: 1, scheduled: 0, wait: 0}}
+  callback_answer: {{answer: 1}}
+agents:
+  - profile: sales
+    count: 4
+    skills: {{Sales: 8}}
+    handle_time: {{fixed: 1}}
+    shift: {{from: 15s, to: 10h}}
+",
+            engine_file.display()
+        ),
+        &dir.path().join("agents.yaml"),
+        dir.path(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    // Every callback the engine holds, sampled while the run goes on.
+    let seen = Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
+    let sampler = {
+        let (seen, callbacks) = (seen.clone(), engine.callbacks.clone());
+        tokio::spawn(async move {
+            loop {
+                for r in callbacks.active() {
+                    seen.lock().unwrap().insert(r.id);
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+    let report = boomerang_sim::wire::run(
+        &s,
+        s.spec.seed,
+        false,
+        &WireOptions {
+            target: Some(target),
+            local: SocketAddr::from(([127, 0, 0, 1], sim_port)),
+            register: true,
+            max_calls: Some(calls),
+            setup_timeout: 10.0,
+            max_call: 40.0,
+            drain: 45.0,
+            ring: 0.2,
+            ..WireOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    sampler.abort();
+    println!("{}", report.table());
+    let w = report.wire.as_ref().expect("a wire section");
+    assert_eq!(w.failed, 0, "{:?}", w.failures);
+    assert_eq!(w.ok, calls);
+    assert_eq!(w.agents_registered, 4);
+    assert_eq!(w.customer_answered, calls, "{w:?}");
+    assert_eq!(w.agent_calls, calls, "{w:?}");
+    assert_eq!(
+        report.overall.callbacks_accepted.get("immediate"),
+        Some(&calls)
+    );
+    assert_eq!(
+        report.overall.callbacks_completed.get("AGENT"),
+        Some(&calls),
+        "{:?}",
+        report.overall.callbacks_completed
+    );
+    // The engine agrees: every callback completed with an agent.
+    let ids: Vec<_> = seen.lock().unwrap().iter().copied().collect();
+    assert_eq!(ids.len(), calls);
+    for id in ids {
+        let mut r = engine.callbacks.get(id).await.unwrap();
+        for _ in 0..50 {
+            if r.state.is_completed() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            r = engine.callbacks.get(id).await.unwrap();
+        }
+        assert_eq!(
+            r.state,
+            CallbackState::Completed(CompletionReason::Agent),
+            "{:?}",
+            r.history
+        );
+        assert!(
+            r.metrics
+                .connected_agent
+                .as_deref()
+                .is_some_and(|a| a.starts_with("sales-")),
+            "{:?}",
+            r.metrics
+        );
+    }
+}
