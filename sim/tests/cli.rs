@@ -21,6 +21,8 @@ fn check_accepts_the_shipped_scenarios() {
         "demo.yaml",
         "bench.yaml",
         "bench-days.yaml",
+        "wire.yaml",
+        "wire-load.yaml",
     ] {
         let out = bin().arg("check").arg(scenario(name)).output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout);

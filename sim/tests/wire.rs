@@ -138,11 +138,9 @@ async fn two_hundred_callers_book_two_hundred_callbacks_over_sip() {
     assert!(took < Duration::from_secs(60), "took {took:?}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn registered_agents_take_the_callbacks_the_engine_dials_back_through_the_trunk() {
-    use boomerang::callback::model::CompletionReason;
-    let dir = tempfile::tempdir().unwrap();
-    let sim_port = free_port();
+/// The demo configuration on loopback with four agents `sales-001`… (SIP users 2001…), its
+/// trunk pointing at `sim_port`, written to `dir/engine.yaml`; the engine started on it.
+async fn engine_with_phones(dir: &Path, sim_port: u16) -> (Engine, PathBuf) {
     // Four agents whose ids are the scenario's (`sales-001`…) with SIP users 2001…2004.
     let phones: String = (1..=4)
         .map(|n| {
@@ -166,12 +164,93 @@ async fn registered_agents_take_the_callbacks_the_engine_dials_back_through_the_
             "prompts_dir: prompts",
             &format!("prompts_dir: {}", repo().join("prompts").display()),
         );
-    let engine_file = dir.path().join("engine.yaml");
+    let engine_file = dir.join("engine.yaml");
     std::fs::write(&engine_file, &text).unwrap();
-    let config = Config::from_str_in(&text, dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let config = Config::from_str_in(&text, dir).unwrap_or_else(|e| panic!("{e}"));
     let engine = Engine::start(Arc::new(config), SystemClock::shared())
         .await
         .unwrap();
+    (engine, engine_file)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registered_agents_answer_waiting_callers() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim_port = free_port();
+    let (engine, engine_file) = engine_with_phones(dir.path(), sim_port).await;
+    let calls = 10;
+    let s = Scenario::from_str_in(
+        &format!(
+            "engine: {}
+start: 2026-03-02T08:00:00Z
+duration: 60s
+seed: 4
+arrivals:
+  - {{route_point: \"8000\", queue: Sales_VQ, rate_per_hour: 3600}}
+caller:
+  callback: {{immediate: 0, scheduled: 0, wait: 1}}
+agents:
+  - profile: sales
+    count: 4
+    skills: {{Sales: 8}}
+    handle_time: {{fixed: 1}}
+",
+            engine_file.display()
+        ),
+        &dir.path().join("answer.yaml"),
+        dir.path(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let report = boomerang_sim::wire::run(
+        &s,
+        s.spec.seed,
+        false,
+        &WireOptions {
+            target: Some(engine.sip.udp[0]),
+            local: SocketAddr::from(([127, 0, 0, 1], sim_port)),
+            register: true,
+            max_calls: Some(calls),
+            setup_timeout: 10.0,
+            max_call: 40.0,
+            drain: 10.0,
+            ring: 0.2,
+            ..WireOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    println!("{}", report.table());
+    let w = report.wire.as_ref().expect("a wire section");
+    assert_eq!(w.failed, 0, "{:?}", w.failures);
+    assert_eq!(w.ok, calls);
+    assert_eq!(w.agents_registered, 4);
+    assert_eq!(w.agent_calls, calls);
+    assert_eq!(
+        w.ended_by_engine, calls,
+        "the agent's BYE ends the caller's call"
+    );
+    assert_eq!(report.overall.queued, calls);
+    assert_eq!(report.overall.answered, calls);
+    assert_eq!(report.overall.abandoned, 0);
+    assert!(report.overall.callbacks_accepted.is_empty());
+    assert!(engine.callbacks.active().is_empty());
+    // Unregistered at the end: the agents are logged out.
+    let router = engine.router.clone();
+    for n in 1..=4 {
+        let i = router.agents().index_of(&format!("sales-00{n}")).unwrap();
+        assert_eq!(
+            router.agents().get(i).state(),
+            boomerang::routing::StateKind::LoggedOut
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registered_agents_take_the_callbacks_the_engine_dials_back_through_the_trunk() {
+    use boomerang::callback::model::CompletionReason;
+    let dir = tempfile::tempdir().unwrap();
+    let sim_port = free_port();
+    let (engine, engine_file) = engine_with_phones(dir.path(), sim_port).await;
     let target = engine.sip.udp[0];
     // Callers book immediate callbacks while no agent is in (the offer needs a long wait);
     // the agents' phones register at 15 s and the engine calls the customers back.
