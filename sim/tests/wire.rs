@@ -356,3 +356,51 @@ agents:
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_and_unanswered_calls_are_counted_as_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = engine(dir.path(), free_port()).await;
+    let s = |rp: &str| {
+        Scenario::from_str_in(
+            &format!(
+                "engine: {}
+start: 2026-03-02T08:00:00Z
+duration: 60s
+arrivals:
+  - {{route_point: \"{rp}\", queue: Sales_VQ, rate_per_hour: 36000}}
+agents:
+  - {{profile: nobody, count: 1, skills: {{Sales: 5}}, handle_time: {{fixed: 1}}}}
+",
+                repo().join("boomerang.yaml").display()
+            ),
+            &dir.path().join("f.yaml"),
+            dir.path(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let opts = |target: SocketAddr| WireOptions {
+        target: Some(target),
+        max_calls: Some(5),
+        setup_timeout: 1.0,
+        drain: 0.0,
+        ..WireOptions::default()
+    };
+    // A number the engine does not serve: 404.
+    let unknown = s("9999");
+    let r = boomerang_sim::wire::run(&unknown, 0, false, &opts(engine.sip.udp[0]))
+        .await
+        .unwrap();
+    let w = r.wire.unwrap();
+    assert_eq!((w.attempted, w.ok, w.failed), (5, 0, 5));
+    assert_eq!(w.failures.get("404"), Some(&5), "{:?}", w.failures);
+    assert_eq!(w.setup_ms.n, 0);
+    // Nobody listening: no final response within the setup timeout (or a transport error).
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let r = boomerang_sim::wire::run(&s("8000"), 0, false, &opts(silent.local_addr().unwrap()))
+        .await
+        .unwrap();
+    let w = r.wire.unwrap();
+    assert_eq!((w.attempted, w.ok, w.failed), (5, 0, 5), "{:?}", w.failures);
+    assert_eq!(w.setup_ms.n, 0);
+}
