@@ -2,7 +2,7 @@
 //!
 //! Virtual mode runs the engine's own core (router, flows, callbacks, dialer) on in-memory
 //! call legs and tokio's paused clock, so a simulated day passes in seconds and a seed replays
-//! the same run. Wire mode (SIP over loopback against `boomerang serve`) is not built yet.
+//! the same run. Wire mode ([`wire`]) drives a running engine over SIP in real time.
 
 pub mod dist;
 pub mod erlang;
@@ -11,7 +11,9 @@ pub mod report;
 pub mod run;
 pub mod scenario;
 pub mod store;
+pub mod wire;
 
 pub use report::Report;
 pub use run::{Mode, RunOptions, SimError, run};
 pub use scenario::Scenario;
+pub use wire::{WireOptions, WireStats};

@@ -1,5 +1,6 @@
 //! `boomerang-sim`: generates callers and agents to load-test a boomerang configuration.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
@@ -21,6 +22,47 @@ struct Cli {
 enum ModeArg {
     Virtual,
     Wire,
+}
+
+/// Wire mode: SIP against a running engine, in real time.
+#[derive(clap::Args)]
+struct WireArgs {
+    /// The engine's SIP address (UDP), e.g. 127.0.0.1:5060.
+    #[arg(long)]
+    target: Option<SocketAddr>,
+    /// The simulator's SIP address (UDP); the engine's trunk must point here for callbacks.
+    #[arg(long, default_value = "127.0.0.1:5090")]
+    local: SocketAddr,
+    /// REGISTER the scenario's agents that the engine configuration gives a `sip_user`.
+    #[arg(long)]
+    register: bool,
+    /// Arrivals this many times faster than the scenario.
+    #[arg(long, default_value_t = 1.0)]
+    speed: f64,
+    /// Calls up at once at most.
+    #[arg(long, default_value_t = 1000)]
+    max_concurrent: usize,
+    /// New calls per second at most.
+    #[arg(long)]
+    max_rate: Option<f64>,
+    /// Only the first N callers.
+    #[arg(long)]
+    max_calls: Option<usize>,
+    /// Seconds from answer to the first key.
+    #[arg(long, default_value_t = 2.5)]
+    digit_delay: f64,
+    /// Seconds between keys.
+    #[arg(long, default_value_t = 2.5)]
+    digit_gap: f64,
+    /// Seconds without a final response before a call counts as failed.
+    #[arg(long, default_value_t = 32.0)]
+    setup_timeout: f64,
+    /// Seconds phones ring before answering.
+    #[arg(long, default_value_t = 0.5)]
+    ring: f64,
+    /// After the last caller, seconds to keep serving callbacks and agents' calls.
+    #[arg(long, default_value_t = 60.0)]
+    drain: f64,
 }
 
 #[derive(Subcommand)]
@@ -47,6 +89,8 @@ enum Cmd {
         /// No progress bar.
         #[arg(long)]
         quiet: bool,
+        #[command(flatten)]
+        wire: Box<WireArgs>,
     },
     /// Validates a scenario and the engine configuration and flows it uses.
     Check {
@@ -92,6 +136,7 @@ fn real_main(cli: Cli) -> Result<()> {
             seed,
             mode,
             quiet,
+            wire,
         } => {
             let s = load(&scenario)?;
             let opts = RunOptions {
@@ -100,6 +145,21 @@ fn real_main(cli: Cli) -> Result<()> {
                 mode: match mode {
                     ModeArg::Virtual => Mode::Virtual,
                     ModeArg::Wire => Mode::Wire,
+                },
+                wire: boomerang_sim::WireOptions {
+                    target: wire.target,
+                    local: wire.local,
+                    register: wire.register,
+                    speed: wire.speed,
+                    max_concurrent: wire.max_concurrent,
+                    max_rate: wire.max_rate,
+                    max_calls: wire.max_calls,
+                    digit_delay: wire.digit_delay,
+                    digit_gap: wire.digit_gap,
+                    setup_timeout: wire.setup_timeout,
+                    ring: wire.ring,
+                    drain: wire.drain,
+                    ..boomerang_sim::WireOptions::default()
                 },
             };
             let report = boomerang_sim::run(&s, &opts)?;

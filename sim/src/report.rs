@@ -94,6 +94,9 @@ pub struct Report {
     pub wall_seconds: f64,
     /// Simulated callers per real second.
     pub callers_per_second: f64,
+    /// SIP figures (wire mode only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wire: Option<crate::wire::WireStats>,
     /// Every caller (left out of the JSON unless asked for).
     #[serde(skip)]
     pub calls: Vec<CallRecord>,
@@ -164,7 +167,7 @@ fn figures(calls: &[&CallRecord], sl: f64, window: f64, queue_len: Option<f64>) 
             } else {
                 f.still_queued += 1;
             }
-        } else if c.callback_id.is_none() {
+        } else if c.callback_id.is_none() && c.callback_kind.is_none() {
             f.left_in_ivr += 1;
         }
         if c.callback_offered {
@@ -262,6 +265,7 @@ impl Report {
             agents: r.agents.len(),
             wall_seconds: r.wall_seconds,
             callers_per_second: callers as f64 / r.wall_seconds.max(1e-9),
+            wire: None,
             calls: r.records,
             samples: r.samples,
             queue_order: names,
@@ -407,6 +411,9 @@ impl Report {
             self.callers_per_second,
             self.seed
         );
+        if let Some(w) = &self.wire {
+            w.write_table(&mut out);
+        }
         out
     }
 

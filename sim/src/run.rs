@@ -69,9 +69,6 @@ pub enum SimError {
     /// The runtime or a temporary directory could not be created.
     #[error("runtime: {0}")]
     Io(#[from] std::io::Error),
-    /// Wire mode is not built yet.
-    #[error("wire mode needs a running engine: not yet implemented")]
-    WireNotImplemented,
 }
 
 /// How the simulator talks to the engine.
@@ -80,7 +77,7 @@ pub enum Mode {
     /// The engine's code in-process, on virtual time.
     #[default]
     Virtual,
-    /// SIP over loopback against a running `boomerang serve` (not yet implemented).
+    /// SIP against a running `boomerang serve`, in real time.
     Wire,
 }
 
@@ -93,6 +90,8 @@ pub struct RunOptions {
     pub progress: bool,
     /// Mode.
     pub mode: Mode,
+    /// Wire-mode settings.
+    pub wire: crate::wire::WireOptions,
 }
 
 /// What the caller decided to do if offered a callback.
@@ -415,10 +414,19 @@ pub fn check_against(s: &Scenario, config: &Config) -> Result<FlowSet, SimError>
 
 /// Runs a scenario and returns its report.
 pub fn run(s: &Scenario, opts: &RunOptions) -> Result<Report, SimError> {
-    if opts.mode == Mode::Wire {
-        return Err(SimError::WireNotImplemented);
-    }
     let seed = opts.seed.unwrap_or(s.spec.seed);
+    if opts.mode == Mode::Wire {
+        if opts.wire.target.is_none() {
+            return Err(SimError::Mismatch(
+                "wire mode needs --target HOST:PORT, the SIP address of a running `boomerang serve`"
+                    .into(),
+            ));
+        }
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
+        return rt.block_on(crate::wire::run(s, seed, opts.progress, &opts.wire));
+    }
     let tmp = tempfile::tempdir()?;
     let config = Arc::new(build_config(s, tmp.path())?);
     let plan = agent_plan(s);
@@ -456,37 +464,11 @@ pub fn run(s: &Scenario, opts: &RunOptions) -> Result<Report, SimError> {
     ))
 }
 
-/// Queue-length samples: time, then one length per stream queue (in the order of
-/// [`crate::report::queue_names`]).
-pub type Samples = Vec<(f64, Vec<usize>)>;
-
-type Outcome = (Vec<CallRecord>, Samples, Vec<(f64, f64)>, Vec<(f64, f64)>);
-
-#[allow(clippy::too_many_arguments)]
-async fn simulate(
-    s: &Scenario,
-    seed: u64,
-    config: Arc<Config>,
-    flows: Arc<FlowSet>,
-    plan: Vec<AgentPlan>,
-    arr: Vec<(f64, usize)>,
-    data_dir: &Path,
-    opts: &RunOptions,
-) -> Result<Outcome, SimError> {
+/// The callers of a run before anything happens to them: arrival, stream, choice and patience,
+/// each drawn from the caller's own generator (the same in both modes).
+pub(crate) fn initial_records(s: &Scenario, seed: u64, arr: &[(f64, usize)]) -> Vec<CallRecord> {
     let spec = &s.spec;
-    let clock: SharedClock = Arc::new(TokioClock::starting_at(spec.start));
-    let store: Arc<dyn Store> = match spec.store {
-        StoreKind::Memory => Arc::new(crate::store::MemoryStore::new()),
-        StoreKind::Sqlite => Arc::new(
-            crate::store::BlockingStore::open(data_dir)
-                .map_err(|e| SimError::Engine(e.to_string()))?,
-        ),
-    };
-    let core = Core::build(config.clone(), clock.clone(), store, Arc::new(LogNotifier))
-        .await
-        .map_err(|e| SimError::Engine(e.to_string()))?;
-    let records: Vec<CallRecord> = arr
-        .iter()
+    arr.iter()
         .enumerate()
         .map(|(i, &(t, stream))| {
             let mut rng = rng_for(seed, i as u64);
@@ -518,7 +500,39 @@ async fn simulate(
                 ended: false,
             }
         })
-        .collect();
+        .collect()
+}
+
+/// Queue-length samples: time, then one length per stream queue (in the order of
+/// [`crate::report::queue_names`]).
+pub type Samples = Vec<(f64, Vec<usize>)>;
+
+type Outcome = (Vec<CallRecord>, Samples, Vec<(f64, f64)>, Vec<(f64, f64)>);
+
+#[allow(clippy::too_many_arguments)]
+async fn simulate(
+    s: &Scenario,
+    seed: u64,
+    config: Arc<Config>,
+    flows: Arc<FlowSet>,
+    plan: Vec<AgentPlan>,
+    arr: Vec<(f64, usize)>,
+    data_dir: &Path,
+    opts: &RunOptions,
+) -> Result<Outcome, SimError> {
+    let spec = &s.spec;
+    let clock: SharedClock = Arc::new(TokioClock::starting_at(spec.start));
+    let store: Arc<dyn Store> = match spec.store {
+        StoreKind::Memory => Arc::new(crate::store::MemoryStore::new()),
+        StoreKind::Sqlite => Arc::new(
+            crate::store::BlockingStore::open(data_dir)
+                .map_err(|e| SimError::Engine(e.to_string()))?,
+        ),
+    };
+    let core = Core::build(config.clone(), clock.clone(), store, Arc::new(LogNotifier))
+        .await
+        .map_err(|e| SimError::Engine(e.to_string()))?;
+    let records = initial_records(s, seed, &arr);
     let agents: Vec<AgentSim> = plan
         .iter()
         .enumerate()

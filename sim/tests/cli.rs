@@ -1,5 +1,5 @@
 //! The `boomerang-sim` command line: `check`, `run` with JSON and SVG output, the seed flag,
-//! and wire mode refusing honestly.
+//! and wire mode refusing to start without a target.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -21,6 +21,8 @@ fn check_accepts_the_shipped_scenarios() {
         "demo.yaml",
         "bench.yaml",
         "bench-days.yaml",
+        "wire.yaml",
+        "wire-load.yaml",
     ] {
         let out = bin().arg("check").arg(scenario(name)).output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
@@ -64,7 +66,7 @@ fn run_writes_json_and_plots_and_honours_the_seed() {
 }
 
 #[test]
-fn wire_mode_fails_with_a_clear_message() {
+fn wire_mode_without_a_target_fails_with_a_clear_message() {
     let out = bin()
         .args(["run", "--quiet", "--mode", "wire"])
         .arg(scenario("erlang-c.yaml"))
@@ -72,10 +74,7 @@ fn wire_mode_fails_with_a_clear_message() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("wire mode needs a running engine: not yet implemented"),
-        "{err}"
-    );
+    assert!(err.contains("wire mode needs --target HOST:PORT"), "{err}");
 }
 
 #[test]

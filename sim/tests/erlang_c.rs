@@ -186,7 +186,7 @@ fn demo_scenario_books_and_serves_callbacks_deterministically() {
 }
 
 #[test]
-fn wire_mode_says_it_is_not_built() {
+fn wire_mode_without_a_target_says_what_it_needs() {
     let s = Scenario::load(&scenarios().join("erlang-c.yaml")).unwrap();
     let e = boomerang_sim::run(
         &s,
@@ -196,9 +196,10 @@ fn wire_mode_says_it_is_not_built() {
         },
     )
     .unwrap_err();
-    assert_eq!(
-        e.to_string(),
-        "wire mode needs a running engine: not yet implemented"
+    assert!(
+        e.to_string()
+            .starts_with("wire mode needs --target HOST:PORT"),
+        "{e}"
     );
 }
 
