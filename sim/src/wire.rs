@@ -386,6 +386,9 @@ pub async fn run(
             tcp: Vec::new(),
             public_ip: None,
             registrar: RegistrarConfig::default(),
+            register_auth: None,
+            authenticate_register: false,
+            authenticate_invite: false,
         },
         handler.clone(),
     )
