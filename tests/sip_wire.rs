@@ -183,10 +183,23 @@ async fn malformed_request_gets_400_with_a_reason_and_the_engine_keeps_serving()
 
 /// Starts SIPp as a server (-sf scenario, no target) on `port`; returns the running child.
 fn sipp_server(scenario: &str, port: u16) -> tokio::process::Child {
+    sipp_server_n(scenario, port, 1)
+}
+
+/// As [`sipp_server`], serving `calls` calls before it exits.
+fn sipp_server_n(scenario: &str, port: u16, calls: u32) -> tokio::process::Child {
     tokio::process::Command::new("sipp")
         .arg("-sf")
         .arg(repo().join("tests/sipp").join(scenario))
-        .args(["-m", "1", "-i", "127.0.0.1", "-nostdin", "-timeout", "60s"])
+        .args([
+            "-m",
+            &calls.to_string(),
+            "-i",
+            "127.0.0.1",
+            "-nostdin",
+            "-timeout",
+            "90s",
+        ])
         .args(["-p", &port.to_string()])
         .args(["-mp", &free_port().to_string()])
         .stdout(std::process::Stdio::piped())
@@ -445,4 +458,63 @@ async fn with_invite_authentication_an_agent_phone_must_answer_the_challenge() {
     // Callers who are not agents are not challenged.
     sipp("options.xml", target, false).await;
     sipp("book-callback.xml", target, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_busy_three_times_completes_the_callback_at_the_redial_limit() {
+    use boomerang::callback::model::CompletionReason;
+    use boomerang::callback::service::{CreateRequest, api_callback};
+    let trunk_port = free_port();
+    let mut trunk = sipp_server_n("customer-busy.xml", trunk_port, 3);
+    let r = engine_with(move |t| {
+        t.replace("port: 5080", &format!("port: {trunk_port}"))
+            .replace(
+                "    retry_interval_seconds: 60\n",
+                "    retry_interval_seconds: 10\n",
+            )
+    })
+    .await;
+    let rec = r
+        .engine
+        .callbacks
+        .create(CreateRequest {
+            callback: api_callback("Sales_VQ_CB", "+33612345678", None),
+            check_slot: false,
+            ewt_at_offer_seconds: None,
+            position_at_offer: None,
+        })
+        .await
+        .unwrap();
+    r.engine
+        .dispatch
+        .set_agent_state("alice", StateKind::Ready, None)
+        .unwrap();
+    let mut done = None;
+    for _ in 0..600 {
+        let got = r.engine.callbacks.get(rec.id).await.unwrap();
+        if let CallbackState::Completed(why) = got.state {
+            done = Some((why, got));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (why, got) = done.expect("the callback never completed");
+    assert_eq!(why, CompletionReason::RedialLimitReached);
+    let results: Vec<_> = got.metrics.attempts.iter().map(|a| a.result).collect();
+    assert_eq!(results, vec![boomerang::call::DialResult::Busy; 3]);
+    let gaps: Vec<i64> = got
+        .metrics
+        .attempts
+        .windows(2)
+        .map(|w| (w[1].at - w[0].at).num_seconds())
+        .collect();
+    assert!(
+        gaps.iter().all(|g| *g >= 10),
+        "retries closer than the interval: {gaps:?}"
+    );
+    let t = tokio::time::timeout(Duration::from_secs(20), trunk.wait()).await;
+    assert!(
+        t.is_ok_and(|s| s.is_ok_and(|s| s.success())),
+        "the trunk's SIPp failed"
+    );
 }
