@@ -597,3 +597,33 @@ async fn caller_chooses_a_time_tomorrow_and_is_offered_the_slot_then() {
         leg.transcript()
     );
 }
+
+#[tokio::test]
+async fn a_caller_queued_behind_another_is_told_position_two() {
+    let h = harness().await;
+    // Nobody is logged in: two callers wait, the second sees position 2.
+    let first = MemoryLeg::caller("+33611111111", "8000", [Action::Press("3".into())]);
+    let second = MemoryLeg::caller("+33622222222", "8000", [Action::Press("3".into())]);
+    let f = h.flow("in-queue-callback.yaml");
+    let (s1, s2) = (first.clone(), second.clone());
+    let vars1 = system_variables(s1.as_ref(), "8000");
+    let vars2 = system_variables(s2.as_ref(), "8000");
+    let run1 = flow::run(&f, s1, &h.services, vars1);
+    let run2 = async {
+        // Let the first caller reach the queue before the second dials.
+        for _ in 0..50 {
+            tokio::task::yield_now().await;
+        }
+        flow::run(&f, s2, &h.services, vars2).await
+    };
+    let hang = async {
+        for _ in 0..200 {
+            tokio::task::yield_now().await;
+        }
+        first.remote_hang_up();
+        second.remote_hang_up();
+    };
+    let (r1, r2, ()) = tokio::join!(run1, run2, hang);
+    assert_eq!(var(&r1, "route.position"), "1", "{:?}", r1.lines());
+    assert_eq!(var(&r2, "route.position"), "2", "{:?}", r2.lines());
+}

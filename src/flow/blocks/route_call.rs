@@ -76,10 +76,13 @@ pub async fn run(b: &RouteCall, cx: &mut Cx<'_>) -> Step {
         }
     };
     let router = services.dispatch.router();
-    let ewt = router.ewt(
-        &queue,
-        router.position(&queue, id).ok().flatten().unwrap_or(0),
+    let position = router.position(&queue, id).ok().flatten();
+    // 1 = next in line; 0 when an agent was assigned at once.
+    cx.set(
+        "route.position",
+        position.map(|p| p as i64 + 1).unwrap_or(0),
     );
+    let ewt = router.ewt(&queue, position.unwrap_or(0));
     cx.set(
         "route.ewt",
         ewt.ok().flatten().map(|e| e.num_seconds()).unwrap_or(-1),
