@@ -518,3 +518,9 @@ async fn a_line_busy_three_times_completes_the_callback_at_the_redial_limit() {
         "the trunk's SIPp failed"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn session_timers_are_agreed_with_the_caller_as_refresher_and_refreshed_by_update() {
+    let r = engine().await;
+    sipp("session-timer.xml", r.engine.sip.udp[0], false).await;
+}

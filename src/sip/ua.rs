@@ -24,7 +24,9 @@ use crate::media::dtmf::parse_info;
 use crate::media::session::DigitBuffer;
 
 /// Methods we implement (Allow header).
-pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER";
+pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER, UPDATE";
+/// Shortest session interval we accept (RFC 4028 §4).
+const MIN_SE: u32 = 90;
 /// Methods we know but do not serve: 405 rather than 501.
 const KNOWN_UNSERVED: &[&str] = &[
     "SUBSCRIBE",
@@ -306,6 +308,8 @@ enum Role {
         answered: bool,
         twoxx: Option<TwoXxRetransmitter>,
         answer_sdp: String,
+        /// RFC 4028 session interval agreed with the caller (the caller refreshes).
+        session_expires: Option<u32>,
     },
     Uac {
         invite: rsip::Request,
@@ -661,6 +665,27 @@ impl Actor {
                     Err(_) => self.respond(&key, &req, 415, "Unsupported Media Type"),
                 }
             }
+            rsip::Method::Update => {
+                // A session refresh (RFC 4028) without a new offer: nothing changes.
+                match self.calls.get(&call_id).map(|c| match &c.role {
+                    Role::Uas {
+                        session_expires, ..
+                    } => *session_expires,
+                    Role::Uac { .. } => None,
+                }) {
+                    Some(se) => {
+                        let mut resp = message::response_for(&req, 200, "OK");
+                        if let Some(n) = se {
+                            resp.headers.push(Header::Other(
+                                "Session-Expires".into(),
+                                format!("{n};refresher=uac"),
+                            ));
+                        }
+                        self.respond_with(&key, resp);
+                    }
+                    None => self.respond(&key, &req, 481, "Call/Transaction Does Not Exist"),
+                }
+            }
             rsip::Method::Options => {
                 let mut resp = message::response_for(&req, 200, "OK");
                 resp.headers
@@ -668,7 +693,7 @@ impl Actor {
                 resp.headers
                     .push(Header::Other("Accept".into(), "application/sdp".into()));
                 resp.headers
-                    .push(Header::Other("Supported".into(), "".into()));
+                    .push(Header::Other("Supported".into(), "timer".into()));
                 self.respond_with(&key, resp);
             }
             rsip::Method::Register => self.on_register(key, req, peer),
@@ -715,11 +740,31 @@ impl Actor {
             return;
         }
         if let Some(required) = header_value(&req, "Require") {
-            let mut resp = message::response_for(&req, 420, "Bad Extension");
-            resp.headers.push(Header::Other(
-                "Unsupported".into(),
-                required.trim().to_string(),
-            ));
+            // Session timers (RFC 4028) are the one extension we support.
+            let unsupported: Vec<&str> = required
+                .split(',')
+                .map(str::trim)
+                .filter(|o| !o.is_empty() && !o.eq_ignore_ascii_case("timer"))
+                .collect();
+            if !unsupported.is_empty() {
+                let mut resp = message::response_for(&req, 420, "Bad Extension");
+                resp.headers
+                    .push(Header::Other("Unsupported".into(), unsupported.join(", ")));
+                self.respond_with(&key, resp);
+                return;
+            }
+        }
+        let session_expires = header_value(&req, "Session-Expires")
+            .or_else(|| header_value(&req, "x"))
+            .and_then(|v| {
+                v.split(';')
+                    .next()
+                    .and_then(|n| n.trim().parse::<u32>().ok())
+            });
+        if session_expires.is_some_and(|n| n < MIN_SE) {
+            let mut resp = message::response_for(&req, 422, "Session Interval Too Small");
+            resp.headers
+                .push(Header::Other("Min-SE".into(), MIN_SE.to_string()));
             self.respond_with(&key, resp);
             return;
         }
@@ -766,6 +811,7 @@ impl Actor {
                     answered: false,
                     twoxx: None,
                     answer_sdp: String::new(),
+                    session_expires,
                 },
                 dialog: None,
                 shared: shared.clone(),
@@ -796,6 +842,7 @@ impl Actor {
             answered,
             twoxx,
             answer_sdp,
+            session_expires,
         } = &mut c.role
         else {
             return false;
@@ -804,6 +851,15 @@ impl Actor {
             return true;
         }
         let mut resp = response_with_tag(invite, 200, "OK", to_tag);
+        if let Some(n) = session_expires {
+            // The caller keeps the session alive with re-INVITE or UPDATE.
+            resp.headers.push(Header::Other(
+                "Session-Expires".into(),
+                format!("{n};refresher=uac"),
+            ));
+            resp.headers
+                .push(Header::Other("Require".into(), "timer".into()));
+        }
         resp.headers
             .push(Header::Other("Contact".into(), contact.clone()));
         resp.headers
