@@ -389,6 +389,7 @@ pub async fn run(
             register_auth: None,
             authenticate_register: false,
             authenticate_invite: false,
+            session_expires: 1800,
         },
         handler.clone(),
     )

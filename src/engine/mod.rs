@@ -309,6 +309,7 @@ async fn start_sip(
             },
             authenticate_invite: s.authenticate_invite,
             authenticate_register: s.authenticate_register,
+            session_expires: s.session_expires_seconds,
             register_auth: (s.authenticate_register || s.authenticate_invite).then(|| {
                 crate::sip::ua::RegisterAuth {
                     realm: s.realm.clone(),

@@ -243,6 +243,8 @@ pub struct UaConfig {
     pub authenticate_register: bool,
     /// Challenge INVITEs whose From user is one of those SIP users (agents' phones).
     pub authenticate_invite: bool,
+    /// Longest session interval we grant (RFC 4028); callers that support timers get it.
+    pub session_expires: u32,
 }
 
 /// Who may register, when REGISTER is challenged.
@@ -281,6 +283,7 @@ pub async fn start(config: UaConfig, handler: Arc<dyn CallHandler>) -> std::io::
         register_auth: config.register_auth.clone(),
         authenticate_invite: config.authenticate_invite,
         authenticate_register: config.authenticate_register,
+        session_expires: config.session_expires.max(MIN_SE),
         digest: digest::DigestServer::new(digest_key.to_vec(), chrono::TimeDelta::seconds(300)),
         txns: Transactions::new(Timers::default()),
         timers: Timers::default(),
@@ -333,6 +336,7 @@ struct Actor {
     register_auth: Option<RegisterAuth>,
     authenticate_invite: bool,
     authenticate_register: bool,
+    session_expires: u32,
     digest: digest::DigestServer,
     txns: Transactions,
     timers: Timers,
@@ -754,13 +758,24 @@ impl Actor {
                 return;
             }
         }
-        let session_expires = header_value(&req, "Session-Expires")
+        let requested = header_value(&req, "Session-Expires")
             .or_else(|| header_value(&req, "x"))
             .and_then(|v| {
                 v.split(';')
                     .next()
                     .and_then(|n| n.trim().parse::<u32>().ok())
             });
+        let supports_timer = header_value(&req, "Supported")
+            .or_else(|| header_value(&req, "k"))
+            .is_some_and(|v| v.split(',').any(|o| o.trim().eq_ignore_ascii_case("timer")));
+        // A caller that supports timers gets our interval when it asked for none, and a longer
+        // request is shortened to ours (RFC 4028 §9).
+        let session_expires = match requested {
+            Some(n) if n < MIN_SE => Some(n),
+            Some(n) => Some(n.min(self.session_expires)),
+            None if supports_timer => Some(self.session_expires),
+            None => None,
+        };
         if session_expires.is_some_and(|n| n < MIN_SE) {
             let mut resp = message::response_for(&req, 422, "Session Interval Too Small");
             resp.headers
