@@ -280,6 +280,8 @@ pub async fn start(config: UaConfig, handler: Arc<dyn CallHandler>) -> std::io::
     });
     let digest_key: [u8; 32] = rand::random();
     let actor = Actor {
+        uac_keys: HashMap::new(),
+        unacked: std::collections::HashSet::new(),
         register_auth: config.register_auth.clone(),
         authenticate_invite: config.authenticate_invite,
         authenticate_register: config.authenticate_register,
@@ -333,6 +335,10 @@ struct Call {
 }
 
 struct Actor {
+    /// Our INVITE client transactions → their call, so responses find the call directly.
+    uac_keys: HashMap<TransactionKey, String>,
+    /// Calls whose 200 OK is being retransmitted until the ACK (the only per-call timers).
+    unacked: std::collections::HashSet<String>,
     register_auth: Option<RegisterAuth>,
     authenticate_invite: bool,
     authenticate_register: bool,
@@ -418,10 +424,13 @@ impl Actor {
     }
 
     fn next_wake(&self) -> Option<Instant> {
-        let calls = self.calls.values().filter_map(|c| match &c.role {
-            Role::Uas { twoxx: Some(t), .. } => t.poll_timeout(),
-            _ => None,
-        });
+        let calls = self
+            .unacked
+            .iter()
+            .filter_map(|id| match &self.calls.get(id)?.role {
+                Role::Uas { twoxx: Some(t), .. } => t.poll_timeout(),
+                _ => None,
+            });
         self.txns
             .poll_timeout()
             .into_iter()
@@ -434,7 +443,17 @@ impl Actor {
         let now = Instant::now();
         self.txns.handle_timeout(now);
         let mut dead = Vec::new();
-        for (id, c) in self.calls.iter_mut() {
+        // Forget calls that were acknowledged or have ended.
+        let calls = &self.calls;
+        self.unacked.retain(|id| {
+            calls
+                .get(id)
+                .is_some_and(|c| matches!(c.role, Role::Uas { twoxx: Some(_), .. }))
+        });
+        for id in &self.unacked {
+            let Some(c) = self.calls.get_mut(id) else {
+                continue;
+            };
             if let Role::Uas { twoxx: Some(t), .. } = &mut c.role
                 && t.poll_timeout().is_some_and(|at| at <= now)
             {
@@ -473,6 +492,7 @@ impl Actor {
         while let Some((key, ev)) = self.txns.poll_event() {
             if ev == Event::Terminated {
                 self.peers.remove(&key);
+                self.uac_keys.remove(&key);
                 continue;
             }
             self.on_client_event(&key, ev);
@@ -887,6 +907,7 @@ impl Actor {
         *answer_sdp = sdp;
         c.dialog = Dialog::from_uas(invite, &resp, &contact).ok();
         if !c.peer.transport.reliable() {
+            self.unacked.insert(call.to_string());
             *twoxx = Some(TwoXxRetransmitter::new(
                 Instant::now(),
                 resp.clone(),
@@ -1075,6 +1096,7 @@ impl Actor {
         {
             Ok(key) => {
                 self.peers.insert(key.clone(), d.peer);
+                self.uac_keys.insert(key.clone(), call_id.clone());
                 self.calls.insert(
                     call_id.clone(),
                     Call {
@@ -1178,12 +1200,17 @@ impl Actor {
     }
 
     fn on_client_event(&mut self, key: &TransactionKey, ev: Event) {
-        let Some(call_id) = self.calls.iter().find_map(|(id, c)| match &c.role {
-            Role::Uac { key: k, .. } if k == key => Some(id.clone()),
-            _ => None,
-        }) else {
+        let Some(call_id) = self.uac_keys.get(key).cloned() else {
             return;
         };
+        // The key may belong to an INVITE replaced after a 401/407: only the current one counts.
+        if !self
+            .calls
+            .get(&call_id)
+            .is_some_and(|c| matches!(&c.role, Role::Uac { key: k, .. } if k == key))
+        {
+            return;
+        }
         match ev {
             Event::Response(resp) => self.on_invite_response(&call_id, resp),
             Event::TimedOut | Event::TransportError => {
@@ -1288,6 +1315,7 @@ impl Actor {
             )
         {
             self.peers.insert(key.clone(), peer);
+            self.uac_keys.insert(key.clone(), call_id.to_string());
             if let Some(c) = self.calls.get_mut(call_id)
                 && let Role::Uac { invite, key: k, .. } = &mut c.role
             {

@@ -61,12 +61,14 @@ pub async fn run(b: &RouteCall, cx: &mut Cx<'_>) -> Step {
         .as_deref()
         .or(computed.as_deref())
         .filter(|e| !e.trim().is_empty());
-    if let Some(e) = requirement
-        && let Err(err) = crate::routing::skills::Expr::parse(e)
-    {
-        tracing::warn!(expression = e, error = %err, "Route Call: skill requirement ignored");
-    }
-    let requirement = requirement.filter(|e| crate::routing::skills::Expr::parse(e).is_ok());
+    // A computed expression that does not parse adds no requirement (logged once here).
+    let requirement = requirement.filter(|e| match crate::routing::skills::Expr::parse(e) {
+        Ok(_) => true,
+        Err(err) => {
+            tracing::warn!(expression = e, error = %err, "Route Call: skill requirement ignored");
+            false
+        }
+    });
     let mut rx = match services.queue_call(&queue, id, priority, entered, requirement) {
         Ok(rx) => rx,
         Err(e) => {
