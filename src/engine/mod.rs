@@ -195,6 +195,9 @@ impl Engine {
             router.clone(),
         );
         state.store = Some(store.clone());
+        let users =
+            api::admin::users::restore(&state, store.documents(api::admin::users::DOC_KIND).await?);
+        tracing::info!(users, "administration users recovered from the store");
         let addr = config.spec.listeners.http;
         let listener = tokio::net::TcpListener::bind(addr)
             .await
