@@ -24,11 +24,17 @@ fn t0() -> DateTime<Utc> {
 
 /// An engine with one user per role, a Sales-only monitor and two queues.
 async fn engine(dir: &Path, clock: SharedClock) -> (Engine, String) {
+    engine_limited(dir, clock, 200).await
+}
+
+/// As [`engine`], with `rate` requests per second per key or user.
+async fn engine_limited(dir: &Path, clock: SharedClock, rate: u32) -> (Engine, String) {
     let hash = hash_password(PASSWORD).unwrap();
     let yaml = format!(
         "listeners: {{http: '127.0.0.1:0', sip_udp: [], sip_tcp: []}}
 api:
-  keys: [{{name: t, key: {KEY}}}]
+  keys: [{{name: t, key: {KEY}}}, {{name: t2, key: other-key}}]
+  rate_limit_per_second: {rate}
 admin:
   users:
     - {{name: root, password_hash: '{hash}', roles: [Administrator]}}
@@ -659,6 +665,84 @@ async fn the_callback_tab_lists_edits_and_bulk_cancels_within_the_users_queues()
     assert_eq!(
         actions.iter().filter(|a| **a == "callback.create").count(),
         4
+    );
+    e.shutdown();
+}
+
+#[tokio::test]
+async fn rate_limits_apply_per_key_and_per_user_on_the_engine_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(t0());
+    let (e, url) = engine_limited(dir.path(), clock.shared(), 3).await;
+    let status = |key: &'static str| {
+        let url = url.clone();
+        async move {
+            let r = reqwest::Client::new()
+                .get(format!(
+                    "{url}/engagement/v3/callbacks/queue-status/Sales_VQ_CB"
+                ))
+                .header("x-api-key", key)
+                .send()
+                .await
+                .unwrap();
+            let retry = r
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_string());
+            (
+                r.status().as_u16(),
+                retry,
+                r.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    for _ in 0..3 {
+        assert_eq!(status(KEY).await.0, 200);
+    }
+    let (s, retry, v) = status(KEY).await;
+    assert_eq!(
+        (s, retry.as_deref(), v["code"].as_u64()),
+        (429, Some("1"), Some(42902)),
+        "{v}"
+    );
+    assert!(v["correlationId"].is_string());
+    assert_eq!(
+        status("other-key").await.0,
+        200,
+        "another key has its own budget"
+    );
+    clock.advance(TimeDelta::milliseconds(400));
+    assert_eq!(
+        status(KEY).await.0,
+        200,
+        "a third of a second refills one request"
+    );
+    assert_eq!(status(KEY).await.0, 429);
+
+    // Administration users have the same budget per user, whatever the token.
+    let a = login(&url, "root").await;
+    let b = login(&url, "root").await;
+    let mut codes = Vec::new();
+    for t in [&a, &b, &a, &b] {
+        codes.push(call(Method::GET, &at(&url, "/me"), Some(t), None).await.0);
+    }
+    assert_eq!(codes, [200, 200, 200, 429]);
+    // Logins: a burst of five per address, then two per second.
+    let mut codes = Vec::new();
+    for _ in 0..6 {
+        let (s, _) = call(
+            Method::POST,
+            &at(&url, "/login"),
+            None,
+            Some(json!({"username": "root", "password": "bad"})),
+        )
+        .await;
+        codes.push(s);
+    }
+    assert_eq!(
+        codes,
+        [401, 401, 401, 429, 429, 429],
+        "two logins above already used the burst"
     );
     e.shutdown();
 }

@@ -207,6 +207,7 @@ impl Engine {
             .map_err(|source| EngineError::Bind { addr, source })?;
         let app = api::router(state);
         tasks.push(tokio::spawn(async move {
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::error!(error = %e, "HTTP server stopped");
             }
