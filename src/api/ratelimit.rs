@@ -71,7 +71,7 @@ impl RateLimiter {
     /// Drops buckets that have refilled completely (their callers have been quiet).
     fn prune(&self, rate: f64, burst: f64, now: DateTime<Utc>) {
         self.buckets.retain(|_, b| {
-            let b = b.lock().unwrap_or_else(|p| p.into_inner());
+            let b = b.get_mut().unwrap_or_else(|p| p.into_inner());
             let elapsed = (now - b.at).num_seconds().max(0) as f64;
             b.tokens + elapsed * rate < burst
         });
