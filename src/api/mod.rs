@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod error;
 pub mod ratelimit;
+pub mod stats;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -58,6 +59,8 @@ pub struct ApiState {
     pub admin: Arc<admin::AdminAuth>,
     /// Per-key, per-user and per-address request budgets.
     pub limits: Arc<ratelimit::RateLimiter>,
+    /// The router with assignment delivery: agent changes made here re-dispatch waiting work.
+    pub dispatch: Option<Arc<crate::routing::Dispatch>>,
 }
 
 impl ApiState {
@@ -87,6 +90,7 @@ impl ApiState {
             .collect();
         let admin = Arc::new(admin::AdminAuth::new(&config.spec.admin, clock.clone()));
         ApiState {
+            dispatch: None,
             limits: Arc::new(ratelimit::RateLimiter::default()),
             admin,
             config,
@@ -98,6 +102,14 @@ impl ApiState {
             key_hashes: Arc::new(key_hashes),
             store: None,
         }
+    }
+
+    /// A queue's outcome counters (answered, abandoned, service level); zero without dispatch.
+    pub fn outcomes(&self, queue: &str) -> crate::routing::stats::QueueOutcomes {
+        self.dispatch
+            .as_ref()
+            .map(|d| d.stats().get(queue))
+            .unwrap_or_default()
     }
 
     /// The name of the configured key `key` is, if any. Every key is compared in constant
@@ -153,7 +165,8 @@ pub fn api_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(open_for_route))
         .routes(routes!(queue_status))
         .routes(routes!(create_call_in))
-        .routes(routes!(estimated_wait_time));
+        .routes(routes!(estimated_wait_time))
+        .routes(routes!(stats::statistics));
     OpenApiRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())
         .nest("/engagement/v3", v3)
         .nest("/admin", admin::router())

@@ -715,6 +715,13 @@ impl Validator<'_> {
                 86_400,
             );
             self.range(root, &at("max_days_ahead"), q.max_days_ahead, 1, 90);
+            self.range(
+                root,
+                &at("service_level_seconds"),
+                q.service_level_seconds,
+                1,
+                3600,
+            );
             for (field, name) in [
                 ("business_hours", &q.business_hours),
                 ("immediate_offer_hours", &q.immediate_offer_hours),

@@ -195,6 +195,7 @@ impl Engine {
             router.clone(),
         );
         state.store = Some(store.clone());
+        state.dispatch = Some(dispatch.clone());
         let users =
             api::admin::users::restore(&state, store.documents(api::admin::users::DOC_KIND).await?);
         tracing::info!(users, "administration users recovered from the store");

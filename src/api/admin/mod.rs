@@ -6,6 +6,8 @@
 pub mod audit;
 pub mod auth;
 pub mod callbacks;
+pub mod developer;
+pub mod queues;
 pub mod users;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -37,6 +39,10 @@ pub fn router() -> OpenApiRouter<ApiState> {
         .routes(routes!(callbacks::bulk_preview))
         .routes(routes!(callbacks::bulk_cancel))
         .routes(routes!(callbacks::export_summary))
+        .routes(routes!(developer::errors))
+        .routes(routes!(developer::validate_key))
+        .routes(routes!(developer::cors_origins))
+        .routes(routes!(queues::list))
         .merge(rules_routes())
 }
 
