@@ -61,6 +61,8 @@ pub struct ApiState {
     pub limits: Arc<ratelimit::RateLimiter>,
     /// The router with assignment delivery: agent changes made here re-dispatch waiting work.
     pub dispatch: Option<Arc<crate::routing::Dispatch>>,
+    /// Agent definitions with the changes made through the API.
+    pub agent_book: Arc<admin::agents::AgentBook>,
 }
 
 impl ApiState {
@@ -90,6 +92,7 @@ impl ApiState {
             .collect();
         let admin = Arc::new(admin::AdminAuth::new(&config.spec.admin, clock.clone()));
         ApiState {
+            agent_book: Arc::new(admin::agents::AgentBook::new(&config.spec)),
             dispatch: None,
             limits: Arc::new(ratelimit::RateLimiter::default()),
             admin,

@@ -170,6 +170,16 @@ impl Engine {
     /// Starts every part in order; returns once the API is listening.
     pub async fn start(config: Arc<Config>, clock: SharedClock) -> Result<Engine, EngineError> {
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir())?);
+        // Agents defined or changed through the administration API join the file's.
+        let stored_agents = store.documents(api::admin::agents::DOC_KIND).await?;
+        let config = if stored_agents.is_empty() {
+            config
+        } else {
+            let mut c = (*config).clone();
+            let n = api::admin::agents::apply_stored(&mut c.spec, stored_agents);
+            tracing::info!(agents = n, "agent definitions recovered from the store");
+            Arc::new(c)
+        };
         let notifier: Arc<dyn Notifier> = Arc::new(LogNotifier);
         let core = Core::build(config.clone(), clock.clone(), store, notifier).await?;
         let Core {

@@ -3,11 +3,13 @@
 //! the API's authentication layer resolves it into an [`auth::AdminUser`], and each handler
 //! checks the [`auth::Permission`] it needs and the queues the user may read.
 
+pub mod agents;
 pub mod audit;
 pub mod auth;
 pub mod callbacks;
 pub mod developer;
 pub mod queues;
+pub mod reload;
 pub mod users;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -43,6 +45,10 @@ pub fn router() -> OpenApiRouter<ApiState> {
         .routes(routes!(developer::validate_key))
         .routes(routes!(developer::cors_origins))
         .routes(routes!(queues::list))
+        .routes(routes!(agents::list, agents::create))
+        .routes(routes!(agents::update, agents::delete))
+        .routes(routes!(agents::set_state))
+        .routes(routes!(reload::reload))
         .merge(rules_routes())
 }
 
