@@ -112,6 +112,14 @@ impl AgentBook {
     }
 }
 
+/// An agent defined and not deleted, or a 404.
+fn defined(s: &ApiState, id: &str) -> Result<StoredAgent, ApiError> {
+    s.agent_book
+        .get(id)
+        .filter(|a| !a.deleted)
+        .ok_or_else(|| ApiError::not_found(format!("no agent `{id}`")))
+}
+
 fn check_skills(skills: &BTreeMap<String, i64>) -> Result<(), ApiError> {
     for (name, level) in skills {
         if !valid_skill_name(name) {
@@ -258,11 +266,7 @@ pub async fn update(
     Body(b): Body<UpdateAgentBody>,
 ) -> Result<Response, ApiError> {
     user.require(Permission::ManageAgents)?;
-    let mut a = s
-        .agent_book
-        .get(&id)
-        .filter(|a| !a.deleted)
-        .ok_or_else(|| ApiError::not_found(format!("no agent `{id}`")))?;
+    let mut a = defined(&s, &id)?;
     if let Some(skills) = &b.skills {
         check_skills(skills)?;
         a.spec.skills = skills.clone();
@@ -315,11 +319,7 @@ pub async fn delete(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     user.require(Permission::ManageAgents)?;
-    let mut a = s
-        .agent_book
-        .get(&id)
-        .filter(|a| !a.deleted)
-        .ok_or_else(|| ApiError::not_found(format!("no agent `{id}`")))?;
+    let mut a = defined(&s, &id)?;
     if let Ok(i) = s.router.agents().index_of(&id) {
         let st = s.router.agents().get(i).state();
         if matches!(st, StateKind::Reserved | StateKind::Busy) {
