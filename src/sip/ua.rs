@@ -4,7 +4,7 @@
 //! handled, everything else gets the right 4xx/5xx. Client side: INVITEs to trunks and phones,
 //! digest authentication on 401/407, CANCEL, BYE. The state machines it drives do no I/O.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
@@ -16,8 +16,9 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::dialog::Dialog;
 use super::digest;
-use super::message::{self, header_value, random_token, response_with_tag};
+use super::message::{self, header_value, header_values, random_token, response_with_tag};
 use super::registrar::{Registrar, RegistrarConfig};
+use super::session_timer::{MIN_SE, RefreshMethod, Refresher, SessionTimer, TimerAction};
 use super::transaction::{Event, Routed, Timers, TransactionKey, Transactions, TwoXxRetransmitter};
 use super::transport::{Peer, Received, Transport, Transports, bad_request};
 use crate::media::dtmf::parse_info;
@@ -25,8 +26,6 @@ use crate::media::session::DigitBuffer;
 
 /// Methods we implement (Allow header).
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER, UPDATE";
-/// Shortest session interval we accept (RFC 4028 §4).
-const MIN_SE: u32 = 90;
 /// Methods we know but do not serve: 405 rather than 501.
 const KNOWN_UNSERVED: &[&str] = &[
     "SUBSCRIBE",
@@ -281,6 +280,8 @@ pub async fn start(config: UaConfig, handler: Arc<dyn CallHandler>) -> std::io::
     let digest_key: [u8; 32] = rand::random();
     let actor = Actor {
         uac_keys: HashMap::new(),
+        refresh_keys: HashMap::new(),
+        session_timers: BTreeSet::new(),
         unacked: std::collections::HashSet::new(),
         register_auth: config.register_auth.clone(),
         authenticate_invite: config.authenticate_invite,
@@ -313,8 +314,8 @@ enum Role {
         answered: bool,
         twoxx: Option<TwoXxRetransmitter>,
         answer_sdp: String,
-        /// RFC 4028 session interval agreed with the caller (the caller refreshes).
-        session_expires: Option<u32>,
+        /// RFC 4028 session timer agreed with the caller, started when we answer.
+        session_timer: TimerAsk,
     },
     Uac {
         invite: rsip::Request,
@@ -332,11 +333,124 @@ struct Call {
     role: Role,
     dialog: Option<Dialog>,
     shared: Arc<LegShared>,
+    /// RFC 4028 session timer, once an interval is agreed and the call answered.
+    timer: Option<SessionTimer>,
+}
+
+/// What a request (INVITE, re-INVITE or UPDATE) we answer says about session timers, and what
+/// we grant (RFC 4028 §9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TimerAsk {
+    /// No timer: neither asked for nor supported.
+    Off,
+    /// Below Min-SE: 422.
+    TooSmall,
+    /// Granted: this interval, this refresher; `require` when the peer supports timers (then
+    /// the 2xx carries `Require: timer`).
+    Agreed {
+        interval: u32,
+        refresher: Refresher,
+        require: bool,
+    },
+}
+
+/// The interval and `refresher` parameter of a Session-Expires header (or compact `x`).
+fn session_expires(msg: &impl HasHeaders) -> Option<(u32, Option<String>)> {
+    let v = header_value(msg, "Session-Expires").or_else(|| header_value(msg, "x"))?;
+    let mut parts = v.split(';');
+    let n = parts.next()?.trim().parse::<u32>().ok()?;
+    let refresher = parts.find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("refresher")
+            .then(|| v.trim().to_ascii_lowercase())
+    });
+    Some((n, refresher))
+}
+
+/// True when a comma-separated header (Supported, Allow…) lists `option`.
+fn lists(msg: &impl HasHeaders, names: &[&str], option: &str) -> bool {
+    names.iter().any(|name| {
+        header_values(msg, name)
+            .iter()
+            .flat_map(|v| v.split(','))
+            .any(|o| o.trim().eq_ignore_ascii_case(option))
+    })
+}
+
+/// Session-timer negotiation as the UAS of `req`: a longer request is shortened to `max`, a
+/// caller that supports timers without asking gets `max`; the peer refreshes unless it asked
+/// us to (`refresher=uas`) or cannot (no `Supported: timer`).
+fn negotiate_timer(req: &rsip::Request, max: u32) -> TimerAsk {
+    let supports = lists(req, &["Supported", "k"], "timer");
+    let asked = session_expires(req);
+    let interval = match &asked {
+        Some((n, _)) if *n < MIN_SE => return TimerAsk::TooSmall,
+        Some((n, _)) => (*n).min(max),
+        None if supports => max,
+        None => return TimerAsk::Off,
+    };
+    let refresher = match asked.and_then(|(_, r)| r).as_deref() {
+        Some("uas") => Refresher::Us,
+        Some("uac") if supports => Refresher::Peer,
+        _ if supports => Refresher::Peer,
+        _ => Refresher::Us,
+    };
+    TimerAsk::Agreed {
+        interval,
+        refresher,
+        require: supports,
+    }
+}
+
+/// Adds the Session-Expires (and Require) headers that confirm `ask` in our 2xx.
+fn push_timer_headers(headers: &mut rsip::Headers, ask: TimerAsk) {
+    if let TimerAsk::Agreed {
+        interval,
+        refresher,
+        require,
+    } = ask
+    {
+        // The refresher parameter names a side of the request being answered: the peer is its UAC.
+        let who = if refresher == Refresher::Peer {
+            "uac"
+        } else {
+            "uas"
+        };
+        headers.push(Header::Other(
+            "Session-Expires".into(),
+            format!("{interval};refresher={who}"),
+        ));
+        if require {
+            headers.push(Header::Other("Require".into(), "timer".into()));
+        }
+    }
+}
+
+/// The 422 for an interval below Min-SE.
+fn too_small(req: &rsip::Request) -> rsip::Response {
+    let mut resp = message::response_for(req, 422, "Session Interval Too Small");
+    resp.headers
+        .push(Header::Other("Min-SE".into(), MIN_SE.to_string()));
+    resp
+}
+
+/// How we refresh a peer: UPDATE when its Allow lists it, else re-INVITE.
+fn refresh_method(msg: &impl HasHeaders) -> RefreshMethod {
+    if lists(msg, &["Allow"], "UPDATE") {
+        RefreshMethod::Update
+    } else {
+        RefreshMethod::Invite
+    }
 }
 
 struct Actor {
     /// Our INVITE client transactions → their call, so responses find the call directly.
     uac_keys: HashMap<TransactionKey, String>,
+    /// Our session refreshes (UPDATE / re-INVITE) in flight → their call; true once answered.
+    refresh_keys: HashMap<TransactionKey, (String, bool)>,
+    /// Session-timer deadlines (RFC 4028), ordered; stale entries are skipped when they fire.
+    session_timers: BTreeSet<(Instant, String)>,
     /// Calls whose 200 OK is being retransmitted until the ACK (the only per-call timers).
     unacked: std::collections::HashSet<String>,
     register_auth: Option<RegisterAuth>,
@@ -436,6 +550,7 @@ impl Actor {
             .into_iter()
             .chain(calls)
             .chain(self.registrar.next_expiry())
+            .chain(self.session_timers.first().map(|(at, _)| *at))
             .min()
     }
 
@@ -472,6 +587,7 @@ impl Actor {
         for id in dead {
             self.end_call(&id, true);
         }
+        self.on_session_timers(now);
         for aor in self.registrar.expire(now) {
             let user = user_of_uri(&aor);
             self.sources.remove(&user);
@@ -493,9 +609,14 @@ impl Actor {
             if ev == Event::Terminated {
                 self.peers.remove(&key);
                 self.uac_keys.remove(&key);
+                self.refresh_keys.remove(&key);
                 continue;
             }
-            self.on_client_event(&key, ev);
+            if self.refresh_keys.contains_key(&key) {
+                self.on_refresh_event(&key, ev);
+            } else {
+                self.on_client_event(&key, ev);
+            }
             while let Some((key, msg)) = self.txns.poll_transmit() {
                 if let Some(peer) = self.peers.get(&key).copied() {
                     self.send(peer, &msg);
@@ -689,27 +810,7 @@ impl Actor {
                     Err(_) => self.respond(&key, &req, 415, "Unsupported Media Type"),
                 }
             }
-            rsip::Method::Update => {
-                // A session refresh (RFC 4028) without a new offer: nothing changes.
-                match self.calls.get(&call_id).map(|c| match &c.role {
-                    Role::Uas {
-                        session_expires, ..
-                    } => *session_expires,
-                    Role::Uac { .. } => None,
-                }) {
-                    Some(se) => {
-                        let mut resp = message::response_for(&req, 200, "OK");
-                        if let Some(n) = se {
-                            resp.headers.push(Header::Other(
-                                "Session-Expires".into(),
-                                format!("{n};refresher=uac"),
-                            ));
-                        }
-                        self.respond_with(&key, resp);
-                    }
-                    None => self.respond(&key, &req, 481, "Call/Transaction Does Not Exist"),
-                }
-            }
+            rsip::Method::Update => self.on_update(key, req, peer, call_id),
             rsip::Method::Options => {
                 let mut resp = message::response_for(&req, 200, "OK");
                 resp.headers
@@ -734,26 +835,7 @@ impl Actor {
     fn on_invite(&mut self, key: TransactionKey, req: rsip::Request, peer: Peer, call_id: String) {
         let to = header_value(&req, "To").unwrap_or_default();
         if message::tag_of(&to).is_some() {
-            // A re-INVITE (hold, refresh): answer with our current SDP.
-            let sdp = match self.calls.get(&call_id).map(|c| &c.role) {
-                Some(Role::Uas { answer_sdp, .. }) => Some(answer_sdp.clone()),
-                _ => None,
-            };
-            match sdp {
-                Some(sdp) => {
-                    let mut resp = message::response_for(&req, 200, "OK");
-                    resp.headers.push(Header::Other(
-                        "Contact".into(),
-                        self.contact(peer.transport),
-                    ));
-                    let (mut h, mut b) = (resp.headers.clone(), Vec::new());
-                    set_body(&mut h, &mut b, "application/sdp", sdp.into_bytes());
-                    resp.headers = h;
-                    resp.body = b;
-                    self.respond_with(&key, resp);
-                }
-                None => self.respond(&key, &req, 481, "Call/Transaction Does Not Exist"),
-            }
+            self.on_reinvite(key, req, peer, call_id);
             return;
         }
         let hops = header_value(&req, "Max-Forwards")
@@ -778,29 +860,9 @@ impl Actor {
                 return;
             }
         }
-        let requested = header_value(&req, "Session-Expires")
-            .or_else(|| header_value(&req, "x"))
-            .and_then(|v| {
-                v.split(';')
-                    .next()
-                    .and_then(|n| n.trim().parse::<u32>().ok())
-            });
-        let supports_timer = header_value(&req, "Supported")
-            .or_else(|| header_value(&req, "k"))
-            .is_some_and(|v| v.split(',').any(|o| o.trim().eq_ignore_ascii_case("timer")));
-        // A caller that supports timers gets our interval when it asked for none, and a longer
-        // request is shortened to ours (RFC 4028 §9).
-        let session_expires = match requested {
-            Some(n) if n < MIN_SE => Some(n),
-            Some(n) => Some(n.min(self.session_expires)),
-            None if supports_timer => Some(self.session_expires),
-            None => None,
-        };
-        if session_expires.is_some_and(|n| n < MIN_SE) {
-            let mut resp = message::response_for(&req, 422, "Session Interval Too Small");
-            resp.headers
-                .push(Header::Other("Min-SE".into(), MIN_SE.to_string()));
-            self.respond_with(&key, resp);
+        let session_timer = negotiate_timer(&req, self.session_expires);
+        if session_timer == TimerAsk::TooSmall {
+            self.respond_with(&key, too_small(&req));
             return;
         }
         let caller = from_user(&req);
@@ -846,10 +908,11 @@ impl Actor {
                     answered: false,
                     twoxx: None,
                     answer_sdp: String::new(),
-                    session_expires,
+                    session_timer,
                 },
                 dialog: None,
                 shared: shared.clone(),
+                timer: None,
             },
         );
         self.handler.incoming(IncomingCall {
@@ -859,6 +922,91 @@ impl Actor {
             offer,
             shared,
         });
+    }
+
+    /// A re-INVITE from the peer (session refresh, hold): answered with our SDP.
+    fn on_reinvite(
+        &mut self,
+        key: TransactionKey,
+        req: rsip::Request,
+        peer: Peer,
+        call_id: String,
+    ) {
+        let Some(c) = self.calls.get(&call_id).filter(|c| c.dialog.is_some()) else {
+            self.respond(&key, &req, 481, "Call/Transaction Does Not Exist");
+            return;
+        };
+        let ask = negotiate_timer(&req, self.session_expires);
+        if ask == TimerAsk::TooSmall {
+            self.respond_with(&key, too_small(&req));
+            return;
+        }
+        let sdp = Self::local_sdp(c);
+        let mut resp = message::response_for(&req, 200, "OK");
+        resp.headers.push(Header::Other(
+            "Contact".into(),
+            self.contact(peer.transport),
+        ));
+        push_timer_headers(&mut resp.headers, ask);
+        let (mut h, mut b) = (resp.headers.clone(), Vec::new());
+        set_body(&mut h, &mut b, "application/sdp", sdp);
+        resp.headers = h;
+        resp.body = b;
+        self.respond_with(&key, resp);
+        self.peer_refreshed(&call_id, &req, ask);
+    }
+
+    /// An UPDATE from the peer: a session refresh (RFC 4028 §7.4), without a new offer.
+    fn on_update(&mut self, key: TransactionKey, req: rsip::Request, _peer: Peer, call_id: String) {
+        if !self.calls.contains_key(&call_id) {
+            self.respond(&key, &req, 481, "Call/Transaction Does Not Exist");
+            return;
+        }
+        let ask = negotiate_timer(&req, self.session_expires);
+        if ask == TimerAsk::TooSmall {
+            self.respond_with(&key, too_small(&req));
+            return;
+        }
+        let mut resp = message::response_for(&req, 200, "OK");
+        push_timer_headers(&mut resp.headers, ask);
+        self.respond_with(&key, resp);
+        self.peer_refreshed(&call_id, &req, ask);
+    }
+
+    /// The peer's re-INVITE or UPDATE was accepted: it refreshes the session (or starts or
+    /// stops its timer) from now.
+    fn peer_refreshed(&mut self, call_id: &str, req: &rsip::Request, ask: TimerAsk) {
+        let Some(c) = self.calls.get_mut(call_id) else {
+            return;
+        };
+        let now = Instant::now();
+        match (ask, c.timer.as_mut()) {
+            (
+                TimerAsk::Agreed {
+                    interval,
+                    refresher,
+                    ..
+                },
+                Some(t),
+            ) => t.refreshed(now, interval, refresher),
+            (
+                TimerAsk::Agreed {
+                    interval,
+                    refresher,
+                    ..
+                },
+                None,
+            ) if c.dialog.is_some() => {
+                c.timer = Some(SessionTimer::new(
+                    now,
+                    interval,
+                    refresher,
+                    refresh_method(req),
+                ))
+            }
+            _ => c.timer = None,
+        }
+        self.schedule_timer(call_id);
     }
 
     fn answer(&mut self, call: &str, sdp: String) -> bool {
@@ -877,7 +1025,7 @@ impl Actor {
             answered,
             twoxx,
             answer_sdp,
-            session_expires,
+            session_timer,
         } = &mut c.role
         else {
             return false;
@@ -886,14 +1034,19 @@ impl Actor {
             return true;
         }
         let mut resp = response_with_tag(invite, 200, "OK", to_tag);
-        if let Some(n) = session_expires {
-            // The caller keeps the session alive with re-INVITE or UPDATE.
-            resp.headers.push(Header::Other(
-                "Session-Expires".into(),
-                format!("{n};refresher=uac"),
+        push_timer_headers(&mut resp.headers, *session_timer);
+        if let TimerAsk::Agreed {
+            interval,
+            refresher,
+            ..
+        } = *session_timer
+        {
+            c.timer = Some(SessionTimer::new(
+                Instant::now(),
+                interval,
+                refresher,
+                refresh_method(invite),
             ));
-            resp.headers
-                .push(Header::Other("Require".into(), "timer".into()));
         }
         resp.headers
             .push(Header::Other("Contact".into(), contact.clone()));
@@ -916,7 +1069,171 @@ impl Actor {
         }
         let key = key.clone();
         self.respond_with(&key, resp);
+        self.schedule_timer(call);
         true
+    }
+
+    /// Indexes the call's next session-timer deadline.
+    fn schedule_timer(&mut self, call: &str) {
+        if let Some(at) = self
+            .calls
+            .get(call)
+            .and_then(|c| c.timer.as_ref())
+            .and_then(SessionTimer::poll_timeout)
+        {
+            self.session_timers.insert((at, call.to_string()));
+        }
+    }
+
+    /// Fires the session timers due at `now`: refreshes to send, sessions to end.
+    fn on_session_timers(&mut self, now: Instant) {
+        while let Some((at, id)) = self.session_timers.first().cloned() {
+            if at > now {
+                break;
+            }
+            self.session_timers.pop_first();
+            let Some(c) = self.calls.get_mut(&id) else {
+                continue;
+            };
+            let Some(t) = c.timer.as_mut() else {
+                continue;
+            };
+            // A stale entry: the deadline moved (refreshed) and has its own entry.
+            if t.poll_timeout() != Some(at) {
+                continue;
+            }
+            let action = t.handle_timeout(now);
+            self.schedule_timer(&id);
+            match action {
+                Some(TimerAction::Bye) => {
+                    tracing::info!(call = %id, "session expired without refresh (RFC 4028): BYE");
+                    self.hang_up(&id);
+                }
+                Some(TimerAction::Refresh(method, interval)) => {
+                    self.send_refresh(&id, method, interval)
+                }
+                None => {}
+            }
+        }
+    }
+
+    /// Our SDP in this call (the answer we gave, or the offer we made).
+    fn local_sdp(c: &Call) -> Vec<u8> {
+        match &c.role {
+            Role::Uas { answer_sdp, .. } => answer_sdp.clone().into_bytes(),
+            Role::Uac { invite, .. } => invite.body.clone(),
+        }
+    }
+
+    /// Sends a session refresh (RFC 4028 §7.4) as the refresher.
+    fn send_refresh(&mut self, id: &str, method: RefreshMethod, interval: u32) {
+        let Some(c) = self.calls.get(id) else {
+            return;
+        };
+        let via = self.via(c.peer.transport);
+        let peer = c.peer;
+        let sdp = Self::local_sdp(c);
+        let Some(c) = self.calls.get_mut(id) else {
+            return;
+        };
+        let Some(d) = c.dialog.as_mut() else {
+            return;
+        };
+        let mut req = match method {
+            RefreshMethod::Update => d.request(rsip::Method::Update, &via, None),
+            RefreshMethod::Invite => d.reinvite(&via, sdp),
+        };
+        req.headers.push(Header::Other(
+            "Session-Expires".into(),
+            format!("{interval};refresher=uac"),
+        ));
+        req.headers
+            .push(Header::Other("Supported".into(), "timer".into()));
+        match self
+            .txns
+            .start_client(Instant::now(), req, peer.transport.reliable())
+        {
+            Ok(key) => {
+                self.peers.insert(key.clone(), peer);
+                self.refresh_keys.insert(key, (id.to_string(), false));
+            }
+            Err(e) => tracing::debug!(call = id, error = %e, "session refresh not sent"),
+        }
+    }
+
+    /// What became of a refresh we sent.
+    fn on_refresh_event(&mut self, key: &TransactionKey, ev: Event) {
+        let Some((id, answered)) = self.refresh_keys.get(key).cloned() else {
+            return;
+        };
+        let Some(c) = self.calls.get(&id) else {
+            return;
+        };
+        let via = self.via(c.peer.transport);
+        let peer = c.peer;
+        let is_invite = key.method == "INVITE";
+        let (code, resp) = match ev {
+            Event::Response(r) => (r.status_code.code(), Some(r)),
+            Event::TimedOut | Event::TransportError => (408, None),
+            _ => return,
+        };
+        if code < 200 {
+            return;
+        }
+        let action = if (200..300).contains(&code) {
+            let resp = resp.as_ref();
+            if is_invite
+                && let (Some(d), Some(r)) =
+                    (self.calls.get(&id).and_then(|c| c.dialog.as_ref()), resp)
+            {
+                // Every 2xx to our re-INVITE is acknowledged, retransmissions too.
+                let seq = message::cseq(r).map(|(n, _)| n).unwrap_or(1);
+                self.send(peer, &SipMessage::Request(d.ack(seq, &via, None)));
+            }
+            if answered {
+                return;
+            }
+            self.refresh_keys.insert(key.clone(), (id.clone(), true));
+            let agreed = resp.and_then(session_expires);
+            if let Some(c) = self.calls.get_mut(&id) {
+                match agreed {
+                    Some((n, r)) => {
+                        // refresher=uac names us, the sender of the refresh.
+                        let who = if r.as_deref() == Some("uas") {
+                            Refresher::Peer
+                        } else {
+                            Refresher::Us
+                        };
+                        if let Some(t) = c.timer.as_mut() {
+                            t.refreshed(Instant::now(), n.max(MIN_SE), who);
+                        }
+                    }
+                    // No Session-Expires in the 2xx: the peer turned timers off (§7.4).
+                    None => c.timer = None,
+                }
+            }
+            None
+        } else {
+            let min_se = resp
+                .as_ref()
+                .and_then(|r| header_value(r, "Min-SE"))
+                .and_then(|v| v.split(';').next().and_then(|n| n.trim().parse().ok()));
+            self.calls
+                .get_mut(&id)
+                .and_then(|c| c.timer.as_mut())
+                .and_then(|t| t.refresh_failed(code, min_se))
+        };
+        self.schedule_timer(&id);
+        match action {
+            Some(TimerAction::Bye) => {
+                tracing::info!(call = %id, code, "session refresh failed (RFC 4028): BYE");
+                self.hang_up(&id);
+            }
+            Some(TimerAction::Refresh(method, interval)) => {
+                self.send_refresh(&id, method, interval)
+            }
+            None => {}
+        }
     }
 
     fn on_ack(&mut self, req: &rsip::Request) {
@@ -1112,6 +1429,7 @@ impl Actor {
                         },
                         dialog: None,
                         shared,
+                        timer: None,
                     },
                 );
             }
@@ -1134,7 +1452,7 @@ impl Actor {
         let mut text = format!(
             "INVITE {uri} SIP/2.0\r\nVia: {via};branch={branch};rport\r\nMax-Forwards: 70\r\n\
              From: <sip:{from}@{host}>;tag={from_tag}\r\nTo: <{uri}>\r\nCall-ID: {call_id}\r\n\
-             CSeq: {cseq} INVITE\r\nContact: {contact}\r\nAllow: {ALLOW}\r\n\
+             CSeq: {cseq} INVITE\r\nContact: {contact}\r\nAllow: {ALLOW}\r\nSupported: timer\r\n\
              Content-Type: application/sdp\r\n",
             uri = d.uri,
             via = self.via(t),
@@ -1271,9 +1589,26 @@ impl Actor {
                     .send(peer, message::to_bytes(&SipMessage::Request(a)));
             }
             c.dialog = dialog;
+            // The callee (a trunk, a phone) may ask for session timers (RFC 4028 §7.2):
+            // refresher=uac makes us the refresher.
+            if let Some((n, r)) = session_expires(&resp) {
+                let who = if r.as_deref() == Some("uas") {
+                    Refresher::Peer
+                } else {
+                    Refresher::Us
+                };
+                c.timer = Some(SessionTimer::new(
+                    Instant::now(),
+                    n.max(MIN_SE),
+                    who,
+                    refresh_method(&resp),
+                ));
+            }
             let _ = events.send(UacEvent::Answered(
                 String::from_utf8_lossy(&resp.body).to_string(),
             ));
+            let id = call_id.to_string();
+            self.schedule_timer(&id);
             return;
         }
         let mut retry: Option<(DialRequest, String, u32, &'static str, String)> = None;
