@@ -1,6 +1,7 @@
 //! The user agent on its own over real SIP on loopback, against SIPp (Debian's `sip-tester`):
-//! RFC 4028 session timers in both roles. A small handler answers every call with a valid
-//! SDP answer and keeps it up, so nothing but the SIP layer decides when a call ends.
+//! RFC 4028 session timers in both roles, hold and resume. A small handler answers every call
+//! with a real RTP session playing silence in a loop and keeps it up, so nothing but the SIP
+//! layer decides when a call ends.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
@@ -8,7 +9,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use boomerang::media::g711::Law;
+use boomerang::media::rtp::RtpPacket;
 use boomerang::media::sdp;
+use boomerang::media::session::{MediaSession, silence_frames};
 use boomerang::sip::registrar::RegistrarConfig;
 use boomerang::sip::transport::{Peer, Transport};
 use boomerang::sip::ua::{
@@ -34,6 +38,8 @@ fn free_port() -> u16 {
 struct Answerer {
     ua: OnceLock<UaHandle>,
     calls: Mutex<HashMap<String, (Arc<LegShared>, Instant)>>,
+    /// Every change of a call's hold state, in order.
+    holds: Arc<Mutex<Vec<bool>>>,
 }
 
 impl CallHandler for Answerer {
@@ -45,13 +51,36 @@ impl CallHandler for Answerer {
         let Some(ua) = self.ua.get().cloned() else {
             return;
         };
-        let (answer, _) = sdp::answer(&call.offer, ua.public_ip, 40000).unwrap();
         self.calls
             .lock()
             .unwrap()
             .insert(call.call_id.clone(), (call.shared.clone(), Instant::now()));
+        let holds = self.holds.clone();
         tokio::spawn(async move {
+            let media = MediaSession::open(ua.public_ip, (0, 0), call.shared.digits.clone())
+                .await
+                .unwrap();
+            let (answer, negotiated) =
+                sdp::answer(&call.offer, ua.public_ip, media.local_addr().port()).unwrap();
+            media.configure(&negotiated);
+            media.play(
+                vec![silence_frames(Law::Ulaw, Duration::from_secs(1))],
+                true,
+            );
+            call.shared.attach_media(&media);
+            let mut held = call.shared.held.subscribe();
             assert!(ua.answer(&call.call_id, answer).await);
+            let mut ended = call.shared.ended.subscribe();
+            loop {
+                tokio::select! {
+                    r = held.changed() => match r {
+                        Ok(()) => holds.lock().unwrap().push(*held.borrow()),
+                        Err(_) => break,
+                    },
+                    _ = ended.wait_for(|e| *e) => break,
+                }
+            }
+            media.close();
         });
     }
 
@@ -188,4 +217,68 @@ async fn as_refresher_we_send_update_or_a_reinvite_to_a_peer_without_update_at_h
         we_refresh("timer-refresh-update.xml"),
         we_refresh("timer-refresh-reinvite.xml")
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hold_by_reinvite_is_mirrored_and_silences_our_rtp_until_resumed() {
+    let (ua, handler) = start_ua(IpAddr::V4(Ipv4Addr::LOCALHOST)).await;
+    let target = ua.local_addrs().0[0];
+    // The caller's RTP address: we listen there for what the engine sends.
+    let rtp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let rtp_port = rtp.local_addr().unwrap().port();
+    let listen = tokio::spawn(async move {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 512];
+        while let Ok(Ok((n, _))) =
+            tokio::time::timeout(Duration::from_secs(3), rtp.recv_from(&mut buf)).await
+        {
+            if let Ok(p) = RtpPacket::parse(&buf[..n]) {
+                got.push((Instant::now(), p.header.clone()));
+            }
+        }
+        got
+    });
+    let scenario = "hold.xml";
+    let mut cmd = sipp_command(scenario, "127.0.0.1");
+    cmd.arg(target.to_string())
+        .args(["-p", &free_port().to_string()])
+        .args(["-set", "rtp", &rtp_port.to_string()]);
+    let child = cmd.spawn().expect("sipp (apt-get install -y sip-tester)");
+    finish(scenario, child).await;
+    let packets = listen.await.unwrap();
+    assert_eq!(*handler.holds.lock().unwrap(), vec![true, false]);
+    // One silence: the 2 s the caller held us (sendonly 1.5 s, then inactive 0.5 s).
+    let (at, gap) = packets
+        .windows(2)
+        .enumerate()
+        .map(|(i, w)| (i + 1, w[1].0 - w[0].0))
+        .max_by_key(|(_, g)| *g)
+        .unwrap();
+    assert!(
+        gap >= Duration::from_millis(1500) && gap <= Duration::from_millis(3000),
+        "longest silence {gap:?}"
+    );
+    assert!(
+        at > 20 && packets.len() - at > 20,
+        "{at} of {}",
+        packets.len()
+    );
+    let (before, after) = (&packets[at - 1].1, &packets[at].1);
+    // Resumed as a new talkspurt: marker set, sequence unbroken, timestamp counted the hold.
+    assert!(after.marker);
+    assert_eq!(after.sequence, before.sequence.wrapping_add(1));
+    let held_ms = i64::from(after.timestamp.wrapping_sub(before.timestamp)) / 8;
+    let gap_ms = gap.as_millis() as i64;
+    assert!(
+        (held_ms - gap_ms).abs() < 300,
+        "timestamp moved {held_ms} ms over a {gap_ms} ms silence"
+    );
+    // Nothing else stopped: the other gaps are packet intervals.
+    let second = packets
+        .windows(2)
+        .map(|w| w[1].0 - w[0].0)
+        .filter(|g| *g < gap)
+        .max()
+        .unwrap();
+    assert!(second < Duration::from_millis(500), "{second:?}");
 }

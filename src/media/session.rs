@@ -93,6 +93,9 @@ struct State {
     /// The last telephone-event packet ended its event.
     dtmf_ended: bool,
     tones: ToneDetector,
+    /// False while the peer holds the call (it offered sendonly or inactive): nothing is
+    /// sent, but playback and the RTP clock keep running.
+    sending: bool,
 }
 
 /// How sessions opened from now on are paced.
@@ -184,6 +187,7 @@ impl MediaSession {
                 dtmf: DtmfReceiver::new(),
                 dtmf_ended: false,
                 tones: ToneDetector::new(),
+                sending: true,
             }),
             digits,
             played: Notify::new(),
@@ -233,6 +237,27 @@ impl MediaSession {
         s.law = n.codec;
         s.payload_type = n.payload_type;
         s.event_pt = n.telephone_event;
+    }
+
+    /// Applies a new offer inside the call (re-INVITE or UPDATE): where to send, and whether
+    /// to send at all. On hold we stop sending RTP; a prompt or hold music goes on playing to
+    /// nobody, so the flow's timing is unchanged, and on resume the stream continues where the
+    /// playback is then, with the marker bit and a timestamp that counted the silence.
+    pub fn update_remote(&self, n: &Negotiated) {
+        let mut s = self.lock();
+        if !s.latched && !n.remote.ip().is_unspecified() {
+            s.remote = Some(n.remote);
+        }
+        let sending = n.we_send();
+        if sending && !s.sending {
+            s.sender.start_talkspurt();
+        }
+        s.sending = sending;
+    }
+
+    /// False while the peer holds the call.
+    pub fn is_sending(&self) -> bool {
+        self.lock().sending
     }
 
     /// The codec in use.
@@ -340,6 +365,10 @@ impl MediaSession {
         if s.playing.is_some() {
             return;
         }
+        if !s.sending {
+            s.sender.skip(payload.len() as u32);
+            return;
+        }
         let Some(to) = s.remote else { return };
         let law = s.law;
         let data: Vec<u8> = if from_law == law {
@@ -434,9 +463,18 @@ impl MediaSession {
         if done.is_some() {
             s.playing = None;
         }
-        if let Some(f) = frame {
-            s.sender.audio_packet(&f, FRAME_LEN as u32, scratch);
-        }
+        let event = if s.sending {
+            if let Some(f) = frame {
+                s.sender.audio_packet(&f, FRAME_LEN as u32, scratch);
+            }
+            event
+        } else {
+            // Held: the frame is consumed unsent and the RTP clock moves on.
+            if frame.is_some() {
+                s.sender.skip(FRAME_LEN as u32);
+            }
+            None
+        };
         drop(s);
         if let Some(p) = event {
             self.send_raw(to, &p);

@@ -49,6 +49,7 @@ impl SipLeg {
         answer_sdp: String,
         answered: bool,
     ) -> Arc<Self> {
+        shared.attach_media(&media);
         Arc::new(SipLeg {
             info,
             ua,
@@ -277,6 +278,10 @@ impl CallLeg for SipLeg {
 
     fn media(&self) -> Option<Arc<MediaSession>> {
         Some(self.media.clone())
+    }
+
+    fn is_held(&self) -> bool {
+        *self.shared.held.borrow()
     }
 }
 

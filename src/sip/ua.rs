@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Instant;
 
 use rsip::headers::UntypedHeader;
@@ -22,7 +22,8 @@ use super::session_timer::{MIN_SE, RefreshMethod, Refresher, SessionTimer, Timer
 use super::transaction::{Event, Routed, Timers, TransactionKey, Transactions, TwoXxRetransmitter};
 use super::transport::{Peer, Received, Transport, Transports, bad_request};
 use crate::media::dtmf::parse_info;
-use crate::media::session::DigitBuffer;
+use crate::media::sdp::{self, Negotiated};
+use crate::media::session::{DigitBuffer, MediaSession};
 
 /// Methods we implement (Allow header).
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER, UPDATE";
@@ -62,12 +63,25 @@ pub struct IncomingCall {
 }
 
 /// State the user agent and a call leg share.
-#[derive(Debug)]
 pub struct LegShared {
     /// Becomes true when the call ends.
     pub ended: watch::Sender<bool>,
     /// Key presses (INFO here; RTP events and tones in the media session).
     pub digits: Arc<DigitBuffer>,
+    /// True while the peer holds the call (its last offer was sendonly or inactive), so
+    /// flows and statistics can see hold and resume.
+    pub held: watch::Sender<bool>,
+    /// The leg's RTP session, told of new offers inside the call (hold, resume, new address).
+    media: OnceLock<Weak<MediaSession>>,
+}
+
+impl std::fmt::Debug for LegShared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LegShared")
+            .field("ended", &*self.ended.borrow())
+            .field("held", &*self.held.borrow())
+            .finish_non_exhaustive()
+    }
 }
 
 impl LegShared {
@@ -76,12 +90,31 @@ impl LegShared {
         Arc::new(LegShared {
             ended: watch::channel(false).0,
             digits: Arc::new(DigitBuffer::default()),
+            held: watch::channel(false).0,
+            media: OnceLock::new(),
         })
     }
 
     /// Marks the call ended.
     pub fn end(&self) {
         self.ended.send_replace(true);
+    }
+
+    /// Connects the leg's RTP session, so offers inside the call reach it.
+    pub fn attach_media(&self, media: &Arc<MediaSession>) {
+        let _ = self.media.set(Arc::downgrade(media));
+    }
+
+    /// A new offer from the peer was accepted: hold or resume, and where to send.
+    pub fn remote_offer(&self, n: &Negotiated) {
+        if let Some(m) = self.media.get().and_then(Weak::upgrade) {
+            m.update_remote(n);
+        }
+        self.held.send_if_modified(|held| {
+            let changed = *held != n.on_hold();
+            *held = n.on_hold();
+            changed
+        });
     }
 }
 
@@ -335,6 +368,17 @@ struct Call {
     shared: Arc<LegShared>,
     /// RFC 4028 session timer, once an interval is agreed and the call answered.
     timer: Option<SessionTimer>,
+    /// Our SDP once an offer inside the call changed it (hold, resume).
+    local_sdp: Option<String>,
+}
+
+/// Reason phrase of the statuses a refused offer inside a call gets.
+fn reason_of(code: u16) -> &'static str {
+    match code {
+        400 => "Bad Request",
+        481 => "Call/Transaction Does Not Exist",
+        _ => "Not Acceptable Here",
+    }
 }
 
 /// What a request (INVITE, re-INVITE or UPDATE) we answer says about session timers, and what
@@ -913,6 +957,7 @@ impl Actor {
                 dialog: None,
                 shared: shared.clone(),
                 timer: None,
+                local_sdp: None,
             },
         );
         self.handler.incoming(IncomingCall {
@@ -932,7 +977,7 @@ impl Actor {
         peer: Peer,
         call_id: String,
     ) {
-        let Some(c) = self.calls.get(&call_id).filter(|c| c.dialog.is_some()) else {
+        if self.calls.get(&call_id).is_none_or(|c| c.dialog.is_none()) {
             self.respond(&key, &req, 481, "Call/Transaction Does Not Exist");
             return;
         };
@@ -941,7 +986,13 @@ impl Actor {
             self.respond_with(&key, too_small(&req));
             return;
         }
-        let sdp = Self::local_sdp(c);
+        let sdp = match self.accept_offer(&call_id, &req) {
+            Ok(sdp) => sdp,
+            Err(code) => {
+                self.respond(&key, &req, code, reason_of(code));
+                return;
+            }
+        };
         let mut resp = message::response_for(&req, 200, "OK");
         resp.headers.push(Header::Other(
             "Contact".into(),
@@ -967,10 +1018,48 @@ impl Actor {
             self.respond_with(&key, too_small(&req));
             return;
         }
+        let offered = !req.body.is_empty();
+        let sdp = match self.accept_offer(&call_id, &req) {
+            Ok(sdp) => sdp,
+            Err(code) => {
+                self.respond(&key, &req, code, reason_of(code));
+                return;
+            }
+        };
         let mut resp = message::response_for(&req, 200, "OK");
         push_timer_headers(&mut resp.headers, ask);
+        if offered {
+            // An UPDATE with an offer (RFC 3311) gets its answer in the 200.
+            let (mut h, mut b) = (resp.headers.clone(), Vec::new());
+            set_body(&mut h, &mut b, "application/sdp", sdp);
+            resp.headers = h;
+            resp.body = b;
+        }
         self.respond_with(&key, resp);
         self.peer_refreshed(&call_id, &req, ask);
+    }
+
+    /// The SDP to answer a request inside the call with: for an offer (hold, resume, a new
+    /// address) our SDP with the mirrored direction, which also becomes our current SDP and
+    /// reaches the media session; without one, our current SDP. `Err` is the status to refuse
+    /// the offer with (488 no usable audio, 400 unreadable).
+    fn accept_offer(&mut self, call_id: &str, req: &rsip::Request) -> Result<Vec<u8>, u16> {
+        let Some(c) = self.calls.get_mut(call_id) else {
+            return Err(481);
+        };
+        let current = Self::local_sdp(c);
+        if req.body.is_empty() {
+            return Ok(current);
+        }
+        let offer = String::from_utf8_lossy(&req.body);
+        let (answer, negotiated) = sdp::reanswer(&String::from_utf8_lossy(&current), &offer)
+            .map_err(|e| {
+                tracing::info!(call = call_id, error = %e, "offer inside the call refused");
+                e.sip_status()
+            })?;
+        c.shared.remote_offer(&negotiated);
+        c.local_sdp = Some(answer.clone());
+        Ok(answer.into_bytes())
     }
 
     /// The peer's re-INVITE or UPDATE was accepted: it refreshes the session (or starts or
@@ -1119,6 +1208,9 @@ impl Actor {
 
     /// Our SDP in this call (the answer we gave, or the offer we made).
     fn local_sdp(c: &Call) -> Vec<u8> {
+        if let Some(sdp) = &c.local_sdp {
+            return sdp.clone().into_bytes();
+        }
         match &c.role {
             Role::Uas { answer_sdp, .. } => answer_sdp.clone().into_bytes(),
             Role::Uac { invite, .. } => invite.body.clone(),
@@ -1430,6 +1522,7 @@ impl Actor {
                         dialog: None,
                         shared,
                         timer: None,
+                        local_sdp: None,
                     },
                 );
             }
