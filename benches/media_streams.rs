@@ -309,6 +309,7 @@ fn run(
                 telephone_event: Some(101),
                 ptime: 20,
                 direction: MediaDirection::SendRecv,
+                rtcp_mux: false,
             });
             v.push(s);
         }

@@ -112,6 +112,8 @@ pub struct Negotiated {
     pub ptime: u32,
     /// The remote's direction attribute.
     pub direction: MediaDirection,
+    /// RTCP shares the RTP port (`a=rtcp-mux`, RFC 5761); otherwise it goes to port + 1.
+    pub rtcp_mux: bool,
 }
 
 impl Negotiated {
@@ -166,6 +168,9 @@ pub fn answer(
                 events,
                 direction,
             );
+            if negotiated.rtcp_mux {
+                sdp.push_str("a=rtcp-mux\r\n");
+            }
         } else {
             sdp.push_str(&format!(
                 "m={} 0 {} {}\r\n",
@@ -266,8 +271,8 @@ fn bump_version(sdp: &str) -> String {
 /// Attributes negotiation reads at session level; everything else is left out before parsing.
 const SESSION_ATTRIBUTES: [&str; 4] = ["sendrecv", "sendonly", "recvonly", "inactive"];
 /// Attributes negotiation reads in a media section.
-const MEDIA_ATTRIBUTES: [&str; 7] = [
-    "rtpmap", "ptime", "maxptime", "sendrecv", "sendonly", "recvonly", "inactive",
+const MEDIA_ATTRIBUTES: [&str; 8] = [
+    "rtpmap", "ptime", "maxptime", "sendrecv", "sendonly", "recvonly", "inactive", "rtcp-mux",
 ];
 
 /// Keeps the lines negotiation needs (see the module note) and parses them.
@@ -379,6 +384,10 @@ fn negotiate(session: &SdpSession) -> Result<(usize, Negotiated), SdpError> {
             telephone_event,
             ptime,
             direction,
+            rtcp_mux: media
+                .get_attributes()
+                .iter()
+                .any(|a| matches!(a, SdpAttribute::RtcpMux)),
         },
     ))
 }
@@ -673,6 +682,15 @@ a=rtpmap:101 telephone-event/8000\r\n";
             .replace("RTP/AVP 0", "RTP/AVP 9")
             .replace("PCMU", "G722");
         assert_eq!(reanswer(&first, &wideband).unwrap_err().sip_status(), 488);
+    }
+
+    #[test]
+    fn rtcp_mux_is_accepted_when_offered() {
+        let (text, neg) = answer(&format!("{SIPP}a=rtcp-mux\n"), LOCAL, 40_008).unwrap();
+        assert!(neg.rtcp_mux);
+        assert!(text.contains("a=rtcp-mux\r\n"), "{text}");
+        let (text, neg) = answer(SIPP, LOCAL, 40_008).unwrap();
+        assert!(!neg.rtcp_mux && !text.contains("rtcp-mux"), "{text}");
     }
 
     #[test]
