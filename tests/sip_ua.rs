@@ -1,5 +1,5 @@
 //! The user agent on its own over real SIP on loopback, against SIPp (Debian's `sip-tester`):
-//! RFC 4028 session timers in both roles, hold and resume. A small handler answers every call
+//! RFC 4028 session timers in both roles, hold and resume, late offers both ways. A small handler answers every call
 //! with a real RTP session playing silence in a loop and keeps it up, so nothing but the SIP
 //! layer decides when a call ends.
 
@@ -60,9 +60,15 @@ impl CallHandler for Answerer {
             let media = MediaSession::open(ua.public_ip, (0, 0), call.shared.digits.clone())
                 .await
                 .unwrap();
-            let (answer, negotiated) =
-                sdp::answer(&call.offer, ua.public_ip, media.local_addr().port()).unwrap();
-            media.configure(&negotiated);
+            let port = media.local_addr().port();
+            // No offer (late offer): we offer, and the ACK's answer reaches the media session.
+            let answer = if call.offer.is_empty() {
+                sdp::offer(ua.public_ip, port, 1, 1)
+            } else {
+                let (answer, negotiated) = sdp::answer(&call.offer, ua.public_ip, port).unwrap();
+                media.configure(&negotiated);
+                answer
+            };
             media.play(
                 vec![silence_frames(Law::Ulaw, Duration::from_secs(1))],
                 true,
@@ -281,4 +287,107 @@ async fn hold_by_reinvite_is_mirrored_and_silences_our_rtp_until_resumed() {
         .max()
         .unwrap();
     assert!(second < Duration::from_millis(500), "{second:?}");
+}
+
+/// Listens on a loopback RTP port; returns the socket's port and a task that collects the
+/// payload types of what arrives until nothing has come for `quiet`.
+async fn rtp_listener(quiet: Duration) -> (u16, tokio::task::JoinHandle<Vec<u8>>) {
+    let rtp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let port = rtp.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        let mut types = Vec::new();
+        let mut buf = [0u8; 512];
+        while let Ok(Ok((n, _))) = tokio::time::timeout(quiet, rtp.recv_from(&mut buf)).await {
+            if let Ok(p) = RtpPacket::parse(&buf[..n]) {
+                types.push(p.header.payload_type);
+            }
+        }
+        types
+    });
+    (port, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invite_without_sdp_gets_our_offer_and_the_acks_answer_sets_up_media() {
+    let (ua, handler) = start_ua(IpAddr::V4(Ipv4Addr::LOCALHOST)).await;
+    let target = ua.local_addrs().0[0];
+    let (rtp_port, rtp) = rtp_listener(Duration::from_secs(3)).await;
+    let scenario = "late-offer-in.xml";
+    let mut cmd = sipp_command(scenario, "127.0.0.1");
+    cmd.arg(target.to_string())
+        .args(["-p", &free_port().to_string()])
+        .args(["-set", "rtp", &rtp_port.to_string()]);
+    let child = cmd.spawn().expect("sipp (apt-get install -y sip-tester)");
+    finish(scenario, child).await;
+    let types = rtp.await.unwrap();
+    // Only the ACK said where and how to send: PCMA to the caller's port, 1.5 s of it.
+    assert!(types.len() >= 30, "{} packets", types.len());
+    assert!(types.iter().all(|&pt| pt == 8), "{types:?}");
+    assert_eq!(handler.calls.lock().unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_offer_trunk_gets_an_invite_without_sdp_and_our_answer_in_the_ack() {
+    use boomerang::call::{DialTarget, Dialer};
+    use boomerang::sip::leg::SipDialer;
+    let (ua, _handler) = start_ua(IpAddr::V4(Ipv4Addr::LOCALHOST)).await;
+    let trunk_port = free_port();
+    let (rtp_port, rtp) = rtp_listener(Duration::from_secs(3)).await;
+    let scenario = "late-offer-out.xml";
+    let mut cmd = sipp_command(scenario, "127.0.0.1");
+    cmd.args(["-p", &trunk_port.to_string()])
+        .args(["-set", "rtp", &rtp_port.to_string()]);
+    let child = cmd.spawn().expect("sipp (apt-get install -y sip-tester)");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(repo().join("boomerang.yaml"))
+        .unwrap()
+        .replace(
+            "    port: 5080\n    transport: udp\n",
+            &format!("    port: {trunk_port}\n    transport: udp\n    late_offer: true\n"),
+        )
+        .replace(
+            "flows_dir: ivr-flows",
+            &format!("flows_dir: {}", repo().join("ivr-flows").display()),
+        )
+        .replace(
+            "prompts_dir: prompts",
+            &format!("prompts_dir: {}", repo().join("prompts").display()),
+        );
+    assert!(text.contains("late_offer: true"), "the demo trunk moved");
+    let config =
+        boomerang::config::Config::from_str_in(&text, dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let dialer = SipDialer {
+        ua,
+        config: Arc::new(config),
+        prompts: Arc::new(Default::default()),
+        clock: boomerang::clock::SystemClock::shared(),
+    };
+    let target = DialTarget::Customer {
+        number: "+33612345678".into(),
+        trunk: None,
+    };
+    let mut child = child;
+    let leg = match dialer.dial(&target, "8000", Duration::from_secs(10)).await {
+        Ok(leg) => leg,
+        Err(r) => {
+            let _ = child.start_kill();
+            let out = child.wait_with_output().await.unwrap();
+            panic!(
+                "dial failed: {r:?}; sipp said: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    };
+    // The customer hangs up after 1.5 s of our (idle, PCMA) stream.
+    tokio::time::timeout(Duration::from_secs(10), leg.hung_up())
+        .await
+        .expect("the customer's BYE did not end the leg");
+    finish(scenario, child).await;
+    // Dropping the leg closes its RTP session.
+    drop(leg);
+    let types = rtp.await.unwrap();
+    assert!(types.len() >= 30, "{} packets", types.len());
+    assert!(types.iter().all(|&pt| pt == 8), "{types:?}");
 }

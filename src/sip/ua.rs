@@ -56,7 +56,8 @@ pub struct IncomingCall {
     pub ani: String,
     /// Dialled number (Request-URI user part).
     pub dnis: String,
-    /// The caller's SDP offer.
+    /// The caller's SDP offer; empty when the INVITE had none (then the 200 must offer, and
+    /// the answer arrives with the ACK through [`LegShared`]).
     pub offer: String,
     /// Shared with the leg: hang-up signal and key presses from SIP INFO.
     pub shared: Arc<LegShared>,
@@ -110,6 +111,19 @@ impl LegShared {
         if let Some(m) = self.media.get().and_then(Weak::upgrade) {
             m.update_remote(n);
         }
+        self.set_held(n);
+    }
+
+    /// The peer's answer to our offer arrived late (in the ACK): codec, address, direction.
+    pub fn remote_answer(&self, n: &Negotiated) {
+        if let Some(m) = self.media.get().and_then(Weak::upgrade) {
+            m.configure(n);
+            m.update_remote(n);
+        }
+        self.set_held(n);
+    }
+
+    fn set_held(&self, n: &Negotiated) {
         self.held.send_if_modified(|held| {
             let changed = *held != n.on_hold();
             *held = n.on_hold();
@@ -164,6 +178,7 @@ enum Cmd {
         events: mpsc::UnboundedSender<UacEvent>,
         shared: Arc<LegShared>,
         call_id: oneshot::Sender<String>,
+        late_offer: bool,
     },
     Cancel {
         call: String,
@@ -217,6 +232,26 @@ impl UaHandle {
         req: DialRequest,
         shared: Arc<LegShared>,
     ) -> Option<(String, mpsc::UnboundedReceiver<UacEvent>)> {
+        self.dial_with(req, shared, false).await
+    }
+
+    /// Places an outbound INVITE without SDP (late offer, for trunks that want to offer): the
+    /// callee's 200 carries the offer, answered in the ACK from `req.sdp`'s address, and
+    /// [`UacEvent::Answered`] gives that offer.
+    pub async fn dial_late_offer(
+        &self,
+        req: DialRequest,
+        shared: Arc<LegShared>,
+    ) -> Option<(String, mpsc::UnboundedReceiver<UacEvent>)> {
+        self.dial_with(req, shared, true).await
+    }
+
+    async fn dial_with(
+        &self,
+        req: DialRequest,
+        shared: Arc<LegShared>,
+        late_offer: bool,
+    ) -> Option<(String, mpsc::UnboundedReceiver<UacEvent>)> {
         let (events, rx) = mpsc::unbounded_channel();
         let (call_id, id_rx) = oneshot::channel();
         self.tx
@@ -225,6 +260,7 @@ impl UaHandle {
                 events,
                 shared,
                 call_id,
+                late_offer,
             })
             .ok()?;
         Some((id_rx.await.ok()?, rx))
@@ -349,6 +385,8 @@ enum Role {
         answer_sdp: String,
         /// RFC 4028 session timer agreed with the caller, started when we answer.
         session_timer: TimerAsk,
+        /// We offered in our 200 (the INVITE had no SDP): the ACK must bring the answer.
+        awaiting_answer: bool,
     },
     Uac {
         invite: rsip::Request,
@@ -358,6 +396,8 @@ enum Role {
         auth_tried: bool,
         answered: bool,
         ack: Option<rsip::Request>,
+        /// Our SDP, kept to answer the callee's offer when the INVITE went without one.
+        late_offer: Option<String>,
     },
 }
 
@@ -542,6 +582,13 @@ fn contact_addr(uri: &str) -> Option<SocketAddr> {
         .parse::<IpAddr>()
         .ok()
         .map(|ip| SocketAddr::new(ip, 5060))
+}
+
+/// Our answer to a callee's offer in a 200 (late offer), on the address of `ours`, the SDP we
+/// would have offered.
+fn answer_late_offer(ours: &str, offer: &str) -> Result<String, sdp::SdpError> {
+    let local = sdp::parse_answer(ours)?.remote;
+    sdp::answer(offer, local.ip(), local.port()).map(|(answer, _)| answer)
 }
 
 fn from_user(req: &rsip::Request) -> String {
@@ -737,8 +784,9 @@ impl Actor {
                 events,
                 shared,
                 call_id,
+                late_offer,
             } => {
-                let id = self.dial(req, events, shared);
+                let id = self.dial(req, events, shared, late_offer);
                 let _ = call_id.send(id);
             }
             Cmd::Cancel { call } => self.cancel(&call),
@@ -929,16 +977,8 @@ impl Actor {
             self.respond(&key, &req, 482, "Loop Detected");
             return;
         }
+        // Empty for an INVITE without SDP: we offer in the 200 and read the answer in the ACK.
         let offer = String::from_utf8_lossy(&req.body).to_string();
-        if offer.trim().is_empty() {
-            self.respond(
-                &key,
-                &req,
-                488,
-                "Not Acceptable Here (an SDP offer is required)",
-            );
-            return;
-        }
         let shared = LegShared::new();
         let ani = from_user(&req);
         self.calls.insert(
@@ -953,6 +993,7 @@ impl Actor {
                     twoxx: None,
                     answer_sdp: String::new(),
                     session_timer,
+                    awaiting_answer: false,
                 },
                 dialog: None,
                 shared: shared.clone(),
@@ -1115,10 +1156,12 @@ impl Actor {
             twoxx,
             answer_sdp,
             session_timer,
+            awaiting_answer,
         } = &mut c.role
         else {
             return false;
         };
+        *awaiting_answer = invite.body.is_empty();
         if *answered {
             return true;
         }
@@ -1330,12 +1373,31 @@ impl Actor {
 
     fn on_ack(&mut self, req: &rsip::Request) {
         let call_id = header_value(req, "Call-ID").unwrap_or_default();
-        if let Some(c) = self.calls.get_mut(&call_id)
-            && let Role::Uas { twoxx, .. } = &mut c.role
-            && let Some(t) = twoxx.as_mut()
-        {
+        let Some(c) = self.calls.get_mut(&call_id) else {
+            return;
+        };
+        let Role::Uas {
+            twoxx,
+            awaiting_answer,
+            ..
+        } = &mut c.role
+        else {
+            return;
+        };
+        if let Some(t) = twoxx.as_mut() {
             t.ack_received();
             *twoxx = None;
+        }
+        if std::mem::take(awaiting_answer) {
+            // The answer to the offer in our 200; without a usable one there is no media
+            // to talk with, so the call ends (RFC 3261 §13.3.1.4).
+            match sdp::parse_answer(&String::from_utf8_lossy(&req.body)) {
+                Ok(n) => c.shared.remote_answer(&n),
+                Err(e) => {
+                    tracing::info!(call = %call_id, error = %e, "no usable answer in the ACK: BYE");
+                    self.hang_up(&call_id);
+                }
+            }
         }
     }
 
@@ -1485,12 +1547,15 @@ impl Actor {
 
     fn dial(
         &mut self,
-        d: DialRequest,
+        mut d: DialRequest,
         events: mpsc::UnboundedSender<UacEvent>,
         shared: Arc<LegShared>,
+        late_offer: bool,
     ) -> String {
         let call_id = format!("{}@{}", random_token(), self.host());
         let from_tag = random_token();
+        // A late offer keeps our SDP to answer the 200's offer from, and sends no body.
+        let late_offer = late_offer.then(|| std::mem::take(&mut d.sdp));
         let invite = match self.build_invite(&d, &call_id, &from_tag, 1, None) {
             Some(r) => r,
             None => {
@@ -1518,6 +1583,7 @@ impl Actor {
                             auth_tried: false,
                             answered: false,
                             ack: None,
+                            late_offer,
                         },
                         dialog: None,
                         shared,
@@ -1545,8 +1611,7 @@ impl Actor {
         let mut text = format!(
             "INVITE {uri} SIP/2.0\r\nVia: {via};branch={branch};rport\r\nMax-Forwards: 70\r\n\
              From: <sip:{from}@{host}>;tag={from_tag}\r\nTo: <{uri}>\r\nCall-ID: {call_id}\r\n\
-             CSeq: {cseq} INVITE\r\nContact: {contact}\r\nAllow: {ALLOW}\r\nSupported: timer\r\n\
-             Content-Type: application/sdp\r\n",
+             CSeq: {cseq} INVITE\r\nContact: {contact}\r\nAllow: {ALLOW}\r\nSupported: timer\r\n",
             uri = d.uri,
             via = self.via(t),
             branch = message::new_branch(),
@@ -1556,6 +1621,9 @@ impl Actor {
         );
         if let Some((name, value)) = authorization {
             text.push_str(&format!("{name}: {value}\r\n"));
+        }
+        if !d.sdp.is_empty() {
+            text.push_str("Content-Type: application/sdp\r\n");
         }
         text.push_str(&format!("Content-Length: {}\r\n\r\n{}", d.sdp.len(), d.sdp));
         match message::parse(text.as_bytes()) {
@@ -1659,6 +1727,7 @@ impl Actor {
             auth_tried,
             answered,
             ack,
+            late_offer,
             ..
         } = &mut c.role
         else {
@@ -1675,13 +1744,34 @@ impl Actor {
             *answered = true;
             let seq = message::cseq(invite).map(|(n, _)| n).unwrap_or(1);
             let dialog = Dialog::from_uac(invite, &resp, &contact).ok();
+            let remote_sdp = String::from_utf8_lossy(&resp.body).to_string();
+            // Late offer: the 200 offers, our ACK answers (RFC 3261 §13.2.2.4).
+            let late_answer = late_offer
+                .as_deref()
+                .map(|ours| answer_late_offer(ours, &remote_sdp));
+            let body = match &late_answer {
+                Some(Ok(answer)) => Some(("application/sdp", answer.clone().into_bytes())),
+                _ => None,
+            };
             if let Some(d) = &dialog {
-                let a = d.ack(seq, &via, None);
+                let a = d.ack(seq, &via, body);
                 *ack = Some(a.clone());
                 self.transports
                     .send(peer, message::to_bytes(&SipMessage::Request(a)));
             }
             c.dialog = dialog;
+            match late_answer {
+                Some(Ok(answer)) => c.local_sdp = Some(answer),
+                Some(Err(e)) => {
+                    // Acknowledged (a 2xx must be), then ended: nothing to talk with.
+                    tracing::info!(call = call_id, error = %e, "callee's offer refused");
+                    let _ = events.send(UacEvent::Failed(e.sip_status()));
+                    let id = call_id.to_string();
+                    self.hang_up(&id);
+                    return;
+                }
+                None => {}
+            }
             // The callee (a trunk, a phone) may ask for session timers (RFC 4028 §7.2):
             // refresher=uac makes us the refresher.
             if let Some((n, r)) = session_expires(&resp) {
