@@ -391,3 +391,33 @@ async fn a_late_offer_trunk_gets_an_invite_without_sdp_and_our_answer_in_the_ack
     assert!(types.len() >= 30, "{} packets", types.len());
     assert!(types.iter().all(|&pt| pt == 8), "{types:?}");
 }
+
+async fn call_over_ipv6(tcp: bool) {
+    let v6 = IpAddr::V6(std::net::Ipv6Addr::LOCALHOST);
+    let (ua, handler) = start_ua(v6).await;
+    let (udp, tcp_addrs) = ua.local_addrs();
+    assert!(udp[0].is_ipv6() && tcp_addrs[0].is_ipv6());
+    let target = if tcp { tcp_addrs[0] } else { udp[0] };
+    let scenario = "ipv6-call.xml";
+    let mut cmd = sipp_command(scenario, "::1");
+    cmd.arg(target.to_string())
+        .args(["-p", &free_port().to_string()]);
+    if tcp {
+        cmd.args(["-t", "t1"]);
+    }
+    let child = cmd.spawn().expect("sipp (apt-get install -y sip-tester)");
+    finish(scenario, child).await;
+    let calls = handler.calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), 1);
+    let (shared, _) = calls.into_values().next().unwrap();
+    assert!(
+        *shared.ended.borrow(),
+        "the caller's BYE did not end the call"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_over_ipv6_udp_and_tcp_with_received_and_rport_in_the_via() {
+    call_over_ipv6(false).await;
+    call_over_ipv6(true).await;
+}

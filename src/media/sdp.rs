@@ -694,6 +694,18 @@ a=rtpmap:101 telephone-event/8000\r\n";
     }
 
     #[test]
+    fn ipv6_offers_are_answered_in_ipv6_even_with_sipps_bracketed_origin() {
+        // SIPp writes `[local_ip]`, brackets included, into o= (and c= in some scenarios).
+        let offer = "v=0\no=user1 1 1 IN IP6 [::1]\ns=-\nc=IN IP6 [::1]\nt=0 0\n\
+                     m=audio 6000 RTP/AVP 0\na=rtpmap:0 PCMU/8000\n";
+        let local: IpAddr = "::1".parse().unwrap();
+        let (text, neg) = answer(offer, local, 40_010).unwrap();
+        assert_eq!(neg.remote, "[::1]:6000".parse().unwrap());
+        assert!(text.contains("c=IN IP6 ::1\r\n"), "{text}");
+        assert!(text.contains(" IN IP6 ::1\r\n"), "{text}");
+    }
+
+    #[test]
     fn ptime_and_other_m_lines_are_handled() {
         let offer = "v=0\r\no=- 7 7 IN IP4 192.0.2.9\r\ns=-\r\nc=IN IP4 192.0.2.9\r\nt=0 0\r\n\
 m=video 5006 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n\

@@ -821,7 +821,7 @@ impl Actor {
     }
 
     fn on_received(&mut self, r: Received) {
-        let msg = match message::parse(&r.bytes) {
+        let mut msg = match message::parse(&r.bytes) {
             Ok(m) => m,
             Err(e) => {
                 tracing::info!(from = %r.peer.addr, error = %e, "malformed SIP message");
@@ -831,6 +831,9 @@ impl Actor {
                 return;
             }
         };
+        if let SipMessage::Request(req) = &mut msg {
+            message::stamp_via(req, r.peer.addr);
+        }
         let now = Instant::now();
         match self
             .txns
