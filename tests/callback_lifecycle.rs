@@ -196,6 +196,15 @@ impl World {
         panic!("never: {what}");
     }
 
+    /// Waits for the callback to complete as AGENT, connected to `agent` through every state.
+    async fn served_by(&self, id: Uuid, agent: &str) {
+        assert_eq!(self.until_completed(id).await, CompletionReason::Agent);
+        let rec = self.core.callbacks.get(id).await.unwrap();
+        assert_eq!(rec.metrics.connected_agent.as_deref(), Some(agent));
+        let states: Vec<&str> = rec.history.iter().map(|e| e.to.name()).collect();
+        assert_eq!(states, ["QUEUED", "ROUTING", "PROCESSING", "COMPLETED"]);
+    }
+
     async fn until_completed(&self, id: Uuid) -> CompletionReason {
         for _ in 0..10_000 {
             let rec = self.core.callbacks.get(id).await.unwrap();
@@ -224,11 +233,7 @@ async fn booked_callback_is_dialled_when_an_agent_is_ready_and_ends_with_agent()
         .dispatch
         .set_agent_state("alice", StateKind::Ready, None)
         .unwrap();
-    assert_eq!(w.until_completed(id).await, CompletionReason::Agent);
-    let rec = w.core.callbacks.get(id).await.unwrap();
-    assert_eq!(rec.metrics.connected_agent.as_deref(), Some("alice"));
-    let states: Vec<&str> = rec.history.iter().map(|e| e.to.name()).collect();
-    assert_eq!(states, ["QUEUED", "ROUTING", "PROCESSING", "COMPLETED"]);
+    w.served_by(id, "alice").await;
     assert_eq!(
         w.customers.calls(),
         vec![("+33612345678".to_string(), Ok(()))]
@@ -375,11 +380,7 @@ async fn the_agent_who_triggers_a_dial_stays_ready_and_takes_an_inbound_caller_m
         .dispatch
         .set_agent_state("alice", StateKind::Ready, None)
         .unwrap();
-    assert_eq!(w.until_completed(id).await, CompletionReason::Agent);
-    let rec = w.core.callbacks.get(id).await.unwrap();
-    assert_eq!(rec.metrics.connected_agent.as_deref(), Some("alice"));
-    let states: Vec<&str> = rec.history.iter().map(|e| e.to.name()).collect();
-    assert_eq!(states, ["QUEUED", "ROUTING", "PROCESSING", "COMPLETED"]);
+    w.served_by(id, "alice").await;
     assert_eq!(w.core.router().in_flight("Sales_VQ_CB").unwrap(), 0);
 }
 

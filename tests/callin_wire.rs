@@ -139,6 +139,21 @@ async fn call(r: &Running, ani: &str, number: &str, entries: &[String]) -> Strin
     panic!("no flow trace logged for {call_id}");
 }
 
+/// The flow refused each of three codes for `failure` with its message, then said goodbye
+/// and hung up without routing the caller.
+fn refused_three_times(trace: &str, failure: &str) {
+    let refusal = format!("no match ({failure})");
+    assert_eq!(trace.matches(&refusal).count(), 3, "{trace}");
+    assert_eq!(
+        trace.matches("invalid (play_message)").count(),
+        3,
+        "{trace}"
+    );
+    assert!(trace.contains("farewell (play_message)"), "{trace}");
+    assert!(trace.contains("bye (terminate_call)"), "{trace}");
+    assert!(!trace.contains("route (route_call)"), "{trace}");
+}
+
 fn entry(code: &str) -> String {
     format!("{code}#")
 }
@@ -185,29 +200,12 @@ async fn the_right_code_from_the_requesting_number_reaches_the_agent_and_a_secon
     let matched = r.engine.callin.get(g.id).expect("request");
     assert_eq!(matched.state, CallInState::Completed);
     assert_eq!(matched.matched_at, Some(r.clock.now()));
-    let p = tokio::time::timeout(Duration::from_secs(30), phone.wait()).await;
-    assert!(
-        p.is_ok_and(|s| s.is_ok_and(|s| s.success())),
-        "the agent's SIPp failed"
-    );
+    common::sipp_succeeded(&mut phone, "the agent").await;
 
     // The same code again: the request was used. Refused three times, then goodbye and BYE.
     let again = vec![entry(&g.code); 3];
     let trace = call(&r, ani, &g.number, &again).await;
-    assert_eq!(
-        trace
-            .matches("no match (the request was already used)")
-            .count(),
-        3,
-        "{trace}"
-    );
-    assert_eq!(
-        trace.matches("invalid (play_message)").count(),
-        3,
-        "{trace}"
-    );
-    assert!(trace.contains("bye (terminate_call)"), "{trace}");
-    assert!(!trace.contains("route (route_call)"), "{trace}");
+    refused_three_times(&trace, "the request was already used");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -217,17 +215,7 @@ async fn a_wrong_code_is_refused_with_the_message_and_the_third_ends_the_call() 
     let g = r.request(ani).await;
     let bad = wrong(&g.code);
     let trace = call(&r, ani, &g.number, &vec![entry(&bad); 3]).await;
-    assert_eq!(
-        trace.matches("no match (no request matches)").count(),
-        3,
-        "{trace}"
-    );
-    assert_eq!(
-        trace.matches("invalid (play_message)").count(),
-        3,
-        "{trace}"
-    );
-    assert!(trace.contains("bye (terminate_call)"), "{trace}");
+    refused_three_times(&trace, "no request matches");
     assert_eq!(r.state(g.id), Some(CallInState::Pending), "still usable");
     // Each wrong code was logged with the calling number.
     assert_eq!(
@@ -251,13 +239,7 @@ async fn an_expired_request_is_refused_with_the_message_and_a_hang_up() {
     }
     assert_eq!(r.state(g.id), Some(CallInState::Expired));
     let trace = call(&r, ani, &g.number, &vec![entry(&g.code); 3]).await;
-    assert_eq!(
-        trace.matches("no match (the request has expired)").count(),
-        3,
-        "{trace}"
-    );
-    assert!(trace.contains("bye (terminate_call)"), "{trace}");
-    assert!(!trace.contains("route (route_call)"), "{trace}");
+    refused_three_times(&trace, "the request has expired");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use boomerang::callback::model::{CallbackState, CompletionReason};
-use boomerang::callback::service::{CreateRequest, api_callback};
 use boomerang::clock::{Clock, SystemClock};
 use boomerang::config::Config;
 use boomerang::engine::Engine;
@@ -31,16 +30,7 @@ async fn the_agent_is_free_while_the_customer_rings_and_the_answered_customer_ge
     let engine = Engine::start(Arc::new(config), SystemClock::shared())
         .await
         .unwrap_or_else(|e| panic!("{e}"));
-    let rec = engine
-        .callbacks
-        .create(CreateRequest {
-            callback: api_callback("Sales_VQ_CB", "+33612345678", None),
-            check_slot: false,
-            ewt_at_offer_seconds: None,
-            position_at_offer: None,
-        })
-        .await
-        .expect("callback booked");
+    let rec = common::book_callback(&engine, "Sales_VQ_CB", "+33612345678").await;
     // Alice's phone registers: she is ready and her readiness triggers the dial.
     common::register_alice(engine.sip.udp[0], &format!("127.0.0.1:{agent_port}")).await;
     let mut routing = false;
@@ -85,29 +75,12 @@ async fn the_agent_is_free_while_the_customer_rings_and_the_answered_customer_ge
         Some(CallbackState::Routing),
         "still ringing"
     );
-    let mut done = None;
-    for _ in 0..300 {
-        let r = engine.callbacks.get(rec.id).await.expect("record");
-        if let CallbackState::Completed(why) = r.state {
-            done = Some((why, r));
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let (why, r) = done.expect("the callback never completed");
+    let (why, r) = common::until_completed(&engine, rec.id).await;
     assert_eq!(why, CompletionReason::Agent, "{:?}", r.history);
     assert_eq!(r.metrics.connected_agent.as_deref(), Some("alice"));
     let states: Vec<&str> = r.history.iter().map(|e| e.to.name()).collect();
     assert_eq!(states, ["QUEUED", "ROUTING", "PROCESSING", "COMPLETED"]);
     assert_eq!(engine.router.in_flight("Sales_VQ_CB").ok(), Some(0));
-    let t = tokio::time::timeout(Duration::from_secs(20), trunk.wait()).await;
-    assert!(
-        t.is_ok_and(|s| s.is_ok_and(|s| s.success())),
-        "the customer's SIPp failed"
-    );
-    let p = tokio::time::timeout(Duration::from_secs(20), phone.wait()).await;
-    assert!(
-        p.is_ok_and(|s| s.is_ok_and(|s| s.success())),
-        "the agent's SIPp failed"
-    );
+    common::sipp_succeeded(&mut trunk, "the customer").await;
+    common::sipp_succeeded(&mut phone, "the agent").await;
 }

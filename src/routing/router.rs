@@ -280,17 +280,7 @@ impl Router {
         w: Waiting,
         now: DateTime<Utc>,
     ) -> Result<Vec<Assignment>, RouterError> {
-        let qi = *self
-            .by_name
-            .get(queue)
-            .ok_or_else(|| RouterError::UnknownQueue(queue.to_string()))?;
-        let q = &self.queues[qi];
-        {
-            let mut waiting = lock(&q.waiting);
-            waiting.push(w);
-            q.len.store(waiting.len(), Ordering::Release);
-        }
-        Ok(self.dispatch_queue(qi, now))
+        self.push(queue, w, now, false)
     }
 
     /// Queues a paced interaction (a callback to dial): it never takes an agent; at the head,
@@ -301,15 +291,30 @@ impl Router {
         w: Waiting,
         now: DateTime<Utc>,
     ) -> Result<Vec<Assignment>, RouterError> {
+        self.push(queue, w, now, true)
+    }
+
+    fn push(
+        &self,
+        queue: &str,
+        w: Waiting,
+        now: DateTime<Utc>,
+        paced: bool,
+    ) -> Result<Vec<Assignment>, RouterError> {
         let qi = *self
             .by_name
             .get(queue)
             .ok_or_else(|| RouterError::UnknownQueue(queue.to_string()))?;
         let q = &self.queues[qi];
+        let (list, len) = if paced {
+            (&q.paced, &q.paced_len)
+        } else {
+            (&q.waiting, &q.len)
+        };
         {
-            let mut paced = lock(&q.paced);
-            paced.push(w);
-            q.paced_len.store(paced.len(), Ordering::Release);
+            let mut list = lock(list);
+            list.push(w);
+            len.store(list.len(), Ordering::Release);
         }
         Ok(self.dispatch_queue(qi, now))
     }

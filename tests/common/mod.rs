@@ -91,6 +91,15 @@ pub fn sipp_server(scenario: &str, port: u16, calls: u32) -> tokio::process::Chi
         .unwrap_or_else(|e| panic!("cannot run sipp (apt-get install -y sip-tester): {e}"))
 }
 
+/// Waits (up to 30 s) for a SIPp server to finish and asserts it played its scenario through.
+pub async fn sipp_succeeded(child: &mut tokio::process::Child, who: &str) {
+    let done = tokio::time::timeout(Duration::from_secs(30), child.wait()).await;
+    assert!(
+        done.is_ok_and(|s| s.is_ok_and(|s| s.success())),
+        "{who}'s SIPp failed"
+    );
+}
+
 /// Registers agent alice's phone (SIP user 1001) at `contact` with the engine at `target`.
 pub async fn register_alice(target: SocketAddr, contact: &str) {
     let out = tokio::process::Command::new("sipp")
@@ -153,4 +162,46 @@ pub fn log_lines(needles: &[&str]) -> Vec<String> {
         .filter(|l| needles.iter().all(|n| l.contains(n)))
         .map(str::to_string)
         .collect()
+}
+
+/// Books an API callback (immediate, no slot check) in `queue` for `phone`.
+pub async fn book_callback(
+    engine: &boomerang::engine::Engine,
+    queue: &str,
+    phone: &str,
+) -> boomerang::callback::model::CallbackRecord {
+    use boomerang::callback::service::{CreateRequest, api_callback};
+    engine
+        .callbacks
+        .create(CreateRequest {
+            callback: api_callback(queue, phone, None),
+            check_slot: false,
+            ewt_at_offer_seconds: None,
+            position_at_offer: None,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("callback refused: {e}"))
+}
+
+/// Waits (up to 30 s) for a callback to complete; its reason and final record.
+pub async fn until_completed(
+    engine: &boomerang::engine::Engine,
+    id: uuid::Uuid,
+) -> (
+    boomerang::callback::model::CompletionReason,
+    boomerang::callback::model::CallbackRecord,
+) {
+    use boomerang::callback::model::CallbackState;
+    for _ in 0..300 {
+        let r = engine
+            .callbacks
+            .get(id)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        if let CallbackState::Completed(why) = r.state {
+            return (why, r);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("callback {id} never completed");
 }
