@@ -196,13 +196,19 @@ impl World {
         panic!("never: {what}");
     }
 
-    /// Waits for the callback to complete as AGENT, connected to `agent` through every state.
-    async fn served_by(&self, id: Uuid, agent: &str) {
+    /// Waits for the callback to complete as AGENT, connected to `agent` through every state
+    /// (from SCHEDULED when it was booked for later); returns those states.
+    async fn served_by(&self, id: Uuid, agent: &str) -> Vec<&'static str> {
         assert_eq!(self.until_completed(id).await, CompletionReason::Agent);
         let rec = self.core.callbacks.get(id).await.unwrap();
         assert_eq!(rec.metrics.connected_agent.as_deref(), Some(agent));
-        let states: Vec<&str> = rec.history.iter().map(|e| e.to.name()).collect();
-        assert_eq!(states, ["QUEUED", "ROUTING", "PROCESSING", "COMPLETED"]);
+        let states: Vec<&'static str> = rec.history.iter().map(|e| e.to.name()).collect();
+        let served = ["QUEUED", "ROUTING", "PROCESSING", "COMPLETED"];
+        assert!(
+            states == served || states[1..] == served && states[0] == "SCHEDULED",
+            "{states:?}"
+        );
+        states
     }
 
     async fn until_completed(&self, id: Uuid) -> CompletionReason {
@@ -495,4 +501,121 @@ async fn an_unserved_callback_is_purged_at_closing_on_the_day_clocks_go_forward(
     );
     assert_eq!(w.notifier.kinds_for(rec.id), vec![PushKind::CallbackPurged]);
     assert!(w.phones.dialled().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn scheduled_rescheduled_cancelled_and_recreated_callbacks_are_dialled_only_when_due() {
+    let w = world().await;
+    let start = w.clock.now();
+    // Alice is ready all along: only due, live callbacks may be dialled.
+    w.core
+        .dispatch
+        .set_agent_state("alice", StateKind::Ready, None)
+        .unwrap();
+    let book = |number: &'static str, at| {
+        let callbacks = w.core.callbacks.clone();
+        async move {
+            callbacks
+                .create(CreateRequest {
+                    callback: api_callback("Sales_VQ_CB", number, Some(at)),
+                    check_slot: false,
+                    ewt_at_offer_seconds: None,
+                    position_at_offer: None,
+                })
+                .await
+                .unwrap()
+        }
+    };
+    let later = book("+33666666661", start + chrono::TimeDelta::hours(2)).await;
+    let moved = book("+33666666662", start + chrono::TimeDelta::hours(1)).await;
+    assert_eq!(later.state, CallbackState::Scheduled);
+    // Moved to three hours from now: the first booking ends RESCHEDULED, a new one waits.
+    let moved_again = w
+        .core
+        .callbacks
+        .reschedule(moved.id, start + chrono::TimeDelta::hours(3), "app")
+        .await
+        .unwrap();
+    assert_eq!(
+        w.core.callbacks.get(moved.id).await.unwrap().state,
+        CallbackState::Completed(CompletionReason::Rescheduled)
+    );
+    for n in ["+33666666661", "+33666666662"] {
+        w.customers.script(
+            n,
+            Answer::Pick(vec![
+                Action::Press("1".into()),
+                Action::Talk(Duration::from_secs(60)),
+            ]),
+        );
+    }
+    // Nothing is dialled before the first desired time; at it, that callback is served.
+    w.clock
+        .sleep_until(start + chrono::TimeDelta::hours(2) - chrono::TimeDelta::seconds(1))
+        .await;
+    assert!(w.phones.dialled().is_empty(), "{:?}", w.phones.dialled());
+    assert_eq!(w.served_by(later.id, "alice").await[0], "SCHEDULED");
+    let dialled_at = w
+        .core
+        .callbacks
+        .get(later.id)
+        .await
+        .unwrap()
+        .metrics
+        .attempts[0]
+        .at;
+    assert!(
+        dialled_at >= start + chrono::TimeDelta::hours(2),
+        "{dialled_at}"
+    );
+    // The rescheduled one waits for its new time; a queued callback cancelled before an agent
+    // frees up is withdrawn and never dialled, and a recreated copy is.
+    w.core
+        .dispatch
+        .set_agent_state("alice", StateKind::NotReady, None)
+        .unwrap();
+    let queued = w.book_api("+33666666663").await;
+    let cancelled = w.core.callbacks.cancel(queued, "app", false).await.unwrap();
+    assert_eq!(
+        cancelled.state,
+        CallbackState::Completed(CompletionReason::Cancelled)
+    );
+    assert_eq!(w.core.router().waiting("Sales_VQ_CB").unwrap(), 0);
+    let again = w
+        .core
+        .callbacks
+        .recreate(queued, None, "admin")
+        .await
+        .unwrap();
+    assert_eq!(again.state, CallbackState::Queued);
+    w.customers.script(
+        "+33666666663",
+        Answer::Pick(vec![
+            Action::Press("1".into()),
+            Action::Talk(Duration::from_secs(60)),
+        ]),
+    );
+    w.core
+        .dispatch
+        .set_agent_state("alice", StateKind::Ready, None)
+        .unwrap();
+    w.served_by(again.id, "alice").await;
+    w.served_by(moved_again.id, "alice").await;
+    let dialled_at = w
+        .core
+        .callbacks
+        .get(moved_again.id)
+        .await
+        .unwrap()
+        .metrics
+        .attempts[0]
+        .at;
+    assert!(
+        dialled_at >= start + chrono::TimeDelta::hours(3),
+        "{dialled_at}"
+    );
+    assert_eq!(
+        w.phones.dialled(),
+        ["+33666666661", "+33666666663", "+33666666662"]
+    );
 }
