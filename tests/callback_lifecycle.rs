@@ -14,7 +14,7 @@ use boomerang::call::memory::{Action, Answer, MemoryDialer, MemoryLeg};
 use boomerang::call::{CallLeg, DialResult, DialTarget, Dialer};
 use boomerang::callback::model::{CallbackState, CompletionReason};
 use boomerang::callback::service::{CreateRequest, api_callback};
-use boomerang::clock::{SharedClock, TokioClock};
+use boomerang::clock::{ManualClock, SharedClock, TokioClock};
 use boomerang::config::Config;
 use boomerang::engine::Core;
 use boomerang::engine::callbacks::CallbackRunner;
@@ -97,6 +97,8 @@ struct World {
     _dir: tempfile::TempDir,
     core: Core,
     clock: SharedClock,
+    /// Set when time moves only as the test says (waits then poll in real time).
+    manual: Option<ManualClock>,
     customers: Arc<MemoryDialer>,
     phones: Arc<RingingPhones>,
     notifier: Arc<MemoryNotifier>,
@@ -107,15 +109,29 @@ async fn world() -> World {
     world_at(Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap(), |t| t).await
 }
 
-/// The demo configuration (edited by `edit`) on virtual time starting at `start`.
+/// The demo configuration (edited by `edit`) on tokio's paused time starting at `start`.
 async fn world_at(start: DateTime<Utc>, edit: impl Fn(String) -> String) -> World {
+    build(Arc::new(TokioClock::starting_at(start)), None, edit).await
+}
+
+/// The demo configuration on a manual clock: time moves only when the test advances it, so
+/// waits on the store (its own thread) cannot let hours pass.
+async fn world_manual(start: DateTime<Utc>, edit: impl Fn(String) -> String) -> World {
+    let manual = ManualClock::new(start);
+    build(manual.shared(), Some(manual), edit).await
+}
+
+async fn build(
+    clock: SharedClock,
+    manual: Option<ManualClock>,
+    edit: impl Fn(String) -> String,
+) -> World {
     let dir = tempfile::tempdir().unwrap();
     let text = edit(std::fs::read_to_string(repo().join("boomerang.yaml")).unwrap()).replace(
         "flows_dir: ivr-flows",
         &format!("flows_dir: {}", repo().join("ivr-flows").display()),
     );
     let config = Arc::new(Config::from_str_in(&text, dir.path()).unwrap());
-    let clock: SharedClock = Arc::new(TokioClock::starting_at(start));
     let notifier = Arc::new(MemoryNotifier::new());
     let core = Core::build(
         config.clone(),
@@ -143,6 +159,7 @@ async fn world_at(start: DateTime<Utc>, edit: impl Fn(String) -> String) -> Worl
         _dir: dir,
         core,
         clock,
+        manual,
         customers,
         phones,
         notifier,
@@ -190,8 +207,7 @@ impl World {
             if done() {
                 return;
             }
-            self.clock.sleep(chrono::TimeDelta::milliseconds(10)).await;
-            std::thread::sleep(Duration::from_millis(2));
+            self.pause().await;
         }
         panic!("never: {what}");
     }
@@ -211,13 +227,39 @@ impl World {
         states
     }
 
+    /// Lets a little time pass: real time on a manual clock; otherwise 10 ms of virtual time
+    /// and 2 ms of real time (the store writes on its own thread while paused time races on).
+    async fn pause(&self) {
+        if self.manual.is_some() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        } else {
+            self.clock.sleep(chrono::TimeDelta::milliseconds(10)).await;
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// Lets `secs` seconds pass on the engine's clock (and, on a manual clock, a moment of
+    /// real time for the tasks that follow).
+    async fn let_pass(&self, secs: i64) {
+        match &self.manual {
+            Some(m) => {
+                m.advance(chrono::TimeDelta::seconds(secs));
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            None => self.clock.sleep(chrono::TimeDelta::seconds(secs)).await,
+        }
+    }
+
     async fn until_completed(&self, id: Uuid) -> CompletionReason {
         for _ in 0..10_000 {
             let rec = self.core.callbacks.get(id).await.unwrap();
             if let CallbackState::Completed(reason) = rec.state {
                 return reason;
             }
-            self.clock.sleep(chrono::TimeDelta::seconds(1)).await;
+            match self.manual {
+                Some(_) => self.pause().await,
+                None => self.clock.sleep(chrono::TimeDelta::seconds(1)).await,
+            }
         }
         panic!("callback {id} never completed");
     }
@@ -390,10 +432,10 @@ async fn the_agent_who_triggers_a_dial_stays_ready_and_takes_an_inbound_caller_m
     assert_eq!(w.core.router().in_flight("Sales_VQ_CB").unwrap(), 0);
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn two_ready_agents_and_ten_waiting_callbacks_give_at_most_two_dials_in_flight() {
     // Failed attempts are retried only the next day: every dial below is a first attempt.
-    let w = world_at(Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap(), |t| {
+    let w = world_manual(Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap(), |t| {
         t.replace(
             "retry_interval_seconds: 60",
             "retry_interval_seconds: 86400",
@@ -417,7 +459,7 @@ async fn two_ready_agents_and_ten_waiting_callbacks_give_at_most_two_dials_in_fl
     })
     .await;
     // Time passes: nothing more is dialled while both phones ring.
-    w.clock.sleep(chrono::TimeDelta::seconds(30)).await;
+    w.let_pass(30).await;
     assert_eq!(w.phones.dialled(), numbers[..2].to_vec());
     assert_eq!(w.core.router().in_flight("Sales_VQ_CB").unwrap(), 2);
     assert_eq!(w.core.router().waiting("Sales_VQ_CB").unwrap(), 8);
@@ -429,7 +471,7 @@ async fn two_ready_agents_and_ten_waiting_callbacks_give_at_most_two_dials_in_fl
     w.phones.pick_up(&numbers[0]);
     w.until("a third phone is dialled", || w.phones.dialled().len() == 3)
         .await;
-    w.clock.sleep(chrono::TimeDelta::seconds(30)).await;
+    w.let_pass(30).await;
     assert_eq!(w.phones.dialled(), numbers[..3].to_vec());
     assert_eq!(w.phones.most_ringing.load(Ordering::SeqCst), 2);
     assert_eq!(w.core.router().in_flight("Sales_VQ_CB").unwrap(), 2);
@@ -448,7 +490,7 @@ async fn two_ready_agents_and_ten_waiting_callbacks_give_at_most_two_dials_in_fl
         w.core.router().in_flight("Sales_VQ_CB").unwrap_or(0) == 1
     })
     .await;
-    w.clock.sleep(chrono::TimeDelta::seconds(30)).await;
+    w.let_pass(30).await;
     assert_eq!(w.phones.dialled().len(), 3, "{:?}", w.phones.dialled());
     assert_eq!(w.core.router().in_flight("Sales_VQ_CB").unwrap(), 1);
 }
@@ -503,9 +545,12 @@ async fn an_unserved_callback_is_purged_at_closing_on_the_day_clocks_go_forward(
     assert!(w.phones.dialled().is_empty());
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn scheduled_rescheduled_cancelled_and_recreated_callbacks_are_dialled_only_when_due() {
-    let w = world().await;
+    let w = world_manual(Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap(), |t| t).await;
+    let Some(manual) = w.manual.clone() else {
+        unreachable!("a manual world")
+    };
     let start = w.clock.now();
     // Alice is ready all along: only due, live callbacks may be dialled.
     w.core
@@ -550,10 +595,10 @@ async fn scheduled_rescheduled_cancelled_and_recreated_callbacks_are_dialled_onl
         );
     }
     // Nothing is dialled before the first desired time; at it, that callback is served.
-    w.clock
-        .sleep_until(start + chrono::TimeDelta::hours(2) - chrono::TimeDelta::seconds(1))
-        .await;
+    manual.set(start + chrono::TimeDelta::hours(2) - chrono::TimeDelta::seconds(1));
+    tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(w.phones.dialled().is_empty(), "{:?}", w.phones.dialled());
+    manual.advance(chrono::TimeDelta::seconds(1));
     assert_eq!(w.served_by(later.id, "alice").await[0], "SCHEDULED");
     let dialled_at = w
         .core
@@ -570,6 +615,10 @@ async fn scheduled_rescheduled_cancelled_and_recreated_callbacks_are_dialled_onl
     );
     // The rescheduled one waits for its new time; a queued callback cancelled before an agent
     // frees up is withdrawn and never dialled, and a recreated copy is.
+    w.until("alice is back from the call", || {
+        w.state_of("alice") == StateKind::Ready
+    })
+    .await;
     w.core
         .dispatch
         .set_agent_state("alice", StateKind::NotReady, None)
@@ -600,6 +649,13 @@ async fn scheduled_rescheduled_cancelled_and_recreated_callbacks_are_dialled_onl
         .set_agent_state("alice", StateKind::Ready, None)
         .unwrap();
     w.served_by(again.id, "alice").await;
+    w.until("alice is back from the call", || {
+        w.state_of("alice") == StateKind::Ready
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(w.phones.dialled().len(), 2, "the rescheduled one waits");
+    manual.set(start + chrono::TimeDelta::hours(3));
     w.served_by(moved_again.id, "alice").await;
     let dialled_at = w
         .core
