@@ -424,7 +424,7 @@ impl Router {
             // A paced head ahead of the live head is triggered first (the agent stays ready
             // and may then take the live call); a held-back paced head never blocks live calls.
             let paced_first = q.paced_len.load(Ordering::Acquire) > 0 && self.paced_ahead(q);
-            if paced_first && let Some(a) = self.try_trigger(qi, now) {
+            if paced_first && let Some(a) = self.try_trigger(qi, now, None) {
                 out.push(a);
                 continue;
             }
@@ -434,7 +434,7 @@ impl Router {
             }
             if !paced_first
                 && q.paced_len.load(Ordering::Acquire) > 0
-                && let Some(a) = self.try_trigger(qi, now)
+                && let Some(a) = self.try_trigger(qi, now, None)
             {
                 out.push(a);
                 continue;
@@ -505,12 +505,20 @@ impl Router {
         None
     }
 
-    /// Triggers the paced head of queue `qi` if the pacing rule allows it.
-    fn try_trigger(&self, qi: usize, now: DateTime<Utc>) -> Option<Assignment> {
+    /// Triggers the paced head of queue `qi` if the pacing rule allows it, naming `by` (the
+    /// agent whose readiness triggers it) or else a ready eligible agent.
+    fn try_trigger(
+        &self,
+        qi: usize,
+        now: DateTime<Utc>,
+        by: Option<AgentIdx>,
+    ) -> Option<Assignment> {
         let q = &self.queues[qi];
         loop {
             let f = q.in_flight.load(Ordering::Acquire);
-            let agent = self.ready_beyond(q, f)?;
+            // The pacing rule: more ready eligible agents than callbacks in flight.
+            let ready = self.ready_beyond(q, f)?;
+            let agent = by.unwrap_or(ready);
             if q.in_flight
                 .compare_exchange(f, f + 1, Ordering::AcqRel, Ordering::Acquire)
                 .is_err()
@@ -527,7 +535,10 @@ impl Router {
                 q.in_flight.fetch_sub(1, Ordering::AcqRel);
                 return None;
             };
-            self.triggered.insert(w.id, qi);
+            // Triggered again before its last flight was settled: counted once.
+            if self.triggered.insert(w.id, qi).is_some() {
+                q.in_flight.fetch_sub(1, Ordering::AcqRel);
+            }
             return Some(Assignment {
                 interaction: w.id,
                 queue: q.name.clone(),
@@ -617,7 +628,7 @@ impl Router {
                 return out;
             };
             if paced {
-                match self.try_trigger(qi, now) {
+                match self.try_trigger(qi, now, Some(idx)) {
                     Some(a) => out.push(a),
                     None => retries += 1,
                 }
@@ -985,6 +996,7 @@ mod tests {
             .unwrap();
         let pairs: Vec<(Uuid, bool)> = got.iter().map(|a| (a.interaction, a.reserved)).collect();
         assert_eq!(pairs, vec![(callback.id, false), (caller.id, true)]);
+        assert_eq!(got[0].agent, "bob", "the trigger names the agent who became ready");
         // With nobody ready, a held-back callback does not block a live call behind it.
         let later = w(0, 20);
         let live = w(0, 30);
