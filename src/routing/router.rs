@@ -996,7 +996,10 @@ mod tests {
             .unwrap();
         let pairs: Vec<(Uuid, bool)> = got.iter().map(|a| (a.interaction, a.reserved)).collect();
         assert_eq!(pairs, vec![(callback.id, false), (caller.id, true)]);
-        assert_eq!(got[0].agent, "bob", "the trigger names the agent who became ready");
+        assert_eq!(
+            got[0].agent, "bob",
+            "the trigger names the agent who became ready"
+        );
         // With nobody ready, a held-back callback does not block a live call behind it.
         let later = w(0, 20);
         let live = w(0, 30);
@@ -1013,6 +1016,66 @@ mod tests {
         assert_eq!(got.len(), 1);
         assert_eq!((got[0].interaction, got[0].reserved), (live.id, true));
         assert!(r.withdraw("Sales_VQ", later.id).unwrap());
+    }
+
+    #[test]
+    fn concurrent_triggers_settles_and_agent_changes_trigger_each_callback_once() {
+        use std::collections::HashSet;
+        use std::sync::{Arc, Mutex};
+        let r = Arc::new(router());
+        let seen = Arc::new(Mutex::new(HashSet::new()));
+        // Settles every trigger it is given (and those its settles cause), recording each.
+        let drain = |r: &Router, seen: &Mutex<HashSet<Uuid>>, mut work: Vec<Assignment>| {
+            while let Some(a) = work.pop() {
+                if a.reserved {
+                    continue;
+                }
+                assert!(
+                    seen.lock().unwrap().insert(a.interaction),
+                    "triggered twice"
+                );
+                assert!(
+                    r.in_flight("Sales_VQ").unwrap() <= 2,
+                    "more dials than agents"
+                );
+                work.extend(r.settle(a.interaction, t(0)));
+            }
+        };
+        let producers: Vec<_> = (0..3)
+            .map(|k| {
+                let (r, seen) = (r.clone(), seen.clone());
+                std::thread::spawn(move || {
+                    for i in 0..2000 {
+                        let got = r.enqueue_paced("Sales_VQ", w(0, k * 10_000 + i), t(0));
+                        drain(&r, &seen, got.unwrap());
+                    }
+                })
+            })
+            .collect();
+        let toggler = {
+            let (r, seen) = (r.clone(), seen.clone());
+            std::thread::spawn(move || {
+                for i in 0..3000 {
+                    let agent = if i % 2 == 0 { "alice" } else { "bob" };
+                    let got = r.set_agent_state(agent, StateKind::Ready, t(0), None, None);
+                    drain(&r, &seen, got.unwrap());
+                    let _ = r.set_agent_state(agent, StateKind::NotReady, t(0), None, None);
+                }
+            })
+        };
+        for p in producers {
+            p.join().unwrap();
+        }
+        toggler.join().unwrap();
+        // Everyone ready at the end: every callback is triggered, exactly once, and settled.
+        let got = r
+            .set_agent_state("alice", StateKind::Ready, t(1), None, None)
+            .unwrap();
+        drain(&r, &seen, got);
+        assert_eq!(seen.lock().unwrap().len(), 6000);
+        assert_eq!(r.in_flight("Sales_VQ").unwrap(), 0);
+        assert_eq!(r.waiting("Sales_VQ").unwrap(), 0);
+        assert_eq!(r.agent_counts("Sales_VQ").unwrap().ready, 1);
     }
 
     #[test]
