@@ -675,3 +675,24 @@ async fn scheduled_rescheduled_cancelled_and_recreated_callbacks_are_dialled_onl
         ["+33666666661", "+33666666663", "+33666666662"]
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn without_a_callback_application_the_answered_customer_goes_to_the_next_ready_agent() {
+    let w = world_at(Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap(), |t| {
+        t.replace("    callback_application: outbound-callback.yaml\n", "")
+    })
+    .await;
+    let number = "+33677777777";
+    w.customers.script(
+        number,
+        Answer::Pick(vec![Action::Talk(Duration::from_secs(60))]),
+    );
+    let id = w.book_api(number).await;
+    w.core
+        .dispatch
+        .set_agent_state("bob", StateKind::Ready, None)
+        .unwrap();
+    w.served_by(id, "bob").await;
+    assert_eq!(w.phones.dialled(), [number]);
+    assert_eq!(w.core.router().in_flight("Sales_VQ_CB").unwrap(), 0);
+}
