@@ -21,7 +21,9 @@ use uuid::Uuid;
 const AGENTS: usize = 1_000;
 
 fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).single().unwrap_or_default()
+    Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0)
+        .single()
+        .unwrap_or_default()
 }
 
 fn router() -> Router {
@@ -112,22 +114,25 @@ fn bench(c: &mut Criterion) {
         panic!("{e}");
     }
     let mut n = 1;
-    g.bench_function("agent ready triggers a dial, settled and queued again", |b| {
-        b.iter(|| {
-            let triggered = match open.set_agent_state("a999", StateKind::Ready, t0(), None, None)
-            {
-                Ok(list) => list,
-                Err(e) => panic!("{e}"),
-            };
-            assert_eq!(triggered.len(), 1);
-            state(&open, "a999", StateKind::NotReady);
-            open.settle(triggered[0].interaction, t0());
-            n += 1;
-            if let Err(e) = open.enqueue_paced("Sales_VQ_CB", callback(n), t0()) {
-                panic!("{e}");
-            }
-        })
-    });
+    g.bench_function(
+        "agent ready triggers a dial, settled and queued again",
+        |b| {
+            b.iter(|| {
+                let triggered =
+                    match open.set_agent_state("a999", StateKind::Ready, t0(), None, None) {
+                        Ok(list) => list,
+                        Err(e) => panic!("{e}"),
+                    };
+                assert_eq!(triggered.len(), 1);
+                state(&open, "a999", StateKind::NotReady);
+                open.settle(triggered[0].interaction, t0());
+                n += 1;
+                if let Err(e) = open.enqueue_paced("Sales_VQ_CB", callback(n), t0()) {
+                    panic!("{e}");
+                }
+            })
+        },
+    );
     g.finish();
 }
 

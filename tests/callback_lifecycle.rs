@@ -195,6 +195,17 @@ impl World {
         rec.id
     }
 
+    /// The customer at `number` answers, presses 1 at the greeting and talks `secs` seconds.
+    fn press_1_and_talk(&self, number: &str, secs: u64) {
+        self.customers.script(
+            number,
+            Answer::Pick(vec![
+                Action::Press("1".into()),
+                Action::Talk(Duration::from_secs(secs)),
+            ]),
+        );
+    }
+
     fn state_of(&self, agent: &str) -> StateKind {
         let agents = self.core.router().agents();
         agents.get(agents.index_of(agent).unwrap()).state()
@@ -270,13 +281,7 @@ async fn booked_callback_is_dialled_when_an_agent_is_ready_and_ends_with_agent()
     let w = world().await;
     let id = w.book_immediate("+33612345678").await;
     // The customer presses 1 at the greeting and talks for three minutes.
-    w.customers.script(
-        "+33612345678",
-        Answer::Pick(vec![
-            Action::Press("1".into()),
-            Action::Talk(Duration::from_secs(180)),
-        ]),
-    );
+    w.press_1_and_talk("+33612345678", 180);
     w.core
         .dispatch
         .set_agent_state("alice", StateKind::Ready, None)
@@ -362,13 +367,7 @@ async fn the_agent_who_triggers_a_dial_stays_ready_and_takes_an_inbound_caller_m
     let w = world().await;
     let number = "+33633333333";
     w.phones.hold(number);
-    w.customers.script(
-        number,
-        Answer::Pick(vec![
-            Action::Press("1".into()),
-            Action::Talk(Duration::from_secs(60)),
-        ]),
-    );
+    w.press_1_and_talk(number, 60);
     let id = w.book_api(number).await;
     w.core
         .dispatch
@@ -586,13 +585,7 @@ async fn scheduled_rescheduled_cancelled_and_recreated_callbacks_are_dialled_onl
         CallbackState::Completed(CompletionReason::Rescheduled)
     );
     for n in ["+33666666661", "+33666666662"] {
-        w.customers.script(
-            n,
-            Answer::Pick(vec![
-                Action::Press("1".into()),
-                Action::Talk(Duration::from_secs(60)),
-            ]),
-        );
+        w.press_1_and_talk(n, 60);
     }
     // Nothing is dialled before the first desired time; at it, that callback is served.
     manual.set(start + chrono::TimeDelta::hours(2) - chrono::TimeDelta::seconds(1));
@@ -637,13 +630,7 @@ async fn scheduled_rescheduled_cancelled_and_recreated_callbacks_are_dialled_onl
         .await
         .unwrap();
     assert_eq!(again.state, CallbackState::Queued);
-    w.customers.script(
-        "+33666666663",
-        Answer::Pick(vec![
-            Action::Press("1".into()),
-            Action::Talk(Duration::from_secs(60)),
-        ]),
-    );
+    w.press_1_and_talk("+33666666663", 60);
     w.core
         .dispatch
         .set_agent_state("alice", StateKind::Ready, None)
