@@ -206,6 +206,13 @@ impl World {
         );
     }
 
+    /// The callback's first dial was made at `due` or later.
+    async fn first_dial_not_before(&self, id: Uuid, due: DateTime<Utc>) {
+        let rec = self.core.callbacks.get(id).await.unwrap();
+        let first = rec.metrics.attempts.first().map(|a| a.at);
+        assert!(first.is_some_and(|at| at >= due), "{first:?} before {due}");
+    }
+
     fn state_of(&self, agent: &str) -> StateKind {
         let agents = self.core.router().agents();
         agents.get(agents.index_of(agent).unwrap()).state()
@@ -593,19 +600,8 @@ async fn scheduled_rescheduled_cancelled_and_recreated_callbacks_are_dialled_onl
     assert!(w.phones.dialled().is_empty(), "{:?}", w.phones.dialled());
     manual.advance(chrono::TimeDelta::seconds(1));
     assert_eq!(w.served_by(later.id, "alice").await[0], "SCHEDULED");
-    let dialled_at = w
-        .core
-        .callbacks
-        .get(later.id)
-        .await
-        .unwrap()
-        .metrics
-        .attempts[0]
-        .at;
-    assert!(
-        dialled_at >= start + chrono::TimeDelta::hours(2),
-        "{dialled_at}"
-    );
+    w.first_dial_not_before(later.id, start + chrono::TimeDelta::hours(2))
+        .await;
     // The rescheduled one waits for its new time; a queued callback cancelled before an agent
     // frees up is withdrawn and never dialled, and a recreated copy is.
     w.until("alice is back from the call", || {
@@ -644,19 +640,8 @@ async fn scheduled_rescheduled_cancelled_and_recreated_callbacks_are_dialled_onl
     assert_eq!(w.phones.dialled().len(), 2, "the rescheduled one waits");
     manual.set(start + chrono::TimeDelta::hours(3));
     w.served_by(moved_again.id, "alice").await;
-    let dialled_at = w
-        .core
-        .callbacks
-        .get(moved_again.id)
-        .await
-        .unwrap()
-        .metrics
-        .attempts[0]
-        .at;
-    assert!(
-        dialled_at >= start + chrono::TimeDelta::hours(3),
-        "{dialled_at}"
-    );
+    w.first_dial_not_before(moved_again.id, start + chrono::TimeDelta::hours(3))
+        .await;
     assert_eq!(
         w.phones.dialled(),
         ["+33666666661", "+33666666663", "+33666666662"]
