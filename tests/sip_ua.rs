@@ -4,8 +4,7 @@
 //! layer decides when a call ends.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
-use std::path::PathBuf;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -19,19 +18,9 @@ use boomerang::sip::ua::{
     self, CallHandler, DialRequest, IncomingCall, LegShared, UaConfig, UaHandle, UacEvent,
 };
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+mod common;
 
-fn free_port() -> u16 {
-    loop {
-        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let p = s.local_addr().unwrap().port();
-        if p.is_multiple_of(2) && p < 65000 {
-            return p;
-        }
-    }
-}
+use common::{free_port, repo, sipp_report};
 
 /// Answers every call to any number at once and remembers each call's shared state.
 #[derive(Default)]
@@ -126,6 +115,7 @@ fn sipp_command(scenario: &str, local_ip: &str) -> tokio::process::Command {
     cmd
 }
 
+/// Waits for a SIPp run started with [`sipp_command`] and asserts it played its scenario.
 async fn finish(scenario: &str, child: tokio::process::Child) {
     let out = tokio::time::timeout(Duration::from_secs(150), child.wait_with_output())
         .await
@@ -133,13 +123,18 @@ async fn finish(scenario: &str, child: tokio::process::Child) {
         .unwrap();
     assert!(
         out.status.success(),
-        "sipp {scenario} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .filter(|l| l.contains("call") || l.contains("rror"))
-            .collect::<Vec<_>>()
-            .join("\n"),
-        String::from_utf8_lossy(&out.stderr)
+        "sipp {scenario} failed: {}",
+        sipp_report(&out)
+    );
+}
+
+/// Runs a SIPp client scenario for one call from 127.0.0.1 and asserts it played through.
+async fn client(scenario: &str, target: SocketAddr, extra: &[&str]) {
+    let out = common::sipp_client(&repo().join("tests/sipp").join(scenario), target, extra).await;
+    assert!(
+        out.status.success(),
+        "sipp {scenario} failed: {}",
+        sipp_report(&out)
     );
 }
 
@@ -152,12 +147,7 @@ async fn ended(shared: &LegShared) {
 async fn a_caller_that_never_refreshes_its_session_gets_our_bye_before_expiry() {
     let (ua, handler) = start_ua(IpAddr::V4(Ipv4Addr::LOCALHOST)).await;
     let target = ua.local_addrs().0[0];
-    let scenario = "timer-no-refresh.xml";
-    let mut cmd = sipp_command(scenario, "127.0.0.1");
-    cmd.arg(target.to_string())
-        .args(["-p", &free_port().to_string()]);
-    let child = cmd.spawn().expect("sipp (apt-get install -y sip-tester)");
-    finish(scenario, child).await;
+    client("timer-no-refresh.xml", target, &[]).await;
     let calls = handler.calls.lock().unwrap().clone();
     assert_eq!(calls.len(), 1);
     let (shared, answered_at) = calls.into_values().next().unwrap();
@@ -244,13 +234,7 @@ async fn hold_by_reinvite_is_mirrored_and_silences_our_rtp_until_resumed() {
         }
         got
     });
-    let scenario = "hold.xml";
-    let mut cmd = sipp_command(scenario, "127.0.0.1");
-    cmd.arg(target.to_string())
-        .args(["-p", &free_port().to_string()])
-        .args(["-set", "rtp", &rtp_port.to_string()]);
-    let child = cmd.spawn().expect("sipp (apt-get install -y sip-tester)");
-    finish(scenario, child).await;
+    client("hold.xml", target, &["-set", "rtp", &rtp_port.to_string()]).await;
     let packets = listen.await.unwrap();
     assert_eq!(*handler.holds.lock().unwrap(), vec![true, false]);
     // One silence: the 2 s the caller held us (sendonly 1.5 s, then inactive 0.5 s).
@@ -312,13 +296,12 @@ async fn an_invite_without_sdp_gets_our_offer_and_the_acks_answer_sets_up_media(
     let (ua, handler) = start_ua(IpAddr::V4(Ipv4Addr::LOCALHOST)).await;
     let target = ua.local_addrs().0[0];
     let (rtp_port, rtp) = rtp_listener(Duration::from_secs(3)).await;
-    let scenario = "late-offer-in.xml";
-    let mut cmd = sipp_command(scenario, "127.0.0.1");
-    cmd.arg(target.to_string())
-        .args(["-p", &free_port().to_string()])
-        .args(["-set", "rtp", &rtp_port.to_string()]);
-    let child = cmd.spawn().expect("sipp (apt-get install -y sip-tester)");
-    finish(scenario, child).await;
+    client(
+        "late-offer-in.xml",
+        target,
+        &["-set", "rtp", &rtp_port.to_string()],
+    )
+    .await;
     let types = rtp.await.unwrap();
     // Only the ACK said where and how to send: PCMA to the caller's port, 1.5 s of it.
     assert!(types.len() >= 30, "{} packets", types.len());
@@ -340,20 +323,12 @@ async fn a_late_offer_trunk_gets_an_invite_without_sdp_and_our_answer_in_the_ack
     let child = cmd.spawn().expect("sipp (apt-get install -y sip-tester)");
     tokio::time::sleep(Duration::from_millis(300)).await;
     let dir = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(repo().join("boomerang.yaml"))
-        .unwrap()
-        .replace(
+    let text = common::demo_config_text(|t| {
+        t.replace(
             "    port: 5080\n    transport: udp\n",
             &format!("    port: {trunk_port}\n    transport: udp\n    late_offer: true\n"),
         )
-        .replace(
-            "flows_dir: ivr-flows",
-            &format!("flows_dir: {}", repo().join("ivr-flows").display()),
-        )
-        .replace(
-            "prompts_dir: prompts",
-            &format!("prompts_dir: {}", repo().join("prompts").display()),
-        );
+    });
     assert!(text.contains("late_offer: true"), "the demo trunk moved");
     let config =
         boomerang::config::Config::from_str_in(&text, dir.path()).unwrap_or_else(|e| panic!("{e}"));
