@@ -408,6 +408,8 @@ struct Call {
     shared: Arc<LegShared>,
     /// RFC 4028 session timer, once an interval is agreed and the call answered.
     timer: Option<SessionTimer>,
+    /// The deadline indexed for this call in `Actor::session_timers`, so it can be taken out.
+    timer_at: Option<Instant>,
     /// Our SDP once an offer inside the call changed it (hold, resume).
     local_sdp: Option<String>,
 }
@@ -764,7 +766,7 @@ impl Actor {
                 let _ = done.send(self.answer(&call, sdp));
             }
             Cmd::Reject { call, code, reason } => {
-                if let Some(c) = self.calls.remove(&call) {
+                if let Some(c) = self.take_call(&call) {
                     if let Role::Uas {
                         invite,
                         key,
@@ -875,7 +877,7 @@ impl Actor {
                 match target {
                     Some(id) => {
                         self.respond(&key, &req, 200, "OK");
-                        if let Some(c) = self.calls.remove(&id) {
+                        if let Some(c) = self.take_call(&id) {
                             if let Role::Uas {
                                 invite, key: ik, ..
                             } = &c.role
@@ -905,7 +907,7 @@ impl Actor {
                     Err(_) => self.respond(&key, &req, 415, "Unsupported Media Type"),
                 }
             }
-            rsip::Method::Update => self.on_update(key, req, peer, call_id),
+            rsip::Method::Update => self.on_in_dialog_offer(key, req, peer, call_id),
             rsip::Method::Options => {
                 let mut resp = message::response_for(&req, 200, "OK");
                 resp.headers
@@ -930,7 +932,7 @@ impl Actor {
     fn on_invite(&mut self, key: TransactionKey, req: rsip::Request, peer: Peer, call_id: String) {
         let to = header_value(&req, "To").unwrap_or_default();
         if message::tag_of(&to).is_some() {
-            self.on_reinvite(key, req, peer, call_id);
+            self.on_in_dialog_offer(key, req, peer, call_id);
             return;
         }
         let hops = header_value(&req, "Max-Forwards")
@@ -1001,6 +1003,7 @@ impl Actor {
                 dialog: None,
                 shared: shared.clone(),
                 timer: None,
+                timer_at: None,
                 local_sdp: None,
             },
         );
@@ -1013,47 +1016,23 @@ impl Actor {
         });
     }
 
-    /// A re-INVITE from the peer (session refresh, hold): answered with our SDP.
-    fn on_reinvite(
+    /// A re-INVITE or UPDATE from the peer (session refresh, hold, resume). A re-INVITE is
+    /// answered with our SDP (mirroring its offer, or as an offer when it has none); an UPDATE
+    /// only carries an answer when it brought an offer (RFC 3311).
+    fn on_in_dialog_offer(
         &mut self,
         key: TransactionKey,
         req: rsip::Request,
         peer: Peer,
         call_id: String,
     ) {
-        if self.calls.get(&call_id).is_none_or(|c| c.dialog.is_none()) {
-            self.respond(&key, &req, 481, "Call/Transaction Does Not Exist");
-            return;
-        };
-        let ask = negotiate_timer(&req, self.session_expires);
-        if ask == TimerAsk::TooSmall {
-            self.respond_with(&key, too_small(&req));
-            return;
-        }
-        let sdp = match self.accept_offer(&call_id, &req) {
-            Ok(sdp) => sdp,
-            Err(code) => {
-                self.respond(&key, &req, code, reason_of(code));
-                return;
-            }
-        };
-        let mut resp = message::response_for(&req, 200, "OK");
-        resp.headers.push(Header::Other(
-            "Contact".into(),
-            self.contact(peer.transport),
-        ));
-        push_timer_headers(&mut resp.headers, ask);
-        let (mut h, mut b) = (resp.headers.clone(), Vec::new());
-        set_body(&mut h, &mut b, "application/sdp", sdp);
-        resp.headers = h;
-        resp.body = b;
-        self.respond_with(&key, resp);
-        self.peer_refreshed(&call_id, &req, ask);
-    }
-
-    /// An UPDATE from the peer: a session refresh (RFC 4028 §7.4), without a new offer.
-    fn on_update(&mut self, key: TransactionKey, req: rsip::Request, _peer: Peer, call_id: String) {
-        if !self.calls.contains_key(&call_id) {
+        let invite = req.method == rsip::Method::Invite;
+        // A re-INVITE needs the dialog (an answered call); an UPDATE may come before.
+        if self
+            .calls
+            .get(&call_id)
+            .is_none_or(|c| invite && c.dialog.is_none())
+        {
             self.respond(&key, &req, 481, "Call/Transaction Does Not Exist");
             return;
         }
@@ -1071,9 +1050,14 @@ impl Actor {
             }
         };
         let mut resp = message::response_for(&req, 200, "OK");
+        if invite {
+            resp.headers.push(Header::Other(
+                "Contact".into(),
+                self.contact(peer.transport),
+            ));
+        }
         push_timer_headers(&mut resp.headers, ask);
-        if offered {
-            // An UPDATE with an offer (RFC 3311) gets its answer in the 200.
+        if invite || offered {
             let (mut h, mut b) = (resp.headers.clone(), Vec::new());
             set_body(&mut h, &mut b, "application/sdp", sdp);
             resp.headers = h;
@@ -1208,16 +1192,28 @@ impl Actor {
         true
     }
 
-    /// Indexes the call's next session-timer deadline.
+    /// Indexes the call's next session-timer deadline (replacing the one indexed before), so
+    /// the index holds one entry per live call with a timer.
     fn schedule_timer(&mut self, call: &str) {
-        if let Some(at) = self
-            .calls
-            .get(call)
-            .and_then(|c| c.timer.as_ref())
-            .and_then(SessionTimer::poll_timeout)
-        {
+        let Some(c) = self.calls.get_mut(call) else {
+            return;
+        };
+        if let Some(old) = c.timer_at.take() {
+            self.session_timers.remove(&(old, call.to_string()));
+        }
+        if let Some(at) = c.timer.as_ref().and_then(SessionTimer::poll_timeout) {
+            c.timer_at = Some(at);
             self.session_timers.insert((at, call.to_string()));
         }
+    }
+
+    /// Removes a call, and its session-timer deadline from the index.
+    fn take_call(&mut self, id: &str) -> Option<Call> {
+        let c = self.calls.remove(id)?;
+        if let Some(at) = c.timer_at {
+            self.session_timers.remove(&(at, id.to_string()));
+        }
+        Some(c)
     }
 
     /// Fires the session timers due at `now`: refreshes to send, sessions to end.
@@ -1230,11 +1226,13 @@ impl Actor {
             let Some(c) = self.calls.get_mut(&id) else {
                 continue;
             };
+            c.timer_at = None;
             let Some(t) = c.timer.as_mut() else {
                 continue;
             };
-            // A stale entry: the deadline moved (refreshed) and has its own entry.
+            // Defensive: the index is kept to one current entry per call.
             if t.poll_timeout() != Some(at) {
+                self.schedule_timer(&id);
                 continue;
             }
             let action = t.handle_timeout(now);
@@ -1417,7 +1415,7 @@ impl Actor {
     /// The call ends: `local` when we decided it (no signal is needed towards the leg's owner
     /// beyond the ended flag).
     fn end_call(&mut self, call_id: &str, local: bool) {
-        if let Some(c) = self.calls.remove(call_id) {
+        if let Some(c) = self.take_call(call_id) {
             if local {
                 tracing::debug!(call = call_id, "call ended locally");
             }
@@ -1426,7 +1424,7 @@ impl Actor {
     }
 
     fn hang_up(&mut self, call: &str) {
-        let Some(mut c) = self.calls.remove(call) else {
+        let Some(mut c) = self.take_call(call) else {
             return;
         };
         c.shared.end();
@@ -1591,6 +1589,7 @@ impl Actor {
                         dialog: None,
                         shared,
                         timer: None,
+                        timer_at: None,
                         local_sdp: None,
                     },
                 );
@@ -1696,7 +1695,7 @@ impl Actor {
         match ev {
             Event::Response(resp) => self.on_invite_response(&call_id, resp),
             Event::TimedOut | Event::TransportError => {
-                if let Some(c) = self.calls.remove(&call_id) {
+                if let Some(c) = self.take_call(&call_id) {
                     if let Role::Uac {
                         events, answered, ..
                     } = &c.role
@@ -1852,7 +1851,7 @@ impl Actor {
             return;
         };
         let _ = events.send(UacEvent::Failed(code));
-        if let Some(c) = self.calls.remove(call_id) {
+        if let Some(c) = self.take_call(call_id) {
             c.shared.end();
         }
     }
