@@ -499,6 +499,11 @@ fn receiver_main(n: usize, warmup: Duration, measure: Duration) {
             if got < 12 {
                 continue;
             }
+            // Sessions send RTCP to the RTP port + 1, which may be another stream's receiver
+            // here: a real receiver tells RTCP apart, and so does this one.
+            if boomerang::media::rtp::is_rtcp(&buf[..got as usize]) {
+                continue;
+            }
             let mut ns = None;
             // SAFETY: walking the control messages the kernel wrote into `cmsg`.
             unsafe {
