@@ -35,7 +35,7 @@ async fn every_acknowledged_callback_survives_sigkill_in_order() {
     std::fs::write(
         dir.path().join("boomerang.yaml"),
         format!(
-            "listeners: {{http: '127.0.0.1:0', sip_udp: [], sip_tcp: []}}\napi:\n  keys: [{{name: t, key: {KEY}}}]\nqueues:\n  - name: Sales_VQ_CB\n    callback_purge_time_minutes: 10080\n"
+            "listeners: {{http: '127.0.0.1:0', sip_udp: [], sip_tcp: []}}\napi:\n  keys: [{{name: t, key: {KEY}}}]\n  rate_limit_per_second: 100000\nqueues:\n  - name: Sales_VQ_CB\n    callback_purge_time_minutes: 10080\n"
         ),
     )
     .unwrap();
