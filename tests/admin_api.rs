@@ -1089,9 +1089,20 @@ async fn developer_tools_queues_agents_and_reload() {
     )
     .await;
     assert_eq!(s, 200, "{v}");
+    // As in the seed, the agent stays ready while the customer is dialled; the callback has
+    // left the queue to be dialled.
+    assert_eq!(v["data"]["state"], "ready", "{v}");
+    let (_, v) = call(Method::GET, &at(&url, "/queues"), Some(&sup), None).await;
+    let sales = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["name"] == "Sales_VQ_CB")
+        .unwrap()
+        .clone();
     assert_eq!(
-        v["data"]["state"], "reserved",
-        "the waiting callback was dispatched to her: {v}"
+        sales["waiting"], 0,
+        "her readiness triggered the waiting callback: {v}"
     );
     let (s, v) = call(
         Method::POST,
