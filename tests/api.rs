@@ -142,6 +142,29 @@ async fn an_app_books_reads_reschedules_and_cancels() {
     assert_eq!(s, 200);
     assert!(v["data"]["openFor"].as_i64().unwrap() > 0);
     assert_eq!(v["data"]["immediateOfferHoursOpenFor"], -1);
+
+    // Query without an id: by number, by state, and a bad filter.
+    let (s, v) = get(&url, "/callbacks?phoneNumber=%2B33%206%2012%2034%2056%2078").await;
+    assert_eq!(s, 200, "{v}");
+    let found = v["data"]["callbacks"].as_array().unwrap();
+    assert_eq!(found.len(), 1, "{v}");
+    assert_eq!(found[0]["id"], id.as_str());
+    let (s, v) = get(&url, "/callbacks?state=COMPLETED&serviceName=Sales_VQ_CB").await;
+    assert_eq!(s, 200, "{v}");
+    let mut done: Vec<&str> = v["data"]["callbacks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["id"].as_str().unwrap())
+        .collect();
+    done.sort();
+    let mut expected = vec![sid.as_str(), new_id.as_str()];
+    expected.sort();
+    assert_eq!(done, expected, "the rescheduled and the cancelled one");
+    assert_eq!(v["data"]["hasMore"], false);
+    let (s, v) = get(&url, "/callbacks?state=DONE").await;
+    assert_eq!(s, 400);
+    assert!(v["message"].as_str().unwrap().starts_with("state:"), "{v}");
     e.shutdown();
 }
 

@@ -162,6 +162,7 @@ pub fn api_routes() -> OpenApiRouter<ApiState> {
     let v3 = OpenApiRouter::new()
         .routes(routes!(create_callback))
         .routes(routes!(retrieve_callback))
+        .routes(routes!(query_callbacks))
         .routes(routes!(cancel_callback))
         .routes(routes!(reschedule_callback))
         .routes(routes!(availability_route))
@@ -547,6 +548,19 @@ async fn retrieve_callback(
         view["estimatedWaitTime"] = json!(ewt.unwrap_or(-1));
     }
     Ok(ok(view))
+}
+
+/// Callbacks matching the filters (state, queue, phone number, desired-time range), newest
+/// desired time first, in pages of 250: how an app finds a customer's callbacks without an id.
+#[utoipa::path(get, path = "/callbacks", tag = "callbacks", params(admin::callbacks::ListQuery),
+    responses((status = 200, description = "`data.callbacks`, `data.page`, `data.hasMore`"), (status = 400)),
+    security(("api_key" = [])))]
+async fn query_callbacks(
+    State(s): State<ApiState>,
+    q: Result<Query<admin::callbacks::ListQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let q = query(q)?;
+    Ok(ok(admin::callbacks::query_page(&s, &q, None).await?))
 }
 
 #[utoipa::path(post, path = "/callbacks/cancel", tag = "callbacks", request_body = IdBody,

@@ -80,6 +80,20 @@ pub async fn list(
 ) -> Result<Response, ApiError> {
     user.require(Permission::ReadCallbacks)?;
     let q = query(q)?;
+    if let Some(name) = &q.service_name {
+        known_queue(&s, name, "serviceName")?;
+        user.require_queue(name)?;
+    }
+    Ok(ok(query_page(&s, &q, readable(&user)).await?))
+}
+
+/// One page of callbacks matching `q` within `queues` (`None` = every queue): shared by the
+/// administration's list and the public v3 query.
+pub async fn query_page(
+    s: &ApiState,
+    q: &ListQuery,
+    queues: Option<Vec<String>>,
+) -> Result<serde_json::Value, ApiError> {
     if let Some(st) = &q.state
         && !STATES.contains(&st.as_str())
     {
@@ -89,8 +103,7 @@ pub async fn list(
         )));
     }
     if let Some(name) = &q.service_name {
-        known_queue(&s, name, "serviceName")?;
-        user.require_queue(name)?;
+        known_queue(s, name, "serviceName")?;
     }
     let page = q.page.unwrap_or(1);
     if page == 0 {
@@ -98,10 +111,10 @@ pub async fn list(
     }
     // One more than a page tells whether another page follows.
     let mut rows = store_query(
-        &s,
+        s,
         CallbackFilter {
             queue: q.service_name.clone(),
-            queues: readable(&user),
+            queues,
             state: q.state.clone(),
             phone: q.phone_number.as_deref().map(compact_phone),
             from: q.from.map(|t| t.with_timezone(&Utc)),
@@ -114,9 +127,7 @@ pub async fn list(
     let has_more = rows.len() > PAGE_SIZE;
     rows.truncate(PAGE_SIZE);
     let list: Vec<CallbackView> = rows.iter().map(CallbackView::from).collect();
-    Ok(ok(
-        json!({ "callbacks": list, "page": page, "pageSize": PAGE_SIZE, "hasMore": has_more }),
-    ))
+    Ok(json!({ "callbacks": list, "page": page, "pageSize": PAGE_SIZE, "hasMore": has_more }))
 }
 
 /// `GET /admin/callbacks/search` query.
