@@ -71,10 +71,17 @@ pub enum GroupBookError {
     Store(#[from] StoreError),
 }
 
+/// Bad rows named in one error message; the rest are counted.
+pub const CSV_ROWS_IN_MESSAGE: usize = 100;
+
 fn first_rows(rows: &[CsvRowError]) -> String {
-    let mut s: Vec<String> = rows.iter().take(5).map(ToString::to_string).collect();
-    if rows.len() > 5 {
-        s.push(format!("and {} more", rows.len() - 5));
+    let mut s: Vec<String> = rows
+        .iter()
+        .take(CSV_ROWS_IN_MESSAGE)
+        .map(ToString::to_string)
+        .collect();
+    if rows.len() > CSV_ROWS_IN_MESSAGE {
+        s.push(format!("and {} more", rows.len() - CSV_ROWS_IN_MESSAGE));
     }
     s.join("; ")
 }
@@ -92,8 +99,8 @@ impl GroupBookError {
                 GroupError::PoolSize(_) | GroupError::Dnis { .. } | GroupError::Duplicate(_) => {
                     "dnis"
                 }
-                GroupError::CodeLength(_) => "access_code_length",
-                GroupError::Expiry(_) => "expiry_seconds",
+                GroupError::CodeLength(_) => "accessCodeLength",
+                GroupError::Expiry(_) => "expirySeconds",
             },
             GroupBookError::Csv(_) => "file",
             GroupBookError::Store(_) => "",

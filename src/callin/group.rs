@@ -12,7 +12,7 @@ pub const MAX_DNIS_LEN: usize = 16;
 pub const MAX_DESCRIPTION_LEN: usize = 32;
 
 /// One number of a pool.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DnisEntry {
     /// E.164 number, `+` optional.

@@ -31,7 +31,7 @@ pub const AFFINITY_KIND: &str = "affinity_rule";
 pub const ASSIGNMENT_KIND: &str = "queue_rules";
 
 /// The three kinds of rule a queue can be given.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum RuleKind {
     /// Country and number validation ("Permitted & Blocked Numbers").
@@ -68,7 +68,7 @@ impl fmt::Display for RuleKind {
 }
 
 /// A capacity rule as stored and exchanged: a name and the guide's JSON capacity statement.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CapacityRule {
     /// Unique name, immutable once saved.
@@ -78,8 +78,8 @@ pub struct CapacityRule {
 }
 
 /// The rules a queue uses, by name; `None` means none of that kind.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct QueueRules {
     /// Number validation rule.
     #[serde(default)]
@@ -204,7 +204,7 @@ impl BookError {
             BookError::Number(e) => match e {
                 RuleError::NoName => "name".into(),
                 RuleError::NoCountry | RuleError::UnknownCountry(_) => "countries".into(),
-                RuleError::BadPattern { .. } => "blocked_patterns".into(),
+                RuleError::BadPattern { .. } => "blockedPatterns".into(),
             },
             BookError::Capacity(e) => match e {
                 CapacityError::Duration(_) => "capacity.duration".into(),
@@ -707,20 +707,34 @@ impl RuleBook {
         kind: RuleKind,
         rule: Option<&str>,
     ) -> Result<QueueRules, BookError> {
+        self.assign_many(queue, &[(kind, rule.map(str::to_string))])
+            .await
+    }
+
+    /// Several assignments to one queue in one durable write: all are made or none.
+    pub async fn assign_many(
+        &self,
+        queue: &str,
+        changes: &[(RuleKind, Option<String>)],
+    ) -> Result<QueueRules, BookError> {
         let _w = self.writer.lock().await;
         if !self.queues.contains(queue) {
             return Err(BookError::UnknownQueue(queue.to_string()));
         }
         let mut rules = {
             let state = self.read();
-            if let Some(name) = rule
-                && !state.has(kind, name)
-            {
-                return Err(unknown(kind, name));
+            for (kind, rule) in changes {
+                if let Some(name) = rule
+                    && !state.has(*kind, name)
+                {
+                    return Err(unknown(*kind, name));
+                }
             }
             state.assignments.get(queue).cloned().unwrap_or_default()
         };
-        *rules.slot(kind) = rule.map(str::to_string);
+        for (kind, rule) in changes {
+            *rules.slot(*kind) = rule.clone();
+        }
         if rules.is_empty() {
             self.store.delete_document(ASSIGNMENT_KIND, queue).await?;
         } else {
@@ -1064,7 +1078,7 @@ mod tests {
             .create_number_rule(fr_rule(&["(unclosed"]))
             .await
             .unwrap_err();
-        assert_eq!(err.field(), "blocked_patterns");
+        assert_eq!(err.field(), "blockedPatterns");
         let mut blank = fr_rule(&[]);
         blank.name = " ".into();
         assert!(matches!(
@@ -1116,7 +1130,7 @@ mod tests {
                 .save_documents(vec![Document {
                     kind: NUMBER_KIND.into(),
                     id: "broken".into(),
-                    body: serde_json::json!({"name":"broken","countries":["FR"],"blocked_patterns":["("]}),
+                    body: serde_json::json!({"name":"broken","countries":["FR"],"blockedPatterns":["("]}),
                 }])
                 .await
                 .unwrap();

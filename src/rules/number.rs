@@ -59,8 +59,8 @@ pub enum RuleError {
 }
 
 /// A number validation rule as stored and exchanged through the API.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct NumberRuleSpec {
     /// Unique name.
     pub name: String,
