@@ -43,6 +43,9 @@ enum Command {
         #[arg(long, default_value = "boomerang.yaml")]
         config: PathBuf,
     },
+    /// Read a password from standard input (one line) and print its Argon2id hash, for
+    /// `admin.users[].password_hash` in the configuration.
+    HashPassword,
     /// Print a JSON Schema.
     Schema {
         /// What to describe.
@@ -123,6 +126,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         },
         Command::Serve { config } => serve(&config),
         Command::CheckFlows { paths, config } => check_flows(&paths, &config),
+        Command::HashPassword => {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("reading the password from standard input")?;
+            let password = line.trim_end_matches(['\r', '\n']);
+            if password.is_empty() {
+                anyhow::bail!("the password is empty");
+            }
+            let hash = boomerang::api::admin::auth::hash_password(password)?;
+            println!("{hash}");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Schema {
             what: SchemaKind::Flow,
         } => {

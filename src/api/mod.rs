@@ -2,6 +2,7 @@
 //! queue status and call-in requests, authenticated by `x-api-key`, with a correlation id on
 //! every answer and JSON errors that say which field is wrong and why.
 
+pub mod admin;
 pub mod error;
 
 use std::collections::BTreeMap;
@@ -50,6 +51,8 @@ pub struct ApiState {
     pub key_hashes: Arc<Vec<[u8; 32]>>,
     /// Where accepted call-in requests are made durable before they are returned.
     pub store: Option<Arc<dyn crate::store::Store>>,
+    /// Administration users and sessions.
+    pub admin: Arc<admin::AdminAuth>,
 }
 
 impl ApiState {
@@ -74,7 +77,9 @@ impl ApiState {
                 _ => None,
             })
             .collect();
+        let admin = Arc::new(admin::AdminAuth::new(&config.spec.admin, clock.clone()));
         ApiState {
+            admin,
             config,
             clock,
             callbacks,
@@ -122,10 +127,13 @@ pub fn router(state: ApiState) -> Router {
         .allow_headers([
             axum::http::header::CONTENT_TYPE,
             axum::http::HeaderName::from_static("x-api-key"),
+            axum::http::header::AUTHORIZATION,
         ])
         .expose_headers([axum::http::HeaderName::from_static("x-correlation-id")]);
+    let (admin_routes, _) = admin::router().split_for_parts();
     Router::new()
         .nest("/engagement/v3", v3)
+        .nest("/admin", admin_routes)
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
@@ -186,9 +194,29 @@ async fn correlate(State(state): State<ApiState>, req: Request, next: Next) -> R
     resp
 }
 
-async fn authenticate(State(state): State<ApiState>, req: Request, next: Next) -> Response {
+/// The one gate every request passes: `/admin/…` needs a live bearer session (resolved into an
+/// [`admin::AdminUser`] for the handlers), everything else an API key; only CORS preflights
+/// and `POST /admin/login` pass without either.
+async fn authenticate(State(state): State<ApiState>, mut req: Request, next: Next) -> Response {
     if req.method() == Method::OPTIONS {
         return next.run(req).await;
+    }
+    let path = req.uri().path();
+    if path == "/admin" || path.starts_with("/admin/") {
+        if admin::PUBLIC_PATHS.contains(&path) {
+            return next.run(req).await;
+        }
+        let user = match admin::auth::bearer(req.headers()) {
+            None => Err(admin::auth::AuthError::NoToken),
+            Some(token) => state.admin.resolve(token),
+        };
+        return match user {
+            Ok(u) => {
+                req.extensions_mut().insert(u);
+                next.run(req).await
+            }
+            Err(e) => ApiError::from(e).into_response(),
+        };
     }
     let ok = req
         .headers()
@@ -231,7 +259,8 @@ fn known_queue<'a>(s: &'a ApiState, name: &str, field: &str) -> Result<&'a Queue
         .ok_or_else(|| ApiError::bad_request(format!("{field}: unknown virtual queue `{name}`")))
 }
 
-fn ok(data: impl Serialize) -> Response {
+/// The GES success envelope around `data`.
+pub(crate) fn ok(data: impl Serialize) -> Response {
     Json(json!({ "status": { "code": 0, "message": "Successful" }, "data": data })).into_response()
 }
 

@@ -200,6 +200,7 @@ const TOP_KEYS: &[&str] = &[
     "agents",
     "queues",
     "api",
+    "admin",
     "callin_groups",
 ];
 
@@ -254,6 +255,12 @@ impl Validator<'_> {
         section!("store", store);
         section!("flows_dir", flows_dir);
         section!("api", api);
+        if let Some(n) = root.get("admin") {
+            match n.decode::<AdminSettings>("admin") {
+                Ok(v) => spec.admin = v,
+                Err(whole) => self.decode_admin_users(n, whole, &mut spec.admin),
+            }
+        }
         macro_rules! list {
             ($key:literal, $field:ident) => {
                 if let Some(n) = root.get($key) {
@@ -303,6 +310,31 @@ impl Validator<'_> {
             }
         }
         spec
+    }
+
+    /// After the `admin` section failed to decode: decodes user by user, so that one bad user
+    /// does not hide the problems of the others (and the idle timeout still applies).
+    fn decode_admin_users(&mut self, n: &Node, whole: Diagnostic, admin: &mut AdminSettings) {
+        let mut reported = false;
+        let users = n.get("users").map(Node::items).unwrap_or_default();
+        for (i, item) in users.iter().enumerate() {
+            match item.decode::<AdminUserSpec>(&format!("admin.users[{i}]")) {
+                Ok(u) => admin.users.push(u),
+                Err(d) => {
+                    self.diags.push(d);
+                    reported = true;
+                }
+            }
+        }
+        if let Some(Ok(m)) = n
+            .get("session_idle_minutes")
+            .map(|m| m.decode::<i64>("admin.session_idle_minutes"))
+        {
+            admin.session_idle_minutes = m;
+        }
+        if !reported {
+            self.diags.push(whole);
+        }
     }
 
     /// Position of a value by path steps from the root; the closest existing ancestor otherwise.
@@ -450,6 +482,8 @@ impl Validator<'_> {
                 );
             }
         }
+
+        self.check_admin(root, spec);
 
         // Business hours.
         let mut hours = BTreeMap::new();
@@ -728,6 +762,69 @@ impl Validator<'_> {
         hours
     }
 
+    /// Administration users: names unique, hashes verifiable, roles given, queues known.
+    fn check_admin(&mut self, root: &Node, spec: &ConfigSpec) {
+        let a = &spec.admin;
+        self.range(
+            root,
+            &[K("admin"), K("session_idle_minutes")],
+            a.session_idle_minutes,
+            1,
+            1440,
+        );
+        let mut names = HashSet::new();
+        for (i, u) in a.users.iter().enumerate() {
+            let at = |f: &'static str| [K("admin"), K("users"), I(i), K(f)];
+            if u.name.is_empty()
+                || u.name.len() > 64
+                || !u
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-.@".contains(c))
+            {
+                let pos = self.pos_of(root, &at("name"));
+                self.err(
+                    pos,
+                    path_of(&at("name")),
+                    format!(
+                        "`{}` is not a user name (1–64 letters, digits, _ - . @)",
+                        u.name
+                    ),
+                );
+            } else if !names.insert(u.name.clone()) {
+                let pos = self.pos_of(root, &at("name"));
+                self.err(
+                    pos,
+                    path_of(&at("name")),
+                    format!("user `{}` is defined twice", u.name),
+                );
+            }
+            if let Err(e) = crate::api::admin::auth::check_hash(&u.password_hash) {
+                let pos = self.pos_of(root, &at("password_hash"));
+                self.err(
+                    pos,
+                    path_of(&at("password_hash")),
+                    format!("{e}; make one with `boomerang hash-password`"),
+                );
+            }
+            if u.roles.is_empty() {
+                let pos = self.pos_of(root, &at("roles"));
+                self.err(
+                    pos,
+                    path_of(&at("roles")),
+                    "give at least one role: Administrator, Supervisor, Monitor or Developer",
+                );
+            }
+            for (j, q) in u.queues.iter().flatten().enumerate() {
+                if !spec.queues.iter().any(|x| &x.name == q) {
+                    let steps = [K("admin"), K("users"), I(i), K("queues"), I(j)];
+                    let pos = self.pos_of(root, &steps);
+                    self.err(pos, path_of(&steps), format!("no queue named `{q}`"));
+                }
+            }
+        }
+    }
+
     /// 1 when the scalar at `pos` starts with a quote, so columns inside it line up.
     fn quote_offset(&self, pos: Pos) -> usize {
         self.text
@@ -853,6 +950,45 @@ colour: red
         assert!(
             rendered.contains("bad skill expression: expected a level"),
             "{rendered}"
+        );
+    }
+
+    #[test]
+    fn admin_users_are_checked_with_positions() {
+        let text = "\
+queues:
+  - name: Sales_VQ_CB
+admin:
+  session_idle_minutes: 0
+  users:
+    - {name: ann, password_hash: 'plain', roles: [Monitor]}
+    - name: ann
+      password_hash: '$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHRzYWx0$S7w3t7lXzlEm1b2UazRQvn+0tcJkYQVnH2fGiGo6wXU'
+      roles: []
+      queues: [Sales_VQ_CB, Nowhere]
+    - {name: bob, password_hash: x, roles: [Janitor]}
+";
+        let errs = load(text).unwrap_err();
+        let got: Vec<(usize, &str)> = errs
+            .diagnostics
+            .iter()
+            .map(|d| (d.pos.line, d.path.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (4, "admin.session_idle_minutes"),
+                (6, "admin.users[0].password_hash"),
+                (7, "admin.users[1].name"),
+                (9, "admin.users[1].roles"),
+                (10, "admin.users[1].queues[1]"),
+                (11, "admin.users[2].roles[0]"),
+            ],
+            "{errs}"
+        );
+        assert!(
+            errs.to_string().contains("boomerang hash-password"),
+            "{errs}"
         );
     }
 

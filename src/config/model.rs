@@ -384,6 +384,40 @@ impl Default for ApiSettings {
     }
 }
 
+/// An administration user written in the file (more can be added through `/admin/users`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AdminUserSpec {
+    /// Login name (letters, digits, `_ - . @`).
+    pub name: String,
+    /// Argon2id PHC string, as `boomerang hash-password` prints it.
+    pub password_hash: String,
+    /// `Administrator`, `Supervisor`, `Monitor`, `Developer` (at least one).
+    pub roles: Vec<crate::api::admin::auth::Role>,
+    /// Queues the user may read (line-of-business segmentation); absent = every queue.
+    #[serde(default)]
+    pub queues: Option<Vec<String>>,
+}
+
+/// The administration API's users and sessions.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct AdminSettings {
+    /// Users known at start.
+    pub users: Vec<AdminUserSpec>,
+    /// Minutes without a request after which an access token stops working (1–1440). Default 20.
+    pub session_idle_minutes: i64,
+}
+
+impl Default for AdminSettings {
+    fn default() -> Self {
+        AdminSettings {
+            users: Vec::new(),
+            session_idle_minutes: 20,
+        }
+    }
+}
+
 /// The whole engine file as written.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
 #[serde(deny_unknown_fields)]
@@ -421,6 +455,9 @@ pub struct ConfigSpec {
     /// REST API security.
     #[serde(default)]
     pub api: ApiSettings,
+    /// Administration users and sessions.
+    #[serde(default)]
+    pub admin: AdminSettings,
     /// Click-to-Call-In groups defined with the configuration (more can be added at run time).
     #[serde(default)]
     pub callin_groups: Vec<crate::callin::CallInGroup>,

@@ -1,0 +1,188 @@
+//! The administration API over a real HTTP client on loopback: login, sessions that idle out on
+//! the engine's clock, roles and per-queue read permission, and the route table closed to
+//! anonymous callers.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use boomerang::api::admin::auth::hash_password;
+use boomerang::clock::{ManualClock, SharedClock};
+use boomerang::config::Config;
+use boomerang::engine::Engine;
+use chrono::{DateTime, TimeDelta, Utc};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const KEY: &str = "test-key";
+const PASSWORD: &str = "correct horse";
+
+fn t0() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-03-02T09:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+/// An engine with one user per role, a Sales-only monitor and two queues.
+async fn engine(dir: &Path, clock: SharedClock) -> (Engine, String) {
+    let hash = hash_password(PASSWORD).unwrap();
+    let yaml = format!(
+        "listeners: {{http: '127.0.0.1:0', sip_udp: [], sip_tcp: []}}
+api:
+  keys: [{{name: t, key: {KEY}}}]
+admin:
+  users:
+    - {{name: root, password_hash: '{hash}', roles: [Administrator]}}
+    - {{name: sup, password_hash: '{hash}', roles: [Supervisor]}}
+    - {{name: mon, password_hash: '{hash}', roles: [Monitor], queues: [Sales_VQ_CB]}}
+    - {{name: dev, password_hash: '{hash}', roles: [Developer]}}
+    - {{name: supdev, password_hash: '{hash}', roles: [Monitor, Supervisor, Developer]}}
+agents:
+  - {{id: alice, skills: {{Sales: 7}}}}
+queues:
+  - {{name: Sales_VQ_CB, skill_expression: Sales > 3}}
+  - {{name: Service_VQ_CB}}
+"
+    );
+    let cfg = Config::from_str_in(&yaml, dir).unwrap();
+    let e = Engine::start(Arc::new(cfg), clock).await.unwrap();
+    let url = format!("http://{}", e.http_addr);
+    (e, url)
+}
+
+async fn call(method: Method, url: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+    let mut r = reqwest::Client::new().request(method, url);
+    if let Some(t) = token {
+        r = r.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let resp = r.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn login(url: &str, user: &str) -> String {
+    let (s, v) = call(
+        Method::POST,
+        &format!("{url}/admin/login"),
+        None,
+        Some(json!({"username": user, "password": PASSWORD})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    v["data"]["accessToken"].as_str().unwrap().to_string()
+}
+
+#[tokio::test]
+async fn login_me_idle_timeout_and_logout() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(t0());
+    let (e, url) = engine(dir.path(), clock.shared()).await;
+
+    let (s, v) = call(
+        Method::POST,
+        &format!("{url}/admin/login"),
+        None,
+        Some(json!({"username": "root", "password": "wrong"})),
+    )
+    .await;
+    assert_eq!((s, v["code"].as_u64()), (401, Some(40103)), "{v}");
+    assert!(v["correlationId"].is_string());
+    let (s, v) = call(
+        Method::POST,
+        &format!("{url}/admin/login"),
+        None,
+        Some(json!({"username": "nobody", "password": PASSWORD})),
+    )
+    .await;
+    assert_eq!(s, 401, "{v}");
+    assert_eq!(v["message"], "wrong user name or password");
+    let (s, v) = call(
+        Method::POST,
+        &format!("{url}/admin/login"),
+        None,
+        Some(json!({"username": "root", "password": PASSWORD, "otp": 1})),
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("otp"), "{v}");
+
+    let token = login(&url, "mon").await;
+    let (s, v) = call(Method::GET, &format!("{url}/admin/me"), Some(&token), None).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["data"]["roles"], json!(["Monitor"]));
+    assert_eq!(
+        v["data"]["permissions"],
+        json!(["readCallbacks", "readRules"])
+    );
+    assert_eq!(v["data"]["queues"], json!(["Sales_VQ_CB"]));
+
+    // 19 minutes idle: still good, and the request restarts the timer.
+    clock.advance(TimeDelta::minutes(19));
+    let (s, _) = call(Method::GET, &format!("{url}/admin/me"), Some(&token), None).await;
+    assert_eq!(s, 200);
+    clock.advance(TimeDelta::minutes(20) + TimeDelta::seconds(1));
+    let (s, v) = call(Method::GET, &format!("{url}/admin/me"), Some(&token), None).await;
+    assert_eq!((s, v["code"].as_u64()), (401, Some(40104)), "{v}");
+
+    let token = login(&url, "supdev").await;
+    let (_, v) = call(Method::GET, &format!("{url}/admin/me"), Some(&token), None).await;
+    let perms: Vec<&str> = v["data"]["permissions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        perms.contains(&"exportCallbacks") && perms.contains(&"developerTools"),
+        "the most permissive role wins per permission: {perms:?}"
+    );
+    assert!(!perms.contains(&"manageUsers"), "{perms:?}");
+    let (s, _) = call(
+        Method::POST,
+        &format!("{url}/admin/logout"),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (s, _) = call(Method::GET, &format!("{url}/admin/me"), Some(&token), None).await;
+    assert_eq!(s, 401, "a logged-out token is refused");
+    e.shutdown();
+}
+
+#[tokio::test]
+async fn admin_routes_need_a_token_not_an_api_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let (e, url) = engine(dir.path(), ManualClock::new(t0()).shared()).await;
+    let r = reqwest::Client::new()
+        .get(format!("{url}/admin/me"))
+        .header("x-api-key", KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["code"], 40102, "{v}");
+    assert!(v["message"].as_str().unwrap().contains("Bearer"), "{v}");
+    let (s, _) = call(
+        Method::GET,
+        &format!("{url}/admin/me"),
+        Some("not-a-token"),
+        None,
+    )
+    .await;
+    assert_eq!(s, 401);
+    // A token is no API key either.
+    let token = login(&url, "root").await;
+    let (s, _) = call(
+        Method::GET,
+        &format!("{url}/engagement/v3/callbacks/queue-status/Sales_VQ_CB"),
+        Some(&token),
+        None,
+    )
+    .await;
+    assert_eq!(s, 401);
+    e.shutdown();
+}
