@@ -53,6 +53,10 @@ pub struct ApiState {
     pub store: Option<Arc<dyn crate::store::Store>>,
     /// Administration users and sessions.
     pub admin: Arc<admin::AdminAuth>,
+    /// Rules and their queues (`/admin/rules`); absent when the API runs without a store.
+    pub rules: Option<Arc<crate::rules::RuleBook>>,
+    /// Click-to-Call-In group administration (`/admin/callin`); absent without a store.
+    pub groups: Option<Arc<crate::callin::GroupBook>>,
 }
 
 impl ApiState {
@@ -88,6 +92,8 @@ impl ApiState {
             errors: Arc::new(ErrorLog::default()),
             key_hashes: Arc::new(key_hashes),
             store: None,
+            rules: None,
+            groups: None,
         }
     }
 

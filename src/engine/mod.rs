@@ -213,6 +213,8 @@ impl Engine {
             router.clone(),
         );
         state.store = Some(store.clone());
+        state.rules = Some(rules.clone());
+        state.groups = Some(groups.clone());
         let addr = config.spec.listeners.http;
         let listener = tokio::net::TcpListener::bind(addr)
             .await

@@ -4,6 +4,8 @@
 //! checks the [`auth::Permission`] it needs and the queues the user may read.
 
 pub mod auth;
+pub mod groups;
+pub mod rules;
 
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -31,4 +33,6 @@ pub fn router() -> OpenApiRouter<ApiState> {
 /// [`AdminUser`] and call `user.require(Permission::WriteCapacityRules)?` (and friends) first.
 fn rules_routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
+        .merge(rules::router())
+        .merge(groups::router())
 }
