@@ -13,7 +13,7 @@ use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use serde::de::DeserializeOwned;
@@ -21,6 +21,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 use uuid::Uuid;
 
 use crate::callback::availability;
@@ -106,18 +108,60 @@ impl ApiState {
     }
 }
 
+/// The OpenAPI document's frame: title, security schemes; paths come from the routes.
+#[derive(utoipa::OpenApi)]
+#[openapi(
+    info(title = "boomerang", description = "GES v3-style callback API and administration"),
+    modifiers(&SecuritySchemes)
+)]
+struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl utoipa::Modify for SecuritySchemes {
+    fn modify(&self, doc: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme,
+        };
+        let c = doc.components.get_or_insert_with(Default::default);
+        c.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("x-api-key"))),
+        );
+        c.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// Every route with its OpenAPI description: the public v3 API and the administration API.
+/// Routes are only ever added through `routes!`, so the document cannot miss one.
+pub fn api_routes() -> OpenApiRouter<ApiState> {
+    let v3 = OpenApiRouter::new()
+        .routes(routes!(create_callback))
+        .routes(routes!(retrieve_callback))
+        .routes(routes!(cancel_callback))
+        .routes(routes!(reschedule_callback))
+        .routes(routes!(availability_route))
+        .routes(routes!(open_for_route))
+        .routes(routes!(queue_status))
+        .routes(routes!(create_call_in))
+        .routes(routes!(estimated_wait_time));
+    OpenApiRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())
+        .nest("/engagement/v3", v3)
+        .nest("/admin", admin::router())
+}
+
+/// The OpenAPI document of [`api_routes`].
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_routes().into_openapi()
+}
+
 /// The API's routes with authentication, correlation ids, body limits and CORS.
 pub fn router(state: ApiState) -> Router {
-    let v3 = Router::new()
-        .route("/callbacks/create", post(create_callback))
-        .route("/callbacks/retrieve", post(retrieve_callback))
-        .route("/callbacks/cancel", post(cancel_callback))
-        .route("/callbacks/reschedule", post(reschedule_callback))
-        .route("/callbacks/availability/{service}", get(availability_route))
-        .route("/callbacks/open-for/{service}", get(open_for_route))
-        .route("/callbacks/queue-status/{queue}", get(queue_status))
-        .route("/call-in/requests/create", post(create_call_in))
-        .route("/estimated-wait-time", get(estimated_wait_time));
+    let (routes, doc) = api_routes().split_for_parts();
+    let doc = Arc::new(doc);
     let max_body = state.config.spec.api.max_body_bytes.max(1024) as usize;
     let origins: Vec<HeaderValue> = state
         .config
@@ -136,10 +180,14 @@ pub fn router(state: ApiState) -> Router {
             axum::http::header::AUTHORIZATION,
         ])
         .expose_headers([axum::http::HeaderName::from_static("x-correlation-id")]);
-    let (admin_routes, _) = admin::router().split_for_parts();
-    Router::new()
-        .nest("/engagement/v3", v3)
-        .nest("/admin", admin_routes)
+    routes
+        .route(
+            OPENAPI_PATH,
+            get(move || {
+                let doc = doc.clone();
+                async move { Json((*doc).clone()) }
+            }),
+        )
         .fallback(|| async { ApiError::not_found("no such endpoint") })
         .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
@@ -147,6 +195,10 @@ pub fn router(state: ApiState) -> Router {
         .layer(cors)
         .with_state(state)
 }
+
+/// Where the OpenAPI document is served (to holders of an API key or an admin token: it maps
+/// the administration surface, which anonymous callers have no need to learn).
+pub const OPENAPI_PATH: &str = "/openapi.json";
 
 /// Gives every request a correlation id (the caller's `x-correlation-id` if sane), renders
 /// errors as JSON with it, and logs them.
@@ -209,7 +261,7 @@ async fn authenticate(State(state): State<ApiState>, mut req: Request, next: Nex
     }
     let path = req.uri().path();
     if path == "/admin" || path.starts_with("/admin/") {
-        if admin::PUBLIC_PATHS.contains(&path) {
+        if admin::PUBLIC_ROUTES.contains(&(req.method().as_str(), path)) {
             return next.run(req).await;
         }
         let user = match admin::auth::bearer(req.headers()) {
@@ -224,10 +276,19 @@ async fn authenticate(State(state): State<ApiState>, mut req: Request, next: Nex
             Err(e) => ApiError::from(e).into_response(),
         };
     }
-    let ok = req
+    let key_ok = req
         .headers()
         .get("x-api-key")
         .is_some_and(|k| state.key_ok(k.as_bytes()));
+    if path == OPENAPI_PATH {
+        let token_ok =
+            admin::auth::bearer(req.headers()).is_some_and(|t| state.admin.resolve(t).is_ok());
+        if key_ok || token_ok {
+            return next.run(req).await;
+        }
+        return ApiError::unauthorized().into_response();
+    }
+    let ok = key_ok;
     if !ok {
         return ApiError::unauthorized().into_response();
     }
@@ -287,7 +348,7 @@ fn service_error(e: ServiceError) -> ApiError {
 }
 
 /// `POST /callbacks/create` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CreateCallbackBody {
     /// Callback virtual queue.
@@ -308,6 +369,9 @@ pub struct CreateCallbackBody {
     pub always_check_capacity: bool,
 }
 
+#[utoipa::path(post, path = "/callbacks/create", tag = "callbacks", request_body = CreateCallbackBody,
+    responses((status = 200, description = "`data.id` of the new callback"), (status = 400), (status = 401), (status = 409), (status = 429)),
+    security(("api_key" = [])))]
 async fn create_callback(
     State(s): State<ApiState>,
     Body(b): Body<CreateCallbackBody>,
@@ -347,7 +411,7 @@ async fn create_callback(
 }
 
 /// A body naming one callback.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct IdBody {
     /// Callback id.
@@ -391,6 +455,9 @@ impl From<&CallbackRecord> for CallbackView {
     }
 }
 
+#[utoipa::path(post, path = "/callbacks/retrieve", tag = "callbacks", request_body = IdBody,
+    responses((status = 200, description = "the callback, with position and EWT while queued"), (status = 404)),
+    security(("api_key" = [])))]
 async fn retrieve_callback(
     State(s): State<ApiState>,
     Body(b): Body<IdBody>,
@@ -413,6 +480,9 @@ async fn retrieve_callback(
     Ok(ok(view))
 }
 
+#[utoipa::path(post, path = "/callbacks/cancel", tag = "callbacks", request_body = IdBody,
+    responses((status = 200), (status = 404), (status = 409)),
+    security(("api_key" = [])))]
 async fn cancel_callback(
     State(s): State<ApiState>,
     Body(b): Body<IdBody>,
@@ -426,7 +496,7 @@ async fn cancel_callback(
 }
 
 /// `POST /callbacks/reschedule` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct RescheduleBody {
     /// Callback id (SCHEDULED).
@@ -435,6 +505,9 @@ pub struct RescheduleBody {
     pub desired_time: DateTime<chrono::FixedOffset>,
 }
 
+#[utoipa::path(post, path = "/callbacks/reschedule", tag = "callbacks", request_body = RescheduleBody,
+    responses((status = 200, description = "`data.id` of the replacing callback"), (status = 404), (status = 409)),
+    security(("api_key" = [])))]
 async fn reschedule_callback(
     State(s): State<ApiState>,
     Body(b): Body<RescheduleBody>,
@@ -448,7 +521,8 @@ async fn reschedule_callback(
 }
 
 /// Availability query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct AvailabilityQuery {
     /// First day (ISO 8601 date-time with offset), default now.
@@ -470,6 +544,10 @@ fn query<T: DeserializeOwned>(q: Result<Query<T>, QueryRejection>) -> Result<T, 
         .map_err(|e| ApiError::bad_request(e.body_text()))
 }
 
+#[utoipa::path(get, path = "/callbacks/availability/{service}", tag = "callbacks",
+    params(("service" = String, Path, description = "callback virtual queue"), AvailabilityQuery),
+    responses((status = 200, description = "free slots"), (status = 400)),
+    security(("api_key" = [])))]
 async fn availability_route(
     State(s): State<ApiState>,
     Path(service): Path<String>,
@@ -510,6 +588,10 @@ async fn availability_route(
     ))
 }
 
+#[utoipa::path(get, path = "/callbacks/open-for/{service}", tag = "callbacks",
+    params(("service" = String, Path, description = "callback virtual queue")),
+    responses((status = 200, description = "open-for and immediate-offer figures"), (status = 400)),
+    security(("api_key" = [])))]
 async fn open_for_route(
     State(s): State<ApiState>,
     Path(service): Path<String>,
@@ -527,6 +609,10 @@ async fn open_for_route(
     Ok(ok(o))
 }
 
+#[utoipa::path(get, path = "/callbacks/queue-status/{queue}", tag = "callbacks",
+    params(("queue" = String, Path, description = "virtual queue")),
+    responses((status = 200, description = "EWT, waiting, immediate/scheduled enabled"), (status = 400)),
+    security(("api_key" = [])))]
 async fn queue_status(
     State(s): State<ApiState>,
     Path(name): Path<String>,
@@ -552,7 +638,8 @@ fn ewt_seconds(s: &ApiState, queue: &str) -> i64 {
 }
 
 /// `GET /estimated-wait-time` query.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EwtQuery {
     /// Comma-separated virtual queues.
@@ -560,6 +647,9 @@ pub struct EwtQuery {
     pub virtual_queues: String,
 }
 
+#[utoipa::path(get, path = "/estimated-wait-time", tag = "queues", params(EwtQuery),
+    responses((status = 200, description = "EWT per queue, -1 when unknown"), (status = 400)),
+    security(("api_key" = [])))]
 async fn estimated_wait_time(
     State(s): State<ApiState>,
     q: Result<Query<EwtQuery>, QueryRejection>,
@@ -589,7 +679,7 @@ async fn estimated_wait_time(
 }
 
 /// `POST /call-in/requests/create` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct CallInBody {
     /// Click-to-Call-In group.
@@ -611,6 +701,9 @@ pub struct CallInBody {
     pub priority: Option<i64>,
 }
 
+#[utoipa::path(post, path = "/call-in/requests/create", tag = "call-in", request_body = CallInBody,
+    responses((status = 200, description = "number, access code, expiry"), (status = 400), (status = 503)),
+    security(("api_key" = [])))]
 async fn create_call_in(
     State(s): State<ApiState>,
     Body(b): Body<CallInBody>,

@@ -14,8 +14,9 @@ use crate::api::ApiState;
 
 pub use auth::{AdminAuth, AdminUser, Permission, Role};
 
-/// Paths under `/admin` that answer without a token (credentials travel in the body).
-pub const PUBLIC_PATHS: &[&str] = &["/admin/login"];
+/// Method and path of the only `/admin` route that answers without a token (the credentials
+/// travel in its body).
+pub const PUBLIC_ROUTES: &[(&str, &str)] = &[("POST", "/admin/login")];
 
 /// Every `/admin` route with its OpenAPI description, relative to `/admin`.
 pub fn router() -> OpenApiRouter<ApiState> {
