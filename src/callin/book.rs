@@ -1,6 +1,8 @@
 //! Administration of Click-to-Call-In groups: create, update, delete and CSV import of a DNIS
 //! pool, each written to the store before it is in force in the registry.
 //!
+//! Every change takes `also`: documents stored in the same write (its audit entry).
+//!
 //! Two sources of groups: `callin_groups` in the configuration file, and groups created through
 //! the admin API (kept in the store). The file owns its groups: they are listed with source
 //! `config` and cannot be changed or deleted here (edit the file). A stored group whose name the
@@ -69,6 +71,9 @@ pub enum GroupBookError {
     /// The change could not be made durable, so it was not applied.
     #[error("not saved: {0}")]
     Store(#[from] StoreError),
+    /// A deletion was made but the documents meant to record it (its audit entry) were not.
+    #[error("the deletion was made, but its record was not stored: {0}")]
+    NotRecorded(StoreError),
 }
 
 /// Bad rows named in one error message; the rest are counted.
@@ -103,7 +108,7 @@ impl GroupBookError {
                 GroupError::Expiry(_) => "expirySeconds",
             },
             GroupBookError::Csv(_) => "file",
-            GroupBookError::Store(_) => "",
+            GroupBookError::Store(_) | GroupBookError::NotRecorded(_) => "",
         }
     }
 }
@@ -202,13 +207,17 @@ impl GroupBook {
     }
 
     /// Creates a group; its name is fixed from now on.
-    pub async fn create(&self, group: CallInGroup) -> Result<GroupView, GroupBookError> {
+    pub async fn create(
+        &self,
+        group: CallInGroup,
+        also: Vec<Document>,
+    ) -> Result<GroupView, GroupBookError> {
         let _w = self.writer.lock().await;
         group.validate()?;
         if self.callin.group(&group.name).is_some() {
             return Err(GroupBookError::Exists(group.name));
         }
-        self.store.save_documents(vec![document(&group)?]).await?;
+        self.save(document(&group)?, also).await?;
         self.callin.add_group(group.clone())?;
         Ok(self.view(group))
     }
@@ -219,6 +228,7 @@ impl GroupBook {
         &self,
         name: &str,
         group: CallInGroup,
+        also: Vec<Document>,
     ) -> Result<GroupView, GroupBookError> {
         let _w = self.writer.lock().await;
         self.writable(name)?;
@@ -229,31 +239,51 @@ impl GroupBook {
             });
         }
         group.validate()?;
-        self.store.save_documents(vec![document(&group)?]).await?;
+        self.save(document(&group)?, also).await?;
         self.callin.update_group(group.clone())?;
         Ok(self.view(group))
     }
 
     /// Replaces a group's DNIS pool with the numbers of a CSV file (`number,description` per
     /// line). Every bad row is reported with its line number, and then nothing is imported.
-    pub async fn import_csv(&self, name: &str, text: &str) -> Result<GroupView, GroupBookError> {
+    pub async fn import_csv(
+        &self,
+        name: &str,
+        text: &str,
+        also: Vec<Document>,
+    ) -> Result<GroupView, GroupBookError> {
         let _w = self.writer.lock().await;
         let mut group = self.writable(name)?;
         group.dnis = import_pool_csv(text).map_err(GroupBookError::Csv)?;
         group.validate()?;
-        self.store.save_documents(vec![document(&group)?]).await?;
+        self.save(document(&group)?, also).await?;
         self.callin.update_group(group.clone())?;
         Ok(self.view(group))
     }
 
     /// Deletes a group: no new requests for it; requests already handed out still match until
     /// they expire.
-    pub async fn delete(&self, name: &str) -> Result<(), GroupBookError> {
+    pub async fn delete(&self, name: &str, also: Vec<Document>) -> Result<(), GroupBookError> {
         let _w = self.writer.lock().await;
         self.writable(name)?;
         self.store.delete_document(GROUP_KIND, name).await?;
         self.callin.remove_group(name);
+        // The store has no write that deletes and saves at once: the record follows.
+        if !also.is_empty() {
+            self.store
+                .save_documents(also)
+                .await
+                .map_err(GroupBookError::NotRecorded)?;
+        }
         Ok(())
+    }
+
+    /// Stores a group together with `also` (the change's audit entry) in one durable write.
+    async fn save(&self, doc: Document, also: Vec<Document>) -> Result<(), GroupBookError> {
+        let mut docs = Vec::with_capacity(1 + also.len());
+        docs.push(doc);
+        docs.extend(also);
+        Ok(self.store.save_documents(docs).await?)
     }
 
     /// The group if it exists and is not owned by the file.
@@ -309,31 +339,38 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let (callin, book) = open(dir.path()).await;
         let created = book
-            .create(group("auto_insurance", &["+18005555554"]))
+            .create(group("auto_insurance", &["+18005555554"]), vec![])
             .await
             .unwrap();
         assert_eq!(created.source, GroupSource::Admin);
         assert!(matches!(
-            book.create(group("auto_insurance", &["+18005555555"]))
+            book.create(group("auto_insurance", &["+18005555555"]), vec![])
                 .await,
             Err(GroupBookError::Exists(_))
         ));
         assert!(matches!(
-            book.update("FileApp", group("FileApp", &["+8002"])).await,
-            Err(GroupBookError::ReadOnly(_))
-        ));
-        assert!(matches!(
-            book.delete("FileApp").await,
-            Err(GroupBookError::ReadOnly(_))
-        ));
-        assert!(matches!(
-            book.update("auto_insurance", group("renamed", &["+18005555554"]))
+            book.update("FileApp", group("FileApp", &["+8002"]), vec![])
                 .await,
+            Err(GroupBookError::ReadOnly(_))
+        ));
+        assert!(matches!(
+            book.delete("FileApp", vec![]).await,
+            Err(GroupBookError::ReadOnly(_))
+        ));
+        assert!(matches!(
+            book.update(
+                "auto_insurance",
+                group("renamed", &["+18005555554"]),
+                vec![]
+            )
+            .await,
             Err(GroupBookError::Rename { .. })
         ));
         let mut changed = group("auto_insurance", &["+18005555556"]);
         changed.access_code_length = 4;
-        book.update("auto_insurance", changed).await.unwrap();
+        book.update("auto_insurance", changed, vec![])
+            .await
+            .unwrap();
         // In force at once: the next request gets the new number and a 4-digit code.
         let t0 = Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap();
         let req = callin
@@ -366,7 +403,7 @@ mod tests {
             callin.group("auto_insurance").unwrap().access_code_length,
             4
         );
-        book.delete("auto_insurance").await.unwrap();
+        book.delete("auto_insurance", vec![]).await.unwrap();
         assert!(matches!(
             book.get("auto_insurance"),
             Err(GroupBookError::Unknown(_))
@@ -380,11 +417,11 @@ mod tests {
     async fn a_csv_import_is_all_or_nothing_with_line_numbers() {
         let dir = tempfile::tempdir().unwrap();
         let (callin, book) = open(dir.path()).await;
-        book.create(group("claims", &["+18005555554"]))
+        book.create(group("claims", &["+18005555554"]), vec![])
             .await
             .unwrap();
         let bad = "+18005555554,claims\n+18005555555,Renewals\n1800-555,oops\n+18005555557,Referrals,extra\n";
-        let err = book.import_csv("claims", bad).await.unwrap_err();
+        let err = book.import_csv("claims", bad, vec![]).await.unwrap_err();
         let GroupBookError::Csv(rows) = &err else {
             panic!("{err}")
         };
@@ -395,11 +432,11 @@ mod tests {
         assert_eq!(callin.group("claims").unwrap().dnis.len(), 1);
 
         let good = "+18005555554,claims\n+18005555555,Renewals\n+18005555556,,\n";
-        let view = book.import_csv("claims", good).await.unwrap();
+        let view = book.import_csv("claims", good, vec![]).await.unwrap();
         assert_eq!(view.group.dnis.len(), 3);
         assert_eq!(view.group.dnis[1].description, "Renewals");
         assert!(matches!(
-            book.import_csv("FileApp", good).await,
+            book.import_csv("FileApp", good, vec![]).await,
             Err(GroupBookError::ReadOnly(_))
         ));
         drop((callin, book));

@@ -3,6 +3,9 @@
 //! before it is in force, then applied at once to the callback service; at start the book is
 //! read back and applied, so the rules in force survive a restart.
 //!
+//! Every change takes `also`: documents stored in the same write as the change (its audit
+//! entry), so a change is never in force without its record.
+//!
 //! Writers are serialised by an async mutex held across the store write (administrative changes
 //! are rare and must not interleave: deleting a rule while another request assigns it); readers
 //! take a short synchronous lock and never wait for the store.
@@ -179,6 +182,9 @@ pub enum BookError {
     /// The change could not be made durable, so it was not applied.
     #[error("not saved: {0}")]
     Store(#[from] StoreError),
+    /// A deletion was made but the documents meant to record it (its audit entry) were not.
+    #[error("the deletion was made, but its record was not stored: {0}")]
+    NotRecorded(StoreError),
     /// A stored document does not decode or no longer validates (found at start).
     #[error("stored {kind} `{id}` is not valid: {reason}")]
     Corrupt {
@@ -218,7 +224,9 @@ impl BookError {
                 AffinityError::NoPreferred => "preferred".into(),
                 AffinityError::Duplicate(_) | AffinityError::EmptyRegion => "regions".into(),
             },
-            BookError::Store(_) | BookError::Corrupt { .. } => String::new(),
+            BookError::Store(_) | BookError::NotRecorded(_) | BookError::Corrupt { .. } => {
+                String::new()
+            }
         }
     }
 }
@@ -342,6 +350,9 @@ impl RuleBook {
                 tracing::warn!(%queue, "rules assigned to a queue that is no longer configured are ignored");
                 continue;
             }
+            if rules.is_empty() {
+                continue;
+            }
             for kind in [RuleKind::Number, RuleKind::Capacity, RuleKind::Affinity] {
                 if let Some(name) = rules.get(kind)
                     && !state.has(kind, name)
@@ -369,6 +380,14 @@ impl RuleBook {
             }
         }
         Ok(book)
+    }
+
+    /// Stores a document together with `also` (the change's audit entry) in one durable write.
+    async fn save(&self, doc: Document, also: Vec<Document>) -> Result<(), BookError> {
+        let mut docs = Vec::with_capacity(1 + also.len());
+        docs.push(doc);
+        docs.extend(also);
+        Ok(self.store.save_documents(docs).await?)
     }
 
     fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
@@ -433,6 +452,7 @@ impl RuleBook {
     pub async fn create_number_rule(
         &self,
         spec: NumberRuleSpec,
+        also: Vec<Document>,
     ) -> Result<NumberRuleSpec, BookError> {
         let _w = self.writer.lock().await;
         check_name(&spec.name)?;
@@ -444,8 +464,7 @@ impl RuleBook {
                 name,
             });
         }
-        self.store
-            .save_documents(vec![document(NUMBER_KIND, &name, rule.spec())?])
+        self.save(document(NUMBER_KIND, &name, rule.spec())?, also)
             .await?;
         let spec = rule.spec().clone();
         self.write().number.insert(name, rule);
@@ -457,6 +476,7 @@ impl RuleBook {
         &self,
         name: &str,
         spec: NumberRuleSpec,
+        also: Vec<Document>,
     ) -> Result<NumberRuleSpec, BookError> {
         let _w = self.writer.lock().await;
         check_same_name(name, &spec.name)?;
@@ -464,8 +484,7 @@ impl RuleBook {
             return Err(unknown(RuleKind::Number, name));
         }
         let rule = NumberRule::new(normalized(spec))?;
-        self.store
-            .save_documents(vec![document(NUMBER_KIND, name, rule.spec())?])
+        self.save(document(NUMBER_KIND, name, rule.spec())?, also)
             .await?;
         let spec = rule.spec().clone();
         self.write().number.insert(name.to_string(), rule);
@@ -519,6 +538,7 @@ impl RuleBook {
     pub async fn create_capacity_rule(
         &self,
         rule: CapacityRule,
+        also: Vec<Document>,
     ) -> Result<CapacityRule, BookError> {
         let _w = self.writer.lock().await;
         check_name(&rule.name)?;
@@ -529,8 +549,7 @@ impl RuleBook {
                 name: rule.name,
             });
         }
-        self.store
-            .save_documents(vec![document(CAPACITY_KIND, &rule.name, &rule)?])
+        self.save(document(CAPACITY_KIND, &rule.name, &rule)?, also)
             .await?;
         self.write()
             .capacity
@@ -544,13 +563,14 @@ impl RuleBook {
         &self,
         name: &str,
         rule: CapacityRule,
+        also: Vec<Document>,
     ) -> Result<CapacityRule, BookError> {
         let _w = self.writer.lock().await;
         check_same_name(name, &rule.name)?;
         if !self.read().capacity.contains_key(name) {
             return Err(unknown(RuleKind::Capacity, name));
         }
-        self.save_capacity(compile_capacity(rule)?).await
+        self.save_capacity(compile_capacity(rule)?, also).await
     }
 
     /// Switches a capacity rule between hourly (60) and half-hourly (30) cells with the guide's
@@ -559,6 +579,7 @@ impl RuleBook {
         &self,
         name: &str,
         duration: u32,
+        also: Vec<Document>,
     ) -> Result<CapacityRule, BookError> {
         let _w = self.writer.lock().await;
         let grid = {
@@ -573,15 +594,15 @@ impl RuleBook {
             name: name.to_string(),
             capacity: grid.to_statement(),
         };
-        self.save_capacity((rule, grid)).await
+        self.save_capacity((rule, grid), also).await
     }
 
     async fn save_capacity(
         &self,
         (rule, grid): (CapacityRule, CapacityGrid),
+        also: Vec<Document>,
     ) -> Result<CapacityRule, BookError> {
-        self.store
-            .save_documents(vec![document(CAPACITY_KIND, &rule.name, &rule)?])
+        self.save(document(CAPACITY_KIND, &rule.name, &rule)?, also)
             .await?;
         self.write()
             .capacity
@@ -622,6 +643,7 @@ impl RuleBook {
     pub async fn create_affinity_rule(
         &self,
         rule: RegionAffinityRule,
+        also: Vec<Document>,
     ) -> Result<RegionAffinityRule, BookError> {
         let _w = self.writer.lock().await;
         check_name(&rule.name)?;
@@ -632,7 +654,7 @@ impl RuleBook {
                 name: rule.name,
             });
         }
-        self.save_affinity(rule).await
+        self.save_affinity(rule, also).await
     }
 
     /// Replaces a region affinity rule.
@@ -640,6 +662,7 @@ impl RuleBook {
         &self,
         name: &str,
         rule: RegionAffinityRule,
+        also: Vec<Document>,
     ) -> Result<RegionAffinityRule, BookError> {
         let _w = self.writer.lock().await;
         check_same_name(name, &rule.name)?;
@@ -647,15 +670,15 @@ impl RuleBook {
             return Err(unknown(RuleKind::Affinity, name));
         }
         rule.validate()?;
-        self.save_affinity(rule).await
+        self.save_affinity(rule, also).await
     }
 
     async fn save_affinity(
         &self,
         rule: RegionAffinityRule,
+        also: Vec<Document>,
     ) -> Result<RegionAffinityRule, BookError> {
-        self.store
-            .save_documents(vec![document(AFFINITY_KIND, &rule.name, &rule)?])
+        self.save(document(AFFINITY_KIND, &rule.name, &rule)?, also)
             .await?;
         self.write()
             .affinity
@@ -673,7 +696,12 @@ impl RuleBook {
     // ---- deletion and assignment, shared by the three kinds ----
 
     /// Deletes a rule; refused while any queue uses it (unassign first).
-    pub async fn delete(&self, kind: RuleKind, name: &str) -> Result<(), BookError> {
+    pub async fn delete(
+        &self,
+        kind: RuleKind,
+        name: &str,
+        also: Vec<Document>,
+    ) -> Result<(), BookError> {
         let _w = self.writer.lock().await;
         {
             let state = self.read();
@@ -690,11 +718,20 @@ impl RuleBook {
             }
         }
         self.store.delete_document(kind.doc_kind(), name).await?;
-        let mut state = self.write();
-        match kind {
-            RuleKind::Number => drop(state.number.remove(name)),
-            RuleKind::Capacity => drop(state.capacity.remove(name)),
-            RuleKind::Affinity => drop(state.affinity.remove(name)),
+        {
+            let mut state = self.write();
+            match kind {
+                RuleKind::Number => drop(state.number.remove(name)),
+                RuleKind::Capacity => drop(state.capacity.remove(name)),
+                RuleKind::Affinity => drop(state.affinity.remove(name)),
+            }
+        }
+        // The store has no write that deletes and saves at once: the record follows.
+        if !also.is_empty() {
+            self.store
+                .save_documents(also)
+                .await
+                .map_err(BookError::NotRecorded)?;
         }
         Ok(())
     }
@@ -707,7 +744,7 @@ impl RuleBook {
         kind: RuleKind,
         rule: Option<&str>,
     ) -> Result<QueueRules, BookError> {
-        self.assign_many(queue, &[(kind, rule.map(str::to_string))])
+        self.assign_many(queue, &[(kind, rule.map(str::to_string))], Vec::new())
             .await
     }
 
@@ -716,6 +753,7 @@ impl RuleBook {
         &self,
         queue: &str,
         changes: &[(RuleKind, Option<String>)],
+        also: Vec<Document>,
     ) -> Result<QueueRules, BookError> {
         let _w = self.writer.lock().await;
         if !self.queues.contains(queue) {
@@ -735,13 +773,9 @@ impl RuleBook {
         for (kind, rule) in changes {
             *rules.slot(*kind) = rule.clone();
         }
-        if rules.is_empty() {
-            self.store.delete_document(ASSIGNMENT_KIND, queue).await?;
-        } else {
-            self.store
-                .save_documents(vec![document(ASSIGNMENT_KIND, queue, &rules)?])
-                .await?;
-        }
+        // Saved even when empty, so that the change and its audit entry are one write.
+        self.save(document(ASSIGNMENT_KIND, queue, &rules)?, also)
+            .await?;
         let mut state = self.write();
         if rules.is_empty() {
             state.assignments.remove(queue);
@@ -860,7 +894,10 @@ mod tests {
     async fn a_number_rule_is_in_force_when_assigned_and_after_a_restart() {
         let dir = tempfile::tempdir().unwrap();
         let (svc, book) = open(dir.path()).await;
-        let saved = book.create_number_rule(fr_rule(&["^33899"])).await.unwrap();
+        let saved = book
+            .create_number_rule(fr_rule(&["^33899"]), vec![])
+            .await
+            .unwrap();
         // Country codes are stored upper case.
         assert_eq!(saved.countries, ["FR".to_string()].into());
         // Not assigned yet: any valid number passes.
@@ -904,7 +941,9 @@ mod tests {
     async fn test_a_number_reports_the_country_before_the_patterns() {
         let dir = tempfile::tempdir().unwrap();
         let (_svc, book) = open(dir.path()).await;
-        book.create_number_rule(fr_rule(&["^44"])).await.unwrap();
+        book.create_number_rule(fr_rule(&["^44"]), vec![])
+            .await
+            .unwrap();
         // A GB number matches the pattern too, but the country is what the test reports.
         assert!(matches!(
             book.test_number("fr-only", "+442079460000").unwrap(),
@@ -924,7 +963,7 @@ mod tests {
     async fn an_edited_rule_is_checked_again_before_the_dial() {
         let dir = tempfile::tempdir().unwrap();
         let (svc, book) = open(dir.path()).await;
-        book.create_number_rule(fr_rule(&[])).await.unwrap();
+        book.create_number_rule(fr_rule(&[]), vec![]).await.unwrap();
         book.assign("S_VQ_CB", RuleKind::Number, Some("fr-only"))
             .await
             .unwrap();
@@ -938,7 +977,7 @@ mod tests {
             .await
             .unwrap();
         // The number becomes fraudulent after the booking.
-        book.update_number_rule("fr-only", fr_rule(&["^3361234"]))
+        book.update_number_rule("fr-only", fr_rule(&["^3361234"]), vec![])
             .await
             .unwrap();
         let dialer = MemoryDialer::new(Answer::Pick(vec![]), None);
@@ -957,15 +996,18 @@ mod tests {
         let (svc, book) = open(dir.path()).await;
         let statement: CapacityStatement = serde_json::from_str(SEED_STATEMENT).unwrap();
         let saved = book
-            .create_capacity_rule(CapacityRule {
-                name: "March".into(),
-                capacity: statement.clone(),
-            })
+            .create_capacity_rule(
+                CapacityRule {
+                    name: "March".into(),
+                    capacity: statement.clone(),
+                },
+                vec![],
+            )
             .await
             .unwrap();
         assert_eq!(saved.capacity, statement);
         assert!(matches!(
-            book.create_capacity_rule(saved.clone()).await,
+            book.create_capacity_rule(saved.clone(), vec![]).await,
             Err(BookError::Exists { .. })
         ));
         let tuesday = NaiveDate::from_ymd_opt(2026, 3, 3).unwrap();
@@ -984,14 +1026,20 @@ mod tests {
         assert_eq!(capacity_at(6, 45), Some(4));
         assert_eq!(capacity_at(9, 0), Some(0), "an empty cell has no capacity");
 
-        let err = book.delete(RuleKind::Capacity, "March").await.unwrap_err();
+        let err = book
+            .delete(RuleKind::Capacity, "March", vec![])
+            .await
+            .unwrap_err();
         assert!(
             matches!(&err, BookError::InUse { queues, .. } if queues == &vec!["S_VQ_CB".to_string()])
         );
         assert!(err.to_string().contains("S_VQ_CB"), "{err}");
 
         // Half-hour cells: each hour duplicated at :30, in force at once.
-        let half = book.set_capacity_duration("March", 30).await.unwrap();
+        let half = book
+            .set_capacity_duration("March", 30, vec![])
+            .await
+            .unwrap();
         assert_eq!(half.capacity.duration, 30);
         assert_eq!(half.capacity.days["tue"]["07:30"], 3);
         let mut edited = half.clone();
@@ -1001,11 +1049,16 @@ mod tests {
             .get_mut("tue")
             .unwrap()
             .insert("07:30".into(), 9);
-        book.update_capacity_rule("March", edited).await.unwrap();
+        book.update_capacity_rule("March", edited, vec![])
+            .await
+            .unwrap();
         assert_eq!(capacity_at(7, 15), Some(3));
         assert_eq!(capacity_at(7, 45), Some(9));
         // Back to hours: the :30 values are dropped, the hour's value is used.
-        let hourly = book.set_capacity_duration("March", 60).await.unwrap();
+        let hourly = book
+            .set_capacity_duration("March", 60, vec![])
+            .await
+            .unwrap();
         assert_eq!(hourly.capacity, statement);
         assert_eq!(capacity_at(7, 45), Some(3));
         drop((svc, book));
@@ -1022,7 +1075,9 @@ mod tests {
         book.assign("S_VQ_CB", RuleKind::Capacity, None)
             .await
             .unwrap();
-        book.delete(RuleKind::Capacity, "March").await.unwrap();
+        book.delete(RuleKind::Capacity, "March", vec![])
+            .await
+            .unwrap();
         assert!(book.capacity_rules().is_empty());
         drop((svc, book));
         let (_svc, book) = open(dir.path()).await;
@@ -1044,9 +1099,11 @@ mod tests {
         };
         let mut bad = rule.clone();
         bad.preferred.clear();
-        let err = book.create_affinity_rule(bad).await.unwrap_err();
+        let err = book.create_affinity_rule(bad, vec![]).await.unwrap_err();
         assert_eq!(err.field(), "preferred");
-        book.create_affinity_rule(rule.clone()).await.unwrap();
+        book.create_affinity_rule(rule.clone(), vec![])
+            .await
+            .unwrap();
         book.assign("T_VQ_CB", RuleKind::Affinity, Some("sanfrancisco"))
             .await
             .unwrap();
@@ -1068,28 +1125,28 @@ mod tests {
         let mut no_country = fr_rule(&[]);
         no_country.countries.clear();
         assert_eq!(
-            book.create_number_rule(no_country)
+            book.create_number_rule(no_country, vec![])
                 .await
                 .unwrap_err()
                 .field(),
             "countries"
         );
         let err = book
-            .create_number_rule(fr_rule(&["(unclosed"]))
+            .create_number_rule(fr_rule(&["(unclosed"]), vec![])
             .await
             .unwrap_err();
         assert_eq!(err.field(), "blockedPatterns");
         let mut blank = fr_rule(&[]);
         blank.name = " ".into();
         assert!(matches!(
-            book.create_number_rule(blank).await,
+            book.create_number_rule(blank, vec![]).await,
             Err(BookError::Name(_))
         ));
-        book.create_number_rule(fr_rule(&[])).await.unwrap();
+        book.create_number_rule(fr_rule(&[]), vec![]).await.unwrap();
         let mut renamed = fr_rule(&[]);
         renamed.name = "other".into();
         assert!(matches!(
-            book.update_number_rule("fr-only", renamed).await,
+            book.update_number_rule("fr-only", renamed, vec![]).await,
             Err(BookError::Rename { .. })
         ));
         assert!(matches!(
@@ -1107,10 +1164,13 @@ mod tests {
         let bad_cell: CapacityStatement =
             serde_json::from_str(r#"{"days":{"mon":{"09:30":1}},"duration":60}"#).unwrap();
         let err = book
-            .create_capacity_rule(CapacityRule {
-                name: "x".into(),
-                capacity: bad_cell,
-            })
+            .create_capacity_rule(
+                CapacityRule {
+                    name: "x".into(),
+                    capacity: bad_cell,
+                },
+                vec![],
+            )
             .await
             .unwrap_err();
         assert_eq!(err.field(), "capacity.days.mon.09:30");

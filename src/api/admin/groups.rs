@@ -19,6 +19,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use super::rules::record;
 use super::{AdminUser, Permission};
 use crate::api::{ApiError, ApiState, Body, ok};
 use crate::callin::group::CallInGroup;
@@ -60,11 +61,8 @@ fn group_error(e: GroupBookError) -> ApiError {
             ApiError::bad_request(message)
         }
         GroupBookError::Store(_) => ApiError::internal(format!("{message}; nothing was changed")),
+        GroupBookError::NotRecorded(_) => ApiError::internal(message),
     }
-}
-
-fn audit(user: &AdminUser, action: &str, target: &str) {
-    tracing::info!(target: "audit", user = %user.name, action, target, "administrative change");
 }
 
 fn d_len() -> u8 {
@@ -156,8 +154,11 @@ pub async fn create_group(
     Body(b): Body<GroupBody>,
 ) -> Result<Response, ApiError> {
     user.require(Permission::WriteCallInGroups)?;
-    let v = book(&s)?.create(b.into()).await.map_err(group_error)?;
-    audit(&user, "callin_group.create", &v.group.name);
+    let also = record(&s, &user, "callin_group.create", json!({ "group": &b }));
+    let v = book(&s)?
+        .create(b.into(), also)
+        .await
+        .map_err(group_error)?;
     Ok((StatusCode::CREATED, ok(out(v))).into_response())
 }
 
@@ -187,11 +188,16 @@ pub async fn update_group(
     Body(b): Body<GroupBody>,
 ) -> Result<Response, ApiError> {
     user.require(Permission::WriteCallInGroups)?;
+    let also = record(
+        &s,
+        &user,
+        "callin_group.update",
+        json!({ "name": &name, "group": &b }),
+    );
     let v = book(&s)?
-        .update(&name, b.into())
+        .update(&name, b.into(), also)
         .await
         .map_err(group_error)?;
-    audit(&user, "callin_group.update", &name);
     Ok(ok(out(v)))
 }
 
@@ -206,8 +212,8 @@ pub async fn delete_group(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     user.require(Permission::WriteCallInGroups)?;
-    book(&s)?.delete(&name).await.map_err(group_error)?;
-    audit(&user, "callin_group.delete", &name);
+    let also = record(&s, &user, "callin_group.delete", json!({ "name": &name }));
+    book(&s)?.delete(&name, also).await.map_err(group_error)?;
     Ok(ok(json!({ "deleted": name })))
 }
 
@@ -230,11 +236,17 @@ pub async fn import_dnis(
     user.require(Permission::WriteCallInGroups)?;
     let text = std::str::from_utf8(&body)
         .map_err(|e| ApiError::bad_request(format!("file: not UTF-8 text: {e}")))?;
+    let rows = text.lines().filter(|l| !l.trim().is_empty()).count();
+    let also = record(
+        &s,
+        &user,
+        "callin_group.import",
+        json!({ "name": &name, "rows": rows }),
+    );
     let v = book(&s)?
-        .import_csv(&name, text)
+        .import_csv(&name, text, also)
         .await
         .map_err(group_error)?;
-    audit(&user, "callin_group.import", &name);
     Ok(ok(out(v)))
 }
 
@@ -286,7 +298,7 @@ struct RecordOut {
     matched_at: Option<DateTime<Utc>>,
 }
 
-fn record(r: CallInRequest) -> RecordOut {
+fn record_out(r: CallInRequest) -> RecordOut {
     RecordOut {
         id: r.id,
         state: r.state,
@@ -326,6 +338,6 @@ pub async fn list_records(
         offset: q.offset.unwrap_or(0),
         limit,
     });
-    let records: Vec<RecordOut> = page.records.into_iter().map(record).collect();
+    let records: Vec<RecordOut> = page.records.into_iter().map(record_out).collect();
     Ok(ok(json!({ "total": page.total, "records": records })))
 }

