@@ -260,6 +260,35 @@ async fn number_rules_are_enforced_at_once_by_role_and_after_a_restart() {
     assert_error(s, &v, 409, "name:");
     assert!(message(&v).contains("Sales_VQ_CB"), "{v}");
 
+    // Who changed what is in the audit log, stored with each change.
+    let (s, v) = call(
+        Method::GET,
+        &format!("{url}/admin/audit?action=number_rule."),
+        Some(&root),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let entries = v["data"].as_array().unwrap();
+    assert_eq!(entries.len(), 1, "{v}");
+    assert_eq!(entries[0]["user"], "sup");
+    assert_eq!(entries[0]["action"], "number_rule.create");
+    assert_eq!(
+        entries[0]["detail"]["rule"]["blockedPatterns"],
+        json!(["^33899"])
+    );
+    let (_, v) = call(
+        Method::GET,
+        &format!("{url}/admin/audit?action=queue_rules.assign"),
+        Some(&root),
+        None,
+    )
+    .await;
+    assert_eq!(
+        v["data"][0]["detail"],
+        json!({"queue": "Sales_VQ_CB", "set": {"numberRule": "eu"}})
+    );
+
     // An edit is in force at once: block French mobiles.
     let (s, v) = call(
         Method::PUT,

@@ -80,6 +80,7 @@ impl Store for MemoryStore {
             .values()
             .filter(|(_, r)| {
                 f.queue.as_ref().is_none_or(|q| *q == r.queue)
+                    && f.queues.as_ref().is_none_or(|qs| qs.contains(&r.queue))
                     && f.state.as_ref().is_none_or(|s| s == r.state.name())
                     && f.phone.as_ref().is_none_or(|p| *p == r.phone)
                     && f.from.is_none_or(|t| r.desired_time >= t)

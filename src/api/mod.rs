@@ -320,7 +320,11 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
 }
 
 /// A configured queue, or a 400 naming the request field that held the unknown name.
-fn known_queue<'a>(s: &'a ApiState, name: &str, field: &str) -> Result<&'a QueueSpec, ApiError> {
+pub(crate) fn known_queue<'a>(
+    s: &'a ApiState,
+    name: &str,
+    field: &str,
+) -> Result<&'a QueueSpec, ApiError> {
     s.config
         .queue(name)
         .ok_or_else(|| ApiError::bad_request(format!("{field}: unknown virtual queue `{name}`")))
@@ -331,7 +335,7 @@ pub(crate) fn ok(data: impl Serialize) -> Response {
     Json(json!({ "status": { "code": 0, "message": "Successful" }, "data": data })).into_response()
 }
 
-fn service_error(e: ServiceError) -> ApiError {
+pub(crate) fn service_error(e: ServiceError) -> ApiError {
     match e {
         ServiceError::UnknownQueue(_) => ApiError::bad_request(format!("serviceName: {e}")),
         ServiceError::NotFound(_) => ApiError::not_found(e.to_string()),
@@ -539,7 +543,9 @@ pub struct AvailabilityQuery {
     pub report_busy: bool,
 }
 
-fn query<T: DeserializeOwned>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
+pub(crate) fn query<T: DeserializeOwned>(
+    q: Result<Query<T>, QueryRejection>,
+) -> Result<T, ApiError> {
     q.map(|Query(v)| v)
         .map_err(|e| ApiError::bad_request(e.body_text()))
 }
@@ -628,7 +634,7 @@ async fn queue_status(
 }
 
 /// EWT of a new arrival in seconds, -1 when unknown (no eligible agent logged in).
-fn ewt_seconds(s: &ApiState, queue: &str) -> i64 {
+pub(crate) fn ewt_seconds(s: &ApiState, queue: &str) -> i64 {
     s.router
         .ewt_for_new(queue)
         .ok()

@@ -215,6 +215,9 @@ impl Engine {
         state.store = Some(store.clone());
         state.rules = Some(rules.clone());
         state.groups = Some(groups.clone());
+        let users =
+            api::admin::users::restore(&state, store.documents(api::admin::users::DOC_KIND).await?);
+        tracing::info!(users, "administration users recovered from the store");
         let addr = config.spec.listeners.http;
         let listener = tokio::net::TcpListener::bind(addr)
             .await

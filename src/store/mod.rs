@@ -38,6 +38,8 @@ pub enum StoreError {
 pub struct CallbackFilter {
     /// Only this queue.
     pub queue: Option<String>,
+    /// Only these queues (a user's line of business); `None` = every queue.
+    pub queues: Option<Vec<String>>,
     /// Only this GES state name (`SCHEDULED`, `QUEUED`, …, `COMPLETED`).
     pub state: Option<String>,
     /// Only this phone number.

@@ -265,6 +265,7 @@ impl Store for SqliteStore {
                  WHERE (?1 IS NULL OR queue = ?1) AND (?2 IS NULL OR state = ?2)
                    AND (?3 IS NULL OR phone = ?3)
                    AND (?4 IS NULL OR desired_time >= ?4) AND (?5 IS NULL OR desired_time < ?5)
+                   AND (?8 IS NULL OR queue IN (SELECT value FROM json_each(?8)))
                  ORDER BY desired_time DESC, rowid DESC LIMIT ?6 OFFSET ?7",
             )?;
             let limit = if f.limit == 0 {
@@ -272,6 +273,10 @@ impl Store for SqliteStore {
             } else {
                 f.limit as i64
             };
+            let queues = f
+                .queues
+                .as_ref()
+                .map(|q| serde_json::to_string(q).unwrap_or_else(|_| "[]".into()));
             decode_rows(
                 &mut stmt,
                 &[
@@ -282,6 +287,7 @@ impl Store for SqliteStore {
                     &f.to.map(|t| t.timestamp_millis()),
                     &limit,
                     &(f.offset as i64),
+                    &queues,
                 ],
             )
         })

@@ -3,9 +3,12 @@
 //! the API's authentication layer resolves it into an [`auth::AdminUser`], and each handler
 //! checks the [`auth::Permission`] it needs and the queues the user may read.
 
+pub mod audit;
 pub mod auth;
+pub mod callbacks;
 pub mod groups;
 pub mod rules;
+pub mod users;
 
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -24,6 +27,18 @@ pub fn router() -> OpenApiRouter<ApiState> {
         .routes(routes!(auth::login))
         .routes(routes!(auth::logout))
         .routes(routes!(auth::me))
+        .routes(routes!(audit::list))
+        .routes(routes!(users::list, users::create))
+        .routes(routes!(users::update, users::delete))
+        .routes(routes!(callbacks::list, callbacks::create))
+        .routes(routes!(callbacks::search))
+        .routes(routes!(callbacks::detail))
+        .routes(routes!(callbacks::cancel))
+        .routes(routes!(callbacks::reschedule))
+        .routes(routes!(callbacks::recreate))
+        .routes(routes!(callbacks::bulk_preview))
+        .routes(routes!(callbacks::bulk_cancel))
+        .routes(routes!(callbacks::export_summary))
         .merge(rules_routes())
 }
 

@@ -94,11 +94,9 @@ fn created(data: impl Serialize) -> Response {
     (StatusCode::CREATED, ok(data)).into_response()
 }
 
-/// The audit record of a change, stored in the same write as the change.
+/// The audit entry of a change, to be stored in the same write as the change.
 pub(crate) fn record(s: &ApiState, user: &AdminUser, action: &str, detail: Value) -> Vec<Document> {
-    let _ = s;
-    tracing::info!(target: "audit", user = %user.name, action, %detail, "administrative change");
-    Vec::new()
+    vec![super::audit::entry(s, user, action, detail)]
 }
 
 // ---- number validation rules ----

@@ -1,0 +1,635 @@
+//! The Callback tab: list with filters and pages of 250, search by id or phone number, one
+//! callback with its metrics and history, create, cancel, reschedule, recreate, and bulk cancel
+//! of a time range (preview = the confirmation list, then execution of exactly the confirmed
+//! ids) with its summary exported as CSV. Listings only show queues the user may read.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, FixedOffset, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::audit;
+use super::auth::{AdminUser, Permission};
+use crate::api::{ApiError, ApiState, Body, CallbackView, known_queue, ok, query, service_error};
+use crate::callback::service::CreateRequest;
+use crate::callback::{CallbackRecord, CallbackState, NewCallback, Origin};
+use crate::store::{CallbackFilter, Document};
+
+/// Callbacks per page, as the seed's Callback tab shows them.
+pub const PAGE_SIZE: usize = 250;
+
+/// Document kind of bulk-cancel summaries in the store.
+pub const BULK_KIND: &str = "bulk_cancel";
+
+const STATES: [&str; 5] = ["SCHEDULED", "QUEUED", "ROUTING", "PROCESSING", "COMPLETED"];
+
+/// `GET /admin/callbacks` filters.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ListQuery {
+    /// SCHEDULED, QUEUED, ROUTING, PROCESSING or COMPLETED.
+    pub state: Option<String>,
+    /// Virtual queue.
+    pub service_name: Option<String>,
+    /// Phone number (spaces, dots, dashes and brackets are ignored).
+    pub phone_number: Option<String>,
+    /// Desired time at or after (ISO 8601 with offset).
+    pub from: Option<DateTime<FixedOffset>>,
+    /// Desired time before.
+    pub to: Option<DateTime<FixedOffset>>,
+    /// Page, from 1.
+    pub page: Option<usize>,
+}
+
+/// The queues a user may see, as a store filter (`None` = all).
+fn readable(user: &AdminUser) -> Option<Vec<String>> {
+    user.queues.as_ref().map(|q| q.iter().cloned().collect())
+}
+
+fn compact_phone(p: &str) -> String {
+    p.chars()
+        .filter(|c| !matches!(c, ' ' | '.' | '-' | '(' | ')'))
+        .collect()
+}
+
+async fn store_query(s: &ApiState, f: CallbackFilter) -> Result<Vec<CallbackRecord>, ApiError> {
+    let Some(store) = &s.store else {
+        return Ok(Vec::new());
+    };
+    store
+        .query_callbacks(&f)
+        .await
+        .map_err(|e| ApiError::internal(format!("reading callbacks: {e}")))
+}
+
+/// Callbacks matching the filters, newest desired time first, 250 per page.
+#[utoipa::path(get, path = "/callbacks", tag = "admin", params(ListQuery),
+    responses((status = 200, description = "`data.callbacks`, `data.page`, `data.hasMore`"), (status = 400), (status = 403)),
+    security(("bearer" = [])))]
+pub async fn list(
+    State(s): State<ApiState>,
+    user: AdminUser,
+    q: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    user.require(Permission::ReadCallbacks)?;
+    let q = query(q)?;
+    if let Some(st) = &q.state
+        && !STATES.contains(&st.as_str())
+    {
+        return Err(ApiError::bad_request(format!(
+            "state: `{st}` is not one of {}",
+            STATES.join(", ")
+        )));
+    }
+    if let Some(name) = &q.service_name {
+        known_queue(&s, name, "serviceName")?;
+        user.require_queue(name)?;
+    }
+    let page = q.page.unwrap_or(1);
+    if page == 0 {
+        return Err(ApiError::bad_request("page: pages start at 1"));
+    }
+    // One more than a page tells whether another page follows.
+    let mut rows = store_query(
+        &s,
+        CallbackFilter {
+            queue: q.service_name.clone(),
+            queues: readable(&user),
+            state: q.state.clone(),
+            phone: q.phone_number.as_deref().map(compact_phone),
+            from: q.from.map(|t| t.with_timezone(&Utc)),
+            to: q.to.map(|t| t.with_timezone(&Utc)),
+            offset: (page - 1) * PAGE_SIZE,
+            limit: PAGE_SIZE + 1,
+        },
+    )
+    .await?;
+    let has_more = rows.len() > PAGE_SIZE;
+    rows.truncate(PAGE_SIZE);
+    let list: Vec<CallbackView> = rows.iter().map(CallbackView::from).collect();
+    Ok(ok(
+        json!({ "callbacks": list, "page": page, "pageSize": PAGE_SIZE, "hasMore": has_more }),
+    ))
+}
+
+/// `GET /admin/callbacks/search` query.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct SearchQuery {
+    /// A callback id or a phone number.
+    pub q: String,
+}
+
+/// Finds callbacks by id or by phone number (in the queues the user may read).
+#[utoipa::path(get, path = "/callbacks/search", tag = "admin", params(SearchQuery),
+    responses((status = 200, description = "matching callbacks"), (status = 400)),
+    security(("bearer" = [])))]
+pub async fn search(
+    State(s): State<ApiState>,
+    user: AdminUser,
+    q: Result<Query<SearchQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    user.require(Permission::ReadCallbacks)?;
+    let q = query(q)?;
+    let text = q.q.trim();
+    if text.is_empty() {
+        return Err(ApiError::bad_request(
+            "q: give a callback id or a phone number",
+        ));
+    }
+    let found: Vec<CallbackRecord> = if let Ok(id) = Uuid::parse_str(text) {
+        s.callbacks.get(id).await.into_iter().collect()
+    } else {
+        let phone = compact_phone(text);
+        if phone.is_empty()
+            || !phone
+                .trim_start_matches('+')
+                .chars()
+                .all(|c| c.is_ascii_digit())
+        {
+            return Err(ApiError::bad_request(
+                "q: neither a callback id nor a phone number",
+            ));
+        }
+        store_query(
+            &s,
+            CallbackFilter {
+                phone: Some(phone),
+                queues: readable(&user),
+                limit: PAGE_SIZE,
+                ..Default::default()
+            },
+        )
+        .await?
+    };
+    let list: Vec<CallbackView> = found
+        .iter()
+        .filter(|r| user.can_read_queue(&r.queue))
+        .map(CallbackView::from)
+        .collect();
+    Ok(ok(list))
+}
+
+async fn readable_record(
+    s: &ApiState,
+    user: &AdminUser,
+    id: Uuid,
+) -> Result<CallbackRecord, ApiError> {
+    let rec = s.callbacks.get(id).await.map_err(service_error)?;
+    if !user.can_read_queue(&rec.queue) {
+        // As if it did not exist: its queue is outside the user's line of business.
+        return Err(ApiError::not_found(format!("callback {id} not found")));
+    }
+    Ok(rec)
+}
+
+/// One callback with its metrics (EWT and position at offer, agents logged in, every dial
+/// attempt, the connected agent) and its state history.
+#[utoipa::path(get, path = "/callbacks/{id}", tag = "admin",
+    params(("id" = Uuid, Path, description = "callback id")),
+    responses((status = 200, description = "the record with `metrics` and `history`"), (status = 404)),
+    security(("bearer" = [])))]
+pub async fn detail(
+    State(s): State<ApiState>,
+    user: AdminUser,
+    Path(id): Path<Uuid>,
+) -> Result<Response, ApiError> {
+    user.require(Permission::ReadCallbacks)?;
+    let rec = readable_record(&s, &user, id).await?;
+    let mut v = serde_json::to_value(CallbackView::from(&rec))
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    v["metrics"] = serde_json::to_value(&rec.metrics).unwrap_or(Value::Null);
+    v["history"] = serde_json::to_value(&rec.history).unwrap_or(Value::Null);
+    v["createdAt"] = json!(rec.created_at);
+    v["createdBy"] = json!(rec.created_by);
+    v["updatedBy"] = json!(rec.updated_by);
+    v["previousId"] = json!(rec.previous_id);
+    v["origin"] = json!(rec.origin);
+    if rec.state == CallbackState::Queued
+        && let Ok(Some(pos)) = s.router.position(&rec.queue, rec.id)
+    {
+        v["positionInQueue"] = json!(pos + 1);
+    }
+    Ok(ok(v))
+}
+
+/// `POST /admin/callbacks` body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct CreateBody {
+    /// Callback virtual queue.
+    pub service_name: String,
+    /// Number to call.
+    pub phone_number: String,
+    /// ISO 8601 with offset; absent = immediate.
+    #[serde(default)]
+    pub desired_time: Option<DateTime<FixedOffset>>,
+    /// Routing priority.
+    #[serde(default)]
+    pub priority: Option<i64>,
+    /// Attached data.
+    #[serde(default)]
+    pub user_data: BTreeMap<String, String>,
+}
+
+/// Creates a callback as the UI does: the queue's Immediate/Scheduled Enabled flags and the
+/// slot capacity apply.
+#[utoipa::path(post, path = "/callbacks", tag = "admin", request_body = CreateBody,
+    responses((status = 200, description = "the new callback"), (status = 400), (status = 403), (status = 409), (status = 429)),
+    security(("bearer" = [])))]
+pub async fn create(
+    State(s): State<ApiState>,
+    user: AdminUser,
+    Body(b): Body<CreateBody>,
+) -> Result<Response, ApiError> {
+    user.require(Permission::WriteCallbacks)?;
+    known_queue(&s, &b.service_name, "serviceName")?;
+    user.require_queue(&b.service_name)?;
+    let rec = s
+        .callbacks
+        .create(CreateRequest {
+            callback: NewCallback {
+                queue: b.service_name,
+                phone: b.phone_number,
+                desired_time: b.desired_time.map(|t| t.with_timezone(&Utc)),
+                origin: Origin::Admin,
+                direction: Default::default(),
+                priority: b.priority.unwrap_or(0),
+                queue_time: None,
+                user_data: b.user_data,
+                created_by: user.name.clone(),
+            },
+            check_slot: true,
+            ewt_at_offer_seconds: None,
+            position_at_offer: None,
+        })
+        .await
+        .map_err(service_error)?;
+    audit::audit(
+        &s,
+        &user,
+        "callback.create",
+        json!({ "id": rec.id, "serviceName": rec.queue, "phoneNumber": rec.phone, "desiredTime": rec.desired_time }),
+    )
+    .await?;
+    Ok(ok(CallbackView::from(&rec)))
+}
+
+/// Cancels a callback (CANCELLED_BY_ADMIN); a PROCESSING one cannot be cancelled.
+#[utoipa::path(post, path = "/callbacks/{id}/cancel", tag = "admin",
+    params(("id" = Uuid, Path, description = "callback id")),
+    responses((status = 200), (status = 404), (status = 409)), security(("bearer" = [])))]
+pub async fn cancel(
+    State(s): State<ApiState>,
+    user: AdminUser,
+    Path(id): Path<Uuid>,
+) -> Result<Response, ApiError> {
+    user.require(Permission::WriteCallbacks)?;
+    readable_record(&s, &user, id).await?;
+    let rec = s
+        .callbacks
+        .cancel(id, &user.name, true)
+        .await
+        .map_err(service_error)?;
+    audit::audit(&s, &user, "callback.cancel", json!({ "id": id })).await?;
+    Ok(ok(CallbackView::from(&rec)))
+}
+
+/// `POST /admin/callbacks/{id}/reschedule` and `/recreate` body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TimeBody {
+    /// ISO 8601 with offset (for recreate: absent = immediate).
+    #[serde(default)]
+    pub desired_time: Option<DateTime<FixedOffset>>,
+}
+
+/// Moves a SCHEDULED callback to another time (the old record ends RESCHEDULED).
+#[utoipa::path(post, path = "/callbacks/{id}/reschedule", tag = "admin", request_body = TimeBody,
+    params(("id" = Uuid, Path, description = "callback id")),
+    responses((status = 200, description = "the new record"), (status = 400), (status = 404), (status = 409)),
+    security(("bearer" = [])))]
+pub async fn reschedule(
+    State(s): State<ApiState>,
+    user: AdminUser,
+    Path(id): Path<Uuid>,
+    Body(b): Body<TimeBody>,
+) -> Result<Response, ApiError> {
+    user.require(Permission::WriteCallbacks)?;
+    let at = b
+        .desired_time
+        .ok_or_else(|| ApiError::bad_request("desiredTime: required"))?;
+    readable_record(&s, &user, id).await?;
+    let rec = s
+        .callbacks
+        .reschedule(id, at.with_timezone(&Utc), &user.name)
+        .await
+        .map_err(service_error)?;
+    audit::audit(
+        &s,
+        &user,
+        "callback.reschedule",
+        json!({ "id": id, "newId": rec.id, "desiredTime": rec.desired_time }),
+    )
+    .await?;
+    Ok(ok(CallbackView::from(&rec)))
+}
+
+/// Makes a new callback from a COMPLETED one (immediate, or at `desiredTime`).
+#[utoipa::path(post, path = "/callbacks/{id}/recreate", tag = "admin", request_body = TimeBody,
+    params(("id" = Uuid, Path, description = "callback id")),
+    responses((status = 200, description = "the new record"), (status = 404), (status = 409)),
+    security(("bearer" = [])))]
+pub async fn recreate(
+    State(s): State<ApiState>,
+    user: AdminUser,
+    Path(id): Path<Uuid>,
+    Body(b): Body<TimeBody>,
+) -> Result<Response, ApiError> {
+    user.require(Permission::WriteCallbacks)?;
+    readable_record(&s, &user, id).await?;
+    let rec = s
+        .callbacks
+        .recreate(
+            id,
+            b.desired_time.map(|t| t.with_timezone(&Utc)),
+            &user.name,
+        )
+        .await
+        .map_err(service_error)?;
+    audit::audit(
+        &s,
+        &user,
+        "callback.recreate",
+        json!({ "id": id, "newId": rec.id, "desiredTime": rec.desired_time }),
+    )
+    .await?;
+    Ok(ok(CallbackView::from(&rec)))
+}
+
+/// A time range of one queue for bulk cancel.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RangeBody {
+    /// Virtual queue.
+    pub service_name: String,
+    /// Desired time at or after (ISO 8601 with offset).
+    pub from: DateTime<FixedOffset>,
+    /// Desired time before.
+    pub to: DateTime<FixedOffset>,
+    /// Execution only: the ids confirmed from the preview; nothing else is cancelled.
+    #[serde(default)]
+    pub ids: Option<Vec<Uuid>>,
+}
+
+fn check_range(s: &ApiState, user: &AdminUser, b: &RangeBody) -> Result<(), ApiError> {
+    known_queue(s, &b.service_name, "serviceName")?;
+    user.require_queue(&b.service_name)?;
+    if b.from >= b.to {
+        return Err(ApiError::bad_request("to: must be after from"));
+    }
+    Ok(())
+}
+
+/// Unfinished callbacks of the queue whose desired time is in `[from, to)`.
+fn in_range(s: &ApiState, b: &RangeBody) -> Vec<CallbackRecord> {
+    let (from, to) = (b.from.with_timezone(&Utc), b.to.with_timezone(&Utc));
+    s.callbacks
+        .active()
+        .into_iter()
+        .filter(|r| {
+            r.queue == b.service_name
+                && r.desired_time >= from
+                && r.desired_time < to
+                && !r.state.is_completed()
+        })
+        .collect()
+}
+
+/// The confirmation list of a bulk cancel: what would be cancelled, and what cannot be
+/// (PROCESSING callbacks).
+#[utoipa::path(post, path = "/callbacks/bulk-cancel/preview", tag = "admin", request_body = RangeBody,
+    responses((status = 200, description = "`data.toCancel` and `data.notCancellable`"), (status = 400), (status = 403)),
+    security(("bearer" = [])))]
+pub async fn bulk_preview(
+    State(s): State<ApiState>,
+    user: AdminUser,
+    Body(b): Body<RangeBody>,
+) -> Result<Response, ApiError> {
+    user.require(Permission::WriteCallbacks)?;
+    check_range(&s, &user, &b)?;
+    let (busy, free): (Vec<_>, Vec<_>) = in_range(&s, &b)
+        .into_iter()
+        .partition(|r| r.state == CallbackState::Processing);
+    let to_cancel: Vec<CallbackView> = free.iter().map(CallbackView::from).collect();
+    let not: Vec<CallbackView> = busy.iter().map(CallbackView::from).collect();
+    Ok(ok(json!({ "toCancel": to_cancel, "notCancellable": not })))
+}
+
+/// One line of a bulk-cancel summary.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SummaryLine {
+    /// Callback id.
+    pub id: Uuid,
+    /// Queue.
+    pub service_name: String,
+    /// Number.
+    pub phone_number: String,
+    /// Desired time.
+    pub desired_time: Option<DateTime<Utc>>,
+    /// State before.
+    pub previous_state: String,
+    /// `CANCELLED` or `SKIPPED`.
+    pub result: String,
+    /// Why skipped.
+    pub reason: String,
+}
+
+/// A stored bulk-cancel summary.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BulkSummary {
+    /// Summary id.
+    pub id: Uuid,
+    /// When it ran.
+    pub at: DateTime<Utc>,
+    /// Who ran it.
+    pub user: String,
+    /// Queue.
+    pub service_name: String,
+    /// Range start.
+    pub from: DateTime<Utc>,
+    /// Range end.
+    pub to: DateTime<Utc>,
+    /// Every confirmed callback and what happened to it.
+    pub lines: Vec<SummaryLine>,
+}
+
+/// Cancels exactly the confirmed callbacks (those still in the queue and range), stores the
+/// summary for export, and audits it.
+#[utoipa::path(post, path = "/callbacks/bulk-cancel", tag = "admin", request_body = RangeBody,
+    responses((status = 200, description = "`data.summaryId`, `data.cancelled`, `data.skipped`"), (status = 400), (status = 403)),
+    security(("bearer" = [])))]
+pub async fn bulk_cancel(
+    State(s): State<ApiState>,
+    user: AdminUser,
+    Body(b): Body<RangeBody>,
+) -> Result<Response, ApiError> {
+    user.require(Permission::WriteCallbacks)?;
+    check_range(&s, &user, &b)?;
+    let Some(ids) = &b.ids else {
+        return Err(ApiError::bad_request(
+            "ids: list the ids confirmed from /admin/callbacks/bulk-cancel/preview",
+        ));
+    };
+    let current: BTreeMap<Uuid, CallbackRecord> =
+        in_range(&s, &b).into_iter().map(|r| (r.id, r)).collect();
+    let mut lines = Vec::new();
+    let mut seen = BTreeSet::new();
+    for id in ids {
+        if !seen.insert(*id) {
+            continue;
+        }
+        let Some(rec) = current.get(id) else {
+            lines.push(SummaryLine {
+                id: *id,
+                service_name: b.service_name.clone(),
+                phone_number: String::new(),
+                desired_time: None,
+                previous_state: String::new(),
+                result: "SKIPPED".into(),
+                reason: "no longer an unfinished callback of this queue and range".into(),
+            });
+            continue;
+        };
+        let (result, reason) = match s.callbacks.cancel(*id, &user.name, true).await {
+            Ok(_) => ("CANCELLED", String::new()),
+            Err(e) => ("SKIPPED", e.to_string()),
+        };
+        lines.push(SummaryLine {
+            id: *id,
+            service_name: rec.queue.clone(),
+            phone_number: rec.phone.clone(),
+            desired_time: Some(rec.desired_time),
+            previous_state: rec.state.name().into(),
+            result: result.into(),
+            reason,
+        });
+    }
+    let summary = BulkSummary {
+        id: Uuid::new_v4(),
+        at: s.clock.now(),
+        user: user.name.clone(),
+        service_name: b.service_name.clone(),
+        from: b.from.with_timezone(&Utc),
+        to: b.to.with_timezone(&Utc),
+        lines,
+    };
+    let cancelled: Vec<Uuid> = summary
+        .lines
+        .iter()
+        .filter(|l| l.result == "CANCELLED")
+        .map(|l| l.id)
+        .collect();
+    let skipped: Vec<Value> = summary
+        .lines
+        .iter()
+        .filter(|l| l.result != "CANCELLED")
+        .map(|l| json!({ "id": l.id, "reason": l.reason }))
+        .collect();
+    let detail = json!({
+        "summaryId": summary.id, "serviceName": summary.service_name,
+        "from": summary.from, "to": summary.to,
+        "cancelled": cancelled.len(), "skipped": skipped.len(),
+    });
+    audit::save(
+        &s,
+        vec![
+            Document {
+                kind: BULK_KIND.into(),
+                id: summary.id.to_string(),
+                body: serde_json::to_value(&summary).unwrap_or_default(),
+            },
+            audit::entry(&s, &user, "callback.bulk_cancel", detail),
+        ],
+    )
+    .await?;
+    Ok(ok(
+        json!({ "summaryId": summary.id, "cancelled": cancelled, "skipped": skipped }),
+    ))
+}
+
+/// The cancellation summary of a bulk cancel as CSV.
+#[utoipa::path(get, path = "/callbacks/bulk-cancel/{id}/summary.csv", tag = "admin",
+    params(("id" = Uuid, Path, description = "summary id from the bulk cancel")),
+    responses((status = 200, content_type = "text/csv", description = "one line per confirmed callback"), (status = 404)),
+    security(("bearer" = [])))]
+pub async fn export_summary(
+    State(s): State<ApiState>,
+    user: AdminUser,
+    Path(id): Path<Uuid>,
+) -> Result<Response, ApiError> {
+    user.require(Permission::ExportCallbacks)?;
+    let Some(store) = &s.store else {
+        return Err(ApiError::not_found("no summaries without a store"));
+    };
+    let key = id.to_string();
+    let summary: BulkSummary = store
+        .documents(BULK_KIND)
+        .await
+        .map_err(|e| ApiError::internal(format!("reading summaries: {e}")))?
+        .into_iter()
+        .find(|d| d.id == key)
+        .and_then(|d| serde_json::from_value(d.body).ok())
+        .ok_or_else(|| ApiError::not_found(format!("no bulk-cancel summary {id}")))?;
+    user.require_queue(&summary.service_name)?;
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let header_row = [
+        "id",
+        "serviceName",
+        "phoneNumber",
+        "desiredTime",
+        "previousState",
+        "result",
+        "reason",
+    ];
+    let mut rows: Vec<Vec<String>> = vec![header_row.iter().map(|h| h.to_string()).collect()];
+    for l in &summary.lines {
+        rows.push(vec![
+            l.id.to_string(),
+            l.service_name.clone(),
+            l.phone_number.clone(),
+            l.desired_time.map(|t| t.to_rfc3339()).unwrap_or_default(),
+            l.previous_state.clone(),
+            l.result.clone(),
+            l.reason.clone(),
+        ]);
+    }
+    for r in rows {
+        w.write_record(&r)
+            .map_err(|e| ApiError::internal(format!("writing CSV: {e}")))?;
+    }
+    let bytes = w
+        .into_inner()
+        .map_err(|e| ApiError::internal(format!("writing CSV: {e}")))?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"bulk-cancel-{id}.csv\""),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
+}

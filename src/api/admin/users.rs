@@ -1,0 +1,292 @@
+//! Administration users (Administrator only): list, create, change, delete. Users written in
+//! the configuration file stay as written; users made here are stored durably and come back
+//! after a restart. Every change is audited in the same write.
+
+use std::collections::BTreeSet;
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::audit;
+use super::auth::{AdminUser, Permission, Role, UserRecord, hash_password};
+use crate::api::{ApiError, ApiState, Body, ok};
+use crate::store::Document;
+
+/// Document kind of users in the store.
+pub const DOC_KIND: &str = "admin_user";
+
+/// A user as the API shows it (never the hash).
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserView {
+    /// Login name.
+    pub name: String,
+    /// Roles.
+    pub roles: Vec<Role>,
+    /// Readable queues; absent = every queue.
+    pub queues: Option<BTreeSet<String>>,
+    /// Written in the configuration file (not changeable here).
+    pub from_config: bool,
+}
+
+impl From<&UserRecord> for UserView {
+    fn from(u: &UserRecord) -> Self {
+        UserView {
+            name: u.name.clone(),
+            roles: u.roles.clone(),
+            queues: u.queues.clone(),
+            from_config: u.from_config,
+        }
+    }
+}
+
+/// `POST /admin/users` body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUserBody {
+    /// Login name: 1–64 letters, digits, `_ - . @`.
+    pub name: String,
+    /// 8–256 characters.
+    pub password: String,
+    /// At least one role.
+    pub roles: Vec<Role>,
+    /// Readable queues; absent = every queue.
+    #[serde(default)]
+    pub queues: Option<BTreeSet<String>>,
+}
+
+/// `PUT /admin/users/{name}` body: what to change.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateUserBody {
+    /// New password.
+    #[serde(default)]
+    pub password: Option<String>,
+    /// New roles.
+    #[serde(default)]
+    pub roles: Option<Vec<Role>>,
+    /// New readable queues; `null` = every queue.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Vec<String>>)]
+    pub queues: Option<Option<BTreeSet<String>>>,
+}
+
+/// A field that is present (even as `null`) is `Some`, so `null` can mean "every queue" while an
+/// absent field means "unchanged".
+fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
+fn check_password(p: &str) -> Result<(), ApiError> {
+    let n = p.chars().count();
+    if !(8..=256).contains(&n) {
+        return Err(ApiError::bad_request(
+            "password: must be 8 to 256 characters",
+        ));
+    }
+    Ok(())
+}
+
+fn check_roles(roles: &[Role]) -> Result<(), ApiError> {
+    if roles.is_empty() {
+        return Err(ApiError::bad_request(
+            "roles: give at least one of Administrator, Supervisor, Monitor, Developer",
+        ));
+    }
+    Ok(())
+}
+
+fn check_queues(s: &ApiState, queues: &Option<BTreeSet<String>>) -> Result<(), ApiError> {
+    for q in queues.iter().flatten() {
+        if s.config.queue(q).is_none() {
+            return Err(ApiError::bad_request(format!(
+                "queues: unknown virtual queue `{q}`"
+            )));
+        }
+    }
+    Ok(())
+}
+
+async fn hash(password: String) -> Result<String, ApiError> {
+    tokio::task::spawn_blocking(move || hash_password(&password))
+        .await
+        .map_err(|e| ApiError::internal(format!("hashing task failed: {e}")))?
+        .map_err(ApiError::from)
+}
+
+fn document(u: &UserRecord) -> Document {
+    Document {
+        kind: DOC_KIND.into(),
+        id: u.name.clone(),
+        body: serde_json::to_value(u).unwrap_or_default(),
+    }
+}
+
+fn changeable(s: &ApiState, name: &str) -> Result<UserRecord, ApiError> {
+    let u = s
+        .admin
+        .user(name)
+        .ok_or_else(|| ApiError::not_found(format!("no user named `{name}`")))?;
+    if u.from_config {
+        return Err(ApiError::conflict(format!(
+            "user `{name}` is defined in the configuration file; change it there"
+        )));
+    }
+    Ok((*u).clone())
+}
+
+/// Every user.
+#[utoipa::path(get, path = "/users", tag = "admin",
+    responses((status = 200, body = [UserView]), (status = 403)), security(("bearer" = [])))]
+pub async fn list(State(s): State<ApiState>, user: AdminUser) -> Result<Response, ApiError> {
+    user.require(Permission::ManageUsers)?;
+    let users: Vec<UserView> = s
+        .admin
+        .users()
+        .iter()
+        .map(|u| UserView::from(&**u))
+        .collect();
+    Ok(ok(users))
+}
+
+/// Creates a user.
+#[utoipa::path(post, path = "/users", tag = "admin", request_body = NewUserBody,
+    responses((status = 200, body = UserView), (status = 400), (status = 403), (status = 409)),
+    security(("bearer" = [])))]
+pub async fn create(
+    State(s): State<ApiState>,
+    user: AdminUser,
+    Body(b): Body<NewUserBody>,
+) -> Result<Response, ApiError> {
+    user.require(Permission::ManageUsers)?;
+    if b.name.is_empty()
+        || b.name.len() > 64
+        || !b
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.@".contains(c))
+    {
+        return Err(ApiError::bad_request(
+            "name: 1 to 64 letters, digits, _ - . @",
+        ));
+    }
+    check_password(&b.password)?;
+    check_roles(&b.roles)?;
+    check_queues(&s, &b.queues)?;
+    if s.admin.user(&b.name).is_some() {
+        return Err(ApiError::conflict(format!("user `{}` exists", b.name)));
+    }
+    let rec = UserRecord {
+        name: b.name,
+        password_hash: hash(b.password).await?,
+        roles: b.roles,
+        queues: b.queues,
+        from_config: false,
+    };
+    let detail = json!({ "name": rec.name, "roles": rec.roles, "queues": rec.queues });
+    audit::save(
+        &s,
+        vec![
+            document(&rec),
+            audit::entry(&s, &user, "user.create", detail),
+        ],
+    )
+    .await?;
+    let view = UserView::from(&rec);
+    s.admin.put_user(rec);
+    Ok(ok(view))
+}
+
+/// Changes a user's password, roles or queues; open sessions follow at their next request.
+#[utoipa::path(put, path = "/users/{name}", tag = "admin", request_body = UpdateUserBody,
+    params(("name" = String, Path, description = "login name")),
+    responses((status = 200, body = UserView), (status = 404), (status = 409)),
+    security(("bearer" = [])))]
+pub async fn update(
+    State(s): State<ApiState>,
+    user: AdminUser,
+    Path(name): Path<String>,
+    Body(b): Body<UpdateUserBody>,
+) -> Result<Response, ApiError> {
+    user.require(Permission::ManageUsers)?;
+    let mut rec = changeable(&s, &name)?;
+    let mut changed = Vec::new();
+    if let Some(roles) = b.roles {
+        check_roles(&roles)?;
+        rec.roles = roles;
+        changed.push("roles");
+    }
+    if let Some(queues) = b.queues {
+        check_queues(&s, &queues)?;
+        rec.queues = queues;
+        changed.push("queues");
+    }
+    if let Some(p) = b.password {
+        check_password(&p)?;
+        rec.password_hash = hash(p).await?;
+        changed.push("password");
+    }
+    let detail =
+        json!({ "name": name, "changed": changed, "roles": rec.roles, "queues": rec.queues });
+    audit::save(
+        &s,
+        vec![
+            document(&rec),
+            audit::entry(&s, &user, "user.update", detail),
+        ],
+    )
+    .await?;
+    let view = UserView::from(&rec);
+    s.admin.put_user(rec);
+    Ok(ok(view))
+}
+
+/// Deletes a user and ends their sessions.
+#[utoipa::path(delete, path = "/users/{name}", tag = "admin",
+    params(("name" = String, Path, description = "login name")),
+    responses((status = 200), (status = 404), (status = 409)),
+    security(("bearer" = [])))]
+pub async fn delete(
+    State(s): State<ApiState>,
+    user: AdminUser,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    user.require(Permission::ManageUsers)?;
+    changeable(&s, &name)?;
+    let Some(store) = &s.store else {
+        return Err(ApiError::internal("no store is configured"));
+    };
+    store
+        .delete_document(DOC_KIND, &name)
+        .await
+        .map_err(|e| ApiError::internal(format!("deleting the user: {e}")))?;
+    s.admin.remove_user(&name);
+    audit::audit(&s, &user, "user.delete", json!({ "name": name })).await?;
+    Ok(ok(json!({ "name": name, "deleted": true })))
+}
+
+/// Users stored by earlier runs; a name now written in the configuration keeps the file's
+/// version.
+pub fn restore(s: &ApiState, docs: Vec<Document>) -> usize {
+    let mut n = 0;
+    for d in docs {
+        match serde_json::from_value::<UserRecord>(d.body) {
+            Ok(mut u) if s.admin.user(&u.name).is_none() => {
+                u.from_config = false;
+                s.admin.put_user(u);
+                n += 1;
+            }
+            Ok(u) => {
+                tracing::warn!(user = %u.name, "stored user shadowed by the configuration file")
+            }
+            Err(e) => tracing::warn!(id = %d.id, error = %e, "stored user unreadable; skipped"),
+        }
+    }
+    n
+}
