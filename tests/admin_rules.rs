@@ -154,6 +154,17 @@ async fn number_rules_are_enforced_at_once_by_role_and_after_a_restart() {
     assert_error(s, &v, 400, "");
     assert!(message(&v).contains("colour"), "{v}");
 
+    // Bodies stay bounded by api.max_body_bytes (64 KiB) outside the CSV import.
+    let huge: Vec<String> = (0..5000).map(|i| format!("^33{i:012}")).collect();
+    let (s, v) = call(
+        Method::POST,
+        &rules,
+        Some(&root),
+        Some(json!({"name": "x", "countries": ["FR"], "blockedPatterns": huge})),
+    )
+    .await;
+    assert_error(s, &v, 413, "");
+
     // The guide lets a Supervisor edit number rules.
     let (s, v) = call(Method::POST, &rules, Some(&sup), Some(eu.clone())).await;
     assert_eq!(s, 201, "{v}");
@@ -552,7 +563,7 @@ async fn call_in_groups_csv_import_and_records_over_http() {
 
     // CSV import: every bad row by line, nothing imported; then a good file replaces the pool.
     let import = format!("{groups}/auto_insurance/dnis/import");
-    let send_csv = |token: String, text: &'static str| {
+    let send_csv = |token: String, text: String| {
         let import = import.clone();
         async move {
             let r = reqwest::Client::new()
@@ -569,7 +580,8 @@ async fn call_in_groups_csv_import_and_records_over_http() {
     };
     let (s, v) = send_csv(
         root.clone(),
-        "+18005555554,claims,\n+1800555555X,Renewals,\n+18005555556,,\n+18005555554,again,\n",
+        "+18005555554,claims,\n+1800555555X,Renewals,\n+18005555556,,\n+18005555554,again,\n"
+            .into(),
     )
     .await;
     assert_error(s, &v, 400, "file:");
@@ -586,9 +598,22 @@ async fn call_in_groups_csv_import_and_records_over_http() {
     )
     .await;
     assert_eq!(v["data"]["dnis"].as_array().unwrap().len(), 1, "{v}");
+    // A full pool of 10,000 numbers is larger than the API's 64 KiB body limit and still fits;
+    // one number more is refused on the line that overflows.
+    let full: String = (0..10_000)
+        .map(|i| format!("+1800{i:07},Pool number {i}\n"))
+        .collect();
+    assert!(full.len() > 64 * 1024);
+    let (s, v) = send_csv(root.clone(), full.clone()).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["data"]["dnis"].as_array().unwrap().len(), 10_000);
+    let (s, v) = send_csv(root.clone(), format!("{full}+18009999999,\n")).await;
+    assert_error(s, &v, 400, "file:");
+    assert!(message(&v).contains("line 10001"), "{v}");
+
     let (s, v) = send_csv(
         root.clone(),
-        "+18005555554,claims,\n+18005555555,Renewals,\n+18005555556,,\n",
+        "+18005555554,claims,\n+18005555555,Renewals,\n+18005555556,,\n".into(),
     )
     .await;
     assert_eq!(s, 200, "{v}");

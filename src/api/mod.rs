@@ -189,7 +189,8 @@ pub fn router(state: ApiState) -> Router {
             }),
         )
         .fallback(|| async { ApiError::not_found("no such endpoint") })
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
+        // Applied by the body extractors, so a route may set its own (the DNIS pool import).
+        .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(middleware::from_fn_with_state(state.clone(), correlate))
         .layer(cors)

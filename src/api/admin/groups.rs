@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, FixedOffset, Utc};
@@ -28,12 +28,20 @@ use crate::callin::{
     RecordColumn, RecordQuery,
 };
 
+/// Largest CSV file accepted by the pool import, whatever `api.max_body_bytes` says: a full pool
+/// of 10,000 numbers with 32-character descriptions fits.
+pub const MAX_CSV_BYTES: usize = 2 << 20;
+
 /// The Click-to-Call-In routes, relative to `/admin`.
 pub fn router() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
         .routes(routes!(list_groups, create_group))
         .routes(routes!(get_group, update_group, delete_group))
-        .routes(routes!(import_dnis))
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(import_dnis))
+                .layer(DefaultBodyLimit::max(MAX_CSV_BYTES)),
+        )
         .routes(routes!(list_records))
 }
 
