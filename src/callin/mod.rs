@@ -856,6 +856,20 @@ mod tests {
     }
 
     #[test]
+    fn a_group_deleted_and_created_again_keeps_the_numbers_live_requests_hold() {
+        let c = registry(true, 2);
+        let held = c.request(new("+33611111111"), t0()).unwrap();
+        assert!(c.remove_group("app"));
+        c.add_group(group(true, 2)).unwrap();
+        let next = c.request(new("+33622222222"), t0()).unwrap();
+        assert_ne!(next.dnis, held.dnis, "a held number was handed out again");
+        assert_eq!(
+            c.request(new("+33633333333"), t0()),
+            Err(CallInError::NoFreeDnis("app".into()))
+        );
+    }
+
+    #[test]
     fn only_the_last_5000_records_are_kept() {
         let c = registry(false, 1);
         let first = c.request(new("+33611111111"), t0()).unwrap();
