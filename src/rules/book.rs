@@ -210,7 +210,9 @@ impl BookError {
             BookError::Number(e) => match e {
                 RuleError::NoName => "name".into(),
                 RuleError::NoCountry | RuleError::UnknownCountry(_) => "countries".into(),
-                RuleError::BadPattern { .. } => "blockedPatterns".into(),
+                RuleError::BadPattern { .. } | RuleError::TooManyPatterns(_) => {
+                    "blockedPatterns".into()
+                }
             },
             BookError::Capacity(e) => match e {
                 CapacityError::Duration(_) => "capacity.duration".into(),
