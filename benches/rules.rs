@@ -12,8 +12,8 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use regex::Regex;
 
 const COUNTRIES: [&str; 20] = [
-    "FR", "BE", "DE", "ES", "IT", "NL", "LU", "CH", "AT", "PT", "IE", "GB", "US", "CA", "SE",
-    "NO", "DK", "FI", "PL", "CZ",
+    "FR", "BE", "DE", "ES", "IT", "NL", "LU", "CH", "AT", "PT", "IE", "GB", "US", "CA", "SE", "NO",
+    "DK", "FI", "PL", "CZ",
 ];
 
 /// Blocked patterns in the shapes fraud lists use: premium prefixes and exact numbers.
