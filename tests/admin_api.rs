@@ -24,11 +24,17 @@ fn t0() -> DateTime<Utc> {
 
 /// An engine with one user per role, a Sales-only monitor and two queues.
 async fn engine(dir: &Path, clock: SharedClock) -> (Engine, String) {
+    engine_limited(dir, clock, 200).await
+}
+
+/// As [`engine`], with `rate` requests per second per key or user.
+async fn engine_limited(dir: &Path, clock: SharedClock, rate: u32) -> (Engine, String) {
     let hash = hash_password(PASSWORD).unwrap();
     let yaml = format!(
         "listeners: {{http: '127.0.0.1:0', sip_udp: [], sip_tcp: []}}
 api:
-  keys: [{{name: t, key: {KEY}}}]
+  keys: [{{name: t, key: {KEY}}}, {{name: t2, key: other-key}}]
+  rate_limit_per_second: {rate}
 admin:
   users:
     - {{name: root, password_hash: '{hash}', roles: [Administrator]}}
@@ -43,7 +49,9 @@ queues:
   - {{name: Service_VQ_CB}}
 "
     );
-    let cfg = Config::from_str_in(&yaml, dir).unwrap();
+    let file = dir.join("boomerang.yaml");
+    std::fs::write(&file, yaml).unwrap();
+    let cfg = Config::load(&file).unwrap_or_else(|e| panic!("{e}"));
     let e = Engine::start(Arc::new(cfg), clock).await.unwrap();
     let url = format!("http://{}", e.http_addr);
     (e, url)
@@ -659,6 +667,728 @@ async fn the_callback_tab_lists_edits_and_bulk_cancels_within_the_users_queues()
     assert_eq!(
         actions.iter().filter(|a| **a == "callback.create").count(),
         4
+    );
+    e.shutdown();
+}
+
+#[tokio::test]
+async fn rate_limits_apply_per_key_and_per_user_on_the_engine_clock() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(t0());
+    let (e, url) = engine_limited(dir.path(), clock.shared(), 3).await;
+    let status = |key: &'static str| {
+        let url = url.clone();
+        async move {
+            let r = reqwest::Client::new()
+                .get(format!(
+                    "{url}/engagement/v3/callbacks/queue-status/Sales_VQ_CB"
+                ))
+                .header("x-api-key", key)
+                .send()
+                .await
+                .unwrap();
+            let retry = r
+                .headers()
+                .get("retry-after")
+                .map(|v| v.to_str().unwrap().to_string());
+            (
+                r.status().as_u16(),
+                retry,
+                r.json::<Value>().await.unwrap_or(Value::Null),
+            )
+        }
+    };
+    for _ in 0..3 {
+        assert_eq!(status(KEY).await.0, 200);
+    }
+    let (s, retry, v) = status(KEY).await;
+    assert_eq!(
+        (s, retry.as_deref(), v["code"].as_u64()),
+        (429, Some("1"), Some(42902)),
+        "{v}"
+    );
+    assert!(v["correlationId"].is_string());
+    assert_eq!(
+        status("other-key").await.0,
+        200,
+        "another key has its own budget"
+    );
+    clock.advance(TimeDelta::milliseconds(400));
+    assert_eq!(
+        status(KEY).await.0,
+        200,
+        "a third of a second refills one request"
+    );
+    assert_eq!(status(KEY).await.0, 429);
+
+    // Administration users have the same budget per user, whatever the token.
+    let a = login(&url, "root").await;
+    let b = login(&url, "root").await;
+    let mut codes = Vec::new();
+    for t in [&a, &b, &a, &b] {
+        codes.push(call(Method::GET, &at(&url, "/me"), Some(t), None).await.0);
+    }
+    assert_eq!(codes, [200, 200, 200, 429]);
+    // Logins: a burst of five per address, then two per second.
+    let mut codes = Vec::new();
+    for _ in 0..6 {
+        let (s, _) = call(
+            Method::POST,
+            &at(&url, "/login"),
+            None,
+            Some(json!({"username": "root", "password": "bad"})),
+        )
+        .await;
+        codes.push(s);
+    }
+    assert_eq!(
+        codes,
+        [401, 401, 401, 429, 429, 429],
+        "two logins above already used the burst"
+    );
+    e.shutdown();
+}
+
+/// Every `/admin` route (from the OpenAPI document, so none is forgotten) called by one user per
+/// role: 403 exactly when the role lacks the route's permission.
+#[tokio::test]
+async fn every_admin_route_checks_its_permission_for_every_role() {
+    use boomerang::api::admin::{Permission as P, Role};
+    let dir = tempfile::tempdir().unwrap();
+    let (e, url) = engine(dir.path(), ManualClock::new(t0()).shared()).await;
+    let id = uuid::Uuid::new_v4();
+    let when = (t0() + TimeDelta::days(1)).to_rfc3339();
+    let range = json!({"serviceName": "Sales_VQ_CB", "from": t0().to_rfc3339(), "to": when});
+    let mut bulk = range.clone();
+    bulk["ids"] = json!([]);
+    let table: Vec<(Method, String, &str, Option<Value>, P)> = vec![
+        (
+            Method::GET,
+            "/audit".into(),
+            "/admin/audit",
+            None,
+            P::ReadAudit,
+        ),
+        (
+            Method::GET,
+            "/users".into(),
+            "/admin/users",
+            None,
+            P::ManageUsers,
+        ),
+        (
+            Method::POST,
+            "/users".into(),
+            "/admin/users",
+            Some(json!({"name": "t1", "password": "longenough", "roles": ["Monitor"]})),
+            P::ManageUsers,
+        ),
+        (
+            Method::PUT,
+            "/users/nobody".into(),
+            "/admin/users/{name}",
+            Some(json!({})),
+            P::ManageUsers,
+        ),
+        (
+            Method::DELETE,
+            "/users/nobody".into(),
+            "/admin/users/{name}",
+            None,
+            P::ManageUsers,
+        ),
+        (
+            Method::GET,
+            "/callbacks".into(),
+            "/admin/callbacks",
+            None,
+            P::ReadCallbacks,
+        ),
+        (
+            Method::POST,
+            "/callbacks".into(),
+            "/admin/callbacks",
+            Some(
+                json!({"serviceName": "Sales_VQ_CB", "phoneNumber": "+33612345678", "desiredTime": when}),
+            ),
+            P::WriteCallbacks,
+        ),
+        (
+            Method::GET,
+            "/callbacks/search?q=%2B33612345678".into(),
+            "/admin/callbacks/search",
+            None,
+            P::ReadCallbacks,
+        ),
+        (
+            Method::GET,
+            format!("/callbacks/{id}"),
+            "/admin/callbacks/{id}",
+            None,
+            P::ReadCallbacks,
+        ),
+        (
+            Method::POST,
+            format!("/callbacks/{id}/cancel"),
+            "/admin/callbacks/{id}/cancel",
+            None,
+            P::WriteCallbacks,
+        ),
+        (
+            Method::POST,
+            format!("/callbacks/{id}/reschedule"),
+            "/admin/callbacks/{id}/reschedule",
+            Some(json!({"desiredTime": when})),
+            P::WriteCallbacks,
+        ),
+        (
+            Method::POST,
+            format!("/callbacks/{id}/recreate"),
+            "/admin/callbacks/{id}/recreate",
+            Some(json!({})),
+            P::WriteCallbacks,
+        ),
+        (
+            Method::POST,
+            "/callbacks/bulk-cancel/preview".into(),
+            "/admin/callbacks/bulk-cancel/preview",
+            Some(range),
+            P::WriteCallbacks,
+        ),
+        (
+            Method::POST,
+            "/callbacks/bulk-cancel".into(),
+            "/admin/callbacks/bulk-cancel",
+            Some(bulk),
+            P::WriteCallbacks,
+        ),
+        (
+            Method::GET,
+            format!("/callbacks/bulk-cancel/{id}/summary.csv"),
+            "/admin/callbacks/bulk-cancel/{id}/summary.csv",
+            None,
+            P::ExportCallbacks,
+        ),
+        (
+            Method::GET,
+            "/developer/errors".into(),
+            "/admin/developer/errors",
+            None,
+            P::DeveloperTools,
+        ),
+        (
+            Method::POST,
+            "/developer/api-keys/validate".into(),
+            "/admin/developer/api-keys/validate",
+            Some(json!({"key": "x"})),
+            P::DeveloperTools,
+        ),
+        (
+            Method::GET,
+            "/developer/cors-origins".into(),
+            "/admin/developer/cors-origins",
+            None,
+            P::DeveloperTools,
+        ),
+        (
+            Method::GET,
+            "/queues".into(),
+            "/admin/queues",
+            None,
+            P::UseTools,
+        ),
+        (
+            Method::GET,
+            "/agents".into(),
+            "/admin/agents",
+            None,
+            P::UseTools,
+        ),
+        (
+            Method::POST,
+            "/agents".into(),
+            "/admin/agents",
+            Some(json!({"id": "zed"})),
+            P::ManageAgents,
+        ),
+        (
+            Method::PUT,
+            "/agents/nobody".into(),
+            "/admin/agents/{id}",
+            Some(json!({})),
+            P::ManageAgents,
+        ),
+        (
+            Method::DELETE,
+            "/agents/nobody".into(),
+            "/admin/agents/{id}",
+            None,
+            P::ManageAgents,
+        ),
+        (
+            Method::POST,
+            "/agents/nobody/state".into(),
+            "/admin/agents/{id}/state",
+            Some(json!({"state": "ready"})),
+            P::ManageAgents,
+        ),
+        (
+            Method::POST,
+            "/reload".into(),
+            "/admin/reload",
+            None,
+            P::ReloadConfig,
+        ),
+        // Rules and Click-to-Call-In groups (`rules.rs`, `groups.rs`).
+        (
+            Method::GET,
+            "/rules/number".into(),
+            "/admin/rules/number",
+            None,
+            P::ReadRules,
+        ),
+        (
+            Method::POST,
+            "/rules/number".into(),
+            "/admin/rules/number",
+            Some(json!({"name": "t", "countries": ["FR"]})),
+            P::WriteNumberRules,
+        ),
+        (
+            Method::GET,
+            "/rules/number/nobody".into(),
+            "/admin/rules/number/{name}",
+            None,
+            P::ReadRules,
+        ),
+        (
+            Method::PUT,
+            "/rules/number/nobody".into(),
+            "/admin/rules/number/{name}",
+            Some(json!({"name": "nobody", "countries": ["FR"]})),
+            P::WriteNumberRules,
+        ),
+        (
+            Method::DELETE,
+            "/rules/number/nobody".into(),
+            "/admin/rules/number/{name}",
+            None,
+            P::WriteNumberRules,
+        ),
+        (
+            Method::POST,
+            "/rules/number/nobody/test".into(),
+            "/admin/rules/number/{name}/test",
+            Some(json!({"phoneNumber": "+33612345678"})),
+            P::ReadRules,
+        ),
+        (
+            Method::GET,
+            "/rules/capacity".into(),
+            "/admin/rules/capacity",
+            None,
+            P::ReadRules,
+        ),
+        (
+            Method::POST,
+            "/rules/capacity".into(),
+            "/admin/rules/capacity",
+            Some(json!({"name": "t", "capacity": {"days": {}, "duration": 60}})),
+            P::WriteCapacityRules,
+        ),
+        (
+            Method::GET,
+            "/rules/capacity/nobody".into(),
+            "/admin/rules/capacity/{name}",
+            None,
+            P::ReadRules,
+        ),
+        (
+            Method::PUT,
+            "/rules/capacity/nobody".into(),
+            "/admin/rules/capacity/{name}",
+            Some(json!({"name": "nobody", "capacity": {"days": {}, "duration": 60}})),
+            P::WriteCapacityRules,
+        ),
+        (
+            Method::DELETE,
+            "/rules/capacity/nobody".into(),
+            "/admin/rules/capacity/{name}",
+            None,
+            P::WriteCapacityRules,
+        ),
+        (
+            Method::PUT,
+            "/rules/capacity/nobody/duration".into(),
+            "/admin/rules/capacity/{name}/duration",
+            Some(json!({"duration": 30})),
+            P::WriteCapacityRules,
+        ),
+        (
+            Method::GET,
+            "/rules/affinity".into(),
+            "/admin/rules/affinity",
+            None,
+            P::ReadRules,
+        ),
+        (
+            Method::POST,
+            "/rules/affinity".into(),
+            "/admin/rules/affinity",
+            Some(json!({"name": "t", "preferred": ["eu-west"]})),
+            P::WriteRegionRules,
+        ),
+        (
+            Method::GET,
+            "/rules/affinity/nobody".into(),
+            "/admin/rules/affinity/{name}",
+            None,
+            P::ReadRules,
+        ),
+        (
+            Method::PUT,
+            "/rules/affinity/nobody".into(),
+            "/admin/rules/affinity/{name}",
+            Some(json!({"name": "nobody", "preferred": ["eu-west"]})),
+            P::WriteRegionRules,
+        ),
+        (
+            Method::DELETE,
+            "/rules/affinity/nobody".into(),
+            "/admin/rules/affinity/{name}",
+            None,
+            P::WriteRegionRules,
+        ),
+        (
+            Method::GET,
+            "/rules/queues".into(),
+            "/admin/rules/queues",
+            None,
+            P::ReadRules,
+        ),
+        (
+            Method::GET,
+            "/rules/queues/Sales_VQ_CB".into(),
+            "/admin/rules/queues/{queue}",
+            None,
+            P::ReadRules,
+        ),
+        (
+            Method::PUT,
+            "/rules/queues/Sales_VQ_CB".into(),
+            "/admin/rules/queues/{queue}",
+            Some(json!({"numberRule": null})),
+            P::WriteNumberRules,
+        ),
+        (
+            Method::GET,
+            "/callin/groups".into(),
+            "/admin/callin/groups",
+            None,
+            P::ReadRules,
+        ),
+        (
+            Method::POST,
+            "/callin/groups".into(),
+            "/admin/callin/groups",
+            Some(json!({"name": "t", "dnis": [{"number": "+18005555554"}]})),
+            P::WriteCallInGroups,
+        ),
+        (
+            Method::GET,
+            "/callin/groups/nobody".into(),
+            "/admin/callin/groups/{name}",
+            None,
+            P::ReadRules,
+        ),
+        (
+            Method::PUT,
+            "/callin/groups/nobody".into(),
+            "/admin/callin/groups/{name}",
+            Some(json!({"name": "nobody", "dnis": [{"number": "+18005555554"}]})),
+            P::WriteCallInGroups,
+        ),
+        (
+            Method::DELETE,
+            "/callin/groups/nobody".into(),
+            "/admin/callin/groups/{name}",
+            None,
+            P::WriteCallInGroups,
+        ),
+        (
+            Method::POST,
+            "/callin/groups/nobody/dnis/import".into(),
+            "/admin/callin/groups/{name}/dnis/import",
+            None,
+            P::WriteCallInGroups,
+        ),
+        (
+            Method::GET,
+            "/callin/records".into(),
+            "/admin/callin/records",
+            None,
+            P::ReadCallIn,
+        ),
+    ];
+    // The table covers every documented admin route but the three any user may call.
+    let doc = serde_json::to_value(boomerang::api::openapi()).unwrap();
+    let mut documented: Vec<(String, String)> = Vec::new();
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for m in ops.as_object().unwrap().keys() {
+            if path.starts_with("/admin/")
+                && !["/admin/login", "/admin/logout", "/admin/me"].contains(&path.as_str())
+            {
+                documented.push((m.to_uppercase(), path.clone()));
+            }
+        }
+    }
+    let mut covered: Vec<(String, String)> = table
+        .iter()
+        .map(|(m, _, t, _, _)| (m.to_string(), t.to_string()))
+        .collect();
+    documented.sort();
+    covered.sort();
+    assert_eq!(covered, documented);
+
+    let users = [
+        ("root", Role::Administrator),
+        ("sup", Role::Supervisor),
+        ("mon", Role::Monitor),
+        ("dev", Role::Developer),
+    ];
+    let mut tokens = Vec::new();
+    for (name, _) in users {
+        tokens.push(login(&url, name).await);
+    }
+    for (m, path, _, body, perm) in &table {
+        for ((name, role), token) in users.iter().zip(&tokens) {
+            let (s, v) = call(m.clone(), &at(&url, path), Some(token), body.clone()).await;
+            if role.grants(*perm) {
+                assert!(
+                    s != 403 && s != 401 && s < 500,
+                    "{name} {m} {path}: {s} {v}"
+                );
+            } else {
+                assert_eq!(
+                    (s, v["code"].as_u64()),
+                    (403, Some(40301)),
+                    "{name} {m} {path}: {v}"
+                );
+            }
+        }
+    }
+    e.shutdown();
+}
+
+#[tokio::test]
+async fn developer_tools_queues_agents_and_reload() {
+    let dir = tempfile::tempdir().unwrap();
+    let (e, url) = engine(dir.path(), ManualClock::new(t0()).shared()).await;
+    let dev = login(&url, "dev").await;
+    let root = login(&url, "root").await;
+    let sup = login(&url, "sup").await;
+
+    // An app's failed request, found by its correlation id.
+    let r = reqwest::Client::new()
+        .post(format!("{url}/engagement/v3/callbacks/create"))
+        .header("x-api-key", KEY)
+        .header("x-correlation-id", "app-req-42")
+        .json(&json!({"serviceName": "Sales_VQ_CB", "phoneNumber": "12"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let (s, v) = call(
+        Method::GET,
+        &at(&url, "/developer/errors?correlationId=app-req-42"),
+        Some(&dev),
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["data"].as_array().unwrap().len(), 1, "{v}");
+    assert!(
+        v["data"][0]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("phoneNumber:"),
+        "{v}"
+    );
+    assert_eq!(v["data"][0]["uri"], "/engagement/v3/callbacks/create");
+    let (_, v) = call(
+        Method::POST,
+        &at(&url, "/developer/api-keys/validate"),
+        Some(&dev),
+        Some(json!({"key": KEY})),
+    )
+    .await;
+    assert_eq!(
+        (v["data"]["valid"].as_bool(), v["data"]["name"].as_str()),
+        (Some(true), Some("t")),
+        "{v}"
+    );
+    let (_, v) = call(
+        Method::POST,
+        &at(&url, "/developer/api-keys/validate"),
+        Some(&dev),
+        Some(json!({"key": "guess"})),
+    )
+    .await;
+    assert_eq!(v["data"]["valid"], false);
+    let (_, v) = call(
+        Method::GET,
+        &at(&url, "/developer/cors-origins"),
+        Some(&dev),
+        None,
+    )
+    .await;
+    assert_eq!(v["data"]["origins"], json!([]));
+
+    // An immediate callback waits in Sales: the queues page shows it.
+    let (s, v) = call(
+        Method::POST,
+        &at(&url, "/callbacks"),
+        Some(&sup),
+        Some(json!({"serviceName": "Sales_VQ_CB", "phoneNumber": "+33612345678"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let (_, v) = call(Method::GET, &at(&url, "/queues"), Some(&sup), None).await;
+    let sales = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["name"] == "Sales_VQ_CB")
+        .unwrap()
+        .clone();
+    assert_eq!(sales["waiting"], 1, "{v}");
+    assert_eq!(sales["callbacksByState"]["QUEUED"], 1, "{v}");
+    assert_eq!(sales["estimatedWaitTime"], -1);
+    assert_eq!(
+        sales["hoursToday"][0]["open"], "2026-03-02T00:00:00+00:00",
+        "always open: {v}"
+    );
+    assert_eq!(sales["rules"]["capacity"], false);
+
+    // Alice made ready through the API takes the waiting callback at once.
+    let (s, v) = call(
+        Method::POST,
+        &at(&url, "/agents/alice/state"),
+        Some(&root),
+        Some(json!({"state": "ready"})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        v["data"]["state"], "reserved",
+        "the waiting callback was dispatched to her: {v}"
+    );
+    let (s, v) = call(
+        Method::POST,
+        &at(&url, "/agents/alice/state"),
+        Some(&root),
+        Some(json!({"state": "on_break"})),
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+    // Skills apply at once: with Sales 1 she no longer serves Sales_VQ_CB (Sales > 3).
+    let (s, v) = call(
+        Method::PUT,
+        &at(&url, "/agents/alice"),
+        Some(&root),
+        Some(json!({"skills": {"Sales": 1}})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let r = reqwest::Client::new()
+        .get(format!("{url}/engagement/v3/statistics"))
+        .header("x-api-key", KEY)
+        .send()
+        .await
+        .unwrap();
+    let v: Value = r.json().await.unwrap();
+    let q = v["data"]["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|q| q["virtualQueue"] == "Sales_VQ_CB")
+        .unwrap()
+        .clone();
+    assert_eq!(q["agentsLoggedIn"], 0, "{v}");
+    let (s, v) = call(
+        Method::PUT,
+        &at(&url, "/agents/alice"),
+        Some(&root),
+        Some(json!({"skills": {"Sales": 11}})),
+    )
+    .await;
+    assert_eq!(s, 400);
+    assert!(v["message"].as_str().unwrap().contains("0 to 10"), "{v}");
+    let (s, v) = call(
+        Method::POST,
+        &at(&url, "/agents"),
+        Some(&root),
+        Some(json!({"id": "dora", "skills": {"Sales": 9}})),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(
+        (v["data"]["appliesAt"].as_str(), v["data"]["state"].as_str()),
+        (Some("restart"), Some("not_started"))
+    );
+
+    // Reload: a broken file changes nothing; a good one applies users and skills.
+    let file = dir.path().join("boomerang.yaml");
+    let original = std::fs::read_to_string(&file).unwrap();
+    std::fs::write(
+        &file,
+        original.replace(
+            "- {name: Service_VQ_CB}",
+            "- {name: Service_VQ_CB, slot_capacity: -1}",
+        ),
+    )
+    .unwrap();
+    let (s, v) = call(Method::POST, &at(&url, "/reload"), Some(&root), None).await;
+    assert_eq!(s, 400, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("queues[1].slot_capacity: -1 is out of range"),
+        "{v}"
+    );
+    let hash = hash_password(PASSWORD).unwrap();
+    let edited = original
+        .replace("{id: alice, skills: {Sales: 7}}", "{id: alice, skills: {Sales: 8}}")
+        .replace("  - {name: Service_VQ_CB}", "  - {name: Service_VQ_CB, slot_capacity: 5}")
+        .replace("    - {name: dev,", &format!("    - {{name: ops, password_hash: '{hash}', roles: [Supervisor]}}\n    - {{name: dev,"));
+    std::fs::write(&file, edited).unwrap();
+    let (s, v) = call(Method::POST, &at(&url, "/reload"), Some(&root), None).await;
+    assert_eq!(s, 200, "{v}");
+    let applied: Vec<&str> = v["data"]["applied"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(
+        applied,
+        ["admin user `ops` updated", "agent `alice` skills"],
+        "{v}"
+    );
+    assert_eq!(v["data"]["restartNeeded"], json!(["queues"]));
+    let _ = login(&url, "ops").await;
+    let (_, v) = call(
+        Method::GET,
+        &at(&url, "/audit?action=config."),
+        Some(&root),
+        None,
+    )
+    .await;
+    assert_eq!(
+        v["data"].as_array().unwrap().len(),
+        1,
+        "only the good reload changed something: {v}"
     );
     e.shutdown();
 }

@@ -4,6 +4,8 @@
 
 pub mod admin;
 pub mod error;
+pub mod ratelimit;
+pub mod stats;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -49,8 +51,8 @@ pub struct ApiState {
     pub router: Arc<RoutingCore>,
     /// Recent errors.
     pub errors: Arc<ErrorLog>,
-    /// SHA-256 of every accepted API key.
-    pub key_hashes: Arc<Vec<[u8; 32]>>,
+    /// Name and SHA-256 of every accepted API key.
+    pub key_hashes: Arc<Vec<(String, [u8; 32])>>,
     /// Where accepted call-in requests are made durable before they are returned.
     pub store: Option<Arc<dyn crate::store::Store>>,
     /// Administration users and sessions.
@@ -59,6 +61,12 @@ pub struct ApiState {
     pub rules: Option<Arc<crate::rules::RuleBook>>,
     /// Click-to-Call-In group administration (`/admin/callin`); absent without a store.
     pub groups: Option<Arc<crate::callin::GroupBook>>,
+    /// Per-key, per-user and per-address request budgets.
+    pub limits: Arc<ratelimit::RateLimiter>,
+    /// The router with assignment delivery: agent changes made here re-dispatch waiting work.
+    pub dispatch: Option<Arc<crate::routing::Dispatch>>,
+    /// Agent definitions with the changes made through the API.
+    pub agent_book: Arc<admin::agents::AgentBook>,
 }
 
 impl ApiState {
@@ -75,16 +83,22 @@ impl ApiState {
             .api
             .keys
             .iter()
-            .filter_map(|k| match (&k.key, &k.key_sha256) {
-                (Some(plain), _) => Some(Sha256::digest(plain.as_bytes()).into()),
-                (None, Some(hex_hash)) => {
-                    hex::decode(hex_hash).ok().and_then(|v| v.try_into().ok())
-                }
-                _ => None,
+            .filter_map(|k| {
+                let hash: Option<[u8; 32]> = match (&k.key, &k.key_sha256) {
+                    (Some(plain), _) => Some(Sha256::digest(plain.as_bytes()).into()),
+                    (None, Some(hex_hash)) => {
+                        hex::decode(hex_hash).ok().and_then(|v| v.try_into().ok())
+                    }
+                    _ => None,
+                };
+                hash.map(|h| (k.name.clone(), h))
             })
             .collect();
         let admin = Arc::new(admin::AdminAuth::new(&config.spec.admin, clock.clone()));
         ApiState {
+            agent_book: Arc::new(admin::agents::AgentBook::new(&config.spec)),
+            dispatch: None,
+            limits: Arc::new(ratelimit::RateLimiter::default()),
             admin,
             config,
             clock,
@@ -99,12 +113,25 @@ impl ApiState {
         }
     }
 
-    fn key_ok(&self, key: &[u8]) -> bool {
+    /// A queue's outcome counters (answered, abandoned, service level); zero without dispatch.
+    pub fn outcomes(&self, queue: &str) -> crate::routing::stats::QueueOutcomes {
+        self.dispatch
+            .as_ref()
+            .map(|d| d.stats().get(queue))
+            .unwrap_or_default()
+    }
+
+    /// The name of the configured key `key` is, if any. Every key is compared in constant
+    /// time and none is skipped, so timing reveals neither the key nor which one matched.
+    pub fn key_name(&self, key: &[u8]) -> Option<&str> {
         let h: [u8; 32] = Sha256::digest(key).into();
-        // Compare against every key in constant time, so timing reveals nothing.
-        self.key_hashes
-            .iter()
-            .fold(false, |ok, k| ok | bool::from(k.ct_eq(&h)))
+        let mut found = None;
+        for (name, k) in self.key_hashes.iter() {
+            if bool::from(k.ct_eq(&h)) {
+                found = Some(name.as_str());
+            }
+        }
+        found
     }
 }
 
@@ -147,7 +174,8 @@ pub fn api_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(open_for_route))
         .routes(routes!(queue_status))
         .routes(routes!(create_call_in))
-        .routes(routes!(estimated_wait_time));
+        .routes(routes!(estimated_wait_time))
+        .routes(routes!(stats::statistics));
     OpenApiRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())
         .nest("/engagement/v3", v3)
         .nest("/admin", admin::router())
@@ -235,6 +263,7 @@ async fn correlate(State(state): State<ApiState>, req: Request, next: Next) -> R
                 )
             })
         });
+    let retry_after = resp.headers().get(axum::http::header::RETRY_AFTER).cloned();
     if let Some(err) = pending {
         state.errors.push(ErrorLogEntry {
             correlation_id: corr.clone(),
@@ -246,6 +275,10 @@ async fn correlate(State(state): State<ApiState>, req: Request, next: Next) -> R
             message: err.message.clone(),
         });
         resp = error::render(&err, &corr);
+        if let Some(v) = retry_after {
+            resp.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, v);
+        }
     }
     if let Ok(v) = HeaderValue::from_str(&corr) {
         resp.headers_mut().insert("x-correlation-id", v);
@@ -260,40 +293,78 @@ async fn authenticate(State(state): State<ApiState>, mut req: Request, next: Nex
     if req.method() == Method::OPTIONS {
         return next.run(req).await;
     }
-    let path = req.uri().path();
-    if path == "/admin" || path.starts_with("/admin/") {
-        if admin::PUBLIC_ROUTES.contains(&(req.method().as_str(), path)) {
-            return next.run(req).await;
+    let path = req.uri().path().to_string();
+    let per_second = state.config.spec.api.rate_limit_per_second.max(1) as f64;
+    // Who is calling, as the rate limiter counts them.
+    let caller = if path == "/admin" || path.starts_with("/admin/") {
+        if admin::PUBLIC_ROUTES.contains(&(req.method().as_str(), path.as_str())) {
+            let ip = req
+                .extensions()
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip().to_string())
+                .unwrap_or_default();
+            let limited = state.limits.check(
+                &format!("login:{ip}"),
+                ratelimit::LOGINS_PER_SECOND,
+                ratelimit::LOGIN_BURST,
+                state.clock.now(),
+            );
+            return match limited {
+                Ok(()) => next.run(req).await,
+                Err(l) => too_many(l),
+            };
         }
         let user = match admin::auth::bearer(req.headers()) {
             None => Err(admin::auth::AuthError::NoToken),
             Some(token) => state.admin.resolve(token),
         };
-        return match user {
+        match user {
             Ok(u) => {
+                let who = format!("user:{}", u.name);
                 req.extensions_mut().insert(u);
-                next.run(req).await
+                who
             }
-            Err(e) => ApiError::from(e).into_response(),
-        };
-    }
-    let key_ok = req
-        .headers()
-        .get("x-api-key")
-        .is_some_and(|k| state.key_ok(k.as_bytes()));
-    if path == OPENAPI_PATH {
-        let token_ok =
-            admin::auth::bearer(req.headers()).is_some_and(|t| state.admin.resolve(t).is_ok());
-        if key_ok || token_ok {
-            return next.run(req).await;
+            Err(e) => return ApiError::from(e).into_response(),
         }
-        return ApiError::unauthorized().into_response();
-    }
-    let ok = key_ok;
-    if !ok {
-        return ApiError::unauthorized().into_response();
+    } else {
+        let key = req
+            .headers()
+            .get("x-api-key")
+            .and_then(|k| state.key_name(k.as_bytes()));
+        match key {
+            Some(name) => format!("key:{name}"),
+            // The OpenAPI document also opens to an administration token.
+            None if path == OPENAPI_PATH => {
+                match admin::auth::bearer(req.headers()).map(|t| state.admin.resolve(t)) {
+                    Some(Ok(u)) => format!("user:{}", u.name),
+                    _ => return ApiError::unauthorized().into_response(),
+                }
+            }
+            None => return ApiError::unauthorized().into_response(),
+        }
+    };
+    if let Err(l) = state
+        .limits
+        .check(&caller, per_second, per_second, state.clock.now())
+    {
+        return too_many(l);
     }
     next.run(req).await
+}
+
+/// 429 with `Retry-After`.
+fn too_many(l: ratelimit::Limited) -> Response {
+    let mut resp = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        2,
+        format!("rate limit exceeded; retry in {} s", l.retry_after_seconds),
+    )
+    .into_response();
+    if let Ok(v) = HeaderValue::from_str(&l.retry_after_seconds.to_string()) {
+        resp.headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, v);
+    }
+    resp
 }
 
 /// JSON body extractor whose rejections name the problem (unknown field, wrong type…).

@@ -184,6 +184,23 @@ impl CallbackService {
         };
     }
 
+    /// The number validation rule in force for a queue (for the queues page).
+    pub fn assigned_number_rule(&self, queue: &str) -> Option<Arc<NumberRule>> {
+        self.number_rules
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(queue)
+            .cloned()
+    }
+
+    /// Whether a capacity rule overrides the queue's slot capacity (for the queues page).
+    pub fn has_capacity_rule(&self, queue: &str) -> bool {
+        self.capacity_rules
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(queue)
+    }
+
     /// Checks a number against the queue's rule (or that it is E.164 when the queue has none);
     /// returns the E.164 form. Called at creation and again before every dial.
     pub fn check_number(&self, queue: &str, number: &str) -> Result<String, NumberRejection> {

@@ -715,6 +715,13 @@ impl Validator<'_> {
                 86_400,
             );
             self.range(root, &at("max_days_ahead"), q.max_days_ahead, 1, 90);
+            self.range(
+                root,
+                &at("service_level_seconds"),
+                q.service_level_seconds,
+                1,
+                3600,
+            );
             for (field, name) in [
                 ("business_hours", &q.business_hours),
                 ("immediate_offer_hours", &q.immediate_offer_hours),
@@ -775,13 +782,7 @@ impl Validator<'_> {
         let mut names = HashSet::new();
         for (i, u) in a.users.iter().enumerate() {
             let at = |f: &'static str| [K("admin"), K("users"), I(i), K(f)];
-            if u.name.is_empty()
-                || u.name.len() > 64
-                || !u
-                    .name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "_-.@".contains(c))
-            {
+            if !crate::api::admin::auth::valid_user_name(&u.name) {
                 let pos = self.pos_of(root, &at("name"));
                 self.err(
                     pos,

@@ -311,6 +311,14 @@ pub struct QueueSpec {
     /// How many days ahead scheduled callbacks may be booked (1–90). Default 14.
     #[serde(default = "d_days_ahead")]
     pub max_days_ahead: i64,
+    /// Service-level target: an interaction answered after waiting at most this many seconds
+    /// counts as within service level (1–3600). Default 20.
+    #[serde(default = "d_service_level")]
+    pub service_level_seconds: i64,
+}
+
+fn d_service_level() -> i64 {
+    20
 }
 
 fn yes() -> bool {

@@ -186,6 +186,16 @@ impl Engine {
     /// Starts every part in order; returns once the API is listening.
     pub async fn start(config: Arc<Config>, clock: SharedClock) -> Result<Engine, EngineError> {
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir())?);
+        // Agents defined or changed through the administration API join the file's.
+        let stored_agents = store.documents(api::admin::agents::DOC_KIND).await?;
+        let config = if stored_agents.is_empty() {
+            config
+        } else {
+            let mut c = (*config).clone();
+            let n = api::admin::agents::apply_stored(&mut c.spec, stored_agents);
+            tracing::info!(agents = n, "agent definitions recovered from the store");
+            Arc::new(c)
+        };
         let notifier: Arc<dyn Notifier> = Arc::new(LogNotifier);
         let core = Core::build(config.clone(), clock.clone(), store, notifier).await?;
         let Core {
@@ -215,6 +225,7 @@ impl Engine {
         state.store = Some(store.clone());
         state.rules = Some(rules.clone());
         state.groups = Some(groups.clone());
+        state.dispatch = Some(dispatch.clone());
         let users =
             api::admin::users::restore(&state, store.documents(api::admin::users::DOC_KIND).await?);
         tracing::info!(users, "administration users recovered from the store");
@@ -227,6 +238,7 @@ impl Engine {
             .map_err(|source| EngineError::Bind { addr, source })?;
         let app = api::router(state);
         tasks.push(tokio::spawn(async move {
+            let app = app.into_make_service_with_connect_info::<SocketAddr>();
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::error!(error = %e, "HTTP server stopped");
             }

@@ -258,6 +258,7 @@ impl FlowServices {
             r = self.agents.dial(&target, &caller.info().ani, ring) => r,
             _ = caller.hung_up() => {
                 self.dispatch.release(a);
+                self.dispatch.stats().abandoned(&a.queue);
                 return AgentConnect::CallerGone;
             }
         };
@@ -277,9 +278,18 @@ impl FlowServices {
         if caller.is_ended() {
             let _ = agent_leg.hang_up(HangupCause::Normal).await;
             self.dispatch.release(a);
+            self.dispatch.stats().abandoned(&a.queue);
             return AgentConnect::CallerGone;
         }
         let started = self.clock.now();
+        let target = self
+            .config
+            .queue(&a.queue)
+            .map(|q| q.service_level_seconds)
+            .unwrap_or(20);
+        self.dispatch
+            .stats()
+            .answered(&a.queue, a.waited, TimeDelta::seconds(target));
         if let Some(id) = callback
             && let Err(e) = self.callbacks.connected(id, &a.agent).await
         {

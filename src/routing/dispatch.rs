@@ -22,6 +22,7 @@ pub struct Dispatch {
     clock: SharedClock,
     waiters: DashMap<Uuid, oneshot::Sender<Assignment>>,
     sink: RwLock<Option<AssignmentSink>>,
+    stats: super::stats::QueueStats,
 }
 
 impl Dispatch {
@@ -32,12 +33,18 @@ impl Dispatch {
             clock,
             waiters: DashMap::new(),
             sink: RwLock::new(None),
+            stats: Default::default(),
         }
     }
 
     /// The router, for reads (EWT, positions, counts).
     pub fn router(&self) -> &Arc<Router> {
         &self.router
+    }
+
+    /// Answered, abandoned and service-level counters per queue.
+    pub fn stats(&self) -> &super::stats::QueueStats {
+        &self.stats
     }
 
     /// Where assignments of interactions without a waiter go.

@@ -9,6 +9,7 @@ pub mod queue;
 pub mod readiness;
 pub mod router;
 pub mod skills;
+pub mod stats;
 
 pub use agents::{AgentIdx, AgentRegistry, StateKind};
 pub use dispatch::Dispatch;

@@ -226,6 +226,15 @@ impl From<AuthError> for ApiError {
     }
 }
 
+/// True for login names: 1–64 ASCII letters, digits, `_ - . @`.
+pub fn valid_user_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_-.@".contains(c))
+}
+
 /// Argon2id with the OWASP-recommended cost (19 MiB, 2 passes, 1 lane).
 fn hasher() -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::DEFAULT)

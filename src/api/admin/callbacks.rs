@@ -17,7 +17,7 @@ use uuid::Uuid;
 use super::audit;
 use super::auth::{AdminUser, Permission};
 use crate::api::{ApiError, ApiState, Body, CallbackView, known_queue, ok, query, service_error};
-use crate::callback::service::CreateRequest;
+use crate::callback::service::{CreateRequest, api_callback};
 use crate::callback::{CallbackRecord, CallbackState, NewCallback, Origin};
 use crate::store::{CallbackFilter, Document};
 
@@ -257,15 +257,15 @@ pub async fn create(
         .callbacks
         .create(CreateRequest {
             callback: NewCallback {
-                queue: b.service_name,
-                phone: b.phone_number,
-                desired_time: b.desired_time.map(|t| t.with_timezone(&Utc)),
                 origin: Origin::Admin,
-                direction: Default::default(),
                 priority: b.priority.unwrap_or(0),
-                queue_time: None,
                 user_data: b.user_data,
                 created_by: user.name.clone(),
+                ..api_callback(
+                    &b.service_name,
+                    &b.phone_number,
+                    b.desired_time.map(|t| t.with_timezone(&Utc)),
+                )
             },
             check_slot: true,
             ewt_at_offer_seconds: None,

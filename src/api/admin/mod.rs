@@ -3,10 +3,14 @@
 //! the API's authentication layer resolves it into an [`auth::AdminUser`], and each handler
 //! checks the [`auth::Permission`] it needs and the queues the user may read.
 
+pub mod agents;
 pub mod audit;
 pub mod auth;
 pub mod callbacks;
+pub mod developer;
 pub mod groups;
+pub mod queues;
+pub mod reload;
 pub mod rules;
 pub mod users;
 
@@ -39,6 +43,14 @@ pub fn router() -> OpenApiRouter<ApiState> {
         .routes(routes!(callbacks::bulk_preview))
         .routes(routes!(callbacks::bulk_cancel))
         .routes(routes!(callbacks::export_summary))
+        .routes(routes!(developer::errors))
+        .routes(routes!(developer::validate_key))
+        .routes(routes!(developer::cors_origins))
+        .routes(routes!(queues::list))
+        .routes(routes!(agents::list, agents::create))
+        .routes(routes!(agents::update, agents::delete))
+        .routes(routes!(agents::set_state))
+        .routes(routes!(reload::reload))
         .merge(rules_routes())
 }
 

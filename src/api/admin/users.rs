@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::audit;
-use super::auth::{AdminUser, Permission, Role, UserRecord, hash_password};
+use super::auth::{AdminUser, Permission, Role, UserRecord, hash_password, valid_user_name};
 use crate::api::{ApiError, ApiState, Body, ok};
 use crate::store::Document;
 
@@ -165,13 +165,7 @@ pub async fn create(
     Body(b): Body<NewUserBody>,
 ) -> Result<Response, ApiError> {
     user.require(Permission::ManageUsers)?;
-    if b.name.is_empty()
-        || b.name.len() > 64
-        || !b
-            .name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "_-.@".contains(c))
-    {
+    if !valid_user_name(&b.name) {
         return Err(ApiError::bad_request(
             "name: 1 to 64 letters, digits, _ - . @",
         ));

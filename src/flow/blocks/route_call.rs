@@ -177,6 +177,7 @@ pub async fn run(b: &RouteCall, cx: &mut Cx<'_>) -> Step {
             }
             _ = leg.hung_up() => {
                 services.leave_queue(&queue, id);
+                services.dispatch.stats().abandoned(&queue);
                 cx.set("route.result", "abandoned");
                 cx.outcome(format!("caller hung up after {}s in queue", (clock.now() - entered).num_seconds()));
                 return Step::HungUp;

@@ -1,0 +1,398 @@
+//! Agents (Tools): list with state and skills; create, change, delete (Administrator), durable
+//! in the store; state changes through the dispatch, so work waiting for the agent is handed
+//! over at once. Skill changes apply at once; the router's agent table is sized at start, so a
+//! new agent (or a deleted one's removal, or a new display name) takes effect at the next start:
+//! answers say so in `appliesAt`.
+
+use std::collections::BTreeMap;
+use std::sync::RwLock;
+
+use axum::extract::{Path, State};
+use axum::response::Response;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::audit;
+use super::auth::{AdminUser, Permission};
+use crate::api::stats::state_name;
+use crate::api::{ApiError, ApiState, Body, ok};
+use crate::config::{AgentSpec, ConfigSpec, valid_skill_name};
+use crate::routing::StateKind;
+use crate::store::Document;
+
+/// Document kind of agent definitions (and deletions) in the store.
+pub const DOC_KIND: &str = "admin_agent";
+
+/// An agent definition as stored: the spec, or its deletion.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct StoredAgent {
+    /// The definition (skills, name…).
+    pub spec: AgentSpec,
+    /// Deleted: the agent is left out at the next start.
+    #[serde(default)]
+    pub deleted: bool,
+}
+
+/// Applies stored definitions over the file's agents (called at start, before the router is
+/// built): changed ones replace, new ones are added, deleted ones are left out.
+pub fn apply_stored(spec: &mut ConfigSpec, docs: Vec<Document>) -> usize {
+    let mut n = 0;
+    for d in docs {
+        let Ok(s) = serde_json::from_value::<StoredAgent>(d.body) else {
+            tracing::warn!(id = %d.id, "stored agent unreadable; skipped");
+            continue;
+        };
+        spec.agents.retain(|a| a.id != s.spec.id);
+        if !s.deleted {
+            spec.agents.push(s.spec);
+        }
+        n += 1;
+    }
+    n
+}
+
+/// The agent definitions in force, with the changes made since start.
+#[derive(Debug, Default)]
+pub struct AgentBook {
+    defs: RwLock<BTreeMap<String, StoredAgent>>,
+}
+
+impl AgentBook {
+    /// The agents of a configuration.
+    pub fn new(spec: &ConfigSpec) -> Self {
+        let defs = spec
+            .agents
+            .iter()
+            .map(|a| {
+                (
+                    a.id.clone(),
+                    StoredAgent {
+                        spec: a.clone(),
+                        deleted: false,
+                    },
+                )
+            })
+            .collect();
+        AgentBook {
+            defs: RwLock::new(defs),
+        }
+    }
+
+    fn get(&self, id: &str) -> Option<StoredAgent> {
+        self.defs
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(id)
+            .cloned()
+    }
+
+    fn put(&self, a: StoredAgent) {
+        self.defs
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(a.spec.id.clone(), a);
+    }
+
+    /// Takes a definition re-read from the file.
+    pub fn replace_spec(&self, spec: AgentSpec) {
+        self.put(StoredAgent {
+            spec,
+            deleted: false,
+        });
+    }
+
+    fn all(&self) -> Vec<StoredAgent> {
+        self.defs
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+}
+
+/// An agent defined and not deleted, or a 404.
+fn defined(s: &ApiState, id: &str) -> Result<StoredAgent, ApiError> {
+    s.agent_book
+        .get(id)
+        .filter(|a| !a.deleted)
+        .ok_or_else(|| ApiError::not_found(format!("no agent `{id}`")))
+}
+
+fn check_skills(skills: &BTreeMap<String, i64>) -> Result<(), ApiError> {
+    for (name, level) in skills {
+        if !valid_skill_name(name) {
+            return Err(ApiError::bad_request(format!(
+                "skills: `{name}` is not a skill name (letters, digits, _)"
+            )));
+        }
+        if !(0..=10).contains(level) {
+            return Err(ApiError::bad_request(format!(
+                "skills.{name}: {level} is out of range 0 to 10"
+            )));
+        }
+    }
+    Ok(())
+}
+
+fn view(s: &ApiState, a: &StoredAgent) -> serde_json::Value {
+    let live = s.router.agents().index_of(&a.spec.id).ok();
+    let agent = live.map(|i| s.router.agents().get(i));
+    let applies = match (&agent, a.deleted) {
+        (None, false) => Some("restart"),
+        (Some(_), true) => Some("restart"),
+        (Some(x), false) if x.name != a.spec.name => Some("restart"),
+        _ => None,
+    };
+    json!({
+        "id": a.spec.id,
+        "name": a.spec.name,
+        "sipUser": a.spec.sip_user.clone().unwrap_or_else(|| a.spec.id.clone()),
+        "skills": a.spec.skills,
+        "state": agent.map(|x| state_name(x.state())).unwrap_or_else(|| "not_started".into()),
+        "notReadyReason": agent.map(|x| x.not_ready_reason()).filter(|r| !r.is_empty()),
+        "deleted": a.deleted,
+        "appliesAt": applies,
+    })
+}
+
+async fn save(
+    s: &ApiState,
+    user: &AdminUser,
+    a: &StoredAgent,
+    action: &str,
+) -> Result<(), ApiError> {
+    let doc = Document {
+        kind: DOC_KIND.into(),
+        id: a.spec.id.clone(),
+        body: serde_json::to_value(a).unwrap_or_default(),
+    };
+    let detail = json!({ "id": a.spec.id, "name": a.spec.name, "skills": a.spec.skills });
+    audit::save(s, vec![doc, audit::entry(s, user, action, detail)]).await
+}
+
+/// Every agent with state and skills.
+#[utoipa::path(get, path = "/agents", tag = "admin",
+    responses((status = 200, description = "agents; `appliesAt: restart` marks changes waiting for a start"), (status = 403)),
+    security(("bearer" = [])))]
+pub async fn list(State(s): State<ApiState>, user: AdminUser) -> Result<Response, ApiError> {
+    user.require(Permission::UseTools)?;
+    let out: Vec<_> = s.agent_book.all().iter().map(|a| view(&s, a)).collect();
+    Ok(ok(out))
+}
+
+/// `POST /admin/agents` body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct NewAgentBody {
+    /// Unique id.
+    pub id: String,
+    /// Display name.
+    #[serde(default)]
+    pub name: String,
+    /// SIP user (default: the id).
+    #[serde(default)]
+    pub sip_user: Option<String>,
+    /// Skill name → level 0–10.
+    #[serde(default)]
+    pub skills: BTreeMap<String, i64>,
+}
+
+/// Defines a new agent (durable; routed from the next start).
+#[utoipa::path(post, path = "/agents", tag = "admin", request_body = NewAgentBody,
+    responses((status = 200), (status = 400), (status = 403), (status = 409)),
+    security(("bearer" = [])))]
+pub async fn create(
+    State(s): State<ApiState>,
+    user: AdminUser,
+    Body(b): Body<NewAgentBody>,
+) -> Result<Response, ApiError> {
+    user.require(Permission::ManageAgents)?;
+    if b.id.trim().is_empty() || b.id.len() > 64 {
+        return Err(ApiError::bad_request("id: 1 to 64 characters"));
+    }
+    check_skills(&b.skills)?;
+    if s.agent_book.get(&b.id).is_some_and(|a| !a.deleted) {
+        return Err(ApiError::conflict(format!("agent `{}` exists", b.id)));
+    }
+    let sip = b.sip_user.clone().unwrap_or_else(|| b.id.clone());
+    if s.agent_book
+        .all()
+        .iter()
+        .any(|a| !a.deleted && a.spec.sip_user.clone().unwrap_or_else(|| a.spec.id.clone()) == sip)
+    {
+        return Err(ApiError::conflict(format!(
+            "sipUser: `{sip}` belongs to another agent"
+        )));
+    }
+    let a = StoredAgent {
+        spec: AgentSpec {
+            id: b.id,
+            name: b.name,
+            sip_user: b.sip_user,
+            password: None,
+            skills: b.skills,
+        },
+        deleted: false,
+    };
+    save(&s, &user, &a, "agent.create").await?;
+    s.agent_book.put(a.clone());
+    Ok(ok(view(&s, &a)))
+}
+
+/// `PUT /admin/agents/{id}` body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateAgentBody {
+    /// New display name (shown after the next start).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// New skills, replacing the old ones (applied at once).
+    #[serde(default)]
+    pub skills: Option<BTreeMap<String, i64>>,
+}
+
+/// Changes an agent's skills (at once: eligibility is recomputed and a ready agent is offered
+/// the work it now qualifies for) or display name.
+#[utoipa::path(put, path = "/agents/{id}", tag = "admin", request_body = UpdateAgentBody,
+    params(("id" = String, Path, description = "agent id")),
+    responses((status = 200), (status = 400), (status = 404)),
+    security(("bearer" = [])))]
+pub async fn update(
+    State(s): State<ApiState>,
+    user: AdminUser,
+    Path(id): Path<String>,
+    Body(b): Body<UpdateAgentBody>,
+) -> Result<Response, ApiError> {
+    user.require(Permission::ManageAgents)?;
+    let mut a = defined(&s, &id)?;
+    if let Some(skills) = &b.skills {
+        check_skills(skills)?;
+        a.spec.skills = skills.clone();
+    }
+    if let Some(name) = b.name {
+        a.spec.name = name;
+    }
+    save(&s, &user, &a, "agent.update").await?;
+    s.agent_book.put(a.clone());
+    if b.skills.is_some() && s.router.agents().index_of(&id).is_ok() {
+        let levels: Vec<(String, u8)> = a
+            .spec
+            .skills
+            .iter()
+            .map(|(k, v)| (k.clone(), (*v).clamp(0, 10) as u8))
+            .collect();
+        s.router
+            .set_agent_skills(&id, &levels)
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        redispatch_if_ready(&s, &id);
+    }
+    Ok(ok(view(&s, &a)))
+}
+
+/// A ready agent whose skills changed is taken out and put back, so the router looks at the
+/// queues the agent now serves (the agent goes to the back of the longest-idle order).
+fn redispatch_if_ready(s: &ApiState, id: &str) {
+    let Some(d) = &s.dispatch else { return };
+    let ready = s
+        .router
+        .agents()
+        .index_of(id)
+        .is_ok_and(|i| s.router.agents().get(i).state() == StateKind::Ready);
+    if ready {
+        let _ = d.set_agent_state(id, StateKind::NotReady, Some("skills changed"));
+        if let Err(e) = d.set_agent_state(id, StateKind::Ready, None) {
+            tracing::warn!(agent = id, error = %e, "agent not made ready again after a skill change");
+        }
+    }
+}
+
+/// Deletes an agent: logged out now (refused while on a call), left out from the next start.
+#[utoipa::path(delete, path = "/agents/{id}", tag = "admin",
+    params(("id" = String, Path, description = "agent id")),
+    responses((status = 200), (status = 404), (status = 409)),
+    security(("bearer" = [])))]
+pub async fn delete(
+    State(s): State<ApiState>,
+    user: AdminUser,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    user.require(Permission::ManageAgents)?;
+    let mut a = defined(&s, &id)?;
+    if let Ok(i) = s.router.agents().index_of(&id) {
+        let st = s.router.agents().get(i).state();
+        if matches!(st, StateKind::Reserved | StateKind::Busy) {
+            return Err(ApiError::conflict(format!(
+                "agent `{id}` is on an interaction ({}); try when it ends",
+                state_name(st)
+            )));
+        }
+        if st != StateKind::LoggedOut
+            && let Some(d) = &s.dispatch
+        {
+            d.set_agent_state(&id, StateKind::LoggedOut, Some("deleted"))
+                .map_err(|e| ApiError::conflict(e.to_string()))?;
+        }
+    }
+    a.deleted = true;
+    save(&s, &user, &a, "agent.delete").await?;
+    s.agent_book.put(a.clone());
+    Ok(ok(view(&s, &a)))
+}
+
+/// `POST /admin/agents/{id}/state` body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StateBody {
+    /// `ready`, `not_ready` or `logged_out`.
+    pub state: String,
+    /// Why (for not_ready).
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// Changes an agent's state; becoming ready hands over waiting work at once.
+#[utoipa::path(post, path = "/agents/{id}/state", tag = "admin", request_body = StateBody,
+    params(("id" = String, Path, description = "agent id")),
+    responses((status = 200), (status = 400), (status = 404), (status = 409)),
+    security(("bearer" = [])))]
+pub async fn set_state(
+    State(s): State<ApiState>,
+    user: AdminUser,
+    Path(id): Path<String>,
+    Body(b): Body<StateBody>,
+) -> Result<Response, ApiError> {
+    user.require(Permission::ManageAgents)?;
+    let to = match b.state.as_str() {
+        "ready" => StateKind::Ready,
+        "not_ready" => StateKind::NotReady,
+        "logged_out" => StateKind::LoggedOut,
+        other => {
+            return Err(ApiError::bad_request(format!(
+                "state: `{other}` is not one of ready, not_ready, logged_out"
+            )));
+        }
+    };
+    if s.router.agents().index_of(&id).is_err() {
+        return Err(ApiError::not_found(format!("no running agent `{id}`")));
+    }
+    let d = s
+        .dispatch
+        .as_ref()
+        .ok_or_else(|| ApiError::internal("no dispatch in this engine"))?;
+    d.set_agent_state(&id, to, b.reason.as_deref())
+        .map_err(|e| ApiError::conflict(e.to_string()))?;
+    audit::audit(
+        &s,
+        &user,
+        "agent.state",
+        json!({ "id": id, "state": b.state, "reason": b.reason }),
+    )
+    .await?;
+    let a = s
+        .agent_book
+        .get(&id)
+        .ok_or_else(|| ApiError::not_found(format!("no agent `{id}`")))?;
+    Ok(ok(view(&s, &a)))
+}

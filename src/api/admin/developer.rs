@@ -1,0 +1,78 @@
+//! The Developer tab (Administrator, Developer): recent API errors searched by correlation id,
+//! API key validation, and the CORS origins in force (read-only: they come from the file).
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::auth::{AdminUser, Permission};
+use crate::api::{ApiError, ApiState, Body, ok, query};
+
+/// `GET /admin/developer/errors` query.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct ErrorsQuery {
+    /// Only the error with this correlation id.
+    pub correlation_id: Option<String>,
+    /// At most this many, newest first (1–1000, default 100).
+    pub limit: Option<usize>,
+}
+
+/// Recent API errors (the last 1000), newest first.
+#[utoipa::path(get, path = "/developer/errors", tag = "admin", params(ErrorsQuery),
+    responses((status = 200, description = "errors with method, uri, status, code, message"), (status = 403)),
+    security(("bearer" = [])))]
+pub async fn errors(
+    State(s): State<ApiState>,
+    user: AdminUser,
+    q: Result<Query<ErrorsQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    user.require(Permission::DeveloperTools)?;
+    let q = query(q)?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request("limit: must be 1 to 1000"));
+    }
+    let mut list = s.errors.search(q.correlation_id.as_deref());
+    list.truncate(limit);
+    Ok(ok(list))
+}
+
+/// `POST /admin/developer/api-keys/validate` body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct KeyBody {
+    /// The key to test.
+    pub key: String,
+}
+
+/// Tells whether a key would be accepted in `x-api-key`, and under which configured name.
+#[utoipa::path(post, path = "/developer/api-keys/validate", tag = "admin", request_body = KeyBody,
+    responses((status = 200, description = "`data.valid` and `data.name`"), (status = 403)),
+    security(("bearer" = [])))]
+pub async fn validate_key(
+    State(s): State<ApiState>,
+    user: AdminUser,
+    Body(b): Body<KeyBody>,
+) -> Result<Response, ApiError> {
+    user.require(Permission::DeveloperTools)?;
+    let name = s.key_name(b.key.as_bytes());
+    Ok(ok(json!({ "valid": name.is_some(), "name": name })))
+}
+
+/// Origins allowed by CORS (from `api.cors_origins`).
+#[utoipa::path(get, path = "/developer/cors-origins", tag = "admin",
+    responses((status = 200, description = "the configured origins"), (status = 403)),
+    security(("bearer" = [])))]
+pub async fn cors_origins(
+    State(s): State<ApiState>,
+    user: AdminUser,
+) -> Result<Response, ApiError> {
+    user.require(Permission::DeveloperTools)?;
+    Ok(ok(
+        json!({ "origins": s.config.spec.api.cors_origins, "editable": false }),
+    ))
+}
