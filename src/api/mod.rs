@@ -57,6 +57,10 @@ pub struct ApiState {
     pub store: Option<Arc<dyn crate::store::Store>>,
     /// Administration users and sessions.
     pub admin: Arc<admin::AdminAuth>,
+    /// Rules and their queues (`/admin/rules`); absent when the API runs without a store.
+    pub rules: Option<Arc<crate::rules::RuleBook>>,
+    /// Click-to-Call-In group administration (`/admin/callin`); absent without a store.
+    pub groups: Option<Arc<crate::callin::GroupBook>>,
     /// Per-key, per-user and per-address request budgets.
     pub limits: Arc<ratelimit::RateLimiter>,
     /// The router with assignment delivery: agent changes made here re-dispatch waiting work.
@@ -104,6 +108,8 @@ impl ApiState {
             errors: Arc::new(ErrorLog::default()),
             key_hashes: Arc::new(key_hashes),
             store: None,
+            rules: None,
+            groups: None,
         }
     }
 
@@ -212,7 +218,8 @@ pub fn router(state: ApiState) -> Router {
             }),
         )
         .fallback(|| async { ApiError::not_found("no such endpoint") })
-        .layer(tower_http::limit::RequestBodyLimitLayer::new(max_body))
+        // Applied by the body extractors, so a route may set its own (the DNIS pool import).
+        .layer(axum::extract::DefaultBodyLimit::max(max_body))
         .layer(middleware::from_fn_with_state(state.clone(), authenticate))
         .layer(middleware::from_fn_with_state(state.clone(), correlate))
         .layer(cors)

@@ -5,6 +5,7 @@
 //! All state sits behind one mutex that is never held across an await: requests arrive at human
 //! rates, and one lock makes DNIS uniqueness and match-at-most-once exact under concurrency.
 
+pub mod book;
 pub mod group;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -16,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 use uuid::Uuid;
 
+pub use book::{GroupBook, GroupBookError, GroupSource, GroupView};
 pub use group::{CallInGroup, DnisEntry, GroupError, import_pool_csv};
 
 /// Call-in records kept for listing.
@@ -221,15 +223,27 @@ impl CallIn {
         if inner.groups.contains_key(&group.name) {
             return Err(CallInError::GroupExists(group.name));
         }
+        // A group deleted and created again keeps the numbers its live requests still hold.
+        let leased = inner
+            .requests
+            .values()
+            .filter(|r| r.group == group.name && r.state == CallInState::Pending)
+            .map(|r| r.dnis.clone())
+            .collect();
         inner.groups.insert(
             group.name.clone(),
             GroupState {
                 group,
-                leased: HashSet::new(),
+                leased,
                 cursor: 0,
             },
         );
         Ok(())
+    }
+
+    /// One group by name.
+    pub fn group(&self, name: &str) -> Option<CallInGroup> {
+        self.lock().groups.get(name).map(|g| g.group.clone())
     }
 
     /// Replaces a group's pool and settings, keeping its name and live leases.
@@ -502,6 +516,103 @@ impl CallIn {
     }
 }
 
+/// A column of the Call-In records list, to sort by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordColumn {
+    /// Request id.
+    Id,
+    /// State name.
+    State,
+    /// Creation time (the default).
+    #[default]
+    Created,
+    /// Calling number (requests without one first).
+    Ani,
+    /// Number handed out.
+    Dnis,
+    /// Expiry time.
+    Expiry,
+    /// Group name.
+    Group,
+}
+
+/// Which kept records to list, in what order, and which page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordQuery {
+    /// Only this state.
+    pub state: Option<CallInState>,
+    /// Created at or after.
+    pub from: Option<DateTime<Utc>>,
+    /// Created before.
+    pub to: Option<DateTime<Utc>>,
+    /// Sort column.
+    pub sort: RecordColumn,
+    /// Largest first.
+    pub descending: bool,
+    /// Records skipped (paging).
+    pub offset: usize,
+    /// Most records returned.
+    pub limit: usize,
+}
+
+impl Default for RecordQuery {
+    fn default() -> Self {
+        RecordQuery {
+            state: None,
+            from: None,
+            to: None,
+            sort: RecordColumn::Created,
+            descending: true,
+            offset: 0,
+            limit: 500,
+        }
+    }
+}
+
+/// One page of records and how many matched in all.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RecordPage {
+    /// Records matching the filter, before paging.
+    pub total: usize,
+    /// This page.
+    pub records: Vec<CallInRequest>,
+}
+
+fn state_name(s: CallInState) -> &'static str {
+    match s {
+        CallInState::Pending => "PENDING",
+        CallInState::Completed => "COMPLETED",
+        CallInState::Expired => "EXPIRED",
+        CallInState::Cancelled => "CANCELLED",
+    }
+}
+
+impl CallIn {
+    /// The kept records filtered, sorted by a column (ties by creation time, then id) and paged.
+    pub fn query_records(&self, q: &RecordQuery) -> RecordPage {
+        let mut rows = self.records(q.state, q.from, q.to);
+        rows.sort_by(|a, b| {
+            let by = match q.sort {
+                RecordColumn::Id => a.id.cmp(&b.id),
+                RecordColumn::State => state_name(a.state).cmp(state_name(b.state)),
+                RecordColumn::Created => std::cmp::Ordering::Equal,
+                RecordColumn::Ani => a.ani.cmp(&b.ani),
+                RecordColumn::Dnis => a.dnis.cmp(&b.dnis),
+                RecordColumn::Expiry => a.expires_at.cmp(&b.expires_at),
+                RecordColumn::Group => a.group.cmp(&b.group),
+            };
+            let ord = by
+                .then(a.created_at.cmp(&b.created_at))
+                .then(a.id.cmp(&b.id));
+            if q.descending { ord.reverse() } else { ord }
+        });
+        let total = rows.len();
+        let records = rows.into_iter().skip(q.offset).take(q.limit).collect();
+        RecordPage { total, records }
+    }
+}
+
 fn release(inner: &mut Inner, r: &CallInRequest) {
     if let Some(g) = inner.groups.get_mut(&r.group) {
         g.leased.remove(&r.dnis);
@@ -745,6 +856,20 @@ mod tests {
     }
 
     #[test]
+    fn a_group_deleted_and_created_again_keeps_the_numbers_live_requests_hold() {
+        let c = registry(true, 2);
+        let held = c.request(new("+33611111111"), t0()).unwrap();
+        assert!(c.remove_group("app"));
+        c.add_group(group(true, 2)).unwrap();
+        let next = c.request(new("+33622222222"), t0()).unwrap();
+        assert_ne!(next.dnis, held.dnis, "a held number was handed out again");
+        assert_eq!(
+            c.request(new("+33633333333"), t0()),
+            Err(CallInError::NoFreeDnis("app".into()))
+        );
+    }
+
+    #[test]
     fn only_the_last_5000_records_are_kept() {
         let c = registry(false, 1);
         let first = c.request(new("+33611111111"), t0()).unwrap();
@@ -753,5 +878,78 @@ mod tests {
         }
         assert!(c.get(first.id).is_none());
         assert_eq!(c.records(None, None, None).len(), KEPT_RECORDS);
+    }
+
+    #[test]
+    fn records_are_filtered_sorted_by_column_and_paged() {
+        let c = registry(false, 3);
+        let anis = [
+            "+33622222222",
+            "+33611111111",
+            "+33633333333",
+            "+33644444444",
+        ];
+        let made: Vec<CallInRequest> = anis
+            .iter()
+            .enumerate()
+            .map(|(i, a)| {
+                c.request(new(a), t0() + TimeDelta::seconds(10 * i as i64))
+                    .unwrap()
+            })
+            .collect();
+        // The first two (created at 0 s and 10 s, expiry 30 s) have expired at 45 s.
+        c.expire_due(t0() + TimeDelta::seconds(45));
+        let ani_of = |p: &RecordPage| -> Vec<String> {
+            p.records
+                .iter()
+                .map(|r| r.ani.clone().unwrap_or_default())
+                .collect()
+        };
+        let by_ani = c.query_records(&RecordQuery {
+            sort: RecordColumn::Ani,
+            descending: false,
+            ..Default::default()
+        });
+        assert_eq!(by_ani.total, 4);
+        assert_eq!(
+            ani_of(&by_ani),
+            vec![
+                "+33611111111",
+                "+33622222222",
+                "+33633333333",
+                "+33644444444"
+            ]
+        );
+        let newest_first = c.query_records(&RecordQuery::default());
+        assert_eq!(newest_first.records[0].id, made[3].id);
+        let expired = c.query_records(&RecordQuery {
+            state: Some(CallInState::Expired),
+            sort: RecordColumn::Ani,
+            descending: true,
+            ..Default::default()
+        });
+        assert_eq!(ani_of(&expired), vec!["+33622222222", "+33611111111"]);
+        let window = c.query_records(&RecordQuery {
+            from: Some(t0() + TimeDelta::seconds(10)),
+            to: Some(t0() + TimeDelta::seconds(30)),
+            sort: RecordColumn::Created,
+            descending: false,
+            ..Default::default()
+        });
+        assert_eq!(ani_of(&window), vec!["+33611111111", "+33633333333"]);
+        let page = c.query_records(&RecordQuery {
+            sort: RecordColumn::State,
+            descending: false,
+            offset: 1,
+            limit: 2,
+            ..Default::default()
+        });
+        assert_eq!(page.total, 4);
+        // EXPIRED sorts before PENDING; ties by creation time.
+        assert_eq!(
+            page.records.iter().map(|r| r.state).collect::<Vec<_>>(),
+            vec![CallInState::Expired, CallInState::Pending]
+        );
+        assert_eq!(page.records[0].id, made[1].id);
     }
 }

@@ -14,12 +14,13 @@ use tokio::task::JoinHandle;
 use crate::api::{self, ApiState};
 use crate::call::Dialer;
 use crate::callback::service::{CallbackService, QueueEvent};
-use crate::callin::CallIn;
+use crate::callin::{CallIn, GroupBook};
 use crate::clock::SharedClock;
 use crate::config::Config;
 use crate::flow::{FlowServices, FlowSet};
 use crate::push::{LogNotifier, Notifier};
 use crate::routing::{Dispatch, Router, Waiting};
+use crate::rules::RuleBook;
 use crate::store::{SqliteStore, Store, StoreError};
 
 /// Why the engine could not start.
@@ -34,6 +35,12 @@ pub enum EngineError {
     /// The router could not be built from the configuration.
     #[error("routing: {0}")]
     Routing(#[from] crate::routing::RouterError),
+    /// The stored rules could not be read or no longer validate.
+    #[error("rules: {0}")]
+    Rules(#[from] crate::rules::BookError),
+    /// The stored Click-to-Call-In groups could not be read.
+    #[error("call-in groups: {0}")]
+    Groups(#[from] crate::callin::GroupBookError),
     /// The prompt library could not be loaded.
     #[error("prompts: {0}")]
     Prompts(String),
@@ -66,6 +73,10 @@ pub struct Core {
     pub dispatch: Arc<Dispatch>,
     /// Durable state.
     pub store: Arc<dyn Store>,
+    /// Number validation, capacity and region affinity rules and their queues.
+    pub rules: Arc<RuleBook>,
+    /// Click-to-Call-In group administration.
+    pub groups: Arc<GroupBook>,
 }
 
 impl Core {
@@ -93,12 +104,11 @@ impl Core {
             .await
             .map_err(|e| EngineError::Recover(e.to_string()))?;
         tracing::info!(recovered, "callbacks recovered from the store");
+        let rules = Arc::new(RuleBook::load(&config, store.clone(), callbacks.clone()).await?);
         let callin = Arc::new(CallIn::new());
-        for g in &config.spec.callin_groups {
-            if let Err(e) = callin.add_group(g.clone()) {
-                tracing::warn!(group = %g.name, error = %e, "call-in group refused");
-            }
-        }
+        let groups = Arc::new(
+            GroupBook::load(&config.spec.callin_groups, store.clone(), callin.clone()).await?,
+        );
         let saved: Vec<crate::callin::CallInRequest> = store
             .documents(crate::callin::DOC_KIND)
             .await?
@@ -117,6 +127,8 @@ impl Core {
             callin,
             dispatch,
             store,
+            rules,
+            groups,
         })
     }
 
@@ -157,6 +169,10 @@ pub struct Engine {
     pub callin: Arc<CallIn>,
     /// The router.
     pub router: Arc<Router>,
+    /// Rules and their queues.
+    pub rules: Arc<RuleBook>,
+    /// Click-to-Call-In group administration.
+    pub groups: Arc<GroupBook>,
     /// The router with assignment delivery: agent state changes go through it.
     pub dispatch: Arc<Dispatch>,
     /// The address the API listens on.
@@ -187,6 +203,8 @@ impl Engine {
             callin,
             dispatch,
             store,
+            rules,
+            groups,
             ..
         } = core;
         let router = dispatch.router().clone();
@@ -205,6 +223,8 @@ impl Engine {
             router.clone(),
         );
         state.store = Some(store.clone());
+        state.rules = Some(rules.clone());
+        state.groups = Some(groups.clone());
         state.dispatch = Some(dispatch.clone());
         let users =
             api::admin::users::restore(&state, store.documents(api::admin::users::DOC_KIND).await?);
@@ -233,6 +253,8 @@ impl Engine {
             callbacks,
             callin,
             router,
+            rules,
+            groups,
             dispatch,
             http_addr,
             sip: sip_addrs,

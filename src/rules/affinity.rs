@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// A region affinity rule.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegionAffinityRule {
     /// Unique name.
@@ -33,6 +33,9 @@ pub enum AffinityError {
     /// A rule needs a preferred region.
     #[error("a region affinity rule needs at least one preferred region")]
     NoPreferred,
+    /// A blank region name.
+    #[error("a region name cannot be blank")]
+    EmptyRegion,
     /// A region listed in two columns or twice.
     #[error("region `{0}` is listed more than once")]
     Duplicate(String),
@@ -54,6 +57,9 @@ impl RegionAffinityRule {
             .chain(&self.fallback)
             .chain(&self.ignored)
         {
+            if r.trim().is_empty() {
+                return Err(AffinityError::EmptyRegion);
+            }
             if !seen.insert(r.as_str()) {
                 return Err(AffinityError::Duplicate(r.clone()));
             }

@@ -46,7 +46,7 @@ pub enum CapacityError {
 }
 
 /// A capacity statement exactly as the guide writes it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CapacityStatement {
     /// Day (`sun`…`sat`) → cell start `HH:MM` → capacity.

@@ -5,12 +5,14 @@
 use std::collections::BTreeSet;
 
 use phonenumber::{Mode, country};
-use regex::Regex;
+use regex::RegexSet;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// Longest blocked pattern accepted, in characters (bounds regex compile cost).
 pub const MAX_PATTERN_LEN: usize = 256;
+/// Most blocked patterns in one rule (bounds the compiled set).
+pub const MAX_PATTERNS: usize = 2000;
 
 /// Why a number cannot be called back.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -48,6 +50,9 @@ pub enum RuleError {
     /// Not an ISO 3166 alpha-2 code known to the numbering plan.
     #[error("`{0}` is not an ISO 3166 country code")]
     UnknownCountry(String),
+    /// More patterns than [`MAX_PATTERNS`].
+    #[error("a rule holds at most {MAX_PATTERNS} blocked patterns, got {0}")]
+    TooManyPatterns(usize),
     /// A pattern that is not a valid regular expression.
     #[error("pattern `{pattern}` is not a valid regular expression: {reason}")]
     BadPattern {
@@ -59,8 +64,8 @@ pub enum RuleError {
 }
 
 /// A number validation rule as stored and exchanged through the API.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct NumberRuleSpec {
     /// Unique name.
     pub name: String,
@@ -71,11 +76,12 @@ pub struct NumberRuleSpec {
     pub blocked_patterns: Vec<String>,
 }
 
-/// A compiled rule, ready to test numbers.
+/// A compiled rule, ready to test numbers. The patterns form one set, matched in a single pass
+/// over the number however many there are (it runs before every dial).
 #[derive(Debug, Clone)]
 pub struct NumberRule {
     spec: NumberRuleSpec,
-    patterns: Vec<Regex>,
+    patterns: RegexSet,
 }
 
 impl NumberRule {
@@ -92,25 +98,32 @@ impl NumberRule {
                 return Err(RuleError::UnknownCountry(c.clone()));
             }
         }
-        let patterns = spec
-            .blocked_patterns
-            .iter()
-            .map(|p| {
-                if p.chars().count() > MAX_PATTERN_LEN {
-                    return Err(RuleError::BadPattern {
-                        pattern: p.clone(),
-                        reason: format!("longer than {MAX_PATTERN_LEN} characters"),
-                    });
-                }
-                regex::RegexBuilder::new(p)
-                    .size_limit(1 << 20)
-                    .build()
-                    .map_err(|e| RuleError::BadPattern {
-                        pattern: p.clone(),
-                        reason: e.to_string(),
-                    })
-            })
-            .collect::<Result<_, _>>()?;
+        if spec.blocked_patterns.len() > MAX_PATTERNS {
+            return Err(RuleError::TooManyPatterns(spec.blocked_patterns.len()));
+        }
+        // Each pattern alone first, so that an error names the pattern at fault.
+        for p in &spec.blocked_patterns {
+            if p.chars().count() > MAX_PATTERN_LEN {
+                return Err(RuleError::BadPattern {
+                    pattern: p.clone(),
+                    reason: format!("longer than {MAX_PATTERN_LEN} characters"),
+                });
+            }
+            regex::RegexBuilder::new(p)
+                .size_limit(1 << 20)
+                .build()
+                .map_err(|e| RuleError::BadPattern {
+                    pattern: p.clone(),
+                    reason: e.to_string(),
+                })?;
+        }
+        let patterns = regex::RegexSetBuilder::new(&spec.blocked_patterns)
+            .size_limit(spec.blocked_patterns.len().max(1) << 20)
+            .build()
+            .map_err(|e| RuleError::BadPattern {
+                pattern: "(the set of all patterns)".into(),
+                reason: e.to_string(),
+            })?;
         Ok(NumberRule { spec, patterns })
     }
 
@@ -134,7 +147,11 @@ impl NumberRule {
             });
         }
         let digits = parsed.e164.trim_start_matches('+');
-        if let Some(i) = self.patterns.iter().position(|p| p.is_match(digits)) {
+        // Most numbers match nothing: the set's single pass decides; which pattern matched is
+        // worked out only for the message of a refusal.
+        if self.patterns.is_match(digits)
+            && let Some(i) = self.patterns.matches(digits).iter().next()
+        {
             return Err(NumberRejection::Blocked {
                 pattern: self.spec.blocked_patterns[i].clone(),
                 rule: self.spec.name.clone(),
@@ -213,6 +230,11 @@ mod tests {
             Err(NumberRejection::Blocked { .. })
         ));
         assert!(matches!(r.check("hello"), Err(NumberRejection::Invalid(_))));
+        // Several patterns match: the first listed is reported.
+        let r = rule(&["FR"], &["^336", "^33", "^3361"]);
+        assert!(
+            matches!(r.check("+33612345678"), Err(NumberRejection::Blocked { pattern, .. }) if pattern == "^336")
+        );
     }
 
     #[test]
@@ -231,8 +253,14 @@ mod tests {
             RuleError::UnknownCountry("XX".into())
         );
         assert!(matches!(
-            mk("x", &["FR"], &["(unclosed"]).unwrap_err(),
-            RuleError::BadPattern { .. }
+            mk("x", &["FR"], &["^33", "(unclosed"]).unwrap_err(),
+            RuleError::BadPattern { pattern, .. } if pattern == "(unclosed"
         ));
+        let many: Vec<String> = (0..=MAX_PATTERNS).map(|i| format!("^33{i}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        assert_eq!(
+            mk("x", &["FR"], &many).unwrap_err(),
+            RuleError::TooManyPatterns(MAX_PATTERNS + 1)
+        );
     }
 }

@@ -8,8 +8,10 @@ pub mod audit;
 pub mod auth;
 pub mod callbacks;
 pub mod developer;
+pub mod groups;
 pub mod queues;
 pub mod reload;
+pub mod rules;
 pub mod users;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -59,4 +61,6 @@ pub fn router() -> OpenApiRouter<ApiState> {
 /// [`AdminUser`] and call `user.require(Permission::WriteCapacityRules)?` (and friends) first.
 fn rules_routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
+        .merge(rules::router())
+        .merge(groups::router())
 }

@@ -1,0 +1,351 @@
+//! `/admin/callin/…`: the Tools tab's Click-To-Call-In Config (groups, their DNIS pool and
+//! access code settings, CSV bulk import) and the Call-In tab's request records.
+//!
+//! Groups are read with `ReadRules` (every role; the guide gives Developer, Supervisor and
+//! Monitor read-only access) and changed with `WriteCallInGroups` (Administrator). Records need
+//! `ReadCallIn` (Administrator, Developer). Groups from the configuration file are listed with
+//! `source: config` and cannot be changed here (409).
+
+use std::sync::Arc;
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, FixedOffset, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+use uuid::Uuid;
+
+use super::rules::record;
+use super::{AdminUser, Permission};
+use crate::api::{ApiError, ApiState, Body, ok};
+use crate::callin::group::CallInGroup;
+use crate::callin::{
+    CallInRequest, CallInState, DnisEntry, GroupBook, GroupBookError, GroupSource, GroupView,
+    RecordColumn, RecordQuery,
+};
+
+/// Largest CSV file accepted by the pool import, whatever `api.max_body_bytes` says: a full pool
+/// of 10,000 numbers with 32-character descriptions fits.
+pub const MAX_CSV_BYTES: usize = 2 << 20;
+
+/// The Click-to-Call-In routes, relative to `/admin`.
+pub fn router() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_groups, create_group))
+        .routes(routes!(get_group, update_group, delete_group))
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(import_dnis))
+                .layer(DefaultBodyLimit::max(MAX_CSV_BYTES)),
+        )
+        .routes(routes!(list_records))
+}
+
+fn book(s: &ApiState) -> Result<&Arc<GroupBook>, ApiError> {
+    s.groups.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            1,
+            "call-in groups are not available: this API runs without the engine's store",
+        )
+    })
+}
+
+fn group_error(e: GroupBookError) -> ApiError {
+    let field = e.field();
+    let message = if field.is_empty() {
+        e.to_string()
+    } else {
+        format!("{field}: {e}")
+    };
+    match e {
+        GroupBookError::Unknown(_) => ApiError::not_found(message),
+        GroupBookError::Exists(_) | GroupBookError::ReadOnly(_) => ApiError::conflict(message),
+        GroupBookError::Rename { .. } | GroupBookError::Invalid(_) | GroupBookError::Csv(_) => {
+            ApiError::bad_request(message)
+        }
+        GroupBookError::Store(_) => ApiError::internal(format!("{message}; nothing was changed")),
+        GroupBookError::NotRecorded(_) => ApiError::internal(message),
+    }
+}
+
+fn d_len() -> u8 {
+    6
+}
+fn d_expiry() -> u32 {
+    30
+}
+
+/// A group as the API writes it (camelCase; the configuration file's `callin_groups` entries
+/// have the same fields in snake_case).
+#[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct GroupBody {
+    /// Name: letters, digits and symbols, no spaces; immutable once saved.
+    pub name: String,
+    /// DNIS pool: 1 to 10,000 numbers in E.164 (`+` optional, ≤ 16 characters), each with an
+    /// optional description of at most 32 characters.
+    pub dnis: Vec<DnisEntry>,
+    /// Give each request a random access code.
+    #[serde(default)]
+    pub generate_access_code: bool,
+    /// Digits of the access code, 4–12.
+    #[serde(default = "d_len")]
+    pub access_code_length: u8,
+    /// Seconds a request may match, 10–1800.
+    #[serde(default = "d_expiry")]
+    pub expiry_seconds: u32,
+    /// Do not hand a number out again while a live request holds it.
+    #[serde(default)]
+    pub unique_dnis: bool,
+}
+
+impl From<GroupBody> for CallInGroup {
+    fn from(b: GroupBody) -> Self {
+        CallInGroup {
+            name: b.name,
+            dnis: b.dnis,
+            generate_access_code: b.generate_access_code,
+            access_code_length: b.access_code_length,
+            expiry_seconds: b.expiry_seconds,
+            unique_dnis: b.unique_dnis,
+        }
+    }
+}
+
+/// A group as listed: its fields and where it is defined.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct GroupOut {
+    #[serde(flatten)]
+    group: GroupBody,
+    source: GroupSource,
+}
+
+fn out(v: GroupView) -> GroupOut {
+    let g = v.group;
+    GroupOut {
+        group: GroupBody {
+            name: g.name,
+            dnis: g.dnis,
+            generate_access_code: g.generate_access_code,
+            access_code_length: g.access_code_length,
+            expiry_seconds: g.expiry_seconds,
+            unique_dnis: g.unique_dnis,
+        },
+        source: v.source,
+    }
+}
+
+/// Every Click-to-Call-In group.
+#[utoipa::path(get, path = "/callin/groups", tag = "callin",
+    responses((status = 200, description = "`data`: groups with `source` (`config` or `admin`)")),
+    security(("bearer" = [])))]
+pub async fn list_groups(State(s): State<ApiState>, user: AdminUser) -> Result<Response, ApiError> {
+    user.require(Permission::ReadRules)?;
+    let groups: Vec<GroupOut> = book(&s)?.list().into_iter().map(out).collect();
+    Ok(ok(groups))
+}
+
+/// Creates a group; its name cannot change afterwards.
+#[utoipa::path(post, path = "/callin/groups", tag = "callin", request_body = GroupBody,
+    responses((status = 201), (status = 400, description = "a limit is broken; the message names the field"),
+              (status = 409, description = "the name is taken")),
+    security(("bearer" = [])))]
+pub async fn create_group(
+    State(s): State<ApiState>,
+    user: AdminUser,
+    Body(b): Body<GroupBody>,
+) -> Result<Response, ApiError> {
+    user.require(Permission::WriteCallInGroups)?;
+    let also = record(&s, &user, "callin_group.create", json!({ "group": &b }));
+    let v = book(&s)?
+        .create(b.into(), also)
+        .await
+        .map_err(group_error)?;
+    Ok((StatusCode::CREATED, ok(out(v))).into_response())
+}
+
+/// One group.
+#[utoipa::path(get, path = "/callin/groups/{name}", tag = "callin",
+    params(("name" = String, Path, description = "group name")),
+    responses((status = 200), (status = 404)), security(("bearer" = [])))]
+pub async fn get_group(
+    State(s): State<ApiState>,
+    user: AdminUser,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    user.require(Permission::ReadRules)?;
+    Ok(ok(out(book(&s)?.get(&name).map_err(group_error)?)))
+}
+
+/// Replaces a group's pool and settings (the name in the body must be the group's); live
+/// requests keep their numbers and codes.
+#[utoipa::path(put, path = "/callin/groups/{name}", tag = "callin", request_body = GroupBody,
+    params(("name" = String, Path, description = "group name")),
+    responses((status = 200), (status = 400), (status = 404), (status = 409, description = "defined in the configuration file")),
+    security(("bearer" = [])))]
+pub async fn update_group(
+    State(s): State<ApiState>,
+    user: AdminUser,
+    Path(name): Path<String>,
+    Body(b): Body<GroupBody>,
+) -> Result<Response, ApiError> {
+    user.require(Permission::WriteCallInGroups)?;
+    let also = record(
+        &s,
+        &user,
+        "callin_group.update",
+        json!({ "name": &name, "group": &b }),
+    );
+    let v = book(&s)?
+        .update(&name, b.into(), also)
+        .await
+        .map_err(group_error)?;
+    Ok(ok(out(v)))
+}
+
+/// Deletes a group: no new requests; requests already handed out still match until they expire.
+#[utoipa::path(delete, path = "/callin/groups/{name}", tag = "callin",
+    params(("name" = String, Path, description = "group name")),
+    responses((status = 200), (status = 404), (status = 409, description = "defined in the configuration file")),
+    security(("bearer" = [])))]
+pub async fn delete_group(
+    State(s): State<ApiState>,
+    user: AdminUser,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    user.require(Permission::WriteCallInGroups)?;
+    let also = record(&s, &user, "callin_group.delete", json!({ "name": &name }));
+    book(&s)?.delete(&name, also).await.map_err(group_error)?;
+    Ok(ok(json!({ "deleted": name })))
+}
+
+/// Replaces a group's DNIS pool from a CSV file sent as the body (`number,description` per
+/// line; the description may be empty; one group per file). Every bad row is reported with its
+/// line number and then nothing is imported.
+#[utoipa::path(post, path = "/callin/groups/{name}/dnis/import", tag = "callin",
+    request_body(content = String, content_type = "text/csv"),
+    params(("name" = String, Path, description = "group name")),
+    responses((status = 200, description = "the group with its new pool"),
+              (status = 400, description = "`file: … line N: …` for every bad row"),
+              (status = 404), (status = 409)),
+    security(("bearer" = [])))]
+pub async fn import_dnis(
+    State(s): State<ApiState>,
+    user: AdminUser,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    user.require(Permission::WriteCallInGroups)?;
+    let text = std::str::from_utf8(&body)
+        .map_err(|e| ApiError::bad_request(format!("file: not UTF-8 text: {e}")))?;
+    let rows = text.lines().filter(|l| !l.trim().is_empty()).count();
+    let also = record(
+        &s,
+        &user,
+        "callin_group.import",
+        json!({ "name": &name, "rows": rows }),
+    );
+    let v = book(&s)?
+        .import_csv(&name, text, also)
+        .await
+        .map_err(group_error)?;
+    Ok(ok(out(v)))
+}
+
+/// Sort order of the records list.
+#[derive(Debug, Clone, Copy, Default, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Order {
+    /// Smallest first.
+    Asc,
+    /// Largest first (the default).
+    #[default]
+    Desc,
+}
+
+/// `GET /callin/records` query.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RecordsQuery {
+    /// `PENDING`, `COMPLETED`, `EXPIRED` or `CANCELLED`.
+    #[param(value_type = Option<String>)]
+    pub state: Option<CallInState>,
+    /// Created at or after (ISO 8601 with offset).
+    pub from: Option<DateTime<FixedOffset>>,
+    /// Created before (ISO 8601 with offset).
+    pub to: Option<DateTime<FixedOffset>>,
+    /// Column: `id`, `state`, `created` (default), `ani`, `dnis`, `expiry`, `group`.
+    #[param(value_type = Option<String>)]
+    pub sort: Option<RecordColumn>,
+    /// `asc` or `desc` (default).
+    #[param(value_type = Option<String>)]
+    pub order: Option<Order>,
+    /// Records to skip (default 0).
+    pub offset: Option<usize>,
+    /// Page size, 1–500 (default 500, the Call-In tab's page).
+    pub limit: Option<usize>,
+}
+
+/// A record as the Call-In tab lists it (the access code is not shown).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RecordOut {
+    id: Uuid,
+    state: CallInState,
+    time_created: DateTime<Utc>,
+    ani: Option<String>,
+    dnis: String,
+    expiry_time: DateTime<Utc>,
+    group_name: String,
+    matched_at: Option<DateTime<Utc>>,
+}
+
+fn record_out(r: CallInRequest) -> RecordOut {
+    RecordOut {
+        id: r.id,
+        state: r.state,
+        time_created: r.created_at,
+        ani: r.ani,
+        dnis: r.dnis,
+        expiry_time: r.expires_at,
+        group_name: r.group,
+        matched_at: r.matched_at,
+    }
+}
+
+/// The last 5,000 call-in requests, filtered by state and creation time, sorted by a column
+/// and paged (500 per page).
+#[utoipa::path(get, path = "/callin/records", tag = "callin", params(RecordsQuery),
+    responses((status = 200, description = "`data.total` and `data.records`"), (status = 400), (status = 403)),
+    security(("bearer" = [])))]
+pub async fn list_records(
+    State(s): State<ApiState>,
+    user: AdminUser,
+    q: Result<Query<RecordsQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    user.require(Permission::ReadCallIn)?;
+    let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let limit = q.limit.unwrap_or(500);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "limit: must be 1 to 500, got {limit}"
+        )));
+    }
+    let page = s.callin.query_records(&RecordQuery {
+        state: q.state,
+        from: q.from.map(|t| t.with_timezone(&Utc)),
+        to: q.to.map(|t| t.with_timezone(&Utc)),
+        sort: q.sort.unwrap_or_default(),
+        descending: matches!(q.order.unwrap_or_default(), Order::Desc),
+        offset: q.offset.unwrap_or(0),
+        limit,
+    });
+    let records: Vec<RecordOut> = page.records.into_iter().map(record_out).collect();
+    Ok(ok(json!({ "total": page.total, "records": records })))
+}

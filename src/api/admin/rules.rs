@@ -1,0 +1,590 @@
+//! `/admin/rules/…`: the Tools tab's number validation ("Permitted & Blocked Numbers"),
+//! capacity and region affinity rules, and their assignment to queues. Every change is written
+//! to the store before it answers and is in force at once; errors name the field at fault.
+//!
+//! Reads need `ReadRules` (every role); writes need the kind's permission: number rules
+//! `WriteNumberRules` (Administrator, Developer, Supervisor, as the guide says), capacity and
+//! region affinity `WriteCapacityRules` / `WriteRegionRules` (Administrator).
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Value, json};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::{AdminUser, Permission};
+use crate::api::{ApiError, ApiState, Body, ok};
+use crate::rules::affinity::RegionAffinityRule;
+use crate::rules::book::{BookError, CapacityRule, Listed, QueueRules, RuleBook, RuleKind};
+use crate::rules::{NumberRejection, NumberRuleSpec};
+use crate::store::Document;
+
+/// The rule routes, relative to `/admin`.
+pub fn router() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_number_rules, create_number_rule))
+        .routes(routes!(
+            get_number_rule,
+            update_number_rule,
+            delete_number_rule
+        ))
+        .routes(routes!(test_number))
+        .routes(routes!(list_capacity_rules, create_capacity_rule))
+        .routes(routes!(
+            get_capacity_rule,
+            update_capacity_rule,
+            delete_capacity_rule
+        ))
+        .routes(routes!(set_capacity_duration))
+        .routes(routes!(list_affinity_rules, create_affinity_rule))
+        .routes(routes!(
+            get_affinity_rule,
+            update_affinity_rule,
+            delete_affinity_rule
+        ))
+        .routes(routes!(list_assignments))
+        .routes(routes!(get_assignment, assign_rules))
+}
+
+fn book(s: &ApiState) -> Result<&Arc<RuleBook>, ApiError> {
+    s.rules.as_ref().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            1,
+            "rules are not available: this API runs without the engine's store",
+        )
+    })
+}
+
+/// The HTTP form of a book error: 404 for unknown names, 409 for conflicts, 400 for bad input,
+/// 500 when the store failed (nothing changed then).
+pub(crate) fn book_error(e: BookError) -> ApiError {
+    let field = e.field();
+    let message = if field.is_empty() {
+        e.to_string()
+    } else {
+        format!("{field}: {e}")
+    };
+    match e {
+        BookError::UnknownRule { .. } | BookError::UnknownQueue(_) => ApiError::not_found(message),
+        BookError::Exists { .. } | BookError::InUse { .. } => ApiError::conflict(message),
+        BookError::Name(_)
+        | BookError::Rename { .. }
+        | BookError::Number(_)
+        | BookError::Capacity(_)
+        | BookError::Affinity(_) => ApiError::bad_request(message),
+        BookError::Store(_) | BookError::Corrupt { .. } => {
+            ApiError::internal(format!("{message}; nothing was changed"))
+        }
+        BookError::NotRecorded(_) => ApiError::internal(message),
+    }
+}
+
+/// Keeps only the queues the user may read in a rule's list of queues.
+fn visible<T>(user: &AdminUser, mut listed: Listed<T>) -> Listed<T> {
+    listed.queues.retain(|q| user.can_read_queue(q));
+    listed
+}
+
+fn created(data: impl Serialize) -> Response {
+    (StatusCode::CREATED, ok(data)).into_response()
+}
+
+/// The audit entry of a change, to be stored in the same write as the change.
+pub(crate) fn record(s: &ApiState, user: &AdminUser, action: &str, detail: Value) -> Vec<Document> {
+    vec![super::audit::entry(s, user, action, detail)]
+}
+
+// ---- number validation rules ----
+
+/// Every number validation rule with the queues it is assigned to.
+#[utoipa::path(get, path = "/rules/number", tag = "rules",
+    responses((status = 200, description = "`data`: rules with their `queues`"), (status = 401), (status = 403)),
+    security(("bearer" = [])))]
+pub async fn list_number_rules(
+    State(s): State<ApiState>,
+    user: AdminUser,
+) -> Result<Response, ApiError> {
+    user.require(Permission::ReadRules)?;
+    let rules: Vec<_> = book(&s)?
+        .number_rules()
+        .into_iter()
+        .map(|r| visible(&user, r))
+        .collect();
+    Ok(ok(rules))
+}
+
+/// Creates a number validation rule: countries allowed (ISO 3166 codes, at least one) and
+/// optional blocked patterns (regular expressions over the digits, without `+`).
+#[utoipa::path(post, path = "/rules/number", tag = "rules", request_body = NumberRuleSpec,
+    responses((status = 201, description = "the rule as saved"),
+              (status = 400, description = "a field is invalid; the message names it"),
+              (status = 409, description = "the name is taken")),
+    security(("bearer" = [])))]
+pub async fn create_number_rule(
+    State(s): State<ApiState>,
+    user: AdminUser,
+    Body(spec): Body<NumberRuleSpec>,
+) -> Result<Response, ApiError> {
+    user.require(Permission::WriteNumberRules)?;
+    let also = record(&s, &user, "number_rule.create", json!({ "rule": &spec }));
+    let saved = book(&s)?
+        .create_number_rule(spec, also)
+        .await
+        .map_err(book_error)?;
+    Ok(created(saved))
+}
+
+/// One number validation rule.
+#[utoipa::path(get, path = "/rules/number/{name}", tag = "rules",
+    params(("name" = String, Path, description = "rule name")),
+    responses((status = 200), (status = 404)), security(("bearer" = [])))]
+pub async fn get_number_rule(
+    State(s): State<ApiState>,
+    user: AdminUser,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    user.require(Permission::ReadRules)?;
+    let rule = book(&s)?.number_rule(&name).map_err(book_error)?;
+    Ok(ok(visible(&user, rule)))
+}
+
+/// Replaces a number validation rule (the name cannot change); queues using it apply the new
+/// version to their next creation and their next dial.
+#[utoipa::path(put, path = "/rules/number/{name}", tag = "rules", request_body = NumberRuleSpec,
+    params(("name" = String, Path, description = "rule name")),
+    responses((status = 200), (status = 400), (status = 404)), security(("bearer" = [])))]
+pub async fn update_number_rule(
+    State(s): State<ApiState>,
+    user: AdminUser,
+    Path(name): Path<String>,
+    Body(spec): Body<NumberRuleSpec>,
+) -> Result<Response, ApiError> {
+    user.require(Permission::WriteNumberRules)?;
+    let also = record(
+        &s,
+        &user,
+        "number_rule.update",
+        json!({ "name": &name, "rule": &spec }),
+    );
+    let saved = book(&s)?
+        .update_number_rule(&name, spec, also)
+        .await
+        .map_err(book_error)?;
+    Ok(ok(saved))
+}
+
+/// Deletes a number validation rule; refused (409) while a queue uses it.
+#[utoipa::path(delete, path = "/rules/number/{name}", tag = "rules",
+    params(("name" = String, Path, description = "rule name")),
+    responses((status = 200), (status = 404), (status = 409, description = "assigned to a queue")),
+    security(("bearer" = [])))]
+pub async fn delete_number_rule(
+    State(s): State<ApiState>,
+    user: AdminUser,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    user.require(Permission::WriteNumberRules)?;
+    let also = record(&s, &user, "number_rule.delete", json!({ "name": &name }));
+    book(&s)?
+        .delete(RuleKind::Number, &name, also)
+        .await
+        .map_err(book_error)?;
+    Ok(ok(json!({ "deleted": name })))
+}
+
+/// `POST /rules/number/{name}/test` body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct TestNumberBody {
+    /// The number to test, in international form (`+33 6 12 34 56 78`).
+    pub phone_number: String,
+}
+
+/// Tests a number against a saved rule in the guide's order: the country first (a number from
+/// a country the rule does not allow is reported as such, whatever the patterns say), then the
+/// blocked patterns. The answer is a verdict, not an error.
+#[utoipa::path(post, path = "/rules/number/{name}/test", tag = "rules", request_body = TestNumberBody,
+    params(("name" = String, Path, description = "rule name")),
+    responses((status = 200, description = "`data.valid`, and `data.failedCheck` (`format`, `country` or `pattern`) with `data.reason` when refused"),
+              (status = 404)),
+    security(("bearer" = [])))]
+pub async fn test_number(
+    State(s): State<ApiState>,
+    user: AdminUser,
+    Path(name): Path<String>,
+    Body(b): Body<TestNumberBody>,
+) -> Result<Response, ApiError> {
+    user.require(Permission::ReadRules)?;
+    let verdict = book(&s)?
+        .test_number(&name, &b.phone_number)
+        .map_err(book_error)?;
+    let data = match verdict {
+        Ok(e164) => json!({ "valid": true, "phoneNumber": e164 }),
+        Err(e) => {
+            let check = match e {
+                NumberRejection::Invalid(_) => "format",
+                NumberRejection::CountryNotAllowed { .. } => "country",
+                NumberRejection::Blocked { .. } => "pattern",
+            };
+            json!({ "valid": false, "failedCheck": check, "reason": e.to_string() })
+        }
+    };
+    Ok(ok(data))
+}
+
+// ---- capacity rules ----
+
+/// Every capacity rule with the queues it is assigned to.
+#[utoipa::path(get, path = "/rules/capacity", tag = "rules",
+    responses((status = 200, description = "`data`: rules (`name`, `capacity` statement, `queues`)")),
+    security(("bearer" = [])))]
+pub async fn list_capacity_rules(
+    State(s): State<ApiState>,
+    user: AdminUser,
+) -> Result<Response, ApiError> {
+    user.require(Permission::ReadRules)?;
+    let rules: Vec<_> = book(&s)?
+        .capacity_rules()
+        .into_iter()
+        .map(|r| visible(&user, r))
+        .collect();
+    Ok(ok(rules))
+}
+
+/// Creates a capacity rule from a JSON capacity statement in the guide's format,
+/// `{"days":{"mon":{"09:00":5}},"duration":60}`; absent cells mean no capacity.
+#[utoipa::path(post, path = "/rules/capacity", tag = "rules", request_body = CapacityRule,
+    responses((status = 201), (status = 400), (status = 409)), security(("bearer" = [])))]
+pub async fn create_capacity_rule(
+    State(s): State<ApiState>,
+    user: AdminUser,
+    Body(rule): Body<CapacityRule>,
+) -> Result<Response, ApiError> {
+    user.require(Permission::WriteCapacityRules)?;
+    let also = record(&s, &user, "capacity_rule.create", json!({ "rule": &rule }));
+    let saved = book(&s)?
+        .create_capacity_rule(rule, also)
+        .await
+        .map_err(book_error)?;
+    Ok(created(saved))
+}
+
+/// One capacity rule.
+#[utoipa::path(get, path = "/rules/capacity/{name}", tag = "rules",
+    params(("name" = String, Path, description = "rule name")),
+    responses((status = 200), (status = 404)), security(("bearer" = [])))]
+pub async fn get_capacity_rule(
+    State(s): State<ApiState>,
+    user: AdminUser,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    user.require(Permission::ReadRules)?;
+    let rule = book(&s)?.capacity_rule(&name).map_err(book_error)?;
+    Ok(ok(visible(&user, rule)))
+}
+
+/// Replaces a capacity rule's statement wholly: cells it leaves out become 0, as when a
+/// statement is pasted over a rule in the guide.
+#[utoipa::path(put, path = "/rules/capacity/{name}", tag = "rules", request_body = CapacityRule,
+    params(("name" = String, Path, description = "rule name")),
+    responses((status = 200), (status = 400), (status = 404)), security(("bearer" = [])))]
+pub async fn update_capacity_rule(
+    State(s): State<ApiState>,
+    user: AdminUser,
+    Path(name): Path<String>,
+    Body(rule): Body<CapacityRule>,
+) -> Result<Response, ApiError> {
+    user.require(Permission::WriteCapacityRules)?;
+    let also = record(
+        &s,
+        &user,
+        "capacity_rule.update",
+        json!({ "name": &name, "rule": &rule }),
+    );
+    let saved = book(&s)?
+        .update_capacity_rule(&name, rule, also)
+        .await
+        .map_err(book_error)?;
+    Ok(ok(saved))
+}
+
+/// Deletes a capacity rule; refused (409) while a queue uses it.
+#[utoipa::path(delete, path = "/rules/capacity/{name}", tag = "rules",
+    params(("name" = String, Path, description = "rule name")),
+    responses((status = 200), (status = 404), (status = 409, description = "assigned to a queue")),
+    security(("bearer" = [])))]
+pub async fn delete_capacity_rule(
+    State(s): State<ApiState>,
+    user: AdminUser,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    user.require(Permission::WriteCapacityRules)?;
+    let also = record(&s, &user, "capacity_rule.delete", json!({ "name": &name }));
+    book(&s)?
+        .delete(RuleKind::Capacity, &name, also)
+        .await
+        .map_err(book_error)?;
+    Ok(ok(json!({ "deleted": name })))
+}
+
+/// `PUT /rules/capacity/{name}/duration` body.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DurationBody {
+    /// Cell length: 60 (hours) or 30 (half hours).
+    pub duration: u32,
+}
+
+/// Switches a capacity rule's timeslot length with the guide's conversion: to hours the :30
+/// values are dropped; to half hours each hour's value is repeated at :30.
+#[utoipa::path(put, path = "/rules/capacity/{name}/duration", tag = "rules", request_body = DurationBody,
+    params(("name" = String, Path, description = "rule name")),
+    responses((status = 200, description = "the converted rule"), (status = 400), (status = 404)),
+    security(("bearer" = [])))]
+pub async fn set_capacity_duration(
+    State(s): State<ApiState>,
+    user: AdminUser,
+    Path(name): Path<String>,
+    Body(b): Body<DurationBody>,
+) -> Result<Response, ApiError> {
+    user.require(Permission::WriteCapacityRules)?;
+    let also = record(
+        &s,
+        &user,
+        "capacity_rule.duration",
+        json!({ "name": &name, "duration": b.duration }),
+    );
+    let saved = book(&s)?
+        .set_capacity_duration(&name, b.duration, also)
+        .await
+        .map_err(book_error)?;
+    Ok(ok(saved))
+}
+
+// ---- region affinity rules ----
+
+/// Every region affinity rule with the queues it is assigned to.
+#[utoipa::path(get, path = "/rules/affinity", tag = "rules",
+    responses((status = 200)), security(("bearer" = [])))]
+pub async fn list_affinity_rules(
+    State(s): State<ApiState>,
+    user: AdminUser,
+) -> Result<Response, ApiError> {
+    user.require(Permission::ReadRules)?;
+    let rules: Vec<_> = book(&s)?
+        .affinity_rules()
+        .into_iter()
+        .map(|r| visible(&user, r))
+        .collect();
+    Ok(ok(rules))
+}
+
+/// Creates a region affinity rule: preferred regions (at least one) then fallback regions, each
+/// in the order tried; ignored regions are never used.
+#[utoipa::path(post, path = "/rules/affinity", tag = "rules", request_body = RegionAffinityRule,
+    responses((status = 201), (status = 400), (status = 409)), security(("bearer" = [])))]
+pub async fn create_affinity_rule(
+    State(s): State<ApiState>,
+    user: AdminUser,
+    Body(rule): Body<RegionAffinityRule>,
+) -> Result<Response, ApiError> {
+    user.require(Permission::WriteRegionRules)?;
+    let also = record(&s, &user, "affinity_rule.create", json!({ "rule": &rule }));
+    let saved = book(&s)?
+        .create_affinity_rule(rule, also)
+        .await
+        .map_err(book_error)?;
+    Ok(created(saved))
+}
+
+/// One region affinity rule.
+#[utoipa::path(get, path = "/rules/affinity/{name}", tag = "rules",
+    params(("name" = String, Path, description = "rule name")),
+    responses((status = 200), (status = 404)), security(("bearer" = [])))]
+pub async fn get_affinity_rule(
+    State(s): State<ApiState>,
+    user: AdminUser,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    user.require(Permission::ReadRules)?;
+    let rule = book(&s)?.affinity_rule(&name).map_err(book_error)?;
+    Ok(ok(visible(&user, rule)))
+}
+
+/// Replaces a region affinity rule.
+#[utoipa::path(put, path = "/rules/affinity/{name}", tag = "rules", request_body = RegionAffinityRule,
+    params(("name" = String, Path, description = "rule name")),
+    responses((status = 200), (status = 400), (status = 404)), security(("bearer" = [])))]
+pub async fn update_affinity_rule(
+    State(s): State<ApiState>,
+    user: AdminUser,
+    Path(name): Path<String>,
+    Body(rule): Body<RegionAffinityRule>,
+) -> Result<Response, ApiError> {
+    user.require(Permission::WriteRegionRules)?;
+    let also = record(
+        &s,
+        &user,
+        "affinity_rule.update",
+        json!({ "name": &name, "rule": &rule }),
+    );
+    let saved = book(&s)?
+        .update_affinity_rule(&name, rule, also)
+        .await
+        .map_err(book_error)?;
+    Ok(ok(saved))
+}
+
+/// Deletes a region affinity rule; refused (409) while a queue uses it.
+#[utoipa::path(delete, path = "/rules/affinity/{name}", tag = "rules",
+    params(("name" = String, Path, description = "rule name")),
+    responses((status = 200), (status = 404), (status = 409)), security(("bearer" = [])))]
+pub async fn delete_affinity_rule(
+    State(s): State<ApiState>,
+    user: AdminUser,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    user.require(Permission::WriteRegionRules)?;
+    let also = record(&s, &user, "affinity_rule.delete", json!({ "name": &name }));
+    book(&s)?
+        .delete(RuleKind::Affinity, &name, also)
+        .await
+        .map_err(book_error)?;
+    Ok(ok(json!({ "deleted": name })))
+}
+
+// ---- assignments ----
+
+/// The rules of every queue the user may read (the Queues page's rule columns).
+#[utoipa::path(get, path = "/rules/queues", tag = "rules",
+    responses((status = 200, description = "`data`: queue name → `numberRule`, `capacityRule`, `affinityRule`")),
+    security(("bearer" = [])))]
+pub async fn list_assignments(
+    State(s): State<ApiState>,
+    user: AdminUser,
+) -> Result<Response, ApiError> {
+    user.require(Permission::ReadRules)?;
+    let mut all = book(&s)?.assignments();
+    all.retain(|q, _| user.can_read_queue(q));
+    Ok(ok(all))
+}
+
+/// The rules assigned to one queue.
+#[utoipa::path(get, path = "/rules/queues/{queue}", tag = "rules",
+    params(("queue" = String, Path, description = "virtual queue")),
+    responses((status = 200), (status = 403), (status = 404)), security(("bearer" = [])))]
+pub async fn get_assignment(
+    State(s): State<ApiState>,
+    user: AdminUser,
+    Path(queue): Path<String>,
+) -> Result<Response, ApiError> {
+    user.require(Permission::ReadRules)?;
+    user.require_queue(&queue)?;
+    let rules = book(&s)?.queue_rules(&queue).map_err(book_error)?;
+    Ok(ok(rules))
+}
+
+/// Distinguishes a field that is absent (leave as is) from one that is `null` (clear).
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+/// `PUT /rules/queues/{queue}` body: a rule name assigns, `null` clears, absent leaves it.
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct AssignBody {
+    /// Number validation rule.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub number_rule: Option<Option<String>>,
+    /// Capacity rule.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub capacity_rule: Option<Option<String>>,
+    /// Region affinity rule.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub affinity_rule: Option<Option<String>>,
+}
+
+/// Assigns or clears a queue's rules (one of each kind per queue), all in one durable write,
+/// in force at once. Each kind changed needs its write permission.
+#[utoipa::path(put, path = "/rules/queues/{queue}", tag = "rules", request_body = AssignBody,
+    params(("queue" = String, Path, description = "virtual queue")),
+    responses((status = 200, description = "the queue's rules after the change"),
+              (status = 400, description = "a named rule does not exist; the message names the field"),
+              (status = 403), (status = 404, description = "no such queue")),
+    security(("bearer" = [])))]
+pub async fn assign_rules(
+    State(s): State<ApiState>,
+    user: AdminUser,
+    Path(queue): Path<String>,
+    Body(b): Body<AssignBody>,
+) -> Result<Response, ApiError> {
+    let changes: Vec<(RuleKind, &'static str, Permission, Option<String>)> = [
+        (
+            RuleKind::Number,
+            "numberRule",
+            Permission::WriteNumberRules,
+            b.number_rule,
+        ),
+        (
+            RuleKind::Capacity,
+            "capacityRule",
+            Permission::WriteCapacityRules,
+            b.capacity_rule,
+        ),
+        (
+            RuleKind::Affinity,
+            "affinityRule",
+            Permission::WriteRegionRules,
+            b.affinity_rule,
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(kind, field, p, v)| v.map(|v| (kind, field, p, v)))
+    .collect();
+    if changes.is_empty() {
+        return Err(ApiError::bad_request(
+            "body: give at least one of numberRule, capacityRule, affinityRule (a name, or null to clear)",
+        ));
+    }
+    for (_, _, p, _) in &changes {
+        user.require(*p)?;
+    }
+    user.require_queue(&queue)?;
+    let book = book(&s)?;
+    let pairs: Vec<(RuleKind, Option<String>)> =
+        changes.iter().map(|(k, _, _, v)| (*k, v.clone())).collect();
+    let detail: serde_json::Map<String, Value> = changes
+        .iter()
+        .map(|(_, field, _, v)| (field.to_string(), json!(v)))
+        .collect();
+    let also = record(
+        &s,
+        &user,
+        "queue_rules.assign",
+        json!({ "queue": &queue, "set": detail }),
+    );
+    let rules: QueueRules = book
+        .assign_many(&queue, &pairs, also)
+        .await
+        .map_err(|e| match e {
+            // A rule named in the body that does not exist is a bad field, not a missing page.
+            BookError::UnknownRule { kind, .. } => {
+                let field = changes
+                    .iter()
+                    .find(|(k, ..)| *k == kind)
+                    .map(|(_, f, ..)| *f)
+                    .unwrap_or("body");
+                ApiError::bad_request(format!("{field}: {e}"))
+            }
+            other => book_error(other),
+        })?;
+    Ok(ok(rules))
+}

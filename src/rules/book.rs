@@ -1,0 +1,1214 @@
+//! The rule book: named number validation, capacity and region affinity rules, and which rule of
+//! each kind every queue uses (one per kind per queue). Each change is written to the store
+//! before it is in force, then applied at once to the callback service; at start the book is
+//! read back and applied, so the rules in force survive a restart.
+//!
+//! Every change takes `also`: documents stored in the same write as the change (its audit
+//! entry), so a change is never in force without its record.
+//!
+//! Writers are serialised by an async mutex held across the store write (administrative changes
+//! are rare and must not interleave: deleting a rule while another request assigns it); readers
+//! take a short synchronous lock and never wait for the store.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::{Arc, RwLock};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::callback::service::CallbackService;
+use crate::config::Config;
+use crate::rules::affinity::{AffinityError, RegionAffinityRule};
+use crate::rules::capacity::{CapacityError, CapacityGrid, CapacityStatement};
+use crate::rules::number::{NumberRejection, NumberRule, NumberRuleSpec, RuleError};
+use crate::store::{Document, Store, StoreError};
+
+/// Store document kind of number validation rules (id = rule name).
+pub const NUMBER_KIND: &str = "number_rule";
+/// Store document kind of capacity rules (id = rule name).
+pub const CAPACITY_KIND: &str = "capacity_rule";
+/// Store document kind of region affinity rules (id = rule name).
+pub const AFFINITY_KIND: &str = "affinity_rule";
+/// Store document kind of a queue's assignments (id = queue name).
+pub const ASSIGNMENT_KIND: &str = "queue_rules";
+
+/// The three kinds of rule a queue can be given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleKind {
+    /// Country and number validation ("Permitted & Blocked Numbers").
+    Number,
+    /// Scheduled capacity per weekly cell.
+    Capacity,
+    /// Region affinity.
+    Affinity,
+}
+
+impl RuleKind {
+    /// The kind as written in URLs and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RuleKind::Number => "number validation",
+            RuleKind::Capacity => "capacity",
+            RuleKind::Affinity => "region affinity",
+        }
+    }
+
+    fn doc_kind(self) -> &'static str {
+        match self {
+            RuleKind::Number => NUMBER_KIND,
+            RuleKind::Capacity => CAPACITY_KIND,
+            RuleKind::Affinity => AFFINITY_KIND,
+        }
+    }
+}
+
+impl fmt::Display for RuleKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A capacity rule as stored and exchanged: a name and the guide's JSON capacity statement.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CapacityRule {
+    /// Unique name, immutable once saved.
+    pub name: String,
+    /// `{"days":{"mon":{"09:00":5}},"duration":60}`; absent cells mean no capacity.
+    pub capacity: CapacityStatement,
+}
+
+/// The rules a queue uses, by name; `None` means none of that kind.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct QueueRules {
+    /// Number validation rule.
+    #[serde(default)]
+    pub number_rule: Option<String>,
+    /// Capacity rule (overrides the queue's slot capacity).
+    #[serde(default)]
+    pub capacity_rule: Option<String>,
+    /// Region affinity rule.
+    #[serde(default)]
+    pub affinity_rule: Option<String>,
+}
+
+impl QueueRules {
+    fn slot(&mut self, kind: RuleKind) -> &mut Option<String> {
+        match kind {
+            RuleKind::Number => &mut self.number_rule,
+            RuleKind::Capacity => &mut self.capacity_rule,
+            RuleKind::Affinity => &mut self.affinity_rule,
+        }
+    }
+
+    fn get(&self, kind: RuleKind) -> Option<&str> {
+        match kind {
+            RuleKind::Number => self.number_rule.as_deref(),
+            RuleKind::Capacity => self.capacity_rule.as_deref(),
+            RuleKind::Affinity => self.affinity_rule.as_deref(),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.number_rule.is_none() && self.capacity_rule.is_none() && self.affinity_rule.is_none()
+    }
+}
+
+/// A rule with the queues it is assigned to (the guide shows this before an edit or delete).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Listed<T> {
+    /// The rule.
+    #[serde(flatten)]
+    pub rule: T,
+    /// Queues using it, by name.
+    pub queues: Vec<String>,
+}
+
+/// Why the book refused a change; `field()` names the part of the request at fault.
+#[derive(Debug, Error)]
+pub enum BookError {
+    /// A rule name must be 1 to 64 characters without control characters.
+    #[error("a rule name must be 1 to 64 characters without control characters, got `{0}`")]
+    Name(String),
+    /// No rule of this kind and name.
+    #[error("no {kind} rule named `{name}`")]
+    UnknownRule {
+        /// Kind.
+        kind: RuleKind,
+        /// Name asked for.
+        name: String,
+    },
+    /// The name is taken (names are immutable, so create never overwrites).
+    #[error("a {kind} rule named `{name}` already exists")]
+    Exists {
+        /// Kind.
+        kind: RuleKind,
+        /// Name.
+        name: String,
+    },
+    /// A rule's name cannot change.
+    #[error("the name of a rule cannot be changed (`{saved}` was sent as `{sent}`)")]
+    Rename {
+        /// Saved name.
+        saved: String,
+        /// Name in the request.
+        sent: String,
+    },
+    /// Not a configured queue.
+    #[error("no queue named `{0}`")]
+    UnknownQueue(String),
+    /// The rule is assigned and may not be deleted.
+    #[error("{kind} rule `{name}` is assigned to {}; unassign it first", queues.join(", "))]
+    InUse {
+        /// Kind.
+        kind: RuleKind,
+        /// Name.
+        name: String,
+        /// Queues using it.
+        queues: Vec<String>,
+    },
+    /// A number validation rule is invalid.
+    #[error(transparent)]
+    Number(#[from] RuleError),
+    /// A capacity statement is invalid.
+    #[error(transparent)]
+    Capacity(#[from] CapacityError),
+    /// A region affinity rule is invalid.
+    #[error(transparent)]
+    Affinity(#[from] AffinityError),
+    /// The change could not be made durable, so it was not applied.
+    #[error("not saved: {0}")]
+    Store(#[from] StoreError),
+    /// A deletion was made but the documents meant to record it (its audit entry) were not.
+    #[error("the deletion was made, but its record was not stored: {0}")]
+    NotRecorded(StoreError),
+    /// A stored document does not decode or no longer validates (found at start).
+    #[error("stored {kind} `{id}` is not valid: {reason}")]
+    Corrupt {
+        /// Document kind.
+        kind: &'static str,
+        /// Document id.
+        id: String,
+        /// Why.
+        reason: String,
+    },
+}
+
+impl BookError {
+    /// The request field the error is about, for API messages (`countries`, `capacity.days.mon`).
+    pub fn field(&self) -> String {
+        match self {
+            BookError::Name(_)
+            | BookError::UnknownRule { .. }
+            | BookError::Exists { .. }
+            | BookError::Rename { .. } => "name".into(),
+            BookError::UnknownQueue(_) => "queue".into(),
+            BookError::InUse { .. } => "name".into(),
+            BookError::Number(e) => match e {
+                RuleError::NoName => "name".into(),
+                RuleError::NoCountry | RuleError::UnknownCountry(_) => "countries".into(),
+                RuleError::BadPattern { .. } | RuleError::TooManyPatterns(_) => {
+                    "blockedPatterns".into()
+                }
+            },
+            BookError::Capacity(e) => match e {
+                CapacityError::Duration(_) => "capacity.duration".into(),
+                CapacityError::Day(d) => format!("capacity.days.{d}"),
+                CapacityError::Cell { day, time, .. } | CapacityError::Value { day, time, .. } => {
+                    format!("capacity.days.{day}.{time}")
+                }
+            },
+            BookError::Affinity(e) => match e {
+                AffinityError::NoName => "name".into(),
+                AffinityError::NoPreferred => "preferred".into(),
+                AffinityError::Duplicate(_) | AffinityError::EmptyRegion => "regions".into(),
+            },
+            BookError::Store(_) | BookError::NotRecorded(_) | BookError::Corrupt { .. } => {
+                String::new()
+            }
+        }
+    }
+}
+
+#[derive(Default)]
+struct State {
+    number: BTreeMap<String, NumberRule>,
+    capacity: BTreeMap<String, (CapacityRule, CapacityGrid)>,
+    affinity: BTreeMap<String, RegionAffinityRule>,
+    assignments: BTreeMap<String, QueueRules>,
+}
+
+impl State {
+    fn has(&self, kind: RuleKind, name: &str) -> bool {
+        match kind {
+            RuleKind::Number => self.number.contains_key(name),
+            RuleKind::Capacity => self.capacity.contains_key(name),
+            RuleKind::Affinity => self.affinity.contains_key(name),
+        }
+    }
+
+    fn queues_using(&self, kind: RuleKind, name: &str) -> Vec<String> {
+        self.assignments
+            .iter()
+            .filter(|(_, r)| r.get(kind) == Some(name))
+            .map(|(q, _)| q.clone())
+            .collect()
+    }
+}
+
+/// Named rules and their assignment to queues, durable and in force.
+pub struct RuleBook {
+    store: Arc<dyn Store>,
+    callbacks: Arc<CallbackService>,
+    queues: BTreeSet<String>,
+    state: RwLock<State>,
+    writer: tokio::sync::Mutex<()>,
+}
+
+fn decode<T: serde::de::DeserializeOwned>(kind: &'static str, d: Document) -> Result<T, BookError> {
+    serde_json::from_value(d.body).map_err(|e| BookError::Corrupt {
+        kind,
+        id: d.id,
+        reason: e.to_string(),
+    })
+}
+
+fn document<T: Serialize>(kind: &str, id: &str, body: &T) -> Result<Document, BookError> {
+    Ok(Document {
+        kind: kind.to_string(),
+        id: id.to_string(),
+        body: serde_json::to_value(body).map_err(StoreError::from)?,
+    })
+}
+
+/// Country codes as the rule stores them: trimmed and upper case (`fr` → `FR`).
+fn normalized(mut spec: NumberRuleSpec) -> NumberRuleSpec {
+    spec.countries = spec
+        .countries
+        .iter()
+        .map(|c| c.trim().to_ascii_uppercase())
+        .collect();
+    spec
+}
+
+/// Validates a capacity rule and returns it with its statement in canonical form.
+fn compile_capacity(rule: CapacityRule) -> Result<(CapacityRule, CapacityGrid), BookError> {
+    let grid = CapacityGrid::from_statement(&rule.capacity)?;
+    let rule = CapacityRule {
+        name: rule.name,
+        capacity: grid.to_statement(),
+    };
+    Ok((rule, grid))
+}
+
+impl RuleBook {
+    /// Reads every rule and assignment from the store and applies them to `callbacks`. A stored
+    /// rule that no longer validates stops the start (a queue silently losing its number rule
+    /// would dial anywhere); an assignment to a queue no longer configured is skipped.
+    pub async fn load(
+        config: &Config,
+        store: Arc<dyn Store>,
+        callbacks: Arc<CallbackService>,
+    ) -> Result<RuleBook, BookError> {
+        let mut state = State::default();
+        for d in store.documents(NUMBER_KIND).await? {
+            let id = d.id.clone();
+            let spec: NumberRuleSpec = decode(NUMBER_KIND, d)?;
+            let rule = NumberRule::new(spec).map_err(|e| BookError::Corrupt {
+                kind: NUMBER_KIND,
+                id: id.clone(),
+                reason: e.to_string(),
+            })?;
+            state.number.insert(id, rule);
+        }
+        for d in store.documents(CAPACITY_KIND).await? {
+            let id = d.id.clone();
+            let rule: CapacityRule = decode(CAPACITY_KIND, d)?;
+            let compiled = compile_capacity(rule).map_err(|e| BookError::Corrupt {
+                kind: CAPACITY_KIND,
+                id: id.clone(),
+                reason: e.to_string(),
+            })?;
+            state.capacity.insert(id, compiled);
+        }
+        for d in store.documents(AFFINITY_KIND).await? {
+            let id = d.id.clone();
+            let rule: RegionAffinityRule = decode(AFFINITY_KIND, d)?;
+            rule.validate().map_err(|e| BookError::Corrupt {
+                kind: AFFINITY_KIND,
+                id: id.clone(),
+                reason: e.to_string(),
+            })?;
+            state.affinity.insert(id, rule);
+        }
+        let queues: BTreeSet<String> = config.spec.queues.iter().map(|q| q.name.clone()).collect();
+        for d in store.documents(ASSIGNMENT_KIND).await? {
+            let queue = d.id.clone();
+            let rules: QueueRules = decode(ASSIGNMENT_KIND, d)?;
+            if !queues.contains(&queue) {
+                tracing::warn!(%queue, "rules assigned to a queue that is no longer configured are ignored");
+                continue;
+            }
+            if rules.is_empty() {
+                continue;
+            }
+            for kind in [RuleKind::Number, RuleKind::Capacity, RuleKind::Affinity] {
+                if let Some(name) = rules.get(kind)
+                    && !state.has(kind, name)
+                {
+                    return Err(BookError::Corrupt {
+                        kind: ASSIGNMENT_KIND,
+                        id: queue,
+                        reason: format!("it names {kind} rule `{name}`, which is not stored"),
+                    });
+                }
+            }
+            state.assignments.insert(queue, rules);
+        }
+        let book = RuleBook {
+            store,
+            callbacks,
+            queues,
+            state: RwLock::new(state),
+            writer: tokio::sync::Mutex::new(()),
+        };
+        {
+            let state = book.read();
+            for queue in state.assignments.keys() {
+                book.apply(&state, queue);
+            }
+        }
+        Ok(book)
+    }
+
+    /// Stores a document together with `also` (the change's audit entry) in one durable write.
+    async fn save(&self, doc: Document, also: Vec<Document>) -> Result<(), BookError> {
+        let mut docs = Vec::with_capacity(1 + also.len());
+        docs.push(doc);
+        docs.extend(also);
+        Ok(self.store.save_documents(docs).await?)
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, State> {
+        self.state.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, State> {
+        self.state.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Puts a queue's number and capacity rules in force in the callback service.
+    fn apply(&self, state: &State, queue: &str) {
+        let rules = state.assignments.get(queue);
+        let number = rules
+            .and_then(|r| r.number_rule.as_ref())
+            .and_then(|n| state.number.get(n))
+            .cloned();
+        let grid = rules
+            .and_then(|r| r.capacity_rule.as_ref())
+            .and_then(|n| state.capacity.get(n))
+            .map(|(_, g)| g.clone());
+        self.callbacks.set_number_rule(queue, number);
+        self.callbacks.set_capacity_rule(queue, grid);
+    }
+
+    fn apply_users(&self, kind: RuleKind, name: &str) {
+        let state = self.read();
+        for queue in state.queues_using(kind, name) {
+            self.apply(&state, &queue);
+        }
+    }
+
+    // ---- number validation rules ----
+
+    /// Every number validation rule with the queues using it.
+    pub fn number_rules(&self) -> Vec<Listed<NumberRuleSpec>> {
+        let state = self.read();
+        state
+            .number
+            .iter()
+            .map(|(name, r)| Listed {
+                rule: r.spec().clone(),
+                queues: state.queues_using(RuleKind::Number, name),
+            })
+            .collect()
+    }
+
+    /// One number validation rule.
+    pub fn number_rule(&self, name: &str) -> Result<Listed<NumberRuleSpec>, BookError> {
+        let state = self.read();
+        let rule = state
+            .number
+            .get(name)
+            .ok_or_else(|| unknown(RuleKind::Number, name))?;
+        Ok(Listed {
+            rule: rule.spec().clone(),
+            queues: state.queues_using(RuleKind::Number, name),
+        })
+    }
+
+    /// Creates a number validation rule (at least one country; patterns optional).
+    pub async fn create_number_rule(
+        &self,
+        spec: NumberRuleSpec,
+        also: Vec<Document>,
+    ) -> Result<NumberRuleSpec, BookError> {
+        let _w = self.writer.lock().await;
+        check_name(&spec.name)?;
+        let rule = NumberRule::new(normalized(spec))?;
+        let name = rule.spec().name.clone();
+        if self.read().number.contains_key(&name) {
+            return Err(BookError::Exists {
+                kind: RuleKind::Number,
+                name,
+            });
+        }
+        self.save(document(NUMBER_KIND, &name, rule.spec())?, also)
+            .await?;
+        let spec = rule.spec().clone();
+        self.write().number.insert(name, rule);
+        Ok(spec)
+    }
+
+    /// Replaces a number validation rule; queues using it apply the new version at once.
+    pub async fn update_number_rule(
+        &self,
+        name: &str,
+        spec: NumberRuleSpec,
+        also: Vec<Document>,
+    ) -> Result<NumberRuleSpec, BookError> {
+        let _w = self.writer.lock().await;
+        check_same_name(name, &spec.name)?;
+        if !self.read().number.contains_key(name) {
+            return Err(unknown(RuleKind::Number, name));
+        }
+        let rule = NumberRule::new(normalized(spec))?;
+        self.save(document(NUMBER_KIND, name, rule.spec())?, also)
+            .await?;
+        let spec = rule.spec().clone();
+        self.write().number.insert(name.to_string(), rule);
+        self.apply_users(RuleKind::Number, name);
+        Ok(spec)
+    }
+
+    /// Tests a number against a saved rule, in the guide's order: country, then patterns.
+    pub fn test_number(
+        &self,
+        name: &str,
+        number: &str,
+    ) -> Result<Result<String, NumberRejection>, BookError> {
+        let state = self.read();
+        let rule = state
+            .number
+            .get(name)
+            .ok_or_else(|| unknown(RuleKind::Number, name))?;
+        Ok(rule.check(number))
+    }
+
+    // ---- capacity rules ----
+
+    /// Every capacity rule with the queues using it.
+    pub fn capacity_rules(&self) -> Vec<Listed<CapacityRule>> {
+        let state = self.read();
+        state
+            .capacity
+            .iter()
+            .map(|(name, (r, _))| Listed {
+                rule: r.clone(),
+                queues: state.queues_using(RuleKind::Capacity, name),
+            })
+            .collect()
+    }
+
+    /// One capacity rule.
+    pub fn capacity_rule(&self, name: &str) -> Result<Listed<CapacityRule>, BookError> {
+        let state = self.read();
+        let (rule, _) = state
+            .capacity
+            .get(name)
+            .ok_or_else(|| unknown(RuleKind::Capacity, name))?;
+        Ok(Listed {
+            rule: rule.clone(),
+            queues: state.queues_using(RuleKind::Capacity, name),
+        })
+    }
+
+    /// Creates a capacity rule from a capacity statement.
+    pub async fn create_capacity_rule(
+        &self,
+        rule: CapacityRule,
+        also: Vec<Document>,
+    ) -> Result<CapacityRule, BookError> {
+        let _w = self.writer.lock().await;
+        check_name(&rule.name)?;
+        let (rule, grid) = compile_capacity(rule)?;
+        if self.read().capacity.contains_key(&rule.name) {
+            return Err(BookError::Exists {
+                kind: RuleKind::Capacity,
+                name: rule.name,
+            });
+        }
+        self.save(document(CAPACITY_KIND, &rule.name, &rule)?, also)
+            .await?;
+        self.write()
+            .capacity
+            .insert(rule.name.clone(), (rule.clone(), grid));
+        Ok(rule)
+    }
+
+    /// Replaces a capacity rule's statement wholly (cells it omits become 0, as when a statement
+    /// is pasted over a rule); queues using it apply it at once.
+    pub async fn update_capacity_rule(
+        &self,
+        name: &str,
+        rule: CapacityRule,
+        also: Vec<Document>,
+    ) -> Result<CapacityRule, BookError> {
+        let _w = self.writer.lock().await;
+        check_same_name(name, &rule.name)?;
+        if !self.read().capacity.contains_key(name) {
+            return Err(unknown(RuleKind::Capacity, name));
+        }
+        self.save_capacity(compile_capacity(rule)?, also).await
+    }
+
+    /// Switches a capacity rule between hourly (60) and half-hourly (30) cells with the guide's
+    /// conversion: to hours the :30 values are dropped, to half hours each hour is duplicated.
+    pub async fn set_capacity_duration(
+        &self,
+        name: &str,
+        duration: u32,
+        also: Vec<Document>,
+    ) -> Result<CapacityRule, BookError> {
+        let _w = self.writer.lock().await;
+        let grid = {
+            let state = self.read();
+            let (_, grid) = state
+                .capacity
+                .get(name)
+                .ok_or_else(|| unknown(RuleKind::Capacity, name))?;
+            grid.with_duration(duration)?
+        };
+        let rule = CapacityRule {
+            name: name.to_string(),
+            capacity: grid.to_statement(),
+        };
+        self.save_capacity((rule, grid), also).await
+    }
+
+    async fn save_capacity(
+        &self,
+        (rule, grid): (CapacityRule, CapacityGrid),
+        also: Vec<Document>,
+    ) -> Result<CapacityRule, BookError> {
+        self.save(document(CAPACITY_KIND, &rule.name, &rule)?, also)
+            .await?;
+        self.write()
+            .capacity
+            .insert(rule.name.clone(), (rule.clone(), grid));
+        self.apply_users(RuleKind::Capacity, &rule.name);
+        Ok(rule)
+    }
+
+    // ---- region affinity rules ----
+
+    /// Every region affinity rule with the queues using it.
+    pub fn affinity_rules(&self) -> Vec<Listed<RegionAffinityRule>> {
+        let state = self.read();
+        state
+            .affinity
+            .iter()
+            .map(|(name, r)| Listed {
+                rule: r.clone(),
+                queues: state.queues_using(RuleKind::Affinity, name),
+            })
+            .collect()
+    }
+
+    /// One region affinity rule.
+    pub fn affinity_rule(&self, name: &str) -> Result<Listed<RegionAffinityRule>, BookError> {
+        let state = self.read();
+        let rule = state
+            .affinity
+            .get(name)
+            .ok_or_else(|| unknown(RuleKind::Affinity, name))?;
+        Ok(Listed {
+            rule: rule.clone(),
+            queues: state.queues_using(RuleKind::Affinity, name),
+        })
+    }
+
+    /// Creates a region affinity rule (at least one preferred region; order kept).
+    pub async fn create_affinity_rule(
+        &self,
+        rule: RegionAffinityRule,
+        also: Vec<Document>,
+    ) -> Result<RegionAffinityRule, BookError> {
+        let _w = self.writer.lock().await;
+        check_name(&rule.name)?;
+        rule.validate()?;
+        if self.read().affinity.contains_key(&rule.name) {
+            return Err(BookError::Exists {
+                kind: RuleKind::Affinity,
+                name: rule.name,
+            });
+        }
+        self.save_affinity(rule, also).await
+    }
+
+    /// Replaces a region affinity rule.
+    pub async fn update_affinity_rule(
+        &self,
+        name: &str,
+        rule: RegionAffinityRule,
+        also: Vec<Document>,
+    ) -> Result<RegionAffinityRule, BookError> {
+        let _w = self.writer.lock().await;
+        check_same_name(name, &rule.name)?;
+        if !self.read().affinity.contains_key(name) {
+            return Err(unknown(RuleKind::Affinity, name));
+        }
+        rule.validate()?;
+        self.save_affinity(rule, also).await
+    }
+
+    async fn save_affinity(
+        &self,
+        rule: RegionAffinityRule,
+        also: Vec<Document>,
+    ) -> Result<RegionAffinityRule, BookError> {
+        self.save(document(AFFINITY_KIND, &rule.name, &rule)?, also)
+            .await?;
+        self.write()
+            .affinity
+            .insert(rule.name.clone(), rule.clone());
+        Ok(rule)
+    }
+
+    /// The region affinity rule in force on a queue (consulted by a multi-node deployment).
+    pub fn affinity_for(&self, queue: &str) -> Option<RegionAffinityRule> {
+        let state = self.read();
+        let name = state.assignments.get(queue)?.affinity_rule.as_ref()?;
+        state.affinity.get(name).cloned()
+    }
+
+    // ---- deletion and assignment, shared by the three kinds ----
+
+    /// Deletes a rule; refused while any queue uses it (unassign first).
+    pub async fn delete(
+        &self,
+        kind: RuleKind,
+        name: &str,
+        also: Vec<Document>,
+    ) -> Result<(), BookError> {
+        let _w = self.writer.lock().await;
+        {
+            let state = self.read();
+            if !state.has(kind, name) {
+                return Err(unknown(kind, name));
+            }
+            let queues = state.queues_using(kind, name);
+            if !queues.is_empty() {
+                return Err(BookError::InUse {
+                    kind,
+                    name: name.to_string(),
+                    queues,
+                });
+            }
+        }
+        self.store.delete_document(kind.doc_kind(), name).await?;
+        {
+            let mut state = self.write();
+            match kind {
+                RuleKind::Number => drop(state.number.remove(name)),
+                RuleKind::Capacity => drop(state.capacity.remove(name)),
+                RuleKind::Affinity => drop(state.affinity.remove(name)),
+            }
+        }
+        // The store has no write that deletes and saves at once: the record follows.
+        if !also.is_empty() {
+            self.store
+                .save_documents(also)
+                .await
+                .map_err(BookError::NotRecorded)?;
+        }
+        Ok(())
+    }
+
+    /// Assigns a rule of `kind` to a queue (replacing the one it had) or clears it with `None`;
+    /// in force at once. Returns the queue's assignments after the change.
+    pub async fn assign(
+        &self,
+        queue: &str,
+        kind: RuleKind,
+        rule: Option<&str>,
+    ) -> Result<QueueRules, BookError> {
+        self.assign_many(queue, &[(kind, rule.map(str::to_string))], Vec::new())
+            .await
+    }
+
+    /// Several assignments to one queue in one durable write: all are made or none.
+    pub async fn assign_many(
+        &self,
+        queue: &str,
+        changes: &[(RuleKind, Option<String>)],
+        also: Vec<Document>,
+    ) -> Result<QueueRules, BookError> {
+        let _w = self.writer.lock().await;
+        if !self.queues.contains(queue) {
+            return Err(BookError::UnknownQueue(queue.to_string()));
+        }
+        let mut rules = {
+            let state = self.read();
+            for (kind, rule) in changes {
+                if let Some(name) = rule
+                    && !state.has(*kind, name)
+                {
+                    return Err(unknown(*kind, name));
+                }
+            }
+            state.assignments.get(queue).cloned().unwrap_or_default()
+        };
+        for (kind, rule) in changes {
+            *rules.slot(*kind) = rule.clone();
+        }
+        // Saved even when empty, so that the change and its audit entry are one write.
+        self.save(document(ASSIGNMENT_KIND, queue, &rules)?, also)
+            .await?;
+        let mut state = self.write();
+        if rules.is_empty() {
+            state.assignments.remove(queue);
+        } else {
+            state.assignments.insert(queue.to_string(), rules.clone());
+        }
+        self.apply(&state, queue);
+        Ok(rules)
+    }
+
+    /// The rules assigned to a queue (all `None` when it has none).
+    pub fn queue_rules(&self, queue: &str) -> Result<QueueRules, BookError> {
+        if !self.queues.contains(queue) {
+            return Err(BookError::UnknownQueue(queue.to_string()));
+        }
+        Ok(self
+            .read()
+            .assignments
+            .get(queue)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    /// Every configured queue with its rules (the Queues page's rule columns).
+    pub fn assignments(&self) -> BTreeMap<String, QueueRules> {
+        let state = self.read();
+        self.queues
+            .iter()
+            .map(|q| {
+                (
+                    q.clone(),
+                    state.assignments.get(q).cloned().unwrap_or_default(),
+                )
+            })
+            .collect()
+    }
+}
+
+fn unknown(kind: RuleKind, name: &str) -> BookError {
+    BookError::UnknownRule {
+        kind,
+        name: name.to_string(),
+    }
+}
+
+/// Names are ids in the store and in URLs: 1–64 characters, no control characters, not blank.
+fn check_name(name: &str) -> Result<(), BookError> {
+    let n = name.chars().count();
+    if name.trim().is_empty() || n > 64 || name.chars().any(char::is_control) {
+        return Err(BookError::Name(name.to_string()));
+    }
+    Ok(())
+}
+
+fn check_same_name(saved: &str, sent: &str) -> Result<(), BookError> {
+    if saved == sent {
+        Ok(())
+    } else {
+        Err(BookError::Rename {
+            saved: saved.to_string(),
+            sent: sent.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::call::memory::{Answer, MemoryDialer};
+    use crate::callback::dialer::AttemptOutcome;
+    use crate::callback::service::{CreateRequest, api_callback};
+    use crate::clock::ManualClock;
+    use crate::push::MemoryNotifier;
+    use crate::store::SqliteStore;
+    use chrono::{NaiveDate, TimeZone, Utc};
+    use std::path::Path;
+
+    const SEED_STATEMENT: &str = r#"{"days":{"sun":{"02:00":2},"mon":{"05:00":2},"tue":{"07:00":3,"06:00":4},"wed":{"08:00":5},"thu":{"11:00":6},"fri":{"10:00":6},"sat":{"19:00":6}},"duration":60}"#;
+
+    fn config() -> Arc<Config> {
+        Arc::new(
+            Config::from_str_in(
+                "queues:\n  - name: S_VQ_CB\n    slot_capacity: 7\n    slot_duration_minutes: 15\n  - name: T_VQ_CB\n",
+                Path::new("/"),
+            )
+            .unwrap(),
+        )
+    }
+
+    /// A callback service and a rule book over the store in `dir` (a second call on the same
+    /// directory is a restart).
+    async fn open(dir: &Path) -> (Arc<CallbackService>, RuleBook) {
+        let config = config();
+        // Monday 2 March 2026, 09:00 UTC.
+        let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap());
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir).unwrap());
+        let svc = Arc::new(CallbackService::new(
+            config.clone(),
+            clock.shared(),
+            store.clone(),
+            Arc::new(MemoryNotifier::new()),
+        ));
+        let book = RuleBook::load(&config, store, svc.clone()).await.unwrap();
+        (svc, book)
+    }
+
+    fn fr_rule(patterns: &[&str]) -> NumberRuleSpec {
+        NumberRuleSpec {
+            name: "fr-only".into(),
+            countries: ["fr".to_string()].into(),
+            blocked_patterns: patterns.iter().map(|p| p.to_string()).collect(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_number_rule_is_in_force_when_assigned_and_after_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let (svc, book) = open(dir.path()).await;
+        let saved = book
+            .create_number_rule(fr_rule(&["^33899"]), vec![])
+            .await
+            .unwrap();
+        // Country codes are stored upper case.
+        assert_eq!(saved.countries, ["FR".to_string()].into());
+        // Not assigned yet: any valid number passes.
+        assert!(svc.check_number("S_VQ_CB", "+442079460000").is_ok());
+        let rules = book
+            .assign("S_VQ_CB", RuleKind::Number, Some("fr-only"))
+            .await
+            .unwrap();
+        assert_eq!(rules.number_rule.as_deref(), Some("fr-only"));
+        assert!(matches!(
+            svc.check_number("S_VQ_CB", "+442079460000"),
+            Err(NumberRejection::CountryNotAllowed { .. })
+        ));
+        assert!(svc.check_number("T_VQ_CB", "+442079460000").is_ok());
+        assert_eq!(book.number_rules()[0].queues, vec!["S_VQ_CB".to_string()]);
+        drop((svc, book));
+
+        let (svc, book) = open(dir.path()).await;
+        assert!(matches!(
+            svc.check_number("S_VQ_CB", "+33899123456"),
+            Err(NumberRejection::Blocked { pattern, .. }) if pattern == "^33899"
+        ));
+        assert_eq!(
+            svc.check_number("S_VQ_CB", "+33612345678").unwrap(),
+            "+33612345678"
+        );
+        assert_eq!(
+            book.queue_rules("S_VQ_CB").unwrap().number_rule.as_deref(),
+            Some("fr-only")
+        );
+        book.assign("S_VQ_CB", RuleKind::Number, None)
+            .await
+            .unwrap();
+        assert!(svc.check_number("S_VQ_CB", "+442079460000").is_ok());
+        drop((svc, book));
+        let (svc, _book) = open(dir.path()).await;
+        assert!(svc.check_number("S_VQ_CB", "+442079460000").is_ok());
+    }
+
+    #[tokio::test]
+    async fn test_a_number_reports_the_country_before_the_patterns() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_svc, book) = open(dir.path()).await;
+        book.create_number_rule(fr_rule(&["^44"]), vec![])
+            .await
+            .unwrap();
+        // A GB number matches the pattern too, but the country is what the test reports.
+        assert!(matches!(
+            book.test_number("fr-only", "+442079460000").unwrap(),
+            Err(NumberRejection::CountryNotAllowed { country, .. }) if country == "GB"
+        ));
+        assert_eq!(
+            book.test_number("fr-only", "+33 6 12 34 56 78").unwrap(),
+            Ok("+33612345678".to_string())
+        );
+        assert!(matches!(
+            book.test_number("nope", "+33612345678"),
+            Err(BookError::UnknownRule { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn an_edited_rule_is_checked_again_before_the_dial() {
+        let dir = tempfile::tempdir().unwrap();
+        let (svc, book) = open(dir.path()).await;
+        book.create_number_rule(fr_rule(&[]), vec![]).await.unwrap();
+        book.assign("S_VQ_CB", RuleKind::Number, Some("fr-only"))
+            .await
+            .unwrap();
+        let rec = svc
+            .create(CreateRequest {
+                callback: api_callback("S_VQ_CB", "+33612345678", None),
+                check_slot: false,
+                ewt_at_offer_seconds: None,
+                position_at_offer: None,
+            })
+            .await
+            .unwrap();
+        // The number becomes fraudulent after the booking.
+        book.update_number_rule("fr-only", fr_rule(&["^3361234"]), vec![])
+            .await
+            .unwrap();
+        let dialer = MemoryDialer::new(Answer::Pick(vec![]), None);
+        let (outcome, leg) = svc.attempt(rec.id, "alice", &dialer, 1).await.unwrap();
+        assert!(leg.is_none());
+        assert!(
+            matches!(&outcome, AttemptOutcome::NumberRefused(why) if why.contains("^3361234")),
+            "{outcome:?}"
+        );
+        assert!(dialer.calls().is_empty(), "the number was dialled");
+    }
+
+    #[tokio::test]
+    async fn capacity_rules_override_slot_capacity_and_cannot_be_deleted_while_assigned() {
+        let dir = tempfile::tempdir().unwrap();
+        let (svc, book) = open(dir.path()).await;
+        let statement: CapacityStatement = serde_json::from_str(SEED_STATEMENT).unwrap();
+        let saved = book
+            .create_capacity_rule(
+                CapacityRule {
+                    name: "March".into(),
+                    capacity: statement.clone(),
+                },
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(saved.capacity, statement);
+        assert!(matches!(
+            book.create_capacity_rule(saved.clone(), vec![]).await,
+            Err(BookError::Exists { .. })
+        ));
+        let tuesday = NaiveDate::from_ymd_opt(2026, 3, 3).unwrap();
+        let capacity_at = |h: u32, m: u32| {
+            svc.availability("S_VQ_CB", tuesday, tuesday)
+                .unwrap()
+                .iter()
+                .find(|s| s.start == Utc.with_ymd_and_hms(2026, 3, 3, h, m, 0).unwrap())
+                .map(|s| s.capacity)
+        };
+        assert_eq!(capacity_at(7, 15), Some(7), "the queue's own slot capacity");
+        book.assign("S_VQ_CB", RuleKind::Capacity, Some("March"))
+            .await
+            .unwrap();
+        assert_eq!(capacity_at(7, 15), Some(3));
+        assert_eq!(capacity_at(6, 45), Some(4));
+        assert_eq!(capacity_at(9, 0), Some(0), "an empty cell has no capacity");
+
+        let err = book
+            .delete(RuleKind::Capacity, "March", vec![])
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(&err, BookError::InUse { queues, .. } if queues == &vec!["S_VQ_CB".to_string()])
+        );
+        assert!(err.to_string().contains("S_VQ_CB"), "{err}");
+
+        // Half-hour cells: each hour duplicated at :30, in force at once.
+        let half = book
+            .set_capacity_duration("March", 30, vec![])
+            .await
+            .unwrap();
+        assert_eq!(half.capacity.duration, 30);
+        assert_eq!(half.capacity.days["tue"]["07:30"], 3);
+        let mut edited = half.clone();
+        edited
+            .capacity
+            .days
+            .get_mut("tue")
+            .unwrap()
+            .insert("07:30".into(), 9);
+        book.update_capacity_rule("March", edited, vec![])
+            .await
+            .unwrap();
+        assert_eq!(capacity_at(7, 15), Some(3));
+        assert_eq!(capacity_at(7, 45), Some(9));
+        // Back to hours: the :30 values are dropped, the hour's value is used.
+        let hourly = book
+            .set_capacity_duration("March", 60, vec![])
+            .await
+            .unwrap();
+        assert_eq!(hourly.capacity, statement);
+        assert_eq!(capacity_at(7, 45), Some(3));
+        drop((svc, book));
+
+        let (svc, book) = open(dir.path()).await;
+        assert_eq!(
+            svc.availability("S_VQ_CB", tuesday, tuesday)
+                .unwrap()
+                .iter()
+                .find(|s| s.start == Utc.with_ymd_and_hms(2026, 3, 3, 7, 0, 0).unwrap())
+                .map(|s| s.capacity),
+            Some(3)
+        );
+        book.assign("S_VQ_CB", RuleKind::Capacity, None)
+            .await
+            .unwrap();
+        book.delete(RuleKind::Capacity, "March", vec![])
+            .await
+            .unwrap();
+        assert!(book.capacity_rules().is_empty());
+        drop((svc, book));
+        let (_svc, book) = open(dir.path()).await;
+        assert!(matches!(
+            book.capacity_rule("March"),
+            Err(BookError::UnknownRule { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn region_affinity_rules_keep_their_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_svc, book) = open(dir.path()).await;
+        let rule = RegionAffinityRule {
+            name: "sanfrancisco".into(),
+            preferred: vec!["n-california".into(), "s-california".into()],
+            fallback: vec!["oregon".into()],
+            ignored: vec!["virginia".into()],
+        };
+        let mut bad = rule.clone();
+        bad.preferred.clear();
+        let err = book.create_affinity_rule(bad, vec![]).await.unwrap_err();
+        assert_eq!(err.field(), "preferred");
+        book.create_affinity_rule(rule.clone(), vec![])
+            .await
+            .unwrap();
+        book.assign("T_VQ_CB", RuleKind::Affinity, Some("sanfrancisco"))
+            .await
+            .unwrap();
+        drop(book);
+        let (_svc, book) = open(dir.path()).await;
+        let kept = book.affinity_for("T_VQ_CB").unwrap();
+        assert_eq!(kept, rule);
+        assert_eq!(
+            kept.order(&|_| true),
+            vec!["n-california", "s-california", "oregon"]
+        );
+        assert!(book.affinity_for("S_VQ_CB").is_none());
+    }
+
+    #[tokio::test]
+    async fn bad_changes_are_refused_and_name_the_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_svc, book) = open(dir.path()).await;
+        let mut no_country = fr_rule(&[]);
+        no_country.countries.clear();
+        assert_eq!(
+            book.create_number_rule(no_country, vec![])
+                .await
+                .unwrap_err()
+                .field(),
+            "countries"
+        );
+        let err = book
+            .create_number_rule(fr_rule(&["(unclosed"]), vec![])
+            .await
+            .unwrap_err();
+        assert_eq!(err.field(), "blockedPatterns");
+        let mut blank = fr_rule(&[]);
+        blank.name = " ".into();
+        assert!(matches!(
+            book.create_number_rule(blank, vec![]).await,
+            Err(BookError::Name(_))
+        ));
+        book.create_number_rule(fr_rule(&[]), vec![]).await.unwrap();
+        let mut renamed = fr_rule(&[]);
+        renamed.name = "other".into();
+        assert!(matches!(
+            book.update_number_rule("fr-only", renamed, vec![]).await,
+            Err(BookError::Rename { .. })
+        ));
+        assert!(matches!(
+            book.assign("Nope_VQ", RuleKind::Number, Some("fr-only")).await,
+            Err(BookError::UnknownQueue(q)) if q == "Nope_VQ"
+        ));
+        assert!(matches!(
+            book.assign("S_VQ_CB", RuleKind::Capacity, Some("fr-only"))
+                .await,
+            Err(BookError::UnknownRule {
+                kind: RuleKind::Capacity,
+                ..
+            })
+        ));
+        let bad_cell: CapacityStatement =
+            serde_json::from_str(r#"{"days":{"mon":{"09:30":1}},"duration":60}"#).unwrap();
+        let err = book
+            .create_capacity_rule(
+                CapacityRule {
+                    name: "x".into(),
+                    capacity: bad_cell,
+                },
+                vec![],
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.field(), "capacity.days.mon.09:30");
+        // Nothing refused was stored.
+        drop(book);
+        let (_svc, book) = open(dir.path()).await;
+        assert_eq!(book.number_rules().len(), 1);
+        assert!(book.capacity_rules().is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_stored_rule_that_no_longer_validates_stops_the_start() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = SqliteStore::open(dir.path()).unwrap();
+            store
+                .save_documents(vec![Document {
+                    kind: NUMBER_KIND.into(),
+                    id: "broken".into(),
+                    body: serde_json::json!({"name":"broken","countries":["FR"],"blockedPatterns":["("]}),
+                }])
+                .await
+                .unwrap();
+        }
+        let config = config();
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let svc = Arc::new(CallbackService::new(
+            config.clone(),
+            crate::clock::SystemClock::shared(),
+            store.clone(),
+            Arc::new(MemoryNotifier::new()),
+        ));
+        let err = RuleBook::load(&config, store, svc).await.err().unwrap();
+        assert!(
+            matches!(&err, BookError::Corrupt { id, .. } if id == "broken"),
+            "{err}"
+        );
+    }
+}
