@@ -476,7 +476,9 @@ impl Router {
         let idx = self.agents.index_of(agent)?;
         let since = self.agents.get(idx).ready_since_ns();
         let from = self.agents.set_state(idx, to, now, reason, acw_until)?;
-        if from == StateKind::Ready && to != StateKind::Ready {
+        // A reserved agent may still have its ready-list entry (claims that scan rather than
+        // walk leave it, so the claim stays short); it goes when the reservation ends.
+        if matches!(from, StateKind::Ready | StateKind::Reserved) && to != StateKind::Ready {
             self.ready.remove_entry(since, idx);
         }
         if to == StateKind::Ready {
