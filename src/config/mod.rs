@@ -131,8 +131,14 @@ impl Config {
     }
 
     /// The route point for a dialled number.
+    /// A leading `+` is ignored on both sides, so the E.164 form a call-in request hands out
+    /// (`+8001`) reaches route point `8001`.
     pub fn route_point(&self, number: &str) -> Option<&RoutePointSpec> {
-        self.spec.route_points.iter().find(|r| r.number == number)
+        let bare = number.trim_start_matches('+');
+        self.spec
+            .route_points
+            .iter()
+            .find(|r| r.number.trim_start_matches('+') == bare)
     }
 
     /// An agent by id.

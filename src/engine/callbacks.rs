@@ -1,18 +1,21 @@
-//! Serving a callback the router assigned to an agent: business-to-customer callbacks are
+//! Serving a callback the router triggered. The router leaves the agent who triggered it Ready
+//! (the seed's dialer; pacing rule in `routing::router`): business-to-customer callbacks are
 //! dialled (with the redial rules of `callback::dialer`), the queue's Callback application runs
-//! on the customer's leg and connects the reserved agent; customer-dials-in callbacks push
-//! CALLBACK_READY and wait for the customer's call.
+//! on the customer's leg and its Route Call queues them, at the callback's place, for the next
+//! ready skilled agent; customer-dials-in callbacks push CALLBACK_READY and wait for the
+//! customer's call. However serving ends, the callback leaves the pacing count.
 
 use std::sync::Arc;
 
-use crate::call::{Dialer, HangupCause};
+use crate::call::{CallLeg, Dialer, HangupCause};
 use crate::callback::dialer::AttemptOutcome;
+use crate::callback::model::CallbackRecord;
 use crate::config::CallDirection;
 use crate::flow::expr::{Value, Variables};
 use crate::flow::interpreter::system_variables;
 use crate::flow::services::AgentConnect;
 use crate::flow::{FlowServices, FlowSet, Serving, run_serving};
-use crate::routing::Assignment;
+use crate::routing::{Assignment, Dispatch};
 
 /// What serving needs: the flow services (with the agent dialer) and the customer dialer.
 pub struct CallbackRunner {
@@ -35,8 +38,21 @@ pub enum Served {
     Abandoned,
     /// A customer-dials-in callback was announced (CALLBACK_READY).
     AwaitingCallIn,
-    /// The callback could not be served (gone, refused): the agent was released.
+    /// The callback could not be served (gone, refused).
     Skipped(String),
+}
+
+/// Settles a triggered callback in the router's pacing count when serving ends, on every path
+/// (settling an already settled one does nothing).
+struct Settle<'a> {
+    dispatch: &'a Dispatch,
+    id: uuid::Uuid,
+}
+
+impl Drop for Settle<'_> {
+    fn drop(&mut self) {
+        self.dispatch.settle(self.id);
+    }
 }
 
 impl CallbackRunner {
@@ -44,15 +60,18 @@ impl CallbackRunner {
     pub async fn serve(&self, a: Assignment) -> Served {
         let s = &self.services;
         let id = a.interaction;
+        // A callback never holds an agent while it is dialled: a reservation (none under the
+        // pacing rule) is given back at once.
+        s.dispatch.release(&a);
+        let _settle = Settle {
+            dispatch: &s.dispatch,
+            id,
+        };
         let rec = match s.callbacks.get(id).await {
             Ok(r) => r,
-            Err(e) => {
-                s.dispatch.release(&a);
-                return Served::Skipped(e.to_string());
-            }
+            Err(e) => return Served::Skipped(e.to_string()),
         };
         if rec.direction == CallDirection::CustomerDialsIn {
-            s.dispatch.release(&a);
             return match s.callbacks.ready_for_call_in(id).await {
                 Ok(_) => Served::AwaitingCallIn,
                 Err(e) => Served::Skipped(e.to_string()),
@@ -70,13 +89,9 @@ impl CallbackRunner {
             .await
         {
             Ok(x) => x,
-            Err(e) => {
-                s.dispatch.release(&a);
-                return Served::Skipped(e.to_string());
-            }
+            Err(e) => return Served::Skipped(e.to_string()),
         };
         let Some(leg) = leg else {
-            s.dispatch.release(&a);
             return Served::NotReached(outcome);
         };
         let talked = match self.flows.callback_app(&s.config, &rec.queue) {
@@ -91,23 +106,15 @@ impl CallbackRunner {
                 }
                 let serving = Serving {
                     callback: id,
-                    reserved: Some(a.clone()),
+                    place: rec.queue_time,
                 };
                 let report = run_serving(&flow, leg.clone(), s, vars, Some(serving)).await;
-                let connected = report
+                report
                     .variables
                     .get("route.result")
-                    .is_some_and(|v| v.to_string() == "connected");
-                // An agent reserved but never used goes back to work.
-                if !report.trace.iter().any(|t| t.kind == "route_call") {
-                    s.dispatch.release(&a);
-                }
-                connected
+                    .is_some_and(|v| v.to_string() == "connected")
             }
-            None => matches!(
-                s.connect_agent(leg.clone(), &a, Some(id)).await,
-                AgentConnect::Talked { .. }
-            ),
+            None => self.connect_next_agent(&rec, leg.clone()).await,
         };
         if !leg.is_ended() {
             let _ = leg.hang_up(HangupCause::Normal).await;
@@ -125,6 +132,35 @@ impl CallbackRunner {
             tracing::warn!(callback = %id, error = %e, "cannot complete abandoned callback");
         }
         Served::Abandoned
+    }
+
+    /// Without a Callback application: queues the reached customer at the callback's place
+    /// and connects the next ready agent (requeueing after an agent who does not answer), until
+    /// the customer hangs up. True when they talked.
+    async fn connect_next_agent(&self, rec: &CallbackRecord, leg: Arc<dyn CallLeg>) -> bool {
+        let s = &self.services;
+        loop {
+            let rx = match s.queue_call(&rec.queue, rec.id, rec.priority, rec.queue_time, None) {
+                Ok(rx) => rx,
+                Err(e) => {
+                    tracing::warn!(callback = %rec.id, error = %e, "cannot queue the customer");
+                    return false;
+                }
+            };
+            let assigned = tokio::select! {
+                a = rx => a,
+                _ = leg.hung_up() => {
+                    s.leave_queue(&rec.queue, rec.id);
+                    return false;
+                }
+            };
+            let Ok(a) = assigned else { return false };
+            match s.connect_agent(leg.clone(), &a, Some(rec.id)).await {
+                AgentConnect::Talked { .. } => return true,
+                AgentConnect::CallerGone => return false,
+                AgentConnect::AgentUnavailable(_) => continue,
+            }
+        }
     }
 
     /// Routes every callback assignment of the dispatch to a task that serves it.

@@ -83,8 +83,8 @@ pub struct Cx<'a> {
     pub vars: Variables,
     /// The application.
     pub flow: &'a Flow,
-    /// The callback this call serves (Callback applications), and the agent the router
-    /// reserved for it; Route Call connects that agent first.
+    /// The callback this call serves (Callback applications); Route Call queues the customer
+    /// at the callback's place.
     pub serving: Option<Serving>,
     outcome: Option<String>,
 }
@@ -94,8 +94,9 @@ pub struct Cx<'a> {
 pub struct Serving {
     /// The callback.
     pub callback: uuid::Uuid,
-    /// The agent reserved for it, not yet used.
-    pub reserved: Option<crate::routing::Assignment>,
+    /// The callback's place in its queue (the time that orders it), kept by the reached
+    /// customer when Route Call queues them for the next ready agent.
+    pub place: chrono::DateTime<chrono::Utc>,
 }
 
 impl Cx<'_> {

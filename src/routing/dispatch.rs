@@ -101,11 +101,19 @@ impl Dispatch {
         }
     }
 
-    /// Queues an interaction whose assignment goes to the sink (a callback).
+    /// Queues a callback to dial: at the head it is triggered under the router's pacing rule
+    /// and goes to the sink with the agent left Ready (`Assignment::reserved` is false).
     pub fn enqueue(&self, queue: &str, w: Waiting) -> Result<(), RouterError> {
-        let list = self.router.enqueue(queue, w, self.clock.now())?;
+        let list = self.router.enqueue_paced(queue, w, self.clock.now())?;
         self.deliver(list);
         Ok(())
+    }
+
+    /// Ends a triggered callback's flight (dial failed, customer left or served) so that the
+    /// pacing rule may trigger the next one; idempotent.
+    pub fn settle(&self, id: Uuid) {
+        let list = self.router.settle(id, self.clock.now());
+        self.deliver(list);
     }
 
     /// Takes an interaction out of its queue; true if it was still waiting.
@@ -128,8 +136,12 @@ impl Dispatch {
         Ok(())
     }
 
-    /// Gives back an agent reserved for an assignment that was not used.
+    /// Gives back an agent reserved for an assignment that was not used; an unreserved
+    /// assignment (a triggered callback) holds no agent and is left alone.
     pub fn release(&self, a: &Assignment) {
+        if !a.reserved {
+            return;
+        }
         match self.router.release(a.agent_idx, self.clock.now()) {
             Ok(list) => self.deliver(list),
             Err(e) => tracing::warn!(agent = %a.agent, error = %e, "could not release agent"),

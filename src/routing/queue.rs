@@ -74,6 +74,22 @@ impl WaitQueue {
         Some(self.order.range(..key).count())
     }
 
+    /// How many entries would be served before one of `priority` enqueued at `enqueued_at`
+    /// (to count a position across two queues kept apart).
+    pub fn ahead_of(&self, priority: i64, enqueued_at: DateTime<Utc>) -> usize {
+        let key = (
+            Reverse(priority),
+            enqueued_at.timestamp_nanos_opt().unwrap_or(i64::MAX),
+            0,
+        );
+        self.order.range(..key).count()
+    }
+
+    /// The waiting entry of an interaction.
+    pub fn get(&self, id: Uuid) -> Option<&Waiting> {
+        self.order.get(self.index.get(&id)?)
+    }
+
     /// How many are waiting.
     pub fn len(&self) -> usize {
         self.order.len()
@@ -129,5 +145,9 @@ mod tests {
         assert_eq!(q.pop().map(|x| x.id), Some(c.id));
         assert_eq!(q.len(), 1);
         assert_eq!(q.position(Uuid::new_v4()), None);
+        assert_eq!(q.ahead_of(0, a.enqueued_at), 0, "a is alone");
+        assert_eq!(q.ahead_of(0, a.enqueued_at + TimeDelta::seconds(1)), 1);
+        assert_eq!(q.ahead_of(1, a.enqueued_at), 0);
+        assert_eq!(q.get(a.id).map(|x| x.priority), Some(0));
     }
 }

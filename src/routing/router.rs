@@ -11,6 +11,18 @@
 //! Both sides publish first and look second (an interaction is queued before agents are
 //! searched; an agent is listed as ready before queues are searched), so no ready agent and
 //! waiting interaction can miss each other.
+//!
+//! **Paced interactions (callbacks to dial).** A callback waiting in its queue does not take an
+//! agent: when it would be given one (it heads the queue and an eligible agent is ready), it is
+//! *triggered* instead — taken out of the queue and handed out with the agent left Ready
+//! (`Assignment::reserved == false`), as the seed's dialer does. The customer, once reached,
+//! queues again as a live call with the callback's id, priority and place, and takes the next
+//! ready agent like any caller. **Pacing rule:** per queue, triggered callbacks not yet settled
+//! (being dialled, or answered and waiting for an agent) stay fewer than or equal to the ready
+//! eligible agents: a callback is triggered only while `in_flight < ready`, then `in_flight`
+//! grows by one. An answered customer given an agent, or a callback settled by its dialer
+//! (failed attempt, declined, hung up) leaves `in_flight`. So one ready agent starts one dial at
+//! a time, and N ready agents at most N.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -41,6 +53,9 @@ pub struct Assignment {
     pub agent_idx: AgentIdx,
     /// How long the interaction waited.
     pub waited: TimeDelta,
+    /// True when the agent is Reserved for it; false when a paced interaction was triggered
+    /// and the agent stays Ready (the module's pacing rule).
+    pub reserved: bool,
 }
 
 /// Why a router request failed.
@@ -84,6 +99,13 @@ struct RouterQueue {
     waiting: Mutex<WaitQueue>,
     /// Length of `waiting`, readable without its lock (agents skip empty queues cheaply).
     len: AtomicUsize,
+    /// Paced interactions (callbacks not yet dialled), kept apart so that a head that the
+    /// pacing rule holds back never blocks the live calls behind it.
+    paced: Mutex<WaitQueue>,
+    /// Length of `paced`, readable without its lock.
+    paced_len: AtomicUsize,
+    /// Triggered paced interactions not settled yet.
+    in_flight: AtomicUsize,
     cursor: AtomicUsize,
     stats: Mutex<EwtStats>,
 }
@@ -100,6 +122,8 @@ pub struct Router {
     /// Extra skill requirements of single interactions (a Route Call's own expression), on top
     /// of their queue's.
     requirements: dashmap::DashMap<Uuid, CompiledExpr>,
+    /// Triggered paced interactions not settled yet, with their queue's index.
+    triggered: dashmap::DashMap<Uuid, usize>,
 }
 
 fn lock(m: &Mutex<WaitQueue>) -> MutexGuard<'_, WaitQueue> {
@@ -136,6 +160,9 @@ impl Router {
                 eligible: Eligibility::new(agents.len()),
                 waiting: Mutex::new(WaitQueue::new()),
                 len: AtomicUsize::new(0),
+                paced: Mutex::new(WaitQueue::new()),
+                paced_len: AtomicUsize::new(0),
+                in_flight: AtomicUsize::new(0),
                 cursor: AtomicUsize::new(0),
                 stats: Mutex::new(EwtStats::default()),
             });
@@ -149,6 +176,7 @@ impl Router {
             ready: ReadySet::new(),
             default_aht: TimeDelta::seconds(300),
             requirements: dashmap::DashMap::new(),
+            triggered: dashmap::DashMap::new(),
         };
         for (idx, _) in router.agents.iter() {
             router.recompute(idx);
@@ -242,17 +270,61 @@ impl Router {
         w: Waiting,
         now: DateTime<Utc>,
     ) -> Result<Vec<Assignment>, RouterError> {
+        self.push(queue, w, now, false)
+    }
+
+    /// Queues a paced interaction (a callback to dial): it never takes an agent; at the head,
+    /// with the pacing rule satisfied, it is triggered (see the module's documentation).
+    pub fn enqueue_paced(
+        &self,
+        queue: &str,
+        w: Waiting,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Assignment>, RouterError> {
+        self.push(queue, w, now, true)
+    }
+
+    fn push(
+        &self,
+        queue: &str,
+        w: Waiting,
+        now: DateTime<Utc>,
+        paced: bool,
+    ) -> Result<Vec<Assignment>, RouterError> {
         let qi = *self
             .by_name
             .get(queue)
             .ok_or_else(|| RouterError::UnknownQueue(queue.to_string()))?;
         let q = &self.queues[qi];
+        let (list, len) = if paced {
+            (&q.paced, &q.paced_len)
+        } else {
+            (&q.waiting, &q.len)
+        };
         {
-            let mut waiting = lock(&q.waiting);
-            waiting.push(w);
-            q.len.store(waiting.len(), Ordering::Release);
+            let mut list = lock(list);
+            list.push(w);
+            len.store(list.len(), Ordering::Release);
         }
         Ok(self.dispatch_queue(qi, now))
+    }
+
+    /// Ends a triggered interaction's flight (its dial failed, the customer left, or it was
+    /// served otherwise); the pacing rule may then trigger the next one. Settling twice, or
+    /// an interaction that was not triggered, does nothing.
+    pub fn settle(&self, id: Uuid, now: DateTime<Utc>) -> Vec<Assignment> {
+        match self.triggered.remove(&id) {
+            Some((_, qi)) => {
+                self.queues[qi].in_flight.fetch_sub(1, Ordering::AcqRel);
+                self.dispatch_queue(qi, now)
+            }
+            None => Vec::new(),
+        }
+    }
+
+    /// Triggered paced interactions of a queue not settled yet.
+    pub fn in_flight(&self, queue: &str) -> Result<usize, RouterError> {
+        Ok(self.queue(queue)?.in_flight.load(Ordering::Acquire))
     }
 
     /// Queues an interaction that also requires `expression` of its agent (beyond its queue's
@@ -292,9 +364,16 @@ impl Router {
     pub fn withdraw(&self, queue: &str, id: Uuid) -> Result<bool, RouterError> {
         self.requirements.remove(&id);
         let q = self.queue(queue)?;
-        let mut waiting = lock(&q.waiting);
-        let removed = waiting.withdraw(id);
-        q.len.store(waiting.len(), Ordering::Release);
+        {
+            let mut waiting = lock(&q.waiting);
+            if waiting.withdraw(id) {
+                q.len.store(waiting.len(), Ordering::Release);
+                return Ok(true);
+            }
+        }
+        let mut paced = lock(&q.paced);
+        let removed = paced.withdraw(id);
+        q.paced_len.store(paced.len(), Ordering::Release);
         Ok(removed)
     }
 
@@ -331,48 +410,134 @@ impl Router {
     fn dispatch_queue(&self, qi: usize, now: DateTime<Utc>) -> Vec<Assignment> {
         let q = &self.queues[qi];
         let mut out = Vec::new();
-        while q.len.load(Ordering::Acquire) > 0 {
-            let head = if self.requirements.is_empty() {
+        loop {
+            // A paced head ahead of the live head is triggered first (the agent stays ready
+            // and may then take the live call); a held-back paced head never blocks live calls.
+            let paced_first = q.paced_len.load(Ordering::Acquire) > 0 && self.paced_ahead(q);
+            if paced_first && let Some(a) = self.try_trigger(qi, now, None) {
+                out.push(a);
+                continue;
+            }
+            if let Some(a) = self.assign_live_head(qi, now) {
+                out.push(a);
+                continue;
+            }
+            if !paced_first
+                && q.paced_len.load(Ordering::Acquire) > 0
+                && let Some(a) = self.try_trigger(qi, now, None)
+            {
+                out.push(a);
+                continue;
+            }
+            return out;
+        }
+    }
+
+    /// True when the paced head would be served before the live head (or no live call waits).
+    fn paced_ahead(&self, q: &RouterQueue) -> bool {
+        let paced = lock(&q.paced).head().map(|w| (w.priority, w.enqueued_at));
+        let Some((pp, pt)) = paced else { return false };
+        let live = lock(&q.waiting).head().map(|w| (w.priority, w.enqueued_at));
+        live.is_none_or(|(lp, lt)| pp > lp || (pp == lp && pt <= lt))
+    }
+
+    /// Gives the live head of a queue to an eligible ready agent, if there is one.
+    fn assign_live_head(&self, qi: usize, now: DateTime<Utc>) -> Option<Assignment> {
+        let q = &self.queues[qi];
+        if q.len.load(Ordering::Acquire) == 0 {
+            return None;
+        }
+        let head = if self.requirements.is_empty() {
+            None
+        } else {
+            lock(&q.waiting).head().map(|w| w.id)
+        };
+        let agent = match head {
+            Some(id) if self.requirements.contains_key(&id) => {
+                self.ready
+                    .claim_first(&self.agents, &q.eligible, |idx| self.meets(idx, id))
+            }
+            _ => self.claim(q),
+        }?;
+        match pop(q) {
+            Some(w) if self.meets(agent, w.id) => Some(self.assign(q, w, agent, now)),
+            popped => {
+                // Another router took the head meanwhile (and the next one, if any, needs
+                // other skills): put it back and free the agent, keeping its place.
+                if let Some(w) = popped {
+                    let mut waiting = lock(&q.waiting);
+                    waiting.push(w);
+                    q.len.store(waiting.len(), Ordering::Release);
+                }
+                let _ = self
+                    .agents
+                    .set_state(agent, StateKind::Ready, now, None, None);
+                self.ready.insert(&self.agents, agent);
                 None
-            } else {
-                lock(&q.waiting).head().map(|w| w.id)
-            };
-            let claimed = match head {
-                Some(id) if self.requirements.contains_key(&id) => {
-                    self.ready
-                        .claim_first(&self.agents, &q.eligible, |idx| self.meets(idx, id))
-                }
-                _ => self.claim(q),
-            };
-            let Some(agent) = claimed else { break };
-            let popped = pop(q);
-            match popped {
-                Some(w) if !self.meets(agent, w.id) => {
-                    // Another router took the head meanwhile and the next one needs other
-                    // skills: put it back and free the agent.
-                    {
-                        let mut waiting = lock(&q.waiting);
-                        waiting.push(w);
-                        q.len.store(waiting.len(), Ordering::Release);
-                    }
-                    let _ = self
-                        .agents
-                        .set_state(agent, StateKind::Ready, now, None, None);
-                    self.ready.insert(&self.agents, agent);
-                    break;
-                }
-                Some(w) => out.push(self.assign(q, w, agent, now)),
-                None => {
-                    // Someone else took the interaction: the agent goes back, keeping its place.
-                    let _ = self
-                        .agents
-                        .set_state(agent, StateKind::Ready, now, None, None);
-                    self.ready.insert(&self.agents, agent);
-                    break;
+            }
+        }
+    }
+
+    /// The pacing rule's check: one ready eligible agent of `q` when more than `in_flight` of
+    /// them are ready. Stops counting as soon as the answer is known.
+    fn ready_beyond(&self, q: &RouterQueue, in_flight: usize) -> Option<AgentIdx> {
+        let mut first = None;
+        let mut ready = 0;
+        for idx in q.eligible.iter() {
+            if self.agents.get(idx).state() == StateKind::Ready {
+                first.get_or_insert(idx);
+                ready += 1;
+                if ready > in_flight {
+                    return first;
                 }
             }
         }
-        out
+        None
+    }
+
+    /// Triggers the paced head of queue `qi` if the pacing rule allows it, naming `by` (the
+    /// agent whose readiness triggers it) or else a ready eligible agent.
+    fn try_trigger(
+        &self,
+        qi: usize,
+        now: DateTime<Utc>,
+        by: Option<AgentIdx>,
+    ) -> Option<Assignment> {
+        let q = &self.queues[qi];
+        loop {
+            let f = q.in_flight.load(Ordering::Acquire);
+            // The pacing rule: more ready eligible agents than callbacks in flight.
+            let ready = self.ready_beyond(q, f)?;
+            let agent = by.unwrap_or(ready);
+            if q.in_flight
+                .compare_exchange(f, f + 1, Ordering::AcqRel, Ordering::Acquire)
+                .is_err()
+            {
+                continue;
+            }
+            let popped = {
+                let mut paced = lock(&q.paced);
+                let w = paced.pop();
+                q.paced_len.store(paced.len(), Ordering::Release);
+                w
+            };
+            let Some(w) = popped else {
+                q.in_flight.fetch_sub(1, Ordering::AcqRel);
+                return None;
+            };
+            // Triggered again before its last flight was settled: counted once.
+            if self.triggered.insert(w.id, qi).is_some() {
+                q.in_flight.fetch_sub(1, Ordering::AcqRel);
+            }
+            return Some(Assignment {
+                interaction: w.id,
+                queue: q.name.clone(),
+                agent: self.agents.get(agent).id.clone(),
+                agent_idx: agent,
+                waited: (now - w.enqueued_at).max(TimeDelta::zero()),
+                reserved: false,
+            });
+        }
     }
 
     fn assign(
@@ -383,6 +548,10 @@ impl Router {
         now: DateTime<Utc>,
     ) -> Assignment {
         self.requirements.remove(&w.id);
+        // A reached callback customer given an agent leaves the pacing count.
+        if let Some((_, qi)) = self.triggered.remove(&w.id) {
+            self.queues[qi].in_flight.fetch_sub(1, Ordering::AcqRel);
+        }
         let waited = (now - w.enqueued_at).max(TimeDelta::zero());
         q.stats
             .lock()
@@ -394,42 +563,71 @@ impl Router {
             agent: self.agents.get(agent).id.clone(),
             agent_idx: agent,
             waited,
+            reserved: true,
         }
     }
 
-    /// The best waiting head among the agent's queues: highest priority, then longest waiting.
-    fn best_queue_for(&self, idx: AgentIdx) -> Option<usize> {
+    /// The best head among the agent's queues: highest priority, then longest waiting. A
+    /// paced head counts only when the pacing rule lets it be triggered; the flag says it is
+    /// one.
+    fn best_queue_for(&self, idx: AgentIdx) -> Option<(usize, bool)> {
         let queues = self.agent_queues[idx as usize]
             .read()
             .unwrap_or_else(|p| p.into_inner());
-        let mut best: Option<(i64, DateTime<Utc>, usize)> = None;
+        let mut best: Option<(i64, DateTime<Utc>, usize, bool)> = None;
+        let better = |best: &Option<(i64, DateTime<Utc>, usize, bool)>, p: i64, t| {
+            best.is_none_or(|(bp, bt, _, _)| p > bp || (p == bp && t < bt))
+        };
         for &qi in queues.iter() {
-            if self.queues[qi].len.load(Ordering::Acquire) == 0 {
-                continue;
+            let q = &self.queues[qi];
+            if q.len.load(Ordering::Acquire) > 0 {
+                let head = lock(&q.waiting)
+                    .head()
+                    .map(|w| (w.priority, w.enqueued_at, w.id));
+                let head = head
+                    .filter(|(_, _, id)| self.meets(idx, *id))
+                    .map(|(p, t, _)| (p, t));
+                if let Some((p, t)) = head
+                    && better(&best, p, t)
+                {
+                    best = Some((p, t, qi, false));
+                }
             }
-            let head = lock(&self.queues[qi].waiting)
-                .head()
-                .map(|w| (w.priority, w.enqueued_at, w.id));
-            let head = head
-                .filter(|(_, _, id)| self.meets(idx, *id))
-                .map(|(p, t, _)| (p, t));
-            if let Some((p, t)) = head
-                && best.is_none_or(|(bp, bt, _)| p > bp || (p == bp && t < bt))
-            {
-                best = Some((p, t, qi));
+            if q.paced_len.load(Ordering::Acquire) > 0 {
+                let head = lock(&q.paced).head().map(|w| (w.priority, w.enqueued_at));
+                if let Some((p, t)) = head
+                    && better(&best, p, t)
+                    && self
+                        .ready_beyond(q, q.in_flight.load(Ordering::Acquire))
+                        .is_some()
+                {
+                    best = Some((p, t, qi, true));
+                }
             }
         }
-        best.map(|(_, _, qi)| qi)
+        best.map(|(_, _, qi, paced)| (qi, paced))
     }
 
     fn dispatch_agent(&self, idx: AgentIdx, now: DateTime<Utc>) -> Vec<Assignment> {
-        for _ in 0..8 {
-            let Some(qi) = self.best_queue_for(idx) else {
-                return Vec::new();
+        let mut out = Vec::new();
+        // Races with other routers are retried a few times; triggers are bounded by the
+        // pacing rule (each one raises a queue's in-flight count towards its ready agents).
+        let mut retries = 0;
+        while retries < 8 {
+            let Some((qi, paced)) = self.best_queue_for(idx) else {
+                return out;
             };
+            if paced {
+                match self.try_trigger(qi, now, Some(idx)) {
+                    Some(a) => out.push(a),
+                    None => retries += 1,
+                }
+                continue;
+            }
+            retries += 1;
             let since = self.agents.get(idx).ready_since_ns();
             if !self.agents.claim(idx) {
-                return Vec::new();
+                return out;
             }
             let q = &self.queues[qi];
             let popped = pop(q);
@@ -446,7 +644,7 @@ impl Router {
                 Some(w) => {
                     self.ready.remove_entry(since, idx);
                     let had_requirement = self.requirements.contains_key(&w.id);
-                    let mut out = vec![self.assign(q, w, idx, now)];
+                    out.push(self.assign(q, w, idx, now));
                     // The head needed skills others lack: whoever waited behind it may now
                     // go to an agent who was ready all along.
                     if had_requirement {
@@ -461,7 +659,7 @@ impl Router {
                 }
             }
         }
-        Vec::new()
+        out
     }
 
     /// Changes an agent's state; when the agent becomes ready it may be assigned at once.
@@ -498,14 +696,33 @@ impl Router {
         Ok(())
     }
 
-    /// 0-based position of a waiting interaction.
+    /// 0-based position of a waiting interaction, counting live calls and callbacks to dial
+    /// that would be served before it.
     pub fn position(&self, queue: &str, id: Uuid) -> Result<Option<usize>, RouterError> {
-        Ok(lock(&self.queue(queue)?.waiting).position(id))
+        let q = self.queue(queue)?;
+        let live = {
+            let waiting = lock(&q.waiting);
+            waiting
+                .position(id)
+                .zip(waiting.get(id).map(|w| (w.priority, w.enqueued_at)))
+        };
+        if let Some((pos, (p, t))) = live {
+            return Ok(Some(pos + lock(&q.paced).ahead_of(p, t)));
+        }
+        let paced = {
+            let paced = lock(&q.paced);
+            paced
+                .position(id)
+                .zip(paced.get(id).map(|w| (w.priority, w.enqueued_at)))
+        };
+        Ok(paced.map(|(pos, (p, t))| pos + lock(&q.waiting).ahead_of(p, t)))
     }
 
-    /// How many interactions wait in a queue.
+    /// How many interactions wait in a queue (live calls and callbacks not yet dialled).
     pub fn waiting(&self, queue: &str) -> Result<usize, RouterError> {
-        Ok(lock(&self.queue(queue)?.waiting).len())
+        let q = self.queue(queue)?;
+        let live = lock(&q.waiting).len();
+        Ok(live + lock(&q.paced).len())
     }
 
     /// Eligible agents of a queue by state, from the agents' state bits (a few popcounts per
@@ -699,6 +916,149 @@ mod tests {
         // An unused reservation is given back and the agent is found again.
         r.release(2, t(1)).unwrap();
         assert_eq!(r.claim_for("Any_VQ").unwrap(), Some(2));
+    }
+
+    #[test]
+    fn a_triggered_callback_leaves_its_agent_ready_and_pacing_bounds_dials_by_ready_agents() {
+        let r = router();
+        r.set_agent_state("alice", StateKind::Ready, t(0), None, None)
+            .unwrap();
+        r.set_agent_state("bob", StateKind::Ready, t(1), None, None)
+            .unwrap();
+        let callbacks: Vec<Waiting> = (0..10).map(|i| w(0, 10 + i)).collect();
+        let mut triggered = Vec::new();
+        for c in &callbacks {
+            triggered.extend(r.enqueue_paced("Sales_VQ", c.clone(), t(30)).unwrap());
+        }
+        // Two ready agents: two callbacks dialled, in queue order, nobody reserved.
+        let ids: Vec<Uuid> = triggered.iter().map(|a| a.interaction).collect();
+        assert_eq!(ids, vec![callbacks[0].id, callbacks[1].id]);
+        assert!(triggered.iter().all(|a| !a.reserved));
+        assert_eq!(r.in_flight("Sales_VQ").unwrap(), 2);
+        assert_eq!(r.waiting("Sales_VQ").unwrap(), 8);
+        assert_eq!(r.agent_counts("Sales_VQ").unwrap().ready, 2);
+        // An agent becoming ready again triggers nothing more: the rule still holds.
+        r.set_agent_state("bob", StateKind::NotReady, t(31), None, None)
+            .unwrap();
+        let again = r
+            .set_agent_state("bob", StateKind::Ready, t(32), None, None)
+            .unwrap();
+        assert!(again.is_empty(), "{again:?}");
+        // The first dial fails: its flight ends and the next callback is dialled.
+        let next = r.settle(callbacks[0].id, t(40));
+        assert_eq!(next.len(), 1);
+        assert_eq!(next[0].interaction, callbacks[2].id);
+        assert!(
+            r.settle(callbacks[0].id, t(41)).is_empty(),
+            "settling is idempotent"
+        );
+        assert_eq!(r.in_flight("Sales_VQ").unwrap(), 2);
+        // The second customer answers and queues live at the callback's place: an agent is
+        // reserved for them and their flight ends; the other agent is busy, so nothing more.
+        let got = r.enqueue("Sales_VQ", callbacks[1].clone(), t(50)).unwrap();
+        assert_eq!(got.len(), 1);
+        assert_eq!(
+            (got[0].interaction, got[0].reserved),
+            (callbacks[1].id, true)
+        );
+        assert_eq!(r.in_flight("Sales_VQ").unwrap(), 1);
+        assert_eq!(r.agent_counts("Sales_VQ").unwrap().ready, 1);
+        assert_eq!(r.waiting("Sales_VQ").unwrap(), 7);
+    }
+
+    #[test]
+    fn the_agent_who_triggers_a_callback_takes_the_next_live_call() {
+        let r = router();
+        let callback = w(0, 0);
+        let caller = w(0, 5);
+        r.enqueue_paced("Sales_VQ", callback.clone(), t(0)).unwrap();
+        r.enqueue("Sales_VQ", caller.clone(), t(5)).unwrap();
+        assert_eq!(r.position("Sales_VQ", caller.id).unwrap(), Some(1));
+        let got = r
+            .set_agent_state("bob", StateKind::Ready, t(10), None, None)
+            .unwrap();
+        let pairs: Vec<(Uuid, bool)> = got.iter().map(|a| (a.interaction, a.reserved)).collect();
+        assert_eq!(pairs, vec![(callback.id, false), (caller.id, true)]);
+        assert_eq!(
+            got[0].agent, "bob",
+            "the trigger names the agent who became ready"
+        );
+        // With nobody ready, a held-back callback does not block a live call behind it.
+        let later = w(0, 20);
+        let live = w(0, 30);
+        r.enqueue_paced("Sales_VQ", later.clone(), t(20)).unwrap();
+        assert!(
+            r.enqueue("Sales_VQ", live.clone(), t(30))
+                .unwrap()
+                .is_empty()
+        );
+        let got = r
+            .set_agent_state("alice", StateKind::Ready, t(40), None, None)
+            .unwrap();
+        // Alice is the only ready agent and one dial is in flight: she takes the live call.
+        assert_eq!(got.len(), 1);
+        assert_eq!((got[0].interaction, got[0].reserved), (live.id, true));
+        assert!(r.withdraw("Sales_VQ", later.id).unwrap());
+    }
+
+    #[test]
+    fn concurrent_triggers_settles_and_agent_changes_trigger_each_callback_once() {
+        use std::collections::HashSet;
+        use std::sync::{Arc, Mutex};
+        let r = Arc::new(router());
+        let seen = Arc::new(Mutex::new(HashSet::new()));
+        // Settles every trigger it is given (and those its settles cause), recording each.
+        let drain = |r: &Router, seen: &Mutex<HashSet<Uuid>>, mut work: Vec<Assignment>| {
+            while let Some(a) = work.pop() {
+                if a.reserved {
+                    continue;
+                }
+                assert!(
+                    seen.lock().unwrap().insert(a.interaction),
+                    "triggered twice"
+                );
+                assert!(
+                    r.in_flight("Sales_VQ").unwrap() <= 2,
+                    "more dials than agents"
+                );
+                work.extend(r.settle(a.interaction, t(0)));
+            }
+        };
+        let producers: Vec<_> = (0..3)
+            .map(|k| {
+                let (r, seen) = (r.clone(), seen.clone());
+                std::thread::spawn(move || {
+                    for i in 0..2000 {
+                        let got = r.enqueue_paced("Sales_VQ", w(0, k * 10_000 + i), t(0));
+                        drain(&r, &seen, got.unwrap());
+                    }
+                })
+            })
+            .collect();
+        let toggler = {
+            let (r, seen) = (r.clone(), seen.clone());
+            std::thread::spawn(move || {
+                for i in 0..3000 {
+                    let agent = if i % 2 == 0 { "alice" } else { "bob" };
+                    let got = r.set_agent_state(agent, StateKind::Ready, t(0), None, None);
+                    drain(&r, &seen, got.unwrap());
+                    let _ = r.set_agent_state(agent, StateKind::NotReady, t(0), None, None);
+                }
+            })
+        };
+        for p in producers {
+            p.join().unwrap();
+        }
+        toggler.join().unwrap();
+        // Everyone ready at the end: every callback is triggered, exactly once, and settled.
+        let got = r
+            .set_agent_state("alice", StateKind::Ready, t(1), None, None)
+            .unwrap();
+        drain(&r, &seen, got);
+        assert_eq!(seen.lock().unwrap().len(), 6000);
+        assert_eq!(r.in_flight("Sales_VQ").unwrap(), 0);
+        assert_eq!(r.waiting("Sales_VQ").unwrap(), 0);
+        assert_eq!(r.agent_counts("Sales_VQ").unwrap().ready, 1);
     }
 
     #[test]

@@ -26,32 +26,14 @@ pub async fn run(b: &RouteCall, cx: &mut Cx<'_>) -> Step {
     let services = cx.services;
     let clock = services.clock.clone();
     let serving_id = cx.serving.as_ref().map(|s| s.callback);
-    // A callback's reserved agent is connected first, without queueing again.
-    if let Some(a) = cx.serving.as_mut().and_then(|s| s.reserved.take()) {
-        let leg = cx.leg.clone();
-        match services.connect_agent(leg.clone(), &a, serving_id).await {
-            AgentConnect::Talked { agent, end } => {
-                cx.set("route.result", "connected");
-                cx.set("route.agent", agent.clone());
-                cx.outcome(format!(
-                    "connected to reserved agent {agent} ({end:?} hung up)"
-                ));
-                if leg.is_ended() {
-                    return Step::HungUp;
-                }
-                return match &b.on_connected {
-                    Some(t) => Step::Branch(Some(t.clone())),
-                    None => Step::End(EndCause::Normal),
-                };
-            }
-            AgentConnect::CallerGone => return Step::HungUp,
-            AgentConnect::AgentUnavailable(r) => {
-                tracing::info!(agent = %a.agent, result = ?r, "reserved agent did not answer; queueing");
-            }
-        }
-    }
     let id = serving_id.unwrap_or_else(Uuid::new_v4);
     let entered = clock.now();
+    // A reached callback customer keeps the callback's place (and, through the flow's
+    // `priority`, its priority): they take the next ready agent ahead of those behind them.
+    let place = cx
+        .serving
+        .as_ref()
+        .map_or(entered, |s| s.place.min(entered));
     let computed = b
         .skill_expression_from
         .as_ref()
@@ -69,7 +51,7 @@ pub async fn run(b: &RouteCall, cx: &mut Cx<'_>) -> Step {
             false
         }
     });
-    let mut rx = match services.queue_call(&queue, id, priority, entered, requirement) {
+    let mut rx = match services.queue_call(&queue, id, priority, place, requirement) {
         Ok(rx) => rx,
         Err(e) => {
             cx.set("route.result", "error");
@@ -144,7 +126,7 @@ pub async fn run(b: &RouteCall, cx: &mut Cx<'_>) -> Step {
                     AgentConnect::CallerGone => return Step::HungUp,
                     AgentConnect::AgentUnavailable(r) => {
                         tracing::info!(agent = %a.agent, result = ?r, "agent did not answer; caller requeued");
-                        match services.queue_call(&queue, id, priority, entered, requirement) {
+                        match services.queue_call(&queue, id, priority, place, requirement) {
                             Ok(again) => rx = again,
                             Err(_) => return Step::Branch(b.on_timeout.clone()),
                         }

@@ -1,0 +1,274 @@
+//! Click-to-Call-In over real SIP and RTP on loopback: an app asks the REST API for a call-in
+//! number and access code; SIPp calls that number from the requesting ANI and keys the code as
+//! RFC 4733 events; the engine matches and routes the caller to the registered agent (another
+//! SIPp), or refuses a wrong code, an expired request and a used one with the flow's message
+//! and a hang-up. The guessing guard drops a number that keeps trying codes. The engine runs on
+//! a manual clock, so a request expires when the test says.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use boomerang::callin::CallInState;
+use boomerang::clock::{Clock, ManualClock};
+use boomerang::config::Config;
+use boomerang::engine::Engine;
+use boomerang::routing::StateKind;
+use chrono::{TimeDelta, TimeZone, Utc};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+const KEY: &str = "callin-wire-key";
+
+struct Running {
+    engine: Engine,
+    clock: ManualClock,
+    _dir: tempfile::TempDir,
+}
+
+async fn engine() -> Running {
+    common::capture_logs();
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let text =
+        common::demo_config_text(|t| t) + &format!("\napi:\n  keys: [{{name: app, key: {KEY}}}]\n");
+    let config = Config::from_str_in(&text, dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap());
+    let engine = Engine::start(Arc::new(config), clock.shared())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    Running {
+        engine,
+        clock,
+        _dir: dir,
+    }
+}
+
+/// What the app gets back from `/call-in/requests/create`.
+struct Granted {
+    id: Uuid,
+    number: String,
+    code: String,
+}
+
+impl Running {
+    async fn request(&self, ani: &str) -> Granted {
+        let r: Value = reqwest::Client::new()
+            .post(format!(
+                "http://{}/engagement/v3/call-in/requests/create",
+                self.engine.http_addr
+            ))
+            .header("x-api-key", KEY)
+            .json(&json!({
+                "groupName": "DemoApp",
+                "fromPhoneNumber": ani,
+                "virtualQueue": "Sales_VQ",
+                "priority": 3
+            }))
+            .send()
+            .await
+            .expect("HTTP request")
+            .json()
+            .await
+            .expect("JSON answer");
+        let data = &r["data"];
+        Granted {
+            id: data["id"].as_str().unwrap_or_default().parse().expect("id"),
+            number: data["toPhoneNumber"].as_str().unwrap_or_default().into(),
+            code: data["accessCode"].as_str().unwrap_or_default().into(),
+        }
+    }
+
+    fn sip(&self) -> SocketAddr {
+        self.engine.sip.udp[0]
+    }
+
+    fn state(&self, id: Uuid) -> Option<CallInState> {
+        self.engine.callin.get(id).map(|r| r.state)
+    }
+}
+
+/// SIPp pcap replays for `entries` (each one keyed after `gap_ms` of prompts), one RFC 4733
+/// event per key.
+fn keys(entries: &[String], gap_ms: u32) -> String {
+    let mut xml = String::new();
+    for entry in entries {
+        xml += &format!("  <pause milliseconds=\"{gap_ms}\"/>\n");
+        for k in entry.chars() {
+            let name = match k {
+                '#' => "pound".to_string(),
+                '*' => "star".to_string(),
+                d => d.to_string(),
+            };
+            xml += &format!(
+                "  <nop><action><exec play_pcap_audio=\"/usr/share/sip-tester/dtmf_2833_{name}.pcap\"/></action></nop>\n  <pause milliseconds=\"400\"/>\n"
+            );
+        }
+    }
+    xml
+}
+
+/// Calls `number` from `ani`, keys `entries`, and expects the engine's BYE. Returns the
+/// flow's trace as the engine logged it.
+async fn call(r: &Running, ani: &str, number: &str, entries: &[String]) -> String {
+    let call_id = format!("callin-{}", Uuid::new_v4());
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let template = std::fs::read_to_string(common::repo().join("tests/sipp/call-in-caller.xml"))
+        .expect("scenario template");
+    let scenario = template
+        .replace("@DNIS@", number)
+        .replace("@ANI@", ani)
+        .replace("@KEYS@", &keys(entries, 1500));
+    let path = dir.path().join("call-in-caller.xml");
+    std::fs::write(&path, scenario).expect("write scenario");
+    let out = common::sipp_client(&path, r.sip(), &["-cid_str", &call_id]).await;
+    assert!(
+        out.status.success(),
+        "the caller did not get the engine's BYE: {}",
+        common::sipp_report(&out)
+    );
+    // The flow's trace is logged once the call has ended.
+    for _ in 0..100 {
+        let lines = common::log_lines(&["blocks visited", &call_id]);
+        if let Some(l) = lines.first() {
+            return l.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("no flow trace logged for {call_id}");
+}
+
+/// The flow refused each of three codes for `failure` with its message, then said goodbye
+/// and hung up without routing the caller.
+fn refused_three_times(trace: &str, failure: &str) {
+    let refusal = format!("no match ({failure})");
+    assert_eq!(trace.matches(&refusal).count(), 3, "{trace}");
+    assert_eq!(
+        trace.matches("invalid (play_message)").count(),
+        3,
+        "{trace}"
+    );
+    assert!(trace.contains("farewell (play_message)"), "{trace}");
+    assert!(trace.contains("bye (terminate_call)"), "{trace}");
+    assert!(!trace.contains("route (route_call)"), "{trace}");
+}
+
+fn entry(code: &str) -> String {
+    format!("{code}#")
+}
+
+/// A code of the right length that is not `code`.
+fn wrong(code: &str) -> String {
+    code.chars()
+        .map(|c| {
+            if c == '9' {
+                '0'
+            } else {
+                ((c as u8) + 1) as char
+            }
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_right_code_from_the_requesting_number_reaches_the_agent_and_a_second_call_is_refused()
+{
+    let r = engine().await;
+    let agent_port = common::free_port();
+    let mut phone = common::sipp_server("agent-answers.xml", agent_port, 1);
+    common::register_alice(r.sip(), &format!("127.0.0.1:{agent_port}")).await;
+    let agents = r.engine.router.agents();
+    let alice = agents.index_of("alice").expect("alice");
+    assert_eq!(agents.get(alice).state(), StateKind::Ready);
+
+    let ani = "+33612345678";
+    let g = r.request(ani).await;
+    assert_eq!(g.number, "+8001", "the demo group's only number");
+    assert_eq!(g.code.len(), 6);
+    assert_eq!(r.state(g.id), Some(CallInState::Pending));
+
+    let trace = call(&r, ani, &g.number, &[entry(&g.code)]).await;
+    assert!(
+        trace.contains("match (click_to_call_in_match): matched request for queue Sales_VQ"),
+        "{trace}"
+    );
+    assert!(
+        trace.contains("route (route_call): connected to alice"),
+        "{trace}"
+    );
+    let matched = r.engine.callin.get(g.id).expect("request");
+    assert_eq!(matched.state, CallInState::Completed);
+    assert_eq!(matched.matched_at, Some(r.clock.now()));
+    common::sipp_succeeded(&mut phone, "the agent").await;
+
+    // The same code again: the request was used. Refused three times, then goodbye and BYE.
+    let again = vec![entry(&g.code); 3];
+    let trace = call(&r, ani, &g.number, &again).await;
+    refused_three_times(&trace, "the request was already used");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_code_is_refused_with_the_message_and_the_third_ends_the_call() {
+    let r = engine().await;
+    let ani = "+33611111111";
+    let g = r.request(ani).await;
+    let bad = wrong(&g.code);
+    let trace = call(&r, ani, &g.number, &vec![entry(&bad); 3]).await;
+    refused_three_times(&trace, "no request matches");
+    assert_eq!(r.state(g.id), Some(CallInState::Pending), "still usable");
+    // Each wrong code was logged with the calling number.
+    assert_eq!(
+        common::log_lines(&["call-in: wrong access code", ani]).len(),
+        3
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_request_is_refused_with_the_message_and_a_hang_up() {
+    let r = engine().await;
+    let ani = "+33622222222";
+    let g = r.request(ani).await;
+    // The demo group's requests live 300 s.
+    r.clock.advance(TimeDelta::seconds(301));
+    for _ in 0..100 {
+        if r.state(g.id) == Some(CallInState::Expired) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(r.state(g.id), Some(CallInState::Expired));
+    let trace = call(&r, ani, &g.number, &vec![entry(&g.code); 3]).await;
+    refused_three_times(&trace, "the request has expired");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_number_that_keeps_guessing_is_told_and_dropped_even_with_the_right_code() {
+    let r = engine().await;
+    let ani = "+33633333333";
+    let g = r.request(ani).await;
+    let bad = wrong(&g.code);
+    // Three wrong codes end the first call (the flow's limit per call)...
+    call(&r, ani, &g.number, &vec![entry(&bad); 3]).await;
+    // ...and two more within the minute reach the limit per number (5): the right code is
+    // then refused too, the caller hears goodbye and is dropped.
+    let trace = call(
+        &r,
+        ani,
+        &g.number,
+        &[entry(&bad), entry(&bad), entry(&g.code)],
+    )
+    .await;
+    assert!(
+        trace.contains("no match (too many wrong access codes from this number)"),
+        "{trace}"
+    );
+    assert!(trace.contains("farewell (play_message)"), "{trace}");
+    assert!(trace.contains("bye (terminate_call)"), "{trace}");
+    assert_eq!(r.state(g.id), Some(CallInState::Pending), "never matched");
+    assert_eq!(
+        common::log_lines(&["call-in: wrong access code", ani]).len(),
+        5
+    );
+    assert!(!common::log_lines(&["too many wrong access codes", ani]).is_empty());
+}

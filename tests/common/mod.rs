@@ -1,0 +1,207 @@
+//! Shared by the wire tests: the demo configuration on loopback ports, free ports, SIPp runs,
+//! and a log capture to read what the engine recorded (flow traces) from a test.
+
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::{Mutex, OnceLock};
+use std::time::Duration;
+
+/// The repository's root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The shipped `boomerang.yaml` on loopback ports chosen by the OS (SIP over UDP and TCP,
+/// HTTP), with the repository's flows and prompts, and `edit` applied to the text first.
+pub fn demo_config_text(edit: impl FnOnce(String) -> String) -> String {
+    let text = std::fs::read_to_string(repo().join("boomerang.yaml"))
+        .unwrap_or_else(|e| panic!("boomerang.yaml: {e}"));
+    edit(text)
+        .replace("sip_udp: [\"0.0.0.0:5060\"]", "sip_udp: [\"127.0.0.1:0\"]")
+        .replace("sip_tcp: [\"0.0.0.0:5060\"]", "sip_tcp: [\"127.0.0.1:0\"]")
+        .replace("http: \"0.0.0.0:8080\"", "http: \"127.0.0.1:0\"")
+        .replace(
+            "flows_dir: ivr-flows",
+            &format!("flows_dir: {}", repo().join("ivr-flows").display()),
+        )
+        .replace(
+            "prompts_dir: prompts",
+            &format!("prompts_dir: {}", repo().join("prompts").display()),
+        )
+}
+
+/// An even UDP port that was free a moment ago (SIPp's media port must be even).
+pub fn free_port() -> u16 {
+    loop {
+        let s = UdpSocket::bind("127.0.0.1:0").expect("bind a loopback port");
+        let p = s.local_addr().expect("local address").port();
+        if p.is_multiple_of(2) && p < 65000 {
+            return p;
+        }
+    }
+}
+
+/// Runs a SIPp client scenario file for one call against `target` and returns its output
+/// (the caller checks success: some scenarios are expected to fail).
+pub async fn sipp_client(scenario: &Path, target: SocketAddr, extra: &[&str]) -> Output {
+    let mut cmd = tokio::process::Command::new("sipp");
+    cmd.arg("-sf")
+        .arg(scenario)
+        .arg(target.to_string())
+        .args(["-m", "1", "-i", "127.0.0.1", "-nostdin", "-timeout", "90s"])
+        .args(["-p", &free_port().to_string()])
+        .args(["-mp", &free_port().to_string()])
+        .args(extra)
+        .kill_on_drop(true);
+    tokio::time::timeout(Duration::from_secs(120), cmd.output())
+        .await
+        .expect("sipp did not finish")
+        .unwrap_or_else(|e| panic!("cannot run sipp (apt-get install -y sip-tester): {e}"))
+}
+
+/// SIPp's report lines worth reading when a scenario failed.
+pub fn sipp_report(out: &Output) -> String {
+    format!(
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains("call") || l.contains("rror") || l.contains("nexpected"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Starts a SIPp server scenario from `tests/sipp` on `port` that serves `calls` calls.
+pub fn sipp_server(scenario: &str, port: u16, calls: u32) -> tokio::process::Child {
+    tokio::process::Command::new("sipp")
+        .arg("-sf")
+        .arg(repo().join("tests/sipp").join(scenario))
+        .args(["-m", &calls.to_string(), "-i", "127.0.0.1", "-nostdin"])
+        .args(["-timeout", "120s"])
+        .args(["-p", &port.to_string()])
+        .args(["-mp", &free_port().to_string()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run sipp (apt-get install -y sip-tester): {e}"))
+}
+
+/// Waits (up to 30 s) for a SIPp server to finish and asserts it played its scenario through.
+pub async fn sipp_succeeded(child: &mut tokio::process::Child, who: &str) {
+    let done = tokio::time::timeout(Duration::from_secs(30), child.wait()).await;
+    assert!(
+        done.is_ok_and(|s| s.is_ok_and(|s| s.success())),
+        "{who}'s SIPp failed"
+    );
+}
+
+/// Registers agent alice's phone (SIP user 1001) at `contact` with the engine at `target`.
+pub async fn register_alice(target: SocketAddr, contact: &str) {
+    let out = tokio::process::Command::new("sipp")
+        .arg("-sf")
+        .arg(repo().join("tests/sipp/agent-register.xml"))
+        .arg(target.to_string())
+        .args(["-m", "1", "-i", "127.0.0.1", "-nostdin", "-timeout", "20s"])
+        .args(["-p", &free_port().to_string()])
+        .args(["-set", "contact", contact])
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("cannot run sipp: {e}"));
+    assert!(
+        out.status.success(),
+        "REGISTER failed: {}",
+        sipp_report(&out)
+    );
+}
+
+static LOGS: OnceLock<&'static Mutex<Vec<u8>>> = OnceLock::new();
+
+struct Capture(&'static Mutex<Vec<u8>>);
+
+impl std::io::Write for Capture {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Captures the engine's logs (flow traces at debug, call-in attempts at info) for
+/// [`log_lines`]; safe to call from every test.
+pub fn capture_logs() {
+    LOGS.get_or_init(|| {
+        let buf: &'static Mutex<Vec<u8>> = Box::leak(Box::new(Mutex::new(Vec::new())));
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(
+                "warn,boomerang::engine::sip=debug,boomerang::callin=info",
+            ))
+            .with_ansi(false)
+            .with_writer(move || Capture(buf))
+            .try_init();
+        buf
+    });
+}
+
+/// Captured log lines that contain every one of `needles`.
+pub fn log_lines(needles: &[&str]) -> Vec<String> {
+    let Some(buf) = LOGS.get() else {
+        return Vec::new();
+    };
+    let text = String::from_utf8_lossy(&buf.lock().unwrap_or_else(|p| p.into_inner())).to_string();
+    text.lines()
+        .filter(|l| needles.iter().all(|n| l.contains(n)))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Books an API callback (immediate, no slot check) in `queue` for `phone`.
+pub async fn book_callback(
+    engine: &boomerang::engine::Engine,
+    queue: &str,
+    phone: &str,
+) -> boomerang::callback::model::CallbackRecord {
+    use boomerang::callback::service::{CreateRequest, api_callback};
+    engine
+        .callbacks
+        .create(CreateRequest {
+            callback: api_callback(queue, phone, None),
+            check_slot: false,
+            ewt_at_offer_seconds: None,
+            position_at_offer: None,
+        })
+        .await
+        .unwrap_or_else(|e| panic!("callback refused: {e}"))
+}
+
+/// Waits (up to 30 s) for a callback to complete; its reason and final record.
+pub async fn until_completed(
+    engine: &boomerang::engine::Engine,
+    id: uuid::Uuid,
+) -> (
+    boomerang::callback::model::CompletionReason,
+    boomerang::callback::model::CallbackRecord,
+) {
+    use boomerang::callback::model::CallbackState;
+    for _ in 0..300 {
+        let r = engine
+            .callbacks
+            .get(id)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        if let CallbackState::Completed(why) = r.state {
+            return (why, r);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("callback {id} never completed");
+}

@@ -1,0 +1,86 @@
+//! The outbound dialer over real SIP on loopback, as the seed describes it: the ready agent who
+//! triggers a callback's dial is not reserved while the customer's phone (a SIPp trunk) rings —
+//! an inbound caller can take them — and the customer who answers and presses 1 is routed to
+//! the next ready agent (alice's SIPp phone) and bridged, completing the callback as AGENT.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use boomerang::callback::model::{CallbackState, CompletionReason};
+use boomerang::clock::{Clock, SystemClock};
+use boomerang::config::Config;
+use boomerang::engine::Engine;
+use boomerang::routing::{StateKind, Waiting};
+use uuid::Uuid;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_is_free_while_the_customer_rings_and_the_answered_customer_gets_the_next_agent()
+{
+    common::capture_logs();
+    let trunk_port = common::free_port();
+    let agent_port = common::free_port();
+    let mut trunk = common::sipp_server("customer-rings-then-answers.xml", trunk_port, 1);
+    let mut phone = common::sipp_server("agent-answers.xml", agent_port, 1);
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let text =
+        common::demo_config_text(|t| t.replace("port: 5080", &format!("port: {trunk_port}")));
+    let config = Config::from_str_in(&text, dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let engine = Engine::start(Arc::new(config), SystemClock::shared())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let rec = common::book_callback(&engine, "Sales_VQ_CB", "+33612345678").await;
+    // Alice's phone registers: she is ready and her readiness triggers the dial.
+    common::register_alice(engine.sip.udp[0], &format!("127.0.0.1:{agent_port}")).await;
+    let mut routing = false;
+    for _ in 0..200 {
+        if engine.callbacks.get(rec.id).await.ok().map(|r| r.state) == Some(CallbackState::Routing)
+        {
+            routing = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(routing, "the callback was never dialled");
+    // The customer's phone rings for three seconds: alice is Ready, not reserved, and an
+    // inbound caller on the sales line is given her at once.
+    let agents = engine.router.agents();
+    let alice = agents.index_of("alice").expect("alice");
+    assert_eq!(agents.get(alice).state(), StateKind::Ready);
+    assert_eq!(engine.router.in_flight("Sales_VQ_CB").ok(), Some(1));
+    let caller = Uuid::new_v4();
+    let mut rx = engine
+        .dispatch
+        .enqueue_waiter(
+            "Sales_VQ",
+            Waiting {
+                id: caller,
+                priority: 0,
+                enqueued_at: SystemClock.now(),
+            },
+        )
+        .expect("queued");
+    let a = rx
+        .try_recv()
+        .expect("alice was not free while the customer's phone rang");
+    assert_eq!(
+        (a.interaction, a.agent.as_str(), a.reserved),
+        (caller, "alice", true)
+    );
+    // That caller leaves before being connected: alice is back to Ready.
+    engine.dispatch.release(&a);
+    assert_eq!(
+        engine.callbacks.get(rec.id).await.ok().map(|r| r.state),
+        Some(CallbackState::Routing),
+        "still ringing"
+    );
+    let (why, r) = common::until_completed(&engine, rec.id).await;
+    assert_eq!(why, CompletionReason::Agent, "{:?}", r.history);
+    assert_eq!(r.metrics.connected_agent.as_deref(), Some("alice"));
+    let states: Vec<&str> = r.history.iter().map(|e| e.to.name()).collect();
+    assert_eq!(states, ["QUEUED", "ROUTING", "PROCESSING", "COMPLETED"]);
+    assert_eq!(engine.router.in_flight("Sales_VQ_CB").ok(), Some(0));
+    common::sipp_succeeded(&mut trunk, "the customer").await;
+    common::sipp_succeeded(&mut phone, "the agent").await;
+}
