@@ -481,15 +481,18 @@ impl Router {
     /// The pacing rule's check: one ready eligible agent of `q` when more than `in_flight` of
     /// them are ready. Stops counting as soon as the answer is known.
     fn ready_beyond(&self, q: &RouterQueue, in_flight: usize) -> Option<AgentIdx> {
+        // Popcounts of the queue's eligibility words against the agents' ready bits.
         let mut first = None;
         let mut ready = 0;
-        for idx in q.eligible.iter() {
-            if self.agents.get(idx).state() == StateKind::Ready {
-                first.get_or_insert(idx);
-                ready += 1;
-                if ready > in_flight {
-                    return first;
-                }
+        for (w, word) in q.eligible.words().enumerate() {
+            let bits = word & self.agents.ready_word(w);
+            if bits == 0 {
+                continue;
+            }
+            first.get_or_insert(w as AgentIdx * 64 + bits.trailing_zeros());
+            ready += bits.count_ones() as usize;
+            if ready > in_flight {
+                return first;
             }
         }
         None
