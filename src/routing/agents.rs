@@ -427,6 +427,22 @@ impl AgentRegistry {
     }
 }
 
+/// `n` agents `a0`, `a1`… without skills, for tests of the routing modules.
+#[cfg(test)]
+pub(crate) fn registry_of_plain_agents(n: usize) -> AgentRegistry {
+    AgentRegistry::new(
+        (0..n)
+            .map(|i| AgentInfo {
+                id: format!("a{i}"),
+                name: String::new(),
+                sip_user: format!("{i}"),
+                skills: vec![],
+            })
+            .collect(),
+        &SkillCatalog::new(),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -537,17 +553,7 @@ mod tests {
 
     #[test]
     fn state_bits_count_every_class_through_a_call() {
-        let r = AgentRegistry::new(
-            (0..70)
-                .map(|i| AgentInfo {
-                    id: format!("a{i}"),
-                    name: String::new(),
-                    sip_user: format!("{i}"),
-                    skills: vec![],
-                })
-                .collect(),
-            &SkillCatalog::new(),
-        );
+        let r = registry_of_plain_agents(70);
         // Members: agents 0, 1 and 69 (the second word).
         let members = || [0b11u64, 1 << 5].into_iter();
         let counts = |r: &AgentRegistry| {

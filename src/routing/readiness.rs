@@ -267,23 +267,8 @@ impl ReadySet {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::routing::agents::AgentInfo;
-    use crate::routing::skills::SkillCatalog;
+    use crate::routing::agents::registry_of_plain_agents as registry;
     use chrono::{TimeDelta, TimeZone, Utc};
-
-    fn registry(n: usize) -> AgentRegistry {
-        AgentRegistry::new(
-            (0..n)
-                .map(|i| AgentInfo {
-                    id: format!("a{i}"),
-                    name: String::new(),
-                    sip_user: format!("{i}"),
-                    skills: vec![],
-                })
-                .collect(),
-            &SkillCatalog::new(),
-        )
-    }
 
     #[test]
     fn bitset_membership_and_iteration() {
