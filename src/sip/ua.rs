@@ -927,6 +927,10 @@ impl Actor {
         {
             t.ack_received();
             *twoxx = None;
+            // Out of the retransmission index at once: `next_wake` walks it on every turn of
+            // the loop, and pruning it only on timeouts let it hold every call answered since
+            // (37 % of the engine's CPU at 3,000 calls/s).
+            self.unacked.remove(&call_id);
         }
     }
 
