@@ -309,6 +309,7 @@ fn run(
                 telephone_event: Some(101),
                 ptime: 20,
                 direction: MediaDirection::SendRecv,
+                rtcp_mux: false,
             });
             v.push(s);
         }
@@ -496,6 +497,11 @@ fn receiver_main(n: usize, warmup: Duration, measure: Duration) {
             msg.msg_controllen = std::mem::size_of_val(&cmsg) as _;
             let got = unsafe { libc::recvmsg(fd, &mut msg, libc::MSG_DONTWAIT) };
             if got < 12 {
+                continue;
+            }
+            // Sessions send RTCP to the RTP port + 1, which may be another stream's receiver
+            // here: a real receiver tells RTCP apart, and so does this one.
+            if boomerang::media::rtp::is_rtcp(&buf[..got as usize]) {
                 continue;
             }
             let mut ns = None;

@@ -180,6 +180,12 @@ pub trait CallLeg: Send + Sync {
     fn media(&self) -> Option<Arc<crate::media::session::MediaSession>> {
         None
     }
+
+    /// True while the other party holds the call (its last offer was sendonly or inactive);
+    /// nothing is sent to it meanwhile.
+    fn is_held(&self) -> bool {
+        false
+    }
 }
 
 /// Result of trying to reach a party with an outbound call.

@@ -55,26 +55,39 @@ impl SipFront {
                 return;
             }
         };
-        let (answer, negotiated) =
-            match sdp::answer(&call.offer, ua.public_ip, media.local_addr().port()) {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::info!(call = %call.call_id, error = %e, "SDP offer refused");
-                    let code = e.sip_status();
-                    ua.reject(
-                        &call.call_id,
-                        code,
-                        if code == 488 {
-                            "Not Acceptable Here"
-                        } else {
-                            "Bad Request"
-                        },
-                    );
-                    media.close();
-                    return;
-                }
-            };
-        media.configure(&negotiated);
+        // An INVITE without SDP gets our offer in the 200; its answer comes with the ACK.
+        let late = call.offer.trim().is_empty().then(|| {
+            let offer = sdp::offer(
+                ua.public_ip,
+                media.local_addr().port(),
+                u64::from(rand::random::<u32>()),
+                1,
+            );
+            sdp::parse_answer(&offer).map(|n| (offer, n))
+        });
+        let (answer, negotiated) = match late
+            .unwrap_or_else(|| sdp::answer(&call.offer, ua.public_ip, media.local_addr().port()))
+        {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::info!(call = %call.call_id, error = %e, "SDP offer refused");
+                let code = e.sip_status();
+                ua.reject(
+                    &call.call_id,
+                    code,
+                    if code == 488 {
+                        "Not Acceptable Here"
+                    } else {
+                        "Bad Request"
+                    },
+                );
+                media.close();
+                return;
+            }
+        };
+        if !call.offer.trim().is_empty() {
+            media.configure(&negotiated);
+        }
         let leg = SipLeg::new(
             LegInfo {
                 call_id: call.call_id.clone(),

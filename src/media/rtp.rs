@@ -427,6 +427,130 @@ impl SenderReport {
     }
 }
 
+/// RTCP packet type of a source description.
+pub const RTCP_SDES: u8 = 202;
+
+/// Appends an SDES packet with one chunk naming `ssrc` by its CNAME (RFC 3550 §6.5), which
+/// every compound RTCP packet carries; the name is cut to 255 bytes.
+pub fn write_sdes_cname(ssrc: u32, cname: &str, out: &mut Vec<u8>) {
+    let name = &cname.as_bytes()[..cname.len().min(255)];
+    // SSRC, CNAME item (type, length, text), END, padded to a 32-bit boundary.
+    let chunk = 4 + 2 + name.len() + 1;
+    let padded = chunk.div_ceil(4) * 4;
+    out.push(0x81);
+    out.push(RTCP_SDES);
+    out.extend_from_slice(&((padded / 4) as u16).to_be_bytes());
+    out.extend_from_slice(&ssrc.to_be_bytes());
+    out.push(1);
+    out.push(name.len() as u8);
+    out.extend_from_slice(name);
+    out.resize(out.len() + (padded - chunk) + 1, 0);
+}
+
+/// RTCP packet type of a receiver report.
+pub const RTCP_RR: u8 = 201;
+
+/// What we know of the stream we receive, for the report block of our sender reports
+/// (RFC 3550 §6.4.1 and appendix A.1, A.3, A.8): extended highest sequence, losses, jitter,
+/// and the peer's last sender report.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReceptionStats {
+    ssrc: Option<u32>,
+    base_seq: u32,
+    max_seq: u16,
+    cycles: u32,
+    received: u32,
+    expected_prior: u32,
+    received_prior: u32,
+    /// Interarrival jitter × 16, in timestamp units (RFC 3550 A.8).
+    jitter16: u32,
+    last_transit: Option<i32>,
+    /// Middle 32 bits of the peer's last SR's NTP time, and when it arrived (timestamp units).
+    last_sr: Option<(u32, u32)>,
+}
+
+impl ReceptionStats {
+    /// Counts an RTP packet that arrived at `arrival` (in timestamp units, any origin).
+    pub fn on_packet(&mut self, header: &RtpHeader, arrival: u32) {
+        let seq = header.sequence;
+        if self.ssrc != Some(header.ssrc) {
+            // A new source (or the first): start over.
+            *self = ReceptionStats {
+                ssrc: Some(header.ssrc),
+                base_seq: u32::from(seq),
+                max_seq: seq,
+                last_sr: self.last_sr,
+                ..ReceptionStats::default()
+            };
+        } else {
+            let delta = seq.wrapping_sub(self.max_seq);
+            if delta != 0 && delta < 0x8000 {
+                if seq < self.max_seq {
+                    self.cycles = self.cycles.wrapping_add(1 << 16);
+                }
+                self.max_seq = seq;
+            }
+        }
+        self.received = self.received.wrapping_add(1);
+        let transit = arrival.wrapping_sub(header.timestamp) as i32;
+        if let Some(last) = self.last_transit {
+            let d = transit.wrapping_sub(last).unsigned_abs();
+            // J += (|D| - J) / 16, kept × 16 in integers.
+            self.jitter16 = self
+                .jitter16
+                .wrapping_add(d)
+                .wrapping_sub((self.jitter16 + 8) >> 4);
+        }
+        self.last_transit = Some(transit);
+    }
+
+    /// The peer's sender report `ntp` (its 64-bit NTP time) arrived at `arrival`.
+    pub fn on_sender_report(&mut self, ntp: u64, arrival: u32) {
+        self.last_sr = Some((((ntp >> 16) & 0xFFFF_FFFF) as u32, arrival));
+    }
+
+    /// Packets received so far.
+    pub fn received(&self) -> u32 {
+        self.received
+    }
+
+    /// The report block about the received stream at `now` (timestamp units, same origin as
+    /// the arrivals), or none before the first packet. Starts a new reporting interval.
+    pub fn report_block(&mut self, now: u32, clock_rate: u32) -> Option<ReportBlock> {
+        let ssrc = self.ssrc?;
+        let extended = self.cycles.wrapping_add(u32::from(self.max_seq));
+        let expected = extended.wrapping_sub(self.base_seq).wrapping_add(1);
+        let lost = i64::from(expected) - i64::from(self.received);
+        let expected_interval = expected.wrapping_sub(self.expected_prior);
+        let received_interval = self.received.wrapping_sub(self.received_prior);
+        self.expected_prior = expected;
+        self.received_prior = self.received;
+        let lost_interval = i64::from(expected_interval) - i64::from(received_interval);
+        let fraction_lost = if expected_interval == 0 || lost_interval <= 0 {
+            0
+        } else {
+            ((lost_interval << 8) / i64::from(expected_interval)).min(255) as u8
+        };
+        let (last_sr, delay_since_last_sr) = match self.last_sr {
+            // Delay in 1/65536 s.
+            Some((mid, at)) => (
+                mid,
+                ((u64::from(now.wrapping_sub(at)) << 16) / u64::from(clock_rate.max(1))) as u32,
+            ),
+            None => (0, 0),
+        };
+        Some(ReportBlock {
+            ssrc,
+            fraction_lost,
+            cumulative_lost: lost.clamp(-0x80_0000, 0x7F_FFFF) as i32,
+            highest_sequence: extended,
+            jitter: self.jitter16 >> 4,
+            last_sr,
+            delay_since_last_sr,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -440,6 +564,57 @@ mod tests {
         ];
         p.extend([0xFF; 160]);
         p
+    }
+
+    #[test]
+    fn sdes_cname_chunks_are_padded_to_whole_words() {
+        for name in ["", "abc", "boomerang@127.0.0.1"] {
+            let mut out = Vec::new();
+            write_sdes_cname(0x0102_0304, name, &mut out);
+            assert_eq!(out.len() % 4, 0);
+            assert_eq!(out[..2], [0x81, RTCP_SDES]);
+            let words = usize::from(u16::from_be_bytes([out[2], out[3]]));
+            assert_eq!(4 * (words + 1), out.len());
+            assert_eq!(out[4..8], [1, 2, 3, 4]);
+            assert_eq!((out[8], usize::from(out[9])), (1, name.len()));
+            assert_eq!(&out[10..10 + name.len()], name.as_bytes());
+            // END and padding.
+            assert!(out[10 + name.len()..].iter().all(|&b| b == 0));
+            assert!(out.len() > 10 + name.len());
+            assert!(is_rtcp(&out));
+        }
+    }
+
+    #[test]
+    fn reception_stats_count_wraps_losses_jitter_and_the_last_sr() {
+        let header = |sequence: u16, timestamp: u32| RtpHeader {
+            ssrc: 77,
+            sequence,
+            timestamp,
+            ..RtpHeader::default()
+        };
+        let mut rx = ReceptionStats::default();
+        assert_eq!(rx.report_block(0, 8000), None);
+        // 65534, 65535, (0 lost), 1, 2: a wrap and one loss, perfectly paced.
+        for (i, seq) in [65534u16, 65535, 1, 2].into_iter().enumerate() {
+            let slot = if i >= 2 { i as u32 + 1 } else { i as u32 };
+            rx.on_packet(&header(seq, 1000 + 160 * slot), 5000 + 160 * slot);
+        }
+        rx.on_sender_report(0x1122_3344_5566_7788, 6000);
+        let b = rx.report_block(6000 + 4000, 8000).unwrap();
+        assert_eq!(b.ssrc, 77);
+        assert_eq!(b.highest_sequence, (1 << 16) | 2);
+        assert_eq!(b.cumulative_lost, 1);
+        assert_eq!(u32::from(b.fraction_lost), 256 / 5);
+        assert_eq!(b.jitter, 0);
+        assert_eq!(b.last_sr, 0x3344_5566);
+        // Half a second since that SR, in 1/65536 s.
+        assert_eq!(b.delay_since_last_sr, 32768);
+        // Nothing new: nothing lost in this interval. Late packets add jitter.
+        assert_eq!(rx.report_block(10_000, 8000).unwrap().fraction_lost, 0);
+        rx.on_packet(&header(3, 1000 + 160 * 5), 5000 + 160 * 5 + 800);
+        assert_eq!(rx.report_block(20_000, 8000).unwrap().jitter, 800 / 16);
+        assert_eq!(rx.received(), 5);
     }
 
     #[test]

@@ -112,6 +112,8 @@ pub struct Negotiated {
     pub ptime: u32,
     /// The remote's direction attribute.
     pub direction: MediaDirection,
+    /// RTCP shares the RTP port (`a=rtcp-mux`, RFC 5761); otherwise it goes to port + 1.
+    pub rtcp_mux: bool,
 }
 
 impl Negotiated {
@@ -166,6 +168,9 @@ pub fn answer(
                 events,
                 direction,
             );
+            if negotiated.rtcp_mux {
+                sdp.push_str("a=rtcp-mux\r\n");
+            }
         } else {
             sdp.push_str(&format!(
                 "m={} 0 {} {}\r\n",
@@ -202,6 +207,63 @@ pub fn parse_answer(answer_text: &str) -> Result<Negotiated, SdpError> {
     negotiate(&session).map(|(_, negotiated)| negotiated)
 }
 
+/// Answers a new offer inside an established call (re-INVITE or UPDATE, typically hold and
+/// resume): our previous SDP with the direction that mirrors the offer's (sendonly is answered
+/// recvonly, inactive inactive, sendrecv resumes) and, when that changes it, the `o=` version
+/// raised (RFC 3264 §8). Codec and port stay as first agreed.
+pub fn reanswer(previous: &str, offer_text: &str) -> Result<(String, Negotiated), SdpError> {
+    let session = parse(offer_text)?;
+    let (_, negotiated) = negotiate(&session)?;
+    let ours = negotiated.direction.mirrored().as_str();
+    let mut body = String::with_capacity(previous.len() + 16);
+    let mut has_direction = false;
+    let mut in_media = false;
+    for line in previous.lines() {
+        let line = line.trim_end();
+        in_media |= line.starts_with("m=");
+        let is_direction = line
+            .strip_prefix("a=")
+            .is_some_and(|a| SESSION_ATTRIBUTES.contains(&a));
+        if is_direction {
+            has_direction = true;
+            body.push_str("a=");
+            body.push_str(ours);
+        } else {
+            body.push_str(line);
+        }
+        body.push_str("\r\n");
+    }
+    if !has_direction && in_media {
+        body.push_str(&format!("a={ours}\r\n"));
+    }
+    if body.lines().eq(previous.lines().map(str::trim_end)) {
+        return Ok((previous.to_string(), negotiated));
+    }
+    Ok((bump_version(&body), negotiated))
+}
+
+/// Raises the session version of the `o=` line by one.
+fn bump_version(sdp: &str) -> String {
+    let mut out = String::with_capacity(sdp.len() + 2);
+    for line in sdp.lines() {
+        let mut fields: Vec<&str> = line
+            .strip_prefix("o=")
+            .map(|o| o.split(' ').collect())
+            .unwrap_or_default();
+        match fields.get(2).and_then(|v| v.parse::<u64>().ok()) {
+            Some(v) => {
+                let next = v.wrapping_add(1).to_string();
+                fields[2] = &next;
+                out.push_str("o=");
+                out.push_str(&fields.join(" "));
+            }
+            None => out.push_str(line),
+        }
+        out.push_str("\r\n");
+    }
+    out
+}
+
 // ---------------------------------------------------------------------------------------------
 // Reading
 // ---------------------------------------------------------------------------------------------
@@ -209,8 +271,8 @@ pub fn parse_answer(answer_text: &str) -> Result<Negotiated, SdpError> {
 /// Attributes negotiation reads at session level; everything else is left out before parsing.
 const SESSION_ATTRIBUTES: [&str; 4] = ["sendrecv", "sendonly", "recvonly", "inactive"];
 /// Attributes negotiation reads in a media section.
-const MEDIA_ATTRIBUTES: [&str; 7] = [
-    "rtpmap", "ptime", "maxptime", "sendrecv", "sendonly", "recvonly", "inactive",
+const MEDIA_ATTRIBUTES: [&str; 8] = [
+    "rtpmap", "ptime", "maxptime", "sendrecv", "sendonly", "recvonly", "inactive", "rtcp-mux",
 ];
 
 /// Keeps the lines negotiation needs (see the module note) and parses them.
@@ -322,6 +384,10 @@ fn negotiate(session: &SdpSession) -> Result<(usize, Negotiated), SdpError> {
             telephone_event,
             ptime,
             direction,
+            rtcp_mux: media
+                .get_attributes()
+                .iter()
+                .any(|a| matches!(a, SdpAttribute::RtcpMux)),
         },
     ))
 }
@@ -577,6 +643,66 @@ a=rtpmap:101 telephone-event/8000\r\n";
         assert_eq!(neg.direction, MediaDirection::RecvOnly);
         assert!(text.contains("a=sendonly\r\n"));
         assert!(!neg.on_hold() && neg.we_send());
+    }
+
+    #[test]
+    fn a_reinvite_for_hold_is_answered_with_the_mirrored_direction_and_a_new_version() {
+        let (first, _) = answer(SIPP, LOCAL, 40_006).unwrap();
+        let version = |sdp: &str| {
+            sdp.lines()
+                .find_map(|l| l.strip_prefix("o="))
+                .and_then(|o| o.split(' ').nth(2))
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap()
+        };
+        let held = format!("{SIPP}a=sendonly\n");
+        let (on_hold, neg) = reanswer(&first, &held).unwrap();
+        assert_eq!(neg.direction, MediaDirection::SendOnly);
+        assert!(!neg.we_send());
+        assert!(on_hold.contains("a=recvonly\r\n"), "{on_hold}");
+        assert!(!on_hold.contains("a=sendrecv"), "{on_hold}");
+        assert!(on_hold.contains("m=audio 40006 RTP/AVP 0\r\n"), "{on_hold}");
+        assert_eq!(version(&on_hold), version(&first) + 1);
+        let (inactive, neg) = reanswer(&on_hold, &format!("{SIPP}a=inactive\n")).unwrap();
+        assert!(
+            inactive.contains("a=inactive\r\n") && !neg.we_send(),
+            "{inactive}"
+        );
+        assert_eq!(version(&inactive), version(&first) + 2);
+        // Resumed: sendrecv again; the same offer twice leaves the version alone.
+        let (resumed, neg) = reanswer(&inactive, SIPP).unwrap();
+        assert!(
+            resumed.contains("a=sendrecv\r\n") && neg.we_send(),
+            "{resumed}"
+        );
+        let (again, _) = reanswer(&resumed, SIPP).unwrap();
+        assert_eq!(again, resumed);
+        // An unusable offer is refused as the first one would be.
+        let wideband = SIPP
+            .replace("RTP/AVP 0", "RTP/AVP 9")
+            .replace("PCMU", "G722");
+        assert_eq!(reanswer(&first, &wideband).unwrap_err().sip_status(), 488);
+    }
+
+    #[test]
+    fn rtcp_mux_is_accepted_when_offered() {
+        let (text, neg) = answer(&format!("{SIPP}a=rtcp-mux\n"), LOCAL, 40_008).unwrap();
+        assert!(neg.rtcp_mux);
+        assert!(text.contains("a=rtcp-mux\r\n"), "{text}");
+        let (text, neg) = answer(SIPP, LOCAL, 40_008).unwrap();
+        assert!(!neg.rtcp_mux && !text.contains("rtcp-mux"), "{text}");
+    }
+
+    #[test]
+    fn ipv6_offers_are_answered_in_ipv6_even_with_sipps_bracketed_origin() {
+        // SIPp writes `[local_ip]`, brackets included, into o= (and c= in some scenarios).
+        let offer = "v=0\no=user1 1 1 IN IP6 [::1]\ns=-\nc=IN IP6 [::1]\nt=0 0\n\
+                     m=audio 6000 RTP/AVP 0\na=rtpmap:0 PCMU/8000\n";
+        let local: IpAddr = "::1".parse().unwrap();
+        let (text, neg) = answer(offer, local, 40_010).unwrap();
+        assert_eq!(neg.remote, "[::1]:6000".parse().unwrap());
+        assert!(text.contains("c=IN IP6 ::1\r\n"), "{text}");
+        assert!(text.contains(" IN IP6 ::1\r\n"), "{text}");
     }
 
     #[test]

@@ -27,8 +27,12 @@ use super::dtmf::{DtmfReceiver, TelephoneEvent, ToneDetector, event_packets};
 use super::g711::{self, Law};
 use super::pacer::FRAME_PERIOD;
 use super::prompts::{FRAME_LEN, Frame};
-use super::rtp::{HEADER_LEN, RtpPacket, RtpSender, is_rtcp};
+use super::rtp::{
+    HEADER_LEN, RTCP_SR, ReceptionStats, RtpPacket, RtpSender, SenderReport, is_rtcp,
+    ntp_timestamp, write_sdes_cname,
+};
 use super::sdp::Negotiated;
+use crate::clock::{Clock, SystemClock};
 
 /// Key presses heard on a leg, from RTP events, in-band tones or SIP INFO, in order.
 #[derive(Debug, Default)]
@@ -93,7 +97,23 @@ struct State {
     /// The last telephone-event packet ended its event.
     dtmf_ended: bool,
     tones: ToneDetector,
+    /// False while the peer holds the call (it offered sendonly or inactive): nothing is
+    /// sent, but playback and the RTP clock keep running.
+    sending: bool,
+    /// RTCP on the RTP port (RFC 5761) rather than port + 1.
+    rtcp_mux: bool,
+    /// Where the peer's RTCP comes from (symmetric RTCP), once it has sent some.
+    rtcp_remote: Option<SocketAddr>,
+    /// The stream we receive, for our reports' report block.
+    reception: ReceptionStats,
+    /// Pacing ticks until the next sender report.
+    sr_countdown: u32,
 }
+
+/// Pacing ticks (20 ms) between two RTCP sender reports: 5 s, RFC 3550's minimum interval.
+const SR_TICKS: u32 = 250;
+/// G.711's RTP clock rate.
+const CLOCK_RATE: u32 = 8000;
 
 /// How sessions opened from now on are paced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -123,6 +143,10 @@ pub fn pacing() -> Pacing {
 /// An RTP session.
 pub struct MediaSession {
     socket: Arc<UdpSocket>,
+    /// RTCP on the port above the RTP port, when it could be bound.
+    rtcp: Option<Arc<UdpSocket>>,
+    /// Origin of arrival times in RTP timestamp units (jitter, report delays).
+    epoch: Instant,
     local: SocketAddr,
     state: Mutex<State>,
     digits: Arc<DigitBuffer>,
@@ -132,10 +156,17 @@ pub struct MediaSession {
     closed: AtomicBool,
     packets_sent: AtomicU64,
     packets_received: AtomicU64,
+    rtcp_sent: AtomicU64,
+    rtcp_received: AtomicU64,
 }
 
-/// Binds a non-blocking UDP socket on an even port of `range` at `ip`.
-fn bind_even(ip: IpAddr, range: (u16, u16)) -> io::Result<std::net::UdpSocket> {
+/// Binds non-blocking UDP sockets for RTP on an even port of `range` at `ip` and for RTCP
+/// on the odd port above it (RFC 3550 §11); a pair whose RTCP port is taken is skipped. With
+/// an empty range (tests) RTP takes any port and RTCP the next one if it is free.
+fn bind_pair(
+    ip: IpAddr,
+    range: (u16, u16),
+) -> io::Result<(std::net::UdpSocket, Option<std::net::UdpSocket>)> {
     let bind = |port| {
         let s = std::net::UdpSocket::bind(SocketAddr::new(ip, port))?;
         s.set_nonblocking(true)?;
@@ -143,14 +174,22 @@ fn bind_even(ip: IpAddr, range: (u16, u16)) -> io::Result<std::net::UdpSocket> {
     };
     let (lo, hi) = (range.0.max(1024) & !1, range.1);
     if lo >= hi {
-        return bind(0);
+        let rtp = bind(0)?;
+        let rtcp = rtp
+            .local_addr()
+            .ok()
+            .and_then(|a| a.port().checked_add(1))
+            .and_then(|p| bind(p).ok());
+        return Ok((rtp, rtcp));
     }
     let span = u32::from((hi - lo) / 2).max(1);
     let start = rand::random::<u32>() % span;
     for i in 0..span.min(512) {
         let port = lo + (((start + i) % span) * 2) as u16;
-        if let Ok(s) = bind(port) {
-            return Ok(s);
+        if let Ok(s) = bind(port)
+            && let Ok(c) = bind(port.saturating_add(1))
+        {
+            return Ok((s, Some(c)));
         }
     }
     Err(io::Error::new(
@@ -166,10 +205,17 @@ impl MediaSession {
         range: (u16, u16),
         digits: Arc<DigitBuffer>,
     ) -> io::Result<Arc<Self>> {
-        let socket = Arc::new(UdpSocket::from_std(bind_even(ip, range)?)?);
+        let (rtp, rtcp) = bind_pair(ip, range)?;
+        let socket = Arc::new(UdpSocket::from_std(rtp)?);
+        let rtcp = match rtcp {
+            Some(s) => Some(Arc::new(UdpSocket::from_std(s)?)),
+            None => None,
+        };
         let local = socket.local_addr()?;
         let session = Arc::new(MediaSession {
             socket,
+            rtcp: rtcp.clone(),
+            epoch: Instant::now(),
             local,
             state: Mutex::new(State {
                 remote: None,
@@ -184,6 +230,12 @@ impl MediaSession {
                 dtmf: DtmfReceiver::new(),
                 dtmf_ended: false,
                 tones: ToneDetector::new(),
+                sending: true,
+                rtcp_mux: false,
+                rtcp_remote: None,
+                reception: ReceptionStats::default(),
+                // The first report after 1 to 5 s, so sessions opened together spread theirs.
+                sr_countdown: 50 + rand::random::<u32>() % (SR_TICKS - 50),
             }),
             digits,
             played: Notify::new(),
@@ -192,11 +244,17 @@ impl MediaSession {
             closed: AtomicBool::new(false),
             packets_sent: AtomicU64::new(0),
             packets_received: AtomicU64::new(0),
+            rtcp_sent: AtomicU64::new(0),
+            rtcp_received: AtomicU64::new(0),
         });
         tokio::spawn(receive_loop(
             Arc::downgrade(&session),
             session.socket.clone(),
+            false,
         ));
+        if let Some(rtcp) = rtcp {
+            tokio::spawn(receive_loop(Arc::downgrade(&session), rtcp, true));
+        }
         match pacing() {
             Pacing::PerSession => {
                 tokio::spawn(send_loop(Arc::downgrade(&session)));
@@ -233,6 +291,110 @@ impl MediaSession {
         s.law = n.codec;
         s.payload_type = n.payload_type;
         s.event_pt = n.telephone_event;
+        s.rtcp_mux = n.rtcp_mux;
+    }
+
+    /// The local RTCP address, when it is not multiplexed on the RTP port.
+    pub fn rtcp_addr(&self) -> Option<SocketAddr> {
+        self.rtcp.as_ref().and_then(|s| s.local_addr().ok())
+    }
+
+    /// RTCP packets sent and received (compound datagrams), for tests and statistics.
+    pub fn rtcp_counts(&self) -> (u64, u64) {
+        (
+            self.rtcp_sent.load(Ordering::Relaxed),
+            self.rtcp_received.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Now, in RTP timestamp units since the session opened.
+    fn arrival(&self) -> u32 {
+        let us = self.epoch.elapsed().as_micros();
+        (us * u128::from(CLOCK_RATE) / 1_000_000) as u32
+    }
+
+    /// A peer's RTCP datagram (compound packet): its sender report is kept for our report
+    /// block's LSR/DLSR; the rest is only counted. Never touches the RTP path.
+    fn on_rtcp(&self, from: SocketAddr, data: &[u8], muxed: bool) {
+        self.rtcp_received.fetch_add(1, Ordering::Relaxed);
+        let arrival = self.arrival();
+        let mut s = self.lock();
+        if !muxed {
+            s.rtcp_remote = Some(from);
+        }
+        let mut rest = data;
+        while rest.len() >= 4 && is_rtcp(rest) {
+            let len = 4 * (usize::from(u16::from_be_bytes([rest[2], rest[3]])) + 1);
+            if len > rest.len() {
+                break;
+            }
+            if rest[1] == RTCP_SR
+                && let Ok(sr) = SenderReport::parse(&rest[..len])
+            {
+                s.reception.on_sender_report(sr.ntp_timestamp, arrival);
+            }
+            rest = &rest[len..];
+        }
+    }
+
+    /// Writes our RTCP compound packet (SR + SDES CNAME) into `out` and says where it goes
+    /// and whether on the RTP port (multiplexed).
+    fn sender_report(
+        &self,
+        s: &mut State,
+        to: SocketAddr,
+        out: &mut Vec<u8>,
+    ) -> Option<(SocketAddr, bool)> {
+        let (packet_count, octet_count) = s.sender.counts();
+        let report = SenderReport {
+            ssrc: s.sender.ssrc(),
+            ntp_timestamp: ntp_timestamp(SystemClock.now()),
+            // The frame sent in this tick is the one playing out now.
+            rtp_timestamp: s.sender.timestamp().wrapping_sub(FRAME_LEN as u32),
+            packet_count,
+            octet_count,
+            reports: s
+                .reception
+                .report_block(self.arrival(), CLOCK_RATE)
+                .into_iter()
+                .collect(),
+        };
+        report.write_to(out).ok()?;
+        write_sdes_cname(
+            s.sender.ssrc(),
+            &format!("boomerang@{}", self.local.ip()),
+            out,
+        );
+        if s.rtcp_mux {
+            Some((to, true))
+        } else {
+            self.rtcp.as_ref()?;
+            let to = s
+                .rtcp_remote
+                .unwrap_or_else(|| SocketAddr::new(to.ip(), to.port().saturating_add(1)));
+            Some((to, false))
+        }
+    }
+
+    /// Applies a new offer inside the call (re-INVITE or UPDATE): where to send, and whether
+    /// to send at all. On hold we stop sending RTP; a prompt or hold music goes on playing to
+    /// nobody, so the flow's timing is unchanged, and on resume the stream continues where the
+    /// playback is then, with the marker bit and a timestamp that counted the silence.
+    pub fn update_remote(&self, n: &Negotiated) {
+        let mut s = self.lock();
+        if !s.latched && !n.remote.ip().is_unspecified() {
+            s.remote = Some(n.remote);
+        }
+        let sending = n.we_send();
+        if sending && !s.sending {
+            s.sender.start_talkspurt();
+        }
+        s.sending = sending;
+    }
+
+    /// False while the peer holds the call.
+    pub fn is_sending(&self) -> bool {
+        self.lock().sending
     }
 
     /// The codec in use.
@@ -334,10 +496,30 @@ impl MediaSession {
         }
     }
 
+    /// Sends an RTCP datagram: on the RTP socket when multiplexed, else on the RTCP socket.
+    fn send_rtcp(&self, to: SocketAddr, muxed: bool, packet: &[u8]) {
+        let socket = if muxed {
+            Some(&self.socket)
+        } else {
+            self.rtcp.as_ref()
+        };
+        if let Some(socket) = socket
+            && socket2::SockRef::from(&**socket)
+                .send_to(packet, &to.into())
+                .is_ok()
+        {
+            self.rtcp_sent.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
     /// Sends one 20 ms frame of audio from a bridged peer, transcoding between laws.
     fn relay_in(&self, from_law: Law, payload: &[u8]) {
         let mut s = self.lock();
         if s.playing.is_some() {
+            return;
+        }
+        if !s.sending {
+            s.sender.skip(payload.len() as u32);
             return;
         }
         let Some(to) = s.remote else { return };
@@ -355,13 +537,16 @@ impl MediaSession {
 
     fn on_datagram(&self, from: SocketAddr, data: &[u8]) {
         if is_rtcp(data) {
+            self.on_rtcp(from, data, true);
             return;
         }
         let Ok(p) = RtpPacket::parse(data) else {
             return;
         };
         self.packets_received.fetch_add(1, Ordering::Relaxed);
+        let arrival = self.arrival();
         let mut s = self.lock();
+        s.reception.on_packet(&p.header, arrival);
         if !s.latched {
             s.remote = Some(from);
             s.latched = true;
@@ -434,9 +619,26 @@ impl MediaSession {
         if done.is_some() {
             s.playing = None;
         }
-        if let Some(f) = frame {
-            s.sender.audio_packet(&f, FRAME_LEN as u32, scratch);
-        }
+        let event = if s.sending {
+            if let Some(f) = frame {
+                s.sender.audio_packet(&f, FRAME_LEN as u32, scratch);
+            }
+            event
+        } else {
+            // Held: the frame is consumed unsent and the RTP clock moves on.
+            if frame.is_some() {
+                s.sender.skip(FRAME_LEN as u32);
+            }
+            None
+        };
+        s.sr_countdown = s.sr_countdown.saturating_sub(1);
+        let mut rtcp = Vec::new();
+        let rtcp_to = if s.sr_countdown == 0 {
+            s.sr_countdown = SR_TICKS;
+            self.sender_report(&mut s, to, &mut rtcp)
+        } else {
+            None
+        };
         drop(s);
         if let Some(p) = event {
             self.send_raw(to, &p);
@@ -444,13 +646,16 @@ impl MediaSession {
         if !scratch.is_empty() {
             self.send_raw(to, scratch);
         }
+        if let Some((rtcp_to, muxed)) = rtcp_to {
+            self.send_rtcp(rtcp_to, muxed, &rtcp);
+        }
         if let Some(id) = done {
             self.finish(id);
         }
     }
 }
 
-async fn receive_loop(session: Weak<MediaSession>, socket: Arc<UdpSocket>) {
+async fn receive_loop(session: Weak<MediaSession>, socket: Arc<UdpSocket>, rtcp: bool) {
     let mut buf = vec![0u8; 2048];
     loop {
         let got = tokio::time::timeout(Duration::from_secs(1), socket.recv_from(&mut buf)).await;
@@ -459,7 +664,11 @@ async fn receive_loop(session: Weak<MediaSession>, socket: Arc<UdpSocket>) {
             return;
         }
         if let Ok(Ok((n, from))) = got {
-            s.on_datagram(from, &buf[..n]);
+            if rtcp {
+                s.on_rtcp(from, &buf[..n], false);
+            } else {
+                s.on_datagram(from, &buf[..n]);
+            }
         }
     }
 }
@@ -697,6 +906,7 @@ pub fn silence_frames(law: Law, d: Duration) -> Arc<[Frame]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::media::rtp::RtpSender;
     use crate::media::sdp::MediaDirection;
     use std::net::Ipv4Addr;
 
@@ -708,6 +918,7 @@ mod tests {
             telephone_event: Some(101),
             ptime: 20,
             direction: MediaDirection::SendRecv,
+            rtcp_mux: false,
         }
     }
 
@@ -747,6 +958,136 @@ mod tests {
         assert!(b.counts().1 >= 9, "{:?}", b.counts());
         a.close();
         b.close();
+    }
+
+    /// Binds an even RTP port and the RTCP port above it on loopback.
+    async fn receiver_pair() -> (tokio::net::UdpSocket, tokio::net::UdpSocket) {
+        loop {
+            let rtp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+            let port = rtp.local_addr().unwrap().port();
+            if port % 2 == 0
+                && let Ok(rtcp) = tokio::net::UdpSocket::bind(("127.0.0.1", port + 1)).await
+            {
+                return (rtp, rtcp);
+            }
+        }
+    }
+
+    /// Reads RTP (and, muxed, RTCP) on `rtp` and RTCP on `rtcp` until a second sender report
+    /// arrives; returns the reports, each with the RTP packets seen before it (count and last
+    /// header), the SDES packet type that followed each SR, and the wall clock on arrival.
+    async fn read_reports(
+        rtp: &tokio::net::UdpSocket,
+        rtcp: &tokio::net::UdpSocket,
+    ) -> Vec<(SenderReport, u32, crate::media::rtp::RtpHeader, u8, u64)> {
+        let (mut a, mut b) = ([0u8; 512], [0u8; 512]);
+        let mut seen = 0u32;
+        let mut last = crate::media::rtp::RtpHeader::default();
+        let mut reports = Vec::new();
+        let until = tokio::time::Instant::now() + Duration::from_secs(15);
+        while reports.len() < 2 {
+            let datagram = tokio::select! {
+                r = rtp.recv_from(&mut a) => a[..r.unwrap().0].to_vec(),
+                r = rtcp.recv_from(&mut b) => b[..r.unwrap().0].to_vec(),
+                _ = tokio::time::sleep_until(until) => panic!("only {} reports", reports.len()),
+            };
+            if is_rtcp(&datagram) {
+                let sr = SenderReport::parse(&datagram).unwrap();
+                let sr_len = 4 * (usize::from(u16::from_be_bytes([datagram[2], datagram[3]])) + 1);
+                let next = datagram.get(sr_len + 1).copied().unwrap_or(0);
+                let wall = ntp_timestamp(SystemClock.now());
+                reports.push((sr, seen, last.clone(), next, wall));
+            } else {
+                last = RtpPacket::parse(&datagram).unwrap().header;
+                seen += 1;
+            }
+        }
+        reports
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sends_rtcp_sender_reports_on_port_plus_one_or_muxed_and_hears_the_peers() {
+        let lo = IpAddr::V4(Ipv4Addr::LOCALHOST);
+        let (rtp, rtcp) = receiver_pair().await;
+        let (mux_rtp, mux_unused) = receiver_pair().await;
+        let plain = MediaSession::open(lo, (0, 0), Arc::new(DigitBuffer::default()))
+            .await
+            .unwrap();
+        let muxed = MediaSession::open(lo, (0, 0), Arc::new(DigitBuffer::default()))
+            .await
+            .unwrap();
+        plain.configure(&negotiated(rtp.local_addr().unwrap()));
+        muxed.configure(&Negotiated {
+            rtcp_mux: true,
+            ..negotiated(mux_rtp.local_addr().unwrap())
+        });
+        let frames = silence_frames(Law::Ulaw, Duration::from_secs(1));
+        plain.play(vec![frames.clone()], true);
+        muxed.play(vec![frames], true);
+        // The peer talks to `plain`: RTP, an SR on the RTCP port and one muxed on the RTP port.
+        let to_rtcp = plain.rtcp_addr().expect("an RTCP port");
+        assert_eq!(to_rtcp.port(), plain.local_addr().port() + 1);
+        let mut peer = RtpSender::with_initial(0, 4242, 100, 0);
+        let mut buf = Vec::new();
+        for _ in 0..10 {
+            buf.clear();
+            peer.audio_packet(&[0xFF; 160], 160, &mut buf);
+            rtp.send_to(&buf, plain.local_addr()).await.unwrap();
+        }
+        let peer_sr = SenderReport {
+            ssrc: 4242,
+            ntp_timestamp: 0xAAAA_BBBB_CCCC_DDDD,
+            ..SenderReport::default()
+        };
+        buf.clear();
+        peer_sr.write_to(&mut buf).unwrap();
+        rtcp.send_to(&buf, to_rtcp).await.unwrap();
+        rtp.send_to(&buf, plain.local_addr()).await.unwrap();
+
+        let (plain_reports, mux_reports) = tokio::join!(
+            read_reports(&rtp, &rtcp),
+            read_reports(&mux_rtp, &mux_unused)
+        );
+        for (reports, session) in [(&plain_reports, &plain), (&mux_reports, &muxed)] {
+            for (sr, seen, last, next, wall) in reports {
+                assert_eq!(sr.ssrc, last.ssrc);
+                // Counts: what was sent up to the report (the receiver may lag by a packet).
+                assert!(
+                    sr.packet_count >= *seen && sr.packet_count <= seen + 2,
+                    "{sr:?} {seen}"
+                );
+                assert_eq!(sr.octet_count, sr.packet_count * 160);
+                // The RTP time of the report is that of the packet sent in the same tick.
+                let ahead = sr.rtp_timestamp.wrapping_sub(last.timestamp);
+                assert!(ahead <= 2 * 160, "{ahead}");
+                let diff = (wall >> 32).abs_diff(sr.ntp_timestamp >> 32);
+                assert!(
+                    diff <= 1,
+                    "NTP {} vs {}",
+                    sr.ntp_timestamp >> 32,
+                    wall >> 32
+                );
+                assert_eq!(*next, crate::media::rtp::RTCP_SDES);
+            }
+            // About 5 s apart, in RTP time and in wall-clock time.
+            let (first, second) = (&reports[0].0, &reports[1].0);
+            let rtp_gap = second.rtp_timestamp.wrapping_sub(first.rtp_timestamp);
+            assert!((39_000..=41_000).contains(&rtp_gap), "{rtp_gap}");
+            let ntp_gap_ms = ((second.ntp_timestamp - first.ntp_timestamp) * 1000) >> 32;
+            assert!((4_500..=6_000).contains(&ntp_gap_ms), "{ntp_gap_ms}");
+            session.close();
+        }
+        // The peer's RTCP was heard on both ports and did not count as RTP.
+        assert_eq!(plain.rtcp_counts().1, 2);
+        assert_eq!(plain.counts().1, 10);
+        // The report block describes the peer's stream and its last SR.
+        let block = plain_reports[1].0.reports[0];
+        assert_eq!(block.ssrc, 4242);
+        assert_eq!(block.highest_sequence, 109);
+        assert_eq!(block.cumulative_lost, 0);
+        assert_eq!(block.last_sr, 0xBBBB_CCCC);
+        assert!(block.delay_since_last_sr > 0);
+        assert!(mux_reports[0].0.reports.is_empty());
     }
 
     #[tokio::test]

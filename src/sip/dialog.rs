@@ -338,7 +338,7 @@ fn has_lr(uri: &str) -> bool {
 
 /// rsip's URI from text; URIs we cannot parse degrade to a host-only URI rather than panic.
 fn parse_uri(uri: &str) -> rsip::Uri {
-    rsip::Uri::try_from(uri).unwrap_or_else(|_| rsip::Uri {
+    message::parse_uri(uri).unwrap_or_else(|_| rsip::Uri {
         scheme: Some(rsip::Scheme::Sip),
         host_with_port: rsip::Domain::from(uri.to_string()).into(),
         ..Default::default()

@@ -49,6 +49,7 @@ impl SipLeg {
         answer_sdp: String,
         answered: bool,
     ) -> Arc<Self> {
+        shared.attach_media(&media);
         Arc::new(SipLeg {
             info,
             ua,
@@ -278,6 +279,10 @@ impl CallLeg for SipLeg {
     fn media(&self) -> Option<Arc<MediaSession>> {
         Some(self.media.clone())
     }
+
+    fn is_held(&self) -> bool {
+        *self.shared.held.borrow()
+    }
 }
 
 impl Drop for SipLeg {
@@ -302,7 +307,7 @@ impl SipDialer {
     async fn resolve(
         &self,
         target: &DialTarget,
-    ) -> Result<(String, Peer, Option<(String, String)>), DialResult> {
+    ) -> Result<(String, Peer, Option<(String, String)>, bool), DialResult> {
         match target {
             DialTarget::Customer { number, trunk } => {
                 let t = self
@@ -323,6 +328,7 @@ impl SipDialer {
                     format!("sip:{number}@{}:{}", t.host, t.port),
                     Peer { addr, transport },
                     creds,
+                    t.late_offer,
                 ))
             }
             DialTarget::Agent { agent_id } => {
@@ -332,7 +338,7 @@ impl SipDialer {
                     .and_then(|a| a.sip_user.clone())
                     .ok_or(DialResult::Unreachable)?;
                 let (uri, peer) = self.ua.lookup(&user).await.ok_or(DialResult::Unreachable)?;
-                Ok((uri, peer, None))
+                Ok((uri, peer, None, false))
             }
         }
     }
@@ -346,7 +352,7 @@ impl Dialer for SipDialer {
         caller_id: &str,
         ring_timeout: Duration,
     ) -> Result<Arc<dyn CallLeg>, DialResult> {
-        let (uri, peer, credentials) = self.resolve(target).await?;
+        let (uri, peer, credentials, late_offer) = self.resolve(target).await?;
         let shared = LegShared::new();
         let m = &self.config.spec.media;
         let media = MediaSession::open(
@@ -367,20 +373,20 @@ impl Dialer for SipDialer {
         } else {
             caller_id.to_string()
         };
-        let (call_id, mut events) = self
-            .ua
-            .dial(
-                DialRequest {
-                    uri,
-                    peer,
-                    from_user,
-                    sdp: offer,
-                    credentials,
-                },
-                shared.clone(),
-            )
-            .await
-            .ok_or(DialResult::Failed)?;
+        let request = DialRequest {
+            uri,
+            peer,
+            from_user,
+            sdp: offer,
+            credentials,
+        };
+        // A late-offer trunk gets no SDP; its 200 offers and the user agent answers.
+        let placed = if late_offer {
+            self.ua.dial_late_offer(request, shared.clone()).await
+        } else {
+            self.ua.dial(request, shared.clone()).await
+        };
+        let (call_id, mut events) = placed.ok_or(DialResult::Failed)?;
         let deadline =
             self.clock.now() + chrono::TimeDelta::from_std(ring_timeout).unwrap_or_default();
         let mut heard = false;

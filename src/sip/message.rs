@@ -85,8 +85,17 @@ pub fn parse(bytes: &[u8]) -> Result<SipMessage, ParseError> {
     let headers = split_headers(rest)?;
     let body = validate(&start_line, &headers, body_in)?;
 
+    // rsip cannot read an IPv6 Request-URI host: it reads a placeholder, and the URI is
+    // parsed again below by [`parse_uri`].
+    let v6_uri = start
+        .split(' ')
+        .nth(1)
+        .filter(|uri| start_line.is_request() && v6_reference(uri).is_some());
     let mut canon = String::with_capacity(bytes.len() + 64);
-    canon.push_str(start);
+    match v6_uri {
+        Some(uri) => canon.push_str(&start.replacen(uri, &placeholder_host(uri), 1)),
+        None => canon.push_str(start),
+    }
     canon.push_str("\r\n");
     for h in &headers {
         canon.push_str(&h.name);
@@ -97,12 +106,46 @@ pub fn parse(bytes: &[u8]) -> Result<SipMessage, ParseError> {
     canon.push_str("\r\n");
     let mut raw = canon.into_bytes();
     raw.extend_from_slice(body);
-    let msg = SipMessage::try_from(raw.as_slice()).map_err(|e| {
+    let syntax = |e: rsip::Error| {
         let mut why = e.to_string();
         why.truncate(why.char_indices().nth(120).map_or(why.len(), |(i, _)| i));
         ParseError::Syntax(why)
-    })?;
+    };
+    let mut msg = SipMessage::try_from(raw.as_slice()).map_err(syntax)?;
+    if let (Some(uri), SipMessage::Request(r)) = (v6_uri, &mut msg) {
+        r.uri = parse_uri(uri).map_err(syntax)?;
+    }
     Ok(msg)
+}
+
+/// Where a URI's bracketed IPv6 host (`[2001:db8::1]`) starts and ends, brackets included.
+fn v6_reference(uri: &str) -> Option<(usize, usize)> {
+    let start = uri.find('[')?;
+    let end = start + uri[start..].find(']')? + 1;
+    Some((start, end))
+}
+
+/// The URI with its IPv6 reference replaced by a host name rsip can read.
+fn placeholder_host(uri: &str) -> String {
+    match v6_reference(uri) {
+        Some((start, end)) => format!("{}ipv6.invalid{}", &uri[..start], &uri[end..]),
+        None => uri.to_string(),
+    }
+}
+
+/// Parses a URI, IPv6 references included. rsip 0.4 fails on `sip:8000@[::1]:5060` (its host
+/// parser expects an IPv4 address or a name), so the URI is read with a placeholder host and
+/// the bracketed address is put back as the host's text, which rsip then writes unchanged.
+pub fn parse_uri(uri: &str) -> Result<rsip::Uri, rsip::Error> {
+    match v6_reference(uri) {
+        None => rsip::Uri::try_from(uri),
+        Some((start, end)) => {
+            let mut parsed = rsip::Uri::try_from(placeholder_host(uri).as_str())?;
+            parsed.host_with_port.host =
+                rsip::Host::Domain(rsip::Domain::from(uri[start..end].to_string()));
+            Ok(parsed)
+        }
+    }
 }
 
 /// What a stream buffer holds at its front, as found by [`framing`].
@@ -166,6 +209,10 @@ enum StartLine<'a> {
 }
 
 impl<'a> StartLine<'a> {
+    fn is_request(&self) -> bool {
+        matches!(self, StartLine::Request { .. })
+    }
+
     fn parse(line: &'a str) -> Result<Self, ParseError> {
         let parts: Vec<&str> = line.split(' ').collect();
         if line.starts_with("SIP/") {
@@ -671,6 +718,45 @@ pub fn vias(msg: &impl HasHeaders) -> Vec<Via> {
         .collect()
 }
 
+/// Notes on a received request's top Via where it really came from, so the responses carry
+/// it back: `received` when the sent-by host is not the source address (RFC 3261 §18.2.1) or
+/// the client asked with a bare `rport`, which then gets the source port (RFC 3581 §4). An
+/// IPv6 source is written bare, `received=2001:db8::1` (RFC 3261's grammar, RFC 5118 §4.5).
+pub fn stamp_via(req: &mut rsip::Request, source: std::net::SocketAddr) {
+    let Some(header) = req.headers.iter_mut().find(|h| matches!(h, Header::Via(_))) else {
+        return;
+    };
+    let Header::Via(value) = &*header else {
+        return;
+    };
+    let text = value.value().to_string();
+    let hops = split_commas(&text);
+    let Some(mut top) = hops.first().and_then(|h| Via::parse(h).ok()) else {
+        return;
+    };
+    let host = match top.sent_by.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => top.sent_by.split(':').next().unwrap_or(""),
+    };
+    let rport = top.params.iter().any(|(k, v)| k == "rport" && v.is_none());
+    if !rport && host.parse::<std::net::IpAddr>().ok() == Some(source.ip()) {
+        return;
+    }
+    top.params.retain(|(k, _)| k != "received" && k != "rport");
+    top.params
+        .push(("received".into(), Some(source.ip().to_string())));
+    if rport {
+        top.params
+            .push(("rport".into(), Some(source.port().to_string())));
+    }
+    let mut rebuilt = top.to_string();
+    for hop in &hops[1..] {
+        rebuilt.push_str(", ");
+        rebuilt.push_str(hop);
+    }
+    *header = Header::Via(rsip::headers::Via::new(rebuilt));
+}
+
 /// The top Via's branch, which names the transaction (RFC 3261 §17.2.3).
 pub fn branch(msg: &impl HasHeaders) -> Option<String> {
     vias(msg)
@@ -796,6 +882,84 @@ mod tests {
             SipMessage::Request(r) => r,
             SipMessage::Response(_) => panic!("expected a request"),
         }
+    }
+
+    #[test]
+    fn ipv6_request_uris_parse_and_print_back_unchanged() {
+        // SIPp's INVITE over IPv6 loopback.
+        let text = "INVITE sip:8000@[::1]:35781 SIP/2.0\r\n\
+Via: SIP/2.0/UDP [::1]:51918;branch=z9hG4bK-1;rport\r\n\
+From: <sip:+33612345678@[::1]:51918>;tag=1\r\n\
+To: <sip:8000@[::1]:35781>\r\n\
+Call-ID: 1-32673@::1\r\n\
+CSeq: 1 INVITE\r\n\
+Contact: <sip:caller@[::1]:51918;transport=UDP>\r\n\
+Max-Forwards: 70\r\n\
+Content-Length: 0\r\n\r\n";
+        let Ok(SipMessage::Request(r)) = parse(text.as_bytes()) else {
+            panic!("the IPv6 INVITE does not parse");
+        };
+        assert_eq!(r.uri.to_string(), "sip:8000@[::1]:35781");
+        assert!(
+            String::from_utf8(to_bytes(&SipMessage::Request(r)))
+                .unwrap()
+                .starts_with("INVITE sip:8000@[::1]:35781 SIP/2.0\r\n")
+        );
+        for uri in [
+            "sip:caller@[::1]:51918;transport=UDP",
+            "sip:[2001:db8::1]",
+            "sips:+33612345678@[2001:db8::9]:5061;user=phone",
+            "sip:8000@127.0.0.1:5060",
+        ] {
+            assert_eq!(parse_uri(uri).unwrap().to_string(), uri);
+        }
+        assert!(parse_uri("sip:8000@[::1]:port").is_err());
+    }
+
+    #[test]
+    fn received_and_rport_are_stamped_on_the_top_via_with_bare_ipv6() {
+        let request = |via: &str| {
+            let text = format!(
+                "OPTIONS sip:8000@h SIP/2.0\r\nVia: {via}\r\nVia: SIP/2.0/UDP proxy:5060;branch=z9hG4bKp\r\n\
+                 From: <sip:a@h>;tag=1\r\nTo: <sip:8000@h>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\
+                 Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+            );
+            match parse(text.as_bytes()).unwrap() {
+                SipMessage::Request(r) => r,
+                SipMessage::Response(_) => unreachable!(),
+            }
+        };
+        let top = |r: &rsip::Request| vias(r).first().unwrap().to_string();
+        let v6: std::net::SocketAddr = "[::1]:5098".parse().unwrap();
+        let mut r = request("SIP/2.0/UDP [::1]:5098;branch=z9hG4bK1;rport");
+        stamp_via(&mut r, v6);
+        assert_eq!(
+            top(&r),
+            "SIP/2.0/UDP [::1]:5098;branch=z9hG4bK1;received=::1;rport=5098"
+        );
+        // The second hop is untouched and the transaction key still reads the branch.
+        assert_eq!(vias(&r).len(), 2);
+        assert_eq!(branch(&r).as_deref(), Some("z9hG4bK1"));
+        // Behind NAT: another address, no rport asked.
+        let nat: std::net::SocketAddr = "[2001:db8::9]:40000".parse().unwrap();
+        let mut r = request("SIP/2.0/UDP [2001:db8::1]:5060;branch=z9hG4bK2");
+        stamp_via(&mut r, nat);
+        assert_eq!(
+            top(&r),
+            "SIP/2.0/UDP [2001:db8::1]:5060;branch=z9hG4bK2;received=2001:db8::9"
+        );
+        // Same address, no rport: nothing to say.
+        let v4: std::net::SocketAddr = "10.0.0.2:5060".parse().unwrap();
+        let mut r = request("SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bK3");
+        stamp_via(&mut r, v4);
+        assert_eq!(top(&r), "SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bK3");
+        // A host name and rport over IPv4.
+        let mut r = request("SIP/2.0/TCP phone.example;rport;branch=z9hG4bK4");
+        stamp_via(&mut r, "192.0.2.7:61000".parse().unwrap());
+        assert_eq!(
+            top(&r),
+            "SIP/2.0/TCP phone.example;branch=z9hG4bK4;received=192.0.2.7;rport=61000"
+        );
     }
 
     #[test]

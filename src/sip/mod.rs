@@ -6,6 +6,7 @@ pub mod digest;
 pub mod leg;
 pub mod message;
 pub mod registrar;
+pub mod session_timer;
 pub mod transaction;
 pub mod transport;
 pub mod ua;

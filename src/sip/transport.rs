@@ -126,7 +126,17 @@ impl Transports {
     pub fn send(&self, peer: Peer, bytes: Vec<u8>) {
         match peer.transport {
             Transport::Udp => {
-                let Some(s) = self.udp.first() else { return };
+                // From a listener of the peer's address family (IPv4 and IPv6 side by side).
+                let Some(s) = self
+                    .udp
+                    .iter()
+                    .zip(&self.udp_addrs)
+                    .find(|(_, a)| a.is_ipv4() == peer.addr.is_ipv4())
+                    .map(|(s, _)| s)
+                    .or(self.udp.first())
+                else {
+                    return;
+                };
                 if let Err(e) = s.try_send_to(&bytes, peer.addr) {
                     tracing::debug!(to = %peer.addr, error = %e, "UDP send failed");
                 }

@@ -4,9 +4,9 @@
 //! handled, everything else gets the right 4xx/5xx. Client side: INVITEs to trunks and phones,
 //! digest authentication on 401/407, CANCEL, BYE. The state machines it drives do no I/O.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::Instant;
 
 use rsip::headers::UntypedHeader;
@@ -16,17 +16,17 @@ use tokio::sync::{mpsc, oneshot, watch};
 
 use super::dialog::Dialog;
 use super::digest;
-use super::message::{self, header_value, random_token, response_with_tag};
+use super::message::{self, header_value, header_values, random_token, response_with_tag};
 use super::registrar::{Registrar, RegistrarConfig};
+use super::session_timer::{MIN_SE, RefreshMethod, Refresher, SessionTimer, TimerAction};
 use super::transaction::{Event, Routed, Timers, TransactionKey, Transactions, TwoXxRetransmitter};
 use super::transport::{Peer, Received, Transport, Transports, bad_request};
 use crate::media::dtmf::parse_info;
-use crate::media::session::DigitBuffer;
+use crate::media::sdp::{self, Negotiated};
+use crate::media::session::{DigitBuffer, MediaSession};
 
 /// Methods we implement (Allow header).
 pub const ALLOW: &str = "INVITE, ACK, CANCEL, BYE, OPTIONS, INFO, REGISTER, UPDATE";
-/// Shortest session interval we accept (RFC 4028 §4).
-const MIN_SE: u32 = 90;
 /// Methods we know but do not serve: 405 rather than 501.
 const KNOWN_UNSERVED: &[&str] = &[
     "SUBSCRIBE",
@@ -56,19 +56,33 @@ pub struct IncomingCall {
     pub ani: String,
     /// Dialled number (Request-URI user part).
     pub dnis: String,
-    /// The caller's SDP offer.
+    /// The caller's SDP offer; empty when the INVITE had none (then the 200 must offer, and
+    /// the answer arrives with the ACK through [`LegShared`]).
     pub offer: String,
     /// Shared with the leg: hang-up signal and key presses from SIP INFO.
     pub shared: Arc<LegShared>,
 }
 
 /// State the user agent and a call leg share.
-#[derive(Debug)]
 pub struct LegShared {
     /// Becomes true when the call ends.
     pub ended: watch::Sender<bool>,
     /// Key presses (INFO here; RTP events and tones in the media session).
     pub digits: Arc<DigitBuffer>,
+    /// True while the peer holds the call (its last offer was sendonly or inactive), so
+    /// flows and statistics can see hold and resume.
+    pub held: watch::Sender<bool>,
+    /// The leg's RTP session, told of new offers inside the call (hold, resume, new address).
+    media: OnceLock<Weak<MediaSession>>,
+}
+
+impl std::fmt::Debug for LegShared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LegShared")
+            .field("ended", &*self.ended.borrow())
+            .field("held", &*self.held.borrow())
+            .finish_non_exhaustive()
+    }
 }
 
 impl LegShared {
@@ -77,12 +91,44 @@ impl LegShared {
         Arc::new(LegShared {
             ended: watch::channel(false).0,
             digits: Arc::new(DigitBuffer::default()),
+            held: watch::channel(false).0,
+            media: OnceLock::new(),
         })
     }
 
     /// Marks the call ended.
     pub fn end(&self) {
         self.ended.send_replace(true);
+    }
+
+    /// Connects the leg's RTP session, so offers inside the call reach it.
+    pub fn attach_media(&self, media: &Arc<MediaSession>) {
+        let _ = self.media.set(Arc::downgrade(media));
+    }
+
+    /// A new offer from the peer was accepted: hold or resume, and where to send.
+    pub fn remote_offer(&self, n: &Negotiated) {
+        if let Some(m) = self.media.get().and_then(Weak::upgrade) {
+            m.update_remote(n);
+        }
+        self.set_held(n);
+    }
+
+    /// The peer's answer to our offer arrived late (in the ACK): codec, address, direction.
+    pub fn remote_answer(&self, n: &Negotiated) {
+        if let Some(m) = self.media.get().and_then(Weak::upgrade) {
+            m.configure(n);
+            m.update_remote(n);
+        }
+        self.set_held(n);
+    }
+
+    fn set_held(&self, n: &Negotiated) {
+        self.held.send_if_modified(|held| {
+            let changed = *held != n.on_hold();
+            *held = n.on_hold();
+            changed
+        });
     }
 }
 
@@ -132,6 +178,7 @@ enum Cmd {
         events: mpsc::UnboundedSender<UacEvent>,
         shared: Arc<LegShared>,
         call_id: oneshot::Sender<String>,
+        late_offer: bool,
     },
     Cancel {
         call: String,
@@ -185,6 +232,26 @@ impl UaHandle {
         req: DialRequest,
         shared: Arc<LegShared>,
     ) -> Option<(String, mpsc::UnboundedReceiver<UacEvent>)> {
+        self.dial_with(req, shared, false).await
+    }
+
+    /// Places an outbound INVITE without SDP (late offer, for trunks that want to offer): the
+    /// callee's 200 carries the offer, answered in the ACK from `req.sdp`'s address, and
+    /// [`UacEvent::Answered`] gives that offer.
+    pub async fn dial_late_offer(
+        &self,
+        req: DialRequest,
+        shared: Arc<LegShared>,
+    ) -> Option<(String, mpsc::UnboundedReceiver<UacEvent>)> {
+        self.dial_with(req, shared, true).await
+    }
+
+    async fn dial_with(
+        &self,
+        req: DialRequest,
+        shared: Arc<LegShared>,
+        late_offer: bool,
+    ) -> Option<(String, mpsc::UnboundedReceiver<UacEvent>)> {
         let (events, rx) = mpsc::unbounded_channel();
         let (call_id, id_rx) = oneshot::channel();
         self.tx
@@ -193,6 +260,7 @@ impl UaHandle {
                 events,
                 shared,
                 call_id,
+                late_offer,
             })
             .ok()?;
         Some((id_rx.await.ok()?, rx))
@@ -281,6 +349,8 @@ pub async fn start(config: UaConfig, handler: Arc<dyn CallHandler>) -> std::io::
     let digest_key: [u8; 32] = rand::random();
     let actor = Actor {
         uac_keys: HashMap::new(),
+        refresh_keys: HashMap::new(),
+        session_timers: BTreeSet::new(),
         unacked: std::collections::HashSet::new(),
         register_auth: config.register_auth.clone(),
         authenticate_invite: config.authenticate_invite,
@@ -313,8 +383,10 @@ enum Role {
         answered: bool,
         twoxx: Option<TwoXxRetransmitter>,
         answer_sdp: String,
-        /// RFC 4028 session interval agreed with the caller (the caller refreshes).
-        session_expires: Option<u32>,
+        /// RFC 4028 session timer agreed with the caller, started when we answer.
+        session_timer: TimerAsk,
+        /// We offered in our 200 (the INVITE had no SDP): the ACK must bring the answer.
+        awaiting_answer: bool,
     },
     Uac {
         invite: rsip::Request,
@@ -324,6 +396,8 @@ enum Role {
         auth_tried: bool,
         answered: bool,
         ack: Option<rsip::Request>,
+        /// Our SDP, kept to answer the callee's offer when the INVITE went without one.
+        late_offer: Option<String>,
     },
 }
 
@@ -332,11 +406,137 @@ struct Call {
     role: Role,
     dialog: Option<Dialog>,
     shared: Arc<LegShared>,
+    /// RFC 4028 session timer, once an interval is agreed and the call answered.
+    timer: Option<SessionTimer>,
+    /// The deadline indexed for this call in `Actor::session_timers`, so it can be taken out.
+    timer_at: Option<Instant>,
+    /// Our SDP once an offer inside the call changed it (hold, resume).
+    local_sdp: Option<String>,
+}
+
+/// Reason phrase of the statuses a refused offer inside a call gets.
+fn reason_of(code: u16) -> &'static str {
+    match code {
+        400 => "Bad Request",
+        481 => "Call/Transaction Does Not Exist",
+        _ => "Not Acceptable Here",
+    }
+}
+
+/// What a request (INVITE, re-INVITE or UPDATE) we answer says about session timers, and what
+/// we grant (RFC 4028 §9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TimerAsk {
+    /// No timer: neither asked for nor supported.
+    Off,
+    /// Below Min-SE: 422.
+    TooSmall,
+    /// Granted: this interval, this refresher; `require` when the peer supports timers (then
+    /// the 2xx carries `Require: timer`).
+    Agreed {
+        interval: u32,
+        refresher: Refresher,
+        require: bool,
+    },
+}
+
+/// The interval and `refresher` parameter of a Session-Expires header (or compact `x`).
+fn session_expires(msg: &impl HasHeaders) -> Option<(u32, Option<String>)> {
+    let v = header_value(msg, "Session-Expires").or_else(|| header_value(msg, "x"))?;
+    let mut parts = v.split(';');
+    let n = parts.next()?.trim().parse::<u32>().ok()?;
+    let refresher = parts.find_map(|p| {
+        let (k, v) = p.split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case("refresher")
+            .then(|| v.trim().to_ascii_lowercase())
+    });
+    Some((n, refresher))
+}
+
+/// True when a comma-separated header (Supported, Allow…) lists `option`.
+fn lists(msg: &impl HasHeaders, names: &[&str], option: &str) -> bool {
+    names.iter().any(|name| {
+        header_values(msg, name)
+            .iter()
+            .flat_map(|v| v.split(','))
+            .any(|o| o.trim().eq_ignore_ascii_case(option))
+    })
+}
+
+/// Session-timer negotiation as the UAS of `req`: a longer request is shortened to `max`, a
+/// caller that supports timers without asking gets `max`; the peer refreshes unless it asked
+/// us to (`refresher=uas`) or cannot (no `Supported: timer`).
+fn negotiate_timer(req: &rsip::Request, max: u32) -> TimerAsk {
+    let supports = lists(req, &["Supported", "k"], "timer");
+    let asked = session_expires(req);
+    let interval = match &asked {
+        Some((n, _)) if *n < MIN_SE => return TimerAsk::TooSmall,
+        Some((n, _)) => (*n).min(max),
+        None if supports => max,
+        None => return TimerAsk::Off,
+    };
+    let refresher = match asked.and_then(|(_, r)| r).as_deref() {
+        Some("uas") => Refresher::Us,
+        Some("uac") if supports => Refresher::Peer,
+        _ if supports => Refresher::Peer,
+        _ => Refresher::Us,
+    };
+    TimerAsk::Agreed {
+        interval,
+        refresher,
+        require: supports,
+    }
+}
+
+/// Adds the Session-Expires (and Require) headers that confirm `ask` in our 2xx.
+fn push_timer_headers(headers: &mut rsip::Headers, ask: TimerAsk) {
+    if let TimerAsk::Agreed {
+        interval,
+        refresher,
+        require,
+    } = ask
+    {
+        // The refresher parameter names a side of the request being answered: the peer is its UAC.
+        let who = if refresher == Refresher::Peer {
+            "uac"
+        } else {
+            "uas"
+        };
+        headers.push(Header::Other(
+            "Session-Expires".into(),
+            format!("{interval};refresher={who}"),
+        ));
+        if require {
+            headers.push(Header::Other("Require".into(), "timer".into()));
+        }
+    }
+}
+
+/// The 422 for an interval below Min-SE.
+fn too_small(req: &rsip::Request) -> rsip::Response {
+    let mut resp = message::response_for(req, 422, "Session Interval Too Small");
+    resp.headers
+        .push(Header::Other("Min-SE".into(), MIN_SE.to_string()));
+    resp
+}
+
+/// How we refresh a peer: UPDATE when its Allow lists it, else re-INVITE.
+fn refresh_method(msg: &impl HasHeaders) -> RefreshMethod {
+    if lists(msg, &["Allow"], "UPDATE") {
+        RefreshMethod::Update
+    } else {
+        RefreshMethod::Invite
+    }
 }
 
 struct Actor {
     /// Our INVITE client transactions → their call, so responses find the call directly.
     uac_keys: HashMap<TransactionKey, String>,
+    /// Our session refreshes (UPDATE / re-INVITE) in flight → their call; true once answered.
+    refresh_keys: HashMap<TransactionKey, (String, bool)>,
+    /// Session-timer deadlines (RFC 4028), ordered; stale entries are skipped when they fire.
+    session_timers: BTreeSet<(Instant, String)>,
     /// Calls whose 200 OK is being retransmitted until the ACK (the only per-call timers).
     unacked: std::collections::HashSet<String>,
     register_auth: Option<RegisterAuth>,
@@ -384,6 +584,13 @@ fn contact_addr(uri: &str) -> Option<SocketAddr> {
         .parse::<IpAddr>()
         .ok()
         .map(|ip| SocketAddr::new(ip, 5060))
+}
+
+/// Our answer to a callee's offer in a 200 (late offer), on the address of `ours`, the SDP we
+/// would have offered.
+fn answer_late_offer(ours: &str, offer: &str) -> Result<String, sdp::SdpError> {
+    let local = sdp::parse_answer(ours)?.remote;
+    sdp::answer(offer, local.ip(), local.port()).map(|(answer, _)| answer)
 }
 
 fn from_user(req: &rsip::Request) -> String {
@@ -436,6 +643,7 @@ impl Actor {
             .into_iter()
             .chain(calls)
             .chain(self.registrar.next_expiry())
+            .chain(self.session_timers.first().map(|(at, _)| *at))
             .min()
     }
 
@@ -472,6 +680,7 @@ impl Actor {
         for id in dead {
             self.end_call(&id, true);
         }
+        self.on_session_timers(now);
         for aor in self.registrar.expire(now) {
             let user = user_of_uri(&aor);
             self.sources.remove(&user);
@@ -493,9 +702,14 @@ impl Actor {
             if ev == Event::Terminated {
                 self.peers.remove(&key);
                 self.uac_keys.remove(&key);
+                self.refresh_keys.remove(&key);
                 continue;
             }
-            self.on_client_event(&key, ev);
+            if self.refresh_keys.contains_key(&key) {
+                self.on_refresh_event(&key, ev);
+            } else {
+                self.on_client_event(&key, ev);
+            }
             while let Some((key, msg)) = self.txns.poll_transmit() {
                 if let Some(peer) = self.peers.get(&key).copied() {
                     self.send(peer, &msg);
@@ -552,7 +766,7 @@ impl Actor {
                 let _ = done.send(self.answer(&call, sdp));
             }
             Cmd::Reject { call, code, reason } => {
-                if let Some(c) = self.calls.remove(&call) {
+                if let Some(c) = self.take_call(&call) {
                     if let Role::Uas {
                         invite,
                         key,
@@ -572,8 +786,9 @@ impl Actor {
                 events,
                 shared,
                 call_id,
+                late_offer,
             } => {
-                let id = self.dial(req, events, shared);
+                let id = self.dial(req, events, shared, late_offer);
                 let _ = call_id.send(id);
             }
             Cmd::Cancel { call } => self.cancel(&call),
@@ -608,7 +823,7 @@ impl Actor {
     }
 
     fn on_received(&mut self, r: Received) {
-        let msg = match message::parse(&r.bytes) {
+        let mut msg = match message::parse(&r.bytes) {
             Ok(m) => m,
             Err(e) => {
                 tracing::info!(from = %r.peer.addr, error = %e, "malformed SIP message");
@@ -618,6 +833,9 @@ impl Actor {
                 return;
             }
         };
+        if let SipMessage::Request(req) = &mut msg {
+            message::stamp_via(req, r.peer.addr);
+        }
         let now = Instant::now();
         match self
             .txns
@@ -659,7 +877,7 @@ impl Actor {
                 match target {
                     Some(id) => {
                         self.respond(&key, &req, 200, "OK");
-                        if let Some(c) = self.calls.remove(&id) {
+                        if let Some(c) = self.take_call(&id) {
                             if let Role::Uas {
                                 invite, key: ik, ..
                             } = &c.role
@@ -689,27 +907,7 @@ impl Actor {
                     Err(_) => self.respond(&key, &req, 415, "Unsupported Media Type"),
                 }
             }
-            rsip::Method::Update => {
-                // A session refresh (RFC 4028) without a new offer: nothing changes.
-                match self.calls.get(&call_id).map(|c| match &c.role {
-                    Role::Uas {
-                        session_expires, ..
-                    } => *session_expires,
-                    Role::Uac { .. } => None,
-                }) {
-                    Some(se) => {
-                        let mut resp = message::response_for(&req, 200, "OK");
-                        if let Some(n) = se {
-                            resp.headers.push(Header::Other(
-                                "Session-Expires".into(),
-                                format!("{n};refresher=uac"),
-                            ));
-                        }
-                        self.respond_with(&key, resp);
-                    }
-                    None => self.respond(&key, &req, 481, "Call/Transaction Does Not Exist"),
-                }
-            }
+            rsip::Method::Update => self.on_in_dialog_offer(key, req, peer, call_id),
             rsip::Method::Options => {
                 let mut resp = message::response_for(&req, 200, "OK");
                 resp.headers
@@ -734,26 +932,7 @@ impl Actor {
     fn on_invite(&mut self, key: TransactionKey, req: rsip::Request, peer: Peer, call_id: String) {
         let to = header_value(&req, "To").unwrap_or_default();
         if message::tag_of(&to).is_some() {
-            // A re-INVITE (hold, refresh): answer with our current SDP.
-            let sdp = match self.calls.get(&call_id).map(|c| &c.role) {
-                Some(Role::Uas { answer_sdp, .. }) => Some(answer_sdp.clone()),
-                _ => None,
-            };
-            match sdp {
-                Some(sdp) => {
-                    let mut resp = message::response_for(&req, 200, "OK");
-                    resp.headers.push(Header::Other(
-                        "Contact".into(),
-                        self.contact(peer.transport),
-                    ));
-                    let (mut h, mut b) = (resp.headers.clone(), Vec::new());
-                    set_body(&mut h, &mut b, "application/sdp", sdp.into_bytes());
-                    resp.headers = h;
-                    resp.body = b;
-                    self.respond_with(&key, resp);
-                }
-                None => self.respond(&key, &req, 481, "Call/Transaction Does Not Exist"),
-            }
+            self.on_in_dialog_offer(key, req, peer, call_id);
             return;
         }
         let hops = header_value(&req, "Max-Forwards")
@@ -778,29 +957,9 @@ impl Actor {
                 return;
             }
         }
-        let requested = header_value(&req, "Session-Expires")
-            .or_else(|| header_value(&req, "x"))
-            .and_then(|v| {
-                v.split(';')
-                    .next()
-                    .and_then(|n| n.trim().parse::<u32>().ok())
-            });
-        let supports_timer = header_value(&req, "Supported")
-            .or_else(|| header_value(&req, "k"))
-            .is_some_and(|v| v.split(',').any(|o| o.trim().eq_ignore_ascii_case("timer")));
-        // A caller that supports timers gets our interval when it asked for none, and a longer
-        // request is shortened to ours (RFC 4028 §9).
-        let session_expires = match requested {
-            Some(n) if n < MIN_SE => Some(n),
-            Some(n) => Some(n.min(self.session_expires)),
-            None if supports_timer => Some(self.session_expires),
-            None => None,
-        };
-        if session_expires.is_some_and(|n| n < MIN_SE) {
-            let mut resp = message::response_for(&req, 422, "Session Interval Too Small");
-            resp.headers
-                .push(Header::Other("Min-SE".into(), MIN_SE.to_string()));
-            self.respond_with(&key, resp);
+        let session_timer = negotiate_timer(&req, self.session_expires);
+        if session_timer == TimerAsk::TooSmall {
+            self.respond_with(&key, too_small(&req));
             return;
         }
         let caller = from_user(&req);
@@ -823,16 +982,8 @@ impl Actor {
             self.respond(&key, &req, 482, "Loop Detected");
             return;
         }
+        // Empty for an INVITE without SDP: we offer in the 200 and read the answer in the ACK.
         let offer = String::from_utf8_lossy(&req.body).to_string();
-        if offer.trim().is_empty() {
-            self.respond(
-                &key,
-                &req,
-                488,
-                "Not Acceptable Here (an SDP offer is required)",
-            );
-            return;
-        }
         let shared = LegShared::new();
         let ani = from_user(&req);
         self.calls.insert(
@@ -846,10 +997,14 @@ impl Actor {
                     answered: false,
                     twoxx: None,
                     answer_sdp: String::new(),
-                    session_expires,
+                    session_timer,
+                    awaiting_answer: false,
                 },
                 dialog: None,
                 shared: shared.clone(),
+                timer: None,
+                timer_at: None,
+                local_sdp: None,
             },
         );
         self.handler.incoming(IncomingCall {
@@ -859,6 +1014,116 @@ impl Actor {
             offer,
             shared,
         });
+    }
+
+    /// A re-INVITE or UPDATE from the peer (session refresh, hold, resume). A re-INVITE is
+    /// answered with our SDP (mirroring its offer, or as an offer when it has none); an UPDATE
+    /// only carries an answer when it brought an offer (RFC 3311).
+    fn on_in_dialog_offer(
+        &mut self,
+        key: TransactionKey,
+        req: rsip::Request,
+        peer: Peer,
+        call_id: String,
+    ) {
+        let invite = req.method == rsip::Method::Invite;
+        // A re-INVITE needs the dialog (an answered call); an UPDATE may come before.
+        if self
+            .calls
+            .get(&call_id)
+            .is_none_or(|c| invite && c.dialog.is_none())
+        {
+            self.respond(&key, &req, 481, "Call/Transaction Does Not Exist");
+            return;
+        }
+        let ask = negotiate_timer(&req, self.session_expires);
+        if ask == TimerAsk::TooSmall {
+            self.respond_with(&key, too_small(&req));
+            return;
+        }
+        let offered = !req.body.is_empty();
+        let sdp = match self.accept_offer(&call_id, &req) {
+            Ok(sdp) => sdp,
+            Err(code) => {
+                self.respond(&key, &req, code, reason_of(code));
+                return;
+            }
+        };
+        let mut resp = message::response_for(&req, 200, "OK");
+        if invite {
+            resp.headers.push(Header::Other(
+                "Contact".into(),
+                self.contact(peer.transport),
+            ));
+        }
+        push_timer_headers(&mut resp.headers, ask);
+        if invite || offered {
+            let (mut h, mut b) = (resp.headers.clone(), Vec::new());
+            set_body(&mut h, &mut b, "application/sdp", sdp);
+            resp.headers = h;
+            resp.body = b;
+        }
+        self.respond_with(&key, resp);
+        self.peer_refreshed(&call_id, &req, ask);
+    }
+
+    /// The SDP to answer a request inside the call with: for an offer (hold, resume, a new
+    /// address) our SDP with the mirrored direction, which also becomes our current SDP and
+    /// reaches the media session; without one, our current SDP. `Err` is the status to refuse
+    /// the offer with (488 no usable audio, 400 unreadable).
+    fn accept_offer(&mut self, call_id: &str, req: &rsip::Request) -> Result<Vec<u8>, u16> {
+        let Some(c) = self.calls.get_mut(call_id) else {
+            return Err(481);
+        };
+        let current = Self::local_sdp(c);
+        if req.body.is_empty() {
+            return Ok(current);
+        }
+        let offer = String::from_utf8_lossy(&req.body);
+        let (answer, negotiated) = sdp::reanswer(&String::from_utf8_lossy(&current), &offer)
+            .map_err(|e| {
+                tracing::info!(call = call_id, error = %e, "offer inside the call refused");
+                e.sip_status()
+            })?;
+        c.shared.remote_offer(&negotiated);
+        c.local_sdp = Some(answer.clone());
+        Ok(answer.into_bytes())
+    }
+
+    /// The peer's re-INVITE or UPDATE was accepted: it refreshes the session (or starts or
+    /// stops its timer) from now.
+    fn peer_refreshed(&mut self, call_id: &str, req: &rsip::Request, ask: TimerAsk) {
+        let Some(c) = self.calls.get_mut(call_id) else {
+            return;
+        };
+        let now = Instant::now();
+        match (ask, c.timer.as_mut()) {
+            (
+                TimerAsk::Agreed {
+                    interval,
+                    refresher,
+                    ..
+                },
+                Some(t),
+            ) => t.refreshed(now, interval, refresher),
+            (
+                TimerAsk::Agreed {
+                    interval,
+                    refresher,
+                    ..
+                },
+                None,
+            ) if c.dialog.is_some() => {
+                c.timer = Some(SessionTimer::new(
+                    now,
+                    interval,
+                    refresher,
+                    refresh_method(req),
+                ))
+            }
+            _ => c.timer = None,
+        }
+        self.schedule_timer(call_id);
     }
 
     fn answer(&mut self, call: &str, sdp: String) -> bool {
@@ -877,23 +1142,30 @@ impl Actor {
             answered,
             twoxx,
             answer_sdp,
-            session_expires,
+            session_timer,
+            awaiting_answer,
         } = &mut c.role
         else {
             return false;
         };
+        *awaiting_answer = invite.body.is_empty();
         if *answered {
             return true;
         }
         let mut resp = response_with_tag(invite, 200, "OK", to_tag);
-        if let Some(n) = session_expires {
-            // The caller keeps the session alive with re-INVITE or UPDATE.
-            resp.headers.push(Header::Other(
-                "Session-Expires".into(),
-                format!("{n};refresher=uac"),
+        push_timer_headers(&mut resp.headers, *session_timer);
+        if let TimerAsk::Agreed {
+            interval,
+            refresher,
+            ..
+        } = *session_timer
+        {
+            c.timer = Some(SessionTimer::new(
+                Instant::now(),
+                interval,
+                refresher,
+                refresh_method(invite),
             ));
-            resp.headers
-                .push(Header::Other("Require".into(), "timer".into()));
         }
         resp.headers
             .push(Header::Other("Contact".into(), contact.clone()));
@@ -916,21 +1188,221 @@ impl Actor {
         }
         let key = key.clone();
         self.respond_with(&key, resp);
+        self.schedule_timer(call);
         true
+    }
+
+    /// Indexes the call's next session-timer deadline (replacing the one indexed before), so
+    /// the index holds one entry per live call with a timer.
+    fn schedule_timer(&mut self, call: &str) {
+        let Some(c) = self.calls.get_mut(call) else {
+            return;
+        };
+        if let Some(old) = c.timer_at.take() {
+            self.session_timers.remove(&(old, call.to_string()));
+        }
+        if let Some(at) = c.timer.as_ref().and_then(SessionTimer::poll_timeout) {
+            c.timer_at = Some(at);
+            self.session_timers.insert((at, call.to_string()));
+        }
+    }
+
+    /// Removes a call, and its session-timer deadline from the index.
+    fn take_call(&mut self, id: &str) -> Option<Call> {
+        let c = self.calls.remove(id)?;
+        if let Some(at) = c.timer_at {
+            self.session_timers.remove(&(at, id.to_string()));
+        }
+        Some(c)
+    }
+
+    /// Fires the session timers due at `now`: refreshes to send, sessions to end.
+    fn on_session_timers(&mut self, now: Instant) {
+        while let Some((at, id)) = self.session_timers.first().cloned() {
+            if at > now {
+                break;
+            }
+            self.session_timers.pop_first();
+            let Some(c) = self.calls.get_mut(&id) else {
+                continue;
+            };
+            c.timer_at = None;
+            let Some(t) = c.timer.as_mut() else {
+                continue;
+            };
+            // Defensive: the index is kept to one current entry per call.
+            if t.poll_timeout() != Some(at) {
+                self.schedule_timer(&id);
+                continue;
+            }
+            let action = t.handle_timeout(now);
+            self.schedule_timer(&id);
+            match action {
+                Some(TimerAction::Bye) => {
+                    tracing::info!(call = %id, "session expired without refresh (RFC 4028): BYE");
+                    self.hang_up(&id);
+                }
+                Some(TimerAction::Refresh(method, interval)) => {
+                    self.send_refresh(&id, method, interval)
+                }
+                None => {}
+            }
+        }
+    }
+
+    /// Our SDP in this call (the answer we gave, or the offer we made).
+    fn local_sdp(c: &Call) -> Vec<u8> {
+        if let Some(sdp) = &c.local_sdp {
+            return sdp.clone().into_bytes();
+        }
+        match &c.role {
+            Role::Uas { answer_sdp, .. } => answer_sdp.clone().into_bytes(),
+            Role::Uac { invite, .. } => invite.body.clone(),
+        }
+    }
+
+    /// Sends a session refresh (RFC 4028 §7.4) as the refresher.
+    fn send_refresh(&mut self, id: &str, method: RefreshMethod, interval: u32) {
+        let Some(c) = self.calls.get(id) else {
+            return;
+        };
+        let via = self.via(c.peer.transport);
+        let peer = c.peer;
+        let sdp = Self::local_sdp(c);
+        let Some(c) = self.calls.get_mut(id) else {
+            return;
+        };
+        let Some(d) = c.dialog.as_mut() else {
+            return;
+        };
+        let mut req = match method {
+            RefreshMethod::Update => d.request(rsip::Method::Update, &via, None),
+            RefreshMethod::Invite => d.reinvite(&via, sdp),
+        };
+        req.headers.push(Header::Other(
+            "Session-Expires".into(),
+            format!("{interval};refresher=uac"),
+        ));
+        req.headers
+            .push(Header::Other("Supported".into(), "timer".into()));
+        match self
+            .txns
+            .start_client(Instant::now(), req, peer.transport.reliable())
+        {
+            Ok(key) => {
+                self.peers.insert(key.clone(), peer);
+                self.refresh_keys.insert(key, (id.to_string(), false));
+            }
+            Err(e) => tracing::debug!(call = id, error = %e, "session refresh not sent"),
+        }
+    }
+
+    /// What became of a refresh we sent.
+    fn on_refresh_event(&mut self, key: &TransactionKey, ev: Event) {
+        let Some((id, answered)) = self.refresh_keys.get(key).cloned() else {
+            return;
+        };
+        let Some(c) = self.calls.get(&id) else {
+            return;
+        };
+        let via = self.via(c.peer.transport);
+        let peer = c.peer;
+        let is_invite = key.method == "INVITE";
+        let (code, resp) = match ev {
+            Event::Response(r) => (r.status_code.code(), Some(r)),
+            Event::TimedOut | Event::TransportError => (408, None),
+            _ => return,
+        };
+        if code < 200 {
+            return;
+        }
+        let action = if (200..300).contains(&code) {
+            let resp = resp.as_ref();
+            if is_invite
+                && let (Some(d), Some(r)) =
+                    (self.calls.get(&id).and_then(|c| c.dialog.as_ref()), resp)
+            {
+                // Every 2xx to our re-INVITE is acknowledged, retransmissions too.
+                let seq = message::cseq(r).map(|(n, _)| n).unwrap_or(1);
+                self.send(peer, &SipMessage::Request(d.ack(seq, &via, None)));
+            }
+            if answered {
+                return;
+            }
+            self.refresh_keys.insert(key.clone(), (id.clone(), true));
+            let agreed = resp.and_then(session_expires);
+            if let Some(c) = self.calls.get_mut(&id) {
+                match agreed {
+                    Some((n, r)) => {
+                        // refresher=uac names us, the sender of the refresh.
+                        let who = if r.as_deref() == Some("uas") {
+                            Refresher::Peer
+                        } else {
+                            Refresher::Us
+                        };
+                        if let Some(t) = c.timer.as_mut() {
+                            t.refreshed(Instant::now(), n.max(MIN_SE), who);
+                        }
+                    }
+                    // No Session-Expires in the 2xx: the peer turned timers off (§7.4).
+                    None => c.timer = None,
+                }
+            }
+            None
+        } else {
+            let min_se = resp
+                .as_ref()
+                .and_then(|r| header_value(r, "Min-SE"))
+                .and_then(|v| v.split(';').next().and_then(|n| n.trim().parse().ok()));
+            self.calls
+                .get_mut(&id)
+                .and_then(|c| c.timer.as_mut())
+                .and_then(|t| t.refresh_failed(code, min_se))
+        };
+        self.schedule_timer(&id);
+        match action {
+            Some(TimerAction::Bye) => {
+                tracing::info!(call = %id, code, "session refresh failed (RFC 4028): BYE");
+                self.hang_up(&id);
+            }
+            Some(TimerAction::Refresh(method, interval)) => {
+                self.send_refresh(&id, method, interval)
+            }
+            None => {}
+        }
     }
 
     fn on_ack(&mut self, req: &rsip::Request) {
         let call_id = header_value(req, "Call-ID").unwrap_or_default();
-        if let Some(c) = self.calls.get_mut(&call_id)
-            && let Role::Uas { twoxx, .. } = &mut c.role
-            && let Some(t) = twoxx.as_mut()
-        {
+        let Some(c) = self.calls.get_mut(&call_id) else {
+            return;
+        };
+        let Role::Uas {
+            twoxx,
+            awaiting_answer,
+            ..
+        } = &mut c.role
+        else {
+            return;
+        };
+        if let Some(t) = twoxx.as_mut() {
             t.ack_received();
             *twoxx = None;
             // Out of the retransmission index at once: `next_wake` walks it on every turn of
             // the loop, and pruning it only on timeouts let it hold every call answered since
             // (37 % of the engine's CPU at 3,000 calls/s).
             self.unacked.remove(&call_id);
+        }
+        if std::mem::take(awaiting_answer) {
+            // The answer to the offer in our 200; without a usable one there is no media
+            // to talk with, so the call ends (RFC 3261 §13.3.1.4).
+            match sdp::parse_answer(&String::from_utf8_lossy(&req.body)) {
+                Ok(n) => c.shared.remote_answer(&n),
+                Err(e) => {
+                    tracing::info!(call = %call_id, error = %e, "no usable answer in the ACK: BYE");
+                    self.hang_up(&call_id);
+                }
+            }
         }
     }
 
@@ -947,7 +1419,7 @@ impl Actor {
     /// The call ends: `local` when we decided it (no signal is needed towards the leg's owner
     /// beyond the ended flag).
     fn end_call(&mut self, call_id: &str, local: bool) {
-        if let Some(c) = self.calls.remove(call_id) {
+        if let Some(c) = self.take_call(call_id) {
             if local {
                 tracing::debug!(call = call_id, "call ended locally");
             }
@@ -956,7 +1428,7 @@ impl Actor {
     }
 
     fn hang_up(&mut self, call: &str) {
-        let Some(mut c) = self.calls.remove(call) else {
+        let Some(mut c) = self.take_call(call) else {
             return;
         };
         c.shared.end();
@@ -1080,12 +1552,15 @@ impl Actor {
 
     fn dial(
         &mut self,
-        d: DialRequest,
+        mut d: DialRequest,
         events: mpsc::UnboundedSender<UacEvent>,
         shared: Arc<LegShared>,
+        late_offer: bool,
     ) -> String {
         let call_id = format!("{}@{}", random_token(), self.host());
         let from_tag = random_token();
+        // A late offer keeps our SDP to answer the 200's offer from, and sends no body.
+        let late_offer = late_offer.then(|| std::mem::take(&mut d.sdp));
         let invite = match self.build_invite(&d, &call_id, &from_tag, 1, None) {
             Some(r) => r,
             None => {
@@ -1113,9 +1588,13 @@ impl Actor {
                             auth_tried: false,
                             answered: false,
                             ack: None,
+                            late_offer,
                         },
                         dialog: None,
                         shared,
+                        timer: None,
+                        timer_at: None,
+                        local_sdp: None,
                     },
                 );
             }
@@ -1138,8 +1617,7 @@ impl Actor {
         let mut text = format!(
             "INVITE {uri} SIP/2.0\r\nVia: {via};branch={branch};rport\r\nMax-Forwards: 70\r\n\
              From: <sip:{from}@{host}>;tag={from_tag}\r\nTo: <{uri}>\r\nCall-ID: {call_id}\r\n\
-             CSeq: {cseq} INVITE\r\nContact: {contact}\r\nAllow: {ALLOW}\r\n\
-             Content-Type: application/sdp\r\n",
+             CSeq: {cseq} INVITE\r\nContact: {contact}\r\nAllow: {ALLOW}\r\nSupported: timer\r\n",
             uri = d.uri,
             via = self.via(t),
             branch = message::new_branch(),
@@ -1149,6 +1627,9 @@ impl Actor {
         );
         if let Some((name, value)) = authorization {
             text.push_str(&format!("{name}: {value}\r\n"));
+        }
+        if !d.sdp.is_empty() {
+            text.push_str("Content-Type: application/sdp\r\n");
         }
         text.push_str(&format!("Content-Length: {}\r\n\r\n{}", d.sdp.len(), d.sdp));
         match message::parse(text.as_bytes()) {
@@ -1218,7 +1699,7 @@ impl Actor {
         match ev {
             Event::Response(resp) => self.on_invite_response(&call_id, resp),
             Event::TimedOut | Event::TransportError => {
-                if let Some(c) = self.calls.remove(&call_id) {
+                if let Some(c) = self.take_call(&call_id) {
                     if let Role::Uac {
                         events, answered, ..
                     } = &c.role
@@ -1252,6 +1733,7 @@ impl Actor {
             auth_tried,
             answered,
             ack,
+            late_offer,
             ..
         } = &mut c.role
         else {
@@ -1268,16 +1750,54 @@ impl Actor {
             *answered = true;
             let seq = message::cseq(invite).map(|(n, _)| n).unwrap_or(1);
             let dialog = Dialog::from_uac(invite, &resp, &contact).ok();
+            let remote_sdp = String::from_utf8_lossy(&resp.body).to_string();
+            // Late offer: the 200 offers, our ACK answers (RFC 3261 §13.2.2.4).
+            let late_answer = late_offer
+                .as_deref()
+                .map(|ours| answer_late_offer(ours, &remote_sdp));
+            let body = match &late_answer {
+                Some(Ok(answer)) => Some(("application/sdp", answer.clone().into_bytes())),
+                _ => None,
+            };
             if let Some(d) = &dialog {
-                let a = d.ack(seq, &via, None);
+                let a = d.ack(seq, &via, body);
                 *ack = Some(a.clone());
                 self.transports
                     .send(peer, message::to_bytes(&SipMessage::Request(a)));
             }
             c.dialog = dialog;
+            match late_answer {
+                Some(Ok(answer)) => c.local_sdp = Some(answer),
+                Some(Err(e)) => {
+                    // Acknowledged (a 2xx must be), then ended: nothing to talk with.
+                    tracing::info!(call = call_id, error = %e, "callee's offer refused");
+                    let _ = events.send(UacEvent::Failed(e.sip_status()));
+                    let id = call_id.to_string();
+                    self.hang_up(&id);
+                    return;
+                }
+                None => {}
+            }
+            // The callee (a trunk, a phone) may ask for session timers (RFC 4028 §7.2):
+            // refresher=uac makes us the refresher.
+            if let Some((n, r)) = session_expires(&resp) {
+                let who = if r.as_deref() == Some("uas") {
+                    Refresher::Peer
+                } else {
+                    Refresher::Us
+                };
+                c.timer = Some(SessionTimer::new(
+                    Instant::now(),
+                    n.max(MIN_SE),
+                    who,
+                    refresh_method(&resp),
+                ));
+            }
             let _ = events.send(UacEvent::Answered(
                 String::from_utf8_lossy(&resp.body).to_string(),
             ));
+            let id = call_id.to_string();
+            self.schedule_timer(&id);
             return;
         }
         let mut retry: Option<(DialRequest, String, u32, &'static str, String)> = None;
@@ -1335,7 +1855,7 @@ impl Actor {
             return;
         };
         let _ = events.send(UacEvent::Failed(code));
-        if let Some(c) = self.calls.remove(call_id) {
+        if let Some(c) = self.take_call(call_id) {
             c.shared.end();
         }
     }

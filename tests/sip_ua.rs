@@ -1,0 +1,398 @@
+//! The user agent on its own over real SIP on loopback, against SIPp (Debian's `sip-tester`):
+//! RFC 4028 session timers in both roles, hold and resume, late offers both ways. A small handler answers every call
+//! with a real RTP session playing silence in a loop and keeps it up, so nothing but the SIP
+//! layer decides when a call ends.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use boomerang::media::g711::Law;
+use boomerang::media::rtp::RtpPacket;
+use boomerang::media::sdp;
+use boomerang::media::session::{MediaSession, silence_frames};
+use boomerang::sip::registrar::RegistrarConfig;
+use boomerang::sip::transport::{Peer, Transport};
+use boomerang::sip::ua::{
+    self, CallHandler, DialRequest, IncomingCall, LegShared, UaConfig, UaHandle, UacEvent,
+};
+
+mod common;
+
+use common::{free_port, repo, sipp_report};
+
+/// Answers every call to any number at once and remembers each call's shared state.
+#[derive(Default)]
+struct Answerer {
+    ua: OnceLock<UaHandle>,
+    calls: Mutex<HashMap<String, (Arc<LegShared>, Instant)>>,
+    /// Every change of a call's hold state, in order.
+    holds: Arc<Mutex<Vec<bool>>>,
+}
+
+impl CallHandler for Answerer {
+    fn serves(&self, _number: &str) -> bool {
+        true
+    }
+
+    fn incoming(&self, call: IncomingCall) {
+        let Some(ua) = self.ua.get().cloned() else {
+            return;
+        };
+        self.calls
+            .lock()
+            .unwrap()
+            .insert(call.call_id.clone(), (call.shared.clone(), Instant::now()));
+        let holds = self.holds.clone();
+        tokio::spawn(async move {
+            let media = MediaSession::open(ua.public_ip, (0, 0), call.shared.digits.clone())
+                .await
+                .unwrap();
+            let port = media.local_addr().port();
+            // No offer (late offer): we offer, and the ACK's answer reaches the media session.
+            let answer = if call.offer.is_empty() {
+                sdp::offer(ua.public_ip, port, 1, 1)
+            } else {
+                let (answer, negotiated) = sdp::answer(&call.offer, ua.public_ip, port).unwrap();
+                media.configure(&negotiated);
+                answer
+            };
+            media.play(
+                vec![silence_frames(Law::Ulaw, Duration::from_secs(1))],
+                true,
+            );
+            call.shared.attach_media(&media);
+            let mut held = call.shared.held.subscribe();
+            assert!(ua.answer(&call.call_id, answer).await);
+            let mut ended = call.shared.ended.subscribe();
+            loop {
+                tokio::select! {
+                    r = held.changed() => match r {
+                        Ok(()) => holds.lock().unwrap().push(*held.borrow()),
+                        Err(_) => break,
+                    },
+                    _ = ended.wait_for(|e| *e) => break,
+                }
+            }
+            media.close();
+        });
+    }
+
+    fn registration(&self, _user: &str, _registered: bool) {}
+}
+
+async fn start_ua(ip: IpAddr) -> (UaHandle, Arc<Answerer>) {
+    let handler = Arc::new(Answerer::default());
+    let ua = ua::start(
+        UaConfig {
+            udp: vec![SocketAddr::new(ip, 0)],
+            tcp: vec![SocketAddr::new(ip, 0)],
+            public_ip: None,
+            registrar: RegistrarConfig::default(),
+            register_auth: None,
+            authenticate_register: false,
+            authenticate_invite: false,
+            session_expires: 1800,
+        },
+        handler.clone(),
+    )
+    .await
+    .unwrap();
+    let _ = handler.ua.set(ua.clone());
+    (ua, handler)
+}
+
+fn sipp_command(scenario: &str, local_ip: &str) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new("sipp");
+    cmd.arg("-sf")
+        .arg(repo().join("tests/sipp").join(scenario))
+        .args(["-m", "1", "-i", local_ip, "-nostdin", "-timeout", "120s"])
+        .args(["-mp", &free_port().to_string()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    cmd
+}
+
+/// Waits for a SIPp run started with [`sipp_command`] and asserts it played its scenario.
+async fn finish(scenario: &str, child: tokio::process::Child) {
+    let out = tokio::time::timeout(Duration::from_secs(150), child.wait_with_output())
+        .await
+        .expect("sipp did not finish")
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "sipp {scenario} failed: {}",
+        sipp_report(&out)
+    );
+}
+
+/// Runs a SIPp client scenario for one call from 127.0.0.1 and asserts it played through.
+async fn client(scenario: &str, target: SocketAddr, extra: &[&str]) {
+    let out = common::sipp_client(&repo().join("tests/sipp").join(scenario), target, extra).await;
+    assert!(
+        out.status.success(),
+        "sipp {scenario} failed: {}",
+        sipp_report(&out)
+    );
+}
+
+async fn ended(shared: &LegShared) {
+    let mut rx = shared.ended.subscribe();
+    let _ = rx.wait_for(|e| *e).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_that_never_refreshes_its_session_gets_our_bye_before_expiry() {
+    let (ua, handler) = start_ua(IpAddr::V4(Ipv4Addr::LOCALHOST)).await;
+    let target = ua.local_addrs().0[0];
+    client("timer-no-refresh.xml", target, &[]).await;
+    let calls = handler.calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), 1);
+    let (shared, answered_at) = calls.into_values().next().unwrap();
+    // The leg saw the hang-up the BYE made.
+    tokio::time::timeout(Duration::from_secs(1), ended(&shared))
+        .await
+        .expect("the leg was not told the session ended");
+    // Not before 90 - min(32, 90/3) = 60 s (a few seconds of slack for a loaded machine).
+    let lasted = answered_at.elapsed();
+    assert!(lasted >= Duration::from_secs(57), "BYE after {lasted:?}");
+}
+
+async fn we_refresh(scenario: &str) {
+    let (ua, _handler) = start_ua(IpAddr::V4(Ipv4Addr::LOCALHOST)).await;
+    let port = free_port();
+    let mut cmd = sipp_command(scenario, "127.0.0.1");
+    cmd.args(["-p", &port.to_string()]);
+    let child = cmd.spawn().expect("sipp (apt-get install -y sip-tester)");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let shared = LegShared::new();
+    let offer = sdp::offer(IpAddr::V4(Ipv4Addr::LOCALHOST), 40002, 7, 1);
+    let (_, mut events) = ua
+        .dial(
+            DialRequest {
+                uri: format!("sip:+33612345678@127.0.0.1:{port}"),
+                peer: Peer {
+                    addr: SocketAddr::from(([127, 0, 0, 1], port)),
+                    transport: Transport::Udp,
+                },
+                from_user: "8000".into(),
+                sdp: offer,
+                credentials: None,
+            },
+            shared.clone(),
+        )
+        .await
+        .unwrap();
+    loop {
+        match events.recv().await {
+            Some(UacEvent::Answered(_)) => break,
+            Some(UacEvent::Progress(_)) => continue,
+            other => panic!("not answered: {other:?}"),
+        }
+    }
+    let answered_at = Instant::now();
+    // SIPp answers our refresh, then hangs up.
+    finish(scenario, child).await;
+    tokio::time::timeout(Duration::from_secs(2), ended(&shared))
+        .await
+        .expect("the callee's BYE did not end the leg");
+    // The refresh came at half the interval (45 s), not at once.
+    let lasted = answered_at.elapsed();
+    assert!(
+        lasted >= Duration::from_secs(44),
+        "refreshed after {lasted:?}"
+    );
+}
+
+/// Both ways of refreshing at once (each waits 45 s of real time).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn as_refresher_we_send_update_or_a_reinvite_to_a_peer_without_update_at_half_the_interval() {
+    tokio::join!(
+        we_refresh("timer-refresh-update.xml"),
+        we_refresh("timer-refresh-reinvite.xml")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hold_by_reinvite_is_mirrored_and_silences_our_rtp_until_resumed() {
+    let (ua, handler) = start_ua(IpAddr::V4(Ipv4Addr::LOCALHOST)).await;
+    let target = ua.local_addrs().0[0];
+    // The caller's RTP address: we listen there for what the engine sends.
+    let rtp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let rtp_port = rtp.local_addr().unwrap().port();
+    let listen = tokio::spawn(async move {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 512];
+        while let Ok(Ok((n, _))) =
+            tokio::time::timeout(Duration::from_secs(3), rtp.recv_from(&mut buf)).await
+        {
+            if let Ok(p) = RtpPacket::parse(&buf[..n]) {
+                got.push((Instant::now(), p.header.clone()));
+            }
+        }
+        got
+    });
+    client("hold.xml", target, &["-set", "rtp", &rtp_port.to_string()]).await;
+    let packets = listen.await.unwrap();
+    assert_eq!(*handler.holds.lock().unwrap(), vec![true, false]);
+    // One silence: the 2 s the caller held us (sendonly 1.5 s, then inactive 0.5 s).
+    let (at, gap) = packets
+        .windows(2)
+        .enumerate()
+        .map(|(i, w)| (i + 1, w[1].0 - w[0].0))
+        .max_by_key(|(_, g)| *g)
+        .unwrap();
+    assert!(
+        gap >= Duration::from_millis(1500) && gap <= Duration::from_millis(3000),
+        "longest silence {gap:?}"
+    );
+    assert!(
+        at > 20 && packets.len() - at > 20,
+        "{at} of {}",
+        packets.len()
+    );
+    let (before, after) = (&packets[at - 1].1, &packets[at].1);
+    // Resumed as a new talkspurt: marker set, sequence unbroken, timestamp counted the hold.
+    assert!(after.marker);
+    assert_eq!(after.sequence, before.sequence.wrapping_add(1));
+    let held_ms = i64::from(after.timestamp.wrapping_sub(before.timestamp)) / 8;
+    let gap_ms = gap.as_millis() as i64;
+    assert!(
+        (held_ms - gap_ms).abs() < 300,
+        "timestamp moved {held_ms} ms over a {gap_ms} ms silence"
+    );
+    // Nothing else stopped: the other gaps are packet intervals.
+    let second = packets
+        .windows(2)
+        .map(|w| w[1].0 - w[0].0)
+        .filter(|g| *g < gap)
+        .max()
+        .unwrap();
+    assert!(second < Duration::from_millis(500), "{second:?}");
+}
+
+/// Listens on a loopback RTP port; returns the socket's port and a task that collects the
+/// payload types of what arrives until nothing has come for `quiet`.
+async fn rtp_listener(quiet: Duration) -> (u16, tokio::task::JoinHandle<Vec<u8>>) {
+    let rtp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let port = rtp.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        let mut types = Vec::new();
+        let mut buf = [0u8; 512];
+        while let Ok(Ok((n, _))) = tokio::time::timeout(quiet, rtp.recv_from(&mut buf)).await {
+            if let Ok(p) = RtpPacket::parse(&buf[..n]) {
+                types.push(p.header.payload_type);
+            }
+        }
+        types
+    });
+    (port, task)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invite_without_sdp_gets_our_offer_and_the_acks_answer_sets_up_media() {
+    let (ua, handler) = start_ua(IpAddr::V4(Ipv4Addr::LOCALHOST)).await;
+    let target = ua.local_addrs().0[0];
+    let (rtp_port, rtp) = rtp_listener(Duration::from_secs(3)).await;
+    client(
+        "late-offer-in.xml",
+        target,
+        &["-set", "rtp", &rtp_port.to_string()],
+    )
+    .await;
+    let types = rtp.await.unwrap();
+    // Only the ACK said where and how to send: PCMA to the caller's port, 1.5 s of it.
+    assert!(types.len() >= 30, "{} packets", types.len());
+    assert!(types.iter().all(|&pt| pt == 8), "{types:?}");
+    assert_eq!(handler.calls.lock().unwrap().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_offer_trunk_gets_an_invite_without_sdp_and_our_answer_in_the_ack() {
+    use boomerang::call::{DialTarget, Dialer};
+    use boomerang::sip::leg::SipDialer;
+    let (ua, _handler) = start_ua(IpAddr::V4(Ipv4Addr::LOCALHOST)).await;
+    let trunk_port = free_port();
+    let (rtp_port, rtp) = rtp_listener(Duration::from_secs(3)).await;
+    let scenario = "late-offer-out.xml";
+    let mut cmd = sipp_command(scenario, "127.0.0.1");
+    cmd.args(["-p", &trunk_port.to_string()])
+        .args(["-set", "rtp", &rtp_port.to_string()]);
+    let child = cmd.spawn().expect("sipp (apt-get install -y sip-tester)");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = common::demo_config_text(|t| {
+        t.replace(
+            "    port: 5080\n    transport: udp\n",
+            &format!("    port: {trunk_port}\n    transport: udp\n    late_offer: true\n"),
+        )
+    });
+    assert!(text.contains("late_offer: true"), "the demo trunk moved");
+    let config =
+        boomerang::config::Config::from_str_in(&text, dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let dialer = SipDialer {
+        ua,
+        config: Arc::new(config),
+        prompts: Arc::new(Default::default()),
+        clock: boomerang::clock::SystemClock::shared(),
+    };
+    let target = DialTarget::Customer {
+        number: "+33612345678".into(),
+        trunk: None,
+    };
+    let mut child = child;
+    let leg = match dialer.dial(&target, "8000", Duration::from_secs(10)).await {
+        Ok(leg) => leg,
+        Err(r) => {
+            let _ = child.start_kill();
+            let out = child.wait_with_output().await.unwrap();
+            panic!(
+                "dial failed: {r:?}; sipp said: {}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    };
+    // The customer hangs up after 1.5 s of our (idle, PCMA) stream.
+    tokio::time::timeout(Duration::from_secs(10), leg.hung_up())
+        .await
+        .expect("the customer's BYE did not end the leg");
+    finish(scenario, child).await;
+    // Dropping the leg closes its RTP session.
+    drop(leg);
+    let types = rtp.await.unwrap();
+    assert!(types.len() >= 30, "{} packets", types.len());
+    assert!(types.iter().all(|&pt| pt == 8), "{types:?}");
+}
+
+async fn call_over_ipv6(tcp: bool) {
+    let v6 = IpAddr::V6(std::net::Ipv6Addr::LOCALHOST);
+    let (ua, handler) = start_ua(v6).await;
+    let (udp, tcp_addrs) = ua.local_addrs();
+    assert!(udp[0].is_ipv6() && tcp_addrs[0].is_ipv6());
+    let target = if tcp { tcp_addrs[0] } else { udp[0] };
+    let scenario = "ipv6-call.xml";
+    let mut cmd = sipp_command(scenario, "::1");
+    cmd.arg(target.to_string())
+        .args(["-p", &free_port().to_string()]);
+    if tcp {
+        cmd.args(["-t", "t1"]);
+    }
+    let child = cmd.spawn().expect("sipp (apt-get install -y sip-tester)");
+    finish(scenario, child).await;
+    let calls = handler.calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), 1);
+    let (shared, _) = calls.into_values().next().unwrap();
+    assert!(
+        *shared.ended.borrow(),
+        "the caller's BYE did not end the call"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_over_ipv6_udp_and_tcp_with_received_and_rport_in_the_via() {
+    call_over_ipv6(false).await;
+    call_over_ipv6(true).await;
+}
