@@ -2,8 +2,9 @@
 //! ready and going back to Not Ready, with 1,000 agents eligible for a callback queue, in three
 //! cases measured in the same run:
 //! - baseline: no callback waits (the check is skipped);
-//! - held back: 10,000 callbacks wait and 500 dials are in flight, so every ready event scans
-//!   the eligible agents to learn that the rule still holds (its worst case);
+//! - held back: 10,000 callbacks wait and 500 dials are in flight, so every ready event counts
+//!   the ready eligible agents (popcounts over the queue's bitset) to learn that the rule still
+//!   holds (its worst case);
 //! - trigger: a callback is triggered by the ready agent, settled and queued again (the cost of
 //!   one dial decision).
 

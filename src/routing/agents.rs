@@ -153,8 +153,9 @@ impl Agent {
     }
 
     /// Ready → Reserved, atomically; false if the agent was not ready (someone else won).
+    /// Private: the registry's `claim` also keeps the state bits up to date.
     #[inline]
-    pub fn try_claim(&self) -> bool {
+    fn try_claim(&self) -> bool {
         let cur = self.state.load(Ordering::Acquire);
         if cur & 0xff != StateKind::Ready as u64 {
             return false;
@@ -166,10 +167,70 @@ impl Agent {
     }
 }
 
+/// One bit per agent for each state class routing counts, so a queue's counts are three
+/// popcounts per 64 agents over its eligibility bitset instead of a load per eligible agent.
+#[derive(Debug, Default)]
+struct StateBits {
+    logged_in: Vec<AtomicU64>,
+    ready: Vec<AtomicU64>,
+    busy: Vec<AtomicU64>,
+}
+
+fn put_bit(words: &[AtomicU64], idx: AgentIdx, on: bool) {
+    let (w, bit) = ((idx / 64) as usize, 1u64 << (idx % 64));
+    if let Some(word) = words.get(w) {
+        // Always a read-modify-write (never skipped when the bit looks right): the last RMW
+        // on a word then synchronises with every earlier one, which `publish_state` relies on.
+        if on {
+            word.fetch_or(bit, Ordering::AcqRel);
+        } else {
+            word.fetch_and(!bit, Ordering::AcqRel);
+        }
+    }
+}
+
+impl StateBits {
+    fn with_room(agents: usize) -> Self {
+        let words = || {
+            (0..agents.div_ceil(64))
+                .map(|_| AtomicU64::new(0))
+                .collect()
+        };
+        StateBits {
+            logged_in: words(),
+            ready: words(),
+            busy: words(),
+        }
+    }
+
+    fn write(&self, idx: AgentIdx, state: StateKind) {
+        use StateKind::*;
+        put_bit(&self.logged_in, idx, state != LoggedOut);
+        put_bit(&self.ready, idx, state == Ready);
+        put_bit(
+            &self.busy,
+            idx,
+            matches!(state, Reserved | Busy | AfterCallWork),
+        );
+    }
+}
+
+/// How many of a queue's eligible agents are logged in, ready and busy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct AgentCounts {
+    /// Any state but LoggedOut.
+    pub logged_in: usize,
+    /// Ready.
+    pub ready: usize,
+    /// Reserved, Busy or in after-call work.
+    pub busy: usize,
+}
+
 /// Every agent, by dense index and by id.
 #[derive(Debug, Default)]
 pub struct AgentRegistry {
     agents: Vec<Agent>,
+    bits: StateBits,
     /// Dense mirror of each agent's ready-since while Ready (`i64::MAX` otherwise), so a queue
     /// can find its longest-idle agent by reading 8 bytes per eligible agent.
     idle: Vec<AtomicI64>,
@@ -212,7 +273,52 @@ impl AgentRegistry {
                 not_ready_reason: RwLock::new(String::new()),
             });
         }
+        reg.bits = StateBits::with_room(reg.agents.len());
         reg
+    }
+
+    /// Publishes agent `idx`'s state in the state bits. Writes the bits for the state it reads,
+    /// then reads the state again and repeats if it changed: a racing transition's stale write
+    /// is always followed by that writer's own correction, so the bits settle on the state.
+    fn publish_state(&self, idx: AgentIdx) {
+        let a = &self.agents[idx as usize];
+        let mut seen = a.state.load(Ordering::Acquire);
+        loop {
+            self.bits
+                .write(idx, StateKind::from_u8((seen & 0xff) as u8));
+            let now = a.state.load(Ordering::Acquire);
+            if now == seen {
+                return;
+            }
+            seen = now;
+        }
+    }
+
+    /// Word `w` of the ready bits (agents `64 w` to `64 w + 63`); may lag a transition in
+    /// progress, so it narrows a search but the claim decides.
+    #[inline]
+    pub fn ready_word(&self, w: usize) -> u64 {
+        self.bits
+            .ready
+            .get(w)
+            .map_or(0, |v| v.load(Ordering::Acquire))
+    }
+
+    /// Counts the agents of bitset `members` (one bit per agent index, as
+    /// `Eligibility` keeps them) by state: three popcounts per 64 agents. A transition in
+    /// progress may be off by one until its writer has published it.
+    pub fn count_states(&self, members: impl Iterator<Item = u64>) -> AgentCounts {
+        let mut c = AgentCounts::default();
+        for (i, m) in members.enumerate() {
+            if m == 0 {
+                continue;
+            }
+            let load = |v: &[AtomicU64]| v.get(i).map_or(0, |w| w.load(Ordering::Acquire));
+            c.logged_in += (m & load(&self.bits.logged_in)).count_ones() as usize;
+            c.ready += (m & load(&self.bits.ready)).count_ones() as usize;
+            c.busy += (m & load(&self.bits.busy)).count_ones() as usize;
+        }
+        c
     }
 
     /// Number of agents.
@@ -237,6 +343,7 @@ impl AgentRegistry {
         let won = self.agents[idx as usize].try_claim();
         if won {
             self.idle[idx as usize].store(i64::MAX, Ordering::Release);
+            self.publish_state(idx);
         }
         won
     }
@@ -310,6 +417,7 @@ impl AgentRegistry {
             i64::MAX
         };
         self.idle[idx as usize].store(idle, Ordering::Release);
+        self.publish_state(idx);
         if to == StateKind::NotReady {
             *a.not_ready_reason
                 .write()
@@ -317,6 +425,22 @@ impl AgentRegistry {
         }
         Ok(from)
     }
+}
+
+/// `n` agents `a0`, `a1`… without skills, for tests of the routing modules.
+#[cfg(test)]
+pub(crate) fn registry_of_plain_agents(n: usize) -> AgentRegistry {
+    AgentRegistry::new(
+        (0..n)
+            .map(|i| AgentInfo {
+                id: format!("a{i}"),
+                name: String::new(),
+                sip_user: format!("{i}"),
+                skills: vec![],
+            })
+            .collect(),
+        &SkillCatalog::new(),
+    )
 }
 
 #[cfg(test)]
@@ -425,5 +549,32 @@ mod tests {
         );
         assert_eq!(r.index_of("zz"), Err(AgentError::Unknown("zz".into())));
         assert_eq!(r.by_sip_user("1001"), Some(0));
+    }
+
+    #[test]
+    fn state_bits_count_every_class_through_a_call() {
+        let r = registry_of_plain_agents(70);
+        // Members: agents 0, 1 and 69 (the second word).
+        let members = || [0b11u64, 1 << 5].into_iter();
+        let counts = |r: &AgentRegistry| {
+            let c = r.count_states(members());
+            (c.logged_in, c.ready, c.busy)
+        };
+        assert_eq!(counts(&r), (0, 0, 0));
+        r.set_state(69, Ready, t0(), None, None).unwrap();
+        r.set_state(1, NotReady, t0(), None, None).unwrap();
+        r.set_state(2, Ready, t0(), None, None).unwrap();
+        assert_eq!(counts(&r), (2, 1, 0), "agent 2 is not a member");
+        assert!(r.claim(69));
+        assert_eq!(counts(&r), (2, 0, 1), "a reservation counts as busy");
+        r.set_state(69, Busy, t0(), None, None).unwrap();
+        r.set_state(69, AfterCallWork, t0(), None, Some(t0()))
+            .unwrap();
+        assert_eq!(counts(&r), (2, 0, 1));
+        r.set_state(1, Ready, t0(), None, None).unwrap();
+        r.set_state(69, LoggedOut, t0(), None, None).unwrap();
+        assert_eq!(counts(&r), (1, 1, 0));
+        assert!(!r.claim(69), "logged out");
+        assert_eq!(counts(&r), (1, 1, 0));
     }
 }

@@ -32,6 +32,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use thiserror::Error;
 use uuid::Uuid;
 
+pub use super::agents::AgentCounts;
 use super::agents::{AgentError, AgentIdx, AgentInfo, AgentRegistry, StateKind};
 use super::ewt::{EwtStats, queue_length_ewt};
 use super::queue::{WaitQueue, Waiting};
@@ -107,17 +108,6 @@ struct RouterQueue {
     in_flight: AtomicUsize,
     cursor: AtomicUsize,
     stats: Mutex<EwtStats>,
-}
-
-/// Agent counts of a queue's eligible agents.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
-pub struct AgentCounts {
-    /// Logged in (any state but LoggedOut).
-    pub logged_in: usize,
-    /// Ready.
-    pub ready: usize,
-    /// Reserved, Busy or in after-call work.
-    pub busy: usize,
 }
 
 /// The router.
@@ -491,15 +481,18 @@ impl Router {
     /// The pacing rule's check: one ready eligible agent of `q` when more than `in_flight` of
     /// them are ready. Stops counting as soon as the answer is known.
     fn ready_beyond(&self, q: &RouterQueue, in_flight: usize) -> Option<AgentIdx> {
+        // Popcounts of the queue's eligibility words against the agents' ready bits.
         let mut first = None;
         let mut ready = 0;
-        for idx in q.eligible.iter() {
-            if self.agents.get(idx).state() == StateKind::Ready {
-                first.get_or_insert(idx);
-                ready += 1;
-                if ready > in_flight {
-                    return first;
-                }
+        for (w, word) in q.eligible.words().enumerate() {
+            let bits = word & self.agents.ready_word(w);
+            if bits == 0 {
+                continue;
+            }
+            first.get_or_insert(w as AgentIdx * 64 + bits.trailing_zeros());
+            ready += bits.count_ones() as usize;
+            if ready > in_flight {
+                return first;
             }
         }
         None
@@ -684,7 +677,9 @@ impl Router {
         let idx = self.agents.index_of(agent)?;
         let since = self.agents.get(idx).ready_since_ns();
         let from = self.agents.set_state(idx, to, now, reason, acw_until)?;
-        if from == StateKind::Ready && to != StateKind::Ready {
+        // A reserved agent may still have its ready-list entry (claims that scan rather than
+        // walk leave it, so the claim stays short); it goes when the reservation ends.
+        if matches!(from, StateKind::Ready | StateKind::Reserved) && to != StateKind::Ready {
             self.ready.remove_entry(since, idx);
         }
         if to == StateKind::Ready {
@@ -733,27 +728,18 @@ impl Router {
         Ok(live + lock(&q.paced).len())
     }
 
-    /// Eligible agents of a queue by state.
+    /// Eligible agents of a queue by state, from the agents' state bits (a few popcounts per
+    /// 64 agents, not a load per agent).
     pub fn agent_counts(&self, queue: &str) -> Result<AgentCounts, RouterError> {
         let q = self.queue(queue)?;
-        let mut c = AgentCounts::default();
-        for idx in q.eligible.iter() {
-            match self.agents.get(idx).state() {
-                StateKind::LoggedOut => continue,
-                StateKind::Ready => c.ready += 1,
-                StateKind::Reserved | StateKind::Busy | StateKind::AfterCallWork => c.busy += 1,
-                StateKind::NotReady => {}
-            }
-            c.logged_in += 1;
-        }
-        Ok(c)
+        Ok(self.agents.count_states(q.eligible.words()))
     }
 
     /// EWT for an interaction at `position` (use the queue length for a new arrival); `None`
     /// when no eligible agent is logged in.
     pub fn ewt(&self, queue: &str, position: usize) -> Result<Option<TimeDelta>, RouterError> {
         let q = self.queue(queue)?;
-        let counts = self.agent_counts(queue)?;
+        let counts = self.agents.count_states(q.eligible.words());
         if counts.logged_in == 0 {
             return Ok(None);
         }

@@ -1388,6 +1388,10 @@ impl Actor {
         if let Some(t) = twoxx.as_mut() {
             t.ack_received();
             *twoxx = None;
+            // Out of the retransmission index at once: `next_wake` walks it on every turn of
+            // the loop, and pruning it only on timeouts let it hold every call answered since
+            // (37 % of the engine's CPU at 3,000 calls/s).
+            self.unacked.remove(&call_id);
         }
         if std::mem::take(awaiting_answer) {
             // The answer to the offer in our 200; without a usable one there is no media
