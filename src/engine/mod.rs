@@ -356,6 +356,7 @@ async fn start_sip(
                         .iter()
                         .filter_map(|a| a.sip_user.clone().zip(a.password.clone()))
                         .collect(),
+                    clock: clock.clone(),
                 }
             }),
         },

@@ -316,12 +316,24 @@ pub struct UaConfig {
 }
 
 /// Who may register, when REGISTER is challenged.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct RegisterAuth {
     /// Digest realm.
     pub realm: String,
     /// SIP user → password.
     pub passwords: HashMap<String, String>,
+    /// Dates the nonces we hand out, so their age is judged on the engine's clock.
+    pub clock: crate::clock::SharedClock,
+}
+
+impl std::fmt::Debug for RegisterAuth {
+    // Never prints the passwords.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RegisterAuth")
+            .field("realm", &self.realm)
+            .field("users", &self.passwords.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Starts the transports and the user-agent task.
@@ -1484,7 +1496,7 @@ impl Actor {
         let Some(auth) = &self.register_auth else {
             return Ok(());
         };
-        let now = chrono::Utc::now();
+        let now = auth.clock.now();
         let challenge = |stale: bool| {
             let mut resp = message::response_for(req, 401, "Unauthorized");
             // MD5 first: many phones (and SIPp) answer only the first challenge instead of the
