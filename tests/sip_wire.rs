@@ -2,8 +2,7 @@
 //! `sip-tester`, installed by ./test.sh): the engine runs in this process with the shipped demo
 //! configuration and flows; SIPp plays callers and phones from `tests/sipp/*.xml`.
 
-use std::net::{SocketAddr, UdpSocket};
-use std::path::PathBuf;
+use std::net::SocketAddr;
 use std::process::Output;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,9 +13,8 @@ use boomerang::config::Config;
 use boomerang::engine::Engine;
 use boomerang::routing::StateKind;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+mod common;
+use common::{free_port, repo};
 
 struct Running {
     engine: Engine,
@@ -42,33 +40,12 @@ async fn engine() -> Running {
 async fn engine_with(edit: impl Fn(String) -> String) -> Running {
     init_logs();
     let dir = tempfile::tempdir().unwrap();
-    let text = edit(std::fs::read_to_string(repo().join("boomerang.yaml")).unwrap())
-        .replace("sip_udp: [\"0.0.0.0:5060\"]", "sip_udp: [\"127.0.0.1:0\"]")
-        .replace("sip_tcp: [\"0.0.0.0:5060\"]", "sip_tcp: [\"127.0.0.1:0\"]")
-        .replace("http: \"0.0.0.0:8080\"", "http: \"127.0.0.1:0\"")
-        .replace(
-            "flows_dir: ivr-flows",
-            &format!("flows_dir: {}", repo().join("ivr-flows").display()),
-        )
-        .replace(
-            "prompts_dir: prompts",
-            &format!("prompts_dir: {}", repo().join("prompts").display()),
-        );
+    let text = common::demo_config_text(edit);
     let config = Config::from_str_in(&text, dir.path()).unwrap_or_else(|e| panic!("{e}"));
     let engine = Engine::start(Arc::new(config), SystemClock::shared())
         .await
         .unwrap();
     Running { engine, _dir: dir }
-}
-
-fn free_port() -> u16 {
-    loop {
-        let s = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let p = s.local_addr().unwrap().port();
-        if p.is_multiple_of(2) && p < 65000 {
-            return p;
-        }
-    }
 }
 
 async fn sipp(scenario: &str, target: SocketAddr, tcp: bool) -> Output {

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use chrono::{DateTime, FixedOffset, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -167,7 +167,7 @@ pub async fn create_group(
         .create(b.into(), also)
         .await
         .map_err(group_error)?;
-    Ok((StatusCode::CREATED, ok(out(v))).into_response())
+    Ok(super::created(out(v)))
 }
 
 /// One group.

@@ -64,3 +64,19 @@ fn rules_routes() -> OpenApiRouter<ApiState> {
         .merge(rules::router())
         .merge(groups::router())
 }
+
+/// For update bodies: a field that is present (even as `null`) is `Some`, so `null` can mean
+/// "clear" (or "every queue") while an absent field means "unchanged".
+pub(super) fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
+/// 201 with the usual GES envelope, for administration creates.
+pub(super) fn created(data: impl serde::Serialize) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    (axum::http::StatusCode::CREATED, crate::api::ok(data)).into_response()
+}

@@ -10,8 +10,8 @@ use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
-use serde::{Deserialize, Deserializer, Serialize};
+use axum::response::Response;
+use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -90,10 +90,6 @@ fn visible<T>(user: &AdminUser, mut listed: Listed<T>) -> Listed<T> {
     listed
 }
 
-fn created(data: impl Serialize) -> Response {
-    (StatusCode::CREATED, ok(data)).into_response()
-}
-
 /// The audit entry of a change, to be stored in the same write as the change.
 pub(crate) fn record(s: &ApiState, user: &AdminUser, action: &str, detail: Value) -> Vec<Document> {
     vec![super::audit::entry(s, user, action, detail)]
@@ -136,7 +132,7 @@ pub async fn create_number_rule(
         .create_number_rule(spec, also)
         .await
         .map_err(book_error)?;
-    Ok(created(saved))
+    Ok(super::created(saved))
 }
 
 /// One number validation rule.
@@ -271,7 +267,7 @@ pub async fn create_capacity_rule(
         .create_capacity_rule(rule, also)
         .await
         .map_err(book_error)?;
-    Ok(created(saved))
+    Ok(super::created(saved))
 }
 
 /// One capacity rule.
@@ -399,7 +395,7 @@ pub async fn create_affinity_rule(
         .create_affinity_rule(rule, also)
         .await
         .map_err(book_error)?;
-    Ok(created(saved))
+    Ok(super::created(saved))
 }
 
 /// One region affinity rule.
@@ -489,25 +485,20 @@ pub async fn get_assignment(
     Ok(ok(rules))
 }
 
-/// Distinguishes a field that is absent (leave as is) from one that is `null` (clear).
-fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
-    Option::<String>::deserialize(d).map(Some)
-}
-
 /// `PUT /rules/queues/{queue}` body: a rule name assigns, `null` clears, absent leaves it.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct AssignBody {
     /// Number validation rule.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::present")]
     #[schema(value_type = Option<String>)]
     pub number_rule: Option<Option<String>>,
     /// Capacity rule.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::present")]
     #[schema(value_type = Option<String>)]
     pub capacity_rule: Option<Option<String>>,
     /// Region affinity rule.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::present")]
     #[schema(value_type = Option<String>)]
     pub affinity_rule: Option<Option<String>>,
 }

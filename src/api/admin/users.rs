@@ -68,19 +68,9 @@ pub struct UpdateUserBody {
     #[serde(default)]
     pub roles: Option<Vec<Role>>,
     /// New readable queues; `null` = every queue.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(default, deserialize_with = "super::present")]
     #[schema(value_type = Option<Vec<String>>)]
     pub queues: Option<Option<BTreeSet<String>>>,
-}
-
-/// A field that is present (even as `null`) is `Some`, so `null` can mean "every queue" while an
-/// absent field means "unchanged".
-fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
-where
-    D: serde::Deserializer<'de>,
-    T: Deserialize<'de>,
-{
-    T::deserialize(d).map(Some)
 }
 
 fn check_password(p: &str) -> Result<(), ApiError> {
