@@ -668,3 +668,92 @@ async fn without_a_callback_application_the_answered_customer_goes_to_the_next_r
     assert_eq!(w.phones.dialled(), [number]);
     assert_eq!(w.core.router().in_flight("Sales_VQ_CB").unwrap(), 0);
 }
+
+/// The demo configuration plus `Close_VQ_CB`, open 09:00-18:00 Paris on Sunday 29 March 2026
+/// (closing is 16:00 UTC), with a purge time longer than the day.
+async fn closing_world() -> World {
+    world_at(Utc.with_ymd_and_hms(2026, 3, 29, 15, 0, 0).unwrap(), |t| {
+        t.replace(
+            "  always:\n",
+            "  dst_sunday:\n    time_zone: Europe/Paris\n    weekly: {sun: '09:00-18:00'}\n  always:\n",
+        )
+        .replace(
+            "  - name: Support_VQ\n",
+            "  - name: Close_VQ_CB\n    business_hours: dst_sunday\n    skill_expression: \"Sales >= 5\"\n    callback_application: outbound-callback.yaml\n    callback_purge_time_minutes: 1440\n    max_dial_attempts: 3\n    retry_interval_seconds: 60\n  - name: Support_VQ\n",
+        )
+    })
+    .await
+}
+
+impl World {
+    async fn book_in(&self, queue: &str, number: &str) -> Uuid {
+        self.core
+            .callbacks
+            .create(CreateRequest {
+                callback: api_callback(queue, number, None),
+                check_slot: false,
+                ewt_at_offer_seconds: None,
+                position_at_offer: None,
+            })
+            .await
+            .unwrap()
+            .id
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn closing_purges_every_waiting_callback_even_with_one_in_processing() {
+    let w = closing_world().await;
+    // The first customer talks with alice across closing time (until the test hangs up).
+    let talking = w.book_in("Close_VQ_CB", "+33610000001").await;
+    w.customers.script(
+        "+33610000001",
+        Answer::Pick(vec![Action::Press("1".into())]),
+    );
+    w.core
+        .dispatch
+        .set_agent_state("alice", StateKind::Ready, None)
+        .unwrap();
+    w.until("the first callback is PROCESSING", || {
+        w.core
+            .callbacks
+            .active()
+            .iter()
+            .any(|r| r.id == talking && r.state == CallbackState::Processing)
+    })
+    .await;
+    // Three more wait for an agent; their purge falls at closing, with the one in PROCESSING.
+    let mut waiting = Vec::new();
+    for n in ["+33610000002", "+33610000003", "+33610000004"] {
+        w.press_1_and_talk(n, 60);
+        waiting.push(w.book_in("Close_VQ_CB", n).await);
+    }
+    for id in &waiting {
+        let why = w.until_completed(*id).await;
+        let rec = w.core.callbacks.get(*id).await.unwrap();
+        assert_eq!(why, CompletionReason::Purged, "{:#?}", rec.history);
+        let rec = w.core.callbacks.get(*id).await.unwrap();
+        assert_eq!(
+            rec.history.last().unwrap().at,
+            Utc.with_ymd_and_hms(2026, 3, 29, 16, 0, 0).unwrap()
+        );
+        assert!(
+            rec.metrics.attempts.is_empty(),
+            "dialled: {:?}",
+            rec.history
+        );
+    }
+    // The call in progress was left alone; it ends after closing, as AGENT, and alice's
+    // readiness dials nobody else.
+    assert_eq!(
+        w.core.callbacks.get(talking).await.unwrap().state,
+        CallbackState::Processing
+    );
+    w.clock
+        .sleep_until(Utc.with_ymd_and_hms(2026, 3, 29, 17, 0, 0).unwrap())
+        .await;
+    w.customers.legs()[0].remote_hang_up();
+    assert_eq!(w.until_completed(talking).await, CompletionReason::Agent);
+    w.let_pass(600).await;
+    assert_eq!(w.phones.dialled(), vec!["+33610000001".to_string()]);
+}

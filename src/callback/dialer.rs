@@ -25,6 +25,12 @@ pub enum AttemptOutcome {
     RedialLimitReached,
     /// The number is refused by the queue's rule (checked again before every dial).
     NumberRefused(String),
+    /// The queue's business hours are closed: not dialled, it waits in the queue until they
+    /// open at the given time (or is purged first).
+    OutsideHours(chrono::DateTime<chrono::Utc>),
+    /// The retry would come after the purge time or the end of the business day:
+    /// COMPLETED(PURGED) instead.
+    Purged,
 }
 
 impl CallbackService {
@@ -60,6 +66,7 @@ impl CallbackService {
         let q = self.queue_spec(&rec.queue)?;
         let max = q.max_dial_attempts.max(1) as u32;
         let retry_at = now + TimeDelta::seconds(q.retry_interval_seconds);
+        let purge = self.purge_deadline(&rec);
         let mut outcome = AttemptOutcome::Answered;
         let updated = self
             .update(id, |r| {
@@ -74,6 +81,18 @@ impl CallbackService {
                         now,
                         "dialer",
                         format!("attempt {} of {max}: {result:?}", r.attempts()),
+                    )?;
+                } else if purge.is_some_and(|p| now >= p) {
+                    // The purge time or closing passed during the dial: no retry after hours.
+                    outcome = AttemptOutcome::Purged;
+                    r.transition(
+                        CallbackState::Completed(CompletionReason::Purged),
+                        now,
+                        "dialer",
+                        format!(
+                            "attempt {} of {max}: {result:?}; purge time or end of business day passed",
+                            r.attempts()
+                        ),
                     )?;
                 } else {
                     outcome = AttemptOutcome::Retry(retry_at);
@@ -100,6 +119,7 @@ impl CallbackService {
                 self.notify_kind(&updated, PushKind::CallbackFinalAttemptFailed)
                     .await
             }
+            AttemptOutcome::Purged => self.notify_kind(&updated, PushKind::CallbackPurged).await,
             _ => {}
         }
         Ok(outcome)
@@ -170,6 +190,35 @@ impl CallbackService {
         dialer: &dyn Dialer,
         agents_logged_in: u32,
     ) -> Result<(AttemptOutcome, Option<Arc<dyn CallLeg>>), ServiceError> {
+        // No customer is dialled while the queue's business hours are closed.
+        let now = self.clock_now();
+        let current = self.get(id).await?;
+        match self.next_dial_time(&current.queue, now) {
+            Some(at) if at <= now => {}
+            Some(at) => {
+                self.update(id, |r| {
+                    r.next_attempt_at = Some(at);
+                    Ok(())
+                })
+                .await?;
+                return Ok((AttemptOutcome::OutsideHours(at), None));
+            }
+            None => {
+                let rec = self
+                    .update(id, |r| {
+                        r.transition(
+                            CallbackState::Completed(CompletionReason::Purged),
+                            now,
+                            "dialer",
+                            "the queue's business hours never open again",
+                        )?;
+                        Ok(())
+                    })
+                    .await?;
+                self.notify_kind(&rec, PushKind::CallbackPurged).await;
+                return Ok((AttemptOutcome::Purged, None));
+            }
+        }
         let rec = self.begin_attempt(id, agent).await?;
         if let Err(e) = self.check_number(&rec.queue, &rec.phone) {
             let now = self.clock_now();

@@ -337,19 +337,8 @@ impl CallbackService {
         match rec.state {
             CallbackState::Scheduled => timers.schedule(rec.id, Wake::Activate, rec.desired_time),
             CallbackState::Queued | CallbackState::Routing => {
-                if let Some(q) = self.config.queue(&rec.queue) {
-                    let hours = self.config.queue_hours(q);
-                    let since = rec
-                        .history
-                        .iter()
-                        .rev()
-                        .find(|e| e.to == CallbackState::Queued)
-                        .map(|e| e.at);
-                    timers.schedule(
-                        rec.id,
-                        Wake::Purge,
-                        purge_at(q, &hours, since.unwrap_or(rec.created_at)),
-                    );
+                if let Some(at) = self.purge_deadline(rec) {
+                    timers.schedule(rec.id, Wake::Purge, at);
                 }
                 if let Some(at) = rec.next_attempt_at {
                     timers.schedule(rec.id, Wake::Retry, at);
@@ -365,6 +354,31 @@ impl CallbackService {
                 }
             }
             _ => {}
+        }
+    }
+
+    /// When a waiting callback is purged if still unserved (from its last entry in the queue).
+    pub(crate) fn purge_deadline(&self, rec: &CallbackRecord) -> Option<DateTime<Utc>> {
+        let q = self.config.queue(&rec.queue)?;
+        let hours = self.config.queue_hours(q);
+        let since = rec
+            .history
+            .iter()
+            .rev()
+            .find(|e| e.to == CallbackState::Queued)
+            .map(|e| e.at);
+        Some(purge_at(q, &hours, since.unwrap_or(rec.created_at)))
+    }
+
+    /// When the queue's business hours next allow a dial at or after `now`: `Some(now)` while
+    /// open, the next opening while closed, `None` when they never open again.
+    pub(crate) fn next_dial_time(&self, queue: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let q = self.config.queue(queue)?;
+        let hours = self.config.queue_hours(q);
+        if hours.is_open(now) {
+            Some(now)
+        } else {
+            hours.next_open(now)
         }
     }
 
@@ -582,6 +596,8 @@ impl CallbackService {
     }
 
     /// Handles every deadline that has come: activations, retries, purges and push expiries.
+    /// One record that cannot be handled is logged and skipped: it never stops the others that
+    /// fell due at the same moment (an end-of-day purge with a live call among them).
     pub async fn tick(&self) -> Result<usize, ServiceError> {
         let now = self.clock.now();
         let due = self
@@ -591,61 +607,79 @@ impl CallbackService {
             .pop_due(now);
         let n = due.len();
         for (id, wake, _) in due {
-            match wake {
-                Wake::Activate => {
-                    self.change(id, |r| {
-                        r.transition(
-                            CallbackState::Queued,
-                            now,
-                            "scheduler",
-                            "desired time reached",
-                        )?;
-                        Ok(None)
-                    })
-                    .await?;
-                    if let Some(r) = self.records.get(&id).map(|r| r.clone()) {
-                        self.arm(&r);
-                    }
-                }
-                Wake::Retry => {
-                    self.change(id, |r| {
-                        r.next_attempt_at = None;
-                        Ok(None)
-                    })
-                    .await?;
-                    if let Some(r) = self.records.get(&id).map(|r| r.clone()) {
-                        self.arm(&r);
-                    }
-                }
-                Wake::Purge => {
-                    let (rec, _) = self
-                        .change(id, |r| {
-                            r.transition(
-                                CallbackState::Completed(CompletionReason::Purged),
-                                now,
-                                "scheduler",
-                                "not served before the purge time or the end of the business day",
-                            )?;
-                            Ok(None)
-                        })
-                        .await?;
-                    self.push(&rec, PushKind::CallbackPurged).await;
-                }
-                Wake::PushExpiry => {
-                    self.change(id, |r| {
-                        r.transition(
-                            CallbackState::Completed(CompletionReason::Expired),
-                            now,
-                            "scheduler",
-                            "pushed callback expired",
-                        )?;
-                        Ok(None)
-                    })
-                    .await?;
-                }
+            if let Err(e) = self.wake(id, wake, now).await {
+                tracing::warn!(callback = %id, ?wake, error = %e, "deadline not applied; skipped");
             }
         }
         Ok(n)
+    }
+
+    /// Applies one deadline to one callback.
+    async fn wake(&self, id: Uuid, wake: Wake, now: DateTime<Utc>) -> Result<(), ServiceError> {
+        match wake {
+            Wake::Activate => {
+                self.change(id, |r| {
+                    r.transition(
+                        CallbackState::Queued,
+                        now,
+                        "scheduler",
+                        "desired time reached",
+                    )?;
+                    Ok(None)
+                })
+                .await?;
+                if let Some(r) = self.records.get(&id).map(|r| r.clone()) {
+                    self.arm(&r);
+                }
+            }
+            Wake::Retry => {
+                self.change(id, |r| {
+                    r.next_attempt_at = None;
+                    Ok(None)
+                })
+                .await?;
+                if let Some(r) = self.records.get(&id).map(|r| r.clone()) {
+                    self.arm(&r);
+                }
+            }
+            Wake::Purge => {
+                // A callback being dialled or with an agent is not purged: its call decides
+                // (a failed dial after the purge time completes as PURGED, see `dialer`).
+                let state = self.records.get(&id).map(|r| r.state);
+                if matches!(
+                    state,
+                    Some(CallbackState::Routing | CallbackState::Processing)
+                ) {
+                    tracing::info!(callback = %id, ?state, "not purged: its call is in progress");
+                    return Ok(());
+                }
+                let (rec, _) = self
+                    .change(id, |r| {
+                        r.transition(
+                            CallbackState::Completed(CompletionReason::Purged),
+                            now,
+                            "scheduler",
+                            "not served before the purge time or the end of the business day",
+                        )?;
+                        Ok(None)
+                    })
+                    .await?;
+                self.push(&rec, PushKind::CallbackPurged).await;
+            }
+            Wake::PushExpiry => {
+                self.change(id, |r| {
+                    r.transition(
+                        CallbackState::Completed(CompletionReason::Expired),
+                        now,
+                        "scheduler",
+                        "pushed callback expired",
+                    )?;
+                    Ok(None)
+                })
+                .await?;
+            }
+        }
+        Ok(())
     }
 
     async fn push(&self, rec: &CallbackRecord, kind: PushKind) {

@@ -223,10 +223,18 @@ fn decode_rows(
     let bodies = stmt
         .query_map(args, |row| row.get::<_, String>(0))?
         .collect::<Result<Vec<_>, _>>()?;
-    bodies
+    // One unreadable record is logged and left out: it never hides the others (the reload
+    // after a restart, a query).
+    Ok(bodies
         .iter()
-        .map(|b| serde_json::from_str(b).map_err(StoreError::from))
-        .collect()
+        .filter_map(|b| match serde_json::from_str(b) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                tracing::error!(error = %e, "stored callback cannot be read; skipped");
+                None
+            }
+        })
+        .collect())
 }
 
 #[async_trait]
