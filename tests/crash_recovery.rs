@@ -1,5 +1,9 @@
 //! Scenario: an app books 10,000 callbacks over the REST API while the engine is killed with
-//! SIGKILL mid-stream; after a restart every acknowledged callback is there, in order.
+//! SIGKILL mid-stream; after a restart every acknowledged callback is there, in order. And the
+//! engine killed while a customer's phone rings (SIPp trunk) or while they talk with an agent
+//! (SIPp phones) resolves those callbacks at restart by the README's restart rule.
+
+mod common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -131,6 +135,130 @@ async fn every_acknowledged_callback_survives_sigkill_in_order() {
         .unwrap();
     assert_eq!(v["data"]["callbackState"], "QUEUED", "{v}");
     assert_eq!(v["data"]["userData"]["seq"], "0");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// Starts `boomerang serve` on the demo configuration (SIP trunk to `trunk_port`, API key
+/// [`KEY`]) in `dir`; returns the process, the API's URL and the SIP UDP address.
+fn start_sip(dir: &Path, trunk_port: u16) -> (Child, String, std::net::SocketAddr) {
+    let file = dir.join("boomerang.yaml");
+    if !file.exists() {
+        let text = common::demo_config_text(|t| {
+            t.replace("port: 5080", &format!("port: {trunk_port}"))
+                .replace(
+                    "  data_dir: data",
+                    &format!("  data_dir: {}", dir.join("data").display()),
+                )
+                + &format!("\napi:\n  keys: [{{name: t, key: {KEY}}}]\n")
+        });
+        std::fs::write(&file, text).unwrap();
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_boomerang"))
+        .args(["serve", "--config"])
+        .arg(&file)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let (mut url, mut sip) = (None, None);
+    while sip.is_none() {
+        let mut line = String::new();
+        assert!(out.read_line(&mut line).unwrap() > 0, "the engine stopped");
+        let last = line.trim().rsplit(' ').next().unwrap_or("").to_string();
+        if line.contains("REST API") {
+            url = Some(last);
+        } else if line.contains("SIP on udp") {
+            sip = last.parse().ok();
+        }
+    }
+    // Keep reading what it prints, so it never writes to a closed pipe.
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    (child, url.unwrap(), sip.unwrap())
+}
+
+async fn api(url: &str, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+    let resp = reqwest::Client::new()
+        .post(format!("{url}/engagement/v3/callbacks/{path}"))
+        .header("x-api-key", KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or_default())
+}
+
+/// Books a callback for `phone` on Sales_VQ_CB and waits (up to 20 s) until it is `state`.
+async fn book_until(url: &str, phone: &str, state: &str) -> String {
+    let (s, v) = api(
+        url,
+        "create",
+        serde_json::json!({"serviceName": "Sales_VQ_CB", "phoneNumber": phone}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let id = v["data"]["id"].as_str().unwrap().to_string();
+    for _ in 0..400 {
+        let (_, v) = api(url, "retrieve", serde_json::json!({ "id": id })).await;
+        if v["data"]["callbackState"] == state {
+            return id;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("callback {id} never reached {state}");
+}
+
+fn sigkill(child: &mut Child) {
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGKILL);
+    }
+    child.wait().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callback_killed_while_the_customer_rings_is_queued_again_at_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let trunk_port = common::free_port();
+    // The customer's phone rings and nobody answers (yet).
+    let _trunk = common::sipp_server("customer-no-answer.xml", trunk_port, 1);
+    let (mut child, url, sip) = start_sip(dir.path(), trunk_port);
+    common::register_alice(sip, &format!("127.0.0.1:{}", common::free_port())).await;
+    let id = book_until(&url, "+33612345670", "ROUTING").await;
+    sigkill(&mut child);
+
+    let (mut child, url, _) = start_sip(dir.path(), trunk_port);
+    let (s, v) = api(&url, "retrieve", serde_json::json!({ "id": id })).await;
+    assert_eq!(s, 200, "{v}");
+    // Back in its queue, the cut dial counted as a failed attempt (1 of 3).
+    assert_eq!(v["data"]["callbackState"], "QUEUED", "{v}");
+    assert_eq!(v["data"]["dialAttempts"], 1, "{v}");
+    // And it can be cancelled.
+    let (s, v) = api(&url, "cancel", serde_json::json!({ "id": id })).await;
+    assert_eq!(s, 200, "{v}");
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callback_killed_during_the_call_with_the_agent_completes_as_engine_restarted() {
+    let dir = tempfile::tempdir().unwrap();
+    let trunk_port = common::free_port();
+    let agent_port = common::free_port();
+    let _trunk = common::sipp_server("customer-answers.xml", trunk_port, 1);
+    let _phone = common::sipp_server("agent-answers.xml", agent_port, 1);
+    let (mut child, url, sip) = start_sip(dir.path(), trunk_port);
+    common::register_alice(sip, &format!("127.0.0.1:{agent_port}")).await;
+    let id = book_until(&url, "+33612345671", "PROCESSING").await;
+    sigkill(&mut child);
+
+    let (mut child, url, _) = start_sip(dir.path(), trunk_port);
+    let (s, v) = api(&url, "retrieve", serde_json::json!({ "id": id })).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["data"]["callbackState"], "COMPLETED", "{v}");
+    assert_eq!(v["data"]["callbackReason"], "ENGINE_RESTARTED", "{v}");
     child.kill().unwrap();
     child.wait().unwrap();
 }

@@ -53,6 +53,8 @@ pub enum CompletionReason {
     Purged,
     /// The pushed-callback session (customer dials in) expired.
     Expired,
+    /// The engine stopped (crash, kill) while the customer was with an agent; found at restart.
+    EngineRestarted,
 }
 
 /// Where a callback is in its life.
@@ -363,8 +365,11 @@ impl CallbackRecord {
                     | R::Purged
                     | R::Expired
             ),
-            (Processing, Completed(R::Agent)) => true,
-            (Processing, Completed(R::Cancelled | R::CancelledByAdmin)) => {
+            (Processing, Completed(R::Agent | R::EngineRestarted)) => true,
+            // An administrator may end any record that is not COMPLETED (one left behind by a
+            // lost call); the customer or an application may not while an agent serves it.
+            (Processing, Completed(R::CancelledByAdmin)) => true,
+            (Processing, Completed(R::Cancelled)) => {
                 return Err(LifecycleError::Processing);
             }
             _ => false,
@@ -559,6 +564,9 @@ mod tests {
             r.cancel(t(11, 9), "app", false),
             Err(LifecycleError::Processing)
         );
+        let mut by_admin = r.clone();
+        by_admin.cancel(t(11, 9), "root", true).unwrap();
+        assert_eq!(by_admin.state, Completed(R::CancelledByAdmin));
         r.transition(Completed(R::Agent), t(11, 20), "dialer", "hung up")
             .unwrap();
         let states: Vec<&str> = r.history.iter().map(|e| e.to.name()).collect();

@@ -150,10 +150,42 @@ impl CallbackService {
 
     /// Reloads every unfinished callback after a restart: its place in the queue, its slot and
     /// its deadlines. Deadlines that passed while the engine was down fire on the next tick.
+    ///
+    /// A record found in flight was cut by the stop (see README, "Restart rule"): ROUTING goes
+    /// back to QUEUED at its old place with the dial counted as a failed attempt (COMPLETED
+    /// REDIAL_LIMIT_REACHED if it was the last one allowed); PROCESSING completes as
+    /// ENGINE_RESTARTED. A record that cannot be resolved is logged and left as it is.
     pub async fn recover(&self) -> Result<usize, ServiceError> {
-        let active = self.store.active_callbacks().await?;
+        let now = self.clock.now();
+        let mut active = self.store.active_callbacks().await?;
         let n = active.len();
+        let mut resolved = Vec::new();
+        for rec in active.iter_mut() {
+            if !matches!(
+                rec.state,
+                CallbackState::Routing | CallbackState::Processing
+            ) {
+                continue;
+            }
+            let mut r = rec.clone();
+            match self.resolve_in_flight(&mut r, now) {
+                Ok(()) => {
+                    tracing::warn!(callback = %r.id, from = rec.state.name(), to = ?r.state, "in-flight callback resolved at restart");
+                    *rec = r.clone();
+                    resolved.push(r);
+                }
+                Err(e) => {
+                    tracing::error!(callback = %rec.id, error = %e, "in-flight callback not resolved at restart")
+                }
+            }
+        }
+        if !resolved.is_empty() {
+            self.store.save_callbacks(resolved).await?;
+        }
         for rec in active {
+            if rec.state.is_completed() {
+                continue;
+            }
             if rec.kind == CallbackType::Scheduled {
                 self.slots.force_book(&rec.queue, self.slot_of(&rec));
             }
@@ -161,6 +193,51 @@ impl CallbackService {
             self.records.insert(rec.id, rec);
         }
         Ok(n)
+    }
+
+    /// Applies the restart rule to one record found ROUTING or PROCESSING.
+    fn resolve_in_flight(
+        &self,
+        r: &mut CallbackRecord,
+        now: DateTime<Utc>,
+    ) -> Result<(), ServiceError> {
+        match r.state {
+            CallbackState::Processing => {
+                r.transition(
+                    CallbackState::Completed(CompletionReason::EngineRestarted),
+                    now,
+                    "engine",
+                    "the engine restarted during the call with the agent",
+                )?;
+            }
+            CallbackState::Routing => {
+                let q = self.queue(&r.queue)?;
+                let max = q.max_dial_attempts.max(1) as u32;
+                let retry_at = now + TimeDelta::seconds(q.retry_interval_seconds);
+                r.record_attempt(now, crate::call::DialResult::Failed, 0);
+                if r.attempts() >= max {
+                    r.transition(
+                        CallbackState::Completed(CompletionReason::RedialLimitReached),
+                        now,
+                        "engine",
+                        format!("attempt {} of {max} cut by an engine restart", r.attempts()),
+                    )?;
+                } else {
+                    r.next_attempt_at = Some(retry_at);
+                    r.transition(
+                        CallbackState::Queued,
+                        now,
+                        "engine",
+                        format!(
+                            "attempt {} of {max} cut by an engine restart, retry at {retry_at}",
+                            r.attempts()
+                        ),
+                    )?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
     }
 
     /// Assigns (or clears) a queue's number validation rule.

@@ -294,7 +294,8 @@ pub async fn create(
     Ok(ok(CallbackView::from(&rec)))
 }
 
-/// Cancels a callback (CANCELLED_BY_ADMIN); a PROCESSING one cannot be cancelled.
+/// Cancels a callback (CANCELLED_BY_ADMIN), in any state but COMPLETED: an administrator can
+/// end a PROCESSING record whose call was lost.
 #[utoipa::path(post, path = "/callbacks/{id}/cancel", tag = "admin",
     params(("id" = Uuid, Path, description = "callback id")),
     responses((status = 200), (status = 404), (status = 409)), security(("bearer" = [])))]
