@@ -89,8 +89,9 @@ pub enum ServiceError {
 pub struct CreateRequest {
     /// The callback itself.
     pub callback: NewCallback,
-    /// IVR and UI bookings: the queue's Immediate/Scheduled Enabled flags apply and a slot must
-    /// be free. API bookings skip both, as in GES (the number rule applies to every booking).
+    /// A slot must be free (IVR and UI bookings, API with `alwaysCheckCapacity`); for an API
+    /// booking it also applies the Immediate/Scheduled Enabled flags, which IVR offers always
+    /// obey and UI bookings never do, as in GES (the number rule applies to every booking).
     pub check_slot: bool,
     /// EWT when offered, for metrics.
     pub ewt_at_offer_seconds: Option<u32>,
@@ -351,10 +352,18 @@ impl CallbackService {
         if new.direction != q.call_direction {
             new.direction = q.call_direction;
         }
+        // The Immediate/Scheduled Enabled flags govern IVR offers; as in GES, API and UI
+        // bookings are taken regardless, unless the app asks for the checks
+        // (`alwaysCheckCapacity`).
+        let check_flags = match new.origin {
+            Origin::Ivr => true,
+            Origin::Api => req.check_slot,
+            Origin::Admin => false,
+        };
         let mut slot = None;
         match new.desired_time.filter(|t| *t > now) {
             None => {
-                if !q.immediate_enabled {
+                if check_flags && !q.immediate_enabled {
                     return Err(ServiceError::Disabled {
                         queue: q.name.clone(),
                         kind: "immediate",
@@ -363,7 +372,7 @@ impl CallbackService {
                 new.desired_time = None;
             }
             Some(t) => {
-                if !q.scheduled_enabled {
+                if check_flags && !q.scheduled_enabled {
                     return Err(ServiceError::Disabled {
                         queue: q.name.clone(),
                         kind: "scheduled",
@@ -996,7 +1005,8 @@ queues:
             f.svc.create(r).await,
             Err(ServiceError::Number(NumberRejection::Blocked { .. }))
         ));
-        let mut r = req(None, false);
+        // The flags apply to an API booking only when it asks for the checks.
+        let mut r = req(None, true);
         r.callback.queue = "N_VQ_CB".into();
         assert!(matches!(
             f.svc.create(r).await,

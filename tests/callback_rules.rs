@@ -1,0 +1,98 @@
+//! The callback rules an app meets over the REST API (real HTTP client, engine on a manual
+//! clock): which bookings the Immediate/Scheduled Enabled flags refuse, what open-for answers
+//! for a given start and the current EWT, and one validation of desired times on every path.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use boomerang::clock::ManualClock;
+use boomerang::config::Config;
+use boomerang::engine::Engine;
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+
+const KEY: &str = "rules-key";
+
+/// Monday 2 March 2026, 10:00 UTC (11:00 Paris).
+fn t0() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-03-02T10:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+/// An engine at `t0` with `Off_VQ_CB` (both flags off) and `Office_VQ_CB` (Paris office
+/// hours 09:00-18:00 on weekdays, closing at 17:00 UTC in March).
+async fn engine(dir: &Path) -> (Engine, String, ManualClock) {
+    let yaml = format!(
+        "listeners: {{http: '127.0.0.1:0', sip_udp: [], sip_tcp: []}}
+api:
+  keys: [{{name: t, key: {KEY}}}]
+business_hours:
+  office: {{time_zone: Europe/Paris, weekly: {{mon: '09:00-18:00', tue: '09:00-18:00', wed: '09:00-18:00', thu: '09:00-18:00', fri: '09:00-18:00'}}}}
+agents:
+  - {{id: alice, skills: {{Sales: 7}}}}
+queues:
+  - {{name: Off_VQ_CB, skill_expression: Sales > 3, immediate_enabled: false, scheduled_enabled: false}}
+  - {{name: Office_VQ_CB, business_hours: office, skill_expression: Sales > 3, max_days_ahead: 14}}
+"
+    );
+    let cfg = Config::from_str_in(&yaml, dir).unwrap();
+    let clock = ManualClock::new(t0());
+    let e = Engine::start(Arc::new(cfg), clock.shared()).await.unwrap();
+    let url = format!("http://{}/engagement/v3", e.http_addr);
+    (e, url, clock)
+}
+
+async fn send(method: reqwest::Method, url: &str, body: Option<Value>) -> (u16, Value) {
+    let mut r = reqwest::Client::new()
+        .request(method, url)
+        .header("x-api-key", KEY);
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let resp = r.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+async fn post(url: &str, path: &str, body: Value) -> (u16, Value) {
+    send(reqwest::Method::POST, &format!("{url}{path}"), Some(body)).await
+}
+
+async fn get(url: &str, path: &str) -> (u16, Value) {
+    send(reqwest::Method::GET, &format!("{url}{path}"), None).await
+}
+
+#[tokio::test]
+async fn api_bookings_ignore_the_enabled_flags_unless_always_check_capacity() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_e, url, _clock) = engine(dir.path()).await;
+    let later = "2026-03-03T10:00:00Z";
+    // As in GES, the API books regardless of Immediate/Scheduled Enabled…
+    let (s, v) = post(
+        &url,
+        "/callbacks/create",
+        json!({"serviceName": "Off_VQ_CB", "phoneNumber": "+33612345678"}),
+    )
+    .await;
+    assert_eq!(s, 200, "immediate: {v}");
+    let (s, v) = post(
+        &url,
+        "/callbacks/create",
+        json!({"serviceName": "Off_VQ_CB", "phoneNumber": "+33612345678", "desiredTime": later}),
+    )
+    .await;
+    assert_eq!(s, 200, "scheduled: {v}");
+    // …and checks them when asked to check capacity.
+    for body in [
+        json!({"serviceName": "Off_VQ_CB", "phoneNumber": "+33612345678", "alwaysCheckCapacity": true}),
+        json!({"serviceName": "Off_VQ_CB", "phoneNumber": "+33612345678", "desiredTime": later, "alwaysCheckCapacity": true}),
+    ] {
+        let (s, v) = post(&url, "/callbacks/create", body).await;
+        assert_eq!(s, 409, "{v}");
+        assert!(
+            v["message"].as_str().unwrap().contains("does not accept"),
+            "{v}"
+        );
+    }
+}
