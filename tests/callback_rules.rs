@@ -96,3 +96,58 @@ async fn api_bookings_ignore_the_enabled_flags_unless_always_check_capacity() {
         );
     }
 }
+
+#[tokio::test]
+async fn open_for_uses_start_and_the_current_ewt() {
+    let dir = tempfile::tempdir().unwrap();
+    let (e, url, clock) = engine(dir.path()).await;
+    // `start` stands for now: 16:40 UTC is 20 minutes before closing (18:00 Paris).
+    let (s, v) = get(
+        &url,
+        "/callbacks/open-for/Office_VQ_CB?start=2026-03-02T16:40:00Z",
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["data"]["openFor"], 1200, "{v}");
+    assert_eq!(v["data"]["isWithinImmediateOfferTime"], true, "{v}");
+    // Closed at 17:30 UTC.
+    let (_, v) = get(
+        &url,
+        "/callbacks/open-for/Office_VQ_CB?start=2026-03-02T18:30:00%2B01:00",
+    )
+    .await;
+    assert_eq!(v["data"]["openFor"], 0, "{v}");
+    assert_eq!(v["data"]["isWithinImmediateOfferTime"], false, "{v}");
+    let (s, v) = get(&url, "/callbacks/open-for/Office_VQ_CB?start=tomorrow").await;
+    assert_eq!(s, 400, "{v}");
+
+    // Alice, the one eligible agent, is busy: a new callback would wait about 5 minutes (the
+    // default handling time), so 3 minutes before closing it cannot be served in time.
+    use boomerang::routing::StateKind;
+    for state in [StateKind::NotReady, StateKind::Ready, StateKind::Busy] {
+        e.dispatch.set_agent_state("alice", state, None).unwrap();
+    }
+    let (_, v) = get(
+        &url,
+        "/callbacks/open-for/Office_VQ_CB?start=2026-03-02T16:57:00Z",
+    )
+    .await;
+    assert_eq!(v["data"]["openFor"], 180, "{v}");
+    assert_eq!(v["data"]["isWithinImmediateOfferTime"], false, "{v}");
+    clock.set(
+        DateTime::parse_from_rfc3339("2026-03-02T16:57:00Z")
+            .unwrap()
+            .with_timezone(&Utc),
+    );
+    let (_, v) = get(&url, "/callbacks/open-for/Office_VQ_CB").await;
+    assert_eq!(
+        v["data"]["isWithinImmediateOfferTime"], false,
+        "now + EWT is past closing: {v}"
+    );
+    let (_, v) = get(
+        &url,
+        "/callbacks/open-for/Office_VQ_CB?start=2026-03-02T16:50:00Z",
+    )
+    .await;
+    assert_eq!(v["data"]["isWithinImmediateOfferTime"], true, "{v}");
+}

@@ -680,24 +680,50 @@ async fn availability_route(
     ))
 }
 
+/// Open-for query, as GES: `start` stands for now in every figure. The newer flags are
+/// accepted; every figure is always returned.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct OpenForQuery {
+    /// The instant to answer for (ISO 8601 with offset), default now.
+    #[serde(default)]
+    pub start: Option<DateTime<chrono::FixedOffset>>,
+    /// Accepted for GES clients; the figures are durations and do not depend on it.
+    #[serde(default)]
+    pub timezone: Option<String>,
+    /// Accepted; `immediateOfferHoursOpenFor` is always returned.
+    #[serde(default)]
+    pub query_immediate_offer_hours: Option<bool>,
+    /// Accepted; `isWithinImmediateOfferTime` is always returned.
+    #[serde(default)]
+    pub return_within_immediate_offer_time: Option<bool>,
+    /// Accepted; `isImmediateEnabled` is always returned.
+    #[serde(default)]
+    pub check_immediate_enabled: Option<bool>,
+}
+
 #[utoipa::path(get, path = "/callbacks/open-for/{service}", tag = "callbacks",
-    params(("service" = String, Path, description = "callback virtual queue")),
+    params(("service" = String, Path, description = "callback virtual queue"), OpenForQuery),
     responses((status = 200, description = "open-for and immediate-offer figures"), (status = 400)),
     security(("api_key" = [])))]
 async fn open_for_route(
     State(s): State<ApiState>,
     Path(service): Path<String>,
+    q: Result<Query<OpenForQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    let q = query(q)?;
     let queue = known_queue(&s, &service, "serviceName")?;
     let hours = s.config.queue_hours(queue);
     let offer = s.config.immediate_offer_hours(queue);
-    let o = availability::open_for(
-        queue,
-        &hours,
-        offer.as_deref(),
-        s.clock.now(),
-        TimeDelta::zero(),
-    );
+    let at = q
+        .start
+        .map(|t| t.with_timezone(&Utc))
+        .unwrap_or_else(|| s.clock.now());
+    // The current EWT (a live figure, also with `start`); unknown (no eligible agent logged
+    // in) counts as no wait.
+    let ewt = TimeDelta::seconds(ewt_seconds(&s, &service).max(0));
+    let o = availability::open_for(queue, &hours, offer.as_deref(), at, ewt);
     Ok(ok(o))
 }
 
