@@ -698,6 +698,7 @@ impl Validator<'_> {
                 5,
                 300,
             );
+            self.range(root, &at("wrap_up_seconds"), q.wrap_up_seconds, 0, 3600);
             self.range(
                 root,
                 &at("pushed_callback_expiry_minutes"),

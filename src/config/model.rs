@@ -278,6 +278,10 @@ pub struct QueueSpec {
     /// Seconds an outbound call rings before we cancel it (5–300). Default 30.
     #[serde(default = "d_ring")]
     pub ring_timeout_seconds: i64,
+    /// Seconds of after-call work an agent gets after each call of this queue before being
+    /// Ready again (0–3600). Default 0.
+    #[serde(default)]
+    pub wrap_up_seconds: i64,
     /// Minutes a customer-dials-in callback lives after its first push (1–10080). Default 60.
     #[serde(default = "d_pushed_expiry")]
     pub pushed_callback_expiry_minutes: i64,

@@ -145,11 +145,14 @@ impl CallHandler for Arc<SipFront> {
         } else {
             StateKind::LoggedOut
         };
+        // On a call, the phone's going away logs the agent out when the call ends.
         match self
             .dispatch
-            .set_agent_state(&agent.id, to, Some("SIP registration"))
+            .request_agent_state(&agent.id, to, Some("SIP registration"))
         {
-            Ok(()) => tracing::info!(agent = %agent.id, ?to, "agent state from registration"),
+            Ok(done) => {
+                tracing::info!(agent = %agent.id, ?to, ?done, "agent state from registration")
+            }
             Err(e) => tracing::warn!(agent = %agent.id, error = %e, "registration state refused"),
         }
     }

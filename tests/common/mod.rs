@@ -205,3 +205,11 @@ pub async fn until_completed(
     }
     panic!("callback {id} never completed");
 }
+
+/// SIPp arguments that answer a digest challenge as alice's phone (SIP user 1001 of the demo).
+pub fn alice_credentials() -> [&'static str; 4] {
+    ["-au", "1001", "-ap", ALICE_PASSWORD]
+}
+
+/// Alice's SIP password in the shipped boomerang.yaml.
+pub const ALICE_PASSWORD: &str = "alice-1001";
