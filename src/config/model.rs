@@ -40,7 +40,8 @@ pub struct SipSettings {
     pub public_host: Option<String>,
     /// Digest realm. Default `boomerang`.
     pub realm: String,
-    /// Challenge REGISTER with digest authentication (agents need a `password`). Default false.
+    /// Challenge REGISTER with digest authentication: an agent's phone registers only with
+    /// the agent's `password`. Default true (false opens the registrar to anyone).
     pub authenticate_register: bool,
     /// Challenge INVITEs that come from registered agents' phones. Default false.
     pub authenticate_invite: bool,
@@ -59,7 +60,7 @@ impl Default for SipSettings {
         SipSettings {
             public_host: None,
             realm: "boomerang".into(),
-            authenticate_register: false,
+            authenticate_register: true,
             authenticate_invite: false,
             max_message_bytes: 65536,
             max_headers: 256,

@@ -109,6 +109,7 @@ pub async fn register_alice(target: SocketAddr, contact: &str) {
         .args(["-m", "1", "-i", "127.0.0.1", "-nostdin", "-timeout", "20s"])
         .args(["-p", &free_port().to_string()])
         .args(["-set", "contact", contact])
+        .args(alice_credentials())
         .output()
         .await
         .unwrap_or_else(|e| panic!("cannot run sipp: {e}"));
