@@ -60,6 +60,8 @@ async fn sipp(scenario: &str, target: SocketAddr, tcp: bool) -> Output {
     if tcp {
         cmd.args(["-t", "t1"]);
     }
+    // Scenarios that register answer the digest challenge as alice's phone.
+    cmd.args(common::alice_credentials());
     let out = tokio::time::timeout(Duration::from_secs(90), cmd.output())
         .await
         .expect("sipp did not finish")
@@ -232,7 +234,8 @@ async fn queued_callback_is_dialled_through_the_trunk_and_bridged_to_the_registe
         .arg(engine.sip.udp[0].to_string())
         .args(["-m", "1", "-i", "127.0.0.1", "-nostdin", "-timeout", "20s"])
         .args(["-p", &free_port().to_string()])
-        .args(["-set", "contact", &format!("127.0.0.1:{agent_port}")]);
+        .args(["-set", "contact", &format!("127.0.0.1:{agent_port}")])
+        .args(common::alice_credentials());
     let out = reg.output().await.unwrap();
     assert!(
         out.status.success(),
@@ -386,18 +389,9 @@ async fn with_authentication_only_the_right_password_registers_the_agent() {
             "  realm: boomerang",
             "  realm: boomerang\n  authenticate_register: true",
         )
-        .replace(
-            "    sip_user: \"1001\"",
-            "    sip_user: \"1001\"\n    password: s3cret",
-        )
-        .replace(
-            "    sip_user: \"1002\"",
-            "    sip_user: \"1002\"\n    password: other2",
-        )
-        .replace(
-            "    sip_user: \"1003\"",
-            "    sip_user: \"1003\"\n    password: other3",
-        )
+        .replace("password: alice-1001", "password: s3cret")
+        .replace("password: bob-1002", "password: other2")
+        .replace("password: carol-1003", "password: other3")
     })
     .await;
     let target = r.engine.sip.udp[0];
@@ -416,18 +410,9 @@ async fn with_invite_authentication_an_agent_phone_must_answer_the_challenge() {
             "  realm: boomerang",
             "  realm: boomerang\n  authenticate_invite: true",
         )
-        .replace(
-            "    sip_user: \"1001\"",
-            "    sip_user: \"1001\"\n    password: s3cret",
-        )
-        .replace(
-            "    sip_user: \"1002\"",
-            "    sip_user: \"1002\"\n    password: other2",
-        )
-        .replace(
-            "    sip_user: \"1003\"",
-            "    sip_user: \"1003\"\n    password: other3",
-        )
+        .replace("password: alice-1001", "password: s3cret")
+        .replace("password: bob-1002", "password: other2")
+        .replace("password: carol-1003", "password: other3")
     })
     .await;
     let target = r.engine.sip.udp[0];

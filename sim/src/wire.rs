@@ -270,6 +270,8 @@ struct Tally {
 
 struct Phone {
     agent: usize,
+    /// The agent's SIP password, to answer the engine's digest challenge.
+    password: Option<String>,
     handle: Dist,
     /// Registered from, until (scenario seconds).
     shift: (f64, f64),
@@ -367,11 +369,14 @@ pub async fn run(
     if opts.register {
         let config = Config::load(&s.engine_path()).map_err(|e| SimError::Config(e.to_string()))?;
         for (i, a) in plan.iter().enumerate() {
-            if let Some(user) = config.agent(&a.id).and_then(|c| c.sip_user.clone()) {
+            if let Some(c) = config.agent(&a.id)
+                && let Some(user) = c.sip_user.clone()
+            {
                 phones.insert(
                     user,
                     Phone {
                         agent: i,
+                        password: c.password.clone(),
                         handle: s.spec.agents[a.profile].handle_time,
                         shift: a.shift,
                     },
@@ -430,8 +435,9 @@ pub async fn run(
     let mut duty = Vec::new();
     for (user, phone) in &ctx.phones {
         let (from, to) = phone.shift;
-        let (user, registered, reg_failures, reg_ok, speed) = (
+        let (user, password, registered, reg_failures, reg_ok, speed) = (
             user.clone(),
+            phone.password.clone(),
             registered.clone(),
             reg_failures.clone(),
             reg_ok.clone(),
@@ -440,7 +446,8 @@ pub async fn run(
         let first = from <= 0.0;
         let task = async move {
             tokio::time::sleep_until(start + secs(from / speed)).await;
-            match register(target, &user, local, 3600).await {
+            let password = password.as_deref();
+            match register(target, &user, password, local, 3600).await {
                 Ok(200..=299) => {
                     reg_ok.fetch_add(1, Ordering::Relaxed);
                     lock(&registered).push(user.clone());
@@ -458,7 +465,7 @@ pub async fn run(
             }
             if to.is_finite() {
                 tokio::time::sleep_until(start + secs(to / speed)).await;
-                if register(target, &user, local, 0).await.is_ok() {
+                if register(target, &user, password, local, 0).await.is_ok() {
                     lock(&registered).retain(|u| u != &user);
                 }
             }
@@ -554,7 +561,8 @@ pub async fn run(
     }
     let registered_at_end = std::mem::take(&mut *lock(&registered));
     for user in &registered_at_end {
-        let _ = register(target, user, local, 0).await;
+        let password = ctx.phones.get(user).and_then(|p| p.password.as_deref());
+        let _ = register(target, user, password, local, 0).await;
     }
     let reg_failures = reg_failures.load(Ordering::Relaxed);
 
@@ -998,10 +1006,11 @@ async fn customer_answers(ctx: &Ctx, ua: &UaHandle, idx: usize, call: IncomingCa
 }
 
 /// Sends a REGISTER for `user` with a Contact at `contact` from a socket of its own, with
-/// retransmissions; returns the final status code.
+/// retransmissions, answering a digest challenge with `password`; returns the final status.
 async fn register(
     target: SocketAddr,
     user: &str,
+    password: Option<&str>,
     contact: SocketAddr,
     expires: u32,
 ) -> Result<u16, String> {
@@ -1017,21 +1026,53 @@ async fn register(
     let local = sock.local_addr().map_err(|e| e.to_string())?;
     let token = || format!("{:016x}", rand::random::<u64>());
     let host = target.ip();
-    let msg = format!(
-        "REGISTER sip:{target} SIP/2.0\r\n\
-         Via: SIP/2.0/UDP {local};branch=z9hG4bK{}\r\n\
-         Max-Forwards: 70\r\n\
-         From: <sip:{user}@{host}>;tag={}\r\n\
-         To: <sip:{user}@{host}>\r\n\
-         Call-ID: {}@boomerang-sim\r\n\
-         CSeq: 1 REGISTER\r\n\
-         Contact: <sip:{user}@{contact}>\r\n\
-         Expires: {expires}\r\n\
-         Content-Length: 0\r\n\r\n",
-        token(),
-        token(),
-        token()
-    );
+    let (from_tag, call_id) = (token(), token());
+    let message = |cseq: u32, authorization: &str| {
+        format!(
+            "REGISTER sip:{target} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {local};branch=z9hG4bK{}\r\n\
+             Max-Forwards: 70\r\n\
+             From: <sip:{user}@{host}>;tag={from_tag}\r\n\
+             To: <sip:{user}@{host}>\r\n\
+             Call-ID: {call_id}@boomerang-sim\r\n\
+             CSeq: {cseq} REGISTER\r\n\
+             Contact: <sip:{user}@{contact}>\r\n\
+             {authorization}\
+             Expires: {expires}\r\n\
+             Content-Length: 0\r\n\r\n",
+            token(),
+        )
+    };
+    let (code, text) = transact(&sock, &message(1, "")).await?;
+    let (Some(password), 401) = (password, code) else {
+        return Ok(code);
+    };
+    let challenge = text
+        .lines()
+        .find_map(|l| {
+            l.split_once(':')
+                .filter(|(name, _)| name.trim().eq_ignore_ascii_case("WWW-Authenticate"))
+                .map(|(_, v)| v.trim().to_string())
+        })
+        .ok_or("401 without a challenge")?;
+    let authorization = boomerang::sip::digest::respond(
+        &challenge,
+        "REGISTER",
+        &format!("sip:{target}"),
+        user,
+        password,
+    )
+    .map_err(|e| e.to_string())?;
+    Ok(transact(
+        &sock,
+        &message(2, &format!("Authorization: {authorization}\r\n")),
+    )
+    .await?
+    .0)
+}
+
+/// Sends `msg` with retransmissions until a final response; its code and text.
+async fn transact(sock: &tokio::net::UdpSocket, msg: &str) -> Result<(u16, String), String> {
     let mut buf = vec![0u8; 4096];
     for _ in 0..7 {
         sock.send(msg.as_bytes()).await.map_err(|e| e.to_string())?;
@@ -1041,13 +1082,13 @@ async fn register(
                 Err(_) => break,
                 Ok(Err(e)) => return Err(e.to_string()),
                 Ok(Ok(n)) => {
-                    let text = String::from_utf8_lossy(&buf[..n]);
+                    let text = String::from_utf8_lossy(&buf[..n]).to_string();
                     let code = text
                         .strip_prefix("SIP/2.0 ")
                         .and_then(|r| r.get(..3))
                         .and_then(|c| c.parse::<u16>().ok());
                     match code {
-                        Some(c) if c >= 200 => return Ok(c),
+                        Some(c) if c >= 200 => return Ok((c, text)),
                         _ => {}
                     }
                 }

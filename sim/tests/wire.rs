@@ -145,7 +145,7 @@ async fn engine_with_phones(dir: &Path, sim_port: u16) -> (Engine, PathBuf) {
     let phones: String = (1..=4)
         .map(|n| {
             format!(
-                "  - id: sales-00{n}\n    name: Sales {n}\n    sip_user: \"200{n}\"\n    skills: {{Sales: 8}}\n"
+                "  - id: sales-00{n}\n    name: Sales {n}\n    sip_user: \"200{n}\"\n    password: pw-200{n}\n    skills: {{Sales: 8}}\n"
             )
         })
         .collect();

@@ -606,15 +606,17 @@ impl Validator<'_> {
                     format!("SIP user `{user}` belongs to two agents"),
                 );
             }
-            if (spec.sip.authenticate_register || spec.sip.authenticate_invite)
-                && ag.password.is_none()
-            {
+            // With the default REGISTER authentication, only agents given a SIP user need one
+            // (an agent without a password cannot register).
+            let needs_password = spec.sip.authenticate_invite
+                || (spec.sip.authenticate_register && ag.sip_user.is_some());
+            if needs_password && ag.password.is_none() {
                 let s = [K("agents"), I(i)];
                 let pos = self.pos_of(root, &s);
                 self.err(
                     pos,
                     path_of(&s),
-                    "sip.authenticate_register or authenticate_invite is on: the agent needs a password",
+                    "sip.authenticate_register (the default) or authenticate_invite is on: the agent needs a password (or set sip.authenticate_register: false)",
                 );
             }
             for (skill, level) in &ag.skills {
@@ -698,6 +700,7 @@ impl Validator<'_> {
                 5,
                 300,
             );
+            self.range(root, &at("wrap_up_seconds"), q.wrap_up_seconds, 0, 3600);
             self.range(
                 root,
                 &at("pushed_callback_expiry_minutes"),

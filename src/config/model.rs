@@ -40,7 +40,8 @@ pub struct SipSettings {
     pub public_host: Option<String>,
     /// Digest realm. Default `boomerang`.
     pub realm: String,
-    /// Challenge REGISTER with digest authentication (agents need a `password`). Default false.
+    /// Challenge REGISTER with digest authentication: an agent's phone registers only with
+    /// the agent's `password`. Default true (false opens the registrar to anyone).
     pub authenticate_register: bool,
     /// Challenge INVITEs that come from registered agents' phones. Default false.
     pub authenticate_invite: bool,
@@ -59,7 +60,7 @@ impl Default for SipSettings {
         SipSettings {
             public_host: None,
             realm: "boomerang".into(),
-            authenticate_register: false,
+            authenticate_register: true,
             authenticate_invite: false,
             max_message_bytes: 65536,
             max_headers: 256,
@@ -278,6 +279,10 @@ pub struct QueueSpec {
     /// Seconds an outbound call rings before we cancel it (5–300). Default 30.
     #[serde(default = "d_ring")]
     pub ring_timeout_seconds: i64,
+    /// Seconds of after-call work an agent gets after each call of this queue before being
+    /// Ready again (0–3600). Default 0.
+    #[serde(default)]
+    pub wrap_up_seconds: i64,
     /// Minutes a customer-dials-in callback lives after its first push (1–10080). Default 60.
     #[serde(default = "d_pushed_expiry")]
     pub pushed_callback_expiry_minutes: i64,

@@ -354,7 +354,10 @@ async fn start_sip(
                         .spec
                         .agents
                         .iter()
-                        .filter_map(|a| a.sip_user.clone().zip(a.password.clone()))
+                        .filter_map(|a| {
+                            let user = a.sip_user.clone().unwrap_or_else(|| a.id.clone());
+                            Some(user).zip(a.password.clone())
+                        })
                         .collect(),
                     clock: clock.clone(),
                 }

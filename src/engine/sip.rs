@@ -129,14 +129,13 @@ impl CallHandler for Arc<SipFront> {
         tokio::spawn(self.clone().run_call(call));
     }
 
+    fn knows_user(&self, user: &str) -> bool {
+        self.dispatch.router().agents().by_sip_user(user).is_some()
+    }
+
     fn registration(&self, user: &str, registered: bool) {
-        let Some(agent) = self
-            .config
-            .spec
-            .agents
-            .iter()
-            .find(|a| a.sip_user.as_deref() == Some(user))
-        else {
+        let agents = self.dispatch.router().agents();
+        let Some(agent) = agents.by_sip_user(user).map(|i| agents.get(i)) else {
             tracing::info!(user, "registration from a SIP user that is no agent");
             return;
         };
@@ -145,11 +144,14 @@ impl CallHandler for Arc<SipFront> {
         } else {
             StateKind::LoggedOut
         };
+        // On a call, the phone's going away logs the agent out when the call ends.
         match self
             .dispatch
-            .set_agent_state(&agent.id, to, Some("SIP registration"))
+            .request_agent_state(&agent.id, to, Some("SIP registration"))
         {
-            Ok(()) => tracing::info!(agent = %agent.id, ?to, "agent state from registration"),
+            Ok(done) => {
+                tracing::info!(agent = %agent.id, ?to, ?done, "agent state from registration")
+            }
             Err(e) => tracing::warn!(agent = %agent.id, error = %e, "registration state refused"),
         }
     }

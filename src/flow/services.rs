@@ -235,8 +235,9 @@ impl FlowServices {
         }
     }
 
-    /// Rings the assigned agent and bridges the caller until one side hangs up; the agent is
-    /// then ready again (or Not Ready when the phone did not answer).
+    /// Rings the assigned agent and bridges the caller until one side hangs up; the agent then
+    /// goes to the state asked for during the call, else wraps up (the queue's
+    /// `wrap_up_seconds`), else is Ready (Not Ready when the phone did not answer).
     /// When the call serves a callback, it becomes PROCESSING at the bridge and COMPLETED(AGENT)
     /// when the conversation ends.
     pub async fn connect_agent(
@@ -299,7 +300,9 @@ impl FlowServices {
             .dispatch
             .set_agent_state(&a.agent, StateKind::Busy, None)
         {
-            tracing::warn!(agent = %a.agent, error = %e, "cannot set agent busy");
+            // Set Not Ready or logged out while the phone rang: the call goes on, the agent
+            // stays where they asked to be.
+            tracing::info!(agent = %a.agent, error = %e, "agent not set busy");
         }
         let end = caller
             .bridge(agent_leg.clone())
@@ -315,11 +318,13 @@ impl FlowServices {
         }
         let handled = self.clock.now() - started;
         let _ = self.dispatch.router().record_handle_time(&a.queue, handled);
+        // The agent goes where they asked to during the call, else wraps up, else is Ready.
+        let wrap_up = self.config.queue(&a.queue).map_or(0, |q| q.wrap_up_seconds);
         if let Err(e) = self
             .dispatch
-            .set_agent_state(&a.agent, StateKind::Ready, None)
+            .finish_call(&a.agent, TimeDelta::seconds(wrap_up))
         {
-            tracing::warn!(agent = %a.agent, error = %e, "cannot set agent ready");
+            tracing::warn!(agent = %a.agent, error = %e, "cannot end the agent's call");
         }
         AgentConnect::Talked {
             agent: a.agent.clone(),

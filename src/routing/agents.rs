@@ -2,8 +2,8 @@
 //! routing depends on (Ready → Reserved) is a single compare-and-swap that no lock guards.
 
 use std::collections::HashMap;
-use std::sync::RwLock;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Mutex, RwLock};
 
 use chrono::{DateTime, Utc};
 use thiserror::Error;
@@ -93,6 +93,18 @@ pub struct Agent {
     ready_since_ns: AtomicI64,
     acw_until_ns: AtomicI64,
     not_ready_reason: RwLock<String>,
+    /// The state asked for (with its reason) while the agent was on a call, applied when the
+    /// call ends; `None`: Ready. Its lock also orders requests against the call's end.
+    pending: Mutex<Option<(StateKind, String)>>,
+}
+
+/// What became of a state request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requested {
+    /// Applied now; the previous state.
+    Applied(StateKind),
+    /// The agent is on a call: the state is applied when it ends.
+    Deferred,
 }
 
 impl Agent {
@@ -128,17 +140,32 @@ impl Agent {
             .clone()
     }
 
+    /// The state the agent goes to when the current call ends, if not Ready.
+    pub fn pending_state(&self) -> Option<StateKind> {
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|(s, _)| *s)
+    }
+
     /// Runs `f` on the skill levels without copying them.
     pub fn with_skills<R>(&self, f: impl FnOnce(&SkillLevels) -> R) -> R {
         f(&self.skills.read().unwrap_or_else(|p| p.into_inner()))
     }
 
-    /// Moves to `to` if allowed from the current state; returns the previous state.
-    fn transition(&self, to: StateKind) -> Result<StateKind, StateKind> {
+    /// Moves to `to` if allowed from the current state and `allow` accepts that state (checked
+    /// in the same compare-and-swap loop, so a concurrent change cannot slip between check and
+    /// move); returns the previous state.
+    fn transition_where(
+        &self,
+        to: StateKind,
+        allow: impl Fn(StateKind) -> bool,
+    ) -> Result<StateKind, StateKind> {
         let mut cur = self.state.load(Ordering::Acquire);
         loop {
             let from = StateKind::from_u8((cur & 0xff) as u8);
-            if !from.can_become(to) {
+            if !from.can_become(to) || !allow(from) {
                 return Err(from);
             }
             let next = ((cur >> 8).wrapping_add(1) << 8) | to as u64;
@@ -271,6 +298,7 @@ impl AgentRegistry {
                 ready_since_ns: AtomicI64::new(0),
                 acw_until_ns: AtomicI64::new(0),
                 not_ready_reason: RwLock::new(String::new()),
+                pending: Mutex::new(None),
             });
         }
         reg.bits = StateBits::with_room(reg.agents.len());
@@ -394,6 +422,96 @@ impl AgentRegistry {
         reason: Option<&str>,
         acw_until: Option<DateTime<Utc>>,
     ) -> Result<StateKind, AgentError> {
+        if to == StateKind::Busy {
+            // A new call starts with no request pending from an earlier one.
+            *self.agents[idx as usize]
+                .pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()) = None;
+        }
+        self.set_state_where(idx, to, now, reason, acw_until, |_| true)
+    }
+
+    /// An agent's (or administrator's) request: applied now, or — while the agent is on a
+    /// call (Busy) — remembered and applied when the call ends ([`AgentRegistry::finish_call`]).
+    /// Ready while on a call cancels an earlier request.
+    pub fn request_state(
+        &self,
+        idx: AgentIdx,
+        to: StateKind,
+        now: DateTime<Utc>,
+        reason: Option<&str>,
+    ) -> Result<Requested, AgentError> {
+        let a = &self.agents[idx as usize];
+        let mut pending = a.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let on_call = |s: StateKind| s == StateKind::Busy;
+        match self.set_state_where(idx, to, now, reason, None, |s| !on_call(s)) {
+            Ok(from) => {
+                *pending = None;
+                Ok(Requested::Applied(from))
+            }
+            Err(AgentError::Transition { from, .. })
+                if on_call(from)
+                    && matches!(
+                        to,
+                        StateKind::Ready | StateKind::NotReady | StateKind::LoggedOut
+                    ) =>
+            {
+                *pending =
+                    (to != StateKind::Ready).then(|| (to, reason.unwrap_or_default().to_string()));
+                Ok(Requested::Deferred)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Ends agent `idx`'s call: Busy → the state requested during the call, else after-call
+    /// work until `acw_until` when given, else Ready. Returns `(from, to)`; `None` when the
+    /// agent was no longer Busy (already moved by an engine decision), which is left alone.
+    pub fn finish_call(
+        &self,
+        idx: AgentIdx,
+        now: DateTime<Utc>,
+        acw_until: Option<DateTime<Utc>>,
+    ) -> Option<(StateKind, StateKind)> {
+        let a = &self.agents[idx as usize];
+        let mut pending = a.pending.lock().unwrap_or_else(|p| p.into_inner());
+        if a.state() != StateKind::Busy {
+            return None;
+        }
+        let (to, reason) = match pending.take() {
+            Some((s, r)) => (s, Some(r)),
+            None if acw_until.is_some_and(|u| u > now) => (StateKind::AfterCallWork, None),
+            None => (StateKind::Ready, None),
+        };
+        let busy = |s: StateKind| s == StateKind::Busy;
+        self.set_state_where(idx, to, now, reason.as_deref(), acw_until, busy)
+            .ok()
+            .map(|from| (from, to))
+    }
+
+    /// After-call work that is over at `now` ends in Ready; false when the agent is not (or
+    /// no longer) in after-call work that ends by `now`.
+    pub fn end_wrap_up(&self, idx: AgentIdx, now: DateTime<Utc>) -> bool {
+        let a = &self.agents[idx as usize];
+        let _order = a.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let over = |s: StateKind| {
+            s == StateKind::AfterCallWork
+                && a.acw_until_ns.load(Ordering::Acquire) <= now.timestamp_nanos_opt().unwrap_or(0)
+        };
+        self.set_state_where(idx, StateKind::Ready, now, None, None, over)
+            .is_ok()
+    }
+
+    fn set_state_where(
+        &self,
+        idx: AgentIdx,
+        to: StateKind,
+        now: DateTime<Utc>,
+        reason: Option<&str>,
+        acw_until: Option<DateTime<Utc>>,
+        allow: impl Fn(StateKind) -> bool,
+    ) -> Result<StateKind, AgentError> {
         let a = &self.agents[idx as usize];
         if to == StateKind::AfterCallWork {
             let until = acw_until.unwrap_or(now);
@@ -402,11 +520,13 @@ impl AgentRegistry {
                 Ordering::Release,
             );
         }
-        let from = a.transition(to).map_err(|from| AgentError::Transition {
-            agent: a.id.clone(),
-            from,
-            to,
-        })?;
+        let from = a
+            .transition_where(to, allow)
+            .map_err(|from| AgentError::Transition {
+                agent: a.id.clone(),
+                from,
+                to,
+            })?;
         if to == StateKind::Ready && from != StateKind::Reserved {
             a.ready_since_ns
                 .store(now.timestamp_nanos_opt().unwrap_or(0), Ordering::Release);
@@ -549,6 +669,41 @@ mod tests {
         );
         assert_eq!(r.index_of("zz"), Err(AgentError::Unknown("zz".into())));
         assert_eq!(r.by_sip_user("1001"), Some(0));
+    }
+
+    #[test]
+    fn a_request_during_a_call_applies_when_it_ends() {
+        let r = reg();
+        r.set_state(0, Ready, t0(), None, None).unwrap();
+        assert!(r.claim(0));
+        r.set_state(0, Busy, t0(), None, None).unwrap();
+        assert_eq!(
+            r.request_state(0, NotReady, t0(), Some("break")),
+            Ok(Requested::Deferred)
+        );
+        assert_eq!(r.get(0).state(), Busy, "the call goes on");
+        assert_eq!(r.get(0).pending_state(), Some(NotReady));
+        assert_eq!(r.finish_call(0, t0(), None), Some((Busy, NotReady)));
+        assert_eq!(r.get(0).not_ready_reason(), "break");
+        assert_eq!(r.finish_call(0, t0(), None), None, "not on a call");
+        // Ready during a call cancels the request; a wrap-up then ends in Ready.
+        r.set_state(0, Ready, t0(), None, None).unwrap();
+        r.set_state(0, Busy, t0(), None, None).unwrap();
+        r.request_state(0, LoggedOut, t0(), None).unwrap();
+        r.request_state(0, Ready, t0(), None).unwrap();
+        let until = t0() + TimeDelta::seconds(10);
+        assert_eq!(
+            r.finish_call(0, t0(), Some(until)),
+            Some((Busy, AfterCallWork))
+        );
+        assert!(!r.end_wrap_up(0, t0() + TimeDelta::seconds(9)), "not yet");
+        assert!(r.end_wrap_up(0, until));
+        assert_eq!(r.get(0).state(), Ready);
+        // Off a call, a request applies at once.
+        assert_eq!(
+            r.request_state(0, LoggedOut, t0(), None),
+            Ok(Requested::Applied(Ready))
+        );
     }
 
     #[test]

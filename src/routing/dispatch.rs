@@ -8,7 +8,7 @@ use dashmap::DashMap;
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use super::agents::StateKind;
+use super::agents::{Requested, StateKind};
 use super::queue::Waiting;
 use super::router::{Assignment, Router, RouterError};
 use crate::clock::SharedClock;
@@ -141,6 +141,45 @@ impl Dispatch {
             .set_agent_state(agent, to, self.clock.now(), reason, None)?;
         self.deliver(list);
         Ok(())
+    }
+
+    /// An agent's or administrator's state request: applied now, or when the agent's call
+    /// ends (what the agent asked for during a call is where the call leaves them).
+    pub fn request_agent_state(
+        &self,
+        agent: &str,
+        to: StateKind,
+        reason: Option<&str>,
+    ) -> Result<Requested, RouterError> {
+        let (done, list) = self
+            .router
+            .request_agent_state(agent, to, self.clock.now(), reason)?;
+        self.deliver(list);
+        Ok(done)
+    }
+
+    /// Ends an agent's call: the state they asked for during it, else `wrap_up` of after-call
+    /// work (then Ready, on the clock), else Ready. The state reached, if it moved.
+    pub fn finish_call(
+        self: &Arc<Self>,
+        agent: &str,
+        wrap_up: chrono::TimeDelta,
+    ) -> Result<Option<StateKind>, RouterError> {
+        let now = self.clock.now();
+        let until = (wrap_up > chrono::TimeDelta::zero()).then(|| now + wrap_up);
+        let (to, list) = self.router.finish_call(agent, now, until)?;
+        self.deliver(list);
+        if let (Some(StateKind::AfterCallWork), Some(until)) = (to, until) {
+            let (me, agent) = (self.clone(), agent.to_string());
+            tokio::spawn(async move {
+                me.clock.sleep_until(until).await;
+                match me.router.end_wrap_up(&agent, me.clock.now()) {
+                    Ok(list) => me.deliver(list),
+                    Err(e) => tracing::warn!(agent, error = %e, "wrap-up not ended"),
+                }
+            });
+        }
+        Ok(to)
     }
 
     /// Gives back an agent reserved for an assignment that was not used; an unreserved

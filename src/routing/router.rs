@@ -33,7 +33,7 @@ use thiserror::Error;
 use uuid::Uuid;
 
 pub use super::agents::AgentCounts;
-use super::agents::{AgentError, AgentIdx, AgentInfo, AgentRegistry, StateKind};
+use super::agents::{AgentError, AgentIdx, AgentInfo, AgentRegistry, Requested, StateKind};
 use super::ewt::{EwtStats, queue_length_ewt};
 use super::queue::{WaitQueue, Waiting};
 use super::readiness::{Eligibility, ReadySet};
@@ -677,6 +677,68 @@ impl Router {
         let idx = self.agents.index_of(agent)?;
         let since = self.agents.get(idx).ready_since_ns();
         let from = self.agents.set_state(idx, to, now, reason, acw_until)?;
+        Ok(self.after_change(idx, since, from, to, now))
+    }
+
+    /// An agent's or administrator's state request: applied now, or when the agent's current
+    /// call ends (see [`AgentRegistry::request_state`]).
+    pub fn request_agent_state(
+        &self,
+        agent: &str,
+        to: StateKind,
+        now: DateTime<Utc>,
+        reason: Option<&str>,
+    ) -> Result<(Requested, Vec<Assignment>), RouterError> {
+        let idx = self.agents.index_of(agent)?;
+        let since = self.agents.get(idx).ready_since_ns();
+        match self.agents.request_state(idx, to, now, reason)? {
+            Requested::Applied(from) => Ok((
+                Requested::Applied(from),
+                self.after_change(idx, since, from, to, now),
+            )),
+            Requested::Deferred => Ok((Requested::Deferred, Vec::new())),
+        }
+    }
+
+    /// Ends an agent's call: the state asked for during it, else wrap-up until `acw_until`,
+    /// else Ready (and then maybe the next assignment). The state reached, if it moved.
+    pub fn finish_call(
+        &self,
+        agent: &str,
+        now: DateTime<Utc>,
+        acw_until: Option<DateTime<Utc>>,
+    ) -> Result<(Option<StateKind>, Vec<Assignment>), RouterError> {
+        let idx = self.agents.index_of(agent)?;
+        let since = self.agents.get(idx).ready_since_ns();
+        Ok(match self.agents.finish_call(idx, now, acw_until) {
+            Some((from, to)) => (Some(to), self.after_change(idx, since, from, to, now)),
+            None => (None, Vec::new()),
+        })
+    }
+
+    /// Ends an agent's wrap-up that is over at `now` (Ready, maybe assigned at once).
+    pub fn end_wrap_up(
+        &self,
+        agent: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<Assignment>, RouterError> {
+        let idx = self.agents.index_of(agent)?;
+        if !self.agents.end_wrap_up(idx, now) {
+            return Ok(Vec::new());
+        }
+        let since = self.agents.get(idx).ready_since_ns();
+        Ok(self.after_change(idx, since, StateKind::AfterCallWork, StateKind::Ready, now))
+    }
+
+    /// Keeps the ready list in step with a state change and dispatches a newly ready agent.
+    fn after_change(
+        &self,
+        idx: AgentIdx,
+        since: i64,
+        from: StateKind,
+        to: StateKind,
+        now: DateTime<Utc>,
+    ) -> Vec<Assignment> {
         // A reserved agent may still have its ready-list entry (claims that scan rather than
         // walk leave it, so the claim stays short); it goes when the reservation ends.
         if matches!(from, StateKind::Ready | StateKind::Reserved) && to != StateKind::Ready {
@@ -684,9 +746,9 @@ impl Router {
         }
         if to == StateKind::Ready {
             self.ready.insert(&self.agents, idx);
-            return Ok(self.dispatch_agent(idx, now));
+            return self.dispatch_agent(idx, now);
         }
-        Ok(Vec::new())
+        Vec::new()
     }
 
     /// Records a completed interaction's handle time for the queue's EWT.

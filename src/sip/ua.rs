@@ -46,6 +46,11 @@ pub trait CallHandler: Send + Sync {
     fn incoming(&self, call: IncomingCall);
     /// An agent's phone (SIP user) registered (`true`) or lost its last binding.
     fn registration(&self, user: &str, registered: bool);
+    /// True when `user` may register here (an agent's SIP user); others get 404 and leave no
+    /// state. Default: everyone.
+    fn knows_user(&self, _user: &str) -> bool {
+        true
+    }
 }
 
 /// An inbound call handed to the engine, not yet answered.
@@ -1534,6 +1539,14 @@ impl Actor {
     }
 
     fn on_register(&mut self, key: TransactionKey, req: rsip::Request, peer: Peer) {
+        let user = header_value(&req, "To")
+            .and_then(|t| message::name_addr_parts(&t).map(|(uri, _)| user_of_uri(&uri)))
+            .unwrap_or_default();
+        if !self.handler.knows_user(&user) {
+            tracing::info!(user, from = %peer.addr, "REGISTER for an unknown user");
+            self.respond_with(&key, message::response_for(&req, 404, "Not Found"));
+            return;
+        }
         if let Err(resp) = self.authenticate_register(&req) {
             self.respond_with(&key, resp);
             return;

@@ -109,6 +109,7 @@ pub async fn register_alice(target: SocketAddr, contact: &str) {
         .args(["-m", "1", "-i", "127.0.0.1", "-nostdin", "-timeout", "20s"])
         .args(["-p", &free_port().to_string()])
         .args(["-set", "contact", contact])
+        .args(alice_credentials())
         .output()
         .await
         .unwrap_or_else(|e| panic!("cannot run sipp: {e}"));
@@ -205,3 +206,11 @@ pub async fn until_completed(
     }
     panic!("callback {id} never completed");
 }
+
+/// SIPp arguments that answer a digest challenge as alice's phone (SIP user 1001 of the demo).
+pub fn alice_credentials() -> [&'static str; 4] {
+    ["-au", "1001", "-ap", ALICE_PASSWORD]
+}
+
+/// Alice's SIP password in the shipped boomerang.yaml.
+pub const ALICE_PASSWORD: &str = "alice-1001";

@@ -152,6 +152,8 @@ fn view(s: &ApiState, a: &StoredAgent) -> serde_json::Value {
         "skills": a.spec.skills,
         "state": agent.map(|x| state_name(x.state())).unwrap_or_else(|| "not_started".into()),
         "notReadyReason": agent.map(|x| x.not_ready_reason()).filter(|r| !r.is_empty()),
+        // Where the agent goes when the current call ends, when asked during it.
+        "stateAfterCall": agent.and_then(|x| x.pending_state()).map(state_name),
         "deleted": a.deleted,
         "appliesAt": applies,
     })
@@ -381,7 +383,8 @@ pub async fn set_state(
         .dispatch
         .as_ref()
         .ok_or_else(|| ApiError::internal("no dispatch in this engine"))?;
-    d.set_agent_state(&id, to, b.reason.as_deref())
+    // On a call, the state is applied when the call ends.
+    d.request_agent_state(&id, to, b.reason.as_deref())
         .map_err(|e| ApiError::conflict(e.to_string()))?;
     audit::audit(
         &s,

@@ -1,0 +1,195 @@
+//! Agent state around a call, over real SIP (SIPp phones and trunk) and the administration
+//! HTTP API: what an agent asks for during a call — Not Ready from an administrator, logged out
+//! by the phone unregistering — is where the call leaves them, and a queue's wrap-up time is
+//! after-call work before the agent is Ready again.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use boomerang::api::admin::auth::hash_password;
+use boomerang::callback::model::CompletionReason;
+use boomerang::clock::SystemClock;
+use boomerang::config::Config;
+use boomerang::engine::Engine;
+use boomerang::routing::StateKind;
+use serde_json::{Value, json};
+
+const ADMIN_PASSWORD: &str = "correct horse";
+
+struct Running {
+    engine: Engine,
+    trunk: tokio::process::Child,
+    phone: tokio::process::Child,
+    agent_port: u16,
+    _dir: tempfile::TempDir,
+}
+
+/// The demo with an administrator, a SIPp trunk whose customer answers and a SIPp phone for
+/// alice that answers and talks three seconds; `edit` applies to the configuration text.
+async fn engine(edit: impl FnOnce(String) -> String) -> Running {
+    common::capture_logs();
+    let trunk_port = common::free_port();
+    let agent_port = common::free_port();
+    let trunk = common::sipp_server("customer-answers.xml", trunk_port, 1);
+    let phone = common::sipp_server("agent-answers.xml", agent_port, 1);
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let hash = hash_password(ADMIN_PASSWORD).expect("hash");
+    let text = common::demo_config_text(|t| {
+        let t = t.replace("port: 5080", &format!("port: {trunk_port}"));
+        edit(format!(
+            "{t}\nadmin:\n  users:\n    - {{name: root, password_hash: '{hash}', roles: [Administrator]}}\n"
+        ))
+    });
+    let config = Config::from_str_in(&text, dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let engine = Engine::start(Arc::new(config), SystemClock::shared())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    Running {
+        engine,
+        trunk,
+        phone,
+        agent_port,
+        _dir: dir,
+    }
+}
+
+impl Running {
+    fn alice(&self) -> StateKind {
+        let agents = self.engine.router.agents();
+        agents.get(agents.index_of("alice").expect("alice")).state()
+    }
+
+    /// Waits (up to 10 s) for alice to be in `state`.
+    async fn until_alice(&self, state: StateKind) -> bool {
+        for _ in 0..1000 {
+            if self.alice() == state {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        false
+    }
+
+    /// Books a callback, registers alice and waits until she talks with the customer.
+    async fn alice_on_a_call(&self) -> uuid::Uuid {
+        let rec = common::book_callback(&self.engine, "Sales_VQ_CB", "+33612345678").await;
+        common::register_alice(
+            self.engine.sip.udp[0],
+            &format!("127.0.0.1:{}", self.agent_port),
+        )
+        .await;
+        assert!(
+            self.until_alice(StateKind::Busy).await,
+            "alice never took the call"
+        );
+        rec.id
+    }
+
+    /// Waits for the callback served by alice to complete and both SIPp sides to finish.
+    async fn call_ends(&mut self, id: uuid::Uuid) {
+        let (why, r) = common::until_completed(&self.engine, id).await;
+        assert_eq!(why, CompletionReason::Agent, "{:?}", r.history);
+        common::sipp_succeeded(&mut self.phone, "the agent").await;
+        common::sipp_succeeded(&mut self.trunk, "the customer").await;
+    }
+
+    async fn admin(&self, path: &str, body: Value) -> (u16, Value) {
+        let url = format!("http://{}", self.engine.http_addr);
+        let http = reqwest::Client::new();
+        let login: Value = http
+            .post(format!("{url}/admin/login"))
+            .json(&json!({"username": "root", "password": ADMIN_PASSWORD}))
+            .send()
+            .await
+            .expect("login")
+            .json()
+            .await
+            .expect("login body");
+        let token = login["data"]["accessToken"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no token: {login}"))
+            .to_string();
+        let resp = http
+            .post(format!("{url}/admin{path}"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_set_not_ready_during_a_call_is_not_ready_when_it_ends() {
+    let mut r = engine(|t| t).await;
+    let id = r.alice_on_a_call().await;
+    let (status, v) = r
+        .admin(
+            "/agents/alice/state",
+            json!({"state": "not_ready", "reason": "training"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        (
+            v["data"]["state"].as_str(),
+            v["data"]["stateAfterCall"].as_str()
+        ),
+        (Some("busy"), Some("not_ready")),
+        "still on the call, Not Ready after it: {v}"
+    );
+    r.call_ends(id).await;
+    // Give a wrong Ready time to show up.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let agents = r.engine.router.agents();
+    let alice = agents.get(agents.index_of("alice").expect("alice"));
+    assert_eq!(
+        (alice.state(), alice.not_ready_reason().as_str()),
+        (StateKind::NotReady, "training")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_whose_phone_unregisters_during_a_call_is_logged_out_when_it_ends() {
+    let mut r = engine(|t| t).await;
+    let id = r.alice_on_a_call().await;
+    let out = tokio::process::Command::new("sipp")
+        .arg("-sf")
+        .arg(common::repo().join("tests/sipp/agent-unregister.xml"))
+        .arg(r.engine.sip.udp[0].to_string())
+        .args(["-m", "1", "-i", "127.0.0.1", "-nostdin", "-timeout", "20s"])
+        .args(["-p", &common::free_port().to_string()])
+        .args(["-set", "contact", &format!("127.0.0.1:{}", r.agent_port)])
+        .args(common::alice_credentials())
+        .output()
+        .await
+        .expect("sipp");
+    assert!(out.status.success(), "{}", common::sipp_report(&out));
+    assert_eq!(r.alice(), StateKind::Busy, "the call goes on");
+    r.call_ends(id).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(r.alice(), StateKind::LoggedOut);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_wrap_up_time_is_after_call_work_before_ready() {
+    let mut r = engine(|t| {
+        t.replace(
+            "    callback_application: outbound-callback.yaml\n",
+            "    callback_application: outbound-callback.yaml\n    wrap_up_seconds: 2\n",
+        )
+        .replace(
+            "  - name: Sales_VQ\n    business_hours: always\n",
+            "  - name: Sales_VQ\n    business_hours: always\n    wrap_up_seconds: 2\n",
+        )
+    })
+    .await;
+    let id = r.alice_on_a_call().await;
+    r.call_ends(id).await;
+    assert_eq!(r.alice(), StateKind::AfterCallWork, "wrapping up");
+    assert!(r.until_alice(StateKind::Ready).await, "never Ready again");
+}
