@@ -52,6 +52,11 @@ pub struct SipSettings {
     pub session_expires_seconds: u32,
     /// Longest registration granted, seconds (60–86400). Default 3600.
     pub max_register_expires_seconds: u32,
+    /// Calls at once, both directions (1–100000); a new INVITE beyond gets 503. Default 2000.
+    pub max_calls: u32,
+    /// Inbound calls being set up (not yet answered) at once (1–max_calls); beyond, 503.
+    /// Default 200.
+    pub max_setup_calls: u32,
 }
 
 impl Default for SipSettings {
@@ -65,6 +70,8 @@ impl Default for SipSettings {
             max_headers: 256,
             session_expires_seconds: 1800,
             max_register_expires_seconds: 3600,
+            max_calls: 2000,
+            max_setup_calls: 200,
         }
     }
 }

@@ -40,6 +40,10 @@ impl SipFront {
         else {
             return;
         };
+        // A caller who gave up (CANCEL) before the flow started leaves nothing behind.
+        if *call.shared.ended.borrow() {
+            return;
+        }
         let m = &self.config.spec.media;
         let media = match MediaSession::open(
             ua.public_ip,
@@ -85,6 +89,10 @@ impl SipFront {
                 return;
             }
         };
+        if *call.shared.ended.borrow() {
+            media.close();
+            return;
+        }
         if !call.offer.trim().is_empty() {
             media.configure(&negotiated);
         }
