@@ -109,3 +109,22 @@ async fn beyond_max_calls_a_new_invite_gets_503_with_retry_after() {
         .expect("no answer after the held call ended");
     assert!(resp.starts_with("SIP/2.0 200 "), "{resp}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_sending_no_rtp_is_hung_up_at_the_rtp_timeout() {
+    let r = engine("", "  rtp_timeout_seconds: 2\n").await;
+    let started = Instant::now();
+    // SIPp is answered, sends no RTP, and waits for the engine's BYE (up to 20 s).
+    let mut caller = sipp_caller("silent-caller.xml", r.engine.sip.udp[0]);
+    let done = tokio::time::timeout(Duration::from_secs(25), caller.wait()).await;
+    assert!(
+        done.is_ok_and(|s| s.is_ok_and(|s| s.success())),
+        "no BYE from the engine for a silent caller"
+    );
+    // The flow plays 60 s of silence: only the RTP timeout can have ended it this early.
+    assert!(started.elapsed() < Duration::from_secs(15));
+    assert!(
+        !common::log_lines(&["no RTP received", "rtp_timeout_seconds"]).is_empty(),
+        "the reason was not logged"
+    );
+}

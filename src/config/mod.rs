@@ -423,6 +423,13 @@ impl Validator<'_> {
         let m = &spec.media;
         self.range(
             root,
+            &[K("media"), K("rtp_timeout_seconds")],
+            m.rtp_timeout_seconds as i64,
+            0,
+            3600,
+        );
+        self.range(
+            root,
             &[K("media"), K("rtp_port_min")],
             m.rtp_port_min as i64,
             1024,

@@ -89,6 +89,9 @@ pub struct MediaSettings {
     /// `SCHED_RR` priority (1–99) of the RTP pacing thread, used when the process may raise
     /// it (root or `CAP_SYS_NICE`); 0 keeps normal priority. Default 10.
     pub rtp_realtime_priority: u8,
+    /// An answered call not on hold that receives no RTP for this long is ended with a BYE
+    /// (0–3600 s, 0 = never). Default 60.
+    pub rtp_timeout_seconds: u32,
 }
 
 impl Default for MediaSettings {
@@ -98,6 +101,7 @@ impl Default for MediaSettings {
             rtp_port_max: 30000,
             prompts_dir: "prompts".into(),
             rtp_realtime_priority: 10,
+            rtp_timeout_seconds: 60,
         }
     }
 }
