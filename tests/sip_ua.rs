@@ -94,6 +94,7 @@ async fn start_ua(ip: IpAddr) -> (UaHandle, Arc<Answerer>) {
             authenticate_register: false,
             authenticate_invite: false,
             session_expires: 1800,
+            limits: Default::default(),
         },
         handler.clone(),
     )

@@ -395,6 +395,7 @@ pub async fn run(
             authenticate_register: false,
             authenticate_invite: false,
             session_expires: 1800,
+            limits: Default::default(),
         },
         handler.clone(),
     )

@@ -406,7 +406,28 @@ impl Validator<'_> {
             60,
             86400,
         );
+        self.range(
+            root,
+            &[K("sip"), K("max_calls")],
+            s.max_calls as i64,
+            1,
+            100_000,
+        );
+        self.range(
+            root,
+            &[K("sip"), K("max_setup_calls")],
+            s.max_setup_calls as i64,
+            1,
+            s.max_calls.max(1) as i64,
+        );
         let m = &spec.media;
+        self.range(
+            root,
+            &[K("media"), K("rtp_timeout_seconds")],
+            m.rtp_timeout_seconds as i64,
+            0,
+            3600,
+        );
         self.range(
             root,
             &[K("media"), K("rtp_port_min")],

@@ -53,6 +53,11 @@ pub struct SipSettings {
     pub session_expires_seconds: u32,
     /// Longest registration granted, seconds (60–86400). Default 3600.
     pub max_register_expires_seconds: u32,
+    /// Calls at once, both directions (1–100000); a new INVITE beyond gets 503. Default 2000.
+    pub max_calls: u32,
+    /// Inbound calls being set up (not yet answered) at once (1–max_calls); beyond, 503.
+    /// Default 200.
+    pub max_setup_calls: u32,
 }
 
 impl Default for SipSettings {
@@ -66,6 +71,8 @@ impl Default for SipSettings {
             max_headers: 256,
             session_expires_seconds: 1800,
             max_register_expires_seconds: 3600,
+            max_calls: 2000,
+            max_setup_calls: 200,
         }
     }
 }
@@ -83,6 +90,9 @@ pub struct MediaSettings {
     /// `SCHED_RR` priority (1–99) of the RTP pacing thread, used when the process may raise
     /// it (root or `CAP_SYS_NICE`); 0 keeps normal priority. Default 10.
     pub rtp_realtime_priority: u8,
+    /// An answered call not on hold that receives no RTP for this long is ended with a BYE
+    /// (0–3600 s, 0 = never). Default 60.
+    pub rtp_timeout_seconds: u32,
 }
 
 impl Default for MediaSettings {
@@ -92,6 +102,7 @@ impl Default for MediaSettings {
             rtp_port_max: 30000,
             prompts_dir: "prompts".into(),
             rtp_realtime_priority: 10,
+            rtp_timeout_seconds: 60,
         }
     }
 }

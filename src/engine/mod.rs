@@ -347,6 +347,11 @@ async fn start_sip(
             authenticate_invite: s.authenticate_invite,
             authenticate_register: s.authenticate_register,
             session_expires: s.session_expires_seconds,
+            limits: crate::sip::ua::UaLimits {
+                max_calls: s.max_calls as usize,
+                max_setup_calls: s.max_setup_calls as usize,
+                ..Default::default()
+            },
             register_auth: (s.authenticate_register || s.authenticate_invite).then(|| {
                 crate::sip::ua::RegisterAuth {
                     realm: s.realm.clone(),

@@ -40,6 +40,10 @@ impl SipFront {
         else {
             return;
         };
+        // A caller who gave up (CANCEL) before the flow started leaves nothing behind.
+        if *call.shared.ended.borrow() {
+            return;
+        }
         let m = &self.config.spec.media;
         let media = match MediaSession::open(
             ua.public_ip,
@@ -85,6 +89,10 @@ impl SipFront {
                 return;
             }
         };
+        if *call.shared.ended.borrow() {
+            media.close();
+            return;
+        }
         if !call.offer.trim().is_empty() {
             media.configure(&negotiated);
         }
@@ -103,7 +111,10 @@ impl SipFront {
             answer,
             false,
         );
-        let Some(flow) = self.flows.get().for_number(&self.config, &call.dnis) else {
+        if m.rtp_timeout_seconds > 0 {
+            leg.watch_rtp(std::time::Duration::from_secs(m.rtp_timeout_seconds.into()));
+        }
+                let Some(flow) = self.flows.get().for_number(&self.config, &call.dnis) else {
             let _ = leg.hang_up(HangupCause::NotFound).await;
             return;
         };

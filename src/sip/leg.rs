@@ -18,6 +18,7 @@ use crate::call::{
 };
 use crate::clock::SharedClock;
 use crate::config::{Config, TransportKind};
+use crate::media::inactivity::RtpWatch;
 use crate::media::prompts::{Frame, PromptLibrary, digit_prompt_name};
 use crate::media::sdp;
 use crate::media::session::{MediaSession, silence_frames};
@@ -61,6 +62,35 @@ impl SipLeg {
             answer_sdp,
             stop: Notify::new(),
         })
+    }
+
+    /// Ends the call with a BYE once it is answered, not on hold, and has received no RTP for
+    /// `timeout` (`media.rtp_timeout_seconds`), logging why; the watch stops with the leg.
+    pub fn watch_rtp(self: &Arc<Self>, timeout: Duration) {
+        let leg = Arc::downgrade(self);
+        let secs = u32::try_from(timeout.as_secs()).unwrap_or(u32::MAX);
+        tokio::spawn(async move {
+            let mut watch = RtpWatch::new(secs);
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(leg) = leg.upgrade() else { return };
+                if leg.is_ended() {
+                    return;
+                }
+                let watched = leg.answered.load(Ordering::Acquire) && !leg.is_held();
+                if watch.tick(leg.media.counts().1, watched) {
+                    tracing::warn!(
+                        call = %leg.info.call_id,
+                        seconds = watch.idle_ticks(),
+                        "no RTP received: ending the call (media.rtp_timeout_seconds)"
+                    );
+                    let _ = leg.hang_up(HangupCause::Normal).await;
+                    return;
+                }
+            }
+        });
     }
 
     fn frames(&self, items: &[PlayItem]) -> Result<Vec<Arc<[Frame]>>, CallError> {

@@ -13,6 +13,10 @@ use tokio::sync::mpsc;
 
 use super::message::{self, Frame, MAX_MESSAGE_SIZE};
 
+/// How long a connection stays open for answers after its peer stopped sending (EOF) or sent
+/// something that cannot be framed.
+const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Which transport a message used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Transport {
@@ -55,6 +59,9 @@ pub struct Received {
     pub peer: Peer,
     /// The local address it arrived on.
     pub local: SocketAddr,
+    /// Set when a stream could not be framed: `bytes` is what was left, to be answered with
+    /// this error in turn (after the messages before it) and not parsed.
+    pub framing_error: Option<message::ParseError>,
 }
 
 /// The bound listeners.
@@ -191,6 +198,7 @@ async fn udp_loop(socket: Arc<UdpSocket>, inbound: mpsc::UnboundedSender<Receive
                 transport: Transport::Udp,
             },
             local: local.unwrap_or(from),
+            framing_error: None,
         };
         if inbound.send(msg).is_err() {
             return;
@@ -258,22 +266,34 @@ fn serve_stream(
                                 transport: Transport::Tcp,
                             },
                             local,
+                            framing_error: None,
                         };
                         if inbound.send(msg).is_err() {
                             break 'read;
                         }
                     }
                     Err(e) => {
-                        // A stream we cannot frame cannot be resynchronised: answer and close.
-                        if let Some(resp) = bad_request(&buf, &e.reason_phrase()) {
-                            let _ = reply.send(resp);
-                        }
+                        // A stream we cannot frame cannot be resynchronised: the user agent
+                        // answers it after the messages before it, then the connection closes.
+                        let _ = inbound.send(Received {
+                            bytes: std::mem::take(&mut buf),
+                            peer: Peer {
+                                addr: from,
+                                transport: Transport::Tcp,
+                            },
+                            local,
+                            framing_error: Some(e),
+                        });
                         break 'read;
                     }
                 }
             }
         }
+        // Answers to what was read may still be on their way through the user agent: the
+        // connection stays usable for them a moment after the peer stopped sending.
+        tokio::time::sleep(LINGER).await;
         conns.remove(&from);
+        drop(reply);
     });
     tx
 }
@@ -281,10 +301,19 @@ fn serve_stream(
 /// A 400 for a request too broken to parse, built from the raw Via, From, To, Call-ID and CSeq
 /// lines; `None` for responses and for text that is not a request at all.
 pub fn bad_request(raw: &[u8], reason: &str) -> Option<Vec<u8>> {
+    error_response(raw, 400, reason)
+}
+
+/// A `code` response (400, 416, 501, 505, 513) to a request refused before parsing ended, built
+/// from its raw Via, From, To, Call-ID and CSeq lines, the To tagged; `None` for responses and
+/// for text that is not a request at all (no `Method SP URI SP SIP/x` first line).
+pub fn error_response(raw: &[u8], code: u16, reason: &str) -> Option<Vec<u8>> {
     let text = String::from_utf8_lossy(raw);
     let mut lines = text.split("\r\n").flat_map(|l| l.split('\n'));
     let first = lines.next()?;
-    if first.starts_with("SIP/") || !first.contains(" sip") && !first.contains(" tel:") {
+    let words: Vec<&str> = first.split_whitespace().collect();
+    if first.starts_with("SIP/") || words.len() < 3 || !words[words.len() - 1].starts_with("SIP/")
+    {
         return None;
     }
     let wanted = [
@@ -298,7 +327,7 @@ pub fn bad_request(raw: &[u8], reason: &str) -> Option<Vec<u8>> {
         ("i", "Call-ID"),
         ("cseq", "CSeq"),
     ];
-    let mut out = format!("SIP/2.0 400 {}\r\n", sanitize(reason));
+    let mut out = format!("SIP/2.0 {code} {}\r\n", sanitize(reason));
     for line in lines {
         if line.is_empty() {
             break;
@@ -308,7 +337,12 @@ pub fn bad_request(raw: &[u8], reason: &str) -> Option<Vec<u8>> {
         };
         let lname = name.trim().to_ascii_lowercase();
         if let Some((_, canonical)) = wanted.iter().find(|(n, _)| *n == lname) {
-            out.push_str(&format!("{canonical}: {}\r\n", value.trim()));
+            let value = value.trim();
+            if *canonical == "To" && message::tag_of(value).is_none() {
+                out.push_str(&format!("To: {value};tag={}\r\n", message::random_token()));
+            } else {
+                out.push_str(&format!("{canonical}: {value}\r\n"));
+            }
         }
     }
     out.push_str("Content-Length: 0\r\n\r\n");

