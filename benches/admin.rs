@@ -50,6 +50,7 @@ fn bench(c: &mut Criterion) {
                 queues: None,
             }],
             session_idle_minutes: 20,
+            ..Default::default()
         },
         clock.shared(),
     );

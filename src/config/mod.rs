@@ -332,11 +332,43 @@ impl Validator<'_> {
                 }
             }
         }
-        if let Some(Ok(m)) = n
-            .get("session_idle_minutes")
-            .map(|m| m.decode::<i64>("admin.session_idle_minutes"))
-        {
-            admin.session_idle_minutes = m;
+        let defaults = AdminSettings::default();
+        for (key, field, default) in [
+            (
+                "session_idle_minutes",
+                &mut admin.session_idle_minutes,
+                defaults.session_idle_minutes,
+            ),
+            (
+                "login_concurrency",
+                &mut admin.login_concurrency,
+                defaults.login_concurrency,
+            ),
+            (
+                "login_wait_ms",
+                &mut admin.login_wait_ms,
+                defaults.login_wait_ms,
+            ),
+            (
+                "lockout_failures",
+                &mut admin.lockout_failures,
+                defaults.lockout_failures,
+            ),
+            (
+                "lockout_seconds",
+                &mut admin.lockout_seconds,
+                defaults.lockout_seconds,
+            ),
+            (
+                "lockout_max_seconds",
+                &mut admin.lockout_max_seconds,
+                defaults.lockout_max_seconds,
+            ),
+        ] {
+            *field = match n.get(key).map(|m| m.decode::<i64>(&format!("admin.{key}"))) {
+                Some(Ok(m)) => m,
+                _ => default,
+            };
         }
         if !reported {
             self.diags.push(whole);
@@ -809,6 +841,20 @@ impl Validator<'_> {
             1,
             1440,
         );
+        for (key, value, min, max) in [
+            ("login_concurrency", a.login_concurrency, 0, 256),
+            ("login_wait_ms", a.login_wait_ms, 0, 30_000),
+            ("lockout_failures", a.lockout_failures, 1, 1000),
+            ("lockout_seconds", a.lockout_seconds, 1, 86_400),
+            (
+                "lockout_max_seconds",
+                a.lockout_max_seconds,
+                a.lockout_seconds.max(1),
+                604_800,
+            ),
+        ] {
+            self.range(root, &[K("admin"), K(key)], value, min, max);
+        }
         let mut names = HashSet::new();
         for (i, u) in a.users.iter().enumerate() {
             let at = |f: &'static str| [K("admin"), K("users"), I(i), K(f)];

@@ -431,6 +431,17 @@ pub struct AdminSettings {
     pub users: Vec<AdminUserSpec>,
     /// Minutes without a request after which an access token stops working (1–1440). Default 20.
     pub session_idle_minutes: i64,
+    /// Password checks (19 MiB of Argon2 each) run at once, engine-wide (0–256); 0 = one per
+    /// CPU core. Default 0.
+    pub login_concurrency: i64,
+    /// Milliseconds a login waits for a password-check slot before a 503 (0–30000). Default 2000.
+    pub login_wait_ms: i64,
+    /// Wrong passwords in a row that lock an account, from any address (1–1000). Default 5.
+    pub lockout_failures: i64,
+    /// First lockout in seconds; each further wrong password doubles it (1–86400). Default 30.
+    pub lockout_seconds: i64,
+    /// Longest lockout in seconds (1–604800, at least `lockout_seconds`). Default 900.
+    pub lockout_max_seconds: i64,
 }
 
 impl Default for AdminSettings {
@@ -438,6 +449,11 @@ impl Default for AdminSettings {
         AdminSettings {
             users: Vec::new(),
             session_idle_minutes: 20,
+            login_concurrency: 0,
+            login_wait_ms: 2000,
+            lockout_failures: 5,
+            lockout_seconds: 30,
+            lockout_max_seconds: 900,
         }
     }
 }

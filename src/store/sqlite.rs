@@ -80,7 +80,7 @@ fn open(path: &Path) -> Result<Connection, rusqlite::Error> {
 impl SqliteStore {
     /// Opens (creating if needed) `boomerang.db` in `data_dir`.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(data_dir)?;
+        private_files(data_dir)?;
         let path = data_dir.join("boomerang.db");
         let writer = open(&path)?;
         writer.execute_batch(SCHEMA)?;
@@ -125,6 +125,36 @@ impl SqliteStore {
         .await
         .map_err(|_| StoreError::Closed)?
     }
+}
+
+/// The files of the store hold phone numbers and user data: the data directory is created
+/// `0700`, and the database is created (or narrowed, if an older version left it wider) `0600`
+/// before SQLite opens it. SQLite gives its `-wal` and `-shm` files the database's mode, and the
+/// existing ones are narrowed here too.
+fn private_files(data_dir: &Path) -> Result<(), std::io::Error> {
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+    if !data_dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(data_dir)?;
+    }
+    let db = data_dir.join("boomerang.db");
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(&db)?;
+    for suffix in ["", "-wal", "-shm", "-journal"] {
+        let f = data_dir.join(format!("boomerang.db{suffix}"));
+        match std::fs::metadata(&f) {
+            Ok(m) if m.permissions().mode() & 0o077 != 0 => {
+                std::fs::set_permissions(&f, std::fs::Permissions::from_mode(0o600))?;
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Request>) {

@@ -41,6 +41,11 @@ static SEQUENCE: AtomicU64 = AtomicU64::new(0);
 
 /// The stored form of an audit entry, for saving it together with the change it records.
 pub fn entry(state: &ApiState, user: &AdminUser, action: &str, detail: Value) -> Document {
+    entry_as(state, &user.name, action, detail)
+}
+
+/// As [`entry`], for an event without a logged-in user (a failed login: the attempted name).
+pub fn entry_as(state: &ApiState, user: &str, action: &str, detail: Value) -> Document {
     let at = state.clock.now();
     let nanos = at.timestamp_nanos_opt().unwrap_or(i64::MAX);
     let e = AuditEntry {
@@ -50,7 +55,7 @@ pub fn entry(state: &ApiState, user: &AdminUser, action: &str, detail: Value) ->
             &uuid::Uuid::new_v4().simple().to_string()[..8]
         ),
         at,
-        user: user.name.clone(),
+        user: user.to_string(),
         action: action.to_string(),
         detail,
     };

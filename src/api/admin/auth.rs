@@ -19,13 +19,14 @@ use argon2::{Algorithm, Argon2, Params, Version};
 use axum::extract::{FromRequestParts, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
+use super::login_guard::{self, LoginGuard};
 use crate::api::{ApiError, ApiState, Body, ok};
 use crate::clock::SharedClock;
 use crate::config::{AdminSettings, AdminUserSpec};
@@ -211,6 +212,31 @@ pub enum AuthError {
     /// Hashing failed (parameters out of range).
     #[error("cannot hash the password: {0}")]
     Hashing(String),
+    /// Too many wrong passwords for this account: locked for this many more seconds.
+    #[error("too many failed logins for this account; retry in {0} s")]
+    Locked(u64),
+    /// Every password-check slot is busy (a login flood): retry in this many seconds.
+    #[error("too many logins at once; retry in {0} s")]
+    Busy(u64),
+}
+
+impl AuthError {
+    /// Seconds for `Retry-After`, for the refusals that have one.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            AuthError::Locked(s) | AuthError::Busy(s) => Some(*s),
+            _ => None,
+        }
+    }
+}
+
+impl From<login_guard::Refusal> for AuthError {
+    fn from(r: login_guard::Refusal) -> Self {
+        match r {
+            login_guard::Refusal::Locked(s) => AuthError::Locked(s),
+            login_guard::Refusal::Busy(s) => AuthError::Busy(s),
+        }
+    }
 }
 
 impl From<AuthError> for ApiError {
@@ -222,6 +248,8 @@ impl From<AuthError> for ApiError {
             AuthError::Forbidden(_) => ApiError::new(StatusCode::FORBIDDEN, 1, e.to_string()),
             AuthError::QueueDenied(_) => ApiError::new(StatusCode::FORBIDDEN, 2, e.to_string()),
             AuthError::BadHash(_) | AuthError::Hashing(_) => ApiError::bad_request(e.to_string()),
+            AuthError::Locked(_) => ApiError::new(StatusCode::TOO_MANY_REQUESTS, 3, e.to_string()),
+            AuthError::Busy(_) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, 3, e.to_string()),
         }
     }
 }
@@ -328,6 +356,16 @@ pub struct AdminAuth {
     sessions: Mutex<HashMap<[u8; 32], Session>>,
     idle: TimeDelta,
     clock: SharedClock,
+    guard: LoginGuard,
+}
+
+/// A refused login: why, and the lockout the failure started (for the audit log).
+#[derive(Debug, PartialEq, Eq)]
+pub struct LoginFailed {
+    /// What the caller is told.
+    pub error: AuthError,
+    /// When this wrong password locked the account: for how long.
+    pub locks_for: Option<TimeDelta>,
 }
 
 /// The token's digest, the only form sessions are kept under.
@@ -348,6 +386,7 @@ impl AdminAuth {
             sessions: Mutex::new(HashMap::new()),
             idle: TimeDelta::minutes(settings.session_idle_minutes.max(1)),
             clock,
+            guard: LoginGuard::new(settings),
         }
     }
 
@@ -399,16 +438,55 @@ impl AdminAuth {
         existed
     }
 
-    /// Checks the password and opens a session; returns the bearer token.
+    /// Checks the password and opens a session; returns the bearer token. The lockout applies;
+    /// the password check runs on the calling thread (the HTTP path uses [`Self::login_guarded`]).
     pub fn login(&self, name: &str, password: &str) -> Result<String, AuthError> {
-        let user = self.user(name);
-        let hash = user
-            .as_ref()
-            .map(|u| u.password_hash.as_str())
-            .unwrap_or_else(|| decoy_hash());
-        if !verify_password(hash, password) || user.is_none() {
-            return Err(AuthError::BadCredentials);
+        self.guard.check(name, self.clock.now())?;
+        let (hash, known) = self.hash_of(name);
+        let good = verify_password(&hash, password) && known;
+        self.settle(name, good).map_err(|f| f.error)
+    }
+
+    /// The login of `POST /admin/login`: refused while the account is locked, then the password
+    /// is checked in one of the engine's few password-check slots (waiting for one at most
+    /// `admin.login_wait_ms`) on a blocking thread, off the async workers.
+    pub async fn login_guarded(&self, name: &str, password: String) -> Result<String, LoginFailed> {
+        let refused = |error: AuthError| LoginFailed {
+            error,
+            locks_for: None,
+        };
+        self.guard
+            .check(name, self.clock.now())
+            .map_err(|r| refused(r.into()))?;
+        let slot = self.guard.slot().await.map_err(|r| refused(r.into()))?;
+        let (hash, known) = self.hash_of(name);
+        let good = tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            verify_password(&hash, &password)
+        })
+        .await
+        .unwrap_or(false)
+            && known;
+        self.settle(name, good)
+    }
+
+    /// The stored hash of `name`, or the decoy (so an unknown name costs the same check).
+    fn hash_of(&self, name: &str) -> (String, bool) {
+        match self.user(name) {
+            Some(u) => (u.password_hash.clone(), true),
+            None => (decoy_hash().to_string(), false),
         }
+    }
+
+    /// After the password check: count a failure, or forget failures and open a session.
+    fn settle(&self, name: &str, good: bool) -> Result<String, LoginFailed> {
+        if !good {
+            return Err(LoginFailed {
+                error: AuthError::BadCredentials,
+                locks_for: self.guard.failed(name, self.clock.now()),
+            });
+        }
+        self.guard.succeeded(name);
         let token = hex::encode(rand::random::<[u8; 32]>());
         let now = self.clock.now();
         let mut sessions = self.sessions();
@@ -534,21 +612,33 @@ pub struct LoginBody {
     pub password: String,
 }
 
-/// Opens a session: user name and password in, bearer token out.
+/// Opens a session: user name and password in, bearer token out. Failed logins are logged and
+/// audited (`login.failed`, `login.locked`) with the client's address.
 #[utoipa::path(post, path = "/login", tag = "admin",
     request_body = LoginBody,
     responses((status = 200, description = "`data.accessToken` is the bearer token"),
-              (status = 401, description = "wrong user name or password")))]
+              (status = 401, description = "wrong user name or password"),
+              (status = 429, description = "the account is locked after failed logins; `Retry-After`"),
+              (status = 503, description = "too many logins at once; `Retry-After`")))]
 pub async fn login(
     State(s): State<ApiState>,
+    extensions: axum::http::Extensions,
     Body(b): Body<LoginBody>,
 ) -> Result<Response, ApiError> {
-    let auth = s.admin.clone();
-    let (user, password) = (b.username.clone(), b.password);
-    // Argon2 takes tens of milliseconds of CPU: keep it off the async workers.
-    let token = tokio::task::spawn_blocking(move || auth.login(&user, &password))
-        .await
-        .map_err(|e| ApiError::internal(format!("login task failed: {e}")))??;
+    let address = extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_default();
+    // Names that could not be users are not tracked (the table's keys stay short and valid).
+    let name = if valid_user_name(&b.username) {
+        b.username.clone()
+    } else {
+        String::new()
+    };
+    let token = match s.admin.login_guarded(&name, b.password).await {
+        Ok(t) => t,
+        Err(failed) => return Ok(refused_login(&s, &name, &address, failed).await),
+    };
     let u = s.admin.resolve(&token)?;
     Ok(ok(json!({
         "accessToken": token,
@@ -556,6 +646,49 @@ pub async fn login(
         "idleTimeoutSeconds": s.admin.idle_timeout().num_seconds(),
         "user": me_view(&u),
     })))
+}
+
+/// Logs, audits and renders a refused login (with `Retry-After` when it has one).
+async fn refused_login(s: &ApiState, name: &str, address: &str, failed: LoginFailed) -> Response {
+    let LoginFailed { error, locks_for } = failed;
+    match &error {
+        AuthError::BadCredentials => {
+            tracing::warn!(user = name, %address, "failed administration login");
+            let mut docs = vec![super::audit::entry_as(
+                s,
+                name,
+                "login.failed",
+                json!({ "address": address }),
+            )];
+            if let Some(lock) = locks_for {
+                tracing::warn!(user = name, %address, seconds = lock.num_seconds(), "administration account locked");
+                docs.push(super::audit::entry_as(
+                    s,
+                    name,
+                    "login.locked",
+                    json!({ "address": address, "seconds": lock.num_seconds() }),
+                ));
+            }
+            // The refusal stands even when the audit cannot be stored (the log line remains).
+            let _ = super::audit::save(s, docs).await;
+        }
+        AuthError::Locked(_) => {
+            tracing::warn!(user = name, %address, "login refused: account locked");
+        }
+        AuthError::Busy(_) => {
+            tracing::warn!(user = name, %address, "login refused: every password-check slot busy");
+        }
+        _ => {}
+    }
+    let retry = error.retry_after();
+    let mut resp = ApiError::from(error).into_response();
+    if let Some(secs) = retry
+        && let Ok(v) = axum::http::HeaderValue::from_str(&secs.to_string())
+    {
+        resp.headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, v);
+    }
+    resp
 }
 
 /// Ends the caller's session.
@@ -646,6 +779,7 @@ mod tests {
                 queues: Some(vec!["Sales_VQ_CB".into()]),
             }],
             session_idle_minutes: 20,
+            ..Default::default()
         };
         let auth = AdminAuth::new(&settings, clock.shared());
         assert_eq!(auth.login("ann", "nope"), Err(AuthError::BadCredentials));
