@@ -347,7 +347,7 @@ async fn busy_customer_is_retried_at_the_interval_until_the_redial_limit() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn customer_who_does_not_press_1_completes_as_abandoned_and_frees_the_agent() {
+async fn customer_who_does_not_press_1_completes_as_not_confirmed_and_frees_the_agent() {
     let w = world().await;
     let id = w.book_immediate("+33622222222").await;
     w.customers.script(
@@ -358,10 +358,7 @@ async fn customer_who_does_not_press_1_completes_as_abandoned_and_frees_the_agen
         .dispatch
         .set_agent_state("alice", StateKind::Ready, None)
         .unwrap();
-    assert_eq!(
-        w.until_completed(id).await,
-        CompletionReason::AbandonedInQueue
-    );
+    assert_eq!(w.until_completed(id).await, CompletionReason::NotConfirmed);
     let alice = w.core.router().agents().index_of("alice").unwrap();
     assert_eq!(
         w.core.router().agents().get(alice).state(),
