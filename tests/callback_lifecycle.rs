@@ -754,3 +754,51 @@ async fn closing_purges_every_waiting_callback_even_with_one_in_processing() {
     w.let_pass(600).await;
     assert_eq!(w.phones.dialled(), vec!["+33610000001".to_string()]);
 }
+
+#[tokio::test]
+async fn completed_records_are_removed_after_the_retention_period() {
+    let t0 = Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap();
+    let w = world_manual(t0, |t| {
+        t.replace(
+            "  data_dir: data",
+            "  data_dir: data\n  retention_days: 3\n  retention_sweep_minutes: 30",
+        )
+    })
+    .await;
+    // A: cancelled at once (desired time t0). B: booked for t0 + 5 days, still waiting.
+    let a = w.book_api("+33620000001").await;
+    w.core.callbacks.cancel(a, "app", false).await.unwrap();
+    let b = w
+        .core
+        .callbacks
+        .create(CreateRequest {
+            callback: api_callback(
+                "Sales_VQ_CB",
+                "+33620000002",
+                Some(t0 + chrono::TimeDelta::days(5)),
+            ),
+            check_slot: false,
+            ewt_at_offer_seconds: None,
+            position_at_offer: None,
+        })
+        .await
+        .unwrap()
+        .id;
+    // A minute before A's retention ends, sweeps leave it.
+    w.let_pass(3 * 86400 - 60).await;
+    assert!(w.core.store.callback(a).await.unwrap().is_some());
+    // The next sweep (every 30 minutes) after it ends removes A, and only A.
+    w.let_pass(31 * 60).await;
+    for _ in 0..200 {
+        if w.core.store.callback(a).await.unwrap().is_none() {
+            break;
+        }
+        w.pause().await;
+    }
+    assert!(w.core.store.callback(a).await.unwrap().is_none(), "A kept");
+    assert!(w.core.callbacks.get(a).await.is_err());
+    assert_eq!(
+        w.core.store.callback(b).await.unwrap().map(|r| r.state),
+        Some(CallbackState::Scheduled)
+    );
+}
