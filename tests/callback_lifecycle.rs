@@ -672,7 +672,7 @@ async fn closing_world() -> World {
     world_at(Utc.with_ymd_and_hms(2026, 3, 29, 15, 0, 0).unwrap(), |t| {
         t.replace(
             "  always:\n",
-            "  dst_sunday:\n    time_zone: Europe/Paris\n    weekly: {sun: '09:00-18:00'}\n  always:\n",
+            "  dst_sunday:\n    time_zone: Europe/Paris\n    weekly: {sun: '09:00-18:00', mon: '09:00-18:00'}\n  always:\n",
         )
         .replace(
             "  - name: Support_VQ\n",
@@ -801,4 +801,50 @@ async fn completed_records_are_removed_after_the_retention_period() {
         w.core.store.callback(b).await.unwrap().map(|r| r.state),
         Some(CallbackState::Scheduled)
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_callback_due_at_night_is_dialled_only_when_the_office_opens() {
+    let w = closing_world().await;
+    // Booked by an app for 22:00 Paris (20:00 UTC), when the queue is closed: the API books
+    // regardless of office hours, but nobody is called before Monday 09:00 Paris (07:00 UTC).
+    let night = Utc.with_ymd_and_hms(2026, 3, 29, 20, 0, 0).unwrap();
+    let id = w
+        .core
+        .callbacks
+        .create(CreateRequest {
+            callback: api_callback("Close_VQ_CB", "+33610000009", Some(night)),
+            check_slot: false,
+            ewt_at_offer_seconds: None,
+            position_at_offer: None,
+        })
+        .await
+        .unwrap()
+        .id;
+    w.press_1_and_talk("+33610000009", 60);
+    w.core
+        .dispatch
+        .set_agent_state("alice", StateKind::Ready, None)
+        .unwrap();
+    w.clock.sleep_until(night).await;
+    w.until("the callback is queued at its time", || {
+        w.core
+            .callbacks
+            .active()
+            .iter()
+            .any(|r| r.id == id && r.state == CallbackState::Queued)
+    })
+    .await;
+    for _ in 0..500 {
+        w.pause().await;
+    }
+    assert!(w.clock.now() < Utc.with_ymd_and_hms(2026, 3, 30, 7, 0, 0).unwrap());
+    assert!(w.phones.dialled().is_empty(), "dialled while closed");
+    w.clock
+        .sleep_until(Utc.with_ymd_and_hms(2026, 3, 30, 6, 59, 0).unwrap())
+        .await;
+    assert!(w.phones.dialled().is_empty(), "dialled while closed");
+    assert_eq!(w.until_completed(id).await, CompletionReason::Agent);
+    w.first_dial_not_before(id, Utc.with_ymd_and_hms(2026, 3, 30, 7, 0, 0).unwrap())
+        .await;
 }
