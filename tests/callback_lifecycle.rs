@@ -347,7 +347,7 @@ async fn busy_customer_is_retried_at_the_interval_until_the_redial_limit() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn customer_who_does_not_press_1_completes_as_abandoned_and_frees_the_agent() {
+async fn customer_who_does_not_press_1_completes_as_not_confirmed_and_frees_the_agent() {
     let w = world().await;
     let id = w.book_immediate("+33622222222").await;
     w.customers.script(
@@ -358,10 +358,7 @@ async fn customer_who_does_not_press_1_completes_as_abandoned_and_frees_the_agen
         .dispatch
         .set_agent_state("alice", StateKind::Ready, None)
         .unwrap();
-    assert_eq!(
-        w.until_completed(id).await,
-        CompletionReason::AbandonedInQueue
-    );
+    assert_eq!(w.until_completed(id).await, CompletionReason::NotConfirmed);
     let alice = w.core.router().agents().index_of("alice").unwrap();
     assert_eq!(
         w.core.router().agents().get(alice).state(),
@@ -675,7 +672,7 @@ async fn closing_world() -> World {
     world_at(Utc.with_ymd_and_hms(2026, 3, 29, 15, 0, 0).unwrap(), |t| {
         t.replace(
             "  always:\n",
-            "  dst_sunday:\n    time_zone: Europe/Paris\n    weekly: {sun: '09:00-18:00'}\n  always:\n",
+            "  dst_sunday:\n    time_zone: Europe/Paris\n    weekly: {sun: '09:00-18:00', mon: '09:00-18:00'}\n  always:\n",
         )
         .replace(
             "  - name: Support_VQ\n",
@@ -756,4 +753,98 @@ async fn closing_purges_every_waiting_callback_even_with_one_in_processing() {
     assert_eq!(w.until_completed(talking).await, CompletionReason::Agent);
     w.let_pass(600).await;
     assert_eq!(w.phones.dialled(), vec!["+33610000001".to_string()]);
+}
+
+#[tokio::test]
+async fn completed_records_are_removed_after_the_retention_period() {
+    let t0 = Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap();
+    let w = world_manual(t0, |t| {
+        t.replace(
+            "  data_dir: data",
+            "  data_dir: data\n  retention_days: 3\n  retention_sweep_minutes: 30",
+        )
+    })
+    .await;
+    // A: cancelled at once (desired time t0). B: booked for t0 + 5 days, still waiting.
+    let a = w.book_api("+33620000001").await;
+    w.core.callbacks.cancel(a, "app", false).await.unwrap();
+    let b = w
+        .core
+        .callbacks
+        .create(CreateRequest {
+            callback: api_callback(
+                "Sales_VQ_CB",
+                "+33620000002",
+                Some(t0 + chrono::TimeDelta::days(5)),
+            ),
+            check_slot: false,
+            ewt_at_offer_seconds: None,
+            position_at_offer: None,
+        })
+        .await
+        .unwrap()
+        .id;
+    // A minute before A's retention ends, sweeps leave it.
+    w.let_pass(3 * 86400 - 60).await;
+    assert!(w.core.store.callback(a).await.unwrap().is_some());
+    // The next sweep (every 30 minutes) after it ends removes A, and only A.
+    w.let_pass(31 * 60).await;
+    for _ in 0..200 {
+        if w.core.store.callback(a).await.unwrap().is_none() {
+            break;
+        }
+        w.pause().await;
+    }
+    assert!(w.core.store.callback(a).await.unwrap().is_none(), "A kept");
+    assert!(w.core.callbacks.get(a).await.is_err());
+    assert_eq!(
+        w.core.store.callback(b).await.unwrap().map(|r| r.state),
+        Some(CallbackState::Scheduled)
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_callback_due_at_night_is_dialled_only_when_the_office_opens() {
+    let w = closing_world().await;
+    // Booked by an app for 22:00 Paris (20:00 UTC), when the queue is closed: the API books
+    // regardless of office hours, but nobody is called before Monday 09:00 Paris (07:00 UTC).
+    let night = Utc.with_ymd_and_hms(2026, 3, 29, 20, 0, 0).unwrap();
+    let id = w
+        .core
+        .callbacks
+        .create(CreateRequest {
+            callback: api_callback("Close_VQ_CB", "+33610000009", Some(night)),
+            check_slot: false,
+            ewt_at_offer_seconds: None,
+            position_at_offer: None,
+        })
+        .await
+        .unwrap()
+        .id;
+    w.press_1_and_talk("+33610000009", 60);
+    w.core
+        .dispatch
+        .set_agent_state("alice", StateKind::Ready, None)
+        .unwrap();
+    w.clock.sleep_until(night).await;
+    w.until("the callback is queued at its time", || {
+        w.core
+            .callbacks
+            .active()
+            .iter()
+            .any(|r| r.id == id && r.state == CallbackState::Queued)
+    })
+    .await;
+    for _ in 0..500 {
+        w.pause().await;
+    }
+    assert!(w.clock.now() < Utc.with_ymd_and_hms(2026, 3, 30, 7, 0, 0).unwrap());
+    assert!(w.phones.dialled().is_empty(), "dialled while closed");
+    w.clock
+        .sleep_until(Utc.with_ymd_and_hms(2026, 3, 30, 6, 59, 0).unwrap())
+        .await;
+    assert!(w.phones.dialled().is_empty(), "dialled while closed");
+    assert_eq!(w.until_completed(id).await, CompletionReason::Agent);
+    w.first_dial_not_before(id, Utc.with_ymd_and_hms(2026, 3, 30, 7, 0, 0).unwrap())
+        .await;
 }

@@ -12,6 +12,7 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 const KEY: &str = "rules-key";
+const PASSWORD: &str = "correct horse";
 
 /// Monday 2 March 2026, 10:00 UTC (11:00 Paris).
 fn t0() -> DateTime<Utc> {
@@ -23,10 +24,14 @@ fn t0() -> DateTime<Utc> {
 /// An engine at `t0` with `Off_VQ_CB` (both flags off) and `Office_VQ_CB` (Paris office
 /// hours 09:00-18:00 on weekdays, closing at 17:00 UTC in March).
 async fn engine(dir: &Path) -> (Engine, String, ManualClock) {
+    let hash = boomerang::api::admin::auth::hash_password(PASSWORD).unwrap();
     let yaml = format!(
         "listeners: {{http: '127.0.0.1:0', sip_udp: [], sip_tcp: []}}
 api:
   keys: [{{name: t, key: {KEY}}}]
+admin:
+  users:
+    - {{name: root, password_hash: '{hash}', roles: [Administrator]}}
 business_hours:
   office: {{time_zone: Europe/Paris, weekly: {{mon: '09:00-18:00', tue: '09:00-18:00', wed: '09:00-18:00', thu: '09:00-18:00', fri: '09:00-18:00'}}}}
 agents:
@@ -150,4 +155,103 @@ async fn open_for_uses_start_and_the_current_ewt() {
     )
     .await;
     assert_eq!(v["data"]["isWithinImmediateOfferTime"], true, "{v}");
+}
+
+/// An administration token for `root`.
+async fn admin_token(base: &str) -> String {
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/admin/login"))
+        .json(&json!({"username": "root", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    let v: Value = resp.json().await.unwrap();
+    v["data"]["accessToken"].as_str().unwrap().to_string()
+}
+
+async fn admin_post(base: &str, token: &str, path: &str, body: Value) -> (u16, Value) {
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/admin{path}"))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+fn assert_bad_time(s: u16, v: &Value, what: &str) {
+    assert_eq!(s, 400, "{what}: {v}");
+    let msg = v["message"].as_str().unwrap_or_default();
+    assert!(msg.starts_with("desiredTime:"), "{what}: {v}");
+}
+
+#[tokio::test]
+async fn desired_times_are_validated_alike_on_every_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let (e, url, _clock) = engine(dir.path()).await;
+    let base = format!("http://{}", e.http_addr);
+    let token = admin_token(&base).await;
+    let q = "Office_VQ_CB";
+    let ok_time = "2026-03-03T10:00:00Z";
+    let bad = [
+        ("year 9999", "9999-01-01T10:00:00Z"),
+        ("past max_days_ahead", "2026-03-20T10:00:00Z"),
+        ("in the past", "2026-03-01T10:00:00Z"),
+    ];
+    // Create, by an app and by an administrator.
+    for (what, t) in bad {
+        let (s, v) = post(
+            &url,
+            "/callbacks/create",
+            json!({"serviceName": q, "phoneNumber": "+33612345678", "desiredTime": t}),
+        )
+        .await;
+        assert_bad_time(s, &v, &format!("API create {what}"));
+        let (s, v) = admin_post(
+            &base,
+            &token,
+            "/callbacks",
+            json!({"serviceName": q, "phoneNumber": "+33612345678", "desiredTime": t}),
+        )
+        .await;
+        assert_bad_time(s, &v, &format!("admin create {what}"));
+    }
+    // Reschedule, by an app and by an administrator.
+    let (s, v) = post(
+        &url,
+        "/callbacks/create",
+        json!({"serviceName": q, "phoneNumber": "+33612345678", "desiredTime": ok_time}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let id = v["data"]["id"].as_str().unwrap().to_string();
+    for (what, t) in bad {
+        let (s, v) = post(
+            &url,
+            "/callbacks/reschedule",
+            json!({"id": id, "desiredTime": t}),
+        )
+        .await;
+        assert_bad_time(s, &v, &format!("API reschedule {what}"));
+        let (s, v) = admin_post(
+            &base,
+            &token,
+            &format!("/callbacks/{id}/reschedule"),
+            json!({"desiredTime": t}),
+        )
+        .await;
+        assert_bad_time(s, &v, &format!("admin reschedule {what}"));
+    }
+    // Nothing was changed by the refusals; a valid move is taken.
+    let (_, v) = post(&url, "/callbacks/retrieve", json!({"id": id})).await;
+    assert_eq!(v["data"]["callbackState"], "SCHEDULED", "{v}");
+    let (s, v) = post(
+        &url,
+        "/callbacks/reschedule",
+        json!({"id": id, "desiredTime": "2026-03-16T10:00:00Z"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
 }

@@ -84,3 +84,61 @@ async fn the_agent_is_free_while_the_customer_rings_and_the_answered_customer_ge
     common::sipp_succeeded(&mut trunk, "the customer").await;
     common::sipp_succeeded(&mut phone, "the agent").await;
 }
+
+/// The customer answers the callback and never presses a key: after the greeting's attempts
+/// the engine hangs up, and the callback says so (NOT_CONFIRMED over the API), instead of
+/// claiming the customer left before an agent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_who_never_confirms_completes_as_not_confirmed() {
+    let trunk_port = common::free_port();
+    let mut trunk = common::sipp_server("customer-silent.xml", trunk_port, 1);
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let text = common::demo_config_text(|t| {
+        t.replace("port: 5080", &format!("port: {trunk_port}"))
+            + "\napi:\n  keys: [{name: t, key: wire-key}]\n"
+    });
+    let config = Config::from_str_in(&text, dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let engine = Engine::start(Arc::new(config), SystemClock::shared())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let url = format!("http://{}/engagement/v3/callbacks", engine.http_addr);
+    let client = reqwest::Client::new();
+    let v: serde_json::Value = client
+        .post(format!("{url}/create"))
+        .header("x-api-key", "wire-key")
+        .json(&serde_json::json!({"serviceName": "Sales_VQ_CB", "phoneNumber": "+33612345679"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id: Uuid = v["data"]["id"].as_str().unwrap().parse().unwrap();
+    common::register_alice(
+        engine.sip.udp[0],
+        &format!("127.0.0.1:{}", common::free_port()),
+    )
+    .await;
+    let mut done = serde_json::Value::Null;
+    for _ in 0..900 {
+        let v: serde_json::Value = client
+            .post(format!("{url}/retrieve"))
+            .header("x-api-key", "wire-key")
+            .json(&serde_json::json!({ "id": id }))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if v["data"]["callbackState"] == "COMPLETED" {
+            done = v;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(done["data"]["callbackReason"], "NOT_CONFIRMED", "{done}");
+    let rec = engine.callbacks.get(id).await.unwrap();
+    assert_eq!(rec.metrics.connected_agent, None);
+    common::sipp_succeeded(&mut trunk, "the customer").await;
+}

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use async_trait::async_trait;
 use boomerang::callback::CallbackRecord;
 use boomerang::store::{CallbackFilter, Document, SqliteStore, Store, StoreError};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use uuid::Uuid;
 
 #[derive(Default)]
@@ -97,10 +97,15 @@ impl Store for MemoryStore {
             .collect())
     }
 
-    async fn remove_expired(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
+    async fn remove_expired(
+        &self,
+        now: DateTime<Utc>,
+        retention: TimeDelta,
+    ) -> Result<usize, StoreError> {
         let mut g = self.lock();
         let before = g.callbacks.len();
-        g.callbacks.retain(|_, (_, r)| r.retain_until() >= now);
+        g.callbacks
+            .retain(|_, (_, r)| !r.state.is_completed() || r.desired_time + retention >= now);
         Ok(before - g.callbacks.len())
     }
 
@@ -192,8 +197,12 @@ impl Store for BlockingStore {
             .await?
     }
 
-    async fn remove_expired(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
-        self.run(move |s| Box::pin(async move { s.remove_expired(now).await }))
+    async fn remove_expired(
+        &self,
+        now: DateTime<Utc>,
+        retention: TimeDelta,
+    ) -> Result<usize, StoreError> {
+        self.run(move |s| Box::pin(async move { s.remove_expired(now, retention).await }))
             .await?
     }
 

@@ -414,7 +414,9 @@ pub(crate) fn service_error(e: ServiceError) -> ApiError {
         ServiceError::NotFound(_) => ApiError::not_found(e.to_string()),
         ServiceError::Number(_) => ApiError::bad_request(format!("phoneNumber: {e}")),
         ServiceError::UserData(_) => ApiError::bad_request(format!("userData: {e}")),
-        ServiceError::OutOfRange(_) => ApiError::bad_request(format!("desiredTime: {e}")),
+        ServiceError::InPast(_) | ServiceError::TooFarAhead { .. } => {
+            ApiError::bad_request(format!("desiredTime: {e}"))
+        }
         ServiceError::Disabled { .. } => ApiError::conflict(e.to_string()),
         ServiceError::SlotUnavailable(_) => ApiError::too_many(e.to_string()),
         ServiceError::Lifecycle(_) => ApiError::conflict(e.to_string()),

@@ -181,6 +181,22 @@ impl CallbackService {
         .await
     }
 
+    /// ROUTING → COMPLETED(NOT_CONFIRMED): the customer answered but never gave the
+    /// confirmation the Callback application asked for, and the engine hung up.
+    pub async fn not_confirmed(&self, id: Uuid) -> Result<CallbackRecord, ServiceError> {
+        let now = self.clock_now();
+        self.update(id, |r| {
+            r.transition(
+                CallbackState::Completed(CompletionReason::NotConfirmed),
+                now,
+                "dialer",
+                "the customer did not confirm; the engine hung up",
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
     /// Runs one attempt: checks the number again, dials through `dialer`, records the result.
     /// On answer the customer's leg is returned for the Callback application and the bridge.
     pub async fn attempt(

@@ -55,6 +55,9 @@ pub enum CompletionReason {
     Expired,
     /// The engine stopped (crash, kill) while the customer was with an agent; found at restart.
     EngineRestarted,
+    /// The customer answered but never confirmed (the Callback application's confirm digit,
+    /// after its attempts), so the engine hung up: they did not leave on their own.
+    NotConfirmed,
 }
 
 /// Where a callback is in its life.
@@ -362,6 +365,7 @@ impl CallbackRecord {
                     | R::CancelledByAdmin
                     | R::RedialLimitReached
                     | R::AbandonedInQueue
+                    | R::NotConfirmed
                     | R::Purged
                     | R::Expired
             ),

@@ -24,6 +24,28 @@ use crate::rules::capacity::CapacityGrid;
 use crate::rules::number::{NumberRule, parse_e164};
 use crate::store::{Store, StoreError};
 
+/// A desired time this little in the past is taken as now (clocks of client and engine differ).
+pub const DESIRED_TIME_GRACE: TimeDelta = TimeDelta::seconds(60);
+
+/// The one check of a desired time, for every path that sets one (create, reschedule,
+/// recreate; API, IVR and administration): `None` = now (immediate), else the future time.
+pub fn check_desired_time(
+    queue: &QueueSpec,
+    at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Result<Option<DateTime<Utc>>, ServiceError> {
+    if at < now - DESIRED_TIME_GRACE {
+        return Err(ServiceError::InPast(at));
+    }
+    if at > now + TimeDelta::days(queue.max_days_ahead) {
+        return Err(ServiceError::TooFarAhead {
+            at,
+            max_days: queue.max_days_ahead,
+        });
+    }
+    Ok((at > now).then_some(at))
+}
+
 /// What the router must do after a callback changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum QueueEvent {
@@ -67,9 +89,17 @@ pub enum ServiceError {
     /// The desired time is not in an available slot (IVR bookings only).
     #[error("no place left at {0} in this queue; choose another time")]
     SlotUnavailable(DateTime<Utc>),
-    /// The desired time is in the past or too far ahead.
-    #[error("desired time {0} is in the past or more than the queue's max days ahead")]
-    OutOfRange(DateTime<Utc>),
+    /// The desired time has passed (beyond [`DESIRED_TIME_GRACE`]).
+    #[error("{0} is in the past; leave it out for an immediate callback")]
+    InPast(DateTime<Utc>),
+    /// The desired time is beyond the queue's `max_days_ahead`.
+    #[error("{at} is more than {max_days} days ahead (the queue's max_days_ahead)")]
+    TooFarAhead {
+        /// The time asked for.
+        at: DateTime<Utc>,
+        /// The queue's limit.
+        max_days: i64,
+    },
     /// The number may not be called.
     #[error(transparent)]
     Number(#[from] NumberRejection),
@@ -361,7 +391,14 @@ impl CallbackService {
             Origin::Admin => false,
         };
         let mut slot = None;
-        match new.desired_time.filter(|t| *t > now) {
+        if let Some(mut t) = new.desired_time {
+            if new.origin == Origin::Ivr {
+                // The IVR offers slots; the current one may have started already.
+                t = t.max(now);
+            }
+            new.desired_time = check_desired_time(&q, t, now)?;
+        }
+        match new.desired_time {
             None => {
                 if check_flags && !q.immediate_enabled {
                     return Err(ServiceError::Disabled {
@@ -377,9 +414,6 @@ impl CallbackService {
                         queue: q.name.clone(),
                         kind: "scheduled",
                     });
-                }
-                if t > now + TimeDelta::days(q.max_days_ahead) {
-                    return Err(ServiceError::OutOfRange(t));
                 }
                 let hours = self.config.queue_hours(&q);
                 let start = availability::slot_start(&hours, q.slot_duration_minutes as u32, t);
@@ -604,9 +638,10 @@ impl CallbackService {
         by: &str,
     ) -> Result<CallbackRecord, ServiceError> {
         let now = self.clock.now();
-        if to <= now {
-            return Err(ServiceError::OutOfRange(to));
-        }
+        let queue = self.get(id).await?.queue;
+        // Rescheduling sets a later time: "now" (within the grace) is refused as in the past.
+        let to =
+            check_desired_time(self.queue(&queue)?, to, now)?.ok_or(ServiceError::InPast(to))?;
         let (_, next) = self
             .change(id, |r| Ok(Some(r.reschedule(to, now, by)?)))
             .await?;
@@ -622,7 +657,11 @@ impl CallbackService {
     ) -> Result<CallbackRecord, ServiceError> {
         let now = self.clock.now();
         let old = self.get(id).await?;
-        let mut rec = old.recreate(at.filter(|t| *t > now), now, by)?;
+        let at = match at {
+            Some(t) => check_desired_time(self.queue(&old.queue)?, t, now)?,
+            None => None,
+        };
+        let mut rec = old.recreate(at, now, by)?;
         rec.phone = self.check_number(&rec.queue, &rec.phone)?;
         self.store.save_callbacks(vec![rec.clone()]).await?;
         if rec.kind == CallbackType::Scheduled {

@@ -490,6 +490,21 @@ impl Validator<'_> {
                 "the RTP port range must hold at least one even/odd pair",
             );
         }
+        let st = &spec.store;
+        self.range(
+            root,
+            &[K("store"), K("retention_days")],
+            st.retention_days,
+            1,
+            3650,
+        );
+        self.range(
+            root,
+            &[K("store"), K("retention_sweep_minutes")],
+            st.retention_sweep_minutes,
+            1,
+            1440,
+        );
         let a = &spec.api;
         self.range(
             root,

@@ -113,12 +113,18 @@ impl Default for MediaSettings {
 pub struct StoreSettings {
     /// Directory of the embedded store, relative to the config file. Default `data`.
     pub data_dir: String,
+    /// Days a COMPLETED callback is kept after its desired time (GES: 14, fixed). Default 14.
+    pub retention_days: i64,
+    /// Minutes between two sweeps that remove records past their retention. Default 60.
+    pub retention_sweep_minutes: i64,
 }
 
 impl Default for StoreSettings {
     fn default() -> Self {
         StoreSettings {
             data_dir: "data".into(),
+            retention_days: 14,
+            retention_sweep_minutes: 60,
         }
     }
 }

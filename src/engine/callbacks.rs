@@ -34,8 +34,10 @@ pub enum Served {
     Talked,
     /// The dial failed; a retry is scheduled or the redial limit was reached.
     NotReached(AttemptOutcome),
-    /// The customer answered but was not connected (declined, hung up).
+    /// The customer answered but was not connected (hung up, or left on hold).
     Abandoned,
+    /// The customer answered but never confirmed; the engine hung up.
+    NotConfirmed,
     /// A customer-dials-in callback was announced (CALLBACK_READY).
     AwaitingCallIn,
     /// The callback could not be served (gone, refused).
@@ -94,6 +96,7 @@ impl CallbackRunner {
         let Some(leg) = leg else {
             return Served::NotReached(outcome);
         };
+        let mut confirmed = true;
         let talked = match self.flows.callback_app(&s.config, &rec.queue) {
             Some(flow) => {
                 let mut vars: Variables = system_variables(leg.as_ref(), "");
@@ -109,6 +112,12 @@ impl CallbackRunner {
                     place: rec.queue_time,
                 };
                 let report = run_serving(&flow, leg.clone(), s, vars, Some(serving)).await;
+                // The Callback block sets `<result>.accepted` false when its confirm digit
+                // never came (a customer who hangs up leaves it unset).
+                confirmed = !report
+                    .variables
+                    .iter()
+                    .any(|(k, v)| k.ends_with(".accepted") && matches!(v, Value::Bool(false)));
                 report
                     .variables
                     .get("route.result")
@@ -122,12 +131,24 @@ impl CallbackRunner {
         if talked {
             return Served::Talked;
         }
-        if let Ok(r) = s.callbacks.get(id).await
-            && !r.state.is_completed()
-            && let Err(e) = s
-                .callbacks
-                .abandoned(id, "customer left before an agent")
-                .await
+        let open = s
+            .callbacks
+            .get(id)
+            .await
+            .is_ok_and(|r| !r.state.is_completed());
+        if !open {
+            return Served::Abandoned;
+        }
+        if !confirmed {
+            if let Err(e) = s.callbacks.not_confirmed(id).await {
+                tracing::warn!(callback = %id, error = %e, "cannot complete unconfirmed callback");
+            }
+            return Served::NotConfirmed;
+        }
+        if let Err(e) = s
+            .callbacks
+            .abandoned(id, "customer left before an agent")
+            .await
         {
             tracing::warn!(callback = %id, error = %e, "cannot complete abandoned callback");
         }

@@ -150,8 +150,14 @@ impl Core {
         self.dispatch.router()
     }
 
-    /// Starts the scheduler task (activations, retries, purges, call-in expiry).
+    /// Starts the scheduler task (activations, retries, purges, call-in expiry) and the
+    /// retention sweep; returns the scheduler's handle.
     pub fn spawn_scheduler(&self) -> JoinHandle<()> {
+        tokio::spawn(crate::store::retention::retention_loop(
+            self.store.clone(),
+            self.clock.clone(),
+            self.config.spec.store.clone(),
+        ));
         tokio::spawn(scheduler_loop(
             self.callbacks.clone(),
             self.callin.clone(),
@@ -214,6 +220,11 @@ impl Engine {
             callin.clone(),
             clock.clone(),
             store.clone(),
+        )));
+        tasks.push(tokio::spawn(crate::store::retention::retention_loop(
+            store.clone(),
+            clock.clone(),
+            config.spec.store.clone(),
         )));
         let mut state = ApiState::new(
             config.clone(),

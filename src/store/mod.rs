@@ -2,10 +2,11 @@
 //! rule…) only after the store has made it durable. The embedded implementation is SQLite in WAL
 //! mode with group commit; the trait is the seam for PostgreSQL when several nodes share state.
 
+pub mod retention;
 pub mod sqlite;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use thiserror::Error;
 use uuid::Uuid;
 
@@ -83,8 +84,13 @@ pub trait Store: Send + Sync {
         filter: &CallbackFilter,
     ) -> Result<Vec<CallbackRecord>, StoreError>;
 
-    /// Removes callbacks whose retention ended before `now`; returns how many.
-    async fn remove_expired(&self, now: DateTime<Utc>) -> Result<usize, StoreError>;
+    /// Removes COMPLETED callbacks whose desired time is more than `retention` before `now`;
+    /// returns how many.
+    async fn remove_expired(
+        &self,
+        now: DateTime<Utc>,
+        retention: TimeDelta,
+    ) -> Result<usize, StoreError>;
 
     /// Inserts or replaces documents; returns once they are durable.
     async fn save_documents(&self, docs: Vec<Document>) -> Result<(), StoreError>;

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, mpsc};
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 use uuid::Uuid;
@@ -234,9 +234,11 @@ fn apply(
                     "DELETE FROM documents WHERE kind = ?1 AND id = ?2",
                     params![kind, id],
                 )?,
-                Write::RemoveExpired(now) => tx.execute(
-                    "DELETE FROM callbacks WHERE retain_until < ?1",
-                    params![now.timestamp_millis()],
+                // `retain_until` is the desired time plus the fixed RETENTION: comparing it
+                // with the shifted cutoff uses its index for any configured retention.
+                Write::RemoveExpired(cutoff) => tx.execute(
+                    "DELETE FROM callbacks WHERE retain_until < ?1 AND state = 'COMPLETED'",
+                    params![cutoff.timestamp_millis()],
                 )?,
             };
             counts.push(n);
@@ -337,8 +339,14 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn remove_expired(&self, now: DateTime<Utc>) -> Result<usize, StoreError> {
-        self.write(Write::RemoveExpired(now)).await
+    async fn remove_expired(
+        &self,
+        now: DateTime<Utc>,
+        retention: TimeDelta,
+    ) -> Result<usize, StoreError> {
+        // desired + retention < now  ⇔  retain_until (desired + RETENTION) < now - retention + RETENTION
+        let cutoff = now - retention + crate::callback::model::RETENTION;
+        self.write(Write::RemoveExpired(cutoff)).await
     }
 
     async fn save_documents(&self, docs: Vec<Document>) -> Result<(), StoreError> {
@@ -501,25 +509,42 @@ mod tests {
     async fn retention_removes_records_14_days_after_their_desired_time() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteStore::open(dir.path()).unwrap();
-        store
-            .save_callbacks(vec![rec("+33100000000", t0())])
-            .await
-            .unwrap();
+        let mut done = rec("+33100000000", t0());
+        done.cancel(t0(), "app", false).unwrap();
+        // A record not COMPLETED is never removed.
+        let waiting = rec("+33100000001", t0());
+        store.save_callbacks(vec![done, waiting]).await.unwrap();
         assert_eq!(
             store
-                .remove_expired(t0() + TimeDelta::days(14))
+                .remove_expired(t0() + TimeDelta::days(14), TimeDelta::days(14))
                 .await
                 .unwrap(),
             0
         );
         assert_eq!(
             store
-                .remove_expired(t0() + TimeDelta::days(14) + TimeDelta::seconds(1))
+                .remove_expired(
+                    t0() + TimeDelta::days(14) + TimeDelta::seconds(1),
+                    TimeDelta::days(14)
+                )
                 .await
                 .unwrap(),
             1
         );
-        assert!(store.active_callbacks().await.unwrap().is_empty());
+        assert_eq!(store.active_callbacks().await.unwrap().len(), 1);
+        // A shorter configured retention removes earlier.
+        let mut short = rec("+33100000002", t0());
+        short.cancel(t0(), "app", false).unwrap();
+        store.save_callbacks(vec![short]).await.unwrap();
+        let three = TimeDelta::days(3);
+        assert_eq!(store.remove_expired(t0() + three, three).await.unwrap(), 0);
+        assert_eq!(
+            store
+                .remove_expired(t0() + three + TimeDelta::seconds(1), three)
+                .await
+                .unwrap(),
+            1
+        );
     }
 
     #[tokio::test]

@@ -251,8 +251,8 @@ pub struct CreateBody {
     pub user_data: BTreeMap<String, String>,
 }
 
-/// Creates a callback as the UI does: the queue's Immediate/Scheduled Enabled flags and the
-/// slot capacity apply.
+/// Creates a callback as the UI does: the slot capacity applies, the Immediate/Scheduled
+/// Enabled flags (which govern IVR offers) do not.
 #[utoipa::path(post, path = "/callbacks", tag = "admin", request_body = CreateBody,
     responses((status = 200, description = "the new callback"), (status = 400), (status = 403), (status = 409), (status = 429)),
     security(("bearer" = [])))]
