@@ -14,6 +14,7 @@ use rsip::message::HasHeaders;
 use rsip::{Header, SipMessage};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::auth_guard::{FailureGuard, NonceRefusal, NonceUses};
 use super::dialog::Dialog;
 use super::digest;
 use super::message::{self, header_value, header_values, random_token, response_with_tag};
@@ -374,6 +375,8 @@ pub async fn start(config: UaConfig, handler: Arc<dyn CallHandler>) -> std::io::
         authenticate_register: config.authenticate_register,
         session_expires: config.session_expires.max(MIN_SE),
         digest: digest::DigestServer::new(digest_key.to_vec(), chrono::TimeDelta::seconds(300)),
+        nonce_uses: NonceUses::default(),
+        auth_failures: FailureGuard::default(),
         txns: Transactions::new(Timers::default()),
         timers: Timers::default(),
         peers: HashMap::new(),
@@ -561,6 +564,9 @@ struct Actor {
     authenticate_register: bool,
     session_expires: u32,
     digest: digest::DigestServer,
+    /// Nonce uses (replay) and failed attempts per user and source (guessing).
+    nonce_uses: NonceUses,
+    auth_failures: FailureGuard,
     txns: Transactions,
     timers: Timers,
     peers: HashMap<TransactionKey, Peer>,
@@ -985,7 +991,7 @@ impl Actor {
                 .register_auth
                 .as_ref()
                 .is_some_and(|a| a.passwords.contains_key(&caller))
-            && let Err(resp) = self.authenticate(&req, "From", "INVITE")
+            && let Err(resp) = self.authenticate(&req, "From", "INVITE", peer)
         {
             self.respond_with(&key, resp);
             return;
@@ -1483,25 +1489,33 @@ impl Actor {
 
     /// Digest check of a REGISTER: `Err` carries the response to send instead (401 with a
     /// challenge, or 403 when the credentials belong to someone else).
-    fn authenticate_register(&self, req: &rsip::Request) -> Result<(), rsip::Response> {
+    fn authenticate_register(
+        &mut self,
+        req: &rsip::Request,
+        peer: Peer,
+    ) -> Result<(), rsip::Response> {
         if !self.authenticate_register {
             return Ok(());
         }
-        self.authenticate(req, "To", "REGISTER")
+        self.authenticate(req, "To", "REGISTER", peer)
     }
 
     /// Digest check of a request whose `who` header (To for REGISTER, From for INVITE) names
-    /// the user who must prove it.
+    /// the user who must prove it, from `peer`. A replayed nonce use and every failure count
+    /// against the user and the source address; a blocked one gets 503 with Retry-After and is
+    /// not verified (see `auth_guard`).
     fn authenticate(
-        &self,
+        &mut self,
         req: &rsip::Request,
         who: &str,
         method: &str,
+        peer: Peer,
     ) -> Result<(), rsip::Response> {
         let Some(auth) = &self.register_auth else {
             return Ok(());
         };
         let now = auth.clock.now();
+        let digest = &self.digest;
         let challenge = |stale: bool| {
             let mut resp = message::response_for(req, 401, "Unauthorized");
             // MD5 first: many phones (and SIPp) answer only the first challenge instead of the
@@ -1509,33 +1523,61 @@ impl Actor {
             for alg in [digest::Algorithm::Md5, digest::Algorithm::Sha256] {
                 resp.headers.push(Header::Other(
                     "WWW-Authenticate".into(),
-                    self.digest.challenge(now, &auth.realm, alg, stale),
+                    digest.challenge(now, &auth.realm, alg, stale),
                 ));
             }
             resp
         };
-        let Some(header) = header_value(req, "Authorization") else {
-            return Err(challenge(false));
-        };
         let to_user = header_value(req, who)
             .and_then(|t| message::name_addr_parts(&t).map(|(uri, _)| user_of_uri(&uri)))
             .unwrap_or_default();
-        let verified = self
-            .digest
-            .verify(now, &auth.realm, &header, method, |user| {
-                auth.passwords
-                    .get(user)
-                    .map(|p| digest::Secret::Password(p.clone()))
-            });
-        match verified {
-            Ok(v) if v.username == to_user => Ok(()),
-            Ok(_) => Err(message::response_for(req, 403, "Forbidden")),
-            Err(digest::DigestError::Stale) => Err(challenge(true)),
-            Err(e) => {
-                tracing::info!(user = %to_user, method, error = %e, "request refused");
-                Err(challenge(false))
-            }
+        let source = peer.addr.ip();
+        if let Some(wait) = self.auth_failures.blocked(&to_user, source, now) {
+            let mut resp = message::response_for(req, 503, "Service Unavailable");
+            resp.headers
+                .push(Header::RetryAfter(rsip::headers::RetryAfter::new(
+                    (wait.num_seconds() + 1).to_string(),
+                )));
+            return Err(resp);
         }
+        let Some(header) = header_value(req, "Authorization") else {
+            return Err(challenge(false));
+        };
+        let verified = digest.verify(now, &auth.realm, &header, method, |user| {
+            auth.passwords
+                .get(user)
+                .map(|p| digest::Secret::Password(p.clone()))
+        });
+        // What failed, and whether the answer is 403 (someone else's valid credentials).
+        let (failure, forbidden) = match verified {
+            Ok(v) if v.username == to_user => {
+                let ttl = digest.nonce_ttl().num_seconds();
+                match self.nonce_uses.record(now, ttl, &v.nonce, v.issued, v.nc) {
+                    Ok(()) => {
+                        self.auth_failures.succeeded(&to_user);
+                        return Ok(());
+                    }
+                    Err(NonceRefusal::Stale) => return Err(challenge(true)),
+                    Err(NonceRefusal::Replayed) => ("replayed credentials".to_string(), false),
+                }
+            }
+            Ok(v) => (format!("credentials of `{}`", v.username), true),
+            Err(digest::DigestError::Stale) => return Err(challenge(true)),
+            Err(e) => (e.to_string(), false),
+        };
+        let blocked = self.auth_failures.failed(&to_user, source, now);
+        tracing::warn!(
+            user = %to_user,
+            from = %peer.addr,
+            method,
+            error = %failure,
+            blocked,
+            "authentication failed"
+        );
+        if forbidden {
+            return Err(message::response_for(req, 403, "Forbidden"));
+        }
+        Err(challenge(false))
     }
 
     fn on_register(&mut self, key: TransactionKey, req: rsip::Request, peer: Peer) {
@@ -1547,7 +1589,7 @@ impl Actor {
             self.respond_with(&key, message::response_for(&req, 404, "Not Found"));
             return;
         }
-        if let Err(resp) = self.authenticate_register(&req) {
+        if let Err(resp) = self.authenticate_register(&req, peer) {
             self.respond_with(&key, resp);
             return;
         }
