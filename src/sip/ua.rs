@@ -18,7 +18,7 @@ use super::auth_guard::{FailureGuard, NonceRefusal, NonceUses};
 use super::dialog::Dialog;
 use super::digest;
 use super::message::{self, header_value, header_values, random_token, response_with_tag};
-use super::registrar::{Registrar, RegistrarConfig};
+use super::registrar::{Binding, ContactLease, Registrar, RegistrarConfig};
 use super::session_timer::{MIN_SE, RefreshMethod, Refresher, SessionTimer, TimerAction};
 use super::transaction::{Event, Routed, Timers, TransactionKey, Transactions, TwoXxRetransmitter};
 use super::transport::{Peer, Received, Transport, Transports, bad_request};
@@ -52,6 +52,9 @@ pub trait CallHandler: Send + Sync {
     fn knows_user(&self, _user: &str) -> bool {
         true
     }
+    /// A phone's bindings changed (none left: it is gone), to keep them across restarts.
+    /// Default: not kept.
+    fn registration_changed(&self, _registration: PhoneRegistration) {}
 }
 
 /// An inbound call handed to the engine, not yet answered.
@@ -166,6 +169,7 @@ pub struct DialRequest {
 
 enum Cmd {
     Received(Received),
+    Restore(Vec<PhoneRegistration>),
     Answer {
         call: String,
         sdp: String,
@@ -279,6 +283,12 @@ impl UaHandle {
         });
     }
 
+    /// Puts back registrations kept across a restart (their users register again, as far as
+    /// the handler is told); contacts with no time left are dropped.
+    pub fn restore(&self, registrations: Vec<PhoneRegistration>) {
+        let _ = self.tx.send(Cmd::Restore(registrations));
+    }
+
     /// The registered contact of a SIP user and where its REGISTER came from.
     pub async fn lookup(&self, user: &str) -> Option<(String, Peer)> {
         let (reply, rx) = oneshot::channel();
@@ -298,6 +308,19 @@ impl UaHandle {
             self.transports.tcp_addrs().to_vec(),
         )
     }
+}
+
+/// An agent phone's registration, as the user agent reports it and takes it back at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhoneRegistration {
+    /// SIP user.
+    pub user: String,
+    /// Address-of-record.
+    pub aor: String,
+    /// Where its REGISTER came from (calls go there when the contact is not reachable).
+    pub source: Peer,
+    /// Its contacts, each with the seconds it has left; empty when the phone is gone.
+    pub contacts: Vec<ContactLease>,
 }
 
 /// User-agent settings.
@@ -706,7 +729,14 @@ impl Actor {
         self.on_session_timers(now);
         for aor in self.registrar.expire(now) {
             let user = user_of_uri(&aor);
-            self.sources.remove(&user);
+            if let Some(source) = self.sources.remove(&user) {
+                self.handler.registration_changed(PhoneRegistration {
+                    user: user.clone(),
+                    aor,
+                    source,
+                    contacts: Vec::new(),
+                });
+            }
             self.handler.registration(&user, false);
         }
     }
@@ -815,6 +845,7 @@ impl Actor {
                 let _ = call_id.send(id);
             }
             Cmd::Cancel { call } => self.cancel(&call),
+            Cmd::Restore(list) => self.restore_registrations(list),
             Cmd::Lookup { user, reply } => {
                 let found = self.sources.get(&user).and_then(|source| {
                     let aor = self.registrar_aor_of_user(&user)?;
@@ -1580,6 +1611,25 @@ impl Actor {
         Err(challenge(false))
     }
 
+    /// Registrations kept across a restart: bound again and their users told they registered.
+    fn restore_registrations(&mut self, list: Vec<PhoneRegistration>) {
+        let now = Instant::now();
+        for r in list {
+            let bindings: Vec<Binding> = r
+                .contacts
+                .into_iter()
+                .filter(|c| c.seconds_left > 0)
+                .map(|c| c.binding(now))
+                .collect();
+            if bindings.is_empty() || self.sources.contains_key(&r.user) {
+                continue;
+            }
+            self.registrar.restore(r.aor, bindings);
+            self.sources.insert(r.user.clone(), r.source);
+            self.handler.registration(&r.user, true);
+        }
+    }
+
     fn on_register(&mut self, key: TransactionKey, req: rsip::Request, peer: Peer) {
         let user = header_value(&req, "To")
             .and_then(|t| message::name_addr_parts(&t).map(|(uri, _)| user_of_uri(&uri)))
@@ -1593,10 +1643,21 @@ impl Actor {
             self.respond_with(&key, resp);
             return;
         }
-        match self.registrar.process(Instant::now(), &req) {
+        let now = Instant::now();
+        match self.registrar.process(now, &req) {
             Ok(outcome) => {
                 let user = user_of_uri(&outcome.aor);
                 self.respond_with(&key, outcome.response.clone());
+                self.handler.registration_changed(PhoneRegistration {
+                    user: user.clone(),
+                    aor: outcome.aor.clone(),
+                    source: peer,
+                    contacts: outcome
+                        .bindings
+                        .iter()
+                        .map(|b| ContactLease::of(b, now))
+                        .collect(),
+                });
                 if outcome.bindings.is_empty() {
                     self.sources.remove(&user);
                     if outcome.unregistered {
