@@ -193,3 +193,108 @@ async fn a_queue_wrap_up_time_is_after_call_work_before_ready() {
     assert_eq!(r.alice(), StateKind::AfterCallWork, "wrapping up");
     assert!(r.until_alice(StateKind::Ready).await, "never Ready again");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_without_a_registered_phone_cannot_be_made_ready() {
+    let r = engine(|t| t).await;
+    let (status, v) = r
+        .admin("/agents/alice/state", json!({"state": "ready"}))
+        .await;
+    assert_eq!(status, 409, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("no registered phone")),
+        "{v}"
+    );
+    assert_eq!(r.alice(), StateKind::LoggedOut);
+    // Not Ready needs no phone; once the phone registers, Ready is accepted.
+    let (status, v) = r
+        .admin("/agents/alice/state", json!({"state": "not_ready"}))
+        .await;
+    assert_eq!(status, 200, "{v}");
+    common::register_alice(r.engine.sip.udp[0], "127.0.0.1:9").await;
+    let (status, v) = r
+        .admin("/agents/alice/state", json!({"state": "ready"}))
+        .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(r.alice(), StateKind::Ready);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_changes_that_change_nothing_log_no_warning() {
+    let r = engine(|t| t).await;
+    common::register_alice(r.engine.sip.udp[0], "127.0.0.1:9").await;
+    assert_eq!(r.alice(), StateKind::Ready);
+    // Ready again: nothing to do, no error.
+    let (status, v) = r
+        .admin("/agents/alice/state", json!({"state": "ready"}))
+        .await;
+    assert_eq!(status, 200, "{v}");
+    // Logged out by an administrator, then the phone unregisters: already logged out.
+    let (status, v) = r
+        .admin("/agents/alice/state", json!({"state": "logged_out"}))
+        .await;
+    assert_eq!(status, 200, "{v}");
+    let out = tokio::process::Command::new("sipp")
+        .arg("-sf")
+        .arg(common::repo().join("tests/sipp/agent-unregister.xml"))
+        .arg(r.engine.sip.udp[0].to_string())
+        .args(["-m", "1", "-i", "127.0.0.1", "-nostdin", "-timeout", "20s"])
+        .args(["-p", &common::free_port().to_string()])
+        .args(["-set", "contact", "127.0.0.1:9"])
+        .args(common::alice_credentials())
+        .output()
+        .await
+        .expect("sipp");
+    assert!(out.status.success(), "{}", common::sipp_report(&out));
+    assert_eq!(r.alice(), StateKind::LoggedOut);
+    let warnings: Vec<String> = common::log_lines(&["WARN", "alice"]);
+    assert!(warnings.is_empty(), "{warnings:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn registered_agents_stay_logged_in_across_a_restart_until_the_registration_expires() {
+    use boomerang::clock::ManualClock;
+    use chrono::{TimeDelta, TimeZone, Utc};
+    common::capture_logs();
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap());
+    let start = || async {
+        let text = common::demo_config_text(|t| t);
+        let config = Config::from_str_in(&text, dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        Engine::start(Arc::new(config), clock.shared())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    };
+    let alice = |e: &Engine| {
+        let agents = e.router.agents();
+        agents.get(agents.index_of("alice").expect("alice")).state()
+    };
+    let first = start().await;
+    // Alice's phone registers for 300 s.
+    common::register_alice(first.sip.udp[0], "127.0.0.1:9").await;
+    assert_eq!(alice(&first), StateKind::Ready);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    first.shutdown();
+    // After a restart within those 300 s she is still logged in, without re-registering.
+    clock.advance(TimeDelta::seconds(200));
+    let second = start().await;
+    let mut back = false;
+    for _ in 0..200 {
+        if alice(&second) == StateKind::Ready {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(back, "alice's registration was lost by the restart");
+    assert_eq!(alice(&second), StateKind::Ready);
+    second.shutdown();
+    // After it expired, a restart does not bring her back.
+    clock.advance(TimeDelta::seconds(101));
+    let third = start().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(alice(&third), StateKind::LoggedOut);
+    third.shutdown();
+}

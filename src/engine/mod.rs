@@ -344,6 +344,7 @@ async fn start_sip(
         clock: clock.clone(),
         dispatch: dispatch.clone(),
         ua: std::sync::OnceLock::new(),
+        keeper: sip::keep_registrations(store.clone(), clock.clone()),
     });
     let s = &config.spec.sip;
     let ua = crate::sip::ua::start(
@@ -410,6 +411,13 @@ async fn start_sip(
     });
     let _ = front.services.set(services.clone());
     let (udp, tcp) = ua.local_addrs();
+    // Phones registered before a restart are back until their registration expires.
+    let kept = sip::kept_registrations(store, clock).await?;
+    tracing::info!(
+        registrations = kept.len(),
+        "phone registrations recovered from the store"
+    );
+    ua.restore(kept);
     let _ = front.ua.set(ua);
     let runner = Arc::new(callbacks::CallbackRunner {
         services,

@@ -14,7 +14,10 @@ use crate::media::sdp;
 use crate::media::session::MediaSession;
 use crate::routing::{Dispatch, StateKind};
 use crate::sip::leg::SipLeg;
-use crate::sip::ua::{CallHandler, IncomingCall, UaHandle};
+use crate::sip::registrar::ContactLease;
+use crate::sip::transport::{Peer, Transport};
+use crate::sip::ua::{CallHandler, IncomingCall, PhoneRegistration, UaHandle};
+use crate::store::{Document, Store};
 
 /// Handles what the user agent receives.
 pub struct SipFront {
@@ -32,6 +35,8 @@ pub struct SipFront {
     pub dispatch: Arc<Dispatch>,
     /// The user agent, once started.
     pub ua: OnceLock<UaHandle>,
+    /// Writes phones' registrations to the store, in order (see [`keep_registrations`]).
+    pub keeper: tokio::sync::mpsc::UnboundedSender<PhoneRegistration>,
 }
 
 impl SipFront {
@@ -140,6 +145,10 @@ impl CallHandler for Arc<SipFront> {
         tokio::spawn(self.clone().run_call(call));
     }
 
+    fn registration_changed(&self, registration: PhoneRegistration) {
+        let _ = self.keeper.send(registration);
+    }
+
     fn knows_user(&self, user: &str) -> bool {
         self.dispatch.router().agents().by_sip_user(user).is_some()
     }
@@ -150,6 +159,7 @@ impl CallHandler for Arc<SipFront> {
             tracing::info!(user, "registration from a SIP user that is no agent");
             return;
         };
+        agent.set_phone(registered);
         let to = if registered {
             StateKind::Ready
         } else {
@@ -175,4 +185,122 @@ pub struct SipAddrs {
     pub udp: Vec<SocketAddr>,
     /// TCP.
     pub tcp: Vec<SocketAddr>,
+}
+
+/// Document kind of an agent phone's registration kept in the store (id: the SIP user), so
+/// agents stay logged in across a restart until their registration expires.
+pub const REGISTRATION_KIND: &str = "sip_registration";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct KeptRegistration {
+    aor: String,
+    source: SocketAddr,
+    tcp: bool,
+    contacts: Vec<KeptContact>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct KeptContact {
+    uri: String,
+    q: Option<String>,
+    call_id: String,
+    cseq: u32,
+    expires_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// Writes each registration change to the store in the order the user agent reported them
+/// (a phone gone deletes its document); returns the sender the front reports through.
+pub fn keep_registrations(
+    store: Arc<dyn Store>,
+    clock: SharedClock,
+) -> tokio::sync::mpsc::UnboundedSender<PhoneRegistration> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<PhoneRegistration>();
+    tokio::spawn(async move {
+        while let Some(r) = rx.recv().await {
+            let done = if r.contacts.is_empty() {
+                store
+                    .delete_document(REGISTRATION_KIND, &r.user)
+                    .await
+                    .map(|_| ())
+            } else {
+                let now = clock.now();
+                let kept = KeptRegistration {
+                    aor: r.aor,
+                    source: r.source.addr,
+                    tcp: r.source.transport == Transport::Tcp,
+                    contacts: r
+                        .contacts
+                        .into_iter()
+                        .map(|c| KeptContact {
+                            expires_at: now + chrono::TimeDelta::seconds(i64::from(c.seconds_left)),
+                            uri: c.uri,
+                            q: c.q,
+                            call_id: c.call_id,
+                            cseq: c.cseq,
+                        })
+                        .collect(),
+                };
+                store
+                    .save_documents(vec![Document {
+                        kind: REGISTRATION_KIND.into(),
+                        id: r.user.clone(),
+                        body: serde_json::to_value(kept).unwrap_or_default(),
+                    }])
+                    .await
+            };
+            if let Err(e) = done {
+                tracing::warn!(user = %r.user, error = %e, "registration not kept in the store");
+            }
+        }
+    });
+    tx
+}
+
+/// The registrations kept in the store that have not expired at the clock's now (expired ones
+/// are deleted).
+pub async fn kept_registrations(
+    store: &Arc<dyn Store>,
+    clock: &SharedClock,
+) -> Result<Vec<PhoneRegistration>, crate::store::StoreError> {
+    let now = clock.now();
+    let mut out = Vec::new();
+    for doc in store.documents(REGISTRATION_KIND).await? {
+        let Ok(kept) = serde_json::from_value::<KeptRegistration>(doc.body) else {
+            tracing::warn!(user = %doc.id, "unreadable kept registration dropped");
+            store.delete_document(REGISTRATION_KIND, &doc.id).await?;
+            continue;
+        };
+        let contacts: Vec<ContactLease> = kept
+            .contacts
+            .into_iter()
+            .filter_map(|c| {
+                let left = u32::try_from((c.expires_at - now).num_seconds()).ok()?;
+                (left > 0).then_some(ContactLease {
+                    uri: c.uri,
+                    q: c.q,
+                    call_id: c.call_id,
+                    cseq: c.cseq,
+                    seconds_left: left,
+                })
+            })
+            .collect();
+        if contacts.is_empty() {
+            store.delete_document(REGISTRATION_KIND, &doc.id).await?;
+            continue;
+        }
+        out.push(PhoneRegistration {
+            user: doc.id,
+            aor: kept.aor,
+            source: Peer {
+                addr: kept.source,
+                transport: if kept.tcp {
+                    Transport::Tcp
+                } else {
+                    Transport::Udp
+                },
+            },
+            contacts,
+        });
+    }
+    Ok(out)
 }

@@ -2,7 +2,7 @@
 //! routing depends on (Ready → Reserved) is a single compare-and-swap that no lock guards.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Mutex, RwLock};
 
 use chrono::{DateTime, Utc};
@@ -96,6 +96,8 @@ pub struct Agent {
     /// The state asked for (with its reason) while the agent was on a call, applied when the
     /// call ends; `None`: Ready. Its lock also orders requests against the call's end.
     pending: Mutex<Option<(StateKind, String)>>,
+    /// A phone is registered for the agent (calls can reach them).
+    phone: AtomicBool,
 }
 
 /// What became of a state request.
@@ -103,6 +105,8 @@ pub struct Agent {
 pub enum Requested {
     /// Applied now; the previous state.
     Applied(StateKind),
+    /// The agent already was in that state: nothing changed.
+    Unchanged,
     /// The agent is on a call: the state is applied when it ends.
     Deferred,
 }
@@ -138,6 +142,16 @@ impl Agent {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// True while a phone is registered for the agent.
+    pub fn has_phone(&self) -> bool {
+        self.phone.load(Ordering::Acquire)
+    }
+
+    /// Records whether a phone is registered for the agent.
+    pub fn set_phone(&self, registered: bool) {
+        self.phone.store(registered, Ordering::Release);
     }
 
     /// The state the agent goes to when the current call ends, if not Ready.
@@ -299,6 +313,7 @@ impl AgentRegistry {
                 acw_until_ns: AtomicI64::new(0),
                 not_ready_reason: RwLock::new(String::new()),
                 pending: Mutex::new(None),
+                phone: AtomicBool::new(false),
             });
         }
         reg.bits = StateBits::with_room(reg.agents.len());
@@ -434,7 +449,8 @@ impl AgentRegistry {
 
     /// An agent's (or administrator's) request: applied now, or — while the agent is on a
     /// call (Busy) — remembered and applied when the call ends ([`AgentRegistry::finish_call`]).
-    /// Ready while on a call cancels an earlier request.
+    /// Ready while on a call cancels an earlier request; asking for the current state changes
+    /// nothing (and is no error).
     pub fn request_state(
         &self,
         idx: AgentIdx,
@@ -445,6 +461,10 @@ impl AgentRegistry {
         let a = &self.agents[idx as usize];
         let mut pending = a.pending.lock().unwrap_or_else(|p| p.into_inner());
         let on_call = |s: StateKind| s == StateKind::Busy;
+        if a.state() == to && !to.can_become(to) {
+            *pending = None;
+            return Ok(Requested::Unchanged);
+        }
         match self.set_state_where(idx, to, now, reason, None, |s| !on_call(s)) {
             Ok(from) => {
                 *pending = None;

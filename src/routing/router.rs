@@ -696,7 +696,7 @@ impl Router {
                 Requested::Applied(from),
                 self.after_change(idx, since, from, to, now),
             )),
-            Requested::Deferred => Ok((Requested::Deferred, Vec::new())),
+            other => Ok((other, Vec::new())),
         }
     }
 

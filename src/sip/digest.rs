@@ -1,9 +1,9 @@
 //! Digest authentication for SIP (RFC 2617, RFC 7616, RFC 8760): MD5 and SHA-256, qop=auth.
 //!
-//! The server side keeps no per-nonce state: a nonce is its issue time plus an HMAC of that
-//! time under a secret, so any node holding the secret can check it and tell a forged nonce
-//! from a merely expired (stale) one. Without state, nonce-count replay is not detected
-//! within the nonce's lifetime; keep the lifetime short.
+//! Issuing keeps no per-nonce state: a nonce is its issue time and a salt plus an HMAC of
+//! both under a secret, so any node holding the secret can check it and tell a forged nonce
+//! from a merely expired (stale) one. Replay within the nonce's lifetime is caught by the
+//! caller with the nonce and nonce-count of [`Verified`] (see `auth_guard`).
 
 use chrono::{DateTime, TimeDelta, Utc};
 use md5::Md5;
@@ -215,6 +215,12 @@ pub struct Verified {
     pub username: String,
     /// The digest-uri the client signed; callers may compare it with the Request-URI.
     pub uri: String,
+    /// The nonce the client answered, and its issue time (Unix seconds), to track its uses.
+    pub nonce: String,
+    /// When that nonce was issued, Unix seconds.
+    pub issued: i64,
+    /// The nonce-count (qop=auth), `None` without qop: replay checks need it.
+    pub nc: Option<u32>,
 }
 
 /// Issues challenges and checks credentials, statelessly.
@@ -241,20 +247,30 @@ impl DigestServer {
         }
     }
 
-    /// A nonce: issue time in hex and an HMAC-SHA-256 of it (truncated to 128 bits).
+    /// How long a nonce lives.
+    pub fn nonce_ttl(&self) -> TimeDelta {
+        self.nonce_ttl
+    }
+
+    /// A nonce: issue time and a random salt in hex, and an HMAC-SHA-256 of both (truncated to
+    /// 128 bits). The salt makes each nonce unique, so its uses can be tracked per client.
     pub fn nonce(&self, now: DateTime<Utc>) -> String {
-        let ts = format!("{:016x}", now.timestamp().max(0));
-        let mac = hmac_sha256(&self.secret, ts.as_bytes());
-        format!("{ts}{}", hex::encode(&mac[..16]))
+        let signed = format!(
+            "{:016x}{:016x}",
+            now.timestamp().max(0),
+            rand::random::<u64>()
+        );
+        let mac = hmac_sha256(&self.secret, signed.as_bytes());
+        format!("{signed}{}", hex::encode(&mac[..16]))
     }
 
     /// Checks a nonce: Ok when ours and fresh, `Stale` when ours and old, else `BadNonce`.
     pub fn check_nonce(&self, now: DateTime<Utc>, nonce: &str) -> Result<(), DigestError> {
-        let (ts, mac) = (nonce.get(..16), nonce.get(16..));
-        let (Some(ts), Some(mac)) = (ts, mac) else {
+        let (ts, signed, mac) = (nonce.get(..16), nonce.get(..32), nonce.get(32..));
+        let (Some(ts), Some(signed), Some(mac)) = (ts, signed, mac) else {
             return Err(DigestError::BadNonce);
         };
-        let expected = hex::encode(&hmac_sha256(&self.secret, ts.as_bytes())[..16]);
+        let expected = hex::encode(&hmac_sha256(&self.secret, signed.as_bytes())[..16]);
         if !bool::from(expected.as_bytes().ct_eq(mac.as_bytes())) {
             return Err(DigestError::BadNonce);
         }
@@ -318,6 +334,16 @@ impl DigestServer {
             Some(q) => return Err(DigestError::UnsupportedQop(q.to_string())),
         };
         self.check_nonce(now, nonce)?;
+        let nc = match qop {
+            Some((nc, _)) => {
+                Some(u32::from_str_radix(nc, 16).map_err(|_| DigestError::Malformed("bad nc"))?)
+            }
+            None => None,
+        };
+        let issued = nonce
+            .get(..16)
+            .and_then(|ts| i64::from_str_radix(ts, 16).ok())
+            .ok_or(DigestError::BadNonce)?;
         let ha1 = match lookup(username).ok_or(DigestError::UnknownUser)? {
             Secret::Password(pw) => algorithm.hash_hex(&format!("{username}:{realm}:{pw}")),
             Secret::Ha1(h) => h.to_ascii_lowercase(),
@@ -333,6 +359,9 @@ impl DigestServer {
         Ok(Verified {
             username: username.to_string(),
             uri: uri.to_string(),
+            nonce: nonce.to_string(),
+            issued,
+            nc,
         })
     }
 }

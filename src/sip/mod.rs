@@ -1,6 +1,7 @@
 //! SIP signalling pieces that do no I/O: message parsing and validation, transactions, digest
 //! authentication, the registrar and dialogs. Transport and UA layers drive these.
 
+pub mod auth_guard;
 pub mod dialog;
 pub mod digest;
 pub mod leg;

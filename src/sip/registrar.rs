@@ -101,6 +101,45 @@ impl Binding {
     }
 }
 
+/// A binding with the seconds it has left, as kept across restarts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContactLease {
+    /// The contact URI.
+    pub uri: String,
+    /// Its q parameter, if given.
+    pub q: Option<String>,
+    /// Call-ID of the REGISTER that last touched it.
+    pub call_id: String,
+    /// Its CSeq number.
+    pub cseq: u32,
+    /// Seconds left.
+    pub seconds_left: u32,
+}
+
+impl ContactLease {
+    /// The lease of `b` at `now`.
+    pub fn of(b: &Binding, now: Instant) -> Self {
+        ContactLease {
+            uri: b.uri.clone(),
+            q: b.q.clone(),
+            call_id: b.call_id.clone(),
+            cseq: b.cseq,
+            seconds_left: b.remaining(now),
+        }
+    }
+
+    /// The binding it gives at `now`.
+    pub fn binding(self, now: Instant) -> Binding {
+        Binding {
+            uri: self.uri,
+            q: self.q,
+            call_id: self.call_id,
+            cseq: self.cseq,
+            expires_at: now + Duration::from_secs(u64::from(self.seconds_left)),
+        }
+    }
+}
+
 /// What a successful REGISTER did.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RegisterOutcome {
@@ -279,6 +318,13 @@ impl Registrar {
             });
         }
         Ok(out)
+    }
+
+    /// Puts back an AOR's bindings kept across a restart (nothing when `bindings` is empty).
+    pub fn restore(&mut self, aor: String, bindings: Vec<Binding>) {
+        if !bindings.is_empty() {
+            self.aors.insert(aor, bindings);
+        }
     }
 
     /// Drops bindings past their time; returns the AORs that lost their last contact.

@@ -14,10 +14,11 @@ use rsip::message::HasHeaders;
 use rsip::{Header, SipMessage};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::auth_guard::{FailureGuard, NonceRefusal, NonceUses};
 use super::dialog::Dialog;
 use super::digest;
 use super::message::{self, header_value, header_values, random_token, response_with_tag};
-use super::registrar::{Registrar, RegistrarConfig};
+use super::registrar::{Binding, ContactLease, Registrar, RegistrarConfig};
 use super::session_timer::{MIN_SE, RefreshMethod, Refresher, SessionTimer, TimerAction};
 use super::transaction::{Event, Routed, Timers, TransactionKey, Transactions, TwoXxRetransmitter};
 use super::transport::{Peer, Received, Transport, Transports, error_response};
@@ -51,6 +52,9 @@ pub trait CallHandler: Send + Sync {
     fn knows_user(&self, _user: &str) -> bool {
         true
     }
+    /// A phone's bindings changed (none left: it is gone), to keep them across restarts.
+    /// Default: not kept.
+    fn registration_changed(&self, _registration: PhoneRegistration) {}
 }
 
 /// An inbound call handed to the engine, not yet answered.
@@ -165,6 +169,7 @@ pub struct DialRequest {
 
 enum Cmd {
     Received(Received),
+    Restore(Vec<PhoneRegistration>),
     Answer {
         call: String,
         sdp: String,
@@ -278,6 +283,12 @@ impl UaHandle {
         });
     }
 
+    /// Puts back registrations kept across a restart (their users register again, as far as
+    /// the handler is told); contacts with no time left are dropped.
+    pub fn restore(&self, registrations: Vec<PhoneRegistration>) {
+        let _ = self.tx.send(Cmd::Restore(registrations));
+    }
+
     /// The registered contact of a SIP user and where its REGISTER came from.
     pub async fn lookup(&self, user: &str) -> Option<(String, Peer)> {
         let (reply, rx) = oneshot::channel();
@@ -297,6 +308,19 @@ impl UaHandle {
             self.transports.tcp_addrs().to_vec(),
         )
     }
+}
+
+/// An agent phone's registration, as the user agent reports it and takes it back at start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PhoneRegistration {
+    /// SIP user.
+    pub user: String,
+    /// Address-of-record.
+    pub aor: String,
+    /// Where its REGISTER came from (calls go there when the contact is not reachable).
+    pub source: Peer,
+    /// Its contacts, each with the seconds it has left; empty when the phone is gone.
+    pub contacts: Vec<ContactLease>,
 }
 
 /// User-agent settings.
@@ -400,6 +424,8 @@ pub async fn start(config: UaConfig, handler: Arc<dyn CallHandler>) -> std::io::
         limits: config.limits.clone(),
         setting_up: std::collections::HashSet::new(),
         digest: digest::DigestServer::new(digest_key.to_vec(), chrono::TimeDelta::seconds(300)),
+        nonce_uses: NonceUses::default(),
+        auth_failures: FailureGuard::default(),
         txns: Transactions::new(Timers::default()),
         timers: Timers::default(),
         peers: HashMap::new(),
@@ -591,6 +617,9 @@ struct Actor {
     /// Inbound calls not yet answered (possibly stale: see `overloaded`).
     setting_up: std::collections::HashSet<String>,
     digest: digest::DigestServer,
+    /// Nonce uses (replay) and failed attempts per user and source (guessing).
+    nonce_uses: NonceUses,
+    auth_failures: FailureGuard,
     txns: Transactions,
     timers: Timers,
     peers: HashMap<TransactionKey, Peer>,
@@ -730,7 +759,14 @@ impl Actor {
         self.on_session_timers(now);
         for aor in self.registrar.expire(now) {
             let user = user_of_uri(&aor);
-            self.sources.remove(&user);
+            if let Some(source) = self.sources.remove(&user) {
+                self.handler.registration_changed(PhoneRegistration {
+                    user: user.clone(),
+                    aor,
+                    source,
+                    contacts: Vec::new(),
+                });
+            }
             self.handler.registration(&user, false);
         }
     }
@@ -839,6 +875,7 @@ impl Actor {
                 let _ = call_id.send(id);
             }
             Cmd::Cancel { call } => self.cancel(&call),
+            Cmd::Restore(list) => self.restore_registrations(list),
             Cmd::Lookup { user, reply } => {
                 let found = self.sources.get(&user).and_then(|source| {
                     let aor = self.registrar_aor_of_user(&user)?;
@@ -1029,7 +1066,7 @@ impl Actor {
                 .register_auth
                 .as_ref()
                 .is_some_and(|a| a.passwords.contains_key(&caller))
-            && let Err(resp) = self.authenticate(&req, "From", "INVITE")
+            && let Err(resp) = self.authenticate(&req, "From", "INVITE", peer)
         {
             self.respond_with(&key, resp);
             return;
@@ -1557,25 +1594,33 @@ impl Actor {
 
     /// Digest check of a REGISTER: `Err` carries the response to send instead (401 with a
     /// challenge, or 403 when the credentials belong to someone else).
-    fn authenticate_register(&self, req: &rsip::Request) -> Result<(), rsip::Response> {
+    fn authenticate_register(
+        &mut self,
+        req: &rsip::Request,
+        peer: Peer,
+    ) -> Result<(), rsip::Response> {
         if !self.authenticate_register {
             return Ok(());
         }
-        self.authenticate(req, "To", "REGISTER")
+        self.authenticate(req, "To", "REGISTER", peer)
     }
 
     /// Digest check of a request whose `who` header (To for REGISTER, From for INVITE) names
-    /// the user who must prove it.
+    /// the user who must prove it, from `peer`. A replayed nonce use and every failure count
+    /// against the user and the source address; a blocked one gets 503 with Retry-After and is
+    /// not verified (see `auth_guard`).
     fn authenticate(
-        &self,
+        &mut self,
         req: &rsip::Request,
         who: &str,
         method: &str,
+        peer: Peer,
     ) -> Result<(), rsip::Response> {
         let Some(auth) = &self.register_auth else {
             return Ok(());
         };
         let now = auth.clock.now();
+        let digest = &self.digest;
         let challenge = |stale: bool| {
             let mut resp = message::response_for(req, 401, "Unauthorized");
             // MD5 first: many phones (and SIPp) answer only the first challenge instead of the
@@ -1583,32 +1628,79 @@ impl Actor {
             for alg in [digest::Algorithm::Md5, digest::Algorithm::Sha256] {
                 resp.headers.push(Header::Other(
                     "WWW-Authenticate".into(),
-                    self.digest.challenge(now, &auth.realm, alg, stale),
+                    digest.challenge(now, &auth.realm, alg, stale),
                 ));
             }
             resp
         };
-        let Some(header) = header_value(req, "Authorization") else {
-            return Err(challenge(false));
-        };
         let to_user = header_value(req, who)
             .and_then(|t| message::name_addr_parts(&t).map(|(uri, _)| user_of_uri(&uri)))
             .unwrap_or_default();
-        let verified = self
-            .digest
-            .verify(now, &auth.realm, &header, method, |user| {
-                auth.passwords
-                    .get(user)
-                    .map(|p| digest::Secret::Password(p.clone()))
-            });
-        match verified {
-            Ok(v) if v.username == to_user => Ok(()),
-            Ok(_) => Err(message::response_for(req, 403, "Forbidden")),
-            Err(digest::DigestError::Stale) => Err(challenge(true)),
-            Err(e) => {
-                tracing::info!(user = %to_user, method, error = %e, "request refused");
-                Err(challenge(false))
+        let source = peer.addr.ip();
+        if let Some(wait) = self.auth_failures.blocked(&to_user, source, now) {
+            let mut resp = message::response_for(req, 503, "Service Unavailable");
+            resp.headers
+                .push(Header::RetryAfter(rsip::headers::RetryAfter::new(
+                    (wait.num_seconds() + 1).to_string(),
+                )));
+            return Err(resp);
+        }
+        let Some(header) = header_value(req, "Authorization") else {
+            return Err(challenge(false));
+        };
+        let verified = digest.verify(now, &auth.realm, &header, method, |user| {
+            auth.passwords
+                .get(user)
+                .map(|p| digest::Secret::Password(p.clone()))
+        });
+        // What failed, and whether the answer is 403 (someone else's valid credentials).
+        let (failure, forbidden) = match verified {
+            Ok(v) if v.username == to_user => {
+                let ttl = digest.nonce_ttl().num_seconds();
+                match self.nonce_uses.record(now, ttl, &v.nonce, v.issued, v.nc) {
+                    Ok(()) => {
+                        self.auth_failures.succeeded(&to_user);
+                        return Ok(());
+                    }
+                    Err(NonceRefusal::Stale) => return Err(challenge(true)),
+                    Err(NonceRefusal::Replayed) => ("replayed credentials".to_string(), false),
+                }
             }
+            Ok(v) => (format!("credentials of `{}`", v.username), true),
+            Err(digest::DigestError::Stale) => return Err(challenge(true)),
+            Err(e) => (e.to_string(), false),
+        };
+        let blocked = self.auth_failures.failed(&to_user, source, now);
+        tracing::warn!(
+            user = %to_user,
+            from = %peer.addr,
+            method,
+            error = %failure,
+            blocked,
+            "authentication failed"
+        );
+        if forbidden {
+            return Err(message::response_for(req, 403, "Forbidden"));
+        }
+        Err(challenge(false))
+    }
+
+    /// Registrations kept across a restart: bound again and their users told they registered.
+    fn restore_registrations(&mut self, list: Vec<PhoneRegistration>) {
+        let now = Instant::now();
+        for r in list {
+            let bindings: Vec<Binding> = r
+                .contacts
+                .into_iter()
+                .filter(|c| c.seconds_left > 0)
+                .map(|c| c.binding(now))
+                .collect();
+            if bindings.is_empty() || self.sources.contains_key(&r.user) {
+                continue;
+            }
+            self.registrar.restore(r.aor, bindings);
+            self.sources.insert(r.user.clone(), r.source);
+            self.handler.registration(&r.user, true);
         }
     }
 
@@ -1621,14 +1713,25 @@ impl Actor {
             self.respond_with(&key, message::response_for(&req, 404, "Not Found"));
             return;
         }
-        if let Err(resp) = self.authenticate_register(&req) {
+        if let Err(resp) = self.authenticate_register(&req, peer) {
             self.respond_with(&key, resp);
             return;
         }
-        match self.registrar.process(Instant::now(), &req) {
+        let now = Instant::now();
+        match self.registrar.process(now, &req) {
             Ok(outcome) => {
                 let user = user_of_uri(&outcome.aor);
                 self.respond_with(&key, outcome.response.clone());
+                self.handler.registration_changed(PhoneRegistration {
+                    user: user.clone(),
+                    aor: outcome.aor.clone(),
+                    source: peer,
+                    contacts: outcome
+                        .bindings
+                        .iter()
+                        .map(|b| ContactLease::of(b, now))
+                        .collect(),
+                });
                 if outcome.bindings.is_empty() {
                     self.sources.remove(&user);
                     if outcome.unregistered {

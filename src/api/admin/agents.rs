@@ -376,8 +376,17 @@ pub async fn set_state(
             )));
         }
     };
-    if s.router.agents().index_of(&id).is_err() {
+    let Ok(idx) = s.router.agents().index_of(&id) else {
         return Err(ApiError::not_found(format!("no running agent `{id}`")));
+    };
+    // With SIP on, calls reach an agent only through a registered phone.
+    let listeners = &s.config.spec.listeners;
+    let sip = !(listeners.sip_udp.is_empty() && listeners.sip_tcp.is_empty());
+    let agent = s.router.agents().get(idx);
+    if to == StateKind::Ready && sip && !agent.has_phone() && agent.state() != StateKind::Ready {
+        return Err(ApiError::conflict(format!(
+            "agent `{id}` has no registered phone: register it before making the agent ready"
+        )));
     }
     let d = s
         .dispatch
