@@ -128,3 +128,102 @@ async fn a_caller_sending_no_rtp_is_hung_up_at_the_rtp_timeout() {
         "the reason was not logged"
     );
 }
+
+/// Reads until the engine closes the connection (EOF or reset); what it sent, or `None` when
+/// it is still open after `wait`.
+async fn until_closed(s: &mut tokio::net::TcpStream, wait: Duration) -> Option<String> {
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 4096];
+    let until = tokio::time::Instant::now() + wait;
+    loop {
+        match tokio::time::timeout_at(until, s.read(&mut buf)).await {
+            Err(_) => return None,
+            Ok(Ok(0) | Err(_)) => return Some(String::from_utf8_lossy(&got).to_string()),
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+fn options(branch: &str) -> String {
+    format!(
+        "OPTIONS sip:8999@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bK{branch}\r\nFrom: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:8999@127.0.0.1>\r\nCall-ID: {branch}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_and_stalled_tcp_connections_are_closed_at_their_timeouts() {
+    let r = engine(
+        "  tcp_idle_timeout_seconds: 1\n  tcp_header_timeout_seconds: 1\n  tcp_body_timeout_seconds: 1\n",
+        "",
+    )
+    .await;
+    let target = r.engine.sip.tcp[0];
+    // Silent from the start.
+    let started = Instant::now();
+    let mut silent = tokio::net::TcpStream::connect(target).await.unwrap();
+    assert!(
+        until_closed(&mut silent, Duration::from_secs(6)).await.is_some(),
+        "a silent connection stayed open"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    // A header that never ends: closed, with a 400 for what could be read.
+    let mut partial = tokio::net::TcpStream::connect(target).await.unwrap();
+    partial
+        .write_all(b"OPTIONS sip:8999@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bKp1\r\n")
+        .await
+        .unwrap();
+    let got = until_closed(&mut partial, Duration::from_secs(8))
+        .await
+        .expect("a partial header kept its connection open");
+    assert!(got.is_empty() || got.starts_with("SIP/2.0 400 "), "{got}");
+    // A body shorter than its Content-Length, the sender waiting.
+    let mut short = tokio::net::TcpStream::connect(target).await.unwrap();
+    let msg = options("short1").replace("Content-Length: 0", "Content-Length: 50") + "v=0";
+    short.write_all(msg.as_bytes()).await.unwrap();
+    assert!(
+        until_closed(&mut short, Duration::from_secs(8))
+            .await
+            .is_some(),
+        "a short body kept its connection open"
+    );
+    // A connection in use after a message answered is idle again, and closed too.
+    let mut used = tokio::net::TcpStream::connect(target).await.unwrap();
+    used.write_all(options("used1").as_bytes()).await.unwrap();
+    let got = until_closed(&mut used, Duration::from_secs(8))
+        .await
+        .expect("an idle connection stayed open");
+    assert!(got.starts_with("SIP/2.0 200 "), "{got}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_connections_beyond_the_per_address_cap_are_closed() {
+    let r = engine("  tcp_max_connections_per_address: 2\n", "").await;
+    let target = r.engine.sip.tcp[0];
+    let mut first = tokio::net::TcpStream::connect(target).await.unwrap();
+    let _second = tokio::net::TcpStream::connect(target).await.unwrap();
+    let mut third = tokio::net::TcpStream::connect(target).await.unwrap();
+    assert!(
+        until_closed(&mut third, Duration::from_secs(3))
+            .await
+            .is_some(),
+        "the connection beyond the cap was kept"
+    );
+    // The admitted ones are served.
+    first.write_all(options("cap1").as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(3), first.read(&mut buf))
+        .await
+        .expect("no answer on an admitted connection")
+        .unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("SIP/2.0 200 "));
+    // Once one closes (after the 2 s it stays open for late answers), a new one is admitted.
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(2600)).await;
+    let mut again = tokio::net::TcpStream::connect(target).await.unwrap();
+    again.write_all(options("cap2").as_bytes()).await.unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(3), again.read(&mut buf))
+        .await
+        .expect("a connection after one closed was not admitted")
+        .unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("SIP/2.0 200 "));
+}

@@ -420,6 +420,19 @@ impl Validator<'_> {
             1,
             s.max_calls.max(1) as i64,
         );
+        for (key, value, hi) in [
+            ("tcp_header_timeout_seconds", s.tcp_header_timeout_seconds, 300),
+            ("tcp_body_timeout_seconds", s.tcp_body_timeout_seconds, 300),
+            ("tcp_idle_timeout_seconds", s.tcp_idle_timeout_seconds, 86400),
+            ("tcp_max_connections", s.tcp_max_connections, 1_000_000),
+            (
+                "tcp_max_connections_per_address",
+                s.tcp_max_connections_per_address,
+                s.tcp_max_connections.max(1),
+            ),
+        ] {
+            self.range(root, &[K("sip"), K(key)], value as i64, 1, hi as i64);
+        }
         let m = &spec.media;
         self.range(
             root,

@@ -350,6 +350,14 @@ async fn start_sip(
             limits: crate::sip::ua::UaLimits {
                 max_calls: s.max_calls as usize,
                 max_setup_calls: s.max_setup_calls as usize,
+                transport: crate::sip::transport::TransportLimits {
+                    max_message_bytes: s.max_message_bytes as usize,
+                    header_timeout: std::time::Duration::from_secs(s.tcp_header_timeout_seconds.into()),
+                    body_timeout: std::time::Duration::from_secs(s.tcp_body_timeout_seconds.into()),
+                    idle_timeout: std::time::Duration::from_secs(s.tcp_idle_timeout_seconds.into()),
+                    max_connections: s.tcp_max_connections as usize,
+                    max_connections_per_address: s.tcp_max_connections_per_address as usize,
+                },
                 ..Default::default()
             },
             register_auth: (s.authenticate_register || s.authenticate_invite).then(|| {

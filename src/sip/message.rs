@@ -266,6 +266,16 @@ pub enum Frame {
 
 /// Finds where the next message on a TCP stream ends; `Ok(None)` means read more.
 pub fn framing(buf: &[u8]) -> Result<Option<Frame>, ParseError> {
+    framing_limited(buf, MAX_MESSAGE_SIZE)
+}
+
+/// True once `buf` holds the end of a header section (the blank line).
+pub fn has_header_end(buf: &[u8]) -> bool {
+    find(buf, b"\r\n\r\n").is_some()
+}
+
+/// As [`framing`], with messages above `max` bytes refused (`sip.max_message_bytes`).
+pub fn framing_limited(buf: &[u8], max: usize) -> Result<Option<Frame>, ParseError> {
     let skip = buf
         .iter()
         .take_while(|b| **b == b'\r' || **b == b'\n')
@@ -275,12 +285,12 @@ pub fn framing(buf: &[u8]) -> Result<Option<Frame>, ParseError> {
         return Ok((skip > 0).then_some(Frame::KeepAlive { len: skip }));
     }
     let Some(head_end) = find(rest, b"\r\n\r\n") else {
-        if rest.len() > MAX_MESSAGE_SIZE {
+        if rest.len() > max {
             return Err(ParseError::TooLarge);
         }
         return Ok(None);
     };
-    if head_end > MAX_MESSAGE_SIZE {
+    if head_end > max {
         return Err(ParseError::TooLarge);
     }
     let head = std::str::from_utf8(&rest[..head_end])
@@ -289,7 +299,7 @@ pub fn framing(buf: &[u8]) -> Result<Option<Frame>, ParseError> {
     let headers = split_headers(lines)?;
     let length = content_length(&headers)?.ok_or(ParseError::BadContentLength)?;
     let len = head_end + 4 + length;
-    if len > MAX_MESSAGE_SIZE {
+    if len > max {
         return Err(ParseError::TooLarge);
     }
     Ok((rest.len() >= len).then_some(Frame::Message { skip, len }))

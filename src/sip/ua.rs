@@ -20,7 +20,9 @@ use super::message::{self, header_value, header_values, random_token, response_w
 use super::registrar::{Registrar, RegistrarConfig};
 use super::session_timer::{MIN_SE, RefreshMethod, Refresher, SessionTimer, TimerAction};
 use super::transaction::{Event, Routed, Timers, TransactionKey, Transactions, TwoXxRetransmitter};
-use super::transport::{Peer, Received, Transport, Transports, error_response};
+use super::transport::{
+    Peer, Received, Transport, TransportLimits, Transports, error_response,
+};
 use crate::media::dtmf::parse_info;
 use crate::media::sdp::{self, Negotiated};
 use crate::media::session::{DigitBuffer, MediaSession};
@@ -327,6 +329,8 @@ pub struct UaLimits {
     pub max_setup_calls: usize,
     /// Seconds in the Retry-After of those 503s.
     pub retry_after: u32,
+    /// Message size, TCP timeouts and connection caps.
+    pub transport: TransportLimits,
 }
 
 impl Default for UaLimits {
@@ -335,6 +339,7 @@ impl Default for UaLimits {
             max_calls: 2000,
             max_setup_calls: 200,
             retry_after: 5,
+            transport: TransportLimits::default(),
         }
     }
 }
@@ -363,7 +368,13 @@ impl std::fmt::Debug for RegisterAuth {
 /// Starts the transports and the user-agent task.
 pub async fn start(config: UaConfig, handler: Arc<dyn CallHandler>) -> std::io::Result<UaHandle> {
     let (in_tx, mut in_rx) = mpsc::unbounded_channel();
-    let transports = Transports::bind(&config.udp, &config.tcp, in_tx).await?;
+    let transports = Transports::bind(
+        &config.udp,
+        &config.tcp,
+        in_tx,
+        config.limits.transport.clone(),
+    )
+    .await?;
     let first = transports
         .udp_addrs()
         .first()
