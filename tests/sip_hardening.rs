@@ -227,3 +227,65 @@ async fn tcp_connections_beyond_the_per_address_cap_are_closed() {
         .unwrap();
     assert!(String::from_utf8_lossy(&buf[..n]).starts_with("SIP/2.0 200 "));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_message_bytes_and_max_headers_are_enforced() {
+    let r = engine("  max_message_bytes: 1024\n  max_headers: 16\n", "").await;
+    let (udp, tcp) = (r.engine.sip.udp[0], r.engine.sip.tcp[0]);
+    let padded = options("big1").replace(
+        "Content-Length: 0",
+        &format!("X-Pad: {}\r\nContent-Length: 0", "a".repeat(1500)),
+    );
+    let udp_padded = padded.replace("SIP/2.0/TCP", "SIP/2.0/UDP");
+    let resp = final_response(udp, udp_padded.as_bytes())
+        .await
+        .expect("no answer to an oversized datagram");
+    assert!(resp.starts_with("SIP/2.0 513 "), "{resp}");
+    let mut s = tokio::net::TcpStream::connect(tcp).await.unwrap();
+    s.write_all(padded.as_bytes()).await.unwrap();
+    let got = until_closed(&mut s, Duration::from_secs(6))
+        .await
+        .expect("an oversized stream message kept its connection open");
+    assert!(got.starts_with("SIP/2.0 513 "), "{got}");
+    // Within the size, one header line too many.
+    let many = (0..16).map(|i| format!("X-H{i}: v\r\n")).collect::<String>();
+    let crowded = options("many1")
+        .replace("SIP/2.0/TCP", "SIP/2.0/UDP")
+        .replace("Content-Length: 0", &format!("{many}Content-Length: 0"));
+    assert!(crowded.len() < 1024);
+    let resp = final_response(udp, crowded.as_bytes())
+        .await
+        .expect("no answer to too many headers");
+    assert!(resp.starts_with("SIP/2.0 400 Too Many Headers"), "{resp}");
+    // The same request with its headers within the limit is served.
+    let fine = options("fine1").replace("SIP/2.0/TCP", "SIP/2.0/UDP");
+    let resp = final_response(udp, fine.as_bytes()).await.unwrap();
+    assert!(resp.starts_with("SIP/2.0 200 "), "{resp}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_name_public_host_is_in_contact_and_its_address_in_sdp() {
+    let r = engine("  public_host: localhost\n", "").await;
+    let resp = final_response(
+        r.engine.sip.udp[0],
+        invite("named-1", common::free_port()).as_bytes(),
+    )
+    .await
+    .expect("no answer to the INVITE");
+    assert!(resp.starts_with("SIP/2.0 200 "), "{resp}");
+    assert!(resp.contains("Contact: <sip:boomerang@localhost:"), "{resp}");
+    assert!(resp.contains("c=IN IP4 127.0.0.1"), "{resp}");
+}
+
+#[test]
+fn check_config_refuses_a_public_host_that_is_no_host_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = Config::from_str_in(
+        &config_text("  public_host: \"bad host!\"\n", ""),
+        dir.path(),
+    )
+    .expect_err("a public_host with a space and a ! was accepted");
+    let text = err.to_string();
+    assert!(text.contains("public_host"), "{text}");
+    assert!(text.contains("neither an IP address nor a host name"), "{text}");
+}

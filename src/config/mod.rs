@@ -378,6 +378,20 @@ impl Validator<'_> {
             }
         }
         let s = &spec.sip;
+        if let Some(host) = s.public_host.as_deref()
+            && host.parse::<std::net::IpAddr>().is_err()
+            && !is_host_name(host)
+        {
+            let pos = self.pos_of(root, &[K("sip"), K("public_host")]);
+            self.err(
+                pos,
+                "sip.public_host",
+                format!(
+                    "`{host}` is neither an IP address nor a host name (letters, digits, \
+                     hyphens, dot-separated labels); a name must resolve when the engine starts"
+                ),
+            );
+        }
         self.range(
             root,
             &[K("sip"), K("max_message_bytes")],
@@ -888,6 +902,20 @@ pub fn valid_skill_name(name: &str) -> bool {
 enum Step {
     Key(Cow<'static, str>),
     Index(usize),
+}
+
+/// RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens.
+fn is_host_name(host: &str) -> bool {
+    let host = host.strip_suffix('.').unwrap_or(host);
+    !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
 }
 
 #[allow(non_snake_case)]

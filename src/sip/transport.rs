@@ -70,8 +70,8 @@ pub struct Received {
 /// connection may take to finish a header or body or stay silent, and how many may be open.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TransportLimits {
-    /// Largest message, bytes (`sip.max_message_bytes`).
-    pub max_message_bytes: usize,
+    /// Largest message and most header lines (`sip.max_message_bytes`, `sip.max_headers`).
+    pub message: message::ParseLimits,
     /// A message's header section must be complete this long after its first byte.
     pub header_timeout: Duration,
     /// A body must be complete this long after its header section.
@@ -87,7 +87,7 @@ pub struct TransportLimits {
 impl Default for TransportLimits {
     fn default() -> Self {
         TransportLimits {
-            max_message_bytes: MAX_MESSAGE_SIZE,
+            message: message::ParseLimits::default(),
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(600),
@@ -269,7 +269,7 @@ async fn udp_loop(
     limits: Arc<TransportLimits>,
 ) {
     let local = socket.local_addr().ok();
-    let max = limits.max_message_bytes;
+    let max = limits.message.max_bytes;
     let mut buf = vec![0u8; max.max(MAX_MESSAGE_SIZE) + 1];
     loop {
         let (n, from) = match socket.recv_from(&mut buf).await {
@@ -308,6 +308,7 @@ async fn accept_loop(
     census: Arc<Census>,
 ) {
     let mut backoff = ACCEPT_BACKOFF_MIN;
+    let mut refused_log = crate::throttle::LogThrottle::new(10, Duration::from_secs(10));
     loop {
         match listener.accept().await {
             Ok((stream, from)) => {
@@ -324,7 +325,11 @@ async fn accept_loop(
                         );
                     }
                     None => {
-                        tracing::debug!(%from, "TCP connection refused: connection cap reached");
+                        crate::throttled!(
+                            refused_log,
+                            std::time::Instant::now(),
+                            warn!(%from, "TCP connection refused: connection cap reached")
+                        );
                         drop(stream);
                     }
                 }
@@ -419,7 +424,7 @@ fn serve_stream(
             }
             buf.extend_from_slice(&chunk[..n]);
             loop {
-                match message::framing_limited(&buf, limits.max_message_bytes) {
+                match message::framing_limited(&buf, &limits.message) {
                     Ok(None) => {
                         if head_done.is_none() && message::has_header_end(&buf) {
                             head_done = Some(last_byte);

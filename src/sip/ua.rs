@@ -305,6 +305,8 @@ pub struct UaConfig {
     pub tcp: Vec<SocketAddr>,
     /// Address in Contact/Via/SDP; default: the first listener's (or 127.0.0.1 when wildcard).
     pub public_ip: Option<IpAddr>,
+    /// Host name put in Contact and Via instead of `public_ip` (which stays in SDP).
+    pub public_name: Option<String>,
     /// Registration interval limits.
     pub registrar: RegistrarConfig,
     /// Digest authentication of REGISTER: the realm and each SIP user's password.
@@ -405,6 +407,8 @@ pub async fn start(config: UaConfig, handler: Arc<dyn CallHandler>) -> std::io::
         session_expires: config.session_expires.max(MIN_SE),
         limits: config.limits.clone(),
         setting_up: std::collections::HashSet::new(),
+        malformed_log: crate::throttle::LogThrottle::new(10, std::time::Duration::from_secs(10)),
+        public_name: config.public_name.clone(),
         digest: digest::DigestServer::new(digest_key.to_vec(), chrono::TimeDelta::seconds(300)),
         txns: Transactions::new(Timers::default()),
         timers: Timers::default(),
@@ -596,6 +600,10 @@ struct Actor {
     limits: UaLimits,
     /// Inbound calls not yet answered (possibly stale: see `overloaded`).
     setting_up: std::collections::HashSet<String>,
+    /// At most 10 "malformed SIP message" lines per 10 s, then a count.
+    malformed_log: crate::throttle::LogThrottle,
+    /// `sip.public_host` when it is a name: used in Contact and Via.
+    public_name: Option<String>,
     digest: digest::DigestServer,
     txns: Transactions,
     timers: Timers,
@@ -781,6 +789,9 @@ impl Actor {
     }
 
     fn host(&self) -> String {
+        if let Some(name) = &self.public_name {
+            return name.clone();
+        }
         match self.public_ip {
             IpAddr::V6(v6) => format!("[{v6}]"),
             v4 => v4.to_string(),
@@ -878,12 +889,16 @@ impl Actor {
     fn on_received(&mut self, r: Received) {
         let parsed = match r.framing_error {
             Some(e) => Err(e),
-            None => message::parse(&r.bytes),
+            None => message::parse_limited(&r.bytes, &self.limits.transport.message),
         };
         let mut msg = match parsed {
             Ok(m) => m,
             Err(e) => {
-                tracing::info!(from = %r.peer.addr, error = %e, "malformed SIP message");
+                crate::throttled!(
+                    self.malformed_log,
+                    Instant::now(),
+                    info!(from = %r.peer.addr, error = %e, "malformed SIP message")
+                );
                 if let Some(b) = error_response(&r.bytes, e.status(), &e.reason_phrase()) {
                     self.transports.send(r.peer, b);
                 }
