@@ -39,8 +39,8 @@ fn config_text(sip: &str, media: &str) -> String {
 async fn engine(sip: &str, media: &str) -> Running {
     common::capture_logs();
     let dir = tempfile::tempdir().unwrap();
-    let config = Config::from_str_in(&config_text(sip, media), dir.path())
-        .unwrap_or_else(|e| panic!("{e}"));
+    let config =
+        Config::from_str_in(&config_text(sip, media), dir.path()).unwrap_or_else(|e| panic!("{e}"));
     let engine = Engine::start(Arc::new(config), SystemClock::shared())
         .await
         .unwrap();
@@ -102,7 +102,10 @@ async fn beyond_max_calls_a_new_invite_gets_503_with_retry_after() {
     assert!(resp.contains("\r\nRetry-After: "), "{resp}");
     // Once the held call has ended the next INVITE is served again.
     let done = tokio::time::timeout(Duration::from_secs(20), held.wait()).await;
-    assert!(done.is_ok_and(|s| s.is_ok_and(|s| s.success())), "held call failed");
+    assert!(
+        done.is_ok_and(|s| s.is_ok_and(|s| s.success())),
+        "held call failed"
+    );
     tokio::time::sleep(Duration::from_millis(200)).await;
     let resp = final_response(target, invite("after-1", port).as_bytes())
         .await
@@ -162,7 +165,9 @@ async fn silent_and_stalled_tcp_connections_are_closed_at_their_timeouts() {
     let started = Instant::now();
     let mut silent = tokio::net::TcpStream::connect(target).await.unwrap();
     assert!(
-        until_closed(&mut silent, Duration::from_secs(6)).await.is_some(),
+        until_closed(&mut silent, Duration::from_secs(6))
+            .await
+            .is_some(),
         "a silent connection stayed open"
     );
     assert!(started.elapsed() >= Duration::from_millis(900));
@@ -248,7 +253,9 @@ async fn max_message_bytes_and_max_headers_are_enforced() {
         .expect("an oversized stream message kept its connection open");
     assert!(got.starts_with("SIP/2.0 513 "), "{got}");
     // Within the size, one header line too many.
-    let many = (0..16).map(|i| format!("X-H{i}: v\r\n")).collect::<String>();
+    let many = (0..16)
+        .map(|i| format!("X-H{i}: v\r\n"))
+        .collect::<String>();
     let crowded = options("many1")
         .replace("SIP/2.0/TCP", "SIP/2.0/UDP")
         .replace("Content-Length: 0", &format!("{many}Content-Length: 0"));
@@ -273,7 +280,10 @@ async fn a_host_name_public_host_is_in_contact_and_its_address_in_sdp() {
     .await
     .expect("no answer to the INVITE");
     assert!(resp.starts_with("SIP/2.0 200 "), "{resp}");
-    assert!(resp.contains("Contact: <sip:boomerang@localhost:"), "{resp}");
+    assert!(
+        resp.contains("Contact: <sip:boomerang@localhost:"),
+        "{resp}"
+    );
     assert!(resp.contains("c=IN IP4 127.0.0.1"), "{resp}");
 }
 
@@ -287,5 +297,8 @@ fn check_config_refuses_a_public_host_that_is_no_host_name() {
     .expect_err("a public_host with a space and a ! was accepted");
     let text = err.to_string();
     assert!(text.contains("public_host"), "{text}");
-    assert!(text.contains("neither an IP address nor a host name"), "{text}");
+    assert!(
+        text.contains("neither an IP address nor a host name"),
+        "{text}"
+    );
 }

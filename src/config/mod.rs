@@ -435,9 +435,17 @@ impl Validator<'_> {
             s.max_calls.max(1) as i64,
         );
         for (key, value, hi) in [
-            ("tcp_header_timeout_seconds", s.tcp_header_timeout_seconds, 300),
+            (
+                "tcp_header_timeout_seconds",
+                s.tcp_header_timeout_seconds,
+                300,
+            ),
             ("tcp_body_timeout_seconds", s.tcp_body_timeout_seconds, 300),
-            ("tcp_idle_timeout_seconds", s.tcp_idle_timeout_seconds, 86400),
+            (
+                "tcp_idle_timeout_seconds",
+                s.tcp_idle_timeout_seconds,
+                86400,
+            ),
             ("tcp_max_connections", s.tcp_max_connections, 1_000_000),
             (
                 "tcp_max_connections_per_address",

@@ -394,7 +394,9 @@ async fn start_sip(
                         max_bytes: s.max_message_bytes as usize,
                         max_headers: s.max_headers as usize,
                     },
-                    header_timeout: std::time::Duration::from_secs(s.tcp_header_timeout_seconds.into()),
+                    header_timeout: std::time::Duration::from_secs(
+                        s.tcp_header_timeout_seconds.into(),
+                    ),
                     body_timeout: std::time::Duration::from_secs(s.tcp_body_timeout_seconds.into()),
                     idle_timeout: std::time::Duration::from_secs(s.tcp_idle_timeout_seconds.into()),
                     max_connections: s.tcp_max_connections as usize,

@@ -135,12 +135,10 @@ impl Drop for Admitted {
     fn drop(&mut self) {
         use std::sync::atomic::Ordering;
         self.census.total.fetch_sub(1, Ordering::AcqRel);
-        self.census
-            .per_address
-            .remove_if_mut(&self.ip, |_, n| {
-                *n = n.saturating_sub(1);
-                *n == 0
-            });
+        self.census.per_address.remove_if_mut(&self.ip, |_, n| {
+            *n = n.saturating_sub(1);
+            *n == 0
+        });
     }
 }
 
@@ -493,8 +491,7 @@ pub fn error_response(raw: &[u8], code: u16, reason: &str) -> Option<Vec<u8>> {
     let mut lines = text.split("\r\n").flat_map(|l| l.split('\n'));
     let first = lines.next()?;
     let words: Vec<&str> = first.split_whitespace().collect();
-    if first.starts_with("SIP/") || words.len() < 3 || !words[words.len() - 1].starts_with("SIP/")
-    {
+    if first.starts_with("SIP/") || words.len() < 3 || !words[words.len() - 1].starts_with("SIP/") {
         return None;
     }
     let wanted = [

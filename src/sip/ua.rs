@@ -20,9 +20,7 @@ use super::message::{self, header_value, header_values, random_token, response_w
 use super::registrar::{Registrar, RegistrarConfig};
 use super::session_timer::{MIN_SE, RefreshMethod, Refresher, SessionTimer, TimerAction};
 use super::transaction::{Event, Routed, Timers, TransactionKey, Transactions, TwoXxRetransmitter};
-use super::transport::{
-    Peer, Received, Transport, TransportLimits, Transports, error_response,
-};
+use super::transport::{Peer, Received, Transport, TransportLimits, Transports, error_response};
 use crate::media::dtmf::parse_info;
 use crate::media::sdp::{self, Negotiated};
 use crate::media::session::{DigitBuffer, MediaSession};
