@@ -58,13 +58,14 @@ pub struct SipSettings {
     /// Default 200.
     pub max_setup_calls: u32,
     /// A TCP message's header section must arrive within this many seconds of its first
-    /// byte (1–300). Default 10.
+    /// byte, and an accepted connection's first header within this long of opening (1–300).
+    /// Default 10.
     pub tcp_header_timeout_seconds: u32,
     /// A TCP message's body must arrive within this many seconds of its header (1–300).
     /// Default 10.
     pub tcp_body_timeout_seconds: u32,
     /// A TCP connection silent this long (CRLF keep-alives count) is closed (1–86400).
-    /// Default 600.
+    /// Default 3600 (above registration and session-refresh intervals).
     pub tcp_idle_timeout_seconds: u32,
     /// Inbound TCP connections open at once (1–1000000); more are closed. Default 10000.
     pub tcp_max_connections: u32,
@@ -88,7 +89,7 @@ impl Default for SipSettings {
             max_setup_calls: 200,
             tcp_header_timeout_seconds: 10,
             tcp_body_timeout_seconds: 10,
-            tcp_idle_timeout_seconds: 600,
+            tcp_idle_timeout_seconds: 3600,
             tcp_max_connections: 10_000,
             tcp_max_connections_per_address: 200,
         }

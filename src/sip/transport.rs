@@ -90,7 +90,7 @@ impl Default for TransportLimits {
             message: message::ParseLimits::default(),
             header_timeout: Duration::from_secs(10),
             body_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(600),
+            idle_timeout: Duration::from_secs(3600),
             max_connections: 10_000,
             max_connections_per_address: 200,
         }
@@ -346,16 +346,19 @@ async fn accept_loop(
 const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
 const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
-/// What the reader waits for next, which decides its deadline.
+/// What the reader waits for next, which decides its deadline. An accepted connection must
+/// bring its first message's header within the header timeout of opening (`awaiting_first`).
 fn read_deadline(
     buf: &[u8],
     limits: &TransportLimits,
     last_byte: Instant,
     message_start: Instant,
     head_done: Option<Instant>,
+    awaiting_first: bool,
 ) -> (Instant, &'static str) {
     let pending = buf.iter().any(|b| *b != b'\r' && *b != b'\n');
     match (pending, head_done) {
+        (false, _) if awaiting_first => (message_start + limits.header_timeout, "first message"),
         (false, _) => (last_byte + limits.idle_timeout, "idle"),
         (true, None) => (message_start + limits.header_timeout, "header"),
         (true, Some(at)) => (at + limits.body_timeout, "body"),
@@ -363,8 +366,9 @@ fn read_deadline(
 }
 
 /// Reads framed messages from a connection and writes queued ones; the connection is
-/// registered for reuse until it closes. It is closed when a header or body takes too long or
-/// nothing arrives for the idle timeout; `admitted` keeps it counted against the caps.
+/// registered for reuse until it closes. It is closed when a header or body takes too long, an
+/// accepted connection sends no first message, or nothing arrives for the idle timeout;
+/// `admitted` (accepted connections) keeps it counted against the caps.
 fn serve_stream(
     stream: TcpStream,
     from: SocketAddr,
@@ -386,6 +390,7 @@ fn serve_stream(
     });
     let reply = tx.clone();
     tokio::spawn(async move {
+        let mut awaiting_first = admitted.is_some();
         let _admitted = admitted;
         let mut buf: Vec<u8> = Vec::with_capacity(8192);
         let mut chunk = vec![0u8; 16384];
@@ -393,12 +398,18 @@ fn serve_stream(
         let (mut last_byte, mut message_start, mut head_done) = (now, now, None);
         let mut linger = true;
         'read: loop {
-            let (deadline, waiting_for) =
-                read_deadline(&buf, &limits, last_byte, message_start, head_done);
+            let (deadline, waiting_for) = read_deadline(
+                &buf,
+                &limits,
+                last_byte,
+                message_start,
+                head_done,
+                awaiting_first,
+            );
             let n = match tokio::time::timeout_at(deadline, rd.read(&mut chunk)).await {
                 Err(_) => {
                     tracing::debug!(%from, waiting_for, "TCP connection timed out");
-                    linger = waiting_for != "idle";
+                    linger = waiting_for == "header" || waiting_for == "body";
                     if linger {
                         let _ = inbound.send(Received {
                             bytes: std::mem::take(&mut buf),
@@ -436,6 +447,7 @@ fn serve_stream(
                         let bytes = buf[skip..skip + len].to_vec();
                         buf.drain(..skip + len);
                         (message_start, head_done) = (last_byte, None);
+                        awaiting_first = false;
                         let msg = Received {
                             bytes,
                             peer: Peer {
