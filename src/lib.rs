@@ -16,4 +16,5 @@ pub mod routing;
 pub mod rules;
 pub mod sip;
 pub mod store;
+pub mod throttle;
 pub mod yaml;

@@ -39,8 +39,8 @@ fn config_text(sip: &str, media: &str) -> String {
 async fn engine(sip: &str, media: &str) -> Running {
     common::capture_logs();
     let dir = tempfile::tempdir().unwrap();
-    let config = Config::from_str_in(&config_text(sip, media), dir.path())
-        .unwrap_or_else(|e| panic!("{e}"));
+    let config =
+        Config::from_str_in(&config_text(sip, media), dir.path()).unwrap_or_else(|e| panic!("{e}"));
     let engine = Engine::start(Arc::new(config), SystemClock::shared())
         .await
         .unwrap();
@@ -102,7 +102,10 @@ async fn beyond_max_calls_a_new_invite_gets_503_with_retry_after() {
     assert!(resp.contains("\r\nRetry-After: "), "{resp}");
     // Once the held call has ended the next INVITE is served again.
     let done = tokio::time::timeout(Duration::from_secs(20), held.wait()).await;
-    assert!(done.is_ok_and(|s| s.is_ok_and(|s| s.success())), "held call failed");
+    assert!(
+        done.is_ok_and(|s| s.is_ok_and(|s| s.success())),
+        "held call failed"
+    );
     tokio::time::sleep(Duration::from_millis(200)).await;
     let resp = final_response(target, invite("after-1", port).as_bytes())
         .await
@@ -126,5 +129,176 @@ async fn a_caller_sending_no_rtp_is_hung_up_at_the_rtp_timeout() {
     assert!(
         !common::log_lines(&["no RTP received", "rtp_timeout_seconds"]).is_empty(),
         "the reason was not logged"
+    );
+}
+
+/// Reads until the engine closes the connection (EOF or reset); what it sent, or `None` when
+/// it is still open after `wait`.
+async fn until_closed(s: &mut tokio::net::TcpStream, wait: Duration) -> Option<String> {
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 4096];
+    let until = tokio::time::Instant::now() + wait;
+    loop {
+        match tokio::time::timeout_at(until, s.read(&mut buf)).await {
+            Err(_) => return None,
+            Ok(Ok(0) | Err(_)) => return Some(String::from_utf8_lossy(&got).to_string()),
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+fn options(branch: &str) -> String {
+    format!(
+        "OPTIONS sip:8999@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bK{branch}\r\nFrom: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:8999@127.0.0.1>\r\nCall-ID: {branch}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_and_stalled_tcp_connections_are_closed_at_their_timeouts() {
+    let r = engine(
+        "  tcp_idle_timeout_seconds: 1\n  tcp_header_timeout_seconds: 1\n  tcp_body_timeout_seconds: 1\n",
+        "",
+    )
+    .await;
+    let target = r.engine.sip.tcp[0];
+    // Silent from the start.
+    let started = Instant::now();
+    let mut silent = tokio::net::TcpStream::connect(target).await.unwrap();
+    assert!(
+        until_closed(&mut silent, Duration::from_secs(6))
+            .await
+            .is_some(),
+        "a silent connection stayed open"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    // A header that never ends: closed, with a 400 for what could be read.
+    let mut partial = tokio::net::TcpStream::connect(target).await.unwrap();
+    partial
+        .write_all(b"OPTIONS sip:8999@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/TCP 127.0.0.1:9;branch=z9hG4bKp1\r\n")
+        .await
+        .unwrap();
+    let got = until_closed(&mut partial, Duration::from_secs(8))
+        .await
+        .expect("a partial header kept its connection open");
+    assert!(got.is_empty() || got.starts_with("SIP/2.0 400 "), "{got}");
+    // A body shorter than its Content-Length, the sender waiting.
+    let mut short = tokio::net::TcpStream::connect(target).await.unwrap();
+    let msg = options("short1").replace("Content-Length: 0", "Content-Length: 50") + "v=0";
+    short.write_all(msg.as_bytes()).await.unwrap();
+    assert!(
+        until_closed(&mut short, Duration::from_secs(8))
+            .await
+            .is_some(),
+        "a short body kept its connection open"
+    );
+    // A connection in use after a message answered is idle again, and closed too.
+    let mut used = tokio::net::TcpStream::connect(target).await.unwrap();
+    used.write_all(options("used1").as_bytes()).await.unwrap();
+    let got = until_closed(&mut used, Duration::from_secs(8))
+        .await
+        .expect("an idle connection stayed open");
+    assert!(got.starts_with("SIP/2.0 200 "), "{got}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_connections_beyond_the_per_address_cap_are_closed() {
+    let r = engine("  tcp_max_connections_per_address: 2\n", "").await;
+    let target = r.engine.sip.tcp[0];
+    let mut first = tokio::net::TcpStream::connect(target).await.unwrap();
+    let _second = tokio::net::TcpStream::connect(target).await.unwrap();
+    let mut third = tokio::net::TcpStream::connect(target).await.unwrap();
+    assert!(
+        until_closed(&mut third, Duration::from_secs(3))
+            .await
+            .is_some(),
+        "the connection beyond the cap was kept"
+    );
+    // The admitted ones are served.
+    first.write_all(options("cap1").as_bytes()).await.unwrap();
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(Duration::from_secs(3), first.read(&mut buf))
+        .await
+        .expect("no answer on an admitted connection")
+        .unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("SIP/2.0 200 "));
+    // Once one closes (after the 2 s it stays open for late answers), a new one is admitted.
+    drop(first);
+    tokio::time::sleep(Duration::from_millis(2600)).await;
+    let mut again = tokio::net::TcpStream::connect(target).await.unwrap();
+    again.write_all(options("cap2").as_bytes()).await.unwrap();
+    let n = tokio::time::timeout(Duration::from_secs(3), again.read(&mut buf))
+        .await
+        .expect("a connection after one closed was not admitted")
+        .unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("SIP/2.0 200 "));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn max_message_bytes_and_max_headers_are_enforced() {
+    let r = engine("  max_message_bytes: 1024\n  max_headers: 16\n", "").await;
+    let (udp, tcp) = (r.engine.sip.udp[0], r.engine.sip.tcp[0]);
+    let padded = options("big1").replace(
+        "Content-Length: 0",
+        &format!("X-Pad: {}\r\nContent-Length: 0", "a".repeat(1500)),
+    );
+    let udp_padded = padded.replace("SIP/2.0/TCP", "SIP/2.0/UDP");
+    let resp = final_response(udp, udp_padded.as_bytes())
+        .await
+        .expect("no answer to an oversized datagram");
+    assert!(resp.starts_with("SIP/2.0 513 "), "{resp}");
+    let mut s = tokio::net::TcpStream::connect(tcp).await.unwrap();
+    s.write_all(padded.as_bytes()).await.unwrap();
+    let got = until_closed(&mut s, Duration::from_secs(6))
+        .await
+        .expect("an oversized stream message kept its connection open");
+    assert!(got.starts_with("SIP/2.0 513 "), "{got}");
+    // Within the size, one header line too many.
+    let many = (0..16)
+        .map(|i| format!("X-H{i}: v\r\n"))
+        .collect::<String>();
+    let crowded = options("many1")
+        .replace("SIP/2.0/TCP", "SIP/2.0/UDP")
+        .replace("Content-Length: 0", &format!("{many}Content-Length: 0"));
+    assert!(crowded.len() < 1024);
+    let resp = final_response(udp, crowded.as_bytes())
+        .await
+        .expect("no answer to too many headers");
+    assert!(resp.starts_with("SIP/2.0 400 Too Many Headers"), "{resp}");
+    // The same request with its headers within the limit is served.
+    let fine = options("fine1").replace("SIP/2.0/TCP", "SIP/2.0/UDP");
+    let resp = final_response(udp, fine.as_bytes()).await.unwrap();
+    assert!(resp.starts_with("SIP/2.0 200 "), "{resp}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_name_public_host_is_in_contact_and_its_address_in_sdp() {
+    let r = engine("  public_host: localhost\n", "").await;
+    let resp = final_response(
+        r.engine.sip.udp[0],
+        invite("named-1", common::free_port()).as_bytes(),
+    )
+    .await
+    .expect("no answer to the INVITE");
+    assert!(resp.starts_with("SIP/2.0 200 "), "{resp}");
+    assert!(
+        resp.contains("Contact: <sip:boomerang@localhost:"),
+        "{resp}"
+    );
+    assert!(resp.contains("c=IN IP4 127.0.0.1"), "{resp}");
+}
+
+#[test]
+fn check_config_refuses_a_public_host_that_is_no_host_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let err = Config::from_str_in(
+        &config_text("  public_host: \"bad host!\"\n", ""),
+        dir.path(),
+    )
+    .expect_err("a public_host with a space and a ! was accepted");
+    let text = err.to_string();
+    assert!(text.contains("public_host"), "{text}");
+    assert!(
+        text.contains("neither an IP address nor a host name"),
+        "{text}"
     );
 }

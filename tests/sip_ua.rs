@@ -89,6 +89,7 @@ async fn start_ua(ip: IpAddr) -> (UaHandle, Arc<Answerer>) {
             udp: vec![SocketAddr::new(ip, 0)],
             tcp: vec![SocketAddr::new(ip, 0)],
             public_ip: None,
+            public_name: None,
             registrar: RegistrarConfig::default(),
             register_auth: None,
             authenticate_register: false,

@@ -390,6 +390,7 @@ pub async fn run(
             udp: vec![opts.local],
             tcp: Vec::new(),
             public_ip: None,
+            public_name: None,
             registrar: RegistrarConfig::default(),
             register_auth: None,
             authenticate_register: false,

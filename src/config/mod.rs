@@ -410,6 +410,20 @@ impl Validator<'_> {
             }
         }
         let s = &spec.sip;
+        if let Some(host) = s.public_host.as_deref()
+            && host.parse::<std::net::IpAddr>().is_err()
+            && !is_host_name(host)
+        {
+            let pos = self.pos_of(root, &[K("sip"), K("public_host")]);
+            self.err(
+                pos,
+                "sip.public_host",
+                format!(
+                    "`{host}` is neither an IP address nor a host name (letters, digits, \
+                     hyphens, dot-separated labels); a name must resolve when the engine starts"
+                ),
+            );
+        }
         self.range(
             root,
             &[K("sip"), K("max_message_bytes")],
@@ -452,6 +466,27 @@ impl Validator<'_> {
             1,
             s.max_calls.max(1) as i64,
         );
+        for (key, value, hi) in [
+            (
+                "tcp_header_timeout_seconds",
+                s.tcp_header_timeout_seconds,
+                300,
+            ),
+            ("tcp_body_timeout_seconds", s.tcp_body_timeout_seconds, 300),
+            (
+                "tcp_idle_timeout_seconds",
+                s.tcp_idle_timeout_seconds,
+                86400,
+            ),
+            ("tcp_max_connections", s.tcp_max_connections, 1_000_000),
+            (
+                "tcp_max_connections_per_address",
+                s.tcp_max_connections_per_address,
+                s.tcp_max_connections.max(1),
+            ),
+        ] {
+            self.range(root, &[K("sip"), K(key)], value as i64, 1, hi as i64);
+        }
         let m = &spec.media;
         self.range(
             root,
@@ -939,6 +974,20 @@ pub fn valid_skill_name(name: &str) -> bool {
 enum Step {
     Key(Cow<'static, str>),
     Index(usize),
+}
+
+/// RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens.
+fn is_host_name(host: &str) -> bool {
+    let host = host.strip_suffix('.').unwrap_or(host);
+    !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
 }
 
 #[allow(non_snake_case)]

@@ -58,6 +58,21 @@ pub struct SipSettings {
     /// Inbound calls being set up (not yet answered) at once (1–max_calls); beyond, 503.
     /// Default 200.
     pub max_setup_calls: u32,
+    /// A TCP message's header section must arrive within this many seconds of its first
+    /// byte, and an accepted connection's first header within this long of opening (1–300).
+    /// Default 10.
+    pub tcp_header_timeout_seconds: u32,
+    /// A TCP message's body must arrive within this many seconds of its header (1–300).
+    /// Default 10.
+    pub tcp_body_timeout_seconds: u32,
+    /// A TCP connection silent this long (CRLF keep-alives count) is closed (1–86400).
+    /// Default 3600 (above registration and session-refresh intervals).
+    pub tcp_idle_timeout_seconds: u32,
+    /// Inbound TCP connections open at once (1–1000000); more are closed. Default 10000.
+    pub tcp_max_connections: u32,
+    /// Inbound TCP connections open at once from one IP address (1–tcp_max_connections).
+    /// Default 200.
+    pub tcp_max_connections_per_address: u32,
 }
 
 impl Default for SipSettings {
@@ -73,6 +88,11 @@ impl Default for SipSettings {
             max_register_expires_seconds: 3600,
             max_calls: 2000,
             max_setup_calls: 200,
+            tcp_header_timeout_seconds: 10,
+            tcp_body_timeout_seconds: 10,
+            tcp_idle_timeout_seconds: 3600,
+            tcp_max_connections: 10_000,
+            tcp_max_connections_per_address: 200,
         }
     }
 }

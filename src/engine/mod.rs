@@ -47,6 +47,14 @@ pub enum EngineError {
     /// A flow file is invalid.
     #[error("flows:\n{0}")]
     Flows(String),
+    /// `sip.public_host` is a host name that does not resolve to an address.
+    #[error("sip.public_host `{host}` does not resolve to an address: {why}")]
+    PublicHost {
+        /// The configured name.
+        host: String,
+        /// The resolver's answer.
+        why: String,
+    },
     /// A listener could not be bound.
     #[error("cannot listen on {addr}: {source}")]
     Bind {
@@ -282,6 +290,35 @@ impl Engine {
 }
 
 /// Loads prompts and flows, starts the user agent, and lets callbacks be dialled through it.
+/// `sip.public_host` as the address for SDP and, when it is a host name, the name for Contact
+/// and Via; a name is resolved once at start and must give an address.
+async fn public_host(
+    host: Option<&str>,
+) -> Result<(Option<std::net::IpAddr>, Option<String>), EngineError> {
+    let Some(host) = host else {
+        return Ok((None, None));
+    };
+    if let Ok(ip) = host.parse() {
+        return Ok((Some(ip), None));
+    }
+    let refused = |why: String| EngineError::PublicHost {
+        host: host.to_string(),
+        why,
+    };
+    let mut addrs = tokio::net::lookup_host((host, 5060))
+        .await
+        .map_err(|e| refused(e.to_string()))?
+        .map(|a| a.ip())
+        .collect::<Vec<_>>();
+    // An IPv4 address first: the SDP of most peers expects one.
+    addrs.sort_by_key(|ip| !ip.is_ipv4());
+    let ip = addrs
+        .first()
+        .copied()
+        .ok_or_else(|| refused("no address".into()))?;
+    Ok((Some(ip), Some(host.to_string())))
+}
+
 async fn start_sip(
     config: &Arc<Config>,
     clock: &SharedClock,
@@ -347,11 +384,13 @@ async fn start_sip(
         keeper: sip::keep_registrations(store.clone(), clock.clone()),
     });
     let s = &config.spec.sip;
+    let (public_ip, public_name) = public_host(s.public_host.as_deref()).await?;
     let ua = crate::sip::ua::start(
         crate::sip::ua::UaConfig {
             udp: config.spec.listeners.sip_udp.clone(),
             tcp: config.spec.listeners.sip_tcp.clone(),
-            public_ip: s.public_host.as_deref().and_then(|h| h.parse().ok()),
+            public_ip,
+            public_name,
             registrar: crate::sip::registrar::RegistrarConfig {
                 max_expires: s.max_register_expires_seconds.max(60),
                 ..Default::default()
@@ -362,6 +401,19 @@ async fn start_sip(
             limits: crate::sip::ua::UaLimits {
                 max_calls: s.max_calls as usize,
                 max_setup_calls: s.max_setup_calls as usize,
+                transport: crate::sip::transport::TransportLimits {
+                    message: crate::sip::message::ParseLimits {
+                        max_bytes: s.max_message_bytes as usize,
+                        max_headers: s.max_headers as usize,
+                    },
+                    header_timeout: std::time::Duration::from_secs(
+                        s.tcp_header_timeout_seconds.into(),
+                    ),
+                    body_timeout: std::time::Duration::from_secs(s.tcp_body_timeout_seconds.into()),
+                    idle_timeout: std::time::Duration::from_secs(s.tcp_idle_timeout_seconds.into()),
+                    max_connections: s.tcp_max_connections as usize,
+                    max_connections_per_address: s.tcp_max_connections_per_address as usize,
+                },
                 ..Default::default()
             },
             register_auth: (s.authenticate_register || s.authenticate_invite).then(|| {

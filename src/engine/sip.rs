@@ -119,7 +119,7 @@ impl SipFront {
         if m.rtp_timeout_seconds > 0 {
             leg.watch_rtp(std::time::Duration::from_secs(m.rtp_timeout_seconds.into()));
         }
-                let Some(flow) = self.flows.get().for_number(&self.config, &call.dnis) else {
+        let Some(flow) = self.flows.get().for_number(&self.config, &call.dnis) else {
             let _ = leg.hang_up(HangupCause::NotFound).await;
             return;
         };

@@ -109,11 +109,34 @@ impl ParseError {
     }
 }
 
+/// How much one message may cost: `sip.max_message_bytes` and `sip.max_headers`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParseLimits {
+    /// Largest message, bytes.
+    pub max_bytes: usize,
+    /// Most header lines (after unfolding, one per Via hop).
+    pub max_headers: usize,
+}
+
+impl Default for ParseLimits {
+    fn default() -> Self {
+        ParseLimits {
+            max_bytes: MAX_MESSAGE_SIZE,
+            max_headers: MAX_HEADERS,
+        }
+    }
+}
+
 /// Parses one datagram (or one framed stream message) into a validated rsip message.
 ///
 /// Content-Length is optional here (datagram rules); bytes beyond it are discarded.
 pub fn parse(bytes: &[u8]) -> Result<SipMessage, ParseError> {
-    if bytes.len() > MAX_MESSAGE_SIZE {
+    parse_limited(bytes, &ParseLimits::default())
+}
+
+/// As [`parse`], within the configured size and header-count limits.
+pub fn parse_limited(bytes: &[u8], limits: &ParseLimits) -> Result<SipMessage, ParseError> {
+    if bytes.len() > limits.max_bytes {
         return Err(ParseError::TooLarge);
     }
     let head_end = find(bytes, b"\r\n\r\n").ok_or(ParseError::Incomplete)?;
@@ -122,7 +145,7 @@ pub fn parse(bytes: &[u8]) -> Result<SipMessage, ParseError> {
     let body_in = &bytes[head_end + 4..];
     let (start, rest) = head.split_once("\r\n").unwrap_or((head, ""));
     let start_line = StartLine::parse(start)?;
-    let headers = split_headers(rest)?;
+    let headers = split_headers(rest, limits.max_headers)?;
     let body = validate(&start_line, &headers, body_in)?;
     if let StartLine::Request { method } = &start_line {
         if !KNOWN_METHODS.contains(method) {
@@ -266,6 +289,17 @@ pub enum Frame {
 
 /// Finds where the next message on a TCP stream ends; `Ok(None)` means read more.
 pub fn framing(buf: &[u8]) -> Result<Option<Frame>, ParseError> {
+    framing_limited(buf, &ParseLimits::default())
+}
+
+/// True once `buf` holds the end of a header section (the blank line).
+pub fn has_header_end(buf: &[u8]) -> bool {
+    find(buf, b"\r\n\r\n").is_some()
+}
+
+/// As [`framing`], with messages above `limits.max_bytes` refused (`sip.max_message_bytes`).
+pub fn framing_limited(buf: &[u8], limits: &ParseLimits) -> Result<Option<Frame>, ParseError> {
+    let max = limits.max_bytes;
     let skip = buf
         .iter()
         .take_while(|b| **b == b'\r' || **b == b'\n')
@@ -275,21 +309,21 @@ pub fn framing(buf: &[u8]) -> Result<Option<Frame>, ParseError> {
         return Ok((skip > 0).then_some(Frame::KeepAlive { len: skip }));
     }
     let Some(head_end) = find(rest, b"\r\n\r\n") else {
-        if rest.len() > MAX_MESSAGE_SIZE {
+        if rest.len() > max {
             return Err(ParseError::TooLarge);
         }
         return Ok(None);
     };
-    if head_end > MAX_MESSAGE_SIZE {
+    if head_end > max {
         return Err(ParseError::TooLarge);
     }
     let head = std::str::from_utf8(&rest[..head_end])
         .map_err(|_| ParseError::MalformedHeader("UTF-8".into()))?;
     let (_, lines) = head.split_once("\r\n").unwrap_or((head, ""));
-    let headers = split_headers(lines)?;
+    let headers = split_headers(lines, limits.max_headers)?;
     let length = content_length(&headers)?.ok_or(ParseError::BadContentLength)?;
     let len = head_end + 4 + length;
-    if len > MAX_MESSAGE_SIZE {
+    if len > max {
         return Err(ParseError::TooLarge);
     }
     Ok((rest.len() >= len).then_some(Frame::Message { skip, len }))
@@ -371,7 +405,7 @@ fn check_request_uri(uri: &str) -> Result<(), ParseError> {
 }
 
 /// Splits the header section into unfolded lines with canonical names, one Via per hop.
-fn split_headers(section: &str) -> Result<Vec<RawHeader>, ParseError> {
+fn split_headers(section: &str, max_headers: usize) -> Result<Vec<RawHeader>, ParseError> {
     let mut lines: Vec<String> = Vec::new();
     for line in section.split("\r\n") {
         if line.starts_with([' ', '\t']) {
@@ -381,7 +415,7 @@ fn split_headers(section: &str) -> Result<Vec<RawHeader>, ParseError> {
             last.push(' ');
             last.push_str(line.trim_start());
         } else if !line.is_empty() {
-            if lines.len() >= MAX_HEADERS {
+            if lines.len() >= max_headers {
                 return Err(ParseError::TooManyHeaders);
             }
             lines.push(line.to_string());
@@ -409,7 +443,7 @@ fn split_headers(section: &str) -> Result<Vec<RawHeader>, ParseError> {
         } else {
             out.push(RawHeader { name, value });
         }
-        if out.len() > MAX_HEADERS {
+        if out.len() > max_headers {
             return Err(ParseError::TooManyHeaders);
         }
     }

@@ -3,19 +3,21 @@
 //! and a 400 for requests too broken to parse, built from the raw header lines.
 
 use std::io;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use dashmap::DashMap;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use super::message::{self, Frame, MAX_MESSAGE_SIZE};
 
 /// How long a connection stays open for answers after its peer stopped sending (EOF) or sent
 /// something that cannot be framed.
-const LINGER: std::time::Duration = std::time::Duration::from_secs(2);
+const LINGER: Duration = Duration::from_secs(2);
 
 /// Which transport a message used.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -64,13 +66,90 @@ pub struct Received {
     pub framing_error: Option<message::ParseError>,
 }
 
+/// Bounds on what peers may make the transports hold: message size, and for TCP the time a
+/// connection may take to finish a header or body or stay silent, and how many may be open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransportLimits {
+    /// Largest message and most header lines (`sip.max_message_bytes`, `sip.max_headers`).
+    pub message: message::ParseLimits,
+    /// A message's header section must be complete this long after its first byte.
+    pub header_timeout: Duration,
+    /// A body must be complete this long after its header section.
+    pub body_timeout: Duration,
+    /// A connection with nothing pending is closed after this long without a byte.
+    pub idle_timeout: Duration,
+    /// Accepted connections open at once; more are closed at once.
+    pub max_connections: usize,
+    /// Accepted connections open at once from one IP address.
+    pub max_connections_per_address: usize,
+}
+
+impl Default for TransportLimits {
+    fn default() -> Self {
+        TransportLimits {
+            message: message::ParseLimits::default(),
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(3600),
+            max_connections: 10_000,
+            max_connections_per_address: 200,
+        }
+    }
+}
+
+type Conns = Arc<DashMap<SocketAddr, mpsc::UnboundedSender<Vec<u8>>>>;
+
+/// Accepted connections open, in total and per address, to enforce the caps.
+#[derive(Debug, Default)]
+struct Census {
+    total: std::sync::atomic::AtomicUsize,
+    per_address: DashMap<IpAddr, usize>,
+}
+
+/// One counted connection; uncounted when dropped.
+struct Admitted {
+    census: Arc<Census>,
+    ip: IpAddr,
+}
+
+impl Census {
+    /// Counts a new connection from `ip`, or `None` when a cap is reached.
+    fn admit(self: &Arc<Self>, ip: IpAddr, limits: &TransportLimits) -> Option<Admitted> {
+        use std::sync::atomic::Ordering;
+        let mut n = self.per_address.entry(ip).or_insert(0);
+        if *n >= limits.max_connections_per_address
+            || self.total.load(Ordering::Acquire) >= limits.max_connections
+        {
+            return None;
+        }
+        *n += 1;
+        self.total.fetch_add(1, Ordering::AcqRel);
+        Some(Admitted {
+            census: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        use std::sync::atomic::Ordering;
+        self.census.total.fetch_sub(1, Ordering::AcqRel);
+        self.census.per_address.remove_if_mut(&self.ip, |_, n| {
+            *n = n.saturating_sub(1);
+            *n == 0
+        });
+    }
+}
+
 /// The bound listeners.
 pub struct Transports {
     udp: Vec<Arc<UdpSocket>>,
     udp_addrs: Vec<SocketAddr>,
     tcp_addrs: Vec<SocketAddr>,
-    conns: Arc<DashMap<SocketAddr, mpsc::UnboundedSender<Vec<u8>>>>,
+    conns: Conns,
     inbound: mpsc::UnboundedSender<Received>,
+    limits: Arc<TransportLimits>,
 }
 
 impl Transports {
@@ -79,6 +158,7 @@ impl Transports {
         udp: &[SocketAddr],
         tcp: &[SocketAddr],
         inbound: mpsc::UnboundedSender<Received>,
+        limits: TransportLimits,
     ) -> io::Result<Arc<Self>> {
         let mut sockets = Vec::new();
         let mut udp_addrs = Vec::new();
@@ -100,12 +180,20 @@ impl Transports {
             tcp_addrs,
             conns: Arc::new(DashMap::new()),
             inbound,
+            limits: Arc::new(limits),
         });
         for s in &t.udp {
-            tokio::spawn(udp_loop(s.clone(), t.inbound.clone()));
+            tokio::spawn(udp_loop(s.clone(), t.inbound.clone(), t.limits.clone()));
         }
+        let census = Arc::new(Census::default());
         for l in listeners {
-            tokio::spawn(accept_loop(l, t.conns.clone(), t.inbound.clone()));
+            tokio::spawn(accept_loop(
+                l,
+                t.conns.clone(),
+                t.inbound.clone(),
+                t.limits.clone(),
+                census.clone(),
+            ));
         }
         Ok(t)
     }
@@ -156,10 +244,11 @@ impl Transports {
                 }
                 let conns = self.conns.clone();
                 let inbound = self.inbound.clone();
+                let limits = self.limits.clone();
                 tokio::spawn(async move {
                     match TcpStream::connect(peer.addr).await {
                         Ok(stream) => {
-                            let tx = serve_stream(stream, peer.addr, conns, inbound);
+                            let tx = serve_stream(stream, peer.addr, conns, inbound, limits, None);
                             let _ = tx.send(bytes);
                         }
                         Err(e) => {
@@ -172,9 +261,14 @@ impl Transports {
     }
 }
 
-async fn udp_loop(socket: Arc<UdpSocket>, inbound: mpsc::UnboundedSender<Received>) {
+async fn udp_loop(
+    socket: Arc<UdpSocket>,
+    inbound: mpsc::UnboundedSender<Received>,
+    limits: Arc<TransportLimits>,
+) {
     let local = socket.local_addr().ok();
-    let mut buf = vec![0u8; MAX_MESSAGE_SIZE + 1];
+    let max = limits.message.max_bytes;
+    let mut buf = vec![0u8; max.max(MAX_MESSAGE_SIZE) + 1];
     loop {
         let (n, from) = match socket.recv_from(&mut buf).await {
             Ok(x) => x,
@@ -187,18 +281,16 @@ async fn udp_loop(socket: Arc<UdpSocket>, inbound: mpsc::UnboundedSender<Receive
         if data.iter().all(|b| b.is_ascii_whitespace()) {
             continue; // keep-alive
         }
-        if n > MAX_MESSAGE_SIZE {
-            tracing::warn!(%from, "oversized datagram dropped");
-            continue;
-        }
         let msg = Received {
-            bytes: data.to_vec(),
+            // An oversized datagram is handed on as its first bytes, for a 513 built from
+            // its headers (when they fit); it is never parsed.
+            bytes: data[..n.min(max)].to_vec(),
             peer: Peer {
                 addr: from,
                 transport: Transport::Udp,
             },
             local: local.unwrap_or(from),
-            framing_error: None,
+            framing_error: (n > max).then_some(message::ParseError::TooLarge),
         };
         if inbound.send(msg).is_err() {
             return;
@@ -208,26 +300,82 @@ async fn udp_loop(socket: Arc<UdpSocket>, inbound: mpsc::UnboundedSender<Receive
 
 async fn accept_loop(
     listener: TcpListener,
-    conns: Arc<DashMap<SocketAddr, mpsc::UnboundedSender<Vec<u8>>>>,
+    conns: Conns,
     inbound: mpsc::UnboundedSender<Received>,
+    limits: Arc<TransportLimits>,
+    census: Arc<Census>,
 ) {
+    let mut backoff = ACCEPT_BACKOFF_MIN;
+    let mut refused_log = crate::throttle::LogThrottle::new(10, Duration::from_secs(10));
     loop {
         match listener.accept().await {
             Ok((stream, from)) => {
-                serve_stream(stream, from, conns.clone(), inbound.clone());
+                backoff = ACCEPT_BACKOFF_MIN;
+                match census.admit(from.ip(), &limits) {
+                    Some(admitted) => {
+                        serve_stream(
+                            stream,
+                            from,
+                            conns.clone(),
+                            inbound.clone(),
+                            limits.clone(),
+                            Some(admitted),
+                        );
+                    }
+                    None => {
+                        crate::throttled!(
+                            refused_log,
+                            std::time::Instant::now(),
+                            warn!(%from, "TCP connection refused: connection cap reached")
+                        );
+                        drop(stream);
+                    }
+                }
             }
-            Err(e) => tracing::debug!(error = %e, "TCP accept error"),
+            Err(e) => {
+                // Out of descriptors (EMFILE/ENFILE) or buffers: accepting again at once would
+                // spin; wait, longer each time, for connections to close.
+                tracing::warn!(error = %e, pause_ms = backoff.as_millis() as u64, "TCP accept error");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+            }
         }
     }
 }
 
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// What the reader waits for next, which decides its deadline. An accepted connection must
+/// bring its first message's header within the header timeout of opening (`awaiting_first`).
+fn read_deadline(
+    buf: &[u8],
+    limits: &TransportLimits,
+    last_byte: Instant,
+    message_start: Instant,
+    head_done: Option<Instant>,
+    awaiting_first: bool,
+) -> (Instant, &'static str) {
+    let pending = buf.iter().any(|b| *b != b'\r' && *b != b'\n');
+    match (pending, head_done) {
+        (false, _) if awaiting_first => (message_start + limits.header_timeout, "first message"),
+        (false, _) => (last_byte + limits.idle_timeout, "idle"),
+        (true, None) => (message_start + limits.header_timeout, "header"),
+        (true, Some(at)) => (at + limits.body_timeout, "body"),
+    }
+}
+
 /// Reads framed messages from a connection and writes queued ones; the connection is
-/// registered for reuse until it closes.
+/// registered for reuse until it closes. It is closed when a header or body takes too long, an
+/// accepted connection sends no first message, or nothing arrives for the idle timeout;
+/// `admitted` (accepted connections) keeps it counted against the caps.
 fn serve_stream(
     stream: TcpStream,
     from: SocketAddr,
-    conns: Arc<DashMap<SocketAddr, mpsc::UnboundedSender<Vec<u8>>>>,
+    conns: Conns,
     inbound: mpsc::UnboundedSender<Received>,
+    limits: Arc<TransportLimits>,
+    admitted: Option<Admitted>,
 ) -> mpsc::UnboundedSender<Vec<u8>> {
     let local = stream.local_addr().unwrap_or(from);
     let (mut rd, mut wr) = stream.into_split();
@@ -242,23 +390,64 @@ fn serve_stream(
     });
     let reply = tx.clone();
     tokio::spawn(async move {
+        let mut awaiting_first = admitted.is_some();
+        let _admitted = admitted;
         let mut buf: Vec<u8> = Vec::with_capacity(8192);
         let mut chunk = vec![0u8; 16384];
+        let now = Instant::now();
+        let (mut last_byte, mut message_start, mut head_done) = (now, now, None);
+        let mut linger = true;
         'read: loop {
-            let n = match rd.read(&mut chunk).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => n,
+            let (deadline, waiting_for) = read_deadline(
+                &buf,
+                &limits,
+                last_byte,
+                message_start,
+                head_done,
+                awaiting_first,
+            );
+            let n = match tokio::time::timeout_at(deadline, rd.read(&mut chunk)).await {
+                Err(_) => {
+                    tracing::debug!(%from, waiting_for, "TCP connection timed out");
+                    linger = waiting_for == "header" || waiting_for == "body";
+                    if linger {
+                        let _ = inbound.send(Received {
+                            bytes: std::mem::take(&mut buf),
+                            peer: Peer {
+                                addr: from,
+                                transport: Transport::Tcp,
+                            },
+                            local,
+                            framing_error: Some(message::ParseError::Incomplete),
+                        });
+                    }
+                    break;
+                }
+                Ok(Ok(0) | Err(_)) => break,
+                Ok(Ok(n)) => n,
             };
+            let was_pending = buf.iter().any(|b| *b != b'\r' && *b != b'\n');
+            last_byte = Instant::now();
+            if !was_pending {
+                message_start = last_byte;
+            }
             buf.extend_from_slice(&chunk[..n]);
             loop {
-                match message::framing(&buf) {
-                    Ok(None) => break,
+                match message::framing_limited(&buf, &limits.message) {
+                    Ok(None) => {
+                        if head_done.is_none() && message::has_header_end(&buf) {
+                            head_done = Some(last_byte);
+                        }
+                        break;
+                    }
                     Ok(Some(Frame::KeepAlive { len })) => {
                         buf.drain(..len);
                     }
                     Ok(Some(Frame::Message { skip, len })) => {
                         let bytes = buf[skip..skip + len].to_vec();
                         buf.drain(..skip + len);
+                        (message_start, head_done) = (last_byte, None);
+                        awaiting_first = false;
                         let msg = Received {
                             bytes,
                             peer: Peer {
@@ -291,7 +480,9 @@ fn serve_stream(
         }
         // Answers to what was read may still be on their way through the user agent: the
         // connection stays usable for them a moment after the peer stopped sending.
-        tokio::time::sleep(LINGER).await;
+        if linger {
+            tokio::time::sleep(LINGER).await;
+        }
         conns.remove(&from);
         drop(reply);
     });
@@ -312,8 +503,7 @@ pub fn error_response(raw: &[u8], code: u16, reason: &str) -> Option<Vec<u8>> {
     let mut lines = text.split("\r\n").flat_map(|l| l.split('\n'));
     let first = lines.next()?;
     let words: Vec<&str> = first.split_whitespace().collect();
-    if first.starts_with("SIP/") || words.len() < 3 || !words[words.len() - 1].starts_with("SIP/")
-    {
+    if first.starts_with("SIP/") || words.len() < 3 || !words[words.len() - 1].starts_with("SIP/") {
         return None;
     }
     let wanted = [

@@ -21,7 +21,7 @@ use super::message::{self, header_value, header_values, random_token, response_w
 use super::registrar::{Binding, ContactLease, Registrar, RegistrarConfig};
 use super::session_timer::{MIN_SE, RefreshMethod, Refresher, SessionTimer, TimerAction};
 use super::transaction::{Event, Routed, Timers, TransactionKey, Transactions, TwoXxRetransmitter};
-use super::transport::{Peer, Received, Transport, Transports, error_response};
+use super::transport::{Peer, Received, Transport, TransportLimits, Transports, error_response};
 use crate::media::dtmf::parse_info;
 use crate::media::sdp::{self, Negotiated};
 use crate::media::session::{DigitBuffer, MediaSession};
@@ -332,6 +332,8 @@ pub struct UaConfig {
     pub tcp: Vec<SocketAddr>,
     /// Address in Contact/Via/SDP; default: the first listener's (or 127.0.0.1 when wildcard).
     pub public_ip: Option<IpAddr>,
+    /// Host name put in Contact and Via instead of `public_ip` (which stays in SDP).
+    pub public_name: Option<String>,
     /// Registration interval limits.
     pub registrar: RegistrarConfig,
     /// Digest authentication of REGISTER: the realm and each SIP user's password.
@@ -356,6 +358,8 @@ pub struct UaLimits {
     pub max_setup_calls: usize,
     /// Seconds in the Retry-After of those 503s.
     pub retry_after: u32,
+    /// Message size, TCP timeouts and connection caps.
+    pub transport: TransportLimits,
 }
 
 impl Default for UaLimits {
@@ -364,6 +368,7 @@ impl Default for UaLimits {
             max_calls: 2000,
             max_setup_calls: 200,
             retry_after: 5,
+            transport: TransportLimits::default(),
         }
     }
 }
@@ -392,7 +397,13 @@ impl std::fmt::Debug for RegisterAuth {
 /// Starts the transports and the user-agent task.
 pub async fn start(config: UaConfig, handler: Arc<dyn CallHandler>) -> std::io::Result<UaHandle> {
     let (in_tx, mut in_rx) = mpsc::unbounded_channel();
-    let transports = Transports::bind(&config.udp, &config.tcp, in_tx).await?;
+    let transports = Transports::bind(
+        &config.udp,
+        &config.tcp,
+        in_tx,
+        config.limits.transport.clone(),
+    )
+    .await?;
     let first = transports
         .udp_addrs()
         .first()
@@ -423,6 +434,8 @@ pub async fn start(config: UaConfig, handler: Arc<dyn CallHandler>) -> std::io::
         session_expires: config.session_expires.max(MIN_SE),
         limits: config.limits.clone(),
         setting_up: std::collections::HashSet::new(),
+        malformed_log: crate::throttle::LogThrottle::new(10, std::time::Duration::from_secs(10)),
+        public_name: config.public_name.clone(),
         digest: digest::DigestServer::new(digest_key.to_vec(), chrono::TimeDelta::seconds(300)),
         nonce_uses: NonceUses::default(),
         auth_failures: FailureGuard::default(),
@@ -616,6 +629,10 @@ struct Actor {
     limits: UaLimits,
     /// Inbound calls not yet answered (possibly stale: see `overloaded`).
     setting_up: std::collections::HashSet<String>,
+    /// At most 10 "malformed SIP message" lines per 10 s, then a count.
+    malformed_log: crate::throttle::LogThrottle,
+    /// `sip.public_host` when it is a name: used in Contact and Via.
+    public_name: Option<String>,
     digest: digest::DigestServer,
     /// Nonce uses (replay) and failed attempts per user and source (guessing).
     nonce_uses: NonceUses,
@@ -811,6 +828,9 @@ impl Actor {
     }
 
     fn host(&self) -> String {
+        if let Some(name) = &self.public_name {
+            return name.clone();
+        }
         match self.public_ip {
             IpAddr::V6(v6) => format!("[{v6}]"),
             v4 => v4.to_string(),
@@ -909,12 +929,16 @@ impl Actor {
     fn on_received(&mut self, r: Received) {
         let parsed = match r.framing_error {
             Some(e) => Err(e),
-            None => message::parse(&r.bytes),
+            None => message::parse_limited(&r.bytes, &self.limits.transport.message),
         };
         let mut msg = match parsed {
             Ok(m) => m,
             Err(e) => {
-                tracing::info!(from = %r.peer.addr, error = %e, "malformed SIP message");
+                crate::throttled!(
+                    self.malformed_log,
+                    Instant::now(),
+                    info!(from = %r.peer.addr, error = %e, "malformed SIP message")
+                );
                 if let Some(b) = error_response(&r.bytes, e.status(), &e.reason_phrase()) {
                     self.transports.send(r.peer, b);
                 }
