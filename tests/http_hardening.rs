@@ -253,3 +253,125 @@ async fn wrong_passwords_lock_the_account_from_any_address() {
     );
     e.shutdown();
 }
+
+/// Reads until the server closes (EOF or reset) or `limit` passes; what arrived, and whether
+/// the connection was closed within the limit.
+async fn read_until_closed(
+    s: &mut tokio::net::TcpStream,
+    limit: std::time::Duration,
+) -> (String, bool) {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let end = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(end, s.read(&mut buf)).await {
+            Err(_) => return (String::from_utf8_lossy(&got).into_owned(), false),
+            Ok(Ok(0)) | Ok(Err(_)) => return (String::from_utf8_lossy(&got).into_owned(), true),
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+async fn connect_from(n: u8, to: std::net::SocketAddr) -> tokio::net::TcpStream {
+    let s = tokio::net::TcpSocket::new_v4().unwrap();
+    s.bind(([127, 0, 0, n], 0).into()).unwrap();
+    s.connect(to).await.unwrap()
+}
+
+/// Item 4: a partial request head, a silent connection and a short body do not hold a
+/// connection: the first two are closed after `api.header_timeout_seconds`, the third answered
+/// 408 (JSON) after `api.body_timeout_seconds`.
+#[tokio::test]
+async fn slow_clients_are_cut_off_after_the_timeouts() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (_c, clock) = manual();
+    let (e, _url) = engine(
+        dir.path(),
+        clock,
+        "  header_timeout_seconds: 1\n  body_timeout_seconds: 1\n",
+        "",
+    )
+    .await;
+    let addr = e.http_addr;
+    let started = std::time::Instant::now();
+    let mut partial = tokio::net::TcpStream::connect(addr).await.unwrap();
+    partial
+        .write_all(b"GET /engagement/v3/callbacks HTTP/1.1\r\nHost: x\r\nx-api-key: ")
+        .await
+        .unwrap();
+    let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut short = tokio::net::TcpStream::connect(addr).await.unwrap();
+    short
+        .write_all(
+            format!(
+                "POST /engagement/v3/callbacks/create HTTP/1.1\r\nHost: x\r\nx-api-key: {KEY}\r\n\
+                 content-type: application/json\r\ncontent-length: 100\r\n\r\n{{\"serviceName\""
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let limit = std::time::Duration::from_secs(5);
+    let (_, closed) = read_until_closed(&mut partial, limit).await;
+    assert!(closed, "a partial request head is cut off");
+    let (_, closed) = read_until_closed(&mut silent, limit).await;
+    assert!(closed, "a silent connection is cut off");
+    let (answer, _) = read_until_closed(&mut short, limit).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 408"),
+        "a short body gets 408: {answer}"
+    );
+    assert!(answer.contains("body_timeout_seconds"), "{answer}");
+    let waited = started.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_millis(900)
+            && waited < std::time::Duration::from_secs(5),
+        "cut off after the 1 s timeouts, not before nor much later: {waited:?}"
+    );
+    e.shutdown();
+}
+
+/// Item 4: one address may not hold more than `api.max_connections_per_address` connections
+/// (the next gets 503 and is closed); other addresses are still served, and a freed place is
+/// usable again.
+#[tokio::test]
+async fn connections_per_address_are_capped() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (_c, clock) = manual();
+    let (e, _url) = engine(dir.path(), clock, "  max_connections_per_address: 3\n", "").await;
+    let addr = e.http_addr;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(connect_from(1, addr).await);
+    }
+    let mut fourth = connect_from(1, addr).await;
+    let (answer, closed) = read_until_closed(&mut fourth, std::time::Duration::from_secs(5)).await;
+    assert!(closed, "the connection over the cap is closed");
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("\"code\":50304"), "{answer}");
+    let request = b"GET /openapi.json HTTP/1.1\r\nHost: x\r\nconnection: close\r\n\r\n";
+    let mut other = connect_from(2, addr).await;
+    other.write_all(request).await.unwrap();
+    let (answer, _) = read_until_closed(&mut other, std::time::Duration::from_secs(5)).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 401"),
+        "another address is served: {answer}"
+    );
+    drop(held.pop());
+    let mut served = false;
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let mut again = connect_from(1, addr).await;
+        again.write_all(request).await.unwrap();
+        let (answer, _) = read_until_closed(&mut again, std::time::Duration::from_secs(5)).await;
+        if answer.starts_with("HTTP/1.1 401") {
+            served = true;
+            break;
+        }
+    }
+    assert!(served, "a closed connection frees its place");
+    e.shutdown();
+}
