@@ -375,3 +375,132 @@ async fn connections_per_address_are_capped() {
     assert!(served, "a closed connection frees its place");
     e.shutdown();
 }
+
+/// Books `n` immediate callbacks straight through the service, the clock moving one second
+/// every seven (so that pages have ties on the desired time); their ids in booking order.
+async fn book_many(e: &Engine, c: &ManualClock, n: usize) -> Vec<String> {
+    use boomerang::callback::service::{CreateRequest, api_callback};
+    let mut ids = Vec::new();
+    for i in 0..n {
+        if i % 7 == 0 {
+            c.advance(chrono::TimeDelta::seconds(1));
+        }
+        let rec = e
+            .callbacks
+            .create(CreateRequest {
+                callback: api_callback("Sales_VQ_CB", &format!("+3361{i:07}"), None),
+                check_slot: false,
+                ewt_at_offer_seconds: None,
+                position_at_offer: None,
+            })
+            .await
+            .unwrap();
+        ids.push(rec.id.to_string());
+    }
+    ids
+}
+
+async fn get_json(url: &str) -> (u16, Value) {
+    json_of(
+        reqwest::Client::new()
+            .get(url)
+            .header("x-api-key", KEY)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
+/// Item 5: the callback listing pages by cursor (`after` = the previous page's `nextCursor`):
+/// following cursors lists every callback once, in the same order as `page=1,2,3`, ties on the
+/// desired time included; `page` is bounded, and bad or mixed paging parameters get 400.
+#[tokio::test]
+async fn callback_listing_pages_by_cursor() {
+    let dir = tempfile::tempdir().unwrap();
+    let (c, clock) = manual();
+    let (e, url) = engine(dir.path(), clock, "  rate_limit_per_second: 100000\n", "").await;
+    let booked = book_many(&e, &c, 600).await;
+    let list = format!("{url}/engagement/v3/callbacks?serviceName=Sales_VQ_CB");
+    let ids = |v: &Value| -> Vec<String> {
+        v["data"]["callbacks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let mut by_page = Vec::new();
+    for page in 1..=3 {
+        let (s, v) = get_json(&format!("{list}&page={page}")).await;
+        assert_eq!(s, 200, "{v}");
+        by_page.extend(ids(&v));
+        assert_eq!(v["data"]["hasMore"], page < 3, "page {page}");
+    }
+    let mut by_cursor = Vec::new();
+    let mut after: Option<String> = None;
+    for round in 0.. {
+        assert!(round < 10, "cursors must end");
+        let u = match &after {
+            Some(a) => format!("{list}&after={a}"),
+            None => list.clone(),
+        };
+        let (s, v) = get_json(&u).await;
+        assert_eq!(s, 200, "{v}");
+        by_cursor.extend(ids(&v));
+        match v["data"]["nextCursor"].as_str() {
+            Some(next) => {
+                assert_eq!(v["data"]["hasMore"], true);
+                after = Some(next.to_string());
+            }
+            None => {
+                assert_eq!(v["data"]["hasMore"], false);
+                break;
+            }
+        }
+    }
+    assert_eq!(by_cursor.len(), 600);
+    assert_eq!(by_cursor, by_page, "cursor pages follow the page order");
+    let mut sorted = by_cursor.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), 600, "each callback once");
+    // Newest desired time first: the last booked comes first.
+    assert_eq!(by_cursor.first(), booked.last());
+    for bad in ["page=1001", "after=nonsense", "page=2&after=1_2"] {
+        let (s, v) = get_json(&format!("{list}&{bad}")).await;
+        assert_eq!(s, 400, "{bad}: {v}");
+    }
+    e.shutdown();
+}
+
+/// Item 5: a bulk-cancel preview of a large range lists at most 1000 of each list, with the
+/// totals, instead of every callback in it.
+#[tokio::test]
+async fn bulk_cancel_preview_is_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let (c, clock) = manual();
+    let (e, url) = engine(dir.path(), clock, "", "").await;
+    book_many(&e, &c, 1200).await;
+    let r = login_as(&reqwest::Client::new(), &url, "root", PASSWORD).await;
+    let (_, v) = json_of(r).await;
+    let token = v["data"]["accessToken"].as_str().unwrap().to_string();
+    let r = reqwest::Client::new()
+        .post(format!("{url}/admin/callbacks/bulk-cancel/preview"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({
+            "serviceName": "Sales_VQ_CB",
+            "from": "2026-03-01T00:00:00Z",
+            "to": "2026-03-03T00:00:00Z",
+        }))
+        .send()
+        .await
+        .unwrap();
+    let (s, v) = json_of(r).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["data"]["toCancel"].as_array().unwrap().len(), 1000);
+    assert_eq!(v["data"]["toCancelTotal"], 1200);
+    assert_eq!(v["data"]["notCancellableTotal"], 0);
+    assert_eq!(v["data"]["truncated"], true);
+    e.shutdown();
+}
