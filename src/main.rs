@@ -83,8 +83,26 @@ fn return_large_allocations() {
     }
 }
 
+/// Raises the soft limit on open descriptors to the hard one, so the HTTP connection caps
+/// (`api.max_connections`, default 4096), not a 1024 default, bound the connections.
+fn raise_descriptor_limit() {
+    #[cfg(unix)]
+    // SAFETY: getrlimit/setrlimit read and write the plain struct passed by pointer.
+    unsafe {
+        let mut r = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 && r.rlim_cur < r.rlim_max {
+            r.rlim_cur = r.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+        }
+    }
+}
+
 fn serve(config: &std::path::Path) -> anyhow::Result<ExitCode> {
     return_large_allocations();
+    raise_descriptor_limit();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()

@@ -253,3 +253,254 @@ async fn wrong_passwords_lock_the_account_from_any_address() {
     );
     e.shutdown();
 }
+
+/// Reads until the server closes (EOF or reset) or `limit` passes; what arrived, and whether
+/// the connection was closed within the limit.
+async fn read_until_closed(
+    s: &mut tokio::net::TcpStream,
+    limit: std::time::Duration,
+) -> (String, bool) {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    let end = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(end, s.read(&mut buf)).await {
+            Err(_) => return (String::from_utf8_lossy(&got).into_owned(), false),
+            Ok(Ok(0)) | Ok(Err(_)) => return (String::from_utf8_lossy(&got).into_owned(), true),
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+        }
+    }
+}
+
+async fn connect_from(n: u8, to: std::net::SocketAddr) -> tokio::net::TcpStream {
+    let s = tokio::net::TcpSocket::new_v4().unwrap();
+    s.bind(([127, 0, 0, n], 0).into()).unwrap();
+    s.connect(to).await.unwrap()
+}
+
+/// Item 4: a partial request head, a silent connection and a short body do not hold a
+/// connection: the first two are closed after `api.header_timeout_seconds`, the third answered
+/// 408 (JSON) after `api.body_timeout_seconds`.
+#[tokio::test]
+async fn slow_clients_are_cut_off_after_the_timeouts() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (_c, clock) = manual();
+    let (e, _url) = engine(
+        dir.path(),
+        clock,
+        "  header_timeout_seconds: 1\n  body_timeout_seconds: 1\n",
+        "",
+    )
+    .await;
+    let addr = e.http_addr;
+    let started = std::time::Instant::now();
+    let mut partial = tokio::net::TcpStream::connect(addr).await.unwrap();
+    partial
+        .write_all(b"GET /engagement/v3/callbacks HTTP/1.1\r\nHost: x\r\nx-api-key: ")
+        .await
+        .unwrap();
+    let mut silent = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut short = tokio::net::TcpStream::connect(addr).await.unwrap();
+    short
+        .write_all(
+            format!(
+                "POST /engagement/v3/callbacks/create HTTP/1.1\r\nHost: x\r\nx-api-key: {KEY}\r\n\
+                 content-type: application/json\r\ncontent-length: 100\r\n\r\n{{\"serviceName\""
+            )
+            .as_bytes(),
+        )
+        .await
+        .unwrap();
+    let limit = std::time::Duration::from_secs(5);
+    let (_, closed) = read_until_closed(&mut partial, limit).await;
+    assert!(closed, "a partial request head is cut off");
+    let (_, closed) = read_until_closed(&mut silent, limit).await;
+    assert!(closed, "a silent connection is cut off");
+    let (answer, _) = read_until_closed(&mut short, limit).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 408"),
+        "a short body gets 408: {answer}"
+    );
+    assert!(answer.contains("body_timeout_seconds"), "{answer}");
+    let waited = started.elapsed();
+    assert!(
+        waited >= std::time::Duration::from_millis(900)
+            && waited < std::time::Duration::from_secs(5),
+        "cut off after the 1 s timeouts, not before nor much later: {waited:?}"
+    );
+    e.shutdown();
+}
+
+/// Item 4: one address may not hold more than `api.max_connections_per_address` connections
+/// (the next gets 503 and is closed); other addresses are still served, and a freed place is
+/// usable again.
+#[tokio::test]
+async fn connections_per_address_are_capped() {
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (_c, clock) = manual();
+    let (e, _url) = engine(dir.path(), clock, "  max_connections_per_address: 3\n", "").await;
+    let addr = e.http_addr;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(connect_from(1, addr).await);
+    }
+    let mut fourth = connect_from(1, addr).await;
+    let (answer, closed) = read_until_closed(&mut fourth, std::time::Duration::from_secs(5)).await;
+    assert!(closed, "the connection over the cap is closed");
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer}");
+    assert!(answer.contains("\"code\":50304"), "{answer}");
+    let request = b"GET /openapi.json HTTP/1.1\r\nHost: x\r\nconnection: close\r\n\r\n";
+    let mut other = connect_from(2, addr).await;
+    other.write_all(request).await.unwrap();
+    let (answer, _) = read_until_closed(&mut other, std::time::Duration::from_secs(5)).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 401"),
+        "another address is served: {answer}"
+    );
+    drop(held.pop());
+    let mut served = false;
+    for _ in 0..50 {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let mut again = connect_from(1, addr).await;
+        again.write_all(request).await.unwrap();
+        let (answer, _) = read_until_closed(&mut again, std::time::Duration::from_secs(5)).await;
+        if answer.starts_with("HTTP/1.1 401") {
+            served = true;
+            break;
+        }
+    }
+    assert!(served, "a closed connection frees its place");
+    e.shutdown();
+}
+
+/// Books `n` immediate callbacks straight through the service, the clock moving one second
+/// every seven (so that pages have ties on the desired time); their ids in booking order.
+async fn book_many(e: &Engine, c: &ManualClock, n: usize) -> Vec<String> {
+    use boomerang::callback::service::{CreateRequest, api_callback};
+    let mut ids = Vec::new();
+    for i in 0..n {
+        if i % 7 == 0 {
+            c.advance(chrono::TimeDelta::seconds(1));
+        }
+        let rec = e
+            .callbacks
+            .create(CreateRequest {
+                callback: api_callback("Sales_VQ_CB", &format!("+3361{i:07}"), None),
+                check_slot: false,
+                ewt_at_offer_seconds: None,
+                position_at_offer: None,
+            })
+            .await
+            .unwrap();
+        ids.push(rec.id.to_string());
+    }
+    ids
+}
+
+async fn get_json(url: &str) -> (u16, Value) {
+    json_of(
+        reqwest::Client::new()
+            .get(url)
+            .header("x-api-key", KEY)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
+}
+
+/// Item 5: the callback listing pages by cursor (`after` = the previous page's `nextCursor`):
+/// following cursors lists every callback once, in the same order as `page=1,2,3`, ties on the
+/// desired time included; `page` is bounded, and bad or mixed paging parameters get 400.
+#[tokio::test]
+async fn callback_listing_pages_by_cursor() {
+    let dir = tempfile::tempdir().unwrap();
+    let (c, clock) = manual();
+    let (e, url) = engine(dir.path(), clock, "  rate_limit_per_second: 100000\n", "").await;
+    let booked = book_many(&e, &c, 600).await;
+    let list = format!("{url}/engagement/v3/callbacks?serviceName=Sales_VQ_CB");
+    let ids = |v: &Value| -> Vec<String> {
+        v["data"]["callbacks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let mut by_page = Vec::new();
+    for page in 1..=3 {
+        let (s, v) = get_json(&format!("{list}&page={page}")).await;
+        assert_eq!(s, 200, "{v}");
+        by_page.extend(ids(&v));
+        assert_eq!(v["data"]["hasMore"], page < 3, "page {page}");
+    }
+    let mut by_cursor = Vec::new();
+    let mut after: Option<String> = None;
+    for round in 0.. {
+        assert!(round < 10, "cursors must end");
+        let u = match &after {
+            Some(a) => format!("{list}&after={a}"),
+            None => list.clone(),
+        };
+        let (s, v) = get_json(&u).await;
+        assert_eq!(s, 200, "{v}");
+        by_cursor.extend(ids(&v));
+        match v["data"]["nextCursor"].as_str() {
+            Some(next) => {
+                assert_eq!(v["data"]["hasMore"], true);
+                after = Some(next.to_string());
+            }
+            None => {
+                assert_eq!(v["data"]["hasMore"], false);
+                break;
+            }
+        }
+    }
+    assert_eq!(by_cursor.len(), 600);
+    assert_eq!(by_cursor, by_page, "cursor pages follow the page order");
+    let mut sorted = by_cursor.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), 600, "each callback once");
+    // Newest desired time first: the last booked comes first.
+    assert_eq!(by_cursor.first(), booked.last());
+    for bad in ["page=1001", "after=nonsense", "page=2&after=1_2"] {
+        let (s, v) = get_json(&format!("{list}&{bad}")).await;
+        assert_eq!(s, 400, "{bad}: {v}");
+    }
+    e.shutdown();
+}
+
+/// Item 5: a bulk-cancel preview of a large range lists at most 1000 of each list, with the
+/// totals, instead of every callback in it.
+#[tokio::test]
+async fn bulk_cancel_preview_is_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let (c, clock) = manual();
+    let (e, url) = engine(dir.path(), clock, "", "").await;
+    book_many(&e, &c, 1200).await;
+    let r = login_as(&reqwest::Client::new(), &url, "root", PASSWORD).await;
+    let (_, v) = json_of(r).await;
+    let token = v["data"]["accessToken"].as_str().unwrap().to_string();
+    let r = reqwest::Client::new()
+        .post(format!("{url}/admin/callbacks/bulk-cancel/preview"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({
+            "serviceName": "Sales_VQ_CB",
+            "from": "2026-03-01T00:00:00Z",
+            "to": "2026-03-03T00:00:00Z",
+        }))
+        .send()
+        .await
+        .unwrap();
+    let (s, v) = json_of(r).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["data"]["toCancel"].as_array().unwrap().len(), 1000);
+    assert_eq!(v["data"]["toCancelTotal"], 1200);
+    assert_eq!(v["data"]["notCancellableTotal"], 0);
+    assert_eq!(v["data"]["truncated"], true);
+    e.shutdown();
+}

@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod error;
 pub mod ratelimit;
+pub mod server;
 pub mod stats;
 
 use std::collections::BTreeMap;
@@ -382,10 +383,19 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
             Err(JsonRejection::MissingJsonContentType(_)) => Err(ApiError::bad_request(
                 "Content-Type must be application/json",
             )),
+            Err(JsonRejection::BytesRejection(e))
+                if e.status() == StatusCode::PAYLOAD_TOO_LARGE =>
+            {
+                Err(ApiError::new(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    1,
+                    "the request body is too large",
+                ))
+            }
             Err(JsonRejection::BytesRejection(_)) => Err(ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
+                StatusCode::REQUEST_TIMEOUT,
                 1,
-                "the request body is too large",
+                "the request body did not arrive in full within api.body_timeout_seconds",
             )),
             Err(e) => Err(ApiError::bad_request(e.body_text())),
         }

@@ -555,6 +555,18 @@ impl Validator<'_> {
             1024,
             10_485_760,
         );
+        for (key, value, max) in [
+            ("header_timeout_seconds", a.header_timeout_seconds, 3600),
+            ("body_timeout_seconds", a.body_timeout_seconds, 3600),
+            ("max_connections", a.max_connections, 1_000_000),
+            (
+                "max_connections_per_address",
+                a.max_connections_per_address,
+                1_000_000,
+            ),
+        ] {
+            self.range(root, &[K("api"), K(key)], value, 1, max);
+        }
         for (i, key) in a.keys.iter().enumerate() {
             let steps = [K("api"), K("keys"), I(i)];
             match (&key.key, &key.key_sha256) {

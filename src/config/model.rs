@@ -421,6 +421,15 @@ pub struct ApiSettings {
     pub rate_limit_per_second: i64,
     /// Largest request body in bytes (1024–10485760). Default 65536.
     pub max_body_bytes: i64,
+    /// Seconds for a request's headers to arrive, from connection open or the previous answer
+    /// (so also how long an idle keep-alive connection stays) (1–3600). Default 10.
+    pub header_timeout_seconds: i64,
+    /// Seconds for a request's body to arrive once its headers have (1–3600). Default 30.
+    pub body_timeout_seconds: i64,
+    /// HTTP connections open at once (1–1000000). Default 4096.
+    pub max_connections: i64,
+    /// HTTP connections open at once from one client address (1–1000000). Default 256.
+    pub max_connections_per_address: i64,
 }
 
 impl Default for ApiSettings {
@@ -430,6 +439,10 @@ impl Default for ApiSettings {
             cors_origins: Vec::new(),
             rate_limit_per_second: 200,
             max_body_bytes: 65536,
+            header_timeout_seconds: 10,
+            body_timeout_seconds: 30,
+            max_connections: 4096,
+            max_connections_per_address: 256,
         }
     }
 }

@@ -256,12 +256,8 @@ impl Engine {
             .local_addr()
             .map_err(|source| EngineError::Bind { addr, source })?;
         let app = api::router(state);
-        tasks.push(tokio::spawn(async move {
-            let app = app.into_make_service_with_connect_info::<SocketAddr>();
-            if let Err(e) = axum::serve(listener, app).await {
-                tracing::error!(error = %e, "HTTP server stopped");
-            }
-        }));
+        let limits = api::server::ServeLimits::from_settings(&config.spec.api);
+        tasks.push(tokio::spawn(api::server::serve(listener, app, limits)));
         tracing::info!(%http_addr, "REST API listening");
         let listeners = &config.spec.listeners;
         let mut sip_addrs = sip::SipAddrs::default();

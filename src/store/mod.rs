@@ -53,6 +53,35 @@ pub struct CallbackFilter {
     pub offset: usize,
     /// At most this many.
     pub limit: usize,
+    /// Keyset paging: only callbacks after this one in the listing's order (see
+    /// [`Store::query_callbacks_page`]); cheap however deep, unlike `offset`.
+    pub after: Option<PageCursor>,
+}
+
+/// Where a page of callbacks ended: the last one's desired time (ms) and row, in the listing's
+/// order (newest desired time first, then newest row first). Opaque to API callers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageCursor {
+    /// Desired time of the last callback of the page, milliseconds since the epoch.
+    pub desired_ms: i64,
+    /// Its row number in the store.
+    pub row: i64,
+}
+
+impl PageCursor {
+    /// The token given to API callers.
+    pub fn token(&self) -> String {
+        format!("{}_{}", self.desired_ms, self.row)
+    }
+
+    /// A token back into a cursor; `None` when it is not one.
+    pub fn parse(token: &str) -> Option<Self> {
+        let (ms, row) = token.split_once('_')?;
+        Some(PageCursor {
+            desired_ms: ms.parse().ok()?,
+            row: row.parse().ok()?,
+        })
+    }
 }
 
 /// A generic durable document (rules, Click-to-Call-In groups and requests, audit entries).
@@ -83,6 +112,18 @@ pub trait Store: Send + Sync {
         &self,
         filter: &CallbackFilter,
     ) -> Result<Vec<CallbackRecord>, StoreError>;
+
+    /// As [`Store::query_callbacks`], honouring `filter.after`, with the cursor of the page's
+    /// last callback. Stores without keyset paging answer `after` with an empty last page.
+    async fn query_callbacks_page(
+        &self,
+        filter: &CallbackFilter,
+    ) -> Result<(Vec<CallbackRecord>, Option<PageCursor>), StoreError> {
+        if filter.after.is_some() {
+            return Ok((Vec::new(), None));
+        }
+        self.query_callbacks(filter).await.map(|rows| (rows, None))
+    }
 
     /// Removes COMPLETED callbacks whose desired time is more than `retention` before `now`;
     /// returns how many.

@@ -3,8 +3,13 @@
 //!
 //! Writes go to one writer thread that drains every request waiting in its channel and commits
 //! them in a single transaction (group commit), then acknowledges each: durability costs one
-//! fsync per batch, not per callback. Reads use a separate connection, which WAL lets run
-//! alongside the writer.
+//! fsync per batch, not per callback. Reads use a small pool of their own connections, which
+//! WAL lets run alongside the writer and each other, so a long read (a deep page, an export)
+//! holds one reader, not every caller's reads.
+//!
+//! Listings walk the `desired_time` index newest first and page by keyset (the last row's
+//! desired time and row number), so a deep page costs what the first does; the SQL names only
+//! the filters given, so SQLite can pick the index that fits them.
 //!
 //! Callback ids are UUID v7 (time first), so the id index, like the others, grows at its end:
 //! a commit dirties a handful of index pages, not one random page per new callback.
@@ -20,11 +25,14 @@ use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use super::{CallbackFilter, Document, Store, StoreError};
+use super::{CallbackFilter, Document, PageCursor, Store, StoreError};
 use crate::callback::CallbackRecord;
 
 /// Most write requests committed in one transaction.
 const MAX_BATCH: usize = 4096;
+
+/// Reader connections: reads beyond these wait for one to free up.
+const READERS: usize = 4;
 
 enum Write {
     Callbacks(Vec<CallbackRecord>),
@@ -42,8 +50,14 @@ struct Request {
 #[derive(Clone)]
 pub struct SqliteStore {
     tx: mpsc::Sender<Request>,
-    reader: Arc<Mutex<Connection>>,
+    readers: Arc<Readers>,
     path: PathBuf,
+}
+
+/// The reader connections and a count of the free ones.
+struct Readers {
+    free: Mutex<Vec<Connection>>,
+    available: tokio::sync::Semaphore,
 }
 
 const SCHEMA: &str = "
@@ -61,6 +75,7 @@ CREATE INDEX IF NOT EXISTS callbacks_state ON callbacks(state, seq);
 CREATE INDEX IF NOT EXISTS callbacks_queue ON callbacks(queue, desired_time);
 CREATE INDEX IF NOT EXISTS callbacks_phone ON callbacks(phone);
 CREATE INDEX IF NOT EXISTS callbacks_retain ON callbacks(retain_until);
+CREATE INDEX IF NOT EXISTS callbacks_desired ON callbacks(desired_time);
 CREATE TABLE IF NOT EXISTS documents (
     kind TEXT NOT NULL,
     id TEXT NOT NULL,
@@ -84,14 +99,19 @@ impl SqliteStore {
         let path = data_dir.join("boomerang.db");
         let writer = open(&path)?;
         writer.execute_batch(SCHEMA)?;
-        let reader = open(&path)?;
+        let readers = (0..READERS)
+            .map(|_| open(&path))
+            .collect::<Result<Vec<_>, _>>()?;
         let (tx, rx) = mpsc::channel::<Request>();
         std::thread::Builder::new()
             .name("store-writer".into())
             .spawn(move || writer_loop(writer, rx))?;
         Ok(SqliteStore {
             tx,
-            reader: Arc::new(Mutex::new(reader)),
+            readers: Arc::new(Readers {
+                free: Mutex::new(readers),
+                available: tokio::sync::Semaphore::new(READERS),
+            }),
             path,
         })
     }
@@ -117,13 +137,43 @@ impl SqliteStore {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let reader = self.reader.clone();
+        let readers = self.readers.clone();
+        let permit = readers
+            .available
+            .acquire()
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        permit.forget();
         tokio::task::spawn_blocking(move || {
-            let conn = reader.lock().unwrap_or_else(|p| p.into_inner());
-            f(&conn)
+            let conn = readers.free.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            // The lease gives the connection and the permit back even if `f` panics.
+            let lease = Lease { readers, conn };
+            match &lease.conn {
+                Some(c) => f(c),
+                None => Err(StoreError::Closed),
+            }
         })
         .await
         .map_err(|_| StoreError::Closed)?
+    }
+}
+
+/// A reader connection in use.
+struct Lease {
+    readers: Arc<Readers>,
+    conn: Option<Connection>,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        if let Some(c) = self.conn.take() {
+            self.readers
+                .free
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(c);
+        }
+        self.readers.available.add_permits(1);
     }
 }
 
@@ -269,6 +319,86 @@ fn decode_rows(
         .collect())
 }
 
+/// One page of a listing: SQL naming only the filters given (so SQLite can use the index that
+/// fits them, `desired_time` by default, walked newest first), keyset `after` the cursor.
+fn select_page(
+    c: &Connection,
+    f: &CallbackFilter,
+) -> Result<(Vec<CallbackRecord>, Option<PageCursor>), StoreError> {
+    use rusqlite::types::Value;
+    let mut clauses: Vec<&str> = Vec::new();
+    let mut args: Vec<Value> = Vec::new();
+    let mut add = |clause: &'static str, values: Vec<Value>| {
+        clauses.push(clause);
+        args.extend(values);
+    };
+    if let Some(q) = &f.queue {
+        add("queue = ?", vec![Value::Text(q.clone())]);
+    }
+    if let Some(st) = &f.state {
+        add("state = ?", vec![Value::Text(st.clone())]);
+    }
+    if let Some(p) = &f.phone {
+        add("phone = ?", vec![Value::Text(p.clone())]);
+    }
+    if let Some(t) = f.from {
+        add(
+            "desired_time >= ?",
+            vec![Value::Integer(t.timestamp_millis())],
+        );
+    }
+    if let Some(t) = f.to {
+        add(
+            "desired_time < ?",
+            vec![Value::Integer(t.timestamp_millis())],
+        );
+    }
+    if let Some(qs) = &f.queues {
+        add(
+            "queue IN (SELECT value FROM json_each(?))",
+            vec![Value::Text(serde_json::to_string(qs)?)],
+        );
+    }
+    if let Some(cur) = f.after {
+        add(
+            "(desired_time, rowid) < (?, ?)",
+            vec![Value::Integer(cur.desired_ms), Value::Integer(cur.row)],
+        );
+    }
+    let mut sql = String::from("SELECT body, desired_time, rowid FROM callbacks");
+    if !clauses.is_empty() {
+        sql.push_str(" WHERE ");
+        sql.push_str(&clauses.join(" AND "));
+    }
+    sql.push_str(" ORDER BY desired_time DESC, rowid DESC LIMIT ? OFFSET ?");
+    let limit = if f.limit == 0 {
+        i64::MAX
+    } else {
+        f.limit as i64
+    };
+    args.push(Value::Integer(limit));
+    args.push(Value::Integer(i64::try_from(f.offset).unwrap_or(i64::MAX)));
+    let mut stmt = c.prepare_cached(&sql)?;
+    let rows = stmt
+        .query_map(rusqlite::params_from_iter(args), |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+            ))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    let cursor = rows.last().map(|(_, ms, row)| PageCursor {
+        desired_ms: *ms,
+        row: *row,
+    });
+    let records = rows
+        .iter()
+        .map(|(b, _, _)| serde_json::from_str(b).map_err(StoreError::from))
+        .collect::<Result<Vec<CallbackRecord>, _>>()?;
+    Ok((records, cursor))
+}
+
 #[async_trait]
 impl Store for SqliteStore {
     async fn save_callbacks(&self, records: Vec<CallbackRecord>) -> Result<(), StoreError> {
@@ -303,40 +433,17 @@ impl Store for SqliteStore {
         &self,
         filter: &CallbackFilter,
     ) -> Result<Vec<CallbackRecord>, StoreError> {
+        self.query_callbacks_page(filter)
+            .await
+            .map(|(rows, _)| rows)
+    }
+
+    async fn query_callbacks_page(
+        &self,
+        filter: &CallbackFilter,
+    ) -> Result<(Vec<CallbackRecord>, Option<PageCursor>), StoreError> {
         let f = filter.clone();
-        self.read(move |c| {
-            let mut stmt = c.prepare(
-                "SELECT body FROM callbacks
-                 WHERE (?1 IS NULL OR queue = ?1) AND (?2 IS NULL OR state = ?2)
-                   AND (?3 IS NULL OR phone = ?3)
-                   AND (?4 IS NULL OR desired_time >= ?4) AND (?5 IS NULL OR desired_time < ?5)
-                   AND (?8 IS NULL OR queue IN (SELECT value FROM json_each(?8)))
-                 ORDER BY desired_time DESC, rowid DESC LIMIT ?6 OFFSET ?7",
-            )?;
-            let limit = if f.limit == 0 {
-                i64::MAX
-            } else {
-                f.limit as i64
-            };
-            let queues = f
-                .queues
-                .as_ref()
-                .map(|q| serde_json::to_string(q).unwrap_or_else(|_| "[]".into()));
-            decode_rows(
-                &mut stmt,
-                &[
-                    &f.queue,
-                    &f.state,
-                    &f.phone,
-                    &f.from.map(|t| t.timestamp_millis()),
-                    &f.to.map(|t| t.timestamp_millis()),
-                    &limit,
-                    &(f.offset as i64),
-                    &queues,
-                ],
-            )
-        })
-        .await
+        self.read(move |c| select_page(c, &f)).await
     }
 
     async fn remove_expired(

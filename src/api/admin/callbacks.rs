@@ -19,10 +19,17 @@ use super::auth::{AdminUser, Permission};
 use crate::api::{ApiError, ApiState, Body, CallbackView, known_queue, ok, query, service_error};
 use crate::callback::service::{CreateRequest, api_callback};
 use crate::callback::{CallbackRecord, CallbackState, NewCallback, Origin};
-use crate::store::{CallbackFilter, Document};
+use crate::store::{CallbackFilter, Document, PageCursor};
 
 /// Callbacks per page, as the seed's Callback tab shows them.
 pub const PAGE_SIZE: usize = 250;
+
+/// Deepest `page` (offset paging walks every row before it; `after` does not).
+pub const MAX_PAGE: usize = 1000;
+
+/// Callbacks listed at most in each list of a bulk-cancel preview (the execution takes the
+/// confirmed ids in a body of `api.max_body_bytes`: about 1,700 ids in the default 64 KiB).
+pub const PREVIEW_LIMIT: usize = 1000;
 
 /// Document kind of bulk-cancel summaries in the store.
 pub const BULK_KIND: &str = "bulk_cancel";
@@ -44,8 +51,11 @@ pub struct ListQuery {
     pub from: Option<DateTime<FixedOffset>>,
     /// Desired time before.
     pub to: Option<DateTime<FixedOffset>>,
-    /// Page, from 1.
+    /// Page, from 1 (at most 1000; deeper, follow `nextCursor` with `after`).
     pub page: Option<usize>,
+    /// The `nextCursor` of the previous page: the page after it (instead of `page`; as cheap
+    /// however deep).
+    pub after: Option<String>,
 }
 
 /// The queues a user may see, as a store filter (`None` = all).
@@ -69,7 +79,8 @@ async fn store_query(s: &ApiState, f: CallbackFilter) -> Result<Vec<CallbackReco
         .map_err(|e| ApiError::internal(format!("reading callbacks: {e}")))
 }
 
-/// Callbacks matching the filters, newest desired time first, 250 per page.
+/// Callbacks matching the filters, newest desired time first, 250 per page: by `page`, or after
+/// the previous page's `nextCursor` (`after`).
 #[utoipa::path(get, path = "/callbacks", tag = "admin", params(ListQuery),
     responses((status = 200, description = "`data.callbacks`, `data.page`, `data.hasMore`"), (status = 400), (status = 403)),
     security(("bearer" = [])))]
@@ -109,25 +120,69 @@ pub async fn query_page(
     if page == 0 {
         return Err(ApiError::bad_request("page: pages start at 1"));
     }
-    // One more than a page tells whether another page follows.
-    let mut rows = store_query(
-        s,
-        CallbackFilter {
-            queue: q.service_name.clone(),
-            queues,
-            state: q.state.clone(),
-            phone: q.phone_number.as_deref().map(compact_phone),
-            from: q.from.map(|t| t.with_timezone(&Utc)),
-            to: q.to.map(|t| t.with_timezone(&Utc)),
-            offset: (page - 1) * PAGE_SIZE,
-            limit: PAGE_SIZE + 1,
+    if page > MAX_PAGE {
+        return Err(ApiError::bad_request(format!(
+            "page: at most {MAX_PAGE}; page deeper with `after` (each page's `nextCursor`)"
+        )));
+    }
+    let after = match &q.after {
+        None => None,
+        Some(_) if q.page.is_some() => {
+            return Err(ApiError::bad_request(
+                "after: give either `page` or `after`, not both",
+            ));
+        }
+        Some(token) => Some(PageCursor::parse(token).ok_or_else(|| {
+            ApiError::bad_request("after: not a cursor; pass a page's `nextCursor` as it is")
+        })?),
+    };
+    let Some(store) = &s.store else {
+        return Ok(
+            json!({ "callbacks": [], "page": page, "pageSize": PAGE_SIZE, "hasMore": false, "nextCursor": null }),
+        );
+    };
+    let mut filter = CallbackFilter {
+        queue: q.service_name.clone(),
+        queues,
+        state: q.state.clone(),
+        phone: q.phone_number.as_deref().map(compact_phone),
+        from: q.from.map(|t| t.with_timezone(&Utc)),
+        to: q.to.map(|t| t.with_timezone(&Utc)),
+        offset: if after.is_some() {
+            0
+        } else {
+            (page - 1) * PAGE_SIZE
         },
-    )
-    .await?;
-    let has_more = rows.len() > PAGE_SIZE;
-    rows.truncate(PAGE_SIZE);
+        limit: PAGE_SIZE,
+        after,
+    };
+    let read_error =
+        |e: crate::store::StoreError| ApiError::internal(format!("reading callbacks: {e}"));
+    let (rows, cursor) = store
+        .query_callbacks_page(&filter)
+        .await
+        .map_err(read_error)?;
+    // Whether another page follows: one row after this page's last (an index seek).
+    let next = match cursor {
+        Some(c) if rows.len() == PAGE_SIZE => {
+            filter.after = Some(c);
+            filter.offset = 0;
+            filter.limit = 1;
+            let (more, _) = store
+                .query_callbacks_page(&filter)
+                .await
+                .map_err(read_error)?;
+            (!more.is_empty()).then(|| c.token())
+        }
+        _ => None,
+    };
     let list: Vec<CallbackView> = rows.iter().map(CallbackView::from).collect();
-    Ok(json!({ "callbacks": list, "page": page, "pageSize": PAGE_SIZE, "hasMore": has_more }))
+    Ok(json!({
+        "callbacks": list,
+        "page": if q.after.is_some() { Value::Null } else { json!(page) },
+        "pageSize": PAGE_SIZE,
+        "hasMore": next.is_some(), "nextCursor": next,
+    }))
 }
 
 /// `GET /admin/callbacks/search` query.
@@ -427,9 +482,10 @@ fn in_range(s: &ApiState, b: &RangeBody) -> Vec<CallbackRecord> {
 }
 
 /// The confirmation list of a bulk cancel: what would be cancelled, and what cannot be
-/// (PROCESSING callbacks).
+/// (PROCESSING callbacks), at most [`PREVIEW_LIMIT`] of each (earliest queued first) with the
+/// totals; a larger range is cancelled in rounds of preview and confirmation.
 #[utoipa::path(post, path = "/callbacks/bulk-cancel/preview", tag = "admin", request_body = RangeBody,
-    responses((status = 200, description = "`data.toCancel` and `data.notCancellable`"), (status = 400), (status = 403)),
+    responses((status = 200, description = "`data.toCancel` and `data.notCancellable` (at most 1000 each), their totals, `data.truncated`"), (status = 400), (status = 403)),
     security(("bearer" = [])))]
 pub async fn bulk_preview(
     State(s): State<ApiState>,
@@ -441,9 +497,20 @@ pub async fn bulk_preview(
     let (busy, free): (Vec<_>, Vec<_>) = in_range(&s, &b)
         .into_iter()
         .partition(|r| r.state == CallbackState::Processing);
-    let to_cancel: Vec<CallbackView> = free.iter().map(CallbackView::from).collect();
-    let not: Vec<CallbackView> = busy.iter().map(CallbackView::from).collect();
-    Ok(ok(json!({ "toCancel": to_cancel, "notCancellable": not })))
+    let view = |list: &[CallbackRecord]| -> Vec<CallbackView> {
+        list.iter()
+            .take(PREVIEW_LIMIT)
+            .map(CallbackView::from)
+            .collect()
+    };
+    Ok(ok(json!({
+        "toCancel": view(&free),
+        "notCancellable": view(&busy),
+        "toCancelTotal": free.len(),
+        "notCancellableTotal": busy.len(),
+        "truncated": free.len() > PREVIEW_LIMIT || busy.len() > PREVIEW_LIMIT,
+        "limit": PREVIEW_LIMIT,
+    })))
 }
 
 /// One line of a bulk-cancel summary.

@@ -1,0 +1,250 @@
+//! The HTTP listener: accepts connections itself rather than through `axum::serve`, so that a
+//! client cannot hold the engine's descriptors and memory. A connection must deliver each
+//! request's headers within `api.header_timeout_seconds` of opening or of the previous answer
+//! (which also closes idle keep-alive connections), and its body within
+//! `api.body_timeout_seconds`; at most `api.max_connections` are open, and at most
+//! `api.max_connections_per_address` from one client address (beyond, the connection gets a
+//! 503 and is closed). Accept errors (descriptors exhausted) are retried after a growing pause
+//! instead of spinning. Only HTTP/1.1 is served: the protocol detection of HTTP/2 without TLS
+//! waits for its preface without a timeout.
+//!
+//! These deadlines are network timeouts on the runtime's monotonic timer, not business time:
+//! the injected clock (frozen in tests) does not drive them.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::ConnectInfo;
+use hyper::body::{Body, Frame, Incoming, SizeHint};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::{TcpListener, TcpStream};
+use tower::ServiceExt;
+
+use crate::config::ApiSettings;
+
+/// Largest buffer per connection (request head, queued response bytes): bounds what an open
+/// connection can hold; request heads above it are refused with 431.
+const MAX_BUF_BYTES: usize = 64 * 1024;
+
+/// Longest pause after repeated accept errors.
+const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
+
+/// Deadlines and caps of the listener.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ServeLimits {
+    /// From connection open (or the previous answer) to the end of the request's headers.
+    pub header_timeout: Duration,
+    /// From the request's headers to the end of its body.
+    pub body_timeout: Duration,
+    /// Connections open at once.
+    pub max_connections: usize,
+    /// Connections open at once from one client address.
+    pub max_per_address: usize,
+}
+
+impl ServeLimits {
+    /// The limits of the `api` section.
+    pub fn from_settings(a: &ApiSettings) -> Self {
+        ServeLimits {
+            header_timeout: Duration::from_secs(a.header_timeout_seconds.max(1) as u64),
+            body_timeout: Duration::from_secs(a.body_timeout_seconds.max(1) as u64),
+            max_connections: a.max_connections.max(1) as usize,
+            max_per_address: a.max_connections_per_address.max(1) as usize,
+        }
+    }
+}
+
+/// Open connections, in total and per client address.
+#[derive(Debug, Default)]
+struct Connections {
+    total: usize,
+    by_address: HashMap<IpAddr, usize>,
+    /// Closed since the allocator was last asked to give memory back.
+    closed: usize,
+}
+
+/// One admitted connection; dropping it frees its place.
+struct Ticket {
+    table: Arc<Mutex<Connections>>,
+    ip: IpAddr,
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        let mut t = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        t.total = t.total.saturating_sub(1);
+        t.closed += 1;
+        if let Some(n) = t.by_address.get_mut(&self.ip) {
+            *n -= 1;
+            if *n == 0 {
+                t.by_address.remove(&self.ip);
+            }
+        }
+    }
+}
+
+fn admit(table: &Arc<Mutex<Connections>>, ip: IpAddr, limits: &ServeLimits) -> Option<Ticket> {
+    let mut t = table.lock().unwrap_or_else(|p| p.into_inner());
+    let from_ip = t.by_address.get(&ip).copied().unwrap_or(0);
+    if t.total >= limits.max_connections || from_ip >= limits.max_per_address {
+        return None;
+    }
+    t.total += 1;
+    t.by_address.insert(ip, from_ip + 1);
+    Some(Ticket {
+        table: table.clone(),
+        ip,
+    })
+}
+
+/// What a connection over the caps gets before it is closed (written without waiting).
+fn refusal() -> &'static [u8] {
+    static TEXT: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+    TEXT.get_or_init(|| {
+        let body = r#"{"code":50304,"message":"too many connections; retry in 1 s"}"#;
+        format!(
+            "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+             retry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .into_bytes()
+    })
+}
+
+/// Serves `app` on `listener` until the task is aborted.
+pub async fn serve(listener: TcpListener, app: Router, limits: ServeLimits) {
+    let table = Arc::new(Mutex::new(Connections::default()));
+    let _trimmer = TrimOnDrop(tokio::spawn(give_back_memory(table.clone())));
+    let mut backoff = Duration::from_millis(5);
+    loop {
+        let (stream, peer) = match listener.accept().await {
+            Ok(accepted) => {
+                backoff = Duration::from_millis(5);
+                accepted
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, pause_ms = backoff.as_millis() as u64, "HTTP accept failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(MAX_ACCEPT_BACKOFF);
+                continue;
+            }
+        };
+        let Some(ticket) = admit(&table, peer.ip(), &limits) else {
+            tracing::debug!(%peer, "HTTP connection refused: over the connection caps");
+            let _ = stream.try_write(refusal());
+            continue;
+        };
+        tokio::spawn(connection(stream, peer, app.clone(), limits, ticket));
+    }
+}
+
+/// Closed connections after which the allocator is asked to give memory back.
+const TRIM_AFTER_CLOSED: usize = 512;
+
+/// Aborts the memory task with the listener.
+struct TrimOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for TrimOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+/// Every few seconds, once many connections have closed, asks glibc to return the free pages
+/// of its heaps: the buffers of thousands of connections, spread over the worker threads'
+/// arenas, otherwise stay resident after the connections are gone (benches/http_connections.sh).
+async fn give_back_memory(table: Arc<Mutex<Connections>>) {
+    loop {
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        let closed = {
+            let mut t = table.lock().unwrap_or_else(|p| p.into_inner());
+            std::mem::take(&mut t.closed)
+        };
+        if closed >= TRIM_AFTER_CLOSED {
+            let _ = tokio::task::spawn_blocking(trim_heap).await;
+        }
+    }
+}
+
+fn trim_heap() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory of the allocator's own heaps.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+async fn connection(
+    stream: TcpStream,
+    peer: SocketAddr,
+    app: Router,
+    limits: ServeLimits,
+    _ticket: Ticket,
+) {
+    let _ = stream.set_nodelay(true);
+    let body_timeout = limits.body_timeout;
+    let service = hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+        let mut req = req.map(|b| axum::body::Body::new(DeadlineBody::new(b, body_timeout)));
+        req.extensions_mut().insert(ConnectInfo(peer));
+        app.clone().oneshot(req)
+    });
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout)
+        .max_buf_size(MAX_BUF_BYTES);
+    if let Err(e) = http.serve_connection(TokioIo::new(stream), service).await {
+        tracing::debug!(%peer, error = %e, "HTTP connection ended");
+    }
+}
+
+/// A request body that fails once its deadline (set when the headers arrived) passes, so a
+/// client cannot hold a handler by sending a body slowly or not at all.
+struct DeadlineBody {
+    inner: Incoming,
+    deadline: Pin<Box<tokio::time::Sleep>>,
+}
+
+impl DeadlineBody {
+    fn new(inner: Incoming, timeout: Duration) -> Self {
+        DeadlineBody {
+            inner,
+            deadline: Box::pin(tokio::time::sleep(timeout)),
+        }
+    }
+}
+
+/// The body did not arrive within `api.body_timeout_seconds`.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive within the body timeout")]
+pub struct BodyTimeout;
+
+impl Body for DeadlineBody {
+    type Data = bytes::Bytes;
+    type Error = axum::BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        if let Poll::Ready(frame) = Pin::new(&mut self.inner).poll_frame(cx) {
+            return Poll::Ready(frame.map(|f| f.map_err(Into::into)));
+        }
+        match self.deadline.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Some(Err(BodyTimeout.into()))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
