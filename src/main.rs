@@ -93,9 +93,13 @@ fn raise_descriptor_limit() {
             rlim_cur: 0,
             rlim_max: 0,
         };
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 && r.rlim_cur < r.rlim_max {
-            r.rlim_cur = r.rlim_max;
-            libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) == 0 {
+            // An unlimited hard limit is not a valid soft one (the kernel caps descriptors).
+            let want = r.rlim_max.min(1 << 20);
+            if r.rlim_cur < want {
+                r.rlim_cur = want;
+                libc::setrlimit(libc::RLIMIT_NOFILE, &r);
+            }
         }
     }
 }

@@ -324,6 +324,14 @@ async fn slow_clients_are_cut_off_after_the_timeouts() {
         "a short body gets 408: {answer}"
     );
     assert!(answer.contains("body_timeout_seconds"), "{answer}");
+    // A connection that stays idle after an answer is closed after the same timeout.
+    let mut idle = tokio::net::TcpStream::connect(addr).await.unwrap();
+    idle.write_all(b"GET /openapi.json HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let (answer, closed) = read_until_closed(&mut idle, limit).await;
+    assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
+    assert!(closed, "an idle keep-alive connection is closed");
     let waited = started.elapsed();
     assert!(
         waited >= std::time::Duration::from_millis(900)
@@ -502,5 +510,37 @@ async fn bulk_cancel_preview_is_bounded() {
     assert_eq!(v["data"]["toCancelTotal"], 1200);
     assert_eq!(v["data"]["notCancellableTotal"], 0);
     assert_eq!(v["data"]["truncated"], true);
+    e.shutdown();
+}
+
+/// Item 4: bodies larger than the per-connection buffer still arrive whole (the buffer bounds
+/// what a connection holds, not what a request may carry): a 300 KB body, under a 1 MiB
+/// `api.max_body_bytes`, is read and parsed (400 naming its unknown field), and one over the
+/// limit gets 413.
+#[tokio::test]
+async fn large_bodies_pass_the_connection_buffer() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_c, clock) = manual();
+    let (e, url) = engine(dir.path(), clock, "  max_body_bytes: 1048576\n", "").await;
+    let post = |body: String| {
+        reqwest::Client::new()
+            .post(format!("{url}/engagement/v3/callbacks/create"))
+            .header("x-api-key", KEY)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let pad = "x".repeat(300_000);
+    let (s, v) = json_of(
+        post(format!(r#"{{"serviceName":"Sales_VQ_CB","pad":"{pad}"}}"#))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(s, 400, "{v}");
+    assert!(v["message"].as_str().unwrap_or("").contains("pad"), "{v}");
+    let pad = "x".repeat(1_100_000);
+    let (s, v) = json_of(post(format!(r#"{{"pad":"{pad}"}}"#)).await.unwrap()).await;
+    assert_eq!(s, 413, "{v}");
     e.shutdown();
 }

@@ -648,18 +648,35 @@ pub async fn login(
     })))
 }
 
+/// Failed logins audited per second, engine-wide, beyond the burst.
+const FAILED_LOGIN_AUDITS_PER_SECOND: f64 = 1.0;
+
+/// Failed logins audited at once before the per-second budget applies.
+const FAILED_LOGIN_AUDIT_BURST: f64 = 300.0;
+
 /// Logs, audits and renders a refused login (with `Retry-After` when it has one).
 async fn refused_login(s: &ApiState, name: &str, address: &str, failed: LoginFailed) -> Response {
     let LoginFailed { error, locks_for } = failed;
     match &error {
         AuthError::BadCredentials => {
             tracing::warn!(user = name, %address, "failed administration login");
-            let mut docs = vec![super::audit::entry_as(
-                s,
-                name,
-                "login.failed",
-                json!({ "address": address }),
-            )];
+            // Audited up to a budget (a flood of guesses under rotating names would otherwise
+            // grow the audit log without end); beyond it, the log line above remains.
+            let budget = s.limits.check(
+                "audit:login.failed",
+                FAILED_LOGIN_AUDITS_PER_SECOND,
+                FAILED_LOGIN_AUDIT_BURST,
+                s.clock.now(),
+            );
+            let mut docs = Vec::new();
+            if budget.is_ok() {
+                docs.push(super::audit::entry_as(
+                    s,
+                    name,
+                    "login.failed",
+                    json!({ "address": address }),
+                ));
+            }
             if let Some(lock) = locks_for {
                 tracing::warn!(user = name, %address, seconds = lock.num_seconds(), "administration account locked");
                 docs.push(super::audit::entry_as(
@@ -670,7 +687,9 @@ async fn refused_login(s: &ApiState, name: &str, address: &str, failed: LoginFai
                 ));
             }
             // The refusal stands even when the audit cannot be stored (the log line remains).
-            let _ = super::audit::save(s, docs).await;
+            if !docs.is_empty() {
+                let _ = super::audit::save(s, docs).await;
+            }
         }
         AuthError::Locked(_) => {
             tracing::warn!(user = name, %address, "login refused: account locked");
