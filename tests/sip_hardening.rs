@@ -302,3 +302,98 @@ fn check_config_refuses_a_public_host_that_is_no_host_name() {
         "{text}"
     );
 }
+
+/// Status codes of everything answered to one datagram within `wait`.
+async fn all_responses(target: SocketAddr, bytes: &[u8], wait: Duration) -> Vec<u16> {
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    sock.send_to(bytes, target).await.unwrap();
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 65536];
+    let until = tokio::time::Instant::now() + wait;
+    while let Ok(Ok((n, _))) = tokio::time::timeout_at(until, sock.recv_from(&mut buf)).await {
+        if let Some(code) = String::from_utf8_lossy(&buf[..n])
+            .strip_prefix("SIP/2.0 ")
+            .and_then(|l| l.get(..3)?.parse().ok())
+        {
+            out.push(code);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_who_cancels_frees_its_setup_slot() {
+    common::capture_logs();
+    // The demo configuration with a route point whose flow queues without answering, and
+    // room for one call being set up.
+    let flows = tempfile::tempdir().unwrap();
+    for f in std::fs::read_dir(repo().join("ivr-flows")).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, flows.path().join(f.file_name().unwrap())).unwrap();
+    }
+    std::fs::write(
+        flows.path().join("ringing-queue.yaml"),
+        "application: ringing-queue\ntype: default\nassisted_service:\n  - type: route_call\n    queue: Sales_VQ\n    timeout_seconds: 600\n",
+    )
+    .unwrap();
+    let flows_dir = flows.path().display().to_string();
+    let text = common::demo_config_text(move |t| {
+        t.replace(
+            "route_points:\n",
+            "route_points:\n  - number: \"8009\"\n    flow: ringing-queue.yaml\n",
+        )
+        .replace("flows_dir: ivr-flows", &format!("flows_dir: {flows_dir}"))
+        .replace(
+            "sip:\n  realm: boomerang\n",
+            "sip:\n  realm: boomerang\n  max_setup_calls: 1\n",
+        )
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config::from_str_in(&text, dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.spec.sip.max_setup_calls, 1);
+    let engine = Engine::start(Arc::new(config), SystemClock::shared())
+        .await
+        .unwrap();
+    let target = engine.sip.udp[0];
+    let ringing = |id: &str| invite(id, common::free_port()).replace("8999", "8009");
+    // SIPp rings 8009 unanswered for 1.5 s, then cancels.
+    let mut caller = tokio::process::Command::new("sipp")
+        .arg("-sf")
+        .arg(repo().join("tests/sipp/cancel.xml"))
+        .arg(target.to_string())
+        .args(["-m", "1", "-i", "127.0.0.1", "-nostdin", "-timeout", "30s"])
+        .args(["-p", &common::free_port().to_string()])
+        .args(["-mp", &common::free_port().to_string()])
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    for _ in 0..100 {
+        if engine.router.waiting("Sales_VQ").unwrap() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(engine.router.waiting("Sales_VQ").unwrap(), 1);
+    let during = all_responses(
+        target,
+        ringing("setup-2").as_bytes(),
+        Duration::from_millis(500),
+    )
+    .await;
+    assert!(during.contains(&503), "{during:?}");
+    let done = tokio::time::timeout(Duration::from_secs(20), caller.wait()).await;
+    assert!(
+        done.is_ok_and(|s| s.is_ok_and(|s| s.success())),
+        "the CANCEL scenario failed"
+    );
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The cancelled call's slot is free: the next caller rings (100) and is not shed.
+    let after = all_responses(
+        target,
+        ringing("setup-3").as_bytes(),
+        Duration::from_millis(1000),
+    )
+    .await;
+    assert!(after.contains(&100) && !after.contains(&503), "{after:?}");
+}

@@ -435,6 +435,7 @@ pub async fn start(config: UaConfig, handler: Arc<dyn CallHandler>) -> std::io::
         limits: config.limits.clone(),
         setting_up: std::collections::HashSet::new(),
         malformed_log: crate::throttle::LogThrottle::new(10, std::time::Duration::from_secs(10)),
+        shed_log: crate::throttle::LogThrottle::new(1, std::time::Duration::from_secs(10)),
         public_name: config.public_name.clone(),
         digest: digest::DigestServer::new(digest_key.to_vec(), chrono::TimeDelta::seconds(300)),
         nonce_uses: NonceUses::default(),
@@ -631,6 +632,8 @@ struct Actor {
     setting_up: std::collections::HashSet<String>,
     /// At most 10 "malformed SIP message" lines per 10 s, then a count.
     malformed_log: crate::throttle::LogThrottle,
+    /// At most one overload line per 10 s, then a count.
+    shed_log: crate::throttle::LogThrottle,
     /// `sip.public_host` when it is a name: used in Contact and Via.
     public_name: Option<String>,
     digest: digest::DigestServer,
@@ -1048,7 +1051,11 @@ impl Actor {
             return;
         }
         if let Some(why) = self.overloaded() {
-            tracing::debug!(call = %call_id, why, "INVITE shed with 503");
+            crate::throttled!(
+                self.shed_log,
+                Instant::now(),
+                warn!(call = %call_id, limit = why, "overload: new INVITE refused with 503")
+            );
             let mut resp = message::response_for(&req, 503, "Service Unavailable");
             resp.headers.push(Header::Other(
                 "Retry-After".into(),
@@ -1331,7 +1338,6 @@ impl Actor {
         }
     }
 
-    /// Removes a call, and its session-timer deadline from the index.
     /// Why a new inbound call must be refused now (`max_calls` or `max_setup_calls` reached),
     /// or `None` when it may come in. Calls set up and since answered or gone are forgotten
     /// only when the limit seems reached, so the check costs nothing below it.
@@ -1359,6 +1365,7 @@ impl Actor {
         None
     }
 
+    /// Removes a call, and its session-timer deadline from the index.
     fn take_call(&mut self, id: &str) -> Option<Call> {
         self.setting_up.remove(id);
         let c = self.calls.remove(id)?;
