@@ -1643,7 +1643,7 @@ impl Actor {
             .and_then(|t| message::name_addr_parts(&t).map(|(uri, _)| user_of_uri(&uri)))
             .unwrap_or_default();
         if !self.handler.knows_user(&user) {
-            tracing::info!(user, from = %peer.addr, "REGISTER for an unknown user");
+            tracing::debug!(user, from = %peer.addr, "REGISTER for an unknown user");
             self.respond_with(&key, message::response_for(&req, 404, "Not Found"));
             return;
         }
