@@ -171,3 +171,73 @@ async fn baresip_hears_the_welcome_and_books_a_callback_with_in_band_keys() {
         "heard audio does not follow the welcome prompt (r = {corr:.2})"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn baresip_registers_alice_with_the_demo_password_as_the_readme_shows() {
+    use boomerang::routing::StateKind;
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(repo().join("boomerang.yaml"))
+        .unwrap()
+        .replace("sip_udp: [\"0.0.0.0:5060\"]", "sip_udp: [\"127.0.0.1:0\"]")
+        .replace("sip_tcp: [\"0.0.0.0:5060\"]", "sip_tcp: []")
+        .replace("http: \"0.0.0.0:8080\"", "http: \"127.0.0.1:0\"")
+        .replace(
+            "flows_dir: ivr-flows",
+            &format!("flows_dir: {}", repo().join("ivr-flows").display()),
+        )
+        .replace(
+            "prompts_dir: prompts",
+            &format!("prompts_dir: {}", repo().join("prompts").display()),
+        );
+    let config = Config::from_str_in(&text, dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let engine = Engine::start(Arc::new(config), SystemClock::shared())
+        .await
+        .unwrap();
+    let target = engine.sip.udp[0];
+    let conf = dir.path().join("baresip");
+    std::fs::create_dir_all(&conf).unwrap();
+    std::fs::write(
+        conf.join("config"),
+        format!(
+            "poll_method epoll\nsip_listen 127.0.0.1:{}\nmodule_path /usr/lib/baresip/modules\n\
+             module g711.so\nmodule_app account.so\nmodule_app menu.so\n",
+            free_port(),
+        ),
+    )
+    .unwrap();
+    // The README's account line, with the engine's test port.
+    std::fs::write(
+        conf.join("accounts"),
+        format!("<sip:1001@{target}>;auth_pass=alice-1001;regint=600\n"),
+    )
+    .unwrap();
+    let phone = tokio::process::Command::new("baresip")
+        .arg("-f")
+        .arg(&conf)
+        .args(["-t", "10"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run baresip (apt-get install -y baresip): {e}"));
+    let agents = engine.router.agents();
+    let alice = agents.index_of("alice").unwrap();
+    let mut ready = false;
+    for _ in 0..400 {
+        if agents.get(alice).state() == StateKind::Ready {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let out = tokio::time::timeout(Duration::from_secs(30), phone.wait_with_output())
+        .await
+        .expect("baresip did not quit")
+        .unwrap();
+    assert!(
+        ready,
+        "baresip's REGISTER with auth_pass did not log alice in:\n{}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

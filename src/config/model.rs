@@ -45,6 +45,9 @@ pub struct SipSettings {
     pub authenticate_register: bool,
     /// Challenge INVITEs that come from registered agents' phones. Default false.
     pub authenticate_invite: bool,
+    /// Offer a SHA-256 digest challenge beside MD5 (RFC 8760). Default false: some phones
+    /// (baresip 1.0) give up on a 401 with a challenge they cannot answer.
+    pub digest_sha256: bool,
     /// Largest SIP message accepted, in bytes (1024–1048576). Default 65536.
     pub max_message_bytes: u32,
     /// Most header lines accepted in one message (16–1024). Default 256.
@@ -82,6 +85,7 @@ impl Default for SipSettings {
             realm: "boomerang".into(),
             authenticate_register: true,
             authenticate_invite: false,
+            digest_sha256: false,
             max_message_bytes: 65536,
             max_headers: 256,
             session_expires_seconds: 1800,

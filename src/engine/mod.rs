@@ -425,6 +425,7 @@ async fn start_sip(
                         })
                         .collect(),
                     clock: clock.clone(),
+                    offer_sha256: s.digest_sha256,
                 }
             }),
         },

@@ -382,6 +382,8 @@ pub struct RegisterAuth {
     pub passwords: HashMap<String, String>,
     /// Dates the nonces we hand out, so their age is judged on the engine's clock.
     pub clock: crate::clock::SharedClock,
+    /// Offer a SHA-256 challenge beside MD5 (some phones, e.g. baresip 1.0, then give up).
+    pub offer_sha256: bool,
 }
 
 impl std::fmt::Debug for RegisterAuth {
@@ -1655,8 +1657,14 @@ impl Actor {
         let challenge = |stale: bool| {
             let mut resp = message::response_for(req, 401, "Unauthorized");
             // MD5 first: many phones (and SIPp) answer only the first challenge instead of the
-            // first they support (RFC 8760 §2.4); SHA-256 is offered beside it.
-            for alg in [digest::Algorithm::Md5, digest::Algorithm::Sha256] {
+            // first they support (RFC 8760 §2.4); SHA-256 beside it only when asked for, as
+            // some phones give up on a challenge they cannot answer.
+            let algorithms: &[digest::Algorithm] = if auth.offer_sha256 {
+                &[digest::Algorithm::Md5, digest::Algorithm::Sha256]
+            } else {
+                &[digest::Algorithm::Md5]
+            };
+            for &alg in algorithms {
                 resp.headers.push(Header::Other(
                     "WWW-Authenticate".into(),
                     digest.challenge(now, &auth.realm, alg, stale),
@@ -1740,7 +1748,7 @@ impl Actor {
             .and_then(|t| message::name_addr_parts(&t).map(|(uri, _)| user_of_uri(&uri)))
             .unwrap_or_default();
         if !self.handler.knows_user(&user) {
-            tracing::info!(user, from = %peer.addr, "REGISTER for an unknown user");
+            tracing::debug!(user, from = %peer.addr, "REGISTER for an unknown user");
             self.respond_with(&key, message::response_for(&req, 404, "Not Found"));
             return;
         }
