@@ -196,6 +196,29 @@ async fn an_administrator_can_cancel_a_callback_in_processing() {
         .await
         .unwrap();
     assert_eq!(app.status().as_u16(), 409);
+    // A bulk cancel leaves it alone, as the guide says.
+    let span = chrono::TimeDelta::hours(1);
+    let bulk: serde_json::Value = client
+        .post(format!("{base}/admin/callbacks/bulk-cancel"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({
+            "serviceName": "Sales_VQ_CB",
+            "from": (rec.desired_time - span).to_rfc3339(),
+            "to": (rec.desired_time + span).to_rfc3339(),
+            "ids": [rec.id],
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(bulk["data"]["cancelled"], serde_json::json!([]), "{bulk}");
+    assert_eq!(
+        bulk["data"]["skipped"][0]["id"],
+        rec.id.to_string(),
+        "{bulk}"
+    );
     let admin = client
         .post(format!("{base}/admin/callbacks/{}/cancel", rec.id))
         .bearer_auth(&token)

@@ -630,6 +630,24 @@ impl CallbackService {
         .map(|(r, _)| r)
     }
 
+    /// Cancels as an administrator, except a PROCESSING callback (bulk cancel, as the guide).
+    pub async fn cancel_unless_processing(
+        &self,
+        id: Uuid,
+        by: &str,
+    ) -> Result<CallbackRecord, ServiceError> {
+        let now = self.clock.now();
+        self.change(id, |r| {
+            if r.state == CallbackState::Processing {
+                return Err(LifecycleError::Processing.into());
+            }
+            r.cancel(now, by, true)?;
+            Ok(None)
+        })
+        .await
+        .map(|(r, _)| r)
+    }
+
     /// Reschedules a SCHEDULED callback; returns the new record.
     pub async fn reschedule(
         &self,
@@ -689,7 +707,7 @@ impl CallbackService {
             .collect();
         let mut out = BulkCancel::default();
         for id in ids {
-            match self.cancel(id, by, true).await {
+            match self.cancel_unless_processing(id, by).await {
                 Ok(_) => out.cancelled.push(id),
                 Err(e) => out.skipped.push((id, e.to_string())),
             }
