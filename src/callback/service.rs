@@ -1117,6 +1117,53 @@ queues:
     }
 
     #[tokio::test]
+    async fn recovery_resolves_records_left_in_flight_by_the_restart_rule() {
+        let f = fixture();
+        let mut ids = Vec::new();
+        // Ringing at the stop: one with attempts left, one on its last allowed attempt (3).
+        for earlier in [0, 2] {
+            let rec = f.svc.create(req(None, false)).await.unwrap();
+            f.svc
+                .update(rec.id, |r| {
+                    for _ in 0..earlier {
+                        r.record_attempt(t0(), crate::call::DialResult::Busy, 1);
+                    }
+                    r.transition(CallbackState::Routing, t0(), "router", "agent a")?;
+                    Ok(())
+                })
+                .await
+                .unwrap();
+            ids.push(rec.id);
+        }
+        // With an agent at the stop.
+        let talking = f.svc.create(req(None, false)).await.unwrap();
+        f.svc.begin_attempt(talking.id, "a").await.unwrap();
+        f.svc.connected(talking.id, "a").await.unwrap();
+        let store = Arc::new(SqliteStore::open(f._dir.path()).unwrap());
+        let svc2 = CallbackService::new(
+            f.svc.config.clone(),
+            f.clock.shared(),
+            store,
+            f.notifier.clone(),
+        );
+        svc2.recover().await.unwrap();
+        let again = svc2.get(ids[0]).await.unwrap();
+        assert_eq!(again.state, CallbackState::Queued);
+        assert_eq!(again.attempts(), 1);
+        assert_eq!(again.queue_time, t0(), "keeps its place");
+        assert!(again.next_attempt_at.is_some());
+        assert_eq!(
+            svc2.get(ids[1]).await.unwrap().state,
+            CallbackState::Completed(CompletionReason::RedialLimitReached)
+        );
+        assert_eq!(
+            svc2.get(talking.id).await.unwrap().state,
+            CallbackState::Completed(CompletionReason::EngineRestarted)
+        );
+        assert_eq!(svc2.active().len(), 1);
+    }
+
+    #[tokio::test]
     async fn recovery_restores_queue_places_slots_and_deadlines() {
         let f = fixture();
         let at = t0() + TimeDelta::hours(1);
