@@ -11,6 +11,7 @@ use thiserror::Error;
 use uuid::Uuid;
 
 use super::availability::{self, Slot, SlotBook};
+pub use super::desired::{DESIRED_TIME_GRACE, check_desired_time};
 use super::model::{
     CallbackRecord, CallbackState, CallbackType, CompletionReason, LifecycleError, NewCallback,
     Origin, UserDataError,
@@ -23,28 +24,6 @@ use crate::rules::NumberRejection;
 use crate::rules::capacity::CapacityGrid;
 use crate::rules::number::{NumberRule, parse_e164};
 use crate::store::{Store, StoreError};
-
-/// A desired time this little in the past is taken as now (clocks of client and engine differ).
-pub const DESIRED_TIME_GRACE: TimeDelta = TimeDelta::seconds(60);
-
-/// The one check of a desired time, for every path that sets one (create, reschedule,
-/// recreate; API, IVR and administration): `None` = now (immediate), else the future time.
-pub fn check_desired_time(
-    queue: &QueueSpec,
-    at: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> Result<Option<DateTime<Utc>>, ServiceError> {
-    if at < now - DESIRED_TIME_GRACE {
-        return Err(ServiceError::InPast(at));
-    }
-    if at > now + TimeDelta::days(queue.max_days_ahead) {
-        return Err(ServiceError::TooFarAhead {
-            at,
-            max_days: queue.max_days_ahead,
-        });
-    }
-    Ok((at > now).then_some(at))
-}
 
 /// What the router must do after a callback changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -199,7 +178,10 @@ impl CallbackService {
                 continue;
             }
             let mut r = rec.clone();
-            match self.resolve_in_flight(&mut r, now) {
+            match self
+                .queue(&r.queue)
+                .and_then(|q| Ok(super::restart::resolve_in_flight(&mut r, q, now)?))
+            {
                 Ok(()) => {
                     tracing::warn!(callback = %r.id, from = rec.state.name(), to = ?r.state, "in-flight callback resolved at restart");
                     *rec = r.clone();
@@ -224,51 +206,6 @@ impl CallbackService {
             self.records.insert(rec.id, rec);
         }
         Ok(n)
-    }
-
-    /// Applies the restart rule to one record found ROUTING or PROCESSING.
-    fn resolve_in_flight(
-        &self,
-        r: &mut CallbackRecord,
-        now: DateTime<Utc>,
-    ) -> Result<(), ServiceError> {
-        match r.state {
-            CallbackState::Processing => {
-                r.transition(
-                    CallbackState::Completed(CompletionReason::EngineRestarted),
-                    now,
-                    "engine",
-                    "the engine restarted during the call with the agent",
-                )?;
-            }
-            CallbackState::Routing => {
-                let q = self.queue(&r.queue)?;
-                let max = q.max_dial_attempts.max(1) as u32;
-                let retry_at = now + TimeDelta::seconds(q.retry_interval_seconds);
-                r.record_attempt(now, crate::call::DialResult::Failed, 0);
-                if r.attempts() >= max {
-                    r.transition(
-                        CallbackState::Completed(CompletionReason::RedialLimitReached),
-                        now,
-                        "engine",
-                        format!("attempt {} of {max} cut by an engine restart", r.attempts()),
-                    )?;
-                } else {
-                    r.next_attempt_at = Some(retry_at);
-                    r.transition(
-                        CallbackState::Queued,
-                        now,
-                        "engine",
-                        format!(
-                            "attempt {} of {max} cut by an engine restart, retry at {retry_at}",
-                            r.attempts()
-                        ),
-                    )?;
-                }
-            }
-            _ => {}
-        }
-        Ok(())
     }
 
     /// Assigns (or clears) a queue's number validation rule.
