@@ -765,6 +765,7 @@ async fn completed_records_are_removed_after_the_retention_period() {
         )
     })
     .await;
+    w.core.spawn_retention();
     // A: cancelled at once (desired time t0). B: booked for t0 + 5 days, still waiting.
     let a = w.book_api("+33620000001").await;
     w.core.callbacks.cancel(a, "app", false).await.unwrap();

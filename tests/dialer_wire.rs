@@ -142,3 +142,99 @@ async fn a_customer_who_never_confirms_completes_as_not_confirmed() {
     assert_eq!(rec.metrics.connected_agent, None);
     common::sipp_succeeded(&mut trunk, "the customer").await;
 }
+
+/// While the customer talks with alice (PROCESSING), the app's cancel is refused (409) but an
+/// administrator's is taken: any record not COMPLETED can be ended by an administrator.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_administrator_can_cancel_a_callback_in_processing() {
+    let trunk_port = common::free_port();
+    let agent_port = common::free_port();
+    let _trunk = common::sipp_server("customer-answers.xml", trunk_port, 1);
+    let _phone = common::sipp_server("agent-answers.xml", agent_port, 1);
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let hash = boomerang::api::admin::auth::hash_password("pw-root").unwrap();
+    let text = common::demo_config_text(|t| {
+        t.replace("port: 5080", &format!("port: {trunk_port}"))
+            + &format!(
+                "\napi:\n  keys: [{{name: t, key: wire-key}}]\nadmin:\n  users:\n    - {{name: root, password_hash: '{hash}', roles: [Administrator]}}\n"
+            )
+    });
+    let config = Config::from_str_in(&text, dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let engine = Engine::start(Arc::new(config), SystemClock::shared())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let base = format!("http://{}", engine.http_addr);
+    let client = reqwest::Client::new();
+    let login: serde_json::Value = client
+        .post(format!("{base}/admin/login"))
+        .json(&serde_json::json!({"username": "root", "password": "pw-root"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["data"]["accessToken"].as_str().unwrap().to_string();
+    let rec = common::book_callback(&engine, "Sales_VQ_CB", "+33612345678").await;
+    common::register_alice(engine.sip.udp[0], &format!("127.0.0.1:{agent_port}")).await;
+    let mut processing = false;
+    for _ in 0..400 {
+        if engine.callbacks.get(rec.id).await.ok().map(|r| r.state)
+            == Some(CallbackState::Processing)
+        {
+            processing = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(processing, "the customer was never bridged");
+    let app = client
+        .post(format!("{base}/engagement/v3/callbacks/cancel"))
+        .header("x-api-key", "wire-key")
+        .json(&serde_json::json!({ "id": rec.id }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(app.status().as_u16(), 409);
+    // A bulk cancel leaves it alone, as the guide says.
+    let span = chrono::TimeDelta::hours(1);
+    let bulk: serde_json::Value = client
+        .post(format!("{base}/admin/callbacks/bulk-cancel"))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({
+            "serviceName": "Sales_VQ_CB",
+            "from": (rec.desired_time - span).to_rfc3339(),
+            "to": (rec.desired_time + span).to_rfc3339(),
+            "ids": [rec.id],
+        }))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(bulk["data"]["cancelled"], serde_json::json!([]), "{bulk}");
+    assert_eq!(
+        bulk["data"]["skipped"][0]["id"],
+        rec.id.to_string(),
+        "{bulk}"
+    );
+    let admin = client
+        .post(format!("{base}/admin/callbacks/{}/cancel", rec.id))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    let status = admin.status().as_u16();
+    let v: serde_json::Value = admin.json().await.unwrap_or_default();
+    assert_eq!(status, 200, "{v}");
+    let (why, _) = common::until_completed(&engine, rec.id).await;
+    assert_eq!(why, CompletionReason::CancelledByAdmin);
+    // The call's end afterwards does not overwrite the administrator's decision.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let r = engine.callbacks.get(rec.id).await.unwrap();
+    assert_eq!(
+        r.state,
+        CallbackState::Completed(CompletionReason::CancelledByAdmin)
+    );
+}

@@ -2,8 +2,10 @@
 //! they land) availability, the scheduler and the outbound dialer.
 
 pub mod availability;
+pub mod desired;
 pub mod dialer;
 pub mod model;
+pub mod restart;
 pub mod scheduler;
 pub mod service;
 

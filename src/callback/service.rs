@@ -11,6 +11,7 @@ use thiserror::Error;
 use uuid::Uuid;
 
 use super::availability::{self, Slot, SlotBook};
+pub use super::desired::{DESIRED_TIME_GRACE, check_desired_time};
 use super::model::{
     CallbackRecord, CallbackState, CallbackType, CompletionReason, LifecycleError, NewCallback,
     Origin, UserDataError,
@@ -23,28 +24,6 @@ use crate::rules::NumberRejection;
 use crate::rules::capacity::CapacityGrid;
 use crate::rules::number::{NumberRule, parse_e164};
 use crate::store::{Store, StoreError};
-
-/// A desired time this little in the past is taken as now (clocks of client and engine differ).
-pub const DESIRED_TIME_GRACE: TimeDelta = TimeDelta::seconds(60);
-
-/// The one check of a desired time, for every path that sets one (create, reschedule,
-/// recreate; API, IVR and administration): `None` = now (immediate), else the future time.
-pub fn check_desired_time(
-    queue: &QueueSpec,
-    at: DateTime<Utc>,
-    now: DateTime<Utc>,
-) -> Result<Option<DateTime<Utc>>, ServiceError> {
-    if at < now - DESIRED_TIME_GRACE {
-        return Err(ServiceError::InPast(at));
-    }
-    if at > now + TimeDelta::days(queue.max_days_ahead) {
-        return Err(ServiceError::TooFarAhead {
-            at,
-            max_days: queue.max_days_ahead,
-        });
-    }
-    Ok((at > now).then_some(at))
-}
 
 /// What the router must do after a callback changed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -199,7 +178,10 @@ impl CallbackService {
                 continue;
             }
             let mut r = rec.clone();
-            match self.resolve_in_flight(&mut r, now) {
+            match self
+                .queue(&r.queue)
+                .and_then(|q| Ok(super::restart::resolve_in_flight(&mut r, q, now)?))
+            {
                 Ok(()) => {
                     tracing::warn!(callback = %r.id, from = rec.state.name(), to = ?r.state, "in-flight callback resolved at restart");
                     *rec = r.clone();
@@ -224,51 +206,6 @@ impl CallbackService {
             self.records.insert(rec.id, rec);
         }
         Ok(n)
-    }
-
-    /// Applies the restart rule to one record found ROUTING or PROCESSING.
-    fn resolve_in_flight(
-        &self,
-        r: &mut CallbackRecord,
-        now: DateTime<Utc>,
-    ) -> Result<(), ServiceError> {
-        match r.state {
-            CallbackState::Processing => {
-                r.transition(
-                    CallbackState::Completed(CompletionReason::EngineRestarted),
-                    now,
-                    "engine",
-                    "the engine restarted during the call with the agent",
-                )?;
-            }
-            CallbackState::Routing => {
-                let q = self.queue(&r.queue)?;
-                let max = q.max_dial_attempts.max(1) as u32;
-                let retry_at = now + TimeDelta::seconds(q.retry_interval_seconds);
-                r.record_attempt(now, crate::call::DialResult::Failed, 0);
-                if r.attempts() >= max {
-                    r.transition(
-                        CallbackState::Completed(CompletionReason::RedialLimitReached),
-                        now,
-                        "engine",
-                        format!("attempt {} of {max} cut by an engine restart", r.attempts()),
-                    )?;
-                } else {
-                    r.next_attempt_at = Some(retry_at);
-                    r.transition(
-                        CallbackState::Queued,
-                        now,
-                        "engine",
-                        format!(
-                            "attempt {} of {max} cut by an engine restart, retry at {retry_at}",
-                            r.attempts()
-                        ),
-                    )?;
-                }
-            }
-            _ => {}
-        }
-        Ok(())
     }
 
     /// Assigns (or clears) a queue's number validation rule.
@@ -630,6 +567,24 @@ impl CallbackService {
         .map(|(r, _)| r)
     }
 
+    /// Cancels as an administrator, except a PROCESSING callback (bulk cancel, as the guide).
+    pub async fn cancel_unless_processing(
+        &self,
+        id: Uuid,
+        by: &str,
+    ) -> Result<CallbackRecord, ServiceError> {
+        let now = self.clock.now();
+        self.change(id, |r| {
+            if r.state == CallbackState::Processing {
+                return Err(LifecycleError::Processing.into());
+            }
+            r.cancel(now, by, true)?;
+            Ok(None)
+        })
+        .await
+        .map(|(r, _)| r)
+    }
+
     /// Reschedules a SCHEDULED callback; returns the new record.
     pub async fn reschedule(
         &self,
@@ -689,7 +644,7 @@ impl CallbackService {
             .collect();
         let mut out = BulkCancel::default();
         for id in ids {
-            match self.cancel(id, by, true).await {
+            match self.cancel_unless_processing(id, by).await {
                 Ok(_) => out.cancelled.push(id),
                 Err(e) => out.skipped.push((id, e.to_string())),
             }
@@ -1096,6 +1051,53 @@ queues:
             .unwrap();
         assert_eq!(bulk.cancelled.len(), 2);
         assert!(f.svc.active().is_empty());
+    }
+
+    #[tokio::test]
+    async fn recovery_resolves_records_left_in_flight_by_the_restart_rule() {
+        let f = fixture();
+        let mut ids = Vec::new();
+        // Ringing at the stop: one with attempts left, one on its last allowed attempt (3).
+        for earlier in [0, 2] {
+            let rec = f.svc.create(req(None, false)).await.unwrap();
+            f.svc
+                .update(rec.id, |r| {
+                    for _ in 0..earlier {
+                        r.record_attempt(t0(), crate::call::DialResult::Busy, 1);
+                    }
+                    r.transition(CallbackState::Routing, t0(), "router", "agent a")?;
+                    Ok(())
+                })
+                .await
+                .unwrap();
+            ids.push(rec.id);
+        }
+        // With an agent at the stop.
+        let talking = f.svc.create(req(None, false)).await.unwrap();
+        f.svc.begin_attempt(talking.id, "a").await.unwrap();
+        f.svc.connected(talking.id, "a").await.unwrap();
+        let store = Arc::new(SqliteStore::open(f._dir.path()).unwrap());
+        let svc2 = CallbackService::new(
+            f.svc.config.clone(),
+            f.clock.shared(),
+            store,
+            f.notifier.clone(),
+        );
+        svc2.recover().await.unwrap();
+        let again = svc2.get(ids[0]).await.unwrap();
+        assert_eq!(again.state, CallbackState::Queued);
+        assert_eq!(again.attempts(), 1);
+        assert_eq!(again.queue_time, t0(), "keeps its place");
+        assert!(again.next_attempt_at.is_some());
+        assert_eq!(
+            svc2.get(ids[1]).await.unwrap().state,
+            CallbackState::Completed(CompletionReason::RedialLimitReached)
+        );
+        assert_eq!(
+            svc2.get(talking.id).await.unwrap().state,
+            CallbackState::Completed(CompletionReason::EngineRestarted)
+        );
+        assert_eq!(svc2.active().len(), 1);
     }
 
     #[tokio::test]

@@ -1172,4 +1172,24 @@ admin:
         assert!(!c.spec.agents.is_empty());
         assert!(c.spec.queues.iter().any(|q| q.name.ends_with("_CB")));
     }
+
+    #[test]
+    fn retention_settings_have_defaults_and_ranges() {
+        let c = load("queues: []\n").unwrap();
+        assert_eq!(
+            (
+                c.spec.store.retention_days,
+                c.spec.store.retention_sweep_minutes
+            ),
+            (14, 60)
+        );
+        let errs =
+            load("store:\n  retention_days: 0\n  retention_sweep_minutes: 2000\n").unwrap_err();
+        let paths: Vec<&str> = errs.diagnostics.iter().map(|d| d.path.as_str()).collect();
+        assert_eq!(
+            paths,
+            ["store.retention_days", "store.retention_sweep_minutes"],
+            "{errs}"
+        );
+    }
 }

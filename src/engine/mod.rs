@@ -158,14 +158,17 @@ impl Core {
         self.dispatch.router()
     }
 
-    /// Starts the scheduler task (activations, retries, purges, call-in expiry) and the
-    /// retention sweep; returns the scheduler's handle.
-    pub fn spawn_scheduler(&self) -> JoinHandle<()> {
+    /// Starts the retention sweep of completed callback records (`store.retention_days`).
+    pub fn spawn_retention(&self) -> JoinHandle<()> {
         tokio::spawn(crate::store::retention::retention_loop(
             self.store.clone(),
             self.clock.clone(),
             self.config.spec.store.clone(),
-        ));
+        ))
+    }
+
+    /// Starts the scheduler task (activations, retries, purges, call-in expiry).
+    pub fn spawn_scheduler(&self) -> JoinHandle<()> {
         tokio::spawn(scheduler_loop(
             self.callbacks.clone(),
             self.callin.clone(),

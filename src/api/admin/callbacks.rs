@@ -590,7 +590,9 @@ pub async fn bulk_cancel(
             });
             continue;
         };
-        let (result, reason) = match s.callbacks.cancel(*id, &user.name, true).await {
+        // As in the guide, a bulk cancel leaves callbacks with an agent (PROCESSING) alone;
+        // only the single cancel ends one.
+        let (result, reason) = match s.callbacks.cancel_unless_processing(*id, &user.name).await {
             Ok(_) => ("CANCELLED", String::new()),
             Err(e) => ("SKIPPED", e.to_string()),
         };
