@@ -489,6 +489,14 @@ pub struct CallbackV2 {
     /// The offer prompt: 1 immediate, 2 scheduled, 3 keep waiting (keys as offered).
     #[serde(default)]
     pub offer_prompts: Vec<PromptSpec>,
+    /// Played instead of `offer_prompts` when only the immediate callback can be offered (no
+    /// free slot), so the caller is not told about a key that does nothing.
+    #[serde(default)]
+    pub immediate_only_prompts: Vec<PromptSpec>,
+    /// Played instead of `offer_prompts` when only the scheduled callback can be offered
+    /// (immediate disabled or outside its offer hours).
+    #[serde(default)]
+    pub scheduled_only_prompts: Vec<PromptSpec>,
     /// Read before the proposed time; the time follows as digits (HH MM, queue time zone).
     #[serde(default)]
     pub scheduled_prompts: Vec<PromptSpec>,
