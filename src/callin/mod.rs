@@ -184,6 +184,10 @@ pub enum MatchFailure {
     /// The Match block has no criterion configured.
     #[error("no match criterion configured")]
     NoCriteria,
+    /// The request matched but has nowhere to go (no queue, or its queue or callback is
+    /// unknown): it is kept for a later call and the caller hears an apology.
+    #[error("the matched request cannot be routed")]
+    Unroutable,
 }
 
 #[derive(Default)]
@@ -351,6 +355,20 @@ impl CallIn {
         now: DateTime<Utc>,
         callback_alive: &dyn Fn(Uuid) -> bool,
     ) -> Result<CallInRequest, MatchFailure> {
+        self.match_routable(criteria, call, now, callback_alive, &|_| Ok(()))
+    }
+
+    /// [`CallIn::match_call`], and the matched request is used up only when `route` finds
+    /// where to send the call; otherwise it stays pending, a warning is logged and the caller
+    /// is refused with [`MatchFailure::Unroutable`].
+    pub fn match_routable(
+        &self,
+        criteria: MatchCriteria,
+        call: &CallFacts,
+        now: DateTime<Utc>,
+        callback_alive: &dyn Fn(Uuid) -> bool,
+        route: &dyn Fn(&CallInRequest) -> Result<(), String>,
+    ) -> Result<CallInRequest, MatchFailure> {
         if !(criteria.access_code || criteria.ani || criteria.dnis) {
             return Err(MatchFailure::NoCriteria);
         }
@@ -377,7 +395,7 @@ impl CallIn {
                 (!criteria.access_code
                     || call.access_code.is_some() && r.access_code == call.access_code)
                     && (!criteria.ani || r.ani.as_deref() == Some(call.ani.as_str()))
-                    && (!criteria.dnis || r.dnis == dnis)
+                    && (!criteria.dnis || group::normalize_dnis(&r.dnis) == dnis)
             })
             .map(|r| r.id)
             .collect();
@@ -416,6 +434,11 @@ impl CallIn {
             let r = req.clone();
             release(inner, &r);
             return Err(MatchFailure::CallbackEnded);
+        }
+        if let Err(why) = route(req) {
+            tracing::warn!(request = %req.id, group = %req.group, ani = %call.ani, reason = %why,
+                "call-in: matched request cannot be routed; kept for another call");
+            return Err(MatchFailure::Unroutable);
         }
         req.state = CallInState::Completed;
         req.matched_at = Some(now);

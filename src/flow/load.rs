@@ -1164,7 +1164,7 @@ fn falls_through(b: &Block, kind: AppKind) -> bool {
                 b.on_accepted.is_none() || (b.confirm_digit.is_some() && b.on_declined.is_none())
             }
         },
-        // `on_blocked` defaults to `on_no_match`.
+        // `on_blocked` and `on_unroutable` default to `on_no_match`.
         Block::ClickToCallInMatch(b) => b.on_matched.is_none() || b.on_no_match.is_none(),
         // Connected without `on_connected` ends the call.
         Block::RouteCall(b) => b.on_timeout.is_none(),

@@ -576,6 +576,10 @@ pub struct ClickToCallInMatch {
     /// Block when this caller made too many wrong attempts (default: `on_no_match`).
     #[serde(default)]
     pub on_blocked: Option<String>,
+    /// Block when the request matched but has nowhere to route the call (it is kept for a
+    /// later call; default: `on_no_match`); play an apology there.
+    #[serde(default)]
+    pub on_unroutable: Option<String>,
 }
 
 /// Route Call: queue the caller for an agent and connect them.
@@ -771,6 +775,7 @@ impl Block {
                 add("on_matched", &b.on_matched);
                 add("on_no_match", &b.on_no_match);
                 add("on_blocked", &b.on_blocked);
+                add("on_unroutable", &b.on_unroutable);
             }
             Block::RouteCall(b) => {
                 add("on_connected", &b.on_connected);
