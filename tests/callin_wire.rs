@@ -184,7 +184,10 @@ async fn the_right_code_from_the_requesting_number_reaches_the_agent_and_a_secon
 
     let ani = "+33612345678";
     let g = r.request(ani).await;
-    assert_eq!(g.number, "+8001", "the demo group's only number");
+    assert_eq!(
+        g.number, "8001",
+        "the demo group's only number, as configured"
+    );
     assert_eq!(g.code.len(), 6);
     assert_eq!(r.state(g.id), Some(CallInState::Pending));
 
@@ -442,4 +445,43 @@ async fn a_delayed_call_in_reaches_the_callback_queue_and_completes_the_callback
     common::sipp_succeeded(&mut phone, "carol's phone").await;
     let (why, _) = common::until_completed(&r.engine, callback).await;
     assert_eq!(why, CompletionReason::Agent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_without_a_number_records_the_ani_that_matched_it() {
+    let r = engine().await;
+    let agent_port = common::free_port();
+    let mut phone = common::sipp_server("agent-answers.xml", agent_port, 1);
+    common::register_alice(r.sip(), &format!("127.0.0.1:{agent_port}")).await;
+    // The app does not know the customer's number.
+    let (status, body) = r
+        .post(
+            "/call-in/requests/create",
+            json!({"groupName": "DemoApp", "virtualQueue": "Sales_VQ"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["data"]["toPhoneNumber"], "8001",
+        "as configured: {body}"
+    );
+    assert_eq!(body["data"]["fromPhoneNumber"], Value::Null);
+    let id: Uuid = body["data"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .parse()
+        .expect("id");
+    let code = body["data"]["accessCode"].as_str().unwrap_or_default();
+    let ani = "+33677777777";
+    let trace = call(&r, ani, "8001", &[entry(code)]).await;
+    assert!(trace.contains("connected to alice"), "{trace}");
+    common::sipp_succeeded(&mut phone, "the agent").await;
+    let record = r.engine.callin.get(id).expect("record");
+    assert_eq!(record.state, CallInState::Completed);
+    assert_eq!(
+        record.ani.as_deref(),
+        Some(ani),
+        "the matching caller's number"
+    );
+    assert_eq!(record.dnis, "8001");
 }

@@ -232,7 +232,7 @@ impl CallIn {
             .requests
             .values()
             .filter(|r| r.group == group.name && r.state == CallInState::Pending)
-            .map(|r| r.dnis.clone())
+            .map(|r| group::normalize_dnis(&r.dnis))
             .collect();
         inner.groups.insert(
             group.name.clone(),
@@ -296,8 +296,9 @@ impl CallIn {
         let mut chosen = None;
         for step in 0..pool.len() {
             let i = (state.cursor + step) % pool.len();
-            let number = group::normalize_dnis(&pool[i].number);
-            if !state.group.unique_dnis || !state.leased.contains(&number) {
+            // Handed out as configured; leased and matched by the routed form (with `+`).
+            let number = pool[i].number.trim().to_string();
+            if !state.group.unique_dnis || !state.leased.contains(&group::normalize_dnis(&number)) {
                 chosen = Some(number);
                 state.cursor = i + 1;
                 break;
@@ -319,7 +320,7 @@ impl CallIn {
             }
         });
         if state.group.unique_dnis {
-            state.leased.insert(dnis.clone());
+            state.leased.insert(group::normalize_dnis(&dnis));
         }
         let req = CallInRequest {
             id: Uuid::new_v4(),
@@ -442,6 +443,10 @@ impl CallIn {
         }
         req.state = CallInState::Completed;
         req.matched_at = Some(now);
+        // The record shows who called: the app may not have known the number.
+        if req.ani.is_none() && !call.ani.is_empty() {
+            req.ani = Some(call.ani.clone());
+        }
         let r = req.clone();
         release(inner, &r);
         Ok(r)
@@ -478,7 +483,7 @@ impl CallIn {
             if r.state == CallInState::Pending
                 && let Some(g) = inner.groups.get_mut(&r.group)
             {
-                g.leased.insert(r.dnis.clone());
+                g.leased.insert(group::normalize_dnis(&r.dnis));
             }
             inner.order.push_back(r.id);
             inner.requests.insert(r.id, r);
@@ -638,7 +643,7 @@ impl CallIn {
 
 fn release(inner: &mut Inner, r: &CallInRequest) {
     if let Some(g) = inner.groups.get_mut(&r.group) {
-        g.leased.remove(&r.dnis);
+        g.leased.remove(&group::normalize_dnis(&r.dnis));
     }
 }
 
