@@ -25,7 +25,10 @@ say() {
 }
 
 say welcome "Welcome to Boomerang demo sales."
-say offer-callback "All our agents are busy. Press 1 to be called back when an agent is free, press 2 to choose a time, or press 3 to keep waiting."
+say offer-callback "All our agents are busy. Press 1 to be called back as soon as an agent is free, keeping your place in the queue. Press 2 to be called back at the first available time. Press 3 to keep waiting."
+say offer-immediate "All our agents are busy. Press 1 to be called back as soon as an agent is free, keeping your place in the queue. Press 3 to keep waiting."
+say offer-scheduled "All our agents are busy. Press 2 to be called back at the first available time. Press 3 to keep waiting."
+say offer-choose-time "To book a callback at a time that suits you, press 2."
 say confirm-number "We will call you back at the number you are calling from. Press 1 to confirm, or 2 to enter another number."
 say enter-number "Please enter your phone number followed by the hash key."
 say callback-booked "Thank you. Your callback is booked. Goodbye."
@@ -33,11 +36,12 @@ say goodbye "Goodbye."
 say please-hold "Please hold, an agent will be with you shortly."
 say enter-access-code "Please enter your access code followed by hash."
 say invalid-code "Sorry, that code is not valid."
+say cannot-route "Sorry, we cannot put your call through right now. Your request is kept: please call again later."
 say closed "We are closed now. Please call again during business hours."
-say scheduled-offer "The first available time is"
-say agent-connect "You are connected with an agent."
+say scheduled-offer "The nearest available time is"
+say agent-connect "Thank you for calling. We are connecting you to an agent."
 say callback-intro "Hello, this is your callback from Boomerang demo. Press 1 to be connected to an agent."
-say accept-time "Press 1 to accept this time, or 2 to keep waiting."
+say accept-time "Press 1 to accept this time, or 2 to decline it."
 say choose-time "Please enter the time you would like, as four digits, for example one four three zero for half past two, followed by the hash key."
 
 for d in 0 1 2 3 4 5 6 7 8 9; do

@@ -629,7 +629,7 @@ async fn call_in_groups_csv_import_and_records_over_http() {
             Method::POST,
             &format!("{url}/engagement/v3/call-in/requests/create"),
             None,
-            Some(json!({"groupName": "auto_insurance", "fromPhoneNumber": "+33612345678"})),
+            Some(json!({"groupName": "auto_insurance", "fromPhoneNumber": "+33612345678", "virtualQueue": "Sales_VQ_CB"})),
         )
         .await;
         assert_eq!(s, 200, "{v}");
@@ -643,7 +643,7 @@ async fn call_in_groups_csv_import_and_records_over_http() {
         Method::POST,
         &format!("{url}/engagement/v3/call-in/requests/create"),
         None,
-        Some(json!({"groupName": "auto_insurance"})),
+        Some(json!({"groupName": "auto_insurance", "virtualQueue": "Sales_VQ_CB"})),
     )
     .await;
     assert!(s >= 400, "a fourth live request got a number");
@@ -716,7 +716,7 @@ async fn call_in_groups_csv_import_and_records_over_http() {
         Method::POST,
         &format!("{url}/engagement/v3/call-in/requests/create"),
         None,
-        Some(json!({"groupName": "auto_insurance"})),
+        Some(json!({"groupName": "auto_insurance", "virtualQueue": "Sales_VQ_CB"})),
     )
     .await;
     assert!(s >= 400, "{v}");

@@ -184,7 +184,10 @@ async fn the_right_code_from_the_requesting_number_reaches_the_agent_and_a_secon
 
     let ani = "+33612345678";
     let g = r.request(ani).await;
-    assert_eq!(g.number, "+8001", "the demo group's only number");
+    assert_eq!(
+        g.number, "8001",
+        "the demo group's only number, as configured"
+    );
     assert_eq!(g.code.len(), 6);
     assert_eq!(r.state(g.id), Some(CallInState::Pending));
 
@@ -271,4 +274,214 @@ async fn a_number_that_keeps_guessing_is_told_and_dropped_even_with_the_right_co
         5
     );
     assert!(!common::log_lines(&["too many wrong access codes", ani]).is_empty());
+}
+
+impl Running {
+    /// POSTs `body` to `path` under `/engagement/v3` with the API key; status and JSON answer.
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let r = reqwest::Client::new()
+            .post(format!(
+                "http://{}/engagement/v3{path}",
+                self.engine.http_addr
+            ))
+            .header("x-api-key", KEY)
+            .json(&body)
+            .send()
+            .await
+            .expect("HTTP request");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_could_not_be_routed_is_refused_at_creation() {
+    let r = engine().await;
+    // Neither a queue nor a callback: the matched call would have nowhere to go.
+    let (status, body) = r
+        .post(
+            "/call-in/requests/create",
+            json!({"groupName": "DemoApp", "fromPhoneNumber": "+33644444444"}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(message.contains("virtualQueue"), "{body}");
+    // A callback that does not exist cannot be served either.
+    let (status, body) = r
+        .post(
+            "/call-in/requests/create",
+            json!({"groupName": "DemoApp", "callbackServiceId": Uuid::new_v4()}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    let message = body["message"].as_str().unwrap_or_default();
+    assert!(message.contains("callbackServiceId"), "{body}");
+    assert!(r.engine.callin.records(None, None, None).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_matched_caller_who_cannot_be_routed_hears_an_apology_and_keeps_the_request() {
+    // A request without a queue, as an earlier version stored it, is back after a restart.
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let text =
+        common::demo_config_text(|t| t) + &format!("\napi:\n  keys: [{{name: app, key: {KEY}}}]\n");
+    let config = Config::from_str_in(&text, dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let now = Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap();
+    let ani = "+33655555555";
+    let stored = boomerang::callin::CallInRequest {
+        id: Uuid::new_v4(),
+        group: "DemoApp".into(),
+        dnis: "8001".into(),
+        access_code: Some("424242".into()),
+        ani: Some(ani.into()),
+        routing: Default::default(),
+        callback_id: None,
+        created_at: now,
+        expires_at: now + TimeDelta::seconds(300),
+        state: CallInState::Pending,
+        matched_at: None,
+    };
+    {
+        use boomerang::store::Store;
+        let store = boomerang::store::SqliteStore::open(&config.data_dir()).expect("store");
+        store
+            .save_documents(vec![boomerang::callin::to_document(&stored)])
+            .await
+            .expect("saved");
+    }
+    common::capture_logs();
+    let clock = ManualClock::new(now);
+    let engine = Engine::start(Arc::new(config), clock.shared())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    let r = Running {
+        engine,
+        clock,
+        _dir: dir,
+    };
+    let trace = call(&r, ani, "8001", &[entry("424242")]).await;
+    assert!(
+        trace.contains("match (click_to_call_in_match): cannot route"),
+        "{trace}"
+    );
+    assert!(trace.contains("sorry (play_message)"), "{trace}");
+    assert!(!trace.contains("route (route_call)"), "{trace}");
+    assert_eq!(
+        r.state(stored.id),
+        Some(CallInState::Pending),
+        "not used up"
+    );
+    let warned = common::log_lines(&["WARN", "cannot be routed", &stored.id.to_string()]);
+    assert_eq!(warned.len(), 1, "{warned:?}");
+}
+
+/// Registers carol's phone (SIP user 1003, the Support agent) at `contact`.
+async fn register_carol(target: SocketAddr, contact: &str) {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let xml = std::fs::read_to_string(common::repo().join("tests/sipp/agent-register.xml"))
+        .expect("scenario")
+        .replace("1001", "1003");
+    let path = dir.path().join("register.xml");
+    std::fs::write(&path, xml).expect("write scenario");
+    let out = tokio::process::Command::new("sipp")
+        .arg("-sf")
+        .arg(&path)
+        .arg(target.to_string())
+        .args(["-m", "1", "-i", "127.0.0.1", "-nostdin", "-timeout", "20s"])
+        .args(["-p", &common::free_port().to_string()])
+        .args(["-set", "contact", contact])
+        .output()
+        .await
+        .unwrap_or_else(|e| panic!("cannot run sipp: {e}"));
+    assert!(
+        out.status.success(),
+        "REGISTER failed: {}",
+        common::sipp_report(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delayed_call_in_reaches_the_callback_queue_and_completes_the_callback_with_agent() {
+    use boomerang::callback::model::CompletionReason;
+    let r = engine().await;
+    let ani = "+33666666666";
+    // The app books a customer-dials-in callback on the support line.
+    let (status, body) = r
+        .post(
+            "/callbacks/create",
+            json!({"serviceName": "Support_VQ_CB", "phoneNumber": ani}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let callback: Uuid = body["data"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .parse()
+        .expect("callback id");
+    // Carol (Support) becomes ready: the callback is ready for the customer to call in.
+    let agent_port = common::free_port();
+    let mut phone = common::sipp_server("agent-answers.xml", agent_port, 1);
+    register_carol(r.sip(), &format!("127.0.0.1:{agent_port}")).await;
+    // The app asks for the number to call, tied to the callback (no queue of its own).
+    let (status, body) = r
+        .post(
+            "/call-in/requests/create",
+            json!({"groupName": "DemoApp", "fromPhoneNumber": ani, "callbackServiceId": callback}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let number = body["data"]["toPhoneNumber"].as_str().unwrap_or_default();
+    let code = body["data"]["accessCode"].as_str().unwrap_or_default();
+    let trace = call(&r, ani, number, &[entry(code)]).await;
+    assert!(
+        trace.contains("match (click_to_call_in_match): matched request for queue Support_VQ_CB"),
+        "{trace}"
+    );
+    assert!(
+        trace.contains("route (route_call): connected to carol"),
+        "{trace}"
+    );
+    common::sipp_succeeded(&mut phone, "carol's phone").await;
+    let (why, _) = common::until_completed(&r.engine, callback).await;
+    assert_eq!(why, CompletionReason::Agent);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_without_a_number_records_the_ani_that_matched_it() {
+    let r = engine().await;
+    let agent_port = common::free_port();
+    let mut phone = common::sipp_server("agent-answers.xml", agent_port, 1);
+    common::register_alice(r.sip(), &format!("127.0.0.1:{agent_port}")).await;
+    // The app does not know the customer's number.
+    let (status, body) = r
+        .post(
+            "/call-in/requests/create",
+            json!({"groupName": "DemoApp", "virtualQueue": "Sales_VQ"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body["data"]["toPhoneNumber"], "8001",
+        "as configured: {body}"
+    );
+    assert_eq!(body["data"]["fromPhoneNumber"], Value::Null);
+    let id: Uuid = body["data"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .parse()
+        .expect("id");
+    let code = body["data"]["accessCode"].as_str().unwrap_or_default();
+    let ani = "+33677777777";
+    let trace = call(&r, ani, "8001", &[entry(code)]).await;
+    assert!(trace.contains("connected to alice"), "{trace}");
+    common::sipp_succeeded(&mut phone, "the agent").await;
+    let record = r.engine.callin.get(id).expect("record");
+    assert_eq!(record.state, CallInState::Completed);
+    assert_eq!(
+        record.ani.as_deref(),
+        Some(ani),
+        "the matching caller's number"
+    );
+    assert_eq!(record.dnis, "8001");
 }

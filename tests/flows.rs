@@ -166,17 +166,13 @@ async fn caller_gives_another_number_for_the_callback() {
 }
 
 #[tokio::test]
-async fn short_wait_offers_only_a_scheduled_callback_and_a_declining_caller_reaches_an_agent() {
+async fn short_wait_offers_nothing_and_the_caller_reaches_the_free_agent() {
     let h = harness().await;
     h.ready("alice");
     let leg = MemoryLeg::caller(
         "+33612345678",
         "8000",
-        [
-            Action::Press("1".into()), // not offered: rejected like a wrong key
-            Action::Press("3".into()),
-            Action::Talk(std::time::Duration::from_secs(60)),
-        ],
+        [Action::Talk(std::time::Duration::from_secs(60))],
     );
     let r = h
         .call("in-queue-callback.yaml", leg.clone(), Variables::new())
@@ -186,19 +182,62 @@ async fn short_wait_offers_only_a_scheduled_callback_and_a_declining_caller_reac
         vec![
             "hours (business_hours): open",
             "welcome (play_message): played",
-            "offer (callback_v2): declined",
+            "offer (callback_v2): not offered (EWT 0s is below the offer threshold 30s)",
             "wait (route_call): connected to alice after 0s (ThisSide hung up)",
             "finalize[0] (assign): summary=callback=false route=connected",
         ]
     );
     assert_eq!(var(&r, "callback.offered_immediate"), "false");
-    assert_eq!(var(&r, "callback.offered_scheduled"), "true");
+    // A free slot alone does not make an in-queue offer.
+    assert_eq!(var(&r, "callback.offered_scheduled"), "false");
+    assert!(
+        !leg.transcript().iter().any(|l| l.contains("offer")),
+        "{:?}",
+        leg.transcript()
+    );
     assert_eq!(h.agents.calls(), vec![("alice".to_string(), Ok(()))]);
     // Alice is ready again after the conversation.
     let alice = h.core.router().agents().index_of("alice").unwrap();
     assert_eq!(
         h.core.router().agents().get(alice).state(),
         StateKind::Ready
+    );
+}
+
+#[tokio::test]
+async fn long_wait_without_immediate_callbacks_offers_only_the_slot_with_its_own_prompt() {
+    let h = harness_with(
+        |t| {
+            t.replace(
+                "    routing_point: \"8000\"\n",
+                "    routing_point: \"8000\"\n    immediate_enabled: false\n",
+            )
+        },
+        monday_morning(),
+    )
+    .await;
+    // No agent is logged in: the wait is long, but the queue takes no immediate callbacks.
+    let leg = MemoryLeg::caller(
+        "+33612345678",
+        "8000",
+        [
+            Action::Press("1".into()), // not offered: rejected like a wrong key
+            Action::Press("2".into()),
+            Action::Press("1".into()),
+            Action::Press("1".into()),
+        ],
+    );
+    let r = h
+        .call("in-queue-callback.yaml", leg.clone(), Variables::new())
+        .await;
+    assert_eq!(var(&r, "callback.offered_immediate"), "false");
+    assert_eq!(var(&r, "callback.offered_scheduled"), "true");
+    assert_eq!(var(&r, "callback.type"), "scheduled", "{:?}", r.lines());
+    let t = leg.transcript();
+    assert_eq!(t[1], "play offer-scheduled", "{t:?}");
+    assert_eq!(
+        t[3], "play offer-scheduled",
+        "asked again after the wrong key: {t:?}"
     );
 }
 
@@ -502,13 +541,11 @@ async fn agent_who_does_not_answer_is_made_not_ready_and_the_next_agent_takes_th
         .script("alice", Answer::Refuse(DialResult::NoAnswer));
     h.ready("alice");
     h.ready("bob");
+    // Agents are free: no offer, the caller goes straight to them.
     let leg = MemoryLeg::caller(
         "+33612345678",
         "8000",
-        [
-            Action::Press("3".into()),
-            Action::Talk(std::time::Duration::from_secs(5)),
-        ],
+        [Action::Talk(std::time::Duration::from_secs(5))],
     );
     let r = h
         .call("in-queue-callback.yaml", leg, Variables::new())

@@ -64,11 +64,8 @@ async fn answered_and_abandoned_calls_reach_the_statistics() {
     core.dispatch
         .set_agent_state("alice", StateKind::Ready, None)
         .unwrap();
-    let r = run(vec![
-        Action::Press("3".into()),
-        Action::Talk(std::time::Duration::from_secs(60)),
-    ])
-    .await;
+    // Alice is free: no callback offer, the caller goes straight to her.
+    let r = run(vec![Action::Talk(std::time::Duration::from_secs(60))]).await;
     assert!(
         r.lines().iter().any(|l| l.contains("connected to alice")),
         "{:?}",

@@ -841,6 +841,26 @@ async fn create_call_in(
     if let Some(q) = &b.virtual_queue {
         known_queue(&s, q, "virtualQueue")?;
     }
+    if s.callin.group(&b.group_name).is_none() {
+        let e = CallInError::UnknownGroup(b.group_name.clone());
+        return Err(ApiError::bad_request(format!("groupName: {e}")));
+    }
+    // The matched call must have somewhere to go: the request's queue, or (Delayed) the queue
+    // of the callback whose customer will call.
+    match b.callback_service_id {
+        Some(id) if !s.callbacks.is_alive(id) => {
+            return Err(ApiError::bad_request(format!(
+                "callbackServiceId: no active callback {id}"
+            )));
+        }
+        None if b.virtual_queue.is_none() => {
+            return Err(ApiError::bad_request(
+                "virtualQueue: required (the queue the matched call is routed to), unless \
+                 callbackServiceId names the callback the caller is the customer of",
+            ));
+        }
+        _ => {}
+    }
     let req = s
         .callin
         .request(

@@ -184,6 +184,10 @@ pub enum MatchFailure {
     /// The Match block has no criterion configured.
     #[error("no match criterion configured")]
     NoCriteria,
+    /// The request matched but has nowhere to go (no queue, or its queue or callback is
+    /// unknown): it is kept for a later call and the caller hears an apology.
+    #[error("the matched request cannot be routed")]
+    Unroutable,
 }
 
 #[derive(Default)]
@@ -228,7 +232,7 @@ impl CallIn {
             .requests
             .values()
             .filter(|r| r.group == group.name && r.state == CallInState::Pending)
-            .map(|r| r.dnis.clone())
+            .map(|r| group::normalize_dnis(&r.dnis))
             .collect();
         inner.groups.insert(
             group.name.clone(),
@@ -292,8 +296,9 @@ impl CallIn {
         let mut chosen = None;
         for step in 0..pool.len() {
             let i = (state.cursor + step) % pool.len();
-            let number = group::normalize_dnis(&pool[i].number);
-            if !state.group.unique_dnis || !state.leased.contains(&number) {
+            // Handed out as configured; leased and matched by the routed form (with `+`).
+            let number = pool[i].number.trim().to_string();
+            if !state.group.unique_dnis || !state.leased.contains(&group::normalize_dnis(&number)) {
                 chosen = Some(number);
                 state.cursor = i + 1;
                 break;
@@ -315,7 +320,7 @@ impl CallIn {
             }
         });
         if state.group.unique_dnis {
-            state.leased.insert(dnis.clone());
+            state.leased.insert(group::normalize_dnis(&dnis));
         }
         let req = CallInRequest {
             id: Uuid::new_v4(),
@@ -351,6 +356,20 @@ impl CallIn {
         now: DateTime<Utc>,
         callback_alive: &dyn Fn(Uuid) -> bool,
     ) -> Result<CallInRequest, MatchFailure> {
+        self.match_routable(criteria, call, now, callback_alive, &|_| Ok(()))
+    }
+
+    /// [`CallIn::match_call`], and the matched request is used up only when `route` finds
+    /// where to send the call; otherwise it stays pending, a warning is logged and the caller
+    /// is refused with [`MatchFailure::Unroutable`].
+    pub fn match_routable(
+        &self,
+        criteria: MatchCriteria,
+        call: &CallFacts,
+        now: DateTime<Utc>,
+        callback_alive: &dyn Fn(Uuid) -> bool,
+        route: &dyn Fn(&CallInRequest) -> Result<(), String>,
+    ) -> Result<CallInRequest, MatchFailure> {
         if !(criteria.access_code || criteria.ani || criteria.dnis) {
             return Err(MatchFailure::NoCriteria);
         }
@@ -377,7 +396,7 @@ impl CallIn {
                 (!criteria.access_code
                     || call.access_code.is_some() && r.access_code == call.access_code)
                     && (!criteria.ani || r.ani.as_deref() == Some(call.ani.as_str()))
-                    && (!criteria.dnis || r.dnis == dnis)
+                    && (!criteria.dnis || group::normalize_dnis(&r.dnis) == dnis)
             })
             .map(|r| r.id)
             .collect();
@@ -417,8 +436,17 @@ impl CallIn {
             release(inner, &r);
             return Err(MatchFailure::CallbackEnded);
         }
+        if let Err(why) = route(req) {
+            tracing::warn!(request = %req.id, group = %req.group, ani = %call.ani, reason = %why,
+                "call-in: matched request cannot be routed; kept for another call");
+            return Err(MatchFailure::Unroutable);
+        }
         req.state = CallInState::Completed;
         req.matched_at = Some(now);
+        // The record shows who called: the app may not have known the number.
+        if req.ani.is_none() && !call.ani.is_empty() {
+            req.ani = Some(call.ani.clone());
+        }
         let r = req.clone();
         release(inner, &r);
         Ok(r)
@@ -455,7 +483,7 @@ impl CallIn {
             if r.state == CallInState::Pending
                 && let Some(g) = inner.groups.get_mut(&r.group)
             {
-                g.leased.insert(r.dnis.clone());
+                g.leased.insert(group::normalize_dnis(&r.dnis));
             }
             inner.order.push_back(r.id);
             inner.requests.insert(r.id, r);
@@ -615,7 +643,7 @@ impl CallIn {
 
 fn release(inner: &mut Inner, r: &CallInRequest) {
     if let Some(g) = inner.groups.get_mut(&r.group) {
-        g.leased.remove(&r.dnis);
+        g.leased.remove(&group::normalize_dnis(&r.dnis));
     }
 }
 

@@ -845,6 +845,8 @@ impl<'a> Validator<'a> {
             "inbound_queue",
             "offer",
             "offer_prompts",
+            "immediate_only_prompts",
+            "scheduled_only_prompts",
             "scheduled_prompts",
             "choose_time_prompts",
             "accept_time_prompts",
@@ -872,6 +874,8 @@ impl<'a> Validator<'a> {
         self.var_name(node, path, "result", &b.result);
         for key in [
             "offer_prompts",
+            "immediate_only_prompts",
+            "scheduled_only_prompts",
             "scheduled_prompts",
             "choose_time_prompts",
             "accept_time_prompts",
@@ -882,6 +886,8 @@ impl<'a> Validator<'a> {
         ] {
             let list = match key {
                 "offer_prompts" => &b.offer_prompts,
+                "immediate_only_prompts" => &b.immediate_only_prompts,
+                "scheduled_only_prompts" => &b.scheduled_only_prompts,
                 "choose_time_prompts" => &b.choose_time_prompts,
                 "accept_time_prompts" => &b.accept_time_prompts,
                 "scheduled_prompts" => &b.scheduled_prompts,
@@ -1158,7 +1164,7 @@ fn falls_through(b: &Block, kind: AppKind) -> bool {
                 b.on_accepted.is_none() || (b.confirm_digit.is_some() && b.on_declined.is_none())
             }
         },
-        // `on_blocked` defaults to `on_no_match`.
+        // `on_blocked` and `on_unroutable` default to `on_no_match`.
         Block::ClickToCallInMatch(b) => b.on_matched.is_none() || b.on_no_match.is_none(),
         // Connected without `on_connected` ends the call.
         Block::RouteCall(b) => b.on_timeout.is_none(),

@@ -489,6 +489,14 @@ pub struct CallbackV2 {
     /// The offer prompt: 1 immediate, 2 scheduled, 3 keep waiting (keys as offered).
     #[serde(default)]
     pub offer_prompts: Vec<PromptSpec>,
+    /// Played instead of `offer_prompts` when only the immediate callback can be offered (no
+    /// free slot), so the caller is not told about a key that does nothing.
+    #[serde(default)]
+    pub immediate_only_prompts: Vec<PromptSpec>,
+    /// Played instead of `offer_prompts` when only the scheduled callback can be offered
+    /// (immediate disabled or outside its offer hours).
+    #[serde(default)]
+    pub scheduled_only_prompts: Vec<PromptSpec>,
     /// Read before the proposed time; the time follows as digits (HH MM, queue time zone).
     #[serde(default)]
     pub scheduled_prompts: Vec<PromptSpec>,
@@ -568,6 +576,10 @@ pub struct ClickToCallInMatch {
     /// Block when this caller made too many wrong attempts (default: `on_no_match`).
     #[serde(default)]
     pub on_blocked: Option<String>,
+    /// Block when the request matched but has nowhere to route the call (it is kept for a
+    /// later call; default: `on_no_match`); play an apology there.
+    #[serde(default)]
+    pub on_unroutable: Option<String>,
 }
 
 /// Route Call: queue the caller for an agent and connect them.
@@ -763,6 +775,7 @@ impl Block {
                 add("on_matched", &b.on_matched);
                 add("on_no_match", &b.on_no_match);
                 add("on_blocked", &b.on_blocked);
+                add("on_unroutable", &b.on_unroutable);
             }
             Block::RouteCall(b) => {
                 add("on_connected", &b.on_connected);

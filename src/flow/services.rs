@@ -60,6 +60,15 @@ pub struct FlowBooking {
     pub user_data: BTreeMap<String, String>,
 }
 
+/// Where a matched call-in caller goes.
+#[derive(Debug, Clone)]
+pub struct CallInTarget {
+    /// The queue to route to.
+    pub queue: String,
+    /// The callback the caller is the customer of (Click-to-Call-In Delayed).
+    pub callback: Option<CallbackRecord>,
+}
+
 /// How connecting a caller to an assigned agent went.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AgentConnect {
@@ -197,15 +206,64 @@ impl FlowServices {
         facts: &CallFacts,
     ) -> Result<CallInRequest, MatchFailure> {
         let callbacks = self.callbacks.clone();
-        let matched = self
-            .callin
-            .match_call(criteria, facts, self.clock.now(), &move |id| {
-                callbacks.is_alive(id)
-            });
+        let route = |r: &CallInRequest| self.call_in_target(r).map(|_| ());
+        let matched = self.callin.match_routable(
+            criteria,
+            facts,
+            self.clock.now(),
+            &move |id| callbacks.is_alive(id),
+            &route,
+        );
         if let Ok(req) = &matched {
             crate::callin::persist_later(&self.store, vec![req.clone()]);
         }
         matched
+    }
+
+    /// Where a matched call-in request sends its caller: the queue of its callback (Delayed:
+    /// the caller is that callback's customer) or the request's own queue.
+    pub fn call_in_target(&self, r: &CallInRequest) -> Result<CallInTarget, String> {
+        let (queue, callback) = match r.callback_id {
+            Some(id) => {
+                let rec = self
+                    .callbacks
+                    .active()
+                    .into_iter()
+                    .find(|c| c.id == id)
+                    .ok_or_else(|| format!("callback {id} is not active"))?;
+                (rec.queue.clone(), Some(rec))
+            }
+            None => (
+                r.routing
+                    .queue
+                    .clone()
+                    .ok_or_else(|| "the request names no queue".to_string())?,
+                None,
+            ),
+        };
+        if self.config.queue(&queue).is_none() {
+            return Err(format!("queue {queue} is not configured"));
+        }
+        Ok(CallInTarget { queue, callback })
+    }
+
+    /// Click-to-Call-In Delayed: the callback's customer called in and was matched; the
+    /// callback goes QUEUED → ROUTING, so the agent call that follows completes it (AGENT).
+    pub async fn customer_called_in(&self, id: Uuid) -> Result<CallbackRecord, ServiceError> {
+        let now = self.clock.now();
+        self.callbacks
+            .update(id, |r| {
+                if r.state != crate::callback::model::CallbackState::Routing {
+                    r.transition(
+                        crate::callback::model::CallbackState::Routing,
+                        now,
+                        "call-in",
+                        "the customer called in",
+                    )?;
+                }
+                Ok(())
+            })
+            .await
     }
 
     /// Queues a live call for an agent; the receiver yields its assignment.

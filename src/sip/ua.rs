@@ -1026,6 +1026,14 @@ impl Actor {
             }
             rsip::Method::Update => self.on_in_dialog_offer(key, req, peer, call_id),
             rsip::Method::Options => {
+                // Answer what an INVITE would: a number that is not a route point is not
+                // found; the engine itself (no user in the Request-URI) is.
+                let uri = req.uri.to_string();
+                let user = user_of_uri(&uri);
+                if uri.contains('@') && !user.is_empty() && !self.handler.serves(&user) {
+                    self.respond(&key, &req, 404, "Not Found");
+                    return;
+                }
                 let mut resp = message::response_for(&req, 200, "OK");
                 resp.headers
                     .push(Header::Other("Allow".into(), ALLOW.into()));

@@ -1,6 +1,7 @@
 //! Callback V2. In a Default application it offers an immediate callback (when enabled, within
 //! the offer hours and the inbound EWT is at or above the threshold) and/or the nearest
-//! scheduled slot, confirms the number and books. In a Callback application it greets the
+//! scheduled slot (in an in-queue offer, also only when the wait is long), confirms the number
+//! and books. In a Callback application it greets the
 //! customer whose callback is being served and waits for the key that connects them.
 
 use chrono::{DateTime, Datelike, TimeDelta, TimeZone, Timelike, Utc};
@@ -78,27 +79,54 @@ async fn offer(b: &CallbackV2, cx: &mut Cx<'_>) -> Step {
     let ewt_secs = facts.ewt.map(|e| e.num_seconds()).unwrap_or(-1);
     cx.set("queue.ewt", ewt_secs);
     cx.set("queue.waiting", facts.waiting as i64);
-    let immediate = b.offer.contains(&OfferKind::Immediate) && facts.immediate;
-    let scheduled = b.offer.contains(&OfferKind::Scheduled) && facts.slot.is_some();
+    // An in-queue offer (one that includes the immediate callback) spares the caller a long
+    // wait: when the wait is short (an agent is free) nothing is offered, not even a slot, and
+    // the caller goes on to the agents. A scheduled-only block is a booking line: no gate.
+    let in_queue = b.offer.contains(&OfferKind::Immediate);
+    let short_wait = config
+        .queue(&queue)
+        .zip(facts.ewt)
+        .filter(|(q, ewt)| ewt.num_seconds() < q.ewt_offer_threshold_seconds)
+        .map(|(q, ewt)| {
+            format!(
+                "EWT {}s is below the offer threshold {}s",
+                ewt.num_seconds(),
+                q.ewt_offer_threshold_seconds
+            )
+        });
+    let gate = short_wait.filter(|_| in_queue);
+    let immediate = gate.is_none() && in_queue && facts.immediate;
+    let scheduled =
+        gate.is_none() && b.offer.contains(&OfferKind::Scheduled) && facts.slot.is_some();
     cx.set(&format!("{r}.offered_immediate"), immediate);
     cx.set(&format!("{r}.offered_scheduled"), scheduled);
     if !immediate && !scheduled {
         cx.set(&format!("{r}.accepted"), false);
         cx.outcome(format!(
             "not offered ({})",
-            facts
-                .immediate_refusal
-                .clone()
+            gate.or_else(|| facts.immediate_refusal.clone())
                 .unwrap_or_else(|| "no slot".into())
         ));
         return Step::Branch(b.on_not_offered.clone());
     }
+    // The prompt names only the keys that work.
+    let offer_prompts = match (immediate, scheduled) {
+        (true, false)
+            if b.offer.contains(&OfferKind::Scheduled) && !b.immediate_only_prompts.is_empty() =>
+        {
+            &b.immediate_only_prompts
+        }
+        (false, true) if in_queue && !b.scheduled_only_prompts.is_empty() => {
+            &b.scheduled_only_prompts
+        }
+        _ => &b.offer_prompts,
+    };
     // 1 immediate, 2 scheduled, 3 keep waiting.
     let accept = |d: &str| (d == "1" && immediate) || (d == "2" && scheduled) || d == "3";
     let choice = ask(
         cx,
         Ask {
-            prompts: cx.items(&b.offer_prompts),
+            prompts: cx.items(offer_prompts),
             spec: one_key(5),
             min_digits: 1,
             attempts: b.attempts,

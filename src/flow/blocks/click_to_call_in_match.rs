@@ -2,11 +2,11 @@
 //! DNIS, and exposes the original request's routing parameters for Route Call.
 
 use crate::callin::{CallFacts, MatchCriteria, MatchFailure};
-use crate::flow::interpreter::{Cx, Step};
+use crate::flow::interpreter::{Cx, Serving, Step};
 use crate::flow::model::{ClickToCallInMatch, Criterion};
 
 /// Runs the block.
-pub fn run(b: &ClickToCallInMatch, cx: &mut Cx<'_>) -> Step {
+pub async fn run(b: &ClickToCallInMatch, cx: &mut Cx<'_>) -> Step {
     let criteria = MatchCriteria {
         access_code: b.criteria.contains(&Criterion::AccessCode),
         ani: b.criteria.contains(&Criterion::Ani),
@@ -22,12 +22,17 @@ pub fn run(b: &ClickToCallInMatch, cx: &mut Cx<'_>) -> Step {
     let r = &b.result;
     match cx.services.match_call_in(criteria, &facts) {
         Ok(req) => {
+            // Checked before the request was used up; a callback that ended since then
+            // leaves the request's own routing.
+            let target = cx.services.call_in_target(&req).ok();
+            let queue = target
+                .as_ref()
+                .map(|t| t.queue.clone())
+                .or_else(|| req.routing.queue.clone())
+                .unwrap_or_default();
             cx.set(&format!("{r}.matched"), true);
             cx.set(&format!("{r}.request_id"), req.id.to_string());
-            cx.set(
-                &format!("{r}.queue"),
-                req.routing.queue.clone().unwrap_or_default(),
-            );
+            cx.set(&format!("{r}.queue"), queue.clone());
             cx.set(
                 &format!("{r}.skill_expression"),
                 req.routing.skill_expression.clone().unwrap_or_default(),
@@ -36,19 +41,35 @@ pub fn run(b: &ClickToCallInMatch, cx: &mut Cx<'_>) -> Step {
             if let Some(cb) = req.callback_id {
                 cx.set(&format!("{r}.callback_id"), cb.to_string());
             }
+            // Delayed: the caller is the customer of a callback. They keep its place and
+            // priority, and the call that follows serves it (completed with AGENT).
+            if let Some(rec) = target.and_then(|t| t.callback) {
+                if let Err(e) = cx.services.customer_called_in(rec.id).await {
+                    tracing::warn!(callback = %rec.id, error = %e, "call-in: callback not marked routing");
+                }
+                cx.set(
+                    &format!("{r}.priority"),
+                    rec.priority.max(req.routing.priority),
+                );
+                cx.serving = Some(Serving {
+                    callback: rec.id,
+                    place: rec.queue_time,
+                });
+            }
             for (k, v) in &req.routing.user_data {
                 cx.set(&format!("{r}.user_data.{k}"), v.clone());
             }
-            cx.outcome(format!(
-                "matched request for queue {}",
-                req.routing.queue.as_deref().unwrap_or("-")
-            ));
+            cx.outcome(format!("matched request for queue {queue}"));
             Step::Branch(b.on_matched.clone())
         }
         Err(e) => {
             cx.set(&format!("{r}.matched"), false);
             cx.set(&format!("{r}.failure"), e.to_string());
             cx.outcome(format!("no match ({e})"));
+            if e == MatchFailure::Unroutable {
+                cx.outcome(format!("cannot route ({e})"));
+                return Step::Branch(b.on_unroutable.clone().or_else(|| b.on_no_match.clone()));
+            }
             if e == MatchFailure::TooManyAttempts {
                 tracing::warn!(ani = %facts.ani, "call-in: too many wrong access codes");
                 return Step::Branch(b.on_blocked.clone().or_else(|| b.on_no_match.clone()));

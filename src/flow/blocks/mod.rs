@@ -24,7 +24,7 @@ pub async fn run(block: &Block, cx: &mut Cx<'_>) -> Step {
         Block::If(b) => branch::run(b, cx),
         Block::BusinessHours(b) => business_hours::run(b, cx),
         Block::CallbackV2(b) => callback_v2::run(b, cx).await,
-        Block::ClickToCallInMatch(b) => click_to_call_in_match::run(b, cx),
+        Block::ClickToCallInMatch(b) => click_to_call_in_match::run(b, cx).await,
         Block::RouteCall(b) => route_call::run(b, cx).await,
         Block::TerminateCall(b) => terminate_call::run(b, cx),
     }
