@@ -1,12 +1,16 @@
 #!/usr/bin/env bash
 # Runs every test boomerang has: installs the independent SIP peers the integration tests
-# drive (SIPp from Debian's sip-tester, baresip), then the whole Rust workspace.
+# drive (SIPp from Debian's sip-tester, baresip) and the README examples' tools (curl, jq),
+# then the whole Rust workspace.
 set -euo pipefail
 cd "$(dirname "$0")"
 
 need=()
 command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
 command -v baresip >/dev/null 2>&1 || need+=(baresip)
+# The README's examples (tests/readme_examples.rs) run as written: curl and jq.
+command -v curl >/dev/null 2>&1 || need+=(curl)
+command -v jq >/dev/null 2>&1 || need+=(jq)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   echo "test.sh: installing ${need[*]}"
