@@ -92,6 +92,10 @@ const CASES: &[(&str, &[u16], &[u16])] = &[
     ("lwsruri.dat", &[400], &[400]),
     ("escruri.dat", &[400], &[400]),
     ("insuf.dat", &[400], &[400]),
+    // Require checks come after the Request-URI's (RFC 3261 §8.2): "user" is no route point.
+    ("bext01.dat", &[404, 420], &[404, 420]),
+    // An endpoint processes Max-Forwards 0 as if it were positive (RFC 4475 §3.3.7).
+    ("zeromf.dat", &[200, 404], &[200, 404]),
 ];
 
 async fn check_cases(tcp: bool) {
@@ -120,6 +124,34 @@ async fn torture_requests_get_the_rfc_status_over_udp() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn torture_requests_get_the_rfc_status_over_tcp() {
     check_cases(true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn options_requiring_unknown_extensions_of_a_route_point_get_420_naming_them() {
+    let r = engine().await;
+    // bext01 addressed to the sales line: a request we would serve, but for its Require.
+    let text = String::from_utf8_lossy(&load("bext01.dat"))
+        .replace("OPTIONS sip:user@example.com", "OPTIONS sip:8000@127.0.0.1");
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    sock.send_to(text.as_bytes(), r.engine.sip.udp[0])
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 65536];
+    let (n, _) = tokio::time::timeout(WAIT, sock.recv_from(&mut buf))
+        .await
+        .expect("an answer")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&buf[..n]).to_string();
+    assert!(answer.starts_with("SIP/2.0 420"), "{answer}");
+    let unsupported = answer
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("unsupported:"))
+        .unwrap_or_else(|| panic!("no Unsupported header: {answer}"));
+    assert!(
+        unsupported.contains("nothingSupportsThis")
+            && unsupported.contains("nothingSupportsThisEither"),
+        "{unsupported}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -574,6 +574,24 @@ fn negotiate_timer(req: &rsip::Request, max: u32) -> TimerAsk {
     }
 }
 
+/// 420 naming the extensions a request requires that we do not support (RFC 3261 §8.2.2.3):
+/// session timers (RFC 4028) are the one we do.
+fn bad_extension(req: &rsip::Request) -> Option<rsip::Response> {
+    let required = header_value(req, "Require")?;
+    let unsupported: Vec<&str> = required
+        .split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty() && !o.eq_ignore_ascii_case("timer"))
+        .collect();
+    if unsupported.is_empty() {
+        return None;
+    }
+    let mut resp = message::response_for(req, 420, "Bad Extension");
+    resp.headers
+        .push(Header::Other("Unsupported".into(), unsupported.join(", ")));
+    Some(resp)
+}
+
 /// Adds the Session-Expires (and Require) headers that confirm `ask` in our 2xx.
 fn push_timer_headers(headers: &mut rsip::Headers, ask: TimerAsk) {
     if let TimerAsk::Agreed {
@@ -1034,6 +1052,10 @@ impl Actor {
                     self.respond(&key, &req, 404, "Not Found");
                     return;
                 }
+                if let Some(resp) = bad_extension(&req) {
+                    self.respond_with(&key, resp);
+                    return;
+                }
                 let mut resp = message::response_for(&req, 200, "OK");
                 resp.headers
                     .push(Header::Other("Allow".into(), ALLOW.into()));
@@ -1081,20 +1103,9 @@ impl Actor {
             self.respond(&key, &req, 483, "Too Many Hops");
             return;
         }
-        if let Some(required) = header_value(&req, "Require") {
-            // Session timers (RFC 4028) are the one extension we support.
-            let unsupported: Vec<&str> = required
-                .split(',')
-                .map(str::trim)
-                .filter(|o| !o.is_empty() && !o.eq_ignore_ascii_case("timer"))
-                .collect();
-            if !unsupported.is_empty() {
-                let mut resp = message::response_for(&req, 420, "Bad Extension");
-                resp.headers
-                    .push(Header::Other("Unsupported".into(), unsupported.join(", ")));
-                self.respond_with(&key, resp);
-                return;
-            }
+        if let Some(resp) = bad_extension(&req) {
+            self.respond_with(&key, resp);
+            return;
         }
         let session_timer = negotiate_timer(&req, self.session_expires);
         if session_timer == TimerAsk::TooSmall {
