@@ -37,6 +37,8 @@ pub struct SipFront {
     pub ua: OnceLock<UaHandle>,
     /// Writes phones' registrations to the store, in order (see [`keep_registrations`]).
     pub keeper: tokio::sync::mpsc::UnboundedSender<PhoneRegistration>,
+    /// The inbound calls' flow tasks, which a graceful shutdown waits for.
+    pub calls: tokio_util::task::TaskTracker,
 }
 
 impl SipFront {
@@ -142,7 +144,7 @@ impl CallHandler for Arc<SipFront> {
     }
 
     fn incoming(&self, call: IncomingCall) {
-        tokio::spawn(self.clone().run_call(call));
+        self.calls.spawn(self.clone().run_call(call));
     }
 
     fn registration_changed(&self, registration: PhoneRegistration) {

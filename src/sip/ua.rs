@@ -197,6 +197,12 @@ enum Cmd {
         user: String,
         reply: oneshot::Sender<Option<(String, Peer)>>,
     },
+    /// Refuse new inbound calls from now on (graceful shutdown).
+    Drain,
+    /// How many calls are up or being set up.
+    Count(oneshot::Sender<usize>),
+    /// Ends every call (end of the shutdown drain); replies how many there were.
+    HangupAll(oneshot::Sender<usize>),
 }
 
 /// A handle on the running user agent.
@@ -299,6 +305,30 @@ impl UaHandle {
             })
             .ok()?;
         rx.await.ok().flatten()
+    }
+
+    /// From now on refuses every new inbound call with 503 and Retry-After (graceful
+    /// shutdown); calls already up go on.
+    pub fn drain(&self) {
+        let _ = self.tx.send(Cmd::Drain);
+    }
+
+    /// Calls (both directions) up or being set up; 0 once the user agent is gone.
+    pub async fn active_calls(&self) -> usize {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(Cmd::Count(reply)).is_err() {
+            return 0;
+        }
+        rx.await.unwrap_or(0)
+    }
+
+    /// Ends every call (BYE when answered, a final response or CANCEL when not); how many.
+    pub async fn hang_up_all(&self) -> usize {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(Cmd::HangupAll(reply)).is_err() {
+            return 0;
+        }
+        rx.await.unwrap_or(0)
     }
 
     /// Local listener addresses (UDP, TCP).
@@ -433,6 +463,7 @@ pub async fn start(config: UaConfig, handler: Arc<dyn CallHandler>) -> std::io::
         authenticate_register: config.authenticate_register,
         session_expires: config.session_expires.max(MIN_SE),
         limits: config.limits.clone(),
+        draining: false,
         setting_up: std::collections::HashSet::new(),
         malformed_log: crate::throttle::LogThrottle::new(10, std::time::Duration::from_secs(10)),
         public_name: config.public_name.clone(),
@@ -627,6 +658,8 @@ struct Actor {
     session_expires: u32,
     /// Overload limits.
     limits: UaLimits,
+    /// Shutting down: new inbound calls get 503.
+    draining: bool,
     /// Inbound calls not yet answered (possibly stale: see `overloaded`).
     setting_up: std::collections::HashSet<String>,
     /// At most 10 "malformed SIP message" lines per 10 s, then a count.
@@ -884,6 +917,17 @@ impl Actor {
                 }
             }
             Cmd::Hangup { call } => self.hang_up(&call),
+            Cmd::Drain => self.draining = true,
+            Cmd::Count(reply) => {
+                let _ = reply.send(self.calls.len());
+            }
+            Cmd::HangupAll(reply) => {
+                let ids: Vec<String> = self.calls.keys().cloned().collect();
+                for id in &ids {
+                    self.hang_up(id);
+                }
+                let _ = reply.send(ids.len());
+            }
             Cmd::Dial {
                 req,
                 events,
@@ -1336,6 +1380,9 @@ impl Actor {
     /// or `None` when it may come in. Calls set up and since answered or gone are forgotten
     /// only when the limit seems reached, so the check costs nothing below it.
     fn overloaded(&mut self) -> Option<&'static str> {
+        if self.draining {
+            return Some("shutting down");
+        }
         if self.calls.len() >= self.limits.max_calls {
             return Some("max_calls");
         }
