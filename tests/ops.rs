@@ -26,6 +26,7 @@ fn config_text(drain_seconds: u32) -> String {
          flows_dir: {flows}\n\
          shutdown:\n  drain_seconds: {drain_seconds}\n\
          api:\n  keys: [{{name: t, key: ops-test-key}}]\n\
+         queues:\n  - name: Sales_VQ_CB\n\
          route_points:\n  - number: \"8999\"\n    flow: answer.yaml\n",
         prompts = repo().join("prompts").display(),
         flows = repo().join("benches/sip/flows").display(),
@@ -230,6 +231,15 @@ async fn sigterm_drains_live_calls_refuses_new_ones_and_exits_zero() {
     assert_eq!(body["draining"], true);
     let (status, _) = get(&format!("{}/healthz", r.url)).await;
     assert_eq!(status, 200);
+    let text = scrape(&r.url).await;
+    assert_eq!(
+        value(
+            &text,
+            "boomerang_sip_invites_refused_total{reason=\"draining\"}"
+        ),
+        1.0,
+        "{text}"
+    );
     // The call in progress ends as its caller decides: the caller's BYE gets its 200.
     assert!(
         sipp_ok(&mut held, Duration::from_secs(20)).await,
@@ -293,4 +303,85 @@ fn check_config_refuses_a_drain_out_of_range() {
     )
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(ok.spec.shutdown.drain_seconds, 30);
+}
+
+/// The exposition text of `/metrics`, fetched without credentials.
+async fn scrape(url: &str) -> String {
+    let resp = reqwest::get(format!("{url}/metrics")).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let ctype = resp.headers()["content-type"].to_str().unwrap().to_string();
+    assert!(ctype.starts_with("text/plain"), "{ctype}");
+    resp.text().await.unwrap()
+}
+
+/// The value of the sample `series` (name with its labels as rendered), 0 when absent.
+fn value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_scraped_and_counters_move_after_a_sipp_call() {
+    let r = Running::start(30);
+    let before = scrape(&r.url).await;
+    assert!(value(&before, "boomerang_process_resident_memory_bytes") > 1e6);
+    assert!(value(&before, "boomerang_process_open_fds") >= 3.0);
+    let invites = "boomerang_sip_requests_received_total{method=\"INVITE\"}";
+    let byes = "boomerang_sip_requests_received_total{method=\"BYE\"}";
+    let ended = "boomerang_calls_total{route_point=\"8999\",outcome=\"CallerHungUp\"}";
+    let ok_sent = "boomerang_sip_responses_sent_total{class=\"2xx\"}";
+    assert_eq!(value(&before, invites), 0.0);
+    assert_eq!(value(&before, ended), 0.0);
+    let mut caller = sipp_caller("hold-open.xml", r.sip);
+    call_up().await;
+    let during = scrape(&r.url).await;
+    assert_eq!(value(&during, "boomerang_calls_active"), 1.0, "{during}");
+    assert!(
+        sipp_ok(&mut caller, Duration::from_secs(20)).await,
+        "the call failed"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after = scrape(&r.url).await;
+    assert!(value(&after, invites) >= 1.0, "{after}");
+    assert!(value(&after, byes) >= 1.0, "{after}");
+    assert!(value(&after, ok_sent) >= 2.0, "{after}");
+    assert_eq!(value(&after, ended), 1.0, "{after}");
+    assert_eq!(value(&after, "boomerang_calls_active"), 0.0, "{after}");
+    assert_eq!(
+        value(&after, "boomerang_queue_waiting{queue=\"Sales_VQ_CB\"}"),
+        0.0
+    );
+    for name in [
+        "boomerang_calls_active",
+        "boomerang_queue_waiting",
+        "boomerang_queue_ewt_seconds",
+        "boomerang_agents",
+        "boomerang_callbacks",
+        "boomerang_process_resident_memory_bytes",
+        "boomerang_process_open_fds",
+        "boomerang_http_requests_total",
+        "boomerang_http_rate_limited_total",
+        "boomerang_sip_requests_received_total",
+        "boomerang_sip_responses_sent_total",
+        "boomerang_calls_total",
+    ] {
+        assert!(
+            after.contains(&format!("# TYPE {name} "))
+                || after.contains(&format!("# TYPE {} ", name.trim_end_matches("_total"))),
+            "{name} missing:\n{after}"
+        );
+    }
+    // The two earlier scrapes were counted as HTTP 2xx answers (a scrape is counted once
+    // answered, so not in its own text).
+    assert!(
+        value(&after, "boomerang_http_requests_total{class=\"2xx\"}") >= 2.0,
+        "{after}"
+    );
 }

@@ -205,6 +205,7 @@ impl Engine {
     /// Starts every part in order; returns once the API is listening.
     pub async fn start(config: Arc<Config>, clock: SharedClock) -> Result<Engine, EngineError> {
         let health = crate::ops::Health::new();
+        let metrics = crate::ops::metrics::Metrics::new();
         let tasks = crate::ops::shutdown::Tasks::new();
         let calls = tokio_util::task::TaskTracker::new();
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir())?);
@@ -267,7 +268,13 @@ impl Engine {
         let http_addr = listener
             .local_addr()
             .map_err(|source| EngineError::Bind { addr, source })?;
-        let app = crate::ops::routes(health.clone()).merge(api::router(state));
+        let app = crate::ops::routes(health.clone())
+            .merge(crate::ops::metrics::routes(metrics.clone()))
+            .merge(api::router(state))
+            .layer(axum::middleware::from_fn_with_state(
+                metrics.clone(),
+                crate::ops::metrics::count_http,
+            ));
         let limits = api::server::ServeLimits::from_settings(&config.spec.api);
         // Tracked but not cut by the token: the server stops itself gracefully on it.
         tasks.tracker.spawn(api::server::serve_until(
@@ -284,6 +291,7 @@ impl Engine {
             let parts = SipParts {
                 tasks: &tasks,
                 calls: &calls,
+                metrics: &metrics,
             };
             let (addrs, handle) = start_sip(
                 &config, &clock, &callbacks, &callin, &dispatch, &store, parts,
@@ -292,6 +300,11 @@ impl Engine {
             sip_addrs = addrs;
             ua = Some(handle);
         }
+        metrics.set_sources(crate::ops::metrics::Sources {
+            ua: ua.clone(),
+            router: router.clone(),
+            callbacks: callbacks.clone(),
+        });
         health.set_flows_loaded();
         health.set_listeners_bound();
         Ok(Engine {
@@ -366,6 +379,7 @@ async fn public_host(
 struct SipParts<'a> {
     tasks: &'a crate::ops::shutdown::Tasks,
     calls: &'a tokio_util::task::TaskTracker,
+    metrics: &'a Arc<crate::ops::metrics::Metrics>,
 }
 
 async fn start_sip(
@@ -433,6 +447,7 @@ async fn start_sip(
         ua: std::sync::OnceLock::new(),
         keeper: sip::keep_registrations(store.clone(), clock.clone()),
         calls: parts.calls.clone(),
+        metrics: parts.metrics.clone(),
     });
     let s = &config.spec.sip;
     let (public_ip, public_name) = public_host(s.public_host.as_deref()).await?;

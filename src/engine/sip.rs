@@ -39,6 +39,8 @@ pub struct SipFront {
     pub keeper: tokio::sync::mpsc::UnboundedSender<PhoneRegistration>,
     /// The inbound calls' flow tasks, which a graceful shutdown waits for.
     pub calls: tokio_util::task::TaskTracker,
+    /// Calls by route point and outcome.
+    pub metrics: Arc<crate::ops::metrics::Metrics>,
 }
 
 impl SipFront {
@@ -62,6 +64,7 @@ impl SipFront {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(error = %e, "no RTP port for a call");
+                self.call_ended(&call.dnis, "no_rtp_port");
                 ua.reject(&call.call_id, 503, "Service Unavailable");
                 return;
             }
@@ -82,6 +85,7 @@ impl SipFront {
             Ok(x) => x,
             Err(e) => {
                 tracing::info!(call = %call.call_id, error = %e, "SDP offer refused");
+                self.call_ended(&call.dnis, "sdp_refused");
                 let code = e.sip_status();
                 ua.reject(
                     &call.call_id,
@@ -122,11 +126,13 @@ impl SipFront {
             leg.watch_rtp(std::time::Duration::from_secs(m.rtp_timeout_seconds.into()));
         }
         let Some(flow) = self.flows.get().for_number(&self.config, &call.dnis) else {
+            self.call_ended(&call.dnis, "no_flow");
             let _ = leg.hang_up(HangupCause::NotFound).await;
             return;
         };
         let vars = system_variables(leg.as_ref(), &call.dnis);
         let report = crate::flow::run(&flow, leg.clone(), &services, vars).await;
+        self.call_ended(&call.dnis, &format!("{:?}", report.ending));
         tracing::info!(
             call = %call.call_id,
             flow = %flow.name,
@@ -135,6 +141,17 @@ impl SipFront {
             "call ended"
         );
         tracing::debug!(call = %call.call_id, trace = ?report.lines(), "blocks visited");
+    }
+}
+
+impl SipFront {
+    /// Counts an inbound call's end under its configured route point (bounded labels).
+    fn call_ended(&self, dnis: &str, outcome: &str) {
+        let rp = self
+            .config
+            .route_point(dnis)
+            .map_or("other", |r| r.number.as_str());
+        self.metrics.call_ended(rp, outcome);
     }
 }
 

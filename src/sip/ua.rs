@@ -212,6 +212,7 @@ pub struct UaHandle {
     /// The address put in Contact, Via and SDP.
     pub public_ip: IpAddr,
     transports: Arc<Transports>,
+    metrics: Arc<crate::ops::metrics::SipMetrics>,
 }
 
 impl UaHandle {
@@ -305,6 +306,11 @@ impl UaHandle {
             })
             .ok()?;
         rx.await.ok().flatten()
+    }
+
+    /// Counters of the messages passing through, for `/metrics`.
+    pub fn metrics(&self) -> Arc<crate::ops::metrics::SipMetrics> {
+        self.metrics.clone()
     }
 
     /// From now on refuses every new inbound call with 503 and Retry-After (graceful
@@ -453,6 +459,7 @@ pub async fn start(config: UaConfig, handler: Arc<dyn CallHandler>) -> std::io::
         }
     });
     let digest_key: [u8; 32] = rand::random();
+    let metrics = Arc::new(crate::ops::metrics::SipMetrics::default());
     let actor = Actor {
         uac_keys: HashMap::new(),
         refresh_keys: HashMap::new(),
@@ -464,6 +471,7 @@ pub async fn start(config: UaConfig, handler: Arc<dyn CallHandler>) -> std::io::
         session_expires: config.session_expires.max(MIN_SE),
         limits: config.limits.clone(),
         draining: false,
+        metrics: metrics.clone(),
         setting_up: std::collections::HashSet::new(),
         malformed_log: crate::throttle::LogThrottle::new(10, std::time::Duration::from_secs(10)),
         public_name: config.public_name.clone(),
@@ -485,6 +493,7 @@ pub async fn start(config: UaConfig, handler: Arc<dyn CallHandler>) -> std::io::
         tx,
         public_ip,
         transports,
+        metrics,
     })
 }
 
@@ -660,6 +669,7 @@ struct Actor {
     limits: UaLimits,
     /// Shutting down: new inbound calls get 503.
     draining: bool,
+    metrics: Arc<crate::ops::metrics::SipMetrics>,
     /// Inbound calls not yet answered (possibly stale: see `overloaded`).
     setting_up: std::collections::HashSet<String>,
     /// At most 10 "malformed SIP message" lines per 10 s, then a count.
@@ -890,6 +900,7 @@ impl Actor {
     }
 
     fn respond_with(&mut self, key: &TransactionKey, resp: rsip::Response) {
+        self.metrics.response_sent(resp.status_code.code());
         if let Err(e) = self.txns.send_response(Instant::now(), key, resp) {
             tracing::debug!(error = %e, "response not sent");
         }
@@ -989,8 +1000,12 @@ impl Actor {
                 return;
             }
         };
-        if let SipMessage::Request(req) = &mut msg {
-            message::stamp_via(req, r.peer.addr);
+        match &mut msg {
+            SipMessage::Request(req) => {
+                self.metrics.request(&req.method);
+                message::stamp_via(req, r.peer.addr);
+            }
+            SipMessage::Response(resp) => self.metrics.response_received(resp.status_code.code()),
         }
         let now = Instant::now();
         match self
@@ -1093,6 +1108,7 @@ impl Actor {
         }
         if let Some(why) = self.overloaded() {
             tracing::debug!(call = %call_id, why, "INVITE shed with 503");
+            self.metrics.refused(why);
             let mut resp = message::response_for(&req, 503, "Service Unavailable");
             resp.headers.push(Header::Other(
                 "Retry-After".into(),
@@ -1381,7 +1397,7 @@ impl Actor {
     /// only when the limit seems reached, so the check costs nothing below it.
     fn overloaded(&mut self) -> Option<&'static str> {
         if self.draining {
-            return Some("shutting down");
+            return Some("draining");
         }
         if self.calls.len() >= self.limits.max_calls {
             return Some("max_calls");
