@@ -195,7 +195,6 @@ struct Validator<'a> {
 }
 
 const TOP_KEYS: &[&str] = &[
-    "shutdown",
     "listeners",
     "sip",
     "media",
@@ -209,6 +208,7 @@ const TOP_KEYS: &[&str] = &[
     "api",
     "admin",
     "callin_groups",
+    "shutdown",
 ];
 
 impl Validator<'_> {
