@@ -11,6 +11,7 @@ pub mod config;
 pub mod engine;
 pub mod flow;
 pub mod media;
+pub mod ops;
 pub mod push;
 pub mod routing;
 pub mod rules;

@@ -117,8 +117,11 @@ fn serve(config: &std::path::Path) -> anyhow::Result<ExitCode> {
         .map_err(|e| anyhow::anyhow!("{e}"))
         .with_context(|| format!("loading {}", config.display()))?;
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    let cfg = Arc::new(cfg);
     runtime.block_on(async {
-        let engine = Engine::start(Arc::new(cfg), SystemClock::shared()).await?;
+        // Installed first, so a SIGTERM during start-up is handled, not fatal.
+        let mut signals = Signals::install()?;
+        let engine = Engine::start(cfg.clone(), SystemClock::shared()).await?;
         println!("boomerang: REST API on http://{}", engine.http_addr);
         for a in &engine.sip.udp {
             println!("boomerang: SIP on udp {a}");
@@ -126,13 +129,56 @@ fn serve(config: &std::path::Path) -> anyhow::Result<ExitCode> {
         for a in &engine.sip.tcp {
             println!("boomerang: SIP on tcp {a}");
         }
-        tokio::signal::ctrl_c()
-            .await
-            .context("waiting for Ctrl-C")?;
-        engine.shutdown();
-        Ok::<_, anyhow::Error>(())
-    })?;
-    Ok(ExitCode::SUCCESS)
+        let first = signals.next().await;
+        tracing::info!(
+            signal = first,
+            drain_seconds = cfg.spec.shutdown.drain_seconds,
+            "shutting down gracefully (a second signal exits at once)"
+        );
+        tokio::select! {
+            report = engine.drain(&cfg) => {
+                tracing::info!(
+                    calls = report.calls_at_start,
+                    ended_by_themselves = report.calls_at_start.saturating_sub(report.hung_up),
+                    hung_up = report.hung_up,
+                    drained_ms = report.drained_for.as_millis() as u64,
+                    store_flushed = report.store_flushed,
+                    tasks_stopped = report.tasks_stopped,
+                    "shutdown complete"
+                );
+                Ok::<_, anyhow::Error>(ExitCode::SUCCESS)
+            }
+            second = signals.next() => {
+                tracing::warn!(signal = second, "second signal: exiting at once");
+                // Live calls and tasks are cut; the store's acknowledged writes are on disk.
+                std::process::exit(1);
+            }
+        }
+    })
+}
+
+/// SIGTERM and SIGINT, which start a graceful shutdown (and a second one ends it at once).
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Signals {
+            term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
+            int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+        })
+    }
+
+    /// Waits for the next SIGTERM or SIGINT; its name.
+    async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {

@@ -23,6 +23,8 @@ use axum::extract::ConnectInfo;
 use hyper::body::{Body, Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use crate::config::ApiSettings;
@@ -118,11 +120,31 @@ fn refusal() -> &'static [u8] {
 
 /// Serves `app` on `listener` until the task is aborted.
 pub async fn serve(listener: TcpListener, app: Router, limits: ServeLimits) {
+    serve_until(listener, app, limits, CancellationToken::new()).await
+}
+
+/// How long open connections may take to finish their requests once `stop` is cancelled.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// Serves `app` on `listener` until `stop` is cancelled, then stops gracefully: no more
+/// connections are accepted, idle keep-alive connections close, requests in flight get their
+/// answers (for at most [`STOP_GRACE`]).
+pub async fn serve_until(
+    listener: TcpListener,
+    app: Router,
+    limits: ServeLimits,
+    stop: CancellationToken,
+) {
     let table = Arc::new(Mutex::new(Connections::default()));
     let _trimmer = TrimOnDrop(tokio::spawn(give_back_memory(table.clone())));
+    let open = TaskTracker::new();
     let mut backoff = Duration::from_millis(5);
     loop {
-        let (stream, peer) = match listener.accept().await {
+        let accepted = tokio::select! {
+            _ = stop.cancelled() => break,
+            a = listener.accept() => a,
+        };
+        let (stream, peer) = match accepted {
             Ok(accepted) => {
                 backoff = Duration::from_millis(5);
                 accepted
@@ -139,7 +161,22 @@ pub async fn serve(listener: TcpListener, app: Router, limits: ServeLimits) {
             let _ = stream.try_write(refusal());
             continue;
         };
-        tokio::spawn(connection(stream, peer, app.clone(), limits, ticket));
+        open.spawn(connection(
+            stream,
+            peer,
+            app.clone(),
+            limits,
+            ticket,
+            stop.clone(),
+        ));
+    }
+    drop(listener);
+    open.close();
+    if tokio::time::timeout(STOP_GRACE, open.wait()).await.is_err() {
+        tracing::warn!(
+            connections = open.len(),
+            "HTTP stopped with requests still unanswered"
+        );
     }
 }
 
@@ -185,6 +222,7 @@ async fn connection(
     app: Router,
     limits: ServeLimits,
     _ticket: Ticket,
+    stop: CancellationToken,
 ) {
     let _ = stream.set_nodelay(true);
     let body_timeout = limits.body_timeout;
@@ -197,7 +235,16 @@ async fn connection(
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
         .max_buf_size(MAX_BUF_BYTES);
-    if let Err(e) = http.serve_connection(TokioIo::new(stream), service).await {
+    let conn = http.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    let ended = tokio::select! {
+        r = conn.as_mut() => r,
+        _ = stop.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            conn.await
+        }
+    };
+    if let Err(e) = ended {
         tracing::debug!(%peer, error = %e, "HTTP connection ended");
     }
 }

@@ -208,6 +208,7 @@ const TOP_KEYS: &[&str] = &[
     "api",
     "admin",
     "callin_groups",
+    "shutdown",
 ];
 
 impl Validator<'_> {
@@ -261,6 +262,7 @@ impl Validator<'_> {
         section!("store", store);
         section!("flows_dir", flows_dir);
         section!("api", api);
+        section!("shutdown", shutdown);
         if let Some(n) = root.get("admin") {
             match n.decode::<AdminSettings>("admin") {
                 Ok(v) => spec.admin = v,
@@ -450,6 +452,13 @@ impl Validator<'_> {
             &[K("sip"), K("max_register_expires_seconds")],
             s.max_register_expires_seconds as i64,
             60,
+            86400,
+        );
+        self.range(
+            root,
+            &[K("shutdown"), K("drain_seconds")],
+            i64::from(spec.shutdown.drain_seconds),
+            0,
             86400,
         );
         self.range(

@@ -153,6 +153,21 @@ impl Default for StoreSettings {
     }
 }
 
+/// Graceful shutdown on SIGTERM / SIGINT.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ShutdownSettings {
+    /// Seconds live calls may go on after the signal before they get our BYE (0–86400).
+    /// Default 30.
+    pub drain_seconds: u32,
+}
+
+impl Default for ShutdownSettings {
+    fn default() -> Self {
+        ShutdownSettings { drain_seconds: 30 }
+    }
+}
+
 /// A dialled number that starts a flow.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -544,6 +559,9 @@ pub struct ConfigSpec {
     /// Click-to-Call-In groups defined with the configuration (more can be added at run time).
     #[serde(default)]
     pub callin_groups: Vec<crate::callin::CallInGroup>,
+    /// Graceful shutdown.
+    #[serde(default)]
+    pub shutdown: ShutdownSettings,
 }
 
 fn d_flows_dir() -> String {

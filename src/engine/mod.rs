@@ -196,12 +196,21 @@ pub struct Engine {
     pub http_addr: SocketAddr,
     /// Where SIP listens (empty without SIP listeners).
     pub sip: sip::SipAddrs,
-    tasks: Vec<JoinHandle<()>>,
+    /// What `/readyz` reports.
+    pub health: Arc<crate::ops::Health>,
+    tasks: crate::ops::shutdown::Tasks,
+    ua: Option<crate::sip::ua::UaHandle>,
+    calls: tokio_util::task::TaskTracker,
+    store: Arc<dyn Store>,
 }
 
 impl Engine {
     /// Starts every part in order; returns once the API is listening.
     pub async fn start(config: Arc<Config>, clock: SharedClock) -> Result<Engine, EngineError> {
+        let health = crate::ops::Health::new();
+        let metrics = crate::ops::metrics::Metrics::new();
+        let tasks = crate::ops::shutdown::Tasks::new();
+        let calls = tokio_util::task::TaskTracker::new();
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir())?);
         // Agents defined or changed through the administration API join the file's.
         let stored_agents = store.documents(api::admin::agents::DOC_KIND).await?;
@@ -225,18 +234,22 @@ impl Engine {
             ..
         } = core;
         let router = dispatch.router().clone();
-        let mut tasks = Vec::new();
-        tasks.push(tokio::spawn(scheduler_loop(
-            callbacks.clone(),
-            callin.clone(),
-            clock.clone(),
-            store.clone(),
-        )));
-        tasks.push(tokio::spawn(crate::store::retention::retention_loop(
+        health.set_store_open();
+        // The scheduler dials callbacks: it stops when a shutdown starts.
+        tasks.spawn_until(
+            tasks.intake.clone(),
+            scheduler_loop(
+                callbacks.clone(),
+                callin.clone(),
+                clock.clone(),
+                store.clone(),
+            ),
+        );
+        tasks.spawn(crate::store::retention::retention_loop(
             store.clone(),
             clock.clone(),
             config.spec.store.clone(),
-        )));
+        ));
         let mut state = ApiState::new(
             config.clone(),
             clock.clone(),
@@ -258,15 +271,45 @@ impl Engine {
         let http_addr = listener
             .local_addr()
             .map_err(|source| EngineError::Bind { addr, source })?;
-        let app = api::router(state);
+        let app = crate::ops::routes(health.clone())
+            .merge(crate::ops::metrics::routes(metrics.clone()))
+            .merge(api::router(state))
+            .layer(axum::middleware::from_fn_with_state(
+                metrics.clone(),
+                crate::ops::metrics::count_http,
+            ));
         let limits = api::server::ServeLimits::from_settings(&config.spec.api);
-        tasks.push(tokio::spawn(api::server::serve(listener, app, limits)));
+        // Tracked but not cut by the token: the server stops itself gracefully on it.
+        tasks.tracker.spawn(api::server::serve_until(
+            listener,
+            app,
+            limits,
+            tasks.token.clone(),
+        ));
         tracing::info!(%http_addr, "REST API listening");
         let listeners = &config.spec.listeners;
         let mut sip_addrs = sip::SipAddrs::default();
+        let mut ua = None;
         if !(listeners.sip_udp.is_empty() && listeners.sip_tcp.is_empty()) {
-            sip_addrs = start_sip(&config, &clock, &callbacks, &callin, &dispatch, &store).await?;
+            let parts = SipParts {
+                tasks: &tasks,
+                calls: &calls,
+                metrics: &metrics,
+            };
+            let (addrs, handle) = start_sip(
+                &config, &clock, &callbacks, &callin, &dispatch, &store, parts,
+            )
+            .await?;
+            sip_addrs = addrs;
+            ua = Some(handle);
         }
+        metrics.set_sources(crate::ops::metrics::Sources {
+            ua: ua.clone(),
+            router: router.clone(),
+            callbacks: callbacks.clone(),
+        });
+        health.set_flows_loaded();
+        health.set_listeners_bound();
         Ok(Engine {
             callbacks,
             callin,
@@ -276,15 +319,32 @@ impl Engine {
             dispatch,
             http_addr,
             sip: sip_addrs,
+            health,
             tasks,
+            ua,
+            calls,
+            store,
         })
     }
 
-    /// Stops the engine's tasks.
+    /// Stops the engine's tasks at once (HTTP answers the requests in flight).
     pub fn shutdown(self) {
-        for t in self.tasks {
-            t.abort();
+        self.tasks.token.cancel();
+    }
+
+    /// Graceful shutdown (SIGTERM): refuses new calls, lets live ones run for up to
+    /// `shutdown.drain_seconds`, hangs up the rest, flushes the store and stops every task.
+    pub async fn drain(&self, config: &Config) -> crate::ops::shutdown::DrainReport {
+        crate::ops::shutdown::Drain {
+            health: &self.health,
+            ua: self.ua.as_ref(),
+            calls: &self.calls,
+            store: &self.store,
+            tasks: &self.tasks,
+            limit: std::time::Duration::from_secs(config.spec.shutdown.drain_seconds.into()),
         }
+        .run()
+        .await
     }
 }
 
@@ -318,6 +378,13 @@ async fn public_host(
     Ok((Some(ip), Some(host.to_string())))
 }
 
+/// Where SIP's tasks are tracked.
+struct SipParts<'a> {
+    tasks: &'a crate::ops::shutdown::Tasks,
+    calls: &'a tokio_util::task::TaskTracker,
+    metrics: &'a Arc<crate::ops::metrics::Metrics>,
+}
+
 async fn start_sip(
     config: &Arc<Config>,
     clock: &SharedClock,
@@ -325,7 +392,8 @@ async fn start_sip(
     callin: &Arc<CallIn>,
     dispatch: &Arc<Dispatch>,
     store: &Arc<dyn Store>,
-) -> Result<sip::SipAddrs, EngineError> {
+    parts: SipParts<'_>,
+) -> Result<(sip::SipAddrs, crate::sip::ua::UaHandle), EngineError> {
     use crate::media::prompts::PromptLibrary;
     use crate::media::session::{PacerOptions, set_pacer_options};
     let priority = config.spec.media.rtp_realtime_priority;
@@ -355,7 +423,7 @@ async fn start_sip(
     let live = Arc::new(crate::flow::LiveFlows::new(config, (*flows).clone()));
     {
         let (live, config, names) = (live.clone(), config.clone(), names.clone());
-        tokio::spawn(async move {
+        parts.tasks.spawn(async move {
             loop {
                 tokio::time::sleep(std::time::Duration::from_secs(2)).await;
                 match live.reload_if_changed(&config, Some(&names)) {
@@ -381,6 +449,8 @@ async fn start_sip(
         dispatch: dispatch.clone(),
         ua: std::sync::OnceLock::new(),
         keeper: sip::keep_registrations(store.clone(), clock.clone()),
+        calls: parts.calls.clone(),
+        metrics: parts.metrics.clone(),
     });
     let s = &config.spec.sip;
     let (public_ip, public_name) = public_host(s.public_host.as_deref()).await?;
@@ -470,7 +540,7 @@ async fn start_sip(
         "phone registrations recovered from the store"
     );
     ua.restore(kept);
-    let _ = front.ua.set(ua);
+    let _ = front.ua.set(ua.clone());
     let runner = Arc::new(callbacks::CallbackRunner {
         services,
         flows,
@@ -478,7 +548,7 @@ async fn start_sip(
     });
     runner.install();
     tracing::info!(?udp, ?tcp, "SIP listening");
-    Ok(sip::SipAddrs { udp, tcp })
+    Ok((sip::SipAddrs { udp, tcp }, ua))
 }
 
 /// Sleeps on the clock until the next callback deadline (or at most one second, so that new

@@ -37,6 +37,10 @@ pub struct SipFront {
     pub ua: OnceLock<UaHandle>,
     /// Writes phones' registrations to the store, in order (see [`keep_registrations`]).
     pub keeper: tokio::sync::mpsc::UnboundedSender<PhoneRegistration>,
+    /// The inbound calls' flow tasks, which a graceful shutdown waits for.
+    pub calls: tokio_util::task::TaskTracker,
+    /// Calls by route point and outcome.
+    pub metrics: Arc<crate::ops::metrics::Metrics>,
 }
 
 impl SipFront {
@@ -60,6 +64,7 @@ impl SipFront {
             Ok(s) => s,
             Err(e) => {
                 tracing::error!(error = %e, "no RTP port for a call");
+                self.call_ended(&call.dnis, "no_rtp_port");
                 ua.reject(&call.call_id, 503, "Service Unavailable");
                 return;
             }
@@ -80,6 +85,7 @@ impl SipFront {
             Ok(x) => x,
             Err(e) => {
                 tracing::info!(call = %call.call_id, error = %e, "SDP offer refused");
+                self.call_ended(&call.dnis, "sdp_refused");
                 let code = e.sip_status();
                 ua.reject(
                     &call.call_id,
@@ -120,11 +126,13 @@ impl SipFront {
             leg.watch_rtp(std::time::Duration::from_secs(m.rtp_timeout_seconds.into()));
         }
         let Some(flow) = self.flows.get().for_number(&self.config, &call.dnis) else {
+            self.call_ended(&call.dnis, "no_flow");
             let _ = leg.hang_up(HangupCause::NotFound).await;
             return;
         };
         let vars = system_variables(leg.as_ref(), &call.dnis);
         let report = crate::flow::run(&flow, leg.clone(), &services, vars).await;
+        self.call_ended(&call.dnis, &format!("{:?}", report.ending));
         tracing::info!(
             call = %call.call_id,
             flow = %flow.name,
@@ -136,13 +144,24 @@ impl SipFront {
     }
 }
 
+impl SipFront {
+    /// Counts an inbound call's end under its configured route point (bounded labels).
+    fn call_ended(&self, dnis: &str, outcome: &str) {
+        let rp = self
+            .config
+            .route_point(dnis)
+            .map_or("other", |r| r.number.as_str());
+        self.metrics.call_ended(rp, outcome);
+    }
+}
+
 impl CallHandler for Arc<SipFront> {
     fn serves(&self, number: &str) -> bool {
         self.config.route_point(number).is_some()
     }
 
     fn incoming(&self, call: IncomingCall) {
-        tokio::spawn(self.clone().run_call(call));
+        self.calls.spawn(self.clone().run_call(call));
     }
 
     fn registration_changed(&self, registration: PhoneRegistration) {

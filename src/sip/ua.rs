@@ -197,6 +197,12 @@ enum Cmd {
         user: String,
         reply: oneshot::Sender<Option<(String, Peer)>>,
     },
+    /// Refuse new inbound calls from now on (graceful shutdown).
+    Drain,
+    /// How many calls are up or being set up.
+    Count(oneshot::Sender<usize>),
+    /// Ends every call (end of the shutdown drain); replies how many there were.
+    HangupAll(oneshot::Sender<usize>),
 }
 
 /// A handle on the running user agent.
@@ -206,6 +212,7 @@ pub struct UaHandle {
     /// The address put in Contact, Via and SDP.
     pub public_ip: IpAddr,
     transports: Arc<Transports>,
+    metrics: Arc<crate::ops::metrics::SipMetrics>,
 }
 
 impl UaHandle {
@@ -299,6 +306,35 @@ impl UaHandle {
             })
             .ok()?;
         rx.await.ok().flatten()
+    }
+
+    /// Counters of the messages passing through, for `/metrics`.
+    pub fn metrics(&self) -> Arc<crate::ops::metrics::SipMetrics> {
+        self.metrics.clone()
+    }
+
+    /// From now on refuses every new inbound call with 503 and Retry-After (graceful
+    /// shutdown); calls already up go on.
+    pub fn drain(&self) {
+        let _ = self.tx.send(Cmd::Drain);
+    }
+
+    /// Calls (both directions) up or being set up; 0 once the user agent is gone.
+    pub async fn active_calls(&self) -> usize {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(Cmd::Count(reply)).is_err() {
+            return 0;
+        }
+        rx.await.unwrap_or(0)
+    }
+
+    /// Ends every call (BYE when answered, a final response or CANCEL when not); how many.
+    pub async fn hang_up_all(&self) -> usize {
+        let (reply, rx) = oneshot::channel();
+        if self.tx.send(Cmd::HangupAll(reply)).is_err() {
+            return 0;
+        }
+        rx.await.unwrap_or(0)
     }
 
     /// Local listener addresses (UDP, TCP).
@@ -425,6 +461,7 @@ pub async fn start(config: UaConfig, handler: Arc<dyn CallHandler>) -> std::io::
         }
     });
     let digest_key: [u8; 32] = rand::random();
+    let metrics = Arc::new(crate::ops::metrics::SipMetrics::default());
     let actor = Actor {
         uac_keys: HashMap::new(),
         refresh_keys: HashMap::new(),
@@ -435,6 +472,8 @@ pub async fn start(config: UaConfig, handler: Arc<dyn CallHandler>) -> std::io::
         authenticate_register: config.authenticate_register,
         session_expires: config.session_expires.max(MIN_SE),
         limits: config.limits.clone(),
+        draining: false,
+        metrics: metrics.clone(),
         setting_up: std::collections::HashSet::new(),
         malformed_log: crate::throttle::LogThrottle::new(10, std::time::Duration::from_secs(10)),
         shed_log: crate::throttle::LogThrottle::new(1, std::time::Duration::from_secs(10)),
@@ -457,6 +496,7 @@ pub async fn start(config: UaConfig, handler: Arc<dyn CallHandler>) -> std::io::
         tx,
         public_ip,
         transports,
+        metrics,
     })
 }
 
@@ -648,6 +688,9 @@ struct Actor {
     session_expires: u32,
     /// Overload limits.
     limits: UaLimits,
+    /// Shutting down: new inbound calls get 503.
+    draining: bool,
+    metrics: Arc<crate::ops::metrics::SipMetrics>,
     /// Inbound calls not yet answered (possibly stale: see `overloaded`).
     setting_up: std::collections::HashSet<String>,
     /// At most 10 "malformed SIP message" lines per 10 s, then a count.
@@ -880,6 +923,7 @@ impl Actor {
     }
 
     fn respond_with(&mut self, key: &TransactionKey, resp: rsip::Response) {
+        self.metrics.response_sent(resp.status_code.code());
         if let Err(e) = self.txns.send_response(Instant::now(), key, resp) {
             tracing::debug!(error = %e, "response not sent");
         }
@@ -907,6 +951,17 @@ impl Actor {
                 }
             }
             Cmd::Hangup { call } => self.hang_up(&call),
+            Cmd::Drain => self.draining = true,
+            Cmd::Count(reply) => {
+                let _ = reply.send(self.calls.len());
+            }
+            Cmd::HangupAll(reply) => {
+                let ids: Vec<String> = self.calls.keys().cloned().collect();
+                for id in &ids {
+                    self.hang_up(id);
+                }
+                let _ = reply.send(ids.len());
+            }
             Cmd::Dial {
                 req,
                 events,
@@ -968,8 +1023,12 @@ impl Actor {
                 return;
             }
         };
-        if let SipMessage::Request(req) = &mut msg {
-            message::stamp_via(req, r.peer.addr);
+        match &mut msg {
+            SipMessage::Request(req) => {
+                self.metrics.request(&req.method);
+                message::stamp_via(req, r.peer.addr);
+            }
+            SipMessage::Response(resp) => self.metrics.response_received(resp.status_code.code()),
         }
         let now = Instant::now();
         match self
@@ -1088,6 +1147,7 @@ impl Actor {
                 Instant::now(),
                 warn!(call = %call_id, limit = why, "overload: new INVITE refused with 503")
             );
+            self.metrics.refused(why);
             let mut resp = message::response_for(&req, 503, "Service Unavailable");
             resp.headers.push(Header::Other(
                 "Retry-After".into(),
@@ -1363,6 +1423,9 @@ impl Actor {
     /// or `None` when it may come in. Calls set up and since answered or gone are forgotten
     /// only when the limit seems reached, so the check costs nothing below it.
     fn overloaded(&mut self) -> Option<&'static str> {
+        if self.draining {
+            return Some("draining");
+        }
         if self.calls.len() >= self.limits.max_calls {
             return Some("max_calls");
         }

@@ -1,0 +1,387 @@
+//! Operations through the real binary: `/healthz` and `/readyz` over HTTP without credentials,
+//! and the graceful shutdown on SIGTERM checked with SIPp — a call in progress finishes
+//! normally, a new INVITE gets 503 with Retry-After, `/readyz` answers 503 while draining,
+//! the process exits 0 after the last call; with a short drain the remaining call gets our
+//! BYE; a second SIGTERM exits at once. The engine runs the benchmark configuration (route
+//! point 8999 answers and plays silence) on loopback ports chosen by the OS.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::repo;
+
+/// The benchmark configuration with `shutdown.drain_seconds` set.
+fn config_text(drain_seconds: u32) -> String {
+    format!(
+        "listeners:\n  sip_udp: [\"127.0.0.1:0\"]\n  sip_tcp: []\n  http: \"127.0.0.1:0\"\n\
+         sip:\n  realm: boomerang\n\
+         media:\n  prompts_dir: {prompts}\n\
+         store:\n  data_dir: data\n\
+         flows_dir: {flows}\n\
+         shutdown:\n  drain_seconds: {drain_seconds}\n\
+         api:\n  keys: [{{name: t, key: ops-test-key}}]\n\
+         queues:\n  - name: Sales_VQ_CB\n\
+         route_points:\n  - number: \"8999\"\n    flow: answer.yaml\n",
+        prompts = repo().join("prompts").display(),
+        flows = repo().join("benches/sip/flows").display(),
+    )
+}
+
+/// The engine binary, its HTTP base URL, SIP UDP address, and every line it printed so far.
+struct Running {
+    child: Child,
+    url: String,
+    sip: SocketAddr,
+    output: Arc<Mutex<Vec<String>>>,
+    _dir: tempfile::TempDir,
+}
+
+impl Running {
+    fn start(drain_seconds: u32) -> Running {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("boomerang.yaml");
+        std::fs::write(&file, config_text(drain_seconds)).unwrap();
+        let mut child = spawn(&file);
+        let output = Arc::new(Mutex::new(Vec::new()));
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        let stdout = child.stdout.take().unwrap();
+        let lines = output.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let plain = strip_ansi(&line);
+                lines.lock().unwrap().push(plain.clone());
+                let _ = tx.send(plain);
+            }
+        });
+        let (mut url, mut sip) = (None, None);
+        while url.is_none() || sip.is_none() {
+            let line = rx
+                .recv_timeout(Duration::from_secs(30))
+                .expect("the engine did not print its listeners");
+            if let Some(u) = line.strip_prefix("boomerang: REST API on ") {
+                url = Some(u.trim().to_string());
+            }
+            if let Some(a) = line.strip_prefix("boomerang: SIP on udp ") {
+                sip = Some(a.trim().parse().unwrap());
+            }
+        }
+        Running {
+            child,
+            url: url.unwrap(),
+            sip: sip.unwrap(),
+            output,
+            _dir: dir,
+        }
+    }
+
+    fn signal(&self, sig: i32) {
+        // SAFETY: kill only sends a signal to our own child process.
+        let rc = unsafe { libc::kill(self.child.id() as i32, sig) };
+        assert_eq!(rc, 0, "kill failed");
+    }
+
+    /// Waits (up to `limit`) for the process to exit; its exit code.
+    async fn exit_code(&mut self, limit: Duration) -> Option<i32> {
+        let until = Instant::now() + limit;
+        while Instant::now() < until {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        None
+    }
+
+    fn lines(&self, needle: &str) -> Vec<String> {
+        self.output
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|l| l.contains(needle))
+            .cloned()
+            .collect()
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn spawn(config: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_boomerang"))
+        .args(["serve", "--config"])
+        .arg(config)
+        .env("RUST_LOG", "warn,boomerang=info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+fn strip_ansi(s: &str) -> String {
+    regex::Regex::new("\x1b\\[[0-9;]*m")
+        .unwrap()
+        .replace_all(s, "")
+        .into_owned()
+}
+
+/// A SIPp caller from `tests/sipp` dialling 8999, running in the background.
+fn sipp_caller(scenario: &str, target: SocketAddr) -> tokio::process::Child {
+    tokio::process::Command::new("sipp")
+        .arg("-sf")
+        .arg(repo().join("tests/sipp").join(scenario))
+        .arg(target.to_string())
+        .args(["-s", "8999", "-m", "1", "-i", "127.0.0.1", "-nostdin"])
+        .args(["-timeout", "40s"])
+        .args(["-p", &common::free_port().to_string()])
+        .args(["-mp", &common::free_port().to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run sipp (apt-get install -y sip-tester): {e}"))
+}
+
+async fn sipp_ok(child: &mut tokio::process::Child, limit: Duration) -> bool {
+    tokio::time::timeout(limit, child.wait())
+        .await
+        .is_ok_and(|s| s.is_ok_and(|s| s.success()))
+}
+
+fn invite(call_id: &str, port: u16) -> String {
+    let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\n";
+    format!(
+        "INVITE sip:8999@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK{call_id}\r\nFrom: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:8999@127.0.0.1>\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\nMax-Forwards: 70\r\nContact: <sip:a@127.0.0.1:{port}>\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    )
+}
+
+/// Sends one INVITE and returns the first final response's text (1xx skipped).
+async fn final_response(target: SocketAddr, call_id: &str) -> Option<String> {
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let port = sock.local_addr().unwrap().port();
+    sock.send_to(invite(call_id, port).as_bytes(), target)
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 65536];
+    let until = tokio::time::Instant::now() + Duration::from_secs(3);
+    while let Ok(Ok((n, _))) = tokio::time::timeout_at(until, sock.recv_from(&mut buf)).await {
+        let text = String::from_utf8_lossy(&buf[..n]).to_string();
+        if !text.starts_with("SIP/2.0 1") {
+            return Some(text);
+        }
+    }
+    None
+}
+
+async fn get(url: &str) -> (u16, serde_json::Value) {
+    let resp = reqwest::get(url).await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or_default())
+}
+
+/// Gives SIPp time to be answered and send its ACK (the call is then up).
+async fn call_up() {
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_and_readiness_answer_without_credentials() {
+    let r = Running::start(30);
+    let (status, body) = get(&format!("{}/healthz", r.url)).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["status"], "alive");
+    let (status, body) = get(&format!("{}/readyz", r.url)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["ready"], true);
+    assert_eq!(body["draining"], false);
+    for check in ["store", "listeners", "flows"] {
+        assert_eq!(body[check], true, "{check}: {body}");
+    }
+    // The rest of the API still wants its key.
+    let (status, _) = get(&format!("{}/openapi.json", r.url)).await;
+    assert_eq!(status, 401);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_drains_live_calls_refuses_new_ones_and_exits_zero() {
+    let mut r = Running::start(30);
+    let mut held = sipp_caller("hold-drain.xml", r.sip);
+    call_up().await;
+    let signalled = Instant::now();
+    r.signal(libc::SIGTERM);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let resp = final_response(r.sip, "after-sigterm")
+        .await
+        .expect("no answer to an INVITE after SIGTERM");
+    assert!(resp.starts_with("SIP/2.0 503 "), "{resp}");
+    assert!(resp.contains("\r\nRetry-After: "), "{resp}");
+    let (status, body) = get(&format!("{}/readyz", r.url)).await;
+    assert_eq!(status, 503, "{body}");
+    assert_eq!(body["draining"], true);
+    let (status, _) = get(&format!("{}/healthz", r.url)).await;
+    assert_eq!(status, 200);
+    let text = scrape(&r.url).await;
+    assert_eq!(
+        value(
+            &text,
+            "boomerang_sip_invites_refused_total{reason=\"draining\"}"
+        ),
+        1.0,
+        "{text}"
+    );
+    // The call in progress ends as its caller decides: the caller's BYE gets its 200.
+    assert!(
+        sipp_ok(&mut held, Duration::from_secs(20)).await,
+        "the call in progress did not finish normally"
+    );
+    // The engine exits 0 once the last call is gone, well before the 30 s drain limit.
+    let code = r.exit_code(Duration::from_secs(15)).await;
+    assert_eq!(code, Some(0), "exit code");
+    assert!(signalled.elapsed() < Duration::from_secs(20));
+    let done = r.lines("shutdown complete");
+    assert_eq!(done.len(), 1, "{:?}", r.output.lock().unwrap());
+    assert!(done[0].contains("calls=1"), "{}", done[0]);
+    assert!(done[0].contains("hung_up=0"), "{}", done[0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_short_drain_the_remaining_call_gets_our_bye() {
+    let mut r = Running::start(1);
+    // SIPp is answered, then waits (up to 20 s) for the engine's BYE and answers it.
+    let mut caller = sipp_caller("silent-caller.xml", r.sip);
+    call_up().await;
+    r.signal(libc::SIGTERM);
+    assert!(
+        sipp_ok(&mut caller, Duration::from_secs(15)).await,
+        "the remaining call received no BYE"
+    );
+    assert_eq!(r.exit_code(Duration::from_secs(15)).await, Some(0));
+    let done = r.lines("shutdown complete");
+    assert_eq!(done.len(), 1, "{:?}", r.output.lock().unwrap());
+    assert!(done[0].contains("hung_up=1"), "{}", done[0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_sigterm_exits_at_once() {
+    let mut r = Running::start(30);
+    let _caller = sipp_caller("silent-caller.xml", r.sip);
+    call_up().await;
+    r.signal(libc::SIGTERM);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Still draining: the call is up and the drain lasts 30 s.
+    assert_eq!(r.child.try_wait().unwrap(), None);
+    let second = Instant::now();
+    r.signal(libc::SIGTERM);
+    let code = r.exit_code(Duration::from_secs(5)).await;
+    assert_eq!(code, Some(1), "exit code after a second SIGTERM");
+    assert!(second.elapsed() < Duration::from_secs(3));
+    assert!(r.lines("shutdown complete").is_empty());
+}
+
+#[test]
+fn check_config_refuses_a_drain_out_of_range() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad =
+        boomerang::config::Config::from_str_in("shutdown:\n  drain_seconds: 90000\n", dir.path())
+            .expect_err("a 25 h drain was accepted");
+    let text = bad.to_string();
+    assert!(text.contains("shutdown.drain_seconds"), "{text}");
+    let ok = boomerang::config::Config::from_str_in(
+        "listeners: {sip_udp: [], sip_tcp: []}\n",
+        dir.path(),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ok.spec.shutdown.drain_seconds, 30);
+}
+
+/// The exposition text of `/metrics`, fetched without credentials.
+async fn scrape(url: &str) -> String {
+    let resp = reqwest::get(format!("{url}/metrics")).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let ctype = resp.headers()["content-type"].to_str().unwrap().to_string();
+    assert!(ctype.starts_with("text/plain"), "{ctype}");
+    resp.text().await.unwrap()
+}
+
+/// The value of the sample `series` (name with its labels as rendered), 0 when absent.
+fn value(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|l| {
+            l.strip_prefix(series)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_scraped_and_counters_move_after_a_sipp_call() {
+    let r = Running::start(30);
+    let before = scrape(&r.url).await;
+    assert!(value(&before, "boomerang_process_resident_memory_bytes") > 1e6);
+    assert!(value(&before, "boomerang_process_open_fds") >= 3.0);
+    let invites = "boomerang_sip_requests_received_total{method=\"INVITE\"}";
+    let byes = "boomerang_sip_requests_received_total{method=\"BYE\"}";
+    let ended = "boomerang_calls_total{route_point=\"8999\",outcome=\"CallerHungUp\"}";
+    let ok_sent = "boomerang_sip_responses_sent_total{class=\"2xx\"}";
+    assert_eq!(value(&before, invites), 0.0);
+    assert_eq!(value(&before, ended), 0.0);
+    let mut caller = sipp_caller("hold-open.xml", r.sip);
+    call_up().await;
+    let during = scrape(&r.url).await;
+    assert_eq!(value(&during, "boomerang_calls_active"), 1.0, "{during}");
+    assert!(
+        sipp_ok(&mut caller, Duration::from_secs(20)).await,
+        "the call failed"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let after = scrape(&r.url).await;
+    assert!(value(&after, invites) >= 1.0, "{after}");
+    assert!(value(&after, byes) >= 1.0, "{after}");
+    assert!(value(&after, ok_sent) >= 2.0, "{after}");
+    assert_eq!(value(&after, ended), 1.0, "{after}");
+    assert_eq!(value(&after, "boomerang_calls_active"), 0.0, "{after}");
+    assert_eq!(
+        value(&after, "boomerang_queue_waiting{queue=\"Sales_VQ_CB\"}"),
+        0.0
+    );
+    for name in [
+        "boomerang_calls_active",
+        "boomerang_queue_waiting",
+        "boomerang_queue_ewt_seconds",
+        "boomerang_agents",
+        "boomerang_callbacks",
+        "boomerang_process_resident_memory_bytes",
+        "boomerang_process_open_fds",
+        "boomerang_http_requests_total",
+        "boomerang_http_rate_limited_total",
+        "boomerang_sip_requests_received_total",
+        "boomerang_sip_responses_sent_total",
+        "boomerang_calls_total",
+    ] {
+        assert!(
+            after.contains(&format!("# TYPE {name} "))
+                || after.contains(&format!("# TYPE {} ", name.trim_end_matches("_total"))),
+            "{name} missing:\n{after}"
+        );
+    }
+    // The two earlier scrapes were counted as HTTP 2xx answers (a scrape is counted once
+    // answered, so not in its own text).
+    assert!(
+        value(&after, "boomerang_http_requests_total{class=\"2xx\"}") >= 2.0,
+        "{after}"
+    );
+}
