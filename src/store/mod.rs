@@ -29,7 +29,7 @@ pub enum StoreError {
     /// The transaction holding this write failed, so nothing in it was stored.
     #[error("the write was not stored: {0}")]
     NotStored(String),
-    /// The writer thread has stopped (the engine is shutting down).
+    /// The writer has stopped (the engine is shutting down, or a commit panicked).
     #[error("the store is closed")]
     Closed,
 }

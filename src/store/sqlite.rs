@@ -1,9 +1,12 @@
 //! The embedded store: SQLite (bundled) in WAL mode with `synchronous=FULL`, easy for an operator
 //! to inspect with the `sqlite3` shell and safe across crashes and power loss.
 //!
-//! Writes go to one writer thread that drains every request waiting in its channel and commits
-//! them in a single transaction (group commit), then acknowledges each: durability costs one
-//! fsync per batch, not per callback. Reads use a small pool of their own connections, which
+//! Writes queue up for one writer task on tokio's blocking pool, started when the first write
+//! arrives and ending once none is left: it drains every request waiting and commits them in a
+//! single transaction (group commit), then acknowledges each, so durability costs one fsync per
+//! batch, not per callback. Being a blocking-pool task (not a thread of its own), a write in
+//! flight keeps a runtime with paused time (`start_paused`, the simulator) from jumping to its
+//! next timer: virtual time cannot pass while a write has not landed. Reads use a small pool of their own connections, which
 //! WAL lets run alongside the writer and each other, so a long read (a deep page, an export)
 //! holds one reader, not every caller's reads.
 //!
@@ -16,8 +19,9 @@
 //! `synchronous=FULL` stays: with group commit the per-commit fsync is shared by the batch, and
 //! `NORMAL` (durable against a process crash, not a power loss) measured no faster.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
@@ -49,9 +53,22 @@ struct Request {
 /// SQLite-backed [`Store`].
 #[derive(Clone)]
 pub struct SqliteStore {
-    tx: mpsc::Sender<Request>,
+    writer: Arc<Writer>,
     readers: Arc<Readers>,
     path: PathBuf,
+}
+
+/// The writes waiting to be committed and the connection that commits them.
+struct Writer {
+    pending: Mutex<Pending>,
+    /// The writer connection and the last row sequence number, used by one drain at a time.
+    conn: Mutex<(Connection, i64)>,
+}
+
+/// Requests not yet taken by the writer task, and whether that task is running.
+struct Pending {
+    queue: VecDeque<Request>,
+    running: bool,
 }
 
 /// The reader connections and a count of the free ones.
@@ -102,12 +119,19 @@ impl SqliteStore {
         let readers = (0..READERS)
             .map(|_| open(&path))
             .collect::<Result<Vec<_>, _>>()?;
-        let (tx, rx) = mpsc::channel::<Request>();
-        std::thread::Builder::new()
-            .name("store-writer".into())
-            .spawn(move || writer_loop(writer, rx))?;
+        let seq: i64 = writer
+            .query_row("SELECT COALESCE(MAX(seq), 0) FROM callbacks", [], |r| {
+                r.get(0)
+            })
+            .unwrap_or(0);
         Ok(SqliteStore {
-            tx,
+            writer: Arc::new(Writer {
+                pending: Mutex::new(Pending {
+                    queue: VecDeque::new(),
+                    running: false,
+                }),
+                conn: Mutex::new((writer, seq)),
+            }),
             readers: Arc::new(Readers {
                 free: Mutex::new(readers),
                 available: tokio::sync::Semaphore::new(READERS),
@@ -123,9 +147,25 @@ impl SqliteStore {
 
     async fn write(&self, write: Write) -> Result<usize, StoreError> {
         let (done, wait) = oneshot::channel();
-        self.tx
-            .send(Request { write, done })
-            .map_err(|_| StoreError::Closed)?;
+        let start = {
+            let mut p = self
+                .writer
+                .pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            p.queue.push_back(Request { write, done });
+            !std::mem::replace(&mut p.running, true)
+        };
+        if start {
+            let mut guard = DrainGuard {
+                writer: self.writer.clone(),
+                armed: true,
+            };
+            tokio::task::spawn_blocking(move || {
+                drain(&guard.writer);
+                guard.disarm();
+            });
+        }
         match wait.await {
             Ok(Ok(n)) => Ok(n),
             Ok(Err(msg)) => Err(StoreError::NotStored(msg)),
@@ -207,21 +247,52 @@ fn private_files(data_dir: &Path) -> Result<(), std::io::Error> {
     Ok(())
 }
 
-fn writer_loop(mut conn: Connection, rx: mpsc::Receiver<Request>) {
-    let mut seq: i64 = conn
-        .query_row("SELECT COALESCE(MAX(seq), 0) FROM callbacks", [], |r| {
-            r.get(0)
-        })
-        .unwrap_or(0);
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(r) => batch.push(r),
-                Err(_) => break,
-            }
+/// Owned by a writer task: if the task panics, or is dropped unrun (its runtime shutting
+/// down), the writes it held fail as [`StoreError::Closed`] and the next write starts afresh.
+struct DrainGuard {
+    writer: Arc<Writer>,
+    armed: bool,
+}
+
+impl DrainGuard {
+    /// The task drained the queue and marked the writer idle itself.
+    fn disarm(&mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for DrainGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            let mut p = self
+                .writer
+                .pending
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            p.running = false;
+            p.queue.clear();
         }
-        let outcome = apply(&mut conn, &batch, &mut seq);
+    }
+}
+
+/// Commits the waiting writes batch after batch until none is left, then marks the writer
+/// idle (under the same lock as the queue, so a write queued meanwhile starts a new drain).
+fn drain(writer: &Writer) {
+    loop {
+        let batch: Vec<Request> = {
+            let mut p = writer.pending.lock().unwrap_or_else(|p| p.into_inner());
+            if p.queue.is_empty() {
+                p.running = false;
+                return;
+            }
+            let n = p.queue.len().min(MAX_BATCH);
+            p.queue.drain(..n).collect()
+        };
+        let outcome = {
+            let mut guard = writer.conn.lock().unwrap_or_else(|p| p.into_inner());
+            let (conn, seq) = &mut *guard;
+            apply(conn, &batch, seq)
+        };
         match outcome {
             Ok(counts) => {
                 for (req, n) in batch.into_iter().zip(counts) {
@@ -559,6 +630,30 @@ mod tests {
             CallbackState::Completed(CompletionReason::Cancelled)
         );
         assert_eq!(got.history.len(), 2);
+    }
+
+    /// Regression: the writer was a thread of its own, so while a commit was in flight a runtime
+    /// with paused time saw itself idle and jumped to its next timer: virtual time passed before
+    /// the write landed (the flaky "never completed" callback lifecycle scenarios).
+    #[tokio::test(start_paused = true)]
+    async fn paused_time_does_not_pass_while_a_write_is_in_flight() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        // A task with a timer every millisecond: the next timer auto-advance would jump to.
+        let ticker = tokio::spawn(async {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+            }
+        });
+        for i in 0..20 {
+            let before = tokio::time::Instant::now();
+            store
+                .save_callbacks(vec![rec(&format!("+3361000{i:04}"), t0())])
+                .await
+                .unwrap();
+            assert_eq!(tokio::time::Instant::now(), before, "write {i}");
+        }
+        ticker.abort();
     }
 
     #[tokio::test]
