@@ -140,12 +140,15 @@ impl std::io::Write for Capture {
 /// Captures the engine's logs (flow traces at debug, call-in attempts at info) for
 /// [`log_lines`]; safe to call from every test.
 pub fn capture_logs() {
+    capture_logs_with("warn,boomerang::engine::sip=debug,boomerang::callin=info");
+}
+
+/// As [`capture_logs`] with the binary's own `filter` (the first call in a binary wins).
+pub fn capture_logs_with(filter: &str) {
     LOGS.get_or_init(|| {
         let buf: &'static Mutex<Vec<u8>> = Box::leak(Box::new(Mutex::new(Vec::new())));
         let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(
-                "warn,boomerang::engine::sip=debug,boomerang::callin=info",
-            ))
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
             .with_ansi(false)
             .with_writer(move || Capture(buf))
             .try_init();
@@ -214,3 +217,55 @@ pub fn alice_credentials() -> [&'static str; 4] {
 
 /// Alice's SIP password in the shipped boomerang.yaml.
 pub const ALICE_PASSWORD: &str = "alice-1001";
+
+/// The demo engine (shipped configuration with `edit` applied, on loopback ports, system
+/// clock) with its store in a fresh temporary directory: the guard comes first, so that it is
+/// dropped after the engine.
+pub async fn start_demo_engine(
+    edit: impl FnOnce(String) -> String,
+) -> (tempfile::TempDir, boomerang::engine::Engine) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let config = boomerang::config::Config::from_str_in(&demo_config_text(edit), dir.path())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let engine = boomerang::engine::Engine::start(
+        std::sync::Arc::new(config),
+        boomerang::clock::SystemClock::shared(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("engine start: {e}"));
+    (dir, engine)
+}
+
+/// Polls a callback every 10 ms, `tries` times at most, until it is in `state`; whether it got
+/// there.
+pub async fn until_state(
+    engine: &boomerang::engine::Engine,
+    id: uuid::Uuid,
+    state: boomerang::callback::model::CallbackState,
+    tries: u32,
+) -> bool {
+    for _ in 0..tries {
+        if engine.callbacks.get(id).await.ok().map(|r| r.state) == Some(state) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
+}
+
+/// An engine started on `yaml` written to `dir`/boomerang.yaml (as `serve --config` reads it),
+/// on `clock`; with the base URL of its HTTP listener.
+pub async fn start_engine_from_file(
+    dir: &Path,
+    yaml: String,
+    clock: boomerang::clock::SharedClock,
+) -> (boomerang::engine::Engine, String) {
+    let file = dir.join("boomerang.yaml");
+    std::fs::write(&file, yaml).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    let cfg = boomerang::config::Config::load(&file).unwrap_or_else(|e| panic!("{e}"));
+    let e = boomerang::engine::Engine::start(std::sync::Arc::new(cfg), clock)
+        .await
+        .unwrap_or_else(|e| panic!("engine start: {e}"));
+    let url = format!("http://{}", e.http_addr);
+    (e, url)
+}
