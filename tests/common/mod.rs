@@ -102,14 +102,26 @@ pub async fn sipp_succeeded(child: &mut tokio::process::Child, who: &str) {
 
 /// Registers agent alice's phone (SIP user 1001) at `contact` with the engine at `target`.
 pub async fn register_alice(target: SocketAddr, contact: &str) {
+    sipp_register(
+        &repo().join("tests/sipp/agent-register.xml"),
+        target,
+        contact,
+        &alice_credentials(),
+    )
+    .await;
+}
+
+/// Runs a SIPp REGISTER `scenario` (with `extra` arguments, e.g. credentials) against
+/// `target` for a phone at `contact`, and asserts it succeeded.
+pub async fn sipp_register(scenario: &Path, target: SocketAddr, contact: &str, extra: &[&str]) {
     let out = tokio::process::Command::new("sipp")
         .arg("-sf")
-        .arg(repo().join("tests/sipp/agent-register.xml"))
+        .arg(scenario)
         .arg(target.to_string())
         .args(["-m", "1", "-i", "127.0.0.1", "-nostdin", "-timeout", "20s"])
         .args(["-p", &free_port().to_string()])
         .args(["-set", "contact", contact])
-        .args(alice_credentials())
+        .args(extra)
         .output()
         .await
         .unwrap_or_else(|e| panic!("cannot run sipp: {e}"));
@@ -268,4 +280,21 @@ pub async fn start_engine_from_file(
         .unwrap_or_else(|e| panic!("engine start: {e}"));
     let url = format!("http://{}", e.http_addr);
     (e, url)
+}
+
+/// A SIPp caller from `tests/sipp` dialling 8999, running in the background.
+pub fn sipp_caller(scenario: &str, target: SocketAddr) -> tokio::process::Child {
+    tokio::process::Command::new("sipp")
+        .arg("-sf")
+        .arg(repo().join("tests/sipp").join(scenario))
+        .arg(target.to_string())
+        .args(["-s", "8999", "-m", "1", "-i", "127.0.0.1", "-nostdin"])
+        .args(["-timeout", "40s"])
+        .args(["-p", &free_port().to_string()])
+        .args(["-mp", &free_port().to_string()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run sipp (apt-get install -y sip-tester): {e}"))
 }
