@@ -384,7 +384,14 @@ async fn register_carol(target: SocketAddr, contact: &str) {
         .replace("1001", "1003");
     let path = dir.path().join("register.xml");
     std::fs::write(&path, xml).expect("write scenario");
-    common::sipp_register(&path, target, contact, &[]).await;
+    // Carol's demo password (REGISTER is authenticated by default).
+    common::sipp_register(
+        &path,
+        target,
+        contact,
+        &["-au", "1003", "-ap", "carol-1003"],
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
