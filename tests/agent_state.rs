@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use boomerang::api::admin::auth::hash_password;
 use boomerang::callback::model::CompletionReason;
-use boomerang::clock::SystemClock;
 use boomerang::config::Config;
 use boomerang::engine::Engine;
 use boomerang::routing::StateKind;
@@ -34,18 +33,13 @@ async fn engine(edit: impl FnOnce(String) -> String) -> Running {
     let agent_port = common::free_port();
     let trunk = common::sipp_server("customer-answers.xml", trunk_port, 1);
     let phone = common::sipp_server("agent-answers.xml", agent_port, 1);
-    let dir = tempfile::tempdir().expect("temporary directory");
     let hash = hash_password(ADMIN_PASSWORD).expect("hash");
-    let text = common::demo_config_text(|t| {
+    let (dir, engine) = common::start_demo_engine(|t| {
         let t = t.replace("port: 5080", &format!("port: {trunk_port}"));
         edit(format!(
             "{t}\nadmin:\n  users:\n    - {{name: root, password_hash: '{hash}', roles: [Administrator]}}\n"
         ))
-    });
-    let config = Config::from_str_in(&text, dir.path()).unwrap_or_else(|e| panic!("{e}"));
-    let engine = Engine::start(Arc::new(config), SystemClock::shared())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    }).await;
     Running {
         engine,
         trunk,

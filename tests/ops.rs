@@ -153,18 +153,7 @@ fn invite(call_id: &str, port: u16) -> String {
 async fn final_response(target: SocketAddr, call_id: &str) -> Option<String> {
     let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let port = sock.local_addr().unwrap().port();
-    sock.send_to(invite(call_id, port).as_bytes(), target)
-        .await
-        .unwrap();
-    let mut buf = vec![0u8; 65536];
-    let until = tokio::time::Instant::now() + Duration::from_secs(3);
-    while let Ok(Ok((n, _))) = tokio::time::timeout_at(until, sock.recv_from(&mut buf)).await {
-        let text = String::from_utf8_lossy(&buf[..n]).to_string();
-        if !text.starts_with("SIP/2.0 1") {
-            return Some(text);
-        }
-    }
-    None
+    common::final_response_on(&sock, target, invite(call_id, port).as_bytes()).await
 }
 
 async fn get(url: &str) -> (u16, serde_json::Value) {

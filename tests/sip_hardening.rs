@@ -58,16 +58,7 @@ fn invite(call_id: &str, port: u16) -> String {
 /// Sends one datagram and returns the first final response's text (1xx skipped).
 async fn final_response(target: SocketAddr, bytes: &[u8]) -> Option<String> {
     let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    sock.send_to(bytes, target).await.unwrap();
-    let mut buf = vec![0u8; 65536];
-    let until = tokio::time::Instant::now() + Duration::from_secs(3);
-    while let Ok(Ok((n, _))) = tokio::time::timeout_at(until, sock.recv_from(&mut buf)).await {
-        let text = String::from_utf8_lossy(&buf[..n]).to_string();
-        if !text.starts_with("SIP/2.0 1") {
-            return Some(text);
-        }
-    }
-    None
+    common::final_response_on(&sock, target, bytes).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -309,16 +300,7 @@ async fn a_caller_who_cancels_frees_its_setup_slot() {
     common::capture_logs();
     // The demo configuration with a route point whose flow queues without answering, and
     // room for one call being set up.
-    let flows = tempfile::tempdir().unwrap();
-    for f in std::fs::read_dir(repo().join("ivr-flows")).unwrap() {
-        let f = f.unwrap().path();
-        std::fs::copy(&f, flows.path().join(f.file_name().unwrap())).unwrap();
-    }
-    std::fs::write(
-        flows.path().join("ringing-queue.yaml"),
-        "application: ringing-queue\ntype: default\nassisted_service:\n  - type: route_call\n    queue: Sales_VQ\n    timeout_seconds: 600\n",
-    )
-    .unwrap();
+    let flows = common::flows_with_ringing_queue();
     let flows_dir = flows.path().display().to_string();
     let text = common::demo_config_text(move |t| {
         t.replace(

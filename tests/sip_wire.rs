@@ -247,16 +247,7 @@ async fn queued_callback_is_dialled_through_the_trunk_and_bridged_to_the_registe
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn caller_who_cancels_while_queued_unanswered_gets_487_and_leaves_the_queue() {
     // A route point whose flow queues without music: the call rings until an agent comes.
-    let flows = tempfile::tempdir().unwrap();
-    for f in std::fs::read_dir(repo().join("ivr-flows")).unwrap() {
-        let f = f.unwrap().path();
-        std::fs::copy(&f, flows.path().join(f.file_name().unwrap())).unwrap();
-    }
-    std::fs::write(
-        flows.path().join("ringing-queue.yaml"),
-        "application: ringing-queue\ntype: default\nassisted_service:\n  - type: route_call\n    queue: Sales_VQ\n    timeout_seconds: 600\n",
-    )
-    .unwrap();
+    let flows = common::flows_with_ringing_queue();
     let dir = flows.path().display().to_string();
     let r = engine_with(move |t| {
         t.replace(

@@ -298,3 +298,41 @@ pub fn sipp_caller(scenario: &str, target: SocketAddr) -> tokio::process::Child 
         .spawn()
         .unwrap_or_else(|e| panic!("cannot run sipp (apt-get install -y sip-tester): {e}"))
 }
+
+/// Sends `bytes` from `sock` to `target` and returns the first final response's text (1xx
+/// skipped), or `None` after 3 s.
+pub async fn final_response_on(
+    sock: &tokio::net::UdpSocket,
+    target: SocketAddr,
+    bytes: &[u8],
+) -> Option<String> {
+    sock.send_to(bytes, target)
+        .await
+        .unwrap_or_else(|e| panic!("send: {e}"));
+    let mut buf = vec![0u8; 65536];
+    let until = tokio::time::Instant::now() + Duration::from_secs(3);
+    while let Ok(Ok((n, _))) = tokio::time::timeout_at(until, sock.recv_from(&mut buf)).await {
+        let text = String::from_utf8_lossy(&buf[..n]).to_string();
+        if !text.starts_with("SIP/2.0 1") {
+            return Some(text);
+        }
+    }
+    None
+}
+
+/// A copy of the repository's flows plus `ringing-queue.yaml`, a flow that queues in Sales_VQ
+/// without answering (the call rings until an agent comes).
+pub fn flows_with_ringing_queue() -> tempfile::TempDir {
+    let flows = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    for f in std::fs::read_dir(repo().join("ivr-flows")).unwrap_or_else(|e| panic!("{e}")) {
+        let f = f.unwrap_or_else(|e| panic!("{e}")).path();
+        std::fs::copy(&f, flows.path().join(f.file_name().unwrap_or_default()))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    std::fs::write(
+        flows.path().join("ringing-queue.yaml"),
+        "application: ringing-queue\ntype: default\nassisted_service:\n  - type: route_call\n    queue: Sales_VQ\n    timeout_seconds: 600\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    flows
+}
