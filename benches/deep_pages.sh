@@ -8,9 +8,8 @@
 set -eu
 cd "$(dirname "$0")/.."
 loop=${1:-10}
-bin=${BIN:-target/release/boomerang}
-[ -x "$bin" ] || bin=target/debug/boomerang
-[ -x "$bin" ] || cargo build --bin boomerang
+. benches/lib.sh
+bin=$(engine_bin)
 work=$(mktemp -d)
 engine=
 trap '[ -n "$engine" ] && kill $engine 2>/dev/null; rm -rf "$work"' EXIT
@@ -60,7 +59,7 @@ PY
 
 run() { # run LABEL BINARY
     cp -r "$work/seed" "$work/$1"
-    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    port=$(free_port)
     cat >"$work/$1.yaml" <<YAML
 listeners: {http: "127.0.0.1:$port", sip_udp: [], sip_tcp: []}
 store: {data_dir: "$work/$1"}
@@ -68,12 +67,7 @@ api: {keys: [{name: b, key: bench-key}], rate_limit_per_second: 100000}
 admin: {users: [{name: bench, password_hash: '$hash', roles: [Administrator]}]}
 queues: [{name: Sales_VQ_CB}]
 YAML
-    RUST_LOG=error "$2" serve --config "$work/$1.yaml" >"$work/$1.log" 2>&1 &
-    engine=$!
-    for _ in $(seq 600); do
-        python3 -c "import socket; socket.create_connection(('127.0.0.1',$port),1)" 2>/dev/null && break
-        sleep 0.1
-    done
+    start_engine "$2" "$work/$1.yaml" "$port" 600
     printf '%-7s %s\n' "$1" "$(python3 benches/http/deep_pages.py "$port" "$engine" "$password" "$loop")"
     kill $engine; wait $engine 2>/dev/null || true
     engine=

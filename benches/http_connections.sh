@@ -10,26 +10,20 @@ set -eu
 cd "$(dirname "$0")/.."
 n=${1:-19000}
 hold=${2:-12}
-bin=${BIN:-target/release/boomerang}
-[ -x "$bin" ] || bin=target/debug/boomerang
-[ -x "$bin" ] || cargo build --bin boomerang
+. benches/lib.sh
+bin=$(engine_bin)
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 work=$(mktemp -d)
 trap 'kill $engine 2>/dev/null || true; rm -rf "$work"' EXIT
 
 run() { # run LABEL API-SETTINGS
-    port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    port=$(free_port)
     cat >"$work/$1.yaml" <<YAML
 listeners: {http: "127.0.0.1:$port", sip_udp: [], sip_tcp: []}
 store: {data_dir: "$work/$1"}
 api: {$2}
 YAML
-    RUST_LOG=error "$bin" serve --config "$work/$1.yaml" >"$work/$1.log" 2>&1 &
-    engine=$!
-    for _ in $(seq 100); do
-        python3 -c "import socket; socket.create_connection(('127.0.0.1',$port),1)" 2>/dev/null && break
-        sleep 0.1
-    done
+    start_engine "$bin" "$work/$1.yaml" "$port"
     base=$(awk '/VmRSS/{print $2}' /proc/$engine/status)
     held=$(python3 benches/http/hold_connections.py "$port" "$n" "$hold" "$engine")
     sleep 6

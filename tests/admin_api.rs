@@ -2,12 +2,12 @@
 //! the engine's clock, roles and per-queue read permission, and the route table closed to
 //! anonymous callers.
 
+mod common;
+
 use std::path::Path;
-use std::sync::Arc;
 
 use boomerang::api::admin::auth::hash_password;
 use boomerang::clock::{ManualClock, SharedClock};
-use boomerang::config::Config;
 use boomerang::engine::Engine;
 use chrono::{DateTime, TimeDelta, Utc};
 use reqwest::Method;
@@ -49,12 +49,7 @@ queues:
   - {{name: Service_VQ_CB}}
 "
     );
-    let file = dir.join("boomerang.yaml");
-    std::fs::write(&file, yaml).unwrap();
-    let cfg = Config::load(&file).unwrap_or_else(|e| panic!("{e}"));
-    let e = Engine::start(Arc::new(cfg), clock).await.unwrap();
-    let url = format!("http://{}", e.http_addr);
-    (e, url)
+    common::start_engine_from_file(dir, yaml, clock).await
 }
 
 async fn call(method: Method, url: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {

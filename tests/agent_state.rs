@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use boomerang::api::admin::auth::hash_password;
 use boomerang::callback::model::CompletionReason;
-use boomerang::clock::SystemClock;
 use boomerang::config::Config;
 use boomerang::engine::Engine;
 use boomerang::routing::StateKind;
@@ -34,18 +33,13 @@ async fn engine(edit: impl FnOnce(String) -> String) -> Running {
     let agent_port = common::free_port();
     let trunk = common::sipp_server("customer-answers.xml", trunk_port, 1);
     let phone = common::sipp_server("agent-answers.xml", agent_port, 1);
-    let dir = tempfile::tempdir().expect("temporary directory");
     let hash = hash_password(ADMIN_PASSWORD).expect("hash");
-    let text = common::demo_config_text(|t| {
+    let (dir, engine) = common::start_demo_engine(|t| {
         let t = t.replace("port: 5080", &format!("port: {trunk_port}"));
         edit(format!(
             "{t}\nadmin:\n  users:\n    - {{name: root, password_hash: '{hash}', roles: [Administrator]}}\n"
         ))
-    });
-    let config = Config::from_str_in(&text, dir.path()).unwrap_or_else(|e| panic!("{e}"));
-    let engine = Engine::start(Arc::new(config), SystemClock::shared())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    }).await;
     Running {
         engine,
         trunk,
@@ -157,18 +151,13 @@ async fn an_agent_set_not_ready_during_a_call_is_not_ready_when_it_ends() {
 async fn an_agent_whose_phone_unregisters_during_a_call_is_logged_out_when_it_ends() {
     let mut r = engine(|t| t).await;
     let id = r.alice_on_a_call().await;
-    let out = tokio::process::Command::new("sipp")
-        .arg("-sf")
-        .arg(common::repo().join("tests/sipp/agent-unregister.xml"))
-        .arg(r.engine.sip.udp[0].to_string())
-        .args(["-m", "1", "-i", "127.0.0.1", "-nostdin", "-timeout", "20s"])
-        .args(["-p", &common::free_port().to_string()])
-        .args(["-set", "contact", &format!("127.0.0.1:{}", r.agent_port)])
-        .args(common::alice_credentials())
-        .output()
-        .await
-        .expect("sipp");
-    assert!(out.status.success(), "{}", common::sipp_report(&out));
+    common::sipp_register(
+        &common::repo().join("tests/sipp/agent-unregister.xml"),
+        r.engine.sip.udp[0],
+        &format!("127.0.0.1:{}", r.agent_port),
+        &common::alice_credentials(),
+    )
+    .await;
     assert_eq!(r.alice(), StateKind::Busy, "the call goes on");
     r.call_ends(id).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -236,18 +225,13 @@ async fn state_changes_that_change_nothing_log_no_warning() {
         .admin("/agents/alice/state", json!({"state": "logged_out"}))
         .await;
     assert_eq!(status, 200, "{v}");
-    let out = tokio::process::Command::new("sipp")
-        .arg("-sf")
-        .arg(common::repo().join("tests/sipp/agent-unregister.xml"))
-        .arg(r.engine.sip.udp[0].to_string())
-        .args(["-m", "1", "-i", "127.0.0.1", "-nostdin", "-timeout", "20s"])
-        .args(["-p", &common::free_port().to_string()])
-        .args(["-set", "contact", "127.0.0.1:9"])
-        .args(common::alice_credentials())
-        .output()
-        .await
-        .expect("sipp");
-    assert!(out.status.success(), "{}", common::sipp_report(&out));
+    common::sipp_register(
+        &common::repo().join("tests/sipp/agent-unregister.xml"),
+        r.engine.sip.udp[0],
+        "127.0.0.1:9",
+        &common::alice_credentials(),
+    )
+    .await;
     assert_eq!(r.alice(), StateKind::LoggedOut);
     let warnings: Vec<String> = common::log_lines(&["WARN", "alice"]);
     assert!(warnings.is_empty(), "{warnings:?}");

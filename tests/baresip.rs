@@ -2,25 +2,15 @@
 //! audio it receives dumped to a WAV by its sndfile module), dials route point 8000, hears the
 //! welcome prompt, and presses 1 twice as in-band tones; the engine books its callback.
 
-use std::net::UdpSocket;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
 use std::time::Duration;
 
-use boomerang::clock::SystemClock;
-use boomerang::config::Config;
-use boomerang::engine::Engine;
+mod common;
+use common::{free_port, repo};
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// The demo configuration without a SIP/TCP listener (baresip calls over UDP).
+fn no_tcp(text: String) -> String {
+    text.replace("sip_tcp: [\"0.0.0.0:5060\"]", "sip_tcp: []")
 }
 
 /// 3 s of silence, key 1 (697 + 1209 Hz, 200 ms), 2.5 s, key 1 again, then silence.
@@ -90,24 +80,7 @@ fn best_correlation(hay: &[f64], needle: &[f64]) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn baresip_hears_the_welcome_and_books_a_callback_with_in_band_keys() {
-    let dir = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(repo().join("boomerang.yaml"))
-        .unwrap()
-        .replace("sip_udp: [\"0.0.0.0:5060\"]", "sip_udp: [\"127.0.0.1:0\"]")
-        .replace("sip_tcp: [\"0.0.0.0:5060\"]", "sip_tcp: []")
-        .replace("http: \"0.0.0.0:8080\"", "http: \"127.0.0.1:0\"")
-        .replace(
-            "flows_dir: ivr-flows",
-            &format!("flows_dir: {}", repo().join("ivr-flows").display()),
-        )
-        .replace(
-            "prompts_dir: prompts",
-            &format!("prompts_dir: {}", repo().join("prompts").display()),
-        );
-    let config = Config::from_str_in(&text, dir.path()).unwrap_or_else(|e| panic!("{e}"));
-    let engine = Engine::start(Arc::new(config), SystemClock::shared())
-        .await
-        .unwrap();
+    let (dir, engine) = common::start_demo_engine(no_tcp).await;
     let target = engine.sip.udp[0];
 
     let conf = dir.path().join("baresip");
@@ -175,24 +148,7 @@ async fn baresip_hears_the_welcome_and_books_a_callback_with_in_band_keys() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn baresip_registers_alice_with_the_demo_password_as_the_readme_shows() {
     use boomerang::routing::StateKind;
-    let dir = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(repo().join("boomerang.yaml"))
-        .unwrap()
-        .replace("sip_udp: [\"0.0.0.0:5060\"]", "sip_udp: [\"127.0.0.1:0\"]")
-        .replace("sip_tcp: [\"0.0.0.0:5060\"]", "sip_tcp: []")
-        .replace("http: \"0.0.0.0:8080\"", "http: \"127.0.0.1:0\"")
-        .replace(
-            "flows_dir: ivr-flows",
-            &format!("flows_dir: {}", repo().join("ivr-flows").display()),
-        )
-        .replace(
-            "prompts_dir: prompts",
-            &format!("prompts_dir: {}", repo().join("prompts").display()),
-        );
-    let config = Config::from_str_in(&text, dir.path()).unwrap_or_else(|e| panic!("{e}"));
-    let engine = Engine::start(Arc::new(config), SystemClock::shared())
-        .await
-        .unwrap();
+    let (dir, engine) = common::start_demo_engine(no_tcp).await;
     let target = engine.sip.udp[0];
     let conf = dir.path().join("baresip");
     std::fs::create_dir_all(&conf).unwrap();

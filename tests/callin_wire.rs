@@ -384,21 +384,14 @@ async fn register_carol(target: SocketAddr, contact: &str) {
         .replace("1001", "1003");
     let path = dir.path().join("register.xml");
     std::fs::write(&path, xml).expect("write scenario");
-    let out = tokio::process::Command::new("sipp")
-        .arg("-sf")
-        .arg(&path)
-        .arg(target.to_string())
-        .args(["-m", "1", "-i", "127.0.0.1", "-nostdin", "-timeout", "20s"])
-        .args(["-p", &common::free_port().to_string()])
-        .args(["-set", "contact", contact])
-        .output()
-        .await
-        .unwrap_or_else(|e| panic!("cannot run sipp: {e}"));
-    assert!(
-        out.status.success(),
-        "REGISTER failed: {}",
-        common::sipp_report(&out)
-    );
+    // Carol's demo password (REGISTER is authenticated by default).
+    common::sipp_register(
+        &path,
+        target,
+        contact,
+        &["-au", "1003", "-ap", "carol-1003"],
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

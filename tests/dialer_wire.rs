@@ -5,13 +5,10 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use boomerang::callback::model::{CallbackState, CompletionReason};
 use boomerang::clock::{Clock, SystemClock};
-use boomerang::config::Config;
-use boomerang::engine::Engine;
 use boomerang::routing::{StateKind, Waiting};
 use uuid::Uuid;
 
@@ -23,25 +20,13 @@ async fn the_agent_is_free_while_the_customer_rings_and_the_answered_customer_ge
     let agent_port = common::free_port();
     let mut trunk = common::sipp_server("customer-rings-then-answers.xml", trunk_port, 1);
     let mut phone = common::sipp_server("agent-answers.xml", agent_port, 1);
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let text =
-        common::demo_config_text(|t| t.replace("port: 5080", &format!("port: {trunk_port}")));
-    let config = Config::from_str_in(&text, dir.path()).unwrap_or_else(|e| panic!("{e}"));
-    let engine = Engine::start(Arc::new(config), SystemClock::shared())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (_dir, engine) =
+        common::start_demo_engine(|t| t.replace("port: 5080", &format!("port: {trunk_port}")))
+            .await;
     let rec = common::book_callback(&engine, "Sales_VQ_CB", "+33612345678").await;
     // Alice's phone registers: she is ready and her readiness triggers the dial.
     common::register_alice(engine.sip.udp[0], &format!("127.0.0.1:{agent_port}")).await;
-    let mut routing = false;
-    for _ in 0..200 {
-        if engine.callbacks.get(rec.id).await.ok().map(|r| r.state) == Some(CallbackState::Routing)
-        {
-            routing = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let routing = common::until_state(&engine, rec.id, CallbackState::Routing, 200).await;
     assert!(routing, "the callback was never dialled");
     // The customer's phone rings for three seconds: alice is Ready, not reserved, and an
     // inbound caller on the sales line is given her at once.
@@ -92,15 +77,11 @@ async fn the_agent_is_free_while_the_customer_rings_and_the_answered_customer_ge
 async fn a_customer_who_never_confirms_completes_as_not_confirmed() {
     let trunk_port = common::free_port();
     let mut trunk = common::sipp_server("customer-silent.xml", trunk_port, 1);
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let text = common::demo_config_text(|t| {
+    let (_dir, engine) = common::start_demo_engine(|t| {
         t.replace("port: 5080", &format!("port: {trunk_port}"))
             + "\napi:\n  keys: [{name: t, key: wire-key}]\n"
-    });
-    let config = Config::from_str_in(&text, dir.path()).unwrap_or_else(|e| panic!("{e}"));
-    let engine = Engine::start(Arc::new(config), SystemClock::shared())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    })
+    .await;
     let url = format!("http://{}/engagement/v3/callbacks", engine.http_addr);
     let client = reqwest::Client::new();
     let v: serde_json::Value = client
@@ -151,18 +132,14 @@ async fn an_administrator_can_cancel_a_callback_in_processing() {
     let agent_port = common::free_port();
     let _trunk = common::sipp_server("customer-answers.xml", trunk_port, 1);
     let _phone = common::sipp_server("agent-answers.xml", agent_port, 1);
-    let dir = tempfile::tempdir().expect("temporary directory");
     let hash = boomerang::api::admin::auth::hash_password("pw-root").unwrap();
-    let text = common::demo_config_text(|t| {
+    let (_dir, engine) = common::start_demo_engine(|t| {
         t.replace("port: 5080", &format!("port: {trunk_port}"))
             + &format!(
                 "\napi:\n  keys: [{{name: t, key: wire-key}}]\nadmin:\n  users:\n    - {{name: root, password_hash: '{hash}', roles: [Administrator]}}\n"
             )
-    });
-    let config = Config::from_str_in(&text, dir.path()).unwrap_or_else(|e| panic!("{e}"));
-    let engine = Engine::start(Arc::new(config), SystemClock::shared())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    })
+    .await;
     let base = format!("http://{}", engine.http_addr);
     let client = reqwest::Client::new();
     let login: serde_json::Value = client
@@ -177,16 +154,7 @@ async fn an_administrator_can_cancel_a_callback_in_processing() {
     let token = login["data"]["accessToken"].as_str().unwrap().to_string();
     let rec = common::book_callback(&engine, "Sales_VQ_CB", "+33612345678").await;
     common::register_alice(engine.sip.udp[0], &format!("127.0.0.1:{agent_port}")).await;
-    let mut processing = false;
-    for _ in 0..400 {
-        if engine.callbacks.get(rec.id).await.ok().map(|r| r.state)
-            == Some(CallbackState::Processing)
-        {
-            processing = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let processing = common::until_state(&engine, rec.id, CallbackState::Processing, 400).await;
     assert!(processing, "the customer was never bridged");
     let app = client
         .post(format!("{base}/engagement/v3/callbacks/cancel"))

@@ -3,12 +3,12 @@
 //! account under guessing, connections that time out and are capped per address, and deep
 //! callback pages that stay cheap.
 
+mod common;
+
 use std::path::Path;
-use std::sync::Arc;
 
 use boomerang::api::admin::auth::hash_password;
 use boomerang::clock::{ManualClock, SharedClock};
-use boomerang::config::Config;
 use boomerang::engine::Engine;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
@@ -46,12 +46,7 @@ queues:
 ",
         data = dir.join("data").display()
     );
-    let file = dir.join("boomerang.yaml");
-    std::fs::write(&file, yaml).unwrap();
-    let cfg = Config::load(&file).unwrap_or_else(|e| panic!("{e}"));
-    let e = Engine::start(Arc::new(cfg), clock).await.unwrap();
-    let url = format!("http://{}", e.http_addr);
-    (e, url)
+    common::start_engine_from_file(dir, yaml, clock).await
 }
 
 fn manual() -> (ManualClock, SharedClock) {

@@ -135,23 +135,6 @@ fn strip_ansi(s: &str) -> String {
         .into_owned()
 }
 
-/// A SIPp caller from `tests/sipp` dialling 8999, running in the background.
-fn sipp_caller(scenario: &str, target: SocketAddr) -> tokio::process::Child {
-    tokio::process::Command::new("sipp")
-        .arg("-sf")
-        .arg(repo().join("tests/sipp").join(scenario))
-        .arg(target.to_string())
-        .args(["-s", "8999", "-m", "1", "-i", "127.0.0.1", "-nostdin"])
-        .args(["-timeout", "40s"])
-        .args(["-p", &common::free_port().to_string()])
-        .args(["-mp", &common::free_port().to_string()])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run sipp (apt-get install -y sip-tester): {e}"))
-}
-
 async fn sipp_ok(child: &mut tokio::process::Child, limit: Duration) -> bool {
     tokio::time::timeout(limit, child.wait())
         .await
@@ -170,18 +153,7 @@ fn invite(call_id: &str, port: u16) -> String {
 async fn final_response(target: SocketAddr, call_id: &str) -> Option<String> {
     let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let port = sock.local_addr().unwrap().port();
-    sock.send_to(invite(call_id, port).as_bytes(), target)
-        .await
-        .unwrap();
-    let mut buf = vec![0u8; 65536];
-    let until = tokio::time::Instant::now() + Duration::from_secs(3);
-    while let Ok(Ok((n, _))) = tokio::time::timeout_at(until, sock.recv_from(&mut buf)).await {
-        let text = String::from_utf8_lossy(&buf[..n]).to_string();
-        if !text.starts_with("SIP/2.0 1") {
-            return Some(text);
-        }
-    }
-    None
+    common::final_response_on(&sock, target, invite(call_id, port).as_bytes()).await
 }
 
 async fn get(url: &str) -> (u16, serde_json::Value) {
@@ -216,7 +188,7 @@ async fn health_and_readiness_answer_without_credentials() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_live_calls_refuses_new_ones_and_exits_zero() {
     let mut r = Running::start(30);
-    let mut held = sipp_caller("hold-drain.xml", r.sip);
+    let mut held = common::sipp_caller("hold-drain.xml", r.sip);
     call_up().await;
     let signalled = Instant::now();
     r.signal(libc::SIGTERM);
@@ -259,7 +231,7 @@ async fn sigterm_drains_live_calls_refuses_new_ones_and_exits_zero() {
 async fn after_a_short_drain_the_remaining_call_gets_our_bye() {
     let mut r = Running::start(1);
     // SIPp is answered, then waits (up to 20 s) for the engine's BYE and answers it.
-    let mut caller = sipp_caller("silent-caller.xml", r.sip);
+    let mut caller = common::sipp_caller("silent-caller.xml", r.sip);
     call_up().await;
     r.signal(libc::SIGTERM);
     assert!(
@@ -275,7 +247,7 @@ async fn after_a_short_drain_the_remaining_call_gets_our_bye() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_second_sigterm_exits_at_once() {
     let mut r = Running::start(30);
-    let _caller = sipp_caller("silent-caller.xml", r.sip);
+    let _caller = common::sipp_caller("silent-caller.xml", r.sip);
     call_up().await;
     r.signal(libc::SIGTERM);
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -339,7 +311,7 @@ async fn metrics_are_scraped_and_counters_move_after_a_sipp_call() {
     let ok_sent = "boomerang_sip_responses_sent_total{class=\"2xx\"}";
     assert_eq!(value(&before, invites), 0.0);
     assert_eq!(value(&before, ended), 0.0);
-    let mut caller = sipp_caller("hold-open.xml", r.sip);
+    let mut caller = common::sipp_caller("hold-open.xml", r.sip);
     call_up().await;
     let during = scrape(&r.url).await;
     assert_eq!(value(&during, "boomerang_calls_active"), 1.0, "{during}");

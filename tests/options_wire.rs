@@ -3,20 +3,9 @@
 
 mod common;
 
-use std::sync::Arc;
-
-use boomerang::clock::SystemClock;
-use boomerang::config::Config;
-use boomerang::engine::Engine;
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn options_to_a_number_that_is_not_a_route_point_gets_404_and_the_engine_itself_200() {
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let text = common::demo_config_text(|t| t);
-    let config = Config::from_str_in(&text, dir.path()).unwrap_or_else(|e| panic!("{e}"));
-    let engine = Engine::start(Arc::new(config), SystemClock::shared())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (_dir, engine) = common::start_demo_engine(|t| t).await;
     let sip = engine.sip.udp[0];
     let scenario = |name: &str| common::repo().join("tests/sipp").join(name);
     let out = common::sipp_client(&scenario("options-not-found.xml"), sip, &[]).await;

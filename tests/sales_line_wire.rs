@@ -4,25 +4,16 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use boomerang::clock::SystemClock;
-use boomerang::config::Config;
-use boomerang::engine::Engine;
 use boomerang::routing::StateKind;
 use uuid::Uuid;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_caller_with_a_ready_agent_is_connected_at_once_without_an_offer() {
     common::capture_logs();
-    let dir = tempfile::tempdir().expect("temporary directory");
-    let text = common::demo_config_text(|t| t);
-    let config = Config::from_str_in(&text, dir.path()).unwrap_or_else(|e| panic!("{e}"));
     // The sales queues are open around the clock.
-    let engine = Engine::start(Arc::new(config), SystemClock::shared())
-        .await
-        .unwrap_or_else(|e| panic!("{e}"));
+    let (_dir, engine) = common::start_demo_engine(|t| t).await;
     let sip = engine.sip.udp[0];
 
     // Alice's phone (a SIPp that answers, talks 3 s and hangs up) registers: she is Ready and

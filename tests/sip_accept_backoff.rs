@@ -2,12 +2,8 @@
 //! EMFILE (a pending connection makes every accept fail at once). Own test binary: it lowers
 //! this process's descriptor limit for a moment.
 
-use std::sync::Arc;
 use std::time::Duration;
 
-use boomerang::clock::SystemClock;
-use boomerang::config::Config;
-use boomerang::engine::Engine;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 mod common;
@@ -39,12 +35,7 @@ fn open_fds() -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn out_of_descriptors_the_accept_loop_backs_off_and_recovers() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = Config::from_str_in(&common::demo_config_text(|t| t), dir.path())
-        .unwrap_or_else(|e| panic!("{e}"));
-    let engine = Engine::start(Arc::new(config), SystemClock::shared())
-        .await
-        .unwrap();
+    let (_dir, engine) = common::start_demo_engine(|t| t).await;
     let target = engine.sip.tcp[0];
     // Fill every descriptor but one, which the client's socket takes: the engine's accept of
     // it then fails with EMFILE.

@@ -3,11 +3,8 @@
 //! may be met with silence. The files are the RFC's bytes, in `tests/torture/`.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::Duration;
 
-use boomerang::clock::SystemClock;
-use boomerang::config::Config;
 use boomerang::engine::Engine;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -19,12 +16,7 @@ struct Running {
 }
 
 async fn engine() -> Running {
-    let dir = tempfile::tempdir().unwrap();
-    let text = common::demo_config_text(|t| t);
-    let config = Config::from_str_in(&text, dir.path()).unwrap_or_else(|e| panic!("{e}"));
-    let engine = Engine::start(Arc::new(config), SystemClock::shared())
-        .await
-        .unwrap();
+    let (dir, engine) = common::start_demo_engine(|t| t).await;
     Running { engine, _dir: dir }
 }
 

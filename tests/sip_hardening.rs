@@ -47,23 +47,6 @@ async fn engine(sip: &str, media: &str) -> Running {
     Running { engine, _dir: dir }
 }
 
-/// A SIPp caller from `tests/sipp` dialling 8999, running in the background.
-fn sipp_caller(scenario: &str, target: SocketAddr) -> tokio::process::Child {
-    tokio::process::Command::new("sipp")
-        .arg("-sf")
-        .arg(repo().join("tests/sipp").join(scenario))
-        .arg(target.to_string())
-        .args(["-s", "8999", "-m", "1", "-i", "127.0.0.1", "-nostdin"])
-        .args(["-timeout", "40s"])
-        .args(["-p", &common::free_port().to_string()])
-        .args(["-mp", &common::free_port().to_string()])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run sipp (apt-get install -y sip-tester): {e}"))
-}
-
 fn invite(call_id: &str, port: u16) -> String {
     let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 40000 RTP/AVP 0\r\n";
     format!(
@@ -75,23 +58,14 @@ fn invite(call_id: &str, port: u16) -> String {
 /// Sends one datagram and returns the first final response's text (1xx skipped).
 async fn final_response(target: SocketAddr, bytes: &[u8]) -> Option<String> {
     let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-    sock.send_to(bytes, target).await.unwrap();
-    let mut buf = vec![0u8; 65536];
-    let until = tokio::time::Instant::now() + Duration::from_secs(3);
-    while let Ok(Ok((n, _))) = tokio::time::timeout_at(until, sock.recv_from(&mut buf)).await {
-        let text = String::from_utf8_lossy(&buf[..n]).to_string();
-        if !text.starts_with("SIP/2.0 1") {
-            return Some(text);
-        }
-    }
-    None
+    common::final_response_on(&sock, target, bytes).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn beyond_max_calls_a_new_invite_gets_503_with_retry_after() {
     let r = engine("  max_calls: 1\n  max_setup_calls: 1\n", "").await;
     let target = r.engine.sip.udp[0];
-    let mut held = sipp_caller("hold-open.xml", target);
+    let mut held = common::sipp_caller("hold-open.xml", target);
     // The held call is up once the engine has answered it (SIPp's ACK follows the 200).
     tokio::time::sleep(Duration::from_millis(1000)).await;
     let port = common::free_port();
@@ -118,7 +92,7 @@ async fn a_caller_sending_no_rtp_is_hung_up_at_the_rtp_timeout() {
     let r = engine("", "  rtp_timeout_seconds: 2\n").await;
     let started = Instant::now();
     // SIPp is answered, sends no RTP, and waits for the engine's BYE (up to 20 s).
-    let mut caller = sipp_caller("silent-caller.xml", r.engine.sip.udp[0]);
+    let mut caller = common::sipp_caller("silent-caller.xml", r.engine.sip.udp[0]);
     let done = tokio::time::timeout(Duration::from_secs(25), caller.wait()).await;
     assert!(
         done.is_ok_and(|s| s.is_ok_and(|s| s.success())),
@@ -326,16 +300,7 @@ async fn a_caller_who_cancels_frees_its_setup_slot() {
     common::capture_logs();
     // The demo configuration with a route point whose flow queues without answering, and
     // room for one call being set up.
-    let flows = tempfile::tempdir().unwrap();
-    for f in std::fs::read_dir(repo().join("ivr-flows")).unwrap() {
-        let f = f.unwrap().path();
-        std::fs::copy(&f, flows.path().join(f.file_name().unwrap())).unwrap();
-    }
-    std::fs::write(
-        flows.path().join("ringing-queue.yaml"),
-        "application: ringing-queue\ntype: default\nassisted_service:\n  - type: route_call\n    queue: Sales_VQ\n    timeout_seconds: 600\n",
-    )
-    .unwrap();
+    let flows = common::flows_with_ringing_queue();
     let flows_dir = flows.path().display().to_string();
     let text = common::demo_config_text(move |t| {
         t.replace(

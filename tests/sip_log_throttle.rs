@@ -2,60 +2,14 @@
 //! first few per interval, then one "N similar suppressed" line (src/throttle.rs). Own test
 //! binary, because it installs its own log subscriber (info for the SIP layer).
 
-use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
-
-use boomerang::clock::SystemClock;
-use boomerang::config::Config;
-use boomerang::engine::Engine;
 
 mod common;
 
-static LOGS: OnceLock<&'static Mutex<Vec<u8>>> = OnceLock::new();
-
-struct Capture(&'static Mutex<Vec<u8>>);
-
-impl std::io::Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-fn lines_with(needle: &str) -> Vec<String> {
-    let buf = LOGS.get().expect("logs captured");
-    let text = String::from_utf8_lossy(&buf.lock().unwrap_or_else(|p| p.into_inner())).to_string();
-    text.lines()
-        .filter(|l| l.contains(needle))
-        .map(str::to_string)
-        .collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_malformed_datagrams_is_logged_a_few_times_then_counted() {
-    LOGS.get_or_init(|| {
-        let buf: &'static Mutex<Vec<u8>> = Box::leak(Box::new(Mutex::new(Vec::new())));
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(
-                "warn,boomerang::sip::ua=info",
-            ))
-            .with_ansi(false)
-            .with_writer(move || Capture(buf))
-            .try_init();
-        buf
-    });
-    let dir = tempfile::tempdir().unwrap();
-    let config = Config::from_str_in(&common::demo_config_text(|t| t), dir.path())
-        .unwrap_or_else(|e| panic!("{e}"));
-    let engine = Engine::start(Arc::new(config), SystemClock::shared())
-        .await
-        .unwrap();
+    common::capture_logs_with("warn,boomerang::sip::ua=info");
+    let (_dir, engine) = common::start_demo_engine(|t| t).await;
     let target = engine.sip.udp[0];
     let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let bad = "OPTIONS sip:8000@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:9;branch=z9hG4bKf\r\nFrom: <sip:a@b>;tag=1\r\nTo: <sip:8000@127.0.0.1>\r\nCall-ID: flood\r\nCSeq: 1 OPTIONS\r\nContent-Length: zz\r\n\r\n";
@@ -79,7 +33,7 @@ async fn a_flood_of_malformed_datagrams_is_logged_a_few_times_then_counted() {
     }
     // Every one that arrived is answered (400) even when its log line is suppressed.
     assert!(answered > 500, "only {answered} of 1000 answered");
-    let logged = lines_with("malformed SIP message").len();
+    let logged = common::log_lines(&["malformed SIP message"]).len();
     assert!(
         (1..=10).contains(&logged),
         "{logged} lines for 1000 datagrams"
@@ -88,7 +42,7 @@ async fn a_flood_of_malformed_datagrams_is_logged_a_few_times_then_counted() {
     tokio::time::sleep(Duration::from_secs(10)).await;
     sock.send_to(bad.as_bytes(), target).await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let summary = lines_with("similar suppressed");
+    let summary = common::log_lines(&["similar suppressed"]);
     assert_eq!(summary.len(), 1, "{summary:?}");
     let count: usize = summary[0]
         .split_whitespace()

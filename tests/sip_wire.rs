@@ -4,12 +4,9 @@
 
 use std::net::SocketAddr;
 use std::process::Output;
-use std::sync::Arc;
 use std::time::Duration;
 
 use boomerang::callback::model::CallbackState;
-use boomerang::clock::SystemClock;
-use boomerang::config::Config;
 use boomerang::engine::Engine;
 use boomerang::routing::StateKind;
 
@@ -39,12 +36,7 @@ async fn engine() -> Running {
 /// The demo configuration on loopback ports, with `edit` applied to its text.
 async fn engine_with(edit: impl Fn(String) -> String) -> Running {
     init_logs();
-    let dir = tempfile::tempdir().unwrap();
-    let text = common::demo_config_text(edit);
-    let config = Config::from_str_in(&text, dir.path()).unwrap_or_else(|e| panic!("{e}"));
-    let engine = Engine::start(Arc::new(config), SystemClock::shared())
-        .await
-        .unwrap();
+    let (dir, engine) = common::start_demo_engine(edit).await;
     Running { engine, _dir: dir }
 }
 
@@ -198,25 +190,11 @@ async fn queued_callback_is_dialled_through_the_trunk_and_bridged_to_the_registe
     let agent_port = free_port();
     let mut trunk = sipp_server("customer-answers.xml", trunk_port);
     let mut phone = sipp_server("agent-answers.xml", agent_port);
-    let dir = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(repo().join("boomerang.yaml"))
-        .unwrap()
-        .replace("sip_udp: [\"0.0.0.0:5060\"]", "sip_udp: [\"127.0.0.1:0\"]")
-        .replace("sip_tcp: [\"0.0.0.0:5060\"]", "sip_tcp: []")
-        .replace("http: \"0.0.0.0:8080\"", "http: \"127.0.0.1:0\"")
-        .replace("port: 5080", &format!("port: {trunk_port}"))
-        .replace(
-            "flows_dir: ivr-flows",
-            &format!("flows_dir: {}", repo().join("ivr-flows").display()),
-        )
-        .replace(
-            "prompts_dir: prompts",
-            &format!("prompts_dir: {}", repo().join("prompts").display()),
-        );
-    let config = Config::from_str_in(&text, dir.path()).unwrap_or_else(|e| panic!("{e}"));
-    let engine = Engine::start(Arc::new(config), SystemClock::shared())
-        .await
-        .unwrap();
+    let (_dir, engine) = common::start_demo_engine(|t| {
+        t.replace("sip_tcp: [\"0.0.0.0:5060\"]", "sip_tcp: []")
+            .replace("port: 5080", &format!("port: {trunk_port}"))
+    })
+    .await;
     let rec = engine
         .callbacks
         .create(CreateRequest {
@@ -269,16 +247,7 @@ async fn queued_callback_is_dialled_through_the_trunk_and_bridged_to_the_registe
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn caller_who_cancels_while_queued_unanswered_gets_487_and_leaves_the_queue() {
     // A route point whose flow queues without music: the call rings until an agent comes.
-    let flows = tempfile::tempdir().unwrap();
-    for f in std::fs::read_dir(repo().join("ivr-flows")).unwrap() {
-        let f = f.unwrap().path();
-        std::fs::copy(&f, flows.path().join(f.file_name().unwrap())).unwrap();
-    }
-    std::fs::write(
-        flows.path().join("ringing-queue.yaml"),
-        "application: ringing-queue\ntype: default\nassisted_service:\n  - type: route_call\n    queue: Sales_VQ\n    timeout_seconds: 600\n",
-    )
-    .unwrap();
+    let flows = common::flows_with_ringing_queue();
     let dir = flows.path().display().to_string();
     let r = engine_with(move |t| {
         t.replace(

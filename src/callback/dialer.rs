@@ -143,17 +143,8 @@ impl CallbackService {
 
     /// PROCESSING → COMPLETED(AGENT) when the call ends.
     pub async fn served(&self, id: Uuid) -> Result<CallbackRecord, ServiceError> {
-        let now = self.clock_now();
-        self.update(id, |r| {
-            r.transition(
-                CallbackState::Completed(CompletionReason::Agent),
-                now,
-                "dialer",
-                "call ended",
-            )?;
-            Ok(())
-        })
-        .await
+        self.complete_by_dialer(id, CompletionReason::Agent, "call ended")
+            .await
     }
 
     /// A customer-dials-in callback reached the head of its queue: CALLBACK_READY is pushed
@@ -168,30 +159,32 @@ impl CallbackService {
     /// ROUTING → COMPLETED(ABANDONED_IN_QUEUE): the customer answered but left before an agent
     /// was connected (declined the callback, hung up on hold).
     pub async fn abandoned(&self, id: Uuid, why: &str) -> Result<CallbackRecord, ServiceError> {
-        let now = self.clock_now();
-        self.update(id, |r| {
-            r.transition(
-                CallbackState::Completed(CompletionReason::AbandonedInQueue),
-                now,
-                "dialer",
-                why.to_string(),
-            )?;
-            Ok(())
-        })
-        .await
+        self.complete_by_dialer(id, CompletionReason::AbandonedInQueue, why)
+            .await
     }
 
     /// ROUTING → COMPLETED(NOT_CONFIRMED): the customer answered but never gave the
     /// confirmation the Callback application asked for, and the engine hung up.
     pub async fn not_confirmed(&self, id: Uuid) -> Result<CallbackRecord, ServiceError> {
+        self.complete_by_dialer(
+            id,
+            CompletionReason::NotConfirmed,
+            "the customer did not confirm; the engine hung up",
+        )
+        .await
+    }
+
+    /// A call the dialer handled ended the callback: one place records the final state
+    /// (`COMPLETED` with `reason`) and the dialer as its author.
+    async fn complete_by_dialer(
+        &self,
+        id: Uuid,
+        reason: CompletionReason,
+        why: &str,
+    ) -> Result<CallbackRecord, ServiceError> {
         let now = self.clock_now();
         self.update(id, |r| {
-            r.transition(
-                CallbackState::Completed(CompletionReason::NotConfirmed),
-                now,
-                "dialer",
-                "the customer did not confirm; the engine hung up",
-            )?;
+            r.transition(CallbackState::Completed(reason), now, "dialer", why)?;
             Ok(())
         })
         .await

@@ -396,6 +396,16 @@ fn serve_stream(
         let mut chunk = vec![0u8; 16384];
         let now = Instant::now();
         let (mut last_byte, mut message_start, mut head_done) = (now, now, None);
+        // Every message (or unframeable rest) of this connection comes from the same peer.
+        let received = |bytes: Vec<u8>, framing_error: Option<message::ParseError>| Received {
+            bytes,
+            peer: Peer {
+                addr: from,
+                transport: Transport::Tcp,
+            },
+            local,
+            framing_error,
+        };
         let mut linger = true;
         'read: loop {
             let (deadline, waiting_for) = read_deadline(
@@ -411,15 +421,10 @@ fn serve_stream(
                     tracing::debug!(%from, waiting_for, "TCP connection timed out");
                     linger = waiting_for == "header" || waiting_for == "body";
                     if linger {
-                        let _ = inbound.send(Received {
-                            bytes: std::mem::take(&mut buf),
-                            peer: Peer {
-                                addr: from,
-                                transport: Transport::Tcp,
-                            },
-                            local,
-                            framing_error: Some(message::ParseError::Incomplete),
-                        });
+                        let _ = inbound.send(received(
+                            std::mem::take(&mut buf),
+                            Some(message::ParseError::Incomplete),
+                        ));
                     }
                     break;
                 }
@@ -448,15 +453,7 @@ fn serve_stream(
                         buf.drain(..skip + len);
                         (message_start, head_done) = (last_byte, None);
                         awaiting_first = false;
-                        let msg = Received {
-                            bytes,
-                            peer: Peer {
-                                addr: from,
-                                transport: Transport::Tcp,
-                            },
-                            local,
-                            framing_error: None,
-                        };
+                        let msg = received(bytes, None);
                         if inbound.send(msg).is_err() {
                             break 'read;
                         }
@@ -464,15 +461,7 @@ fn serve_stream(
                     Err(e) => {
                         // A stream we cannot frame cannot be resynchronised: the user agent
                         // answers it after the messages before it, then the connection closes.
-                        let _ = inbound.send(Received {
-                            bytes: std::mem::take(&mut buf),
-                            peer: Peer {
-                                addr: from,
-                                transport: Transport::Tcp,
-                            },
-                            local,
-                            framing_error: Some(e),
-                        });
+                        let _ = inbound.send(received(std::mem::take(&mut buf), Some(e)));
                         break 'read;
                     }
                 }

@@ -102,14 +102,26 @@ pub async fn sipp_succeeded(child: &mut tokio::process::Child, who: &str) {
 
 /// Registers agent alice's phone (SIP user 1001) at `contact` with the engine at `target`.
 pub async fn register_alice(target: SocketAddr, contact: &str) {
+    sipp_register(
+        &repo().join("tests/sipp/agent-register.xml"),
+        target,
+        contact,
+        &alice_credentials(),
+    )
+    .await;
+}
+
+/// Runs a SIPp REGISTER `scenario` (with `extra` arguments, e.g. credentials) against
+/// `target` for a phone at `contact`, and asserts it succeeded.
+pub async fn sipp_register(scenario: &Path, target: SocketAddr, contact: &str, extra: &[&str]) {
     let out = tokio::process::Command::new("sipp")
         .arg("-sf")
-        .arg(repo().join("tests/sipp/agent-register.xml"))
+        .arg(scenario)
         .arg(target.to_string())
         .args(["-m", "1", "-i", "127.0.0.1", "-nostdin", "-timeout", "20s"])
         .args(["-p", &free_port().to_string()])
         .args(["-set", "contact", contact])
-        .args(alice_credentials())
+        .args(extra)
         .output()
         .await
         .unwrap_or_else(|e| panic!("cannot run sipp: {e}"));
@@ -140,12 +152,15 @@ impl std::io::Write for Capture {
 /// Captures the engine's logs (flow traces at debug, call-in attempts at info) for
 /// [`log_lines`]; safe to call from every test.
 pub fn capture_logs() {
+    capture_logs_with("warn,boomerang::engine::sip=debug,boomerang::callin=info");
+}
+
+/// As [`capture_logs`] with the binary's own `filter` (the first call in a binary wins).
+pub fn capture_logs_with(filter: &str) {
     LOGS.get_or_init(|| {
         let buf: &'static Mutex<Vec<u8>> = Box::leak(Box::new(Mutex::new(Vec::new())));
         let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(
-                "warn,boomerang::engine::sip=debug,boomerang::callin=info",
-            ))
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
             .with_ansi(false)
             .with_writer(move || Capture(buf))
             .try_init();
@@ -214,3 +229,110 @@ pub fn alice_credentials() -> [&'static str; 4] {
 
 /// Alice's SIP password in the shipped boomerang.yaml.
 pub const ALICE_PASSWORD: &str = "alice-1001";
+
+/// The demo engine (shipped configuration with `edit` applied, on loopback ports, system
+/// clock) with its store in a fresh temporary directory: the guard comes first, so that it is
+/// dropped after the engine.
+pub async fn start_demo_engine(
+    edit: impl FnOnce(String) -> String,
+) -> (tempfile::TempDir, boomerang::engine::Engine) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let config = boomerang::config::Config::from_str_in(&demo_config_text(edit), dir.path())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let engine = boomerang::engine::Engine::start(
+        std::sync::Arc::new(config),
+        boomerang::clock::SystemClock::shared(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("engine start: {e}"));
+    (dir, engine)
+}
+
+/// Polls a callback every 10 ms, `tries` times at most, until it is in `state`; whether it got
+/// there.
+pub async fn until_state(
+    engine: &boomerang::engine::Engine,
+    id: uuid::Uuid,
+    state: boomerang::callback::model::CallbackState,
+    tries: u32,
+) -> bool {
+    for _ in 0..tries {
+        if engine.callbacks.get(id).await.ok().map(|r| r.state) == Some(state) {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
+}
+
+/// An engine started on `yaml` written to `dir`/boomerang.yaml (as `serve --config` reads it),
+/// on `clock`; with the base URL of its HTTP listener.
+pub async fn start_engine_from_file(
+    dir: &Path,
+    yaml: String,
+    clock: boomerang::clock::SharedClock,
+) -> (boomerang::engine::Engine, String) {
+    let file = dir.join("boomerang.yaml");
+    std::fs::write(&file, yaml).unwrap_or_else(|e| panic!("{}: {e}", file.display()));
+    let cfg = boomerang::config::Config::load(&file).unwrap_or_else(|e| panic!("{e}"));
+    let e = boomerang::engine::Engine::start(std::sync::Arc::new(cfg), clock)
+        .await
+        .unwrap_or_else(|e| panic!("engine start: {e}"));
+    let url = format!("http://{}", e.http_addr);
+    (e, url)
+}
+
+/// A SIPp caller from `tests/sipp` dialling 8999, running in the background.
+pub fn sipp_caller(scenario: &str, target: SocketAddr) -> tokio::process::Child {
+    tokio::process::Command::new("sipp")
+        .arg("-sf")
+        .arg(repo().join("tests/sipp").join(scenario))
+        .arg(target.to_string())
+        .args(["-s", "8999", "-m", "1", "-i", "127.0.0.1", "-nostdin"])
+        .args(["-timeout", "40s"])
+        .args(["-p", &free_port().to_string()])
+        .args(["-mp", &free_port().to_string()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run sipp (apt-get install -y sip-tester): {e}"))
+}
+
+/// Sends `bytes` from `sock` to `target` and returns the first final response's text (1xx
+/// skipped), or `None` after 3 s.
+pub async fn final_response_on(
+    sock: &tokio::net::UdpSocket,
+    target: SocketAddr,
+    bytes: &[u8],
+) -> Option<String> {
+    sock.send_to(bytes, target)
+        .await
+        .unwrap_or_else(|e| panic!("send: {e}"));
+    let mut buf = vec![0u8; 65536];
+    let until = tokio::time::Instant::now() + Duration::from_secs(3);
+    while let Ok(Ok((n, _))) = tokio::time::timeout_at(until, sock.recv_from(&mut buf)).await {
+        let text = String::from_utf8_lossy(&buf[..n]).to_string();
+        if !text.starts_with("SIP/2.0 1") {
+            return Some(text);
+        }
+    }
+    None
+}
+
+/// A copy of the repository's flows plus `ringing-queue.yaml`, a flow that queues in Sales_VQ
+/// without answering (the call rings until an agent comes).
+pub fn flows_with_ringing_queue() -> tempfile::TempDir {
+    let flows = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    for f in std::fs::read_dir(repo().join("ivr-flows")).unwrap_or_else(|e| panic!("{e}")) {
+        let f = f.unwrap_or_else(|e| panic!("{e}")).path();
+        std::fs::copy(&f, flows.path().join(f.file_name().unwrap_or_default()))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    std::fs::write(
+        flows.path().join("ringing-queue.yaml"),
+        "application: ringing-queue\ntype: default\nassisted_service:\n  - type: route_call\n    queue: Sales_VQ\n    timeout_seconds: 600\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    flows
+}
