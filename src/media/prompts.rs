@@ -538,6 +538,10 @@ mod tests {
             "choose-time",
             "star",
             "hash",
+            "offer-immediate",
+            "offer-scheduled",
+            "offer-choose-time",
+            "cannot-route",
         ];
         for name in expected {
             let p = lib.require(name).unwrap();
