@@ -130,7 +130,13 @@ pub struct CallbackService {
     capacity_rules: RwLock<HashMap<String, Arc<CapacityGrid>>>,
     events: Mutex<Vec<QueueEvent>>,
     sink: RwLock<Option<QueueSink>>,
+    /// Serialises read-modify-write per callback (striped by id): without it two changes at
+    /// once, each awaiting its save, could overwrite each other.
+    locks: [tokio::sync::Mutex<()>; LOCK_STRIPES],
 }
+
+/// How many per-callback lock stripes: a change waits only behind another on the same stripe.
+const LOCK_STRIPES: usize = 64;
 
 /// Receives queue events as they happen (the engine hands them to the router).
 pub type QueueSink = Arc<dyn Fn(QueueEvent) + Send + Sync>;
@@ -155,7 +161,14 @@ impl CallbackService {
             capacity_rules: RwLock::new(HashMap::new()),
             events: Mutex::new(Vec::new()),
             sink: RwLock::new(None),
+            locks: std::array::from_fn(|_| tokio::sync::Mutex::new(())),
         }
+    }
+
+    /// The lock stripe of a callback; held by [`Self::change`] only, never two at once.
+    fn lock_of(&self, id: Uuid) -> &tokio::sync::Mutex<()> {
+        let (hi, lo) = id.as_u64_pair();
+        &self.locks[((hi ^ lo) % LOCK_STRIPES as u64) as usize]
     }
 
     /// Reloads every unfinished callback after a restart: its place in the queue, its slot and
@@ -476,14 +489,22 @@ impl CallbackService {
     }
 
     /// Applies a change to a record durably: on a store failure nothing changes.
+    ///
+    /// The callback's lock is held from the read through the save and the in-memory update, so
+    /// `f` always sees the current record and concurrent changes apply one after the other. A
+    /// change that leaves the record as it was (a check that decided to skip) saves nothing.
     async fn change(
         &self,
         id: Uuid,
         f: impl FnOnce(&mut CallbackRecord) -> Result<Option<CallbackRecord>, ServiceError>,
     ) -> Result<(CallbackRecord, Option<CallbackRecord>), ServiceError> {
+        let _serial = self.lock_of(id).lock().await;
         let mut rec = self.get(id).await?;
         let before = rec.clone();
         let extra = f(&mut rec)?;
+        if extra.is_none() && rec == before {
+            return Ok((rec, None));
+        }
         let mut batch = vec![rec.clone()];
         batch.extend(extra.clone());
         self.store.save_callbacks(batch).await?;
@@ -724,17 +745,15 @@ impl CallbackService {
             }
             Wake::Purge => {
                 // A callback being dialled or with an agent is not purged: its call decides
-                // (a failed dial after the purge time completes as PURGED, see `dialer`).
-                let state = self.records.get(&id).map(|r| r.state);
-                if matches!(
-                    state,
-                    Some(CallbackState::Routing | CallbackState::Processing)
-                ) {
-                    tracing::info!(callback = %id, ?state, "not purged: its call is in progress");
-                    return Ok(());
-                }
+                // (a failed dial after the purge time completes as PURGED, see `dialer`). The
+                // check runs inside `change`, on the current record.
+                let mut in_progress = None;
                 let (rec, _) = self
                     .change(id, |r| {
+                        if matches!(r.state, CallbackState::Routing | CallbackState::Processing) {
+                            in_progress = Some(r.state);
+                            return Ok(None);
+                        }
                         r.transition(
                             CallbackState::Completed(CompletionReason::Purged),
                             now,
@@ -744,6 +763,10 @@ impl CallbackService {
                         Ok(None)
                     })
                     .await?;
+                if let Some(state) = in_progress {
+                    tracing::info!(callback = %id, ?state, "not purged: its call is in progress");
+                    return Ok(());
+                }
                 self.push(&rec, PushKind::CallbackPurged).await;
             }
             Wake::PushExpiry => {
@@ -831,6 +854,11 @@ mod tests {
     }
 
     fn fixture() -> Fixture {
+        fixture_over(|s| s)
+    }
+
+    /// The fixture with its store wrapped (e.g. to hold a save).
+    fn fixture_over(wrap: impl FnOnce(Arc<dyn Store>) -> Arc<dyn Store>) -> Fixture {
         let config = Config::from_str_in(
             "business_hours:
   office:
@@ -849,7 +877,7 @@ queues:
         )
         .unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
+        let store = wrap(Arc::new(SqliteStore::open(dir.path()).unwrap()));
         let clock = ManualClock::new(t0());
         let notifier = Arc::new(MemoryNotifier::new());
         let svc = Arc::new(CallbackService::new(
@@ -1132,5 +1160,107 @@ queues:
         f.clock.set(at + TimeDelta::minutes(5));
         svc2.tick().await.unwrap();
         assert_eq!(svc2.get(s.id).await.unwrap().state, CallbackState::Queued);
+    }
+
+    /// A store whose next callback save, once armed, waits for a release (a slow fsync).
+    struct GatedStore {
+        inner: Arc<dyn Store>,
+        armed: std::sync::atomic::AtomicBool,
+        entered: tokio::sync::Notify,
+        release: tokio::sync::Notify,
+    }
+
+    #[async_trait::async_trait]
+    impl Store for GatedStore {
+        async fn save_callbacks(&self, records: Vec<CallbackRecord>) -> Result<(), StoreError> {
+            if self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                self.entered.notify_one();
+                self.release.notified().await;
+            }
+            self.inner.save_callbacks(records).await
+        }
+        async fn callback(&self, id: Uuid) -> Result<Option<CallbackRecord>, StoreError> {
+            self.inner.callback(id).await
+        }
+        async fn active_callbacks(&self) -> Result<Vec<CallbackRecord>, StoreError> {
+            self.inner.active_callbacks().await
+        }
+        async fn query_callbacks(
+            &self,
+            filter: &crate::store::CallbackFilter,
+        ) -> Result<Vec<CallbackRecord>, StoreError> {
+            self.inner.query_callbacks(filter).await
+        }
+        async fn remove_expired(
+            &self,
+            now: DateTime<Utc>,
+            retention: TimeDelta,
+        ) -> Result<usize, StoreError> {
+            self.inner.remove_expired(now, retention).await
+        }
+        async fn save_documents(
+            &self,
+            docs: Vec<crate::store::Document>,
+        ) -> Result<(), StoreError> {
+            self.inner.save_documents(docs).await
+        }
+        async fn delete_document(&self, kind: &str, id: &str) -> Result<bool, StoreError> {
+            self.inner.delete_document(kind, id).await
+        }
+        async fn documents(&self, kind: &str) -> Result<Vec<crate::store::Document>, StoreError> {
+            self.inner.documents(kind).await
+        }
+    }
+
+    /// The end-of-day purge fires while the dialer's QUEUED → ROUTING write is being made
+    /// durable: the purge must see ROUTING ("call in progress") and leave the callback alone,
+    /// never purge it on the stale QUEUED record.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn purge_during_a_routing_write_sees_routing_and_skips() {
+        let gate = Arc::new(std::sync::OnceLock::<Arc<GatedStore>>::new());
+        let g = gate.clone();
+        let f = fixture_over(move |inner| {
+            let s = Arc::new(GatedStore {
+                inner,
+                armed: std::sync::atomic::AtomicBool::new(false),
+                entered: tokio::sync::Notify::new(),
+                release: tokio::sync::Notify::new(),
+            });
+            let _ = g.set(s.clone());
+            s
+        });
+        let gate = gate.get().unwrap().clone();
+        let rec = f.svc.create(req(None, false)).await.unwrap();
+        f.svc.drain_queue_events();
+
+        // A: the router picks it; its save is held.
+        gate.armed.store(true, std::sync::atomic::Ordering::SeqCst);
+        let svc = f.svc.clone();
+        let a = tokio::spawn(async move { svc.begin_attempt(rec.id, "agent1").await });
+        gate.entered.notified().await;
+
+        // B: the purge deadline fires meanwhile.
+        f.clock.advance(TimeDelta::minutes(60));
+        let svc = f.svc.clone();
+        let b = tokio::spawn(async move { svc.tick().await });
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        gate.release.notify_one();
+        let routed = a.await.unwrap().unwrap();
+        assert_eq!(routed.state, CallbackState::Routing);
+        assert_eq!(b.await.unwrap().unwrap(), 1);
+
+        let now = f.svc.get(rec.id).await.unwrap();
+        assert_eq!(now.state, CallbackState::Routing, "memory: {now:?}");
+        let stored = gate.inner.callback(rec.id).await.unwrap().unwrap();
+        assert_eq!(stored.state, CallbackState::Routing, "store: {stored:?}");
+        assert!(f.svc.is_alive(rec.id));
+        assert!(f.notifier.kinds_for(rec.id).is_empty());
+        assert!(
+            !f.svc
+                .drain_queue_events()
+                .iter()
+                .any(|e| matches!(e, QueueEvent::Withdraw { .. })),
+            "a callback being dialled was withdrawn"
+        );
     }
 }
