@@ -58,7 +58,8 @@ async fn a_call_in_request_survives_a_restart_and_matches_once() {
     let data = &r["data"];
     let id: Uuid = data["id"].as_str().unwrap().parse().unwrap();
     let code = data["accessCode"].as_str().unwrap().to_string();
-    assert_eq!(data["toPhoneNumber"], "+8001");
+    // The DNIS as configured (issue #14.11: not "+8001").
+    assert_eq!(data["toPhoneNumber"], "8001");
     engine.shutdown();
 
     // A new engine process on the same data directory.
