@@ -24,7 +24,7 @@ fn check_flows_accepts_the_shipped_flows_one_ok_line_per_file() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(
         text(&out.stdout),
-        "ivr-flows/click-to-call-in.yaml: ok (default application `click-to-call-in`, 8 blocks)
+        "ivr-flows/click-to-call-in.yaml: ok (default application `click-to-call-in`, 9 blocks)
 ivr-flows/delayed-call-in.yaml: ok (callback application `delayed-call-in`, 4 blocks)
 ivr-flows/in-queue-callback.yaml: ok (default application `in-queue-callback`, 8 blocks)
 ivr-flows/outbound-callback.yaml: ok (callback application `outbound-callback`, 4 blocks)
