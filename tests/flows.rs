@@ -372,7 +372,7 @@ async fn call_in_request(h: &Harness) -> String {
             h.clock.now(),
         )
         .unwrap();
-    assert_eq!(req.dnis, "+8001");
+    assert_eq!(req.dnis, "8001"); // as configured (issue #14.11)
     req.access_code.unwrap()
 }
 
