@@ -209,6 +209,7 @@ const TOP_KEYS: &[&str] = &[
     "admin",
     "callin_groups",
     "shutdown",
+    "logging",
 ];
 
 impl Validator<'_> {
@@ -263,6 +264,7 @@ impl Validator<'_> {
         section!("flows_dir", flows_dir);
         section!("api", api);
         section!("shutdown", shutdown);
+        section!("logging", logging);
         if let Some(n) = root.get("admin") {
             match n.decode::<AdminSettings>("admin") {
                 Ok(v) => spec.admin = v,

@@ -168,6 +168,26 @@ impl Default for ShutdownSettings {
     }
 }
 
+/// How log lines are written (to standard output).
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One human-readable line per event, span fields before the message. Default.
+    #[default]
+    Text,
+    /// One JSON object per line (`timestamp`, `level`, `fields`, `target`, `span`, `spans`), for
+    /// log shippers: a call's lines are those whose `spans` carry its `call_id`.
+    Json,
+}
+
+/// Log output.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoggingSettings {
+    /// `text` or `json`. Default `text`.
+    pub format: LogFormat,
+}
+
 /// A dialled number that starts a flow.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -562,6 +582,9 @@ pub struct ConfigSpec {
     /// Graceful shutdown.
     #[serde(default)]
     pub shutdown: ShutdownSettings,
+    /// Log output.
+    #[serde(default)]
+    pub logging: LoggingSettings,
 }
 
 fn d_flows_dir() -> String {
