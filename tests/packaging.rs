@@ -18,8 +18,8 @@ fn unit_text() -> String {
 /// The value of `key=` in the unit (the last one, as systemd reads it).
 fn unit_value(text: &str, key: &str) -> Option<String> {
     text.lines()
-        .filter_map(|l| l.strip_prefix(&format!("{key}=")))
-        .last()
+        .rev()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
         .map(str::to_string)
 }
 
