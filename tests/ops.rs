@@ -450,3 +450,27 @@ fn check_config_refuses_an_unknown_log_format() {
     let text = bad.to_string();
     assert!(text.contains("logging") && text.contains("xml"), "{text}");
 }
+
+/// `metrics.enabled: false` takes `/metrics` away (the path falls to the API: 401 without a
+/// key) and calls still work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_can_be_switched_off() {
+    let r = Running::start_with(30, "metrics:\n  enabled: false\n", "warn,boomerang=info");
+    let resp = reqwest::get(format!("{}/metrics", r.url)).await.unwrap();
+    let status = resp.status().as_u16();
+    let body = resp.text().await.unwrap();
+    assert!(
+        status == 404 || status == 401,
+        "/metrics answered {status} with metrics off: {body}"
+    );
+    assert!(!body.contains("# TYPE"), "{body}");
+    let out = common::sipp_client(
+        &repo().join("tests/sipp/hold-open.xml"),
+        r.sip,
+        &["-s", "8999"],
+    )
+    .await;
+    assert!(out.status.success(), "{}", common::sipp_report(&out));
+    let (status, _) = get(&format!("{}/healthz", r.url)).await;
+    assert_eq!(status, 200);
+}

@@ -210,6 +210,7 @@ const TOP_KEYS: &[&str] = &[
     "callin_groups",
     "shutdown",
     "logging",
+    "metrics",
 ];
 
 impl Validator<'_> {
@@ -265,6 +266,7 @@ impl Validator<'_> {
         section!("api", api);
         section!("shutdown", shutdown);
         section!("logging", logging);
+        section!("metrics", metrics);
         if let Some(n) = root.get("admin") {
             match n.decode::<AdminSettings>("admin") {
                 Ok(v) => spec.admin = v,

@@ -188,6 +188,20 @@ pub struct LoggingSettings {
     pub format: LogFormat,
 }
 
+/// The Prometheus endpoint and the counters behind it.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSettings {
+    /// Serve `/metrics` and update its counters on the SIP and HTTP paths. Default true.
+    pub enabled: bool,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        MetricsSettings { enabled: true }
+    }
+}
+
 /// A dialled number that starts a flow.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -585,6 +599,9 @@ pub struct ConfigSpec {
     /// Log output.
     #[serde(default)]
     pub logging: LoggingSettings,
+    /// Prometheus metrics.
+    #[serde(default)]
+    pub metrics: MetricsSettings,
 }
 
 fn d_flows_dir() -> String {
