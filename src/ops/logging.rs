@@ -37,7 +37,7 @@ pub fn call_span(call_id: &str, route_point: &str) -> Span {
 
 /// Names the flow (application) the current call runs; outside a call span it does nothing.
 pub fn record_flow(name: &str) {
-    Span::current().record("flow", name);
+    Span::current().record("flow", tracing::field::display(name));
 }
 
 /// Names the callback the current call serves or matched; outside a call span it does nothing.
@@ -59,5 +59,5 @@ pub fn callback_span(id: &uuid::Uuid) -> Span {
 
 /// Names the SIP Call-ID of the current callback's customer leg once it was dialled.
 pub fn record_call_id(call_id: &str) {
-    Span::current().record("call_id", call_id);
+    Span::current().record("call_id", tracing::field::display(call_id));
 }
