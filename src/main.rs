@@ -107,15 +107,10 @@ fn raise_descriptor_limit() {
 fn serve(config: &std::path::Path) -> anyhow::Result<ExitCode> {
     return_large_allocations();
     raise_descriptor_limit();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .init();
     let cfg = Config::load(config)
         .map_err(|e| anyhow::anyhow!("{e}"))
         .with_context(|| format!("loading {}", config.display()))?;
+    boomerang::ops::logging::init(cfg.spec.logging.format);
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     let cfg = Arc::new(cfg);
     runtime.block_on(async {

@@ -44,10 +44,15 @@ struct Running {
 
 impl Running {
     fn start(drain_seconds: u32) -> Running {
+        Running::start_with(drain_seconds, "", "warn,boomerang=info")
+    }
+
+    /// With `extra` appended to the configuration and `rust_log` as the log filter.
+    fn start_with(drain_seconds: u32, extra: &str, rust_log: &str) -> Running {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("boomerang.yaml");
-        std::fs::write(&file, config_text(drain_seconds)).unwrap();
-        let mut child = spawn(&file);
+        std::fs::write(&file, config_text(drain_seconds) + extra).unwrap();
+        let mut child = spawn(&file, rust_log);
         let output = Arc::new(Mutex::new(Vec::new()));
         let (tx, rx) = std::sync::mpsc::channel::<String>();
         let stdout = child.stdout.take().unwrap();
@@ -116,11 +121,11 @@ impl Drop for Running {
     }
 }
 
-fn spawn(config: &Path) -> Child {
+fn spawn(config: &Path, rust_log: &str) -> Child {
     Command::new(env!("CARGO_BIN_EXE_boomerang"))
         .args(["serve", "--config"])
         .arg(config)
-        .env("RUST_LOG", "warn,boomerang=info")
+        .env("RUST_LOG", rust_log)
         .env("NO_COLOR", "1")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -356,4 +361,88 @@ async fn metrics_are_scraped_and_counters_move_after_a_sipp_call() {
         value(&after, "boomerang_http_requests_total{class=\"2xx\"}") >= 2.0,
         "{after}"
     );
+}
+
+/// With `logging.format: json` every line is a JSON object, and the lines a call causes in its
+/// flow carry its SIP Call-ID (and route point and flow) in their span fields.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_carry_the_call_id_on_every_line_of_the_call() {
+    let r = Running::start_with(30, "logging:\n  format: json\n", "warn,boomerang=debug");
+    let call_id = format!("json-log-{}", std::process::id());
+    let out = common::sipp_client(
+        &repo().join("tests/sipp/hold-open.xml"),
+        r.sip,
+        &["-s", "8999", "-cid_str", &call_id],
+    )
+    .await;
+    assert!(out.status.success(), "{}", common::sipp_report(&out));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let lines = r.output.lock().unwrap().clone();
+    let events: Vec<serde_json::Value> = lines
+        .iter()
+        .filter(|l| !l.starts_with("boomerang: "))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    let of_call: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["span"]["call_id"] == call_id.as_str())
+        .collect();
+    let messages: Vec<&str> = of_call
+        .iter()
+        .filter_map(|e| e["fields"]["message"].as_str())
+        .collect();
+    // The interpreter's own line and the front's closing line, both inside the call's span.
+    for wanted in ["flow ended", "call ended"] {
+        assert!(
+            messages.contains(&wanted),
+            "{wanted} not in {messages:?}\n{lines:#?}"
+        );
+    }
+    let flow_line = of_call
+        .iter()
+        .find(|e| e["fields"]["message"] == "flow ended")
+        .unwrap();
+    assert_eq!(flow_line["target"], "boomerang::flow::interpreter");
+    assert_eq!(flow_line["span"]["route_point"], "8999");
+    assert_eq!(flow_line["span"]["flow"], "answer-and-wait");
+    assert_eq!(flow_line["spans"][0]["name"], "call");
+    // No line of the flow escapes the span: every interpreter line belongs to this call.
+    let loose: Vec<&serde_json::Value> = events
+        .iter()
+        .filter(|e| e["target"] == "boomerang::flow::interpreter" && e["span"].is_null())
+        .collect();
+    assert!(loose.is_empty(), "{loose:?}");
+}
+
+#[test]
+fn check_config_refuses_an_unknown_log_format() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = boomerang::config::Config::from_str_in("logging:\n  format: xml\n", dir.path())
+        .expect_err("logging.format xml was accepted");
+    let text = bad.to_string();
+    assert!(text.contains("logging") && text.contains("xml"), "{text}");
+}
+
+/// `metrics.enabled: false` takes `/metrics` away (the path falls to the API: 401 without a
+/// key) and calls still work.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_can_be_switched_off() {
+    let r = Running::start_with(30, "metrics:\n  enabled: false\n", "warn,boomerang=info");
+    let resp = reqwest::get(format!("{}/metrics", r.url)).await.unwrap();
+    let status = resp.status().as_u16();
+    let body = resp.text().await.unwrap();
+    assert!(
+        status == 404 || status == 401,
+        "/metrics answered {status} with metrics off: {body}"
+    );
+    assert!(!body.contains("# TYPE"), "{body}");
+    let out = common::sipp_client(
+        &repo().join("tests/sipp/hold-open.xml"),
+        r.sip,
+        &["-s", "8999"],
+    )
+    .await;
+    assert!(out.status.success(), "{}", common::sipp_report(&out));
+    let (status, _) = get(&format!("{}/healthz", r.url)).await;
+    assert_eq!(status, 200);
 }

@@ -209,6 +209,8 @@ const TOP_KEYS: &[&str] = &[
     "admin",
     "callin_groups",
     "shutdown",
+    "logging",
+    "metrics",
 ];
 
 impl Validator<'_> {
@@ -263,6 +265,8 @@ impl Validator<'_> {
         section!("flows_dir", flows_dir);
         section!("api", api);
         section!("shutdown", shutdown);
+        section!("logging", logging);
+        section!("metrics", metrics);
         if let Some(n) = root.get("admin") {
             match n.decode::<AdminSettings>("admin") {
                 Ok(v) => spec.admin = v,

@@ -168,6 +168,40 @@ impl Default for ShutdownSettings {
     }
 }
 
+/// How log lines are written (to standard output).
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One human-readable line per event, span fields before the message. Default.
+    #[default]
+    Text,
+    /// One JSON object per line (`timestamp`, `level`, `fields`, `target`, `span`, `spans`), for
+    /// log shippers: a call's lines are those whose `spans` carry its `call_id`.
+    Json,
+}
+
+/// Log output.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LoggingSettings {
+    /// `text` or `json`. Default `text`.
+    pub format: LogFormat,
+}
+
+/// The Prometheus endpoint and the counters behind it.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsSettings {
+    /// Serve `/metrics` and update its counters on the SIP and HTTP paths. Default true.
+    pub enabled: bool,
+}
+
+impl Default for MetricsSettings {
+    fn default() -> Self {
+        MetricsSettings { enabled: true }
+    }
+}
+
 /// A dialled number that starts a flow.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
@@ -562,6 +596,12 @@ pub struct ConfigSpec {
     /// Graceful shutdown.
     #[serde(default)]
     pub shutdown: ShutdownSettings,
+    /// Log output.
+    #[serde(default)]
+    pub logging: LoggingSettings,
+    /// Prometheus metrics.
+    #[serde(default)]
+    pub metrics: MetricsSettings,
 }
 
 fn d_flows_dir() -> String {

@@ -7,6 +7,8 @@
 
 use std::sync::Arc;
 
+use tracing::Instrument;
+
 use crate::call::{CallLeg, Dialer, HangupCause};
 use crate::callback::dialer::AttemptOutcome;
 use crate::callback::model::CallbackRecord;
@@ -96,9 +98,11 @@ impl CallbackRunner {
         let Some(leg) = leg else {
             return Served::NotReached(outcome);
         };
+        crate::ops::logging::record_call_id(&leg.info().call_id);
         let mut confirmed = true;
         let talked = match self.flows.callback_app(&s.config, &rec.queue) {
             Some(flow) => {
+                crate::ops::logging::record_flow(&flow.name);
                 let mut vars: Variables = system_variables(leg.as_ref(), "");
                 vars.insert("callback.id".into(), Value::Str(id.to_string()));
                 vars.insert("callback.queue".into(), Value::Str(rec.queue.clone()));
@@ -189,11 +193,15 @@ impl CallbackRunner {
         let me = self.clone();
         self.services.dispatch.set_sink(Arc::new(move |a| {
             let me = me.clone();
-            tokio::spawn(async move {
-                let id = a.interaction;
-                let served = me.serve(a).await;
-                tracing::info!(callback = %id, ?served, "callback served");
-            });
+            let id = a.interaction;
+            let span = crate::ops::logging::callback_span(&id);
+            tokio::spawn(
+                async move {
+                    let served = me.serve(a).await;
+                    tracing::info!(callback = %id, ?served, "callback served");
+                }
+                .instrument(span),
+            );
         }));
     }
 }

@@ -271,13 +271,19 @@ impl Engine {
         let http_addr = listener
             .local_addr()
             .map_err(|source| EngineError::Bind { addr, source })?;
-        let app = crate::ops::routes(health.clone())
-            .merge(crate::ops::metrics::routes(metrics.clone()))
-            .merge(api::router(state))
-            .layer(axum::middleware::from_fn_with_state(
-                metrics.clone(),
-                crate::ops::metrics::count_http,
-            ));
+        let metrics_on = config.spec.metrics.enabled;
+        let app = if metrics_on {
+            crate::ops::routes(health.clone())
+                .merge(crate::ops::metrics::routes(metrics.clone()))
+                .merge(api::router(state))
+                .layer(axum::middleware::from_fn_with_state(
+                    metrics.clone(),
+                    crate::ops::metrics::count_http,
+                ))
+        } else {
+            metrics.disable();
+            crate::ops::routes(health.clone()).merge(api::router(state))
+        };
         let limits = api::server::ServeLimits::from_settings(&config.spec.api);
         // Tracked but not cut by the token: the server stops itself gracefully on it.
         tasks.tracker.spawn(api::server::serve_until(
@@ -301,6 +307,9 @@ impl Engine {
             )
             .await?;
             sip_addrs = addrs;
+            if !metrics_on {
+                handle.metrics().disable();
+            }
             ua = Some(handle);
         }
         metrics.set_sources(crate::ops::metrics::Sources {

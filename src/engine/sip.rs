@@ -130,6 +130,7 @@ impl SipFront {
             let _ = leg.hang_up(HangupCause::NotFound).await;
             return;
         };
+        crate::ops::logging::record_flow(&flow.name);
         let vars = system_variables(leg.as_ref(), &call.dnis);
         let report = crate::flow::run(&flow, leg.clone(), &services, vars).await;
         self.call_ended(&call.dnis, &format!("{:?}", report.ending));
@@ -161,7 +162,10 @@ impl CallHandler for Arc<SipFront> {
     }
 
     fn incoming(&self, call: IncomingCall) {
-        self.calls.spawn(self.clone().run_call(call));
+        use tracing::Instrument;
+        let span = crate::ops::logging::call_span(&call.call_id, &call.dnis);
+        self.calls
+            .spawn(self.clone().run_call(call).instrument(span));
     }
 
     fn registration_changed(&self, registration: PhoneRegistration) {

@@ -8,6 +8,7 @@
 //! queues, agents, callbacks, process RSS and descriptors) is read at scrape time, costing the
 //! hot paths nothing.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
 use axum::extract::{Request, State};
@@ -40,11 +41,25 @@ pub struct SipMetrics {
     pub responses_sent: Family<Fixed, Counter>,
     /// New INVITEs refused with 503, by reason (`max_calls`, `max_setup_calls`, `draining`).
     pub refused: Family<Fixed, Counter>,
+    /// Set by `metrics.enabled: false`: nothing is counted.
+    off: AtomicBool,
 }
 
 impl SipMetrics {
+    /// Stops counting (`metrics.enabled: false`), so the SIP path pays one relaxed load.
+    pub fn disable(&self) {
+        self.off.store(true, Ordering::Relaxed);
+    }
+
+    fn on(&self) -> bool {
+        !self.off.load(Ordering::Relaxed)
+    }
+
     /// A request arrived.
     pub fn request(&self, method: &rsip::Method) {
+        if !self.on() {
+            return;
+        }
         self.requests
             .get_or_create(&[("method", method_name(method))])
             .inc();
@@ -52,6 +67,9 @@ impl SipMetrics {
 
     /// A response arrived.
     pub fn response_received(&self, code: u16) {
+        if !self.on() {
+            return;
+        }
         self.responses_received
             .get_or_create(&[("class", class(code))])
             .inc();
@@ -59,6 +77,9 @@ impl SipMetrics {
 
     /// We sent a response.
     pub fn response_sent(&self, code: u16) {
+        if !self.on() {
+            return;
+        }
         self.responses_sent
             .get_or_create(&[("class", class(code))])
             .inc();
@@ -66,6 +87,9 @@ impl SipMetrics {
 
     /// A new INVITE was shed with 503.
     pub fn refused(&self, reason: &'static str) {
+        if !self.on() {
+            return;
+        }
         self.refused.get_or_create(&[("reason", reason)]).inc();
     }
 }
@@ -130,6 +154,7 @@ pub struct Metrics {
     rss: Gauge,
     fds: Gauge,
     sources: OnceLock<Sources>,
+    off: AtomicBool,
 }
 
 impl Metrics {
@@ -148,6 +173,7 @@ impl Metrics {
             rss: Gauge::default(),
             fds: Gauge::default(),
             sources: OnceLock::new(),
+            off: AtomicBool::new(false),
         };
         {
             let mut r = m.lock();
@@ -234,8 +260,16 @@ impl Metrics {
         let _ = self.sources.set(sources);
     }
 
+    /// Stops counting calls (`metrics.enabled: false`; the engine serves no `/metrics` then).
+    pub fn disable(&self) {
+        self.off.store(true, Ordering::Relaxed);
+    }
+
     /// An inbound call ended.
     pub fn call_ended(&self, route_point: &str, outcome: &str) {
+        if self.off.load(Ordering::Relaxed) {
+            return;
+        }
         self.calls
             .get_or_create(&vec![
                 ("route_point", route_point.to_string()),
@@ -362,6 +396,20 @@ pub async fn count_http(State(metrics): State<Arc<Metrics>>, req: Request, next:
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn disabled_sip_counters_count_nothing() {
+        let m = SipMetrics::default();
+        m.request(&rsip::Method::Invite);
+        m.disable();
+        m.request(&rsip::Method::Invite);
+        m.response_sent(200);
+        m.refused("draining");
+        let invites = m.requests.get_or_create(&[("method", "INVITE")]).get();
+        assert_eq!(invites, 1);
+        assert_eq!(m.responses_sent.get_or_create(&[("class", "2xx")]).get(), 0);
+        assert_eq!(m.refused.get_or_create(&[("reason", "draining")]).get(), 0);
+    }
 
     #[tokio::test]
     async fn renders_counters_with_their_labels() {

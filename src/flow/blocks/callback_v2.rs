@@ -300,6 +300,7 @@ async fn offer(b: &CallbackV2, cx: &mut Cx<'_>) -> Step {
     };
     match cx.services.book(booking).await {
         Ok(rec) => {
+            crate::ops::logging::record_callback(&rec.id);
             let kind = if desired.is_some() {
                 "scheduled"
             } else {

@@ -44,6 +44,7 @@ pub async fn run(b: &ClickToCallInMatch, cx: &mut Cx<'_>) -> Step {
             // Delayed: the caller is the customer of a callback. They keep its place and
             // priority, and the call that follows serves it (completed with AGENT).
             if let Some(rec) = target.and_then(|t| t.callback) {
+                crate::ops::logging::record_callback(&rec.id);
                 if let Err(e) = cx.services.customer_called_in(rec.id).await {
                     tracing::warn!(callback = %rec.id, error = %e, "call-in: callback not marked routing");
                 }
