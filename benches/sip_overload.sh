@@ -6,8 +6,9 @@
 # baseline. Prints per phase the calls attempted per second (SIPp may fall behind its target),
 # answered per second (goodput), 503s, failed calls and the load average; then the goodput
 # ratio of the overloaded phase to the clean one, the engine's goodput against SIPp-UAS's, and
-# the engine's RSS at start, before the flood, at its peak and SETTLE s after the flood.
-# Usage: benches/sip_overload.sh   (env: RATE=2500 SECS=10 HOLD_MS=0 SETTLE=20 BIN=binary
+# the engine's RSS at start, SETTLE s after the clean phase (before the flood: transactions
+# linger up to 32 s after their call), at its peak in the flood and SETTLE s after it.
+# Usage: benches/sip_overload.sh   (env: RATE=2500 SECS=10 HOLD_MS=0 SETTLE=40 BIN=binary
 #        SIP="max_calls: 150" — sip settings added to the bench configuration, one a line)
 # Needs sipp (apt-get install -y sip-tester) and a release build. Bounded: four phases of
 # about SECS s each plus draining; loopback only.
@@ -16,7 +17,7 @@ cd "$(dirname "$0")/.."
 rate=${RATE:-2500}
 secs=${SECS:-10}
 hold=${HOLD_MS:-0}
-settle=${SETTLE:-20}
+settle=${SETTLE:-40}
 bin=${BIN:-${CARGO_TARGET_DIR:-target}/release/boomerang}
 [ -x "$bin" ] || cargo build --release --bin boomerang
 ulimit -n 65536 2>/dev/null || true
@@ -79,10 +80,12 @@ printf '%-9s | %6s | %9s | %6s | %8s | %6s | %6s | %s\n' target rate/s attempt/s
 start_rss=$(rss)
 phase boomerang 15170 "$rate"
 clean=$goodput
+clean_end=$(date +%s)
 sleep 2
 phase sipp-uas 15180 "$rate"
 uas_clean=$goodput
-sleep 3
+left=$(( settle - ($(date +%s) - clean_end) ))
+[ "$left" -gt 0 ] && sleep "$left"
 pre=$(rss)
 : >"$work/rss"
 phase boomerang 15170 $(( rate * 2 ))
@@ -97,4 +100,4 @@ after=$(rss)
 ratio() { awk "BEGIN {printf \"%.2f\", $1 / ($2 ? $2 : 1)}"; }
 echo "goodput at 2x / clean: boomerang $(ratio "$over" "$clean"), sipp-uas $(ratio "$uas_over" "$uas_clean")"
 echo "boomerang / sipp-uas goodput: clean $(ratio "$clean" "$uas_clean"), at 2x $(ratio "$over" "$uas_over")"
-echo "engine RSS MB: start $start_rss, before the flood $pre, peak $(awk "BEGIN {printf \"%.1f\", ${peak:-0} / 1024}"), ${settle} s after it $after ($(ratio "$after" "$pre") of before)"
+echo "engine RSS MB: start $start_rss, ${settle} s after the clean phase (before the flood) $pre, peak $(awk "BEGIN {printf \"%.1f\", ${peak:-0} / 1024}"), ${settle} s after it $after ($(ratio "$after" "$pre") of before)"

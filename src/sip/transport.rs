@@ -64,6 +64,9 @@ pub struct Received {
     /// Set when a stream could not be framed: `bytes` is what was left, to be answered with
     /// this error in turn (after the messages before it) and not parsed.
     pub framing_error: Option<message::ParseError>,
+    /// When it was read: the user agent measures how long messages wait in its queue (its
+    /// overload signal).
+    pub at: Instant,
 }
 
 /// Bounds on what peers may make the transports hold: message size, and for TCP the time a
@@ -291,6 +294,7 @@ async fn udp_loop(
             },
             local: local.unwrap_or(from),
             framing_error: (n > max).then_some(message::ParseError::TooLarge),
+            at: Instant::now(),
         };
         if inbound.send(msg).is_err() {
             return;
@@ -419,6 +423,7 @@ fn serve_stream(
                             },
                             local,
                             framing_error: Some(message::ParseError::Incomplete),
+                            at: Instant::now(),
                         });
                     }
                     break;
@@ -456,6 +461,7 @@ fn serve_stream(
                             },
                             local,
                             framing_error: None,
+                            at: last_byte,
                         };
                         if inbound.send(msg).is_err() {
                             break 'read;
@@ -472,6 +478,7 @@ fn serve_stream(
                             },
                             local,
                             framing_error: Some(e),
+                            at: Instant::now(),
                         });
                         break 'read;
                     }
