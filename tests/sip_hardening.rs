@@ -362,3 +362,116 @@ async fn a_caller_who_cancels_frees_its_setup_slot() {
     .await;
     assert!(after.contains(&100) && !after.contains(&503), "{after:?}");
 }
+
+/// Sends `n` INVITEs (Call-IDs `{prefix}-0`…) back to back from one socket and returns, per
+/// Call-ID, the first final response's status code and To tag, collected for `wait`.
+async fn invite_burst(
+    target: SocketAddr,
+    prefix: &str,
+    n: usize,
+    wait: Duration,
+) -> (
+    tokio::net::UdpSocket,
+    std::collections::HashMap<String, (u16, String)>,
+) {
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let port = sock.local_addr().unwrap().port();
+    for i in 0..n {
+        sock.send_to(invite(&format!("{prefix}-{i}"), port).as_bytes(), target)
+            .await
+            .unwrap();
+    }
+    let mut finals = std::collections::HashMap::new();
+    let mut buf = vec![0u8; 65536];
+    let until = tokio::time::Instant::now() + wait;
+    while let Ok(Ok((len, _))) = tokio::time::timeout_at(until, sock.recv_from(&mut buf)).await {
+        let text = String::from_utf8_lossy(&buf[..len]).to_string();
+        let Some(code) = text
+            .strip_prefix("SIP/2.0 ")
+            .and_then(|l| l.get(..3)?.parse::<u16>().ok())
+        else {
+            continue;
+        };
+        let header = |name: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(name))
+                .unwrap_or_default()
+                .trim()
+                .to_string()
+        };
+        if code >= 200 {
+            let tag = header("To:")
+                .split(";tag=")
+                .nth(1)
+                .unwrap_or_default()
+                .to_string();
+            if code == 503 {
+                assert!(text.contains("\r\nRetry-After: "), "{text}");
+            }
+            finals.entry(header("Call-ID:")).or_insert((code, tag));
+        }
+    }
+    (sock, finals)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn invites_that_waited_too_long_in_the_queue_are_shed_with_503_statelessly() {
+    // Limits on calls far above the burst: only the queue delay can refuse a call.
+    let wide = "  max_calls: 100000\n  max_setup_calls: 100000\n";
+    // Control: with the delay check off, a burst of 300 INVITEs is served, none shed (a
+    // debug build on a loaded machine may not answer every one in time).
+    let r = engine(&format!("{wide}  max_queue_delay_ms: 0\n"), "").await;
+    let (_s, finals) = invite_burst(r.engine.sip.udp[0], "off", 300, Duration::from_secs(6)).await;
+    assert!(finals.len() > 150, "unanswered INVITEs: {}", finals.len());
+    assert!(finals.values().all(|(code, _)| *code == 200), "{finals:?}");
+    drop(r);
+
+    // With it on (10 ms), INVITEs that waited behind the burst get 503 + Retry-After; the
+    // first ones are served.
+    let r = engine(&format!("{wide}  max_queue_delay_ms: 10\n"), "").await;
+    let target = r.engine.sip.udp[0];
+    let (sock, finals) = invite_burst(target, "on", 300, Duration::from_secs(6)).await;
+    assert!(finals.len() > 150, "unanswered INVITEs: {}", finals.len());
+    let shed: Vec<_> = finals
+        .iter()
+        .filter(|(_, (code, _))| *code == 503)
+        .collect();
+    let served = finals.values().filter(|(code, _)| *code == 200).count();
+    assert!(!shed.is_empty(), "no INVITE shed: {finals:?}");
+    assert!(served > 0, "none served: {finals:?}");
+    assert_eq!(shed.len() + served, finals.len(), "{finals:?}");
+    assert!(
+        !common::log_lines(&["overload: new INVITE refused", "max_queue_delay"]).is_empty(),
+        "the shedding was not logged"
+    );
+
+    // A retransmission of a shed INVITE gets the same 503 (same To tag), not a call.
+    let (id, (_, tag)) = shed[0];
+    let n: usize = id.trim_start_matches("on-").parse().unwrap();
+    let port = sock.local_addr().unwrap().port();
+    sock.send_to(invite(&format!("on-{n}"), port).as_bytes(), target)
+        .await
+        .unwrap();
+    let mut buf = vec![0u8; 65536];
+    let again = loop {
+        let (len, _) = tokio::time::timeout(Duration::from_secs(3), sock.recv_from(&mut buf))
+            .await
+            .expect("no answer to the retransmission")
+            .unwrap();
+        let text = String::from_utf8_lossy(&buf[..len]).to_string();
+        if text.contains(&format!("Call-ID: {id}\r\n")) && !text.starts_with("SIP/2.0 1") {
+            break text;
+        }
+    };
+    assert!(again.starts_with("SIP/2.0 503 "), "{again}");
+    assert!(again.contains(&format!(";tag={tag}")), "{again}");
+
+    // Once the queue has drained, a new caller is served.
+    let resp = final_response(
+        target,
+        invite("after-burst", common::free_port()).as_bytes(),
+    )
+    .await
+    .expect("no answer after the burst");
+    assert!(resp.starts_with("SIP/2.0 200 "), "{resp}");
+}

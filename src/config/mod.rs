@@ -479,6 +479,15 @@ impl Validator<'_> {
             1,
             s.max_calls.max(1) as i64,
         );
+        if s.max_queue_delay_ms != 0 {
+            self.range(
+                root,
+                &[K("sip"), K("max_queue_delay_ms")],
+                s.max_queue_delay_ms as i64,
+                10,
+                10_000,
+            );
+        }
         for (key, value, hi) in [
             (
                 "tcp_header_timeout_seconds",

@@ -479,6 +479,7 @@ async fn start_sip(
             limits: crate::sip::ua::UaLimits {
                 max_calls: s.max_calls as usize,
                 max_setup_calls: s.max_setup_calls as usize,
+                max_queue_delay: std::time::Duration::from_millis(s.max_queue_delay_ms.into()),
                 transport: crate::sip::transport::TransportLimits {
                     message: crate::sip::message::ParseLimits {
                         max_bytes: s.max_message_bytes as usize,

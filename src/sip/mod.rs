@@ -6,6 +6,7 @@ pub mod dialog;
 pub mod digest;
 pub mod leg;
 pub mod message;
+pub mod overload;
 pub mod registrar;
 pub mod session_timer;
 pub mod transaction;

@@ -1087,6 +1087,21 @@ impl Transactions {
         self.map.len()
     }
 
+    /// Whether `key` names a live transaction (a retransmission, not a new request).
+    pub fn contains(&self, key: &TransactionKey) -> bool {
+        self.map.contains_key(key)
+    }
+
+    /// Gives back the table's room beyond what it holds (hash tables keep the capacity of
+    /// their peak: a flood's tens of thousands of transactions).
+    pub fn shrink_to_fit(&mut self) {
+        self.map.shrink_to_fit();
+        self.deadlines.shrink_to_fit();
+        self.dirty.shrink_to_fit();
+        self.in_dirty.shrink_to_fit();
+        self.touched.shrink_to_fit();
+    }
+
     /// True when no transaction is live.
     pub fn is_empty(&self) -> bool {
         self.map.is_empty()

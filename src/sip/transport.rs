@@ -64,6 +64,9 @@ pub struct Received {
     /// Set when a stream could not be framed: `bytes` is what was left, to be answered with
     /// this error in turn (after the messages before it) and not parsed.
     pub framing_error: Option<message::ParseError>,
+    /// When it was read: the user agent measures how long messages wait in its queue (its
+    /// overload signal).
+    pub at: Instant,
 }
 
 /// Bounds on what peers may make the transports hold: message size, and for TCP the time a
@@ -291,6 +294,7 @@ async fn udp_loop(
             },
             local: local.unwrap_or(from),
             framing_error: (n > max).then_some(message::ParseError::TooLarge),
+            at: Instant::now(),
         };
         if inbound.send(msg).is_err() {
             return;
@@ -397,15 +401,17 @@ fn serve_stream(
         let now = Instant::now();
         let (mut last_byte, mut message_start, mut head_done) = (now, now, None);
         // Every message (or unframeable rest) of this connection comes from the same peer.
-        let received = |bytes: Vec<u8>, framing_error: Option<message::ParseError>| Received {
-            bytes,
-            peer: Peer {
-                addr: from,
-                transport: Transport::Tcp,
-            },
-            local,
-            framing_error,
-        };
+        let received =
+            |bytes: Vec<u8>, framing_error: Option<message::ParseError>, at: Instant| Received {
+                bytes,
+                peer: Peer {
+                    addr: from,
+                    transport: Transport::Tcp,
+                },
+                local,
+                framing_error,
+                at,
+            };
         let mut linger = true;
         'read: loop {
             let (deadline, waiting_for) = read_deadline(
@@ -424,6 +430,7 @@ fn serve_stream(
                         let _ = inbound.send(received(
                             std::mem::take(&mut buf),
                             Some(message::ParseError::Incomplete),
+                            Instant::now(),
                         ));
                     }
                     break;
@@ -453,7 +460,7 @@ fn serve_stream(
                         buf.drain(..skip + len);
                         (message_start, head_done) = (last_byte, None);
                         awaiting_first = false;
-                        let msg = received(bytes, None);
+                        let msg = received(bytes, None, last_byte);
                         if inbound.send(msg).is_err() {
                             break 'read;
                         }
@@ -461,7 +468,11 @@ fn serve_stream(
                     Err(e) => {
                         // A stream we cannot frame cannot be resynchronised: the user agent
                         // answers it after the messages before it, then the connection closes.
-                        let _ = inbound.send(received(std::mem::take(&mut buf), Some(e)));
+                        let _ = inbound.send(received(
+                            std::mem::take(&mut buf),
+                            Some(e),
+                            Instant::now(),
+                        ));
                         break 'read;
                     }
                 }

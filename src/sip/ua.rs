@@ -7,7 +7,7 @@
 use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, OnceLock, Weak};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rsip::headers::UntypedHeader;
 use rsip::message::HasHeaders;
@@ -18,6 +18,7 @@ use super::auth_guard::{FailureGuard, NonceRefusal, NonceUses};
 use super::dialog::Dialog;
 use super::digest;
 use super::message::{self, header_value, header_values, random_token, response_with_tag};
+use super::overload::{HeapTrim, ShedMemory};
 use super::registrar::{Binding, ContactLease, Registrar, RegistrarConfig};
 use super::session_timer::{MIN_SE, RefreshMethod, Refresher, SessionTimer, TimerAction};
 use super::transaction::{Event, Routed, Timers, TransactionKey, Transactions, TwoXxRetransmitter};
@@ -392,6 +393,9 @@ pub struct UaLimits {
     pub max_calls: usize,
     /// Inbound calls not yet answered at once; a new INVITE beyond it gets 503.
     pub max_setup_calls: usize,
+    /// A new INVITE that waited longer than this between the socket and the user agent (the
+    /// engine is behind) gets 503 at once; zero turns the check off.
+    pub max_queue_delay: Duration,
     /// Seconds in the Retry-After of those 503s.
     pub retry_after: u32,
     /// Message size, TCP timeouts and connection caps.
@@ -403,6 +407,7 @@ impl Default for UaLimits {
         UaLimits {
             max_calls: 2000,
             max_setup_calls: 200,
+            max_queue_delay: Duration::from_millis(250),
             retry_after: 5,
             transport: TransportLimits::default(),
         }
@@ -475,6 +480,8 @@ pub async fn start(config: UaConfig, handler: Arc<dyn CallHandler>) -> std::io::
         draining: false,
         metrics: metrics.clone(),
         setting_up: std::collections::HashSet::new(),
+        shed: ShedMemory::default(),
+        trim: HeapTrim::default(),
         malformed_log: crate::throttle::LogThrottle::new(10, std::time::Duration::from_secs(10)),
         shed_log: crate::throttle::LogThrottle::new(1, std::time::Duration::from_secs(10)),
         public_name: config.public_name.clone(),
@@ -693,6 +700,10 @@ struct Actor {
     metrics: Arc<crate::ops::metrics::SipMetrics>,
     /// Inbound calls not yet answered (possibly stale: see `overloaded`).
     setting_up: std::collections::HashSet<String>,
+    /// INVITEs lately refused for overload, so their retransmissions get the same 503.
+    shed: ShedMemory,
+    /// When to give the heap back after a flood.
+    trim: HeapTrim,
     /// At most 10 "malformed SIP message" lines per 10 s, then a count.
     malformed_log: crate::throttle::LogThrottle,
     /// At most one overload line per 10 s, then a count.
@@ -786,7 +797,24 @@ impl Actor {
                 _ = sleep => self.on_timeout(),
             }
             self.pump();
+            if self
+                .trim
+                .due(Instant::now(), self.txns.len() + self.calls.len())
+            {
+                self.shrink_to_fit();
+                tokio::task::spawn_blocking(super::overload::release_free_heap);
+            }
         }
+    }
+
+    /// Gives back the room of the tables sized for a flood's peak.
+    fn shrink_to_fit(&mut self) {
+        self.txns.shrink_to_fit();
+        self.calls.shrink_to_fit();
+        self.peers.shrink_to_fit();
+        self.uac_keys.shrink_to_fit();
+        self.unacked.shrink_to_fit();
+        self.setting_up.shrink_to_fit();
     }
 
     fn next_wake(&self) -> Option<Instant> {
@@ -803,6 +831,7 @@ impl Actor {
             .chain(calls)
             .chain(self.registrar.next_expiry())
             .chain(self.session_timers.first().map(|(at, _)| *at))
+            .chain(self.trim.wake())
             .min()
     }
 
@@ -1030,6 +1059,9 @@ impl Actor {
             }
             SipMessage::Response(resp) => self.metrics.response_received(resp.status_code.code()),
         }
+        if self.shed_invite(&msg, r.peer, r.at.elapsed()) {
+            return;
+        }
         let now = Instant::now();
         match self
             .txns
@@ -1139,21 +1171,6 @@ impl Actor {
         let to = header_value(&req, "To").unwrap_or_default();
         if message::tag_of(&to).is_some() {
             self.on_in_dialog_offer(key, req, peer, call_id);
-            return;
-        }
-        if let Some(why) = self.overloaded() {
-            crate::throttled!(
-                self.shed_log,
-                Instant::now(),
-                warn!(call = %call_id, limit = why, "overload: new INVITE refused with 503")
-            );
-            self.metrics.refused(why);
-            let mut resp = message::response_for(&req, 503, "Service Unavailable");
-            resp.headers.push(Header::Other(
-                "Retry-After".into(),
-                self.limits.retry_after.to_string(),
-            ));
-            self.respond_with(&key, resp);
             return;
         }
         let hops = header_value(&req, "Max-Forwards")
@@ -1419,12 +1436,61 @@ impl Actor {
         }
     }
 
-    /// Why a new inbound call must be refused now (`max_calls` or `max_setup_calls` reached),
-    /// or `None` when it may come in. Calls set up and since answered or gone are forgotten
-    /// only when the limit seems reached, so the check costs nothing below it.
-    fn overloaded(&mut self) -> Option<&'static str> {
+    /// Answers a new INVITE with 503 + Retry-After when the engine is overloaded, statelessly
+    /// (RFC 3261 §8.2.7): no transaction, call or media is kept for it, and a retransmission
+    /// gets the same 503. True when it was shed.
+    fn shed_invite(&mut self, msg: &SipMessage, peer: Peer, waited: Duration) -> bool {
+        let SipMessage::Request(req) = msg else {
+            return false;
+        };
+        if req.method != rsip::Method::Invite
+            || header_value(req, "To").is_none_or(|to| message::tag_of(&to).is_some())
+        {
+            return false;
+        }
+        let Some(key) = TransactionKey::of(msg) else {
+            return false;
+        };
+        if self.txns.contains(&key) {
+            return false;
+        }
+        let id = ShedMemory::id(&key);
+        if !self.shed.contains(id) {
+            let Some(why) = self.overloaded(waited) else {
+                return false;
+            };
+            crate::throttled!(
+                self.shed_log,
+                Instant::now(),
+                warn!(
+                    call = %header_value(req, "Call-ID").unwrap_or_default(),
+                    limit = why,
+                    waited_ms = waited.as_millis() as u64,
+                    "overload: new INVITE refused with 503"
+                )
+            );
+            self.metrics.refused(why);
+            self.shed.insert(id);
+        }
+        let mut resp = response_with_tag(req, 503, "Service Unavailable", &format!("{id:016x}"));
+        resp.headers.push(Header::Other(
+            "Retry-After".into(),
+            self.limits.retry_after.to_string(),
+        ));
+        self.send(peer, &SipMessage::Response(resp));
+        true
+    }
+
+    /// Why a new inbound call must be refused now (`max_queue_delay` exceeded by this INVITE's
+    /// wait, `max_calls` or `max_setup_calls` reached), or `None` when it may come in. Calls
+    /// set up and since answered or gone are forgotten only when the limit seems reached, so
+    /// the check costs nothing below it.
+    fn overloaded(&mut self, waited: Duration) -> Option<&'static str> {
         if self.draining {
             return Some("draining");
+        }
+        if !self.limits.max_queue_delay.is_zero() && waited > self.limits.max_queue_delay {
+            return Some("max_queue_delay");
         }
         if self.calls.len() >= self.limits.max_calls {
             return Some("max_calls");
