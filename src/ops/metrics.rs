@@ -51,46 +51,31 @@ impl SipMetrics {
         self.off.store(true, Ordering::Relaxed);
     }
 
-    fn on(&self) -> bool {
-        !self.off.load(Ordering::Relaxed)
+    /// Counts one event in `family` under the label `name=value`, unless switched off.
+    fn bump(&self, family: &Family<Fixed, Counter>, name: &'static str, value: &'static str) {
+        if !self.off.load(Ordering::Relaxed) {
+            family.get_or_create(&[(name, value)]).inc();
+        }
     }
 
     /// A request arrived.
     pub fn request(&self, method: &rsip::Method) {
-        if !self.on() {
-            return;
-        }
-        self.requests
-            .get_or_create(&[("method", method_name(method))])
-            .inc();
+        self.bump(&self.requests, "method", method_name(method));
     }
 
     /// A response arrived.
     pub fn response_received(&self, code: u16) {
-        if !self.on() {
-            return;
-        }
-        self.responses_received
-            .get_or_create(&[("class", class(code))])
-            .inc();
+        self.bump(&self.responses_received, "class", class(code));
     }
 
     /// We sent a response.
     pub fn response_sent(&self, code: u16) {
-        if !self.on() {
-            return;
-        }
-        self.responses_sent
-            .get_or_create(&[("class", class(code))])
-            .inc();
+        self.bump(&self.responses_sent, "class", class(code));
     }
 
     /// A new INVITE was shed with 503.
     pub fn refused(&self, reason: &'static str) {
-        if !self.on() {
-            return;
-        }
-        self.refused.get_or_create(&[("reason", reason)]).inc();
+        self.bump(&self.refused, "reason", reason);
     }
 }
 
