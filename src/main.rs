@@ -71,18 +71,6 @@ fn main() -> ExitCode {
     }
 }
 
-/// Large allocations (an Argon2 hash's 19 MiB, big response bodies) get their own mapping,
-/// returned to the system when freed. glibc otherwise raises its mmap threshold after the first
-/// such free, so later ones come from per-thread arenas that keep the memory: 500 concurrent
-/// logins left 8.4 GB resident, 42 MB with this (benches/login_flood.sh).
-fn return_large_allocations() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets an allocator parameter; called before any other thread starts.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
-    }
-}
-
 /// Raises the soft limit on open descriptors to the hard one, so the HTTP connection caps
 /// (`api.max_connections`, default 4096), not a 1024 default, bound the connections.
 fn raise_descriptor_limit() {
@@ -105,7 +93,7 @@ fn raise_descriptor_limit() {
 }
 
 fn serve(config: &std::path::Path) -> anyhow::Result<ExitCode> {
-    return_large_allocations();
+    boomerang::ops::heap::return_large_allocations();
     raise_descriptor_limit();
     let cfg = Config::load(config)
         .map_err(|e| anyhow::anyhow!("{e}"))

@@ -203,16 +203,8 @@ async fn give_back_memory(table: Arc<Mutex<Connections>>) {
             std::mem::take(&mut t.closed)
         };
         if closed >= TRIM_AFTER_CLOSED {
-            let _ = tokio::task::spawn_blocking(trim_heap).await;
+            let _ = tokio::task::spawn_blocking(crate::ops::heap::release_free).await;
         }
-    }
-}
-
-fn trim_heap() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only releases free memory of the allocator's own heaps.
-    unsafe {
-        libc::malloc_trim(0);
     }
 }
 

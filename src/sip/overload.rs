@@ -102,16 +102,6 @@ impl HeapTrim {
     }
 }
 
-/// Asks glibc to return the free pages of its heaps to the system (blocking: call it off the
-/// async workers).
-pub fn release_free_heap() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only releases free memory of the allocator's own heaps.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -802,7 +802,7 @@ impl Actor {
                 .due(Instant::now(), self.txns.len() + self.calls.len())
             {
                 self.shrink_to_fit();
-                tokio::task::spawn_blocking(super::overload::release_free_heap);
+                tokio::task::spawn_blocking(crate::ops::heap::release_free);
             }
         }
     }
