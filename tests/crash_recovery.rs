@@ -123,16 +123,7 @@ async fn every_acknowledged_callback_survives_sigkill_in_order() {
     // The restarted engine serves them.
     let (mut child, url) = start(dir.path());
     let first = &acked[0][0];
-    let v: serde_json::Value = client
-        .post(format!("{url}/engagement/v3/callbacks/retrieve"))
-        .header("x-api-key", KEY)
-        .json(&serde_json::json!({"id": first}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, v) = api(&url, "retrieve", serde_json::json!({"id": first})).await;
     assert_eq!(v["data"]["callbackState"], "QUEUED", "{v}");
     assert_eq!(v["data"]["userData"]["seq"], "0");
     child.kill().unwrap();
@@ -179,16 +170,8 @@ fn start_sip(dir: &Path, trunk_port: u16) -> (Child, String, std::net::SocketAdd
     (child, url.unwrap(), sip.unwrap())
 }
 
-async fn api(url: &str, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
-    let resp = reqwest::Client::new()
-        .post(format!("{url}/engagement/v3/callbacks/{path}"))
-        .header("x-api-key", KEY)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or_default())
+async fn api(url: &str, op: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+    common::callbacks_api(url, KEY, op, body).await
 }
 
 /// Books a callback for `phone` on Sales_VQ_CB and waits (up to 20 s) until it is `state`.

@@ -82,18 +82,14 @@ async fn a_customer_who_never_confirms_completes_as_not_confirmed() {
             + "\napi:\n  keys: [{name: t, key: wire-key}]\n"
     })
     .await;
-    let url = format!("http://{}/engagement/v3/callbacks", engine.http_addr);
-    let client = reqwest::Client::new();
-    let v: serde_json::Value = client
-        .post(format!("{url}/create"))
-        .header("x-api-key", "wire-key")
-        .json(&serde_json::json!({"serviceName": "Sales_VQ_CB", "phoneNumber": "+33612345679"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let base = format!("http://{}", engine.http_addr);
+    let (_, v) = common::callbacks_api(
+        &base,
+        "wire-key",
+        "create",
+        serde_json::json!({"serviceName": "Sales_VQ_CB", "phoneNumber": "+33612345679"}),
+    )
+    .await;
     let id: Uuid = v["data"]["id"].as_str().unwrap().parse().unwrap();
     common::register_alice(
         engine.sip.udp[0],
@@ -102,16 +98,13 @@ async fn a_customer_who_never_confirms_completes_as_not_confirmed() {
     .await;
     let mut done = serde_json::Value::Null;
     for _ in 0..900 {
-        let v: serde_json::Value = client
-            .post(format!("{url}/retrieve"))
-            .header("x-api-key", "wire-key")
-            .json(&serde_json::json!({ "id": id }))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let (_, v) = common::callbacks_api(
+            &base,
+            "wire-key",
+            "retrieve",
+            serde_json::json!({ "id": id }),
+        )
+        .await;
         if v["data"]["callbackState"] == "COMPLETED" {
             done = v;
             break;
@@ -156,14 +149,14 @@ async fn an_administrator_can_cancel_a_callback_in_processing() {
     common::register_alice(engine.sip.udp[0], &format!("127.0.0.1:{agent_port}")).await;
     let processing = common::until_state(&engine, rec.id, CallbackState::Processing, 400).await;
     assert!(processing, "the customer was never bridged");
-    let app = client
-        .post(format!("{base}/engagement/v3/callbacks/cancel"))
-        .header("x-api-key", "wire-key")
-        .json(&serde_json::json!({ "id": rec.id }))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(app.status().as_u16(), 409);
+    let (app, _) = common::callbacks_api(
+        &base,
+        "wire-key",
+        "cancel",
+        serde_json::json!({ "id": rec.id }),
+    )
+    .await;
+    assert_eq!(app, 409);
     // A bulk cancel leaves it alone, as the guide says.
     let span = chrono::TimeDelta::hours(1);
     let bulk: serde_json::Value = client

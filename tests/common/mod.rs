@@ -336,3 +336,22 @@ pub fn flows_with_ringing_queue() -> tempfile::TempDir {
     .unwrap_or_else(|e| panic!("{e}"));
     flows
 }
+
+/// POSTs `body` to the public callbacks API (`{base}/engagement/v3/callbacks/{op}`) with API
+/// key `key`; the status and the JSON answer (null when there is none).
+pub async fn callbacks_api(
+    base: &str,
+    key: &str,
+    op: &str,
+    body: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    let resp = reqwest::Client::new()
+        .post(format!("{base}/engagement/v3/callbacks/{op}"))
+        .header("x-api-key", key)
+        .json(&body)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("POST callbacks/{op}: {e}"));
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or_default())
+}
