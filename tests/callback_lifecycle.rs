@@ -218,8 +218,7 @@ impl World {
         agents.get(agents.index_of(agent).unwrap()).state()
     }
 
-    /// Waits until `done` holds: virtual time moves in small steps, and real time passes too
-    /// (the store writes on its own thread while paused time would race ahead).
+    /// Waits until `done` holds: virtual time moves in small steps, and real time passes too.
     async fn until(&self, what: &str, done: impl Fn() -> bool) {
         for _ in 0..5000 {
             if done() {
@@ -228,6 +227,18 @@ impl World {
             self.pause().await;
         }
         panic!("never: {what}");
+    }
+
+    /// Waits until callback `id` is in memory in `state`.
+    async fn until_in(&self, id: Uuid, state: CallbackState) {
+        self.until(&format!("{id} is {}", state.name()), || {
+            self.core
+                .callbacks
+                .active()
+                .iter()
+                .any(|r| r.id == id && r.state == state)
+        })
+        .await;
     }
 
     /// Waits for the callback to complete as AGENT, connected to `agent` through every state
@@ -711,14 +722,7 @@ async fn closing_purges_every_waiting_callback_even_with_one_in_processing() {
         .dispatch
         .set_agent_state("alice", StateKind::Ready, None)
         .unwrap();
-    w.until("the first callback is PROCESSING", || {
-        w.core
-            .callbacks
-            .active()
-            .iter()
-            .any(|r| r.id == talking && r.state == CallbackState::Processing)
-    })
-    .await;
+    w.until_in(talking, CallbackState::Processing).await;
     // Three more wait for an agent; their purge falls at closing, with the one in PROCESSING.
     let mut waiting = Vec::new();
     for n in ["+33610000002", "+33610000003", "+33610000004"] {
@@ -828,14 +832,7 @@ async fn a_callback_due_at_night_is_dialled_only_when_the_office_opens() {
         .set_agent_state("alice", StateKind::Ready, None)
         .unwrap();
     w.clock.sleep_until(night).await;
-    w.until("the callback is queued at its time", || {
-        w.core
-            .callbacks
-            .active()
-            .iter()
-            .any(|r| r.id == id && r.state == CallbackState::Queued)
-    })
-    .await;
+    w.until_in(id, CallbackState::Queued).await;
     for _ in 0..500 {
         w.pause().await;
     }
