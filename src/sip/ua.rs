@@ -1448,6 +1448,11 @@ impl Actor {
         {
             return false;
         }
+        // The common case (not overloaded, nothing shed lately) costs no transaction key.
+        let overload = self.overloaded(waited);
+        if overload.is_none() && self.shed.is_empty() {
+            return false;
+        }
         let Some(key) = TransactionKey::of(msg) else {
             return false;
         };
@@ -1456,7 +1461,7 @@ impl Actor {
         }
         let id = ShedMemory::id(&key);
         if !self.shed.contains(id) {
-            let Some(why) = self.overloaded(waited) else {
+            let Some(why) = overload else {
                 return false;
             };
             crate::throttled!(
