@@ -112,7 +112,15 @@ fn serve(config: &std::path::Path) -> anyhow::Result<ExitCode> {
         for a in &engine.sip.tcp {
             println!("boomerang: SIP on tcp {a}");
         }
-        let first = signals.next().await;
+        // SIGHUP reloads the configuration (an invalid file changes nothing and says why).
+        let first = loop {
+            match signals.next().await {
+                "SIGHUP" => {
+                    let _ = engine.reload().await;
+                }
+                stop => break stop,
+            }
+        };
         tracing::info!(
             signal = first,
             drain_seconds = cfg.spec.shutdown.drain_seconds,
@@ -131,7 +139,7 @@ fn serve(config: &std::path::Path) -> anyhow::Result<ExitCode> {
                 );
                 Ok::<_, anyhow::Error>(ExitCode::SUCCESS)
             }
-            second = signals.next() => {
+            second = signals.next_stop() => {
                 tracing::warn!(signal = second, "second signal: exiting at once");
                 // Live calls and tasks are cut; the store's acknowledged writes are on disk.
                 std::process::exit(1);
@@ -140,10 +148,12 @@ fn serve(config: &std::path::Path) -> anyhow::Result<ExitCode> {
     })
 }
 
-/// SIGTERM and SIGINT, which start a graceful shutdown (and a second one ends it at once).
+/// SIGTERM and SIGINT, which start a graceful shutdown (and a second one ends it at once), and
+/// SIGHUP, which reloads the configuration (ignored once a shutdown started).
 struct Signals {
     term: tokio::signal::unix::Signal,
     int: tokio::signal::unix::Signal,
+    hup: tokio::signal::unix::Signal,
 }
 
 impl Signals {
@@ -152,14 +162,26 @@ impl Signals {
         Ok(Signals {
             term: signal(SignalKind::terminate()).context("installing the SIGTERM handler")?,
             int: signal(SignalKind::interrupt()).context("installing the SIGINT handler")?,
+            hup: signal(SignalKind::hangup()).context("installing the SIGHUP handler")?,
         })
     }
 
-    /// Waits for the next SIGTERM or SIGINT; its name.
+    /// Waits for the next SIGTERM, SIGINT or SIGHUP; its name.
     async fn next(&mut self) -> &'static str {
         tokio::select! {
             _ = self.term.recv() => "SIGTERM",
             _ = self.int.recv() => "SIGINT",
+            _ = self.hup.recv() => "SIGHUP",
+        }
+    }
+
+    /// Waits for the next SIGTERM or SIGINT (a SIGHUP while draining is logged and ignored).
+    async fn next_stop(&mut self) -> &'static str {
+        loop {
+            match self.next().await {
+                "SIGHUP" => tracing::warn!("SIGHUP ignored: shutting down"),
+                stop => return stop,
+            }
         }
     }
 }

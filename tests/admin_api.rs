@@ -1366,7 +1366,8 @@ async fn developer_tools_queues_agents_and_reload() {
     let hash = hash_password(PASSWORD).unwrap();
     let edited = original
         .replace("{id: alice, skills: {Sales: 7}}", "{id: alice, skills: {Sales: 8}}")
-        .replace("  - {name: Service_VQ_CB}", "  - {name: Service_VQ_CB, slot_capacity: 5}")
+        // A queue added needs a restart (a queue's settings would apply at once).
+        .replace("  - {name: Service_VQ_CB}", "  - {name: Service_VQ_CB}\n  - {name: Extra_VQ}")
         .replace("    - {name: dev,", &format!("    - {{name: ops, password_hash: '{hash}', roles: [Supervisor]}}\n    - {{name: dev,"));
     std::fs::write(&file, edited).unwrap();
     let (s, v) = call(Method::POST, &at(&url, "/reload"), Some(&root), None).await;

@@ -39,6 +39,8 @@ struct Running {
     url: String,
     sip: SocketAddr,
     output: Arc<Mutex<Vec<String>>>,
+    /// The configuration file the engine was started from.
+    file: std::path::PathBuf,
     _dir: tempfile::TempDir,
 }
 
@@ -81,6 +83,7 @@ impl Running {
             url: url.unwrap(),
             sip: sip.unwrap(),
             output,
+            file,
             _dir: dir,
         }
     }
@@ -444,5 +447,121 @@ async fn metrics_can_be_switched_off() {
     .await;
     assert!(out.status.success(), "{}", common::sipp_report(&out));
     let (status, _) = get(&format!("{}/healthz", r.url)).await;
+    assert_eq!(status, 200);
+}
+
+/// GET with an API key: status and JSON body.
+async fn get_keyed(url: &str, key: &str) -> (u16, serde_json::Value) {
+    let resp = reqwest::Client::new()
+        .get(url)
+        .header("x-api-key", key)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or_default())
+}
+
+/// The `access-control-allow-origin` a CORS preflight from `origin` gets, if any.
+async fn cors_allowed(url: &str, origin: &str) -> Option<String> {
+    let resp = reqwest::Client::new()
+        .request(reqwest::Method::OPTIONS, url)
+        .header("origin", origin)
+        .header("access-control-request-method", "GET")
+        .send()
+        .await
+        .unwrap();
+    resp.headers()
+        .get("access-control-allow-origin")
+        .map(|v| v.to_str().unwrap().to_string())
+}
+
+/// Polls (up to 10 s) until the engine printed a line containing `needle`; that line.
+async fn until_line(r: &Running, needle: &str) -> String {
+    let until = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(l) = r.lines(needle).pop() {
+            return l;
+        }
+        assert!(
+            Instant::now() < until,
+            "no line with {needle:?}: {:?}",
+            r.output.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// SIGHUP re-reads the file: a new API key replaces the old, a CORS origin is allowed and a
+/// queue's setting changes, all observed over HTTP; then a broken file changes nothing, the
+/// log says why (the setting and its line) and the failure is counted in `/metrics`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_keys_cors_and_queue_settings_and_a_broken_file_changes_nothing() {
+    let r = Running::start(30);
+    let status_url = format!("{}/engagement/v3/callbacks/queue-status/Sales_VQ_CB", r.url);
+    let origin = "https://ops.example";
+    let (code, body) = get_keyed(&status_url, "ops-test-key").await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["data"]["offerImmediateCallback"], true, "{body}");
+    assert_eq!(get_keyed(&status_url, "reloaded-key").await.0, 401);
+    assert_eq!(cors_allowed(&status_url, origin).await, None);
+
+    let edited = config_text(30)
+        .replace(
+            "key: ops-test-key}]\n",
+            "key: reloaded-key}]\n  cors_origins: [\"https://ops.example\"]\n",
+        )
+        .replace(
+            "- name: Sales_VQ_CB\n",
+            "- name: Sales_VQ_CB\n    immediate_enabled: false\n",
+        );
+    assert!(edited.contains("reloaded-key") && edited.contains("immediate_enabled"));
+    std::fs::write(&r.file, &edited).unwrap();
+    r.signal(libc::SIGHUP);
+    let line = until_line(&r, "configuration reloaded").await;
+    assert!(
+        line.contains("api.keys") && line.contains("api.cors_origins"),
+        "{line}"
+    );
+    assert!(line.contains("queue `Sales_VQ_CB` settings"), "{line}");
+    let (code, body) = get_keyed(&status_url, "reloaded-key").await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["data"]["offerImmediateCallback"], false, "{body}");
+    assert_eq!(get_keyed(&status_url, "ops-test-key").await.0, 401);
+    assert_eq!(
+        cors_allowed(&status_url, origin).await.as_deref(),
+        Some(origin)
+    );
+    let text = scrape(&r.url).await;
+    assert_eq!(
+        value(&text, "boomerang_config_reloads_total{result=\"ok\"}"),
+        1.0,
+        "{text}"
+    );
+
+    // A broken file: the old key back, and a drain of 25 hours. Nothing changes.
+    let broken = config_text(90000);
+    std::fs::write(&r.file, broken).unwrap();
+    r.signal(libc::SIGHUP);
+    let line = until_line(&r, "configuration reload refused").await;
+    assert!(line.contains("nothing changed"), "{line}");
+    assert!(line.contains("shutdown.drain_seconds"), "{line}");
+    let (code, body) = get_keyed(&status_url, "reloaded-key").await;
+    assert_eq!(code, 200, "{body}");
+    assert_eq!(body["data"]["offerImmediateCallback"], false, "{body}");
+    assert_eq!(get_keyed(&status_url, "ops-test-key").await.0, 401);
+    let text = scrape(&r.url).await;
+    assert_eq!(
+        value(&text, "boomerang_config_reloads_total{result=\"failed\"}"),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        value(&text, "boomerang_config_reloads_total{result=\"ok\"}"),
+        1.0,
+        "{text}"
+    );
+    // The engine still serves and still stops on SIGTERM.
+    let (status, _) = get(&format!("{}/readyz", r.url)).await;
     assert_eq!(status, 200);
 }

@@ -68,6 +68,28 @@ pub struct ApiState {
     pub dispatch: Option<Arc<crate::routing::Dispatch>>,
     /// Agent definitions with the changes made through the API.
     pub agent_book: Arc<admin::agents::AgentBook>,
+    /// The engine's reloadable configuration (`POST /admin/reload`, SIGHUP), once it runs.
+    pub live: Arc<std::sync::OnceLock<std::sync::Weak<crate::ops::reload::Live>>>,
+}
+
+/// Name and SHA-256 of every API key of `config` (plain keys are hashed here and never kept).
+pub fn key_hashes(config: &Config) -> Vec<(String, [u8; 32])> {
+    config
+        .spec
+        .api
+        .keys
+        .iter()
+        .filter_map(|k| {
+            let hash: Option<[u8; 32]> = match (&k.key, &k.key_sha256) {
+                (Some(plain), _) => Some(Sha256::digest(plain.as_bytes()).into()),
+                (None, Some(hex_hash)) => {
+                    hex::decode(hex_hash).ok().and_then(|v| v.try_into().ok())
+                }
+                _ => None,
+            };
+            hash.map(|h| (k.name.clone(), h))
+        })
+        .collect()
 }
 
 impl ApiState {
@@ -79,22 +101,7 @@ impl ApiState {
         callin: Arc<CallIn>,
         router: Arc<RoutingCore>,
     ) -> Self {
-        let key_hashes = config
-            .spec
-            .api
-            .keys
-            .iter()
-            .filter_map(|k| {
-                let hash: Option<[u8; 32]> = match (&k.key, &k.key_sha256) {
-                    (Some(plain), _) => Some(Sha256::digest(plain.as_bytes()).into()),
-                    (None, Some(hex_hash)) => {
-                        hex::decode(hex_hash).ok().and_then(|v| v.try_into().ok())
-                    }
-                    _ => None,
-                };
-                hash.map(|h| (k.name.clone(), h))
-            })
-            .collect();
+        let key_hashes = key_hashes(&config);
         let admin = Arc::new(admin::AdminAuth::new(&config.spec.admin, clock.clone()));
         ApiState {
             agent_book: Arc::new(admin::agents::AgentBook::new(&config.spec)),
@@ -111,6 +118,7 @@ impl ApiState {
             store: None,
             rules: None,
             groups: None,
+            live: Arc::default(),
         }
     }
 

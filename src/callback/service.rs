@@ -119,7 +119,8 @@ pub struct BulkCancel {
 
 /// The callback service.
 pub struct CallbackService {
-    config: Arc<Config>,
+    /// Swapped whole by a configuration reload (queues' settings, business hours).
+    config: RwLock<Arc<Config>>,
     clock: SharedClock,
     store: Arc<dyn Store>,
     notifier: Arc<dyn Notifier>,
@@ -150,7 +151,7 @@ impl CallbackService {
         notifier: Arc<dyn Notifier>,
     ) -> Self {
         CallbackService {
-            config,
+            config: RwLock::new(config),
             clock,
             store,
             notifier,
@@ -193,7 +194,7 @@ impl CallbackService {
             let mut r = rec.clone();
             match self
                 .queue(&r.queue)
-                .and_then(|q| Ok(super::restart::resolve_in_flight(&mut r, q, now)?))
+                .and_then(|q| Ok(super::restart::resolve_in_flight(&mut r, &q, now)?))
             {
                 Ok(()) => {
                     tracing::warn!(callback = %r.id, from = rec.state.name(), to = ?r.state, "in-flight callback resolved at restart");
@@ -274,9 +275,23 @@ impl CallbackService {
         }
     }
 
-    fn queue(&self, name: &str) -> Result<&QueueSpec, ServiceError> {
+    /// The configuration in force (a reload swaps it).
+    pub fn config(&self) -> Arc<Config> {
         self.config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Takes a reloaded configuration: queues' settings and business hours apply from now on.
+    pub fn set_config(&self, config: Arc<Config>) {
+        *self.config.write().unwrap_or_else(|p| p.into_inner()) = config;
+    }
+
+    fn queue(&self, name: &str) -> Result<QueueSpec, ServiceError> {
+        self.config()
             .queue(name)
+            .cloned()
             .ok_or_else(|| ServiceError::UnknownQueue(name.to_string()))
     }
 
@@ -287,15 +302,16 @@ impl CallbackService {
             .unwrap_or_else(|p| p.into_inner())
             .get(&queue.name)
             .cloned();
-        let tz = self.config.queue_hours(queue).tz;
+        let tz = self.config().queue_hours(queue).tz;
         let flat = queue.slot_capacity.max(0) as u32;
         move |t| grid.as_ref().map(|g| g.capacity_at(tz, t)).unwrap_or(flat)
     }
 
     fn slot_of(&self, rec: &CallbackRecord) -> DateTime<Utc> {
-        match self.config.queue(&rec.queue) {
+        let config = self.config();
+        match config.queue(&rec.queue) {
             Some(q) => {
-                let hours = self.config.queue_hours(q);
+                let hours = config.queue_hours(q);
                 availability::slot_start(&hours, q.slot_duration_minutes as u32, rec.desired_time)
             }
             None => rec.desired_time,
@@ -310,10 +326,10 @@ impl CallbackService {
         to: NaiveDate,
     ) -> Result<Vec<Slot>, ServiceError> {
         let q = self.queue(queue)?;
-        let hours = self.config.queue_hours(q);
-        let cap = self.capacity_at(q);
+        let hours = self.config().queue_hours(&q);
+        let cap = self.capacity_at(&q);
         Ok(availability::slots(
-            q,
+            &q,
             &hours,
             from,
             to,
@@ -326,7 +342,7 @@ impl CallbackService {
     /// Creates a callback; returns it once durable.
     pub async fn create(&self, req: CreateRequest) -> Result<CallbackRecord, ServiceError> {
         let now = self.clock.now();
-        let q = self.queue(&req.callback.queue)?.clone();
+        let q = self.queue(&req.callback.queue)?;
         let mut new = req.callback;
         new.phone = self.check_number(&q.name, &new.phone)?;
         if new.direction != q.call_direction {
@@ -365,7 +381,7 @@ impl CallbackService {
                         kind: "scheduled",
                     });
                 }
-                let hours = self.config.queue_hours(&q);
+                let hours = self.config().queue_hours(&q);
                 let start = availability::slot_start(&hours, q.slot_duration_minutes as u32, t);
                 if req.check_slot {
                     let capacity = self.capacity_at(&q)(start);
@@ -429,8 +445,9 @@ impl CallbackService {
 
     /// When a waiting callback is purged if still unserved (from its last entry in the queue).
     pub(crate) fn purge_deadline(&self, rec: &CallbackRecord) -> Option<DateTime<Utc>> {
-        let q = self.config.queue(&rec.queue)?;
-        let hours = self.config.queue_hours(q);
+        let config = self.config();
+        let q = config.queue(&rec.queue)?;
+        let hours = config.queue_hours(q);
         let since = rec
             .history
             .iter()
@@ -443,8 +460,9 @@ impl CallbackService {
     /// When the queue's business hours next allow a dial at or after `now`: `Some(now)` while
     /// open, the next opening while closed, `None` when they never open again.
     pub(crate) fn next_dial_time(&self, queue: &str, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let q = self.config.queue(queue)?;
-        let hours = self.config.queue_hours(q);
+        let config = self.config();
+        let q = config.queue(queue)?;
+        let hours = config.queue_hours(q);
         if hours.is_open(now) {
             Some(now)
         } else {
@@ -564,7 +582,7 @@ impl CallbackService {
 
     /// A queue's settings (cloned, so no borrow outlives an await).
     pub(crate) fn queue_spec(&self, name: &str) -> Result<QueueSpec, ServiceError> {
-        self.queue(name).cloned()
+        self.queue(name)
     }
 
     /// Sends a push event about a callback.
@@ -617,7 +635,7 @@ impl CallbackService {
         let queue = self.get(id).await?.queue;
         // Rescheduling sets a later time: "now" (within the grace) is refused as in the past.
         let to =
-            check_desired_time(self.queue(&queue)?, to, now)?.ok_or(ServiceError::InPast(to))?;
+            check_desired_time(&self.queue(&queue)?, to, now)?.ok_or(ServiceError::InPast(to))?;
         let (_, next) = self
             .change(id, |r| Ok(Some(r.reschedule(to, now, by)?)))
             .await?;
@@ -634,7 +652,7 @@ impl CallbackService {
         let now = self.clock.now();
         let old = self.get(id).await?;
         let at = match at {
-            Some(t) => check_desired_time(self.queue(&old.queue)?, t, now)?,
+            Some(t) => check_desired_time(&self.queue(&old.queue)?, t, now)?,
             None => None,
         };
         let mut rec = old.recreate(at, now, by)?;
@@ -806,7 +824,7 @@ impl CallbackService {
         if rec.direction != CallDirection::CustomerDialsIn {
             return;
         }
-        if let Some(q) = self.config.queue(&rec.queue) {
+        if let Some(q) = self.config().queue(&rec.queue) {
             let at = self.clock.now() + TimeDelta::minutes(q.pushed_callback_expiry_minutes);
             self.timers
                 .lock()
@@ -1105,12 +1123,8 @@ queues:
         f.svc.begin_attempt(talking.id, "a").await.unwrap();
         f.svc.connected(talking.id, "a").await.unwrap();
         let store = Arc::new(SqliteStore::open(f._dir.path()).unwrap());
-        let svc2 = CallbackService::new(
-            f.svc.config.clone(),
-            f.clock.shared(),
-            store,
-            f.notifier.clone(),
-        );
+        let svc2 =
+            CallbackService::new(f.svc.config(), f.clock.shared(), store, f.notifier.clone());
         svc2.recover().await.unwrap();
         let again = svc2.get(ids[0]).await.unwrap();
         assert_eq!(again.state, CallbackState::Queued);
@@ -1136,7 +1150,7 @@ queues:
         let q = f.svc.create(req(None, false)).await.unwrap();
         // A second service on the same store, as after a crash.
         let store = Arc::new(SqliteStore::open(f._dir.path()).unwrap());
-        let config = f.svc.config.clone();
+        let config = f.svc.config();
         let svc2 = CallbackService::new(config, f.clock.shared(), store, f.notifier.clone());
         assert_eq!(svc2.recover().await.unwrap(), 2);
         assert_eq!(

@@ -202,6 +202,7 @@ pub struct Engine {
     ua: Option<crate::sip::ua::UaHandle>,
     calls: tokio_util::task::TaskTracker,
     store: Arc<dyn Store>,
+    live: Arc<crate::ops::reload::Live>,
 }
 
 impl Engine {
@@ -272,17 +273,19 @@ impl Engine {
             .local_addr()
             .map_err(|source| EngineError::Bind { addr, source })?;
         let metrics_on = config.spec.metrics.enabled;
+        // The API is rebuilt from the configuration on a reload (SIGHUP, POST /admin/reload).
+        let live = crate::ops::reload::Live::new(state, Box::new(api::router), metrics.clone());
         let app = if metrics_on {
             crate::ops::routes(health.clone())
                 .merge(crate::ops::metrics::routes(metrics.clone()))
-                .merge(api::router(state))
+                .merge(live.router())
                 .layer(axum::middleware::from_fn_with_state(
                     metrics.clone(),
                     crate::ops::metrics::count_http,
                 ))
         } else {
             metrics.disable();
-            crate::ops::routes(health.clone()).merge(api::router(state))
+            crate::ops::routes(health.clone()).merge(live.router())
         };
         let limits = api::server::ServeLimits::from_settings(&config.spec.api);
         // Tracked but not cut by the token: the server stops itself gracefully on it.
@@ -333,7 +336,16 @@ impl Engine {
             ua,
             calls,
             store,
+            live,
         })
+    }
+
+    /// Re-reads the configuration file and applies it (SIGHUP); an invalid file changes
+    /// nothing. Logged and counted either way.
+    pub async fn reload(
+        &self,
+    ) -> Result<crate::ops::reload::Applied, crate::ops::reload::ReloadError> {
+        self.live.reload().await
     }
 
     /// Stops the engine's tasks at once (HTTP answers the requests in flight).

@@ -138,6 +138,8 @@ pub struct Metrics {
     callbacks: Family<Fixed, Gauge>,
     rss: Gauge,
     fds: Gauge,
+    /// Configuration reloads (SIGHUP, `POST /admin/reload`), by result (`ok`, `failed`).
+    pub config_reloads: Family<Fixed, Counter>,
     sources: OnceLock<Sources>,
     off: AtomicBool,
 }
@@ -157,6 +159,7 @@ impl Metrics {
             callbacks: Family::default(),
             rss: Gauge::default(),
             fds: Gauge::default(),
+            config_reloads: Family::default(),
             sources: OnceLock::new(),
             off: AtomicBool::new(false),
         };
@@ -208,6 +211,11 @@ impl Metrics {
                 "Open file descriptors of the process",
                 m.fds.clone(),
             );
+            r.register(
+                "config_reloads",
+                "Configuration reloads (SIGHUP or POST /admin/reload), by result",
+                m.config_reloads.clone(),
+            );
         }
         Arc::new(m)
     }
@@ -248,6 +256,14 @@ impl Metrics {
     /// Stops counting calls (`metrics.enabled: false`; the engine serves no `/metrics` then).
     pub fn disable(&self) {
         self.off.store(true, Ordering::Relaxed);
+    }
+
+    /// A configuration reload ended (`ok` or `failed`); counted even with metrics off, as
+    /// it is rare.
+    pub fn config_reloaded(&self, result: &'static str) {
+        self.config_reloads
+            .get_or_create(&[("result", result)])
+            .inc();
     }
 
     /// An inbound call ended.

@@ -9,6 +9,7 @@
 pub mod heap;
 pub mod logging;
 pub mod metrics;
+pub mod reload;
 pub mod shutdown;
 
 use std::sync::Arc;

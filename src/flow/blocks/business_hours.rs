@@ -11,7 +11,8 @@ use crate::flow::model::BusinessHoursCheck;
 
 /// Runs the block.
 pub fn run(b: &BusinessHoursCheck, cx: &mut Cx<'_>) -> Step {
-    let config = &cx.services.config;
+    // The configuration in force: a reload changes business hours for the next calls.
+    let config = &cx.services.callbacks.config();
     let hours: Arc<BusinessHours> = match (&b.queue, &b.hours) {
         (Some(q), _) => match config.queue(q) {
             Some(q) => config.queue_hours(q),
