@@ -565,3 +565,48 @@ async fn sighup_reloads_keys_cors_and_queue_settings_and_a_broken_file_changes_n
     let (status, _) = get(&format!("{}/readyz", r.url)).await;
     assert_eq!(status, 200);
 }
+
+/// Swagger UI at `/docs` works offline: the page and its assets come from the binary (no
+/// address outside the engine in the page), and the document it loads answers with a key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn swagger_ui_is_served_from_the_binary_with_the_openapi_document() {
+    let r = Running::start(30);
+    let resp = reqwest::get(format!("{}/docs", r.url)).await.unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let page = resp.text().await.unwrap();
+    assert!(
+        !page.contains("http://") && !page.contains("https://"),
+        "{page}"
+    );
+    assert!(page.contains("url: \"/openapi.json\""), "{page}");
+    for (asset, ctype, min) in [
+        ("/docs/swagger-ui-bundle.js", "text/javascript", 500_000),
+        ("/docs/swagger-ui.css", "text/css", 50_000),
+    ] {
+        assert!(page.contains(asset), "{asset} not referenced: {page}");
+        let resp = reqwest::get(format!("{}{asset}", r.url)).await.unwrap();
+        assert_eq!(resp.status().as_u16(), 200, "{asset}");
+        assert!(
+            resp.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with(ctype)
+        );
+        let body = resp.text().await.unwrap();
+        assert!(body.len() > min, "{asset}: {} bytes", body.len());
+    }
+    // The crate's own index page (which echoes the request's URI) is not served.
+    let resp = reqwest::get(format!("{}/docs/", r.url)).await.unwrap();
+    assert_ne!(resp.status().as_u16(), 200);
+    // The document the page loads, with the key the page sends as x-api-key.
+    let (code, doc) = get_keyed(&format!("{}/openapi.json", r.url), "ops-test-key").await;
+    assert_eq!(code, 200);
+    assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{doc}");
+    assert!(doc["paths"]["/engagement/v3/callbacks/create"].is_object());
+}

@@ -277,6 +277,7 @@ impl Engine {
         let live = crate::ops::reload::Live::new(state, Box::new(api::router), metrics.clone());
         let app = if metrics_on {
             crate::ops::routes(health.clone())
+                .merge(crate::ops::docs::routes())
                 .merge(crate::ops::metrics::routes(metrics.clone()))
                 .merge(live.router())
                 .layer(axum::middleware::from_fn_with_state(
@@ -285,7 +286,9 @@ impl Engine {
                 ))
         } else {
             metrics.disable();
-            crate::ops::routes(health.clone()).merge(live.router())
+            crate::ops::routes(health.clone())
+                .merge(crate::ops::docs::routes())
+                .merge(live.router())
         };
         let limits = api::server::ServeLimits::from_settings(&config.spec.api);
         // Tracked but not cut by the token: the server stops itself gracefully on it.

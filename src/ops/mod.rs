@@ -6,6 +6,7 @@
 //! moment a shutdown starts, so a balancer stops sending new work before calls are cut. Both
 //! are unauthenticated (probes carry no credentials) and say nothing a caller could abuse.
 
+pub mod docs;
 pub mod heap;
 pub mod logging;
 pub mod metrics;
