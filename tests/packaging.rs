@@ -222,3 +222,41 @@ fn dockerfile_copies_files_that_exist_and_make_a_working_image() {
     let demo = std::fs::read_to_string(repo().join("boomerang.yaml")).unwrap();
     assert!(demo.contains("http: \"0.0.0.0:8080\"") && demo.contains("\"0.0.0.0:5060\""));
 }
+
+/// `cargo deny check licenses bans sources` passes on the tree with `deny.toml` (when
+/// cargo-deny is installed, as `.ci/run` does), and the unit reloads with SIGHUP.
+#[test]
+fn cargo_deny_passes_offline_and_the_unit_reloads_with_sighup() {
+    assert_eq!(
+        unit_value(&unit_text(), "ExecReload").as_deref(),
+        Some("/bin/kill -HUP $MAINPID")
+    );
+    let deny = std::env::var("HOME")
+        .map(|h| Path::new(&h).join(".local/bin/cargo-deny"))
+        .ok()
+        .filter(|p| p.exists())
+        .map(|p| p.into_os_string())
+        .unwrap_or_else(|| "cargo-deny".into());
+    let Ok(out) = Command::new(&deny)
+        .args([
+            "--log-level",
+            "error",
+            "check",
+            "licenses",
+            "bans",
+            "sources",
+        ])
+        .current_dir(repo())
+        .output()
+    else {
+        eprintln!("cargo-deny is not installed: check skipped (.ci/run installs it)");
+        return;
+    };
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("licenses ok"), "{text}");
+}
