@@ -106,6 +106,9 @@ fn serve(config: &std::path::Path) -> anyhow::Result<ExitCode> {
         let mut signals = Signals::install()?;
         let engine = Engine::start(cfg.clone(), SystemClock::shared()).await?;
         println!("boomerang: REST API on http://{}", engine.http_addr);
+        if let Some(a) = engine.metrics_addr {
+            println!("boomerang: metrics on http://{a}");
+        }
         for a in &engine.sip.udp {
             println!("boomerang: SIP on udp {a}");
         }

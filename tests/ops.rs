@@ -610,3 +610,141 @@ async fn swagger_ui_is_served_from_the_binary_with_the_openapi_document() {
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."), "{doc}");
     assert!(doc["paths"]["/engagement/v3/callbacks/create"].is_object());
 }
+
+/// With `metrics.listen` the figures are also on a port of their own; during a SIP flood
+/// (SIPp's built-in caller at 300 calls/s) every scrape on both listeners still answers within
+/// 2 s, and the flood shows in the counters and the store and media figures exist.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scrapes_answer_during_a_sip_flood_on_the_api_and_the_metrics_listener() {
+    let r = Running::start_with(
+        30,
+        "metrics:\n  listen: \"127.0.0.1:0\"\n",
+        "warn,boomerang=info",
+    );
+    let line = until_line(&r, "boomerang: metrics on ").await;
+    let metrics_url = line
+        .trim()
+        .strip_prefix("boomerang: metrics on ")
+        .unwrap()
+        .to_string();
+    assert_ne!(metrics_url, r.url);
+    let text = scrape(&metrics_url).await;
+    assert!(
+        text.contains("# TYPE boomerang_process_open_fds gauge"),
+        "{text}"
+    );
+    let (status, _) = get(&format!("{metrics_url}/readyz")).await;
+    assert_eq!(status, 200);
+    // Only the figures and probes there: the API is not on the metrics port.
+    let resp = reqwest::get(format!("{metrics_url}/openapi.json"))
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 404);
+
+    let mut flood = tokio::process::Command::new("sipp")
+        .args([
+            "-sn", "uac", "-s", "8999", "-r", "300", "-m", "3000", "-d", "200",
+        ])
+        .args(["-i", "127.0.0.1", "-nostdin", "-timeout", "25s"])
+        .args(["-p", &common::free_port().to_string()])
+        .args(["-mp", &common::free_port().to_string()])
+        .arg(r.sip.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("sipp");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(2))
+        .build()
+        .unwrap();
+    let mut slowest = Duration::ZERO;
+    for i in 0..8 {
+        let base = if i % 2 == 0 { &r.url } else { &metrics_url };
+        let started = Instant::now();
+        let resp = client
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("scrape {i} on {base} during the flood: {e}"));
+        assert_eq!(resp.status().as_u16(), 200);
+        let text = resp.text().await.unwrap();
+        assert!(text.contains("boomerang_sip_requests_received_total"));
+        slowest = slowest.max(started.elapsed());
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let during = scrape(&metrics_url).await;
+    let _ = flood.kill().await;
+    let invites = value(
+        &during,
+        "boomerang_sip_requests_received_total{method=\"INVITE\"}",
+    );
+    assert!(invites > 300.0, "{invites} INVITEs counted\n{during}");
+    eprintln!("slowest scrape during the flood: {slowest:?}, {invites} INVITEs");
+    for name in [
+        "boomerang_store_latency_seconds",
+        "boomerang_media_sessions",
+        "boomerang_media_ports_in_use",
+        "boomerang_rtp_packets_received_total",
+        "boomerang_rtp_packets_lost_total",
+        "boomerang_rtp_jitter_seconds",
+    ] {
+        assert!(during.contains(name), "{name} missing:\n{during}");
+    }
+    // The store was used at start (documents read): its latency was recorded.
+    assert!(
+        value(
+            &during,
+            "boomerang_store_latency_seconds_count{op=\"documents\"}"
+        ) >= 1.0,
+        "{during}"
+    );
+}
+
+/// A callback dial through a SIPp trunk whose customer rings for 3 s then answers: the dial
+/// is counted as connected, its post-dial delay (INVITE to 180) is short and its setup time
+/// (INVITE to 200) about 3 s, read over HTTP from `/metrics`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callback_dial_records_its_result_setup_time_and_post_dial_delay() {
+    let trunk_port = common::free_port();
+    let _trunk = common::sipp_server("customer-rings-then-answers.xml", trunk_port, 1);
+    let (_dir, engine) =
+        common::start_demo_engine(|t| t.replace("port: 5080", &format!("port: {trunk_port}")))
+            .await;
+    let url = format!("http://{}", engine.http_addr);
+    let rec = common::book_callback(&engine, "Sales_VQ_CB", "+33612345678").await;
+    common::register_alice(
+        engine.sip.udp[0],
+        &format!("127.0.0.1:{}", common::free_port()),
+    )
+    .await;
+    let connected = "boomerang_dial_attempts_total{result=\"connected\"}";
+    let until = Instant::now() + Duration::from_secs(15);
+    let text = loop {
+        let text = scrape(&url).await;
+        if value(&text, connected) >= 1.0 {
+            break text;
+        }
+        assert!(
+            Instant::now() < until,
+            "no connected dial of {}:\n{text}",
+            rec.id
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(value(&text, connected), 1.0, "{text}");
+    assert_eq!(value(&text, "boomerang_call_setup_seconds_count"), 1.0);
+    let setup = value(&text, "boomerang_call_setup_seconds_sum");
+    assert!((2.9..8.0).contains(&setup), "setup {setup}\n{text}");
+    assert_eq!(value(&text, "boomerang_post_dial_delay_seconds_count"), 1.0);
+    let pdd = value(&text, "boomerang_post_dial_delay_seconds_sum");
+    assert!(pdd < 1.5, "post-dial delay {pdd}\n{text}");
+    // The customer's leg holds a media session while up.
+    assert!(value(&text, "boomerang_media_sessions") >= 1.0, "{text}");
+    assert!(
+        value(&text, "boomerang_media_ports_in_use") >= 1.0,
+        "{text}"
+    );
+    engine.shutdown();
+}

@@ -198,11 +198,16 @@ pub struct LoggingSettings {
 pub struct MetricsSettings {
     /// Serve `/metrics` and update its counters on the SIP and HTTP paths. Default true.
     pub enabled: bool,
+    /// A separate listener for `/metrics` (and the probes), besides the API port. Default none.
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 impl Default for MetricsSettings {
     fn default() -> Self {
-        MetricsSettings { enabled: true }
+        MetricsSettings {
+            enabled: true,
+            listen: None,
+        }
     }
 }
 

@@ -196,6 +196,8 @@ pub struct Engine {
     pub http_addr: SocketAddr,
     /// Where SIP listens (empty without SIP listeners).
     pub sip: sip::SipAddrs,
+    /// The separate metrics listener (`metrics.listen`), if any.
+    pub metrics_addr: Option<SocketAddr>,
     /// What `/readyz` reports.
     pub health: Arc<crate::ops::Health>,
     tasks: crate::ops::shutdown::Tasks,
@@ -212,7 +214,10 @@ impl Engine {
         let metrics = crate::ops::metrics::Metrics::new();
         let tasks = crate::ops::shutdown::Tasks::new();
         let calls = tokio_util::task::TaskTracker::new();
-        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir())?);
+        let store: Arc<dyn Store> = Arc::new(crate::ops::store_metrics::MeteredStore::new(
+            Arc::new(SqliteStore::open(&config.data_dir())?),
+            metrics.store.clone(),
+        ));
         // Agents defined or changed through the administration API join the file's.
         let stored_agents = store.documents(api::admin::agents::DOC_KIND).await?;
         let config = if stored_agents.is_empty() {
@@ -299,6 +304,14 @@ impl Engine {
             tasks.token.clone(),
         ));
         tracing::info!(%http_addr, "REST API listening");
+        let metrics_addr = match config.spec.metrics.listen.filter(|_| metrics_on) {
+            Some(addr) => Some(
+                crate::ops::metrics::serve_separately(addr, &metrics, &health, limits, &tasks)
+                    .await
+                    .map_err(|source| EngineError::Bind { addr, source })?,
+            ),
+            None => None,
+        };
         let listeners = &config.spec.listeners;
         let mut sip_addrs = sip::SipAddrs::default();
         let mut ua = None;
@@ -334,6 +347,7 @@ impl Engine {
             dispatch,
             http_addr,
             sip: sip_addrs,
+            metrics_addr,
             health,
             tasks,
             ua,

@@ -198,6 +198,21 @@ fn bind_pair(
     ))
 }
 
+impl Drop for MediaSession {
+    /// Reports the session's figures to `/metrics` (its ports are freed with it).
+    fn drop(&mut self) {
+        let state = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
+        let block = state.reception.report_block(0, CLOCK_RATE);
+        crate::ops::media_metrics::media().closed(crate::ops::media_metrics::SessionFigures {
+            ports: 1 + u8::from(self.rtcp.is_some()),
+            received: *self.packets_received.get_mut(),
+            sent: *self.packets_sent.get_mut(),
+            lost: block.map_or(0, |b| b.cumulative_lost.max(0) as u64),
+            jitter_seconds: block.map(|b| f64::from(b.jitter) / f64::from(CLOCK_RATE)),
+        });
+    }
+}
+
 impl MediaSession {
     /// Opens a session on `ip` with a port from `range`, and starts its send and receive tasks.
     pub async fn open(
@@ -212,6 +227,7 @@ impl MediaSession {
             None => None,
         };
         let local = socket.local_addr()?;
+        crate::ops::media_metrics::media().opened(1 + u8::from(rtcp.is_some()));
         let session = Arc::new(MediaSession {
             socket,
             rtcp: rtcp.clone(),

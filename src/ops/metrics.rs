@@ -18,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::callback::service::CallbackService;
@@ -31,7 +32,7 @@ pub type Fixed = [(&'static str, &'static str); 1];
 pub type Named = Vec<(&'static str, String)>;
 
 /// The user agent's counters, updated as messages pass.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct SipMetrics {
     /// Requests received, by method (retransmissions included).
     pub requests: Family<Fixed, Counter>,
@@ -41,11 +42,68 @@ pub struct SipMetrics {
     pub responses_sent: Family<Fixed, Counter>,
     /// New INVITEs refused with 503, by reason (`max_calls`, `max_setup_calls`, `draining`).
     pub refused: Family<Fixed, Counter>,
+    /// Outbound dial attempts ended, by result (`CONNECTED`, `BUSY`, `NO_ANSWER`, …).
+    pub dial_results: Family<Fixed, Counter>,
+    /// Outbound call setup time: INVITE sent to answer, answered dials only.
+    pub setup_seconds: Histogram,
+    /// Post-dial delay: INVITE sent to the first provisional response with progress.
+    pub post_dial_delay_seconds: Histogram,
     /// Set by `metrics.enabled: false`: nothing is counted.
     off: AtomicBool,
 }
 
+/// Buckets of the call-setup histograms, in seconds (a trunk's PDD to a slow answer).
+const SETUP_BUCKETS: [f64; 12] = [
+    0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 20.0, 30.0, 60.0,
+];
+
+impl Default for SipMetrics {
+    fn default() -> Self {
+        SipMetrics {
+            requests: Family::default(),
+            responses_received: Family::default(),
+            responses_sent: Family::default(),
+            refused: Family::default(),
+            dial_results: Family::default(),
+            setup_seconds: Histogram::new(SETUP_BUCKETS),
+            post_dial_delay_seconds: Histogram::new(SETUP_BUCKETS),
+            off: AtomicBool::new(false),
+        }
+    }
+}
+
 impl SipMetrics {
+    /// An outbound dial ended (answered, or why not) `elapsed` after its INVITE; the setup
+    /// time is recorded for answered dials.
+    pub fn dial_ended(
+        &self,
+        result: Result<(), crate::call::DialResult>,
+        elapsed: std::time::Duration,
+    ) {
+        use crate::call::DialResult as D;
+        if self.off.load(Ordering::Relaxed) {
+            return;
+        }
+        let name = match result {
+            Ok(()) | Err(D::Connected) => "connected",
+            Err(D::Busy) => "busy",
+            Err(D::NoAnswer) => "no_answer",
+            Err(D::Failed) => "failed",
+            Err(D::Unreachable) => "unreachable",
+        };
+        self.dial_results.get_or_create(&[("result", name)]).inc();
+        if name == "connected" {
+            self.setup_seconds.observe(elapsed.as_secs_f64());
+        }
+    }
+
+    /// The first provisional response of an outbound dial arrived `elapsed` after its INVITE.
+    pub fn post_dial_delay(&self, elapsed: std::time::Duration) {
+        if !self.off.load(Ordering::Relaxed) {
+            self.post_dial_delay_seconds.observe(elapsed.as_secs_f64());
+        }
+    }
+
     /// Stops counting (`metrics.enabled: false`), so the SIP path pays one relaxed load.
     pub fn disable(&self) {
         self.off.store(true, Ordering::Relaxed);
@@ -140,6 +198,8 @@ pub struct Metrics {
     fds: Gauge,
     /// Configuration reloads (SIGHUP, `POST /admin/reload`), by result (`ok`, `failed`).
     pub config_reloads: Family<Fixed, Counter>,
+    /// Store latency, by operation (see [`super::store_metrics`]).
+    pub store: super::store_metrics::StoreMetrics,
     sources: OnceLock<Sources>,
     off: AtomicBool,
 }
@@ -160,6 +220,7 @@ impl Metrics {
             rss: Gauge::default(),
             fds: Gauge::default(),
             config_reloads: Family::default(),
+            store: super::store_metrics::StoreMetrics::default(),
             sources: OnceLock::new(),
             off: AtomicBool::new(false),
         };
@@ -211,6 +272,8 @@ impl Metrics {
                 "Open file descriptors of the process",
                 m.fds.clone(),
             );
+            super::media_metrics::media().register(&mut r);
+            m.store.register(&mut r);
             r.register(
                 "config_reloads",
                 "Configuration reloads (SIGHUP or POST /admin/reload), by result",
@@ -248,6 +311,21 @@ impl Metrics {
                 "sip_invites_refused",
                 "New INVITEs refused with 503 (overload or shutdown), by reason",
                 sip.refused.clone(),
+            );
+            r.register(
+                "dial_attempts",
+                "Outbound dial attempts ended, by result",
+                sip.dial_results.clone(),
+            );
+            r.register(
+                "call_setup_seconds",
+                "Outbound call setup time, INVITE sent to answer",
+                sip.setup_seconds.clone(),
+            );
+            r.register(
+                "post_dial_delay_seconds",
+                "Post-dial delay of outbound calls, INVITE sent to first progress",
+                sip.post_dial_delay_seconds.clone(),
             );
         }
         let _ = self.sources.set(sources);
@@ -381,6 +459,28 @@ async fn scrape(metrics: Arc<Metrics>) -> Response {
             .into_response(),
         Err(_) => axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
+}
+
+/// Serves `/metrics` and the probes on their own listener at `addr` (`metrics.listen`), with
+/// the API's connection limits, tracked with the engine's tasks; the bound address.
+pub async fn serve_separately(
+    addr: std::net::SocketAddr,
+    metrics: &Arc<Metrics>,
+    health: &Arc<super::Health>,
+    limits: crate::api::server::ServeLimits,
+    tasks: &super::shutdown::Tasks,
+) -> std::io::Result<std::net::SocketAddr> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let bound = listener.local_addr()?;
+    let app = super::routes(health.clone()).merge(routes(metrics.clone()));
+    tasks.tracker.spawn(crate::api::server::serve_until(
+        listener,
+        app,
+        limits,
+        tasks.token.clone(),
+    ));
+    tracing::info!(%bound, "metrics listening");
+    Ok(bound)
 }
 
 /// Middleware counting every HTTP answer by status class (and 429s on their own).

@@ -9,9 +9,11 @@
 pub mod docs;
 pub mod heap;
 pub mod logging;
+pub mod media_metrics;
 pub mod metrics;
 pub mod reload;
 pub mod shutdown;
+pub mod store_metrics;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -420,10 +420,15 @@ impl Dialer for SipDialer {
         let deadline =
             self.clock.now() + chrono::TimeDelta::from_std(ring_timeout).unwrap_or_default();
         let mut heard = false;
+        let dialled = tokio::time::Instant::now();
         let outcome = loop {
             tokio::select! {
                 ev = events.recv() => match ev {
-                    Some(UacEvent::Progress(_)) => heard = true,
+                    Some(UacEvent::Progress(_)) if !heard => {
+                        self.ua.metrics().post_dial_delay(dialled.elapsed());
+                        heard = true;
+                    }
+                    Some(UacEvent::Progress(_)) => {}
                     Some(UacEvent::Answered(answer)) => break Ok(answer),
                     Some(UacEvent::Failed(code)) => break Err(map_failure(code, heard)),
                     None => break Err(DialResult::Unreachable),
@@ -436,6 +441,8 @@ impl Dialer for SipDialer {
                 }
             }
         };
+        let result = outcome.as_ref().map(|_| ()).map_err(|r| *r);
+        self.ua.metrics().dial_ended(result, dialled.elapsed());
         match outcome {
             Ok(answer) => {
                 if let Ok(n) = sdp::parse_answer(&answer) {
