@@ -748,3 +748,76 @@ async fn a_callback_dial_records_its_result_setup_time_and_post_dial_delay() {
     );
     engine.shutdown();
 }
+
+/// Whether the exposition `text` exports the series name `name`: a sample of it, or the
+/// `# TYPE` of the counter or histogram it belongs to (families with no label set yet have no
+/// samples, only their TYPE line).
+fn exported(text: &str, name: &str) -> bool {
+    let sample = text.lines().any(|l| {
+        l.strip_prefix(name)
+            .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+    });
+    let family = [
+        ("_total", "counter"),
+        ("_bucket", "histogram"),
+        ("_sum", "histogram"),
+        ("_count", "histogram"),
+    ]
+    .iter()
+    .any(|(suffix, kind)| {
+        name.strip_suffix(suffix)
+            .is_some_and(|base| text.contains(&format!("# TYPE {base} {kind}\n")))
+    });
+    let plain = text
+        .lines()
+        .any(|l| l.starts_with(&format!("# TYPE {name} ")) && !l.ends_with(" counter"));
+    sample || family || plain
+}
+
+/// The Grafana dashboard shipped in packaging/grafana uses only metric names a running engine
+/// exports: every `boomerang_…` name in its PromQL is checked against a real `/metrics` scrape.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_grafana_dashboard_uses_only_exported_metric_names() {
+    let text = std::fs::read_to_string(repo().join("packaging/grafana/boomerang.json")).unwrap();
+    let dash: serde_json::Value = serde_json::from_str(&text).expect("dashboard JSON");
+    let mut exprs = Vec::new();
+    fn collect(v: &serde_json::Value, out: &mut Vec<String>) {
+        match v {
+            serde_json::Value::Object(m) => {
+                for (k, v) in m {
+                    match (k.as_str(), v) {
+                        ("expr" | "definition", serde_json::Value::String(s)) => {
+                            out.push(s.clone())
+                        }
+                        ("query", serde_json::Value::String(s)) => out.push(s.clone()),
+                        _ => collect(v, out),
+                    }
+                }
+            }
+            serde_json::Value::Array(a) => a.iter().for_each(|v| collect(v, out)),
+            _ => {}
+        }
+    }
+    collect(&dash, &mut exprs);
+    let names: std::collections::BTreeSet<String> = regex::Regex::new(r"\bboomerang_[a-z0-9_]+")
+        .unwrap()
+        .find_iter(&exprs.join("\n"))
+        .map(|m| m.as_str().to_string())
+        .collect();
+    assert!(names.len() >= 25, "{names:?}");
+    let r = Running::start(30);
+    // One call, so that the families labelled from the configuration (route points) exist.
+    let out = common::sipp_client(
+        &repo().join("tests/sipp/hold-open.xml"),
+        r.sip,
+        &["-s", "8999"],
+    )
+    .await;
+    assert!(out.status.success(), "{}", common::sipp_report(&out));
+    let scraped = scrape(&r.url).await;
+    let missing: Vec<&String> = names.iter().filter(|n| !exported(&scraped, n)).collect();
+    assert!(missing.is_empty(), "not exported: {missing:?}\n{scraped}");
+    // And the check can fail: a misspelt name is caught.
+    assert!(!exported(&scraped, "boomerang_sip_request_received_total"));
+    assert!(!exported(&scraped, "boomerang_calls_active_total"));
+}

@@ -272,6 +272,12 @@ impl Metrics {
                 "Open file descriptors of the process",
                 m.fds.clone(),
             );
+            for class in ["2xx", "3xx", "4xx", "5xx"] {
+                let _ = m.http.get_or_create(&[("class", class)]);
+            }
+            for result in ["ok", "failed"] {
+                let _ = m.config_reloads.get_or_create(&[("result", result)]);
+            }
             super::media_metrics::media().register(&mut r);
             m.store.register(&mut r);
             r.register(
@@ -312,6 +318,20 @@ impl Metrics {
                 "New INVITEs refused with 503 (overload or shutdown), by reason",
                 sip.refused.clone(),
             );
+            // Known label values start at zero, so rates and dashboards have series at once.
+            for reason in ["max_calls", "max_setup_calls", "draining"] {
+                let _ = sip.refused.get_or_create(&[("reason", reason)]);
+            }
+            for result in ["connected", "busy", "no_answer", "failed", "unreachable"] {
+                let _ = sip.dial_results.get_or_create(&[("result", result)]);
+            }
+            for class in ["1xx", "2xx", "3xx", "4xx", "5xx", "6xx"] {
+                let _ = sip.responses_sent.get_or_create(&[("class", class)]);
+                let _ = sip.responses_received.get_or_create(&[("class", class)]);
+            }
+            for method in ["INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER"] {
+                let _ = sip.requests.get_or_create(&[("method", method)]);
+            }
             r.register(
                 "dial_attempts",
                 "Outbound dial attempts ended, by result",
@@ -516,7 +536,7 @@ mod tests {
     async fn renders_counters_with_their_labels() {
         let m = Metrics::new();
         m.call_ended("8999", "CallerHungUp");
-        m.http.get_or_create(&[("class", class(404))]).inc();
+        let _ = m.http.get_or_create(&[("class", class(404))]).inc();
         let text = m.render().await.unwrap();
         assert!(
             text.contains("boomerang_calls_total{route_point=\"8999\",outcome=\"CallerHungUp\"} 1"),
