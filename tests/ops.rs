@@ -821,3 +821,58 @@ async fn the_grafana_dashboard_uses_only_exported_metric_names() {
     assert!(!exported(&scraped, "boomerang_sip_request_received_total"));
     assert!(!exported(&scraped, "boomerang_calls_active_total"));
 }
+
+/// SIGTERM while a callback's customer is being dialled (their phone, a SIPp trunk, rings
+/// for 3 s): with a 1 s drain the ringing dial is hung up (CANCEL) and the engine stops; the callback
+/// stays ROUTING in the store, not lost nor completed, and after the restart it counts as one
+/// failed attempt and waits for its retry. (The drain is what SIGTERM runs; `Engine::drain`
+/// is called here on an engine in the test process.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_dial_hangs_it_up_and_keeps_the_callback() {
+    use boomerang::callback::model::CallbackState;
+    let trunk_port = common::free_port();
+    let _trunk = common::sipp_server("customer-rings-then-answers.xml", trunk_port, 1);
+    let edit = |t: String| {
+        t.replace("port: 5080", &format!("port: {trunk_port}"))
+            + "\nshutdown:\n  drain_seconds: 1\n"
+    };
+    let (dir, engine) = common::start_demo_engine(edit).await;
+    let url = format!("http://{}", engine.http_addr);
+    let rec = common::book_callback(&engine, "Sales_VQ_CB", "+33612345678").await;
+    common::register_alice(
+        engine.sip.udp[0],
+        &format!("127.0.0.1:{}", common::free_port()),
+    )
+    .await;
+    assert!(
+        common::until_state(&engine, rec.id, CallbackState::Routing, 300).await,
+        "the callback was never dialled"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let cfg = boomerang::config::Config::from_str_in(&common::demo_config_text(edit), dir.path())
+        .unwrap();
+    let before = scrape(&url).await;
+    assert_eq!(value(&before, "boomerang_calls_active"), 1.0, "{before}");
+    let started = Instant::now();
+    let report = engine.drain(&cfg).await;
+    assert!(started.elapsed() < Duration::from_secs(10), "{report:?}");
+    assert_eq!(report.calls_at_start, 1, "{report:?}");
+    assert_eq!(report.hung_up, 1, "{report:?}");
+    assert!(report.store_flushed && report.tasks_stopped, "{report:?}");
+    // The dial was cut while ringing: the callback is still ROUTING, durable in the store.
+    let after = engine.callbacks.get(rec.id).await.unwrap();
+    assert_eq!(after.state, CallbackState::Routing, "{:?}", after.history);
+    drop(engine);
+    // After the restart it counts as one failed attempt and waits for its retry.
+    let again = boomerang::engine::Engine::start(
+        std::sync::Arc::new(cfg),
+        boomerang::clock::SystemClock::shared(),
+    )
+    .await
+    .unwrap();
+    let back = again.callbacks.get(rec.id).await.unwrap();
+    assert_eq!(back.state, CallbackState::Queued, "{:?}", back.history);
+    assert_eq!(back.attempts(), 1, "{:?}", back.history);
+    assert!(back.next_attempt_at.is_some(), "{back:?}");
+    again.shutdown();
+}
