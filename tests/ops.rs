@@ -702,16 +702,25 @@ async fn scrapes_answer_during_a_sip_flood_on_the_api_and_the_metrics_listener()
     );
 }
 
-/// A callback dial through a SIPp trunk whose customer rings for 3 s then answers: the dial
-/// is counted as connected, its post-dial delay (INVITE to 180) is short and its setup time
-/// (INVITE to 200) about 3 s, read over HTTP from `/metrics`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_callback_dial_records_its_result_setup_time_and_post_dial_delay() {
+/// The demo engine (with `extra` appended to its configuration) whose trunk is a SIPp customer
+/// that rings for 3 s then answers; a callback booked and alice's phone registered, which
+/// triggers its dial. The store's directory, the engine, its URL, the callback, the trunk's
+/// SIPp and the configuration text.
+async fn dialling_engine(
+    extra: &str,
+) -> (
+    tempfile::TempDir,
+    boomerang::engine::Engine,
+    String,
+    boomerang::callback::model::CallbackRecord,
+    tokio::process::Child,
+    String,
+) {
     let trunk_port = common::free_port();
-    let _trunk = common::sipp_server("customer-rings-then-answers.xml", trunk_port, 1);
-    let (_dir, engine) =
-        common::start_demo_engine(|t| t.replace("port: 5080", &format!("port: {trunk_port}")))
-            .await;
+    let trunk = common::sipp_server("customer-rings-then-answers.xml", trunk_port, 1);
+    let edit = |t: String| t.replace("port: 5080", &format!("port: {trunk_port}")) + extra;
+    let text = common::demo_config_text(edit);
+    let (dir, engine) = common::start_demo_engine(edit).await;
     let url = format!("http://{}", engine.http_addr);
     let rec = common::book_callback(&engine, "Sales_VQ_CB", "+33612345678").await;
     common::register_alice(
@@ -719,6 +728,15 @@ async fn a_callback_dial_records_its_result_setup_time_and_post_dial_delay() {
         &format!("127.0.0.1:{}", common::free_port()),
     )
     .await;
+    (dir, engine, url, rec, trunk, text)
+}
+
+/// A callback dial through a SIPp trunk whose customer rings for 3 s then answers: the dial
+/// is counted as connected, its post-dial delay (INVITE to 180) is short and its setup time
+/// (INVITE to 200) about 3 s, read over HTTP from `/metrics`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callback_dial_records_its_result_setup_time_and_post_dial_delay() {
+    let (_dir, engine, url, rec, _trunk, _) = dialling_engine("").await;
     let connected = "boomerang_dial_attempts_total{result=\"connected\"}";
     let until = Instant::now() + Duration::from_secs(15);
     let text = loop {
@@ -830,27 +848,14 @@ async fn the_grafana_dashboard_uses_only_exported_metric_names() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_a_dial_hangs_it_up_and_keeps_the_callback() {
     use boomerang::callback::model::CallbackState;
-    let trunk_port = common::free_port();
-    let _trunk = common::sipp_server("customer-rings-then-answers.xml", trunk_port, 1);
-    let edit = |t: String| {
-        t.replace("port: 5080", &format!("port: {trunk_port}"))
-            + "\nshutdown:\n  drain_seconds: 1\n"
-    };
-    let (dir, engine) = common::start_demo_engine(edit).await;
-    let url = format!("http://{}", engine.http_addr);
-    let rec = common::book_callback(&engine, "Sales_VQ_CB", "+33612345678").await;
-    common::register_alice(
-        engine.sip.udp[0],
-        &format!("127.0.0.1:{}", common::free_port()),
-    )
-    .await;
+    let (dir, engine, url, rec, _trunk, text) =
+        dialling_engine("\nshutdown:\n  drain_seconds: 1\n").await;
     assert!(
         common::until_state(&engine, rec.id, CallbackState::Routing, 300).await,
         "the callback was never dialled"
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let cfg = boomerang::config::Config::from_str_in(&common::demo_config_text(edit), dir.path())
-        .unwrap();
+    let cfg = boomerang::config::Config::from_str_in(&text, dir.path()).unwrap();
     let before = scrape(&url).await;
     assert_eq!(value(&before, "boomerang_calls_active"), 1.0, "{before}");
     let started = Instant::now();
