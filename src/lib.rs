@@ -2,7 +2,9 @@
 //!
 //! The map of modules and the seams between them is in `ARCHITECTURE.md`.
 
+pub mod agents;
 pub mod api;
+pub mod audit;
 pub mod call;
 pub mod callback;
 pub mod callin;
@@ -18,4 +20,5 @@ pub mod rules;
 pub mod sip;
 pub mod store;
 pub mod throttle;
+pub mod users;
 pub mod yaml;

@@ -67,7 +67,7 @@ pub struct ApiState {
     /// The router with assignment delivery: agent changes made here re-dispatch waiting work.
     pub dispatch: Option<Arc<crate::routing::Dispatch>>,
     /// Agent definitions with the changes made through the API.
-    pub agent_book: Arc<admin::agents::AgentBook>,
+    pub agent_book: Arc<crate::agents::AgentBook>,
 }
 
 impl ApiState {
@@ -97,7 +97,7 @@ impl ApiState {
             .collect();
         let admin = Arc::new(admin::AdminAuth::new(&config.spec.admin, clock.clone()));
         ApiState {
-            agent_book: Arc::new(admin::agents::AgentBook::new(&config.spec)),
+            agent_book: Arc::new(crate::agents::AgentBook::new(&config.spec)),
             dispatch: None,
             limits: Arc::new(ratelimit::RateLimiter::default()),
             admin,

@@ -213,12 +213,12 @@ impl Engine {
         let calls = tokio_util::task::TaskTracker::new();
         let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&config.data_dir())?);
         // Agents defined or changed through the administration API join the file's.
-        let stored_agents = store.documents(api::admin::agents::DOC_KIND).await?;
+        let stored_agents = store.documents(crate::agents::DOC_KIND).await?;
         let config = if stored_agents.is_empty() {
             config
         } else {
             let mut c = (*config).clone();
-            let n = api::admin::agents::apply_stored(&mut c.spec, stored_agents);
+            let n = crate::agents::apply_stored(&mut c.spec, stored_agents);
             tracing::info!(agents = n, "agent definitions recovered from the store");
             Arc::new(c)
         };
@@ -262,7 +262,7 @@ impl Engine {
         state.groups = Some(groups.clone());
         state.dispatch = Some(dispatch.clone());
         let users =
-            api::admin::users::restore(&state, store.documents(api::admin::users::DOC_KIND).await?);
+            crate::users::restore(&state.admin, store.documents(crate::users::DOC_KIND).await?);
         tracing::info!(users, "administration users recovered from the store");
         let addr = config.spec.listeners.http;
         let listener = tokio::net::TcpListener::bind(addr)

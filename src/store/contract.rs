@@ -342,10 +342,10 @@ pub(crate) async fn domain_documents_are_kept_per_kind(store: Arc<dyn Store>) {
         crate::callin::DOC_KIND,
         crate::callin::book::GROUP_KIND,
         crate::engine::sip::REGISTRATION_KIND,
-        crate::api::admin::agents::DOC_KIND,
-        crate::api::admin::users::DOC_KIND,
-        crate::api::admin::audit::DOC_KIND,
-        crate::api::admin::callbacks::BULK_KIND,
+        crate::agents::DOC_KIND,
+        crate::users::DOC_KIND,
+        crate::audit::DOC_KIND,
+        crate::callback::bulk::DOC_KIND,
         crate::rules::book::NUMBER_KIND,
     ];
     let mut docs = Vec::new();
@@ -366,36 +366,22 @@ pub(crate) async fn domain_documents_are_kept_per_kind(store: Arc<dyn Store>) {
         assert_eq!(ids, ["a", "b", "shared"], "{kind}");
         assert!(got.iter().all(|d| d.kind == kind && d.body["kind"] == kind));
     }
-    let replaced = doc(
-        crate::api::admin::users::DOC_KIND,
-        "a",
-        json!({ "replaced": true }),
-    );
+    let replaced = doc(crate::users::DOC_KIND, "a", json!({ "replaced": true }));
     store.save_documents(vec![replaced.clone()]).await.unwrap();
-    let users = store
-        .documents(crate::api::admin::users::DOC_KIND)
-        .await
-        .unwrap();
+    let users = store.documents(crate::users::DOC_KIND).await.unwrap();
     assert_eq!(users.len(), 3);
     assert_eq!(users[0], replaced);
     assert!(
         store
-            .delete_document(crate::api::admin::audit::DOC_KIND, "shared")
+            .delete_document(crate::audit::DOC_KIND, "shared")
             .await
             .unwrap()
     );
     assert_eq!(
-        store
-            .documents(crate::api::admin::audit::DOC_KIND)
-            .await
-            .unwrap()
-            .len(),
+        store.documents(crate::audit::DOC_KIND).await.unwrap().len(),
         2
     );
-    for kind in kinds
-        .iter()
-        .filter(|k| **k != crate::api::admin::audit::DOC_KIND)
-    {
+    for kind in kinds.iter().filter(|k| **k != crate::audit::DOC_KIND) {
         assert_eq!(store.documents(kind).await.unwrap().len(), 3, "{kind}");
     }
     assert!(store.documents("no_such_kind").await.unwrap().is_empty());
@@ -403,13 +389,9 @@ pub(crate) async fn domain_documents_are_kept_per_kind(store: Arc<dyn Store>) {
 
 /// A change and its audit entry, saved in one call, are both there afterwards.
 pub(crate) async fn a_change_and_its_audit_entry_are_saved_together(store: Arc<dyn Store>) {
-    let user = doc(
-        crate::api::admin::users::DOC_KIND,
-        "alice",
-        json!({ "name": "alice" }),
-    );
+    let user = doc(crate::users::DOC_KIND, "alice", json!({ "name": "alice" }));
     let entry = doc(
-        crate::api::admin::audit::DOC_KIND,
+        crate::audit::DOC_KIND,
         "00000000000000000001-0000000000-abcdef01",
         json!({ "action": "user.create" }),
     );
@@ -418,17 +400,11 @@ pub(crate) async fn a_change_and_its_audit_entry_are_saved_together(store: Arc<d
         .await
         .unwrap();
     assert_eq!(
-        store
-            .documents(crate::api::admin::users::DOC_KIND)
-            .await
-            .unwrap(),
+        store.documents(crate::users::DOC_KIND).await.unwrap(),
         vec![user]
     );
     assert_eq!(
-        store
-            .documents(crate::api::admin::audit::DOC_KIND)
-            .await
-            .unwrap(),
+        store.documents(crate::audit::DOC_KIND).await.unwrap(),
         vec![entry]
     );
 }

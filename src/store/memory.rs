@@ -105,7 +105,7 @@ impl Store for MemoryStore {
                 matches(f, r) && f.after.is_none_or(|c| (*ms, *row) < (c.desired_ms, c.row))
             })
             .collect();
-        hits.sort_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)));
+        hits.sort_by_key(|h| std::cmp::Reverse((h.0, h.1)));
         let limit = if f.limit == 0 { usize::MAX } else { f.limit };
         let page: Vec<_> = hits.into_iter().skip(f.offset).take(limit).collect();
         let cursor = page.last().map(|(ms, row, _)| PageCursor {
