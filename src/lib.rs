@@ -13,6 +13,7 @@ pub mod config;
 pub mod engine;
 pub mod flow;
 pub mod media;
+pub mod net;
 pub mod ops;
 pub mod push;
 pub mod routing;
