@@ -64,7 +64,8 @@ mod memory {
     ));
 }
 
-fn rec(phone: &str, now: DateTime<Utc>) -> CallbackRecord {
+/// A callback booked through the API at `now` (immediate: its desired time is `now`).
+pub(crate) fn rec(phone: &str, now: DateTime<Utc>) -> CallbackRecord {
     CallbackRecord::create(
         NewCallback {
             queue: "Sales_VQ_CB".into(),
@@ -82,7 +83,8 @@ fn rec(phone: &str, now: DateTime<Utc>) -> CallbackRecord {
     .unwrap()
 }
 
-fn t0() -> DateTime<Utc> {
+/// The suite's fixed start time.
+pub(crate) fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).single().unwrap()
 }
 

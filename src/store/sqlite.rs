@@ -571,32 +571,8 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::callback::{CallbackState, CompletionReason, NewCallback, Origin};
-    use crate::config::CallDirection;
-    use chrono::TimeZone;
-    use std::collections::BTreeMap;
-
-    fn rec(phone: &str, now: DateTime<Utc>) -> CallbackRecord {
-        CallbackRecord::create(
-            NewCallback {
-                queue: "Sales_VQ_CB".into(),
-                phone: phone.into(),
-                desired_time: None,
-                origin: Origin::Api,
-                direction: CallDirection::BusinessToCustomer,
-                priority: 0,
-                queue_time: None,
-                user_data: BTreeMap::new(),
-                created_by: "test".into(),
-            },
-            now,
-        )
-        .unwrap()
-    }
-
-    fn t0() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).single().unwrap()
-    }
+    use crate::callback::{CallbackState, CompletionReason};
+    use crate::store::contract::{rec, t0};
 
     #[tokio::test]
     async fn saved_callbacks_survive_reopening_in_order() {
