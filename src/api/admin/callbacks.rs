@@ -467,6 +467,18 @@ fn check_range(s: &ApiState, user: &AdminUser, b: &RangeBody) -> Result<(), ApiE
     Ok(())
 }
 
+/// For a bulk cancel (preview or execution) by `user`: the permission and the range checked,
+/// then the range's unfinished callbacks.
+fn range_for(
+    s: &ApiState,
+    user: &AdminUser,
+    b: &RangeBody,
+) -> Result<Vec<CallbackRecord>, ApiError> {
+    user.require(Permission::WriteCallbacks)?;
+    check_range(s, user, b)?;
+    Ok(in_range(s, b))
+}
+
 /// Unfinished callbacks of the queue whose desired time is in `[from, to)`.
 fn in_range(s: &ApiState, b: &RangeBody) -> Vec<CallbackRecord> {
     let (from, to) = (b.from.with_timezone(&Utc), b.to.with_timezone(&Utc));
@@ -493,9 +505,7 @@ pub async fn bulk_preview(
     user: AdminUser,
     Body(b): Body<RangeBody>,
 ) -> Result<Response, ApiError> {
-    user.require(Permission::WriteCallbacks)?;
-    check_range(&s, &user, &b)?;
-    let (busy, free): (Vec<_>, Vec<_>) = in_range(&s, &b)
+    let (busy, free): (Vec<_>, Vec<_>) = range_for(&s, &user, &b)?
         .into_iter()
         .partition(|r| r.state == CallbackState::Processing);
     let view = |list: &[CallbackRecord]| -> Vec<CallbackView> {
@@ -524,15 +534,13 @@ pub async fn bulk_cancel(
     user: AdminUser,
     Body(b): Body<RangeBody>,
 ) -> Result<Response, ApiError> {
-    user.require(Permission::WriteCallbacks)?;
-    check_range(&s, &user, &b)?;
+    let in_range = range_for(&s, &user, &b)?;
     let Some(ids) = &b.ids else {
         return Err(ApiError::bad_request(
             "ids: list the ids confirmed from /admin/callbacks/bulk-cancel/preview",
         ));
     };
-    let current: BTreeMap<Uuid, CallbackRecord> =
-        in_range(&s, &b).into_iter().map(|r| (r.id, r)).collect();
+    let current: BTreeMap<Uuid, CallbackRecord> = in_range.into_iter().map(|r| (r.id, r)).collect();
     let lines =
         bulk::cancel_confirmed(&s.callbacks, &current, ids, &b.service_name, &user.name).await;
     let summary = BulkSummary {
