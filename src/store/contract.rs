@@ -88,6 +88,18 @@ pub(crate) fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).single().unwrap()
 }
 
+/// `r` cancelled by the customer at the suite's start time (COMPLETED, two history entries).
+pub(crate) fn cancelled(mut r: CallbackRecord) -> CallbackRecord {
+    r.transition(
+        CallbackState::Completed(CompletionReason::Cancelled),
+        t0(),
+        "x",
+        "y",
+    )
+    .unwrap();
+    r
+}
+
 fn doc(kind: &str, id: &str, body: serde_json::Value) -> Document {
     Document {
         kind: kind.into(),
@@ -149,15 +161,10 @@ pub(crate) async fn active_callbacks_leave_out_completed_ones(store: Arc<dyn Sto
         .map(|i| rec(&format!("+3312345{i:04}"), t0()))
         .collect();
     store.save_callbacks(recs.clone()).await.unwrap();
-    let mut done = recs[3].clone();
-    done.transition(
-        CallbackState::Completed(CompletionReason::Cancelled),
-        t0(),
-        "x",
-        "y",
-    )
-    .unwrap();
-    store.save_callbacks(vec![done]).await.unwrap();
+    store
+        .save_callbacks(vec![cancelled(recs[3].clone())])
+        .await
+        .unwrap();
     let active = store.active_callbacks().await.unwrap();
     assert_eq!(active.len(), 4);
     assert!(active.iter().all(|r| r.id != recs[3].id));

@@ -36,6 +36,31 @@ impl MemoryStore {
     fn tables(&self) -> std::sync::MutexGuard<'_, Tables> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
+
+    /// One page of a listing, newest desired time first (then newest row), keyset `after` the
+    /// cursor, with the cursor of its last callback: SQLite's order and paging.
+    fn page(&self, f: &CallbackFilter) -> (Vec<CallbackRecord>, Option<PageCursor>) {
+        let t = self.tables();
+        let mut hits: Vec<(i64, i64, &CallbackRecord)> = t
+            .rows
+            .iter()
+            .map(|(row, r)| (r.desired_time.timestamp_millis(), *row, r))
+            .filter(|(ms, row, r)| {
+                matches(f, r) && f.after.is_none_or(|c| (*ms, *row) < (c.desired_ms, c.row))
+            })
+            .collect();
+        hits.sort_by_key(|h| std::cmp::Reverse((h.0, h.1)));
+        let limit = if f.limit == 0 { usize::MAX } else { f.limit };
+        let page: Vec<_> = hits.into_iter().skip(f.offset).take(limit).collect();
+        let cursor = page.last().map(|(ms, row, _)| PageCursor {
+            desired_ms: *ms,
+            row: *row,
+        });
+        (
+            page.into_iter().map(|(_, _, r)| r.clone()).collect(),
+            cursor,
+        )
+    }
 }
 
 /// Whether `r` passes every filter given (all but paging).
@@ -87,35 +112,14 @@ impl Store for MemoryStore {
         &self,
         filter: &CallbackFilter,
     ) -> Result<Vec<CallbackRecord>, StoreError> {
-        self.query_callbacks_page(filter)
-            .await
-            .map(|(rows, _)| rows)
+        Ok(self.page(filter).0)
     }
 
     async fn query_callbacks_page(
         &self,
-        f: &CallbackFilter,
+        filter: &CallbackFilter,
     ) -> Result<(Vec<CallbackRecord>, Option<PageCursor>), StoreError> {
-        let t = self.tables();
-        let mut hits: Vec<(i64, i64, &CallbackRecord)> = t
-            .rows
-            .iter()
-            .map(|(row, r)| (r.desired_time.timestamp_millis(), *row, r))
-            .filter(|(ms, row, r)| {
-                matches(f, r) && f.after.is_none_or(|c| (*ms, *row) < (c.desired_ms, c.row))
-            })
-            .collect();
-        hits.sort_by_key(|h| std::cmp::Reverse((h.0, h.1)));
-        let limit = if f.limit == 0 { usize::MAX } else { f.limit };
-        let page: Vec<_> = hits.into_iter().skip(f.offset).take(limit).collect();
-        let cursor = page.last().map(|(ms, row, _)| PageCursor {
-            desired_ms: *ms,
-            row: *row,
-        });
-        Ok((
-            page.into_iter().map(|(_, _, r)| r.clone()).collect(),
-            cursor,
-        ))
+        Ok(self.page(filter))
     }
 
     async fn remove_expired(

@@ -572,7 +572,7 @@ impl Store for SqliteStore {
 mod tests {
     use super::*;
     use crate::callback::{CallbackState, CompletionReason};
-    use crate::store::contract::{rec, t0};
+    use crate::store::contract::{cancelled, rec, t0};
 
     #[tokio::test]
     async fn saved_callbacks_survive_reopening_in_order() {
@@ -593,14 +593,7 @@ mod tests {
             for t in tasks {
                 t.await.unwrap().unwrap();
             }
-            let mut done = store.callback(ids[3]).await.unwrap().unwrap();
-            done.transition(
-                CallbackState::Completed(CompletionReason::Cancelled),
-                t0(),
-                "x",
-                "y",
-            )
-            .unwrap();
+            let done = cancelled(store.callback(ids[3]).await.unwrap().unwrap());
             store.save_callbacks(vec![done]).await.unwrap();
         }
         let store = SqliteStore::open(dir.path()).unwrap();
