@@ -2,7 +2,9 @@
 //!
 //! The map of modules and the seams between them is in `ARCHITECTURE.md`.
 
+pub mod agents;
 pub mod api;
+pub mod audit;
 pub mod call;
 pub mod callback;
 pub mod callin;
@@ -11,6 +13,7 @@ pub mod config;
 pub mod engine;
 pub mod flow;
 pub mod media;
+pub mod net;
 pub mod ops;
 pub mod push;
 pub mod routing;
@@ -18,4 +21,5 @@ pub mod rules;
 pub mod sip;
 pub mod store;
 pub mod throttle;
+pub mod users;
 pub mod yaml;

@@ -13,6 +13,14 @@ use serde_json::{Value, json};
 const KEY: &str = "test-key";
 
 async fn engine(dir: &Path) -> (Engine, String) {
+    let e = Engine::start(Arc::new(config(dir)), SystemClock::shared())
+        .await
+        .unwrap();
+    let url = format!("http://{}/engagement/v3", e.http_addr);
+    (e, url)
+}
+
+fn config(dir: &Path) -> Config {
     let yaml = format!(
         "listeners: {{http: '127.0.0.1:0', sip_udp: [], sip_tcp: []}}
 api:
@@ -29,12 +37,60 @@ queues:
     slot_duration_minutes: 60
 "
     );
-    let cfg = Config::from_str_in(&yaml, dir).unwrap();
-    let e = Engine::start(Arc::new(cfg), SystemClock::shared())
+    Config::from_str_in(&yaml, dir).unwrap()
+}
+
+/// The engine builder takes its store and its shutdown signal from outside: a callback booked
+/// over HTTP lands in the given in-memory store (no database file is made), and cancelling the
+/// given token stops the engine's HTTP listener.
+#[tokio::test]
+async fn an_engine_built_with_a_memory_store_keeps_callbacks_there_and_stops_on_its_token() {
+    use boomerang::store::{MemoryStore, Store};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(MemoryStore::new());
+    let token = tokio_util::sync::CancellationToken::new();
+    let e = Engine::builder(Arc::new(config(dir.path())))
+        .store(store.clone())
+        .clock(SystemClock::shared())
+        .notifier(Arc::new(boomerang::push::LogNotifier))
+        .shutdown(token.clone())
+        .start()
         .await
         .unwrap();
     let url = format!("http://{}/engagement/v3", e.http_addr);
-    (e, url)
+    let (s, v, _) = post(
+        &url,
+        "/callbacks/create",
+        json!({"serviceName": "Sales_VQ_CB", "phoneNumber": "+33 6 12 34 56 78"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{v}");
+    let id: uuid::Uuid = v["data"]["id"].as_str().unwrap().parse().unwrap();
+    let stored = store
+        .callback(id)
+        .await
+        .unwrap()
+        .expect("in the memory store");
+    assert_eq!(stored.phone, "+33612345678");
+    assert!(!dir.path().join("boomerang.db").exists());
+    token.cancel();
+    let mut stopped = false;
+    for _ in 0..50 {
+        let r = reqwest::Client::new()
+            .get(format!("{url}/callbacks/open-for"))
+            .timeout(std::time::Duration::from_millis(200))
+            .send()
+            .await;
+        if r.is_err() {
+            stopped = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        stopped,
+        "the HTTP listener still answers after the shutdown token"
+    );
 }
 
 async fn post(url: &str, path: &str, body: Value) -> (u16, Value, Option<String>) {

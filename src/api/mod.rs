@@ -3,7 +3,9 @@
 //! every answer and JSON errors that say which field is wrong and why.
 
 pub mod admin;
+pub mod callin;
 pub mod error;
+pub mod queues;
 pub mod ratelimit;
 pub mod server;
 pub mod stats;
@@ -31,11 +33,12 @@ use uuid::Uuid;
 use crate::callback::availability;
 use crate::callback::service::{CallbackService, CreateRequest, ServiceError};
 use crate::callback::{CallbackRecord, CallbackState, NewCallback, Origin};
-use crate::callin::{CallIn, CallInError, NewCallIn, RoutingData};
+use crate::callin::CallIn;
 use crate::clock::SharedClock;
 use crate::config::{Config, QueueSpec};
 use crate::routing::Router as RoutingCore;
 pub use error::{ApiError, ErrorLog, ErrorLogEntry};
+pub(crate) use queues::ewt_seconds;
 
 /// Everything the handlers share.
 #[derive(Clone)]
@@ -67,7 +70,7 @@ pub struct ApiState {
     /// The router with assignment delivery: agent changes made here re-dispatch waiting work.
     pub dispatch: Option<Arc<crate::routing::Dispatch>>,
     /// Agent definitions with the changes made through the API.
-    pub agent_book: Arc<admin::agents::AgentBook>,
+    pub agent_book: Arc<crate::agents::AgentBook>,
     /// The engine's reloadable configuration (`POST /admin/reload`, SIGHUP), once it runs.
     pub live: Arc<std::sync::OnceLock<std::sync::Weak<crate::ops::reload::Live>>>,
 }
@@ -104,7 +107,7 @@ impl ApiState {
         let key_hashes = key_hashes(&config);
         let admin = Arc::new(admin::AdminAuth::new(&config.spec.admin, clock.clone()));
         ApiState {
-            agent_book: Arc::new(admin::agents::AgentBook::new(&config.spec)),
+            agent_book: Arc::new(crate::agents::AgentBook::new(&config.spec)),
             dispatch: None,
             limits: Arc::new(ratelimit::RateLimiter::default()),
             admin,
@@ -182,9 +185,9 @@ pub fn api_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(reschedule_callback))
         .routes(routes!(availability_route))
         .routes(routes!(open_for_route))
-        .routes(routes!(queue_status))
-        .routes(routes!(create_call_in))
-        .routes(routes!(estimated_wait_time))
+        .routes(routes!(queues::queue_status))
+        .routes(routes!(callin::create_call_in))
+        .routes(routes!(queues::estimated_wait_time))
         .routes(routes!(stats::statistics));
     OpenApiRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())
         .nest("/engagement/v3", v3)
@@ -745,173 +748,4 @@ async fn open_for_route(
     let ewt = TimeDelta::seconds(ewt_seconds(&s, &service).max(0));
     let o = availability::open_for(queue, &hours, offer.as_deref(), at, ewt);
     Ok(ok(o))
-}
-
-#[utoipa::path(get, path = "/callbacks/queue-status/{queue}", tag = "callbacks",
-    params(("queue" = String, Path, description = "virtual queue")),
-    responses((status = 200, description = "EWT, waiting, immediate/scheduled enabled"), (status = 400)),
-    security(("api_key" = [])))]
-async fn queue_status(
-    State(s): State<ApiState>,
-    Path(name): Path<String>,
-) -> Result<Response, ApiError> {
-    let queue = known_queue(&s, &name, "queue")?;
-    let waiting = s.router.waiting(&name).unwrap_or(0);
-    Ok(ok(json!({
-        "ewt": ewt_seconds(&s, &name),
-        "offerImmediateCallback": queue.immediate_enabled,
-        "offerScheduledCallback": queue.scheduled_enabled,
-        "waiting": waiting,
-    })))
-}
-
-/// EWT of a new arrival in seconds, -1 when unknown (no eligible agent logged in).
-pub(crate) fn ewt_seconds(s: &ApiState, queue: &str) -> i64 {
-    s.router
-        .ewt_for_new(queue)
-        .ok()
-        .flatten()
-        .map(|d| d.num_seconds())
-        .unwrap_or(-1)
-}
-
-/// `GET /estimated-wait-time` query.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields)]
-pub struct EwtQuery {
-    /// Comma-separated virtual queues.
-    #[serde(rename = "virtual-queues")]
-    pub virtual_queues: String,
-}
-
-#[utoipa::path(get, path = "/estimated-wait-time", tag = "queues", params(EwtQuery),
-    responses((status = 200, description = "EWT per queue, -1 when unknown"), (status = 400)),
-    security(("api_key" = [])))]
-async fn estimated_wait_time(
-    State(s): State<ApiState>,
-    q: Result<Query<EwtQuery>, QueryRejection>,
-) -> Result<Response, ApiError> {
-    let q = query(q)?;
-    let mut out = Vec::new();
-    for name in q
-        .virtual_queues
-        .split(',')
-        .map(str::trim)
-        .filter(|n| !n.is_empty())
-    {
-        known_queue(&s, name, "virtual-queues")?;
-        let ewt = ewt_seconds(&s, name);
-        out.push(json!({
-            "virtualQueue": name,
-            "estimatedWaitTime": ewt,
-            "message": if ewt < 0 { "no agent who can serve this queue is logged in" } else { "" },
-        }));
-    }
-    if out.is_empty() {
-        return Err(ApiError::bad_request(
-            "virtual-queues: name at least one virtual queue",
-        ));
-    }
-    Ok(ok(out))
-}
-
-/// `POST /call-in/requests/create` body.
-#[derive(Debug, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct CallInBody {
-    /// Click-to-Call-In group.
-    pub group_name: String,
-    /// The customer's number.
-    #[serde(default)]
-    pub from_phone_number: Option<String>,
-    /// Attached data.
-    #[serde(default)]
-    pub user_data: BTreeMap<String, String>,
-    /// The callback this request belongs to.
-    #[serde(default)]
-    pub callback_service_id: Option<Uuid>,
-    /// Queue to route the matched call to.
-    #[serde(default)]
-    pub virtual_queue: Option<String>,
-    /// Routing priority of the matched call.
-    #[serde(default)]
-    pub priority: Option<i64>,
-}
-
-#[utoipa::path(post, path = "/call-in/requests/create", tag = "call-in", request_body = CallInBody,
-    responses((status = 200, description = "number, access code, expiry"), (status = 400), (status = 503)),
-    security(("api_key" = [])))]
-async fn create_call_in(
-    State(s): State<ApiState>,
-    Body(b): Body<CallInBody>,
-) -> Result<Response, ApiError> {
-    if let Some(q) = &b.virtual_queue {
-        known_queue(&s, q, "virtualQueue")?;
-    }
-    if s.callin.group(&b.group_name).is_none() {
-        let e = CallInError::UnknownGroup(b.group_name.clone());
-        return Err(ApiError::bad_request(format!("groupName: {e}")));
-    }
-    // The matched call must have somewhere to go: the request's queue, or (Delayed) the queue
-    // of the callback whose customer will call.
-    match b.callback_service_id {
-        Some(id) if !s.callbacks.is_alive(id) => {
-            return Err(ApiError::bad_request(format!(
-                "callbackServiceId: no active callback {id}"
-            )));
-        }
-        None if b.virtual_queue.is_none() => {
-            return Err(ApiError::bad_request(
-                "virtualQueue: required (the queue the matched call is routed to), unless \
-                 callbackServiceId names the callback the caller is the customer of",
-            ));
-        }
-        _ => {}
-    }
-    let req = s
-        .callin
-        .request(
-            NewCallIn {
-                group: b.group_name,
-                ani: b.from_phone_number,
-                routing: RoutingData {
-                    queue: b.virtual_queue,
-                    skill_expression: None,
-                    priority: b.priority.unwrap_or(0),
-                    user_data: b.user_data,
-                },
-                callback_id: b.callback_service_id,
-            },
-            s.clock.now(),
-        )
-        .map_err(|e| match e {
-            CallInError::UnknownGroup(_) => ApiError::bad_request(format!("groupName: {e}")),
-            CallInError::NoFreeDnis(_) => {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, 1, e.to_string())
-            }
-            other => ApiError::bad_request(other.to_string()),
-        })?;
-    if let Some(store) = &s.store
-        && let Err(e) = store
-            .save_documents(vec![crate::callin::to_document(&req)])
-            .await
-    {
-        s.callin.forget(req.id);
-        tracing::error!(error = %e, "call-in request not durable: refused");
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            2,
-            "the request could not be stored; try again".to_string(),
-        ));
-    }
-    Ok(ok(json!({
-        "id": req.id,
-        "toPhoneNumber": req.dnis,
-        "groupName": req.group,
-        "expirationTime": req.expires_at.timestamp_millis(),
-        "accessCode": req.access_code,
-        "fromPhoneNumber": req.ani,
-        "callbackServiceId": req.callback_id,
-    })))
 }

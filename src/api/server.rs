@@ -11,10 +11,9 @@
 //! These deadlines are network timeouts on the runtime's monotonic timer, not business time:
 //! the injected clock (frozen in tests) does not drive them.
 
-use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -28,6 +27,7 @@ use tokio_util::task::TaskTracker;
 use tower::ServiceExt;
 
 use crate::config::ApiSettings;
+use crate::net::admission::{Admission, Admitted};
 
 /// Largest buffer per connection (request head, queued response bytes): bounds what an open
 /// connection can hold; request heads above it are refused with 431.
@@ -61,49 +61,6 @@ impl ServeLimits {
     }
 }
 
-/// Open connections, in total and per client address.
-#[derive(Debug, Default)]
-struct Connections {
-    total: usize,
-    by_address: HashMap<IpAddr, usize>,
-    /// Closed since the allocator was last asked to give memory back.
-    closed: usize,
-}
-
-/// One admitted connection; dropping it frees its place.
-struct Ticket {
-    table: Arc<Mutex<Connections>>,
-    ip: IpAddr,
-}
-
-impl Drop for Ticket {
-    fn drop(&mut self) {
-        let mut t = self.table.lock().unwrap_or_else(|p| p.into_inner());
-        t.total = t.total.saturating_sub(1);
-        t.closed += 1;
-        if let Some(n) = t.by_address.get_mut(&self.ip) {
-            *n -= 1;
-            if *n == 0 {
-                t.by_address.remove(&self.ip);
-            }
-        }
-    }
-}
-
-fn admit(table: &Arc<Mutex<Connections>>, ip: IpAddr, limits: &ServeLimits) -> Option<Ticket> {
-    let mut t = table.lock().unwrap_or_else(|p| p.into_inner());
-    let from_ip = t.by_address.get(&ip).copied().unwrap_or(0);
-    if t.total >= limits.max_connections || from_ip >= limits.max_per_address {
-        return None;
-    }
-    t.total += 1;
-    t.by_address.insert(ip, from_ip + 1);
-    Some(Ticket {
-        table: table.clone(),
-        ip,
-    })
-}
-
 /// What a connection over the caps gets before it is closed (written without waiting).
 fn refusal() -> &'static [u8] {
     static TEXT: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
@@ -135,7 +92,7 @@ pub async fn serve_until(
     limits: ServeLimits,
     stop: CancellationToken,
 ) {
-    let table = Arc::new(Mutex::new(Connections::default()));
+    let table = Admission::new(limits.max_connections, limits.max_per_address);
     let _trimmer = TrimOnDrop(tokio::spawn(give_back_memory(table.clone())));
     let open = TaskTracker::new();
     let mut backoff = Duration::from_millis(5);
@@ -156,7 +113,7 @@ pub async fn serve_until(
                 continue;
             }
         };
-        let Some(ticket) = admit(&table, peer.ip(), &limits) else {
+        let Some(ticket) = table.admit(peer.ip()) else {
             tracing::debug!(%peer, "HTTP connection refused: over the connection caps");
             let _ = stream.try_write(refusal());
             continue;
@@ -195,13 +152,10 @@ impl Drop for TrimOnDrop {
 /// Every few seconds, once many connections have closed, asks glibc to return the free pages
 /// of its heaps: the buffers of thousands of connections, spread over the worker threads'
 /// arenas, otherwise stay resident after the connections are gone (benches/http_connections.sh).
-async fn give_back_memory(table: Arc<Mutex<Connections>>) {
+async fn give_back_memory(table: Arc<Admission>) {
     loop {
         tokio::time::sleep(Duration::from_secs(5)).await;
-        let closed = {
-            let mut t = table.lock().unwrap_or_else(|p| p.into_inner());
-            std::mem::take(&mut t.closed)
-        };
+        let closed = table.take_closed();
         if closed >= TRIM_AFTER_CLOSED {
             let _ = tokio::task::spawn_blocking(crate::ops::heap::release_free).await;
         }
@@ -213,7 +167,7 @@ async fn connection(
     peer: SocketAddr,
     app: Router,
     limits: ServeLimits,
-    _ticket: Ticket,
+    _ticket: Admitted,
     stop: CancellationToken,
 ) {
     let _ = stream.set_nodelay(true);

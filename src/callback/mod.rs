@@ -2,6 +2,7 @@
 //! they land) availability, the scheduler and the outbound dialer.
 
 pub mod availability;
+pub mod bulk;
 pub mod desired;
 pub mod dialer;
 pub mod model;

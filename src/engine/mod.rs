@@ -10,6 +10,7 @@ use std::sync::Arc;
 use chrono::TimeDelta;
 use thiserror::Error;
 use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use crate::api::{self, ApiState};
 use crate::call::Dialer;
@@ -207,28 +208,106 @@ pub struct Engine {
     live: Arc<crate::ops::reload::Live>,
 }
 
-impl Engine {
+/// What an engine is started with: its configuration, and the store, notifier, clock and
+/// shutdown signal, each replaceable (tests, the simulator, another store backend).
+#[must_use = "an engine builder does nothing until `start`"]
+pub struct EngineBuilder {
+    config: Arc<Config>,
+    store: Option<Arc<dyn Store>>,
+    notifier: Option<Arc<dyn Notifier>>,
+    clock: Option<SharedClock>,
+    shutdown: Option<CancellationToken>,
+}
+
+impl EngineBuilder {
+    /// The store to use instead of SQLite in the configured data directory.
+    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// Where customer notifications go instead of the log.
+    pub fn notifier(mut self, notifier: Arc<dyn Notifier>) -> Self {
+        self.notifier = Some(notifier);
+        self
+    }
+
+    /// The clock to use instead of the system's.
+    pub fn clock(mut self, clock: SharedClock) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// A token whose cancellation stops the engine's tasks (as [`Engine::shutdown`] does).
+    pub fn shutdown(mut self, token: CancellationToken) -> Self {
+        self.shutdown = Some(token);
+        self
+    }
+
     /// Starts every part in order; returns once the API is listening.
+    pub async fn start(self) -> Result<Engine, EngineError> {
+        let config = self.config;
+        let clock = self.clock.unwrap_or_else(crate::clock::SystemClock::shared);
+        let store: Arc<dyn Store> = match self.store {
+            Some(s) => s,
+            None => Arc::new(SqliteStore::open(&config.data_dir())?),
+        };
+        let notifier = self
+            .notifier
+            .unwrap_or_else(|| Arc::new(LogNotifier) as Arc<dyn Notifier>);
+        let token = self.shutdown.map(|t| t.child_token()).unwrap_or_default();
+        let tasks = crate::ops::shutdown::Tasks {
+            intake: token.child_token(),
+            token,
+            tracker: tokio_util::task::TaskTracker::new(),
+        };
+        Engine::run(config, clock, store, notifier, tasks).await
+    }
+}
+
+impl Engine {
+    /// A builder for an engine of `config`; by default SQLite in its data directory, the log
+    /// notifier, the system clock and no outside shutdown signal.
+    pub fn builder(config: Arc<Config>) -> EngineBuilder {
+        EngineBuilder {
+            config,
+            store: None,
+            notifier: None,
+            clock: None,
+            shutdown: None,
+        }
+    }
+
+    /// Starts every part in order with the configured store and `clock`; returns once the API
+    /// is listening (the builder with a clock).
     pub async fn start(config: Arc<Config>, clock: SharedClock) -> Result<Engine, EngineError> {
+        Engine::builder(config).clock(clock).start().await
+    }
+
+    async fn run(
+        config: Arc<Config>,
+        clock: SharedClock,
+        store: Arc<dyn Store>,
+        notifier: Arc<dyn Notifier>,
+        tasks: crate::ops::shutdown::Tasks,
+    ) -> Result<Engine, EngineError> {
         let health = crate::ops::Health::new();
         let metrics = crate::ops::metrics::Metrics::new();
-        let tasks = crate::ops::shutdown::Tasks::new();
         let calls = tokio_util::task::TaskTracker::new();
         let store: Arc<dyn Store> = Arc::new(crate::ops::store_metrics::MeteredStore::new(
-            Arc::new(SqliteStore::open(&config.data_dir())?),
+            store,
             metrics.store.clone(),
         ));
         // Agents defined or changed through the administration API join the file's.
-        let stored_agents = store.documents(api::admin::agents::DOC_KIND).await?;
+        let stored_agents = store.documents(crate::agents::DOC_KIND).await?;
         let config = if stored_agents.is_empty() {
             config
         } else {
             let mut c = (*config).clone();
-            let n = api::admin::agents::apply_stored(&mut c.spec, stored_agents);
+            let n = crate::agents::apply_stored(&mut c.spec, stored_agents);
             tracing::info!(agents = n, "agent definitions recovered from the store");
             Arc::new(c)
         };
-        let notifier: Arc<dyn Notifier> = Arc::new(LogNotifier);
         let core = Core::build(config.clone(), clock.clone(), store, notifier).await?;
         let Core {
             callbacks,
@@ -268,7 +347,7 @@ impl Engine {
         state.groups = Some(groups.clone());
         state.dispatch = Some(dispatch.clone());
         let users =
-            api::admin::users::restore(&state, store.documents(api::admin::users::DOC_KIND).await?);
+            crate::users::restore(&state.admin, store.documents(crate::users::DOC_KIND).await?);
         tracing::info!(users, "administration users recovered from the store");
         let addr = config.spec.listeners.http;
         let listener = tokio::net::TcpListener::bind(addr)

@@ -101,6 +101,12 @@ CREATE TABLE IF NOT EXISTS documents (
 );
 ";
 
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Database(e.to_string())
+    }
+}
+
 fn open(path: &Path) -> Result<Connection, rusqlite::Error> {
     let conn = Connection::open(path)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
@@ -561,35 +567,12 @@ impl Store for SqliteStore {
     }
 }
 
+/// The contract every backend keeps is checked in `store::contract`; these are SQLite's own.
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::callback::{CallbackState, CompletionReason, NewCallback, Origin};
-    use crate::config::CallDirection;
-    use chrono::{TimeDelta, TimeZone};
-    use std::collections::BTreeMap;
-
-    fn rec(phone: &str, now: DateTime<Utc>) -> CallbackRecord {
-        CallbackRecord::create(
-            NewCallback {
-                queue: "Sales_VQ_CB".into(),
-                phone: phone.into(),
-                desired_time: None,
-                origin: Origin::Api,
-                direction: CallDirection::BusinessToCustomer,
-                priority: 0,
-                queue_time: None,
-                user_data: BTreeMap::new(),
-                created_by: "test".into(),
-            },
-            now,
-        )
-        .unwrap()
-    }
-
-    fn t0() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).single().unwrap()
-    }
+    use crate::callback::{CallbackState, CompletionReason};
+    use crate::store::contract::{cancelled, rec, t0};
 
     #[tokio::test]
     async fn saved_callbacks_survive_reopening_in_order() {
@@ -610,14 +593,7 @@ mod tests {
             for t in tasks {
                 t.await.unwrap().unwrap();
             }
-            let mut done = store.callback(ids[3]).await.unwrap().unwrap();
-            done.transition(
-                CallbackState::Completed(CompletionReason::Cancelled),
-                t0(),
-                "x",
-                "y",
-            )
-            .unwrap();
+            let done = cancelled(store.callback(ids[3]).await.unwrap().unwrap());
             store.save_callbacks(vec![done]).await.unwrap();
         }
         let store = SqliteStore::open(dir.path()).unwrap();
@@ -654,114 +630,5 @@ mod tests {
             assert_eq!(tokio::time::Instant::now(), before, "write {i}");
         }
         ticker.abort();
-    }
-
-    #[tokio::test]
-    async fn queries_filter_and_page() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path()).unwrap();
-        let mut recs = Vec::new();
-        for i in 0..10 {
-            recs.push(rec(
-                if i % 2 == 0 {
-                    "+33100000000"
-                } else {
-                    "+33200000000"
-                },
-                t0() + TimeDelta::minutes(i),
-            ));
-        }
-        store.save_callbacks(recs).await.unwrap();
-        let by_phone = store
-            .query_callbacks(&CallbackFilter {
-                phone: Some("+33100000000".into()),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        assert_eq!(by_phone.len(), 5);
-        assert!(
-            by_phone
-                .windows(2)
-                .all(|w| w[0].desired_time > w[1].desired_time)
-        );
-        let page = store
-            .query_callbacks(&CallbackFilter {
-                limit: 3,
-                offset: 3,
-                state: Some("QUEUED".into()),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        assert_eq!(page.len(), 3);
-        assert_eq!(page[0].desired_time, t0() + TimeDelta::minutes(6));
-        let window = store
-            .query_callbacks(&CallbackFilter {
-                from: Some(t0() + TimeDelta::minutes(2)),
-                to: Some(t0() + TimeDelta::minutes(4)),
-                ..Default::default()
-            })
-            .await
-            .unwrap();
-        assert_eq!(window.len(), 2);
-    }
-
-    #[tokio::test]
-    async fn retention_removes_records_14_days_after_their_desired_time() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path()).unwrap();
-        let mut done = rec("+33100000000", t0());
-        done.cancel(t0(), "app", false).unwrap();
-        // A record not COMPLETED is never removed.
-        let waiting = rec("+33100000001", t0());
-        store.save_callbacks(vec![done, waiting]).await.unwrap();
-        assert_eq!(
-            store
-                .remove_expired(t0() + TimeDelta::days(14), TimeDelta::days(14))
-                .await
-                .unwrap(),
-            0
-        );
-        assert_eq!(
-            store
-                .remove_expired(
-                    t0() + TimeDelta::days(14) + TimeDelta::seconds(1),
-                    TimeDelta::days(14)
-                )
-                .await
-                .unwrap(),
-            1
-        );
-        assert_eq!(store.active_callbacks().await.unwrap().len(), 1);
-        // A shorter configured retention removes earlier.
-        let mut short = rec("+33100000002", t0());
-        short.cancel(t0(), "app", false).unwrap();
-        store.save_callbacks(vec![short]).await.unwrap();
-        let three = TimeDelta::days(3);
-        assert_eq!(store.remove_expired(t0() + three, three).await.unwrap(), 0);
-        assert_eq!(
-            store
-                .remove_expired(t0() + three + TimeDelta::seconds(1), three)
-                .await
-                .unwrap(),
-            1
-        );
-    }
-
-    #[tokio::test]
-    async fn documents_round_trip_and_delete() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path()).unwrap();
-        let doc = Document {
-            kind: "rule".into(),
-            id: "fr-only".into(),
-            body: serde_json::json!({"countries": ["FR"]}),
-        };
-        store.save_documents(vec![doc.clone()]).await.unwrap();
-        assert_eq!(store.documents("rule").await.unwrap(), vec![doc]);
-        assert!(store.delete_document("rule", "fr-only").await.unwrap());
-        assert!(!store.delete_document("rule", "fr-only").await.unwrap());
-        assert!(store.documents("rule").await.unwrap().is_empty());
     }
 }

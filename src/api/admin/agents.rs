@@ -1,114 +1,28 @@
-//! Agents (Tools): list with state and skills; create, change, delete (Administrator), durable
-//! in the store; state changes through the dispatch, so work waiting for the agent is handed
+//! Agents (Tools) over HTTP: list with state and skills; create, change, delete (Administrator),
+//! durable in the store (the definitions are `crate::agents`); state changes through the dispatch, so work waiting for the agent is handed
 //! over at once. Skill changes apply at once; the router's agent table is sized at start, so a
 //! new agent (or a deleted one's removal, or a new display name) takes effect at the next start:
 //! answers say so in `appliesAt`.
 
 use std::collections::BTreeMap;
-use std::sync::RwLock;
 
 use axum::extract::{Path, State};
 use axum::response::Response;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::json;
 
 use super::audit;
 use super::auth::{AdminUser, Permission};
+pub use crate::agents::{AgentBook, DOC_KIND, StoredAgent, apply_stored};
+use crate::agents::{AgentError, check_id, check_skills};
 use crate::api::stats::state_name;
 use crate::api::{ApiError, ApiState, Body, ok};
-use crate::config::{AgentSpec, ConfigSpec, valid_skill_name};
+use crate::config::AgentSpec;
 use crate::routing::StateKind;
-use crate::store::Document;
 
-/// Document kind of agent definitions (and deletions) in the store.
-pub const DOC_KIND: &str = "admin_agent";
-
-/// An agent definition as stored: the spec, or its deletion.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct StoredAgent {
-    /// The definition (skills, name…).
-    pub spec: AgentSpec,
-    /// Deleted: the agent is left out at the next start.
-    #[serde(default)]
-    pub deleted: bool,
-}
-
-/// Applies stored definitions over the file's agents (called at start, before the router is
-/// built): changed ones replace, new ones are added, deleted ones are left out.
-pub fn apply_stored(spec: &mut ConfigSpec, docs: Vec<Document>) -> usize {
-    let mut n = 0;
-    for d in docs {
-        let Ok(s) = serde_json::from_value::<StoredAgent>(d.body) else {
-            tracing::warn!(id = %d.id, "stored agent unreadable; skipped");
-            continue;
-        };
-        spec.agents.retain(|a| a.id != s.spec.id);
-        if !s.deleted {
-            spec.agents.push(s.spec);
-        }
-        n += 1;
-    }
-    n
-}
-
-/// The agent definitions in force, with the changes made since start.
-#[derive(Debug, Default)]
-pub struct AgentBook {
-    defs: RwLock<BTreeMap<String, StoredAgent>>,
-}
-
-impl AgentBook {
-    /// The agents of a configuration.
-    pub fn new(spec: &ConfigSpec) -> Self {
-        let defs = spec
-            .agents
-            .iter()
-            .map(|a| {
-                (
-                    a.id.clone(),
-                    StoredAgent {
-                        spec: a.clone(),
-                        deleted: false,
-                    },
-                )
-            })
-            .collect();
-        AgentBook {
-            defs: RwLock::new(defs),
-        }
-    }
-
-    fn get(&self, id: &str) -> Option<StoredAgent> {
-        self.defs
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(id)
-            .cloned()
-    }
-
-    fn put(&self, a: StoredAgent) {
-        self.defs
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(a.spec.id.clone(), a);
-    }
-
-    /// Takes a definition re-read from the file.
-    pub fn replace_spec(&self, spec: AgentSpec) {
-        self.put(StoredAgent {
-            spec,
-            deleted: false,
-        });
-    }
-
-    fn all(&self) -> Vec<StoredAgent> {
-        self.defs
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect()
+impl From<AgentError> for ApiError {
+    fn from(e: AgentError) -> Self {
+        ApiError::bad_request(e.to_string())
     }
 }
 
@@ -118,22 +32,6 @@ fn defined(s: &ApiState, id: &str) -> Result<StoredAgent, ApiError> {
         .get(id)
         .filter(|a| !a.deleted)
         .ok_or_else(|| ApiError::not_found(format!("no agent `{id}`")))
-}
-
-fn check_skills(skills: &BTreeMap<String, i64>) -> Result<(), ApiError> {
-    for (name, level) in skills {
-        if !valid_skill_name(name) {
-            return Err(ApiError::bad_request(format!(
-                "skills: `{name}` is not a skill name (letters, digits, _)"
-            )));
-        }
-        if !(0..=10).contains(level) {
-            return Err(ApiError::bad_request(format!(
-                "skills.{name}: {level} is out of range 0 to 10"
-            )));
-        }
-    }
-    Ok(())
 }
 
 fn view(s: &ApiState, a: &StoredAgent) -> serde_json::Value {
@@ -148,7 +46,7 @@ fn view(s: &ApiState, a: &StoredAgent) -> serde_json::Value {
     json!({
         "id": a.spec.id,
         "name": a.spec.name,
-        "sipUser": a.spec.sip_user.clone().unwrap_or_else(|| a.spec.id.clone()),
+        "sipUser": a.sip_user(),
         "skills": a.spec.skills,
         "state": agent.map(|x| state_name(x.state())).unwrap_or_else(|| "not_started".into()),
         "notReadyReason": agent.map(|x| x.not_ready_reason()).filter(|r| !r.is_empty()),
@@ -165,13 +63,8 @@ async fn save(
     a: &StoredAgent,
     action: &str,
 ) -> Result<(), ApiError> {
-    let doc = Document {
-        kind: DOC_KIND.into(),
-        id: a.spec.id.clone(),
-        body: serde_json::to_value(a).unwrap_or_default(),
-    };
     let detail = json!({ "id": a.spec.id, "name": a.spec.name, "skills": a.spec.skills });
-    audit::save(s, vec![doc, audit::entry(s, user, action, detail)]).await
+    audit::save(s, vec![a.document(), audit::entry(s, user, action, detail)]).await
 }
 
 /// Every agent with state and skills.
@@ -211,9 +104,7 @@ pub async fn create(
     Body(b): Body<NewAgentBody>,
 ) -> Result<Response, ApiError> {
     user.require(Permission::ManageAgents)?;
-    if b.id.trim().is_empty() || b.id.len() > 64 {
-        return Err(ApiError::bad_request("id: 1 to 64 characters"));
-    }
+    check_id(&b.id)?;
     check_skills(&b.skills)?;
     if s.agent_book.get(&b.id).is_some_and(|a| !a.deleted) {
         return Err(ApiError::conflict(format!("agent `{}` exists", b.id)));
@@ -222,7 +113,7 @@ pub async fn create(
     if s.agent_book
         .all()
         .iter()
-        .any(|a| !a.deleted && a.spec.sip_user.clone().unwrap_or_else(|| a.spec.id.clone()) == sip)
+        .any(|a| !a.deleted && a.sip_user() == sip)
     {
         return Err(ApiError::conflict(format!(
             "sipUser: `{sip}` belongs to another agent"

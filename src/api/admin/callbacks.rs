@@ -3,23 +3,24 @@
 //! of a time range (preview = the confirmation list, then execution of exactly the confirmed
 //! ids) with its summary exported as CSV. Listings only show queues the user may read.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, FixedOffset, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::audit;
 use super::auth::{AdminUser, Permission};
 use crate::api::{ApiError, ApiState, Body, CallbackView, known_queue, ok, query, service_error};
+use crate::callback::bulk::{self, BulkSummary};
 use crate::callback::service::{CreateRequest, api_callback};
 use crate::callback::{CallbackRecord, CallbackState, NewCallback, Origin};
-use crate::store::{CallbackFilter, Document, PageCursor};
+use crate::store::{CallbackFilter, PageCursor};
 
 /// Callbacks per page, as the seed's Callback tab shows them.
 pub const PAGE_SIZE: usize = 250;
@@ -32,7 +33,7 @@ pub const MAX_PAGE: usize = 1000;
 pub const PREVIEW_LIMIT: usize = 1000;
 
 /// Document kind of bulk-cancel summaries in the store.
-pub const BULK_KIND: &str = "bulk_cancel";
+pub use crate::callback::bulk::DOC_KIND as BULK_KIND;
 
 const STATES: [&str; 5] = ["SCHEDULED", "QUEUED", "ROUTING", "PROCESSING", "COMPLETED"];
 
@@ -466,6 +467,18 @@ fn check_range(s: &ApiState, user: &AdminUser, b: &RangeBody) -> Result<(), ApiE
     Ok(())
 }
 
+/// For a bulk cancel (preview or execution) by `user`: the permission and the range checked,
+/// then the range's unfinished callbacks.
+fn range_for(
+    s: &ApiState,
+    user: &AdminUser,
+    b: &RangeBody,
+) -> Result<Vec<CallbackRecord>, ApiError> {
+    user.require(Permission::WriteCallbacks)?;
+    check_range(s, user, b)?;
+    Ok(in_range(s, b))
+}
+
 /// Unfinished callbacks of the queue whose desired time is in `[from, to)`.
 fn in_range(s: &ApiState, b: &RangeBody) -> Vec<CallbackRecord> {
     let (from, to) = (b.from.with_timezone(&Utc), b.to.with_timezone(&Utc));
@@ -492,9 +505,7 @@ pub async fn bulk_preview(
     user: AdminUser,
     Body(b): Body<RangeBody>,
 ) -> Result<Response, ApiError> {
-    user.require(Permission::WriteCallbacks)?;
-    check_range(&s, &user, &b)?;
-    let (busy, free): (Vec<_>, Vec<_>) = in_range(&s, &b)
+    let (busy, free): (Vec<_>, Vec<_>) = range_for(&s, &user, &b)?
         .into_iter()
         .partition(|r| r.state == CallbackState::Processing);
     let view = |list: &[CallbackRecord]| -> Vec<CallbackView> {
@@ -513,46 +524,6 @@ pub async fn bulk_preview(
     })))
 }
 
-/// One line of a bulk-cancel summary.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
-#[serde(rename_all = "camelCase")]
-pub struct SummaryLine {
-    /// Callback id.
-    pub id: Uuid,
-    /// Queue.
-    pub service_name: String,
-    /// Number.
-    pub phone_number: String,
-    /// Desired time.
-    pub desired_time: Option<DateTime<Utc>>,
-    /// State before.
-    pub previous_state: String,
-    /// `CANCELLED` or `SKIPPED`.
-    pub result: String,
-    /// Why skipped.
-    pub reason: String,
-}
-
-/// A stored bulk-cancel summary.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct BulkSummary {
-    /// Summary id.
-    pub id: Uuid,
-    /// When it ran.
-    pub at: DateTime<Utc>,
-    /// Who ran it.
-    pub user: String,
-    /// Queue.
-    pub service_name: String,
-    /// Range start.
-    pub from: DateTime<Utc>,
-    /// Range end.
-    pub to: DateTime<Utc>,
-    /// Every confirmed callback and what happened to it.
-    pub lines: Vec<SummaryLine>,
-}
-
 /// Cancels exactly the confirmed callbacks (those still in the queue and range), stores the
 /// summary for export, and audits it.
 #[utoipa::path(post, path = "/callbacks/bulk-cancel", tag = "admin", request_body = RangeBody,
@@ -563,49 +534,15 @@ pub async fn bulk_cancel(
     user: AdminUser,
     Body(b): Body<RangeBody>,
 ) -> Result<Response, ApiError> {
-    user.require(Permission::WriteCallbacks)?;
-    check_range(&s, &user, &b)?;
+    let in_range = range_for(&s, &user, &b)?;
     let Some(ids) = &b.ids else {
         return Err(ApiError::bad_request(
             "ids: list the ids confirmed from /admin/callbacks/bulk-cancel/preview",
         ));
     };
-    let current: BTreeMap<Uuid, CallbackRecord> =
-        in_range(&s, &b).into_iter().map(|r| (r.id, r)).collect();
-    let mut lines = Vec::new();
-    let mut seen = BTreeSet::new();
-    for id in ids {
-        if !seen.insert(*id) {
-            continue;
-        }
-        let Some(rec) = current.get(id) else {
-            lines.push(SummaryLine {
-                id: *id,
-                service_name: b.service_name.clone(),
-                phone_number: String::new(),
-                desired_time: None,
-                previous_state: String::new(),
-                result: "SKIPPED".into(),
-                reason: "no longer an unfinished callback of this queue and range".into(),
-            });
-            continue;
-        };
-        // As in the guide, a bulk cancel leaves callbacks with an agent (PROCESSING) alone;
-        // only the single cancel ends one.
-        let (result, reason) = match s.callbacks.cancel_unless_processing(*id, &user.name).await {
-            Ok(_) => ("CANCELLED", String::new()),
-            Err(e) => ("SKIPPED", e.to_string()),
-        };
-        lines.push(SummaryLine {
-            id: *id,
-            service_name: rec.queue.clone(),
-            phone_number: rec.phone.clone(),
-            desired_time: Some(rec.desired_time),
-            previous_state: rec.state.name().into(),
-            result: result.into(),
-            reason,
-        });
-    }
+    let current: BTreeMap<Uuid, CallbackRecord> = in_range.into_iter().map(|r| (r.id, r)).collect();
+    let lines =
+        bulk::cancel_confirmed(&s.callbacks, &current, ids, &b.service_name, &user.name).await;
     let summary = BulkSummary {
         id: Uuid::new_v4(),
         at: s.clock.now(),
@@ -635,11 +572,7 @@ pub async fn bulk_cancel(
     audit::save(
         &s,
         vec![
-            Document {
-                kind: BULK_KIND.into(),
-                id: summary.id.to_string(),
-                body: serde_json::to_value(&summary).unwrap_or_default(),
-            },
+            summary.document(),
             audit::entry(&s, &user, "callback.bulk_cancel", detail),
         ],
     )
@@ -663,44 +596,13 @@ pub async fn export_summary(
     let Some(store) = &s.store else {
         return Err(ApiError::not_found("no summaries without a store"));
     };
-    let key = id.to_string();
-    let summary: BulkSummary = store
-        .documents(BULK_KIND)
+    let summary = bulk::find(store.as_ref(), id)
         .await
         .map_err(|e| ApiError::internal(format!("reading summaries: {e}")))?
-        .into_iter()
-        .find(|d| d.id == key)
-        .and_then(|d| serde_json::from_value(d.body).ok())
         .ok_or_else(|| ApiError::not_found(format!("no bulk-cancel summary {id}")))?;
     user.require_queue(&summary.service_name)?;
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let header_row = [
-        "id",
-        "serviceName",
-        "phoneNumber",
-        "desiredTime",
-        "previousState",
-        "result",
-        "reason",
-    ];
-    let mut rows: Vec<Vec<String>> = vec![header_row.iter().map(|h| h.to_string()).collect()];
-    for l in &summary.lines {
-        rows.push(vec![
-            l.id.to_string(),
-            l.service_name.clone(),
-            l.phone_number.clone(),
-            l.desired_time.map(|t| t.to_rfc3339()).unwrap_or_default(),
-            l.previous_state.clone(),
-            l.result.clone(),
-            l.reason.clone(),
-        ]);
-    }
-    for r in rows {
-        w.write_record(&r)
-            .map_err(|e| ApiError::internal(format!("writing CSV: {e}")))?;
-    }
-    let bytes = w
-        .into_inner()
+    let bytes = summary
+        .csv()
         .map_err(|e| ApiError::internal(format!("writing CSV: {e}")))?;
     Ok((
         [

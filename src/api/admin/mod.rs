@@ -9,7 +9,7 @@ pub mod auth;
 pub mod callbacks;
 pub mod developer;
 pub mod groups;
-pub mod login_guard;
+
 pub mod queues;
 pub mod reload;
 pub mod rules;

@@ -1,4 +1,5 @@
-//! Administration users (Administrator only): list, create, change, delete. Users written in
+//! Administration users over HTTP (Administrator only): list, create, change, delete (the users
+//! themselves, their checks and their stored form are `crate::users`). Users written in
 //! the configuration file stay as written; users made here are stored durably and come back
 //! after a restart. Every change is audited in the same write.
 
@@ -12,10 +13,14 @@ use serde_json::json;
 use super::audit;
 use super::auth::{AdminUser, Permission, Role, UserRecord, hash_password, valid_user_name};
 use crate::api::{ApiError, ApiState, Body, ok};
-use crate::store::Document;
+pub use crate::users::DOC_KIND;
+use crate::users::{UserError, check_password, check_roles, document};
 
-/// Document kind of users in the store.
-pub const DOC_KIND: &str = "admin_user";
+impl From<UserError> for ApiError {
+    fn from(e: UserError) -> Self {
+        ApiError::bad_request(e.to_string())
+    }
+}
 
 /// A user as the API shows it (never the hash).
 #[derive(Debug, Serialize, utoipa::ToSchema)]
@@ -73,25 +78,6 @@ pub struct UpdateUserBody {
     pub queues: Option<Option<BTreeSet<String>>>,
 }
 
-fn check_password(p: &str) -> Result<(), ApiError> {
-    let n = p.chars().count();
-    if !(8..=256).contains(&n) {
-        return Err(ApiError::bad_request(
-            "password: must be 8 to 256 characters",
-        ));
-    }
-    Ok(())
-}
-
-fn check_roles(roles: &[Role]) -> Result<(), ApiError> {
-    if roles.is_empty() {
-        return Err(ApiError::bad_request(
-            "roles: give at least one of Administrator, Supervisor, Monitor, Developer",
-        ));
-    }
-    Ok(())
-}
-
 fn check_queues(s: &ApiState, queues: &Option<BTreeSet<String>>) -> Result<(), ApiError> {
     for q in queues.iter().flatten() {
         if s.config.queue(q).is_none() {
@@ -108,14 +94,6 @@ async fn hash(password: String) -> Result<String, ApiError> {
         .await
         .map_err(|e| ApiError::internal(format!("hashing task failed: {e}")))?
         .map_err(ApiError::from)
-}
-
-fn document(u: &UserRecord) -> Document {
-    Document {
-        kind: DOC_KIND.into(),
-        id: u.name.clone(),
-        body: serde_json::to_value(u).unwrap_or_default(),
-    }
 }
 
 fn changeable(s: &ApiState, name: &str) -> Result<UserRecord, ApiError> {
@@ -156,9 +134,7 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     user.require(Permission::ManageUsers)?;
     if !valid_user_name(&b.name) {
-        return Err(ApiError::bad_request(
-            "name: 1 to 64 letters, digits, _ - . @",
-        ));
+        return Err(UserError::BadName.into());
     }
     check_password(&b.password)?;
     check_roles(&b.roles)?;
@@ -253,24 +229,4 @@ pub async fn delete(
     s.admin.remove_user(&name);
     audit::audit(&s, &user, "user.delete", json!({ "name": name })).await?;
     Ok(ok(json!({ "name": name, "deleted": true })))
-}
-
-/// Users stored by earlier runs; a name now written in the configuration keeps the file's
-/// version.
-pub fn restore(s: &ApiState, docs: Vec<Document>) -> usize {
-    let mut n = 0;
-    for d in docs {
-        match serde_json::from_value::<UserRecord>(d.body) {
-            Ok(mut u) if s.admin.user(&u.name).is_none() => {
-                u.from_config = false;
-                s.admin.put_user(u);
-                n += 1;
-            }
-            Ok(u) => {
-                tracing::warn!(user = %u.name, "stored user shadowed by the configuration file")
-            }
-            Err(e) => tracing::warn!(id = %d.id, error = %e, "stored user unreadable; skipped"),
-        }
-    }
-    n
 }

@@ -1,0 +1,3 @@
+//! Network plumbing shared by the engine's listeners (HTTP and SIP over TCP).
+
+pub mod admission;

@@ -1,0 +1,178 @@
+//! An in-memory [`Store`]: the same contract as SQLite (see `store::contract`), nothing durable.
+//! For the simulator and tests that need no data directory, and the reference the contract
+//! suite holds every other backend to.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeDelta, Utc};
+use uuid::Uuid;
+
+use super::{CallbackFilter, Document, PageCursor, Store, StoreError};
+use crate::callback::CallbackRecord;
+
+/// [`Store`] kept in memory; lost when dropped.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    inner: Mutex<Tables>,
+}
+
+/// The callbacks by row (creation order), their rows by id, and the documents by kind and id.
+#[derive(Debug, Default)]
+struct Tables {
+    rows: BTreeMap<i64, CallbackRecord>,
+    ids: HashMap<Uuid, i64>,
+    last_row: i64,
+    documents: BTreeMap<(String, String), serde_json::Value>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn tables(&self) -> std::sync::MutexGuard<'_, Tables> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// One page of a listing, newest desired time first (then newest row), keyset `after` the
+    /// cursor, with the cursor of its last callback: SQLite's order and paging.
+    fn page(&self, f: &CallbackFilter) -> (Vec<CallbackRecord>, Option<PageCursor>) {
+        let t = self.tables();
+        let mut hits: Vec<(i64, i64, &CallbackRecord)> = t
+            .rows
+            .iter()
+            .map(|(row, r)| (r.desired_time.timestamp_millis(), *row, r))
+            .filter(|(ms, row, r)| {
+                matches(f, r) && f.after.is_none_or(|c| (*ms, *row) < (c.desired_ms, c.row))
+            })
+            .collect();
+        hits.sort_by_key(|h| std::cmp::Reverse((h.0, h.1)));
+        let limit = if f.limit == 0 { usize::MAX } else { f.limit };
+        let page: Vec<_> = hits.into_iter().skip(f.offset).take(limit).collect();
+        let cursor = page.last().map(|(ms, row, _)| PageCursor {
+            desired_ms: *ms,
+            row: *row,
+        });
+        (
+            page.into_iter().map(|(_, _, r)| r.clone()).collect(),
+            cursor,
+        )
+    }
+}
+
+/// Whether `r` passes every filter given (all but paging).
+fn matches(f: &CallbackFilter, r: &CallbackRecord) -> bool {
+    let desired = r.desired_time.timestamp_millis();
+    f.queue.as_ref().is_none_or(|q| &r.queue == q)
+        && f.state.as_ref().is_none_or(|s| r.state.name() == s)
+        && f.phone.as_ref().is_none_or(|p| &r.phone == p)
+        && f.from.is_none_or(|t| desired >= t.timestamp_millis())
+        && f.to.is_none_or(|t| desired < t.timestamp_millis())
+        && f.queues.as_ref().is_none_or(|qs| qs.contains(&r.queue))
+}
+
+#[async_trait]
+impl Store for MemoryStore {
+    async fn save_callbacks(&self, records: Vec<CallbackRecord>) -> Result<(), StoreError> {
+        let mut t = self.tables();
+        for r in records {
+            let row = match t.ids.get(&r.id) {
+                Some(row) => *row,
+                None => {
+                    t.last_row += 1;
+                    let row = t.last_row;
+                    t.ids.insert(r.id, row);
+                    row
+                }
+            };
+            t.rows.insert(row, r);
+        }
+        Ok(())
+    }
+
+    async fn callback(&self, id: Uuid) -> Result<Option<CallbackRecord>, StoreError> {
+        let t = self.tables();
+        Ok(t.ids.get(&id).and_then(|row| t.rows.get(row)).cloned())
+    }
+
+    async fn active_callbacks(&self) -> Result<Vec<CallbackRecord>, StoreError> {
+        Ok(self
+            .tables()
+            .rows
+            .values()
+            .filter(|r| r.state.name() != "COMPLETED")
+            .cloned()
+            .collect())
+    }
+
+    async fn query_callbacks(
+        &self,
+        filter: &CallbackFilter,
+    ) -> Result<Vec<CallbackRecord>, StoreError> {
+        Ok(self.page(filter).0)
+    }
+
+    async fn query_callbacks_page(
+        &self,
+        filter: &CallbackFilter,
+    ) -> Result<(Vec<CallbackRecord>, Option<PageCursor>), StoreError> {
+        Ok(self.page(filter))
+    }
+
+    async fn remove_expired(
+        &self,
+        now: DateTime<Utc>,
+        retention: TimeDelta,
+    ) -> Result<usize, StoreError> {
+        // The same comparison as SQLite's, in milliseconds.
+        let cutoff = (now - retention + crate::callback::model::RETENTION).timestamp_millis();
+        let mut t = self.tables();
+        let expired: Vec<(i64, Uuid)> = t
+            .rows
+            .iter()
+            .filter(|(_, r)| {
+                r.state.name() == "COMPLETED" && r.retain_until().timestamp_millis() < cutoff
+            })
+            .map(|(row, r)| (*row, r.id))
+            .collect();
+        for (row, id) in &expired {
+            t.rows.remove(row);
+            t.ids.remove(id);
+        }
+        Ok(expired.len())
+    }
+
+    async fn save_documents(&self, docs: Vec<Document>) -> Result<(), StoreError> {
+        let mut t = self.tables();
+        for d in docs {
+            t.documents.insert((d.kind, d.id), d.body);
+        }
+        Ok(())
+    }
+
+    async fn delete_document(&self, kind: &str, id: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .tables()
+            .documents
+            .remove(&(kind.to_string(), id.to_string()))
+            .is_some())
+    }
+
+    async fn documents(&self, kind: &str) -> Result<Vec<Document>, StoreError> {
+        let start = (kind.to_string(), String::new());
+        Ok(self
+            .tables()
+            .documents
+            .range(start..)
+            .take_while(|((k, _), _)| k == kind)
+            .map(|((k, id), body)| Document {
+                kind: k.clone(),
+                id: id.clone(),
+                body: body.clone(),
+            })
+            .collect())
+    }
+}
