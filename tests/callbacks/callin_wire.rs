@@ -5,7 +5,7 @@
 //! and a hang-up. The guessing guard drops a number that keeps trying codes. The engine runs on
 //! a manual clock, so a request expires when the test says.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

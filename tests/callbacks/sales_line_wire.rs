@@ -2,7 +2,7 @@
 //! Ready agent is put through at once, with no callback offer ("All our agents are busy" would
 //! be untrue, and the keys of an offer nobody can take only delay the caller).
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,7 @@
 //! by the phone unregistering — is where the call leaves them, and a queue's wrap-up time is
 //! after-call work before the agent is Ready again.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;

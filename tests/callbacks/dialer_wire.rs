@@ -3,7 +3,7 @@
 //! an inbound caller can take them — and the customer who answers and presses 1 is routed to
 //! the next ready agent (alice's SIPp phone) and bridged, completing the callback as AGENT.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use boomerang::engine::Engine;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-mod common;
+use crate::common;
 
 struct Running {
     engine: Engine,

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-mod common;
+use crate::common;
 
 /// CPU time (user + system) this process has used.
 fn cpu_time() -> Duration {

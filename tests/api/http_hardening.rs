@@ -3,7 +3,7 @@
 //! account under guessing, connections that time out and are capped per address, and deep
 //! callback pages that stay cheap.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

@@ -10,7 +10,7 @@ use boomerang::callback::model::CallbackState;
 use boomerang::engine::Engine;
 use boomerang::routing::StateKind;
 
-mod common;
+use crate::common;
 use common::{free_port, repo};
 
 struct Running {

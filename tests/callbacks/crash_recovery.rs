@@ -3,7 +3,7 @@
 //! engine killed while a customer's phone rings (SIPp trunk) or while they talk with an agent
 //! (SIPp phones) resolves those callbacks at restart by the README's restart rule.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

@@ -18,7 +18,7 @@ use boomerang::sip::ua::{
     self, CallHandler, DialRequest, IncomingCall, LegShared, UaConfig, UaHandle, UacEvent,
 };
 
-mod common;
+use crate::common;
 
 use common::{free_port, repo, sipp_report};
 

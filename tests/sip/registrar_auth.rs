@@ -2,7 +2,7 @@
 //! anonymous phone can neither add a contact to an agent nor log them out with `Contact: *`,
 //! and users that are no agent get 404 and leave no state.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::time::Duration;

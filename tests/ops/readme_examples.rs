@@ -5,7 +5,7 @@
 //! `# expect NNN` comment on its line names; every other command must succeed. Whatever
 //! examples the READMEs hold when this runs are checked.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::sync::Arc;

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-mod common;
+use crate::common;
 use common::{free_port, repo};
 
 /// The demo configuration without a SIP/TCP listener (baresip calls over UDP).

@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 
-#[path = "../fuzz/fuzz_targets/check.rs"]
+#[path = "../../fuzz/fuzz_targets/check.rs"]
 mod check;
 
 /// Mutations made from each seed.

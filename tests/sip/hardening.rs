@@ -13,7 +13,7 @@ use boomerang::config::Config;
 use boomerang::engine::Engine;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-mod common;
+use crate::common;
 use common::repo;
 
 struct Running {

@@ -2,7 +2,7 @@
 //! the engine's clock, roles and per-queue read permission, and the route table closed to
 //! anonymous callers.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 

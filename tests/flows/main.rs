@@ -1,0 +1,12 @@
+//! IVR flows on scripted in-memory calls against the engine core: the shipped flows, each block,
+//! flow errors and schema, and the router under stress. One test binary (`cargo test --test
+//! flows`); one module of it: `cargo test --test flows blocks::`.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod blocks;
+mod errors;
+mod routing_stress;
+mod schema;
+mod shipped;
