@@ -2,6 +2,8 @@
 //! agent state, statistics, HTTP hardening. One test binary (`cargo test --test api`); one module
 //! of it: `cargo test --test api admin::`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 #[path = "../common/mod.rs"]
 mod common;
 

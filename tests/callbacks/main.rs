@@ -2,6 +2,8 @@
 //! restarts, crash recovery, the dialer over SIP. One test binary (`cargo test --test callbacks`);
 //! one module of it: `cargo test --test callbacks callin_durability::`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 #[path = "../common/mod.rs"]
 mod common;
 

@@ -2,6 +2,8 @@
 //! flow errors and schema, and the router under stress. One test binary (`cargo test --test
 //! flows`); one module of it: `cargo test --test flows blocks::`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 #[path = "../common/mod.rs"]
 mod common;
 

@@ -2,6 +2,8 @@
 //! packaging, the README's examples. One test binary (`cargo test --test ops`); one module of it:
 //! `cargo test --test ops check_config::`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 #[path = "../common/mod.rs"]
 mod common;
 

@@ -2,6 +2,8 @@
 //! RFC 4475/5118 messages, hardening, the fuzz corpus. One test binary (`cargo test --test sip`);
 //! one module of it: `cargo test --test sip accept_backoff::`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 #[path = "../common/mod.rs"]
 mod common;
 
