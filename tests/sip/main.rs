@@ -1,13 +1,12 @@
 //! SIP over the wire and the user agent: the engine and its user agent against SIPp and baresip,
 //! RFC 4475/5118 messages, hardening, the fuzz corpus. One test binary (`cargo test --test sip`);
-//! one module of it: `cargo test --test sip accept_backoff::`.
+//! one module of it: `cargo test --test sip wire::`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 #[path = "../common/mod.rs"]
 mod common;
 
-mod accept_backoff;
 mod baresip;
 mod conformance;
 mod fuzz_corpus;

@@ -2,11 +2,13 @@
 //! EMFILE (a pending connection makes every accept fail at once). Own test binary: it lowers
 //! this process's descriptor limit for a moment.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use crate::common;
+mod common;
 
 /// CPU time (user + system) this process has used.
 fn cpu_time() -> Duration {
