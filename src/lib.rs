@@ -17,5 +17,5 @@ pub mod routing;
 pub mod rules;
 pub mod sip;
 pub mod store;
-pub mod throttle;
+pub(crate) mod throttle;
 pub mod yaml;
