@@ -8,7 +8,7 @@ cd "$(dirname "$0")"
 need=()
 command -v sipp >/dev/null 2>&1 || need+=(sip-tester)
 command -v baresip >/dev/null 2>&1 || need+=(baresip)
-# The README's examples (tests/readme_examples.rs) run as written: curl and jq.
+# The README's examples (tests/ops/readme_examples.rs) run as written: curl and jq.
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v jq >/dev/null 2>&1 || need+=(jq)
 if [ ${#need[@]} -gt 0 ]; then

@@ -3,6 +3,8 @@
 //! and, as the baseline from the same run, the bytes of the records' own JSON.
 //! Under `cargo test` (no `--bench` argument) it runs with 1,000 callbacks as a smoke test.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::sync::Arc;
 
 use boomerang::callback::service::{CallbackService, CreateRequest, QueueEvent, api_callback};

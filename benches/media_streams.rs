@@ -22,6 +22,8 @@
 //! (override with `MEDIA_BENCH_N=100,3000`, `MEDIA_BENCH_SECS=10`, `MEDIA_BENCH_WARMUP=3`).
 //! Under `cargo test` (no `--bench` argument) it smoke-runs 5 streams for half a second.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::io::{BufRead, BufReader, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::fd::AsRawFd;

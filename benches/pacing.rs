@@ -8,6 +8,8 @@
 //! - trigger: a callback is triggered by the ready agent, settled and queued again (the cost of
 //!   one dial decision).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::time::Duration;
 
 use boomerang::config::{EwtMethod, SelectionPolicy};

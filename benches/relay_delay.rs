@@ -11,6 +11,8 @@
 //! and prints p50/p99/max and the ratio to the baseline (`RELAY_BENCH_PACKETS` overrides the
 //! count). Under `cargo test` criterion only smoke-runs each path.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -3,6 +3,8 @@
 //! vector of agents, scanned linearly with a tree-walking expression check), single-threaded
 //! and with two contending threads. Also prints p50/p99 latency of match+claim.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::collections::HashMap;
 use std::sync::{Arc, Barrier, Mutex};
 use std::time::{Duration, Instant};

@@ -3,6 +3,8 @@
 //! run: parsing the number alone (a queue without a rule), and the same patterns tried one
 //! regular expression after another (the design before the single compiled set).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::hint::black_box;
 use std::time::Duration;
 

@@ -4,6 +4,8 @@
 //! beside the bare queueing baseline. The million-caller figure comes from
 //! `boomerang-sim run sim/scenarios/bench.yaml`.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::path::PathBuf;
 
 use boomerang_sim::{RunOptions, Scenario};

@@ -1,6 +1,8 @@
 //! Durable callback creations per second through the embedded store: many concurrent creators
 //! (group commit) against the baseline of one creator awaiting each commit in turn.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 

@@ -20,6 +20,6 @@ pub mod routing;
 pub mod rules;
 pub mod sip;
 pub mod store;
-pub mod throttle;
+pub(crate) mod throttle;
 pub mod users;
 pub mod yaml;

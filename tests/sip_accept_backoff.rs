@@ -2,6 +2,8 @@
 //! EMFILE (a pending connection makes every accept fail at once). Own test binary: it lowers
 //! this process's descriptor limit for a moment.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -35,7 +37,7 @@ fn open_fds() -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn out_of_descriptors_the_accept_loop_backs_off_and_recovers() {
-    let (_dir, engine) = common::start_demo_engine(|t| t).await;
+    let (_dir, engine) = common::start_demo(|_| {}).await;
     let target = engine.sip.tcp[0];
     // Fill every descriptor but one, which the client's socket takes: the engine's accept of
     // it then fails with EMFILE.

@@ -2,6 +2,8 @@
 //! first few per interval, then one "N similar suppressed" line (src/throttle.rs). Own test
 //! binary, because it installs its own log subscriber (info for the SIP layer).
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::time::Duration;
 
 mod common;

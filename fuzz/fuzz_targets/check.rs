@@ -1,5 +1,5 @@
 //! The property shared by the `sip_message` fuzz target and the stable corpus test
-//! (`tests/sip_fuzz_corpus.rs`): whatever the bytes, `framing` and `parse` return instead of
+//! (`tests/sip/fuzz_corpus.rs`): whatever the bytes, `framing` and `parse` return instead of
 //! panicking, `framing` only points inside the buffer, and every message `parse` accepts
 //! serialises to bytes that parse again and serialise the same way (a fixed point).
 

@@ -1,7 +1,7 @@
 //! Fuzz target for the SIP wire entry points `boomerang::sip::message::parse` (one datagram or
 //! framed message) and `framing` (TCP stream framing). Property: no panic, frames stay inside
 //! the buffer, and every accepted message re-serialises and re-parses (see `check.rs`, which
-//! `tests/sip_fuzz_corpus.rs` also runs on stable over the committed corpus).
+//! `tests/sip/fuzz_corpus.rs` also runs on stable over the committed corpus).
 //!
 //! Running it needs a nightly toolchain and cargo-fuzz (libFuzzer with sanitizers):
 //!
@@ -18,7 +18,7 @@
 //! leaves its input in `fuzz/artifacts/sip_message/`: reproduce it with
 //! `cargo +nightly fuzz run sip_message fuzz/artifacts/sip_message/crash-…`, shrink it with
 //! `cargo +nightly fuzz tmin sip_message <file>`, and add it to the corpus with the fix so the
-//! stable test (`cargo test --test sip_fuzz_corpus`) guards it from then on.
+//! stable test (`cargo test --test sip fuzz_corpus::`) guards it from then on.
 
 #![no_main]
 

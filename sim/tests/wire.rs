@@ -1,6 +1,8 @@
 //! Wire mode against the real engine: an in-process `Engine` on loopback with the shipped demo
 //! configuration and flows, and the simulator's callers dialling it over SIP/RTP.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

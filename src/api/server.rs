@@ -217,7 +217,7 @@ impl DeadlineBody {
 pub struct BodyTimeout;
 
 impl Body for DeadlineBody {
-    type Data = bytes::Bytes;
+    type Data = axum::body::Bytes;
     type Error = axum::BoxError;
 
     fn poll_frame(

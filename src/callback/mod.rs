@@ -1,12 +1,12 @@
 //! Callback records and their lifecycle: creation, states, cancel/reschedule/recreate, and (as
 //! they land) availability, the scheduler and the outbound dialer.
 
-pub mod availability;
+pub(crate) mod availability;
 pub mod bulk;
-pub mod desired;
-pub mod dialer;
+pub(crate) mod desired;
+pub(crate) mod dialer;
 pub mod model;
-pub mod restart;
+pub(crate) mod restart;
 pub mod scheduler;
 pub mod service;
 

@@ -5,8 +5,8 @@
 //! All state sits behind one mutex that is never held across an await: requests arrive at human
 //! rates, and one lock makes DNIS uniqueness and match-at-most-once exact under concurrency.
 
-pub mod book;
-pub mod group;
+pub(crate) mod book;
+pub(crate) mod group;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::Mutex;

@@ -8,7 +8,7 @@
 
 pub mod dtmf;
 pub mod g711;
-pub mod inactivity;
+pub(crate) mod inactivity;
 pub mod pacer;
 pub mod prompts;
 pub mod rtp;

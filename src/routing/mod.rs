@@ -3,13 +3,13 @@
 //! on its own.
 
 pub mod agents;
-pub mod dispatch;
-pub mod ewt;
+pub(crate) mod dispatch;
+pub(crate) mod ewt;
 pub mod queue;
 pub mod readiness;
 pub mod router;
 pub mod skills;
-pub mod stats;
+pub(crate) mod stats;
 
 pub use agents::{AgentIdx, AgentRegistry, StateKind};
 pub use dispatch::Dispatch;

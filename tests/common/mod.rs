@@ -355,3 +355,172 @@ pub async fn callbacks_api(
     let status = resp.status().as_u16();
     (status, resp.json().await.unwrap_or_default())
 }
+
+/// The shipped `boomerang.yaml` as the configuration model, on loopback ports chosen by the OS,
+/// with the repository's flows and prompts: a test changes the fields it needs, then
+/// [`config_of`] validates it as the engine would read it.
+pub fn demo_spec() -> boomerang::config::ConfigSpec {
+    let mut spec = boomerang::config::Config::load(&repo().join("boomerang.yaml"))
+        .unwrap_or_else(|e| panic!("boomerang.yaml: {e}"))
+        .spec;
+    let any_port = SocketAddr::from(([127, 0, 0, 1], 0));
+    spec.listeners.sip_udp = vec![any_port];
+    spec.listeners.sip_tcp = vec![any_port];
+    spec.listeners.http = any_port;
+    spec.flows_dir = repo().join("ivr-flows").display().to_string();
+    spec.media.prompts_dir = repo().join("prompts").display().to_string();
+    spec
+}
+
+/// `spec` as a configuration file's text, for `serve --config` and `Config::from_str_in`.
+pub fn spec_text(spec: &boomerang::config::ConfigSpec) -> String {
+    // JSON is YAML: the model's own serialisation is a configuration file (absent, not null,
+    // where a setting is unset).
+    fn strip_nulls(v: &mut serde_json::Value) {
+        match v {
+            serde_json::Value::Object(m) => {
+                m.retain(|_, v| !v.is_null());
+                m.values_mut().for_each(strip_nulls);
+            }
+            serde_json::Value::Array(a) => a.iter_mut().for_each(strip_nulls),
+            _ => {}
+        }
+    }
+    let mut value = serde_json::to_value(spec).unwrap_or_else(|e| panic!("serialise: {e}"));
+    strip_nulls(&mut value);
+    value.to_string()
+}
+
+/// `spec` written out and read back as the engine reads a file (every check, business hours
+/// resolved), relative paths (the store's `data_dir`) under `dir`.
+pub fn config_of(spec: &boomerang::config::ConfigSpec, dir: &Path) -> boomerang::config::Config {
+    let text = spec_text(spec);
+    boomerang::config::Config::from_str_in(&text, dir).unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The demo configuration ([`demo_spec`]) with `edit` applied to the model, store under `dir`.
+pub fn demo_config(
+    dir: &Path,
+    edit: impl FnOnce(&mut boomerang::config::ConfigSpec),
+) -> boomerang::config::Config {
+    let mut spec = demo_spec();
+    edit(&mut spec);
+    config_of(&spec, dir)
+}
+
+/// The demo engine ([`demo_config`] with `edit`, system clock) with its store in a fresh
+/// temporary directory, dropped after the engine.
+pub async fn start_demo(
+    edit: impl FnOnce(&mut boomerang::config::ConfigSpec),
+) -> (tempfile::TempDir, boomerang::engine::Engine) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    let config = demo_config(dir.path(), edit);
+    let engine = boomerang::engine::Engine::start(
+        std::sync::Arc::new(config),
+        boomerang::clock::SystemClock::shared(),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("engine start: {e}"));
+    (dir, engine)
+}
+
+/// The demo's trunk (`pstn`), for tests that point it at a SIPp or in-process carrier.
+pub fn demo_trunk(spec: &mut boomerang::config::ConfigSpec) -> &mut boomerang::config::TrunkSpec {
+    spec.trunks
+        .iter_mut()
+        .find(|t| t.name == "pstn")
+        .unwrap_or_else(|| panic!("the demo has a trunk `pstn`"))
+}
+
+/// A demo queue by name, to change its settings.
+pub fn demo_queue<'a>(
+    spec: &'a mut boomerang::config::ConfigSpec,
+    name: &str,
+) -> &'a mut boomerang::config::QueueSpec {
+    spec.queues
+        .iter_mut()
+        .find(|q| q.name == name)
+        .unwrap_or_else(|| panic!("the demo has no queue {name}"))
+}
+
+/// An API key in clear (demo style) named `name`.
+pub fn api_key(name: &str, key: &str) -> boomerang::config::ApiKeySpec {
+    boomerang::config::ApiKeySpec {
+        name: name.to_string(),
+        key_sha256: None,
+        key: Some(key.to_string()),
+    }
+}
+
+/// An administrator `name` with `password_hash`.
+pub fn administrator(name: &str, password_hash: &str) -> boomerang::config::AdminUserSpec {
+    boomerang::config::AdminUserSpec {
+        name: name.to_string(),
+        password_hash: password_hash.to_string(),
+        roles: vec![boomerang::api::admin::auth::Role::Administrator],
+        queues: None,
+    }
+}
+
+/// Monday 2 March 2026, 09:00 UTC (10:00 in Paris): the admin tests' start time.
+pub fn monday_9am_utc() -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339("2026-03-02T09:00:00Z")
+        .unwrap_or_else(|e| panic!("{e}"))
+        .with_timezone(&chrono::Utc)
+}
+
+/// A demo agent by id, to change its settings (e.g. its phone's password).
+pub fn demo_agent<'a>(
+    spec: &'a mut boomerang::config::ConfigSpec,
+    id: &str,
+) -> &'a mut boomerang::config::AgentSpec {
+    spec.agents
+        .iter_mut()
+        .find(|a| a.id == id)
+        .unwrap_or_else(|| panic!("the demo has no agent {id}"))
+}
+
+/// Route point 8009 to `ringing-queue.yaml`, with the flows of `flows` (a copy from
+/// [`flows_with_ringing_queue`]).
+pub fn route_8009_to_ringing_queue(spec: &mut boomerang::config::ConfigSpec, flows: &Path) {
+    spec.route_points.insert(
+        0,
+        boomerang::config::RoutePointSpec {
+            number: "8009".to_string(),
+            flow: "ringing-queue.yaml".to_string(),
+            description: String::new(),
+        },
+    );
+    spec.flows_dir = flows.display().to_string();
+}
+
+/// A queue from its settings as an operator writes them in the file (the others at their
+/// defaults), e.g. `json!({"name": "X_VQ_CB", "business_hours": "always"})`.
+pub fn queue_spec(settings: serde_json::Value) -> boomerang::config::QueueSpec {
+    serde_json::from_value(settings).unwrap_or_else(|e| panic!("queue settings: {e}"))
+}
+
+/// Business hours in `time_zone` open on the `weekly` days (`"sun"` → `"09:00-18:00"`).
+pub fn hours_spec(
+    time_zone: &str,
+    weekly: &[(&str, &str)],
+) -> boomerang::config::BusinessHoursSpec {
+    boomerang::config::BusinessHoursSpec {
+        time_zone: time_zone.to_string(),
+        weekly: weekly
+            .iter()
+            .map(|(d, h)| (d.to_string(), h.to_string()))
+            .collect(),
+        special_days: Vec::new(),
+    }
+}
+
+/// Adds `queue` to the demo's queues just before `Support_VQ` (where the tests wrote it).
+pub fn insert_queue(spec: &mut boomerang::config::ConfigSpec, queue: boomerang::config::QueueSpec) {
+    let at = spec
+        .queues
+        .iter()
+        .position(|q| q.name == "Support_VQ")
+        .unwrap_or(spec.queues.len());
+    spec.queues.insert(at, queue);
+}

@@ -9,19 +9,14 @@ use boomerang::api::admin::auth::hash_password;
 use boomerang::clock::{ManualClock, SharedClock};
 use boomerang::config::Config;
 use boomerang::engine::Engine;
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::TimeDelta;
 use reqwest::Method;
 use serde_json::{Value, json};
 
 const KEY: &str = "test-key";
 const PASSWORD: &str = "correct horse";
 
-fn t0() -> DateTime<Utc> {
-    // Monday 2 March 2026, 09:00 UTC.
-    DateTime::parse_from_rfc3339("2026-03-02T09:00:00Z")
-        .unwrap()
-        .with_timezone(&Utc)
-}
+use crate::common::monday_9am_utc as t0;
 
 /// One user per role (the monitor reads Sales only), two queues, one call-in group in the file.
 async fn engine(dir: &Path, clock: SharedClock) -> (Engine, String) {

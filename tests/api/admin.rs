@@ -2,25 +2,21 @@
 //! the engine's clock, roles and per-queue read permission, and the route table closed to
 //! anonymous callers.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 
 use boomerang::api::admin::auth::hash_password;
 use boomerang::clock::{ManualClock, SharedClock};
 use boomerang::engine::Engine;
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::TimeDelta;
 use reqwest::Method;
 use serde_json::{Value, json};
 
 const KEY: &str = "test-key";
 const PASSWORD: &str = "correct horse";
 
-fn t0() -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339("2026-03-02T09:00:00Z")
-        .unwrap()
-        .with_timezone(&Utc)
-}
+use crate::common::monday_9am_utc as t0;
 
 /// An engine with one user per role, a Sales-only monitor and two queues.
 async fn engine(dir: &Path, clock: SharedClock) -> (Engine, String) {

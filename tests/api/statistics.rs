@@ -2,14 +2,15 @@
 //! calls against the engine core; one caller reaches an agent, one hangs up while queued; the
 //! public `/engagement/v3/statistics` answer (real HTTP on loopback) counts them.
 
-use std::path::PathBuf;
+use crate::common;
+use common::repo;
+
 use std::sync::Arc;
 
 use boomerang::api::{self, ApiState};
 use boomerang::call::CallLeg;
 use boomerang::call::memory::{Action, Answer, MemoryDialer, MemoryLeg};
 use boomerang::clock::{ManualClock, SharedClock};
-use boomerang::config::Config;
 use boomerang::engine::Core;
 use boomerang::flow::interpreter::system_variables;
 use boomerang::flow::{self, LoadContext};
@@ -19,21 +20,12 @@ use boomerang::store::SqliteStore;
 use chrono::{TimeZone, Utc};
 use serde_json::Value;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 #[tokio::test]
 async fn answered_and_abandoned_calls_reach_the_statistics() {
     let dir = tempfile::tempdir().unwrap();
-    let text = std::fs::read_to_string(repo().join("boomerang.yaml"))
-        .unwrap()
-        .replace(
-            "flows_dir: ivr-flows",
-            &format!("flows_dir: {}", repo().join("ivr-flows").display()),
-        )
-        + "\napi:\n  keys: [{name: t, key: k}]\n";
-    let config = Arc::new(Config::from_str_in(&text, dir.path()).unwrap_or_else(|e| panic!("{e}")));
+    let config = Arc::new(common::demo_config(dir.path(), |spec| {
+        spec.api.keys.push(common::api_key("t", "k"));
+    }));
     let clock = Arc::new(ManualClock::new(
         Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap(),
     ));

@@ -2,7 +2,7 @@
 //! anonymous phone can neither add a contact to an agent nor log them out with `Contact: *`,
 //! and users that are no agent get 404 and leave no state.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -16,9 +16,9 @@ struct Running {
     _dir: tempfile::TempDir,
 }
 
-async fn engine(edit: impl FnOnce(String) -> String) -> Running {
+async fn engine(edit: impl FnOnce(&mut boomerang::config::ConfigSpec)) -> Running {
     common::capture_logs();
-    let (dir, engine) = common::start_demo_engine(edit).await;
+    let (dir, engine) = common::start_demo(edit).await;
     Running { engine, _dir: dir }
 }
 
@@ -47,7 +47,7 @@ async fn register_anonymously(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_anonymous_register_neither_logs_an_agent_in_nor_out_by_default() {
-    let r = engine(|t| t).await;
+    let r = engine(|_| {}).await;
     let mut sock = Phone::new("127.0.0.1", r.sip()).await;
     let status =
         register_anonymously(&mut sock, "1001", "<sip:1001@127.0.0.1:9>", 300, "anon-1").await;
@@ -65,14 +65,9 @@ async fn an_anonymous_register_neither_logs_an_agent_in_nor_out_by_default() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_register_for_a_user_that_is_no_agent_gets_404_even_when_the_registrar_is_open() {
     for open in [false, true] {
-        let r = engine(|t| {
+        let r = engine(|spec| {
             if open {
-                t.replace(
-                    "  realm: boomerang",
-                    "  realm: boomerang\n  authenticate_register: false",
-                )
-            } else {
-                t
+                spec.sip.authenticate_register = false;
             }
         })
         .await;
@@ -197,7 +192,7 @@ fn status(resp: &str) -> u16 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_captured_authorization_is_refused_for_a_new_registration() {
     use boomerang::sip::digest::{Algorithm, compute_response, respond_with_cnonce};
-    let r = engine(|t| t).await;
+    let r = engine(|_| {}).await;
     let uri = format!("sip:{}", r.sip());
     let mut phone = Phone::new("127.0.0.1", r.sip()).await;
     let challenge = phone.challenge("1001").await;
@@ -283,13 +278,7 @@ async fn a_captured_authorization_is_refused_for_a_new_registration() {
 async fn password_guessing_is_stopped_per_user_and_per_source_and_logged_with_the_source() {
     use boomerang::sip::auth_guard::{BLOCK_SECONDS, MAX_FAILURES};
     use boomerang::sip::digest::respond;
-    let r = engine(|t| {
-        t.replace(
-            "  realm: boomerang",
-            "  realm: boomerang\n  authenticate_invite: true",
-        )
-    })
-    .await;
+    let r = engine(|spec| spec.sip.authenticate_invite = true).await;
     let uri = format!("sip:{}", r.sip());
     let mut guesser = Phone::new("127.0.0.1", r.sip()).await;
     let guesser_addr = guesser.sock.local_addr().expect("addr").to_string();

@@ -2,7 +2,7 @@
 //! core (router, callbacks on the embedded store, call-in). Each asserts the blocks visited
 //! and the prompts played (golden transcripts), and what the engine recorded.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use boomerang::call::memory::{Action, Answer, MemoryDialer, MemoryLeg};
@@ -10,7 +10,7 @@ use boomerang::call::{CallLeg, DialResult};
 use boomerang::callback::model::{CallbackState, CallbackType};
 use boomerang::callin::{NewCallIn, RoutingData};
 use boomerang::clock::{Clock, ManualClock, SharedClock};
-use boomerang::config::Config;
+use boomerang::config::{Config, ConfigSpec};
 use boomerang::engine::Core;
 use boomerang::flow::expr::{Value, Variables};
 use boomerang::flow::interpreter::system_variables;
@@ -28,22 +28,16 @@ struct Harness {
     services: FlowServices,
 }
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use crate::common::{self, repo};
 
 /// Monday 2 March 2026, 10:00 in Paris.
 fn monday_morning() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap()
 }
 
-async fn harness_with(edit: impl Fn(String) -> String, at: DateTime<Utc>) -> Harness {
+async fn harness_with(edit: impl FnOnce(&mut ConfigSpec), at: DateTime<Utc>) -> Harness {
     let dir = tempfile::tempdir().unwrap();
-    let text = edit(std::fs::read_to_string(repo().join("boomerang.yaml")).unwrap()).replace(
-        "flows_dir: ivr-flows",
-        &format!("flows_dir: {}", repo().join("ivr-flows").display()),
-    );
-    let config = Arc::new(Config::from_str_in(&text, dir.path()).unwrap_or_else(|e| panic!("{e}")));
+    let config = Arc::new(common::demo_config(dir.path(), edit));
     let clock = Arc::new(ManualClock::new(at));
     let shared: SharedClock = clock.clone();
     let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
@@ -63,7 +57,7 @@ async fn harness_with(edit: impl Fn(String) -> String, at: DateTime<Utc>) -> Har
 }
 
 async fn harness() -> Harness {
-    harness_with(|t| t, monday_morning()).await
+    harness_with(|_| {}, monday_morning()).await
 }
 
 impl Harness {
@@ -207,12 +201,7 @@ async fn short_wait_offers_nothing_and_the_caller_reaches_the_free_agent() {
 #[tokio::test]
 async fn long_wait_without_immediate_callbacks_offers_only_the_slot_with_its_own_prompt() {
     let h = harness_with(
-        |t| {
-            t.replace(
-                "    routing_point: \"8000\"\n",
-                "    routing_point: \"8000\"\n    immediate_enabled: false\n",
-            )
-        },
+        |spec| common::demo_queue(spec, "Sales_VQ_CB").immediate_enabled = false,
         monday_morning(),
     )
     .await;
@@ -278,7 +267,7 @@ async fn caller_books_the_nearest_scheduled_slot() {
 async fn closed_office_plays_the_closed_message() {
     let sunday = Utc.with_ymd_and_hms(2026, 3, 1, 12, 0, 0).unwrap();
     let h = harness_with(
-        |t| t.replacen("business_hours: always\n    skill_expression: \"Sales >= 5\"\n    callback_application", "business_hours: sales_hours\n    skill_expression: \"Sales >= 5\"\n    callback_application", 1),
+        |spec| common::demo_queue(spec, "Sales_VQ_CB").business_hours = Some("sales_hours".into()),
         sunday,
     )
     .await;

@@ -4,7 +4,7 @@
 //! workspace, and the runtime stage's configuration passes `check-config` laid out as in the
 //! image. (Docker itself cannot pull images here, so the image is not built.)
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

@@ -5,12 +5,12 @@
 use std::path::Path;
 use std::time::Duration;
 
-mod common;
+use crate::common;
 use common::{free_port, repo};
 
 /// The demo configuration without a SIP/TCP listener (baresip calls over UDP).
-fn no_tcp(text: String) -> String {
-    text.replace("sip_tcp: [\"0.0.0.0:5060\"]", "sip_tcp: []")
+fn no_tcp(spec: &mut boomerang::config::ConfigSpec) {
+    spec.listeners.sip_tcp.clear();
 }
 
 /// 3 s of silence, key 1 (697 + 1209 Hz, 200 ms), 2.5 s, key 1 again, then silence.
@@ -80,7 +80,7 @@ fn best_correlation(hay: &[f64], needle: &[f64]) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn baresip_hears_the_welcome_and_books_a_callback_with_in_band_keys() {
-    let (dir, engine) = common::start_demo_engine(no_tcp).await;
+    let (dir, engine) = common::start_demo(no_tcp).await;
     let target = engine.sip.udp[0];
 
     let conf = dir.path().join("baresip");
@@ -148,7 +148,7 @@ async fn baresip_hears_the_welcome_and_books_a_callback_with_in_band_keys() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn baresip_registers_alice_with_the_demo_password_as_the_readme_shows() {
     use boomerang::routing::StateKind;
-    let (dir, engine) = common::start_demo_engine(no_tcp).await;
+    let (dir, engine) = common::start_demo(no_tcp).await;
     let target = engine.sip.udp[0];
     let conf = dir.path().join("baresip");
     std::fs::create_dir_all(&conf).unwrap();

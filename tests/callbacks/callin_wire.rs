@@ -5,7 +5,7 @@
 //! and a hang-up. The guessing guard drops a number that keeps trying codes. The engine runs on
 //! a manual clock, so a request expires when the test says.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,7 +13,6 @@ use std::time::Duration;
 
 use boomerang::callin::CallInState;
 use boomerang::clock::{Clock, ManualClock};
-use boomerang::config::Config;
 use boomerang::engine::Engine;
 use boomerang::routing::StateKind;
 use chrono::{TimeDelta, TimeZone, Utc};
@@ -31,9 +30,9 @@ struct Running {
 async fn engine() -> Running {
     common::capture_logs();
     let dir = tempfile::tempdir().expect("temporary directory");
-    let text =
-        common::demo_config_text(|t| t) + &format!("\napi:\n  keys: [{{name: app, key: {KEY}}}]\n");
-    let config = Config::from_str_in(&text, dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let config = common::demo_config(dir.path(), |spec| {
+        spec.api.keys.push(common::api_key("app", KEY))
+    });
     let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap());
     let engine = Engine::start(Arc::new(config), clock.shared())
         .await
@@ -324,9 +323,9 @@ async fn a_request_that_could_not_be_routed_is_refused_at_creation() {
 async fn a_matched_caller_who_cannot_be_routed_hears_an_apology_and_keeps_the_request() {
     // A request without a queue, as an earlier version stored it, is back after a restart.
     let dir = tempfile::tempdir().expect("temporary directory");
-    let text =
-        common::demo_config_text(|t| t) + &format!("\napi:\n  keys: [{{name: app, key: {KEY}}}]\n");
-    let config = Config::from_str_in(&text, dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let config = common::demo_config(dir.path(), |spec| {
+        spec.api.keys.push(common::api_key("app", KEY))
+    });
     let now = Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap();
     let ani = "+33655555555";
     let stored = boomerang::callin::CallInRequest {

@@ -1,14 +1,14 @@
 //! Scenarios for single blocks on the scripted in-memory leg: menus that assign, If with and
 //! without `otherwise`, Business Hours on regular and special days, User Input retries and
-//! patterns, barge-in, and Finalize after a hang-up. Same harness as `tests/flows.rs`.
+//! patterns, barge-in, and Finalize after a hang-up. Same harness as `tests/flows/shipped.rs`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use boomerang::call::CallLeg;
 use boomerang::call::memory::{Action, Answer, MemoryDialer, MemoryLeg};
 use boomerang::clock::{ManualClock, SharedClock};
-use boomerang::config::Config;
+use boomerang::config::ConfigSpec;
 use boomerang::engine::Core;
 use boomerang::flow::expr::Value;
 use boomerang::flow::interpreter::system_variables;
@@ -23,22 +23,16 @@ struct Harness {
     services: FlowServices,
 }
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use crate::common::{self, repo};
 
 /// Monday 2 March 2026, 10:00 in Paris.
 fn monday_morning() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap()
 }
 
-async fn harness_with(edit: impl Fn(String) -> String, at: DateTime<Utc>) -> Harness {
+async fn harness_with(edit: impl FnOnce(&mut ConfigSpec), at: DateTime<Utc>) -> Harness {
     let dir = tempfile::tempdir().unwrap();
-    let text = edit(std::fs::read_to_string(repo().join("boomerang.yaml")).unwrap()).replace(
-        "flows_dir: ivr-flows",
-        &format!("flows_dir: {}", repo().join("ivr-flows").display()),
-    );
-    let config = Arc::new(Config::from_str_in(&text, dir.path()).unwrap_or_else(|e| panic!("{e}")));
+    let config = Arc::new(common::demo_config(dir.path(), edit));
     let clock = Arc::new(ManualClock::new(at));
     let shared: SharedClock = clock.clone();
     let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
@@ -55,7 +49,7 @@ async fn harness_with(edit: impl Fn(String) -> String, at: DateTime<Utc>) -> Har
 }
 
 async fn harness() -> Harness {
-    harness_with(|t| t, monday_morning()).await
+    harness_with(|_| {}, monday_morning()).await
 }
 
 impl Harness {
@@ -349,11 +343,18 @@ self_service:
 ";
 
 /// Adds a shortened special day (1 May 2026, 10:00-12:00) to the sales hours.
-fn with_may_day(t: String) -> String {
-    t.replace(
-        "        name: Christmas\n",
-        "        name: Christmas\n      - date: 2026-05-01\n        hours: \"10:00-12:00\"\n        name: May Day\n",
-    )
+fn with_may_day(spec: &mut ConfigSpec) {
+    let sales = spec
+        .business_hours
+        .get_mut("sales_hours")
+        .expect("the demo's sales hours");
+    sales
+        .special_days
+        .push(boomerang::config::hours::SpecialDaySpec {
+            date: chrono::NaiveDate::from_ymd_opt(2026, 5, 1).expect("a date"),
+            hours: "10:00-12:00".into(),
+            name: "May Day".into(),
+        });
 }
 
 async fn hours_at(at: DateTime<Utc>, flow: &str) -> RunReport {

@@ -2,6 +2,8 @@
 //! before the customer calls; after a restart on the same data the customer's code still matches
 //! once, with the request's routing data.
 
+use crate::common;
+
 use std::path::Path;
 use std::sync::Arc;
 
@@ -21,19 +23,14 @@ use uuid::Uuid;
 const KEY: &str = "test-key";
 
 fn config(dir: &Path) -> Config {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(repo.join("boomerang.yaml"))
-        .unwrap()
-        .replace("sip_udp: [\"0.0.0.0:5060\"]", "sip_udp: []")
-        .replace("sip_tcp: [\"0.0.0.0:5060\"]", "sip_tcp: []")
-        .replace("http: \"0.0.0.0:8080\"", "http: \"127.0.0.1:0\"")
-        .replace(
-            "flows_dir: ivr-flows",
-            &format!("flows_dir: {}", repo.join("ivr-flows").display()),
-        )
-        .replace("expiry_seconds: 300", "expiry_seconds: 1800")
-        + &format!("\napi:\n  keys: [{{name: t, key: {KEY}}}]\n");
-    Config::from_str_in(&text, dir).unwrap_or_else(|e| panic!("{e}"))
+    common::demo_config(dir, |spec| {
+        spec.listeners.sip_udp.clear();
+        spec.listeners.sip_tcp.clear();
+        for group in &mut spec.callin_groups {
+            group.expiry_seconds = 1800;
+        }
+        spec.api.keys.push(common::api_key("t", KEY));
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -18,7 +18,7 @@ use boomerang::sip::ua::{
     self, CallHandler, DialRequest, IncomingCall, LegShared, UaConfig, UaHandle, UacEvent,
 };
 
-mod common;
+use crate::common;
 
 use common::{free_port, repo, sipp_report};
 
@@ -325,15 +325,15 @@ async fn a_late_offer_trunk_gets_an_invite_without_sdp_and_our_answer_in_the_ack
     let child = cmd.spawn().expect("sipp (apt-get install -y sip-tester)");
     tokio::time::sleep(Duration::from_millis(300)).await;
     let dir = tempfile::tempdir().unwrap();
-    let text = common::demo_config_text(|t| {
-        t.replace(
-            "    port: 5080\n    transport: udp\n",
-            &format!("    port: {trunk_port}\n    transport: udp\n    late_offer: true\n"),
-        )
+    let config = common::demo_config(dir.path(), |spec| {
+        let trunk = common::demo_trunk(spec);
+        trunk.port = trunk_port;
+        trunk.late_offer = true;
     });
-    assert!(text.contains("late_offer: true"), "the demo trunk moved");
-    let config =
-        boomerang::config::Config::from_str_in(&text, dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        config.trunk(Some("pstn")).is_some_and(|t| t.late_offer),
+        "the demo trunk moved"
+    );
     let dialer = SipDialer {
         ua,
         config: Arc::new(config),

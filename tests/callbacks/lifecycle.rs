@@ -4,7 +4,6 @@
 //! record ends with an honest reason. The pacing rule keeps dials within the ready agents.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -15,7 +14,7 @@ use boomerang::call::{CallLeg, DialResult, DialTarget, Dialer};
 use boomerang::callback::model::{CallbackState, CompletionReason};
 use boomerang::callback::service::{CreateRequest, api_callback};
 use boomerang::clock::{ManualClock, SharedClock, TokioClock};
-use boomerang::config::Config;
+use boomerang::config::ConfigSpec;
 use boomerang::engine::Core;
 use boomerang::engine::callbacks::CallbackRunner;
 use boomerang::flow::interpreter::system_variables;
@@ -24,12 +23,11 @@ use boomerang::push::{MemoryNotifier, PushKind};
 use boomerang::routing::{StateKind, Waiting};
 use boomerang::store::SqliteStore;
 use chrono::{DateTime, TimeZone, Utc};
+use serde_json::json;
 use tokio::sync::Notify;
 use uuid::Uuid;
 
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
+use crate::common;
 
 /// Customers' phones that ring until the test lets them answer (then they behave as the
 /// in-memory dialer's script says); other numbers answer at once.
@@ -106,17 +104,17 @@ struct World {
 }
 
 async fn world() -> World {
-    world_at(Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap(), |t| t).await
+    world_at(Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap(), |_| {}).await
 }
 
 /// The demo configuration (edited by `edit`) on tokio's paused time starting at `start`.
-async fn world_at(start: DateTime<Utc>, edit: impl Fn(String) -> String) -> World {
+async fn world_at(start: DateTime<Utc>, edit: impl FnOnce(&mut ConfigSpec)) -> World {
     build(Arc::new(TokioClock::starting_at(start)), None, edit).await
 }
 
 /// The demo configuration on a manual clock: time moves only when the test advances it, so
 /// waits on the store (its own thread) cannot let hours pass.
-async fn world_manual(start: DateTime<Utc>, edit: impl Fn(String) -> String) -> World {
+async fn world_manual(start: DateTime<Utc>, edit: impl FnOnce(&mut ConfigSpec)) -> World {
     let manual = ManualClock::new(start);
     build(manual.shared(), Some(manual), edit).await
 }
@@ -124,14 +122,10 @@ async fn world_manual(start: DateTime<Utc>, edit: impl Fn(String) -> String) -> 
 async fn build(
     clock: SharedClock,
     manual: Option<ManualClock>,
-    edit: impl Fn(String) -> String,
+    edit: impl FnOnce(&mut ConfigSpec),
 ) -> World {
     let dir = tempfile::tempdir().unwrap();
-    let text = edit(std::fs::read_to_string(repo().join("boomerang.yaml")).unwrap()).replace(
-        "flows_dir: ivr-flows",
-        &format!("flows_dir: {}", repo().join("ivr-flows").display()),
-    );
-    let config = Arc::new(Config::from_str_in(&text, dir.path()).unwrap());
+    let config = Arc::new(common::demo_config(dir.path(), edit));
     let notifier = Arc::new(MemoryNotifier::new());
     let core = Core::build(
         config.clone(),
@@ -449,11 +443,8 @@ async fn the_agent_who_triggers_a_dial_stays_ready_and_takes_an_inbound_caller_m
 #[tokio::test]
 async fn two_ready_agents_and_ten_waiting_callbacks_give_at_most_two_dials_in_flight() {
     // Failed attempts are retried only the next day: every dial below is a first attempt.
-    let w = world_manual(Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap(), |t| {
-        t.replace(
-            "retry_interval_seconds: 60",
-            "retry_interval_seconds: 86400",
-        )
+    let w = world_manual(Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap(), |spec| {
+        common::demo_queue(spec, "Sales_VQ_CB").retry_interval_seconds = 86400;
     })
     .await;
     let numbers: Vec<String> = (0..10).map(|i| format!("+3364444440{i}")).collect();
@@ -513,16 +504,24 @@ async fn two_ready_agents_and_ten_waiting_callbacks_give_at_most_two_dials_in_fl
 async fn an_unserved_callback_is_purged_at_closing_on_the_day_clocks_go_forward() {
     // Sunday 29 March 2026: Paris moves to summer time (UTC+2) at 02:00. The queue closes at
     // 18:00 Paris, which is 16:00 UTC that day (17:00 UTC the day before).
-    let w = world_at(Utc.with_ymd_and_hms(2026, 3, 29, 10, 0, 0).unwrap(), |t| {
-        t.replace(
-            "  always:\n",
-            "  dst_sunday:\n    time_zone: Europe/Paris\n    weekly: {sun: '09:00-18:00'}\n  always:\n",
-        )
-        .replace(
-            "  - name: Support_VQ\n",
-            "  - name: Dst_VQ_CB\n    business_hours: dst_sunday\n    skill_expression: \"Sales >= 5\"\n    callback_purge_time_minutes: 1440\n  - name: Support_VQ\n",
-        )
-    })
+    let w = world_at(
+        Utc.with_ymd_and_hms(2026, 3, 29, 10, 0, 0).unwrap(),
+        |spec| {
+            spec.business_hours.insert(
+                "dst_sunday".into(),
+                common::hours_spec("Europe/Paris", &[("sun", "09:00-18:00")]),
+            );
+            common::insert_queue(
+                spec,
+                common::queue_spec(json!({
+                    "name": "Dst_VQ_CB",
+                    "business_hours": "dst_sunday",
+                    "skill_expression": "Sales >= 5",
+                    "callback_purge_time_minutes": 1440,
+                })),
+            );
+        },
+    )
     .await;
     let rec = w
         .core
@@ -561,7 +560,7 @@ async fn an_unserved_callback_is_purged_at_closing_on_the_day_clocks_go_forward(
 
 #[tokio::test]
 async fn scheduled_rescheduled_cancelled_and_recreated_callbacks_are_dialled_only_when_due() {
-    let w = world_manual(Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap(), |t| t).await;
+    let w = world_manual(Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap(), |_| {}).await;
     let Some(manual) = w.manual.clone() else {
         unreachable!("a manual world")
     };
@@ -658,8 +657,8 @@ async fn scheduled_rescheduled_cancelled_and_recreated_callbacks_are_dialled_onl
 
 #[tokio::test(start_paused = true)]
 async fn without_a_callback_application_the_answered_customer_goes_to_the_next_ready_agent() {
-    let w = world_at(Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap(), |t| {
-        t.replace("    callback_application: outbound-callback.yaml\n", "")
+    let w = world_at(Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap(), |spec| {
+        common::demo_queue(spec, "Sales_VQ_CB").callback_application = None;
     })
     .await;
     let number = "+33677777777";
@@ -680,16 +679,30 @@ async fn without_a_callback_application_the_answered_customer_goes_to_the_next_r
 /// The demo configuration plus `Close_VQ_CB`, open 09:00-18:00 Paris on Sunday 29 March 2026
 /// (closing is 16:00 UTC), with a purge time longer than the day.
 async fn closing_world() -> World {
-    world_at(Utc.with_ymd_and_hms(2026, 3, 29, 15, 0, 0).unwrap(), |t| {
-        t.replace(
-            "  always:\n",
-            "  dst_sunday:\n    time_zone: Europe/Paris\n    weekly: {sun: '09:00-18:00', mon: '09:00-18:00'}\n  always:\n",
-        )
-        .replace(
-            "  - name: Support_VQ\n",
-            "  - name: Close_VQ_CB\n    business_hours: dst_sunday\n    skill_expression: \"Sales >= 5\"\n    callback_application: outbound-callback.yaml\n    callback_purge_time_minutes: 1440\n    max_dial_attempts: 3\n    retry_interval_seconds: 60\n  - name: Support_VQ\n",
-        )
-    })
+    world_at(
+        Utc.with_ymd_and_hms(2026, 3, 29, 15, 0, 0).unwrap(),
+        |spec| {
+            spec.business_hours.insert(
+                "dst_sunday".into(),
+                common::hours_spec(
+                    "Europe/Paris",
+                    &[("sun", "09:00-18:00"), ("mon", "09:00-18:00")],
+                ),
+            );
+            common::insert_queue(
+                spec,
+                common::queue_spec(json!({
+                    "name": "Close_VQ_CB",
+                    "business_hours": "dst_sunday",
+                    "skill_expression": "Sales >= 5",
+                    "callback_application": "outbound-callback.yaml",
+                    "callback_purge_time_minutes": 1440,
+                    "max_dial_attempts": 3,
+                    "retry_interval_seconds": 60,
+                })),
+            );
+        },
+    )
     .await
 }
 
@@ -762,11 +775,9 @@ async fn closing_purges_every_waiting_callback_even_with_one_in_processing() {
 #[tokio::test]
 async fn completed_records_are_removed_after_the_retention_period() {
     let t0 = Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap();
-    let w = world_manual(t0, |t| {
-        t.replace(
-            "  data_dir: data",
-            "  data_dir: data\n  retention_days: 3\n  retention_sweep_minutes: 30",
-        )
+    let w = world_manual(t0, |spec| {
+        spec.store.retention_days = 3;
+        spec.store.retention_sweep_minutes = 30;
     })
     .await;
     w.core.spawn_retention();

@@ -3,24 +3,19 @@
 //! account under guessing, connections that time out and are capped per address, and deep
 //! callback pages that stay cheap.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 
 use boomerang::api::admin::auth::hash_password;
 use boomerang::clock::{ManualClock, SharedClock};
 use boomerang::engine::Engine;
-use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 const KEY: &str = "test-key";
 const PASSWORD: &str = "correct horse";
 
-fn t0() -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339("2026-03-02T09:00:00Z")
-        .unwrap()
-        .with_timezone(&Utc)
-}
+use crate::common::monday_9am_utc as t0;
 
 /// An engine with an administrator `root`, one queue, and `extra` YAML appended (sections not
 /// otherwise written here: `admin` lockout settings go through `admin_extra`).

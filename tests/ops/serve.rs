@@ -5,7 +5,7 @@
 //! BYE; a second SIGTERM exits at once. The engine runs the benchmark configuration (route
 //! point 8999 answers and plays silence) on loopback ports chosen by the OS.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;

@@ -8,7 +8,7 @@ use std::time::Duration;
 use boomerang::engine::Engine;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-mod common;
+use crate::common;
 
 struct Running {
     engine: Engine,
@@ -16,7 +16,7 @@ struct Running {
 }
 
 async fn engine() -> Running {
-    let (dir, engine) = common::start_demo_engine(|t| t).await;
+    let (dir, engine) = common::start_demo(|_| {}).await;
     Running { engine, _dir: dir }
 }
 

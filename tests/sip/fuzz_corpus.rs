@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 
-#[path = "../fuzz/fuzz_targets/check.rs"]
+#[path = "../../fuzz/fuzz_targets/check.rs"]
 mod check;
 
 /// Mutations made from each seed.
@@ -160,7 +160,7 @@ fn seed_corpus_never_panics_and_accepted_messages_round_trip() {
         assert!(ok.is_ok(), "seed {name} broke the property");
         accepted += usize::from(boomerang::sip::message::parse(data).is_ok());
     }
-    // RFC 4475 §3.1.1 (but the rsip limits listed in tests/sip_torture.rs), the
+    // RFC 4475 §3.1.1 (but the rsip limits listed in tests/sip/torture.rs), the
     // syntactically valid §3.2–3.4 messages and our datagram seeds parse (26 today); the round
     // trip above covered them.
     assert!(accepted >= 25, "only {accepted} seeds parsed");

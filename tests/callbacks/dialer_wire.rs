@@ -3,7 +3,7 @@
 //! an inbound caller can take them — and the customer who answers and presses 1 is routed to
 //! the next ready agent (alice's SIPp phone) and bridged, completing the callback as AGENT.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
@@ -21,8 +21,7 @@ async fn the_agent_is_free_while_the_customer_rings_and_the_answered_customer_ge
     let mut trunk = common::sipp_server("customer-rings-then-answers.xml", trunk_port, 1);
     let mut phone = common::sipp_server("agent-answers.xml", agent_port, 1);
     let (_dir, engine) =
-        common::start_demo_engine(|t| t.replace("port: 5080", &format!("port: {trunk_port}")))
-            .await;
+        common::start_demo(|spec| common::demo_trunk(spec).port = trunk_port).await;
     let rec = common::book_callback(&engine, "Sales_VQ_CB", "+33612345678").await;
     // Alice's phone registers: she is ready and her readiness triggers the dial.
     common::register_alice(engine.sip.udp[0], &format!("127.0.0.1:{agent_port}")).await;
@@ -77,9 +76,9 @@ async fn the_agent_is_free_while_the_customer_rings_and_the_answered_customer_ge
 async fn a_customer_who_never_confirms_completes_as_not_confirmed() {
     let trunk_port = common::free_port();
     let mut trunk = common::sipp_server("customer-silent.xml", trunk_port, 1);
-    let (_dir, engine) = common::start_demo_engine(|t| {
-        t.replace("port: 5080", &format!("port: {trunk_port}"))
-            + "\napi:\n  keys: [{name: t, key: wire-key}]\n"
+    let (_dir, engine) = common::start_demo(|spec| {
+        common::demo_trunk(spec).port = trunk_port;
+        spec.api.keys.push(common::api_key("t", "wire-key"));
     })
     .await;
     let base = format!("http://{}", engine.http_addr);
@@ -126,11 +125,10 @@ async fn an_administrator_can_cancel_a_callback_in_processing() {
     let _trunk = common::sipp_server("customer-answers.xml", trunk_port, 1);
     let _phone = common::sipp_server("agent-answers.xml", agent_port, 1);
     let hash = boomerang::api::admin::auth::hash_password("pw-root").unwrap();
-    let (_dir, engine) = common::start_demo_engine(|t| {
-        t.replace("port: 5080", &format!("port: {trunk_port}"))
-            + &format!(
-                "\napi:\n  keys: [{{name: t, key: wire-key}}]\nadmin:\n  users:\n    - {{name: root, password_hash: '{hash}', roles: [Administrator]}}\n"
-            )
+    let (_dir, engine) = common::start_demo(|spec| {
+        common::demo_trunk(spec).port = trunk_port;
+        spec.api.keys.push(common::api_key("t", "wire-key"));
+        spec.admin.users.push(common::administrator("root", &hash));
     })
     .await;
     let base = format!("http://{}", engine.http_addr);

@@ -13,7 +13,7 @@ use boomerang::config::Config;
 use boomerang::engine::Engine;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-mod common;
+use crate::common;
 use common::repo;
 
 struct Running {
@@ -301,20 +301,11 @@ async fn a_caller_who_cancels_frees_its_setup_slot() {
     // The demo configuration with a route point whose flow queues without answering, and
     // room for one call being set up.
     let flows = common::flows_with_ringing_queue();
-    let flows_dir = flows.path().display().to_string();
-    let text = common::demo_config_text(move |t| {
-        t.replace(
-            "route_points:\n",
-            "route_points:\n  - number: \"8009\"\n    flow: ringing-queue.yaml\n",
-        )
-        .replace("flows_dir: ivr-flows", &format!("flows_dir: {flows_dir}"))
-        .replace(
-            "sip:\n  realm: boomerang\n",
-            "sip:\n  realm: boomerang\n  max_setup_calls: 1\n",
-        )
-    });
     let dir = tempfile::tempdir().unwrap();
-    let config = Config::from_str_in(&text, dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let config = common::demo_config(dir.path(), |spec| {
+        common::route_8009_to_ringing_queue(spec, flows.path());
+        spec.sip.max_setup_calls = 1;
+    });
     assert_eq!(config.spec.sip.max_setup_calls, 1);
     let engine = Engine::start(Arc::new(config), SystemClock::shared())
         .await

@@ -2,7 +2,7 @@
 //! Ready agent is put through at once, with no callback offer ("All our agents are busy" would
 //! be untrue, and the keys of an offer nobody can take only delay the caller).
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
@@ -13,7 +13,7 @@ use uuid::Uuid;
 async fn a_caller_with_a_ready_agent_is_connected_at_once_without_an_offer() {
     common::capture_logs();
     // The sales queues are open around the clock.
-    let (_dir, engine) = common::start_demo_engine(|t| t).await;
+    let (_dir, engine) = common::start_demo(|_| {}).await;
     let sip = engine.sip.udp[0];
 
     // Alice's phone (a SIPp that answers, talks 3 s and hangs up) registers: she is Ready and

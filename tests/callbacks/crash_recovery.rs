@@ -3,7 +3,7 @@
 //! engine killed while a customer's phone rings (SIPp trunk) or while they talk with an agent
 //! (SIPp phones) resolves those callbacks at restart by the README's restart rule.
 
-mod common;
+use crate::common;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -135,15 +135,11 @@ async fn every_acknowledged_callback_survives_sigkill_in_order() {
 fn start_sip(dir: &Path, trunk_port: u16) -> (Child, String, std::net::SocketAddr) {
     let file = dir.join("boomerang.yaml");
     if !file.exists() {
-        let text = common::demo_config_text(|t| {
-            t.replace("port: 5080", &format!("port: {trunk_port}"))
-                .replace(
-                    "  data_dir: data",
-                    &format!("  data_dir: {}", dir.join("data").display()),
-                )
-                + &format!("\napi:\n  keys: [{{name: t, key: {KEY}}}]\n")
-        });
-        std::fs::write(&file, text).unwrap();
+        let mut spec = common::demo_spec();
+        common::demo_trunk(&mut spec).port = trunk_port;
+        spec.store.data_dir = dir.join("data").display().to_string();
+        spec.api.keys.push(common::api_key("t", KEY));
+        std::fs::write(&file, common::spec_text(&spec)).unwrap();
     }
     let mut child = Command::new(env!("CARGO_BIN_EXE_boomerang"))
         .args(["serve", "--config"])

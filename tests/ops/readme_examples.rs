@@ -5,13 +5,12 @@
 //! `# expect NNN` comment on its line names; every other command must succeed. Whatever
 //! examples the READMEs hold when this runs are checked.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::sync::Arc;
 
 use boomerang::clock::SystemClock;
-use boomerang::config::Config;
 use boomerang::engine::Engine;
 
 /// Lines that are not run, and why: long-running or whole-suite commands, softphones.
@@ -100,12 +99,10 @@ async fn run_examples(file: &str) {
     // The README's one-line additions: an API key, and an Administrator whose hash is what
     // `echo 'admin-secret' | boomerang hash-password` prints.
     let hash = boomerang::api::admin::auth::hash_password("admin-secret").expect("hash");
-    let text = common::demo_config_text(|t| t)
-        + "\napi:\n  keys: [{name: demo, key: demo-key}]\n"
-        + &format!(
-            "admin: {{users: [{{name: admin, roles: [Administrator], password_hash: '{hash}'}}]}}\n"
-        );
-    let config = Config::from_str_in(&text, dir.path()).unwrap_or_else(|e| panic!("{e}"));
+    let config = common::demo_config(dir.path(), |spec| {
+        spec.api.keys.push(common::api_key("demo", "demo-key"));
+        spec.admin.users.push(common::administrator("admin", &hash));
+    });
     let engine = Engine::start(Arc::new(config), SystemClock::shared())
         .await
         .unwrap_or_else(|e| panic!("{e}"));

@@ -3,14 +3,14 @@
 //! by the phone unregistering — is where the call leaves them, and a queue's wrap-up time is
 //! after-call work before the agent is Ready again.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use boomerang::api::admin::auth::hash_password;
 use boomerang::callback::model::CompletionReason;
-use boomerang::config::Config;
+use boomerang::config::ConfigSpec;
 use boomerang::engine::Engine;
 use boomerang::routing::StateKind;
 use serde_json::{Value, json};
@@ -26,20 +26,20 @@ struct Running {
 }
 
 /// The demo with an administrator, a SIPp trunk whose customer answers and a SIPp phone for
-/// alice that answers and talks three seconds; `edit` applies to the configuration text.
-async fn engine(edit: impl FnOnce(String) -> String) -> Running {
+/// alice that answers and talks three seconds; `edit` applies to the configuration.
+async fn engine(edit: impl FnOnce(&mut ConfigSpec)) -> Running {
     common::capture_logs();
     let trunk_port = common::free_port();
     let agent_port = common::free_port();
     let trunk = common::sipp_server("customer-answers.xml", trunk_port, 1);
     let phone = common::sipp_server("agent-answers.xml", agent_port, 1);
     let hash = hash_password(ADMIN_PASSWORD).expect("hash");
-    let (dir, engine) = common::start_demo_engine(|t| {
-        let t = t.replace("port: 5080", &format!("port: {trunk_port}"));
-        edit(format!(
-            "{t}\nadmin:\n  users:\n    - {{name: root, password_hash: '{hash}', roles: [Administrator]}}\n"
-        ))
-    }).await;
+    let (dir, engine) = common::start_demo(|spec| {
+        common::demo_trunk(spec).port = trunk_port;
+        spec.admin.users.push(common::administrator("root", &hash));
+        edit(spec);
+    })
+    .await;
     Running {
         engine,
         trunk,
@@ -119,7 +119,7 @@ impl Running {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_set_not_ready_during_a_call_is_not_ready_when_it_ends() {
-    let mut r = engine(|t| t).await;
+    let mut r = engine(|_| {}).await;
     let id = r.alice_on_a_call().await;
     let (status, v) = r
         .admin(
@@ -149,7 +149,7 @@ async fn an_agent_set_not_ready_during_a_call_is_not_ready_when_it_ends() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_whose_phone_unregisters_during_a_call_is_logged_out_when_it_ends() {
-    let mut r = engine(|t| t).await;
+    let mut r = engine(|_| {}).await;
     let id = r.alice_on_a_call().await;
     common::sipp_register(
         &common::repo().join("tests/sipp/agent-unregister.xml"),
@@ -166,15 +166,9 @@ async fn an_agent_whose_phone_unregisters_during_a_call_is_logged_out_when_it_en
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_queue_wrap_up_time_is_after_call_work_before_ready() {
-    let mut r = engine(|t| {
-        t.replace(
-            "    callback_application: outbound-callback.yaml\n",
-            "    callback_application: outbound-callback.yaml\n    wrap_up_seconds: 2\n",
-        )
-        .replace(
-            "  - name: Sales_VQ\n    business_hours: always\n",
-            "  - name: Sales_VQ\n    business_hours: always\n    wrap_up_seconds: 2\n",
-        )
+    let mut r = engine(|spec| {
+        common::demo_queue(spec, "Sales_VQ_CB").wrap_up_seconds = 2;
+        common::demo_queue(spec, "Sales_VQ").wrap_up_seconds = 2;
     })
     .await;
     let id = r.alice_on_a_call().await;
@@ -185,7 +179,7 @@ async fn a_queue_wrap_up_time_is_after_call_work_before_ready() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_agent_without_a_registered_phone_cannot_be_made_ready() {
-    let r = engine(|t| t).await;
+    let r = engine(|_| {}).await;
     let (status, v) = r
         .admin("/agents/alice/state", json!({"state": "ready"}))
         .await;
@@ -212,7 +206,7 @@ async fn an_agent_without_a_registered_phone_cannot_be_made_ready() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn state_changes_that_change_nothing_log_no_warning() {
-    let r = engine(|t| t).await;
+    let r = engine(|_| {}).await;
     common::register_alice(r.engine.sip.udp[0], "127.0.0.1:9").await;
     assert_eq!(r.alice(), StateKind::Ready);
     // Ready again: nothing to do, no error.
@@ -245,8 +239,7 @@ async fn registered_agents_stay_logged_in_across_a_restart_until_the_registratio
     let dir = tempfile::tempdir().expect("temporary directory");
     let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap());
     let start = || async {
-        let text = common::demo_config_text(|t| t);
-        let config = Config::from_str_in(&text, dir.path()).unwrap_or_else(|e| panic!("{e}"));
+        let config = common::demo_config(dir.path(), |_| {});
         Engine::start(Arc::new(config), clock.shared())
             .await
             .unwrap_or_else(|e| panic!("{e}"))

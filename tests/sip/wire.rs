@@ -7,10 +7,11 @@ use std::process::Output;
 use std::time::Duration;
 
 use boomerang::callback::model::CallbackState;
+use boomerang::config::ConfigSpec;
 use boomerang::engine::Engine;
 use boomerang::routing::StateKind;
 
-mod common;
+use crate::common;
 use common::{free_port, repo};
 
 struct Running {
@@ -18,25 +19,15 @@ struct Running {
     _dir: tempfile::TempDir,
 }
 
-/// Logs to the test output with `RUST_LOG` (e.g. `RUST_LOG=boomerang=debug`).
-fn init_logs() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_test_writer()
-        .try_init();
-}
-
 async fn engine() -> Running {
-    engine_with(|t| t).await
+    engine_with(|_| {}).await
 }
 
-/// The demo configuration on loopback ports, with `edit` applied to its text.
-async fn engine_with(edit: impl Fn(String) -> String) -> Running {
-    init_logs();
-    let (dir, engine) = common::start_demo_engine(edit).await;
+/// The demo configuration on loopback ports, with `edit` applied to it.
+async fn engine_with(edit: impl FnOnce(&mut ConfigSpec)) -> Running {
+    // The binary's one log subscriber: the capture other SIP tests read.
+    common::capture_logs();
+    let (dir, engine) = common::start_demo(edit).await;
     Running { engine, _dir: dir }
 }
 
@@ -185,14 +176,14 @@ async fn queued_callback_is_dialled_through_the_trunk_and_bridged_to_the_registe
     use boomerang::callback::model::CompletionReason;
     use boomerang::callback::service::{CreateRequest, api_callback};
     // The trunk (the customer's side) and the agent's phone are SIPp servers.
-    init_logs();
+    common::capture_logs();
     let trunk_port = free_port();
     let agent_port = free_port();
     let mut trunk = sipp_server("customer-answers.xml", trunk_port);
     let mut phone = sipp_server("agent-answers.xml", agent_port);
-    let (_dir, engine) = common::start_demo_engine(|t| {
-        t.replace("sip_tcp: [\"0.0.0.0:5060\"]", "sip_tcp: []")
-            .replace("port: 5080", &format!("port: {trunk_port}"))
+    let (_dir, engine) = common::start_demo(|spec| {
+        spec.listeners.sip_tcp.clear();
+        common::demo_trunk(spec).port = trunk_port;
     })
     .await;
     let rec = engine
@@ -248,15 +239,7 @@ async fn queued_callback_is_dialled_through_the_trunk_and_bridged_to_the_registe
 async fn caller_who_cancels_while_queued_unanswered_gets_487_and_leaves_the_queue() {
     // A route point whose flow queues without music: the call rings until an agent comes.
     let flows = common::flows_with_ringing_queue();
-    let dir = flows.path().display().to_string();
-    let r = engine_with(move |t| {
-        t.replace(
-            "route_points:\n",
-            "route_points:\n  - number: \"8009\"\n    flow: ringing-queue.yaml\n",
-        )
-        .replace("flows_dir: ivr-flows", &format!("flows_dir: {dir}"))
-    })
-    .await;
+    let r = engine_with(|spec| common::route_8009_to_ringing_queue(spec, flows.path())).await;
     let router = r.engine.router.clone();
     let target = r.engine.sip.udp[0];
     let run = tokio::spawn(async move { sipp("cancel.xml", target, false).await });
@@ -281,14 +264,13 @@ async fn callback_attempt_against(
     use boomerang::callback::service::{CreateRequest, api_callback};
     let trunk_port = free_port();
     let mut trunk = sipp_server(scenario, trunk_port);
-    let r =
-        engine_with(move |t| {
-            t.replace("port: 5080", &format!("port: {trunk_port}")).replace(
-            "    retry_interval_seconds: 60\n",
-            &format!("    retry_interval_seconds: 600\n    ring_timeout_seconds: {ring_timeout}\n"),
-        )
-        })
-        .await;
+    let r = engine_with(|spec| {
+        common::demo_trunk(spec).port = trunk_port;
+        let queue = common::demo_queue(spec, "Sales_VQ_CB");
+        queue.retry_interval_seconds = 600;
+        queue.ring_timeout_seconds = ring_timeout.into();
+    })
+    .await;
     let rec = r
         .engine
         .callbacks
@@ -351,16 +333,18 @@ async fn sipp_register(scenario: &str, target: SocketAddr, password: &str) -> bo
     out.status.success()
 }
 
+/// Alice's phone password becomes `s3cret`, bob's and carol's others than the demo's.
+fn other_passwords(spec: &mut ConfigSpec) {
+    for (agent, password) in [("alice", "s3cret"), ("bob", "other2"), ("carol", "other3")] {
+        common::demo_agent(spec, agent).password = Some(password.to_string());
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_authentication_only_the_right_password_registers_the_agent() {
-    let r = engine_with(|t| {
-        t.replace(
-            "  realm: boomerang",
-            "  realm: boomerang\n  authenticate_register: true",
-        )
-        .replace("password: alice-1001", "password: s3cret")
-        .replace("password: bob-1002", "password: other2")
-        .replace("password: carol-1003", "password: other3")
+    let r = engine_with(|spec| {
+        spec.sip.authenticate_register = true;
+        other_passwords(spec);
     })
     .await;
     let target = r.engine.sip.udp[0];
@@ -374,14 +358,9 @@ async fn with_authentication_only_the_right_password_registers_the_agent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_invite_authentication_an_agent_phone_must_answer_the_challenge() {
-    let r = engine_with(|t| {
-        t.replace(
-            "  realm: boomerang",
-            "  realm: boomerang\n  authenticate_invite: true",
-        )
-        .replace("password: alice-1001", "password: s3cret")
-        .replace("password: bob-1002", "password: other2")
-        .replace("password: carol-1003", "password: other3")
+    let r = engine_with(|spec| {
+        spec.sip.authenticate_invite = true;
+        other_passwords(spec);
     })
     .await;
     let target = r.engine.sip.udp[0];
@@ -397,12 +376,9 @@ async fn a_line_busy_three_times_completes_the_callback_at_the_redial_limit() {
     use boomerang::callback::service::{CreateRequest, api_callback};
     let trunk_port = free_port();
     let mut trunk = sipp_server_n("customer-busy.xml", trunk_port, 3);
-    let r = engine_with(move |t| {
-        t.replace("port: 5080", &format!("port: {trunk_port}"))
-            .replace(
-                "    retry_interval_seconds: 60\n",
-                "    retry_interval_seconds: 10\n",
-            )
+    let r = engine_with(|spec| {
+        common::demo_trunk(spec).port = trunk_port;
+        common::demo_queue(spec, "Sales_VQ_CB").retry_interval_seconds = 10;
     })
     .await;
     let rec = r

@@ -1,0 +1,18 @@
+//! SIP over the wire and the user agent: the engine and its user agent against SIPp and baresip,
+//! RFC 4475/5118 messages, hardening, the fuzz corpus. One test binary (`cargo test --test sip`);
+//! one module of it: `cargo test --test sip wire::`.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+#[path = "../common/mod.rs"]
+mod common;
+
+mod baresip;
+mod conformance;
+mod fuzz_corpus;
+mod hardening;
+mod options;
+mod registrar_auth;
+mod torture;
+mod ua;
+mod wire;
