@@ -8,6 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use boomerang::clock::{SharedClock, SystemClock, TokioClock};
 use boomerang::media::g711::Law;
 use boomerang::media::rtp::RtpPacket;
 use boomerang::media::sdp;
@@ -26,7 +27,8 @@ use common::{free_port, repo, sipp_report};
 #[derive(Default)]
 struct Answerer {
     ua: OnceLock<UaHandle>,
-    calls: Mutex<HashMap<String, (Arc<LegShared>, Instant)>>,
+    /// Answer times on tokio's clock (virtual under paused time, real otherwise).
+    calls: Mutex<HashMap<String, (Arc<LegShared>, tokio::time::Instant)>>,
     /// Every change of a call's hold state, in order.
     holds: Arc<Mutex<Vec<bool>>>,
 }
@@ -40,10 +42,10 @@ impl CallHandler for Answerer {
         let Some(ua) = self.ua.get().cloned() else {
             return;
         };
-        self.calls
-            .lock()
-            .unwrap()
-            .insert(call.call_id.clone(), (call.shared.clone(), Instant::now()));
+        self.calls.lock().unwrap().insert(
+            call.call_id.clone(),
+            (call.shared.clone(), tokio::time::Instant::now()),
+        );
         let holds = self.holds.clone();
         tokio::spawn(async move {
             let media = MediaSession::open(ua.public_ip, (0, 0), call.shared.digits.clone())
@@ -83,8 +85,13 @@ impl CallHandler for Answerer {
 }
 
 async fn start_ua(ip: IpAddr) -> (UaHandle, Arc<Answerer>) {
+    start_ua_on(ip, SystemClock::shared()).await
+}
+
+/// The user agent with every timer on `clock`.
+async fn start_ua_on(ip: IpAddr, clock: SharedClock) -> (UaHandle, Arc<Answerer>) {
     let handler = Arc::new(Answerer::default());
-    let ua = ua::start(
+    let ua = ua::start_with_clock(
         UaConfig {
             udp: vec![SocketAddr::new(ip, 0)],
             tcp: vec![SocketAddr::new(ip, 0)],
@@ -98,6 +105,7 @@ async fn start_ua(ip: IpAddr) -> (UaHandle, Arc<Answerer>) {
             limits: Default::default(),
         },
         handler.clone(),
+        clock,
     )
     .await
     .unwrap();
@@ -145,11 +153,102 @@ async fn ended(shared: &LegShared) {
     let _ = rx.wait_for(|e| *e).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// The caller side of `tests/sipp/timer-no-refresh.xml`, played from a plain UDP socket so that
+/// the test runs in virtual time: an INVITE asking for a 90 s session with the caller as
+/// refresher, the ACK, then no refresh; the BYE must come within 80 s and gets its 200.
+async fn caller_never_refreshing(target: SocketAddr) {
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let local = sock.local_addr().unwrap();
+    let (call_id, from_tag) = ("timer-no-refresh-1", "caller-tag-1");
+    let sdp = "v=0\r\no=user1 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
+    let invite = format!(
+        "INVITE sip:8000@{target} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {local};branch=z9hG4bK-timer-no-refresh-1\r\n\
+         From: <sip:+33612345678@{local}>;tag={from_tag}\r\n\
+         To: <sip:8000@{target}>\r\n\
+         Call-ID: {call_id}\r\n\
+         CSeq: 1 INVITE\r\n\
+         Contact: <sip:caller@{local}>\r\n\
+         Supported: timer\r\n\
+         Session-Expires: 90;refresher=uac\r\n\
+         Max-Forwards: 70\r\n\
+         Content-Type: application/sdp\r\n\
+         Content-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    );
+    sock.send_to(invite.as_bytes(), target).await.unwrap();
+    let mut buf = vec![0u8; 65536];
+    // The 200 (after an optional 100), with the session timer the caller asked for.
+    let ok = loop {
+        let (n, _) = tokio::time::timeout(Duration::from_secs(5), sock.recv_from(&mut buf))
+            .await
+            .expect("no answer to the INVITE")
+            .unwrap();
+        let text = String::from_utf8_lossy(&buf[..n]).to_string();
+        if text.starts_with("SIP/2.0 100") {
+            continue;
+        }
+        assert!(text.starts_with("SIP/2.0 200"), "not answered: {text}");
+        break text;
+    };
+    let header = |msg: &str, name: &str| -> String {
+        msg.lines()
+            .find_map(|l| {
+                let (n, v) = l.split_once(':')?;
+                n.trim()
+                    .eq_ignore_ascii_case(name)
+                    .then(|| v.trim().to_string())
+            })
+            .unwrap_or_default()
+    };
+    assert!(
+        header(&ok, "Session-Expires").starts_with("90;refresher=uac"),
+        "Session-Expires in the 200: {ok}"
+    );
+    let to = header(&ok, "To");
+    let ack = format!(
+        "ACK sip:8000@{target} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {local};branch=z9hG4bK-timer-no-refresh-ack\r\n\
+         From: <sip:+33612345678@{local}>;tag={from_tag}\r\n\
+         To: {to}\r\n\
+         Call-ID: {call_id}\r\n\
+         CSeq: 1 ACK\r\n\
+         Max-Forwards: 70\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    sock.send_to(ack.as_bytes(), target).await.unwrap();
+    // Only a BYE (or retransmissions of the 200) may come now, within 80 s.
+    let bye = tokio::time::timeout(Duration::from_secs(80), async {
+        loop {
+            let (n, from) = sock.recv_from(&mut buf).await.unwrap();
+            let text = String::from_utf8_lossy(&buf[..n]).to_string();
+            if text.starts_with("BYE ") {
+                return (text, from);
+            }
+        }
+    })
+    .await
+    .expect("no BYE within 80 s");
+    let (bye, from) = bye;
+    let ok = format!(
+        "SIP/2.0 200 OK\r\nVia: {}\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {}\r\nContent-Length: 0\r\n\r\n",
+        header(&bye, "Via"),
+        header(&bye, "From"),
+        header(&bye, "To"),
+        header(&bye, "Call-ID"),
+        header(&bye, "CSeq"),
+    );
+    sock.send_to(ok.as_bytes(), from).await.unwrap();
+}
+
+/// In virtual time: tokio's paused clock jumps over the idle minute, and the user agent reads
+/// the same clock.
+#[tokio::test(start_paused = true)]
 async fn a_caller_that_never_refreshes_its_session_gets_our_bye_before_expiry() {
-    let (ua, handler) = start_ua(IpAddr::V4(Ipv4Addr::LOCALHOST)).await;
+    let clock: SharedClock = Arc::new(TokioClock::starting_at(chrono::Utc::now()));
+    let (ua, handler) = start_ua_on(IpAddr::V4(Ipv4Addr::LOCALHOST), clock).await;
     let target = ua.local_addrs().0[0];
-    client("timer-no-refresh.xml", target, &[]).await;
+    caller_never_refreshing(target).await;
     let calls = handler.calls.lock().unwrap().clone();
     assert_eq!(calls.len(), 1);
     let (shared, answered_at) = calls.into_values().next().unwrap();

@@ -21,6 +21,7 @@ use super::message::{self, header_value, header_values, random_token, response_w
 use super::overload::{HeapTrim, ShedMemory};
 use super::registrar::{Binding, ContactLease, Registrar, RegistrarConfig};
 use super::session_timer::{MIN_SE, RefreshMethod, Refresher, SessionTimer, TimerAction};
+use super::time::SipClock;
 use super::transaction::{Event, Routed, Timers, TransactionKey, Transactions, TwoXxRetransmitter};
 use super::transport::{Peer, Received, Transport, TransportLimits, Transports, error_response};
 use crate::media::dtmf::parse_info;
@@ -437,14 +438,26 @@ impl std::fmt::Debug for RegisterAuth {
     }
 }
 
-/// Starts the transports and the user-agent task.
+/// Starts the transports and the user-agent task on the system clock.
 pub async fn start(config: UaConfig, handler: Arc<dyn CallHandler>) -> std::io::Result<UaHandle> {
+    start_with_clock(config, handler, crate::clock::SystemClock::shared()).await
+}
+
+/// Starts the transports and the user-agent task, every timer on `clock` (virtual time in
+/// tests and the simulator).
+pub async fn start_with_clock(
+    config: UaConfig,
+    handler: Arc<dyn CallHandler>,
+    clock: crate::clock::SharedClock,
+) -> std::io::Result<UaHandle> {
+    let time = SipClock::new(clock);
     let (in_tx, mut in_rx) = mpsc::unbounded_channel();
     let transports = Transports::bind(
         &config.udp,
         &config.tcp,
         in_tx,
         config.limits.transport.clone(),
+        time.clone(),
     )
     .await?;
     let first = transports
@@ -497,6 +510,7 @@ pub async fn start(config: UaConfig, handler: Arc<dyn CallHandler>) -> std::io::
         transports: transports.clone(),
         handler,
         public_ip,
+        time,
     };
     tokio::spawn(actor.run(rx));
     Ok(UaHandle {
@@ -724,6 +738,8 @@ struct Actor {
     transports: Arc<Transports>,
     handler: Arc<dyn CallHandler>,
     public_ip: IpAddr,
+    /// Every read of the time and every sleep (the injected clock).
+    time: SipClock,
 }
 
 fn user_of_uri(uri: &str) -> String {
@@ -783,9 +799,10 @@ impl Actor {
     async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Cmd>) {
         loop {
             let wake = self.next_wake();
-            let sleep = async {
+            let time = self.time.clone();
+            let sleep = async move {
                 match wake {
-                    Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
+                    Some(at) => time.sleep_until(at).await,
                     None => std::future::pending().await,
                 }
             };
@@ -799,7 +816,7 @@ impl Actor {
             self.pump();
             if self
                 .trim
-                .due(Instant::now(), self.txns.len() + self.calls.len())
+                .due(self.time.now(), self.txns.len() + self.calls.len())
             {
                 self.shrink_to_fit();
                 tokio::task::spawn_blocking(crate::ops::heap::release_free);
@@ -836,7 +853,7 @@ impl Actor {
     }
 
     fn on_timeout(&mut self) {
-        let now = Instant::now();
+        let now = self.time.now();
         self.txns.handle_timeout(now);
         let mut dead = Vec::new();
         // Forget calls that were acknowledged or have ended.
@@ -953,7 +970,7 @@ impl Actor {
 
     fn respond_with(&mut self, key: &TransactionKey, resp: rsip::Response) {
         self.metrics.response_sent(resp.status_code.code());
-        if let Err(e) = self.txns.send_response(Instant::now(), key, resp) {
+        if let Err(e) = self.txns.send_response(self.time.now(), key, resp) {
             tracing::debug!(error = %e, "response not sent");
         }
     }
@@ -1043,7 +1060,7 @@ impl Actor {
             Err(e) => {
                 crate::throttled!(
                     self.malformed_log,
-                    Instant::now(),
+                    self.time.now(),
                     info!(from = %r.peer.addr, error = %e, "malformed SIP message")
                 );
                 if let Some(b) = error_response(&r.bytes, e.status(), &e.reason_phrase()) {
@@ -1059,10 +1076,14 @@ impl Actor {
             }
             SipMessage::Response(resp) => self.metrics.response_received(resp.status_code.code()),
         }
-        if self.shed_invite(&msg, r.peer, r.at.elapsed()) {
+        if self.shed_invite(
+            &msg,
+            r.peer,
+            self.time.now().saturating_duration_since(r.at),
+        ) {
             return;
         }
-        let now = Instant::now();
+        let now = self.time.now();
         match self
             .txns
             .handle_message(now, msg, r.peer.transport.reliable())
@@ -1324,7 +1345,7 @@ impl Actor {
         let Some(c) = self.calls.get_mut(call_id) else {
             return;
         };
-        let now = Instant::now();
+        let now = self.time.now();
         match (ask, c.timer.as_mut()) {
             (
                 TimerAsk::Agreed {
@@ -1389,7 +1410,7 @@ impl Actor {
         } = *session_timer
         {
             c.timer = Some(SessionTimer::new(
-                Instant::now(),
+                self.time.now(),
                 interval,
                 refresher,
                 refresh_method(invite),
@@ -1410,7 +1431,7 @@ impl Actor {
         if !c.peer.transport.reliable() {
             self.unacked.insert(call.to_string());
             *twoxx = Some(TwoXxRetransmitter::new(
-                Instant::now(),
+                self.time.now(),
                 resp.clone(),
                 timers,
             ));
@@ -1466,7 +1487,7 @@ impl Actor {
             };
             crate::throttled!(
                 self.shed_log,
-                Instant::now(),
+                self.time.now(),
                 warn!(
                     call = %header_value(req, "Call-ID").unwrap_or_default(),
                     limit = why,
@@ -1601,7 +1622,7 @@ impl Actor {
             .push(Header::Other("Supported".into(), "timer".into()));
         match self
             .txns
-            .start_client(Instant::now(), req, peer.transport.reliable())
+            .start_client(self.time.now(), req, peer.transport.reliable())
         {
             Ok(key) => {
                 self.peers.insert(key.clone(), peer);
@@ -1655,7 +1676,7 @@ impl Actor {
                             Refresher::Us
                         };
                         if let Some(t) = c.timer.as_mut() {
-                            t.refreshed(Instant::now(), n.max(MIN_SE), who);
+                            t.refreshed(self.time.now(), n.max(MIN_SE), who);
                         }
                     }
                     // No Session-Expires in the 2xx: the peer turned timers off (§7.4).
@@ -1766,7 +1787,7 @@ impl Actor {
             _ => {
                 if let Some(d) = c.dialog.as_mut() {
                     let bye = d.bye(&via);
-                    let now = Instant::now();
+                    let now = self.time.now();
                     if let Ok(key) = self
                         .txns
                         .start_client(now, bye, c.peer.transport.reliable())
@@ -1879,7 +1900,7 @@ impl Actor {
 
     /// Registrations kept across a restart: bound again and their users told they registered.
     fn restore_registrations(&mut self, list: Vec<PhoneRegistration>) {
-        let now = Instant::now();
+        let now = self.time.now();
         for r in list {
             let bindings: Vec<Binding> = r
                 .contacts
@@ -1909,7 +1930,7 @@ impl Actor {
             self.respond_with(&key, resp);
             return;
         }
-        let now = Instant::now();
+        let now = self.time.now();
         match self.registrar.process(now, &req) {
             Ok(outcome) => {
                 let user = user_of_uri(&outcome.aor);
@@ -1962,7 +1983,7 @@ impl Actor {
                 return call_id;
             }
         };
-        let now = Instant::now();
+        let now = self.time.now();
         match self
             .txns
             .start_client(now, invite.clone(), d.peer.transport.reliable())
@@ -2072,7 +2093,7 @@ impl Actor {
         let peer = c.peer;
         if let Ok(key) = self
             .txns
-            .start_client(Instant::now(), cancel, peer.transport.reliable())
+            .start_client(self.time.now(), cancel, peer.transport.reliable())
         {
             self.peers.insert(key, peer);
         }
@@ -2181,7 +2202,7 @@ impl Actor {
                     Refresher::Us
                 };
                 c.timer = Some(SessionTimer::new(
-                    Instant::now(),
+                    self.time.now(),
                     n.max(MIN_SE),
                     who,
                     refresh_method(&resp),
@@ -2227,7 +2248,7 @@ impl Actor {
             && let Some(new_invite) =
                 self.build_invite(&d, call_id, &from_tag, seq, Some((answer_header, auth)))
             && let Ok(key) = self.txns.start_client(
-                Instant::now(),
+                self.time.now(),
                 new_invite.clone(),
                 peer.transport.reliable(),
             )
