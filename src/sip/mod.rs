@@ -2,6 +2,7 @@
 //! authentication, the registrar and dialogs. Transport and UA layers drive these.
 
 pub mod auth_guard;
+pub mod deadlines;
 pub mod dialog;
 pub mod digest;
 pub mod leg;

@@ -4,7 +4,7 @@
 //! handled, everything else gets the right 4xx/5xx. Client side: INVITEs to trunks and phones,
 //! digest authentication on 401/407, CANCEL, BYE. The state machines it drives do no I/O.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
@@ -15,6 +15,7 @@ use rsip::{Header, SipMessage};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::auth_guard::{FailureGuard, NonceRefusal, NonceUses};
+use super::deadlines::Deadlines;
 use super::dialog::Dialog;
 use super::digest;
 use super::message::{self, header_value, header_values, random_token, response_with_tag};
@@ -483,8 +484,8 @@ pub async fn start_with_clock(
     let actor = Actor {
         uac_keys: HashMap::new(),
         refresh_keys: HashMap::new(),
-        session_timers: BTreeSet::new(),
-        unacked: std::collections::HashSet::new(),
+        session_timers: Deadlines::default(),
+        unacked: Deadlines::default(),
         register_auth: config.register_auth.clone(),
         authenticate_invite: config.authenticate_invite,
         authenticate_register: config.authenticate_register,
@@ -554,8 +555,6 @@ struct Call {
     shared: Arc<LegShared>,
     /// RFC 4028 session timer, once an interval is agreed and the call answered.
     timer: Option<SessionTimer>,
-    /// The deadline indexed for this call in `Actor::session_timers`, so it can be taken out.
-    timer_at: Option<Instant>,
     /// Our SDP once an offer inside the call changed it (hold, resume).
     local_sdp: Option<String>,
 }
@@ -699,10 +698,10 @@ struct Actor {
     uac_keys: HashMap<TransactionKey, String>,
     /// Our session refreshes (UPDATE / re-INVITE) in flight → their call; true once answered.
     refresh_keys: HashMap<TransactionKey, (String, bool)>,
-    /// Session-timer deadlines (RFC 4028), ordered; stale entries are skipped when they fire.
-    session_timers: BTreeSet<(Instant, String)>,
-    /// Calls whose 200 OK is being retransmitted until the ACK (the only per-call timers).
-    unacked: std::collections::HashSet<String>,
+    /// Session-timer deadlines (RFC 4028) by call.
+    session_timers: Deadlines<String>,
+    /// Next retransmission of each call's 200 OK until its ACK (the other per-call timer).
+    unacked: Deadlines<String>,
     register_auth: Option<RegisterAuth>,
     authenticate_invite: bool,
     authenticate_register: bool,
@@ -834,20 +833,14 @@ impl Actor {
         self.setting_up.shrink_to_fit();
     }
 
-    fn next_wake(&self) -> Option<Instant> {
-        let calls = self
-            .unacked
-            .iter()
-            .filter_map(|id| match &self.calls.get(id)?.role {
-                Role::Uas { twoxx: Some(t), .. } => t.poll_timeout(),
-                _ => None,
-            });
+    /// The earliest deadline of any timer: each kind keeps its own ordered index.
+    fn next_wake(&mut self) -> Option<Instant> {
         self.txns
             .poll_timeout()
             .into_iter()
-            .chain(calls)
+            .chain(self.unacked.next())
             .chain(self.registrar.next_expiry())
-            .chain(self.session_timers.first().map(|(at, _)| *at))
+            .chain(self.session_timers.next())
             .chain(self.trim.wake())
             .min()
     }
@@ -856,31 +849,25 @@ impl Actor {
         let now = self.time.now();
         self.txns.handle_timeout(now);
         let mut dead = Vec::new();
-        // Forget calls that were acknowledged or have ended.
-        let calls = &self.calls;
-        self.unacked.retain(|id| {
-            calls
-                .get(id)
-                .is_some_and(|c| matches!(c.role, Role::Uas { twoxx: Some(_), .. }))
-        });
-        for id in &self.unacked {
-            let Some(c) = self.calls.get_mut(id) else {
+        while let Some(id) = self.unacked.pop_due(now) {
+            let Some(c) = self.calls.get_mut(&id) else {
                 continue;
             };
-            if let Role::Uas { twoxx: Some(t), .. } = &mut c.role
-                && t.poll_timeout().is_some_and(|at| at <= now)
-            {
-                t.handle_timeout(now);
-                while let Some(m) = t.poll_transmit() {
-                    self.transports.send(c.peer, message::to_bytes(&m));
-                }
-                while let Some(ev) = t.poll_event() {
-                    if ev == Event::TimedOut {
-                        // No ACK for our 200 within 64*T1: the call is dead (RFC 3261 §13.3.1.4).
-                        dead.push(id.clone());
-                    }
+            let Role::Uas { twoxx: Some(t), .. } = &mut c.role else {
+                continue;
+            };
+            t.handle_timeout(now);
+            while let Some(m) = t.poll_transmit() {
+                self.transports.send(c.peer, message::to_bytes(&m));
+            }
+            while let Some(ev) = t.poll_event() {
+                if ev == Event::TimedOut {
+                    // No ACK for our 200 within 64*T1: the call is dead (RFC 3261 §13.3.1.4).
+                    dead.push(id.clone());
                 }
             }
+            let next = t.poll_timeout();
+            self.unacked.set(&id, next);
         }
         for id in dead {
             self.end_call(&id, true);
@@ -1252,7 +1239,6 @@ impl Actor {
                 dialog: None,
                 shared: shared.clone(),
                 timer: None,
-                timer_at: None,
                 local_sdp: None,
             },
         );
@@ -1429,12 +1415,9 @@ impl Actor {
         self.setting_up.remove(call);
         c.dialog = Dialog::from_uas(invite, &resp, &contact).ok();
         if !c.peer.transport.reliable() {
-            self.unacked.insert(call.to_string());
-            *twoxx = Some(TwoXxRetransmitter::new(
-                self.time.now(),
-                resp.clone(),
-                timers,
-            ));
+            let t = TwoXxRetransmitter::new(self.time.now(), resp.clone(), timers);
+            self.unacked.set(&call.to_string(), t.poll_timeout());
+            *twoxx = Some(t);
         }
         let key = key.clone();
         self.respond_with(&key, resp);
@@ -1445,16 +1428,12 @@ impl Actor {
     /// Indexes the call's next session-timer deadline (replacing the one indexed before), so
     /// the index holds one entry per live call with a timer.
     fn schedule_timer(&mut self, call: &str) {
-        let Some(c) = self.calls.get_mut(call) else {
-            return;
-        };
-        if let Some(old) = c.timer_at.take() {
-            self.session_timers.remove(&(old, call.to_string()));
-        }
-        if let Some(at) = c.timer.as_ref().and_then(SessionTimer::poll_timeout) {
-            c.timer_at = Some(at);
-            self.session_timers.insert((at, call.to_string()));
-        }
+        let at = self
+            .calls
+            .get(call)
+            .and_then(|c| c.timer.as_ref())
+            .and_then(SessionTimer::poll_timeout);
+        self.session_timers.set(&call.to_string(), at);
     }
 
     /// Answers a new INVITE with 503 + Retry-After when the engine is overloaded, statelessly
@@ -1545,31 +1524,17 @@ impl Actor {
     fn take_call(&mut self, id: &str) -> Option<Call> {
         self.setting_up.remove(id);
         let c = self.calls.remove(id)?;
-        if let Some(at) = c.timer_at {
-            self.session_timers.remove(&(at, id.to_string()));
-        }
+        self.session_timers.remove(id);
+        self.unacked.remove(id);
         Some(c)
     }
 
     /// Fires the session timers due at `now`: refreshes to send, sessions to end.
     fn on_session_timers(&mut self, now: Instant) {
-        while let Some((at, id)) = self.session_timers.first().cloned() {
-            if at > now {
-                break;
-            }
-            self.session_timers.pop_first();
-            let Some(c) = self.calls.get_mut(&id) else {
+        while let Some(id) = self.session_timers.pop_due(now) {
+            let Some(t) = self.calls.get_mut(&id).and_then(|c| c.timer.as_mut()) else {
                 continue;
             };
-            c.timer_at = None;
-            let Some(t) = c.timer.as_mut() else {
-                continue;
-            };
-            // Defensive: the index is kept to one current entry per call.
-            if t.poll_timeout() != Some(at) {
-                self.schedule_timer(&id);
-                continue;
-            }
             let action = t.handle_timeout(now);
             self.schedule_timer(&id);
             match action {
@@ -1723,10 +1688,8 @@ impl Actor {
         if let Some(t) = twoxx.as_mut() {
             t.ack_received();
             *twoxx = None;
-            // Out of the retransmission index at once: `next_wake` walks it on every turn of
-            // the loop, and pruning it only on timeouts let it hold every call answered since
-            // (37 % of the engine's CPU at 3,000 calls/s).
-            self.unacked.remove(&call_id);
+            // Out of the retransmission index at once.
+            self.unacked.remove(call_id.as_str());
         }
         if std::mem::take(awaiting_answer) {
             // The answer to the offer in our 200; without a usable one there is no media
@@ -2008,7 +1971,6 @@ impl Actor {
                         dialog: None,
                         shared,
                         timer: None,
-                        timer_at: None,
                         local_sdp: None,
                     },
                 );
