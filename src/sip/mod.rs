@@ -5,6 +5,7 @@ pub mod auth_guard;
 pub mod deadlines;
 pub mod dialog;
 pub mod digest;
+mod endpoint;
 pub mod leg;
 pub mod message;
 pub mod overload;
