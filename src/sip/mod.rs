@@ -5,6 +5,7 @@ pub mod auth_guard;
 pub mod deadlines;
 pub mod dialog;
 pub mod digest;
+mod driver;
 mod endpoint;
 pub mod leg;
 pub mod message;

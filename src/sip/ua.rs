@@ -11,9 +11,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::endpoint::Actor;
 use super::registrar::{ContactLease, RegistrarConfig};
-use super::time::SipClock;
 use super::transport::{Peer, Received, TransportLimits, Transports};
 use crate::media::sdp::Negotiated;
 use crate::media::session::{DigitBuffer, MediaSession};
@@ -198,6 +196,21 @@ pub struct UaHandle {
 }
 
 impl UaHandle {
+    /// The handle on a user agent just started by the driver.
+    pub(crate) fn from_parts(
+        tx: mpsc::UnboundedSender<Cmd>,
+        public_ip: IpAddr,
+        transports: Arc<Transports>,
+        metrics: Arc<crate::ops::metrics::SipMetrics>,
+    ) -> Self {
+        UaHandle {
+            tx,
+            public_ip,
+            transports,
+            metrics,
+        }
+    }
+
     /// Answers an inbound call with `sdp`; false if the call is gone.
     pub async fn answer(&self, call: &str, sdp: String) -> bool {
         let (done, rx) = oneshot::channel();
@@ -430,48 +443,5 @@ pub async fn start_with_clock(
     handler: Arc<dyn CallHandler>,
     clock: crate::clock::SharedClock,
 ) -> std::io::Result<UaHandle> {
-    let time = SipClock::new(clock);
-    let (in_tx, mut in_rx) = mpsc::unbounded_channel();
-    let transports = Transports::bind(
-        &config.udp,
-        &config.tcp,
-        in_tx,
-        config.limits.transport.clone(),
-        time.clone(),
-    )
-    .await?;
-    let first = transports
-        .udp_addrs()
-        .first()
-        .or(transports.tcp_addrs().first())
-        .copied();
-    let public_ip = config.public_ip.unwrap_or(match first {
-        Some(a) if !a.ip().is_unspecified() => a.ip(),
-        _ => IpAddr::from([127, 0, 0, 1]),
-    });
-    let (tx, rx) = mpsc::unbounded_channel();
-    let fwd = tx.clone();
-    tokio::spawn(async move {
-        while let Some(r) = in_rx.recv().await {
-            if fwd.send(Cmd::Received(r)).is_err() {
-                return;
-            }
-        }
-    });
-    let metrics = Arc::new(crate::ops::metrics::SipMetrics::default());
-    let actor = Actor::new(
-        config,
-        transports.clone(),
-        handler,
-        metrics.clone(),
-        time,
-        public_ip,
-    );
-    tokio::spawn(actor.run(rx));
-    Ok(UaHandle {
-        tx,
-        public_ip,
-        transports,
-        metrics,
-    })
+    super::driver::start(config, handler, clock).await
 }

@@ -2,7 +2,7 @@
 
 use super::*;
 
-impl Actor {
+impl Endpoint {
     /// Digest check of a REGISTER: `Err` carries the response to send instead (401 with a
     /// challenge, or 403 when the credentials belong to someone else).
     pub(super) fn authenticate_register(

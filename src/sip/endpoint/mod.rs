@@ -5,10 +5,12 @@
 mod auth;
 mod refresh;
 mod register;
+#[cfg(test)]
+mod sans_io_tests;
 mod uac;
 mod uas;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -26,9 +28,8 @@ use super::message::{self, header_value, header_values, random_token, response_w
 use super::overload::{HeapTrim, ShedMemory};
 use super::registrar::{Binding, ContactLease, Registrar};
 use super::session_timer::{MIN_SE, RefreshMethod, Refresher, SessionTimer, TimerAction};
-use super::time::SipClock;
 use super::transaction::{Event, Routed, Timers, TransactionKey, Transactions, TwoXxRetransmitter};
-use super::transport::{Peer, Received, Transport, Transports, error_response};
+use super::transport::{Peer, Received, Transport, error_response};
 use crate::media::dtmf::parse_info;
 use crate::media::sdp;
 
@@ -92,7 +93,19 @@ fn reason_of(code: u16) -> &'static str {
     }
 }
 
-pub(crate) struct Actor {
+/// A message for the driver to send.
+#[derive(Debug)]
+pub(crate) struct Transmit {
+    /// Where to.
+    pub peer: Peer,
+    /// The encoded message.
+    pub bytes: Vec<u8>,
+}
+
+/// The I/O-free user agent: fed commands, received messages and the time
+/// ([`Endpoint::handle_command`], [`Endpoint::handle_timeout`]), asked what to send and when
+/// to wake ([`Endpoint::poll_transmit`], [`Endpoint::poll_timeout`]).
+pub(crate) struct Endpoint {
     /// Our INVITE client transactions → their call, so responses find the call directly.
     uac_keys: HashMap<TransactionKey, String>,
     /// Our session refreshes (UPDATE / re-INVITE) in flight → their call; true once answered.
@@ -133,11 +146,14 @@ pub(crate) struct Actor {
     registrar: Registrar,
     /// Where each registered user's REGISTER came from (we send its calls there: NAT-safe).
     sources: HashMap<String, Peer>,
-    transports: Arc<Transports>,
+    /// Our UDP and TCP listening addresses (for Via and Contact).
+    local: (Option<SocketAddr>, Option<SocketAddr>),
+    /// Messages to send, taken by the driver through [`Endpoint::poll_transmit`].
+    outbox: VecDeque<Transmit>,
+    /// The time given with the latest input: the endpoint reads no clock.
+    now: Instant,
     handler: Arc<dyn CallHandler>,
     public_ip: IpAddr,
-    /// Every read of the time and every sleep (the injected clock).
-    time: SipClock,
 }
 
 fn user_of_uri(uri: &str) -> String {
@@ -193,18 +209,18 @@ fn set_body(headers: &mut rsip::Headers, body: &mut Vec<u8>, ctype: &str, data: 
     *body = data;
 }
 
-impl Actor {
-    /// An endpoint for `config`, sending through `transports`, calling `handler`.
+impl Endpoint {
+    /// An endpoint for `config`, listening on `local` (UDP, TCP), calling `handler`.
     pub(crate) fn new(
         config: UaConfig,
-        transports: Arc<Transports>,
+        local: (Option<SocketAddr>, Option<SocketAddr>),
         handler: Arc<dyn CallHandler>,
         metrics: Arc<crate::ops::metrics::SipMetrics>,
-        time: SipClock,
+        now: Instant,
         public_ip: IpAddr,
     ) -> Self {
         let digest_key: [u8; 32] = rand::random();
-        Actor {
+        Endpoint {
             uac_keys: HashMap::new(),
             refresh_keys: HashMap::new(),
             session_timers: Deadlines::default(),
@@ -234,38 +250,58 @@ impl Actor {
             calls: HashMap::new(),
             registrar: Registrar::new(config.registrar),
             sources: HashMap::new(),
-            transports: transports.clone(),
+            local,
+            outbox: VecDeque::new(),
             handler,
             public_ip,
-            time,
+            now,
         }
     }
 
-    pub(crate) async fn run(mut self, mut rx: mpsc::UnboundedReceiver<Cmd>) {
-        loop {
-            let wake = self.next_wake();
-            let time = self.time.clone();
-            let sleep = async move {
-                match wake {
-                    Some(at) => time.sleep_until(at).await,
-                    None => std::future::pending().await,
-                }
-            };
-            tokio::select! {
-                cmd = rx.recv() => match cmd {
-                    Some(c) => self.on_cmd(c),
-                    None => return,
-                },
-                _ = sleep => self.on_timeout(),
-            }
-            self.pump();
-            if self
-                .trim
-                .due(self.time.now(), self.txns.len() + self.calls.len())
-            {
-                self.shrink_to_fit();
-                tokio::task::spawn_blocking(crate::ops::heap::release_free);
-            }
+    /// A command from the handle, or a message from the transports (`Cmd::Received`).
+    pub(crate) fn handle_command(&mut self, now: Instant, cmd: Cmd) {
+        self.now = self.now.max(now);
+        self.on_cmd(cmd);
+        self.pump();
+    }
+
+    /// Fires every timer due at `now`.
+    pub(crate) fn handle_timeout(&mut self, now: Instant) {
+        self.now = self.now.max(now);
+        self.on_timeout();
+        self.pump();
+    }
+
+    /// The next message to send.
+    pub(crate) fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.outbox.pop_front()
+    }
+
+    /// When [`Endpoint::handle_timeout`] must next be called.
+    pub(crate) fn poll_timeout(&mut self) -> Option<Instant> {
+        self.next_wake()
+    }
+
+    /// After a flood: true when the tables were just shrunk and the driver should give the
+    /// heap back to the system.
+    pub(crate) fn poll_trim(&mut self, now: Instant) -> bool {
+        let due = self.trim.due(now, self.txns.len() + self.calls.len());
+        if due {
+            self.shrink_to_fit();
+        }
+        due
+    }
+
+    /// Queues `bytes` for `peer`.
+    fn transmit(&mut self, peer: Peer, bytes: Vec<u8>) {
+        self.outbox.push_back(Transmit { peer, bytes });
+    }
+
+    /// Our listening address for `transport`.
+    fn local_for(&self, transport: Transport) -> Option<SocketAddr> {
+        match transport {
+            Transport::Udp => self.local.0,
+            Transport::Tcp => self.local.1,
         }
     }
 
@@ -292,7 +328,7 @@ impl Actor {
     }
 
     fn on_timeout(&mut self) {
-        let now = self.time.now();
+        let now = self.now;
         self.txns.handle_timeout(now);
         let mut dead = Vec::new();
         while let Some(id) = self.unacked.pop_due(now) {
@@ -304,7 +340,10 @@ impl Actor {
             };
             t.handle_timeout(now);
             while let Some(m) = t.poll_transmit() {
-                self.transports.send(c.peer, message::to_bytes(&m));
+                self.outbox.push_back(Transmit {
+                    peer: c.peer,
+                    bytes: message::to_bytes(&m),
+                });
             }
             while let Some(ev) = t.poll_event() {
                 if ev == Event::TimedOut {
@@ -333,8 +372,8 @@ impl Actor {
         }
     }
 
-    fn send(&self, peer: Peer, msg: &SipMessage) {
-        self.transports.send(peer, message::to_bytes(msg));
+    fn send(&mut self, peer: Peer, msg: &SipMessage) {
+        self.transmit(peer, message::to_bytes(msg));
     }
 
     fn pump(&mut self) {
@@ -364,11 +403,7 @@ impl Actor {
     }
 
     fn via(&self, transport: Transport) -> String {
-        let port = self
-            .transports
-            .local_for(transport)
-            .map(|a| a.port())
-            .unwrap_or(5060);
+        let port = self.local_for(transport).map(|a| a.port()).unwrap_or(5060);
         format!("SIP/2.0/{} {}:{port}", transport.via_name(), self.host())
     }
 
@@ -383,11 +418,7 @@ impl Actor {
     }
 
     fn contact(&self, transport: Transport) -> String {
-        let port = self
-            .transports
-            .local_for(transport)
-            .map(|a| a.port())
-            .unwrap_or(5060);
+        let port = self.local_for(transport).map(|a| a.port()).unwrap_or(5060);
         let t = if transport == Transport::Tcp {
             ";transport=tcp"
         } else {
@@ -403,7 +434,7 @@ impl Actor {
 
     fn respond_with(&mut self, key: &TransactionKey, resp: rsip::Response) {
         self.metrics.response_sent(resp.status_code.code());
-        if let Err(e) = self.txns.send_response(self.time.now(), key, resp) {
+        if let Err(e) = self.txns.send_response(self.now, key, resp) {
             tracing::debug!(error = %e, "response not sent");
         }
     }
@@ -486,11 +517,11 @@ impl Actor {
             Err(e) => {
                 crate::throttled!(
                     self.malformed_log,
-                    self.time.now(),
+                    self.now,
                     info!(from = %r.peer.addr, error = %e, "malformed SIP message")
                 );
                 if let Some(b) = error_response(&r.bytes, e.status(), &e.reason_phrase()) {
-                    self.transports.send(r.peer, b);
+                    self.transmit(r.peer, b);
                 }
                 return;
             }
@@ -502,14 +533,10 @@ impl Actor {
             }
             SipMessage::Response(resp) => self.metrics.response_received(resp.status_code.code()),
         }
-        if self.shed_invite(
-            &msg,
-            r.peer,
-            self.time.now().saturating_duration_since(r.at),
-        ) {
+        if self.shed_invite(&msg, r.peer, self.now.saturating_duration_since(r.at)) {
             return;
         }
-        let now = self.time.now();
+        let now = self.now;
         match self
             .txns
             .handle_message(now, msg, r.peer.transport.reliable())

@@ -128,14 +128,14 @@ pub(super) fn refresh_method(msg: &impl HasHeaders) -> RefreshMethod {
     }
 }
 
-impl Actor {
+impl Endpoint {
     /// The peer's re-INVITE or UPDATE was accepted: it refreshes the session (or starts or
     /// stops its timer) from now.
     pub(super) fn peer_refreshed(&mut self, call_id: &str, req: &rsip::Request, ask: TimerAsk) {
         let Some(c) = self.calls.get_mut(call_id) else {
             return;
         };
-        let now = self.time.now();
+        let now = self.now;
         match (ask, c.timer.as_mut()) {
             (
                 TimerAsk::Agreed {
@@ -223,7 +223,7 @@ impl Actor {
             .push(Header::Other("Supported".into(), "timer".into()));
         match self
             .txns
-            .start_client(self.time.now(), req, peer.transport.reliable())
+            .start_client(self.now, req, peer.transport.reliable())
         {
             Ok(key) => {
                 self.peers.insert(key.clone(), peer);
@@ -277,7 +277,7 @@ impl Actor {
                             Refresher::Us
                         };
                         if let Some(t) = c.timer.as_mut() {
-                            t.refreshed(self.time.now(), n.max(MIN_SE), who);
+                            t.refreshed(self.now, n.max(MIN_SE), who);
                         }
                     }
                     // No Session-Expires in the 2xx: the peer turned timers off (§7.4).
@@ -333,7 +333,7 @@ impl Actor {
             _ => {
                 if let Some(d) = c.dialog.as_mut() {
                     let bye = d.bye(&via);
-                    let now = self.time.now();
+                    let now = self.now;
                     if let Ok(key) = self
                         .txns
                         .start_client(now, bye, c.peer.transport.reliable())

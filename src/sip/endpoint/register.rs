@@ -2,7 +2,7 @@
 
 use super::*;
 
-impl Actor {
+impl Endpoint {
     pub(super) fn registrar_aor_of_user(&self, user: &str) -> Option<String> {
         self.registrar
             .aors()
@@ -12,7 +12,7 @@ impl Actor {
 
     /// Registrations kept across a restart: bound again and their users told they registered.
     pub(super) fn restore_registrations(&mut self, list: Vec<PhoneRegistration>) {
-        let now = self.time.now();
+        let now = self.now;
         for r in list {
             let bindings: Vec<Binding> = r
                 .contacts
@@ -42,7 +42,7 @@ impl Actor {
             self.respond_with(&key, resp);
             return;
         }
-        let now = self.time.now();
+        let now = self.now;
         match self.registrar.process(now, &req) {
             Ok(outcome) => {
                 let user = user_of_uri(&outcome.aor);

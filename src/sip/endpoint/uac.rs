@@ -2,7 +2,7 @@
 
 use super::*;
 
-impl Actor {
+impl Endpoint {
     pub(super) fn dial(
         &mut self,
         mut d: DialRequest,
@@ -21,7 +21,7 @@ impl Actor {
                 return call_id;
             }
         };
-        let now = self.time.now();
+        let now = self.now;
         match self
             .txns
             .start_client(now, invite.clone(), d.peer.transport.reliable())
@@ -130,7 +130,7 @@ impl Actor {
         let peer = c.peer;
         if let Ok(key) = self
             .txns
-            .start_client(self.time.now(), cancel, peer.transport.reliable())
+            .start_client(self.now, cancel, peer.transport.reliable())
         {
             self.peers.insert(key, peer);
         }
@@ -214,8 +214,10 @@ impl Actor {
             if let Some(d) = &dialog {
                 let a = d.ack(seq, &via, body);
                 *ack = Some(a.clone());
-                self.transports
-                    .send(peer, message::to_bytes(&SipMessage::Request(a)));
+                self.outbox.push_back(Transmit {
+                    peer,
+                    bytes: message::to_bytes(&SipMessage::Request(a)),
+                });
             }
             c.dialog = dialog;
             match late_answer {
@@ -239,7 +241,7 @@ impl Actor {
                     Refresher::Us
                 };
                 c.timer = Some(SessionTimer::new(
-                    self.time.now(),
+                    self.now,
                     n.max(MIN_SE),
                     who,
                     refresh_method(&resp),
@@ -284,11 +286,9 @@ impl Actor {
         if let Some((d, from_tag, seq, answer_header, auth)) = retry
             && let Some(new_invite) =
                 self.build_invite(&d, call_id, &from_tag, seq, Some((answer_header, auth)))
-            && let Ok(key) = self.txns.start_client(
-                self.time.now(),
-                new_invite.clone(),
-                peer.transport.reliable(),
-            )
+            && let Ok(key) =
+                self.txns
+                    .start_client(self.now, new_invite.clone(), peer.transport.reliable())
         {
             self.peers.insert(key.clone(), peer);
             self.uac_keys.insert(key.clone(), call_id.to_string());

@@ -3,7 +3,7 @@
 
 use super::*;
 
-impl Actor {
+impl Endpoint {
     pub(super) fn on_invite(
         &mut self,
         key: TransactionKey,
@@ -199,7 +199,7 @@ impl Actor {
         } = *session_timer
         {
             c.timer = Some(SessionTimer::new(
-                self.time.now(),
+                self.now,
                 interval,
                 refresher,
                 refresh_method(invite),
@@ -218,7 +218,7 @@ impl Actor {
         self.setting_up.remove(call);
         c.dialog = Dialog::from_uas(invite, &resp, &contact).ok();
         if !c.peer.transport.reliable() {
-            let t = TwoXxRetransmitter::new(self.time.now(), resp.clone(), timers);
+            let t = TwoXxRetransmitter::new(self.now, resp.clone(), timers);
             self.unacked.set(&call.to_string(), t.poll_timeout());
             *twoxx = Some(t);
         }
@@ -258,7 +258,7 @@ impl Actor {
             };
             crate::throttled!(
                 self.shed_log,
-                self.time.now(),
+                self.now,
                 warn!(
                     call = %header_value(req, "Call-ID").unwrap_or_default(),
                     limit = why,
