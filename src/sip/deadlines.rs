@@ -73,7 +73,7 @@ impl<K: Hash + Eq + Ord + Clone> Deadlines<K> {
     }
 
     /// The earliest deadline.
-    pub fn next(&mut self) -> Option<Instant> {
+    pub fn earliest(&mut self) -> Option<Instant> {
         self.drop_stale();
         self.heap.peek().map(|Reverse((at, _, _))| *at)
     }
@@ -152,13 +152,13 @@ mod tests {
         d.set(&"c", Some(t0 + s(2)));
         d.set(&"b", Some(t0 + s(5))); // moved later
         d.remove(&"c");
-        assert_eq!(d.next(), Some(t0 + s(3)));
+        assert_eq!(d.earliest(), Some(t0 + s(3)));
         assert_eq!(d.pop_due(t0 + s(2)), None);
         assert_eq!(d.pop_due(t0 + s(10)), Some("a"));
         assert_eq!(d.pop_due(t0 + s(10)), Some("b"));
         assert_eq!(d.pop_due(t0 + s(10)), None);
         assert!(d.is_empty());
-        assert_eq!(d.next(), None);
+        assert_eq!(d.earliest(), None);
     }
 
     #[test]

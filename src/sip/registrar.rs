@@ -355,7 +355,7 @@ impl Registrar {
 
     /// The earliest instant at which a binding lapses, for the driver's timer.
     pub fn next_expiry(&mut self) -> Option<Instant> {
-        self.expiry.next()
+        self.expiry.earliest()
     }
 }
 

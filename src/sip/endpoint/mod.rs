@@ -320,9 +320,9 @@ impl Endpoint {
         self.txns
             .poll_timeout()
             .into_iter()
-            .chain(self.unacked.next())
+            .chain(self.unacked.earliest())
             .chain(self.registrar.next_expiry())
-            .chain(self.session_timers.next())
+            .chain(self.session_timers.earliest())
             .chain(self.trim.wake())
             .min()
     }
