@@ -266,6 +266,12 @@ pub fn instant_origin() -> std::time::Instant {
     *ORIGIN.get_or_init(std::time::Instant::now)
 }
 
+/// The monotonic time of tokio's clock (the operating system's, or a paused runtime's virtual
+/// time): for protocol timers that must not follow wall-clock corrections.
+pub fn monotonic_now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,15 +11,13 @@ use super::endpoint::Endpoint;
 use super::time::SipClock;
 use super::transport::{Received, Transports};
 use super::ua::{CallHandler, Cmd, UaConfig, UaHandle};
-use crate::clock::SharedClock;
 
-/// Binds the listeners of `config` and starts the user agent's task, every timer on `clock`.
+/// Binds the listeners of `config` and starts the user agent's task, every timer on `time`.
 pub(crate) async fn start(
     config: UaConfig,
     handler: Arc<dyn CallHandler>,
-    clock: SharedClock,
+    time: SipClock,
 ) -> std::io::Result<UaHandle> {
-    let time = SipClock::new(clock);
     let (in_tx, in_rx) = mpsc::unbounded_channel();
     let transports = Transports::bind(
         &config.udp,
@@ -47,22 +45,23 @@ pub(crate) async fn start(
     let endpoint = Endpoint::new(
         config,
         local,
-        handler,
+        handler.clone(),
         metrics.clone(),
         time.now(),
         public_ip,
     );
-    tokio::spawn(run(endpoint, rx, in_rx, transports.clone(), time));
+    tokio::spawn(run(endpoint, rx, in_rx, transports.clone(), handler, time));
     Ok(UaHandle::from_parts(tx, public_ip, transports, metrics))
 }
 
 /// Drives `endpoint` until every handle is gone: one input at a time (a command, a received
-/// message or a deadline), then everything it has to send.
+/// message or a deadline), then everything it has to send and to tell `handler`.
 async fn run(
     mut endpoint: Endpoint,
     mut commands: mpsc::UnboundedReceiver<Cmd>,
     mut inbound: mpsc::UnboundedReceiver<Received>,
     transports: Arc<Transports>,
+    handler: Arc<dyn CallHandler>,
     time: SipClock,
 ) {
     loop {
@@ -83,6 +82,9 @@ async fn run(
         }
         while let Some(t) = endpoint.poll_transmit() {
             transports.send(t.peer, t.bytes);
+        }
+        while let Some(notice) = endpoint.poll_event() {
+            notice.deliver(handler.as_ref());
         }
         if endpoint.poll_trim(time.now()) {
             tokio::task::spawn_blocking(crate::ops::heap::release_free);

@@ -1,21 +1,32 @@
-//! SIP's view of the injected clock: monotonic `Instant`s for the transaction machines,
-//! session timers and the registrar, and sleeps on the same clock, so the whole user agent
-//! runs in virtual time under a test or simulator clock.
+//! SIP's view of time: monotonic `Instant`s for the transaction machines, session timers and
+//! the registrar, and sleeps on the same time. In service it is the monotonic clock (a
+//! wall-clock correction must not fire or delay protocol timers); under an injected test or
+//! simulator clock the whole user agent runs in that clock's (virtual) time.
 
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use crate::clock::{SharedClock, Sleep, SystemClock};
+use crate::clock::{SharedClock, Sleep};
 
-/// A monotonic clock over a [`crate::clock::Clock`]: SIP time advances by each forward step
-/// of the underlying clock, and a step back (a wall-clock correction) counts as no time.
+/// The user agent's time: the monotonic clock, or one following a [`crate::clock::Clock`].
 #[derive(Clone)]
 pub struct SipClock {
-    clock: SharedClock,
-    origin: Instant,
-    state: Arc<Mutex<Reading>>,
+    source: Source,
+}
+
+#[derive(Clone)]
+enum Source {
+    /// The monotonic clock (tokio's, so a paused runtime's virtual time too).
+    Monotonic,
+    /// Follows `clock`: SIP time advances by each forward step of it, and a step back counts
+    /// as no time.
+    Injected {
+        clock: SharedClock,
+        origin: Instant,
+        state: Arc<Mutex<Reading>>,
+    },
 }
 
 /// The last reading of the underlying clock and the monotonic time built so far.
@@ -32,44 +43,69 @@ impl std::fmt::Debug for SipClock {
 
 impl Default for SipClock {
     fn default() -> Self {
-        SipClock::new(SystemClock::shared())
+        SipClock::monotonic()
     }
 }
 
 impl SipClock {
+    /// SIP time on the monotonic clock (the service's).
+    pub fn monotonic() -> Self {
+        SipClock {
+            source: Source::Monotonic,
+        }
+    }
+
     /// SIP time following `clock` from now on.
     pub fn new(clock: SharedClock) -> Self {
         let last = clock.now();
         SipClock {
-            clock,
-            origin: crate::clock::instant_origin(),
-            state: Arc::new(Mutex::new(Reading {
-                last,
-                elapsed: Duration::ZERO,
-            })),
+            source: Source::Injected {
+                clock,
+                origin: crate::clock::instant_origin(),
+                state: Arc::new(Mutex::new(Reading {
+                    last,
+                    elapsed: Duration::ZERO,
+                })),
+            },
         }
     }
 
     /// The current instant; never earlier than one returned before.
     pub fn now(&self) -> Instant {
-        let wall = self.clock.now();
-        let mut r = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        if let Ok(step) = (wall - r.last).to_std() {
-            r.elapsed += step;
+        match &self.source {
+            Source::Monotonic => crate::clock::monotonic_now(),
+            Source::Injected {
+                clock,
+                origin,
+                state,
+            } => {
+                let wall = clock.now();
+                let mut r = state.lock().unwrap_or_else(|e| e.into_inner());
+                if let Ok(step) = (wall - r.last).to_std() {
+                    r.elapsed += step;
+                }
+                r.last = wall;
+                *origin + r.elapsed
+            }
         }
-        r.last = wall;
-        self.origin + r.elapsed
     }
 
     /// Completes once [`SipClock::now`] has reached `at` (at once if it already has).
     pub fn sleep_until(&self, at: Instant) -> Sleep {
-        self.sleep(at.saturating_duration_since(self.now()))
+        match &self.source {
+            Source::Monotonic => Box::pin(tokio::time::sleep_until(at.into())),
+            Source::Injected { .. } => self.sleep(at.saturating_duration_since(self.now())),
+        }
     }
 
     /// Completes after `delay` of this clock's time.
     pub fn sleep(&self, delay: Duration) -> Sleep {
-        self.clock
-            .sleep(TimeDelta::from_std(delay).unwrap_or(TimeDelta::MAX))
+        match &self.source {
+            Source::Monotonic => Box::pin(tokio::time::sleep(delay)),
+            Source::Injected { clock, .. } => {
+                clock.sleep(TimeDelta::from_std(delay).unwrap_or(TimeDelta::MAX))
+            }
+        }
     }
 }
 
@@ -90,5 +126,15 @@ mod tests {
         assert_eq!(sip.now() - t0, Duration::from_secs(5));
         manual.advance(TimeDelta::seconds(2));
         assert_eq!(sip.now() - t0, Duration::from_secs(7));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_monotonic_clock_is_tokios_so_paused_runtimes_run_it_in_virtual_time() {
+        let sip = SipClock::monotonic();
+        let t0 = sip.now();
+        sip.sleep(Duration::from_secs(30)).await;
+        assert!(sip.now() - t0 >= Duration::from_secs(30));
+        sip.sleep_until(t0 + Duration::from_secs(45)).await;
+        assert!(sip.now() - t0 >= Duration::from_secs(45));
     }
 }

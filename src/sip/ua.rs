@@ -1,8 +1,8 @@
-//! The user agent: one task that owns the transaction table, the calls' dialogs and the
-//! registrar, fed by the transports and by commands from call legs and the dialer. Server side:
-//! route points answer INVITEs, REGISTER binds agents' phones, OPTIONS/INFO/BYE/CANCEL are
-//! handled, everything else gets the right 4xx/5xx. Client side: INVITEs to trunks and phones,
-//! digest authentication on 401/407, CANCEL, BYE. The state machines it drives do no I/O.
+//! The user agent's public face: what the engine implements ([`CallHandler`]) and receives
+//! ([`IncomingCall`], [`LegShared`]), the handle legs and the dialer command it with
+//! ([`UaHandle`]), its configuration, and [`start`]. The work happens in the I/O-free
+//! endpoint (`sip/endpoint/`: UAS, UAC, in-dialog requests and refreshes, authentication,
+//! registration), driven by `sip/driver.rs`, which owns the sockets and sleeps on the clock.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::registrar::{ContactLease, RegistrarConfig};
+use super::time::SipClock;
 use super::transport::{Peer, Received, TransportLimits, Transports};
 use crate::media::sdp::Negotiated;
 use crate::media::session::{DigitBuffer, MediaSession};
@@ -431,9 +432,9 @@ impl std::fmt::Debug for RegisterAuth {
     }
 }
 
-/// Starts the transports and the user-agent task on the system clock.
+/// Starts the transports and the user-agent task on the monotonic clock (the service's).
 pub async fn start(config: UaConfig, handler: Arc<dyn CallHandler>) -> std::io::Result<UaHandle> {
-    start_with_clock(config, handler, crate::clock::SystemClock::shared()).await
+    super::driver::start(config, handler, SipClock::monotonic()).await
 }
 
 /// Starts the transports and the user-agent task, every timer on `clock` (virtual time in
@@ -443,5 +444,5 @@ pub async fn start_with_clock(
     handler: Arc<dyn CallHandler>,
     clock: crate::clock::SharedClock,
 ) -> std::io::Result<UaHandle> {
-    super::driver::start(config, handler, clock).await
+    super::driver::start(config, handler, SipClock::new(clock)).await
 }

@@ -93,6 +93,32 @@ fn reason_of(code: u16) -> &'static str {
     }
 }
 
+/// What the endpoint tells the application, handed to its [`CallHandler`] by the driver.
+pub(crate) enum Notice {
+    /// A new inbound call for a number the handler serves.
+    Incoming(IncomingCall),
+    /// A user's phone registered (true) or lost its last binding (false).
+    Registration {
+        /// The user.
+        user: String,
+        /// Whether the user has a binding now.
+        registered: bool,
+    },
+    /// A user's bindings changed, to be kept across restarts.
+    RegistrationChanged(PhoneRegistration),
+}
+
+impl Notice {
+    /// Hands the notice to `handler`.
+    pub(crate) fn deliver(self, handler: &dyn CallHandler) {
+        match self {
+            Notice::Incoming(call) => handler.incoming(call),
+            Notice::Registration { user, registered } => handler.registration(&user, registered),
+            Notice::RegistrationChanged(r) => handler.registration_changed(r),
+        }
+    }
+}
+
 /// A message for the driver to send.
 #[derive(Debug)]
 pub(crate) struct Transmit {
@@ -103,8 +129,9 @@ pub(crate) struct Transmit {
 }
 
 /// The I/O-free user agent: fed commands, received messages and the time
-/// ([`Endpoint::handle_command`], [`Endpoint::handle_timeout`]), asked what to send and when
-/// to wake ([`Endpoint::poll_transmit`], [`Endpoint::poll_timeout`]).
+/// ([`Endpoint::handle_command`], [`Endpoint::handle_timeout`]), asked what to send, what to tell
+/// the application and when to wake ([`Endpoint::poll_transmit`], [`Endpoint::poll_event`],
+/// [`Endpoint::poll_timeout`]). The handler is only asked questions (`serves`, `knows_user`).
 pub(crate) struct Endpoint {
     /// Our INVITE client transactions → their call, so responses find the call directly.
     uac_keys: HashMap<TransactionKey, String>,
@@ -150,6 +177,8 @@ pub(crate) struct Endpoint {
     local: (Option<SocketAddr>, Option<SocketAddr>),
     /// Messages to send, taken by the driver through [`Endpoint::poll_transmit`].
     outbox: VecDeque<Transmit>,
+    /// Notices for the application, taken through [`Endpoint::poll_event`].
+    notices: VecDeque<Notice>,
     /// The time given with the latest input: the endpoint reads no clock.
     now: Instant,
     handler: Arc<dyn CallHandler>,
@@ -252,6 +281,7 @@ impl Endpoint {
             sources: HashMap::new(),
             local,
             outbox: VecDeque::new(),
+            notices: VecDeque::new(),
             handler,
             public_ip,
             now,
@@ -275,6 +305,16 @@ impl Endpoint {
     /// The next message to send.
     pub(crate) fn poll_transmit(&mut self) -> Option<Transmit> {
         self.outbox.pop_front()
+    }
+
+    /// The next notice for the application (incoming calls, registrations).
+    pub(crate) fn poll_event(&mut self) -> Option<Notice> {
+        self.notices.pop_front()
+    }
+
+    /// Queues a notice for the application.
+    fn notify(&mut self, notice: Notice) {
+        self.notices.push_back(notice);
     }
 
     /// When [`Endpoint::handle_timeout`] must next be called.
@@ -361,14 +401,17 @@ impl Endpoint {
         for aor in self.registrar.expire(now) {
             let user = user_of_uri(&aor);
             if let Some(source) = self.sources.remove(&user) {
-                self.handler.registration_changed(PhoneRegistration {
+                self.notify(Notice::RegistrationChanged(PhoneRegistration {
                     user: user.clone(),
                     aor,
                     source,
                     contacts: Vec::new(),
-                });
+                }));
             }
-            self.handler.registration(&user, false);
+            self.notify(Notice::Registration {
+                user: user.clone(),
+                registered: false,
+            });
         }
     }
 

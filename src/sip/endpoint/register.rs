@@ -25,7 +25,10 @@ impl Endpoint {
             }
             self.registrar.restore(r.aor, bindings);
             self.sources.insert(r.user.clone(), r.source);
-            self.handler.registration(&r.user, true);
+            self.notify(Notice::Registration {
+                user: r.user.clone(),
+                registered: true,
+            });
         }
     }
 
@@ -47,7 +50,7 @@ impl Endpoint {
             Ok(outcome) => {
                 let user = user_of_uri(&outcome.aor);
                 self.respond_with(&key, outcome.response.clone());
-                self.handler.registration_changed(PhoneRegistration {
+                self.notify(Notice::RegistrationChanged(PhoneRegistration {
                     user: user.clone(),
                     aor: outcome.aor.clone(),
                     source: peer,
@@ -56,17 +59,23 @@ impl Endpoint {
                         .iter()
                         .map(|b| ContactLease::of(b, now))
                         .collect(),
-                });
+                }));
                 if outcome.bindings.is_empty() {
                     self.sources.remove(&user);
                     if outcome.unregistered {
-                        self.handler.registration(&user, false);
+                        self.notify(Notice::Registration {
+                            user: user.clone(),
+                            registered: false,
+                        });
                     }
                 } else {
                     let first = !self.sources.contains_key(&user);
                     self.sources.insert(user.clone(), peer);
                     if first {
-                        self.handler.registration(&user, true);
+                        self.notify(Notice::Registration {
+                            user: user.clone(),
+                            registered: true,
+                        });
                     }
                 }
             }

@@ -77,13 +77,13 @@ impl Endpoint {
                 local_sdp: None,
             },
         );
-        self.handler.incoming(IncomingCall {
+        self.notify(Notice::Incoming(IncomingCall {
             call_id,
             ani,
             dnis,
             offer,
             shared,
-        });
+        }));
     }
 
     /// A re-INVITE or UPDATE from the peer (session refresh, hold, resume). A re-INVITE is
