@@ -259,6 +259,19 @@ impl Drop for ManualSleep {
     }
 }
 
+/// One fixed monotonic instant, read once per process: parts of the engine that count in
+/// `std::time::Instant` (the SIP transaction machines) place the injected clock's time after it.
+pub fn instant_origin() -> std::time::Instant {
+    static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    *ORIGIN.get_or_init(std::time::Instant::now)
+}
+
+/// The monotonic time of tokio's clock (the operating system's, or a paused runtime's virtual
+/// time): for protocol timers that must not follow wall-clock corrections.
+pub fn monotonic_now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

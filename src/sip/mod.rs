@@ -2,13 +2,17 @@
 //! authentication, the registrar and dialogs. Transport and UA layers drive these.
 
 pub mod auth_guard;
+pub mod deadlines;
 pub mod dialog;
 pub mod digest;
+mod driver;
+mod endpoint;
 pub mod leg;
 pub mod message;
 pub mod overload;
 pub mod registrar;
 pub mod session_timer;
+pub mod time;
 pub mod transaction;
 pub mod transport;
 pub mod ua;

@@ -11,6 +11,7 @@ use rsip::Header;
 use rsip::headers::UntypedHeader;
 use thiserror::Error;
 
+use super::deadlines::Deadlines;
 use super::message::{self, cseq, header_value, header_values, name_addr_parts, split_commas};
 
 /// Limits on the registration interval.
@@ -158,6 +159,8 @@ pub struct RegisterOutcome {
 pub struct Registrar {
     config: RegistrarConfig,
     aors: HashMap<String, Vec<Binding>>,
+    /// Each AOR's earliest binding expiry, so expiring costs no scan of the table.
+    expiry: Deadlines<String>,
 }
 
 /// A contact of the request, with the interval that applies to it.
@@ -173,6 +176,7 @@ impl Registrar {
         Registrar {
             config,
             aors: HashMap::new(),
+            expiry: Deadlines::default(),
         }
     }
 
@@ -271,6 +275,7 @@ impl Registrar {
                 .push(Header::Contact(rsip::headers::Contact::new(v)));
         }
         let unregistered = had_bindings && list.is_empty();
+        self.expiry.set(&aor, earliest(&list));
         if list.is_empty() {
             self.aors.remove(&aor);
         } else {
@@ -323,6 +328,7 @@ impl Registrar {
     /// Puts back an AOR's bindings kept across a restart (nothing when `bindings` is empty).
     pub fn restore(&mut self, aor: String, bindings: Vec<Binding>) {
         if !bindings.is_empty() {
+            self.expiry.set(&aor, earliest(&bindings));
             self.aors.insert(aor, bindings);
         }
     }
@@ -330,23 +336,32 @@ impl Registrar {
     /// Drops bindings past their time; returns the AORs that lost their last contact.
     pub fn expire(&mut self, now: Instant) -> Vec<String> {
         let mut gone = Vec::new();
-        self.aors.retain(|aor, list| {
+        while let Some(aor) = self.expiry.pop_due(now) {
+            let Some(list) = self.aors.get_mut(&aor) else {
+                continue;
+            };
             list.retain(|b| b.expires_at > now);
             if list.is_empty() {
-                gone.push(aor.clone());
-                false
+                self.aors.remove(&aor);
+                gone.push(aor);
             } else {
-                true
+                let next = earliest(list);
+                self.expiry.set(&aor, next);
             }
-        });
+        }
         gone.sort();
         gone
     }
 
     /// The earliest instant at which a binding lapses, for the driver's timer.
-    pub fn next_expiry(&self) -> Option<Instant> {
-        self.aors.values().flatten().map(|b| b.expires_at).min()
+    pub fn next_expiry(&mut self) -> Option<Instant> {
+        self.expiry.earliest()
     }
+}
+
+/// The earliest expiry among `bindings`.
+fn earliest(bindings: &[Binding]) -> Option<Instant> {
+    bindings.iter().map(|b| b.expires_at).min()
 }
 
 /// §10.3 step 7: the same Call-ID must come with a higher CSeq.

@@ -8,10 +8,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use dashmap::DashMap;
+use std::time::Instant;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
-use tokio::time::Instant;
+
+use super::time::SipClock;
 
 use super::message::{self, Frame, MAX_MESSAGE_SIZE};
 
@@ -153,6 +155,8 @@ pub struct Transports {
     conns: Conns,
     inbound: mpsc::UnboundedSender<Received>,
     limits: Arc<TransportLimits>,
+    /// Arrival stamps and connection deadlines (the injected clock).
+    clock: SipClock,
 }
 
 impl Transports {
@@ -162,6 +166,7 @@ impl Transports {
         tcp: &[SocketAddr],
         inbound: mpsc::UnboundedSender<Received>,
         limits: TransportLimits,
+        clock: SipClock,
     ) -> io::Result<Arc<Self>> {
         let mut sockets = Vec::new();
         let mut udp_addrs = Vec::new();
@@ -184,9 +189,15 @@ impl Transports {
             conns: Arc::new(DashMap::new()),
             inbound,
             limits: Arc::new(limits),
+            clock,
         });
         for s in &t.udp {
-            tokio::spawn(udp_loop(s.clone(), t.inbound.clone(), t.limits.clone()));
+            tokio::spawn(udp_loop(
+                s.clone(),
+                t.inbound.clone(),
+                t.limits.clone(),
+                t.clock.clone(),
+            ));
         }
         let census = Arc::new(Census::default());
         for l in listeners {
@@ -196,6 +207,7 @@ impl Transports {
                 t.inbound.clone(),
                 t.limits.clone(),
                 census.clone(),
+                t.clock.clone(),
             ));
         }
         Ok(t)
@@ -248,10 +260,13 @@ impl Transports {
                 let conns = self.conns.clone();
                 let inbound = self.inbound.clone();
                 let limits = self.limits.clone();
+                let clock = self.clock.clone();
                 tokio::spawn(async move {
                     match TcpStream::connect(peer.addr).await {
                         Ok(stream) => {
-                            let tx = serve_stream(stream, peer.addr, conns, inbound, limits, None);
+                            let tx = serve_stream(
+                                stream, peer.addr, conns, inbound, limits, None, clock,
+                            );
                             let _ = tx.send(bytes);
                         }
                         Err(e) => {
@@ -268,6 +283,7 @@ async fn udp_loop(
     socket: Arc<UdpSocket>,
     inbound: mpsc::UnboundedSender<Received>,
     limits: Arc<TransportLimits>,
+    clock: SipClock,
 ) {
     let local = socket.local_addr().ok();
     let max = limits.message.max_bytes;
@@ -294,7 +310,7 @@ async fn udp_loop(
             },
             local: local.unwrap_or(from),
             framing_error: (n > max).then_some(message::ParseError::TooLarge),
-            at: Instant::now(),
+            at: clock.now(),
         };
         if inbound.send(msg).is_err() {
             return;
@@ -308,6 +324,7 @@ async fn accept_loop(
     inbound: mpsc::UnboundedSender<Received>,
     limits: Arc<TransportLimits>,
     census: Arc<Census>,
+    clock: SipClock,
 ) {
     let mut backoff = ACCEPT_BACKOFF_MIN;
     let mut refused_log = crate::throttle::LogThrottle::new(10, Duration::from_secs(10));
@@ -324,12 +341,13 @@ async fn accept_loop(
                             inbound.clone(),
                             limits.clone(),
                             Some(admitted),
+                            clock.clone(),
                         );
                     }
                     None => {
                         crate::throttled!(
                             refused_log,
-                            std::time::Instant::now(),
+                            clock.now(),
                             warn!(%from, "TCP connection refused: connection cap reached")
                         );
                         drop(stream);
@@ -340,7 +358,7 @@ async fn accept_loop(
                 // Out of descriptors (EMFILE/ENFILE) or buffers: accepting again at once would
                 // spin; wait, longer each time, for connections to close.
                 tracing::warn!(error = %e, pause_ms = backoff.as_millis() as u64, "TCP accept error");
-                tokio::time::sleep(backoff).await;
+                clock.sleep(backoff).await;
                 backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
             }
         }
@@ -380,6 +398,7 @@ fn serve_stream(
     inbound: mpsc::UnboundedSender<Received>,
     limits: Arc<TransportLimits>,
     admitted: Option<Admitted>,
+    clock: SipClock,
 ) -> mpsc::UnboundedSender<Vec<u8>> {
     let local = stream.local_addr().unwrap_or(from);
     let (mut rd, mut wr) = stream.into_split();
@@ -398,7 +417,7 @@ fn serve_stream(
         let _admitted = admitted;
         let mut buf: Vec<u8> = Vec::with_capacity(8192);
         let mut chunk = vec![0u8; 16384];
-        let now = Instant::now();
+        let now = clock.now();
         let (mut last_byte, mut message_start, mut head_done) = (now, now, None);
         // Every message (or unframeable rest) of this connection comes from the same peer.
         let received =
@@ -422,15 +441,19 @@ fn serve_stream(
                 head_done,
                 awaiting_first,
             );
-            let n = match tokio::time::timeout_at(deadline, rd.read(&mut chunk)).await {
-                Err(_) => {
+            let read = tokio::select! {
+                r = rd.read(&mut chunk) => Ok(r),
+                () = clock.sleep_until(deadline) => Err(()),
+            };
+            let n = match read {
+                Err(()) => {
                     tracing::debug!(%from, waiting_for, "TCP connection timed out");
                     linger = waiting_for == "header" || waiting_for == "body";
                     if linger {
                         let _ = inbound.send(received(
                             std::mem::take(&mut buf),
                             Some(message::ParseError::Incomplete),
-                            Instant::now(),
+                            clock.now(),
                         ));
                     }
                     break;
@@ -439,7 +462,7 @@ fn serve_stream(
                 Ok(Ok(n)) => n,
             };
             let was_pending = buf.iter().any(|b| *b != b'\r' && *b != b'\n');
-            last_byte = Instant::now();
+            last_byte = clock.now();
             if !was_pending {
                 message_start = last_byte;
             }
@@ -468,11 +491,8 @@ fn serve_stream(
                     Err(e) => {
                         // A stream we cannot frame cannot be resynchronised: the user agent
                         // answers it after the messages before it, then the connection closes.
-                        let _ = inbound.send(received(
-                            std::mem::take(&mut buf),
-                            Some(e),
-                            Instant::now(),
-                        ));
+                        let _ =
+                            inbound.send(received(std::mem::take(&mut buf), Some(e), clock.now()));
                         break 'read;
                     }
                 }
@@ -481,7 +501,7 @@ fn serve_stream(
         // Answers to what was read may still be on their way through the user agent: the
         // connection stays usable for them a moment after the peer stopped sending.
         if linger {
-            tokio::time::sleep(LINGER).await;
+            clock.sleep(LINGER).await;
         }
         conns.remove(&from);
         drop(reply);

@@ -8,6 +8,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use boomerang::clock::{SharedClock, SystemClock, TokioClock};
 use boomerang::media::g711::Law;
 use boomerang::media::rtp::RtpPacket;
 use boomerang::media::sdp;
@@ -26,7 +27,8 @@ use common::{free_port, repo, sipp_report};
 #[derive(Default)]
 struct Answerer {
     ua: OnceLock<UaHandle>,
-    calls: Mutex<HashMap<String, (Arc<LegShared>, Instant)>>,
+    /// Answer times on tokio's clock (virtual under paused time, real otherwise).
+    calls: Mutex<HashMap<String, (Arc<LegShared>, tokio::time::Instant)>>,
     /// Every change of a call's hold state, in order.
     holds: Arc<Mutex<Vec<bool>>>,
 }
@@ -40,10 +42,10 @@ impl CallHandler for Answerer {
         let Some(ua) = self.ua.get().cloned() else {
             return;
         };
-        self.calls
-            .lock()
-            .unwrap()
-            .insert(call.call_id.clone(), (call.shared.clone(), Instant::now()));
+        self.calls.lock().unwrap().insert(
+            call.call_id.clone(),
+            (call.shared.clone(), tokio::time::Instant::now()),
+        );
         let holds = self.holds.clone();
         tokio::spawn(async move {
             let media = MediaSession::open(ua.public_ip, (0, 0), call.shared.digits.clone())
@@ -83,8 +85,13 @@ impl CallHandler for Answerer {
 }
 
 async fn start_ua(ip: IpAddr) -> (UaHandle, Arc<Answerer>) {
+    start_ua_on(ip, SystemClock::shared()).await
+}
+
+/// The user agent with every timer on `clock`.
+async fn start_ua_on(ip: IpAddr, clock: SharedClock) -> (UaHandle, Arc<Answerer>) {
     let handler = Arc::new(Answerer::default());
-    let ua = ua::start(
+    let ua = ua::start_with_clock(
         UaConfig {
             udp: vec![SocketAddr::new(ip, 0)],
             tcp: vec![SocketAddr::new(ip, 0)],
@@ -98,6 +105,7 @@ async fn start_ua(ip: IpAddr) -> (UaHandle, Arc<Answerer>) {
             limits: Default::default(),
         },
         handler.clone(),
+        clock,
     )
     .await
     .unwrap();
@@ -145,11 +153,240 @@ async fn ended(shared: &LegShared) {
     let _ = rx.wait_for(|e| *e).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// The value of the first `name` header of a SIP message's text (empty when absent).
+fn header(msg: &str, name: &str) -> String {
+    msg.split("\r\n\r\n")
+        .next()
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| {
+            let (n, v) = l.split_once(':')?;
+            n.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_string())
+        })
+        .unwrap_or_default()
+}
+
+/// Waits up to `within` for a request `method` on `sock`, skipping anything else (our
+/// retransmissions); the request's text and sender.
+async fn recv_request(
+    sock: &tokio::net::UdpSocket,
+    method: &str,
+    within: Duration,
+) -> (String, SocketAddr) {
+    let mut buf = vec![0u8; 65536];
+    tokio::time::timeout(within, async {
+        loop {
+            let (n, from) = sock.recv_from(&mut buf).await.unwrap();
+            let text = String::from_utf8_lossy(&buf[..n]).to_string();
+            if text.starts_with(&format!("{method} ")) {
+                return (text, from);
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no {method} within {within:?}"))
+}
+
+/// A response `status` to `req`, its To tagged with `to_tag` when it has none, with `extra`
+/// header lines and an optional SDP body.
+fn response_to(req: &str, status: &str, to_tag: &str, extra: &str, sdp: Option<&str>) -> String {
+    let to = header(req, "To");
+    let to = if to.contains(";tag=") {
+        to
+    } else {
+        format!("{to};tag={to_tag}")
+    };
+    let body = sdp.unwrap_or_default();
+    let ctype = if sdp.is_some() {
+        "Content-Type: application/sdp\r\n"
+    } else {
+        ""
+    };
+    format!(
+        "SIP/2.0 {status}\r\nVia: {}\r\nFrom: {}\r\nTo: {to}\r\nCall-ID: {}\r\nCSeq: {}\r\n{extra}{ctype}Content-Length: {}\r\n\r\n{body}",
+        header(req, "Via"),
+        header(req, "From"),
+        header(req, "Call-ID"),
+        header(req, "CSeq"),
+        body.len()
+    )
+}
+
+/// The callee side of `tests/sipp/timer-refresh-update.xml` (`update`) and
+/// `timer-refresh-reinvite.xml`, on a plain UDP socket so that the test runs in virtual time: it
+/// answers our INVITE with a 90 s session we refresh (refresher=uac), its Allow listing UPDATE
+/// or not; expects our refresh (an UPDATE, or a re-INVITE with our SDP) within 70 s, still
+/// asking for 90 s with us as refresher; answers it, then hangs up.
+async fn callee_expecting_refresh(sock: tokio::net::UdpSocket, update: bool) {
+    let local = sock.local_addr().unwrap();
+    let sdp = format!(
+        "v=0\r\no=customer 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\nm=audio 6002 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n",
+        ip = local.ip()
+    );
+    let allow = if update {
+        "INVITE, ACK, CANCEL, BYE, UPDATE"
+    } else {
+        "INVITE, ACK, CANCEL, BYE"
+    };
+    let (invite, from) = recv_request(&sock, "INVITE", Duration::from_secs(10)).await;
+    let contact = format!("Contact: <sip:customer@{local}>\r\n");
+    let ok = response_to(
+        &invite,
+        "200 OK",
+        "callee",
+        &format!(
+            "{contact}Allow: {allow}\r\nSupported: timer\r\nRequire: timer\r\nSession-Expires: 90;refresher=uac\r\n"
+        ),
+        Some(&sdp),
+    );
+    sock.send_to(ok.as_bytes(), from).await.unwrap();
+    recv_request(&sock, "ACK", Duration::from_secs(10)).await;
+    let method = if update { "UPDATE" } else { "INVITE" };
+    let (refresh, from) = recv_request(&sock, method, Duration::from_secs(70)).await;
+    assert!(
+        header(&refresh, "Session-Expires").starts_with("90;refresher=uac"),
+        "Session-Expires in the refresh: {refresh}"
+    );
+    let timer = "Session-Expires: 90;refresher=uac\r\nRequire: timer\r\n";
+    if update {
+        let ok = response_to(&refresh, "200 OK", "callee", timer, None);
+        sock.send_to(ok.as_bytes(), from).await.unwrap();
+    } else {
+        let body = refresh.split("\r\n\r\n").nth(1).unwrap_or_default();
+        assert!(
+            body.lines()
+                .any(|l| l.starts_with("m=audio ") && l.contains(" RTP/AVP")),
+            "no SDP in the re-INVITE: {refresh}"
+        );
+        let ok = response_to(
+            &refresh,
+            "200 OK",
+            "callee",
+            &format!("{timer}{contact}"),
+            Some(&sdp),
+        );
+        sock.send_to(ok.as_bytes(), from).await.unwrap();
+        recv_request(&sock, "ACK", Duration::from_secs(10)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let target = header(&invite, "Contact");
+    let target = target
+        .trim_start_matches('<')
+        .split('>')
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    let bye = format!(
+        "BYE {target} SIP/2.0\r\nVia: SIP/2.0/UDP {local};branch=z9hG4bK-callee-bye\r\n\
+         From: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: 10 BYE\r\n\
+         Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        header(&ok, "To"),
+        header(&invite, "From"),
+        header(&invite, "Call-ID"),
+    );
+    sock.send_to(bye.as_bytes(), from).await.unwrap();
+    let mut buf = vec![0u8; 65536];
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let (n, _) = sock.recv_from(&mut buf).await.unwrap();
+            let text = String::from_utf8_lossy(&buf[..n]).to_string();
+            if text.starts_with("SIP/2.0 200") && header(&text, "CSeq").ends_with("BYE") {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("no 200 for the BYE");
+}
+
+/// The caller side of `tests/sipp/timer-no-refresh.xml`, played from a plain UDP socket so that
+/// the test runs in virtual time: an INVITE asking for a 90 s session with the caller as
+/// refresher, the ACK, then no refresh; the BYE must come within 80 s and gets its 200.
+async fn caller_never_refreshing(target: SocketAddr) {
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let local = sock.local_addr().unwrap();
+    let (call_id, from_tag) = ("timer-no-refresh-1", "caller-tag-1");
+    let sdp = "v=0\r\no=user1 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
+    let invite = format!(
+        "INVITE sip:8000@{target} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {local};branch=z9hG4bK-timer-no-refresh-1\r\n\
+         From: <sip:+33612345678@{local}>;tag={from_tag}\r\n\
+         To: <sip:8000@{target}>\r\n\
+         Call-ID: {call_id}\r\n\
+         CSeq: 1 INVITE\r\n\
+         Contact: <sip:caller@{local}>\r\n\
+         Supported: timer\r\n\
+         Session-Expires: 90;refresher=uac\r\n\
+         Max-Forwards: 70\r\n\
+         Content-Type: application/sdp\r\n\
+         Content-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    );
+    sock.send_to(invite.as_bytes(), target).await.unwrap();
+    let mut buf = vec![0u8; 65536];
+    // The 200 (after an optional 100), with the session timer the caller asked for.
+    let ok = loop {
+        let (n, _) = tokio::time::timeout(Duration::from_secs(5), sock.recv_from(&mut buf))
+            .await
+            .expect("no answer to the INVITE")
+            .unwrap();
+        let text = String::from_utf8_lossy(&buf[..n]).to_string();
+        if text.starts_with("SIP/2.0 100") {
+            continue;
+        }
+        assert!(text.starts_with("SIP/2.0 200"), "not answered: {text}");
+        break text;
+    };
+    assert!(
+        header(&ok, "Session-Expires").starts_with("90;refresher=uac"),
+        "Session-Expires in the 200: {ok}"
+    );
+    let to = header(&ok, "To");
+    let ack = format!(
+        "ACK sip:8000@{target} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {local};branch=z9hG4bK-timer-no-refresh-ack\r\n\
+         From: <sip:+33612345678@{local}>;tag={from_tag}\r\n\
+         To: {to}\r\n\
+         Call-ID: {call_id}\r\n\
+         CSeq: 1 ACK\r\n\
+         Max-Forwards: 70\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    sock.send_to(ack.as_bytes(), target).await.unwrap();
+    // Only a BYE (or retransmissions of the 200) may come now, within 80 s.
+    let bye = tokio::time::timeout(Duration::from_secs(80), async {
+        loop {
+            let (n, from) = sock.recv_from(&mut buf).await.unwrap();
+            let text = String::from_utf8_lossy(&buf[..n]).to_string();
+            if text.starts_with("BYE ") {
+                return (text, from);
+            }
+        }
+    })
+    .await
+    .expect("no BYE within 80 s");
+    let (bye, from) = bye;
+    let ok = format!(
+        "SIP/2.0 200 OK\r\nVia: {}\r\nFrom: {}\r\nTo: {}\r\nCall-ID: {}\r\nCSeq: {}\r\nContent-Length: 0\r\n\r\n",
+        header(&bye, "Via"),
+        header(&bye, "From"),
+        header(&bye, "To"),
+        header(&bye, "Call-ID"),
+        header(&bye, "CSeq"),
+    );
+    sock.send_to(ok.as_bytes(), from).await.unwrap();
+}
+
+/// In virtual time: tokio's paused clock jumps over the idle minute, and the user agent reads
+/// the same clock.
+#[tokio::test(start_paused = true)]
 async fn a_caller_that_never_refreshes_its_session_gets_our_bye_before_expiry() {
-    let (ua, handler) = start_ua(IpAddr::V4(Ipv4Addr::LOCALHOST)).await;
+    let clock: SharedClock = Arc::new(TokioClock::starting_at(chrono::Utc::now()));
+    let (ua, handler) = start_ua_on(IpAddr::V4(Ipv4Addr::LOCALHOST), clock).await;
     let target = ua.local_addrs().0[0];
-    client("timer-no-refresh.xml", target, &[]).await;
+    caller_never_refreshing(target).await;
     let calls = handler.calls.lock().unwrap().clone();
     assert_eq!(calls.len(), 1);
     let (shared, answered_at) = calls.into_values().next().unwrap();
@@ -162,13 +399,12 @@ async fn a_caller_that_never_refreshes_its_session_gets_our_bye_before_expiry() 
     assert!(lasted >= Duration::from_secs(57), "BYE after {lasted:?}");
 }
 
-async fn we_refresh(scenario: &str) {
-    let (ua, _handler) = start_ua(IpAddr::V4(Ipv4Addr::LOCALHOST)).await;
-    let port = free_port();
-    let mut cmd = sipp_command(scenario, "127.0.0.1");
-    cmd.args(["-p", &port.to_string()]);
-    let child = cmd.spawn().expect("sipp (apt-get install -y sip-tester)");
-    tokio::time::sleep(Duration::from_millis(300)).await;
+async fn we_refresh(update: bool) {
+    let clock: SharedClock = Arc::new(TokioClock::starting_at(chrono::Utc::now()));
+    let (ua, _handler) = start_ua_on(IpAddr::V4(Ipv4Addr::LOCALHOST), clock).await;
+    let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let port = sock.local_addr().unwrap().port();
+    let callee = tokio::spawn(callee_expecting_refresh(sock, update));
     let shared = LegShared::new();
     let offer = sdp::offer(IpAddr::V4(Ipv4Addr::LOCALHOST), 40002, 7, 1);
     let (_, mut events) = ua
@@ -194,9 +430,11 @@ async fn we_refresh(scenario: &str) {
             other => panic!("not answered: {other:?}"),
         }
     }
-    let answered_at = Instant::now();
-    // SIPp answers our refresh, then hangs up.
-    finish(scenario, child).await;
+    let answered_at = tokio::time::Instant::now();
+    // The callee answers our refresh, then hangs up.
+    callee
+        .await
+        .expect("the callee's side of the scenario failed");
     tokio::time::timeout(Duration::from_secs(2), ended(&shared))
         .await
         .expect("the callee's BYE did not end the leg");
@@ -208,13 +446,10 @@ async fn we_refresh(scenario: &str) {
     );
 }
 
-/// Both ways of refreshing at once (each waits 45 s of real time).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+/// Both ways of refreshing at once, in virtual time (each waits 45 s of it).
+#[tokio::test(start_paused = true)]
 async fn as_refresher_we_send_update_or_a_reinvite_to_a_peer_without_update_at_half_the_interval() {
-    tokio::join!(
-        we_refresh("timer-refresh-update.xml"),
-        we_refresh("timer-refresh-reinvite.xml")
-    );
+    tokio::join!(we_refresh(true), we_refresh(false));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

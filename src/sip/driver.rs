@@ -1,0 +1,93 @@
+//! The user agent's async driver: binds the transports, then feeds the I/O-free
+//! [`Endpoint`] what arrives (messages, commands) and the time, sends what it asks to send and
+//! sleeps on the injected clock until its next deadline.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use super::endpoint::Endpoint;
+use super::time::SipClock;
+use super::transport::{Received, Transports};
+use super::ua::{CallHandler, Cmd, UaConfig, UaHandle};
+
+/// Binds the listeners of `config` and starts the user agent's task, every timer on `time`.
+pub(crate) async fn start(
+    config: UaConfig,
+    handler: Arc<dyn CallHandler>,
+    time: SipClock,
+) -> std::io::Result<UaHandle> {
+    let (in_tx, in_rx) = mpsc::unbounded_channel();
+    let transports = Transports::bind(
+        &config.udp,
+        &config.tcp,
+        in_tx,
+        config.limits.transport.clone(),
+        time.clone(),
+    )
+    .await?;
+    let first = transports
+        .udp_addrs()
+        .first()
+        .or(transports.tcp_addrs().first())
+        .copied();
+    let public_ip = config.public_ip.unwrap_or(match first {
+        Some(a) if !a.ip().is_unspecified() => a.ip(),
+        _ => IpAddr::from([127, 0, 0, 1]),
+    });
+    let (tx, rx) = mpsc::unbounded_channel();
+    let metrics = Arc::new(crate::ops::metrics::SipMetrics::default());
+    let local = (
+        transports.udp_addrs().first().copied(),
+        transports.tcp_addrs().first().copied(),
+    );
+    let endpoint = Endpoint::new(
+        config,
+        local,
+        handler.clone(),
+        metrics.clone(),
+        time.now(),
+        public_ip,
+    );
+    tokio::spawn(run(endpoint, rx, in_rx, transports.clone(), handler, time));
+    Ok(UaHandle::from_parts(tx, public_ip, transports, metrics))
+}
+
+/// Drives `endpoint` until every handle is gone: one input at a time (a command, a received
+/// message or a deadline), then everything it has to send and to tell `handler`.
+async fn run(
+    mut endpoint: Endpoint,
+    mut commands: mpsc::UnboundedReceiver<Cmd>,
+    mut inbound: mpsc::UnboundedReceiver<Received>,
+    transports: Arc<Transports>,
+    handler: Arc<dyn CallHandler>,
+    time: SipClock,
+) {
+    loop {
+        let wake = endpoint.poll_timeout();
+        let sleep = async {
+            match wake {
+                Some(at) => time.sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            cmd = commands.recv() => match cmd {
+                Some(c) => endpoint.handle_command(time.now(), c),
+                None => return,
+            },
+            Some(r) = inbound.recv() => endpoint.handle_command(time.now(), Cmd::Received(r)),
+            () = sleep => endpoint.handle_timeout(time.now()),
+        }
+        while let Some(t) = endpoint.poll_transmit() {
+            transports.send(t.peer, t.bytes);
+        }
+        while let Some(notice) = endpoint.poll_event() {
+            notice.deliver(handler.as_ref());
+        }
+        if endpoint.poll_trim(time.now()) {
+            tokio::task::spawn_blocking(crate::ops::heap::release_free);
+        }
+    }
+}

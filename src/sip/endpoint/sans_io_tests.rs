@@ -1,0 +1,148 @@
+//! The endpoint driven without sockets or a runtime clock: messages in, messages out, and the
+//! time jumped from one deadline to the next.
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::oneshot;
+
+use super::{Endpoint, Notice, Transmit};
+use crate::sip::message;
+use crate::sip::registrar::RegistrarConfig;
+use crate::sip::transport::{Peer, Received, Transport};
+use crate::sip::ua::{CallHandler, Cmd, IncomingCall, UaConfig};
+
+/// Serves 8000 and keeps every incoming call handed to it.
+#[derive(Default)]
+struct Calls(Mutex<Vec<IncomingCall>>);
+
+impl CallHandler for Calls {
+    fn serves(&self, number: &str) -> bool {
+        number == "8000"
+    }
+
+    fn incoming(&self, call: IncomingCall) {
+        self.0.lock().unwrap().push(call);
+    }
+
+    fn registration(&self, _user: &str, _registered: bool) {}
+}
+
+const US: &str = "127.0.0.1:5060";
+const CALLER: &str = "127.0.0.1:5999";
+
+fn endpoint(handler: Arc<Calls>, t0: Instant) -> Endpoint {
+    let us: SocketAddr = US.parse().unwrap();
+    Endpoint::new(
+        UaConfig {
+            udp: vec![us],
+            tcp: vec![],
+            public_ip: None,
+            public_name: None,
+            registrar: RegistrarConfig::default(),
+            register_auth: None,
+            authenticate_register: false,
+            authenticate_invite: false,
+            session_expires: 1800,
+            limits: Default::default(),
+        },
+        (Some(us), None),
+        handler,
+        Arc::new(crate::ops::metrics::SipMetrics::default()),
+        t0,
+        us.ip(),
+    )
+}
+
+fn received(text: &str, at: Instant) -> Cmd {
+    Cmd::Received(Received {
+        bytes: text.as_bytes().to_vec(),
+        peer: Peer {
+            addr: CALLER.parse().unwrap(),
+            transport: Transport::Udp,
+        },
+        local: US.parse().unwrap(),
+        framing_error: None,
+        at,
+    })
+}
+
+fn sent(ep: &mut Endpoint) -> Vec<String> {
+    std::iter::from_fn(|| ep.poll_transmit())
+        .map(|Transmit { bytes, .. }| String::from_utf8_lossy(&bytes).to_string())
+        .collect()
+}
+
+fn header(msg: &str, name: &str) -> String {
+    message::parse(msg.as_bytes())
+        .ok()
+        .and_then(|m| message::header_value(&m, name))
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_session_the_caller_never_refreshes_ends_with_our_bye_at_sixty_seconds_of_virtual_time() {
+    let t0 = crate::clock::instant_origin();
+    let calls = Arc::new(Calls::default());
+    let mut ep = endpoint(calls.clone(), t0);
+    let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\n";
+    let invite = format!(
+        "INVITE sip:8000@{US} SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bK-si-1\r\n\
+         From: <sip:+33612345678@{CALLER}>;tag=caller\r\nTo: <sip:8000@{US}>\r\n\
+         Call-ID: sans-io-1\r\nCSeq: 1 INVITE\r\nContact: <sip:caller@{CALLER}>\r\n\
+         Supported: timer\r\nSession-Expires: 90;refresher=uac\r\nMax-Forwards: 70\r\n\
+         Content-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    );
+    ep.handle_command(t0, received(&invite, t0));
+    // The call is offered to the application as a notice, not by a call into it.
+    let call_id = std::iter::from_fn(|| ep.poll_event())
+        .find_map(|n| match n {
+            Notice::Incoming(call) => Some(call.call_id),
+            _ => None,
+        })
+        .expect("the call was not offered");
+    assert!(calls.0.lock().unwrap().is_empty());
+    sent(&mut ep);
+    let (done, _answered) = oneshot::channel();
+    ep.handle_command(
+        t0,
+        Cmd::Answer {
+            call: call_id,
+            sdp: sdp.to_string(),
+            done,
+        },
+    );
+    let ok = sent(&mut ep)
+        .into_iter()
+        .find(|m| m.starts_with("SIP/2.0 200"))
+        .expect("no 200 OK");
+    assert!(header(&ok, "Session-Expires").starts_with("90;refresher=uac"));
+    let ack = format!(
+        "ACK sip:8000@{US} SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bK-si-2\r\n\
+         From: <sip:+33612345678@{CALLER}>;tag=caller\r\nTo: {}\r\nCall-ID: sans-io-1\r\n\
+         CSeq: 1 ACK\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        header(&ok, "To")
+    );
+    ep.handle_command(t0, received(&ack, t0));
+    sent(&mut ep);
+    // Jump from deadline to deadline until the BYE goes out.
+    let mut bye_at = None;
+    while let Some(at) = ep.poll_timeout() {
+        if at > t0 + Duration::from_secs(80) {
+            break;
+        }
+        ep.handle_timeout(at);
+        if sent(&mut ep).iter().any(|m| m.starts_with("BYE ")) {
+            bye_at = Some(at - t0);
+            break;
+        }
+    }
+    // 90 - min(32, 90/3) = 60 s.
+    let bye_at = bye_at.expect("no BYE within 80 s");
+    assert!(
+        bye_at >= Duration::from_secs(60) && bye_at < Duration::from_secs(61),
+        "BYE after {bye_at:?}"
+    );
+}
