@@ -1,0 +1,213 @@
+//! Client INVITE transaction (RFC 3261 §17.1.1, RFC 6026 §7.2) and the ACK it sends for a
+//! non-2xx final.
+
+use std::time::{Duration, Instant};
+
+use rsip::headers::UntypedHeader;
+use rsip::message::HasHeaders;
+use rsip::{Header, SipMessage};
+
+use super::super::message::cseq;
+use super::timers::{Event, Outbox, Timer, Timers, code_of, earliest};
+
+/// States of a client INVITE transaction (Figure 5 of RFC 3261 as amended by RFC 6026).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientInviteState {
+    /// INVITE sent, nothing heard; Timer A retransmits.
+    Calling,
+    /// A provisional response arrived.
+    Proceeding,
+    /// A 300-699 arrived and was ACKed; Timer D absorbs retransmissions.
+    Completed,
+    /// A 2xx arrived; further 2xx go to the TU until Timer M.
+    Accepted,
+    /// Over.
+    Terminated,
+}
+
+/// Client INVITE transaction: retransmits the INVITE, ACKs non-2xx finals itself.
+#[derive(Debug)]
+pub struct ClientInvite {
+    state: ClientInviteState,
+    request: rsip::Request,
+    reliable: bool,
+    timers: Timers,
+    a: Timer,
+    b: Timer,
+    d: Timer,
+    m: Timer,
+    ack: Option<rsip::Request>,
+    out: Outbox,
+}
+
+impl ClientInvite {
+    /// Starts the transaction and queues the INVITE for sending.
+    pub fn new(now: Instant, request: rsip::Request, reliable: bool, timers: Timers) -> Self {
+        let mut out = Outbox::default();
+        out.send(request.clone());
+        ClientInvite {
+            state: ClientInviteState::Calling,
+            request,
+            reliable,
+            timers,
+            a: if reliable {
+                Timer::default()
+            } else {
+                Timer::start(now, timers.t1)
+            },
+            b: Timer::start(now, timers.t64()),
+            d: Timer::default(),
+            m: Timer::default(),
+            ack: None,
+            out,
+        }
+    }
+
+    /// Current state.
+    pub fn state(&self) -> ClientInviteState {
+        self.state
+    }
+
+    /// The INVITE this transaction carries (the TU builds CANCEL from it).
+    pub fn request(&self) -> &rsip::Request {
+        &self.request
+    }
+
+    /// Feeds a response matched to this transaction.
+    pub fn handle_message(&mut self, now: Instant, msg: SipMessage) {
+        let SipMessage::Response(resp) = msg else {
+            return;
+        };
+        let code = code_of(&resp);
+        use ClientInviteState::*;
+        match (self.state, code) {
+            (Calling | Proceeding, 100..=199) => {
+                self.state = Proceeding;
+                self.a.stop();
+                self.b.stop();
+                self.out.emit(Event::Response(resp));
+            }
+            (Calling | Proceeding, 200..=299) => {
+                self.state = Accepted;
+                self.a.stop();
+                self.b.stop();
+                self.m = Timer::start(now, self.timers.t64());
+                self.out.emit(Event::Response(resp));
+            }
+            (Calling | Proceeding, 300..=699) => {
+                self.state = Completed;
+                self.a.stop();
+                self.b.stop();
+                let ack = ack_for(&self.request, &resp);
+                self.out.send(ack.clone());
+                self.ack = Some(ack);
+                let wait = if self.reliable {
+                    Duration::ZERO
+                } else {
+                    Duration::from_secs(32).max(self.timers.t64())
+                };
+                self.d = Timer::start(now, wait);
+                self.out.emit(Event::Response(resp));
+            }
+            (Completed, 300..=699) => {
+                if let Some(ack) = &self.ack {
+                    self.out.send(ack.clone());
+                }
+            }
+            (Accepted, 200..=299) => self.out.emit(Event::Response(resp)),
+            _ => {}
+        }
+    }
+
+    /// Fires every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        use ClientInviteState::*;
+        if self.state == Calling && self.a.due(now) {
+            self.out.send(self.request.clone());
+            self.a = Timer::start(now, self.a.interval * 2);
+        }
+        if self.state == Calling && self.b.due(now) {
+            self.out.emit(Event::TimedOut);
+            self.terminate();
+        }
+        if self.state == Completed && self.d.due(now) {
+            self.terminate();
+        }
+        if self.state == Accepted && self.m.due(now) {
+            self.terminate();
+        }
+    }
+
+    /// The driver could not send: the transaction fails (RFC 3261 §17.1.4).
+    pub fn handle_transport_error(&mut self) {
+        if matches!(
+            self.state,
+            ClientInviteState::Calling | ClientInviteState::Proceeding
+        ) {
+            self.out.emit(Event::TransportError);
+            self.terminate();
+        }
+    }
+
+    fn terminate(&mut self) {
+        self.state = ClientInviteState::Terminated;
+        for t in [&mut self.a, &mut self.b, &mut self.d, &mut self.m] {
+            t.stop();
+        }
+        self.out.emit(Event::Terminated);
+    }
+
+    /// The next message to send, if any.
+    pub fn poll_transmit(&mut self) -> Option<SipMessage> {
+        self.out.transmits.pop_front()
+    }
+
+    /// When `handle_timeout` must next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        earliest(&[&self.a, &self.b, &self.d, &self.m])
+    }
+
+    /// The next event for the TU, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.out.events.pop_front()
+    }
+}
+
+/// Builds the ACK for a non-2xx final response (RFC 3261 §17.1.1.3).
+pub fn ack_for(invite: &rsip::Request, resp: &rsip::Response) -> rsip::Request {
+    let mut headers = rsip::Headers::default();
+    if let Some(via) = invite
+        .headers()
+        .iter()
+        .find(|h| matches!(h, Header::Via(_)))
+    {
+        headers.push(via.clone());
+    }
+    for h in invite.headers().iter() {
+        match h {
+            Header::From(_) | Header::CallId(_) | Header::Route(_) => headers.push(h.clone()),
+            _ => {}
+        }
+    }
+    match resp.headers().iter().find(|h| matches!(h, Header::To(_))) {
+        Some(to) => headers.push(to.clone()),
+        None => {
+            if let Some(to) = invite.headers().iter().find(|h| matches!(h, Header::To(_))) {
+                headers.push(to.clone());
+            }
+        }
+    }
+    let seq = cseq(invite).map(|(n, _)| n).unwrap_or(1);
+    headers.push(Header::CSeq(rsip::headers::CSeq::new(format!("{seq} ACK"))));
+    headers.push(Header::MaxForwards(rsip::headers::MaxForwards::new("70")));
+    headers.push(Header::ContentLength(rsip::headers::ContentLength::new(
+        "0",
+    )));
+    rsip::Request {
+        method: rsip::Method::Ack,
+        uri: invite.uri.clone(),
+        version: rsip::Version::V2,
+        headers,
+        body: Vec::new(),
+    }
+}

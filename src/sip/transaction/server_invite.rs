@@ -1,0 +1,205 @@
+//! Server INVITE transaction (RFC 3261 §17.2.1, RFC 6026 §7.1).
+
+use std::time::{Duration, Instant};
+
+use rsip::SipMessage;
+
+use super::super::message;
+use super::timers::{Event, Outbox, Timer, Timers, TransactionError, code_of, earliest};
+
+/// States of a server INVITE transaction (Figure 7 as amended by RFC 6026).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerInviteState {
+    /// INVITE received, 100 Trying sent; the TU may send provisionals.
+    Proceeding,
+    /// A 300-699 was sent; Timer G retransmits it until ACK or Timer H.
+    Completed,
+    /// The ACK arrived; Timer I absorbs further ACKs.
+    Confirmed,
+    /// A 2xx was sent; the TU retransmits it (see [`TwoXxRetransmitter`]) until Timer L.
+    Accepted,
+    /// Over.
+    Terminated,
+}
+
+/// Server INVITE transaction: answers retransmitted INVITEs, retransmits non-2xx finals.
+#[derive(Debug)]
+pub struct ServerInvite {
+    state: ServerInviteState,
+    request: rsip::Request,
+    reliable: bool,
+    timers: Timers,
+    last_response: Option<rsip::Response>,
+    g: Timer,
+    h: Timer,
+    i: Timer,
+    l: Timer,
+    out: Outbox,
+}
+
+impl ServerInvite {
+    /// Starts the transaction for a received INVITE and queues a 100 Trying at once.
+    pub fn new(_now: Instant, request: rsip::Request, reliable: bool, timers: Timers) -> Self {
+        let trying = message::response_for(&request, 100, "Trying");
+        let mut out = Outbox::default();
+        out.send(trying.clone());
+        ServerInvite {
+            state: ServerInviteState::Proceeding,
+            request,
+            reliable,
+            timers,
+            last_response: Some(trying),
+            g: Timer::default(),
+            h: Timer::default(),
+            i: Timer::default(),
+            l: Timer::default(),
+            out,
+        }
+    }
+
+    /// Current state.
+    pub fn state(&self) -> ServerInviteState {
+        self.state
+    }
+
+    /// The INVITE this transaction answers.
+    pub fn request(&self) -> &rsip::Request {
+        &self.request
+    }
+
+    /// Feeds a retransmitted INVITE or an ACK matched to this transaction.
+    pub fn handle_message(&mut self, now: Instant, msg: SipMessage) {
+        let SipMessage::Request(req) = msg else {
+            return;
+        };
+        use ServerInviteState::*;
+        match (self.state, req.method == rsip::Method::Ack) {
+            (Proceeding | Completed, false) => {
+                if let Some(r) = &self.last_response {
+                    self.out.send(r.clone());
+                }
+            }
+            (Completed, true) => {
+                self.state = Confirmed;
+                self.g.stop();
+                self.h.stop();
+                let wait = if self.reliable {
+                    Duration::ZERO
+                } else {
+                    self.timers.t4
+                };
+                self.i = Timer::start(now, wait);
+                self.out.emit(Event::AckReceived);
+            }
+            // RFC 6026 §7.1: an ACK for the 2xx that reaches us here goes to the TU.
+            (Accepted, true) => self.out.emit(Event::AckReceived),
+            // Retransmitted INVITEs in Accepted and ACKs in Confirmed are absorbed.
+            _ => {}
+        }
+    }
+
+    /// Sends a response from the TU; 2xx move to Accepted, 300-699 to Completed.
+    pub fn send_response(
+        &mut self,
+        now: Instant,
+        resp: rsip::Response,
+    ) -> Result<(), TransactionError> {
+        use ServerInviteState::*;
+        let code = code_of(&resp);
+        match (self.state, code) {
+            (Proceeding, 101..=199) => {
+                self.last_response = Some(resp.clone());
+                self.out.send(resp);
+            }
+            (Proceeding, 200..=299) => {
+                self.state = Accepted;
+                self.l = Timer::start(now, self.timers.t64());
+                self.out.send(resp);
+            }
+            (Accepted, 200..=299) => self.out.send(resp),
+            (Proceeding, 300..=699) => {
+                self.state = Completed;
+                self.last_response = Some(resp.clone());
+                self.out.send(resp);
+                if !self.reliable {
+                    self.g = Timer::start(now, self.timers.t1);
+                }
+                self.h = Timer::start(now, self.timers.t64());
+            }
+            (state, code) => {
+                return Err(TransactionError::InvalidResponse {
+                    code,
+                    state: server_invite_name(state),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Fires every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        use ServerInviteState::*;
+        if self.state == Completed && self.g.due(now) {
+            if let Some(r) = &self.last_response {
+                self.out.send(r.clone());
+            }
+            self.g = Timer::start(now, (self.g.interval * 2).min(self.timers.t2));
+        }
+        if self.state == Completed && self.h.due(now) {
+            self.out.emit(Event::TimedOut);
+            self.terminate();
+        }
+        if self.state == Confirmed && self.i.due(now) {
+            self.terminate();
+        }
+        if self.state == Accepted && self.l.due(now) {
+            self.terminate();
+        }
+    }
+
+    /// The driver could not send a response.
+    pub fn handle_transport_error(&mut self) {
+        match self.state {
+            ServerInviteState::Proceeding | ServerInviteState::Completed => {
+                self.out.emit(Event::TransportError);
+                self.terminate();
+            }
+            // RFC 6026: in Accepted the TU is told, the transaction lives on until Timer L.
+            ServerInviteState::Accepted => self.out.emit(Event::TransportError),
+            _ => {}
+        }
+    }
+
+    fn terminate(&mut self) {
+        self.state = ServerInviteState::Terminated;
+        for t in [&mut self.g, &mut self.h, &mut self.i, &mut self.l] {
+            t.stop();
+        }
+        self.out.emit(Event::Terminated);
+    }
+
+    /// The next message to send, if any.
+    pub fn poll_transmit(&mut self) -> Option<SipMessage> {
+        self.out.transmits.pop_front()
+    }
+
+    /// When `handle_timeout` must next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        earliest(&[&self.g, &self.h, &self.i, &self.l])
+    }
+
+    /// The next event for the TU, if any.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.out.events.pop_front()
+    }
+}
+
+fn server_invite_name(s: ServerInviteState) -> &'static str {
+    match s {
+        ServerInviteState::Proceeding => "Proceeding",
+        ServerInviteState::Completed => "Completed",
+        ServerInviteState::Confirmed => "Confirmed",
+        ServerInviteState::Accepted => "Accepted",
+        ServerInviteState::Terminated => "Terminated",
+    }
+}

@@ -1,0 +1,114 @@
+//! The RFC 3261 timer values, one named timer, and the outbox every machine queues into.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use rsip::SipMessage;
+use thiserror::Error;
+
+/// RFC 3261 timer base values; configurable so tests and odd networks can change them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timers {
+    /// Round-trip estimate (default 500 ms).
+    pub t1: Duration,
+    /// Longest retransmit interval for non-INVITE requests and INVITE responses (default 4 s).
+    pub t2: Duration,
+    /// Longest time a message stays in the network (default 5 s).
+    pub t4: Duration,
+}
+
+impl Default for Timers {
+    fn default() -> Self {
+        Timers {
+            t1: Duration::from_millis(500),
+            t2: Duration::from_secs(4),
+            t4: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Timers {
+    /// 64*T1: timers B, F, H, J, L and M.
+    pub fn t64(&self) -> Duration {
+        self.t1 * 64
+    }
+}
+
+/// What a transaction tells its transaction user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A response for the TU (client transactions; 2xx retransmissions included in Accepted).
+    Response(rsip::Response),
+    /// An ACK arrived for our final response (server INVITE).
+    AckReceived,
+    /// Timer B, F or H fired: the peer never answered (or never ACKed).
+    TimedOut,
+    /// The driver reported that sending failed.
+    TransportError,
+    /// The transaction is over and may be dropped.
+    Terminated,
+}
+
+/// Misuse of a transaction by its TU.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum TransactionError {
+    /// The TU sent a response the current state does not allow.
+    #[error("cannot send a {code} response in state {state}")]
+    InvalidResponse {
+        /// The status code the TU tried to send.
+        code: u16,
+        /// The state the transaction was in.
+        state: &'static str,
+    },
+    /// The request lacks what a transaction needs (Via branch, CSeq).
+    #[error("request unusable for a transaction: {0}")]
+    BadRequest(&'static str),
+}
+
+/// One named RFC 3261 timer: when it fires next and its current interval.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Timer {
+    pub(super) at: Option<Instant>,
+    pub(super) interval: Duration,
+}
+
+impl Timer {
+    pub(super) fn start(now: Instant, interval: Duration) -> Timer {
+        Timer {
+            at: Some(now + interval),
+            interval,
+        }
+    }
+
+    pub(super) fn due(&self, now: Instant) -> bool {
+        self.at.is_some_and(|at| at <= now)
+    }
+
+    pub(super) fn stop(&mut self) {
+        self.at = None;
+    }
+}
+
+/// Queues and timers shared by every machine.
+#[derive(Debug, Default)]
+pub(super) struct Outbox {
+    pub(super) transmits: VecDeque<SipMessage>,
+    pub(super) events: VecDeque<Event>,
+}
+
+impl Outbox {
+    pub(super) fn send(&mut self, msg: impl Into<SipMessage>) {
+        self.transmits.push_back(msg.into());
+    }
+    pub(super) fn emit(&mut self, e: Event) {
+        self.events.push_back(e);
+    }
+}
+
+pub(super) fn earliest(timers: &[&Timer]) -> Option<Instant> {
+    timers.iter().filter_map(|t| t.at).min()
+}
+
+pub(super) fn code_of(r: &rsip::Response) -> u16 {
+    r.status_code.code()
+}

@@ -1,0 +1,78 @@
+//! 2xx retransmission by the UAS core (RFC 3261 §13.3.1.4).
+
+use std::time::Instant;
+
+use rsip::SipMessage;
+
+use super::timers::{Event, Outbox, Timer, Timers, earliest};
+
+/// Retransmits a 2xx to INVITE from the TU until the ACK arrives, even over TCP, since the
+/// 2xx crosses proxies end to end; gives up after 64*T1 (the TU should then send BYE).
+#[derive(Debug)]
+pub struct TwoXxRetransmitter {
+    response: rsip::Response,
+    timers: Timers,
+    retransmit: Timer,
+    give_up: Timer,
+    out: Outbox,
+    done: bool,
+}
+
+impl TwoXxRetransmitter {
+    /// Starts retransmitting `response`, which the caller has already sent once.
+    pub fn new(now: Instant, response: rsip::Response, timers: Timers) -> Self {
+        TwoXxRetransmitter {
+            response,
+            timers,
+            retransmit: Timer::start(now, timers.t1),
+            give_up: Timer::start(now, timers.t64()),
+            out: Outbox::default(),
+            done: false,
+        }
+    }
+
+    /// The ACK arrived: stop.
+    pub fn ack_received(&mut self) {
+        self.stop();
+    }
+
+    /// True once ACKed or given up.
+    pub fn is_done(&self) -> bool {
+        self.done
+    }
+
+    fn stop(&mut self) {
+        self.done = true;
+        self.retransmit.stop();
+        self.give_up.stop();
+    }
+
+    /// Fires the retransmit and give-up timers due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.give_up.due(now) {
+            self.stop();
+            self.out.emit(Event::TimedOut);
+            return;
+        }
+        if self.retransmit.due(now) {
+            self.out.send(self.response.clone());
+            let next = (self.retransmit.interval * 2).min(self.timers.t2);
+            self.retransmit = Timer::start(now, next);
+        }
+    }
+
+    /// The next message to send, if any.
+    pub fn poll_transmit(&mut self) -> Option<SipMessage> {
+        self.out.transmits.pop_front()
+    }
+
+    /// When `handle_timeout` must next be called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        earliest(&[&self.retransmit, &self.give_up])
+    }
+
+    /// `TimedOut` when no ACK came within 64*T1.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.out.events.pop_front()
+    }
+}
