@@ -8,7 +8,7 @@ use rsip::message::HasHeaders;
 use rsip::{Header, SipMessage};
 
 use super::super::message::cseq;
-use super::timers::{Event, Outbox, Timer, Timers, code_of, earliest};
+use super::timers::{Event, Outbox, Timer, Timers, code_of, machine_common};
 
 /// States of a client INVITE transaction (Figure 5 of RFC 3261 as amended by RFC 6026).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,11 +50,7 @@ impl ClientInvite {
             request,
             reliable,
             timers,
-            a: if reliable {
-                Timer::default()
-            } else {
-                Timer::start(now, timers.t1)
-            },
+            a: Timer::retransmit(now, reliable, timers.t1),
             b: Timer::start(now, timers.t64()),
             d: Timer::default(),
             m: Timer::default(),
@@ -63,10 +59,7 @@ impl ClientInvite {
         }
     }
 
-    /// Current state.
-    pub fn state(&self) -> ClientInviteState {
-        self.state
-    }
+    machine_common!(ClientInviteState, [a, b, d, m]);
 
     /// The INVITE this transaction carries (the TU builds CANCEL from it).
     pub fn request(&self) -> &rsip::Request {
@@ -101,19 +94,11 @@ impl ClientInvite {
                 let ack = ack_for(&self.request, &resp);
                 self.out.send(ack.clone());
                 self.ack = Some(ack);
-                let wait = if self.reliable {
-                    Duration::ZERO
-                } else {
-                    Duration::from_secs(32).max(self.timers.t64())
-                };
-                self.d = Timer::start(now, wait);
+                let wait = Duration::from_secs(32).max(self.timers.t64());
+                self.d = Timer::absorb(now, self.reliable, wait);
                 self.out.emit(Event::Response(resp));
             }
-            (Completed, 300..=699) => {
-                if let Some(ack) = &self.ack {
-                    self.out.send(ack.clone());
-                }
-            }
+            (Completed, 300..=699) => self.out.resend(self.ack.as_ref()),
             (Accepted, 200..=299) => self.out.emit(Event::Response(resp)),
             _ => {}
         }
@@ -124,11 +109,10 @@ impl ClientInvite {
         use ClientInviteState::*;
         if self.state == Calling && self.a.due(now) {
             self.out.send(self.request.clone());
-            self.a = Timer::start(now, self.a.interval * 2);
+            self.a.back_off(now, Duration::MAX);
         }
         if self.state == Calling && self.b.due(now) {
-            self.out.emit(Event::TimedOut);
-            self.terminate();
+            self.time_out();
         }
         if self.state == Completed && self.d.due(now) {
             self.terminate();
@@ -144,32 +128,8 @@ impl ClientInvite {
             self.state,
             ClientInviteState::Calling | ClientInviteState::Proceeding
         ) {
-            self.out.emit(Event::TransportError);
-            self.terminate();
+            self.fail();
         }
-    }
-
-    fn terminate(&mut self) {
-        self.state = ClientInviteState::Terminated;
-        for t in [&mut self.a, &mut self.b, &mut self.d, &mut self.m] {
-            t.stop();
-        }
-        self.out.emit(Event::Terminated);
-    }
-
-    /// The next message to send, if any.
-    pub fn poll_transmit(&mut self) -> Option<SipMessage> {
-        self.out.transmits.pop_front()
-    }
-
-    /// When `handle_timeout` must next be called.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        earliest(&[&self.a, &self.b, &self.d, &self.m])
-    }
-
-    /// The next event for the TU, if any.
-    pub fn poll_event(&mut self) -> Option<Event> {
-        self.out.events.pop_front()
     }
 }
 

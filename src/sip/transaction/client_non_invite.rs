@@ -1,10 +1,10 @@
 //! Client non-INVITE transaction (RFC 3261 §17.1.2).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rsip::SipMessage;
 
-use super::timers::{Event, Outbox, Timer, Timers, code_of, earliest};
+use super::timers::{Event, Outbox, Timer, Timers, code_of, machine_common};
 
 /// States of a client non-INVITE transaction (Figure 6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,21 +42,14 @@ impl ClientNonInvite {
             request,
             reliable,
             timers,
-            e: if reliable {
-                Timer::default()
-            } else {
-                Timer::start(now, timers.t1)
-            },
+            e: Timer::retransmit(now, reliable, timers.t1),
             f: Timer::start(now, timers.t64()),
             k: Timer::default(),
             out,
         }
     }
 
-    /// Current state.
-    pub fn state(&self) -> ClientNonInviteState {
-        self.state
-    }
+    machine_common!(ClientNonInviteState, [e, f, k]);
 
     /// Feeds a response matched to this transaction.
     pub fn handle_message(&mut self, now: Instant, msg: SipMessage) {
@@ -73,12 +66,7 @@ impl ClientNonInvite {
                 self.state = Completed;
                 self.e.stop();
                 self.f.stop();
-                let wait = if self.reliable {
-                    Duration::ZERO
-                } else {
-                    self.timers.t4
-                };
-                self.k = Timer::start(now, wait);
+                self.k = Timer::absorb(now, self.reliable, self.timers.t4);
                 self.out.emit(Event::Response(resp));
             }
             _ => {}
@@ -90,16 +78,14 @@ impl ClientNonInvite {
         use ClientNonInviteState::*;
         if matches!(self.state, Trying | Proceeding) && self.e.due(now) {
             self.out.send(self.request.clone());
-            let next = if self.state == Trying {
-                (self.e.interval * 2).min(self.timers.t2)
+            if self.state == Trying {
+                self.e.back_off(now, self.timers.t2);
             } else {
-                self.timers.t2
-            };
-            self.e = Timer::start(now, next);
+                self.e = Timer::start(now, self.timers.t2);
+            }
         }
         if matches!(self.state, Trying | Proceeding) && self.f.due(now) {
-            self.out.emit(Event::TimedOut);
-            self.terminate();
+            self.time_out();
         }
         if self.state == Completed && self.k.due(now) {
             self.terminate();
@@ -112,31 +98,7 @@ impl ClientNonInvite {
             self.state,
             ClientNonInviteState::Trying | ClientNonInviteState::Proceeding
         ) {
-            self.out.emit(Event::TransportError);
-            self.terminate();
+            self.fail();
         }
-    }
-
-    fn terminate(&mut self) {
-        self.state = ClientNonInviteState::Terminated;
-        for t in [&mut self.e, &mut self.f, &mut self.k] {
-            t.stop();
-        }
-        self.out.emit(Event::Terminated);
-    }
-
-    /// The next message to send, if any.
-    pub fn poll_transmit(&mut self) -> Option<SipMessage> {
-        self.out.transmits.pop_front()
-    }
-
-    /// When `handle_timeout` must next be called.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        earliest(&[&self.e, &self.f, &self.k])
-    }
-
-    /// The next event for the TU, if any.
-    pub fn poll_event(&mut self) -> Option<Event> {
-        self.out.events.pop_front()
     }
 }

@@ -101,12 +101,7 @@ impl Transaction {
 
     /// True once the machine reached Terminated.
     pub fn is_terminated(&self) -> bool {
-        match self {
-            Transaction::ClientInvite(t) => t.state() == ClientInviteState::Terminated,
-            Transaction::ClientNonInvite(t) => t.state() == ClientNonInviteState::Terminated,
-            Transaction::ServerInvite(t) => t.state() == ServerInviteState::Terminated,
-            Transaction::ServerNonInvite(t) => t.state() == ServerNonInviteState::Terminated,
-        }
+        each!(self, t => t.is_terminated())
     }
 }
 

@@ -1,11 +1,11 @@
 //! Server INVITE transaction (RFC 3261 §17.2.1, RFC 6026 §7.1).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rsip::SipMessage;
 
 use super::super::message;
-use super::timers::{Event, Outbox, Timer, Timers, TransactionError, code_of, earliest};
+use super::timers::{Event, Outbox, Timer, Timers, TransactionError, code_of, machine_common};
 
 /// States of a server INVITE transaction (Figure 7 as amended by RFC 6026).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,10 +57,7 @@ impl ServerInvite {
         }
     }
 
-    /// Current state.
-    pub fn state(&self) -> ServerInviteState {
-        self.state
-    }
+    machine_common!(ServerInviteState, [g, h, i, l]);
 
     /// The INVITE this transaction answers.
     pub fn request(&self) -> &rsip::Request {
@@ -74,21 +71,12 @@ impl ServerInvite {
         };
         use ServerInviteState::*;
         match (self.state, req.method == rsip::Method::Ack) {
-            (Proceeding | Completed, false) => {
-                if let Some(r) = &self.last_response {
-                    self.out.send(r.clone());
-                }
-            }
+            (Proceeding | Completed, false) => self.out.resend(self.last_response.as_ref()),
             (Completed, true) => {
                 self.state = Confirmed;
                 self.g.stop();
                 self.h.stop();
-                let wait = if self.reliable {
-                    Duration::ZERO
-                } else {
-                    self.timers.t4
-                };
-                self.i = Timer::start(now, wait);
+                self.i = Timer::absorb(now, self.reliable, self.timers.t4);
                 self.out.emit(Event::AckReceived);
             }
             // RFC 6026 §7.1: an ACK for the 2xx that reaches us here goes to the TU.
@@ -121,9 +109,7 @@ impl ServerInvite {
                 self.state = Completed;
                 self.last_response = Some(resp.clone());
                 self.out.send(resp);
-                if !self.reliable {
-                    self.g = Timer::start(now, self.timers.t1);
-                }
+                self.g = Timer::retransmit(now, self.reliable, self.timers.t1);
                 self.h = Timer::start(now, self.timers.t64());
             }
             (state, code) => {
@@ -140,14 +126,11 @@ impl ServerInvite {
     pub fn handle_timeout(&mut self, now: Instant) {
         use ServerInviteState::*;
         if self.state == Completed && self.g.due(now) {
-            if let Some(r) = &self.last_response {
-                self.out.send(r.clone());
-            }
-            self.g = Timer::start(now, (self.g.interval * 2).min(self.timers.t2));
+            self.out.resend(self.last_response.as_ref());
+            self.g.back_off(now, self.timers.t2);
         }
         if self.state == Completed && self.h.due(now) {
-            self.out.emit(Event::TimedOut);
-            self.terminate();
+            self.time_out();
         }
         if self.state == Confirmed && self.i.due(now) {
             self.terminate();
@@ -160,37 +143,11 @@ impl ServerInvite {
     /// The driver could not send a response.
     pub fn handle_transport_error(&mut self) {
         match self.state {
-            ServerInviteState::Proceeding | ServerInviteState::Completed => {
-                self.out.emit(Event::TransportError);
-                self.terminate();
-            }
+            ServerInviteState::Proceeding | ServerInviteState::Completed => self.fail(),
             // RFC 6026: in Accepted the TU is told, the transaction lives on until Timer L.
             ServerInviteState::Accepted => self.out.emit(Event::TransportError),
             _ => {}
         }
-    }
-
-    fn terminate(&mut self) {
-        self.state = ServerInviteState::Terminated;
-        for t in [&mut self.g, &mut self.h, &mut self.i, &mut self.l] {
-            t.stop();
-        }
-        self.out.emit(Event::Terminated);
-    }
-
-    /// The next message to send, if any.
-    pub fn poll_transmit(&mut self) -> Option<SipMessage> {
-        self.out.transmits.pop_front()
-    }
-
-    /// When `handle_timeout` must next be called.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        earliest(&[&self.g, &self.h, &self.i, &self.l])
-    }
-
-    /// The next event for the TU, if any.
-    pub fn poll_event(&mut self) -> Option<Event> {
-        self.out.events.pop_front()
     }
 }
 

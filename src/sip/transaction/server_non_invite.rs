@@ -1,10 +1,10 @@
 //! Server non-INVITE transaction (RFC 3261 §17.2.2).
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use rsip::SipMessage;
 
-use super::timers::{Event, Outbox, Timer, Timers, TransactionError, code_of};
+use super::timers::{Event, Outbox, Timer, Timers, TransactionError, code_of, machine_common};
 
 /// States of a server non-INVITE transaction (Figure 8).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,10 +45,7 @@ impl ServerNonInvite {
         }
     }
 
-    /// Current state.
-    pub fn state(&self) -> ServerNonInviteState {
-        self.state
-    }
+    machine_common!(ServerNonInviteState, [j]);
 
     /// The request this transaction answers.
     pub fn request(&self) -> &rsip::Request {
@@ -63,9 +60,8 @@ impl ServerNonInvite {
         if matches!(
             self.state,
             ServerNonInviteState::Proceeding | ServerNonInviteState::Completed
-        ) && let Some(r) = &self.last_response
-        {
-            self.out.send(r.clone());
+        ) {
+            self.out.resend(self.last_response.as_ref());
         }
     }
 
@@ -81,12 +77,7 @@ impl ServerNonInvite {
             (Trying | Proceeding, 100..=199) => self.state = Proceeding,
             (Trying | Proceeding, 200..=699) => {
                 self.state = Completed;
-                let wait = if self.reliable {
-                    Duration::ZERO
-                } else {
-                    self.timers.t64()
-                };
-                self.j = Timer::start(now, wait);
+                self.j = Timer::absorb(now, self.reliable, self.timers.t64());
             }
             (state, code) => {
                 return Err(TransactionError::InvalidResponse {
@@ -113,29 +104,7 @@ impl ServerNonInvite {
     /// The driver could not send a response.
     pub fn handle_transport_error(&mut self) {
         if self.state != ServerNonInviteState::Terminated {
-            self.out.emit(Event::TransportError);
-            self.terminate();
+            self.fail();
         }
-    }
-
-    fn terminate(&mut self) {
-        self.state = ServerNonInviteState::Terminated;
-        self.j.stop();
-        self.out.emit(Event::Terminated);
-    }
-
-    /// The next message to send, if any.
-    pub fn poll_transmit(&mut self) -> Option<SipMessage> {
-        self.out.transmits.pop_front()
-    }
-
-    /// When `handle_timeout` must next be called.
-    pub fn poll_timeout(&self) -> Option<Instant> {
-        self.j.at
-    }
-
-    /// The next event for the TU, if any.
-    pub fn poll_event(&mut self) -> Option<Event> {
-        self.out.events.pop_front()
     }
 }

@@ -73,11 +73,31 @@ pub(super) struct Timer {
 }
 
 impl Timer {
+    /// A timer firing `interval` after `now`.
     pub(super) fn start(now: Instant, interval: Duration) -> Timer {
         Timer {
             at: Some(now + interval),
             interval,
         }
+    }
+
+    /// A retransmission timer (A, E, G): none over a reliable transport (RFC 3261 §17.1.1.2).
+    pub(super) fn retransmit(now: Instant, reliable: bool, interval: Duration) -> Timer {
+        if reliable {
+            Timer::default()
+        } else {
+            Timer::start(now, interval)
+        }
+    }
+
+    /// An absorb timer (D, I, J, K): it fires at once over a reliable transport.
+    pub(super) fn absorb(now: Instant, reliable: bool, wait: Duration) -> Timer {
+        Timer::start(now, if reliable { Duration::ZERO } else { wait })
+    }
+
+    /// Restarts the timer with its interval doubled, capped at `cap` (exponential back-off).
+    pub(super) fn back_off(&mut self, now: Instant, cap: Duration) {
+        *self = Timer::start(now, (self.interval * 2).min(cap));
     }
 
     pub(super) fn due(&self, now: Instant) -> bool {
@@ -89,19 +109,35 @@ impl Timer {
     }
 }
 
-/// Queues and timers shared by every machine.
+/// The messages and events a machine has queued for its driver and its TU.
 #[derive(Debug, Default)]
 pub(super) struct Outbox {
-    pub(super) transmits: VecDeque<SipMessage>,
-    pub(super) events: VecDeque<Event>,
+    transmits: VecDeque<SipMessage>,
+    events: VecDeque<Event>,
 }
 
 impl Outbox {
     pub(super) fn send(&mut self, msg: impl Into<SipMessage>) {
         self.transmits.push_back(msg.into());
     }
+
+    /// Sends a copy of `msg` again, if there is one (a retransmitted request's last answer).
+    pub(super) fn resend<M: Clone + Into<SipMessage>>(&mut self, msg: Option<&M>) {
+        if let Some(m) = msg {
+            self.send(m.clone());
+        }
+    }
+
     pub(super) fn emit(&mut self, e: Event) {
         self.events.push_back(e);
+    }
+
+    pub(super) fn next_transmit(&mut self) -> Option<SipMessage> {
+        self.transmits.pop_front()
+    }
+
+    pub(super) fn next_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
     }
 }
 
@@ -112,3 +148,54 @@ pub(super) fn earliest(timers: &[&Timer]) -> Option<Instant> {
 pub(super) fn code_of(r: &rsip::Response) -> u16 {
     r.status_code.code()
 }
+
+/// The methods the four machines share, written once: each has a `state`, an `out` box and
+/// the named timers listed, which terminating stops.
+macro_rules! machine_common {
+    ($state:ident, [$($timer:ident),+]) => {
+        /// Current state.
+        pub fn state(&self) -> $state {
+            self.state
+        }
+
+        /// True once the machine reached Terminated.
+        pub fn is_terminated(&self) -> bool {
+            self.state == $state::Terminated
+        }
+
+        /// The next message to send, if any.
+        pub fn poll_transmit(&mut self) -> Option<SipMessage> {
+            self.out.next_transmit()
+        }
+
+        /// When `handle_timeout` must next be called.
+        pub fn poll_timeout(&self) -> Option<Instant> {
+            super::timers::earliest(&[$(&self.$timer),+])
+        }
+
+        /// The next event for the TU, if any.
+        pub fn poll_event(&mut self) -> Option<Event> {
+            self.out.next_event()
+        }
+
+        fn terminate(&mut self) {
+            self.state = $state::Terminated;
+            $(self.$timer.stop();)+
+            self.out.emit(Event::Terminated);
+        }
+
+        /// Timer B, F or H fired: the TU is told and the transaction ends.
+        #[allow(dead_code)] // the server non-INVITE machine has no such timer
+        fn time_out(&mut self) {
+            self.out.emit(Event::TimedOut);
+            self.terminate();
+        }
+
+        /// The transport failed: the TU is told and the transaction ends.
+        fn fail(&mut self) {
+            self.out.emit(Event::TransportError);
+            self.terminate();
+        }
+    };
+}
+pub(super) use machine_common;

@@ -56,14 +56,13 @@ impl TwoXxRetransmitter {
         }
         if self.retransmit.due(now) {
             self.out.send(self.response.clone());
-            let next = (self.retransmit.interval * 2).min(self.timers.t2);
-            self.retransmit = Timer::start(now, next);
+            self.retransmit.back_off(now, self.timers.t2);
         }
     }
 
     /// The next message to send, if any.
     pub fn poll_transmit(&mut self) -> Option<SipMessage> {
-        self.out.transmits.pop_front()
+        self.out.next_transmit()
     }
 
     /// When `handle_timeout` must next be called.
@@ -73,6 +72,6 @@ impl TwoXxRetransmitter {
 
     /// `TimedOut` when no ACK came within 64*T1.
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.out.events.pop_front()
+        self.out.next_event()
     }
 }
