@@ -34,31 +34,149 @@ pub fn name_addr_parts(value: &str) -> Option<(String, Params)> {
 pub fn header_values(msg: &impl HasHeaders, name: &str) -> Vec<String> {
     msg.headers()
         .iter()
-        .filter_map(|h| {
-            let text = h.to_string();
-            let (n, v) = text.split_once(':')?;
-            n.trim()
-                .eq_ignore_ascii_case(name)
-                .then(|| v.trim().to_string())
-        })
+        .filter(|h| header_name(h).eq_ignore_ascii_case(name))
+        .map(|h| header_text(h).to_string())
         .collect()
 }
 
 /// The first value of a header, by full name (case-insensitive).
 pub fn header_value(msg: &impl HasHeaders, name: &str) -> Option<String> {
-    header_values(msg, name).into_iter().next()
+    header_str(msg, name).map(str::to_string)
+}
+
+/// The first value of a header, by full name (case-insensitive), borrowed: no copy is made.
+pub fn header_str<'m>(msg: &'m impl HasHeaders, name: &str) -> Option<&'m str> {
+    msg.headers()
+        .iter()
+        .find(|h| header_name(h).eq_ignore_ascii_case(name))
+        .map(header_text)
+}
+
+/// Every value of a header, by full name (case-insensitive), borrowed and in order. Each header
+/// is matched on its name alone, without formatting it (what rsip's `Display` would cost).
+pub fn header_strs<'m>(
+    msg: &'m impl HasHeaders,
+    name: &'m str,
+) -> impl Iterator<Item = &'m str> + 'm {
+    msg.headers()
+        .iter()
+        .filter(move |h| header_name(h).eq_ignore_ascii_case(name))
+        .map(header_text)
+}
+
+/// The name rsip writes for a header: its long form (`Call-ID`, `CSeq`, `WWW-Authenticate`)
+/// for the headers it knows, the name as received for the others. Read without formatting.
+pub fn header_name(h: &Header) -> &str {
+    match h {
+        Header::Accept(_) => "Accept",
+        Header::AcceptEncoding(_) => "Accept-Encoding",
+        Header::AcceptLanguage(_) => "Accept-Language",
+        Header::AlertInfo(_) => "Alert-Info",
+        Header::Allow(_) => "Allow",
+        Header::AuthenticationInfo(_) => "Authentication-Info",
+        Header::Authorization(_) => "Authorization",
+        Header::CSeq(_) => "CSeq",
+        Header::CallId(_) => "Call-ID",
+        Header::CallInfo(_) => "Call-Info",
+        Header::Contact(_) => "Contact",
+        Header::ContentDisposition(_) => "Content-Disposition",
+        Header::ContentEncoding(_) => "Content-Encoding",
+        Header::ContentLanguage(_) => "Content-Language",
+        Header::ContentLength(_) => "Content-Length",
+        Header::ContentType(_) => "Content-Type",
+        Header::Date(_) => "Date",
+        Header::ErrorInfo(_) => "Error-Info",
+        Header::Event(_) => "Event",
+        Header::Expires(_) => "Expires",
+        Header::From(_) => "From",
+        Header::InReplyTo(_) => "In-Reply-To",
+        Header::MaxForwards(_) => "Max-Forwards",
+        Header::MimeVersion(_) => "Mime-Version",
+        Header::MinExpires(_) => "Min-Expires",
+        Header::Organization(_) => "Organization",
+        Header::Other(name, _) => name.trim(),
+        Header::Priority(_) => "Priority",
+        Header::ProxyAuthenticate(_) => "Proxy-Authenticate",
+        Header::ProxyAuthorization(_) => "Proxy-Authorization",
+        Header::ProxyRequire(_) => "Proxy-Require",
+        Header::RecordRoute(_) => "Record-Route",
+        Header::ReplyTo(_) => "Reply-To",
+        Header::Require(_) => "Require",
+        Header::RetryAfter(_) => "Retry-After",
+        Header::Route(_) => "Route",
+        Header::Server(_) => "Server",
+        Header::Subject(_) => "Subject",
+        Header::SubscriptionState(_) => "Subscription-State",
+        Header::Supported(_) => "Supported",
+        Header::Timestamp(_) => "Timestamp",
+        Header::To(_) => "To",
+        Header::Unsupported(_) => "Unsupported",
+        Header::UserAgent(_) => "User-Agent",
+        Header::Via(_) => "Via",
+        Header::Warning(_) => "Warning",
+        Header::WwwAuthenticate(_) => "WWW-Authenticate",
+    }
+}
+
+/// A header's value without surrounding whitespace, as it follows `Name:` on the wire.
+pub fn header_text(h: &Header) -> &str {
+    let value = match h {
+        Header::Accept(v) => v.value(),
+        Header::AcceptEncoding(v) => v.value(),
+        Header::AcceptLanguage(v) => v.value(),
+        Header::AlertInfo(v) => v.value(),
+        Header::Allow(v) => v.value(),
+        Header::AuthenticationInfo(v) => v.value(),
+        Header::Authorization(v) => v.value(),
+        Header::CSeq(v) => v.value(),
+        Header::CallId(v) => v.value(),
+        Header::CallInfo(v) => v.value(),
+        Header::Contact(v) => v.value(),
+        Header::ContentDisposition(v) => v.value(),
+        Header::ContentEncoding(v) => v.value(),
+        Header::ContentLanguage(v) => v.value(),
+        Header::ContentLength(v) => v.value(),
+        Header::ContentType(v) => v.value(),
+        Header::Date(v) => v.value(),
+        Header::ErrorInfo(v) => v.value(),
+        Header::Event(v) => v.value(),
+        Header::Expires(v) => v.value(),
+        Header::From(v) => v.value(),
+        Header::InReplyTo(v) => v.value(),
+        Header::MaxForwards(v) => v.value(),
+        Header::MimeVersion(v) => v.value(),
+        Header::MinExpires(v) => v.value(),
+        Header::Organization(v) => v.value(),
+        Header::Other(_, v) => v,
+        Header::Priority(v) => v.value(),
+        Header::ProxyAuthenticate(v) => v.value(),
+        Header::ProxyAuthorization(v) => v.value(),
+        Header::ProxyRequire(v) => v.value(),
+        Header::RecordRoute(v) => v.value(),
+        Header::ReplyTo(v) => v.value(),
+        Header::Require(v) => v.value(),
+        Header::RetryAfter(v) => v.value(),
+        Header::Route(v) => v.value(),
+        Header::Server(v) => v.value(),
+        Header::Subject(v) => v.value(),
+        Header::SubscriptionState(v) => v.value(),
+        Header::Supported(v) => v.value(),
+        Header::Timestamp(v) => v.value(),
+        Header::To(v) => v.value(),
+        Header::Unsupported(v) => v.value(),
+        Header::UserAgent(v) => v.value(),
+        Header::Via(v) => v.value(),
+        Header::Warning(v) => v.value(),
+        Header::WwwAuthenticate(v) => v.value(),
+    };
+    value.trim()
 }
 
 /// Every Via hop of a message, top first, parsed by us.
 pub fn vias(msg: &impl HasHeaders) -> Vec<Via> {
-    header_values(msg, "Via")
-        .iter()
-        .flat_map(|v| {
-            split_commas(v)
-                .into_iter()
-                .filter_map(|hop| Via::parse(hop).ok())
-                .collect::<Vec<_>>()
-        })
+    header_strs(msg, "Via")
+        .flat_map(split_commas)
+        .filter_map(|hop| Via::parse(hop).ok())
         .collect()
 }
 
@@ -103,9 +221,14 @@ pub fn stamp_via(req: &mut rsip::Request, source: std::net::SocketAddr) {
 
 /// The top Via's branch, which names the transaction (RFC 3261 §17.2.3).
 pub fn branch(msg: &impl HasHeaders) -> Option<String> {
-    vias(msg)
-        .first()
-        .and_then(|v| v.branch().map(str::to_string))
+    top_via(msg).and_then(|v| v.branch().map(str::to_string))
+}
+
+/// The top Via hop alone, without parsing the hops below it.
+pub fn top_via(msg: &impl HasHeaders) -> Option<Via> {
+    header_strs(msg, "Via")
+        .flat_map(split_commas)
+        .find_map(|hop| Via::parse(hop).ok())
 }
 
 /// True for branches from RFC 3261 elements, which the transaction layer may match on alone.
@@ -115,7 +238,7 @@ pub fn is_rfc3261_branch(branch: &str) -> bool {
 
 /// The CSeq number and method of a message, from our own reading of the header.
 pub fn cseq(msg: &impl HasHeaders) -> Option<(u32, String)> {
-    let v = header_value(msg, "CSeq")?;
+    let v = header_str(msg, "CSeq")?;
     let (n, m) = v.split_once([' ', '\t'])?;
     let n = u32::try_from(parse_decimal(n.trim(), MAX_CSEQ)?).ok()?;
     Some((n, m.trim().to_string()))

@@ -235,3 +235,126 @@ fn framing_needs_content_length_on_streams() {
     let endless = vec![b'a'; MAX_MESSAGE_SIZE + 2];
     assert_eq!(framing(&endless), Err(ParseError::TooLarge));
 }
+
+/// A request carrying one header of every kind rsip knows, plus extension headers.
+fn every_header() -> rsip::Request {
+    let names = [
+        "Accept",
+        "Accept-Encoding",
+        "Accept-Language",
+        "Alert-Info",
+        "Allow",
+        "Authentication-Info",
+        "Authorization",
+        "Call-Info",
+        "Contact",
+        "Content-Disposition",
+        "Content-Encoding",
+        "Content-Language",
+        "Content-Type",
+        "Date",
+        "Error-Info",
+        "Event",
+        "Expires",
+        "In-Reply-To",
+        "Mime-Version",
+        "Min-Expires",
+        "Organization",
+        "Priority",
+        "Proxy-Authenticate",
+        "Proxy-Authorization",
+        "Proxy-Require",
+        "Record-Route",
+        "Reply-To",
+        "Require",
+        "Retry-After",
+        "Route",
+        "Server",
+        "Subject",
+        "Subscription-State",
+        "Supported",
+        "Timestamp",
+        "Unsupported",
+        "User-Agent",
+        "Warning",
+        "WWW-Authenticate",
+        "X-Queue",
+        "x",
+    ];
+    let mut text = OPTIONS.replace("Content-Length: 0\r\n\r\n", "");
+    for name in names {
+        let value = match name {
+            "Date" => "Sat, 13 Nov 2010 23:29:00 GMT",
+            "Expires" | "Min-Expires" | "Retry-After" => "60",
+            "Contact" | "Record-Route" | "Route" => "<sip:p.example.com;lr>",
+            _ => "v1 ; p=2",
+        };
+        text.push_str(&format!("{name}:  {value} \r\n"));
+    }
+    text.push_str("Content-Length: 0\r\n\r\n");
+    request(&text)
+}
+
+#[test]
+fn header_names_and_values_are_read_as_rsip_writes_them_without_formatting() {
+    let r = every_header();
+    assert_eq!(r.headers.iter().count(), 48, "{r}");
+    for h in r.headers.iter() {
+        let text = h.to_string();
+        let (name, value) = text.split_once(':').unwrap();
+        assert_eq!(header_name(h), name.trim(), "{text}");
+        assert_eq!(header_text(h), value.trim(), "{text}");
+    }
+    assert_eq!(header_str(&r, "x-QUEUE"), Some("v1 ; p=2"));
+    assert_eq!(header_str(&r, "x"), Some("v1 ; p=2"));
+    assert_eq!(
+        header_str(&r, "Session-Expires"),
+        None,
+        "helpers do not fold"
+    );
+    assert_eq!(header_strs(&r, "Via").count(), 1);
+    assert_eq!(top_via(&r).unwrap().branch(), Some("z9hG4bK776asdhds"));
+}
+
+#[test]
+fn the_index_folds_compact_names_keeps_order_and_reads_each_name() {
+    let text = "INVITE sip:a@example.com SIP/2.0\r\n\
+        v: SIP/2.0/UDP h1;branch=z9hG4bK1\r\nVia: SIP/2.0/TCP h2;branch=z9hG4bK2\r\n\
+        f: <sip:b@example.com>;tag=1\r\nt: sip:a@example.com\r\ni: x@y\r\n\
+        Route: <sip:r1>\r\nX-A: 1\r\nroute: <sip:r2>\r\nx: 90;refresher=uac\r\n\
+        CSeq: 7 INVITE\r\nMax-Forwards: 70\r\nl: 0\r\n\r\n";
+    let m = IndexedMessage::parse(text.as_bytes()).unwrap();
+    let SipMessage::Request(r) = m.message() else {
+        panic!("request expected")
+    };
+    assert_eq!(m.len(), r.headers.iter().count());
+    assert!(!m.is_empty());
+    for name in ["Call-ID", "call-id", "i", "I"] {
+        assert_eq!(m.value(name), Some("x@y"), "{name}");
+    }
+    assert_eq!(m.value("Session-Expires"), Some("90;refresher=uac"));
+    assert_eq!(m.value("x"), Some("90;refresher=uac"));
+    assert_eq!(
+        m.values("ROUTE").collect::<Vec<_>>(),
+        ["<sip:r1>", "<sip:r2>"]
+    );
+    assert_eq!(m.value("x-a"), Some("1"));
+    assert_eq!(m.value("X-Missing"), None);
+    assert_eq!(m.values("Accept").count(), 0);
+    let hops: Vec<String> = m.vias().iter().map(|v| v.sent_by.clone()).collect();
+    assert_eq!(hops, ["h1", "h2"]);
+    assert_eq!(m.top_via().unwrap().branch(), Some("z9hG4bK1"));
+    assert_eq!(m.cseq(), Some((7, "INVITE")));
+    // The index agrees with the helpers on every header a message has.
+    let r = every_header();
+    let m = IndexedMessage::from(SipMessage::Request(r.clone()));
+    for h in r.headers.iter() {
+        let name = header_name(h);
+        assert_eq!(
+            m.values(name).collect::<Vec<_>>(),
+            header_strs(&r, name).collect::<Vec<_>>(),
+            "{name}"
+        );
+    }
+    assert_eq!(m.into_message(), SipMessage::Request(r));
+}

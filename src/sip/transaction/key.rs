@@ -2,7 +2,7 @@
 
 use rsip::SipMessage;
 
-use super::super::message::{cseq, header_value, is_rfc3261_branch, tag_of, vias};
+use super::super::message::{cseq, header_str, is_rfc3261_branch, tag_of, top_via};
 
 /// Names a transaction (RFC 3261 §17.1.3 and §17.2.3): top Via branch and sent-by, plus the
 /// method, where ACK maps to INVITE and CANCEL stays its own transaction.
@@ -24,7 +24,7 @@ pub struct TransactionKey {
 impl TransactionKey {
     /// The key of a request or response; None when it has no usable Via or CSeq.
     pub fn of(msg: &SipMessage) -> Option<TransactionKey> {
-        let top = vias(msg).into_iter().next()?;
+        let top = top_via(msg)?;
         let method = match msg {
             SipMessage::Request(r) => r.method.to_string(),
             SipMessage::Response(_) => cseq(msg)?.1,
@@ -37,10 +37,8 @@ impl TransactionKey {
         let branch = match top.branch() {
             Some(b) if is_rfc3261_branch(b) => b.to_string(),
             _ => {
-                let call_id = header_value(msg, "Call-ID")?;
-                let from_tag = header_value(msg, "From")
-                    .and_then(|f| tag_of(&f))
-                    .unwrap_or_default();
+                let call_id = header_str(msg, "Call-ID")?;
+                let from_tag = header_str(msg, "From").and_then(tag_of).unwrap_or_default();
                 let (n, _) = cseq(msg)?;
                 format!("2543:{call_id}:{from_tag}:{n}")
             }
