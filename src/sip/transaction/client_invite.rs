@@ -61,11 +61,6 @@ impl ClientInvite {
 
     machine_common!(ClientInviteState, [a, b, d, m]);
 
-    /// The INVITE this transaction carries (the TU builds CANCEL from it).
-    pub fn request(&self) -> &rsip::Request {
-        &self.request
-    }
-
     /// Feeds a response matched to this transaction.
     pub fn handle_message(&mut self, now: Instant, msg: SipMessage) {
         let SipMessage::Response(resp) = msg else {

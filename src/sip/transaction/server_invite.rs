@@ -59,11 +59,6 @@ impl ServerInvite {
 
     machine_common!(ServerInviteState, [g, h, i, l]);
 
-    /// The INVITE this transaction answers.
-    pub fn request(&self) -> &rsip::Request {
-        &self.request
-    }
-
     /// Feeds a retransmitted INVITE or an ACK matched to this transaction.
     pub fn handle_message(&mut self, now: Instant, msg: SipMessage) {
         let SipMessage::Request(req) = msg else {

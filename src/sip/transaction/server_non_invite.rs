@@ -47,11 +47,6 @@ impl ServerNonInvite {
 
     machine_common!(ServerNonInviteState, [j]);
 
-    /// The request this transaction answers.
-    pub fn request(&self) -> &rsip::Request {
-        &self.request
-    }
-
     /// Feeds a retransmitted request: answered with the last response, if any.
     pub fn handle_message(&mut self, _now: Instant, msg: SipMessage) {
         if !msg.is_request() {

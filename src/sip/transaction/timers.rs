@@ -158,6 +158,11 @@ macro_rules! machine_common {
             self.state
         }
 
+        /// The request the transaction was started for (the TU builds a CANCEL from an INVITE's).
+        pub fn request(&self) -> &rsip::Request {
+            &self.request
+        }
+
         /// True once the machine reached Terminated.
         pub fn is_terminated(&self) -> bool {
             self.state == $state::Terminated
