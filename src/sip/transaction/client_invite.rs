@@ -166,3 +166,85 @@ pub fn ack_for(invite: &rsip::Request, resp: &rsip::Response) -> rsip::Request {
         body: Vec::new(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::*;
+
+    #[test]
+    fn client_invite_over_udp_backs_off_and_times_out_at_64_t1() {
+        let t0 = Instant::now();
+        let mut t = ClientInvite::new(t0, invite(), false, Timers::default());
+        assert!(matches!(t.poll_transmit(), Some(SipMessage::Request(_))));
+        let sent = run_until!(t, t0, Duration::from_secs(40));
+        assert_eq!(sent, vec![500, 1500, 3500, 7500, 15500, 31500]);
+        assert_eq!(t.poll_event(), Some(Event::TimedOut));
+        assert_eq!(t.poll_event(), Some(Event::Terminated));
+        assert_eq!(t.state(), ClientInviteState::Terminated);
+        assert_eq!(t.poll_timeout(), None);
+    }
+
+    #[test]
+    fn client_invite_over_tcp_never_retransmits() {
+        let t0 = Instant::now();
+        let mut t = ClientInvite::new(t0, invite(), true, Timers::default());
+        assert!(t.poll_transmit().is_some());
+        assert_eq!(t.poll_timeout(), Some(t0 + Duration::from_secs(32)));
+        let sent = run_until!(t, t0, Duration::from_secs(40));
+        assert!(sent.is_empty());
+        assert_eq!(t.poll_event(), Some(Event::TimedOut));
+    }
+
+    #[test]
+    fn client_invite_acks_non_2xx_and_absorbs_retransmissions_during_timer_d() {
+        let t0 = Instant::now();
+        let inv = invite();
+        let mut t = ClientInvite::new(t0, inv.clone(), false, Timers::default());
+        t.poll_transmit();
+        t.handle_message(t0 + ms(100), resp(&inv, 180).into());
+        assert_eq!(t.state(), ClientInviteState::Proceeding);
+        assert!(matches!(t.poll_event(), Some(Event::Response(r)) if r.status_code.code() == 180));
+        // Provisional stops Timer A.
+        assert!(run_until!(t, t0, ms(5000)).is_empty());
+        t.handle_message(t0 + ms(6000), resp(&inv, 486).into());
+        assert_eq!(t.state(), ClientInviteState::Completed);
+        let Some(SipMessage::Request(ack)) = t.poll_transmit() else {
+            panic!("ACK expected")
+        };
+        assert_eq!(ack.method, rsip::Method::Ack);
+        assert_eq!(ack.uri, inv.uri);
+        assert_eq!(cseq(&ack), Some((314159, "ACK".into())));
+        assert_eq!(message::branch(&ack), message::branch(&inv));
+        assert_eq!(
+            tag_of(&header_value(&ack, "To").unwrap()).as_deref(),
+            Some("totag")
+        );
+        assert_eq!(
+            header_value(&ack, "Route").as_deref(),
+            Some("<sip:p1.example.com;lr>")
+        );
+        assert!(matches!(t.poll_event(), Some(Event::Response(r)) if r.status_code.code() == 486));
+        // A retransmitted 486 gets the same ACK again, and no new event.
+        t.handle_message(t0 + ms(6500), resp(&inv, 486).into());
+        assert!(matches!(t.poll_transmit(), Some(SipMessage::Request(a)) if a == ack));
+        assert_eq!(t.poll_event(), None);
+        assert_eq!(t.poll_timeout(), Some(t0 + ms(6000 + 32_000)));
+        t.handle_timeout(t0 + ms(38_000));
+        assert_eq!(t.poll_event(), Some(Event::Terminated));
+    }
+
+    #[test]
+    fn client_invite_passes_every_2xx_in_accepted_until_timer_m() {
+        let t0 = Instant::now();
+        let inv = invite();
+        let mut t = ClientInvite::new(t0, inv.clone(), false, Timers::default());
+        t.handle_message(t0 + ms(200), resp(&inv, 200).into());
+        assert_eq!(t.state(), ClientInviteState::Accepted);
+        t.handle_message(t0 + ms(700), resp(&inv, 200).into());
+        let events: Vec<_> = std::iter::from_fn(|| t.poll_event()).collect();
+        assert_eq!(events.len(), 2, "both 2xx go to the TU, which ACKs them");
+        assert_eq!(drain(&mut || t.poll_transmit()).len(), 1, "no ACK from us");
+        t.handle_timeout(t0 + ms(200) + Timers::default().t64());
+        assert_eq!(t.poll_event(), Some(Event::Terminated));
+    }
+}

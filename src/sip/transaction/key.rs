@@ -73,3 +73,41 @@ pub enum Side {
     /// We received the request; retransmissions and ACKs match it.
     Server,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::*;
+
+    #[test]
+    fn keys_map_ack_to_invite_and_keep_cancel_apart() {
+        let inv = invite();
+        let k = TransactionKey::of(&inv.clone().into()).unwrap();
+        assert_eq!(k.method, "INVITE");
+        assert_eq!(k.branch, "z9hG4bK776asdhds");
+        assert_eq!(k.sent_by, "pc33.example.com");
+        assert_eq!(TransactionKey::of(&ack_of(&inv).into()), Some(k.clone()));
+        let cancel = req(&INVITE
+            .replacen("INVITE sip:", "CANCEL sip:", 1)
+            .replace("314159 INVITE", "314159 CANCEL"));
+        let cancel_key = TransactionKey::of(&cancel.into()).unwrap();
+        assert_eq!(cancel_key.method, "CANCEL");
+        assert_eq!(cancel_key.cancelled_invite(), Some(k.clone()));
+        assert_eq!(k.cancelled_invite(), None);
+        let resp_key = TransactionKey::of(&resp(&inv, 180).into()).unwrap();
+        assert_eq!(resp_key.side, Side::Client);
+        assert_eq!(
+            resp_key,
+            TransactionKey {
+                side: Side::Client,
+                ..k
+            }
+        );
+        // RFC 2543 branch: keyed on Call-ID, From tag and CSeq instead.
+        let old = req(&INVITE.replace("branch=z9hG4bK776asdhds", "branch=1"));
+        let k = TransactionKey::of(&old.into()).unwrap();
+        assert!(
+            k.branch
+                .starts_with("2543:a84b4c76e66710@pc33.example.com:1928301774:314159")
+        );
+    }
+}

@@ -106,4 +106,4 @@ impl Transaction {
 }
 
 #[cfg(test)]
-mod tests;
+mod test_support;

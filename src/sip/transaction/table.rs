@@ -265,3 +265,73 @@ impl Transactions {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::*;
+
+    #[test]
+    fn table_creates_server_transactions_and_absorbs_retransmissions() {
+        let t0 = Instant::now();
+        let mut table = Transactions::new(Timers::default());
+        let inv = invite();
+        let Routed::NewServer(key, _) = table.handle_message(t0, inv.clone().into(), false) else {
+            panic!("new server transaction expected")
+        };
+        assert!(
+            matches!(table.poll_transmit(), Some((k, _)) if k == key),
+            "100 Trying"
+        );
+        assert_eq!(
+            table.handle_message(t0 + ms(500), inv.clone().into(), false),
+            Routed::Matched(key.clone())
+        );
+        assert!(table.poll_transmit().is_some(), "100 Trying again");
+        table
+            .send_response(t0 + ms(600), &key, resp(&inv, 486))
+            .unwrap();
+        table.poll_transmit();
+        assert_eq!(
+            table.handle_message(t0 + ms(700), ack_of(&inv).into(), false),
+            Routed::Matched(key.clone())
+        );
+        assert_eq!(table.poll_event(), Some((key.clone(), Event::AckReceived)));
+        // An ACK for a 2xx carries its own branch: it belongs to the dialog.
+        let other_ack = req(&ack_of(&inv)
+            .to_string()
+            .replace("z9hG4bK776asdhds", "z9hG4bKother"));
+        assert!(matches!(
+            table.handle_message(t0, other_ack.into(), false),
+            Routed::AckForDialog(_)
+        ));
+        let at = table.poll_timeout().unwrap();
+        table.handle_timeout(at);
+        assert_eq!(table.poll_event(), Some((key, Event::Terminated)));
+        assert!(table.is_empty());
+    }
+
+    #[test]
+    fn table_routes_responses_to_client_transactions() {
+        let t0 = Instant::now();
+        let mut table = Transactions::new(Timers::default());
+        let reg = register();
+        let key = table.start_client(t0, reg.clone(), false).unwrap();
+        assert!(table.poll_transmit().is_some());
+        assert_eq!(
+            table.handle_message(t0 + ms(50), resp(&reg, 200).into(), false),
+            Routed::Matched(key.clone())
+        );
+        assert!(matches!(table.poll_event(), Some((k, Event::Response(_))) if k == key));
+        // Our own request looping back is a new server transaction, not a match.
+        assert!(matches!(
+            table.handle_message(t0, reg.clone().into(), false),
+            Routed::NewServer(k, _) if k.side == Side::Server
+        ));
+        assert_eq!(table.len(), 2);
+        let stray = resp(&invite(), 200);
+        assert!(matches!(
+            table.handle_message(t0, stray.into(), false),
+            Routed::Stray(_)
+        ));
+    }
+}

@@ -75,3 +75,25 @@ impl TwoXxRetransmitter {
         self.out.next_event()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::*;
+
+    #[test]
+    fn two_xx_retransmitter_doubles_to_t2_and_stops_on_ack_or_gives_up() {
+        let t0 = Instant::now();
+        let inv = invite();
+        let mut r = TwoXxRetransmitter::new(t0, resp(&inv, 200), Timers::default());
+        let sent = run_until!(r, t0, ms(12_000));
+        assert_eq!(sent, vec![500, 1500, 3500, 7500, 11500]);
+        r.ack_received();
+        assert!(r.is_done());
+        assert_eq!(r.poll_timeout(), None);
+
+        let mut r = TwoXxRetransmitter::new(t0, resp(&inv, 200), Timers::default());
+        run_until!(r, t0, Duration::from_secs(40));
+        assert_eq!(r.poll_event(), Some(Event::TimedOut));
+        assert!(r.is_done());
+    }
+}
