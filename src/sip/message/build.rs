@@ -79,3 +79,37 @@ pub fn to_bytes(msg: &SipMessage) -> Vec<u8> {
     out.extend_from_slice(body);
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::*;
+
+    #[test]
+    fn response_for_copies_dialog_headers_and_adds_a_tag() {
+        let r = request(OPTIONS);
+        let resp = response_with_tag(&r, 486, "Busy Here", "abc");
+        assert_eq!(resp.status_code.code(), 486);
+        assert_eq!(
+            header_value(&resp, "To").as_deref(),
+            Some("Bob <sip:bob@example.com>;tag=abc")
+        );
+        assert_eq!(branch(&resp), branch(&r));
+        assert_eq!(
+            header_value(&resp, "CSeq").as_deref(),
+            Some("63104 OPTIONS")
+        );
+        let trying = response_for(&r, 100, "Trying");
+        assert_eq!(tag_of(&header_value(&trying, "To").unwrap()), None);
+        // What we produce, we parse back.
+        let wire = to_bytes(&SipMessage::Response(resp));
+        assert!(parse(&wire).is_ok(), "{}", String::from_utf8_lossy(&wire));
+    }
+
+    #[test]
+    fn branch_cookie_is_recognised() {
+        assert!(is_rfc3261_branch("z9hG4bK776asdhds"));
+        assert!(!is_rfc3261_branch("z9hG4bK"));
+        assert!(!is_rfc3261_branch("390skdjuw"));
+        assert!(is_rfc3261_branch(&new_branch()));
+    }
+}

@@ -61,3 +61,34 @@ pub fn framing_limited(buf: &[u8], limits: &ParseLimits) -> Result<Option<Frame>
     }
     Ok((rest.len() >= len).then_some(Frame::Message { skip, len }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::*;
+
+    #[test]
+    fn framing_waits_for_the_body_and_skips_keepalives() {
+        let msg = OPTIONS.replace("Content-Length: 0", "Content-Length: 4") + "abcd";
+        let mut buf = b"\r\n\r\n".to_vec();
+        buf.extend_from_slice(msg.as_bytes());
+        assert_eq!(framing(&buf[..buf.len() - 1]), Ok(None));
+        assert_eq!(
+            framing(&buf),
+            Ok(Some(Frame::Message {
+                skip: 4,
+                len: msg.len()
+            }))
+        );
+        assert_eq!(framing(b"\r\n\r\n"), Ok(Some(Frame::KeepAlive { len: 4 })));
+        assert_eq!(framing(b""), Ok(None));
+        assert_eq!(framing(b"OPTIONS sip:a SIP/2.0\r\nVia: x"), Ok(None));
+    }
+
+    #[test]
+    fn framing_needs_content_length_on_streams() {
+        let msg = OPTIONS.replace("Content-Length: 0\r\n", "");
+        assert_eq!(framing(msg.as_bytes()), Err(ParseError::BadContentLength));
+        let endless = vec![b'a'; MAX_MESSAGE_SIZE + 2];
+        assert_eq!(framing(&endless), Err(ParseError::TooLarge));
+    }
+}

@@ -257,3 +257,83 @@ pub fn tag_of(value: &str) -> Option<String> {
             .then(|| v.trim().to_string())
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::*;
+
+    #[test]
+    fn received_and_rport_are_stamped_on_the_top_via_with_bare_ipv6() {
+        let request = |via: &str| {
+            let text = format!(
+                "OPTIONS sip:8000@h SIP/2.0\r\nVia: {via}\r\nVia: SIP/2.0/UDP proxy:5060;branch=z9hG4bKp\r\n\
+                 From: <sip:a@h>;tag=1\r\nTo: <sip:8000@h>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\
+                 Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+            );
+            match parse(text.as_bytes()).unwrap() {
+                SipMessage::Request(r) => r,
+                SipMessage::Response(_) => unreachable!(),
+            }
+        };
+        let top = |r: &rsip::Request| vias(r).first().unwrap().to_string();
+        let v6: std::net::SocketAddr = "[::1]:5098".parse().unwrap();
+        let mut r = request("SIP/2.0/UDP [::1]:5098;branch=z9hG4bK1;rport");
+        stamp_via(&mut r, v6);
+        assert_eq!(
+            top(&r),
+            "SIP/2.0/UDP [::1]:5098;branch=z9hG4bK1;received=::1;rport=5098"
+        );
+        // The second hop is untouched and the transaction key still reads the branch.
+        assert_eq!(vias(&r).len(), 2);
+        assert_eq!(branch(&r).as_deref(), Some("z9hG4bK1"));
+        // Behind NAT: another address, no rport asked.
+        let nat: std::net::SocketAddr = "[2001:db8::9]:40000".parse().unwrap();
+        let mut r = request("SIP/2.0/UDP [2001:db8::1]:5060;branch=z9hG4bK2");
+        stamp_via(&mut r, nat);
+        assert_eq!(
+            top(&r),
+            "SIP/2.0/UDP [2001:db8::1]:5060;branch=z9hG4bK2;received=2001:db8::9"
+        );
+        // Same address, no rport: nothing to say.
+        let v4: std::net::SocketAddr = "10.0.0.2:5060".parse().unwrap();
+        let mut r = request("SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bK3");
+        stamp_via(&mut r, v4);
+        assert_eq!(top(&r), "SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bK3");
+        // A host name and rport over IPv4.
+        let mut r = request("SIP/2.0/TCP phone.example;rport;branch=z9hG4bK4");
+        stamp_via(&mut r, "192.0.2.7:61000".parse().unwrap());
+        assert_eq!(
+            top(&r),
+            "SIP/2.0/TCP phone.example;branch=z9hG4bK4;received=192.0.2.7;rport=61000"
+        );
+    }
+
+    #[test]
+    fn extension_headers_are_reachable_by_name() {
+        let text = OPTIONS.replace("Content-Length: 0", "X-Queue : sales\r\nContent-Length: 0");
+        let r = request(&text);
+        assert_eq!(header_value(&r, "x-queue").as_deref(), Some("sales"));
+        assert_eq!(header_values(&r, "X-Missing"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn header_names_and_values_are_read_as_rsip_writes_them_without_formatting() {
+        let r = every_header();
+        assert_eq!(r.headers.iter().count(), 48, "{r}");
+        for h in r.headers.iter() {
+            let text = h.to_string();
+            let (name, value) = text.split_once(':').unwrap();
+            assert_eq!(header_name(h), name.trim(), "{text}");
+            assert_eq!(header_text(h), value.trim(), "{text}");
+        }
+        assert_eq!(header_str(&r, "x-QUEUE"), Some("v1 ; p=2"));
+        assert_eq!(header_str(&r, "x"), Some("v1 ; p=2"));
+        assert_eq!(
+            header_str(&r, "Session-Expires"),
+            None,
+            "helpers do not fold"
+        );
+        assert_eq!(header_strs(&r, "Via").count(), 1);
+        assert_eq!(top_via(&r).unwrap().branch(), Some("z9hG4bK776asdhds"));
+    }
+}

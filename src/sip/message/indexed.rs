@@ -189,3 +189,51 @@ impl From<SipMessage> for IndexedMessage {
         IndexedMessage { msg, index }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::*;
+
+    #[test]
+    fn the_index_folds_compact_names_keeps_order_and_reads_each_name() {
+        let text = "INVITE sip:a@example.com SIP/2.0\r\n\
+            v: SIP/2.0/UDP h1;branch=z9hG4bK1\r\nVia: SIP/2.0/TCP h2;branch=z9hG4bK2\r\n\
+            f: <sip:b@example.com>;tag=1\r\nt: sip:a@example.com\r\ni: x@y\r\n\
+            Route: <sip:r1>\r\nX-A: 1\r\nroute: <sip:r2>\r\nx: 90;refresher=uac\r\n\
+            CSeq: 7 INVITE\r\nMax-Forwards: 70\r\nl: 0\r\n\r\n";
+        let m = IndexedMessage::parse(text.as_bytes()).unwrap();
+        let SipMessage::Request(r) = m.message() else {
+            panic!("request expected")
+        };
+        assert_eq!(m.len(), r.headers.iter().count());
+        assert!(!m.is_empty());
+        for name in ["Call-ID", "call-id", "i", "I"] {
+            assert_eq!(m.value(name), Some("x@y"), "{name}");
+        }
+        assert_eq!(m.value("Session-Expires"), Some("90;refresher=uac"));
+        assert_eq!(m.value("x"), Some("90;refresher=uac"));
+        assert_eq!(
+            m.values("ROUTE").collect::<Vec<_>>(),
+            ["<sip:r1>", "<sip:r2>"]
+        );
+        assert_eq!(m.value("x-a"), Some("1"));
+        assert_eq!(m.value("X-Missing"), None);
+        assert_eq!(m.values("Accept").count(), 0);
+        let hops: Vec<String> = m.vias().iter().map(|v| v.sent_by.clone()).collect();
+        assert_eq!(hops, ["h1", "h2"]);
+        assert_eq!(m.top_via().unwrap().branch(), Some("z9hG4bK1"));
+        assert_eq!(m.cseq(), Some((7, "INVITE")));
+        // The index agrees with the helpers on every header a message has.
+        let r = every_header();
+        let m = IndexedMessage::from(SipMessage::Request(r.clone()));
+        for h in r.headers.iter() {
+            let name = header_name(h);
+            assert_eq!(
+                m.values(name).collect::<Vec<_>>(),
+                header_strs(&r, name).collect::<Vec<_>>(),
+                "{name}"
+            );
+        }
+        assert_eq!(m.into_message(), SipMessage::Request(r));
+    }
+}

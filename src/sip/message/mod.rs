@@ -123,4 +123,4 @@ impl Default for ParseLimits {
 }
 
 #[cfg(test)]
-mod tests;
+mod test_support;

@@ -470,3 +470,115 @@ fn check_name_addr(v: &str, allow_uri_headers: bool) -> Result<(), ()> {
     let rest = params.strip_prefix(';').ok_or(())?;
     parse_params(rest.split(';')).map(|_| ()).ok_or(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::*;
+
+    #[test]
+    fn ipv6_request_uris_parse_and_print_back_unchanged() {
+        // SIPp's INVITE over IPv6 loopback.
+        let text = "INVITE sip:8000@[::1]:35781 SIP/2.0\r\n\
+    Via: SIP/2.0/UDP [::1]:51918;branch=z9hG4bK-1;rport\r\n\
+    From: <sip:+33612345678@[::1]:51918>;tag=1\r\n\
+    To: <sip:8000@[::1]:35781>\r\n\
+    Call-ID: 1-32673@::1\r\n\
+    CSeq: 1 INVITE\r\n\
+    Contact: <sip:caller@[::1]:51918;transport=UDP>\r\n\
+    Max-Forwards: 70\r\n\
+    Content-Length: 0\r\n\r\n";
+        let Ok(SipMessage::Request(r)) = parse(text.as_bytes()) else {
+            panic!("the IPv6 INVITE does not parse");
+        };
+        assert_eq!(r.uri.to_string(), "sip:8000@[::1]:35781");
+        assert!(
+            String::from_utf8(to_bytes(&SipMessage::Request(r)))
+                .unwrap()
+                .starts_with("INVITE sip:8000@[::1]:35781 SIP/2.0\r\n")
+        );
+        for uri in [
+            "sip:caller@[::1]:51918;transport=UDP",
+            "sip:[2001:db8::1]",
+            "sips:+33612345678@[2001:db8::9]:5061;user=phone",
+            "sip:8000@127.0.0.1:5060",
+        ] {
+            assert_eq!(parse_uri(uri).unwrap().to_string(), uri);
+        }
+        assert!(parse_uri("sip:8000@[::1]:port").is_err());
+    }
+
+    #[test]
+    fn parses_a_plain_request() {
+        let r = request(OPTIONS);
+        assert_eq!(r.method, rsip::Method::Options);
+        assert_eq!(branch(&r).as_deref(), Some("z9hG4bK776asdhds"));
+        assert_eq!(cseq(&r), Some((63104, "OPTIONS".into())));
+        assert_eq!(header_value(&r, "max-forwards").as_deref(), Some("70"));
+    }
+
+    #[test]
+    fn missing_required_headers_are_named() {
+        let text = OPTIONS.replace("Call-ID: a84b4c76e66710@pc33.example.com\r\n", "");
+        assert_eq!(
+            parse(text.as_bytes()),
+            Err(ParseError::MissingHeader("Call-ID"))
+        );
+        // RFC 2543 requests have no Max-Forwards and are served (RFC 4475 §3.4.1).
+        let text = OPTIONS.replace("Max-Forwards: 70\r\n", "");
+        assert!(parse(text.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn cseq_method_must_match() {
+        let text = OPTIONS.replace("63104 OPTIONS", "63104 INVITE");
+        assert_eq!(parse(text.as_bytes()), Err(ParseError::CSeqMismatch));
+    }
+
+    #[test]
+    fn numeric_ranges_are_enforced() {
+        let text = OPTIONS.replace("Max-Forwards: 70", "Max-Forwards: 256");
+        assert_eq!(
+            parse(text.as_bytes()),
+            Err(ParseError::OutOfRange("Max-Forwards"))
+        );
+        let text = OPTIONS.replace("63104 OPTIONS", "2147483648 OPTIONS");
+        assert_eq!(parse(text.as_bytes()), Err(ParseError::OutOfRange("CSeq")));
+    }
+
+    #[test]
+    fn content_length_longer_than_body_is_refused_and_extra_bytes_dropped() {
+        let text = OPTIONS.replace("Content-Length: 0", "Content-Length: 5");
+        assert_eq!(parse(text.as_bytes()), Err(ParseError::TruncatedBody));
+        let text = format!(
+            "{}hello world",
+            OPTIONS.replace("Content-Length: 0", "Content-Length: 5")
+        );
+        let r = request(&text);
+        assert_eq!(r.body, b"hello");
+    }
+
+    #[test]
+    fn limits_refuse_huge_messages_and_header_floods() {
+        let big = vec![b'a'; MAX_MESSAGE_SIZE + 1];
+        assert_eq!(parse(&big), Err(ParseError::TooLarge));
+        let flood = "X-A: b\r\n".repeat(MAX_HEADERS + 1);
+        let text = OPTIONS.replace("Content-Length: 0\r\n", &flood);
+        assert_eq!(parse(text.as_bytes()), Err(ParseError::TooManyHeaders));
+    }
+
+    #[test]
+    fn folded_compact_headers_are_normalised() {
+        let text = "INVITE sip:a@example.com SIP/2.0\r\n\
+            v: SIP / 2.0 / UDP host.example.com ;\r\n branch = z9hG4bKabc, SIP/2.0/TCP h2\r\n\
+            f : <sip:b@example.com>;tag=1\r\nt: sip:a@example.com\r\ni: x@y\r\n\
+            CSeq: 1\r\n INVITE\r\nMax-Forwards: 70\r\nl: 0\r\n\r\n";
+        let r = request(text);
+        let hops = vias(&r);
+        assert_eq!(hops.len(), 2);
+        assert_eq!(hops[0].transport, "UDP");
+        assert_eq!(hops[0].sent_by, "host.example.com");
+        assert_eq!(hops[0].branch(), Some("z9hG4bKabc"));
+        assert_eq!(hops[1].sent_by, "h2");
+        assert_eq!(header_value(&r, "Call-ID").as_deref(), Some("x@y"));
+    }
+}
