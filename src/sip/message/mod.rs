@@ -19,6 +19,8 @@ pub use headers::{
 };
 pub use indexed::{HeaderIndex, IndexedMessage, long_name};
 pub use parse::{parse, parse_limited, parse_uri};
+#[allow(unused_imports)] // kept reachable at `message::find_unquoted`, where it always was
+pub(crate) use syntax::find_unquoted;
 pub(crate) use syntax::split_commas;
 pub use syntax::{Params, Via};
 
