@@ -1,0 +1,133 @@
+//! Server non-INVITE transaction (RFC 3261 §17.2.2).
+
+use std::time::Instant;
+
+use rsip::SipMessage;
+
+use super::timers::{Event, Outbox, Timer, Timers, TransactionError, code_of, machine_common};
+
+/// States of a server non-INVITE transaction (Figure 8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerNonInviteState {
+    /// Request received, nothing sent; retransmissions are absorbed.
+    Trying,
+    /// A provisional was sent; retransmissions get it again.
+    Proceeding,
+    /// A final was sent; retransmissions get it again until Timer J.
+    Completed,
+    /// Over.
+    Terminated,
+}
+
+/// Server non-INVITE transaction.
+#[derive(Debug)]
+pub struct ServerNonInvite {
+    state: ServerNonInviteState,
+    request: rsip::Request,
+    reliable: bool,
+    timers: Timers,
+    last_response: Option<rsip::Response>,
+    j: Timer,
+    out: Outbox,
+}
+
+impl ServerNonInvite {
+    /// Starts the transaction for a received request.
+    pub fn new(_now: Instant, request: rsip::Request, reliable: bool, timers: Timers) -> Self {
+        ServerNonInvite {
+            state: ServerNonInviteState::Trying,
+            request,
+            reliable,
+            timers,
+            last_response: None,
+            j: Timer::default(),
+            out: Outbox::default(),
+        }
+    }
+
+    machine_common!(ServerNonInviteState, [j]);
+
+    /// Feeds a retransmitted request: answered with the last response, if any.
+    pub fn handle_message(&mut self, _now: Instant, msg: SipMessage) {
+        if !msg.is_request() {
+            return;
+        }
+        if matches!(
+            self.state,
+            ServerNonInviteState::Proceeding | ServerNonInviteState::Completed
+        ) {
+            self.out.resend(self.last_response.as_ref());
+        }
+    }
+
+    /// Sends a response from the TU.
+    pub fn send_response(
+        &mut self,
+        now: Instant,
+        resp: rsip::Response,
+    ) -> Result<(), TransactionError> {
+        use ServerNonInviteState::*;
+        let code = code_of(&resp);
+        match (self.state, code) {
+            (Trying | Proceeding, 100..=199) => self.state = Proceeding,
+            (Trying | Proceeding, 200..=699) => {
+                self.state = Completed;
+                self.j = Timer::absorb(now, self.reliable, self.timers.t64());
+            }
+            (state, code) => {
+                return Err(TransactionError::InvalidResponse {
+                    code,
+                    state: match state {
+                        Completed => "Completed",
+                        _ => "Terminated",
+                    },
+                });
+            }
+        }
+        self.last_response = Some(resp.clone());
+        self.out.send(resp);
+        Ok(())
+    }
+
+    /// Fires every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.state == ServerNonInviteState::Completed && self.j.due(now) {
+            self.terminate();
+        }
+    }
+
+    /// The driver could not send a response.
+    pub fn handle_transport_error(&mut self) {
+        if self.state != ServerNonInviteState::Terminated {
+            self.fail();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::*;
+
+    #[test]
+    fn server_non_invite_resends_last_response_on_retransmission_until_timer_j() {
+        let t0 = Instant::now();
+        let reg = register();
+        let mut t = ServerNonInvite::new(t0, reg.clone(), false, Timers::default());
+        t.handle_message(t0 + ms(500), reg.clone().into());
+        assert!(t.poll_transmit().is_none(), "Trying absorbs");
+        t.send_response(t0 + ms(600), resp(&reg, 200)).unwrap();
+        assert!(t.poll_transmit().is_some());
+        t.handle_message(t0 + ms(1500), reg.clone().into());
+        assert!(
+            matches!(t.poll_transmit(), Some(SipMessage::Response(r)) if r.status_code.code() == 200)
+        );
+        assert!(t.send_response(t0 + ms(1600), resp(&reg, 500)).is_err());
+        assert_eq!(
+            t.poll_timeout(),
+            Some(t0 + ms(600) + Timers::default().t64())
+        );
+        t.handle_timeout(t0 + ms(600) + Timers::default().t64());
+        assert_eq!(t.state(), ServerNonInviteState::Terminated);
+        assert_eq!(t.poll_event(), Some(Event::Terminated));
+    }
+}

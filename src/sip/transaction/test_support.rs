@@ -1,0 +1,75 @@
+//! What the transaction tests share: sample requests, responses, and a timer runner. Each
+//! machine's tests sit in its own file and import this module whole.
+
+pub(super) use std::time::{Duration, Instant};
+
+pub(super) use rsip::SipMessage;
+
+pub(super) use super::*;
+pub(super) use crate::sip::message::{self, cseq, header_value, tag_of};
+use crate::sip::message::{parse, response_with_tag};
+
+pub(super) const INVITE: &str = "INVITE sip:bob@example.com SIP/2.0\r\n\
+    Via: SIP/2.0/UDP pc33.example.com;branch=z9hG4bK776asdhds\r\n\
+    Max-Forwards: 70\r\n\
+    To: Bob <sip:bob@example.com>\r\n\
+    From: Alice <sip:alice@example.com>;tag=1928301774\r\n\
+    Call-ID: a84b4c76e66710@pc33.example.com\r\n\
+    CSeq: 314159 INVITE\r\n\
+    Route: <sip:p1.example.com;lr>\r\n\
+    Content-Length: 0\r\n\r\n";
+
+pub(super) fn req(text: &str) -> rsip::Request {
+    match parse(text.as_bytes()).unwrap() {
+        SipMessage::Request(r) => r,
+        SipMessage::Response(_) => panic!("request expected"),
+    }
+}
+
+pub(super) fn invite() -> rsip::Request {
+    req(INVITE)
+}
+
+pub(super) fn register() -> rsip::Request {
+    req(&INVITE
+        .replace("INVITE sip:bob", "REGISTER sip:bob")
+        .replace("314159 INVITE", "1 REGISTER"))
+}
+
+pub(super) fn ack_of(r: &rsip::Request) -> rsip::Request {
+    let text = r
+        .to_string()
+        .replacen("INVITE sip:", "ACK sip:", 1)
+        .replace("314159 INVITE", "314159 ACK");
+    req(&text)
+}
+
+pub(super) fn resp(r: &rsip::Request, code: u16) -> rsip::Response {
+    response_with_tag(r, code, "Reason", "totag")
+}
+
+pub(super) fn drain(t: &mut impl FnMut() -> Option<SipMessage>) -> Vec<SipMessage> {
+    std::iter::from_fn(t).collect()
+}
+
+pub(super) fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+/// Runs a machine's timers up to `until`, returning the instants (ms after t0) of transmits.
+macro_rules! run_until {
+    ($t:expr, $t0:expr, $until:expr) => {{
+        let mut sent = Vec::new();
+        while let Some(at) = $t.poll_timeout() {
+            if at > $t0 + $until {
+                break;
+            }
+            $t.handle_timeout(at);
+            while $t.poll_transmit().is_some() {
+                sent.push((at - $t0).as_millis() as u64);
+            }
+        }
+        sent
+    }};
+}
+pub(super) use run_until;

@@ -1,0 +1,206 @@
+//! The RFC 3261 timer values, one named timer, and the outbox every machine queues into.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use rsip::SipMessage;
+use thiserror::Error;
+
+/// RFC 3261 timer base values; configurable so tests and odd networks can change them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timers {
+    /// Round-trip estimate (default 500 ms).
+    pub t1: Duration,
+    /// Longest retransmit interval for non-INVITE requests and INVITE responses (default 4 s).
+    pub t2: Duration,
+    /// Longest time a message stays in the network (default 5 s).
+    pub t4: Duration,
+}
+
+impl Default for Timers {
+    fn default() -> Self {
+        Timers {
+            t1: Duration::from_millis(500),
+            t2: Duration::from_secs(4),
+            t4: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Timers {
+    /// 64*T1: timers B, F, H, J, L and M.
+    pub fn t64(&self) -> Duration {
+        self.t1 * 64
+    }
+}
+
+/// What a transaction tells its transaction user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// A response for the TU (client transactions; 2xx retransmissions included in Accepted).
+    Response(rsip::Response),
+    /// An ACK arrived for our final response (server INVITE).
+    AckReceived,
+    /// Timer B, F or H fired: the peer never answered (or never ACKed).
+    TimedOut,
+    /// The driver reported that sending failed.
+    TransportError,
+    /// The transaction is over and may be dropped.
+    Terminated,
+}
+
+/// Misuse of a transaction by its TU.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum TransactionError {
+    /// The TU sent a response the current state does not allow.
+    #[error("cannot send a {code} response in state {state}")]
+    InvalidResponse {
+        /// The status code the TU tried to send.
+        code: u16,
+        /// The state the transaction was in.
+        state: &'static str,
+    },
+    /// The request lacks what a transaction needs (Via branch, CSeq).
+    #[error("request unusable for a transaction: {0}")]
+    BadRequest(&'static str),
+}
+
+/// One named RFC 3261 timer: when it fires next and its current interval.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct Timer {
+    pub(super) at: Option<Instant>,
+    pub(super) interval: Duration,
+}
+
+impl Timer {
+    /// A timer firing `interval` after `now`.
+    pub(super) fn start(now: Instant, interval: Duration) -> Timer {
+        Timer {
+            at: Some(now + interval),
+            interval,
+        }
+    }
+
+    /// A retransmission timer (A, E, G): none over a reliable transport (RFC 3261 §17.1.1.2).
+    pub(super) fn retransmit(now: Instant, reliable: bool, interval: Duration) -> Timer {
+        if reliable {
+            Timer::default()
+        } else {
+            Timer::start(now, interval)
+        }
+    }
+
+    /// An absorb timer (D, I, J, K): it fires at once over a reliable transport.
+    pub(super) fn absorb(now: Instant, reliable: bool, wait: Duration) -> Timer {
+        Timer::start(now, if reliable { Duration::ZERO } else { wait })
+    }
+
+    /// Restarts the timer with its interval doubled, capped at `cap` (exponential back-off).
+    pub(super) fn back_off(&mut self, now: Instant, cap: Duration) {
+        *self = Timer::start(now, (self.interval * 2).min(cap));
+    }
+
+    pub(super) fn due(&self, now: Instant) -> bool {
+        self.at.is_some_and(|at| at <= now)
+    }
+
+    pub(super) fn stop(&mut self) {
+        self.at = None;
+    }
+}
+
+/// The messages and events a machine has queued for its driver and its TU.
+#[derive(Debug, Default)]
+pub(super) struct Outbox {
+    transmits: VecDeque<SipMessage>,
+    events: VecDeque<Event>,
+}
+
+impl Outbox {
+    pub(super) fn send(&mut self, msg: impl Into<SipMessage>) {
+        self.transmits.push_back(msg.into());
+    }
+
+    /// Sends a copy of `msg` again, if there is one (a retransmitted request's last answer).
+    pub(super) fn resend<M: Clone + Into<SipMessage>>(&mut self, msg: Option<&M>) {
+        if let Some(m) = msg {
+            self.send(m.clone());
+        }
+    }
+
+    pub(super) fn emit(&mut self, e: Event) {
+        self.events.push_back(e);
+    }
+
+    pub(super) fn next_transmit(&mut self) -> Option<SipMessage> {
+        self.transmits.pop_front()
+    }
+
+    pub(super) fn next_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+}
+
+pub(super) fn earliest(timers: &[&Timer]) -> Option<Instant> {
+    timers.iter().filter_map(|t| t.at).min()
+}
+
+pub(super) fn code_of(r: &rsip::Response) -> u16 {
+    r.status_code.code()
+}
+
+/// The methods the four machines share, written once: each has a `state`, an `out` box and
+/// the named timers listed, which terminating stops.
+macro_rules! machine_common {
+    ($state:ident, [$($timer:ident),+]) => {
+        /// Current state.
+        pub fn state(&self) -> $state {
+            self.state
+        }
+
+        /// The request the transaction was started for (the TU builds a CANCEL from an INVITE's).
+        pub fn request(&self) -> &rsip::Request {
+            &self.request
+        }
+
+        /// True once the machine reached Terminated.
+        pub fn is_terminated(&self) -> bool {
+            self.state == $state::Terminated
+        }
+
+        /// The next message to send, if any.
+        pub fn poll_transmit(&mut self) -> Option<SipMessage> {
+            self.out.next_transmit()
+        }
+
+        /// When `handle_timeout` must next be called.
+        pub fn poll_timeout(&self) -> Option<Instant> {
+            super::timers::earliest(&[$(&self.$timer),+])
+        }
+
+        /// The next event for the TU, if any.
+        pub fn poll_event(&mut self) -> Option<Event> {
+            self.out.next_event()
+        }
+
+        fn terminate(&mut self) {
+            self.state = $state::Terminated;
+            $(self.$timer.stop();)+
+            self.out.emit(Event::Terminated);
+        }
+
+        /// Timer B, F or H fired: the TU is told and the transaction ends.
+        #[allow(dead_code)] // the server non-INVITE machine has no such timer
+        fn time_out(&mut self) {
+            self.out.emit(Event::TimedOut);
+            self.terminate();
+        }
+
+        /// The transport failed: the TU is told and the transaction ends.
+        fn fail(&mut self) {
+            self.out.emit(Event::TransportError);
+            self.terminate();
+        }
+    };
+}
+pub(super) use machine_common;
