@@ -30,6 +30,21 @@ pub trait Clock: Send + Sync + 'static {
 /// Shared handle to a clock, the form in which the parts of the engine receive it.
 pub type SharedClock = Arc<dyn Clock>;
 
+/// The machine's monotonic time, for what measures real elapsed time rather than the engine's
+/// clock: the media pacing threads' 20 ms grid, RTP arrival times, a run's wall time. Outside
+/// this module the clock is read only through here, [`tokio_now`] and [`Clock`].
+#[allow(clippy::disallowed_methods)]
+pub fn monotonic_now() -> std::time::Instant {
+    std::time::Instant::now()
+}
+
+/// Tokio's time (virtual under paused time), for deadlines of tokio timers (`sleep_until`,
+/// `timeout_at`) and for tests that run on paused time.
+#[allow(clippy::disallowed_methods)]
+pub fn tokio_now() -> tokio::time::Instant {
+    tokio::time::Instant::now()
+}
+
 /// Wall-clock time from the operating system, with tokio timers.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct SystemClock;
@@ -42,12 +57,13 @@ impl SystemClock {
 }
 
 impl Clock for SystemClock {
+    #[allow(clippy::disallowed_methods)]
     fn now(&self) -> DateTime<Utc> {
         Utc::now()
     }
 
     fn sleep_until(&self, deadline: DateTime<Utc>) -> Sleep {
-        let delay = (deadline - Utc::now()).to_std().unwrap_or_default();
+        let delay = (deadline - self.now()).to_std().unwrap_or_default();
         Box::pin(tokio::time::sleep(delay))
     }
 }
@@ -67,14 +83,14 @@ impl TokioClock {
     pub fn starting_at(start: DateTime<Utc>) -> Self {
         TokioClock {
             start,
-            origin: tokio::time::Instant::now(),
+            origin: tokio_now(),
         }
     }
 }
 
 impl Clock for TokioClock {
     fn now(&self) -> DateTime<Utc> {
-        let elapsed = tokio::time::Instant::now() - self.origin;
+        let elapsed = tokio_now() - self.origin;
         self.start + TimeDelta::from_std(elapsed).unwrap_or(TimeDelta::MAX)
     }
 
@@ -267,7 +283,7 @@ mod tests {
     async fn tokio_clock_jumps_through_idle_time() {
         let start = DateTime::from_timestamp(1_772_442_000, 0).unwrap();
         let c = TokioClock::starting_at(start);
-        let real = std::time::Instant::now();
+        let real = monotonic_now();
         c.sleep(TimeDelta::hours(8)).await;
         assert_eq!(c.now(), start + TimeDelta::hours(8));
         assert!(real.elapsed() < std::time::Duration::from_secs(5));

@@ -11,7 +11,7 @@ use std::time::Duration;
 use boomerang::call::memory::{Action, MemoryLeg, Timing};
 use boomerang::call::{CallLeg, Direction, LegInfo};
 use boomerang::callback::model::CallbackState;
-use boomerang::clock::{SharedClock, TokioClock};
+use boomerang::clock::{self, SharedClock, TokioClock};
 use boomerang::config::Config;
 use boomerang::engine::Core;
 use boomerang::engine::callbacks::CallbackRunner;
@@ -228,7 +228,7 @@ pub fn run(s: &Scenario, opts: &RunOptions) -> Result<Report, SimError> {
         .enable_time()
         .start_paused(true)
         .build()?;
-    let wall = std::time::Instant::now();
+    let wall = clock::monotonic_now();
     let out = rt.block_on(simulate(
         s,
         seed,

@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
 use boomerang::call::{CallLeg, Direction, HangupCause, LegInfo};
-use boomerang::clock::{SharedClock, SystemClock};
+use boomerang::clock::{self, SharedClock, SystemClock};
 use boomerang::config::Config;
 use boomerang::media::prompts::PromptLibrary;
 use boomerang::media::sdp;
@@ -283,10 +283,10 @@ pub async fn run(
     });
     let _ = ctx.ua.set(ua.clone());
     let _ = handler.0.set(Arc::downgrade(&ctx));
-    let wall = Instant::now();
+    let wall = clock::monotonic_now();
 
     // Agents' phones register at the start of their shift and unregister at its end.
-    let start = tokio::time::Instant::now();
+    let start = clock::tokio_now();
     let registered: Arc<Mutex<Vec<String>>> = Arc::default();
     let reg_failures = Arc::new(AtomicUsize::new(0));
     let reg_ok = Arc::new(AtomicUsize::new(0));
@@ -394,14 +394,14 @@ pub async fn run(
         let _ = t.await;
     }
     // Callbacks booked but not yet connected, and agents' calls, still in progress.
-    let drain_until = Instant::now() + secs(opts.drain);
+    let drain_until = clock::monotonic_now() + secs(opts.drain);
     loop {
         let waiting = lock(&ctx.calls)
             .iter()
             .filter(|c| c.callback_kind.is_some() && c.callback_connected.is_none())
             .count();
         let busy = ctx.incoming_in_progress.load(Ordering::Relaxed);
-        if (waiting == 0 && busy == 0) || Instant::now() >= drain_until {
+        if (waiting == 0 && busy == 0) || clock::monotonic_now() >= drain_until {
             break;
         }
         if let Some(b) = &bar {
@@ -535,7 +535,7 @@ async fn caller_call(
         rand::random::<u32>() as u64,
         1,
     );
-    let dialled = Instant::now();
+    let dialled = clock::monotonic_now();
     if let Some(d) = lock(&ctx.dialled).get_mut(idx) {
         *d = Some(dialled);
     }
@@ -565,7 +565,7 @@ async fn caller_call(
         media.close();
         return;
     };
-    let deadline = tokio::time::Instant::now() + secs(ctx.opts.setup_timeout);
+    let deadline = clock::tokio_now() + secs(ctx.opts.setup_timeout);
     let mut pdd = None;
     let outcome = loop {
         tokio::select! {
@@ -639,7 +639,7 @@ async fn caller_call(
     if let Some(c) = lock(&ctx.calls).get_mut(idx) {
         c.queued = queued_at;
     }
-    let limit = tokio::time::Instant::now() + secs(ctx.opts.max_call);
+    let limit = clock::tokio_now() + secs(ctx.opts.max_call);
     let mut by_caller = false;
     if !engine_ended {
         let patience_timer = async {

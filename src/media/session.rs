@@ -218,7 +218,7 @@ impl MediaSession {
         let session = Arc::new(MediaSession {
             socket,
             rtcp: rtcp.clone(),
-            epoch: Instant::now(),
+            epoch: crate::clock::monotonic_now(),
             local,
             state: Mutex::new(State {
                 remote: None,
@@ -767,7 +767,7 @@ mod tests {
         a.configure(&negotiated(b.local_addr()));
         b.configure(&negotiated(a.local_addr()));
         let frames = silence_frames(Law::Ulaw, Duration::from_millis(200));
-        let started = std::time::Instant::now();
+        let started = crate::clock::monotonic_now();
         let id = a.play(vec![frames], false);
         a.wait_played(id).await;
         let took = started.elapsed();
@@ -812,7 +812,7 @@ mod tests {
         let mut seen = 0u32;
         let mut last = crate::media::rtp::RtpHeader::default();
         let mut reports = Vec::new();
-        let until = tokio::time::Instant::now() + Duration::from_secs(15);
+        let until = crate::clock::tokio_now() + Duration::from_secs(15);
         while reports.len() < 2 {
             let datagram = tokio::select! {
                 r = rtp.recv_from(&mut a) => a[..r.unwrap().0].to_vec(),
@@ -939,7 +939,7 @@ mod tests {
         // buffer would overflow otherwise).
         let mut last: std::collections::HashMap<u32, u16> = Default::default();
         let mut buf = [0u8; 512];
-        let until = tokio::time::Instant::now() + Duration::from_millis(300);
+        let until = crate::clock::tokio_now() + Duration::from_millis(300);
         while let Ok(Ok((n, _))) =
             tokio::time::timeout_at(until, receiver.recv_from(&mut buf)).await
         {

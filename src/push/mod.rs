@@ -165,7 +165,7 @@ mod tests {
                 kind,
                 callback_id: id,
                 queue: "Q".into(),
-                at: Utc::now(),
+                at: DateTime::UNIX_EPOCH,
                 targets: vec![],
                 data: serde_json::Value::Null,
             })

@@ -42,6 +42,11 @@ impl Dispatch {
         &self.router
     }
 
+    /// The clock assignments are timed by, for the engine's parts that have no other handle.
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
     /// Answered, abandoned and service-level counters per queue.
     pub fn stats(&self) -> &super::stats::QueueStats {
         &self.stats

@@ -74,7 +74,7 @@ async fn transact(sock: &tokio::net::UdpSocket, msg: &str) -> Result<(u16, Strin
     let mut buf = vec![0u8; 4096];
     for _ in 0..7 {
         sock.send(msg.as_bytes()).await.map_err(|e| e.to_string())?;
-        let until = tokio::time::Instant::now() + Duration::from_millis(500);
+        let until = clock::tokio_now() + Duration::from_millis(500);
         loop {
             match tokio::time::timeout_at(until, sock.recv(&mut buf)).await {
                 Err(_) => break,

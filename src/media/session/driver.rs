@@ -162,7 +162,7 @@ fn run(shard: &'static Shard, o: PacerOptions) {
     let step = FRAME_PERIOD / slots;
     let mut lists: Vec<Vec<Weak<MediaSession>>> = (0..slots).map(|_| Vec::new()).collect();
     let mut scratch = Vec::with_capacity(HEADER_LEN + FRAME_LEN);
-    let mut next = Instant::now();
+    let mut next = crate::clock::monotonic_now();
     let mut slot = 0;
     loop {
         {
@@ -172,7 +172,7 @@ fn run(shard: &'static Shard, o: PacerOptions) {
                     joining = shard.wake.wait(joining).unwrap_or_else(|p| p.into_inner());
                 }
                 // Idle until now: the grid starts afresh.
-                next = Instant::now();
+                next = crate::clock::monotonic_now();
                 slot = 0;
             }
             for w in joining.drain(..) {
@@ -181,7 +181,7 @@ fn run(shard: &'static Shard, o: PacerOptions) {
                 }
             }
         }
-        record(Instant::now().saturating_duration_since(next));
+        record(crate::clock::monotonic_now().saturating_duration_since(next));
         lists[slot].retain(|w| match w.upgrade() {
             Some(s) if !s.closed.load(Ordering::Acquire) => {
                 s.tick(&mut scratch);
@@ -193,7 +193,7 @@ fn run(shard: &'static Shard, o: PacerOptions) {
         // Deadlines sit on an absolute grid, so a late wake-up does not drift the streams;
         // a long stall skips the missed ticks instead of bursting them all.
         next += step;
-        let now = Instant::now();
+        let now = crate::clock::monotonic_now();
         if now > next + FRAME_PERIOD * MAX_LAG {
             // Overloaded: restart the grid, and still sleep a step so that a real-time
             // thread never keeps a core to itself.
