@@ -32,6 +32,7 @@ use super::rtp::{
     ntp_timestamp, write_sdes_cname,
 };
 use super::sdp::Negotiated;
+use crate::call::LegMedia;
 use crate::clock::{Clock, SystemClock};
 
 mod driver;
@@ -95,7 +96,7 @@ struct State {
     sender: RtpSender,
     playing: Option<Playback>,
     pending_events: VecDeque<(u32, Vec<u8>)>,
-    peer: Option<Weak<MediaSession>>,
+    peer: Option<Weak<dyn LegMedia>>,
     dtmf: DtmfReceiver,
     /// The last telephone-event packet ended its event.
     dtmf_ended: bool,
@@ -467,7 +468,8 @@ impl MediaSession {
 
     /// Relays this session's received audio to `other` (and back, when both are bridged).
     pub fn bridge_to(&self, other: &Arc<MediaSession>) {
-        self.lock().peer = Some(Arc::downgrade(other));
+        let other: Arc<dyn LegMedia> = other.clone();
+        self.lock().peer = Some(Arc::downgrade(&other));
     }
 
     /// Stops relaying.
@@ -688,6 +690,24 @@ async fn send_loop(session: Weak<MediaSession>) {
             return;
         }
         s.tick(&mut scratch);
+    }
+}
+
+impl LegMedia for MediaSession {
+    fn stop(&self) {
+        MediaSession::stop(self);
+    }
+
+    fn relay_to(&self, other: &Arc<dyn LegMedia>) {
+        self.lock().peer = Some(Arc::downgrade(other));
+    }
+
+    fn unbridge(&self) {
+        MediaSession::unbridge(self);
+    }
+
+    fn relay_in(&self, law: Law, payload: &[u8]) {
+        MediaSession::relay_in(self, law, payload);
     }
 }
 
