@@ -4,8 +4,10 @@
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+
+use parking_lot::Mutex;
 use std::task::{Context, Poll, Waker};
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -179,12 +181,8 @@ impl ManualClock {
         self.lock().len()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<(i64, u64), Sleeper>> {
-        // A panic while holding this lock cannot leave the map inconsistent, so poison is ignored.
-        self.inner
-            .sleepers
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, BTreeMap<(i64, u64), Sleeper>> {
+        self.inner.sleepers.lock()
     }
 
     fn wake_due(&self) {
@@ -314,7 +312,7 @@ mod tests {
             let o = order.clone();
             tasks.push(tokio::spawn(async move {
                 c2.sleep(TimeDelta::seconds(secs)).await;
-                o.lock().unwrap().push(secs);
+                o.lock().push(secs);
             }));
         }
         while c.pending_sleepers() < 3 {
@@ -322,17 +320,17 @@ mod tests {
         }
         assert_eq!(c.next_deadline(), Some(t0() + TimeDelta::seconds(10)));
         c.advance(TimeDelta::seconds(15));
-        while order.lock().unwrap().is_empty() {
+        while order.lock().is_empty() {
             tokio::task::yield_now().await;
         }
-        assert_eq!(*order.lock().unwrap(), vec![10]);
+        assert_eq!(*order.lock(), vec![10]);
         assert!(c.advance_to_next());
         assert_eq!(c.now(), t0() + TimeDelta::seconds(20));
         assert!(c.advance_to_next());
         for t in tasks {
             t.await.unwrap();
         }
-        assert_eq!(*order.lock().unwrap(), vec![10, 20, 30]);
+        assert_eq!(*order.lock(), vec![10, 20, 30]);
         assert!(!c.advance_to_next());
     }
 

@@ -17,7 +17,9 @@ use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::{Arc, OnceLock, Weak};
+
+use parking_lot::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
@@ -49,33 +51,23 @@ pub struct DigitBuffer {
 impl DigitBuffer {
     /// Adds a key.
     pub fn push(&self, key: char) {
-        self.keys
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push_back(key);
+        self.keys.lock().push_back(key);
         self.notify.notify_waiters();
     }
 
     /// Takes the oldest key.
     pub fn pop(&self) -> Option<char> {
-        self.keys
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pop_front()
+        self.keys.lock().pop_front()
     }
 
     /// The oldest key, left in place.
     pub fn peek(&self) -> Option<char> {
-        self.keys
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .front()
-            .copied()
+        self.keys.lock().front().copied()
     }
 
     /// Drops every key.
     pub fn clear(&self) {
-        self.keys.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.keys.lock().clear();
     }
 }
 
@@ -274,7 +266,7 @@ impl MediaSession {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.lock()
     }
 
     /// The local RTP address (for SDP).
@@ -722,7 +714,7 @@ pub fn silence_frames(law: Law, d: Duration) -> Arc<[Frame]> {
     let n = (d.as_millis() / 20).max(1) as usize;
     let key = (law, n);
     let cache = SHARED.get_or_init(|| Mutex::new(Vec::new()));
-    let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+    let mut cache = cache.lock();
     if let Some((_, frames)) = cache.iter().find(|(k, _)| *k == key) {
         return frames.clone();
     }

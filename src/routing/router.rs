@@ -24,9 +24,9 @@
 //! (failed attempt, declined, hung up) leaves `in_flight`. So one ready agent starts one dial at
 //! a time, and N ready agents at most N.
 
+use parking_lot::{Mutex, MutexGuard, RwLock};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, RwLock};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use thiserror::Error;
@@ -129,7 +129,7 @@ pub struct Router {
 }
 
 fn lock(m: &Mutex<WaitQueue>) -> MutexGuard<'_, WaitQueue> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+    m.lock()
 }
 
 fn pop(q: &RouterQueue) -> Option<Waiting> {
@@ -246,9 +246,7 @@ impl Router {
                 }
             }
         });
-        *self.agent_queues[idx as usize]
-            .write()
-            .unwrap_or_else(|p| p.into_inner()) = mine;
+        *self.agent_queues[idx as usize].write() = mine;
     }
 
     /// Changes an agent's skills (name → level) and its eligibility at once.
@@ -497,11 +495,7 @@ impl Router {
 
     /// Records a completed interaction's handle time for the queue's EWT.
     pub fn record_handle_time(&self, queue: &str, handle: TimeDelta) -> Result<(), RouterError> {
-        self.queue(queue)?
-            .stats
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .record_handle(handle);
+        self.queue(queue)?.stats.lock().record_handle(handle);
         Ok(())
     }
 
@@ -549,7 +543,7 @@ impl Router {
         if counts.logged_in == 0 {
             return Ok(None);
         }
-        let stats = q.stats.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let stats = q.stats.lock().clone();
         Ok(match q.ewt_method {
             EwtMethod::QueueLength => queue_length_ewt(
                 position,

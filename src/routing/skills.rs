@@ -18,9 +18,9 @@
 //! matches every agent. Note: Genesys Engage groups `&`/`|` left to right without precedence;
 //! boomerang uses the precedence above, which is what most people read into such expressions.
 
+use parking_lot::RwLock;
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::RwLock;
 
 use thiserror::Error;
 
@@ -359,7 +359,7 @@ impl SkillCatalog {
         if let Some(id) = self.read().get(&key) {
             return *id;
         }
-        let mut ids = self.ids.write().unwrap_or_else(|p| p.into_inner());
+        let mut ids = self.ids.write();
         let next = ids.len() as SkillId;
         *ids.entry(key).or_insert(next)
     }
@@ -379,8 +379,8 @@ impl SkillCatalog {
         self.len() == 0
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, SkillId>> {
-        self.ids.read().unwrap_or_else(|p| p.into_inner())
+    fn read(&self) -> parking_lot::RwLockReadGuard<'_, HashMap<String, SkillId>> {
+        self.ids.read()
     }
 }
 

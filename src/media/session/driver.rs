@@ -91,7 +91,7 @@ fn record(late: Duration) {
 }
 
 pub(super) fn set_options(options: PacerOptions) -> bool {
-    let mut o = OPTIONS.lock().unwrap_or_else(|p| p.into_inner());
+    let mut o = OPTIONS.lock();
     if SHARDS.get().is_some() {
         return false;
     }
@@ -100,7 +100,7 @@ pub(super) fn set_options(options: PacerOptions) -> bool {
 }
 
 fn start() -> Vec<&'static Shard> {
-    let o = *OPTIONS.lock().unwrap_or_else(|p| p.into_inner());
+    let o = *OPTIONS.lock();
     let mut shards = Vec::new();
     for i in 0..o.threads.clamp(1, 64) {
         // Lives as long as the process, like the thread that serves it.
@@ -127,11 +127,7 @@ pub(super) fn register(session: Weak<MediaSession>) -> bool {
         return false;
     }
     let shard = shards[NEXT_SHARD.fetch_add(1, Ordering::Relaxed) % shards.len()];
-    shard
-        .joining
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .push(session);
+    shard.joining.lock().push(session);
     shard.wake.notify_one();
     true
 }
@@ -166,10 +162,10 @@ fn run(shard: &'static Shard, o: PacerOptions) {
     let mut slot = 0;
     loop {
         {
-            let mut joining = shard.joining.lock().unwrap_or_else(|p| p.into_inner());
+            let mut joining = shard.joining.lock();
             if lists.iter().all(Vec::is_empty) {
                 while joining.is_empty() {
-                    joining = shard.wake.wait(joining).unwrap_or_else(|p| p.into_inner());
+                    shard.wake.wait(&mut joining);
                 }
                 // Idle until now: the grid starts afresh.
                 next = crate::clock::monotonic_now();

@@ -159,10 +159,7 @@ impl Router {
             self.queues[qi].in_flight.fetch_sub(1, Ordering::AcqRel);
         }
         let waited = (now - w.enqueued_at).max(TimeDelta::zero());
-        q.stats
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .record_wait(waited);
+        q.stats.lock().record_wait(waited);
         Assignment {
             interaction: w.id,
             queue: q.name.clone(),
@@ -177,9 +174,7 @@ impl Router {
     /// paced head counts only when the pacing rule lets it be triggered; the flag says it is
     /// one.
     fn best_queue_for(&self, idx: AgentIdx) -> Option<(usize, bool)> {
-        let queues = self.agent_queues[idx as usize]
-            .read()
-            .unwrap_or_else(|p| p.into_inner());
+        let queues = self.agent_queues[idx as usize].read();
         let mut best: Option<(i64, DateTime<Utc>, usize, bool)> = None;
         let better = |best: &Option<(i64, DateTime<Utc>, usize, bool)>, p: i64, t| {
             best.is_none_or(|(bp, bt, _, _)| p > bp || (p == bp && t < bt))
