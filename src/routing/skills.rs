@@ -213,13 +213,21 @@ impl ExprParser {
         Ok(())
     }
 
+    /// Consumes the operator `op`, single or doubled (`|` or `||`), when it comes next.
+    fn operator(&mut self, op: char) -> bool {
+        if self.peek() != Some(op) {
+            return false;
+        }
+        self.at += 1;
+        if self.chars.get(self.at) == Some(&op) {
+            self.at += 1;
+        }
+        true
+    }
+
     fn or(&mut self) -> Result<Expr, SkillParseError> {
         let mut left = self.and()?;
-        while self.peek() == Some('|') {
-            self.at += 1;
-            if self.chars.get(self.at) == Some(&'|') {
-                self.at += 1;
-            }
+        while self.operator('|') {
             let right = self.and()?;
             left = Expr::Or(Box::new(left), Box::new(right));
         }
@@ -228,11 +236,7 @@ impl ExprParser {
 
     fn and(&mut self) -> Result<Expr, SkillParseError> {
         let mut left = self.unary()?;
-        while self.peek() == Some('&') {
-            self.at += 1;
-            if self.chars.get(self.at) == Some(&'&') {
-                self.at += 1;
-            }
+        while self.operator('&') {
             let right = self.unary()?;
             left = Expr::And(Box::new(left), Box::new(right));
         }
