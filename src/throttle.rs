@@ -80,7 +80,7 @@ mod tests {
 
     #[test]
     fn the_first_burst_is_logged_then_one_summary_per_interval() {
-        let t0 = Instant::now();
+        let t0 = crate::clock::monotonic_now();
         let mut t = LogThrottle::new(3, Duration::from_secs(10));
         let verdicts: Vec<Verdict> = (0..10_000)
             .map(|i| t.check(t0 + Duration::from_micros(i)))
@@ -100,7 +100,7 @@ mod tests {
 
     #[test]
     fn sparse_events_are_all_logged() {
-        let t0 = Instant::now();
+        let t0 = crate::clock::monotonic_now();
         let mut t = LogThrottle::new(1, Duration::from_secs(1));
         for i in 0..5 {
             assert_eq!(
@@ -112,7 +112,7 @@ mod tests {
 
     #[test]
     fn a_zero_burst_suppresses_everything_but_keeps_the_count() {
-        let t0 = Instant::now();
+        let t0 = crate::clock::monotonic_now();
         let mut t = LogThrottle::new(0, Duration::from_secs(1));
         assert_eq!(t.check(t0), Verdict::Suppress);
         assert_eq!(t.check(t0), Verdict::Suppress);

@@ -1,6 +1,7 @@
 //! Distributions of durations (seconds) sampled with the run's seeded generator.
 
 use rand::Rng;
+use rand_distr::{Distribution, Exp, LogNormal};
 use serde::Deserialize;
 
 /// A distribution of a duration in seconds.
@@ -50,26 +51,17 @@ impl Dist {
             Dist::None => None,
             Dist::Fixed(x) => Some(x),
             Dist::Exponential(mean) => Some(exponential(rng, mean)),
-            Dist::Lognormal { mean, sd } => {
-                let s2 = (1.0 + (sd * sd) / (mean * mean)).ln();
-                let mu = mean.ln() - s2 / 2.0;
-                Some((mu + s2.sqrt() * normal(rng)).exp())
-            }
+            // `check` keeps mean > 0 and sd ≥ 0, so the distribution always builds.
+            Dist::Lognormal { mean, sd } => LogNormal::from_mean_cv(mean, sd / mean)
+                .ok()
+                .map(|d| d.sample(rng)),
         }
     }
 }
 
-/// Exponential sample with `mean`.
+/// Exponential sample with `mean` (0 for a mean that is not a number of seconds ≥ 0).
 pub fn exponential(rng: &mut impl Rng, mean: f64) -> f64 {
-    let u: f64 = rng.random();
-    -mean * (1.0 - u).ln()
-}
-
-/// Standard normal sample (Box–Muller).
-pub fn normal(rng: &mut impl Rng) -> f64 {
-    let u1: f64 = 1.0 - rng.random::<f64>();
-    let u2: f64 = rng.random();
-    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
+    Exp::new(1.0 / mean).map_or(0.0, |d| d.sample(rng))
 }
 
 #[cfg(test)]

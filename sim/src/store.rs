@@ -4,7 +4,9 @@
 //! blocking task, which stops tokio's paused clock from advancing while SQLite works.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use boomerang::callback::CallbackRecord;
@@ -32,7 +34,7 @@ impl MemoryStore {
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+        self.inner.lock()
     }
 }
 

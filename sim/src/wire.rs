@@ -14,11 +14,13 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::{Arc, OnceLock, Weak};
+
+use parking_lot::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use boomerang::call::{CallLeg, Direction, HangupCause, LegInfo};
-use boomerang::clock::{SharedClock, SystemClock};
+use boomerang::clock::{self, SharedClock, SystemClock};
 use boomerang::config::Config;
 use boomerang::media::prompts::PromptLibrary;
 use boomerang::media::sdp;
@@ -41,6 +43,13 @@ use crate::run::{
     CallRecord, ChoiceKind, SimError, agent_plan, arrivals, initial_records, rng_for,
 };
 use crate::scenario::{CallbackAnswer, Scenario};
+
+mod answer;
+mod register;
+mod stats;
+use answer::incoming;
+use register::register;
+pub use stats::{Millis, WireStats};
 
 /// Settings of a wire run.
 #[derive(Debug, Clone)]
@@ -98,157 +107,6 @@ impl Default for WireOptions {
     }
 }
 
-/// Percentiles of a sample, milliseconds.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
-pub struct Millis {
-    /// Sample size.
-    pub n: usize,
-    /// Mean.
-    pub mean: Option<f64>,
-    /// Median.
-    pub p50: Option<f64>,
-    /// 95th percentile.
-    pub p95: Option<f64>,
-    /// 99th percentile.
-    pub p99: Option<f64>,
-    /// Largest.
-    pub max: Option<f64>,
-}
-
-impl Millis {
-    fn of(mut xs: Vec<f64>) -> Millis {
-        xs.sort_by(f64::total_cmp);
-        let n = xs.len();
-        // Nearest rank.
-        let pick = |q: f64| (n > 0).then(|| xs[((q * n as f64).ceil() as usize).clamp(1, n) - 1]);
-        Millis {
-            n,
-            mean: (n > 0).then(|| xs.iter().sum::<f64>() / n as f64),
-            p50: pick(0.50),
-            p95: pick(0.95),
-            p99: pick(0.99),
-            max: xs.last().copied(),
-        }
-    }
-}
-
-/// SIP figures of a wire run.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
-pub struct WireStats {
-    /// The engine's address.
-    pub target: String,
-    /// The simulator's user agent.
-    pub local: String,
-    /// INVITEs sent by callers.
-    pub attempted: usize,
-    /// Answered with a 2xx.
-    pub ok: usize,
-    /// Not answered: a final non-2xx, a timeout, or no RTP port / user agent.
-    pub failed: usize,
-    /// Failures by status code (`timeout` when the simulator gave up and cancelled).
-    pub failures: BTreeMap<String, usize>,
-    /// INVITE → 200 OK.
-    pub setup_ms: Millis,
-    /// INVITE → first provisional response (post-dial delay).
-    pub pdd_ms: Millis,
-    /// Answered calls the engine ended (BYE from the engine).
-    pub ended_by_engine: usize,
-    /// Answered calls the caller ended (patience, or the longest-call limit).
-    pub ended_by_caller: usize,
-    /// Most caller calls in progress at once.
-    pub max_concurrent: usize,
-    /// Callers who waited for a free slot (concurrency limit).
-    pub delayed_by_limit: usize,
-    /// Seconds from the first INVITE to the last.
-    pub dial_span_seconds: f64,
-    /// INVITEs per second over that span.
-    pub calls_per_second: f64,
-    /// Agents registered (200 to REGISTER).
-    pub agents_registered: usize,
-    /// Registrations refused or unanswered.
-    pub agent_registration_failures: usize,
-    /// INVITEs the engine sent to agents' phones.
-    pub agent_calls: usize,
-    /// INVITEs the engine sent to customers (callbacks through the trunk).
-    pub customer_calls: usize,
-    /// Customer calls answered.
-    pub customer_answered: usize,
-    /// INVITEs to numbers that are no simulated agent or customer (answered 404).
-    pub unknown_calls: usize,
-}
-
-impl WireStats {
-    /// Appends the SIP section of the terminal table.
-    pub fn write_table(&self, out: &mut String) {
-        use std::fmt::Write as _;
-        let ms = |x: Option<f64>| x.map(|v| format!("{v:.1}")).unwrap_or_else(|| "-".into());
-        let _ = writeln!(
-            out,
-            "SIP (wire mode) against {} from {}",
-            self.target, self.local
-        );
-        let _ = writeln!(
-            out,
-            "  calls attempted {}, ok {}, failed {} ({:.3}%){}",
-            self.attempted,
-            self.ok,
-            self.failed,
-            if self.attempted > 0 {
-                self.failed as f64 * 100.0 / self.attempted as f64
-            } else {
-                0.0
-            },
-            if self.failures.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    ": {}",
-                    self.failures
-                        .iter()
-                        .map(|(k, v)| format!("{k}×{v}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            }
-        );
-        for (name, m) in [
-            ("setup time (INVITE→200)", &self.setup_ms),
-            ("post-dial delay (INVITE→1xx)", &self.pdd_ms),
-        ] {
-            let _ = writeln!(
-                out,
-                "  {name:<30} ms: p50 {}  p95 {}  p99 {}  max {}  mean {}  (n={})",
-                ms(m.p50),
-                ms(m.p95),
-                ms(m.p99),
-                ms(m.max),
-                ms(m.mean),
-                m.n
-            );
-        }
-        let _ = writeln!(
-            out,
-            "  {:.1} calls/s over {:.1}s; at most {} up at once ({} waited for the limit); ended by engine {}, by caller {}",
-            self.calls_per_second,
-            self.dial_span_seconds,
-            self.max_concurrent,
-            self.delayed_by_limit,
-            self.ended_by_engine,
-            self.ended_by_caller
-        );
-        let _ = writeln!(
-            out,
-            "  agents registered {} (failed {}), calls to agents {}, callbacks to customers {} (answered {}), unknown {}",
-            self.agents_registered,
-            self.agent_registration_failures,
-            self.agent_calls,
-            self.customer_calls,
-            self.customer_answered,
-            self.unknown_calls
-        );
-    }
-}
-
 #[derive(Default)]
 struct Tally {
     attempted: usize,
@@ -298,7 +156,7 @@ struct Ctx {
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+    m.lock()
 }
 
 fn secs(s: f64) -> Duration {
@@ -427,10 +285,10 @@ pub async fn run(
     });
     let _ = ctx.ua.set(ua.clone());
     let _ = handler.0.set(Arc::downgrade(&ctx));
-    let wall = Instant::now();
+    let wall = clock::monotonic_now();
 
     // Agents' phones register at the start of their shift and unregister at its end.
-    let start = tokio::time::Instant::now();
+    let start = clock::tokio_now();
     let registered: Arc<Mutex<Vec<String>>> = Arc::default();
     let reg_failures = Arc::new(AtomicUsize::new(0));
     let reg_ok = Arc::new(AtomicUsize::new(0));
@@ -538,14 +396,14 @@ pub async fn run(
         let _ = t.await;
     }
     // Callbacks booked but not yet connected, and agents' calls, still in progress.
-    let drain_until = Instant::now() + secs(opts.drain);
+    let drain_until = clock::monotonic_now() + secs(opts.drain);
     loop {
         let waiting = lock(&ctx.calls)
             .iter()
             .filter(|c| c.callback_kind.is_some() && c.callback_connected.is_none())
             .count();
         let busy = ctx.incoming_in_progress.load(Ordering::Relaxed);
-        if (waiting == 0 && busy == 0) || Instant::now() >= drain_until {
+        if (waiting == 0 && busy == 0) || clock::monotonic_now() >= drain_until {
             break;
         }
         if let Some(b) = &bar {
@@ -679,7 +537,7 @@ async fn caller_call(
         rand::random::<u32>() as u64,
         1,
     );
-    let dialled = Instant::now();
+    let dialled = clock::monotonic_now();
     if let Some(d) = lock(&ctx.dialled).get_mut(idx) {
         *d = Some(dialled);
     }
@@ -709,7 +567,7 @@ async fn caller_call(
         media.close();
         return;
     };
-    let deadline = tokio::time::Instant::now() + secs(ctx.opts.setup_timeout);
+    let deadline = clock::tokio_now() + secs(ctx.opts.setup_timeout);
     let mut pdd = None;
     let outcome = loop {
         tokio::select! {
@@ -783,7 +641,7 @@ async fn caller_call(
     if let Some(c) = lock(&ctx.calls).get_mut(idx) {
         c.queued = queued_at;
     }
-    let limit = tokio::time::Instant::now() + secs(ctx.opts.max_call);
+    let limit = clock::tokio_now() + secs(ctx.opts.max_call);
     let mut by_caller = false;
     if !engine_ended {
         let patience_timer = async {
@@ -851,253 +709,6 @@ async fn caller_call(
     } else {
         c.route_result = Some("abandoned".into());
     }
-}
-
-/// A call from the engine: to an agent's phone (registered by us) or to a customer being
-/// called back (through the trunk that points at us).
-async fn incoming(ctx: Arc<Ctx>, call: IncomingCall) {
-    let Some(ua) = ctx.ua.get().cloned() else {
-        return;
-    };
-    ctx.incoming_in_progress.fetch_add(1, Ordering::Relaxed);
-    if let Some(phone) = ctx.phones.get(&call.dnis) {
-        lock(&ctx.tally).agent_calls += 1;
-        agent_answers(&ctx, &ua, phone, call).await;
-    } else if let Some(idx) = caller_of(&call.dnis).filter(|i| *i < lock(&ctx.calls).len()) {
-        lock(&ctx.tally).customer_calls += 1;
-        customer_answers(&ctx, &ua, idx, call).await;
-    } else {
-        lock(&ctx.tally).unknown_calls += 1;
-        ua.reject(&call.call_id, 404, "Not Found");
-    }
-    ctx.incoming_in_progress.fetch_sub(1, Ordering::Relaxed);
-}
-
-async fn ended(shared: &LegShared) {
-    let mut rx = shared.ended.subscribe();
-    let _ = rx.wait_for(|e| *e).await;
-}
-
-/// Opens RTP and answers with SDP; None (and the call refused) when impossible.
-async fn pick_up(ctx: &Ctx, ua: &UaHandle, call: &IncomingCall) -> Option<Arc<MediaSession>> {
-    tokio::select! {
-        _ = tokio::time::sleep(secs(ctx.opts.ring)) => {}
-        _ = ended(&call.shared) => return None,
-    }
-    let media = match MediaSession::open(
-        ua.public_ip,
-        ctx.opts.rtp_ports,
-        call.shared.digits.clone(),
-    )
-    .await
-    {
-        Ok(m) => m,
-        Err(_) => {
-            ua.reject(&call.call_id, 503, "Service Unavailable");
-            return None;
-        }
-    };
-    let (answer, negotiated) =
-        match sdp::answer(&call.offer, ua.public_ip, media.local_addr().port()) {
-            Ok(x) => x,
-            Err(_) => {
-                ua.reject(&call.call_id, 488, "Not Acceptable Here");
-                media.close();
-                return None;
-            }
-        };
-    media.configure(&negotiated);
-    if !ua.answer(&call.call_id, answer).await {
-        media.close();
-        return None;
-    }
-    Some(media)
-}
-
-async fn agent_answers(ctx: &Ctx, ua: &UaHandle, phone: &Phone, call: IncomingCall) {
-    let Some(media) = pick_up(ctx, ua, &call).await else {
-        return;
-    };
-    let handle = {
-        let mut rngs = lock(&ctx.agent_rngs);
-        match rngs.get_mut(phone.agent) {
-            Some(rng) => phone.handle.sample(rng),
-            None => None,
-        }
-    }
-    .unwrap_or(60.0);
-    // Whose call: the engine presents the caller's (or called-back customer's) number.
-    let party = caller_of(&call.ani);
-    let mut started = None;
-    if let Some(idx) = party {
-        let t = ctx.t(idx);
-        started = t;
-        let mut calls = lock(&ctx.calls);
-        if let Some(c) = calls.get_mut(idx) {
-            if !c.ended && c.answered.is_none() {
-                c.answered = t;
-            } else if c.ended && c.callback_connected.is_none() {
-                c.callback_connected = t;
-                // The customer reached an agent: the engine completes it as AGENT.
-                c.callback_reason = Some("AGENT".into());
-            }
-        }
-    }
-    tokio::select! {
-        _ = tokio::time::sleep(secs(handle)) => ua.hang_up(&call.call_id),
-        _ = ended(&call.shared) => {}
-    }
-    if let Some(st) = started {
-        lock(&ctx.busy).push((st, handle));
-    }
-    media.close();
-}
-
-async fn customer_answers(ctx: &Ctx, ua: &UaHandle, idx: usize, call: IncomingCall) {
-    if let Some(c) = lock(&ctx.calls).get_mut(idx) {
-        c.dial_attempts += 1;
-    }
-    let n = ctx.customer_seq.fetch_add(1, Ordering::Relaxed);
-    let mut rng = rng_for(ctx.seed ^ 0x00C0_57AB, n as u64);
-    let u: f64 = rng.random();
-    let a = &ctx.callback_answer;
-    if u >= a.answer + a.busy {
-        // Rings out: the engine cancels at its ring timeout.
-        tokio::select! {
-            _ = ended(&call.shared) => {}
-            _ = tokio::time::sleep(secs(ctx.opts.max_call)) => ua.reject(&call.call_id, 480, "Temporarily Unavailable"),
-        }
-        return;
-    }
-    if u >= a.answer {
-        tokio::time::sleep(secs(ctx.opts.ring)).await;
-        ua.reject(&call.call_id, 486, "Busy Here");
-        return;
-    }
-    let Some(media) = pick_up(ctx, ua, &call).await else {
-        return;
-    };
-    lock(&ctx.tally).customer_answered += 1;
-    let leg = SipLeg::new(
-        LegInfo {
-            call_id: call.call_id.clone(),
-            ani: call.ani.clone(),
-            dnis: call.dnis.clone(),
-            direction: Direction::Inbound,
-        },
-        ua.clone(),
-        call.shared.clone(),
-        media,
-        ctx.prompts.clone(),
-        ctx.clock.clone(),
-        String::new(),
-        true,
-    );
-    tokio::select! {
-        _ = tokio::time::sleep(secs(ctx.opts.digit_delay)) => {
-            let _ = leg.send_digits(&ctx.confirm).await;
-        }
-        _ = leg.hung_up() => return,
-    }
-    tokio::select! {
-        _ = leg.hung_up() => {}
-        _ = tokio::time::sleep(secs(ctx.opts.max_call)) => {
-            let _ = leg.hang_up(HangupCause::Normal).await;
-        }
-    }
-}
-
-/// Sends a REGISTER for `user` with a Contact at `contact` from a socket of its own, with
-/// retransmissions, answering a digest challenge with `password`; returns the final status.
-async fn register(
-    target: SocketAddr,
-    user: &str,
-    password: Option<&str>,
-    contact: SocketAddr,
-    expires: u32,
-) -> Result<u16, String> {
-    let bind: SocketAddr = if target.is_ipv4() {
-        SocketAddr::from(([0, 0, 0, 0], 0))
-    } else {
-        SocketAddr::from(([0u16; 8], 0))
-    };
-    let sock = tokio::net::UdpSocket::bind(bind)
-        .await
-        .map_err(|e| e.to_string())?;
-    sock.connect(target).await.map_err(|e| e.to_string())?;
-    let local = sock.local_addr().map_err(|e| e.to_string())?;
-    let token = || format!("{:016x}", rand::random::<u64>());
-    let host = target.ip();
-    let (from_tag, call_id) = (token(), token());
-    let message = |cseq: u32, authorization: &str| {
-        format!(
-            "REGISTER sip:{target} SIP/2.0\r\n\
-             Via: SIP/2.0/UDP {local};branch=z9hG4bK{}\r\n\
-             Max-Forwards: 70\r\n\
-             From: <sip:{user}@{host}>;tag={from_tag}\r\n\
-             To: <sip:{user}@{host}>\r\n\
-             Call-ID: {call_id}@boomerang-sim\r\n\
-             CSeq: {cseq} REGISTER\r\n\
-             Contact: <sip:{user}@{contact}>\r\n\
-             {authorization}\
-             Expires: {expires}\r\n\
-             Content-Length: 0\r\n\r\n",
-            token(),
-        )
-    };
-    let (code, text) = transact(&sock, &message(1, "")).await?;
-    let (Some(password), 401) = (password, code) else {
-        return Ok(code);
-    };
-    let challenge = text
-        .lines()
-        .find_map(|l| {
-            l.split_once(':')
-                .filter(|(name, _)| name.trim().eq_ignore_ascii_case("WWW-Authenticate"))
-                .map(|(_, v)| v.trim().to_string())
-        })
-        .ok_or("401 without a challenge")?;
-    let authorization = boomerang::sip::digest::respond(
-        &challenge,
-        "REGISTER",
-        &format!("sip:{target}"),
-        user,
-        password,
-    )
-    .map_err(|e| e.to_string())?;
-    Ok(transact(
-        &sock,
-        &message(2, &format!("Authorization: {authorization}\r\n")),
-    )
-    .await?
-    .0)
-}
-
-/// Sends `msg` with retransmissions until a final response; its code and text.
-async fn transact(sock: &tokio::net::UdpSocket, msg: &str) -> Result<(u16, String), String> {
-    let mut buf = vec![0u8; 4096];
-    for _ in 0..7 {
-        sock.send(msg.as_bytes()).await.map_err(|e| e.to_string())?;
-        let until = tokio::time::Instant::now() + Duration::from_millis(500);
-        loop {
-            match tokio::time::timeout_at(until, sock.recv(&mut buf)).await {
-                Err(_) => break,
-                Ok(Err(e)) => return Err(e.to_string()),
-                Ok(Ok(n)) => {
-                    let text = String::from_utf8_lossy(&buf[..n]).to_string();
-                    let code = text
-                        .strip_prefix("SIP/2.0 ")
-                        .and_then(|r| r.get(..3))
-                        .and_then(|c| c.parse::<u16>().ok());
-                    match code {
-                        Some(c) if c >= 200 => return Ok((c, text)),
-                        _ => {}
-                    }
-                }
-            }
-        }
-    }
-    Err("no final response to REGISTER".into())
 }
 
 #[cfg(test)]

@@ -4,7 +4,9 @@
 //! prompts and timeouts take (virtual) time; without one they complete at once.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -107,7 +109,7 @@ impl MemoryLeg {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.lock()
     }
 
     fn note(&self, line: String) {
@@ -415,7 +417,6 @@ impl MemoryDialer {
     pub fn script(&self, target: &str, answer: Answer) {
         self.answers
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
             .entry(target.to_string())
             .or_default()
             .push_back(answer);
@@ -423,12 +424,12 @@ impl MemoryDialer {
 
     /// Every call placed: target and whether it was answered.
     pub fn calls(&self) -> Vec<(String, Result<(), DialResult>)> {
-        self.log.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.log.lock().clone()
     }
 
     /// The legs handed out, in order.
     pub fn legs(&self) -> Vec<Arc<MemoryLeg>> {
-        self.legs.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.legs.lock().clone()
     }
 }
 
@@ -447,7 +448,6 @@ impl Dialer for MemoryDialer {
         let answer = self
             .answers
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
             .get_mut(&key)
             .and_then(VecDeque::pop_front)
             .unwrap_or_else(|| self.default.clone());
@@ -464,10 +464,7 @@ impl Dialer for MemoryDialer {
                     None => MemoryLeg::new(info, script),
                 };
                 leg.lock().answered = true;
-                self.legs
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(leg.clone());
+                self.legs.lock().push(leg.clone());
                 Ok(leg as Arc<dyn CallLeg>)
             }
             Answer::Refuse(r) => {
@@ -483,7 +480,6 @@ impl Dialer for MemoryDialer {
         };
         self.log
             .lock()
-            .unwrap_or_else(|p| p.into_inner())
             .push((key, result.as_ref().map(|_| ()).map_err(|e| *e)));
         result
     }

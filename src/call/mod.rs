@@ -176,8 +176,8 @@ pub trait CallLeg: Send + Sync {
     /// True once the leg has ended.
     fn is_ended(&self) -> bool;
 
-    /// The leg's RTP session, when it has one, so two SIP legs can relay media to each other.
-    fn media(&self) -> Option<Arc<crate::media::session::MediaSession>> {
+    /// The leg's audio, when it has any, so two bridged legs can relay it to each other.
+    fn media(&self) -> Option<Arc<dyn LegMedia>> {
         None
     }
 
@@ -186,6 +186,22 @@ pub trait CallLeg: Send + Sync {
     fn is_held(&self) -> bool {
         false
     }
+}
+
+/// A leg's audio as its bridge partner sees it, so two legs relay to each other whatever they
+/// are made of (an RTP session on the wire, an in-memory leg), without knowing the other's type.
+pub trait LegMedia: Send + Sync {
+    /// Stops this leg's own playback (the bridged party's audio takes over).
+    fn stop(&self);
+
+    /// Sends what this leg hears to `other` until [`LegMedia::unbridge`].
+    fn relay_to(&self, other: &Arc<dyn LegMedia>);
+
+    /// Stops relaying.
+    fn unbridge(&self);
+
+    /// Plays one 20 ms frame of audio heard by the bridged party, encoded in `law`.
+    fn relay_in(&self, law: crate::media::g711::Law, payload: &[u8]);
 }
 
 /// Result of trying to reach a party with an outbound call.

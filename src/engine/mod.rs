@@ -459,6 +459,7 @@ impl Engine {
             store: &self.store,
             tasks: &self.tasks,
             limit: std::time::Duration::from_secs(config.spec.shutdown.drain_seconds.into()),
+            clock: self.dispatch.clock(),
         }
         .run()
         .await

@@ -571,75 +571,26 @@ mod tests {
         assert_eq!(rx.push(9000, &[1]), Err(DtmfError::ShortPayload(1)));
     }
 
+    /// The payload of key 7 at volume 10: `end` bit and duration so far.
+    fn key_7(end: bool, duration: u16) -> [u8; 4] {
+        TelephoneEvent {
+            event: 7,
+            end,
+            volume: 10,
+            duration,
+        }
+        .to_bytes()
+    }
+
     #[test]
     fn receiver_does_not_double_count_a_long_press_split_in_segments() {
         let mut rx = DtmfReceiver::new();
-        assert_eq!(
-            rx.push(
-                0,
-                &TelephoneEvent {
-                    event: 7,
-                    end: false,
-                    volume: 10,
-                    duration: 160
-                }
-                .to_bytes()
-            ),
-            Ok(Some('7'))
-        );
-        assert_eq!(
-            rx.push(
-                0,
-                &TelephoneEvent {
-                    event: 7,
-                    end: false,
-                    volume: 10,
-                    duration: 0xFFFF
-                }
-                .to_bytes()
-            ),
-            Ok(None)
-        );
+        assert_eq!(rx.push(0, &key_7(false, 160)), Ok(Some('7')));
+        assert_eq!(rx.push(0, &key_7(false, 0xFFFF)), Ok(None));
         // Next segment starts at the old timestamp + 0xFFFF.
-        assert_eq!(
-            rx.push(
-                0xFFFF,
-                &TelephoneEvent {
-                    event: 7,
-                    end: false,
-                    volume: 10,
-                    duration: 160
-                }
-                .to_bytes()
-            ),
-            Ok(None)
-        );
-        assert_eq!(
-            rx.push(
-                0xFFFF,
-                &TelephoneEvent {
-                    event: 7,
-                    end: true,
-                    volume: 10,
-                    duration: 800
-                }
-                .to_bytes()
-            ),
-            Ok(None)
-        );
-        assert_eq!(
-            rx.push(
-                0x2_0000,
-                &TelephoneEvent {
-                    event: 7,
-                    end: false,
-                    volume: 10,
-                    duration: 160
-                }
-                .to_bytes()
-            ),
-            Ok(Some('7'))
-        );
+        assert_eq!(rx.push(0xFFFF, &key_7(false, 160)), Ok(None));
+        assert_eq!(rx.push(0xFFFF, &key_7(true, 800)), Ok(None));
+        assert_eq!(rx.push(0x2_0000, &key_7(false, 160)), Ok(Some('7')));
     }
 
     #[test]

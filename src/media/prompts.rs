@@ -466,25 +466,24 @@ mod tests {
         }
     }
 
+    /// One second of a `hz` sine at 16 kHz, resampled to 8 kHz.
+    fn sine_16k_to_8k(hz: f64) -> Vec<i16> {
+        let input: Vec<f32> = (0..16_000)
+            .map(|i| 0.8 * (2.0 * PI * hz * i as f64 / 16_000.0).sin() as f32)
+            .collect();
+        resample(&input, 16_000, 8000)
+            .iter()
+            .map(|&s| to_i16(s))
+            .collect()
+    }
+
     #[test]
     fn tones_above_4khz_are_filtered_not_aliased() {
         // 6 kHz at 16 kHz would alias to 2 kHz with naive decimation.
-        let input: Vec<f32> = (0..16_000)
-            .map(|i| 0.8 * (2.0 * PI * 6000.0 * i as f64 / 16_000.0).sin() as f32)
-            .collect();
-        let out: Vec<i16> = resample(&input, 16_000, 8000)
-            .iter()
-            .map(|&s| to_i16(s))
-            .collect();
+        let out = sine_16k_to_8k(6000.0);
         assert!(rms(&out[200..7800]) < 30.0, "rms {}", rms(&out[200..7800]));
         // While 3 kHz passes nearly untouched.
-        let input: Vec<f32> = (0..16_000)
-            .map(|i| 0.8 * (2.0 * PI * 3000.0 * i as f64 / 16_000.0).sin() as f32)
-            .collect();
-        let out: Vec<i16> = resample(&input, 16_000, 8000)
-            .iter()
-            .map(|&s| to_i16(s))
-            .collect();
+        let out = sine_16k_to_8k(3000.0);
         let r = rms(&out[200..7800]);
         assert!((r - 0.8 * 32767.0 / 2f64.sqrt()).abs() < 800.0, "rms {r}");
     }

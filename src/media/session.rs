@@ -17,7 +17,9 @@ use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, Weak};
+use std::sync::{Arc, OnceLock, Weak};
+
+use parking_lot::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
@@ -32,7 +34,11 @@ use super::rtp::{
     ntp_timestamp, write_sdes_cname,
 };
 use super::sdp::Negotiated;
+use crate::call::LegMedia;
 use crate::clock::{Clock, SystemClock};
+
+mod driver;
+pub use driver::{PacerOptions, PacerStats, set_pacer_options, take_pacer_stats};
 
 /// Key presses heard on a leg, from RTP events, in-band tones or SIP INFO, in order.
 #[derive(Debug, Default)]
@@ -45,33 +51,23 @@ pub struct DigitBuffer {
 impl DigitBuffer {
     /// Adds a key.
     pub fn push(&self, key: char) {
-        self.keys
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push_back(key);
+        self.keys.lock().push_back(key);
         self.notify.notify_waiters();
     }
 
     /// Takes the oldest key.
     pub fn pop(&self) -> Option<char> {
-        self.keys
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pop_front()
+        self.keys.lock().pop_front()
     }
 
     /// The oldest key, left in place.
     pub fn peek(&self) -> Option<char> {
-        self.keys
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .front()
-            .copied()
+        self.keys.lock().front().copied()
     }
 
     /// Drops every key.
     pub fn clear(&self) {
-        self.keys.lock().unwrap_or_else(|p| p.into_inner()).clear();
+        self.keys.lock().clear();
     }
 }
 
@@ -92,7 +88,7 @@ struct State {
     sender: RtpSender,
     playing: Option<Playback>,
     pending_events: VecDeque<(u32, Vec<u8>)>,
-    peer: Option<Weak<MediaSession>>,
+    peer: Option<Weak<dyn LegMedia>>,
     dtmf: DtmfReceiver,
     /// The last telephone-event packet ended its event.
     dtmf_ended: bool,
@@ -201,7 +197,7 @@ fn bind_pair(
 impl Drop for MediaSession {
     /// Reports the session's figures to `/metrics` (its ports are freed with it).
     fn drop(&mut self) {
-        let state = self.state.get_mut().unwrap_or_else(|p| p.into_inner());
+        let state = self.state.get_mut();
         let block = state.reception.report_block(0, CLOCK_RATE);
         crate::ops::media_metrics::media().closed(crate::ops::media_metrics::SessionFigures {
             ports: 1 + u8::from(self.rtcp.is_some()),
@@ -231,7 +227,7 @@ impl MediaSession {
         let session = Arc::new(MediaSession {
             socket,
             rtcp: rtcp.clone(),
-            epoch: Instant::now(),
+            epoch: crate::clock::monotonic_now(),
             local,
             state: Mutex::new(State {
                 remote: None,
@@ -286,7 +282,7 @@ impl MediaSession {
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state.lock()
     }
 
     /// The local RTP address (for SDP).
@@ -480,7 +476,8 @@ impl MediaSession {
 
     /// Relays this session's received audio to `other` (and back, when both are bridged).
     pub fn bridge_to(&self, other: &Arc<MediaSession>) {
-        self.lock().peer = Some(Arc::downgrade(other));
+        let other: Arc<dyn LegMedia> = other.clone();
+        self.lock().peer = Some(Arc::downgrade(&other));
     }
 
     /// Stops relaying.
@@ -704,210 +701,21 @@ async fn send_loop(session: Weak<MediaSession>) {
     }
 }
 
-/// Tuning of the shared pacing driver; takes effect if set before the first session opens.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PacerOptions {
-    /// Pacing threads; sessions are spread over them round-robin.
-    pub threads: usize,
-    /// Sub-ticks per 20 ms period: each session is sent in one of them, so a thread sends
-    /// `sessions / slots` packets every `20 / slots` ms instead of all of them at once.
-    pub slots: u32,
-    /// `SCHED_RR` priority for the pacing threads (1–99), as media servers run their timers;
-    /// kept at normal priority when the process may not raise it (no `CAP_SYS_NICE`).
-    pub realtime_priority: Option<i32>,
-}
-
-impl PacerOptions {
-    /// One thread, four 5 ms slots, `SCHED_RR` priority 10 when allowed.
-    pub const DEFAULT: PacerOptions = PacerOptions {
-        threads: 1,
-        slots: 4,
-        realtime_priority: Some(10),
-    };
-}
-
-impl Default for PacerOptions {
-    fn default() -> Self {
-        Self::DEFAULT
-    }
-}
-
-/// How punctually the shared pacer woke up, counted since the previous call (for benchmarks
-/// and metrics).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PacerStats {
-    /// Slot ticks run.
-    pub ticks: u64,
-    /// Ticks that started more than 2 ms after their deadline.
-    pub late_ticks: u64,
-    /// The latest start after a deadline.
-    pub max_lateness: Duration,
-}
-
-/// Takes (and resets) the shared pacer's timing counters.
-pub fn take_pacer_stats() -> PacerStats {
-    driver::take_stats()
-}
-
-/// Sets the shared driver's options; false if the driver already runs (options unchanged).
-pub fn set_pacer_options(options: PacerOptions) -> bool {
-    driver::set_options(options)
-}
-
-/// The shared pacing driver: a few OS threads (one by default), one timer each, every session.
-mod driver {
-    use super::*;
-
-    /// Periods the driver may fall behind (sending catch-up frames back to back) before it
-    /// gives up on the missed ones and restarts its grid from now.
-    const MAX_LAG: u32 = 3;
-
-    struct Shard {
-        /// Sessions opened since the thread's last tick.
-        joining: Mutex<Vec<Weak<MediaSession>>>,
-        /// Wakes the idle thread when a session joins.
-        wake: Condvar,
+impl LegMedia for MediaSession {
+    fn stop(&self) {
+        MediaSession::stop(self);
     }
 
-    static OPTIONS: Mutex<PacerOptions> = Mutex::new(PacerOptions::DEFAULT);
-    static SHARDS: OnceLock<Vec<&'static Shard>> = OnceLock::new();
-    static NEXT_SHARD: AtomicUsize = AtomicUsize::new(0);
-
-    static TICKS: AtomicU64 = AtomicU64::new(0);
-    static LATE_TICKS: AtomicU64 = AtomicU64::new(0);
-    static MAX_LATE_US: AtomicU64 = AtomicU64::new(0);
-    const LATE: Duration = Duration::from_millis(2);
-
-    pub(super) fn take_stats() -> PacerStats {
-        PacerStats {
-            ticks: TICKS.swap(0, Ordering::Relaxed),
-            late_ticks: LATE_TICKS.swap(0, Ordering::Relaxed),
-            max_lateness: Duration::from_micros(MAX_LATE_US.swap(0, Ordering::Relaxed)),
-        }
+    fn relay_to(&self, other: &Arc<dyn LegMedia>) {
+        self.lock().peer = Some(Arc::downgrade(other));
     }
 
-    fn record(late: Duration) {
-        TICKS.fetch_add(1, Ordering::Relaxed);
-        if late > LATE {
-            LATE_TICKS.fetch_add(1, Ordering::Relaxed);
-        }
-        let us = u64::try_from(late.as_micros()).unwrap_or(u64::MAX);
-        MAX_LATE_US.fetch_max(us, Ordering::Relaxed);
+    fn unbridge(&self) {
+        MediaSession::unbridge(self);
     }
 
-    pub(super) fn set_options(options: PacerOptions) -> bool {
-        let mut o = OPTIONS.lock().unwrap_or_else(|p| p.into_inner());
-        if SHARDS.get().is_some() {
-            return false;
-        }
-        *o = options;
-        true
-    }
-
-    fn start() -> Vec<&'static Shard> {
-        let o = *OPTIONS.lock().unwrap_or_else(|p| p.into_inner());
-        let mut shards = Vec::new();
-        for i in 0..o.threads.clamp(1, 64) {
-            // Lives as long as the process, like the thread that serves it.
-            let shard: &'static Shard = Box::leak(Box::new(Shard {
-                joining: Mutex::new(Vec::new()),
-                wake: Condvar::new(),
-            }));
-            let started = std::thread::Builder::new()
-                .name(format!("rtp-pacer-{i}"))
-                .spawn(move || run(shard, o));
-            match started {
-                Ok(_) => shards.push(shard),
-                Err(e) => tracing::error!("cannot start RTP pacing thread {i}: {e}"),
-            }
-        }
-        shards
-    }
-
-    /// Adds a session to the driver (starting its threads on first use); false if no thread
-    /// could be started.
-    pub(super) fn register(session: Weak<MediaSession>) -> bool {
-        let shards = SHARDS.get_or_init(start);
-        if shards.is_empty() {
-            return false;
-        }
-        let shard = shards[NEXT_SHARD.fetch_add(1, Ordering::Relaxed) % shards.len()];
-        shard
-            .joining
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(session);
-        shard.wake.notify_one();
-        true
-    }
-
-    #[cfg(target_os = "linux")]
-    fn raise_priority(priority: i32) {
-        let param = libc::sched_param {
-            sched_priority: priority.clamp(1, 99),
-        };
-        // SAFETY: sets the calling thread's policy (pid 0) from a valid sched_param.
-        let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_RR, &param) };
-        if rc != 0 {
-            tracing::debug!(
-                "RTP pacing stays at normal priority: {}",
-                io::Error::last_os_error()
-            );
-        }
-    }
-
-    #[cfg(not(target_os = "linux"))]
-    fn raise_priority(_priority: i32) {}
-
-    fn run(shard: &'static Shard, o: PacerOptions) {
-        if let Some(p) = o.realtime_priority {
-            raise_priority(p);
-        }
-        let slots = o.slots.clamp(1, 20);
-        let step = FRAME_PERIOD / slots;
-        let mut lists: Vec<Vec<Weak<MediaSession>>> = (0..slots).map(|_| Vec::new()).collect();
-        let mut scratch = Vec::with_capacity(HEADER_LEN + FRAME_LEN);
-        let mut next = Instant::now();
-        let mut slot = 0;
-        loop {
-            {
-                let mut joining = shard.joining.lock().unwrap_or_else(|p| p.into_inner());
-                if lists.iter().all(Vec::is_empty) {
-                    while joining.is_empty() {
-                        joining = shard.wake.wait(joining).unwrap_or_else(|p| p.into_inner());
-                    }
-                    // Idle until now: the grid starts afresh.
-                    next = Instant::now();
-                    slot = 0;
-                }
-                for w in joining.drain(..) {
-                    if let Some(l) = lists.iter_mut().min_by_key(|l| l.len()) {
-                        l.push(w);
-                    }
-                }
-            }
-            record(Instant::now().saturating_duration_since(next));
-            lists[slot].retain(|w| match w.upgrade() {
-                Some(s) if !s.closed.load(Ordering::Acquire) => {
-                    s.tick(&mut scratch);
-                    true
-                }
-                _ => false,
-            });
-            slot = (slot + 1) % lists.len();
-            // Deadlines sit on an absolute grid, so a late wake-up does not drift the streams;
-            // a long stall skips the missed ticks instead of bursting them all.
-            next += step;
-            let now = Instant::now();
-            if now > next + FRAME_PERIOD * MAX_LAG {
-                // Overloaded: restart the grid, and still sleep a step so that a real-time
-                // thread never keeps a core to itself.
-                next = now + step;
-                std::thread::sleep(step);
-            } else if next > now {
-                std::thread::sleep(next - now);
-            }
-        }
+    fn relay_in(&self, law: Law, payload: &[u8]) {
+        MediaSession::relay_in(self, law, payload);
     }
 }
 
@@ -922,7 +730,7 @@ pub fn silence_frames(law: Law, d: Duration) -> Arc<[Frame]> {
     let n = (d.as_millis() / 20).max(1) as usize;
     let key = (law, n);
     let cache = SHARED.get_or_init(|| Mutex::new(Vec::new()));
-    let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+    let mut cache = cache.lock();
     if let Some((_, frames)) = cache.iter().find(|(k, _)| *k == key) {
         return frames.clone();
     }
@@ -987,7 +795,7 @@ mod tests {
         a.configure(&negotiated(b.local_addr()));
         b.configure(&negotiated(a.local_addr()));
         let frames = silence_frames(Law::Ulaw, Duration::from_millis(200));
-        let started = std::time::Instant::now();
+        let started = crate::clock::monotonic_now();
         let id = a.play(vec![frames], false);
         a.wait_played(id).await;
         let took = started.elapsed();
@@ -1032,7 +840,7 @@ mod tests {
         let mut seen = 0u32;
         let mut last = crate::media::rtp::RtpHeader::default();
         let mut reports = Vec::new();
-        let until = tokio::time::Instant::now() + Duration::from_secs(15);
+        let until = crate::clock::tokio_now() + Duration::from_secs(15);
         while reports.len() < 2 {
             let datagram = tokio::select! {
                 r = rtp.recv_from(&mut a) => a[..r.unwrap().0].to_vec(),
@@ -1159,7 +967,7 @@ mod tests {
         // buffer would overflow otherwise).
         let mut last: std::collections::HashMap<u32, u16> = Default::default();
         let mut buf = [0u8; 512];
-        let until = tokio::time::Instant::now() + Duration::from_millis(300);
+        let until = crate::clock::tokio_now() + Duration::from_millis(300);
         while let Ok(Ok((n, _))) =
             tokio::time::timeout_at(until, receiver.recv_from(&mut buf)).await
         {

@@ -14,6 +14,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::clock::SharedClock;
 use crate::sip::ua::UaHandle;
 use crate::store::Store;
 
@@ -105,12 +106,14 @@ pub struct Drain<'a> {
     pub tasks: &'a Tasks,
     /// `shutdown.drain_seconds`.
     pub limit: Duration,
+    /// The engine's clock, which times the drain.
+    pub clock: &'a SharedClock,
 }
 
 impl Drain<'_> {
     /// Runs the shutdown described in the module documentation.
     pub async fn run(self) -> DrainReport {
-        let started = tokio::time::Instant::now();
+        let started = self.clock.now();
         self.health.set_draining();
         self.tasks.intake.cancel();
         let mut report = DrainReport::default();
@@ -122,10 +125,16 @@ impl Drain<'_> {
                 drain_seconds = self.limit.as_secs(),
                 "shutdown: new calls refused, waiting for live calls to end"
             );
-            let deadline = started + self.limit;
+            let deadline = chrono::TimeDelta::from_std(self.limit)
+                .ok()
+                .and_then(|limit| started.checked_add_signed(limit))
+                .unwrap_or(chrono::DateTime::<chrono::Utc>::MAX_UTC);
+            let poll = chrono::TimeDelta::from_std(POLL).unwrap_or_default();
             let mut left = report.calls_at_start;
-            while left > 0 && tokio::time::Instant::now() < deadline {
-                tokio::time::sleep(POLL.min(deadline - tokio::time::Instant::now())).await;
+            while left > 0 && self.clock.now() < deadline {
+                self.clock
+                    .sleep(poll.min(deadline - self.clock.now()))
+                    .await;
                 left = ua.active_calls().await;
             }
             if left > 0 {
@@ -143,7 +152,7 @@ impl Drain<'_> {
         {
             tracing::warn!("shutdown: some flows did not end after their call");
         }
-        report.drained_for = started.elapsed();
+        report.drained_for = (self.clock.now() - started).to_std().unwrap_or_default();
         // The store has one writer that commits in order: an empty write returns once every
         // write queued before it is committed.
         report.store_flushed = match self.store.save_documents(Vec::new()).await {

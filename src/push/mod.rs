@@ -1,7 +1,7 @@
 //! Push events leave the engine through the [`Notifier`] seam: a log notifier by default, an
 //! in-memory one that tests and the simulator read, and FCM / webhook implementations later.
 
-use std::sync::Mutex;
+use parking_lot::Mutex;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
@@ -82,10 +82,7 @@ impl MemoryNotifier {
 
     /// Every event received so far.
     pub fn events(&self) -> Vec<PushEvent> {
-        self.events
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.events.lock().clone()
     }
 
     /// Kinds received for one callback, in order.
@@ -101,10 +98,7 @@ impl MemoryNotifier {
 #[async_trait]
 impl Notifier for MemoryNotifier {
     async fn notify(&self, event: PushEvent) {
-        self.events
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(event);
+        self.events.lock().push(event);
     }
 }
 
@@ -165,7 +159,7 @@ mod tests {
                 kind,
                 callback_id: id,
                 queue: "Q".into(),
-                at: Utc::now(),
+                at: DateTime::UNIX_EPOCH,
                 targets: vec![],
                 data: serde_json::Value::Null,
             })

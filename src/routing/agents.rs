@@ -1,9 +1,9 @@
 //! Agents and their states. Each agent's state lives in one atomic word, so the claim that
 //! routing depends on (Ready → Reserved) is a single compare-and-swap that no lock guards.
 
+use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::{Mutex, RwLock};
 
 use chrono::{DateTime, Utc};
 use thiserror::Error;
@@ -130,18 +130,12 @@ impl Agent {
 
     /// The reason given for NotReady.
     pub fn not_ready_reason(&self) -> String {
-        self.not_ready_reason
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.not_ready_reason.read().clone()
     }
 
     /// A copy of the skill levels.
     pub fn skills(&self) -> SkillLevels {
-        self.skills
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.skills.read().clone()
     }
 
     /// True while a phone is registered for the agent.
@@ -156,16 +150,12 @@ impl Agent {
 
     /// The state the agent goes to when the current call ends, if not Ready.
     pub fn pending_state(&self) -> Option<StateKind> {
-        self.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_ref()
-            .map(|(s, _)| *s)
+        self.pending.lock().as_ref().map(|(s, _)| *s)
     }
 
     /// Runs `f` on the skill levels without copying them.
     pub fn with_skills<R>(&self, f: impl FnOnce(&SkillLevels) -> R) -> R {
-        f(&self.skills.read().unwrap_or_else(|p| p.into_inner()))
+        f(&self.skills.read())
     }
 
     /// Moves to `to` if allowed from the current state and `allow` accepts that state (checked
@@ -421,10 +411,7 @@ impl AgentRegistry {
 
     /// Replaces an agent's skills (the router recomputes eligibility afterwards).
     pub fn set_skills(&self, idx: AgentIdx, levels: SkillLevels) {
-        *self.agents[idx as usize]
-            .skills
-            .write()
-            .unwrap_or_else(|p| p.into_inner()) = levels;
+        *self.agents[idx as usize].skills.write() = levels;
     }
 
     /// Validated state change; sets ready-since when becoming ready (unless coming back from a
@@ -439,10 +426,7 @@ impl AgentRegistry {
     ) -> Result<StateKind, AgentError> {
         if to == StateKind::Busy {
             // A new call starts with no request pending from an earlier one.
-            *self.agents[idx as usize]
-                .pending
-                .lock()
-                .unwrap_or_else(|p| p.into_inner()) = None;
+            *self.agents[idx as usize].pending.lock() = None;
         }
         self.set_state_where(idx, to, now, reason, acw_until, |_| true)
     }
@@ -459,7 +443,7 @@ impl AgentRegistry {
         reason: Option<&str>,
     ) -> Result<Requested, AgentError> {
         let a = &self.agents[idx as usize];
-        let mut pending = a.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let mut pending = a.pending.lock();
         let on_call = |s: StateKind| s == StateKind::Busy;
         if a.state() == to && !to.can_become(to) {
             *pending = None;
@@ -495,7 +479,7 @@ impl AgentRegistry {
         acw_until: Option<DateTime<Utc>>,
     ) -> Option<(StateKind, StateKind)> {
         let a = &self.agents[idx as usize];
-        let mut pending = a.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let mut pending = a.pending.lock();
         if a.state() != StateKind::Busy {
             return None;
         }
@@ -514,7 +498,7 @@ impl AgentRegistry {
     /// no longer) in after-call work that ends by `now`.
     pub fn end_wrap_up(&self, idx: AgentIdx, now: DateTime<Utc>) -> bool {
         let a = &self.agents[idx as usize];
-        let _order = a.pending.lock().unwrap_or_else(|p| p.into_inner());
+        let _order = a.pending.lock();
         let over = |s: StateKind| {
             s == StateKind::AfterCallWork
                 && a.acw_until_ns.load(Ordering::Acquire) <= now.timestamp_nanos_opt().unwrap_or(0)
@@ -559,9 +543,7 @@ impl AgentRegistry {
         self.idle[idx as usize].store(idle, Ordering::Release);
         self.publish_state(idx);
         if to == StateKind::NotReady {
-            *a.not_ready_reason
-                .write()
-                .unwrap_or_else(|p| p.into_inner()) = reason.unwrap_or_default().to_string();
+            *a.not_ready_reason.write() = reason.unwrap_or_default().to_string();
         }
         Ok(from)
     }

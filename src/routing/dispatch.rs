@@ -2,7 +2,9 @@
 //! interaction id) or the callback dialer (everything else). Every router change that can
 //! produce assignments goes through here, so none is dropped.
 
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
+
+use parking_lot::RwLock;
 
 use dashmap::DashMap;
 use tokio::sync::oneshot;
@@ -42,6 +44,11 @@ impl Dispatch {
         &self.router
     }
 
+    /// The clock assignments are timed by, for the engine's parts that have no other handle.
+    pub fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
     /// Answered, abandoned and service-level counters per queue.
     pub fn stats(&self) -> &super::stats::QueueStats {
         &self.stats
@@ -49,7 +56,7 @@ impl Dispatch {
 
     /// Where assignments of interactions without a waiter go.
     pub fn set_sink(&self, sink: AssignmentSink) {
-        *self.sink.write().unwrap_or_else(|p| p.into_inner()) = Some(sink);
+        *self.sink.write() = Some(sink);
     }
 
     /// Hands each assignment to its waiter or to the sink; an assignment whose waiter has
@@ -62,7 +69,7 @@ impl Dispatch {
                 }
                 continue;
             }
-            let sink = self.sink.read().unwrap_or_else(|p| p.into_inner()).clone();
+            let sink = self.sink.read().clone();
             match sink {
                 Some(f) => f(a),
                 None => {

@@ -24,9 +24,9 @@
 //! (failed attempt, declined, hung up) leaves `in_flight`. So one ready agent starts one dial at
 //! a time, and N ready agents at most N.
 
+use parking_lot::{Mutex, MutexGuard, RwLock};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, RwLock};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use thiserror::Error;
@@ -39,6 +39,8 @@ use super::queue::{WaitQueue, Waiting};
 use super::readiness::{Eligibility, ReadySet};
 use super::skills::{CompiledExpr, SkillCatalog, SkillLevels, SkillParseError};
 use crate::config::{Config, EwtMethod, SelectionPolicy};
+
+mod assign;
 
 /// An interaction handed to an agent (who is now Reserved).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,7 +129,7 @@ pub struct Router {
 }
 
 fn lock(m: &Mutex<WaitQueue>) -> MutexGuard<'_, WaitQueue> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
+    m.lock()
 }
 
 fn pop(q: &RouterQueue) -> Option<Waiting> {
@@ -244,9 +246,7 @@ impl Router {
                 }
             }
         });
-        *self.agent_queues[idx as usize]
-            .write()
-            .unwrap_or_else(|p| p.into_inner()) = mine;
+        *self.agent_queues[idx as usize].write() = mine;
     }
 
     /// Changes an agent's skills (name → level) and its eligibility at once.
@@ -407,264 +407,6 @@ impl Router {
         Ok(self.dispatch_agent(idx, now))
     }
 
-    fn dispatch_queue(&self, qi: usize, now: DateTime<Utc>) -> Vec<Assignment> {
-        let q = &self.queues[qi];
-        let mut out = Vec::new();
-        loop {
-            // A paced head ahead of the live head is triggered first (the agent stays ready
-            // and may then take the live call); a held-back paced head never blocks live calls.
-            let paced_first = q.paced_len.load(Ordering::Acquire) > 0 && self.paced_ahead(q);
-            if paced_first && let Some(a) = self.try_trigger(qi, now, None) {
-                out.push(a);
-                continue;
-            }
-            if let Some(a) = self.assign_live_head(qi, now) {
-                out.push(a);
-                continue;
-            }
-            if !paced_first
-                && q.paced_len.load(Ordering::Acquire) > 0
-                && let Some(a) = self.try_trigger(qi, now, None)
-            {
-                out.push(a);
-                continue;
-            }
-            return out;
-        }
-    }
-
-    /// True when the paced head would be served before the live head (or no live call waits).
-    fn paced_ahead(&self, q: &RouterQueue) -> bool {
-        let paced = lock(&q.paced).head().map(|w| (w.priority, w.enqueued_at));
-        let Some((pp, pt)) = paced else { return false };
-        let live = lock(&q.waiting).head().map(|w| (w.priority, w.enqueued_at));
-        live.is_none_or(|(lp, lt)| pp > lp || (pp == lp && pt <= lt))
-    }
-
-    /// Gives the live head of a queue to an eligible ready agent, if there is one.
-    fn assign_live_head(&self, qi: usize, now: DateTime<Utc>) -> Option<Assignment> {
-        let q = &self.queues[qi];
-        if q.len.load(Ordering::Acquire) == 0 {
-            return None;
-        }
-        let head = if self.requirements.is_empty() {
-            None
-        } else {
-            lock(&q.waiting).head().map(|w| w.id)
-        };
-        let agent = match head {
-            Some(id) if self.requirements.contains_key(&id) => {
-                self.ready
-                    .claim_first(&self.agents, &q.eligible, |idx| self.meets(idx, id))
-            }
-            _ => self.claim(q),
-        }?;
-        match pop(q) {
-            Some(w) if self.meets(agent, w.id) => Some(self.assign(q, w, agent, now)),
-            popped => {
-                // Another router took the head meanwhile (and the next one, if any, needs
-                // other skills): put it back and free the agent, keeping its place.
-                if let Some(w) = popped {
-                    let mut waiting = lock(&q.waiting);
-                    waiting.push(w);
-                    q.len.store(waiting.len(), Ordering::Release);
-                }
-                let _ = self
-                    .agents
-                    .set_state(agent, StateKind::Ready, now, None, None);
-                self.ready.insert(&self.agents, agent);
-                None
-            }
-        }
-    }
-
-    /// The pacing rule's check: one ready eligible agent of `q` when more than `in_flight` of
-    /// them are ready. Stops counting as soon as the answer is known.
-    fn ready_beyond(&self, q: &RouterQueue, in_flight: usize) -> Option<AgentIdx> {
-        // Popcounts of the queue's eligibility words against the agents' ready bits.
-        let mut first = None;
-        let mut ready = 0;
-        for (w, word) in q.eligible.words().enumerate() {
-            let bits = word & self.agents.ready_word(w);
-            if bits == 0 {
-                continue;
-            }
-            first.get_or_insert(w as AgentIdx * 64 + bits.trailing_zeros());
-            ready += bits.count_ones() as usize;
-            if ready > in_flight {
-                return first;
-            }
-        }
-        None
-    }
-
-    /// Triggers the paced head of queue `qi` if the pacing rule allows it, naming `by` (the
-    /// agent whose readiness triggers it) or else a ready eligible agent.
-    fn try_trigger(
-        &self,
-        qi: usize,
-        now: DateTime<Utc>,
-        by: Option<AgentIdx>,
-    ) -> Option<Assignment> {
-        let q = &self.queues[qi];
-        loop {
-            let f = q.in_flight.load(Ordering::Acquire);
-            // The pacing rule: more ready eligible agents than callbacks in flight.
-            let ready = self.ready_beyond(q, f)?;
-            let agent = by.unwrap_or(ready);
-            if q.in_flight
-                .compare_exchange(f, f + 1, Ordering::AcqRel, Ordering::Acquire)
-                .is_err()
-            {
-                continue;
-            }
-            let popped = {
-                let mut paced = lock(&q.paced);
-                let w = paced.pop();
-                q.paced_len.store(paced.len(), Ordering::Release);
-                w
-            };
-            let Some(w) = popped else {
-                q.in_flight.fetch_sub(1, Ordering::AcqRel);
-                return None;
-            };
-            // Triggered again before its last flight was settled: counted once.
-            if self.triggered.insert(w.id, qi).is_some() {
-                q.in_flight.fetch_sub(1, Ordering::AcqRel);
-            }
-            return Some(Assignment {
-                interaction: w.id,
-                queue: q.name.clone(),
-                agent: self.agents.get(agent).id.clone(),
-                agent_idx: agent,
-                waited: (now - w.enqueued_at).max(TimeDelta::zero()),
-                reserved: false,
-            });
-        }
-    }
-
-    fn assign(
-        &self,
-        q: &RouterQueue,
-        w: Waiting,
-        agent: AgentIdx,
-        now: DateTime<Utc>,
-    ) -> Assignment {
-        self.requirements.remove(&w.id);
-        // A reached callback customer given an agent leaves the pacing count.
-        if let Some((_, qi)) = self.triggered.remove(&w.id) {
-            self.queues[qi].in_flight.fetch_sub(1, Ordering::AcqRel);
-        }
-        let waited = (now - w.enqueued_at).max(TimeDelta::zero());
-        q.stats
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .record_wait(waited);
-        Assignment {
-            interaction: w.id,
-            queue: q.name.clone(),
-            agent: self.agents.get(agent).id.clone(),
-            agent_idx: agent,
-            waited,
-            reserved: true,
-        }
-    }
-
-    /// The best head among the agent's queues: highest priority, then longest waiting. A
-    /// paced head counts only when the pacing rule lets it be triggered; the flag says it is
-    /// one.
-    fn best_queue_for(&self, idx: AgentIdx) -> Option<(usize, bool)> {
-        let queues = self.agent_queues[idx as usize]
-            .read()
-            .unwrap_or_else(|p| p.into_inner());
-        let mut best: Option<(i64, DateTime<Utc>, usize, bool)> = None;
-        let better = |best: &Option<(i64, DateTime<Utc>, usize, bool)>, p: i64, t| {
-            best.is_none_or(|(bp, bt, _, _)| p > bp || (p == bp && t < bt))
-        };
-        for &qi in queues.iter() {
-            let q = &self.queues[qi];
-            if q.len.load(Ordering::Acquire) > 0 {
-                let head = lock(&q.waiting)
-                    .head()
-                    .map(|w| (w.priority, w.enqueued_at, w.id));
-                let head = head
-                    .filter(|(_, _, id)| self.meets(idx, *id))
-                    .map(|(p, t, _)| (p, t));
-                if let Some((p, t)) = head
-                    && better(&best, p, t)
-                {
-                    best = Some((p, t, qi, false));
-                }
-            }
-            if q.paced_len.load(Ordering::Acquire) > 0 {
-                let head = lock(&q.paced).head().map(|w| (w.priority, w.enqueued_at));
-                if let Some((p, t)) = head
-                    && better(&best, p, t)
-                    && self
-                        .ready_beyond(q, q.in_flight.load(Ordering::Acquire))
-                        .is_some()
-                {
-                    best = Some((p, t, qi, true));
-                }
-            }
-        }
-        best.map(|(_, _, qi, paced)| (qi, paced))
-    }
-
-    fn dispatch_agent(&self, idx: AgentIdx, now: DateTime<Utc>) -> Vec<Assignment> {
-        let mut out = Vec::new();
-        // Races with other routers are retried a few times; triggers are bounded by the
-        // pacing rule (each one raises a queue's in-flight count towards its ready agents).
-        let mut retries = 0;
-        while retries < 8 {
-            let Some((qi, paced)) = self.best_queue_for(idx) else {
-                return out;
-            };
-            if paced {
-                match self.try_trigger(qi, now, Some(idx)) {
-                    Some(a) => out.push(a),
-                    None => retries += 1,
-                }
-                continue;
-            }
-            retries += 1;
-            let since = self.agents.get(idx).ready_since_ns();
-            if !self.agents.claim(idx) {
-                return out;
-            }
-            let q = &self.queues[qi];
-            let popped = pop(q);
-            match popped {
-                Some(w) if !self.meets(idx, w.id) => {
-                    let mut waiting = lock(&q.waiting);
-                    waiting.push(w);
-                    q.len.store(waiting.len(), Ordering::Release);
-                    drop(waiting);
-                    let _ = self
-                        .agents
-                        .set_state(idx, StateKind::Ready, now, None, None);
-                }
-                Some(w) => {
-                    self.ready.remove_entry(since, idx);
-                    let had_requirement = self.requirements.contains_key(&w.id);
-                    out.push(self.assign(q, w, idx, now));
-                    // The head needed skills others lack: whoever waited behind it may now
-                    // go to an agent who was ready all along.
-                    if had_requirement {
-                        out.extend(self.dispatch_queue(qi, now));
-                    }
-                    return out;
-                }
-                None => {
-                    let _ = self
-                        .agents
-                        .set_state(idx, StateKind::Ready, now, None, None);
-                }
-            }
-        }
-        out
-    }
-
     /// Changes an agent's state; when the agent becomes ready it may be assigned at once.
     pub fn set_agent_state(
         &self,
@@ -753,11 +495,7 @@ impl Router {
 
     /// Records a completed interaction's handle time for the queue's EWT.
     pub fn record_handle_time(&self, queue: &str, handle: TimeDelta) -> Result<(), RouterError> {
-        self.queue(queue)?
-            .stats
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .record_handle(handle);
+        self.queue(queue)?.stats.lock().record_handle(handle);
         Ok(())
     }
 
@@ -805,7 +543,7 @@ impl Router {
         if counts.logged_in == 0 {
             return Ok(None);
         }
-        let stats = q.stats.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let stats = q.stats.lock().clone();
         Ok(match q.ewt_method {
             EwtMethod::QueueLength => queue_length_ewt(
                 position,

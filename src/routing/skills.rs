@@ -18,9 +18,9 @@
 //! matches every agent. Note: Genesys Engage groups `&`/`|` left to right without precedence;
 //! boomerang uses the precedence above, which is what most people read into such expressions.
 
+use parking_lot::RwLock;
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::RwLock;
 
 use thiserror::Error;
 
@@ -213,13 +213,21 @@ impl ExprParser {
         Ok(())
     }
 
+    /// Consumes the operator `op`, single or doubled (`|` or `||`), when it comes next.
+    fn operator(&mut self, op: char) -> bool {
+        if self.peek() != Some(op) {
+            return false;
+        }
+        self.at += 1;
+        if self.chars.get(self.at) == Some(&op) {
+            self.at += 1;
+        }
+        true
+    }
+
     fn or(&mut self) -> Result<Expr, SkillParseError> {
         let mut left = self.and()?;
-        while self.peek() == Some('|') {
-            self.at += 1;
-            if self.chars.get(self.at) == Some(&'|') {
-                self.at += 1;
-            }
+        while self.operator('|') {
             let right = self.and()?;
             left = Expr::Or(Box::new(left), Box::new(right));
         }
@@ -228,11 +236,7 @@ impl ExprParser {
 
     fn and(&mut self) -> Result<Expr, SkillParseError> {
         let mut left = self.unary()?;
-        while self.peek() == Some('&') {
-            self.at += 1;
-            if self.chars.get(self.at) == Some(&'&') {
-                self.at += 1;
-            }
+        while self.operator('&') {
             let right = self.unary()?;
             left = Expr::And(Box::new(left), Box::new(right));
         }
@@ -359,7 +363,7 @@ impl SkillCatalog {
         if let Some(id) = self.read().get(&key) {
             return *id;
         }
-        let mut ids = self.ids.write().unwrap_or_else(|p| p.into_inner());
+        let mut ids = self.ids.write();
         let next = ids.len() as SkillId;
         *ids.entry(key).or_insert(next)
     }
@@ -379,8 +383,8 @@ impl SkillCatalog {
         self.len() == 0
     }
 
-    fn read(&self) -> std::sync::RwLockReadGuard<'_, HashMap<String, SkillId>> {
-        self.ids.read().unwrap_or_else(|p| p.into_inner())
+    fn read(&self) -> parking_lot::RwLockReadGuard<'_, HashMap<String, SkillId>> {
+        self.ids.read()
     }
 }
 

@@ -14,7 +14,7 @@ use super::transport::{Peer, Transport};
 use super::ua::{DialRequest, LegShared, UaHandle, UacEvent};
 use crate::call::{
     BridgeEnd, CallError, CallLeg, DialResult, DialTarget, Dialer, DigitOutcome, DigitSpec,
-    Direction, HangupCause, LegInfo, PlayItem, PlayOptions, PlayOutcome,
+    Direction, HangupCause, LegInfo, LegMedia, PlayItem, PlayOptions, PlayOutcome,
 };
 use crate::clock::SharedClock;
 use crate::config::{Config, TransportKind};
@@ -264,8 +264,9 @@ impl CallLeg for SipLeg {
         let other_media = other.media();
         if let Some(m) = &other_media {
             m.stop();
-            self.media.bridge_to(m);
-            m.bridge_to(&self.media);
+            self.media.relay_to(m);
+            let mine: Arc<dyn LegMedia> = self.media.clone();
+            m.relay_to(&mine);
         }
         let end = tokio::select! {
             _ = self.hung_up() => BridgeEnd::ThisSide,
@@ -306,7 +307,7 @@ impl CallLeg for SipLeg {
         *self.shared.ended.borrow()
     }
 
-    fn media(&self) -> Option<Arc<MediaSession>> {
+    fn media(&self) -> Option<Arc<dyn LegMedia>> {
         Some(self.media.clone())
     }
 

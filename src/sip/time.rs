@@ -73,7 +73,7 @@ impl SipClock {
     /// The current instant; never earlier than one returned before.
     pub fn now(&self) -> Instant {
         match &self.source {
-            Source::Monotonic => crate::clock::monotonic_now(),
+            Source::Monotonic => crate::clock::tokio_now().into_std(),
             Source::Injected {
                 clock,
                 origin,
