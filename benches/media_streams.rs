@@ -29,7 +29,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use boomerang::media::g711::Law;
 use boomerang::media::prompts::PromptLibrary;
@@ -324,10 +324,10 @@ fn run(
     writeln!(stdin, "go").expect("go");
     stdin.flush().expect("flush");
     std::thread::sleep(warmup);
-    let (c0, t0) = (cpu_time(), Instant::now());
+    let (c0, t0) = (cpu_time(), boomerang::clock::monotonic_now());
     take_pacer_stats();
     std::thread::sleep(measure);
-    let (c1, t1) = (cpu_time(), Instant::now());
+    let (c1, t1) = (cpu_time(), boomerang::clock::monotonic_now());
     let pacer = take_pacer_stats();
     let mut result = String::new();
     child_out.read_line(&mut result).expect("receiver result");
@@ -457,7 +457,7 @@ fn receiver_main(n: usize, warmup: Duration, measure: Duration) {
     out.flush().expect("flush");
     let mut go = String::new();
     std::io::stdin().read_line(&mut go).expect("go");
-    let start = Instant::now() + warmup;
+    let start = boomerang::clock::monotonic_now() + warmup;
     let end = start + measure;
 
     // SAFETY: epoll on our own sockets; the event array outlives every call.
@@ -477,7 +477,7 @@ fn receiver_main(n: usize, warmup: Duration, measure: Duration) {
     let mut cmsg = [0u64; 16];
     let mut c0 = None;
     loop {
-        let now = Instant::now();
+        let now = boomerang::clock::monotonic_now();
         if now >= end {
             break;
         }
@@ -525,7 +525,7 @@ fn receiver_main(n: usize, warmup: Duration, measure: Duration) {
                 unsafe { libc::clock_gettime(libc::CLOCK_REALTIME, &mut ts) };
                 ts.tv_sec * 1_000_000_000 + ts.tv_nsec
             });
-            if Instant::now() < start {
+            if boomerang::clock::monotonic_now() < start {
                 continue;
             }
             let seq = u16::from_be_bytes([buf[2], buf[3]]);

@@ -15,7 +15,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use boomerang::media::g711::Law;
 use boomerang::media::rtp::RtpSender;
@@ -99,7 +99,7 @@ impl Path {
     async fn one(&mut self, buf: &mut Vec<u8>, scratch: &mut [u8]) -> Duration {
         buf.clear();
         self.sender.audio_packet(&[0x55; 160], 160, buf);
-        let t0 = Instant::now();
+        let t0 = boomerang::clock::monotonic_now();
         self.phone.send_to(buf, self.entry).await.expect("send");
         loop {
             let got = tokio::time::timeout(Duration::from_secs(1), self.far.recv_from(scratch))

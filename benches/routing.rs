@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Barrier, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use boomerang::config::{EwtMethod, SelectionPolicy};
 use boomerang::routing::StateKind;
@@ -176,7 +176,7 @@ fn latency(router: &Router, base: &Baseline, seq: &[String], qidx: &[usize]) {
     let mut bl = Vec::with_capacity(20_000);
     for i in 0..100_000 {
         let q = &seq[i % seq.len()];
-        let t = Instant::now();
+        let t = boomerang::clock::monotonic_now();
         let got = router.claim_for(q).expect("queue");
         lf.push(t.elapsed().as_nanos() as u64);
         if let Some(a) = got {
@@ -184,7 +184,7 @@ fn latency(router: &Router, base: &Baseline, seq: &[String], qidx: &[usize]) {
         }
     }
     for i in 0..20_000 {
-        let t = Instant::now();
+        let t = boomerang::clock::monotonic_now();
         let got = base.claim(qidx[i % qidx.len()]);
         bl.push(t.elapsed().as_nanos() as u64);
         if let Some(a) = got {
@@ -207,7 +207,7 @@ fn two_threads(iters: u64, op: impl Fn(usize) + Send + Sync + Clone + 'static) -
             let (op, barrier) = (op.clone(), barrier.clone());
             std::thread::spawn(move || {
                 barrier.wait();
-                let start = Instant::now();
+                let start = boomerang::clock::monotonic_now();
                 for k in 0..iters as usize {
                     op(k * 2 + t);
                 }

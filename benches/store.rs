@@ -4,7 +4,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use boomerang::callback::{CallbackRecord, NewCallback, Origin};
 use boomerang::config::CallDirection;
@@ -24,7 +24,7 @@ fn record(i: u64) -> CallbackRecord {
             user_data: BTreeMap::from([("order".to_string(), i.to_string())]),
             created_by: "bench".into(),
         },
-        chrono::Utc::now(),
+        boomerang::clock::SystemClock::shared().now(),
     )
     .expect("bench data is within limits")
 }
@@ -45,7 +45,7 @@ fn bench(c: &mut Criterion) {
             let mut total = Duration::ZERO;
             for it in 0..iters {
                 let recs: Vec<_> = (0..BATCH).map(|i| record(it * BATCH + i)).collect();
-                let start = Instant::now();
+                let start = boomerang::clock::monotonic_now();
                 rt.block_on(async {
                     let mut pending = Vec::new();
                     for chunk in recs.chunks((BATCH / 512).max(1) as usize) {
@@ -73,7 +73,7 @@ fn bench(c: &mut Criterion) {
                 let recs: Vec<_> = (0..200)
                     .map(|i| record(10_000_000 + it * 200 + i))
                     .collect();
-                let start = Instant::now();
+                let start = boomerang::clock::monotonic_now();
                 rt.block_on(async {
                     for r in recs {
                         store.save_callbacks(vec![r]).await.expect("saved");

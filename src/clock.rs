@@ -275,11 +275,11 @@ impl Drop for ManualSleep {
 
 /// One fixed monotonic instant, read once per process: parts of the engine that count in
 /// `std::time::Instant` (the SIP transaction machines) place the injected clock's time after it.
+#[allow(clippy::disallowed_methods)]
 pub fn instant_origin() -> std::time::Instant {
     static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
     *ORIGIN.get_or_init(std::time::Instant::now)
 }
-
 
 #[cfg(test)]
 mod tests {

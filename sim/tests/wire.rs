@@ -6,7 +6,7 @@
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use boomerang::callback::model::CallbackState;
 use boomerang::clock::SystemClock;
@@ -78,7 +78,7 @@ async fn two_hundred_callers_book_two_hundred_callbacks_over_sip() {
     let target: SocketAddr = engine.sip.udp[0];
     let s = scenario(dir.path(), 15.0 * 3600.0);
     let calls = 200;
-    let started = Instant::now();
+    let started = boomerang::clock::monotonic_now();
     let report = boomerang_sim::wire::run(
         &s,
         s.spec.seed,

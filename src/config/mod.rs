@@ -1076,7 +1076,10 @@ mod tests {
             q.outbound_report_queue().as_deref(),
             Some("Sales_VQ_CB_OUT")
         );
-        assert!(c.queue_hours(q).is_open(chrono::Utc::now()));
+        assert!(
+            c.queue_hours(q)
+                .is_open(crate::clock::SystemClock::shared().now())
+        );
     }
 
     #[test]

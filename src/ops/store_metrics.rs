@@ -50,7 +50,7 @@ impl StoreMetrics {
     }
 
     async fn time<T>(&self, op: &'static str, fut: impl Future<Output = T>) -> T {
-        let started = tokio::time::Instant::now();
+        let started = crate::clock::tokio_now();
         let out = fut.await;
         self.latency
             .get_or_create(&[("op", op)])

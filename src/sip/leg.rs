@@ -421,7 +421,7 @@ impl Dialer for SipDialer {
         let deadline =
             self.clock.now() + chrono::TimeDelta::from_std(ring_timeout).unwrap_or_default();
         let mut heard = false;
-        let dialled = tokio::time::Instant::now();
+        let dialled = crate::clock::tokio_now();
         let outcome = loop {
             tokio::select! {
                 ev = events.recv() => match ev {

@@ -132,7 +132,7 @@ mod tests {
     #[test]
     fn the_heap_is_trimmed_once_a_flood_has_drained() {
         let mut t = HeapTrim::default();
-        let t0 = Instant::now();
+        let t0 = crate::clock::monotonic_now();
         let at = |s: u64| t0 + Duration::from_secs(s);
         assert!(!t.due(at(0), 100));
         assert!(!t.due(at(2), 20_000));

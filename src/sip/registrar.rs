@@ -460,7 +460,7 @@ mod tests {
     #[test]
     fn binds_several_contacts_and_lists_them_in_the_200() {
         let mut reg = Registrar::new(RegistrarConfig::default());
-        let t0 = Instant::now();
+        let t0 = crate::clock::monotonic_now();
         let out = reg
             .process(
                 t0,
@@ -488,7 +488,7 @@ mod tests {
     #[test]
     fn contact_expires_param_beats_header_and_max_is_clamped() {
         let mut reg = Registrar::new(RegistrarConfig::default());
-        let t0 = Instant::now();
+        let t0 = crate::clock::monotonic_now();
         let out = reg
             .process(
                 t0,
@@ -512,7 +512,9 @@ mod tests {
     fn too_brief_interval_gets_423_with_min_expires() {
         let mut reg = Registrar::new(RegistrarConfig::default());
         let req = register(&["<sip:a@h1>"], Some("30"), "c1", 1);
-        let err = reg.process(Instant::now(), &req).unwrap_err();
+        let err = reg
+            .process(crate::clock::monotonic_now(), &req)
+            .unwrap_err();
         assert_eq!(err, RegistrarError::IntervalTooBrief { min_expires: 60 });
         let resp = err.response(&req);
         assert_eq!(resp.status_code.code(), 423);
@@ -523,7 +525,7 @@ mod tests {
     #[test]
     fn refresh_moves_the_expiry_and_keeps_one_binding() {
         let mut reg = Registrar::new(RegistrarConfig::default());
-        let t0 = Instant::now();
+        let t0 = crate::clock::monotonic_now();
         reg.process(t0, &register(&["<sip:a@h1>"], Some("300"), "c1", 1))
             .unwrap();
         let later = t0 + Duration::from_secs(200);
@@ -538,7 +540,7 @@ mod tests {
     #[test]
     fn expires_zero_removes_one_contact_and_reports_the_last() {
         let mut reg = Registrar::new(RegistrarConfig::default());
-        let t0 = Instant::now();
+        let t0 = crate::clock::monotonic_now();
         reg.process(t0, &register(&["<sip:a@h1>", "<sip:b@h2>"], None, "c1", 1))
             .unwrap();
         let out = reg
@@ -557,7 +559,7 @@ mod tests {
     #[test]
     fn wildcard_removes_all_only_with_expires_zero() {
         let mut reg = Registrar::new(RegistrarConfig::default());
-        let t0 = Instant::now();
+        let t0 = crate::clock::monotonic_now();
         reg.process(t0, &register(&["<sip:a@h1>", "<sip:b@h2>"], None, "c1", 1))
             .unwrap();
         assert_eq!(
@@ -584,7 +586,7 @@ mod tests {
     #[test]
     fn same_call_id_needs_a_higher_cseq() {
         let mut reg = Registrar::new(RegistrarConfig::default());
-        let t0 = Instant::now();
+        let t0 = crate::clock::monotonic_now();
         reg.process(t0, &register(&["<sip:a@h1>"], None, "c1", 5))
             .unwrap();
         for seq in [4, 5] {
@@ -616,7 +618,7 @@ mod tests {
     #[test]
     fn query_without_contact_lists_bindings() {
         let mut reg = Registrar::new(RegistrarConfig::default());
-        let t0 = Instant::now();
+        let t0 = crate::clock::monotonic_now();
         reg.process(t0, &register(&["<sip:a@h1>"], Some("100"), "c1", 1))
             .unwrap();
         let out = reg
@@ -628,7 +630,7 @@ mod tests {
     #[test]
     fn expire_drops_lapsed_bindings_and_names_emptied_aors() {
         let mut reg = Registrar::new(RegistrarConfig::default());
-        let t0 = Instant::now();
+        let t0 = crate::clock::monotonic_now();
         reg.process(
             t0,
             &register(
@@ -654,7 +656,7 @@ mod tests {
     #[test]
     fn bad_values_are_400() {
         let mut reg = Registrar::new(RegistrarConfig::default());
-        let t0 = Instant::now();
+        let t0 = crate::clock::monotonic_now();
         assert_eq!(
             reg.process(t0, &register(&["<sip:a@h1>;expires=soon"], None, "c1", 1))
                 .unwrap_err()

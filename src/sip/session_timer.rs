@@ -181,7 +181,7 @@ mod tests {
 
     #[test]
     fn a_peer_that_never_refreshes_gets_bye_32_seconds_before_expiry() {
-        let t0 = Instant::now();
+        let t0 = crate::clock::monotonic_now();
         let mut t = SessionTimer::new(t0, 1800, Refresher::Peer, RefreshMethod::Update);
         assert_eq!(t.poll_timeout(), Some(t0 + secs(1800 - 32)));
         assert_eq!(t.handle_timeout(t0 + secs(1767)), None);
@@ -193,7 +193,7 @@ mod tests {
 
     #[test]
     fn a_short_interval_uses_a_third_of_it_as_the_guard() {
-        let t0 = Instant::now();
+        let t0 = crate::clock::monotonic_now();
         let t = SessionTimer::new(t0, 90, Refresher::Peer, RefreshMethod::Update);
         assert_eq!(t.poll_timeout(), Some(t0 + secs(60)));
         assert_eq!(bye_guard(90), secs(30));
@@ -203,7 +203,7 @@ mod tests {
 
     #[test]
     fn the_peers_refresh_restarts_the_interval() {
-        let t0 = Instant::now();
+        let t0 = crate::clock::monotonic_now();
         let mut t = SessionTimer::new(t0, 90, Refresher::Peer, RefreshMethod::Update);
         t.refreshed(t0 + secs(45), 120, Refresher::Peer);
         assert_eq!(t.handle_timeout(t0 + secs(60)), None);
@@ -215,7 +215,7 @@ mod tests {
 
     #[test]
     fn we_refresh_at_half_the_interval_and_again_after_each_answer() {
-        let t0 = Instant::now();
+        let t0 = crate::clock::monotonic_now();
         let mut t = SessionTimer::new(t0, 90, Refresher::Us, RefreshMethod::Update);
         assert_eq!(t.poll_timeout(), Some(t0 + secs(45)));
         assert_eq!(t.handle_timeout(t0 + secs(44)), None);
@@ -231,7 +231,7 @@ mod tests {
 
     #[test]
     fn an_unanswered_refresh_ends_the_session_at_the_deadline() {
-        let t0 = Instant::now();
+        let t0 = crate::clock::monotonic_now();
         let mut t = SessionTimer::new(t0, 90, Refresher::Us, RefreshMethod::Update);
         t.handle_timeout(t0 + secs(45));
         assert_eq!(t.handle_timeout(t0 + secs(59)), None);
@@ -240,7 +240,7 @@ mod tests {
 
     #[test]
     fn refresh_failures_follow_rfc_4028() {
-        let t0 = Instant::now();
+        let t0 = crate::clock::monotonic_now();
         let mut t = SessionTimer::new(t0, 90, Refresher::Us, RefreshMethod::Update);
         t.handle_timeout(t0 + secs(45));
         // UPDATE unknown to the peer: re-INVITE instead.

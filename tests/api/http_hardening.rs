@@ -253,7 +253,7 @@ async fn read_until_closed(
     use tokio::io::AsyncReadExt;
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
-    let end = tokio::time::Instant::now() + limit;
+    let end = boomerang::clock::tokio_now() + limit;
     loop {
         match tokio::time::timeout_at(end, s.read(&mut buf)).await {
             Err(_) => return (String::from_utf8_lossy(&got).into_owned(), false),
@@ -285,7 +285,7 @@ async fn slow_clients_are_cut_off_after_the_timeouts() {
     )
     .await;
     let addr = e.http_addr;
-    let started = std::time::Instant::now();
+    let started = boomerang::clock::monotonic_now();
     let mut partial = tokio::net::TcpStream::connect(addr).await.unwrap();
     partial
         .write_all(b"GET /engagement/v3/callbacks HTTP/1.1\r\nHost: x\r\nx-api-key: ")

@@ -154,11 +154,13 @@ async fn an_app_books_reads_reschedules_and_cancels() {
     );
 
     // Scheduled tomorrow, then rescheduled, then cancelled.
-    let tomorrow = (chrono::Utc::now() + chrono::TimeDelta::days(1)).to_rfc3339();
+    let tomorrow =
+        (boomerang::clock::SystemClock::shared().now() + chrono::TimeDelta::days(1)).to_rfc3339();
     let (s, v, _) = post(&url, "/callbacks/create", json!({"serviceName": "Sales_VQ_CB", "phoneNumber": "+33612345679", "desiredTime": tomorrow})).await;
     assert_eq!(s, 200, "{v}");
     let sid = v["data"]["id"].as_str().unwrap().to_string();
-    let later = (chrono::Utc::now() + chrono::TimeDelta::days(2)).to_rfc3339();
+    let later =
+        (boomerang::clock::SystemClock::shared().now() + chrono::TimeDelta::days(2)).to_rfc3339();
     let (s, v, _) = post(
         &url,
         "/callbacks/reschedule",

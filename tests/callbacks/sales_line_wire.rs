@@ -4,7 +4,7 @@
 
 use crate::common;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use boomerang::routing::StateKind;
 use uuid::Uuid;
@@ -35,7 +35,7 @@ async fn a_caller_with_a_ready_agent_is_connected_at_once_without_an_offer() {
         .replace("@KEYS@", "");
     let path = scenario_dir.path().join("caller.xml");
     std::fs::write(&path, scenario).expect("write scenario");
-    let started = Instant::now();
+    let started = boomerang::clock::monotonic_now();
     let caller = tokio::spawn({
         let call_id = call_id.clone();
         async move { common::sipp_client(&path, sip, &["-cid_str", &call_id]).await }

@@ -310,7 +310,7 @@ pub async fn final_response_on(
         .await
         .unwrap_or_else(|e| panic!("send: {e}"));
     let mut buf = vec![0u8; 65536];
-    let until = tokio::time::Instant::now() + Duration::from_secs(3);
+    let until = boomerang::clock::tokio_now() + Duration::from_secs(3);
     while let Ok(Ok((n, _))) = tokio::time::timeout_at(until, sock.recv_from(&mut buf)).await {
         let text = String::from_utf8_lossy(&buf[..n]).to_string();
         if !text.starts_with("SIP/2.0 1") {

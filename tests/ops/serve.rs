@@ -12,7 +12,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::repo;
 
@@ -96,8 +96,8 @@ impl Running {
 
     /// Waits (up to `limit`) for the process to exit; its exit code.
     async fn exit_code(&mut self, limit: Duration) -> Option<i32> {
-        let until = Instant::now() + limit;
-        while Instant::now() < until {
+        let until = boomerang::clock::monotonic_now() + limit;
+        while boomerang::clock::monotonic_now() < until {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status.code();
             }
@@ -198,7 +198,7 @@ async fn sigterm_drains_live_calls_refuses_new_ones_and_exits_zero() {
     let mut r = Running::start(30);
     let mut held = common::sipp_caller("hold-drain.xml", r.sip);
     call_up().await;
-    let signalled = Instant::now();
+    let signalled = boomerang::clock::monotonic_now();
     r.signal(libc::SIGTERM);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let resp = final_response(r.sip, "after-sigterm")
@@ -261,7 +261,7 @@ async fn a_second_sigterm_exits_at_once() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     // Still draining: the call is up and the drain lasts 30 s.
     assert_eq!(r.child.try_wait().unwrap(), None);
-    let second = Instant::now();
+    let second = boomerang::clock::monotonic_now();
     r.signal(libc::SIGTERM);
     let code = r.exit_code(Duration::from_secs(5)).await;
     assert_eq!(code, Some(1), "exit code after a second SIGTERM");
@@ -478,13 +478,13 @@ async fn cors_allowed(url: &str, origin: &str) -> Option<String> {
 
 /// Polls (up to 10 s) until the engine printed a line containing `needle`; that line.
 async fn until_line(r: &Running, needle: &str) -> String {
-    let until = Instant::now() + Duration::from_secs(10);
+    let until = boomerang::clock::monotonic_now() + Duration::from_secs(10);
     loop {
         if let Some(l) = r.lines(needle).pop() {
             return l;
         }
         assert!(
-            Instant::now() < until,
+            boomerang::clock::monotonic_now() < until,
             "no line with {needle:?}: {:?}",
             r.output.lock().unwrap()
         );
@@ -662,7 +662,7 @@ async fn scrapes_answer_during_a_sip_flood_on_the_api_and_the_metrics_listener()
     let mut slowest = Duration::ZERO;
     for i in 0..8 {
         let base = if i % 2 == 0 { &r.url } else { &metrics_url };
-        let started = Instant::now();
+        let started = boomerang::clock::monotonic_now();
         let resp = client
             .get(format!("{base}/metrics"))
             .send()
@@ -738,14 +738,14 @@ async fn dialling_engine(
 async fn a_callback_dial_records_its_result_setup_time_and_post_dial_delay() {
     let (_dir, engine, url, rec, _trunk, _) = dialling_engine("").await;
     let connected = "boomerang_dial_attempts_total{result=\"connected\"}";
-    let until = Instant::now() + Duration::from_secs(15);
+    let until = boomerang::clock::monotonic_now() + Duration::from_secs(15);
     let text = loop {
         let text = scrape(&url).await;
         if value(&text, connected) >= 1.0 {
             break text;
         }
         assert!(
-            Instant::now() < until,
+            boomerang::clock::monotonic_now() < until,
             "no connected dial of {}:\n{text}",
             rec.id
         );
@@ -858,7 +858,7 @@ async fn sigterm_during_a_dial_hangs_it_up_and_keeps_the_callback() {
     let cfg = boomerang::config::Config::from_str_in(&text, dir.path()).unwrap();
     let before = scrape(&url).await;
     assert_eq!(value(&before, "boomerang_calls_active"), 1.0, "{before}");
-    let started = Instant::now();
+    let started = boomerang::clock::monotonic_now();
     let report = engine.drain(&cfg).await;
     assert!(started.elapsed() < Duration::from_secs(10), "{report:?}");
     assert_eq!(report.calls_at_start, 1, "{report:?}");

@@ -6,7 +6,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use boomerang::clock::SystemClock;
 use boomerang::config::Config;
@@ -90,7 +90,7 @@ async fn beyond_max_calls_a_new_invite_gets_503_with_retry_after() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_caller_sending_no_rtp_is_hung_up_at_the_rtp_timeout() {
     let r = engine("", "  rtp_timeout_seconds: 2\n").await;
-    let started = Instant::now();
+    let started = boomerang::clock::monotonic_now();
     // SIPp is answered, sends no RTP, and waits for the engine's BYE (up to 20 s).
     let mut caller = common::sipp_caller("silent-caller.xml", r.engine.sip.udp[0]);
     let done = tokio::time::timeout(Duration::from_secs(25), caller.wait()).await;
@@ -111,7 +111,7 @@ async fn a_caller_sending_no_rtp_is_hung_up_at_the_rtp_timeout() {
 async fn until_closed(s: &mut tokio::net::TcpStream, wait: Duration) -> Option<String> {
     let mut got = Vec::new();
     let mut buf = vec![0u8; 4096];
-    let until = tokio::time::Instant::now() + wait;
+    let until = boomerang::clock::tokio_now() + wait;
     loop {
         match tokio::time::timeout_at(until, s.read(&mut buf)).await {
             Err(_) => return None,
@@ -136,7 +136,7 @@ async fn silent_and_stalled_tcp_connections_are_closed_at_their_timeouts() {
     .await;
     let target = r.engine.sip.tcp[0];
     // Silent from the start.
-    let started = Instant::now();
+    let started = boomerang::clock::monotonic_now();
     let mut silent = tokio::net::TcpStream::connect(target).await.unwrap();
     assert!(
         until_closed(&mut silent, Duration::from_secs(6))
@@ -283,7 +283,7 @@ async fn all_responses(target: SocketAddr, bytes: &[u8], wait: Duration) -> Vec<
     sock.send_to(bytes, target).await.unwrap();
     let mut out = Vec::new();
     let mut buf = vec![0u8; 65536];
-    let until = tokio::time::Instant::now() + wait;
+    let until = boomerang::clock::tokio_now() + wait;
     while let Ok(Ok((n, _))) = tokio::time::timeout_at(until, sock.recv_from(&mut buf)).await {
         if let Some(code) = String::from_utf8_lossy(&buf[..n])
             .strip_prefix("SIP/2.0 ")
@@ -374,7 +374,7 @@ async fn invite_burst(
     }
     let mut finals = std::collections::HashMap::new();
     let mut buf = vec![0u8; 65536];
-    let until = tokio::time::Instant::now() + wait;
+    let until = boomerang::clock::tokio_now() + wait;
     while let Ok(Ok((len, _))) = tokio::time::timeout_at(until, sock.recv_from(&mut buf)).await {
         let text = String::from_utf8_lossy(&buf[..len]).to_string();
         let Some(code) = text

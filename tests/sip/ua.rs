@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use boomerang::clock::{SharedClock, SystemClock, TokioClock};
 use boomerang::media::g711::Law;
@@ -44,7 +44,7 @@ impl CallHandler for Answerer {
         };
         self.calls.lock().unwrap().insert(
             call.call_id.clone(),
-            (call.shared.clone(), tokio::time::Instant::now()),
+            (call.shared.clone(), boomerang::clock::tokio_now()),
         );
         let holds = self.holds.clone();
         tokio::spawn(async move {
@@ -383,7 +383,9 @@ async fn caller_never_refreshing(target: SocketAddr) {
 /// the same clock.
 #[tokio::test(start_paused = true)]
 async fn a_caller_that_never_refreshes_its_session_gets_our_bye_before_expiry() {
-    let clock: SharedClock = Arc::new(TokioClock::starting_at(chrono::Utc::now()));
+    let clock: SharedClock = Arc::new(TokioClock::starting_at(
+        boomerang::clock::SystemClock::shared().now(),
+    ));
     let (ua, handler) = start_ua_on(IpAddr::V4(Ipv4Addr::LOCALHOST), clock).await;
     let target = ua.local_addrs().0[0];
     caller_never_refreshing(target).await;
@@ -400,7 +402,9 @@ async fn a_caller_that_never_refreshes_its_session_gets_our_bye_before_expiry() 
 }
 
 async fn we_refresh(update: bool) {
-    let clock: SharedClock = Arc::new(TokioClock::starting_at(chrono::Utc::now()));
+    let clock: SharedClock = Arc::new(TokioClock::starting_at(
+        boomerang::clock::SystemClock::shared().now(),
+    ));
     let (ua, _handler) = start_ua_on(IpAddr::V4(Ipv4Addr::LOCALHOST), clock).await;
     let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let port = sock.local_addr().unwrap().port();
@@ -430,7 +434,7 @@ async fn we_refresh(update: bool) {
             other => panic!("not answered: {other:?}"),
         }
     }
-    let answered_at = tokio::time::Instant::now();
+    let answered_at = boomerang::clock::tokio_now();
     // The callee answers our refresh, then hangs up.
     callee
         .await
@@ -466,7 +470,7 @@ async fn hold_by_reinvite_is_mirrored_and_silences_our_rtp_until_resumed() {
             tokio::time::timeout(Duration::from_secs(3), rtp.recv_from(&mut buf)).await
         {
             if let Ok(p) = RtpPacket::parse(&buf[..n]) {
-                got.push((Instant::now(), p.header.clone()));
+                got.push((boomerang::clock::monotonic_now(), p.header.clone()));
             }
         }
         got

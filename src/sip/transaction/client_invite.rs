@@ -173,7 +173,7 @@ mod tests {
 
     #[test]
     fn client_invite_over_udp_backs_off_and_times_out_at_64_t1() {
-        let t0 = Instant::now();
+        let t0 = crate::clock::monotonic_now();
         let mut t = ClientInvite::new(t0, invite(), false, Timers::default());
         assert!(matches!(t.poll_transmit(), Some(SipMessage::Request(_))));
         let sent = run_until!(t, t0, Duration::from_secs(40));
@@ -186,7 +186,7 @@ mod tests {
 
     #[test]
     fn client_invite_over_tcp_never_retransmits() {
-        let t0 = Instant::now();
+        let t0 = crate::clock::monotonic_now();
         let mut t = ClientInvite::new(t0, invite(), true, Timers::default());
         assert!(t.poll_transmit().is_some());
         assert_eq!(t.poll_timeout(), Some(t0 + Duration::from_secs(32)));
@@ -197,7 +197,7 @@ mod tests {
 
     #[test]
     fn client_invite_acks_non_2xx_and_absorbs_retransmissions_during_timer_d() {
-        let t0 = Instant::now();
+        let t0 = crate::clock::monotonic_now();
         let inv = invite();
         let mut t = ClientInvite::new(t0, inv.clone(), false, Timers::default());
         t.poll_transmit();
@@ -235,7 +235,7 @@ mod tests {
 
     #[test]
     fn client_invite_passes_every_2xx_in_accepted_until_timer_m() {
-        let t0 = Instant::now();
+        let t0 = crate::clock::monotonic_now();
         let inv = invite();
         let mut t = ClientInvite::new(t0, inv.clone(), false, Timers::default());
         t.handle_message(t0 + ms(200), resp(&inv, 200).into());

@@ -109,7 +109,7 @@ mod tests {
 
     #[test]
     fn timer_values_are_configurable() {
-        let t0 = Instant::now();
+        let t0 = crate::clock::monotonic_now();
         let timers = Timers {
             t1: ms(100),
             t2: ms(300),
@@ -125,7 +125,7 @@ mod tests {
 
     #[test]
     fn client_non_invite_caps_retransmits_at_t2_and_times_out_with_timer_f() {
-        let t0 = Instant::now();
+        let t0 = crate::clock::monotonic_now();
         let mut t = ClientNonInvite::new(t0, register(), false, Timers::default());
         t.poll_transmit();
         let sent = run_until!(t, t0, Duration::from_secs(40));
@@ -141,7 +141,7 @@ mod tests {
 
     #[test]
     fn client_non_invite_retransmits_every_t2_when_proceeding_then_waits_timer_k() {
-        let t0 = Instant::now();
+        let t0 = crate::clock::monotonic_now();
         let reg = register();
         let mut t = ClientNonInvite::new(t0, reg.clone(), false, Timers::default());
         t.poll_transmit();
@@ -162,7 +162,7 @@ mod tests {
 
     #[test]
     fn client_non_invite_over_tcp_terminates_at_once_after_final() {
-        let t0 = Instant::now();
+        let t0 = crate::clock::monotonic_now();
         let reg = register();
         let mut t = ClientNonInvite::new(t0, reg.clone(), true, Timers::default());
         t.handle_message(t0 + ms(10), resp(&reg, 200).into());
@@ -173,7 +173,7 @@ mod tests {
 
     #[test]
     fn transport_errors_fail_the_transaction() {
-        let t0 = Instant::now();
+        let t0 = crate::clock::monotonic_now();
         let mut t = ClientNonInvite::new(t0, register(), false, Timers::default());
         t.handle_transport_error();
         assert_eq!(t.poll_event(), Some(Event::TransportError));

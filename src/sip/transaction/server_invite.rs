@@ -162,7 +162,7 @@ mod tests {
 
     #[test]
     fn server_invite_retransmits_4xx_until_ack_then_absorbs_acks_during_timer_i() {
-        let t0 = Instant::now();
+        let t0 = crate::clock::monotonic_now();
         let inv = invite();
         let mut t = ServerInvite::new(t0, inv.clone(), false, Timers::default());
         assert!(
@@ -196,7 +196,7 @@ mod tests {
 
     #[test]
     fn server_invite_gives_up_with_timer_h_when_no_ack() {
-        let t0 = Instant::now();
+        let t0 = crate::clock::monotonic_now();
         let inv = invite();
         let mut t = ServerInvite::new(t0, inv.clone(), false, Timers::default());
         t.send_response(t0, resp(&inv, 404)).unwrap();
@@ -215,7 +215,7 @@ mod tests {
 
     #[test]
     fn server_invite_2xx_goes_to_accepted_and_absorbs_invite_retransmissions() {
-        let t0 = Instant::now();
+        let t0 = crate::clock::monotonic_now();
         let inv = invite();
         let mut t = ServerInvite::new(t0, inv.clone(), true, Timers::default());
         t.poll_transmit();
@@ -237,7 +237,7 @@ mod tests {
 
     #[test]
     fn server_invite_over_tcp_sends_the_final_once_and_timer_i_is_zero() {
-        let t0 = Instant::now();
+        let t0 = crate::clock::monotonic_now();
         let inv = invite();
         let mut t = ServerInvite::new(t0, inv.clone(), true, Timers::default());
         t.poll_transmit();

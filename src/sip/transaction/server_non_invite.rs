@@ -110,7 +110,7 @@ mod tests {
 
     #[test]
     fn server_non_invite_resends_last_response_on_retransmission_until_timer_j() {
-        let t0 = Instant::now();
+        let t0 = crate::clock::monotonic_now();
         let reg = register();
         let mut t = ServerNonInvite::new(t0, reg.clone(), false, Timers::default());
         t.handle_message(t0 + ms(500), reg.clone().into());

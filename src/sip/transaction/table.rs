@@ -272,7 +272,7 @@ mod tests {
 
     #[test]
     fn table_creates_server_transactions_and_absorbs_retransmissions() {
-        let t0 = Instant::now();
+        let t0 = crate::clock::monotonic_now();
         let mut table = Transactions::new(Timers::default());
         let inv = invite();
         let Routed::NewServer(key, _) = table.handle_message(t0, inv.clone().into(), false) else {
@@ -312,7 +312,7 @@ mod tests {
 
     #[test]
     fn table_routes_responses_to_client_transactions() {
-        let t0 = Instant::now();
+        let t0 = crate::clock::monotonic_now();
         let mut table = Transactions::new(Timers::default());
         let reg = register();
         let key = table.start_client(t0, reg.clone(), false).unwrap();

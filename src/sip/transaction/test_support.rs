@@ -1,7 +1,7 @@
 //! What the transaction tests share: sample requests, responses, and a timer runner. Each
 //! machine's tests sit in its own file and import this module whole.
 
-pub(super) use std::time::{Duration, Instant};
+pub(super) use std::time::Duration;
 
 pub(super) use rsip::SipMessage;
 

@@ -82,7 +82,7 @@ mod tests {
 
     #[test]
     fn two_xx_retransmitter_doubles_to_t2_and_stops_on_ack_or_gives_up() {
-        let t0 = Instant::now();
+        let t0 = crate::clock::monotonic_now();
         let inv = invite();
         let mut r = TwoXxRetransmitter::new(t0, resp(&inv, 200), Timers::default());
         let sent = run_until!(r, t0, ms(12_000));
