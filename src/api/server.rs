@@ -28,10 +28,14 @@ use tower::ServiceExt;
 
 use crate::config::ApiSettings;
 use crate::net::admission::{Admission, Admitted};
+use crate::net::backoff::AcceptBackoff;
 
 /// Largest buffer per connection (request head, queued response bytes): bounds what an open
 /// connection can hold; request heads above it are refused with 431.
 const MAX_BUF_BYTES: usize = 64 * 1024;
+
+/// First pause after an accept error.
+const MIN_ACCEPT_BACKOFF: Duration = Duration::from_millis(5);
 
 /// Longest pause after repeated accept errors.
 const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
@@ -95,7 +99,7 @@ pub async fn serve_until(
     let table = Admission::new(limits.max_connections, limits.max_per_address);
     let _trimmer = TrimOnDrop(tokio::spawn(give_back_memory(table.clone())));
     let open = TaskTracker::new();
-    let mut backoff = Duration::from_millis(5);
+    let mut backoff = AcceptBackoff::new(MIN_ACCEPT_BACKOFF, MAX_ACCEPT_BACKOFF);
     loop {
         let accepted = tokio::select! {
             _ = stop.cancelled() => break,
@@ -103,13 +107,13 @@ pub async fn serve_until(
         };
         let (stream, peer) = match accepted {
             Ok(accepted) => {
-                backoff = Duration::from_millis(5);
+                backoff.succeeded();
                 accepted
             }
             Err(e) => {
-                tracing::warn!(error = %e, pause_ms = backoff.as_millis() as u64, "HTTP accept failed");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(MAX_ACCEPT_BACKOFF);
+                let pause = backoff.failed();
+                tracing::warn!(error = %e, pause_ms = pause.as_millis() as u64, "HTTP accept failed");
+                tokio::time::sleep(pause).await;
                 continue;
             }
         };

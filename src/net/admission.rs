@@ -1,7 +1,7 @@
 //! Connection admission for a listener: at most so many connections open in total and from
 //! one client address. A connection over either cap is refused before any byte of it is read;
 //! an admitted one holds an [`Admitted`] ticket whose drop frees its place. The HTTP listener
-//! uses it, and SIP over TCP can (the same caps, `max_connections` and
+//! and the SIP/TCP listeners use it (each with its own `max_connections` and
 //! `max_connections_per_address`).
 
 use std::collections::HashMap;

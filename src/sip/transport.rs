@@ -3,7 +3,7 @@
 //! and a 400 for requests too broken to parse, built from the raw header lines.
 
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +14,8 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::mpsc;
 
 use super::time::SipClock;
+use crate::net::admission::{Admission, Admitted};
+use crate::net::backoff::AcceptBackoff;
 
 use super::message::{self, Frame, MAX_MESSAGE_SIZE};
 
@@ -104,49 +106,6 @@ impl Default for TransportLimits {
 
 type Conns = Arc<DashMap<SocketAddr, mpsc::UnboundedSender<Vec<u8>>>>;
 
-/// Accepted connections open, in total and per address, to enforce the caps.
-#[derive(Debug, Default)]
-struct Census {
-    total: std::sync::atomic::AtomicUsize,
-    per_address: DashMap<IpAddr, usize>,
-}
-
-/// One counted connection; uncounted when dropped.
-struct Admitted {
-    census: Arc<Census>,
-    ip: IpAddr,
-}
-
-impl Census {
-    /// Counts a new connection from `ip`, or `None` when a cap is reached.
-    fn admit(self: &Arc<Self>, ip: IpAddr, limits: &TransportLimits) -> Option<Admitted> {
-        use std::sync::atomic::Ordering;
-        let mut n = self.per_address.entry(ip).or_insert(0);
-        if *n >= limits.max_connections_per_address
-            || self.total.load(Ordering::Acquire) >= limits.max_connections
-        {
-            return None;
-        }
-        *n += 1;
-        self.total.fetch_add(1, Ordering::AcqRel);
-        Some(Admitted {
-            census: self.clone(),
-            ip,
-        })
-    }
-}
-
-impl Drop for Admitted {
-    fn drop(&mut self) {
-        use std::sync::atomic::Ordering;
-        self.census.total.fetch_sub(1, Ordering::AcqRel);
-        self.census.per_address.remove_if_mut(&self.ip, |_, n| {
-            *n = n.saturating_sub(1);
-            *n == 0
-        });
-    }
-}
-
 /// The bound listeners.
 pub struct Transports {
     udp: Vec<Arc<UdpSocket>>,
@@ -199,14 +158,18 @@ impl Transports {
                 t.clock.clone(),
             ));
         }
-        let census = Arc::new(Census::default());
+        // One admission for every TCP listener: the caps count all of them together.
+        let admission = Admission::new(
+            t.limits.max_connections,
+            t.limits.max_connections_per_address,
+        );
         for l in listeners {
             tokio::spawn(accept_loop(
                 l,
                 t.conns.clone(),
                 t.inbound.clone(),
                 t.limits.clone(),
-                census.clone(),
+                admission.clone(),
                 t.clock.clone(),
             ));
         }
@@ -323,16 +286,16 @@ async fn accept_loop(
     conns: Conns,
     inbound: mpsc::UnboundedSender<Received>,
     limits: Arc<TransportLimits>,
-    census: Arc<Census>,
+    admission: Arc<Admission>,
     clock: SipClock,
 ) {
-    let mut backoff = ACCEPT_BACKOFF_MIN;
+    let mut backoff = AcceptBackoff::new(ACCEPT_BACKOFF_MIN, ACCEPT_BACKOFF_MAX);
     let mut refused_log = crate::throttle::LogThrottle::new(10, Duration::from_secs(10));
     loop {
         match listener.accept().await {
             Ok((stream, from)) => {
-                backoff = ACCEPT_BACKOFF_MIN;
-                match census.admit(from.ip(), &limits) {
+                backoff.succeeded();
+                match admission.admit(from.ip()) {
                     Some(admitted) => {
                         serve_stream(
                             stream,
@@ -357,9 +320,9 @@ async fn accept_loop(
             Err(e) => {
                 // Out of descriptors (EMFILE/ENFILE) or buffers: accepting again at once would
                 // spin; wait, longer each time, for connections to close.
-                tracing::warn!(error = %e, pause_ms = backoff.as_millis() as u64, "TCP accept error");
-                clock.sleep(backoff).await;
-                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+                let pause = backoff.failed();
+                tracing::warn!(error = %e, pause_ms = pause.as_millis() as u64, "TCP accept error");
+                clock.sleep(pause).await;
             }
         }
     }
