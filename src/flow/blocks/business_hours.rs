@@ -7,7 +7,36 @@ use chrono::Timelike;
 
 use crate::config::{BusinessHours, DayKind};
 use crate::flow::interpreter::{Cx, Step};
-use crate::flow::model::BusinessHoursCheck;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+/// Branches on business hours: a queue's, or a named set.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BusinessHoursCheck {
+    /// Block id.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Block to run when the taken branch has no target.
+    #[serde(default)]
+    pub next: Option<String>,
+    /// Use this queue's hours.
+    #[serde(default)]
+    pub queue: Option<String>,
+    /// Or a named business-hours set.
+    #[serde(default)]
+    pub hours: Option<String>,
+    /// Block when open on a regular day.
+    #[serde(default)]
+    pub open: Option<String>,
+    /// Block when closed.
+    #[serde(default)]
+    pub closed: Option<String>,
+    /// Block when open on a special (dated) day; defaults to `open`.
+    #[serde(default)]
+    pub special: Option<String>,
+}
 
 /// Runs the block.
 pub fn run(b: &BusinessHoursCheck, cx: &mut Cx<'_>) -> Step {

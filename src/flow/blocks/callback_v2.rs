@@ -9,10 +9,127 @@ use chrono::{DateTime, Datelike, TimeDelta, TimeZone, Timelike, Utc};
 use crate::call::{DigitSpec, PlayItem};
 use crate::config::CallDirection;
 use crate::flow::interpreter::{Cx, Step};
-use crate::flow::model::{AppKind, CallbackV2, ConnectMode, OfferKind};
+use crate::flow::model::AppKind;
 use crate::flow::services::FlowBooking;
 
 use super::user_input::{Ask, Asked, ask, one_key};
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::flow::model::{PromptSpec, two};
+
+/// How the agent and customer are connected when the callback's turn comes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectMode {
+    /// We dial the customer.
+    BusinessToCustomer,
+    /// The customer dials in (Click-to-Call-In delayed).
+    CustomerDialsIn,
+}
+
+/// Which kinds of callback an offer proposes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OfferKind {
+    /// Keep the caller's place and call back when an agent is free.
+    Immediate,
+    /// Call back at a time the caller accepts.
+    Scheduled,
+}
+
+fn callback_var() -> String {
+    "callback".into()
+}
+
+fn both_offers() -> Vec<OfferKind> {
+    vec![OfferKind::Immediate, OfferKind::Scheduled]
+}
+
+/// Callback V2: offers a callback (Default application) or drives the customer side of one
+/// (Callback application).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CallbackV2 {
+    /// Block id.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Block to run when the taken branch has no target.
+    #[serde(default)]
+    pub next: Option<String>,
+    /// The callback virtual queue (its CALLBACK_SETTINGS row). In a Callback application the
+    /// queue comes from the callback being served and this may be left out.
+    #[serde(default)]
+    pub queue: Option<String>,
+    /// The inbound queue whose EWT decides the offer (default: `queue` without `_CB`).
+    #[serde(default)]
+    pub inbound_queue: Option<String>,
+    /// Offer immediate and/or scheduled callbacks (default both).
+    #[serde(default = "both_offers")]
+    #[schemars(length(min = 1))]
+    pub offer: Vec<OfferKind>,
+    /// The offer prompt: 1 immediate, 2 scheduled, 3 keep waiting (keys as offered).
+    #[serde(default)]
+    pub offer_prompts: Vec<PromptSpec>,
+    /// Played instead of `offer_prompts` when only the immediate callback can be offered (no
+    /// free slot), so the caller is not told about a key that does nothing.
+    #[serde(default)]
+    pub immediate_only_prompts: Vec<PromptSpec>,
+    /// Played instead of `offer_prompts` when only the scheduled callback can be offered
+    /// (immediate disabled or outside its offer hours).
+    #[serde(default)]
+    pub scheduled_only_prompts: Vec<PromptSpec>,
+    /// Read before the proposed time; the time follows as digits (HH MM, queue time zone).
+    #[serde(default)]
+    pub scheduled_prompts: Vec<PromptSpec>,
+    /// Asks the caller for the time they want, as HHMM (today, or tomorrow when already past)
+    /// or DHHMM (D days from today), then `#`; the nearest free slot from then is proposed.
+    /// Without it the nearest free slot from now is proposed.
+    #[serde(default)]
+    pub choose_time_prompts: Vec<PromptSpec>,
+    /// Played after the proposed time: 1 accepts it, 2 declines.
+    #[serde(default)]
+    pub accept_time_prompts: Vec<PromptSpec>,
+    /// Confirm the number: 1 keeps the caller's number, 2 enters another.
+    #[serde(default)]
+    pub confirm_number_prompts: Vec<PromptSpec>,
+    /// Asks for another number.
+    #[serde(default)]
+    pub enter_number_prompts: Vec<PromptSpec>,
+    /// Played once the callback is booked.
+    #[serde(default)]
+    pub booked_prompts: Vec<PromptSpec>,
+    /// Who places the call when an agent is ready (default: the queue's call direction).
+    #[serde(default)]
+    pub connect: Option<ConnectMode>,
+    /// Initial routing priority of the callback.
+    #[serde(default)]
+    pub priority: Option<i64>,
+    /// Prefix of the result variables (`callback.id`, `callback.accepted`, …).
+    #[serde(default = "callback_var")]
+    pub result: String,
+    /// Callback application: played to the customer when the callback call starts.
+    #[serde(default)]
+    pub intro_prompts: Vec<PromptSpec>,
+    /// Callback application: key the customer presses to be connected (none: connect at once).
+    #[serde(default)]
+    #[schemars(extend("pattern" = "^[0-9*#]$"))]
+    pub confirm_digit: Option<String>,
+    /// Attempts to get the confirm digit or an offer choice (1 to 9, default 2).
+    #[serde(default = "two")]
+    #[schemars(range(min = 1, max = 9))]
+    pub attempts: u32,
+    /// Block when a callback was booked (Default) or the customer accepted (Callback).
+    #[serde(default)]
+    pub on_accepted: Option<String>,
+    /// Block when the caller declined.
+    #[serde(default)]
+    pub on_declined: Option<String>,
+    /// Block when no callback could be offered (closed, EWT below threshold, no slot).
+    #[serde(default)]
+    pub on_not_offered: Option<String>,
+}
 
 /// Runs the block.
 pub async fn run(b: &CallbackV2, cx: &mut Cx<'_>) -> Step {

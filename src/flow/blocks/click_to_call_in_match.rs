@@ -3,7 +3,62 @@
 
 use crate::callin::{CallFacts, MatchCriteria, MatchFailure};
 use crate::flow::interpreter::{Cx, Serving, Step};
-use crate::flow::model::{ClickToCallInMatch, Criterion};
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+/// A Click-to-Call-In match criterion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Criterion {
+    /// The code the caller entered.
+    AccessCode,
+    /// The calling number.
+    Ani,
+    /// The dialled number.
+    Dnis,
+}
+
+fn match_var() -> String {
+    "match".into()
+}
+fn access_code_var() -> String {
+    "access_code".into()
+}
+
+/// Click-to-Call-In Match: recognises a caller who asked for a number to call.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClickToCallInMatch {
+    /// Block id.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Block to run when the taken branch has no target.
+    #[serde(default)]
+    pub next: Option<String>,
+    /// What to compare (at least one).
+    #[schemars(length(min = 1), extend("uniqueItems" = true))]
+    pub criteria: Vec<Criterion>,
+    /// Variable holding the code a User Input block collected.
+    #[serde(default = "access_code_var")]
+    pub access_code_variable: String,
+    /// Prefix of the result variables (`match.matched`, `match.queue`, …).
+    #[serde(default = "match_var")]
+    pub result: String,
+    /// Block when matched.
+    #[serde(default)]
+    pub on_matched: Option<String>,
+    /// Block when not matched.
+    #[serde(default)]
+    pub on_no_match: Option<String>,
+    /// Block when this caller made too many wrong attempts (default: `on_no_match`).
+    #[serde(default)]
+    pub on_blocked: Option<String>,
+    /// Block when the request matched but has nowhere to route the call (it is kept for a
+    /// later call; default: `on_no_match`); play an apology there.
+    #[serde(default)]
+    pub on_unroutable: Option<String>,
+}
 
 /// Runs the block.
 pub async fn run(b: &ClickToCallInMatch, cx: &mut Cx<'_>) -> Step {

@@ -2,7 +2,29 @@
 
 use crate::call::PlayOutcome;
 use crate::flow::interpreter::{Cx, Step};
-use crate::flow::model::PlayMessage;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::flow::model::{PromptSpec, yes};
+
+/// Plays prompts.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PlayMessage {
+    /// Block id (needed only when another block goes here).
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Block to run next instead of the one below.
+    #[serde(default)]
+    pub next: Option<String>,
+    /// What to play, in order.
+    #[schemars(length(min = 1))]
+    pub prompts: Vec<PromptSpec>,
+    /// A key press stops the prompt and is kept for the next input block (default true).
+    #[serde(default = "yes")]
+    pub barge_in: bool,
+}
 
 /// Runs the block.
 pub async fn run(b: &PlayMessage, cx: &mut Cx<'_>) -> Step {

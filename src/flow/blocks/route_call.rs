@@ -8,8 +8,71 @@ use uuid::Uuid;
 
 use crate::call::{PlayItem, PlayOptions};
 use crate::flow::interpreter::{Cx, Step};
-use crate::flow::model::{EndCause, RouteCall};
+use crate::flow::model::EndCause;
 use crate::flow::services::AgentConnect;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::flow::model::ExprText;
+
+fn three_hundred() -> u32 {
+    300
+}
+fn sixty() -> u32 {
+    60
+}
+
+/// Route Call: queue the caller for an agent and connect them.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RouteCall {
+    /// Block id.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Block to run when the taken branch has no target.
+    #[serde(default)]
+    pub next: Option<String>,
+    /// Virtual queue by name.
+    #[serde(default)]
+    pub queue: Option<String>,
+    /// Or an expression giving it (e.g. `match.queue`).
+    #[serde(default)]
+    pub queue_from: Option<ExprText>,
+    /// Extra skill requirement of this call (checked at load).
+    #[serde(default)]
+    pub skill_expression: Option<String>,
+    /// Or an expression giving it (e.g. `match.skill_expression`); an empty or invalid value
+    /// adds no requirement (logged).
+    #[serde(default)]
+    pub skill_expression_from: Option<ExprText>,
+    /// Priority (expression; default 0).
+    #[serde(default)]
+    pub priority: Option<ExprText>,
+    /// Seconds to wait for an agent (1 to 86400, default 300).
+    #[serde(default = "three_hundred")]
+    #[schemars(range(min = 1, max = 86400))]
+    pub timeout_seconds: u32,
+    /// Looped while waiting.
+    #[serde(default)]
+    pub hold_music: Option<String>,
+    /// Announce the estimated wait.
+    #[serde(default)]
+    pub announce_ewt: bool,
+    /// Announce the position in queue.
+    #[serde(default)]
+    pub announce_position: bool,
+    /// Seconds between announcements (10 to 3600, default 60).
+    #[serde(default = "sixty")]
+    #[schemars(range(min = 10, max = 3600))]
+    pub announce_every_seconds: u32,
+    /// Block after the agent conversation ended (default: end the call).
+    #[serde(default)]
+    pub on_connected: Option<String>,
+    /// Block when no agent was found in time.
+    #[serde(default)]
+    pub on_timeout: Option<String>,
+}
 
 /// Runs the block.
 pub async fn run(b: &RouteCall, cx: &mut Cx<'_>) -> Step {

@@ -5,7 +5,68 @@ use std::time::Duration;
 
 use crate::call::{DigitOutcome, DigitSpec, PlayItem};
 use crate::flow::interpreter::{Cx, Step};
-use crate::flow::model::UserInput;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use crate::flow::model::{PromptSpec, five, one, sixteen, three, two};
+
+fn hash() -> Option<String> {
+    Some("#".into())
+}
+
+/// Collects digits into a variable.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserInput {
+    /// Block id.
+    #[serde(default)]
+    pub id: Option<String>,
+    /// Block to run next on success.
+    #[serde(default)]
+    pub next: Option<String>,
+    /// Variable that receives the digits.
+    pub variable: String,
+    /// Prompts played before each attempt.
+    #[serde(default)]
+    pub prompts: Vec<PromptSpec>,
+    /// Fewest digits accepted (1 to 32, default 1).
+    #[serde(default = "one")]
+    #[schemars(range(min = 1, max = 32))]
+    pub min_digits: u32,
+    /// Most digits collected (1 to 32, default 16).
+    #[serde(default = "sixteen")]
+    #[schemars(range(min = 1, max = 32))]
+    pub max_digits: u32,
+    /// Key that ends the input (default `#`; null for none).
+    #[serde(default = "hash")]
+    #[schemars(extend("pattern" = "^[0-9*#]$"))]
+    pub terminator: Option<String>,
+    /// Seconds to wait for the first digit (1 to 60, default 5).
+    #[serde(default = "five")]
+    #[schemars(range(min = 1, max = 60))]
+    pub first_digit_timeout_seconds: u32,
+    /// Seconds to wait between digits (1 to 30, default 3).
+    #[serde(default = "three")]
+    #[schemars(range(min = 1, max = 30))]
+    pub inter_digit_timeout_seconds: u32,
+    /// Further attempts after a no-input or no-match (0 to 9, default 2).
+    #[serde(default = "two")]
+    #[schemars(range(min = 0, max = 9))]
+    pub retries: u32,
+    /// A regular expression the whole input must match.
+    #[serde(default)]
+    pub pattern: Option<String>,
+    /// Played after no input, before the retry.
+    #[serde(default)]
+    pub no_input_prompts: Vec<PromptSpec>,
+    /// Played after input that does not match, before the retry.
+    #[serde(default)]
+    pub no_match_prompts: Vec<PromptSpec>,
+    /// Block to go to when all attempts failed (default: the next block, with the variable empty).
+    #[serde(default)]
+    pub on_failure: Option<String>,
+}
 
 /// One question to the caller, asked up to `attempts` times.
 pub struct Ask<'a> {
