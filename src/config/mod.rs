@@ -14,6 +14,7 @@ use std::sync::Arc;
 pub use hours::{BusinessHours, BusinessHoursSpec, DayHours, DayKind};
 pub use model::*;
 
+use crate::diagnostics::{self, suggest};
 use crate::routing::skills::Expr;
 use crate::yaml::{self, Diagnostic, Node, Pos};
 
@@ -57,10 +58,7 @@ impl Config {
     /// Loads and validates a file; every problem is reported, not just the first.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
-            diagnostics: vec![
-                Diagnostic::new(Pos { line: 1, column: 1 }, "", format!("cannot read: {e}"))
-                    .in_file(path),
-            ],
+            diagnostics: vec![Diagnostic::whole_file(format!("cannot read: {e}")).in_file(path)],
             source: String::new(),
         })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -97,8 +95,7 @@ impl Config {
             })
         } else {
             let mut d = v.diags;
-            d.sort_by_key(|d| d.pos);
-            d.dedup();
+            diagnostics::tidy(&mut d);
             Err(fail(d))
         }
     }
@@ -218,6 +215,11 @@ impl Validator<'_> {
         self.diags.push(Diagnostic::new(pos, path, msg));
     }
 
+    /// A section or item that did not decode; an unknown field gets a did-you-mean.
+    fn decode_failed(&mut self, d: Diagnostic) {
+        self.diags.push(diagnostics::explain_unknown_field(d));
+    }
+
     /// Decodes section by section and item by item, so one bad item does not hide the others.
     fn decode(&mut self, root: &Node) -> ConfigSpec {
         let mut spec = ConfigSpec {
@@ -235,25 +237,14 @@ impl Validator<'_> {
             );
             return spec;
         }
-        for (k, _) in root.entries() {
-            let key = k.as_key().unwrap_or_default();
-            if !TOP_KEYS.contains(&key.as_str()) {
-                self.err(
-                    k.pos,
-                    key.clone(),
-                    format!(
-                        "unknown section `{key}`, expected one of {}",
-                        TOP_KEYS.join(", ")
-                    ),
-                );
-            }
-        }
+        self.diags
+            .extend(diagnostics::unknown_keys(root, "section", TOP_KEYS));
         macro_rules! section {
             ($key:literal, $field:ident) => {
                 if let Some(n) = root.get($key) {
                     match n.decode($key) {
                         Ok(v) => spec.$field = v,
-                        Err(d) => self.diags.push(d),
+                        Err(d) => self.decode_failed(d),
                     }
                 }
             };
@@ -281,7 +272,7 @@ impl Validator<'_> {
                             for (i, item) in items.iter().enumerate() {
                                 match item.decode(&format!("{}[{i}]", $key)) {
                                     Ok(v) => spec.$field.push(v),
-                                    Err(d) => self.diags.push(d),
+                                    Err(d) => self.decode_failed(d),
                                 }
                             }
                         }
@@ -307,7 +298,7 @@ impl Validator<'_> {
                     Ok(h) => {
                         spec.business_hours.insert(name, h);
                     }
-                    Err(d) => self.diags.push(d),
+                    Err(d) => self.decode_failed(d),
                 }
             }
             if !matches!(n.kind, yaml::Kind::Map(_) | yaml::Kind::Null) {
@@ -333,7 +324,7 @@ impl Validator<'_> {
             match item.decode::<AdminUserSpec>(&format!("admin.users[{i}]")) {
                 Ok(u) => admin.users.push(u),
                 Err(d) => {
-                    self.diags.push(d);
+                    self.decode_failed(d);
                     reported = true;
                 }
             }
@@ -879,7 +870,10 @@ impl Validator<'_> {
                     self.err(
                         pos,
                         path_of(&at(field)),
-                        format!("no business hours named `{n}`"),
+                        format!(
+                            "no business hours named `{n}`{}",
+                            suggest(n, &keys(&spec.business_hours))
+                        ),
                     );
                 }
             }
@@ -887,7 +881,21 @@ impl Validator<'_> {
                 && !spec.trunks.iter().any(|x| &x.name == t)
             {
                 let pos = self.pos_of(root, &at("trunk"));
-                self.err(pos, path_of(&at("trunk")), format!("no trunk named `{t}`"));
+                self.err(
+                    pos,
+                    path_of(&at("trunk")),
+                    format!(
+                        "no trunk named `{t}`{}",
+                        suggest(
+                            t,
+                            &spec
+                                .trunks
+                                .iter()
+                                .map(|x| x.name.as_str())
+                                .collect::<Vec<_>>()
+                        )
+                    ),
+                );
             }
             if let Some(app) = &q.callback_application
                 && !flows_dir.join(app).is_file()
@@ -901,10 +909,7 @@ impl Validator<'_> {
             }
             if let Err(e) = Expr::parse(&q.skill_expression) {
                 let node_pos = self.pos_of(root, &at("skill_expression"));
-                let pos = Pos {
-                    line: node_pos.line,
-                    column: node_pos.column + e.column - 1 + self.quote_offset(node_pos),
-                };
+                let pos = diagnostics::inside(self.text, node_pos, e.column - 1);
                 self.err(
                     pos,
                     path_of(&at("skill_expression")),
@@ -980,21 +985,30 @@ impl Validator<'_> {
                 if !spec.queues.iter().any(|x| &x.name == q) {
                     let steps = [K("admin"), K("users"), I(i), K("queues"), I(j)];
                     let pos = self.pos_of(root, &steps);
-                    self.err(pos, path_of(&steps), format!("no queue named `{q}`"));
+                    self.err(
+                        pos,
+                        path_of(&steps),
+                        format!(
+                            "no queue named `{q}`{}",
+                            suggest(
+                                q,
+                                &spec
+                                    .queues
+                                    .iter()
+                                    .map(|x| x.name.as_str())
+                                    .collect::<Vec<_>>()
+                            )
+                        ),
+                    );
                 }
             }
         }
     }
+}
 
-    /// 1 when the scalar at `pos` starts with a quote, so columns inside it line up.
-    fn quote_offset(&self, pos: Pos) -> usize {
-        self.text
-            .lines()
-            .nth(pos.line.saturating_sub(1))
-            .and_then(|l| l.chars().nth(pos.column.saturating_sub(1)))
-            .map(|c| usize::from(c == '"' || c == '\''))
-            .unwrap_or(0)
-    }
+/// A map's keys, for a did-you-mean.
+fn keys<V>(map: &BTreeMap<String, V>) -> Vec<&str> {
+    map.keys().map(String::as_str).collect()
 }
 
 /// True for skill names the expression parser accepts.

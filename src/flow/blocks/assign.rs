@@ -1,13 +1,15 @@
 //! Assign Variables: evaluates each expression and stores it, in order.
 
-use crate::flow::interpreter::{Cx, Step};
-
 use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use super::BlockType;
+use crate::flow::check::{BlockCheck, keys_in_order};
+use crate::flow::interpreter::{Cx, Step};
 use crate::flow::model::{ExprText, in_order};
+use crate::yaml::Node;
 
 /// Sets variables.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -35,8 +37,38 @@ impl Assign {
     }
 }
 
-/// Runs the block.
-pub fn run(b: &Assign, cx: &mut Cx<'_>) -> Step {
+impl BlockType for Assign {
+    fn id(&self) -> Option<&str> {
+        self.id.as_deref()
+    }
+
+    fn next(&self) -> Option<&str> {
+        self.next.as_deref()
+    }
+
+    fn runs_in_finalize(&self) -> bool {
+        true
+    }
+
+    fn decoded(&mut self, node: &Node) {
+        self.order = keys_in_order(node.get("set"));
+    }
+
+    fn check(&self, c: &mut BlockCheck<'_>) {
+        if self.set.is_empty() {
+            c.at("set", "assign at least one variable");
+        }
+        let set = c.node.get("set");
+        let path = format!("{}.set", c.path);
+        c.assignments(set, c.node.pos, &path, &self.set);
+    }
+
+    async fn run(&self, cx: &mut Cx<'_>) -> Step {
+        run(self, cx)
+    }
+}
+
+fn run(b: &Assign, cx: &mut Cx<'_>) -> Step {
     let mut done = Vec::new();
     for (name, e) in b.assignments() {
         let v = cx.eval(e);

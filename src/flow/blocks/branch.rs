@@ -1,11 +1,12 @@
 //! If (Segmentation): the first condition that holds chooses the branch.
 
-use crate::flow::interpreter::{Cx, Step};
-
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::flow::model::ExprText;
+use super::{BlockType, targets};
+use crate::flow::check::BlockCheck;
+use crate::flow::interpreter::{Cx, Step};
+use crate::flow::model::{AppKind, ExprText};
 
 /// A condition of an If block.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -35,8 +36,51 @@ pub struct If {
     pub otherwise: Option<String>,
 }
 
-/// Runs the block.
-pub fn run(b: &If, cx: &mut Cx<'_>) -> Step {
+impl BlockType for If {
+    fn id(&self) -> Option<&str> {
+        self.id.as_deref()
+    }
+
+    fn next(&self) -> Option<&str> {
+        self.next.as_deref()
+    }
+
+    fn branches(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = (self.conditions.iter().enumerate())
+            .map(|(i, c)| (format!("conditions[{i}].goto"), c.goto.clone()))
+            .collect();
+        out.extend(targets(&[("otherwise", &self.otherwise)]));
+        out
+    }
+
+    fn falls_through(&self, _kind: AppKind) -> bool {
+        self.otherwise.is_none()
+    }
+
+    fn runs_in_finalize(&self) -> bool {
+        true
+    }
+
+    fn check(&self, c: &mut BlockCheck<'_>) {
+        if self.conditions.is_empty() {
+            c.at("conditions", "give at least one condition");
+        }
+        let conds = c.node.get("conditions");
+        for (i, cond) in self.conditions.iter().enumerate() {
+            let when = conds
+                .and_then(|l| l.items().get(i))
+                .and_then(|n| n.get("when"));
+            let path = format!("{}.conditions[{i}].when", c.path);
+            c.expr_at(when, c.node.pos, &path, &cond.when);
+        }
+    }
+
+    async fn run(&self, cx: &mut Cx<'_>) -> Step {
+        run(self, cx)
+    }
+}
+
+fn run(b: &If, cx: &mut Cx<'_>) -> Step {
     for c in &b.conditions {
         if cx.eval(&c.when).truthy() {
             cx.outcome(format!("{} → {}", c.when.0, c.goto));

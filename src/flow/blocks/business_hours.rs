@@ -4,12 +4,15 @@
 use std::sync::Arc;
 
 use chrono::Timelike;
-
-use crate::config::{BusinessHours, DayKind};
-use crate::flow::interpreter::{Cx, Step};
-
 use schemars::JsonSchema;
 use serde::Deserialize;
+
+use super::{BlockType, targets};
+use crate::config::{BusinessHours, DayKind};
+use crate::diagnostics::suggest;
+use crate::flow::check::BlockCheck;
+use crate::flow::interpreter::{Cx, Step};
+use crate::flow::model::AppKind;
 
 /// Branches on business hours: a queue's, or a named set.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -38,8 +41,51 @@ pub struct BusinessHoursCheck {
     pub special: Option<String>,
 }
 
-/// Runs the block.
-pub fn run(b: &BusinessHoursCheck, cx: &mut Cx<'_>) -> Step {
+impl BlockType for BusinessHoursCheck {
+    fn id(&self) -> Option<&str> {
+        self.id.as_deref()
+    }
+
+    fn next(&self) -> Option<&str> {
+        self.next.as_deref()
+    }
+
+    fn branches(&self) -> Vec<(String, String)> {
+        targets(&[
+            ("open", &self.open),
+            ("closed", &self.closed),
+            ("special", &self.special),
+        ])
+    }
+
+    // `special` defaults to `open`.
+    fn falls_through(&self, _kind: AppKind) -> bool {
+        self.open.is_none() || self.closed.is_none()
+    }
+
+    fn check(&self, c: &mut BlockCheck<'_>) {
+        match (&self.queue, &self.hours) {
+            (Some(q), None) => c.queue("queue", q),
+            (None, Some(h)) => {
+                let config = c.ctx.config;
+                if !config.hours.contains_key(h) {
+                    let known: Vec<&str> = config.hours.keys().map(String::as_str).collect();
+                    c.at(
+                        "hours",
+                        format!("no business hours named `{h}`{}", suggest(h, &known)),
+                    );
+                }
+            }
+            _ => c.block_err("give exactly one of `queue` and `hours`"),
+        }
+    }
+
+    async fn run(&self, cx: &mut Cx<'_>) -> Step {
+        run(self, cx)
+    }
+}
+
+fn run(b: &BusinessHoursCheck, cx: &mut Cx<'_>) -> Step {
     let config = &cx.services.config;
     let hours: Arc<BusinessHours> = match (&b.queue, &b.hours) {
         (Some(q), _) => match config.queue(q) {

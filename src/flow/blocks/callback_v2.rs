@@ -5,19 +5,17 @@
 //! customer whose callback is being served and waits for the key that connects them.
 
 use chrono::{DateTime, Datelike, TimeDelta, TimeZone, Timelike, Utc};
-
-use crate::call::{DigitSpec, PlayItem};
-use crate::config::CallDirection;
-use crate::flow::interpreter::{Cx, Step};
-use crate::flow::model::AppKind;
-use crate::flow::services::FlowBooking;
-
-use super::user_input::{Ask, Asked, ask, one_key};
-
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::flow::model::{PromptSpec, two};
+use super::user_input::{Ask, Asked, ask, one_key};
+use super::{BlockType, targets};
+use crate::call::{DigitSpec, PlayItem};
+use crate::config::CallDirection;
+use crate::flow::check::BlockCheck;
+use crate::flow::interpreter::{Cx, Step};
+use crate::flow::model::{AppKind, PromptSpec, two};
+use crate::flow::services::FlowBooking;
 
 /// How the agent and customer are connected when the callback's turn comes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -131,11 +129,108 @@ pub struct CallbackV2 {
     pub on_not_offered: Option<String>,
 }
 
-/// Runs the block.
-pub async fn run(b: &CallbackV2, cx: &mut Cx<'_>) -> Step {
-    match cx.flow.kind {
-        AppKind::Default => offer(b, cx).await,
-        AppKind::Callback => serve(b, cx).await,
+impl BlockType for CallbackV2 {
+    fn id(&self) -> Option<&str> {
+        self.id.as_deref()
+    }
+
+    fn next(&self) -> Option<&str> {
+        self.next.as_deref()
+    }
+
+    fn branches(&self) -> Vec<(String, String)> {
+        targets(&[
+            ("on_accepted", &self.on_accepted),
+            ("on_declined", &self.on_declined),
+            ("on_not_offered", &self.on_not_offered),
+        ])
+    }
+
+    fn falls_through(&self, kind: AppKind) -> bool {
+        match kind {
+            AppKind::Default => {
+                self.on_accepted.is_none()
+                    || self.on_declined.is_none()
+                    || self.on_not_offered.is_none()
+            }
+            AppKind::Callback => {
+                self.on_accepted.is_none()
+                    || (self.confirm_digit.is_some() && self.on_declined.is_none())
+            }
+        }
+    }
+
+    fn waits(&self) -> bool {
+        true
+    }
+
+    fn check(&self, c: &mut BlockCheck<'_>) {
+        const DEFAULT_ONLY: &[&str] = &[
+            "inbound_queue",
+            "offer",
+            "offer_prompts",
+            "immediate_only_prompts",
+            "scheduled_only_prompts",
+            "scheduled_prompts",
+            "choose_time_prompts",
+            "accept_time_prompts",
+            "confirm_number_prompts",
+            "enter_number_prompts",
+            "booked_prompts",
+            "connect",
+            "on_not_offered",
+        ];
+        const CALLBACK_ONLY: &[&str] = &["intro_prompts", "confirm_digit"];
+        let (wrong, app) = match c.kind {
+            AppKind::Default => (CALLBACK_ONLY, "Callback"),
+            AppKind::Callback => (DEFAULT_ONLY, "Default"),
+        };
+        for key in wrong {
+            c.at_key(key, format!("`{key}` applies only in a {app} application"));
+        }
+        c.range("attempts", self.attempts, 1, 9);
+        c.var_name("result", &self.result);
+        for (key, list) in [
+            ("offer_prompts", &self.offer_prompts),
+            ("immediate_only_prompts", &self.immediate_only_prompts),
+            ("scheduled_only_prompts", &self.scheduled_only_prompts),
+            ("scheduled_prompts", &self.scheduled_prompts),
+            ("choose_time_prompts", &self.choose_time_prompts),
+            ("accept_time_prompts", &self.accept_time_prompts),
+            ("confirm_number_prompts", &self.confirm_number_prompts),
+            ("enter_number_prompts", &self.enter_number_prompts),
+            ("booked_prompts", &self.booked_prompts),
+            ("intro_prompts", &self.intro_prompts),
+        ] {
+            c.prompts(key, list);
+        }
+        if let Some(d) = &self.confirm_digit {
+            c.dtmf_key("confirm_digit", d);
+        }
+        if c.kind == AppKind::Default {
+            match &self.queue {
+                Some(q) => c.queue("queue", q),
+                None => c.block_err("`queue` (the callback virtual queue) is required"),
+            }
+            if let Some(q) = &self.inbound_queue {
+                c.queue("inbound_queue", q);
+            }
+            if self.offer.is_empty() {
+                c.at("offer", "offer immediate, scheduled or both");
+            }
+            if self.offer_prompts.is_empty() {
+                c.block_err("`offer_prompts` is required: the caller must hear the offer");
+            }
+        } else if let Some(q) = &self.queue {
+            c.queue("queue", q);
+        }
+    }
+
+    async fn run(&self, cx: &mut Cx<'_>) -> Step {
+        match cx.flow.kind {
+            AppKind::Default => offer(self, cx).await,
+            AppKind::Callback => serve(self, cx).await,
+        }
     }
 }
 

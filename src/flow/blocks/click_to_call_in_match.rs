@@ -1,11 +1,16 @@
 //! Click-to-Call-In Match: finds the caller's pending call-in request by access code, ANI and
 //! DNIS, and exposes the original request's routing parameters for Route Call.
 
-use crate::callin::{CallFacts, MatchCriteria, MatchFailure};
-use crate::flow::interpreter::{Cx, Serving, Step};
+use std::collections::BTreeSet;
 
 use schemars::JsonSchema;
 use serde::Deserialize;
+
+use super::{BlockType, targets};
+use crate::callin::{CallFacts, MatchCriteria, MatchFailure};
+use crate::flow::check::BlockCheck;
+use crate::flow::interpreter::{Cx, Serving, Step};
+use crate::flow::model::AppKind;
 
 /// A Click-to-Call-In match criterion.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -60,8 +65,53 @@ pub struct ClickToCallInMatch {
     pub on_unroutable: Option<String>,
 }
 
-/// Runs the block.
-pub async fn run(b: &ClickToCallInMatch, cx: &mut Cx<'_>) -> Step {
+impl BlockType for ClickToCallInMatch {
+    fn id(&self) -> Option<&str> {
+        self.id.as_deref()
+    }
+
+    fn next(&self) -> Option<&str> {
+        self.next.as_deref()
+    }
+
+    fn branches(&self) -> Vec<(String, String)> {
+        targets(&[
+            ("on_matched", &self.on_matched),
+            ("on_no_match", &self.on_no_match),
+            ("on_blocked", &self.on_blocked),
+            ("on_unroutable", &self.on_unroutable),
+        ])
+    }
+
+    // `on_blocked` and `on_unroutable` default to `on_no_match`.
+    fn falls_through(&self, _kind: AppKind) -> bool {
+        self.on_matched.is_none() || self.on_no_match.is_none()
+    }
+
+    fn check(&self, c: &mut BlockCheck<'_>) {
+        if c.kind == AppKind::Callback {
+            c.at(
+                "type",
+                "click_to_call_in_match runs on inbound calls: use it in a Default application",
+            );
+        }
+        if self.criteria.is_empty() {
+            c.at("criteria", "give at least one of access_code, ani, dnis");
+        }
+        let set: BTreeSet<_> = self.criteria.iter().map(|c| format!("{c:?}")).collect();
+        if set.len() != self.criteria.len() {
+            c.at("criteria", "a criterion is listed twice");
+        }
+        c.var_name("access_code_variable", &self.access_code_variable);
+        c.var_name("result", &self.result);
+    }
+
+    async fn run(&self, cx: &mut Cx<'_>) -> Step {
+        run(self, cx).await
+    }
+}
+
+async fn run(b: &ClickToCallInMatch, cx: &mut Cx<'_>) -> Step {
     let criteria = MatchCriteria {
         access_code: b.criteria.contains(&Criterion::AccessCode),
         ani: b.criteria.contains(&Criterion::Ani),

@@ -1,15 +1,16 @@
 //! Menu: one key chooses an option; options may set variables before going on.
 
-use crate::flow::interpreter::{Cx, Step};
-
-use super::user_input::{Ask, Asked, ask, one_key};
-
 use std::collections::BTreeMap;
 
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::flow::model::{ExprText, PromptSpec, five, in_order, two};
+use super::user_input::{Ask, Asked, ask, one_key};
+use super::{BlockType, targets};
+use crate::flow::check::{BlockCheck, is_dtmf_key, keys_in_order};
+use crate::flow::interpreter::{Cx, Step};
+use crate::flow::model::{AppKind, ExprText, PromptSpec, five, in_order, two};
+use crate::yaml::Node;
 
 /// A menu option: a block to go to, or a map that also assigns variables.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -78,8 +79,81 @@ pub struct Menu {
     pub on_failure: Option<String>,
 }
 
-/// Runs the block.
-pub async fn run(b: &Menu, cx: &mut Cx<'_>) -> Step {
+impl BlockType for Menu {
+    fn id(&self) -> Option<&str> {
+        self.id.as_deref()
+    }
+
+    fn next(&self) -> Option<&str> {
+        self.next.as_deref()
+    }
+
+    fn branches(&self) -> Vec<(String, String)> {
+        let mut out = targets(&[("on_failure", &self.on_failure)]);
+        for (k, o) in &self.options {
+            match o {
+                MenuOption::Goto(t) => out.push((format!("options.{k}"), t.clone())),
+                MenuOption::Full(f) => {
+                    out.extend(targets(&[(&format!("options.{k}.goto"), &f.goto)]));
+                }
+            }
+        }
+        out
+    }
+
+    fn falls_through(&self, _kind: AppKind) -> bool {
+        self.on_failure.is_none()
+            || self
+                .options
+                .values()
+                .any(|o| matches!(o, MenuOption::Full(f) if f.goto.is_none()))
+    }
+
+    fn waits(&self) -> bool {
+        true
+    }
+
+    fn decoded(&mut self, node: &Node) {
+        for (key, opt) in self.options.iter_mut() {
+            if let MenuOption::Full(f) = opt {
+                f.assign_order = keys_in_order(
+                    node.get("options")
+                        .and_then(|o| o.get(key))
+                        .and_then(|o| o.get("assign")),
+                );
+            }
+        }
+    }
+
+    fn check(&self, c: &mut BlockCheck<'_>) {
+        c.prompts("prompts", &self.prompts);
+        c.prompts("no_input_prompts", &self.no_input_prompts);
+        c.prompts("no_match_prompts", &self.no_match_prompts);
+        c.range("retries", self.retries, 0, 9);
+        c.range("timeout_seconds", self.timeout_seconds, 1, 60);
+        if self.options.is_empty() {
+            c.at("options", "a menu needs at least one option");
+        }
+        let opts = c.node.get("options");
+        for (key, opt) in &self.options {
+            let kpos = c.key_pos(opts, key);
+            let kpath = format!("{}.options.{key}", c.path);
+            if !is_dtmf_key(key) {
+                c.err(kpos, &kpath, "a menu option is one key: 0-9, * or #");
+            }
+            if let MenuOption::Full(f) = opt {
+                let assign = opts.and_then(|o| o.get(key)).and_then(|o| o.get("assign"));
+                c.assignments(assign, kpos, &format!("{kpath}.assign"), &f.assign);
+            }
+        }
+    }
+
+    async fn run(&self, cx: &mut Cx<'_>) -> Step {
+        run(self, cx).await
+    }
+}
+
+async fn run(b: &Menu, cx: &mut Cx<'_>) -> Step {
     let accept = |d: &str| b.options.contains_key(d);
     let asked = ask(
         cx,

@@ -1,11 +1,12 @@
 //! Play Message: prompts in order; with barge-in a key stops them and waits for the next input.
 
-use crate::call::PlayOutcome;
-use crate::flow::interpreter::{Cx, Step};
-
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use super::BlockType;
+use crate::call::PlayOutcome;
+use crate::flow::check::BlockCheck;
+use crate::flow::interpreter::{Cx, Step};
 use crate::flow::model::{PromptSpec, yes};
 
 /// Plays prompts.
@@ -26,8 +27,28 @@ pub struct PlayMessage {
     pub barge_in: bool,
 }
 
-/// Runs the block.
-pub async fn run(b: &PlayMessage, cx: &mut Cx<'_>) -> Step {
+impl BlockType for PlayMessage {
+    fn id(&self) -> Option<&str> {
+        self.id.as_deref()
+    }
+
+    fn next(&self) -> Option<&str> {
+        self.next.as_deref()
+    }
+
+    fn check(&self, c: &mut BlockCheck<'_>) {
+        if self.prompts.is_empty() {
+            c.at("prompts", "give at least one prompt");
+        }
+        c.prompts("prompts", &self.prompts);
+    }
+
+    async fn run(&self, cx: &mut Cx<'_>) -> Step {
+        run(self, cx).await
+    }
+}
+
+async fn run(b: &PlayMessage, cx: &mut Cx<'_>) -> Step {
     match cx.play(&b.prompts, b.barge_in).await {
         None => Step::HungUp,
         Some(PlayOutcome::Interrupted(k)) => {

@@ -4,17 +4,18 @@
 use std::sync::Arc;
 
 use chrono::TimeDelta;
-use uuid::Uuid;
-
-use crate::call::{PlayItem, PlayOptions};
-use crate::flow::interpreter::{Cx, Step};
-use crate::flow::model::EndCause;
-use crate::flow::services::AgentConnect;
-
 use schemars::JsonSchema;
 use serde::Deserialize;
+use uuid::Uuid;
 
-use crate::flow::model::ExprText;
+use super::{BlockType, targets};
+use crate::call::{PlayItem, PlayOptions};
+use crate::flow::check::{BlockCheck, value_pos};
+use crate::flow::interpreter::{Cx, Step};
+use crate::flow::model::{AppKind, EndCause, ExprText};
+use crate::flow::services::AgentConnect;
+use crate::routing::skills;
+use crate::yaml;
 
 fn three_hundred() -> u32 {
     300
@@ -74,8 +75,77 @@ pub struct RouteCall {
     pub on_timeout: Option<String>,
 }
 
-/// Runs the block.
-pub async fn run(b: &RouteCall, cx: &mut Cx<'_>) -> Step {
+impl BlockType for RouteCall {
+    fn id(&self) -> Option<&str> {
+        self.id.as_deref()
+    }
+
+    fn next(&self) -> Option<&str> {
+        self.next.as_deref()
+    }
+
+    fn branches(&self) -> Vec<(String, String)> {
+        targets(&[
+            ("on_connected", &self.on_connected),
+            ("on_timeout", &self.on_timeout),
+        ])
+    }
+
+    // Connected without `on_connected` ends the call.
+    fn falls_through(&self, _kind: AppKind) -> bool {
+        self.on_timeout.is_none()
+    }
+
+    fn waits(&self) -> bool {
+        true
+    }
+
+    fn check(&self, c: &mut BlockCheck<'_>) {
+        match (&self.queue, &self.queue_from) {
+            (Some(q), None) => c.queue("queue", q),
+            (None, Some(e)) => c.expr("queue_from", e),
+            _ => c.block_err("give exactly one of `queue` and `queue_from`"),
+        }
+        if let Some(s) = &self.skill_expression
+            && let Err(e) = skills::Expr::parse(s)
+        {
+            c.inside(
+                "skill_expression",
+                e.column.saturating_sub(1),
+                format!("skill expression: {}", e.message),
+            );
+        }
+        if self.skill_expression.is_some() && self.skill_expression_from.is_some() {
+            c.at(
+                "skill_expression_from",
+                "give at most one of `skill_expression` and `skill_expression_from`",
+            );
+        }
+        if let Some(e) = &self.skill_expression_from {
+            c.expr("skill_expression_from", e);
+        }
+        if let Some(p) = &self.priority {
+            c.expr("priority", p);
+        }
+        c.range("timeout_seconds", self.timeout_seconds, 1, 86_400);
+        c.range(
+            "announce_every_seconds",
+            self.announce_every_seconds,
+            10,
+            3600,
+        );
+        if let Some(m) = &self.hold_music {
+            let pos = value_pos(c.node, "hold_music");
+            c.prompt_name(pos, &yaml::join(c.path, "hold_music"), m);
+        }
+    }
+
+    async fn run(&self, cx: &mut Cx<'_>) -> Step {
+        run(self, cx).await
+    }
+}
+
+async fn run(b: &RouteCall, cx: &mut Cx<'_>) -> Step {
     let queue = match (&b.queue, &b.queue_from) {
         (Some(q), _) => q.clone(),
         (None, Some(e)) => cx.eval(e).to_string(),

@@ -1,11 +1,12 @@
 //! Terminate Call: ends the call with the given cause.
 
-use crate::flow::interpreter::{Cx, Step};
-
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use crate::flow::model::EndCause;
+use super::BlockType;
+use crate::flow::check::BlockCheck;
+use crate::flow::interpreter::{Cx, Step};
+use crate::flow::model::{AppKind, EndCause};
 
 /// Ends the call.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -19,8 +20,27 @@ pub struct TerminateCall {
     pub cause: EndCause,
 }
 
-/// Runs the block.
-pub fn run(b: &TerminateCall, cx: &mut Cx<'_>) -> Step {
+impl BlockType for TerminateCall {
+    fn id(&self) -> Option<&str> {
+        self.id.as_deref()
+    }
+
+    fn next(&self) -> Option<&str> {
+        None
+    }
+
+    fn falls_through(&self, _kind: AppKind) -> bool {
+        false
+    }
+
+    fn check(&self, _c: &mut BlockCheck<'_>) {}
+
+    async fn run(&self, cx: &mut Cx<'_>) -> Step {
+        run(self, cx)
+    }
+}
+
+fn run(b: &TerminateCall, cx: &mut Cx<'_>) -> Step {
     cx.outcome(format!("end ({:?})", b.cause).to_lowercase());
     Step::End(b.cause)
 }

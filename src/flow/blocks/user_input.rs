@@ -3,12 +3,13 @@
 
 use std::time::Duration;
 
-use crate::call::{DigitOutcome, DigitSpec, PlayItem};
-use crate::flow::interpreter::{Cx, Step};
-
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use super::{BlockType, targets};
+use crate::call::{DigitOutcome, DigitSpec, PlayItem};
+use crate::flow::check::BlockCheck;
+use crate::flow::interpreter::{Cx, Step};
 use crate::flow::model::{PromptSpec, five, one, sixteen, three, two};
 
 fn hash() -> Option<String> {
@@ -145,8 +146,74 @@ pub fn one_key(timeout_seconds: u32) -> DigitSpec {
     }
 }
 
-/// Runs the block.
-pub async fn run(b: &UserInput, cx: &mut Cx<'_>) -> Step {
+impl BlockType for UserInput {
+    fn id(&self) -> Option<&str> {
+        self.id.as_deref()
+    }
+
+    fn next(&self) -> Option<&str> {
+        self.next.as_deref()
+    }
+
+    fn branches(&self) -> Vec<(String, String)> {
+        targets(&[("on_failure", &self.on_failure)])
+    }
+
+    fn waits(&self) -> bool {
+        true
+    }
+
+    fn check(&self, c: &mut BlockCheck<'_>) {
+        c.var_name("variable", &self.variable);
+        c.prompts("prompts", &self.prompts);
+        c.prompts("no_input_prompts", &self.no_input_prompts);
+        c.prompts("no_match_prompts", &self.no_match_prompts);
+        c.range("min_digits", self.min_digits, 1, 32);
+        c.range("max_digits", self.max_digits, 1, 32);
+        if self.min_digits > self.max_digits {
+            c.at(
+                "min_digits",
+                format!(
+                    "min_digits ({}) is above max_digits ({})",
+                    self.min_digits, self.max_digits
+                ),
+            );
+        }
+        c.range(
+            "first_digit_timeout_seconds",
+            self.first_digit_timeout_seconds,
+            1,
+            60,
+        );
+        c.range(
+            "inter_digit_timeout_seconds",
+            self.inter_digit_timeout_seconds,
+            1,
+            30,
+        );
+        c.range("retries", self.retries, 0, 9);
+        if let Some(t) = &self.terminator {
+            c.dtmf_key("terminator", t);
+        }
+        if let Some(pat) = &self.pattern
+            && let Err(e) = regex::Regex::new(&format!("^(?:{pat})$"))
+        {
+            c.at(
+                "pattern",
+                format!(
+                    "not a valid regular expression: {}",
+                    e.to_string().lines().last().unwrap_or("")
+                ),
+            );
+        }
+    }
+
+    async fn run(&self, cx: &mut Cx<'_>) -> Step {
+        run(self, cx).await
+    }
+}
+
+async fn run(b: &UserInput, cx: &mut Cx<'_>) -> Step {
     let pattern = b
         .pattern
         .as_ref()
