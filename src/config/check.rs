@@ -1,0 +1,701 @@
+//! Checks of a decoded configuration: ranges, names, references between sections, business
+//! hours; each problem at the position of the value it is about.
+
+use std::borrow::Cow;
+use std::collections::HashSet;
+
+use super::*;
+use crate::diagnostics::{self, suggest};
+use crate::routing::skills::Expr;
+
+impl Validator<'_> {
+    /// Position of a value by path steps from the root; the closest existing ancestor otherwise.
+    fn pos_of(&self, root: &Node, steps: &[Step]) -> Pos {
+        let mut node = root;
+        for step in steps {
+            let next = match step {
+                Step::Key(k) => node.get(k.as_ref()),
+                Step::Index(i) => node.items().get(*i),
+            };
+            match next {
+                Some(n) => node = n,
+                None => break,
+            }
+        }
+        node.pos
+    }
+
+    fn range(&mut self, root: &Node, steps: &[Step], value: i64, lo: i64, hi: i64) {
+        if value < lo || value > hi {
+            let pos = self.pos_of(root, steps);
+            self.err(
+                pos,
+                path_of(steps),
+                format!("{value} is out of range {lo} to {hi}"),
+            );
+        }
+    }
+
+    pub(super) fn check(
+        &mut self,
+        root: &Node,
+        spec: &ConfigSpec,
+    ) -> BTreeMap<String, Arc<BusinessHours>> {
+        for (i, g) in spec.callin_groups.iter().enumerate() {
+            if let Err(e) = g.validate() {
+                let pos = self.pos_of(root, &[Step::Key("callin_groups".into()), Step::Index(i)]);
+                self.err(pos, format!("callin_groups[{i}]"), e.to_string());
+            }
+        }
+        let s = &spec.sip;
+        if let Some(host) = s.public_host.as_deref()
+            && host.parse::<std::net::IpAddr>().is_err()
+            && !is_host_name(host)
+        {
+            let pos = self.pos_of(root, &[K("sip"), K("public_host")]);
+            self.err(
+                pos,
+                "sip.public_host",
+                format!(
+                    "`{host}` is neither an IP address nor a host name (letters, digits, \
+                     hyphens, dot-separated labels); a name must resolve when the engine starts"
+                ),
+            );
+        }
+        self.range(
+            root,
+            &[K("sip"), K("max_message_bytes")],
+            s.max_message_bytes as i64,
+            1024,
+            1_048_576,
+        );
+        self.range(
+            root,
+            &[K("sip"), K("max_headers")],
+            s.max_headers as i64,
+            16,
+            1024,
+        );
+        self.range(
+            root,
+            &[K("sip"), K("session_expires_seconds")],
+            s.session_expires_seconds as i64,
+            90,
+            86400,
+        );
+        self.range(
+            root,
+            &[K("sip"), K("max_register_expires_seconds")],
+            s.max_register_expires_seconds as i64,
+            60,
+            86400,
+        );
+        self.range(
+            root,
+            &[K("shutdown"), K("drain_seconds")],
+            i64::from(spec.shutdown.drain_seconds),
+            0,
+            86400,
+        );
+        self.range(
+            root,
+            &[K("sip"), K("max_calls")],
+            s.max_calls as i64,
+            1,
+            100_000,
+        );
+        self.range(
+            root,
+            &[K("sip"), K("max_setup_calls")],
+            s.max_setup_calls as i64,
+            1,
+            s.max_calls.max(1) as i64,
+        );
+        if s.max_queue_delay_ms != 0 {
+            self.range(
+                root,
+                &[K("sip"), K("max_queue_delay_ms")],
+                s.max_queue_delay_ms as i64,
+                10,
+                10_000,
+            );
+        }
+        for (key, value, hi) in [
+            (
+                "tcp_header_timeout_seconds",
+                s.tcp_header_timeout_seconds,
+                300,
+            ),
+            ("tcp_body_timeout_seconds", s.tcp_body_timeout_seconds, 300),
+            (
+                "tcp_idle_timeout_seconds",
+                s.tcp_idle_timeout_seconds,
+                86400,
+            ),
+            ("tcp_max_connections", s.tcp_max_connections, 1_000_000),
+            (
+                "tcp_max_connections_per_address",
+                s.tcp_max_connections_per_address,
+                s.tcp_max_connections.max(1),
+            ),
+        ] {
+            self.range(root, &[K("sip"), K(key)], value as i64, 1, hi as i64);
+        }
+        let m = &spec.media;
+        self.range(
+            root,
+            &[K("media"), K("rtp_timeout_seconds")],
+            m.rtp_timeout_seconds as i64,
+            0,
+            3600,
+        );
+        self.range(
+            root,
+            &[K("media"), K("rtp_port_min")],
+            m.rtp_port_min as i64,
+            1024,
+            65534,
+        );
+        if !m.rtp_port_min.is_multiple_of(2) {
+            let pos = self.pos_of(root, &[K("media"), K("rtp_port_min")]);
+            self.err(
+                pos,
+                "media.rtp_port_min",
+                "RTP ports must start on an even number",
+            );
+        }
+        self.range(
+            root,
+            &[K("media"), K("rtp_realtime_priority")],
+            i64::from(m.rtp_realtime_priority),
+            0,
+            99,
+        );
+        if (m.rtp_port_max as i64) < m.rtp_port_min as i64 + 2 {
+            let pos = self.pos_of(root, &[K("media"), K("rtp_port_max")]);
+            self.err(
+                pos,
+                "media.rtp_port_max",
+                "the RTP port range must hold at least one even/odd pair",
+            );
+        }
+        let st = &spec.store;
+        self.range(
+            root,
+            &[K("store"), K("retention_days")],
+            st.retention_days,
+            1,
+            3650,
+        );
+        self.range(
+            root,
+            &[K("store"), K("retention_sweep_minutes")],
+            st.retention_sweep_minutes,
+            1,
+            1440,
+        );
+        let a = &spec.api;
+        self.range(
+            root,
+            &[K("api"), K("rate_limit_per_second")],
+            a.rate_limit_per_second,
+            1,
+            100_000,
+        );
+        self.range(
+            root,
+            &[K("api"), K("max_body_bytes")],
+            a.max_body_bytes,
+            1024,
+            10_485_760,
+        );
+        for (key, value, max) in [
+            ("header_timeout_seconds", a.header_timeout_seconds, 3600),
+            ("body_timeout_seconds", a.body_timeout_seconds, 3600),
+            ("max_connections", a.max_connections, 1_000_000),
+            (
+                "max_connections_per_address",
+                a.max_connections_per_address,
+                1_000_000,
+            ),
+        ] {
+            self.range(root, &[K("api"), K(key)], value, 1, max);
+        }
+        for (i, key) in a.keys.iter().enumerate() {
+            let steps = [K("api"), K("keys"), I(i)];
+            match (&key.key, &key.key_sha256) {
+                (Some(_), None) => {}
+                (None, Some(h)) if h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit()) => {}
+                (None, Some(_)) => {
+                    let pos = self.pos_of(root, &[K("api"), K("keys"), I(i), K("key_sha256")]);
+                    self.err(
+                        pos,
+                        format!("api.keys[{i}].key_sha256"),
+                        "expected 64 hexadecimal digits",
+                    );
+                }
+                _ => {
+                    let pos = self.pos_of(root, &steps);
+                    self.err(
+                        pos,
+                        path_of(&steps),
+                        "give exactly one of `key` and `key_sha256`",
+                    );
+                }
+            }
+        }
+        for (i, origin) in a.cors_origins.iter().enumerate() {
+            if !(origin.starts_with("http://") || origin.starts_with("https://"))
+                || origin.ends_with('/')
+            {
+                let steps = [K("api"), K("cors_origins"), I(i)];
+                let pos = self.pos_of(root, &steps);
+                self.err(
+                    pos,
+                    path_of(&steps),
+                    format!("`{origin}` is not an origin like https://app.example.com"),
+                );
+            }
+        }
+
+        self.check_admin(root, spec);
+
+        // Business hours.
+        let mut hours = BTreeMap::new();
+        for (name, h) in &spec.business_hours {
+            match BusinessHours::from_spec(name, h) {
+                Ok(bh) => {
+                    hours.insert(name.clone(), Arc::new(bh));
+                }
+                Err(errors) => {
+                    for (field, msg) in errors {
+                        let mut steps =
+                            vec![K("business_hours"), Step::Key(Cow::Owned(name.clone()))];
+                        for part in field.split('.') {
+                            if let Some((k, idx)) = part.split_once('[') {
+                                steps.push(Step::Key(Cow::Owned(k.to_string())));
+                                steps.push(I(idx.trim_end_matches(']').parse().unwrap_or(0)));
+                            } else {
+                                steps.push(Step::Key(Cow::Owned(part.to_string())));
+                            }
+                        }
+                        let pos = self.pos_of(root, &steps);
+                        self.err(pos, format!("business_hours.{name}.{field}"), msg);
+                    }
+                }
+            }
+        }
+
+        // Route points.
+        let mut seen = HashSet::new();
+        let flows_dir = self.base_dir.join(&spec.flows_dir);
+        for (i, rp) in spec.route_points.iter().enumerate() {
+            let n = [K("route_points"), I(i), K("number")];
+            if rp.number.is_empty()
+                || !rp
+                    .number
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+*#_.-".contains(c))
+            {
+                let pos = self.pos_of(root, &n);
+                self.err(
+                    pos,
+                    path_of(&n),
+                    format!("`{}` is not a dialable number", rp.number),
+                );
+            }
+            if !seen.insert(rp.number.clone()) {
+                let pos = self.pos_of(root, &n);
+                self.err(
+                    pos,
+                    path_of(&n),
+                    format!("route point {} is defined twice", rp.number),
+                );
+            }
+            if !flows_dir.join(&rp.flow).is_file() {
+                let f = [K("route_points"), I(i), K("flow")];
+                let pos = self.pos_of(root, &f);
+                self.err(
+                    pos,
+                    path_of(&f),
+                    format!(
+                        "flow file `{}` not found in {}",
+                        rp.flow,
+                        flows_dir.display()
+                    ),
+                );
+            }
+        }
+
+        // Trunks.
+        let mut seen = HashSet::new();
+        for (i, t) in spec.trunks.iter().enumerate() {
+            if !seen.insert(t.name.clone()) {
+                let s = [K("trunks"), I(i), K("name")];
+                let pos = self.pos_of(root, &s);
+                self.err(
+                    pos,
+                    path_of(&s),
+                    format!("trunk `{}` is defined twice", t.name),
+                );
+            }
+            if t.host.trim().is_empty() {
+                let s = [K("trunks"), I(i), K("host")];
+                let pos = self.pos_of(root, &s);
+                self.err(pos, path_of(&s), "the trunk needs a host");
+            }
+            if t.password.is_some() && t.username.is_none() {
+                let s = [K("trunks"), I(i), K("password")];
+                let pos = self.pos_of(root, &s);
+                self.err(pos, path_of(&s), "a password needs a username");
+            }
+        }
+
+        // Agents.
+        let mut ids = HashSet::new();
+        let mut users = HashSet::new();
+        for (i, ag) in spec.agents.iter().enumerate() {
+            if ag.id.trim().is_empty() || !ids.insert(ag.id.clone()) {
+                let s = [K("agents"), I(i), K("id")];
+                let pos = self.pos_of(root, &s);
+                self.err(
+                    pos,
+                    path_of(&s),
+                    format!("agent id `{}` is empty or used twice", ag.id),
+                );
+                continue;
+            }
+            let user = ag.sip_user.clone().unwrap_or_else(|| ag.id.clone());
+            if !users.insert(user.clone()) {
+                let s = [K("agents"), I(i), K("sip_user")];
+                let pos = self.pos_of(root, &s);
+                self.err(
+                    pos,
+                    path_of(&s),
+                    format!("SIP user `{user}` belongs to two agents"),
+                );
+            }
+            // With the default REGISTER authentication, only agents given a SIP user need one
+            // (an agent without a password cannot register).
+            let needs_password = spec.sip.authenticate_invite
+                || (spec.sip.authenticate_register && ag.sip_user.is_some());
+            if needs_password && ag.password.is_none() {
+                let s = [K("agents"), I(i)];
+                let pos = self.pos_of(root, &s);
+                self.err(
+                    pos,
+                    path_of(&s),
+                    "sip.authenticate_register (the default) or authenticate_invite is on: the agent needs a password (or set sip.authenticate_register: false)",
+                );
+            }
+            for (skill, level) in &ag.skills {
+                let s = [
+                    K("agents"),
+                    I(i),
+                    K("skills"),
+                    Step::Key(Cow::Owned(skill.clone())),
+                ];
+                if !valid_skill_name(skill) {
+                    let pos = self.pos_of(root, &s[..3]);
+                    self.err(
+                        pos,
+                        path_of(&s),
+                        format!("`{skill}` is not a skill name (letters, digits, _)"),
+                    );
+                }
+                self.range(root, &s, *level, 0, 10);
+            }
+        }
+
+        // Queues.
+        let mut names = HashSet::new();
+        for (i, q) in spec.queues.iter().enumerate() {
+            let at = |f: &'static str| [K("queues"), I(i), K(f)];
+            if q.name.is_empty()
+                || !q
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
+            {
+                let pos = self.pos_of(root, &at("name"));
+                self.err(
+                    pos,
+                    path_of(&at("name")),
+                    format!("`{}` is not a queue name (letters, digits, _ - .)", q.name),
+                );
+            }
+            if !names.insert(q.name.clone()) {
+                let pos = self.pos_of(root, &at("name"));
+                self.err(
+                    pos,
+                    path_of(&at("name")),
+                    format!("queue `{}` is defined twice", q.name),
+                );
+            }
+            self.range(root, &at("slot_capacity"), q.slot_capacity, 0, 10_000);
+            self.range(
+                root,
+                &at("slot_duration_minutes"),
+                q.slot_duration_minutes,
+                5,
+                1440,
+            );
+            self.range(
+                root,
+                &at("callback_purge_time_minutes"),
+                q.callback_purge_time_minutes,
+                1,
+                10_080,
+            );
+            self.range(
+                root,
+                &at("immediate_blackout_minutes"),
+                q.immediate_blackout_minutes,
+                0,
+                720,
+            );
+            self.range(root, &at("max_dial_attempts"), q.max_dial_attempts, 1, 20);
+            self.range(
+                root,
+                &at("retry_interval_seconds"),
+                q.retry_interval_seconds,
+                10,
+                86_400,
+            );
+            self.range(
+                root,
+                &at("ring_timeout_seconds"),
+                q.ring_timeout_seconds,
+                5,
+                300,
+            );
+            self.range(root, &at("wrap_up_seconds"), q.wrap_up_seconds, 0, 3600);
+            self.range(
+                root,
+                &at("pushed_callback_expiry_minutes"),
+                q.pushed_callback_expiry_minutes,
+                1,
+                10_080,
+            );
+            self.range(
+                root,
+                &at("push_notification_threshold_minutes"),
+                q.push_notification_threshold_minutes,
+                0,
+                1440,
+            );
+            self.range(root, &at("priority"), q.priority, 0, 1_000_000);
+            self.range(
+                root,
+                &at("ewt_offer_threshold_seconds"),
+                q.ewt_offer_threshold_seconds,
+                0,
+                86_400,
+            );
+            self.range(root, &at("max_days_ahead"), q.max_days_ahead, 1, 90);
+            self.range(
+                root,
+                &at("service_level_seconds"),
+                q.service_level_seconds,
+                1,
+                3600,
+            );
+            for (field, name) in [
+                ("business_hours", &q.business_hours),
+                ("immediate_offer_hours", &q.immediate_offer_hours),
+            ] {
+                if let Some(n) = name
+                    && !spec.business_hours.contains_key(n)
+                {
+                    let pos = self.pos_of(root, &at(field));
+                    self.err(
+                        pos,
+                        path_of(&at(field)),
+                        format!(
+                            "no business hours named `{n}`{}",
+                            suggest(n, &keys(&spec.business_hours))
+                        ),
+                    );
+                }
+            }
+            if let Some(t) = &q.trunk
+                && !spec.trunks.iter().any(|x| &x.name == t)
+            {
+                let pos = self.pos_of(root, &at("trunk"));
+                self.err(
+                    pos,
+                    path_of(&at("trunk")),
+                    format!(
+                        "no trunk named `{t}`{}",
+                        suggest(
+                            t,
+                            &spec
+                                .trunks
+                                .iter()
+                                .map(|x| x.name.as_str())
+                                .collect::<Vec<_>>()
+                        )
+                    ),
+                );
+            }
+            if let Some(app) = &q.callback_application
+                && !flows_dir.join(app).is_file()
+            {
+                let pos = self.pos_of(root, &at("callback_application"));
+                self.err(
+                    pos,
+                    path_of(&at("callback_application")),
+                    format!("flow file `{app}` not found in {}", flows_dir.display()),
+                );
+            }
+            if let Err(e) = Expr::parse(&q.skill_expression) {
+                let node_pos = self.pos_of(root, &at("skill_expression"));
+                let pos = diagnostics::inside(self.text, node_pos, e.column - 1);
+                self.err(
+                    pos,
+                    path_of(&at("skill_expression")),
+                    format!("bad skill expression: {}", e.message),
+                );
+            }
+        }
+        hours
+    }
+
+    /// Administration users: names unique, hashes verifiable, roles given, queues known.
+    fn check_admin(&mut self, root: &Node, spec: &ConfigSpec) {
+        let a = &spec.admin;
+        self.range(
+            root,
+            &[K("admin"), K("session_idle_minutes")],
+            a.session_idle_minutes,
+            1,
+            1440,
+        );
+        for (key, value, min, max) in [
+            ("login_concurrency", a.login_concurrency, 0, 256),
+            ("login_wait_ms", a.login_wait_ms, 0, 30_000),
+            ("lockout_failures", a.lockout_failures, 1, 1000),
+            ("lockout_seconds", a.lockout_seconds, 1, 86_400),
+            (
+                "lockout_max_seconds",
+                a.lockout_max_seconds,
+                a.lockout_seconds.max(1),
+                604_800,
+            ),
+        ] {
+            self.range(root, &[K("admin"), K(key)], value, min, max);
+        }
+        let mut names = HashSet::new();
+        for (i, u) in a.users.iter().enumerate() {
+            let at = |f: &'static str| [K("admin"), K("users"), I(i), K(f)];
+            if !crate::api::admin::auth::valid_user_name(&u.name) {
+                let pos = self.pos_of(root, &at("name"));
+                self.err(
+                    pos,
+                    path_of(&at("name")),
+                    format!(
+                        "`{}` is not a user name (1–64 letters, digits, _ - . @)",
+                        u.name
+                    ),
+                );
+            } else if !names.insert(u.name.clone()) {
+                let pos = self.pos_of(root, &at("name"));
+                self.err(
+                    pos,
+                    path_of(&at("name")),
+                    format!("user `{}` is defined twice", u.name),
+                );
+            }
+            if let Err(e) = crate::api::admin::auth::check_hash(&u.password_hash) {
+                let pos = self.pos_of(root, &at("password_hash"));
+                self.err(
+                    pos,
+                    path_of(&at("password_hash")),
+                    format!("{e}; make one with `boomerang hash-password`"),
+                );
+            }
+            if u.roles.is_empty() {
+                let pos = self.pos_of(root, &at("roles"));
+                self.err(
+                    pos,
+                    path_of(&at("roles")),
+                    "give at least one role: Administrator, Supervisor, Monitor or Developer",
+                );
+            }
+            for (j, q) in u.queues.iter().flatten().enumerate() {
+                if !spec.queues.iter().any(|x| &x.name == q) {
+                    let steps = [K("admin"), K("users"), I(i), K("queues"), I(j)];
+                    let pos = self.pos_of(root, &steps);
+                    self.err(
+                        pos,
+                        path_of(&steps),
+                        format!(
+                            "no queue named `{q}`{}",
+                            suggest(
+                                q,
+                                &spec
+                                    .queues
+                                    .iter()
+                                    .map(|x| x.name.as_str())
+                                    .collect::<Vec<_>>()
+                            )
+                        ),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// A map's keys, for a did-you-mean.
+fn keys<V>(map: &BTreeMap<String, V>) -> Vec<&str> {
+    map.keys().map(String::as_str).collect()
+}
+
+/// True for skill names the expression parser accepts.
+pub fn valid_skill_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_alphabetic() || c == '_')
+        && chars.all(|c| c.is_alphanumeric() || c == '_')
+}
+
+#[derive(Clone)]
+enum Step {
+    Key(Cow<'static, str>),
+    Index(usize),
+}
+
+/// RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens.
+fn is_host_name(host: &str) -> bool {
+    let host = host.strip_suffix('.').unwrap_or(host);
+    !host.is_empty()
+        && host.len() <= 253
+        && host.split('.').all(|l| {
+            !l.is_empty()
+                && l.len() <= 63
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+}
+
+#[allow(non_snake_case)]
+fn K(key: &'static str) -> Step {
+    Step::Key(Cow::Borrowed(key))
+}
+
+#[allow(non_snake_case)]
+fn I(index: usize) -> Step {
+    Step::Index(index)
+}
+
+fn path_of(steps: &[Step]) -> String {
+    let mut out = String::new();
+    for s in steps {
+        match s {
+            Step::Key(k) => out = yaml::join(&out, k),
+            Step::Index(i) => out.push_str(&format!("[{i}]")),
+        }
+    }
+    out
+}
