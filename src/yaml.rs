@@ -108,22 +108,8 @@ impl Builder {
                     })?;
                 self.push(Node { pos, ..node }, 0)?;
             }
-            Event::SequenceStart(anchor, _) => self.stack.push(Frame {
-                node: Node {
-                    pos,
-                    kind: Kind::Seq(Vec::new()),
-                },
-                anchor,
-                pending_key: None,
-            }),
-            Event::MappingStart(anchor, _) => self.stack.push(Frame {
-                node: Node {
-                    pos,
-                    kind: Kind::Map(Vec::new()),
-                },
-                anchor,
-                pending_key: None,
-            }),
+            Event::SequenceStart(anchor, _) => self.open(pos, Kind::Seq(Vec::new()), anchor),
+            Event::MappingStart(anchor, _) => self.open(pos, Kind::Map(Vec::new()), anchor),
             Event::SequenceEnd | Event::MappingEnd => {
                 if let Some(frame) = self.stack.pop() {
                     self.push(frame.node, frame.anchor)?;
@@ -132,6 +118,15 @@ impl Builder {
             _ => {}
         }
         Ok(())
+    }
+
+    /// Starts a collection; its items follow until its end event.
+    fn open(&mut self, pos: Pos, kind: Kind, anchor: usize) {
+        self.stack.push(Frame {
+            node: Node { pos, kind },
+            anchor,
+            pending_key: None,
+        });
     }
 
     fn push(&mut self, node: Node, anchor: usize) -> Result<(), Diagnostic> {

@@ -62,55 +62,137 @@ impl Validator<'_> {
                 ),
             );
         }
-        self.range(
-            root,
-            &[K("sip"), K("max_message_bytes")],
-            s.max_message_bytes as i64,
-            1024,
-            1_048_576,
-        );
-        self.range(
-            root,
-            &[K("sip"), K("max_headers")],
-            s.max_headers as i64,
-            16,
-            1024,
-        );
-        self.range(
-            root,
-            &[K("sip"), K("session_expires_seconds")],
-            s.session_expires_seconds as i64,
-            90,
-            86400,
-        );
-        self.range(
-            root,
-            &[K("sip"), K("max_register_expires_seconds")],
-            s.max_register_expires_seconds as i64,
-            60,
-            86400,
-        );
-        self.range(
-            root,
-            &[K("shutdown"), K("drain_seconds")],
-            i64::from(spec.shutdown.drain_seconds),
-            0,
-            86400,
-        );
-        self.range(
-            root,
-            &[K("sip"), K("max_calls")],
-            s.max_calls as i64,
-            1,
-            100_000,
-        );
-        self.range(
-            root,
-            &[K("sip"), K("max_setup_calls")],
-            s.max_setup_calls as i64,
-            1,
-            s.max_calls.max(1) as i64,
-        );
+        let (m, st, a) = (&spec.media, &spec.store, &spec.api);
+        let tcp_max = s.tcp_max_connections.max(1) as i64;
+        for (section, key, value, lo, hi) in [
+            (
+                "sip",
+                "max_message_bytes",
+                s.max_message_bytes as i64,
+                1024,
+                1_048_576,
+            ),
+            ("sip", "max_headers", s.max_headers as i64, 16, 1024),
+            (
+                "sip",
+                "session_expires_seconds",
+                s.session_expires_seconds as i64,
+                90,
+                86400,
+            ),
+            (
+                "sip",
+                "max_register_expires_seconds",
+                s.max_register_expires_seconds as i64,
+                60,
+                86400,
+            ),
+            (
+                "shutdown",
+                "drain_seconds",
+                i64::from(spec.shutdown.drain_seconds),
+                0,
+                86400,
+            ),
+            ("sip", "max_calls", s.max_calls as i64, 1, 100_000),
+            (
+                "sip",
+                "max_setup_calls",
+                s.max_setup_calls as i64,
+                1,
+                s.max_calls.max(1) as i64,
+            ),
+            (
+                "sip",
+                "tcp_header_timeout_seconds",
+                s.tcp_header_timeout_seconds as i64,
+                1,
+                300,
+            ),
+            (
+                "sip",
+                "tcp_body_timeout_seconds",
+                s.tcp_body_timeout_seconds as i64,
+                1,
+                300,
+            ),
+            (
+                "sip",
+                "tcp_idle_timeout_seconds",
+                s.tcp_idle_timeout_seconds as i64,
+                1,
+                86400,
+            ),
+            (
+                "sip",
+                "tcp_max_connections",
+                s.tcp_max_connections as i64,
+                1,
+                1_000_000,
+            ),
+            (
+                "sip",
+                "tcp_max_connections_per_address",
+                s.tcp_max_connections_per_address as i64,
+                1,
+                tcp_max,
+            ),
+            (
+                "media",
+                "rtp_timeout_seconds",
+                m.rtp_timeout_seconds as i64,
+                0,
+                3600,
+            ),
+            ("media", "rtp_port_min", m.rtp_port_min as i64, 1024, 65534),
+            (
+                "media",
+                "rtp_realtime_priority",
+                i64::from(m.rtp_realtime_priority),
+                0,
+                99,
+            ),
+            ("store", "retention_days", st.retention_days, 1, 3650),
+            (
+                "store",
+                "retention_sweep_minutes",
+                st.retention_sweep_minutes,
+                1,
+                1440,
+            ),
+            (
+                "api",
+                "rate_limit_per_second",
+                a.rate_limit_per_second,
+                1,
+                100_000,
+            ),
+            ("api", "max_body_bytes", a.max_body_bytes, 1024, 10_485_760),
+            (
+                "api",
+                "header_timeout_seconds",
+                a.header_timeout_seconds,
+                1,
+                3600,
+            ),
+            (
+                "api",
+                "body_timeout_seconds",
+                a.body_timeout_seconds,
+                1,
+                3600,
+            ),
+            ("api", "max_connections", a.max_connections, 1, 1_000_000),
+            (
+                "api",
+                "max_connections_per_address",
+                a.max_connections_per_address,
+                1,
+                1_000_000,
+            ),
+        ] {
+            self.range(root, &[K(section), K(key)], value, lo, hi);
+        }
         if s.max_queue_delay_ms != 0 {
             self.range(
                 root,
@@ -120,42 +202,6 @@ impl Validator<'_> {
                 10_000,
             );
         }
-        for (key, value, hi) in [
-            (
-                "tcp_header_timeout_seconds",
-                s.tcp_header_timeout_seconds,
-                300,
-            ),
-            ("tcp_body_timeout_seconds", s.tcp_body_timeout_seconds, 300),
-            (
-                "tcp_idle_timeout_seconds",
-                s.tcp_idle_timeout_seconds,
-                86400,
-            ),
-            ("tcp_max_connections", s.tcp_max_connections, 1_000_000),
-            (
-                "tcp_max_connections_per_address",
-                s.tcp_max_connections_per_address,
-                s.tcp_max_connections.max(1),
-            ),
-        ] {
-            self.range(root, &[K("sip"), K(key)], value as i64, 1, hi as i64);
-        }
-        let m = &spec.media;
-        self.range(
-            root,
-            &[K("media"), K("rtp_timeout_seconds")],
-            m.rtp_timeout_seconds as i64,
-            0,
-            3600,
-        );
-        self.range(
-            root,
-            &[K("media"), K("rtp_port_min")],
-            m.rtp_port_min as i64,
-            1024,
-            65534,
-        );
         if !m.rtp_port_min.is_multiple_of(2) {
             let pos = self.pos_of(root, &[K("media"), K("rtp_port_min")]);
             self.err(
@@ -164,13 +210,6 @@ impl Validator<'_> {
                 "RTP ports must start on an even number",
             );
         }
-        self.range(
-            root,
-            &[K("media"), K("rtp_realtime_priority")],
-            i64::from(m.rtp_realtime_priority),
-            0,
-            99,
-        );
         if (m.rtp_port_max as i64) < m.rtp_port_min as i64 + 2 {
             let pos = self.pos_of(root, &[K("media"), K("rtp_port_max")]);
             self.err(
@@ -178,48 +217,6 @@ impl Validator<'_> {
                 "media.rtp_port_max",
                 "the RTP port range must hold at least one even/odd pair",
             );
-        }
-        let st = &spec.store;
-        self.range(
-            root,
-            &[K("store"), K("retention_days")],
-            st.retention_days,
-            1,
-            3650,
-        );
-        self.range(
-            root,
-            &[K("store"), K("retention_sweep_minutes")],
-            st.retention_sweep_minutes,
-            1,
-            1440,
-        );
-        let a = &spec.api;
-        self.range(
-            root,
-            &[K("api"), K("rate_limit_per_second")],
-            a.rate_limit_per_second,
-            1,
-            100_000,
-        );
-        self.range(
-            root,
-            &[K("api"), K("max_body_bytes")],
-            a.max_body_bytes,
-            1024,
-            10_485_760,
-        );
-        for (key, value, max) in [
-            ("header_timeout_seconds", a.header_timeout_seconds, 3600),
-            ("body_timeout_seconds", a.body_timeout_seconds, 3600),
-            ("max_connections", a.max_connections, 1_000_000),
-            (
-                "max_connections_per_address",
-                a.max_connections_per_address,
-                1_000_000,
-            ),
-        ] {
-            self.range(root, &[K("api"), K(key)], value, 1, max);
         }
         for (i, key) in a.keys.iter().enumerate() {
             let steps = [K("api"), K("keys"), I(i)];
@@ -432,74 +429,54 @@ impl Validator<'_> {
                     format!("queue `{}` is defined twice", q.name),
                 );
             }
-            self.range(root, &at("slot_capacity"), q.slot_capacity, 0, 10_000);
-            self.range(
-                root,
-                &at("slot_duration_minutes"),
-                q.slot_duration_minutes,
-                5,
-                1440,
-            );
-            self.range(
-                root,
-                &at("callback_purge_time_minutes"),
-                q.callback_purge_time_minutes,
-                1,
-                10_080,
-            );
-            self.range(
-                root,
-                &at("immediate_blackout_minutes"),
-                q.immediate_blackout_minutes,
-                0,
-                720,
-            );
-            self.range(root, &at("max_dial_attempts"), q.max_dial_attempts, 1, 20);
-            self.range(
-                root,
-                &at("retry_interval_seconds"),
-                q.retry_interval_seconds,
-                10,
-                86_400,
-            );
-            self.range(
-                root,
-                &at("ring_timeout_seconds"),
-                q.ring_timeout_seconds,
-                5,
-                300,
-            );
-            self.range(root, &at("wrap_up_seconds"), q.wrap_up_seconds, 0, 3600);
-            self.range(
-                root,
-                &at("pushed_callback_expiry_minutes"),
-                q.pushed_callback_expiry_minutes,
-                1,
-                10_080,
-            );
-            self.range(
-                root,
-                &at("push_notification_threshold_minutes"),
-                q.push_notification_threshold_minutes,
-                0,
-                1440,
-            );
-            self.range(root, &at("priority"), q.priority, 0, 1_000_000);
-            self.range(
-                root,
-                &at("ewt_offer_threshold_seconds"),
-                q.ewt_offer_threshold_seconds,
-                0,
-                86_400,
-            );
-            self.range(root, &at("max_days_ahead"), q.max_days_ahead, 1, 90);
-            self.range(
-                root,
-                &at("service_level_seconds"),
-                q.service_level_seconds,
-                1,
-                3600,
-            );
+            for (field, value, lo, hi) in [
+                ("slot_capacity", q.slot_capacity, 0, 10_000),
+                ("slot_duration_minutes", q.slot_duration_minutes, 5, 1440),
+                (
+                    "callback_purge_time_minutes",
+                    q.callback_purge_time_minutes,
+                    1,
+                    10_080,
+                ),
+                (
+                    "immediate_blackout_minutes",
+                    q.immediate_blackout_minutes,
+                    0,
+                    720,
+                ),
+                ("max_dial_attempts", q.max_dial_attempts, 1, 20),
+                (
+                    "retry_interval_seconds",
+                    q.retry_interval_seconds,
+                    10,
+                    86_400,
+                ),
+                ("ring_timeout_seconds", q.ring_timeout_seconds, 5, 300),
+                ("wrap_up_seconds", q.wrap_up_seconds, 0, 3600),
+                (
+                    "pushed_callback_expiry_minutes",
+                    q.pushed_callback_expiry_minutes,
+                    1,
+                    10_080,
+                ),
+                (
+                    "push_notification_threshold_minutes",
+                    q.push_notification_threshold_minutes,
+                    0,
+                    1440,
+                ),
+                ("priority", q.priority, 0, 1_000_000),
+                (
+                    "ewt_offer_threshold_seconds",
+                    q.ewt_offer_threshold_seconds,
+                    0,
+                    86_400,
+                ),
+                ("max_days_ahead", q.max_days_ahead, 1, 90),
+                ("service_level_seconds", q.service_level_seconds, 1, 3600),
+            ] {
+                self.range(root, &at(field), value, lo, hi);
+            }
             for (field, name) in [
                 ("business_hours", &q.business_hours),
                 ("immediate_offer_hours", &q.immediate_offer_hours),

@@ -38,13 +38,7 @@ impl Assign {
 }
 
 impl BlockType for Assign {
-    fn id(&self) -> Option<&str> {
-        self.id.as_deref()
-    }
-
-    fn next(&self) -> Option<&str> {
-        self.next.as_deref()
-    }
+    id_and_next!();
 
     fn runs_in_finalize(&self) -> bool {
         true

@@ -37,13 +37,7 @@ pub struct If {
 }
 
 impl BlockType for If {
-    fn id(&self) -> Option<&str> {
-        self.id.as_deref()
-    }
-
-    fn next(&self) -> Option<&str> {
-        self.next.as_deref()
-    }
+    id_and_next!();
 
     fn branches(&self) -> Vec<(String, String)> {
         let mut out: Vec<(String, String)> = (self.conditions.iter().enumerate())

@@ -130,13 +130,7 @@ pub struct CallbackV2 {
 }
 
 impl BlockType for CallbackV2 {
-    fn id(&self) -> Option<&str> {
-        self.id.as_deref()
-    }
-
-    fn next(&self) -> Option<&str> {
-        self.next.as_deref()
-    }
+    id_and_next!();
 
     fn branches(&self) -> Vec<(String, String)> {
         targets(&[
@@ -245,19 +239,7 @@ async fn serve(b: &CallbackV2, cx: &mut Cx<'_>) -> Step {
         return Step::Branch(b.on_accepted.clone());
     };
     let accept = |d: &str| d == digit;
-    let asked = ask(
-        cx,
-        Ask {
-            prompts: cx.items(&b.intro_prompts),
-            spec: one_key(5),
-            min_digits: 1,
-            attempts: b.attempts,
-            no_input: Vec::new(),
-            no_match: Vec::new(),
-            accept: &accept,
-        },
-    )
-    .await;
+    let asked = ask_with(b, cx, cx.items(&b.intro_prompts), one_key(5), 1, &accept).await;
     match asked {
         Asked::Got(_) => {
             cx.set(&format!("{r}.accepted"), true);
@@ -335,19 +317,7 @@ async fn offer(b: &CallbackV2, cx: &mut Cx<'_>) -> Step {
     };
     // 1 immediate, 2 scheduled, 3 keep waiting.
     let accept = |d: &str| (d == "1" && immediate) || (d == "2" && scheduled) || d == "3";
-    let choice = ask(
-        cx,
-        Ask {
-            prompts: cx.items(offer_prompts),
-            spec: one_key(5),
-            min_digits: 1,
-            attempts: b.attempts,
-            no_input: Vec::new(),
-            no_match: Vec::new(),
-            accept: &accept,
-        },
-    )
-    .await;
+    let choice = ask_with(b, cx, cx.items(offer_prompts), one_key(5), 1, &accept).await;
     let desired = match choice {
         Asked::HungUp => return Step::HungUp,
         Asked::Got(k) if k == "1" => None,
@@ -359,25 +329,7 @@ async fn offer(b: &CallbackV2, cx: &mut Cx<'_>) -> Step {
                 let tz = facts.tz;
                 let parse = move |d: &str| wanted_time(d, now, tz);
                 let valid = |d: &str| parse(d).is_some();
-                match ask(
-                    cx,
-                    Ask {
-                        prompts: cx.items(&b.choose_time_prompts),
-                        spec: DigitSpec {
-                            max_digits: 5,
-                            terminator: Some('#'),
-                            first_digit_timeout: std::time::Duration::from_secs(8),
-                            inter_digit_timeout: std::time::Duration::from_secs(4),
-                        },
-                        min_digits: 4,
-                        attempts: b.attempts,
-                        no_input: Vec::new(),
-                        no_match: Vec::new(),
-                        accept: &valid,
-                    },
-                )
-                .await
-                {
+                match ask_with(b, cx, cx.items(&b.choose_time_prompts), typed(5), 4, &valid).await {
                     Asked::HungUp => return Step::HungUp,
                     Asked::Got(d) => {
                         let wanted = parse(&d).unwrap_or(now);
@@ -415,20 +367,7 @@ async fn offer(b: &CallbackV2, cx: &mut Cx<'_>) -> Step {
             items.extend(cx.items(&b.accept_time_prompts));
             cx.set(&format!("{r}.proposed_time"), slot.to_rfc3339());
             let yes = |d: &str| d == "1" || d == "2";
-            match ask(
-                cx,
-                Ask {
-                    prompts: items,
-                    spec: one_key(5),
-                    min_digits: 1,
-                    attempts: b.attempts,
-                    no_input: Vec::new(),
-                    no_match: Vec::new(),
-                    accept: &yes,
-                },
-            )
-            .await
-            {
+            match ask_with(b, cx, items, one_key(5), 1, &yes).await {
                 Asked::HungUp => return Step::HungUp,
                 Asked::Got(k) if k == "1" => Some(slot),
                 _ => return declined(b, cx, "scheduled time declined"),
@@ -446,17 +385,13 @@ async fn offer(b: &CallbackV2, cx: &mut Cx<'_>) -> Step {
         ani
     } else {
         let one_or_two = |d: &str| d == "1" || d == "2";
-        match ask(
+        match ask_with(
+            b,
             cx,
-            Ask {
-                prompts: cx.items(&b.confirm_number_prompts),
-                spec: one_key(5),
-                min_digits: 1,
-                attempts: b.attempts,
-                no_input: Vec::new(),
-                no_match: Vec::new(),
-                accept: &one_or_two,
-            },
+            cx.items(&b.confirm_number_prompts),
+            one_key(5),
+            1,
+            &one_or_two,
         )
         .await
         {
@@ -464,25 +399,7 @@ async fn offer(b: &CallbackV2, cx: &mut Cx<'_>) -> Step {
             Asked::Got(k) if k == "1" => ani,
             Asked::Got(_) => {
                 let any = |_: &str| true;
-                match ask(
-                    cx,
-                    Ask {
-                        prompts: cx.items(&b.enter_number_prompts),
-                        spec: DigitSpec {
-                            max_digits: 15,
-                            terminator: Some('#'),
-                            first_digit_timeout: std::time::Duration::from_secs(8),
-                            inter_digit_timeout: std::time::Duration::from_secs(4),
-                        },
-                        min_digits: 4,
-                        attempts: b.attempts,
-                        no_input: Vec::new(),
-                        no_match: Vec::new(),
-                        accept: &any,
-                    },
-                )
-                .await
-                {
+                match ask_with(b, cx, cx.items(&b.enter_number_prompts), typed(15), 4, &any).await {
                     Asked::HungUp => return Step::HungUp,
                     Asked::Got(n) => n,
                     Asked::Failed { .. } => return declined(b, cx, "no number entered"),
@@ -533,6 +450,37 @@ async fn offer(b: &CallbackV2, cx: &mut Cx<'_>) -> Step {
             cx.set(&format!("{r}.error"), e.to_string());
             declined(b, cx, &format!("booking refused: {e}"))
         }
+    }
+}
+
+/// Asks with the block's attempts and no retry prompts.
+async fn ask_with(
+    b: &CallbackV2,
+    cx: &Cx<'_>,
+    prompts: Vec<PlayItem>,
+    spec: DigitSpec,
+    min_digits: usize,
+    accept: &(dyn Fn(&str) -> bool + Sync),
+) -> Asked {
+    let a = Ask {
+        prompts,
+        spec,
+        min_digits,
+        attempts: b.attempts,
+        no_input: Vec::new(),
+        no_match: Vec::new(),
+        accept,
+    };
+    ask(cx, a).await
+}
+
+/// Digits ended by `#` (a time, a phone number).
+fn typed(max_digits: usize) -> DigitSpec {
+    DigitSpec {
+        max_digits,
+        terminator: Some('#'),
+        first_digit_timeout: std::time::Duration::from_secs(8),
+        inter_digit_timeout: std::time::Duration::from_secs(4),
     }
 }
 

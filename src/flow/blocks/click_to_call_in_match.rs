@@ -66,13 +66,7 @@ pub struct ClickToCallInMatch {
 }
 
 impl BlockType for ClickToCallInMatch {
-    fn id(&self) -> Option<&str> {
-        self.id.as_deref()
-    }
-
-    fn next(&self) -> Option<&str> {
-        self.next.as_deref()
-    }
+    id_and_next!();
 
     fn branches(&self) -> Vec<(String, String)> {
         targets(&[

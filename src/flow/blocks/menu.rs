@@ -80,13 +80,7 @@ pub struct Menu {
 }
 
 impl BlockType for Menu {
-    fn id(&self) -> Option<&str> {
-        self.id.as_deref()
-    }
-
-    fn next(&self) -> Option<&str> {
-        self.next.as_deref()
-    }
+    id_and_next!();
 
     fn branches(&self) -> Vec<(String, String)> {
         let mut out = targets(&[("on_failure", &self.on_failure)]);

@@ -8,6 +8,19 @@
 //! boxed futures, and the compiler still sees that every future is `Send`), and a new block that
 //! misses a method does not compile.
 
+/// `BlockType::id` and `BlockType::next` of a block with `id` and `next` properties.
+macro_rules! id_and_next {
+    () => {
+        fn id(&self) -> Option<&str> {
+            self.id.as_deref()
+        }
+
+        fn next(&self) -> Option<&str> {
+            self.next.as_deref()
+        }
+    };
+}
+
 pub mod assign;
 pub mod branch;
 pub mod business_hours;

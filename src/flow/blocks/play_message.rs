@@ -28,13 +28,7 @@ pub struct PlayMessage {
 }
 
 impl BlockType for PlayMessage {
-    fn id(&self) -> Option<&str> {
-        self.id.as_deref()
-    }
-
-    fn next(&self) -> Option<&str> {
-        self.next.as_deref()
-    }
+    id_and_next!();
 
     fn check(&self, c: &mut BlockCheck<'_>) {
         if self.prompts.is_empty() {

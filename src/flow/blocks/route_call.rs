@@ -76,13 +76,7 @@ pub struct RouteCall {
 }
 
 impl BlockType for RouteCall {
-    fn id(&self) -> Option<&str> {
-        self.id.as_deref()
-    }
-
-    fn next(&self) -> Option<&str> {
-        self.next.as_deref()
-    }
+    id_and_next!();
 
     fn branches(&self) -> Vec<(String, String)> {
         targets(&[

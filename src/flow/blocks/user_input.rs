@@ -147,13 +147,7 @@ pub fn one_key(timeout_seconds: u32) -> DigitSpec {
 }
 
 impl BlockType for UserInput {
-    fn id(&self) -> Option<&str> {
-        self.id.as_deref()
-    }
-
-    fn next(&self) -> Option<&str> {
-        self.next.as_deref()
-    }
+    id_and_next!();
 
     fn branches(&self) -> Vec<(String, String)> {
         targets(&[("on_failure", &self.on_failure)])
