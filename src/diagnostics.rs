@@ -153,3 +153,33 @@ pub fn inside(source: &str, pos: Pos, chars: usize) -> Pos {
         column: pos.column + quote_offset(source, pos) + chars,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggests_the_closest_name_within_a_small_distance() {
+        let known = ["queues", "agents", "trunks"];
+        assert_eq!(suggest("queus", &known), " (did you mean `queues`?)");
+        assert_eq!(suggest("queues", &known), "");
+        assert_eq!(suggest("listeners", &known), "");
+    }
+
+    #[test]
+    fn renders_the_source_line_with_a_caret_under_the_column() {
+        let d = Diagnostic::new(Pos { line: 2, column: 5 }, "a.b", "bad");
+        assert_eq!(
+            d.render("x: 1\nab: cd\n"),
+            "2:5: a.b: bad\n2 | ab: cd\n  |     ^"
+        );
+    }
+
+    #[test]
+    fn offsets_inside_a_quoted_scalar_start_after_the_quote() {
+        let source = "k: \"abc\"\nj: abc\n";
+        let at = |line| Pos { line, column: 4 };
+        assert_eq!(inside(source, at(1), 2), Pos { line: 1, column: 7 });
+        assert_eq!(inside(source, at(2), 2), Pos { line: 2, column: 6 });
+    }
+}

@@ -231,6 +231,21 @@ mod tests {
     }
 
     #[test]
+    fn misspelt_sections_and_fields_get_a_did_you_mean() {
+        let errs = load("queus: []\nqueues:\n  - name: Sales_VQ\n    slot_capacty: 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            errs.contains("1:1: queus: unknown section `queus` (did you mean `queues`?); expected one of listeners, sip,"),
+            "{errs}"
+        );
+        assert!(
+            errs.contains("4:5: queues[0].slot_capacty: unknown property `slot_capacty` (did you mean `slot_capacity`?); expected one of"),
+            "{errs}"
+        );
+    }
+
+    #[test]
     fn an_empty_file_gives_the_documented_defaults() {
         let c = load("").unwrap();
         assert_eq!(c.spec.listeners.http.port(), 8080);
