@@ -7,7 +7,7 @@ use chrono::Timelike;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::{BlockType, targets};
+use super::BlockType;
 use crate::config::{BusinessHours, DayKind};
 use crate::diagnostics::suggest;
 use crate::flow::check::BlockCheck;
@@ -44,13 +44,7 @@ pub struct BusinessHoursCheck {
 impl BlockType for BusinessHoursCheck {
     id_and_next!();
 
-    fn branches(&self) -> Vec<(String, String)> {
-        targets(&[
-            ("open", &self.open),
-            ("closed", &self.closed),
-            ("special", &self.special),
-        ])
-    }
+    branches!(open, closed, special);
 
     // `special` defaults to `open`.
     fn falls_through(&self, _kind: AppKind) -> bool {

@@ -8,8 +8,8 @@ use chrono::{DateTime, Datelike, TimeDelta, TimeZone, Timelike, Utc};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
+use super::BlockType;
 use super::user_input::{Ask, Asked, ask, one_key};
-use super::{BlockType, targets};
 use crate::call::{DigitSpec, PlayItem};
 use crate::config::CallDirection;
 use crate::flow::check::BlockCheck;
@@ -132,13 +132,7 @@ pub struct CallbackV2 {
 impl BlockType for CallbackV2 {
     id_and_next!();
 
-    fn branches(&self) -> Vec<(String, String)> {
-        targets(&[
-            ("on_accepted", &self.on_accepted),
-            ("on_declined", &self.on_declined),
-            ("on_not_offered", &self.on_not_offered),
-        ])
-    }
+    branches!(on_accepted, on_declined, on_not_offered);
 
     fn falls_through(&self, kind: AppKind) -> bool {
         match kind {

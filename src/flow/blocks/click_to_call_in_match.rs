@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::{BlockType, targets};
+use super::BlockType;
 use crate::callin::{CallFacts, MatchCriteria, MatchFailure};
 use crate::flow::check::BlockCheck;
 use crate::flow::interpreter::{Cx, Serving, Step};
@@ -68,14 +68,7 @@ pub struct ClickToCallInMatch {
 impl BlockType for ClickToCallInMatch {
     id_and_next!();
 
-    fn branches(&self) -> Vec<(String, String)> {
-        targets(&[
-            ("on_matched", &self.on_matched),
-            ("on_no_match", &self.on_no_match),
-            ("on_blocked", &self.on_blocked),
-            ("on_unroutable", &self.on_unroutable),
-        ])
-    }
+    branches!(on_matched, on_no_match, on_blocked, on_unroutable);
 
     // `on_blocked` and `on_unroutable` default to `on_no_match`.
     fn falls_through(&self, _kind: AppKind) -> bool {

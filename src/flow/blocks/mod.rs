@@ -21,6 +21,15 @@ macro_rules! id_and_next {
     };
 }
 
+/// `BlockType::branches` of a block whose branch properties are exactly these fields.
+macro_rules! branches {
+    ($($field:ident),+) => {
+        fn branches(&self) -> Vec<(String, String)> {
+            crate::flow::blocks::targets(&[$((stringify!($field), &self.$field)),+])
+        }
+    };
+}
+
 pub mod assign;
 pub mod branch;
 pub mod business_hours;

@@ -8,7 +8,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::{BlockType, targets};
+use super::BlockType;
 use crate::call::{PlayItem, PlayOptions};
 use crate::flow::check::{BlockCheck, value_pos};
 use crate::flow::interpreter::{Cx, Step};
@@ -78,12 +78,7 @@ pub struct RouteCall {
 impl BlockType for RouteCall {
     id_and_next!();
 
-    fn branches(&self) -> Vec<(String, String)> {
-        targets(&[
-            ("on_connected", &self.on_connected),
-            ("on_timeout", &self.on_timeout),
-        ])
-    }
+    branches!(on_connected, on_timeout);
 
     // Connected without `on_connected` ends the call.
     fn falls_through(&self, _kind: AppKind) -> bool {

@@ -6,7 +6,7 @@ use std::time::Duration;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::{BlockType, targets};
+use super::BlockType;
 use crate::call::{DigitOutcome, DigitSpec, PlayItem};
 use crate::flow::check::BlockCheck;
 use crate::flow::interpreter::{Cx, Step};
@@ -149,9 +149,7 @@ pub fn one_key(timeout_seconds: u32) -> DigitSpec {
 impl BlockType for UserInput {
     id_and_next!();
 
-    fn branches(&self) -> Vec<(String, String)> {
-        targets(&[("on_failure", &self.on_failure)])
-    }
+    branches!(on_failure);
 
     fn waits(&self) -> bool {
         true
