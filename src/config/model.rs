@@ -246,13 +246,10 @@ pub struct TrunkSpec {
     #[serde(default)]
     pub transport: TransportKind,
     /// Digest user for 401/407 challenges.
-    #[serde(default)]
     pub username: Option<String>,
     /// Digest password.
-    #[serde(default)]
     pub password: Option<String>,
     /// Calling number presented to customers (default: the queue's routing point).
-    #[serde(default)]
     pub caller_id: Option<String>,
     /// Send INVITEs without SDP (late offer) for trunks that want to make the offer.
     #[serde(default)]
@@ -277,7 +274,6 @@ pub struct AgentSpec {
     #[serde(default, deserialize_with = "opt_string_or_number")]
     pub sip_user: Option<String>,
     /// Digest password for the phone, when SIP authentication is on.
-    #[serde(default)]
     pub password: Option<String>,
     /// Skill name → level 0–10.
     #[serde(default)]
@@ -332,16 +328,12 @@ pub struct QueueSpec {
     /// Service name, e.g. `Sales_VQ_CB` (letters, digits, `_`, `-`, `.`).
     pub name: String,
     /// Inbound report queue (default for `X_VQ_CB`: `X_VQ`).
-    #[serde(default)]
     pub inbound_queue: Option<String>,
     /// Outbound report queue (default for `X_VQ_CB`: `X_VQ_CB_OUT`).
-    #[serde(default)]
     pub outbound_queue: Option<String>,
     /// Callback-type flow run when a callback's customer answers (relative to `flows_dir`).
-    #[serde(default)]
     pub callback_application: Option<String>,
     /// Name of a `business_hours` entry (default: always open, UTC).
-    #[serde(default)]
     pub business_hours: Option<String>,
     /// Accepts immediate callbacks. Default true.
     #[serde(default = "yes")]
@@ -362,7 +354,6 @@ pub struct QueueSpec {
     #[serde(default)]
     pub immediate_blackout_minutes: i64,
     /// Name of a `business_hours` entry limiting when immediate callback is offered.
-    #[serde(default)]
     pub immediate_offer_hours: Option<String>,
     /// Outbound attempts before REDIAL_LIMIT_REACHED (1–20). Default 3.
     #[serde(default = "d_attempts")]
@@ -390,7 +381,6 @@ pub struct QueueSpec {
     #[serde(default, deserialize_with = "opt_string_or_number")]
     pub routing_point: Option<String>,
     /// Trunk for outbound calls (default: the first trunk).
-    #[serde(default)]
     pub trunk: Option<String>,
     /// Which agents may serve the queue (empty: every agent).
     #[serde(default)]
@@ -459,10 +449,8 @@ pub struct ApiKeySpec {
     /// Label for logs and the error log.
     pub name: String,
     /// Hex SHA-256 of the key.
-    #[serde(default)]
     pub key_sha256: Option<String>,
     /// The key in clear (demo configurations only).
-    #[serde(default)]
     pub key: Option<String>,
 }
 
@@ -515,7 +503,6 @@ pub struct AdminUserSpec {
     /// `Administrator`, `Supervisor`, `Monitor`, `Developer` (at least one).
     pub roles: Vec<crate::api::admin::auth::Role>,
     /// Queues the user may read (line-of-business segmentation); absent = every queue.
-    #[serde(default)]
     pub queues: Option<Vec<String>>,
 }
 

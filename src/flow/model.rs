@@ -60,7 +60,6 @@ pub struct ApplicationSpec {
     #[serde(rename = "type")]
     pub kind: AppKind,
     /// Free text for the author.
-    #[serde(default)]
     pub description: Option<String>,
     /// User variables and their initial values (text, number or boolean).
     #[serde(default)]
@@ -133,10 +132,8 @@ pub enum PromptSpec {
 #[serde(deny_unknown_fields)]
 pub struct PromptItemSpec {
     /// Read the value of an expression digit by digit (a number to confirm, a time).
-    #[serde(default)]
     pub digits: Option<ExprText>,
     /// A prompt whose name an expression gives.
-    #[serde(default)]
     pub prompt: Option<ExprText>,
     /// Silence, in milliseconds (1 to 60000).
     #[serde(default)]
@@ -212,5 +209,42 @@ pub use super::blocks::{BLOCK_TYPES, Block};
 
 /// The JSON Schema of an application file.
 pub fn schema() -> serde_json::Value {
-    serde_json::to_value(schemars::schema_for!(ApplicationSpec)).unwrap_or_default()
+    let mut schema =
+        serde_json::to_value(schemars::schema_for!(ApplicationSpec)).unwrap_or_default();
+    default_null(&mut schema);
+    schema
+}
+
+/// States `"default": null` for every optional property whose type admits null: serde leaves an
+/// absent `Option` at `None`, so the models need no `#[serde(default)]` line per field.
+fn default_null(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    let Value::Object(map) = v else {
+        if let Value::Array(items) = v {
+            items.iter_mut().for_each(default_null);
+        }
+        return;
+    };
+    let required: Vec<String> = match map.get("required") {
+        Some(Value::Array(r)) => r
+            .iter()
+            .filter_map(|k| k.as_str().map(String::from))
+            .collect(),
+        _ => Vec::new(),
+    };
+    if let Some(Value::Object(props)) = map.get_mut("properties") {
+        for (name, prop) in props.iter_mut() {
+            let nullable = |t: &Value| {
+                t == "null" || t.as_array().is_some_and(|a| a.iter().any(|t| t == "null"))
+            };
+            let may_be_null = prop.get("type").is_some_and(nullable);
+            if let Value::Object(p) = prop
+                && may_be_null
+                && !required.contains(name)
+            {
+                p.entry("default").or_insert(Value::Null);
+            }
+        }
+    }
+    map.values_mut().for_each(default_null);
 }

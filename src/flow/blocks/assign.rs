@@ -16,10 +16,8 @@ use crate::yaml::Node;
 #[serde(deny_unknown_fields)]
 pub struct Assign {
     /// Block id.
-    #[serde(default)]
     pub id: Option<String>,
     /// Block to run next.
-    #[serde(default)]
     pub next: Option<String>,
     /// Variable → expression, evaluated in the order written.
     #[schemars(extend("minProperties" = 1))]

@@ -23,16 +23,13 @@ pub struct Condition {
 #[serde(deny_unknown_fields)]
 pub struct If {
     /// Block id.
-    #[serde(default)]
     pub id: Option<String>,
     /// Block to run when no condition holds and `otherwise` is absent.
-    #[serde(default)]
     pub next: Option<String>,
     /// Conditions in order.
     #[schemars(length(min = 1))]
     pub conditions: Vec<Condition>,
     /// Block when none holds.
-    #[serde(default)]
     pub otherwise: Option<String>,
 }
 

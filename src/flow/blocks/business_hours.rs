@@ -19,25 +19,18 @@ use crate::flow::model::AppKind;
 #[serde(deny_unknown_fields)]
 pub struct BusinessHoursCheck {
     /// Block id.
-    #[serde(default)]
     pub id: Option<String>,
     /// Block to run when the taken branch has no target.
-    #[serde(default)]
     pub next: Option<String>,
     /// Use this queue's hours.
-    #[serde(default)]
     pub queue: Option<String>,
     /// Or a named business-hours set.
-    #[serde(default)]
     pub hours: Option<String>,
     /// Block when open on a regular day.
-    #[serde(default)]
     pub open: Option<String>,
     /// Block when closed.
-    #[serde(default)]
     pub closed: Option<String>,
     /// Block when open on a special (dated) day; defaults to `open`.
-    #[serde(default)]
     pub special: Option<String>,
 }
 

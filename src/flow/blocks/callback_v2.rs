@@ -51,17 +51,13 @@ fn both_offers() -> Vec<OfferKind> {
 #[serde(deny_unknown_fields)]
 pub struct CallbackV2 {
     /// Block id.
-    #[serde(default)]
     pub id: Option<String>,
     /// Block to run when the taken branch has no target.
-    #[serde(default)]
     pub next: Option<String>,
     /// The callback virtual queue (its CALLBACK_SETTINGS row). In a Callback application the
     /// queue comes from the callback being served and this may be left out.
-    #[serde(default)]
     pub queue: Option<String>,
     /// The inbound queue whose EWT decides the offer (default: `queue` without `_CB`).
-    #[serde(default)]
     pub inbound_queue: Option<String>,
     /// Offer immediate and/or scheduled callbacks (default both).
     #[serde(default = "both_offers")]
@@ -99,10 +95,8 @@ pub struct CallbackV2 {
     #[serde(default)]
     pub booked_prompts: Vec<PromptSpec>,
     /// Who places the call when an agent is ready (default: the queue's call direction).
-    #[serde(default)]
     pub connect: Option<ConnectMode>,
     /// Initial routing priority of the callback.
-    #[serde(default)]
     pub priority: Option<i64>,
     /// Prefix of the result variables (`callback.id`, `callback.accepted`, …).
     #[serde(default = "callback_var")]
@@ -119,13 +113,10 @@ pub struct CallbackV2 {
     #[schemars(range(min = 1, max = 9))]
     pub attempts: u32,
     /// Block when a callback was booked (Default) or the customer accepted (Callback).
-    #[serde(default)]
     pub on_accepted: Option<String>,
     /// Block when the caller declined.
-    #[serde(default)]
     pub on_declined: Option<String>,
     /// Block when no callback could be offered (closed, EWT below threshold, no slot).
-    #[serde(default)]
     pub on_not_offered: Option<String>,
 }
 

@@ -36,10 +36,8 @@ fn access_code_var() -> String {
 #[serde(deny_unknown_fields)]
 pub struct ClickToCallInMatch {
     /// Block id.
-    #[serde(default)]
     pub id: Option<String>,
     /// Block to run when the taken branch has no target.
-    #[serde(default)]
     pub next: Option<String>,
     /// What to compare (at least one).
     #[schemars(length(min = 1), extend("uniqueItems" = true))]
@@ -51,17 +49,13 @@ pub struct ClickToCallInMatch {
     #[serde(default = "match_var")]
     pub result: String,
     /// Block when matched.
-    #[serde(default)]
     pub on_matched: Option<String>,
     /// Block when not matched.
-    #[serde(default)]
     pub on_no_match: Option<String>,
     /// Block when this caller made too many wrong attempts (default: `on_no_match`).
-    #[serde(default)]
     pub on_blocked: Option<String>,
     /// Block when the request matched but has nowhere to route the call (it is kept for a
     /// later call; default: `on_no_match`); play an apology there.
-    #[serde(default)]
     pub on_unroutable: Option<String>,
 }
 

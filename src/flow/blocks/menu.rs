@@ -27,7 +27,6 @@ pub enum MenuOption {
 #[serde(deny_unknown_fields)]
 pub struct MenuOptionSpec {
     /// Block to go to; continue after the menu when absent.
-    #[serde(default)]
     pub goto: Option<String>,
     /// Variables to set (expressions), in the order written.
     #[serde(default)]
@@ -50,10 +49,8 @@ impl MenuOptionSpec {
 #[serde(deny_unknown_fields)]
 pub struct Menu {
     /// Block id.
-    #[serde(default)]
     pub id: Option<String>,
     /// Block to run after an option without `goto`.
-    #[serde(default)]
     pub next: Option<String>,
     /// The menu prompt.
     pub prompts: Vec<PromptSpec>,
@@ -75,7 +72,6 @@ pub struct Menu {
     #[serde(default)]
     pub no_match_prompts: Vec<PromptSpec>,
     /// Block to go to when all attempts failed (default: the next block).
-    #[serde(default)]
     pub on_failure: Option<String>,
 }
 

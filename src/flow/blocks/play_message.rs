@@ -14,10 +14,8 @@ use crate::flow::model::{PromptSpec, yes};
 #[serde(deny_unknown_fields)]
 pub struct PlayMessage {
     /// Block id (needed only when another block goes here).
-    #[serde(default)]
     pub id: Option<String>,
     /// Block to run next instead of the one below.
-    #[serde(default)]
     pub next: Option<String>,
     /// What to play, in order.
     #[schemars(length(min = 1))]

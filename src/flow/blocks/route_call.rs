@@ -29,33 +29,25 @@ fn sixty() -> u32 {
 #[serde(deny_unknown_fields)]
 pub struct RouteCall {
     /// Block id.
-    #[serde(default)]
     pub id: Option<String>,
     /// Block to run when the taken branch has no target.
-    #[serde(default)]
     pub next: Option<String>,
     /// Virtual queue by name.
-    #[serde(default)]
     pub queue: Option<String>,
     /// Or an expression giving it (e.g. `match.queue`).
-    #[serde(default)]
     pub queue_from: Option<ExprText>,
     /// Extra skill requirement of this call (checked at load).
-    #[serde(default)]
     pub skill_expression: Option<String>,
     /// Or an expression giving it (e.g. `match.skill_expression`); an empty or invalid value
     /// adds no requirement (logged).
-    #[serde(default)]
     pub skill_expression_from: Option<ExprText>,
     /// Priority (expression; default 0).
-    #[serde(default)]
     pub priority: Option<ExprText>,
     /// Seconds to wait for an agent (1 to 86400, default 300).
     #[serde(default = "three_hundred")]
     #[schemars(range(min = 1, max = 86400))]
     pub timeout_seconds: u32,
     /// Looped while waiting.
-    #[serde(default)]
     pub hold_music: Option<String>,
     /// Announce the estimated wait.
     #[serde(default)]
@@ -68,10 +60,8 @@ pub struct RouteCall {
     #[schemars(range(min = 10, max = 3600))]
     pub announce_every_seconds: u32,
     /// Block after the agent conversation ended (default: end the call).
-    #[serde(default)]
     pub on_connected: Option<String>,
     /// Block when no agent was found in time.
-    #[serde(default)]
     pub on_timeout: Option<String>,
 }
 

@@ -13,7 +13,6 @@ use crate::flow::model::{AppKind, EndCause};
 #[serde(deny_unknown_fields)]
 pub struct TerminateCall {
     /// Block id.
-    #[serde(default)]
     pub id: Option<String>,
     /// How the call ends.
     #[serde(default)]

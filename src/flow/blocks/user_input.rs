@@ -21,10 +21,8 @@ fn hash() -> Option<String> {
 #[serde(deny_unknown_fields)]
 pub struct UserInput {
     /// Block id.
-    #[serde(default)]
     pub id: Option<String>,
     /// Block to run next on success.
-    #[serde(default)]
     pub next: Option<String>,
     /// Variable that receives the digits.
     pub variable: String,
@@ -56,7 +54,6 @@ pub struct UserInput {
     #[schemars(range(min = 0, max = 9))]
     pub retries: u32,
     /// A regular expression the whole input must match.
-    #[serde(default)]
     pub pattern: Option<String>,
     /// Played after no input, before the retry.
     #[serde(default)]
@@ -65,7 +62,6 @@ pub struct UserInput {
     #[serde(default)]
     pub no_match_prompts: Vec<PromptSpec>,
     /// Block to go to when all attempts failed (default: the next block, with the variable empty).
-    #[serde(default)]
     pub on_failure: Option<String>,
 }
 
