@@ -230,6 +230,13 @@ mod tests {
         Config::from_str_in(text, Path::new("/nonexistent"))
     }
 
+    /// Each diagnostic's line and path, in order.
+    fn lines_and_paths(errs: &ConfigErrors) -> Vec<(usize, &str)> {
+        (errs.diagnostics.iter())
+            .map(|d| (d.pos.line, d.path.as_str()))
+            .collect()
+    }
+
     #[test]
     fn misspelt_sections_and_fields_get_a_did_you_mean() {
         let errs = load("queus: []\nqueues:\n  - name: Sales_VQ\n    slot_capacty: 3\n")
@@ -336,11 +343,7 @@ admin:
     - {name: bob, password_hash: x, roles: [Janitor]}
 ";
         let errs = load(text).unwrap_err();
-        let got: Vec<(usize, &str)> = errs
-            .diagnostics
-            .iter()
-            .map(|d| (d.pos.line, d.path.as_str()))
-            .collect();
+        let got = lines_and_paths(&errs);
         assert_eq!(
             got,
             vec![
@@ -364,11 +367,7 @@ admin:
         let text =
             "business_hours:\n  main:\n    time_zone: Mars/Base\n    weekly:\n      mon: 9-5\n";
         let errs = load(text).unwrap_err();
-        let got: Vec<(usize, &str)> = errs
-            .diagnostics
-            .iter()
-            .map(|d| (d.pos.line, d.path.as_str()))
-            .collect();
+        let got = lines_and_paths(&errs);
         assert_eq!(
             got,
             vec![
