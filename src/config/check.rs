@@ -8,6 +8,14 @@ use super::*;
 use crate::diagnostics::{self, suggest};
 use crate::routing::skills::Expr;
 
+/// A setting's name, value and allowed range from `owner.field` (optionally `as i64`), for the
+/// range tables below: the name is written once.
+macro_rules! within {
+    ($owner:ident . $field:ident $(as $t:ty)?, $lo:expr, $hi:expr) => {
+        (stringify!($field), $owner.$field $(as $t)?, $lo, $hi)
+    };
+}
+
 impl Validator<'_> {
     /// Position of a value by path steps from the root; the closest existing ancestor otherwise.
     fn pos_of(&self, root: &Node, steps: &[Step]) -> Pos {
@@ -64,132 +72,55 @@ impl Validator<'_> {
         }
         let (m, st, a) = (&spec.media, &spec.store, &spec.api);
         let tcp_max = s.tcp_max_connections.max(1) as i64;
-        for (section, key, value, lo, hi) in [
+        for (section, (key, value, lo, hi)) in [
+            ("sip", within!(s.max_message_bytes as i64, 1024, 1_048_576)),
+            ("sip", within!(s.max_headers as i64, 16, 1024)),
+            ("sip", within!(s.session_expires_seconds as i64, 90, 86400)),
             (
                 "sip",
-                "max_message_bytes",
-                s.max_message_bytes as i64,
-                1024,
-                1_048_576,
-            ),
-            ("sip", "max_headers", s.max_headers as i64, 16, 1024),
-            (
-                "sip",
-                "session_expires_seconds",
-                s.session_expires_seconds as i64,
-                90,
-                86400,
-            ),
-            (
-                "sip",
-                "max_register_expires_seconds",
-                s.max_register_expires_seconds as i64,
-                60,
-                86400,
+                within!(s.max_register_expires_seconds as i64, 60, 86400),
             ),
             (
                 "shutdown",
-                "drain_seconds",
-                i64::from(spec.shutdown.drain_seconds),
-                0,
-                86400,
+                (
+                    "drain_seconds",
+                    i64::from(spec.shutdown.drain_seconds),
+                    0,
+                    86400,
+                ),
             ),
-            ("sip", "max_calls", s.max_calls as i64, 1, 100_000),
+            ("sip", within!(s.max_calls as i64, 1, 100_000)),
             (
                 "sip",
-                "max_setup_calls",
-                s.max_setup_calls as i64,
-                1,
-                s.max_calls.max(1) as i64,
+                within!(s.max_setup_calls as i64, 1, s.max_calls.max(1) as i64),
             ),
+            ("sip", within!(s.tcp_header_timeout_seconds as i64, 1, 300)),
+            ("sip", within!(s.tcp_body_timeout_seconds as i64, 1, 300)),
+            ("sip", within!(s.tcp_idle_timeout_seconds as i64, 1, 86400)),
+            ("sip", within!(s.tcp_max_connections as i64, 1, 1_000_000)),
             (
                 "sip",
-                "tcp_header_timeout_seconds",
-                s.tcp_header_timeout_seconds as i64,
-                1,
-                300,
+                within!(s.tcp_max_connections_per_address as i64, 1, tcp_max),
             ),
-            (
-                "sip",
-                "tcp_body_timeout_seconds",
-                s.tcp_body_timeout_seconds as i64,
-                1,
-                300,
-            ),
-            (
-                "sip",
-                "tcp_idle_timeout_seconds",
-                s.tcp_idle_timeout_seconds as i64,
-                1,
-                86400,
-            ),
-            (
-                "sip",
-                "tcp_max_connections",
-                s.tcp_max_connections as i64,
-                1,
-                1_000_000,
-            ),
-            (
-                "sip",
-                "tcp_max_connections_per_address",
-                s.tcp_max_connections_per_address as i64,
-                1,
-                tcp_max,
-            ),
+            ("media", within!(m.rtp_timeout_seconds as i64, 0, 3600)),
+            ("media", within!(m.rtp_port_min as i64, 1024, 65534)),
             (
                 "media",
-                "rtp_timeout_seconds",
-                m.rtp_timeout_seconds as i64,
-                0,
-                3600,
+                (
+                    "rtp_realtime_priority",
+                    i64::from(m.rtp_realtime_priority),
+                    0,
+                    99,
+                ),
             ),
-            ("media", "rtp_port_min", m.rtp_port_min as i64, 1024, 65534),
-            (
-                "media",
-                "rtp_realtime_priority",
-                i64::from(m.rtp_realtime_priority),
-                0,
-                99,
-            ),
-            ("store", "retention_days", st.retention_days, 1, 3650),
-            (
-                "store",
-                "retention_sweep_minutes",
-                st.retention_sweep_minutes,
-                1,
-                1440,
-            ),
-            (
-                "api",
-                "rate_limit_per_second",
-                a.rate_limit_per_second,
-                1,
-                100_000,
-            ),
-            ("api", "max_body_bytes", a.max_body_bytes, 1024, 10_485_760),
-            (
-                "api",
-                "header_timeout_seconds",
-                a.header_timeout_seconds,
-                1,
-                3600,
-            ),
-            (
-                "api",
-                "body_timeout_seconds",
-                a.body_timeout_seconds,
-                1,
-                3600,
-            ),
-            ("api", "max_connections", a.max_connections, 1, 1_000_000),
-            (
-                "api",
-                "max_connections_per_address",
-                a.max_connections_per_address,
-                1,
-                1_000_000,
-            ),
+            ("store", within!(st.retention_days, 1, 3650)),
+            ("store", within!(st.retention_sweep_minutes, 1, 1440)),
+            ("api", within!(a.rate_limit_per_second, 1, 100_000)),
+            ("api", within!(a.max_body_bytes, 1024, 10_485_760)),
+            ("api", within!(a.header_timeout_seconds, 1, 3600)),
+            ("api", within!(a.body_timeout_seconds, 1, 3600)),
+            ("api", within!(a.max_connections, 1, 1_000_000)),
+            ("api", within!(a.max_connections_per_address, 1, 1_000_000)),
         ] {
             self.range(root, &[K(section), K(key)], value, lo, hi);
         }
@@ -430,50 +361,20 @@ impl Validator<'_> {
                 );
             }
             for (field, value, lo, hi) in [
-                ("slot_capacity", q.slot_capacity, 0, 10_000),
-                ("slot_duration_minutes", q.slot_duration_minutes, 5, 1440),
-                (
-                    "callback_purge_time_minutes",
-                    q.callback_purge_time_minutes,
-                    1,
-                    10_080,
-                ),
-                (
-                    "immediate_blackout_minutes",
-                    q.immediate_blackout_minutes,
-                    0,
-                    720,
-                ),
-                ("max_dial_attempts", q.max_dial_attempts, 1, 20),
-                (
-                    "retry_interval_seconds",
-                    q.retry_interval_seconds,
-                    10,
-                    86_400,
-                ),
-                ("ring_timeout_seconds", q.ring_timeout_seconds, 5, 300),
-                ("wrap_up_seconds", q.wrap_up_seconds, 0, 3600),
-                (
-                    "pushed_callback_expiry_minutes",
-                    q.pushed_callback_expiry_minutes,
-                    1,
-                    10_080,
-                ),
-                (
-                    "push_notification_threshold_minutes",
-                    q.push_notification_threshold_minutes,
-                    0,
-                    1440,
-                ),
-                ("priority", q.priority, 0, 1_000_000),
-                (
-                    "ewt_offer_threshold_seconds",
-                    q.ewt_offer_threshold_seconds,
-                    0,
-                    86_400,
-                ),
-                ("max_days_ahead", q.max_days_ahead, 1, 90),
-                ("service_level_seconds", q.service_level_seconds, 1, 3600),
+                within!(q.slot_capacity, 0, 10_000),
+                within!(q.slot_duration_minutes, 5, 1440),
+                within!(q.callback_purge_time_minutes, 1, 10_080),
+                within!(q.immediate_blackout_minutes, 0, 720),
+                within!(q.max_dial_attempts, 1, 20),
+                within!(q.retry_interval_seconds, 10, 86_400),
+                within!(q.ring_timeout_seconds, 5, 300),
+                within!(q.wrap_up_seconds, 0, 3600),
+                within!(q.pushed_callback_expiry_minutes, 1, 10_080),
+                within!(q.push_notification_threshold_minutes, 0, 1440),
+                within!(q.priority, 0, 1_000_000),
+                within!(q.ewt_offer_threshold_seconds, 0, 86_400),
+                within!(q.max_days_ahead, 1, 90),
+                within!(q.service_level_seconds, 1, 3600),
             ] {
                 self.range(root, &at(field), value, lo, hi);
             }
@@ -549,16 +450,11 @@ impl Validator<'_> {
             1440,
         );
         for (key, value, min, max) in [
-            ("login_concurrency", a.login_concurrency, 0, 256),
-            ("login_wait_ms", a.login_wait_ms, 0, 30_000),
-            ("lockout_failures", a.lockout_failures, 1, 1000),
-            ("lockout_seconds", a.lockout_seconds, 1, 86_400),
-            (
-                "lockout_max_seconds",
-                a.lockout_max_seconds,
-                a.lockout_seconds.max(1),
-                604_800,
-            ),
+            within!(a.login_concurrency, 0, 256),
+            within!(a.login_wait_ms, 0, 30_000),
+            within!(a.lockout_failures, 1, 1000),
+            within!(a.lockout_seconds, 1, 86_400),
+            within!(a.lockout_max_seconds, a.lockout_seconds.max(1), 604_800),
         ] {
             self.range(root, &[K("admin"), K(key)], value, min, max);
         }
