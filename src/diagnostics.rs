@@ -5,7 +5,7 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::yaml::Node;
+use crate::yaml::{Kind, Node};
 
 /// A 1-based line and column in a source file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
@@ -120,6 +120,23 @@ pub fn unknown_keys(node: &Node, noun: &str, known: &[&str]) -> Vec<Diagnostic> 
                 .then(|| Diagnostic::new(k.pos, key.clone(), unknown_key(noun, &key, known)))
         })
         .collect()
+}
+
+/// Checks a document's root into `diags`: a mapping whose keys are in `known`. False (after
+/// `not_a_map`'s message, given the kind found) when the root is not a mapping at all.
+pub fn root_mapping(
+    root: &Node,
+    noun: &str,
+    known: &[&str],
+    diags: &mut Vec<Diagnostic>,
+    not_a_map: impl FnOnce(&str) -> String,
+) -> bool {
+    if !matches!(root.kind, Kind::Map(_)) {
+        diags.push(Diagnostic::new(root.pos, "", not_a_map(root.kind_name())));
+        return false;
+    }
+    diags.extend(unknown_keys(root, noun, known));
+    true
 }
 
 /// serde's "unknown field `x`, expected one of `a`, `b`" told like [`unknown_key`] does, with

@@ -224,19 +224,12 @@ impl<'a> Validator<'a> {
     }
 
     fn application(&mut self, file: &Path, root: &Node) -> Option<Flow> {
-        if !matches!(root.kind, Kind::Map(_)) {
-            self.err(
-                root.pos,
-                "",
-                format!(
-                    "an application is a mapping with `application`, `type` and phases, not {}",
-                    root.kind_name()
-                ),
-            );
+        let not_a_map = |k: &str| {
+            format!("an application is a mapping with `application`, `type` and phases, not {k}")
+        };
+        if !diagnostics::root_mapping(root, "property", ROOT_KEYS, &mut self.diags, not_a_map) {
             return None;
         }
-        self.diags
-            .extend(diagnostics::unknown_keys(root, "property", ROOT_KEYS));
         let name = self.required::<String>(root, "application");
         let kind = self.required::<AppKind>(root, "type");
         if let Some(k) = kind {
