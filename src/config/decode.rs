@@ -10,25 +10,15 @@ impl Validator<'_> {
             flows_dir: "ivr-flows".into(),
             ..Default::default()
         };
-        if !matches!(root.kind, yaml::Kind::Map(_)) {
-            self.err(
-                root.pos,
-                "",
-                format!(
-                    "the configuration must be a mapping, found {}",
-                    root.kind_name()
-                ),
-            );
+        let not_a_map = |k: &str| format!("the configuration must be a mapping, found {k}");
+        if !diagnostics::root_mapping(root, "section", TOP_KEYS, &mut self.diags, not_a_map) {
             return spec;
         }
-        self.diags
-            .extend(diagnostics::unknown_keys(root, "section", TOP_KEYS));
         macro_rules! section {
             ($key:literal, $field:ident) => {
                 if let Some(n) = root.get($key) {
-                    match n.decode($key) {
-                        Ok(v) => spec.$field = v,
-                        Err(d) => self.decode_failed(d),
+                    if let Some(v) = self.decoded(n.decode($key)) {
+                        spec.$field = v;
                     }
                 }
             };
@@ -54,10 +44,8 @@ impl Validator<'_> {
                     match &n.kind {
                         yaml::Kind::Seq(items) => {
                             for (i, item) in items.iter().enumerate() {
-                                match item.decode(&format!("{}[{i}]", $key)) {
-                                    Ok(v) => spec.$field.push(v),
-                                    Err(d) => self.decode_failed(d),
-                                }
+                                let path = format!("{}[{i}]", $key);
+                                spec.$field.extend(self.decoded(item.decode(&path)));
                             }
                         }
                         yaml::Kind::Null => {}
@@ -78,11 +66,9 @@ impl Validator<'_> {
         if let Some(n) = root.get("business_hours") {
             for (k, v) in n.entries() {
                 let name = k.as_key().unwrap_or_default();
-                match v.decode::<BusinessHoursSpec>(&format!("business_hours.{name}")) {
-                    Ok(h) => {
-                        spec.business_hours.insert(name, h);
-                    }
-                    Err(d) => self.decode_failed(d),
+                let path = format!("business_hours.{name}");
+                if let Some(h) = self.decoded(v.decode::<BusinessHoursSpec>(&path)) {
+                    spec.business_hours.insert(name, h);
                 }
             }
             if !matches!(n.kind, yaml::Kind::Map(_) | yaml::Kind::Null) {

@@ -220,6 +220,11 @@ impl Validator<'_> {
     fn decode_failed(&mut self, d: Diagnostic) {
         self.diags.push(diagnostics::explain_unknown_field(d));
     }
+
+    /// The decoded value, or `None` after recording why it did not decode.
+    fn decoded<T>(&mut self, r: Result<T, Diagnostic>) -> Option<T> {
+        r.map_err(|d| self.decode_failed(d)).ok()
+    }
 }
 
 #[cfg(test)]
