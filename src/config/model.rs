@@ -543,55 +543,41 @@ impl Default for AdminSettings {
 
 /// The whole engine file as written.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
-#[serde(deny_unknown_fields)]
+// Every section is optional: a missing one takes its type's default.
+#[serde(default, deny_unknown_fields)]
 pub struct ConfigSpec {
     /// Listener addresses.
-    #[serde(default)]
     pub listeners: Listeners,
     /// SIP behaviour.
-    #[serde(default)]
     pub sip: SipSettings,
     /// RTP and prompts.
-    #[serde(default)]
     pub media: MediaSettings,
     /// Durable state.
-    #[serde(default)]
     pub store: StoreSettings,
     /// Directory of flow files, relative to the config file. Default `ivr-flows`.
     #[serde(default = "d_flows_dir")]
     pub flows_dir: String,
     /// Named business hours, referred to by queues.
-    #[serde(default)]
     pub business_hours: BTreeMap<String, BusinessHoursSpec>,
     /// Dialled numbers and their flows.
-    #[serde(default)]
     pub route_points: Vec<RoutePointSpec>,
     /// Outbound trunks.
-    #[serde(default)]
     pub trunks: Vec<TrunkSpec>,
     /// Agents.
-    #[serde(default)]
     pub agents: Vec<AgentSpec>,
     /// Virtual queues with their callback settings.
-    #[serde(default)]
     pub queues: Vec<QueueSpec>,
     /// REST API security.
-    #[serde(default)]
     pub api: ApiSettings,
     /// Administration users and sessions.
-    #[serde(default)]
     pub admin: AdminSettings,
     /// Click-to-Call-In groups defined with the configuration (more can be added at run time).
-    #[serde(default)]
     pub callin_groups: Vec<crate::callin::CallInGroup>,
     /// Graceful shutdown.
-    #[serde(default)]
     pub shutdown: ShutdownSettings,
     /// Log output.
-    #[serde(default)]
     pub logging: LoggingSettings,
     /// Prometheus metrics.
-    #[serde(default)]
     pub metrics: MetricsSettings,
 }
 
