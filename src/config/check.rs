@@ -33,14 +33,31 @@ impl Validator<'_> {
         node.pos
     }
 
+    /// A problem about the value at `steps`, at its position.
+    fn err_at(&mut self, root: &Node, steps: &[Step], msg: impl Into<String>) {
+        let pos = self.pos_of(root, steps);
+        self.err(pos, path_of(steps), msg);
+    }
+
+    /// `name` is none of the `known` names of `what`s: a problem at `steps` with a did-you-mean.
+    fn unknown_name(
+        &mut self,
+        root: &Node,
+        steps: &[Step],
+        what: &str,
+        name: &str,
+        known: &[&str],
+    ) {
+        self.err_at(
+            root,
+            steps,
+            format!("no {what} named `{name}`{}", suggest(name, known)),
+        );
+    }
+
     fn range(&mut self, root: &Node, steps: &[Step], value: i64, lo: i64, hi: i64) {
         if value < lo || value > hi {
-            let pos = self.pos_of(root, steps);
-            self.err(
-                pos,
-                path_of(steps),
-                format!("{value} is out of range {lo} to {hi}"),
-            );
+            self.err_at(root, steps, format!("{value} is out of range {lo} to {hi}"));
         }
     }
 
@@ -163,12 +180,7 @@ impl Validator<'_> {
                     );
                 }
                 _ => {
-                    let pos = self.pos_of(root, &steps);
-                    self.err(
-                        pos,
-                        path_of(&steps),
-                        "give exactly one of `key` and `key_sha256`",
-                    );
+                    self.err_at(root, &steps, "give exactly one of `key` and `key_sha256`");
                 }
             }
         }
@@ -177,10 +189,9 @@ impl Validator<'_> {
                 || origin.ends_with('/')
             {
                 let steps = [K("api"), K("cors_origins"), I(i)];
-                let pos = self.pos_of(root, &steps);
-                self.err(
-                    pos,
-                    path_of(&steps),
+                self.err_at(
+                    root,
+                    &steps,
                     format!("`{origin}` is not an origin like https://app.example.com"),
                 );
             }
@@ -225,27 +236,24 @@ impl Validator<'_> {
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || "+*#_.-".contains(c))
             {
-                let pos = self.pos_of(root, &n);
-                self.err(
-                    pos,
-                    path_of(&n),
+                self.err_at(
+                    root,
+                    &n,
                     format!("`{}` is not a dialable number", rp.number),
                 );
             }
             if !seen.insert(rp.number.clone()) {
-                let pos = self.pos_of(root, &n);
-                self.err(
-                    pos,
-                    path_of(&n),
+                self.err_at(
+                    root,
+                    &n,
                     format!("route point {} is defined twice", rp.number),
                 );
             }
             if !flows_dir.join(&rp.flow).is_file() {
                 let f = [K("route_points"), I(i), K("flow")];
-                let pos = self.pos_of(root, &f);
-                self.err(
-                    pos,
-                    path_of(&f),
+                self.err_at(
+                    root,
+                    &f,
                     format!(
                         "flow file `{}` not found in {}",
                         rp.flow,
@@ -260,22 +268,15 @@ impl Validator<'_> {
         for (i, t) in spec.trunks.iter().enumerate() {
             if !seen.insert(t.name.clone()) {
                 let s = [K("trunks"), I(i), K("name")];
-                let pos = self.pos_of(root, &s);
-                self.err(
-                    pos,
-                    path_of(&s),
-                    format!("trunk `{}` is defined twice", t.name),
-                );
+                self.err_at(root, &s, format!("trunk `{}` is defined twice", t.name));
             }
             if t.host.trim().is_empty() {
                 let s = [K("trunks"), I(i), K("host")];
-                let pos = self.pos_of(root, &s);
-                self.err(pos, path_of(&s), "the trunk needs a host");
+                self.err_at(root, &s, "the trunk needs a host");
             }
             if t.password.is_some() && t.username.is_none() {
                 let s = [K("trunks"), I(i), K("password")];
-                let pos = self.pos_of(root, &s);
-                self.err(pos, path_of(&s), "a password needs a username");
+                self.err_at(root, &s, "a password needs a username");
             }
         }
 
@@ -285,10 +286,9 @@ impl Validator<'_> {
         for (i, ag) in spec.agents.iter().enumerate() {
             if ag.id.trim().is_empty() || !ids.insert(ag.id.clone()) {
                 let s = [K("agents"), I(i), K("id")];
-                let pos = self.pos_of(root, &s);
-                self.err(
-                    pos,
-                    path_of(&s),
+                self.err_at(
+                    root,
+                    &s,
                     format!("agent id `{}` is empty or used twice", ag.id),
                 );
                 continue;
@@ -296,12 +296,7 @@ impl Validator<'_> {
             let user = ag.sip_user.clone().unwrap_or_else(|| ag.id.clone());
             if !users.insert(user.clone()) {
                 let s = [K("agents"), I(i), K("sip_user")];
-                let pos = self.pos_of(root, &s);
-                self.err(
-                    pos,
-                    path_of(&s),
-                    format!("SIP user `{user}` belongs to two agents"),
-                );
+                self.err_at(root, &s, format!("SIP user `{user}` belongs to two agents"));
             }
             // With the default REGISTER authentication, only agents given a SIP user need one
             // (an agent without a password cannot register).
@@ -309,12 +304,7 @@ impl Validator<'_> {
                 || (spec.sip.authenticate_register && ag.sip_user.is_some());
             if needs_password && ag.password.is_none() {
                 let s = [K("agents"), I(i)];
-                let pos = self.pos_of(root, &s);
-                self.err(
-                    pos,
-                    path_of(&s),
-                    "sip.authenticate_register (the default) or authenticate_invite is on: the agent needs a password (or set sip.authenticate_register: false)",
-                );
+                self.err_at(root, &s, "sip.authenticate_register (the default) or authenticate_invite is on: the agent needs a password (or set sip.authenticate_register: false)");
             }
             for (skill, level) in &ag.skills {
                 let s = [
@@ -345,18 +335,16 @@ impl Validator<'_> {
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
             {
-                let pos = self.pos_of(root, &at("name"));
-                self.err(
-                    pos,
-                    path_of(&at("name")),
+                self.err_at(
+                    root,
+                    &at("name"),
                     format!("`{}` is not a queue name (letters, digits, _ - .)", q.name),
                 );
             }
             if !names.insert(q.name.clone()) {
-                let pos = self.pos_of(root, &at("name"));
-                self.err(
-                    pos,
-                    path_of(&at("name")),
+                self.err_at(
+                    root,
+                    &at("name"),
                     format!("queue `{}` is defined twice", q.name),
                 );
             }
@@ -385,44 +373,22 @@ impl Validator<'_> {
                 if let Some(n) = name
                     && !spec.business_hours.contains_key(n)
                 {
-                    let pos = self.pos_of(root, &at(field));
-                    self.err(
-                        pos,
-                        path_of(&at(field)),
-                        format!(
-                            "no business hours named `{n}`{}",
-                            suggest(n, &keys(&spec.business_hours))
-                        ),
-                    );
+                    let known = keys(&spec.business_hours);
+                    self.unknown_name(root, &at(field), "business hours", n, &known);
                 }
             }
             if let Some(t) = &q.trunk
                 && !spec.trunks.iter().any(|x| &x.name == t)
             {
-                let pos = self.pos_of(root, &at("trunk"));
-                self.err(
-                    pos,
-                    path_of(&at("trunk")),
-                    format!(
-                        "no trunk named `{t}`{}",
-                        suggest(
-                            t,
-                            &spec
-                                .trunks
-                                .iter()
-                                .map(|x| x.name.as_str())
-                                .collect::<Vec<_>>()
-                        )
-                    ),
-                );
+                let known: Vec<&str> = spec.trunks.iter().map(|x| x.name.as_str()).collect();
+                self.unknown_name(root, &at("trunk"), "trunk", t, &known);
             }
             if let Some(app) = &q.callback_application
                 && !flows_dir.join(app).is_file()
             {
-                let pos = self.pos_of(root, &at("callback_application"));
-                self.err(
-                    pos,
-                    path_of(&at("callback_application")),
+                self.err_at(
+                    root,
+                    &at("callback_application"),
                     format!("flow file `{app}` not found in {}", flows_dir.display()),
                 );
             }
@@ -462,58 +428,40 @@ impl Validator<'_> {
         for (i, u) in a.users.iter().enumerate() {
             let at = |f: &'static str| [K("admin"), K("users"), I(i), K(f)];
             if !crate::api::admin::auth::valid_user_name(&u.name) {
-                let pos = self.pos_of(root, &at("name"));
-                self.err(
-                    pos,
-                    path_of(&at("name")),
+                self.err_at(
+                    root,
+                    &at("name"),
                     format!(
                         "`{}` is not a user name (1–64 letters, digits, _ - . @)",
                         u.name
                     ),
                 );
             } else if !names.insert(u.name.clone()) {
-                let pos = self.pos_of(root, &at("name"));
-                self.err(
-                    pos,
-                    path_of(&at("name")),
+                self.err_at(
+                    root,
+                    &at("name"),
                     format!("user `{}` is defined twice", u.name),
                 );
             }
             if let Err(e) = crate::api::admin::auth::check_hash(&u.password_hash) {
-                let pos = self.pos_of(root, &at("password_hash"));
-                self.err(
-                    pos,
-                    path_of(&at("password_hash")),
+                self.err_at(
+                    root,
+                    &at("password_hash"),
                     format!("{e}; make one with `boomerang hash-password`"),
                 );
             }
             if u.roles.is_empty() {
-                let pos = self.pos_of(root, &at("roles"));
-                self.err(
-                    pos,
-                    path_of(&at("roles")),
+                self.err_at(
+                    root,
+                    &at("roles"),
                     "give at least one role: Administrator, Supervisor, Monitor or Developer",
                 );
             }
             for (j, q) in u.queues.iter().flatten().enumerate() {
                 if !spec.queues.iter().any(|x| &x.name == q) {
                     let steps = [K("admin"), K("users"), I(i), K("queues"), I(j)];
-                    let pos = self.pos_of(root, &steps);
-                    self.err(
-                        pos,
-                        path_of(&steps),
-                        format!(
-                            "no queue named `{q}`{}",
-                            suggest(
-                                q,
-                                &spec
-                                    .queues
-                                    .iter()
-                                    .map(|x| x.name.as_str())
-                                    .collect::<Vec<_>>()
-                            )
-                        ),
-                    );
+                    let known: Vec<&str> = spec.queues.iter().map(|x| x.name.as_str()).collect();
+                    self.unknown_name(root, &steps, "queue", q, &known);
                 }
             }
         }
