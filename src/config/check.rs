@@ -230,12 +230,7 @@ impl Validator<'_> {
         let flows_dir = self.base_dir.join(&spec.flows_dir);
         for (i, rp) in spec.route_points.iter().enumerate() {
             let n = [K("route_points"), I(i), K("number")];
-            if rp.number.is_empty()
-                || !rp
-                    .number
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "+*#_.-".contains(c))
-            {
+            if !made_of(&rp.number, "+*#_.-") {
                 self.err_at(
                     root,
                     &n,
@@ -329,12 +324,7 @@ impl Validator<'_> {
         let mut names = HashSet::new();
         for (i, q) in spec.queues.iter().enumerate() {
             let at = |f: &'static str| [K("queues"), I(i), K(f)];
-            if q.name.is_empty()
-                || !q
-                    .name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
-            {
+            if !made_of(&q.name, "_-.") {
                 self.err_at(
                     root,
                     &at("name"),
@@ -466,6 +456,13 @@ impl Validator<'_> {
             }
         }
     }
+}
+
+/// Whether `s` is non-empty and made of ASCII letters, digits and the characters of `extra`.
+fn made_of(s: &str, extra: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || extra.contains(c))
 }
 
 /// A map's keys, for a did-you-mean.
