@@ -10,6 +10,7 @@ pub mod callback;
 pub mod callin;
 pub mod clock;
 pub mod config;
+pub mod diagnostics;
 pub mod engine;
 pub mod flow;
 pub mod media;

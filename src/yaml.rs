@@ -6,21 +6,13 @@
 //! carrying a span on every event); typed decoding goes through serde on a JSON view of a subtree
 //! with `serde_path_to_error`, whose path is mapped back to the node's position.
 
-use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use saphyr::Scalar;
 use saphyr_parser::{Event, Parser, ScalarStyle};
 use serde::de::DeserializeOwned;
 
-/// A 1-based line and column in a source file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
-pub struct Pos {
-    /// Line, counted from 1.
-    pub line: usize,
-    /// Column in characters, counted from 1.
-    pub column: usize,
-}
+pub use crate::diagnostics::{Diagnostic, Pos};
 
 /// A YAML value with the position it was written at.
 #[derive(Debug, Clone, PartialEq)]
@@ -49,69 +41,6 @@ pub enum Kind {
     /// A mapping, in document order; keys keep their own positions.
     Map(Vec<(Node, Node)>),
 }
-
-/// One problem found in a YAML file, located precisely.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Diagnostic {
-    /// The file the problem is in, when it came from one.
-    pub file: Option<PathBuf>,
-    /// Where in the file.
-    pub pos: Pos,
-    /// The YAML path of the offending value, such as `queues[2].slot_capacity`.
-    pub path: String,
-    /// What is wrong, in words an operator can act on.
-    pub message: String,
-}
-
-impl Diagnostic {
-    /// A problem at `pos`, reached by `path`.
-    pub fn new(pos: Pos, path: impl Into<String>, message: impl Into<String>) -> Self {
-        Diagnostic {
-            file: None,
-            pos,
-            path: path.into(),
-            message: message.into(),
-        }
-    }
-
-    /// The same problem, attributed to `file`.
-    pub fn in_file(mut self, file: &Path) -> Self {
-        self.file = Some(file.to_path_buf());
-        self
-    }
-
-    /// The diagnostic with the offending source line and a caret under the column.
-    pub fn render(&self, source: &str) -> String {
-        let mut out = self.to_string();
-        if let Some(line) = source.lines().nth(self.pos.line.saturating_sub(1)) {
-            let gutter = self.pos.line.to_string();
-            out.push('\n');
-            out.push_str(&format!("{gutter} | {line}\n"));
-            let pad: String = line
-                .chars()
-                .take(self.pos.column.saturating_sub(1))
-                .map(|c| if c == '\t' { '\t' } else { ' ' })
-                .collect();
-            out.push_str(&format!("{} | {pad}^", " ".repeat(gutter.len())));
-        }
-        out
-    }
-}
-
-impl fmt::Display for Diagnostic {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(file) = &self.file {
-            write!(f, "{}:", file.display())?;
-        }
-        write!(f, "{}:{}: ", self.pos.line, self.pos.column)?;
-        if !self.path.is_empty() {
-            write!(f, "{}: ", self.path)?;
-        }
-        write!(f, "{}", self.message)
-    }
-}
-
-impl std::error::Error for Diagnostic {}
 
 /// Parses one YAML document; an empty file is an empty mapping.
 pub fn parse(text: &str) -> Result<Node, Diagnostic> {
@@ -179,22 +108,8 @@ impl Builder {
                     })?;
                 self.push(Node { pos, ..node }, 0)?;
             }
-            Event::SequenceStart(anchor, _) => self.stack.push(Frame {
-                node: Node {
-                    pos,
-                    kind: Kind::Seq(Vec::new()),
-                },
-                anchor,
-                pending_key: None,
-            }),
-            Event::MappingStart(anchor, _) => self.stack.push(Frame {
-                node: Node {
-                    pos,
-                    kind: Kind::Map(Vec::new()),
-                },
-                anchor,
-                pending_key: None,
-            }),
+            Event::SequenceStart(anchor, _) => self.open(pos, Kind::Seq(Vec::new()), anchor),
+            Event::MappingStart(anchor, _) => self.open(pos, Kind::Map(Vec::new()), anchor),
             Event::SequenceEnd | Event::MappingEnd => {
                 if let Some(frame) = self.stack.pop() {
                     self.push(frame.node, frame.anchor)?;
@@ -203,6 +118,15 @@ impl Builder {
             _ => {}
         }
         Ok(())
+    }
+
+    /// Starts a collection; its items follow until its end event.
+    fn open(&mut self, pos: Pos, kind: Kind, anchor: usize) {
+        self.stack.push(Frame {
+            node: Node { pos, kind },
+            anchor,
+            pending_key: None,
+        });
     }
 
     fn push(&mut self, node: Node, anchor: usize) -> Result<(), Diagnostic> {
@@ -400,9 +324,8 @@ pub fn join(path: &str, key: &str) -> String {
 
 /// Reads `file` and parses it, with any syntax error attributed to the file.
 pub fn parse_file(file: &Path) -> Result<(String, Node), Diagnostic> {
-    let text = std::fs::read_to_string(file).map_err(|e| {
-        Diagnostic::new(Pos { line: 1, column: 1 }, "", format!("cannot read: {e}")).in_file(file)
-    })?;
+    let text = std::fs::read_to_string(file)
+        .map_err(|e| Diagnostic::whole_file(format!("cannot read: {e}")).in_file(file))?;
     let node = parse(&text).map_err(|d| d.in_file(file))?;
     Ok((text, node))
 }

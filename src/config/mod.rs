@@ -2,19 +2,21 @@
 //! and virtual queues with their CALLBACK_SETTINGS row. Loading reports every problem at once,
 //! each with its YAML path and line/column.
 
+mod check;
+mod decode;
 pub mod hours;
 pub mod model;
 
-use std::borrow::Cow;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+pub use check::valid_skill_name;
 pub use hours::{BusinessHours, BusinessHoursSpec, DayHours, DayKind};
 pub use model::*;
 
-use crate::routing::skills::Expr;
+use crate::diagnostics;
 use crate::yaml::{self, Diagnostic, Node, Pos};
 
 /// Everything wrong with a configuration file, in file order, with the text for rendering.
@@ -57,10 +59,7 @@ impl Config {
     /// Loads and validates a file; every problem is reported, not just the first.
     pub fn load(path: &Path) -> Result<Config, ConfigErrors> {
         let text = std::fs::read_to_string(path).map_err(|e| ConfigErrors {
-            diagnostics: vec![
-                Diagnostic::new(Pos { line: 1, column: 1 }, "", format!("cannot read: {e}"))
-                    .in_file(path),
-            ],
+            diagnostics: vec![Diagnostic::whole_file(format!("cannot read: {e}")).in_file(path)],
             source: String::new(),
         })?;
         let base = path.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -97,8 +96,7 @@ impl Config {
             })
         } else {
             let mut d = v.diags;
-            d.sort_by_key(|d| d.pos);
-            d.dedup();
+            diagnostics::tidy(&mut d);
             Err(fail(d))
         }
     }
@@ -218,831 +216,15 @@ impl Validator<'_> {
         self.diags.push(Diagnostic::new(pos, path, msg));
     }
 
-    /// Decodes section by section and item by item, so one bad item does not hide the others.
-    fn decode(&mut self, root: &Node) -> ConfigSpec {
-        let mut spec = ConfigSpec {
-            flows_dir: "ivr-flows".into(),
-            ..Default::default()
-        };
-        if !matches!(root.kind, yaml::Kind::Map(_)) {
-            self.err(
-                root.pos,
-                "",
-                format!(
-                    "the configuration must be a mapping, found {}",
-                    root.kind_name()
-                ),
-            );
-            return spec;
-        }
-        for (k, _) in root.entries() {
-            let key = k.as_key().unwrap_or_default();
-            if !TOP_KEYS.contains(&key.as_str()) {
-                self.err(
-                    k.pos,
-                    key.clone(),
-                    format!(
-                        "unknown section `{key}`, expected one of {}",
-                        TOP_KEYS.join(", ")
-                    ),
-                );
-            }
-        }
-        macro_rules! section {
-            ($key:literal, $field:ident) => {
-                if let Some(n) = root.get($key) {
-                    match n.decode($key) {
-                        Ok(v) => spec.$field = v,
-                        Err(d) => self.diags.push(d),
-                    }
-                }
-            };
-        }
-        section!("listeners", listeners);
-        section!("sip", sip);
-        section!("media", media);
-        section!("store", store);
-        section!("flows_dir", flows_dir);
-        section!("api", api);
-        section!("shutdown", shutdown);
-        section!("logging", logging);
-        section!("metrics", metrics);
-        if let Some(n) = root.get("admin") {
-            match n.decode::<AdminSettings>("admin") {
-                Ok(v) => spec.admin = v,
-                Err(whole) => self.decode_admin_users(n, whole, &mut spec.admin),
-            }
-        }
-        macro_rules! list {
-            ($key:literal, $field:ident) => {
-                if let Some(n) = root.get($key) {
-                    match &n.kind {
-                        yaml::Kind::Seq(items) => {
-                            for (i, item) in items.iter().enumerate() {
-                                match item.decode(&format!("{}[{i}]", $key)) {
-                                    Ok(v) => spec.$field.push(v),
-                                    Err(d) => self.diags.push(d),
-                                }
-                            }
-                        }
-                        yaml::Kind::Null => {}
-                        _ => self.err(
-                            n.pos,
-                            $key,
-                            format!("expected a list, found {}", n.kind_name()),
-                        ),
-                    }
-                }
-            };
-        }
-        list!("route_points", route_points);
-        list!("trunks", trunks);
-        list!("agents", agents);
-        list!("queues", queues);
-        list!("callin_groups", callin_groups);
-        if let Some(n) = root.get("business_hours") {
-            for (k, v) in n.entries() {
-                let name = k.as_key().unwrap_or_default();
-                match v.decode::<BusinessHoursSpec>(&format!("business_hours.{name}")) {
-                    Ok(h) => {
-                        spec.business_hours.insert(name, h);
-                    }
-                    Err(d) => self.diags.push(d),
-                }
-            }
-            if !matches!(n.kind, yaml::Kind::Map(_) | yaml::Kind::Null) {
-                self.err(
-                    n.pos,
-                    "business_hours",
-                    format!(
-                        "expected a mapping of names to hours, found {}",
-                        n.kind_name()
-                    ),
-                );
-            }
-        }
-        spec
+    /// A section or item that did not decode; an unknown field gets a did-you-mean.
+    fn decode_failed(&mut self, d: Diagnostic) {
+        self.diags.push(diagnostics::explain_unknown_field(d));
     }
 
-    /// After the `admin` section failed to decode: decodes user by user, so that one bad user
-    /// does not hide the problems of the others (and the idle timeout still applies).
-    fn decode_admin_users(&mut self, n: &Node, whole: Diagnostic, admin: &mut AdminSettings) {
-        let mut reported = false;
-        let users = n.get("users").map(Node::items).unwrap_or_default();
-        for (i, item) in users.iter().enumerate() {
-            match item.decode::<AdminUserSpec>(&format!("admin.users[{i}]")) {
-                Ok(u) => admin.users.push(u),
-                Err(d) => {
-                    self.diags.push(d);
-                    reported = true;
-                }
-            }
-        }
-        let defaults = AdminSettings::default();
-        for (key, field, default) in [
-            (
-                "session_idle_minutes",
-                &mut admin.session_idle_minutes,
-                defaults.session_idle_minutes,
-            ),
-            (
-                "login_concurrency",
-                &mut admin.login_concurrency,
-                defaults.login_concurrency,
-            ),
-            (
-                "login_wait_ms",
-                &mut admin.login_wait_ms,
-                defaults.login_wait_ms,
-            ),
-            (
-                "lockout_failures",
-                &mut admin.lockout_failures,
-                defaults.lockout_failures,
-            ),
-            (
-                "lockout_seconds",
-                &mut admin.lockout_seconds,
-                defaults.lockout_seconds,
-            ),
-            (
-                "lockout_max_seconds",
-                &mut admin.lockout_max_seconds,
-                defaults.lockout_max_seconds,
-            ),
-        ] {
-            *field = match n.get(key).map(|m| m.decode::<i64>(&format!("admin.{key}"))) {
-                Some(Ok(m)) => m,
-                _ => default,
-            };
-        }
-        if !reported {
-            self.diags.push(whole);
-        }
+    /// The decoded value, or `None` after recording why it did not decode.
+    fn decoded<T>(&mut self, r: Result<T, Diagnostic>) -> Option<T> {
+        r.map_err(|d| self.decode_failed(d)).ok()
     }
-
-    /// Position of a value by path steps from the root; the closest existing ancestor otherwise.
-    fn pos_of(&self, root: &Node, steps: &[Step]) -> Pos {
-        let mut node = root;
-        for step in steps {
-            let next = match step {
-                Step::Key(k) => node.get(k.as_ref()),
-                Step::Index(i) => node.items().get(*i),
-            };
-            match next {
-                Some(n) => node = n,
-                None => break,
-            }
-        }
-        node.pos
-    }
-
-    fn range(&mut self, root: &Node, steps: &[Step], value: i64, lo: i64, hi: i64) {
-        if value < lo || value > hi {
-            let pos = self.pos_of(root, steps);
-            self.err(
-                pos,
-                path_of(steps),
-                format!("{value} is out of range {lo} to {hi}"),
-            );
-        }
-    }
-
-    fn check(&mut self, root: &Node, spec: &ConfigSpec) -> BTreeMap<String, Arc<BusinessHours>> {
-        for (i, g) in spec.callin_groups.iter().enumerate() {
-            if let Err(e) = g.validate() {
-                let pos = self.pos_of(root, &[Step::Key("callin_groups".into()), Step::Index(i)]);
-                self.err(pos, format!("callin_groups[{i}]"), e.to_string());
-            }
-        }
-        let s = &spec.sip;
-        if let Some(host) = s.public_host.as_deref()
-            && host.parse::<std::net::IpAddr>().is_err()
-            && !is_host_name(host)
-        {
-            let pos = self.pos_of(root, &[K("sip"), K("public_host")]);
-            self.err(
-                pos,
-                "sip.public_host",
-                format!(
-                    "`{host}` is neither an IP address nor a host name (letters, digits, \
-                     hyphens, dot-separated labels); a name must resolve when the engine starts"
-                ),
-            );
-        }
-        self.range(
-            root,
-            &[K("sip"), K("max_message_bytes")],
-            s.max_message_bytes as i64,
-            1024,
-            1_048_576,
-        );
-        self.range(
-            root,
-            &[K("sip"), K("max_headers")],
-            s.max_headers as i64,
-            16,
-            1024,
-        );
-        self.range(
-            root,
-            &[K("sip"), K("session_expires_seconds")],
-            s.session_expires_seconds as i64,
-            90,
-            86400,
-        );
-        self.range(
-            root,
-            &[K("sip"), K("max_register_expires_seconds")],
-            s.max_register_expires_seconds as i64,
-            60,
-            86400,
-        );
-        self.range(
-            root,
-            &[K("shutdown"), K("drain_seconds")],
-            i64::from(spec.shutdown.drain_seconds),
-            0,
-            86400,
-        );
-        self.range(
-            root,
-            &[K("sip"), K("max_calls")],
-            s.max_calls as i64,
-            1,
-            100_000,
-        );
-        self.range(
-            root,
-            &[K("sip"), K("max_setup_calls")],
-            s.max_setup_calls as i64,
-            1,
-            s.max_calls.max(1) as i64,
-        );
-        if s.max_queue_delay_ms != 0 {
-            self.range(
-                root,
-                &[K("sip"), K("max_queue_delay_ms")],
-                s.max_queue_delay_ms as i64,
-                10,
-                10_000,
-            );
-        }
-        for (key, value, hi) in [
-            (
-                "tcp_header_timeout_seconds",
-                s.tcp_header_timeout_seconds,
-                300,
-            ),
-            ("tcp_body_timeout_seconds", s.tcp_body_timeout_seconds, 300),
-            (
-                "tcp_idle_timeout_seconds",
-                s.tcp_idle_timeout_seconds,
-                86400,
-            ),
-            ("tcp_max_connections", s.tcp_max_connections, 1_000_000),
-            (
-                "tcp_max_connections_per_address",
-                s.tcp_max_connections_per_address,
-                s.tcp_max_connections.max(1),
-            ),
-        ] {
-            self.range(root, &[K("sip"), K(key)], value as i64, 1, hi as i64);
-        }
-        let m = &spec.media;
-        self.range(
-            root,
-            &[K("media"), K("rtp_timeout_seconds")],
-            m.rtp_timeout_seconds as i64,
-            0,
-            3600,
-        );
-        self.range(
-            root,
-            &[K("media"), K("rtp_port_min")],
-            m.rtp_port_min as i64,
-            1024,
-            65534,
-        );
-        if !m.rtp_port_min.is_multiple_of(2) {
-            let pos = self.pos_of(root, &[K("media"), K("rtp_port_min")]);
-            self.err(
-                pos,
-                "media.rtp_port_min",
-                "RTP ports must start on an even number",
-            );
-        }
-        self.range(
-            root,
-            &[K("media"), K("rtp_realtime_priority")],
-            i64::from(m.rtp_realtime_priority),
-            0,
-            99,
-        );
-        if (m.rtp_port_max as i64) < m.rtp_port_min as i64 + 2 {
-            let pos = self.pos_of(root, &[K("media"), K("rtp_port_max")]);
-            self.err(
-                pos,
-                "media.rtp_port_max",
-                "the RTP port range must hold at least one even/odd pair",
-            );
-        }
-        let st = &spec.store;
-        self.range(
-            root,
-            &[K("store"), K("retention_days")],
-            st.retention_days,
-            1,
-            3650,
-        );
-        self.range(
-            root,
-            &[K("store"), K("retention_sweep_minutes")],
-            st.retention_sweep_minutes,
-            1,
-            1440,
-        );
-        let a = &spec.api;
-        self.range(
-            root,
-            &[K("api"), K("rate_limit_per_second")],
-            a.rate_limit_per_second,
-            1,
-            100_000,
-        );
-        self.range(
-            root,
-            &[K("api"), K("max_body_bytes")],
-            a.max_body_bytes,
-            1024,
-            10_485_760,
-        );
-        for (key, value, max) in [
-            ("header_timeout_seconds", a.header_timeout_seconds, 3600),
-            ("body_timeout_seconds", a.body_timeout_seconds, 3600),
-            ("max_connections", a.max_connections, 1_000_000),
-            (
-                "max_connections_per_address",
-                a.max_connections_per_address,
-                1_000_000,
-            ),
-        ] {
-            self.range(root, &[K("api"), K(key)], value, 1, max);
-        }
-        for (i, key) in a.keys.iter().enumerate() {
-            let steps = [K("api"), K("keys"), I(i)];
-            match (&key.key, &key.key_sha256) {
-                (Some(_), None) => {}
-                (None, Some(h)) if h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit()) => {}
-                (None, Some(_)) => {
-                    let pos = self.pos_of(root, &[K("api"), K("keys"), I(i), K("key_sha256")]);
-                    self.err(
-                        pos,
-                        format!("api.keys[{i}].key_sha256"),
-                        "expected 64 hexadecimal digits",
-                    );
-                }
-                _ => {
-                    let pos = self.pos_of(root, &steps);
-                    self.err(
-                        pos,
-                        path_of(&steps),
-                        "give exactly one of `key` and `key_sha256`",
-                    );
-                }
-            }
-        }
-        for (i, origin) in a.cors_origins.iter().enumerate() {
-            if !(origin.starts_with("http://") || origin.starts_with("https://"))
-                || origin.ends_with('/')
-            {
-                let steps = [K("api"), K("cors_origins"), I(i)];
-                let pos = self.pos_of(root, &steps);
-                self.err(
-                    pos,
-                    path_of(&steps),
-                    format!("`{origin}` is not an origin like https://app.example.com"),
-                );
-            }
-        }
-
-        self.check_admin(root, spec);
-
-        // Business hours.
-        let mut hours = BTreeMap::new();
-        for (name, h) in &spec.business_hours {
-            match BusinessHours::from_spec(name, h) {
-                Ok(bh) => {
-                    hours.insert(name.clone(), Arc::new(bh));
-                }
-                Err(errors) => {
-                    for (field, msg) in errors {
-                        let mut steps =
-                            vec![K("business_hours"), Step::Key(Cow::Owned(name.clone()))];
-                        for part in field.split('.') {
-                            if let Some((k, idx)) = part.split_once('[') {
-                                steps.push(Step::Key(Cow::Owned(k.to_string())));
-                                steps.push(I(idx.trim_end_matches(']').parse().unwrap_or(0)));
-                            } else {
-                                steps.push(Step::Key(Cow::Owned(part.to_string())));
-                            }
-                        }
-                        let pos = self.pos_of(root, &steps);
-                        self.err(pos, format!("business_hours.{name}.{field}"), msg);
-                    }
-                }
-            }
-        }
-
-        // Route points.
-        let mut seen = HashSet::new();
-        let flows_dir = self.base_dir.join(&spec.flows_dir);
-        for (i, rp) in spec.route_points.iter().enumerate() {
-            let n = [K("route_points"), I(i), K("number")];
-            if rp.number.is_empty()
-                || !rp
-                    .number
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "+*#_.-".contains(c))
-            {
-                let pos = self.pos_of(root, &n);
-                self.err(
-                    pos,
-                    path_of(&n),
-                    format!("`{}` is not a dialable number", rp.number),
-                );
-            }
-            if !seen.insert(rp.number.clone()) {
-                let pos = self.pos_of(root, &n);
-                self.err(
-                    pos,
-                    path_of(&n),
-                    format!("route point {} is defined twice", rp.number),
-                );
-            }
-            if !flows_dir.join(&rp.flow).is_file() {
-                let f = [K("route_points"), I(i), K("flow")];
-                let pos = self.pos_of(root, &f);
-                self.err(
-                    pos,
-                    path_of(&f),
-                    format!(
-                        "flow file `{}` not found in {}",
-                        rp.flow,
-                        flows_dir.display()
-                    ),
-                );
-            }
-        }
-
-        // Trunks.
-        let mut seen = HashSet::new();
-        for (i, t) in spec.trunks.iter().enumerate() {
-            if !seen.insert(t.name.clone()) {
-                let s = [K("trunks"), I(i), K("name")];
-                let pos = self.pos_of(root, &s);
-                self.err(
-                    pos,
-                    path_of(&s),
-                    format!("trunk `{}` is defined twice", t.name),
-                );
-            }
-            if t.host.trim().is_empty() {
-                let s = [K("trunks"), I(i), K("host")];
-                let pos = self.pos_of(root, &s);
-                self.err(pos, path_of(&s), "the trunk needs a host");
-            }
-            if t.password.is_some() && t.username.is_none() {
-                let s = [K("trunks"), I(i), K("password")];
-                let pos = self.pos_of(root, &s);
-                self.err(pos, path_of(&s), "a password needs a username");
-            }
-        }
-
-        // Agents.
-        let mut ids = HashSet::new();
-        let mut users = HashSet::new();
-        for (i, ag) in spec.agents.iter().enumerate() {
-            if ag.id.trim().is_empty() || !ids.insert(ag.id.clone()) {
-                let s = [K("agents"), I(i), K("id")];
-                let pos = self.pos_of(root, &s);
-                self.err(
-                    pos,
-                    path_of(&s),
-                    format!("agent id `{}` is empty or used twice", ag.id),
-                );
-                continue;
-            }
-            let user = ag.sip_user.clone().unwrap_or_else(|| ag.id.clone());
-            if !users.insert(user.clone()) {
-                let s = [K("agents"), I(i), K("sip_user")];
-                let pos = self.pos_of(root, &s);
-                self.err(
-                    pos,
-                    path_of(&s),
-                    format!("SIP user `{user}` belongs to two agents"),
-                );
-            }
-            // With the default REGISTER authentication, only agents given a SIP user need one
-            // (an agent without a password cannot register).
-            let needs_password = spec.sip.authenticate_invite
-                || (spec.sip.authenticate_register && ag.sip_user.is_some());
-            if needs_password && ag.password.is_none() {
-                let s = [K("agents"), I(i)];
-                let pos = self.pos_of(root, &s);
-                self.err(
-                    pos,
-                    path_of(&s),
-                    "sip.authenticate_register (the default) or authenticate_invite is on: the agent needs a password (or set sip.authenticate_register: false)",
-                );
-            }
-            for (skill, level) in &ag.skills {
-                let s = [
-                    K("agents"),
-                    I(i),
-                    K("skills"),
-                    Step::Key(Cow::Owned(skill.clone())),
-                ];
-                if !valid_skill_name(skill) {
-                    let pos = self.pos_of(root, &s[..3]);
-                    self.err(
-                        pos,
-                        path_of(&s),
-                        format!("`{skill}` is not a skill name (letters, digits, _)"),
-                    );
-                }
-                self.range(root, &s, *level, 0, 10);
-            }
-        }
-
-        // Queues.
-        let mut names = HashSet::new();
-        for (i, q) in spec.queues.iter().enumerate() {
-            let at = |f: &'static str| [K("queues"), I(i), K(f)];
-            if q.name.is_empty()
-                || !q
-                    .name
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || "_-.".contains(c))
-            {
-                let pos = self.pos_of(root, &at("name"));
-                self.err(
-                    pos,
-                    path_of(&at("name")),
-                    format!("`{}` is not a queue name (letters, digits, _ - .)", q.name),
-                );
-            }
-            if !names.insert(q.name.clone()) {
-                let pos = self.pos_of(root, &at("name"));
-                self.err(
-                    pos,
-                    path_of(&at("name")),
-                    format!("queue `{}` is defined twice", q.name),
-                );
-            }
-            self.range(root, &at("slot_capacity"), q.slot_capacity, 0, 10_000);
-            self.range(
-                root,
-                &at("slot_duration_minutes"),
-                q.slot_duration_minutes,
-                5,
-                1440,
-            );
-            self.range(
-                root,
-                &at("callback_purge_time_minutes"),
-                q.callback_purge_time_minutes,
-                1,
-                10_080,
-            );
-            self.range(
-                root,
-                &at("immediate_blackout_minutes"),
-                q.immediate_blackout_minutes,
-                0,
-                720,
-            );
-            self.range(root, &at("max_dial_attempts"), q.max_dial_attempts, 1, 20);
-            self.range(
-                root,
-                &at("retry_interval_seconds"),
-                q.retry_interval_seconds,
-                10,
-                86_400,
-            );
-            self.range(
-                root,
-                &at("ring_timeout_seconds"),
-                q.ring_timeout_seconds,
-                5,
-                300,
-            );
-            self.range(root, &at("wrap_up_seconds"), q.wrap_up_seconds, 0, 3600);
-            self.range(
-                root,
-                &at("pushed_callback_expiry_minutes"),
-                q.pushed_callback_expiry_minutes,
-                1,
-                10_080,
-            );
-            self.range(
-                root,
-                &at("push_notification_threshold_minutes"),
-                q.push_notification_threshold_minutes,
-                0,
-                1440,
-            );
-            self.range(root, &at("priority"), q.priority, 0, 1_000_000);
-            self.range(
-                root,
-                &at("ewt_offer_threshold_seconds"),
-                q.ewt_offer_threshold_seconds,
-                0,
-                86_400,
-            );
-            self.range(root, &at("max_days_ahead"), q.max_days_ahead, 1, 90);
-            self.range(
-                root,
-                &at("service_level_seconds"),
-                q.service_level_seconds,
-                1,
-                3600,
-            );
-            for (field, name) in [
-                ("business_hours", &q.business_hours),
-                ("immediate_offer_hours", &q.immediate_offer_hours),
-            ] {
-                if let Some(n) = name
-                    && !spec.business_hours.contains_key(n)
-                {
-                    let pos = self.pos_of(root, &at(field));
-                    self.err(
-                        pos,
-                        path_of(&at(field)),
-                        format!("no business hours named `{n}`"),
-                    );
-                }
-            }
-            if let Some(t) = &q.trunk
-                && !spec.trunks.iter().any(|x| &x.name == t)
-            {
-                let pos = self.pos_of(root, &at("trunk"));
-                self.err(pos, path_of(&at("trunk")), format!("no trunk named `{t}`"));
-            }
-            if let Some(app) = &q.callback_application
-                && !flows_dir.join(app).is_file()
-            {
-                let pos = self.pos_of(root, &at("callback_application"));
-                self.err(
-                    pos,
-                    path_of(&at("callback_application")),
-                    format!("flow file `{app}` not found in {}", flows_dir.display()),
-                );
-            }
-            if let Err(e) = Expr::parse(&q.skill_expression) {
-                let node_pos = self.pos_of(root, &at("skill_expression"));
-                let pos = Pos {
-                    line: node_pos.line,
-                    column: node_pos.column + e.column - 1 + self.quote_offset(node_pos),
-                };
-                self.err(
-                    pos,
-                    path_of(&at("skill_expression")),
-                    format!("bad skill expression: {}", e.message),
-                );
-            }
-        }
-        hours
-    }
-
-    /// Administration users: names unique, hashes verifiable, roles given, queues known.
-    fn check_admin(&mut self, root: &Node, spec: &ConfigSpec) {
-        let a = &spec.admin;
-        self.range(
-            root,
-            &[K("admin"), K("session_idle_minutes")],
-            a.session_idle_minutes,
-            1,
-            1440,
-        );
-        for (key, value, min, max) in [
-            ("login_concurrency", a.login_concurrency, 0, 256),
-            ("login_wait_ms", a.login_wait_ms, 0, 30_000),
-            ("lockout_failures", a.lockout_failures, 1, 1000),
-            ("lockout_seconds", a.lockout_seconds, 1, 86_400),
-            (
-                "lockout_max_seconds",
-                a.lockout_max_seconds,
-                a.lockout_seconds.max(1),
-                604_800,
-            ),
-        ] {
-            self.range(root, &[K("admin"), K(key)], value, min, max);
-        }
-        let mut names = HashSet::new();
-        for (i, u) in a.users.iter().enumerate() {
-            let at = |f: &'static str| [K("admin"), K("users"), I(i), K(f)];
-            if !crate::api::admin::auth::valid_user_name(&u.name) {
-                let pos = self.pos_of(root, &at("name"));
-                self.err(
-                    pos,
-                    path_of(&at("name")),
-                    format!(
-                        "`{}` is not a user name (1–64 letters, digits, _ - . @)",
-                        u.name
-                    ),
-                );
-            } else if !names.insert(u.name.clone()) {
-                let pos = self.pos_of(root, &at("name"));
-                self.err(
-                    pos,
-                    path_of(&at("name")),
-                    format!("user `{}` is defined twice", u.name),
-                );
-            }
-            if let Err(e) = crate::api::admin::auth::check_hash(&u.password_hash) {
-                let pos = self.pos_of(root, &at("password_hash"));
-                self.err(
-                    pos,
-                    path_of(&at("password_hash")),
-                    format!("{e}; make one with `boomerang hash-password`"),
-                );
-            }
-            if u.roles.is_empty() {
-                let pos = self.pos_of(root, &at("roles"));
-                self.err(
-                    pos,
-                    path_of(&at("roles")),
-                    "give at least one role: Administrator, Supervisor, Monitor or Developer",
-                );
-            }
-            for (j, q) in u.queues.iter().flatten().enumerate() {
-                if !spec.queues.iter().any(|x| &x.name == q) {
-                    let steps = [K("admin"), K("users"), I(i), K("queues"), I(j)];
-                    let pos = self.pos_of(root, &steps);
-                    self.err(pos, path_of(&steps), format!("no queue named `{q}`"));
-                }
-            }
-        }
-    }
-
-    /// 1 when the scalar at `pos` starts with a quote, so columns inside it line up.
-    fn quote_offset(&self, pos: Pos) -> usize {
-        self.text
-            .lines()
-            .nth(pos.line.saturating_sub(1))
-            .and_then(|l| l.chars().nth(pos.column.saturating_sub(1)))
-            .map(|c| usize::from(c == '"' || c == '\''))
-            .unwrap_or(0)
-    }
-}
-
-/// True for skill names the expression parser accepts.
-pub fn valid_skill_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    matches!(chars.next(), Some(c) if c.is_alphabetic() || c == '_')
-        && chars.all(|c| c.is_alphanumeric() || c == '_')
-}
-
-#[derive(Clone)]
-enum Step {
-    Key(Cow<'static, str>),
-    Index(usize),
-}
-
-/// RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens.
-fn is_host_name(host: &str) -> bool {
-    let host = host.strip_suffix('.').unwrap_or(host);
-    !host.is_empty()
-        && host.len() <= 253
-        && host.split('.').all(|l| {
-            !l.is_empty()
-                && l.len() <= 63
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-        })
-}
-
-#[allow(non_snake_case)]
-fn K(key: &'static str) -> Step {
-    Step::Key(Cow::Borrowed(key))
-}
-
-#[allow(non_snake_case)]
-fn I(index: usize) -> Step {
-    Step::Index(index)
-}
-
-fn path_of(steps: &[Step]) -> String {
-    let mut out = String::new();
-    for s in steps {
-        match s {
-            Step::Key(k) => out = yaml::join(&out, k),
-            Step::Index(i) => out.push_str(&format!("[{i}]")),
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -1051,6 +233,28 @@ mod tests {
 
     fn load(text: &str) -> Result<Config, ConfigErrors> {
         Config::from_str_in(text, Path::new("/nonexistent"))
+    }
+
+    /// Each diagnostic's line and path, in order.
+    fn lines_and_paths(errs: &ConfigErrors) -> Vec<(usize, &str)> {
+        (errs.diagnostics.iter())
+            .map(|d| (d.pos.line, d.path.as_str()))
+            .collect()
+    }
+
+    #[test]
+    fn misspelt_sections_and_fields_get_a_did_you_mean() {
+        let errs = load("queus: []\nqueues:\n  - name: Sales_VQ\n    slot_capacty: 3\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            errs.contains("1:1: queus: unknown section `queus` (did you mean `queues`?); expected one of listeners, sip,"),
+            "{errs}"
+        );
+        assert!(
+            errs.contains("4:5: queues[0].slot_capacty: unknown property `slot_capacty` (did you mean `slot_capacity`?); expected one of"),
+            "{errs}"
+        );
     }
 
     #[test]
@@ -1147,11 +351,7 @@ admin:
     - {name: bob, password_hash: x, roles: [Janitor]}
 ";
         let errs = load(text).unwrap_err();
-        let got: Vec<(usize, &str)> = errs
-            .diagnostics
-            .iter()
-            .map(|d| (d.pos.line, d.path.as_str()))
-            .collect();
+        let got = lines_and_paths(&errs);
         assert_eq!(
             got,
             vec![
@@ -1175,11 +375,7 @@ admin:
         let text =
             "business_hours:\n  main:\n    time_zone: Mars/Base\n    weekly:\n      mon: 9-5\n";
         let errs = load(text).unwrap_err();
-        let got: Vec<(usize, &str)> = errs
-            .diagnostics
-            .iter()
-            .map(|d| (d.pos.line, d.path.as_str()))
-            .collect();
+        let got = lines_and_paths(&errs);
         assert_eq!(
             got,
             vec![

@@ -251,13 +251,10 @@ pub struct TrunkSpec {
     #[serde(default)]
     pub transport: TransportKind,
     /// Digest user for 401/407 challenges.
-    #[serde(default)]
     pub username: Option<String>,
     /// Digest password.
-    #[serde(default)]
     pub password: Option<String>,
     /// Calling number presented to customers (default: the queue's routing point).
-    #[serde(default)]
     pub caller_id: Option<String>,
     /// Send INVITEs without SDP (late offer) for trunks that want to make the offer.
     #[serde(default)]
@@ -282,7 +279,6 @@ pub struct AgentSpec {
     #[serde(default, deserialize_with = "opt_string_or_number")]
     pub sip_user: Option<String>,
     /// Digest password for the phone, when SIP authentication is on.
-    #[serde(default)]
     pub password: Option<String>,
     /// Skill name → level 0–10.
     #[serde(default)]
@@ -337,16 +333,12 @@ pub struct QueueSpec {
     /// Service name, e.g. `Sales_VQ_CB` (letters, digits, `_`, `-`, `.`).
     pub name: String,
     /// Inbound report queue (default for `X_VQ_CB`: `X_VQ`).
-    #[serde(default)]
     pub inbound_queue: Option<String>,
     /// Outbound report queue (default for `X_VQ_CB`: `X_VQ_CB_OUT`).
-    #[serde(default)]
     pub outbound_queue: Option<String>,
     /// Callback-type flow run when a callback's customer answers (relative to `flows_dir`).
-    #[serde(default)]
     pub callback_application: Option<String>,
     /// Name of a `business_hours` entry (default: always open, UTC).
-    #[serde(default)]
     pub business_hours: Option<String>,
     /// Accepts immediate callbacks. Default true.
     #[serde(default = "yes")]
@@ -367,7 +359,6 @@ pub struct QueueSpec {
     #[serde(default)]
     pub immediate_blackout_minutes: i64,
     /// Name of a `business_hours` entry limiting when immediate callback is offered.
-    #[serde(default)]
     pub immediate_offer_hours: Option<String>,
     /// Outbound attempts before REDIAL_LIMIT_REACHED (1–20). Default 3.
     #[serde(default = "d_attempts")]
@@ -395,7 +386,6 @@ pub struct QueueSpec {
     #[serde(default, deserialize_with = "opt_string_or_number")]
     pub routing_point: Option<String>,
     /// Trunk for outbound calls (default: the first trunk).
-    #[serde(default)]
     pub trunk: Option<String>,
     /// Which agents may serve the queue (empty: every agent).
     #[serde(default)]
@@ -464,10 +454,8 @@ pub struct ApiKeySpec {
     /// Label for logs and the error log.
     pub name: String,
     /// Hex SHA-256 of the key.
-    #[serde(default)]
     pub key_sha256: Option<String>,
     /// The key in clear (demo configurations only).
-    #[serde(default)]
     pub key: Option<String>,
 }
 
@@ -520,7 +508,6 @@ pub struct AdminUserSpec {
     /// `Administrator`, `Supervisor`, `Monitor`, `Developer` (at least one).
     pub roles: Vec<crate::api::admin::auth::Role>,
     /// Queues the user may read (line-of-business segmentation); absent = every queue.
-    #[serde(default)]
     pub queues: Option<Vec<String>>,
 }
 
@@ -561,55 +548,41 @@ impl Default for AdminSettings {
 
 /// The whole engine file as written.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Default)]
-#[serde(deny_unknown_fields)]
+// Every section is optional: a missing one takes its type's default.
+#[serde(default, deny_unknown_fields)]
 pub struct ConfigSpec {
     /// Listener addresses.
-    #[serde(default)]
     pub listeners: Listeners,
     /// SIP behaviour.
-    #[serde(default)]
     pub sip: SipSettings,
     /// RTP and prompts.
-    #[serde(default)]
     pub media: MediaSettings,
     /// Durable state.
-    #[serde(default)]
     pub store: StoreSettings,
     /// Directory of flow files, relative to the config file. Default `ivr-flows`.
     #[serde(default = "d_flows_dir")]
     pub flows_dir: String,
     /// Named business hours, referred to by queues.
-    #[serde(default)]
     pub business_hours: BTreeMap<String, BusinessHoursSpec>,
     /// Dialled numbers and their flows.
-    #[serde(default)]
     pub route_points: Vec<RoutePointSpec>,
     /// Outbound trunks.
-    #[serde(default)]
     pub trunks: Vec<TrunkSpec>,
     /// Agents.
-    #[serde(default)]
     pub agents: Vec<AgentSpec>,
     /// Virtual queues with their callback settings.
-    #[serde(default)]
     pub queues: Vec<QueueSpec>,
     /// REST API security.
-    #[serde(default)]
     pub api: ApiSettings,
     /// Administration users and sessions.
-    #[serde(default)]
     pub admin: AdminSettings,
     /// Click-to-Call-In groups defined with the configuration (more can be added at run time).
-    #[serde(default)]
     pub callin_groups: Vec<crate::callin::CallInGroup>,
     /// Graceful shutdown.
-    #[serde(default)]
     pub shutdown: ShutdownSettings,
     /// Log output.
-    #[serde(default)]
     pub logging: LoggingSettings,
     /// Prometheus metrics.
-    #[serde(default)]
     pub metrics: MetricsSettings,
 }
 

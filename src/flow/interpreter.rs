@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::blocks;
 use super::expr::{Expr, Value, Variables};
 use super::load::Flow;
 use super::model::{EndCause, ExprText, PromptSpec};
@@ -228,7 +227,7 @@ pub async fn run_serving(
         let step = if leg.is_ended() {
             Step::HungUp
         } else {
-            blocks::run(&fb.block, &mut cx).await
+            fb.block.run(&mut cx).await
         };
         trace.push(TraceEvent {
             block: fb.label.clone(),
@@ -270,7 +269,7 @@ pub async fn run_serving(
     while at < flow.blocks.len() && steps < MAX_STEPS {
         steps += 1;
         let fb = &flow.blocks[at];
-        let step = blocks::run(&fb.block, &mut cx).await;
+        let step = fb.block.run(&mut cx).await;
         trace.push(TraceEvent {
             block: fb.label.clone(),
             kind: fb.block.type_name(),

@@ -2,7 +2,9 @@
 //! before any call, and the interpreter that runs them on a `CallLeg`.
 
 pub mod blocks;
+pub mod check;
 pub mod expr;
+mod graph;
 pub mod interpreter;
 pub mod load;
 pub mod model;

@@ -1,10 +1,66 @@
 //! Assign Variables: evaluates each expression and stores it, in order.
 
-use crate::flow::interpreter::{Cx, Step};
-use crate::flow::model::Assign;
+use std::collections::BTreeMap;
 
-/// Runs the block.
-pub fn run(b: &Assign, cx: &mut Cx<'_>) -> Step {
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use super::BlockType;
+use crate::flow::check::{BlockCheck, keys_in_order};
+use crate::flow::interpreter::{Cx, Step};
+use crate::flow::model::{ExprText, in_order};
+use crate::yaml::Node;
+
+/// Sets variables.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Assign {
+    /// Block id.
+    pub id: Option<String>,
+    /// Block to run next.
+    pub next: Option<String>,
+    /// Variable → expression, evaluated in the order written.
+    #[schemars(extend("minProperties" = 1))]
+    pub set: BTreeMap<String, ExprText>,
+    /// The keys of `set` in the order written (filled by the loader).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub order: Vec<String>,
+}
+
+impl Assign {
+    /// The assignments in the order written.
+    pub fn assignments(&self) -> Vec<(&str, &ExprText)> {
+        in_order(&self.set, &self.order)
+    }
+}
+
+impl BlockType for Assign {
+    id_and_next!();
+
+    fn runs_in_finalize(&self) -> bool {
+        true
+    }
+
+    fn decoded(&mut self, node: &Node) {
+        self.order = keys_in_order(node.get("set"));
+    }
+
+    fn check(&self, c: &mut BlockCheck<'_>) {
+        if self.set.is_empty() {
+            c.at("set", "assign at least one variable");
+        }
+        let set = c.node.get("set");
+        let path = format!("{}.set", c.path);
+        c.assignments(set, c.node.pos, &path, &self.set);
+    }
+
+    async fn run(&self, cx: &mut Cx<'_>) -> Step {
+        run(self, cx)
+    }
+}
+
+fn run(b: &Assign, cx: &mut Cx<'_>) -> Step {
     let mut done = Vec::new();
     for (name, e) in b.assignments() {
         let v = cx.eval(e);

@@ -4,13 +4,69 @@
 use std::sync::Arc;
 
 use chrono::Timelike;
+use schemars::JsonSchema;
+use serde::Deserialize;
 
+use super::BlockType;
 use crate::config::{BusinessHours, DayKind};
+use crate::diagnostics::suggest;
+use crate::flow::check::BlockCheck;
 use crate::flow::interpreter::{Cx, Step};
-use crate::flow::model::BusinessHoursCheck;
+use crate::flow::model::AppKind;
 
-/// Runs the block.
-pub fn run(b: &BusinessHoursCheck, cx: &mut Cx<'_>) -> Step {
+/// Branches on business hours: a queue's, or a named set.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BusinessHoursCheck {
+    /// Block id.
+    pub id: Option<String>,
+    /// Block to run when the taken branch has no target.
+    pub next: Option<String>,
+    /// Use this queue's hours.
+    pub queue: Option<String>,
+    /// Or a named business-hours set.
+    pub hours: Option<String>,
+    /// Block when open on a regular day.
+    pub open: Option<String>,
+    /// Block when closed.
+    pub closed: Option<String>,
+    /// Block when open on a special (dated) day; defaults to `open`.
+    pub special: Option<String>,
+}
+
+impl BlockType for BusinessHoursCheck {
+    id_and_next!();
+
+    branches!(open, closed, special);
+
+    // `special` defaults to `open`.
+    fn falls_through(&self, _kind: AppKind) -> bool {
+        self.open.is_none() || self.closed.is_none()
+    }
+
+    fn check(&self, c: &mut BlockCheck<'_>) {
+        match (&self.queue, &self.hours) {
+            (Some(q), None) => c.queue("queue", q),
+            (None, Some(h)) => {
+                let config = c.ctx.config;
+                if !config.hours.contains_key(h) {
+                    let known: Vec<&str> = config.hours.keys().map(String::as_str).collect();
+                    c.at(
+                        "hours",
+                        format!("no business hours named `{h}`{}", suggest(h, &known)),
+                    );
+                }
+            }
+            _ => c.block_err("give exactly one of `queue` and `hours`"),
+        }
+    }
+
+    async fn run(&self, cx: &mut Cx<'_>) -> Step {
+        run(self, cx)
+    }
+}
+
+fn run(b: &BusinessHoursCheck, cx: &mut Cx<'_>) -> Step {
     // The configuration in force: a reload changes business hours for the next calls.
     let config = &cx.services.callbacks.config();
     let hours: Arc<BusinessHours> = match (&b.queue, &b.hours) {

@@ -5,20 +5,211 @@
 //! customer whose callback is being served and waits for the key that connects them.
 
 use chrono::{DateTime, Datelike, TimeDelta, TimeZone, Timelike, Utc};
+use schemars::JsonSchema;
+use serde::Deserialize;
 
+use super::BlockType;
+use super::user_input::{Ask, Asked, ask, one_key};
 use crate::call::{DigitSpec, PlayItem};
 use crate::config::CallDirection;
+use crate::flow::check::BlockCheck;
 use crate::flow::interpreter::{Cx, Step};
-use crate::flow::model::{AppKind, CallbackV2, ConnectMode, OfferKind};
+use crate::flow::model::{AppKind, PromptSpec, two};
 use crate::flow::services::FlowBooking;
 
-use super::user_input::{Ask, Asked, ask, one_key};
+/// How the agent and customer are connected when the callback's turn comes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnectMode {
+    /// We dial the customer.
+    BusinessToCustomer,
+    /// The customer dials in (Click-to-Call-In delayed).
+    CustomerDialsIn,
+}
 
-/// Runs the block.
-pub async fn run(b: &CallbackV2, cx: &mut Cx<'_>) -> Step {
-    match cx.flow.kind {
-        AppKind::Default => offer(b, cx).await,
-        AppKind::Callback => serve(b, cx).await,
+/// Which kinds of callback an offer proposes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OfferKind {
+    /// Keep the caller's place and call back when an agent is free.
+    Immediate,
+    /// Call back at a time the caller accepts.
+    Scheduled,
+}
+
+fn callback_var() -> String {
+    "callback".into()
+}
+
+fn both_offers() -> Vec<OfferKind> {
+    vec![OfferKind::Immediate, OfferKind::Scheduled]
+}
+
+/// Callback V2: offers a callback (Default application) or drives the customer side of one
+/// (Callback application).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CallbackV2 {
+    /// Block id.
+    pub id: Option<String>,
+    /// Block to run when the taken branch has no target.
+    pub next: Option<String>,
+    /// The callback virtual queue (its CALLBACK_SETTINGS row). In a Callback application the
+    /// queue comes from the callback being served and this may be left out.
+    pub queue: Option<String>,
+    /// The inbound queue whose EWT decides the offer (default: `queue` without `_CB`).
+    pub inbound_queue: Option<String>,
+    /// Offer immediate and/or scheduled callbacks (default both).
+    #[serde(default = "both_offers")]
+    #[schemars(length(min = 1))]
+    pub offer: Vec<OfferKind>,
+    /// The offer prompt: 1 immediate, 2 scheduled, 3 keep waiting (keys as offered).
+    #[serde(default)]
+    pub offer_prompts: Vec<PromptSpec>,
+    /// Played instead of `offer_prompts` when only the immediate callback can be offered (no
+    /// free slot), so the caller is not told about a key that does nothing.
+    #[serde(default)]
+    pub immediate_only_prompts: Vec<PromptSpec>,
+    /// Played instead of `offer_prompts` when only the scheduled callback can be offered
+    /// (immediate disabled or outside its offer hours).
+    #[serde(default)]
+    pub scheduled_only_prompts: Vec<PromptSpec>,
+    /// Read before the proposed time; the time follows as digits (HH MM, queue time zone).
+    #[serde(default)]
+    pub scheduled_prompts: Vec<PromptSpec>,
+    /// Asks the caller for the time they want, as HHMM (today, or tomorrow when already past)
+    /// or DHHMM (D days from today), then `#`; the nearest free slot from then is proposed.
+    /// Without it the nearest free slot from now is proposed.
+    #[serde(default)]
+    pub choose_time_prompts: Vec<PromptSpec>,
+    /// Played after the proposed time: 1 accepts it, 2 declines.
+    #[serde(default)]
+    pub accept_time_prompts: Vec<PromptSpec>,
+    /// Confirm the number: 1 keeps the caller's number, 2 enters another.
+    #[serde(default)]
+    pub confirm_number_prompts: Vec<PromptSpec>,
+    /// Asks for another number.
+    #[serde(default)]
+    pub enter_number_prompts: Vec<PromptSpec>,
+    /// Played once the callback is booked.
+    #[serde(default)]
+    pub booked_prompts: Vec<PromptSpec>,
+    /// Who places the call when an agent is ready (default: the queue's call direction).
+    pub connect: Option<ConnectMode>,
+    /// Initial routing priority of the callback.
+    pub priority: Option<i64>,
+    /// Prefix of the result variables (`callback.id`, `callback.accepted`, …).
+    #[serde(default = "callback_var")]
+    pub result: String,
+    /// Callback application: played to the customer when the callback call starts.
+    #[serde(default)]
+    pub intro_prompts: Vec<PromptSpec>,
+    /// Callback application: key the customer presses to be connected (none: connect at once).
+    #[serde(default)]
+    #[schemars(extend("pattern" = "^[0-9*#]$"))]
+    pub confirm_digit: Option<String>,
+    /// Attempts to get the confirm digit or an offer choice (1 to 9, default 2).
+    #[serde(default = "two")]
+    #[schemars(range(min = 1, max = 9))]
+    pub attempts: u32,
+    /// Block when a callback was booked (Default) or the customer accepted (Callback).
+    pub on_accepted: Option<String>,
+    /// Block when the caller declined.
+    pub on_declined: Option<String>,
+    /// Block when no callback could be offered (closed, EWT below threshold, no slot).
+    pub on_not_offered: Option<String>,
+}
+
+impl BlockType for CallbackV2 {
+    id_and_next!();
+
+    branches!(on_accepted, on_declined, on_not_offered);
+
+    fn falls_through(&self, kind: AppKind) -> bool {
+        match kind {
+            AppKind::Default => {
+                self.on_accepted.is_none()
+                    || self.on_declined.is_none()
+                    || self.on_not_offered.is_none()
+            }
+            AppKind::Callback => {
+                self.on_accepted.is_none()
+                    || (self.confirm_digit.is_some() && self.on_declined.is_none())
+            }
+        }
+    }
+
+    fn waits(&self) -> bool {
+        true
+    }
+
+    fn check(&self, c: &mut BlockCheck<'_>) {
+        const DEFAULT_ONLY: &[&str] = &[
+            "inbound_queue",
+            "offer",
+            "offer_prompts",
+            "immediate_only_prompts",
+            "scheduled_only_prompts",
+            "scheduled_prompts",
+            "choose_time_prompts",
+            "accept_time_prompts",
+            "confirm_number_prompts",
+            "enter_number_prompts",
+            "booked_prompts",
+            "connect",
+            "on_not_offered",
+        ];
+        const CALLBACK_ONLY: &[&str] = &["intro_prompts", "confirm_digit"];
+        let (wrong, app) = match c.kind {
+            AppKind::Default => (CALLBACK_ONLY, "Callback"),
+            AppKind::Callback => (DEFAULT_ONLY, "Default"),
+        };
+        for key in wrong {
+            c.at_key(key, format!("`{key}` applies only in a {app} application"));
+        }
+        c.range("attempts", self.attempts, 1, 9);
+        c.var_name("result", &self.result);
+        for (key, list) in [
+            ("offer_prompts", &self.offer_prompts),
+            ("immediate_only_prompts", &self.immediate_only_prompts),
+            ("scheduled_only_prompts", &self.scheduled_only_prompts),
+            ("scheduled_prompts", &self.scheduled_prompts),
+            ("choose_time_prompts", &self.choose_time_prompts),
+            ("accept_time_prompts", &self.accept_time_prompts),
+            ("confirm_number_prompts", &self.confirm_number_prompts),
+            ("enter_number_prompts", &self.enter_number_prompts),
+            ("booked_prompts", &self.booked_prompts),
+            ("intro_prompts", &self.intro_prompts),
+        ] {
+            c.prompts(key, list);
+        }
+        if let Some(d) = &self.confirm_digit {
+            c.dtmf_key("confirm_digit", d);
+        }
+        if c.kind == AppKind::Default {
+            match &self.queue {
+                Some(q) => c.queue("queue", q),
+                None => c.block_err("`queue` (the callback virtual queue) is required"),
+            }
+            if let Some(q) = &self.inbound_queue {
+                c.queue("inbound_queue", q);
+            }
+            if self.offer.is_empty() {
+                c.at("offer", "offer immediate, scheduled or both");
+            }
+            if self.offer_prompts.is_empty() {
+                c.block_err("`offer_prompts` is required: the caller must hear the offer");
+            }
+        } else if let Some(q) = &self.queue {
+            c.queue("queue", q);
+        }
+    }
+
+    async fn run(&self, cx: &mut Cx<'_>) -> Step {
+        match cx.flow.kind {
+            AppKind::Default => offer(self, cx).await,
+            AppKind::Callback => serve(self, cx).await,
+        }
     }
 }
 
@@ -33,19 +224,7 @@ async fn serve(b: &CallbackV2, cx: &mut Cx<'_>) -> Step {
         return Step::Branch(b.on_accepted.clone());
     };
     let accept = |d: &str| d == digit;
-    let asked = ask(
-        cx,
-        Ask {
-            prompts: cx.items(&b.intro_prompts),
-            spec: one_key(5),
-            min_digits: 1,
-            attempts: b.attempts,
-            no_input: Vec::new(),
-            no_match: Vec::new(),
-            accept: &accept,
-        },
-    )
-    .await;
+    let asked = ask_with(b, cx, cx.items(&b.intro_prompts), one_key(5), 1, &accept).await;
     match asked {
         Asked::Got(_) => {
             cx.set(&format!("{r}.accepted"), true);
@@ -123,19 +302,7 @@ async fn offer(b: &CallbackV2, cx: &mut Cx<'_>) -> Step {
     };
     // 1 immediate, 2 scheduled, 3 keep waiting.
     let accept = |d: &str| (d == "1" && immediate) || (d == "2" && scheduled) || d == "3";
-    let choice = ask(
-        cx,
-        Ask {
-            prompts: cx.items(offer_prompts),
-            spec: one_key(5),
-            min_digits: 1,
-            attempts: b.attempts,
-            no_input: Vec::new(),
-            no_match: Vec::new(),
-            accept: &accept,
-        },
-    )
-    .await;
+    let choice = ask_with(b, cx, cx.items(offer_prompts), one_key(5), 1, &accept).await;
     let desired = match choice {
         Asked::HungUp => return Step::HungUp,
         Asked::Got(k) if k == "1" => None,
@@ -147,25 +314,7 @@ async fn offer(b: &CallbackV2, cx: &mut Cx<'_>) -> Step {
                 let tz = facts.tz;
                 let parse = move |d: &str| wanted_time(d, now, tz);
                 let valid = |d: &str| parse(d).is_some();
-                match ask(
-                    cx,
-                    Ask {
-                        prompts: cx.items(&b.choose_time_prompts),
-                        spec: DigitSpec {
-                            max_digits: 5,
-                            terminator: Some('#'),
-                            first_digit_timeout: std::time::Duration::from_secs(8),
-                            inter_digit_timeout: std::time::Duration::from_secs(4),
-                        },
-                        min_digits: 4,
-                        attempts: b.attempts,
-                        no_input: Vec::new(),
-                        no_match: Vec::new(),
-                        accept: &valid,
-                    },
-                )
-                .await
-                {
+                match ask_with(b, cx, cx.items(&b.choose_time_prompts), typed(5), 4, &valid).await {
                     Asked::HungUp => return Step::HungUp,
                     Asked::Got(d) => {
                         let wanted = parse(&d).unwrap_or(now);
@@ -203,20 +352,7 @@ async fn offer(b: &CallbackV2, cx: &mut Cx<'_>) -> Step {
             items.extend(cx.items(&b.accept_time_prompts));
             cx.set(&format!("{r}.proposed_time"), slot.to_rfc3339());
             let yes = |d: &str| d == "1" || d == "2";
-            match ask(
-                cx,
-                Ask {
-                    prompts: items,
-                    spec: one_key(5),
-                    min_digits: 1,
-                    attempts: b.attempts,
-                    no_input: Vec::new(),
-                    no_match: Vec::new(),
-                    accept: &yes,
-                },
-            )
-            .await
-            {
+            match ask_with(b, cx, items, one_key(5), 1, &yes).await {
                 Asked::HungUp => return Step::HungUp,
                 Asked::Got(k) if k == "1" => Some(slot),
                 _ => return declined(b, cx, "scheduled time declined"),
@@ -234,17 +370,13 @@ async fn offer(b: &CallbackV2, cx: &mut Cx<'_>) -> Step {
         ani
     } else {
         let one_or_two = |d: &str| d == "1" || d == "2";
-        match ask(
+        match ask_with(
+            b,
             cx,
-            Ask {
-                prompts: cx.items(&b.confirm_number_prompts),
-                spec: one_key(5),
-                min_digits: 1,
-                attempts: b.attempts,
-                no_input: Vec::new(),
-                no_match: Vec::new(),
-                accept: &one_or_two,
-            },
+            cx.items(&b.confirm_number_prompts),
+            one_key(5),
+            1,
+            &one_or_two,
         )
         .await
         {
@@ -252,25 +384,7 @@ async fn offer(b: &CallbackV2, cx: &mut Cx<'_>) -> Step {
             Asked::Got(k) if k == "1" => ani,
             Asked::Got(_) => {
                 let any = |_: &str| true;
-                match ask(
-                    cx,
-                    Ask {
-                        prompts: cx.items(&b.enter_number_prompts),
-                        spec: DigitSpec {
-                            max_digits: 15,
-                            terminator: Some('#'),
-                            first_digit_timeout: std::time::Duration::from_secs(8),
-                            inter_digit_timeout: std::time::Duration::from_secs(4),
-                        },
-                        min_digits: 4,
-                        attempts: b.attempts,
-                        no_input: Vec::new(),
-                        no_match: Vec::new(),
-                        accept: &any,
-                    },
-                )
-                .await
-                {
+                match ask_with(b, cx, cx.items(&b.enter_number_prompts), typed(15), 4, &any).await {
                     Asked::HungUp => return Step::HungUp,
                     Asked::Got(n) => n,
                     Asked::Failed { .. } => return declined(b, cx, "no number entered"),
@@ -321,6 +435,37 @@ async fn offer(b: &CallbackV2, cx: &mut Cx<'_>) -> Step {
             cx.set(&format!("{r}.error"), e.to_string());
             declined(b, cx, &format!("booking refused: {e}"))
         }
+    }
+}
+
+/// Asks with the block's attempts and no retry prompts.
+async fn ask_with(
+    b: &CallbackV2,
+    cx: &Cx<'_>,
+    prompts: Vec<PlayItem>,
+    spec: DigitSpec,
+    min_digits: usize,
+    accept: &(dyn Fn(&str) -> bool + Sync),
+) -> Asked {
+    let a = Ask {
+        prompts,
+        spec,
+        min_digits,
+        attempts: b.attempts,
+        no_input: Vec::new(),
+        no_match: Vec::new(),
+        accept,
+    };
+    ask(cx, a).await
+}
+
+/// Digits ended by `#` (a time, a phone number).
+fn typed(max_digits: usize) -> DigitSpec {
+    DigitSpec {
+        max_digits,
+        terminator: Some('#'),
+        first_digit_timeout: std::time::Duration::from_secs(8),
+        inter_digit_timeout: std::time::Duration::from_secs(4),
     }
 }
 

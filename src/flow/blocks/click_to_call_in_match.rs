@@ -1,12 +1,98 @@
 //! Click-to-Call-In Match: finds the caller's pending call-in request by access code, ANI and
 //! DNIS, and exposes the original request's routing parameters for Route Call.
 
-use crate::callin::{CallFacts, MatchCriteria, MatchFailure};
-use crate::flow::interpreter::{Cx, Serving, Step};
-use crate::flow::model::{ClickToCallInMatch, Criterion};
+use std::collections::BTreeSet;
 
-/// Runs the block.
-pub async fn run(b: &ClickToCallInMatch, cx: &mut Cx<'_>) -> Step {
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use super::BlockType;
+use crate::callin::{CallFacts, MatchCriteria, MatchFailure};
+use crate::flow::check::BlockCheck;
+use crate::flow::interpreter::{Cx, Serving, Step};
+use crate::flow::model::AppKind;
+
+/// A Click-to-Call-In match criterion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Criterion {
+    /// The code the caller entered.
+    AccessCode,
+    /// The calling number.
+    Ani,
+    /// The dialled number.
+    Dnis,
+}
+
+fn match_var() -> String {
+    "match".into()
+}
+fn access_code_var() -> String {
+    "access_code".into()
+}
+
+/// Click-to-Call-In Match: recognises a caller who asked for a number to call.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClickToCallInMatch {
+    /// Block id.
+    pub id: Option<String>,
+    /// Block to run when the taken branch has no target.
+    pub next: Option<String>,
+    /// What to compare (at least one).
+    #[schemars(length(min = 1), extend("uniqueItems" = true))]
+    pub criteria: Vec<Criterion>,
+    /// Variable holding the code a User Input block collected.
+    #[serde(default = "access_code_var")]
+    pub access_code_variable: String,
+    /// Prefix of the result variables (`match.matched`, `match.queue`, …).
+    #[serde(default = "match_var")]
+    pub result: String,
+    /// Block when matched.
+    pub on_matched: Option<String>,
+    /// Block when not matched.
+    pub on_no_match: Option<String>,
+    /// Block when this caller made too many wrong attempts (default: `on_no_match`).
+    pub on_blocked: Option<String>,
+    /// Block when the request matched but has nowhere to route the call (it is kept for a
+    /// later call; default: `on_no_match`); play an apology there.
+    pub on_unroutable: Option<String>,
+}
+
+impl BlockType for ClickToCallInMatch {
+    id_and_next!();
+
+    branches!(on_matched, on_no_match, on_blocked, on_unroutable);
+
+    // `on_blocked` and `on_unroutable` default to `on_no_match`.
+    fn falls_through(&self, _kind: AppKind) -> bool {
+        self.on_matched.is_none() || self.on_no_match.is_none()
+    }
+
+    fn check(&self, c: &mut BlockCheck<'_>) {
+        if c.kind == AppKind::Callback {
+            c.at(
+                "type",
+                "click_to_call_in_match runs on inbound calls: use it in a Default application",
+            );
+        }
+        if self.criteria.is_empty() {
+            c.at("criteria", "give at least one of access_code, ani, dnis");
+        }
+        let set: BTreeSet<_> = self.criteria.iter().map(|c| format!("{c:?}")).collect();
+        if set.len() != self.criteria.len() {
+            c.at("criteria", "a criterion is listed twice");
+        }
+        c.var_name("access_code_variable", &self.access_code_variable);
+        c.var_name("result", &self.result);
+    }
+
+    async fn run(&self, cx: &mut Cx<'_>) -> Step {
+        run(self, cx).await
+    }
+}
+
+async fn run(b: &ClickToCallInMatch, cx: &mut Cx<'_>) -> Step {
     let criteria = MatchCriteria {
         access_code: b.criteria.contains(&Criterion::AccessCode),
         ani: b.criteria.contains(&Criterion::Ani),

@@ -1,12 +1,149 @@
 //! Menu: one key chooses an option; options may set variables before going on.
 
-use crate::flow::interpreter::{Cx, Step};
-use crate::flow::model::{Menu, MenuOption};
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::Deserialize;
 
 use super::user_input::{Ask, Asked, ask, one_key};
+use super::{BlockType, targets};
+use crate::flow::check::{BlockCheck, is_dtmf_key, keys_in_order};
+use crate::flow::interpreter::{Cx, Step};
+use crate::flow::model::{AppKind, ExprText, PromptSpec, five, in_order, two};
+use crate::yaml::Node;
 
-/// Runs the block.
-pub async fn run(b: &Menu, cx: &mut Cx<'_>) -> Step {
+/// A menu option: a block to go to, or a map that also assigns variables.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum MenuOption {
+    /// Id of the block to go to.
+    Goto(String),
+    /// Assign variables, then go to a block (or continue after the menu).
+    Full(MenuOptionSpec),
+}
+
+/// A menu option with assignments.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MenuOptionSpec {
+    /// Block to go to; continue after the menu when absent.
+    pub goto: Option<String>,
+    /// Variables to set (expressions), in the order written.
+    #[serde(default)]
+    pub assign: BTreeMap<String, ExprText>,
+    /// The keys of `assign` in the order written (filled by the loader).
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub assign_order: Vec<String>,
+}
+
+impl MenuOptionSpec {
+    /// The assignments in the order written.
+    pub fn assignments(&self) -> Vec<(&str, &ExprText)> {
+        in_order(&self.assign, &self.assign_order)
+    }
+}
+
+/// Plays a menu and branches on one key.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Menu {
+    /// Block id.
+    pub id: Option<String>,
+    /// Block to run after an option without `goto`.
+    pub next: Option<String>,
+    /// The menu prompt.
+    pub prompts: Vec<PromptSpec>,
+    /// Key (`0`-`9`, `*`, `#`) → option.
+    #[schemars(extend("propertyNames" = {"pattern": "^[0-9*#]$"}, "minProperties" = 1))]
+    pub options: BTreeMap<String, MenuOption>,
+    /// Further attempts after a no-input or a wrong key (0 to 9, default 2).
+    #[serde(default = "two")]
+    #[schemars(range(min = 0, max = 9))]
+    pub retries: u32,
+    /// Seconds to wait for a key after the prompt (1 to 60, default 5).
+    #[serde(default = "five")]
+    #[schemars(range(min = 1, max = 60))]
+    pub timeout_seconds: u32,
+    /// Played after no input.
+    #[serde(default)]
+    pub no_input_prompts: Vec<PromptSpec>,
+    /// Played after a key with no option.
+    #[serde(default)]
+    pub no_match_prompts: Vec<PromptSpec>,
+    /// Block to go to when all attempts failed (default: the next block).
+    pub on_failure: Option<String>,
+}
+
+impl BlockType for Menu {
+    id_and_next!();
+
+    fn branches(&self) -> Vec<(String, String)> {
+        let mut out = targets(&[("on_failure", &self.on_failure)]);
+        for (k, o) in &self.options {
+            match o {
+                MenuOption::Goto(t) => out.push((format!("options.{k}"), t.clone())),
+                MenuOption::Full(f) => {
+                    out.extend(targets(&[(&format!("options.{k}.goto"), &f.goto)]));
+                }
+            }
+        }
+        out
+    }
+
+    fn falls_through(&self, _kind: AppKind) -> bool {
+        self.on_failure.is_none()
+            || self
+                .options
+                .values()
+                .any(|o| matches!(o, MenuOption::Full(f) if f.goto.is_none()))
+    }
+
+    fn waits(&self) -> bool {
+        true
+    }
+
+    fn decoded(&mut self, node: &Node) {
+        for (key, opt) in self.options.iter_mut() {
+            if let MenuOption::Full(f) = opt {
+                f.assign_order = keys_in_order(
+                    node.get("options")
+                        .and_then(|o| o.get(key))
+                        .and_then(|o| o.get("assign")),
+                );
+            }
+        }
+    }
+
+    fn check(&self, c: &mut BlockCheck<'_>) {
+        c.prompts("prompts", &self.prompts);
+        c.prompts("no_input_prompts", &self.no_input_prompts);
+        c.prompts("no_match_prompts", &self.no_match_prompts);
+        c.range("retries", self.retries, 0, 9);
+        c.range("timeout_seconds", self.timeout_seconds, 1, 60);
+        if self.options.is_empty() {
+            c.at("options", "a menu needs at least one option");
+        }
+        let opts = c.node.get("options");
+        for (key, opt) in &self.options {
+            let kpos = c.key_pos(opts, key);
+            let kpath = format!("{}.options.{key}", c.path);
+            if !is_dtmf_key(key) {
+                c.err(kpos, &kpath, "a menu option is one key: 0-9, * or #");
+            }
+            if let MenuOption::Full(f) = opt {
+                let assign = opts.and_then(|o| o.get(key)).and_then(|o| o.get("assign"));
+                c.assignments(assign, kpos, &format!("{kpath}.assign"), &f.assign);
+            }
+        }
+    }
+
+    async fn run(&self, cx: &mut Cx<'_>) -> Step {
+        run(self, cx).await
+    }
+}
+
+async fn run(b: &Menu, cx: &mut Cx<'_>) -> Step {
     let accept = |d: &str| b.options.contains_key(d);
     let asked = ask(
         cx,

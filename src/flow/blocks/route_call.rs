@@ -4,15 +4,127 @@
 use std::sync::Arc;
 
 use chrono::TimeDelta;
+use schemars::JsonSchema;
+use serde::Deserialize;
 use uuid::Uuid;
 
+use super::BlockType;
 use crate::call::{PlayItem, PlayOptions};
+use crate::flow::check::{BlockCheck, value_pos};
 use crate::flow::interpreter::{Cx, Step};
-use crate::flow::model::{EndCause, RouteCall};
+use crate::flow::model::{AppKind, EndCause, ExprText};
 use crate::flow::services::AgentConnect;
+use crate::routing::skills;
+use crate::yaml;
 
-/// Runs the block.
-pub async fn run(b: &RouteCall, cx: &mut Cx<'_>) -> Step {
+fn three_hundred() -> u32 {
+    300
+}
+fn sixty() -> u32 {
+    60
+}
+
+/// Route Call: queue the caller for an agent and connect them.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RouteCall {
+    /// Block id.
+    pub id: Option<String>,
+    /// Block to run when the taken branch has no target.
+    pub next: Option<String>,
+    /// Virtual queue by name.
+    pub queue: Option<String>,
+    /// Or an expression giving it (e.g. `match.queue`).
+    pub queue_from: Option<ExprText>,
+    /// Extra skill requirement of this call (checked at load).
+    pub skill_expression: Option<String>,
+    /// Or an expression giving it (e.g. `match.skill_expression`); an empty or invalid value
+    /// adds no requirement (logged).
+    pub skill_expression_from: Option<ExprText>,
+    /// Priority (expression; default 0).
+    pub priority: Option<ExprText>,
+    /// Seconds to wait for an agent (1 to 86400, default 300).
+    #[serde(default = "three_hundred")]
+    #[schemars(range(min = 1, max = 86400))]
+    pub timeout_seconds: u32,
+    /// Looped while waiting.
+    pub hold_music: Option<String>,
+    /// Announce the estimated wait.
+    #[serde(default)]
+    pub announce_ewt: bool,
+    /// Announce the position in queue.
+    #[serde(default)]
+    pub announce_position: bool,
+    /// Seconds between announcements (10 to 3600, default 60).
+    #[serde(default = "sixty")]
+    #[schemars(range(min = 10, max = 3600))]
+    pub announce_every_seconds: u32,
+    /// Block after the agent conversation ended (default: end the call).
+    pub on_connected: Option<String>,
+    /// Block when no agent was found in time.
+    pub on_timeout: Option<String>,
+}
+
+impl BlockType for RouteCall {
+    id_and_next!();
+
+    branches!(on_connected, on_timeout);
+
+    // Connected without `on_connected` ends the call.
+    fn falls_through(&self, _kind: AppKind) -> bool {
+        self.on_timeout.is_none()
+    }
+
+    fn waits(&self) -> bool {
+        true
+    }
+
+    fn check(&self, c: &mut BlockCheck<'_>) {
+        match (&self.queue, &self.queue_from) {
+            (Some(q), None) => c.queue("queue", q),
+            (None, Some(e)) => c.expr("queue_from", e),
+            _ => c.block_err("give exactly one of `queue` and `queue_from`"),
+        }
+        if let Some(s) = &self.skill_expression
+            && let Err(e) = skills::Expr::parse(s)
+        {
+            c.inside(
+                "skill_expression",
+                e.column.saturating_sub(1),
+                format!("skill expression: {}", e.message),
+            );
+        }
+        if self.skill_expression.is_some() && self.skill_expression_from.is_some() {
+            c.at(
+                "skill_expression_from",
+                "give at most one of `skill_expression` and `skill_expression_from`",
+            );
+        }
+        if let Some(e) = &self.skill_expression_from {
+            c.expr("skill_expression_from", e);
+        }
+        if let Some(p) = &self.priority {
+            c.expr("priority", p);
+        }
+        c.range("timeout_seconds", self.timeout_seconds, 1, 86_400);
+        c.range(
+            "announce_every_seconds",
+            self.announce_every_seconds,
+            10,
+            3600,
+        );
+        if let Some(m) = &self.hold_music {
+            let pos = value_pos(c.node, "hold_music");
+            c.prompt_name(pos, &yaml::join(c.path, "hold_music"), m);
+        }
+    }
+
+    async fn run(&self, cx: &mut Cx<'_>) -> Step {
+        run(self, cx).await
+    }
+}
+
+async fn run(b: &RouteCall, cx: &mut Cx<'_>) -> Step {
     let queue = match (&b.queue, &b.queue_from) {
         (Some(q), _) => q.clone(),
         (None, Some(e)) => cx.eval(e).to_string(),

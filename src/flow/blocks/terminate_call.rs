@@ -1,10 +1,45 @@
 //! Terminate Call: ends the call with the given cause.
 
-use crate::flow::interpreter::{Cx, Step};
-use crate::flow::model::TerminateCall;
+use schemars::JsonSchema;
+use serde::Deserialize;
 
-/// Runs the block.
-pub fn run(b: &TerminateCall, cx: &mut Cx<'_>) -> Step {
+use super::BlockType;
+use crate::flow::check::BlockCheck;
+use crate::flow::interpreter::{Cx, Step};
+use crate::flow::model::{AppKind, EndCause};
+
+/// Ends the call.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TerminateCall {
+    /// Block id.
+    pub id: Option<String>,
+    /// How the call ends.
+    #[serde(default)]
+    pub cause: EndCause,
+}
+
+impl BlockType for TerminateCall {
+    fn id(&self) -> Option<&str> {
+        self.id.as_deref()
+    }
+
+    fn next(&self) -> Option<&str> {
+        None
+    }
+
+    fn falls_through(&self, _kind: AppKind) -> bool {
+        false
+    }
+
+    fn check(&self, _c: &mut BlockCheck<'_>) {}
+
+    async fn run(&self, cx: &mut Cx<'_>) -> Step {
+        run(self, cx)
+    }
+}
+
+fn run(b: &TerminateCall, cx: &mut Cx<'_>) -> Step {
     cx.outcome(format!("end ({:?})", b.cause).to_lowercase());
     Step::End(b.cause)
 }

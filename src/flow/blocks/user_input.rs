@@ -3,9 +3,67 @@
 
 use std::time::Duration;
 
+use schemars::JsonSchema;
+use serde::Deserialize;
+
+use super::BlockType;
 use crate::call::{DigitOutcome, DigitSpec, PlayItem};
+use crate::flow::check::BlockCheck;
 use crate::flow::interpreter::{Cx, Step};
-use crate::flow::model::UserInput;
+use crate::flow::model::{PromptSpec, five, one, sixteen, three, two};
+
+fn hash() -> Option<String> {
+    Some("#".into())
+}
+
+/// Collects digits into a variable.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserInput {
+    /// Block id.
+    pub id: Option<String>,
+    /// Block to run next on success.
+    pub next: Option<String>,
+    /// Variable that receives the digits.
+    pub variable: String,
+    /// Prompts played before each attempt.
+    #[serde(default)]
+    pub prompts: Vec<PromptSpec>,
+    /// Fewest digits accepted (1 to 32, default 1).
+    #[serde(default = "one")]
+    #[schemars(range(min = 1, max = 32))]
+    pub min_digits: u32,
+    /// Most digits collected (1 to 32, default 16).
+    #[serde(default = "sixteen")]
+    #[schemars(range(min = 1, max = 32))]
+    pub max_digits: u32,
+    /// Key that ends the input (default `#`; null for none).
+    #[serde(default = "hash")]
+    #[schemars(extend("pattern" = "^[0-9*#]$"))]
+    pub terminator: Option<String>,
+    /// Seconds to wait for the first digit (1 to 60, default 5).
+    #[serde(default = "five")]
+    #[schemars(range(min = 1, max = 60))]
+    pub first_digit_timeout_seconds: u32,
+    /// Seconds to wait between digits (1 to 30, default 3).
+    #[serde(default = "three")]
+    #[schemars(range(min = 1, max = 30))]
+    pub inter_digit_timeout_seconds: u32,
+    /// Further attempts after a no-input or no-match (0 to 9, default 2).
+    #[serde(default = "two")]
+    #[schemars(range(min = 0, max = 9))]
+    pub retries: u32,
+    /// A regular expression the whole input must match.
+    pub pattern: Option<String>,
+    /// Played after no input, before the retry.
+    #[serde(default)]
+    pub no_input_prompts: Vec<PromptSpec>,
+    /// Played after input that does not match, before the retry.
+    #[serde(default)]
+    pub no_match_prompts: Vec<PromptSpec>,
+    /// Block to go to when all attempts failed (default: the next block, with the variable empty).
+    pub on_failure: Option<String>,
+}
 
 /// One question to the caller, asked up to `attempts` times.
 pub struct Ask<'a> {
@@ -84,8 +142,66 @@ pub fn one_key(timeout_seconds: u32) -> DigitSpec {
     }
 }
 
-/// Runs the block.
-pub async fn run(b: &UserInput, cx: &mut Cx<'_>) -> Step {
+impl BlockType for UserInput {
+    id_and_next!();
+
+    branches!(on_failure);
+
+    fn waits(&self) -> bool {
+        true
+    }
+
+    fn check(&self, c: &mut BlockCheck<'_>) {
+        c.var_name("variable", &self.variable);
+        c.prompts("prompts", &self.prompts);
+        c.prompts("no_input_prompts", &self.no_input_prompts);
+        c.prompts("no_match_prompts", &self.no_match_prompts);
+        c.range("min_digits", self.min_digits, 1, 32);
+        c.range("max_digits", self.max_digits, 1, 32);
+        if self.min_digits > self.max_digits {
+            c.at(
+                "min_digits",
+                format!(
+                    "min_digits ({}) is above max_digits ({})",
+                    self.min_digits, self.max_digits
+                ),
+            );
+        }
+        c.range(
+            "first_digit_timeout_seconds",
+            self.first_digit_timeout_seconds,
+            1,
+            60,
+        );
+        c.range(
+            "inter_digit_timeout_seconds",
+            self.inter_digit_timeout_seconds,
+            1,
+            30,
+        );
+        c.range("retries", self.retries, 0, 9);
+        if let Some(t) = &self.terminator {
+            c.dtmf_key("terminator", t);
+        }
+        if let Some(pat) = &self.pattern
+            && let Err(e) = regex::Regex::new(&format!("^(?:{pat})$"))
+        {
+            c.at(
+                "pattern",
+                format!(
+                    "not a valid regular expression: {}",
+                    e.to_string().lines().last().unwrap_or("")
+                ),
+            );
+        }
+    }
+
+    async fn run(&self, cx: &mut Cx<'_>) -> Step {
+        run(self, cx).await
+    }
+}
+
+async fn run(b: &UserInput, cx: &mut Cx<'_>) -> Step {
     let pattern = b
         .pattern
         .as_ref()
