@@ -224,19 +224,6 @@ impl CallbackService {
         Ok(n)
     }
 
-    /// The configuration in force (a reload swaps it).
-    pub fn config(&self) -> Arc<Config> {
-        self.config
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
-    }
-
-    /// Takes a reloaded configuration: queues' settings and business hours apply from now on.
-    pub fn set_config(&self, config: Arc<Config>) {
-        *self.config.write().unwrap_or_else(|p| p.into_inner()) = config;
-    }
-
     fn queue(&self, name: &str) -> Result<QueueSpec, ServiceError> {
         self.config()
             .queue(name)

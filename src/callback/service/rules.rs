@@ -1,14 +1,29 @@
-//! The rules a queue's callbacks are held to, as the rule book assigns them: number validation
-//! and capacity grids, kept by the service and consulted at creation and before every dial.
+//! What a queue's callbacks are held to: the configuration in force (a reload swaps it), and
+//! the rules the rule book assigns — number validation and capacity grids — kept by the service
+//! and consulted at creation and before every dial.
 
 use std::sync::Arc;
 
 use super::CallbackService;
+use crate::config::Config;
 use crate::rules::NumberRejection;
 use crate::rules::capacity::CapacityGrid;
 use crate::rules::number::{NumberRule, parse_e164};
 
 impl CallbackService {
+    /// The configuration in force (a reload swaps it).
+    pub fn config(&self) -> Arc<Config> {
+        self.config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Takes a reloaded configuration: queues' settings and business hours apply from now on.
+    pub fn set_config(&self, config: Arc<Config>) {
+        *self.config.write().unwrap_or_else(|p| p.into_inner()) = config;
+    }
+
     /// Assigns (or clears) a queue's number validation rule.
     pub fn set_number_rule(&self, queue: &str, rule: Option<NumberRule>) {
         let mut rules = self.number_rules.write().unwrap_or_else(|p| p.into_inner());
