@@ -1,6 +1,6 @@
 //! A flood of malformed datagrams must not write a log line each: the user agent logs the
 //! first few per interval, then one "N similar suppressed" line (src/throttle.rs). Own test
-//! binary, because it installs its own log subscriber (info for the SIP layer).
+//! binary, because it installs its own log subscriber (info for the SIP endpoint).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
@@ -10,7 +10,7 @@ mod common;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flood_of_malformed_datagrams_is_logged_a_few_times_then_counted() {
-    common::capture_logs_with("warn,boomerang::sip::ua=info");
+    common::capture_logs_with("warn,boomerang::sip::endpoint=info");
     let (_dir, engine) = common::start_demo_engine(|t| t).await;
     let target = engine.sip.udp[0];
     let sock = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
