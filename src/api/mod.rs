@@ -3,12 +3,12 @@
 //! every answer and JSON errors that say which field is wrong and why.
 
 pub mod admin;
-pub mod callin;
-pub mod error;
-pub mod queues;
+pub(crate) mod callin;
+pub(crate) mod error;
+pub(crate) mod queues;
 pub mod ratelimit;
-pub mod server;
-pub mod stats;
+pub(crate) mod server;
+pub(crate) mod stats;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -79,11 +79,6 @@ fn refusal() -> &'static [u8] {
     })
 }
 
-/// Serves `app` on `listener` until the task is aborted.
-pub async fn serve(listener: TcpListener, app: Router, limits: ServeLimits) {
-    serve_until(listener, app, limits, CancellationToken::new()).await
-}
-
 /// How long open connections may take to finish their requests once `stop` is cancelled.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 

@@ -5,7 +5,7 @@
 mod check;
 mod decode;
 pub mod hours;
-pub mod model;
+pub(crate) mod model;
 
 use std::collections::BTreeMap;
 use std::fmt;

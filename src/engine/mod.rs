@@ -256,11 +256,7 @@ impl EngineBuilder {
             .notifier
             .unwrap_or_else(|| Arc::new(LogNotifier) as Arc<dyn Notifier>);
         let token = self.shutdown.map(|t| t.child_token()).unwrap_or_default();
-        let tasks = crate::ops::shutdown::Tasks {
-            intake: token.child_token(),
-            token,
-            tracker: tokio_util::task::TaskTracker::new(),
-        };
+        let tasks = crate::ops::shutdown::Tasks::new(token);
         Engine::run(config, clock, store, notifier, tasks).await
     }
 }

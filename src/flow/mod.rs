@@ -1,15 +1,15 @@
 //! Designer-like IVR applications written in YAML: the model, the loader that checks them
 //! before any call, and the interpreter that runs them on a `CallLeg`.
 
-pub mod blocks;
-pub mod check;
+pub(crate) mod blocks;
+pub(crate) mod check;
 pub mod expr;
 mod graph;
 pub mod interpreter;
 pub mod load;
 pub mod model;
-pub mod services;
-pub mod set;
+pub(crate) mod services;
+pub(crate) mod set;
 
 pub use interpreter::{Ending, RunReport, Serving, TraceEvent, run, run_serving};
 pub use load::{Flow, FlowErrors, LoadContext, load_dir, load_file, load_str};

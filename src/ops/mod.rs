@@ -6,14 +6,14 @@
 //! moment a shutdown starts, so a balancer stops sending new work before calls are cut. Both
 //! are unauthenticated (probes carry no credentials) and say nothing a caller could abuse.
 
-pub mod docs;
+pub(crate) mod docs;
 pub mod heap;
 pub mod logging;
-pub mod media_metrics;
-pub mod metrics;
-pub mod reload;
-pub mod shutdown;
-pub mod store_metrics;
+pub(crate) mod media_metrics;
+pub(crate) mod metrics;
+pub(crate) mod reload;
+pub(crate) mod shutdown;
+pub(crate) mod store_metrics;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -36,9 +36,8 @@ pub struct Tasks {
 }
 
 impl Tasks {
-    /// A fresh set; `intake` is a child of `token`.
-    pub fn new() -> Self {
-        let token = CancellationToken::new();
+    /// A set ending with `token`; `intake` is a child of it.
+    pub fn new(token: CancellationToken) -> Self {
         Tasks {
             intake: token.child_token(),
             token,
@@ -176,7 +175,7 @@ mod tests {
 
     #[tokio::test]
     async fn stopping_ends_every_tracked_task() {
-        let tasks = Tasks::new();
+        let tasks = Tasks::new(CancellationToken::new());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         tasks.spawn(async move {
             let _keep = tx;
@@ -189,7 +188,7 @@ mod tests {
 
     #[tokio::test]
     async fn intake_is_cancelled_with_the_engine() {
-        let tasks = Tasks::new();
+        let tasks = Tasks::new(CancellationToken::new());
         tasks.token.cancel();
         assert!(tasks.intake.is_cancelled());
     }

@@ -12,7 +12,7 @@ pub mod message;
 pub mod overload;
 pub mod registrar;
 pub mod session_timer;
-pub mod time;
+pub(crate) mod time;
 pub mod transaction;
 pub mod transport;
 pub mod ua;

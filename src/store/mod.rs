@@ -6,9 +6,9 @@
 
 #[cfg(test)]
 mod contract;
-pub mod memory;
-pub mod retention;
-pub mod sqlite;
+pub(crate) mod memory;
+pub(crate) mod retention;
+pub(crate) mod sqlite;
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
