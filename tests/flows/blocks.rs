@@ -6,51 +6,15 @@ use std::path::Path;
 use std::sync::Arc;
 
 use boomerang::call::CallLeg;
-use boomerang::call::memory::{Action, Answer, MemoryDialer, MemoryLeg};
-use boomerang::clock::{ManualClock, SharedClock};
+use boomerang::call::memory::{Action, MemoryLeg};
 use boomerang::config::ConfigSpec;
-use boomerang::engine::Core;
 use boomerang::flow::expr::Value;
 use boomerang::flow::interpreter::system_variables;
-use boomerang::flow::{self, Ending, FlowServices, LoadContext, RunReport};
-use boomerang::push::MemoryNotifier;
-use boomerang::store::SqliteStore;
+use boomerang::flow::{self, Ending, LoadContext, RunReport};
 use chrono::{DateTime, TimeZone, Utc};
 
-struct Harness {
-    _dir: tempfile::TempDir,
-    core: Core,
-    services: FlowServices,
-}
-
-use crate::common::{self, repo};
-
-/// Monday 2 March 2026, 10:00 in Paris.
-fn monday_morning() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap()
-}
-
-async fn harness_with(edit: impl FnOnce(&mut ConfigSpec), at: DateTime<Utc>) -> Harness {
-    let dir = tempfile::tempdir().unwrap();
-    let config = Arc::new(common::demo_config(dir.path(), edit));
-    let clock = Arc::new(ManualClock::new(at));
-    let shared: SharedClock = clock.clone();
-    let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
-    let core = Core::build(config, shared, store, Arc::new(MemoryNotifier::new()))
-        .await
-        .unwrap();
-    let agents = Arc::new(MemoryDialer::new(Answer::Pick(vec![]), None));
-    let services = core.flow_services(agents);
-    Harness {
-        _dir: dir,
-        core,
-        services,
-    }
-}
-
-async fn harness() -> Harness {
-    harness_with(|_| {}, monday_morning()).await
-}
+use crate::common::repo;
+use crate::harness::{Harness, harness, harness_with, monday_morning};
 
 impl Harness {
     /// Loads `text` (checked like a shipped flow) and runs it on `leg`.

@@ -9,6 +9,7 @@ mod common;
 
 mod blocks;
 mod errors;
+mod harness;
 mod routing_stress;
 mod schema;
 mod shipped;

@@ -5,60 +5,20 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use boomerang::call::memory::{Action, Answer, MemoryDialer, MemoryLeg};
+use boomerang::call::memory::{Action, Answer, MemoryLeg};
 use boomerang::call::{CallLeg, DialResult};
 use boomerang::callback::model::{CallbackState, CallbackType};
 use boomerang::callin::{NewCallIn, RoutingData};
-use boomerang::clock::{Clock, ManualClock, SharedClock};
-use boomerang::config::{Config, ConfigSpec};
-use boomerang::engine::Core;
+use boomerang::clock::Clock;
+use boomerang::config::Config;
 use boomerang::flow::expr::{Value, Variables};
 use boomerang::flow::interpreter::system_variables;
-use boomerang::flow::{self, Ending, Flow, FlowServices, LoadContext, RunReport};
-use boomerang::push::MemoryNotifier;
+use boomerang::flow::{self, Ending, Flow, LoadContext, RunReport};
 use boomerang::routing::StateKind;
-use boomerang::store::SqliteStore;
-use chrono::{DateTime, TimeZone, Utc};
-
-struct Harness {
-    _dir: tempfile::TempDir,
-    clock: Arc<ManualClock>,
-    core: Core,
-    agents: Arc<MemoryDialer>,
-    services: FlowServices,
-}
+use chrono::{TimeZone, Utc};
 
 use crate::common::{self, repo};
-
-/// Monday 2 March 2026, 10:00 in Paris.
-fn monday_morning() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap()
-}
-
-async fn harness_with(edit: impl FnOnce(&mut ConfigSpec), at: DateTime<Utc>) -> Harness {
-    let dir = tempfile::tempdir().unwrap();
-    let config = Arc::new(common::demo_config(dir.path(), edit));
-    let clock = Arc::new(ManualClock::new(at));
-    let shared: SharedClock = clock.clone();
-    let store = Arc::new(SqliteStore::open(dir.path()).unwrap());
-    let core = Core::build(config, shared, store, Arc::new(MemoryNotifier::new()))
-        .await
-        .unwrap();
-    // Agents answer and stay until the caller hangs up.
-    let agents = Arc::new(MemoryDialer::new(Answer::Pick(vec![]), None));
-    let services = core.flow_services(agents.clone());
-    Harness {
-        _dir: dir,
-        clock,
-        core,
-        agents,
-        services,
-    }
-}
-
-async fn harness() -> Harness {
-    harness_with(|_| {}, monday_morning()).await
-}
+use crate::harness::{Harness, harness, harness_with, monday_morning};
 
 impl Harness {
     fn flow(&self, name: &str) -> Flow {
