@@ -13,8 +13,8 @@ use boomerang::flow::interpreter::system_variables;
 use boomerang::flow::{self, Ending, LoadContext, RunReport};
 use chrono::{DateTime, TimeZone, Utc};
 
-use crate::common::repo;
-use crate::harness::{Harness, harness, harness_with, monday_morning};
+use crate::common::{self, repo};
+use crate::harness::{Harness, harness, harness_with};
 
 impl Harness {
     /// Loads `text` (checked like a shipped flow) and runs it on `leg`.
@@ -329,7 +329,7 @@ async fn hours_at(at: DateTime<Utc>, flow: &str) -> RunReport {
 
 #[tokio::test]
 async fn business_hours_on_a_regular_open_day() {
-    let r = hours_at(monday_morning(), HOURS).await;
+    let r = hours_at(common::monday_9am_utc(), HOURS).await;
     assert_eq!(
         r.lines()[..2],
         [

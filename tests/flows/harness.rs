@@ -10,7 +10,7 @@ use boomerang::engine::Core;
 use boomerang::flow::FlowServices;
 use boomerang::push::MemoryNotifier;
 use boomerang::store::SqliteStore;
-use chrono::{DateTime, TimeZone, Utc};
+use chrono::{DateTime, Utc};
 
 use crate::common;
 
@@ -21,11 +21,6 @@ pub struct Harness {
     pub core: Core,
     pub agents: Arc<MemoryDialer>,
     pub services: FlowServices,
-}
-
-/// Monday 2 March 2026, 10:00 in Paris.
-pub fn monday_morning() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap()
 }
 
 /// The demo configuration with `edit` applied, its clock at `at`.
@@ -50,7 +45,7 @@ pub async fn harness_with(edit: impl FnOnce(&mut ConfigSpec), at: DateTime<Utc>)
     }
 }
 
-/// The demo configuration on Monday morning.
+/// The demo configuration on Monday 2 March 2026, 10:00 in Paris.
 pub async fn harness() -> Harness {
-    harness_with(|_| {}, monday_morning()).await
+    harness_with(|_| {}, common::monday_9am_utc()).await
 }

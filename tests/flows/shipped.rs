@@ -18,7 +18,7 @@ use boomerang::routing::StateKind;
 use chrono::{TimeZone, Utc};
 
 use crate::common::{self, repo};
-use crate::harness::{Harness, harness, harness_with, monday_morning};
+use crate::harness::{Harness, harness, harness_with};
 
 impl Harness {
     fn flow(&self, name: &str) -> Flow {
@@ -162,7 +162,7 @@ async fn short_wait_offers_nothing_and_the_caller_reaches_the_free_agent() {
 async fn long_wait_without_immediate_callbacks_offers_only_the_slot_with_its_own_prompt() {
     let h = harness_with(
         |spec| common::demo_queue(spec, "Sales_VQ_CB").immediate_enabled = false,
-        monday_morning(),
+        common::monday_9am_utc(),
     )
     .await;
     // No agent is logged in: the wait is long, but the queue takes no immediate callbacks.
