@@ -4,8 +4,8 @@
 //! at start, so a new agent (or a deleted one's removal, or a new display name) takes effect at
 //! the next start.
 
+use parking_lot::RwLock;
 use std::collections::BTreeMap;
-use std::sync::RwLock;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -74,19 +74,12 @@ impl AgentBook {
 
     /// A definition by agent id (deleted ones included).
     pub fn get(&self, id: &str) -> Option<StoredAgent> {
-        self.defs
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(id)
-            .cloned()
+        self.defs.read().get(id).cloned()
     }
 
     /// Adds or replaces a definition.
     pub fn put(&self, a: StoredAgent) {
-        self.defs
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(a.spec.id.clone(), a);
+        self.defs.write().insert(a.spec.id.clone(), a);
     }
 
     /// Takes a definition re-read from the file.
@@ -99,12 +92,7 @@ impl AgentBook {
 
     /// Every definition, by agent id.
     pub fn all(&self) -> Vec<StoredAgent> {
-        self.defs
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect()
+        self.defs.read().values().cloned().collect()
     }
 }
 

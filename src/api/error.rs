@@ -1,8 +1,8 @@
 //! API errors: every non-2xx answer is JSON `{code, message, correlationId}` with a precise
 //! message, and is kept in a bounded log that developers search by correlation id.
 
+use parking_lot::Mutex;
 use std::collections::VecDeque;
-use std::sync::Mutex;
 
 use axum::Json;
 use axum::http::StatusCode;
@@ -130,7 +130,7 @@ pub struct ErrorLog {
 impl ErrorLog {
     /// Records an error, dropping the oldest beyond the bound.
     pub fn push(&self, entry: ErrorLogEntry) {
-        let mut e = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let mut e = self.entries.lock();
         e.push_back(entry);
         while e.len() > ERROR_LOG_SIZE {
             e.pop_front();
@@ -139,7 +139,7 @@ impl ErrorLog {
 
     /// Errors, newest first, optionally only one correlation id.
     pub fn search(&self, correlation_id: Option<&str>) -> Vec<ErrorLogEntry> {
-        let e = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        let e = self.entries.lock();
         e.iter()
             .rev()
             .filter(|x| correlation_id.is_none_or(|c| x.correlation_id == c))

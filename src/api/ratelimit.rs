@@ -2,7 +2,7 @@
 //! address for logins, refilled on the injected clock. Over the limit, a request gets 429 with
 //! `Retry-After` before any handler runs.
 
-use std::sync::Mutex;
+use parking_lot::Mutex;
 
 use chrono::{DateTime, Utc};
 use dashmap::DashMap;
@@ -53,7 +53,7 @@ impl RateLimiter {
                 at: now,
             })
         });
-        let mut b = entry.lock().unwrap_or_else(|p| p.into_inner());
+        let mut b = entry.lock();
         let elapsed = (now - b.at).num_microseconds().unwrap_or(i64::MAX).max(0) as f64 / 1e6;
         b.tokens = (b.tokens + elapsed * rate).min(burst);
         b.at = now;
@@ -71,7 +71,7 @@ impl RateLimiter {
     /// Drops buckets that have refilled completely (their callers have been quiet).
     fn prune(&self, rate: f64, burst: f64, now: DateTime<Utc>) {
         self.buckets.retain(|_, b| {
-            let b = b.get_mut().unwrap_or_else(|p| p.into_inner());
+            let b = b.get_mut();
             let elapsed = (now - b.at).num_seconds().max(0) as f64;
             b.tokens + elapsed * rate < burst
         });

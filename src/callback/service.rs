@@ -2,8 +2,9 @@
 //! every change made durable before it is acknowledged, and the scheduler's deadlines kept in
 //! step. The service tells the router what to queue or withdraw through [`QueueEvent`]s.
 
+use parking_lot::{Mutex, RwLock};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::Arc;
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use dashmap::DashMap;
@@ -232,12 +233,7 @@ impl CallbackService {
     }
 
     fn capacity_at(&self, queue: &QueueSpec) -> impl Fn(DateTime<Utc>) -> u32 + use<> {
-        let grid = self
-            .capacity_rules
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&queue.name)
-            .cloned();
+        let grid = self.capacity_rules.read().get(&queue.name).cloned();
         let tz = self.config().queue_hours(queue).tz;
         let flat = queue.slot_capacity.max(0) as u32;
         move |t| grid.as_ref().map(|g| g.capacity_at(tz, t)).unwrap_or(flat)
@@ -355,7 +351,7 @@ impl CallbackService {
 
     /// Sets the deadlines (and queue event) that a record's state calls for.
     fn arm(&self, rec: &CallbackRecord) {
-        let mut timers = self.timers.lock().unwrap_or_else(|p| p.into_inner());
+        let mut timers = self.timers.lock();
         match rec.state {
             CallbackState::Scheduled => timers.schedule(rec.id, Wake::Activate, rec.desired_time),
             CallbackState::Queued | CallbackState::Routing => {
@@ -407,14 +403,10 @@ impl CallbackService {
     }
 
     fn emit(&self, e: QueueEvent) {
-        let sink = self.sink.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let sink = self.sink.read().clone();
         match sink {
             Some(f) => f(e),
-            None => self
-                .events
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(e),
+            None => self.events.lock().push(e),
         }
     }
 
@@ -423,12 +415,12 @@ impl CallbackService {
         for e in self.drain_queue_events() {
             sink(e);
         }
-        *self.sink.write().unwrap_or_else(|p| p.into_inner()) = Some(sink);
+        *self.sink.write() = Some(sink);
     }
 
     /// Queue events produced since the last call, for the router.
     pub fn drain_queue_events(&self) -> Vec<QueueEvent> {
-        std::mem::take(&mut *self.events.lock().unwrap_or_else(|p| p.into_inner()))
+        std::mem::take(&mut *self.events.lock())
     }
 
     /// A callback by id (in memory for unfinished ones, else from the store).
@@ -464,10 +456,7 @@ impl CallbackService {
         self.store.save_callbacks(batch).await?;
         if rec.state.is_completed() {
             self.records.remove(&id);
-            self.timers
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .cancel_all(id);
+            self.timers.lock().cancel_all(id);
             if matches!(before.state, CallbackState::Queued | CallbackState::Routing) {
                 self.emit(QueueEvent::Withdraw {
                     id,
@@ -503,10 +492,7 @@ impl CallbackService {
             })
             .await?;
         if let (CallbackState::Queued, Some(at)) = (rec.state, rec.next_attempt_at) {
-            self.timers
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .schedule(id, Wake::Retry, at);
+            self.timers.lock().schedule(id, Wake::Retry, at);
         }
         Ok(rec)
     }
@@ -644,10 +630,7 @@ impl CallbackService {
 
     /// The earliest pending deadline, for the engine to sleep until.
     pub fn next_deadline(&self) -> Option<DateTime<Utc>> {
-        self.timers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .next_deadline()
+        self.timers.lock().next_deadline()
     }
 
     /// Handles every deadline that has come: activations, retries, purges and push expiries.
@@ -655,11 +638,7 @@ impl CallbackService {
     /// fell due at the same moment (an end-of-day purge with a live call among them).
     pub async fn tick(&self) -> Result<usize, ServiceError> {
         let now = self.clock.now();
-        let due = self
-            .timers
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .pop_due(now);
+        let due = self.timers.lock().pop_due(now);
         let n = due.len();
         for (id, wake, _) in due {
             if let Err(e) = self.wake(id, wake, now).await {
@@ -762,10 +741,7 @@ impl CallbackService {
         }
         if let Some(q) = self.config().queue(&rec.queue) {
             let at = self.clock.now() + TimeDelta::minutes(q.pushed_callback_expiry_minutes);
-            self.timers
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .schedule(id, Wake::PushExpiry, at);
+            self.timers.lock().schedule(id, Wake::PushExpiry, at);
         }
     }
 }

@@ -8,8 +8,8 @@
 pub(crate) mod book;
 pub(crate) mod group;
 
+use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::sync::Mutex;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use rand::Rng;
@@ -216,8 +216,8 @@ impl CallIn {
         Self::default()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, Inner> {
+        self.inner.lock()
     }
 
     /// Adds a group (names are immutable: an existing name is refused).

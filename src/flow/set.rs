@@ -103,8 +103,8 @@ impl FlowSet {
 /// calls take the new version, calls in progress keep theirs, and a broken edit keeps the old
 /// set (the errors are returned for the log).
 pub struct LiveFlows {
-    current: std::sync::RwLock<Arc<FlowSet>>,
-    seen: std::sync::Mutex<Vec<(PathBuf, std::time::SystemTime, u64)>>,
+    current: parking_lot::RwLock<Arc<FlowSet>>,
+    seen: parking_lot::Mutex<Vec<(PathBuf, std::time::SystemTime, u64)>>,
 }
 
 /// What a reload check did.
@@ -139,24 +139,21 @@ impl LiveFlows {
     /// Starts from a loaded set.
     pub fn new(config: &Config, set: FlowSet) -> Self {
         LiveFlows {
-            current: std::sync::RwLock::new(Arc::new(set)),
-            seen: std::sync::Mutex::new(fingerprint(&config.flows_dir())),
+            current: parking_lot::RwLock::new(Arc::new(set)),
+            seen: parking_lot::Mutex::new(fingerprint(&config.flows_dir())),
         }
     }
 
     /// The set new calls use.
     pub fn get(&self) -> Arc<FlowSet> {
-        self.current
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.current.read().clone()
     }
 
     /// Reloads when a flow file was added, removed or changed since the last look.
     pub fn reload_if_changed(&self, config: &Config, prompts: Option<&BTreeSet<String>>) -> Reload {
         let now = fingerprint(&config.flows_dir());
         {
-            let mut seen = self.seen.lock().unwrap_or_else(|p| p.into_inner());
+            let mut seen = self.seen.lock();
             if *seen == now {
                 return Reload::Unchanged;
             }
@@ -165,7 +162,7 @@ impl LiveFlows {
         match FlowSet::load(config, prompts) {
             Ok(set) => {
                 let n = set.len();
-                *self.current.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(set);
+                *self.current.write() = Arc::new(set);
                 Reload::Reloaded(n)
             }
             Err(errors) => Reload::Rejected(errors),

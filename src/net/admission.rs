@@ -4,9 +4,10 @@
 //! and the SIP/TCP listeners use it (each with its own `max_connections` and
 //! `max_connections_per_address`).
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// Open connections of one listener (or a group of listeners sharing caps).
 #[derive(Debug)]
@@ -41,8 +42,8 @@ impl Admission {
         })
     }
 
-    fn table(&self) -> std::sync::MutexGuard<'_, Table> {
-        self.table.lock().unwrap_or_else(|p| p.into_inner())
+    fn table(&self) -> parking_lot::MutexGuard<'_, Table> {
+        self.table.lock()
     }
 
     /// Counts a new connection from `ip`, or `None` when a cap is reached.

@@ -8,8 +8,9 @@
 //! queues, agents, callbacks, process RSS and descriptors) is read at scrape time, costing the
 //! hot paths nothing.
 
+use parking_lot::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, header};
@@ -289,8 +290,8 @@ impl Metrics {
         Arc::new(m)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Registry> {
-        self.registry.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> parking_lot::MutexGuard<'_, Registry> {
+        self.registry.lock()
     }
 
     /// Where scrapes read state from, and the user agent's counters; set once at start.

@@ -11,8 +11,9 @@
 //! SIP, media, store, flows directory, route points, trunks, queues added or removed, the
 //! other `api` settings, call-in groups, agents added or removed.
 
+use parking_lot::RwLock;
 use std::path::Path;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -234,11 +235,7 @@ impl Live {
 
     /// The configuration in force.
     pub fn config(&self) -> Arc<Config> {
-        self.state
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .config
-            .clone()
+        self.state.read().config.clone()
     }
 
     /// A router that hands every request to the app in force at that moment.
@@ -246,7 +243,7 @@ impl Live {
         let live = self.clone();
         axum::Router::new().fallback_service(tower::service_fn(
             move |req: axum::extract::Request| {
-                let app = live.app.read().unwrap_or_else(|p| p.into_inner()).clone();
+                let app = live.app.read().clone();
                 tower::ServiceExt::oneshot(app, req)
             },
         ))
@@ -273,7 +270,7 @@ impl Live {
         let old = self.config();
         let path = old.file.clone().ok_or(ReloadError::NoFile)?;
         let mut new = load(&path).await?;
-        let template = self.state.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let template = self.state.read().clone();
         let mut done = apply_to_state(&template, &old.spec, &mut new)?;
         let mut hot = hot_changes(&old.spec, &new.spec);
         hot.append(&mut done.applied);
@@ -286,8 +283,8 @@ impl Live {
             ..template
         };
         let app = (self.build)(state.clone());
-        *self.state.write().unwrap_or_else(|p| p.into_inner()) = state;
-        *self.app.write().unwrap_or_else(|p| p.into_inner()) = app;
+        *self.state.write() = state;
+        *self.app.write() = app;
         Ok(done)
     }
 }

@@ -3,7 +3,8 @@
 //! wall-clock correction must not fire or delay protocol timers); under an injected test or
 //! simulator clock the whole user agent runs in that clock's (virtual) time.
 
-use std::sync::{Arc, Mutex};
+use parking_lot::Mutex;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -80,7 +81,7 @@ impl SipClock {
                 state,
             } => {
                 let wall = clock.now();
-                let mut r = state.lock().unwrap_or_else(|e| e.into_inner());
+                let mut r = state.lock();
                 if let Ok(step) = (wall - r.last).to_std() {
                     r.elapsed += step;
                 }

@@ -2,8 +2,8 @@
 //! For the simulator and tests that need no data directory, and the reference the contract
 //! suite holds every other backend to.
 
+use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
@@ -33,8 +33,8 @@ impl MemoryStore {
         Self::default()
     }
 
-    fn tables(&self) -> std::sync::MutexGuard<'_, Tables> {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    fn tables(&self) -> parking_lot::MutexGuard<'_, Tables> {
+        self.inner.lock()
     }
 
     /// One page of a listing, newest desired time first (then newest row), keyset `after` the

@@ -19,9 +19,10 @@
 //! `synchronous=FULL` stays: with group commit the per-commit fsync is shared by the batch, and
 //! `NORMAL` (durable against a process crash, not a power loss) measured no faster.
 
+use parking_lot::Mutex;
 use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
@@ -154,11 +155,7 @@ impl SqliteStore {
     async fn write(&self, write: Write) -> Result<usize, StoreError> {
         let (done, wait) = oneshot::channel();
         let start = {
-            let mut p = self
-                .writer
-                .pending
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let mut p = self.writer.pending.lock();
             p.queue.push_back(Request { write, done });
             !std::mem::replace(&mut p.running, true)
         };
@@ -191,7 +188,7 @@ impl SqliteStore {
             .map_err(|_| StoreError::Closed)?;
         permit.forget();
         tokio::task::spawn_blocking(move || {
-            let conn = readers.free.lock().unwrap_or_else(|p| p.into_inner()).pop();
+            let conn = readers.free.lock().pop();
             // The lease gives the connection and the permit back even if `f` panics.
             let lease = Lease { readers, conn };
             match &lease.conn {
@@ -213,11 +210,7 @@ struct Lease {
 impl Drop for Lease {
     fn drop(&mut self) {
         if let Some(c) = self.conn.take() {
-            self.readers
-                .free
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .push(c);
+            self.readers.free.lock().push(c);
         }
         self.readers.available.add_permits(1);
     }
@@ -270,11 +263,7 @@ impl DrainGuard {
 impl Drop for DrainGuard {
     fn drop(&mut self) {
         if self.armed {
-            let mut p = self
-                .writer
-                .pending
-                .lock()
-                .unwrap_or_else(|p| p.into_inner());
+            let mut p = self.writer.pending.lock();
             p.running = false;
             p.queue.clear();
         }
@@ -286,7 +275,7 @@ impl Drop for DrainGuard {
 fn drain(writer: &Writer) {
     loop {
         let batch: Vec<Request> = {
-            let mut p = writer.pending.lock().unwrap_or_else(|p| p.into_inner());
+            let mut p = writer.pending.lock();
             if p.queue.is_empty() {
                 p.running = false;
                 return;
@@ -295,7 +284,7 @@ fn drain(writer: &Writer) {
             p.queue.drain(..n).collect()
         };
         let outcome = {
-            let mut guard = writer.conn.lock().unwrap_or_else(|p| p.into_inner());
+            let mut guard = writer.conn.lock();
             let (conn, seq) = &mut *guard;
             apply(conn, &batch, seq)
         };

@@ -9,9 +9,10 @@
 //! by the attempted name (known or not, so a lockout does not tell which names exist) and holds
 //! at most [`MAX_ACCOUNTS`] names; when full, names that are not locked are forgotten first.
 
+use parking_lot::Mutex;
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -80,8 +81,8 @@ impl LoginGuard {
         }
     }
 
-    fn accounts(&self) -> std::sync::MutexGuard<'_, HashMap<String, Failures>> {
-        self.accounts.lock().unwrap_or_else(|p| p.into_inner())
+    fn accounts(&self) -> parking_lot::MutexGuard<'_, HashMap<String, Failures>> {
+        self.accounts.lock()
     }
 
     /// `Err(Locked)` while `name` is locked out.

@@ -14,8 +14,9 @@
 
 pub mod login_guard;
 
+use parking_lot::{Mutex, RwLock};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, Mutex, OnceLock, RwLock};
+use std::sync::{Arc, OnceLock};
 
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -378,45 +379,28 @@ impl AdminAuth {
         self.idle
     }
 
-    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<[u8; 32], Session>> {
-        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    fn sessions(&self) -> parking_lot::MutexGuard<'_, HashMap<[u8; 32], Session>> {
+        self.sessions.lock()
     }
 
     /// A user by name.
     pub fn user(&self, name: &str) -> Option<Arc<UserRecord>> {
-        self.users
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(name)
-            .cloned()
+        self.users.read().get(name).cloned()
     }
 
     /// Every user, by name.
     pub fn users(&self) -> Vec<Arc<UserRecord>> {
-        self.users
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .values()
-            .cloned()
-            .collect()
+        self.users.read().values().cloned().collect()
     }
 
     /// Adds or replaces a user; their open sessions see the new roles at the next request.
     pub fn put_user(&self, user: UserRecord) {
-        self.users
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(user.name.clone(), Arc::new(user));
+        self.users.write().insert(user.name.clone(), Arc::new(user));
     }
 
     /// Removes a user and ends their sessions; true if they existed.
     pub fn remove_user(&self, name: &str) -> bool {
-        let existed = self
-            .users
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(name)
-            .is_some();
+        let existed = self.users.write().remove(name).is_some();
         self.sessions().retain(|_, s| s.user != name);
         existed
     }

@@ -13,20 +13,17 @@ use crate::rules::number::{NumberRule, parse_e164};
 impl CallbackService {
     /// The configuration in force (a reload swaps it).
     pub fn config(&self) -> Arc<Config> {
-        self.config
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone()
+        self.config.read().clone()
     }
 
     /// Takes a reloaded configuration: queues' settings and business hours apply from now on.
     pub fn set_config(&self, config: Arc<Config>) {
-        *self.config.write().unwrap_or_else(|p| p.into_inner()) = config;
+        *self.config.write() = config;
     }
 
     /// Assigns (or clears) a queue's number validation rule.
     pub fn set_number_rule(&self, queue: &str, rule: Option<NumberRule>) {
-        let mut rules = self.number_rules.write().unwrap_or_else(|p| p.into_inner());
+        let mut rules = self.number_rules.write();
         match rule {
             Some(r) => rules.insert(queue.to_string(), Arc::new(r)),
             None => rules.remove(queue),
@@ -35,10 +32,7 @@ impl CallbackService {
 
     /// Assigns (or clears) a queue's capacity rule.
     pub fn set_capacity_rule(&self, queue: &str, grid: Option<CapacityGrid>) {
-        let mut rules = self
-            .capacity_rules
-            .write()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut rules = self.capacity_rules.write();
         match grid {
             Some(g) => rules.insert(queue.to_string(), Arc::new(g)),
             None => rules.remove(queue),
@@ -47,30 +41,18 @@ impl CallbackService {
 
     /// The number validation rule in force for a queue (for the queues page).
     pub fn assigned_number_rule(&self, queue: &str) -> Option<Arc<NumberRule>> {
-        self.number_rules
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(queue)
-            .cloned()
+        self.number_rules.read().get(queue).cloned()
     }
 
     /// Whether a capacity rule overrides the queue's slot capacity (for the queues page).
     pub fn has_capacity_rule(&self, queue: &str) -> bool {
-        self.capacity_rules
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .contains_key(queue)
+        self.capacity_rules.read().contains_key(queue)
     }
 
     /// Checks a number against the queue's rule (or that it is E.164 when the queue has none);
     /// returns the E.164 form. Called at creation and again before every dial.
     pub fn check_number(&self, queue: &str, number: &str) -> Result<String, NumberRejection> {
-        let rule = self
-            .number_rules
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(queue)
-            .cloned();
+        let rule = self.number_rules.read().get(queue).cloned();
         match rule {
             Some(r) => r.check(number),
             None => parse_e164(number).map(|n| n.e164),
