@@ -1,5 +1,7 @@
-//! API errors: every non-2xx answer is JSON `{code, message, correlationId}` with a precise
-//! message, and is kept in a bounded log that developers search by correlation id.
+//! API errors: every non-2xx answer is JSON with a precise message, and is kept in a bounded log
+//! that developers search by correlation id. The GES surface (`/engagement/…`) wraps it as GES
+//! does, `{"status":{"code","message","corrId"}}` (plus `data` where GES adds one); the
+//! administration keeps its flat `{code, message, correlationId}`.
 
 use parking_lot::Mutex;
 use std::collections::VecDeque;
@@ -22,6 +24,8 @@ pub struct ApiError {
     pub code: u32,
     /// What is wrong: which field and why.
     pub message: String,
+    /// What GES sends beside the status on some errors (429 on create: `{"slots":…}`).
+    pub data: Option<serde_json::Value>,
 }
 
 impl ApiError {
@@ -65,7 +69,14 @@ impl ApiError {
             status,
             code: status.as_u16() as u32 * 100 + sub,
             message: message.into(),
+            data: None,
         }
+    }
+
+    /// The same error with a `data` member (GES surface only).
+    pub fn with_data(mut self, data: serde_json::Value) -> Self {
+        self.data = Some(data);
+        self
     }
 }
 
@@ -91,14 +102,38 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Renders the JSON body of an error with its correlation id.
-pub fn render(err: &ApiError, correlation_id: &str) -> Response {
+/// Renders the JSON body of an error with its correlation id: in the GES envelope when `ges`,
+/// else flat (administration).
+pub fn render(err: &ApiError, correlation_id: &str, ges: bool) -> Response {
+    if ges {
+        let mut body = serde_json::json!({
+            "status": { "code": err.code, "message": err.message, "corrId": correlation_id }
+        });
+        if let Some(d) = &err.data {
+            body["data"] = d.clone();
+        }
+        return (err.status, Json(body)).into_response();
+    }
     let body = ErrorBody {
         code: err.code,
         message: &err.message,
         correlation_id,
     };
     (err.status, Json(body)).into_response()
+}
+
+/// The `data` of a success answer, kept so that the correlation layer can add `corrId` to
+/// the GES envelope once the id is known.
+#[derive(Debug, Clone)]
+pub struct SuccessData(pub serde_json::Value);
+
+/// The GES success envelope: `{"status":{"code":0,"message":"Successful","corrId"},"data"}`.
+pub fn success_body(data: serde_json::Value, correlation_id: &str) -> axum::body::Body {
+    let v = serde_json::json!({
+        "status": { "code": 0, "message": "Successful", "corrId": correlation_id },
+        "data": data,
+    });
+    axum::body::Body::from(serde_json::to_vec(&v).unwrap_or_default())
 }
 
 /// One failed request, as the Developer > Errors page lists them.

@@ -258,7 +258,9 @@ async fn correlate(State(state): State<ApiState>, req: Request, next: Next) -> R
         .unwrap_or_else(|| Uuid::new_v4().to_string());
     let method = req.method().to_string();
     let uri = req.uri().to_string();
+    let ges = is_ges_path(req.uri().path());
     let mut resp = next.run(req).await;
+    let success = resp.extensions_mut().remove::<error::SuccessData>();
     let pending = resp
         .extensions_mut()
         .remove::<error::PendingError>()
@@ -287,16 +289,27 @@ async fn correlate(State(state): State<ApiState>, req: Request, next: Next) -> R
             code: err.code,
             message: err.message.clone(),
         });
-        resp = error::render(&err, &corr);
+        resp = error::render(&err, &corr, ges);
         if let Some(v) = retry_after {
             resp.headers_mut()
                 .insert(axum::http::header::RETRY_AFTER, v);
         }
+    } else if let (true, Some(data)) = (ges, success) {
+        // Same status and headers, the body now with `corrId`.
+        let (mut parts, _) = resp.into_parts();
+        parts.headers.remove(axum::http::header::CONTENT_LENGTH);
+        resp = Response::from_parts(parts, error::success_body(data.0, &corr));
     }
     if let Ok(v) = HeaderValue::from_str(&corr) {
         resp.headers_mut().insert("x-correlation-id", v);
     }
     resp
+}
+
+/// Whether `path` is on the GES v3 surface, whose answers wear the GES envelope (status with
+/// `corrId`); the administration and the OpenAPI document keep their own format.
+pub(crate) fn is_ges_path(path: &str) -> bool {
+    path == "/engagement" || path.starts_with("/engagement/")
 }
 
 /// The one gate every request passes: `/admin/…` needs a live bearer session (resolved into an
@@ -424,9 +437,15 @@ pub(crate) fn known_queue<'a>(
         .ok_or_else(|| ApiError::bad_request(format!("{field}: unknown virtual queue `{name}`")))
 }
 
-/// The GES success envelope around `data`.
+/// The GES success envelope around `data` (the correlation layer adds `corrId` on the GES
+/// surface).
 pub(crate) fn ok(data: impl Serialize) -> Response {
-    Json(json!({ "status": { "code": 0, "message": "Successful" }, "data": data })).into_response()
+    let data = serde_json::to_value(data).unwrap_or(Value::Null);
+    let mut resp =
+        Json(json!({ "status": { "code": 0, "message": "Successful" }, "data": data.clone() }))
+            .into_response();
+    resp.extensions_mut().insert(error::SuccessData(data));
+    resp
 }
 
 pub(crate) fn service_error(e: ServiceError) -> ApiError {

@@ -236,9 +236,15 @@ async fn no_route_answers_without_a_key_or_token() {
                 let status = resp.status().as_u16();
                 let v: Value = resp.json().await.unwrap_or(Value::Null);
                 assert_eq!(status, 401, "{m} {path} with {creds:?}: {v}");
+                // The GES surface wraps errors in `status` (with `corrId`); the
+                // administration keeps them flat.
+                let (e, corr) = if path.starts_with("/engagement/") {
+                    (&v["status"], "corrId")
+                } else {
+                    (&v, "correlationId")
+                };
                 assert!(
-                    v["code"].as_u64().is_some_and(|c| c / 100 == 401)
-                        && v["correlationId"].is_string(),
+                    e["code"].as_u64().is_some_and(|c| c / 100 == 401) && e[corr].is_string(),
                     "{m} {path}: {v}"
                 );
                 probed += 1;
@@ -694,11 +700,11 @@ async fn rate_limits_apply_per_key_and_per_user_on_the_engine_clock() {
     }
     let (s, retry, v) = status(KEY).await;
     assert_eq!(
-        (s, retry.as_deref(), v["code"].as_u64()),
+        (s, retry.as_deref(), v["status"]["code"].as_u64()),
         (429, Some("1"), Some(42902)),
         "{v}"
     );
-    assert!(v["correlationId"].is_string());
+    assert!(v["status"]["corrId"].is_string());
     assert_eq!(
         status("other-key").await.0,
         200,

@@ -72,20 +72,33 @@ async fn login(url: &str, user: &str) -> String {
     v["data"]["accessToken"].as_str().unwrap().to_string()
 }
 
+/// The error object: `status` on the GES surface, the body itself on the administration.
+fn error_of(v: &Value) -> &Value {
+    if v["status"].is_object() {
+        &v["status"]
+    } else {
+        v
+    }
+}
+
 fn message(v: &Value) -> &str {
-    v["message"].as_str().unwrap_or_default()
+    error_of(v)["message"].as_str().unwrap_or_default()
 }
 
 /// A JSON error as every non-2xx answer must be.
 fn assert_error(status: u16, v: &Value, want: u16, starts: &str) {
     assert_eq!(status, want, "{v}");
+    let e = error_of(v);
     assert_eq!(
-        v["code"].as_u64().map(|c| c / 100),
+        e["code"].as_u64().map(|c| c / 100),
         Some(want as u64),
         "{v}"
     );
     assert!(
-        v["correlationId"].as_str().is_some_and(|c| !c.is_empty()),
+        e["correlationId"]
+            .as_str()
+            .or(e["corrId"].as_str())
+            .is_some_and(|c| !c.is_empty()),
         "{v}"
     );
     assert!(message(v).starts_with(starts), "expected `{starts}…`: {v}");

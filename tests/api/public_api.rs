@@ -181,7 +181,7 @@ async fn an_app_books_reads_reschedules_and_cancels() {
     .await;
     assert_eq!(s, 409, "{v}");
     assert!(
-        v["message"]
+        v["status"]["message"]
             .as_str()
             .unwrap()
             .contains("only a SCHEDULED callback")
@@ -222,7 +222,13 @@ async fn an_app_books_reads_reschedules_and_cancels() {
     assert_eq!(v["data"]["hasMore"], false);
     let (s, v) = get(&url, "/callbacks?state=DONE").await;
     assert_eq!(s, 400);
-    assert!(v["message"].as_str().unwrap().starts_with("state:"), "{v}");
+    assert!(
+        v["status"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("state:"),
+        "{v}"
+    );
     e.shutdown();
 }
 
@@ -261,15 +267,18 @@ async fn bad_requests_get_precise_json_errors_kept_by_correlation_id() {
         let (s, v, corr) = post(&url, "/callbacks/create", body).await;
         assert_eq!(s, status, "{v}");
         assert!(
-            v["message"].as_str().unwrap_or_default().contains(text),
+            v["status"]["message"]
+                .as_str()
+                .unwrap_or_default()
+                .contains(text),
             "{v}"
         );
         assert_eq!(
-            v["code"].as_u64().map(|c| c / 100),
+            v["status"]["code"].as_u64().map(|c| c / 100),
             Some(status as u64),
             "{v}"
         );
-        assert_eq!(v["correlationId"].as_str(), corr.as_deref());
+        assert_eq!(v["status"]["corrId"].as_str(), corr.as_deref());
     }
     let (s, v, _) = post(
         &url,
@@ -285,7 +294,12 @@ async fn bad_requests_get_precise_json_errors_kept_by_correlation_id() {
     )
     .await;
     assert_eq!(s, 400);
-    assert!(v["message"].as_str().unwrap().starts_with("groupName:"));
+    assert!(
+        v["status"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("groupName:")
+    );
     e.shutdown();
 }
 
@@ -315,7 +329,7 @@ async fn no_endpoint_answers_without_a_valid_key() {
             let r = req.json(&json!({})).send().await.unwrap();
             assert_eq!(r.status().as_u16(), 401, "{method} {path} with {key:?}");
             let v: Value = r.json().await.unwrap();
-            assert_eq!(v["code"], 40101);
+            assert_eq!(v["status"]["code"], 40101);
         }
     }
     e.shutdown();

@@ -304,7 +304,7 @@ async fn a_request_that_could_not_be_routed_is_refused_at_creation() {
         )
         .await;
     assert_eq!(status, 400, "{body}");
-    let message = body["message"].as_str().unwrap_or_default();
+    let message = body["status"]["message"].as_str().unwrap_or_default();
     assert!(message.contains("virtualQueue"), "{body}");
     // A callback that does not exist cannot be served either.
     let (status, body) = r
@@ -314,7 +314,7 @@ async fn a_request_that_could_not_be_routed_is_refused_at_creation() {
         )
         .await;
     assert_eq!(status, 400, "{body}");
-    let message = body["message"].as_str().unwrap_or_default();
+    let message = body["status"]["message"].as_str().unwrap_or_default();
     assert!(message.contains("callbackServiceId"), "{body}");
     assert!(r.engine.callin.records(None, None, None).is_empty());
 }

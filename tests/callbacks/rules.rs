@@ -96,7 +96,10 @@ async fn api_bookings_ignore_the_enabled_flags_unless_always_check_capacity() {
         let (s, v) = post(&url, "/callbacks/create", body).await;
         assert_eq!(s, 409, "{v}");
         assert!(
-            v["message"].as_str().unwrap().contains("does not accept"),
+            v["status"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("does not accept"),
             "{v}"
         );
     }
@@ -183,7 +186,11 @@ async fn admin_post(base: &str, token: &str, path: &str, body: Value) -> (u16, V
 
 fn assert_bad_time(s: u16, v: &Value, what: &str) {
     assert_eq!(s, 400, "{what}: {v}");
-    let msg = v["message"].as_str().unwrap_or_default();
+    // The GES surface wraps errors in `status`; the administration keeps them flat.
+    let msg = v["status"]["message"]
+        .as_str()
+        .or(v["message"].as_str())
+        .unwrap_or_default();
     assert!(msg.starts_with("desiredTime:"), "{what}: {v}");
 }
 
