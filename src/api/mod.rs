@@ -486,6 +486,54 @@ pub struct CreateCallbackBody {
     /// Reject a scheduled callback whose slot is full instead of accepting it.
     #[serde(default)]
     pub always_check_capacity: bool,
+    /// `ASAP`, `SCHEDULED` or `COMBINED_SCHEDULED_AND_ASAP` (reporting); default from
+    /// `desiredTime`.
+    #[serde(default)]
+    pub cb_offer_type: Option<crate::callback::ges::OfferType>,
+    /// Prompt language tag, default `en-US`.
+    #[serde(default)]
+    pub language: Option<String>,
+    /// The queue the customer would have waited in; its EWT now is kept as the EWT at offer.
+    #[serde(default, rename = "inboundVQ")]
+    pub inbound_vq: Option<String>,
+    /// EWT threshold (s) that triggered the offer (reporting).
+    #[serde(default)]
+    pub offer_threshold: Option<i64>,
+    /// Origination channel, e.g. `WEB`.
+    #[serde(default)]
+    pub channel: Option<String>,
+    /// `ON-HOURS` or `OFF-HOURS`.
+    #[serde(default)]
+    pub offer_timing: Option<crate::callback::ges::OfferTiming>,
+    /// The inbound interaction where the offer was accepted.
+    #[serde(default)]
+    pub cb_origination_ixn_id: Option<String>,
+    /// Survey route point after the callback.
+    #[serde(default, rename = "surveyRP")]
+    pub survey_rp: Option<String>,
+    /// Route point (caller id) of the outbound call, instead of the queue's.
+    #[serde(default)]
+    pub route_point: Option<String>,
+    /// The CAPTCHA widget's response, required when the key or queue enforces CAPTCHA.
+    #[serde(default)]
+    pub captcha_token: Option<String>,
+}
+
+impl CreateCallbackBody {
+    /// The GES fields kept with the record.
+    fn attributes(&self) -> crate::callback::ges::GesAttributes {
+        crate::callback::ges::GesAttributes {
+            cb_offer_type: self.cb_offer_type,
+            language: self.language.clone(),
+            inbound_vq: self.inbound_vq.clone(),
+            offer_threshold: self.offer_threshold,
+            channel: self.channel.clone(),
+            offer_timing: self.offer_timing,
+            cb_origination_ixn_id: self.cb_origination_ixn_id.clone(),
+            survey_rp: self.survey_rp.clone(),
+            route_point: self.route_point.clone(),
+        }
+    }
 }
 
 #[utoipa::path(post, path = "/callbacks/create", tag = "callbacks", request_body = CreateCallbackBody,
@@ -495,9 +543,24 @@ async fn create_callback(
     State(s): State<ApiState>,
     Body(b): Body<CreateCallbackBody>,
 ) -> Result<Response, ApiError> {
+    let ges = b.attributes();
+    let service = b.service_name.clone();
+    ges.check()
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    // The EWT the customer faced in the queue they would have waited in.
+    let ewt_at_offer = match &ges.inbound_vq {
+        Some(vq) => {
+            known_queue(&s, vq, "inboundVQ")?;
+            u32::try_from(ewt_seconds(&s, vq)).ok()
+        }
+        None => None,
+    };
+    // GES keeps only user data keys that are JavaScript identifiers and drops the others
+    // silently.
     let user_data = b
         .user_data
         .into_iter()
+        .filter(|(k, _)| crate::callback::ges::is_js_identifier(k))
         .map(|(k, v)| {
             let text = match v {
                 Value::String(s) => s,
@@ -506,27 +569,68 @@ async fn create_callback(
             (k, text)
         })
         .collect();
-    let rec = s
+    let desired = b.desired_time.map(|t| t.with_timezone(&Utc));
+    let result = s
         .callbacks
-        .create(CreateRequest {
-            callback: NewCallback {
-                queue: b.service_name,
-                phone: b.phone_number,
-                desired_time: b.desired_time.map(|t| t.with_timezone(&Utc)),
-                origin: Origin::Api,
-                direction: Default::default(),
-                priority: b.priority.unwrap_or(0),
-                queue_time: None,
-                user_data,
-                created_by: "api".into(),
+        .create_with(
+            CreateRequest {
+                callback: NewCallback {
+                    queue: b.service_name.clone(),
+                    phone: b.phone_number,
+                    desired_time: desired,
+                    origin: Origin::Api,
+                    direction: Default::default(),
+                    priority: b.priority.unwrap_or(0),
+                    queue_time: None,
+                    user_data,
+                    created_by: "api".into(),
+                },
+                check_slot: b.always_check_capacity,
+                ewt_at_offer_seconds: ewt_at_offer,
+                position_at_offer: None,
             },
-            check_slot: b.always_check_capacity,
-            ewt_at_offer_seconds: None,
-            position_at_offer: None,
-        })
-        .await
-        .map_err(service_error)?;
+            ges,
+        )
+        .await;
+    let rec = match result {
+        Ok(rec) => rec,
+        Err(ServiceError::SlotUnavailable(at)) => {
+            let e = ApiError::too_many(ServiceError::SlotUnavailable(at).to_string());
+            return Err(e.with_data(json!({ "slots": proposed_slots(&s, &service, at) })));
+        }
+        Err(e) => return Err(service_error(e)),
+    };
+    let _ = desired;
     Ok((StatusCode::OK, ok(json!({ "id": rec.id }))).into_response())
+}
+
+/// How many slots a 429 on create proposes.
+const PROPOSED_SLOTS: usize = 5;
+
+/// Free slots from the refused time on (that day and the next), as GES's 429 on create lists
+/// them: `{"<utcTime>": <free capacity>, …}`.
+fn proposed_slots(s: &ApiState, queue: &str, at: DateTime<Utc>) -> BTreeMap<String, u32> {
+    let Some(q) = s.config.queue(queue) else {
+        return BTreeMap::new();
+    };
+    let hours = s.config.queue_hours(q);
+    let from = at.with_timezone(&hours.tz).date_naive();
+    let slots = s
+        .callbacks
+        .availability(queue, from, from + TimeDelta::days(1))
+        .unwrap_or_default();
+    slots
+        .iter()
+        .filter(|sl| sl.start >= at && sl.available() > 0)
+        .take(PROPOSED_SLOTS)
+        .map(|sl| {
+            (
+                sl.start
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                sl.available() as u32,
+            )
+        })
+        .collect()
 }
 
 /// A body naming one callback.
@@ -552,6 +656,9 @@ pub struct CallbackView {
     priority: i64,
     user_data: BTreeMap<String, String>,
     dial_attempts: u32,
+    /// The GES create fields (language defaulted to `en-US`, offer type always present).
+    #[serde(flatten)]
+    ges: crate::callback::ges::GesAttributes,
 }
 
 impl From<&CallbackRecord> for CallbackView {
@@ -570,6 +677,14 @@ impl From<&CallbackRecord> for CallbackView {
             priority: r.priority,
             user_data: r.user_data.clone(),
             dial_attempts: r.attempts(),
+            ges: crate::callback::ges::GesAttributes {
+                language: Some(r.ges.language_or_default().to_string()),
+                cb_offer_type: Some(
+                    r.ges
+                        .offer_type_or_default(r.kind == crate::callback::CallbackType::Scheduled),
+                ),
+                ..r.ges.clone()
+            },
         }
     }
 }

@@ -244,7 +244,13 @@ impl CallbackService {
             return Ok((AttemptOutcome::NumberRefused(e.to_string()), None));
         }
         let q = self.queue_spec(&rec.queue)?;
-        let caller_id = q.routing_point.clone().unwrap_or_default();
+        // The booking's route point (GES `routePoint`) overrides the queue's.
+        let caller_id = rec
+            .ges
+            .route_point
+            .clone()
+            .or_else(|| q.routing_point.clone())
+            .unwrap_or_default();
         let target = DialTarget::Customer {
             number: rec.phone.clone(),
             trunk: q.trunk.clone(),
@@ -379,6 +385,62 @@ mod tests {
             .await
             .unwrap();
         (svc, clock, notifier, dir, rec.id)
+    }
+
+    /// A dialer that keeps the caller id of every call and never gets an answer.
+    struct CallerIds(Mutex<Vec<String>>);
+
+    #[async_trait]
+    impl Dialer for CallerIds {
+        async fn dial(
+            &self,
+            _: &DialTarget,
+            caller_id: &str,
+            _: Duration,
+        ) -> Result<Arc<dyn CallLeg>, DialResult> {
+            self.0.lock().unwrap().push(caller_id.to_string());
+            Err(DialResult::NoAnswer)
+        }
+    }
+
+    /// GES `routePoint` on create is the outbound call's route point (caller id), instead of
+    /// the queue's `routing_point`; without it the queue's applies.
+    #[tokio::test]
+    async fn the_bookings_route_point_is_the_caller_id_of_its_calls() {
+        let config = Config::from_str_in(
+            "queues:\n  - name: S_VQ_CB\n    routing_point: '8000'\n",
+            Path::new("/"),
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(t0());
+        let svc = CallbackService::new(
+            Arc::new(config),
+            clock.shared(),
+            Arc::new(SqliteStore::open(dir.path()).unwrap()),
+            Arc::new(MemoryNotifier::new()),
+        );
+        let request = || CreateRequest {
+            callback: api_callback("S_VQ_CB", "+33612345678", None),
+            check_slot: false,
+            ewt_at_offer_seconds: None,
+            position_at_offer: None,
+        };
+        let own = svc
+            .create_with(
+                request(),
+                crate::callback::ges::GesAttributes {
+                    route_point: Some("8123".into()),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        let plain = svc.create(request()).await.unwrap();
+        let dialer = CallerIds(Mutex::new(vec![]));
+        svc.attempt(own.id, "alice", &dialer, 1).await.unwrap();
+        svc.attempt(plain.id, "alice", &dialer, 1).await.unwrap();
+        assert_eq!(*dialer.0.lock().unwrap(), ["8123", "8000"]);
     }
 
     #[tokio::test]

@@ -5,6 +5,7 @@ pub(crate) mod availability;
 pub mod bulk;
 pub(crate) mod desired;
 pub(crate) mod dialer;
+pub mod ges;
 pub mod model;
 pub(crate) mod restart;
 pub mod scheduler;

@@ -258,6 +258,9 @@ pub struct CallbackRecord {
     pub metrics: Metrics,
     /// Every state change.
     pub history: Vec<StateEvent>,
+    /// The GES create fields beyond the above (offer type, language, channel, route points…).
+    #[serde(default)]
+    pub ges: crate::callback::ges::GesAttributes,
 }
 
 /// What is needed to create a record; the rest is derived.
@@ -320,6 +323,7 @@ impl CallbackRecord {
             previous_id: None,
             metrics: Metrics::default(),
             history: Vec::new(),
+            ges: Default::default(),
         };
         rec.history.push(StateEvent {
             at: now,
@@ -471,6 +475,7 @@ impl CallbackRecord {
         // The data was within limits when this record was accepted, so it is not checked again.
         let mut rec = CallbackRecord::build(new, now);
         rec.previous_id = Some(self.id);
+        rec.ges = self.ges.clone();
         rec
     }
 

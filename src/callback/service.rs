@@ -273,6 +273,16 @@ impl CallbackService {
 
     /// Creates a callback; returns it once durable.
     pub async fn create(&self, req: CreateRequest) -> Result<CallbackRecord, ServiceError> {
+        self.create_with(req, Default::default()).await
+    }
+
+    /// [`Self::create`] with the GES create fields kept on the record (API bookings); the
+    /// offer type defaults as GES does (`SCHEDULED` with a desired time, else `ASAP`).
+    pub async fn create_with(
+        &self,
+        req: CreateRequest,
+        ges: crate::callback::ges::GesAttributes,
+    ) -> Result<CallbackRecord, ServiceError> {
         let now = self.clock.now();
         let q = self.queue(&req.callback.queue)?;
         let mut new = req.callback;
@@ -336,6 +346,11 @@ impl CallbackService {
             }
         };
         rec.priority = rec.priority.max(q.priority);
+        let scheduled = rec.kind == crate::callback::CallbackType::Scheduled;
+        rec.ges = crate::callback::ges::GesAttributes {
+            cb_offer_type: Some(ges.offer_type_or_default(scheduled)),
+            ..ges
+        };
         rec.metrics.ewt_at_offer_seconds = req.ewt_at_offer_seconds;
         rec.metrics.position_at_offer = req.position_at_offer;
         if let Err(e) = self.store.save_callbacks(vec![rec.clone()]).await {

@@ -103,7 +103,22 @@ impl CallbackRunner {
         let talked = match self.flows.callback_app(&s.config, &rec.queue) {
             Some(flow) => {
                 crate::ops::logging::record_flow(&flow.name);
-                let mut vars: Variables = system_variables(leg.as_ref(), "");
+                let route_point = rec.ges.route_point.as_deref().unwrap_or_default();
+                let mut vars: Variables = system_variables(leg.as_ref(), route_point);
+                // The GES create fields the flow may use (prompt language, survey, channel).
+                vars.insert(
+                    "callback.language".into(),
+                    Value::Str(rec.ges.language_or_default().to_string()),
+                );
+                for (k, v) in [
+                    ("callback.survey_rp", &rec.ges.survey_rp),
+                    ("callback.channel", &rec.ges.channel),
+                    ("callback.route_point", &rec.ges.route_point),
+                ] {
+                    if let Some(v) = v {
+                        vars.insert(k.into(), Value::Str(v.clone()));
+                    }
+                }
                 vars.insert("callback.id".into(), Value::Str(id.to_string()));
                 vars.insert("callback.queue".into(), Value::Str(rec.queue.clone()));
                 vars.insert("callback.priority".into(), Value::Num(rec.priority as f64));

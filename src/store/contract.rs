@@ -31,6 +31,7 @@ macro_rules! store_contract {
             documents_round_trip_and_delete,
             domain_documents_are_kept_per_kind,
             a_change_and_its_audit_entry_are_saved_together,
+            ges_fields_are_kept_with_the_callback,
         );
     };
     (@each $make:expr; $($check:ident),* $(,)?) => {
@@ -415,5 +416,33 @@ pub(crate) async fn a_change_and_its_audit_entry_are_saved_together(store: Arc<d
     assert_eq!(
         store.documents(crate::audit::DOC_KIND).await.unwrap(),
         vec![entry]
+    );
+}
+
+/// The GES create fields (offer type, language, channel, route points, reporting figures) read
+/// back as saved, through the single-record read and the active reload.
+pub(crate) async fn ges_fields_are_kept_with_the_callback(store: Arc<dyn Store>) {
+    use crate::callback::ges::{GesAttributes, OfferTiming, OfferType};
+    let mut r = rec("+33100000009", t0());
+    r.ges = GesAttributes {
+        cb_offer_type: Some(OfferType::CombinedScheduledAndAsap),
+        language: Some("fr-CA".into()),
+        inbound_vq: Some("Sales_VQ".into()),
+        offer_threshold: Some(300),
+        channel: Some("WEB".into()),
+        offer_timing: Some(OfferTiming::OffHours),
+        cb_origination_ixn_id: Some("ixn-1".into()),
+        survey_rp: Some("9100".into()),
+        route_point: Some("8123".into()),
+    };
+    store.save_callbacks(vec![r.clone()]).await.unwrap();
+    assert_eq!(
+        store.callback(r.id).await.unwrap().map(|x| x.ges),
+        Some(r.ges.clone())
+    );
+    let active = store.active_callbacks().await.unwrap();
+    assert_eq!(
+        active.iter().find(|x| x.id == r.id).map(|x| &x.ges),
+        Some(&r.ges)
     );
 }
