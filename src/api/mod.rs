@@ -3,6 +3,7 @@
 //! every answer and JSON errors that say which field is wrong and why.
 
 pub mod admin;
+pub(crate) mod availability;
 pub(crate) mod callin;
 pub(crate) mod error;
 pub(crate) mod queues;
@@ -20,7 +21,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
-use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -30,7 +31,6 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::callback::availability;
 use crate::callback::service::{CallbackService, CreateRequest, ServiceError};
 use crate::callback::{CallbackRecord, CallbackState, NewCallback, Origin};
 use crate::callin::CallIn;
@@ -183,7 +183,7 @@ pub fn api_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(query_callbacks))
         .routes(routes!(cancel_callback))
         .routes(routes!(reschedule_callback))
-        .routes(routes!(availability_route))
+        .routes(routes!(availability::availability_route))
         .routes(routes!(open_for_route))
         .routes(routes!(queues::queue_status))
         .routes(routes!(callin::create_call_in))
@@ -767,74 +767,11 @@ async fn reschedule_callback(
     Ok(ok(json!({ "id": rec.id, "previousId": b.id })))
 }
 
-/// Availability query.
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Query)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct AvailabilityQuery {
-    /// First day (ISO 8601 date-time with offset), default now.
-    #[serde(default)]
-    pub start: Option<DateTime<chrono::FixedOffset>>,
-    /// Days to cover (1–90), default 1.
-    #[serde(default)]
-    pub number_of_days: Option<u32>,
-    /// At most this many slots.
-    #[serde(default)]
-    pub max_time_slots: Option<usize>,
-    /// Also list full slots.
-    #[serde(default)]
-    pub report_busy: bool,
-}
-
 pub(crate) fn query<T: DeserializeOwned>(
     q: Result<Query<T>, QueryRejection>,
 ) -> Result<T, ApiError> {
     q.map(|Query(v)| v)
         .map_err(|e| ApiError::bad_request(e.body_text()))
-}
-
-#[utoipa::path(get, path = "/callbacks/availability/{service}", tag = "callbacks",
-    params(("service" = String, Path, description = "callback virtual queue"), AvailabilityQuery),
-    responses((status = 200, description = "free slots"), (status = 400)),
-    security(("api_key" = [])))]
-async fn availability_route(
-    State(s): State<ApiState>,
-    Path(service): Path<String>,
-    q: Result<Query<AvailabilityQuery>, QueryRejection>,
-) -> Result<Response, ApiError> {
-    let q = query(q)?;
-    let queue = known_queue(&s, &service, "serviceName")?;
-    let days = q.number_of_days.unwrap_or(1);
-    if !(1..=90).contains(&days) {
-        return Err(ApiError::bad_request("numberOfDays: must be 1 to 90"));
-    }
-    let hours = s.config.queue_hours(queue);
-    let start = q
-        .start
-        .map(|t| t.with_timezone(&Utc))
-        .unwrap_or_else(|| s.clock.now());
-    let from: NaiveDate = start.with_timezone(&hours.tz).date_naive();
-    let to = from + TimeDelta::days(days as i64 - 1);
-    let slots = s
-        .callbacks
-        .availability(&service, from, to)
-        .map_err(service_error)?;
-    let list: Vec<Value> = slots
-        .iter()
-        .filter(|sl| sl.start >= start && (q.report_busy || sl.available() > 0))
-        .take(q.max_time_slots.unwrap_or(usize::MAX))
-        .map(|sl| {
-            json!({
-                "utcTime": sl.start,
-                "localTime": sl.start.with_timezone(&hours.tz).naive_local(),
-                "capacity": sl.available(),
-                "total": sl.capacity,
-            })
-        })
-        .collect();
-    Ok(ok(
-        json!({ "slots": list, "durationMin": queue.slot_duration_minutes, "timezone": hours.tz.name() }),
-    ))
 }
 
 /// Open-for query, as GES: `start` stands for now in every figure. The newer flags are
@@ -880,6 +817,6 @@ async fn open_for_route(
     // The current EWT (a live figure, also with `start`); unknown (no eligible agent logged
     // in) counts as no wait.
     let ewt = TimeDelta::seconds(ewt_seconds(&s, &service).max(0));
-    let o = availability::open_for(queue, &hours, offer.as_deref(), at, ewt);
+    let o = crate::callback::availability::open_for(queue, &hours, offer.as_deref(), at, ewt);
     Ok(ok(o))
 }

@@ -7,7 +7,7 @@
 
 use std::collections::VecDeque;
 
-use chrono::TimeDelta;
+use chrono::{DateTime, TimeDelta, Utc};
 
 /// Samples kept for each moving figure.
 pub const WINDOW: usize = 32;
@@ -17,6 +17,23 @@ pub const WINDOW: usize = 32;
 pub struct EwtStats {
     handle_ms: VecDeque<i64>,
     waits_ms: VecDeque<i64>,
+    /// When the last interactions left the queue for an agent (the GES mode1 rate).
+    departures: VecDeque<DateTime<Utc>>,
+}
+
+/// How GES's `GET /estimated-wait-time` computes (`mode` parameter).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EwtMode {
+    /// The rate at which the last 32 interactions left the queue for an agent × the number
+    /// ahead; ignores agent availability (known while agents are all logged out).
+    Mode1,
+    /// The router's figure (the queue's `ewt_method`), unknown with no eligible agent logged
+    /// in. The default.
+    #[default]
+    Mode2,
+    /// The statistics figure: average handle time × interactions ahead ÷ busy eligible agents
+    /// (whatever the queue's `ewt_method`), unknown with no eligible agent logged in.
+    Mode3,
 }
 
 fn push(q: &mut VecDeque<i64>, v: i64) {
@@ -44,6 +61,21 @@ impl EwtStats {
     /// Average handle time over the window, or `default` before any is known.
     pub fn aht(&self, default: TimeDelta) -> TimeDelta {
         mean(&self.handle_ms).unwrap_or(default)
+    }
+
+    /// Records that an interaction left the queue for an agent at `at`.
+    pub fn record_departure(&mut self, at: DateTime<Utc>) {
+        self.departures.push_back(at);
+        if self.departures.len() > WINDOW {
+            self.departures.pop_front();
+        }
+    }
+
+    /// Mean time between departures over the last [`WINDOW`] of them; `None` before two.
+    pub fn departure_interval(&self) -> Option<TimeDelta> {
+        let (first, last) = (self.departures.front()?, self.departures.back()?);
+        let n = self.departures.len() as i32 - 1;
+        (n > 0).then(|| (*last - *first) / n)
     }
 
     /// Mean observed wait over the window.
@@ -90,6 +122,23 @@ mod tests {
             Some(TimeDelta::seconds(180))
         );
         assert_eq!(queue_length_ewt(3, aht, 0, 0), None);
+    }
+
+    #[test]
+    fn departure_rate_over_the_last_32() {
+        let t0 = chrono::TimeZone::with_ymd_and_hms(&Utc, 2026, 3, 2, 9, 0, 0).unwrap();
+        let mut s = EwtStats::default();
+        s.record_departure(t0);
+        assert_eq!(s.departure_interval(), None);
+        // 40 departures 10 s apart, then 32 that are 30 s apart: only the last 32 count.
+        for i in 1..40 {
+            s.record_departure(t0 + TimeDelta::seconds(10 * i));
+        }
+        let t1 = t0 + TimeDelta::seconds(390);
+        for i in 1..=32 {
+            s.record_departure(t1 + TimeDelta::seconds(30 * i));
+        }
+        assert_eq!(s.departure_interval(), Some(TimeDelta::seconds(30)));
     }
 
     #[test]

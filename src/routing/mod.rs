@@ -13,5 +13,6 @@ pub(crate) mod stats;
 
 pub use agents::{AgentIdx, AgentRegistry, StateKind};
 pub use dispatch::Dispatch;
+pub use ewt::EwtMode;
 pub use queue::Waiting;
 pub use router::{Assignment, Router, RouterError};

@@ -34,7 +34,7 @@ use uuid::Uuid;
 
 pub use super::agents::AgentCounts;
 use super::agents::{AgentError, AgentIdx, AgentInfo, AgentRegistry, Requested, StateKind};
-use super::ewt::{EwtStats, queue_length_ewt};
+use super::ewt::{EwtMode, EwtStats, queue_length_ewt};
 use super::queue::{WaitQueue, Waiting};
 use super::readiness::{Eligibility, ReadySet};
 use super::skills::{CompiledExpr, SkillCatalog, SkillLevels, SkillParseError};
@@ -559,6 +559,36 @@ impl Router {
     pub fn ewt_for_new(&self, queue: &str) -> Result<Option<TimeDelta>, RouterError> {
         let n = self.waiting(queue)?;
         self.ewt(queue, n)
+    }
+
+    /// EWT at 0-based `position` the way GES's `mode` asks (see [`EwtMode`]); `None` when
+    /// unknown.
+    pub fn ewt_by_mode(
+        &self,
+        queue: &str,
+        position: usize,
+        mode: EwtMode,
+    ) -> Result<Option<TimeDelta>, RouterError> {
+        if mode == EwtMode::Mode2 {
+            return self.ewt(queue, position);
+        }
+        let q = self.queue(queue)?;
+        let stats = q.stats.lock().clone();
+        if mode == EwtMode::Mode1 {
+            return Ok(stats
+                .departure_interval()
+                .map(|i| i * (position as i32 + 1)));
+        }
+        let counts = self.agents.count_states(q.eligible.words());
+        if counts.logged_in == 0 {
+            return Ok(None);
+        }
+        Ok(queue_length_ewt(
+            position,
+            stats.aht(self.default_aht),
+            counts.ready,
+            counts.busy,
+        ))
     }
 }
 

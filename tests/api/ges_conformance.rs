@@ -325,3 +325,182 @@ async fn a_full_slot_gets_429_with_proposed_slots() {
     }
     e.shutdown();
 }
+
+async fn get(url: impl AsRef<str>) -> Answer {
+    call("GET", url.as_ref(), None).await
+}
+
+/// Availability takes GES's `timezone`, `end`, `startMS` and `endMS`: a local `start` is read
+/// in `timezone` and `localTime` is written in it; `endMS` bounds the slots; more than one of
+/// end/endMS/numberOfDays, both start and startMS, or an unknown zone are refused.
+#[tokio::test]
+async fn availability_takes_timezone_end_start_ms_and_end_ms() {
+    let dir = tempfile::tempdir().unwrap();
+    let (e, url) = engine(dir.path(), "").await;
+    let base = format!("{url}/callbacks/availability/Sales_VQ_CB");
+    // Tomorrow 09:00 in New York, local form.
+    let ny: chrono_tz::Tz = "America/New_York".parse().unwrap();
+    let day = (SystemClock::shared().now() + chrono::TimeDelta::days(1))
+        .with_timezone(&ny)
+        .date_naive();
+    let start_local = day.and_hms_opt(9, 0, 0).unwrap();
+    let start = chrono::TimeZone::from_local_datetime(&ny, &start_local)
+        .unwrap()
+        .with_timezone(&chrono::Utc);
+    let a = get(&format!(
+        "{base}?timezone=America/New_York&start={}&end={}",
+        start_local.format("%Y-%m-%dT%H:%M:%S%.3f"),
+        day.and_hms_opt(12, 0, 0)
+            .unwrap()
+            .format("%Y-%m-%dT%H:%M:%S%.3f")
+    ))
+    .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_envelope(&a, "availability");
+    let d = &a.body["data"];
+    assert_eq!(d["timezone"], "America/New_York");
+    assert!(d["durationMin"].is_i64());
+    let slots = d["slots"].as_array().unwrap();
+    assert_eq!(slots.len(), 4, "09:00, 10:00, 11:00, 12:00: {d}");
+    for sl in slots {
+        for f in ["capacity", "total"] {
+            assert!(sl[f].is_i64() || sl[f].is_u64(), "{f}: {sl}");
+        }
+        assert!(sl["utcTime"].is_string() && sl["localTime"].is_string());
+    }
+    assert_eq!(
+        slots[0]["localTime"].as_str().unwrap(),
+        start_local.format("%Y-%m-%dT%H:%M:%S").to_string()
+    );
+    let first: chrono::DateTime<chrono::Utc> =
+        slots[0]["utcTime"].as_str().unwrap().parse().unwrap();
+    assert_eq!(first, start);
+    // The same window in epoch milliseconds.
+    let a = get(&format!(
+        "{base}?startMS={}&endMS={}",
+        start.timestamp_millis(),
+        (start + chrono::TimeDelta::hours(3)).timestamp_millis()
+    ))
+    .await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.body["data"]["slots"].as_array().unwrap().len(), 4);
+    assert_eq!(
+        a.body["data"]["timezone"], "Europe/Paris",
+        "the queue's zone"
+    );
+    for (q, field) in [
+        ("start=2026-01-01T00:00:00Z&startMS=1", "startMS"),
+        ("numberOfDays=2&endMS=1", "end"),
+        ("timezone=Mars/Olympus", "timezone"),
+        ("start=tomorrow", "start"),
+    ] {
+        let a = get(&format!("{base}?{q}")).await;
+        assert_eq!(a.status, 400, "{q}: {}", a.body);
+        assert_envelope(&a, q);
+        let m = a.body["status"]["message"].as_str().unwrap();
+        assert!(m.starts_with(field), "{q}: {m}");
+    }
+    e.shutdown();
+}
+
+/// `estimated-wait-time` takes `mode` and `include-calls-on-hold`: with no agent logged in and
+/// nothing served yet, every mode is -1 with a message saying why (mode1 for lack of
+/// history, mode2/mode3 for lack of agents); once an eligible agent is ready, mode2 and
+/// mode3 are known; a bad mode is refused.
+#[tokio::test]
+async fn estimated_wait_time_takes_mode_and_calls_on_hold() {
+    let dir = tempfile::tempdir().unwrap();
+    let (e, url) = engine(dir.path(), "").await;
+    let ewt = |q: &str| {
+        get(format!(
+            "{url}/estimated-wait-time?virtual-queues=Sales_VQ_CB{q}"
+        ))
+    };
+    for mode in ["", "&mode=mode1", "&mode=mode2", "&mode=mode3"] {
+        let a = ewt(&format!("{mode}&include-calls-on-hold=true")).await;
+        assert_eq!(a.status, 200, "{mode}: {}", a.body);
+        assert_envelope(&a, mode);
+        let row = &a.body["data"][0];
+        assert_eq!(row["virtualQueue"], "Sales_VQ_CB");
+        assert_eq!(row["estimatedWaitTime"], -1, "{mode}: {row}");
+        let m = row["message"].as_str().unwrap();
+        if mode == "&mode=mode1" {
+            assert!(m.contains("reached an agent"), "{m}");
+        } else {
+            assert!(m.contains("logged in"), "{mode}: {m}");
+        }
+    }
+    e.dispatch
+        .set_agent_state("alice", boomerang::routing::StateKind::Ready, None)
+        .unwrap();
+    for mode in ["mode2", "mode3"] {
+        let a = ewt(&format!("&mode={mode}")).await;
+        let row = &a.body["data"][0];
+        assert!(
+            row["estimatedWaitTime"].as_i64().unwrap() >= 0,
+            "{mode}: {row}"
+        );
+        assert_eq!(row["message"], "");
+    }
+    let a = ewt("&mode=mode4").await;
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert!(
+        a.body["status"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("mode:")
+    );
+    let a = ewt("&include-calls-on-hold=maybe").await;
+    assert_eq!(a.status, 400, "{}", a.body);
+    e.shutdown();
+}
+
+/// queue-status's `offerImmediateCallback` has its GES meaning, not the Immediate Enabled
+/// flag: false while nobody can serve the queue (ewt -1), true once an eligible agent is ready
+/// in inside business hours, false when the EWT does not reach the queue's offer threshold or
+/// Immediate Enabled is off; `offerScheduledCallback` is Scheduled Enabled.
+#[tokio::test]
+async fn queue_status_offers_an_immediate_callback_only_when_it_can_be_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let (e, url) = engine(
+        dir.path(),
+        "  - name: High_VQ_CB
+    business_hours: always
+    skill_expression: Sales > 3
+    ewt_offer_threshold_seconds: 600
+  - name: Off_VQ_CB
+    business_hours: always
+    skill_expression: Sales > 3
+    immediate_enabled: false
+    scheduled_enabled: false
+",
+    )
+    .await;
+    let status = |q: &str| get(format!("{url}/callbacks/queue-status/{q}"));
+    let a = status("Sales_VQ_CB").await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_envelope(&a, "queue-status");
+    let d = &a.body["data"];
+    assert_eq!(d["ewt"], -1, "{d}");
+    assert_eq!(d["offerImmediateCallback"], false, "no agent: {d}");
+    assert_eq!(d["offerScheduledCallback"], true, "{d}");
+    e.dispatch
+        .set_agent_state("alice", boomerang::routing::StateKind::Ready, None)
+        .unwrap();
+    let a = status("Sales_VQ_CB").await;
+    let d = &a.body["data"];
+    assert!(d["ewt"].as_i64().unwrap() >= 0, "{d}");
+    assert_eq!(d["offerImmediateCallback"], true, "{d}");
+    let d = status("High_VQ_CB").await.body["data"].clone();
+    assert_eq!(
+        d["offerImmediateCallback"], false,
+        "under the threshold: {d}"
+    );
+    let d = status("Off_VQ_CB").await.body["data"].clone();
+    assert_eq!(
+        (&d["offerImmediateCallback"], &d["offerScheduledCallback"]),
+        (&json!(false), &json!(false)),
+        "{d}"
+    );
+    e.shutdown();
+}

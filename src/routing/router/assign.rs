@@ -159,7 +159,11 @@ impl Router {
             self.queues[qi].in_flight.fetch_sub(1, Ordering::AcqRel);
         }
         let waited = (now - w.enqueued_at).max(TimeDelta::zero());
-        q.stats.lock().record_wait(waited);
+        {
+            let mut stats = q.stats.lock();
+            stats.record_wait(waited);
+            stats.record_departure(now);
+        }
         Assignment {
             interaction: w.id,
             queue: q.name.clone(),
