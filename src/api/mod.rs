@@ -9,6 +9,7 @@ pub(crate) mod error;
 pub(crate) mod queues;
 pub mod ratelimit;
 pub(crate) mod server;
+pub(crate) mod statistic_ex;
 pub(crate) mod stats;
 
 use std::collections::BTreeMap;
@@ -188,7 +189,8 @@ pub fn api_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(queues::queue_status))
         .routes(routes!(callin::create_call_in))
         .routes(routes!(queues::estimated_wait_time))
-        .routes(routes!(stats::statistics));
+        .routes(routes!(stats::statistics))
+        .routes(routes!(statistic_ex::get_statistic_ex));
     OpenApiRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())
         .nest("/engagement/v3", v3)
         .nest("/admin", admin::router())

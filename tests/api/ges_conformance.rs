@@ -504,3 +504,105 @@ async fn queue_status_offers_an_immediate_callback_only_when_it_can_be_served() 
     );
     e.shutdown();
 }
+
+/// `POST /statistics/operations/get-statistic-ex` answers from the engine's own figures: a
+/// booked callback shows as one QUEUED callback and one interaction waiting, the EWT is -1
+/// without agents, agents by state count every agent; `max-age` under 15 s, unknown
+/// statistics and unknown queues are refused; no key gets 401.
+#[tokio::test]
+async fn the_statistics_proxy_answers_from_the_engines_figures() {
+    let dir = tempfile::tempdir().unwrap();
+    let (e, url) = engine(dir.path(), "").await;
+    let a = call(
+        "POST",
+        &format!("{url}/callbacks/create"),
+        Some(json!({"serviceName": "Sales_VQ_CB", "phoneNumber": "+33612345678"})),
+    )
+    .await;
+    assert_eq!(a.status, 200);
+    let stat = format!("{url}/statistics/operations/get-statistic-ex");
+    let q = |t: &str| json!({"objectId": "Sales_VQ_CB", "objectType": "Queue", "statisticType": t});
+    let body = json!({"statistics": [
+        q("CurrNumberWaitingCalls"), q("ExpectedWaitTime"), q("CallbacksByState"),
+        q("CurrNumberLoggedInAgents"), q("ServiceFactor"),
+        {"objectId": "boomerang", "objectType": "Tenant", "statisticType": "AgentsByState"}
+    ]});
+    let r = reqwest::Client::new()
+        .post(&stat)
+        .header("x-api-key", KEY)
+        .header("cache-control", "max-age=15")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let a = Answer {
+        status: r.status().as_u16(),
+        corr: r
+            .headers()
+            .get("x-correlation-id")
+            .map(|v| v.to_str().unwrap().to_string()),
+        body: r.json().await.unwrap(),
+    };
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_envelope(&a, "get-statistic-ex");
+    let list = a.body["data"]["statistics"].as_array().unwrap();
+    assert_eq!(list.len(), 6);
+    for s in list {
+        for f in ["objectId", "objectType", "statisticType"] {
+            assert!(s[f].is_string(), "{f}: {s}");
+        }
+        assert!(s["timestamp"].is_i64(), "{s}");
+    }
+    assert_eq!(list[0]["value"], 1, "one callback waits: {}", a.body);
+    assert_eq!(list[1]["value"], -1, "no agent: {}", a.body);
+    assert_eq!(list[2]["value"]["QUEUED"], 1, "{}", a.body);
+    assert_eq!(list[2]["value"]["SCHEDULED"], 0, "{}", a.body);
+    assert_eq!(list[3]["value"], 0);
+    assert!(list[4]["value"].is_null(), "no outcome yet");
+    assert_eq!(list[5]["value"]["logged_out"], 1, "{}", a.body);
+    // One statistic inline, GMS style.
+    let a = call("POST", &stat, Some(q("CurrNumberWaitingCalls"))).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(a.body["data"]["statistics"][0]["value"], 1);
+    for (body, field) in [
+        (q("Nope"), "statisticType"),
+        (
+            json!({"objectId": "Nope", "objectType": "Queue", "statisticType": "ExpectedWaitTime"}),
+            "objectId",
+        ),
+        (
+            json!({"objectId": "x", "objectType": "Agent", "statisticType": "x"}),
+            "objectType",
+        ),
+        (json!({"statistics": []}), "statistics"),
+    ] {
+        let a = call("POST", &stat, Some(body)).await;
+        assert_eq!(a.status, 400, "{field}: {}", a.body);
+        assert_envelope(&a, field);
+        assert!(
+            a.body["status"]["message"]
+                .as_str()
+                .unwrap()
+                .starts_with(field),
+            "{}",
+            a.body
+        );
+    }
+    let r = reqwest::Client::new()
+        .post(&stat)
+        .header("x-api-key", KEY)
+        .header("cache-control", "max-age=5")
+        .json(&q("ExpectedWaitTime"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let r = reqwest::Client::new()
+        .post(&stat)
+        .json(&q("ExpectedWaitTime"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 401);
+    e.shutdown();
+}
