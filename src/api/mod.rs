@@ -5,6 +5,7 @@
 pub mod admin;
 pub(crate) mod availability;
 pub(crate) mod callin;
+pub(crate) mod captcha;
 pub(crate) mod error;
 pub(crate) mod queues;
 pub mod ratelimit;
@@ -190,7 +191,8 @@ pub fn api_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(callin::create_call_in))
         .routes(routes!(queues::estimated_wait_time))
         .routes(routes!(stats::statistics))
-        .routes(routes!(statistic_ex::get_statistic_ex));
+        .routes(routes!(statistic_ex::get_statistic_ex))
+        .routes(routes!(captcha::captcha_verify));
     OpenApiRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())
         .nest("/engagement/v3", v3)
         .nest("/admin", admin::router())
@@ -360,7 +362,11 @@ async fn authenticate(State(state): State<ApiState>, mut req: Request, next: Nex
             .get("x-api-key")
             .and_then(|k| state.key_name(k.as_bytes()));
         match key {
-            Some(name) => format!("key:{name}"),
+            Some(name) => {
+                let who = format!("key:{name}");
+                req.extensions_mut().insert(KeyName(name.to_string()));
+                who
+            }
             // The OpenAPI document also opens to an administration token.
             None if path == OPENAPI_PATH => {
                 match admin::auth::bearer(req.headers()).map(|t| state.admin.resolve(t)) {
@@ -379,6 +385,10 @@ async fn authenticate(State(state): State<ApiState>, mut req: Request, next: Nex
     }
     next.run(req).await
 }
+
+/// The name of the API key a request came with (for per-key CAPTCHA enforcement).
+#[derive(Debug, Clone)]
+pub struct KeyName(pub String);
 
 /// 429 with `Retry-After`.
 fn too_many(l: ratelimit::Limited) -> Response {
@@ -543,8 +553,17 @@ impl CreateCallbackBody {
     security(("api_key" = [])))]
 async fn create_callback(
     State(s): State<ApiState>,
+    key: Option<axum::Extension<KeyName>>,
     Body(b): Body<CreateCallbackBody>,
 ) -> Result<Response, ApiError> {
+    let key = key.map(|k| k.0.0);
+    captcha::check_create(
+        &s,
+        key.as_deref(),
+        &b.service_name,
+        b.captcha_token.as_deref(),
+    )
+    .await?;
     let ges = b.attributes();
     let service = b.service_name.clone();
     ges.check()

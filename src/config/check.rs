@@ -198,6 +198,7 @@ impl Validator<'_> {
         }
 
         self.check_admin(root, spec);
+        self.check_captcha(root, spec);
 
         // Business hours.
         let mut hours = BTreeMap::new();
@@ -396,6 +397,44 @@ impl Validator<'_> {
     }
 
     /// Administration users: names unique, hashes verifiable, roles given, queues known.
+    /// `api.captcha`: a secret, an http(s) verify URL (http only in this build), a score in
+    /// 0–1, a timeout in range, and enforcement lists naming configured keys and queues.
+    fn check_captcha(&mut self, root: &Node, spec: &ConfigSpec) {
+        let Some(c) = &spec.api.captcha else {
+            return;
+        };
+        let at = |f: &'static str| [K("api"), K("captcha"), K(f)];
+        if c.secret.trim().is_empty() {
+            self.err_at(root, &at("secret"), "the reCAPTCHA secret key is empty");
+        }
+        if c.verify_url.starts_with("https://") {
+            self.err_at(
+                root,
+                &at("verify_url"),
+                "this build has no TLS client: give an http:// URL (e.g. a local relay to \
+                 https://www.google.com/recaptcha/api/siteverify)",
+            );
+        } else if !c.verify_url.starts_with("http://") {
+            self.err_at(root, &at("verify_url"), "expected an http:// URL");
+        }
+        if !(0.0..=1.0).contains(&c.min_score) {
+            self.err_at(root, &at("min_score"), "expected a score from 0.0 to 1.0");
+        }
+        self.range(root, &at("timeout_ms"), c.timeout_ms, 100, 30_000);
+        for (i, k) in c.enforce_keys.iter().enumerate() {
+            if !spec.api.keys.iter().any(|x| &x.name == k) {
+                let steps = [K("api"), K("captcha"), K("enforce_keys"), I(i)];
+                self.err_at(root, &steps, format!("no API key is named `{k}`"));
+            }
+        }
+        for (i, q) in c.enforce_queues.iter().enumerate() {
+            if !spec.queues.iter().any(|x| &x.name == q) {
+                let steps = [K("api"), K("captcha"), K("enforce_queues"), I(i)];
+                self.err_at(root, &steps, format!("no queue is named `{q}`"));
+            }
+        }
+    }
+
     fn check_admin(&mut self, root: &Node, spec: &ConfigSpec) {
         let a = &spec.admin;
         self.range(

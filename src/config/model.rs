@@ -459,8 +459,59 @@ pub struct ApiKeySpec {
     pub key: Option<String>,
 }
 
+/// reCAPTCHA verification of `captchaToken` (create, `/captcha/verify`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct CaptchaSettings {
+    /// `v2` (success is enough) or `v3` (success and a score of at least `min_score`).
+    #[serde(default)]
+    pub version: CaptchaVersion,
+    /// The secret key sent to the verify URL.
+    pub secret: String,
+    /// The site key `/captcha/verify` must name (any when absent).
+    #[serde(default)]
+    pub site_key: Option<String>,
+    /// The siteverify endpoint (`http://`: this build has no TLS client; use a relay to
+    /// https://www.google.com/recaptcha/api/siteverify).
+    pub verify_url: String,
+    /// v3: lowest accepted score (0.0–1.0). Default 0.5.
+    #[serde(default = "default_min_score")]
+    pub min_score: f64,
+    /// v3: the action the token must carry (any when absent).
+    #[serde(default)]
+    pub action: Option<String>,
+    /// Milliseconds to wait for the verify URL (100–30000). Default 5000.
+    #[serde(default = "default_captcha_timeout")]
+    pub timeout_ms: i64,
+    /// API key names whose creates must carry a valid `captchaToken`.
+    #[serde(default)]
+    pub enforce_keys: Vec<String>,
+    /// Queues whose creates must carry a valid `captchaToken`.
+    #[serde(default)]
+    pub enforce_queues: Vec<String>,
+}
+
+fn default_min_score() -> f64 {
+    0.5
+}
+
+fn default_captcha_timeout() -> i64 {
+    5000
+}
+
+/// reCAPTCHA version.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum CaptchaVersion {
+    /// Checkbox / invisible: `success` decides.
+    #[default]
+    V2,
+    /// Score based: `success` and `score ≥ min_score`.
+    V3,
+}
+
 /// The REST API's security settings.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ApiSettings {
     /// Keys accepted in `x-api-key`.
@@ -480,6 +531,8 @@ pub struct ApiSettings {
     pub max_connections: i64,
     /// HTTP connections open at once from one client address (1–1000000). Default 256.
     pub max_connections_per_address: i64,
+    /// reCAPTCHA verification; absent: no CAPTCHA is checked.
+    pub captcha: Option<CaptchaSettings>,
 }
 
 impl Default for ApiSettings {
@@ -493,6 +546,7 @@ impl Default for ApiSettings {
             body_timeout_seconds: 30,
             max_connections: 4096,
             max_connections_per_address: 256,
+            captcha: None,
         }
     }
 }

@@ -3,6 +3,8 @@
 //! envelope (`status.code/message/corrId`, same id as `x-correlation-id`), and the names and
 //! types of every field of every answer.
 
+use crate::common;
+
 use std::path::Path;
 use std::sync::Arc;
 
@@ -15,7 +17,11 @@ use serde_json::{Value, json};
 const KEY: &str = "conformance-key";
 
 fn config(dir: &Path, extra: &str) -> Config {
-    let yaml = format!(
+    Config::from_str_in(&config_text(extra), dir).unwrap()
+}
+
+fn config_text(extra: &str) -> String {
+    format!(
         "listeners: {{http: '127.0.0.1:0', sip_udp: [], sip_tcp: []}}
 api:
   keys: [{{name: app, key: {KEY}}}]
@@ -29,8 +35,7 @@ queues:
     skill_expression: Sales > 3
     slot_duration_minutes: 60
 {extra}"
-    );
-    Config::from_str_in(&yaml, dir).unwrap()
+    )
 }
 
 /// An engine on a free loopback port and its `/engagement/v3` base URL.
@@ -605,4 +610,245 @@ async fn the_statistics_proxy_answers_from_the_engines_figures() {
         .unwrap();
     assert_eq!(r.status().as_u16(), 401);
     e.shutdown();
+}
+
+/// A local siteverify server as Google's: it checks the form fields `secret` and `response`
+/// and answers per token (`v2-ok`, `v3-high` 0.9 `book`, `v3-low` 0.1, others rejected).
+/// Returns its verify URL and the tokens it was asked about.
+async fn siteverify() -> (String, Arc<std::sync::Mutex<Vec<String>>>) {
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    let app = axum::Router::new().route(
+        "/recaptcha/api/siteverify",
+        axum::routing::post(move |headers: axum::http::HeaderMap, body: String| {
+            let log = log.clone();
+            async move {
+                assert_eq!(
+                    headers["content-type"], "application/x-www-form-urlencoded",
+                    "siteverify takes a form"
+                );
+                let field = |name: &str| {
+                    body.split('&')
+                        .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+                        .map(str::to_string)
+                };
+                let token = field("response").unwrap_or_default();
+                log.lock().unwrap().push(token.clone());
+                let answer = if field("secret").as_deref() != Some("s3cret") {
+                    json!({"success": false, "error-codes": ["invalid-input-secret"]})
+                } else {
+                    match token.as_str() {
+                        "v2-ok" => json!({"success": true, "hostname": "app"}),
+                        "v3-high" => json!({"success": true, "score": 0.9, "action": "book"}),
+                        "v3-low" => json!({"success": true, "score": 0.1, "action": "book"}),
+                        _ => json!({"success": false, "error-codes": ["invalid-input-response"]}),
+                    }
+                };
+                axum::Json(answer)
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (format!("http://{addr}/recaptcha/api/siteverify"), seen)
+}
+
+fn captcha_config(url: &str, version: &str, enforce: &str) -> String {
+    format!(
+        "api:\n  keys: [{{name: app, key: {KEY}}}, {{name: other, key: other-key}}]\n  captcha:\n    version: {version}\n    secret: s3cret\n    site_key: site-1\n    verify_url: '{url}'\n    min_score: 0.5\n    action: book\n    {enforce}\n"
+    )
+}
+
+/// Engine whose `api:` section is replaced by `api`.
+async fn engine_with_api(dir: &Path, api: &str) -> (Engine, String) {
+    let text =
+        config_text("").replace(&format!("api:\n  keys: [{{name: app, key: {KEY}}}]\n"), api);
+    let e = Engine::start(
+        Arc::new(Config::from_str_in(&text, dir).unwrap()),
+        SystemClock::shared(),
+    )
+    .await
+    .unwrap();
+    let url = format!("http://{}/engagement/v3", e.http_addr);
+    (e, url)
+}
+
+fn create_body(token: Option<&str>) -> Value {
+    let mut b = json!({"serviceName": "Sales_VQ_CB", "phoneNumber": "+33612345678"});
+    if let Some(t) = token {
+        b["captchaToken"] = json!(t);
+    }
+    b
+}
+
+/// reCAPTCHA v2 enforced for one API key: a create with that key needs a token the verify
+/// server accepts (missing → 400 40001, rejected → 400 40003); another key is not asked;
+/// `/captcha/verify` answers `data.success` and refuses a foreign site key; an unreachable
+/// verifier is a 500.
+#[tokio::test]
+async fn captcha_v2_is_enforced_per_api_key() {
+    let (verify_url, seen) = siteverify().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (e, url) = engine_with_api(
+        dir.path(),
+        &captcha_config(&verify_url, "v2", "enforce_keys: [app]"),
+    )
+    .await;
+    let create = format!("{url}/callbacks/create");
+    let a = call("POST", &create, Some(create_body(None))).await;
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert_envelope(&a, "no token");
+    assert_eq!(a.body["status"]["code"], 40001);
+    assert!(
+        a.body["status"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("captchaToken:")
+    );
+    let a = call("POST", &create, Some(create_body(Some("forged")))).await;
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert_eq!(a.body["status"]["code"], 40003, "{}", a.body);
+    assert!(
+        a.body["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("invalid-input-response"),
+        "{}",
+        a.body
+    );
+    let a = call("POST", &create, Some(create_body(Some("v2-ok")))).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        ["forged", "v2-ok"],
+        "the tokens went to the verifier"
+    );
+    // Another key is not enforced.
+    let r = reqwest::Client::new()
+        .post(&create)
+        .header("x-api-key", "other-key")
+        .json(&create_body(None))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    // /captcha/verify.
+    let verify = format!("{url}/captcha/verify");
+    for (token, success) in [("v2-ok", true), ("forged", false)] {
+        let a = call(
+            "POST",
+            &verify,
+            Some(json!({"siteKey": "site-1", "captchaToken": token})),
+        )
+        .await;
+        assert_eq!(a.status, 200, "{}", a.body);
+        assert_envelope(&a, "captcha verify");
+        assert_eq!(a.body["data"]["success"], success, "{token}: {}", a.body);
+    }
+    let a = call(
+        "POST",
+        &verify,
+        Some(json!({"siteKey": "other-site", "captchaToken": "v2-ok"})),
+    )
+    .await;
+    assert_eq!(a.status, 400, "{}", a.body);
+    let a = call("POST", &verify, Some(json!({"captchaToken": "v2-ok"}))).await;
+    assert_eq!(a.status, 400, "siteKey is required: {}", a.body);
+    e.shutdown();
+
+    // A verifier that does not answer: 500 in the envelope.
+    let dir = tempfile::tempdir().unwrap();
+    let dead = format!("http://127.0.0.1:{}/siteverify", common::free_port());
+    let (e, url) = engine_with_api(
+        dir.path(),
+        &captcha_config(&dead, "v2", "enforce_keys: [app]"),
+    )
+    .await;
+    let a = call(
+        "POST",
+        &format!("{url}/callbacks/create"),
+        Some(create_body(Some("v2-ok"))),
+    )
+    .await;
+    assert_eq!(a.status, 500, "{}", a.body);
+    assert_envelope(&a, "verifier down");
+    assert_eq!(a.body["status"]["code"], 50002);
+    e.shutdown();
+}
+
+/// reCAPTCHA v3 enforced for one queue: a token under the score threshold is refused, one
+/// over it is accepted, whatever the key.
+#[tokio::test]
+async fn captcha_v3_is_enforced_per_queue_with_a_score_threshold() {
+    let (verify_url, _) = siteverify().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (e, url) = engine_with_api(
+        dir.path(),
+        &captcha_config(&verify_url, "v3", "enforce_queues: [Sales_VQ_CB]"),
+    )
+    .await;
+    let create = format!("{url}/callbacks/create");
+    let a = call("POST", &create, Some(create_body(Some("v3-low")))).await;
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert_eq!(a.body["status"]["code"], 40003);
+    assert!(
+        a.body["status"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("score 0.1"),
+        "{}",
+        a.body
+    );
+    let a = call("POST", &create, Some(create_body(Some("v3-high")))).await;
+    assert_eq!(a.status, 200, "{}", a.body);
+    let a = call("POST", &create, Some(create_body(None))).await;
+    assert_eq!(a.status, 400, "{}", a.body);
+    e.shutdown();
+}
+
+/// check-config refuses a CAPTCHA section that cannot work: an https verify URL (no TLS client
+/// in this build), a score outside 0–1, enforcement naming an unknown key or queue.
+#[test]
+fn check_config_validates_the_captcha_section() {
+    let dir = tempfile::tempdir().unwrap();
+    for (api, want) in [
+        (
+            captcha_config("https://www.google.com/recaptcha/api/siteverify", "v2", ""),
+            "verify_url",
+        ),
+        (
+            captcha_config("http://relay/siteverify", "v3", "enforce_keys: [nobody]"),
+            "enforce_keys",
+        ),
+        (
+            captcha_config("http://relay/siteverify", "v3", "enforce_queues: [Nope]"),
+            "enforce_queues",
+        ),
+        (
+            captcha_config("http://relay/siteverify", "v3", "")
+                .replace("min_score: 0.5", "min_score: 7"),
+            "min_score",
+        ),
+    ] {
+        let text = config_text("").replace(
+            &format!("api:\n  keys: [{{name: app, key: {KEY}}}]\n"),
+            &api,
+        );
+        let err = Config::from_str_in(&text, dir.path())
+            .expect_err(want)
+            .to_string();
+        assert!(err.contains(want), "{want}: {err}");
+    }
+    let ok = config_text("").replace(
+        &format!("api:\n  keys: [{{name: app, key: {KEY}}}]\n"),
+        &captcha_config(
+            "http://relay/siteverify",
+            "v3",
+            "enforce_queues: [Sales_VQ_CB]",
+        ),
+    );
+    Config::from_str_in(&ok, dir.path()).unwrap();
 }
