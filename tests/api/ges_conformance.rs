@@ -852,3 +852,275 @@ fn check_config_validates_the_captcha_section() {
     );
     Config::from_str_in(&ok, dir.path()).unwrap();
 }
+
+/// The JSON type names the reference gives, checked on a value.
+fn assert_type(v: &Value, ty: &str, what: &str) {
+    let ok = match ty {
+        "int" => v.is_i64() || v.is_u64(),
+        "bool" => v.is_boolean(),
+        "string" => v.is_string(),
+        "uuid" => v.as_str().is_some_and(|s| uuid::Uuid::parse_str(s).is_ok()),
+        "date-time" => v
+            .as_str()
+            .is_some_and(|s| chrono::DateTime::parse_from_rfc3339(s).is_ok()),
+        "local-time" => v
+            .as_str()
+            .is_some_and(|s| chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%dT%H:%M:%S").is_ok()),
+        "array" => v.is_array(),
+        "object" => v.is_object(),
+        other => panic!("unknown type {other}"),
+    };
+    assert!(ok, "{what}: expected {ty}, got {v}");
+}
+
+fn assert_fields(data: &Value, fields: &[(&str, &str)], op: &str) {
+    for (name, ty) in fields {
+        assert_type(&data[*name], ty, &format!("{op}.{name}"));
+    }
+}
+
+/// The reference's 11 operations (§1.2) replayed in the order an app uses them, each answer
+/// checked for its status, the envelope and the names and types of its `data` fields:
+/// create → retrieve → availability → open-for → queue-status → estimated-wait-time →
+/// call-in → statistics → captcha verify → cancel; `/notification/publish` belongs to push
+/// notifications and is checked only when present.
+#[tokio::test]
+async fn the_eleven_operations_answer_with_the_reference_fields_and_types() {
+    let (verify_url, _) = siteverify().await;
+    let dir = tempfile::tempdir().unwrap();
+    let api = captcha_config(&verify_url, "v2", "enforce_queues: []");
+    let text = config_text(
+        "callin_groups:
+  - name: WebApp
+    dnis: [{number: '8001'}]
+    generate_access_code: true
+    access_code_length: 6
+    expiry_seconds: 300
+",
+    )
+    .replace(
+        &format!("api:\n  keys: [{{name: app, key: {KEY}}}]\n"),
+        &api,
+    );
+    let e = Engine::start(
+        Arc::new(Config::from_str_in(&text, dir.path()).unwrap()),
+        SystemClock::shared(),
+    )
+    .await
+    .unwrap();
+    let url = format!("http://{}/engagement/v3", e.http_addr);
+    let ok_answer = |a: &Answer, op: &str| {
+        assert_eq!(a.status, 200, "{op}: {}", a.body);
+        assert_envelope(a, op);
+    };
+
+    // 1. Create (example of the reference: userData {"priority":"high","email":…}).
+    let a = call(
+        "POST",
+        &format!("{url}/callbacks/create"),
+        Some(
+            json!({"serviceName": "Sales_VQ_CB", "phoneNumber": "+33612345678",
+            "userData": {"priority": "high", "email": "joe@smith.com"}}),
+        ),
+    )
+    .await;
+    ok_answer(&a, "create");
+    assert_fields(&a.body["data"], &[("id", "uuid")], "create");
+    let id = a.body["data"]["id"].as_str().unwrap().to_string();
+
+    // 2. Retrieve: Callback (id, desiredTime, callbackState, phoneNumber, position, EWT).
+    let a = call(
+        "POST",
+        &format!("{url}/callbacks/retrieve"),
+        Some(json!({"id": id})),
+    )
+    .await;
+    ok_answer(&a, "retrieve");
+    let d = &a.body["data"];
+    assert_fields(
+        d,
+        &[
+            ("id", "uuid"),
+            ("desiredTime", "date-time"),
+            ("callbackState", "string"),
+            ("phoneNumber", "string"),
+            ("positionInQueue", "int"),
+            ("estimatedWaitTime", "int"),
+        ],
+        "retrieve",
+    );
+    assert!(
+        ["SCHEDULED", "QUEUED", "ROUTING", "PROCESSING", "COMPLETED"]
+            .contains(&d["callbackState"].as_str().unwrap())
+    );
+    assert!(d.get("callbackReason").is_none(), "only when COMPLETED");
+
+    // 3. Availability: slots [{utcTime, localTime, capacity, total}], durationMin, timezone.
+    let a = get(format!(
+        "{url}/callbacks/availability/Sales_VQ_CB?numberOfDays=2&maxTimeSlots=3&reportBusy=false"
+    ))
+    .await;
+    ok_answer(&a, "availability");
+    let d = &a.body["data"];
+    assert_fields(
+        d,
+        &[
+            ("slots", "array"),
+            ("durationMin", "int"),
+            ("timezone", "string"),
+        ],
+        "availability",
+    );
+    let slots = d["slots"].as_array().unwrap();
+    assert_eq!(slots.len(), 3);
+    for sl in slots {
+        assert_fields(
+            sl,
+            &[
+                ("utcTime", "date-time"),
+                ("localTime", "local-time"),
+                ("capacity", "int"),
+                ("total", "int"),
+            ],
+            "availability.slots[]",
+        );
+    }
+
+    // 4. Open-for with the newer flags.
+    let a = get(format!(
+        "{url}/callbacks/open-for/Sales_VQ_CB?queryImmediateOfferHours=true&returnWithinImmediateOfferTime=true&checkImmediateEnabled=true"
+    ))
+    .await;
+    ok_answer(&a, "open-for");
+    assert_fields(
+        &a.body["data"],
+        &[
+            ("openFor", "int"),
+            ("immediateOfferHoursOpenFor", "int"),
+            ("isWithinImmediateOfferTime", "bool"),
+            ("isImmediateEnabled", "bool"),
+        ],
+        "open-for",
+    );
+
+    // 5. Queue status.
+    let a = get(format!("{url}/callbacks/queue-status/Sales_VQ_CB")).await;
+    ok_answer(&a, "queue-status");
+    assert_fields(
+        &a.body["data"],
+        &[
+            ("ewt", "int"),
+            ("offerImmediateCallback", "bool"),
+            ("offerScheduledCallback", "bool"),
+        ],
+        "queue-status",
+    );
+
+    // 6. Estimated wait time: an array of {virtualQueue, estimatedWaitTime, message}.
+    let a = get(format!(
+        "{url}/estimated-wait-time?virtual-queues=Sales_VQ_CB&mode=mode2&include-calls-on-hold=false"
+    ))
+    .await;
+    ok_answer(&a, "estimated-wait-time");
+    let rows = a.body["data"].as_array().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_fields(
+        &rows[0],
+        &[
+            ("virtualQueue", "string"),
+            ("estimatedWaitTime", "int"),
+            ("message", "string"),
+        ],
+        "estimated-wait-time[]",
+    );
+
+    // 7. Call-in request for the callback (the Delayed scenario's link).
+    let a = call(
+        "POST",
+        &format!("{url}/call-in/requests/create"),
+        Some(
+            json!({"groupName": "WebApp", "fromPhoneNumber": "+33612345678",
+            "userData": {"order": "42"}, "callbackServiceId": id}),
+        ),
+    )
+    .await;
+    ok_answer(&a, "call-in");
+    assert_fields(
+        &a.body["data"],
+        &[
+            ("id", "uuid"),
+            ("toPhoneNumber", "string"),
+            ("groupName", "string"),
+            ("expirationTime", "int"),
+            // The reference types it int; boomerang keeps a string so that codes keep their
+            // leading zeros (a known difference).
+            ("accessCode", "string"),
+            ("fromPhoneNumber", "string"),
+            ("callbackServiceId", "uuid"),
+        ],
+        "call-in",
+    );
+
+    // 8. Statistics proxy.
+    let a = call(
+        "POST",
+        &format!("{url}/statistics/operations/get-statistic-ex"),
+        Some(
+            json!({"statistics": [{"objectId": "Sales_VQ_CB", "objectType": "Queue",
+            "statisticType": "CurrNumberWaitingCalls"}]}),
+        ),
+    )
+    .await;
+    ok_answer(&a, "get-statistic-ex");
+    assert_fields(
+        &a.body["data"],
+        &[("statistics", "array")],
+        "get-statistic-ex",
+    );
+
+    // 9. Captcha verify.
+    let a = call(
+        "POST",
+        &format!("{url}/captcha/verify"),
+        Some(json!({"siteKey": "site-1", "captchaToken": "v2-ok"})),
+    )
+    .await;
+    ok_answer(&a, "captcha/verify");
+    assert_fields(&a.body["data"], &[("success", "bool")], "captcha/verify");
+
+    // 10. Cancel.
+    let a = call(
+        "POST",
+        &format!("{url}/callbacks/cancel"),
+        Some(json!({"id": id})),
+    )
+    .await;
+    ok_answer(&a, "cancel");
+    assert_fields(&a.body["data"], &[("id", "uuid")], "cancel");
+    let a = call(
+        "POST",
+        &format!("{url}/callbacks/retrieve"),
+        Some(json!({"id": id})),
+    )
+    .await;
+    assert_eq!(a.body["data"]["callbackState"], "COMPLETED");
+    assert_type(
+        &a.body["data"]["callbackReason"],
+        "string",
+        "callbackReason",
+    );
+
+    // 11. Push publish test: owned by push notifications; when present, a bad body is a 400 in
+    // the envelope, not a 404.
+    let a = call(
+        "POST",
+        &format!("{url}/notification/publish"),
+        Some(json!({})),
+    )
+    .await;
+    if a.status != 404 {
+        assert_eq!(a.status, 400, "{}", a.body);
+        assert_envelope(&a, "notification/publish");
+    }
+    e.shutdown();
+}
