@@ -648,7 +648,7 @@ fn proposed_slots(s: &ApiState, queue: &str, at: DateTime<Utc>) -> BTreeMap<Stri
             (
                 sl.start
                     .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                sl.available() as u32,
+                sl.available(),
             )
         })
         .collect()
