@@ -258,6 +258,9 @@ pub struct CallbackRecord {
     pub metrics: Metrics,
     /// Every state change.
     pub history: Vec<StateEvent>,
+    /// Push targets and the one-off push events already raised.
+    #[serde(default, skip_serializing_if = "crate::push::CallbackPush::is_empty")]
+    pub push: crate::push::CallbackPush,
 }
 
 /// What is needed to create a record; the rest is derived.
@@ -320,6 +323,7 @@ impl CallbackRecord {
             previous_id: None,
             metrics: Metrics::default(),
             history: Vec::new(),
+            push: Default::default(),
         };
         rec.history.push(StateEvent {
             at: now,
@@ -471,6 +475,8 @@ impl CallbackRecord {
         // The data was within limits when this record was accepted, so it is not checked again.
         let mut rec = CallbackRecord::build(new, now);
         rec.previous_id = Some(self.id);
+        // The app that asked for pushes still wants them for the new record.
+        rec.push.targets = self.push.targets.clone();
         rec
     }
 

@@ -20,7 +20,7 @@ use super::model::{
 use super::scheduler::{Timers, Wake, purge_at};
 use crate::clock::SharedClock;
 use crate::config::{CallDirection, Config, QueueSpec};
-use crate::push::{Notifier, PushEvent, PushKind};
+use crate::push::{Notifier, OutboxEntry, PushEvent, PushHub, PushKind, PushTarget};
 use crate::rules::NumberRejection;
 use crate::rules::capacity::CapacityGrid;
 use crate::rules::number::NumberRule;
@@ -126,7 +126,7 @@ pub struct CallbackService {
     config: RwLock<Arc<Config>>,
     clock: SharedClock,
     store: Arc<dyn Store>,
-    notifier: Arc<dyn Notifier>,
+    push: Arc<PushHub>,
     records: DashMap<Uuid, CallbackRecord>,
     slots: SlotBook,
     timers: Mutex<Timers>,
@@ -157,7 +157,7 @@ impl CallbackService {
             config: RwLock::new(config),
             clock,
             store,
-            notifier,
+            push: Arc::new(PushHub::new(notifier)),
             records: DashMap::new(),
             slots: SlotBook::new(),
             timers: Mutex::new(Timers::new()),
@@ -273,6 +273,16 @@ impl CallbackService {
 
     /// Creates a callback; returns it once durable.
     pub async fn create(&self, req: CreateRequest) -> Result<CallbackRecord, ServiceError> {
+        self.create_with_push(req, Vec::new()).await
+    }
+
+    /// Creates a callback whose push events go to `targets` (the API's `pushTargets`), stored
+    /// with it; returns it once durable.
+    pub async fn create_with_push(
+        &self,
+        req: CreateRequest,
+        targets: Vec<PushTarget>,
+    ) -> Result<CallbackRecord, ServiceError> {
         let now = self.clock.now();
         let q = self.queue(&req.callback.queue)?;
         let mut new = req.callback;
@@ -336,6 +346,7 @@ impl CallbackService {
             }
         };
         rec.priority = rec.priority.max(q.priority);
+        rec.push.targets = targets;
         rec.metrics.ewt_at_offer_seconds = req.ewt_at_offer_seconds;
         rec.metrics.position_at_offer = req.position_at_offer;
         if let Err(e) = self.store.save_callbacks(vec![rec.clone()]).await {
@@ -451,9 +462,18 @@ impl CallbackService {
         if extra.is_none() && rec == before {
             return Ok((rec, None));
         }
+        let events = self.raised(&before, &rec);
+        let entries: Vec<OutboxEntry> = events
+            .iter()
+            .flat_map(|e| e.targets.iter().map(|t| OutboxEntry::new(e, t.clone())))
+            .collect();
         let mut batch = vec![rec.clone()];
         batch.extend(extra.clone());
-        self.store.save_callbacks(batch).await?;
+        // The events are stored in the same write as the change that raised them.
+        self.store
+            .save_callbacks_with_outbox(batch, entries)
+            .await?;
+        self.announce(events).await;
         if rec.state.is_completed() {
             self.records.remove(&id);
             self.timers.lock().cancel_all(id);
@@ -505,11 +525,6 @@ impl CallbackService {
     /// A queue's settings (cloned, so no borrow outlives an await).
     pub(crate) fn queue_spec(&self, name: &str) -> Result<QueueSpec, ServiceError> {
         self.queue(name)
-    }
-
-    /// Sends a push event about a callback.
-    pub(crate) async fn notify_kind(&self, rec: &CallbackRecord, kind: PushKind) {
-        self.push(rec, kind).await
     }
 
     /// Cancels a callback (not while PROCESSING).
@@ -700,7 +715,7 @@ impl CallbackService {
                     tracing::info!(callback = %id, ?state, "not purged: its call is in progress");
                     return Ok(());
                 }
-                self.push(&rec, PushKind::CallbackPurged).await;
+                tracing::debug!(callback = %rec.id, "purged");
             }
             Wake::PushExpiry => {
                 self.change(id, |r| {
@@ -718,17 +733,88 @@ impl CallbackService {
         Ok(())
     }
 
-    async fn push(&self, rec: &CallbackRecord, kind: PushKind) {
-        self.notifier
-            .notify(PushEvent {
+    /// The push events a change raises, read from the record before and after it: PURGED and
+    /// FINAL_ATTEMPT_FAILED on those completions, ATTEMPT_FAILED when a dial failed and the
+    /// callback went back to its queue, READY and UPCOMING when they are first marked.
+    fn raised(&self, before: &CallbackRecord, after: &CallbackRecord) -> Vec<PushEvent> {
+        let mut kinds = Vec::new();
+        if !before.state.is_completed() {
+            match after.state {
+                CallbackState::Completed(CompletionReason::Purged) => {
+                    kinds.push(PushKind::CallbackPurged)
+                }
+                CallbackState::Completed(CompletionReason::RedialLimitReached) => {
+                    kinds.push(PushKind::CallbackFinalAttemptFailed)
+                }
+                _ => {}
+            }
+        }
+        if before.state == CallbackState::Routing
+            && after.state == CallbackState::Queued
+            && after.attempts() > before.attempts()
+        {
+            kinds.push(PushKind::CallbackAttemptFailed);
+        }
+        if before.push.ready_at.is_none() && after.push.ready_at.is_some() {
+            kinds.push(PushKind::CallbackReady);
+        }
+        if !before.push.upcoming_done && after.push.upcoming_done {
+            kinds.push(PushKind::CallbackUpcoming);
+        }
+        if kinds.is_empty() {
+            return Vec::new();
+        }
+        let targets = self.targets_for(after);
+        let now = self.clock.now();
+        kinds
+            .into_iter()
+            .map(|kind| PushEvent {
+                id: Uuid::new_v4(),
                 kind,
-                callback_id: rec.id,
-                queue: rec.queue.clone(),
-                at: self.clock.now(),
-                targets: Vec::new(),
-                data: serde_json::Value::Null,
+                callback_id: after.id,
+                queue: after.queue.clone(),
+                at: now,
+                targets: targets.clone(),
+                data: event_data(kind, after),
             })
-            .await;
+            .collect()
+    }
+
+    /// Where a callback's events go: its `pushTargets`, then its queue's webhook.
+    fn targets_for(&self, rec: &CallbackRecord) -> Vec<PushTarget> {
+        let mut targets = rec.push.targets.clone();
+        if let Some(url) = self
+            .config()
+            .queue(&rec.queue)
+            .and_then(|q| q.push_webhook_url.clone())
+        {
+            targets.push(PushTarget {
+                channel: "WEBHOOK".into(),
+                target: url,
+            });
+        }
+        targets
+    }
+
+    /// Tells the notifier at once about events with nowhere to go (the log), and wakes the
+    /// outbox worker for the others (it tells the notifier once they are delivered).
+    async fn announce(&self, events: Vec<PushEvent>) {
+        let mut queued = false;
+        for e in events {
+            if e.targets.is_empty() {
+                self.push.notifier.notify(e).await;
+            } else {
+                queued = true;
+            }
+        }
+        if queued {
+            self.push.wake.notify_one();
+        }
+    }
+
+    /// What the service shares with the push outbox worker.
+    pub fn push_hub(&self) -> &Arc<PushHub> {
+        &self.push
     }
 
     /// Marks the start of a pushed customer-dials-in callback's life (its first push).
@@ -740,10 +826,32 @@ impl CallbackService {
             return;
         }
         if let Some(q) = self.config().queue(&rec.queue) {
-            let at = self.clock.now() + TimeDelta::minutes(q.pushed_callback_expiry_minutes);
+            // From the first push: a second look (after a restart) does not extend it.
+            let since = rec.push.ready_at.unwrap_or_else(|| self.clock.now());
+            let at = since + TimeDelta::minutes(q.pushed_callback_expiry_minutes);
             self.timers.lock().schedule(id, Wake::PushExpiry, at);
         }
     }
+}
+
+/// The fields an event carries beside its name: the callback's state and attempts, and for
+/// READY what the customer is to dial (number, access code, expiry) when the queue gives one.
+fn event_data(kind: PushKind, rec: &CallbackRecord) -> serde_json::Value {
+    let mut data = serde_json::json!({
+        "callbackState": rec.state.name(),
+        "dialAttempts": rec.attempts(),
+    });
+    if let CallbackState::Completed(reason) = rec.state {
+        data["callbackReason"] = serde_json::to_value(reason).unwrap_or_default();
+    }
+    if kind == PushKind::CallbackReady
+        && let serde_json::Value::Object(details) = &rec.push.call_in
+    {
+        for (k, v) in details {
+            data[k] = v.clone();
+        }
+    }
+    data
 }
 
 /// Builds a [`NewCallback`] the way an app's API call would (immediate when `at` is `None`).

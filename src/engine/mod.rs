@@ -326,6 +326,18 @@ impl Engine {
                 store.clone(),
             ),
         );
+        // Push delivery: the outbox left by a previous run is delivered first.
+        let channels = crate::push::Channels::from_config(&config, clock.clone());
+        callbacks.push_hub().set_channels(channels.clone());
+        let worker = Arc::new(crate::push::Worker::new(
+            store.clone(),
+            clock.clone(),
+            channels,
+            callbacks.push_hub().clone(),
+            config.spec.push.clone(),
+            metrics.push.clone(),
+        ));
+        tasks.spawn(worker.run());
         tasks.spawn(crate::store::retention::retention_loop(
             store.clone(),
             clock.clone(),
