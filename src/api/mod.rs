@@ -5,6 +5,7 @@
 pub mod admin;
 pub(crate) mod callin;
 pub(crate) mod error;
+pub(crate) mod push;
 pub(crate) mod queues;
 pub mod ratelimit;
 pub(crate) mod server;
@@ -188,7 +189,8 @@ pub fn api_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(queues::queue_status))
         .routes(routes!(callin::create_call_in))
         .routes(routes!(queues::estimated_wait_time))
-        .routes(routes!(stats::statistics));
+        .routes(routes!(stats::statistics))
+        .routes(routes!(push::publish));
     OpenApiRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())
         .nest("/engagement/v3", v3)
         .nest("/admin", admin::router())
@@ -467,6 +469,10 @@ pub struct CreateCallbackBody {
     /// Reject a scheduled callback whose slot is full instead of accepting it.
     #[serde(default)]
     pub always_check_capacity: bool,
+    /// Where the callback's push events go: `{channel:"FCM", target:<token>}` or
+    /// `{channel:"WEBHOOK", target:<URL>}` (at most 10).
+    #[serde(default)]
+    pub push_targets: Vec<crate::push::PushTarget>,
 }
 
 #[utoipa::path(post, path = "/callbacks/create", tag = "callbacks", request_body = CreateCallbackBody,
@@ -487,24 +493,37 @@ async fn create_callback(
             (k, text)
         })
         .collect();
+    if b.push_targets.len() > crate::push::MAX_TARGETS {
+        return Err(ApiError::bad_request(format!(
+            "pushTargets: at most {} targets",
+            crate::push::MAX_TARGETS
+        )));
+    }
+    for (i, t) in b.push_targets.iter().enumerate() {
+        t.check()
+            .map_err(|e| ApiError::bad_request(format!("pushTargets[{i}]: {e}")))?;
+    }
     let rec = s
         .callbacks
-        .create(CreateRequest {
-            callback: NewCallback {
-                queue: b.service_name,
-                phone: b.phone_number,
-                desired_time: b.desired_time.map(|t| t.with_timezone(&Utc)),
-                origin: Origin::Api,
-                direction: Default::default(),
-                priority: b.priority.unwrap_or(0),
-                queue_time: None,
-                user_data,
-                created_by: "api".into(),
+        .create_with_push(
+            CreateRequest {
+                callback: NewCallback {
+                    queue: b.service_name,
+                    phone: b.phone_number,
+                    desired_time: b.desired_time.map(|t| t.with_timezone(&Utc)),
+                    origin: Origin::Api,
+                    direction: Default::default(),
+                    priority: b.priority.unwrap_or(0),
+                    queue_time: None,
+                    user_data,
+                    created_by: "api".into(),
+                },
+                check_slot: b.always_check_capacity,
+                ewt_at_offer_seconds: None,
+                position_at_offer: None,
             },
-            check_slot: b.always_check_capacity,
-            ewt_at_offer_seconds: None,
-            position_at_offer: None,
-        })
+            b.push_targets,
+        )
         .await
         .map_err(service_error)?;
     Ok((StatusCode::OK, ok(json!({ "id": rec.id }))).into_response())
@@ -533,6 +552,8 @@ pub struct CallbackView {
     priority: i64,
     user_data: BTreeMap<String, String>,
     dial_attempts: u32,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    push_targets: Vec<crate::push::PushTarget>,
 }
 
 impl From<&CallbackRecord> for CallbackView {
@@ -551,6 +572,7 @@ impl From<&CallbackRecord> for CallbackView {
             priority: r.priority,
             user_data: r.user_data.clone(),
             dial_attempts: r.attempts(),
+            push_targets: r.push.targets.clone(),
         }
     }
 }

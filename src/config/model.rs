@@ -412,7 +412,7 @@ pub struct QueueSpec {
     /// Every push event of this queue's callbacks is also POSTed here (a signed webhook).
     #[serde(default)]
     pub push_webhook_url: Option<String>,
-    /// Signing secret of this queue's webhooks (default: `push.webhook_secret`).
+    /// Signing secret of the queue's `push_webhook_url` (default: `push.webhook_secret`).
     #[serde(default)]
     pub push_webhook_secret: Option<String>,
     /// Click-to-Call-In group whose number and access code the CALLBACK_READY push of a

@@ -98,7 +98,8 @@ pub struct Channels {
     fcm: Option<Fcm>,
     fcm_problem: Option<String>,
     default_secret: Option<String>,
-    queue_secrets: HashMap<String, String>,
+    /// Per queue: its webhook URL and that webhook's secret.
+    queue_secrets: HashMap<String, (String, String)>,
 }
 
 impl Channels {
@@ -129,7 +130,10 @@ impl Channels {
                 .spec
                 .queues
                 .iter()
-                .filter_map(|q| Some((q.name.clone(), q.push_webhook_secret.clone()?)))
+                .filter_map(|q| {
+                    let pair = (q.push_webhook_url.clone()?, q.push_webhook_secret.clone()?);
+                    Some((q.name.clone(), pair))
+                })
                 .collect(),
         })
     }
@@ -148,10 +152,12 @@ impl Channels {
     pub async fn deliver(&self, entry: &OutboxEntry) -> Result<(), DeliveryError> {
         match entry.target.channel().as_str() {
             "WEBHOOK" => {
-                let secret = self
-                    .queue_secrets
-                    .get(&entry.event.queue)
-                    .or(self.default_secret.as_ref());
+                // The queue's own webhook is signed with the queue's secret; an app's webhook
+                // (a `pushTargets` entry) and a queue without one with `push.webhook_secret`.
+                let secret = match self.queue_secrets.get(&entry.event.queue) {
+                    Some((url, secret)) if *url == entry.target.target => Some(secret),
+                    _ => self.default_secret.as_ref(),
+                };
                 let body = payload(entry).to_string().into_bytes();
                 super::webhook::post(
                     &self.http,

@@ -12,4 +12,5 @@ mod admin_rules;
 mod agent_state;
 mod http_hardening;
 mod public_api;
+mod push;
 mod statistics;
