@@ -758,7 +758,7 @@ impl CallbackService {
         if before.push.ready_at.is_none() && after.push.ready_at.is_some() {
             kinds.push(PushKind::CallbackReady);
         }
-        if !before.push.upcoming_done && after.push.upcoming_done {
+        if !before.push.upcoming_done && after.push.upcoming_done && after.push.upcoming_armed {
             kinds.push(PushKind::CallbackUpcoming);
         }
         if kinds.is_empty() {
@@ -810,6 +810,57 @@ impl CallbackService {
         if queued {
             self.push.wake.notify_one();
         }
+    }
+
+    /// CALLBACK_UPCOMING, as the guide has it: raised once, the first time a waiting
+    /// callback's EWT (`ewt_of`, seconds; `None` when unknown) drops under its queue's
+    /// `push_notification_threshold_minutes`, and never when it was already under at the
+    /// first look. Only callbacks with somewhere to push are looked at. Returns how many
+    /// were raised.
+    pub async fn check_upcoming(&self, ewt_of: impl Fn(&CallbackRecord) -> Option<i64>) -> usize {
+        let candidates: Vec<CallbackRecord> = self
+            .records
+            .iter()
+            .filter(|r| {
+                r.state == CallbackState::Queued
+                    && !r.push.upcoming_done
+                    && !self.targets_for(r).is_empty()
+            })
+            .map(|r| r.clone())
+            .collect();
+        let mut raised = 0;
+        for rec in candidates {
+            let Some(ewt) = ewt_of(&rec) else { continue };
+            let Some(q) = self.config().queue(&rec.queue).cloned() else {
+                continue;
+            };
+            let threshold = q.push_notification_threshold_minutes * 60;
+            let below = ewt < threshold;
+            if !below && rec.push.upcoming_armed {
+                continue;
+            }
+            let result = self
+                .update(rec.id, |r| {
+                    if r.push.upcoming_done || r.state != CallbackState::Queued {
+                        return Ok(());
+                    }
+                    if below {
+                        r.push.upcoming_done = true;
+                    } else {
+                        r.push.upcoming_armed = true;
+                    }
+                    Ok(())
+                })
+                .await;
+            match result {
+                Ok(r) if below && r.push.upcoming_armed => raised += 1,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(callback = %rec.id, error = %e, "CALLBACK_UPCOMING not checked")
+                }
+            }
+        }
+        raised
     }
 
     /// What the service shares with the push outbox worker.
@@ -939,6 +990,63 @@ queues:
             ewt_at_offer_seconds: Some(120),
             position_at_offer: Some(3),
         }
+    }
+
+    #[tokio::test]
+    async fn upcoming_is_raised_once_when_ewt_drops_under_the_threshold_and_stored_with_the_mark() {
+        use crate::push::{OutboxState, PushTarget};
+        let f = fixture();
+        let hook = vec![PushTarget {
+            channel: "WEBHOOK".into(),
+            target: "http://127.0.0.1:9/hook".into(),
+        }];
+        let rec = f
+            .svc
+            .create_with_push(req(None, false), hook.clone())
+            .await
+            .unwrap();
+        // S_VQ_CB's threshold is the default 5 minutes.
+        assert_eq!(f.svc.check_upcoming(|_| None).await, 0, "unknown EWT");
+        assert_eq!(f.svc.check_upcoming(|_| Some(600)).await, 0);
+        assert_eq!(f.svc.check_upcoming(|_| Some(299)).await, 1);
+        assert_eq!(f.svc.check_upcoming(|_| Some(600)).await, 0);
+        assert_eq!(f.svc.check_upcoming(|_| Some(10)).await, 0, "only once");
+        let stored = f.svc.store.callback(rec.id).await.unwrap().unwrap();
+        assert!(stored.push.upcoming_done && stored.push.upcoming_armed);
+        let out = f
+            .svc
+            .store
+            .outbox_list(Some(OutboxState::Pending), 0)
+            .await
+            .unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].event.kind, PushKind::CallbackUpcoming);
+        assert_eq!(out[0].event.callback_id, rec.id);
+        assert_eq!(out[0].target, hook[0]);
+        // Already under the threshold at the first look: never raised.
+        let low = f
+            .svc
+            .create_with_push(req(None, false), hook.clone())
+            .await
+            .unwrap();
+        assert_eq!(f.svc.check_upcoming(|_| Some(60)).await, 0);
+        assert_eq!(f.svc.check_upcoming(|_| Some(600)).await, 0);
+        assert_eq!(f.svc.check_upcoming(|_| Some(60)).await, 0);
+        assert!(
+            f.svc
+                .store
+                .callback(low.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .push
+                .upcoming_done
+        );
+        // Without anywhere to push, nothing is looked at.
+        let silent = f.svc.create(req(None, false)).await.unwrap();
+        f.svc.check_upcoming(|_| Some(600)).await;
+        assert!(!f.svc.get(silent.id).await.unwrap().push.upcoming_armed);
+        assert_eq!(f.svc.store.outbox_pending().await.unwrap(), 1);
     }
 
     #[tokio::test]

@@ -112,6 +112,10 @@ pub struct CallbackPush {
     /// threshold at creation).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub upcoming_done: bool,
+    /// EWT has been seen at or above the queue's threshold: dropping under it raises
+    /// CALLBACK_UPCOMING (never set when EWT was already under it at the first look).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub upcoming_armed: bool,
     /// When CALLBACK_READY was raised (customer-dials-in), which starts the pushed expiry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ready_at: Option<DateTime<Utc>>,
