@@ -7,6 +7,7 @@ pub(crate) mod availability;
 pub(crate) mod callin;
 pub(crate) mod captcha;
 pub(crate) mod error;
+pub(crate) mod push;
 pub(crate) mod queues;
 pub mod ratelimit;
 pub(crate) mod server;
@@ -192,7 +193,8 @@ pub fn api_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(queues::estimated_wait_time))
         .routes(routes!(stats::statistics))
         .routes(routes!(statistic_ex::get_statistic_ex))
-        .routes(routes!(captcha::captcha_verify));
+        .routes(routes!(captcha::captcha_verify))
+        .routes(routes!(push::publish));
     OpenApiRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())
         .nest("/engagement/v3", v3)
         .nest("/admin", admin::router())
@@ -546,6 +548,10 @@ impl CreateCallbackBody {
             route_point: self.route_point.clone(),
         }
     }
+    /// Where the callback's push events go: `{channel:"FCM", target:<token>}` or
+    /// `{channel:"WEBHOOK", target:<URL>}` (at most 10).
+    #[serde(default)]
+    pub push_targets: Vec<crate::push::PushTarget>,
 }
 
 #[utoipa::path(post, path = "/callbacks/create", tag = "callbacks", request_body = CreateCallbackBody,
@@ -590,7 +596,16 @@ async fn create_callback(
             (k, text)
         })
         .collect();
-    let desired = b.desired_time.map(|t| t.with_timezone(&Utc));
+    if b.push_targets.len() > crate::push::MAX_TARGETS {
+        return Err(ApiError::bad_request(format!(
+            "pushTargets: at most {} targets",
+            crate::push::MAX_TARGETS
+        )));
+    }
+    for (i, t) in b.push_targets.iter().enumerate() {
+        t.check()
+            .map_err(|e| ApiError::bad_request(format!("pushTargets[{i}]: {e}")))?;
+    }
     let result = s
         .callbacks
         .create_with(
@@ -598,7 +613,7 @@ async fn create_callback(
                 callback: NewCallback {
                     queue: b.service_name.clone(),
                     phone: b.phone_number,
-                    desired_time: desired,
+                    desired_time: b.desired_time.map(|t| t.with_timezone(&Utc)),
                     origin: Origin::Api,
                     direction: Default::default(),
                     priority: b.priority.unwrap_or(0),
@@ -611,6 +626,7 @@ async fn create_callback(
                 position_at_offer: None,
             },
             ges,
+            b.push_targets,
         )
         .await;
     let rec = match result {
@@ -621,7 +637,6 @@ async fn create_callback(
         }
         Err(e) => return Err(service_error(e)),
     };
-    let _ = desired;
     Ok((StatusCode::OK, ok(json!({ "id": rec.id }))).into_response())
 }
 
@@ -680,6 +695,8 @@ pub struct CallbackView {
     /// The GES create fields (language defaulted to `en-US`, offer type always present).
     #[serde(flatten)]
     ges: crate::callback::ges::GesAttributes,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    push_targets: Vec<crate::push::PushTarget>,
 }
 
 impl From<&CallbackRecord> for CallbackView {
@@ -706,6 +723,7 @@ impl From<&CallbackRecord> for CallbackView {
                 ),
                 ..r.ges.clone()
             },
+            push_targets: r.push.targets.clone(),
         }
     }
 }

@@ -12,7 +12,6 @@ use uuid::Uuid;
 use super::model::{CallbackRecord, CallbackState, CompletionReason};
 use super::service::{CallbackService, ServiceError};
 use crate::call::{CallLeg, DialResult, DialTarget, Dialer};
-use crate::push::PushKind;
 
 /// What became of a dial attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,18 +109,8 @@ impl CallbackService {
                 Ok(())
             })
             .await?;
-        match outcome {
-            AttemptOutcome::Retry(_) => {
-                self.notify_kind(&updated, PushKind::CallbackAttemptFailed)
-                    .await
-            }
-            AttemptOutcome::RedialLimitReached => {
-                self.notify_kind(&updated, PushKind::CallbackFinalAttemptFailed)
-                    .await
-            }
-            AttemptOutcome::Purged => self.notify_kind(&updated, PushKind::CallbackPurged).await,
-            _ => {}
-        }
+        // ATTEMPT_FAILED, FINAL_ATTEMPT_FAILED or PURGED went with the change (see `raised`).
+        tracing::debug!(callback = %updated.id, ?outcome, "attempt recorded");
         Ok(outcome)
     }
 
@@ -147,11 +136,24 @@ impl CallbackService {
             .await
     }
 
-    /// A customer-dials-in callback reached the head of its queue: CALLBACK_READY is pushed
-    /// (the app then asks for a call-in number) and the pushed-callback expiry starts.
-    pub async fn ready_for_call_in(&self, id: Uuid) -> Result<CallbackRecord, ServiceError> {
-        let rec = self.get(id).await?;
-        self.notify_kind(&rec, PushKind::CallbackReady).await;
+    /// A customer-dials-in callback reached the head of its queue: CALLBACK_READY is raised
+    /// once (stored with the mark, carrying `call_in`: the number and access code to dial,
+    /// when the queue hands one out) and the pushed-callback expiry starts from it.
+    pub async fn ready_for_call_in(
+        &self,
+        id: Uuid,
+        call_in: serde_json::Value,
+    ) -> Result<CallbackRecord, ServiceError> {
+        let now = self.clock_now();
+        let rec = self
+            .update(id, |r| {
+                if r.push.ready_at.is_none() {
+                    r.push.ready_at = Some(now);
+                    r.push.call_in = call_in;
+                }
+                Ok(())
+            })
+            .await?;
         self.start_push_expiry(id);
         Ok(rec)
     }
@@ -224,7 +226,7 @@ impl CallbackService {
                         Ok(())
                     })
                     .await?;
-                self.notify_kind(&rec, PushKind::CallbackPurged).await;
+                tracing::info!(callback = %rec.id, "purged: its queue never opens again");
                 return Ok((AttemptOutcome::Purged, None));
             }
         }
@@ -281,7 +283,7 @@ mod tests {
     use crate::callback::service::{CreateRequest, QueueEvent, api_callback};
     use crate::clock::{Clock, ManualClock};
     use crate::config::Config;
-    use crate::push::MemoryNotifier;
+    use crate::push::{MemoryNotifier, PushKind};
     use crate::store::SqliteStore;
     use async_trait::async_trait;
     use chrono::{DateTime, TimeZone, Utc};
@@ -433,6 +435,7 @@ mod tests {
                     route_point: Some("8123".into()),
                     ..Default::default()
                 },
+                Vec::new(),
             )
             .await
             .unwrap();

@@ -261,6 +261,9 @@ pub struct CallbackRecord {
     /// The GES create fields beyond the above (offer type, language, channel, route points…).
     #[serde(default)]
     pub ges: crate::callback::ges::GesAttributes,
+    /// Push targets and the one-off push events already raised.
+    #[serde(default, skip_serializing_if = "crate::push::CallbackPush::is_empty")]
+    pub push: crate::push::CallbackPush,
 }
 
 /// What is needed to create a record; the rest is derived.
@@ -324,6 +327,7 @@ impl CallbackRecord {
             metrics: Metrics::default(),
             history: Vec::new(),
             ges: Default::default(),
+            push: Default::default(),
         };
         rec.history.push(StateEvent {
             at: now,
@@ -476,6 +480,8 @@ impl CallbackRecord {
         let mut rec = CallbackRecord::build(new, now);
         rec.previous_id = Some(self.id);
         rec.ges = self.ges.clone();
+        // The app that asked for pushes still wants them for the new record.
+        rec.push.targets = self.push.targets.clone();
         rec
     }
 

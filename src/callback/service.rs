@@ -20,7 +20,7 @@ use super::model::{
 use super::scheduler::{Timers, Wake, purge_at};
 use crate::clock::SharedClock;
 use crate::config::{CallDirection, Config, QueueSpec};
-use crate::push::{Notifier, PushEvent, PushKind};
+use crate::push::{Notifier, OutboxEntry, PushEvent, PushHub, PushKind, PushTarget};
 use crate::rules::NumberRejection;
 use crate::rules::capacity::CapacityGrid;
 use crate::rules::number::NumberRule;
@@ -126,7 +126,7 @@ pub struct CallbackService {
     config: RwLock<Arc<Config>>,
     clock: SharedClock,
     store: Arc<dyn Store>,
-    notifier: Arc<dyn Notifier>,
+    push: Arc<PushHub>,
     records: DashMap<Uuid, CallbackRecord>,
     slots: SlotBook,
     timers: Mutex<Timers>,
@@ -157,7 +157,7 @@ impl CallbackService {
             config: RwLock::new(config),
             clock,
             store,
-            notifier,
+            push: Arc::new(PushHub::new(notifier)),
             records: DashMap::new(),
             slots: SlotBook::new(),
             timers: Mutex::new(Timers::new()),
@@ -273,15 +273,17 @@ impl CallbackService {
 
     /// Creates a callback; returns it once durable.
     pub async fn create(&self, req: CreateRequest) -> Result<CallbackRecord, ServiceError> {
-        self.create_with(req, Default::default()).await
+        self.create_with(req, Default::default(), Vec::new()).await
     }
 
-    /// [`Self::create`] with the GES create fields kept on the record (API bookings); the
-    /// offer type defaults as GES does (`SCHEDULED` with a desired time, else `ASAP`).
+    /// [`Self::create`] with the GES create fields kept on the record (API bookings; the offer
+    /// type defaults as GES does, `SCHEDULED` with a desired time, else `ASAP`) and the push
+    /// targets its events go to (the API's `pushTargets`).
     pub async fn create_with(
         &self,
         req: CreateRequest,
         ges: crate::callback::ges::GesAttributes,
+        targets: Vec<PushTarget>,
     ) -> Result<CallbackRecord, ServiceError> {
         let now = self.clock.now();
         let q = self.queue(&req.callback.queue)?;
@@ -351,6 +353,7 @@ impl CallbackService {
             cb_offer_type: Some(ges.offer_type_or_default(scheduled)),
             ..ges
         };
+        rec.push.targets = targets;
         rec.metrics.ewt_at_offer_seconds = req.ewt_at_offer_seconds;
         rec.metrics.position_at_offer = req.position_at_offer;
         if let Err(e) = self.store.save_callbacks(vec![rec.clone()]).await {
@@ -466,9 +469,18 @@ impl CallbackService {
         if extra.is_none() && rec == before {
             return Ok((rec, None));
         }
+        let events = self.raised(&before, &rec);
+        let entries: Vec<OutboxEntry> = events
+            .iter()
+            .flat_map(|e| e.targets.iter().map(|t| OutboxEntry::new(e, t.clone())))
+            .collect();
         let mut batch = vec![rec.clone()];
         batch.extend(extra.clone());
-        self.store.save_callbacks(batch).await?;
+        // The events are stored in the same write as the change that raised them.
+        self.store
+            .save_callbacks_with_outbox(batch, entries)
+            .await?;
+        self.announce(events).await;
         if rec.state.is_completed() {
             self.records.remove(&id);
             self.timers.lock().cancel_all(id);
@@ -520,11 +532,6 @@ impl CallbackService {
     /// A queue's settings (cloned, so no borrow outlives an await).
     pub(crate) fn queue_spec(&self, name: &str) -> Result<QueueSpec, ServiceError> {
         self.queue(name)
-    }
-
-    /// Sends a push event about a callback.
-    pub(crate) async fn notify_kind(&self, rec: &CallbackRecord, kind: PushKind) {
-        self.push(rec, kind).await
     }
 
     /// Cancels a callback (not while PROCESSING).
@@ -735,7 +742,7 @@ impl CallbackService {
                     tracing::info!(callback = %id, ?state, "not purged: its call is in progress");
                     return Ok(());
                 }
-                self.push(&rec, PushKind::CallbackPurged).await;
+                tracing::debug!(callback = %rec.id, "purged");
             }
             Wake::PushExpiry => {
                 self.change(id, |r| {
@@ -753,17 +760,139 @@ impl CallbackService {
         Ok(())
     }
 
-    async fn push(&self, rec: &CallbackRecord, kind: PushKind) {
-        self.notifier
-            .notify(PushEvent {
+    /// The push events a change raises, read from the record before and after it: PURGED and
+    /// FINAL_ATTEMPT_FAILED on those completions, ATTEMPT_FAILED when a dial failed and the
+    /// callback went back to its queue, READY and UPCOMING when they are first marked.
+    fn raised(&self, before: &CallbackRecord, after: &CallbackRecord) -> Vec<PushEvent> {
+        let mut kinds = Vec::new();
+        if !before.state.is_completed() {
+            match after.state {
+                CallbackState::Completed(CompletionReason::Purged) => {
+                    kinds.push(PushKind::CallbackPurged)
+                }
+                CallbackState::Completed(CompletionReason::RedialLimitReached) => {
+                    kinds.push(PushKind::CallbackFinalAttemptFailed)
+                }
+                _ => {}
+            }
+        }
+        if before.state == CallbackState::Routing
+            && after.state == CallbackState::Queued
+            && after.attempts() > before.attempts()
+        {
+            kinds.push(PushKind::CallbackAttemptFailed);
+        }
+        if before.push.ready_at.is_none() && after.push.ready_at.is_some() {
+            kinds.push(PushKind::CallbackReady);
+        }
+        if !before.push.upcoming_done && after.push.upcoming_done && after.push.upcoming_armed {
+            kinds.push(PushKind::CallbackUpcoming);
+        }
+        if kinds.is_empty() {
+            return Vec::new();
+        }
+        let targets = self.targets_for(after);
+        let now = self.clock.now();
+        kinds
+            .into_iter()
+            .map(|kind| PushEvent {
+                id: Uuid::new_v4(),
                 kind,
-                callback_id: rec.id,
-                queue: rec.queue.clone(),
-                at: self.clock.now(),
-                targets: Vec::new(),
-                data: serde_json::Value::Null,
+                callback_id: after.id,
+                queue: after.queue.clone(),
+                at: now,
+                targets: targets.clone(),
+                data: event_data(kind, after),
             })
-            .await;
+            .collect()
+    }
+
+    /// Where a callback's events go: its `pushTargets`, then its queue's webhook.
+    fn targets_for(&self, rec: &CallbackRecord) -> Vec<PushTarget> {
+        let mut targets = rec.push.targets.clone();
+        if let Some(url) = self
+            .config()
+            .queue(&rec.queue)
+            .and_then(|q| q.push_webhook_url.clone())
+        {
+            targets.push(PushTarget {
+                channel: "WEBHOOK".into(),
+                target: url,
+            });
+        }
+        targets
+    }
+
+    /// Tells the notifier at once about events with nowhere to go (the log), and wakes the
+    /// outbox worker for the others (it tells the notifier once they are delivered).
+    async fn announce(&self, events: Vec<PushEvent>) {
+        let mut queued = false;
+        for e in events {
+            if e.targets.is_empty() {
+                self.push.notifier.notify(e).await;
+            } else {
+                queued = true;
+            }
+        }
+        if queued {
+            self.push.wake.notify_one();
+        }
+    }
+
+    /// CALLBACK_UPCOMING, as the guide has it: raised once, the first time a waiting
+    /// callback's EWT (`ewt_of`, seconds; `None` when unknown) drops under its queue's
+    /// `push_notification_threshold_minutes`, and never when it was already under at the
+    /// first look. Only callbacks with somewhere to push are looked at. Returns how many
+    /// were raised.
+    pub async fn check_upcoming(&self, ewt_of: impl Fn(&CallbackRecord) -> Option<i64>) -> usize {
+        let candidates: Vec<CallbackRecord> = self
+            .records
+            .iter()
+            .filter(|r| {
+                r.state == CallbackState::Queued
+                    && !r.push.upcoming_done
+                    && !self.targets_for(r).is_empty()
+            })
+            .map(|r| r.clone())
+            .collect();
+        let mut raised = 0;
+        for rec in candidates {
+            let Some(ewt) = ewt_of(&rec) else { continue };
+            let Some(q) = self.config().queue(&rec.queue).cloned() else {
+                continue;
+            };
+            let threshold = q.push_notification_threshold_minutes * 60;
+            let below = ewt < threshold;
+            if !below && rec.push.upcoming_armed {
+                continue;
+            }
+            let result = self
+                .update(rec.id, |r| {
+                    if r.push.upcoming_done || r.state != CallbackState::Queued {
+                        return Ok(());
+                    }
+                    if below {
+                        r.push.upcoming_done = true;
+                    } else {
+                        r.push.upcoming_armed = true;
+                    }
+                    Ok(())
+                })
+                .await;
+            match result {
+                Ok(r) if below && r.push.upcoming_armed => raised += 1,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(callback = %rec.id, error = %e, "CALLBACK_UPCOMING not checked")
+                }
+            }
+        }
+        raised
+    }
+
+    /// What the service shares with the push outbox worker.
+    pub fn push_hub(&self) -> &Arc<PushHub> {
+        &self.push
     }
 
     /// Marks the start of a pushed customer-dials-in callback's life (its first push).
@@ -775,10 +904,32 @@ impl CallbackService {
             return;
         }
         if let Some(q) = self.config().queue(&rec.queue) {
-            let at = self.clock.now() + TimeDelta::minutes(q.pushed_callback_expiry_minutes);
+            // From the first push: a second look (after a restart) does not extend it.
+            let since = rec.push.ready_at.unwrap_or_else(|| self.clock.now());
+            let at = since + TimeDelta::minutes(q.pushed_callback_expiry_minutes);
             self.timers.lock().schedule(id, Wake::PushExpiry, at);
         }
     }
+}
+
+/// The fields an event carries beside its name: the callback's state and attempts, and for
+/// READY what the customer is to dial (number, access code, expiry) when the queue gives one.
+fn event_data(kind: PushKind, rec: &CallbackRecord) -> serde_json::Value {
+    let mut data = serde_json::json!({
+        "callbackState": rec.state.name(),
+        "dialAttempts": rec.attempts(),
+    });
+    if let CallbackState::Completed(reason) = rec.state {
+        data["callbackReason"] = serde_json::to_value(reason).unwrap_or_default();
+    }
+    if kind == PushKind::CallbackReady
+        && let serde_json::Value::Object(details) = &rec.push.call_in
+    {
+        for (k, v) in details {
+            data[k] = v.clone();
+        }
+    }
+    data
 }
 
 /// Builds a [`NewCallback`] the way an app's API call would (immediate when `at` is `None`).
@@ -866,6 +1017,63 @@ queues:
             ewt_at_offer_seconds: Some(120),
             position_at_offer: Some(3),
         }
+    }
+
+    #[tokio::test]
+    async fn upcoming_is_raised_once_when_ewt_drops_under_the_threshold_and_stored_with_the_mark() {
+        use crate::push::{OutboxState, PushTarget};
+        let f = fixture();
+        let hook = vec![PushTarget {
+            channel: "WEBHOOK".into(),
+            target: "http://127.0.0.1:9/hook".into(),
+        }];
+        let rec = f
+            .svc
+            .create_with(req(None, false), Default::default(), hook.clone())
+            .await
+            .unwrap();
+        // S_VQ_CB's threshold is the default 5 minutes.
+        assert_eq!(f.svc.check_upcoming(|_| None).await, 0, "unknown EWT");
+        assert_eq!(f.svc.check_upcoming(|_| Some(600)).await, 0);
+        assert_eq!(f.svc.check_upcoming(|_| Some(299)).await, 1);
+        assert_eq!(f.svc.check_upcoming(|_| Some(600)).await, 0);
+        assert_eq!(f.svc.check_upcoming(|_| Some(10)).await, 0, "only once");
+        let stored = f.svc.store.callback(rec.id).await.unwrap().unwrap();
+        assert!(stored.push.upcoming_done && stored.push.upcoming_armed);
+        let out = f
+            .svc
+            .store
+            .outbox_list(Some(OutboxState::Pending), 0)
+            .await
+            .unwrap();
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].event.kind, PushKind::CallbackUpcoming);
+        assert_eq!(out[0].event.callback_id, rec.id);
+        assert_eq!(out[0].target, hook[0]);
+        // Already under the threshold at the first look: never raised.
+        let low = f
+            .svc
+            .create_with(req(None, false), Default::default(), hook.clone())
+            .await
+            .unwrap();
+        assert_eq!(f.svc.check_upcoming(|_| Some(60)).await, 0);
+        assert_eq!(f.svc.check_upcoming(|_| Some(600)).await, 0);
+        assert_eq!(f.svc.check_upcoming(|_| Some(60)).await, 0);
+        assert!(
+            f.svc
+                .store
+                .callback(low.id)
+                .await
+                .unwrap()
+                .unwrap()
+                .push
+                .upcoming_done
+        );
+        // Without anywhere to push, nothing is looked at.
+        let silent = f.svc.create(req(None, false)).await.unwrap();
+        f.svc.check_upcoming(|_| Some(600)).await;
+        assert!(!f.svc.get(silent.id).await.unwrap().push.upcoming_armed);
+        assert_eq!(f.svc.store.outbox_pending().await.unwrap(), 1);
     }
 
     #[tokio::test]

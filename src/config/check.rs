@@ -393,6 +393,26 @@ impl Validator<'_> {
                 );
             }
         }
+        for (i, q) in spec.queues.iter().enumerate() {
+            if let Some(u) = &q.push_webhook_url
+                && !crate::push::webhook::is_http_url(u)
+            {
+                self.err_at(
+                    root,
+                    &[K("queues"), I(i), K("push_webhook_url")],
+                    format!("`{u}` is not an http:// or https:// URL"),
+                );
+            }
+        }
+        for (field, msg) in spec.push.problems(self.base_dir) {
+            let mut steps = vec![K("push")];
+            steps.extend(
+                field
+                    .split('.')
+                    .map(|k| Step::Key(Cow::Owned(k.to_string()))),
+            );
+            self.err_at(root, &steps, msg);
+        }
         hours
     }
 

@@ -32,6 +32,7 @@ impl Validator<'_> {
         section!("shutdown", shutdown);
         section!("logging", logging);
         section!("metrics", metrics);
+        section!("push", push);
         if let Some(n) = root.get("admin") {
             match n.decode::<AdminSettings>("admin") {
                 Ok(v) => spec.admin = v,

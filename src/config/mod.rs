@@ -209,6 +209,7 @@ const TOP_KEYS: &[&str] = &[
     "shutdown",
     "logging",
     "metrics",
+    "push",
 ];
 
 impl Validator<'_> {

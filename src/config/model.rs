@@ -409,6 +409,16 @@ pub struct QueueSpec {
     /// counts as within service level (1–3600). Default 20.
     #[serde(default = "d_service_level")]
     pub service_level_seconds: i64,
+    /// Every push event of this queue's callbacks is also POSTed here (a signed webhook).
+    #[serde(default)]
+    pub push_webhook_url: Option<String>,
+    /// Signing secret of the queue's `push_webhook_url` (default: `push.webhook_secret`).
+    #[serde(default)]
+    pub push_webhook_secret: Option<String>,
+    /// Click-to-Call-In group whose number and access code the CALLBACK_READY push of a
+    /// customer-dials-in callback carries (none: the app asks the Call-In API itself).
+    #[serde(default)]
+    pub call_in_group: Option<String>,
 }
 
 fn d_service_level() -> i64 {
@@ -638,6 +648,8 @@ pub struct ConfigSpec {
     pub logging: LoggingSettings,
     /// Prometheus metrics.
     pub metrics: MetricsSettings,
+    /// Push delivery: outbox retries, webhook secret, FCM.
+    pub push: crate::push::PushSettings,
 }
 
 fn d_flows_dir() -> String {

@@ -76,7 +76,8 @@ impl CallbackRunner {
             Err(e) => return Served::Skipped(e.to_string()),
         };
         if rec.direction == CallDirection::CustomerDialsIn {
-            return match s.callbacks.ready_for_call_in(id).await {
+            let call_in = self.call_in_details(&rec).await;
+            return match s.callbacks.ready_for_call_in(id, call_in).await {
                 Ok(_) => Served::AwaitingCallIn,
                 Err(e) => Served::Skipped(e.to_string()),
             };
@@ -172,6 +173,52 @@ impl CallbackRunner {
             tracing::warn!(callback = %id, error = %e, "cannot complete abandoned callback");
         }
         Served::Abandoned
+    }
+
+    /// Click-to-Call-In Delayed: when the callback's queue names a `call_in_group`, a call-in
+    /// request tied to the callback (made durable first), whose number, access code and expiry
+    /// the CALLBACK_READY push carries. Null when the queue names none, the callback was
+    /// announced before (its READY is not raised again), or no number is free.
+    async fn call_in_details(&self, rec: &CallbackRecord) -> serde_json::Value {
+        let s = &self.services;
+        if rec.push.ready_at.is_some() {
+            return serde_json::Value::Null;
+        }
+        let Some(group) = s
+            .config
+            .queue(&rec.queue)
+            .and_then(|q| q.call_in_group.clone())
+        else {
+            return serde_json::Value::Null;
+        };
+        let new = crate::callin::NewCallIn {
+            group: group.clone(),
+            ani: Some(rec.phone.clone()),
+            routing: Default::default(),
+            callback_id: Some(rec.id),
+        };
+        let req = match s.callin.request(new, s.clock.now()) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(callback = %rec.id, %group, error = %e, "no call-in number for the READY push");
+                return serde_json::Value::Null;
+            }
+        };
+        if let Err(e) = s
+            .store
+            .save_documents(vec![crate::callin::to_document(&req)])
+            .await
+        {
+            s.callin.forget(req.id);
+            tracing::warn!(callback = %rec.id, error = %e, "call-in request not stored; READY goes without a number");
+            return serde_json::Value::Null;
+        }
+        serde_json::json!({
+            "callInRequestId": req.id,
+            "toPhoneNumber": req.dnis,
+            "accessCode": req.access_code,
+            "expirationTime": req.expires_at.timestamp_millis(),
+        })
     }
 
     /// Without a Callback application: queues the reached customer at the callback's place

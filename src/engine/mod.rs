@@ -326,6 +326,23 @@ impl Engine {
                 store.clone(),
             ),
         );
+        // Push delivery: the outbox left by a previous run is delivered first.
+        let channels = crate::push::Channels::from_config(&config, clock.clone());
+        callbacks.push_hub().set_channels(channels.clone());
+        let worker = Arc::new(crate::push::Worker::new(
+            store.clone(),
+            clock.clone(),
+            channels,
+            callbacks.push_hub().clone(),
+            config.spec.push.clone(),
+            metrics.push.clone(),
+        ));
+        tasks.spawn(worker.run());
+        tasks.spawn(upcoming_loop(
+            callbacks.clone(),
+            router.clone(),
+            clock.clone(),
+        ));
         tasks.spawn(crate::store::retention::retention_loop(
             store.clone(),
             clock.clone(),
@@ -693,6 +710,23 @@ async fn scheduler_loop(
             .filter_map(|id| callin.get(id))
             .collect();
         crate::callin::persist_later(&store, expired);
+    }
+}
+
+/// Every 5 s on the clock: raises CALLBACK_UPCOMING for callbacks whose EWT (their place in
+/// their queue, as `/callbacks/retrieve` reports it) dropped under their queue's threshold.
+async fn upcoming_loop(callbacks: Arc<CallbackService>, router: Arc<Router>, clock: SharedClock) {
+    loop {
+        clock.sleep(TimeDelta::seconds(5)).await;
+        let ewt_of = |rec: &crate::callback::model::CallbackRecord| {
+            let pos = router.position(&rec.queue, rec.id).ok().flatten()?;
+            router
+                .ewt(&rec.queue, pos)
+                .ok()
+                .flatten()
+                .map(|d| d.num_seconds())
+        };
+        callbacks.check_upcoming(ewt_of).await;
     }
 }
 

@@ -201,6 +201,8 @@ pub struct Metrics {
     pub config_reloads: Family<Fixed, Counter>,
     /// Store latency, by operation (see [`super::store_metrics`]).
     pub store: super::store_metrics::StoreMetrics,
+    /// Push outbox depth and deliveries.
+    pub push: crate::push::PushMetrics,
     sources: OnceLock<Sources>,
     off: AtomicBool,
 }
@@ -222,6 +224,7 @@ impl Metrics {
             fds: Gauge::default(),
             config_reloads: Family::default(),
             store: super::store_metrics::StoreMetrics::default(),
+            push: crate::push::PushMetrics::default(),
             sources: OnceLock::new(),
             off: AtomicBool::new(false),
         };
@@ -281,6 +284,7 @@ impl Metrics {
             }
             super::media_metrics::media().register(&mut r);
             m.store.register(&mut r);
+            m.push.register(&mut r);
             r.register(
                 "config_reloads",
                 "Configuration reloads (SIGHUP or POST /admin/reload), by result",

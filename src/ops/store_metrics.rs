@@ -14,6 +14,7 @@ use prometheus_client::registry::Registry;
 use uuid::Uuid;
 
 use crate::callback::CallbackRecord;
+use crate::push::{OutboxEntry, OutboxState};
 use crate::store::{CallbackFilter, Document, PageCursor, Store, StoreError};
 
 /// Label of the operation.
@@ -126,5 +127,47 @@ impl Store for MeteredStore {
     async fn documents(&self, kind: &str) -> Result<Vec<Document>, StoreError> {
         let f = self.inner.documents(kind);
         self.metrics.time("documents", f).await
+    }
+
+    async fn save_callbacks_with_outbox(
+        &self,
+        records: Vec<CallbackRecord>,
+        entries: Vec<OutboxEntry>,
+    ) -> Result<(), StoreError> {
+        let f = self.inner.save_callbacks_with_outbox(records, entries);
+        self.metrics.time("save_callbacks", f).await
+    }
+
+    async fn save_outbox(&self, entries: Vec<OutboxEntry>) -> Result<(), StoreError> {
+        let f = self.inner.save_outbox(entries);
+        self.metrics.time("save_outbox", f).await
+    }
+
+    async fn outbox_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        let f = self.inner.outbox_due(now, limit);
+        self.metrics.time("outbox_due", f).await
+    }
+
+    async fn outbox_next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let f = self.inner.outbox_next_due();
+        self.metrics.time("outbox_due", f).await
+    }
+
+    async fn outbox_list(
+        &self,
+        state: Option<OutboxState>,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        let f = self.inner.outbox_list(state, limit);
+        self.metrics.time("outbox_list", f).await
+    }
+
+    async fn outbox_pending(&self) -> Result<usize, StoreError> {
+        let f = self.inner.outbox_pending();
+        self.metrics.time("outbox_list", f).await
     }
 }

@@ -32,6 +32,8 @@ macro_rules! store_contract {
             domain_documents_are_kept_per_kind,
             a_change_and_its_audit_entry_are_saved_together,
             ges_fields_are_kept_with_the_callback,
+            a_change_and_its_push_events_are_saved_together,
+            outbox_entries_are_due_in_order_and_leave_when_settled,
         );
     };
     (@each $make:expr; $($check:ident),* $(,)?) => {
@@ -445,4 +447,137 @@ pub(crate) async fn ges_fields_are_kept_with_the_callback(store: Arc<dyn Store>)
         active.iter().find(|x| x.id == r.id).map(|x| &x.ges),
         Some(&r.ges)
     );
+}
+
+/// A pending outbox entry for `rec`, raised at `at`, to a webhook.
+fn outbox_entry(rec: &CallbackRecord, at: DateTime<Utc>) -> crate::push::OutboxEntry {
+    let event = crate::push::PushEvent {
+        id: Uuid::new_v4(),
+        kind: crate::push::PushKind::CallbackPurged,
+        callback_id: rec.id,
+        queue: rec.queue.clone(),
+        at,
+        targets: Vec::new(),
+        data: json!({ "callbackState": "COMPLETED" }),
+    };
+    crate::push::OutboxEntry::new(
+        &event,
+        crate::push::PushTarget {
+            channel: "WEBHOOK".into(),
+            target: "http://127.0.0.1:9/hook".into(),
+        },
+    )
+}
+
+/// A state change and the push events it raised, saved in one call, are both there: the
+/// callback in its new state and the events pending, due at once, counted in the depth.
+pub(crate) async fn a_change_and_its_push_events_are_saved_together(store: Arc<dyn Store>) {
+    use crate::push::OutboxState;
+    let now = t0();
+    let done = cancelled(rec("+33123450001", now));
+    let events = vec![outbox_entry(&done, now), outbox_entry(&done, now)];
+    store
+        .save_callbacks_with_outbox(vec![done.clone()], events.clone())
+        .await
+        .unwrap();
+    assert_eq!(store.callback(done.id).await.unwrap(), Some(done.clone()));
+    let mut pending = store
+        .outbox_list(Some(OutboxState::Pending), 0)
+        .await
+        .unwrap();
+    pending.reverse();
+    assert_eq!(pending, events, "newest first, as stored");
+    assert_eq!(store.outbox_pending().await.unwrap(), 2);
+    assert_eq!(store.outbox_next_due().await.unwrap(), Some(now));
+    let due = store.outbox_due(now, 10).await.unwrap();
+    assert_eq!(due, events, "due in the order raised");
+    assert!(
+        store
+            .outbox_due(now - TimeDelta::seconds(1), 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "not due before it was raised"
+    );
+    assert!(
+        store
+            .outbox_list(Some(OutboxState::Delivered), 0)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // Without events, the same call is a plain save.
+    let other = rec("+33123450002", now);
+    store
+        .save_callbacks_with_outbox(vec![other.clone()], Vec::new())
+        .await
+        .unwrap();
+    assert_eq!(store.callback(other.id).await.unwrap(), Some(other));
+    assert_eq!(store.outbox_pending().await.unwrap(), 2);
+}
+
+/// Entries are due by their next attempt time; a retried one waits for its time, a delivered
+/// or failed one is never due again and is listed under its state; updates replace in place.
+pub(crate) async fn outbox_entries_are_due_in_order_and_leave_when_settled(store: Arc<dyn Store>) {
+    use crate::push::OutboxState;
+    let now = t0();
+    let r = rec("+33123450003", now);
+    let mut a = outbox_entry(&r, now);
+    let mut b = outbox_entry(&r, now + TimeDelta::seconds(1));
+    let mut c = outbox_entry(&r, now + TimeDelta::seconds(2));
+    store
+        .save_outbox(vec![a.clone(), b.clone(), c.clone()])
+        .await
+        .unwrap();
+    // a: retry in 10 s; b: delivered; c: failed.
+    a.attempts = 1;
+    a.next_attempt_at = now + TimeDelta::seconds(10);
+    a.last_error = Some("webhook answered 503".into());
+    b.attempts = 1;
+    b.state = OutboxState::Delivered;
+    b.delivered_at = Some(now + TimeDelta::seconds(1));
+    c.attempts = 10;
+    c.state = OutboxState::Failed;
+    c.last_error = Some("gave up".into());
+    store
+        .save_outbox(vec![a.clone(), b.clone(), c.clone()])
+        .await
+        .unwrap();
+    let later = now + TimeDelta::seconds(5);
+    assert!(store.outbox_due(later, 10).await.unwrap().is_empty());
+    assert_eq!(
+        store
+            .outbox_due(now + TimeDelta::seconds(10), 10)
+            .await
+            .unwrap(),
+        vec![a.clone()]
+    );
+    assert_eq!(
+        store.outbox_next_due().await.unwrap(),
+        Some(now + TimeDelta::seconds(10))
+    );
+    assert_eq!(store.outbox_pending().await.unwrap(), 1);
+    assert_eq!(
+        store
+            .outbox_list(Some(OutboxState::Delivered), 0)
+            .await
+            .unwrap(),
+        vec![b.clone()]
+    );
+    assert_eq!(
+        store
+            .outbox_list(Some(OutboxState::Failed), 0)
+            .await
+            .unwrap(),
+        vec![c.clone()]
+    );
+    assert_eq!(
+        store.outbox_list(None, 2).await.unwrap(),
+        vec![c, b],
+        "newest first, limited"
+    );
+    // A due batch is limited too.
+    let many: Vec<_> = (0..5).map(|_| outbox_entry(&r, now)).collect();
+    store.save_outbox(many).await.unwrap();
+    assert_eq!(store.outbox_due(later, 3).await.unwrap().len(), 3);
 }

@@ -11,6 +11,7 @@ use uuid::Uuid;
 
 use super::{CallbackFilter, Document, PageCursor, Store, StoreError};
 use crate::callback::CallbackRecord;
+use crate::push::{OutboxEntry, OutboxState};
 
 /// [`Store`] kept in memory; lost when dropped.
 #[derive(Debug, Default)]
@@ -25,6 +26,10 @@ struct Tables {
     ids: HashMap<Uuid, i64>,
     last_row: i64,
     documents: BTreeMap<(String, String), serde_json::Value>,
+    /// Outbox entries by insertion row, and their rows by id.
+    outbox: BTreeMap<i64, OutboxEntry>,
+    outbox_ids: HashMap<Uuid, i64>,
+    outbox_last: i64,
 }
 
 impl MemoryStore {
@@ -74,23 +79,112 @@ fn matches(f: &CallbackFilter, r: &CallbackRecord) -> bool {
         && f.queues.as_ref().is_none_or(|qs| qs.contains(&r.queue))
 }
 
+impl Tables {
+    /// Inserts or replaces callbacks in place (a new one gets the next row).
+    fn put_callbacks(&mut self, records: Vec<CallbackRecord>) {
+        for r in records {
+            let row = match self.ids.get(&r.id) {
+                Some(row) => *row,
+                None => {
+                    self.last_row += 1;
+                    self.ids.insert(r.id, self.last_row);
+                    self.last_row
+                }
+            };
+            self.rows.insert(row, r);
+        }
+    }
+
+    /// Inserts or replaces outbox entries in place.
+    fn put_outbox(&mut self, entries: Vec<OutboxEntry>) {
+        for e in entries {
+            let row = match self.outbox_ids.get(&e.id) {
+                Some(row) => *row,
+                None => {
+                    self.outbox_last += 1;
+                    self.outbox_ids.insert(e.id, self.outbox_last);
+                    self.outbox_last
+                }
+            };
+            self.outbox.insert(row, e);
+        }
+    }
+}
+
 #[async_trait]
 impl Store for MemoryStore {
     async fn save_callbacks(&self, records: Vec<CallbackRecord>) -> Result<(), StoreError> {
-        let mut t = self.tables();
-        for r in records {
-            let row = match t.ids.get(&r.id) {
-                Some(row) => *row,
-                None => {
-                    t.last_row += 1;
-                    let row = t.last_row;
-                    t.ids.insert(r.id, row);
-                    row
-                }
-            };
-            t.rows.insert(row, r);
-        }
+        self.tables().put_callbacks(records);
         Ok(())
+    }
+
+    async fn save_callbacks_with_outbox(
+        &self,
+        records: Vec<CallbackRecord>,
+        entries: Vec<OutboxEntry>,
+    ) -> Result<(), StoreError> {
+        // Under one lock: both land together.
+        let mut t = self.tables();
+        t.put_outbox(entries);
+        t.put_callbacks(records);
+        Ok(())
+    }
+
+    async fn save_outbox(&self, entries: Vec<OutboxEntry>) -> Result<(), StoreError> {
+        self.tables().put_outbox(entries);
+        Ok(())
+    }
+
+    async fn outbox_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        let t = self.tables();
+        let mut due: Vec<(DateTime<Utc>, i64, &OutboxEntry)> = t
+            .outbox
+            .iter()
+            .filter(|(_, e)| e.state == OutboxState::Pending && e.next_attempt_at <= now)
+            .map(|(row, e)| (e.next_attempt_at, *row, e))
+            .collect();
+        due.sort_by_key(|d| (d.0, d.1));
+        Ok(due.into_iter().take(limit).map(|d| d.2.clone()).collect())
+    }
+
+    async fn outbox_next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(self
+            .tables()
+            .outbox
+            .values()
+            .filter(|e| e.state == OutboxState::Pending)
+            .map(|e| e.next_attempt_at)
+            .min())
+    }
+
+    async fn outbox_list(
+        &self,
+        state: Option<OutboxState>,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        let limit = if limit == 0 { usize::MAX } else { limit };
+        Ok(self
+            .tables()
+            .outbox
+            .values()
+            .rev()
+            .filter(|e| state.is_none_or(|s| e.state == s))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    async fn outbox_pending(&self) -> Result<usize, StoreError> {
+        Ok(self
+            .tables()
+            .outbox
+            .values()
+            .filter(|e| e.state == OutboxState::Pending)
+            .count())
     }
 
     async fn callback(&self, id: Uuid) -> Result<Option<CallbackRecord>, StoreError> {

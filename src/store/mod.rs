@@ -16,6 +16,7 @@ use thiserror::Error;
 use uuid::Uuid;
 
 use crate::callback::CallbackRecord;
+use crate::push::{OutboxEntry, OutboxState};
 
 pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
@@ -147,4 +148,54 @@ pub trait Store: Send + Sync {
 
     /// Every document of a kind, by id.
     async fn documents(&self, kind: &str) -> Result<Vec<Document>, StoreError>;
+
+    /// Saves callbacks and the outbox entries their changes raised in ONE transaction: both
+    /// are stored or neither is. The default (for a backend without transactions) writes the
+    /// callbacks first; SQLite and memory override it.
+    async fn save_callbacks_with_outbox(
+        &self,
+        records: Vec<CallbackRecord>,
+        entries: Vec<OutboxEntry>,
+    ) -> Result<(), StoreError> {
+        self.save_callbacks(records).await?;
+        if entries.is_empty() {
+            return Ok(());
+        }
+        self.save_outbox(entries).await
+    }
+
+    /// Inserts or replaces outbox entries (a delivery's outcome).
+    async fn save_outbox(&self, _entries: Vec<OutboxEntry>) -> Result<(), StoreError> {
+        Err(StoreError::Database(
+            "this store keeps no push outbox".into(),
+        ))
+    }
+
+    /// Pending entries due at or before `now`, oldest due first, at most `limit`.
+    async fn outbox_due(
+        &self,
+        _now: DateTime<Utc>,
+        _limit: usize,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    /// When the earliest pending entry is due.
+    async fn outbox_next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(None)
+    }
+
+    /// Entries in `state` (every state when `None`), newest first, at most `limit`.
+    async fn outbox_list(
+        &self,
+        _state: Option<OutboxState>,
+        _limit: usize,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        Ok(Vec::new())
+    }
+
+    /// How many entries are pending (the outbox depth).
+    async fn outbox_pending(&self) -> Result<usize, StoreError> {
+        Ok(0)
+    }
 }

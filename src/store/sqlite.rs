@@ -32,6 +32,7 @@ use uuid::Uuid;
 
 use super::{CallbackFilter, Document, PageCursor, Store, StoreError};
 use crate::callback::CallbackRecord;
+use crate::push::{OutboxEntry, OutboxState};
 
 /// Most write requests committed in one transaction.
 const MAX_BATCH: usize = 4096;
@@ -41,6 +42,9 @@ const READERS: usize = 4;
 
 enum Write {
     Callbacks(Vec<CallbackRecord>),
+    /// Callbacks and the outbox entries their changes raised, in the same transaction.
+    CallbacksWithOutbox(Vec<CallbackRecord>, Vec<OutboxEntry>),
+    Outbox(Vec<OutboxEntry>),
     Documents(Vec<Document>),
     DeleteDocument(String, String),
     RemoveExpired(DateTime<Utc>),
@@ -94,6 +98,13 @@ CREATE INDEX IF NOT EXISTS callbacks_queue ON callbacks(queue, desired_time);
 CREATE INDEX IF NOT EXISTS callbacks_phone ON callbacks(phone);
 CREATE INDEX IF NOT EXISTS callbacks_retain ON callbacks(retain_until);
 CREATE INDEX IF NOT EXISTS callbacks_desired ON callbacks(desired_time);
+CREATE TABLE IF NOT EXISTS outbox (
+    id TEXT PRIMARY KEY,
+    state TEXT NOT NULL,
+    next_at INTEGER NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS outbox_due ON outbox(state, next_at);
 CREATE TABLE IF NOT EXISTS documents (
     kind TEXT NOT NULL,
     id TEXT NOT NULL,
@@ -318,13 +329,32 @@ fn apply(
              ON CONFLICT(id) DO UPDATE SET queue = ?3, state = ?4, phone = ?5,
                  desired_time = ?6, retain_until = ?7, body = ?8",
         )?;
+        let mut put_outbox = tx.prepare_cached(
+            "INSERT INTO outbox (id, state, next_at, body) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(id) DO UPDATE SET state = ?2, next_at = ?3, body = ?4",
+        )?;
+        let mut outbox = |entries: &[OutboxEntry]| -> Result<usize, StoreError> {
+            for e in entries {
+                put_outbox.execute(params![
+                    e.id.to_string(),
+                    e.state.name(),
+                    e.next_attempt_at.timestamp_millis(),
+                    serde_json::to_string(e)?,
+                ])?;
+            }
+            Ok(entries.len())
+        };
         let mut put_doc = tx.prepare_cached(
             "INSERT INTO documents (kind, id, body) VALUES (?1, ?2, ?3)
              ON CONFLICT(kind, id) DO UPDATE SET body = ?3",
         )?;
         for req in batch {
             let n = match &req.write {
-                Write::Callbacks(recs) => {
+                Write::Outbox(entries) => outbox(entries)?,
+                Write::Callbacks(recs) | Write::CallbacksWithOutbox(recs, _) => {
+                    if let Write::CallbacksWithOutbox(_, entries) = &req.write {
+                        outbox(entries)?;
+                    }
                     for r in recs {
                         *seq += 1;
                         upsert.execute(params![
@@ -379,6 +409,26 @@ fn decode_rows(
             Ok(r) => Some(r),
             Err(e) => {
                 tracing::error!(error = %e, "stored callback cannot be read; skipped");
+                None
+            }
+        })
+        .collect())
+}
+
+/// Outbox rows into entries; an unreadable one is logged and left out.
+fn decode_outbox(
+    stmt: &mut rusqlite::Statement<'_>,
+    args: impl rusqlite::Params,
+) -> Result<Vec<OutboxEntry>, StoreError> {
+    let bodies = stmt
+        .query_map(args, |row| row.get::<_, String>(0))?
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(bodies
+        .iter()
+        .filter_map(|b| match serde_json::from_str(b) {
+            Ok(e) => Some(e),
+            Err(e) => {
+                tracing::error!(error = %e, "stored push event cannot be read; skipped");
                 None
             }
         })
@@ -530,6 +580,86 @@ impl Store for SqliteStore {
         self.write(Write::DeleteDocument(kind.into(), id.into()))
             .await
             .map(|n| n > 0)
+    }
+
+    async fn save_callbacks_with_outbox(
+        &self,
+        records: Vec<CallbackRecord>,
+        entries: Vec<OutboxEntry>,
+    ) -> Result<(), StoreError> {
+        self.write(Write::CallbacksWithOutbox(records, entries))
+            .await
+            .map(|_| ())
+    }
+
+    async fn save_outbox(&self, entries: Vec<OutboxEntry>) -> Result<(), StoreError> {
+        self.write(Write::Outbox(entries)).await.map(|_| ())
+    }
+
+    async fn outbox_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT body FROM outbox WHERE state = 'pending' AND next_at <= ?1
+                 ORDER BY next_at, rowid LIMIT ?2",
+            )?;
+            decode_outbox(&mut stmt, params![now.timestamp_millis(), limit])
+        })
+        .await
+    }
+
+    async fn outbox_next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.read(|c| {
+            let ms: Option<i64> = c.query_row(
+                "SELECT MIN(next_at) FROM outbox WHERE state = 'pending'",
+                [],
+                |r| r.get(0),
+            )?;
+            Ok(ms.and_then(DateTime::from_timestamp_millis))
+        })
+        .await
+    }
+
+    async fn outbox_list(
+        &self,
+        state: Option<OutboxState>,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        let limit = if limit == 0 {
+            i64::MAX
+        } else {
+            i64::try_from(limit).unwrap_or(i64::MAX)
+        };
+        self.read(move |c| match state {
+            Some(st) => {
+                let mut stmt = c.prepare_cached(
+                    "SELECT body FROM outbox WHERE state = ?1 ORDER BY rowid DESC LIMIT ?2",
+                )?;
+                decode_outbox(&mut stmt, params![st.name(), limit])
+            }
+            None => {
+                let mut stmt =
+                    c.prepare_cached("SELECT body FROM outbox ORDER BY rowid DESC LIMIT ?1")?;
+                decode_outbox(&mut stmt, params![limit])
+            }
+        })
+        .await
+    }
+
+    async fn outbox_pending(&self) -> Result<usize, StoreError> {
+        self.read(|c| {
+            let n: i64 = c.query_row(
+                "SELECT COUNT(*) FROM outbox WHERE state = 'pending'",
+                [],
+                |r| r.get(0),
+            )?;
+            Ok(usize::try_from(n).unwrap_or(0))
+        })
+        .await
     }
 
     async fn documents(&self, kind: &str) -> Result<Vec<Document>, StoreError> {

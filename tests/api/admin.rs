@@ -874,6 +874,13 @@ async fn every_admin_route_checks_its_permission_for_every_role() {
             P::DeveloperTools,
         ),
         (
+            Method::GET,
+            "/push/outbox".into(),
+            "/admin/push/outbox",
+            None,
+            P::DeveloperTools,
+        ),
+        (
             Method::POST,
             "/developer/api-keys/validate".into(),
             "/admin/developer/api-keys/validate",

@@ -13,4 +13,5 @@ mod agent_state;
 mod ges_conformance;
 mod http_hardening;
 mod public_api;
+mod push;
 mod statistics;

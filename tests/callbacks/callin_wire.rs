@@ -477,3 +477,124 @@ async fn a_request_without_a_number_records_the_ani_that_matched_it() {
     );
     assert_eq!(record.dnis, "8001");
 }
+
+/// The demo engine with the Support queue handing out DemoApp call-in numbers in its READY
+/// push, and a local webhook receiving every push of the queue.
+async fn delayed_engine() -> (Running, common::push::Webhook) {
+    common::capture_logs();
+    let hook = common::push::Webhook::start(vec![]).await;
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let config = common::demo_config(dir.path(), |spec| {
+        spec.api.keys.push(common::api_key("app", KEY));
+        common::demo_queue(spec, "Support_VQ_CB").call_in_group = Some("DemoApp".into());
+    });
+    let clock = ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap());
+    let engine = Engine::start(Arc::new(config), clock.shared())
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+    (
+        Running {
+            engine,
+            clock,
+            _dir: dir,
+        },
+        hook,
+    )
+}
+
+impl Running {
+    /// Books a customer-dials-in callback on the Support line whose pushes go to `hook`.
+    async fn book_delayed(&self, ani: &str, hook: &str) -> Uuid {
+        let (status, body) = self
+            .post(
+                "/callbacks/create",
+                json!({"serviceName": "Support_VQ_CB", "phoneNumber": ani,
+                       "pushTargets": [{"channel": "WEBHOOK", "target": hook}]}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        body["data"]["id"]
+            .as_str()
+            .unwrap_or_default()
+            .parse()
+            .expect("callback id")
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delayed_click_to_call_in_end_to_end_ready_push_carries_the_number_and_code_to_dial() {
+    use boomerang::callback::model::CompletionReason;
+    let (r, hook) = delayed_engine().await;
+    let ani = "+33688888888";
+    let callback = r.book_delayed(ani, &hook.url).await;
+    assert!(hook.seen().is_empty(), "no agent yet: nothing pushed");
+    // Carol (Support) becomes ready: the callback reaches the head of its queue and the app
+    // gets CALLBACK_READY with the number and access code to dial.
+    let agent_port = common::free_port();
+    let mut phone = common::sipp_server("agent-answers.xml", agent_port, 1);
+    register_carol(r.sip(), &format!("127.0.0.1:{agent_port}")).await;
+    let ready = hook.wait_for(1).await;
+    let push = &ready[0].body;
+    assert_eq!(push["event"], "CALLBACK_READY", "{push}");
+    assert_eq!(push["callbackId"], callback.to_string());
+    let number = push["data"]["toPhoneNumber"].as_str().expect("number");
+    let code = push["data"]["accessCode"].as_str().expect("access code");
+    assert_eq!(number, "8001", "the DemoApp group's number");
+    assert_eq!(code.len(), 6);
+    let request: Uuid = push["data"]["callInRequestId"]
+        .as_str()
+        .unwrap_or_default()
+        .parse()
+        .expect("request id");
+    assert_eq!(
+        r.engine.callin.get(request).map(|q| q.callback_id),
+        Some(Some(callback))
+    );
+    // The customer dials it and keys the code: matched, bridged to carol, COMPLETED(AGENT).
+    let trace = call(&r, ani, number, &[entry(code)]).await;
+    assert!(
+        trace.contains("match (click_to_call_in_match): matched request for queue Support_VQ_CB"),
+        "{trace}"
+    );
+    assert!(
+        trace.contains("route (route_call): connected to carol"),
+        "{trace}"
+    );
+    common::sipp_succeeded(&mut phone, "carol's phone").await;
+    let (why, _) = common::until_completed(&r.engine, callback).await;
+    assert_eq!(why, CompletionReason::Agent);
+    assert_eq!(
+        r.state(request),
+        Some(CallInState::Completed),
+        "the request was used"
+    );
+    assert_eq!(hook.seen().len(), 1, "READY is pushed once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unanswered_ready_push_expires_after_pushed_callback_expiry_minutes() {
+    use boomerang::callback::model::CompletionReason;
+    let (r, hook) = delayed_engine().await;
+    let ani = "+33699999999";
+    let callback = r.book_delayed(ani, &hook.url).await;
+    // Carol registers (no call will reach her phone).
+    register_carol(r.sip(), &format!("127.0.0.1:{}", common::free_port())).await;
+    let ready = hook.wait_for(1).await;
+    assert_eq!(ready[0].body["event"], "CALLBACK_READY");
+    // The customer never calls: the demo queue's pushed callback expiry (60 min) passes.
+    r.clock.advance(TimeDelta::minutes(59));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !r.engine
+            .callbacks
+            .get(callback)
+            .await
+            .unwrap()
+            .state
+            .is_completed(),
+        "not before its time"
+    );
+    r.clock.advance(TimeDelta::minutes(2));
+    let (why, _) = common::until_completed(&r.engine, callback).await;
+    assert_eq!(why, CompletionReason::Expired);
+}

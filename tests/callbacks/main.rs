@@ -12,5 +12,6 @@ mod callin_wire;
 mod crash_recovery;
 mod dialer_wire;
 mod lifecycle;
+mod push_sigkill;
 mod rules;
 mod sales_line_wire;

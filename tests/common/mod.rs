@@ -524,3 +524,6 @@ pub fn insert_queue(spec: &mut boomerang::config::ConfigSpec, queue: boomerang::
         .unwrap_or(spec.queues.len());
     spec.queues.insert(at, queue);
 }
+
+/// Local push receivers (webhook, fake FCM).
+pub mod push;

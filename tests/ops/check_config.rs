@@ -68,3 +68,38 @@ fn a_missing_file_is_a_clear_error_not_a_panic() {
         "{err}"
     );
 }
+
+#[test]
+fn push_settings_are_checked_a_bad_service_account_and_urls_named() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("sa.json"),
+        r#"{"project_id":"p","client_email":"e@p","private_key":"not a key"}"#,
+    )
+    .unwrap();
+    let file = dir.path().join("push.yaml");
+    std::fs::write(
+        &file,
+        "queues:\n  - name: Sales_VQ_CB\n    push_webhook_url: 'ftp://x/y'\npush:\n  max_attempts: 0\n  fcm: {service_account_file: sa.json, base_url: 'nowhere'}\n",
+    )
+    .unwrap();
+    let out = boomerang().arg("check-config").arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    for expected in [
+        "queues[0].push_webhook_url: `ftp://x/y` is not an http:// or https:// URL",
+        "push.max_attempts: 0 is out of range 1 to 100",
+        "push.fcm.service_account_file: the service account's private_key is not a PKCS#8 PEM RSA key",
+        "push.fcm.base_url: `nowhere` is not an http:// or https:// URL",
+    ] {
+        assert!(err.contains(expected), "missing `{expected}` in:\n{err}");
+    }
+    // A missing file is named too.
+    std::fs::remove_file(dir.path().join("sa.json")).unwrap();
+    let out = boomerang().arg("check-config").arg(&file).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("push.fcm.service_account_file: cannot read the service-account file"),
+        "{err}"
+    );
+}

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod callbacks;
 pub mod developer;
 pub mod groups;
+pub mod push;
 
 pub mod queues;
 pub mod reload;
@@ -52,6 +53,7 @@ pub fn router() -> OpenApiRouter<ApiState> {
         .routes(routes!(agents::update, agents::delete))
         .routes(routes!(agents::set_state))
         .routes(routes!(reload::reload))
+        .routes(routes!(push::outbox))
         .merge(rules_routes())
 }
 

@@ -1,0 +1,56 @@
+//! The push outbox in the administration (`GET /admin/push/outbox`): what is waiting, what
+//! was delivered and what was given up, with attempts and the last error.
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::response::Response;
+use serde::Deserialize;
+
+use super::auth::{AdminUser, Permission};
+use crate::api::{ApiError, ApiState, ok, query};
+use crate::push::OutboxState;
+
+/// `GET /admin/push/outbox` query.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct OutboxQuery {
+    /// `pending`, `delivered` or `failed` (default: every state).
+    pub state: Option<String>,
+    /// At most this many, newest first (1–1000, default 100).
+    pub limit: Option<usize>,
+}
+
+/// Push events in the durable outbox, newest first.
+#[utoipa::path(get, path = "/push/outbox", tag = "admin", params(OutboxQuery),
+    responses((status = 200, description = "entries with event, target, state, attempts, last error"), (status = 400), (status = 403)),
+    security(("bearer" = [])))]
+pub async fn outbox(
+    State(s): State<ApiState>,
+    user: AdminUser,
+    q: Result<Query<OutboxQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    user.require(Permission::DeveloperTools)?;
+    let q = query(q)?;
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::bad_request("limit: must be 1 to 1000"));
+    }
+    let state = match q.state.as_deref() {
+        None => None,
+        Some(name) => Some(OutboxState::parse(name).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "state: `{name}` is not one of pending, delivered, failed"
+            ))
+        })?),
+    };
+    let store = s
+        .store
+        .as_ref()
+        .ok_or_else(|| ApiError::internal("the outbox needs the engine's store"))?;
+    let list = store
+        .outbox_list(state, limit)
+        .await
+        .map_err(|e| ApiError::internal(format!("the outbox cannot be read: {e}")))?;
+    Ok(ok(list))
+}
