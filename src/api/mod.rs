@@ -531,6 +531,10 @@ pub struct CreateCallbackBody {
     /// The CAPTCHA widget's response, required when the key or queue enforces CAPTCHA.
     #[serde(default)]
     pub captcha_token: Option<String>,
+    /// Where the callback's push events go: `{channel:"FCM", target:<token>}` or
+    /// `{channel:"WEBHOOK", target:<URL>}` (at most 10).
+    #[serde(default)]
+    pub push_targets: Vec<crate::push::PushTarget>,
 }
 
 impl CreateCallbackBody {
@@ -548,10 +552,6 @@ impl CreateCallbackBody {
             route_point: self.route_point.clone(),
         }
     }
-    /// Where the callback's push events go: `{channel:"FCM", target:<token>}` or
-    /// `{channel:"WEBHOOK", target:<URL>}` (at most 10).
-    #[serde(default)]
-    pub push_targets: Vec<crate::push::PushTarget>,
 }
 
 #[utoipa::path(post, path = "/callbacks/create", tag = "callbacks", request_body = CreateCallbackBody,
