@@ -302,3 +302,169 @@ async fn a_dead_nodes_in_flight_callbacks_are_resolved_by_a_survivor_by_the_rest
     let nodes = b.nodes().await.unwrap();
     assert_eq!(nodes.len(), 2);
 }
+
+/// A private PostgreSQL server in a temporary directory (initdb + pg_ctl from
+/// `BOOMERANG_TEST_PG_BIN`, run through `BOOMERANG_TEST_PG_AS` when root), stopped on drop;
+/// for tests that restart the server, which the shared one must not be.
+struct PrivateServer {
+    dir: tempfile::TempDir,
+    bin: std::path::PathBuf,
+    run_as: Vec<String>,
+    port: u16,
+}
+
+impl PrivateServer {
+    fn start() -> Option<PrivateServer> {
+        let Ok(bin) = std::env::var("BOOMERANG_TEST_PG_BIN") else {
+            eprintln!(
+                "BOOMERANG_TEST_PG_BIN is not set: PostgreSQL test skipped (./test.sh sets it)"
+            );
+            return None;
+        };
+        let run_as: Vec<String> = std::env::var("BOOMERANG_TEST_PG_AS")
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(String::from)
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        if !run_as.is_empty() {
+            let ok = std::process::Command::new("chown")
+                .arg("postgres:")
+                .arg(dir.path())
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "chown the server's directory");
+        }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let server = PrivateServer {
+            dir,
+            bin: bin.into(),
+            run_as,
+            port,
+        };
+        let data = server.dir.path().join("data");
+        assert!(server.run(
+            "initdb",
+            &[
+                "-D",
+                &data.to_string_lossy(),
+                "-U",
+                "boomerang",
+                "--auth=trust",
+                "--no-sync",
+            ]
+        ));
+        assert!(server.pg_ctl("start"), "the private server starts");
+        Some(server)
+    }
+
+    fn run(&self, tool: &str, args: &[&str]) -> bool {
+        let exe = self.bin.join(tool);
+        let mut cmd = match self.run_as.split_first() {
+            Some((first, rest)) => {
+                let mut c = std::process::Command::new(first);
+                c.args(rest).arg(&exe);
+                c
+            }
+            None => std::process::Command::new(&exe),
+        };
+        cmd.args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .status()
+            .map(|s| s.success())
+            .unwrap_or(false)
+    }
+
+    fn pg_ctl(&self, action: &str) -> bool {
+        let data = self.dir.path().join("data");
+        let log = self.dir.path().join("log");
+        let opts = format!(
+            "-p {} -c listen_addresses=127.0.0.1 -k {} -c fsync=off",
+            self.port,
+            self.dir.path().display()
+        );
+        self.run(
+            "pg_ctl",
+            &[
+                "-D",
+                &data.to_string_lossy(),
+                "-l",
+                &log.to_string_lossy(),
+                "-w",
+                "-m",
+                "fast",
+                "-o",
+                &opts,
+                action,
+            ],
+        )
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://boomerang@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for PrivateServer {
+    fn drop(&mut self) {
+        let data = self.dir.path().join("data");
+        self.run(
+            "pg_ctl",
+            &["-D", &data.to_string_lossy(), "-m", "immediate", "stop"],
+        );
+    }
+}
+
+#[tokio::test]
+async fn the_store_reconnects_after_the_database_restarts_and_fails_clearly_meanwhile() {
+    let Some(server) = tokio::task::spawn_blocking(PrivateServer::start)
+        .await
+        .unwrap()
+    else {
+        return;
+    };
+    let store = PostgresStore::connect(&server.url(), 4).await.unwrap();
+    let before = rec("+33100000001", t0());
+    store.save_callbacks(vec![before.clone()]).await.unwrap();
+    // Down: a write fails with a database error, nothing claims it was stored.
+    let server = tokio::task::spawn_blocking(move || {
+        assert!(server.pg_ctl("stop"));
+        server
+    })
+    .await
+    .unwrap();
+    let down = rec("+33100000002", t0());
+    let err = store.save_callbacks(vec![down.clone()]).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::NotStored(_) | StoreError::Database(_)),
+        "{err}"
+    );
+    // Back: the pool opens new connections, the first write after it succeeds within a few
+    // tries, and what was acknowledged before is there; the failed write is not.
+    let server = tokio::task::spawn_blocking(move || {
+        assert!(server.pg_ctl("start"));
+        server
+    })
+    .await
+    .unwrap();
+    let after = rec("+33100000003", t0());
+    let mut saved = false;
+    for _ in 0..30 {
+        if store.save_callbacks(vec![after.clone()]).await.is_ok() {
+            saved = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(saved, "the store reconnected after the restart");
+    assert_eq!(store.callback(before.id).await.unwrap(), Some(before));
+    assert_eq!(store.callback(after.id).await.unwrap(), Some(after));
+    assert_eq!(store.callback(down.id).await.unwrap(), None);
+    drop(server);
+}
