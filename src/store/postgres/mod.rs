@@ -57,7 +57,11 @@ pub(crate) fn not_stored(e: tokio_postgres::Error) -> StoreError {
 fn describe(e: &tokio_postgres::Error) -> String {
     match e.as_db_error() {
         Some(d) => format!("{}: {}", d.code().code(), d.message()),
-        None => e.to_string(),
+        // "error connecting to server" alone hides why: add the cause (connection refused…).
+        None => match std::error::Error::source(e) {
+            Some(cause) => format!("{e}: {cause}"),
+            None => e.to_string(),
+        },
     }
 }
 
