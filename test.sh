@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test boomerang has: installs the independent SIP peers the integration tests
-# drive (SIPp from Debian's sip-tester, baresip) and the README examples' tools (curl, jq),
-# then the whole Rust workspace.
+# drive (SIPp from Debian's sip-tester, baresip), the README examples' tools (curl, jq) and
+# PostgreSQL (started as a throwaway cluster for the PostgreSQL store), then the whole Rust
+# workspace.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -11,12 +12,19 @@ command -v baresip >/dev/null 2>&1 || need+=(baresip)
 # The README's examples (tests/ops/readme_examples.rs) run as written: curl and jq.
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v jq >/dev/null 2>&1 || need+=(jq)
+# The PostgreSQL store's tests run against a throwaway cluster (.ci/pg-cluster.sh).
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   echo "test.sh: installing ${need[*]}"
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+
+# A throwaway PostgreSQL cluster in a temporary directory, removed at exit; its URL is in
+# BOOMERANG_TEST_PG_URL, which the PostgreSQL store's tests need (they skip, saying so, without).
+source .ci/pg-cluster.sh
+pg_start
 
 cargo test --workspace --all-targets "$@"
 # Doc tests are not part of --all-targets.

@@ -8,6 +8,8 @@ use super::*;
 use crate::diagnostics::{self, suggest};
 use crate::routing::skills::Expr;
 
+mod cluster;
+
 /// A setting's name, value and allowed range from `owner.field` (optionally `as i64`), for the
 /// range tables below: the name is written once.
 macro_rules! within {
@@ -197,6 +199,7 @@ impl Validator<'_> {
             }
         }
 
+        self.check_store_and_cluster(root, spec);
         self.check_admin(root, spec);
         self.check_captcha(root, spec);
 

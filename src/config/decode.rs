@@ -27,6 +27,7 @@ impl Validator<'_> {
         section!("sip", sip);
         section!("media", media);
         section!("store", store);
+        section!("cluster", cluster);
         section!("flows_dir", flows_dir);
         section!("api", api);
         section!("shutdown", shutdown);

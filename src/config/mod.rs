@@ -197,6 +197,7 @@ const TOP_KEYS: &[&str] = &[
     "sip",
     "media",
     "store",
+    "cluster",
     "flows_dir",
     "business_hours",
     "route_points",

@@ -139,8 +139,15 @@ impl Default for MediaSettings {
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreSettings {
+    /// Which backend keeps the state: `sqlite` (embedded, one node) or `postgres` (shared by
+    /// several nodes). Default `sqlite`.
+    pub kind: StoreKind,
     /// Directory of the embedded store, relative to the config file. Default `data`.
     pub data_dir: String,
+    /// PostgreSQL connection URL (`postgres://user:password@host:port/db`), for `kind: postgres`.
+    pub url: String,
+    /// Most PostgreSQL connections this node holds (1–1000). Default 16.
+    pub pool_size: u32,
     /// Days a COMPLETED callback is kept after its desired time (GES: 14, fixed). Default 14.
     pub retention_days: i64,
     /// Minutes between two sweeps that remove records past their retention. Default 60.
@@ -150,9 +157,47 @@ pub struct StoreSettings {
 impl Default for StoreSettings {
     fn default() -> Self {
         StoreSettings {
+            kind: StoreKind::Sqlite,
             data_dir: "data".into(),
+            url: String::new(),
+            pool_size: 16,
             retention_days: 14,
             retention_sweep_minutes: 60,
+        }
+    }
+}
+
+/// The store backends.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// SQLite in `data_dir`: the embedded default for one node.
+    #[default]
+    Sqlite,
+    /// PostgreSQL at `url`: state shared by the nodes of a cluster.
+    Postgres,
+}
+
+/// This node's place in a cluster (several nodes on one PostgreSQL store).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterSettings {
+    /// This node's name, unique in the cluster (letters, digits, `-`, `_`, `.`; 1–64). Default
+    /// `node-1`.
+    pub node_id: String,
+    /// This node's region, matched by region affinity rules. Default empty (no region).
+    pub region: String,
+    /// Seconds a node's claim on work lasts without a heartbeat (3–3600); a survivor resolves
+    /// a dead node's work after it. Default 15.
+    pub lease_seconds: u32,
+}
+
+impl Default for ClusterSettings {
+    fn default() -> Self {
+        ClusterSettings {
+            node_id: "node-1".into(),
+            region: String::new(),
+            lease_seconds: 15,
         }
     }
 }
@@ -623,6 +668,8 @@ pub struct ConfigSpec {
     pub media: MediaSettings,
     /// Durable state.
     pub store: StoreSettings,
+    /// This node in a cluster of nodes sharing a PostgreSQL store.
+    pub cluster: ClusterSettings,
     /// Directory of flow files, relative to the config file. Default `ivr-flows`.
     #[serde(default = "d_flows_dir")]
     pub flows_dir: String,

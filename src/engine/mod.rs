@@ -250,7 +250,7 @@ impl EngineBuilder {
         let clock = self.clock.unwrap_or_else(crate::clock::SystemClock::shared);
         let store: Arc<dyn Store> = match self.store {
             Some(s) => s,
-            None => Arc::new(SqliteStore::open(&config.data_dir())?),
+            None => open_store(&config).await?,
         };
         let notifier = self
             .notifier
@@ -259,6 +259,18 @@ impl EngineBuilder {
         let tasks = crate::ops::shutdown::Tasks::new(token);
         Engine::run(config, clock, store, notifier, tasks).await
     }
+}
+
+/// The store the configuration names: SQLite in the data directory, or PostgreSQL at
+/// `store.url` (fails at once, with the reason, when the database cannot be reached).
+async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
+    let st = &config.spec.store;
+    Ok(match st.kind {
+        crate::config::StoreKind::Sqlite => Arc::new(SqliteStore::open(&config.data_dir())?),
+        crate::config::StoreKind::Postgres => {
+            Arc::new(crate::store::PostgresStore::connect(&st.url, st.pool_size as usize).await?)
+        }
+    })
 }
 
 impl Engine {

@@ -81,11 +81,12 @@ fn api_cold(spec: &ConfigSpec) -> Value {
 pub fn restart_sections(old: &ConfigSpec, new: &ConfigSpec) -> Vec<&'static str> {
     let names =
         |s: &ConfigSpec| -> Vec<String> { s.queues.iter().map(|q| q.name.clone()).collect() };
-    let pairs: [(&'static str, Value, Value); 10] = [
+    let pairs: [(&'static str, Value, Value); 11] = [
         ("listeners", json!(old.listeners), json!(new.listeners)),
         ("sip", json!(old.sip), json!(new.sip)),
         ("media", json!(old.media), json!(new.media)),
         ("store", json!(old.store), json!(new.store)),
+        ("cluster", json!(old.cluster), json!(new.cluster)),
         ("flows_dir", json!(old.flows_dir), json!(new.flows_dir)),
         (
             "route_points",

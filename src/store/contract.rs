@@ -1,6 +1,6 @@
 //! The one contract every [`Store`] backend keeps, as a test suite: each check is a function
 //! taking a fresh, empty store, and [`store_contract!`] runs them all against a backend. SQLite
-//! and memory run it below; a new backend (PostgreSQL) adds one `store_contract!` line.
+//! memory and PostgreSQL run it below; a new backend adds one `store_contract!` line.
 //!
 //! The checks cover what the engine persists: callback records (upsert, reload order, listings
 //! and keyset pages, retention) and the documents of every kind (call-in requests, phone
@@ -56,6 +56,17 @@ mod sqlite {
             std::sync::Arc::new(store) as std::sync::Arc<dyn crate::store::Store>,
             dir,
         )
+    });
+}
+
+mod postgres {
+    // Skipped, with a notice, when BOOMERANG_TEST_PG_URL is not set (./test.sh sets it).
+    super::store_contract!(match crate::store::postgres::tests::fresh_store().await {
+        Some(s) => (
+            std::sync::Arc::new(s) as std::sync::Arc<dyn crate::store::Store>,
+            (),
+        ),
+        None => return,
     });
 }
 

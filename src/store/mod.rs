@@ -7,6 +7,7 @@
 #[cfg(test)]
 mod contract;
 pub(crate) mod memory;
+pub mod postgres;
 pub(crate) mod retention;
 pub(crate) mod sqlite;
 
@@ -19,6 +20,7 @@ use crate::callback::CallbackRecord;
 use crate::push::{OutboxEntry, OutboxState};
 
 pub use memory::MemoryStore;
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// Why the store could not do what was asked.

@@ -1,0 +1,224 @@
+//! The node primitives of a cluster on one PostgreSQL database: a heartbeat row per node, a
+//! lease per claimed callback, the claim of due callbacks (exactly once, `FOR UPDATE SKIP
+//! LOCKED`), writes fenced by ownership, and the takeover of a dead node's in-flight work.
+//!
+//! Leases are compared with the database's `now()`, never a node's clock. A node's heartbeat
+//! renews, in the same statement, every lease it still owns; a row a survivor took names the
+//! survivor, so the old owner's renewals and fenced writes miss it (zero rows: it lost it).
+//! A node that was away from the database for a lease or more (`up_since` is reset) waits one
+//! more lease before it takes anyone's work over, so that every live node has renewed first.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+use super::{PostgresStore, Rows, UNNEST_ROWS, bodies, db, not_stored};
+use crate::callback::CallbackRecord;
+use crate::store::StoreError;
+
+/// One node as its heartbeat row shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NodeInfo {
+    /// The node's name (`cluster.node_id`).
+    pub node_id: String,
+    /// Its region.
+    pub region: String,
+    /// Whether its last heartbeat is within the lease.
+    pub alive: bool,
+}
+
+/// This node's handle on the cluster tables.
+#[derive(Clone)]
+pub struct Cluster {
+    store: PostgresStore,
+    node: String,
+    region: String,
+    lease_ms: i64,
+}
+
+impl Cluster {
+    pub(super) fn new(store: PostgresStore, node: &str, region: &str, lease: Duration) -> Self {
+        Cluster {
+            store,
+            node: node.to_string(),
+            region: region.to_string(),
+            lease_ms: i64::try_from(lease.as_millis()).unwrap_or(i64::MAX),
+        }
+    }
+
+    /// This node's name.
+    pub fn node_id(&self) -> &str {
+        &self.node
+    }
+
+    /// Marks this node alive and renews the lease of every callback it owns, in one statement;
+    /// returns how many leases it renewed. Call it every third of the lease.
+    pub async fn heartbeat(&self) -> Result<u64, StoreError> {
+        let client = self.store.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "WITH beat AS (
+                     INSERT INTO nodes (node_id, region, heartbeat_at, up_since)
+                     VALUES ($1, $2, now(), now())
+                     ON CONFLICT (node_id) DO UPDATE SET region = excluded.region,
+                         up_since = CASE
+                             WHEN nodes.heartbeat_at < now() - $3::bigint * interval '1 millisecond'
+                             THEN now() ELSE nodes.up_since END,
+                         heartbeat_at = now())
+                 UPDATE callbacks SET lease_until = now() + $3::bigint * interval '1 millisecond'
+                 WHERE owner = $1",
+            )
+            .await
+            .map_err(db)?;
+        self.store.count();
+        client
+            .execute(&stmt, &[&self.node, &self.region, &self.lease_ms])
+            .await
+            .map_err(db)
+    }
+
+    /// Every node that ever beat, with whether it is alive now.
+    pub async fn nodes(&self) -> Result<Vec<NodeInfo>, StoreError> {
+        let client = self.store.client().await?;
+        self.store.count();
+        let rows = client
+            .query(
+                "SELECT node_id, region,
+                     heartbeat_at >= now() - $1::bigint * interval '1 millisecond'
+                 FROM nodes ORDER BY node_id",
+                &[&self.lease_ms],
+            )
+            .await
+            .map_err(db)?;
+        Ok(rows
+            .into_iter()
+            .map(|r| NodeInfo {
+                node_id: r.get(0),
+                region: r.get(1),
+                alive: r.get(2),
+            })
+            .collect())
+    }
+
+    /// Claims up to `limit` QUEUED callbacks due at `now` (of `queues`, or of any queue when
+    /// `None`), best first (priority, then queue time): each is given to one node only, under
+    /// a lease. The caller dials them and saves them through [`Self::save_owned`]. Walks the
+    /// partial index of unclaimed QUEUED rows, so claimed rows cost nothing to skip.
+    pub async fn claim_due(
+        &self,
+        queues: Option<&[String]>,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<CallbackRecord>, StoreError> {
+        let client = self.store.client().await?;
+        let stmt = client
+            .prepare_cached(
+                "UPDATE callbacks c SET owner = $1,
+                     lease_until = now() + $2::bigint * interval '1 millisecond'
+                 FROM (SELECT id FROM callbacks
+                       WHERE state = 'QUEUED' AND owner IS NULL AND due_ms <= $3
+                         AND ($4::text[] IS NULL OR queue = ANY($4))
+                       ORDER BY priority DESC, queue_ms, seq
+                       LIMIT $5
+                       FOR UPDATE SKIP LOCKED) due
+                 WHERE c.id = due.id
+                 RETURNING c.body",
+            )
+            .await
+            .map_err(db)?;
+        let queues: Option<Vec<String>> = queues.map(<[String]>::to_vec);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.store.count();
+        let rows = client
+            .query(
+                &stmt,
+                &[
+                    &self.node,
+                    &self.lease_ms,
+                    &now.timestamp_millis(),
+                    &queues,
+                    &limit,
+                ],
+            )
+            .await
+            .map_err(not_stored)?;
+        let mut got = bodies(rows);
+        got.sort_by(|a, b| (b.priority, a.queue_time).cmp(&(a.priority, b.queue_time)));
+        Ok(got)
+    }
+
+    /// Saves callbacks this node owns, keeping the lease (`release: false`) or giving it up
+    /// (`release: true`: the callback went back to QUEUED or completed). Fenced: a callback
+    /// this node no longer owns is not written. Returns the ids that were written.
+    pub async fn save_owned(
+        &self,
+        records: &[CallbackRecord],
+        release: bool,
+    ) -> Result<Vec<uuid::Uuid>, StoreError> {
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = Rows::of(records)?;
+        let client = self.store.client().await?;
+        let stmt = client
+            .prepare_cached(&format!(
+                "UPDATE callbacks c SET queue = r.queue, state = r.state, phone = r.phone,
+                     desired_ms = r.desired_ms, retain_ms = r.retain_ms, due_ms = r.due_ms,
+                     priority = r.priority, queue_ms = r.queue_ms, body = r.body,
+                     owner = CASE WHEN $12 THEN NULL ELSE c.owner END,
+                     lease_until = CASE WHEN $12 THEN NULL ELSE c.lease_until END
+                 FROM {UNNEST_ROWS}
+                 WHERE c.id = r.id AND c.owner = $11
+                 RETURNING c.id"
+            ))
+            .await
+            .map_err(not_stored)?;
+        let mut params = rows.params().to_vec();
+        params.push(&self.node);
+        params.push(&release);
+        self.store.count();
+        let written = client.query(&stmt, &params).await.map_err(not_stored)?;
+        Ok(written.into_iter().map(|r| r.get(0)).collect())
+    }
+
+    /// Takes over up to `limit` callbacks left in flight (ROUTING or PROCESSING) whose lease
+    /// lapsed, under a new lease of this node's, and returns lapsed claims of callbacks still
+    /// QUEUED to the pool; none while this node has been back for less
+    /// than a lease. The caller applies the restart rule
+    /// (`callback::restart::resolve_in_flight`) and saves them with [`Self::save_owned`],
+    /// releasing them.
+    pub async fn take_over_lapsed(&self, limit: usize) -> Result<Vec<CallbackRecord>, StoreError> {
+        let client = self.store.client().await?;
+        // Claims still QUEUED (the owner died before dialling) simply go back to the pool.
+        let stmt = client
+            .prepare_cached(
+                "WITH settled AS (
+                     SELECT 1 FROM nodes WHERE node_id = $1
+                         AND heartbeat_at >= now() - $2::bigint * interval '1 millisecond'
+                         AND up_since <= now() - $2::bigint * interval '1 millisecond'),
+                 freed AS (
+                     UPDATE callbacks SET owner = NULL, lease_until = NULL
+                     WHERE state = 'QUEUED' AND owner IS NOT NULL AND lease_until < now()
+                       AND EXISTS (SELECT 1 FROM settled))
+                 UPDATE callbacks c SET owner = $1,
+                     lease_until = now() + $2::bigint * interval '1 millisecond'
+                 FROM (SELECT id FROM callbacks
+                       WHERE state IN ('ROUTING', 'PROCESSING') AND lease_until < now()
+                         AND EXISTS (SELECT 1 FROM settled)
+                       ORDER BY lease_until
+                       LIMIT $3
+                       FOR UPDATE SKIP LOCKED) lapsed
+                 WHERE c.id = lapsed.id
+                 RETURNING c.body",
+            )
+            .await
+            .map_err(db)?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.store.count();
+        let rows = client
+            .query(&stmt, &[&self.node, &self.lease_ms, &limit])
+            .await
+            .map_err(not_stored)?;
+        Ok(bodies(rows))
+    }
+}
