@@ -457,7 +457,7 @@ mod tests {
     use super::*;
     use crate::call::memory::{Answer, MemoryDialer};
     use crate::callback::dialer::AttemptOutcome;
-    use crate::callback::service::{CreateRequest, api_callback};
+    use crate::callback::service::api_callback;
     use crate::clock::ManualClock;
     use crate::push::MemoryNotifier;
     use crate::rules::capacity::CapacityStatement;
@@ -578,12 +578,7 @@ mod tests {
             .await
             .unwrap();
         let rec = svc
-            .create(CreateRequest {
-                callback: api_callback("S_VQ_CB", "+33612345678", None),
-                check_slot: false,
-                ewt_at_offer_seconds: None,
-                position_at_offer: None,
-            })
+            .create(api_callback("S_VQ_CB", "+33612345678", None).into())
             .await
             .unwrap();
         // The number becomes fraudulent after the booking.
