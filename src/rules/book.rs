@@ -15,14 +15,12 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
-use serde::Serialize;
-
 use crate::callback::service::CallbackService;
 use crate::config::Config;
 use crate::rules::affinity::RegionAffinityRule;
 use crate::rules::capacity::CapacityGrid;
 use crate::rules::number::{NumberRejection, NumberRule, NumberRuleSpec};
-use crate::store::{Document, Store, StoreError};
+use crate::store::{Document, Store};
 
 mod kind;
 mod model;
@@ -70,14 +68,6 @@ fn decode<T: serde::de::DeserializeOwned>(kind: &'static str, d: Document) -> Re
         kind,
         id: d.id,
         reason: e.to_string(),
-    })
-}
-
-fn document<T: Serialize>(kind: &str, id: &str, body: &T) -> Result<Document, BookError> {
-    Ok(Document {
-        kind: kind.to_string(),
-        id: id.to_string(),
-        body: serde_json::to_value(body).map_err(StoreError::from)?,
     })
 }
 
@@ -152,10 +142,7 @@ impl RuleBook {
 
     /// Stores a document together with `also` (the change's audit entry) in one durable write.
     async fn save(&self, doc: Document, also: Vec<Document>) -> Result<(), BookError> {
-        let mut docs = Vec::with_capacity(1 + also.len());
-        docs.push(doc);
-        docs.extend(also);
-        Ok(self.store.save_documents(docs).await?)
+        Ok(crate::store::save_with(&*self.store, doc, also).await?)
     }
 
     fn read(&self) -> parking_lot::RwLockReadGuard<'_, State> {
@@ -252,7 +239,7 @@ impl RuleBook {
     ) -> Result<R, BookError> {
         let spec = R::spec(&kept).clone();
         let name = spec.name().to_string();
-        self.save(document(R::KIND.doc_kind(), &name, &spec)?, also)
+        self.save(Document::of(R::KIND.doc_kind(), &name, &spec)?, also)
             .await?;
         R::kept_mut(&mut self.write()).insert(name.clone(), kept);
         self.apply_users(R::KIND, &name);
@@ -337,14 +324,9 @@ impl RuleBook {
                 RuleKind::Affinity => drop(state.affinity.remove(name)),
             }
         }
-        // The store has no write that deletes and saves at once: the record follows.
-        if !also.is_empty() {
-            self.store
-                .save_documents(also)
-                .await
-                .map_err(BookError::NotRecorded)?;
-        }
-        Ok(())
+        crate::store::record_after(&*self.store, also)
+            .await
+            .map_err(BookError::NotRecorded)
     }
 
     /// Assigns a rule of `kind` to a queue (replacing the one it had) or clears it with `None`;
@@ -385,7 +367,7 @@ impl RuleBook {
             *rules.slot(*kind) = rule.clone();
         }
         // Saved even when empty, so that the change and its audit entry are one write.
-        self.save(document(ASSIGNMENT_KIND, queue, &rules)?, also)
+        self.save(Document::of(ASSIGNMENT_KIND, queue, &rules)?, also)
             .await?;
         let mut state = self.write();
         if rules.is_empty() {
