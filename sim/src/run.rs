@@ -316,7 +316,7 @@ async fn simulate(
     let spec = &s.spec;
     let clock: SharedClock = Arc::new(TokioClock::starting_at(spec.start));
     let store: Arc<dyn Store> = match spec.store {
-        StoreKind::Memory => Arc::new(crate::store::MemoryStore::new()),
+        StoreKind::Memory => Arc::new(boomerang::store::MemoryStore::new()),
         StoreKind::Sqlite => Arc::new(
             crate::store::BlockingStore::open(data_dir)
                 .map_err(|e| SimError::Engine(e.to_string()))?,

@@ -1,146 +1,16 @@
-//! Stores for simulated runs. [`MemoryStore`] keeps callbacks in memory: nothing leaves the
-//! runtime, so virtual time never jumps while a write is in flight and a seed always gives the
-//! same run. [`BlockingStore`] wraps the engine's SQLite store so that each call runs as a
-//! blocking task, which stops tokio's paused clock from advancing while SQLite works.
+//! The SQLite store for simulated runs. The `memory` store is the library's
+//! [`boomerang::store::MemoryStore`]: nothing leaves the runtime, so virtual time never jumps
+//! while a write is in flight and a seed always gives the same run. [`BlockingStore`] wraps the
+//! engine's SQLite store so that each call runs as a blocking task, which stops tokio's paused
+//! clock from advancing while SQLite works.
 
-use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-
-use parking_lot::{Mutex, MutexGuard};
 
 use async_trait::async_trait;
 use boomerang::callback::CallbackRecord;
 use boomerang::store::{CallbackFilter, Document, SqliteStore, Store, StoreError};
 use chrono::{DateTime, TimeDelta, Utc};
 use uuid::Uuid;
-
-#[derive(Default)]
-struct Inner {
-    seq: u64,
-    callbacks: HashMap<Uuid, (u64, CallbackRecord)>,
-    documents: BTreeMap<(String, String), serde_json::Value>,
-}
-
-/// Callbacks and documents in memory.
-#[derive(Default, Clone)]
-pub struct MemoryStore {
-    inner: Arc<Mutex<Inner>>,
-}
-
-impl MemoryStore {
-    /// An empty store.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        self.inner.lock()
-    }
-}
-
-fn sorted(mut v: Vec<(u64, CallbackRecord)>) -> Vec<CallbackRecord> {
-    v.sort_by_key(|(s, _)| *s);
-    v.into_iter().map(|(_, r)| r).collect()
-}
-
-#[async_trait]
-impl Store for MemoryStore {
-    async fn save_callbacks(&self, records: Vec<CallbackRecord>) -> Result<(), StoreError> {
-        let mut g = self.lock();
-        for r in records {
-            let seq = match g.callbacks.get(&r.id) {
-                Some((s, _)) => *s,
-                None => {
-                    g.seq += 1;
-                    g.seq
-                }
-            };
-            g.callbacks.insert(r.id, (seq, r));
-        }
-        Ok(())
-    }
-
-    async fn callback(&self, id: Uuid) -> Result<Option<CallbackRecord>, StoreError> {
-        Ok(self.lock().callbacks.get(&id).map(|(_, r)| r.clone()))
-    }
-
-    async fn active_callbacks(&self) -> Result<Vec<CallbackRecord>, StoreError> {
-        let g = self.lock();
-        Ok(sorted(
-            g.callbacks
-                .values()
-                .filter(|(_, r)| !r.state.is_completed())
-                .cloned()
-                .collect(),
-        ))
-    }
-
-    async fn query_callbacks(&self, f: &CallbackFilter) -> Result<Vec<CallbackRecord>, StoreError> {
-        let g = self.lock();
-        let mut v: Vec<(u64, CallbackRecord)> = g
-            .callbacks
-            .values()
-            .filter(|(_, r)| {
-                f.queue.as_ref().is_none_or(|q| *q == r.queue)
-                    && f.queues.as_ref().is_none_or(|qs| qs.contains(&r.queue))
-                    && f.state.as_ref().is_none_or(|s| s == r.state.name())
-                    && f.phone.as_ref().is_none_or(|p| *p == r.phone)
-                    && f.from.is_none_or(|t| r.desired_time >= t)
-                    && f.to.is_none_or(|t| r.desired_time < t)
-            })
-            .cloned()
-            .collect();
-        v.sort_by(|(sa, a), (sb, b)| b.desired_time.cmp(&a.desired_time).then(sb.cmp(sa)));
-        let limit = if f.limit == 0 { usize::MAX } else { f.limit };
-        Ok(v.into_iter()
-            .skip(f.offset)
-            .take(limit)
-            .map(|(_, r)| r)
-            .collect())
-    }
-
-    async fn remove_expired(
-        &self,
-        now: DateTime<Utc>,
-        retention: TimeDelta,
-    ) -> Result<usize, StoreError> {
-        let mut g = self.lock();
-        let before = g.callbacks.len();
-        g.callbacks
-            .retain(|_, (_, r)| !r.state.is_completed() || r.desired_time + retention >= now);
-        Ok(before - g.callbacks.len())
-    }
-
-    async fn save_documents(&self, docs: Vec<Document>) -> Result<(), StoreError> {
-        let mut g = self.lock();
-        for d in docs {
-            g.documents.insert((d.kind, d.id), d.body);
-        }
-        Ok(())
-    }
-
-    async fn delete_document(&self, kind: &str, id: &str) -> Result<bool, StoreError> {
-        Ok(self
-            .lock()
-            .documents
-            .remove(&(kind.to_string(), id.to_string()))
-            .is_some())
-    }
-
-    async fn documents(&self, kind: &str) -> Result<Vec<Document>, StoreError> {
-        Ok(self
-            .lock()
-            .documents
-            .iter()
-            .filter(|((k, _), _)| k == kind)
-            .map(|((k, id), body)| Document {
-                kind: k.clone(),
-                id: id.clone(),
-                body: body.clone(),
-            })
-            .collect())
-    }
-}
 
 /// The engine's SQLite store, each call run as a blocking task (see the module docs).
 pub struct BlockingStore {

@@ -280,7 +280,7 @@ mod tests {
         BridgeEnd, CallError, DigitOutcome, DigitSpec, HangupCause, LegInfo, PlayItem, PlayOptions,
         PlayOutcome,
     };
-    use crate::callback::service::{CreateRequest, QueueEvent, api_callback};
+    use crate::callback::service::{QueueEvent, api_callback};
     use crate::clock::{Clock, ManualClock};
     use crate::config::Config;
     use crate::push::{MemoryNotifier, PushKind};
@@ -378,12 +378,7 @@ mod tests {
             notifier.clone(),
         ));
         let rec = svc
-            .create(CreateRequest {
-                callback: api_callback("S_VQ_CB", "+33612345678", None),
-                check_slot: false,
-                ewt_at_offer_seconds: None,
-                position_at_offer: None,
-            })
+            .create(api_callback("S_VQ_CB", "+33612345678", None).into())
             .await
             .unwrap();
         (svc, clock, notifier, dir, rec.id)

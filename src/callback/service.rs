@@ -111,6 +111,18 @@ pub struct CreateRequest {
     pub position_at_offer: Option<u32>,
 }
 
+/// A request without a slot check or offer figures (API bookings, tests).
+impl From<NewCallback> for CreateRequest {
+    fn from(callback: NewCallback) -> Self {
+        CreateRequest {
+            callback,
+            check_slot: false,
+            ewt_at_offer_seconds: None,
+            position_at_offer: None,
+        }
+    }
+}
+
 /// Outcome of a bulk cancel.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BulkCancel {

@@ -136,11 +136,7 @@ pub struct GroupBook {
 }
 
 fn document(g: &CallInGroup) -> Result<Document, GroupBookError> {
-    Ok(Document {
-        kind: GROUP_KIND.to_string(),
-        id: g.name.clone(),
-        body: serde_json::to_value(g).map_err(StoreError::from)?,
-    })
+    Ok(Document::of(GROUP_KIND, &g.name, g)?)
 }
 
 impl GroupBook {
@@ -268,22 +264,14 @@ impl GroupBook {
         self.writable(name)?;
         self.store.delete_document(GROUP_KIND, name).await?;
         self.callin.remove_group(name);
-        // The store has no write that deletes and saves at once: the record follows.
-        if !also.is_empty() {
-            self.store
-                .save_documents(also)
-                .await
-                .map_err(GroupBookError::NotRecorded)?;
-        }
-        Ok(())
+        crate::store::record_after(&*self.store, also)
+            .await
+            .map_err(GroupBookError::NotRecorded)
     }
 
     /// Stores a group together with `also` (the change's audit entry) in one durable write.
     async fn save(&self, doc: Document, also: Vec<Document>) -> Result<(), GroupBookError> {
-        let mut docs = Vec::with_capacity(1 + also.len());
-        docs.push(doc);
-        docs.extend(also);
-        Ok(self.store.save_documents(docs).await?)
+        Ok(crate::store::save_with(&*self.store, doc, also).await?)
     }
 
     /// The group if it exists and is not owned by the file.

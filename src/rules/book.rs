@@ -15,23 +15,21 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
-use serde::Serialize;
-
 use crate::callback::service::CallbackService;
 use crate::config::Config;
 use crate::rules::affinity::RegionAffinityRule;
 use crate::rules::capacity::CapacityGrid;
 use crate::rules::number::{NumberRejection, NumberRule, NumberRuleSpec};
-use crate::store::{Document, Store, StoreError};
+use crate::store::{Document, Store};
 
+mod kind;
 mod model;
-pub use model::{
-    AFFINITY_KIND, ASSIGNMENT_KIND, BookError, CAPACITY_KIND, CapacityRule, Listed, NUMBER_KIND,
-    QueueRules, RuleKind,
-};
+pub use kind::BookRule;
+pub use model::{ASSIGNMENT_KIND, BookError, CapacityRule, Listed, QueueRules, RuleKind};
 
+/// The rules in force, by kind, and the queues' assignments.
 #[derive(Default)]
-struct State {
+pub struct State {
     number: BTreeMap<String, NumberRule>,
     capacity: BTreeMap<String, (CapacityRule, CapacityGrid)>,
     affinity: BTreeMap<String, RegionAffinityRule>,
@@ -73,32 +71,20 @@ fn decode<T: serde::de::DeserializeOwned>(kind: &'static str, d: Document) -> Re
     })
 }
 
-fn document<T: Serialize>(kind: &str, id: &str, body: &T) -> Result<Document, BookError> {
-    Ok(Document {
-        kind: kind.to_string(),
-        id: id.to_string(),
-        body: serde_json::to_value(body).map_err(StoreError::from)?,
-    })
-}
-
-/// Country codes as the rule stores them: trimmed and upper case (`fr` → `FR`).
-fn normalized(mut spec: NumberRuleSpec) -> NumberRuleSpec {
-    spec.countries = spec
-        .countries
-        .iter()
-        .map(|c| c.trim().to_ascii_uppercase())
-        .collect();
-    spec
-}
-
-/// Validates a capacity rule and returns it with its statement in canonical form.
-fn compile_capacity(rule: CapacityRule) -> Result<(CapacityRule, CapacityGrid), BookError> {
-    let grid = CapacityGrid::from_statement(&rule.capacity)?;
-    let rule = CapacityRule {
-        name: rule.name,
-        capacity: grid.to_statement(),
-    };
-    Ok((rule, grid))
+/// Reads the stored rules of one kind into `state`; one that no longer validates is corrupt.
+async fn load_kind<R: BookRule>(state: &mut State, store: &dyn Store) -> Result<(), BookError> {
+    let doc_kind = R::KIND.doc_kind();
+    for d in store.documents(doc_kind).await? {
+        let id = d.id.clone();
+        let rule: R = decode(doc_kind, d)?;
+        let kept = rule.compile().map_err(|e| BookError::Corrupt {
+            kind: doc_kind,
+            id: id.clone(),
+            reason: e.to_string(),
+        })?;
+        R::kept_mut(state).insert(id, kept);
+    }
+    Ok(())
 }
 
 impl RuleBook {
@@ -111,36 +97,9 @@ impl RuleBook {
         callbacks: Arc<CallbackService>,
     ) -> Result<RuleBook, BookError> {
         let mut state = State::default();
-        for d in store.documents(NUMBER_KIND).await? {
-            let id = d.id.clone();
-            let spec: NumberRuleSpec = decode(NUMBER_KIND, d)?;
-            let rule = NumberRule::new(spec).map_err(|e| BookError::Corrupt {
-                kind: NUMBER_KIND,
-                id: id.clone(),
-                reason: e.to_string(),
-            })?;
-            state.number.insert(id, rule);
-        }
-        for d in store.documents(CAPACITY_KIND).await? {
-            let id = d.id.clone();
-            let rule: CapacityRule = decode(CAPACITY_KIND, d)?;
-            let compiled = compile_capacity(rule).map_err(|e| BookError::Corrupt {
-                kind: CAPACITY_KIND,
-                id: id.clone(),
-                reason: e.to_string(),
-            })?;
-            state.capacity.insert(id, compiled);
-        }
-        for d in store.documents(AFFINITY_KIND).await? {
-            let id = d.id.clone();
-            let rule: RegionAffinityRule = decode(AFFINITY_KIND, d)?;
-            rule.validate().map_err(|e| BookError::Corrupt {
-                kind: AFFINITY_KIND,
-                id: id.clone(),
-                reason: e.to_string(),
-            })?;
-            state.affinity.insert(id, rule);
-        }
+        load_kind::<NumberRuleSpec>(&mut state, &*store).await?;
+        load_kind::<CapacityRule>(&mut state, &*store).await?;
+        load_kind::<RegionAffinityRule>(&mut state, &*store).await?;
         let queues: BTreeSet<String> = config.spec.queues.iter().map(|q| q.name.clone()).collect();
         for d in store.documents(ASSIGNMENT_KIND).await? {
             let queue = d.id.clone();
@@ -183,10 +142,7 @@ impl RuleBook {
 
     /// Stores a document together with `also` (the change's audit entry) in one durable write.
     async fn save(&self, doc: Document, also: Vec<Document>) -> Result<(), BookError> {
-        let mut docs = Vec::with_capacity(1 + also.len());
-        docs.push(doc);
-        docs.extend(also);
-        Ok(self.store.save_documents(docs).await?)
+        Ok(crate::store::save_with(&*self.store, doc, also).await?)
     }
 
     fn read(&self) -> parking_lot::RwLockReadGuard<'_, State> {
@@ -219,75 +175,74 @@ impl RuleBook {
         }
     }
 
-    // ---- number validation rules ----
+    // ---- the three kinds alike ----
 
-    /// Every number validation rule with the queues using it.
-    pub fn number_rules(&self) -> Vec<Listed<NumberRuleSpec>> {
+    /// Every rule of a kind with the queues using it.
+    pub fn rules<R: BookRule>(&self) -> Vec<Listed<R>> {
         let state = self.read();
-        state
-            .number
+        R::kept(&state)
             .iter()
-            .map(|(name, r)| Listed {
-                rule: r.spec().clone(),
-                queues: state.queues_using(RuleKind::Number, name),
+            .map(|(name, kept)| Listed {
+                rule: R::spec(kept).clone(),
+                queues: state.queues_using(R::KIND, name),
             })
             .collect()
     }
 
-    /// One number validation rule.
-    pub fn number_rule(&self, name: &str) -> Result<Listed<NumberRuleSpec>, BookError> {
+    /// One rule of a kind, with the queues using it.
+    pub fn rule<R: BookRule>(&self, name: &str) -> Result<Listed<R>, BookError> {
         let state = self.read();
-        let rule = state
-            .number
+        let kept = R::kept(&state)
             .get(name)
-            .ok_or_else(|| unknown(RuleKind::Number, name))?;
+            .ok_or_else(|| unknown(R::KIND, name))?;
         Ok(Listed {
-            rule: rule.spec().clone(),
-            queues: state.queues_using(RuleKind::Number, name),
+            rule: R::spec(kept).clone(),
+            queues: state.queues_using(R::KIND, name),
         })
     }
 
-    /// Creates a number validation rule (at least one country; patterns optional).
-    pub async fn create_number_rule(
-        &self,
-        spec: NumberRuleSpec,
-        also: Vec<Document>,
-    ) -> Result<NumberRuleSpec, BookError> {
+    /// Creates a rule (names are immutable, so this never overwrites); returns it as saved.
+    pub async fn create<R: BookRule>(&self, rule: R, also: Vec<Document>) -> Result<R, BookError> {
         let _w = self.writer.lock().await;
-        check_name(&spec.name)?;
-        let rule = NumberRule::new(normalized(spec))?;
-        let name = rule.spec().name.clone();
-        if self.read().number.contains_key(&name) {
+        check_name(rule.name())?;
+        let kept = rule.compile()?;
+        let name = R::spec(&kept).name().to_string();
+        if R::kept(&self.read()).contains_key(&name) {
             return Err(BookError::Exists {
-                kind: RuleKind::Number,
+                kind: R::KIND,
                 name,
             });
         }
-        self.save(document(NUMBER_KIND, &name, rule.spec())?, also)
-            .await?;
-        let spec = rule.spec().clone();
-        self.write().number.insert(name, rule);
-        Ok(spec)
+        self.save_kept::<R>(kept, also).await
     }
 
-    /// Replaces a number validation rule; queues using it apply the new version at once.
-    pub async fn update_number_rule(
+    /// Replaces a rule (its name cannot change); queues using it apply the new version at once.
+    pub async fn update<R: BookRule>(
         &self,
         name: &str,
-        spec: NumberRuleSpec,
+        rule: R,
         also: Vec<Document>,
-    ) -> Result<NumberRuleSpec, BookError> {
+    ) -> Result<R, BookError> {
         let _w = self.writer.lock().await;
-        check_same_name(name, &spec.name)?;
-        if !self.read().number.contains_key(name) {
-            return Err(unknown(RuleKind::Number, name));
+        check_same_name(name, rule.name())?;
+        if !R::kept(&self.read()).contains_key(name) {
+            return Err(unknown(R::KIND, name));
         }
-        let rule = NumberRule::new(normalized(spec))?;
-        self.save(document(NUMBER_KIND, name, rule.spec())?, also)
+        self.save_kept::<R>(rule.compile()?, also).await
+    }
+
+    /// Stores a compiled rule with `also`, then puts it in force for the queues using it.
+    async fn save_kept<R: BookRule>(
+        &self,
+        kept: R::Kept,
+        also: Vec<Document>,
+    ) -> Result<R, BookError> {
+        let spec = R::spec(&kept).clone();
+        let name = spec.name().to_string();
+        self.save(Document::of(R::KIND.doc_kind(), &name, &spec)?, also)
             .await?;
-        let spec = rule.spec().clone();
-        self.write().number.insert(name.to_string(), rule);
-        self.apply_users(RuleKind::Number, name);
+        R::kept_mut(&mut self.write()).insert(name.clone(), kept);
+        self.apply_users(R::KIND, &name);
         Ok(spec)
     }
 
@@ -303,73 +258,6 @@ impl RuleBook {
             .get(name)
             .ok_or_else(|| unknown(RuleKind::Number, name))?;
         Ok(rule.check(number))
-    }
-
-    // ---- capacity rules ----
-
-    /// Every capacity rule with the queues using it.
-    pub fn capacity_rules(&self) -> Vec<Listed<CapacityRule>> {
-        let state = self.read();
-        state
-            .capacity
-            .iter()
-            .map(|(name, (r, _))| Listed {
-                rule: r.clone(),
-                queues: state.queues_using(RuleKind::Capacity, name),
-            })
-            .collect()
-    }
-
-    /// One capacity rule.
-    pub fn capacity_rule(&self, name: &str) -> Result<Listed<CapacityRule>, BookError> {
-        let state = self.read();
-        let (rule, _) = state
-            .capacity
-            .get(name)
-            .ok_or_else(|| unknown(RuleKind::Capacity, name))?;
-        Ok(Listed {
-            rule: rule.clone(),
-            queues: state.queues_using(RuleKind::Capacity, name),
-        })
-    }
-
-    /// Creates a capacity rule from a capacity statement.
-    pub async fn create_capacity_rule(
-        &self,
-        rule: CapacityRule,
-        also: Vec<Document>,
-    ) -> Result<CapacityRule, BookError> {
-        let _w = self.writer.lock().await;
-        check_name(&rule.name)?;
-        let (rule, grid) = compile_capacity(rule)?;
-        if self.read().capacity.contains_key(&rule.name) {
-            return Err(BookError::Exists {
-                kind: RuleKind::Capacity,
-                name: rule.name,
-            });
-        }
-        self.save(document(CAPACITY_KIND, &rule.name, &rule)?, also)
-            .await?;
-        self.write()
-            .capacity
-            .insert(rule.name.clone(), (rule.clone(), grid));
-        Ok(rule)
-    }
-
-    /// Replaces a capacity rule's statement wholly (cells it omits become 0, as when a statement
-    /// is pasted over a rule); queues using it apply it at once.
-    pub async fn update_capacity_rule(
-        &self,
-        name: &str,
-        rule: CapacityRule,
-        also: Vec<Document>,
-    ) -> Result<CapacityRule, BookError> {
-        let _w = self.writer.lock().await;
-        check_same_name(name, &rule.name)?;
-        if !self.read().capacity.contains_key(name) {
-            return Err(unknown(RuleKind::Capacity, name));
-        }
-        self.save_capacity(compile_capacity(rule)?, also).await
     }
 
     /// Switches a capacity rule between hourly (60) and half-hourly (30) cells with the guide's
@@ -393,96 +281,7 @@ impl RuleBook {
             name: name.to_string(),
             capacity: grid.to_statement(),
         };
-        self.save_capacity((rule, grid), also).await
-    }
-
-    async fn save_capacity(
-        &self,
-        (rule, grid): (CapacityRule, CapacityGrid),
-        also: Vec<Document>,
-    ) -> Result<CapacityRule, BookError> {
-        self.save(document(CAPACITY_KIND, &rule.name, &rule)?, also)
-            .await?;
-        self.write()
-            .capacity
-            .insert(rule.name.clone(), (rule.clone(), grid));
-        self.apply_users(RuleKind::Capacity, &rule.name);
-        Ok(rule)
-    }
-
-    // ---- region affinity rules ----
-
-    /// Every region affinity rule with the queues using it.
-    pub fn affinity_rules(&self) -> Vec<Listed<RegionAffinityRule>> {
-        let state = self.read();
-        state
-            .affinity
-            .iter()
-            .map(|(name, r)| Listed {
-                rule: r.clone(),
-                queues: state.queues_using(RuleKind::Affinity, name),
-            })
-            .collect()
-    }
-
-    /// One region affinity rule.
-    pub fn affinity_rule(&self, name: &str) -> Result<Listed<RegionAffinityRule>, BookError> {
-        let state = self.read();
-        let rule = state
-            .affinity
-            .get(name)
-            .ok_or_else(|| unknown(RuleKind::Affinity, name))?;
-        Ok(Listed {
-            rule: rule.clone(),
-            queues: state.queues_using(RuleKind::Affinity, name),
-        })
-    }
-
-    /// Creates a region affinity rule (at least one preferred region; order kept).
-    pub async fn create_affinity_rule(
-        &self,
-        rule: RegionAffinityRule,
-        also: Vec<Document>,
-    ) -> Result<RegionAffinityRule, BookError> {
-        let _w = self.writer.lock().await;
-        check_name(&rule.name)?;
-        rule.validate()?;
-        if self.read().affinity.contains_key(&rule.name) {
-            return Err(BookError::Exists {
-                kind: RuleKind::Affinity,
-                name: rule.name,
-            });
-        }
-        self.save_affinity(rule, also).await
-    }
-
-    /// Replaces a region affinity rule.
-    pub async fn update_affinity_rule(
-        &self,
-        name: &str,
-        rule: RegionAffinityRule,
-        also: Vec<Document>,
-    ) -> Result<RegionAffinityRule, BookError> {
-        let _w = self.writer.lock().await;
-        check_same_name(name, &rule.name)?;
-        if !self.read().affinity.contains_key(name) {
-            return Err(unknown(RuleKind::Affinity, name));
-        }
-        rule.validate()?;
-        self.save_affinity(rule, also).await
-    }
-
-    async fn save_affinity(
-        &self,
-        rule: RegionAffinityRule,
-        also: Vec<Document>,
-    ) -> Result<RegionAffinityRule, BookError> {
-        self.save(document(AFFINITY_KIND, &rule.name, &rule)?, also)
-            .await?;
-        self.write()
-            .affinity
-            .insert(rule.name.clone(), rule.clone());
-        Ok(rule)
+        self.save_kept::<CapacityRule>((rule, grid), also).await
     }
 
     /// The region affinity rule in force on a queue (consulted by a multi-node deployment).
@@ -525,14 +324,9 @@ impl RuleBook {
                 RuleKind::Affinity => drop(state.affinity.remove(name)),
             }
         }
-        // The store has no write that deletes and saves at once: the record follows.
-        if !also.is_empty() {
-            self.store
-                .save_documents(also)
-                .await
-                .map_err(BookError::NotRecorded)?;
-        }
-        Ok(())
+        crate::store::record_after(&*self.store, also)
+            .await
+            .map_err(BookError::NotRecorded)
     }
 
     /// Assigns a rule of `kind` to a queue (replacing the one it had) or clears it with `None`;
@@ -573,7 +367,7 @@ impl RuleBook {
             *rules.slot(*kind) = rule.clone();
         }
         // Saved even when empty, so that the change and its audit entry are one write.
-        self.save(document(ASSIGNMENT_KIND, queue, &rules)?, also)
+        self.save(Document::of(ASSIGNMENT_KIND, queue, &rules)?, also)
             .await?;
         let mut state = self.write();
         if rules.is_empty() {
@@ -645,7 +439,7 @@ mod tests {
     use super::*;
     use crate::call::memory::{Answer, MemoryDialer};
     use crate::callback::dialer::AttemptOutcome;
-    use crate::callback::service::{CreateRequest, api_callback};
+    use crate::callback::service::api_callback;
     use crate::clock::ManualClock;
     use crate::push::MemoryNotifier;
     use crate::rules::capacity::CapacityStatement;
@@ -694,10 +488,7 @@ mod tests {
     async fn a_number_rule_is_in_force_when_assigned_and_after_a_restart() {
         let dir = tempfile::tempdir().unwrap();
         let (svc, book) = open(dir.path()).await;
-        let saved = book
-            .create_number_rule(fr_rule(&["^33899"]), vec![])
-            .await
-            .unwrap();
+        let saved = book.create(fr_rule(&["^33899"]), vec![]).await.unwrap();
         // Country codes are stored upper case.
         assert_eq!(saved.countries, ["FR".to_string()].into());
         // Not assigned yet: any valid number passes.
@@ -712,7 +503,10 @@ mod tests {
             Err(NumberRejection::CountryNotAllowed { .. })
         ));
         assert!(svc.check_number("T_VQ_CB", "+442079460000").is_ok());
-        assert_eq!(book.number_rules()[0].queues, vec!["S_VQ_CB".to_string()]);
+        assert_eq!(
+            book.rules::<NumberRuleSpec>()[0].queues,
+            vec!["S_VQ_CB".to_string()]
+        );
         drop((svc, book));
 
         let (svc, book) = open(dir.path()).await;
@@ -741,9 +535,7 @@ mod tests {
     async fn test_a_number_reports_the_country_before_the_patterns() {
         let dir = tempfile::tempdir().unwrap();
         let (_svc, book) = open(dir.path()).await;
-        book.create_number_rule(fr_rule(&["^44"]), vec![])
-            .await
-            .unwrap();
+        book.create(fr_rule(&["^44"]), vec![]).await.unwrap();
         // A GB number matches the pattern too, but the country is what the test reports.
         assert!(matches!(
             book.test_number("fr-only", "+442079460000").unwrap(),
@@ -763,21 +555,16 @@ mod tests {
     async fn an_edited_rule_is_checked_again_before_the_dial() {
         let dir = tempfile::tempdir().unwrap();
         let (svc, book) = open(dir.path()).await;
-        book.create_number_rule(fr_rule(&[]), vec![]).await.unwrap();
+        book.create(fr_rule(&[]), vec![]).await.unwrap();
         book.assign("S_VQ_CB", RuleKind::Number, Some("fr-only"))
             .await
             .unwrap();
         let rec = svc
-            .create(CreateRequest {
-                callback: api_callback("S_VQ_CB", "+33612345678", None),
-                check_slot: false,
-                ewt_at_offer_seconds: None,
-                position_at_offer: None,
-            })
+            .create(api_callback("S_VQ_CB", "+33612345678", None).into())
             .await
             .unwrap();
         // The number becomes fraudulent after the booking.
-        book.update_number_rule("fr-only", fr_rule(&["^3361234"]), vec![])
+        book.update("fr-only", fr_rule(&["^3361234"]), vec![])
             .await
             .unwrap();
         let dialer = MemoryDialer::new(Answer::Pick(vec![]), None);
@@ -796,7 +583,7 @@ mod tests {
         let (svc, book) = open(dir.path()).await;
         let statement: CapacityStatement = serde_json::from_str(SEED_STATEMENT).unwrap();
         let saved = book
-            .create_capacity_rule(
+            .create(
                 CapacityRule {
                     name: "March".into(),
                     capacity: statement.clone(),
@@ -807,7 +594,7 @@ mod tests {
             .unwrap();
         assert_eq!(saved.capacity, statement);
         assert!(matches!(
-            book.create_capacity_rule(saved.clone(), vec![]).await,
+            book.create(saved.clone(), vec![]).await,
             Err(BookError::Exists { .. })
         ));
         let tuesday = NaiveDate::from_ymd_opt(2026, 3, 3).unwrap();
@@ -849,9 +636,7 @@ mod tests {
             .get_mut("tue")
             .unwrap()
             .insert("07:30".into(), 9);
-        book.update_capacity_rule("March", edited, vec![])
-            .await
-            .unwrap();
+        book.update("March", edited, vec![]).await.unwrap();
         assert_eq!(capacity_at(7, 15), Some(3));
         assert_eq!(capacity_at(7, 45), Some(9));
         // Back to hours: the :30 values are dropped, the hour's value is used.
@@ -878,11 +663,11 @@ mod tests {
         book.delete(RuleKind::Capacity, "March", vec![])
             .await
             .unwrap();
-        assert!(book.capacity_rules().is_empty());
+        assert!(book.rules::<CapacityRule>().is_empty());
         drop((svc, book));
         let (_svc, book) = open(dir.path()).await;
         assert!(matches!(
-            book.capacity_rule("March"),
+            book.rule::<CapacityRule>("March"),
             Err(BookError::UnknownRule { .. })
         ));
     }
@@ -899,11 +684,9 @@ mod tests {
         };
         let mut bad = rule.clone();
         bad.preferred.clear();
-        let err = book.create_affinity_rule(bad, vec![]).await.unwrap_err();
+        let err = book.create(bad, vec![]).await.unwrap_err();
         assert_eq!(err.field(), "preferred");
-        book.create_affinity_rule(rule.clone(), vec![])
-            .await
-            .unwrap();
+        book.create(rule.clone(), vec![]).await.unwrap();
         book.assign("T_VQ_CB", RuleKind::Affinity, Some("sanfrancisco"))
             .await
             .unwrap();
@@ -925,28 +708,25 @@ mod tests {
         let mut no_country = fr_rule(&[]);
         no_country.countries.clear();
         assert_eq!(
-            book.create_number_rule(no_country, vec![])
-                .await
-                .unwrap_err()
-                .field(),
+            book.create(no_country, vec![]).await.unwrap_err().field(),
             "countries"
         );
         let err = book
-            .create_number_rule(fr_rule(&["(unclosed"]), vec![])
+            .create(fr_rule(&["(unclosed"]), vec![])
             .await
             .unwrap_err();
         assert_eq!(err.field(), "blockedPatterns");
         let mut blank = fr_rule(&[]);
         blank.name = " ".into();
         assert!(matches!(
-            book.create_number_rule(blank, vec![]).await,
+            book.create(blank, vec![]).await,
             Err(BookError::Name(_))
         ));
-        book.create_number_rule(fr_rule(&[]), vec![]).await.unwrap();
+        book.create(fr_rule(&[]), vec![]).await.unwrap();
         let mut renamed = fr_rule(&[]);
         renamed.name = "other".into();
         assert!(matches!(
-            book.update_number_rule("fr-only", renamed, vec![]).await,
+            book.update("fr-only", renamed, vec![]).await,
             Err(BookError::Rename { .. })
         ));
         assert!(matches!(
@@ -964,7 +744,7 @@ mod tests {
         let bad_cell: CapacityStatement =
             serde_json::from_str(r#"{"days":{"mon":{"09:30":1}},"duration":60}"#).unwrap();
         let err = book
-            .create_capacity_rule(
+            .create(
                 CapacityRule {
                     name: "x".into(),
                     capacity: bad_cell,
@@ -977,8 +757,8 @@ mod tests {
         // Nothing refused was stored.
         drop(book);
         let (_svc, book) = open(dir.path()).await;
-        assert_eq!(book.number_rules().len(), 1);
-        assert!(book.capacity_rules().is_empty());
+        assert_eq!(book.rules::<NumberRuleSpec>().len(), 1);
+        assert!(book.rules::<CapacityRule>().is_empty());
     }
 
     #[tokio::test]
@@ -988,7 +768,7 @@ mod tests {
             let store = SqliteStore::open(dir.path()).unwrap();
             store
                 .save_documents(vec![Document {
-                    kind: NUMBER_KIND.into(),
+                    kind: RuleKind::Number.doc_kind().into(),
                     id: "broken".into(),
                     body: serde_json::json!({"name":"broken","countries":["FR"],"blockedPatterns":["("]}),
                 }])

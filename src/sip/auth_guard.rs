@@ -9,12 +9,14 @@
 //! Failures (wrong password, replay, forged nonce…) are counted per user and per source
 //! address; [`MAX_FAILURES`] within [`FAILURE_WINDOW_SECONDS`] block that key for
 //! [`BLOCK_SECONDS`], during which requests are answered 503 with Retry-After and not verified.
-//! Time comes from the engine's clock; the source table is capped too.
+//! Time comes from the engine's clock; both tables are capped ([`crate::net::failures`]).
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use chrono::{DateTime, TimeDelta, Utc};
+
+use crate::net::failures::{FailureTable, Policy};
 
 /// Failures of one user or one source within the window that block it.
 pub const MAX_FAILURES: u32 = 10;
@@ -110,81 +112,47 @@ impl NonceUses {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Failures {
-    since: DateTime<Utc>,
-    count: u32,
-    blocked_until: Option<DateTime<Utc>>,
-}
-
-impl Failures {
-    fn blocked(&self, now: DateTime<Utc>) -> Option<TimeDelta> {
-        self.blocked_until.filter(|u| *u > now).map(|u| u - now)
-    }
-
-    fn live(&self, now: DateTime<Utc>) -> bool {
-        self.blocked(now).is_some() || now - self.since < TimeDelta::seconds(FAILURE_WINDOW_SECONDS)
-    }
-
-    /// Counts one more failure at `now`; true when that blocks.
-    fn add(&mut self, now: DateTime<Utc>) -> bool {
-        if now - self.since >= TimeDelta::seconds(FAILURE_WINDOW_SECONDS) {
-            self.since = now;
-            self.count = 0;
-        }
-        self.count += 1;
-        if self.count >= MAX_FAILURES && self.blocked(now).is_none() {
-            self.blocked_until = Some(now + TimeDelta::seconds(BLOCK_SECONDS));
-            self.since = now;
-            self.count = 0;
-            return true;
-        }
-        false
-    }
-}
-
 /// Failed authentications per user and per source address.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct FailureGuard {
-    users: HashMap<String, Failures>,
-    sources: HashMap<IpAddr, Failures>,
+    users: FailureTable<String>,
+    sources: FailureTable<IpAddr>,
+}
+
+impl Default for FailureGuard {
+    fn default() -> Self {
+        let policy = Policy::Window {
+            max: MAX_FAILURES,
+            window: TimeDelta::seconds(FAILURE_WINDOW_SECONDS),
+            block: TimeDelta::seconds(BLOCK_SECONDS),
+        };
+        FailureGuard {
+            // Users reach verification only when they are agents: that table is bounded by
+            // them, and capped like the sources all the same.
+            users: FailureTable::new(policy, SOURCE_CAPACITY),
+            sources: FailureTable::new(policy, SOURCE_CAPACITY),
+        }
+    }
 }
 
 impl FailureGuard {
     /// How long `user` or `source` is still blocked, if it is.
     pub fn blocked(&self, user: &str, source: IpAddr, now: DateTime<Utc>) -> Option<TimeDelta> {
-        let u = self.users.get(user).and_then(|f| f.blocked(now));
-        let s = self.sources.get(&source).and_then(|f| f.blocked(now));
+        let u = self.users.blocked(user, now);
+        let s = self.sources.blocked(&source, now);
         u.into_iter().chain(s).max()
     }
 
     /// Counts a failure of `user` from `source`; true when it blocked one of them.
     pub fn failed(&mut self, user: &str, source: IpAddr, now: DateTime<Utc>) -> bool {
-        let fresh = Failures {
-            since: now,
-            count: 0,
-            blocked_until: None,
-        };
-        if self.sources.len() >= SOURCE_CAPACITY && !self.sources.contains_key(&source) {
-            self.sources.retain(|_, f| f.live(now));
-        }
-        let mut blocked = false;
-        if self.sources.len() < SOURCE_CAPACITY || self.sources.contains_key(&source) {
-            blocked |= self.sources.entry(source).or_insert(fresh).add(now);
-        }
-        // Users reach verification only when they are agents: that table is bounded by them.
-        if self.users.len() >= SOURCE_CAPACITY && !self.users.contains_key(user) {
-            self.users.retain(|_, f| f.live(now));
-        }
-        if self.users.len() < SOURCE_CAPACITY || self.users.contains_key(user) {
-            blocked |= self.users.entry(user.to_string()).or_insert(fresh).add(now);
-        }
-        blocked
+        let source = self.sources.failed(&source, now).is_some();
+        let user = self.users.failed(user, now).is_some();
+        source || user
     }
 
     /// A successful authentication of `user` clears that user's failures (not the source's).
     pub fn succeeded(&mut self, user: &str) {
-        self.users.remove(user);
+        self.users.clear(user);
     }
 }
 

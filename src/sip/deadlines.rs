@@ -63,15 +63,6 @@ impl<K: Hash + Eq + Ord + Clone> Deadlines<K> {
         }
     }
 
-    /// The deadline of `key`, if it has one.
-    pub fn get<Q>(&self, key: &Q) -> Option<Instant>
-    where
-        K: Borrow<Q>,
-        Q: Hash + Eq + ?Sized,
-    {
-        self.current.get(key).map(|(at, _)| *at)
-    }
-
     /// The earliest deadline.
     pub fn earliest(&mut self) -> Option<Instant> {
         self.drop_stale();
@@ -88,16 +79,6 @@ impl<K: Hash + Eq + Ord + Clone> Deadlines<K> {
         let Reverse((_, _, key)) = self.heap.pop()?;
         self.current.remove(&key);
         Some(key)
-    }
-
-    /// Number of keys with a deadline.
-    pub fn len(&self) -> usize {
-        self.current.len()
-    }
-
-    /// True when no key has a deadline.
-    pub fn is_empty(&self) -> bool {
-        self.current.is_empty()
     }
 
     /// Gives back the room kept from a peak.
@@ -157,7 +138,7 @@ mod tests {
         assert_eq!(d.pop_due(t0 + s(10)), Some("a"));
         assert_eq!(d.pop_due(t0 + s(10)), Some("b"));
         assert_eq!(d.pop_due(t0 + s(10)), None);
-        assert!(d.is_empty());
+        assert!(d.current.is_empty());
         assert_eq!(d.earliest(), None);
     }
 
@@ -168,8 +149,12 @@ mod tests {
         for i in 0..10_000u64 {
             d.set(&(i % 10), Some(t0 + Duration::from_millis(i)));
         }
-        assert_eq!(d.len(), 10);
-        assert!(d.heap.len() <= 64.max(2 * d.len()) + 1, "{}", d.heap.len());
+        assert_eq!(d.current.len(), 10);
+        assert!(
+            d.heap.len() <= 64.max(2 * d.current.len()) + 1,
+            "{}",
+            d.heap.len()
+        );
         assert_eq!(d.pop_due(t0 + Duration::from_secs(100)), Some(0));
     }
 }

@@ -1,7 +1,5 @@
 //! Dialogs (RFC 3261 §12): identity, route set, CSeq spaces, building in-dialog requests with
-//! loose (or legacy strict) routing, and checking the requests the peer sends inside one.
-
-use std::collections::HashMap;
+//! loose (or legacy strict) routing.
 
 use rsip::Header;
 use rsip::headers::UntypedHeader;
@@ -23,15 +21,6 @@ pub struct DialogId {
 }
 
 impl DialogId {
-    /// The dialog an incoming request belongs to (we are its UAS side).
-    pub fn of_incoming_request(req: &rsip::Request) -> Option<DialogId> {
-        Some(DialogId {
-            call_id: header_value(req, "Call-ID")?,
-            local_tag: tag_of(&header_value(req, "To")?)?,
-            remote_tag: tag_of(&header_value(req, "From")?)?,
-        })
-    }
-
     /// The dialog an incoming response belongs to (we sent the request).
     pub fn of_incoming_response(resp: &rsip::Response) -> Option<DialogId> {
         Some(DialogId {
@@ -45,26 +34,9 @@ impl DialogId {
 /// Why a dialog could not be made or a request was refused inside one.
 #[derive(Debug, Error, Clone, PartialEq, Eq)]
 pub enum DialogError {
-    /// No dialog matches (481 Call/Transaction Does Not Exist).
-    #[error("Call/Transaction Does Not Exist")]
-    UnknownDialog,
-    /// CSeq below the last one seen from the peer (500).
-    #[error("CSeq Out Of Order")]
-    CSeqOutOfOrder,
     /// The message lacks something a dialog needs (400).
     #[error("Missing {0}")]
     Missing(&'static str),
-}
-
-impl DialogError {
-    /// Status code of the error response.
-    pub fn status_code(&self) -> u16 {
-        match self {
-            DialogError::UnknownDialog => 481,
-            DialogError::CSeqOutOfOrder => 500,
-            DialogError::Missing(_) => 400,
-        }
-    }
 }
 
 /// Early until a 2xx, then confirmed until BYE.
@@ -96,7 +68,6 @@ pub struct Dialog {
     /// Our Contact header value (name-addr) for target-refresh requests.
     pub local_contact: String,
     local_cseq: u32,
-    remote_cseq: Option<u32>,
 }
 
 fn contact_uri(msg: &impl rsip::message::HasHeaders) -> Option<String> {
@@ -147,7 +118,6 @@ impl Dialog {
             route_set: record_route(request),
             local_contact: local_contact.to_string(),
             local_cseq: 0,
-            remote_cseq: cseq(request).map(|(n, _)| n),
         })
     }
 
@@ -169,55 +139,7 @@ impl Dialog {
             route_set,
             local_contact: local_contact.to_string(),
             local_cseq: cseq(request).map(|(n, _)| n).unwrap_or(1),
-            remote_cseq: None,
         })
-    }
-
-    /// As UAC, a later response on an early dialog: a 2xx confirms it and fixes the route set.
-    pub fn handle_response(&mut self, response: &rsip::Response) {
-        if self.state != DialogState::Early {
-            return;
-        }
-        if let Some(target) = contact_uri(response) {
-            self.remote_target = target;
-        }
-        if (200..300).contains(&response.status_code.code()) {
-            self.state = DialogState::Confirmed;
-            let mut rs = record_route(response);
-            rs.reverse();
-            self.route_set = rs;
-        }
-    }
-
-    /// The CSeq number our next request will carry (after [`Dialog::request`] increments it).
-    pub fn local_cseq(&self) -> u32 {
-        self.local_cseq
-    }
-
-    /// The highest CSeq seen from the peer.
-    pub fn remote_cseq(&self) -> Option<u32> {
-        self.remote_cseq
-    }
-
-    /// Checks a request the peer sent inside this dialog (§12.2.2) and applies target refresh.
-    pub fn handle_request(&mut self, req: &rsip::Request) -> Result<(), DialogError> {
-        let (seq, _) = cseq(req).ok_or(DialogError::Missing("CSeq"))?;
-        let exempt = matches!(req.method, rsip::Method::Ack | rsip::Method::Cancel);
-        if !exempt {
-            if self.remote_cseq.is_some_and(|r| seq < r) {
-                return Err(DialogError::CSeqOutOfOrder);
-            }
-            self.remote_cseq = Some(seq);
-        }
-        if matches!(req.method, rsip::Method::Invite | rsip::Method::Update)
-            && let Some(target) = contact_uri(req)
-        {
-            self.remote_target = target;
-        }
-        if req.method == rsip::Method::Bye {
-            self.state = DialogState::Terminated;
-        }
-        Ok(())
     }
 
     /// A new in-dialog request with the next CSeq; `via` is "SIP/2.0/UDP host:port".
@@ -240,11 +162,6 @@ impl Dialog {
     /// BYE ends the dialog.
     pub fn bye(&mut self, via: &str) -> rsip::Request {
         self.request(rsip::Method::Bye, via, None)
-    }
-
-    /// INFO, e.g. application/dtmf-relay.
-    pub fn info(&mut self, via: &str, content_type: &str, body: Vec<u8>) -> rsip::Request {
-        self.request(rsip::Method::Info, via, Some((content_type, body)))
     }
 
     /// A re-INVITE carrying a new SDP offer.
@@ -345,52 +262,6 @@ fn parse_uri(uri: &str) -> rsip::Uri {
     })
 }
 
-/// All dialogs of this UA, keyed by [`DialogId`].
-#[derive(Debug, Default)]
-pub struct Dialogs {
-    map: HashMap<DialogId, Dialog>,
-}
-
-impl Dialogs {
-    /// An empty table.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Adds (or replaces) a dialog.
-    pub fn insert(&mut self, dialog: Dialog) {
-        self.map.insert(dialog.id.clone(), dialog);
-    }
-
-    /// A dialog by id.
-    pub fn get_mut(&mut self, id: &DialogId) -> Option<&mut Dialog> {
-        self.map.get_mut(id)
-    }
-
-    /// Drops a dialog.
-    pub fn remove(&mut self, id: &DialogId) -> Option<Dialog> {
-        self.map.remove(id)
-    }
-
-    /// Number of dialogs.
-    pub fn len(&self) -> usize {
-        self.map.len()
-    }
-
-    /// True when there are none.
-    pub fn is_empty(&self) -> bool {
-        self.map.is_empty()
-    }
-
-    /// Finds and checks the dialog of an incoming in-dialog request: 481 / 500 on failure.
-    pub fn handle_request(&mut self, req: &rsip::Request) -> Result<&mut Dialog, DialogError> {
-        let id = DialogId::of_incoming_request(req).ok_or(DialogError::UnknownDialog)?;
-        let dialog = self.map.get_mut(&id).ok_or(DialogError::UnknownDialog)?;
-        dialog.handle_request(req)?;
-        Ok(dialog)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -449,7 +320,6 @@ mod tests {
             d.route_set,
             vec!["sip:p2.example.com;lr", "sip:p1.example.com;lr"]
         );
-        assert_eq!(d.remote_cseq(), Some(314159));
     }
 
     #[test]
@@ -493,10 +363,11 @@ mod tests {
         let ack = d.ack(314159, VIA, None);
         assert_eq!(cseq(&ack), Some((314159, "ACK".into())));
         assert_eq!(ack.uri.to_string(), "sip:bob@192.0.2.4");
-        let info = d.info(
+        let dtmf = b"Signal=5\r\nDuration=160\r\n".to_vec();
+        let info = d.request(
+            rsip::Method::Info,
             VIA,
-            "application/dtmf-relay",
-            b"Signal=5\r\nDuration=160\r\n".to_vec(),
+            Some(("application/dtmf-relay", dtmf)),
         );
         assert_eq!(cseq(&info), Some((314160, "INFO".into())));
         assert_eq!(header_value(&info, "Content-Length").as_deref(), Some("24"));
@@ -526,64 +397,6 @@ mod tests {
                 "<sip:alice@pc33.atlanta.example.com>"
             ]
         );
-    }
-
-    #[test]
-    fn early_dialog_is_confirmed_by_2xx_with_a_new_target() {
-        let inv = req(INVITE);
-        let ringing = ok_with_contact(&inv, 180);
-        let mut d = Dialog::from_uac(&inv, &ringing, "<sip:a@h>").unwrap();
-        assert_eq!(d.state, DialogState::Early);
-        let mut ok = response_with_tag(&inv, 200, "OK", "314159bob");
-        ok.headers.push(Header::Contact(rsip::headers::Contact::new(
-            "<sip:bob@192.0.2.99>",
-        )));
-        d.handle_response(&ok);
-        assert_eq!(d.state, DialogState::Confirmed);
-        assert_eq!(d.remote_target, "sip:bob@192.0.2.99");
-        assert!(d.route_set.is_empty(), "the 2xx had no Record-Route");
-    }
-
-    #[test]
-    fn incoming_requests_are_checked_for_dialog_and_order() {
-        let inv = req(INVITE);
-        let d = Dialog::from_uas(&inv, &ok_with_contact(&inv, 200), "<sip:bob@192.0.2.4>").unwrap();
-        let mut dialogs = Dialogs::new();
-        dialogs.insert(d);
-        let in_dialog = |method: &str, seq: u32| {
-            req(&INVITE
-                .replacen("INVITE sip:", &format!("{method} sip:"), 1)
-                .replace(
-                    "To: Bob <sip:bob@biloxi.example.com>",
-                    "To: Bob <sip:bob@biloxi.example.com>;tag=314159bob",
-                )
-                .replace("314159 INVITE", &format!("{seq} {method}")))
-        };
-        // ACK keeps the INVITE's CSeq and is accepted.
-        assert!(dialogs.handle_request(&in_dialog("ACK", 314159)).is_ok());
-        // A re-INVITE refreshes the target.
-        let re = in_dialog("INVITE", 314160).to_string().replace(
-            "<sip:alice@pc33.atlanta.example.com>",
-            "<sip:alice@198.51.100.7>",
-        );
-        let d = dialogs.handle_request(&req(&re)).unwrap();
-        assert_eq!(d.remote_target, "sip:alice@198.51.100.7");
-        let err = dialogs
-            .handle_request(&in_dialog("INFO", 314150))
-            .unwrap_err();
-        assert_eq!(err, DialogError::CSeqOutOfOrder);
-        assert_eq!(err.status_code(), 500);
-        let stranger = req(&INVITE
-            .replacen("INVITE sip:", "BYE sip:", 1)
-            .replace(
-                "To: Bob <sip:bob@biloxi.example.com>",
-                "To: <sip:bob@biloxi.example.com>;tag=nope",
-            )
-            .replace("314159 INVITE", "314170 BYE"));
-        let err = dialogs.handle_request(&stranger).unwrap_err();
-        assert_eq!(err.status_code(), 481);
-        let d = dialogs.handle_request(&in_dialog("BYE", 314171)).unwrap();
-        assert_eq!(d.state, DialogState::Terminated);
     }
 
     #[test]

@@ -2,16 +2,16 @@
 //! authentication, the registrar and dialogs. Transport and UA layers drive these.
 
 pub mod auth_guard;
-pub mod deadlines;
-pub mod dialog;
+pub(crate) mod deadlines;
+pub(crate) mod dialog;
 pub mod digest;
 mod driver;
 mod endpoint;
 pub mod leg;
 pub mod message;
-pub mod overload;
+pub(crate) mod overload;
 pub mod registrar;
-pub mod session_timer;
+pub(crate) mod session_timer;
 pub(crate) mod time;
 pub mod transaction;
 pub mod transport;

@@ -48,12 +48,7 @@ impl ShedMemory {
         }
     }
 
-    /// How many are remembered.
-    pub fn len(&self) -> usize {
-        self.order.len()
-    }
-
-    /// True when none is.
+    /// True when none is remembered.
     pub fn is_empty(&self) -> bool {
         self.order.is_empty()
     }
@@ -122,7 +117,7 @@ mod tests {
         for n in 0..REMEMBERED + 10 {
             m.insert(ShedMemory::id(&key(n)));
         }
-        assert_eq!(m.len(), REMEMBERED);
+        assert_eq!(m.order.len(), REMEMBERED);
         assert!(!m.contains(ShedMemory::id(&key(0))));
         assert!(m.contains(ShedMemory::id(&key(REMEMBERED + 9))));
         assert_eq!(ShedMemory::id(&key(3)), ShedMemory::id(&key(3)));

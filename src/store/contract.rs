@@ -369,7 +369,7 @@ pub(crate) async fn domain_documents_are_kept_per_kind(store: Arc<dyn Store>) {
         crate::users::DOC_KIND,
         crate::audit::DOC_KIND,
         crate::callback::bulk::DOC_KIND,
-        crate::rules::book::NUMBER_KIND,
+        crate::rules::book::RuleKind::Number.doc_kind(),
     ];
     let mut docs = Vec::new();
     for (i, kind) in kinds.iter().enumerate() {

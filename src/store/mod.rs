@@ -104,6 +104,39 @@ pub struct Document {
     pub body: serde_json::Value,
 }
 
+impl Document {
+    /// A document of `kind` and `id` with `body` as its JSON (a book's rule, group…).
+    pub fn of<T: serde::Serialize>(kind: &str, id: &str, body: &T) -> Result<Self, StoreError> {
+        Ok(Document {
+            kind: kind.to_string(),
+            id: id.to_string(),
+            body: serde_json::to_value(body)?,
+        })
+    }
+}
+
+/// Stores `doc` together with `also` (the change's audit entry) in one durable write, so a
+/// change is never in force without its record.
+pub async fn save_with(
+    store: &dyn Store,
+    doc: Document,
+    also: Vec<Document>,
+) -> Result<(), StoreError> {
+    let mut docs = Vec::with_capacity(1 + also.len());
+    docs.push(doc);
+    docs.extend(also);
+    store.save_documents(docs).await
+}
+
+/// Stores what records a deletion (its audit entry) once the deletion is made: the store has
+/// no write that deletes and saves at once, so the record follows.
+pub async fn record_after(store: &dyn Store, also: Vec<Document>) -> Result<(), StoreError> {
+    if also.is_empty() {
+        return Ok(());
+    }
+    store.save_documents(also).await
+}
+
 /// Durable state for the engine.
 #[async_trait]
 pub trait Store: Send + Sync {

@@ -7,10 +7,10 @@
 //! `admin.login_wait_ms`, and when too many already wait it is refused at once, so neither the
 //! hashing memory nor the queue of waiters grows with the attack. The lockout table is keyed
 //! by the attempted name (known or not, so a lockout does not tell which names exist) and holds
-//! at most [`MAX_ACCOUNTS`] names; when full, names that are not locked are forgotten first.
+//! at most [`MAX_ACCOUNTS`] names; when full, names that are not locked are forgotten first
+//! ([`crate::net::failures`]).
 
 use parking_lot::Mutex;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -19,6 +19,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use crate::config::AdminSettings;
+use crate::net::failures::{FailureTable, Policy};
 
 /// Names whose failures are remembered at most (a few hundred bytes each).
 pub const MAX_ACCOUNTS: usize = 10_000;
@@ -35,22 +36,13 @@ pub enum Refusal {
     Busy(u64),
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Failures {
-    count: u32,
-    locked_until: Option<DateTime<Utc>>,
-}
-
 /// The password-check pool and the per-account lockout.
 pub struct LoginGuard {
     slots: Arc<Semaphore>,
     waiting: AtomicUsize,
     max_waiting: usize,
     wait: Duration,
-    threshold: u32,
-    base: TimeDelta,
-    max: TimeDelta,
-    accounts: Mutex<HashMap<String, Failures>>,
+    accounts: Mutex<FailureTable<String>>,
 }
 
 /// A password-check slot; dropping it frees the slot.
@@ -64,11 +56,7 @@ impl LoginGuard {
             n if n > 0 => n as usize,
             _ => cores,
         };
-        LoginGuard {
-            slots: Arc::new(Semaphore::new(slots)),
-            waiting: AtomicUsize::new(0),
-            max_waiting: slots * WAITERS_PER_SLOT,
-            wait: Duration::from_millis(settings.login_wait_ms.max(0) as u64),
+        let lockout = Policy::Backoff {
             threshold: settings.lockout_failures.max(1) as u32,
             base: TimeDelta::seconds(settings.lockout_seconds.max(1)),
             max: TimeDelta::seconds(
@@ -77,19 +65,21 @@ impl LoginGuard {
                     .max(settings.lockout_seconds)
                     .max(1),
             ),
-            accounts: Mutex::new(HashMap::new()),
+        };
+        LoginGuard {
+            slots: Arc::new(Semaphore::new(slots)),
+            waiting: AtomicUsize::new(0),
+            max_waiting: slots * WAITERS_PER_SLOT,
+            wait: Duration::from_millis(settings.login_wait_ms.max(0) as u64),
+            accounts: Mutex::new(FailureTable::new(lockout, MAX_ACCOUNTS)),
         }
-    }
-
-    fn accounts(&self) -> parking_lot::MutexGuard<'_, HashMap<String, Failures>> {
-        self.accounts.lock()
     }
 
     /// `Err(Locked)` while `name` is locked out.
     pub fn check(&self, name: &str, now: DateTime<Utc>) -> Result<(), Refusal> {
-        match self.accounts().get(name).and_then(|f| f.locked_until) {
-            Some(until) if until > now => Err(Refusal::Locked(seconds_until(now, until))),
-            _ => Ok(()),
+        match self.accounts.lock().blocked(name, now) {
+            Some(left) => Err(Refusal::Locked(seconds(left))),
+            None => Ok(()),
         }
     }
 
@@ -113,47 +103,26 @@ impl LoginGuard {
 
     /// Records a wrong password for `name`; returns the lockout it starts, if it starts one.
     pub fn failed(&self, name: &str, now: DateTime<Utc>) -> Option<TimeDelta> {
-        let mut accounts = self.accounts();
-        if !accounts.contains_key(name) && accounts.len() >= MAX_ACCOUNTS {
-            // Forget names that are not locked; if every one is, this name goes untracked (the
-            // password-check pool still bounds what its guesses cost).
-            accounts.retain(|_, f| f.locked_until.is_some_and(|u| u > now));
-            if accounts.len() >= MAX_ACCOUNTS {
-                return None;
-            }
-        }
-        let f = accounts.entry(name.to_string()).or_insert(Failures {
-            count: 0,
-            locked_until: None,
-        });
-        f.count = f.count.saturating_add(1);
-        if f.count < self.threshold {
-            return None;
-        }
         // The threshold-th failure locks for `base`; each further one doubles it, up to `max`.
-        let doublings = (f.count - self.threshold).min(30);
-        let lock = self
-            .base
-            .checked_mul(1 << doublings)
-            .unwrap_or(self.max)
-            .min(self.max);
-        f.locked_until = Some(now + lock);
-        Some(lock)
+        // When the table is full of locked names, this name goes untracked (the password-check
+        // pool still bounds what its guesses cost).
+        self.accounts.lock().failed(name, now)
     }
 
     /// A correct password: the account's failures are forgotten.
     pub fn succeeded(&self, name: &str) {
-        self.accounts().remove(name);
+        self.accounts.lock().clear(name);
     }
 
     /// Names with remembered failures.
     pub fn tracked(&self) -> usize {
-        self.accounts().len()
+        self.accounts.lock().len()
     }
 }
 
-fn seconds_until(now: DateTime<Utc>, until: DateTime<Utc>) -> u64 {
-    let ms = (until - now).num_milliseconds().max(0) as u64;
+/// Whole seconds, rounded up, at least 1.
+fn seconds(left: TimeDelta) -> u64 {
+    let ms = left.num_milliseconds().max(0) as u64;
     ms.div_ceil(1000).max(1)
 }
 

@@ -3,7 +3,10 @@
 
 #![allow(dead_code)]
 
-use std::net::{SocketAddr, UdpSocket};
+use std::net::SocketAddr;
+
+mod ports;
+pub use ports::free_port;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::sync::{Mutex, OnceLock};
@@ -31,17 +34,6 @@ pub fn demo_config_text(edit: impl FnOnce(String) -> String) -> String {
             "prompts_dir: prompts",
             &format!("prompts_dir: {}", repo().join("prompts").display()),
         )
-}
-
-/// An even UDP port that was free a moment ago (SIPp's media port must be even).
-pub fn free_port() -> u16 {
-    loop {
-        let s = UdpSocket::bind("127.0.0.1:0").expect("bind a loopback port");
-        let p = s.local_addr().expect("local address").port();
-        if p.is_multiple_of(2) && p < 65000 {
-            return p;
-        }
-    }
 }
 
 /// Runs a SIPp client scenario file for one call against `target` and returns its output

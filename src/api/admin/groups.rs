@@ -10,7 +10,6 @@ use std::sync::Arc;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{DateTime, FixedOffset, Utc};
 use serde::{Deserialize, Serialize};
@@ -19,7 +18,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::rules::record;
+use super::crud::{self, Named, Reply, record};
 use super::{AdminUser, Permission};
 use crate::api::{ApiError, ApiState, Body, ok};
 use crate::callin::group::CallInGroup;
@@ -27,6 +26,7 @@ use crate::callin::{
     CallInRequest, CallInState, DnisEntry, GroupBook, GroupBookError, GroupSource, GroupView,
     RecordColumn, RecordQuery,
 };
+use crate::store::Document;
 
 /// Largest CSV file accepted by the pool import, whatever `api.max_body_bytes` says: a full pool
 /// of 10,000 numbers with 32-character descriptions fits.
@@ -46,22 +46,11 @@ pub fn router() -> OpenApiRouter<ApiState> {
 }
 
 fn book(s: &ApiState) -> Result<&Arc<GroupBook>, ApiError> {
-    s.groups.as_ref().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            1,
-            "call-in groups are not available: this API runs without the engine's store",
-        )
-    })
+    crud::present(&s.groups, "call-in groups")
 }
 
 fn group_error(e: GroupBookError) -> ApiError {
-    let field = e.field();
-    let message = if field.is_empty() {
-        e.to_string()
-    } else {
-        format!("{field}: {e}")
-    };
+    let message = crud::with_field(e.field(), &e);
     match e {
         GroupBookError::Unknown(_) => ApiError::not_found(message),
         GroupBookError::Exists(_) | GroupBookError::ReadOnly(_) => ApiError::conflict(message),
@@ -70,6 +59,45 @@ fn group_error(e: GroupBookError) -> ApiError {
         }
         GroupBookError::Store(_) => ApiError::internal(format!("{message}; nothing was changed")),
         GroupBookError::NotRecorded(_) => ApiError::internal(message),
+    }
+}
+
+/// The HTTP side of call-in groups: their routes are [`crud`]'s over the group book.
+pub struct Groups;
+
+impl Named for Groups {
+    type Body = GroupBody;
+    type Out = GroupOut;
+    type Saved = GroupOut;
+    const ACTION: &'static str = "callin_group";
+    const BODY_KEY: &'static str = "group";
+    const WRITE: Permission = Permission::WriteCallInGroups;
+
+    fn list(s: &ApiState, _: &AdminUser) -> Result<Vec<GroupOut>, ApiError> {
+        Ok(book(s)?.list().into_iter().map(out).collect())
+    }
+
+    fn get(s: &ApiState, _: &AdminUser, name: &str) -> Result<GroupOut, ApiError> {
+        Ok(out(book(s)?.get(name).map_err(group_error)?))
+    }
+
+    async fn create(s: &ApiState, b: GroupBody, also: Vec<Document>) -> Result<GroupOut, ApiError> {
+        let v = book(s)?.create(b.into(), also).await;
+        Ok(out(v.map_err(group_error)?))
+    }
+
+    async fn update(
+        s: &ApiState,
+        name: &str,
+        b: GroupBody,
+        also: Vec<Document>,
+    ) -> Result<GroupOut, ApiError> {
+        let v = book(s)?.update(name, b.into(), also).await;
+        Ok(out(v.map_err(group_error)?))
+    }
+
+    async fn delete(s: &ApiState, name: &str, also: Vec<Document>) -> Result<(), ApiError> {
+        book(s)?.delete(name, also).await.map_err(group_error)
     }
 }
 
@@ -120,7 +148,7 @@ impl From<GroupBody> for CallInGroup {
 /// A group as listed: its fields and where it is defined.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
-struct GroupOut {
+pub struct GroupOut {
     #[serde(flatten)]
     group: GroupBody,
     source: GroupSource,
@@ -145,10 +173,8 @@ fn out(v: GroupView) -> GroupOut {
 #[utoipa::path(get, path = "/callin/groups", tag = "callin",
     responses((status = 200, description = "`data`: groups with `source` (`config` or `admin`)")),
     security(("bearer" = [])))]
-pub async fn list_groups(State(s): State<ApiState>, user: AdminUser) -> Result<Response, ApiError> {
-    user.require(Permission::ReadRules)?;
-    let groups: Vec<GroupOut> = book(&s)?.list().into_iter().map(out).collect();
-    Ok(ok(groups))
+pub async fn list_groups(s: State<ApiState>, u: AdminUser) -> Reply {
+    crud::list::<Groups>(s, u)
 }
 
 /// Creates a group; its name cannot change afterwards.
@@ -156,31 +182,16 @@ pub async fn list_groups(State(s): State<ApiState>, user: AdminUser) -> Result<R
     responses((status = 201), (status = 400, description = "a limit is broken; the message names the field"),
               (status = 409, description = "the name is taken")),
     security(("bearer" = [])))]
-pub async fn create_group(
-    State(s): State<ApiState>,
-    user: AdminUser,
-    Body(b): Body<GroupBody>,
-) -> Result<Response, ApiError> {
-    user.require(Permission::WriteCallInGroups)?;
-    let also = record(&s, &user, "callin_group.create", json!({ "group": &b }));
-    let v = book(&s)?
-        .create(b.into(), also)
-        .await
-        .map_err(group_error)?;
-    Ok(super::created(out(v)))
+pub async fn create_group(s: State<ApiState>, u: AdminUser, b: Body<GroupBody>) -> Reply {
+    crud::create::<Groups>(s, u, b).await
 }
 
 /// One group.
 #[utoipa::path(get, path = "/callin/groups/{name}", tag = "callin",
     params(("name" = String, Path, description = "group name")),
     responses((status = 200), (status = 404)), security(("bearer" = [])))]
-pub async fn get_group(
-    State(s): State<ApiState>,
-    user: AdminUser,
-    Path(name): Path<String>,
-) -> Result<Response, ApiError> {
-    user.require(Permission::ReadRules)?;
-    Ok(ok(out(book(&s)?.get(&name).map_err(group_error)?)))
+pub async fn get_group(s: State<ApiState>, u: AdminUser, n: Path<String>) -> Reply {
+    crud::get::<Groups>(s, u, n)
 }
 
 /// Replaces a group's pool and settings (the name in the body must be the group's); live
@@ -190,23 +201,12 @@ pub async fn get_group(
     responses((status = 200), (status = 400), (status = 404), (status = 409, description = "defined in the configuration file")),
     security(("bearer" = [])))]
 pub async fn update_group(
-    State(s): State<ApiState>,
-    user: AdminUser,
-    Path(name): Path<String>,
-    Body(b): Body<GroupBody>,
-) -> Result<Response, ApiError> {
-    user.require(Permission::WriteCallInGroups)?;
-    let also = record(
-        &s,
-        &user,
-        "callin_group.update",
-        json!({ "name": &name, "group": &b }),
-    );
-    let v = book(&s)?
-        .update(&name, b.into(), also)
-        .await
-        .map_err(group_error)?;
-    Ok(ok(out(v)))
+    s: State<ApiState>,
+    u: AdminUser,
+    n: Path<String>,
+    b: Body<GroupBody>,
+) -> Reply {
+    crud::update::<Groups>(s, u, n, b).await
 }
 
 /// Deletes a group: no new requests; requests already handed out still match until they expire.
@@ -214,15 +214,8 @@ pub async fn update_group(
     params(("name" = String, Path, description = "group name")),
     responses((status = 200), (status = 404), (status = 409, description = "defined in the configuration file")),
     security(("bearer" = [])))]
-pub async fn delete_group(
-    State(s): State<ApiState>,
-    user: AdminUser,
-    Path(name): Path<String>,
-) -> Result<Response, ApiError> {
-    user.require(Permission::WriteCallInGroups)?;
-    let also = record(&s, &user, "callin_group.delete", json!({ "name": &name }));
-    book(&s)?.delete(&name, also).await.map_err(group_error)?;
-    Ok(ok(json!({ "deleted": name })))
+pub async fn delete_group(s: State<ApiState>, u: AdminUser, n: Path<String>) -> Reply {
+    crud::delete::<Groups>(s, u, n).await
 }
 
 /// Replaces a group's DNIS pool from a CSV file sent as the body (`number,description` per

@@ -7,6 +7,7 @@ pub mod agents;
 pub mod audit;
 pub mod auth;
 pub mod callbacks;
+pub(crate) mod crud;
 pub mod developer;
 pub mod groups;
 pub mod push;

@@ -6,20 +6,23 @@
 //! `WriteNumberRules` (Administrator, Developer, Supervisor, as the guide says), capacity and
 //! region affinity `WriteCapacityRules` / `WriteRegionRules` (Administrator).
 
+use std::marker::PhantomData;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::crud::{self, Named, Reply, record};
 use super::{AdminUser, Permission};
 use crate::api::{ApiError, ApiState, Body, ok};
 use crate::rules::affinity::RegionAffinityRule;
-use crate::rules::book::{BookError, CapacityRule, Listed, QueueRules, RuleBook, RuleKind};
+use crate::rules::book::{
+    BookError, BookRule, CapacityRule, Listed, QueueRules, RuleBook, RuleKind,
+};
 use crate::rules::{NumberRejection, NumberRuleSpec};
 use crate::store::Document;
 
@@ -51,24 +54,13 @@ pub fn router() -> OpenApiRouter<ApiState> {
 }
 
 fn book(s: &ApiState) -> Result<&Arc<RuleBook>, ApiError> {
-    s.rules.as_ref().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            1,
-            "rules are not available: this API runs without the engine's store",
-        )
-    })
+    crud::present(&s.rules, "rules")
 }
 
 /// The HTTP form of a book error: 404 for unknown names, 409 for conflicts, 400 for bad input,
 /// 500 when the store failed (nothing changed then).
 pub(crate) fn book_error(e: BookError) -> ApiError {
-    let field = e.field();
-    let message = if field.is_empty() {
-        e.to_string()
-    } else {
-        format!("{field}: {e}")
-    };
+    let message = crud::with_field(e.field(), &e);
     match e {
         BookError::UnknownRule { .. } | BookError::UnknownQueue(_) => ApiError::not_found(message),
         BookError::Exists { .. } | BookError::InUse { .. } => ApiError::conflict(message),
@@ -90,9 +82,47 @@ fn visible<T>(user: &AdminUser, mut listed: Listed<T>) -> Listed<T> {
     listed
 }
 
-/// The audit entry of a change, to be stored in the same write as the change.
-pub(crate) fn record(s: &ApiState, user: &AdminUser, action: &str, detail: Value) -> Vec<Document> {
-    vec![super::audit::entry(s, user, action, detail)]
+/// The HTTP side of one kind of rule: its routes are [`crud`]'s over the rule book.
+pub struct Rules<R>(PhantomData<R>);
+
+type Number = Rules<NumberRuleSpec>;
+type Capacity = Rules<CapacityRule>;
+type Affinity = Rules<RegionAffinityRule>;
+
+impl<R: BookRule> Named for Rules<R> {
+    type Body = R;
+    type Out = Listed<R>;
+    type Saved = R;
+    const ACTION: &'static str = R::KIND.doc_kind();
+    const BODY_KEY: &'static str = "rule";
+    const WRITE: Permission = match R::KIND {
+        RuleKind::Number => Permission::WriteNumberRules,
+        RuleKind::Capacity => Permission::WriteCapacityRules,
+        RuleKind::Affinity => Permission::WriteRegionRules,
+    };
+
+    fn list(s: &ApiState, user: &AdminUser) -> Result<Vec<Listed<R>>, ApiError> {
+        let rules = book(s)?.rules::<R>();
+        Ok(rules.into_iter().map(|r| visible(user, r)).collect())
+    }
+
+    fn get(s: &ApiState, user: &AdminUser, name: &str) -> Result<Listed<R>, ApiError> {
+        let rule = book(s)?.rule::<R>(name).map_err(book_error)?;
+        Ok(visible(user, rule))
+    }
+
+    async fn create(s: &ApiState, rule: R, also: Vec<Document>) -> Result<R, ApiError> {
+        book(s)?.create(rule, also).await.map_err(book_error)
+    }
+
+    async fn update(s: &ApiState, name: &str, rule: R, also: Vec<Document>) -> Result<R, ApiError> {
+        book(s)?.update(name, rule, also).await.map_err(book_error)
+    }
+
+    async fn delete(s: &ApiState, name: &str, also: Vec<Document>) -> Result<(), ApiError> {
+        let book = book(s)?;
+        book.delete(R::KIND, name, also).await.map_err(book_error)
+    }
 }
 
 // ---- number validation rules ----
@@ -101,17 +131,8 @@ pub(crate) fn record(s: &ApiState, user: &AdminUser, action: &str, detail: Value
 #[utoipa::path(get, path = "/rules/number", tag = "rules",
     responses((status = 200, description = "`data`: rules with their `queues`"), (status = 401), (status = 403)),
     security(("bearer" = [])))]
-pub async fn list_number_rules(
-    State(s): State<ApiState>,
-    user: AdminUser,
-) -> Result<Response, ApiError> {
-    user.require(Permission::ReadRules)?;
-    let rules: Vec<_> = book(&s)?
-        .number_rules()
-        .into_iter()
-        .map(|r| visible(&user, r))
-        .collect();
-    Ok(ok(rules))
+pub async fn list_number_rules(s: State<ApiState>, u: AdminUser) -> Reply {
+    crud::list::<Number>(s, u)
 }
 
 /// Creates a number validation rule: countries allowed (ISO 3166 codes, at least one) and
@@ -122,31 +143,19 @@ pub async fn list_number_rules(
               (status = 409, description = "the name is taken")),
     security(("bearer" = [])))]
 pub async fn create_number_rule(
-    State(s): State<ApiState>,
-    user: AdminUser,
-    Body(spec): Body<NumberRuleSpec>,
-) -> Result<Response, ApiError> {
-    user.require(Permission::WriteNumberRules)?;
-    let also = record(&s, &user, "number_rule.create", json!({ "rule": &spec }));
-    let saved = book(&s)?
-        .create_number_rule(spec, also)
-        .await
-        .map_err(book_error)?;
-    Ok(super::created(saved))
+    s: State<ApiState>,
+    u: AdminUser,
+    b: Body<NumberRuleSpec>,
+) -> Reply {
+    crud::create::<Number>(s, u, b).await
 }
 
 /// One number validation rule.
 #[utoipa::path(get, path = "/rules/number/{name}", tag = "rules",
     params(("name" = String, Path, description = "rule name")),
     responses((status = 200), (status = 404)), security(("bearer" = [])))]
-pub async fn get_number_rule(
-    State(s): State<ApiState>,
-    user: AdminUser,
-    Path(name): Path<String>,
-) -> Result<Response, ApiError> {
-    user.require(Permission::ReadRules)?;
-    let rule = book(&s)?.number_rule(&name).map_err(book_error)?;
-    Ok(ok(visible(&user, rule)))
+pub async fn get_number_rule(s: State<ApiState>, u: AdminUser, n: Path<String>) -> Reply {
+    crud::get::<Number>(s, u, n)
 }
 
 /// Replaces a number validation rule (the name cannot change); queues using it apply the new
@@ -155,23 +164,12 @@ pub async fn get_number_rule(
     params(("name" = String, Path, description = "rule name")),
     responses((status = 200), (status = 400), (status = 404)), security(("bearer" = [])))]
 pub async fn update_number_rule(
-    State(s): State<ApiState>,
-    user: AdminUser,
-    Path(name): Path<String>,
-    Body(spec): Body<NumberRuleSpec>,
-) -> Result<Response, ApiError> {
-    user.require(Permission::WriteNumberRules)?;
-    let also = record(
-        &s,
-        &user,
-        "number_rule.update",
-        json!({ "name": &name, "rule": &spec }),
-    );
-    let saved = book(&s)?
-        .update_number_rule(&name, spec, also)
-        .await
-        .map_err(book_error)?;
-    Ok(ok(saved))
+    s: State<ApiState>,
+    u: AdminUser,
+    n: Path<String>,
+    b: Body<NumberRuleSpec>,
+) -> Reply {
+    crud::update::<Number>(s, u, n, b).await
 }
 
 /// Deletes a number validation rule; refused (409) while a queue uses it.
@@ -179,18 +177,8 @@ pub async fn update_number_rule(
     params(("name" = String, Path, description = "rule name")),
     responses((status = 200), (status = 404), (status = 409, description = "assigned to a queue")),
     security(("bearer" = [])))]
-pub async fn delete_number_rule(
-    State(s): State<ApiState>,
-    user: AdminUser,
-    Path(name): Path<String>,
-) -> Result<Response, ApiError> {
-    user.require(Permission::WriteNumberRules)?;
-    let also = record(&s, &user, "number_rule.delete", json!({ "name": &name }));
-    book(&s)?
-        .delete(RuleKind::Number, &name, also)
-        .await
-        .map_err(book_error)?;
-    Ok(ok(json!({ "deleted": name })))
+pub async fn delete_number_rule(s: State<ApiState>, u: AdminUser, n: Path<String>) -> Reply {
+    crud::delete::<Number>(s, u, n).await
 }
 
 /// `POST /rules/number/{name}/test` body.
@@ -239,17 +227,8 @@ pub async fn test_number(
 #[utoipa::path(get, path = "/rules/capacity", tag = "rules",
     responses((status = 200, description = "`data`: rules (`name`, `capacity` statement, `queues`)")),
     security(("bearer" = [])))]
-pub async fn list_capacity_rules(
-    State(s): State<ApiState>,
-    user: AdminUser,
-) -> Result<Response, ApiError> {
-    user.require(Permission::ReadRules)?;
-    let rules: Vec<_> = book(&s)?
-        .capacity_rules()
-        .into_iter()
-        .map(|r| visible(&user, r))
-        .collect();
-    Ok(ok(rules))
+pub async fn list_capacity_rules(s: State<ApiState>, u: AdminUser) -> Reply {
+    crud::list::<Capacity>(s, u)
 }
 
 /// Creates a capacity rule from a JSON capacity statement in the guide's format,
@@ -257,31 +236,19 @@ pub async fn list_capacity_rules(
 #[utoipa::path(post, path = "/rules/capacity", tag = "rules", request_body = CapacityRule,
     responses((status = 201), (status = 400), (status = 409)), security(("bearer" = [])))]
 pub async fn create_capacity_rule(
-    State(s): State<ApiState>,
-    user: AdminUser,
-    Body(rule): Body<CapacityRule>,
-) -> Result<Response, ApiError> {
-    user.require(Permission::WriteCapacityRules)?;
-    let also = record(&s, &user, "capacity_rule.create", json!({ "rule": &rule }));
-    let saved = book(&s)?
-        .create_capacity_rule(rule, also)
-        .await
-        .map_err(book_error)?;
-    Ok(super::created(saved))
+    s: State<ApiState>,
+    u: AdminUser,
+    b: Body<CapacityRule>,
+) -> Reply {
+    crud::create::<Capacity>(s, u, b).await
 }
 
 /// One capacity rule.
 #[utoipa::path(get, path = "/rules/capacity/{name}", tag = "rules",
     params(("name" = String, Path, description = "rule name")),
     responses((status = 200), (status = 404)), security(("bearer" = [])))]
-pub async fn get_capacity_rule(
-    State(s): State<ApiState>,
-    user: AdminUser,
-    Path(name): Path<String>,
-) -> Result<Response, ApiError> {
-    user.require(Permission::ReadRules)?;
-    let rule = book(&s)?.capacity_rule(&name).map_err(book_error)?;
-    Ok(ok(visible(&user, rule)))
+pub async fn get_capacity_rule(s: State<ApiState>, u: AdminUser, n: Path<String>) -> Reply {
+    crud::get::<Capacity>(s, u, n)
 }
 
 /// Replaces a capacity rule's statement wholly: cells it leaves out become 0, as when a
@@ -290,23 +257,12 @@ pub async fn get_capacity_rule(
     params(("name" = String, Path, description = "rule name")),
     responses((status = 200), (status = 400), (status = 404)), security(("bearer" = [])))]
 pub async fn update_capacity_rule(
-    State(s): State<ApiState>,
-    user: AdminUser,
-    Path(name): Path<String>,
-    Body(rule): Body<CapacityRule>,
-) -> Result<Response, ApiError> {
-    user.require(Permission::WriteCapacityRules)?;
-    let also = record(
-        &s,
-        &user,
-        "capacity_rule.update",
-        json!({ "name": &name, "rule": &rule }),
-    );
-    let saved = book(&s)?
-        .update_capacity_rule(&name, rule, also)
-        .await
-        .map_err(book_error)?;
-    Ok(ok(saved))
+    s: State<ApiState>,
+    u: AdminUser,
+    n: Path<String>,
+    b: Body<CapacityRule>,
+) -> Reply {
+    crud::update::<Capacity>(s, u, n, b).await
 }
 
 /// Deletes a capacity rule; refused (409) while a queue uses it.
@@ -314,18 +270,8 @@ pub async fn update_capacity_rule(
     params(("name" = String, Path, description = "rule name")),
     responses((status = 200), (status = 404), (status = 409, description = "assigned to a queue")),
     security(("bearer" = [])))]
-pub async fn delete_capacity_rule(
-    State(s): State<ApiState>,
-    user: AdminUser,
-    Path(name): Path<String>,
-) -> Result<Response, ApiError> {
-    user.require(Permission::WriteCapacityRules)?;
-    let also = record(&s, &user, "capacity_rule.delete", json!({ "name": &name }));
-    book(&s)?
-        .delete(RuleKind::Capacity, &name, also)
-        .await
-        .map_err(book_error)?;
-    Ok(ok(json!({ "deleted": name })))
+pub async fn delete_capacity_rule(s: State<ApiState>, u: AdminUser, n: Path<String>) -> Reply {
+    crud::delete::<Capacity>(s, u, n).await
 }
 
 /// `PUT /rules/capacity/{name}/duration` body.
@@ -367,17 +313,8 @@ pub async fn set_capacity_duration(
 /// Every region affinity rule with the queues it is assigned to.
 #[utoipa::path(get, path = "/rules/affinity", tag = "rules",
     responses((status = 200)), security(("bearer" = [])))]
-pub async fn list_affinity_rules(
-    State(s): State<ApiState>,
-    user: AdminUser,
-) -> Result<Response, ApiError> {
-    user.require(Permission::ReadRules)?;
-    let rules: Vec<_> = book(&s)?
-        .affinity_rules()
-        .into_iter()
-        .map(|r| visible(&user, r))
-        .collect();
-    Ok(ok(rules))
+pub async fn list_affinity_rules(s: State<ApiState>, u: AdminUser) -> Reply {
+    crud::list::<Affinity>(s, u)
 }
 
 /// Creates a region affinity rule: preferred regions (at least one) then fallback regions, each
@@ -385,31 +322,19 @@ pub async fn list_affinity_rules(
 #[utoipa::path(post, path = "/rules/affinity", tag = "rules", request_body = RegionAffinityRule,
     responses((status = 201), (status = 400), (status = 409)), security(("bearer" = [])))]
 pub async fn create_affinity_rule(
-    State(s): State<ApiState>,
-    user: AdminUser,
-    Body(rule): Body<RegionAffinityRule>,
-) -> Result<Response, ApiError> {
-    user.require(Permission::WriteRegionRules)?;
-    let also = record(&s, &user, "affinity_rule.create", json!({ "rule": &rule }));
-    let saved = book(&s)?
-        .create_affinity_rule(rule, also)
-        .await
-        .map_err(book_error)?;
-    Ok(super::created(saved))
+    s: State<ApiState>,
+    u: AdminUser,
+    b: Body<RegionAffinityRule>,
+) -> Reply {
+    crud::create::<Affinity>(s, u, b).await
 }
 
 /// One region affinity rule.
 #[utoipa::path(get, path = "/rules/affinity/{name}", tag = "rules",
     params(("name" = String, Path, description = "rule name")),
     responses((status = 200), (status = 404)), security(("bearer" = [])))]
-pub async fn get_affinity_rule(
-    State(s): State<ApiState>,
-    user: AdminUser,
-    Path(name): Path<String>,
-) -> Result<Response, ApiError> {
-    user.require(Permission::ReadRules)?;
-    let rule = book(&s)?.affinity_rule(&name).map_err(book_error)?;
-    Ok(ok(visible(&user, rule)))
+pub async fn get_affinity_rule(s: State<ApiState>, u: AdminUser, n: Path<String>) -> Reply {
+    crud::get::<Affinity>(s, u, n)
 }
 
 /// Replaces a region affinity rule.
@@ -417,41 +342,20 @@ pub async fn get_affinity_rule(
     params(("name" = String, Path, description = "rule name")),
     responses((status = 200), (status = 400), (status = 404)), security(("bearer" = [])))]
 pub async fn update_affinity_rule(
-    State(s): State<ApiState>,
-    user: AdminUser,
-    Path(name): Path<String>,
-    Body(rule): Body<RegionAffinityRule>,
-) -> Result<Response, ApiError> {
-    user.require(Permission::WriteRegionRules)?;
-    let also = record(
-        &s,
-        &user,
-        "affinity_rule.update",
-        json!({ "name": &name, "rule": &rule }),
-    );
-    let saved = book(&s)?
-        .update_affinity_rule(&name, rule, also)
-        .await
-        .map_err(book_error)?;
-    Ok(ok(saved))
+    s: State<ApiState>,
+    u: AdminUser,
+    n: Path<String>,
+    b: Body<RegionAffinityRule>,
+) -> Reply {
+    crud::update::<Affinity>(s, u, n, b).await
 }
 
 /// Deletes a region affinity rule; refused (409) while a queue uses it.
 #[utoipa::path(delete, path = "/rules/affinity/{name}", tag = "rules",
     params(("name" = String, Path, description = "rule name")),
     responses((status = 200), (status = 404), (status = 409)), security(("bearer" = [])))]
-pub async fn delete_affinity_rule(
-    State(s): State<ApiState>,
-    user: AdminUser,
-    Path(name): Path<String>,
-) -> Result<Response, ApiError> {
-    user.require(Permission::WriteRegionRules)?;
-    let also = record(&s, &user, "affinity_rule.delete", json!({ "name": &name }));
-    book(&s)?
-        .delete(RuleKind::Affinity, &name, also)
-        .await
-        .map_err(book_error)?;
-    Ok(ok(json!({ "deleted": name })))
+pub async fn delete_affinity_rule(s: State<ApiState>, u: AdminUser, n: Path<String>) -> Reply {
+    crud::delete::<Affinity>(s, u, n).await
 }
 
 // ---- assignments ----

@@ -42,7 +42,8 @@ impl RuleKind {
         }
     }
 
-    pub(super) fn doc_kind(self) -> &'static str {
+    /// The store document kind its rules are saved under (also the audit action's prefix).
+    pub const fn doc_kind(self) -> &'static str {
         match self {
             RuleKind::Number => NUMBER_KIND,
             RuleKind::Capacity => CAPACITY_KIND,
