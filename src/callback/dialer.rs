@@ -417,12 +417,7 @@ mod tests {
             Arc::new(SqliteStore::open(dir.path()).unwrap()),
             Arc::new(MemoryNotifier::new()),
         );
-        let request = || CreateRequest {
-            callback: api_callback("S_VQ_CB", "+33612345678", None),
-            check_slot: false,
-            ewt_at_offer_seconds: None,
-            position_at_offer: None,
-        };
+        let request = || api_callback("S_VQ_CB", "+33612345678", None).into();
         let own = svc
             .create_with(
                 request(),
