@@ -585,6 +585,7 @@ async fn start_sip(
                 max_calls: s.max_calls as usize,
                 max_setup_calls: s.max_setup_calls as usize,
                 max_queue_delay: std::time::Duration::from_millis(s.max_queue_delay_ms.into()),
+                workers: s.workers as usize,
                 transport: crate::sip::transport::TransportLimits {
                     message: crate::sip::message::ParseLimits {
                         max_bytes: s.max_message_bytes as usize,

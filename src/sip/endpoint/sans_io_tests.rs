@@ -52,6 +52,7 @@ fn endpoint(handler: Arc<Calls>, t0: Instant) -> Endpoint {
         Arc::new(crate::ops::metrics::SipMetrics::default()),
         t0,
         us.ip(),
+        Arc::new(crate::sip::shard::Shared::default()),
     )
 }
 
