@@ -568,7 +568,8 @@ async fn start_sip(
     });
     let s = &config.spec.sip;
     let (public_ip, public_name) = public_host(s.public_host.as_deref()).await?;
-    let ua = crate::sip::ua::start(
+    // SIP timers on the engine's clock: a test's manual clock moves them too.
+    let ua = crate::sip::ua::start_with_clock(
         crate::sip::ua::UaConfig {
             udp: config.spec.listeners.sip_udp.clone(),
             tcp: config.spec.listeners.sip_tcp.clone(),
@@ -619,6 +620,7 @@ async fn start_sip(
             }),
         },
         Arc::new(front.clone()),
+        clock.clone(),
     )
     .await
     .map_err(|source| EngineError::Bind {

@@ -475,11 +475,12 @@ pub async fn start(config: UaConfig, handler: Arc<dyn CallHandler>) -> std::io::
 }
 
 /// Starts the transports and the user-agent task, every timer on `clock` (virtual time in
-/// tests and the simulator).
+/// tests and the simulator; the system's clock gives the monotonic one, see
+/// [`crate::clock::Clock::is_system`]).
 pub async fn start_with_clock(
     config: UaConfig,
     handler: Arc<dyn CallHandler>,
     clock: crate::clock::SharedClock,
 ) -> std::io::Result<UaHandle> {
-    super::driver::start(config, handler, SipClock::new(clock)).await
+    super::driver::start(config, handler, SipClock::of(clock)).await
 }
