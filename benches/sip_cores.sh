@@ -55,7 +55,7 @@ engine() {
 # uas NAME CPUS: SIPp's UAS pinned to CPUS.
 uas() {
     sip=$(udp_port)
-    out=$(taskset -c "$2" sipp -sn uas -i 127.0.0.1 -p "$sip" -nostdin -bg 2>&1)
+    out=$(taskset -c "$2" sipp -sn uas -i 127.0.0.1 -p "$sip" -nostdin -bg 2>&1 || true)
     pids="$pids $(echo "$out" | sed -n 's/.*PID=\[\([0-9]*\)\].*/\1/p')"
     eval "port_$1=$sip"
 }
