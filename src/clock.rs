@@ -27,6 +27,12 @@ pub trait Clock: Send + Sync + 'static {
     fn sleep(&self, delay: TimeDelta) -> Sleep {
         self.sleep_until(self.now() + delay)
     }
+
+    /// True for the operating system's wall clock: protocol timers (SIP) then run on the
+    /// monotonic clock instead, so a wall-clock step neither fires nor delays them.
+    fn is_system(&self) -> bool {
+        false
+    }
 }
 
 /// Shared handle to a clock, the form in which the parts of the engine receive it.
@@ -67,6 +73,10 @@ impl Clock for SystemClock {
     fn sleep_until(&self, deadline: DateTime<Utc>) -> Sleep {
         let delay = (deadline - self.now()).to_std().unwrap_or_default();
         Box::pin(tokio::time::sleep(delay))
+    }
+
+    fn is_system(&self) -> bool {
+        true
     }
 }
 

@@ -109,6 +109,7 @@ impl Validator<'_> {
                 ),
             ),
             ("sip", within!(s.max_calls as i64, 1, 100_000)),
+            ("sip", within!(s.workers as i64, 0, 256)),
             (
                 "sip",
                 within!(s.max_setup_calls as i64, 1, s.max_calls.max(1) as i64),

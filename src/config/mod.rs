@@ -415,4 +415,13 @@ admin:
             "{errs}"
         );
     }
+
+    #[test]
+    fn sip_workers_default_to_auto_and_are_bounded() {
+        assert_eq!(load("").unwrap().spec.sip.workers, 0);
+        assert_eq!(load("sip:\n  workers: 4\n").unwrap().spec.sip.workers, 4);
+        let errs = load("sip:\n  workers: 300\n").unwrap_err();
+        let paths: Vec<&str> = errs.diagnostics.iter().map(|d| d.path.as_str()).collect();
+        assert_eq!(paths, ["sip.workers"], "{errs}");
+    }
 }

@@ -61,6 +61,9 @@ pub struct SipSettings {
     /// Inbound calls being set up (not yet answered) at once (1–max_calls); beyond, 503.
     /// Default 200.
     pub max_setup_calls: u32,
+    /// SIP endpoint workers, the calls sharded over them by Call-ID (0–256; 0 = one per
+    /// available core). Default 0.
+    pub workers: u32,
     /// A new INVITE that waited longer than this many milliseconds in the engine's SIP queue
     /// (the engine is behind) gets 503 at once (0 = off, else 10–10000). Default 250.
     pub max_queue_delay_ms: u32,
@@ -95,6 +98,7 @@ impl Default for SipSettings {
             max_register_expires_seconds: 3600,
             max_calls: 2000,
             max_setup_calls: 200,
+            workers: 0,
             max_queue_delay_ms: 250,
             tcp_header_timeout_seconds: 10,
             tcp_body_timeout_seconds: 10,

@@ -597,7 +597,8 @@ async fn start_sip(
     });
     let s = &config.spec.sip;
     let (public_ip, public_name) = public_host(s.public_host.as_deref()).await?;
-    let ua = crate::sip::ua::start(
+    // SIP timers on the engine's clock: a test's manual clock moves them too.
+    let ua = crate::sip::ua::start_with_clock(
         crate::sip::ua::UaConfig {
             udp: config.spec.listeners.sip_udp.clone(),
             tcp: config.spec.listeners.sip_tcp.clone(),
@@ -614,6 +615,7 @@ async fn start_sip(
                 max_calls: s.max_calls as usize,
                 max_setup_calls: s.max_setup_calls as usize,
                 max_queue_delay: std::time::Duration::from_millis(s.max_queue_delay_ms.into()),
+                workers: s.workers as usize,
                 transport: crate::sip::transport::TransportLimits {
                     message: crate::sip::message::ParseLimits {
                         max_bytes: s.max_message_bytes as usize,
@@ -647,6 +649,7 @@ async fn start_sip(
             }),
         },
         Arc::new(front.clone()),
+        clock.clone(),
     )
     .await
     .map_err(|source| EngineError::Bind {

@@ -1,6 +1,6 @@
-//! The user agent's async driver: binds the transports, then feeds the I/O-free
-//! [`Endpoint`] what arrives (messages, commands) and the time, sends what it asks to send and
-//! sleeps on the injected clock until its next deadline.
+//! The user agent's async driver: binds the transports, then runs one worker task per shard,
+//! each feeding its I/O-free [`Endpoint`] what arrives (messages, commands) and the time,
+//! sending what it asks to send and sleeping on the injected clock until its next deadline.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -8,21 +8,24 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use super::endpoint::Endpoint;
+use super::shard::{Shared, workers_for};
 use super::time::SipClock;
-use super::transport::{Received, Transports};
+use super::transport::{Inbound, Received, Transports};
 use super::ua::{CallHandler, Cmd, UaConfig, UaHandle};
 
-/// Binds the listeners of `config` and starts the user agent's task, every timer on `time`.
+/// Binds the listeners of `config` and starts the user agent's workers (`limits.workers`, 0:
+/// one per available core), every timer on `time`.
 pub(crate) async fn start(
     config: UaConfig,
     handler: Arc<dyn CallHandler>,
     time: SipClock,
 ) -> std::io::Result<UaHandle> {
-    let (in_tx, in_rx) = mpsc::unbounded_channel();
+    let n = workers_for(config.limits.workers);
+    let (in_txs, in_rxs): (Vec<_>, Vec<_>) = (0..n).map(|_| mpsc::unbounded_channel()).unzip();
     let transports = Transports::bind(
         &config.udp,
         &config.tcp,
-        in_tx,
+        Inbound::new(in_txs),
         config.limits.transport.clone(),
         time.clone(),
     )
@@ -36,22 +39,40 @@ pub(crate) async fn start(
         Some(a) if !a.ip().is_unspecified() => a.ip(),
         _ => IpAddr::from([127, 0, 0, 1]),
     });
-    let (tx, rx) = mpsc::unbounded_channel();
     let metrics = Arc::new(crate::ops::metrics::SipMetrics::default());
+    let shared = Arc::new(Shared::default());
     let local = (
         transports.udp_addrs().first().copied(),
         transports.tcp_addrs().first().copied(),
     );
-    let endpoint = Endpoint::new(
-        config,
-        local,
-        handler.clone(),
-        metrics.clone(),
-        time.now(),
-        public_ip,
-    );
-    tokio::spawn(run(endpoint, rx, in_rx, transports.clone(), handler, time));
-    Ok(UaHandle::from_parts(tx, public_ip, transports, metrics))
+    let mut host = String::new();
+    let mut cmd_txs = Vec::with_capacity(n);
+    for in_rx in in_rxs {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let endpoint = Endpoint::new(
+            config.clone(),
+            local,
+            handler.clone(),
+            metrics.clone(),
+            time.now(),
+            public_ip,
+            shared.clone(),
+        );
+        host = endpoint.host();
+        tokio::spawn(run(
+            endpoint,
+            rx,
+            in_rx,
+            transports.clone(),
+            handler.clone(),
+            time.clone(),
+        ));
+        cmd_txs.push(tx);
+    }
+    tracing::debug!(workers = n, "SIP endpoint workers started");
+    Ok(UaHandle::from_parts(
+        cmd_txs, shared, host, public_ip, transports, metrics,
+    ))
 }
 
 /// Drives `endpoint` until every handle is gone: one input at a time (a command, a received

@@ -12,6 +12,7 @@ pub mod message;
 pub(crate) mod overload;
 pub mod registrar;
 pub(crate) mod session_timer;
+pub(crate) mod shard;
 pub(crate) mod time;
 pub mod transaction;
 pub mod transport;

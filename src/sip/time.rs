@@ -56,6 +56,16 @@ impl SipClock {
         }
     }
 
+    /// SIP time for an engine on `clock`: the monotonic clock for the system's wall clock,
+    /// else (a test's or the simulator's clock) following it.
+    pub fn of(clock: SharedClock) -> Self {
+        if clock.is_system() {
+            SipClock::monotonic()
+        } else {
+            SipClock::new(clock)
+        }
+    }
+
     /// SIP time following `clock` from now on.
     pub fn new(clock: SharedClock) -> Self {
         let last = clock.now();

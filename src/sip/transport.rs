@@ -104,6 +104,48 @@ impl Default for TransportLimits {
     }
 }
 
+/// Where the transports hand what they read: the user agent's workers, each message to the
+/// one its Call-ID belongs to (`sip/shard.rs`), so the calls' state is sharded without a lock.
+#[derive(Clone)]
+pub struct Inbound {
+    workers: Arc<[mpsc::UnboundedSender<Received>]>,
+}
+
+impl Inbound {
+    /// Messages go to `workers`, by a hash of their Call-ID (REGISTER and messages without a
+    /// Call-ID to the first).
+    pub fn new(workers: Vec<mpsc::UnboundedSender<Received>>) -> Self {
+        Inbound {
+            workers: workers.into(),
+        }
+    }
+
+    /// Hands `r` to its worker; `Err` once that worker is gone (the user agent stopped).
+    pub fn send(&self, r: Received) -> Result<(), Stopped> {
+        let w = super::shard::worker_for_message(&r.bytes, self.workers.len());
+        match self.workers.get(w).or(self.workers.first()) {
+            Some(tx) => tx.send(r).map_err(|_| Stopped),
+            None => Err(Stopped),
+        }
+    }
+}
+
+/// The user agent's workers are gone: the transports stop reading.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stopped;
+
+impl std::fmt::Display for Stopped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("the SIP user agent has stopped")
+    }
+}
+
+impl From<mpsc::UnboundedSender<Received>> for Inbound {
+    fn from(tx: mpsc::UnboundedSender<Received>) -> Self {
+        Inbound::new(vec![tx])
+    }
+}
+
 type Conns = Arc<DashMap<SocketAddr, mpsc::UnboundedSender<Vec<u8>>>>;
 
 /// The bound listeners.
@@ -112,7 +154,7 @@ pub struct Transports {
     udp_addrs: Vec<SocketAddr>,
     tcp_addrs: Vec<SocketAddr>,
     conns: Conns,
-    inbound: mpsc::UnboundedSender<Received>,
+    inbound: Inbound,
     limits: Arc<TransportLimits>,
     /// Arrival stamps and connection deadlines (the injected clock).
     clock: SipClock,
@@ -123,7 +165,7 @@ impl Transports {
     pub async fn bind(
         udp: &[SocketAddr],
         tcp: &[SocketAddr],
-        inbound: mpsc::UnboundedSender<Received>,
+        inbound: Inbound,
         limits: TransportLimits,
         clock: SipClock,
     ) -> io::Result<Arc<Self>> {
@@ -244,7 +286,7 @@ impl Transports {
 
 async fn udp_loop(
     socket: Arc<UdpSocket>,
-    inbound: mpsc::UnboundedSender<Received>,
+    inbound: Inbound,
     limits: Arc<TransportLimits>,
     clock: SipClock,
 ) {
@@ -284,7 +326,7 @@ async fn udp_loop(
 async fn accept_loop(
     listener: TcpListener,
     conns: Conns,
-    inbound: mpsc::UnboundedSender<Received>,
+    inbound: Inbound,
     limits: Arc<TransportLimits>,
     admission: Arc<Admission>,
     clock: SipClock,
@@ -358,7 +400,7 @@ fn serve_stream(
     stream: TcpStream,
     from: SocketAddr,
     conns: Conns,
-    inbound: mpsc::UnboundedSender<Received>,
+    inbound: Inbound,
     limits: Arc<TransportLimits>,
     admitted: Option<Admitted>,
     clock: SipClock,

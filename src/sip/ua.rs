@@ -12,6 +12,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::registrar::{ContactLease, RegistrarConfig};
+use super::shard::{Shared, worker_of};
 use super::time::SipClock;
 use super::transport::{Peer, Received, TransportLimits, Transports};
 use crate::media::sdp::Negotiated;
@@ -165,6 +166,8 @@ pub(crate) enum Cmd {
         call: String,
     },
     Dial {
+        /// The Call-ID to use: it chose the worker.
+        id: String,
         req: DialRequest,
         events: mpsc::UnboundedSender<UacEvent>,
         shared: Arc<LegShared>,
@@ -178,18 +181,18 @@ pub(crate) enum Cmd {
         user: String,
         reply: oneshot::Sender<Option<(String, Peer)>>,
     },
-    /// Refuse new inbound calls from now on (graceful shutdown).
-    Drain,
-    /// How many calls are up or being set up.
-    Count(oneshot::Sender<usize>),
     /// Ends every call (end of the shutdown drain); replies how many there were.
     HangupAll(oneshot::Sender<usize>),
 }
 
-/// A handle on the running user agent.
+/// A handle on the running user agent: a command about a call goes to the worker owning its
+/// Call-ID, registrations to worker 0 (see `sip/shard.rs`).
 #[derive(Clone)]
 pub struct UaHandle {
-    tx: mpsc::UnboundedSender<Cmd>,
+    workers: Arc<[mpsc::UnboundedSender<Cmd>]>,
+    shared: Arc<Shared>,
+    /// The host part of the Call-IDs we generate.
+    host: Arc<str>,
     /// The address put in Contact, Via and SDP.
     pub public_ip: IpAddr,
     transports: Arc<Transports>,
@@ -197,25 +200,44 @@ pub struct UaHandle {
 }
 
 impl UaHandle {
-    /// The handle on a user agent just started by the driver.
+    /// The handle on a user agent just started by the driver: one command channel per worker.
     pub(crate) fn from_parts(
-        tx: mpsc::UnboundedSender<Cmd>,
+        workers: Vec<mpsc::UnboundedSender<Cmd>>,
+        shared: Arc<Shared>,
+        host: String,
         public_ip: IpAddr,
         transports: Arc<Transports>,
         metrics: Arc<crate::ops::metrics::SipMetrics>,
     ) -> Self {
         UaHandle {
-            tx,
+            workers: workers.into(),
+            shared,
+            host: host.into(),
             public_ip,
             transports,
             metrics,
         }
     }
 
+    /// The command channel of the worker owning `call`.
+    fn to_call(&self, call: &str) -> &mpsc::UnboundedSender<Cmd> {
+        &self.workers[worker_of(call.as_bytes(), self.workers.len())]
+    }
+
+    /// The command channel of the registrar's worker.
+    fn registrar(&self) -> &mpsc::UnboundedSender<Cmd> {
+        &self.workers[0]
+    }
+
+    /// How many endpoint workers share the calls.
+    pub fn workers(&self) -> usize {
+        self.workers.len()
+    }
+
     /// Answers an inbound call with `sdp`; false if the call is gone.
     pub async fn answer(&self, call: &str, sdp: String) -> bool {
         let (done, rx) = oneshot::channel();
-        let _ = self.tx.send(Cmd::Answer {
+        let _ = self.to_call(call).send(Cmd::Answer {
             call: call.to_string(),
             sdp,
             done,
@@ -225,7 +247,7 @@ impl UaHandle {
 
     /// Refuses an unanswered inbound call.
     pub fn reject(&self, call: &str, code: u16, reason: &'static str) {
-        let _ = self.tx.send(Cmd::Reject {
+        let _ = self.to_call(call).send(Cmd::Reject {
             call: call.to_string(),
             code,
             reason,
@@ -234,7 +256,7 @@ impl UaHandle {
 
     /// Ends a call: BYE when answered, a final response or CANCEL when not.
     pub fn hang_up(&self, call: &str) {
-        let _ = self.tx.send(Cmd::Hangup {
+        let _ = self.to_call(call).send(Cmd::Hangup {
             call: call.to_string(),
         });
     }
@@ -267,8 +289,11 @@ impl UaHandle {
     ) -> Option<(String, mpsc::UnboundedReceiver<UacEvent>)> {
         let (events, rx) = mpsc::unbounded_channel();
         let (call_id, id_rx) = oneshot::channel();
-        self.tx
+        // The Call-ID is chosen here, so the call's worker is known before it exists.
+        let id = format!("{}@{}", super::message::random_token(), self.host);
+        self.to_call(&id)
             .send(Cmd::Dial {
+                id: id.clone(),
                 req,
                 events,
                 shared,
@@ -281,7 +306,7 @@ impl UaHandle {
 
     /// Cancels an outbound call that has not been answered.
     pub fn cancel(&self, call: &str) {
-        let _ = self.tx.send(Cmd::Cancel {
+        let _ = self.to_call(call).send(Cmd::Cancel {
             call: call.to_string(),
         });
     }
@@ -289,13 +314,13 @@ impl UaHandle {
     /// Puts back registrations kept across a restart (their users register again, as far as
     /// the handler is told); contacts with no time left are dropped.
     pub fn restore(&self, registrations: Vec<PhoneRegistration>) {
-        let _ = self.tx.send(Cmd::Restore(registrations));
+        let _ = self.registrar().send(Cmd::Restore(registrations));
     }
 
     /// The registered contact of a SIP user and where its REGISTER came from.
     pub async fn lookup(&self, user: &str) -> Option<(String, Peer)> {
         let (reply, rx) = oneshot::channel();
-        self.tx
+        self.registrar()
             .send(Cmd::Lookup {
                 user: user.to_string(),
                 reply,
@@ -312,25 +337,33 @@ impl UaHandle {
     /// From now on refuses every new inbound call with 503 and Retry-After (graceful
     /// shutdown); calls already up go on.
     pub fn drain(&self) {
-        let _ = self.tx.send(Cmd::Drain);
+        self.shared.drain();
     }
 
-    /// Calls (both directions) up or being set up; 0 once the user agent is gone.
+    /// Calls (both directions) up or being set up, every worker's; 0 once the user agent is
+    /// gone.
     pub async fn active_calls(&self) -> usize {
-        let (reply, rx) = oneshot::channel();
-        if self.tx.send(Cmd::Count(reply)).is_err() {
+        if self.workers.iter().all(mpsc::UnboundedSender::is_closed) {
             return 0;
         }
-        rx.await.unwrap_or(0)
+        self.shared.calls()
     }
 
-    /// Ends every call (BYE when answered, a final response or CANCEL when not); how many.
+    /// Ends every call (BYE when answered, a final response or CANCEL when not), on every
+    /// worker; how many.
     pub async fn hang_up_all(&self) -> usize {
-        let (reply, rx) = oneshot::channel();
-        if self.tx.send(Cmd::HangupAll(reply)).is_err() {
-            return 0;
+        let mut replies = Vec::with_capacity(self.workers.len());
+        for w in self.workers.iter() {
+            let (reply, rx) = oneshot::channel();
+            if w.send(Cmd::HangupAll(reply)).is_ok() {
+                replies.push(rx);
+            }
         }
-        rx.await.unwrap_or(0)
+        let mut n = 0;
+        for rx in replies {
+            n += rx.await.unwrap_or(0);
+        }
+        n
     }
 
     /// Local listener addresses (UDP, TCP).
@@ -395,6 +428,9 @@ pub struct UaLimits {
     pub retry_after: u32,
     /// Message size, TCP timeouts and connection caps.
     pub transport: TransportLimits,
+    /// Endpoint workers the calls are sharded over by Call-ID, to use several cores; 0 means
+    /// one per core available to the process.
+    pub workers: usize,
 }
 
 impl Default for UaLimits {
@@ -405,6 +441,7 @@ impl Default for UaLimits {
             max_queue_delay: Duration::from_millis(250),
             retry_after: 5,
             transport: TransportLimits::default(),
+            workers: 0,
         }
     }
 }
@@ -438,11 +475,12 @@ pub async fn start(config: UaConfig, handler: Arc<dyn CallHandler>) -> std::io::
 }
 
 /// Starts the transports and the user-agent task, every timer on `clock` (virtual time in
-/// tests and the simulator).
+/// tests and the simulator; the system's clock gives the monotonic one, see
+/// [`crate::clock::Clock::is_system`]).
 pub async fn start_with_clock(
     config: UaConfig,
     handler: Arc<dyn CallHandler>,
     clock: crate::clock::SharedClock,
 ) -> std::io::Result<UaHandle> {
-    super::driver::start(config, handler, SipClock::new(clock)).await
+    super::driver::start(config, handler, SipClock::of(clock)).await
 }

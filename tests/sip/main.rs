@@ -15,4 +15,5 @@ mod options;
 mod registrar_auth;
 mod torture;
 mod ua;
+mod virtual_time;
 mod wire;

@@ -31,7 +31,7 @@ impl Endpoint {
             return Ok(());
         };
         let now = auth.clock.now();
-        let digest = &self.digest;
+        let digest = &self.shared.digest;
         let challenge = |stale: bool| {
             let mut resp = message::response_for(req, 401, "Unauthorized");
             // MD5 first: many phones (and SIPp) answer only the first challenge instead of the
@@ -54,7 +54,13 @@ impl Endpoint {
             .and_then(|t| message::name_addr_parts(&t).map(|(uri, _)| user_of_uri(&uri)))
             .unwrap_or_default();
         let source = peer.addr.ip();
-        if let Some(wait) = self.auth_failures.blocked(&to_user, source, now) {
+        let blocked = self
+            .shared
+            .auth
+            .lock()
+            .failures
+            .blocked(&to_user, source, now);
+        if let Some(wait) = blocked {
             let mut resp = message::response_for(req, 503, "Service Unavailable");
             resp.headers
                 .push(Header::RetryAfter(rsip::headers::RetryAfter::new(
@@ -74,9 +80,10 @@ impl Endpoint {
         let (failure, forbidden) = match verified {
             Ok(v) if v.username == to_user => {
                 let ttl = digest.nonce_ttl().num_seconds();
-                match self.nonce_uses.record(now, ttl, &v.nonce, v.issued, v.nc) {
+                let mut guard = self.shared.auth.lock();
+                match guard.nonce_uses.record(now, ttl, &v.nonce, v.issued, v.nc) {
                     Ok(()) => {
-                        self.auth_failures.succeeded(&to_user);
+                        guard.failures.succeeded(&to_user);
                         return Ok(());
                     }
                     Err(NonceRefusal::Stale) => return Err(challenge(true)),
@@ -87,7 +94,12 @@ impl Endpoint {
             Err(digest::DigestError::Stale) => return Err(challenge(true)),
             Err(e) => (e.to_string(), false),
         };
-        let blocked = self.auth_failures.failed(&to_user, source, now);
+        let blocked = self
+            .shared
+            .auth
+            .lock()
+            .failures
+            .failed(&to_user, source, now);
         tracing::warn!(
             user = %to_user,
             from = %peer.addr,

@@ -20,7 +20,7 @@ use rsip::message::HasHeaders;
 use rsip::{Header, SipMessage};
 use tokio::sync::mpsc;
 
-use super::auth_guard::{FailureGuard, NonceRefusal, NonceUses};
+use super::auth_guard::NonceRefusal;
 use super::deadlines::Deadlines;
 use super::dialog::Dialog;
 use super::digest;
@@ -28,6 +28,7 @@ use super::message::{self, header_value, header_values, random_token, response_w
 use super::overload::{HeapTrim, ShedMemory};
 use super::registrar::{Binding, ContactLease, Registrar};
 use super::session_timer::{MIN_SE, RefreshMethod, Refresher, SessionTimer, TimerAction};
+use super::shard::Shared;
 use super::transaction::{Event, Routed, Timers, TransactionKey, Transactions, TwoXxRetransmitter};
 use super::transport::{Peer, Received, Transport, error_response};
 use crate::media::dtmf::parse_info;
@@ -147,8 +148,8 @@ pub(crate) struct Endpoint {
     session_expires: u32,
     /// Overload limits.
     limits: UaLimits,
-    /// Shutting down: new inbound calls get 503.
-    draining: bool,
+    /// What every worker shares: call and setup counts, the drain flag, digest state.
+    shared: Arc<Shared>,
     metrics: Arc<crate::ops::metrics::SipMetrics>,
     /// Inbound calls not yet answered (possibly stale: see `overloaded`).
     setting_up: std::collections::HashSet<String>,
@@ -162,10 +163,6 @@ pub(crate) struct Endpoint {
     shed_log: crate::throttle::LogThrottle,
     /// `sip.public_host` when it is a name: used in Contact and Via.
     public_name: Option<String>,
-    digest: digest::DigestServer,
-    /// Nonce uses (replay) and failed attempts per user and source (guessing).
-    nonce_uses: NonceUses,
-    auth_failures: FailureGuard,
     txns: Transactions,
     timers: Timers,
     peers: HashMap<TransactionKey, Peer>,
@@ -247,8 +244,8 @@ impl Endpoint {
         metrics: Arc<crate::ops::metrics::SipMetrics>,
         now: Instant,
         public_ip: IpAddr,
+        shared: Arc<Shared>,
     ) -> Self {
-        let digest_key: [u8; 32] = rand::random();
         Endpoint {
             uac_keys: HashMap::new(),
             refresh_keys: HashMap::new(),
@@ -259,7 +256,7 @@ impl Endpoint {
             authenticate_register: config.authenticate_register,
             session_expires: config.session_expires.max(MIN_SE),
             limits: config.limits.clone(),
-            draining: false,
+            shared,
             metrics: metrics.clone(),
             setting_up: std::collections::HashSet::new(),
             shed: ShedMemory::default(),
@@ -270,9 +267,6 @@ impl Endpoint {
             ),
             shed_log: crate::throttle::LogThrottle::new(1, std::time::Duration::from_secs(10)),
             public_name: config.public_name.clone(),
-            digest: digest::DigestServer::new(digest_key.to_vec(), chrono::TimeDelta::seconds(300)),
-            nonce_uses: NonceUses::default(),
-            auth_failures: FailureGuard::default(),
             txns: Transactions::new(Timers::default()),
             timers: Timers::default(),
             peers: HashMap::new(),
@@ -450,7 +444,8 @@ impl Endpoint {
         format!("SIP/2.0/{} {}:{port}", transport.via_name(), self.host())
     }
 
-    fn host(&self) -> String {
+    /// The host in our Contact, Via and Call-IDs: `public_name`, else the public address.
+    pub(crate) fn host(&self) -> String {
         if let Some(name) = &self.public_name {
             return name.clone();
         }
@@ -504,10 +499,6 @@ impl Endpoint {
                 }
             }
             Cmd::Hangup { call } => self.hang_up(&call),
-            Cmd::Drain => self.draining = true,
-            Cmd::Count(reply) => {
-                let _ = reply.send(self.calls.len());
-            }
             Cmd::HangupAll(reply) => {
                 let ids: Vec<String> = self.calls.keys().cloned().collect();
                 for id in &ids {
@@ -516,13 +507,14 @@ impl Endpoint {
                 let _ = reply.send(ids.len());
             }
             Cmd::Dial {
+                id,
                 req,
                 events,
                 shared,
                 call_id,
                 late_offer,
             } => {
-                let id = self.dial(req, events, shared, late_offer);
+                let id = self.dial(id, req, events, shared, late_offer);
                 let _ = call_id.send(id);
             }
             Cmd::Cancel { call } => self.cancel(&call),
@@ -686,11 +678,21 @@ impl Endpoint {
 
     /// Removes a call, and its session-timer deadline from the index.
     fn take_call(&mut self, id: &str) -> Option<Call> {
-        self.setting_up.remove(id);
+        if self.setting_up.remove(id) {
+            self.shared.setup_done(1);
+        }
         let c = self.calls.remove(id)?;
+        self.shared.remove_call();
         self.session_timers.remove(id);
         self.unacked.remove(id);
         Some(c)
+    }
+
+    /// Holds a call admitted elsewhere (one we place, or one put back), counting it.
+    fn insert_call(&mut self, id: String, call: Call) {
+        if self.calls.insert(id, call).is_none() {
+            self.shared.add_call();
+        }
     }
 
     /// Our SDP in this call (the answer we gave, or the offer we made).

@@ -327,7 +327,7 @@ impl Endpoint {
             Role::Uac {
                 answered: false, ..
             } => {
-                self.calls.insert(call.to_string(), c);
+                self.insert_call(call.to_string(), c);
                 self.cancel(call);
             }
             _ => {

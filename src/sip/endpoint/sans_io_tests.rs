@@ -33,6 +33,16 @@ const US: &str = "127.0.0.1:5060";
 const CALLER: &str = "127.0.0.1:5999";
 
 fn endpoint(handler: Arc<Calls>, t0: Instant) -> Endpoint {
+    endpoint_with(handler, t0, Default::default(), Default::default())
+}
+
+/// An endpoint with `limits`, one of the workers sharing `shared`.
+fn endpoint_with(
+    handler: Arc<Calls>,
+    t0: Instant,
+    limits: crate::sip::ua::UaLimits,
+    shared: Arc<crate::sip::shard::Shared>,
+) -> Endpoint {
     let us: SocketAddr = US.parse().unwrap();
     Endpoint::new(
         UaConfig {
@@ -45,13 +55,14 @@ fn endpoint(handler: Arc<Calls>, t0: Instant) -> Endpoint {
             authenticate_register: false,
             authenticate_invite: false,
             session_expires: 1800,
-            limits: Default::default(),
+            limits,
         },
         (Some(us), None),
         handler,
         Arc::new(crate::ops::metrics::SipMetrics::default()),
         t0,
         us.ip(),
+        shared,
     )
 }
 
@@ -145,4 +156,81 @@ fn a_session_the_caller_never_refreshes_ends_with_our_bye_at_sixty_seconds_of_vi
         bye_at >= Duration::from_secs(60) && bye_at < Duration::from_secs(61),
         "BYE after {bye_at:?}"
     );
+}
+
+fn plain_invite(call_id: &str) -> String {
+    let sdp = "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio 6000 RTP/AVP 0\r\n";
+    format!(
+        "INVITE sip:8000@{US} SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bK-{call_id}\r\n\
+         From: <sip:+33612345678@{CALLER}>;tag=caller\r\nTo: <sip:8000@{US}>\r\n\
+         Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:caller@{CALLER}>\r\n\
+         Max-Forwards: 70\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{sdp}",
+        sdp.len()
+    )
+}
+
+/// The final responses among what `ep` sent.
+fn finals(ep: &mut Endpoint) -> Vec<String> {
+    sent(ep)
+        .into_iter()
+        .filter(|m| m.starts_with("SIP/2.0 ") && !m.starts_with("SIP/2.0 1"))
+        .collect()
+}
+
+#[test]
+fn max_calls_and_setup_slots_are_counted_across_workers() {
+    let t0 = crate::clock::instant_origin();
+    let shared = Arc::new(crate::sip::shard::Shared::default());
+    let limits = crate::sip::ua::UaLimits {
+        max_calls: 2,
+        max_setup_calls: 1,
+        ..Default::default()
+    };
+    let calls = Arc::new(Calls::default());
+    let mut a = endpoint_with(calls.clone(), t0, limits.clone(), shared.clone());
+    let mut b = endpoint_with(calls.clone(), t0, limits, shared.clone());
+    // Worker A sets up a call: worker B's caller finds the one setup slot taken.
+    a.handle_command(t0, received(&plain_invite("shard-a"), t0));
+    assert!(finals(&mut a).is_empty());
+    assert!(matches!(a.poll_event(), Some(Notice::Incoming(_))));
+    b.handle_command(t0, received(&plain_invite("shard-b"), t0));
+    let refused = finals(&mut b);
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    assert!(refused[0].starts_with("SIP/2.0 503 "), "{refused:?}");
+    assert!(refused[0].contains("\r\nRetry-After: "), "{refused:?}");
+    // Answered, A's call frees the setup slot but keeps its call slot.
+    let (done, _) = oneshot::channel();
+    let answer = Cmd::Answer {
+        call: "shard-a".into(),
+        sdp: "v=0\r\n".into(),
+        done,
+    };
+    a.handle_command(t0, answer);
+    assert!(finals(&mut a)[0].starts_with("SIP/2.0 200 "));
+    b.handle_command(t0, received(&plain_invite("shard-c"), t0));
+    assert!(finals(&mut b).is_empty());
+    assert!(matches!(b.poll_event(), Some(Notice::Incoming(_))));
+    assert_eq!((shared.calls(), shared.setting_up()), (2, 1));
+    // Two calls held by two workers: max_calls is reached for both.
+    let (done, _) = oneshot::channel();
+    let answer = Cmd::Answer {
+        call: "shard-c".into(),
+        sdp: "v=0\r\n".into(),
+        done,
+    };
+    b.handle_command(t0, answer);
+    sent(&mut b);
+    a.handle_command(t0, received(&plain_invite("shard-d"), t0));
+    assert!(finals(&mut a)[0].starts_with("SIP/2.0 503 "));
+    // Hung up on worker A, the slot is free for worker B.
+    a.handle_command(
+        t0,
+        Cmd::Hangup {
+            call: "shard-a".into(),
+        },
+    );
+    assert_eq!(shared.calls(), 1);
+    b.handle_command(t0, received(&plain_invite("shard-e"), t0));
+    assert!(finals(&mut b).is_empty());
+    assert!(matches!(b.poll_event(), Some(Notice::Incoming(_))));
 }

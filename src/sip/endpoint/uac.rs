@@ -3,14 +3,15 @@
 use super::*;
 
 impl Endpoint {
+    /// Places `d` as the call `call_id` (chosen by the handle: it names the worker).
     pub(super) fn dial(
         &mut self,
+        call_id: String,
         mut d: DialRequest,
         events: mpsc::UnboundedSender<UacEvent>,
         shared: Arc<LegShared>,
         late_offer: bool,
     ) -> String {
-        let call_id = format!("{}@{}", random_token(), self.host());
         let from_tag = random_token();
         // A late offer keeps our SDP to answer the 200's offer from, and sends no body.
         let late_offer = late_offer.then(|| std::mem::take(&mut d.sdp));
@@ -29,7 +30,7 @@ impl Endpoint {
             Ok(key) => {
                 self.peers.insert(key.clone(), d.peer);
                 self.uac_keys.insert(key.clone(), call_id.clone());
-                self.calls.insert(
+                self.insert_call(
                     call_id.clone(),
                     Call {
                         peer: d.peer,

@@ -52,6 +52,21 @@ impl Endpoint {
             self.respond(&key, &req, 482, "Loop Detected");
             return;
         }
+        // The exact check: a call and a setup slot taken atomically across workers (the
+        // stateless check before the transaction only reads the counts).
+        if let Err(why) = self
+            .shared
+            .admit_inbound(self.limits.max_calls, self.limits.max_setup_calls)
+        {
+            self.metrics.refused(why);
+            let mut resp = message::response_for(&req, 503, "Service Unavailable");
+            resp.headers.push(Header::Other(
+                "Retry-After".into(),
+                self.limits.retry_after.to_string(),
+            ));
+            self.respond_with(&key, resp);
+            return;
+        }
         // Empty for an INVITE without SDP: we offer in the 200 and read the answer in the ACK.
         let offer = String::from_utf8_lossy(&req.body).to_string();
         let shared = LegShared::new();
@@ -215,7 +230,9 @@ impl Endpoint {
         resp.body = b;
         *answered = true;
         *answer_sdp = sdp;
-        self.setting_up.remove(call);
+        if self.setting_up.remove(call) {
+            self.shared.setup_done(1);
+        }
         c.dialog = Dialog::from_uas(invite, &resp, &contact).ok();
         if !c.peer.transport.reliable() {
             let t = TwoXxRetransmitter::new(self.now, resp.clone(), timers);
@@ -283,17 +300,17 @@ impl Endpoint {
     /// set up and since answered or gone are forgotten only when the limit seems reached, so
     /// the check costs nothing below it.
     pub(super) fn overloaded(&mut self, waited: Duration) -> Option<&'static str> {
-        if self.draining {
+        if self.shared.draining() {
             return Some("draining");
         }
         if !self.limits.max_queue_delay.is_zero() && waited > self.limits.max_queue_delay {
             return Some("max_queue_delay");
         }
-        if self.calls.len() >= self.limits.max_calls {
+        if self.shared.calls() >= self.limits.max_calls {
             return Some("max_calls");
         }
-        if self.setting_up.len() >= self.limits.max_setup_calls {
-            let calls = &self.calls;
+        if self.shared.setting_up() >= self.limits.max_setup_calls {
+            let (calls, before) = (&self.calls, self.setting_up.len());
             self.setting_up.retain(|id| {
                 calls.get(id).is_some_and(|c| {
                     matches!(
@@ -305,7 +322,8 @@ impl Endpoint {
                     )
                 })
             });
-            if self.setting_up.len() >= self.limits.max_setup_calls {
+            self.shared.setup_done(before - self.setting_up.len());
+            if self.shared.setting_up() >= self.limits.max_setup_calls {
                 return Some("max_setup_calls");
             }
         }
