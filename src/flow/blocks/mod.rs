@@ -34,6 +34,7 @@ pub mod assign;
 pub mod branch;
 pub mod business_hours;
 pub mod callback_v2;
+pub mod callback_vq_watermark;
 pub mod click_to_call_in_match;
 pub mod menu;
 pub mod play_message;
@@ -185,6 +186,8 @@ registry! {
     BusinessHours(business_hours::BusinessHoursCheck) = "business_hours",
     /// Callback offer / callback customer side.
     CallbackV2(callback_v2::CallbackV2) = "callback_v2",
+    /// Active callbacks of a callback queue against a limit.
+    CallbackVqWatermark(callback_vq_watermark::CallbackVqWatermark) = "callback_vq_watermark",
     /// Click-to-Call-In Match.
     ClickToCallInMatch(click_to_call_in_match::ClickToCallInMatch) = "click_to_call_in_match",
     /// Route to an agent.
