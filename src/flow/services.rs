@@ -200,21 +200,22 @@ impl FlowServices {
     }
 
     /// Matches an inbound caller against pending call-in requests.
+    /// Each combination of criteria is tried in turn; the one that matched comes back.
     pub fn match_call_in(
         &self,
-        criteria: MatchCriteria,
+        combos: &[MatchCriteria],
         facts: &CallFacts,
-    ) -> Result<CallInRequest, MatchFailure> {
+    ) -> Result<(CallInRequest, MatchCriteria), MatchFailure> {
         let callbacks = self.callbacks.clone();
         let route = |r: &CallInRequest| self.call_in_target(r).map(|_| ());
-        let matched = self.callin.match_routable(
-            criteria,
+        let matched = self.callin.match_first_of(
+            combos,
             facts,
             self.clock.now(),
             &move |id| callbacks.is_alive(id),
             &route,
         );
-        if let Ok(req) = &matched {
+        if let Ok((req, _)) = &matched {
             crate::callin::persist_later(&self.store, vec![req.clone()]);
         }
         matched

@@ -185,3 +185,153 @@ self_service:
         ]
     );
 }
+
+/// A pending call-in request of DemoApp (DNIS 8001) for `ani`; its access code.
+fn call_in_request(h: &Harness, ani: &str) -> String {
+    use boomerang::callin::{NewCallIn, RoutingData};
+    use boomerang::clock::Clock;
+    let req = h
+        .core
+        .callin
+        .request(
+            NewCallIn {
+                group: "DemoApp".into(),
+                ani: Some(ani.into()),
+                routing: RoutingData {
+                    queue: Some("Sales_VQ".into()),
+                    priority: 7,
+                    skill_expression: Some("English > 3".into()),
+                    user_data: [("order".to_string(), "A-17".to_string())].into(),
+                },
+                callback_id: None,
+            },
+            h.clock.now(),
+        )
+        .unwrap();
+    req.access_code.unwrap()
+}
+
+const COMBINATIONS: &str = "application: combos
+type: default
+self_service:
+  - type: click_to_call_in_match
+    id: match
+    criteria: [access_code, ani, dnis]
+    outcomes:
+      dnis+access_code: other_phone
+      ani+dnis: wrong_code
+    on_matched: all
+    on_no_match: nothing
+  - type: play_message
+    id: all
+    prompts: [digit-1]
+    next: bye
+  - type: play_message
+    id: other_phone
+    prompts: [digit-2]
+    next: bye
+  - type: play_message
+    id: wrong_code
+    prompts: [digit-3]
+    next: bye
+  - type: play_message
+    id: nothing
+    prompts: [invalid-code]
+  - type: terminate_call
+    id: bye
+";
+
+async fn match_with(h: &Harness, ani: &str, code: &str) -> (RunReport, Vec<String>) {
+    let leg = MemoryLeg::caller(ani, "8001", []);
+    let prompts = flow::load::prompt_names(&repo().join("prompts"));
+    let ctx = LoadContext {
+        config: &h.core.config,
+        prompts: Some(&prompts),
+    };
+    let f = flow::load_str(Path::new("test.yaml"), COMBINATIONS, &ctx)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let mut vars = system_variables(leg.as_ref(), "8001");
+    vars.insert("access_code".into(), code.into());
+    let r = flow::run(&f, leg.clone(), &h.services, vars).await;
+    (r, leg.transcript())
+}
+
+#[tokio::test]
+async fn call_in_match_takes_the_outcome_of_the_criteria_that_matched() {
+    let h = harness().await;
+    // Every criterion.
+    let code = call_in_request(&h, "+33612345678");
+    let (r, t) = match_with(&h, "+33612345678", &code).await;
+    assert_eq!(
+        r.lines()[0],
+        "match (click_to_call_in_match): matched request for queue Sales_VQ"
+    );
+    assert_eq!(t[0], "play digit-1");
+    assert_eq!(var(&r, "match.matched_criteria"), "access_code+ani+dnis");
+
+    // The right code from another phone: access_code+dnis, with the routing parameters.
+    let code = call_in_request(&h, "+33612345678");
+    let (r, t) = match_with(&h, "+33699999999", &code).await;
+    assert_eq!(
+        r.lines()[0],
+        "match (click_to_call_in_match): matched request for queue Sales_VQ by access_code+dnis only"
+    );
+    assert_eq!(t[0], "play digit-2");
+    assert_eq!(var(&r, "match.matched_criteria"), "access_code+dnis");
+    assert_eq!(var(&r, "match.queue"), "Sales_VQ");
+    assert_eq!(var(&r, "match.priority"), "7");
+    assert_eq!(var(&r, "match.skill_expression"), "English > 3");
+    assert_eq!(var(&r, "match.user_data.order"), "A-17");
+
+    // The right phone with a wrong code: ani+dnis.
+    call_in_request(&h, "+33612345670");
+    let (r, t) = match_with(&h, "+33612345670", "0000").await;
+    assert_eq!(
+        var(&r, "match.matched_criteria"),
+        "ani+dnis",
+        "{:?}",
+        r.lines()
+    );
+    assert_eq!(t[0], "play digit-3");
+
+    // Neither: Nothing Matched (`on_no_match`), and the request stays pending for its caller.
+    let code = call_in_request(&h, "+33612345671");
+    let (r, t) = match_with(&h, "+33600000001", "0000").await;
+    assert_eq!(
+        r.lines()[0],
+        "match (click_to_call_in_match): no match (no request matches)"
+    );
+    assert_eq!(t[0], "play invalid-code");
+    assert_eq!(var(&r, "match.matched_criteria"), "");
+    let (r, _) = match_with(&h, "+33612345671", &code).await;
+    assert_eq!(var(&r, "match.matched_criteria"), "access_code+ani+dnis");
+}
+
+#[test]
+fn call_in_match_combination_mistakes_are_located() {
+    let text = "application: t
+type: default
+self_service:
+  - type: click_to_call_in_match
+    criteria: [access_code, dnis]
+    outcomes:
+      access_code+pin: bye
+      ani: bye
+      dnis+access_code: bye
+      dnis: bye
+      dnis+dnis: bye
+      access_code: nowhere
+  - type: terminate_call
+    id: bye
+";
+    assert_eq!(
+        problems(text),
+        [
+            "flow.yaml:7:7: self_service[0].outcomes.access_code+pin: `pin` is not a criterion: a combination is access_code, ani and dnis joined with `+`",
+            "flow.yaml:8:7: self_service[0].outcomes.ani: ani is not among `criteria`",
+            "flow.yaml:9:7: self_service[0].outcomes.dnis+access_code: every criterion matched: that is `on_matched`",
+            "flow.yaml:11:7: self_service[0].outcomes.dnis+dnis: dnis is named twice",
+            "flow.yaml:12:20: self_service[0].outcomes.access_code: no block has id `nowhere`",
+        ]
+    );
+}
