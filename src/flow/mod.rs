@@ -2,6 +2,7 @@
 //! before any call, and the interpreter that runs them on a `CallLeg`.
 
 pub(crate) mod blocks;
+pub mod call_data;
 pub(crate) mod check;
 pub mod expr;
 mod graph;

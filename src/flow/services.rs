@@ -298,12 +298,14 @@ impl FlowServices {
     /// goes to the state asked for during the call, else wraps up (the queue's
     /// `wrap_up_seconds`), else is Ready (Not Ready when the phone did not answer).
     /// When the call serves a callback, it becomes PROCESSING at the bridge and COMPLETED(AGENT)
-    /// when the conversation ends.
+    /// when the conversation ends. `data` (the call's attached data) rides on the agent leg as
+    /// SIP headers named by `sip.call_data_header_prefix` (and `User-to-User` when configured).
     pub async fn connect_agent(
         &self,
         caller: Arc<dyn CallLeg>,
         a: &Assignment,
         callback: Option<Uuid>,
+        data: &crate::flow::call_data::CallData,
     ) -> AgentConnect {
         let ring = Duration::from_secs(
             self.config
@@ -314,8 +316,14 @@ impl FlowServices {
         let target = DialTarget::Agent {
             agent_id: a.agent.clone(),
         };
+        let sip = &self.config.spec.sip;
+        let headers = crate::flow::call_data::sip_headers(
+            data,
+            &sip.call_data_header_prefix,
+            sip.call_data_user_to_user,
+        );
         let dialled = tokio::select! {
-            r = self.agents.dial(&target, &caller.info().ani, ring) => r,
+            r = self.agents.dial_with_headers(&target, &caller.info().ani, ring, &headers) => r,
             _ = caller.hung_up() => {
                 self.dispatch.release(a);
                 self.dispatch.stats().abandoned(&a.queue);

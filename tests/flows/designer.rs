@@ -335,3 +335,94 @@ self_service:
         ]
     );
 }
+
+#[tokio::test]
+async fn call_data_attaches_the_matched_requests_user_data_and_the_agent_leg_carries_it() {
+    use boomerang::routing::StateKind;
+    let h = harness().await;
+    h.core
+        .dispatch
+        .set_agent_state("bob", StateKind::Ready, None)
+        .unwrap();
+    let code = call_in_request(&h, "+33612345678");
+    let text = "application: data
+type: default
+self_service:
+  - type: click_to_call_in_match
+    id: match
+    criteria: [access_code, dnis]
+    on_no_match: bye
+  - type: call_data
+    id: data
+    include: [match.user_data]
+    set:
+      tier: \"'gold'\"
+      request: match.request_id
+assisted_service:
+  - type: route_call
+    id: route
+    queue_from: match.queue
+  - type: terminate_call
+    id: bye
+";
+    let leg = MemoryLeg::caller(
+        "+33612345678",
+        "8001",
+        [boomerang::call::memory::Action::Talk(
+            std::time::Duration::from_secs(2),
+        )],
+    );
+    let prompts = flow::load::prompt_names(&repo().join("prompts"));
+    let ctx = LoadContext {
+        config: &h.core.config,
+        prompts: Some(&prompts),
+    };
+    let f = flow::load_str(Path::new("test.yaml"), text, &ctx).unwrap_or_else(|e| panic!("{e}"));
+    let mut vars = system_variables(leg.as_ref(), "8001");
+    vars.insert("access_code".into(), code.as_str().into());
+    let r = flow::run(&f, leg, &h.services, vars).await;
+    assert_eq!(
+        r.lines(),
+        [
+            "match (click_to_call_in_match): matched request for queue Sales_VQ",
+            "data (call_data): attached order, tier, request",
+            "route (route_call): connected to bob after 0s (ThisSide hung up)",
+        ]
+    );
+    let request = var(&r, "match.request_id");
+    assert_eq!(var(&r, "call_data.order"), "A-17");
+    assert_eq!(
+        h.agents.headers(),
+        [(
+            "bob".to_string(),
+            vec![
+                ("X-Boomerang-order".to_string(), "A-17".to_string()),
+                ("X-Boomerang-request".to_string(), request),
+                ("X-Boomerang-tier".to_string(), "gold".to_string()),
+            ]
+        )]
+    );
+}
+
+#[test]
+fn call_data_mistakes_are_located() {
+    let text = "application: t
+type: default
+self_service:
+  - type: call_data
+  - type: call_data
+    set:
+      \"bad key\": 1
+      ok: \"1 +\"
+    include: [9lives]
+";
+    assert_eq!(
+        problems(text),
+        [
+            "flow.yaml:4:5: self_service[0]: give `set`, `include` or both",
+            "flow.yaml:7:7: self_service[1].set.bad key: `bad key` cannot name a SIP header: 1 to 64 letters, digits and `-._!%*+'~`",
+            "flow.yaml:8:15: self_service[1].set.ok: expression: the expression ends too early",
+            "flow.yaml:9:15: self_service[1].include[0]: `9lives` is not a variable name (letters, digits, `_` and `.`, starting with a letter)",
+        ]
+    );
+}

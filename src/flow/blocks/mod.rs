@@ -33,6 +33,7 @@ macro_rules! branches {
 pub mod assign;
 pub mod branch;
 pub mod business_hours;
+pub mod call_data;
 pub mod callback_v2;
 pub mod callback_vq_watermark;
 pub mod click_to_call_in_match;
@@ -184,6 +185,8 @@ registry! {
     If(branch::If) = "if",
     /// Business hours branch.
     BusinessHours(business_hours::BusinessHoursCheck) = "business_hours",
+    /// Attaches data to the interaction (SIP headers on the agent leg).
+    CallData(call_data::CallData) = "call_data",
     /// Callback offer / callback customer side.
     CallbackV2(callback_v2::CallbackV2) = "callback_v2",
     /// Active callbacks of a callback queue against a limit.
