@@ -7,6 +7,7 @@ pub(crate) mod check;
 pub mod expr;
 mod graph;
 pub mod interpreter;
+pub mod last_agent;
 pub mod load;
 pub mod model;
 pub(crate) mod services;

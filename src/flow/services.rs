@@ -101,6 +101,8 @@ pub struct FlowServices {
     pub agents: Arc<dyn Dialer>,
     /// Durable state (call-in request states).
     pub store: Arc<dyn crate::store::Store>,
+    /// The last agent each caller talked to (Route Agent).
+    pub last_agents: Arc<crate::flow::last_agent::LastAgents>,
 }
 
 impl FlowServices {
@@ -393,9 +395,30 @@ impl FlowServices {
         {
             tracing::warn!(agent = %a.agent, error = %e, "cannot end the agent's call");
         }
+        self.last_agents.record(&caller.info().ani, &a.agent);
         AgentConnect::Talked {
             agent: a.agent.clone(),
             end,
         }
+    }
+
+    /// Reserves `agent` for a call when Ready (Route Agent): an assignment in `queue` that
+    /// [`FlowServices::connect_agent`] can serve, or `None` when the agent is not Ready.
+    pub fn claim_agent(
+        &self,
+        agent: &str,
+        queue: &str,
+        interaction: Uuid,
+        waited: TimeDelta,
+    ) -> Result<Option<Assignment>, RouterError> {
+        let router = self.dispatch.router();
+        Ok(router.claim_agent(agent)?.map(|idx| Assignment {
+            interaction,
+            queue: queue.to_string(),
+            agent: agent.to_string(),
+            agent_idx: idx,
+            waited,
+            reserved: true,
+        }))
     }
 }

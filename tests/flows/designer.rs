@@ -426,3 +426,175 @@ self_service:
         ]
     );
 }
+
+fn route_agent_flow(how: &str, extra: &str) -> String {
+    format!(
+        "application: ra
+type: default
+assisted_service:
+  - type: route_agent
+    id: ra
+    {how}
+    queue: Sales_VQ
+    timeout_seconds: 30
+{extra}    on_timeout: late
+  - type: terminate_call
+    id: late
+"
+    )
+}
+
+async fn run_text(h: &Harness, text: &str, ani: &str) -> (RunReport, Arc<MemoryLeg>) {
+    use boomerang::call::memory::Action;
+    let leg = MemoryLeg::caller(
+        ani,
+        "8000",
+        [Action::Talk(std::time::Duration::from_secs(2))],
+    );
+    let r = run(h, text, leg.clone()).await;
+    (r, leg)
+}
+
+fn set_state(h: &Harness, agent: &str, s: boomerang::routing::StateKind) {
+    h.core.dispatch.set_agent_state(agent, s, None).unwrap();
+}
+
+#[tokio::test]
+async fn route_agent_by_id_login_and_last_agent() {
+    use boomerang::routing::StateKind;
+    let h = harness().await;
+    set_state(&h, "alice", StateKind::Ready);
+    set_state(&h, "bob", StateKind::Ready);
+    // By id: bob, though alice has been ready longer.
+    let (r, _) = run_text(&h, &route_agent_flow("agent: bob", ""), "+33611111111").await;
+    assert_eq!(
+        r.lines(),
+        ["ra (route_agent): connected to bob after 0s (ThisSide hung up)"]
+    );
+    assert_eq!(h.agents.calls()[0].0, "bob");
+    // By login (alice's phone is SIP user 1001).
+    let (r, _) = run_text(
+        &h,
+        &route_agent_flow("agent_login: \"1001\"", ""),
+        "+33622222222",
+    )
+    .await;
+    assert_eq!(var(&r, "route.agent"), "alice", "{:?}", r.lines());
+    // The last agent each caller talked to.
+    let (r, _) = run_text(
+        &h,
+        &route_agent_flow("last_agent: true", ""),
+        "+33611111111",
+    )
+    .await;
+    assert_eq!(var(&r, "route.agent"), "bob", "{:?}", r.lines());
+    let (r, _) = run_text(
+        &h,
+        &route_agent_flow("last_agent: true", ""),
+        "+33622222222",
+    )
+    .await;
+    assert_eq!(var(&r, "route.agent"), "alice", "{:?}", r.lines());
+    // A caller who never talked to anyone.
+    let (r, _) = run_text(
+        &h,
+        &route_agent_flow("last_agent: true", ""),
+        "+33633333333",
+    )
+    .await;
+    assert_eq!(
+        r.lines(),
+        [
+            "ra (route_agent): no such agent",
+            "late (terminate_call): end (normal)"
+        ]
+    );
+}
+
+#[tokio::test]
+async fn route_agent_only_if_ready_leaves_at_once_and_otherwise_waits_for_the_agent() {
+    use boomerang::routing::StateKind;
+    let h = harness().await;
+    set_state(&h, "bob", StateKind::NotReady);
+    let text = route_agent_flow(
+        "agent: bob",
+        "    only_if_ready: true\n    on_not_ready: late\n",
+    );
+    let (r, _) = run_text(&h, &text, "+33611111111").await;
+    assert_eq!(
+        r.lines(),
+        [
+            "ra (route_agent): bob is not ready",
+            "late (terminate_call): end (normal)"
+        ]
+    );
+    assert_eq!(var(&r, "route.result"), "not_ready");
+
+    // Without it the caller waits: bob becomes ready after 5 s of the clock.
+    let clock = h.clock.clone();
+    let dispatch = h.core.dispatch.clone();
+    let driver = tokio::spawn(async move {
+        for i in 0..200 {
+            tokio::task::yield_now().await;
+            if i == 50 {
+                dispatch
+                    .set_agent_state("bob", StateKind::Ready, None)
+                    .unwrap();
+            }
+            clock.advance(chrono::TimeDelta::milliseconds(100));
+        }
+    });
+    let (r, _) = run_text(&h, &route_agent_flow("agent: bob", ""), "+33611111111").await;
+    driver.abort();
+    assert_eq!(var(&r, "route.result"), "connected", "{:?}", r.lines());
+    let waited: i64 = var(&r, "route.waited").parse().unwrap();
+    assert!((5..=6).contains(&waited), "{waited}");
+
+    // Never ready: the overall timeout.
+    set_state(&h, "bob", StateKind::NotReady);
+    let clock = h.clock.clone();
+    let driver = tokio::spawn(async move {
+        for _ in 0..400 {
+            tokio::task::yield_now().await;
+            clock.advance_to_next();
+        }
+    });
+    let (r, _) = run_text(&h, &route_agent_flow("agent: bob", ""), "+33611111111").await;
+    driver.abort();
+    assert_eq!(
+        r.lines(),
+        [
+            "ra (route_agent): bob not ready within 30s",
+            "late (terminate_call): end (normal)"
+        ]
+    );
+}
+
+#[test]
+fn route_agent_mistakes_are_located() {
+    let text = "application: t
+type: default
+assisted_service:
+  - type: route_agent
+    agent: bobb
+    queue: Sales_VQ
+    on_not_ready: bye
+  - type: route_agent
+    agent_login: \"1999\"
+    last_agent: true
+    queue: Sales_VQ
+    timeout_seconds: 0
+  - type: terminate_call
+    id: bye
+";
+    assert_eq!(
+        problems(text),
+        [
+            "flow.yaml:5:12: assisted_service[0].agent: no agent `bobb` in the configuration (did you mean `bob`?)",
+            "flow.yaml:7:5: assisted_service[0].on_not_ready: `on_not_ready` needs `only_if_ready: true`",
+            "flow.yaml:8:5: assisted_service[1]: give exactly one of `agent`, `agent_from`, `agent_login`, `last_agent: true`",
+            "flow.yaml:9:18: assisted_service[1].agent_login: no agent logs in as `1999`",
+            "flow.yaml:12:22: assisted_service[1].timeout_seconds: timeout_seconds must be between 1 and 3600, not 0",
+        ]
+    );
+}

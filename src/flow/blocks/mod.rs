@@ -39,6 +39,7 @@ pub mod callback_vq_watermark;
 pub mod click_to_call_in_match;
 pub mod menu;
 pub mod play_message;
+pub mod route_agent;
 pub mod route_call;
 pub mod terminate_call;
 pub mod user_input;
@@ -193,6 +194,8 @@ registry! {
     CallbackVqWatermark(callback_vq_watermark::CallbackVqWatermark) = "callback_vq_watermark",
     /// Click-to-Call-In Match.
     ClickToCallInMatch(click_to_call_in_match::ClickToCallInMatch) = "click_to_call_in_match",
+    /// Route to one agent (id, login or last agent).
+    RouteAgent(route_agent::RouteAgent) = "route_agent",
     /// Route to an agent.
     RouteCall(route_call::RouteCall) = "route_call",
     /// End the call.
