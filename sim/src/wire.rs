@@ -558,6 +558,7 @@ async fn caller_call(
                 from_user: ani(idx),
                 sdp: offer,
                 credentials: None,
+                extra_headers: Vec::new(),
             },
             shared.clone(),
         )

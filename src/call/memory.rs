@@ -399,7 +399,11 @@ pub struct MemoryDialer {
     timing: Option<Timing>,
     log: Mutex<Vec<(String, Result<(), DialResult>)>>,
     legs: Mutex<Vec<Arc<MemoryLeg>>>,
+    headers: Mutex<Vec<HeadersSent>>,
 }
+
+/// The target of a call placed with extra headers, and those headers.
+pub type HeadersSent = (String, Vec<(String, String)>);
 
 impl MemoryDialer {
     /// A dialler where parties without a script answer with `default`.
@@ -410,6 +414,7 @@ impl MemoryDialer {
             timing,
             log: Mutex::new(Vec::new()),
             legs: Mutex::new(Vec::new()),
+            headers: Mutex::new(Vec::new()),
         }
     }
 
@@ -427,6 +432,11 @@ impl MemoryDialer {
         self.log.lock().clone()
     }
 
+    /// The extra headers of every call placed with some (target, headers), in order.
+    pub fn headers(&self) -> Vec<HeadersSent> {
+        self.headers.lock().clone()
+    }
+
     /// The legs handed out, in order.
     pub fn legs(&self) -> Vec<Arc<MemoryLeg>> {
         self.legs.lock().clone()
@@ -435,6 +445,23 @@ impl MemoryDialer {
 
 #[async_trait]
 impl Dialer for MemoryDialer {
+    async fn dial_with_headers(
+        &self,
+        target: &DialTarget,
+        caller_id: &str,
+        ring_timeout: Duration,
+        headers: &[(String, String)],
+    ) -> Result<Arc<dyn CallLeg>, DialResult> {
+        if !headers.is_empty() {
+            let key = match target {
+                DialTarget::Customer { number, .. } => number.clone(),
+                DialTarget::Agent { agent_id } => agent_id.clone(),
+            };
+            self.headers.lock().push((key, headers.to_vec()));
+        }
+        self.dial(target, caller_id, ring_timeout).await
+    }
+
     async fn dial(
         &self,
         target: &DialTarget,

@@ -247,4 +247,17 @@ pub trait Dialer: Send + Sync {
         caller_id: &str,
         ring_timeout: Duration,
     ) -> Result<Arc<dyn CallLeg>, DialResult>;
+
+    /// [`Dialer::dial`] with extra headers on the call (a call's attached data on the agent
+    /// leg, as SIP headers); a dialer that has no headers ignores them.
+    async fn dial_with_headers(
+        &self,
+        target: &DialTarget,
+        caller_id: &str,
+        ring_timeout: Duration,
+        headers: &[(String, String)],
+    ) -> Result<Arc<dyn CallLeg>, DialResult> {
+        let _ = headers;
+        self.dial(target, caller_id, ring_timeout).await
+    }
 }

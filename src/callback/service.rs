@@ -682,6 +682,21 @@ impl CallbackService {
         v
     }
 
+    /// Callbacks of `queue` waiting (QUEUED) or executing (ROUTING, PROCESSING): what the
+    /// Callback VQ Watermark block compares with its limit.
+    pub fn watermark(&self, queue: &str) -> usize {
+        self.records
+            .iter()
+            .filter(|r| {
+                r.queue == queue
+                    && matches!(
+                        r.state,
+                        CallbackState::Queued | CallbackState::Routing | CallbackState::Processing
+                    )
+            })
+            .count()
+    }
+
     /// The earliest pending deadline, for the engine to sleep until.
     pub fn next_deadline(&self) -> Option<DateTime<Utc>> {
         self.timers.lock().next_deadline()

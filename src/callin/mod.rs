@@ -370,7 +370,25 @@ impl CallIn {
         callback_alive: &dyn Fn(Uuid) -> bool,
         route: &dyn Fn(&CallInRequest) -> Result<(), String>,
     ) -> Result<CallInRequest, MatchFailure> {
-        if !(criteria.access_code || criteria.ani || criteria.dnis) {
+        self.match_first_of(&[criteria], call, now, callback_alive, route)
+            .map(|(r, _)| r)
+    }
+
+    /// [`CallIn::match_routable`] trying each combination of criteria in turn (Designer's
+    /// outcome per combination of matched criteria): the first that finds a live request
+    /// matches, and says which it was. The failure, when none does, is the first one's.
+    pub fn match_first_of(
+        &self,
+        combos: &[MatchCriteria],
+        call: &CallFacts,
+        now: DateTime<Utc>,
+        callback_alive: &dyn Fn(Uuid) -> bool,
+        route: &dyn Fn(&CallInRequest) -> Result<(), String>,
+    ) -> Result<(CallInRequest, MatchCriteria), MatchFailure> {
+        let Some(&criteria) = combos.first() else {
+            return Err(MatchFailure::NoCriteria);
+        };
+        if combos.iter().any(|c| !(c.access_code || c.ani || c.dnis)) {
             return Err(MatchFailure::NoCriteria);
         }
         let mut guard = self.lock();
@@ -382,31 +400,48 @@ impl CallIn {
         {
             recent.pop_front();
         }
-        if criteria.access_code && recent.len() >= MAX_WRONG_CODES_PER_ANI_PER_MINUTE {
+        if combos.iter().any(|c| c.access_code)
+            && recent.len() >= MAX_WRONG_CODES_PER_ANI_PER_MINUTE
+        {
             tracing::warn!(ani = %call.ani, "call-in refused: too many wrong access codes");
             return Err(MatchFailure::TooManyAttempts);
         }
         let dnis = group::normalize_dnis(&call.dnis);
-        let candidates: Vec<Uuid> = inner
-            .order
-            .iter()
-            .rev()
-            .filter_map(|id| inner.requests.get(id))
-            .filter(|r| {
-                (!criteria.access_code
-                    || call.access_code.is_some() && r.access_code == call.access_code)
-                    && (!criteria.ani || r.ani.as_deref() == Some(call.ani.as_str()))
-                    && (!criteria.dnis || group::normalize_dnis(&r.dnis) == dnis)
-            })
-            .map(|r| r.id)
-            .collect();
-        let live = candidates.iter().find(|id| {
+        let candidates_of = |criteria: &MatchCriteria| -> Vec<Uuid> {
+            inner
+                .order
+                .iter()
+                .rev()
+                .filter_map(|id| inner.requests.get(id))
+                .filter(|r| {
+                    (!criteria.access_code
+                        || call.access_code.is_some() && r.access_code == call.access_code)
+                        && (!criteria.ani || r.ani.as_deref() == Some(call.ani.as_str()))
+                        && (!criteria.dnis || group::normalize_dnis(&r.dnis) == dnis)
+                })
+                .map(|r| r.id)
+                .collect()
+        };
+        let is_live = |id: &Uuid| {
             inner
                 .requests
                 .get(id)
                 .is_some_and(|r| r.state == CallInState::Pending && r.expires_at > now)
-        });
-        let Some(id) = live.copied() else {
+        };
+        let candidates = candidates_of(&criteria);
+        let live = candidates
+            .iter()
+            .find(|id| is_live(id))
+            .map(|id| (*id, criteria))
+            .or_else(|| {
+                combos[1..].iter().find_map(|c| {
+                    candidates_of(c)
+                        .into_iter()
+                        .find(|id| is_live(id))
+                        .map(|id| (id, *c))
+                })
+            });
+        let Some((id, matched_by)) = live else {
             let failure = candidates
                 .iter()
                 .filter_map(|id| inner.requests.get(id))
@@ -449,7 +484,7 @@ impl CallIn {
         }
         let r = req.clone();
         release(inner, &r);
-        Ok(r)
+        Ok((r, matched_by))
     }
 
     /// Marks pending requests past their expiry as EXPIRED and frees their numbers.

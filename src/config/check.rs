@@ -89,6 +89,21 @@ impl Validator<'_> {
                 ),
             );
         }
+        let prefix = &s.call_data_header_prefix;
+        if prefix.is_empty()
+            || prefix.len() > 64
+            || !prefix.bytes().all(crate::flow::call_data::is_token_byte)
+        {
+            let pos = self.pos_of(root, &[K("sip"), K("call_data_header_prefix")]);
+            self.err(
+                pos,
+                "sip.call_data_header_prefix",
+                format!(
+                    "`{prefix}` is not a SIP header-name prefix (1 to 64 letters, digits and \
+                     `-.!%*_+`'~`)"
+                ),
+            );
+        }
         let (m, st, a) = (&spec.media, &spec.store, &spec.api);
         let tcp_max = s.tcp_max_connections.max(1) as i64;
         for (section, (key, value, lo, hi)) in [

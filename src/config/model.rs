@@ -82,6 +82,12 @@ pub struct SipSettings {
     /// Inbound TCP connections open at once from one IP address (1–tcp_max_connections).
     /// Default 200.
     pub tcp_max_connections_per_address: u32,
+    /// Prefix of the SIP headers that carry a call's attached data (Call Data block) on the
+    /// INVITE to the agent's phone: key `order` → `X-Boomerang-order`. Default `X-Boomerang-`.
+    pub call_data_header_prefix: String,
+    /// Also send the attached data as one RFC 7433 `User-to-User` header (hex of
+    /// `key=value` pairs joined with `&`, URL-encoded). Default false.
+    pub call_data_user_to_user: bool,
 }
 
 impl Default for SipSettings {
@@ -105,6 +111,8 @@ impl Default for SipSettings {
             tcp_idle_timeout_seconds: 3600,
             tcp_max_connections: 10_000,
             tcp_max_connections_per_address: 200,
+            call_data_header_prefix: "X-Boomerang-".into(),
+            call_data_user_to_user: false,
         }
     }
 }

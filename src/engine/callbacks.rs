@@ -242,7 +242,8 @@ impl CallbackRunner {
                 }
             };
             let Ok(a) = assigned else { return false };
-            match s.connect_agent(leg.clone(), &a, Some(rec.id)).await {
+            let data = crate::flow::call_data::from_map(&rec.user_data);
+            match s.connect_agent(leg.clone(), &a, Some(rec.id), &data).await {
                 AgentConnect::Talked { .. } => return true,
                 AgentConnect::CallerGone => return false,
                 AgentConnect::AgentUnavailable(_) => continue,

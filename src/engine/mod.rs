@@ -86,6 +86,8 @@ pub struct Core {
     pub rules: Arc<RuleBook>,
     /// Click-to-Call-In group administration.
     pub groups: Arc<GroupBook>,
+    /// The last agent each caller talked to (Route Agent), shared by the flows.
+    pub last_agents: Arc<crate::flow::last_agent::LastAgents>,
 }
 
 impl Core {
@@ -138,6 +140,7 @@ impl Core {
             store,
             rules,
             groups,
+            last_agents: Default::default(),
         })
     }
 
@@ -151,6 +154,7 @@ impl Core {
             dispatch: self.dispatch.clone(),
             agents,
             store: self.store.clone(),
+            last_agents: self.last_agents.clone(),
         }
     }
 
@@ -677,6 +681,7 @@ async fn start_sip(
         dispatch: dispatch.clone(),
         agents: dialer.clone(),
         store: store.clone(),
+        last_agents: Default::default(),
     });
     let _ = front.services.set(services.clone());
     let (udp, tcp) = ua.local_addrs();

@@ -85,6 +85,9 @@ pub struct Cx<'a> {
     /// The callback this call serves (Callback applications); Route Call queues the customer
     /// at the callback's place.
     pub serving: Option<Serving>,
+    /// Data attached to the interaction (Call Data blocks): sent to the agent's phone as SIP
+    /// headers and kept with a callback booked from this call.
+    pub call_data: super::call_data::CallData,
     outcome: Option<String>,
 }
 
@@ -196,12 +199,22 @@ pub async fn run_serving(
     for (k, v) in &flow.variables {
         vars.entry(k.clone()).or_insert_with(|| v.clone());
     }
+    // A served callback's userData is the call's data from the start: the agent sees it.
+    let mut call_data = super::call_data::CallData::new();
+    if serving.is_some() {
+        for (k, v) in &vars {
+            if let Some(key) = k.strip_prefix("callback.user_data.") {
+                super::call_data::attach(&mut call_data, key, &v.to_string());
+            }
+        }
+    }
     let mut cx = Cx {
         leg: &leg,
         services,
         vars,
         flow,
         serving,
+        call_data,
         outcome: None,
     };
     let mut trace = Vec::new();

@@ -2,10 +2,12 @@
 //! before any call, and the interpreter that runs them on a `CallLeg`.
 
 pub(crate) mod blocks;
+pub mod call_data;
 pub(crate) mod check;
 pub mod expr;
 mod graph;
 pub mod interpreter;
+pub mod last_agent;
 pub mod load;
 pub mod model;
 pub(crate) mod services;

@@ -101,6 +101,8 @@ pub struct FlowServices {
     pub agents: Arc<dyn Dialer>,
     /// Durable state (call-in request states).
     pub store: Arc<dyn crate::store::Store>,
+    /// The last agent each caller talked to (Route Agent).
+    pub last_agents: Arc<crate::flow::last_agent::LastAgents>,
 }
 
 impl FlowServices {
@@ -200,21 +202,22 @@ impl FlowServices {
     }
 
     /// Matches an inbound caller against pending call-in requests.
+    /// Each combination of criteria is tried in turn; the one that matched comes back.
     pub fn match_call_in(
         &self,
-        criteria: MatchCriteria,
+        combos: &[MatchCriteria],
         facts: &CallFacts,
-    ) -> Result<CallInRequest, MatchFailure> {
+    ) -> Result<(CallInRequest, MatchCriteria), MatchFailure> {
         let callbacks = self.callbacks.clone();
         let route = |r: &CallInRequest| self.call_in_target(r).map(|_| ());
-        let matched = self.callin.match_routable(
-            criteria,
+        let matched = self.callin.match_first_of(
+            combos,
             facts,
             self.clock.now(),
             &move |id| callbacks.is_alive(id),
             &route,
         );
-        if let Ok(req) = &matched {
+        if let Ok((req, _)) = &matched {
             crate::callin::persist_later(&self.store, vec![req.clone()]);
         }
         matched
@@ -297,12 +300,14 @@ impl FlowServices {
     /// goes to the state asked for during the call, else wraps up (the queue's
     /// `wrap_up_seconds`), else is Ready (Not Ready when the phone did not answer).
     /// When the call serves a callback, it becomes PROCESSING at the bridge and COMPLETED(AGENT)
-    /// when the conversation ends.
+    /// when the conversation ends. `data` (the call's attached data) rides on the agent leg as
+    /// SIP headers named by `sip.call_data_header_prefix` (and `User-to-User` when configured).
     pub async fn connect_agent(
         &self,
         caller: Arc<dyn CallLeg>,
         a: &Assignment,
         callback: Option<Uuid>,
+        data: &crate::flow::call_data::CallData,
     ) -> AgentConnect {
         let ring = Duration::from_secs(
             self.config
@@ -313,8 +318,14 @@ impl FlowServices {
         let target = DialTarget::Agent {
             agent_id: a.agent.clone(),
         };
+        let sip = &self.config.spec.sip;
+        let headers = crate::flow::call_data::sip_headers(
+            data,
+            &sip.call_data_header_prefix,
+            sip.call_data_user_to_user,
+        );
         let dialled = tokio::select! {
-            r = self.agents.dial(&target, &caller.info().ani, ring) => r,
+            r = self.agents.dial_with_headers(&target, &caller.info().ani, ring, &headers) => r,
             _ = caller.hung_up() => {
                 self.dispatch.release(a);
                 self.dispatch.stats().abandoned(&a.queue);
@@ -384,9 +395,30 @@ impl FlowServices {
         {
             tracing::warn!(agent = %a.agent, error = %e, "cannot end the agent's call");
         }
+        self.last_agents.record(&caller.info().ani, &a.agent);
         AgentConnect::Talked {
             agent: a.agent.clone(),
             end,
         }
+    }
+
+    /// Reserves `agent` for a call when Ready (Route Agent): an assignment in `queue` that
+    /// [`FlowServices::connect_agent`] can serve, or `None` when the agent is not Ready.
+    pub fn claim_agent(
+        &self,
+        agent: &str,
+        queue: &str,
+        interaction: Uuid,
+        waited: TimeDelta,
+    ) -> Result<Option<Assignment>, RouterError> {
+        let router = self.dispatch.router();
+        Ok(router.claim_agent(agent)?.map(|idx| Assignment {
+            interaction,
+            queue: queue.to_string(),
+            agent: agent.to_string(),
+            agent_idx: idx,
+            waited,
+            reserved: true,
+        }))
     }
 }

@@ -395,6 +395,19 @@ impl Router {
         }
     }
 
+    /// Reserves one named agent when Ready (Route Agent), taking them out of the ready set;
+    /// `None` when they are not Ready (or another interaction claimed them first).
+    pub fn claim_agent(&self, agent: &str) -> Result<Option<AgentIdx>, RouterError> {
+        let idx = self.agents.index_of(agent)?;
+        let since = self.agents.get(idx).ready_since_ns();
+        if self.agents.claim(idx) {
+            self.ready.remove_entry(since, idx);
+            Ok(Some(idx))
+        } else {
+            Ok(None)
+        }
+    }
+
     /// Puts back an agent whose reservation was not used; it keeps its idle place.
     pub fn release(
         &self,

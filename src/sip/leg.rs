@@ -383,6 +383,17 @@ impl Dialer for SipDialer {
         caller_id: &str,
         ring_timeout: Duration,
     ) -> Result<Arc<dyn CallLeg>, DialResult> {
+        self.dial_with_headers(target, caller_id, ring_timeout, &[])
+            .await
+    }
+
+    async fn dial_with_headers(
+        &self,
+        target: &DialTarget,
+        caller_id: &str,
+        ring_timeout: Duration,
+        headers: &[(String, String)],
+    ) -> Result<Arc<dyn CallLeg>, DialResult> {
         let (uri, peer, credentials, late_offer) = self.resolve(target).await?;
         let shared = LegShared::new();
         let m = &self.config.spec.media;
@@ -410,6 +421,7 @@ impl Dialer for SipDialer {
             from_user,
             sdp: offer,
             credentials,
+            extra_headers: headers.to_vec(),
         };
         // A late-offer trunk gets no SDP; its 200 offers and the user agent answers.
         let placed = if late_offer {

@@ -147,6 +147,9 @@ pub struct DialRequest {
     pub sdp: String,
     /// Credentials for 401/407 challenges.
     pub credentials: Option<(String, String)>,
+    /// Extra headers on the INVITE (a call's attached data on the agent leg); names and values
+    /// are made header-safe by `flow::call_data`.
+    pub extra_headers: Vec<(String, String)>,
 }
 
 pub(crate) enum Cmd {

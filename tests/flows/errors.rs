@@ -111,7 +111,7 @@ self_service:
     id: a
 ";
     let all = "expected one of play_message, user_input, menu, assign, if, business_hours, \
-               callback_v2, click_to_call_in_match, route_call, terminate_call";
+               call_data, callback_v2, callback_vq_watermark, click_to_call_in_match, route_agent, route_call, terminate_call";
     assert_eq!(
         problems(text),
         [

@@ -8,6 +8,7 @@
 mod common;
 
 mod blocks;
+mod designer;
 mod errors;
 mod harness;
 mod routing_stress;

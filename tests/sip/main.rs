@@ -8,6 +8,7 @@
 mod common;
 
 mod baresip;
+mod call_data;
 mod conformance;
 mod fuzz_corpus;
 mod hardening;

@@ -422,6 +422,7 @@ async fn we_refresh(update: bool) {
                 from_user: "8000".into(),
                 sdp: offer,
                 credentials: None,
+                extra_headers: Vec::new(),
             },
             shared.clone(),
         )

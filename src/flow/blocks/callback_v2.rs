@@ -410,7 +410,9 @@ async fn offer(b: &CallbackV2, cx: &mut Cx<'_>) -> Step {
         queue_time: now,
         ewt_at_offer: facts.ewt.or(Some(TimeDelta::zero())),
         position_at_offer: facts.waiting,
-        user_data: Default::default(),
+        // The call's attached data (Call Data blocks) goes with the callback: the API returns
+        // it as userData and it reaches the agent when the callback is served.
+        user_data: cx.call_data.clone(),
     };
     match cx.services.book(booking).await {
         Ok(rec) => {

@@ -1,7 +1,7 @@
 //! Click-to-Call-In Match: finds the caller's pending call-in request by access code, ANI and
 //! DNIS, and exposes the original request's routing parameters for Route Call.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use schemars::JsonSchema;
 use serde::Deserialize;
@@ -48,8 +48,14 @@ pub struct ClickToCallInMatch {
     /// Prefix of the result variables (`match.matched`, `match.queue`, …).
     #[serde(default = "match_var")]
     pub result: String,
-    /// Block when matched.
+    /// Block when matched by every criterion.
     pub on_matched: Option<String>,
+    /// Designer's outcome per combination of matched criteria: a combination such as
+    /// `access_code+dnis` (a strict subset of `criteria`, joined with `+`) → the block when the
+    /// request matched by those criteria only. Tried after the full match, larger
+    /// combinations first; a combination not listed is no match.
+    #[serde(default)]
+    pub outcomes: BTreeMap<String, String>,
     /// Block when not matched.
     pub on_no_match: Option<String>,
     /// Block when this caller made too many wrong attempts (default: `on_no_match`).
@@ -62,7 +68,18 @@ pub struct ClickToCallInMatch {
 impl BlockType for ClickToCallInMatch {
     id_and_next!();
 
-    branches!(on_matched, on_no_match, on_blocked, on_unroutable);
+    fn branches(&self) -> Vec<(String, String)> {
+        let mut out = super::targets(&[
+            ("on_matched", &self.on_matched),
+            ("on_no_match", &self.on_no_match),
+            ("on_blocked", &self.on_blocked),
+            ("on_unroutable", &self.on_unroutable),
+        ]);
+        for (k, t) in &self.outcomes {
+            out.push((format!("outcomes.{k}"), t.clone()));
+        }
+        out
+    }
 
     // `on_blocked` and `on_unroutable` default to `on_no_match`.
     fn falls_through(&self, _kind: AppKind) -> bool {
@@ -85,6 +102,28 @@ impl BlockType for ClickToCallInMatch {
         }
         c.var_name("access_code_variable", &self.access_code_variable);
         c.var_name("result", &self.result);
+        let mut seen = BTreeSet::new();
+        let outcomes = c.node.get("outcomes").cloned();
+        for key in self.outcomes.keys() {
+            let pos = c.key_pos(outcomes.as_ref(), key);
+            let path = format!("{}.outcomes.{key}", c.path);
+            match combination(key) {
+                Err(msg) => c.err(pos, &path, msg),
+                Ok(combo) => {
+                    if let Some(extra) = combo.iter().find(|k| !self.criteria.contains(k)) {
+                        c.err(
+                            pos,
+                            &path,
+                            format!("{} is not among `criteria`", name(*extra)),
+                        );
+                    } else if combo.len() == self.criteria.len() {
+                        c.err(pos, &path, "every criterion matched: that is `on_matched`");
+                    } else if !seen.insert(combination_name(&combo)) {
+                        c.err(pos, &path, "this combination is listed twice");
+                    }
+                }
+            }
+        }
     }
 
     async fn run(&self, cx: &mut Cx<'_>) -> Step {
@@ -92,12 +131,74 @@ impl BlockType for ClickToCallInMatch {
     }
 }
 
+/// The YAML name of a criterion.
+fn name(c: Criterion) -> &'static str {
+    match c {
+        Criterion::AccessCode => "access_code",
+        Criterion::Ani => "ani",
+        Criterion::Dnis => "dnis",
+    }
+}
+
+/// The criteria of a combination key such as `ani+dnis`, in the canonical order.
+fn combination(key: &str) -> Result<Vec<Criterion>, String> {
+    let mut out = Vec::new();
+    for part in key.split('+') {
+        let c = match part.trim() {
+            "access_code" => Criterion::AccessCode,
+            "ani" => Criterion::Ani,
+            "dnis" => Criterion::Dnis,
+            other => {
+                return Err(format!(
+                    "`{other}` is not a criterion: a combination is access_code, ani and dnis joined with `+`"
+                ));
+            }
+        };
+        if out.contains(&c) {
+            return Err(format!("{} is named twice", name(c)));
+        }
+        out.push(c);
+    }
+    out.sort_by_key(|c| *c as u8);
+    Ok(out)
+}
+
+/// The canonical name of a combination (`access_code+ani+dnis` order).
+fn combination_name(combo: &[Criterion]) -> String {
+    let mut v: Vec<Criterion> = combo.to_vec();
+    v.sort_by_key(|c| *c as u8);
+    v.iter().map(|c| name(*c)).collect::<Vec<_>>().join("+")
+}
+
+fn criteria_of(combo: &[Criterion]) -> MatchCriteria {
+    MatchCriteria {
+        access_code: combo.contains(&Criterion::AccessCode),
+        ani: combo.contains(&Criterion::Ani),
+        dnis: combo.contains(&Criterion::Dnis),
+    }
+}
+
+fn combo_of(m: MatchCriteria) -> Vec<Criterion> {
+    [
+        (m.access_code, Criterion::AccessCode),
+        (m.ani, Criterion::Ani),
+        (m.dnis, Criterion::Dnis),
+    ]
+    .into_iter()
+    .filter_map(|(on, c)| on.then_some(c))
+    .collect()
+}
+
 async fn run(b: &ClickToCallInMatch, cx: &mut Cx<'_>) -> Step {
-    let criteria = MatchCriteria {
-        access_code: b.criteria.contains(&Criterion::AccessCode),
-        ani: b.criteria.contains(&Criterion::Ani),
-        dnis: b.criteria.contains(&Criterion::Dnis),
-    };
+    // The full match first, then the listed combinations, larger ones first.
+    let mut partial: Vec<(Vec<Criterion>, &String)> = b
+        .outcomes
+        .iter()
+        .filter_map(|(k, t)| combination(k).ok().map(|c| (c, t)))
+        .collect();
+    partial.sort_by_key(|(c, _)| std::cmp::Reverse(c.len()));
+    let mut combos = vec![criteria_of(&b.criteria)];
+    combos.extend(partial.iter().map(|(c, _)| criteria_of(c)));
     let text = |cx: &Cx<'_>, k: &str| cx.vars.get(k).map(|v| v.to_string()).unwrap_or_default();
     let code = text(cx, &b.access_code_variable);
     let facts = CallFacts {
@@ -106,8 +207,12 @@ async fn run(b: &ClickToCallInMatch, cx: &mut Cx<'_>) -> Step {
         access_code: (!code.is_empty()).then_some(code),
     };
     let r = &b.result;
-    match cx.services.match_call_in(criteria, &facts) {
-        Ok(req) => {
+    match cx.services.match_call_in(&combos, &facts) {
+        Ok((req, by)) => {
+            let by = combo_of(by);
+            let full = by.len() == b.criteria.len();
+            let by_name = combination_name(&by);
+            cx.set(&format!("{r}.matched_criteria"), by_name.clone());
             // Checked before the request was used up; a callback that ended since then
             // leaves the request's own routing.
             let target = cx.services.call_in_target(&req).ok();
@@ -146,11 +251,23 @@ async fn run(b: &ClickToCallInMatch, cx: &mut Cx<'_>) -> Step {
             for (k, v) in &req.routing.user_data {
                 cx.set(&format!("{r}.user_data.{k}"), v.clone());
             }
-            cx.outcome(format!("matched request for queue {queue}"));
-            Step::Branch(b.on_matched.clone())
+            if full {
+                cx.outcome(format!("matched request for queue {queue}"));
+                return Step::Branch(b.on_matched.clone());
+            }
+            cx.outcome(format!(
+                "matched request for queue {queue} by {by_name} only"
+            ));
+            Step::Branch(
+                partial
+                    .iter()
+                    .find(|(c, _)| *c == by)
+                    .map(|(_, t)| (*t).clone()),
+            )
         }
         Err(e) => {
             cx.set(&format!("{r}.matched"), false);
+            cx.set(&format!("{r}.matched_criteria"), "");
             cx.set(&format!("{r}.failure"), e.to_string());
             cx.outcome(format!("no match ({e})"));
             if e == MatchFailure::Unroutable {

@@ -33,10 +33,13 @@ macro_rules! branches {
 pub mod assign;
 pub mod branch;
 pub mod business_hours;
+pub mod call_data;
 pub mod callback_v2;
+pub mod callback_vq_watermark;
 pub mod click_to_call_in_match;
 pub mod menu;
 pub mod play_message;
+pub mod route_agent;
 pub mod route_call;
 pub mod terminate_call;
 pub mod user_input;
@@ -183,10 +186,16 @@ registry! {
     If(branch::If) = "if",
     /// Business hours branch.
     BusinessHours(business_hours::BusinessHoursCheck) = "business_hours",
+    /// Attaches data to the interaction (SIP headers on the agent leg).
+    CallData(call_data::CallData) = "call_data",
     /// Callback offer / callback customer side.
     CallbackV2(callback_v2::CallbackV2) = "callback_v2",
+    /// Active callbacks of a callback queue against a limit.
+    CallbackVqWatermark(callback_vq_watermark::CallbackVqWatermark) = "callback_vq_watermark",
     /// Click-to-Call-In Match.
     ClickToCallInMatch(click_to_call_in_match::ClickToCallInMatch) = "click_to_call_in_match",
+    /// Route to one agent (id, login or last agent).
+    RouteAgent(route_agent::RouteAgent) = "route_agent",
     /// Route to an agent.
     RouteCall(route_call::RouteCall) = "route_call",
     /// End the call.

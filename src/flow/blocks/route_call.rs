@@ -189,6 +189,7 @@ async fn run(b: &RouteCall, cx: &mut Cx<'_>) -> Step {
     let mut next_announce = entered + every;
     let mut music = b.hold_music.clone();
     let leg: Arc<_> = cx.leg.clone();
+    let data = cx.call_data.clone();
     loop {
         let wake = if announce {
             deadline.min(next_announce)
@@ -218,7 +219,7 @@ async fn run(b: &RouteCall, cx: &mut Cx<'_>) -> Step {
                 };
                 let waited = clock.now() - entered;
                 cx.set("route.waited", waited.num_seconds());
-                match services.connect_agent(leg.clone(), &a, serving_id).await {
+                match services.connect_agent(leg.clone(), &a, serving_id, &data).await {
                     AgentConnect::Talked { agent, end } => {
                         cx.set("route.result", "connected");
                         cx.set("route.agent", agent.clone());

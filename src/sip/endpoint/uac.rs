@@ -81,6 +81,9 @@ impl Endpoint {
         if let Some((name, value)) = authorization {
             text.push_str(&format!("{name}: {value}\r\n"));
         }
+        for (name, value) in &d.extra_headers {
+            text.push_str(&format!("{name}: {value}\r\n"));
+        }
         if !d.sdp.is_empty() {
             text.push_str("Content-Type: application/sdp\r\n");
         }
@@ -280,6 +283,7 @@ impl Endpoint {
                     from_user: from_user(invite),
                     sdp: String::from_utf8_lossy(&invite.body).to_string(),
                     credentials: None,
+                    extra_headers: extra_headers(invite),
                 };
                 retry = Some((d, from_tag, seq, answer_header, auth));
             }
@@ -312,4 +316,22 @@ impl Endpoint {
             c.shared.end();
         }
     }
+}
+
+/// The extension headers of an INVITE we sent (call data), kept when it is sent again with
+/// credentials.
+fn extra_headers(invite: &rsip::Request) -> Vec<(String, String)> {
+    invite
+        .headers()
+        .iter()
+        .filter_map(|h| match h {
+            Header::Other(name, value)
+                if !name.eq_ignore_ascii_case("Allow")
+                    && !name.eq_ignore_ascii_case("Supported") =>
+            {
+                Some((name.clone(), value.clone()))
+            }
+            _ => None,
+        })
+        .collect()
 }
