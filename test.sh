@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test boomerang has: installs the independent SIP peers the integration tests
-# drive (SIPp from Debian's sip-tester, baresip) and the README examples' tools (curl, jq),
-# then the whole Rust workspace.
+# drive (SIPp from Debian's sip-tester, baresip), Chromium and chromedriver for the UI's browser
+# tests, and the README examples' tools (curl, jq), then the whole Rust workspace.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -11,6 +11,9 @@ command -v baresip >/dev/null 2>&1 || need+=(baresip)
 # The README's examples (tests/ops/readme_examples.rs) run as written: curl and jq.
 command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v jq >/dev/null 2>&1 || need+=(jq)
+# The Callback UI's browser tests (tests/ui) drive headless Chromium through chromedriver.
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   echo "test.sh: installing ${need[*]}"

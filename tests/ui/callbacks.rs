@@ -1,0 +1,1 @@
+//! Callback tab tests.
