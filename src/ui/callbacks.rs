@@ -448,13 +448,15 @@ fn slot_views(s: &ApiState, queue: &str, date: NaiveDate, chosen: Option<&str>) 
         .filter(|sl| sl.start > now && sl.available() > 0)
         .map(|sl| {
             let value = sl.start.to_rfc3339();
+            let local = sl.start.with_timezone(&tz).format("%H:%M %Z").to_string();
+            let utc = sl.start.format("%H:%M UTC").to_string();
+            let when = if local == utc {
+                utc
+            } else {
+                format!("{local} ({utc})")
+            };
             SlotView {
-                label: format!(
-                    "{} ({} UTC) — {} free",
-                    sl.start.with_timezone(&tz).format("%H:%M %Z"),
-                    sl.start.format("%H:%M"),
-                    sl.available()
-                ),
+                label: format!("{when} — {} free", sl.available()),
                 selected: chosen == Some(value.as_str()),
                 value,
             }

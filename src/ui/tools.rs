@@ -63,11 +63,13 @@ fn queue_rows(s: &ApiState, user: &UiUser) -> Vec<QueueRow> {
                 .intervals_on(local.date_naive())
                 .iter()
                 .map(|(o, c)| {
-                    format!(
-                        "{}–{}",
-                        o.with_timezone(&hours.tz).format("%H:%M"),
-                        c.with_timezone(&hours.tz).format("%H:%M")
-                    )
+                    let (o, c) = (
+                        o.with_timezone(&hours.tz).format("%H:%M").to_string(),
+                        c.with_timezone(&hours.tz).format("%H:%M").to_string(),
+                    );
+                    // An interval ending at the next midnight reads as 24:00.
+                    let c = if c == "00:00" { "24:00".to_string() } else { c };
+                    format!("{o}–{c}")
                 })
                 .collect();
             let agents = s.router.agent_counts(&q.name).unwrap_or_default();

@@ -143,16 +143,6 @@ impl Browser {
             .unwrap();
     }
 
-    /// Accepts the confirmation dialog htmx opens (`hx-confirm`), when there is one.
-    pub async fn accept_dialog(&self) {
-        for _ in 0..20 {
-            if self.c.accept_alert().await.is_ok() {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
     /// The text of `#id`, or `None` when there is no such element.
     pub async fn text(&self, id: &str) -> Option<String> {
         match self.c.find(Locator::Id(id)).await {
