@@ -9,11 +9,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use boomerang::api::admin::auth::{Role, hash_password};
-use boomerang::callback::model::{CallbackState, CompletionReason};
 use boomerang::callback::model::CallbackRecord;
+use boomerang::callback::model::{CallbackState, CompletionReason};
 use boomerang::callback::service::api_callback;
-use boomerang::store::{SqliteStore, Store};
 use boomerang::config::{AdminUserSpec, Config};
+use boomerang::store::{SqliteStore, Store};
 use chrono::TimeDelta;
 use criterion::{Criterion, criterion_group, criterion_main};
 
@@ -65,7 +65,10 @@ fn bench(c: &mut Criterion) {
                 r.state = CallbackState::Completed(CompletionReason::Agent);
                 batch.push(r);
                 if batch.len() == 1000 {
-                    store.save_callbacks(std::mem::take(&mut batch)).await.unwrap();
+                    store
+                        .save_callbacks(std::mem::take(&mut batch))
+                        .await
+                        .unwrap();
                 }
             }
             store.save_callbacks(batch).await.unwrap();
@@ -129,7 +132,12 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("callback_tab_first_page_100k");
     g.sample_size(30).measurement_time(Duration::from_secs(8));
     g.bench_function("ui_html_page", |b| {
-        b.iter(|| rt.block_on(get(format!("{base}/ui/callbacks"), ("cookie", cookie.clone()))))
+        b.iter(|| {
+            rt.block_on(get(
+                format!("{base}/ui/callbacks"),
+                ("cookie", cookie.clone()),
+            ))
+        })
     });
     g.bench_function("baseline_admin_json_list", |b| {
         b.iter(|| {

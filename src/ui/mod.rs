@@ -8,6 +8,7 @@
 //! its token travels in an HttpOnly, SameSite=Strict cookie; every state change carries a CSRF
 //! token derived from it; every answer carries a Content-Security-Policy without inline scripts.
 
+mod admin;
 mod callbacks;
 mod session;
 mod tools;
@@ -68,6 +69,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/ui/agents", get(tools::agents))
         .route("/ui/agents/{id}/state", post(tools::agent_state))
         .route("/ui/audit", get(tools::audit))
+        .route("/ui/rules", get(admin::rules))
+        .route("/ui/callin", get(admin::callin))
+        .route("/ui/developer", get(admin::developer))
+        .route("/ui/users", get(admin::users))
         .route(
             "/ui/{*rest}",
             get(|| async { page_error(StatusCode::NOT_FOUND, "There is no such page.", None) }),
@@ -157,14 +162,40 @@ pub fn tabs(user: &UiUser) -> Vec<Tab> {
             href: "/ui/callbacks",
         });
     }
+    if p.has(ReadRules) {
+        out.push(Tab {
+            label: "Call-In",
+            href: "/ui/callin",
+        });
+    }
     if p.has(UseTools) {
         out.push(Tab {
             label: "Queues",
             href: "/ui/queues",
         });
+    }
+    if p.has(ReadRules) {
+        out.push(Tab {
+            label: "Rules",
+            href: "/ui/rules",
+        });
+    }
+    if p.has(UseTools) {
         out.push(Tab {
             label: "Agents",
             href: "/ui/agents",
+        });
+    }
+    if p.has(DeveloperTools) {
+        out.push(Tab {
+            label: "Developer",
+            href: "/ui/developer",
+        });
+    }
+    if p.has(ManageUsers) {
+        out.push(Tab {
+            label: "Users",
+            href: "/ui/users",
         });
     }
     if p.has(ReadAudit) {
@@ -198,6 +229,11 @@ fn templates() -> &'static Environment<'static> {
             ),
             ("agents.html", include_str!("templates/agents.html")),
             ("audit.html", include_str!("templates/audit.html")),
+            ("rules.html", include_str!("templates/rules.html")),
+            ("rule_table.html", include_str!("templates/rule_table.html")),
+            ("callin.html", include_str!("templates/callin.html")),
+            ("developer.html", include_str!("templates/developer.html")),
+            ("users.html", include_str!("templates/users.html")),
         ] {
             if let Err(e) = env.add_template(name, text) {
                 tracing::error!(template = name, error = %e, "UI template does not parse");

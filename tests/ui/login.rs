@@ -26,10 +26,38 @@ async fn each_role_sees_its_tabs_and_buttons() {
     let (_e, url) = engine(dir.path(), boomerang::clock::SystemClock::shared()).await;
     let b = Browser::start(&url).await;
     let expect: [(&str, &[&str], bool); 4] = [
-        ("root", &["Callback", "Queues", "Agents", "Audit"], true),
-        ("sup", &["Callback", "Queues", "Agents"], true),
-        ("mon", &["Callback"], false),
-        ("dev", &["Callback", "Queues", "Agents"], false),
+        (
+            "root",
+            &[
+                "Callback",
+                "Call-In",
+                "Queues",
+                "Rules",
+                "Agents",
+                "Developer",
+                "Users",
+                "Audit",
+            ],
+            true,
+        ),
+        (
+            "sup",
+            &["Callback", "Call-In", "Queues", "Rules", "Agents"],
+            true,
+        ),
+        ("mon", &["Callback", "Call-In", "Rules"], false),
+        (
+            "dev",
+            &[
+                "Callback",
+                "Call-In",
+                "Queues",
+                "Rules",
+                "Agents",
+                "Developer",
+            ],
+            false,
+        ),
     ];
     for (user, tabs, writes) in expect {
         b.login(user, PASSWORD).await;

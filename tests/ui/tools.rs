@@ -183,3 +183,85 @@ async fn screenshots_of_the_main_pages() {
         assert!(std::fs::metadata(out.join(f)).unwrap().len() > 1000, "{f}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rules_with_test_a_number_call_in_groups_developer_errors_and_users() {
+    let (_dir, e) = common::start_demo(|spec| spec.admin.users = users()).await;
+    let url = format!("http://{}", e.http_addr);
+    // A number rule made through the JSON API shows in the UI.
+    let http = reqwest::Client::new();
+    let login: serde_json::Value = http
+        .post(format!("{url}/admin/login"))
+        .json(&serde_json::json!({"username": "root", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["data"]["accessToken"].as_str().unwrap().to_string();
+    let made = http
+        .post(format!("{url}/admin/rules/number"))
+        .bearer_auth(&token)
+        .json(
+            &serde_json::json!({"name": "eu", "countries": ["FR"], "blockedPatterns": ["^33899"]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert!(made.status().is_success(), "{}", made.text().await.unwrap());
+    // An API error to find by its correlation id.
+    let bad = http
+        .get(format!("{url}/admin/callbacks?state=NOPE"))
+        .bearer_auth(&token)
+        .header("x-correlation-id", "ui-test-corr-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 400);
+
+    let b = Browser::start(&url).await;
+    b.login("mon", PASSWORD).await;
+    b.wait_text("Log out").await;
+    b.go("/ui/rules").await;
+    b.wait_text("Number validation rules").await;
+    b.fill("number", "+33 6 12 34 56 78").await;
+    b.click("test").await;
+    assert_eq!(
+        b.text("verdict").await.as_deref(),
+        Some("Valid: +33612345678 passes rule “eu”.")
+    );
+    b.fill("number", "+44 20 7183 8750").await;
+    b.click("test").await;
+    assert!(
+        b.text("verdict")
+            .await
+            .unwrap()
+            .starts_with("Refused by rule “eu”")
+    );
+    b.go("/ui/callin").await;
+    b.wait_text("DemoApp").await;
+    b.go("/ui/developer").await;
+    assert!(
+        b.text("error").await.unwrap().starts_with("Not allowed:"),
+        "a monitor"
+    );
+    b.click("logout").await;
+
+    b.login("root", PASSWORD).await;
+    b.wait_text("Log out").await;
+    b.go("/ui/developer?correlation=ui-test-corr-1").await;
+    let rows =
+        b.c.find_all(Locator::Css("#errors tbody tr"))
+            .await
+            .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0].text().await.unwrap().contains("NOPE"));
+    b.go("/ui/users").await;
+    let users = b.text("users").await.unwrap();
+    assert!(
+        users.contains("sales") && users.contains("Sales_VQ_CB"),
+        "{users}"
+    );
+    b.close().await;
+}
