@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use boomerang::routing::StateKind;
-use chrono::{TimeDelta, Utc};
+use chrono::TimeDelta;
 use fantoccini::Locator;
 
 use crate::browser::Browser;
@@ -122,7 +122,8 @@ async fn screenshots_of_the_main_pages() {
             e.callbacks.cancel(rec.id, "sup", true).await.unwrap();
         }
     }
-    let tomorrow = (Utc::now() + TimeDelta::days(1)).date_naive();
+    let tomorrow =
+        (boomerang::clock::SystemClock::shared().now() + TimeDelta::days(1)).date_naive();
     let slot = e
         .callbacks
         .availability("Sales_VQ_CB", tomorrow, tomorrow)
