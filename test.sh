@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every test boomerang has: installs the independent SIP peers the integration tests
-# drive (SIPp from Debian's sip-tester, baresip), the README examples' tools (curl, jq) and
-# PostgreSQL (started as a throwaway cluster for the PostgreSQL store), then the whole Rust
-# workspace.
+# drive (SIPp from Debian's sip-tester, baresip), Chromium and chromedriver for the UI's browser
+# tests, the README examples' tools (curl, jq) and PostgreSQL (started as a throwaway cluster
+# for the PostgreSQL store), then the whole Rust workspace.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -14,6 +14,9 @@ command -v curl >/dev/null 2>&1 || need+=(curl)
 command -v jq >/dev/null 2>&1 || need+=(jq)
 # The PostgreSQL store's tests run against a throwaway cluster (.ci/pg-cluster.sh).
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+# The Callback UI's browser tests (tests/ui) drive headless Chromium through chromedriver.
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
   echo "test.sh: installing ${need[*]}"

@@ -22,5 +22,6 @@ pub mod rules;
 pub mod sip;
 pub mod store;
 pub(crate) mod throttle;
+pub mod ui;
 pub mod users;
 pub mod yaml;

@@ -387,7 +387,8 @@ impl Engine {
             .map_err(|source| EngineError::Bind { addr, source })?;
         let metrics_on = config.spec.metrics.enabled;
         // The API is rebuilt from the configuration on a reload (SIGHUP, POST /admin/reload).
-        let live = crate::ops::reload::Live::new(state, Box::new(api::router), metrics.clone());
+        let live =
+            crate::ops::reload::Live::new(state, Box::new(crate::ui::with_api), metrics.clone());
         let app = if metrics_on {
             crate::ops::routes(health.clone())
                 .merge(crate::ops::docs::routes())

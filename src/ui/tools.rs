@@ -1,0 +1,327 @@
+//! Tools: the Callback Queues page (EWT, waiting, callbacks by state, agents, today's hours,
+//! rules in force) refreshed by short polling, the agents with their states, and the audit log.
+//!
+//! Live figures are polled (htmx `every 5s` on the table) rather than pushed over SSE: the
+//! engine's HTTP listener deliberately closes idle connections and caps connections per address
+//! (`api.max_connections_per_address`), so a long-lived stream per open tab would eat that cap
+//! and need its own exemptions; a poll is one short keep-alive request that renders the same
+//! table the page does, and a supervisor's figures are fine 5 s old.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{Form, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use minijinja::context;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use super::{UiUser, page_error, render, tabs};
+use crate::api::ApiState;
+use crate::routing::StateKind;
+use crate::users::Permission;
+
+/// Seconds between two refreshes of the queues table.
+pub const POLL_SECONDS: u32 = 5;
+
+/// One queue's figures on the page.
+#[derive(Debug, Serialize)]
+struct QueueRow {
+    name: String,
+    ewt: String,
+    waiting: usize,
+    by_state: BTreeMap<&'static str, usize>,
+    logged_in: usize,
+    ready: usize,
+    busy: usize,
+    open_now: bool,
+    hours_today: String,
+    timezone: String,
+    number_rule: Option<String>,
+    capacity_rule: bool,
+}
+
+fn queue_rows(s: &ApiState, user: &UiUser) -> Vec<QueueRow> {
+    let now = s.clock.now();
+    let mut counts: BTreeMap<String, BTreeMap<&'static str, usize>> = BTreeMap::new();
+    for r in s.callbacks.active() {
+        *counts
+            .entry(r.queue.clone())
+            .or_default()
+            .entry(r.state.name())
+            .or_default() += 1;
+    }
+    s.config
+        .spec
+        .queues
+        .iter()
+        .filter(|q| user.user.can_read_queue(&q.name))
+        .map(|q| {
+            let hours = s.config.queue_hours(q);
+            let local = now.with_timezone(&hours.tz);
+            let today: Vec<String> = hours
+                .intervals_on(local.date_naive())
+                .iter()
+                .map(|(o, c)| {
+                    let (o, c) = (
+                        o.with_timezone(&hours.tz).format("%H:%M").to_string(),
+                        c.with_timezone(&hours.tz).format("%H:%M").to_string(),
+                    );
+                    // An interval ending at the next midnight reads as 24:00.
+                    let c = if c == "00:00" { "24:00".to_string() } else { c };
+                    format!("{o}–{c}")
+                })
+                .collect();
+            let agents = s.router.agent_counts(&q.name).unwrap_or_default();
+            let ewt = s.router.ewt_for_new(&q.name).ok().flatten();
+            let mut by_state: BTreeMap<&'static str, usize> =
+                ["SCHEDULED", "QUEUED", "ROUTING", "PROCESSING"]
+                    .into_iter()
+                    .map(|k| (k, 0))
+                    .collect();
+            if let Some(c) = counts.get(&q.name) {
+                by_state.extend(c.iter().map(|(k, v)| (*k, *v)));
+            }
+            QueueRow {
+                name: q.name.clone(),
+                ewt: match ewt {
+                    Some(d) => format!("{} s", d.num_seconds()),
+                    None => "unknown (no agent)".into(),
+                },
+                waiting: s.router.waiting(&q.name).unwrap_or(0),
+                by_state,
+                logged_in: agents.logged_in,
+                ready: agents.ready,
+                busy: agents.busy,
+                open_now: hours.is_open(now),
+                hours_today: if today.is_empty() {
+                    "closed".into()
+                } else {
+                    today.join(", ")
+                },
+                timezone: hours.tz.name().to_string(),
+                number_rule: s
+                    .callbacks
+                    .assigned_number_rule(&q.name)
+                    .map(|r| r.spec().name.clone()),
+                capacity_rule: s.callbacks.has_capacity_rule(&q.name),
+            }
+        })
+        .collect()
+}
+
+/// The Callback Queues page (or only its table, for the poll).
+pub async fn queues(State(s): State<ApiState>, user: UiUser, headers: HeaderMap) -> Response {
+    if let Err(r) = user.require(Permission::UseTools) {
+        return r;
+    }
+    let ctx = context! {
+        title => "Callback queues",
+        active => "/ui/queues",
+        user => user.view(),
+        tabs => tabs(&user),
+        csrf => user.csrf,
+        queues => queue_rows(&s, &user),
+        updated => s.clock.now().format("%H:%M:%S UTC").to_string(),
+        poll => format!("every {POLL_SECONDS}s"),
+    };
+    let partial = headers.contains_key("hx-request");
+    render(
+        if partial {
+            "queue_table.html"
+        } else {
+            "queues.html"
+        },
+        ctx,
+    )
+}
+
+/// One agent on the page.
+#[derive(Debug, Serialize)]
+struct AgentRow {
+    id: String,
+    name: String,
+    state: String,
+    reason: String,
+    phone: bool,
+    skills: String,
+}
+
+fn state_name(k: StateKind) -> String {
+    serde_json::to_value(k)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// Agents with their states (and, for those who may, the buttons to change them).
+pub async fn agents(
+    State(s): State<ApiState>,
+    user: UiUser,
+    q: Result<Query<NoticeQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    if let Err(r) = user.require(Permission::UseTools) {
+        return r;
+    }
+    let rows: Vec<AgentRow> = s
+        .router
+        .agents()
+        .iter()
+        .map(|(_, a)| AgentRow {
+            id: a.id.clone(),
+            name: a.name.clone(),
+            state: state_name(a.state()),
+            reason: a.not_ready_reason(),
+            phone: a.has_phone(),
+            skills: s
+                .agent_book
+                .get(&a.id)
+                .map(|b| {
+                    b.spec
+                        .skills
+                        .iter()
+                        .map(|(k, v)| format!("{k} {v}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default(),
+        })
+        .collect();
+    render(
+        "agents.html",
+        context! {
+            title => "Agents",
+            active => "/ui/agents",
+            user => user.view(),
+            tabs => tabs(&user),
+            csrf => user.csrf,
+            agents => rows,
+            notice => q.ok().and_then(|Query(q)| q.done),
+        },
+    )
+}
+
+/// `?done=` notice.
+#[derive(Debug, Deserialize)]
+pub struct NoticeQuery {
+    #[serde(default)]
+    done: Option<String>,
+}
+
+/// The agent state form.
+#[derive(Debug, Deserialize)]
+pub struct StateForm {
+    csrf: String,
+    state: String,
+}
+
+/// Changes an agent's state as `POST /admin/agents/{id}/state` does.
+pub async fn agent_state(
+    State(s): State<ApiState>,
+    user: UiUser,
+    Path(id): Path<String>,
+    Form(f): Form<StateForm>,
+) -> Response {
+    if let Err(r) = user.check_csrf(&f.csrf) {
+        return r;
+    }
+    if let Err(r) = user.require(Permission::ManageAgents) {
+        return r;
+    }
+    let to = match f.state.as_str() {
+        "ready" => StateKind::Ready,
+        "not_ready" => StateKind::NotReady,
+        "logged_out" => StateKind::LoggedOut,
+        _ => {
+            return page_error(
+                StatusCode::BAD_REQUEST,
+                "State: one of ready, not_ready, logged_out.",
+                Some(&user),
+            );
+        }
+    };
+    let Ok(idx) = s.router.agents().index_of(&id) else {
+        return page_error(
+            StatusCode::NOT_FOUND,
+            &format!("There is no running agent “{id}”."),
+            Some(&user),
+        );
+    };
+    let listeners = &s.config.spec.listeners;
+    let sip = !(listeners.sip_udp.is_empty() && listeners.sip_tcp.is_empty());
+    let agent = s.router.agents().get(idx);
+    if to == StateKind::Ready && sip && !agent.has_phone() && agent.state() != StateKind::Ready {
+        return page_error(
+            StatusCode::CONFLICT,
+            &format!(
+                "Agent “{id}” has no registered phone: register it before making the agent ready."
+            ),
+            Some(&user),
+        );
+    }
+    let Some(d) = &s.dispatch else {
+        return page_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "No dispatch in this engine.",
+            Some(&user),
+        );
+    };
+    if let Err(e) = d.request_agent_state(&id, to, None) {
+        return page_error(
+            StatusCode::CONFLICT,
+            &format!("Not changed: {e}."),
+            Some(&user),
+        );
+    }
+    if let Some(store) = &s.store {
+        let doc = crate::audit::entry(
+            s.clock.now(),
+            &user.user.name,
+            "agent.state",
+            json!({ "id": id, "state": f.state, "via": "ui" }),
+        );
+        if let Err(e) = store.save_documents(vec![doc]).await {
+            tracing::error!(error = %e, "agent state change not audited");
+        }
+    }
+    Redirect::to("/ui/agents?done=changed").into_response()
+}
+
+/// The audit log, newest first (Administrators).
+pub async fn audit(State(s): State<ApiState>, user: UiUser) -> Response {
+    if let Err(r) = user.require(Permission::ReadAudit) {
+        return r;
+    }
+    let entries = match &s.store {
+        Some(store) => {
+            let f = crate::audit::AuditFilter {
+                limit: 200,
+                ..Default::default()
+            };
+            crate::audit::read(store.as_ref(), &f)
+                .await
+                .unwrap_or_default()
+        }
+        None => Vec::new(),
+    };
+    let rows: Vec<_> = entries
+        .iter()
+        .map(|e| {
+            json!({
+                "at": e.at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                "user": e.user, "action": e.action, "detail": e.detail.to_string(),
+            })
+        })
+        .collect();
+    render(
+        "audit.html",
+        context! {
+            title => "Audit",
+            active => "/ui/audit",
+            user => user.view(),
+            tabs => tabs(&user),
+            csrf => user.csrf,
+            entries => rows,
+        },
+    )
+}

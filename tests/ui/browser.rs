@@ -1,0 +1,217 @@
+//! A headless Chromium session for one test: chromedriver on a free loopback port, a fresh
+//! profile directory, and helpers to fill forms and read the page.
+
+use std::net::TcpListener;
+use std::time::Duration;
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+/// A browser session; dropping it ends the session's chromedriver (and its Chromium).
+pub struct Browser {
+    /// The WebDriver session.
+    pub c: Client,
+    /// The base URL of the engine under test (`http://127.0.0.1:port`).
+    pub base: String,
+    _driver: tokio::process::Child,
+    _profile: tempfile::TempDir,
+}
+
+fn free_tcp_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The chromium binary Debian installs.
+fn chromium() -> &'static str {
+    ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+        .unwrap_or("chromium")
+}
+
+impl Browser {
+    /// A headless Chromium 1280×900 pointed at nothing yet, for the engine at `base`.
+    pub async fn start(base: &str) -> Browser {
+        Self::start_sized(base, 1280, 900).await
+    }
+
+    /// As [`Browser::start`], with a window of `w`×`h` pixels.
+    pub async fn start_sized(base: &str, w: u32, h: u32) -> Browser {
+        let profile = tempfile::tempdir().unwrap();
+        let port = free_tcp_port();
+        let driver = tokio::process::Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot run chromedriver (apt-get install -y chromium chromium-driver): {e}")
+            });
+        let url = format!("http://127.0.0.1:{port}");
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            json!({
+                "binary": chromium(),
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                    "--no-first-run", "--disable-background-networking",
+                    "--disable-component-update", "--disable-sync",
+                    "--disable-dev-shm-usage",
+                    format!("--window-size={w},{h}"),
+                    format!("--user-data-dir={}", profile.path().display()),
+                ],
+            }),
+        );
+        let mut last = None;
+        for _ in 0..100 {
+            let conn = hyper_util::client::legacy::connect::HttpConnector::new();
+            match ClientBuilder::new(conn)
+                .capabilities(caps.clone())
+                .connect(&url)
+                .await
+            {
+                Ok(c) => {
+                    return Browser {
+                        c,
+                        base: base.to_string(),
+                        _driver: driver,
+                        _profile: profile,
+                    };
+                }
+                Err(e) => {
+                    last = Some(e.to_string());
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+        panic!("no WebDriver session: {last:?}");
+    }
+
+    /// Opens `path` of the engine.
+    pub async fn go(&self, path: &str) {
+        self.c.goto(&format!("{}{path}", self.base)).await.unwrap();
+    }
+
+    /// Types `text` into the field `#id` (cleared first).
+    pub async fn fill(&self, id: &str, text: &str) {
+        let e = self
+            .c
+            .find(Locator::Id(id))
+            .await
+            .unwrap_or_else(|e| panic!("#{id}: {e}"));
+        e.clear().await.unwrap();
+        e.send_keys(text).await.unwrap();
+    }
+
+    /// Sets the value of `#id` by script (date and time inputs, whose typing is locale-bound).
+    pub async fn set_value(&self, id: &str, value: &str) {
+        self.c
+            .execute(
+                "document.getElementById(arguments[0]).value = arguments[1];",
+                vec![json!(id), json!(value)],
+            )
+            .await
+            .unwrap();
+    }
+
+    /// Chooses the option with visible text `text` of the select `#id`.
+    pub async fn select(&self, id: &str, text: &str) {
+        let e = self
+            .c
+            .find(Locator::Id(id))
+            .await
+            .unwrap_or_else(|e| panic!("#{id}: {e}"));
+        e.select_by_label(text)
+            .await
+            .unwrap_or_else(|e| panic!("#{id} {text}: {e}"));
+    }
+
+    /// Clicks `#id`.
+    pub async fn click(&self, id: &str) {
+        self.c
+            .find(Locator::Id(id))
+            .await
+            .unwrap_or_else(|e| panic!("#{id}: {e}"))
+            .click()
+            .await
+            .unwrap();
+    }
+
+    /// The text of `#id`, or `None` when there is no such element.
+    pub async fn text(&self, id: &str) -> Option<String> {
+        match self.c.find(Locator::Id(id)).await {
+            Ok(e) => Some(e.text().await.unwrap()),
+            Err(_) => None,
+        }
+    }
+
+    /// The text of the whole page.
+    pub async fn body(&self) -> String {
+        // Between two pages there may be no body yet: empty, and the caller waits.
+        match self.c.find(Locator::Css("body")).await {
+            Ok(e) => e.text().await.unwrap_or_default(),
+            Err(_) => String::new(),
+        }
+    }
+
+    /// Waits (up to 10 s) until the page's text contains `needle`; the text.
+    pub async fn wait_text(&self, needle: &str) -> String {
+        let mut body = String::new();
+        for _ in 0..100 {
+            body = self.body().await;
+            if body.contains(needle) {
+                return body;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the page never showed {needle:?}; it shows:\n{body}");
+    }
+
+    /// The current path (and query) of the page.
+    pub async fn path(&self) -> String {
+        let u = self.c.current_url().await.unwrap();
+        match u.query() {
+            Some(q) => format!("{}?{q}", u.path()),
+            None => u.path().to_string(),
+        }
+    }
+
+    /// Logs in through the form as `user` with `password`.
+    pub async fn login(&self, user: &str, password: &str) {
+        self.go("/ui/login").await;
+        self.fill("username", user).await;
+        self.fill("password", password).await;
+        self.click("login").await;
+    }
+
+    /// The labels of the navigation tabs.
+    pub async fn tabs(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for e in self.c.find_all(Locator::Css("nav .tabs a")).await.unwrap() {
+            out.push(e.text().await.unwrap());
+        }
+        out
+    }
+
+    /// Whether an element `#id` exists.
+    pub async fn has(&self, id: &str) -> bool {
+        self.c.find(Locator::Id(id)).await.is_ok()
+    }
+
+    /// Saves a PNG screenshot of the page to `path`.
+    pub async fn screenshot(&self, path: &std::path::Path) {
+        let png = self.c.screenshot().await.unwrap();
+        std::fs::write(path, png).unwrap();
+    }
+
+    /// Ends the session.
+    pub async fn close(self) {
+        let _ = self.c.close().await;
+    }
+}
