@@ -67,9 +67,9 @@ pub async fn rules(
     let q = q.map(|Query(q)| q).unwrap_or_default();
     let (number, capacity, affinity) = match &s.rules {
         Some(b) => (
-            rows(&user, b.number_rules()),
-            rows(&user, b.capacity_rules()),
-            rows(&user, b.affinity_rules()),
+            rows(&user, b.rules::<crate::rules::number::NumberRuleSpec>()),
+            rows(&user, b.rules::<crate::rules::book::CapacityRule>()),
+            rows(&user, b.rules::<crate::rules::affinity::RegionAffinityRule>()),
         ),
         None => (Vec::new(), Vec::new(), Vec::new()),
     };
