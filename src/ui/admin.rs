@@ -69,7 +69,10 @@ pub async fn rules(
         Some(b) => (
             rows(&user, b.rules::<crate::rules::number::NumberRuleSpec>()),
             rows(&user, b.rules::<crate::rules::book::CapacityRule>()),
-            rows(&user, b.rules::<crate::rules::affinity::RegionAffinityRule>()),
+            rows(
+                &user,
+                b.rules::<crate::rules::affinity::RegionAffinityRule>(),
+            ),
         ),
         None => (Vec::new(), Vec::new(), Vec::new()),
     };
