@@ -14,6 +14,7 @@
 //! a new table or column is a new entry at the end of `schema::MIGRATIONS`.
 
 pub(crate) mod cluster;
+mod outbox;
 mod schema;
 #[cfg(test)]
 pub(crate) mod tests;
@@ -31,6 +32,7 @@ use uuid::Uuid;
 
 use super::{CallbackFilter, Document, PageCursor, Store, StoreError};
 use crate::callback::CallbackRecord;
+use crate::push::{OutboxEntry, OutboxState};
 
 pub use cluster::{Cluster, NodeInfo};
 
@@ -233,6 +235,20 @@ fn decode(bodies: impl IntoIterator<Item = String>) -> Vec<CallbackRecord> {
 }
 
 /// Decodes the `body` column (the first) of each row.
+/// The one-statement upsert of a batch of callbacks, its rows as [`Rows::params`].
+pub(crate) fn upsert_callbacks_sql() -> String {
+    format!(
+        "INSERT INTO callbacks (id, queue, state, phone, desired_ms, retain_ms, due_ms,
+             priority, queue_ms, body)
+         SELECT * FROM {UNNEST_ROWS}
+         ON CONFLICT (id) DO UPDATE SET queue = excluded.queue, state = excluded.state,
+             phone = excluded.phone, desired_ms = excluded.desired_ms,
+             retain_ms = excluded.retain_ms, due_ms = excluded.due_ms,
+             priority = excluded.priority, queue_ms = excluded.queue_ms,
+             body = excluded.body"
+    )
+}
+
 pub(crate) fn bodies(rows: Vec<tokio_postgres::Row>) -> Vec<CallbackRecord> {
     decode(rows.into_iter().map(|r| r.get::<_, String>(0)))
 }
@@ -246,16 +262,7 @@ impl Store for PostgresStore {
         let rows = Rows::of(&records)?;
         let client = self.client().await?;
         let stmt = client
-            .prepare_cached(&format!(
-                "INSERT INTO callbacks (id, queue, state, phone, desired_ms, retain_ms, due_ms,
-                     priority, queue_ms, body)
-                 SELECT * FROM {UNNEST_ROWS}
-                 ON CONFLICT (id) DO UPDATE SET queue = excluded.queue, state = excluded.state,
-                     phone = excluded.phone, desired_ms = excluded.desired_ms,
-                     retain_ms = excluded.retain_ms, due_ms = excluded.due_ms,
-                     priority = excluded.priority, queue_ms = excluded.queue_ms,
-                     body = excluded.body"
-            ))
+            .prepare_cached(&upsert_callbacks_sql())
             .await
             .map_err(not_stored)?;
         self.count();
@@ -431,6 +438,42 @@ impl Store for PostgresStore {
             .await
             .map_err(not_stored)?;
         Ok(n > 0)
+    }
+
+    async fn save_callbacks_with_outbox(
+        &self,
+        records: Vec<CallbackRecord>,
+        entries: Vec<OutboxEntry>,
+    ) -> Result<(), StoreError> {
+        self.save_with_outbox(records, entries).await
+    }
+
+    async fn save_outbox(&self, entries: Vec<OutboxEntry>) -> Result<(), StoreError> {
+        self.save_with_outbox(Vec::new(), entries).await
+    }
+
+    async fn outbox_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.due_entries(now, limit).await
+    }
+
+    async fn outbox_next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        self.next_due().await
+    }
+
+    async fn outbox_list(
+        &self,
+        state: Option<OutboxState>,
+        limit: usize,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.list_entries(state, limit).await
+    }
+
+    async fn outbox_pending(&self) -> Result<usize, StoreError> {
+        self.pending_entries().await
     }
 
     async fn documents(&self, kind: &str) -> Result<Vec<Document>, StoreError> {

@@ -14,9 +14,10 @@ use crate::store::StoreError;
 const MIGRATION_LOCK: i64 = 0x626f_6f6d_6572;
 
 /// Every migration, in order: (version, SQL).
-pub(super) const MIGRATIONS: &[(i32, &str)] = &[(
-    1,
-    r#"
+pub(super) const MIGRATIONS: &[(i32, &str)] = &[
+    (
+        1,
+        r#"
 CREATE TABLE callbacks (
     id UUID PRIMARY KEY,
     seq BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE,
@@ -55,7 +56,22 @@ CREATE TABLE nodes (
     up_since TIMESTAMPTZ NOT NULL
 );
 "#,
-)];
+    ),
+    (
+        2,
+        r#"
+CREATE TABLE outbox (
+    id UUID PRIMARY KEY,
+    seq BIGINT GENERATED ALWAYS AS IDENTITY UNIQUE,
+    state TEXT NOT NULL,
+    next_ms BIGINT NOT NULL,
+    body TEXT NOT NULL
+);
+CREATE INDEX outbox_due ON outbox (next_ms, seq) WHERE state = 'pending';
+CREATE INDEX outbox_state ON outbox (state, seq DESC);
+"#,
+    ),
+];
 
 /// The newest schema version this build knows.
 pub(super) fn latest() -> i32 {
