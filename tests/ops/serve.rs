@@ -502,7 +502,7 @@ async fn sighup_reloads_keys_cors_and_queue_settings_and_a_broken_file_changes_n
     let origin = "https://ops.example";
     let (code, body) = get_keyed(&status_url, "ops-test-key").await;
     assert_eq!(code, 200, "{body}");
-    assert_eq!(body["data"]["offerImmediateCallback"], true, "{body}");
+    assert_eq!(body["data"]["offerScheduledCallback"], true, "{body}");
     assert_eq!(get_keyed(&status_url, "reloaded-key").await.0, 401);
     assert_eq!(cors_allowed(&status_url, origin).await, None);
 
@@ -513,9 +513,9 @@ async fn sighup_reloads_keys_cors_and_queue_settings_and_a_broken_file_changes_n
         )
         .replace(
             "- name: Sales_VQ_CB\n",
-            "- name: Sales_VQ_CB\n    immediate_enabled: false\n",
+            "- name: Sales_VQ_CB\n    scheduled_enabled: false\n",
         );
-    assert!(edited.contains("reloaded-key") && edited.contains("immediate_enabled"));
+    assert!(edited.contains("reloaded-key") && edited.contains("scheduled_enabled"));
     std::fs::write(&r.file, &edited).unwrap();
     r.signal(libc::SIGHUP);
     let line = until_line(&r, "configuration reloaded").await;
@@ -526,7 +526,7 @@ async fn sighup_reloads_keys_cors_and_queue_settings_and_a_broken_file_changes_n
     assert!(line.contains("queue `Sales_VQ_CB` settings"), "{line}");
     let (code, body) = get_keyed(&status_url, "reloaded-key").await;
     assert_eq!(code, 200, "{body}");
-    assert_eq!(body["data"]["offerImmediateCallback"], false, "{body}");
+    assert_eq!(body["data"]["offerScheduledCallback"], false, "{body}");
     assert_eq!(get_keyed(&status_url, "ops-test-key").await.0, 401);
     assert_eq!(
         cors_allowed(&status_url, origin).await.as_deref(),
@@ -548,7 +548,7 @@ async fn sighup_reloads_keys_cors_and_queue_settings_and_a_broken_file_changes_n
     assert!(line.contains("shutdown.drain_seconds"), "{line}");
     let (code, body) = get_keyed(&status_url, "reloaded-key").await;
     assert_eq!(code, 200, "{body}");
-    assert_eq!(body["data"]["offerImmediateCallback"], false, "{body}");
+    assert_eq!(body["data"]["offerScheduledCallback"], false, "{body}");
     assert_eq!(get_keyed(&status_url, "ops-test-key").await.0, 401);
     let text = scrape(&r.url).await;
     assert_eq!(
