@@ -538,8 +538,7 @@ pub struct CaptchaSettings {
     /// The site key `/captcha/verify` must name (any when absent).
     #[serde(default)]
     pub site_key: Option<String>,
-    /// The siteverify endpoint (`http://`: this build has no TLS client; use a relay to
-    /// https://www.google.com/recaptcha/api/siteverify).
+    /// The siteverify endpoint, e.g. https://www.google.com/recaptcha/api/siteverify.
     pub verify_url: String,
     /// v3: lowest accepted score (0.0–1.0). Default 0.5.
     #[serde(default = "default_min_score")]

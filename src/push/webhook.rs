@@ -73,6 +73,30 @@ pub(crate) fn describe(e: &reqwest::Error) -> String {
 mod tests {
     use super::*;
 
+    /// An `https://` receiver is reached over TLS: against a server that answers in plain text
+    /// the handshake fails (a connection error), where a client without TLS refuses the URL.
+    #[tokio::test]
+    async fn an_https_receiver_is_spoken_to_over_tls() {
+        use tokio::io::AsyncWriteExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            if let Ok((mut s, _)) = listener.accept().await {
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n")
+                    .await;
+            }
+        });
+        let err = reqwest::Client::new()
+            .post(format!("https://{addr}/hook"))
+            .body("{}")
+            .send()
+            .await
+            .expect_err("a plain-text server cannot complete a TLS handshake");
+        assert!(!err.is_builder(), "{err:?}");
+        assert!(err.is_connect(), "{err:?}");
+    }
+
     #[test]
     fn signature_is_the_rfc_4231_hmac_sha256() {
         // RFC 4231 test case 2.

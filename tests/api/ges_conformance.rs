@@ -809,14 +809,14 @@ async fn captcha_v3_is_enforced_per_queue_with_a_score_threshold() {
     e.shutdown();
 }
 
-/// check-config refuses a CAPTCHA section that cannot work: an https verify URL (no TLS client
-/// in this build), a score outside 0–1, enforcement naming an unknown key or queue.
+/// check-config refuses a CAPTCHA section that cannot work: a verify URL that is not http(s),
+/// a score outside 0–1, enforcement naming an unknown key or queue; Google's https URL is fine.
 #[test]
 fn check_config_validates_the_captcha_section() {
     let dir = tempfile::tempdir().unwrap();
     for (api, want) in [
         (
-            captcha_config("https://www.google.com/recaptcha/api/siteverify", "v2", ""),
+            captcha_config("ftp://www.google.com/recaptcha/api/siteverify", "v2", ""),
             "verify_url",
         ),
         (
@@ -845,7 +845,7 @@ fn check_config_validates_the_captcha_section() {
     let ok = config_text("").replace(
         &format!("api:\n  keys: [{{name: app, key: {KEY}}}]\n"),
         &captcha_config(
-            "http://relay/siteverify",
+            "https://www.google.com/recaptcha/api/siteverify",
             "v3",
             "enforce_queues: [Sales_VQ_CB]",
         ),
