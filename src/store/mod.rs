@@ -4,6 +4,24 @@
 //! [`MemoryStore`] keeps the same contract without a disk; `contract` is the one test suite every
 //! backend runs (a new backend adds one line there). [`StoreError`] names no backend's types.
 
+/// Stored JSON bodies into values. An unreadable one is logged (naming `what`) and left out:
+/// one bad record never hides the others (the reload after a restart, a query, the outbox).
+pub(crate) fn decode_bodies<T: serde::de::DeserializeOwned>(
+    bodies: impl IntoIterator<Item = String>,
+    what: &str,
+) -> Vec<T> {
+    bodies
+        .into_iter()
+        .filter_map(|b| match serde_json::from_str(&b) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                tracing::error!(error = %e, "stored {what} cannot be read; skipped");
+                None
+            }
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod contract;
 pub(crate) mod memory;

@@ -401,18 +401,7 @@ fn decode_rows(
     let bodies = stmt
         .query_map(args, |row| row.get::<_, String>(0))?
         .collect::<Result<Vec<_>, _>>()?;
-    // One unreadable record is logged and left out: it never hides the others (the reload
-    // after a restart, a query).
-    Ok(bodies
-        .iter()
-        .filter_map(|b| match serde_json::from_str(b) {
-            Ok(r) => Some(r),
-            Err(e) => {
-                tracing::error!(error = %e, "stored callback cannot be read; skipped");
-                None
-            }
-        })
-        .collect())
+    Ok(super::decode_bodies(bodies, "callback"))
 }
 
 /// Outbox rows into entries; an unreadable one is logged and left out.
@@ -423,16 +412,7 @@ fn decode_outbox(
     let bodies = stmt
         .query_map(args, |row| row.get::<_, String>(0))?
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(bodies
-        .iter()
-        .filter_map(|b| match serde_json::from_str(b) {
-            Ok(e) => Some(e),
-            Err(e) => {
-                tracing::error!(error = %e, "stored push event cannot be read; skipped");
-                None
-            }
-        })
-        .collect())
+    Ok(super::decode_bodies(bodies, "push event"))
 }
 
 /// One page of a listing: SQL naming only the filters given (so SQLite can use the index that

@@ -220,21 +220,6 @@ pub(crate) const UNNEST_ROWS: &str = "UNNEST($1::uuid[], $2::text[], $3::text[],
      $5::bigint[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::text[]) \
      AS r(id, queue, state, phone, desired_ms, retain_ms, due_ms, priority, queue_ms, body)";
 
-fn decode(bodies: impl IntoIterator<Item = String>) -> Vec<CallbackRecord> {
-    // One unreadable record is logged and left out: it never hides the others.
-    bodies
-        .into_iter()
-        .filter_map(|b| match serde_json::from_str(&b) {
-            Ok(r) => Some(r),
-            Err(e) => {
-                tracing::error!(error = %e, "stored callback cannot be read; skipped");
-                None
-            }
-        })
-        .collect()
-}
-
-/// Decodes the `body` column (the first) of each row.
 /// The one-statement upsert of a batch of callbacks, its rows as [`Rows::params`].
 pub(crate) fn upsert_callbacks_sql() -> String {
     format!(
@@ -249,8 +234,9 @@ pub(crate) fn upsert_callbacks_sql() -> String {
     )
 }
 
+/// Decodes the `body` column (the first) of each row.
 pub(crate) fn bodies(rows: Vec<tokio_postgres::Row>) -> Vec<CallbackRecord> {
-    decode(rows.into_iter().map(|r| r.get::<_, String>(0)))
+    super::decode_bodies(rows.into_iter().map(|r| r.get::<_, String>(0)), "callback")
 }
 
 #[async_trait]

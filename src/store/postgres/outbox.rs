@@ -146,13 +146,5 @@ impl PostgresStore {
 
 /// Outbox rows into entries; an unreadable one is logged and left out.
 fn decode(rows: Vec<tokio_postgres::Row>) -> Vec<OutboxEntry> {
-    rows.iter()
-        .filter_map(|r| match serde_json::from_str(&r.get::<_, String>(0)) {
-            Ok(e) => Some(e),
-            Err(e) => {
-                tracing::error!(error = %e, "stored push event cannot be read; skipped");
-                None
-            }
-        })
-        .collect()
+    crate::store::decode_bodies(rows.iter().map(|r| r.get::<_, String>(0)), "push event")
 }
