@@ -17,20 +17,7 @@ use tokio::sync::Mutex;
 const KEY: &str = "crash-test-key";
 
 fn start(dir: &Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_boomerang"))
-        .args(["serve", "--config"])
-        .arg(dir.join("boomerang.yaml"))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let url = line.trim().rsplit(' ').next().unwrap().to_string();
-    assert!(url.starts_with("http://127.0.0.1:"), "engine said: {line}");
-    (child, url)
+    common::start_engine_in(dir)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

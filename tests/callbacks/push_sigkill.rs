@@ -5,9 +5,8 @@
 
 use crate::common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use boomerang::push::OutboxState;
@@ -16,20 +15,7 @@ use boomerang::store::{SqliteStore, Store};
 const KEY: &str = "push-kill-key";
 
 fn start(dir: &Path) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_boomerang"))
-        .args(["serve", "--config"])
-        .arg(dir.join("boomerang.yaml"))
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
-    let url = line.trim().rsplit(' ').next().unwrap().to_string();
-    assert!(url.starts_with("http://127.0.0.1:"), "engine said: {line}");
-    (child, url)
+    common::start_engine_in(dir)
 }
 
 async fn outbox(dir: &Path, state: OutboxState) -> Vec<boomerang::push::OutboxEntry> {

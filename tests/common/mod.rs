@@ -519,3 +519,24 @@ pub fn insert_queue(spec: &mut boomerang::config::ConfigSpec, queue: boomerang::
 
 /// Local push receivers (webhook, fake FCM).
 pub mod push;
+
+/// Starts the real `boomerang serve` on `dir/boomerang.yaml` (stdout piped, logs at warn) and
+/// waits for its first line, which names the HTTP URL; (the process, that URL).
+pub fn start_engine_in(dir: &Path) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_boomerang"))
+        .args(["serve", "--config"])
+        .arg(dir.join("boomerang.yaml"))
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line).unwrap();
+    let url = line.trim().rsplit(' ').next().unwrap().to_string();
+    assert!(url.starts_with("http://127.0.0.1:"), "engine said: {line}");
+    (child, url)
+}
