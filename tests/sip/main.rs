@@ -10,6 +10,7 @@ mod common;
 mod baresip;
 mod call_data;
 mod conformance;
+mod cseq_order;
 mod fuzz_corpus;
 mod hardening;
 mod options;
