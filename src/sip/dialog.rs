@@ -37,6 +37,14 @@ pub enum DialogError {
     /// The message lacks something a dialog needs (400).
     #[error("Missing {0}")]
     Missing(&'static str),
+    /// An in-dialog request with a CSeq below the peer's last (500, RFC 3261 §12.2.2).
+    #[error("CSeq {got} is lower than the last one, {last}")]
+    OutOfOrder {
+        /// The request's CSeq number.
+        got: u32,
+        /// The peer's last CSeq number in this dialog.
+        last: u32,
+    },
 }
 
 /// Early until a 2xx, then confirmed until BYE.
@@ -68,6 +76,8 @@ pub struct Dialog {
     /// Our Contact header value (name-addr) for target-refresh requests.
     pub local_contact: String,
     local_cseq: u32,
+    /// The peer's last CSeq number (RFC 3261 §12.2.2), unknown until it sends a request.
+    remote_cseq: Option<u32>,
 }
 
 fn contact_uri(msg: &impl rsip::message::HasHeaders) -> Option<String> {
@@ -118,6 +128,7 @@ impl Dialog {
             route_set: record_route(request),
             local_contact: local_contact.to_string(),
             local_cseq: 0,
+            remote_cseq: cseq(request).map(|(n, _)| n),
         })
     }
 
@@ -139,7 +150,22 @@ impl Dialog {
             route_set,
             local_contact: local_contact.to_string(),
             local_cseq: cseq(request).map(|(n, _)| n).unwrap_or(1),
+            remote_cseq: None,
         })
+    }
+
+    /// Takes the CSeq number of a request the peer sent inside the dialog (RFC 3261
+    /// §12.2.2): lower than its last one is out of order (to be refused with 500 and not acted
+    /// on); equal or higher becomes the last. An equal one is a retransmission, which the
+    /// transaction layer absorbs before it gets here.
+    pub fn take_remote_cseq(&mut self, n: u32) -> Result<(), DialogError> {
+        match self.remote_cseq {
+            Some(last) if n < last => Err(DialogError::OutOfOrder { got: n, last }),
+            _ => {
+                self.remote_cseq = Some(n);
+                Ok(())
+            }
+        }
     }
 
     /// A new in-dialog request with the next CSeq; `via` is "SIP/2.0/UDP host:port".
@@ -301,6 +327,30 @@ mod tests {
     }
 
     const VIA: &str = "SIP/2.0/UDP 192.0.2.4:5060";
+
+    #[test]
+    fn a_request_below_the_peers_last_cseq_is_out_of_order() {
+        let inv = req(INVITE);
+        let mut d =
+            Dialog::from_uas(&inv, &ok_with_contact(&inv, 200), "<sip:bob@192.0.2.4>").unwrap();
+        // The INVITE's CSeq is the first one seen; equal and higher are in order.
+        assert_eq!(
+            d.take_remote_cseq(314158),
+            Err(DialogError::OutOfOrder {
+                got: 314158,
+                last: 314159
+            })
+        );
+        assert_eq!(d.take_remote_cseq(314159), Ok(()));
+        assert_eq!(d.take_remote_cseq(314170), Ok(()));
+        // The refused one did not move the mark; the accepted one did.
+        assert!(d.take_remote_cseq(314165).is_err());
+        // As UAC nothing is known until the peer's first request.
+        let mut uac =
+            Dialog::from_uac(&inv, &ok_with_contact(&inv, 200), "<sip:alice@192.0.2.1>").unwrap();
+        assert_eq!(uac.take_remote_cseq(1), Ok(()));
+        assert!(uac.take_remote_cseq(0).is_err());
+    }
 
     #[test]
     fn uas_dialog_takes_ids_route_set_and_target_from_the_invite() {

@@ -588,6 +588,10 @@ impl Endpoint {
 
     fn on_request(&mut self, key: TransactionKey, req: rsip::Request, peer: Peer) {
         let call_id = header_value(&req, "Call-ID").unwrap_or_default();
+        if self.out_of_order(&call_id, &req) {
+            self.respond(&key, &req, 500, "Server Internal Error");
+            return;
+        }
         let method = req.method.to_string();
         match req.method {
             rsip::Method::Invite => self.on_invite(key, req, peer, call_id),

@@ -129,6 +129,32 @@ pub(super) fn refresh_method(msg: &impl HasHeaders) -> RefreshMethod {
 }
 
 impl Endpoint {
+    /// True when `req` belongs to one of our dialogs (its To tag is ours) and its CSeq is lower
+    /// than the peer's last one there (RFC 3261 §12.2.2): it gets 500 and is not acted on.
+    /// CANCEL carries its INVITE's CSeq and belongs to no dialog.
+    pub(super) fn out_of_order(&mut self, call_id: &str, req: &rsip::Request) -> bool {
+        if req.method == rsip::Method::Cancel {
+            return false;
+        }
+        let Some(d) = self.calls.get_mut(call_id).and_then(|c| c.dialog.as_mut()) else {
+            return false;
+        };
+        let to_tag = header_value(req, "To").and_then(|t| message::tag_of(&t));
+        if to_tag.as_deref() != Some(d.id.local_tag.as_str()) {
+            return false;
+        }
+        let Some((n, _)) = message::cseq(req) else {
+            return false;
+        };
+        match d.take_remote_cseq(n) {
+            Ok(()) => false,
+            Err(e) => {
+                tracing::info!(call = call_id, method = %req.method, error = %e, "in-dialog request out of order: 500");
+                true
+            }
+        }
+    }
+
     /// The peer's re-INVITE or UPDATE was accepted: it refreshes the session (or starts or
     /// stops its timer) from now.
     pub(super) fn peer_refreshed(&mut self, call_id: &str, req: &rsip::Request, ask: TimerAsk) {

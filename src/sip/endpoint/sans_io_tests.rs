@@ -234,3 +234,48 @@ fn max_calls_and_setup_slots_are_counted_across_workers() {
     assert!(finals(&mut b).is_empty());
     assert!(matches!(b.poll_event(), Some(Notice::Incoming(_))));
 }
+
+#[test]
+fn an_in_dialog_request_below_the_last_cseq_gets_500_and_is_not_acted_on() {
+    let t0 = crate::clock::instant_origin();
+    let calls = Arc::new(Calls::default());
+    let mut ep = endpoint(calls, t0);
+    ep.handle_command(t0, received(&plain_invite("order-1"), t0));
+    sent(&mut ep);
+    let (done, _) = oneshot::channel();
+    let answer = Cmd::Answer {
+        call: "order-1".into(),
+        sdp: "v=0\r\n".into(),
+        done,
+    };
+    ep.handle_command(t0, answer);
+    let ok = finals(&mut ep).remove(0);
+    let to = header(&ok, "To");
+    let in_dialog = |method: &str, cseq: u32| {
+        format!(
+            "{method} sip:caller@{CALLER} SIP/2.0\r\nVia: SIP/2.0/UDP {CALLER};branch=z9hG4bK-o{cseq}\r\n\
+             From: <sip:+33612345678@{CALLER}>;tag=caller\r\nTo: {to}\r\nCall-ID: order-1\r\n\
+             CSeq: {cseq} {method}\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        )
+    };
+    ep.handle_command(t0, received(&in_dialog("ACK", 1), t0));
+    ep.handle_command(t0, received(&in_dialog("INFO", 10), t0));
+    assert!(finals(&mut ep)[0].starts_with("SIP/2.0 200 "));
+    // Lower than 10: refused, and the BYE does not end the call.
+    ep.handle_command(t0, received(&in_dialog("BYE", 5), t0));
+    let refused = finals(&mut ep);
+    assert!(
+        refused[0].starts_with("SIP/2.0 500 Server Internal Error"),
+        "{refused:?}"
+    );
+    assert!(ep.calls.contains_key("order-1"));
+    // Equal to the last (a new transaction): in order.
+    ep.handle_command(
+        t0,
+        received(&in_dialog("INFO", 10).replace("-o10", "-o10b"), t0),
+    );
+    assert!(finals(&mut ep)[0].starts_with("SIP/2.0 200 "));
+    ep.handle_command(t0, received(&in_dialog("BYE", 11), t0));
+    assert!(finals(&mut ep)[0].starts_with("SIP/2.0 200 "));
+    assert!(!ep.calls.contains_key("order-1"));
+}
