@@ -145,6 +145,44 @@ impl CallLeg for AgentLeg {
     }
 }
 
+/// Agent `a`'s next conversation: talk and wrap-up drawn from its profile, its busy time
+/// recorded; `None` when the agent is leaving (a break or the end of the shift is due) and
+/// does not answer.
+pub fn draw_talk(sh: &Shared, a: usize) -> Option<(f64, f64)> {
+    let (talk, acw) = {
+        let mut agents = sh.lock_agents();
+        let ag = agents.get_mut(a)?;
+        if ag.leaving {
+            return None;
+        }
+        let talk = ag.handle.sample(&mut ag.rng).unwrap_or(0.0);
+        let acw = ag.acw.sample(&mut ag.rng).unwrap_or(0.0);
+        (talk, acw)
+    };
+    let t = sh.t();
+    sh.lock_busy().push((t, talk + acw));
+    Some((talk, acw))
+}
+
+/// An agent's phone was offered a call presenting `caller_id`: the caller was answered, or
+/// (when the engine had dialled this customer back) the callback reached an agent.
+pub fn note_agent_call(sh: &Shared, caller_id: &str) {
+    let t = sh.t();
+    if let Some(i) = caller_of(caller_id) {
+        let mut calls = sh.lock_calls();
+        if let Some(c) = calls.get_mut(i) {
+            if c.dial_attempts > 0 {
+                // We called this customer back: this is the callback's conversation.
+                c.callback_connected = Some(t);
+            } else if c.answered.is_none() {
+                // Assigned as it joined the queue: Route Call may not have watched yet.
+                c.queued.get_or_insert(t);
+                c.answered = Some(t);
+            }
+        }
+    }
+}
+
 /// Rings agents: each answers at once and talks for a handle time drawn from its profile.
 pub struct AgentDialer {
     /// Run state.
@@ -166,32 +204,10 @@ impl Dialer for AgentDialer {
         let Some(&a) = sh.agent_index.get(agent_id) else {
             return Err(DialResult::Unreachable);
         };
-        let (talk, acw) = {
-            let mut agents = sh.lock_agents();
-            let ag = &mut agents[a];
-            if ag.leaving {
-                return Err(DialResult::NoAnswer);
-            }
-            let talk = ag.handle.sample(&mut ag.rng).unwrap_or(0.0);
-            let acw = ag.acw.sample(&mut ag.rng).unwrap_or(0.0);
-            (talk, acw)
-        };
+        let (talk, acw) = draw_talk(sh, a).ok_or(DialResult::NoAnswer)?;
         let now = sh.clock.now();
         let t = sh.t();
-        sh.lock_busy().push((t, talk + acw));
-        if let Some(i) = caller_of(caller_id) {
-            let mut calls = sh.lock_calls();
-            if let Some(c) = calls.get_mut(i) {
-                if c.dial_attempts > 0 {
-                    // We called this customer back: this is the callback's conversation.
-                    c.callback_connected = Some(t);
-                } else if c.answered.is_none() {
-                    // Assigned as it joined the queue: Route Call may not have watched yet.
-                    c.queued.get_or_insert(t);
-                    c.answered = Some(t);
-                }
-            }
-        }
+        note_agent_call(sh, caller_id);
         Ok(Arc::new(AgentLeg {
             info: LegInfo {
                 call_id: format!("agent-{agent_id}-{t}"),

@@ -10,6 +10,7 @@ pub mod legs;
 pub mod report;
 pub mod run;
 pub mod scenario;
+pub mod sip_mode;
 pub mod store;
 pub mod wire;
 

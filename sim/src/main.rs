@@ -22,6 +22,7 @@ struct Cli {
 enum ModeArg {
     Virtual,
     Wire,
+    Sip,
 }
 
 /// Wire mode: SIP against a running engine, in real time.
@@ -83,7 +84,9 @@ enum Cmd {
         /// Seed replacing the scenario's.
         #[arg(long)]
         seed: Option<u64>,
-        /// Virtual (engine code in-process, virtual time) or wire (SIP against a running engine).
+        /// Virtual (engine code in-process, virtual time), sip (the same with callers and agents
+        /// as SIP user agents talking to the engine's user agent in-process, no sockets) or wire
+        /// (SIP against a running engine, real time).
         #[arg(long, value_enum, default_value = "virtual")]
         mode: ModeArg,
         /// No progress bar.
@@ -145,6 +148,7 @@ fn real_main(cli: Cli) -> Result<()> {
                 mode: match mode {
                     ModeArg::Virtual => Mode::Virtual,
                     ModeArg::Wire => Mode::Wire,
+                    ModeArg::Sip => Mode::Sip,
                 },
                 wire: boomerang_sim::WireOptions {
                     target: wire.target,

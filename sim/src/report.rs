@@ -97,6 +97,9 @@ pub struct Report {
     /// SIP figures (wire mode only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub wire: Option<crate::wire::WireStats>,
+    /// SIP figures (SIP mode only: the engine's user agent in-process).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sip: Option<crate::sip_mode::SipStats>,
     /// Every caller (left out of the JSON unless asked for).
     #[serde(skip)]
     pub calls: Vec<CallRecord>,
@@ -266,6 +269,7 @@ impl Report {
             wall_seconds: r.wall_seconds,
             callers_per_second: callers as f64 / r.wall_seconds.max(1e-9),
             wire: None,
+            sip: None,
             calls: r.records,
             samples: r.samples,
             queue_order: names,
@@ -413,6 +417,9 @@ impl Report {
         );
         if let Some(w) = &self.wire {
             w.write_table(&mut out);
+        }
+        if let Some(s) = &self.sip {
+            s.write_table(&mut out);
         }
         out
     }

@@ -84,6 +84,9 @@ pub enum Mode {
     Virtual,
     /// SIP against a running `boomerang serve`, in real time.
     Wire,
+    /// Virtual time, with callers and agents as SIP user agents talking to the engine's real
+    /// user agent in-process, without sockets (`crate::sip_mode`).
+    Sip,
 }
 
 /// Options of one run.
@@ -242,8 +245,9 @@ pub fn run(s: &Scenario, opts: &RunOptions) -> Result<Report, SimError> {
         opts,
     ))?;
     drop(rt);
-    let (records, samples, busy, on_duty) = out;
-    Ok(Report::build(
+    let (records, samples, busy, on_duty, sip) = out;
+    let wall_seconds = wall.elapsed().as_secs_f64();
+    let mut report = Report::build(
         s,
         RunFacts {
             seed,
@@ -252,9 +256,15 @@ pub fn run(s: &Scenario, opts: &RunOptions) -> Result<Report, SimError> {
             busy: &busy,
             on_duty: &on_duty,
             agents: &agent_plan(s),
-            wall_seconds: wall.elapsed().as_secs_f64(),
+            wall_seconds,
         },
-    ))
+    );
+    report.sip = sip.map(|mut st| {
+        st.calls_per_wall_second = st.invites as f64 / wall_seconds.max(1e-9);
+        st.speed_up = st.simulated_seconds / wall_seconds.max(1e-9);
+        st
+    });
+    Ok(report)
 }
 
 /// The callers of a run before anything happens to them: arrival, stream, choice and patience,
@@ -300,7 +310,13 @@ pub(crate) fn initial_records(s: &Scenario, seed: u64, arr: &[(f64, usize)]) -> 
 /// [`crate::report::queue_names`]).
 pub type Samples = Vec<(f64, Vec<usize>)>;
 
-type Outcome = (Vec<CallRecord>, Samples, Vec<(f64, f64)>, Vec<(f64, f64)>);
+type Outcome = (
+    Vec<CallRecord>,
+    Samples,
+    Vec<(f64, f64)>,
+    Vec<(f64, f64)>,
+    Option<crate::sip_mode::SipStats>,
+);
 
 #[allow(clippy::too_many_arguments)]
 async fn simulate(
@@ -358,9 +374,27 @@ async fn simulate(
             key_delay: Duration::from_secs_f64(spec.ivr.key.0),
         },
     });
-    let services = Arc::new(core.flow_services(Arc::new(AgentDialer {
-        shared: shared.clone(),
-    })));
+    let active = Arc::new(AtomicUsize::new(0));
+    let world = (opts.mode == Mode::Sip).then(|| {
+        crate::sip_mode::World::start(
+            config.clone(),
+            flows.clone(),
+            core.dispatch.clone(),
+            shared.clone(),
+            active.clone(),
+            spec.arrivals.iter().map(|a| a.queue.clone()).collect(),
+        )
+    });
+    let agent_dialer: Arc<dyn boomerang::call::Dialer> = match &world {
+        Some(w) => Arc::new(crate::sip_mode::AgentDialer { world: w.clone() }),
+        None => Arc::new(AgentDialer {
+            shared: shared.clone(),
+        }),
+    };
+    let services = Arc::new(core.flow_services(agent_dialer));
+    if let Some(w) = &world {
+        w.set_services(services.clone());
+    }
     let runner = Arc::new(CallbackRunner {
         services: services.clone(),
         flows: flows.clone(),
@@ -375,7 +409,12 @@ async fn simulate(
     for (i, a) in plan.iter().enumerate() {
         let (from, to) = a.shift;
         if from <= 0.0 && to.is_infinite() && a.breaks.is_none() {
-            let _ = core.dispatch.set_agent_state(&a.id, StateKind::Ready, None);
+            match &world {
+                Some(w) => w.login(i, &a.id),
+                None => {
+                    let _ = core.dispatch.set_agent_state(&a.id, StateKind::Ready, None);
+                }
+            }
             lock(&shared.on_duty).push((0.0, f64::INFINITY));
             continue;
         }
@@ -384,6 +423,7 @@ async fn simulate(
             core.dispatch.clone(),
             i,
             a.clone(),
+            world.clone(),
         ));
     }
 
@@ -414,7 +454,6 @@ async fn simulate(
     };
 
     // Callers arrive.
-    let active = Arc::new(AtomicUsize::new(0));
     let streams: Vec<(String, String, Arc<flow::Flow>)> = spec
         .arrivals
         .iter()
@@ -433,6 +472,7 @@ async fn simulate(
         let services = services.clone();
         let active = active.clone();
         let digits = Arc::new(spec.caller.digits.clone());
+        let world = world.clone();
         tokio::spawn(async move {
             for (idx, (t, stream)) in arr.into_iter().enumerate() {
                 sh.clock.sleep_until(sh.start + delta(t)).await;
@@ -444,8 +484,12 @@ async fn simulate(
                     streams.clone(),
                 );
                 let digits = digits.clone();
+                let world = world.clone();
                 tokio::spawn(async move {
-                    caller(&sh, idx, stream, &streams, &services, &digits).await;
+                    match world {
+                        Some(w) => sip_caller(w, &sh, idx, stream, &streams, &digits).await,
+                        None => caller(&sh, idx, stream, &streams, &services, &digits).await,
+                    }
                     active.fetch_sub(1, Ordering::Relaxed);
                 });
             }
@@ -539,7 +583,12 @@ async fn simulate(
     let samples = std::mem::take(&mut *lock(&samples));
     let busy = std::mem::take(&mut *shared.lock_busy());
     let on_duty = std::mem::take(&mut *lock(&shared.on_duty));
-    Ok((records, samples, busy, on_duty))
+    let sip = world.map(|w| {
+        let mut st = w.stats.lock().clone();
+        st.simulated_seconds = shared.t();
+        st
+    });
+    Ok((records, samples, busy, on_duty, sip))
 }
 
 /// One agent's working day: log in at the start of the shift, take breaks after the call in
@@ -549,10 +598,17 @@ async fn agent_duty(
     dispatch: Arc<boomerang::routing::Dispatch>,
     i: usize,
     a: AgentPlan,
+    world: Option<Arc<crate::sip_mode::World>>,
 ) {
     let (from, to) = a.shift;
     sh.clock.sleep_until(sh.start + delta(from)).await;
-    let _ = dispatch.set_agent_state(&a.id, StateKind::Ready, None);
+    match &world {
+        // The phone's registration logs the agent in.
+        Some(w) => w.login(i, &a.id),
+        None => {
+            let _ = dispatch.set_agent_state(&a.id, StateKind::Ready, None);
+        }
+    }
     let router = dispatch.router().clone();
     let Ok(idx) = router.agents().index_of(&a.id) else {
         return;
@@ -584,6 +640,9 @@ async fn agent_duty(
         lock(&sh.on_duty).push((on_since, off));
         if until >= to {
             let _ = dispatch.set_agent_state(&a.id, StateKind::LoggedOut, None);
+            if let Some(w) = &world {
+                w.logout(i);
+            }
             return;
         }
         let length = a.breaks.map(|(_, l)| l).unwrap_or(0.0);
@@ -660,6 +719,17 @@ async fn caller(
         r = flow::run(flow, dyn_leg, services, vars) => r,
         _ = watcher => return,
     };
+    record_outcome(sh, idx, ewt, &report);
+}
+
+/// What the flow's report says about caller `idx` (and the EWT predicted at arrival), in its
+/// record: the route result, the callback offered and booked.
+pub(crate) fn record_outcome(
+    sh: &Shared,
+    idx: usize,
+    ewt: Option<f64>,
+    report: &boomerang::flow::interpreter::RunReport,
+) {
     let v = &report.variables;
     let text = |k: &str| v.get(k).map(|x| x.to_string());
     let yes = |k: &str| text(k).is_some_and(|x| x == "true");
@@ -678,6 +748,30 @@ async fn caller(
     if c.route_result.as_deref() != Some("abandoned") {
         c.abandoned = None;
     }
+}
+
+/// SIP mode's caller: the SIP user agent of [`crate::sip_mode::parties::caller`] with the
+/// caller's keys and patience; the engine side records the flow's outcome.
+async fn sip_caller(
+    w: Arc<crate::sip_mode::World>,
+    sh: &Arc<Shared>,
+    idx: usize,
+    stream: usize,
+    streams: &[(String, String, Arc<flow::Flow>)],
+    digits: &crate::scenario::Digits,
+) {
+    let Some((rp, _, _)) = streams.get(stream) else {
+        return;
+    };
+    let Some((choice, patience)) = sh.lock_calls().get(idx).map(|c| (c.choice, c.patience)) else {
+        return;
+    };
+    let keys = match choice {
+        ChoiceKind::Immediate => &digits.immediate,
+        ChoiceKind::Scheduled => &digits.scheduled,
+        ChoiceKind::Wait => &digits.wait,
+    };
+    crate::sip_mode::parties::caller(w, idx, rp.clone(), keys.clone(), patience).await;
 }
 
 #[cfg(test)]

@@ -247,3 +247,75 @@ fn the_sqlite_store_gives_the_same_run_as_the_memory_store() {
         serde_json::to_value(&b.overall).unwrap()
     );
 }
+
+/// SIP mode runs the shipped small scenario through the engine's real user agent in-process:
+/// every caller's INVITE is answered 200 OK and ends bridged to an agent or abandoned, the
+/// counts are those of virtual mode on the same seed, and the simulated hour takes seconds.
+#[test]
+fn sip_mode_runs_callers_and_agents_over_real_sip_with_the_virtual_modes_counts() {
+    let path = scenarios().join("sip-small.yaml");
+    let s = Scenario::load(&path).unwrap();
+    let opts = |mode| RunOptions {
+        mode,
+        ..RunOptions::default()
+    };
+    let sip = boomerang_sim::run(&s, &opts(boomerang_sim::Mode::Sip)).unwrap();
+    let virt = boomerang_sim::run(&s, &opts(boomerang_sim::Mode::Virtual)).unwrap();
+    let st = sip.sip.as_ref().expect("the report has its SIP section");
+    let n = sip.callers;
+    assert!(n > 150, "{n} callers");
+    // Every caller spoke SIP with the engine: Route Call answers (200 OK) when it bridges the
+    // caller to an agent; a caller who gives up before that CANCELs and gets 487.
+    assert_eq!(st.invites, n, "{st:?}");
+    assert_eq!(st.answered_200 + st.cancelled, n, "{st:?}");
+    assert!(st.failures.is_empty(), "{st:?}");
+    assert_eq!(st.registered, 11, "{st:?}");
+    // Each call ended bridged to an agent (the agent's BYE, then the engine's to the caller)
+    // or abandoned, never both.
+    for c in &sip.calls {
+        assert!(c.ended, "{c:?}");
+        assert!(c.answered.is_some() != c.abandoned.is_some(), "{c:?}");
+    }
+    let answered = sip.calls.iter().filter(|c| c.answered.is_some()).count();
+    let abandoned = sip.calls.iter().filter(|c| c.abandoned.is_some()).count();
+    assert!(answered > 0 && abandoned > 0, "{answered} {abandoned}");
+    assert_eq!(
+        (
+            st.answered_200,
+            st.agent_invites,
+            st.agent_byes,
+            st.byes_from_engine
+        ),
+        (answered, answered, answered, answered),
+        "{st:?}"
+    );
+    assert_eq!(st.byes_from_callers, abandoned, "{st:?}");
+    // The same figures as virtual mode on the same seed.
+    assert_eq!(sip.callers, virt.callers);
+    assert_eq!(
+        (
+            sip.overall.offered,
+            sip.overall.answered,
+            sip.overall.abandoned
+        ),
+        (
+            virt.overall.offered,
+            virt.overall.answered,
+            virt.overall.abandoned
+        )
+    );
+    let waits = |r: &Report| {
+        r.calls
+            .iter()
+            .map(|c| (c.answered, c.abandoned))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        waits(&sip),
+        waits(&virt),
+        "every caller's answer or abandon instant"
+    );
+    // A simulated hour in far less than an hour of real time.
+    assert!(st.simulated_seconds >= 3600.0, "{st:?}");
+    assert!(st.speed_up > 50.0, "{st:?}");
+}

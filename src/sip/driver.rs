@@ -30,6 +30,44 @@ pub(crate) async fn start(
         time.clone(),
     )
     .await?;
+    Ok(spawn_workers(config, handler, time, transports, in_rxs))
+}
+
+/// The user agent's workers with no socket: they are at `local`, what arrives is handed to
+/// the returned [`Inbound`] and what they send goes to `wire` (see `sip::in_process`).
+pub(crate) fn start_in_process(
+    config: UaConfig,
+    handler: Arc<dyn CallHandler>,
+    time: SipClock,
+    local: std::net::SocketAddr,
+    wire: mpsc::UnboundedSender<super::in_process::Datagram>,
+) -> (UaHandle, Inbound) {
+    let n = workers_for(config.limits.workers);
+    let (in_txs, in_rxs): (Vec<_>, Vec<_>) = (0..n).map(|_| mpsc::unbounded_channel()).unzip();
+    let inbound = Inbound::new(in_txs);
+    let transports = Transports::in_process(
+        local,
+        inbound.clone(),
+        wire,
+        config.limits.transport.clone(),
+        time.clone(),
+    );
+    (
+        spawn_workers(config, handler, time, transports, in_rxs),
+        inbound,
+    )
+}
+
+/// One worker task per receiver of `in_rxs`, each with its endpoint, sending through
+/// `transports`; the handle commanding them.
+fn spawn_workers(
+    config: UaConfig,
+    handler: Arc<dyn CallHandler>,
+    time: SipClock,
+    transports: Arc<Transports>,
+    in_rxs: Vec<mpsc::UnboundedReceiver<Received>>,
+) -> UaHandle {
+    let n = in_rxs.len();
     let first = transports
         .udp_addrs()
         .first()
@@ -70,9 +108,7 @@ pub(crate) async fn start(
         cmd_txs.push(tx);
     }
     tracing::debug!(workers = n, "SIP endpoint workers started");
-    Ok(UaHandle::from_parts(
-        cmd_txs, shared, host, public_ip, transports, metrics,
-    ))
+    UaHandle::from_parts(cmd_txs, shared, host, public_ip, transports, metrics)
 }
 
 /// Drives `endpoint` until every handle is gone: one input at a time (a command, a received

@@ -7,6 +7,7 @@ pub(crate) mod dialog;
 pub mod digest;
 mod driver;
 mod endpoint;
+pub mod in_process;
 pub mod leg;
 pub mod message;
 pub(crate) mod overload;

@@ -158,6 +158,8 @@ pub struct Transports {
     limits: Arc<TransportLimits>,
     /// Arrival stamps and connection deadlines (the injected clock).
     clock: SipClock,
+    /// In-process: every message goes here instead of a socket (`sip::in_process`).
+    wire: Option<mpsc::UnboundedSender<super::in_process::Datagram>>,
 }
 
 impl Transports {
@@ -191,6 +193,7 @@ impl Transports {
             inbound,
             limits: Arc::new(limits),
             clock,
+            wire: None,
         });
         for s in &t.udp {
             tokio::spawn(udp_loop(
@@ -218,6 +221,27 @@ impl Transports {
         Ok(t)
     }
 
+    /// Transports with no socket: the user agent is at `local` (UDP), and what it sends goes
+    /// to `wire` (the simulator's in-process network; messages come in through `inbound`).
+    pub(crate) fn in_process(
+        local: SocketAddr,
+        inbound: Inbound,
+        wire: mpsc::UnboundedSender<super::in_process::Datagram>,
+        limits: TransportLimits,
+        clock: SipClock,
+    ) -> Arc<Self> {
+        Arc::new(Transports {
+            udp: Vec::new(),
+            udp_addrs: vec![local],
+            tcp_addrs: Vec::new(),
+            conns: Arc::new(DashMap::new()),
+            inbound,
+            limits: Arc::new(limits),
+            clock,
+            wire: Some(wire),
+        })
+    }
+
     /// Local UDP addresses.
     pub fn udp_addrs(&self) -> &[SocketAddr] {
         &self.udp_addrs
@@ -239,6 +263,15 @@ impl Transports {
     /// Sends without waiting: a datagram, or a write queued on the peer's connection (opened if
     /// there is none).
     pub fn send(&self, peer: Peer, bytes: Vec<u8>) {
+        if let Some(wire) = &self.wire {
+            let from = self.udp_addrs.first().copied().unwrap_or(peer.addr);
+            let _ = wire.send(super::in_process::Datagram {
+                from,
+                to: peer.addr,
+                bytes,
+            });
+            return;
+        }
         match peer.transport {
             Transport::Udp => {
                 // From a listener of the peer's address family (IPv4 and IPv6 side by side).
