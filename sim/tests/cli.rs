@@ -25,6 +25,7 @@ fn check_accepts_the_shipped_scenarios() {
         "bench-days.yaml",
         "wire.yaml",
         "wire-load.yaml",
+        "sip-small.yaml",
     ] {
         let out = bin().arg("check").arg(scenario(name)).output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout);

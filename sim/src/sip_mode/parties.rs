@@ -228,11 +228,9 @@ pub async fn agent(w: Arc<World>, i: usize, id: String) {
                     }
                     Some("ACK") => {}
                     Some(_) => w.send(me, m.respond("200 OK", "", "", "")),
-                    None if m.cseq_method() == "REGISTER" => {
-                        if m.status == 200 && !registered {
-                            registered = true;
-                            w.stats.lock().registered += 1;
-                        }
+                    None if m.cseq_method() == "REGISTER" && m.status == 200 && !registered => {
+                        registered = true;
+                        w.stats.lock().registered += 1;
                     }
                     None if m.cseq_method() == "BYE" => {
                         calls.remove(m.call_id());

@@ -169,6 +169,16 @@ fn plain_invite(call_id: &str) -> String {
     )
 }
 
+/// The application answers `call` (with a placeholder SDP).
+fn answer_cmd(call: &str) -> Cmd {
+    let (done, _) = oneshot::channel();
+    Cmd::Answer {
+        call: call.into(),
+        sdp: "v=0\r\n".into(),
+        done,
+    }
+}
+
 /// The final responses among what `ep` sent.
 fn finals(ep: &mut Endpoint) -> Vec<String> {
     sent(ep)
@@ -199,12 +209,7 @@ fn max_calls_and_setup_slots_are_counted_across_workers() {
     assert!(refused[0].starts_with("SIP/2.0 503 "), "{refused:?}");
     assert!(refused[0].contains("\r\nRetry-After: "), "{refused:?}");
     // Answered, A's call frees the setup slot but keeps its call slot.
-    let (done, _) = oneshot::channel();
-    let answer = Cmd::Answer {
-        call: "shard-a".into(),
-        sdp: "v=0\r\n".into(),
-        done,
-    };
+    let answer = answer_cmd("shard-a");
     a.handle_command(t0, answer);
     assert!(finals(&mut a)[0].starts_with("SIP/2.0 200 "));
     b.handle_command(t0, received(&plain_invite("shard-c"), t0));
@@ -212,12 +217,7 @@ fn max_calls_and_setup_slots_are_counted_across_workers() {
     assert!(matches!(b.poll_event(), Some(Notice::Incoming(_))));
     assert_eq!((shared.calls(), shared.setting_up()), (2, 1));
     // Two calls held by two workers: max_calls is reached for both.
-    let (done, _) = oneshot::channel();
-    let answer = Cmd::Answer {
-        call: "shard-c".into(),
-        sdp: "v=0\r\n".into(),
-        done,
-    };
+    let answer = answer_cmd("shard-c");
     b.handle_command(t0, answer);
     sent(&mut b);
     a.handle_command(t0, received(&plain_invite("shard-d"), t0));
@@ -242,12 +242,7 @@ fn an_in_dialog_request_below_the_last_cseq_gets_500_and_is_not_acted_on() {
     let mut ep = endpoint(calls, t0);
     ep.handle_command(t0, received(&plain_invite("order-1"), t0));
     sent(&mut ep);
-    let (done, _) = oneshot::channel();
-    let answer = Cmd::Answer {
-        call: "order-1".into(),
-        sdp: "v=0\r\n".into(),
-        done,
-    };
+    let answer = answer_cmd("order-1");
     ep.handle_command(t0, answer);
     let ok = finals(&mut ep).remove(0);
     let to = header(&ok, "To");
