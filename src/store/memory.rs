@@ -222,7 +222,7 @@ impl Store for MemoryStore {
         retention: TimeDelta,
     ) -> Result<usize, StoreError> {
         // The same comparison as SQLite's, in milliseconds.
-        let cutoff = (now - retention + crate::callback::model::RETENTION).timestamp_millis();
+        let cutoff = super::retention::expiry_cutoff(now, retention).timestamp_millis();
         let mut t = self.tables();
         let expired: Vec<(i64, Uuid)> = t
             .rows
