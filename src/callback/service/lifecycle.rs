@@ -14,13 +14,7 @@ impl CallbackService {
         by: &str,
         admin: bool,
     ) -> Result<CallbackRecord, ServiceError> {
-        let now = self.clock.now();
-        self.change(id, |r| {
-            r.cancel(now, by, admin)?;
-            Ok(None)
-        })
-        .await
-        .map(|(r, _)| r)
+        self.cancel_with(id, by, admin, false).await
     }
 
     /// Cancels as an administrator, except a PROCESSING callback (bulk cancel, as the guide).
@@ -29,12 +23,24 @@ impl CallbackService {
         id: Uuid,
         by: &str,
     ) -> Result<CallbackRecord, ServiceError> {
+        self.cancel_with(id, by, true, true).await
+    }
+
+    /// The one cancel: by `admin` or not, and refused while PROCESSING when
+    /// `spare_processing` (before the record's own lifecycle rules are asked).
+    async fn cancel_with(
+        &self,
+        id: Uuid,
+        by: &str,
+        admin: bool,
+        spare_processing: bool,
+    ) -> Result<CallbackRecord, ServiceError> {
         let now = self.clock.now();
         self.change(id, |r| {
-            if r.state == CallbackState::Processing {
+            if spare_processing && r.state == CallbackState::Processing {
                 return Err(LifecycleError::Processing.into());
             }
-            r.cancel(now, by, true)?;
+            r.cancel(now, by, admin)?;
             Ok(None)
         })
         .await
