@@ -138,6 +138,18 @@ impl SipMetrics {
     }
 }
 
+/// Creates a counter family's series for its known label values, so that rates and
+/// dashboards have them, at zero, from the start.
+pub(crate) fn at_zero(
+    family: &Family<Fixed, Counter>,
+    label: &'static str,
+    values: &[&'static str],
+) {
+    for value in values {
+        let _ = family.get_or_create(&[(label, *value)]);
+    }
+}
+
 fn method_name(m: &rsip::Method) -> &'static str {
     use rsip::Method as M;
     match m {
@@ -276,12 +288,8 @@ impl Metrics {
                 "Open file descriptors of the process",
                 m.fds.clone(),
             );
-            for class in ["2xx", "3xx", "4xx", "5xx"] {
-                let _ = m.http.get_or_create(&[("class", class)]);
-            }
-            for result in ["ok", "failed"] {
-                let _ = m.config_reloads.get_or_create(&[("result", result)]);
-            }
+            at_zero(&m.http, "class", &["2xx", "3xx", "4xx", "5xx"]);
+            at_zero(&m.config_reloads, "result", &["ok", "failed"]);
             super::media_metrics::media().register(&mut r);
             m.store.register(&mut r);
             m.push.register(&mut r);
@@ -324,19 +332,18 @@ impl Metrics {
                 sip.refused.clone(),
             );
             // Known label values start at zero, so rates and dashboards have series at once.
-            for reason in ["max_calls", "max_setup_calls", "draining"] {
-                let _ = sip.refused.get_or_create(&[("reason", reason)]);
-            }
-            for result in ["connected", "busy", "no_answer", "failed", "unreachable"] {
-                let _ = sip.dial_results.get_or_create(&[("result", result)]);
-            }
-            for class in ["1xx", "2xx", "3xx", "4xx", "5xx", "6xx"] {
-                let _ = sip.responses_sent.get_or_create(&[("class", class)]);
-                let _ = sip.responses_received.get_or_create(&[("class", class)]);
-            }
-            for method in ["INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER"] {
-                let _ = sip.requests.get_or_create(&[("method", method)]);
-            }
+            at_zero(
+                &sip.refused,
+                "reason",
+                &["max_calls", "max_setup_calls", "draining"],
+            );
+            let results = ["connected", "busy", "no_answer", "failed", "unreachable"];
+            at_zero(&sip.dial_results, "result", &results);
+            let classes = ["1xx", "2xx", "3xx", "4xx", "5xx", "6xx"];
+            at_zero(&sip.responses_sent, "class", &classes);
+            at_zero(&sip.responses_received, "class", &classes);
+            let methods = ["INVITE", "ACK", "BYE", "CANCEL", "OPTIONS", "REGISTER"];
+            at_zero(&sip.requests, "method", &methods);
             r.register(
                 "dial_attempts",
                 "Outbound dial attempts ended, by result",

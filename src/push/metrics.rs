@@ -26,9 +26,11 @@ impl PushMetrics {
             "Push events in the durable outbox waiting for delivery",
             self.pending.clone(),
         );
-        for result in ["delivered", "retry", "failed"] {
-            let _ = self.deliveries.get_or_create(&[("result", result)]);
-        }
+        crate::ops::metrics::at_zero(
+            &self.deliveries,
+            "result",
+            &["delivered", "retry", "failed"],
+        );
         r.register(
             "push_deliveries",
             "Push delivery attempts, by result (delivered, retry, failed)",

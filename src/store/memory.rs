@@ -68,6 +68,22 @@ impl MemoryStore {
     }
 }
 
+/// Inserts or replaces `value` under `id` in a table kept in insertion order: an id keeps its
+/// row, a new one gets the next (`last` + 1), as SQLite's rowid.
+fn upsert<T>(
+    rows: &mut BTreeMap<i64, T>,
+    ids: &mut HashMap<Uuid, i64>,
+    last: &mut i64,
+    id: Uuid,
+    value: T,
+) {
+    let row = *ids.entry(id).or_insert_with(|| {
+        *last += 1;
+        *last
+    });
+    rows.insert(row, value);
+}
+
 /// Whether `r` passes every filter given (all but paging).
 fn matches(f: &CallbackFilter, r: &CallbackRecord) -> bool {
     let desired = r.desired_time.timestamp_millis();
@@ -83,30 +99,15 @@ impl Tables {
     /// Inserts or replaces callbacks in place (a new one gets the next row).
     fn put_callbacks(&mut self, records: Vec<CallbackRecord>) {
         for r in records {
-            let row = match self.ids.get(&r.id) {
-                Some(row) => *row,
-                None => {
-                    self.last_row += 1;
-                    self.ids.insert(r.id, self.last_row);
-                    self.last_row
-                }
-            };
-            self.rows.insert(row, r);
+            upsert(&mut self.rows, &mut self.ids, &mut self.last_row, r.id, r);
         }
     }
 
     /// Inserts or replaces outbox entries in place.
     fn put_outbox(&mut self, entries: Vec<OutboxEntry>) {
         for e in entries {
-            let row = match self.outbox_ids.get(&e.id) {
-                Some(row) => *row,
-                None => {
-                    self.outbox_last += 1;
-                    self.outbox_ids.insert(e.id, self.outbox_last);
-                    self.outbox_last
-                }
-            };
-            self.outbox.insert(row, e);
+            let (rows, ids) = (&mut self.outbox, &mut self.outbox_ids);
+            upsert(rows, ids, &mut self.outbox_last, e.id, e);
         }
     }
 }
@@ -222,7 +223,7 @@ impl Store for MemoryStore {
         retention: TimeDelta,
     ) -> Result<usize, StoreError> {
         // The same comparison as SQLite's, in milliseconds.
-        let cutoff = (now - retention + crate::callback::model::RETENTION).timestamp_millis();
+        let cutoff = super::retention::expiry_cutoff(now, retention).timestamp_millis();
         let mut t = self.tables();
         let expired: Vec<(i64, Uuid)> = t
             .rows

@@ -22,6 +22,15 @@ pub(crate) fn decode_bodies<T: serde::de::DeserializeOwned>(
         .collect()
 }
 
+/// A listing's `limit` as SQL takes it: 0 means no limit.
+pub(crate) fn sql_limit(limit: usize) -> i64 {
+    if limit == 0 {
+        i64::MAX
+    } else {
+        i64::try_from(limit).unwrap_or(i64::MAX)
+    }
+}
+
 #[cfg(test)]
 mod contract;
 pub(crate) mod memory;

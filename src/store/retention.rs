@@ -4,11 +4,18 @@
 
 use std::sync::Arc;
 
-use chrono::TimeDelta;
+use chrono::{DateTime, TimeDelta, Utc};
 
 use super::Store;
 use crate::clock::SharedClock;
 use crate::config::StoreSettings;
+
+/// The retain-until instant (desired time + the record's own `RETENTION`) before which a
+/// COMPLETED record has expired at `now` under `retention`:
+/// desired + retention < now  ⇔  desired + RETENTION < now - retention + RETENTION.
+pub(crate) fn expiry_cutoff(now: DateTime<Utc>, retention: TimeDelta) -> DateTime<Utc> {
+    now - retention + crate::callback::model::RETENTION
+}
 
 /// Runs the sweep forever: sleeps one interval on `clock`, removes what has expired, logs it.
 /// A failed sweep is logged and the next one tries again.

@@ -394,25 +394,17 @@ fn apply(
     Ok(counts)
 }
 
-fn decode_rows(
-    stmt: &mut rusqlite::Statement<'_>,
-    args: &[&dyn rusqlite::ToSql],
-) -> Result<Vec<CallbackRecord>, StoreError> {
-    let bodies = stmt
-        .query_map(args, |row| row.get::<_, String>(0))?
-        .collect::<Result<Vec<_>, _>>()?;
-    Ok(super::decode_bodies(bodies, "callback"))
-}
-
-/// Outbox rows into entries; an unreadable one is logged and left out.
-fn decode_outbox(
+/// Rows whose first column is a stored JSON body into values; an unreadable one is logged
+/// (naming `what`) and left out.
+fn decode_rows<T: serde::de::DeserializeOwned>(
     stmt: &mut rusqlite::Statement<'_>,
     args: impl rusqlite::Params,
-) -> Result<Vec<OutboxEntry>, StoreError> {
+    what: &str,
+) -> Result<Vec<T>, StoreError> {
     let bodies = stmt
         .query_map(args, |row| row.get::<_, String>(0))?
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(super::decode_bodies(bodies, "push event"))
+    Ok(super::decode_bodies(bodies, what))
 }
 
 /// One page of a listing: SQL naming only the filters given (so SQLite can use the index that
@@ -520,7 +512,7 @@ impl Store for SqliteStore {
         self.read(|c| {
             let mut stmt =
                 c.prepare("SELECT body FROM callbacks WHERE state != 'COMPLETED' ORDER BY rowid")?;
-            decode_rows(&mut stmt, &[])
+            decode_rows(&mut stmt, params![], "callback")
         })
         .await
     }
@@ -547,8 +539,7 @@ impl Store for SqliteStore {
         now: DateTime<Utc>,
         retention: TimeDelta,
     ) -> Result<usize, StoreError> {
-        // desired + retention < now  ⇔  retain_until (desired + RETENTION) < now - retention + RETENTION
-        let cutoff = now - retention + crate::callback::model::RETENTION;
+        let cutoff = super::retention::expiry_cutoff(now, retention);
         self.write(Write::RemoveExpired(cutoff)).await
     }
 
@@ -587,7 +578,11 @@ impl Store for SqliteStore {
                 "SELECT body FROM outbox WHERE state = 'pending' AND next_at <= ?1
                  ORDER BY next_at, rowid LIMIT ?2",
             )?;
-            decode_outbox(&mut stmt, params![now.timestamp_millis(), limit])
+            decode_rows(
+                &mut stmt,
+                params![now.timestamp_millis(), limit],
+                "push event",
+            )
         })
         .await
     }
@@ -609,22 +604,18 @@ impl Store for SqliteStore {
         state: Option<OutboxState>,
         limit: usize,
     ) -> Result<Vec<OutboxEntry>, StoreError> {
-        let limit = if limit == 0 {
-            i64::MAX
-        } else {
-            i64::try_from(limit).unwrap_or(i64::MAX)
-        };
+        let limit = super::sql_limit(limit);
         self.read(move |c| match state {
             Some(st) => {
                 let mut stmt = c.prepare_cached(
                     "SELECT body FROM outbox WHERE state = ?1 ORDER BY rowid DESC LIMIT ?2",
                 )?;
-                decode_outbox(&mut stmt, params![st.name(), limit])
+                decode_rows(&mut stmt, params![st.name(), limit], "push event")
             }
             None => {
                 let mut stmt =
                     c.prepare_cached("SELECT body FROM outbox ORDER BY rowid DESC LIMIT ?1")?;
-                decode_outbox(&mut stmt, params![limit])
+                decode_rows(&mut stmt, params![limit], "push event")
             }
         })
         .await

@@ -76,10 +76,7 @@ pub async fn list(
 ) -> Result<Response, ApiError> {
     user.require(Permission::ReadAudit)?;
     let q = query(q)?;
-    let limit = q.limit.unwrap_or(250);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::bad_request("limit: must be 1 to 1000"));
-    }
+    let limit = super::limit(q.limit, 250)?;
     let Some(store) = &s.store else {
         return Ok(ok(Vec::<AuditEntry>::new()));
     };

@@ -258,6 +258,33 @@ async fn readable_record(
     Ok(rec)
 }
 
+/// A callback `user` may change: the write permission, then its queue (as [`readable_record`]).
+async fn writable_record(
+    s: &ApiState,
+    user: &AdminUser,
+    id: Uuid,
+) -> Result<CallbackRecord, ApiError> {
+    user.require(Permission::WriteCallbacks)?;
+    readable_record(s, user, id).await
+}
+
+/// Records a change of a callback in the audit log, then answers with the callback's view.
+async fn audited(
+    s: &ApiState,
+    user: &AdminUser,
+    action: &str,
+    detail: Value,
+    rec: &CallbackRecord,
+) -> Result<Response, ApiError> {
+    audit::audit(s, user, action, detail).await?;
+    Ok(ok(CallbackView::from(rec)))
+}
+
+/// The audit detail of a change that replaced callback `id` by `new` (reschedule, recreate).
+fn replaced(id: Uuid, new: &CallbackRecord) -> Value {
+    json!({ "id": id, "newId": new.id, "desiredTime": new.desired_time })
+}
+
 /// One callback with its metrics (EWT and position at offer, agents logged in, every dial
 /// attempt, the connected agent) and its state history.
 #[utoipa::path(get, path = "/callbacks/{id}", tag = "admin",
@@ -340,14 +367,8 @@ pub async fn create(
         })
         .await
         .map_err(service_error)?;
-    audit::audit(
-        &s,
-        &user,
-        "callback.create",
-        json!({ "id": rec.id, "serviceName": rec.queue, "phoneNumber": rec.phone, "desiredTime": rec.desired_time }),
-    )
-    .await?;
-    Ok(ok(CallbackView::from(&rec)))
+    let detail = json!({ "id": rec.id, "serviceName": rec.queue, "phoneNumber": rec.phone, "desiredTime": rec.desired_time });
+    audited(&s, &user, "callback.create", detail, &rec).await
 }
 
 /// Cancels a callback (CANCELLED_BY_ADMIN), in any state but COMPLETED: an administrator can
@@ -360,15 +381,13 @@ pub async fn cancel(
     user: AdminUser,
     Path(id): Path<Uuid>,
 ) -> Result<Response, ApiError> {
-    user.require(Permission::WriteCallbacks)?;
-    readable_record(&s, &user, id).await?;
+    writable_record(&s, &user, id).await?;
     let rec = s
         .callbacks
         .cancel(id, &user.name, true)
         .await
         .map_err(service_error)?;
-    audit::audit(&s, &user, "callback.cancel", json!({ "id": id })).await?;
-    Ok(ok(CallbackView::from(&rec)))
+    audited(&s, &user, "callback.cancel", json!({ "id": id }), &rec).await
 }
 
 /// `POST /admin/callbacks/{id}/reschedule` and `/recreate` body.
@@ -401,14 +420,7 @@ pub async fn reschedule(
         .reschedule(id, at.with_timezone(&Utc), &user.name)
         .await
         .map_err(service_error)?;
-    audit::audit(
-        &s,
-        &user,
-        "callback.reschedule",
-        json!({ "id": id, "newId": rec.id, "desiredTime": rec.desired_time }),
-    )
-    .await?;
-    Ok(ok(CallbackView::from(&rec)))
+    audited(&s, &user, "callback.reschedule", replaced(id, &rec), &rec).await
 }
 
 /// Makes a new callback from a COMPLETED one (immediate, or at `desiredTime`).
@@ -422,8 +434,7 @@ pub async fn recreate(
     Path(id): Path<Uuid>,
     Body(b): Body<TimeBody>,
 ) -> Result<Response, ApiError> {
-    user.require(Permission::WriteCallbacks)?;
-    readable_record(&s, &user, id).await?;
+    writable_record(&s, &user, id).await?;
     let rec = s
         .callbacks
         .recreate(
@@ -433,14 +444,7 @@ pub async fn recreate(
         )
         .await
         .map_err(service_error)?;
-    audit::audit(
-        &s,
-        &user,
-        "callback.recreate",
-        json!({ "id": id, "newId": rec.id, "desiredTime": rec.desired_time }),
-    )
-    .await?;
-    Ok(ok(CallbackView::from(&rec)))
+    audited(&s, &user, "callback.recreate", replaced(id, &rec), &rec).await
 }
 
 /// A time range of one queue for bulk cancel.

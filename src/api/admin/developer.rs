@@ -32,10 +32,7 @@ pub async fn errors(
 ) -> Result<Response, ApiError> {
     user.require(Permission::DeveloperTools)?;
     let q = query(q)?;
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::bad_request("limit: must be 1 to 1000"));
-    }
+    let limit = super::limit(q.limit, 100)?;
     let mut list = s.errors.search(q.correlation_id.as_deref());
     list.truncate(limit);
     Ok(ok(list))

@@ -20,7 +20,7 @@ use uuid::Uuid;
 
 use super::crud::{self, Named, Reply, record};
 use super::{AdminUser, Permission};
-use crate::api::{ApiError, ApiState, Body, ok};
+use crate::api::{ApiError, ApiState, Body, ok, query};
 use crate::callin::group::CallInGroup;
 use crate::callin::{
     CallInRequest, CallInState, DnisEntry, GroupBook, GroupBookError, GroupSource, GroupView,
@@ -323,7 +323,7 @@ pub async fn list_records(
     q: Result<Query<RecordsQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     user.require(Permission::ReadCallIn)?;
-    let Query(q) = q.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    let q = query(q)?;
     let limit = q.limit.unwrap_or(500);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::bad_request(format!(

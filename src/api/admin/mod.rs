@@ -84,3 +84,15 @@ pub(super) fn created(data: impl serde::Serialize) -> axum::response::Response {
     use axum::response::IntoResponse;
     (axum::http::StatusCode::CREATED, crate::api::ok(data)).into_response()
 }
+
+/// A listing's `limit` query parameter: `default` when absent, else 1 to 1000 (a 400 naming
+/// the field otherwise).
+pub(super) fn limit(given: Option<usize>, default: usize) -> Result<usize, crate::api::ApiError> {
+    let limit = given.unwrap_or(default);
+    if !(1..=1000).contains(&limit) {
+        return Err(crate::api::ApiError::bad_request(
+            "limit: must be 1 to 1000",
+        ));
+    }
+    Ok(limit)
+}

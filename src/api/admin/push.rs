@@ -32,10 +32,7 @@ pub async fn outbox(
 ) -> Result<Response, ApiError> {
     user.require(Permission::DeveloperTools)?;
     let q = query(q)?;
-    let limit = q.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
-        return Err(ApiError::bad_request("limit: must be 1 to 1000"));
-    }
+    let limit = super::limit(q.limit, 100)?;
     let state = match q.state.as_deref() {
         None => None,
         Some(name) => Some(OutboxState::parse(name).ok_or_else(|| {

@@ -150,17 +150,7 @@ pub async fn create(
         from_config: false,
     };
     let detail = json!({ "name": rec.name, "roles": rec.roles, "queues": rec.queues });
-    audit::save(
-        &s,
-        vec![
-            document(&rec),
-            audit::entry(&s, &user, "user.create", detail),
-        ],
-    )
-    .await?;
-    let view = UserView::from(&rec);
-    s.admin.put_user(rec);
-    Ok(ok(view))
+    save(&s, &user, rec, "user.create", detail).await
 }
 
 /// Changes a user's password, roles or queues; open sessions follow at their next request.
@@ -194,12 +184,21 @@ pub async fn update(
     }
     let detail =
         json!({ "name": name, "changed": changed, "roles": rec.roles, "queues": rec.queues });
+    save(&s, &user, rec, "user.update", detail).await
+}
+
+/// Stores a user with the audit entry of its change in one write, then puts it in force and
+/// answers with its view.
+async fn save(
+    s: &ApiState,
+    user: &AdminUser,
+    rec: UserRecord,
+    action: &str,
+    detail: serde_json::Value,
+) -> Result<Response, ApiError> {
     audit::save(
-        &s,
-        vec![
-            document(&rec),
-            audit::entry(&s, &user, "user.update", detail),
-        ],
+        s,
+        vec![document(&rec), audit::entry(s, user, action, detail)],
     )
     .await?;
     let view = UserView::from(&rec);

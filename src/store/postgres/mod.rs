@@ -365,8 +365,7 @@ impl Store for PostgresStore {
         now: DateTime<Utc>,
         retention: TimeDelta,
     ) -> Result<usize, StoreError> {
-        // desired + retention < now  ⇔  retain (desired + RETENTION) < now - retention + RETENTION
-        let cutoff = (now - retention + crate::callback::model::RETENTION).timestamp_millis();
+        let cutoff = super::retention::expiry_cutoff(now, retention).timestamp_millis();
         let client = self.client().await?;
         self.count();
         let n = client

@@ -106,11 +106,7 @@ impl PostgresStore {
         state: Option<OutboxState>,
         limit: usize,
     ) -> Result<Vec<OutboxEntry>, StoreError> {
-        let limit = if limit == 0 {
-            i64::MAX
-        } else {
-            i64::try_from(limit).unwrap_or(i64::MAX)
-        };
+        let limit = crate::store::sql_limit(limit);
         let client = self.client().await?;
         self.count();
         let rows = match state {
