@@ -13,7 +13,12 @@
 #![allow(clippy::result_large_err)]
 
 mod admin;
+mod bulk;
+mod callback;
 mod callbacks;
+mod callin;
+mod fields;
+mod rules;
 mod session;
 mod tools;
 
@@ -26,9 +31,9 @@ use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use minijinja::Environment;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::api::ApiState;
+use crate::api::{ApiError, ApiState};
 pub use session::{COOKIE, UiUser, csrf_token};
 
 /// Where the UI lives.
@@ -49,34 +54,43 @@ pub fn router(state: ApiState) -> Router {
         .route("/ui/login", get(session::login_page).post(session::login))
         .route("/ui/logout", post(session::logout))
         .route("/ui/static/{file}", get(asset))
-        .route(
-            "/ui/callbacks",
-            get(callbacks::list).post(callbacks::create),
-        )
-        .route("/ui/callbacks/new", get(callbacks::new_form))
-        .route("/ui/callbacks/slots", get(callbacks::slots))
-        .route("/ui/callbacks/bulk", get(callbacks::bulk_form))
-        .route("/ui/callbacks/bulk/preview", post(callbacks::bulk_preview))
-        .route("/ui/callbacks/bulk/confirm", post(callbacks::bulk_confirm))
-        .route(
-            "/ui/callbacks/bulk/{id}/summary.csv",
-            get(callbacks::bulk_csv),
-        )
-        .route("/ui/callbacks/{id}", get(callbacks::detail))
-        .route("/ui/callbacks/{id}/cancel", post(callbacks::cancel))
+        .route("/ui/callbacks", get(callbacks::list).post(callback::create))
+        .route("/ui/callbacks/export.csv", get(callbacks::export))
+        .route("/ui/callbacks/new", get(callback::new_form))
+        .route("/ui/callbacks/slots", get(callback::slots))
+        .route("/ui/callbacks/bulk", get(bulk::form))
+        .route("/ui/callbacks/bulk/preview", post(bulk::preview))
+        .route("/ui/callbacks/bulk/confirm", post(bulk::confirm))
+        .route("/ui/callbacks/bulk/{id}/summary.csv", get(bulk::csv))
+        .route("/ui/callbacks/{id}", get(callback::detail))
+        .route("/ui/callbacks/{id}/cancel", post(callback::cancel))
         .route(
             "/ui/callbacks/{id}/reschedule",
-            get(callbacks::reschedule_form).post(callbacks::reschedule),
+            get(callback::reschedule_form).post(callback::reschedule),
         )
-        .route("/ui/callbacks/{id}/recreate", post(callbacks::recreate))
+        .route(
+            "/ui/callbacks/{id}/recreate",
+            get(callback::recreate_form).post(callback::recreate),
+        )
         .route("/ui/queues", get(tools::queues))
         .route("/ui/agents", get(tools::agents))
         .route("/ui/agents/{id}/state", post(tools::agent_state))
         .route("/ui/audit", get(tools::audit))
-        .route("/ui/rules", get(admin::rules))
-        .route("/ui/callin", get(admin::callin))
+        .route("/ui/rules", get(rules::page))
+        .route("/ui/rules/{kind}/new", get(rules::new_form))
+        .route("/ui/rules/{kind}", post(rules::save))
+        .route("/ui/rules/{kind}/{name}", get(rules::edit_form))
+        .route("/ui/rules/{kind}/{name}/delete", post(rules::delete))
+        .route("/ui/rules/queues/{queue}", post(rules::assign))
+        .route("/ui/callin", get(callin::page))
+        .route("/ui/callin/groups/new", get(callin::new_form))
+        .route("/ui/callin/groups", post(callin::save))
+        .route("/ui/callin/groups/{name}", get(callin::edit_form))
+        .route("/ui/callin/groups/{name}/import", post(callin::import))
         .route("/ui/developer", get(admin::developer))
-        .route("/ui/users", get(admin::users))
+        .route("/ui/developer/key", post(admin::validate_key))
+        .route("/ui/users", get(admin::users).post(admin::save_user))
+        .route("/ui/users/{name}/delete", post(admin::delete_user))
         .route(
             "/ui/{*rest}",
             get(|| async { page_error(StatusCode::NOT_FOUND, "There is no such page.", None) }),
@@ -238,6 +252,8 @@ fn templates() -> &'static Environment<'static> {
             ("callin.html", include_str!("templates/callin.html")),
             ("developer.html", include_str!("templates/developer.html")),
             ("users.html", include_str!("templates/users.html")),
+            ("rule_edit.html", include_str!("templates/rule_edit.html")),
+            ("group_edit.html", include_str!("templates/group_edit.html")),
         ] {
             if let Err(e) = env.add_template(name, text) {
                 tracing::error!(template = name, error = %e, "UI template does not parse");
@@ -278,4 +294,86 @@ pub fn page_error(status: StatusCode, message: &str, user: Option<&UiUser>) -> R
         csrf => user.map(|u| u.csrf.clone()),
     };
     render_status(status, "error.html", ctx)
+}
+
+/// What every page of a logged-in user has: its title, the active tab, the user, the tabs and
+/// the CSRF token (merged into each page's own context with `..chrome(…)`).
+pub fn chrome(user: &UiUser, title: &str, active: &str) -> minijinja::Value {
+    minijinja::context! {
+        title => title,
+        active => active,
+        user => user.view(),
+        tabs => tabs(user),
+        csrf => user.csrf,
+    }
+}
+
+/// 400 when a form shows an `error`, else 200.
+pub fn status_of(error: &Option<String>) -> StatusCode {
+    if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    }
+}
+
+/// What the JSON API said when it refused: its message, for a form's error line (a 403 reads
+/// "Not allowed: …").
+pub fn refusal_text(e: &ApiError) -> String {
+    if e.status == StatusCode::FORBIDDEN {
+        format!("Not allowed: {}.", e.message)
+    } else {
+        format!("Not saved: {}.", e.message)
+    }
+}
+
+/// The page for a refusal of the JSON API, with its status and message.
+pub fn refusal(user: &UiUser, e: &ApiError) -> Response {
+    page_error(e.status, &refusal_text(e), Some(user))
+}
+
+/// The `data` of an administration handler's answer: the UI calls the JSON API's own handlers
+/// for its changes, so it refuses exactly what they refuse, with their messages.
+pub fn api_data(answer: Result<Response, ApiError>) -> Result<serde_json::Value, ApiError> {
+    answer.map(|r| {
+        r.extensions()
+            .get::<crate::api::error::SuccessData>()
+            .map(|d| d.0.clone())
+            .unwrap_or_default()
+    })
+}
+
+/// Records a change made through the UI in the audit log (a failure is logged: the change
+/// itself is already durable).
+pub async fn audit(s: &ApiState, user: &UiUser, action: &str, detail: serde_json::Value) {
+    if let Some(store) = &s.store {
+        let doc = crate::audit::entry(s.clock.now(), &user.user.name, action, detail);
+        if let Err(e) = store.save_documents(vec![doc]).await {
+            tracing::error!(error = %e, action, "UI change not audited");
+        }
+    }
+}
+
+/// A form with only the CSRF token.
+#[derive(Debug, Deserialize)]
+pub struct CsrfOnly {
+    /// The session's CSRF token.
+    pub csrf: String,
+}
+
+/// `?done=`: what was just done, for a notice.
+#[derive(Debug, Default, Deserialize)]
+pub struct DoneQuery {
+    /// A short word the page turns into its notice.
+    #[serde(default)]
+    pub done: Option<String>,
+}
+
+impl DoneQuery {
+    /// The `done` word of a query that may not parse.
+    pub fn of(
+        q: Result<axum::extract::Query<DoneQuery>, axum::extract::rejection::QueryRejection>,
+    ) -> Option<String> {
+        q.ok().and_then(|axum::extract::Query(q)| q.done)
+    }
 }

@@ -16,7 +16,7 @@ use minijinja::context;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::{UiUser, page_error, render, tabs};
+use super::{DoneQuery, UiUser, audit as audit_change, chrome, page_error, render};
 use crate::api::ApiState;
 use crate::routing::StateKind;
 use crate::users::Permission;
@@ -116,14 +116,10 @@ pub async fn queues(State(s): State<ApiState>, user: UiUser, headers: HeaderMap)
         return r;
     }
     let ctx = context! {
-        title => "Callback queues",
-        active => "/ui/queues",
-        user => user.view(),
-        tabs => tabs(&user),
-        csrf => user.csrf,
         queues => queue_rows(&s, &user),
         updated => s.clock.now().format("%H:%M:%S UTC").to_string(),
         poll => format!("every {POLL_SECONDS}s"),
+        ..chrome(&user, "Callback queues", "/ui/queues")
     };
     let partial = headers.contains_key("hx-request");
     render(
@@ -158,7 +154,7 @@ fn state_name(k: StateKind) -> String {
 pub async fn agents(
     State(s): State<ApiState>,
     user: UiUser,
-    q: Result<Query<NoticeQuery>, axum::extract::rejection::QueryRejection>,
+    q: Result<Query<DoneQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     if let Err(r) = user.require(Permission::UseTools) {
         return r;
@@ -190,22 +186,11 @@ pub async fn agents(
     render(
         "agents.html",
         context! {
-            title => "Agents",
-            active => "/ui/agents",
-            user => user.view(),
-            tabs => tabs(&user),
-            csrf => user.csrf,
             agents => rows,
-            notice => q.ok().and_then(|Query(q)| q.done),
+            notice => DoneQuery::of(q),
+            ..chrome(&user, "Agents", "/ui/agents")
         },
     )
-}
-
-/// `?done=` notice.
-#[derive(Debug, Deserialize)]
-pub struct NoticeQuery {
-    #[serde(default)]
-    done: Option<String>,
 }
 
 /// The agent state form.
@@ -273,17 +258,8 @@ pub async fn agent_state(
             Some(&user),
         );
     }
-    if let Some(store) = &s.store {
-        let doc = crate::audit::entry(
-            s.clock.now(),
-            &user.user.name,
-            "agent.state",
-            json!({ "id": id, "state": f.state, "via": "ui" }),
-        );
-        if let Err(e) = store.save_documents(vec![doc]).await {
-            tracing::error!(error = %e, "agent state change not audited");
-        }
-    }
+    let detail = json!({ "id": id, "state": f.state, "via": "ui" });
+    audit_change(&s, &user, "agent.state", detail).await;
     Redirect::to("/ui/agents?done=changed").into_response()
 }
 
@@ -316,12 +292,8 @@ pub async fn audit(State(s): State<ApiState>, user: UiUser) -> Response {
     render(
         "audit.html",
         context! {
-            title => "Audit",
-            active => "/ui/audit",
-            user => user.view(),
-            tabs => tabs(&user),
-            csrf => user.csrf,
             entries => rows,
+            ..chrome(&user, "Audit", "/ui/audit")
         },
     )
 }
