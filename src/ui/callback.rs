@@ -309,13 +309,29 @@ pub async fn create(
     }
 }
 
-/// The page for an action the callback's state refused.
-fn refused(user: &UiUser, what: &str, e: impl std::fmt::Display) -> Response {
-    page_error(
-        StatusCode::CONFLICT,
-        &format!("The callback was not {what}: {e}."),
-        Some(user),
-    )
+/// After an action on `old`: the audit entry and the resulting callback's page with a notice
+/// (`done`), or the page saying why the callback's state refused it.
+async fn finish(
+    s: &ApiState,
+    user: &UiUser,
+    old: Uuid,
+    result: Result<CallbackRecord, crate::callback::service::ServiceError>,
+    action: &str,
+    done: &str,
+) -> Response {
+    match result {
+        Ok(new) => {
+            let detail =
+                json!({ "id": old, "newId": new.id, "desiredTime": new.desired_time, "via": "ui" });
+            audit(s, user, action, detail).await;
+            Redirect::to(&format!("/ui/callbacks/{}?done={done}", new.id)).into_response()
+        }
+        Err(e) => page_error(
+            StatusCode::CONFLICT,
+            &format!("The callback was not {done}: {e}."),
+            Some(user),
+        ),
+    }
 }
 
 /// Cancels one callback (CANCELLED_BY_ADMIN).
@@ -329,14 +345,8 @@ pub async fn cancel(
         Ok(r) => r,
         Err(r) => return r,
     };
-    match s.callbacks.cancel(rec.id, &user.user.name, true).await {
-        Ok(_) => {
-            let detail = json!({ "id": rec.id, "via": "ui" });
-            audit(&s, &user, "callback.cancel", detail).await;
-            Redirect::to(&format!("/ui/callbacks/{}?done=cancelled", rec.id)).into_response()
-        }
-        Err(e) => refused(&user, "cancelled", e),
-    }
+    let result = s.callbacks.cancel(rec.id, &user.user.name, true).await;
+    finish(&s, &user, rec.id, result, "callback.cancel", "cancelled").await
 }
 
 /// `GET …/reschedule?date=` and `GET …/recreate?date=`.
@@ -420,25 +430,7 @@ pub async fn reschedule(
     Path(id): Path<String>,
     Form(f): Form<SlotForm>,
 ) -> Response {
-    let rec = match acting_on(&s, &user, &f.csrf, &id).await {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
-    let Some(at) = parse_time(&f.slot) else {
-        return page_error(
-            StatusCode::BAD_REQUEST,
-            "Available time slot: pick one of the free slots.",
-            Some(&user),
-        );
-    };
-    match s.callbacks.reschedule(rec.id, at, &user.user.name).await {
-        Ok(new) => {
-            let detail = json!({ "id": rec.id, "newId": new.id, "desiredTime": new.desired_time, "via": "ui" });
-            audit(&s, &user, "callback.reschedule", detail).await;
-            Redirect::to(&format!("/ui/callbacks/{}?done=rescheduled", new.id)).into_response()
-        }
-        Err(e) => refused(&user, "rescheduled", e),
-    }
+    to_slot(&s, &user, &id, &f, false).await
 }
 
 /// Makes a new callback from a COMPLETED one: immediate, or at the chosen slot.
@@ -448,29 +440,40 @@ pub async fn recreate(
     Path(id): Path<String>,
     Form(f): Form<SlotForm>,
 ) -> Response {
-    let rec = match acting_on(&s, &user, &f.csrf, &id).await {
+    to_slot(&s, &user, &id, &f, true).await
+}
+
+/// Reschedules (`recreate` false) or recreates callback `id` at the form's slot (none:
+/// immediate, for a recreate only).
+async fn to_slot(s: &ApiState, user: &UiUser, id: &str, f: &SlotForm, recreate: bool) -> Response {
+    let rec = match acting_on(s, user, &f.csrf, id).await {
         Ok(r) => r,
         Err(r) => return r,
+    };
+    let bad = || {
+        page_error(
+            StatusCode::BAD_REQUEST,
+            "Available time slot: pick one of the free slots.",
+            Some(user),
+        )
     };
     let at = match f.slot.trim() {
         "" => None,
         t => match parse_time(t) {
             Some(at) => Some(at),
-            None => {
-                return page_error(
-                    StatusCode::BAD_REQUEST,
-                    "Available time slot: pick one of the free slots, or none for an immediate callback.",
-                    Some(&user),
-                );
-            }
+            None => return bad(),
         },
     };
-    match s.callbacks.recreate(rec.id, at, &user.user.name).await {
-        Ok(new) => {
-            let detail = json!({ "id": rec.id, "newId": new.id, "desiredTime": at, "via": "ui" });
-            audit(&s, &user, "callback.recreate", detail).await;
-            Redirect::to(&format!("/ui/callbacks/{}?done=recreated", new.id)).into_response()
-        }
-        Err(e) => refused(&user, "recreated", e),
-    }
+    let by = &user.user.name;
+    let result = match (recreate, at) {
+        (true, at) => s.callbacks.recreate(rec.id, at, by).await,
+        (false, Some(at)) => s.callbacks.reschedule(rec.id, at, by).await,
+        (false, None) => return bad(),
+    };
+    let (action, done) = if recreate {
+        ("callback.recreate", "recreated")
+    } else {
+        ("callback.reschedule", "rescheduled")
+    };
+    finish(s, user, rec.id, result, action, done).await
 }

@@ -172,57 +172,20 @@ pub struct Tab {
 /// The tabs `user`'s roles open, in the guide's order.
 pub fn tabs(user: &UiUser) -> Vec<Tab> {
     use crate::users::Permission::*;
-    let p = user.user.permissions;
-    let mut out = Vec::new();
-    if p.has(ReadCallbacks) {
-        out.push(Tab {
-            label: "Callback",
-            href: "/ui/callbacks",
-        });
-    }
-    if p.has(ReadRules) {
-        out.push(Tab {
-            label: "Call-In",
-            href: "/ui/callin",
-        });
-    }
-    if p.has(UseTools) {
-        out.push(Tab {
-            label: "Queues",
-            href: "/ui/queues",
-        });
-    }
-    if p.has(ReadRules) {
-        out.push(Tab {
-            label: "Rules",
-            href: "/ui/rules",
-        });
-    }
-    if p.has(UseTools) {
-        out.push(Tab {
-            label: "Agents",
-            href: "/ui/agents",
-        });
-    }
-    if p.has(DeveloperTools) {
-        out.push(Tab {
-            label: "Developer",
-            href: "/ui/developer",
-        });
-    }
-    if p.has(ManageUsers) {
-        out.push(Tab {
-            label: "Users",
-            href: "/ui/users",
-        });
-    }
-    if p.has(ReadAudit) {
-        out.push(Tab {
-            label: "Audit",
-            href: "/ui/audit",
-        });
-    }
-    out
+    const TABS: [(crate::users::Permission, &str, &str); 8] = [
+        (ReadCallbacks, "Callback", "/ui/callbacks"),
+        (ReadRules, "Call-In", "/ui/callin"),
+        (UseTools, "Queues", "/ui/queues"),
+        (ReadRules, "Rules", "/ui/rules"),
+        (UseTools, "Agents", "/ui/agents"),
+        (DeveloperTools, "Developer", "/ui/developer"),
+        (ManageUsers, "Users", "/ui/users"),
+        (ReadAudit, "Audit", "/ui/audit"),
+    ];
+    TABS.into_iter()
+        .filter(|(p, ..)| user.user.permissions.has(*p))
+        .map(|(_, label, href)| Tab { label, href })
+        .collect()
 }
 
 /// The compiled templates (parsed once).

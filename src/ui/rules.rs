@@ -200,7 +200,7 @@ fn form_of(kind: &str, rule: serde_json::Value) -> serde_json::Value {
     match kind {
         "number" => json!({
             "name": rule["name"], "countries": lines(&rule["countries"]),
-            "patterns": lines(&rule["blocked_patterns"]),
+            "patterns": lines(&rule["blockedPatterns"]),
         }),
         "capacity" => json!({
             "name": rule["name"], "duration": rule["capacity"]["duration"],
@@ -260,7 +260,7 @@ fn rule_of(kind: &str, f: &[(String, String)]) -> Result<serde_json::Value, Stri
         "number" => Ok(json!({
             "name": name,
             "countries": items(&field(f, "countries").to_uppercase()),
-            "blocked_patterns": field(f, "patterns").lines().map(str::trim)
+            "blockedPatterns": field(f, "patterns").lines().map(str::trim)
                 .filter(|l| !l.is_empty()).collect::<Vec<_>>(),
         })),
         "capacity" => {

@@ -1,6 +1,6 @@
 //! The Call-In tab in the browser: a group created and edited through the form (DNIS list,
-//! codes, expiry, unique DNIS), its DNIS list imported from a CSV file, a DNIS already in
-//! another group refused with the API's message, request records listed and filtered; and a
+//! codes, expiry, unique DNIS), its DNIS list imported from a CSV file, a DNIS listed twice
+//! refused with the API's message, request records listed and filtered; and a
 //! supervisor's refusal.
 
 use fantoccini::Locator;
@@ -32,10 +32,10 @@ async fn groups_are_created_edited_and_imported_and_records_are_listed() {
     assert!(g.generate_access_code && g.unique_dnis);
     assert_eq!((g.access_code_length, g.expiry_seconds), (8, 120));
 
-    // A second group may not take a DNIS of the first: the API's message, nothing saved.
+    // A DNIS listed twice is refused with the API's message, and nothing is saved.
     b.go("/ui/callin/groups/new").await;
     b.fill("name", "Kiosks").await;
-    b.fill("dnis", "+33140000002").await;
+    b.fill("dnis", "+33140000002\n+33140000002,again").await;
     b.click("save").await;
     let msg = b.text("error").await.unwrap();
     assert!(
