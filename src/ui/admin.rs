@@ -6,16 +6,16 @@
 
 use std::collections::BTreeSet;
 
-use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::context;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::fields::{all, field, form_fields, when};
-use super::{CsrfOnly, UiUser, api_data, chrome, refusal, refusal_text, render, render_status};
+use super::fields::{all, field, when};
+use super::posted::Posted;
+use super::{UiUser, api_data, chrome, refusal, refusal_text, render, render_status};
 use crate::api::ApiState;
 use crate::api::Body;
 use crate::api::admin::developer::{KeyBody, validate_key as api_validate_key};
@@ -108,33 +108,21 @@ async fn dev_view(s: &ApiState, user: &UiUser, q: DevQuery, key: Option<String>)
     )
 }
 
-/// The key validation form.
-#[derive(Debug, Deserialize)]
-pub struct KeyForm {
-    csrf: String,
-    #[serde(default)]
-    key: String,
-}
-
 /// `POST /ui/developer/key`: whether a key would be accepted in `x-api-key`, and its name.
-pub async fn validate_key(
-    State(s): State<ApiState>,
-    user: UiUser,
-    Form(f): Form<KeyForm>,
-) -> Response {
-    if let Err(r) = user.check_csrf(&f.csrf) {
-        return r;
-    }
-    let body = KeyBody { key: f.key };
+pub async fn validate_key(State(s): State<ApiState>, p: Posted) -> Response {
+    let user = &p.user;
+    let body = KeyBody {
+        key: p.field("key").to_string(),
+    };
     let answer = api_validate_key(State(s.clone()), user.user.clone(), Body(body)).await;
     let verdict = match api_data(answer) {
         Ok(v) => match v["name"].as_str() {
             Some(name) => format!("Valid: this is the API key “{name}”."),
             None => "Not valid: no configured API key matches.".to_string(),
         },
-        Err(e) => return refusal(&user, &e),
+        Err(e) => return refusal(user, &e),
     };
-    dev_view(&s, &user, DevQuery::default(), Some(verdict)).await
+    dev_view(&s, user, DevQuery::default(), Some(verdict)).await
 }
 
 /// The roles a form may tick, as their names.
@@ -198,17 +186,14 @@ fn users_view(
 
 /// `POST /ui/users`: creates a user, or changes the one named by `original` (roles, queues,
 /// and the password when one is given), through the API's handlers.
-pub async fn save_user(State(s): State<ApiState>, user: UiUser, body: Bytes) -> Response {
-    let f = form_fields(&body);
-    if let Err(r) = user.check_csrf(field(&f, "csrf")) {
-        return r;
-    }
-    let roles: Vec<Role> = all(&f, "role")
+pub async fn save_user(State(s): State<ApiState>, p: Posted) -> Response {
+    let (user, f) = (&p.user, &p.fields);
+    let roles: Vec<Role> = all(f, "role")
         .into_iter()
         .filter_map(|n| ROLES.iter().find(|(r, _)| *r == n).map(|(_, r)| *r))
         .collect();
     let queues: Option<BTreeSet<String>> = Some(
-        field(&f, "queues")
+        field(f, "queues")
             .split([',', '\n'])
             .map(str::trim)
             .filter(|q| !q.is_empty())
@@ -216,12 +201,12 @@ pub async fn save_user(State(s): State<ApiState>, user: UiUser, body: Bytes) -> 
             .collect::<BTreeSet<_>>(),
     )
     .filter(|q| !q.is_empty());
-    let password = field(&f, "password").to_string();
-    let original = field(&f, "original").trim().to_string();
+    let password = field(f, "password").to_string();
+    let original = field(f, "original").trim().to_string();
     let au = user.user.clone();
     let (answer, done) = if original.is_empty() {
         let b = NewUserBody {
-            name: field(&f, "name").trim().to_string(),
+            name: field(f, "name").trim().to_string(),
             password,
             roles,
             queues,
@@ -241,9 +226,9 @@ pub async fn save_user(State(s): State<ApiState>, user: UiUser, body: Bytes) -> 
     };
     match api_data(answer) {
         Ok(_) => Redirect::to(&format!("/ui/users?done={done}")).into_response(),
-        Err(e) if e.status == axum::http::StatusCode::FORBIDDEN => refusal(&user, &e),
+        Err(e) if e.status == axum::http::StatusCode::FORBIDDEN => refusal(user, &e),
         Err(e) => {
-            let mut page = users_view(&s, &user, None, Some(refusal_text(&e)));
+            let mut page = users_view(&s, user, None, Some(refusal_text(&e)));
             *page.status_mut() = e.status;
             page
         }
@@ -253,16 +238,13 @@ pub async fn save_user(State(s): State<ApiState>, user: UiUser, body: Bytes) -> 
 /// `POST /ui/users/{name}/delete`: deletes a user and ends their sessions.
 pub async fn delete_user(
     State(s): State<ApiState>,
-    user: UiUser,
     Path(name): Path<String>,
-    Form(f): Form<CsrfOnly>,
+    p: Posted,
 ) -> Response {
-    if let Err(r) = user.check_csrf(&f.csrf) {
-        return r;
-    }
+    let user = &p.user;
     let answer = api_users::delete(State(s), user.user.clone(), Path(name)).await;
     match api_data(answer) {
         Ok(_) => Redirect::to("/ui/users?done=deleted").into_response(),
-        Err(e) => refusal(&user, &e),
+        Err(e) => refusal(user, &e),
     }
 }

@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 
-use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -14,7 +13,8 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::callbacks::{readable_queues, row};
-use super::fields::{field, form_fields, parse_time};
+use super::fields::{field, parse_time};
+use super::posted::Posted;
 use super::{UiUser, chrome, page_error, render_status};
 use crate::api::ApiState;
 use crate::callback::CallbackRecord;
@@ -42,12 +42,11 @@ fn view(s: &ApiState, user: &UiUser, extra: minijinja::Value, error: Option<Stri
     render_status(super::status_of(&error), "bulk.html", ctx)
 }
 
-/// The fields of a bulk-cancel form, once its CSRF token and the permission are checked.
-fn checked_fields(user: &UiUser, body: &[u8]) -> Result<Vec<(String, String)>, Response> {
-    let fields = form_fields(body);
-    user.check_csrf(field(&fields, "csrf"))?;
-    user.require(Permission::WriteCallbacks)?;
-    Ok(fields)
+/// The fields and range of a bulk-cancel form (its CSRF token already checked), once the
+/// permission and the range are; else the page to answer.
+fn checked(s: &ApiState, p: &Posted) -> Result<(String, DateTime<Utc>, DateTime<Utc>), Response> {
+    p.user.require(Permission::WriteCallbacks)?;
+    bulk_range(s, &p.user, &p.fields).map_err(|e| view(s, &p.user, minijinja::context! {}, Some(e)))
 }
 
 /// The range of a bulk cancel, checked.
@@ -94,15 +93,12 @@ fn in_range(
 }
 
 /// The confirmation list: what would be cancelled (each with a checkbox), and what cannot be.
-pub async fn preview(State(s): State<ApiState>, user: UiUser, body: Bytes) -> Response {
-    let fields = match checked_fields(&user, &body) {
-        Ok(f) => f,
+pub async fn preview(State(s): State<ApiState>, p: Posted) -> Response {
+    let (queue, from, to) = match checked(&s, &p) {
+        Ok(v) => v,
         Err(r) => return r,
     };
-    let (queue, from, to) = match bulk_range(&s, &user, &fields) {
-        Ok(v) => v,
-        Err(e) => return view(&s, &user, minijinja::context! {}, Some(e)),
-    };
+    let user = &p.user;
     let (busy, free): (Vec<_>, Vec<_>) = in_range(&s, &queue, from, to)
         .into_iter()
         .partition(|r| r.state == CallbackState::Processing);
@@ -117,20 +113,17 @@ pub async fn preview(State(s): State<ApiState>, user: UiUser, body: Bytes) -> Re
         free => listed(&free),
         busy => listed(&busy),
     };
-    view(&s, &user, extra, None)
+    view(&s, user, extra, None)
 }
 
 /// Cancels exactly the confirmed callbacks, stores the summary with its audit entry, and shows
 /// the summary (with the CSV link).
-pub async fn confirm(State(s): State<ApiState>, user: UiUser, body: Bytes) -> Response {
-    let fields = match checked_fields(&user, &body) {
-        Ok(f) => f,
+pub async fn confirm(State(s): State<ApiState>, p: Posted) -> Response {
+    let (queue, from, to) = match checked(&s, &p) {
+        Ok(v) => v,
         Err(r) => return r,
     };
-    let (queue, from, to) = match bulk_range(&s, &user, &fields) {
-        Ok(v) => v,
-        Err(e) => return view(&s, &user, minijinja::context! {}, Some(e)),
-    };
+    let (user, fields) = (&p.user, &p.fields);
     let ids: Vec<Uuid> = fields
         .iter()
         .filter(|(k, _)| k == "ids")
@@ -138,7 +131,7 @@ pub async fn confirm(State(s): State<ApiState>, user: UiUser, body: Bytes) -> Re
         .collect();
     if ids.is_empty() {
         let e = "Select at least one callback to cancel.".to_string();
-        return view(&s, &user, minijinja::context! {}, Some(e));
+        return view(&s, user, minijinja::context! {}, Some(e));
     }
     let current: BTreeMap<Uuid, CallbackRecord> = in_range(&s, &queue, from, to)
         .into_iter()
@@ -190,7 +183,7 @@ pub async fn confirm(State(s): State<ApiState>, user: UiUser, body: Bytes) -> Re
         cancelled => cancelled,
         skipped => skipped,
     };
-    view(&s, &user, extra, None)
+    view(&s, user, extra, None)
 }
 
 /// The summary of a bulk cancel as CSV.

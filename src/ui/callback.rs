@@ -4,7 +4,7 @@
 //! checks the JSON API makes (permission, line of business, the callback's state).
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::{Path, Query, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::NaiveDate;
@@ -14,10 +14,9 @@ use serde_json::json;
 use uuid::Uuid;
 
 use super::callbacks::{readable_queues, reason_of, row};
-use super::fields::{parse_time, when};
-use super::{
-    CsrfOnly, DoneQuery, UiUser, audit, chrome, page_error, render, render_status, status_of,
-};
+use super::fields::{field, form_fields, parse_time, when};
+use super::posted::Posted;
+use super::{DoneQuery, UiUser, audit, chrome, page_error, render, render_status, status_of};
 use crate::api::ApiState;
 use crate::callback::service::{CreateRequest, api_callback};
 use crate::callback::{CallbackRecord, CallbackState, Origin};
@@ -45,17 +44,6 @@ async fn opened(
 ) -> Result<CallbackRecord, Response> {
     user.require(p)?;
     readable(s, user, id).await
-}
-
-/// The checks every action on one callback makes: CSRF, permission, readable record.
-async fn acting_on(
-    s: &ApiState,
-    user: &UiUser,
-    csrf: &str,
-    id: &str,
-) -> Result<CallbackRecord, Response> {
-    user.check_csrf(csrf)?;
-    opened(s, user, Permission::WriteCallbacks, id).await
 }
 
 /// One callback: its fields, metrics, history and the actions its state allows.
@@ -169,46 +157,27 @@ fn day_or_today(s: &ApiState, queue: &str, date: Option<&str>) -> NaiveDate {
     }
 }
 
-/// `GET /ui/callbacks/slots` query (htmx reloads the slot list when the queue or date change).
-#[derive(Debug, Deserialize)]
-pub struct SlotsQuery {
-    #[serde(default)]
-    queue: String,
-    #[serde(default)]
-    date: String,
-}
-
-/// The slot `<select>` for a queue and a date.
-pub async fn slots(
-    State(s): State<ApiState>,
-    user: UiUser,
-    q: Result<Query<SlotsQuery>, QueryRejection>,
-) -> Response {
-    if let Err(r) = user.require(Permission::ReadCallbacks) {
+/// `GET /ui/callbacks/slots?queue=&date=`: the slot `<select>` for a queue and a date (htmx
+/// reloads it when the queue or the date change).
+pub async fn slots(State(s): State<ApiState>, user: UiUser, RawQuery(raw): RawQuery) -> Response {
+    let f = form_fields(raw.unwrap_or_default().as_bytes());
+    let queue = field(&f, "queue");
+    if let Err(r) = user
+        .require(Permission::ReadCallbacks)
+        .and_then(|_| user.require_queue(queue))
+    {
         return r;
     }
-    let Ok(Query(q)) = q else {
-        return page_error(
-            StatusCode::BAD_REQUEST,
-            "Give a queue and a date.",
-            Some(&user),
-        );
-    };
-    if let Err(r) = user.require_queue(&q.queue) {
-        return r;
-    }
-    let date = day_or_today(&s, &q.queue, Some(&q.date));
+    let date = day_or_today(&s, queue, Some(field(&f, "date")));
     render(
         "slots.html",
-        context! { slots => slot_views(&s, &q.queue, date, None) },
+        context! { slots => slot_views(&s, queue, date, None) },
     )
 }
 
 /// The Create Callback form's fields (`GET` pre-fills, `POST` creates).
 #[derive(Debug, Default, Deserialize, Serialize)]
 pub struct CreateForm {
-    #[serde(default)]
-    csrf: String,
     #[serde(default)]
     queue: String,
     #[serde(default)]
@@ -256,20 +225,18 @@ pub async fn new_form(State(s): State<ApiState>, user: UiUser) -> Response {
 }
 
 /// Creates a callback as the administration does (slot capacity applies).
-pub async fn create(
-    State(s): State<ApiState>,
-    user: UiUser,
-    Form(f): Form<CreateForm>,
-) -> Response {
-    if let Err(r) = user
-        .check_csrf(&f.csrf)
-        .and_then(|_| user.require(Permission::WriteCallbacks))
+pub async fn create(State(s): State<ApiState>, p: Posted) -> Response {
+    let user = &p.user;
+    let f: CreateForm = match user
+        .require(Permission::WriteCallbacks)
+        .and_then(|_| p.decode())
     {
-        return r;
-    }
+        Ok(f) => f,
+        Err(r) => return r,
+    };
     if s.config.queue(&f.queue).is_none() {
         let e = format!("Queue: there is no queue “{}”.", f.queue);
-        return new_view(&s, &user, &f, Some(e));
+        return new_view(&s, user, &f, Some(e));
     }
     if let Err(r) = user.require_queue(&f.queue) {
         return r;
@@ -279,7 +246,7 @@ pub async fn create(
             Some(t) => Some(t),
             None => {
                 let e = "Available time slot: pick one of the free slots.".to_string();
-                return new_view(&s, &user, &f, Some(e));
+                return new_view(&s, user, &f, Some(e));
             }
         }
     } else {
@@ -299,12 +266,12 @@ pub async fn create(
         Ok(rec) => {
             let detail = json!({ "id": rec.id, "serviceName": rec.queue, "phoneNumber": rec.phone,
                 "desiredTime": rec.desired_time, "via": "ui" });
-            audit(&s, &user, "callback.create", detail).await;
+            audit(&s, user, "callback.create", detail).await;
             Redirect::to(&format!("/ui/callbacks/{}?done=created", rec.id)).into_response()
         }
         Err(e) => {
             let e = format!("The callback was not created: {e}.");
-            new_view(&s, &user, &f, Some(e))
+            new_view(&s, user, &f, Some(e))
         }
     }
 }
@@ -335,18 +302,13 @@ async fn finish(
 }
 
 /// Cancels one callback (CANCELLED_BY_ADMIN).
-pub async fn cancel(
-    State(s): State<ApiState>,
-    user: UiUser,
-    Path(id): Path<String>,
-    Form(f): Form<CsrfOnly>,
-) -> Response {
-    let rec = match acting_on(&s, &user, &f.csrf, &id).await {
+pub async fn cancel(State(s): State<ApiState>, Path(id): Path<String>, p: Posted) -> Response {
+    let rec = match opened(&s, &p.user, Permission::WriteCallbacks, &id).await {
         Ok(r) => r,
         Err(r) => return r,
     };
-    let result = s.callbacks.cancel(rec.id, &user.user.name, true).await;
-    finish(&s, &user, rec.id, result, "callback.cancel", "cancelled").await
+    let result = s.callbacks.cancel(rec.id, &p.user.user.name, true).await;
+    finish(&s, &p.user, rec.id, result, "callback.cancel", "cancelled").await
 }
 
 /// `GET …/reschedule?date=` and `GET …/recreate?date=`.
@@ -356,22 +318,26 @@ pub struct DateQuery {
     date: Option<String>,
 }
 
-/// The form that moves a callback to a slot: Edit Callback (`reschedule`, SCHEDULED only) or
-/// Recreate (`recreate`, COMPLETED only, immediate or at a slot).
-async fn slot_form(
-    s: &ApiState,
+/// `GET /ui/callbacks/{id}/{action}`: the form that moves a callback to a slot — Edit Callback
+/// (`reschedule`, SCHEDULED only) or Recreate (`recreate`, COMPLETED only, immediate or at a
+/// slot).
+pub async fn slot_form(
+    State(s): State<ApiState>,
     user: UiUser,
-    id: &str,
+    Path((id, action)): Path<(String, String)>,
     q: Result<Query<DateQuery>, QueryRejection>,
-    action: &str,
 ) -> Response {
-    let rec = match opened(s, &user, Permission::WriteCallbacks, id).await {
+    if action != "reschedule" && action != "recreate" {
+        return page_error(StatusCode::NOT_FOUND, "There is no such page.", Some(&user));
+    }
+    let s = &s;
+    let rec = match opened(s, &user, Permission::WriteCallbacks, &id).await {
         Ok(r) => r,
         Err(r) => return r,
     };
     let date = q.ok().and_then(|Query(q)| q.date);
     let date = day_or_today(s, &rec.queue, date.as_deref());
-    let allowed = match action {
+    let allowed = match action.as_str() {
         "recreate" => rec.state.is_completed(),
         _ => rec.state == CallbackState::Scheduled,
     };
@@ -394,59 +360,20 @@ async fn slot_form(
     )
 }
 
-/// The Edit Callback form: the current time and the free slots of a day to pick from.
-pub async fn reschedule_form(
-    State(s): State<ApiState>,
-    user: UiUser,
-    Path(id): Path<String>,
-    q: Result<Query<DateQuery>, QueryRejection>,
-) -> Response {
-    slot_form(&s, user, &id, q, "reschedule").await
-}
-
-/// The Recreate form: immediate, or one of the free slots of a day.
-pub async fn recreate_form(
-    State(s): State<ApiState>,
-    user: UiUser,
-    Path(id): Path<String>,
-    q: Result<Query<DateQuery>, QueryRejection>,
-) -> Response {
-    slot_form(&s, user, &id, q, "recreate").await
-}
-
-/// The reschedule and recreate forms' fields.
-#[derive(Debug, Deserialize)]
-pub struct SlotForm {
-    csrf: String,
-    /// A slot's start; empty (recreate only): immediate.
-    #[serde(default)]
-    slot: String,
-}
-
 /// Moves a SCHEDULED callback to the chosen slot (the service makes the new record).
-pub async fn reschedule(
-    State(s): State<ApiState>,
-    user: UiUser,
-    Path(id): Path<String>,
-    Form(f): Form<SlotForm>,
-) -> Response {
-    to_slot(&s, &user, &id, &f, false).await
+pub async fn reschedule(State(s): State<ApiState>, Path(id): Path<String>, p: Posted) -> Response {
+    to_slot(&s, &p.user, &id, p.field("slot"), false).await
 }
 
 /// Makes a new callback from a COMPLETED one: immediate, or at the chosen slot.
-pub async fn recreate(
-    State(s): State<ApiState>,
-    user: UiUser,
-    Path(id): Path<String>,
-    Form(f): Form<SlotForm>,
-) -> Response {
-    to_slot(&s, &user, &id, &f, true).await
+pub async fn recreate(State(s): State<ApiState>, Path(id): Path<String>, p: Posted) -> Response {
+    to_slot(&s, &p.user, &id, p.field("slot"), true).await
 }
 
-/// Reschedules (`recreate` false) or recreates callback `id` at the form's slot (none:
-/// immediate, for a recreate only).
-async fn to_slot(s: &ApiState, user: &UiUser, id: &str, f: &SlotForm, recreate: bool) -> Response {
-    let rec = match acting_on(s, user, &f.csrf, id).await {
+/// Reschedules (`recreate` false) or recreates callback `id` at `slot` (empty: immediate, for
+/// a recreate only).
+async fn to_slot(s: &ApiState, user: &UiUser, id: &str, slot: &str, recreate: bool) -> Response {
+    let rec = match opened(s, user, Permission::WriteCallbacks, id).await {
         Ok(r) => r,
         Err(r) => return r,
     };
@@ -457,7 +384,7 @@ async fn to_slot(s: &ApiState, user: &UiUser, id: &str, f: &SlotForm, recreate: 
             Some(user),
         )
     };
-    let at = match f.slot.trim() {
+    let at = match slot.trim() {
         "" => None,
         t => match parse_time(t) {
             Some(at) => Some(at),

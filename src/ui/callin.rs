@@ -5,12 +5,13 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, Query, RawQuery, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::context;
 use serde_json::{Value, json};
 
-use super::fields::{field, form_fields, multipart, parse_time, ticked};
+use super::fields::{field, form_fields, parse_time, ticked};
+use super::posted::Posted;
 use super::{UiUser, api_data, chrome, refusal, refusal_text, render_status};
 use crate::api::admin::crud;
 use crate::api::admin::groups::{GroupBody, Groups, RecordsQuery, import_dnis, list_records};
@@ -104,20 +105,13 @@ fn edit_view(
     form: Value,
     error: Option<String>,
 ) -> Response {
-    let title = match original {
-        Some(n) => format!("Group {n}"),
-        None => "New call-in group".into(),
+    let page = super::EditPage {
+        template: "group_edit.html",
+        tab: "/ui/callin",
+        what: "Group",
+        new: "New call-in group",
     };
-    render_status(
-        super::status_of(&error),
-        "group_edit.html",
-        context! {
-            original => original,
-            f => form,
-            error => error,
-            ..chrome(user, &title, "/ui/callin")
-        },
-    )
+    page.render(user, original, form, error, context! {})
 }
 
 /// `GET /ui/callin/groups/new`.
@@ -185,33 +179,30 @@ fn dnis_of(text: &str) -> Vec<DnisEntry> {
 
 /// `POST /ui/callin/groups`: creates a group, or replaces the one named by `original`, through
 /// the API's handlers (their checks: limits, unique DNIS across groups, read-only groups).
-pub async fn save(State(s): State<ApiState>, user: UiUser, body: Bytes) -> Response {
-    let f = form_fields(&body);
-    if let Err(r) = user.check_csrf(field(&f, "csrf")) {
-        return r;
-    }
+pub async fn save(State(s): State<ApiState>, p: Posted) -> Response {
+    let (user, f) = (&p.user, &p.fields);
     let number = |k: &str, what: &str| {
-        field(&f, k)
+        field(f, k)
             .trim()
             .parse::<u32>()
             .map_err(|_| format!("{what}: give a whole number."))
     };
-    let original = field(&f, "original").to_string();
+    let original = field(f, "original").to_string();
     let body = number("access_code_length", "Access code length").and_then(|len| {
         Ok(GroupBody {
-            name: field(&f, "name").trim().to_string(),
-            dnis: dnis_of(field(&f, "dnis")),
-            generate_access_code: ticked(&f, "generate_access_code"),
+            name: field(f, "name").trim().to_string(),
+            dnis: dnis_of(field(f, "dnis")),
+            generate_access_code: ticked(f, "generate_access_code"),
             access_code_length: u8::try_from(len)
                 .map_err(|_| "Access code length: 4 to 12 digits.".to_string())?,
             expiry_seconds: number("expiry_seconds", "Expiry")?,
-            unique_dnis: ticked(&f, "unique_dnis"),
+            unique_dnis: ticked(f, "unique_dnis"),
         })
     });
     let opt = Some(original.as_str()).filter(|o| !o.is_empty());
     let body = match body {
         Ok(b) => b,
-        Err(e) => return edit_view(&user, opt, group_form(&f), Some(e)),
+        Err(e) => return edit_view(user, opt, group_form(f), Some(e)),
     };
     let au = user.user.clone();
     let answer = match opt {
@@ -220,9 +211,9 @@ pub async fn save(State(s): State<ApiState>, user: UiUser, body: Bytes) -> Respo
     };
     match api_data(answer) {
         Ok(_) => Redirect::to("/ui/callin?done=saved").into_response(),
-        Err(e) if e.status == StatusCode::FORBIDDEN => refusal(&user, &e),
+        Err(e) if e.status == StatusCode::FORBIDDEN => refusal(user, &e),
         Err(e) => {
-            let mut page = edit_view(&user, opt, group_form(&f), Some(refusal_text(&e)));
+            let mut page = edit_view(user, opt, group_form(f), Some(refusal_text(&e)));
             *page.status_mut() = e.status;
             page
         }
@@ -232,26 +223,12 @@ pub async fn save(State(s): State<ApiState>, user: UiUser, body: Bytes) -> Respo
 /// `POST /ui/callin/groups/{name}/import`: a CSV file (`multipart/form-data`, field `file`)
 /// replaces the group's DNIS pool, through `POST /admin/callin/groups/{name}/dnis/import`'s
 /// handler (every bad row reported with its line number, then nothing imported).
-pub async fn import(
-    State(s): State<ApiState>,
-    user: UiUser,
-    Path(name): Path<String>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let kind = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    let parts = multipart(kind, &body);
-    let part = |k: &str| parts.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
-    let csrf = String::from_utf8(part("csrf").unwrap_or_default()).unwrap_or_default();
-    if let Err(r) = user.check_csrf(&csrf) {
-        return r;
-    }
+pub async fn import(State(s): State<ApiState>, Path(name): Path<String>, p: Posted) -> Response {
+    let user = &p.user;
+    let part = |k: &str| p.parts.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
     let Some(file) = part("file").filter(|f| !f.is_empty()) else {
         let e = ApiError::bad_request("file: choose a CSV file (number,description per line)");
-        return refusal(&user, &e);
+        return refusal(user, &e);
     };
     let answer = import_dnis(
         State(s),
@@ -262,6 +239,6 @@ pub async fn import(
     .await;
     match api_data(answer) {
         Ok(_) => Redirect::to("/ui/callin?done=imported").into_response(),
-        Err(e) => refusal(&user, &e),
+        Err(e) => refusal(user, &e),
     }
 }

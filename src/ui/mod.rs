@@ -18,6 +18,7 @@ mod callback;
 mod callbacks;
 mod callin;
 mod fields;
+mod posted;
 mod rules;
 mod session;
 mod tools;
@@ -64,14 +65,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/ui/callbacks/bulk/{id}/summary.csv", get(bulk::csv))
         .route("/ui/callbacks/{id}", get(callback::detail))
         .route("/ui/callbacks/{id}/cancel", post(callback::cancel))
-        .route(
-            "/ui/callbacks/{id}/reschedule",
-            get(callback::reschedule_form).post(callback::reschedule),
-        )
-        .route(
-            "/ui/callbacks/{id}/recreate",
-            get(callback::recreate_form).post(callback::recreate),
-        )
+        .route("/ui/callbacks/{id}/{action}", get(callback::slot_form))
+        .route("/ui/callbacks/{id}/reschedule", post(callback::reschedule))
+        .route("/ui/callbacks/{id}/recreate", post(callback::recreate))
         .route("/ui/queues", get(tools::queues))
         .route("/ui/agents", get(tools::agents))
         .route("/ui/agents/{id}/state", post(tools::agent_state))
@@ -271,6 +267,44 @@ pub fn chrome(user: &UiUser, title: &str, active: &str) -> minijinja::Value {
     }
 }
 
+/// Where an edit page is: its template, its tab, and how its title reads (`"{what} {name}"`
+/// for a saved record, else `new`).
+pub struct EditPage {
+    /// Template.
+    pub template: &'static str,
+    /// Active tab.
+    pub tab: &'static str,
+    /// What is edited (`Rule`, `Group`).
+    pub what: &'static str,
+    /// Title of the form that creates one.
+    pub new: &'static str,
+}
+
+impl EditPage {
+    /// The form of `original` (none: a new record) showing `form` (`f` in the template), an
+    /// `error` line when the last save was refused (400), and the page's `extra` context.
+    pub fn render(
+        &self,
+        user: &UiUser,
+        original: Option<&str>,
+        form: serde_json::Value,
+        error: Option<String>,
+        extra: minijinja::Value,
+    ) -> Response {
+        let title = match original {
+            Some(name) => format!("{} {name}", self.what),
+            None => self.new.to_string(),
+        };
+        let ctx = minijinja::context! {
+            original => original,
+            f => form,
+            ..minijinja::context! { ..extra, ..chrome(user, &title, self.tab) }
+        };
+        let ctx = minijinja::context! { error => error, ..ctx };
+        render_status(status_of(&error), self.template, ctx)
+    }
+}
+
 /// 400 when a form shows an `error`, else 200.
 pub fn status_of(error: &Option<String>) -> StatusCode {
     if error.is_some() {
@@ -315,13 +349,6 @@ pub async fn audit(s: &ApiState, user: &UiUser, action: &str, detail: serde_json
             tracing::error!(error = %e, action, "UI change not audited");
         }
     }
-}
-
-/// A form with only the CSRF token.
-#[derive(Debug, Deserialize)]
-pub struct CsrfOnly {
-    /// The session's CSRF token.
-    pub csrf: String,
 }
 
 /// `?done=`: what was just done, for a notice.

@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 
-use axum::body::Bytes;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -14,8 +13,9 @@ use minijinja::context;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use super::fields::{all, field, form_fields};
-use super::{UiUser, api_data, chrome, page_error, refusal, refusal_text, render, render_status};
+use super::fields::{all, field};
+use super::posted::Posted;
+use super::{UiUser, api_data, chrome, page_error, refusal, refusal_text, render};
 use crate::api::admin::crud::{self, Named};
 use crate::api::admin::rules::{AssignBody, Rules, assign_rules};
 use crate::api::{ApiError, ApiState, Body};
@@ -166,23 +166,14 @@ fn edit_view(
         .step_by(duration.max(30) as usize)
         .map(|m| format!("{:02}:{:02}", m / 60, m % 60))
         .collect();
-    let title = match original {
-        Some(n) => format!("Rule {n}"),
-        None => "New rule".to_string(),
+    let page = super::EditPage {
+        template: "rule_edit.html",
+        tab: "/ui/rules",
+        what: "Rule",
+        new: "New rule",
     };
-    render_status(
-        super::status_of(&error),
-        "rule_edit.html",
-        context! {
-            kind => kind,
-            original => original,
-            f => form,
-            days => DAYS,
-            times => times,
-            error => error,
-            ..chrome(user, &title, "/ui/rules")
-        },
-    )
+    let extra = context! { kind => kind, days => DAYS, times => times };
+    page.render(user, original, form, error, extra)
 }
 
 /// The fields of a saved rule as the form shows them.
@@ -321,48 +312,40 @@ async fn save_as<R: BookRule + for<'de> Deserialize<'de>>(
 
 /// `POST /ui/rules/{kind}`: creates or replaces a rule (the field `original` names the rule
 /// replaced).
-pub async fn save(
-    State(s): State<ApiState>,
-    user: UiUser,
-    Path(kind): Path<String>,
-    body: Bytes,
-) -> Response {
-    let f = form_fields(&body);
-    if let Err(r) = user.check_csrf(field(&f, "csrf")) {
-        return r;
-    }
+pub async fn save(State(s): State<ApiState>, Path(kind): Path<String>, p: Posted) -> Response {
+    let (user, f) = (&p.user, &p.fields);
     if write_permission(&kind).is_none() {
-        return writable(&user, &kind)
+        return writable(user, &kind)
             .err()
             .unwrap_or_else(|| StatusCode::NOT_FOUND.into_response());
     }
-    let original = field(&f, "original").to_string();
+    let original = field(f, "original").to_string();
     let shown = |rule: &serde_json::Value| {
         let mut v = form_of(&kind, rule.clone());
         if kind == "capacity" {
-            v["statement"] = json!(field(&f, "statement"));
+            v["statement"] = json!(field(f, "statement"));
         }
         v
     };
-    let rule = match rule_of(&kind, &f) {
+    let rule = match rule_of(&kind, f) {
         Ok(r) => r,
         Err(e) => {
-            let blank = json!({ "name": field(&f, "name"), "statement": field(&f, "statement") });
-            return edit_view(&user, &kind, opt(&original), blank, Some(e));
+            let blank = json!({ "name": field(f, "name"), "statement": field(f, "statement") });
+            return edit_view(user, &kind, opt(&original), blank, Some(e));
         }
     };
     let saved = match kind.as_str() {
-        "number" => save_as::<NumberRuleSpec>(s, &user, &original, rule.clone()).await,
-        "capacity" => save_as::<CapacityRule>(s, &user, &original, rule.clone()).await,
-        _ => save_as::<RegionAffinityRule>(s, &user, &original, rule.clone()).await,
+        "number" => save_as::<NumberRuleSpec>(s, user, &original, rule.clone()).await,
+        "capacity" => save_as::<CapacityRule>(s, user, &original, rule.clone()).await,
+        _ => save_as::<RegionAffinityRule>(s, user, &original, rule.clone()).await,
     };
     match saved {
         Ok(()) => Redirect::to("/ui/rules?done=saved").into_response(),
-        Err(e) if e.status == StatusCode::FORBIDDEN => refusal(&user, &e),
+        Err(e) if e.status == StatusCode::FORBIDDEN => refusal(user, &e),
         Err(e) => {
             let status = e.status;
             let mut resp = edit_view(
-                &user,
+                user,
                 &kind,
                 opt(&original),
                 shown(&rule),
@@ -381,13 +364,10 @@ fn opt(s: &str) -> Option<&str> {
 /// `POST /ui/rules/{kind}/{name}/delete`.
 pub async fn delete(
     State(s): State<ApiState>,
-    user: UiUser,
     Path((kind, name)): Path<(String, String)>,
-    axum::extract::Form(f): axum::extract::Form<super::CsrfOnly>,
+    p: Posted,
 ) -> Response {
-    if let Err(r) = user.check_csrf(&f.csrf) {
-        return r;
-    }
+    let user = &p.user;
     let (au, n) = (user.user.clone(), Path(name));
     let answer = match kind.as_str() {
         "number" => crud::delete::<Rules<NumberRuleSpec>>(State(s), au, n).await,
@@ -397,26 +377,18 @@ pub async fn delete(
     };
     match api_data(answer) {
         Ok(_) => Redirect::to("/ui/rules?done=deleted").into_response(),
-        Err(e) => refusal(&user, &e),
+        Err(e) => refusal(user, &e),
     }
 }
 
 /// `POST /ui/rules/queues/{queue}`: assigns or clears the rules whose select the form has
 /// (empty = none), through `PUT /admin/rules/queues/{queue}`'s handler.
-pub async fn assign(
-    State(s): State<ApiState>,
-    user: UiUser,
-    Path(queue): Path<String>,
-    body: Bytes,
-) -> Response {
-    let f = form_fields(&body);
-    if let Err(r) = user.check_csrf(field(&f, "csrf")) {
-        return r;
-    }
+pub async fn assign(State(s): State<ApiState>, Path(queue): Path<String>, p: Posted) -> Response {
+    let (user, f) = (&p.user, &p.fields);
     let pick = |k: &str| {
         f.iter()
             .any(|(n, _)| n == k)
-            .then(|| all(&f, k).first().map(|v| v.to_string()))
+            .then(|| all(f, k).first().map(|v| v.to_string()))
     };
     let b = AssignBody {
         number_rule: pick("number_rule"),
@@ -426,7 +398,7 @@ pub async fn assign(
     let answer = assign_rules(State(s), user.user.clone(), Path(queue), Body(b)).await;
     match api_data(answer) {
         Ok(_) => Redirect::to("/ui/rules?done=assigned").into_response(),
-        Err(e) => refusal(&user, &e),
+        Err(e) => refusal(user, &e),
     }
 }
 
@@ -434,6 +406,7 @@ pub async fn assign(
 mod tests {
     use super::*;
     use crate::rules::capacity::CapacityStatement;
+    use crate::ui::fields::form_fields;
 
     #[test]
     fn the_grid_becomes_the_statement() {

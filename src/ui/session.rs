@@ -342,23 +342,13 @@ async fn audit_failed(s: &ApiState, name: &str, address: &str) {
     }
 }
 
-/// The logout form's fields.
-#[derive(Debug, Deserialize)]
-pub struct CsrfForm {
-    /// The session's CSRF token.
-    pub csrf: String,
-}
-
 /// Ends the session and removes the cookie.
 pub async fn logout(
     State(s): State<ApiState>,
-    user: UiUser,
     headers: HeaderMap,
-    Form(f): Form<CsrfForm>,
+    p: super::posted::Posted,
 ) -> Response {
-    if let Err(r) = user.check_csrf(&f.csrf) {
-        return r;
-    }
+    let user = &p.user;
     s.admin.logout(&user.token);
     let mut resp = Redirect::to("/ui/login?why=logout").into_response();
     if let Ok(v) = HeaderValue::from_str(&session_cookie("", over_tls(&headers))) {

@@ -9,13 +9,14 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::context;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::json;
 
+use super::posted::Posted;
 use super::{DoneQuery, UiUser, audit as audit_change, chrome, page_error, render};
 use crate::api::ApiState;
 use crate::routing::StateKind;
@@ -193,27 +194,14 @@ pub async fn agents(
     )
 }
 
-/// The agent state form.
-#[derive(Debug, Deserialize)]
-pub struct StateForm {
-    csrf: String,
-    state: String,
-}
-
 /// Changes an agent's state as `POST /admin/agents/{id}/state` does.
-pub async fn agent_state(
-    State(s): State<ApiState>,
-    user: UiUser,
-    Path(id): Path<String>,
-    Form(f): Form<StateForm>,
-) -> Response {
-    if let Err(r) = user.check_csrf(&f.csrf) {
-        return r;
-    }
+pub async fn agent_state(State(s): State<ApiState>, Path(id): Path<String>, p: Posted) -> Response {
+    let user = &p.user;
     if let Err(r) = user.require(Permission::ManageAgents) {
         return r;
     }
-    let to = match f.state.as_str() {
+    let state = p.field("state");
+    let to = match state {
         "ready" => StateKind::Ready,
         "not_ready" => StateKind::NotReady,
         "logged_out" => StateKind::LoggedOut,
@@ -221,7 +209,7 @@ pub async fn agent_state(
             return page_error(
                 StatusCode::BAD_REQUEST,
                 "State: one of ready, not_ready, logged_out.",
-                Some(&user),
+                Some(user),
             );
         }
     };
@@ -229,7 +217,7 @@ pub async fn agent_state(
         return page_error(
             StatusCode::NOT_FOUND,
             &format!("There is no running agent “{id}”."),
-            Some(&user),
+            Some(user),
         );
     };
     let listeners = &s.config.spec.listeners;
@@ -241,25 +229,25 @@ pub async fn agent_state(
             &format!(
                 "Agent “{id}” has no registered phone: register it before making the agent ready."
             ),
-            Some(&user),
+            Some(user),
         );
     }
     let Some(d) = &s.dispatch else {
         return page_error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "No dispatch in this engine.",
-            Some(&user),
+            Some(user),
         );
     };
     if let Err(e) = d.request_agent_state(&id, to, None) {
         return page_error(
             StatusCode::CONFLICT,
             &format!("Not changed: {e}."),
-            Some(&user),
+            Some(user),
         );
     }
-    let detail = json!({ "id": id, "state": f.state, "via": "ui" });
-    audit_change(&s, &user, "agent.state", detail).await;
+    let detail = json!({ "id": id, "state": state, "via": "ui" });
+    audit_change(&s, user, "agent.state", detail).await;
     Redirect::to("/ui/agents?done=changed").into_response()
 }
 

@@ -363,7 +363,8 @@ async fn filters_on_several_states_and_queues_export_the_list_and_recreate_at_a_
     assert!(refused.text().await.unwrap().contains("Not allowed"));
 
     // Recreate the cancelled callback tomorrow at a chosen slot.
-    let tomorrow = (Utc::now() + TimeDelta::days(1)).date_naive();
+    let tomorrow =
+        (boomerang::clock::SystemClock::shared().now() + TimeDelta::days(1)).date_naive();
     b.go(&format!("/ui/callbacks/{}", done.id)).await;
     b.click("recreate-link").await;
     b.wait_text("Recreate at a chosen time").await;
