@@ -301,16 +301,6 @@ async fn finish(
     }
 }
 
-/// Cancels one callback (CANCELLED_BY_ADMIN).
-pub async fn cancel(State(s): State<ApiState>, Path(id): Path<String>, p: Posted) -> Response {
-    let rec = match opened(&s, &p.user, Permission::WriteCallbacks, &id).await {
-        Ok(r) => r,
-        Err(r) => return r,
-    };
-    let result = s.callbacks.cancel(rec.id, &p.user.user.name, true).await;
-    finish(&s, &p.user, rec.id, result, "callback.cancel", "cancelled").await
-}
-
 /// `GET …/reschedule?date=` and `GET …/recreate?date=`.
 #[derive(Debug, Deserialize)]
 pub struct DateQuery {
@@ -360,14 +350,34 @@ pub async fn slot_form(
     )
 }
 
-/// Moves a SCHEDULED callback to the chosen slot (the service makes the new record).
-pub async fn reschedule(State(s): State<ApiState>, Path(id): Path<String>, p: Posted) -> Response {
-    to_slot(&s, &p.user, &id, p.field("slot"), false).await
+/// `POST /ui/callbacks/{id}/{action}`: `cancel` (CANCELLED_BY_ADMIN), `reschedule` (a
+/// SCHEDULED callback to the chosen slot) or `recreate` (a COMPLETED one, immediate or at the
+/// chosen slot); the service makes the new record.
+pub async fn act(
+    State(s): State<ApiState>,
+    Path((id, action)): Path<(String, String)>,
+    p: Posted,
+) -> Response {
+    match action.as_str() {
+        "cancel" => cancel(&s, &p.user, &id).await,
+        "reschedule" => to_slot(&s, &p.user, &id, p.field("slot"), false).await,
+        "recreate" => to_slot(&s, &p.user, &id, p.field("slot"), true).await,
+        _ => page_error(
+            StatusCode::NOT_FOUND,
+            "There is no such action.",
+            Some(&p.user),
+        ),
+    }
 }
 
-/// Makes a new callback from a COMPLETED one: immediate, or at the chosen slot.
-pub async fn recreate(State(s): State<ApiState>, Path(id): Path<String>, p: Posted) -> Response {
-    to_slot(&s, &p.user, &id, p.field("slot"), true).await
+/// Cancels one callback (CANCELLED_BY_ADMIN).
+async fn cancel(s: &ApiState, user: &UiUser, id: &str) -> Response {
+    let rec = match opened(s, user, Permission::WriteCallbacks, id).await {
+        Ok(r) => r,
+        Err(r) => return r,
+    };
+    let result = s.callbacks.cancel(rec.id, &user.user.name, true).await;
+    finish(s, user, rec.id, result, "callback.cancel", "cancelled").await
 }
 
 /// Reschedules (`recreate` false) or recreates callback `id` at `slot` (empty: immediate, for

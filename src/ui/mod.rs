@@ -64,10 +64,11 @@ pub fn router(state: ApiState) -> Router {
         .route("/ui/callbacks/bulk/confirm", post(bulk::confirm))
         .route("/ui/callbacks/bulk/{id}/summary.csv", get(bulk::csv))
         .route("/ui/callbacks/{id}", get(callback::detail))
-        .route("/ui/callbacks/{id}/cancel", post(callback::cancel))
-        .route("/ui/callbacks/{id}/{action}", get(callback::slot_form))
-        .route("/ui/callbacks/{id}/reschedule", post(callback::reschedule))
-        .route("/ui/callbacks/{id}/recreate", post(callback::recreate))
+        // cancel, reschedule, recreate (GET: the slot forms of the last two).
+        .route(
+            "/ui/callbacks/{id}/{action}",
+            get(callback::slot_form).post(callback::act),
+        )
         .route("/ui/queues", get(tools::queues))
         .route("/ui/agents", get(tools::agents))
         .route("/ui/agents/{id}/state", post(tools::agent_state))

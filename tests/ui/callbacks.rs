@@ -93,6 +93,8 @@ async fn a_callback_booked_through_sip_appears_and_is_cancelled_from_the_ui() {
     );
     b.click("cancel").await;
     b.wait_text("Callback cancelled.").await;
+    // The detail's metrics say who cancelled it.
+    assert_eq!(b.text("m-cancelled-by").await.as_deref(), Some("sup"));
     assert_eq!(
         b.text("cb-state").await.as_deref(),
         Some("COMPLETED (CANCELLED_BY_ADMIN)")
