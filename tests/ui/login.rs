@@ -94,6 +94,7 @@ async fn wrong_password_forbidden_action_and_expired_session_say_so() {
     let (_e, url) = engine(dir.path(), clock.shared()).await;
     let b = Browser::start(&url).await;
     b.login("mon", "not the password").await;
+    b.wait_text("Wrong user name").await;
     assert_eq!(
         b.text("error").await.as_deref(),
         Some("Wrong user name or password.")
