@@ -1,162 +1,52 @@
-//! Read-mostly tabs: rules (number validation with "test a number", capacity, region affinity,
-//! with the queues using them), Call-In groups, the Developer tab (recent errors by correlation
-//! id, CORS origins) and Users. Each reads the same domain books the JSON API does, with the
-//! same permissions; editing stays in the API for now.
+//! The Developer tab (recent errors by correlation id, API key validation, CORS origins, push
+//! configuration and the push outbox) and the Users tab (create, edit roles, queues and
+//! password, delete). Each calls the JSON API's own handler (`api::admin::developer`,
+//! `api::admin::push`, `api::admin::users`) as the logged-in user: the same checks, the same
+//! refusals, the same audit entries.
+
+use std::collections::BTreeSet;
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
-use axum::response::Response;
+use axum::extract::{Path, Query, State};
+use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::context;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
-use super::{UiUser, render, tabs};
+use super::fields::{all, field, when};
+use super::posted::Posted;
+use super::{UiUser, api_data, chrome, refusal, refusal_text, render, render_status};
 use crate::api::ApiState;
-use crate::users::Permission;
+use crate::api::Body;
+use crate::api::admin::developer::{KeyBody, validate_key as api_validate_key};
+use crate::api::admin::push::{OutboxQuery, outbox};
+use crate::api::admin::users::{self as api_users, NewUserBody, UpdateUserBody};
+use crate::users::{Permission, Role};
 
-/// A rule as the page lists it: name, queues using it (those the user may read), its settings.
-#[derive(Debug, Serialize)]
-struct RuleRow {
-    name: String,
-    queues: Vec<String>,
-    settings: String,
-}
-
-fn rows<T: Serialize>(user: &UiUser, list: Vec<crate::rules::book::Listed<T>>) -> Vec<RuleRow> {
-    list.into_iter()
-        .map(|l| {
-            let mut v = serde_json::to_value(&l.rule).unwrap_or_default();
-            let name = v
-                .get("name")
-                .and_then(|n| n.as_str())
-                .unwrap_or_default()
-                .to_string();
-            if let Some(m) = v.as_object_mut() {
-                m.remove("name");
-            }
-            RuleRow {
-                name,
-                queues: l
-                    .queues
-                    .into_iter()
-                    .filter(|q| user.user.can_read_queue(q))
-                    .collect(),
-                settings: serde_json::to_string_pretty(&v).unwrap_or_default(),
-            }
-        })
-        .collect()
-}
-
-/// `GET /ui/rules?rule=&number=`: "test a number" against a number rule.
+/// `GET /ui/developer?correlation=&outbox=`.
 #[derive(Debug, Default, Deserialize, Serialize)]
-pub struct TestQuery {
-    #[serde(default)]
-    rule: Option<String>,
-    #[serde(default)]
-    number: Option<String>,
-}
-
-/// The rules page.
-pub async fn rules(
-    State(s): State<ApiState>,
-    user: UiUser,
-    q: Result<Query<TestQuery>, QueryRejection>,
-) -> Response {
-    if let Err(r) = user.require(Permission::ReadRules) {
-        return r;
-    }
-    let q = q.map(|Query(q)| q).unwrap_or_default();
-    let (number, capacity, affinity) = match &s.rules {
-        Some(b) => (
-            rows(&user, b.rules::<crate::rules::number::NumberRuleSpec>()),
-            rows(&user, b.rules::<crate::rules::book::CapacityRule>()),
-            rows(
-                &user,
-                b.rules::<crate::rules::affinity::RegionAffinityRule>(),
-            ),
-        ),
-        None => (Vec::new(), Vec::new(), Vec::new()),
-    };
-    let verdict = match (&s.rules, q.rule.as_deref(), q.number.as_deref()) {
-        (Some(b), Some(rule), Some(n)) if !n.trim().is_empty() => {
-            Some(match b.test_number(rule, n.trim()) {
-                Ok(Ok(e164)) => format!("Valid: {e164} passes rule “{rule}”."),
-                Ok(Err(e)) => format!("Refused by rule “{rule}”: {e}."),
-                Err(e) => format!("Cannot test: {e}."),
-            })
-        }
-        _ => None,
-    };
-    render(
-        "rules.html",
-        context! {
-            title => "Rules",
-            active => "/ui/rules",
-            user => user.view(),
-            tabs => tabs(&user),
-            csrf => user.csrf,
-            number => number,
-            capacity => capacity,
-            affinity => affinity,
-            q => q,
-            verdict => verdict,
-        },
-    )
-}
-
-/// The Call-In groups page.
-pub async fn callin(State(s): State<ApiState>, user: UiUser) -> Response {
-    if let Err(r) = user.require(Permission::ReadRules) {
-        return r;
-    }
-    let groups: Vec<_> = s
-        .groups
-        .as_ref()
-        .map(|g| g.list())
-        .unwrap_or_default()
-        .into_iter()
-        .map(|g| {
-            serde_json::json!({
-                "name": g.group.name,
-                "dnis": g.group.dnis.iter().map(|d| d.number.clone()).collect::<Vec<_>>().join(", "),
-                "dnis_count": g.group.dnis.len(),
-                "codes": g.group.generate_access_code,
-                "code_length": g.group.access_code_length,
-                "expiry": g.group.expiry_seconds,
-                "unique": g.group.unique_dnis,
-                "source": format!("{:?}", g.source),
-            })
-        })
-        .collect();
-    render(
-        "callin.html",
-        context! {
-            title => "Call-In",
-            active => "/ui/callin",
-            user => user.view(),
-            tabs => tabs(&user),
-            csrf => user.csrf,
-            groups => groups,
-        },
-    )
-}
-
-/// `GET /ui/developer?correlation=`.
-#[derive(Debug, Default, Deserialize, Serialize)]
-pub struct ErrorsQuery {
+pub struct DevQuery {
     #[serde(default)]
     correlation: Option<String>,
+    /// Outbox state: `pending`, `delivered`, `failed`, or empty for every one.
+    #[serde(default)]
+    outbox: Option<String>,
 }
 
-/// The Developer tab: recent API errors (by correlation id) and the CORS origins.
+/// The Developer tab.
 pub async fn developer(
     State(s): State<ApiState>,
     user: UiUser,
-    q: Result<Query<ErrorsQuery>, QueryRejection>,
+    q: Result<Query<DevQuery>, QueryRejection>,
 ) -> Response {
+    let q = q.map(|Query(q)| q).unwrap_or_default();
+    dev_view(&s, &user, q, None).await
+}
+
+async fn dev_view(s: &ApiState, user: &UiUser, q: DevQuery, key: Option<String>) -> Response {
     if let Err(r) = user.require(Permission::DeveloperTools) {
         return r;
     }
-    let q = q.map(|Query(q)| q).unwrap_or_default();
     let wanted = q
         .correlation
         .as_deref()
@@ -168,29 +58,102 @@ pub async fn developer(
         .into_iter()
         .take(200)
         .map(|e| {
-            serde_json::json!({
-                "id": e.correlation_id, "at": e.at.format("%Y-%m-%d %H:%M:%S").to_string(),
+            json!({
+                "id": e.correlation_id, "at": when(e.at),
                 "request": format!("{} {}", e.method, e.uri), "status": e.status, "message": e.message,
             })
+        })
+        .collect();
+    let state = q.outbox.clone().filter(|o| !o.trim().is_empty());
+    let oq = OutboxQuery {
+        state,
+        limit: Some(100),
+    };
+    let answer = outbox(State(s.clone()), user.user.clone(), Ok(Query(oq))).await;
+    let (entries, outbox_error) = match api_data(answer) {
+        Ok(v) => (v, None),
+        Err(e) => (serde_json::Value::Null, Some(refusal_text(&e))),
+    };
+    let push = &s.config.spec.push;
+    let webhooks: Vec<_> = s
+        .config
+        .spec
+        .queues
+        .iter()
+        .filter(|q| user.user.can_read_queue(&q.name))
+        .filter_map(|q| {
+            q.push_webhook_url
+                .as_ref()
+                .map(|u| json!({ "queue": q.name, "url": u, "own_secret": q.push_webhook_secret.is_some() }))
         })
         .collect();
     render(
         "developer.html",
         context! {
-            title => "Developer",
-            active => "/ui/developer",
-            user => user.view(),
-            tabs => tabs(&user),
-            csrf => user.csrf,
             errors => errors,
             q => q,
             cors => s.config.spec.api.cors_origins.clone(),
+            key_result => key,
+            push => json!({
+                "signed": push.webhook_secret.is_some(), "max_attempts": push.max_attempts,
+                "initial_backoff": push.initial_backoff_seconds, "max_backoff": push.max_backoff_seconds,
+                "timeout": push.timeout_seconds,
+                "fcm": push.fcm.as_ref().map(|f| json!({ "base_url": f.base_url, "project": f.project_id })),
+            }),
+            webhooks => webhooks,
+            outbox => entries,
+            outbox_error => outbox_error,
+            ..chrome(user, "Developer", "/ui/developer")
         },
     )
 }
 
-/// The Users page (Administrators).
-pub async fn users(State(s): State<ApiState>, user: UiUser) -> Response {
+/// `POST /ui/developer/key`: whether a key would be accepted in `x-api-key`, and its name.
+pub async fn validate_key(State(s): State<ApiState>, p: Posted) -> Response {
+    let user = &p.user;
+    let body = KeyBody {
+        key: p.field("key").to_string(),
+    };
+    let answer = api_validate_key(State(s.clone()), user.user.clone(), Body(body)).await;
+    let verdict = match api_data(answer) {
+        Ok(v) => match v["name"].as_str() {
+            Some(name) => format!("Valid: this is the API key “{name}”."),
+            None => "Not valid: no configured API key matches.".to_string(),
+        },
+        Err(e) => return refusal(user, &e),
+    };
+    dev_view(&s, user, DevQuery::default(), Some(verdict)).await
+}
+
+/// The roles a form may tick, as their names.
+const ROLES: [(&str, Role); 4] = [
+    ("Administrator", Role::Administrator),
+    ("Supervisor", Role::Supervisor),
+    ("Monitor", Role::Monitor),
+    ("Developer", Role::Developer),
+];
+
+/// The Users page (Administrators): the list, each with its edit form, and the create form.
+pub async fn users(
+    State(s): State<ApiState>,
+    user: UiUser,
+    q: Result<Query<super::DoneQuery>, QueryRejection>,
+) -> Response {
+    let notice = match super::DoneQuery::of(q).as_deref() {
+        Some("created") => Some("User created."),
+        Some("saved") => Some("User saved."),
+        Some("deleted") => Some("User deleted: their sessions are ended."),
+        _ => None,
+    };
+    users_view(&s, &user, notice, None)
+}
+
+fn users_view(
+    s: &ApiState,
+    user: &UiUser,
+    notice: Option<&str>,
+    error: Option<String>,
+) -> Response {
     if let Err(r) = user.require(Permission::ManageUsers) {
         return r;
     }
@@ -199,23 +162,89 @@ pub async fn users(State(s): State<ApiState>, user: UiUser) -> Response {
         .users()
         .iter()
         .map(|u| {
-            serde_json::json!({
+            json!({
                 "name": u.name,
-                "roles": u.roles.iter().map(|r| format!("{r:?}")).collect::<Vec<_>>().join(", "),
+                "roles": u.roles.iter().map(|r| format!("{r:?}")).collect::<Vec<_>>(),
                 "queues": u.queues.as_ref().map(|q| q.iter().cloned().collect::<Vec<_>>().join(", ")),
                 "source": if u.from_config { "file" } else { "administration" },
+                "editable": !u.from_config,
             })
         })
         .collect();
-    render(
+    render_status(
+        super::status_of(&error),
         "users.html",
         context! {
-            title => "Users",
-            active => "/ui/users",
-            user => user.view(),
-            tabs => tabs(&user),
-            csrf => user.csrf,
             users => list,
+            roles => ROLES.map(|(n, _)| n),
+            notice => notice,
+            error => error,
+            ..chrome(user, "Users", "/ui/users")
         },
     )
+}
+
+/// `POST /ui/users`: creates a user, or changes the one named by `original` (roles, queues,
+/// and the password when one is given), through the API's handlers.
+pub async fn save_user(State(s): State<ApiState>, p: Posted) -> Response {
+    let (user, f) = (&p.user, &p.fields);
+    let roles: Vec<Role> = all(f, "role")
+        .into_iter()
+        .filter_map(|n| ROLES.iter().find(|(r, _)| *r == n).map(|(_, r)| *r))
+        .collect();
+    let queues: Option<BTreeSet<String>> = Some(
+        field(f, "queues")
+            .split([',', '\n'])
+            .map(str::trim)
+            .filter(|q| !q.is_empty())
+            .map(str::to_string)
+            .collect::<BTreeSet<_>>(),
+    )
+    .filter(|q| !q.is_empty());
+    let password = field(f, "password").to_string();
+    let original = field(f, "original").trim().to_string();
+    let au = user.user.clone();
+    let (answer, done) = if original.is_empty() {
+        let b = NewUserBody {
+            name: field(f, "name").trim().to_string(),
+            password,
+            roles,
+            queues,
+        };
+        (
+            api_users::create(State(s.clone()), au, Body(b)).await,
+            "created",
+        )
+    } else {
+        let b = UpdateUserBody {
+            password: Some(password).filter(|p| !p.is_empty()),
+            roles: Some(roles),
+            queues: Some(queues),
+        };
+        let answer = api_users::update(State(s.clone()), au, Path(original), Body(b)).await;
+        (answer, "saved")
+    };
+    match api_data(answer) {
+        Ok(_) => Redirect::to(&format!("/ui/users?done={done}")).into_response(),
+        Err(e) if e.status == axum::http::StatusCode::FORBIDDEN => refusal(user, &e),
+        Err(e) => {
+            let mut page = users_view(&s, user, None, Some(refusal_text(&e)));
+            *page.status_mut() = e.status;
+            page
+        }
+    }
+}
+
+/// `POST /ui/users/{name}/delete`: deletes a user and ends their sessions.
+pub async fn delete_user(
+    State(s): State<ApiState>,
+    Path(name): Path<String>,
+    p: Posted,
+) -> Response {
+    let user = &p.user;
+    let answer = api_users::delete(State(s), user.user.clone(), Path(name)).await;
+    match api_data(answer) {
+        Ok(_) => Redirect::to("/ui/users?done=deleted").into_response(),
+        Err(e) => refusal(user, &e),
+    }
 }

@@ -13,7 +13,13 @@
 #![allow(clippy::result_large_err)]
 
 mod admin;
+mod bulk;
+mod callback;
 mod callbacks;
+mod callin;
+mod fields;
+mod posted;
+mod rules;
 mod session;
 mod tools;
 
@@ -26,9 +32,9 @@ use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use minijinja::Environment;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-use crate::api::ApiState;
+use crate::api::{ApiError, ApiState};
 pub use session::{COOKIE, UiUser, csrf_token};
 
 /// Where the UI lives.
@@ -49,34 +55,39 @@ pub fn router(state: ApiState) -> Router {
         .route("/ui/login", get(session::login_page).post(session::login))
         .route("/ui/logout", post(session::logout))
         .route("/ui/static/{file}", get(asset))
+        .route("/ui/callbacks", get(callbacks::list).post(callback::create))
+        .route("/ui/callbacks/export.csv", get(callbacks::export))
+        .route("/ui/callbacks/new", get(callback::new_form))
+        .route("/ui/callbacks/slots", get(callback::slots))
+        .route("/ui/callbacks/bulk", get(bulk::form))
+        .route("/ui/callbacks/bulk/preview", post(bulk::preview))
+        .route("/ui/callbacks/bulk/confirm", post(bulk::confirm))
+        .route("/ui/callbacks/bulk/{id}/summary.csv", get(bulk::csv))
+        .route("/ui/callbacks/{id}", get(callback::detail))
+        // cancel, reschedule, recreate (GET: the slot forms of the last two).
         .route(
-            "/ui/callbacks",
-            get(callbacks::list).post(callbacks::create),
+            "/ui/callbacks/{id}/{action}",
+            get(callback::slot_form).post(callback::act),
         )
-        .route("/ui/callbacks/new", get(callbacks::new_form))
-        .route("/ui/callbacks/slots", get(callbacks::slots))
-        .route("/ui/callbacks/bulk", get(callbacks::bulk_form))
-        .route("/ui/callbacks/bulk/preview", post(callbacks::bulk_preview))
-        .route("/ui/callbacks/bulk/confirm", post(callbacks::bulk_confirm))
-        .route(
-            "/ui/callbacks/bulk/{id}/summary.csv",
-            get(callbacks::bulk_csv),
-        )
-        .route("/ui/callbacks/{id}", get(callbacks::detail))
-        .route("/ui/callbacks/{id}/cancel", post(callbacks::cancel))
-        .route(
-            "/ui/callbacks/{id}/reschedule",
-            get(callbacks::reschedule_form).post(callbacks::reschedule),
-        )
-        .route("/ui/callbacks/{id}/recreate", post(callbacks::recreate))
         .route("/ui/queues", get(tools::queues))
         .route("/ui/agents", get(tools::agents))
         .route("/ui/agents/{id}/state", post(tools::agent_state))
         .route("/ui/audit", get(tools::audit))
-        .route("/ui/rules", get(admin::rules))
-        .route("/ui/callin", get(admin::callin))
+        .route("/ui/rules", get(rules::page))
+        .route("/ui/rules/{kind}/new", get(rules::new_form))
+        .route("/ui/rules/{kind}", post(rules::save))
+        .route("/ui/rules/{kind}/{name}", get(rules::edit_form))
+        .route("/ui/rules/{kind}/{name}/delete", post(rules::delete))
+        .route("/ui/rules/queues/{queue}", post(rules::assign))
+        .route("/ui/callin", get(callin::page))
+        .route("/ui/callin/groups/new", get(callin::new_form))
+        .route("/ui/callin/groups", post(callin::save))
+        .route("/ui/callin/groups/{name}", get(callin::edit_form))
+        .route("/ui/callin/groups/{name}/import", post(callin::import))
         .route("/ui/developer", get(admin::developer))
-        .route("/ui/users", get(admin::users))
+        .route("/ui/developer/key", post(admin::validate_key))
+        .route("/ui/users", get(admin::users).post(admin::save_user))
+        .route("/ui/users/{name}/delete", post(admin::delete_user))
         .route(
             "/ui/{*rest}",
             get(|| async { page_error(StatusCode::NOT_FOUND, "There is no such page.", None) }),
@@ -158,57 +169,20 @@ pub struct Tab {
 /// The tabs `user`'s roles open, in the guide's order.
 pub fn tabs(user: &UiUser) -> Vec<Tab> {
     use crate::users::Permission::*;
-    let p = user.user.permissions;
-    let mut out = Vec::new();
-    if p.has(ReadCallbacks) {
-        out.push(Tab {
-            label: "Callback",
-            href: "/ui/callbacks",
-        });
-    }
-    if p.has(ReadRules) {
-        out.push(Tab {
-            label: "Call-In",
-            href: "/ui/callin",
-        });
-    }
-    if p.has(UseTools) {
-        out.push(Tab {
-            label: "Queues",
-            href: "/ui/queues",
-        });
-    }
-    if p.has(ReadRules) {
-        out.push(Tab {
-            label: "Rules",
-            href: "/ui/rules",
-        });
-    }
-    if p.has(UseTools) {
-        out.push(Tab {
-            label: "Agents",
-            href: "/ui/agents",
-        });
-    }
-    if p.has(DeveloperTools) {
-        out.push(Tab {
-            label: "Developer",
-            href: "/ui/developer",
-        });
-    }
-    if p.has(ManageUsers) {
-        out.push(Tab {
-            label: "Users",
-            href: "/ui/users",
-        });
-    }
-    if p.has(ReadAudit) {
-        out.push(Tab {
-            label: "Audit",
-            href: "/ui/audit",
-        });
-    }
-    out
+    const TABS: [(crate::users::Permission, &str, &str); 8] = [
+        (ReadCallbacks, "Callback", "/ui/callbacks"),
+        (ReadRules, "Call-In", "/ui/callin"),
+        (UseTools, "Queues", "/ui/queues"),
+        (ReadRules, "Rules", "/ui/rules"),
+        (UseTools, "Agents", "/ui/agents"),
+        (DeveloperTools, "Developer", "/ui/developer"),
+        (ManageUsers, "Users", "/ui/users"),
+        (ReadAudit, "Audit", "/ui/audit"),
+    ];
+    TABS.into_iter()
+        .filter(|(p, ..)| user.user.permissions.has(*p))
+        .map(|(_, label, href)| Tab { label, href })
+        .collect()
 }
 
 /// The compiled templates (parsed once).
@@ -238,6 +212,8 @@ fn templates() -> &'static Environment<'static> {
             ("callin.html", include_str!("templates/callin.html")),
             ("developer.html", include_str!("templates/developer.html")),
             ("users.html", include_str!("templates/users.html")),
+            ("rule_edit.html", include_str!("templates/rule_edit.html")),
+            ("group_edit.html", include_str!("templates/group_edit.html")),
         ] {
             if let Err(e) = env.add_template(name, text) {
                 tracing::error!(template = name, error = %e, "UI template does not parse");
@@ -278,4 +254,117 @@ pub fn page_error(status: StatusCode, message: &str, user: Option<&UiUser>) -> R
         csrf => user.map(|u| u.csrf.clone()),
     };
     render_status(status, "error.html", ctx)
+}
+
+/// What every page of a logged-in user has: its title, the active tab, the user, the tabs and
+/// the CSRF token (merged into each page's own context with `..chrome(…)`).
+pub fn chrome(user: &UiUser, title: &str, active: &str) -> minijinja::Value {
+    minijinja::context! {
+        title => title,
+        active => active,
+        user => user.view(),
+        tabs => tabs(user),
+        csrf => user.csrf,
+    }
+}
+
+/// Where an edit page is: its template, its tab, and how its title reads (`"{what} {name}"`
+/// for a saved record, else `new`).
+pub struct EditPage {
+    /// Template.
+    pub template: &'static str,
+    /// Active tab.
+    pub tab: &'static str,
+    /// What is edited (`Rule`, `Group`).
+    pub what: &'static str,
+    /// Title of the form that creates one.
+    pub new: &'static str,
+}
+
+impl EditPage {
+    /// The form of `original` (none: a new record) showing `form` (`f` in the template), an
+    /// `error` line when the last save was refused (400), and the page's `extra` context.
+    pub fn render(
+        &self,
+        user: &UiUser,
+        original: Option<&str>,
+        form: serde_json::Value,
+        error: Option<String>,
+        extra: minijinja::Value,
+    ) -> Response {
+        let title = match original {
+            Some(name) => format!("{} {name}", self.what),
+            None => self.new.to_string(),
+        };
+        let ctx = minijinja::context! {
+            original => original,
+            f => form,
+            ..minijinja::context! { ..extra, ..chrome(user, &title, self.tab) }
+        };
+        let ctx = minijinja::context! { error => error, ..ctx };
+        render_status(status_of(&error), self.template, ctx)
+    }
+}
+
+/// 400 when a form shows an `error`, else 200.
+pub fn status_of(error: &Option<String>) -> StatusCode {
+    if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    }
+}
+
+/// What the JSON API said when it refused: its message, for a form's error line (a 403 reads
+/// "Not allowed: …").
+pub fn refusal_text(e: &ApiError) -> String {
+    if e.status == StatusCode::FORBIDDEN {
+        format!("Not allowed: {}.", e.message)
+    } else {
+        format!("Not saved: {}.", e.message)
+    }
+}
+
+/// The page for a refusal of the JSON API, with its status and message.
+pub fn refusal(user: &UiUser, e: &ApiError) -> Response {
+    page_error(e.status, &refusal_text(e), Some(user))
+}
+
+/// The `data` of an administration handler's answer: the UI calls the JSON API's own handlers
+/// for its changes, so it refuses exactly what they refuse, with their messages.
+pub fn api_data(answer: Result<Response, ApiError>) -> Result<serde_json::Value, ApiError> {
+    answer.map(|r| {
+        r.extensions()
+            .get::<crate::api::error::SuccessData>()
+            .map(|d| d.0.clone())
+            .unwrap_or_default()
+    })
+}
+
+/// Records a change made through the UI in the audit log (a failure is logged: the change
+/// itself is already durable).
+pub async fn audit(s: &ApiState, user: &UiUser, action: &str, detail: serde_json::Value) {
+    if let Some(store) = &s.store {
+        let doc = crate::audit::entry(s.clock.now(), &user.user.name, action, detail);
+        if let Err(e) = store.save_documents(vec![doc]).await {
+            tracing::error!(error = %e, action, "UI change not audited");
+        }
+    }
+}
+
+/// `?done=`: what was just done, for a notice.
+#[derive(Debug, Default, Deserialize)]
+pub struct DoneQuery {
+    /// A short word the page turns into its notice.
+    #[serde(default)]
+    pub done: Option<String>,
+}
+
+impl DoneQuery {
+    /// The `done` word of a query that may not parse.
+    pub fn of(
+        q: Result<axum::extract::Query<DoneQuery>, axum::extract::rejection::QueryRejection>,
+    ) -> Option<String> {
+        q.ok().and_then(|axum::extract::Query(q)| q.done)
+    }
 }

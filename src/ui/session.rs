@@ -18,6 +18,15 @@ use crate::users::{AdminUser, AuthError, Permission, valid_user_name};
 /// Name of the session cookie.
 pub const COOKIE: &str = "boomerang_ui";
 
+/// Name of the pre-session cookie of the login form (login CSRF: a login posted from another
+/// site carries no such cookie, or not the token that goes with it).
+pub const LOGIN_COOKIE: &str = "boomerang_login";
+
+/// The token the login form carries for pre-session `secret`.
+pub fn login_csrf_token(secret: &str) -> String {
+    csrf_token(&format!("login:{secret}"))
+}
+
 /// The CSRF token of a session: derived from its secret token, so it needs no storage, cannot be
 /// guessed without the (HttpOnly) cookie, and dies with the session.
 pub fn csrf_token(session_token: &str) -> String {
@@ -110,13 +119,18 @@ impl UiUser {
 
 /// The session token in the request's cookie, if any.
 fn cookie_token(headers: &HeaderMap) -> Option<String> {
+    cookie(headers, COOKIE)
+}
+
+/// The value of cookie `name`, if any.
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == COOKIE)
+        .find(|(k, _)| *k == name)
         .map(|(_, v)| v.trim().to_string())
         .filter(|v| !v.is_empty() && v.len() <= 128)
 }
@@ -182,16 +196,33 @@ pub struct LoginQuery {
     why: Option<String>,
 }
 
-fn login_view(status: StatusCode, error: Option<&str>, notice: Option<&str>) -> Response {
-    render_status(
+/// The login page with a fresh pre-session cookie and its token in the form.
+fn login_view(
+    status: StatusCode,
+    headers: &HeaderMap,
+    error: Option<&str>,
+    notice: Option<&str>,
+) -> Response {
+    let secret = hex::encode(rand::random::<[u8; 32]>());
+    let mut resp = render_status(
         status,
         "login.html",
-        minijinja::context! { title => "Log in", error => error, notice => notice },
-    )
+        minijinja::context! {
+            title => "Log in", error => error, notice => notice,
+            login_csrf => login_csrf_token(&secret),
+        },
+    );
+    let secure = if over_tls(headers) { "; Secure" } else { "" };
+    let c = format!("{LOGIN_COOKIE}={secret}; Path=/ui/login; HttpOnly; SameSite=Strict{secure}");
+    if let Ok(v) = HeaderValue::from_str(&c) {
+        resp.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    resp
 }
 
 /// The login form (with the reason the user was sent here).
 pub async fn login_page(
+    headers: HeaderMap,
     q: Result<Query<LoginQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     let notice = match q.ok().and_then(|Query(q)| q.why).as_deref() {
@@ -199,7 +230,7 @@ pub async fn login_page(
         Some("logout") => Some("You are logged out."),
         _ => None,
     };
-    login_view(StatusCode::OK, None, notice)
+    login_view(StatusCode::OK, &headers, None, notice)
 }
 
 /// The login form's fields.
@@ -207,6 +238,9 @@ pub async fn login_page(
 pub struct LoginForm {
     username: String,
     password: String,
+    /// The token of the login form's pre-session cookie.
+    #[serde(default)]
+    csrf: String,
 }
 
 /// Checks the password as `POST /admin/login` does (rate limit per address, lockout, the
@@ -217,6 +251,18 @@ pub async fn login(
     extensions: axum::http::Extensions,
     Form(f): Form<LoginForm>,
 ) -> Response {
+    let expected = cookie(&headers, LOGIN_COOKIE).map(|c| login_csrf_token(&c));
+    let genuine = expected.is_some_and(|t| bool::from(t.as_bytes().ct_eq(f.csrf.as_bytes())));
+    if !genuine {
+        return login_view(
+            StatusCode::FORBIDDEN,
+            &headers,
+            Some(
+                "This login form did not come from this site (or it expired): please log in again.",
+            ),
+            None,
+        );
+    }
     let address = extensions
         .get::<ConnectInfo<std::net::SocketAddr>>()
         .map(|a| a.0.ip().to_string())
@@ -229,6 +275,7 @@ pub async fn login(
     ) {
         return login_view(
             StatusCode::TOO_MANY_REQUESTS,
+            &headers,
             Some(&format!(
                 "Too many logins from your address; retry in {} s.",
                 l.retry_after_seconds
@@ -269,7 +316,7 @@ pub async fn login(
                 ),
                 other => (StatusCode::UNAUTHORIZED, format!("Login refused: {other}.")),
             };
-            login_view(status, Some(&message), None)
+            login_view(status, &headers, Some(&message), None)
         }
     }
 }
@@ -295,23 +342,13 @@ async fn audit_failed(s: &ApiState, name: &str, address: &str) {
     }
 }
 
-/// The logout form's fields.
-#[derive(Debug, Deserialize)]
-pub struct CsrfForm {
-    /// The session's CSRF token.
-    pub csrf: String,
-}
-
 /// Ends the session and removes the cookie.
 pub async fn logout(
     State(s): State<ApiState>,
-    user: UiUser,
     headers: HeaderMap,
-    Form(f): Form<CsrfForm>,
+    p: super::posted::Posted,
 ) -> Response {
-    if let Err(r) = user.check_csrf(&f.csrf) {
-        return r;
-    }
+    let user = &p.user;
     s.admin.logout(&user.token);
     let mut resp = Redirect::to("/ui/login?why=logout").into_response();
     if let Ok(v) = HeaderValue::from_str(&session_cookie("", over_tls(&headers))) {

@@ -9,14 +9,15 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Form, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::context;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::json;
 
-use super::{UiUser, page_error, render, tabs};
+use super::posted::Posted;
+use super::{DoneQuery, UiUser, audit as audit_change, chrome, page_error, render};
 use crate::api::ApiState;
 use crate::routing::StateKind;
 use crate::users::Permission;
@@ -116,14 +117,10 @@ pub async fn queues(State(s): State<ApiState>, user: UiUser, headers: HeaderMap)
         return r;
     }
     let ctx = context! {
-        title => "Callback queues",
-        active => "/ui/queues",
-        user => user.view(),
-        tabs => tabs(&user),
-        csrf => user.csrf,
         queues => queue_rows(&s, &user),
         updated => s.clock.now().format("%H:%M:%S UTC").to_string(),
         poll => format!("every {POLL_SECONDS}s"),
+        ..chrome(&user, "Callback queues", "/ui/queues")
     };
     let partial = headers.contains_key("hx-request");
     render(
@@ -158,7 +155,7 @@ fn state_name(k: StateKind) -> String {
 pub async fn agents(
     State(s): State<ApiState>,
     user: UiUser,
-    q: Result<Query<NoticeQuery>, axum::extract::rejection::QueryRejection>,
+    q: Result<Query<DoneQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Response {
     if let Err(r) = user.require(Permission::UseTools) {
         return r;
@@ -190,45 +187,21 @@ pub async fn agents(
     render(
         "agents.html",
         context! {
-            title => "Agents",
-            active => "/ui/agents",
-            user => user.view(),
-            tabs => tabs(&user),
-            csrf => user.csrf,
             agents => rows,
-            notice => q.ok().and_then(|Query(q)| q.done),
+            notice => DoneQuery::of(q),
+            ..chrome(&user, "Agents", "/ui/agents")
         },
     )
 }
 
-/// `?done=` notice.
-#[derive(Debug, Deserialize)]
-pub struct NoticeQuery {
-    #[serde(default)]
-    done: Option<String>,
-}
-
-/// The agent state form.
-#[derive(Debug, Deserialize)]
-pub struct StateForm {
-    csrf: String,
-    state: String,
-}
-
 /// Changes an agent's state as `POST /admin/agents/{id}/state` does.
-pub async fn agent_state(
-    State(s): State<ApiState>,
-    user: UiUser,
-    Path(id): Path<String>,
-    Form(f): Form<StateForm>,
-) -> Response {
-    if let Err(r) = user.check_csrf(&f.csrf) {
-        return r;
-    }
+pub async fn agent_state(State(s): State<ApiState>, Path(id): Path<String>, p: Posted) -> Response {
+    let user = &p.user;
     if let Err(r) = user.require(Permission::ManageAgents) {
         return r;
     }
-    let to = match f.state.as_str() {
+    let state = p.field("state");
+    let to = match state {
         "ready" => StateKind::Ready,
         "not_ready" => StateKind::NotReady,
         "logged_out" => StateKind::LoggedOut,
@@ -236,7 +209,7 @@ pub async fn agent_state(
             return page_error(
                 StatusCode::BAD_REQUEST,
                 "State: one of ready, not_ready, logged_out.",
-                Some(&user),
+                Some(user),
             );
         }
     };
@@ -244,7 +217,7 @@ pub async fn agent_state(
         return page_error(
             StatusCode::NOT_FOUND,
             &format!("There is no running agent “{id}”."),
-            Some(&user),
+            Some(user),
         );
     };
     let listeners = &s.config.spec.listeners;
@@ -256,34 +229,25 @@ pub async fn agent_state(
             &format!(
                 "Agent “{id}” has no registered phone: register it before making the agent ready."
             ),
-            Some(&user),
+            Some(user),
         );
     }
     let Some(d) = &s.dispatch else {
         return page_error(
             StatusCode::INTERNAL_SERVER_ERROR,
             "No dispatch in this engine.",
-            Some(&user),
+            Some(user),
         );
     };
     if let Err(e) = d.request_agent_state(&id, to, None) {
         return page_error(
             StatusCode::CONFLICT,
             &format!("Not changed: {e}."),
-            Some(&user),
+            Some(user),
         );
     }
-    if let Some(store) = &s.store {
-        let doc = crate::audit::entry(
-            s.clock.now(),
-            &user.user.name,
-            "agent.state",
-            json!({ "id": id, "state": f.state, "via": "ui" }),
-        );
-        if let Err(e) = store.save_documents(vec![doc]).await {
-            tracing::error!(error = %e, "agent state change not audited");
-        }
-    }
+    let detail = json!({ "id": id, "state": state, "via": "ui" });
+    audit_change(&s, user, "agent.state", detail).await;
     Redirect::to("/ui/agents?done=changed").into_response()
 }
 
@@ -316,12 +280,8 @@ pub async fn audit(State(s): State<ApiState>, user: UiUser) -> Response {
     render(
         "audit.html",
         context! {
-            title => "Audit",
-            active => "/ui/audit",
-            user => user.view(),
-            tabs => tabs(&user),
-            csrf => user.csrf,
             entries => rows,
+            ..chrome(&user, "Audit", "/ui/audit")
         },
     )
 }

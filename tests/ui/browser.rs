@@ -182,6 +182,19 @@ impl Browser {
         }
     }
 
+    /// Waits (up to 10 s) until the page's path and query satisfy `ok`; the path.
+    pub async fn wait_path(&self, ok: impl Fn(&str) -> bool) -> String {
+        let mut path = String::new();
+        for _ in 0..100 {
+            path = self.path().await;
+            if ok(&path) {
+                return path;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("the address never became as expected: {path}");
+    }
+
     /// Logs in through the form as `user` with `password`.
     pub async fn login(&self, user: &str, password: &str) {
         self.go("/ui/login").await;

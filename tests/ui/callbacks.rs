@@ -93,6 +93,8 @@ async fn a_callback_booked_through_sip_appears_and_is_cancelled_from_the_ui() {
     );
     b.click("cancel").await;
     b.wait_text("Callback cancelled.").await;
+    // The detail's metrics say who cancelled it.
+    assert_eq!(b.text("m-cancelled-by").await.as_deref(), Some("sup"));
     assert_eq!(
         b.text("cb-state").await.as_deref(),
         Some("COMPLETED (CANCELLED_BY_ADMIN)")
@@ -105,14 +107,14 @@ async fn a_callback_booked_through_sip_appears_and_is_cancelled_from_the_ui() {
     assert_eq!(rec.updated_by, "sup");
     // Filtering on COMPLETED finds it; on QUEUED it is gone (htmx swaps the table).
     b.go("/ui/callbacks").await;
-    b.select("state", "QUEUED").await;
+    b.click("state-QUEUED").await;
     b.wait_text("0 callbacks on page 1").await;
-    b.select("state", "COMPLETED").await;
+    b.click("state-QUEUED").await;
+    b.click("state-COMPLETED").await;
+    // The filter is in the address.
+    b.wait_path(|p| p.contains("state=COMPLETED") && !p.contains("state=QUEUED"))
+        .await;
     b.wait_text("1 callback on page 1").await;
-    assert!(
-        b.path().await.contains("state=COMPLETED"),
-        "the filter is in the address"
-    );
     b.close().await;
 }
 
@@ -272,5 +274,131 @@ async fn pages_of_250_search_and_the_line_of_business() {
             .contains("you may not read queue")
     );
     tokio::time::sleep(Duration::from_millis(1)).await;
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filters_on_several_states_and_queues_export_the_list_and_recreate_at_a_chosen_time() {
+    let (_dir, e, url) = engine().await;
+    let queued = common::book_callback(&e, "Sales_VQ_CB", "+33612340001").await;
+    let done = common::book_callback(&e, "Sales_VQ_CB", "+33612340002").await;
+    e.callbacks.cancel(done.id, "sup", true).await.unwrap();
+    let support = common::book_callback(&e, "Support_VQ_CB", "+33612340003").await;
+    let b = Browser::start(&url).await;
+    b.login("sup", PASSWORD).await;
+    b.wait_text("Log out").await;
+    b.wait_text("3 callbacks on page 1").await;
+    // QUEUED or COMPLETED, in Sales only: the two Sales callbacks.
+    b.click("state-QUEUED").await;
+    b.click("state-COMPLETED").await;
+    b.click("queue-Sales_VQ_CB").await;
+    b.wait_path(|p| {
+        p.contains("state=QUEUED") && p.contains("state=COMPLETED") && p.contains("queue=Sales")
+    })
+    .await;
+    b.wait_text("2 callbacks on page 1").await;
+    let mut ids = row_ids(&b).await;
+    ids.sort();
+    let mut want = vec![queued.id.to_string(), done.id.to_string()];
+    want.sort();
+    assert_eq!(ids, want);
+    // Both queues, QUEUED only: the two waiting ones.
+    b.click("state-COMPLETED").await;
+    b.click("queue-Support_VQ_CB").await;
+    b.wait_path(|p| !p.contains("state=COMPLETED") && p.contains("queue=Support"))
+        .await;
+    b.wait_text("2 callbacks on page 1").await;
+    assert!(row_ids(&b).await.contains(&support.id.to_string()));
+    assert!(!row_ids(&b).await.contains(&done.id.to_string()));
+    // Advanced option: the Callback ID column.
+    b.click("advanced").await;
+    b.click("show-id").await;
+    b.wait_text("Callback ID").await;
+    let path = b.path().await;
+    assert!(
+        path.contains("state=QUEUED") && path.contains("show_id=1"),
+        "{path}"
+    );
+
+    // The export is the filtered list as CSV.
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let (cookie, _) = crate::http_session(&http, &url, "sup").await;
+    let csv = http
+        .get(format!(
+            "{url}/ui/callbacks/export.csv?state=QUEUED&state=COMPLETED&queue=Sales_VQ_CB"
+        ))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(csv.status(), 200);
+    assert!(
+        csv.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .contains("attachment")
+    );
+    let text = csv.text().await.unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines[0],
+        "id,state,reason,desiredTime,phoneNumber,serviceName,timeUpdated"
+    );
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(
+        text.contains(&format!("{},COMPLETED,CANCELLED_BY_ADMIN", done.id)),
+        "{text}"
+    );
+    assert!(!text.contains(&support.id.to_string()));
+    // A monitor may not export (the API's ExportCallbacks).
+    let (mon, _) = crate::http_session(&http, &url, "mon").await;
+    let refused = http
+        .get(format!("{url}/ui/callbacks/export.csv"))
+        .header("cookie", &mon)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status(), 403);
+    assert!(refused.text().await.unwrap().contains("Not allowed"));
+
+    // Recreate the cancelled callback tomorrow at a chosen slot.
+    let tomorrow =
+        (boomerang::clock::SystemClock::shared().now() + TimeDelta::days(1)).date_naive();
+    b.go(&format!("/ui/callbacks/{}", done.id)).await;
+    b.click("recreate-link").await;
+    b.wait_text("Recreate at a chosen time").await;
+    b.go(&format!(
+        "/ui/callbacks/{}/recreate?date={tomorrow}",
+        done.id
+    ))
+    .await;
+    let slot =
+        b.c.find(Locator::Css("#slot option:nth-child(3)"))
+            .await
+            .unwrap();
+    let value = slot.attr("value").await.unwrap().unwrap();
+    slot.click().await.unwrap();
+    b.click("recreate").await;
+    b.wait_text("Callback recreated").await;
+    let new_id: uuid::Uuid = b.text("cb-id").await.unwrap().parse().unwrap();
+    let new = e.callbacks.get(new_id).await.unwrap();
+    assert_eq!(new.state, CallbackState::Scheduled);
+    assert_eq!(new.previous_id, Some(done.id));
+    assert_eq!(new.desired_time.to_rfc3339(), value);
+    // Recreating a callback that is not finished is refused with the service's reason.
+    let (sup, csrf2) = crate::http_session(&http, &url, "sup").await;
+    let r = crate::http_post(
+        &http,
+        &url,
+        &sup,
+        &format!("/ui/callbacks/{}/recreate", queued.id),
+        &format!("csrf={csrf2}"),
+    )
+    .await;
+    assert_eq!(r.status(), 409);
+    assert!(r.text().await.unwrap().contains("was not recreated"));
     b.close().await;
 }

@@ -94,6 +94,7 @@ async fn wrong_password_forbidden_action_and_expired_session_say_so() {
     let (_e, url) = engine(dir.path(), clock.shared()).await;
     let b = Browser::start(&url).await;
     b.login("mon", "not the password").await;
+    b.wait_text("Wrong user name").await;
     assert_eq!(
         b.text("error").await.as_deref(),
         Some("Wrong user name or password.")
@@ -130,11 +131,13 @@ async fn the_cookie_is_httponly_and_strict_forms_need_the_csrf_token_and_pages_c
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
+    let (pre, token) = crate::login_form(&http, &url).await;
     let resp = http
         .post(format!("{url}/ui/login"))
+        .header("cookie", &pre)
         .header("content-type", "application/x-www-form-urlencoded")
         .body(format!(
-            "username=sup&password={}",
+            "username=sup&password={}&csrf={token}",
             PASSWORD.replace(' ', "+")
         ))
         .send()
@@ -153,9 +156,10 @@ async fn the_cookie_is_httponly_and_strict_forms_need_the_csrf_token_and_pages_c
     let tls = http
         .post(format!("{url}/ui/login"))
         .header("x-forwarded-proto", "https")
+        .header("cookie", &pre)
         .header("content-type", "application/x-www-form-urlencoded")
         .body(format!(
-            "username=sup&password={}",
+            "username=sup&password={}&csrf={token}",
             PASSWORD.replace(' ', "+")
         ))
         .send()
@@ -228,4 +232,53 @@ async fn the_cookie_is_httponly_and_strict_forms_need_the_csrf_token_and_pages_c
             .unwrap();
     assert_eq!(seen, serde_json::json!(""));
     b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_posted_without_the_forms_pre_session_token_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_e, url) = engine(dir.path(), boomerang::clock::SystemClock::shared()).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let body = format!("username=sup&password={}", PASSWORD.replace(' ', "+"));
+    // Another site's form: right password, but neither the cookie nor the token.
+    let forged = http
+        .post(format!("{url}/ui/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(body.clone())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    assert!(
+        !forged.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .starts_with("boomerang_ui="),
+        "no session is opened"
+    );
+    assert!(
+        forged
+            .text()
+            .await
+            .unwrap()
+            .contains("did not come from this site")
+    );
+    // The cookie of one form with the token of another is refused too.
+    let (pre, _) = crate::login_form(&http, &url).await;
+    let (_, other) = crate::login_form(&http, &url).await;
+    let mixed = http
+        .post(format!("{url}/ui/login"))
+        .header("cookie", &pre)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("{body}&csrf={other}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(mixed.status(), 403);
+    // The browser's own form logs in.
+    let (cookie, _) = crate::http_session(&http, &url, "sup").await;
+    assert!(cookie.starts_with("boomerang_ui="));
 }

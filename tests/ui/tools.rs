@@ -159,6 +159,21 @@ async fn screenshots_of_the_main_pages() {
     b.screenshot(&out.join("ui-queues.png")).await;
     b.go("/ui/agents").await;
     b.screenshot(&out.join("ui-agents.png")).await;
+    // The pages that edit: a capacity rule's weekly grid, Call-In, Users, Developer.
+    b.go("/ui/rules/capacity/new").await;
+    b.fill("name", "Weekdays").await;
+    for day in ["mon", "tue", "wed", "thu", "fri"] {
+        for hour in ["09", "10", "11", "14", "15", "16"] {
+            b.fill(&format!("c_{day}_{hour}:00"), "4").await;
+        }
+    }
+    b.screenshot(&out.join("ui-capacity-grid.png")).await;
+    b.go("/ui/callin").await;
+    b.screenshot(&out.join("ui-callin.png")).await;
+    b.go("/ui/users").await;
+    b.screenshot(&out.join("ui-users.png")).await;
+    b.go("/ui/developer").await;
+    b.screenshot(&out.join("ui-developer.png")).await;
     b.close().await;
     // A tablet: the same tab, narrower.
     let t = Browser::start_sized(&url, 820, 1000).await;
@@ -180,6 +195,8 @@ async fn screenshots_of_the_main_pages() {
         "ui-callbacks.png",
         "ui-queues.png",
         "ui-callbacks-tablet.png",
+        "ui-capacity-grid.png",
+        "ui-users.png",
     ] {
         assert!(std::fs::metadata(out.join(f)).unwrap().len() > 1000, "{f}");
     }
