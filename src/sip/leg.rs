@@ -314,6 +314,40 @@ impl CallLeg for SipLeg {
     fn is_held(&self) -> bool {
         *self.shared.held.borrow()
     }
+
+    fn accepts_refer(&self) -> bool {
+        self.shared.accepts_refer.load(Ordering::Acquire)
+    }
+
+    async fn refer(
+        &self,
+        target: &str,
+        wait: std::time::Duration,
+    ) -> Result<crate::call::ReferOutcome, CallError> {
+        use crate::call::ReferOutcome;
+        use crate::sip::ua::ReferState;
+        if self.is_ended() {
+            return Err(CallError::Ended);
+        }
+        // A former REFER's outcome must not answer for this one.
+        self.shared.refer.send_replace(ReferState::Idle);
+        let mut rx = self.shared.refer.subscribe();
+        self.ua.refer(&self.info.call_id, target);
+        let settled = |s: &ReferState| matches!(s, ReferState::Refused(_) | ReferState::Done(_));
+        let deadline = self.clock.now() + chrono::TimeDelta::from_std(wait).unwrap_or_default();
+        tokio::select! {
+            _ = rx.wait_for(settled) => {}
+            _ = self.clock.sleep_until(deadline) => {}
+            _ = self.hung_up() => {}
+        }
+        let state = *self.shared.refer.borrow();
+        Ok(match state {
+            ReferState::Refused(code) => ReferOutcome::Refused(code),
+            ReferState::Done(code) => ReferOutcome::Final(code),
+            ReferState::Idle | ReferState::Sent => ReferOutcome::Refused(408),
+            ReferState::Accepted | ReferState::Trying(_) => ReferOutcome::NoReport,
+        })
+    }
 }
 
 impl Drop for SipLeg {
