@@ -326,9 +326,8 @@ impl CallLeg for SipLeg {
     ) -> Result<crate::call::ReferOutcome, CallError> {
         use crate::call::ReferOutcome;
         use crate::sip::ua::ReferState;
-        if self.is_ended() {
-            return Err(CallError::Ended);
-        }
+        // REFER travels in the dialog: an unanswered call is answered first.
+        self.answer().await?;
         // A former REFER's outcome must not answer for this one.
         self.shared.refer.send_replace(ReferState::Idle);
         let mut rx = self.shared.refer.subscribe();
