@@ -169,13 +169,9 @@ pub fn link(flows: Vec<Flow>, errors: &mut Vec<FlowErrors>) -> Vec<Flow> {
         Some(f)
     }
     let mut out = Vec::new();
-    for i in 0..slots.len() {
-        if bad[i] {
-            continue;
-        }
-        if let Some(f) = build(i, &edges, &names, &mut slots, &mut linked) {
+    for (i, is_bad) in bad.iter().enumerate() {
+        if !is_bad && build(i, &edges, &names, &mut slots, &mut linked).is_some() {
             out.push(i);
-            let _ = f;
         }
     }
     for (i, p) in problems.into_iter().enumerate() {
@@ -193,6 +189,7 @@ pub fn link(flows: Vec<Flow>, errors: &mut Vec<FlowErrors>) -> Vec<Flow> {
             source,
         });
     }
+    // The application keeps its own copy; the Arcs inside are shared with its callers.
     out.into_iter()
         .filter_map(|i| linked.get(&i).map(|f| Flow::clone(f)))
         .collect()

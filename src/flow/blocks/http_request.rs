@@ -121,10 +121,9 @@ impl BlockType for HttpRequest {
             let path = yaml::join(c.path, key);
             for (name, e) in map {
                 let kpos = c.key_pos(node, name);
-                if key == "headers"
-                    && !(name.bytes().all(crate::flow::call_data::is_token_byte)
-                        && !name.is_empty())
-                {
+                let token = !name.is_empty()
+                    && name.bytes().all(crate::flow::call_data::is_token_byte);
+                if key == "headers" && !token {
                     c.err(kpos, format!("{path}.{name}"), "not a header name");
                 }
                 c.expr_at(
