@@ -87,7 +87,7 @@ pub enum FetchError {
     /// The URL does not parse.
     #[error("bad_url")]
     BadUrl,
-    /// Every slot was taken for the whole timeout.
+    /// Every slot was taken for the whole timeout (`max_concurrent` requests in flight).
     #[error("busy")]
     Busy,
     /// No answer in time.
@@ -170,7 +170,8 @@ impl HttpGate {
     }
 
     /// Sends `req` if its URL is allowed, with its retries (200 ms, then 400 ms… between
-    /// attempts); each attempt holds one slot for at most its timeout.
+    /// attempts); each attempt waits at most its timeout for a slot, and holds it at most its
+    /// timeout.
     pub async fn fetch(
         &self,
         req: &FetchRequest,
@@ -202,8 +203,12 @@ impl HttpGate {
     }
 
     async fn once(&self, req: &FetchRequest) -> Result<(u16, serde_json::Value), FetchError> {
+        // A slot within the timeout, else busy; then the answer within a timeout of its own.
+        let slot = tokio::time::timeout(req.timeout, self.slots.acquire()).await;
+        let Ok(Ok(_slot)) = slot else {
+            return Err(FetchError::Busy);
+        };
         let work = async {
-            let _slot = self.slots.acquire().await.map_err(|_| FetchError::Busy)?;
             let mut b = if req.post {
                 self.client.post(&req.url)
             } else {
@@ -247,7 +252,7 @@ impl HttpGate {
             };
             Ok((status, json))
         };
-        // The slot wait, the answer and the body all count against the timeout.
+        // The answer and the body both count against the timeout.
         match tokio::time::timeout(req.timeout, work).await {
             Ok(r) => r,
             Err(_) => Err(FetchError::Timeout),

@@ -376,3 +376,58 @@ self_service:
         ]
     );
 }
+
+/// A flow with one request to `path` taking up to `timeout_ms`.
+fn one_request(addr: SocketAddr, path: &str, timeout_ms: u32) -> String {
+    format!(
+        "application: one
+type: default
+self_service:
+  - type: http_request
+    id: call
+    url: http://{addr}{path}
+    timeout_ms: {timeout_ms}
+"
+    )
+}
+
+#[tokio::test]
+async fn a_slow_service_holds_only_its_own_call_and_past_the_bound_others_are_busy() {
+    let (addr, _) = crm().await;
+    // Slots to spare: a call waiting on the slow service does not delay another call's request.
+    let h = harness_for(addr).await;
+    let slow_flow = one_request(addr, "/api/slow", 1500);
+    let slow = run(&h, &slow_flow, "+331");
+    let fast = async {
+        let t0 = boomerang::clock::monotonic_now();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let r = run(&h, &one_request(addr, "/api/customers/1", 1000), "+332").await;
+        (r, t0.elapsed())
+    };
+    let ((slow, _), ((fast, _), took)) = tokio::join!(slow, fast);
+    assert_eq!(slow.lines(), ["call (http_request): failed: timeout"]);
+    assert_eq!(fast.lines(), ["call (http_request): 200 ok"]);
+    assert!(took < Duration::from_millis(1000), "{took:?}");
+    // One slot: while the slow request holds it, another call's request is busy.
+    let h = harness_with(
+        |spec| {
+            spec.flows.http.allow = vec![format!("http://{addr}/api")];
+            spec.flows.http.max_concurrent = 1;
+        },
+        common::monday_9am_utc(),
+    )
+    .await;
+    let slow_flow = one_request(addr, "/api/slow", 1500);
+    let slow = run(&h, &slow_flow, "+331");
+    let fast = async {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        run(&h, &one_request(addr, "/api/customers/1", 300), "+332").await
+    };
+    let ((slow, _), (fast, _)) = tokio::join!(slow, fast);
+    assert_eq!(slow.lines(), ["call (http_request): failed: timeout"]);
+    assert_eq!(fast.lines(), ["call (http_request): failed: busy"]);
+    assert_eq!(var(&fast, "http.error"), "busy");
+    // The slot is free again.
+    let (after, _) = run(&h, &one_request(addr, "/api/customers/1", 1000), "+332").await;
+    assert_eq!(after.lines(), ["call (http_request): 200 ok"]);
+}

@@ -121,8 +121,8 @@ impl BlockType for HttpRequest {
             let path = yaml::join(c.path, key);
             for (name, e) in map {
                 let kpos = c.key_pos(node, name);
-                let token = !name.is_empty()
-                    && name.bytes().all(crate::flow::call_data::is_token_byte);
+                let token =
+                    !name.is_empty() && name.bytes().all(crate::flow::call_data::is_token_byte);
                 if key == "headers" && !token {
                     c.err(kpos, format!("{path}.{name}"), "not a header name");
                 }
