@@ -258,6 +258,11 @@ pub enum DialTarget {
         /// Agent id from the configuration.
         agent_id: String,
     },
+    /// A SIP URI called directly, not through a trunk (a Transfer block's target).
+    Uri {
+        /// `sip:user@host[:port]`.
+        uri: String,
+    },
 }
 
 /// Places outbound calls; the SIP user agent implements it for real, the simulator in memory.

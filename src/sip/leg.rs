@@ -404,8 +404,47 @@ impl SipDialer {
                 let (uri, peer) = self.ua.lookup(&user).await.ok_or(DialResult::Unreachable)?;
                 Ok((uri, peer, None, false))
             }
+            DialTarget::Uri { uri } => {
+                let (host, port) = uri_host_port(uri).ok_or(DialResult::Failed)?;
+                let addr: SocketAddr = tokio::net::lookup_host((host.as_str(), port))
+                    .await
+                    .ok()
+                    .and_then(|mut a| a.next())
+                    .ok_or(DialResult::Unreachable)?;
+                let peer = Peer {
+                    addr,
+                    transport: Transport::Udp,
+                };
+                Ok((uri.clone(), peer, None, false))
+            }
         }
     }
+}
+
+/// The host and port (5060 by default) of a `sip:user@host[:port][;params]` URI with a user
+/// part, or `None` when it is not one (what a Transfer may call directly).
+pub fn uri_host_port(uri: &str) -> Option<(String, u16)> {
+    let rest = uri.strip_prefix("sip:")?;
+    let (user, hostport) = rest.split_once('@')?;
+    let hostport = hostport.split(';').next()?;
+    let ok = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.!~*'()%+&=$,?/".contains(&b))
+    };
+    if !ok(user) || uri.len() > 256 {
+        return None;
+    }
+    let (host, port) = match hostport.rsplit_once(':') {
+        Some((h, p)) if !h.contains(']') || h.ends_with(']') => (h, p.parse::<u16>().ok()?),
+        _ => (hostport, 5060),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let valid_host = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b':');
+    valid_host.then(|| (host.to_string(), port))
 }
 
 #[async_trait]
@@ -497,6 +536,7 @@ impl Dialer for SipDialer {
                 let number = match target {
                     DialTarget::Customer { number, .. } => number.clone(),
                     DialTarget::Agent { agent_id } => agent_id.clone(),
+                    DialTarget::Uri { uri } => uri.clone(),
                 };
                 Ok(SipLeg::new(
                     LegInfo {

@@ -109,11 +109,35 @@ async fn busy_no_answer_and_failure_take_their_branches() {
         r.lines(),
         [
             "sales (transfer): +33140000001: busy",
-            "desk (transfer): failed: `sales desk` is not a number",
+            "desk (transfer): failed: `sales desk` is not a number or SIP URI",
             "sorry (play_message): played",
         ]
     );
     assert_eq!(h.agents.calls().len(), 4);
+}
+
+#[tokio::test]
+async fn a_sip_uri_is_called_directly_not_through_the_trunk() {
+    let h = harness().await;
+    h.agents
+        .script("sip:desk@127.0.0.1:5099", Answer::Pick(vec![]));
+    let text = "application: uri
+type: default
+self_service:
+  - type: transfer
+    id: desk
+    to: sip:desk@127.0.0.1:5099
+";
+    let leg = MemoryLeg::caller("+33612345678", "8000", [Action::HangUp]);
+    let r = run(&h, text, leg).await;
+    assert_eq!(
+        r.lines(),
+        ["desk (transfer): transferred to sip:desk@127.0.0.1:5099 (caller hung up)"]
+    );
+    assert_eq!(
+        h.agents.calls(),
+        [("sip:desk@127.0.0.1:5099".to_string(), Ok(()))]
+    );
 }
 
 #[test]
@@ -135,6 +159,8 @@ self_service:
   - type: transfer
     to: '+331'
     to_from: x
+  - type: transfer
+    to: sip:pbx.example.com
 ";
     let problems: Vec<String> = match flow::load_str(Path::new("flow.yaml"), text, &ctx) {
         Ok(_) => panic!("loaded"),
@@ -143,10 +169,11 @@ self_service:
     assert_eq!(
         problems,
         [
-            "flow.yaml:5:9: self_service[0].to: `sales` is not a number to call (2 to 20 digits, optionally after `+`)",
+            "flow.yaml:5:9: self_service[0].to: `sales` is neither a number to call (2 to 20 digits, optionally after `+`) nor a SIP URI (`sip:user@host[:port]`)",
             "flow.yaml:6:12: self_service[0].trunk: no trunk `pstm` in the configuration (did you mean `pstn`?)",
             "flow.yaml:7:27: self_service[0].ring_timeout_seconds: ring_timeout_seconds must be between 5 and 300, not 1",
             "flow.yaml:8:5: self_service[1]: give exactly one of `to` and `to_from`",
+            "flow.yaml:12:9: self_service[2].to: `sip:pbx.example.com` is neither a number to call (2 to 20 digits, optionally after `+`) nor a SIP URI (`sip:user@host[:port]`)",
         ]
     );
 }

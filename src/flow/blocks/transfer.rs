@@ -28,7 +28,8 @@ pub struct Transfer {
     pub id: Option<String>,
     /// Block to run when the taken branch has no target.
     pub next: Option<String>,
-    /// The number to transfer to (digits, optionally with a leading `+`).
+    /// The number to transfer to (digits, optionally with a leading `+`), or a SIP URI
+    /// (`sip:desk@pbx.example.com:5070`) called directly rather than through the trunk.
     pub to: Option<String>,
     /// Or an expression giving it.
     pub to_from: Option<ExprText>,
@@ -54,6 +55,11 @@ fn valid_number(n: &str) -> bool {
     (2..=20).contains(&digits.len()) && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
+/// Whether `t` is a target: a number, or a SIP URI with a user and a host.
+fn valid_target(t: &str) -> bool {
+    valid_number(t) || crate::sip::leg::uri_host_port(t).is_some()
+}
+
 impl BlockType for Transfer {
     id_and_next!();
 
@@ -69,9 +75,12 @@ impl BlockType for Transfer {
 
     fn check(&self, c: &mut BlockCheck<'_>) {
         match (&self.to, &self.to_from) {
-            (Some(n), None) if !valid_number(n) => c.at(
+            (Some(n), None) if !valid_target(n) => c.at(
                 "to",
-                format!("`{n}` is not a number to call (2 to 20 digits, optionally after `+`)"),
+                format!(
+                    "`{n}` is neither a number to call (2 to 20 digits, optionally after `+`) \
+                     nor a SIP URI (`sip:user@host[:port]`)"
+                ),
             ),
             (Some(_), None) => {}
             (None, Some(e)) => c.expr("to_from", e),
@@ -115,13 +124,17 @@ fn result_of(b: &Transfer, code: u16) -> (&'static str, Option<String>) {
 
 /// Transfers by REFER; `None` when the phone refused it (the engine bridges instead).
 async fn by_refer(b: &Transfer, cx: &mut Cx<'_>, number: &str, ring: Duration) -> Option<Step> {
-    let config = cx.services.callbacks.config();
-    let Some(trunk) = config.trunk(b.trunk.as_deref()) else {
-        cx.set("transfer.result", "failed");
-        cx.outcome(format!("{number}: failed (no trunk)"));
-        return Some(Step::Branch(b.on_failed.clone()));
+    let uri = if valid_number(number) {
+        let config = cx.services.callbacks.config();
+        let Some(trunk) = config.trunk(b.trunk.as_deref()) else {
+            cx.set("transfer.result", "failed");
+            cx.outcome(format!("{number}: failed (no trunk)"));
+            return Some(Step::Branch(b.on_failed.clone()));
+        };
+        format!("sip:{number}@{}:{}", trunk.host, trunk.port)
+    } else {
+        number.to_string()
     };
-    let uri = format!("sip:{number}@{}:{}", trunk.host, trunk.port);
     let leg = cx.leg.clone();
     // The phone rings the target: its ring time, and a little more for the signalling.
     let outcome = leg.refer(&uri, ring + Duration::from_secs(5)).await;
@@ -157,9 +170,9 @@ async fn run(b: &Transfer, cx: &mut Cx<'_>) -> Step {
         (None, None) => String::new(),
     };
     cx.set("transfer.to", number.clone());
-    if !valid_number(&number) {
+    if !valid_target(&number) {
         cx.set("transfer.result", "failed");
-        cx.outcome(format!("failed: `{number}` is not a number"));
+        cx.outcome(format!("failed: `{number}` is not a number or SIP URI"));
         return Step::Branch(b.on_failed.clone());
     }
     let ring = Duration::from_secs(b.ring_timeout_seconds.into());
@@ -170,9 +183,15 @@ async fn run(b: &Transfer, cx: &mut Cx<'_>) -> Step {
         return step;
     }
     cx.set("transfer.method", "bridge");
-    let target = DialTarget::Customer {
-        number: number.clone(),
-        trunk: b.trunk.clone(),
+    let target = if valid_number(&number) {
+        DialTarget::Customer {
+            number: number.clone(),
+            trunk: b.trunk.clone(),
+        }
+    } else {
+        DialTarget::Uri {
+            uri: number.clone(),
+        }
     };
     let ani = leg.info().ani.clone();
     let dialled = tokio::select! {
