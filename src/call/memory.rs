@@ -456,6 +456,7 @@ impl Dialer for MemoryDialer {
             let key = match target {
                 DialTarget::Customer { number, .. } => number.clone(),
                 DialTarget::Agent { agent_id } => agent_id.clone(),
+                DialTarget::Uri { uri } => uri.clone(),
             };
             self.headers.lock().push((key, headers.to_vec()));
         }
@@ -471,6 +472,7 @@ impl Dialer for MemoryDialer {
         let key = match target {
             DialTarget::Customer { number, .. } => number.clone(),
             DialTarget::Agent { agent_id } => agent_id.clone(),
+            DialTarget::Uri { uri } => uri.clone(),
         };
         let answer = self
             .answers

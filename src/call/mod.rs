@@ -186,6 +186,29 @@ pub trait CallLeg: Send + Sync {
     fn is_held(&self) -> bool {
         false
     }
+
+    /// True when the other party can be transferred by REFER (its INVITE allowed it).
+    fn accepts_refer(&self) -> bool {
+        false
+    }
+
+    /// Asks the other party to call `target` (a SIP URI) by REFER and waits up to `wait` for
+    /// the final status of that call; a leg that cannot refers nothing.
+    async fn refer(&self, target: &str, wait: Duration) -> Result<ReferOutcome, CallError> {
+        let _ = (target, wait);
+        Ok(ReferOutcome::Refused(501))
+    }
+}
+
+/// How a transfer by REFER went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReferOutcome {
+    /// The other party refused the REFER (its status): the call is still ours.
+    Refused(u16),
+    /// The other party's call to the target ended with this final status.
+    Final(u16),
+    /// Accepted, but no final status was reported in time.
+    NoReport,
 }
 
 /// A leg's audio as its bridge partner sees it, so two legs relay to each other whatever they
@@ -234,6 +257,11 @@ pub enum DialTarget {
     Agent {
         /// Agent id from the configuration.
         agent_id: String,
+    },
+    /// A SIP URI called directly, not through a trunk (a Transfer block's target).
+    Uri {
+        /// `sip:user@host[:port]`.
+        uri: String,
     },
 }
 

@@ -9,6 +9,7 @@ use crate::diagnostics::{self, suggest};
 use crate::routing::skills::Expr;
 
 mod cluster;
+mod flows_http;
 
 /// A setting's name, value and allowed range from `owner.field` (optionally `as i64`), for the
 /// range tables below: the name is written once.
@@ -218,6 +219,7 @@ impl Validator<'_> {
         self.check_store_and_cluster(root, spec);
         self.check_admin(root, spec);
         self.check_captcha(root, spec);
+        self.check_flows_http(root, spec);
 
         // Business hours.
         let mut hours = BTreeMap::new();

@@ -29,6 +29,7 @@ impl Validator<'_> {
         section!("store", store);
         section!("cluster", cluster);
         section!("flows_dir", flows_dir);
+        section!("flows", flows);
         section!("api", api);
         section!("shutdown", shutdown);
         section!("logging", logging);

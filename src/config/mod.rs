@@ -199,6 +199,7 @@ const TOP_KEYS: &[&str] = &[
     "store",
     "cluster",
     "flows_dir",
+    "flows",
     "business_hours",
     "route_points",
     "trunks",

@@ -684,6 +684,8 @@ pub struct ConfigSpec {
     /// Directory of flow files, relative to the config file. Default `ivr-flows`.
     #[serde(default = "d_flows_dir")]
     pub flows_dir: String,
+    /// What flows may reach beyond the call (`flows.http`: HTTP Request blocks).
+    pub flows: crate::flow::http::FlowsSettings,
     /// Named business hours, referred to by queues.
     pub business_hours: BTreeMap<String, BusinessHoursSpec>,
     /// Dialled numbers and their flows.

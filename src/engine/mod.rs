@@ -155,6 +155,9 @@ impl Core {
             agents,
             store: self.store.clone(),
             last_agents: self.last_agents.clone(),
+            http: Arc::new(crate::flow::http::HttpGate::new(
+                &self.config.spec.flows.http,
+            )),
         }
     }
 
@@ -683,6 +686,7 @@ async fn start_sip(
         agents: dialer.clone(),
         store: store.clone(),
         last_agents: Default::default(),
+        http: Arc::new(crate::flow::http::HttpGate::new(&config.spec.flows.http)),
     });
     let _ = front.services.set(services.clone());
     let (udp, tcp) = ua.local_addrs();

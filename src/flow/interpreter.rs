@@ -89,6 +89,30 @@ pub struct Cx<'a> {
     /// headers and kept with a callback booked from this call.
     pub call_data: super::call_data::CallData,
     outcome: Option<String>,
+    /// Blocks visited so far (a module's are added under its caller's label).
+    trace: Vec<TraceEvent>,
+    /// Blocks run so far, modules included (bounded by [`MAX_STEPS`]).
+    steps: usize,
+    /// Modules entered to get here (bounded by [`MAX_MODULE_DEPTH`]).
+    depth: usize,
+    /// The label of the block running (for the trace of a module it calls).
+    label: String,
+}
+
+/// How deep `call_module` may nest at run time (cycles are refused at load).
+pub const MAX_MODULE_DEPTH: usize = 8;
+
+/// How the call blocks of one flow (an application or a module) ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartEnd {
+    /// The last block ran (a module returns to its caller).
+    FlowEnd,
+    /// A block ended the call.
+    End(EndCause),
+    /// The caller hung up.
+    HungUp,
+    /// The step limit was hit.
+    StepLimit,
 }
 
 /// A callback being served by a Callback application.
@@ -216,66 +240,32 @@ pub async fn run_serving(
         serving,
         call_data,
         outcome: None,
+        trace: Vec::new(),
+        steps: 0,
+        depth: 0,
+        label: String::new(),
     };
-    let mut trace = Vec::new();
-    let mut at = 0usize;
-    let mut steps = 0usize;
-    let end = flow.finalize_start;
-    let ending = loop {
-        if at >= end {
-            break Ending::FlowEnd;
-        }
-        steps += 1;
-        if steps > MAX_STEPS {
-            break Ending::StepLimit;
-        }
-        let fb = &flow.blocks[at];
-        cx.set(
-            "now",
-            services
-                .clock
-                .now()
-                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        );
-        let step = if leg.is_ended() {
-            Step::HungUp
-        } else {
-            fb.block.run(&mut cx).await
-        };
-        trace.push(TraceEvent {
-            block: fb.label.clone(),
-            kind: fb.block.type_name(),
-            outcome: cx.outcome.take().unwrap_or_else(|| match &step {
-                Step::HungUp => "caller hung up".into(),
-                Step::End(c) => format!("end ({c:?})").to_lowercase(),
-                _ => "done".into(),
-            }),
-        });
-        let target = match step {
-            Step::Next => fb.block.next().map(str::to_string),
-            Step::Branch(Some(t)) => Some(t),
-            Step::Branch(None) => fb.block.next().map(str::to_string),
-            Step::End(cause) => {
-                let cause = match cause {
-                    EndCause::Normal => HangupCause::Normal,
-                    EndCause::Busy => HangupCause::Busy,
-                    EndCause::Unavailable => HangupCause::Unavailable,
-                };
-                if !leg.is_ended() {
-                    let _ = leg.hang_up(cause).await;
-                }
-                break Ending::Terminated;
+    let ending = match run_call_blocks(&mut cx).await {
+        PartEnd::FlowEnd => Ending::FlowEnd,
+        PartEnd::End(cause) => {
+            let cause = match cause {
+                EndCause::Normal => HangupCause::Normal,
+                EndCause::Busy => HangupCause::Busy,
+                EndCause::Unavailable => HangupCause::Unavailable,
+            };
+            if !leg.is_ended() {
+                let _ = leg.hang_up(cause).await;
             }
-            Step::HungUp => break Ending::CallerHungUp,
-        };
-        at = match target {
-            Some(t) => flow.index_of(&t).unwrap_or(end),
-            None => at + 1,
-        };
+            Ending::Terminated
+        }
+        PartEnd::HungUp => Ending::CallerHungUp,
+        PartEnd::StepLimit => Ending::StepLimit,
     };
     if ending != Ending::CallerHungUp && !leg.is_ended() {
         let _ = leg.hang_up(HangupCause::Normal).await;
     }
+    let end = flow.finalize_start;
+    let mut trace = std::mem::take(&mut cx.trace);
     // Finalize: bookkeeping blocks only (the loader allows assign and if).
     let mut at = end;
     let mut steps = 0;
@@ -305,4 +295,104 @@ pub async fn run_serving(
         variables: cx.vars,
         ending,
     }
+}
+
+/// Runs the call blocks of `cx.flow` from the first until the call part ends; the caller of
+/// an application hangs up, the caller of a module goes on.
+async fn run_call_blocks(cx: &mut Cx<'_>) -> PartEnd {
+    let flow = cx.flow;
+    let end = flow.finalize_start;
+    let mut at = 0usize;
+    loop {
+        if at >= end {
+            return PartEnd::FlowEnd;
+        }
+        cx.steps += 1;
+        if cx.steps > MAX_STEPS {
+            return PartEnd::StepLimit;
+        }
+        let fb = &flow.blocks[at];
+        cx.set(
+            "now",
+            cx.services
+                .clock
+                .now()
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        );
+        cx.label = fb.label.clone();
+        let step = if cx.leg.is_ended() {
+            Step::HungUp
+        } else {
+            fb.block.run(cx).await
+        };
+        let outcome = cx.outcome.take().unwrap_or_else(|| match &step {
+            Step::HungUp => "caller hung up".into(),
+            Step::End(c) => format!("end ({c:?})").to_lowercase(),
+            _ => "done".into(),
+        });
+        cx.trace.push(TraceEvent {
+            block: fb.label.clone(),
+            kind: fb.block.type_name(),
+            outcome,
+        });
+        let target = match step {
+            Step::Next => fb.block.next().map(str::to_string),
+            Step::Branch(Some(t)) => Some(t),
+            Step::Branch(None) => fb.block.next().map(str::to_string),
+            Step::End(cause) => return PartEnd::End(cause),
+            Step::HungUp => return PartEnd::HungUp,
+        };
+        at = match target {
+            Some(t) => flow.index_of(&t).unwrap_or(end),
+            None => at + 1,
+        };
+    }
+}
+
+/// What a module run gives back to its `call_module` block.
+pub struct ModuleRun {
+    /// How its blocks ended.
+    pub end: PartEnd,
+    /// Its variables at the end (outputs are read from them).
+    pub vars: Variables,
+}
+
+/// Runs the call blocks of `module` on the caller's call with `vars` (its initial variables
+/// and inputs), sharing the call's data and step budget; its trace joins the caller's under
+/// `caller-label/`. `None` past [`MAX_MODULE_DEPTH`]. Boxed: modules call modules.
+pub fn run_module<'s>(
+    cx: &'s mut Cx<'_>,
+    module: &'s super::load::Flow,
+    vars: Variables,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = Option<ModuleRun>> + Send + 's>> {
+    Box::pin(async move {
+        if cx.depth >= MAX_MODULE_DEPTH {
+            return None;
+        }
+        let mut sub = Cx {
+            leg: cx.leg,
+            services: cx.services,
+            vars,
+            flow: module,
+            serving: cx.serving.clone(),
+            call_data: std::mem::take(&mut cx.call_data),
+            outcome: None,
+            trace: Vec::new(),
+            steps: cx.steps,
+            depth: cx.depth + 1,
+            label: String::new(),
+        };
+        let end = run_call_blocks(&mut sub).await;
+        cx.steps = sub.steps;
+        cx.call_data = sub.call_data;
+        let prefix = cx.label.clone();
+        cx.trace.extend(sub.trace.into_iter().map(|mut e| {
+            e.block = format!("{prefix}/{}", e.block);
+            e
+        }));
+        Some(ModuleRun {
+            end,
+            vars: sub.vars,
+        })
+    })
 }

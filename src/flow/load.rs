@@ -46,6 +46,9 @@ pub struct Flow {
     /// Index of the first Finalize block (= number of call blocks).
     pub finalize_start: usize,
     ids: HashMap<String, usize>,
+    /// The modules its `call_module` blocks name, by file name, once linked
+    /// ([`super::modules::link`]); empty for a flow loaded alone.
+    pub modules: std::collections::BTreeMap<String, std::sync::Arc<Flow>>,
 }
 
 impl Flow {
@@ -359,6 +362,7 @@ impl<'a> Validator<'a> {
             blocks,
             finalize_start,
             ids,
+            modules: Default::default(),
         })
     }
 
@@ -553,7 +557,8 @@ fn valid_id(s: &str) -> bool {
 }
 
 /// Loads every flow a configuration's route points and queues name, plus any other `*.yaml`
-/// in the flows directory; returns the flows by file name and every error.
+/// in the flows directory, and links the modules they call; returns the flows by file name
+/// and every error.
 pub fn load_dir(dir: &Path, ctx: &LoadContext<'_>) -> (Vec<Flow>, Vec<FlowErrors>) {
     let mut files: Vec<PathBuf> = match std::fs::read_dir(dir) {
         Ok(rd) => rd
@@ -583,5 +588,6 @@ pub fn load_dir(dir: &Path, ctx: &LoadContext<'_>) -> (Vec<Flow>, Vec<FlowErrors
             Err(e) => errors.push(e),
         }
     }
+    let flows = super::modules::link(flows, &mut errors);
     (flows, errors)
 }

@@ -6,10 +6,12 @@ pub mod call_data;
 pub(crate) mod check;
 pub mod expr;
 mod graph;
+pub mod http;
 pub mod interpreter;
 pub mod last_agent;
 pub mod load;
 pub mod model;
+pub mod modules;
 pub(crate) mod services;
 pub(crate) mod set;
 

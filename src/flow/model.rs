@@ -199,14 +199,17 @@ pub use super::blocks::assign::Assign;
 pub use super::blocks::branch::{Condition, If};
 pub use super::blocks::business_hours::BusinessHoursCheck;
 pub use super::blocks::call_data::CallData;
+pub use super::blocks::call_module::CallModule;
 pub use super::blocks::callback_v2::{CallbackV2, ConnectMode, OfferKind};
 pub use super::blocks::callback_vq_watermark::CallbackVqWatermark;
 pub use super::blocks::click_to_call_in_match::{ClickToCallInMatch, Criterion};
+pub use super::blocks::http_request::HttpRequest;
 pub use super::blocks::menu::{Menu, MenuOption, MenuOptionSpec};
 pub use super::blocks::play_message::PlayMessage;
 pub use super::blocks::route_agent::RouteAgent;
 pub use super::blocks::route_call::RouteCall;
 pub use super::blocks::terminate_call::TerminateCall;
+pub use super::blocks::transfer::Transfer;
 pub use super::blocks::user_input::UserInput;
 pub use super::blocks::{BLOCK_TYPES, Block};
 

@@ -103,6 +103,8 @@ pub struct FlowServices {
     pub store: Arc<dyn crate::store::Store>,
     /// The last agent each caller talked to (Route Agent).
     pub last_agents: Arc<crate::flow::last_agent::LastAgents>,
+    /// The shared, bounded client of HTTP Request blocks.
+    pub http: Arc<crate::flow::http::HttpGate>,
 }
 
 impl FlowServices {

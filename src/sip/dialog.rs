@@ -240,7 +240,10 @@ impl Dialog {
         h.push(Header::CSeq(rsip::headers::CSeq::new(format!(
             "{seq} {method}"
         ))));
-        if matches!(method, rsip::Method::Invite | rsip::Method::Update) {
+        if matches!(
+            method,
+            rsip::Method::Invite | rsip::Method::Update | rsip::Method::Refer
+        ) {
             h.push(Header::Contact(rsip::headers::Contact::new(
                 self.local_contact.clone(),
             )));

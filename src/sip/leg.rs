@@ -314,6 +314,39 @@ impl CallLeg for SipLeg {
     fn is_held(&self) -> bool {
         *self.shared.held.borrow()
     }
+
+    fn accepts_refer(&self) -> bool {
+        self.shared.accepts_refer.load(Ordering::Acquire)
+    }
+
+    async fn refer(
+        &self,
+        target: &str,
+        wait: std::time::Duration,
+    ) -> Result<crate::call::ReferOutcome, CallError> {
+        use crate::call::ReferOutcome;
+        use crate::sip::ua::ReferState;
+        // REFER travels in the dialog: an unanswered call is answered first.
+        self.answer().await?;
+        // A former REFER's outcome must not answer for this one.
+        self.shared.refer.send_replace(ReferState::Idle);
+        let mut rx = self.shared.refer.subscribe();
+        self.ua.refer(&self.info.call_id, target);
+        let settled = |s: &ReferState| matches!(s, ReferState::Refused(_) | ReferState::Done(_));
+        let deadline = self.clock.now() + chrono::TimeDelta::from_std(wait).unwrap_or_default();
+        tokio::select! {
+            _ = rx.wait_for(settled) => {}
+            _ = self.clock.sleep_until(deadline) => {}
+            _ = self.hung_up() => {}
+        }
+        let state = *self.shared.refer.borrow();
+        Ok(match state {
+            ReferState::Refused(code) => ReferOutcome::Refused(code),
+            ReferState::Done(code) => ReferOutcome::Final(code),
+            ReferState::Idle | ReferState::Sent => ReferOutcome::Refused(408),
+            ReferState::Accepted | ReferState::Trying(_) => ReferOutcome::NoReport,
+        })
+    }
 }
 
 impl Drop for SipLeg {
@@ -371,8 +404,47 @@ impl SipDialer {
                 let (uri, peer) = self.ua.lookup(&user).await.ok_or(DialResult::Unreachable)?;
                 Ok((uri, peer, None, false))
             }
+            DialTarget::Uri { uri } => {
+                let (host, port) = uri_host_port(uri).ok_or(DialResult::Failed)?;
+                let addr: SocketAddr = tokio::net::lookup_host((host.as_str(), port))
+                    .await
+                    .ok()
+                    .and_then(|mut a| a.next())
+                    .ok_or(DialResult::Unreachable)?;
+                let peer = Peer {
+                    addr,
+                    transport: Transport::Udp,
+                };
+                Ok((uri.clone(), peer, None, false))
+            }
         }
     }
+}
+
+/// The host and port (5060 by default) of a `sip:user@host[:port][;params]` URI with a user
+/// part, or `None` when it is not one (what a Transfer may call directly).
+pub fn uri_host_port(uri: &str) -> Option<(String, u16)> {
+    let rest = uri.strip_prefix("sip:")?;
+    let (user, hostport) = rest.split_once('@')?;
+    let hostport = hostport.split(';').next()?;
+    let ok = |s: &str| {
+        !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.!~*'()%+&=$,?/".contains(&b))
+    };
+    if !ok(user) || uri.len() > 256 {
+        return None;
+    }
+    let (host, port) = match hostport.rsplit_once(':') {
+        Some((h, p)) if !h.contains(']') || h.ends_with(']') => (h, p.parse::<u16>().ok()?),
+        _ => (hostport, 5060),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let valid_host = !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-' || b == b':');
+    valid_host.then(|| (host.to_string(), port))
 }
 
 #[async_trait]
@@ -464,6 +536,7 @@ impl Dialer for SipDialer {
                 let number = match target {
                     DialTarget::Customer { number, .. } => number.clone(),
                     DialTarget::Agent { agent_id } => agent_id.clone(),
+                    DialTarget::Uri { uri } => uri.clone(),
                 };
                 Ok(SipLeg::new(
                     LegInfo {

@@ -65,6 +65,27 @@ pub struct LegShared {
     pub held: watch::Sender<bool>,
     /// The leg's RTP session, told of new offers inside the call (hold, resume, new address).
     media: OnceLock<Weak<MediaSession>>,
+    /// True when the peer's INVITE listed REFER in Allow or Supported (it can be transferred).
+    pub accepts_refer: std::sync::atomic::AtomicBool,
+    /// Where our REFER stands (RFC 3515: its answer, then the NOTIFYs' sipfrag statuses).
+    pub refer: watch::Sender<ReferState>,
+}
+
+/// Progress of a REFER we sent (blind transfer).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReferState {
+    /// None sent.
+    Idle,
+    /// Sent, not answered yet.
+    Sent,
+    /// Answered 2xx (202 Accepted): the peer is calling the target.
+    Accepted,
+    /// Refused with this status (or 408 when nothing answered).
+    Refused(u16),
+    /// A NOTIFY reported this provisional status of the peer's call to the target.
+    Trying(u16),
+    /// A NOTIFY reported this final status of the peer's call to the target.
+    Done(u16),
 }
 
 impl std::fmt::Debug for LegShared {
@@ -84,6 +105,8 @@ impl LegShared {
             digits: Arc::new(DigitBuffer::default()),
             held: watch::channel(false).0,
             media: OnceLock::new(),
+            accepts_refer: std::sync::atomic::AtomicBool::new(false),
+            refer: watch::channel(ReferState::Idle).0,
         })
     }
 
@@ -179,6 +202,11 @@ pub(crate) enum Cmd {
     },
     Cancel {
         call: String,
+    },
+    /// Sends a REFER in the call's dialog (blind transfer to `refer_to`, a SIP URI).
+    Refer {
+        call: String,
+        refer_to: String,
     },
     Lookup {
         user: String,
@@ -311,6 +339,15 @@ impl UaHandle {
     pub fn cancel(&self, call: &str) {
         let _ = self.to_call(call).send(Cmd::Cancel {
             call: call.to_string(),
+        });
+    }
+
+    /// Asks the peer of `call` to call `refer_to` (REFER, RFC 3515); progress arrives in the
+    /// call's [`LegShared::refer`].
+    pub fn refer(&self, call: &str, refer_to: &str) {
+        let _ = self.to_call(call).send(Cmd::Refer {
+            call: call.to_string(),
+            refer_to: refer_to.to_string(),
         });
     }
 

@@ -315,18 +315,10 @@ pub async fn final_response_on(
 /// A copy of the repository's flows plus `ringing-queue.yaml`, a flow that queues in Sales_VQ
 /// without answering (the call rings until an agent comes).
 pub fn flows_with_ringing_queue() -> tempfile::TempDir {
-    let flows = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
-    for f in std::fs::read_dir(repo().join("ivr-flows")).unwrap_or_else(|e| panic!("{e}")) {
-        let f = f.unwrap_or_else(|e| panic!("{e}")).path();
-        std::fs::copy(&f, flows.path().join(f.file_name().unwrap_or_default()))
-            .unwrap_or_else(|e| panic!("{e}"));
-    }
-    std::fs::write(
-        flows.path().join("ringing-queue.yaml"),
+    flows_plus(&[(
+        "ringing-queue.yaml",
         "application: ringing-queue\ntype: default\nassisted_service:\n  - type: route_call\n    queue: Sales_VQ\n    timeout_seconds: 600\n",
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
-    flows
+    )])
 }
 
 /// POSTs `body` to the public callbacks API (`{base}/engagement/v3/callbacks/{op}`) with API
@@ -475,15 +467,7 @@ pub fn demo_agent<'a>(
 /// Route point 8009 to `ringing-queue.yaml`, with the flows of `flows` (a copy from
 /// [`flows_with_ringing_queue`]).
 pub fn route_8009_to_ringing_queue(spec: &mut boomerang::config::ConfigSpec, flows: &Path) {
-    spec.route_points.insert(
-        0,
-        boomerang::config::RoutePointSpec {
-            number: "8009".to_string(),
-            flow: "ringing-queue.yaml".to_string(),
-            description: String::new(),
-        },
-    );
-    spec.flows_dir = flows.display().to_string();
+    route_point_to(spec, "8009", "ringing-queue.yaml", flows);
 }
 
 /// A queue from its settings as an operator writes them in the file (the others at their
@@ -539,4 +523,37 @@ pub fn start_engine_in(dir: &Path) -> (std::process::Child, String) {
     let url = line.trim().rsplit(' ').next().unwrap().to_string();
     assert!(url.starts_with("http://127.0.0.1:"), "engine said: {line}");
     (child, url)
+}
+
+/// A copy of the repository's flows plus `extra` files (name, YAML text), for tests that
+/// route a number to a flow of their own with [`route_point_to`].
+pub fn flows_plus(extra: &[(&str, &str)]) -> tempfile::TempDir {
+    let flows = tempfile::tempdir().unwrap_or_else(|e| panic!("tempdir: {e}"));
+    for f in std::fs::read_dir(repo().join("ivr-flows")).unwrap_or_else(|e| panic!("{e}")) {
+        let f = f.unwrap_or_else(|e| panic!("{e}")).path();
+        std::fs::copy(&f, flows.path().join(f.file_name().unwrap_or_default()))
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+    for (name, text) in extra {
+        std::fs::write(flows.path().join(name), text).unwrap_or_else(|e| panic!("{e}"));
+    }
+    flows
+}
+
+/// Route point `number` to `flow` in the flows directory `flows` (from [`flows_plus`]).
+pub fn route_point_to(
+    spec: &mut boomerang::config::ConfigSpec,
+    number: &str,
+    flow: &str,
+    flows: &Path,
+) {
+    spec.route_points.insert(
+        0,
+        boomerang::config::RoutePointSpec {
+            number: number.to_string(),
+            flow: flow.to_string(),
+            description: String::new(),
+        },
+    );
+    spec.flows_dir = flows.display().to_string();
 }

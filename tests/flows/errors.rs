@@ -111,7 +111,8 @@ self_service:
     id: a
 ";
     let all = "expected one of play_message, user_input, menu, assign, if, business_hours, \
-               call_data, callback_v2, callback_vq_watermark, click_to_call_in_match, route_agent, route_call, terminate_call";
+               call_data, call_module, callback_v2, callback_vq_watermark, click_to_call_in_match, \
+               http_request, route_agent, route_call, terminate_call, transfer";
     assert_eq!(
         problems(text),
         [

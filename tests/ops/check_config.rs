@@ -103,3 +103,28 @@ fn push_settings_are_checked_a_bad_service_account_and_urls_named() {
         "{err}"
     );
 }
+
+#[test]
+fn flows_http_allow_prefixes_and_bounds_are_checked_where_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("http.yaml");
+    std::fs::write(
+        &file,
+        "flows:\n  http:\n    allow: ['https://crm.example.com/api', 'ftp://x/', 'http://h/?q=1', 'nope']\n    max_concurrent: 0\n    max_response_bytes: 10\n",
+    )
+    .unwrap();
+    let out = boomerang().arg("check-config").arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    let f = file.display().to_string();
+    for expected in [
+        format!("{f}:3:44: flows.http.allow[1]: `ftp://x/` is not an http:// or https:// URL"),
+        format!("{f}:3:56: flows.http.allow[2]: `http://h/?q=1` has a query or fragment"),
+        format!("{f}:3:73: flows.http.allow[3]: `nope` is not a URL"),
+        format!("{f}:4:21: flows.http.max_concurrent: 0 is out of range 1 to 1024"),
+        format!("{f}:5:25: flows.http.max_response_bytes: 10 is out of range 1024 to 10485760"),
+        "5 problem(s)".to_string(),
+    ] {
+        assert!(err.contains(&expected), "missing `{expected}` in:\n{err}");
+    }
+}

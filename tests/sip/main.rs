@@ -8,6 +8,7 @@
 mod common;
 
 mod baresip;
+mod blocks;
 mod call_data;
 mod conformance;
 mod cseq_order;

@@ -34,14 +34,17 @@ pub mod assign;
 pub mod branch;
 pub mod business_hours;
 pub mod call_data;
+pub mod call_module;
 pub mod callback_v2;
 pub mod callback_vq_watermark;
 pub mod click_to_call_in_match;
+pub mod http_request;
 pub mod menu;
 pub mod play_message;
 pub mod route_agent;
 pub mod route_call;
 pub mod terminate_call;
+pub mod transfer;
 pub mod user_input;
 
 use schemars::JsonSchema;
@@ -188,16 +191,22 @@ registry! {
     BusinessHours(business_hours::BusinessHoursCheck) = "business_hours",
     /// Attaches data to the interaction (SIP headers on the agent leg).
     CallData(call_data::CallData) = "call_data",
+    /// Runs a shared module (another flow file) with inputs and outputs.
+    CallModule(call_module::CallModule) = "call_module",
     /// Callback offer / callback customer side.
     CallbackV2(callback_v2::CallbackV2) = "callback_v2",
     /// Active callbacks of a callback queue against a limit.
     CallbackVqWatermark(callback_vq_watermark::CallbackVqWatermark) = "callback_vq_watermark",
     /// Click-to-Call-In Match.
     ClickToCallInMatch(click_to_call_in_match::ClickToCallInMatch) = "click_to_call_in_match",
+    /// Calls an allowed HTTP service (External Services).
+    HttpRequest(http_request::HttpRequest) = "http_request",
     /// Route to one agent (id, login or last agent).
     RouteAgent(route_agent::RouteAgent) = "route_agent",
     /// Route to an agent.
     RouteCall(route_call::RouteCall) = "route_call",
     /// End the call.
     TerminateCall(terminate_call::TerminateCall) = "terminate_call",
+    /// Blind transfer of the caller to a number.
+    Transfer(transfer::Transfer) = "transfer",
 }

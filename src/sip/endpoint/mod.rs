@@ -3,6 +3,7 @@
 //! authentication, registration) have files of their own.
 
 mod auth;
+mod refer;
 mod refresh;
 mod register;
 #[cfg(test)]
@@ -138,6 +139,8 @@ pub(crate) struct Endpoint {
     uac_keys: HashMap<TransactionKey, String>,
     /// Our session refreshes (UPDATE / re-INVITE) in flight → their call; true once answered.
     refresh_keys: HashMap<TransactionKey, (String, bool)>,
+    /// Our REFERs in flight → their call.
+    refer_keys: HashMap<TransactionKey, String>,
     /// Session-timer deadlines (RFC 4028) by call.
     session_timers: Deadlines<String>,
     /// Next retransmission of each call's 200 OK until its ACK (the other per-call timer).
@@ -249,6 +252,7 @@ impl Endpoint {
         Endpoint {
             uac_keys: HashMap::new(),
             refresh_keys: HashMap::new(),
+            refer_keys: HashMap::new(),
             session_timers: Deadlines::default(),
             unacked: Deadlines::default(),
             register_auth: config.register_auth.clone(),
@@ -424,10 +428,13 @@ impl Endpoint {
                 self.peers.remove(&key);
                 self.uac_keys.remove(&key);
                 self.refresh_keys.remove(&key);
+                self.refer_keys.remove(&key);
                 continue;
             }
             if self.refresh_keys.contains_key(&key) {
                 self.on_refresh_event(&key, ev);
+            } else if let Some(call) = self.refer_keys.get(&key).cloned() {
+                self.on_refer_event(&call, ev);
             } else {
                 self.on_client_event(&key, ev);
             }
@@ -518,6 +525,7 @@ impl Endpoint {
                 let _ = call_id.send(id);
             }
             Cmd::Cancel { call } => self.cancel(&call),
+            Cmd::Refer { call, refer_to } => self.send_refer(&call, &refer_to),
             Cmd::Restore(list) => self.restore_registrations(list),
             Cmd::Lookup { user, reply } => {
                 let found = self.sources.get(&user).and_then(|source| {
@@ -647,6 +655,7 @@ impl Endpoint {
                 }
             }
             rsip::Method::Update => self.on_in_dialog_offer(key, req, peer, call_id),
+            rsip::Method::Notify => self.on_notify(key, req, call_id),
             rsip::Method::Options => {
                 // Answer what an INVITE would: a number that is not a route point is not
                 // found; the engine itself (no user in the Request-URI) is.

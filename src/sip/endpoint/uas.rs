@@ -70,6 +70,10 @@ impl Endpoint {
         // Empty for an INVITE without SDP: we offer in the 200 and read the answer in the ACK.
         let offer = String::from_utf8_lossy(&req.body).to_string();
         let shared = LegShared::new();
+        shared.accepts_refer.store(
+            lists(&req, &["Allow", "Supported"], "REFER"),
+            std::sync::atomic::Ordering::Release,
+        );
         let ani = from_user(&req);
         self.setting_up.insert(call_id.clone());
         self.calls.insert(
