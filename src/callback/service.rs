@@ -204,6 +204,11 @@ impl CallbackService {
         }
     }
 
+    /// The ids of every callback this node holds (in a cluster: the leases it renews).
+    pub fn held_ids(&self) -> Vec<Uuid> {
+        self.records.iter().map(|r| r.id).collect()
+    }
+
     /// Callbacks of `queue` this node holds (claimed and not yet released, in a cluster).
     pub fn held(&self, queue: &str) -> usize {
         self.records.iter().filter(|r| r.queue == queue).count()
@@ -538,7 +543,13 @@ impl CallbackService {
             }
             let fresh: Vec<CallbackRecord> = extra.iter().cloned().collect();
             // The events are stored in the same write as the change that raised them.
-            if !leases.save_owned(&rec, &fresh, &entries, release).await? {
+            let saved = leases.save_owned(&rec, &fresh, &entries, release).await;
+            if saved.is_err() {
+                // The database is away: this node lets the callback go (its lease is no
+                // longer renewed) and whoever takes it over applies the restart rule.
+                self.forget(&before);
+            }
+            if !saved? {
                 self.forget(&before);
                 return Err(StoreError::NotStored(format!(
                     "callback {id} was taken over by another node"

@@ -144,7 +144,7 @@ impl Node {
         let every = self.lease / 3;
         loop {
             self.clock.sleep(every).await;
-            match self.cluster.heartbeat().await {
+            match self.cluster.heartbeat_holding(&callbacks.held_ids()).await {
                 Ok(_) => {
                     *self.last_beat.lock() = Some(self.clock.now());
                     health.set_database(None);

@@ -68,6 +68,17 @@ impl Cluster {
     /// Marks this node alive and renews the lease of every callback it owns, in one statement;
     /// returns how many leases it renewed. Call it every third of the lease.
     pub async fn heartbeat(&self) -> Result<u64, StoreError> {
+        self.beat(None).await
+    }
+
+    /// [`Self::heartbeat`] renewing only the leases of `held` (what the node still has in
+    /// hand): a callback it dropped (its write failed while the database was away) lapses
+    /// and is resolved by the restart rule, by a survivor or by itself.
+    pub async fn heartbeat_holding(&self, held: &[uuid::Uuid]) -> Result<u64, StoreError> {
+        self.beat(Some(held)).await
+    }
+
+    async fn beat(&self, held: Option<&[uuid::Uuid]>) -> Result<u64, StoreError> {
         let client = self.store.client().await?;
         let stmt = client
             .prepare_cached(
@@ -80,13 +91,14 @@ impl Cluster {
                              THEN now() ELSE nodes.up_since END,
                          heartbeat_at = now())
                  UPDATE callbacks SET lease_until = now() + $3::bigint * interval '1 millisecond'
-                 WHERE owner = $1",
+                 WHERE owner = $1 AND ($4::uuid[] IS NULL OR id = ANY($4))",
             )
             .await
             .map_err(db)?;
         self.store.count();
+        let held: Option<Vec<uuid::Uuid>> = held.map(<[uuid::Uuid]>::to_vec);
         client
-            .execute(&stmt, &[&self.node, &self.region, &self.lease_ms])
+            .execute(&stmt, &[&self.node, &self.region, &self.lease_ms, &held])
             .await
             .map_err(db)
     }
