@@ -210,8 +210,16 @@ impl Cluster {
         entries: &[crate::push::OutboxEntry],
         release: bool,
     ) -> Result<bool, StoreError> {
+        if fresh.is_empty() && entries.is_empty() {
+            // The common case: one statement, no transaction round trips.
+            let written = self
+                .save_owned(std::slice::from_ref(record), release)
+                .await?;
+            return Ok(!written.is_empty());
+        }
         let rows = Rows::of(std::slice::from_ref(record))?;
         let mut client = self.store.client().await?;
+        self.store.count();
         let tx = client.transaction().await.map_err(not_stored)?;
         let stmt = tx
             .prepare_cached(&fenced_update_sql())
