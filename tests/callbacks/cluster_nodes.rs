@@ -21,11 +21,15 @@ use tokio::sync::Mutex;
 
 const KEY: &str = "cluster-test-key";
 const LEASE_SECONDS: u32 = 3;
+const FALLBACK_DELAY_SECONDS: u32 = 4;
+const PASSWORD: &str = "correct horse";
 
 /// One engine process of the cluster.
 struct EngineNode {
     child: Child,
     url: String,
+    /// Its SIP UDP port: the one its INVITEs come from.
+    sip_port: u16,
 }
 
 impl Drop for EngineNode {
@@ -35,9 +39,9 @@ impl Drop for EngineNode {
     }
 }
 
-/// Starts node `id` on `db` with its trunk at `trunk_port`, registers agents alice and bob
-/// (phones nobody answers: they only need to be ready) with it, and returns it.
-async fn start_node(dir: &Path, id: &str, db: &str, trunk_port: u16) -> EngineNode {
+/// Starts node `id` (in `region`) on `db` with its trunk at `trunk_port`, registers agents
+/// alice and bob (phones nobody answers: they only need to be ready) with it, and returns it.
+async fn start_node(dir: &Path, id: &str, region: &str, db: &str, trunk_port: u16) -> EngineNode {
     let dir = dir.join(id);
     std::fs::create_dir_all(&dir).unwrap();
     let mut spec = common::demo_spec();
@@ -47,6 +51,10 @@ async fn start_node(dir: &Path, id: &str, db: &str, trunk_port: u16) -> EngineNo
     spec.store.url = db.to_string();
     spec.cluster.node_id = id.to_string();
     spec.cluster.lease_seconds = LEASE_SECONDS;
+    spec.cluster.region = region.to_string();
+    spec.cluster.fallback_delay_seconds = FALLBACK_DELAY_SECONDS;
+    let hash = boomerang::api::admin::auth::hash_password(PASSWORD).unwrap();
+    spec.admin.users.push(common::administrator("root", &hash));
     spec.api.keys.push(common::api_key("t", KEY));
     spec.api.rate_limit_per_second = 100_000;
     let q = common::demo_queue(&mut spec, "Sales_VQ_CB");
@@ -87,6 +95,7 @@ async fn start_node(dir: &Path, id: &str, db: &str, trunk_port: u16) -> EngineNo
     EngineNode {
         child,
         url: url.unwrap(),
+        sip_port: sip.port(),
     }
 }
 
@@ -122,6 +131,29 @@ fn dials(trace: &Path) -> HashMap<String, HashSet<String>> {
                     .insert(id.trim().to_string());
                 user = None;
             }
+        }
+    }
+    out
+}
+
+/// The SIP port each number's (first) INVITE came from: which node dialled it.
+fn dialled_from(trace: &Path) -> HashMap<String, u16> {
+    let text = std::fs::read_to_string(trace).unwrap_or_default();
+    let mut out = HashMap::new();
+    let mut user = None;
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("INVITE sip:") {
+            user = rest.split('@').next().map(str::to_string);
+        } else if let (Some(u), Some(via)) = (&user, line.strip_prefix("Via: SIP/2.0/UDP ")) {
+            let port = via
+                .split(';')
+                .next()
+                .and_then(|hp| hp.rsplit(':').next())
+                .and_then(|p| p.parse().ok());
+            if let Some(port) = port {
+                out.entry(u.clone()).or_insert(port);
+            }
+            user = None;
         }
     }
     out
@@ -250,7 +282,7 @@ async fn three_nodes_dial_each_callback_once_and_survive_a_sigkill() {
     let _customer = customer(trunk, &trace);
     let mut nodes = Vec::new();
     for id in ["n1", "n2", "n3"] {
-        nodes.push(start_node(dir.path(), id, &pg.url(), trunk).await);
+        nodes.push(start_node(dir.path(), id, "", &pg.url(), trunk).await);
     }
     // Every node has been up a full lease, so survivors may take over at once.
     tokio::time::sleep(Duration::from_secs(LEASE_SECONDS.into())).await;
@@ -351,7 +383,7 @@ async fn nodes_reconnect_after_the_database_restarts_and_lose_nothing_acknowledg
     let _customer = customer(trunk, &trace);
     let mut nodes = Vec::new();
     for id in ["r1", "r2"] {
-        nodes.push(start_node(dir.path(), id, &pg.url(), trunk).await);
+        nodes.push(start_node(dir.path(), id, "", &pg.url(), trunk).await);
     }
     let urls: Vec<String> = nodes.iter().map(|n| n.url.clone()).collect();
     assert_eq!(readyz(&urls[0]).await.0, 200);
@@ -407,4 +439,111 @@ async fn nodes_reconnect_after_the_database_restarts_and_lose_nothing_acknowledg
     until_all_completed(&pg.url(), &acked, Duration::from_secs(120)).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_dialled_once(&trace, &acked);
+}
+
+/// Signs in as the administrator of [`start_node`]'s configuration; a bearer token.
+async fn admin_token(url: &str) -> String {
+    let v: serde_json::Value = reqwest::Client::new()
+        .post(format!("{url}/admin/login"))
+        .json(&serde_json::json!({"username": "root", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["data"]["accessToken"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn region_affinity_orders_which_node_dials_a_queues_callbacks() {
+    let Some(pg) = tokio::task::spawn_blocking(common::pg::PgServer::start)
+        .await
+        .unwrap()
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let trunk = common::free_port();
+    let trace = dir.path().join("customer.trace");
+    let _customer = customer(trunk, &trace);
+    let mut paris = start_node(dir.path(), "paris1", "paris", &pg.url(), trunk).await;
+    // Sales_VQ_CB: Paris first, London as a fallback, New York never.
+    let token = admin_token(&paris.url).await;
+    let http = reqwest::Client::new();
+    let rule = serde_json::json!({"name": "eu", "preferred": ["paris"], "fallback": ["london"], "ignored": ["nyc"]});
+    let r = http
+        .post(format!("{}/admin/rules/affinity", paris.url))
+        .bearer_auth(&token)
+        .json(&rule)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201, "{:?}", r.text().await);
+    let r = http
+        .put(format!("{}/admin/rules/queues/Sales_VQ_CB", paris.url))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"affinityRule": "eu"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{:?}", r.text().await);
+    let london = start_node(dir.path(), "london1", "london", &pg.url(), trunk).await;
+    let nyc = start_node(dir.path(), "nyc1", "nyc", &pg.url(), trunk).await;
+
+    // Every node has ready agents; callbacks booked through London and New York are dialled
+    // by Paris.
+    let mut first = Vec::new();
+    for (i, url) in [&london.url, &nyc.url]
+        .into_iter()
+        .cycle()
+        .take(6)
+        .enumerate()
+    {
+        let phone = format!("+33670{i:06}");
+        first.push((book(url, &phone).await.expect("booked"), phone));
+    }
+    until_all_completed(&pg.url(), &first, Duration::from_secs(60)).await;
+    let from = dialled_from(&trace);
+    for (id, phone) in &first {
+        assert_eq!(
+            from.get(phone),
+            Some(&paris.sip_port),
+            "{id} not dialled by Paris"
+        );
+    }
+
+    // Paris gone: London dials them, but only once they have waited the fallback delay;
+    // New York never does.
+    unsafe {
+        libc::kill(paris.child.id() as i32, libc::SIGKILL);
+    }
+    let _ = paris.child.wait();
+    let booked_at = boomerang::clock::monotonic_now();
+    let mut second = Vec::new();
+    for (i, url) in [&london.url, &nyc.url]
+        .into_iter()
+        .cycle()
+        .take(4)
+        .enumerate()
+    {
+        let phone = format!("+33671{i:06}");
+        second.push((book(url, &phone).await.expect("booked"), phone));
+    }
+    until_all_completed(&pg.url(), &second, Duration::from_secs(60)).await;
+    assert!(
+        booked_at.elapsed() >= Duration::from_secs(FALLBACK_DELAY_SECONDS.into()),
+        "the fallback region did not wait for the preferred one"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let from = dialled_from(&trace);
+    for (id, phone) in &second {
+        assert_eq!(
+            from.get(phone),
+            Some(&london.sip_port),
+            "{id} not dialled by London"
+        );
+    }
+    assert_dialled_once(&trace, &first);
+    assert_dialled_once(&trace, &second);
 }
