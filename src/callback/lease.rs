@@ -8,19 +8,24 @@ use super::model::CallbackRecord;
 use crate::push::OutboxEntry;
 use crate::store::StoreError;
 
+/// One change of a callback this node owns, as one transaction.
+pub struct OwnedWrite<'a> {
+    /// The callback as changed.
+    pub record: &'a CallbackRecord,
+    /// Callbacks the change created (nobody owns them yet).
+    pub fresh: &'a [CallbackRecord],
+    /// The outbox entries the change raised.
+    pub entries: &'a [OutboxEntry],
+    /// Whether the node gives the lease up (completed, or back in the queue).
+    pub release: bool,
+}
+
 /// This node's leases on the callbacks it claimed (see ARCHITECTURE.md, "Several nodes").
 #[async_trait]
 pub trait Leases: Send + Sync {
-    /// Writes `record`, which this node owns, with `fresh` unowned callbacks and the outbox
-    /// `entries` of the change, in one transaction; gives the lease up when `release`. False
-    /// when the node no longer owns it (a survivor took it over): nothing was written.
-    async fn save_owned(
-        &self,
-        record: &CallbackRecord,
-        fresh: &[CallbackRecord],
-        entries: &[OutboxEntry],
-        release: bool,
-    ) -> Result<bool, StoreError>;
+    /// Writes a change of a callback this node owns; false when the node no longer owns it
+    /// (a survivor took it over): nothing was written.
+    async fn save_owned(&self, write: OwnedWrite<'_>) -> Result<bool, StoreError>;
 
     /// False while the node is fenced (no successful heartbeat for half a lease): it must not
     /// start a dial, since a survivor may soon take its callbacks over.

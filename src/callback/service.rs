@@ -543,7 +543,13 @@ impl CallbackService {
             }
             let fresh: Vec<CallbackRecord> = extra.iter().cloned().collect();
             // The events are stored in the same write as the change that raised them.
-            let saved = leases.save_owned(&rec, &fresh, &entries, release).await;
+            let write = super::lease::OwnedWrite {
+                record: &rec,
+                fresh: &fresh,
+                entries: &entries,
+                release,
+            };
+            let saved = leases.save_owned(write).await;
             if saved.is_err() {
                 // The database is away: this node lets the callback go (its lease is no
                 // longer renewed) and whoever takes it over applies the restart rule.

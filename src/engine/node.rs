@@ -11,12 +11,11 @@ use chrono::{DateTime, TimeDelta, Utc};
 use parking_lot::Mutex;
 
 use crate::callback::CallbackRecord;
-use crate::callback::lease::Leases;
+use crate::callback::lease::{Leases, OwnedWrite};
 use crate::callback::service::CallbackService;
 use crate::clock::SharedClock;
 use crate::config::{ClusterSettings, Config};
 use crate::ops::Health;
-use crate::push::OutboxEntry;
 use crate::routing::Router;
 use crate::rules::RuleBook;
 use crate::store::postgres::Cluster;
@@ -214,15 +213,9 @@ impl Node {
 
 #[async_trait]
 impl Leases for Node {
-    async fn save_owned(
-        &self,
-        record: &CallbackRecord,
-        fresh: &[CallbackRecord],
-        entries: &[OutboxEntry],
-        release: bool,
-    ) -> Result<bool, StoreError> {
+    async fn save_owned(&self, w: OwnedWrite<'_>) -> Result<bool, StoreError> {
         self.cluster
-            .save_owned_with(record, fresh, entries, release)
+            .save_owned_with(w.record, w.fresh, w.entries, w.release)
             .await
     }
 

@@ -187,6 +187,17 @@ impl Cluster {
         }
         let rows = Rows::of(records)?;
         let client = self.store.client().await?;
+        let written = self.fenced_update(&client, &rows, release).await?;
+        Ok(written.into_iter().map(|r| r.get(0)).collect())
+    }
+
+    /// The fenced update of `rows` on `client` (a connection or a transaction).
+    async fn fenced_update(
+        &self,
+        client: &impl deadpool_postgres::GenericClient,
+        rows: &Rows,
+        release: bool,
+    ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
         let stmt = client
             .prepare_cached(&fenced_update_sql())
             .await
@@ -195,8 +206,7 @@ impl Cluster {
         params.push(&self.node);
         params.push(&release);
         self.store.count();
-        let written = client.query(&stmt, &params).await.map_err(not_stored)?;
-        Ok(written.into_iter().map(|r| r.get(0)).collect())
+        client.query(&stmt, &params).await.map_err(not_stored)
     }
 
     /// Saves one callback this node owns (fenced, as [`Self::save_owned`]) with `fresh`
@@ -221,15 +231,7 @@ impl Cluster {
         let mut client = self.store.client().await?;
         self.store.count();
         let tx = client.transaction().await.map_err(not_stored)?;
-        let stmt = tx
-            .prepare_cached(&fenced_update_sql())
-            .await
-            .map_err(not_stored)?;
-        let mut params = rows.params().to_vec();
-        params.push(&self.node);
-        params.push(&release);
-        self.store.count();
-        let written = tx.query(&stmt, &params).await.map_err(not_stored)?;
+        let written = self.fenced_update(&tx, &rows, release).await?;
         if written.is_empty() {
             // Dropping the transaction rolls it back.
             return Ok(false);
