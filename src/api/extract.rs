@@ -83,9 +83,12 @@ pub(crate) fn service_error(e: ServiceError) -> ApiError {
         ServiceError::Disabled { .. } => ApiError::conflict(e.to_string()),
         ServiceError::SlotUnavailable(_) => ApiError::too_many(e.to_string()),
         ServiceError::Lifecycle(_) => ApiError::conflict(e.to_string()),
-        ServiceError::Store(_) => {
-            ApiError::internal("the callback could not be stored; nothing was changed")
-        }
+        // The database is away (restarting, unreachable): try again later.
+        ServiceError::Store(e) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            2,
+            format!("the callback could not be stored; nothing was changed ({e})"),
+        ),
     }
 }
 

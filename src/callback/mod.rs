@@ -6,6 +6,7 @@ pub mod bulk;
 pub(crate) mod desired;
 pub(crate) mod dialer;
 pub mod ges;
+pub mod lease;
 pub mod model;
 pub(crate) mod restart;
 pub mod scheduler;

@@ -153,6 +153,9 @@ pub struct CallbackService {
     /// Serialises read-modify-write per callback (striped by id): without it two changes at
     /// once, each awaiting its save, could overwrite each other.
     locks: [tokio::sync::Mutex<()>; LOCK_STRIPES],
+    /// In a cluster, this node's leases: `records` then holds only the callbacks it claimed,
+    /// and their changes are fenced writes.
+    leases: std::sync::OnceLock<Arc<dyn super::lease::Leases>>,
 }
 
 /// How many per-callback lock stripes: a change waits only behind another on the same stripe.
@@ -182,7 +185,46 @@ impl CallbackService {
             events: Mutex::new(Vec::new()),
             sink: RwLock::new(None),
             locks: std::array::from_fn(|_| tokio::sync::Mutex::new(())),
+            leases: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Makes this service one node of a cluster: it holds only the callbacks it claims (handed
+    /// to it by [`Self::adopt`]), writes them fenced by its lease, and leaves the others to
+    /// whichever node claims them. Set before [`Self::recover`], once.
+    pub fn set_leases(&self, leases: Arc<dyn super::lease::Leases>) {
+        let _ = self.leases.set(leases);
+    }
+
+    /// Takes callbacks this node just claimed into its care: each enters its queue (or waits
+    /// for its retry or activation deadline) as a recovered one would.
+    pub fn adopt(&self, claimed: Vec<CallbackRecord>) {
+        for rec in claimed {
+            if rec.state.is_completed() || self.records.contains_key(&rec.id) {
+                continue;
+            }
+            self.records.insert(rec.id, rec.clone());
+            self.arm(&rec);
+        }
+    }
+
+    /// Takes a callback just written into this node's care (its deadlines, its place in
+    /// the queue); in a cluster it is left to whichever node claims it when due.
+    fn keep(&self, rec: &CallbackRecord) {
+        if self.leases.get().is_none() {
+            self.arm(rec);
+            self.records.insert(rec.id, rec.clone());
+        }
+    }
+
+    /// The ids of every callback this node holds (in a cluster: the leases it renews).
+    pub fn held_ids(&self) -> Vec<Uuid> {
+        self.records.iter().map(|r| r.id).collect()
+    }
+
+    /// Callbacks of `queue` this node holds (claimed and not yet released, in a cluster).
+    pub fn held(&self, queue: &str) -> usize {
+        self.records.iter().filter(|r| r.queue == queue).count()
     }
 
     /// The lock stripe of a callback; held by [`Self::change`] only, never two at once.
@@ -270,13 +312,68 @@ impl CallbackService {
             .iter()
             .flat_map(|e| e.targets.iter().map(|t| OutboxEntry::new(e, t.clone())))
             .collect();
-        let mut batch = vec![rec.clone()];
-        batch.extend(extra.clone());
-        // The events are stored in the same write as the change that raised them.
-        self.store
-            .save_callbacks_with_outbox(batch, entries)
-            .await?;
+        let leases = self.leases.get();
+        let owned = leases.filter(|_| self.records.contains_key(&id));
+        // A claimed callback gives its lease up when it leaves this node's hands: completed,
+        // or back in its queue after a failed attempt (any node may claim its retry).
+        let release = rec.state.is_completed()
+            || (before.state == CallbackState::Routing && rec.state == CallbackState::Queued);
+        if let Some(leases) = owned {
+            if rec.state == CallbackState::Routing
+                && before.state != CallbackState::Routing
+                && !leases.may_dial()
+            {
+                return Err(StoreError::Database(
+                    "this node is fenced (no heartbeat for half a lease): not dialling".into(),
+                )
+                .into());
+            }
+            let fresh: Vec<CallbackRecord> = extra.iter().cloned().collect();
+            // The events are stored in the same write as the change that raised them.
+            let write = super::lease::OwnedWrite {
+                record: &rec,
+                fresh: &fresh,
+                entries: &entries,
+                release,
+            };
+            let saved = leases.save_owned(write).await;
+            if saved.is_err() {
+                // The database is away: this node lets the callback go (its lease is no
+                // longer renewed) and whoever takes it over applies the restart rule.
+                self.forget(&before);
+            }
+            if !saved? {
+                self.forget(&before);
+                return Err(StoreError::NotStored(format!(
+                    "callback {id} was taken over by another node"
+                ))
+                .into());
+            }
+        } else {
+            let mut batch = vec![rec.clone()];
+            batch.extend(extra.clone());
+            // The events are stored in the same write as the change that raised them.
+            self.store
+                .save_callbacks_with_outbox(batch, entries)
+                .await?;
+        }
         self.announce(events).await;
+        if leases.is_some() && (release || owned.is_none()) {
+            // Not (or no longer) this node's: keep no copy.
+            self.forget(&before);
+            if let Some(n) = &extra
+                && n.kind == CallbackType::Scheduled
+            {
+                self.slots.force_book(&n.queue, self.slot_of(n));
+            }
+            if before.kind == CallbackType::Scheduled
+                && before.state == CallbackState::Scheduled
+                && rec.state.is_completed()
+            {
+                self.slots.release(&rec.queue, self.slot_of(&before));
+            }
+            return Ok((rec, extra));
+        }
         if rec.state.is_completed() {
             self.records.remove(&id);
             self.timers.lock().cancel_all(id);
@@ -302,6 +399,21 @@ impl CallbackService {
         Ok((rec, extra))
     }
 
+    /// Drops this node's copy of a callback (released, or lost to another node): its
+    /// deadlines, and its place in the router's queue.
+    fn forget(&self, before: &CallbackRecord) {
+        if self.records.remove(&before.id).is_none() {
+            return;
+        }
+        self.timers.lock().cancel_all(before.id);
+        if before.state == CallbackState::Queued {
+            self.emit(QueueEvent::Withdraw {
+                id: before.id,
+                queue: before.queue.clone(),
+            });
+        }
+    }
+
     /// Applies a state change durably and arms a retry deadline when one was set.
     pub(crate) async fn update(
         &self,
@@ -314,7 +426,9 @@ impl CallbackService {
                 Ok(None)
             })
             .await?;
-        if let (CallbackState::Queued, Some(at)) = (rec.state, rec.next_attempt_at) {
+        if let (CallbackState::Queued, Some(at)) = (rec.state, rec.next_attempt_at)
+            && self.records.contains_key(&id)
+        {
             self.timers.lock().schedule(id, Wake::Retry, at);
         }
         Ok(rec)

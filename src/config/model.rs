@@ -202,6 +202,10 @@ pub struct ClusterSettings {
     /// Seconds a node's claim on work lasts without a heartbeat (3–3600); a survivor resolves
     /// a dead node's work after it. Default 15.
     pub lease_seconds: u32,
+    /// Seconds a due callback waits for the nodes of a preferred region (region affinity)
+    /// before nodes of a fallback region, or of one the rule does not name, claim it
+    /// (0–86400). Default 30.
+    pub fallback_delay_seconds: u32,
 }
 
 impl Default for ClusterSettings {
@@ -210,6 +214,7 @@ impl Default for ClusterSettings {
             node_id: "node-1".into(),
             region: String::new(),
             lease_seconds: 15,
+            fallback_delay_seconds: 30,
         }
     }
 }

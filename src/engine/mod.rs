@@ -2,6 +2,7 @@
 //! media and the router join here as they land.
 
 pub mod callbacks;
+pub mod node;
 pub mod sip;
 
 use std::net::SocketAddr;
@@ -98,12 +99,27 @@ impl Core {
         store: Arc<dyn Store>,
         notifier: Arc<dyn Notifier>,
     ) -> Result<Core, EngineError> {
+        Core::build_with(config, clock, store, notifier, None).await
+    }
+
+    /// [`Self::build`] as one node of a cluster when `leases` is given: nothing is recovered,
+    /// callbacks are claimed as they fall due (see `engine::node`).
+    pub async fn build_with(
+        config: Arc<Config>,
+        clock: SharedClock,
+        store: Arc<dyn Store>,
+        notifier: Arc<dyn Notifier>,
+        leases: Option<Arc<dyn crate::callback::lease::Leases>>,
+    ) -> Result<Core, EngineError> {
         let callbacks = Arc::new(CallbackService::new(
             config.clone(),
             clock.clone(),
             store.clone(),
             notifier,
         ));
+        if let Some(leases) = leases {
+            callbacks.set_leases(leases);
+        }
         let router = Arc::new(Router::from_config(&config)?);
         let dispatch = Arc::new(Dispatch::new(router, clock.clone()));
         {
@@ -255,27 +271,35 @@ impl EngineBuilder {
     pub async fn start(self) -> Result<Engine, EngineError> {
         let config = self.config;
         let clock = self.clock.unwrap_or_else(crate::clock::SystemClock::shared);
-        let store: Arc<dyn Store> = match self.store {
-            Some(s) => s,
-            None => open_store(&config).await?,
+        let (store, node): (Arc<dyn Store>, _) = match self.store {
+            Some(s) => (s, None),
+            None => open_store(&config, &clock).await?,
         };
         let notifier = self
             .notifier
             .unwrap_or_else(|| Arc::new(LogNotifier) as Arc<dyn Notifier>);
         let token = self.shutdown.map(|t| t.child_token()).unwrap_or_default();
         let tasks = crate::ops::shutdown::Tasks::new(token);
-        Engine::run(config, clock, store, notifier, tasks).await
+        Engine::run(config, clock, store, node, notifier, tasks).await
     }
 }
 
 /// The store the configuration names: SQLite in the data directory, or PostgreSQL at
-/// `store.url` (fails at once, with the reason, when the database cannot be reached).
-async fn open_store(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
+/// `store.url` (fails at once, with the reason, when the database cannot be reached), where
+/// this engine joins the cluster as `cluster.node_id`.
+async fn open_store(
+    config: &Config,
+    clock: &SharedClock,
+) -> Result<(Arc<dyn Store>, Option<Arc<node::Node>>), StoreError> {
     let st = &config.spec.store;
     Ok(match st.kind {
-        crate::config::StoreKind::Sqlite => Arc::new(SqliteStore::open(&config.data_dir())?),
+        crate::config::StoreKind::Sqlite => {
+            (Arc::new(SqliteStore::open(&config.data_dir())?), None)
+        }
         crate::config::StoreKind::Postgres => {
-            Arc::new(crate::store::PostgresStore::connect(&st.url, st.pool_size as usize).await?)
+            let pg = crate::store::PostgresStore::connect(&st.url, st.pool_size as usize).await?;
+            let node = node::Node::join(&pg, &config.spec.cluster, clock.clone()).await?;
+            (Arc::new(pg), Some(node))
         }
     })
 }
@@ -303,6 +327,7 @@ impl Engine {
         config: Arc<Config>,
         clock: SharedClock,
         store: Arc<dyn Store>,
+        node: Option<Arc<node::Node>>,
         notifier: Arc<dyn Notifier>,
         tasks: crate::ops::shutdown::Tasks,
     ) -> Result<Engine, EngineError> {
@@ -323,7 +348,10 @@ impl Engine {
             tracing::info!(agents = n, "agent definitions recovered from the store");
             Arc::new(c)
         };
-        let core = Core::build(config.clone(), clock.clone(), store, notifier).await?;
+        let leases = node
+            .clone()
+            .map(|n| n as Arc<dyn crate::callback::lease::Leases>);
+        let core = Core::build_with(config.clone(), clock.clone(), store, notifier, leases).await?;
         let Core {
             callbacks,
             callin,
@@ -335,6 +363,27 @@ impl Engine {
         } = core;
         let router = dispatch.router().clone();
         health.set_store_open();
+        if let Some(node) = &node {
+            let settled = node.settle_own(&callbacks).await?;
+            tracing::info!(
+                settled,
+                "callbacks left by this node's previous run resolved"
+            );
+            tasks.spawn(
+                node.clone()
+                    .heartbeat_loop(callbacks.clone(), health.clone()),
+            );
+            // Claiming leads to dialling: it stops when a shutdown starts.
+            tasks.spawn_until(
+                tasks.intake.clone(),
+                node.clone().claim_loop(
+                    callbacks.clone(),
+                    router.clone(),
+                    rules.clone(),
+                    config.clone(),
+                ),
+            );
+        }
         // The scheduler dials callbacks: it stops when a shutdown starts.
         tasks.spawn_until(
             tasks.intake.clone(),

@@ -31,10 +31,12 @@ pub struct Health {
     listeners_bound: AtomicBool,
     flows_loaded: AtomicBool,
     draining: AtomicBool,
+    /// Why the database cannot be reached now (a cluster node's last heartbeat failed).
+    database: parking_lot::Mutex<Option<String>>,
 }
 
 /// The readiness probe's body.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Readiness {
     /// True when every check passes and no shutdown is under way.
     pub ready: bool,
@@ -46,6 +48,9 @@ pub struct Readiness {
     pub listeners: bool,
     /// Flows and prompts are loaded.
     pub flows: bool,
+    /// Why the store's database cannot be reached, while it cannot (then `store` is false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 impl Health {
@@ -69,6 +74,11 @@ impl Health {
         self.flows_loaded.store(true, Ordering::Release);
     }
 
+    /// The database answers again (`None`), or cannot be reached, and why.
+    pub fn set_database(&self, unreachable: Option<String>) {
+        *self.database.lock() = unreachable;
+    }
+
     /// A shutdown started: not ready from now on.
     pub fn set_draining(&self) {
         self.draining.store(true, Ordering::Release);
@@ -81,7 +91,8 @@ impl Health {
 
     /// The current readiness.
     pub fn readiness(&self) -> Readiness {
-        let store = self.store_open.load(Ordering::Acquire);
+        let reason = self.database.lock().clone();
+        let store = self.store_open.load(Ordering::Acquire) && reason.is_none();
         let listeners = self.listeners_bound.load(Ordering::Acquire);
         let flows = self.flows_loaded.load(Ordering::Acquire);
         let draining = self.draining();
@@ -91,6 +102,7 @@ impl Health {
             store,
             listeners,
             flows,
+            reason,
         }
     }
 }

@@ -9,6 +9,7 @@ mod common;
 
 mod callin_durability;
 mod callin_wire;
+mod cluster_nodes;
 mod crash_recovery;
 mod dialer_wire;
 mod lifecycle;

@@ -557,3 +557,5 @@ pub fn route_point_to(
     );
     spec.flows_dir = flows.display().to_string();
 }
+/// A private PostgreSQL server for the multi-node tests.
+pub mod pg;

@@ -121,8 +121,7 @@ impl CallbackService {
             }
             return Err(e.into());
         }
-        self.arm(&rec);
-        self.records.insert(rec.id, rec.clone());
+        self.keep(&rec);
         Ok(rec)
     }
 }

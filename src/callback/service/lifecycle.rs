@@ -84,8 +84,7 @@ impl CallbackService {
         if rec.kind == CallbackType::Scheduled {
             self.slots.force_book(&rec.queue, self.slot_of(&rec));
         }
-        self.arm(&rec);
-        self.records.insert(rec.id, rec.clone());
+        self.keep(&rec);
         Ok(rec)
     }
 

@@ -35,6 +35,13 @@ impl Validator<'_> {
             3,
             3600,
         );
+        self.range(
+            root,
+            &[K("cluster"), K("fallback_delay_seconds")],
+            i64::from(c.fallback_delay_seconds),
+            0,
+            86_400,
+        );
         let valid = !c.node_id.is_empty()
             && c.node_id.len() <= 64
             && c.node_id

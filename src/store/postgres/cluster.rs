@@ -16,6 +16,20 @@ use super::{PostgresStore, Rows, UNNEST_ROWS, bodies, db, not_stored};
 use crate::callback::CallbackRecord;
 use crate::store::StoreError;
 
+/// The fenced update of callbacks this node owns ($11), releasing the lease when $12.
+fn fenced_update_sql() -> String {
+    format!(
+        "UPDATE callbacks c SET queue = r.queue, state = r.state, phone = r.phone,
+             desired_ms = r.desired_ms, retain_ms = r.retain_ms, due_ms = r.due_ms,
+             priority = r.priority, queue_ms = r.queue_ms, body = r.body,
+             owner = CASE WHEN $12 THEN NULL ELSE c.owner END,
+             lease_until = CASE WHEN $12 THEN NULL ELSE c.lease_until END
+         FROM {UNNEST_ROWS}
+         WHERE c.id = r.id AND c.owner = $11
+         RETURNING c.id"
+    )
+}
+
 /// One node as its heartbeat row shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NodeInfo {
@@ -54,6 +68,17 @@ impl Cluster {
     /// Marks this node alive and renews the lease of every callback it owns, in one statement;
     /// returns how many leases it renewed. Call it every third of the lease.
     pub async fn heartbeat(&self) -> Result<u64, StoreError> {
+        self.beat(None).await
+    }
+
+    /// [`Self::heartbeat`] renewing only the leases of `held` (what the node still has in
+    /// hand): a callback it dropped (its write failed while the database was away) lapses
+    /// and is resolved by the restart rule, by a survivor or by itself.
+    pub async fn heartbeat_holding(&self, held: &[uuid::Uuid]) -> Result<u64, StoreError> {
+        self.beat(Some(held)).await
+    }
+
+    async fn beat(&self, held: Option<&[uuid::Uuid]>) -> Result<u64, StoreError> {
         let client = self.store.client().await?;
         let stmt = client
             .prepare_cached(
@@ -66,13 +91,14 @@ impl Cluster {
                              THEN now() ELSE nodes.up_since END,
                          heartbeat_at = now())
                  UPDATE callbacks SET lease_until = now() + $3::bigint * interval '1 millisecond'
-                 WHERE owner = $1",
+                 WHERE owner = $1 AND ($4::uuid[] IS NULL OR id = ANY($4))",
             )
             .await
             .map_err(db)?;
         self.store.count();
+        let held: Option<Vec<uuid::Uuid>> = held.map(<[uuid::Uuid]>::to_vec);
         client
-            .execute(&stmt, &[&self.node, &self.region, &self.lease_ms])
+            .execute(&stmt, &[&self.node, &self.region, &self.lease_ms, &held])
             .await
             .map_err(db)
     }
@@ -100,9 +126,9 @@ impl Cluster {
             .collect())
     }
 
-    /// Claims up to `limit` QUEUED callbacks due at `now` (of `queues`, or of any queue when
-    /// `None`), best first (priority, then queue time): each is given to one node only, under
-    /// a lease. The caller dials them and saves them through [`Self::save_owned`]. Walks the
+    /// Claims up to `limit` QUEUED callbacks due at `now`, and SCHEDULED ones whose desired
+    /// time has come (the claimer activates them), of `queues` (or of any queue when `None`),
+    /// best first (priority, then queue time): each is given to one node only, under a lease. The caller dials them and saves them through [`Self::save_owned`]. Walks the
     /// partial index of unclaimed QUEUED rows, so claimed rows cost nothing to skip.
     pub async fn claim_due(
         &self,
@@ -116,7 +142,8 @@ impl Cluster {
                 "UPDATE callbacks c SET owner = $1,
                      lease_until = now() + $2::bigint * interval '1 millisecond'
                  FROM (SELECT id FROM callbacks
-                       WHERE state = 'QUEUED' AND owner IS NULL AND due_ms <= $3
+                       WHERE state IN ('QUEUED', 'SCHEDULED') AND owner IS NULL
+                         AND due_ms <= $3
                          AND ($4::text[] IS NULL OR queue = ANY($4))
                        ORDER BY priority DESC, queue_ms, seq
                        LIMIT $5
@@ -160,25 +187,85 @@ impl Cluster {
         }
         let rows = Rows::of(records)?;
         let client = self.store.client().await?;
+        let written = self.fenced_update(&client, &rows, release).await?;
+        Ok(written.into_iter().map(|r| r.get(0)).collect())
+    }
+
+    /// The fenced update of `rows` on `client` (a connection or a transaction).
+    async fn fenced_update(
+        &self,
+        client: &impl deadpool_postgres::GenericClient,
+        rows: &Rows,
+        release: bool,
+    ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
         let stmt = client
-            .prepare_cached(&format!(
-                "UPDATE callbacks c SET queue = r.queue, state = r.state, phone = r.phone,
-                     desired_ms = r.desired_ms, retain_ms = r.retain_ms, due_ms = r.due_ms,
-                     priority = r.priority, queue_ms = r.queue_ms, body = r.body,
-                     owner = CASE WHEN $12 THEN NULL ELSE c.owner END,
-                     lease_until = CASE WHEN $12 THEN NULL ELSE c.lease_until END
-                 FROM {UNNEST_ROWS}
-                 WHERE c.id = r.id AND c.owner = $11
-                 RETURNING c.id"
-            ))
+            .prepare_cached(&fenced_update_sql())
             .await
             .map_err(not_stored)?;
         let mut params = rows.params().to_vec();
         params.push(&self.node);
         params.push(&release);
         self.store.count();
-        let written = client.query(&stmt, &params).await.map_err(not_stored)?;
-        Ok(written.into_iter().map(|r| r.get(0)).collect())
+        client.query(&stmt, &params).await.map_err(not_stored)
+    }
+
+    /// Saves one callback this node owns (fenced, as [`Self::save_owned`]) with `fresh`
+    /// callbacks nobody owns yet (a rescheduled callback's successor) and the outbox entries
+    /// the change raised, in one transaction: when the fenced write misses (the node lost the
+    /// callback) nothing is written and the answer is false.
+    pub async fn save_owned_with(
+        &self,
+        record: &CallbackRecord,
+        fresh: &[CallbackRecord],
+        entries: &[crate::push::OutboxEntry],
+        release: bool,
+    ) -> Result<bool, StoreError> {
+        if fresh.is_empty() && entries.is_empty() {
+            // The common case: one statement, no transaction round trips.
+            let written = self
+                .save_owned(std::slice::from_ref(record), release)
+                .await?;
+            return Ok(!written.is_empty());
+        }
+        let rows = Rows::of(std::slice::from_ref(record))?;
+        let mut client = self.store.client().await?;
+        self.store.count();
+        let tx = client.transaction().await.map_err(not_stored)?;
+        let written = self.fenced_update(&tx, &rows, release).await?;
+        if written.is_empty() {
+            // Dropping the transaction rolls it back.
+            return Ok(false);
+        }
+        if !fresh.is_empty() {
+            let rows = Rows::of(fresh)?;
+            let stmt = tx
+                .prepare_cached(&super::upsert_callbacks_sql())
+                .await
+                .map_err(not_stored)?;
+            self.store.count();
+            tx.execute(&stmt, &rows.params())
+                .await
+                .map_err(not_stored)?;
+        }
+        super::outbox::insert_entries(&self.store, &tx, entries).await?;
+        self.store.count();
+        tx.commit().await.map_err(not_stored)?;
+        Ok(true)
+    }
+
+    /// Every callback this node still owns (left by its previous life under the same name,
+    /// which it resolves by the restart rule at start).
+    pub async fn owned(&self) -> Result<Vec<CallbackRecord>, StoreError> {
+        let client = self.store.client().await?;
+        self.store.count();
+        let rows = client
+            .query(
+                "SELECT body FROM callbacks WHERE owner = $1 ORDER BY seq",
+                &[&self.node],
+            )
+            .await
+            .map_err(db)?;
+        Ok(bodies(rows))
     }
 
     /// Takes over up to `limit` callbacks left in flight (ROUTING or PROCESSING) whose lease

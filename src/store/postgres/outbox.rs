@@ -9,6 +9,41 @@ use crate::callback::CallbackRecord;
 use crate::push::{OutboxEntry, OutboxState};
 use crate::store::StoreError;
 
+/// Upserts outbox entries inside `tx` (nothing when there are none).
+pub(super) async fn insert_entries(
+    store: &PostgresStore,
+    tx: &deadpool_postgres::Transaction<'_>,
+    entries: &[OutboxEntry],
+) -> Result<(), StoreError> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let mut ids: Vec<Uuid> = Vec::with_capacity(entries.len());
+    let mut states: Vec<&'static str> = Vec::with_capacity(entries.len());
+    let mut next: Vec<i64> = Vec::with_capacity(entries.len());
+    let mut bodies: Vec<String> = Vec::with_capacity(entries.len());
+    for e in entries {
+        ids.push(e.id);
+        states.push(e.state.name());
+        next.push(e.next_attempt_at.timestamp_millis());
+        bodies.push(serde_json::to_string(e)?);
+    }
+    let stmt = tx
+        .prepare_cached(
+            "INSERT INTO outbox (id, state, next_ms, body)
+             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::bigint[], $4::text[])
+             ON CONFLICT (id) DO UPDATE SET state = excluded.state,
+                 next_ms = excluded.next_ms, body = excluded.body",
+        )
+        .await
+        .map_err(not_stored)?;
+    store.count();
+    tx.execute(&stmt, &[&ids, &states, &next, &bodies])
+        .await
+        .map_err(not_stored)?;
+    Ok(())
+}
+
 impl PostgresStore {
     /// Upserts callbacks and outbox entries in ONE transaction: both are stored or neither.
     pub(super) async fn save_with_outbox(
@@ -18,16 +53,6 @@ impl PostgresStore {
     ) -> Result<(), StoreError> {
         if records.is_empty() && entries.is_empty() {
             return Ok(());
-        }
-        let mut ids: Vec<Uuid> = Vec::with_capacity(entries.len());
-        let mut states: Vec<&'static str> = Vec::with_capacity(entries.len());
-        let mut next: Vec<i64> = Vec::with_capacity(entries.len());
-        let mut bodies: Vec<String> = Vec::with_capacity(entries.len());
-        for e in &entries {
-            ids.push(e.id);
-            states.push(e.state.name());
-            next.push(e.next_attempt_at.timestamp_millis());
-            bodies.push(serde_json::to_string(e)?);
         }
         let rows = Rows::of(&records)?;
         let mut client = self.client().await?;
@@ -42,21 +67,7 @@ impl PostgresStore {
                 .await
                 .map_err(not_stored)?;
         }
-        if !entries.is_empty() {
-            let stmt = tx
-                .prepare_cached(
-                    "INSERT INTO outbox (id, state, next_ms, body)
-                     SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::bigint[], $4::text[])
-                     ON CONFLICT (id) DO UPDATE SET state = excluded.state,
-                         next_ms = excluded.next_ms, body = excluded.body",
-                )
-                .await
-                .map_err(not_stored)?;
-            self.count();
-            tx.execute(&stmt, &[&ids, &states, &next, &bodies])
-                .await
-                .map_err(not_stored)?;
-        }
+        insert_entries(self, &tx, &entries).await?;
         self.count();
         tx.commit().await.map_err(not_stored)
     }

@@ -1,0 +1,246 @@
+//! This engine as one node of a cluster on one PostgreSQL store (`store.kind: postgres`): its
+//! heartbeat (every third of the lease, renewing every lease it holds), the claim of due
+//! callbacks for the queues it has a ready agent for (ordered by region affinity), the fence it
+//! puts on itself after half a lease without a heartbeat, and the reaper that resolves a dead
+//! node's in-flight callbacks by the restart rule. See ARCHITECTURE.md, "Several nodes".
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, TimeDelta, Utc};
+use parking_lot::Mutex;
+
+use crate::callback::CallbackRecord;
+use crate::callback::lease::{Leases, OwnedWrite};
+use crate::callback::service::CallbackService;
+use crate::clock::SharedClock;
+use crate::config::{ClusterSettings, Config};
+use crate::ops::Health;
+use crate::routing::Router;
+use crate::rules::RuleBook;
+use crate::store::postgres::Cluster;
+use crate::store::{PostgresStore, StoreError};
+
+/// How often a node with a ready agent looks for due callbacks.
+const CLAIM_EVERY: TimeDelta = TimeDelta::milliseconds(250);
+/// At most this many callbacks claimed by one statement.
+const CLAIM_BATCH: usize = 16;
+/// At most this many lapsed callbacks taken over per heartbeat.
+const REAP_BATCH: usize = 256;
+
+/// One node's membership of the cluster: its leases and its fence.
+pub struct Node {
+    cluster: Cluster,
+    clock: SharedClock,
+    lease: TimeDelta,
+    fallback_delay: TimeDelta,
+    region: String,
+    /// When the last heartbeat succeeded (on the injected clock).
+    last_beat: Mutex<Option<DateTime<Utc>>>,
+}
+
+/// How a node's region stands in a queue's region affinity rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Affinity {
+    /// Claims the queue's callbacks as soon as they are due (no rule, or a preferred region).
+    Now,
+    /// Claims those due for longer than `cluster.fallback_delay_seconds` (a fallback region,
+    /// or one the rule does not name), so preferred nodes go first.
+    Later,
+    /// Never claims them (an ignored region).
+    Never,
+}
+
+/// Where `region` stands for a queue whose rule is `rule`.
+pub fn affinity(
+    rule: Option<&crate::rules::affinity::RegionAffinityRule>,
+    region: &str,
+) -> Affinity {
+    match rule {
+        None => Affinity::Now,
+        Some(r) if r.preferred.iter().any(|p| p == region) => Affinity::Now,
+        Some(r) if r.ignored.iter().any(|p| p == region) => Affinity::Never,
+        Some(_) => Affinity::Later,
+    }
+}
+
+impl Node {
+    /// Joins the cluster: a first heartbeat, so the node starts unfenced. Fails when the
+    /// database cannot be reached.
+    pub async fn join(
+        store: &PostgresStore,
+        settings: &ClusterSettings,
+        clock: SharedClock,
+    ) -> Result<Arc<Node>, StoreError> {
+        let lease = std::time::Duration::from_secs(settings.lease_seconds.max(1).into());
+        let node = Node {
+            cluster: store.cluster(&settings.node_id, &settings.region, lease),
+            lease: TimeDelta::seconds(settings.lease_seconds.max(1).into()),
+            fallback_delay: TimeDelta::seconds(settings.fallback_delay_seconds.into()),
+            region: settings.region.clone(),
+            last_beat: Mutex::new(None),
+            clock,
+        };
+        node.cluster.heartbeat().await?;
+        *node.last_beat.lock() = Some(node.clock.now());
+        Ok(Arc::new(node))
+    }
+
+    /// True after half a lease without a successful heartbeat: the node neither claims nor
+    /// starts a dial until its next heartbeat succeeds.
+    pub fn fenced(&self) -> bool {
+        match *self.last_beat.lock() {
+            Some(t) => self.clock.now() - t > self.lease / 2,
+            None => true,
+        }
+    }
+
+    /// Resolves what this node still owns from a previous life under the same name (killed
+    /// and restarted before a survivor took it over), by the restart rule, and releases it.
+    pub async fn settle_own(&self, callbacks: &CallbackService) -> Result<usize, StoreError> {
+        let own = self.cluster.owned().await?;
+        let n = own.len();
+        self.resolve_and_release(own, callbacks).await?;
+        Ok(n)
+    }
+
+    /// Applies the restart rule to callbacks this node now owns and writes them released.
+    async fn resolve_and_release(
+        &self,
+        records: Vec<CallbackRecord>,
+        callbacks: &CallbackService,
+    ) -> Result<(), StoreError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        let now = self.clock.now();
+        let mut out = Vec::with_capacity(records.len());
+        for mut r in records {
+            let from = r.state.name();
+            match callbacks.queue_spec(&r.queue).and_then(|q| {
+                crate::callback::restart::resolve_in_flight(&mut r, &q, now).map_err(Into::into)
+            }) {
+                Ok(()) => {
+                    tracing::warn!(callback = %r.id, from, to = ?r.state, "in-flight callback of a lapsed lease resolved")
+                }
+                Err(e) => {
+                    tracing::error!(callback = %r.id, error = %e, "lapsed callback not resolved; released as it is")
+                }
+            }
+            out.push(r);
+        }
+        self.cluster.save_owned(&out, true).await?;
+        Ok(())
+    }
+
+    /// Every third of the lease: the heartbeat (renewing this node's leases), readiness from
+    /// its outcome, and the takeover of lapsed callbacks of dead nodes.
+    pub async fn heartbeat_loop(
+        self: Arc<Self>,
+        callbacks: Arc<CallbackService>,
+        health: Arc<Health>,
+    ) {
+        let every = self.lease / 3;
+        loop {
+            self.clock.sleep(every).await;
+            match self.cluster.heartbeat_holding(&callbacks.held_ids()).await {
+                Ok(_) => {
+                    *self.last_beat.lock() = Some(self.clock.now());
+                    health.set_database(None);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cluster heartbeat failed");
+                    health.set_database(Some(e.to_string()));
+                    continue;
+                }
+            }
+            match self.cluster.take_over_lapsed(REAP_BATCH).await {
+                Ok(lapsed) => {
+                    if let Err(e) = self.resolve_and_release(lapsed, &callbacks).await {
+                        tracing::warn!(error = %e, "lapsed callbacks not resolved; retried at the next heartbeat");
+                    }
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot look for lapsed callbacks"),
+            }
+        }
+    }
+
+    /// Every quarter second, unless fenced: for each queue with a ready local agent and room
+    /// (fewer callbacks held than ready agents), claims due callbacks, in the order region
+    /// affinity gives, and hands them to the callback service (which queues them locally).
+    pub async fn claim_loop(
+        self: Arc<Self>,
+        callbacks: Arc<CallbackService>,
+        router: Arc<Router>,
+        rules: Arc<RuleBook>,
+        config: Arc<Config>,
+    ) {
+        loop {
+            self.clock.sleep(CLAIM_EVERY).await;
+            if self.fenced() {
+                continue;
+            }
+            for q in &config.spec.queues {
+                let ready = router.agent_counts(&q.name).map(|c| c.ready).unwrap_or(0);
+                let room = ready
+                    .saturating_sub(callbacks.held(&q.name))
+                    .min(CLAIM_BATCH);
+                if room == 0 {
+                    continue;
+                }
+                let now = self.clock.now();
+                let due_by = match affinity(rules.affinity_for(&q.name).as_ref(), &self.region) {
+                    Affinity::Now => now,
+                    Affinity::Later => now - self.fallback_delay,
+                    Affinity::Never => continue,
+                };
+                match self
+                    .cluster
+                    .claim_due(Some(std::slice::from_ref(&q.name)), due_by, room)
+                    .await
+                {
+                    Ok(claimed) if !claimed.is_empty() => {
+                        tracing::debug!(queue = %q.name, n = claimed.len(), "callbacks claimed");
+                        callbacks.adopt(claimed);
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(queue = %q.name, error = %e, "cannot claim callbacks"),
+                }
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl Leases for Node {
+    async fn save_owned(&self, w: OwnedWrite<'_>) -> Result<bool, StoreError> {
+        self.cluster
+            .save_owned_with(w.record, w.fresh, w.entries, w.release)
+            .await
+    }
+
+    fn may_dial(&self) -> bool {
+        !self.fenced()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rules::affinity::RegionAffinityRule;
+
+    #[test]
+    fn affinity_orders_preferred_then_fallback_and_never_ignored() {
+        let rule = RegionAffinityRule {
+            name: "eu".into(),
+            preferred: vec!["paris".into()],
+            fallback: vec!["london".into()],
+            ignored: vec!["nyc".into()],
+        };
+        assert_eq!(affinity(None, "nyc"), Affinity::Now);
+        assert_eq!(affinity(Some(&rule), "paris"), Affinity::Now);
+        assert_eq!(affinity(Some(&rule), "london"), Affinity::Later);
+        assert_eq!(affinity(Some(&rule), "tokyo"), Affinity::Later);
+        assert_eq!(affinity(Some(&rule), "nyc"), Affinity::Never);
+    }
+}

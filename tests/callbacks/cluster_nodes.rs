@@ -1,0 +1,549 @@
+//! Several nodes on one PostgreSQL database (issue #21), on loopback: three `boomerang serve`
+//! processes (own ports, own node ids, agents registered with each), callbacks booked through
+//! every node's API, a SIPp customer on the trunk that rings then is busy, every INVITE traced
+//! so the dials of each callback can be counted. Each callback is dialled exactly once; a node
+//! killed with SIGKILL under load loses nothing and its in-flight work is resolved by a
+//! survivor within the lease; the database restarted under load: the nodes reconnect,
+//! `/readyz` says 503 with the reason meanwhile, nothing acknowledged is lost.
+//!
+//! Needs PostgreSQL (`source .ci/pg-cluster.sh; pg_start`, or `./test.sh`); skipped otherwise.
+
+use crate::common;
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Mutex;
+
+const KEY: &str = "cluster-test-key";
+const LEASE_SECONDS: u32 = 3;
+const FALLBACK_DELAY_SECONDS: u32 = 4;
+const PASSWORD: &str = "correct horse";
+
+/// One engine process of the cluster.
+struct EngineNode {
+    child: Child,
+    url: String,
+    /// Its SIP UDP port: the one its INVITEs come from.
+    sip_port: u16,
+}
+
+impl Drop for EngineNode {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts node `id` (in `region`) on `db` with its trunk at `trunk_port`, registers agents
+/// alice and bob (phones nobody answers: they only need to be ready) with it, and returns it.
+async fn start_node(dir: &Path, id: &str, region: &str, db: &str, trunk_port: u16) -> EngineNode {
+    let dir = dir.join(id);
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut spec = common::demo_spec();
+    common::demo_trunk(&mut spec).port = trunk_port;
+    spec.store.data_dir = dir.join("data").display().to_string();
+    spec.store.kind = boomerang::config::StoreKind::Postgres;
+    spec.store.url = db.to_string();
+    spec.cluster.node_id = id.to_string();
+    spec.cluster.lease_seconds = LEASE_SECONDS;
+    spec.cluster.region = region.to_string();
+    spec.cluster.fallback_delay_seconds = FALLBACK_DELAY_SECONDS;
+    let hash = boomerang::api::admin::auth::hash_password(PASSWORD).unwrap();
+    spec.admin.users.push(common::administrator("root", &hash));
+    spec.api.keys.push(common::api_key("t", KEY));
+    spec.api.rate_limit_per_second = 100_000;
+    let q = common::demo_queue(&mut spec, "Sales_VQ_CB");
+    // One dial per callback: a busy line completes it, so any second INVITE is a double dial.
+    q.max_dial_attempts = 1;
+    let file = dir.join("boomerang.yaml");
+    std::fs::write(&file, common::spec_text(&spec)).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_boomerang"))
+        .args(["serve", "--config"])
+        .arg(&file)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
+    let (mut url, mut sip) = (None, None);
+    while sip.is_none() {
+        let mut line = String::new();
+        assert!(out.read_line(&mut line).unwrap() > 0, "node {id} stopped");
+        let last = line.trim().rsplit(' ').next().unwrap_or("").to_string();
+        if line.contains("REST API") {
+            url = Some(last);
+        } else if line.contains("SIP on udp") {
+            sip = last.parse::<std::net::SocketAddr>().ok();
+        }
+    }
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    let sip = sip.unwrap();
+    common::register_alice(sip, &format!("127.0.0.1:{}", common::free_port())).await;
+    common::sipp_register(
+        &common::repo().join("tests/sipp/agent-register-as.xml"),
+        sip,
+        &format!("127.0.0.1:{}", common::free_port()),
+        &["-s", "1002", "-au", "1002", "-ap", "bob-1002"],
+    )
+    .await;
+    EngineNode {
+        child,
+        url: url.unwrap(),
+        sip_port: sip.port(),
+    }
+}
+
+/// The customer on the trunk: rings then busy, every message traced to `trace`.
+fn customer(port: u16, trace: &Path) -> tokio::process::Child {
+    tokio::process::Command::new("sipp")
+        .arg("-sf")
+        .arg(common::repo().join("tests/sipp/customer-rings-then-busy.xml"))
+        .args(["-i", "127.0.0.1", "-nostdin", "-trace_msg", "-message_file"])
+        .arg(trace)
+        .args(["-p", &port.to_string()])
+        .args(["-mp", &common::free_port().to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run sipp (apt-get install -y sip-tester): {e}"))
+}
+
+/// The distinct dials (INVITE Call-IDs, so retransmissions count once) per called number.
+fn dials(trace: &Path) -> HashMap<String, HashSet<String>> {
+    let text = std::fs::read_to_string(trace).unwrap_or_default();
+    let mut out: HashMap<String, HashSet<String>> = HashMap::new();
+    let mut user = None;
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("INVITE sip:") {
+            user = rest.split('@').next().map(str::to_string);
+        } else if let Some(u) = &user {
+            let lower = line.to_ascii_lowercase();
+            if let Some(id) = lower.strip_prefix("call-id:") {
+                out.entry(u.clone())
+                    .or_default()
+                    .insert(id.trim().to_string());
+                user = None;
+            }
+        }
+    }
+    out
+}
+
+/// The SIP port each number's (first) INVITE came from: which node dialled it.
+fn dialled_from(trace: &Path) -> HashMap<String, u16> {
+    let text = std::fs::read_to_string(trace).unwrap_or_default();
+    let mut out = HashMap::new();
+    let mut user = None;
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("INVITE sip:") {
+            user = rest.split('@').next().map(str::to_string);
+        } else if let (Some(u), Some(via)) = (&user, line.strip_prefix("Via: SIP/2.0/UDP ")) {
+            let port = via
+                .split(';')
+                .next()
+                .and_then(|hp| hp.rsplit(':').next())
+                .and_then(|p| p.parse().ok());
+            if let Some(port) = port {
+                out.entry(u.clone()).or_insert(port);
+            }
+            user = None;
+        }
+    }
+    out
+}
+
+/// Books a callback for `phone` through the node at `url`; its id when acknowledged.
+async fn book(url: &str, phone: &str) -> Option<String> {
+    let body = serde_json::json!({"serviceName": "Sales_VQ_CB", "phoneNumber": phone});
+    let resp = reqwest::Client::new()
+        .post(format!("{url}/engagement/v3/callbacks/create"))
+        .header("x-api-key", KEY)
+        .json(&body)
+        .timeout(Duration::from_secs(20))
+        .send()
+        .await
+        .ok()?;
+    if !resp.status().is_success() {
+        return None;
+    }
+    let v: serde_json::Value = resp.json().await.ok()?;
+    v["data"]["id"].as_str().map(str::to_string)
+}
+
+/// A direct client on the test database, to watch states and owners.
+async fn db(url: &str) -> tokio_postgres::Client {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
+}
+
+/// Waits (up to `limit`) until every id in `ids` is COMPLETED; the rows' bodies by id.
+async fn until_all_completed(
+    url: &str,
+    ids: &[(String, String)],
+    limit: Duration,
+) -> HashMap<String, serde_json::Value> {
+    let start = boomerang::clock::monotonic_now();
+    loop {
+        if let Ok((client, conn)) = tokio_postgres::connect(url, tokio_postgres::NoTls).await {
+            tokio::spawn(conn);
+            let rows = client
+                .query("SELECT id::text, state, body FROM callbacks", &[])
+                .await
+                .unwrap_or_default();
+            let by_id: HashMap<String, (String, String)> = rows
+                .iter()
+                .map(|r| (r.get(0), (r.get(1), r.get(2))))
+                .collect();
+            let missing: Vec<&String> = ids
+                .iter()
+                .map(|(id, _)| id)
+                .filter(|id| !by_id.contains_key(*id))
+                .collect();
+            assert!(
+                missing.is_empty(),
+                "acknowledged callbacks lost: {missing:?}"
+            );
+            let open = ids
+                .iter()
+                .filter(|(id, _)| by_id[id].0 != "COMPLETED")
+                .count();
+            if open == 0 {
+                return by_id
+                    .into_iter()
+                    .map(|(id, (_, body))| (id, serde_json::from_str(&body).unwrap()))
+                    .collect();
+            }
+            assert!(
+                start.elapsed() < limit,
+                "{open} callbacks still not completed after {limit:?}"
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Asserts every acknowledged callback's number was dialled exactly once.
+fn assert_dialled_once(trace: &Path, acked: &[(String, String)]) {
+    let dials = dials(trace);
+    for (id, phone) in acked {
+        let n = dials.get(phone).map_or(0, HashSet::len);
+        assert_eq!(n, 1, "callback {id} ({phone}) was dialled {n} times");
+    }
+}
+
+/// The acknowledged (id, phone) pairs, filled as bookings are acknowledged.
+type Acked = Arc<Mutex<Vec<(String, String)>>>;
+
+/// Books `per_node` callbacks through each node (one booking task per node), numbers
+/// `+33 6 <node> <seq>`; the acknowledged (id, phone) pairs.
+fn book_through(
+    urls: Vec<String>,
+    per_node: usize,
+    pause: Duration,
+) -> (Acked, Vec<tokio::task::JoinHandle<()>>) {
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let mut tasks = Vec::new();
+    for (n, url) in urls.into_iter().enumerate() {
+        let acked = acked.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in 0..per_node {
+                let phone = format!("+336{n}{i:07}");
+                if let Some(id) = book(&url, &phone).await {
+                    acked.lock().await.push((id, phone));
+                }
+                tokio::time::sleep(pause).await;
+            }
+        }));
+    }
+    (acked, tasks)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_nodes_dial_each_callback_once_and_survive_a_sigkill() {
+    let Some(pg) = tokio::task::spawn_blocking(common::pg::PgServer::start)
+        .await
+        .unwrap()
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let trunk = common::free_port();
+    let trace = dir.path().join("customer.trace");
+    let _customer = customer(trunk, &trace);
+    let mut nodes = Vec::new();
+    for id in ["n1", "n2", "n3"] {
+        nodes.push(start_node(dir.path(), id, "", &pg.url(), trunk).await);
+    }
+    // Every node has been up a full lease, so survivors may take over at once.
+    tokio::time::sleep(Duration::from_secs(LEASE_SECONDS.into())).await;
+    let urls: Vec<String> = nodes.iter().map(|n| n.url.clone()).collect();
+    let (acked, tasks) = book_through(urls, 40, Duration::from_millis(100));
+
+    // Kill n1 once it is dialling.
+    let client = db(&pg.url()).await;
+    let dialling = |client: tokio_postgres::Client| async move {
+        for _ in 0..200 {
+            let n: i64 = client
+                .query_one(
+                    "SELECT count(*) FROM callbacks WHERE owner = 'n1' AND state = 'ROUTING'",
+                    &[],
+                )
+                .await
+                .unwrap()
+                .get(0);
+            if n > 0 {
+                return client;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("n1 never dialled");
+    };
+    let client = dialling(client).await;
+    unsafe {
+        libc::kill(nodes[0].child.id() as i32, libc::SIGKILL);
+    }
+    let killed = boomerang::clock::monotonic_now();
+    let _ = nodes[0].child.wait();
+    // Its in-flight work is resolved by a survivor within the lease (plus one heartbeat).
+    loop {
+        let n: i64 = client
+            .query_one("SELECT count(*) FROM callbacks WHERE owner = 'n1'", &[])
+            .await
+            .unwrap()
+            .get(0);
+        if n == 0 {
+            break;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(2 * u64::from(LEASE_SECONDS) + 2),
+            "n1's callbacks not taken over {:?} after the kill",
+            killed.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let acked = acked.lock().await.clone();
+    assert!(
+        acked.len() >= 80,
+        "only {} bookings acknowledged",
+        acked.len()
+    );
+    let bodies = until_all_completed(&pg.url(), &acked, Duration::from_secs(90)).await;
+    let cut = bodies
+        .values()
+        .filter(|b| b.to_string().contains("cut by an engine restart"))
+        .count();
+    assert!(
+        cut >= 1,
+        "no in-flight dial of n1 was resolved by a survivor"
+    );
+    // Give the trace a moment to be flushed, then count the dials.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_dialled_once(&trace, &acked);
+}
+
+async fn readyz(url: &str) -> (u16, serde_json::Value) {
+    match reqwest::Client::new()
+        .get(format!("{url}/readyz"))
+        .timeout(Duration::from_secs(10))
+        .send()
+        .await
+    {
+        Ok(r) => {
+            let s = r.status().as_u16();
+            (s, r.json().await.unwrap_or_default())
+        }
+        Err(_) => (0, serde_json::Value::Null),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn nodes_reconnect_after_the_database_restarts_and_lose_nothing_acknowledged() {
+    let Some(pg) = tokio::task::spawn_blocking(common::pg::PgServer::start)
+        .await
+        .unwrap()
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let trunk = common::free_port();
+    let trace = dir.path().join("customer.trace");
+    let _customer = customer(trunk, &trace);
+    let mut nodes = Vec::new();
+    for id in ["r1", "r2"] {
+        nodes.push(start_node(dir.path(), id, "", &pg.url(), trunk).await);
+    }
+    let urls: Vec<String> = nodes.iter().map(|n| n.url.clone()).collect();
+    assert_eq!(readyz(&urls[0]).await.0, 200);
+    let (acked, tasks) = book_through(urls.clone(), 40, Duration::from_millis(150));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+
+    // The database goes away: /readyz says so, with the reason.
+    let pg = tokio::task::spawn_blocking(move || {
+        assert!(pg.ctl("stop"));
+        pg
+    })
+    .await
+    .unwrap();
+    let mut down = None;
+    for _ in 0..60 {
+        let (s, v) = readyz(&urls[1]).await;
+        if s == 503 {
+            down = Some(v);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let down = down.expect("/readyz stayed 200 with the database down");
+    assert_eq!(down["store"], false, "{down}");
+    assert!(
+        down["reason"].as_str().is_some_and(|r| !r.is_empty()),
+        "{down}"
+    );
+
+    // Back: both nodes are ready again.
+    let pg = tokio::task::spawn_blocking(move || {
+        assert!(pg.ctl("start"));
+        pg
+    })
+    .await
+    .unwrap();
+    for url in &urls {
+        let mut ready = false;
+        for _ in 0..80 {
+            if readyz(url).await.0 == 200 {
+                ready = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        assert!(ready, "{url} not ready after the database came back");
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let acked = acked.lock().await.clone();
+    assert!(!acked.is_empty());
+    until_all_completed(&pg.url(), &acked, Duration::from_secs(120)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_dialled_once(&trace, &acked);
+}
+
+/// Signs in as the administrator of [`start_node`]'s configuration; a bearer token.
+async fn admin_token(url: &str) -> String {
+    let v: serde_json::Value = reqwest::Client::new()
+        .post(format!("{url}/admin/login"))
+        .json(&serde_json::json!({"username": "root", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["data"]["accessToken"].as_str().unwrap().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn region_affinity_orders_which_node_dials_a_queues_callbacks() {
+    let Some(pg) = tokio::task::spawn_blocking(common::pg::PgServer::start)
+        .await
+        .unwrap()
+    else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let trunk = common::free_port();
+    let trace = dir.path().join("customer.trace");
+    let _customer = customer(trunk, &trace);
+    let mut paris = start_node(dir.path(), "paris1", "paris", &pg.url(), trunk).await;
+    // Sales_VQ_CB: Paris first, London as a fallback, New York never.
+    let token = admin_token(&paris.url).await;
+    let http = reqwest::Client::new();
+    let rule = serde_json::json!({"name": "eu", "preferred": ["paris"], "fallback": ["london"], "ignored": ["nyc"]});
+    let r = http
+        .post(format!("{}/admin/rules/affinity", paris.url))
+        .bearer_auth(&token)
+        .json(&rule)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201, "{:?}", r.text().await);
+    let r = http
+        .put(format!("{}/admin/rules/queues/Sales_VQ_CB", paris.url))
+        .bearer_auth(&token)
+        .json(&serde_json::json!({"affinityRule": "eu"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{:?}", r.text().await);
+    let london = start_node(dir.path(), "london1", "london", &pg.url(), trunk).await;
+    let nyc = start_node(dir.path(), "nyc1", "nyc", &pg.url(), trunk).await;
+
+    // Every node has ready agents; callbacks booked through London and New York are dialled
+    // by Paris.
+    let mut first = Vec::new();
+    for (i, url) in [&london.url, &nyc.url]
+        .into_iter()
+        .cycle()
+        .take(6)
+        .enumerate()
+    {
+        let phone = format!("+33670{i:06}");
+        first.push((book(url, &phone).await.expect("booked"), phone));
+    }
+    until_all_completed(&pg.url(), &first, Duration::from_secs(60)).await;
+    let from = dialled_from(&trace);
+    for (id, phone) in &first {
+        assert_eq!(
+            from.get(phone),
+            Some(&paris.sip_port),
+            "{id} not dialled by Paris"
+        );
+    }
+
+    // Paris gone: London dials them, but only once they have waited the fallback delay;
+    // New York never does.
+    unsafe {
+        libc::kill(paris.child.id() as i32, libc::SIGKILL);
+    }
+    let _ = paris.child.wait();
+    let booked_at = boomerang::clock::monotonic_now();
+    let mut second = Vec::new();
+    for (i, url) in [&london.url, &nyc.url]
+        .into_iter()
+        .cycle()
+        .take(4)
+        .enumerate()
+    {
+        let phone = format!("+33671{i:06}");
+        second.push((book(url, &phone).await.expect("booked"), phone));
+    }
+    until_all_completed(&pg.url(), &second, Duration::from_secs(60)).await;
+    assert!(
+        booked_at.elapsed() >= Duration::from_secs(FALLBACK_DELAY_SECONDS.into()),
+        "the fallback region did not wait for the preferred one"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let from = dialled_from(&trace);
+    for (id, phone) in &second {
+        assert_eq!(
+            from.get(phone),
+            Some(&london.sip_port),
+            "{id} not dialled by London"
+        );
+    }
+    assert_dialled_once(&trace, &first);
+    assert_dialled_once(&trace, &second);
+}
