@@ -450,6 +450,10 @@ pub struct QueueSpec {
     /// Routing priority of the queue's interactions (0–1000000, higher first). Default 0.
     #[serde(default)]
     pub priority: i64,
+    /// Priority growth of the queue's waiting interactions (callbacks included): `increment`
+    /// every `every_seconds` up to `limit`, counted from their queue time. Default: none.
+    #[serde(default)]
+    pub priority_growth: Option<crate::routing::growth::PriorityGrowth>,
     /// Offer a callback only when EWT exceeds this many seconds (0–86400). Default 0.
     #[serde(default)]
     pub ewt_offer_threshold_seconds: i64,
