@@ -402,6 +402,10 @@ impl Validator<'_> {
                     format!("flow file `{app}` not found in {}", flows_dir.display()),
                 );
             }
+            if let Some((field, problem)) = q.calling_hours.as_ref().and_then(|h| h.problem()) {
+                let steps = [K("queues"), I(i), K("calling_hours"), K(field)];
+                self.err_at(root, &steps, problem);
+            }
             if let Some((field, problem)) = q.priority_growth.and_then(|g| g.problem()) {
                 let steps = [K("queues"), I(i), K("priority_growth"), K(field)];
                 self.err_at(root, &steps, problem);
