@@ -400,6 +400,21 @@ mod tests {
         (svc, clock, notifier, dir, rec.id)
     }
 
+    /// A callback service on the configuration `text`, a manual clock at `t0` and a store in
+    /// a temporary directory (kept alive by the returned guard).
+    fn service_on(text: &str) -> (CallbackService, ManualClock, tempfile::TempDir) {
+        let config = Config::from_str_in(text, Path::new("/")).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(t0());
+        let svc = CallbackService::new(
+            Arc::new(config),
+            clock.shared(),
+            Arc::new(SqliteStore::open(dir.path()).unwrap()),
+            Arc::new(MemoryNotifier::new()),
+        );
+        (svc, clock, dir)
+    }
+
     /// A dialer that keeps the caller id of every call and never gets an answer.
     struct CallerIds(Mutex<Vec<String>>);
 
@@ -420,19 +435,8 @@ mod tests {
     /// the queue's `routing_point`; without it the queue's applies.
     #[tokio::test]
     async fn the_bookings_route_point_is_the_caller_id_of_its_calls() {
-        let config = Config::from_str_in(
-            "queues:\n  - name: S_VQ_CB\n    routing_point: '8000'\n",
-            Path::new("/"),
-        )
-        .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let clock = ManualClock::new(t0());
-        let svc = CallbackService::new(
-            Arc::new(config),
-            clock.shared(),
-            Arc::new(SqliteStore::open(dir.path()).unwrap()),
-            Arc::new(MemoryNotifier::new()),
-        );
+        let (svc, _clock, _dir) =
+            service_on("queues:\n  - name: S_VQ_CB\n    routing_point: '8000'\n");
         let request = || api_callback("S_VQ_CB", "+33612345678", None).into();
         let own = svc
             .create_with(
@@ -456,18 +460,8 @@ mod tests {
     /// dialled: the callback waits, QUEUED, for the window's opening, and is dialled then.
     #[tokio::test]
     async fn a_callback_due_outside_the_customers_calling_hours_waits_for_their_opening() {
-        let config = Config::from_str_in(
+        let (svc, clock, _dir) = service_on(
             "queues:\n  - name: S_VQ_CB\n    calling_hours: {start: '11:00', end: '20:00'}\n",
-            Path::new("/"),
-        )
-        .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let clock = ManualClock::new(t0());
-        let svc = CallbackService::new(
-            Arc::new(config),
-            clock.shared(),
-            Arc::new(SqliteStore::open(dir.path()).unwrap()),
-            Arc::new(MemoryNotifier::new()),
         );
         let rec = svc
             .create(api_callback("S_VQ_CB", "+33612345678", None).into())

@@ -436,19 +436,16 @@ admin:
     calling_hours: {start: '09:00', end: '8pm'}
 ";
         let errs = load(text).unwrap_err();
-        let got: Vec<(usize, usize, &str)> = errs
+        let got: Vec<String> = errs
             .diagnostics
             .iter()
-            .map(|d| (d.pos.line, d.pos.column, d.path.as_str()))
+            .map(|d| format!("{}:{} {}", d.pos.line, d.pos.column, d.path))
             .collect();
-        assert_eq!(
-            got,
-            vec![
-                (6, 34, "queues[1].priority_growth.increment"),
-                (7, 42, "queues[1].calling_hours.end"),
-            ],
-            "{errs}"
-        );
+        let want = [
+            "6:34 queues[1].priority_growth.increment",
+            "7:42 queues[1].calling_hours.end",
+        ];
+        assert_eq!(got, want, "{errs}");
         assert!(load(&text[..text.find("  - name: B_VQ").unwrap()]).is_ok());
     }
 }

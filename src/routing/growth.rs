@@ -39,32 +39,25 @@ impl PriorityGrowth {
 
     /// The field out of range and why, if any (for load-time checks).
     pub fn problem(&self) -> Option<(&'static str, String)> {
-        if !(1..=1_000_000).contains(&self.increment) {
-            return Some((
-                "increment",
-                format!(
-                    "increment must be between 1 and 1000000, not {}",
-                    self.increment
-                ),
-            ));
-        }
-        if !(1..=86_400).contains(&self.every_seconds) {
-            return Some((
-                "every_seconds",
-                format!(
-                    "every_seconds must be between 1 and 86400, not {}",
-                    self.every_seconds
-                ),
-            ));
-        }
-        if !(0..=1_000_000).contains(&self.limit) {
-            return Some((
-                "limit",
-                format!("limit must be between 0 and 1000000, not {}", self.limit),
-            ));
-        }
-        None
+        out_of_range(&[
+            ("increment", self.increment, 1, 1_000_000),
+            ("every_seconds", self.every_seconds.into(), 1, 86_400),
+            ("limit", self.limit, 0, 1_000_000),
+        ])
     }
+}
+
+/// The first `(field, value, lo, hi)` whose value is outside `lo..=hi`, with the message.
+fn out_of_range(fields: &[(&'static str, i64, i64, i64)]) -> Option<(&'static str, String)> {
+    fields
+        .iter()
+        .find(|f| !(f.2..=f.3).contains(&f.1))
+        .map(|&(field, v, lo, hi)| {
+            (
+                field,
+                format!("{field} must be between {lo} and {hi}, not {v}"),
+            )
+        })
 }
 
 /// Skill relaxation while waiting: every `>=` and `>` threshold of the call's skill expression
@@ -87,28 +80,11 @@ pub struct Relaxation {
 impl Relaxation {
     /// The field out of range and why, if any (for load-time checks).
     pub fn problem(&self) -> Option<(&'static str, String)> {
-        if !(1..=10).contains(&self.step) {
-            return Some((
-                "step",
-                format!("step must be between 1 and 10, not {}", self.step),
-            ));
-        }
-        if !(1..=86_400).contains(&self.every_seconds) {
-            return Some((
-                "every_seconds",
-                format!(
-                    "every_seconds must be between 1 and 86400, not {}",
-                    self.every_seconds
-                ),
-            ));
-        }
-        if self.min_level > 10 {
-            return Some((
-                "min_level",
-                format!("min_level must be between 0 and 10, not {}", self.min_level),
-            ));
-        }
-        None
+        out_of_range(&[
+            ("step", self.step.into(), 1, 10),
+            ("every_seconds", self.every_seconds.into(), 1, 86_400),
+            ("min_level", self.min_level.into(), 0, 10),
+        ])
     }
 
     /// The steps taken at `now` for an interaction queued at `since`.
