@@ -24,8 +24,8 @@ pub enum AttemptOutcome {
     RedialLimitReached,
     /// The number is refused by the queue's rule (checked again before every dial).
     NumberRefused(String),
-    /// The queue's business hours are closed: not dialled, it waits in the queue until they
-    /// open at the given time (or is purged first).
+    /// The queue's business hours or the customer's calling hours are closed: not dialled, it
+    /// waits in the queue until they open at the given time (or is purged first).
     OutsideHours(chrono::DateTime<chrono::Utc>),
     /// The retry would come after the purge time or the end of the business day:
     /// COMPLETED(PURGED) instead.
@@ -230,6 +230,22 @@ impl CallbackService {
                 return Ok((AttemptOutcome::Purged, None));
             }
         }
+        // Nor outside the calling-hours window of the customer's local time: the callback
+        // waits for the window's next opening (not failed, its place kept).
+        if let Some(at) = self
+            .queue_spec(&current.queue)?
+            .calling_hours
+            .and_then(|h| h.next_call_time(&current.phone, now))
+            .filter(|at| *at > now)
+        {
+            self.update(id, |r| {
+                r.next_attempt_at = Some(at);
+                Ok(())
+            })
+            .await?;
+            tracing::info!(callback = %id, %at, "outside the customer's calling hours; deferred");
+            return Ok((AttemptOutcome::OutsideHours(at), None));
+        }
         let rec = self.begin_attempt(id, agent).await?;
         if let Err(e) = self.check_number(&rec.queue, &rec.phone) {
             let now = self.clock_now();
@@ -384,6 +400,21 @@ mod tests {
         (svc, clock, notifier, dir, rec.id)
     }
 
+    /// A callback service on the configuration `text`, a manual clock at `t0` and a store in
+    /// a temporary directory (kept alive by the returned guard).
+    fn service_on(text: &str) -> (CallbackService, ManualClock, tempfile::TempDir) {
+        let config = Config::from_str_in(text, Path::new("/")).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let clock = ManualClock::new(t0());
+        let svc = CallbackService::new(
+            Arc::new(config),
+            clock.shared(),
+            Arc::new(SqliteStore::open(dir.path()).unwrap()),
+            Arc::new(MemoryNotifier::new()),
+        );
+        (svc, clock, dir)
+    }
+
     /// A dialer that keeps the caller id of every call and never gets an answer.
     struct CallerIds(Mutex<Vec<String>>);
 
@@ -404,19 +435,8 @@ mod tests {
     /// the queue's `routing_point`; without it the queue's applies.
     #[tokio::test]
     async fn the_bookings_route_point_is_the_caller_id_of_its_calls() {
-        let config = Config::from_str_in(
-            "queues:\n  - name: S_VQ_CB\n    routing_point: '8000'\n",
-            Path::new("/"),
-        )
-        .unwrap();
-        let dir = tempfile::tempdir().unwrap();
-        let clock = ManualClock::new(t0());
-        let svc = CallbackService::new(
-            Arc::new(config),
-            clock.shared(),
-            Arc::new(SqliteStore::open(dir.path()).unwrap()),
-            Arc::new(MemoryNotifier::new()),
-        );
+        let (svc, _clock, _dir) =
+            service_on("queues:\n  - name: S_VQ_CB\n    routing_point: '8000'\n");
         let request = || api_callback("S_VQ_CB", "+33612345678", None).into();
         let own = svc
             .create_with(
@@ -434,6 +454,33 @@ mod tests {
         svc.attempt(own.id, "alice", &dialer, 1).await.unwrap();
         svc.attempt(plain.id, "alice", &dialer, 1).await.unwrap();
         assert_eq!(*dialer.0.lock().unwrap(), ["8123", "8000"]);
+    }
+
+    /// A customer due outside their calling hours (Paris time for a French number) is not
+    /// dialled: the callback waits, QUEUED, for the window's opening, and is dialled then.
+    #[tokio::test]
+    async fn a_callback_due_outside_the_customers_calling_hours_waits_for_their_opening() {
+        let (svc, clock, _dir) = service_on(
+            "queues:\n  - name: S_VQ_CB\n    calling_hours: {start: '11:00', end: '20:00'}\n",
+        );
+        let rec = svc
+            .create(api_callback("S_VQ_CB", "+33612345678", None).into())
+            .await
+            .unwrap();
+        let dialer = CallerIds(Mutex::new(vec![]));
+        // 09:00 UTC is 10:00 in Paris: an hour before the window opens (10:00 UTC).
+        let opens = t0() + TimeDelta::hours(1);
+        let (outcome, _) = svc.attempt(rec.id, "alice", &dialer, 1).await.unwrap();
+        assert_eq!(outcome, AttemptOutcome::OutsideHours(opens));
+        assert!(dialer.0.lock().unwrap().is_empty(), "not dialled");
+        let waiting = svc.get(rec.id).await.unwrap();
+        assert_eq!(waiting.state, CallbackState::Queued);
+        assert_eq!(waiting.next_attempt_at, Some(opens));
+        assert_eq!(waiting.attempts(), 0, "no attempt counted");
+        clock.set(opens);
+        let (outcome, _) = svc.attempt(rec.id, "alice", &dialer, 1).await.unwrap();
+        assert!(matches!(outcome, AttemptOutcome::Retry(_)), "{outcome:?}");
+        assert_eq!(dialer.0.lock().unwrap().len(), 1, "dialled once open");
     }
 
     #[tokio::test]

@@ -3,6 +3,7 @@
 
 pub(crate) mod availability;
 pub mod bulk;
+pub mod calling_hours;
 pub(crate) mod desired;
 pub(crate) mod dialer;
 pub mod ges;

@@ -404,6 +404,14 @@ impl Validator<'_> {
                     format!("flow file `{app}` not found in {}", flows_dir.display()),
                 );
             }
+            if let Some((field, problem)) = q.calling_hours.as_ref().and_then(|h| h.problem()) {
+                let steps = [K("queues"), I(i), K("calling_hours"), K(field)];
+                self.err_at(root, &steps, problem);
+            }
+            if let Some((field, problem)) = q.priority_growth.and_then(|g| g.problem()) {
+                let steps = [K("queues"), I(i), K("priority_growth"), K(field)];
+                self.err_at(root, &steps, problem);
+            }
             if let Err(e) = Expr::parse(&q.skill_expression) {
                 let node_pos = self.pos_of(root, &at("skill_expression"));
                 let pos = diagnostics::inside(self.text, node_pos, e.column - 1);

@@ -425,4 +425,28 @@ admin:
         let paths: Vec<&str> = errs.diagnostics.iter().map(|d| d.path.as_str()).collect();
         assert_eq!(paths, ["sip.workers"], "{errs}");
     }
+
+    #[test]
+    fn priority_growth_and_calling_hours_are_checked_where_written() {
+        let text = "queues:
+  - name: A_VQ
+    priority_growth: {increment: 1, every_seconds: 30, limit: 9}
+    calling_hours: {start: '09:00', end: '20:00', days: [mon, fri], time_zone: Europe/Paris}
+  - name: B_VQ
+    priority_growth: {increment: 0, every_seconds: 30, limit: 9}
+    calling_hours: {start: '09:00', end: '8pm'}
+";
+        let errs = load(text).unwrap_err();
+        let got: Vec<String> = errs
+            .diagnostics
+            .iter()
+            .map(|d| format!("{}:{} {}", d.pos.line, d.pos.column, d.path))
+            .collect();
+        let want = [
+            "6:34 queues[1].priority_growth.increment",
+            "7:42 queues[1].calling_hours.end",
+        ];
+        assert_eq!(got, want, "{errs}");
+        assert!(load(&text[..text.find("  - name: B_VQ").unwrap()]).is_ok());
+    }
 }

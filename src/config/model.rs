@@ -455,6 +455,14 @@ pub struct QueueSpec {
     /// Routing priority of the queue's interactions (0–1000000, higher first). Default 0.
     #[serde(default)]
     pub priority: i64,
+    /// Priority growth of the queue's waiting interactions (callbacks included): `increment`
+    /// every `every_seconds` up to `limit`, counted from their queue time. Default: none.
+    #[serde(default)]
+    pub priority_growth: Option<crate::routing::growth::PriorityGrowth>,
+    /// Customers are dialled only inside this window of their local time (the zone from the
+    /// number's country). Default: no window (the queue's business hours only).
+    #[serde(default)]
+    pub calling_hours: Option<crate::callback::calling_hours::CallingHours>,
     /// Offer a callback only when EWT exceeds this many seconds (0–86400). Default 0.
     #[serde(default)]
     pub ewt_offer_threshold_seconds: i64,

@@ -280,14 +280,31 @@ impl FlowServices {
         enqueued_at: DateTime<Utc>,
         requirement: Option<&str>,
     ) -> Result<oneshot::Receiver<Assignment>, RouterError> {
-        self.dispatch.enqueue_waiter_requiring(
+        let rules = crate::routing::WaitRules {
+            requirement,
+            ..Default::default()
+        };
+        self.queue_call_with(queue, id, priority, enqueued_at, &rules)
+    }
+
+    /// As [`Self::queue_call`], with the call's own rules (requirement and its relaxation,
+    /// priority growth).
+    pub fn queue_call_with(
+        &self,
+        queue: &str,
+        id: Uuid,
+        priority: i64,
+        enqueued_at: DateTime<Utc>,
+        rules: &crate::routing::WaitRules<'_>,
+    ) -> Result<oneshot::Receiver<Assignment>, RouterError> {
+        self.dispatch.enqueue_waiter_with(
             queue,
             Waiting {
                 id,
                 priority,
                 enqueued_at,
             },
-            requirement,
+            rules,
         )
     }
 

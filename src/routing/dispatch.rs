@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use super::agents::{Requested, StateKind};
 use super::queue::Waiting;
-use super::router::{Assignment, Router, RouterError};
+use super::router::{Assignment, Router, RouterError, WaitRules};
 use crate::clock::SharedClock;
 
 /// Receives assignments that no live call waits for (callbacks).
@@ -95,14 +95,26 @@ impl Dispatch {
         w: Waiting,
         requirement: Option<&str>,
     ) -> Result<oneshot::Receiver<Assignment>, RouterError> {
+        let rules = WaitRules {
+            requirement,
+            ..WaitRules::default()
+        };
+        self.enqueue_waiter_with(queue, w, &rules)
+    }
+
+    /// As [`Self::enqueue_waiter`], with the call's own rules (requirement, relaxation,
+    /// priority growth).
+    pub fn enqueue_waiter_with(
+        &self,
+        queue: &str,
+        w: Waiting,
+        rules: &WaitRules<'_>,
+    ) -> Result<oneshot::Receiver<Assignment>, RouterError> {
         let (tx, rx) = oneshot::channel();
         let id = w.id;
         self.waiters.insert(id, tx);
         let now = self.clock.now();
-        let queued = match requirement {
-            Some(expr) => self.router.enqueue_requiring(queue, w, expr, now),
-            None => self.router.enqueue(queue, w, now),
-        };
+        let queued = self.router.enqueue_with(queue, w, rules, now);
         match queued {
             Ok(list) => {
                 self.deliver(list);
@@ -113,6 +125,12 @@ impl Dispatch {
                 Err(e)
             }
         }
+    }
+
+    /// Applies the skill relaxations due now and delivers what they make possible.
+    pub fn relax_due(&self) {
+        let list = self.router.relax_due(self.clock.now());
+        self.deliver(list);
     }
 
     /// Queues a callback to dial: at the head it is triggered under the router's pacing rule

@@ -5,6 +5,7 @@
 pub mod agents;
 pub(crate) mod dispatch;
 pub(crate) mod ewt;
+pub mod growth;
 pub mod queue;
 pub mod readiness;
 pub mod router;
@@ -14,5 +15,6 @@ pub(crate) mod stats;
 pub use agents::{AgentIdx, AgentRegistry, StateKind};
 pub use dispatch::Dispatch;
 pub use ewt::EwtMode;
+pub use growth::{PriorityGrowth, Relaxation};
 pub use queue::Waiting;
-pub use router::{Assignment, Router, RouterError};
+pub use router::{Assignment, Router, RouterError, WaitRules};

@@ -25,8 +25,9 @@
 //! a time, and N ready agents at most N.
 
 use parking_lot::{Mutex, MutexGuard, RwLock};
-use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use thiserror::Error;
@@ -35,12 +36,17 @@ use uuid::Uuid;
 pub use super::agents::AgentCounts;
 use super::agents::{AgentError, AgentIdx, AgentInfo, AgentRegistry, Requested, StateKind};
 use super::ewt::{EwtMode, EwtStats, queue_length_ewt};
+use super::growth::PriorityGrowth;
 use super::queue::{WaitQueue, Waiting};
 use super::readiness::{Eligibility, ReadySet};
 use super::skills::{CompiledExpr, SkillCatalog, SkillLevels, SkillParseError};
 use crate::config::{Config, EwtMethod, SelectionPolicy};
 
 mod assign;
+mod relax;
+
+use relax::Requirement;
+pub use relax::WaitRules;
 
 /// An interaction handed to an agent (who is now Reserved).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,6 +103,8 @@ struct RouterQueue {
     expr: CompiledExpr,
     selection: SelectionPolicy,
     ewt_method: EwtMethod,
+    /// Priority growth of the queue's interactions that bring none of their own.
+    growth: Option<PriorityGrowth>,
     eligible: Eligibility,
     waiting: Mutex<WaitQueue>,
     /// Length of `waiting`, readable without its lock (agents skip empty queues cheaply).
@@ -121,9 +129,14 @@ pub struct Router {
     agent_queues: Vec<RwLock<Vec<usize>>>,
     ready: ReadySet,
     default_aht: TimeDelta,
-    /// Extra skill requirements of single interactions (a Route Call's own expression), on top
-    /// of their queue's.
-    requirements: dashmap::DashMap<Uuid, CompiledExpr>,
+    /// Extra skill requirements of single interactions (a Route Call's own expression, maybe
+    /// relaxing over time), on top of their queue's.
+    requirements: dashmap::DashMap<Uuid, Requirement>,
+    /// When relaxing requirements next change: (instant in ns, interaction, queue index), the
+    /// earliest first; entries of interactions gone are dropped when they come due.
+    relax_due: Mutex<BinaryHeap<Reverse<(i64, Uuid, usize)>>>,
+    /// The latest time any event carried, for positions asked without a time.
+    last_now: AtomicI64,
     /// Triggered paced interactions not settled yet, with their queue's index.
     triggered: dashmap::DashMap<Uuid, usize>,
 }
@@ -132,9 +145,10 @@ fn lock(m: &Mutex<WaitQueue>) -> MutexGuard<'_, WaitQueue> {
     m.lock()
 }
 
-fn pop(q: &RouterQueue) -> Option<Waiting> {
+/// Takes the live head at `now`, with its priority growth (to put it back as it was).
+fn pop(q: &RouterQueue, now: DateTime<Utc>) -> Option<(Waiting, Option<PriorityGrowth>)> {
     let mut waiting = lock(&q.waiting);
-    let w = waiting.pop();
+    let w = waiting.pop_growing(now);
     q.len.store(waiting.len(), Ordering::Release);
     w
 }
@@ -159,6 +173,7 @@ impl Router {
                 expr,
                 selection: q.selection,
                 ewt_method: q.ewt_method,
+                growth: None,
                 eligible: Eligibility::new(agents.len()),
                 waiting: Mutex::new(WaitQueue::new()),
                 len: AtomicUsize::new(0),
@@ -178,6 +193,8 @@ impl Router {
             ready: ReadySet::new(),
             default_aht: TimeDelta::seconds(300),
             requirements: dashmap::DashMap::new(),
+            relax_due: Mutex::new(BinaryHeap::new()),
+            last_now: AtomicI64::new(i64::MIN),
             triggered: dashmap::DashMap::new(),
         };
         for (idx, _) in router.agents.iter() {
@@ -214,7 +231,28 @@ impl Router {
                     .collect(),
             })
             .collect();
-        Router::new(queues, agents)
+        let mut router = Router::new(queues, agents)?;
+        for q in &config.spec.queues {
+            if let Some(g) = q.priority_growth {
+                router.set_priority_growth(&q.name, g)?;
+            }
+        }
+        Ok(router)
+    }
+
+    /// Makes the priority of a queue's interactions grow while they wait (those queued with
+    /// their own growth keep theirs).
+    pub fn set_priority_growth(
+        &mut self,
+        queue: &str,
+        growth: PriorityGrowth,
+    ) -> Result<(), RouterError> {
+        let qi = *self
+            .by_name
+            .get(queue)
+            .ok_or_else(|| RouterError::UnknownQueue(queue.to_string()))?;
+        self.queues[qi].growth = Some(growth);
+        Ok(())
     }
 
     /// The agents.
@@ -270,7 +308,7 @@ impl Router {
         w: Waiting,
         now: DateTime<Utc>,
     ) -> Result<Vec<Assignment>, RouterError> {
-        self.push(queue, w, now, false)
+        self.push(queue, w, None, now, false)
     }
 
     /// Queues a paced interaction (a callback to dial): it never takes an agent; at the head,
@@ -281,16 +319,18 @@ impl Router {
         w: Waiting,
         now: DateTime<Utc>,
     ) -> Result<Vec<Assignment>, RouterError> {
-        self.push(queue, w, now, true)
+        self.push(queue, w, None, now, true)
     }
 
     fn push(
         &self,
         queue: &str,
         w: Waiting,
+        growth: Option<PriorityGrowth>,
         now: DateTime<Utc>,
         paced: bool,
     ) -> Result<Vec<Assignment>, RouterError> {
+        self.seen(now);
         let qi = *self
             .by_name
             .get(queue)
@@ -303,7 +343,7 @@ impl Router {
         };
         {
             let mut list = lock(list);
-            list.push(w);
+            list.push_growing(w, growth.or(q.growth));
             len.store(list.len(), Ordering::Release);
         }
         Ok(self.dispatch_queue(qi, now))
@@ -313,6 +353,7 @@ impl Router {
     /// served otherwise); the pacing rule may then trigger the next one. Settling twice, or
     /// an interaction that was not triggered, does nothing.
     pub fn settle(&self, id: Uuid, now: DateTime<Utc>) -> Vec<Assignment> {
+        self.seen(now);
         match self.triggered.remove(&id) {
             Some((_, qi)) => {
                 self.queues[qi].in_flight.fetch_sub(1, Ordering::AcqRel);
@@ -337,25 +378,17 @@ impl Router {
         expression: &str,
         now: DateTime<Utc>,
     ) -> Result<Vec<Assignment>, RouterError> {
-        let expr = CompiledExpr::compile(expression, &self.catalog).map_err(|error| {
-            RouterError::Expression {
-                queue: queue.to_string(),
-                error,
-            }
-        })?;
-        self.requirements.insert(w.id, expr);
-        let id = w.id;
-        let r = self.enqueue(queue, w, now);
-        if r.is_err() {
-            self.requirements.remove(&id);
-        }
-        r
+        let rules = WaitRules {
+            requirement: Some(expression),
+            ..WaitRules::default()
+        };
+        self.enqueue_with(queue, w, &rules, now)
     }
 
-    /// True when agent `idx` meets interaction `id`'s own requirement (or it has none).
-    fn meets(&self, idx: AgentIdx, id: Uuid) -> bool {
+    /// True when agent `idx` meets interaction `id`'s own requirement at `now` (or it has none).
+    fn meets(&self, idx: AgentIdx, id: Uuid, now: DateTime<Utc>) -> bool {
         match self.requirements.get(&id) {
-            Some(e) => self.agents.get(idx).with_skills(|l| e.matches(l)),
+            Some(r) => self.agents.get(idx).with_skills(|l| r.at(now).matches(l)),
             None => true,
         }
     }
@@ -494,6 +527,7 @@ impl Router {
         to: StateKind,
         now: DateTime<Utc>,
     ) -> Vec<Assignment> {
+        self.seen(now);
         // A reserved agent may still have its ready-list entry (claims that scan rather than
         // walk leave it, so the claim stays short); it goes when the reservation ends.
         if matches!(from, StateKind::Ready | StateKind::Reserved) && to != StateKind::Ready {
@@ -512,26 +546,48 @@ impl Router {
         Ok(())
     }
 
+    /// Records the latest time an event carried (positions asked without a time use it).
+    fn seen(&self, now: DateTime<Utc>) {
+        let ns = now.timestamp_nanos_opt().unwrap_or(i64::MAX);
+        self.last_now.fetch_max(ns, Ordering::AcqRel);
+    }
+
     /// 0-based position of a waiting interaction, counting live calls and callbacks to dial
-    /// that would be served before it.
+    /// that would be served before it, at the latest time the router was told of.
     pub fn position(&self, queue: &str, id: Uuid) -> Result<Option<usize>, RouterError> {
+        let now = DateTime::from_timestamp_nanos(self.last_now.load(Ordering::Acquire));
+        self.position_at(queue, id, now)
+    }
+
+    /// 0-based position of a waiting interaction at `now` (priorities that grow are taken at
+    /// `now`).
+    pub fn position_at(
+        &self,
+        queue: &str,
+        id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<Option<usize>, RouterError> {
         let q = self.queue(queue)?;
         let live = {
             let waiting = lock(&q.waiting);
-            waiting
-                .position(id)
-                .zip(waiting.get(id).map(|w| (w.priority, w.enqueued_at)))
+            waiting.position(id, now).zip(
+                waiting
+                    .priority_at(id, now)
+                    .zip(waiting.get(id).map(|w| w.enqueued_at)),
+            )
         };
         if let Some((pos, (p, t))) = live {
-            return Ok(Some(pos + lock(&q.paced).ahead_of(p, t)));
+            return Ok(Some(pos + lock(&q.paced).ahead_of(p, t, now)));
         }
         let paced = {
             let paced = lock(&q.paced);
-            paced
-                .position(id)
-                .zip(paced.get(id).map(|w| (w.priority, w.enqueued_at)))
+            paced.position(id, now).zip(
+                paced
+                    .priority_at(id, now)
+                    .zip(paced.get(id).map(|w| w.enqueued_at)),
+            )
         };
-        Ok(paced.map(|(pos, (p, t))| pos + lock(&q.waiting).ahead_of(p, t)))
+        Ok(paced.map(|(pos, (p, t))| pos + lock(&q.waiting).ahead_of(p, t, now)))
     }
 
     /// How many interactions wait in a queue (live calls and callbacks not yet dialled).

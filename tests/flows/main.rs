@@ -13,6 +13,7 @@ mod errors;
 mod harness;
 mod http_request;
 mod modules;
+mod routing;
 mod routing_stress;
 mod schema;
 mod shipped;

@@ -14,6 +14,8 @@ use crate::flow::check::{BlockCheck, value_pos};
 use crate::flow::interpreter::{Cx, Step};
 use crate::flow::model::{AppKind, EndCause, ExprText};
 use crate::flow::services::AgentConnect;
+use crate::routing::WaitRules;
+use crate::routing::growth::{PriorityGrowth, Relaxation, relaxable};
 use crate::routing::skills;
 use crate::yaml;
 
@@ -41,8 +43,14 @@ pub struct RouteCall {
     /// Or an expression giving it (e.g. `match.skill_expression`); an empty or invalid value
     /// adds no requirement (logged).
     pub skill_expression_from: Option<ExprText>,
-    /// Priority (expression; default 0).
+    /// Priority (expression; default 0): the initial one when `priority_growth` is given.
     pub priority: Option<ExprText>,
+    /// Priority growth while waiting: `increment` every `every_seconds`, up to `limit`
+    /// (default: the queue's `priority_growth`, else none).
+    pub priority_growth: Option<PriorityGrowth>,
+    /// Skill relaxation while waiting: each `>=`/`>` level of the skill expression lowered by
+    /// `step` every `every_seconds`, not below `min_level`.
+    pub relax_skills: Option<Relaxation>,
     /// Seconds to wait for an agent (1 to 86400, default 300).
     #[serde(default = "three_hundred")]
     #[schemars(range(min = 1, max = 86400))]
@@ -106,6 +114,25 @@ impl BlockType for RouteCall {
         if let Some(p) = &self.priority {
             c.expr("priority", p);
         }
+        if let Some((field, msg)) = self.priority_growth.and_then(|g| g.problem()) {
+            nested_err(c, "priority_growth", field, msg);
+        }
+        if let Some(r) = &self.relax_skills {
+            if let Some((field, msg)) = r.problem() {
+                nested_err(c, "relax_skills", field, msg);
+            }
+            match self.skill_expression.as_deref().map(skills::Expr::parse) {
+                Some(Ok(e)) if !relaxable(&e) => c.at_key(
+                    "relax_skills",
+                    "`relax_skills` needs a `>=` or `>` level in `skill_expression` to lower",
+                ),
+                None if self.skill_expression_from.is_none() => c.at_key(
+                    "relax_skills",
+                    "`relax_skills` needs `skill_expression` or `skill_expression_from`",
+                ),
+                _ => {}
+            }
+        }
         c.range("timeout_seconds", self.timeout_seconds, 1, 86_400);
         c.range(
             "announce_every_seconds",
@@ -122,6 +149,35 @@ impl BlockType for RouteCall {
     async fn run(&self, cx: &mut Cx<'_>) -> Step {
         run(self, cx).await
     }
+}
+
+/// The hold music loop of a waiting caller (pending forever without music).
+type Hold = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+fn hold_music(leg: Arc<dyn crate::call::CallLeg>, music: Option<String>) -> Hold {
+    Box::pin(async move {
+        match music {
+            Some(m) => {
+                let opts = PlayOptions {
+                    barge_in: false,
+                    looped: true,
+                };
+                let _ = leg.play(&[PlayItem::Prompt(m)], &opts).await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    })
+}
+
+/// A problem with `field` of the sub-mapping `key`, shown at that field's value.
+fn nested_err(c: &mut BlockCheck<'_>, key: &str, field: &str, msg: String) {
+    let map = c.node.get(key);
+    let pos = map
+        .and_then(|m| m.get(field))
+        .map(|n| n.pos)
+        .unwrap_or_else(|| value_pos(c.node, key));
+    let path = yaml::join(&yaml::join(c.path, key), field);
+    c.err(pos, path, msg);
 }
 
 async fn run(b: &RouteCall, cx: &mut Cx<'_>) -> Step {
@@ -163,7 +219,12 @@ async fn run(b: &RouteCall, cx: &mut Cx<'_>) -> Step {
             false
         }
     });
-    let mut rx = match services.queue_call(&queue, id, priority, place, requirement) {
+    let rules = WaitRules {
+        requirement,
+        relax: b.relax_skills.filter(|_| requirement.is_some()),
+        growth: b.priority_growth,
+    };
+    let mut rx = match services.queue_call_with(&queue, id, priority, place, &rules) {
         Ok(rx) => rx,
         Err(e) => {
             cx.set("route.result", "error");
@@ -172,7 +233,7 @@ async fn run(b: &RouteCall, cx: &mut Cx<'_>) -> Step {
         }
     };
     let router = services.dispatch.router();
-    let position = router.position(&queue, id).ok().flatten();
+    let position = router.position_at(&queue, id, entered).ok().flatten();
     // 1 = next in line; 0 when an agent was assigned at once.
     cx.set(
         "route.position",
@@ -190,27 +251,26 @@ async fn run(b: &RouteCall, cx: &mut Cx<'_>) -> Step {
     let mut music = b.hold_music.clone();
     let leg: Arc<_> = cx.leg.clone();
     let data = cx.call_data.clone();
+    // The hold music playing, kept across wake-ups that do not interrupt it (relaxations).
+    let mut hold: Option<Hold> = None;
     loop {
-        let wake = if announce {
+        let mut wake = if announce {
             deadline.min(next_announce)
         } else {
             deadline
         };
-        let hold = async {
-            match &music {
-                Some(m) => {
-                    let opts = PlayOptions {
-                        barge_in: false,
-                        looped: true,
-                    };
-                    let _ = leg.play(&[PlayItem::Prompt(m.clone())], &opts).await;
-                }
-                None => std::future::pending::<()>().await,
-            }
-        };
+        // A relaxing requirement changes at known instants: wake then to offer the call to
+        // agents who meet the relaxed one (see routing::router::relax).
+        if rules.relax.is_some()
+            && let Some(at) = router.next_relax()
+        {
+            wake = wake.min(at);
+        }
+        let playing = hold.get_or_insert_with(|| hold_music(leg.clone(), music.clone()));
         tokio::select! {
             a = &mut rx => {
                 leg.stop_playing();
+                hold = None;
                 let Ok(a) = a else {
                     services.leave_queue(&queue, id);
                     cx.set("route.result", "timeout");
@@ -239,7 +299,7 @@ async fn run(b: &RouteCall, cx: &mut Cx<'_>) -> Step {
                     AgentConnect::CallerGone => return Step::HungUp,
                     AgentConnect::AgentUnavailable(r) => {
                         tracing::info!(agent = %a.agent, result = ?r, "agent did not answer; caller requeued");
-                        match services.queue_call(&queue, id, priority, place, requirement) {
+                        match services.queue_call_with(&queue, id, priority, place, &rules) {
                             Ok(again) => rx = again,
                             Err(_) => return Step::Branch(b.on_timeout.clone()),
                         }
@@ -247,16 +307,26 @@ async fn run(b: &RouteCall, cx: &mut Cx<'_>) -> Step {
                 }
             }
             _ = clock.sleep_until(wake) => {
-                leg.stop_playing();
-                if clock.now() >= deadline {
+                let now = clock.now();
+                if now >= deadline {
+                    leg.stop_playing();
                     services.leave_queue(&queue, id);
                     cx.set("route.result", "timeout");
                     cx.outcome(format!("no agent within {}s", b.timeout_seconds));
                     return Step::Branch(b.on_timeout.clone());
                 }
-                next_announce = clock.now() + every;
+                if rules.relax.is_some() {
+                    services.dispatch.relax_due();
+                }
+                if !(announce && now >= next_announce) {
+                    // Woken for a relaxation: the hold music plays on.
+                    continue;
+                }
+                leg.stop_playing();
+                hold = None;
+                next_announce = now + every;
                 let mut items = Vec::new();
-                let pos = router.position(&queue, id).ok().flatten();
+                let pos = router.position_at(&queue, id, now).ok().flatten();
                 if b.announce_position && let Some(p) = pos {
                     items.push(PlayItem::Digits((p + 1).to_string()));
                 }
@@ -277,9 +347,10 @@ async fn run(b: &RouteCall, cx: &mut Cx<'_>) -> Step {
                 cx.outcome(format!("caller hung up after {}s in queue", (clock.now() - entered).num_seconds()));
                 return Step::HungUp;
             }
-            _ = hold => {
+            _ = playing => {
                 // The music ended without being stopped: play on without it.
                 music = None;
+                hold = None;
             }
         }
     }

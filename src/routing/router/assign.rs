@@ -16,7 +16,7 @@ impl Router {
         loop {
             // A paced head ahead of the live head is triggered first (the agent stays ready
             // and may then take the live call); a held-back paced head never blocks live calls.
-            let paced_first = q.paced_len.load(Ordering::Acquire) > 0 && self.paced_ahead(q);
+            let paced_first = q.paced_len.load(Ordering::Acquire) > 0 && self.paced_ahead(q, now);
             if paced_first && let Some(a) = self.try_trigger(qi, now, None) {
                 out.push(a);
                 continue;
@@ -37,10 +37,10 @@ impl Router {
     }
 
     /// True when the paced head would be served before the live head (or no live call waits).
-    fn paced_ahead(&self, q: &RouterQueue) -> bool {
-        let paced = lock(&q.paced).head().map(|w| (w.priority, w.enqueued_at));
+    fn paced_ahead(&self, q: &RouterQueue, now: DateTime<Utc>) -> bool {
+        let paced = lock(&q.paced).head(now).map(|(w, p)| (p, w.enqueued_at));
         let Some((pp, pt)) = paced else { return false };
-        let live = lock(&q.waiting).head().map(|w| (w.priority, w.enqueued_at));
+        let live = lock(&q.waiting).head(now).map(|(w, p)| (p, w.enqueued_at));
         live.is_none_or(|(lp, lt)| pp > lp || (pp == lp && pt <= lt))
     }
 
@@ -53,23 +53,23 @@ impl Router {
         let head = if self.requirements.is_empty() {
             None
         } else {
-            lock(&q.waiting).head().map(|w| w.id)
+            lock(&q.waiting).head(now).map(|(w, _)| w.id)
         };
         let agent = match head {
             Some(id) if self.requirements.contains_key(&id) => {
                 self.ready
-                    .claim_first(&self.agents, &q.eligible, |idx| self.meets(idx, id))
+                    .claim_first(&self.agents, &q.eligible, |idx| self.meets(idx, id, now))
             }
             _ => self.claim(q),
         }?;
-        match pop(q) {
-            Some(w) if self.meets(agent, w.id) => Some(self.assign(q, w, agent, now)),
+        match pop(q, now) {
+            Some((w, _)) if self.meets(agent, w.id, now) => Some(self.assign(q, w, agent, now)),
             popped => {
                 // Another router took the head meanwhile (and the next one, if any, needs
                 // other skills): put it back and free the agent, keeping its place.
-                if let Some(w) = popped {
+                if let Some((w, growth)) = popped {
                     let mut waiting = lock(&q.waiting);
-                    waiting.push(w);
+                    waiting.push_growing(w, growth);
                     q.len.store(waiting.len(), Ordering::Release);
                 }
                 let _ = self
@@ -123,7 +123,7 @@ impl Router {
             }
             let popped = {
                 let mut paced = lock(&q.paced);
-                let w = paced.pop();
+                let w = paced.pop(now);
                 q.paced_len.store(paced.len(), Ordering::Release);
                 w
             };
@@ -177,7 +177,7 @@ impl Router {
     /// The best head among the agent's queues: highest priority, then longest waiting. A
     /// paced head counts only when the pacing rule lets it be triggered; the flag says it is
     /// one.
-    fn best_queue_for(&self, idx: AgentIdx) -> Option<(usize, bool)> {
+    fn best_queue_for(&self, idx: AgentIdx, now: DateTime<Utc>) -> Option<(usize, bool)> {
         let queues = self.agent_queues[idx as usize].read();
         let mut best: Option<(i64, DateTime<Utc>, usize, bool)> = None;
         let better = |best: &Option<(i64, DateTime<Utc>, usize, bool)>, p: i64, t| {
@@ -187,10 +187,10 @@ impl Router {
             let q = &self.queues[qi];
             if q.len.load(Ordering::Acquire) > 0 {
                 let head = lock(&q.waiting)
-                    .head()
-                    .map(|w| (w.priority, w.enqueued_at, w.id));
+                    .head(now)
+                    .map(|(w, p)| (p, w.enqueued_at, w.id));
                 let head = head
-                    .filter(|(_, _, id)| self.meets(idx, *id))
+                    .filter(|(_, _, id)| self.meets(idx, *id, now))
                     .map(|(p, t, _)| (p, t));
                 if let Some((p, t)) = head
                     && better(&best, p, t)
@@ -199,7 +199,7 @@ impl Router {
                 }
             }
             if q.paced_len.load(Ordering::Acquire) > 0 {
-                let head = lock(&q.paced).head().map(|w| (w.priority, w.enqueued_at));
+                let head = lock(&q.paced).head(now).map(|(w, p)| (p, w.enqueued_at));
                 if let Some((p, t)) = head
                     && better(&best, p, t)
                     && self
@@ -219,7 +219,7 @@ impl Router {
         // pacing rule (each one raises a queue's in-flight count towards its ready agents).
         let mut retries = 0;
         while retries < 8 {
-            let Some((qi, paced)) = self.best_queue_for(idx) else {
+            let Some((qi, paced)) = self.best_queue_for(idx, now) else {
                 return out;
             };
             if paced {
@@ -235,18 +235,18 @@ impl Router {
                 return out;
             }
             let q = &self.queues[qi];
-            let popped = pop(q);
+            let popped = pop(q, now);
             match popped {
-                Some(w) if !self.meets(idx, w.id) => {
+                Some((w, growth)) if !self.meets(idx, w.id, now) => {
                     let mut waiting = lock(&q.waiting);
-                    waiting.push(w);
+                    waiting.push_growing(w, growth);
                     q.len.store(waiting.len(), Ordering::Release);
                     drop(waiting);
                     let _ = self
                         .agents
                         .set_state(idx, StateKind::Ready, now, None, None);
                 }
-                Some(w) => {
+                Some((w, _)) => {
                     self.ready.remove_entry(since, idx);
                     let had_requirement = self.requirements.contains_key(&w.id);
                     out.push(self.assign(q, w, idx, now));
