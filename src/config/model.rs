@@ -202,6 +202,12 @@ pub struct ClusterSettings {
     /// Seconds a node's claim on work lasts without a heartbeat (3–3600); a survivor resolves
     /// a dead node's work after it. Default 15.
     pub lease_seconds: u32,
+    /// Shared secret of the internal endpoints (`/internal/*`) through which nodes reserve each
+    /// other's agents; empty (default) refuses them all and keeps each node's agents to itself.
+    pub secret: String,
+    /// Base URL at which the other nodes reach this node's HTTP listener (e.g.
+    /// `http://10.0.0.2:8080`). Default empty: `http://` and the bound API address.
+    pub internal_url: String,
 }
 
 impl Default for ClusterSettings {
@@ -210,6 +216,8 @@ impl Default for ClusterSettings {
             node_id: "node-1".into(),
             region: String::new(),
             lease_seconds: 15,
+            secret: String::new(),
+            internal_url: String::new(),
         }
     }
 }

@@ -371,6 +371,18 @@ impl SipDialer {
                 let (uri, peer) = self.ua.lookup(&user).await.ok_or(DialResult::Unreachable)?;
                 Ok((uri, peer, None, false))
             }
+            DialTarget::Contact { uri, peer, tcp, .. } => {
+                let transport = if *tcp { Transport::Tcp } else { Transport::Udp };
+                Ok((
+                    uri.clone(),
+                    Peer {
+                        addr: *peer,
+                        transport,
+                    },
+                    None,
+                    false,
+                ))
+            }
         }
     }
 }
@@ -463,7 +475,9 @@ impl Dialer for SipDialer {
                 }
                 let number = match target {
                     DialTarget::Customer { number, .. } => number.clone(),
-                    DialTarget::Agent { agent_id } => agent_id.clone(),
+                    DialTarget::Agent { agent_id } | DialTarget::Contact { agent_id, .. } => {
+                        agent_id.clone()
+                    }
                 };
                 Ok(SipLeg::new(
                     LegInfo {

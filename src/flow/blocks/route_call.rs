@@ -190,6 +190,12 @@ async fn run(b: &RouteCall, cx: &mut Cx<'_>) -> Step {
     let mut music = b.hold_music.clone();
     let leg: Arc<_> = cx.leg.clone();
     let data = cx.call_data.clone();
+    let ring = TimeDelta::seconds(
+        services
+            .config
+            .queue(&queue)
+            .map_or(20, |q| q.ring_timeout_seconds.max(1)),
+    );
     loop {
         let wake = if announce {
             deadline.min(next_announce)
@@ -208,44 +214,25 @@ async fn run(b: &RouteCall, cx: &mut Cx<'_>) -> Step {
                 None => std::future::pending::<()>().await,
             }
         };
-        tokio::select! {
+        // In a cluster, an agent homed on another node may serve the caller (its home decides).
+        let remote = async {
+            match services.dispatch.remote().filter(|_| requirement.is_none()) {
+                Some(r) => r.find(&services.dispatch, &queue, id, entered, ring).await,
+                None => std::future::pending().await,
+            }
+        };
+        let a = tokio::select! {
             a = &mut rx => {
-                leg.stop_playing();
                 let Ok(a) = a else {
+                    leg.stop_playing();
                     services.leave_queue(&queue, id);
                     cx.set("route.result", "timeout");
                     cx.outcome("no agent");
                     return Step::Branch(b.on_timeout.clone());
                 };
-                let waited = clock.now() - entered;
-                cx.set("route.waited", waited.num_seconds());
-                match services.connect_agent(leg.clone(), &a, serving_id, &data).await {
-                    AgentConnect::Talked { agent, end } => {
-                        cx.set("route.result", "connected");
-                        cx.set("route.agent", agent.clone());
-                        cx.outcome(format!(
-                            "connected to {agent} after {}s ({:?} hung up)",
-                            waited.num_seconds(),
-                            end
-                        ));
-                        if leg.is_ended() {
-                            return Step::HungUp;
-                        }
-                        return match &b.on_connected {
-                            Some(t) => Step::Branch(Some(t.clone())),
-                            None => Step::End(EndCause::Normal),
-                        };
-                    }
-                    AgentConnect::CallerGone => return Step::HungUp,
-                    AgentConnect::AgentUnavailable(r) => {
-                        tracing::info!(agent = %a.agent, result = ?r, "agent did not answer; caller requeued");
-                        match services.queue_call(&queue, id, priority, place, requirement) {
-                            Ok(again) => rx = again,
-                            Err(_) => return Step::Branch(b.on_timeout.clone()),
-                        }
-                    }
-                }
+                a
             }
+            a = remote => a,
             _ = clock.sleep_until(wake) => {
                 leg.stop_playing();
                 if clock.now() >= deadline {
@@ -269,6 +256,7 @@ async fn run(b: &RouteCall, cx: &mut Cx<'_>) -> Step {
                     services.leave_queue(&queue, id);
                     return Step::HungUp;
                 }
+                continue;
             }
             _ = leg.hung_up() => {
                 services.leave_queue(&queue, id);
@@ -280,6 +268,39 @@ async fn run(b: &RouteCall, cx: &mut Cx<'_>) -> Step {
             _ = hold => {
                 // The music ended without being stopped: play on without it.
                 music = None;
+                continue;
+            }
+        };
+        leg.stop_playing();
+        let waited = clock.now() - entered;
+        cx.set("route.waited", waited.num_seconds());
+        match services
+            .connect_agent(leg.clone(), &a, serving_id, &data)
+            .await
+        {
+            AgentConnect::Talked { agent, end } => {
+                cx.set("route.result", "connected");
+                cx.set("route.agent", agent.clone());
+                cx.outcome(format!(
+                    "connected to {agent} after {}s ({:?} hung up)",
+                    waited.num_seconds(),
+                    end
+                ));
+                if leg.is_ended() {
+                    return Step::HungUp;
+                }
+                return match &b.on_connected {
+                    Some(t) => Step::Branch(Some(t.clone())),
+                    None => Step::End(EndCause::Normal),
+                };
+            }
+            AgentConnect::CallerGone => return Step::HungUp,
+            AgentConnect::AgentUnavailable(r) => {
+                tracing::info!(agent = %a.agent, result = ?r, "agent did not answer; caller requeued");
+                match services.queue_call(&queue, id, priority, place, requirement) {
+                    Ok(again) => rx = again,
+                    Err(_) => return Step::Branch(b.on_timeout.clone()),
+                }
             }
         }
     }
