@@ -9,6 +9,7 @@ mod common;
 
 mod check_config;
 mod cli;
+mod cluster_agents;
 mod packaging;
 mod readme_examples;
 mod serve;
