@@ -70,13 +70,9 @@ fn start_logged(dir: &Path) -> (Child, String) {
         let text = std::fs::read_to_string(&log).unwrap_or_default();
         if let Some(url) = text
             .lines()
-            .find(|l| l.contains("http://127.0.0.1:"))
-            .and_then(|l| {
-                l.split_whitespace()
-                    .find(|w| w.starts_with("http://127.0.0.1:"))
-            })
+            .find_map(|l| l.strip_prefix("boomerang: REST API on "))
         {
-            return (child, url.trim_end_matches(['"', ',']).to_string());
+            return (child, url.trim().to_string());
         }
         std::thread::sleep(Duration::from_millis(50));
     }
