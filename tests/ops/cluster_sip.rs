@@ -58,7 +58,7 @@ fn engine_node(edit: impl FnOnce(&mut ConfigSpec)) -> EngineNode {
 /// HTTP URL); (the process, that URL).
 fn start_logged(dir: &Path) -> (Child, String) {
     let log = dir.join("engine.log");
-    let child = std::process::Command::new(env!("CARGO_BIN_EXE_boomerang"))
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_boomerang"))
         .args(["serve", "--config"])
         .arg(dir.join("boomerang.yaml"))
         .env("RUST_LOG", "info")
@@ -76,6 +76,8 @@ fn start_logged(dir: &Path) -> (Child, String) {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+    let _ = child.kill();
+    let _ = child.wait();
     panic!(
         "the engine did not start: {}",
         std::fs::read_to_string(&log).unwrap_or_default()
