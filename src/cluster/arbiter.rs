@@ -346,20 +346,23 @@ async fn reserve(State(a): State<Arc<Arbiter>>, headers: HeaderMap, body: Bytes)
 }
 
 async fn connected(State(a): State<Arc<Arbiter>>, headers: HeaderMap, body: Bytes) -> Response {
-    let run = || {
-        a.authorized(&headers)?;
-        a.connected(&parse(&body)?)
-    };
-    match run() {
-        Ok(()) => Json(json!({"ok": true})).into_response(),
-        Err(e) => e.into_response(),
-    }
+    report(&a, &headers, &body, Arbiter::connected)
 }
 
 async fn release(State(a): State<Arc<Arbiter>>, headers: HeaderMap, body: Bytes) -> Response {
+    report(&a, &headers, &body, Arbiter::release)
+}
+
+/// An asker's report on a reservation (`connected`, `release`), authorized and parsed.
+fn report(
+    a: &Arbiter,
+    headers: &HeaderMap,
+    body: &Bytes,
+    apply: fn(&Arbiter, &ReleaseRequest) -> Result<(), Refused>,
+) -> Response {
     let run = || {
-        a.authorized(&headers)?;
-        a.release(&parse(&body)?)
+        a.authorized(headers)?;
+        apply(a, &parse(body)?)
     };
     match run() {
         Ok(()) => Json(json!({"ok": true})).into_response(),

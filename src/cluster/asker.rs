@@ -63,6 +63,21 @@ impl RemoteGrant {
     }
 }
 
+/// A caller waiting here for an agent.
+#[derive(Clone, Copy)]
+pub struct Waiter<'a> {
+    /// The router it waits in.
+    pub dispatch: &'a Dispatch,
+    /// Its queue.
+    pub queue: &'a str,
+    /// Its interaction id.
+    pub id: Uuid,
+    /// When it started waiting.
+    pub entered: DateTime<Utc>,
+    /// How long the agent's phone will ring.
+    pub ring: TimeDelta,
+}
+
 /// This node's way to the agents of the other nodes.
 pub struct Asker {
     node: String,
@@ -96,20 +111,13 @@ impl Asker {
         self.grants.remove(&interaction).map(|(_, g)| g)
     }
 
-    /// Waits until an agent homed on another node is reserved for the caller `id` waiting in
-    /// `queue` since `entered`, and the caller is out of the local queue; never returns while
-    /// the local router serves it first. `ring` is how long the agent's phone will ring.
-    pub async fn find(
-        &self,
-        dispatch: &Dispatch,
-        queue: &str,
-        id: Uuid,
-        entered: DateTime<Utc>,
-        ring: TimeDelta,
-    ) -> Assignment {
+    /// Waits until an agent homed on another node is reserved for the caller `w` describes,
+    /// and the caller is out of the local queue; never returns while the local router serves
+    /// it first.
+    pub async fn find(&self, w: Waiter<'_>) -> Assignment {
         loop {
             let changed = self.view.changed.notified();
-            if let Some(a) = self.look(dispatch, queue, id, entered, ring).await {
+            if let Some(a) = self.look(&w).await {
                 return a;
             }
             tokio::select! {
@@ -119,14 +127,14 @@ impl Asker {
         }
     }
 
-    async fn look(
-        &self,
-        dispatch: &Dispatch,
-        queue: &str,
-        id: Uuid,
-        entered: DateTime<Utc>,
-        ring: TimeDelta,
-    ) -> Option<Assignment> {
+    async fn look(&self, w: &Waiter<'_>) -> Option<Assignment> {
+        let Waiter {
+            dispatch,
+            queue,
+            id,
+            entered,
+            ring,
+        } = *w;
         let router = dispatch.router();
         // A local ready agent serves the queue first; the local router hands it out.
         if router.agent_counts(queue).ok()?.ready > 0 {

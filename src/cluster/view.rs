@@ -134,13 +134,6 @@ pub async fn publish(store: &PostgresStore, p: &Presence) -> Result<(), StoreErr
     Ok(())
 }
 
-fn state_name(s: StateKind) -> String {
-    serde_json::to_value(s)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
-}
-
 /// Publishes this node's agents whenever their phone or state changes (looked at every
 /// 100 ms on the clock): the registered ones, and those that were registered here last time.
 pub async fn publish_loop(
@@ -163,7 +156,7 @@ pub async fn publish_loop(
                 node: node.clone(),
                 url: url.clone(),
                 registered,
-                state: state_name(state),
+                state: state.name().to_string(),
                 ready_since: if state == StateKind::Ready {
                     a.ready_since_ns()
                 } else {

@@ -217,7 +217,16 @@ async fn run(b: &RouteCall, cx: &mut Cx<'_>) -> Step {
         // In a cluster, an agent homed on another node may serve the caller (its home decides).
         let remote = async {
             match services.dispatch.remote().filter(|_| requirement.is_none()) {
-                Some(r) => r.find(&services.dispatch, &queue, id, entered, ring).await,
+                Some(r) => {
+                    let w = crate::cluster::asker::Waiter {
+                        dispatch: &services.dispatch,
+                        queue: &queue,
+                        id,
+                        entered,
+                        ring,
+                    };
+                    r.find(w).await
+                }
                 None => std::future::pending().await,
             }
         };
@@ -279,20 +288,7 @@ async fn run(b: &RouteCall, cx: &mut Cx<'_>) -> Step {
             .await
         {
             AgentConnect::Talked { agent, end } => {
-                cx.set("route.result", "connected");
-                cx.set("route.agent", agent.clone());
-                cx.outcome(format!(
-                    "connected to {agent} after {}s ({:?} hung up)",
-                    waited.num_seconds(),
-                    end
-                ));
-                if leg.is_ended() {
-                    return Step::HungUp;
-                }
-                return match &b.on_connected {
-                    Some(t) => Step::Branch(Some(t.clone())),
-                    None => Step::End(EndCause::Normal),
-                };
+                return talked(cx, &agent, waited, end, leg.is_ended(), &b.on_connected);
             }
             AgentConnect::CallerGone => return Step::HungUp,
             AgentConnect::AgentUnavailable(r) => {
@@ -303,5 +299,31 @@ async fn run(b: &RouteCall, cx: &mut Cx<'_>) -> Step {
                 }
             }
         }
+    }
+}
+
+/// Records a conversation with `agent` that began after `waited` (`end`: who hung up) and
+/// where the flow goes on: hung up when the caller left, else `on_connected` or the end
+/// (Route Call and Route Agent).
+pub(super) fn talked(
+    cx: &mut Cx<'_>,
+    agent: &str,
+    waited: TimeDelta,
+    end: crate::call::BridgeEnd,
+    caller_gone: bool,
+    on_connected: &Option<String>,
+) -> Step {
+    cx.set("route.result", "connected");
+    cx.set("route.agent", agent.to_string());
+    cx.outcome(format!(
+        "connected to {agent} after {}s ({end:?} hung up)",
+        waited.num_seconds()
+    ));
+    if caller_gone {
+        return Step::HungUp;
+    }
+    match on_connected {
+        Some(t) => Step::Branch(Some(t.clone())),
+        None => Step::End(EndCause::Normal),
     }
 }
