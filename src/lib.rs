@@ -9,6 +9,7 @@ pub mod call;
 pub mod callback;
 pub mod callin;
 pub mod clock;
+pub mod cluster;
 pub mod config;
 pub mod diagnostics;
 pub mod engine;

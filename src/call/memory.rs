@@ -455,7 +455,9 @@ impl Dialer for MemoryDialer {
         if !headers.is_empty() {
             let key = match target {
                 DialTarget::Customer { number, .. } => number.clone(),
-                DialTarget::Agent { agent_id } => agent_id.clone(),
+                DialTarget::Agent { agent_id } | DialTarget::Contact { agent_id, .. } => {
+                    agent_id.clone()
+                }
                 DialTarget::Uri { uri } => uri.clone(),
             };
             self.headers.lock().push((key, headers.to_vec()));
@@ -471,7 +473,9 @@ impl Dialer for MemoryDialer {
     ) -> Result<Arc<dyn CallLeg>, DialResult> {
         let key = match target {
             DialTarget::Customer { number, .. } => number.clone(),
-            DialTarget::Agent { agent_id } => agent_id.clone(),
+            DialTarget::Agent { agent_id } | DialTarget::Contact { agent_id, .. } => {
+                agent_id.clone()
+            }
             DialTarget::Uri { uri } => uri.clone(),
         };
         let answer = self

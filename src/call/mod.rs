@@ -263,6 +263,18 @@ pub enum DialTarget {
         /// `sip:user@host[:port]`.
         uri: String,
     },
+    /// An agent's phone registered with another node of the cluster, at the contact its home
+    /// node gave with the reservation.
+    Contact {
+        /// Agent id from the configuration.
+        agent_id: String,
+        /// The registered contact URI.
+        uri: String,
+        /// Where requests to it are sent.
+        peer: std::net::SocketAddr,
+        /// Over TCP rather than UDP.
+        tcp: bool,
+    },
 }
 
 /// Places outbound calls; the SIP user agent implements it for real, the simulator in memory.

@@ -206,6 +206,12 @@ pub struct ClusterSettings {
     /// before nodes of a fallback region, or of one the rule does not name, claim it
     /// (0–86400). Default 30.
     pub fallback_delay_seconds: u32,
+    /// Shared secret of the internal endpoints (`/internal/*`) through which nodes reserve each
+    /// other's agents; empty (default) refuses them all and keeps each node's agents to itself.
+    pub secret: String,
+    /// Base URL at which the other nodes reach this node's HTTP listener (e.g.
+    /// `http://10.0.0.2:8080`). Default empty: `http://` and the bound API address.
+    pub internal_url: String,
 }
 
 impl Default for ClusterSettings {
@@ -215,6 +221,8 @@ impl Default for ClusterSettings {
             region: String::new(),
             lease_seconds: 15,
             fallback_delay_seconds: 30,
+            secret: String::new(),
+            internal_url: String::new(),
         }
     }
 }

@@ -437,6 +437,9 @@ impl Engine {
         let http_addr = listener
             .local_addr()
             .map_err(|source| EngineError::Bind { addr, source })?;
+        // Agents across nodes: the view, this node's arbiter and its internal endpoints.
+        let cluster =
+            crate::cluster::Node::start(&config, &dispatch, &clock, http_addr, &tasks).await?;
         let metrics_on = config.spec.metrics.enabled;
         // The API is rebuilt from the configuration on a reload (SIGHUP, POST /admin/reload).
         let live =
@@ -456,6 +459,7 @@ impl Engine {
                 .merge(crate::ops::docs::routes())
                 .merge(live.router())
         };
+        let app = app.merge(cluster.arbiter.routes());
         let limits = api::server::ServeLimits::from_settings(&config.spec.api);
         // Tracked but not cut by the token: the server stops itself gracefully on it.
         tasks.tracker.spawn(api::server::serve_until(
@@ -490,6 +494,7 @@ impl Engine {
             if !metrics_on {
                 handle.metrics().disable();
             }
+            cluster.arbiter.set_ua(handle.clone());
             ua = Some(handle);
         }
         metrics.set_sources(crate::ops::metrics::Sources {
@@ -648,7 +653,11 @@ async fn start_sip(
         clock: clock.clone(),
         dispatch: dispatch.clone(),
         ua: std::sync::OnceLock::new(),
-        keeper: sip::keep_registrations(store.clone(), clock.clone()),
+        keeper: sip::keep_registrations(
+            store.clone(),
+            clock.clone(),
+            config.spec.cluster.node_id.clone(),
+        ),
         calls: parts.calls.clone(),
         metrics: parts.metrics.clone(),
     });
@@ -740,7 +749,7 @@ async fn start_sip(
     let _ = front.services.set(services.clone());
     let (udp, tcp) = ua.local_addrs();
     // Phones registered before a restart are back until their registration expires.
-    let kept = sip::kept_registrations(store, clock).await?;
+    let kept = sip::kept_registrations(store, clock, &config.spec.cluster.node_id).await?;
     tracing::info!(
         registrations = kept.len(),
         "phone registrations recovered from the store"

@@ -216,6 +216,9 @@ pub const REGISTRATION_KIND: &str = "sip_registration";
 
 #[derive(serde::Serialize, serde::Deserialize)]
 struct KeptRegistration {
+    /// The node the phone registered with: the agent's home, which alone restores it.
+    #[serde(default)]
+    node: Option<String>,
     aor: String,
     source: SocketAddr,
     tcp: bool,
@@ -232,10 +235,12 @@ struct KeptContact {
 }
 
 /// Writes each registration change to the store in the order the user agent reported them
-/// (a phone gone deletes its document); returns the sender the front reports through.
+/// (a phone gone deletes its document), naming `node` as the phone's home; returns the sender
+/// the front reports through.
 pub fn keep_registrations(
     store: Arc<dyn Store>,
     clock: SharedClock,
+    node: String,
 ) -> tokio::sync::mpsc::UnboundedSender<PhoneRegistration> {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<PhoneRegistration>();
     tokio::spawn(async move {
@@ -248,6 +253,7 @@ pub fn keep_registrations(
             } else {
                 let now = clock.now();
                 let kept = KeptRegistration {
+                    node: Some(node.clone()),
                     aor: r.aor,
                     source: r.source.addr,
                     tcp: r.source.transport == Transport::Tcp,
@@ -279,11 +285,12 @@ pub fn keep_registrations(
     tx
 }
 
-/// The registrations kept in the store that have not expired at the clock's now (expired ones
-/// are deleted).
+/// The registrations kept in the store for `node` (or for no node) that have not expired at
+/// the clock's now (expired ones are deleted); other nodes' phones stay with their homes.
 pub async fn kept_registrations(
     store: &Arc<dyn Store>,
     clock: &SharedClock,
+    node: &str,
 ) -> Result<Vec<PhoneRegistration>, crate::store::StoreError> {
     let now = clock.now();
     let mut out = Vec::new();
@@ -293,6 +300,9 @@ pub async fn kept_registrations(
             store.delete_document(REGISTRATION_KIND, &doc.id).await?;
             continue;
         };
+        if kept.node.as_deref().is_some_and(|n| n != node) {
+            continue;
+        }
         let contacts: Vec<ContactLease> = kept
             .contacts
             .into_iter()

@@ -334,8 +334,21 @@ impl FlowServices {
                 .map(|q| q.ring_timeout_seconds.max(1) as u64)
                 .unwrap_or(20),
         );
-        let target = DialTarget::Agent {
-            agent_id: a.agent.clone(),
+        // An agent homed on another node: dialled at the contact its home gave, and every
+        // change of its state reported to that home (its arbiter) instead of this router.
+        let remote = self
+            .dispatch
+            .remote()
+            .and_then(|r| r.take_grant(a.interaction));
+        let release = |outcome| match &remote {
+            Some(g) => g.release(outcome, TimeDelta::zero()),
+            None => self.dispatch.release(a),
+        };
+        let target = match &remote {
+            Some(g) => g.target.clone(),
+            None => DialTarget::Agent {
+                agent_id: a.agent.clone(),
+            },
         };
         let sip = &self.config.spec.sip;
         let headers = crate::flow::call_data::sip_headers(
@@ -346,13 +359,17 @@ impl FlowServices {
         let dialled = tokio::select! {
             r = self.agents.dial_with_headers(&target, &caller.info().ani, ring, &headers) => r,
             _ = caller.hung_up() => {
-                self.dispatch.release(a);
+                release(crate::cluster::Outcome::Unused);
                 self.dispatch.stats().abandoned(&a.queue);
                 return AgentConnect::CallerGone;
             }
         };
         let agent_leg = match dialled {
             Ok(leg) => leg,
+            Err(result) if remote.is_some() => {
+                release(crate::cluster::Outcome::NoAnswer);
+                return AgentConnect::AgentUnavailable(result);
+            }
             Err(result) => {
                 // Redirection on no answer: the agent stops receiving interactions.
                 if let Err(e) =
@@ -366,7 +383,7 @@ impl FlowServices {
         };
         if caller.is_ended() {
             let _ = agent_leg.hang_up(HangupCause::Normal).await;
-            self.dispatch.release(a);
+            release(crate::cluster::Outcome::Unused);
             self.dispatch.stats().abandoned(&a.queue);
             return AgentConnect::CallerGone;
         }
@@ -384,7 +401,9 @@ impl FlowServices {
         {
             tracing::warn!(callback = %id, error = %e, "callback not marked processing");
         }
-        if let Err(e) = self
+        if let Some(g) = &remote {
+            g.connected();
+        } else if let Err(e) = self
             .dispatch
             .set_agent_state(&a.agent, StateKind::Busy, None)
         {
@@ -408,7 +427,9 @@ impl FlowServices {
         let _ = self.dispatch.router().record_handle_time(&a.queue, handled);
         // The agent goes where they asked to during the call, else wraps up, else is Ready.
         let wrap_up = self.config.queue(&a.queue).map_or(0, |q| q.wrap_up_seconds);
-        if let Err(e) = self
+        if let Some(g) = &remote {
+            g.release(crate::cluster::Outcome::Talked, TimeDelta::seconds(wrap_up));
+        } else if let Err(e) = self
             .dispatch
             .finish_call(&a.agent, TimeDelta::seconds(wrap_up))
         {

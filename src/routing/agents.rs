@@ -43,6 +43,18 @@ impl StateKind {
         }
     }
 
+    /// The state's name as the API and the cluster's view spell it (`ready`, `not_ready`…).
+    pub fn name(self) -> &'static str {
+        match self {
+            StateKind::LoggedOut => "logged_out",
+            StateKind::NotReady => "not_ready",
+            StateKind::Ready => "ready",
+            StateKind::Reserved => "reserved",
+            StateKind::Busy => "busy",
+            StateKind::AfterCallWork => "after_call_work",
+        }
+    }
+
     /// True when the transition `self → to` is allowed.
     pub fn can_become(self, to: StateKind) -> bool {
         use StateKind::*;
@@ -567,6 +579,14 @@ pub(crate) fn registry_of_plain_agents(n: usize) -> AgentRegistry {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn state_names_are_the_serialised_ones() {
+        use super::StateKind::*;
+        for k in [LoggedOut, NotReady, Ready, Reserved, Busy, AfterCallWork] {
+            assert_eq!(serde_json::to_value(k).unwrap(), k.name());
+        }
+    }
+
     use super::*;
     use StateKind::*;
     use chrono::{TimeDelta, TimeZone};

@@ -25,6 +25,7 @@ pub struct Dispatch {
     waiters: DashMap<Uuid, oneshot::Sender<Assignment>>,
     sink: RwLock<Option<AssignmentSink>>,
     stats: super::stats::QueueStats,
+    remote: std::sync::OnceLock<Arc<crate::cluster::Asker>>,
 }
 
 impl Dispatch {
@@ -36,7 +37,18 @@ impl Dispatch {
             waiters: DashMap::new(),
             sink: RwLock::new(None),
             stats: Default::default(),
+            remote: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Lets callers waiting here be given agents homed on other nodes (a cluster's agents).
+    pub fn set_remote(&self, asker: Arc<crate::cluster::Asker>) {
+        let _ = self.remote.set(asker);
+    }
+
+    /// The way to other nodes' agents, when this node is part of a cluster.
+    pub fn remote(&self) -> Option<&Arc<crate::cluster::Asker>> {
+        self.remote.get()
     }
 
     /// The router, for reads (EWT, positions, counts).

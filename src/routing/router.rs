@@ -604,6 +604,12 @@ impl Router {
         Ok(self.agents.count_states(q.eligible.words()))
     }
 
+    /// Whether agent `idx` may take `queue`'s interactions (its skills match the queue's
+    /// expression), whatever its state: for a node choosing among agents homed elsewhere.
+    pub fn is_eligible(&self, queue: &str, idx: AgentIdx) -> Result<bool, RouterError> {
+        Ok(self.queue(queue)?.eligible.contains(idx))
+    }
+
     /// EWT for an interaction at `position` (use the queue length for a new arrival); `None`
     /// when no eligible agent is logged in.
     pub fn ewt(&self, queue: &str, position: usize) -> Result<Option<TimeDelta>, RouterError> {

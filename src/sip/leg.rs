@@ -417,6 +417,18 @@ impl SipDialer {
                 };
                 Ok((uri.clone(), peer, None, false))
             }
+            DialTarget::Contact { uri, peer, tcp, .. } => {
+                let transport = if *tcp { Transport::Tcp } else { Transport::Udp };
+                Ok((
+                    uri.clone(),
+                    Peer {
+                        addr: *peer,
+                        transport,
+                    },
+                    None,
+                    false,
+                ))
+            }
         }
     }
 }
@@ -535,7 +547,9 @@ impl Dialer for SipDialer {
                 }
                 let number = match target {
                     DialTarget::Customer { number, .. } => number.clone(),
-                    DialTarget::Agent { agent_id } => agent_id.clone(),
+                    DialTarget::Agent { agent_id } | DialTarget::Contact { agent_id, .. } => {
+                        agent_id.clone()
+                    }
                     DialTarget::Uri { uri } => uri.clone(),
                 };
                 Ok(SipLeg::new(

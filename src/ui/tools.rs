@@ -145,10 +145,7 @@ struct AgentRow {
 }
 
 fn state_name(k: StateKind) -> String {
-    serde_json::to_value(k)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default()
+    k.name().to_string()
 }
 
 /// Agents with their states (and, for those who may, the buttons to change them).

@@ -9,6 +9,8 @@ mod common;
 
 mod check_config;
 mod cli;
+mod cluster_agents;
+mod cluster_sip;
 mod packaging;
 mod readme_examples;
 mod serve;

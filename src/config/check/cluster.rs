@@ -42,6 +42,21 @@ impl Validator<'_> {
             0,
             86_400,
         );
+        let url = &c.internal_url;
+        if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
+            self.err_at(
+                root,
+                &[K("cluster"), K("internal_url")],
+                "an http:// or https:// URL at which the other nodes reach this node's API",
+            );
+        }
+        if !c.secret.is_empty() && c.secret.len() < 16 {
+            self.err_at(
+                root,
+                &[K("cluster"), K("secret")],
+                "at least 16 characters: it lets other nodes reserve this node's agents",
+            );
+        }
         let valid = !c.node_id.is_empty()
             && c.node_id.len() <= 64
             && c.node_id
@@ -96,5 +111,13 @@ mod tests {
             ]
         );
         assert_eq!(paths("store:\n  kind: mysql\n"), ["store.kind"]);
+        assert_eq!(
+            paths("cluster:\n  secret: short\n  internal_url: ftp://x\n"),
+            ["cluster.secret", "cluster.internal_url"]
+        );
+        assert!(
+            paths("cluster:\n  secret: 0123456789abcdef\n  internal_url: http://10.0.0.2:8080\n")
+                .is_empty()
+        );
     }
 }

@@ -14,7 +14,7 @@ use super::BlockType;
 use crate::call::{PlayItem, PlayOptions};
 use crate::flow::check::{BlockCheck, value_pos};
 use crate::flow::interpreter::{Cx, Step};
-use crate::flow::model::{AppKind, EndCause, ExprText};
+use crate::flow::model::{AppKind, ExprText};
 use crate::flow::services::AgentConnect;
 use crate::yaml;
 
@@ -194,22 +194,14 @@ async fn run(b: &RouteAgent, cx: &mut Cx<'_>) -> Step {
                 .connect_agent(leg.clone(), &a, serving_id, &data)
                 .await
             {
-                AgentConnect::Talked { agent, end } => {
-                    cx.set("route.result", "connected");
-                    cx.set("route.agent", agent.clone());
-                    cx.outcome(format!(
-                        "connected to {agent} after {}s ({end:?} hung up)",
-                        waited.num_seconds()
-                    ));
-                    if leg.is_ended() {
-                        Step::HungUp
-                    } else {
-                        match &b.on_connected {
-                            Some(t) => Step::Branch(Some(t.clone())),
-                            None => Step::End(EndCause::Normal),
-                        }
-                    }
-                }
+                AgentConnect::Talked { agent, end } => super::route_call::talked(
+                    cx,
+                    &agent,
+                    waited,
+                    end,
+                    leg.is_ended(),
+                    &b.on_connected,
+                ),
                 AgentConnect::CallerGone => Step::HungUp,
                 AgentConnect::AgentUnavailable(r) => {
                     cx.set("route.result", "no_answer");

@@ -253,6 +253,12 @@ async fn run(b: &RouteCall, cx: &mut Cx<'_>) -> Step {
     let data = cx.call_data.clone();
     // The hold music playing, kept across wake-ups that do not interrupt it (relaxations).
     let mut hold: Option<Hold> = None;
+    let ring = TimeDelta::seconds(
+        services
+            .config
+            .queue(&queue)
+            .map_or(20, |q| q.ring_timeout_seconds.max(1)),
+    );
     loop {
         let mut wake = if announce {
             deadline.min(next_announce)
@@ -267,45 +273,34 @@ async fn run(b: &RouteCall, cx: &mut Cx<'_>) -> Step {
             wake = wake.min(at);
         }
         let playing = hold.get_or_insert_with(|| hold_music(leg.clone(), music.clone()));
-        tokio::select! {
+        // In a cluster, an agent homed on another node may serve the caller (its home decides).
+        let remote = async {
+            match services.dispatch.remote().filter(|_| requirement.is_none()) {
+                Some(r) => {
+                    let w = crate::cluster::asker::Waiter {
+                        dispatch: &services.dispatch,
+                        queue: &queue,
+                        id,
+                        entered,
+                        ring,
+                    };
+                    r.find(w).await
+                }
+                None => std::future::pending().await,
+            }
+        };
+        let a = tokio::select! {
             a = &mut rx => {
-                leg.stop_playing();
-                hold = None;
                 let Ok(a) = a else {
+                    leg.stop_playing();
                     services.leave_queue(&queue, id);
                     cx.set("route.result", "timeout");
                     cx.outcome("no agent");
                     return Step::Branch(b.on_timeout.clone());
                 };
-                let waited = clock.now() - entered;
-                cx.set("route.waited", waited.num_seconds());
-                match services.connect_agent(leg.clone(), &a, serving_id, &data).await {
-                    AgentConnect::Talked { agent, end } => {
-                        cx.set("route.result", "connected");
-                        cx.set("route.agent", agent.clone());
-                        cx.outcome(format!(
-                            "connected to {agent} after {}s ({:?} hung up)",
-                            waited.num_seconds(),
-                            end
-                        ));
-                        if leg.is_ended() {
-                            return Step::HungUp;
-                        }
-                        return match &b.on_connected {
-                            Some(t) => Step::Branch(Some(t.clone())),
-                            None => Step::End(EndCause::Normal),
-                        };
-                    }
-                    AgentConnect::CallerGone => return Step::HungUp,
-                    AgentConnect::AgentUnavailable(r) => {
-                        tracing::info!(agent = %a.agent, result = ?r, "agent did not answer; caller requeued");
-                        match services.queue_call_with(&queue, id, priority, place, &rules) {
-                            Ok(again) => rx = again,
-                            Err(_) => return Step::Branch(b.on_timeout.clone()),
-                        }
-                    }
-                }
+                a
             }
+            a = remote => a,
             _ = clock.sleep_until(wake) => {
                 let now = clock.now();
                 if now >= deadline {
@@ -339,6 +334,7 @@ async fn run(b: &RouteCall, cx: &mut Cx<'_>) -> Step {
                     services.leave_queue(&queue, id);
                     return Step::HungUp;
                 }
+                continue;
             }
             _ = leg.hung_up() => {
                 services.leave_queue(&queue, id);
@@ -351,7 +347,54 @@ async fn run(b: &RouteCall, cx: &mut Cx<'_>) -> Step {
                 // The music ended without being stopped: play on without it.
                 music = None;
                 hold = None;
+                continue;
+            }
+        };
+        leg.stop_playing();
+        hold = None;
+        let waited = clock.now() - entered;
+        cx.set("route.waited", waited.num_seconds());
+        match services
+            .connect_agent(leg.clone(), &a, serving_id, &data)
+            .await
+        {
+            AgentConnect::Talked { agent, end } => {
+                return talked(cx, &agent, waited, end, leg.is_ended(), &b.on_connected);
+            }
+            AgentConnect::CallerGone => return Step::HungUp,
+            AgentConnect::AgentUnavailable(r) => {
+                tracing::info!(agent = %a.agent, result = ?r, "agent did not answer; caller requeued");
+                match services.queue_call_with(&queue, id, priority, place, &rules) {
+                    Ok(again) => rx = again,
+                    Err(_) => return Step::Branch(b.on_timeout.clone()),
+                }
             }
         }
+    }
+}
+
+/// Records a conversation with `agent` that began after `waited` (`end`: who hung up) and
+/// where the flow goes on: hung up when the caller left, else `on_connected` or the end
+/// (Route Call and Route Agent).
+pub(super) fn talked(
+    cx: &mut Cx<'_>,
+    agent: &str,
+    waited: TimeDelta,
+    end: crate::call::BridgeEnd,
+    caller_gone: bool,
+    on_connected: &Option<String>,
+) -> Step {
+    cx.set("route.result", "connected");
+    cx.set("route.agent", agent.to_string());
+    cx.outcome(format!(
+        "connected to {agent} after {}s ({end:?} hung up)",
+        waited.num_seconds()
+    ));
+    if caller_gone {
+        return Step::HungUp;
+    }
+    match on_connected {
+        Some(t) => Step::Branch(Some(t.clone())),
+        None => Step::End(EndCause::Normal),
     }
 }
