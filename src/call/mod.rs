@@ -186,6 +186,13 @@ pub trait CallLeg: Send + Sync {
     fn is_held(&self) -> bool {
         false
     }
+
+    /// What the other party says from now on, as 20 ms frames of 8 kHz linear samples, until
+    /// the receiver is dropped: recordings and answering-machine detection read it. `None`
+    /// for a leg without audio.
+    fn listen(&self) -> Option<tokio::sync::mpsc::Receiver<Vec<i16>>> {
+        None
+    }
 }
 
 /// A leg's audio as its bridge partner sees it, so two legs relay to each other whatever they

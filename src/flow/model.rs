@@ -204,6 +204,7 @@ pub use super::blocks::callback_vq_watermark::CallbackVqWatermark;
 pub use super::blocks::click_to_call_in_match::{ClickToCallInMatch, Criterion};
 pub use super::blocks::menu::{Menu, MenuOption, MenuOptionSpec};
 pub use super::blocks::play_message::PlayMessage;
+pub use super::blocks::record::Record;
 pub use super::blocks::route_agent::RouteAgent;
 pub use super::blocks::route_call::RouteCall;
 pub use super::blocks::terminate_call::TerminateCall;

@@ -540,3 +540,6 @@ pub fn start_engine_in(dir: &Path) -> (std::process::Child, String) {
     assert!(url.starts_with("http://127.0.0.1:"), "engine said: {line}");
     (child, url)
 }
+
+/// Speech made with espeak-ng and sox at test time, packed as RTP in pcap files for SIPp.
+pub mod pcap;

@@ -12,6 +12,7 @@ mod call_data;
 mod conformance;
 mod fuzz_corpus;
 mod hardening;
+mod media_blocks;
 mod options;
 mod registrar_auth;
 mod torture;

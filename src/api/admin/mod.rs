@@ -13,6 +13,7 @@ pub mod groups;
 pub mod push;
 
 pub mod queues;
+pub mod recordings;
 pub mod reload;
 pub mod rules;
 pub mod users;
@@ -55,6 +56,8 @@ pub fn router() -> OpenApiRouter<ApiState> {
         .routes(routes!(agents::set_state))
         .routes(routes!(reload::reload))
         .routes(routes!(push::outbox))
+        .routes(routes!(recordings::list))
+        .routes(routes!(recordings::download))
         .merge(rules_routes())
 }
 

@@ -39,6 +39,7 @@ pub mod callback_vq_watermark;
 pub mod click_to_call_in_match;
 pub mod menu;
 pub mod play_message;
+pub mod record;
 pub mod route_agent;
 pub mod route_call;
 pub mod terminate_call;
@@ -194,6 +195,8 @@ registry! {
     CallbackVqWatermark(callback_vq_watermark::CallbackVqWatermark) = "callback_vq_watermark",
     /// Click-to-Call-In Match.
     ClickToCallInMatch(click_to_call_in_match::ClickToCallInMatch) = "click_to_call_in_match",
+    /// Records the caller to a WAV file (voicemail, a message instead of a callback).
+    Record(record::Record) = "record",
     /// Route to one agent (id, login or last agent).
     RouteAgent(route_agent::RouteAgent) = "route_agent",
     /// Route to an agent.
