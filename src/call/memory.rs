@@ -267,6 +267,10 @@ impl CallLeg for MemoryLeg {
         }
         let action = {
             let mut s = self.lock();
+            // What the party says when nobody listens is not a key.
+            while matches!(s.script.front(), Some(Action::Speak(_))) {
+                s.script.pop_front();
+            }
             if s.buffered.is_empty() {
                 s.script.pop_front()
             } else {

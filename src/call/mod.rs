@@ -225,6 +225,8 @@ pub enum DialResult {
     Failed,
     /// No response at all, or the transport failed.
     Unreachable,
+    /// Answered by an answering machine (answering-machine detection), not served.
+    AnsweringMachine,
 }
 
 /// Where an outbound call goes.

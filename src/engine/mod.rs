@@ -155,6 +155,7 @@ impl Core {
             agents,
             store: self.store.clone(),
             last_agents: self.last_agents.clone(),
+            flows: Default::default(),
         }
     }
 
@@ -683,7 +684,9 @@ async fn start_sip(
         agents: dialer.clone(),
         store: store.clone(),
         last_agents: Default::default(),
+        flows: Default::default(),
     });
+    let _ = services.flows.set(front.flows.clone());
     let _ = front.services.set(services.clone());
     let (udp, tcp) = ua.local_addrs();
     // Phones registered before a restart are back until their registration expires.

@@ -89,6 +89,8 @@ pub struct Cx<'a> {
     /// headers and kept with a callback booked from this call.
     pub call_data: super::call_data::CallData,
     outcome: Option<String>,
+    /// A post-call survey to run once the call part ends (its flow and variables).
+    survey: Option<(Arc<Flow>, Variables)>,
 }
 
 /// A callback being served by a Callback application.
@@ -112,6 +114,12 @@ impl Cx<'_> {
     /// Sets a variable.
     pub fn set(&mut self, name: &str, v: impl Into<Value>) {
         self.vars.insert(name.to_string(), v.into());
+    }
+
+    /// Asks for `flow` to run on the caller, with `vars`, once the call part ends (a post-call
+    /// survey after the agent hung up).
+    pub fn then_run(&mut self, flow: Arc<Flow>, vars: Variables) {
+        self.survey = Some((flow, vars));
     }
 
     /// Records what the block did (shown in the trace).
@@ -216,63 +224,28 @@ pub async fn run_serving(
         serving,
         call_data,
         outcome: None,
+        survey: None,
     };
     let mut trace = Vec::new();
-    let mut at = 0usize;
-    let mut steps = 0usize;
+    let mut ending = call_part(&mut cx, &mut trace).await;
+    // A post-call survey the call part asked for runs on the same leg, with its own flow.
+    if let Some((survey, vars)) = cx.survey.take()
+        && ending == Ending::Terminated
+        && !leg.is_ended()
+    {
+        let mut scx = Cx {
+            leg: &leg,
+            services,
+            vars,
+            flow: &survey,
+            serving: cx.serving.clone(),
+            call_data: cx.call_data.clone(),
+            outcome: None,
+            survey: None,
+        };
+        ending = call_part(&mut scx, &mut trace).await;
+    }
     let end = flow.finalize_start;
-    let ending = loop {
-        if at >= end {
-            break Ending::FlowEnd;
-        }
-        steps += 1;
-        if steps > MAX_STEPS {
-            break Ending::StepLimit;
-        }
-        let fb = &flow.blocks[at];
-        cx.set(
-            "now",
-            services
-                .clock
-                .now()
-                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-        );
-        let step = if leg.is_ended() {
-            Step::HungUp
-        } else {
-            fb.block.run(&mut cx).await
-        };
-        trace.push(TraceEvent {
-            block: fb.label.clone(),
-            kind: fb.block.type_name(),
-            outcome: cx.outcome.take().unwrap_or_else(|| match &step {
-                Step::HungUp => "caller hung up".into(),
-                Step::End(c) => format!("end ({c:?})").to_lowercase(),
-                _ => "done".into(),
-            }),
-        });
-        let target = match step {
-            Step::Next => fb.block.next().map(str::to_string),
-            Step::Branch(Some(t)) => Some(t),
-            Step::Branch(None) => fb.block.next().map(str::to_string),
-            Step::End(cause) => {
-                let cause = match cause {
-                    EndCause::Normal => HangupCause::Normal,
-                    EndCause::Busy => HangupCause::Busy,
-                    EndCause::Unavailable => HangupCause::Unavailable,
-                };
-                if !leg.is_ended() {
-                    let _ = leg.hang_up(cause).await;
-                }
-                break Ending::Terminated;
-            }
-            Step::HungUp => break Ending::CallerHungUp,
-        };
-        at = match target {
-            Some(t) => flow.index_of(&t).unwrap_or(end),
-            None => at + 1,
-        };
-    };
     if ending != Ending::CallerHungUp && !leg.is_ended() {
         let _ = leg.hang_up(HangupCause::Normal).await;
     }
@@ -304,5 +277,69 @@ pub async fn run_serving(
         trace,
         variables: cx.vars,
         ending,
+    }
+}
+
+/// Runs the call part of `cx.flow` (every phase before Finalize) until the call ends; the
+/// trace grows with each block visited.
+async fn call_part(cx: &mut Cx<'_>, trace: &mut Vec<TraceEvent>) -> Ending {
+    let flow = cx.flow;
+    let leg = cx.leg;
+    let services = cx.services;
+    let mut at = 0usize;
+    let mut steps = 0usize;
+    let end = flow.finalize_start;
+    loop {
+        if at >= end {
+            return Ending::FlowEnd;
+        }
+        steps += 1;
+        if steps > MAX_STEPS {
+            return Ending::StepLimit;
+        }
+        let fb = &flow.blocks[at];
+        cx.set(
+            "now",
+            services
+                .clock
+                .now()
+                .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        );
+        let step = if leg.is_ended() {
+            Step::HungUp
+        } else {
+            fb.block.run(cx).await
+        };
+        trace.push(TraceEvent {
+            block: fb.label.clone(),
+            kind: fb.block.type_name(),
+            outcome: cx.outcome.take().unwrap_or_else(|| match &step {
+                Step::HungUp => "caller hung up".into(),
+                Step::End(c) => format!("end ({c:?})").to_lowercase(),
+                _ => "done".into(),
+            }),
+        });
+        let target = match step {
+            Step::Next => fb.block.next().map(str::to_string),
+            Step::Branch(Some(t)) => Some(t),
+            Step::Branch(None) => fb.block.next().map(str::to_string),
+            Step::End(cause) => {
+                let cause = match cause {
+                    EndCause::Normal => HangupCause::Normal,
+                    EndCause::Busy => HangupCause::Busy,
+                    EndCause::Unavailable => HangupCause::Unavailable,
+                };
+                // A survey to run next keeps the caller on the line.
+                if !leg.is_ended() && cx.survey.is_none() {
+                    let _ = leg.hang_up(cause).await;
+                }
+                return Ending::Terminated;
+            }
+            Step::HungUp => return Ending::CallerHungUp,
+        };
+        at = match target {
+            Some(t) => flow.index_of(&t).unwrap_or(end),
+            None => at + 1,
+        };
     }
 }

@@ -12,6 +12,7 @@ pub mod load;
 pub mod model;
 pub(crate) mod services;
 pub(crate) mod set;
+pub mod survey;
 
 pub use interpreter::{Ending, RunReport, Serving, TraceEvent, run, run_serving};
 pub use load::{Flow, FlowErrors, LoadContext, load_dir, load_file, load_str};

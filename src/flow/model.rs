@@ -207,6 +207,7 @@ pub use super::blocks::play_message::PlayMessage;
 pub use super::blocks::record::Record;
 pub use super::blocks::route_agent::RouteAgent;
 pub use super::blocks::route_call::RouteCall;
+pub use super::blocks::survey::{Question, Survey};
 pub use super::blocks::terminate_call::TerminateCall;
 pub use super::blocks::user_input::UserInput;
 pub use super::blocks::{BLOCK_TYPES, Block};

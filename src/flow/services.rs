@@ -103,6 +103,8 @@ pub struct FlowServices {
     pub store: Arc<dyn crate::store::Store>,
     /// The last agent each caller talked to (Route Agent).
     pub last_agents: Arc<crate::flow::last_agent::LastAgents>,
+    /// The flows in force, once the engine has them: post-call surveys run a route point's.
+    pub flows: std::sync::OnceLock<Arc<crate::flow::LiveFlows>>,
 }
 
 impl FlowServices {

@@ -11,6 +11,7 @@ mod blocks;
 mod designer;
 mod errors;
 mod harness;
+mod media_blocks;
 mod routing_stress;
 mod schema;
 mod shipped;

@@ -176,3 +176,109 @@ async fn a_voicemail_is_recorded_to_a_wav_listed_and_served_by_role() {
         .unwrap();
     assert_eq!(missing.status(), 404);
 }
+
+const SALES_WITH_SURVEY: &str = "application: sales with survey
+type: default
+self_service:
+  - type: play_message
+    prompts: [welcome]
+assisted_service:
+  - type: route_call
+    queue: Sales_VQ
+    timeout_seconds: 60
+";
+
+const SURVEY: &str = "application: post-call survey
+type: default
+self_service:
+  - type: survey
+    name: csat
+    intro: [survey-intro]
+    questions:
+      - {id: agent, prompts: [survey-question-1]}
+      - {id: recommend, prompts: [survey-question-2]}
+    thanks: [survey-thanks]
+    timeout_seconds: 10
+";
+
+/// RFC 4733 replays of `key` after `pause_ms`, for call-in-caller.xml's @KEYS@.
+fn key_after(pause_ms: u32, key: char) -> String {
+    format!(
+        "  <pause milliseconds=\"{pause_ms}\"/>\n  <nop><action><exec play_pcap_audio=\"/usr/share/sip-tester/dtmf_2833_{key}.pcap\"/></action></nop>\n  <pause milliseconds=\"400\"/>\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_hangs_up_and_the_caller_answers_the_survey_exported_as_csv() {
+    let tmp = tempfile::tempdir().unwrap();
+    let flows = flows_with(&[
+        ("sales-survey.yaml", SALES_WITH_SURVEY),
+        ("survey.yaml", SURVEY),
+    ]);
+    let agent_port = common::free_port();
+    let mut phone = common::sipp_server("agent-answers.xml", agent_port, 1);
+    let (_dir, engine) = common::start_demo(|spec| {
+        spec.listeners.sip_tcp.clear();
+        route(spec, "8011", "sales-survey.yaml", flows.path());
+        route(spec, "8020", "survey.yaml", flows.path());
+        common::demo_queue(spec, "Sales_VQ").survey_route_point = Some("8020".into());
+        spec.admin.users = vec![user("sup", Role::Supervisor), user("mon", Role::Monitor)];
+    })
+    .await;
+    common::register_alice(engine.sip.udp[0], &format!("127.0.0.1:{agent_port}")).await;
+    // Welcome, the agent's 3 s, then the survey's intro: the keys come during the intro and
+    // the questions (they are kept until each question takes one).
+    let keys = key_after(9000, '4') + &key_after(2500, '5');
+    let scenario = std::fs::read_to_string(common::repo().join("tests/sipp/call-in-caller.xml"))
+        .unwrap()
+        .replace("@DNIS@", "8011")
+        .replace("@ANI@", "+33612345678")
+        .replace("@KEYS@", &keys);
+    let path = tmp.path().join("survey-caller.xml");
+    std::fs::write(&path, scenario).unwrap();
+    let call_id = format!("survey-{}", uuid::Uuid::new_v4());
+    let out = common::sipp_client(&path, engine.sip.udp[0], &["-cid_str", &call_id]).await;
+    assert!(out.status.success(), "{}", common::sipp_report(&out));
+    common::sipp_succeeded(&mut phone, "the agent's SIPp").await;
+
+    let url = format!("http://{}", engine.http_addr);
+    let client = reqwest::Client::new();
+    let sup = login(&url, "sup").await;
+    let mut csv = String::new();
+    for _ in 0..50 {
+        csv = client
+            .get(format!("{url}/admin/surveys.csv?survey=csat"))
+            .bearer_auth(&sup)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if csv.lines().count() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(
+        lines[0],
+        "responseId,at,survey,callId,ani,queue,agent,callbackId,question,answer"
+    );
+    assert_eq!(lines.len(), 3, "{csv}");
+    assert!(
+        lines[1].contains(&format!(
+            ",csat,{call_id},+33612345678,Sales_VQ,alice,,agent,4"
+        )),
+        "{csv}"
+    );
+    assert!(lines[2].ends_with(",recommend,5"), "{csv}");
+    let mon = login(&url, "mon").await;
+    let denied = client
+        .get(format!("{url}/admin/surveys.csv"))
+        .bearer_auth(&mon)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(denied.status(), 403);
+}

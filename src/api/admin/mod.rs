@@ -16,6 +16,7 @@ pub mod queues;
 pub mod recordings;
 pub mod reload;
 pub mod rules;
+pub mod surveys;
 pub mod users;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -58,6 +59,7 @@ pub fn router() -> OpenApiRouter<ApiState> {
         .routes(routes!(push::outbox))
         .routes(routes!(recordings::list))
         .routes(routes!(recordings::download))
+        .routes(routes!(surveys::export))
         .merge(rules_routes())
 }
 

@@ -42,6 +42,7 @@ pub mod play_message;
 pub mod record;
 pub mod route_agent;
 pub mod route_call;
+pub mod survey;
 pub mod terminate_call;
 pub mod user_input;
 
@@ -201,6 +202,8 @@ registry! {
     RouteAgent(route_agent::RouteAgent) = "route_agent",
     /// Route to an agent.
     RouteCall(route_call::RouteCall) = "route_call",
+    /// A post-call DTMF survey (answers 1 to 5).
+    Survey(survey::Survey) = "survey",
     /// End the call.
     TerminateCall(terminate_call::TerminateCall) = "terminate_call",
 }

@@ -155,6 +155,7 @@ async fn run(b: &Record, cx: &mut Cx<'_>) -> Step {
                 .await;
         };
         tokio::select! {
+            biased;
             f = rx.recv() => match f {
                 Some(f) => {
                     heard_at = s.clock.now();

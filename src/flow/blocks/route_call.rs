@@ -231,6 +231,12 @@ async fn run(b: &RouteCall, cx: &mut Cx<'_>) -> Step {
                         if leg.is_ended() {
                             return Step::HungUp;
                         }
+                        if end == crate::call::BridgeEnd::OtherSide
+                            && let Some(step) =
+                                crate::flow::survey::after_agent(cx, &queue, &agent).await
+                        {
+                            return step;
+                        }
                         return match &b.on_connected {
                             Some(t) => Step::Branch(Some(t.clone())),
                             None => Step::End(EndCause::Normal),
