@@ -77,12 +77,7 @@ pub fn path_of(data_dir: &Path, id: Uuid) -> PathBuf {
 
 /// Every recording's description, newest first.
 pub async fn list(store: &dyn Store) -> Result<Vec<Recording>, StoreError> {
-    let mut out: Vec<Recording> = store
-        .documents(DOC_KIND)
-        .await?
-        .into_iter()
-        .filter_map(|d| serde_json::from_value(d.body).ok())
-        .collect();
+    let mut out: Vec<Recording> = crate::store::documents_as(store, DOC_KIND).await?;
     out.sort_by(|a, b| b.created.cmp(&a.created).then(b.id.cmp(&a.id)));
     Ok(out)
 }

@@ -55,12 +55,7 @@ pub async fn save(store: &dyn Store, r: &SurveyResponse) -> Result<(), StoreErro
 
 /// Every stored response, oldest first.
 pub async fn list(store: &dyn Store) -> Result<Vec<SurveyResponse>, StoreError> {
-    let mut v: Vec<SurveyResponse> = store
-        .documents(DOC_KIND)
-        .await?
-        .into_iter()
-        .filter_map(|d| serde_json::from_value(d.body).ok())
-        .collect();
+    let mut v: Vec<SurveyResponse> = crate::store::documents_as(store, DOC_KIND).await?;
     v.sort_by(|a, b| a.at.cmp(&b.at).then(a.id.cmp(&b.id)));
     Ok(v)
 }

@@ -89,3 +89,24 @@ pub(super) fn created(data: impl serde::Serialize) -> axum::response::Response {
     use axum::response::IntoResponse;
     (axum::http::StatusCode::CREATED, crate::api::ok(data)).into_response()
 }
+
+/// A file to download: its bytes with their content type and a `filename` for the browser.
+pub(super) fn attachment(
+    content_type: &str,
+    filename: &str,
+    bytes: Vec<u8>,
+) -> axum::response::Response {
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    (
+        [
+            (header::CONTENT_TYPE, content_type.to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{filename}\""),
+            ),
+        ],
+        bytes,
+    )
+        .into_response()
+}

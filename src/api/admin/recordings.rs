@@ -4,8 +4,7 @@
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -71,15 +70,5 @@ pub async fn download(
     let bytes = tokio::fs::read(&path)
         .await
         .map_err(|_| ApiError::not_found(format!("the file of recording {id} is missing")))?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "audio/wav".to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"{id}.wav\""),
-            ),
-        ],
-        bytes,
-    )
-        .into_response())
+    Ok(super::attachment("audio/wav", &format!("{id}.wav"), bytes))
 }

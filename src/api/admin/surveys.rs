@@ -4,8 +4,7 @@
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -48,15 +47,9 @@ pub async fn export(
         .collect();
     let bytes =
         survey::csv(&chosen).map_err(|e| ApiError::internal(format!("writing CSV: {e}")))?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                "attachment; filename=\"surveys.csv\"".to_string(),
-            ),
-        ],
+    Ok(super::attachment(
+        "text/csv; charset=utf-8",
+        "surveys.csv",
         bytes,
-    )
-        .into_response())
+    ))
 }

@@ -96,6 +96,9 @@ impl BlockType for Survey {
 }
 
 async fn run(b: &Survey, cx: &mut Cx<'_>) -> Step {
+    // Where the caller was served, read before answers (`survey.<id>`) are set.
+    let var = |k: &str| cx.vars.get(k).map(|v| v.to_string()).unwrap_or_default();
+    let (queue, agent) = (var("survey.queue"), var("survey.agent"));
     if cx.play(&b.intro, false).await.is_none() {
         return Step::HungUp;
     }
@@ -134,7 +137,6 @@ async fn run(b: &Survey, cx: &mut Cx<'_>) -> Step {
             break;
         }
     }
-    let var = |k: &str| cx.vars.get(k).map(|v| v.to_string()).unwrap_or_default();
     let info = cx.leg.info().clone();
     let response = SurveyResponse {
         id: uuid::Uuid::new_v4(),
@@ -142,8 +144,8 @@ async fn run(b: &Survey, cx: &mut Cx<'_>) -> Step {
         survey: b.name.clone().unwrap_or_else(|| cx.flow.name.clone()),
         call_id: info.call_id,
         ani: info.ani,
-        queue: var("survey.queue"),
-        agent: var("survey.agent"),
+        queue,
+        agent,
         callback_id: cx.serving.as_ref().map(|s| s.callback),
         answers,
     };
