@@ -67,9 +67,7 @@ pub fn rtp_pcap(dir: &Path, samples: &[i16], alaw: bool) -> PathBuf {
     let pt: u8 = if alaw { 8 } else { 0 };
     let mut out = Vec::new();
     // Global header: magic, version 2.4, zone, sigfigs, snaplen, Ethernet.
-    for v in [0xa1b2_c3d4u32] {
-        out.extend_from_slice(&v.to_le_bytes());
-    }
+    out.extend_from_slice(&0xa1b2_c3d4u32.to_le_bytes());
     out.extend_from_slice(&2u16.to_le_bytes());
     out.extend_from_slice(&4u16.to_le_bytes());
     out.extend_from_slice(&0i32.to_le_bytes());
