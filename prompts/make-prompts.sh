@@ -49,6 +49,15 @@ for d in 0 1 2 3 4 5 6 7 8 9; do
 done
 say star "star"
 say hash "hash"
+say leave-message "Please leave your message after the tone. Hang up when you are done."
+say survey-intro "Please answer a short survey about your call. Press a key from 1 to 5."
+say survey-question-1 "How satisfied were you with the agent? 1 is poor, 5 is excellent."
+say survey-question-2 "How likely are you to recommend us? 1 is unlikely, 5 is very likely."
+say survey-thanks "Thank you for your answers."
+say machine-message "Hello, this is a call back you asked for. We will call you again later. Goodbye."
+
+# The Record block's beep: 400 ms at 1 kHz.
+sox -D -r 8000 -c 1 -b 16 -e signed-integer -n "$out/beep.wav" synth 0.4 sine 1000 vol 0.5
 
 # Hold music: four soft triad chords (C, Am, F, G), 2.5 s each with slow fades, 10 s in all.
 i=0

@@ -18,6 +18,7 @@ pub mod media;
 pub mod net;
 pub mod ops;
 pub mod push;
+pub mod recordings;
 pub mod routing;
 pub mod rules;
 pub mod sip;

@@ -269,7 +269,19 @@ impl Dialer for CustomerDialer {
                 dnis: caller_id.to_string(),
                 direction: Direction::Outbound,
             };
-            let script = [Action::Press(sh.confirm_digit.clone())];
+            // A machine greets at length and presses nothing; with machines in the scenario,
+            // a person says a short hello before pressing the confirm key.
+            let machine = p.machine > 0.0 && rng.random::<f64>() < p.machine;
+            let script = if machine {
+                vec![Action::Speak(std::time::Duration::from_secs(6))]
+            } else if p.machine > 0.0 {
+                vec![
+                    Action::Speak(std::time::Duration::from_millis(700)),
+                    Action::Press(sh.confirm_digit.clone()),
+                ]
+            } else {
+                vec![Action::Press(sh.confirm_digit.clone())]
+            };
             let leg: Arc<dyn CallLeg> = MemoryLeg::timed(info, script, sh.timing.clone());
             Ok(leg)
         } else if u < p.answer + p.busy {

@@ -281,6 +281,11 @@ pub struct CallbackAnswer {
     /// Rings out.
     #[serde(default)]
     pub no_answer: f64,
+    /// Of the answers, the share taken by an answering machine (0..1): it plays a long
+    /// greeting and presses nothing; a person says a short hello first. The queue's `amd`
+    /// settings decide what the engine does with each.
+    #[serde(default)]
+    pub machine: f64,
 }
 
 impl Default for CallbackAnswer {
@@ -289,6 +294,7 @@ impl Default for CallbackAnswer {
             answer: 1.0,
             busy: 0.0,
             no_answer: 0.0,
+            machine: 0.0,
         }
     }
 }
@@ -538,6 +544,13 @@ fn check(root: &Node, s: &ScenarioSpec) -> Vec<Diagnostic> {
             pos_of(root, &["caller", "callback_answer"], None),
             "caller.callback_answer".into(),
             format!("probabilities must be in 0..1 and sum to 1 (they sum to {sum})"),
+        );
+    }
+    if !(0.0..=1.0).contains(&a.machine) {
+        bad(
+            pos_of(root, &["caller", "callback_answer", "machine"], None),
+            "caller.callback_answer.machine".into(),
+            format!("a share in 0..1, not {}", a.machine),
         );
     }
     if let Err(e) = c.patience.check() {

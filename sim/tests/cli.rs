@@ -26,6 +26,7 @@ fn check_accepts_the_shipped_scenarios() {
         "wire.yaml",
         "wire-load.yaml",
         "sip-small.yaml",
+        "amd.yaml",
     ] {
         let out = bin().arg("check").arg(scenario(name)).output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
@@ -99,5 +100,56 @@ fn a_broken_scenario_is_reported_at_its_line() {
     assert!(
         err.contains("bad.yaml:4:9") && err.contains("at least one agent profile"),
         "{err}"
+    );
+}
+
+/// The shipped `amd.yaml` (a third of answers are machines, detected and retried) against the
+/// same scenario leaving a message instead: retrying costs attempts and ends customers only
+/// machines answer at the redial limit; a message ends them MESSAGE_LEFT at the first machine.
+#[test]
+fn amd_scenario_shows_the_machine_action_in_attempts_and_completions() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |path: &std::path::Path| -> serde_json::Value {
+        let json = dir.path().join("r.json");
+        let out = bin()
+            .args(["run", "--quiet", "--json"])
+            .arg(&json)
+            .arg(path)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap()
+    };
+    let retry = run(&scenario("amd.yaml"));
+    let text = std::fs::read_to_string(scenario("amd.yaml"))
+        .unwrap()
+        .replace(
+            "amd: {on_machine: retry}",
+            "amd: {on_machine: message, message_prompt: machine-message}",
+        )
+        .replace(
+            "engine: ../../boomerang.yaml",
+            &format!("engine: {}/../boomerang.yaml", env!("CARGO_MANIFEST_DIR")),
+        );
+    let message_path = dir.path().join("amd-message.yaml");
+    std::fs::write(&message_path, text).unwrap();
+    let message = run(&message_path);
+    let r = &retry["overall"];
+    let m = &message["overall"];
+    let done = |v: &serde_json::Value, k: &str| v["callbacks_completed"][k].as_u64().unwrap_or(0);
+    assert_eq!(done(r, "MESSAGE_LEFT"), 0, "{r}");
+    assert!(done(m, "MESSAGE_LEFT") > 10, "{m}");
+    assert!(
+        done(r, "AGENT") > done(m, "AGENT"),
+        "retry: {r}\nmessage: {m}"
+    );
+    let attempts = |v: &serde_json::Value| v["dial_attempts_per_callback"].as_f64().unwrap();
+    assert!(attempts(r) > attempts(m) + 0.1, "retry: {r}\nmessage: {m}");
+    println!(
+        "retry: attempts/callback {:.2}, {}\nmessage: attempts/callback {:.2}, {}",
+        attempts(r),
+        r["callbacks_completed"],
+        attempts(m),
+        m["callbacks_completed"]
     );
 }

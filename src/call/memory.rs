@@ -30,6 +30,10 @@ pub enum Action {
     HangUp,
     /// Once bridged, talks this long and hangs up.
     Talk(Duration),
+    /// When the leg is next listened to (a recording, answering-machine detection): speaks
+    /// (a steady voiced tone) this long, then is silent; a `HangUp` right after it hangs up
+    /// once the speech is over.
+    Speak(Duration),
 }
 
 /// How long things take on a leg with a clock.
@@ -57,8 +61,8 @@ struct State {
 /// An in-memory call leg.
 pub struct MemoryLeg {
     info: LegInfo,
-    state: Mutex<State>,
-    ended: watch::Sender<bool>,
+    state: Arc<Mutex<State>>,
+    ended: Arc<watch::Sender<bool>>,
     stop: Notify,
     timing: Option<Timing>,
 }
@@ -85,11 +89,11 @@ impl MemoryLeg {
     ) -> Arc<Self> {
         Arc::new(MemoryLeg {
             info,
-            state: Mutex::new(State {
+            state: Arc::new(Mutex::new(State {
                 script: script.into_iter().collect(),
                 ..State::default()
-            }),
-            ended: watch::channel(false).0,
+            })),
+            ended: Arc::new(watch::channel(false).0),
             stop: Notify::new(),
             timing,
         })
@@ -263,6 +267,10 @@ impl CallLeg for MemoryLeg {
         }
         let action = {
             let mut s = self.lock();
+            // What the party says when nobody listens is not a key.
+            while matches!(s.script.front(), Some(Action::Speak(_))) {
+                s.script.pop_front();
+            }
             if s.buffered.is_empty() {
                 s.script.pop_front()
             } else {
@@ -285,7 +293,7 @@ impl CallLeg for MemoryLeg {
                 }
                 self.lock().buffered.extend(keys.chars());
             }
-            Some(Action::Silence) | Some(Action::Talk(_)) | None => {}
+            Some(Action::Silence) | Some(Action::Talk(_)) | Some(Action::Speak(_)) | None => {}
         }
         let empty = {
             let mut s = self.lock();
@@ -380,6 +388,64 @@ impl CallLeg for MemoryLeg {
     fn is_ended(&self) -> bool {
         *self.ended.borrow()
     }
+
+    fn listen(&self) -> Option<tokio::sync::mpsc::Receiver<Vec<i16>>> {
+        let (speech, hang_up) = {
+            let mut s = self.lock();
+            let speech = match s.script.front() {
+                Some(Action::Speak(d)) => {
+                    let d = *d;
+                    s.script.pop_front();
+                    d
+                }
+                _ => Duration::ZERO,
+            };
+            let hang_up = !speech.is_zero() && s.script.front() == Some(&Action::HangUp);
+            if hang_up {
+                s.script.pop_front();
+            }
+            s.transcript
+                .push(format!("listened to: speaks {} ms", speech.as_millis()));
+            (speech, hang_up)
+        };
+        let (tx, rx) = tokio::sync::mpsc::channel(50);
+        let (state, ended) = (self.state.clone(), self.ended.clone());
+        tokio::spawn(async move {
+            let voiced = (speech.as_millis() / 20) as usize;
+            // Speech, then silence for as long as someone listens (at most an hour).
+            for i in 0..voiced + 180_000 {
+                if i == voiced && hang_up {
+                    if !*ended.borrow() {
+                        state.lock().transcript.push("caller hangs up".into());
+                        ended.send_replace(true);
+                    }
+                    return;
+                }
+                if *ended.borrow() {
+                    return;
+                }
+                let frame = if i < voiced {
+                    voiced_frame(i)
+                } else {
+                    vec![0; 160]
+                };
+                if tx.send(frame).await.is_err() {
+                    return;
+                }
+            }
+        });
+        Some(rx)
+    }
+}
+
+/// Frame `i` of a steady 250 Hz voiced sound at about -12 dBFS (what a scripted party says).
+fn voiced_frame(i: usize) -> Vec<i16> {
+    (0..160)
+        .map(|n| {
+            let t = (i * 160 + n) as f64 / 8000.0;
+            (8000.0 * (2.0 * std::f64::consts::PI * 250.0 * t).sin()) as i16
+        })
+        .collect()
 }
 
 /// How a dialled party responds.

@@ -198,6 +198,13 @@ pub trait CallLeg: Send + Sync {
         let _ = (target, wait);
         Ok(ReferOutcome::Refused(501))
     }
+
+    /// What the other party says from now on, as 20 ms frames of 8 kHz linear samples, until
+    /// the receiver is dropped: recordings and answering-machine detection read it. `None`
+    /// for a leg without audio.
+    fn listen(&self) -> Option<tokio::sync::mpsc::Receiver<Vec<i16>>> {
+        None
+    }
 }
 
 /// How a transfer by REFER went.
@@ -241,6 +248,8 @@ pub enum DialResult {
     Failed,
     /// No response at all, or the transport failed.
     Unreachable,
+    /// Answered by an answering machine (answering-machine detection), not served.
+    AnsweringMachine,
 }
 
 /// Where an outbound call goes.

@@ -30,6 +30,8 @@ pub enum AttemptOutcome {
     /// The retry would come after the purge time or the end of the business day:
     /// COMPLETED(PURGED) instead.
     Purged,
+    /// An answering machine answered and the queue's message was left: COMPLETED(MESSAGE_LEFT).
+    MessageLeft,
 }
 
 impl CallbackService {
@@ -276,6 +278,12 @@ impl CallbackService {
         let ring = Duration::from_secs(q.ring_timeout_seconds.max(1) as u64);
         match dialer.dial(&target, &caller_id, ring).await {
             Ok(leg) => {
+                if let Some(amd) = &q.amd
+                    && let Some(outcome) =
+                        self.screen_answer(id, &leg, amd, agents_logged_in).await?
+                {
+                    return Ok((outcome, None));
+                }
                 let outcome = self
                     .finish_attempt(id, DialResult::Connected, agents_logged_in)
                     .await?;

@@ -1,6 +1,7 @@
 //! Callback records and their lifecycle: creation, states, cancel/reschedule/recreate, and (as
 //! they land) availability, the scheduler and the outbound dialer.
 
+pub(crate) mod amd;
 pub(crate) mod availability;
 pub mod bulk;
 pub mod calling_hours;

@@ -58,6 +58,8 @@ pub enum CompletionReason {
     /// The customer answered but never confirmed (the Callback application's confirm digit,
     /// after its attempts), so the engine hung up: they did not leave on their own.
     NotConfirmed,
+    /// An answering machine answered and the queue's message was left on it.
+    MessageLeft,
 }
 
 /// Where a callback is in its life.
@@ -374,6 +376,7 @@ impl CallbackRecord {
                     | R::RedialLimitReached
                     | R::AbandonedInQueue
                     | R::NotConfirmed
+                    | R::MessageLeft
                     | R::Purged
                     | R::Expired
             ),

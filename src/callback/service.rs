@@ -434,6 +434,11 @@ impl CallbackService {
         Ok(rec)
     }
 
+    /// The clock (answering-machine detection waits on it).
+    pub(crate) fn clock(&self) -> &SharedClock {
+        &self.clock
+    }
+
     /// The clock's now.
     pub(crate) fn clock_now(&self) -> DateTime<Utc> {
         self.clock.now()

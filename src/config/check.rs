@@ -142,6 +142,10 @@ impl Validator<'_> {
             ("media", within!(m.rtp_port_min as i64, 1024, 65534)),
             (
                 "media",
+                within!(m.recordings_max_total_mb as i64, 1, 1_000_000),
+            ),
+            (
+                "media",
                 (
                     "rtp_realtime_priority",
                     i64::from(m.rtp_realtime_priority),
@@ -377,6 +381,25 @@ impl Validator<'_> {
                 within!(q.service_level_seconds, 1, 3600),
             ] {
                 self.range(root, &at(field), value, lo, hi);
+            }
+            if let Some(amd) = &q.amd {
+                let at = |f: &'static str| [K("queues"), I(i), K("amd"), K(f)];
+                for (field, value, lo, hi) in [
+                    within!(amd.max_human_greeting_ms as i64, 300, 5000),
+                    within!(amd.machine_greeting_ms as i64, 1000, 10_000),
+                    within!(amd.max_analysis_ms as i64, 2000, 15_000),
+                ] {
+                    self.range(root, &at(field), value, lo, hi);
+                }
+                if amd.on_machine == crate::config::MachineAction::Message
+                    && amd.message_prompt.is_none()
+                {
+                    self.err_at(
+                        root,
+                        &at("on_machine"),
+                        "`on_machine: message` needs a `message_prompt`",
+                    );
+                }
             }
             for (field, name) in [
                 ("business_hours", &q.business_hours),

@@ -174,6 +174,7 @@ impl Core {
             http: Arc::new(crate::flow::http::HttpGate::new(
                 &self.config.spec.flows.http,
             )),
+            flows: Default::default(),
         }
     }
 
@@ -745,7 +746,9 @@ async fn start_sip(
         store: store.clone(),
         last_agents: Default::default(),
         http: Arc::new(crate::flow::http::HttpGate::new(&config.spec.flows.http)),
+        flows: Default::default(),
     });
+    let _ = services.flows.set(front.flows.clone());
     let _ = front.services.set(services.clone());
     let (udp, tcp) = ua.local_addrs();
     // Phones registered before a restart are back until their registration expires.

@@ -97,6 +97,8 @@ pub struct Cx<'a> {
     depth: usize,
     /// The label of the block running (for the trace of a module it calls).
     label: String,
+    /// A post-call survey to run once the call part ends (its flow and variables).
+    survey: Option<(Arc<Flow>, Variables)>,
 }
 
 /// How deep `call_module` may nest at run time (cycles are refused at load).
@@ -136,6 +138,12 @@ impl Cx<'_> {
     /// Sets a variable.
     pub fn set(&mut self, name: &str, v: impl Into<Value>) {
         self.vars.insert(name.to_string(), v.into());
+    }
+
+    /// Asks for `flow` to run on the caller, with `vars`, once the call part ends (a post-call
+    /// survey after the agent hung up).
+    pub fn then_run(&mut self, flow: Arc<Flow>, vars: Variables) {
+        self.survey = Some((flow, vars));
     }
 
     /// Records what the block did (shown in the trace).
@@ -244,23 +252,33 @@ pub async fn run_serving(
         steps: 0,
         depth: 0,
         label: String::new(),
+        survey: None,
     };
-    let ending = match run_call_blocks(&mut cx).await {
-        PartEnd::FlowEnd => Ending::FlowEnd,
-        PartEnd::End(cause) => {
-            let cause = match cause {
-                EndCause::Normal => HangupCause::Normal,
-                EndCause::Busy => HangupCause::Busy,
-                EndCause::Unavailable => HangupCause::Unavailable,
-            };
-            if !leg.is_ended() {
-                let _ = leg.hang_up(cause).await;
-            }
-            Ending::Terminated
-        }
-        PartEnd::HungUp => Ending::CallerHungUp,
-        PartEnd::StepLimit => Ending::StepLimit,
-    };
+    let part = run_call_blocks(&mut cx).await;
+    let mut ending = call_ending(part, &leg, cx.survey.is_some()).await;
+    // A post-call survey the call part asked for runs on the same leg, with its own flow.
+    if let Some((survey, vars)) = cx.survey.take()
+        && ending == Ending::Terminated
+        && !leg.is_ended()
+    {
+        let mut scx = Cx {
+            leg: &leg,
+            services,
+            vars,
+            flow: &survey,
+            serving: cx.serving.clone(),
+            call_data: cx.call_data.clone(),
+            outcome: None,
+            trace: Vec::new(),
+            steps: 0,
+            depth: 0,
+            label: String::new(),
+            survey: None,
+        };
+        let part = run_call_blocks(&mut scx).await;
+        ending = call_ending(part, &leg, false).await;
+        cx.trace.append(&mut scx.trace);
+    }
     if ending != Ending::CallerHungUp && !leg.is_ended() {
         let _ = leg.hang_up(HangupCause::Normal).await;
     }
@@ -294,6 +312,27 @@ pub async fn run_serving(
         trace,
         variables: cx.vars,
         ending,
+    }
+}
+
+/// How the call part of an application ended; a block that ended the call hangs up, unless
+/// a survey is to run next (it keeps the caller on the line).
+async fn call_ending(part: PartEnd, leg: &Arc<dyn CallLeg>, survey_next: bool) -> Ending {
+    match part {
+        PartEnd::FlowEnd => Ending::FlowEnd,
+        PartEnd::End(cause) => {
+            let cause = match cause {
+                EndCause::Normal => HangupCause::Normal,
+                EndCause::Busy => HangupCause::Busy,
+                EndCause::Unavailable => HangupCause::Unavailable,
+            };
+            if !leg.is_ended() && !survey_next {
+                let _ = leg.hang_up(cause).await;
+            }
+            Ending::Terminated
+        }
+        PartEnd::HungUp => Ending::CallerHungUp,
+        PartEnd::StepLimit => Ending::StepLimit,
     }
 }
 
@@ -381,9 +420,13 @@ pub fn run_module<'s>(
             steps: cx.steps,
             depth: cx.depth + 1,
             label: String::new(),
+            survey: None,
         };
         let end = run_call_blocks(&mut sub).await;
         cx.steps = sub.steps;
+        if sub.survey.is_some() {
+            cx.survey = sub.survey.take();
+        }
         cx.call_data = sub.call_data;
         let prefix = cx.label.clone();
         cx.trace.extend(sub.trace.into_iter().map(|mut e| {

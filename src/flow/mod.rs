@@ -14,6 +14,7 @@ pub mod model;
 pub mod modules;
 pub(crate) mod services;
 pub(crate) mod set;
+pub mod survey;
 
 pub use interpreter::{Ending, RunReport, Serving, TraceEvent, run, run_serving};
 pub use load::{Flow, FlowErrors, LoadContext, load_dir, load_file, load_str};

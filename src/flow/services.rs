@@ -105,6 +105,8 @@ pub struct FlowServices {
     pub last_agents: Arc<crate::flow::last_agent::LastAgents>,
     /// The shared, bounded client of HTTP Request blocks.
     pub http: Arc<crate::flow::http::HttpGate>,
+    /// The flows in force, once the engine has them: post-call surveys run a route point's.
+    pub flows: std::sync::OnceLock<Arc<crate::flow::LiveFlows>>,
 }
 
 impl FlowServices {

@@ -104,12 +104,16 @@ struct State {
     reception: ReceptionStats,
     /// Pacing ticks until the next sender report.
     sr_countdown: u32,
+    /// Where received audio also goes (a recording, answering-machine detection).
+    tap: Option<tokio::sync::mpsc::Sender<Vec<i16>>>,
 }
 
 /// Pacing ticks (20 ms) between two RTCP sender reports: 5 s, RFC 3550's minimum interval.
 const SR_TICKS: u32 = 250;
 /// G.711's RTP clock rate.
 const CLOCK_RATE: u32 = 8000;
+/// Received frames a listener may fall behind by (5 s).
+const TAP_FRAMES: usize = 250;
 
 /// How sessions opened from now on are paced.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -248,6 +252,7 @@ impl MediaSession {
                 reception: ReceptionStats::default(),
                 // The first report after 1 to 5 s, so sessions opened together spread theirs.
                 sr_countdown: 50 + rand::random::<u32>() % (SR_TICKS - 50),
+                tap: None,
             }),
             digits,
             played: Notify::new(),
@@ -480,6 +485,14 @@ impl MediaSession {
         self.lock().peer = Some(Arc::downgrade(&other));
     }
 
+    /// Received audio from now on, 20 ms frames of linear samples, until the receiver is
+    /// dropped (a slow reader loses frames rather than holding the receive task).
+    pub fn listen(&self) -> tokio::sync::mpsc::Receiver<Vec<i16>> {
+        let (tx, rx) = tokio::sync::mpsc::channel(TAP_FRAMES);
+        self.lock().tap = Some(tx);
+        rx
+    }
+
     /// Stops relaying.
     pub fn unbridge(&self) {
         self.lock().peer = None;
@@ -585,6 +598,11 @@ impl MediaSession {
         let samples = g711::decode_frame(law, p.payload);
         let keys = s.tones.push(&samples);
         let peer = s.peer.as_ref().and_then(Weak::upgrade);
+        if let Some(tap) = &s.tap
+            && let Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) = tap.try_send(samples)
+        {
+            s.tap = None;
+        }
         drop(s);
         for k in keys {
             self.digits.push(k);

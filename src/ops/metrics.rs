@@ -91,6 +91,7 @@ impl SipMetrics {
             Err(D::NoAnswer) => "no_answer",
             Err(D::Failed) => "failed",
             Err(D::Unreachable) => "unreachable",
+            Err(D::AnsweringMachine) => "answering_machine",
         };
         self.dial_results.get_or_create(&[("result", name)]).inc();
         if name == "connected" {

@@ -307,6 +307,10 @@ impl CallLeg for SipLeg {
         *self.shared.ended.borrow()
     }
 
+    fn listen(&self) -> Option<tokio::sync::mpsc::Receiver<Vec<i16>>> {
+        Some(self.media.listen())
+    }
+
     fn media(&self) -> Option<Arc<dyn LegMedia>> {
         Some(self.media.clone())
     }

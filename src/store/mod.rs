@@ -4,6 +4,18 @@
 //! [`MemoryStore`] keeps the same contract without a disk; `contract` is the one test suite every
 //! backend runs (a new backend adds one line there). [`StoreError`] names no backend's types.
 
+/// The documents of `kind` decoded as `T` (one that cannot be read is logged and skipped).
+pub(crate) async fn documents_as<T: serde::de::DeserializeOwned>(
+    store: &dyn Store,
+    kind: &str,
+) -> Result<Vec<T>, StoreError> {
+    let docs = store.documents(kind).await?;
+    Ok(decode_bodies(
+        docs.into_iter().map(|d| d.body.to_string()),
+        kind,
+    ))
+}
+
 /// Stored JSON bodies into values. An unreadable one is logged (naming `what`) and left out:
 /// one bad record never hides the others (the reload after a restart, a query, the outbox).
 pub(crate) fn decode_bodies<T: serde::de::DeserializeOwned>(

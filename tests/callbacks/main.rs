@@ -7,6 +7,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod amd;
 mod callin_durability;
 mod callin_wire;
 mod cluster_nodes;

@@ -557,5 +557,7 @@ pub fn route_point_to(
     );
     spec.flows_dir = flows.display().to_string();
 }
+/// Speech made with espeak-ng and sox at test time, packed as RTP in pcap files for SIPp.
+pub mod pcap;
 /// A private PostgreSQL server for the multi-node tests.
 pub mod pg;

@@ -12,6 +12,7 @@ mod designer;
 mod errors;
 mod harness;
 mod http_request;
+mod media_blocks;
 mod modules;
 mod routing;
 mod routing_stress;

@@ -14,6 +14,7 @@ mod conformance;
 mod cseq_order;
 mod fuzz_corpus;
 mod hardening;
+mod media_blocks;
 mod options;
 mod registrar_auth;
 mod torture;

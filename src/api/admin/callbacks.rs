@@ -7,8 +7,7 @@ use std::collections::BTreeMap;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::header;
-use axum::response::{IntoResponse, Response};
+use axum::response::Response;
 use chrono::{DateTime, FixedOffset, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -608,15 +607,9 @@ pub async fn export_summary(
     let bytes = summary
         .csv()
         .map_err(|e| ApiError::internal(format!("writing CSV: {e}")))?;
-    Ok((
-        [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_string()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"bulk-cancel-{id}.csv\""),
-            ),
-        ],
+    Ok(super::attachment(
+        "text/csv; charset=utf-8",
+        &format!("bulk-cancel-{id}.csv"),
         bytes,
-    )
-        .into_response())
+    ))
 }

@@ -13,8 +13,10 @@ pub mod groups;
 pub mod push;
 
 pub mod queues;
+pub mod recordings;
 pub mod reload;
 pub mod rules;
+pub mod surveys;
 pub mod users;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -55,6 +57,9 @@ pub fn router() -> OpenApiRouter<ApiState> {
         .routes(routes!(agents::set_state))
         .routes(routes!(reload::reload))
         .routes(routes!(push::outbox))
+        .routes(routes!(recordings::list))
+        .routes(routes!(recordings::download))
+        .routes(routes!(surveys::export))
         .merge(rules_routes())
 }
 
@@ -95,4 +100,25 @@ pub(super) fn limit(given: Option<usize>, default: usize) -> Result<usize, crate
         ));
     }
     Ok(limit)
+}
+
+/// A file to download: its bytes with their content type and a `filename` for the browser.
+pub(super) fn attachment(
+    content_type: &str,
+    filename: &str,
+    bytes: Vec<u8>,
+) -> axum::response::Response {
+    use axum::http::header;
+    use axum::response::IntoResponse;
+    (
+        [
+            (header::CONTENT_TYPE, content_type.to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{filename}\""),
+            ),
+        ],
+        bytes,
+    )
+        .into_response()
 }

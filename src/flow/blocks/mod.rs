@@ -41,8 +41,10 @@ pub mod click_to_call_in_match;
 pub mod http_request;
 pub mod menu;
 pub mod play_message;
+pub mod record;
 pub mod route_agent;
 pub mod route_call;
+pub mod survey;
 pub mod terminate_call;
 pub mod transfer;
 pub mod user_input;
@@ -201,10 +203,14 @@ registry! {
     ClickToCallInMatch(click_to_call_in_match::ClickToCallInMatch) = "click_to_call_in_match",
     /// Calls an allowed HTTP service (External Services).
     HttpRequest(http_request::HttpRequest) = "http_request",
+    /// Records the caller to a WAV file (voicemail, a message instead of a callback).
+    Record(record::Record) = "record",
     /// Route to one agent (id, login or last agent).
     RouteAgent(route_agent::RouteAgent) = "route_agent",
     /// Route to an agent.
     RouteCall(route_call::RouteCall) = "route_call",
+    /// A post-call DTMF survey (answers 1 to 5).
+    Survey(survey::Survey) = "survey",
     /// End the call.
     TerminateCall(terminate_call::TerminateCall) = "terminate_call",
     /// Blind transfer of the caller to a number.

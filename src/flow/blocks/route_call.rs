@@ -359,7 +359,15 @@ async fn run(b: &RouteCall, cx: &mut Cx<'_>) -> Step {
             .await
         {
             AgentConnect::Talked { agent, end } => {
-                return talked(cx, &agent, waited, end, leg.is_ended(), &b.on_connected);
+                let step = talked(cx, &agent, waited, end, leg.is_ended(), &b.on_connected);
+                // The agent hung up on a caller still there: the post-call survey, if any.
+                if !leg.is_ended()
+                    && end == crate::call::BridgeEnd::OtherSide
+                    && let Some(survey) = crate::flow::survey::after_agent(cx, &queue, &agent).await
+                {
+                    return survey;
+                }
+                return step;
             }
             AgentConnect::CallerGone => return Step::HungUp,
             AgentConnect::AgentUnavailable(r) => {

@@ -1,0 +1,74 @@
+//! Recordings made by the Record block over HTTP: `GET /admin/recordings` lists them (any role
+//! that reads callbacks), `GET /admin/recordings/{id}` downloads the WAV (roles that may export
+//! callbacks: Administrator, Supervisor). The files themselves are `crate::recordings`.
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
+use axum::response::Response;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::auth::{AdminUser, Permission};
+use crate::api::{ApiError, ApiState, ok, query};
+use crate::recordings::{self, Recording};
+
+/// `GET /admin/recordings` filters.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RecordingQuery {
+    /// Only the recordings of this callback.
+    pub callback_id: Option<Uuid>,
+    /// Only the recordings of this call (SIP Call-ID).
+    pub call_id: Option<String>,
+}
+
+async fn all(s: &ApiState) -> Result<Vec<Recording>, ApiError> {
+    let Some(store) = &s.store else {
+        return Ok(Vec::new());
+    };
+    recordings::list(store.as_ref())
+        .await
+        .map_err(|e| ApiError::internal(format!("reading recordings: {e}")))
+}
+
+/// Recordings, newest first.
+#[utoipa::path(get, path = "/recordings", tag = "admin", params(RecordingQuery),
+    responses((status = 200, body = [Recording]), (status = 403)),
+    security(("bearer" = [])))]
+pub async fn list(
+    State(s): State<ApiState>,
+    user: AdminUser,
+    q: Result<Query<RecordingQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    user.require(Permission::ReadCallbacks)?;
+    let q = query(q)?;
+    let list: Vec<Recording> = all(&s)
+        .await?
+        .into_iter()
+        .filter(|r| q.callback_id.is_none_or(|c| r.callback_id == Some(c)))
+        .filter(|r| q.call_id.as_ref().is_none_or(|c| &r.call_id == c))
+        .collect();
+    Ok(ok(list))
+}
+
+/// One recording's WAV file.
+#[utoipa::path(get, path = "/recordings/{id}", tag = "admin",
+    params(("id" = Uuid, Path, description = "recording id")),
+    responses((status = 200, content_type = "audio/wav", description = "8 kHz 16-bit mono WAV"), (status = 403), (status = 404)),
+    security(("bearer" = [])))]
+pub async fn download(
+    State(s): State<ApiState>,
+    user: AdminUser,
+    Path(id): Path<Uuid>,
+) -> Result<Response, ApiError> {
+    user.require(Permission::ExportCallbacks)?;
+    if !all(&s).await?.iter().any(|r| r.id == id) {
+        return Err(ApiError::not_found(format!("no recording {id}")));
+    }
+    let path = recordings::path_of(&s.config.data_dir(), id);
+    let bytes = tokio::fs::read(&path)
+        .await
+        .map_err(|_| ApiError::not_found(format!("the file of recording {id} is missing")))?;
+    Ok(super::attachment("audio/wav", &format!("{id}.wav"), bytes))
+}

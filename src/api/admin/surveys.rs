@@ -1,0 +1,55 @@
+//! Post-call survey answers over HTTP: `GET /admin/surveys.csv` exports them, one line per
+//! answer (roles that may export callbacks: Administrator, Supervisor). The answers themselves
+//! are `crate::flow::survey`.
+
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Query, State};
+use axum::response::Response;
+use serde::Deserialize;
+use uuid::Uuid;
+
+use super::auth::{AdminUser, Permission};
+use crate::api::{ApiError, ApiState, query};
+use crate::flow::survey;
+
+/// `GET /admin/surveys.csv` filters.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct SurveyQuery {
+    /// Only this survey's answers (its name).
+    pub survey: Option<String>,
+    /// Only the answers given on this callback's call.
+    pub callback_id: Option<Uuid>,
+}
+
+/// Survey answers as CSV, oldest first.
+#[utoipa::path(get, path = "/surveys.csv", tag = "admin", params(SurveyQuery),
+    responses((status = 200, content_type = "text/csv", description = "responseId, at, survey, callId, ani, queue, agent, callbackId, question, answer"), (status = 403)),
+    security(("bearer" = [])))]
+pub async fn export(
+    State(s): State<ApiState>,
+    user: AdminUser,
+    q: Result<Query<SurveyQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    user.require(Permission::ExportCallbacks)?;
+    let q = query(q)?;
+    let all = match &s.store {
+        Some(store) => survey::list(store.as_ref())
+            .await
+            .map_err(|e| ApiError::internal(format!("reading survey answers: {e}")))?,
+        None => Vec::new(),
+    };
+    let chosen: Vec<_> = all
+        .into_iter()
+        .filter(|r| q.survey.as_ref().is_none_or(|n| &r.survey == n))
+        .filter(|r| q.callback_id.is_none_or(|c| r.callback_id == Some(c)))
+        .collect();
+    let bytes =
+        survey::csv(&chosen).map_err(|e| ApiError::internal(format!("writing CSV: {e}")))?;
+    Ok(super::attachment(
+        "text/csv; charset=utf-8",
+        "surveys.csv",
+        bytes,
+    ))
+}
