@@ -127,6 +127,34 @@ pub struct Serving {
     pub place: chrono::DateTime<chrono::Utc>,
 }
 
+impl<'a> Cx<'a> {
+    /// A call at the first block of `flow`, nothing run yet (an application, a module, a
+    /// post-call survey).
+    fn at_start(
+        leg: &'a Arc<dyn CallLeg>,
+        services: &'a FlowServices,
+        flow: &'a Flow,
+        vars: Variables,
+        serving: Option<Serving>,
+        call_data: super::call_data::CallData,
+    ) -> Self {
+        Cx {
+            leg,
+            services,
+            vars,
+            flow,
+            serving,
+            call_data,
+            outcome: None,
+            trace: Vec::new(),
+            steps: 0,
+            depth: 0,
+            label: String::new(),
+            survey: None,
+        }
+    }
+}
+
 impl Cx<'_> {
     /// Evaluates an expression (validated at load; a parse failure reads as empty text).
     pub fn eval(&self, e: &ExprText) -> Value {
@@ -240,20 +268,7 @@ pub async fn run_serving(
             }
         }
     }
-    let mut cx = Cx {
-        leg: &leg,
-        services,
-        vars,
-        flow,
-        serving,
-        call_data,
-        outcome: None,
-        trace: Vec::new(),
-        steps: 0,
-        depth: 0,
-        label: String::new(),
-        survey: None,
-    };
+    let mut cx = Cx::at_start(&leg, services, flow, vars, serving, call_data);
     let part = run_call_blocks(&mut cx).await;
     let mut ending = call_ending(part, &leg, cx.survey.is_some()).await;
     // A post-call survey the call part asked for runs on the same leg, with its own flow.
@@ -261,20 +276,8 @@ pub async fn run_serving(
         && ending == Ending::Terminated
         && !leg.is_ended()
     {
-        let mut scx = Cx {
-            leg: &leg,
-            services,
-            vars,
-            flow: &survey,
-            serving: cx.serving.clone(),
-            call_data: cx.call_data.clone(),
-            outcome: None,
-            trace: Vec::new(),
-            steps: 0,
-            depth: 0,
-            label: String::new(),
-            survey: None,
-        };
+        let (serving, data) = (cx.serving.clone(), cx.call_data.clone());
+        let mut scx = Cx::at_start(&leg, services, &survey, vars, serving, data);
         let part = run_call_blocks(&mut scx).await;
         ending = call_ending(part, &leg, false).await;
         cx.trace.append(&mut scx.trace);
@@ -408,20 +411,10 @@ pub fn run_module<'s>(
         if cx.depth >= MAX_MODULE_DEPTH {
             return None;
         }
-        let mut sub = Cx {
-            leg: cx.leg,
-            services: cx.services,
-            vars,
-            flow: module,
-            serving: cx.serving.clone(),
-            call_data: std::mem::take(&mut cx.call_data),
-            outcome: None,
-            trace: Vec::new(),
-            steps: cx.steps,
-            depth: cx.depth + 1,
-            label: String::new(),
-            survey: None,
-        };
+        let data = std::mem::take(&mut cx.call_data);
+        let mut sub = Cx::at_start(cx.leg, cx.services, module, vars, cx.serving.clone(), data);
+        sub.steps = cx.steps;
+        sub.depth = cx.depth + 1;
         let end = run_call_blocks(&mut sub).await;
         cx.steps = sub.steps;
         if sub.survey.is_some() {

@@ -541,6 +541,13 @@ mod tests {
             "offer-scheduled",
             "offer-choose-time",
             "cannot-route",
+            "beep",
+            "leave-message",
+            "machine-message",
+            "survey-intro",
+            "survey-question-1",
+            "survey-question-2",
+            "survey-thanks",
         ];
         for name in expected {
             let p = lib.require(name).unwrap();

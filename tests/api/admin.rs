@@ -1133,6 +1133,27 @@ async fn every_admin_route_checks_its_permission_for_every_role() {
             None,
             P::ReadCallIn,
         ),
+        (
+            Method::GET,
+            "/recordings".into(),
+            "/admin/recordings",
+            None,
+            P::ReadCallbacks,
+        ),
+        (
+            Method::GET,
+            format!("/recordings/{id}"),
+            "/admin/recordings/{id}",
+            None,
+            P::ExportCallbacks,
+        ),
+        (
+            Method::GET,
+            "/surveys.csv".into(),
+            "/admin/surveys.csv",
+            None,
+            P::ExportCallbacks,
+        ),
     ];
     // The table covers every documented admin route but the three any user may call.
     let doc = serde_json::to_value(boomerang::api::openapi()).unwrap();

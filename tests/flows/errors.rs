@@ -112,7 +112,7 @@ self_service:
 ";
     let all = "expected one of play_message, user_input, menu, assign, if, business_hours, \
                call_data, call_module, callback_v2, callback_vq_watermark, click_to_call_in_match, \
-               http_request, route_agent, route_call, terminate_call, transfer";
+               http_request, record, route_agent, route_call, survey, terminate_call, transfer";
     assert_eq!(
         problems(text),
         [

@@ -140,7 +140,7 @@ fn schema_flow_prints_the_json_schema_of_an_application() {
     let mut expected = boomerang::flow::model::BLOCK_TYPES.to_vec();
     expected.sort();
     assert_eq!(types, expected);
-    assert_eq!(types.len(), 13);
+    assert_eq!(types.len(), 18);
     for a in alternatives {
         assert_eq!(a["additionalProperties"], serde_json::json!(false), "{a}");
     }
