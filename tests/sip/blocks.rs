@@ -216,7 +216,7 @@ async fn a_waiting_caller_who_presses_1_at_the_offer_gets_a_callback_keeping_the
         common::route_point_to(spec, "8999", "offer-in-queue.yaml", flows.path());
     })
     .await;
-    let before = chrono::Utc::now();
+    let before = boomerang::clock::SystemClock::shared().now();
     let caller = common::sipp_caller("caller-accepts-offer-in-queue.xml", engine.sip.udp[0]);
     sipp_ok(caller, "the caller").await;
     trace_with("booked in-queue callback to +33612345678").await;
