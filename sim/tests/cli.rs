@@ -30,6 +30,7 @@ fn check_accepts_the_shipped_scenarios() {
         "watermark.yaml",
         "relaxation.yaml",
         "priority.yaml",
+        "offer.yaml",
     ] {
         let out = bin().arg("check").arg(scenario(name)).output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
@@ -287,4 +288,39 @@ fn priority_scenario_stops_low_priority_callers_starving() {
             < 0.5 * f(&fixed, "Basic_VQ", "longest_wait_seconds")
     );
     assert!(f(&growth, "Gold_VQ", "asa_seconds") > f(&fixed, "Gold_VQ", "asa_seconds"));
+}
+
+/// The shipped `offer.yaml` (a callback offered every 45 s to callers waiting with an EWT of a
+/// minute or more) against the same line whose threshold is never reached, same seed: callers
+/// accept the offer and leave the queue for a callback served in their turn, and fewer abandon.
+#[test]
+fn offer_scenario_turns_waiting_callers_into_callbacks() {
+    let offer = run_variant("offer.yaml", "offer", &[]);
+    let none = run_variant(
+        "offer.yaml",
+        "offer",
+        &[("ewt_threshold_seconds: 60", "ewt_threshold_seconds: 86400")],
+    );
+    let f = |r: &serde_json::Value, k: &str| figure(r, "Sales_VQ", k);
+    let booked = offer["queues"]["Sales_VQ"]["callbacks_accepted"]["immediate"]
+        .as_f64()
+        .unwrap_or(0.0);
+    println!(
+        "offered {} booked {} left {}; abandoned {} / {} (offers / none)",
+        f(&offer, "callbacks_offered"),
+        booked,
+        f(&offer, "left_for_callback"),
+        f(&offer, "abandoned"),
+        f(&none, "abandoned")
+    );
+    assert!(booked > 20.0, "{}", offer["overall"]);
+    assert_eq!(f(&offer, "left_for_callback"), booked);
+    assert_eq!(f(&none, "callbacks_offered"), 0.0, "{}", none["overall"]);
+    assert_eq!(f(&none, "left_for_callback"), 0.0);
+    assert!(
+        f(&offer, "abandoned") < f(&none, "abandoned"),
+        "offers: {}\nnone: {}",
+        offer["overall"],
+        none["overall"]
+    );
 }
