@@ -33,6 +33,8 @@ pub struct Figures {
     pub abandoned: usize,
     /// Callers still in queue when the run stopped (the drain limit was reached).
     pub still_queued: usize,
+    /// Callers who left the queue for a callback keeping their place (in-queue offer).
+    pub left_for_callback: usize,
     /// Callers who left in the IVR without queueing or booking.
     pub left_in_ivr: usize,
     /// Callers offered a callback.
@@ -167,6 +169,9 @@ fn figures(calls: &[&CallRecord], sl: f64, window: f64, queue_len: Option<f64>) 
                 f.abandoned += 1;
                 waited += 1;
                 in_queue.push(ab - q);
+            } else if let Some(l) = c.left_for_callback {
+                f.left_for_callback += 1;
+                in_queue.push(l - q);
             } else {
                 f.still_queued += 1;
             }
@@ -296,6 +301,10 @@ impl Report {
             ("queued", Box::new(|f: &Figures| f.queued.to_string())),
             ("answered", Box::new(|f: &Figures| f.answered.to_string())),
             ("abandoned", Box::new(|f: &Figures| f.abandoned.to_string())),
+            (
+                "left queue for a callback",
+                Box::new(|f: &Figures| f.left_for_callback.to_string()),
+            ),
             (
                 "still queued at the end",
                 Box::new(|f: &Figures| f.still_queued.to_string()),

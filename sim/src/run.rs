@@ -133,6 +133,8 @@ pub struct CallRecord {
     pub answered: Option<f64>,
     /// Hung up in queue.
     pub abandoned: Option<f64>,
+    /// Left the queue for a callback keeping their place (Route Call's in-queue offer).
+    pub left_for_callback: Option<f64>,
     /// `route.result` at the end of the flow.
     pub route_result: Option<String>,
     /// A callback was offered.
@@ -293,6 +295,7 @@ pub(crate) fn initial_records(s: &Scenario, seed: u64, arr: &[(f64, usize)]) -> 
                 queued: None,
                 answered: None,
                 abandoned: None,
+                left_for_callback: None,
                 route_result: None,
                 callback_offered: false,
                 callback_kind: None,
@@ -740,7 +743,12 @@ pub(crate) fn record_outcome(
     c.ewt_predicted = ewt;
     c.ended = true;
     c.route_result = text("route.result");
-    c.callback_offered = yes("callback.offered_immediate") || yes("callback.offered_scheduled");
+    if c.route_result.as_deref() == Some("callback") {
+        c.left_for_callback = Some(sh.t());
+    }
+    c.callback_offered = yes("callback.offered_immediate")
+        || yes("callback.offered_scheduled")
+        || yes("callback.offered_in_queue");
     if yes("callback.accepted") {
         c.callback_kind = text("callback.type");
         c.callback_id = text("callback.id").and_then(|s| s.parse().ok());

@@ -10,6 +10,7 @@ mod common;
 mod amd;
 mod callin_durability;
 mod callin_wire;
+mod calling_hours_wire;
 mod cluster_nodes;
 mod crash_recovery;
 mod dialer_wire;

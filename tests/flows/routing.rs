@@ -200,3 +200,110 @@ self_service:
         ]
     );
 }
+
+const OFFER: &str = "application: offer
+type: default
+self_service:
+  - type: route_call
+    id: wait
+    queue: Sales_VQ
+    hold_music: hold-music
+    timeout_seconds: 600
+    offer_callback:
+      ewt_threshold_seconds: 60
+      every_seconds: 30
+      prompts: [offer-immediate]
+      booked_prompts: [callback-booked]
+      callback_queue: Sales_VQ_CB
+    on_callback_accepted: done
+    on_timeout: done
+  - type: terminate_call
+    id: done
+";
+
+/// With no agent ready (the wait is unknown, so above any threshold) the caller is offered a
+/// callback every 30 s while waiting; they press 2 at the first offer and 1 at the second:
+/// the callback is booked in Sales_VQ_CB with the caller's enqueue time as its queue time, and
+/// the caller leaves the queue.
+#[tokio::test]
+async fn a_waiting_caller_who_presses_1_gets_a_callback_keeping_their_place() {
+    let h = harness().await;
+    let entered = h.clock.now();
+    let leg = MemoryLeg::caller(
+        "+33612345678",
+        "8000",
+        [Action::Press("2".into()), Action::Press("1".into())],
+    );
+    let driver = drive(&h);
+    let r = run(&h, OFFER, leg.clone()).await;
+    driver.abort();
+    assert_eq!(
+        r.lines(),
+        [
+            &format!(
+                "wait (route_call): booked in-queue callback to +33612345678 keeping the place of {}",
+                entered.format("%H:%M:%S")
+            ),
+            "done (terminate_call): end (normal)"
+        ]
+    );
+    assert_eq!(
+        leg.transcript(),
+        [
+            "loop hold-music",
+            "play offer-immediate",
+            "input 2",
+            "loop hold-music",
+            "play offer-immediate",
+            "input 1",
+            "play callback-booked",
+            "hang up (Normal)"
+        ]
+    );
+    assert_eq!(var(&r, "route.result"), "callback");
+    let id: uuid::Uuid = var(&r, "callback.id").parse().unwrap();
+    let rec = h.core.callbacks.get(id).await.unwrap();
+    assert_eq!(rec.queue, "Sales_VQ_CB");
+    assert_eq!(
+        rec.queue_time, entered,
+        "the callback keeps the caller's place"
+    );
+    assert!(h.clock.now() >= entered + chrono::TimeDelta::seconds(60));
+    assert_eq!(
+        h.core
+            .router()
+            .position_at("Sales_VQ", id, h.clock.now())
+            .ok()
+            .flatten(),
+        None
+    );
+}
+
+#[test]
+fn in_queue_offer_mistakes_are_located() {
+    let text = "application: t
+type: default
+self_service:
+  - type: route_call
+    queue: Sales_VQ
+    offer_callback:
+      ewt_threshold_seconds: 60
+      every_seconds: 5
+      prompts: []
+      callback_queue: Sales_CB
+  - type: route_call
+    queue: Sales_VQ
+    on_callback_accepted: end
+  - type: terminate_call
+    id: end
+";
+    assert_eq!(
+        problems(text),
+        [
+            "flow.yaml:8:22: self_service[0].offer_callback.every_seconds: every_seconds must be between 10 and 3600, not 5",
+            "flow.yaml:9:16: self_service[0].offer_callback.prompts: the offer needs at least one prompt",
+            "flow.yaml:10:23: self_service[0].offer_callback.callback_queue: no virtual queue `Sales_CB` in the configuration (did you mean `Sales_VQ`?)",
+            "flow.yaml:13:5: self_service[1].on_callback_accepted: `on_callback_accepted` needs `offer_callback`",
+        ]
+    );
+}

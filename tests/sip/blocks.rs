@@ -181,3 +181,81 @@ async fn a_caller_whose_phone_accepts_refer_is_transferred_by_refer() {
     sipp_ok(caller, "the caller").await;
     trace_with("out (transfer): transferred to +33140000001 by REFER").await;
 }
+
+const OFFER_IN_QUEUE: &str = "application: offer-in-queue
+type: default
+assisted_service:
+  - type: route_call
+    queue: Sales_VQ
+    hold_music: hold-music
+    timeout_seconds: 60
+    offer_callback:
+      ewt_threshold_seconds: 30
+      every_seconds: 10
+      prompts: [offer-immediate]
+      key_timeout_seconds: 10
+      callback_queue: Sales_VQ_CB
+    on_callback_accepted: bye
+    on_timeout: bye
+  - type: terminate_call
+    id: bye
+";
+
+/// Route Call's in-queue callback offer over SIP: with no agent logged in, a SIPp caller waits,
+/// hears the offer after 10 s, presses 1 (RFC 4733); the engine hangs up, and the callback the
+/// administration API shows keeps the caller's place: its queue time is when the caller
+/// queued, the offer's 10 s and more before the callback was created.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_caller_who_presses_1_at_the_offer_gets_a_callback_keeping_their_place() {
+    common::capture_logs();
+    let flows = common::flows_plus(&[("offer-in-queue.yaml", OFFER_IN_QUEUE)]);
+    let hash = boomerang::api::admin::auth::hash_password("offer-pw").unwrap();
+    let (_dir, engine) = common::start_demo(|spec| {
+        spec.listeners.sip_tcp.clear();
+        spec.admin.users.push(common::administrator("root", &hash));
+        common::route_point_to(spec, "8999", "offer-in-queue.yaml", flows.path());
+    })
+    .await;
+    let before = boomerang::clock::SystemClock::shared().now();
+    let caller = common::sipp_caller("caller-accepts-offer-in-queue.xml", engine.sip.udp[0]);
+    sipp_ok(caller, "the caller").await;
+    trace_with("booked in-queue callback to +33612345678").await;
+    let active = engine.callbacks.active();
+    assert_eq!(active.len(), 1, "{active:?}");
+    let url = format!("http://{}", engine.http_addr);
+    let http = reqwest::Client::new();
+    let login: serde_json::Value = http
+        .post(format!("{url}/admin/login"))
+        .json(&serde_json::json!({"username": "root", "password": "offer-pw"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["data"]["accessToken"].as_str().unwrap();
+    let resp = http
+        .get(format!("{url}/admin/callbacks/{}", active[0].id))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let v: serde_json::Value = resp.json().await.unwrap();
+    let v = &v["data"];
+    assert_eq!(v["phoneNumber"], "+33612345678", "{v}");
+    assert_eq!(v["serviceName"], "Sales_VQ_CB", "{v}");
+    let time = |k: &str| {
+        v[k].as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+            .unwrap_or_else(|| panic!("{k} in {v}"))
+            .with_timezone(&chrono::Utc)
+    };
+    let (queued, created) = (time("queueTime"), time("createdAt"));
+    assert!(queued >= before - chrono::TimeDelta::seconds(1), "{v}");
+    let kept = (created - queued).num_milliseconds();
+    assert!(
+        (10_000..30_000).contains(&kept),
+        "the callback's queue time is the caller's enqueue time: {kept} ms before creation; {v}"
+    );
+}

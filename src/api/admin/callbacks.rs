@@ -302,6 +302,7 @@ pub async fn detail(
     v["metrics"] = serde_json::to_value(&rec.metrics).unwrap_or(Value::Null);
     v["history"] = serde_json::to_value(&rec.history).unwrap_or(Value::Null);
     v["createdAt"] = json!(rec.created_at);
+    v["queueTime"] = json!(rec.queue_time);
     v["createdBy"] = json!(rec.created_by);
     v["updatedBy"] = json!(rec.updated_by);
     v["previousId"] = json!(rec.previous_id);

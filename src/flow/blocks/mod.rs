@@ -41,6 +41,7 @@ pub mod click_to_call_in_match;
 pub mod http_request;
 pub mod menu;
 pub mod play_message;
+pub mod queue_offer;
 pub mod record;
 pub mod route_agent;
 pub mod route_call;

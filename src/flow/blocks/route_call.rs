@@ -9,6 +9,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::BlockType;
+use super::queue_offer;
 use crate::call::{PlayItem, PlayOptions};
 use crate::flow::check::{BlockCheck, value_pos};
 use crate::flow::interpreter::{Cx, Step};
@@ -71,12 +72,16 @@ pub struct RouteCall {
     pub on_connected: Option<String>,
     /// Block when no agent was found in time.
     pub on_timeout: Option<String>,
+    /// Offer a callback keeping the caller's place while they wait with a long EWT.
+    pub offer_callback: Option<super::queue_offer::OfferCallback>,
+    /// Block after the caller accepted the in-queue callback offer (default: end the call).
+    pub on_callback_accepted: Option<String>,
 }
 
 impl BlockType for RouteCall {
     id_and_next!();
 
-    branches!(on_connected, on_timeout);
+    branches!(on_connected, on_timeout, on_callback_accepted);
 
     // Connected without `on_connected` ends the call.
     fn falls_through(&self, _kind: AppKind) -> bool {
@@ -140,6 +145,14 @@ impl BlockType for RouteCall {
             10,
             3600,
         );
+        if let Some(o) = &self.offer_callback {
+            o.check(c);
+        } else if self.on_callback_accepted.is_some() {
+            c.at_key(
+                "on_callback_accepted",
+                "`on_callback_accepted` needs `offer_callback`",
+            );
+        }
         if let Some(m) = &self.hold_music {
             let pos = value_pos(c.node, "hold_music");
             c.prompt_name(pos, &yaml::join(c.path, "hold_music"), m);
@@ -248,6 +261,11 @@ async fn run(b: &RouteCall, cx: &mut Cx<'_>) -> Step {
     let announce = b.announce_ewt || b.announce_position;
     let every = TimeDelta::seconds(b.announce_every_seconds.into());
     let mut next_announce = entered + every;
+    let offer_every = b
+        .offer_callback
+        .as_ref()
+        .map(|o| TimeDelta::seconds(o.every_seconds.into()));
+    let mut next_offer = offer_every.map(|e| entered + e);
     let mut music = b.hold_music.clone();
     let leg: Arc<_> = cx.leg.clone();
     let data = cx.call_data.clone();
@@ -259,12 +277,15 @@ async fn run(b: &RouteCall, cx: &mut Cx<'_>) -> Step {
             .queue(&queue)
             .map_or(20, |q| q.ring_timeout_seconds.max(1)),
     );
-    loop {
+    'wait: loop {
         let mut wake = if announce {
             deadline.min(next_announce)
         } else {
             deadline
         };
+        if let Some(at) = next_offer {
+            wake = wake.min(at);
+        }
         // A relaxing requirement changes at known instants: wake then to offer the call to
         // agents who meet the relaxed one (see routing::router::relax).
         if rules.relax.is_some()
@@ -301,7 +322,7 @@ async fn run(b: &RouteCall, cx: &mut Cx<'_>) -> Step {
                 a
             }
             a = remote => a,
-            _ = clock.sleep_until(wake) => {
+            _ = clock.sleep_until(wake) => { 'woke: {
                 let now = clock.now();
                 if now >= deadline {
                     leg.stop_playing();
@@ -313,9 +334,50 @@ async fn run(b: &RouteCall, cx: &mut Cx<'_>) -> Step {
                 if rules.relax.is_some() {
                     services.dispatch.relax_due();
                 }
+                if let (Some(o), Some(at), Some(e)) = (&b.offer_callback, next_offer, offer_every)
+                    && now >= at
+                {
+                    next_offer = Some(now + e);
+                    let pos = router.position_at(&queue, id, now).ok().flatten();
+                    let ewt = router.ewt(&queue, pos.unwrap_or(0)).ok().flatten();
+                    if o.wanted(ewt) {
+                        leg.stop_playing();
+                        hold = None;
+                        match queue_offer::ask_caller(o, cx).await {
+                            queue_offer::Answer::HungUp => {
+                                services.leave_queue(&queue, id);
+                                return Step::HungUp;
+                            }
+                            queue_offer::Answer::Declined => continue 'wait,
+                            queue_offer::Answer::Accepted => {}
+                        }
+                        // An agent was assigned while the caller listened: connect them.
+                        if let Ok(a) = rx.try_recv() {
+                            cx.outcome("callback offer accepted, but an agent is free");
+                            break 'woke a;
+                        }
+                        let at = queue_offer::Place {
+                            queue: &queue,
+                            since: place,
+                            priority,
+                            ewt,
+                            position: pos.unwrap_or(0),
+                        };
+                        if queue_offer::book(o, cx, at).await.is_none() {
+                            continue 'wait;
+                        }
+                        services.leave_queue(&queue, id);
+                        cx.set("route.result", "callback");
+                        return match &b.on_callback_accepted {
+                            Some(t) => Step::Branch(Some(t.clone())),
+                            None => Step::End(EndCause::Normal),
+                        };
+                    }
+                    continue 'wait;
+                }
                 if !(announce && now >= next_announce) {
                     // Woken for a relaxation: the hold music plays on.
-                    continue;
+                    continue 'wait;
                 }
                 leg.stop_playing();
                 hold = None;
@@ -334,8 +396,8 @@ async fn run(b: &RouteCall, cx: &mut Cx<'_>) -> Step {
                     services.leave_queue(&queue, id);
                     return Step::HungUp;
                 }
-                continue;
-            }
+                continue 'wait;
+            } }
             _ = leg.hung_up() => {
                 services.leave_queue(&queue, id);
                 services.dispatch.stats().abandoned(&queue);
