@@ -44,7 +44,7 @@ async fn an_administrator_creates_changes_and_deletes_a_user_and_others_may_not(
     b.fill("password", "short").await;
     b.click("new-role-Monitor").await;
     b.click("create-user").await;
-    let msg = b.text("error").await.unwrap();
+    let msg = b.wait_error().await;
     assert!(
         msg.starts_with("Not saved:") && msg.contains("password"),
         "{msg}"

@@ -151,6 +151,21 @@ impl Browser {
         }
     }
 
+    /// Waits (up to 10 s) for the page's `#error` message, after a form was posted: the
+    /// click returns before the answer's page has loaded.
+    pub async fn wait_error(&self) -> String {
+        for _ in 0..100 {
+            if let Some(t) = self.text("error").await {
+                return t;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!(
+            "the page never showed an #error message:\n{}",
+            self.body().await
+        );
+    }
+
     /// The text of the whole page.
     pub async fn body(&self) -> String {
         // Between two pages there may be no body yet: empty, and the caller waits.

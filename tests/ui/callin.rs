@@ -37,7 +37,7 @@ async fn groups_are_created_edited_and_imported_and_records_are_listed() {
     b.fill("name", "Kiosks").await;
     b.fill("dnis", "+33140000002\n+33140000002,again").await;
     b.click("save").await;
-    let msg = b.text("error").await.unwrap();
+    let msg = b.wait_error().await;
     assert!(
         msg.starts_with("Not saved:") && msg.contains("+33140000002"),
         "{msg}"
@@ -82,7 +82,7 @@ async fn groups_are_created_edited_and_imported_and_records_are_listed() {
         .await
         .unwrap();
     b.click("import").await;
-    let msg = b.text("error").await.unwrap();
+    let msg = b.wait_error().await;
     assert!(msg.contains("line 2"), "{msg}");
     assert_eq!(e.groups.get("Stores").unwrap().group.dnis.len(), 3);
 

@@ -70,7 +70,7 @@ async fn rules_are_edited_through_the_forms_and_assigned_to_queues() {
     b.go("/ui/rules/capacity/Peak").await;
     b.fill("statement", r#"{"days": {}, "duration": 45}"#).await;
     b.click("save-json").await;
-    let msg = b.text("error").await.unwrap();
+    let msg = b.wait_error().await;
     assert!(msg.starts_with("Not saved:") && msg.contains("45"), "{msg}");
     assert_eq!(rule("capacity", "Peak").await["capacity"]["duration"], 60);
 
