@@ -207,6 +207,49 @@ pub trait CallLeg: Send + Sync {
     }
 }
 
+/// Collects keys by `spec`, taking each from `wait` (the next key within a timeout, `None` at
+/// the timeout or the hang-up): the one way every leg kind reads a caller's digits.
+pub async fn collect_keys<W, F>(
+    spec: &DigitSpec,
+    ended: impl Fn() -> bool,
+    mut wait: W,
+) -> DigitOutcome
+where
+    W: FnMut(Duration) -> F,
+    F: std::future::Future<Output = Option<char>>,
+{
+    let mut digits = String::new();
+    let mut timeout = spec.first_digit_timeout;
+    loop {
+        match wait(timeout).await {
+            Some(k) if Some(k) == spec.terminator => {
+                return DigitOutcome::Digits {
+                    digits,
+                    terminated: true,
+                };
+            }
+            Some(k) => {
+                digits.push(k);
+                if digits.len() >= spec.max_digits {
+                    return DigitOutcome::Digits {
+                        digits,
+                        terminated: false,
+                    };
+                }
+                timeout = spec.inter_digit_timeout;
+            }
+            None if ended() => return DigitOutcome::HungUp,
+            None if digits.is_empty() => return DigitOutcome::NoInput,
+            None => {
+                return DigitOutcome::Digits {
+                    digits,
+                    terminated: false,
+                };
+            }
+        }
+    }
+}
+
 /// How a transfer by REFER went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReferOutcome {

@@ -184,36 +184,7 @@ impl CallLeg for SignalLeg {
             return Ok(DigitOutcome::HungUp);
         }
         self.answer().await?;
-        let mut digits = String::new();
-        let mut timeout = spec.first_digit_timeout;
-        loop {
-            match self.wait_digit(timeout).await {
-                Some(k) if Some(k) == spec.terminator => {
-                    return Ok(DigitOutcome::Digits {
-                        digits,
-                        terminated: true,
-                    });
-                }
-                Some(k) => {
-                    digits.push(k);
-                    if digits.len() >= spec.max_digits {
-                        return Ok(DigitOutcome::Digits {
-                            digits,
-                            terminated: false,
-                        });
-                    }
-                    timeout = spec.inter_digit_timeout;
-                }
-                None if self.is_ended() => return Ok(DigitOutcome::HungUp),
-                None if digits.is_empty() => return Ok(DigitOutcome::NoInput),
-                None => {
-                    return Ok(DigitOutcome::Digits {
-                        digits,
-                        terminated: false,
-                    });
-                }
-            }
-        }
+        Ok(boomerang::call::collect_keys(spec, || self.is_ended(), |t| self.wait_digit(t)).await)
     }
 
     fn flush_digits(&self) {
