@@ -151,6 +151,22 @@ impl Browser {
         }
     }
 
+    /// Waits (up to 10 s) until `#id` shows text containing `needle`, and returns that text:
+    /// after a click the old page (or none) may still be there for a moment.
+    pub async fn wait_id_text(&self, id: &str, needle: &str) -> String {
+        let mut last = None;
+        for _ in 0..100 {
+            last = self.text(id).await;
+            if let Some(t) = &last {
+                if t.contains(needle) {
+                    return t.clone();
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("#{id} never showed {needle:?}; it shows {last:?}");
+    }
+
     /// Waits (up to 10 s) for the page's `#error` message, after a form was posted: the
     /// click returns before the answer's page has loaded.
     pub async fn wait_error(&self) -> String {

@@ -246,12 +246,8 @@ async fn pages_of_250_search_and_the_line_of_business() {
     assert_eq!(row_ids(&b).await, vec![support.id.to_string()]);
     b.fill("q", "call me maybe").await;
     b.click("search").await;
-    assert!(
-        b.text("filter-error")
-            .await
-            .unwrap()
-            .contains("neither a callback id nor a phone number")
-    );
+    b.wait_id_text("filter-error", "neither a callback id nor a phone number")
+        .await;
 
     // A Sales-only supervisor never sees Support's callbacks, even by id.
     b.click("logout").await;
