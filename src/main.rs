@@ -105,16 +105,30 @@ fn serve(config: &std::path::Path) -> anyhow::Result<ExitCode> {
         // Installed first, so a SIGTERM during start-up is handled, not fatal.
         let mut signals = Signals::install()?;
         let engine = Engine::start(cfg.clone(), SystemClock::shared()).await?;
-        println!("boomerang: REST API on http://{}", engine.http_addr);
-        if let Some(a) = engine.metrics_addr {
-            println!("boomerang: metrics on http://{a}");
-        }
-        for a in &engine.sip.udp {
-            println!("boomerang: SIP on udp {a}");
-        }
-        for a in &engine.sip.tcp {
-            println!("boomerang: SIP on tcp {a}");
-        }
+        let mut lines = vec![format!(
+            "boomerang: REST API on http://{}",
+            engine.http_addr
+        )];
+        lines.extend(
+            engine
+                .metrics_addr
+                .map(|a| format!("boomerang: metrics on http://{a}")),
+        );
+        lines.extend(
+            engine
+                .sip
+                .udp
+                .iter()
+                .map(|a| format!("boomerang: SIP on udp {a}")),
+        );
+        lines.extend(
+            engine
+                .sip
+                .tcp
+                .iter()
+                .map(|a| format!("boomerang: SIP on tcp {a}")),
+        );
+        announce(&lines);
         // SIGHUP reloads the configuration (an invalid file changes nothing and says why).
         let first = loop {
             match signals.next().await {
@@ -149,6 +163,18 @@ fn serve(config: &std::path::Path) -> anyhow::Result<ExitCode> {
             }
         }
     })
+}
+
+/// Prints the listener lines, best effort: a reader that went away (`serve | head -1`, a
+/// supervisor that stopped reading) must not take a running engine down, as `println!` would.
+fn announce(lines: &[String]) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    for line in lines {
+        if writeln!(out, "{line}").and_then(|()| out.flush()).is_err() {
+            return;
+        }
+    }
 }
 
 /// SIGTERM and SIGINT, which start a graceful shutdown (and a second one ends it at once), and

@@ -193,6 +193,55 @@ async fn health_and_readiness_answer_without_credentials() {
     assert_eq!(status, 401);
 }
 
+/// A reader that goes away after the first line (`boomerang serve | head -1`, or a supervisor
+/// that stops reading its child's output) must not stop the engine: its listener lines and
+/// any later output are best effort.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_engine_keeps_serving_when_its_stdout_reader_goes_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = common::free_port();
+    let file = dir.path().join("boomerang.yaml");
+    let text = config_text(30).replace(
+        "http: \"127.0.0.1:0\"",
+        &format!("http: \"127.0.0.1:{port}\""),
+    );
+    std::fs::write(&file, text).unwrap();
+    let mut child = spawn(&file, "warn");
+    // The read end is closed before the engine has printed anything.
+    drop(child.stdout.take());
+    let url = format!("http://127.0.0.1:{port}/healthz");
+    let mut status = None;
+    for _ in 0..150 {
+        if let Ok(r) = reqwest::get(&url).await {
+            status = Some(r.status().as_u16());
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // The listener lines are printed right after the listeners open, and a failed print
+    // takes the engine down within a second or two: give it three.
+    for _ in 0..30 {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let again = match reqwest::get(&url).await {
+        Ok(r) => Some(r.status().as_u16()),
+        Err(_) => None,
+    };
+    let exited = child.try_wait().unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(exited, None, "the engine exited when its stdout closed");
+    assert_eq!(status, Some(200));
+    assert_eq!(
+        again,
+        Some(200),
+        "the engine stopped serving when its stdout closed"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_drains_live_calls_refuses_new_ones_and_exits_zero() {
     let mut r = Running::start(30);

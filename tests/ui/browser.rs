@@ -157,10 +157,10 @@ impl Browser {
         let mut last = None;
         for _ in 0..100 {
             last = self.text(id).await;
-            if let Some(t) = &last {
-                if t.contains(needle) {
-                    return t.clone();
-                }
+            if let Some(t) = &last
+                && t.contains(needle)
+            {
+                return t.clone();
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
