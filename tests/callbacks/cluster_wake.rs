@@ -174,7 +174,7 @@ async fn busy_trunk(port: u16) -> Dials {
             let Ok((n, from)) = sock.recv_from(&mut buf).await else {
                 return;
             };
-            let at = Instant::now();
+            let at = boomerang::clock::monotonic_now();
             let text = String::from_utf8_lossy(&buf[..n]).to_string();
             let Some(rest) = text.strip_prefix("INVITE sip:") else {
                 continue;
@@ -263,7 +263,7 @@ async fn booked_on_a_dialled_by_b(
     let mut latencies = Vec::new();
     for i in 0..n {
         let phone = format!("+3367{i:07}");
-        let booked = Instant::now();
+        let booked = boomerang::clock::monotonic_now();
         let id = book(&a.url, &phone).await;
         let d = dialled(&dials, &phone, within).await.unwrap_or_else(|| {
             panic!("callback {id} booked on A was not dialled within {within} s")
