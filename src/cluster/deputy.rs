@@ -76,6 +76,8 @@ pub struct Deputy {
     rules: Arc<RuleBook>,
     /// Callbacks claimed for remote agents, by id: (queue, the agent named, triggered yet).
     claimed: HashMap<Uuid, (String, String, bool)>,
+    /// The agents Ready on other nodes at the last [`Deputy::look`], longest ready first.
+    ready: Vec<Presence>,
 }
 
 impl Deputy {
@@ -87,6 +89,7 @@ impl Deputy {
             dispatch,
             rules,
             claimed: HashMap::new(),
+            ready: Vec::new(),
         }
     }
 
@@ -95,18 +98,19 @@ impl Deputy {
         &self.view
     }
 
-    /// True when some agent homed elsewhere is Ready (the node list is then worth reading).
-    pub fn any_remote_ready(&self) -> bool {
-        !self.view.ready_elsewhere(&self.node).is_empty()
+    /// Reads the view once for a claim pass; true when some agent homed elsewhere is Ready
+    /// (the node list is then worth reading).
+    pub fn look(&mut self) -> bool {
+        self.ready = self.view.ready_elsewhere(&self.node);
+        !self.ready.is_empty()
     }
 
     /// The remote agents this node dials `queue`'s callbacks for, longest ready first.
     fn agents_for(&self, queue: &str, nodes: &[NodeInfo]) -> Vec<String> {
         let router = self.dispatch.router();
         let rule = self.rules.affinity_for(queue);
-        self.view
-            .ready_elsewhere(&self.node)
-            .into_iter()
+        self.ready
+            .iter()
             .filter(|p| {
                 router
                     .agents()
@@ -119,7 +123,7 @@ impl Deputy {
                 deputy_of(p, nodes, |region| affinity(rule.as_ref(), region))
                     == Some(self.node.as_str())
             })
-            .map(|p| p.agent)
+            .map(|p| p.agent.clone())
             .collect()
     }
 

@@ -240,7 +240,7 @@ impl Node {
                     Some(d) => {
                         d.prune(&callbacks.held_ids());
                         d.trigger();
-                        if d.any_remote_ready() {
+                        if d.look() {
                             if nodes.0.is_none_or(|t| now - t >= NODES_FRESH_FOR) {
                                 match self.cluster.nodes().await {
                                     Ok(n) => nodes = (Some(now), n),
