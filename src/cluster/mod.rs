@@ -1,14 +1,17 @@
 //! Agents across the nodes of a cluster (ARCHITECTURE.md, "Several nodes on PostgreSQL"):
 //! registrations visible cluster-wide (`view`), one arbiter per agent — its home node, the one
 //! its phone registered with (`arbiter`) — and callers on one node served by agents homed on
-//! another through that arbiter (`asker`).
+//! another through that arbiter (`asker`); callbacks dialled for agents whose home may not dial
+//! them (`deputy`); wake-ups through `LISTEN/NOTIFY` (`wake`).
 //!
 //! It runs when the store is PostgreSQL and `cluster.secret` is set; otherwise every node
 //! keeps its agents to itself, as a single node does.
 
 pub mod arbiter;
 pub mod asker;
+pub mod deputy;
 pub mod view;
+pub mod wake;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -219,6 +219,13 @@ pub struct ClusterSettings {
     /// Base URL at which the other nodes reach this node's HTTP listener (e.g.
     /// `http://10.0.0.2:8080`). Default empty: `http://` and the bound API address.
     pub internal_url: String,
+    /// Whether a node LISTENs for callbacks becoming claimable (`NOTIFY boomerang_callbacks`)
+    /// and claims at once; false leaves only the poll (e.g. behind a pooler that cannot
+    /// LISTEN). Default true.
+    pub callback_wakeups: bool,
+    /// Milliseconds between two looks for due callbacks in the database whatever the
+    /// notifications say, the safety net for lost ones (50–60000). Default 1000.
+    pub claim_poll_milliseconds: u32,
 }
 
 impl Default for ClusterSettings {
@@ -230,6 +237,8 @@ impl Default for ClusterSettings {
             fallback_delay_seconds: 30,
             secret: String::new(),
             internal_url: String::new(),
+            callback_wakeups: true,
+            claim_poll_milliseconds: 1000,
         }
     }
 }

@@ -375,16 +375,6 @@ impl Engine {
                 node.clone()
                     .heartbeat_loop(callbacks.clone(), health.clone()),
             );
-            // Claiming leads to dialling: it stops when a shutdown starts.
-            tasks.spawn_until(
-                tasks.intake.clone(),
-                node.clone().claim_loop(
-                    callbacks.clone(),
-                    router.clone(),
-                    rules.clone(),
-                    config.clone(),
-                ),
-            );
         }
         // The scheduler dials callbacks: it stops when a shutdown starts.
         tasks.spawn_until(
@@ -442,6 +432,19 @@ impl Engine {
         // Agents across nodes: the view, this node's arbiter and its internal endpoints.
         let cluster =
             crate::cluster::Node::start(&config, &dispatch, &clock, http_addr, &tasks).await?;
+        if let Some(node) = &node {
+            // Claiming leads to dialling: it stops when a shutdown starts.
+            tasks.spawn_until(
+                tasks.intake.clone(),
+                node.clone().claim_loop(
+                    callbacks.clone(),
+                    dispatch.clone(),
+                    rules.clone(),
+                    config.clone(),
+                    cluster.view.clone(),
+                ),
+            );
+        }
         let metrics_on = config.spec.metrics.enabled;
         // The API is rebuilt from the configuration on a reload (SIGHUP, POST /admin/reload).
         let live =

@@ -10,19 +10,25 @@ use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use parking_lot::Mutex;
 
+use std::collections::{HashMap, HashSet};
+
 use crate::callback::CallbackRecord;
 use crate::callback::lease::{Leases, OwnedWrite};
+use crate::callback::model::CallbackState;
 use crate::callback::service::CallbackService;
 use crate::clock::SharedClock;
+use crate::cluster::deputy::{Deputy, NODES_FRESH_FOR};
+use crate::cluster::view::View;
+use crate::cluster::wake::{self, Heard};
 use crate::config::{ClusterSettings, Config};
 use crate::ops::Health;
-use crate::routing::Router;
+use crate::routing::Dispatch;
 use crate::rules::RuleBook;
-use crate::store::postgres::Cluster;
+use crate::store::postgres::{Cluster, NodeInfo};
 use crate::store::{PostgresStore, StoreError};
 
-/// How often a node with a ready agent looks for due callbacks.
-const CLAIM_EVERY: TimeDelta = TimeDelta::milliseconds(250);
+/// How often a node looks whether its room to claim grew (no statement unless it did).
+const LOOK_EVERY: TimeDelta = TimeDelta::milliseconds(250);
 /// At most this many callbacks claimed by one statement.
 const CLAIM_BATCH: usize = 16;
 /// At most this many lapsed callbacks taken over per heartbeat.
@@ -165,49 +171,137 @@ impl Node {
         }
     }
 
-    /// Every quarter second, unless fenced: for each queue with a ready local agent and room
-    /// (fewer callbacks held than ready agents), claims due callbacks, in the order region
-    /// affinity gives, and hands them to the callback service (which queues them locally).
+    /// Claims due callbacks for the queues this node has room for (fewer callbacks held than
+    /// ready agents it dials for: its own, and remote ones it is the deputy of, see
+    /// `cluster::deputy`), in the order region affinity gives, and hands them to the callback
+    /// service (which queues them locally). A queue is looked at in the database when a
+    /// notification says one of its callbacks became claimable (`cluster::wake`), when its
+    /// room grew (an agent became ready here or elsewhere, a callback ended), after the
+    /// listener (re)connects, and every `cluster.claim_poll_milliseconds` as the safety net.
+    /// Nothing while fenced.
     pub async fn claim_loop(
         self: Arc<Self>,
         callbacks: Arc<CallbackService>,
-        router: Arc<Router>,
+        dispatch: Arc<Dispatch>,
         rules: Arc<RuleBook>,
         config: Arc<Config>,
+        view: Option<Arc<View>>,
     ) {
-        loop {
-            self.clock.sleep(CLAIM_EVERY).await;
-            if self.fenced() {
-                continue;
+        let settings = &config.spec.cluster;
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+        let listener = async {
+            if settings.callback_wakeups {
+                wake::listen(&config.spec.store.url, wake::CALLBACKS, &tx).await;
             }
-            for q in &config.spec.queues {
-                let ready = router.agent_counts(&q.name).map(|c| c.ready).unwrap_or(0);
-                let room = ready
-                    .saturating_sub(callbacks.held(&q.name))
-                    .min(CLAIM_BATCH);
-                if room == 0 {
+            std::future::pending::<()>().await;
+        };
+        let mut deputy = view
+            .clone()
+            .map(|v| Deputy::new(self.cluster.node_id(), v, dispatch.clone(), rules.clone()));
+        let claimer = async {
+            let poll = TimeDelta::milliseconds(settings.claim_poll_milliseconds.max(10).into());
+            let mut next_poll = self.clock.now();
+            let mut last_room: HashMap<String, usize> = HashMap::new();
+            let mut nodes: (Option<DateTime<Utc>>, Vec<NodeInfo>) = (None, Vec::new());
+            loop {
+                let mut woken = HashSet::new();
+                let mut all = false;
+                let changed = async {
+                    match &view {
+                        Some(v) => v.changed.notified().await,
+                        None => std::future::pending().await,
+                    }
+                };
+                let mut hear = |h: Option<Heard>| match h {
+                    Some(Heard::Payload(q)) => {
+                        woken.insert(q);
+                    }
+                    Some(Heard::Connected) => all = true,
+                    None => {}
+                };
+                tokio::select! {
+                    _ = self.clock.sleep(LOOK_EVERY) => {}
+                    h = rx.recv() => hear(h),
+                    _ = changed => {}
+                }
+                while let Ok(h) = rx.try_recv() {
+                    hear(Some(h));
+                }
+                if self.fenced() {
                     continue;
                 }
                 let now = self.clock.now();
-                let due_by = match affinity(rules.affinity_for(&q.name).as_ref(), &self.region) {
-                    Affinity::Now => now,
-                    Affinity::Later => now - self.fallback_delay,
-                    Affinity::Never => continue,
-                };
-                match self
-                    .cluster
-                    .claim_due(Some(std::slice::from_ref(&q.name)), due_by, room)
-                    .await
-                {
-                    Ok(claimed) if !claimed.is_empty() => {
-                        tracing::debug!(queue = %q.name, n = claimed.len(), "callbacks claimed");
-                        callbacks.adopt(claimed);
+                if now >= next_poll {
+                    all = true;
+                    next_poll = now + poll;
+                }
+                // Remote agents count only through the list of live nodes and their regions.
+                let remote = match deputy.as_mut() {
+                    Some(d) => {
+                        d.prune(&callbacks.held_ids());
+                        d.trigger();
+                        if d.look() {
+                            if nodes.0.is_none_or(|t| now - t >= NODES_FRESH_FOR) {
+                                match self.cluster.nodes().await {
+                                    Ok(n) => nodes = (Some(now), n),
+                                    Err(e) => tracing::warn!(error = %e, "cannot read the nodes"),
+                                }
+                            }
+                            nodes.1.as_slice()
+                        } else {
+                            &[]
+                        }
                     }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(queue = %q.name, error = %e, "cannot claim callbacks"),
+                    None => &[],
+                };
+                for q in &config.spec.queues {
+                    let due_by = match affinity(rules.affinity_for(&q.name).as_ref(), &self.region)
+                    {
+                        Affinity::Now => now,
+                        Affinity::Later => now - self.fallback_delay,
+                        Affinity::Never => continue,
+                    };
+                    let for_remote = deputy.as_ref().map_or(0, |d| d.held(&q.name));
+                    let ready = dispatch
+                        .router()
+                        .agent_counts(&q.name)
+                        .map(|c| c.ready)
+                        .unwrap_or(0);
+                    let local_room =
+                        ready.saturating_sub(callbacks.held(&q.name).saturating_sub(for_remote));
+                    let remote_room = deputy.as_ref().map_or(0, |d| d.room(&q.name, remote));
+                    let room = (local_room + remote_room).min(CLAIM_BATCH);
+                    let grew = room > last_room.insert(q.name.clone(), room).unwrap_or(0);
+                    if room == 0 || !(all || grew || woken.contains(&q.name)) {
+                        continue;
+                    }
+                    match self
+                        .cluster
+                        .claim_due(Some(std::slice::from_ref(&q.name)), due_by, room)
+                        .await
+                    {
+                        Ok(claimed) if !claimed.is_empty() => {
+                            tracing::debug!(queue = %q.name, n = claimed.len(), "callbacks claimed");
+                            let ids: Vec<(uuid::Uuid, bool)> = claimed
+                                .iter()
+                                .map(|r| (r.id, r.state == CallbackState::Scheduled))
+                                .collect();
+                            callbacks.adopt(claimed);
+                            if let Some(d) = deputy.as_mut()
+                                && remote_room > 0
+                            {
+                                d.adopt(&q.name, &ids, remote_room, remote);
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(e) => {
+                            tracing::warn!(queue = %q.name, error = %e, "cannot claim callbacks")
+                        }
+                    }
                 }
             }
-        }
+        };
+        tokio::join!(listener, claimer);
     }
 }
 

@@ -42,6 +42,13 @@ impl Validator<'_> {
             0,
             86_400,
         );
+        self.range(
+            root,
+            &[K("cluster"), K("claim_poll_milliseconds")],
+            i64::from(c.claim_poll_milliseconds),
+            50,
+            60_000,
+        );
         let url = &c.internal_url;
         if !(url.is_empty() || url.starts_with("http://") || url.starts_with("https://")) {
             self.err_at(

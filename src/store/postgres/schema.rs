@@ -71,6 +71,22 @@ CREATE INDEX outbox_due ON outbox (next_ms, seq) WHERE state = 'pending';
 CREATE INDEX outbox_state ON outbox (state, seq DESC);
 "#,
     ),
+    (
+        3,
+        // A callback that becomes claimable (booked, rescheduled, back to QUEUED, its lease
+        // released) wakes the nodes up in the transaction that writes it (`cluster::wake`).
+        r#"
+CREATE FUNCTION boomerang_callback_claimable() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM pg_notify('boomerang_callbacks', NEW.queue);
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER callbacks_claimable AFTER INSERT OR UPDATE OF state, owner, due_ms ON callbacks
+    FOR EACH ROW WHEN (NEW.owner IS NULL AND NEW.state IN ('QUEUED', 'SCHEDULED'))
+    EXECUTE FUNCTION boomerang_callback_claimable();
+"#,
+    ),
 ];
 
 /// The newest schema version this build knows.
