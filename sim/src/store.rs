@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use boomerang::callback::CallbackRecord;
-use boomerang::store::{CallbackFilter, Document, SqliteStore, Store, StoreError};
+use boomerang::store::{CallbackFilter, Document, PageCursor, SqliteStore, Store, StoreError};
 use chrono::{DateTime, TimeDelta, Utc};
 use uuid::Uuid;
 
@@ -60,12 +60,12 @@ impl Store for BlockingStore {
             .await?
     }
 
-    async fn query_callbacks(
+    async fn query_callbacks_page(
         &self,
         filter: &CallbackFilter,
-    ) -> Result<Vec<CallbackRecord>, StoreError> {
+    ) -> Result<(Vec<CallbackRecord>, Option<PageCursor>), StoreError> {
         let f = filter.clone();
-        self.run(move |s| Box::pin(async move { s.query_callbacks(&f).await }))
+        self.run(move |s| Box::pin(async move { s.query_callbacks_page(&f).await }))
             .await?
     }
 

@@ -875,11 +875,11 @@ queues:
         async fn active_callbacks(&self) -> Result<Vec<CallbackRecord>, StoreError> {
             self.inner.active_callbacks().await
         }
-        async fn query_callbacks(
+        async fn query_callbacks_page(
             &self,
             filter: &crate::store::CallbackFilter,
-        ) -> Result<Vec<CallbackRecord>, StoreError> {
-            self.inner.query_callbacks(filter).await
+        ) -> Result<(Vec<CallbackRecord>, Option<crate::store::PageCursor>), StoreError> {
+            self.inner.query_callbacks_page(filter).await
         }
         async fn remove_expired(
             &self,

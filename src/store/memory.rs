@@ -203,13 +203,6 @@ impl Store for MemoryStore {
             .collect())
     }
 
-    async fn query_callbacks(
-        &self,
-        filter: &CallbackFilter,
-    ) -> Result<Vec<CallbackRecord>, StoreError> {
-        Ok(self.page(filter).0)
-    }
-
     async fn query_callbacks_page(
         &self,
         filter: &CallbackFilter,

@@ -188,23 +188,23 @@ pub trait Store: Send + Sync {
     /// Every callback not yet COMPLETED, ordered as it was created (the reload after a restart).
     async fn active_callbacks(&self) -> Result<Vec<CallbackRecord>, StoreError>;
 
-    /// Callbacks matching a filter, newest desired time first.
+    /// Callbacks matching a filter, newest desired time first: the rows of
+    /// [`Store::query_callbacks_page`] without the cursor.
     async fn query_callbacks(
         &self,
         filter: &CallbackFilter,
-    ) -> Result<Vec<CallbackRecord>, StoreError>;
+    ) -> Result<Vec<CallbackRecord>, StoreError> {
+        self.query_callbacks_page(filter)
+            .await
+            .map(|(rows, _)| rows)
+    }
 
-    /// As [`Store::query_callbacks`], honouring `filter.after`, with the cursor of the page's
-    /// last callback. Stores without keyset paging answer `after` with an empty last page.
+    /// Callbacks matching a filter, newest desired time first, honouring `filter.after`, with
+    /// the cursor of the page's last callback.
     async fn query_callbacks_page(
         &self,
         filter: &CallbackFilter,
-    ) -> Result<(Vec<CallbackRecord>, Option<PageCursor>), StoreError> {
-        if filter.after.is_some() {
-            return Ok((Vec::new(), None));
-        }
-        self.query_callbacks(filter).await.map(|rows| (rows, None))
-    }
+    ) -> Result<(Vec<CallbackRecord>, Option<PageCursor>), StoreError>;
 
     /// Removes COMPLETED callbacks whose desired time is more than `retention` before `now`;
     /// returns how many.

@@ -517,15 +517,6 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn query_callbacks(
-        &self,
-        filter: &CallbackFilter,
-    ) -> Result<Vec<CallbackRecord>, StoreError> {
-        self.query_callbacks_page(filter)
-            .await
-            .map(|(rows, _)| rows)
-    }
-
     async fn query_callbacks_page(
         &self,
         filter: &CallbackFilter,

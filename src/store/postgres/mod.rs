@@ -284,15 +284,6 @@ impl Store for PostgresStore {
         Ok(bodies(rows))
     }
 
-    async fn query_callbacks(
-        &self,
-        filter: &CallbackFilter,
-    ) -> Result<Vec<CallbackRecord>, StoreError> {
-        self.query_callbacks_page(filter)
-            .await
-            .map(|(rows, _)| rows)
-    }
-
     async fn query_callbacks_page(
         &self,
         f: &CallbackFilter,
