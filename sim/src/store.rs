@@ -9,7 +9,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use boomerang::callback::CallbackRecord;
 use boomerang::store::{CallbackFilter, Document, PageCursor, SqliteStore, Store, StoreError};
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 /// The engine's SQLite store, each call run as a blocking task (see the module docs).
@@ -69,12 +69,8 @@ impl Store for BlockingStore {
             .await?
     }
 
-    async fn remove_expired(
-        &self,
-        now: DateTime<Utc>,
-        retention: TimeDelta,
-    ) -> Result<usize, StoreError> {
-        self.run(move |s| Box::pin(async move { s.remove_expired(now, retention).await }))
+    async fn remove_completed_before(&self, cutoff: DateTime<Utc>) -> Result<usize, StoreError> {
+        self.run(move |s| Box::pin(async move { s.remove_completed_before(cutoff).await }))
             .await?
     }
 

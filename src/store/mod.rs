@@ -212,7 +212,14 @@ pub trait Store: Send + Sync {
         &self,
         now: DateTime<Utc>,
         retention: TimeDelta,
-    ) -> Result<usize, StoreError>;
+    ) -> Result<usize, StoreError> {
+        self.remove_completed_before(crate::store::retention::expiry_cutoff(now, retention))
+            .await
+    }
+
+    /// Removes COMPLETED callbacks whose retain-until instant is before `cutoff` (the rule of
+    /// [`Store::remove_expired`], one comparison for every backend); returns how many.
+    async fn remove_completed_before(&self, cutoff: DateTime<Utc>) -> Result<usize, StoreError>;
 
     /// Inserts or replaces documents; returns once they are durable.
     async fn save_documents(&self, docs: Vec<Document>) -> Result<(), StoreError>;
