@@ -80,14 +80,14 @@ async fn round(n: usize, hook: Option<(&str, &Arc<AtomicUsize>)>) -> (f64, usize
     if hook.is_some() {
         let channels = Channels::from_config(&config, clock.clone());
         svc.push_hub().set_channels(channels.clone());
-        let worker = Arc::new(Worker::new(
-            store.clone(),
-            clock.clone(),
+        let worker = Arc::new(Worker {
+            store: store.clone(),
+            clock: clock.clone(),
             channels,
-            svc.push_hub().clone(),
-            config.spec.push.clone(),
-            PushMetrics::default(),
-        ));
+            hub: svc.push_hub().clone(),
+            settings: config.spec.push.clone(),
+            metrics: PushMetrics::default(),
+        });
         tokio::spawn(worker.run());
     }
     let mut ids = Vec::with_capacity(n);

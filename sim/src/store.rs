@@ -8,8 +8,8 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use boomerang::callback::CallbackRecord;
-use boomerang::store::{CallbackFilter, Document, SqliteStore, Store, StoreError};
-use chrono::{DateTime, TimeDelta, Utc};
+use boomerang::store::{CallbackFilter, Document, PageCursor, SqliteStore, Store, StoreError};
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 /// The engine's SQLite store, each call run as a blocking task (see the module docs).
@@ -60,21 +60,17 @@ impl Store for BlockingStore {
             .await?
     }
 
-    async fn query_callbacks(
+    async fn query_callbacks_page(
         &self,
         filter: &CallbackFilter,
-    ) -> Result<Vec<CallbackRecord>, StoreError> {
+    ) -> Result<(Vec<CallbackRecord>, Option<PageCursor>), StoreError> {
         let f = filter.clone();
-        self.run(move |s| Box::pin(async move { s.query_callbacks(&f).await }))
+        self.run(move |s| Box::pin(async move { s.query_callbacks_page(&f).await }))
             .await?
     }
 
-    async fn remove_expired(
-        &self,
-        now: DateTime<Utc>,
-        retention: TimeDelta,
-    ) -> Result<usize, StoreError> {
-        self.run(move |s| Box::pin(async move { s.remove_expired(now, retention).await }))
+    async fn remove_completed_before(&self, cutoff: DateTime<Utc>) -> Result<usize, StoreError> {
+        self.run(move |s| Box::pin(async move { s.remove_completed_before(cutoff).await }))
             .await?
     }
 

@@ -509,6 +509,15 @@ impl MemoryDialer {
     }
 }
 
+/// What a dial is known by in the scripted answers and the logs: the number, agent or URI.
+fn answer_key(target: &DialTarget) -> String {
+    match target {
+        DialTarget::Customer { number, .. } => number.clone(),
+        DialTarget::Agent { agent_id } | DialTarget::Contact { agent_id, .. } => agent_id.clone(),
+        DialTarget::Uri { uri } => uri.clone(),
+    }
+}
+
 #[async_trait]
 impl Dialer for MemoryDialer {
     async fn dial_with_headers(
@@ -519,14 +528,9 @@ impl Dialer for MemoryDialer {
         headers: &[(String, String)],
     ) -> Result<Arc<dyn CallLeg>, DialResult> {
         if !headers.is_empty() {
-            let key = match target {
-                DialTarget::Customer { number, .. } => number.clone(),
-                DialTarget::Agent { agent_id } | DialTarget::Contact { agent_id, .. } => {
-                    agent_id.clone()
-                }
-                DialTarget::Uri { uri } => uri.clone(),
-            };
-            self.headers.lock().push((key, headers.to_vec()));
+            self.headers
+                .lock()
+                .push((answer_key(target), headers.to_vec()));
         }
         self.dial(target, caller_id, ring_timeout).await
     }
@@ -537,13 +541,7 @@ impl Dialer for MemoryDialer {
         caller_id: &str,
         ring_timeout: Duration,
     ) -> Result<Arc<dyn CallLeg>, DialResult> {
-        let key = match target {
-            DialTarget::Customer { number, .. } => number.clone(),
-            DialTarget::Agent { agent_id } | DialTarget::Contact { agent_id, .. } => {
-                agent_id.clone()
-            }
-            DialTarget::Uri { uri } => uri.clone(),
-        };
+        let key = answer_key(target);
         let answer = self
             .answers
             .lock()

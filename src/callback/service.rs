@@ -875,18 +875,17 @@ queues:
         async fn active_callbacks(&self) -> Result<Vec<CallbackRecord>, StoreError> {
             self.inner.active_callbacks().await
         }
-        async fn query_callbacks(
+        async fn query_callbacks_page(
             &self,
             filter: &crate::store::CallbackFilter,
-        ) -> Result<Vec<CallbackRecord>, StoreError> {
-            self.inner.query_callbacks(filter).await
+        ) -> Result<(Vec<CallbackRecord>, Option<crate::store::PageCursor>), StoreError> {
+            self.inner.query_callbacks_page(filter).await
         }
-        async fn remove_expired(
+        async fn remove_completed_before(
             &self,
-            now: DateTime<Utc>,
-            retention: TimeDelta,
+            cutoff: DateTime<Utc>,
         ) -> Result<usize, StoreError> {
-            self.inner.remove_expired(now, retention).await
+            self.inner.remove_completed_before(cutoff).await
         }
         async fn save_documents(
             &self,

@@ -44,10 +44,12 @@ pub struct CallInGroup {
     pub unique_dnis: bool,
 }
 
-fn d_len() -> u8 {
+/// Default access code length (also the admin API's).
+pub(crate) fn d_len() -> u8 {
     6
 }
-fn d_expiry() -> u32 {
+/// Default seconds a request stays valid (also the admin API's).
+pub(crate) fn d_expiry() -> u32 {
     30
 }
 

@@ -105,7 +105,7 @@ impl Validator<'_> {
                 ),
             );
         }
-        let (m, st, a) = (&spec.media, &spec.store, &spec.api);
+        let (m, st, a, sd) = (&spec.media, &spec.store, &spec.api, &spec.shutdown);
         let tcp_max = s.tcp_max_connections.max(1) as i64;
         for (section, (key, value, lo, hi)) in [
             ("sip", within!(s.max_message_bytes as i64, 1024, 1_048_576)),
@@ -115,15 +115,7 @@ impl Validator<'_> {
                 "sip",
                 within!(s.max_register_expires_seconds as i64, 60, 86400),
             ),
-            (
-                "shutdown",
-                (
-                    "drain_seconds",
-                    i64::from(spec.shutdown.drain_seconds),
-                    0,
-                    86400,
-                ),
-            ),
+            ("shutdown", within!(sd.drain_seconds as i64, 0, 86400)),
             ("sip", within!(s.max_calls as i64, 1, 100_000)),
             ("sip", within!(s.workers as i64, 0, 256)),
             (
@@ -144,15 +136,7 @@ impl Validator<'_> {
                 "media",
                 within!(m.recordings_max_total_mb as i64, 1, 1_000_000),
             ),
-            (
-                "media",
-                (
-                    "rtp_realtime_priority",
-                    i64::from(m.rtp_realtime_priority),
-                    0,
-                    99,
-                ),
-            ),
+            ("media", within!(m.rtp_realtime_priority as i64, 0, 99)),
             ("store", within!(st.retention_days, 1, 3650)),
             ("store", within!(st.retention_sweep_minutes, 1, 1440)),
             ("api", within!(a.rate_limit_per_second, 1, 100_000)),

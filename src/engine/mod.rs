@@ -389,14 +389,14 @@ impl Engine {
         // Push delivery: the outbox left by a previous run is delivered first.
         let channels = crate::push::Channels::from_config(&config, clock.clone());
         callbacks.push_hub().set_channels(channels.clone());
-        let worker = Arc::new(crate::push::Worker::new(
-            store.clone(),
-            clock.clone(),
+        let worker = Arc::new(crate::push::Worker {
+            store: store.clone(),
+            clock: clock.clone(),
             channels,
-            callbacks.push_hub().clone(),
-            config.spec.push.clone(),
-            metrics.push.clone(),
-        ));
+            hub: callbacks.push_hub().clone(),
+            settings: config.spec.push.clone(),
+            metrics: metrics.push.clone(),
+        });
         tasks.spawn(worker.run());
         tasks.spawn(upcoming_loop(
             callbacks.clone(),

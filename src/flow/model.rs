@@ -174,25 +174,10 @@ pub(crate) fn in_order<'a>(
 pub(crate) fn yes() -> bool {
     true
 }
-/// Serde default.
-pub(crate) fn two() -> u32 {
-    2
-}
-/// Serde default.
-pub(crate) fn one() -> u32 {
-    1
-}
-/// Serde default.
-pub(crate) fn sixteen() -> u32 {
-    16
-}
-/// Serde default.
-pub(crate) fn five() -> u32 {
-    5
-}
-/// Serde default.
-pub(crate) fn three() -> u32 {
-    3
+/// Serde default: the constant `N` (`#[serde(default = "num::<30>")]`), one function for every
+/// numeric default of the blocks.
+pub(crate) fn num<const N: u32>() -> u32 {
+    N
 }
 
 pub use super::blocks::assign::Assign;

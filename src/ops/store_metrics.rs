@@ -7,7 +7,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
@@ -105,12 +105,8 @@ impl Store for MeteredStore {
         self.metrics.time("query_callbacks", f).await
     }
 
-    async fn remove_expired(
-        &self,
-        now: DateTime<Utc>,
-        retention: TimeDelta,
-    ) -> Result<usize, StoreError> {
-        let f = self.inner.remove_expired(now, retention);
+    async fn remove_completed_before(&self, cutoff: DateTime<Utc>) -> Result<usize, StoreError> {
+        let f = self.inner.remove_completed_before(cutoff);
         self.metrics.time("remove_expired", f).await
     }
 

@@ -100,34 +100,21 @@ const BATCH: usize = 256;
 
 /// Delivers due outbox entries; one per engine.
 pub struct Worker {
-    store: Arc<dyn Store>,
-    clock: SharedClock,
-    channels: Arc<Channels>,
-    hub: Arc<PushHub>,
-    settings: PushSettings,
-    metrics: PushMetrics,
+    /// Where the outbox is.
+    pub store: Arc<dyn Store>,
+    /// Time.
+    pub clock: SharedClock,
+    /// What delivers each channel.
+    pub channels: Arc<Channels>,
+    /// Whose notifier is told of the outcomes.
+    pub hub: Arc<PushHub>,
+    /// Timeouts and retries.
+    pub settings: PushSettings,
+    /// Delivery counters.
+    pub metrics: PushMetrics,
 }
 
 impl Worker {
-    /// A worker over `store`, delivering through `channels` and telling `hub`'s notifier.
-    pub fn new(
-        store: Arc<dyn Store>,
-        clock: SharedClock,
-        channels: Arc<Channels>,
-        hub: Arc<PushHub>,
-        settings: PushSettings,
-        metrics: PushMetrics,
-    ) -> Self {
-        Worker {
-            store,
-            clock,
-            channels,
-            hub,
-            settings,
-            metrics,
-        }
-    }
-
     /// One pass: attempts every due entry (concurrently, each within the HTTP timeout) and
     /// records each outcome. Returns how many were attempted.
     pub async fn deliver_due(&self) -> Result<usize, StoreError> {
@@ -273,14 +260,14 @@ mod tests {
         let notifier = Arc::new(MemoryNotifier::new());
         let hub = Arc::new(PushHub::new(notifier.clone()));
         let channels = Channels::from_config(config, clock.shared());
-        let worker = Worker::new(
-            store.clone(),
-            clock.shared(),
+        let worker = Worker {
+            store: store.clone(),
+            clock: clock.shared(),
             channels,
             hub,
-            config.spec.push.clone(),
-            PushMetrics::default(),
-        );
+            settings: config.spec.push.clone(),
+            metrics: PushMetrics::default(),
+        };
         Fixture {
             store,
             clock,

@@ -308,12 +308,7 @@ mod tests {
         Contact: <sip:alice@pc33.atlanta.example.com>\r\n\
         Content-Length: 0\r\n\r\n";
 
-    fn req(text: &str) -> rsip::Request {
-        match parse(text.as_bytes()).unwrap() {
-            rsip::SipMessage::Request(r) => r,
-            rsip::SipMessage::Response(_) => panic!("request expected"),
-        }
-    }
+    use crate::sip::message::test_support::request as req;
 
     fn ok_with_contact(r: &rsip::Request, code: u16) -> rsip::Response {
         let mut resp = response_with_tag(r, code, "OK", "314159bob");

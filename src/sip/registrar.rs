@@ -421,7 +421,7 @@ fn same_uri(a: &str, b: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sip::message::parse;
+    use crate::sip::message::test_support::request;
 
     fn register(
         contacts: &[&str],
@@ -445,10 +445,7 @@ mod tests {
             text.push_str(&format!("Expires: {e}\r\n"));
         }
         text.push_str("Content-Length: 0\r\n\r\n");
-        match parse(text.as_bytes()).unwrap() {
-            rsip::SipMessage::Request(r) => r,
-            rsip::SipMessage::Response(_) => panic!("request expected"),
-        }
+        request(&text)
     }
 
     fn contacts_of(resp: &rsip::Response) -> Vec<String> {

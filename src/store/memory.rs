@@ -6,7 +6,7 @@ use parking_lot::Mutex;
 use std::collections::{BTreeMap, HashMap};
 
 use async_trait::async_trait;
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 use super::{CallbackFilter, Document, PageCursor, Store, StoreError};
@@ -203,13 +203,6 @@ impl Store for MemoryStore {
             .collect())
     }
 
-    async fn query_callbacks(
-        &self,
-        filter: &CallbackFilter,
-    ) -> Result<Vec<CallbackRecord>, StoreError> {
-        Ok(self.page(filter).0)
-    }
-
     async fn query_callbacks_page(
         &self,
         filter: &CallbackFilter,
@@ -217,13 +210,9 @@ impl Store for MemoryStore {
         Ok(self.page(filter))
     }
 
-    async fn remove_expired(
-        &self,
-        now: DateTime<Utc>,
-        retention: TimeDelta,
-    ) -> Result<usize, StoreError> {
+    async fn remove_completed_before(&self, cutoff: DateTime<Utc>) -> Result<usize, StoreError> {
         // The same comparison as SQLite's, in milliseconds.
-        let cutoff = super::retention::expiry_cutoff(now, retention).timestamp_millis();
+        let cutoff = cutoff.timestamp_millis();
         let mut t = self.tables();
         let expired: Vec<(i64, Uuid)> = t
             .rows

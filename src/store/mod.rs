@@ -188,23 +188,23 @@ pub trait Store: Send + Sync {
     /// Every callback not yet COMPLETED, ordered as it was created (the reload after a restart).
     async fn active_callbacks(&self) -> Result<Vec<CallbackRecord>, StoreError>;
 
-    /// Callbacks matching a filter, newest desired time first.
+    /// Callbacks matching a filter, newest desired time first: the rows of
+    /// [`Store::query_callbacks_page`] without the cursor.
     async fn query_callbacks(
         &self,
         filter: &CallbackFilter,
-    ) -> Result<Vec<CallbackRecord>, StoreError>;
+    ) -> Result<Vec<CallbackRecord>, StoreError> {
+        self.query_callbacks_page(filter)
+            .await
+            .map(|(rows, _)| rows)
+    }
 
-    /// As [`Store::query_callbacks`], honouring `filter.after`, with the cursor of the page's
-    /// last callback. Stores without keyset paging answer `after` with an empty last page.
+    /// Callbacks matching a filter, newest desired time first, honouring `filter.after`, with
+    /// the cursor of the page's last callback.
     async fn query_callbacks_page(
         &self,
         filter: &CallbackFilter,
-    ) -> Result<(Vec<CallbackRecord>, Option<PageCursor>), StoreError> {
-        if filter.after.is_some() {
-            return Ok((Vec::new(), None));
-        }
-        self.query_callbacks(filter).await.map(|rows| (rows, None))
-    }
+    ) -> Result<(Vec<CallbackRecord>, Option<PageCursor>), StoreError>;
 
     /// Removes COMPLETED callbacks whose desired time is more than `retention` before `now`;
     /// returns how many.
@@ -212,7 +212,14 @@ pub trait Store: Send + Sync {
         &self,
         now: DateTime<Utc>,
         retention: TimeDelta,
-    ) -> Result<usize, StoreError>;
+    ) -> Result<usize, StoreError> {
+        self.remove_completed_before(crate::store::retention::expiry_cutoff(now, retention))
+            .await
+    }
+
+    /// Removes COMPLETED callbacks whose retain-until instant is before `cutoff` (the rule of
+    /// [`Store::remove_expired`], one comparison for every backend); returns how many.
+    async fn remove_completed_before(&self, cutoff: DateTime<Utc>) -> Result<usize, StoreError>;
 
     /// Inserts or replaces documents; returns once they are durable.
     async fn save_documents(&self, docs: Vec<Document>) -> Result<(), StoreError>;

@@ -25,7 +25,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::oneshot;
 use uuid::Uuid;
@@ -517,15 +517,6 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn query_callbacks(
-        &self,
-        filter: &CallbackFilter,
-    ) -> Result<Vec<CallbackRecord>, StoreError> {
-        self.query_callbacks_page(filter)
-            .await
-            .map(|(rows, _)| rows)
-    }
-
     async fn query_callbacks_page(
         &self,
         filter: &CallbackFilter,
@@ -534,12 +525,7 @@ impl Store for SqliteStore {
         self.read(move |c| select_page(c, &f)).await
     }
 
-    async fn remove_expired(
-        &self,
-        now: DateTime<Utc>,
-        retention: TimeDelta,
-    ) -> Result<usize, StoreError> {
-        let cutoff = super::retention::expiry_cutoff(now, retention);
+    async fn remove_completed_before(&self, cutoff: DateTime<Utc>) -> Result<usize, StoreError> {
         self.write(Write::RemoveExpired(cutoff)).await
     }
 

@@ -101,13 +101,6 @@ impl Named for Groups {
     }
 }
 
-fn d_len() -> u8 {
-    6
-}
-fn d_expiry() -> u32 {
-    30
-}
-
 /// A group as the API writes it (camelCase; the configuration file's `callin_groups` entries
 /// have the same fields in snake_case).
 #[derive(Debug, Clone, Deserialize, Serialize, utoipa::ToSchema)]
@@ -122,10 +115,10 @@ pub struct GroupBody {
     #[serde(default)]
     pub generate_access_code: bool,
     /// Digits of the access code, 4–12.
-    #[serde(default = "d_len")]
+    #[serde(default = "crate::callin::group::d_len")]
     pub access_code_length: u8,
     /// Seconds a request may match, 10–1800.
-    #[serde(default = "d_expiry")]
+    #[serde(default = "crate::callin::group::d_expiry")]
     pub expiry_seconds: u32,
     /// Do not hand a number out again while a live request holds it.
     #[serde(default)]
@@ -154,17 +147,22 @@ pub struct GroupOut {
     source: GroupSource,
 }
 
-fn out(v: GroupView) -> GroupOut {
-    let g = v.group;
-    GroupOut {
-        group: GroupBody {
+impl From<CallInGroup> for GroupBody {
+    fn from(g: CallInGroup) -> Self {
+        GroupBody {
             name: g.name,
             dnis: g.dnis,
             generate_access_code: g.generate_access_code,
             access_code_length: g.access_code_length,
             expiry_seconds: g.expiry_seconds,
             unique_dnis: g.unique_dnis,
-        },
+        }
+    }
+}
+
+fn out(v: GroupView) -> GroupOut {
+    GroupOut {
+        group: v.group.into(),
         source: v.source,
     }
 }

@@ -14,7 +14,7 @@ use crate::call::{DigitSpec, PlayItem};
 use crate::config::CallDirection;
 use crate::flow::check::BlockCheck;
 use crate::flow::interpreter::{Cx, Step};
-use crate::flow::model::{AppKind, PromptSpec, two};
+use crate::flow::model::{AppKind, PromptSpec, num};
 use crate::flow::services::FlowBooking;
 
 /// How the agent and customer are connected when the callback's turn comes.
@@ -109,7 +109,7 @@ pub struct CallbackV2 {
     #[schemars(extend("pattern" = "^[0-9*#]$"))]
     pub confirm_digit: Option<String>,
     /// Attempts to get the confirm digit or an offer choice (1 to 9, default 2).
-    #[serde(default = "two")]
+    #[serde(default = "num::<2>")]
     #[schemars(range(min = 1, max = 9))]
     pub attempts: u32,
     /// Block when a callback was booked (Default) or the customer accepted (Callback).

@@ -15,15 +15,11 @@ use crate::flow::check::{BlockCheck, valid_variable, value_pos};
 use crate::flow::expr::Value;
 use crate::flow::http::{FetchRequest, allowed, lookup, valid_path};
 use crate::flow::interpreter::{Cx, Step};
-use crate::flow::model::{AppKind, ExprText};
+use crate::flow::model::{AppKind, ExprText, num};
 use crate::yaml;
 
 fn http_var() -> String {
     "http".into()
-}
-
-fn two_thousand() -> u32 {
-    2000
 }
 
 /// The HTTP method.
@@ -62,7 +58,7 @@ pub struct HttpRequest {
     #[serde(default)]
     pub body: BTreeMap<String, ExprText>,
     /// Milliseconds per attempt (100 to 30000, default 2000).
-    #[serde(default = "two_thousand")]
+    #[serde(default = "num::<2000>")]
     #[schemars(range(min = 100, max = 30000))]
     pub timeout_ms: u32,
     /// Further attempts after a timeout, a refused connection or a 5xx (0 to 3, default 0).

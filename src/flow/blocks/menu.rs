@@ -9,7 +9,7 @@ use super::user_input::{Ask, Asked, ask, one_key};
 use super::{BlockType, targets};
 use crate::flow::check::{BlockCheck, is_dtmf_key, keys_in_order};
 use crate::flow::interpreter::{Cx, Step};
-use crate::flow::model::{AppKind, ExprText, PromptSpec, five, in_order, two};
+use crate::flow::model::{AppKind, ExprText, PromptSpec, in_order, num};
 use crate::yaml::Node;
 
 /// A menu option: a block to go to, or a map that also assigns variables.
@@ -58,11 +58,11 @@ pub struct Menu {
     #[schemars(extend("propertyNames" = {"pattern": "^[0-9*#]$"}, "minProperties" = 1))]
     pub options: BTreeMap<String, MenuOption>,
     /// Further attempts after a no-input or a wrong key (0 to 9, default 2).
-    #[serde(default = "two")]
+    #[serde(default = "num::<2>")]
     #[schemars(range(min = 0, max = 9))]
     pub retries: u32,
     /// Seconds to wait for a key after the prompt (1 to 60, default 5).
-    #[serde(default = "five")]
+    #[serde(default = "num::<5>")]
     #[schemars(range(min = 1, max = 60))]
     pub timeout_seconds: u32,
     /// Played after no input.

@@ -10,16 +10,9 @@ use super::user_input::{Ask, Asked, ask, one_key};
 use crate::callback::model::CallbackRecord;
 use crate::flow::check::BlockCheck;
 use crate::flow::interpreter::Cx;
-use crate::flow::model::PromptSpec;
+use crate::flow::model::{PromptSpec, num};
 use crate::flow::services::FlowBooking;
 use crate::yaml;
-
-fn sixty() -> u32 {
-    60
-}
-fn five() -> u32 {
-    5
-}
 
 /// A callback offered to a caller already waiting in Route Call.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -30,7 +23,7 @@ pub struct OfferCallback {
     #[schemars(range(min = 0, max = 86400))]
     pub ewt_threshold_seconds: u32,
     /// Seconds between offers, the first this long after queueing (10 to 3600, default 60).
-    #[serde(default = "sixty")]
+    #[serde(default = "num::<60>")]
     #[schemars(range(min = 10, max = 3600))]
     pub every_seconds: u32,
     /// The offer ("press 1 to be called back"), barge-in allowed.
@@ -39,7 +32,7 @@ pub struct OfferCallback {
     #[serde(default)]
     pub booked_prompts: Vec<PromptSpec>,
     /// Seconds to wait for the key after the offer (1 to 30, default 5).
-    #[serde(default = "five")]
+    #[serde(default = "num::<5>")]
     #[schemars(range(min = 1, max = 30))]
     pub key_timeout_seconds: u32,
     /// Callback queue the callback is booked in (default: the Route Call's queue).

@@ -11,16 +11,10 @@ use super::BlockType;
 use crate::flow::check::BlockCheck;
 use crate::flow::expr::Value;
 use crate::flow::interpreter::{Cx, Step};
-use crate::flow::model::PromptSpec;
+use crate::flow::model::{PromptSpec, num};
 use crate::media::voice::{FRAME_MS, VoiceActivity};
 use crate::recordings::{self, BYTES_PER_SECOND, Recording};
 
-fn d_max_seconds() -> u32 {
-    120
-}
-fn d_silence_seconds() -> u32 {
-    5
-}
 fn d_variable() -> String {
     "recording".into()
 }
@@ -48,12 +42,12 @@ pub struct Record {
     #[serde(default = "yes")]
     pub beep: bool,
     /// Longest recording in seconds (1 to 3600, default 120).
-    #[serde(default = "d_max_seconds")]
+    #[serde(default = "num::<120>")]
     #[schemars(range(min = 1, max = 3600))]
     pub max_seconds: u32,
     /// Seconds of silence that end the recording (0 to 60, default 5; 0: only the maximum
     /// length or a hang-up end it).
-    #[serde(default = "d_silence_seconds")]
+    #[serde(default = "num::<5>")]
     #[schemars(range(min = 0, max = 60))]
     pub silence_seconds: u32,
     /// Prefix of the result variables (default `recording`).

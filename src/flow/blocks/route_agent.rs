@@ -14,13 +14,9 @@ use super::BlockType;
 use crate::call::{PlayItem, PlayOptions};
 use crate::flow::check::{BlockCheck, value_pos};
 use crate::flow::interpreter::{Cx, Step};
-use crate::flow::model::{AppKind, ExprText};
+use crate::flow::model::{AppKind, ExprText, num};
 use crate::flow::services::AgentConnect;
 use crate::yaml;
-
-fn sixty() -> u32 {
-    60
-}
 
 /// Route Agent: connect the caller to one agent.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -42,7 +38,7 @@ pub struct RouteAgent {
     /// The virtual queue the call is counted in (statistics, ring timeout, wrap-up).
     pub queue: String,
     /// Overall seconds to wait for the agent to be Ready (1 to 3600, default 60).
-    #[serde(default = "sixty")]
+    #[serde(default = "num::<60>")]
     #[schemars(range(min = 1, max = 3600))]
     pub timeout_seconds: u32,
     /// Route only if the agent is Ready now: otherwise `on_not_ready` at once.

@@ -13,19 +13,12 @@ use super::queue_offer;
 use crate::call::{PlayItem, PlayOptions};
 use crate::flow::check::{BlockCheck, value_pos};
 use crate::flow::interpreter::{Cx, Step};
-use crate::flow::model::{AppKind, EndCause, ExprText};
+use crate::flow::model::{AppKind, EndCause, ExprText, num};
 use crate::flow::services::AgentConnect;
 use crate::routing::WaitRules;
 use crate::routing::growth::{PriorityGrowth, Relaxation, relaxable};
 use crate::routing::skills;
 use crate::yaml;
-
-fn three_hundred() -> u32 {
-    300
-}
-fn sixty() -> u32 {
-    60
-}
 
 /// Route Call: queue the caller for an agent and connect them.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -53,7 +46,7 @@ pub struct RouteCall {
     /// `step` every `every_seconds`, not below `min_level`.
     pub relax_skills: Option<Relaxation>,
     /// Seconds to wait for an agent (1 to 86400, default 300).
-    #[serde(default = "three_hundred")]
+    #[serde(default = "num::<300>")]
     #[schemars(range(min = 1, max = 86400))]
     pub timeout_seconds: u32,
     /// Looped while waiting.
@@ -65,7 +58,7 @@ pub struct RouteCall {
     #[serde(default)]
     pub announce_position: bool,
     /// Seconds between announcements (10 to 3600, default 60).
-    #[serde(default = "sixty")]
+    #[serde(default = "num::<60>")]
     #[schemars(range(min = 10, max = 3600))]
     pub announce_every_seconds: u32,
     /// Block after the agent conversation ended (default: end the call).

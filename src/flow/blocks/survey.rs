@@ -9,7 +9,7 @@ use super::BlockType;
 use super::user_input::{Ask, Asked, ask, one_key};
 use crate::flow::check::BlockCheck;
 use crate::flow::interpreter::{Cx, Step};
-use crate::flow::model::{PromptSpec, five, one};
+use crate::flow::model::{PromptSpec, num};
 use crate::flow::survey::{Answer, SurveyResponse, save};
 
 /// One question.
@@ -46,11 +46,11 @@ pub struct Survey {
     #[serde(default)]
     pub thanks: Vec<PromptSpec>,
     /// Seconds to wait for a key (1 to 60, default 5).
-    #[serde(default = "five")]
+    #[serde(default = "num::<5>")]
     #[schemars(range(min = 1, max = 60))]
     pub timeout_seconds: u32,
     /// Further attempts per question after no or a wrong key (0 to 9, default 1).
-    #[serde(default = "one")]
+    #[serde(default = "num::<1>")]
     #[schemars(range(min = 0, max = 9))]
     pub retries: u32,
 }

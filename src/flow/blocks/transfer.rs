@@ -14,11 +14,7 @@ use super::BlockType;
 use crate::call::{DialResult, DialTarget, HangupCause, ReferOutcome};
 use crate::flow::check::BlockCheck;
 use crate::flow::interpreter::{Cx, Step};
-use crate::flow::model::{AppKind, EndCause, ExprText};
-
-fn thirty() -> u32 {
-    30
-}
+use crate::flow::model::{AppKind, EndCause, ExprText, num};
 
 /// Blind transfer of the caller to a number, with the result as an outcome.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
@@ -36,7 +32,7 @@ pub struct Transfer {
     /// The trunk to call through (default: the first configured).
     pub trunk: Option<String>,
     /// Seconds the new call may ring (5 to 300, default 30).
-    #[serde(default = "thirty")]
+    #[serde(default = "num::<30>")]
     #[schemars(range(min = 5, max = 300))]
     pub ring_timeout_seconds: u32,
     /// Block after the transferred conversation ended (default: end the call).

@@ -10,7 +10,7 @@ use super::BlockType;
 use crate::call::{DigitOutcome, DigitSpec, PlayItem};
 use crate::flow::check::BlockCheck;
 use crate::flow::interpreter::{Cx, Step};
-use crate::flow::model::{PromptSpec, five, one, sixteen, three, two};
+use crate::flow::model::{PromptSpec, num};
 
 fn hash() -> Option<String> {
     Some("#".into())
@@ -30,11 +30,11 @@ pub struct UserInput {
     #[serde(default)]
     pub prompts: Vec<PromptSpec>,
     /// Fewest digits accepted (1 to 32, default 1).
-    #[serde(default = "one")]
+    #[serde(default = "num::<1>")]
     #[schemars(range(min = 1, max = 32))]
     pub min_digits: u32,
     /// Most digits collected (1 to 32, default 16).
-    #[serde(default = "sixteen")]
+    #[serde(default = "num::<16>")]
     #[schemars(range(min = 1, max = 32))]
     pub max_digits: u32,
     /// Key that ends the input (default `#`; null for none).
@@ -42,15 +42,15 @@ pub struct UserInput {
     #[schemars(extend("pattern" = "^[0-9*#]$"))]
     pub terminator: Option<String>,
     /// Seconds to wait for the first digit (1 to 60, default 5).
-    #[serde(default = "five")]
+    #[serde(default = "num::<5>")]
     #[schemars(range(min = 1, max = 60))]
     pub first_digit_timeout_seconds: u32,
     /// Seconds to wait between digits (1 to 30, default 3).
-    #[serde(default = "three")]
+    #[serde(default = "num::<3>")]
     #[schemars(range(min = 1, max = 30))]
     pub inter_digit_timeout_seconds: u32,
     /// Further attempts after a no-input or no-match (0 to 9, default 2).
-    #[serde(default = "two")]
+    #[serde(default = "num::<2>")]
     #[schemars(range(min = 0, max = 9))]
     pub retries: u32,
     /// A regular expression the whole input must match.

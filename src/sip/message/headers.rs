@@ -270,10 +270,7 @@ mod tests {
                  From: <sip:a@h>;tag=1\r\nTo: <sip:8000@h>\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n\
                  Max-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
             );
-            match parse(text.as_bytes()).unwrap() {
-                SipMessage::Request(r) => r,
-                SipMessage::Response(_) => unreachable!(),
-            }
+            super::super::test_support::request(&text)
         };
         let top = |r: &rsip::Request| vias(r).first().unwrap().to_string();
         let v6: std::net::SocketAddr = "[::1]:5098".parse().unwrap();

@@ -125,4 +125,4 @@ impl Default for ParseLimits {
 }
 
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;

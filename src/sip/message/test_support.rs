@@ -14,7 +14,8 @@ pub(super) const OPTIONS: &str = "OPTIONS sip:bob@example.com SIP/2.0\r\n\
     CSeq: 63104 OPTIONS\r\n\
     Content-Length: 0\r\n\r\n";
 
-pub(super) fn request(text: &str) -> rsip::Request {
+/// The request written in `text` (the tests' sample messages; panics on anything else).
+pub(crate) fn request(text: &str) -> rsip::Request {
     match parse(text.as_bytes()).unwrap() {
         SipMessage::Request(r) => r,
         SipMessage::Response(_) => panic!("expected a request"),

@@ -6,8 +6,8 @@ pub(super) use std::time::Duration;
 pub(super) use rsip::SipMessage;
 
 pub(super) use super::*;
+use crate::sip::message::response_with_tag;
 pub(super) use crate::sip::message::{self, cseq, header_value, tag_of};
-use crate::sip::message::{parse, response_with_tag};
 
 pub(super) const INVITE: &str = "INVITE sip:bob@example.com SIP/2.0\r\n\
     Via: SIP/2.0/UDP pc33.example.com;branch=z9hG4bK776asdhds\r\n\
@@ -19,12 +19,7 @@ pub(super) const INVITE: &str = "INVITE sip:bob@example.com SIP/2.0\r\n\
     Route: <sip:p1.example.com;lr>\r\n\
     Content-Length: 0\r\n\r\n";
 
-pub(super) fn req(text: &str) -> rsip::Request {
-    match parse(text.as_bytes()).unwrap() {
-        SipMessage::Request(r) => r,
-        SipMessage::Response(_) => panic!("request expected"),
-    }
-}
+pub(super) use crate::sip::message::test_support::request as req;
 
 pub(super) fn invite() -> rsip::Request {
     req(INVITE)

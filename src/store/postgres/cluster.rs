@@ -11,6 +11,7 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use tokio_postgres::types::ToSql;
 
 use super::{PostgresStore, Rows, UNNEST_ROWS, bodies, db, not_stored};
 use crate::callback::CallbackRecord;
@@ -136,9 +137,10 @@ impl Cluster {
         now: DateTime<Utc>,
         limit: usize,
     ) -> Result<Vec<CallbackRecord>, StoreError> {
-        let client = self.store.client().await?;
-        let stmt = client
-            .prepare_cached(
+        let queues: Option<Vec<String>> = queues.map(<[String]>::to_vec);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut got = self
+            .claim_by(
                 "UPDATE callbacks c SET owner = $1,
                      lease_until = now() + $2::bigint * interval '1 millisecond'
                  FROM (SELECT id FROM callbacks
@@ -150,15 +152,6 @@ impl Cluster {
                        FOR UPDATE SKIP LOCKED) due
                  WHERE c.id = due.id
                  RETURNING c.body",
-            )
-            .await
-            .map_err(db)?;
-        let queues: Option<Vec<String>> = queues.map(<[String]>::to_vec);
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.store.count();
-        let rows = client
-            .query(
-                &stmt,
                 &[
                     &self.node,
                     &self.lease_ms,
@@ -167,9 +160,7 @@ impl Cluster {
                     &limit,
                 ],
             )
-            .await
-            .map_err(not_stored)?;
-        let mut got = bodies(rows);
+            .await?;
         got.sort_by(|a, b| (b.priority, a.queue_time).cmp(&(a.priority, b.queue_time)));
         Ok(got)
     }
@@ -275,11 +266,10 @@ impl Cluster {
     /// (`callback::restart::resolve_in_flight`) and saves them with [`Self::save_owned`],
     /// releasing them.
     pub async fn take_over_lapsed(&self, limit: usize) -> Result<Vec<CallbackRecord>, StoreError> {
-        let client = self.store.client().await?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         // Claims still QUEUED (the owner died before dialling) simply go back to the pool.
-        let stmt = client
-            .prepare_cached(
-                "WITH settled AS (
+        self.claim_by(
+            "WITH settled AS (
                      SELECT 1 FROM nodes WHERE node_id = $1
                          AND heartbeat_at >= now() - $2::bigint * interval '1 millisecond'
                          AND up_since <= now() - $2::bigint * interval '1 millisecond'),
@@ -297,15 +287,22 @@ impl Cluster {
                        FOR UPDATE SKIP LOCKED) lapsed
                  WHERE c.id = lapsed.id
                  RETURNING c.body",
-            )
-            .await
-            .map_err(db)?;
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+            &[&self.node, &self.lease_ms, &limit],
+        )
+        .await
+    }
+
+    /// Runs a claiming statement (`owner = $1`, a lease of `$2` ms) and answers the callbacks
+    /// it claimed.
+    async fn claim_by(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<CallbackRecord>, StoreError> {
+        let client = self.store.client().await?;
+        let stmt = client.prepare_cached(sql).await.map_err(db)?;
         self.store.count();
-        let rows = client
-            .query(&stmt, &[&self.node, &self.lease_ms, &limit])
-            .await
-            .map_err(not_stored)?;
+        let rows = client.query(&stmt, params).await.map_err(not_stored)?;
         Ok(bodies(rows))
     }
 }

@@ -24,7 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
 use tokio_postgres::NoTls;
 use tokio_postgres::types::ToSql;
@@ -284,15 +284,6 @@ impl Store for PostgresStore {
         Ok(bodies(rows))
     }
 
-    async fn query_callbacks(
-        &self,
-        filter: &CallbackFilter,
-    ) -> Result<Vec<CallbackRecord>, StoreError> {
-        self.query_callbacks_page(filter)
-            .await
-            .map(|(rows, _)| rows)
-    }
-
     async fn query_callbacks_page(
         &self,
         f: &CallbackFilter,
@@ -360,12 +351,8 @@ impl Store for PostgresStore {
         Ok((records, cursor))
     }
 
-    async fn remove_expired(
-        &self,
-        now: DateTime<Utc>,
-        retention: TimeDelta,
-    ) -> Result<usize, StoreError> {
-        let cutoff = super::retention::expiry_cutoff(now, retention).timestamp_millis();
+    async fn remove_completed_before(&self, cutoff: DateTime<Utc>) -> Result<usize, StoreError> {
+        let cutoff = cutoff.timestamp_millis();
         let client = self.client().await?;
         self.count();
         let n = client
