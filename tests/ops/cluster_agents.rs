@@ -254,3 +254,79 @@ async fn internal_endpoints_refuse_without_the_secret_and_reservations_lapse() {
     .await;
     assert_eq!(status, 404);
 }
+
+/// Issue #21: a remote agent whose asking node dies mid-call (after `/internal/connected`,
+/// before `/internal/release`) is freed by its home once the asker's heartbeat is older than
+/// the lease; the agent of an asker that keeps beating stays Busy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connected_agent_is_freed_when_its_asking_node_stops_heartbeating() {
+    let Some(url) = super::cluster_sip::fresh_pg_url().await else {
+        return;
+    };
+    let store = boomerang::store::PostgresStore::connect(&url, 4)
+        .await
+        .unwrap();
+    let lease = Duration::from_secs(1);
+    let (dead, live) = (
+        store.cluster("node-dead", "", lease),
+        store.cluster("node-live", "", lease),
+    );
+    dead.heartbeat().await.unwrap();
+    live.heartbeat().await.unwrap();
+    let beating = tokio::spawn(async move {
+        loop {
+            live.heartbeat().await.unwrap();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    });
+    // a0 and a3 are homed on node 0; each asker reserves one and reports it answered.
+    let home = node(0, SECRET).await;
+    tokio::spawn(
+        home.arbiter
+            .clone()
+            .watch_askers(store.cluster("node-0", "", lease), lease),
+    );
+    let http = reqwest::Client::new();
+    for (agent, asker) in [("a0", "node-dead"), ("a3", "node-live")] {
+        let interaction = Uuid::new_v4();
+        let body = json!({"agent": agent, "interaction": interaction, "node": asker,
+                          "ring_seconds": 1});
+        let (status, granted) = post(
+            &http,
+            &format!("{}/internal/reserve", home.url),
+            SECRET,
+            body,
+        )
+        .await;
+        assert_eq!(status, 200, "{granted}");
+        let (status, ok) = post(
+            &http,
+            &format!("{}/internal/connected", home.url),
+            SECRET,
+            json!({"agent": agent, "interaction": interaction}),
+        )
+        .await;
+        assert_eq!(status, 200, "{ok}");
+    }
+    let state = |agent: &str| {
+        let agents = home.dispatch.router().agents();
+        agents.get(agents.index_of(agent).unwrap()).state()
+    };
+    assert_eq!(state("a0"), StateKind::Busy);
+    assert_eq!(state("a3"), StateKind::Busy);
+    // node-dead never beats again: after about one lease (and past the ring-time lapse,
+    // which connected reservations ignore) its agent is Ready; node-live's is still Busy.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    assert_eq!(
+        state("a0"),
+        StateKind::Ready,
+        "the dead asker's agent is freed"
+    );
+    assert_eq!(
+        state("a3"),
+        StateKind::Busy,
+        "the live asker's agent stays Busy"
+    );
+    assert_eq!(home.arbiter.held(), 1);
+    beating.abort();
+}

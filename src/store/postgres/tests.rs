@@ -468,3 +468,69 @@ async fn the_store_reconnects_after_the_database_restarts_and_fails_clearly_mean
     assert_eq!(store.callback(down.id).await.unwrap(), None);
     drop(server);
 }
+
+/// Issue #21: an API cancel on one node of a callback it does not hold never overwrites a
+/// claim another node just made (the row is being dialled there: refused, nothing written);
+/// a callback nobody holds is cancelled as before.
+#[tokio::test]
+async fn an_api_cancel_never_overwrites_a_callback_another_node_claimed() {
+    use crate::callback::service::CallbackService;
+    use crate::clock::{Clock, ManualClock};
+    use crate::config::{ClusterSettings, Config};
+    use crate::push::MemoryNotifier;
+    use std::sync::Arc;
+
+    let Some(store) = fresh_store().await else {
+        return;
+    };
+    let config = Config::from_str_in(
+        "queues:\n  - name: Sales_VQ_CB\n",
+        std::path::Path::new("/"),
+    )
+    .unwrap();
+    let clock = ManualClock::new(t0() + TimeDelta::seconds(1));
+    let settings = ClusterSettings {
+        node_id: "node-a".into(),
+        ..ClusterSettings::default()
+    };
+    let node_a = crate::engine::node::Node::join(&store, &settings, clock.shared())
+        .await
+        .unwrap();
+    let api = CallbackService::new(
+        Arc::new(config),
+        clock.shared(),
+        Arc::new(store.clone()),
+        Arc::new(MemoryNotifier::new()),
+    );
+    api.set_leases(node_a);
+    // node-b claims one callback (its dialler is about to dial it); the other is nobody's.
+    let claimed = rec("+33611111111", t0());
+    store.save_callbacks(vec![claimed.clone()]).await.unwrap();
+    let node_b = store.cluster("node-b", "", Duration::from_secs(300));
+    let got = node_b.claim_due(None, clock.now(), 1).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].id, claimed.id);
+    let free = rec("+33622222222", t0());
+    store.save_callbacks(vec![free.clone()]).await.unwrap();
+
+    let refused = api.cancel(claimed.id, "api", false).await;
+    let err = refused.expect_err("a callback another node holds is not cancelled under it");
+    assert!(
+        err.to_string().contains("being dialled by another node"),
+        "{err}"
+    );
+    let stored = store.callback(claimed.id).await.unwrap().unwrap();
+    assert!(!stored.state.is_completed(), "{:?}", stored.state);
+    // node-b still owns it and writes it fenced, as if nothing happened.
+    assert!(
+        node_b
+            .save_owned_with(&stored, &[], &[], false)
+            .await
+            .unwrap()
+    );
+
+    let done = api.cancel(free.id, "api", false).await.unwrap();
+    assert!(done.state.is_completed());
+    let stored = store.callback(free.id).await.unwrap().unwrap();
+    assert!(stored.state.is_completed(), "{:?}", stored.state);
+}
