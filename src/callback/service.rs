@@ -334,6 +334,10 @@ impl CallbackService {
                 && before.state != CallbackState::Routing
                 && !leases.may_dial()
             {
+                // The router has already taken it out of its queue: kept here, it would be
+                // neither dialled nor given up (its lease renewed by every heartbeat). Let it
+                // go: its lease lapses and any node claims it again.
+                self.forget(&before);
                 return Err(StoreError::Database(
                     "this node is fenced (no heartbeat for half a lease): not dialling".into(),
                 )

@@ -534,3 +534,59 @@ async fn an_api_cancel_never_overwrites_a_callback_another_node_claimed() {
     let stored = store.callback(free.id).await.unwrap().unwrap();
     assert!(stored.state.is_completed(), "{:?}", stored.state);
 }
+
+/// Issue #21: a callback the router hands to the dialler while its node is fenced (no
+/// heartbeat for half a lease) is not dialled, and the node lets it go (it no longer renews
+/// its lease, so it lapses and any node claims it again) instead of keeping it in hand
+/// forever: the router has already taken it out of its queue, nothing would ever dial it.
+#[tokio::test]
+async fn a_callback_refused_while_fenced_is_let_go_not_kept_forever() {
+    use crate::callback::service::CallbackService;
+    use crate::clock::ManualClock;
+    use crate::config::{ClusterSettings, Config};
+    use crate::push::MemoryNotifier;
+    use std::sync::Arc;
+
+    let Some(store) = fresh_store().await else {
+        return;
+    };
+    let config = Config::from_str_in(
+        "queues:\n  - name: Sales_VQ_CB\n",
+        std::path::Path::new("/"),
+    )
+    .unwrap();
+    let clock = ManualClock::new(t0() + TimeDelta::seconds(1));
+    let settings = ClusterSettings {
+        node_id: "node-a".into(),
+        lease_seconds: 30,
+        ..ClusterSettings::default()
+    };
+    let node = crate::engine::node::Node::join(&store, &settings, clock.shared())
+        .await
+        .unwrap();
+    let cluster = store.cluster("node-a", "", Duration::from_secs(30));
+    let api = CallbackService::new(
+        Arc::new(config),
+        clock.shared(),
+        Arc::new(store.clone()),
+        Arc::new(MemoryNotifier::new()),
+    );
+    api.set_leases(node.clone());
+    let booked = rec("+33611111111", t0());
+    store.save_callbacks(vec![booked.clone()]).await.unwrap();
+    let claimed = cluster.claim_due(None, t0(), 1).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    api.adopt(claimed);
+    assert_eq!(api.held_ids(), vec![booked.id]);
+
+    // 16 s without a heartbeat: fenced. The router's pick is refused, nothing is written…
+    clock.advance(TimeDelta::seconds(16));
+    assert!(node.fenced());
+    let err = api.begin_attempt(booked.id, "alice").await.unwrap_err();
+    assert!(err.to_string().contains("fenced"), "{err}");
+    let stored = store.callback(booked.id).await.unwrap().unwrap();
+    assert_eq!(stored.state, CallbackState::Queued);
+    // …and the node no longer holds it: its next heartbeat does not renew the lease.
+    assert!(api.held_ids().is_empty(), "{:?}", api.held_ids());
+    assert_eq!(cluster.heartbeat_holding(&api.held_ids()).await.unwrap(), 0);
+}
