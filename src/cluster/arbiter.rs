@@ -334,23 +334,28 @@ impl Arbiter {
 }
 
 impl Arbiter {
-    /// Ends the connected reservations whose asking node is not in `alive` (it died mid-call,
-    /// before its release): the agent's call ends as after a talk (wrap-up, else Ready).
-    /// Returns how many it ended.
+    /// Ends the reservations whose asking node is not in `alive` (it died before its
+    /// release): a connected one as after a talk (wrap-up, else Ready), a granted one not yet
+    /// connected as its lapse would, without waiting out the ring time. Returns how many.
     pub fn end_orphans(&self, alive: &std::collections::HashSet<String>) -> usize {
         let orphans: Vec<Uuid> = self
             .held
             .iter()
-            .filter(|h| h.connected && h.node != self.node && !alive.contains(&h.node))
+            .filter(|h| h.node != self.node && !alive.contains(&h.node))
             .map(|h| *h.key())
             .collect();
         let mut ended = 0;
         for id in orphans {
-            let gone = self
-                .held
-                .remove_if(&id, |_, h| h.connected && !alive.contains(&h.node));
-            let Some((_, h)) = gone else { continue };
+            let Some((_, h)) = self.held.remove_if(&id, |_, h| !alive.contains(&h.node)) else {
+                continue;
+            };
             ended += 1;
+            if !h.connected {
+                tracing::warn!(agent = %h.assignment.agent, asker = %h.node,
+                    "asking node died before the agent answered: reservation ended");
+                self.dispatch.release(&h.assignment);
+                continue;
+            }
             tracing::warn!(agent = %h.assignment.agent, asker = %h.node,
                 "asking node died mid-call: its remote agent's call ended");
             if let Err(e) = self
@@ -363,9 +368,11 @@ impl Arbiter {
         ended
     }
 
-    /// Checks the askers' heartbeat rows every third of `lease` and ends the connected
-    /// reservations of dead ones ([`Self::end_orphans`]); while the database cannot be read,
-    /// ends nothing.
+    /// Checks the askers' heartbeat rows every third of `lease` and ends the reservations of
+    /// dead ones ([`Self::end_orphans`]). Ends nothing while the database cannot be read, nor
+    /// while this node is not settled (its own heartbeat stale, or back from an outage for
+    /// less than a lease): every asker's heartbeat looks stale right after the database
+    /// returns, until it beats again.
     pub async fn watch_askers(self: Arc<Self>, cluster: Cluster, lease: std::time::Duration) {
         let period = TimeDelta::from_std(lease / 3).unwrap_or(TimeDelta::seconds(5));
         loop {
@@ -375,6 +382,9 @@ impl Arbiter {
             }
             match cluster.nodes().await {
                 Ok(nodes) => {
+                    if !nodes.iter().any(|n| n.node_id == self.node && n.settled) {
+                        continue;
+                    }
                     let alive = nodes
                         .into_iter()
                         .filter(|n| n.alive)

@@ -41,6 +41,9 @@ pub struct NodeInfo {
     pub region: String,
     /// Whether its last heartbeat is within the lease.
     pub alive: bool,
+    /// Alive and up for a lease or more (not just back from an outage of the database, when
+    /// the other nodes may not have beaten again yet): its view of who is dead can be acted on.
+    pub settled: bool,
 }
 
 /// This node's handle on the cluster tables.
@@ -112,7 +115,8 @@ impl Cluster {
         let rows = client
             .query(
                 "SELECT node_id, region,
-                     heartbeat_at >= now() - $1::bigint * interval '1 millisecond'
+                     heartbeat_at >= now() - $1::bigint * interval '1 millisecond',
+                     up_since <= now() - $1::bigint * interval '1 millisecond'
                  FROM nodes ORDER BY node_id",
                 &[&self.lease_ms],
             )
@@ -124,6 +128,7 @@ impl Cluster {
                 node_id: r.get(0),
                 region: r.get(1),
                 alive: r.get(2),
+                settled: r.get::<_, bool>(2) && r.get::<_, bool>(3),
             })
             .collect())
     }
