@@ -21,7 +21,9 @@ use tokio::sync::Mutex;
 
 const KEY: &str = "cluster-test-key";
 const LEASE_SECONDS: u32 = 3;
-const FALLBACK_DELAY_SECONDS: u32 = 4;
+/// Long enough that Paris, two dials at a time, claims all six of its callbacks first even on a
+/// loaded machine (at 4 s, London took the last one once).
+const FALLBACK_DELAY_SECONDS: u32 = 10;
 const PASSWORD: &str = "correct horse";
 
 /// One engine process of the cluster.
@@ -45,8 +47,8 @@ async fn start_node(dir: &Path, id: &str, region: &str, db: &str, trunk_port: u1
     start_node_with(dir, id, region, db, trunk_port, true, |_| {}).await
 }
 
-/// [`start_node`] with Sales_VQ_CB adjusted by `queue`, and no agent registered unless
-/// `agents` (a node without a ready agent never claims a callback).
+/// [`start_node`] with its configuration adjusted by `tweak` (after the defaults above), and
+/// no agent registered unless `agents` (a node without a ready agent never claims a callback).
 async fn start_node_with(
     dir: &Path,
     id: &str,
@@ -54,7 +56,7 @@ async fn start_node_with(
     db: &str,
     trunk_port: u16,
     agents: bool,
-    queue: impl FnOnce(&mut boomerang::config::QueueSpec),
+    tweak: impl FnOnce(&mut boomerang::config::ConfigSpec),
 ) -> EngineNode {
     let dir = dir.join(id);
     std::fs::create_dir_all(&dir).unwrap();
@@ -74,7 +76,7 @@ async fn start_node_with(
     let q = common::demo_queue(&mut spec, "Sales_VQ_CB");
     // One dial per callback: a busy line completes it, so any second INVITE is a double dial.
     q.max_dial_attempts = 1;
-    queue(q);
+    tweak(&mut spec);
     let file = dir.join("boomerang.yaml");
     std::fs::write(&file, common::spec_text(&spec)).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_boomerang"))
@@ -85,7 +87,10 @@ async fn start_node_with(
             std::env::var("BOOMERANG_TEST_NODE_LOG_LEVEL").unwrap_or_else(|_| "warn".into()),
         )
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(match std::env::var_os("BOOMERANG_TEST_NODE_LOGS") {
+            Some(_) => Stdio::inherit(),
+            None => Stdio::null(),
+        })
         .spawn()
         .unwrap();
     let mut out = BufReader::new(child.stdout.take().unwrap());
@@ -661,8 +666,11 @@ async fn a_cancel_through_another_node_is_refused_while_the_callback_is_dialled(
     let trace = dir.path().join("customer.trace");
     // The phone rings until the engine gives up (ring timeout), then 487.
     let _customer = customer_playing("customer-no-answer.xml", trunk, &trace);
-    // One attempt rings 6 s; a failed one is retried only an hour later.
-    let queue = |q: &mut boomerang::config::QueueSpec| {
+    // One attempt rings 6 s; a failed one is retried only an hour later. A lease longer than
+    // the ring, so that a node slowed by a loaded machine does not lose the callback mid-ring.
+    let queue = |spec: &mut boomerang::config::ConfigSpec| {
+        spec.cluster.lease_seconds = 12;
+        let q = common::demo_queue(spec, "Sales_VQ_CB");
         q.max_dial_attempts = 2;
         q.ring_timeout_seconds = 6;
         q.retry_interval_seconds = 3600;

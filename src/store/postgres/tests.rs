@@ -469,40 +469,54 @@ async fn the_store_reconnects_after_the_database_restarts_and_fails_clearly_mean
     drop(server);
 }
 
-/// Issue #21: an API cancel on one node of a callback it does not hold never overwrites a
-/// claim another node just made (the row is being dialled there: refused, nothing written);
-/// a callback nobody holds is cancelled as before.
-#[tokio::test]
-async fn an_api_cancel_never_overwrites_a_callback_another_node_claimed() {
-    use crate::callback::service::CallbackService;
-    use crate::clock::{Clock, ManualClock};
+/// node-a joined on `store` (lease `lease_seconds`) on a manual clock at t0 + 1 s, and a
+/// callback service of one queue (Sales_VQ_CB) writing through it as a cluster node does.
+async fn service_on_node_a(
+    store: &PostgresStore,
+    lease_seconds: u32,
+) -> (
+    std::sync::Arc<crate::engine::node::Node>,
+    crate::callback::service::CallbackService,
+    crate::clock::ManualClock,
+) {
     use crate::config::{ClusterSettings, Config};
-    use crate::push::MemoryNotifier;
     use std::sync::Arc;
 
-    let Some(store) = fresh_store().await else {
-        return;
-    };
     let config = Config::from_str_in(
         "queues:\n  - name: Sales_VQ_CB\n",
         std::path::Path::new("/"),
     )
     .unwrap();
-    let clock = ManualClock::new(t0() + TimeDelta::seconds(1));
+    let clock = crate::clock::ManualClock::new(t0() + TimeDelta::seconds(1));
     let settings = ClusterSettings {
         node_id: "node-a".into(),
+        lease_seconds,
         ..ClusterSettings::default()
     };
-    let node_a = crate::engine::node::Node::join(&store, &settings, clock.shared())
+    let node = crate::engine::node::Node::join(store, &settings, clock.shared())
         .await
         .unwrap();
-    let api = CallbackService::new(
+    let api = crate::callback::service::CallbackService::new(
         Arc::new(config),
         clock.shared(),
         Arc::new(store.clone()),
-        Arc::new(MemoryNotifier::new()),
+        Arc::new(crate::push::MemoryNotifier::new()),
     );
-    api.set_leases(node_a);
+    api.set_leases(node.clone());
+    (node, api, clock)
+}
+
+/// Issue #21: an API cancel on one node of a callback it does not hold never overwrites a
+/// claim another node just made (the row is being dialled there: refused, nothing written);
+/// a callback nobody holds is cancelled as before.
+#[tokio::test]
+async fn an_api_cancel_never_overwrites_a_callback_another_node_claimed() {
+    use crate::clock::Clock;
+
+    let Some(store) = fresh_store().await else {
+        return;
+    };
+    let (_, api, clock) = service_on_node_a(&store, 15).await;
     // node-b claims one callback (its dialler is about to dial it); the other is nobody's.
     let claimed = rec("+33611111111", t0());
     store.save_callbacks(vec![claimed.clone()]).await.unwrap();
@@ -541,37 +555,11 @@ async fn an_api_cancel_never_overwrites_a_callback_another_node_claimed() {
 /// forever: the router has already taken it out of its queue, nothing would ever dial it.
 #[tokio::test]
 async fn a_callback_refused_while_fenced_is_let_go_not_kept_forever() {
-    use crate::callback::service::CallbackService;
-    use crate::clock::ManualClock;
-    use crate::config::{ClusterSettings, Config};
-    use crate::push::MemoryNotifier;
-    use std::sync::Arc;
-
     let Some(store) = fresh_store().await else {
         return;
     };
-    let config = Config::from_str_in(
-        "queues:\n  - name: Sales_VQ_CB\n",
-        std::path::Path::new("/"),
-    )
-    .unwrap();
-    let clock = ManualClock::new(t0() + TimeDelta::seconds(1));
-    let settings = ClusterSettings {
-        node_id: "node-a".into(),
-        lease_seconds: 30,
-        ..ClusterSettings::default()
-    };
-    let node = crate::engine::node::Node::join(&store, &settings, clock.shared())
-        .await
-        .unwrap();
+    let (node, api, clock) = service_on_node_a(&store, 30).await;
     let cluster = store.cluster("node-a", "", Duration::from_secs(30));
-    let api = CallbackService::new(
-        Arc::new(config),
-        clock.shared(),
-        Arc::new(store.clone()),
-        Arc::new(MemoryNotifier::new()),
-    );
-    api.set_leases(node.clone());
     let booked = rec("+33611111111", t0());
     store.save_callbacks(vec![booked.clone()]).await.unwrap();
     let claimed = cluster.claim_due(None, t0(), 1).await.unwrap();
