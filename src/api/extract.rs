@@ -82,7 +82,9 @@ pub(crate) fn service_error(e: ServiceError) -> ApiError {
         }
         ServiceError::Disabled { .. } => ApiError::conflict(e.to_string()),
         ServiceError::SlotUnavailable(_) => ApiError::too_many(e.to_string()),
-        ServiceError::Lifecycle(_) => ApiError::conflict(e.to_string()),
+        ServiceError::Lifecycle(_) | ServiceError::HeldElsewhere(_) => {
+            ApiError::conflict(e.to_string())
+        }
         // The database is away (restarting, unreachable): try again later.
         ServiceError::Store(e) => ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

@@ -27,6 +27,10 @@ pub trait Leases: Send + Sync {
     /// (a survivor took it over): nothing was written.
     async fn save_owned(&self, write: OwnedWrite<'_>) -> Result<bool, StoreError>;
 
+    /// Writes a change of a callback this node does not hold (an API cancel), fenced against
+    /// a concurrent claim: false, nothing written, while another live node holds it.
+    async fn save_unheld(&self, write: OwnedWrite<'_>) -> Result<bool, StoreError>;
+
     /// False while the node is fenced (no successful heartbeat for half a lease): it must not
     /// start a dial, since a survivor may soon take its callbacks over.
     fn may_dial(&self) -> bool;

@@ -98,6 +98,9 @@ pub enum ServiceError {
     /// Could not be made durable: nothing was changed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Another node of the cluster holds the callback (it is dialling it): not changed.
+    #[error("callback {0} is being dialled by another node; try again once its attempt ends")]
+    HeldElsewhere(Uuid),
 }
 
 /// A request to create a callback.
@@ -318,24 +321,28 @@ impl CallbackService {
         // or back in its queue after a failed attempt (any node may claim its retry).
         let release = rec.state.is_completed()
             || (before.state == CallbackState::Routing && rec.state == CallbackState::Queued);
+        let fresh: Vec<CallbackRecord> = extra.iter().cloned().collect();
+        // In a cluster, the events are stored in the same write as the change that raised them.
+        let write = super::lease::OwnedWrite {
+            record: &rec,
+            fresh: &fresh,
+            entries: &entries,
+            release,
+        };
         if let Some(leases) = owned {
             if rec.state == CallbackState::Routing
                 && before.state != CallbackState::Routing
                 && !leases.may_dial()
             {
+                // The router has already taken it out of its queue: kept here, it would be
+                // neither dialled nor given up (its lease renewed by every heartbeat). Let it
+                // go: its lease lapses and any node claims it again.
+                self.forget(&before);
                 return Err(StoreError::Database(
                     "this node is fenced (no heartbeat for half a lease): not dialling".into(),
                 )
                 .into());
             }
-            let fresh: Vec<CallbackRecord> = extra.iter().cloned().collect();
-            // The events are stored in the same write as the change that raised them.
-            let write = super::lease::OwnedWrite {
-                record: &rec,
-                fresh: &fresh,
-                entries: &entries,
-                release,
-            };
             let saved = leases.save_owned(write).await;
             if saved.is_err() {
                 // The database is away: this node lets the callback go (its lease is no
@@ -348,6 +355,12 @@ impl CallbackService {
                     "callback {id} was taken over by another node"
                 ))
                 .into());
+            }
+        } else if let Some(leases) = leases {
+            // A row this node does not hold: written only while no live node holds it, so it
+            // never races another node's claim (the claim wins; the caller is told to retry).
+            if !leases.save_unheld(write).await? {
+                return Err(ServiceError::HeldElsewhere(id));
             }
         } else {
             let mut batch = vec![rec.clone()];

@@ -4,6 +4,9 @@
 //! local call (`Router::claim_agent`, one compare-and-swap), and grants a reservation that
 //! lapses after the ring time unless the asker reports the agent answered
 //! (`/internal/connected`); `/internal/release` ends it (unused, no answer, or after the talk).
+//! A connected reservation is tied to the asker's liveness: [`Arbiter::watch_askers`] ends it
+//! (the agent wraps up or is Ready, as after a talk) once the asking node's heartbeat row is
+//! older than the lease, so an asker killed mid-call never leaves the agent Busy for good.
 //!
 //! Every endpoint needs the shared secret (`Authorization: Bearer <cluster.secret>`, compared
 //! in constant time) and answers 401 JSON without it, before its body is read; bodies are
@@ -28,6 +31,7 @@ use crate::clock::SharedClock;
 use crate::routing::{Assignment, Dispatch, StateKind};
 use crate::sip::transport::Transport;
 use crate::sip::ua::UaHandle;
+use crate::store::postgres::Cluster;
 
 /// Largest body an internal endpoint reads.
 const MAX_BODY: usize = 4096;
@@ -326,6 +330,71 @@ impl Arbiter {
             }
         }
         Ok(())
+    }
+}
+
+impl Arbiter {
+    /// Ends the reservations whose asking node is not in `alive` (it died before its
+    /// release): a connected one as after a talk (wrap-up, else Ready), a granted one not yet
+    /// connected as its lapse would, without waiting out the ring time. Returns how many.
+    pub fn end_orphans(&self, alive: &std::collections::HashSet<String>) -> usize {
+        let orphans: Vec<Uuid> = self
+            .held
+            .iter()
+            .filter(|h| h.node != self.node && !alive.contains(&h.node))
+            .map(|h| *h.key())
+            .collect();
+        let mut ended = 0;
+        for id in orphans {
+            let Some((_, h)) = self.held.remove_if(&id, |_, h| !alive.contains(&h.node)) else {
+                continue;
+            };
+            ended += 1;
+            if !h.connected {
+                tracing::warn!(agent = %h.assignment.agent, asker = %h.node,
+                    "asking node died before the agent answered: reservation ended");
+                self.dispatch.release(&h.assignment);
+                continue;
+            }
+            tracing::warn!(agent = %h.assignment.agent, asker = %h.node,
+                "asking node died mid-call: its remote agent's call ended");
+            if let Err(e) = self
+                .dispatch
+                .finish_call(&h.assignment.agent, TimeDelta::zero())
+            {
+                tracing::warn!(agent = %h.assignment.agent, error = %e, "cannot end the agent's call");
+            }
+        }
+        ended
+    }
+
+    /// Checks the askers' heartbeat rows every third of `lease` and ends the reservations of
+    /// dead ones ([`Self::end_orphans`]). Ends nothing while the database cannot be read, nor
+    /// while this node is not settled (its own heartbeat stale, or back from an outage for
+    /// less than a lease): every asker's heartbeat looks stale right after the database
+    /// returns, until it beats again.
+    pub async fn watch_askers(self: Arc<Self>, cluster: Cluster, lease: std::time::Duration) {
+        let period = TimeDelta::from_std(lease / 3).unwrap_or(TimeDelta::seconds(5));
+        loop {
+            self.clock.sleep(period).await;
+            if self.held.is_empty() {
+                continue;
+            }
+            match cluster.nodes().await {
+                Ok(nodes) => {
+                    if !nodes.iter().any(|n| n.node_id == self.node && n.settled) {
+                        continue;
+                    }
+                    let alive = nodes
+                        .into_iter()
+                        .filter(|n| n.alive)
+                        .map(|n| n.node_id)
+                        .collect();
+                    self.end_orphans(&alive);
+                }
+                Err(e) => tracing::debug!(error = %e, "askers' liveness not read"),
+            }
+        }
     }
 }
 

@@ -88,6 +88,18 @@ impl Node {
             store.clone(),
             view.clone(),
         ));
+        let arbiter = Arc::new(Arbiter::new(
+            &c.node_id,
+            &c.secret,
+            dispatch.clone(),
+            clock.clone(),
+        ));
+        let lease = std::time::Duration::from_secs(u64::from(c.lease_seconds));
+        tasks.spawn(
+            arbiter
+                .clone()
+                .watch_askers(store.cluster(&c.node_id, &c.region, lease), lease),
+        );
         tasks.spawn(view::publish_loop(
             store,
             dispatch.router().clone(),
@@ -103,12 +115,7 @@ impl Node {
         )));
         tracing::info!(node = %c.node_id, %url, "agents shared with the cluster");
         Ok(Node {
-            arbiter: Arc::new(Arbiter::new(
-                &c.node_id,
-                &c.secret,
-                dispatch.clone(),
-                clock.clone(),
-            )),
+            arbiter,
             view: Some(view),
         })
     }

@@ -313,6 +313,12 @@ impl Leases for Node {
             .await
     }
 
+    async fn save_unheld(&self, w: OwnedWrite<'_>) -> Result<bool, StoreError> {
+        self.cluster
+            .fenced_write(w.record, w.fresh, w.entries, w.release, true)
+            .await
+    }
+
     fn may_dial(&self) -> bool {
         !self.fenced()
     }

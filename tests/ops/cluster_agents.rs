@@ -254,3 +254,144 @@ async fn internal_endpoints_refuse_without_the_secret_and_reservations_lapse() {
     .await;
     assert_eq!(status, 404);
 }
+
+/// Heartbeats `node` every 200 ms on `store` until the task is aborted.
+fn beating(
+    store: &boomerang::store::PostgresStore,
+    node: &str,
+    lease: Duration,
+) -> tokio::task::JoinHandle<()> {
+    let cluster = store.cluster(node, "", lease);
+    tokio::spawn(async move {
+        loop {
+            cluster.heartbeat().await.unwrap();
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+}
+
+/// Reserves `agent` on `home` for `asker` (ringing `ring_seconds`), reporting it answered
+/// when `connected`.
+async fn reserve_for(
+    home: &TestNode,
+    agent: &str,
+    asker: &str,
+    ring_seconds: u32,
+    connected: bool,
+) {
+    let http = reqwest::Client::new();
+    let interaction = Uuid::new_v4();
+    let body = json!({"agent": agent, "interaction": interaction, "node": asker,
+                      "ring_seconds": ring_seconds});
+    let (status, granted) = post(
+        &http,
+        &format!("{}/internal/reserve", home.url),
+        SECRET,
+        body,
+    )
+    .await;
+    assert_eq!(status, 200, "{granted}");
+    if connected {
+        let (status, ok) = post(
+            &http,
+            &format!("{}/internal/connected", home.url),
+            SECRET,
+            json!({"agent": agent, "interaction": interaction}),
+        )
+        .await;
+        assert_eq!(status, 200, "{ok}");
+    }
+}
+
+/// Node 0 (home of a0, a3, a6, a9) on a fresh schema, beating and settled, watching its
+/// askers; node-dead beat once, node-live keeps beating. The home, the store, the beats.
+async fn watched_home(lease: Duration) -> Option<(TestNode, Vec<tokio::task::JoinHandle<()>>)> {
+    let url = super::cluster_sip::fresh_pg_url().await?;
+    let store = boomerang::store::PostgresStore::connect(&url, 4)
+        .await
+        .unwrap();
+    store
+        .cluster("node-dead", "", lease)
+        .heartbeat()
+        .await
+        .unwrap();
+    let beats = vec![
+        beating(&store, "node-live", lease),
+        beating(&store, "node-0", lease),
+    ];
+    let home = node(0, SECRET).await;
+    tokio::spawn(
+        home.arbiter
+            .clone()
+            .watch_askers(store.cluster("node-0", "", lease), lease),
+    );
+    Some((home, beats))
+}
+
+/// An agent's state on `home`.
+fn state_of(home: &TestNode, agent: &str) -> StateKind {
+    let agents = home.dispatch.router().agents();
+    agents.get(agents.index_of(agent).unwrap()).state()
+}
+
+/// Issue #21: a remote agent whose asking node dies mid-call (after `/internal/connected`,
+/// before `/internal/release`) is freed by its home once the asker's heartbeat is older than
+/// the lease; the agent of an asker that keeps beating stays Busy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connected_agent_is_freed_when_its_asking_node_stops_heartbeating() {
+    let Some((home, beats)) = watched_home(Duration::from_secs(1)).await else {
+        return;
+    };
+    for (agent, asker) in [("a0", "node-dead"), ("a3", "node-live")] {
+        reserve_for(&home, agent, asker, 1, true).await;
+    }
+    assert_eq!(state_of(&home, "a0"), StateKind::Busy);
+    assert_eq!(state_of(&home, "a3"), StateKind::Busy);
+    // node-dead never beats again: once the home is settled (a lease after its first beat)
+    // and past the ring-time lapse, which connected reservations ignore, its agent is Ready;
+    // node-live's is still Busy.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    assert_eq!(
+        state_of(&home, "a0"),
+        StateKind::Ready,
+        "the dead asker's agent is freed"
+    );
+    assert_eq!(
+        state_of(&home, "a3"),
+        StateKind::Busy,
+        "the live asker's agent stays Busy"
+    );
+    assert_eq!(home.arbiter.held(), 1);
+    beats.into_iter().for_each(|b| b.abort());
+}
+
+/// Issue #21: an asking node that dies after `/internal/reserve` granted and before
+/// `/internal/connected` (its call to the agent never answered) does not leave the agent
+/// Reserved for the whole ring time it asked (60 s here): the home ends the grant once the
+/// asker's heartbeat is older than the lease; a live asker's grant is kept until it lapses.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_granted_agent_is_freed_when_its_asking_node_dies_before_the_answer() {
+    let Some((home, beats)) = watched_home(Duration::from_secs(1)).await else {
+        return;
+    };
+    reserve_for(&home, "a0", "node-dead", 60, false).await;
+    reserve_for(&home, "a3", "node-live", 60, false).await;
+    assert_eq!(state_of(&home, "a0"), StateKind::Reserved);
+    assert_eq!(state_of(&home, "a3"), StateKind::Reserved);
+    let start = boomerang::clock::monotonic_now();
+    while state_of(&home, "a0") != StateKind::Ready {
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "the dead asker's grant still holds a0 after {:?}",
+            start.elapsed()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        state_of(&home, "a3"),
+        StateKind::Reserved,
+        "the live asker's grant is kept"
+    );
+    assert_eq!(home.arbiter.held(), 1);
+    beats.into_iter().for_each(|b| b.abort());
+}

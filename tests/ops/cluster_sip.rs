@@ -236,7 +236,7 @@ async fn kamailio_spreads_callers_over_the_nodes_and_fails_over_when_one_is_kill
 }
 
 /// The test server's URL on a fresh schema of its own, or `None` (with a notice).
-async fn fresh_pg_url() -> Option<String> {
+pub(crate) async fn fresh_pg_url() -> Option<String> {
     let Ok(base) = std::env::var("BOOMERANG_TEST_PG_URL") else {
         eprintln!("BOOMERANG_TEST_PG_URL is not set: PostgreSQL test skipped (./test.sh sets it)");
         return None;

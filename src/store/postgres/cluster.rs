@@ -17,7 +17,8 @@ use super::{PostgresStore, Rows, UNNEST_ROWS, bodies, db, not_stored};
 use crate::callback::CallbackRecord;
 use crate::store::StoreError;
 
-/// The fenced update of callbacks this node owns ($11), releasing the lease when $12.
+/// The fenced update of callbacks this node owns ($11), releasing the lease when $12; when
+/// $13, of callbacks nobody holds instead (unowned, this node's, or under a lapsed lease).
 fn fenced_update_sql() -> String {
     format!(
         "UPDATE callbacks c SET queue = r.queue, state = r.state, phone = r.phone,
@@ -26,7 +27,8 @@ fn fenced_update_sql() -> String {
              owner = CASE WHEN $12 THEN NULL ELSE c.owner END,
              lease_until = CASE WHEN $12 THEN NULL ELSE c.lease_until END
          FROM {UNNEST_ROWS}
-         WHERE c.id = r.id AND c.owner = $11
+         WHERE c.id = r.id AND (c.owner = $11 OR ($13 AND (c.owner IS NULL
+             OR c.lease_until IS NULL OR c.lease_until < now())))
          RETURNING c.id"
     )
 }
@@ -40,6 +42,9 @@ pub struct NodeInfo {
     pub region: String,
     /// Whether its last heartbeat is within the lease.
     pub alive: bool,
+    /// Alive and up for a lease or more (not just back from an outage of the database, when
+    /// the other nodes may not have beaten again yet): its view of who is dead can be acted on.
+    pub settled: bool,
 }
 
 /// This node's handle on the cluster tables.
@@ -111,7 +116,8 @@ impl Cluster {
         let rows = client
             .query(
                 "SELECT node_id, region,
-                     heartbeat_at >= now() - $1::bigint * interval '1 millisecond'
+                     heartbeat_at >= now() - $1::bigint * interval '1 millisecond',
+                     up_since <= now() - $1::bigint * interval '1 millisecond'
                  FROM nodes ORDER BY node_id",
                 &[&self.lease_ms],
             )
@@ -123,6 +129,7 @@ impl Cluster {
                 node_id: r.get(0),
                 region: r.get(1),
                 alive: r.get(2),
+                settled: r.get::<_, bool>(2) && r.get::<_, bool>(3),
             })
             .collect())
     }
@@ -178,7 +185,7 @@ impl Cluster {
         }
         let rows = Rows::of(records)?;
         let client = self.store.client().await?;
-        let written = self.fenced_update(&client, &rows, release).await?;
+        let written = self.fenced_update(&client, &rows, release, false).await?;
         Ok(written.into_iter().map(|r| r.get(0)).collect())
     }
 
@@ -188,6 +195,7 @@ impl Cluster {
         client: &impl deadpool_postgres::GenericClient,
         rows: &Rows,
         release: bool,
+        unowned: bool,
     ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
         let stmt = client
             .prepare_cached(&fenced_update_sql())
@@ -196,6 +204,7 @@ impl Cluster {
         let mut params = rows.params().to_vec();
         params.push(&self.node);
         params.push(&release);
+        params.push(&unowned);
         self.store.count();
         client.query(&stmt, &params).await.map_err(not_stored)
     }
@@ -211,18 +220,32 @@ impl Cluster {
         entries: &[crate::push::OutboxEntry],
         release: bool,
     ) -> Result<bool, StoreError> {
-        if fresh.is_empty() && entries.is_empty() {
-            // The common case: one statement, no transaction round trips.
-            let written = self
-                .save_owned(std::slice::from_ref(record), release)
-                .await?;
-            return Ok(!written.is_empty());
-        }
+        self.fenced_write(record, fresh, entries, release, false)
+            .await
+    }
+
+    /// [`Self::save_owned_with`] when `unowned` is false; when true, for a callback this node
+    /// does not hold (an API cancel or reschedule): written only while no live node holds it
+    /// (no owner, or a lapsed lease), so it never races a node's claim; false (nothing written)
+    /// while another node has it.
+    pub async fn fenced_write(
+        &self,
+        record: &CallbackRecord,
+        fresh: &[CallbackRecord],
+        entries: &[crate::push::OutboxEntry],
+        release: bool,
+        unowned: bool,
+    ) -> Result<bool, StoreError> {
         let rows = Rows::of(std::slice::from_ref(record))?;
         let mut client = self.store.client().await?;
+        if fresh.is_empty() && entries.is_empty() {
+            // The common case: one statement, no transaction round trips.
+            let written = self.fenced_update(&client, &rows, release, unowned).await?;
+            return Ok(!written.is_empty());
+        }
         self.store.count();
         let tx = client.transaction().await.map_err(not_stored)?;
-        let written = self.fenced_update(&tx, &rows, release).await?;
+        let written = self.fenced_update(&tx, &rows, release, unowned).await?;
         if written.is_empty() {
             // Dropping the transaction rolls it back.
             return Ok(false);

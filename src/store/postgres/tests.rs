@@ -468,3 +468,113 @@ async fn the_store_reconnects_after_the_database_restarts_and_fails_clearly_mean
     assert_eq!(store.callback(down.id).await.unwrap(), None);
     drop(server);
 }
+
+/// node-a joined on `store` (lease `lease_seconds`) on a manual clock at t0 + 1 s, and a
+/// callback service of one queue (Sales_VQ_CB) writing through it as a cluster node does.
+async fn service_on_node_a(
+    store: &PostgresStore,
+    lease_seconds: u32,
+) -> (
+    std::sync::Arc<crate::engine::node::Node>,
+    crate::callback::service::CallbackService,
+    crate::clock::ManualClock,
+) {
+    use crate::config::{ClusterSettings, Config};
+    use std::sync::Arc;
+
+    let config = Config::from_str_in(
+        "queues:\n  - name: Sales_VQ_CB\n",
+        std::path::Path::new("/"),
+    )
+    .unwrap();
+    let clock = crate::clock::ManualClock::new(t0() + TimeDelta::seconds(1));
+    let settings = ClusterSettings {
+        node_id: "node-a".into(),
+        lease_seconds,
+        ..ClusterSettings::default()
+    };
+    let node = crate::engine::node::Node::join(store, &settings, clock.shared())
+        .await
+        .unwrap();
+    let api = crate::callback::service::CallbackService::new(
+        Arc::new(config),
+        clock.shared(),
+        Arc::new(store.clone()),
+        Arc::new(crate::push::MemoryNotifier::new()),
+    );
+    api.set_leases(node.clone());
+    (node, api, clock)
+}
+
+/// Issue #21: an API cancel on one node of a callback it does not hold never overwrites a
+/// claim another node just made (the row is being dialled there: refused, nothing written);
+/// a callback nobody holds is cancelled as before.
+#[tokio::test]
+async fn an_api_cancel_never_overwrites_a_callback_another_node_claimed() {
+    use crate::clock::Clock;
+
+    let Some(store) = fresh_store().await else {
+        return;
+    };
+    let (_, api, clock) = service_on_node_a(&store, 15).await;
+    // node-b claims one callback (its dialler is about to dial it); the other is nobody's.
+    let claimed = rec("+33611111111", t0());
+    store.save_callbacks(vec![claimed.clone()]).await.unwrap();
+    let node_b = store.cluster("node-b", "", Duration::from_secs(300));
+    let got = node_b.claim_due(None, clock.now(), 1).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].id, claimed.id);
+    let free = rec("+33622222222", t0());
+    store.save_callbacks(vec![free.clone()]).await.unwrap();
+
+    let refused = api.cancel(claimed.id, "api", false).await;
+    let err = refused.expect_err("a callback another node holds is not cancelled under it");
+    assert!(
+        err.to_string().contains("being dialled by another node"),
+        "{err}"
+    );
+    let stored = store.callback(claimed.id).await.unwrap().unwrap();
+    assert!(!stored.state.is_completed(), "{:?}", stored.state);
+    // node-b still owns it and writes it fenced, as if nothing happened.
+    assert!(
+        node_b
+            .save_owned_with(&stored, &[], &[], false)
+            .await
+            .unwrap()
+    );
+
+    let done = api.cancel(free.id, "api", false).await.unwrap();
+    assert!(done.state.is_completed());
+    let stored = store.callback(free.id).await.unwrap().unwrap();
+    assert!(stored.state.is_completed(), "{:?}", stored.state);
+}
+
+/// Issue #21: a callback the router hands to the dialler while its node is fenced (no
+/// heartbeat for half a lease) is not dialled, and the node lets it go (it no longer renews
+/// its lease, so it lapses and any node claims it again) instead of keeping it in hand
+/// forever: the router has already taken it out of its queue, nothing would ever dial it.
+#[tokio::test]
+async fn a_callback_refused_while_fenced_is_let_go_not_kept_forever() {
+    let Some(store) = fresh_store().await else {
+        return;
+    };
+    let (node, api, clock) = service_on_node_a(&store, 30).await;
+    let cluster = store.cluster("node-a", "", Duration::from_secs(30));
+    let booked = rec("+33611111111", t0());
+    store.save_callbacks(vec![booked.clone()]).await.unwrap();
+    let claimed = cluster.claim_due(None, t0(), 1).await.unwrap();
+    assert_eq!(claimed.len(), 1);
+    api.adopt(claimed);
+    assert_eq!(api.held_ids(), vec![booked.id]);
+
+    // 16 s without a heartbeat: fenced. The router's pick is refused, nothing is written…
+    clock.advance(TimeDelta::seconds(16));
+    assert!(node.fenced());
+    let err = api.begin_attempt(booked.id, "alice").await.unwrap_err();
+    assert!(err.to_string().contains("fenced"), "{err}");
+    let stored = store.callback(booked.id).await.unwrap().unwrap();
+    assert_eq!(stored.state, CallbackState::Queued);
+    // …and the node no longer holds it: its next heartbeat does not renew the lease.
+    assert!(api.held_ids().is_empty(), "{:?}", api.held_ids());
+    assert_eq!(cluster.heartbeat_holding(&api.held_ids()).await.unwrap(), 0);
+}
