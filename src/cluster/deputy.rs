@@ -220,6 +220,7 @@ mod tests {
             node_id: id.into(),
             region: region.into(),
             alive,
+            settled: alive,
         }
     }
 
