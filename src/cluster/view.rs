@@ -14,7 +14,6 @@ use std::time::Duration;
 use dashmap::DashMap;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
-use tokio_postgres::{AsyncMessage, NoTls};
 
 use crate::clock::SharedClock;
 use crate::routing::{Router, StateKind};
@@ -183,49 +182,10 @@ pub async fn publish_loop(
 /// Keeps `view` up to date: LISTEN on [`CHANNEL`] on a connection of its own (reconnecting
 /// with back-off), a re-read after each hint, after each (re)connection and every 5 s.
 pub async fn listen_loop(url: String, store: PostgresStore, view: Arc<View>) {
-    let mut backoff = Duration::from_millis(200);
-    loop {
-        match tokio_postgres::connect(&url, NoTls).await {
-            Ok((client, mut conn)) => {
-                backoff = Duration::from_millis(200);
-                let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-                let driver = tokio::spawn(async move {
-                    while let Some(m) = std::future::poll_fn(|cx| conn.poll_message(cx)).await {
-                        match m {
-                            Ok(AsyncMessage::Notification(_)) => {
-                                if tx.send(()).is_err() {
-                                    break;
-                                }
-                            }
-                            Ok(_) => {}
-                            Err(e) => {
-                                tracing::warn!(error = %e, "agent presence listener lost");
-                                break;
-                            }
-                        }
-                    }
-                });
-                if let Err(e) = client.batch_execute(&format!("LISTEN {CHANNEL}")).await {
-                    tracing::warn!(error = %e, "LISTEN refused");
-                } else {
-                    // Whatever was announced while away is read now.
-                    let _ = view.reload(&store).await;
-                    loop {
-                        match tokio::time::timeout(RESYNC_EVERY, rx.recv()).await {
-                            Ok(Some(())) => while rx.try_recv().is_ok() {},
-                            Ok(None) => break,
-                            Err(_) => {}
-                        }
-                        if let Err(e) = view.reload(&store).await {
-                            tracing::warn!(error = %e, "agent view not refreshed");
-                        }
-                    }
-                }
-                driver.abort();
-            }
-            Err(e) => tracing::warn!(error = %e, "agent presence listener cannot connect"),
+    super::listen::listen_loop(url, CHANNEL, RESYNC_EVERY, |_| async {
+        if let Err(e) = view.reload(&store).await {
+            tracing::warn!(error = %e, "agent view not refreshed");
         }
-        tokio::time::sleep(backoff).await;
-        backoff = (backoff * 2).min(Duration::from_secs(5));
-    }
+    })
+    .await
 }

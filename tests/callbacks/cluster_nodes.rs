@@ -19,15 +19,15 @@ use std::time::Duration;
 
 use tokio::sync::Mutex;
 
-const KEY: &str = "cluster-test-key";
+pub(crate) const KEY: &str = "cluster-test-key";
 const LEASE_SECONDS: u32 = 3;
 const FALLBACK_DELAY_SECONDS: u32 = 4;
 const PASSWORD: &str = "correct horse";
 
 /// One engine process of the cluster.
-struct EngineNode {
+pub(crate) struct EngineNode {
     child: Child,
-    url: String,
+    pub(crate) url: String,
     /// Its SIP UDP port: the one its INVITEs come from.
     sip_port: u16,
 }
@@ -42,6 +42,18 @@ impl Drop for EngineNode {
 /// Starts node `id` (in `region`) on `db` with its trunk at `trunk_port`, registers agents
 /// alice and bob (phones nobody answers: they only need to be ready) with it, and returns it.
 async fn start_node(dir: &Path, id: &str, region: &str, db: &str, trunk_port: u16) -> EngineNode {
+    start_node_with(dir, id, region, db, trunk_port, |_| {}).await
+}
+
+/// [`start_node`] with `tweak` applied to its configuration before it starts.
+pub(crate) async fn start_node_with(
+    dir: &Path,
+    id: &str,
+    region: &str,
+    db: &str,
+    trunk_port: u16,
+    tweak: impl FnOnce(&mut boomerang::config::ConfigSpec),
+) -> EngineNode {
     let dir = dir.join(id);
     std::fs::create_dir_all(&dir).unwrap();
     let mut spec = common::demo_spec();
@@ -60,6 +72,7 @@ async fn start_node(dir: &Path, id: &str, region: &str, db: &str, trunk_port: u1
     let q = common::demo_queue(&mut spec, "Sales_VQ_CB");
     // One dial per callback: a busy line completes it, so any second INVITE is a double dial.
     q.max_dial_attempts = 1;
+    tweak(&mut spec);
     let file = dir.join("boomerang.yaml");
     std::fs::write(&file, common::spec_text(&spec)).unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_boomerang"))
@@ -442,7 +455,7 @@ async fn nodes_reconnect_after_the_database_restarts_and_lose_nothing_acknowledg
 }
 
 /// Signs in as the administrator of [`start_node`]'s configuration; a bearer token.
-async fn admin_token(url: &str) -> String {
+pub(crate) async fn admin_token(url: &str) -> String {
     let v: serde_json::Value = reqwest::Client::new()
         .post(format!("{url}/admin/login"))
         .json(&serde_json::json!({"username": "root", "password": PASSWORD}))
