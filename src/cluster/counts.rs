@@ -91,3 +91,52 @@ pub async fn refresh_loop(counts: Arc<SharedCounts>, store: Arc<dyn Store>, cloc
         clock.sleep(REFRESH_EVERY).await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::callback::service::{CallbackService, api_callback};
+    use crate::config::Config;
+    use crate::push::MemoryNotifier;
+    use crate::store::MemoryStore;
+
+    #[tokio::test]
+    async fn a_node_counts_and_watermarks_the_callbacks_of_the_shared_store() {
+        let config = Arc::new(
+            Config::from_str_in("queues:\n  - name: S_VQ_CB\n", std::path::Path::new("/")).unwrap(),
+        );
+        let clock = crate::clock::SystemClock::shared();
+        let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+        // Another node booked two callbacks: they are in the store, not in this node's memory.
+        let other = CallbackService::new(
+            config.clone(),
+            clock.clone(),
+            store.clone(),
+            Arc::new(MemoryNotifier::new()),
+        );
+        for phone in ["+33612345678", "+33612345679"] {
+            other
+                .create(api_callback("S_VQ_CB", phone, None).into())
+                .await
+                .unwrap();
+        }
+        let here = CallbackService::new(
+            config,
+            clock,
+            store.clone(),
+            Arc::new(MemoryNotifier::new()),
+        );
+        assert_eq!(
+            here.watermark("S_VQ_CB"),
+            0,
+            "alone, a node counts its memory"
+        );
+        let counts = Arc::new(SharedCounts::default());
+        counts.refresh(&*store).await.unwrap();
+        here.set_shared_counts(counts);
+        assert_eq!(here.watermark("S_VQ_CB"), 2);
+        assert_eq!(here.count_by_state("S_VQ_CB").get("QUEUED"), Some(&2));
+        assert_eq!(here.queued_elsewhere("S_VQ_CB"), 2);
+        assert_eq!(here.count_by_queue()["S_VQ_CB"]["QUEUED"], 2);
+    }
+}

@@ -42,7 +42,8 @@ async fn create(url: &str, body: serde_json::Value) -> u16 {
 
 /// Tomorrow at 12:00 UTC: the start of a 15-minute slot of an always-open queue.
 fn tomorrow_noon() -> String {
-    let day = chrono::Utc::now().date_naive() + chrono::TimeDelta::days(1);
+    let now = boomerang::clock::SystemClock::shared().now();
+    let day = now.date_naive() + chrono::TimeDelta::days(1);
     format!("{day}T12:00:00Z")
 }
 
