@@ -82,11 +82,21 @@ mod memory {
 
 /// A callback booked through the API at `now` (immediate: its desired time is `now`).
 pub(crate) fn rec(phone: &str, now: DateTime<Utc>) -> CallbackRecord {
+    booked("Sales_VQ_CB", phone, None, now)
+}
+
+/// A callback of `queue` booked through the API at `now`, scheduled when `desired` is given.
+fn booked(
+    queue: &str,
+    phone: &str,
+    desired: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> CallbackRecord {
     CallbackRecord::create(
         NewCallback {
-            queue: "Sales_VQ_CB".into(),
+            queue: queue.into(),
             phone: phone.into(),
-            desired_time: None,
+            desired_time: desired,
             origin: Origin::Api,
             direction: CallDirection::BusinessToCustomer,
             priority: 0,
@@ -597,32 +607,20 @@ pub(crate) async fn outbox_entries_are_due_in_order_and_leave_when_settled(store
 
 /// A scheduled callback of `queue` desired at `at`.
 fn scheduled(queue: &str, phone: &str, at: DateTime<Utc>) -> CallbackRecord {
-    let new = NewCallback {
-        queue: queue.into(),
-        phone: phone.into(),
-        desired_time: Some(at),
-        origin: Origin::Api,
-        direction: CallDirection::BusinessToCustomer,
-        priority: 0,
-        queue_time: None,
-        user_data: BTreeMap::new(),
-        created_by: "test".into(),
-    };
-    CallbackRecord::create(new, t0()).unwrap()
+    booked(queue, phone, Some(at), t0())
 }
 
 pub(crate) async fn a_slot_takes_no_more_bookings_than_its_capacity(store: Arc<dyn Store>) {
     let start = t0() + TimeDelta::days(1);
     let hold = super::SlotHold {
         queue: "Sales_VQ_CB".into(),
-        start,
-        end: start + TimeDelta::minutes(15),
+        slot: start..start + TimeDelta::minutes(15),
         capacity: 2,
     };
     // What does not count: another queue, the next slot, an immediate callback, a cancelled one.
     let mut others = vec![
         scheduled("Other_VQ", "+33100000001", start),
-        scheduled("Sales_VQ_CB", "+33100000002", hold.end),
+        scheduled("Sales_VQ_CB", "+33100000002", hold.slot.end),
         rec("+33100000003", t0()),
         cancelled(scheduled("Sales_VQ_CB", "+33100000004", start)),
     ];

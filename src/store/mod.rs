@@ -179,16 +179,14 @@ pub async fn record_after(store: &dyn Store, also: Vec<Document>) -> Result<(), 
 }
 
 /// A scheduled slot a new callback must fit in: at most `capacity` unfinished scheduled
-/// callbacks of `queue` with a desired time in `start..end` (see
+/// callbacks of `queue` with a desired time in `slot` (see
 /// [`Store::save_callback_in_slot`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SlotHold {
     /// The queue.
     pub queue: String,
-    /// The slot's start.
-    pub start: DateTime<Utc>,
-    /// The slot's end (excluded).
-    pub end: DateTime<Utc>,
+    /// The slot: its start to its end (excluded).
+    pub slot: std::ops::Range<DateTime<Utc>>,
     /// How many the slot takes.
     pub capacity: u32,
 }
@@ -200,8 +198,7 @@ impl SlotHold {
         r.queue == self.queue
             && r.kind == crate::callback::CallbackType::Scheduled
             && !r.state.is_completed()
-            && r.desired_time >= self.start
-            && r.desired_time < self.end
+            && self.slot.contains(&r.desired_time)
     }
 }
 
@@ -291,8 +288,8 @@ pub trait Store: Send + Sync {
     ) -> Result<bool, StoreError> {
         let filter = CallbackFilter {
             queue: Some(hold.queue.clone()),
-            from: Some(hold.start),
-            to: Some(hold.end),
+            from: Some(hold.slot.start),
+            to: Some(hold.slot.end),
             ..Default::default()
         };
         let taken = self

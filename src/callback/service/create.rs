@@ -96,8 +96,7 @@ impl CallbackService {
                     }
                     shared_slot = Some(SlotHold {
                         queue: q.name.clone(),
-                        start,
-                        end: start + TimeDelta::minutes(q.slot_duration_minutes.max(1)),
+                        slot: start..start + TimeDelta::minutes(q.slot_duration_minutes.max(1)),
                         capacity: self.capacity_at(&q)(start),
                     });
                 } else if req.check_slot {
@@ -145,7 +144,7 @@ impl CallbackService {
         }
         if let Some(hold) = &shared_slot {
             // This node's own count, for the slots it lists.
-            self.slots.force_book(&q.name, hold.start);
+            self.slots.force_book(&q.name, hold.slot.start);
         }
         self.keep(&rec);
         Ok(rec)

@@ -35,7 +35,7 @@ impl PostgresStore {
         let rows = Rows::of(std::slice::from_ref(record))?;
         let mut client = self.client().await?;
         let tx = client.transaction().await.map_err(not_stored)?;
-        let key = format!("{}/{}", hold.queue, hold.start.timestamp_millis());
+        let key = format!("{}/{}", hold.queue, hold.slot.start.timestamp_millis());
         self.count();
         tx.execute(
             "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
@@ -54,7 +54,10 @@ impl PostgresStore {
         );
         let stmt = tx.prepare_cached(&sql).await.map_err(not_stored)?;
         let capacity = i64::from(hold.capacity);
-        let (start, end) = (hold.start.timestamp_millis(), hold.end.timestamp_millis());
+        let (start, end) = (
+            hold.slot.start.timestamp_millis(),
+            hold.slot.end.timestamp_millis(),
+        );
         let mut params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> = rows.params().to_vec();
         params.extend([
             &hold.queue as &(dyn tokio_postgres::types::ToSql + Sync),
