@@ -19,7 +19,8 @@ pub(crate) async fn queue_status(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     let queue = known_queue(&s, &name, "queue")?;
-    let waiting = s.router.waiting(&name).unwrap_or(0);
+    // In a cluster, callbacks waiting in other nodes' care (or none yet) wait too.
+    let waiting = s.router.waiting(&name).unwrap_or(0) + s.callbacks.queued_elsewhere(&name);
     let ewt = ewt_seconds(&s, &name);
     Ok(ok(json!({
         "ewt": ewt,
@@ -116,7 +117,7 @@ pub(crate) async fn estimated_wait_time(
         .filter(|n| !n.is_empty())
     {
         known_queue(&s, name, "virtual-queues")?;
-        let mut ahead = s.router.waiting(name).unwrap_or(0);
+        let mut ahead = s.router.waiting(name).unwrap_or(0) + s.callbacks.queued_elsewhere(name);
         if q.include_calls_on_hold == Some(true) {
             ahead += s.callbacks.held_for_retry(name);
         }

@@ -159,6 +159,8 @@ pub struct CallbackService {
     /// In a cluster, this node's leases: `records` then holds only the callbacks it claimed,
     /// and their changes are fenced writes.
     leases: std::sync::OnceLock<Arc<dyn super::lease::Leases>>,
+    /// In a cluster, the whole cluster's callbacks counted by queue and state (query.rs).
+    shared_counts: std::sync::OnceLock<Arc<crate::cluster::counts::SharedCounts>>,
 }
 
 /// How many per-callback lock stripes: a change waits only behind another on the same stripe.
@@ -189,6 +191,7 @@ impl CallbackService {
             sink: RwLock::new(None),
             locks: std::array::from_fn(|_| tokio::sync::Mutex::new(())),
             leases: std::sync::OnceLock::new(),
+            shared_counts: std::sync::OnceLock::new(),
         }
     }
 

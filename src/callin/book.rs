@@ -176,6 +176,39 @@ impl GroupBook {
         })
     }
 
+    /// Re-reads the stored groups into force (another node of a cluster changed them): new
+    /// and changed ones are put in force (live requests keep their numbers), deleted ones
+    /// removed; the file's groups are left alone. Returns how many stored groups are in force.
+    pub async fn reload(&self) -> Result<usize, GroupBookError> {
+        let _w = self.writer.lock().await;
+        let mut stored = BTreeSet::new();
+        for d in self.store.documents(GROUP_KIND).await? {
+            if self.from_config.contains(&d.id) {
+                continue;
+            }
+            let put = serde_json::from_value::<CallInGroup>(d.body)
+                .map_err(|e| e.to_string())
+                .and_then(|g| {
+                    let r = if self.callin.group(&g.name).is_some() {
+                        self.callin.update_group(g)
+                    } else {
+                        self.callin.add_group(g)
+                    };
+                    r.map_err(|e| e.to_string())
+                });
+            match put {
+                Ok(()) => drop(stored.insert(d.id)),
+                Err(error) => tracing::warn!(group = %d.id, %error, "stored call-in group refused"),
+            }
+        }
+        for g in self.callin.groups() {
+            if !self.from_config.contains(&g.name) && !stored.contains(&g.name) {
+                self.callin.remove_group(&g.name);
+            }
+        }
+        Ok(stored.len())
+    }
+
     fn view(&self, group: CallInGroup) -> GroupView {
         let source = if self.from_config.contains(&group.name) {
             GroupSource::Config

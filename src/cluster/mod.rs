@@ -9,7 +9,10 @@
 
 pub mod arbiter;
 pub mod asker;
+pub mod config_sync;
+pub mod counts;
 pub mod deputy;
+pub mod listen;
 pub mod view;
 pub mod wake;
 
@@ -119,4 +122,31 @@ impl Node {
             view: Some(view),
         })
     }
+}
+
+/// What every node of a cluster must see alike beyond agents: the callbacks counted by queue
+/// and state from the shared store (re-read every second) and the configuration changed by
+/// another node (followed through `boomerang_config`). Started only on PostgreSQL.
+pub async fn share_counts_and_config(
+    url: &str,
+    store: &Arc<dyn crate::store::Store>,
+    clock: &SharedClock,
+    callbacks: &Arc<crate::callback::service::CallbackService>,
+    books: (
+        &Arc<crate::rules::RuleBook>,
+        &Arc<crate::callin::book::GroupBook>,
+    ),
+    tasks: &crate::ops::shutdown::Tasks,
+) {
+    let counts = Arc::new(counts::SharedCounts::default());
+    if let Err(e) = counts.refresh(&**store).await {
+        tracing::warn!(error = %e, "cluster callback counts not read at start");
+    }
+    callbacks.set_shared_counts(counts.clone());
+    tasks.spawn(counts::refresh_loop(counts, store.clone(), clock.clone()));
+    tasks.spawn(config_sync::config_loop(
+        url.to_string(),
+        books.0.clone(),
+        books.1.clone(),
+    ));
 }

@@ -180,21 +180,13 @@ pub async fn publish_loop(
 }
 
 /// Keeps `view` up to date: LISTEN on [`CHANNEL`] on a connection of its own (reconnecting
-/// with back-off, `wake::listen`), a re-read after each hint, after each (re)connection and
-/// every 5 s.
+/// with back-off, `listen::listen_loop`), a re-read after each hint, after each (re)connection
+/// and every 5 s.
 pub async fn listen_loop(url: String, store: PostgresStore, view: Arc<View>) {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    let refresh = async {
-        loop {
-            match tokio::time::timeout(RESYNC_EVERY, rx.recv()).await {
-                Ok(Some(_)) => while rx.try_recv().is_ok() {},
-                Ok(None) => break,
-                Err(_) => {}
-            }
-            if let Err(e) = view.reload(&store).await {
-                tracing::warn!(error = %e, "agent view not refreshed");
-            }
+    super::listen::listen_loop(url, CHANNEL, RESYNC_EVERY, |_| async {
+        if let Err(e) = view.reload(&store).await {
+            tracing::warn!(error = %e, "agent view not refreshed");
         }
-    };
-    tokio::join!(super::wake::listen(&url, CHANNEL, &tx), refresh);
+    })
+    .await
 }

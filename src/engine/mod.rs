@@ -366,6 +366,10 @@ impl Engine {
         let router = dispatch.router().clone();
         health.set_store_open();
         if let Some(node) = &node {
+            let url = &config.spec.store.url;
+            let books = (&rules, &groups);
+            crate::cluster::share_counts_and_config(url, &store, &clock, &callbacks, books, &tasks)
+                .await;
             let settled = node.settle_own(&callbacks).await?;
             tracing::info!(
                 settled,

@@ -18,8 +18,9 @@ use crate::callback::model::CallbackState;
 use crate::callback::service::CallbackService;
 use crate::clock::SharedClock;
 use crate::cluster::deputy::{Deputy, NODES_FRESH_FOR};
+use crate::cluster::listen::{self, Hint};
 use crate::cluster::view::View;
-use crate::cluster::wake::{self, Heard};
+use crate::cluster::wake;
 use crate::config::{ClusterSettings, Config};
 use crate::ops::Health;
 use crate::routing::Dispatch;
@@ -191,7 +192,12 @@ impl Node {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
         let listener = async {
             if settings.callback_wakeups {
-                wake::listen(&config.spec.store.url, wake::CALLBACKS, &tx).await;
+                let url = config.spec.store.url.clone();
+                listen::listen_loop(url, wake::CALLBACKS, wake::RESYNC_EVERY, |hint| {
+                    let _ = tx.send(hint);
+                    std::future::ready(())
+                })
+                .await;
             }
             std::future::pending::<()>().await;
         };
@@ -212,11 +218,9 @@ impl Node {
                         None => std::future::pending().await,
                     }
                 };
-                let mut hear = |h: Option<Heard>| match h {
-                    Some(Heard::Payload(q)) => {
-                        woken.insert(q);
-                    }
-                    Some(Heard::Connected) => all = true,
+                let mut hear = |h: Option<Hint>| match h {
+                    Some(Hint::Changed(queues)) => woken.extend(queues),
+                    Some(Hint::Resync) => all = true,
                     None => {}
                 };
                 tokio::select! {

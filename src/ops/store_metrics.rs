@@ -139,6 +139,20 @@ impl Store for MeteredStore {
         self.metrics.time("save_outbox", f).await
     }
 
+    async fn save_callback_in_slot(
+        &self,
+        record: CallbackRecord,
+        hold: &crate::store::SlotHold,
+    ) -> Result<bool, StoreError> {
+        let f = self.inner.save_callback_in_slot(record, hold);
+        self.metrics.time("save_callbacks", f).await
+    }
+
+    async fn count_active(&self) -> Result<Vec<crate::store::StateCount>, StoreError> {
+        let f = self.inner.count_active();
+        self.metrics.time("count_active", f).await
+    }
+
     async fn outbox_due(
         &self,
         now: DateTime<Utc>,

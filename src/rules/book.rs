@@ -87,6 +87,39 @@ async fn load_kind<R: BookRule>(state: &mut State, store: &dyn Store) -> Result<
     Ok(())
 }
 
+/// Reads every stored rule and the assignments of the configured `queues`; a stored rule that
+/// no longer validates, or an assignment naming a rule not stored, is corrupt.
+async fn read_state(store: &dyn Store, queues: &BTreeSet<String>) -> Result<State, BookError> {
+    let mut state = State::default();
+    load_kind::<NumberRuleSpec>(&mut state, store).await?;
+    load_kind::<CapacityRule>(&mut state, store).await?;
+    load_kind::<RegionAffinityRule>(&mut state, store).await?;
+    for d in store.documents(ASSIGNMENT_KIND).await? {
+        let queue = d.id.clone();
+        let rules: QueueRules = decode(ASSIGNMENT_KIND, d)?;
+        if !queues.contains(&queue) {
+            tracing::warn!(%queue, "rules assigned to a queue that is no longer configured are ignored");
+            continue;
+        }
+        if rules.is_empty() {
+            continue;
+        }
+        for kind in [RuleKind::Number, RuleKind::Capacity, RuleKind::Affinity] {
+            if let Some(name) = rules.get(kind)
+                && !state.has(kind, name)
+            {
+                return Err(BookError::Corrupt {
+                    kind: ASSIGNMENT_KIND,
+                    id: queue,
+                    reason: format!("it names {kind} rule `{name}`, which is not stored"),
+                });
+            }
+        }
+        state.assignments.insert(queue, rules);
+    }
+    Ok(state)
+}
+
 impl RuleBook {
     /// Reads every rule and assignment from the store and applies them to `callbacks`. A stored
     /// rule that no longer validates stops the start (a queue silently losing its number rule
@@ -96,34 +129,8 @@ impl RuleBook {
         store: Arc<dyn Store>,
         callbacks: Arc<CallbackService>,
     ) -> Result<RuleBook, BookError> {
-        let mut state = State::default();
-        load_kind::<NumberRuleSpec>(&mut state, &*store).await?;
-        load_kind::<CapacityRule>(&mut state, &*store).await?;
-        load_kind::<RegionAffinityRule>(&mut state, &*store).await?;
         let queues: BTreeSet<String> = config.spec.queues.iter().map(|q| q.name.clone()).collect();
-        for d in store.documents(ASSIGNMENT_KIND).await? {
-            let queue = d.id.clone();
-            let rules: QueueRules = decode(ASSIGNMENT_KIND, d)?;
-            if !queues.contains(&queue) {
-                tracing::warn!(%queue, "rules assigned to a queue that is no longer configured are ignored");
-                continue;
-            }
-            if rules.is_empty() {
-                continue;
-            }
-            for kind in [RuleKind::Number, RuleKind::Capacity, RuleKind::Affinity] {
-                if let Some(name) = rules.get(kind)
-                    && !state.has(kind, name)
-                {
-                    return Err(BookError::Corrupt {
-                        kind: ASSIGNMENT_KIND,
-                        id: queue,
-                        reason: format!("it names {kind} rule `{name}`, which is not stored"),
-                    });
-                }
-            }
-            state.assignments.insert(queue, rules);
-        }
+        let state = read_state(&*store, &queues).await?;
         let book = RuleBook {
             store,
             callbacks,
@@ -140,6 +147,21 @@ impl RuleBook {
         Ok(book)
     }
 
+    /// Re-reads every rule and assignment from the store and puts them in force (another node
+    /// of a cluster changed them). A stored rule that no longer validates leaves the rules in
+    /// force as they were, and is reported.
+    pub async fn reload(&self) -> Result<(), BookError> {
+        let _w = self.writer.lock().await;
+        let fresh = read_state(&*self.store, &self.queues).await?;
+        let mut state = self.write();
+        *state = fresh;
+        for queue in &self.queues {
+            self.apply(&state, queue);
+        }
+        Ok(())
+    }
+
+    /// Stores a document together with `also` (the change's audit entry) in one durable write.
     /// Stores a document together with `also` (the change's audit entry) in one durable write.
     async fn save(&self, doc: Document, also: Vec<Document>) -> Result<(), BookError> {
         Ok(crate::store::save_with(&*self.store, doc, also).await?)

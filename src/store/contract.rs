@@ -34,6 +34,8 @@ macro_rules! store_contract {
             ges_fields_are_kept_with_the_callback,
             a_change_and_its_push_events_are_saved_together,
             outbox_entries_are_due_in_order_and_leave_when_settled,
+            a_slot_takes_no_more_bookings_than_its_capacity,
+            unfinished_callbacks_are_counted_by_queue_and_state,
         );
     };
     (@each $make:expr; $($check:ident),* $(,)?) => {
@@ -80,11 +82,21 @@ mod memory {
 
 /// A callback booked through the API at `now` (immediate: its desired time is `now`).
 pub(crate) fn rec(phone: &str, now: DateTime<Utc>) -> CallbackRecord {
+    booked("Sales_VQ_CB", phone, None, now)
+}
+
+/// A callback of `queue` booked through the API at `now`, scheduled when `desired` is given.
+fn booked(
+    queue: &str,
+    phone: &str,
+    desired: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> CallbackRecord {
     CallbackRecord::create(
         NewCallback {
-            queue: "Sales_VQ_CB".into(),
+            queue: queue.into(),
             phone: phone.into(),
-            desired_time: None,
+            desired_time: desired,
             origin: Origin::Api,
             direction: CallDirection::BusinessToCustomer,
             priority: 0,
@@ -591,4 +603,88 @@ pub(crate) async fn outbox_entries_are_due_in_order_and_leave_when_settled(store
     let many: Vec<_> = (0..5).map(|_| outbox_entry(&r, now)).collect();
     store.save_outbox(many).await.unwrap();
     assert_eq!(store.outbox_due(later, 3).await.unwrap().len(), 3);
+}
+
+/// A scheduled callback of `queue` desired at `at`.
+fn scheduled(queue: &str, phone: &str, at: DateTime<Utc>) -> CallbackRecord {
+    booked(queue, phone, Some(at), t0())
+}
+
+pub(crate) async fn a_slot_takes_no_more_bookings_than_its_capacity(store: Arc<dyn Store>) {
+    let start = t0() + TimeDelta::days(1);
+    let hold = super::SlotHold {
+        queue: "Sales_VQ_CB".into(),
+        slot: start..start + TimeDelta::minutes(15),
+        capacity: 2,
+    };
+    // What does not count: another queue, the next slot, an immediate callback, a cancelled one.
+    let mut others = vec![
+        scheduled("Other_VQ", "+33100000001", start),
+        scheduled("Sales_VQ_CB", "+33100000002", hold.slot.end),
+        rec("+33100000003", t0()),
+        cancelled(scheduled("Sales_VQ_CB", "+33100000004", start)),
+    ];
+    others[2].desired_time = start;
+    store.save_callbacks(others).await.unwrap();
+    let first = scheduled("Sales_VQ_CB", "+33100000005", start);
+    assert!(
+        store
+            .save_callback_in_slot(first.clone(), &hold)
+            .await
+            .unwrap()
+    );
+    let second = scheduled(
+        "Sales_VQ_CB",
+        "+33100000006",
+        start + TimeDelta::minutes(14),
+    );
+    assert!(store.save_callback_in_slot(second, &hold).await.unwrap());
+    let third = scheduled("Sales_VQ_CB", "+33100000007", start);
+    assert!(
+        !store
+            .save_callback_in_slot(third.clone(), &hold)
+            .await
+            .unwrap(),
+        "a full slot took a third booking"
+    );
+    assert_eq!(
+        store.callback(third.id).await.unwrap(),
+        None,
+        "a refused booking was stored"
+    );
+    assert_eq!(store.callback(first.id).await.unwrap(), Some(first.clone()));
+    // A cancellation gives its place back.
+    store.save_callbacks(vec![cancelled(first)]).await.unwrap();
+    assert!(store.save_callback_in_slot(third, &hold).await.unwrap());
+}
+
+pub(crate) async fn unfinished_callbacks_are_counted_by_queue_and_state(store: Arc<dyn Store>) {
+    let later = t0() + TimeDelta::days(1);
+    let mut retrying = rec("+33100000011", t0());
+    retrying.next_attempt_at = Some(later);
+    store
+        .save_callbacks(vec![
+            rec("+33100000010", t0()),
+            retrying,
+            scheduled("Sales_VQ_CB", "+33100000012", later),
+            scheduled("Other_VQ", "+33100000013", later),
+            cancelled(rec("+33100000014", t0())),
+        ])
+        .await
+        .unwrap();
+    let counts = store.count_active().await.unwrap();
+    let row = |queue: &str, state: &str, count, held_for_retry| super::StateCount {
+        queue: queue.into(),
+        state: state.into(),
+        count,
+        held_for_retry,
+    };
+    assert_eq!(
+        counts,
+        vec![
+            row("Other_VQ", "SCHEDULED", 1, 0),
+            row("Sales_VQ_CB", "QUEUED", 2, 1),
+            row("Sales_VQ_CB", "SCHEDULED", 1, 0),
+        ]
+    );
 }

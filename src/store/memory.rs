@@ -131,6 +131,21 @@ impl Store for MemoryStore {
         Ok(())
     }
 
+    async fn save_callback_in_slot(
+        &self,
+        record: CallbackRecord,
+        hold: &super::SlotHold,
+    ) -> Result<bool, StoreError> {
+        // Counted and saved under one lock: no other booking interleaves.
+        let mut t = self.tables();
+        let taken = t.rows.values().filter(|r| hold.counts(r)).count();
+        if taken >= hold.capacity as usize {
+            return Ok(false);
+        }
+        t.put_callbacks(vec![record]);
+        Ok(true)
+    }
+
     async fn save_outbox(&self, entries: Vec<OutboxEntry>) -> Result<(), StoreError> {
         self.tables().put_outbox(entries);
         Ok(())

@@ -50,6 +50,8 @@ pub mod postgres;
 pub(crate) mod retention;
 pub(crate) mod sqlite;
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use chrono::{DateTime, TimeDelta, Utc};
 use thiserror::Error;
@@ -176,6 +178,43 @@ pub async fn record_after(store: &dyn Store, also: Vec<Document>) -> Result<(), 
     store.save_documents(also).await
 }
 
+/// A scheduled slot a new callback must fit in: at most `capacity` unfinished scheduled
+/// callbacks of `queue` with a desired time in `slot` (see
+/// [`Store::save_callback_in_slot`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SlotHold {
+    /// The queue.
+    pub queue: String,
+    /// The slot: its start to its end (excluded).
+    pub slot: std::ops::Range<DateTime<Utc>>,
+    /// How many the slot takes.
+    pub capacity: u32,
+}
+
+impl SlotHold {
+    /// True when `r` takes a place in this slot: a scheduled callback of the queue, not
+    /// completed, desired within the slot.
+    pub fn counts(&self, r: &CallbackRecord) -> bool {
+        r.queue == self.queue
+            && r.kind == crate::callback::CallbackType::Scheduled
+            && !r.state.is_completed()
+            && self.slot.contains(&r.desired_time)
+    }
+}
+
+/// Unfinished callbacks of one queue in one state (a row of [`Store::count_active`]).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct StateCount {
+    /// The queue.
+    pub queue: String,
+    /// The GES state name (`SCHEDULED`, `QUEUED`, …).
+    pub state: String,
+    /// How many.
+    pub count: usize,
+    /// Of the QUEUED ones, how many wait for a retry time (held out of the line).
+    pub held_for_retry: usize,
+}
+
 /// Durable state for the engine.
 #[async_trait]
 pub trait Store: Send + Sync {
@@ -243,6 +282,58 @@ pub trait Store: Send + Sync {
             return Ok(());
         }
         self.save_outbox(entries).await
+    }
+
+    /// Saves a new callback only while its slot has room (`hold`); false, and nothing saved,
+    /// when the slot is full. Stores shared by several processes (PostgreSQL) make the count
+    /// and the insert atomic against every other booking of the slot; this default counts then
+    /// saves, which is exact only under one writer (memory overrides it under its lock).
+    async fn save_callback_in_slot(
+        &self,
+        record: CallbackRecord,
+        hold: &SlotHold,
+    ) -> Result<bool, StoreError> {
+        let filter = CallbackFilter {
+            queue: Some(hold.queue.clone()),
+            from: Some(hold.slot.start),
+            to: Some(hold.slot.end),
+            ..Default::default()
+        };
+        let taken = self
+            .query_callbacks(&filter)
+            .await?
+            .iter()
+            .filter(|r| hold.counts(r))
+            .count();
+        if taken >= hold.capacity as usize {
+            return Ok(false);
+        }
+        self.save_callbacks(vec![record]).await?;
+        Ok(true)
+    }
+
+    /// Unfinished callbacks counted by queue and state, sorted (the cluster-wide queue
+    /// figures). The default reads them all; PostgreSQL counts in one grouped statement.
+    async fn count_active(&self) -> Result<Vec<StateCount>, StoreError> {
+        let mut by: BTreeMap<(String, String), (usize, usize)> = BTreeMap::new();
+        for r in self.active_callbacks().await? {
+            let e = by
+                .entry((r.queue.clone(), r.state.name().to_string()))
+                .or_default();
+            e.0 += 1;
+            if r.state == crate::callback::CallbackState::Queued && r.next_attempt_at.is_some() {
+                e.1 += 1;
+            }
+        }
+        Ok(by
+            .into_iter()
+            .map(|((queue, state), (count, held_for_retry))| StateCount {
+                queue,
+                state,
+                count,
+                held_for_retry,
+            })
+            .collect())
     }
 
     /// Inserts or replaces outbox entries (a delivery's outcome).

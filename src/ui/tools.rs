@@ -44,14 +44,7 @@ struct QueueRow {
 
 fn queue_rows(s: &ApiState, user: &UiUser) -> Vec<QueueRow> {
     let now = s.clock.now();
-    let mut counts: BTreeMap<String, BTreeMap<&'static str, usize>> = BTreeMap::new();
-    for r in s.callbacks.active() {
-        *counts
-            .entry(r.queue.clone())
-            .or_default()
-            .entry(r.state.name())
-            .or_default() += 1;
-    }
+    let counts = s.callbacks.count_by_queue();
     s.config
         .spec
         .queues

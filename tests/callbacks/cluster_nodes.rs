@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use tokio::sync::Mutex;
 
-const KEY: &str = "cluster-test-key";
+pub(crate) const KEY: &str = "cluster-test-key";
 const LEASE_SECONDS: u32 = 3;
 /// Long enough that Paris, two dials at a time, claims all six of its callbacks first even on a
 /// loaded machine (at 4 s, London took the last one once).
@@ -27,9 +27,9 @@ const FALLBACK_DELAY_SECONDS: u32 = 10;
 const PASSWORD: &str = "correct horse";
 
 /// One engine process of the cluster.
-struct EngineNode {
+pub(crate) struct EngineNode {
     child: Child,
-    url: String,
+    pub(crate) url: String,
     /// Its SIP UDP port: the one its INVITEs come from.
     sip_port: u16,
 }
@@ -49,7 +49,7 @@ async fn start_node(dir: &Path, id: &str, region: &str, db: &str, trunk_port: u1
 
 /// [`start_node`] with its configuration adjusted by `tweak` (after the defaults above), and
 /// no agent registered unless `agents` (a node without a ready agent never claims a callback).
-async fn start_node_with(
+pub(crate) async fn start_node_with(
     dir: &Path,
     id: &str,
     region: &str,
@@ -527,7 +527,7 @@ async fn nodes_reconnect_after_the_database_restarts_and_lose_nothing_acknowledg
 }
 
 /// Signs in as the administrator of [`start_node`]'s configuration; a bearer token.
-async fn admin_token(url: &str) -> String {
+pub(crate) async fn admin_token(url: &str) -> String {
     let v: serde_json::Value = reqwest::Client::new()
         .post(format!("{url}/admin/login"))
         .json(&serde_json::json!({"username": "root", "password": PASSWORD}))

@@ -12,6 +12,7 @@ mod callin_durability;
 mod callin_wire;
 mod calling_hours_wire;
 mod cluster_nodes;
+mod cluster_shared;
 mod cluster_wake;
 mod crash_recovery;
 mod dialer_wire;

@@ -1,8 +1,6 @@
 //! The queues page (Tools): per queue the EWT, what waits, callbacks by state, today's open and
 //! close times in the queue's zone, and the rules assigned; only queues the user may read.
 
-use std::collections::BTreeMap;
-
 use axum::extract::State;
 use axum::response::Response;
 use serde_json::{Value, json};
@@ -18,15 +16,7 @@ use crate::api::{ApiError, ApiState, ok};
 pub async fn list(State(s): State<ApiState>, user: AdminUser) -> Result<Response, ApiError> {
     user.require(Permission::UseTools)?;
     let now = s.clock.now();
-    let mut by_queue: BTreeMap<&str, BTreeMap<&'static str, usize>> = BTreeMap::new();
-    let active = s.callbacks.active();
-    for r in &active {
-        *by_queue
-            .entry(r.queue.as_str())
-            .or_default()
-            .entry(r.state.name())
-            .or_default() += 1;
-    }
+    let by_queue = s.callbacks.count_by_queue();
     let mut out = Vec::new();
     for q in s
         .config
@@ -52,7 +42,7 @@ pub async fn list(State(s): State<ApiState>, user: AdminUser) -> Result<Response
             "name": q.name,
             "estimatedWaitTime": figures.estimated_wait_time,
             "waiting": figures.waiting,
-            "callbacksByState": by_queue.get(q.name.as_str()).cloned().unwrap_or_default(),
+            "callbacksByState": by_queue.get(&q.name).cloned().unwrap_or_default(),
             "agents": { "loggedIn": figures.agents_logged_in, "ready": figures.agents_ready, "busy": figures.agents_busy },
             "timezone": hours.tz.name(),
             "openNow": hours.is_open(now),

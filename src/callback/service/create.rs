@@ -1,12 +1,13 @@
 //! Creating a callback: the queue's rules and flags, the slot, the record saved before it is
 //! acknowledged, and the availability of slots it is checked against.
 
-use chrono::NaiveDate;
+use chrono::{NaiveDate, TimeDelta};
 
 use super::{CallbackService, CreateRequest, ServiceError, check_desired_time};
 use crate::callback::availability::{self, Slot};
 use crate::callback::model::{CallbackRecord, Origin};
 use crate::push::PushTarget;
+use crate::store::SlotHold;
 
 impl CallbackService {
     /// Slots of a queue between two local dates, with capacity and bookings.
@@ -60,6 +61,7 @@ impl CallbackService {
             Origin::Admin => false,
         };
         let mut slot = None;
+        let mut shared_slot = None;
         if let Some(mut t) = new.desired_time {
             if new.origin == Origin::Ivr {
                 // The IVR offers slots; the current one may have started already.
@@ -86,7 +88,18 @@ impl CallbackService {
                 }
                 let hours = self.config().queue_hours(&q);
                 let start = availability::slot_start(&hours, q.slot_duration_minutes as u32, t);
-                if req.check_slot {
+                if req.check_slot && self.leases.get().is_some() {
+                    // In a cluster the slot is counted in the shared store, where the save
+                    // that books it is made (`Store::save_callback_in_slot`).
+                    if !hours.is_open(start) {
+                        return Err(ServiceError::SlotUnavailable(t));
+                    }
+                    shared_slot = Some(SlotHold {
+                        queue: q.name.clone(),
+                        slot: start..start + TimeDelta::minutes(q.slot_duration_minutes.max(1)),
+                        capacity: self.capacity_at(&q)(start),
+                    });
+                } else if req.check_slot {
                     let capacity = self.capacity_at(&q)(start);
                     if !hours.is_open(start) || !self.slots.try_book(&q.name, start, capacity) {
                         return Err(ServiceError::SlotUnavailable(t));
@@ -94,7 +107,7 @@ impl CallbackService {
                 } else {
                     self.slots.force_book(&q.name, start);
                 }
-                slot = Some(start);
+                slot = shared_slot.is_none().then_some(start);
             }
         }
         let mut rec = match CallbackRecord::create(new, now) {
@@ -115,11 +128,23 @@ impl CallbackService {
         rec.push.targets = targets;
         rec.metrics.ewt_at_offer_seconds = req.ewt_at_offer_seconds;
         rec.metrics.position_at_offer = req.position_at_offer;
-        if let Err(e) = self.store.save_callbacks(vec![rec.clone()]).await {
+        let saved = match &shared_slot {
+            Some(hold) => match self.store.save_callback_in_slot(rec.clone(), hold).await {
+                Ok(true) => Ok(()),
+                Ok(false) => return Err(ServiceError::SlotUnavailable(rec.desired_time)),
+                Err(e) => Err(e),
+            },
+            None => self.store.save_callbacks(vec![rec.clone()]).await,
+        };
+        if let Err(e) = saved {
             if let Some(s) = slot {
                 self.slots.release(&q.name, s);
             }
             return Err(e.into());
+        }
+        if let Some(hold) = &shared_slot {
+            // This node's own count, for the slots it lists.
+            self.slots.force_book(&q.name, hold.slot.start);
         }
         self.keep(&rec);
         Ok(rec)

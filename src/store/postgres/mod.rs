@@ -16,6 +16,7 @@
 pub(crate) mod cluster;
 mod outbox;
 mod schema;
+pub mod shared;
 #[cfg(test)]
 pub(crate) mod tests;
 
@@ -383,17 +384,37 @@ impl Store for PostgresStore {
             }
         }
         let client = self.client().await?;
-        let stmt = client
-            .prepare_cached(
-                "INSERT INTO documents (kind, id, body)
+        let upsert = "INSERT INTO documents (kind, id, body)
                  SELECT * FROM UNNEST($1::text[], $2::text[], $3::text[])
-                 ON CONFLICT (kind, id) DO UPDATE SET body = excluded.body",
-            )
+                 ON CONFLICT (kind, id) DO UPDATE SET body = excluded.body";
+        if !kinds
+            .iter()
+            .any(|k| shared::CONFIG_KINDS.contains(&k.as_str()))
+        {
+            let stmt = client.prepare_cached(upsert).await.map_err(not_stored)?;
+            self.count();
+            client
+                .execute(&stmt, &[&kinds, &ids, &bodies])
+                .await
+                .map_err(not_stored)?;
+            return Ok(());
+        }
+        // A configuration change is announced by the statement that writes it.
+        let stmt = client
+            .prepare_cached(&format!(
+                "WITH up AS ({upsert} RETURNING kind)
+                 SELECT pg_notify($4, k.kind)
+                 FROM (SELECT DISTINCT kind FROM up WHERE kind = ANY($5)) k"
+            ))
             .await
             .map_err(not_stored)?;
+        let config: Vec<&str> = shared::CONFIG_KINDS.to_vec();
         self.count();
         client
-            .execute(&stmt, &[&kinds, &ids, &bodies])
+            .query(
+                &stmt,
+                &[&kinds, &ids, &bodies, &shared::CONFIG_CHANNEL, &config],
+            )
             .await
             .map_err(not_stored)?;
         Ok(())
@@ -402,6 +423,19 @@ impl Store for PostgresStore {
     async fn delete_document(&self, kind: &str, id: &str) -> Result<bool, StoreError> {
         let client = self.client().await?;
         self.count();
+        if shared::CONFIG_KINDS.contains(&kind) {
+            // Announced by the statement that deletes it.
+            let rows = client
+                .query(
+                    "WITH del AS (DELETE FROM documents WHERE kind = $1 AND id = $2
+                         RETURNING kind)
+                     SELECT pg_notify($3, kind) FROM del",
+                    &[&kind, &id, &shared::CONFIG_CHANNEL],
+                )
+                .await
+                .map_err(not_stored)?;
+            return Ok(!rows.is_empty());
+        }
         let n = client
             .execute(
                 "DELETE FROM documents WHERE kind = $1 AND id = $2",
@@ -422,6 +456,18 @@ impl Store for PostgresStore {
 
     async fn save_outbox(&self, entries: Vec<OutboxEntry>) -> Result<(), StoreError> {
         self.save_with_outbox(Vec::new(), entries).await
+    }
+
+    async fn save_callback_in_slot(
+        &self,
+        record: CallbackRecord,
+        hold: &super::SlotHold,
+    ) -> Result<bool, StoreError> {
+        self.save_in_slot(&record, hold).await
+    }
+
+    async fn count_active(&self) -> Result<Vec<super::StateCount>, StoreError> {
+        self.count_by_queue_state().await
     }
 
     async fn outbox_due(
