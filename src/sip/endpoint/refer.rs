@@ -12,7 +12,7 @@ impl Endpoint {
             return;
         };
         let via = self.via(c.peer.transport);
-        let (peer, shared) = (c.peer, c.shared.clone());
+        let (peer, shared) = (c.next_hop(), c.shared.clone());
         let Some(d) = self.calls.get_mut(call).and_then(|c| c.dialog.as_mut()) else {
             shared.refer.send_replace(ReferState::Refused(500));
             return;
