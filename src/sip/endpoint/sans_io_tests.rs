@@ -282,6 +282,15 @@ fn sent_to(ep: &mut Endpoint) -> Vec<(SocketAddr, String)> {
         .collect()
 }
 
+/// The application hangs `call` up: where the BYE went, and the BYE.
+fn hang_up(ep: &mut Endpoint, now: Instant, call: &str) -> (SocketAddr, String) {
+    ep.handle_command(now, Cmd::Hangup { call: call.into() });
+    sent_to(ep)
+        .into_iter()
+        .find(|(_, m)| m.starts_with("BYE "))
+        .expect("a BYE")
+}
+
 #[test]
 fn as_uas_the_200_copies_record_route_and_the_bye_goes_to_the_first_route() {
     let t0 = crate::clock::instant_origin();
@@ -310,16 +319,7 @@ fn as_uas_the_200_copies_record_route_and_the_bye_goes_to_the_first_route() {
             "Record-Route: <sip:127.0.0.1:7002;lr;n=2>"
         ]
     );
-    ep.handle_command(
-        t0,
-        Cmd::Hangup {
-            call: "rr-uas".into(),
-        },
-    );
-    let (to, bye) = sent_to(&mut ep)
-        .into_iter()
-        .find(|(_, m)| m.starts_with("BYE "))
-        .expect("a BYE");
+    let (to, bye) = hang_up(&mut ep, t0, "rr-uas");
     assert_eq!(to, "127.0.0.1:7001".parse().unwrap(), "{bye}");
     assert!(
         bye.starts_with(&format!("BYE sip:caller@{CALLER} SIP/2.0")),
@@ -384,16 +384,7 @@ fn as_uac_the_ack_and_bye_follow_the_reversed_record_route_of_the_200() {
         ack.starts_with("ACK sip:callee@127.0.0.1:7100 SIP/2.0"),
         "{ack}"
     );
-    ep.handle_command(
-        t0,
-        Cmd::Hangup {
-            call: "rr-uac".into(),
-        },
-    );
-    let (to, bye) = sent_to(&mut ep)
-        .into_iter()
-        .find(|(_, m)| m.starts_with("BYE "))
-        .expect("a BYE");
+    let (to, bye) = hang_up(&mut ep, t0, "rr-uac");
     assert_eq!(to, "127.0.0.1:7002".parse().unwrap(), "{bye}");
     let routes: Vec<&str> = bye.lines().filter(|l| l.starts_with("Route:")).collect();
     assert_eq!(
