@@ -6,6 +6,7 @@ mod auth;
 mod refer;
 mod refresh;
 mod register;
+mod route;
 #[cfg(test)]
 mod sans_io_tests;
 mod uac;
@@ -37,6 +38,7 @@ use crate::media::sdp;
 
 use super::ua::*;
 use refresh::*;
+use route::next_hop;
 
 /// Methods we know but do not serve: 405 rather than 501.
 const KNOWN_UNSERVED: &[&str] = &[
@@ -84,44 +86,6 @@ struct Call {
     timer: Option<SessionTimer>,
     /// Our SDP once an offer inside the call changed it (hold, resume).
     local_sdp: Option<String>,
-}
-
-impl Call {
-    /// Where the call's in-dialog requests go: the first route of the dialog's route set when
-    /// it names an address (the proxies that record-routed stay on the path, RFC 3261
-    /// §12.2.1.1), else where the call's messages come from (NAT-safe).
-    fn next_hop(&self) -> Peer {
-        next_hop(self.dialog.as_ref(), self.peer)
-    }
-}
-
-/// Where in-dialog requests of `dialog` go: its first route's address (with the route's
-/// transport, else `peer`'s), or `peer` when it has no route set or one we cannot address
-/// without a resolver (a host name).
-fn next_hop(dialog: Option<&Dialog>, peer: Peer) -> Peer {
-    let Some(uri) = dialog.and_then(Dialog::next_hop) else {
-        return peer;
-    };
-    let Some(addr) = contact_addr(uri) else {
-        return peer;
-    };
-    let transport = match uri_transport(uri).as_deref() {
-        Some("tcp") => Transport::Tcp,
-        Some("udp") => Transport::Udp,
-        _ => peer.transport,
-    };
-    Peer { addr, transport }
-}
-
-/// The `transport` parameter of a SIP URI, lower-cased.
-fn uri_transport(uri: &str) -> Option<String> {
-    let uri = uri.split(['>', '?']).next().unwrap_or(uri);
-    uri.split(';').skip(1).find_map(|p| {
-        let (k, v) = p.split_once('=')?;
-        k.trim()
-            .eq_ignore_ascii_case("transport")
-            .then(|| v.trim().to_ascii_lowercase())
-    })
 }
 
 /// Reason phrase of the statuses a refused offer inside a call gets.
