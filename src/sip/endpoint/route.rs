@@ -33,12 +33,8 @@ pub(super) fn next_hop(dialog: Option<&Dialog>, peer: Peer) -> Peer {
 /// The `transport` parameter of a SIP URI, lower-cased.
 fn uri_transport(uri: &str) -> Option<String> {
     let uri = uri.split(['>', '?']).next().unwrap_or(uri);
-    uri.split(';').skip(1).find_map(|p| {
-        let (k, v) = p.split_once('=')?;
-        k.trim()
-            .eq_ignore_ascii_case("transport")
-            .then(|| v.trim().to_ascii_lowercase())
-    })
+    let (_, params) = uri.split_once(';')?;
+    message::param_value(params, "transport").map(|t| t.to_ascii_lowercase())
 }
 
 #[cfg(test)]
