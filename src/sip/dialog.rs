@@ -168,6 +168,13 @@ impl Dialog {
         }
     }
 
+    /// The URI our in-dialog requests are sent to first (RFC 3261 §12.2.1.1, §8.1.2): the
+    /// first route of the route set, loose or strict; `None` when there is no route set (the
+    /// request goes to the remote target).
+    pub fn next_hop(&self) -> Option<&str> {
+        self.route_set.first().map(String::as_str)
+    }
+
     /// A new in-dialog request with the next CSeq; `via` is "SIP/2.0/UDP host:port".
     pub fn request(
         &mut self,

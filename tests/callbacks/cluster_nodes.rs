@@ -10,16 +10,19 @@
 
 use crate::common;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::Mutex;
+use crate::common::cluster::{
+    assert_dialled_once, assert_each_dialled_once_but_the_cut, book, book_through, customer,
+    customer_playing, db, until_all_completed, until_dialling, until_taken_over,
+};
 
 pub(crate) const KEY: &str = "cluster-test-key";
+const QUEUE: &str = "Sales_VQ_CB";
 const LEASE_SECONDS: u32 = 3;
 /// Long enough that Paris, two dials at a time, claims all six of its callbacks first even on a
 /// loaded machine (at 4 s, London took the last one once).
@@ -73,7 +76,7 @@ pub(crate) async fn start_node_with(
     spec.admin.users.push(common::administrator("root", &hash));
     spec.api.keys.push(common::api_key("t", KEY));
     spec.api.rate_limit_per_second = 100_000;
-    let q = common::demo_queue(&mut spec, "Sales_VQ_CB");
+    let q = common::demo_queue(&mut spec, QUEUE);
     // One dial per callback: a busy line completes it, so any second INVITE is a double dial.
     q.max_dial_attempts = 1;
     tweak(&mut spec);
@@ -137,48 +140,6 @@ pub(crate) async fn start_node_with(
     }
 }
 
-/// The customer on the trunk: rings then busy, every message traced to `trace`.
-fn customer(port: u16, trace: &Path) -> tokio::process::Child {
-    customer_playing("customer-rings-then-busy.xml", port, trace)
-}
-
-/// The customer on the trunk playing `scenario` (of tests/sipp), traced to `trace`.
-fn customer_playing(scenario: &str, port: u16, trace: &Path) -> tokio::process::Child {
-    tokio::process::Command::new("sipp")
-        .arg("-sf")
-        .arg(common::repo().join("tests/sipp").join(scenario))
-        .args(["-i", "127.0.0.1", "-nostdin", "-trace_msg", "-message_file"])
-        .arg(trace)
-        .args(["-p", &port.to_string()])
-        .args(["-mp", &common::free_port().to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot run sipp (apt-get install -y sip-tester): {e}"))
-}
-
-/// The distinct dials (INVITE Call-IDs, so retransmissions count once) per called number.
-fn dials(trace: &Path) -> HashMap<String, HashSet<String>> {
-    let text = std::fs::read_to_string(trace).unwrap_or_default();
-    let mut out: HashMap<String, HashSet<String>> = HashMap::new();
-    let mut user = None;
-    for line in text.lines() {
-        if let Some(rest) = line.strip_prefix("INVITE sip:") {
-            user = rest.split('@').next().map(str::to_string);
-        } else if let Some(u) = &user {
-            let lower = line.to_ascii_lowercase();
-            if let Some(id) = lower.strip_prefix("call-id:") {
-                out.entry(u.clone())
-                    .or_default()
-                    .insert(id.trim().to_string());
-                user = None;
-            }
-        }
-    }
-    out
-}
-
 /// The SIP port each number's (first) INVITE came from: which node dialled it.
 fn dialled_from(trace: &Path) -> HashMap<String, u16> {
     let text = std::fs::read_to_string(trace).unwrap_or_default();
@@ -202,122 +163,6 @@ fn dialled_from(trace: &Path) -> HashMap<String, u16> {
     out
 }
 
-/// Books a callback for `phone` through the node at `url`; its id when acknowledged.
-async fn book(url: &str, phone: &str) -> Option<String> {
-    let body = serde_json::json!({"serviceName": "Sales_VQ_CB", "phoneNumber": phone});
-    let resp = reqwest::Client::new()
-        .post(format!("{url}/engagement/v3/callbacks/create"))
-        .header("x-api-key", KEY)
-        .json(&body)
-        .timeout(Duration::from_secs(20))
-        .send()
-        .await
-        .ok()?;
-    if !resp.status().is_success() {
-        return None;
-    }
-    let v: serde_json::Value = resp.json().await.ok()?;
-    v["data"]["id"].as_str().map(str::to_string)
-}
-
-/// A direct client on the test database, to watch states and owners.
-async fn db(url: &str) -> tokio_postgres::Client {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .unwrap();
-    tokio::spawn(conn);
-    client
-}
-
-/// Waits (up to `limit`) until every id in `ids` is COMPLETED; the rows' bodies by id.
-async fn until_all_completed(
-    url: &str,
-    ids: &[(String, String)],
-    limit: Duration,
-) -> HashMap<String, serde_json::Value> {
-    let start = boomerang::clock::monotonic_now();
-    loop {
-        if let Ok((client, conn)) = tokio_postgres::connect(url, tokio_postgres::NoTls).await {
-            tokio::spawn(conn);
-            let rows = client
-                .query(
-                    "SELECT id::text, state, body, coalesce(owner, '-') FROM callbacks",
-                    &[],
-                )
-                .await
-                .unwrap_or_default();
-            let by_id: HashMap<String, (String, String)> = rows
-                .iter()
-                .map(|r| (r.get(0), (r.get(1), r.get(2))))
-                .collect();
-            let owners: HashMap<String, String> =
-                rows.iter().map(|r| (r.get(0), r.get(3))).collect();
-            let missing: Vec<&String> = ids
-                .iter()
-                .map(|(id, _)| id)
-                .filter(|id| !by_id.contains_key(*id))
-                .collect();
-            assert!(
-                missing.is_empty(),
-                "acknowledged callbacks lost: {missing:?}"
-            );
-            let open_ids: Vec<String> = ids
-                .iter()
-                .filter(|(id, _)| by_id[id].0 != "COMPLETED")
-                .map(|(id, _)| format!("{id} {} owner {}", by_id[id].0, owners[id]))
-                .collect();
-            let open = open_ids.len();
-            if open == 0 {
-                return by_id
-                    .into_iter()
-                    .map(|(id, (_, body))| (id, serde_json::from_str(&body).unwrap()))
-                    .collect();
-            }
-            assert!(
-                start.elapsed() < limit,
-                "{open} callbacks still not completed after {limit:?}: {open_ids:?}"
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// Asserts every acknowledged callback's number was dialled exactly once.
-fn assert_dialled_once(trace: &Path, acked: &[(String, String)]) {
-    let dials = dials(trace);
-    for (id, phone) in acked {
-        let n = dials.get(phone).map_or(0, HashSet::len);
-        assert_eq!(n, 1, "callback {id} ({phone}) was dialled {n} times");
-    }
-}
-
-/// The acknowledged (id, phone) pairs, filled as bookings are acknowledged.
-type Acked = Arc<Mutex<Vec<(String, String)>>>;
-
-/// Books `per_node` callbacks through each node (one booking task per node), numbers
-/// `+33 6 <node> <seq>`; the acknowledged (id, phone) pairs.
-fn book_through(
-    urls: Vec<String>,
-    per_node: usize,
-    pause: Duration,
-) -> (Acked, Vec<tokio::task::JoinHandle<()>>) {
-    let acked = Arc::new(Mutex::new(Vec::new()));
-    let mut tasks = Vec::new();
-    for (n, url) in urls.into_iter().enumerate() {
-        let acked = acked.clone();
-        tasks.push(tokio::spawn(async move {
-            for i in 0..per_node {
-                let phone = format!("+336{n}{i:07}");
-                if let Some(id) = book(&url, &phone).await {
-                    acked.lock().await.push((id, phone));
-                }
-                tokio::time::sleep(pause).await;
-            }
-        }));
-    }
-    (acked, tasks)
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_nodes_dial_each_callback_once_and_survive_a_sigkill() {
     let Some(pg) = tokio::task::spawn_blocking(common::pg::PgServer::start)
@@ -337,50 +182,19 @@ async fn three_nodes_dial_each_callback_once_and_survive_a_sigkill() {
     // Every node has been up a full lease, so survivors may take over at once.
     tokio::time::sleep(Duration::from_secs(LEASE_SECONDS.into())).await;
     let urls: Vec<String> = nodes.iter().map(|n| n.url.clone()).collect();
-    let (acked, tasks) = book_through(urls, 40, Duration::from_millis(100));
+    let (acked, tasks) = book_through(urls, KEY, QUEUE, 40, Duration::from_millis(100));
 
     // Kill n1 once it is dialling.
     let client = db(&pg.url()).await;
-    let dialling = |client: tokio_postgres::Client| async move {
-        for _ in 0..200 {
-            let n: i64 = client
-                .query_one(
-                    "SELECT count(*) FROM callbacks WHERE owner = 'n1' AND state = 'ROUTING'",
-                    &[],
-                )
-                .await
-                .unwrap()
-                .get(0);
-            if n > 0 {
-                return client;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("n1 never dialled");
-    };
-    let client = dialling(client).await;
+    until_dialling(&client, "n1").await;
     unsafe {
         libc::kill(nodes[0].child.id() as i32, libc::SIGKILL);
     }
     let killed = boomerang::clock::monotonic_now();
     let _ = nodes[0].child.wait();
     // Its in-flight work is resolved by a survivor within the lease (plus one heartbeat).
-    loop {
-        let n: i64 = client
-            .query_one("SELECT count(*) FROM callbacks WHERE owner = 'n1'", &[])
-            .await
-            .unwrap()
-            .get(0);
-        if n == 0 {
-            break;
-        }
-        assert!(
-            killed.elapsed() < Duration::from_secs(2 * u64::from(LEASE_SECONDS) + 2),
-            "n1's callbacks not taken over {:?} after the kill",
-            killed.elapsed()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let limit = Duration::from_secs(2 * u64::from(LEASE_SECONDS) + 2);
+    until_taken_over(&client, "n1", killed, limit).await;
     for t in tasks {
         t.await.unwrap();
     }
@@ -391,27 +205,7 @@ async fn three_nodes_dial_each_callback_once_and_survive_a_sigkill() {
         acked.len()
     );
     let bodies = until_all_completed(&pg.url(), &acked, Duration::from_secs(90)).await;
-    let cut = bodies
-        .values()
-        .filter(|b| b.to_string().contains("cut by an engine restart"))
-        .count();
-    assert!(
-        cut >= 1,
-        "no in-flight dial of n1 was resolved by a survivor"
-    );
-    // Give the trace a moment to be flushed, then count the dials. A callback n1 had marked
-    // ROUTING may have been killed before its INVITE left (the restart rule counts the attempt
-    // all the same): never dialled twice, once or not at all.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let (cut, whole): (Vec<_>, Vec<_>) = acked
-        .into_iter()
-        .partition(|(id, _)| bodies[id].to_string().contains("cut by an engine restart"));
-    assert_dialled_once(&trace, &whole);
-    let dials = dials(&trace);
-    for (id, phone) in &cut {
-        let n = dials.get(phone).map_or(0, HashSet::len);
-        assert!(n <= 1, "callback {id} ({phone}) was dialled {n} times");
-    }
+    assert_each_dialled_once_but_the_cut(&trace, &acked, &bodies, "n1").await;
 }
 
 async fn readyz(url: &str) -> (u16, serde_json::Value) {
@@ -447,7 +241,7 @@ async fn nodes_reconnect_after_the_database_restarts_and_lose_nothing_acknowledg
     }
     let urls: Vec<String> = nodes.iter().map(|n| n.url.clone()).collect();
     assert_eq!(readyz(&urls[0]).await.0, 200);
-    let (acked, tasks) = book_through(urls.clone(), 40, Duration::from_millis(150));
+    let (acked, tasks) = book_through(urls.clone(), KEY, QUEUE, 40, Duration::from_millis(150));
     // The database goes away while callbacks are being dialled (their outcome cannot be
     // written) and others wait, claimed, for a dial.
     let client = db(&pg.url()).await;
@@ -586,7 +380,7 @@ async fn region_affinity_orders_which_node_dials_a_queues_callbacks() {
         .enumerate()
     {
         let phone = format!("+33670{i:06}");
-        first.push((book(url, &phone).await.expect("booked"), phone));
+        first.push((book(url, KEY, QUEUE, &phone).await.expect("booked"), phone));
     }
     until_all_completed(&pg.url(), &first, Duration::from_secs(60)).await;
     let from = dialled_from(&trace);
@@ -613,7 +407,7 @@ async fn region_affinity_orders_which_node_dials_a_queues_callbacks() {
         .enumerate()
     {
         let phone = format!("+33671{i:06}");
-        second.push((book(url, &phone).await.expect("booked"), phone));
+        second.push((book(url, KEY, QUEUE, &phone).await.expect("booked"), phone));
     }
     until_all_completed(&pg.url(), &second, Duration::from_secs(60)).await;
     assert!(
@@ -688,7 +482,9 @@ async fn a_cancel_through_another_node_is_refused_while_the_callback_is_dialled(
     let dialler = start_node_with(dir.path(), "dialler", "", &pg.url(), trunk, true, queue).await;
     // No agent here: this node never claims, it only serves the API.
     let other = start_node_with(dir.path(), "other", "", &pg.url(), trunk, false, queue).await;
-    let id = book(&other.url, "+33612345678").await.expect("booked");
+    let id = book(&other.url, KEY, QUEUE, "+33612345678")
+        .await
+        .expect("booked");
 
     let client = db(&pg.url()).await;
     let start = boomerang::clock::monotonic_now();

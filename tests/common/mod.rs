@@ -557,6 +557,8 @@ pub fn route_point_to(
     );
     spec.flows_dir = flows.display().to_string();
 }
+/// Several nodes: Kamailio in front, the traced customer, bookings through each node.
+pub mod cluster;
 /// Speech made with espeak-ng and sox at test time, packed as RTP in pcap files for SIPp.
 pub mod pcap;
 /// A private PostgreSQL server for the multi-node tests.

@@ -7,6 +7,7 @@
 //! PostgreSQL one when `BOOMERANG_TEST_PG_URL` is unset (`./test.sh` installs both and sets it).
 
 use crate::common;
+use crate::common::cluster::{kamailio, start_kamailio};
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -130,56 +131,6 @@ async fn until(secs: u64, mut f: impl AsyncFnMut() -> bool) -> bool {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     false
-}
-
-struct Kamailio(Child);
-
-impl Drop for Kamailio {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// The shipped `deploy/kamailio/kamailio.cfg` on a free loopback port in `dir`, in front of
-/// `nodes` (probed every second; a node silent for one second is skipped).
-fn start_kamailio(bin: &str, dir: &Path, nodes: &[SocketAddr]) -> (Kamailio, SocketAddr) {
-    let list: String = nodes.iter().map(|n| format!("1 sip:{n}\n")).collect();
-    let list_path = dir.join("dispatcher.list");
-    std::fs::write(&list_path, list).unwrap();
-    let addr = SocketAddr::from(([127, 0, 0, 1], common::free_port()));
-    let child = std::process::Command::new(bin)
-        .args(["-DD", "-E", "-m", "64", "-M", "8", "-f"])
-        .arg(common::repo().join("deploy/kamailio/kamailio.cfg"))
-        .arg("-A")
-        .arg(format!("LISTEN=udp:{addr}"))
-        .arg("-A")
-        .arg(format!("DISPATCHER_LIST=\"{}\"", list_path.display()))
-        .args(["-A", "PING_INTERVAL=1", "-A", "FR_TIMER=1000"])
-        .arg("-P")
-        .arg(dir.join("kamailio.pid"))
-        .arg("-Y")
-        .arg(dir)
-        .arg("-w")
-        .arg(dir)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::fs::File::create(dir.join("kamailio.log")).unwrap())
-        .spawn()
-        .unwrap();
-    (Kamailio(child), addr)
-}
-
-/// The `kamailio` binary (on the PATH, or where Debian puts it), when installed.
-fn kamailio() -> Option<String> {
-    ["kamailio", "/usr/sbin/kamailio"]
-        .into_iter()
-        .find(|k| {
-            std::process::Command::new(k)
-                .arg("-v")
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
-        .map(str::to_string)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -10,6 +10,7 @@ mod common;
 mod check_config;
 mod cli;
 mod cluster_agents;
+mod cluster_front;
 mod cluster_sip;
 mod packaging;
 mod readme_examples;

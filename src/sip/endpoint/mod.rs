@@ -6,6 +6,7 @@ mod auth;
 mod refer;
 mod refresh;
 mod register;
+mod route;
 #[cfg(test)]
 mod sans_io_tests;
 mod uac;
@@ -37,6 +38,7 @@ use crate::media::sdp;
 
 use super::ua::*;
 use refresh::*;
+use route::next_hop;
 
 /// Methods we know but do not serve: 405 rather than 501.
 const KNOWN_UNSERVED: &[&str] = &[
@@ -725,7 +727,7 @@ impl Endpoint {
         if let Some(c) = self.calls.get(&call_id)
             && let Role::Uac { ack: Some(ack), .. } = &c.role
         {
-            self.send(c.peer, &SipMessage::Request(ack.clone()));
+            self.send(c.next_hop(), &SipMessage::Request(ack.clone()));
         }
     }
 

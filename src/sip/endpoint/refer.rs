@@ -11,8 +11,8 @@ impl Endpoint {
         let Some(c) = self.calls.get(call) else {
             return;
         };
-        let via = self.via(c.peer.transport);
-        let (peer, shared) = (c.peer, c.shared.clone());
+        let (peer, shared) = (c.next_hop(), c.shared.clone());
+        let via = self.via(peer.transport);
         let Some(d) = self.calls.get_mut(call).and_then(|c| c.dialog.as_mut()) else {
             shared.refer.send_replace(ReferState::Refused(500));
             return;

@@ -228,8 +228,8 @@ impl Endpoint {
         let Some(c) = self.calls.get(id) else {
             return;
         };
-        let via = self.via(c.peer.transport);
-        let peer = c.peer;
+        let peer = c.next_hop();
+        let via = self.via(peer.transport);
         let sdp = Self::local_sdp(c);
         let Some(c) = self.calls.get_mut(id) else {
             return;
@@ -267,8 +267,8 @@ impl Endpoint {
         let Some(c) = self.calls.get(&id) else {
             return;
         };
-        let via = self.via(c.peer.transport);
-        let peer = c.peer;
+        let peer = c.next_hop();
+        let via = self.via(peer.transport);
         let is_invite = key.method == "INVITE";
         let (code, resp) = match ev {
             Event::Response(r) => (r.status_code.code(), Some(r)),
@@ -339,7 +339,7 @@ impl Endpoint {
             return;
         };
         c.shared.end();
-        let via = self.via(c.peer.transport);
+        let via = self.via(c.next_hop().transport);
         match &c.role {
             Role::Uas {
                 answered: false,
@@ -357,14 +357,12 @@ impl Endpoint {
                 self.cancel(call);
             }
             _ => {
+                let peer = c.next_hop();
                 if let Some(d) = c.dialog.as_mut() {
                     let bye = d.bye(&via);
                     let now = self.now;
-                    if let Ok(key) = self
-                        .txns
-                        .start_client(now, bye, c.peer.transport.reliable())
-                    {
-                        self.peers.insert(key, c.peer);
+                    if let Ok(key) = self.txns.start_client(now, bye, peer.transport.reliable()) {
+                        self.peers.insert(key, peer);
                     }
                 }
             }

@@ -274,3 +274,124 @@ fn an_in_dialog_request_below_the_last_cseq_gets_500_and_is_not_acted_on() {
     assert!(finals(&mut ep)[0].starts_with("SIP/2.0 200 "));
     assert!(!ep.calls.contains_key("order-1"));
 }
+
+/// What `ep` sent, with where to.
+fn sent_to(ep: &mut Endpoint) -> Vec<(SocketAddr, String)> {
+    std::iter::from_fn(|| ep.poll_transmit())
+        .map(|Transmit { peer, bytes }| (peer.addr, String::from_utf8_lossy(&bytes).to_string()))
+        .collect()
+}
+
+/// The application hangs `call` up: where the BYE went, and the BYE.
+fn hang_up(ep: &mut Endpoint, now: Instant, call: &str) -> (SocketAddr, String) {
+    ep.handle_command(now, Cmd::Hangup { call: call.into() });
+    sent_to(ep)
+        .into_iter()
+        .find(|(_, m)| m.starts_with("BYE "))
+        .expect("a BYE")
+}
+
+#[test]
+fn as_uas_the_200_copies_record_route_and_the_bye_goes_to_the_first_route() {
+    let t0 = crate::clock::instant_origin();
+    let mut ep = endpoint(Arc::new(Calls::default()), t0);
+    let invite = plain_invite("rr-uas").replace(
+        "Max-Forwards: 70\r\n",
+        "Max-Forwards: 70\r\nRecord-Route: <sip:127.0.0.1:7001;lr;n=1>\r\n\
+         Record-Route: <sip:127.0.0.1:7002;lr;n=2>\r\n",
+    );
+    ep.handle_command(t0, received(&invite, t0));
+    sent_to(&mut ep);
+    ep.handle_command(t0, answer_cmd("rr-uas"));
+    let ok = sent_to(&mut ep)
+        .into_iter()
+        .find(|(_, m)| m.starts_with("SIP/2.0 200"))
+        .expect("a 200");
+    assert_eq!(ok.0, CALLER.parse().unwrap(), "a response follows the Via");
+    let rr: Vec<&str> =
+        ok.1.lines()
+            .filter(|l| l.starts_with("Record-Route:"))
+            .collect();
+    assert_eq!(
+        rr,
+        [
+            "Record-Route: <sip:127.0.0.1:7001;lr;n=1>",
+            "Record-Route: <sip:127.0.0.1:7002;lr;n=2>"
+        ]
+    );
+    let (to, bye) = hang_up(&mut ep, t0, "rr-uas");
+    assert_eq!(to, "127.0.0.1:7001".parse().unwrap(), "{bye}");
+    assert!(
+        bye.starts_with(&format!("BYE sip:caller@{CALLER} SIP/2.0")),
+        "{bye}"
+    );
+    let routes: Vec<&str> = bye.lines().filter(|l| l.starts_with("Route:")).collect();
+    assert_eq!(
+        routes,
+        [
+            "Route: <sip:127.0.0.1:7001;lr;n=1>",
+            "Route: <sip:127.0.0.1:7002;lr;n=2>"
+        ]
+    );
+}
+
+#[test]
+fn as_uac_the_ack_and_bye_follow_the_reversed_record_route_of_the_200() {
+    let t0 = crate::clock::instant_origin();
+    let mut ep = endpoint(Arc::new(Calls::default()), t0);
+    let trunk: SocketAddr = "127.0.0.1:5080".parse().unwrap();
+    let (events, _events) = tokio::sync::mpsc::unbounded_channel();
+    let (call_id, _) = oneshot::channel();
+    ep.handle_command(
+        t0,
+        Cmd::Dial {
+            id: "rr-uac".into(),
+            req: crate::sip::ua::DialRequest {
+                uri: format!("sip:+33612345678@{trunk}"),
+                peer: Peer {
+                    addr: trunk,
+                    transport: Transport::Udp,
+                },
+                from_user: "8000".into(),
+                sdp: "v=0\r\n".into(),
+                credentials: None,
+                extra_headers: Vec::new(),
+            },
+            events,
+            shared: crate::sip::ua::LegShared::new(),
+            call_id,
+            late_offer: false,
+        },
+    );
+    let (to, invite) = sent_to(&mut ep).pop().expect("an INVITE");
+    assert_eq!(to, trunk);
+    let via = header(&invite, "Via");
+    let from = header(&invite, "From");
+    // The callee's side: the proxy nearest to it record-routed first, ours last.
+    let ok = format!(
+        "SIP/2.0 200 OK\r\nVia: {via}\r\nRecord-Route: <sip:127.0.0.1:7001;lr>\r\n\
+         Record-Route: <sip:127.0.0.1:7002;lr>\r\nFrom: {from}\r\n\
+         To: <sip:+33612345678@{trunk}>;tag=callee\r\nCall-ID: rr-uac\r\nCSeq: 1 INVITE\r\n\
+         Contact: <sip:callee@127.0.0.1:7100>\r\nContent-Length: 0\r\n\r\n"
+    );
+    ep.handle_command(t0, received(&ok, t0));
+    let (to, ack) = sent_to(&mut ep)
+        .into_iter()
+        .find(|(_, m)| m.starts_with("ACK "))
+        .expect("an ACK");
+    assert_eq!(to, "127.0.0.1:7002".parse().unwrap(), "{ack}");
+    assert!(
+        ack.starts_with("ACK sip:callee@127.0.0.1:7100 SIP/2.0"),
+        "{ack}"
+    );
+    let (to, bye) = hang_up(&mut ep, t0, "rr-uac");
+    assert_eq!(to, "127.0.0.1:7002".parse().unwrap(), "{bye}");
+    let routes: Vec<&str> = bye.lines().filter(|l| l.starts_with("Route:")).collect();
+    assert_eq!(
+        routes,
+        [
+            "Route: <sip:127.0.0.1:7002;lr>",
+            "Route: <sip:127.0.0.1:7001;lr>"
+        ]
+    );
+}

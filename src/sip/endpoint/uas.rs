@@ -210,6 +210,13 @@ impl Endpoint {
             return true;
         }
         let mut resp = response_with_tag(invite, 200, "OK", to_tag);
+        // Every Record-Route of the INVITE, in its order (RFC 3261 §12.1.1): the proxies that
+        // asked to stay on the dialog's path learn that we keep them on it.
+        for h in invite.headers.iter() {
+            if matches!(h, Header::RecordRoute(_)) {
+                resp.headers.push(h.clone());
+            }
+        }
         push_timer_headers(&mut resp.headers, *session_timer);
         if let TimerAsk::Agreed {
             interval,

@@ -250,10 +250,15 @@ pub fn tag_of(value: &str) -> Option<String> {
         Some(lt) => &value[lt + value[lt..].find('>')? + 1..],
         None => value.split_once(';').map(|(_, p)| p).unwrap_or(""),
     };
+    param_value(params, "tag")
+}
+
+/// The value of parameter `name` (any case) in a `;`-separated parameter list.
+pub fn param_value(params: &str, name: &str) -> Option<String> {
     params.split(';').find_map(|p| {
         let (k, v) = p.split_once('=')?;
         k.trim()
-            .eq_ignore_ascii_case("tag")
+            .eq_ignore_ascii_case(name)
             .then(|| v.trim().to_string())
     })
 }

@@ -15,7 +15,7 @@ pub use build::{new_branch, random_token, response_for, response_with_tag, to_by
 pub use framing::{Frame, framing, framing_limited, has_header_end};
 pub use headers::{
     branch, cseq, header_name, header_str, header_strs, header_text, header_value, header_values,
-    is_rfc3261_branch, name_addr_parts, stamp_via, tag_of, top_via, vias,
+    is_rfc3261_branch, name_addr_parts, param_value, stamp_via, tag_of, top_via, vias,
 };
 pub use indexed::{HeaderIndex, IndexedMessage, long_name};
 pub use parse::{parse, parse_limited, parse_uri};
