@@ -11,14 +11,13 @@
 use crate::common;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::Duration;
 
 use crate::common::cluster::{
     assert_dialled_once, assert_each_dialled_once_but_the_cut, book, book_through, customer,
-    customer_playing, db, until_all_completed, until_dialling, until_taken_over,
+    customer_playing, db, rule_for_queue, until_all_completed, until_dialling, until_taken_over,
 };
 
 pub(crate) const KEY: &str = "cluster-test-key";
@@ -82,46 +81,11 @@ pub(crate) async fn start_node_with(
     tweak(&mut spec);
     let file = dir.join("boomerang.yaml");
     std::fs::write(&file, common::spec_text(&spec)).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_boomerang"))
-        .args(["serve", "--config"])
-        .arg(&file)
-        .env(
-            "RUST_LOG",
-            std::env::var("BOOMERANG_TEST_NODE_LOG_LEVEL").unwrap_or_else(|_| "warn".into()),
-        )
-        .stdout(Stdio::piped())
-        .stderr(match std::env::var_os("BOOMERANG_TEST_NODE_LOGS") {
-            Some(_) => Stdio::inherit(),
-            None => Stdio::null(),
-        })
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let (mut url, mut sip) = (None, None);
-    while sip.is_none() {
-        let mut line = String::new();
-        assert!(out.read_line(&mut line).unwrap() > 0, "node {id} stopped");
-        let last = line.trim().rsplit(' ').next().unwrap_or("").to_string();
-        if line.contains("REST API") {
-            url = Some(last);
-        } else if line.contains("SIP on udp") {
-            sip = last.parse::<std::net::SocketAddr>().ok();
-        }
-    }
-    // BOOMERANG_TEST_NODE_LOGS=<dir> keeps each node's log there (to debug a failure).
-    let keep = std::env::var_os("BOOMERANG_TEST_NODE_LOGS").map(|d| {
-        let d = Path::new(&d).join(format!("{id}-{}.log", std::process::id()));
-        std::fs::File::create(d).unwrap()
-    });
-    std::thread::spawn(move || match keep {
-        Some(mut f) => std::io::copy(&mut out, &mut f),
-        None => std::io::copy(&mut out, &mut std::io::sink()),
-    });
-    let sip = sip.unwrap();
+    let (child, url, sip) = common::serve(&file, id);
     if !agents {
         return EngineNode {
             child,
-            url: url.unwrap(),
+            url,
             sip_port: sip.port(),
         };
     }
@@ -135,7 +99,7 @@ pub(crate) async fn start_node_with(
     .await;
     EngineNode {
         child,
-        url: url.unwrap(),
+        url,
         sip_port: sip.port(),
     }
 }
@@ -349,24 +313,17 @@ async fn region_affinity_orders_which_node_dials_a_queues_callbacks() {
     let mut paris = start_node(dir.path(), "paris1", "paris", &pg.url(), trunk).await;
     // Sales_VQ_CB: Paris first, London as a fallback, New York never.
     let token = admin_token(&paris.url).await;
-    let http = reqwest::Client::new();
     let rule = serde_json::json!({"name": "eu", "preferred": ["paris"], "fallback": ["london"], "ignored": ["nyc"]});
-    let r = http
-        .post(format!("{}/admin/rules/affinity", paris.url))
-        .bearer_auth(&token)
-        .json(&rule)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 201, "{:?}", r.text().await);
-    let r = http
-        .put(format!("{}/admin/rules/queues/Sales_VQ_CB", paris.url))
-        .bearer_auth(&token)
-        .json(&serde_json::json!({"affinityRule": "eu"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200, "{:?}", r.text().await);
+    let assignment = serde_json::json!({"affinityRule": "eu"});
+    rule_for_queue(
+        &paris.url,
+        &token,
+        "affinity",
+        rule,
+        "Sales_VQ_CB",
+        assignment,
+    )
+    .await;
     let london = start_node(dir.path(), "london1", "london", &pg.url(), trunk).await;
     let nyc = start_node(dir.path(), "nyc1", "nyc", &pg.url(), trunk).await;
 

@@ -7,6 +7,7 @@
 //! Needs PostgreSQL (`source .ci/pg-cluster.sh; pg_start`, or `./test.sh`); skipped otherwise.
 
 use crate::common;
+use crate::common::cluster::rule_for_queue;
 
 use std::time::Duration;
 
@@ -189,24 +190,9 @@ async fn a_number_rule_created_on_one_node_is_in_force_on_the_other() {
     };
     assert_eq!(book_uk(b.url.clone(), 0).await, 200, "no rule yet");
     let token = admin_token(&a.url).await;
-    let http = reqwest::Client::new();
     let rule = serde_json::json!({"name": "fr-only", "countries": ["FR"], "blockedPatterns": []});
-    let r = http
-        .post(format!("{}/admin/rules/number", a.url))
-        .bearer_auth(&token)
-        .json(&rule)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 201, "{:?}", r.text().await);
-    let r = http
-        .put(format!("{}/admin/rules/queues/Support_VQ_CB", a.url))
-        .bearer_auth(&token)
-        .json(&serde_json::json!({"numberRule": "fr-only"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200, "{:?}", r.text().await);
+    let assignment = serde_json::json!({"numberRule": "fr-only"});
+    rule_for_queue(&a.url, &token, "number", rule, "Support_VQ_CB", assignment).await;
     // Node b refuses a UK number within seconds, with no restart.
     let mut i = 0;
     let refused = within_seconds(|| {

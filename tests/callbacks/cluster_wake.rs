@@ -10,12 +10,12 @@
 //! `claim_latency_with_wakeups_against_polling` (`benches/cluster-wake.sh` runs it).
 
 use crate::common;
+use crate::common::cluster::rule_for_queue;
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -64,32 +64,8 @@ fn start_node(
     edit(&mut spec);
     let file = dir.join("boomerang.yaml");
     std::fs::write(&file, common::spec_text(&spec)).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_boomerang"))
-        .args(["serve", "--config"])
-        .arg(&file)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let (mut url, mut sip) = (None, None);
-    while sip.is_none() {
-        let mut line = String::new();
-        assert!(out.read_line(&mut line).unwrap() > 0, "node {id} stopped");
-        let last = line.trim().rsplit(' ').next().unwrap_or("").to_string();
-        if line.contains("REST API") {
-            url = Some(last);
-        } else if line.contains("SIP on udp") {
-            sip = last.parse::<SocketAddr>().ok();
-        }
-    }
-    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-    EngineNode {
-        child,
-        url: url.unwrap(),
-        sip: sip.unwrap(),
-    }
+    let (child, url, sip) = common::serve(&file, id);
+    EngineNode { child, url, sip }
 }
 
 /// The test server's URL on a fresh schema of its own, or `None` (with a notice).
@@ -358,24 +334,9 @@ async fn a_callback_whose_agents_home_may_not_dial_is_dialled_by_another_node_an
     // Paris dials Sales_VQ_CB's callbacks; New York never does.
     let a = start_node(dir.path(), "node-a", &url, trunk, node("paris"));
     let token = admin_token(&a.url).await;
-    let http = reqwest::Client::new();
     let rule = serde_json::json!({"name": "eu", "preferred": ["paris"], "ignored": ["nyc"]});
-    let r = http
-        .post(format!("{}/admin/rules/affinity", a.url))
-        .bearer_auth(&token)
-        .json(&rule)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 201, "{:?}", r.text().await);
-    let r = http
-        .put(format!("{}/admin/rules/queues/Sales_VQ_CB", a.url))
-        .bearer_auth(&token)
-        .json(&serde_json::json!({"affinityRule": "eu"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200, "{:?}", r.text().await);
+    let assignment = serde_json::json!({"affinityRule": "eu"});
+    rule_for_queue(&a.url, &token, "affinity", rule, "Sales_VQ_CB", assignment).await;
     let b = start_node(dir.path(), "node-b", &url, trunk, node("nyc"));
     // Alice's phone (a SIPp UAS that answers) registers with B only.
     let phone_port = common::free_port();

@@ -5,9 +5,8 @@
 
 use crate::common;
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -128,29 +127,7 @@ fn start_sip(dir: &Path, trunk_port: u16) -> (Child, String, std::net::SocketAdd
         spec.api.keys.push(common::api_key("t", KEY));
         std::fs::write(&file, common::spec_text(&spec)).unwrap();
     }
-    let mut child = Command::new(env!("CARGO_BIN_EXE_boomerang"))
-        .args(["serve", "--config"])
-        .arg(&file)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let (mut url, mut sip) = (None, None);
-    while sip.is_none() {
-        let mut line = String::new();
-        assert!(out.read_line(&mut line).unwrap() > 0, "the engine stopped");
-        let last = line.trim().rsplit(' ').next().unwrap_or("").to_string();
-        if line.contains("REST API") {
-            url = Some(last);
-        } else if line.contains("SIP on udp") {
-            sip = last.parse().ok();
-        }
-    }
-    // Keep reading what it prints, so it never writes to a closed pipe.
-    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
-    (child, url.unwrap(), sip.unwrap())
+    common::serve(&file, "engine")
 }
 
 async fn api(url: &str, op: &str, body: serde_json::Value) -> (u16, serde_json::Value) {

@@ -298,3 +298,33 @@ pub async fn until_taken_over(
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Creates a `kind` rule (`affinity`, `number`, `capacity`) through the admin API at `url` and
+/// assigns it to `queue` with `assignment` (the queue's rules body, e.g. `{"affinityRule":
+/// "eu"}`), asserting both were accepted.
+pub async fn rule_for_queue(
+    url: &str,
+    token: &str,
+    kind: &str,
+    rule: serde_json::Value,
+    queue: &str,
+    assignment: serde_json::Value,
+) {
+    let http = reqwest::Client::new();
+    let r = http
+        .post(format!("{url}/admin/rules/{kind}"))
+        .bearer_auth(token)
+        .json(&rule)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201, "{:?}", r.text().await);
+    let r = http
+        .put(format!("{url}/admin/rules/queues/{queue}"))
+        .bearer_auth(token)
+        .json(&assignment)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200, "{:?}", r.text().await);
+}

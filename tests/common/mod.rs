@@ -504,6 +504,56 @@ pub fn insert_queue(spec: &mut boomerang::config::ConfigSpec, queue: boomerang::
 /// Local push receivers (webhook, fake FCM).
 pub mod push;
 
+/// Starts the real `boomerang serve --config file` (its configuration must listen on UDP), waits
+/// for its listener lines and keeps reading what it prints afterwards, so it never writes into a
+/// full pipe; (the process, the API's URL, the SIP UDP address). `name` names it in a failure
+/// and in its log: `BOOMERANG_TEST_NODE_LOGS=<dir>` keeps every engine's output there and shows
+/// its stderr, `BOOMERANG_TEST_NODE_LOG_LEVEL` sets its `RUST_LOG` (default warn).
+pub fn serve(file: &Path, name: &str) -> (std::process::Child, String, std::net::SocketAddr) {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let logs = std::env::var_os("BOOMERANG_TEST_NODE_LOGS");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_boomerang"))
+        .args(["serve", "--config"])
+        .arg(file)
+        .env(
+            "RUST_LOG",
+            std::env::var("BOOMERANG_TEST_NODE_LOG_LEVEL").unwrap_or_else(|_| "warn".into()),
+        )
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::piped())
+        .stderr(if logs.is_some() {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        })
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start boomerang: {e}"));
+    let mut out = BufReader::new(child.stdout.take().unwrap_or_else(|| panic!("no stdout")));
+    let (mut url, mut sip) = (None, None);
+    while sip.is_none() {
+        let mut line = String::new();
+        let n = out.read_line(&mut line).unwrap_or(0);
+        assert!(n > 0, "engine {name} stopped before listening");
+        let last = line.trim().rsplit(' ').next().unwrap_or("").to_string();
+        if line.contains("REST API") {
+            url = Some(last);
+        } else if line.contains("SIP on udp") {
+            sip = last.parse::<std::net::SocketAddr>().ok();
+        }
+    }
+    let keep = logs.map(|d| {
+        let f = Path::new(&d).join(format!("{name}-{}.log", std::process::id()));
+        std::fs::File::create(f).unwrap_or_else(|e| panic!("{e}"))
+    });
+    std::thread::spawn(move || match keep {
+        Some(mut f) => std::io::copy(&mut out, &mut f),
+        None => std::io::copy(&mut out, &mut std::io::sink()),
+    });
+    let url = url.unwrap_or_else(|| panic!("engine {name} printed no API URL"));
+    (child, url, sip.unwrap_or_else(|| panic!("no SIP address")))
+}
+
 /// Starts the real `boomerang serve` on `dir/boomerang.yaml` (stdout piped, logs at warn) and
 /// waits for its first line, which names the HTTP URL; (the process, that URL).
 pub fn start_engine_in(dir: &Path) -> (std::process::Child, String) {
@@ -517,10 +567,12 @@ pub fn start_engine_in(dir: &Path) -> (std::process::Child, String) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
+    let mut out = BufReader::new(child.stdout.take().unwrap());
     let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).unwrap();
+    out.read_line(&mut line).unwrap();
     let url = line.trim().rsplit(' ').next().unwrap().to_string();
+    // Keep reading what it prints, so it never writes into a full or closed pipe.
+    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
     assert!(url.starts_with("http://127.0.0.1:"), "engine said: {line}");
     (child, url)
 }

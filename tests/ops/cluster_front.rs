@@ -15,10 +15,9 @@ use crate::common::cluster::{
 };
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 const KEY: &str = "cluster-front-key";
@@ -91,28 +90,11 @@ fn start_node(dir: &Path, id: &str, db: &str, trunk: u16, flows: &Path) -> Node 
     }
     let file = dir.join("boomerang.yaml");
     std::fs::write(&file, common::spec_text(&spec)).unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_boomerang"))
-        .args(["serve", "--config"])
-        .arg(&file)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut out = BufReader::new(child.stdout.take().unwrap());
-    let mut url = None;
-    while url.is_none() {
-        let mut line = String::new();
-        assert!(out.read_line(&mut line).unwrap() > 0, "node {id} stopped");
-        if line.contains("REST API") {
-            url = line.trim().rsplit(' ').next().map(str::to_string);
-        }
-    }
-    std::thread::spawn(move || std::io::copy(&mut out, &mut std::io::sink()));
+    let (child, url, _) = common::serve(&file, id);
     Node {
         id: id.to_string(),
         child,
-        url: url.unwrap(),
+        url,
         sip,
     }
 }
