@@ -276,6 +276,26 @@ impl UaHandle {
         rx.await.unwrap_or(false)
     }
 
+    /// A leg's `CallLeg::answer`: answers once (`answered` remembers it), `CallError::Ended` if
+    /// the call is gone.
+    pub async fn answer_once(
+        &self,
+        call: &str,
+        sdp: &str,
+        answered: &std::sync::atomic::AtomicBool,
+    ) -> Result<(), crate::call::CallError> {
+        use std::sync::atomic::Ordering;
+        if answered.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        if self.answer(call, sdp.to_string()).await {
+            answered.store(true, Ordering::Release);
+            Ok(())
+        } else {
+            Err(crate::call::CallError::Ended)
+        }
+    }
+
     /// Refuses an unanswered inbound call.
     pub fn reject(&self, call: &str, code: u16, reason: &'static str) {
         let _ = self.to_call(call).send(Cmd::Reject {

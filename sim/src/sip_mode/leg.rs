@@ -127,19 +127,9 @@ impl CallLeg for SignalLeg {
     }
 
     async fn answer(&self) -> Result<(), CallError> {
-        if self.answered.load(Ordering::Acquire) {
-            return Ok(());
-        }
-        if self
-            .ua
-            .answer(&self.info.call_id, self.answer_sdp.clone())
+        self.ua
+            .answer_once(&self.info.call_id, &self.answer_sdp, &self.answered)
             .await
-        {
-            self.answered.store(true, Ordering::Release);
-            Ok(())
-        } else {
-            Err(CallError::Ended)
-        }
     }
 
     async fn play(&self, items: &[PlayItem], opts: &PlayOptions) -> Result<PlayOutcome, CallError> {
