@@ -101,6 +101,13 @@ push:
         common::push::Webhook::start_on(tokio::net::TcpListener::from_std(held).unwrap(), vec![]);
     let (mut child, _url) = start(dir.path());
     let seen = hook.wait_for(1).await;
+    // The engine records the delivery once the 200 is in: wait for that before stopping it.
+    for _ in 0..100 {
+        if !outbox(dir.path(), OutboxState::Delivered).await.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     child.kill().unwrap();
     child.wait().unwrap();
     let delivered: Vec<_> = seen
