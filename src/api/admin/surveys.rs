@@ -34,12 +34,9 @@ pub async fn export(
 ) -> Result<Response, ApiError> {
     user.require(Permission::ExportCallbacks)?;
     let q = query(q)?;
-    let all = match &s.store {
-        Some(store) => survey::list(store.as_ref())
-            .await
-            .map_err(|e| ApiError::internal(format!("reading survey answers: {e}")))?,
-        None => Vec::new(),
-    };
+    let all = survey::list(s.store.as_ref())
+        .await
+        .map_err(|e| ApiError::internal(format!("reading survey answers: {e}")))?;
     let chosen: Vec<_> = all
         .into_iter()
         .filter(|r| q.survey.as_ref().is_none_or(|n| &r.survey == n))

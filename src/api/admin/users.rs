@@ -218,10 +218,7 @@ pub async fn delete(
 ) -> Result<Response, ApiError> {
     user.require(Permission::ManageUsers)?;
     changeable(&s, &name)?;
-    let Some(store) = &s.store else {
-        return Err(ApiError::internal("no store is configured"));
-    };
-    store
+    s.store
         .delete_document(DOC_KIND, &name)
         .await
         .map_err(|e| ApiError::internal(format!("deleting the user: {e}")))?;
