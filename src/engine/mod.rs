@@ -351,67 +351,66 @@ impl Engine {
             .clone()
             .map(|n| n as Arc<dyn crate::callback::lease::Leases>);
         let core = Core::build_with(config.clone(), clock.clone(), store, notifier, leases).await?;
-        let Core {
-            callbacks,
-            callin,
-            router,
-            dispatch,
-            store,
-            rules,
-            groups,
-            ..
-        } = core.clone();
         health.set_store_open();
         if let Some(node) = &node {
             let url = &config.spec.store.url;
-            let books = (&rules, &groups);
-            crate::cluster::share_counts_and_config(url, &store, &clock, &callbacks, books, &tasks)
-                .await;
-            let settled = node.settle_own(&callbacks).await?;
+            let books = (&core.rules, &core.groups);
+            crate::cluster::share_counts_and_config(
+                url,
+                &core.store,
+                &clock,
+                &core.callbacks,
+                books,
+                &tasks,
+            )
+            .await;
+            let settled = node.settle_own(&core.callbacks).await?;
             tracing::info!(
                 settled,
                 "callbacks left by this node's previous run resolved"
             );
             tasks.spawn(
                 node.clone()
-                    .heartbeat_loop(callbacks.clone(), health.clone()),
+                    .heartbeat_loop(core.callbacks.clone(), health.clone()),
             );
         }
         // The scheduler dials callbacks: it stops when a shutdown starts.
         tasks.spawn_until(
             tasks.intake.clone(),
             scheduler_loop(
-                callbacks.clone(),
-                callin.clone(),
+                core.callbacks.clone(),
+                core.callin.clone(),
                 clock.clone(),
-                store.clone(),
+                core.store.clone(),
             ),
         );
         // Push delivery: the outbox left by a previous run is delivered first.
         let channels = crate::push::Channels::from_config(&config, clock.clone());
-        callbacks.push_hub().set_channels(channels.clone());
+        core.callbacks.push_hub().set_channels(channels.clone());
         let worker = Arc::new(crate::push::Worker {
-            store: store.clone(),
+            store: core.store.clone(),
             clock: clock.clone(),
             channels,
-            hub: callbacks.push_hub().clone(),
+            hub: core.callbacks.push_hub().clone(),
             settings: config.spec.push.clone(),
             metrics: metrics.push.clone(),
         });
         tasks.spawn(worker.run());
         tasks.spawn(upcoming_loop(
-            callbacks.clone(),
-            router.clone(),
+            core.callbacks.clone(),
+            core.router.clone(),
             clock.clone(),
         ));
         tasks.spawn(crate::store::retention::retention_loop(
-            store.clone(),
+            core.store.clone(),
             clock.clone(),
             config.spec.store.clone(),
         ));
         let state = ApiState::new(core.clone());
-        let users =
-            crate::users::restore(&state.admin, store.documents(crate::users::DOC_KIND).await?);
+        let users = crate::users::restore(
+            &state.admin,
+            core.store.documents(crate::users::DOC_KIND).await?,
+        );
         tracing::info!(users, "administration users recovered from the store");
         let addr = config.spec.listeners.http;
         let listener = tokio::net::TcpListener::bind(addr)
@@ -422,15 +421,15 @@ impl Engine {
             .map_err(|source| EngineError::Bind { addr, source })?;
         // Agents across nodes: the view, this node's arbiter and its internal endpoints.
         let cluster =
-            crate::cluster::Node::start(&config, &dispatch, &clock, http_addr, &tasks).await?;
+            crate::cluster::Node::start(&config, &core.dispatch, &clock, http_addr, &tasks).await?;
         if let Some(node) = &node {
             // Claiming leads to dialling: it stops when a shutdown starts.
             tasks.spawn_until(
                 tasks.intake.clone(),
                 node.clone().claim_loop(
-                    callbacks.clone(),
-                    dispatch.clone(),
-                    rules.clone(),
+                    core.callbacks.clone(),
+                    core.dispatch.clone(),
+                    core.rules.clone(),
                     config.clone(),
                     cluster.view.clone(),
                 ),
@@ -492,8 +491,8 @@ impl Engine {
         }
         metrics.set_sources(crate::ops::metrics::Sources {
             ua: ua.clone(),
-            router: router.clone(),
-            callbacks: callbacks.clone(),
+            router: core.router.clone(),
+            callbacks: core.callbacks.clone(),
         });
         health.set_flows_loaded();
         health.set_listeners_bound();

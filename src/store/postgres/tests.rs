@@ -125,15 +125,10 @@ async fn the_store_reconnects_after_its_connections_are_cut() {
     // The first statements may meet a dead connection; within a few tries the pool has
     // opened new ones, and what was stored before is there.
     let after = rec("+33100000002", t0());
-    let mut saved = false;
-    for _ in 0..20 {
-        if store.save_callbacks(vec![after.clone()]).await.is_ok() {
-            saved = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(saved, "the store reconnected");
+    assert!(
+        saved_within(&store, &after, 20).await,
+        "the store reconnected"
+    );
     assert_eq!(store.callback(before.id).await.unwrap(), Some(before));
     assert_eq!(store.callback(after.id).await.unwrap(), Some(after));
 }
@@ -454,15 +449,10 @@ async fn the_store_reconnects_after_the_database_restarts_and_fails_clearly_mean
     .await
     .unwrap();
     let after = rec("+33100000003", t0());
-    let mut saved = false;
-    for _ in 0..30 {
-        if store.save_callbacks(vec![after.clone()]).await.is_ok() {
-            saved = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(saved, "the store reconnected after the restart");
+    assert!(
+        saved_within(&store, &after, 30).await,
+        "the store reconnected after the restart"
+    );
     assert_eq!(store.callback(before.id).await.unwrap(), Some(before));
     assert_eq!(store.callback(after.id).await.unwrap(), Some(after));
     assert_eq!(store.callback(down.id).await.unwrap(), None);
@@ -577,4 +567,16 @@ async fn a_callback_refused_while_fenced_is_let_go_not_kept_forever() {
     // …and the node no longer holds it: its next heartbeat does not renew the lease.
     assert!(api.held_ids().is_empty(), "{:?}", api.held_ids());
     assert_eq!(cluster.heartbeat_holding(&api.held_ids()).await.unwrap(), 0);
+}
+
+/// Whether saving `record` succeeds within `tries` attempts 100 ms apart (while the pool
+/// replaces the connections it lost).
+async fn saved_within(store: &PostgresStore, record: &CallbackRecord, tries: u32) -> bool {
+    for _ in 0..tries {
+        if store.save_callbacks(vec![record.clone()]).await.is_ok() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    false
 }
