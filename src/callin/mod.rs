@@ -693,12 +693,9 @@ fn random_code(len: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
     use std::sync::Arc;
 
-    fn t0() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).single().unwrap()
-    }
+    use crate::clock::test_t0 as t0;
 
     fn group(unique: bool, pool: usize) -> CallInGroup {
         CallInGroup {

@@ -125,12 +125,7 @@ async fn the_store_reconnects_after_its_connections_are_cut() {
     // The first statements may meet a dead connection; within a few tries the pool has
     // opened new ones, and what was stored before is there.
     let after = rec("+33100000002", t0());
-    assert!(
-        saved_within(&store, &after, 20).await,
-        "the store reconnected"
-    );
-    assert_eq!(store.callback(before.id).await.unwrap(), Some(before));
-    assert_eq!(store.callback(after.id).await.unwrap(), Some(after));
+    reconnects(&store, before, after, 20, "the store reconnected").await;
 }
 
 /// `n` QUEUED callbacks due at t0, saved in batches.
@@ -449,12 +444,14 @@ async fn the_store_reconnects_after_the_database_restarts_and_fails_clearly_mean
     .await
     .unwrap();
     let after = rec("+33100000003", t0());
-    assert!(
-        saved_within(&store, &after, 30).await,
-        "the store reconnected after the restart"
-    );
-    assert_eq!(store.callback(before.id).await.unwrap(), Some(before));
-    assert_eq!(store.callback(after.id).await.unwrap(), Some(after));
+    reconnects(
+        &store,
+        before,
+        after,
+        30,
+        "the store reconnected after the restart",
+    )
+    .await;
     assert_eq!(store.callback(down.id).await.unwrap(), None);
     drop(server);
 }
@@ -569,14 +566,24 @@ async fn a_callback_refused_while_fenced_is_let_go_not_kept_forever() {
     assert_eq!(cluster.heartbeat_holding(&api.held_ids()).await.unwrap(), 0);
 }
 
-/// Whether saving `record` succeeds within `tries` attempts 100 ms apart (while the pool
-/// replaces the connections it lost).
-async fn saved_within(store: &PostgresStore, record: &CallbackRecord, tries: u32) -> bool {
+/// Checks that saving `after` succeeds within `tries` attempts 100 ms apart (while the pool
+/// replaces the connections it lost), and that `before` and `after` are then both there.
+async fn reconnects(
+    store: &PostgresStore,
+    before: CallbackRecord,
+    after: CallbackRecord,
+    tries: u32,
+    what: &str,
+) {
+    let mut saved = false;
     for _ in 0..tries {
-        if store.save_callbacks(vec![record.clone()]).await.is_ok() {
-            return true;
+        if store.save_callbacks(vec![after.clone()]).await.is_ok() {
+            saved = true;
+            break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    false
+    assert!(saved, "{what}");
+    assert_eq!(store.callback(before.id).await.unwrap(), Some(before));
+    assert_eq!(store.callback(after.id).await.unwrap(), Some(after));
 }
