@@ -423,12 +423,7 @@ async fn the_store_reconnects_after_the_database_restarts_and_fails_clearly_mean
     let before = rec("+33100000001", t0());
     store.save_callbacks(vec![before.clone()]).await.unwrap();
     // Down: a write fails with a database error, nothing claims it was stored.
-    let server = tokio::task::spawn_blocking(move || {
-        assert!(server.pg_ctl("stop"));
-        server
-    })
-    .await
-    .unwrap();
+    let server = pg_ctl(server, "stop").await;
     let down = rec("+33100000002", t0());
     let err = store.save_callbacks(vec![down.clone()]).await.unwrap_err();
     assert!(
@@ -437,12 +432,7 @@ async fn the_store_reconnects_after_the_database_restarts_and_fails_clearly_mean
     );
     // Back: the pool opens new connections, the first write after it succeeds within a few
     // tries, and what was acknowledged before is there; the failed write is not.
-    let server = tokio::task::spawn_blocking(move || {
-        assert!(server.pg_ctl("start"));
-        server
-    })
-    .await
-    .unwrap();
+    let server = pg_ctl(server, "start").await;
     let after = rec("+33100000003", t0());
     reconnects(
         &store,
@@ -586,4 +576,14 @@ async fn reconnects(
     assert!(saved, "{what}");
     assert_eq!(store.callback(before.id).await.unwrap(), Some(before));
     assert_eq!(store.callback(after.id).await.unwrap(), Some(after));
+}
+
+/// Runs `pg_ctl action` on the private `server` (off the async threads), which must succeed.
+async fn pg_ctl(server: PrivateServer, action: &'static str) -> PrivateServer {
+    tokio::task::spawn_blocking(move || {
+        assert!(server.pg_ctl(action), "pg_ctl {action}");
+        server
+    })
+    .await
+    .unwrap()
 }
