@@ -51,7 +51,7 @@ impl Phase {
 }
 
 /// An application file (the schema's root; the loader reads it part by part).
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApplicationSpec {
     /// Name shown in logs and traces.

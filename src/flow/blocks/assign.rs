@@ -15,10 +15,6 @@ use crate::yaml::Node;
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Assign {
-    /// Block id.
-    pub id: Option<String>,
-    /// Block to run next.
-    pub next: Option<String>,
     /// Variable → expression, evaluated in the order written.
     #[schemars(extend("minProperties" = 1))]
     pub set: BTreeMap<String, ExprText>,
@@ -36,7 +32,7 @@ impl Assign {
 }
 
 impl BlockType for Assign {
-    id_and_next!();
+    const NEXT: Option<&'static str> = Some("Block to run next.");
 
     fn runs_in_finalize(&self) -> bool {
         true

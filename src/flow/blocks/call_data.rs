@@ -19,10 +19,6 @@ use crate::yaml::{self, Node};
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CallData {
-    /// Block id.
-    pub id: Option<String>,
-    /// Block to run next.
-    pub next: Option<String>,
     /// Key → expression; keys are SIP header-name tokens (letters, digits, `-._!%*+'~`).
     #[serde(default)]
     pub set: BTreeMap<String, ExprText>,
@@ -37,7 +33,7 @@ pub struct CallData {
 }
 
 impl BlockType for CallData {
-    id_and_next!();
+    const NEXT: Option<&'static str> = Some("Block to run next.");
 
     fn decoded(&mut self, node: &Node) {
         self.order = keys_in_order(node.get("set"));

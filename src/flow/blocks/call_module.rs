@@ -19,10 +19,6 @@ use crate::yaml::{self, Node};
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CallModule {
-    /// Block id.
-    pub id: Option<String>,
-    /// Block to run when the module returns.
-    pub next: Option<String>,
     /// The module: a flow file of the flows directory (e.g. `identify.yaml`), of the same
     /// application type.
     pub module: String,
@@ -41,7 +37,7 @@ pub struct CallModule {
 }
 
 impl BlockType for CallModule {
-    id_and_next!();
+    const NEXT: Option<&'static str> = Some("Block to run when the module returns.");
 
     branches!(on_error);
 

@@ -48,10 +48,6 @@ impl MenuOptionSpec {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Menu {
-    /// Block id.
-    pub id: Option<String>,
-    /// Block to run after an option without `goto`.
-    pub next: Option<String>,
     /// The menu prompt.
     pub prompts: Vec<PromptSpec>,
     /// Key (`0`-`9`, `*`, `#`) → option.
@@ -76,7 +72,7 @@ pub struct Menu {
 }
 
 impl BlockType for Menu {
-    id_and_next!();
+    const NEXT: Option<&'static str> = Some("Block to run after an option without `goto`.");
 
     fn branches(&self) -> Vec<(String, String)> {
         let mut out = targets(&[("on_failure", &self.on_failure)]);

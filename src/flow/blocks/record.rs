@@ -31,10 +31,6 @@ const TAIL_MS: u32 = 500;
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Record {
-    /// Block id.
-    pub id: Option<String>,
-    /// Block to run next.
-    pub next: Option<String>,
     /// Played before the beep (no barge-in).
     #[serde(default)]
     pub prompts: Vec<PromptSpec>,
@@ -58,7 +54,7 @@ pub struct Record {
 }
 
 impl BlockType for Record {
-    id_and_next!();
+    const NEXT: Option<&'static str> = Some("Block to run next.");
 
     branches!(on_failure);
 

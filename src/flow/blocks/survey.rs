@@ -27,10 +27,6 @@ pub struct Question {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Survey {
-    /// Block id.
-    pub id: Option<String>,
-    /// Block to run next.
-    pub next: Option<String>,
     /// The survey's name in the export (default: the application's name).
     pub name: Option<String>,
     /// Played once before the first question (no barge-in).
@@ -56,7 +52,7 @@ pub struct Survey {
 }
 
 impl BlockType for Survey {
-    id_and_next!();
+    const NEXT: Option<&'static str> = Some("Block to run next.");
 
     fn waits(&self) -> bool {
         true

@@ -20,10 +20,6 @@ fn hash() -> Option<String> {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserInput {
-    /// Block id.
-    pub id: Option<String>,
-    /// Block to run next on success.
-    pub next: Option<String>,
     /// Variable that receives the digits.
     pub variable: String,
     /// Prompts played before each attempt.
@@ -143,7 +139,7 @@ pub fn one_key(timeout_seconds: u32) -> DigitSpec {
 }
 
 impl BlockType for UserInput {
-    id_and_next!();
+    const NEXT: Option<&'static str> = Some("Block to run next on success.");
 
     branches!(on_failure);
 
