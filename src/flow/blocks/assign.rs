@@ -34,9 +34,7 @@ impl Assign {
 impl BlockType for Assign {
     const NEXT: Option<&'static str> = Some("Block to run next.");
 
-    fn runs_in_finalize(&self) -> bool {
-        true
-    }
+    const RUNS_IN_FINALIZE: bool = true;
 
     fn decoded(&mut self, node: &Node) {
         self.order = keys_in_order(node.get("set"));

@@ -45,9 +45,7 @@ impl BlockType for If {
         self.otherwise.is_none()
     }
 
-    fn runs_in_finalize(&self) -> bool {
-        true
-    }
+    const RUNS_IN_FINALIZE: bool = true;
 
     fn check(&self, c: &mut BlockCheck<'_>) {
         if self.conditions.is_empty() {

@@ -41,12 +41,9 @@ impl BlockType for CallModule {
 
     branches!(on_error);
 
-    fn waits(&self) -> bool {
-        // A module that loops must wait for the caller itself (its own graph is checked);
-        // one that returns at once cannot make a busy loop of this block's, but the step
-        // limit stays the net.
-        false
-    }
+    // A module that loops must wait for the caller itself (its own graph is checked); one that
+    // returns at once cannot make a busy loop of this block's, but the step limit stays the net.
+    const WAITS: bool = false;
 
     fn decoded(&mut self, node: &Node) {
         self.module_pos = value_pos(node, "module");

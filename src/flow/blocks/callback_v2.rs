@@ -135,9 +135,7 @@ impl BlockType for CallbackV2 {
         }
     }
 
-    fn waits(&self) -> bool {
-        true
-    }
+    const WAITS: bool = true;
 
     fn check(&self, c: &mut BlockCheck<'_>) {
         const DEFAULT_ONLY: &[&str] = &[

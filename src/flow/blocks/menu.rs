@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::user_input::{Ask, Asked, ask, one_key};
+use super::user_input::{Ask, Asked, ask};
 use super::{BlockType, targets};
 use crate::flow::check::{BlockCheck, is_dtmf_key, keys_in_order};
 use crate::flow::interpreter::{Cx, Step};
@@ -95,9 +95,7 @@ impl BlockType for Menu {
                 .any(|o| matches!(o, MenuOption::Full(f) if f.goto.is_none()))
     }
 
-    fn waits(&self) -> bool {
-        true
-    }
+    const WAITS: bool = true;
 
     fn decoded(&mut self, node: &Node) {
         for (key, opt) in self.options.iter_mut() {
@@ -144,13 +142,9 @@ async fn run(b: &Menu, cx: &mut Cx<'_>) -> Step {
     let asked = ask(
         cx,
         Ask {
-            prompts: cx.items(&b.prompts),
-            spec: one_key(b.timeout_seconds),
-            min_digits: 1,
-            attempts: b.retries + 1,
             no_input: cx.items(&b.no_input_prompts),
             no_match: cx.items(&b.no_match_prompts),
-            accept: &accept,
+            ..Ask::one_key(cx.items(&b.prompts), b.timeout_seconds, b.retries, &accept)
         },
     )
     .await;

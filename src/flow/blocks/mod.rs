@@ -63,13 +63,9 @@ pub trait BlockType {
         true
     }
     /// Whether the block waits for the caller (so a loop through it is not a busy loop).
-    fn waits(&self) -> bool {
-        false
-    }
+    const WAITS: bool = false;
     /// Whether the block may run in `finalize`, after the call ended.
-    fn runs_in_finalize(&self) -> bool {
-        false
-    }
+    const RUNS_IN_FINALIZE: bool = false;
     /// Completes the block from its YAML node after decoding (what serde cannot keep).
     fn decoded(&mut self, _node: &Node) {}
     /// Checks the block's properties against the configuration and the prompts.
@@ -145,12 +141,12 @@ macro_rules! registry {
 
             /// Whether the block waits for the caller.
             pub fn waits(&self) -> bool {
-                match self { $(Block::$variant(b) => b.waits(),)* }
+                match self { $(Block::$variant(_) => <$module::$ty as BlockType>::WAITS,)* }
             }
 
             /// Whether the block may run in `finalize`.
             pub fn runs_in_finalize(&self) -> bool {
-                match self { $(Block::$variant(b) => b.runs_in_finalize(),)* }
+                match self { $(Block::$variant(_) => <$module::$ty as BlockType>::RUNS_IN_FINALIZE,)* }
             }
 
             /// Checks the block's properties.

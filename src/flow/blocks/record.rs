@@ -58,9 +58,7 @@ impl BlockType for Record {
 
     branches!(on_failure);
 
-    fn waits(&self) -> bool {
-        true
-    }
+    const WAITS: bool = true;
 
     fn check(&self, c: &mut BlockCheck<'_>) {
         c.prompts("prompts", &self.prompts);

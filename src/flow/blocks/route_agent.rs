@@ -61,9 +61,7 @@ impl BlockType for RouteAgent {
         self.on_timeout.is_none()
     }
 
-    fn waits(&self) -> bool {
-        true
-    }
+    const WAITS: bool = true;
 
     fn check(&self, c: &mut BlockCheck<'_>) {
         let given = [

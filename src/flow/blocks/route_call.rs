@@ -77,9 +77,7 @@ impl BlockType for RouteCall {
         self.on_timeout.is_none()
     }
 
-    fn waits(&self) -> bool {
-        true
-    }
+    const WAITS: bool = true;
 
     fn check(&self, c: &mut BlockCheck<'_>) {
         match (&self.queue, &self.queue_from) {

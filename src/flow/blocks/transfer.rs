@@ -61,9 +61,7 @@ impl BlockType for Transfer {
         self.on_busy.is_none() || self.on_no_answer.is_none() || self.on_failed.is_none()
     }
 
-    fn waits(&self) -> bool {
-        true
-    }
+    const WAITS: bool = true;
 
     fn check(&self, c: &mut BlockCheck<'_>) {
         match (&self.to, &self.to_from) {

@@ -79,6 +79,27 @@ pub struct Ask<'a> {
     pub accept: &'a (dyn Fn(&str) -> bool + Sync),
 }
 
+impl<'a> Ask<'a> {
+    /// One key per attempt (menus, survey questions): `retries` further attempts after the
+    /// first, nothing extra played before them unless `no_input`/`no_match` are set.
+    pub fn one_key(
+        prompts: Vec<PlayItem>,
+        timeout_seconds: u32,
+        retries: u32,
+        accept: &'a (dyn Fn(&str) -> bool + Sync),
+    ) -> Self {
+        Ask {
+            prompts,
+            spec: one_key(timeout_seconds),
+            min_digits: 1,
+            attempts: retries + 1,
+            no_input: Vec::new(),
+            no_match: Vec::new(),
+            accept,
+        }
+    }
+}
+
 /// The answer to an `Ask`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Asked {
@@ -143,9 +164,7 @@ impl BlockType for UserInput {
 
     branches!(on_failure);
 
-    fn waits(&self) -> bool {
-        true
-    }
+    const WAITS: bool = true;
 
     fn check(&self, c: &mut BlockCheck<'_>) {
         c.var_name("variable", &self.variable);
