@@ -7,9 +7,9 @@ use serde::Deserialize;
 
 use super::user_input::{Ask, Asked, ask};
 use super::{BlockType, targets};
-use crate::flow::check::{BlockCheck, is_dtmf_key, keys_in_order};
+use crate::flow::check::{BlockCheck, is_dtmf_key};
 use crate::flow::interpreter::{Cx, Step};
-use crate::flow::model::{AppKind, ExprText, PromptSpec, in_order, num};
+use crate::flow::model::{AppKind, Assignments, PromptSpec, num};
 use crate::yaml::Node;
 
 /// A menu option: a block to go to, or a map that also assigns variables.
@@ -30,18 +30,7 @@ pub struct MenuOptionSpec {
     pub goto: Option<String>,
     /// Variables to set (expressions), in the order written.
     #[serde(default)]
-    pub assign: BTreeMap<String, ExprText>,
-    /// The keys of `assign` in the order written (filled by the loader).
-    #[serde(skip)]
-    #[schemars(skip)]
-    pub assign_order: Vec<String>,
-}
-
-impl MenuOptionSpec {
-    /// The assignments in the order written.
-    pub fn assignments(&self) -> Vec<(&str, &ExprText)> {
-        in_order(&self.assign, &self.assign_order)
-    }
+    pub assign: Assignments,
 }
 
 /// Plays a menu and branches on one key.
@@ -100,7 +89,7 @@ impl BlockType for Menu {
     fn decoded(&mut self, node: &Node) {
         for (key, opt) in self.options.iter_mut() {
             if let MenuOption::Full(f) = opt {
-                f.assign_order = keys_in_order(
+                f.assign.read_order(
                     node.get("options")
                         .and_then(|o| o.get(key))
                         .and_then(|o| o.get("assign")),
@@ -155,7 +144,7 @@ async fn run(b: &Menu, cx: &mut Cx<'_>) -> Step {
             match b.options.get(&key) {
                 Some(MenuOption::Goto(t)) => Step::Branch(Some(t.clone())),
                 Some(MenuOption::Full(f)) => {
-                    for (name, e) in f.assignments() {
+                    for (name, e) in f.assign.in_order() {
                         let v = cx.eval(e);
                         cx.set(name, v);
                     }
