@@ -173,8 +173,7 @@ mod tests {
 
     #[test]
     fn client_invite_over_udp_backs_off_and_times_out_at_64_t1() {
-        let t0 = crate::clock::monotonic_now();
-        let mut t = ClientInvite::new(t0, invite(), false, Timers::default());
+        let (t0, mut t) = start(ClientInvite::new, &invite(), false);
         assert!(matches!(t.poll_transmit(), Some(SipMessage::Request(_))));
         let sent = run_until!(t, t0, Duration::from_secs(40));
         assert_eq!(sent, vec![500, 1500, 3500, 7500, 15500, 31500]);
@@ -186,8 +185,7 @@ mod tests {
 
     #[test]
     fn client_invite_over_tcp_never_retransmits() {
-        let t0 = crate::clock::monotonic_now();
-        let mut t = ClientInvite::new(t0, invite(), true, Timers::default());
+        let (t0, mut t) = start(ClientInvite::new, &invite(), true);
         assert!(t.poll_transmit().is_some());
         assert_eq!(t.poll_timeout(), Some(t0 + Duration::from_secs(32)));
         let sent = run_until!(t, t0, Duration::from_secs(40));
@@ -197,9 +195,8 @@ mod tests {
 
     #[test]
     fn client_invite_acks_non_2xx_and_absorbs_retransmissions_during_timer_d() {
-        let t0 = crate::clock::monotonic_now();
         let inv = invite();
-        let mut t = ClientInvite::new(t0, inv.clone(), false, Timers::default());
+        let (t0, mut t) = start(ClientInvite::new, &inv, false);
         t.poll_transmit();
         t.handle_message(t0 + ms(100), resp(&inv, 180).into());
         assert_eq!(t.state(), ClientInviteState::Proceeding);
@@ -228,23 +225,19 @@ mod tests {
         t.handle_message(t0 + ms(6500), resp(&inv, 486).into());
         assert!(matches!(t.poll_transmit(), Some(SipMessage::Request(a)) if a == ack));
         assert_eq!(t.poll_event(), None);
-        assert_eq!(t.poll_timeout(), Some(t0 + ms(6000 + 32_000)));
-        t.handle_timeout(t0 + ms(38_000));
-        assert_eq!(t.poll_event(), Some(Event::Terminated));
+        assert_ends_at!(t, t0 + ms(6000 + 32_000));
     }
 
     #[test]
     fn client_invite_passes_every_2xx_in_accepted_until_timer_m() {
-        let t0 = crate::clock::monotonic_now();
         let inv = invite();
-        let mut t = ClientInvite::new(t0, inv.clone(), false, Timers::default());
+        let (t0, mut t) = start(ClientInvite::new, &inv, false);
         t.handle_message(t0 + ms(200), resp(&inv, 200).into());
         assert_eq!(t.state(), ClientInviteState::Accepted);
         t.handle_message(t0 + ms(700), resp(&inv, 200).into());
         let events: Vec<_> = std::iter::from_fn(|| t.poll_event()).collect();
         assert_eq!(events.len(), 2, "both 2xx go to the TU, which ACKs them");
         assert_eq!(drain(&mut || t.poll_transmit()).len(), 1, "no ACK from us");
-        t.handle_timeout(t0 + ms(200) + Timers::default().t64());
-        assert_eq!(t.poll_event(), Some(Event::Terminated));
+        assert_ends_at!(t, t0 + ms(200) + Timers::default().t64());
     }
 }

@@ -125,25 +125,18 @@ mod tests {
 
     #[test]
     fn client_non_invite_caps_retransmits_at_t2_and_times_out_with_timer_f() {
-        let t0 = crate::clock::monotonic_now();
-        let mut t = ClientNonInvite::new(t0, register(), false, Timers::default());
+        let (t0, mut t) = start(ClientNonInvite::new, &register(), false);
         t.poll_transmit();
         let sent = run_until!(t, t0, Duration::from_secs(40));
-        assert_eq!(
-            sent,
-            vec![
-                500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500
-            ]
-        );
+        assert_eq!(sent, BACKED_OFF_TO_T2);
         assert_eq!(t.poll_event(), Some(Event::TimedOut));
         assert_eq!(t.state(), ClientNonInviteState::Terminated);
     }
 
     #[test]
     fn client_non_invite_retransmits_every_t2_when_proceeding_then_waits_timer_k() {
-        let t0 = crate::clock::monotonic_now();
         let reg = register();
-        let mut t = ClientNonInvite::new(t0, reg.clone(), false, Timers::default());
+        let (t0, mut t) = start(ClientNonInvite::new, &reg, false);
         t.poll_transmit();
         t.handle_message(t0 + ms(100), resp(&reg, 100).into());
         assert_eq!(t.state(), ClientNonInviteState::Proceeding);
@@ -155,16 +148,13 @@ mod tests {
         t.handle_message(t0 + ms(9100), resp(&reg, 200).into());
         let events: Vec<_> = std::iter::from_fn(|| t.poll_event()).collect();
         assert_eq!(events.len(), 2, "100 and the first 200 only");
-        assert_eq!(t.poll_timeout(), Some(t0 + ms(9000 + 5000)));
-        t.handle_timeout(t0 + ms(14_000));
-        assert_eq!(t.poll_event(), Some(Event::Terminated));
+        assert_ends_at!(t, t0 + ms(9000 + 5000));
     }
 
     #[test]
     fn client_non_invite_over_tcp_terminates_at_once_after_final() {
-        let t0 = crate::clock::monotonic_now();
         let reg = register();
-        let mut t = ClientNonInvite::new(t0, reg.clone(), true, Timers::default());
+        let (t0, mut t) = start(ClientNonInvite::new, &reg, true);
         t.handle_message(t0 + ms(10), resp(&reg, 200).into());
         assert_eq!(t.poll_timeout(), Some(t0 + ms(10)));
         t.handle_timeout(t0 + ms(10));
@@ -173,8 +163,7 @@ mod tests {
 
     #[test]
     fn transport_errors_fail_the_transaction() {
-        let t0 = crate::clock::monotonic_now();
-        let mut t = ClientNonInvite::new(t0, register(), false, Timers::default());
+        let (t0, mut t) = start(ClientNonInvite::new, &register(), false);
         t.handle_transport_error();
         assert_eq!(t.poll_event(), Some(Event::TransportError));
         assert_eq!(t.poll_event(), Some(Event::Terminated));

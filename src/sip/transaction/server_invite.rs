@@ -162,9 +162,8 @@ mod tests {
 
     #[test]
     fn server_invite_retransmits_4xx_until_ack_then_absorbs_acks_during_timer_i() {
-        let t0 = crate::clock::monotonic_now();
         let inv = invite();
-        let mut t = ServerInvite::new(t0, inv.clone(), false, Timers::default());
+        let (t0, mut t) = start(ServerInvite::new, &inv, false);
         assert!(
             matches!(t.poll_transmit(), Some(SipMessage::Response(r)) if r.status_code.code() == 100)
         );
@@ -189,35 +188,26 @@ mod tests {
             "Confirmed absorbs ACKs and INVITEs"
         );
         assert_eq!(t.poll_event(), None);
-        assert_eq!(t.poll_timeout(), Some(t0 + ms(11_100 + 5000)));
-        t.handle_timeout(t0 + ms(16_100));
-        assert_eq!(t.poll_event(), Some(Event::Terminated));
+        assert_ends_at!(t, t0 + ms(11_100 + 5000));
     }
 
     #[test]
     fn server_invite_gives_up_with_timer_h_when_no_ack() {
-        let t0 = crate::clock::monotonic_now();
         let inv = invite();
-        let mut t = ServerInvite::new(t0, inv.clone(), false, Timers::default());
+        let (t0, mut t) = start(ServerInvite::new, &inv, false);
         t.send_response(t0, resp(&inv, 404)).unwrap();
         assert_eq!(drain(&mut || t.poll_transmit()).len(), 2, "100 and 404");
         let sent = run_until!(t, t0, Duration::from_secs(40));
         // G: 0.5, 1.5, 3.5, 7.5 then every T2 until H at 32 s.
-        assert_eq!(
-            sent,
-            vec![
-                500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500
-            ]
-        );
+        assert_eq!(sent, BACKED_OFF_TO_T2);
         assert_eq!(t.poll_event(), Some(Event::TimedOut));
         assert_eq!(t.poll_event(), Some(Event::Terminated));
     }
 
     #[test]
     fn server_invite_2xx_goes_to_accepted_and_absorbs_invite_retransmissions() {
-        let t0 = crate::clock::monotonic_now();
         let inv = invite();
-        let mut t = ServerInvite::new(t0, inv.clone(), true, Timers::default());
+        let (t0, mut t) = start(ServerInvite::new, &inv, true);
         t.poll_transmit();
         t.send_response(t0 + ms(10), resp(&inv, 180)).unwrap();
         t.send_response(t0 + ms(20), resp(&inv, 200)).unwrap();
@@ -231,15 +221,13 @@ mod tests {
         assert!(t.send_response(t0 + ms(530), resp(&inv, 486)).is_err());
         t.handle_message(t0 + ms(600), ack_of(&inv).into());
         assert_eq!(t.poll_event(), Some(Event::AckReceived));
-        t.handle_timeout(t0 + ms(20) + Timers::default().t64());
-        assert_eq!(t.poll_event(), Some(Event::Terminated));
+        assert_ends_at!(t, t0 + ms(20) + Timers::default().t64());
     }
 
     #[test]
     fn server_invite_over_tcp_sends_the_final_once_and_timer_i_is_zero() {
-        let t0 = crate::clock::monotonic_now();
         let inv = invite();
-        let mut t = ServerInvite::new(t0, inv.clone(), true, Timers::default());
+        let (t0, mut t) = start(ServerInvite::new, &inv, true);
         t.poll_transmit();
         t.send_response(t0, resp(&inv, 603)).unwrap();
         t.poll_transmit();

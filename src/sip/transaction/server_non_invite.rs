@@ -110,9 +110,8 @@ mod tests {
 
     #[test]
     fn server_non_invite_resends_last_response_on_retransmission_until_timer_j() {
-        let t0 = crate::clock::monotonic_now();
         let reg = register();
-        let mut t = ServerNonInvite::new(t0, reg.clone(), false, Timers::default());
+        let (t0, mut t) = start(ServerNonInvite::new, &reg, false);
         t.handle_message(t0 + ms(500), reg.clone().into());
         assert!(t.poll_transmit().is_none(), "Trying absorbs");
         t.send_response(t0 + ms(600), resp(&reg, 200)).unwrap();
@@ -122,12 +121,7 @@ mod tests {
             matches!(t.poll_transmit(), Some(SipMessage::Response(r)) if r.status_code.code() == 200)
         );
         assert!(t.send_response(t0 + ms(1600), resp(&reg, 500)).is_err());
-        assert_eq!(
-            t.poll_timeout(),
-            Some(t0 + ms(600) + Timers::default().t64())
-        );
-        t.handle_timeout(t0 + ms(600) + Timers::default().t64());
+        assert_ends_at!(t, t0 + ms(600) + Timers::default().t64());
         assert_eq!(t.state(), ServerNonInviteState::Terminated);
-        assert_eq!(t.poll_event(), Some(Event::Terminated));
     }
 }

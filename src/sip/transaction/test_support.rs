@@ -47,6 +47,12 @@ pub(super) fn drain(t: &mut impl FnMut() -> Option<SipMessage>) -> Vec<SipMessag
     std::iter::from_fn(t).collect()
 }
 
+/// When (ms after the first send) a request or response is retransmitted with the default
+/// timers when the interval doubles from T1 up to T2 until 64*T1 (Timers E and G).
+pub(super) const BACKED_OFF_TO_T2: [u64; 10] = [
+    500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500,
+];
+
 pub(super) fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
 }
@@ -68,3 +74,25 @@ macro_rules! run_until {
     }};
 }
 pub(super) use run_until;
+
+/// Starts a machine (any of the four: they share `new`'s signature) at t0 = now with the
+/// default timers for `request`, giving (t0, the machine).
+pub(super) fn start<T>(
+    new: fn(std::time::Instant, rsip::Request, bool, Timers) -> T,
+    request: &rsip::Request,
+    reliable: bool,
+) -> (std::time::Instant, T) {
+    let t0 = crate::clock::monotonic_now();
+    (t0, new(t0, request.clone(), reliable, Timers::default()))
+}
+
+/// Asserts that a machine's last timer is due at `at`, fires it, and that the machine ends.
+macro_rules! assert_ends_at {
+    ($t:expr, $at:expr) => {{
+        let at = $at;
+        assert_eq!($t.poll_timeout(), Some(at));
+        $t.handle_timeout(at);
+        assert_eq!($t.poll_event(), Some(Event::Terminated));
+    }};
+}
+pub(super) use assert_ends_at;
