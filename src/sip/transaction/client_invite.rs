@@ -59,7 +59,7 @@ impl ClientInvite {
         }
     }
 
-    machine_common!(ClientInviteState, [a, b, d, m]);
+    machine_common!(ClientInviteState, retransmit: [a], time_out: [b], end: [d, m]);
 
     /// Feeds a response matched to this transaction.
     pub fn handle_message(&mut self, now: Instant, msg: SipMessage) {
@@ -99,30 +99,16 @@ impl ClientInvite {
         }
     }
 
-    /// Fires every timer due at `now`.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        use ClientInviteState::*;
-        if self.state == Calling && self.a.due(now) {
-            self.out.send(self.request.clone());
-            self.a.back_off(now, Duration::MAX);
-        }
-        if self.state == Calling && self.b.due(now) {
-            self.time_out();
-        }
-        if self.state == Completed && self.d.due(now) {
-            self.terminate();
-        }
-        if self.state == Accepted && self.m.due(now) {
-            self.terminate();
-        }
+    /// Timer A fired (Calling, unreliable transport): the INVITE goes again, A doubles.
+    fn retransmit(&mut self, now: Instant) {
+        self.out.send(self.request.clone());
+        self.a.back_off(now, Duration::MAX);
     }
 
     /// The driver could not send: the transaction fails (RFC 3261 §17.1.4).
     pub fn handle_transport_error(&mut self) {
-        if matches!(
-            self.state,
-            ClientInviteState::Calling | ClientInviteState::Proceeding
-        ) {
+        use ClientInviteState::*;
+        if matches!(self.state, Calling | Proceeding) {
             self.fail();
         }
     }

@@ -49,7 +49,7 @@ impl ClientNonInvite {
         }
     }
 
-    machine_common!(ClientNonInviteState, [e, f, k]);
+    machine_common!(ClientNonInviteState, retransmit: [e], time_out: [f], end: [k]);
 
     /// Feeds a response matched to this transaction.
     pub fn handle_message(&mut self, now: Instant, msg: SipMessage) {
@@ -73,31 +73,21 @@ impl ClientNonInvite {
         }
     }
 
-    /// Fires every timer due at `now`.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        use ClientNonInviteState::*;
-        if matches!(self.state, Trying | Proceeding) && self.e.due(now) {
-            self.out.send(self.request.clone());
-            if self.state == Trying {
-                self.e.back_off(now, self.timers.t2);
-            } else {
-                self.e = Timer::start(now, self.timers.t2);
-            }
-        }
-        if matches!(self.state, Trying | Proceeding) && self.f.due(now) {
-            self.time_out();
-        }
-        if self.state == Completed && self.k.due(now) {
-            self.terminate();
+    /// Timer E fired (Trying or Proceeding, unreliable transport): the request goes again;
+    /// E doubles up to T2 while Trying, and is T2 once Proceeding.
+    fn retransmit(&mut self, now: Instant) {
+        self.out.send(self.request.clone());
+        if self.state == ClientNonInviteState::Trying {
+            self.e.back_off(now, self.timers.t2);
+        } else {
+            self.e = Timer::start(now, self.timers.t2);
         }
     }
 
     /// The driver could not send: the transaction fails.
     pub fn handle_transport_error(&mut self) {
-        if matches!(
-            self.state,
-            ClientNonInviteState::Trying | ClientNonInviteState::Proceeding
-        ) {
+        use ClientNonInviteState::*;
+        if matches!(self.state, Trying | Proceeding) {
             self.fail();
         }
     }
@@ -163,7 +153,7 @@ mod tests {
 
     #[test]
     fn transport_errors_fail_the_transaction() {
-        let (t0, mut t) = start(ClientNonInvite::new, &register(), false);
+        let (_, mut t) = start(ClientNonInvite::new, &register(), false);
         t.handle_transport_error();
         assert_eq!(t.poll_event(), Some(Event::TransportError));
         assert_eq!(t.poll_event(), Some(Event::Terminated));

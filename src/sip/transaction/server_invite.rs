@@ -57,7 +57,7 @@ impl ServerInvite {
         }
     }
 
-    machine_common!(ServerInviteState, [g, h, i, l]);
+    machine_common!(ServerInviteState, retransmit: [g], time_out: [h], end: [i, l]);
 
     /// Feeds a retransmitted INVITE or an ACK matched to this transaction.
     pub fn handle_message(&mut self, now: Instant, msg: SipMessage) {
@@ -117,22 +117,11 @@ impl ServerInvite {
         Ok(())
     }
 
-    /// Fires every timer due at `now`.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        use ServerInviteState::*;
-        if self.state == Completed && self.g.due(now) {
-            self.out.resend(self.last_response.as_ref());
-            self.g.back_off(now, self.timers.t2);
-        }
-        if self.state == Completed && self.h.due(now) {
-            self.time_out();
-        }
-        if self.state == Confirmed && self.i.due(now) {
-            self.terminate();
-        }
-        if self.state == Accepted && self.l.due(now) {
-            self.terminate();
-        }
+    /// Timer G fired (Completed, unreliable transport): the final goes again, G doubles up
+    /// to T2.
+    fn retransmit(&mut self, now: Instant) {
+        self.out.resend(self.last_response.as_ref());
+        self.g.back_off(now, self.timers.t2);
     }
 
     /// The driver could not send a response.

@@ -45,7 +45,7 @@ impl ServerNonInvite {
         }
     }
 
-    machine_common!(ServerNonInviteState, [j]);
+    machine_common!(ServerNonInviteState, retransmit: [], time_out: [], end: [j]);
 
     /// Feeds a retransmitted request: answered with the last response, if any.
     pub fn handle_message(&mut self, _now: Instant, msg: SipMessage) {
@@ -87,13 +87,6 @@ impl ServerNonInvite {
         self.last_response = Some(resp.clone());
         self.out.send(resp);
         Ok(())
-    }
-
-    /// Fires every timer due at `now`.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        if self.state == ServerNonInviteState::Completed && self.j.due(now) {
-            self.terminate();
-        }
     }
 
     /// The driver could not send a response.

@@ -150,9 +150,17 @@ pub(super) fn code_of(r: &rsip::Response) -> u16 {
 }
 
 /// The methods the four machines share, written once: each has a `state`, an `out` box and
-/// the named timers listed, which terminating stops.
+/// the named timers listed, which terminating stops. The timers are listed by what their
+/// firing does: `retransmit` (A, E, G: the machine's own `retransmit` sends again), `time_out`
+/// (B, F, H: the peer never answered) or `end` (D, I, J, K, L, M: the wait is over). Each
+/// timer runs only in the states it serves, so a due timer is one that must fire.
 macro_rules! machine_common {
-    ($state:ident, [$($timer:ident),+]) => {
+    (
+        $state:ident,
+        retransmit: [$($rt:ident),*],
+        time_out: [$($to:ident),*],
+        end: [$($end:ident),+]
+    ) => {
         /// Current state.
         pub fn state(&self) -> $state {
             self.state
@@ -175,7 +183,7 @@ macro_rules! machine_common {
 
         /// When `handle_timeout` must next be called.
         pub fn poll_timeout(&self) -> Option<Instant> {
-            super::timers::earliest(&[$(&self.$timer),+])
+            super::timers::earliest(&[$(&self.$rt,)* $(&self.$to,)* $(&self.$end,)+])
         }
 
         /// The next event for the TU, if any.
@@ -183,9 +191,24 @@ macro_rules! machine_common {
             self.out.next_event()
         }
 
+        /// Fires every timer due at `now`: a retransmission, a time-out or the end.
+        pub fn handle_timeout(&mut self, now: Instant) {
+            $(if self.$rt.due(now) {
+                self.retransmit(now);
+            })*
+            $(if self.$to.due(now) {
+                self.time_out();
+            })*
+            $(if self.$end.due(now) {
+                self.terminate();
+            })+
+        }
+
         fn terminate(&mut self) {
             self.state = $state::Terminated;
-            $(self.$timer.stop();)+
+            $(self.$rt.stop();)*
+            $(self.$to.stop();)*
+            $(self.$end.stop();)+
             self.out.emit(Event::Terminated);
         }
 
