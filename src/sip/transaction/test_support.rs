@@ -9,24 +9,22 @@ pub(super) use super::*;
 use crate::sip::message::response_with_tag;
 pub(super) use crate::sip::message::{self, cseq, header_value, tag_of};
 
-pub(super) const INVITE: &str = "INVITE sip:bob@example.com SIP/2.0\r\n\
-    Via: SIP/2.0/UDP pc33.example.com;branch=z9hG4bK776asdhds\r\n\
-    Max-Forwards: 70\r\n\
-    To: Bob <sip:bob@example.com>\r\n\
-    From: Alice <sip:alice@example.com>;tag=1928301774\r\n\
-    Call-ID: a84b4c76e66710@pc33.example.com\r\n\
-    CSeq: 314159 INVITE\r\n\
-    Route: <sip:p1.example.com;lr>\r\n\
-    Content-Length: 0\r\n\r\n";
+/// The sample INVITE: the message tests' OPTIONS, as an INVITE sent through one proxy.
+pub(super) fn invite_text() -> String {
+    OPTIONS.replacen("OPTIONS sip:", "INVITE sip:", 1).replace(
+        "CSeq: 63104 OPTIONS\r\n",
+        "CSeq: 314159 INVITE\r\nRoute: <sip:p1.example.com;lr>\r\n",
+    )
+}
 
-pub(super) use crate::sip::message::test_support::request as req;
+pub(super) use crate::sip::message::test_support::{OPTIONS, request as req};
 
 pub(super) fn invite() -> rsip::Request {
-    req(INVITE)
+    req(&invite_text())
 }
 
 pub(super) fn register() -> rsip::Request {
-    req(&INVITE
+    req(&invite_text()
         .replace("INVITE sip:bob", "REGISTER sip:bob")
         .replace("314159 INVITE", "1 REGISTER"))
 }
