@@ -561,6 +561,7 @@ async fn caller_call(
                 extra_headers: Vec::new(),
             },
             shared.clone(),
+            false,
         )
         .await
     else {

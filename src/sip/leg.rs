@@ -473,11 +473,7 @@ impl Dialer for SipDialer {
             extra_headers: headers.to_vec(),
         };
         // A late-offer trunk gets no SDP; its 200 offers and the user agent answers.
-        let placed = if late_offer {
-            self.ua.dial_late_offer(request, shared.clone()).await
-        } else {
-            self.ua.dial(request, shared.clone()).await
-        };
+        let placed = self.ua.dial(request, shared.clone(), late_offer).await;
         let (call_id, mut events) = placed.ok_or(DialResult::Failed)?;
         let deadline =
             self.clock.now() + chrono::TimeDelta::from_std(ring_timeout).unwrap_or_default();
