@@ -5,7 +5,9 @@ use std::time::Instant;
 use rsip::SipMessage;
 
 use super::super::message;
-use super::timers::{Event, Outbox, Timer, Timers, TransactionError, code_of, machine_common};
+use super::timers::{
+    Event, Outbox, Timer, Timers, TransactionError, code_of, machine_common, server_common,
+};
 
 /// States of a server INVITE transaction (Figure 7 as amended by RFC 6026).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,40 +83,28 @@ impl ServerInvite {
         }
     }
 
-    /// Sends a response from the TU; 2xx move to Accepted, 300-699 to Completed.
-    pub fn send_response(
-        &mut self,
-        now: Instant,
-        resp: rsip::Response,
-    ) -> Result<(), TransactionError> {
+    server_common!();
+
+    /// Moves for a TU response: 2xx to Accepted (the TU retransmits them), 300-699 to
+    /// Completed; provisionals and non-2xx finals are what retransmitted INVITEs get again.
+    fn respond(&mut self, now: Instant, code: u16) -> Result<bool, &'static str> {
         use ServerInviteState::*;
-        let code = code_of(&resp);
         match (self.state, code) {
-            (Proceeding, 101..=199) => {
-                self.last_response = Some(resp.clone());
-                self.out.send(resp);
-            }
+            (Proceeding, 101..=199) => Ok(true),
             (Proceeding, 200..=299) => {
                 self.state = Accepted;
                 self.l = Timer::start(now, self.timers.t64());
-                self.out.send(resp);
+                Ok(false)
             }
-            (Accepted, 200..=299) => self.out.send(resp),
+            (Accepted, 200..=299) => Ok(false),
             (Proceeding, 300..=699) => {
                 self.state = Completed;
-                self.last_response = Some(resp.clone());
-                self.out.send(resp);
                 self.g = Timer::retransmit(now, self.reliable, self.timers.t1);
                 self.h = Timer::start(now, self.timers.t64());
+                Ok(true)
             }
-            (state, code) => {
-                return Err(TransactionError::InvalidResponse {
-                    code,
-                    state: server_invite_name(state),
-                });
-            }
+            (state, _) => Err(server_invite_name(state)),
         }
-        Ok(())
     }
 
     /// Timer G fired (Completed, unreliable transport): the final goes again, G doubles up

@@ -4,7 +4,9 @@ use std::time::Instant;
 
 use rsip::SipMessage;
 
-use super::timers::{Event, Outbox, Timer, Timers, TransactionError, code_of, machine_common};
+use super::timers::{
+    Event, Outbox, Timer, Timers, TransactionError, code_of, machine_common, server_common,
+};
 
 /// States of a server non-INVITE transaction (Figure 8).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,33 +62,21 @@ impl ServerNonInvite {
         }
     }
 
-    /// Sends a response from the TU.
-    pub fn send_response(
-        &mut self,
-        now: Instant,
-        resp: rsip::Response,
-    ) -> Result<(), TransactionError> {
+    server_common!();
+
+    /// Moves for a TU response; every response is what retransmitted requests get again.
+    fn respond(&mut self, now: Instant, code: u16) -> Result<bool, &'static str> {
         use ServerNonInviteState::*;
-        let code = code_of(&resp);
         match (self.state, code) {
             (Trying | Proceeding, 100..=199) => self.state = Proceeding,
             (Trying | Proceeding, 200..=699) => {
                 self.state = Completed;
                 self.j = Timer::absorb(now, self.reliable, self.timers.t64());
             }
-            (state, code) => {
-                return Err(TransactionError::InvalidResponse {
-                    code,
-                    state: match state {
-                        Completed => "Completed",
-                        _ => "Terminated",
-                    },
-                });
-            }
+            (Completed, _) => return Err("Completed"),
+            _ => return Err("Terminated"),
         }
-        self.last_response = Some(resp.clone());
-        self.out.send(resp);
-        Ok(())
+        Ok(true)
     }
 
     /// The driver could not send a response.

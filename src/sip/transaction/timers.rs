@@ -227,3 +227,28 @@ macro_rules! machine_common {
     };
 }
 pub(super) use machine_common;
+
+/// `send_response` of the two server machines, written once: the machine's own `respond`
+/// moves it for the response's status code (or names the state refusing it), and says whether
+/// the response is the one a retransmitted request gets again.
+macro_rules! server_common {
+    () => {
+        /// Sends a response from the TU, if the state allows it.
+        pub fn send_response(
+            &mut self,
+            now: Instant,
+            resp: rsip::Response,
+        ) -> Result<(), TransactionError> {
+            let code = code_of(&resp);
+            let again = self
+                .respond(now, code)
+                .map_err(|state| TransactionError::InvalidResponse { code, state })?;
+            if again {
+                self.last_response = Some(resp.clone());
+            }
+            self.out.send(resp);
+            Ok(())
+        }
+    };
+}
+pub(super) use server_common;
