@@ -159,7 +159,7 @@ mod tests {
 
     #[test]
     fn client_invite_over_udp_backs_off_and_times_out_at_64_t1() {
-        let (t0, mut t) = start(ClientInvite::new, &invite(), false);
+        let (t0, _, mut t) = start(ClientInvite::new, invite(), false);
         assert!(matches!(t.poll_transmit(), Some(SipMessage::Request(_))));
         let sent = run_until!(t, t0, Duration::from_secs(40));
         assert_eq!(sent, vec![500, 1500, 3500, 7500, 15500, 31500]);
@@ -171,7 +171,7 @@ mod tests {
 
     #[test]
     fn client_invite_over_tcp_never_retransmits() {
-        let (t0, mut t) = start(ClientInvite::new, &invite(), true);
+        let (t0, _, mut t) = start(ClientInvite::new, invite(), true);
         assert!(t.poll_transmit().is_some());
         assert_eq!(t.poll_timeout(), Some(t0 + Duration::from_secs(32)));
         let sent = run_until!(t, t0, Duration::from_secs(40));
@@ -181,8 +181,7 @@ mod tests {
 
     #[test]
     fn client_invite_acks_non_2xx_and_absorbs_retransmissions_during_timer_d() {
-        let inv = invite();
-        let (t0, mut t) = start(ClientInvite::new, &inv, false);
+        let (t0, inv, mut t) = start(ClientInvite::new, invite(), false);
         t.poll_transmit();
         t.handle_message(t0 + ms(100), resp(&inv, 180).into());
         assert_eq!(t.state(), ClientInviteState::Proceeding);
@@ -216,8 +215,7 @@ mod tests {
 
     #[test]
     fn client_invite_passes_every_2xx_in_accepted_until_timer_m() {
-        let inv = invite();
-        let (t0, mut t) = start(ClientInvite::new, &inv, false);
+        let (t0, inv, mut t) = start(ClientInvite::new, invite(), false);
         t.handle_message(t0 + ms(200), resp(&inv, 200).into());
         assert_eq!(t.state(), ClientInviteState::Accepted);
         t.handle_message(t0 + ms(700), resp(&inv, 200).into());

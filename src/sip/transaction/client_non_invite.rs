@@ -115,7 +115,7 @@ mod tests {
 
     #[test]
     fn client_non_invite_caps_retransmits_at_t2_and_times_out_with_timer_f() {
-        let (t0, mut t) = start(ClientNonInvite::new, &register(), false);
+        let (t0, _, mut t) = start(ClientNonInvite::new, register(), false);
         t.poll_transmit();
         let sent = run_until!(t, t0, Duration::from_secs(40));
         assert_eq!(sent, BACKED_OFF_TO_T2);
@@ -125,8 +125,7 @@ mod tests {
 
     #[test]
     fn client_non_invite_retransmits_every_t2_when_proceeding_then_waits_timer_k() {
-        let reg = register();
-        let (t0, mut t) = start(ClientNonInvite::new, &reg, false);
+        let (t0, reg, mut t) = start(ClientNonInvite::new, register(), false);
         t.poll_transmit();
         t.handle_message(t0 + ms(100), resp(&reg, 100).into());
         assert_eq!(t.state(), ClientNonInviteState::Proceeding);
@@ -143,8 +142,7 @@ mod tests {
 
     #[test]
     fn client_non_invite_over_tcp_terminates_at_once_after_final() {
-        let reg = register();
-        let (t0, mut t) = start(ClientNonInvite::new, &reg, true);
+        let (t0, reg, mut t) = start(ClientNonInvite::new, register(), true);
         t.handle_message(t0 + ms(10), resp(&reg, 200).into());
         assert_eq!(t.poll_timeout(), Some(t0 + ms(10)));
         t.handle_timeout(t0 + ms(10));
@@ -153,7 +151,7 @@ mod tests {
 
     #[test]
     fn transport_errors_fail_the_transaction() {
-        let (_, mut t) = start(ClientNonInvite::new, &register(), false);
+        let (_, _, mut t) = start(ClientNonInvite::new, register(), false);
         t.handle_transport_error();
         assert_eq!(t.poll_event(), Some(Event::TransportError));
         assert_eq!(t.poll_event(), Some(Event::Terminated));

@@ -141,8 +141,7 @@ mod tests {
 
     #[test]
     fn server_invite_retransmits_4xx_until_ack_then_absorbs_acks_during_timer_i() {
-        let inv = invite();
-        let (t0, mut t) = start(ServerInvite::new, &inv, false);
+        let (t0, inv, mut t) = start(ServerInvite::new, invite(), false);
         assert!(
             matches!(t.poll_transmit(), Some(SipMessage::Response(r)) if r.status_code.code() == 100)
         );
@@ -172,8 +171,7 @@ mod tests {
 
     #[test]
     fn server_invite_gives_up_with_timer_h_when_no_ack() {
-        let inv = invite();
-        let (t0, mut t) = start(ServerInvite::new, &inv, false);
+        let (t0, inv, mut t) = start(ServerInvite::new, invite(), false);
         t.send_response(t0, resp(&inv, 404)).unwrap();
         assert_eq!(drain(&mut || t.poll_transmit()).len(), 2, "100 and 404");
         let sent = run_until!(t, t0, Duration::from_secs(40));
@@ -185,8 +183,7 @@ mod tests {
 
     #[test]
     fn server_invite_2xx_goes_to_accepted_and_absorbs_invite_retransmissions() {
-        let inv = invite();
-        let (t0, mut t) = start(ServerInvite::new, &inv, true);
+        let (t0, inv, mut t) = start(ServerInvite::new, invite(), true);
         t.poll_transmit();
         t.send_response(t0 + ms(10), resp(&inv, 180)).unwrap();
         t.send_response(t0 + ms(20), resp(&inv, 200)).unwrap();
@@ -205,8 +202,7 @@ mod tests {
 
     #[test]
     fn server_invite_over_tcp_sends_the_final_once_and_timer_i_is_zero() {
-        let inv = invite();
-        let (t0, mut t) = start(ServerInvite::new, &inv, true);
+        let (t0, inv, mut t) = start(ServerInvite::new, invite(), true);
         t.poll_transmit();
         t.send_response(t0, resp(&inv, 603)).unwrap();
         t.poll_transmit();

@@ -93,8 +93,7 @@ mod tests {
 
     #[test]
     fn server_non_invite_resends_last_response_on_retransmission_until_timer_j() {
-        let reg = register();
-        let (t0, mut t) = start(ServerNonInvite::new, &reg, false);
+        let (t0, reg, mut t) = start(ServerNonInvite::new, register(), false);
         t.handle_message(t0 + ms(500), reg.clone().into());
         assert!(t.poll_transmit().is_none(), "Trying absorbs");
         t.send_response(t0 + ms(600), resp(&reg, 200)).unwrap();

@@ -74,14 +74,15 @@ macro_rules! run_until {
 pub(super) use run_until;
 
 /// Starts a machine (any of the four: they share `new`'s signature) at t0 = now with the
-/// default timers for `request`, giving (t0, the machine).
+/// default timers for `request`, giving (t0, the request, the machine).
 pub(super) fn start<T>(
     new: fn(std::time::Instant, rsip::Request, bool, Timers) -> T,
-    request: &rsip::Request,
+    request: rsip::Request,
     reliable: bool,
-) -> (std::time::Instant, T) {
+) -> (std::time::Instant, rsip::Request, T) {
     let t0 = crate::clock::monotonic_now();
-    (t0, new(t0, request.clone(), reliable, Timers::default()))
+    let machine = new(t0, request.clone(), reliable, Timers::default());
+    (t0, request, machine)
 }
 
 /// Asserts that a machine's last timer is due at `at`, fires it, and that the machine ends.
