@@ -8,7 +8,7 @@ use rsip::message::HasHeaders;
 use rsip::{Header, SipMessage};
 
 use super::super::message::cseq;
-use super::timers::{Event, Outbox, Timer, Timers, code_of, machine_common};
+use super::timers::{Core, Event, Timer, Timers, code_of, machine_common};
 
 /// States of a client INVITE transaction (Figure 5 of RFC 3261 as amended by RFC 6026).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,33 +29,27 @@ pub enum ClientInviteState {
 #[derive(Debug)]
 pub struct ClientInvite {
     state: ClientInviteState,
-    request: rsip::Request,
-    reliable: bool,
-    timers: Timers,
+    core: Core,
     a: Timer,
     b: Timer,
     d: Timer,
     m: Timer,
     ack: Option<rsip::Request>,
-    out: Outbox,
 }
 
 impl ClientInvite {
     /// Starts the transaction and queues the INVITE for sending.
     pub fn new(now: Instant, request: rsip::Request, reliable: bool, timers: Timers) -> Self {
-        let mut out = Outbox::default();
-        out.send(request.clone());
+        let mut core = Core::new(request, reliable, timers);
+        core.out.send(core.request.clone());
         ClientInvite {
             state: ClientInviteState::Calling,
-            request,
-            reliable,
-            timers,
+            core,
             a: Timer::retransmit(now, reliable, timers.t1),
             b: Timer::start(now, timers.t64()),
             d: Timer::default(),
             m: Timer::default(),
             ack: None,
-            out,
         }
     }
 
@@ -73,35 +67,35 @@ impl ClientInvite {
                 self.state = Proceeding;
                 self.a.stop();
                 self.b.stop();
-                self.out.emit(Event::Response(resp));
+                self.core.out.emit(Event::Response(resp));
             }
             (Calling | Proceeding, 200..=299) => {
                 self.state = Accepted;
                 self.a.stop();
                 self.b.stop();
-                self.m = Timer::start(now, self.timers.t64());
-                self.out.emit(Event::Response(resp));
+                self.m = Timer::start(now, self.core.timers.t64());
+                self.core.out.emit(Event::Response(resp));
             }
             (Calling | Proceeding, 300..=699) => {
                 self.state = Completed;
                 self.a.stop();
                 self.b.stop();
-                let ack = ack_for(&self.request, &resp);
-                self.out.send(ack.clone());
+                let ack = ack_for(&self.core.request, &resp);
+                self.core.out.send(ack.clone());
                 self.ack = Some(ack);
-                let wait = Duration::from_secs(32).max(self.timers.t64());
-                self.d = Timer::absorb(now, self.reliable, wait);
-                self.out.emit(Event::Response(resp));
+                let wait = Duration::from_secs(32).max(self.core.timers.t64());
+                self.d = Timer::absorb(now, self.core.reliable, wait);
+                self.core.out.emit(Event::Response(resp));
             }
-            (Completed, 300..=699) => self.out.resend(self.ack.as_ref()),
-            (Accepted, 200..=299) => self.out.emit(Event::Response(resp)),
+            (Completed, 300..=699) => self.core.out.resend(self.ack.as_ref()),
+            (Accepted, 200..=299) => self.core.out.emit(Event::Response(resp)),
             _ => {}
         }
     }
 
     /// Timer A fired (Calling, unreliable transport): the INVITE goes again, A doubles.
     fn retransmit(&mut self, now: Instant) {
-        self.out.send(self.request.clone());
+        self.core.out.send(self.core.request.clone());
         self.a.back_off(now, Duration::MAX);
     }
 

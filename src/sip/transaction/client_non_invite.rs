@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use rsip::SipMessage;
 
-use super::timers::{Event, Outbox, Timer, Timers, code_of, machine_common};
+use super::timers::{Core, Event, Timer, Timers, code_of, machine_common};
 
 /// States of a client non-INVITE transaction (Figure 6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,29 +23,23 @@ pub enum ClientNonInviteState {
 #[derive(Debug)]
 pub struct ClientNonInvite {
     state: ClientNonInviteState,
-    request: rsip::Request,
-    reliable: bool,
-    timers: Timers,
+    core: Core,
     e: Timer,
     f: Timer,
     k: Timer,
-    out: Outbox,
 }
 
 impl ClientNonInvite {
     /// Starts the transaction and queues the request for sending.
     pub fn new(now: Instant, request: rsip::Request, reliable: bool, timers: Timers) -> Self {
-        let mut out = Outbox::default();
-        out.send(request.clone());
+        let mut core = Core::new(request, reliable, timers);
+        core.out.send(core.request.clone());
         ClientNonInvite {
             state: ClientNonInviteState::Trying,
-            request,
-            reliable,
-            timers,
+            core,
             e: Timer::retransmit(now, reliable, timers.t1),
             f: Timer::start(now, timers.t64()),
             k: Timer::default(),
-            out,
         }
     }
 
@@ -60,14 +54,14 @@ impl ClientNonInvite {
         match (self.state, code_of(&resp)) {
             (Trying | Proceeding, 100..=199) => {
                 self.state = Proceeding;
-                self.out.emit(Event::Response(resp));
+                self.core.out.emit(Event::Response(resp));
             }
             (Trying | Proceeding, 200..=699) => {
                 self.state = Completed;
                 self.e.stop();
                 self.f.stop();
-                self.k = Timer::absorb(now, self.reliable, self.timers.t4);
-                self.out.emit(Event::Response(resp));
+                self.k = Timer::absorb(now, self.core.reliable, self.core.timers.t4);
+                self.core.out.emit(Event::Response(resp));
             }
             _ => {}
         }
@@ -76,11 +70,11 @@ impl ClientNonInvite {
     /// Timer E fired (Trying or Proceeding, unreliable transport): the request goes again;
     /// E doubles up to T2 while Trying, and is T2 once Proceeding.
     fn retransmit(&mut self, now: Instant) {
-        self.out.send(self.request.clone());
+        self.core.out.send(self.core.request.clone());
         if self.state == ClientNonInviteState::Trying {
-            self.e.back_off(now, self.timers.t2);
+            self.e.back_off(now, self.core.timers.t2);
         } else {
-            self.e = Timer::start(now, self.timers.t2);
+            self.e = Timer::start(now, self.core.timers.t2);
         }
     }
 

@@ -6,7 +6,7 @@ use rsip::SipMessage;
 
 use super::super::message;
 use super::timers::{
-    Event, Outbox, Timer, Timers, TransactionError, code_of, machine_common, server_common,
+    Core, Event, Timer, Timers, TransactionError, code_of, machine_common, server_common,
 };
 
 /// States of a server INVITE transaction (Figure 7 as amended by RFC 6026).
@@ -28,34 +28,28 @@ pub enum ServerInviteState {
 #[derive(Debug)]
 pub struct ServerInvite {
     state: ServerInviteState,
-    request: rsip::Request,
-    reliable: bool,
-    timers: Timers,
+    core: Core,
     last_response: Option<rsip::Response>,
     g: Timer,
     h: Timer,
     i: Timer,
     l: Timer,
-    out: Outbox,
 }
 
 impl ServerInvite {
     /// Starts the transaction for a received INVITE and queues a 100 Trying at once.
     pub fn new(_now: Instant, request: rsip::Request, reliable: bool, timers: Timers) -> Self {
         let trying = message::response_for(&request, 100, "Trying");
-        let mut out = Outbox::default();
-        out.send(trying.clone());
+        let mut core = Core::new(request, reliable, timers);
+        core.out.send(trying.clone());
         ServerInvite {
             state: ServerInviteState::Proceeding,
-            request,
-            reliable,
-            timers,
+            core,
             last_response: Some(trying),
             g: Timer::default(),
             h: Timer::default(),
             i: Timer::default(),
             l: Timer::default(),
-            out,
         }
     }
 
@@ -68,16 +62,16 @@ impl ServerInvite {
         };
         use ServerInviteState::*;
         match (self.state, req.method == rsip::Method::Ack) {
-            (Proceeding | Completed, false) => self.out.resend(self.last_response.as_ref()),
+            (Proceeding | Completed, false) => self.core.out.resend(self.last_response.as_ref()),
             (Completed, true) => {
                 self.state = Confirmed;
                 self.g.stop();
                 self.h.stop();
-                self.i = Timer::absorb(now, self.reliable, self.timers.t4);
-                self.out.emit(Event::AckReceived);
+                self.i = Timer::absorb(now, self.core.reliable, self.core.timers.t4);
+                self.core.out.emit(Event::AckReceived);
             }
             // RFC 6026 §7.1: an ACK for the 2xx that reaches us here goes to the TU.
-            (Accepted, true) => self.out.emit(Event::AckReceived),
+            (Accepted, true) => self.core.out.emit(Event::AckReceived),
             // Retransmitted INVITEs in Accepted and ACKs in Confirmed are absorbed.
             _ => {}
         }
@@ -93,14 +87,14 @@ impl ServerInvite {
             (Proceeding, 101..=199) => Ok(true),
             (Proceeding, 200..=299) => {
                 self.state = Accepted;
-                self.l = Timer::start(now, self.timers.t64());
+                self.l = Timer::start(now, self.core.timers.t64());
                 Ok(false)
             }
             (Accepted, 200..=299) => Ok(false),
             (Proceeding, 300..=699) => {
                 self.state = Completed;
-                self.g = Timer::retransmit(now, self.reliable, self.timers.t1);
-                self.h = Timer::start(now, self.timers.t64());
+                self.g = Timer::retransmit(now, self.core.reliable, self.core.timers.t1);
+                self.h = Timer::start(now, self.core.timers.t64());
                 Ok(true)
             }
             (state, _) => Err(server_invite_name(state)),
@@ -110,8 +104,8 @@ impl ServerInvite {
     /// Timer G fired (Completed, unreliable transport): the final goes again, G doubles up
     /// to T2.
     fn retransmit(&mut self, now: Instant) {
-        self.out.resend(self.last_response.as_ref());
-        self.g.back_off(now, self.timers.t2);
+        self.core.out.resend(self.last_response.as_ref());
+        self.g.back_off(now, self.core.timers.t2);
     }
 
     /// The driver could not send a response.
@@ -119,7 +113,7 @@ impl ServerInvite {
         match self.state {
             ServerInviteState::Proceeding | ServerInviteState::Completed => self.fail(),
             // RFC 6026: in Accepted the TU is told, the transaction lives on until Timer L.
-            ServerInviteState::Accepted => self.out.emit(Event::TransportError),
+            ServerInviteState::Accepted => self.core.out.emit(Event::TransportError),
             _ => {}
         }
     }

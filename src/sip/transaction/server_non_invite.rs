@@ -5,7 +5,7 @@ use std::time::Instant;
 use rsip::SipMessage;
 
 use super::timers::{
-    Event, Outbox, Timer, Timers, TransactionError, code_of, machine_common, server_common,
+    Core, Event, Timer, Timers, TransactionError, code_of, machine_common, server_common,
 };
 
 /// States of a server non-INVITE transaction (Figure 8).
@@ -25,12 +25,9 @@ pub enum ServerNonInviteState {
 #[derive(Debug)]
 pub struct ServerNonInvite {
     state: ServerNonInviteState,
-    request: rsip::Request,
-    reliable: bool,
-    timers: Timers,
+    core: Core,
     last_response: Option<rsip::Response>,
     j: Timer,
-    out: Outbox,
 }
 
 impl ServerNonInvite {
@@ -38,12 +35,9 @@ impl ServerNonInvite {
     pub fn new(_now: Instant, request: rsip::Request, reliable: bool, timers: Timers) -> Self {
         ServerNonInvite {
             state: ServerNonInviteState::Trying,
-            request,
-            reliable,
-            timers,
+            core: Core::new(request, reliable, timers),
             last_response: None,
             j: Timer::default(),
-            out: Outbox::default(),
         }
     }
 
@@ -58,7 +52,7 @@ impl ServerNonInvite {
             self.state,
             ServerNonInviteState::Proceeding | ServerNonInviteState::Completed
         ) {
-            self.out.resend(self.last_response.as_ref());
+            self.core.out.resend(self.last_response.as_ref());
         }
     }
 
@@ -71,7 +65,7 @@ impl ServerNonInvite {
             (Trying | Proceeding, 100..=199) => self.state = Proceeding,
             (Trying | Proceeding, 200..=699) => {
                 self.state = Completed;
-                self.j = Timer::absorb(now, self.reliable, self.timers.t64());
+                self.j = Timer::absorb(now, self.core.reliable, self.core.timers.t64());
             }
             (Completed, _) => return Err("Completed"),
             _ => return Err("Terminated"),

@@ -109,6 +109,29 @@ impl Timer {
     }
 }
 
+/// What every machine holds besides its state and timers: the request it serves, whether
+/// the transport is reliable (no retransmissions, absorb timers at zero), the timer values
+/// and the outbox.
+#[derive(Debug)]
+pub(super) struct Core {
+    pub(super) request: rsip::Request,
+    pub(super) reliable: bool,
+    pub(super) timers: Timers,
+    pub(super) out: Outbox,
+}
+
+impl Core {
+    /// The core of a machine started for `request`, nothing queued yet.
+    pub(super) fn new(request: rsip::Request, reliable: bool, timers: Timers) -> Core {
+        Core {
+            request,
+            reliable,
+            timers,
+            out: Outbox::default(),
+        }
+    }
+}
+
 /// The messages and events a machine has queued for its driver and its TU.
 #[derive(Debug, Default)]
 pub(super) struct Outbox {
@@ -168,7 +191,7 @@ macro_rules! machine_common {
 
         /// The request the transaction was started for (the TU builds a CANCEL from an INVITE's).
         pub fn request(&self) -> &rsip::Request {
-            &self.request
+            &self.core.request
         }
 
         /// True once the machine reached Terminated.
@@ -178,7 +201,7 @@ macro_rules! machine_common {
 
         /// The next message to send, if any.
         pub fn poll_transmit(&mut self) -> Option<SipMessage> {
-            self.out.next_transmit()
+            self.core.out.next_transmit()
         }
 
         /// When `handle_timeout` must next be called.
@@ -188,7 +211,7 @@ macro_rules! machine_common {
 
         /// The next event for the TU, if any.
         pub fn poll_event(&mut self) -> Option<Event> {
-            self.out.next_event()
+            self.core.out.next_event()
         }
 
         /// Fires every timer due at `now`: a retransmission, a time-out or the end.
@@ -209,19 +232,19 @@ macro_rules! machine_common {
             $(self.$rt.stop();)*
             $(self.$to.stop();)*
             $(self.$end.stop();)+
-            self.out.emit(Event::Terminated);
+            self.core.out.emit(Event::Terminated);
         }
 
         /// Timer B, F or H fired: the TU is told and the transaction ends.
         #[allow(dead_code)] // the server non-INVITE machine has no such timer
         fn time_out(&mut self) {
-            self.out.emit(Event::TimedOut);
+            self.core.out.emit(Event::TimedOut);
             self.terminate();
         }
 
         /// The transport failed: the TU is told and the transaction ends.
         fn fail(&mut self) {
-            self.out.emit(Event::TransportError);
+            self.core.out.emit(Event::TransportError);
             self.terminate();
         }
     };
@@ -246,7 +269,7 @@ macro_rules! server_common {
             if again {
                 self.last_response = Some(resp.clone());
             }
-            self.out.send(resp);
+            self.core.out.send(resp);
             Ok(())
         }
     };
