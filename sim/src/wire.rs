@@ -25,7 +25,7 @@ use boomerang::config::Config;
 use boomerang::media::prompts::PromptLibrary;
 use boomerang::media::sdp;
 use boomerang::media::session::MediaSession;
-use boomerang::sip::leg::SipLeg;
+use boomerang::sip::leg::{LegParts, SipLeg};
 use boomerang::sip::registrar::RegistrarConfig;
 use boomerang::sip::transport::{Peer, Transport};
 use boomerang::sip::ua::{
@@ -561,6 +561,7 @@ async fn caller_call(
                 extra_headers: Vec::new(),
             },
             shared.clone(),
+            false,
         )
         .await
     else {
@@ -605,21 +606,20 @@ async fn caller_call(
     if let Ok(n) = sdp::parse_answer(&answer) {
         media.configure(&n);
     }
-    let leg = SipLeg::new(
-        LegInfo {
+    let parts = LegParts {
+        info: LegInfo {
             call_id,
             ani: ani(idx),
             dnis: rp,
             direction: Direction::Outbound,
         },
-        ua.clone(),
+        ua: ua.clone(),
         shared,
         media,
-        ctx.prompts.clone(),
-        ctx.clock.clone(),
-        String::new(),
-        true,
-    );
+        prompts: ctx.prompts.clone(),
+        clock: ctx.clock.clone(),
+    };
+    let leg = SipLeg::new(parts, String::new(), true);
     // Keys, at the scripted moments, unless the engine hangs up first.
     let mut engine_ended = false;
     for (i, k) in keys.iter().enumerate() {

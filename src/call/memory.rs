@@ -520,19 +520,12 @@ fn answer_key(target: &DialTarget) -> String {
 
 #[async_trait]
 impl Dialer for MemoryDialer {
-    async fn dial_with_headers(
-        &self,
-        target: &DialTarget,
-        caller_id: &str,
-        ring_timeout: Duration,
-        headers: &[(String, String)],
-    ) -> Result<Arc<dyn CallLeg>, DialResult> {
+    fn note_headers(&self, target: &DialTarget, headers: &[(String, String)]) {
         if !headers.is_empty() {
             self.headers
                 .lock()
                 .push((answer_key(target), headers.to_vec()));
         }
-        self.dial(target, caller_id, ring_timeout).await
     }
 
     async fn dial(

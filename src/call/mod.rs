@@ -341,7 +341,7 @@ pub trait Dialer: Send + Sync {
     ) -> Result<Arc<dyn CallLeg>, DialResult>;
 
     /// [`Dialer::dial`] with extra headers on the call (a call's attached data on the agent
-    /// leg, as SIP headers); a dialer that has no headers ignores them.
+    /// leg, as SIP headers); a dialer that has no headers only notes them and dials.
     async fn dial_with_headers(
         &self,
         target: &DialTarget,
@@ -349,7 +349,13 @@ pub trait Dialer: Send + Sync {
         ring_timeout: Duration,
         headers: &[(String, String)],
     ) -> Result<Arc<dyn CallLeg>, DialResult> {
-        let _ = headers;
+        self.note_headers(target, headers);
         self.dial(target, caller_id, ring_timeout).await
+    }
+
+    /// Takes note of the extra headers a dial through the default
+    /// [`Dialer::dial_with_headers`] carries (the simulator records them); by default nothing.
+    fn note_headers(&self, target: &DialTarget, headers: &[(String, String)]) {
+        let _ = (target, headers);
     }
 }

@@ -13,7 +13,7 @@ use crate::media::prompts::PromptLibrary;
 use crate::media::sdp;
 use crate::media::session::MediaSession;
 use crate::routing::{Dispatch, StateKind};
-use crate::sip::leg::SipLeg;
+use crate::sip::leg::{LegParts, SipLeg};
 use crate::sip::registrar::ContactLease;
 use crate::sip::transport::{Peer, Transport};
 use crate::sip::ua::{CallHandler, IncomingCall, PhoneRegistration, UaHandle};
@@ -107,21 +107,20 @@ impl SipFront {
         if !call.offer.trim().is_empty() {
             media.configure(&negotiated);
         }
-        let leg = SipLeg::new(
-            LegInfo {
+        let parts = LegParts {
+            info: LegInfo {
                 call_id: call.call_id.clone(),
                 ani: call.ani.clone(),
                 dnis: call.dnis.clone(),
                 direction: Direction::Inbound,
             },
             ua,
-            call.shared.clone(),
+            shared: call.shared.clone(),
             media,
-            self.prompts.clone(),
-            self.clock.clone(),
-            answer,
-            false,
-        );
+            prompts: self.prompts.clone(),
+            clock: self.clock.clone(),
+        };
+        let leg = SipLeg::new(parts, answer, false);
         if m.rtp_timeout_seconds > 0 {
             leg.watch_rtp(std::time::Duration::from_secs(m.rtp_timeout_seconds.into()));
         }

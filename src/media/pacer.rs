@@ -133,6 +133,15 @@ mod tests {
         out
     }
 
+    /// What `due_at` gives when only `key` is due: its frames to send and those skipped.
+    fn only(key: u32, frames: u32, skipped: u32) -> Vec<Due<u32>> {
+        vec![Due {
+            key,
+            frames,
+            skipped,
+        }]
+    }
+
     #[test]
     fn each_session_gets_fifty_frames_a_second_from_one_timer() {
         let mut p = Pacer::new(FRAME_PERIOD);
@@ -177,14 +186,7 @@ mod tests {
         assert!(p.stop(7));
         assert!(!p.stop(7));
         assert!(!p.is_playing(7) && p.is_playing(8));
-        assert_eq!(
-            due_at(&mut p, ms(20)),
-            vec![Due {
-                key: 8,
-                frames: 1,
-                skipped: 0
-            }]
-        );
+        assert_eq!(due_at(&mut p, ms(20)), only(8, 1, 0));
         // Restarting replaces the old schedule instead of adding a second one.
         p.start(8, ms(30));
         assert_eq!(p.next_deadline(), Some(ms(30)));
@@ -200,24 +202,10 @@ mod tests {
         p.start(1, ms(0));
         assert_eq!(due_at(&mut p, ms(0))[0].frames, 1);
         // Woke 25 ms late: frames for 20 and 40 are owed.
-        assert_eq!(
-            due_at(&mut p, ms(45)),
-            vec![Due {
-                key: 1,
-                frames: 2,
-                skipped: 0
-            }]
-        );
+        assert_eq!(due_at(&mut p, ms(45)), only(1, 2, 0));
         assert_eq!(p.next_deadline(), Some(ms(60)));
         // A 200 ms stall: 10 owed (60..=240), 3 sent, 7 skipped; the grid is kept.
-        assert_eq!(
-            due_at(&mut p, ms(245)),
-            vec![Due {
-                key: 1,
-                frames: 3,
-                skipped: 7
-            }]
-        );
+        assert_eq!(due_at(&mut p, ms(245)), only(1, 3, 7));
         assert_eq!(p.next_deadline(), Some(ms(260)));
     }
 }

@@ -532,12 +532,17 @@ t=0 0\n\
 m=audio 6000 RTP/AVP 0\n\
 a=rtpmap:0 PCMU/8000\n";
 
+    /// What an answer agreed on: where media goes, the codec, its payload type and the
+    /// telephone-event payload type.
+    fn agreed(neg: &Negotiated) -> (SocketAddr, Law, u8, Option<u8>) {
+        (neg.remote, neg.codec, neg.payload_type, neg.telephone_event)
+    }
+
     #[test]
     fn answers_baresip_with_pcmu_and_its_event_pt() {
         let (text, neg) = answer(BARESIP, LOCAL, 40_000).unwrap();
-        assert_eq!(neg.remote, "192.168.1.10:10520".parse().unwrap());
-        assert_eq!((neg.codec, neg.payload_type), (Law::Ulaw, 0));
-        assert_eq!(neg.telephone_event, Some(101));
+        let remote = "192.168.1.10:10520".parse().unwrap();
+        assert_eq!(agreed(&neg), (remote, Law::Ulaw, 0, Some(101)));
         assert_eq!(neg.ptime, 20);
         assert_eq!(neg.direction, MediaDirection::SendRecv);
         assert!(text.contains("m=audio 40000 RTP/AVP 0 101\r\n"), "{text}");
@@ -578,9 +583,8 @@ a=rtpmap:0 PCMU/8000\n";
     #[test]
     fn answers_linphone_with_pcma_media_level_address_and_8k_events() {
         let (text, neg) = answer(LINPHONE, LOCAL, 40_002).unwrap();
-        assert_eq!(neg.remote, "192.168.1.21:7078".parse().unwrap());
-        assert_eq!((neg.codec, neg.payload_type), (Law::Alaw, 8));
-        assert_eq!(neg.telephone_event, Some(100));
+        let remote = "192.168.1.21:7078".parse().unwrap();
+        assert_eq!(agreed(&neg), (remote, Law::Alaw, 8, Some(100)));
         assert!(text.contains("m=audio 40002 RTP/AVP 8 100\r\n"), "{text}");
         assert!(text.contains("a=rtpmap:8 PCMA/8000\r\n"));
     }

@@ -317,6 +317,22 @@ mod tests {
 
     use crate::sip::message::test_support::request as req;
 
+    /// The UAS dialog `invite` (its text) set up with a 200, and the BYE it sends.
+    fn uas_bye(invite: &str) -> (Dialog, rsip::Request) {
+        let inv = req(invite);
+        let mut d =
+            Dialog::from_uas(&inv, &ok_with_contact(&inv, 200), "<sip:bob@192.0.2.4>").unwrap();
+        let bye = d.bye(VIA);
+        (d, bye)
+    }
+
+    /// Asserts that `msg` carries each (header, value).
+    fn assert_headers(msg: &rsip::Request, expected: &[(&str, &str)]) {
+        for (name, value) in expected {
+            assert_eq!(header_value(msg, name).as_deref(), Some(*value), "{name}");
+        }
+    }
+
     fn ok_with_contact(r: &rsip::Request, code: u16) -> rsip::Response {
         let mut resp = response_with_tag(r, code, "OK", "314159bob");
         for h in r.headers.iter() {
@@ -379,22 +395,18 @@ mod tests {
 
     #[test]
     fn uas_bye_goes_to_the_remote_target_through_loose_routes() {
-        let inv = req(INVITE);
-        let mut d =
-            Dialog::from_uas(&inv, &ok_with_contact(&inv, 200), "<sip:bob@192.0.2.4>").unwrap();
-        let bye = d.bye(VIA);
+        let (d, bye) = uas_bye(INVITE);
         assert_eq!(bye.uri.to_string(), "sip:alice@pc33.atlanta.example.com");
         assert_eq!(
             header_values(&bye, "Route"),
             vec!["<sip:p2.example.com;lr>", "<sip:p1.example.com;lr>"]
         );
-        assert_eq!(
-            header_value(&bye, "From").as_deref(),
-            Some("<sip:bob@biloxi.example.com>;tag=314159bob")
-        );
-        assert_eq!(
-            header_value(&bye, "To").as_deref(),
-            Some("<sip:alice@atlanta.example.com>;tag=1928301774")
+        assert_headers(
+            &bye,
+            &[
+                ("From", "<sip:bob@biloxi.example.com>;tag=314159bob"),
+                ("To", "<sip:alice@atlanta.example.com>;tag=1928301774"),
+            ],
         );
         assert_eq!(cseq(&bye), Some((1, "BYE".into())));
         assert!(message::is_rfc3261_branch(&message::branch(&bye).unwrap()));
@@ -428,22 +440,18 @@ mod tests {
         assert_eq!(header_value(&info, "Content-Length").as_deref(), Some("24"));
         let re = d.reinvite(VIA, b"v=0\r\n".to_vec());
         assert_eq!(cseq(&re), Some((314161, "INVITE".into())));
-        assert_eq!(
-            header_value(&re, "Contact").as_deref(),
-            Some("<sip:alice@pc33.atlanta.example.com>")
-        );
-        assert_eq!(
-            header_value(&re, "Content-Type").as_deref(),
-            Some("application/sdp")
+        assert_headers(
+            &re,
+            &[
+                ("Contact", "<sip:alice@pc33.atlanta.example.com>"),
+                ("Content-Type", "application/sdp"),
+            ],
         );
     }
 
     #[test]
     fn strict_first_hop_becomes_the_request_uri() {
-        let inv = req(&INVITE.replace("<sip:p2.example.com;lr>", "<sip:p2.example.com>"));
-        let mut d =
-            Dialog::from_uas(&inv, &ok_with_contact(&inv, 200), "<sip:bob@192.0.2.4>").unwrap();
-        let bye = d.bye(VIA);
+        let (_, bye) = uas_bye(&INVITE.replace("<sip:p2.example.com;lr>", "<sip:p2.example.com>"));
         assert_eq!(bye.uri.to_string(), "sip:p2.example.com");
         assert_eq!(
             header_values(&bye, "Route"),

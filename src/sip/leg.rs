@@ -23,14 +23,26 @@ use crate::media::prompts::{Frame, PromptLibrary, digit_prompt_name};
 use crate::media::sdp;
 use crate::media::session::{MediaSession, silence_frames};
 
+/// What a SIP leg is made of, named rather than passed in order: the call, its dialog in the
+/// user agent, its RTP session and what it plays prompts with.
+pub struct LegParts {
+    /// The call as the flow sees it.
+    pub info: LegInfo,
+    /// The user agent that owns the dialog.
+    pub ua: UaHandle,
+    /// The dialog's state shared with the user agent.
+    pub shared: Arc<LegShared>,
+    /// The leg's RTP session.
+    pub media: Arc<MediaSession>,
+    /// The prompts it plays.
+    pub prompts: Arc<PromptLibrary>,
+    /// The time source.
+    pub clock: SharedClock,
+}
+
 /// A call leg over SIP/RTP.
 pub struct SipLeg {
-    info: LegInfo,
-    ua: UaHandle,
-    shared: Arc<LegShared>,
-    media: Arc<MediaSession>,
-    prompts: Arc<PromptLibrary>,
-    clock: SharedClock,
+    parts: LegParts,
     answered: AtomicBool,
     answer_sdp: String,
     stop: Notify,
@@ -39,25 +51,10 @@ pub struct SipLeg {
 impl SipLeg {
     /// A leg for a call the user agent knows as `info.call_id`; `answer_sdp` is sent on answer
     /// (inbound), and an outbound leg starts answered.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new(
-        info: LegInfo,
-        ua: UaHandle,
-        shared: Arc<LegShared>,
-        media: Arc<MediaSession>,
-        prompts: Arc<PromptLibrary>,
-        clock: SharedClock,
-        answer_sdp: String,
-        answered: bool,
-    ) -> Arc<Self> {
-        shared.attach_media(&media);
+    pub fn new(parts: LegParts, answer_sdp: String, answered: bool) -> Arc<Self> {
+        parts.shared.attach_media(&parts.media);
         Arc::new(SipLeg {
-            info,
-            ua,
-            shared,
-            media,
-            prompts,
-            clock,
+            parts,
             answered: AtomicBool::new(answered),
             answer_sdp,
             stop: Notify::new(),
@@ -80,9 +77,9 @@ impl SipLeg {
                     return;
                 }
                 let watched = leg.answered.load(Ordering::Acquire) && !leg.is_held();
-                if watch.tick(leg.media.counts().1, watched) {
+                if watch.tick(leg.parts.media.counts().1, watched) {
                     tracing::warn!(
-                        call = %leg.info.call_id,
+                        call = %leg.parts.info.call_id,
                         seconds = watch.idle_ticks(),
                         "no RTP received: ending the call (media.rtp_timeout_seconds)"
                     );
@@ -94,12 +91,13 @@ impl SipLeg {
     }
 
     fn frames(&self, items: &[PlayItem]) -> Result<Vec<Arc<[Frame]>>, CallError> {
-        let law = self.media.law();
+        let law = self.parts.media.law();
         let mut out = Vec::new();
         for item in items {
             match item {
                 PlayItem::Prompt(name) => {
                     let p = self
+                        .parts
                         .prompts
                         .get(name)
                         .ok_or_else(|| CallError::UnknownPrompt(name.clone()))?;
@@ -107,7 +105,9 @@ impl SipLeg {
                 }
                 PlayItem::Digits(keys) => {
                     for k in keys.chars() {
-                        if let Some(p) = digit_prompt_name(k).and_then(|n| self.prompts.get(n)) {
+                        if let Some(p) =
+                            digit_prompt_name(k).and_then(|n| self.parts.prompts.get(n))
+                        {
                             out.push(p.frames(law).clone());
                         }
                     }
@@ -119,12 +119,13 @@ impl SipLeg {
     }
 
     async fn wait_digit(&self, timeout: Duration) -> Option<char> {
-        let until = self.clock.now() + chrono::TimeDelta::from_std(timeout).unwrap_or_default();
+        let until =
+            self.parts.clock.now() + chrono::TimeDelta::from_std(timeout).unwrap_or_default();
         loop {
-            let n = self.shared.digits.notify.notified();
+            let n = self.parts.shared.digits.notify.notified();
             tokio::pin!(n);
             n.as_mut().enable();
-            if let Some(d) = self.shared.digits.pop() {
+            if let Some(d) = self.parts.shared.digits.pop() {
                 return Some(d);
             }
             if self.is_ended() {
@@ -132,7 +133,7 @@ impl SipLeg {
             }
             tokio::select! {
                 _ = n => {}
-                _ = self.clock.sleep_until(until) => return self.shared.digits.pop(),
+                _ = self.parts.clock.sleep_until(until) => return self.parts.shared.digits.pop(),
                 _ = self.hung_up() => return None,
             }
         }
@@ -142,12 +143,13 @@ impl SipLeg {
 #[async_trait]
 impl CallLeg for SipLeg {
     fn info(&self) -> &LegInfo {
-        &self.info
+        &self.parts.info
     }
 
     async fn answer(&self) -> Result<(), CallError> {
-        self.ua
-            .answer_once(&self.info.call_id, &self.answer_sdp, &self.answered)
+        self.parts
+            .ua
+            .answer_once(&self.parts.info.call_id, &self.answer_sdp, &self.answered)
             .await
     }
 
@@ -157,13 +159,13 @@ impl CallLeg for SipLeg {
         }
         self.answer().await?;
         if opts.barge_in
-            && let Some(k) = self.shared.digits.peek()
+            && let Some(k) = self.parts.shared.digits.peek()
         {
             return Ok(PlayOutcome::Interrupted(k));
         }
         let frames = self.frames(items)?;
-        let id = self.media.play(frames, opts.looped);
-        let digits = &self.shared.digits;
+        let id = self.parts.media.play(frames, opts.looped);
+        let digits = &self.parts.shared.digits;
         loop {
             let n = digits.notify.notified();
             tokio::pin!(n);
@@ -171,19 +173,19 @@ impl CallLeg for SipLeg {
             if opts.barge_in
                 && let Some(k) = digits.peek()
             {
-                self.media.stop();
+                self.parts.media.stop();
                 return Ok(PlayOutcome::Interrupted(k));
             }
             tokio::select! {
-                _ = self.media.wait_played(id) => {
+                _ = self.parts.media.wait_played(id) => {
                     return Ok(if self.is_ended() { PlayOutcome::HungUp } else { PlayOutcome::Completed });
                 }
                 _ = self.stop.notified() => {
-                    self.media.stop();
+                    self.parts.media.stop();
                     return Ok(PlayOutcome::Completed);
                 }
                 _ = self.hung_up() => {
-                    self.media.stop();
+                    self.parts.media.stop();
                     return Ok(PlayOutcome::HungUp);
                 }
                 _ = n, if opts.barge_in => {}
@@ -192,7 +194,7 @@ impl CallLeg for SipLeg {
     }
 
     fn stop_playing(&self) {
-        self.media.stop();
+        self.parts.media.stop();
         self.stop.notify_waiters();
     }
 
@@ -205,14 +207,14 @@ impl CallLeg for SipLeg {
     }
 
     fn flush_digits(&self) {
-        self.shared.digits.clear();
+        self.parts.shared.digits.clear();
     }
 
     async fn send_digits(&self, digits: &str) -> Result<(), CallError> {
         if self.is_ended() {
             return Err(CallError::Ended);
         }
-        self.media.send_digits(digits);
+        self.parts.media.send_digits(digits);
         Ok(())
     }
 
@@ -221,19 +223,19 @@ impl CallLeg for SipLeg {
             return Err(CallError::Ended);
         }
         self.answer().await?;
-        self.media.stop();
+        self.parts.media.stop();
         let other_media = other.media();
         if let Some(m) = &other_media {
             m.stop();
-            self.media.relay_to(m);
-            let mine: Arc<dyn LegMedia> = self.media.clone();
+            self.parts.media.relay_to(m);
+            let mine: Arc<dyn LegMedia> = self.parts.media.clone();
             m.relay_to(&mine);
         }
         let end = tokio::select! {
             _ = self.hung_up() => BridgeEnd::ThisSide,
             _ = other.hung_up() => BridgeEnd::OtherSide,
         };
-        self.media.unbridge();
+        self.parts.media.unbridge();
         if let Some(m) = &other_media {
             m.unbridge();
         }
@@ -244,44 +246,45 @@ impl CallLeg for SipLeg {
         if self.is_ended() {
             return Ok(());
         }
-        if self.answered.load(Ordering::Acquire) || self.info.direction == Direction::Outbound {
-            self.ua.hang_up(&self.info.call_id);
+        if self.answered.load(Ordering::Acquire) || self.parts.info.direction == Direction::Outbound
+        {
+            self.parts.ua.hang_up(&self.parts.info.call_id);
         } else {
             let (code, reason) = match cause {
                 HangupCause::Busy => (486, "Busy Here"),
                 HangupCause::NotFound => (404, "Not Found"),
                 HangupCause::Unavailable | HangupCause::Normal => (480, "Temporarily Unavailable"),
             };
-            self.ua.reject(&self.info.call_id, code, reason);
+            self.parts.ua.reject(&self.parts.info.call_id, code, reason);
         }
-        self.shared.end();
-        self.media.close();
+        self.parts.shared.end();
+        self.parts.media.close();
         Ok(())
     }
 
     async fn hung_up(&self) {
-        let mut rx = self.shared.ended.subscribe();
+        let mut rx = self.parts.shared.ended.subscribe();
         let _ = rx.wait_for(|e| *e).await;
     }
 
     fn is_ended(&self) -> bool {
-        *self.shared.ended.borrow()
+        *self.parts.shared.ended.borrow()
     }
 
     fn listen(&self) -> Option<tokio::sync::mpsc::Receiver<Vec<i16>>> {
-        Some(self.media.listen())
+        Some(self.parts.media.listen())
     }
 
     fn media(&self) -> Option<Arc<dyn LegMedia>> {
-        Some(self.media.clone())
+        Some(self.parts.media.clone())
     }
 
     fn is_held(&self) -> bool {
-        *self.shared.held.borrow()
+        *self.parts.shared.held.borrow()
     }
 
     fn accepts_refer(&self) -> bool {
-        self.shared.accepts_refer.load(Ordering::Acquire)
+        self.parts.shared.accepts_refer.load(Ordering::Acquire)
     }
 
     async fn refer(
@@ -294,17 +297,18 @@ impl CallLeg for SipLeg {
         // REFER travels in the dialog: an unanswered call is answered first.
         self.answer().await?;
         // A former REFER's outcome must not answer for this one.
-        self.shared.refer.send_replace(ReferState::Idle);
-        let mut rx = self.shared.refer.subscribe();
-        self.ua.refer(&self.info.call_id, target);
+        self.parts.shared.refer.send_replace(ReferState::Idle);
+        let mut rx = self.parts.shared.refer.subscribe();
+        self.parts.ua.refer(&self.parts.info.call_id, target);
         let settled = |s: &ReferState| matches!(s, ReferState::Refused(_) | ReferState::Done(_));
-        let deadline = self.clock.now() + chrono::TimeDelta::from_std(wait).unwrap_or_default();
+        let deadline =
+            self.parts.clock.now() + chrono::TimeDelta::from_std(wait).unwrap_or_default();
         tokio::select! {
             _ = rx.wait_for(settled) => {}
-            _ = self.clock.sleep_until(deadline) => {}
+            _ = self.parts.clock.sleep_until(deadline) => {}
             _ = self.hung_up() => {}
         }
-        let state = *self.shared.refer.borrow();
+        let state = *self.parts.shared.refer.borrow();
         Ok(match state {
             ReferState::Refused(code) => ReferOutcome::Refused(code),
             ReferState::Done(code) => ReferOutcome::Final(code),
@@ -316,7 +320,7 @@ impl CallLeg for SipLeg {
 
 impl Drop for SipLeg {
     fn drop(&mut self) {
-        self.media.close();
+        self.parts.media.close();
     }
 }
 
@@ -473,11 +477,7 @@ impl Dialer for SipDialer {
             extra_headers: headers.to_vec(),
         };
         // A late-offer trunk gets no SDP; its 200 offers and the user agent answers.
-        let placed = if late_offer {
-            self.ua.dial_late_offer(request, shared.clone()).await
-        } else {
-            self.ua.dial(request, shared.clone()).await
-        };
+        let placed = self.ua.dial(request, shared.clone(), late_offer).await;
         let (call_id, mut events) = placed.ok_or(DialResult::Failed)?;
         let deadline =
             self.clock.now() + chrono::TimeDelta::from_std(ring_timeout).unwrap_or_default();
@@ -517,21 +517,20 @@ impl Dialer for SipDialer {
                     }
                     DialTarget::Uri { uri } => uri.clone(),
                 };
-                Ok(SipLeg::new(
-                    LegInfo {
+                let parts = LegParts {
+                    info: LegInfo {
                         call_id,
                         ani: number,
                         dnis: caller_id.to_string(),
                         direction: Direction::Outbound,
                     },
-                    self.ua.clone(),
+                    ua: self.ua.clone(),
                     shared,
                     media,
-                    self.prompts.clone(),
-                    self.clock.clone(),
-                    String::new(),
-                    true,
-                ))
+                    prompts: self.prompts.clone(),
+                    clock: self.clock.clone(),
+                };
+                Ok(SipLeg::new(parts, String::new(), true))
             }
             Err(r) => {
                 media.close();

@@ -454,21 +454,24 @@ mod tests {
 
     const AOR: &str = "sip:1001@example.com";
 
-    #[test]
-    fn binds_several_contacts_and_lists_them_in_the_200() {
+    /// A fresh registrar at t0 = now once a first REGISTER (Call-ID c1, CSeq 1) of `contacts`
+    /// was accepted: the registrar, t0 and that REGISTER's outcome.
+    fn registered(
+        contacts: &[&str],
+        expires: Option<&str>,
+    ) -> (Registrar, Instant, RegisterOutcome) {
         let mut reg = Registrar::new(RegistrarConfig::default());
         let t0 = crate::clock::monotonic_now();
-        let out = reg
-            .process(
-                t0,
-                &register(
-                    &["<sip:1001@192.0.2.10:5060>", "<sip:1001@192.0.2.11>;q=0.5"],
-                    Some("600"),
-                    "c1",
-                    1,
-                ),
-            )
-            .unwrap();
+        let out = reg.process(t0, &register(contacts, expires, "c1", 1));
+        (reg, t0, out.expect("the first REGISTER is accepted"))
+    }
+
+    #[test]
+    fn binds_several_contacts_and_lists_them_in_the_200() {
+        let (reg, _, out) = registered(
+            &["<sip:1001@192.0.2.10:5060>", "<sip:1001@192.0.2.11>;q=0.5"],
+            Some("600"),
+        );
         assert_eq!(out.aor, AOR);
         assert_eq!(out.response.status_code.code(), 200);
         assert_eq!(
@@ -484,19 +487,8 @@ mod tests {
 
     #[test]
     fn contact_expires_param_beats_header_and_max_is_clamped() {
-        let mut reg = Registrar::new(RegistrarConfig::default());
-        let t0 = crate::clock::monotonic_now();
-        let out = reg
-            .process(
-                t0,
-                &register(
-                    &["<sip:a@h1>;expires=120", "<sip:b@h2>"],
-                    Some("99999"),
-                    "c1",
-                    1,
-                ),
-            )
-            .unwrap();
+        let (mut reg, t0, out) =
+            registered(&["<sip:a@h1>;expires=120", "<sip:b@h2>"], Some("99999"));
         let remaining: Vec<u32> = out.bindings.iter().map(|b| b.remaining(t0)).collect();
         assert_eq!(remaining, vec![120, 3600]);
         let out = reg
@@ -521,10 +513,7 @@ mod tests {
 
     #[test]
     fn refresh_moves_the_expiry_and_keeps_one_binding() {
-        let mut reg = Registrar::new(RegistrarConfig::default());
-        let t0 = crate::clock::monotonic_now();
-        reg.process(t0, &register(&["<sip:a@h1>"], Some("300"), "c1", 1))
-            .unwrap();
+        let (mut reg, t0, _) = registered(&["<sip:a@h1>"], Some("300"));
         let later = t0 + Duration::from_secs(200);
         let out = reg
             .process(later, &register(&["<SIP:a@H1>"], Some("300"), "c1", 2))
@@ -536,10 +525,7 @@ mod tests {
 
     #[test]
     fn expires_zero_removes_one_contact_and_reports_the_last() {
-        let mut reg = Registrar::new(RegistrarConfig::default());
-        let t0 = crate::clock::monotonic_now();
-        reg.process(t0, &register(&["<sip:a@h1>", "<sip:b@h2>"], None, "c1", 1))
-            .unwrap();
+        let (mut reg, t0, _) = registered(&["<sip:a@h1>", "<sip:b@h2>"], None);
         let out = reg
             .process(t0, &register(&["<sip:a@h1>;expires=0"], None, "c1", 2))
             .unwrap();
@@ -555,10 +541,7 @@ mod tests {
 
     #[test]
     fn wildcard_removes_all_only_with_expires_zero() {
-        let mut reg = Registrar::new(RegistrarConfig::default());
-        let t0 = crate::clock::monotonic_now();
-        reg.process(t0, &register(&["<sip:a@h1>", "<sip:b@h2>"], None, "c1", 1))
-            .unwrap();
+        let (mut reg, t0, _) = registered(&["<sip:a@h1>", "<sip:b@h2>"], None);
         assert_eq!(
             reg.process(t0, &register(&["*"], Some("60"), "c1", 2)),
             Err(RegistrarError::BadRequest("Invalid Wildcard Contact"))
@@ -614,10 +597,7 @@ mod tests {
 
     #[test]
     fn query_without_contact_lists_bindings() {
-        let mut reg = Registrar::new(RegistrarConfig::default());
-        let t0 = crate::clock::monotonic_now();
-        reg.process(t0, &register(&["<sip:a@h1>"], Some("100"), "c1", 1))
-            .unwrap();
+        let (mut reg, t0, _) = registered(&["<sip:a@h1>"], Some("100"));
         let out = reg
             .process(t0 + Duration::from_secs(40), &register(&[], None, "c1", 2))
             .unwrap();
@@ -626,18 +606,8 @@ mod tests {
 
     #[test]
     fn expire_drops_lapsed_bindings_and_names_emptied_aors() {
-        let mut reg = Registrar::new(RegistrarConfig::default());
-        let t0 = crate::clock::monotonic_now();
-        reg.process(
-            t0,
-            &register(
-                &["<sip:a@h1>;expires=60", "<sip:b@h2>;expires=120"],
-                None,
-                "c1",
-                1,
-            ),
-        )
-        .unwrap();
+        let (mut reg, t0, _) =
+            registered(&["<sip:a@h1>;expires=60", "<sip:b@h2>;expires=120"], None);
         assert_eq!(reg.next_expiry(), Some(t0 + Duration::from_secs(60)));
         assert!(reg.expire(t0 + Duration::from_secs(59)).is_empty());
         assert!(reg.expire(t0 + Duration::from_secs(60)).is_empty());

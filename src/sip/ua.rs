@@ -312,27 +312,11 @@ impl UaHandle {
         });
     }
 
-    /// Places an outbound INVITE; events arrive on the returned receiver.
+    /// Places an outbound INVITE; events arrive on the returned receiver. With `late_offer`
+    /// (for trunks that want to offer) the INVITE has no SDP: the callee's 200 carries the
+    /// offer, answered in the ACK from `req.sdp`'s address, and [`UacEvent::Answered`] gives
+    /// that offer.
     pub async fn dial(
-        &self,
-        req: DialRequest,
-        shared: Arc<LegShared>,
-    ) -> Option<(String, mpsc::UnboundedReceiver<UacEvent>)> {
-        self.dial_with(req, shared, false).await
-    }
-
-    /// Places an outbound INVITE without SDP (late offer, for trunks that want to offer): the
-    /// callee's 200 carries the offer, answered in the ACK from `req.sdp`'s address, and
-    /// [`UacEvent::Answered`] gives that offer.
-    pub async fn dial_late_offer(
-        &self,
-        req: DialRequest,
-        shared: Arc<LegShared>,
-    ) -> Option<(String, mpsc::UnboundedReceiver<UacEvent>)> {
-        self.dial_with(req, shared, true).await
-    }
-
-    async fn dial_with(
         &self,
         req: DialRequest,
         shared: Arc<LegShared>,

@@ -191,7 +191,7 @@ fn status(resp: &str) -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_captured_authorization_is_refused_for_a_new_registration() {
-    use boomerang::sip::digest::{Algorithm, compute_response, respond_with_cnonce};
+    use boomerang::sip::digest::{Algorithm, respond_with_cnonce, response_from_ha1};
     let r = engine(|_| {}).await;
     let uri = format!("sip:{}", r.sip());
     let mut phone = Phone::new("127.0.0.1", r.sip()).await;
@@ -244,11 +244,9 @@ async fn a_captured_authorization_is_refused_for_a_new_registration() {
         .nth(1)
         .and_then(|s| s.split('"').next())
         .expect("nonce");
-    let response = compute_response(
+    let response = response_from_ha1(
         Algorithm::Md5,
-        "1001",
-        "boomerang",
-        pw,
+        &Algorithm::Md5.ha1("1001", "boomerang", pw),
         "REGISTER",
         &uri,
         nonce,

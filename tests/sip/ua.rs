@@ -425,6 +425,7 @@ async fn we_refresh(update: bool) {
                 extra_headers: Vec::new(),
             },
             shared.clone(),
+            false,
         )
         .await
         .unwrap();

@@ -387,7 +387,7 @@ impl Dialer for AgentDialer {
             extra_headers: Vec::new(),
         };
         let (call_id, mut events) =
-            w.ua.dial(request, shared.clone())
+            w.ua.dial(request, shared.clone(), false)
                 .await
                 .ok_or(DialResult::Failed)?;
         let deadline = sh.clock.now() + chrono::TimeDelta::from_std(ring).unwrap_or_default();

@@ -128,21 +128,20 @@ async fn customer_answers(ctx: &Ctx, ua: &UaHandle, idx: usize, call: IncomingCa
         return;
     };
     lock(&ctx.tally).customer_answered += 1;
-    let leg = SipLeg::new(
-        LegInfo {
+    let parts = LegParts {
+        info: LegInfo {
             call_id: call.call_id.clone(),
             ani: call.ani.clone(),
             dnis: call.dnis.clone(),
             direction: Direction::Inbound,
         },
-        ua.clone(),
-        call.shared.clone(),
+        ua: ua.clone(),
+        shared: call.shared.clone(),
         media,
-        ctx.prompts.clone(),
-        ctx.clock.clone(),
-        String::new(),
-        true,
-    );
+        prompts: ctx.prompts.clone(),
+        clock: ctx.clock.clone(),
+    };
+    let leg = SipLeg::new(parts, String::new(), true);
     tokio::select! {
         _ = tokio::time::sleep(secs(ctx.opts.digit_delay)) => {
             let _ = leg.send_digits(&ctx.confirm).await;

@@ -32,6 +32,7 @@ impl Endpoint {
         };
         let now = auth.clock.now();
         let digest = &self.shared.digest;
+        let guards = &self.shared.auth;
         let challenge = |stale: bool| {
             let mut resp = message::response_for(req, 401, "Unauthorized");
             // MD5 first: many phones (and SIPp) answer only the first challenge instead of the
@@ -54,12 +55,7 @@ impl Endpoint {
             .and_then(|t| message::name_addr_parts(&t).map(|(uri, _)| user_of_uri(&uri)))
             .unwrap_or_default();
         let source = peer.addr.ip();
-        let blocked = self
-            .shared
-            .auth
-            .lock()
-            .failures
-            .blocked(&to_user, source, now);
+        let blocked = guards.lock().failures.blocked(&to_user, source, now);
         if let Some(wait) = blocked {
             let mut resp = message::response_for(req, 503, "Service Unavailable");
             resp.headers
@@ -80,7 +76,7 @@ impl Endpoint {
         let (failure, forbidden) = match verified {
             Ok(v) if v.username == to_user => {
                 let ttl = digest.nonce_ttl().num_seconds();
-                let mut guard = self.shared.auth.lock();
+                let mut guard = guards.lock();
                 match guard.nonce_uses.record(now, ttl, &v.nonce, v.issued, v.nc) {
                     Ok(()) => {
                         guard.failures.succeeded(&to_user);
@@ -94,12 +90,7 @@ impl Endpoint {
             Err(digest::DigestError::Stale) => return Err(challenge(true)),
             Err(e) => (e.to_string(), false),
         };
-        let blocked = self
-            .shared
-            .auth
-            .lock()
-            .failures
-            .failed(&to_user, source, now);
+        let blocked = guards.lock().failures.failed(&to_user, source, now);
         tracing::warn!(
             user = %to_user,
             from = %peer.addr,

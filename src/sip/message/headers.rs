@@ -277,10 +277,14 @@ mod tests {
             );
             super::super::test_support::request(&text)
         };
+        // The request with Via `via`, as stamped on arrival from `source`.
+        let stamped = |via: &str, source: &str| {
+            let mut r = request(via);
+            stamp_via(&mut r, source.parse().unwrap());
+            r
+        };
         let top = |r: &rsip::Request| vias(r).first().unwrap().to_string();
-        let v6: std::net::SocketAddr = "[::1]:5098".parse().unwrap();
-        let mut r = request("SIP/2.0/UDP [::1]:5098;branch=z9hG4bK1;rport");
-        stamp_via(&mut r, v6);
+        let r = stamped("SIP/2.0/UDP [::1]:5098;branch=z9hG4bK1;rport", "[::1]:5098");
         assert_eq!(
             top(&r),
             "SIP/2.0/UDP [::1]:5098;branch=z9hG4bK1;received=::1;rport=5098"
@@ -289,21 +293,22 @@ mod tests {
         assert_eq!(vias(&r).len(), 2);
         assert_eq!(branch(&r).as_deref(), Some("z9hG4bK1"));
         // Behind NAT: another address, no rport asked.
-        let nat: std::net::SocketAddr = "[2001:db8::9]:40000".parse().unwrap();
-        let mut r = request("SIP/2.0/UDP [2001:db8::1]:5060;branch=z9hG4bK2");
-        stamp_via(&mut r, nat);
+        let r = stamped(
+            "SIP/2.0/UDP [2001:db8::1]:5060;branch=z9hG4bK2",
+            "[2001:db8::9]:40000",
+        );
         assert_eq!(
             top(&r),
             "SIP/2.0/UDP [2001:db8::1]:5060;branch=z9hG4bK2;received=2001:db8::9"
         );
         // Same address, no rport: nothing to say.
-        let v4: std::net::SocketAddr = "10.0.0.2:5060".parse().unwrap();
-        let mut r = request("SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bK3");
-        stamp_via(&mut r, v4);
+        let r = stamped("SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bK3", "10.0.0.2:5060");
         assert_eq!(top(&r), "SIP/2.0/UDP 10.0.0.2:5060;branch=z9hG4bK3");
         // A host name and rport over IPv4.
-        let mut r = request("SIP/2.0/TCP phone.example;rport;branch=z9hG4bK4");
-        stamp_via(&mut r, "192.0.2.7:61000".parse().unwrap());
+        let r = stamped(
+            "SIP/2.0/TCP phone.example;rport;branch=z9hG4bK4",
+            "192.0.2.7:61000",
+        );
         assert_eq!(
             top(&r),
             "SIP/2.0/TCP phone.example;branch=z9hG4bK4;received=192.0.2.7;rport=61000"

@@ -5,7 +5,7 @@ pub(super) use rsip::SipMessage;
 
 pub(super) use super::*;
 
-pub(super) const OPTIONS: &str = "OPTIONS sip:bob@example.com SIP/2.0\r\n\
+pub(crate) const OPTIONS: &str = "OPTIONS sip:bob@example.com SIP/2.0\r\n\
     Via: SIP/2.0/UDP pc33.example.com;branch=z9hG4bK776asdhds\r\n\
     Max-Forwards: 70\r\n\
     To: Bob <sip:bob@example.com>\r\n\

@@ -8,7 +8,7 @@ use rsip::message::HasHeaders;
 use rsip::{Header, SipMessage};
 
 use super::super::message::cseq;
-use super::timers::{Event, Outbox, Timer, Timers, code_of, machine_common};
+use super::timers::{Core, Event, Timer, Timers, code_of, machine_common};
 
 /// States of a client INVITE transaction (Figure 5 of RFC 3261 as amended by RFC 6026).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,37 +29,31 @@ pub enum ClientInviteState {
 #[derive(Debug)]
 pub struct ClientInvite {
     state: ClientInviteState,
-    request: rsip::Request,
-    reliable: bool,
-    timers: Timers,
+    core: Core,
     a: Timer,
     b: Timer,
     d: Timer,
     m: Timer,
     ack: Option<rsip::Request>,
-    out: Outbox,
 }
 
 impl ClientInvite {
     /// Starts the transaction and queues the INVITE for sending.
     pub fn new(now: Instant, request: rsip::Request, reliable: bool, timers: Timers) -> Self {
-        let mut out = Outbox::default();
-        out.send(request.clone());
+        let mut core = Core::new(request, reliable, timers);
+        core.out.send(core.request.clone());
         ClientInvite {
             state: ClientInviteState::Calling,
-            request,
-            reliable,
-            timers,
+            core,
             a: Timer::retransmit(now, reliable, timers.t1),
             b: Timer::start(now, timers.t64()),
             d: Timer::default(),
             m: Timer::default(),
             ack: None,
-            out,
         }
     }
 
-    machine_common!(ClientInviteState, [a, b, d, m]);
+    machine_common!(ClientInviteState, retransmit: [a], time_out: [b], end: [d, m]);
 
     /// Feeds a response matched to this transaction.
     pub fn handle_message(&mut self, now: Instant, msg: SipMessage) {
@@ -73,56 +67,42 @@ impl ClientInvite {
                 self.state = Proceeding;
                 self.a.stop();
                 self.b.stop();
-                self.out.emit(Event::Response(resp));
+                self.core.out.emit(Event::Response(resp));
             }
             (Calling | Proceeding, 200..=299) => {
                 self.state = Accepted;
                 self.a.stop();
                 self.b.stop();
-                self.m = Timer::start(now, self.timers.t64());
-                self.out.emit(Event::Response(resp));
+                self.m = Timer::start(now, self.core.timers.t64());
+                self.core.out.emit(Event::Response(resp));
             }
             (Calling | Proceeding, 300..=699) => {
                 self.state = Completed;
                 self.a.stop();
                 self.b.stop();
-                let ack = ack_for(&self.request, &resp);
-                self.out.send(ack.clone());
+                let ack = ack_for(&self.core.request, &resp);
+                self.core.out.send(ack.clone());
                 self.ack = Some(ack);
-                let wait = Duration::from_secs(32).max(self.timers.t64());
-                self.d = Timer::absorb(now, self.reliable, wait);
-                self.out.emit(Event::Response(resp));
+                let wait = Duration::from_secs(32).max(self.core.timers.t64());
+                self.d = Timer::absorb(now, self.core.reliable, wait);
+                self.core.out.emit(Event::Response(resp));
             }
-            (Completed, 300..=699) => self.out.resend(self.ack.as_ref()),
-            (Accepted, 200..=299) => self.out.emit(Event::Response(resp)),
+            (Completed, 300..=699) => self.core.out.resend(self.ack.as_ref()),
+            (Accepted, 200..=299) => self.core.out.emit(Event::Response(resp)),
             _ => {}
         }
     }
 
-    /// Fires every timer due at `now`.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        use ClientInviteState::*;
-        if self.state == Calling && self.a.due(now) {
-            self.out.send(self.request.clone());
-            self.a.back_off(now, Duration::MAX);
-        }
-        if self.state == Calling && self.b.due(now) {
-            self.time_out();
-        }
-        if self.state == Completed && self.d.due(now) {
-            self.terminate();
-        }
-        if self.state == Accepted && self.m.due(now) {
-            self.terminate();
-        }
+    /// Timer A fired (Calling, unreliable transport): the INVITE goes again, A doubles.
+    fn retransmit(&mut self, now: Instant) {
+        self.core.out.send(self.core.request.clone());
+        self.a.back_off(now, Duration::MAX);
     }
 
     /// The driver could not send: the transaction fails (RFC 3261 §17.1.4).
     pub fn handle_transport_error(&mut self) {
-        if matches!(
-            self.state,
-            ClientInviteState::Calling | ClientInviteState::Proceeding
-        ) {
+        use ClientInviteState::*;
+        if matches!(self.state, Calling | Proceeding) {
             self.fail();
         }
     }
@@ -173,8 +153,7 @@ mod tests {
 
     #[test]
     fn client_invite_over_udp_backs_off_and_times_out_at_64_t1() {
-        let t0 = crate::clock::monotonic_now();
-        let mut t = ClientInvite::new(t0, invite(), false, Timers::default());
+        let (t0, _, mut t) = start(ClientInvite::new, invite(), false);
         assert!(matches!(t.poll_transmit(), Some(SipMessage::Request(_))));
         let sent = run_until!(t, t0, Duration::from_secs(40));
         assert_eq!(sent, vec![500, 1500, 3500, 7500, 15500, 31500]);
@@ -186,8 +165,7 @@ mod tests {
 
     #[test]
     fn client_invite_over_tcp_never_retransmits() {
-        let t0 = crate::clock::monotonic_now();
-        let mut t = ClientInvite::new(t0, invite(), true, Timers::default());
+        let (t0, _, mut t) = start(ClientInvite::new, invite(), true);
         assert!(t.poll_transmit().is_some());
         assert_eq!(t.poll_timeout(), Some(t0 + Duration::from_secs(32)));
         let sent = run_until!(t, t0, Duration::from_secs(40));
@@ -197,9 +175,7 @@ mod tests {
 
     #[test]
     fn client_invite_acks_non_2xx_and_absorbs_retransmissions_during_timer_d() {
-        let t0 = crate::clock::monotonic_now();
-        let inv = invite();
-        let mut t = ClientInvite::new(t0, inv.clone(), false, Timers::default());
+        let (t0, inv, mut t) = start(ClientInvite::new, invite(), false);
         t.poll_transmit();
         t.handle_message(t0 + ms(100), resp(&inv, 180).into());
         assert_eq!(t.state(), ClientInviteState::Proceeding);
@@ -228,23 +204,18 @@ mod tests {
         t.handle_message(t0 + ms(6500), resp(&inv, 486).into());
         assert!(matches!(t.poll_transmit(), Some(SipMessage::Request(a)) if a == ack));
         assert_eq!(t.poll_event(), None);
-        assert_eq!(t.poll_timeout(), Some(t0 + ms(6000 + 32_000)));
-        t.handle_timeout(t0 + ms(38_000));
-        assert_eq!(t.poll_event(), Some(Event::Terminated));
+        assert_ends_at!(t, t0 + ms(6000 + 32_000));
     }
 
     #[test]
     fn client_invite_passes_every_2xx_in_accepted_until_timer_m() {
-        let t0 = crate::clock::monotonic_now();
-        let inv = invite();
-        let mut t = ClientInvite::new(t0, inv.clone(), false, Timers::default());
+        let (t0, inv, mut t) = start(ClientInvite::new, invite(), false);
         t.handle_message(t0 + ms(200), resp(&inv, 200).into());
         assert_eq!(t.state(), ClientInviteState::Accepted);
         t.handle_message(t0 + ms(700), resp(&inv, 200).into());
         let events: Vec<_> = std::iter::from_fn(|| t.poll_event()).collect();
         assert_eq!(events.len(), 2, "both 2xx go to the TU, which ACKs them");
         assert_eq!(drain(&mut || t.poll_transmit()).len(), 1, "no ACK from us");
-        t.handle_timeout(t0 + ms(200) + Timers::default().t64());
-        assert_eq!(t.poll_event(), Some(Event::Terminated));
+        assert_ends_at!(t, t0 + ms(200) + Timers::default().t64());
     }
 }

@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use rsip::SipMessage;
 
-use super::timers::{Event, Outbox, Timer, Timers, code_of, machine_common};
+use super::timers::{Core, Event, Timer, Timers, code_of, machine_common};
 
 /// States of a client non-INVITE transaction (Figure 6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,33 +23,27 @@ pub enum ClientNonInviteState {
 #[derive(Debug)]
 pub struct ClientNonInvite {
     state: ClientNonInviteState,
-    request: rsip::Request,
-    reliable: bool,
-    timers: Timers,
+    core: Core,
     e: Timer,
     f: Timer,
     k: Timer,
-    out: Outbox,
 }
 
 impl ClientNonInvite {
     /// Starts the transaction and queues the request for sending.
     pub fn new(now: Instant, request: rsip::Request, reliable: bool, timers: Timers) -> Self {
-        let mut out = Outbox::default();
-        out.send(request.clone());
+        let mut core = Core::new(request, reliable, timers);
+        core.out.send(core.request.clone());
         ClientNonInvite {
             state: ClientNonInviteState::Trying,
-            request,
-            reliable,
-            timers,
+            core,
             e: Timer::retransmit(now, reliable, timers.t1),
             f: Timer::start(now, timers.t64()),
             k: Timer::default(),
-            out,
         }
     }
 
-    machine_common!(ClientNonInviteState, [e, f, k]);
+    machine_common!(ClientNonInviteState, retransmit: [e], time_out: [f], end: [k]);
 
     /// Feeds a response matched to this transaction.
     pub fn handle_message(&mut self, now: Instant, msg: SipMessage) {
@@ -60,44 +54,34 @@ impl ClientNonInvite {
         match (self.state, code_of(&resp)) {
             (Trying | Proceeding, 100..=199) => {
                 self.state = Proceeding;
-                self.out.emit(Event::Response(resp));
+                self.core.out.emit(Event::Response(resp));
             }
             (Trying | Proceeding, 200..=699) => {
                 self.state = Completed;
                 self.e.stop();
                 self.f.stop();
-                self.k = Timer::absorb(now, self.reliable, self.timers.t4);
-                self.out.emit(Event::Response(resp));
+                self.k = Timer::absorb(now, self.core.reliable, self.core.timers.t4);
+                self.core.out.emit(Event::Response(resp));
             }
             _ => {}
         }
     }
 
-    /// Fires every timer due at `now`.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        use ClientNonInviteState::*;
-        if matches!(self.state, Trying | Proceeding) && self.e.due(now) {
-            self.out.send(self.request.clone());
-            if self.state == Trying {
-                self.e.back_off(now, self.timers.t2);
-            } else {
-                self.e = Timer::start(now, self.timers.t2);
-            }
-        }
-        if matches!(self.state, Trying | Proceeding) && self.f.due(now) {
-            self.time_out();
-        }
-        if self.state == Completed && self.k.due(now) {
-            self.terminate();
+    /// Timer E fired (Trying or Proceeding, unreliable transport): the request goes again;
+    /// E doubles up to T2 while Trying, and is T2 once Proceeding.
+    fn retransmit(&mut self, now: Instant) {
+        self.core.out.send(self.core.request.clone());
+        if self.state == ClientNonInviteState::Trying {
+            self.e.back_off(now, self.core.timers.t2);
+        } else {
+            self.e = Timer::start(now, self.core.timers.t2);
         }
     }
 
     /// The driver could not send: the transaction fails.
     pub fn handle_transport_error(&mut self) {
-        if matches!(
-            self.state,
-            ClientNonInviteState::Trying | ClientNonInviteState::Proceeding
-        ) {
+        use ClientNonInviteState::*;
+        if matches!(self.state, Trying | Proceeding) {
             self.fail();
         }
     }
@@ -125,25 +109,17 @@ mod tests {
 
     #[test]
     fn client_non_invite_caps_retransmits_at_t2_and_times_out_with_timer_f() {
-        let t0 = crate::clock::monotonic_now();
-        let mut t = ClientNonInvite::new(t0, register(), false, Timers::default());
+        let (t0, _, mut t) = start(ClientNonInvite::new, register(), false);
         t.poll_transmit();
         let sent = run_until!(t, t0, Duration::from_secs(40));
-        assert_eq!(
-            sent,
-            vec![
-                500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500
-            ]
-        );
+        assert_eq!(sent, BACKED_OFF_TO_T2);
         assert_eq!(t.poll_event(), Some(Event::TimedOut));
         assert_eq!(t.state(), ClientNonInviteState::Terminated);
     }
 
     #[test]
     fn client_non_invite_retransmits_every_t2_when_proceeding_then_waits_timer_k() {
-        let t0 = crate::clock::monotonic_now();
-        let reg = register();
-        let mut t = ClientNonInvite::new(t0, reg.clone(), false, Timers::default());
+        let (t0, reg, mut t) = start(ClientNonInvite::new, register(), false);
         t.poll_transmit();
         t.handle_message(t0 + ms(100), resp(&reg, 100).into());
         assert_eq!(t.state(), ClientNonInviteState::Proceeding);
@@ -155,16 +131,12 @@ mod tests {
         t.handle_message(t0 + ms(9100), resp(&reg, 200).into());
         let events: Vec<_> = std::iter::from_fn(|| t.poll_event()).collect();
         assert_eq!(events.len(), 2, "100 and the first 200 only");
-        assert_eq!(t.poll_timeout(), Some(t0 + ms(9000 + 5000)));
-        t.handle_timeout(t0 + ms(14_000));
-        assert_eq!(t.poll_event(), Some(Event::Terminated));
+        assert_ends_at!(t, t0 + ms(9000 + 5000));
     }
 
     #[test]
     fn client_non_invite_over_tcp_terminates_at_once_after_final() {
-        let t0 = crate::clock::monotonic_now();
-        let reg = register();
-        let mut t = ClientNonInvite::new(t0, reg.clone(), true, Timers::default());
+        let (t0, reg, mut t) = start(ClientNonInvite::new, register(), true);
         t.handle_message(t0 + ms(10), resp(&reg, 200).into());
         assert_eq!(t.poll_timeout(), Some(t0 + ms(10)));
         t.handle_timeout(t0 + ms(10));
@@ -173,8 +145,7 @@ mod tests {
 
     #[test]
     fn transport_errors_fail_the_transaction() {
-        let t0 = crate::clock::monotonic_now();
-        let mut t = ClientNonInvite::new(t0, register(), false, Timers::default());
+        let (_, _, mut t) = start(ClientNonInvite::new, register(), false);
         t.handle_transport_error();
         assert_eq!(t.poll_event(), Some(Event::TransportError));
         assert_eq!(t.poll_event(), Some(Event::Terminated));

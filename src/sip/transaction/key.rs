@@ -86,7 +86,7 @@ mod tests {
         assert_eq!(k.branch, "z9hG4bK776asdhds");
         assert_eq!(k.sent_by, "pc33.example.com");
         assert_eq!(TransactionKey::of(&ack_of(&inv).into()), Some(k.clone()));
-        let cancel = req(&INVITE
+        let cancel = req(&invite_text()
             .replacen("INVITE sip:", "CANCEL sip:", 1)
             .replace("314159 INVITE", "314159 CANCEL"));
         let cancel_key = TransactionKey::of(&cancel.into()).unwrap();
@@ -103,7 +103,7 @@ mod tests {
             }
         );
         // RFC 2543 branch: keyed on Call-ID, From tag and CSeq instead.
-        let old = req(&INVITE.replace("branch=z9hG4bK776asdhds", "branch=1"));
+        let old = req(&invite_text().replace("branch=z9hG4bK776asdhds", "branch=1"));
         let k = TransactionKey::of(&old.into()).unwrap();
         assert!(
             k.branch

@@ -5,7 +5,9 @@ use std::time::Instant;
 use rsip::SipMessage;
 
 use super::super::message;
-use super::timers::{Event, Outbox, Timer, Timers, TransactionError, code_of, machine_common};
+use super::timers::{
+    Core, Event, Timer, Timers, TransactionError, code_of, machine_common, server_common,
+};
 
 /// States of a server INVITE transaction (Figure 7 as amended by RFC 6026).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,38 +28,32 @@ pub enum ServerInviteState {
 #[derive(Debug)]
 pub struct ServerInvite {
     state: ServerInviteState,
-    request: rsip::Request,
-    reliable: bool,
-    timers: Timers,
+    core: Core,
     last_response: Option<rsip::Response>,
     g: Timer,
     h: Timer,
     i: Timer,
     l: Timer,
-    out: Outbox,
 }
 
 impl ServerInvite {
     /// Starts the transaction for a received INVITE and queues a 100 Trying at once.
     pub fn new(_now: Instant, request: rsip::Request, reliable: bool, timers: Timers) -> Self {
         let trying = message::response_for(&request, 100, "Trying");
-        let mut out = Outbox::default();
-        out.send(trying.clone());
+        let mut core = Core::new(request, reliable, timers);
+        core.out.send(trying.clone());
         ServerInvite {
             state: ServerInviteState::Proceeding,
-            request,
-            reliable,
-            timers,
+            core,
             last_response: Some(trying),
             g: Timer::default(),
             h: Timer::default(),
             i: Timer::default(),
             l: Timer::default(),
-            out,
         }
     }
 
-    machine_common!(ServerInviteState, [g, h, i, l]);
+    machine_common!(ServerInviteState, retransmit: [g], time_out: [h], end: [i, l]);
 
     /// Feeds a retransmitted INVITE or an ACK matched to this transaction.
     pub fn handle_message(&mut self, now: Instant, msg: SipMessage) {
@@ -66,73 +62,50 @@ impl ServerInvite {
         };
         use ServerInviteState::*;
         match (self.state, req.method == rsip::Method::Ack) {
-            (Proceeding | Completed, false) => self.out.resend(self.last_response.as_ref()),
+            (Proceeding | Completed, false) => self.core.out.resend(self.last_response.as_ref()),
             (Completed, true) => {
                 self.state = Confirmed;
                 self.g.stop();
                 self.h.stop();
-                self.i = Timer::absorb(now, self.reliable, self.timers.t4);
-                self.out.emit(Event::AckReceived);
+                self.i = Timer::absorb(now, self.core.reliable, self.core.timers.t4);
+                self.core.out.emit(Event::AckReceived);
             }
             // RFC 6026 §7.1: an ACK for the 2xx that reaches us here goes to the TU.
-            (Accepted, true) => self.out.emit(Event::AckReceived),
+            (Accepted, true) => self.core.out.emit(Event::AckReceived),
             // Retransmitted INVITEs in Accepted and ACKs in Confirmed are absorbed.
             _ => {}
         }
     }
 
-    /// Sends a response from the TU; 2xx move to Accepted, 300-699 to Completed.
-    pub fn send_response(
-        &mut self,
-        now: Instant,
-        resp: rsip::Response,
-    ) -> Result<(), TransactionError> {
+    server_common!();
+
+    /// Moves for a TU response: 2xx to Accepted (the TU retransmits them), 300-699 to
+    /// Completed; provisionals and non-2xx finals are what retransmitted INVITEs get again.
+    fn respond(&mut self, now: Instant, code: u16) -> Result<bool, &'static str> {
         use ServerInviteState::*;
-        let code = code_of(&resp);
         match (self.state, code) {
-            (Proceeding, 101..=199) => {
-                self.last_response = Some(resp.clone());
-                self.out.send(resp);
-            }
+            (Proceeding, 101..=199) => Ok(true),
             (Proceeding, 200..=299) => {
                 self.state = Accepted;
-                self.l = Timer::start(now, self.timers.t64());
-                self.out.send(resp);
+                self.l = Timer::start(now, self.core.timers.t64());
+                Ok(false)
             }
-            (Accepted, 200..=299) => self.out.send(resp),
+            (Accepted, 200..=299) => Ok(false),
             (Proceeding, 300..=699) => {
                 self.state = Completed;
-                self.last_response = Some(resp.clone());
-                self.out.send(resp);
-                self.g = Timer::retransmit(now, self.reliable, self.timers.t1);
-                self.h = Timer::start(now, self.timers.t64());
+                self.g = Timer::retransmit(now, self.core.reliable, self.core.timers.t1);
+                self.h = Timer::start(now, self.core.timers.t64());
+                Ok(true)
             }
-            (state, code) => {
-                return Err(TransactionError::InvalidResponse {
-                    code,
-                    state: server_invite_name(state),
-                });
-            }
+            (state, _) => Err(server_invite_name(state)),
         }
-        Ok(())
     }
 
-    /// Fires every timer due at `now`.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        use ServerInviteState::*;
-        if self.state == Completed && self.g.due(now) {
-            self.out.resend(self.last_response.as_ref());
-            self.g.back_off(now, self.timers.t2);
-        }
-        if self.state == Completed && self.h.due(now) {
-            self.time_out();
-        }
-        if self.state == Confirmed && self.i.due(now) {
-            self.terminate();
-        }
-        if self.state == Accepted && self.l.due(now) {
-            self.terminate();
-        }
+    /// Timer G fired (Completed, unreliable transport): the final goes again, G doubles up
+    /// to T2.
+    fn retransmit(&mut self, now: Instant) {
+        self.core.out.resend(self.last_response.as_ref());
+        self.g.back_off(now, self.core.timers.t2);
     }
 
     /// The driver could not send a response.
@@ -140,7 +113,7 @@ impl ServerInvite {
         match self.state {
             ServerInviteState::Proceeding | ServerInviteState::Completed => self.fail(),
             // RFC 6026: in Accepted the TU is told, the transaction lives on until Timer L.
-            ServerInviteState::Accepted => self.out.emit(Event::TransportError),
+            ServerInviteState::Accepted => self.core.out.emit(Event::TransportError),
             _ => {}
         }
     }
@@ -162,9 +135,7 @@ mod tests {
 
     #[test]
     fn server_invite_retransmits_4xx_until_ack_then_absorbs_acks_during_timer_i() {
-        let t0 = crate::clock::monotonic_now();
-        let inv = invite();
-        let mut t = ServerInvite::new(t0, inv.clone(), false, Timers::default());
+        let (t0, inv, mut t) = start(ServerInvite::new, invite(), false);
         assert!(
             matches!(t.poll_transmit(), Some(SipMessage::Response(r)) if r.status_code.code() == 100)
         );
@@ -189,35 +160,24 @@ mod tests {
             "Confirmed absorbs ACKs and INVITEs"
         );
         assert_eq!(t.poll_event(), None);
-        assert_eq!(t.poll_timeout(), Some(t0 + ms(11_100 + 5000)));
-        t.handle_timeout(t0 + ms(16_100));
-        assert_eq!(t.poll_event(), Some(Event::Terminated));
+        assert_ends_at!(t, t0 + ms(11_100 + 5000));
     }
 
     #[test]
     fn server_invite_gives_up_with_timer_h_when_no_ack() {
-        let t0 = crate::clock::monotonic_now();
-        let inv = invite();
-        let mut t = ServerInvite::new(t0, inv.clone(), false, Timers::default());
+        let (t0, inv, mut t) = start(ServerInvite::new, invite(), false);
         t.send_response(t0, resp(&inv, 404)).unwrap();
         assert_eq!(drain(&mut || t.poll_transmit()).len(), 2, "100 and 404");
         let sent = run_until!(t, t0, Duration::from_secs(40));
         // G: 0.5, 1.5, 3.5, 7.5 then every T2 until H at 32 s.
-        assert_eq!(
-            sent,
-            vec![
-                500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500
-            ]
-        );
+        assert_eq!(sent, BACKED_OFF_TO_T2);
         assert_eq!(t.poll_event(), Some(Event::TimedOut));
         assert_eq!(t.poll_event(), Some(Event::Terminated));
     }
 
     #[test]
     fn server_invite_2xx_goes_to_accepted_and_absorbs_invite_retransmissions() {
-        let t0 = crate::clock::monotonic_now();
-        let inv = invite();
-        let mut t = ServerInvite::new(t0, inv.clone(), true, Timers::default());
+        let (t0, inv, mut t) = start(ServerInvite::new, invite(), true);
         t.poll_transmit();
         t.send_response(t0 + ms(10), resp(&inv, 180)).unwrap();
         t.send_response(t0 + ms(20), resp(&inv, 200)).unwrap();
@@ -231,15 +191,12 @@ mod tests {
         assert!(t.send_response(t0 + ms(530), resp(&inv, 486)).is_err());
         t.handle_message(t0 + ms(600), ack_of(&inv).into());
         assert_eq!(t.poll_event(), Some(Event::AckReceived));
-        t.handle_timeout(t0 + ms(20) + Timers::default().t64());
-        assert_eq!(t.poll_event(), Some(Event::Terminated));
+        assert_ends_at!(t, t0 + ms(20) + Timers::default().t64());
     }
 
     #[test]
     fn server_invite_over_tcp_sends_the_final_once_and_timer_i_is_zero() {
-        let t0 = crate::clock::monotonic_now();
-        let inv = invite();
-        let mut t = ServerInvite::new(t0, inv.clone(), true, Timers::default());
+        let (t0, inv, mut t) = start(ServerInvite::new, invite(), true);
         t.poll_transmit();
         t.send_response(t0, resp(&inv, 603)).unwrap();
         t.poll_transmit();

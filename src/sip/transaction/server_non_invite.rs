@@ -4,7 +4,9 @@ use std::time::Instant;
 
 use rsip::SipMessage;
 
-use super::timers::{Event, Outbox, Timer, Timers, TransactionError, code_of, machine_common};
+use super::timers::{
+    Core, Event, Timer, Timers, TransactionError, code_of, machine_common, server_common,
+};
 
 /// States of a server non-INVITE transaction (Figure 8).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -23,12 +25,9 @@ pub enum ServerNonInviteState {
 #[derive(Debug)]
 pub struct ServerNonInvite {
     state: ServerNonInviteState,
-    request: rsip::Request,
-    reliable: bool,
-    timers: Timers,
+    core: Core,
     last_response: Option<rsip::Response>,
     j: Timer,
-    out: Outbox,
 }
 
 impl ServerNonInvite {
@@ -36,16 +35,13 @@ impl ServerNonInvite {
     pub fn new(_now: Instant, request: rsip::Request, reliable: bool, timers: Timers) -> Self {
         ServerNonInvite {
             state: ServerNonInviteState::Trying,
-            request,
-            reliable,
-            timers,
+            core: Core::new(request, reliable, timers),
             last_response: None,
             j: Timer::default(),
-            out: Outbox::default(),
         }
     }
 
-    machine_common!(ServerNonInviteState, [j]);
+    machine_common!(ServerNonInviteState, retransmit: [], time_out: [], end: [j]);
 
     /// Feeds a retransmitted request: answered with the last response, if any.
     pub fn handle_message(&mut self, _now: Instant, msg: SipMessage) {
@@ -56,44 +52,25 @@ impl ServerNonInvite {
             self.state,
             ServerNonInviteState::Proceeding | ServerNonInviteState::Completed
         ) {
-            self.out.resend(self.last_response.as_ref());
+            self.core.out.resend(self.last_response.as_ref());
         }
     }
 
-    /// Sends a response from the TU.
-    pub fn send_response(
-        &mut self,
-        now: Instant,
-        resp: rsip::Response,
-    ) -> Result<(), TransactionError> {
+    server_common!();
+
+    /// Moves for a TU response; every response is what retransmitted requests get again.
+    fn respond(&mut self, now: Instant, code: u16) -> Result<bool, &'static str> {
         use ServerNonInviteState::*;
-        let code = code_of(&resp);
         match (self.state, code) {
             (Trying | Proceeding, 100..=199) => self.state = Proceeding,
             (Trying | Proceeding, 200..=699) => {
                 self.state = Completed;
-                self.j = Timer::absorb(now, self.reliable, self.timers.t64());
+                self.j = Timer::absorb(now, self.core.reliable, self.core.timers.t64());
             }
-            (state, code) => {
-                return Err(TransactionError::InvalidResponse {
-                    code,
-                    state: match state {
-                        Completed => "Completed",
-                        _ => "Terminated",
-                    },
-                });
-            }
+            (Completed, _) => return Err("Completed"),
+            _ => return Err("Terminated"),
         }
-        self.last_response = Some(resp.clone());
-        self.out.send(resp);
-        Ok(())
-    }
-
-    /// Fires every timer due at `now`.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        if self.state == ServerNonInviteState::Completed && self.j.due(now) {
-            self.terminate();
-        }
+        Ok(true)
     }
 
     /// The driver could not send a response.
@@ -110,9 +87,7 @@ mod tests {
 
     #[test]
     fn server_non_invite_resends_last_response_on_retransmission_until_timer_j() {
-        let t0 = crate::clock::monotonic_now();
-        let reg = register();
-        let mut t = ServerNonInvite::new(t0, reg.clone(), false, Timers::default());
+        let (t0, reg, mut t) = start(ServerNonInvite::new, register(), false);
         t.handle_message(t0 + ms(500), reg.clone().into());
         assert!(t.poll_transmit().is_none(), "Trying absorbs");
         t.send_response(t0 + ms(600), resp(&reg, 200)).unwrap();
@@ -122,12 +97,7 @@ mod tests {
             matches!(t.poll_transmit(), Some(SipMessage::Response(r)) if r.status_code.code() == 200)
         );
         assert!(t.send_response(t0 + ms(1600), resp(&reg, 500)).is_err());
-        assert_eq!(
-            t.poll_timeout(),
-            Some(t0 + ms(600) + Timers::default().t64())
-        );
-        t.handle_timeout(t0 + ms(600) + Timers::default().t64());
+        assert_ends_at!(t, t0 + ms(600) + Timers::default().t64());
         assert_eq!(t.state(), ServerNonInviteState::Terminated);
-        assert_eq!(t.poll_event(), Some(Event::Terminated));
     }
 }

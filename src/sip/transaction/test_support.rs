@@ -9,24 +9,22 @@ pub(super) use super::*;
 use crate::sip::message::response_with_tag;
 pub(super) use crate::sip::message::{self, cseq, header_value, tag_of};
 
-pub(super) const INVITE: &str = "INVITE sip:bob@example.com SIP/2.0\r\n\
-    Via: SIP/2.0/UDP pc33.example.com;branch=z9hG4bK776asdhds\r\n\
-    Max-Forwards: 70\r\n\
-    To: Bob <sip:bob@example.com>\r\n\
-    From: Alice <sip:alice@example.com>;tag=1928301774\r\n\
-    Call-ID: a84b4c76e66710@pc33.example.com\r\n\
-    CSeq: 314159 INVITE\r\n\
-    Route: <sip:p1.example.com;lr>\r\n\
-    Content-Length: 0\r\n\r\n";
+/// The sample INVITE: the message tests' OPTIONS, as an INVITE sent through one proxy.
+pub(super) fn invite_text() -> String {
+    OPTIONS.replacen("OPTIONS sip:", "INVITE sip:", 1).replace(
+        "CSeq: 63104 OPTIONS\r\n",
+        "CSeq: 314159 INVITE\r\nRoute: <sip:p1.example.com;lr>\r\n",
+    )
+}
 
-pub(super) use crate::sip::message::test_support::request as req;
+pub(super) use crate::sip::message::test_support::{OPTIONS, request as req};
 
 pub(super) fn invite() -> rsip::Request {
-    req(INVITE)
+    req(&invite_text())
 }
 
 pub(super) fn register() -> rsip::Request {
-    req(&INVITE
+    req(&invite_text()
         .replace("INVITE sip:bob", "REGISTER sip:bob")
         .replace("314159 INVITE", "1 REGISTER"))
 }
@@ -46,6 +44,12 @@ pub(super) fn resp(r: &rsip::Request, code: u16) -> rsip::Response {
 pub(super) fn drain(t: &mut impl FnMut() -> Option<SipMessage>) -> Vec<SipMessage> {
     std::iter::from_fn(t).collect()
 }
+
+/// When (ms after the first send) a request or response is retransmitted with the default
+/// timers when the interval doubles from T1 up to T2 until 64*T1 (Timers E and G).
+pub(super) const BACKED_OFF_TO_T2: [u64; 10] = [
+    500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500,
+];
 
 pub(super) fn ms(n: u64) -> Duration {
     Duration::from_millis(n)
@@ -68,3 +72,26 @@ macro_rules! run_until {
     }};
 }
 pub(super) use run_until;
+
+/// Starts a machine (any of the four: they share `new`'s signature) at t0 = now with the
+/// default timers for `request`, giving (t0, the request, the machine).
+pub(super) fn start<T>(
+    new: fn(std::time::Instant, rsip::Request, bool, Timers) -> T,
+    request: rsip::Request,
+    reliable: bool,
+) -> (std::time::Instant, rsip::Request, T) {
+    let t0 = crate::clock::monotonic_now();
+    let machine = new(t0, request.clone(), reliable, Timers::default());
+    (t0, request, machine)
+}
+
+/// Asserts that a machine's last timer is due at `at`, fires it, and that the machine ends.
+macro_rules! assert_ends_at {
+    ($t:expr, $at:expr) => {{
+        let at = $at;
+        assert_eq!($t.poll_timeout(), Some(at));
+        $t.handle_timeout(at);
+        assert_eq!($t.poll_event(), Some(Event::Terminated));
+    }};
+}
+pub(super) use assert_ends_at;

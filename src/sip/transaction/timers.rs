@@ -109,6 +109,29 @@ impl Timer {
     }
 }
 
+/// What every machine holds besides its state and timers: the request it serves, whether
+/// the transport is reliable (no retransmissions, absorb timers at zero), the timer values
+/// and the outbox.
+#[derive(Debug)]
+pub(super) struct Core {
+    pub(super) request: rsip::Request,
+    pub(super) reliable: bool,
+    pub(super) timers: Timers,
+    pub(super) out: Outbox,
+}
+
+impl Core {
+    /// The core of a machine started for `request`, nothing queued yet.
+    pub(super) fn new(request: rsip::Request, reliable: bool, timers: Timers) -> Core {
+        Core {
+            request,
+            reliable,
+            timers,
+            out: Outbox::default(),
+        }
+    }
+}
+
 /// The messages and events a machine has queued for its driver and its TU.
 #[derive(Debug, Default)]
 pub(super) struct Outbox {
@@ -150,9 +173,17 @@ pub(super) fn code_of(r: &rsip::Response) -> u16 {
 }
 
 /// The methods the four machines share, written once: each has a `state`, an `out` box and
-/// the named timers listed, which terminating stops.
+/// the named timers listed, which terminating stops. The timers are listed by what their
+/// firing does: `retransmit` (A, E, G: the machine's own `retransmit` sends again), `time_out`
+/// (B, F, H: the peer never answered) or `end` (D, I, J, K, L, M: the wait is over). Each
+/// timer runs only in the states it serves, so a due timer is one that must fire.
 macro_rules! machine_common {
-    ($state:ident, [$($timer:ident),+]) => {
+    (
+        $state:ident,
+        retransmit: [$($rt:ident),*],
+        time_out: [$($to:ident),*],
+        end: [$($end:ident),+]
+    ) => {
         /// Current state.
         pub fn state(&self) -> $state {
             self.state
@@ -160,7 +191,7 @@ macro_rules! machine_common {
 
         /// The request the transaction was started for (the TU builds a CANCEL from an INVITE's).
         pub fn request(&self) -> &rsip::Request {
-            &self.request
+            &self.core.request
         }
 
         /// True once the machine reached Terminated.
@@ -170,37 +201,77 @@ macro_rules! machine_common {
 
         /// The next message to send, if any.
         pub fn poll_transmit(&mut self) -> Option<SipMessage> {
-            self.out.next_transmit()
+            self.core.out.next_transmit()
         }
 
         /// When `handle_timeout` must next be called.
         pub fn poll_timeout(&self) -> Option<Instant> {
-            super::timers::earliest(&[$(&self.$timer),+])
+            super::timers::earliest(&[$(&self.$rt,)* $(&self.$to,)* $(&self.$end,)+])
         }
 
         /// The next event for the TU, if any.
         pub fn poll_event(&mut self) -> Option<Event> {
-            self.out.next_event()
+            self.core.out.next_event()
+        }
+
+        /// Fires every timer due at `now`: a retransmission, a time-out or the end.
+        pub fn handle_timeout(&mut self, now: Instant) {
+            $(if self.$rt.due(now) {
+                self.retransmit(now);
+            })*
+            $(if self.$to.due(now) {
+                self.time_out();
+            })*
+            $(if self.$end.due(now) {
+                self.terminate();
+            })+
         }
 
         fn terminate(&mut self) {
             self.state = $state::Terminated;
-            $(self.$timer.stop();)+
-            self.out.emit(Event::Terminated);
+            $(self.$rt.stop();)*
+            $(self.$to.stop();)*
+            $(self.$end.stop();)+
+            self.core.out.emit(Event::Terminated);
         }
 
         /// Timer B, F or H fired: the TU is told and the transaction ends.
         #[allow(dead_code)] // the server non-INVITE machine has no such timer
         fn time_out(&mut self) {
-            self.out.emit(Event::TimedOut);
+            self.core.out.emit(Event::TimedOut);
             self.terminate();
         }
 
         /// The transport failed: the TU is told and the transaction ends.
         fn fail(&mut self) {
-            self.out.emit(Event::TransportError);
+            self.core.out.emit(Event::TransportError);
             self.terminate();
         }
     };
 }
 pub(super) use machine_common;
+
+/// `send_response` of the two server machines, written once: the machine's own `respond`
+/// moves it for the response's status code (or names the state refusing it), and says whether
+/// the response is the one a retransmitted request gets again.
+macro_rules! server_common {
+    () => {
+        /// Sends a response from the TU, if the state allows it.
+        pub fn send_response(
+            &mut self,
+            now: Instant,
+            resp: rsip::Response,
+        ) -> Result<(), TransactionError> {
+            let code = code_of(&resp);
+            let again = self
+                .respond(now, code)
+                .map_err(|state| TransactionError::InvalidResponse { code, state })?;
+            if again {
+                self.last_response = Some(resp.clone());
+            }
+            self.core.out.send(resp);
+            Ok(())
+        }
+    };
+}
+pub(super) use server_common;
