@@ -72,8 +72,7 @@ fn from_ms(field: &str, ms: i64) -> Result<DateTime<Utc>, ApiError> {
 
 #[utoipa::path(get, path = "/callbacks/availability/{service}", tag = "callbacks",
     params(("service" = String, Path, description = "callback virtual queue"), AvailabilityQuery),
-    responses((status = 200, description = "free slots"), (status = 400)),
-    security(("api_key" = [])))]
+    responses((status = 200, description = "free slots"), (status = 400)))]
 pub(crate) async fn availability_route(
     State(s): State<ApiState>,
     Path(service): Path<String>,

@@ -94,8 +94,7 @@ impl CreateCallbackBody {
 }
 
 #[utoipa::path(post, path = "/callbacks/create", tag = "callbacks", request_body = CreateCallbackBody,
-    responses((status = 200, description = "`data.id` of the new callback"), (status = 400), (status = 401), (status = 409), (status = 429)),
-    security(("api_key" = [])))]
+    responses((status = 200, description = "`data.id` of the new callback"), (status = 400), (status = 401), (status = 409), (status = 429)))]
 pub(super) async fn create_callback(
     State(s): State<ApiState>,
     key: Option<axum::Extension<KeyName>>,
@@ -268,8 +267,7 @@ impl From<&CallbackRecord> for CallbackView {
 }
 
 #[utoipa::path(post, path = "/callbacks/retrieve", tag = "callbacks", request_body = IdBody,
-    responses((status = 200, description = "the callback, with position and EWT while queued"), (status = 404)),
-    security(("api_key" = [])))]
+    responses((status = 200, description = "the callback, with position and EWT while queued"), (status = 404)))]
 pub(super) async fn retrieve_callback(
     State(s): State<ApiState>,
     Body(b): Body<IdBody>,
@@ -295,8 +293,7 @@ pub(super) async fn retrieve_callback(
 /// Callbacks matching the filters (state, queue, phone number, desired-time range), newest
 /// desired time first, in pages of 250: how an app finds a customer's callbacks without an id.
 #[utoipa::path(get, path = "/callbacks", tag = "callbacks", params(admin::callbacks::ListQuery),
-    responses((status = 200, description = "`data.callbacks`, `data.page`, `data.hasMore`"), (status = 400)),
-    security(("api_key" = [])))]
+    responses((status = 200, description = "`data.callbacks`, `data.page`, `data.hasMore`"), (status = 400)))]
 pub(super) async fn query_callbacks(
     State(s): State<ApiState>,
     q: Result<Query<admin::callbacks::ListQuery>, QueryRejection>,
@@ -306,8 +303,7 @@ pub(super) async fn query_callbacks(
 }
 
 #[utoipa::path(post, path = "/callbacks/cancel", tag = "callbacks", request_body = IdBody,
-    responses((status = 200), (status = 404), (status = 409)),
-    security(("api_key" = [])))]
+    responses((status = 200), (status = 404), (status = 409)))]
 pub(super) async fn cancel_callback(
     State(s): State<ApiState>,
     Body(b): Body<IdBody>,
@@ -331,8 +327,7 @@ pub struct RescheduleBody {
 }
 
 #[utoipa::path(post, path = "/callbacks/reschedule", tag = "callbacks", request_body = RescheduleBody,
-    responses((status = 200, description = "`data.id` of the replacing callback"), (status = 404), (status = 409)),
-    security(("api_key" = [])))]
+    responses((status = 200, description = "`data.id` of the replacing callback"), (status = 404), (status = 409)))]
 pub(super) async fn reschedule_callback(
     State(s): State<ApiState>,
     Body(b): Body<RescheduleBody>,
@@ -370,8 +365,7 @@ pub struct OpenForQuery {
 
 #[utoipa::path(get, path = "/callbacks/open-for/{service}", tag = "callbacks",
     params(("service" = String, Path, description = "callback virtual queue"), OpenForQuery),
-    responses((status = 200, description = "open-for and immediate-offer figures"), (status = 400)),
-    security(("api_key" = [])))]
+    responses((status = 200, description = "open-for and immediate-offer figures"), (status = 400)))]
 pub(super) async fn open_for_route(
     State(s): State<ApiState>,
     Path(service): Path<String>,

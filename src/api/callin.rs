@@ -37,8 +37,7 @@ pub struct CallInBody {
 }
 
 #[utoipa::path(post, path = "/call-in/requests/create", tag = "call-in", request_body = CallInBody,
-    responses((status = 200, description = "number, access code, expiry"), (status = 400), (status = 503)),
-    security(("api_key" = [])))]
+    responses((status = 200, description = "number, access code, expiry"), (status = 400), (status = 503)))]
 pub(crate) async fn create_call_in(
     State(s): State<ApiState>,
     Body(b): Body<CallInBody>,

@@ -165,8 +165,7 @@ pub struct VerifyBody {
 
 /// Verifies a CAPTCHA token as create would: `data.success`.
 #[utoipa::path(post, path = "/captcha/verify", tag = "callbacks", request_body = VerifyBody,
-    responses((status = 200, description = "`data.success`"), (status = 400), (status = 500)),
-    security(("api_key" = [])))]
+    responses((status = 200, description = "`data.success`"), (status = 400), (status = 500)))]
 pub(crate) async fn captcha_verify(
     State(s): State<ApiState>,
     Body(b): Body<VerifyBody>,

@@ -26,8 +26,7 @@ pub struct PublishBody {
 }
 
 #[utoipa::path(post, path = "/notification/publish", tag = "push", request_body = PublishBody,
-    responses((status = 200, description = "`data.name`: FCM's message name"), (status = 400), (status = 500)),
-    security(("api_key" = [])))]
+    responses((status = 200, description = "`data.name`: FCM's message name"), (status = 400), (status = 500)))]
 pub(crate) async fn publish(
     State(s): State<ApiState>,
     Body(b): Body<PublishBody>,

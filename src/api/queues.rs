@@ -12,8 +12,7 @@ use crate::routing::EwtMode;
 
 #[utoipa::path(get, path = "/callbacks/queue-status/{queue}", tag = "callbacks",
     params(("queue" = String, Path, description = "virtual queue")),
-    responses((status = 200, description = "EWT, whether to offer an immediate callback now, Scheduled Enabled"), (status = 400)),
-    security(("api_key" = [])))]
+    responses((status = 200, description = "EWT, whether to offer an immediate callback now, Scheduled Enabled"), (status = 400)))]
 pub(crate) async fn queue_status(
     State(s): State<ApiState>,
     Path(name): Path<String>,
@@ -92,8 +91,7 @@ pub struct EwtQuery {
 }
 
 #[utoipa::path(get, path = "/estimated-wait-time", tag = "queues", params(EwtQuery),
-    responses((status = 200, description = "EWT per queue, -1 when unknown"), (status = 400)),
-    security(("api_key" = [])))]
+    responses((status = 200, description = "EWT per queue, -1 when unknown"), (status = 400)))]
 pub(crate) async fn estimated_wait_time(
     State(s): State<ApiState>,
     q: Result<Query<EwtQuery>, QueryRejection>,

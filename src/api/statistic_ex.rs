@@ -153,8 +153,7 @@ fn value(s: &ApiState, r: &StatisticRequest) -> Result<Value, ApiError> {
 /// statistic with its `value` and `timestamp` (epoch ms).
 #[utoipa::path(post, path = "/statistics/operations/get-statistic-ex", tag = "queues",
     request_body = StatisticsBody,
-    responses((status = 200, description = "`data.statistics[]` with `value` and `timestamp`"), (status = 400), (status = 401)),
-    security(("api_key" = [])))]
+    responses((status = 200, description = "`data.statistics[]` with `value` and `timestamp`"), (status = 400), (status = 401)))]
 pub(crate) async fn get_statistic_ex(
     State(s): State<ApiState>,
     headers: HeaderMap,

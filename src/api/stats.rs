@@ -95,8 +95,7 @@ pub fn state_name(k: StateKind) -> String {
 
 /// Real-time statistics per queue and agent-state counts.
 #[utoipa::path(get, path = "/statistics", tag = "queues", params(StatsQuery),
-    responses((status = 200, description = "`data.queues` and `data.agentStates`"), (status = 400)),
-    security(("api_key" = [])))]
+    responses((status = 200, description = "`data.queues` and `data.agentStates`"), (status = 400)))]
 pub async fn statistics(
     State(s): State<ApiState>,
     q: Result<Query<StatsQuery>, QueryRejection>,

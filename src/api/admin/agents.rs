@@ -69,8 +69,7 @@ async fn save(
 
 /// Every agent with state and skills.
 #[utoipa::path(get, path = "/agents", tag = "admin",
-    responses((status = 200, description = "agents; `appliesAt: restart` marks changes waiting for a start"), (status = 403)),
-    security(("bearer" = [])))]
+    responses((status = 200, description = "agents; `appliesAt: restart` marks changes waiting for a start"), (status = 403)))]
 pub async fn list(State(s): State<ApiState>, user: AdminUser) -> Result<Response, ApiError> {
     user.require(Permission::UseTools)?;
     let out: Vec<_> = s.agent_book.all().iter().map(|a| view(&s, a)).collect();
@@ -96,8 +95,7 @@ pub struct NewAgentBody {
 
 /// Defines a new agent (durable; routed from the next start).
 #[utoipa::path(post, path = "/agents", tag = "admin", request_body = NewAgentBody,
-    responses((status = 200), (status = 400), (status = 403), (status = 409)),
-    security(("bearer" = [])))]
+    responses((status = 200), (status = 400), (status = 403), (status = 409)))]
 pub async fn create(
     State(s): State<ApiState>,
     user: AdminUser,
@@ -150,8 +148,7 @@ pub struct UpdateAgentBody {
 /// the work it now qualifies for) or display name.
 #[utoipa::path(put, path = "/agents/{id}", tag = "admin", request_body = UpdateAgentBody,
     params(("id" = String, Path, description = "agent id")),
-    responses((status = 200), (status = 400), (status = 404)),
-    security(("bearer" = [])))]
+    responses((status = 200), (status = 400), (status = 404)))]
 pub async fn update(
     State(s): State<ApiState>,
     user: AdminUser,
@@ -204,8 +201,7 @@ fn redispatch_if_ready(s: &ApiState, id: &str) {
 /// Deletes an agent: logged out now (refused while on a call), left out from the next start.
 #[utoipa::path(delete, path = "/agents/{id}", tag = "admin",
     params(("id" = String, Path, description = "agent id")),
-    responses((status = 200), (status = 404), (status = 409)),
-    security(("bearer" = [])))]
+    responses((status = 200), (status = 404), (status = 409)))]
 pub async fn delete(
     State(s): State<ApiState>,
     user: AdminUser,
@@ -248,8 +244,7 @@ pub struct StateBody {
 /// Changes an agent's state; becoming ready hands over waiting work at once.
 #[utoipa::path(post, path = "/agents/{id}/state", tag = "admin", request_body = StateBody,
     params(("id" = String, Path, description = "agent id")),
-    responses((status = 200), (status = 400), (status = 404), (status = 409)),
-    security(("bearer" = [])))]
+    responses((status = 200), (status = 400), (status = 404), (status = 409)))]
 pub async fn set_state(
     State(s): State<ApiState>,
     user: AdminUser,

@@ -67,8 +67,7 @@ pub struct AuditQuery {
 
 /// The audit log, newest first (Administrator).
 #[utoipa::path(get, path = "/audit", tag = "admin", params(AuditQuery),
-    responses((status = 200, body = [AuditEntry]), (status = 403)),
-    security(("bearer" = [])))]
+    responses((status = 200, body = [AuditEntry]), (status = 403)))]
 pub async fn list(
     State(s): State<ApiState>,
     user: AdminUser,

@@ -185,8 +185,7 @@ async fn refused_login(s: &ApiState, name: &str, address: &str, failed: LoginFai
 
 /// Ends the caller's session.
 #[utoipa::path(post, path = "/logout", tag = "admin",
-    responses((status = 200, description = "the token no longer works"), (status = 401)),
-    security(("bearer" = [])))]
+    responses((status = 200, description = "the token no longer works"), (status = 401)))]
 pub async fn logout(
     State(s): State<ApiState>,
     headers: axum::http::HeaderMap,
@@ -208,8 +207,7 @@ fn me_view(u: &AdminUser) -> serde_json::Value {
 
 /// Who the token belongs to, their roles, permissions and readable queues.
 #[utoipa::path(get, path = "/me", tag = "admin",
-    responses((status = 200, description = "the caller's roles and permissions"), (status = 401)),
-    security(("bearer" = [])))]
+    responses((status = 200, description = "the caller's roles and permissions"), (status = 401)))]
 pub async fn me(user: AdminUser) -> Result<Response, ApiError> {
     Ok(ok(me_view(&user)))
 }

@@ -82,8 +82,7 @@ async fn store_query(s: &ApiState, f: CallbackFilter) -> Result<Vec<CallbackReco
 /// Callbacks matching the filters, newest desired time first, 250 per page: by `page`, or after
 /// the previous page's `nextCursor` (`after`).
 #[utoipa::path(get, path = "/callbacks", tag = "admin", params(ListQuery),
-    responses((status = 200, description = "`data.callbacks`, `data.page`, `data.hasMore`"), (status = 400), (status = 403)),
-    security(("bearer" = [])))]
+    responses((status = 200, description = "`data.callbacks`, `data.page`, `data.hasMore`"), (status = 400), (status = 403)))]
 pub async fn list(
     State(s): State<ApiState>,
     user: AdminUser,
@@ -196,8 +195,7 @@ pub struct SearchQuery {
 
 /// Finds callbacks by id or by phone number (in the queues the user may read).
 #[utoipa::path(get, path = "/callbacks/search", tag = "admin", params(SearchQuery),
-    responses((status = 200, description = "matching callbacks"), (status = 400)),
-    security(("bearer" = [])))]
+    responses((status = 200, description = "matching callbacks"), (status = 400)))]
 pub async fn search(
     State(s): State<ApiState>,
     user: AdminUser,
@@ -288,8 +286,7 @@ fn replaced(id: Uuid, new: &CallbackRecord) -> Value {
 /// attempt, the connected agent) and its state history.
 #[utoipa::path(get, path = "/callbacks/{id}", tag = "admin",
     params(("id" = Uuid, Path, description = "callback id")),
-    responses((status = 200, description = "the record with `metrics` and `history`"), (status = 404)),
-    security(("bearer" = [])))]
+    responses((status = 200, description = "the record with `metrics` and `history`"), (status = 404)))]
 pub async fn detail(
     State(s): State<ApiState>,
     user: AdminUser,
@@ -337,8 +334,7 @@ pub struct CreateBody {
 /// Creates a callback as the UI does: the slot capacity applies, the Immediate/Scheduled
 /// Enabled flags (which govern IVR offers) do not.
 #[utoipa::path(post, path = "/callbacks", tag = "admin", request_body = CreateBody,
-    responses((status = 200, description = "the new callback"), (status = 400), (status = 403), (status = 409), (status = 429)),
-    security(("bearer" = [])))]
+    responses((status = 200, description = "the new callback"), (status = 400), (status = 403), (status = 409), (status = 429)))]
 pub async fn create(
     State(s): State<ApiState>,
     user: AdminUser,
@@ -375,7 +371,7 @@ pub async fn create(
 /// end a PROCESSING record whose call was lost.
 #[utoipa::path(post, path = "/callbacks/{id}/cancel", tag = "admin",
     params(("id" = Uuid, Path, description = "callback id")),
-    responses((status = 200), (status = 404), (status = 409)), security(("bearer" = [])))]
+    responses((status = 200), (status = 404), (status = 409)))]
 pub async fn cancel(
     State(s): State<ApiState>,
     user: AdminUser,
@@ -402,8 +398,7 @@ pub struct TimeBody {
 /// Moves a SCHEDULED callback to another time (the old record ends RESCHEDULED).
 #[utoipa::path(post, path = "/callbacks/{id}/reschedule", tag = "admin", request_body = TimeBody,
     params(("id" = Uuid, Path, description = "callback id")),
-    responses((status = 200, description = "the new record"), (status = 400), (status = 404), (status = 409)),
-    security(("bearer" = [])))]
+    responses((status = 200, description = "the new record"), (status = 400), (status = 404), (status = 409)))]
 pub async fn reschedule(
     State(s): State<ApiState>,
     user: AdminUser,
@@ -426,8 +421,7 @@ pub async fn reschedule(
 /// Makes a new callback from a COMPLETED one (immediate, or at `desiredTime`).
 #[utoipa::path(post, path = "/callbacks/{id}/recreate", tag = "admin", request_body = TimeBody,
     params(("id" = Uuid, Path, description = "callback id")),
-    responses((status = 200, description = "the new record"), (status = 404), (status = 409)),
-    security(("bearer" = [])))]
+    responses((status = 200, description = "the new record"), (status = 404), (status = 409)))]
 pub async fn recreate(
     State(s): State<ApiState>,
     user: AdminUser,
@@ -502,8 +496,7 @@ fn in_range(s: &ApiState, b: &RangeBody) -> Vec<CallbackRecord> {
 /// (PROCESSING callbacks), at most [`PREVIEW_LIMIT`] of each (earliest queued first) with the
 /// totals; a larger range is cancelled in rounds of preview and confirmation.
 #[utoipa::path(post, path = "/callbacks/bulk-cancel/preview", tag = "admin", request_body = RangeBody,
-    responses((status = 200, description = "`data.toCancel` and `data.notCancellable` (at most 1000 each), their totals, `data.truncated`"), (status = 400), (status = 403)),
-    security(("bearer" = [])))]
+    responses((status = 200, description = "`data.toCancel` and `data.notCancellable` (at most 1000 each), their totals, `data.truncated`"), (status = 400), (status = 403)))]
 pub async fn bulk_preview(
     State(s): State<ApiState>,
     user: AdminUser,
@@ -531,8 +524,7 @@ pub async fn bulk_preview(
 /// Cancels exactly the confirmed callbacks (those still in the queue and range), stores the
 /// summary for export, and audits it.
 #[utoipa::path(post, path = "/callbacks/bulk-cancel", tag = "admin", request_body = RangeBody,
-    responses((status = 200, description = "`data.summaryId`, `data.cancelled`, `data.skipped`"), (status = 400), (status = 403)),
-    security(("bearer" = [])))]
+    responses((status = 200, description = "`data.summaryId`, `data.cancelled`, `data.skipped`"), (status = 400), (status = 403)))]
 pub async fn bulk_cancel(
     State(s): State<ApiState>,
     user: AdminUser,
@@ -589,8 +581,7 @@ pub async fn bulk_cancel(
 /// The cancellation summary of a bulk cancel as CSV.
 #[utoipa::path(get, path = "/callbacks/bulk-cancel/{id}/summary.csv", tag = "admin",
     params(("id" = Uuid, Path, description = "summary id from the bulk cancel")),
-    responses((status = 200, content_type = "text/csv", description = "one line per confirmed callback"), (status = 404)),
-    security(("bearer" = [])))]
+    responses((status = 200, content_type = "text/csv", description = "one line per confirmed callback"), (status = 404)))]
 pub async fn export_summary(
     State(s): State<ApiState>,
     user: AdminUser,

@@ -23,8 +23,7 @@ pub struct ErrorsQuery {
 
 /// Recent API errors (the last 1000), newest first.
 #[utoipa::path(get, path = "/developer/errors", tag = "admin", params(ErrorsQuery),
-    responses((status = 200, description = "errors with method, uri, status, code, message"), (status = 403)),
-    security(("bearer" = [])))]
+    responses((status = 200, description = "errors with method, uri, status, code, message"), (status = 403)))]
 pub async fn errors(
     State(s): State<ApiState>,
     user: AdminUser,
@@ -48,8 +47,7 @@ pub struct KeyBody {
 
 /// Tells whether a key would be accepted in `x-api-key`, and under which configured name.
 #[utoipa::path(post, path = "/developer/api-keys/validate", tag = "admin", request_body = KeyBody,
-    responses((status = 200, description = "`data.valid` and `data.name`"), (status = 403)),
-    security(("bearer" = [])))]
+    responses((status = 200, description = "`data.valid` and `data.name`"), (status = 403)))]
 pub async fn validate_key(
     State(s): State<ApiState>,
     user: AdminUser,
@@ -62,8 +60,7 @@ pub async fn validate_key(
 
 /// Origins allowed by CORS (from `api.cors_origins`).
 #[utoipa::path(get, path = "/developer/cors-origins", tag = "admin",
-    responses((status = 200, description = "the configured origins"), (status = 403)),
-    security(("bearer" = [])))]
+    responses((status = 200, description = "the configured origins"), (status = 403)))]
 pub async fn cors_origins(
     State(s): State<ApiState>,
     user: AdminUser,

@@ -169,8 +169,7 @@ fn out(v: GroupView) -> GroupOut {
 
 /// Every Click-to-Call-In group.
 #[utoipa::path(get, path = "/callin/groups", tag = "callin",
-    responses((status = 200, description = "`data`: groups with `source` (`config` or `admin`)")),
-    security(("bearer" = [])))]
+    responses((status = 200, description = "`data`: groups with `source` (`config` or `admin`)")))]
 pub async fn list_groups(s: State<ApiState>, u: AdminUser) -> Reply {
     crud::list::<Groups>(s, u)
 }
@@ -178,8 +177,7 @@ pub async fn list_groups(s: State<ApiState>, u: AdminUser) -> Reply {
 /// Creates a group; its name cannot change afterwards.
 #[utoipa::path(post, path = "/callin/groups", tag = "callin", request_body = GroupBody,
     responses((status = 201), (status = 400, description = "a limit is broken; the message names the field"),
-              (status = 409, description = "the name is taken")),
-    security(("bearer" = [])))]
+              (status = 409, description = "the name is taken")))]
 pub async fn create_group(s: State<ApiState>, u: AdminUser, b: Body<GroupBody>) -> Reply {
     crud::create::<Groups>(s, u, b).await
 }
@@ -187,7 +185,7 @@ pub async fn create_group(s: State<ApiState>, u: AdminUser, b: Body<GroupBody>) 
 /// One group.
 #[utoipa::path(get, path = "/callin/groups/{name}", tag = "callin",
     params(("name" = String, Path, description = "group name")),
-    responses((status = 200), (status = 404)), security(("bearer" = [])))]
+    responses((status = 200), (status = 404)))]
 pub async fn get_group(s: State<ApiState>, u: AdminUser, n: Path<String>) -> Reply {
     crud::get::<Groups>(s, u, n)
 }
@@ -196,8 +194,7 @@ pub async fn get_group(s: State<ApiState>, u: AdminUser, n: Path<String>) -> Rep
 /// requests keep their numbers and codes.
 #[utoipa::path(put, path = "/callin/groups/{name}", tag = "callin", request_body = GroupBody,
     params(("name" = String, Path, description = "group name")),
-    responses((status = 200), (status = 400), (status = 404), (status = 409, description = "defined in the configuration file")),
-    security(("bearer" = [])))]
+    responses((status = 200), (status = 400), (status = 404), (status = 409, description = "defined in the configuration file")))]
 pub async fn update_group(
     s: State<ApiState>,
     u: AdminUser,
@@ -210,8 +207,7 @@ pub async fn update_group(
 /// Deletes a group: no new requests; requests already handed out still match until they expire.
 #[utoipa::path(delete, path = "/callin/groups/{name}", tag = "callin",
     params(("name" = String, Path, description = "group name")),
-    responses((status = 200), (status = 404), (status = 409, description = "defined in the configuration file")),
-    security(("bearer" = [])))]
+    responses((status = 200), (status = 404), (status = 409, description = "defined in the configuration file")))]
 pub async fn delete_group(s: State<ApiState>, u: AdminUser, n: Path<String>) -> Reply {
     crud::delete::<Groups>(s, u, n).await
 }
@@ -224,8 +220,7 @@ pub async fn delete_group(s: State<ApiState>, u: AdminUser, n: Path<String>) -> 
     params(("name" = String, Path, description = "group name")),
     responses((status = 200, description = "the group with its new pool"),
               (status = 400, description = "`file: … line N: …` for every bad row"),
-              (status = 404), (status = 409)),
-    security(("bearer" = [])))]
+              (status = 404), (status = 409)))]
 pub async fn import_dnis(
     State(s): State<ApiState>,
     user: AdminUser,
@@ -313,8 +308,7 @@ fn record_out(r: CallInRequest) -> RecordOut {
 /// The last 5,000 call-in requests, filtered by state and creation time, sorted by a column
 /// and paged (500 per page).
 #[utoipa::path(get, path = "/callin/records", tag = "callin", params(RecordsQuery),
-    responses((status = 200, description = "`data.total` and `data.records`"), (status = 400), (status = 403)),
-    security(("bearer" = [])))]
+    responses((status = 200, description = "`data.total` and `data.records`"), (status = 400), (status = 403)))]
 pub async fn list_records(
     State(s): State<ApiState>,
     user: AdminUser,

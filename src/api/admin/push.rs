@@ -23,8 +23,7 @@ pub struct OutboxQuery {
 
 /// Push events in the durable outbox, newest first.
 #[utoipa::path(get, path = "/push/outbox", tag = "admin", params(OutboxQuery),
-    responses((status = 200, description = "entries with event, target, state, attempts, last error"), (status = 400), (status = 403)),
-    security(("bearer" = [])))]
+    responses((status = 200, description = "entries with event, target, state, attempts, last error"), (status = 400), (status = 403)))]
 pub async fn outbox(
     State(s): State<ApiState>,
     user: AdminUser,

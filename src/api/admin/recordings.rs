@@ -34,8 +34,7 @@ async fn all(s: &ApiState) -> Result<Vec<Recording>, ApiError> {
 
 /// Recordings, newest first.
 #[utoipa::path(get, path = "/recordings", tag = "admin", params(RecordingQuery),
-    responses((status = 200, body = [Recording]), (status = 403)),
-    security(("bearer" = [])))]
+    responses((status = 200, body = [Recording]), (status = 403)))]
 pub async fn list(
     State(s): State<ApiState>,
     user: AdminUser,
@@ -55,8 +54,7 @@ pub async fn list(
 /// One recording's WAV file.
 #[utoipa::path(get, path = "/recordings/{id}", tag = "admin",
     params(("id" = Uuid, Path, description = "recording id")),
-    responses((status = 200, content_type = "audio/wav", description = "8 kHz 16-bit mono WAV"), (status = 403), (status = 404)),
-    security(("bearer" = [])))]
+    responses((status = 200, content_type = "audio/wav", description = "8 kHz 16-bit mono WAV"), (status = 403), (status = 404)))]
 pub async fn download(
     State(s): State<ApiState>,
     user: AdminUser,

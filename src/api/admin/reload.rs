@@ -25,8 +25,7 @@ impl From<ReloadError> for ApiError {
 /// Re-reads and applies the configuration file.
 #[utoipa::path(post, path = "/reload", tag = "admin",
     responses((status = 200, description = "`data.applied` and `data.restartNeeded`"),
-              (status = 400, description = "the file is invalid; nothing changed"), (status = 409)),
-    security(("bearer" = [])))]
+              (status = 400, description = "the file is invalid; nothing changed"), (status = 409)))]
 pub async fn reload(State(s): State<ApiState>, user: AdminUser) -> Result<Response, ApiError> {
     user.require(Permission::ReloadConfig)?;
     let live = s.live.get().and_then(std::sync::Weak::upgrade);

@@ -129,8 +129,7 @@ impl<R: BookRule> Named for Rules<R> {
 
 /// Every number validation rule with the queues it is assigned to.
 #[utoipa::path(get, path = "/rules/number", tag = "rules",
-    responses((status = 200, description = "`data`: rules with their `queues`"), (status = 401), (status = 403)),
-    security(("bearer" = [])))]
+    responses((status = 200, description = "`data`: rules with their `queues`"), (status = 401), (status = 403)))]
 pub async fn list_number_rules(s: State<ApiState>, u: AdminUser) -> Reply {
     crud::list::<Number>(s, u)
 }
@@ -140,8 +139,7 @@ pub async fn list_number_rules(s: State<ApiState>, u: AdminUser) -> Reply {
 #[utoipa::path(post, path = "/rules/number", tag = "rules", request_body = NumberRuleSpec,
     responses((status = 201, description = "the rule as saved"),
               (status = 400, description = "a field is invalid; the message names it"),
-              (status = 409, description = "the name is taken")),
-    security(("bearer" = [])))]
+              (status = 409, description = "the name is taken")))]
 pub async fn create_number_rule(
     s: State<ApiState>,
     u: AdminUser,
@@ -153,7 +151,7 @@ pub async fn create_number_rule(
 /// One number validation rule.
 #[utoipa::path(get, path = "/rules/number/{name}", tag = "rules",
     params(("name" = String, Path, description = "rule name")),
-    responses((status = 200), (status = 404)), security(("bearer" = [])))]
+    responses((status = 200), (status = 404)))]
 pub async fn get_number_rule(s: State<ApiState>, u: AdminUser, n: Path<String>) -> Reply {
     crud::get::<Number>(s, u, n)
 }
@@ -162,7 +160,7 @@ pub async fn get_number_rule(s: State<ApiState>, u: AdminUser, n: Path<String>) 
 /// version to their next creation and their next dial.
 #[utoipa::path(put, path = "/rules/number/{name}", tag = "rules", request_body = NumberRuleSpec,
     params(("name" = String, Path, description = "rule name")),
-    responses((status = 200), (status = 400), (status = 404)), security(("bearer" = [])))]
+    responses((status = 200), (status = 400), (status = 404)))]
 pub async fn update_number_rule(
     s: State<ApiState>,
     u: AdminUser,
@@ -175,8 +173,7 @@ pub async fn update_number_rule(
 /// Deletes a number validation rule; refused (409) while a queue uses it.
 #[utoipa::path(delete, path = "/rules/number/{name}", tag = "rules",
     params(("name" = String, Path, description = "rule name")),
-    responses((status = 200), (status = 404), (status = 409, description = "assigned to a queue")),
-    security(("bearer" = [])))]
+    responses((status = 200), (status = 404), (status = 409, description = "assigned to a queue")))]
 pub async fn delete_number_rule(s: State<ApiState>, u: AdminUser, n: Path<String>) -> Reply {
     crud::delete::<Number>(s, u, n).await
 }
@@ -195,8 +192,7 @@ pub struct TestNumberBody {
 #[utoipa::path(post, path = "/rules/number/{name}/test", tag = "rules", request_body = TestNumberBody,
     params(("name" = String, Path, description = "rule name")),
     responses((status = 200, description = "`data.valid`, and `data.failedCheck` (`format`, `country` or `pattern`) with `data.reason` when refused"),
-              (status = 404)),
-    security(("bearer" = [])))]
+              (status = 404)))]
 pub async fn test_number(
     State(s): State<ApiState>,
     user: AdminUser,
@@ -225,8 +221,7 @@ pub async fn test_number(
 
 /// Every capacity rule with the queues it is assigned to.
 #[utoipa::path(get, path = "/rules/capacity", tag = "rules",
-    responses((status = 200, description = "`data`: rules (`name`, `capacity` statement, `queues`)")),
-    security(("bearer" = [])))]
+    responses((status = 200, description = "`data`: rules (`name`, `capacity` statement, `queues`)")))]
 pub async fn list_capacity_rules(s: State<ApiState>, u: AdminUser) -> Reply {
     crud::list::<Capacity>(s, u)
 }
@@ -234,7 +229,7 @@ pub async fn list_capacity_rules(s: State<ApiState>, u: AdminUser) -> Reply {
 /// Creates a capacity rule from a JSON capacity statement in the guide's format,
 /// `{"days":{"mon":{"09:00":5}},"duration":60}`; absent cells mean no capacity.
 #[utoipa::path(post, path = "/rules/capacity", tag = "rules", request_body = CapacityRule,
-    responses((status = 201), (status = 400), (status = 409)), security(("bearer" = [])))]
+    responses((status = 201), (status = 400), (status = 409)))]
 pub async fn create_capacity_rule(
     s: State<ApiState>,
     u: AdminUser,
@@ -246,7 +241,7 @@ pub async fn create_capacity_rule(
 /// One capacity rule.
 #[utoipa::path(get, path = "/rules/capacity/{name}", tag = "rules",
     params(("name" = String, Path, description = "rule name")),
-    responses((status = 200), (status = 404)), security(("bearer" = [])))]
+    responses((status = 200), (status = 404)))]
 pub async fn get_capacity_rule(s: State<ApiState>, u: AdminUser, n: Path<String>) -> Reply {
     crud::get::<Capacity>(s, u, n)
 }
@@ -255,7 +250,7 @@ pub async fn get_capacity_rule(s: State<ApiState>, u: AdminUser, n: Path<String>
 /// statement is pasted over a rule in the guide.
 #[utoipa::path(put, path = "/rules/capacity/{name}", tag = "rules", request_body = CapacityRule,
     params(("name" = String, Path, description = "rule name")),
-    responses((status = 200), (status = 400), (status = 404)), security(("bearer" = [])))]
+    responses((status = 200), (status = 400), (status = 404)))]
 pub async fn update_capacity_rule(
     s: State<ApiState>,
     u: AdminUser,
@@ -268,8 +263,7 @@ pub async fn update_capacity_rule(
 /// Deletes a capacity rule; refused (409) while a queue uses it.
 #[utoipa::path(delete, path = "/rules/capacity/{name}", tag = "rules",
     params(("name" = String, Path, description = "rule name")),
-    responses((status = 200), (status = 404), (status = 409, description = "assigned to a queue")),
-    security(("bearer" = [])))]
+    responses((status = 200), (status = 404), (status = 409, description = "assigned to a queue")))]
 pub async fn delete_capacity_rule(s: State<ApiState>, u: AdminUser, n: Path<String>) -> Reply {
     crud::delete::<Capacity>(s, u, n).await
 }
@@ -286,8 +280,7 @@ pub struct DurationBody {
 /// values are dropped; to half hours each hour's value is repeated at :30.
 #[utoipa::path(put, path = "/rules/capacity/{name}/duration", tag = "rules", request_body = DurationBody,
     params(("name" = String, Path, description = "rule name")),
-    responses((status = 200, description = "the converted rule"), (status = 400), (status = 404)),
-    security(("bearer" = [])))]
+    responses((status = 200, description = "the converted rule"), (status = 400), (status = 404)))]
 pub async fn set_capacity_duration(
     State(s): State<ApiState>,
     user: AdminUser,
@@ -312,7 +305,7 @@ pub async fn set_capacity_duration(
 
 /// Every region affinity rule with the queues it is assigned to.
 #[utoipa::path(get, path = "/rules/affinity", tag = "rules",
-    responses((status = 200)), security(("bearer" = [])))]
+    responses((status = 200)))]
 pub async fn list_affinity_rules(s: State<ApiState>, u: AdminUser) -> Reply {
     crud::list::<Affinity>(s, u)
 }
@@ -320,7 +313,7 @@ pub async fn list_affinity_rules(s: State<ApiState>, u: AdminUser) -> Reply {
 /// Creates a region affinity rule: preferred regions (at least one) then fallback regions, each
 /// in the order tried; ignored regions are never used.
 #[utoipa::path(post, path = "/rules/affinity", tag = "rules", request_body = RegionAffinityRule,
-    responses((status = 201), (status = 400), (status = 409)), security(("bearer" = [])))]
+    responses((status = 201), (status = 400), (status = 409)))]
 pub async fn create_affinity_rule(
     s: State<ApiState>,
     u: AdminUser,
@@ -332,7 +325,7 @@ pub async fn create_affinity_rule(
 /// One region affinity rule.
 #[utoipa::path(get, path = "/rules/affinity/{name}", tag = "rules",
     params(("name" = String, Path, description = "rule name")),
-    responses((status = 200), (status = 404)), security(("bearer" = [])))]
+    responses((status = 200), (status = 404)))]
 pub async fn get_affinity_rule(s: State<ApiState>, u: AdminUser, n: Path<String>) -> Reply {
     crud::get::<Affinity>(s, u, n)
 }
@@ -340,7 +333,7 @@ pub async fn get_affinity_rule(s: State<ApiState>, u: AdminUser, n: Path<String>
 /// Replaces a region affinity rule.
 #[utoipa::path(put, path = "/rules/affinity/{name}", tag = "rules", request_body = RegionAffinityRule,
     params(("name" = String, Path, description = "rule name")),
-    responses((status = 200), (status = 400), (status = 404)), security(("bearer" = [])))]
+    responses((status = 200), (status = 400), (status = 404)))]
 pub async fn update_affinity_rule(
     s: State<ApiState>,
     u: AdminUser,
@@ -353,7 +346,7 @@ pub async fn update_affinity_rule(
 /// Deletes a region affinity rule; refused (409) while a queue uses it.
 #[utoipa::path(delete, path = "/rules/affinity/{name}", tag = "rules",
     params(("name" = String, Path, description = "rule name")),
-    responses((status = 200), (status = 404), (status = 409)), security(("bearer" = [])))]
+    responses((status = 200), (status = 404), (status = 409)))]
 pub async fn delete_affinity_rule(s: State<ApiState>, u: AdminUser, n: Path<String>) -> Reply {
     crud::delete::<Affinity>(s, u, n).await
 }
@@ -362,8 +355,7 @@ pub async fn delete_affinity_rule(s: State<ApiState>, u: AdminUser, n: Path<Stri
 
 /// The rules of every queue the user may read (the Queues page's rule columns).
 #[utoipa::path(get, path = "/rules/queues", tag = "rules",
-    responses((status = 200, description = "`data`: queue name → `numberRule`, `capacityRule`, `affinityRule`")),
-    security(("bearer" = [])))]
+    responses((status = 200, description = "`data`: queue name → `numberRule`, `capacityRule`, `affinityRule`")))]
 pub async fn list_assignments(
     State(s): State<ApiState>,
     user: AdminUser,
@@ -377,7 +369,7 @@ pub async fn list_assignments(
 /// The rules assigned to one queue.
 #[utoipa::path(get, path = "/rules/queues/{queue}", tag = "rules",
     params(("queue" = String, Path, description = "virtual queue")),
-    responses((status = 200), (status = 403), (status = 404)), security(("bearer" = [])))]
+    responses((status = 200), (status = 403), (status = 404)))]
 pub async fn get_assignment(
     State(s): State<ApiState>,
     user: AdminUser,
@@ -413,8 +405,7 @@ pub struct AssignBody {
     params(("queue" = String, Path, description = "virtual queue")),
     responses((status = 200, description = "the queue's rules after the change"),
               (status = 400, description = "a named rule does not exist; the message names the field"),
-              (status = 403), (status = 404, description = "no such queue")),
-    security(("bearer" = [])))]
+              (status = 403), (status = 404, description = "no such queue")))]
 pub async fn assign_rules(
     State(s): State<ApiState>,
     user: AdminUser,

@@ -25,8 +25,7 @@ pub struct SurveyQuery {
 
 /// Survey answers as CSV, oldest first.
 #[utoipa::path(get, path = "/surveys.csv", tag = "admin", params(SurveyQuery),
-    responses((status = 200, content_type = "text/csv", description = "responseId, at, survey, callId, ani, queue, agent, callbackId, question, answer"), (status = 403)),
-    security(("bearer" = [])))]
+    responses((status = 200, content_type = "text/csv", description = "responseId, at, survey, callId, ani, queue, agent, callbackId, question, answer"), (status = 403)))]
 pub async fn export(
     State(s): State<ApiState>,
     user: AdminUser,

@@ -111,7 +111,7 @@ fn changeable(s: &ApiState, name: &str) -> Result<UserRecord, ApiError> {
 
 /// Every user.
 #[utoipa::path(get, path = "/users", tag = "admin",
-    responses((status = 200, body = [UserView]), (status = 403)), security(("bearer" = [])))]
+    responses((status = 200, body = [UserView]), (status = 403)))]
 pub async fn list(State(s): State<ApiState>, user: AdminUser) -> Result<Response, ApiError> {
     user.require(Permission::ManageUsers)?;
     let users: Vec<UserView> = s
@@ -125,8 +125,7 @@ pub async fn list(State(s): State<ApiState>, user: AdminUser) -> Result<Response
 
 /// Creates a user.
 #[utoipa::path(post, path = "/users", tag = "admin", request_body = NewUserBody,
-    responses((status = 200, body = UserView), (status = 400), (status = 403), (status = 409)),
-    security(("bearer" = [])))]
+    responses((status = 200, body = UserView), (status = 400), (status = 403), (status = 409)))]
 pub async fn create(
     State(s): State<ApiState>,
     user: AdminUser,
@@ -156,8 +155,7 @@ pub async fn create(
 /// Changes a user's password, roles or queues; open sessions follow at their next request.
 #[utoipa::path(put, path = "/users/{name}", tag = "admin", request_body = UpdateUserBody,
     params(("name" = String, Path, description = "login name")),
-    responses((status = 200, body = UserView), (status = 404), (status = 409)),
-    security(("bearer" = [])))]
+    responses((status = 200, body = UserView), (status = 404), (status = 409)))]
 pub async fn update(
     State(s): State<ApiState>,
     user: AdminUser,
@@ -209,8 +207,7 @@ async fn save(
 /// Deletes a user and ends their sessions.
 #[utoipa::path(delete, path = "/users/{name}", tag = "admin",
     params(("name" = String, Path, description = "login name")),
-    responses((status = 200), (status = 404), (status = 409)),
-    security(("bearer" = [])))]
+    responses((status = 200), (status = 404), (status = 409)))]
 pub async fn delete(
     State(s): State<ApiState>,
     user: AdminUser,
