@@ -3,17 +3,16 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::{
-    ApiError, ApiState, Body, KeyName, admin, captcha, ewt_seconds, known_queue, ok, query,
+    ApiError, ApiState, Body, KeyName, Q, Reply, admin, captcha, ewt_seconds, known_queue, ok,
     service_error,
 };
 use crate::callback::service::{CreateRequest, ServiceError};
@@ -99,7 +98,7 @@ pub(super) async fn create_callback(
     State(s): State<ApiState>,
     key: Option<axum::Extension<KeyName>>,
     Body(b): Body<CreateCallbackBody>,
-) -> Result<Response, ApiError> {
+) -> Reply {
     let key = key.map(|k| k.0.0);
     captcha::check_create(
         &s,
@@ -268,10 +267,7 @@ impl From<&CallbackRecord> for CallbackView {
 
 #[utoipa::path(post, path = "/callbacks/retrieve", tag = "callbacks", request_body = IdBody,
     responses((status = 200, description = "the callback, with position and EWT while queued"), (status = 404)))]
-pub(super) async fn retrieve_callback(
-    State(s): State<ApiState>,
-    Body(b): Body<IdBody>,
-) -> Result<Response, ApiError> {
+pub(super) async fn retrieve_callback(State(s): State<ApiState>, Body(b): Body<IdBody>) -> Reply {
     let rec = s.callbacks.get(b.id).await.map_err(service_error)?;
     let mut view = serde_json::to_value(CallbackView::from(&rec))
         .map_err(|e| ApiError::internal(e.to_string()))?;
@@ -296,18 +292,14 @@ pub(super) async fn retrieve_callback(
     responses((status = 200, description = "`data.callbacks`, `data.page`, `data.hasMore`"), (status = 400)))]
 pub(super) async fn query_callbacks(
     State(s): State<ApiState>,
-    q: Result<Query<admin::callbacks::ListQuery>, QueryRejection>,
-) -> Result<Response, ApiError> {
-    let q = query(q)?;
+    Q(q): Q<admin::callbacks::ListQuery>,
+) -> Reply {
     Ok(ok(admin::callbacks::query_page(&s, &q, None).await?))
 }
 
 #[utoipa::path(post, path = "/callbacks/cancel", tag = "callbacks", request_body = IdBody,
     responses((status = 200), (status = 404), (status = 409)))]
-pub(super) async fn cancel_callback(
-    State(s): State<ApiState>,
-    Body(b): Body<IdBody>,
-) -> Result<Response, ApiError> {
+pub(super) async fn cancel_callback(State(s): State<ApiState>, Body(b): Body<IdBody>) -> Reply {
     let rec = s
         .callbacks
         .cancel(b.id, "api", false)
@@ -331,7 +323,7 @@ pub struct RescheduleBody {
 pub(super) async fn reschedule_callback(
     State(s): State<ApiState>,
     Body(b): Body<RescheduleBody>,
-) -> Result<Response, ApiError> {
+) -> Reply {
     let rec = s
         .callbacks
         .reschedule(b.id, b.desired_time.with_timezone(&Utc), "api")
@@ -369,9 +361,8 @@ pub struct OpenForQuery {
 pub(super) async fn open_for_route(
     State(s): State<ApiState>,
     Path(service): Path<String>,
-    q: Result<Query<OpenForQuery>, QueryRejection>,
-) -> Result<Response, ApiError> {
-    let q = query(q)?;
+    Q(q): Q<OpenForQuery>,
+) -> Reply {
     let queue = known_queue(&s, &service, "serviceName")?;
     let hours = s.config.queue_hours(queue);
     let offer = s.config.immediate_offer_hours(queue);

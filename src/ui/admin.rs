@@ -18,6 +18,7 @@ use super::posted::Posted;
 use super::{UiUser, api_data, chrome, refusal, refusal_text, render, render_status};
 use crate::api::ApiState;
 use crate::api::Body;
+use crate::api::Q;
 use crate::api::admin::developer::{KeyBody, validate_key as api_validate_key};
 use crate::api::admin::push::{OutboxQuery, outbox};
 use crate::api::admin::users::{self as api_users, NewUserBody, UpdateUserBody};
@@ -69,7 +70,7 @@ async fn dev_view(s: &ApiState, user: &UiUser, q: DevQuery, key: Option<String>)
         state,
         limit: Some(100),
     };
-    let answer = outbox(State(s.clone()), user.user.clone(), Ok(Query(oq))).await;
+    let answer = outbox(State(s.clone()), user.user.clone(), Q(oq)).await;
     let (entries, outbox_error) = match api_data(answer) {
         Ok(v) => (v, None),
         Err(e) => (serde_json::Value::Null, Some(refusal_text(&e))),

@@ -7,7 +7,6 @@
 use std::collections::BTreeMap;
 
 use axum::extract::{Path, State};
-use axum::response::Response;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -16,7 +15,7 @@ use super::auth::{AdminUser, Permission};
 pub use crate::agents::{AgentBook, DOC_KIND, StoredAgent, apply_stored};
 use crate::agents::{AgentError, check_id, check_skills};
 use crate::api::stats::state_name;
-use crate::api::{ApiError, ApiState, Body, ok};
+use crate::api::{ApiError, ApiState, Body, Reply, ok};
 use crate::config::AgentSpec;
 use crate::routing::StateKind;
 
@@ -70,7 +69,7 @@ async fn save(
 /// Every agent with state and skills.
 #[utoipa::path(get, path = "/agents", tag = "admin",
     responses((status = 200, description = "agents; `appliesAt: restart` marks changes waiting for a start"), (status = 403)))]
-pub async fn list(State(s): State<ApiState>, user: AdminUser) -> Result<Response, ApiError> {
+pub async fn list(State(s): State<ApiState>, user: AdminUser) -> Reply {
     user.require(Permission::UseTools)?;
     let out: Vec<_> = s.agent_book.all().iter().map(|a| view(&s, a)).collect();
     Ok(ok(out))
@@ -100,7 +99,7 @@ pub async fn create(
     State(s): State<ApiState>,
     user: AdminUser,
     Body(b): Body<NewAgentBody>,
-) -> Result<Response, ApiError> {
+) -> Reply {
     user.require(Permission::ManageAgents)?;
     check_id(&b.id)?;
     check_skills(&b.skills)?;
@@ -154,7 +153,7 @@ pub async fn update(
     user: AdminUser,
     Path(id): Path<String>,
     Body(b): Body<UpdateAgentBody>,
-) -> Result<Response, ApiError> {
+) -> Reply {
     user.require(Permission::ManageAgents)?;
     let mut a = defined(&s, &id)?;
     if let Some(skills) = &b.skills {
@@ -202,11 +201,7 @@ fn redispatch_if_ready(s: &ApiState, id: &str) {
 #[utoipa::path(delete, path = "/agents/{id}", tag = "admin",
     params(("id" = String, Path, description = "agent id")),
     responses((status = 200), (status = 404), (status = 409)))]
-pub async fn delete(
-    State(s): State<ApiState>,
-    user: AdminUser,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+pub async fn delete(State(s): State<ApiState>, user: AdminUser, Path(id): Path<String>) -> Reply {
     user.require(Permission::ManageAgents)?;
     let mut a = defined(&s, &id)?;
     if let Ok(i) = s.router.agents().index_of(&id) {
@@ -250,7 +245,7 @@ pub async fn set_state(
     user: AdminUser,
     Path(id): Path<String>,
     Body(b): Body<StateBody>,
-) -> Result<Response, ApiError> {
+) -> Reply {
     user.require(Permission::ManageAgents)?;
     let to = match b.state.as_str() {
         "ready" => StateKind::Ready,

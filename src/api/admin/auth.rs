@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::api::{ApiError, ApiState, Body, ok};
+use crate::api::{ApiError, ApiState, Body, Reply, ok};
 pub use crate::users::{
     AdminAuth, AdminUser, AuthError, LoginFailed, Permission, Permissions, Role, UserRecord,
     check_hash, hash_password, valid_user_name, verify_password,
@@ -97,7 +97,7 @@ pub async fn login(
     State(s): State<ApiState>,
     extensions: axum::http::Extensions,
     Body(b): Body<LoginBody>,
-) -> Result<Response, ApiError> {
+) -> Reply {
     let address = extensions
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.ip().to_string())
@@ -190,7 +190,7 @@ pub async fn logout(
     State(s): State<ApiState>,
     headers: axum::http::HeaderMap,
     _user: AdminUser,
-) -> Result<Response, ApiError> {
+) -> Reply {
     let token = bearer(&headers).ok_or(AuthError::NoToken)?;
     s.admin.logout(token);
     Ok(ok(json!({ "loggedOut": true })))
@@ -208,6 +208,6 @@ fn me_view(u: &AdminUser) -> serde_json::Value {
 /// Who the token belongs to, their roles, permissions and readable queues.
 #[utoipa::path(get, path = "/me", tag = "admin",
     responses((status = 200, description = "the caller's roles and permissions"), (status = 401)))]
-pub async fn me(user: AdminUser) -> Result<Response, ApiError> {
+pub async fn me(user: AdminUser) -> Reply {
     Ok(ok(me_view(&user)))
 }

@@ -5,9 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
-use axum::response::Response;
+use axum::extract::{Path, State};
 use chrono::{DateTime, FixedOffset, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -15,7 +13,9 @@ use uuid::Uuid;
 
 use super::audit;
 use super::auth::{AdminUser, Permission};
-use crate::api::{ApiError, ApiState, Body, CallbackView, known_queue, ok, query, service_error};
+use crate::api::{
+    ApiError, ApiState, Body, CallbackView, Q, Reply, known_queue, ok, service_error,
+};
 use crate::callback::bulk::{self, BulkSummary};
 use crate::callback::service::{CreateRequest, api_callback};
 use crate::callback::{CallbackRecord, CallbackState, NewCallback, Origin};
@@ -83,13 +83,8 @@ async fn store_query(s: &ApiState, f: CallbackFilter) -> Result<Vec<CallbackReco
 /// the previous page's `nextCursor` (`after`).
 #[utoipa::path(get, path = "/callbacks", tag = "admin", params(ListQuery),
     responses((status = 200, description = "`data.callbacks`, `data.page`, `data.hasMore`"), (status = 400), (status = 403)))]
-pub async fn list(
-    State(s): State<ApiState>,
-    user: AdminUser,
-    q: Result<Query<ListQuery>, QueryRejection>,
-) -> Result<Response, ApiError> {
+pub async fn list(State(s): State<ApiState>, user: AdminUser, Q(q): Q<ListQuery>) -> Reply {
     user.require(Permission::ReadCallbacks)?;
-    let q = query(q)?;
     if let Some(name) = &q.service_name {
         known_queue(&s, name, "serviceName")?;
         user.require_queue(name)?;
@@ -196,13 +191,8 @@ pub struct SearchQuery {
 /// Finds callbacks by id or by phone number (in the queues the user may read).
 #[utoipa::path(get, path = "/callbacks/search", tag = "admin", params(SearchQuery),
     responses((status = 200, description = "matching callbacks"), (status = 400)))]
-pub async fn search(
-    State(s): State<ApiState>,
-    user: AdminUser,
-    q: Result<Query<SearchQuery>, QueryRejection>,
-) -> Result<Response, ApiError> {
+pub async fn search(State(s): State<ApiState>, user: AdminUser, Q(q): Q<SearchQuery>) -> Reply {
     user.require(Permission::ReadCallbacks)?;
-    let q = query(q)?;
     let text = q.q.trim();
     if text.is_empty() {
         return Err(ApiError::bad_request(
@@ -272,7 +262,7 @@ async fn audited(
     action: &str,
     detail: Value,
     rec: &CallbackRecord,
-) -> Result<Response, ApiError> {
+) -> Reply {
     audit::audit(s, user, action, detail).await?;
     Ok(ok(CallbackView::from(rec)))
 }
@@ -287,11 +277,7 @@ fn replaced(id: Uuid, new: &CallbackRecord) -> Value {
 #[utoipa::path(get, path = "/callbacks/{id}", tag = "admin",
     params(("id" = Uuid, Path, description = "callback id")),
     responses((status = 200, description = "the record with `metrics` and `history`"), (status = 404)))]
-pub async fn detail(
-    State(s): State<ApiState>,
-    user: AdminUser,
-    Path(id): Path<Uuid>,
-) -> Result<Response, ApiError> {
+pub async fn detail(State(s): State<ApiState>, user: AdminUser, Path(id): Path<Uuid>) -> Reply {
     user.require(Permission::ReadCallbacks)?;
     let rec = readable_record(&s, &user, id).await?;
     let mut v = serde_json::to_value(CallbackView::from(&rec))
@@ -339,7 +325,7 @@ pub async fn create(
     State(s): State<ApiState>,
     user: AdminUser,
     Body(b): Body<CreateBody>,
-) -> Result<Response, ApiError> {
+) -> Reply {
     user.require(Permission::WriteCallbacks)?;
     known_queue(&s, &b.service_name, "serviceName")?;
     user.require_queue(&b.service_name)?;
@@ -372,11 +358,7 @@ pub async fn create(
 #[utoipa::path(post, path = "/callbacks/{id}/cancel", tag = "admin",
     params(("id" = Uuid, Path, description = "callback id")),
     responses((status = 200), (status = 404), (status = 409)))]
-pub async fn cancel(
-    State(s): State<ApiState>,
-    user: AdminUser,
-    Path(id): Path<Uuid>,
-) -> Result<Response, ApiError> {
+pub async fn cancel(State(s): State<ApiState>, user: AdminUser, Path(id): Path<Uuid>) -> Reply {
     writable_record(&s, &user, id).await?;
     let rec = s
         .callbacks
@@ -404,7 +386,7 @@ pub async fn reschedule(
     user: AdminUser,
     Path(id): Path<Uuid>,
     Body(b): Body<TimeBody>,
-) -> Result<Response, ApiError> {
+) -> Reply {
     user.require(Permission::WriteCallbacks)?;
     let at = b
         .desired_time
@@ -427,7 +409,7 @@ pub async fn recreate(
     user: AdminUser,
     Path(id): Path<Uuid>,
     Body(b): Body<TimeBody>,
-) -> Result<Response, ApiError> {
+) -> Reply {
     writable_record(&s, &user, id).await?;
     let rec = s
         .callbacks
@@ -501,7 +483,7 @@ pub async fn bulk_preview(
     State(s): State<ApiState>,
     user: AdminUser,
     Body(b): Body<RangeBody>,
-) -> Result<Response, ApiError> {
+) -> Reply {
     let (busy, free): (Vec<_>, Vec<_>) = range_for(&s, &user, &b)?
         .into_iter()
         .partition(|r| r.state == CallbackState::Processing);
@@ -529,7 +511,7 @@ pub async fn bulk_cancel(
     State(s): State<ApiState>,
     user: AdminUser,
     Body(b): Body<RangeBody>,
-) -> Result<Response, ApiError> {
+) -> Reply {
     let in_range = range_for(&s, &user, &b)?;
     let Some(ids) = &b.ids else {
         return Err(ApiError::bad_request(
@@ -586,7 +568,7 @@ pub async fn export_summary(
     State(s): State<ApiState>,
     user: AdminUser,
     Path(id): Path<Uuid>,
-) -> Result<Response, ApiError> {
+) -> Reply {
     user.require(Permission::ExportCallbacks)?;
     let Some(store) = &s.store else {
         return Err(ApiError::not_found("no summaries without a store"));

@@ -8,16 +8,12 @@ use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::Response;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use super::{AdminUser, Permission};
-use crate::api::{ApiError, ApiState, Body, ok};
+use crate::api::{ApiError, ApiState, Body, Reply, ok};
 use crate::store::Document;
-
-/// What an administration handler answers.
-pub type Reply = Result<Response, ApiError>;
 
 /// A kind of named record the administration lists, reads, creates, replaces and deletes.
 pub trait Named: Send + Sync + 'static {

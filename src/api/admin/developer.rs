@@ -1,14 +1,12 @@
 //! The Developer tab (Administrator, Developer): recent API errors searched by correlation id,
 //! API key validation, and the CORS origins in force (read-only: they come from the file).
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
-use axum::response::Response;
+use axum::extract::State;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::auth::{AdminUser, Permission};
-use crate::api::{ApiError, ApiState, Body, ok, query};
+use crate::api::{ApiState, Body, Q, Reply, ok};
 
 /// `GET /admin/developer/errors` query.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -24,13 +22,8 @@ pub struct ErrorsQuery {
 /// Recent API errors (the last 1000), newest first.
 #[utoipa::path(get, path = "/developer/errors", tag = "admin", params(ErrorsQuery),
     responses((status = 200, description = "errors with method, uri, status, code, message"), (status = 403)))]
-pub async fn errors(
-    State(s): State<ApiState>,
-    user: AdminUser,
-    q: Result<Query<ErrorsQuery>, QueryRejection>,
-) -> Result<Response, ApiError> {
+pub async fn errors(State(s): State<ApiState>, user: AdminUser, Q(q): Q<ErrorsQuery>) -> Reply {
     user.require(Permission::DeveloperTools)?;
-    let q = query(q)?;
     let limit = super::limit(q.limit, 100)?;
     let mut list = s.errors.search(q.correlation_id.as_deref());
     list.truncate(limit);
@@ -52,7 +45,7 @@ pub async fn validate_key(
     State(s): State<ApiState>,
     user: AdminUser,
     Body(b): Body<KeyBody>,
-) -> Result<Response, ApiError> {
+) -> Reply {
     user.require(Permission::DeveloperTools)?;
     let name = s.key_name(b.key.as_bytes());
     Ok(ok(json!({ "valid": name.is_some(), "name": name })))
@@ -61,10 +54,7 @@ pub async fn validate_key(
 /// Origins allowed by CORS (from `api.cors_origins`).
 #[utoipa::path(get, path = "/developer/cors-origins", tag = "admin",
     responses((status = 200, description = "the configured origins"), (status = 403)))]
-pub async fn cors_origins(
-    State(s): State<ApiState>,
-    user: AdminUser,
-) -> Result<Response, ApiError> {
+pub async fn cors_origins(State(s): State<ApiState>, user: AdminUser) -> Reply {
     user.require(Permission::DeveloperTools)?;
     Ok(ok(
         json!({ "origins": s.config.spec.api.cors_origins, "editable": false }),

@@ -8,9 +8,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::response::Response;
+use axum::extract::{DefaultBodyLimit, Path, State};
 use chrono::{DateTime, FixedOffset, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -18,9 +16,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::crud::{self, Named, Reply, record};
+use super::crud::{self, Named, record};
 use super::{AdminUser, Permission};
-use crate::api::{ApiError, ApiState, Body, ok, query};
+use crate::api::{ApiError, ApiState, Body, Q, Reply, ok};
 use crate::callin::group::CallInGroup;
 use crate::callin::{
     CallInRequest, CallInState, DnisEntry, GroupBook, GroupBookError, GroupSource, GroupView,
@@ -226,7 +224,7 @@ pub async fn import_dnis(
     user: AdminUser,
     Path(name): Path<String>,
     body: axum::body::Bytes,
-) -> Result<Response, ApiError> {
+) -> Reply {
     user.require(Permission::WriteCallInGroups)?;
     let text = std::str::from_utf8(&body)
         .map_err(|e| ApiError::bad_request(format!("file: not UTF-8 text: {e}")))?;
@@ -312,10 +310,9 @@ fn record_out(r: CallInRequest) -> RecordOut {
 pub async fn list_records(
     State(s): State<ApiState>,
     user: AdminUser,
-    q: Result<Query<RecordsQuery>, QueryRejection>,
-) -> Result<Response, ApiError> {
+    Q(q): Q<RecordsQuery>,
+) -> Reply {
     user.require(Permission::ReadCallIn)?;
-    let q = query(q)?;
     let limit = q.limit.unwrap_or(500);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::bad_request(format!(

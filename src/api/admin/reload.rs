@@ -4,12 +4,11 @@
 //! lists every problem with its line and column.
 
 use axum::extract::State;
-use axum::response::Response;
 use serde_json::json;
 
 use super::audit;
 use super::auth::{AdminUser, Permission};
-use crate::api::{ApiError, ApiState, ok};
+use crate::api::{ApiError, ApiState, Reply, ok};
 use crate::ops::reload::{self, Applied, ReloadError};
 
 impl From<ReloadError> for ApiError {
@@ -26,7 +25,7 @@ impl From<ReloadError> for ApiError {
 #[utoipa::path(post, path = "/reload", tag = "admin",
     responses((status = 200, description = "`data.applied` and `data.restartNeeded`"),
               (status = 400, description = "the file is invalid; nothing changed"), (status = 409)))]
-pub async fn reload(State(s): State<ApiState>, user: AdminUser) -> Result<Response, ApiError> {
+pub async fn reload(State(s): State<ApiState>, user: AdminUser) -> Reply {
     user.require(Permission::ReloadConfig)?;
     let live = s.live.get().and_then(std::sync::Weak::upgrade);
     let done: Applied = match live {

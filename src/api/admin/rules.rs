@@ -10,15 +10,14 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::crud::{self, Named, Reply, record};
+use super::crud::{self, Named, record};
 use super::{AdminUser, Permission};
-use crate::api::{ApiError, ApiState, Body, ok};
+use crate::api::{ApiError, ApiState, Body, Reply, ok};
 use crate::rules::affinity::RegionAffinityRule;
 use crate::rules::book::{
     BookError, BookRule, CapacityRule, Listed, QueueRules, RuleBook, RuleKind,
@@ -198,7 +197,7 @@ pub async fn test_number(
     user: AdminUser,
     Path(name): Path<String>,
     Body(b): Body<TestNumberBody>,
-) -> Result<Response, ApiError> {
+) -> Reply {
     user.require(Permission::ReadRules)?;
     let verdict = book(&s)?
         .test_number(&name, &b.phone_number)
@@ -286,7 +285,7 @@ pub async fn set_capacity_duration(
     user: AdminUser,
     Path(name): Path<String>,
     Body(b): Body<DurationBody>,
-) -> Result<Response, ApiError> {
+) -> Reply {
     user.require(Permission::WriteCapacityRules)?;
     let also = record(
         &s,
@@ -356,10 +355,7 @@ pub async fn delete_affinity_rule(s: State<ApiState>, u: AdminUser, n: Path<Stri
 /// The rules of every queue the user may read (the Queues page's rule columns).
 #[utoipa::path(get, path = "/rules/queues", tag = "rules",
     responses((status = 200, description = "`data`: queue name → `numberRule`, `capacityRule`, `affinityRule`")))]
-pub async fn list_assignments(
-    State(s): State<ApiState>,
-    user: AdminUser,
-) -> Result<Response, ApiError> {
+pub async fn list_assignments(State(s): State<ApiState>, user: AdminUser) -> Reply {
     user.require(Permission::ReadRules)?;
     let mut all = book(&s)?.assignments();
     all.retain(|q, _| user.can_read_queue(q));
@@ -374,7 +370,7 @@ pub async fn get_assignment(
     State(s): State<ApiState>,
     user: AdminUser,
     Path(queue): Path<String>,
-) -> Result<Response, ApiError> {
+) -> Reply {
     user.require(Permission::ReadRules)?;
     user.require_queue(&queue)?;
     let rules = book(&s)?.queue_rules(&queue).map_err(book_error)?;
@@ -411,7 +407,7 @@ pub async fn assign_rules(
     user: AdminUser,
     Path(queue): Path<String>,
     Body(b): Body<AssignBody>,
-) -> Result<Response, ApiError> {
+) -> Reply {
     let changes: Vec<(RuleKind, &'static str, Permission, Option<String>)> = [
         (
             RuleKind::Number,

@@ -6,13 +6,12 @@
 use std::collections::BTreeSet;
 
 use axum::extract::{Path, State};
-use axum::response::Response;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::audit;
 use super::auth::{AdminUser, Permission, Role, UserRecord, hash_password, valid_user_name};
-use crate::api::{ApiError, ApiState, Body, ok};
+use crate::api::{ApiError, ApiState, Body, Reply, ok};
 pub use crate::users::DOC_KIND;
 use crate::users::{UserError, check_password, check_roles, document};
 
@@ -112,7 +111,7 @@ fn changeable(s: &ApiState, name: &str) -> Result<UserRecord, ApiError> {
 /// Every user.
 #[utoipa::path(get, path = "/users", tag = "admin",
     responses((status = 200, body = [UserView]), (status = 403)))]
-pub async fn list(State(s): State<ApiState>, user: AdminUser) -> Result<Response, ApiError> {
+pub async fn list(State(s): State<ApiState>, user: AdminUser) -> Reply {
     user.require(Permission::ManageUsers)?;
     let users: Vec<UserView> = s
         .admin
@@ -130,7 +129,7 @@ pub async fn create(
     State(s): State<ApiState>,
     user: AdminUser,
     Body(b): Body<NewUserBody>,
-) -> Result<Response, ApiError> {
+) -> Reply {
     user.require(Permission::ManageUsers)?;
     if !valid_user_name(&b.name) {
         return Err(UserError::BadName.into());
@@ -161,7 +160,7 @@ pub async fn update(
     user: AdminUser,
     Path(name): Path<String>,
     Body(b): Body<UpdateUserBody>,
-) -> Result<Response, ApiError> {
+) -> Reply {
     user.require(Permission::ManageUsers)?;
     let mut rec = changeable(&s, &name)?;
     let mut changed = Vec::new();
@@ -193,7 +192,7 @@ async fn save(
     rec: UserRecord,
     action: &str,
     detail: serde_json::Value,
-) -> Result<Response, ApiError> {
+) -> Reply {
     audit::save(
         s,
         vec![document(&rec), audit::entry(s, user, action, detail)],
@@ -208,11 +207,7 @@ async fn save(
 #[utoipa::path(delete, path = "/users/{name}", tag = "admin",
     params(("name" = String, Path, description = "login name")),
     responses((status = 200), (status = 404), (status = 409)))]
-pub async fn delete(
-    State(s): State<ApiState>,
-    user: AdminUser,
-    Path(name): Path<String>,
-) -> Result<Response, ApiError> {
+pub async fn delete(State(s): State<ApiState>, user: AdminUser, Path(name): Path<String>) -> Reply {
     user.require(Permission::ManageUsers)?;
     changeable(&s, &name)?;
     let Some(store) = &s.store else {
