@@ -14,6 +14,7 @@ use super::fields::{field, form_fields, parse_time, ticked};
 use super::posted::Posted;
 use super::{UiUser, api_data, chrome, refusal, refusal_text, render_status};
 use crate::api::Q;
+use crate::api::admin::Admin;
 use crate::api::admin::crud;
 use crate::api::admin::groups::{GroupBody, Groups, RecordsQuery, import_dnis, list_records};
 use crate::api::{ApiError, ApiState, Body};
@@ -83,7 +84,7 @@ async fn records(
     let mut q: RecordsQuery = serde_json::from_value(q).map_err(|e| format!("Filters: {e}."))?;
     q.from = time("from", "From")?;
     q.to = time("to", "To")?;
-    let answer = list_records(State(s.clone()), user.user.clone(), Q(q)).await;
+    let answer = list_records(Admin::new(s.clone(), user.user.clone()), Q(q)).await;
     let data = api_data(answer).map_err(|e| refusal_text(&e))?;
     let total = data["total"].as_u64().unwrap_or(0);
     Ok((data["records"].clone(), total))
@@ -232,8 +233,7 @@ pub async fn import(State(s): State<ApiState>, Path(name): Path<String>, p: Post
         return refusal(user, &e);
     };
     let answer = import_dnis(
-        State(s),
-        user.user.clone(),
+        Admin::new(s, user.user.clone()),
         Path(name.clone()),
         Bytes::from(file),
     )

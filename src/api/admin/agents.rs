@@ -6,12 +6,12 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::audit;
-use super::auth::{AdminUser, Permission};
+use super::auth::{Admin, AdminUser, Permission};
 pub use crate::agents::{AgentBook, DOC_KIND, StoredAgent, apply_stored};
 use crate::agents::{AgentError, check_id, check_skills};
 use crate::api::stats::state_name;
@@ -69,7 +69,7 @@ async fn save(
 /// Every agent with state and skills.
 #[utoipa::path(get, path = "/agents", tag = "admin",
     responses((status = 200, description = "agents; `appliesAt: restart` marks changes waiting for a start"), (status = 403)))]
-pub async fn list(State(s): State<ApiState>, user: AdminUser) -> Reply {
+pub async fn list(Admin { s, user }: Admin) -> Reply {
     user.require(Permission::UseTools)?;
     let out: Vec<_> = s.agent_book.all().iter().map(|a| view(&s, a)).collect();
     Ok(ok(out))
@@ -95,11 +95,7 @@ pub struct NewAgentBody {
 /// Defines a new agent (durable; routed from the next start).
 #[utoipa::path(post, path = "/agents", tag = "admin", request_body = NewAgentBody,
     responses((status = 200), (status = 400), (status = 403), (status = 409)))]
-pub async fn create(
-    State(s): State<ApiState>,
-    user: AdminUser,
-    Body(b): Body<NewAgentBody>,
-) -> Reply {
+pub async fn create(Admin { s, user }: Admin, Body(b): Body<NewAgentBody>) -> Reply {
     user.require(Permission::ManageAgents)?;
     check_id(&b.id)?;
     check_skills(&b.skills)?;
@@ -149,8 +145,7 @@ pub struct UpdateAgentBody {
     params(("id" = String, Path, description = "agent id")),
     responses((status = 200), (status = 400), (status = 404)))]
 pub async fn update(
-    State(s): State<ApiState>,
-    user: AdminUser,
+    Admin { s, user }: Admin,
     Path(id): Path<String>,
     Body(b): Body<UpdateAgentBody>,
 ) -> Reply {
@@ -201,7 +196,7 @@ fn redispatch_if_ready(s: &ApiState, id: &str) {
 #[utoipa::path(delete, path = "/agents/{id}", tag = "admin",
     params(("id" = String, Path, description = "agent id")),
     responses((status = 200), (status = 404), (status = 409)))]
-pub async fn delete(State(s): State<ApiState>, user: AdminUser, Path(id): Path<String>) -> Reply {
+pub async fn delete(Admin { s, user }: Admin, Path(id): Path<String>) -> Reply {
     user.require(Permission::ManageAgents)?;
     let mut a = defined(&s, &id)?;
     if let Ok(i) = s.router.agents().index_of(&id) {
@@ -241,8 +236,7 @@ pub struct StateBody {
     params(("id" = String, Path, description = "agent id")),
     responses((status = 200), (status = 400), (status = 404), (status = 409)))]
 pub async fn set_state(
-    State(s): State<ApiState>,
-    user: AdminUser,
+    Admin { s, user }: Admin,
     Path(id): Path<String>,
     Body(b): Body<StateBody>,
 ) -> Reply {

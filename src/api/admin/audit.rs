@@ -2,12 +2,11 @@
 //! record their changes with [`audit`] (or put [`entry`] in the same `save_documents` call as the
 //! change, so both are stored in one transaction).
 
-use axum::extract::State;
 use chrono::{DateTime, FixedOffset, Utc};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::auth::{AdminUser, Permission};
+use super::auth::{Admin, AdminUser, Permission};
 use crate::api::{ApiError, ApiState, Q, Reply, ok};
 use crate::store::Document;
 
@@ -66,7 +65,7 @@ pub struct AuditQuery {
 /// The audit log, newest first (Administrator).
 #[utoipa::path(get, path = "/audit", tag = "admin", params(AuditQuery),
     responses((status = 200, body = [AuditEntry]), (status = 403)))]
-pub async fn list(State(s): State<ApiState>, user: AdminUser, Q(q): Q<AuditQuery>) -> Reply {
+pub async fn list(Admin { s, user }: Admin, Q(q): Q<AuditQuery>) -> Reply {
     user.require(Permission::ReadAudit)?;
     let limit = super::limit(q.limit, 250)?;
     let Some(store) = &s.store else {

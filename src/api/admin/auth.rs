@@ -50,6 +50,32 @@ impl AdminUser {
     }
 }
 
+/// What an administration handler starts from: the API state and the caller (without a session
+/// the gate has answered 401).
+pub struct Admin {
+    /// The API state.
+    pub s: ApiState,
+    /// The caller, whose permissions the handler checks.
+    pub user: AdminUser,
+}
+
+impl Admin {
+    /// The context of a call made on `user`'s behalf by a caller with a session of its own (the
+    /// web UI).
+    pub fn new(s: ApiState, user: AdminUser) -> Self {
+        Admin { s, user }
+    }
+}
+
+impl FromRequestParts<ApiState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
+        let user = AdminUser::from_request_parts(parts, state).await?;
+        Ok(Admin::new(state.clone(), user))
+    }
+}
+
 /// The bearer token of a request, if any.
 pub fn bearer(parts: &axum::http::HeaderMap) -> Option<&str> {
     parts

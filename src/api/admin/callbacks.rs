@@ -5,14 +5,14 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use chrono::{DateTime, FixedOffset, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::audit;
-use super::auth::{AdminUser, Permission};
+use super::auth::{Admin, AdminUser, Permission};
 use crate::api::{
     ApiError, ApiState, Body, CallbackView, Q, Reply, known_queue, ok, service_error,
 };
@@ -83,7 +83,7 @@ async fn store_query(s: &ApiState, f: CallbackFilter) -> Result<Vec<CallbackReco
 /// the previous page's `nextCursor` (`after`).
 #[utoipa::path(get, path = "/callbacks", tag = "admin", params(ListQuery),
     responses((status = 200, description = "`data.callbacks`, `data.page`, `data.hasMore`"), (status = 400), (status = 403)))]
-pub async fn list(State(s): State<ApiState>, user: AdminUser, Q(q): Q<ListQuery>) -> Reply {
+pub async fn list(Admin { s, user }: Admin, Q(q): Q<ListQuery>) -> Reply {
     user.require(Permission::ReadCallbacks)?;
     if let Some(name) = &q.service_name {
         known_queue(&s, name, "serviceName")?;
@@ -191,7 +191,7 @@ pub struct SearchQuery {
 /// Finds callbacks by id or by phone number (in the queues the user may read).
 #[utoipa::path(get, path = "/callbacks/search", tag = "admin", params(SearchQuery),
     responses((status = 200, description = "matching callbacks"), (status = 400)))]
-pub async fn search(State(s): State<ApiState>, user: AdminUser, Q(q): Q<SearchQuery>) -> Reply {
+pub async fn search(Admin { s, user }: Admin, Q(q): Q<SearchQuery>) -> Reply {
     user.require(Permission::ReadCallbacks)?;
     let text = q.q.trim();
     if text.is_empty() {
@@ -245,16 +245,6 @@ async fn readable_record(
     Ok(rec)
 }
 
-/// A callback `user` may change: the write permission, then its queue (as [`readable_record`]).
-async fn writable_record(
-    s: &ApiState,
-    user: &AdminUser,
-    id: Uuid,
-) -> Result<CallbackRecord, ApiError> {
-    user.require(Permission::WriteCallbacks)?;
-    readable_record(s, user, id).await
-}
-
 /// Records a change of a callback in the audit log, then answers with the callback's view.
 async fn audited(
     s: &ApiState,
@@ -277,7 +267,7 @@ fn replaced(id: Uuid, new: &CallbackRecord) -> Value {
 #[utoipa::path(get, path = "/callbacks/{id}", tag = "admin",
     params(("id" = Uuid, Path, description = "callback id")),
     responses((status = 200, description = "the record with `metrics` and `history`"), (status = 404)))]
-pub async fn detail(State(s): State<ApiState>, user: AdminUser, Path(id): Path<Uuid>) -> Reply {
+pub async fn detail(Admin { s, user }: Admin, Path(id): Path<Uuid>) -> Reply {
     user.require(Permission::ReadCallbacks)?;
     let rec = readable_record(&s, &user, id).await?;
     let mut v = serde_json::to_value(CallbackView::from(&rec))
@@ -321,11 +311,7 @@ pub struct CreateBody {
 /// Enabled flags (which govern IVR offers) do not.
 #[utoipa::path(post, path = "/callbacks", tag = "admin", request_body = CreateBody,
     responses((status = 200, description = "the new callback"), (status = 400), (status = 403), (status = 409), (status = 429)))]
-pub async fn create(
-    State(s): State<ApiState>,
-    user: AdminUser,
-    Body(b): Body<CreateBody>,
-) -> Reply {
+pub async fn create(Admin { s, user }: Admin, Body(b): Body<CreateBody>) -> Reply {
     user.require(Permission::WriteCallbacks)?;
     known_queue(&s, &b.service_name, "serviceName")?;
     user.require_queue(&b.service_name)?;
@@ -358,8 +344,9 @@ pub async fn create(
 #[utoipa::path(post, path = "/callbacks/{id}/cancel", tag = "admin",
     params(("id" = Uuid, Path, description = "callback id")),
     responses((status = 200), (status = 404), (status = 409)))]
-pub async fn cancel(State(s): State<ApiState>, user: AdminUser, Path(id): Path<Uuid>) -> Reply {
-    writable_record(&s, &user, id).await?;
+pub async fn cancel(Admin { s, user }: Admin, Path(id): Path<Uuid>) -> Reply {
+    user.require(Permission::WriteCallbacks)?;
+    readable_record(&s, &user, id).await?;
     let rec = s
         .callbacks
         .cancel(id, &user.name, true)
@@ -382,8 +369,7 @@ pub struct TimeBody {
     params(("id" = Uuid, Path, description = "callback id")),
     responses((status = 200, description = "the new record"), (status = 400), (status = 404), (status = 409)))]
 pub async fn reschedule(
-    State(s): State<ApiState>,
-    user: AdminUser,
+    Admin { s, user }: Admin,
     Path(id): Path<Uuid>,
     Body(b): Body<TimeBody>,
 ) -> Reply {
@@ -405,12 +391,12 @@ pub async fn reschedule(
     params(("id" = Uuid, Path, description = "callback id")),
     responses((status = 200, description = "the new record"), (status = 404), (status = 409)))]
 pub async fn recreate(
-    State(s): State<ApiState>,
-    user: AdminUser,
+    Admin { s, user }: Admin,
     Path(id): Path<Uuid>,
     Body(b): Body<TimeBody>,
 ) -> Reply {
-    writable_record(&s, &user, id).await?;
+    user.require(Permission::WriteCallbacks)?;
+    readable_record(&s, &user, id).await?;
     let rec = s
         .callbacks
         .recreate(
@@ -447,14 +433,13 @@ fn check_range(s: &ApiState, user: &AdminUser, b: &RangeBody) -> Result<(), ApiE
     Ok(())
 }
 
-/// For a bulk cancel (preview or execution) by `user`: the permission and the range checked,
-/// then the range's unfinished callbacks.
+/// For a bulk cancel (preview or execution) by `user`: the range checked, then its unfinished
+/// callbacks.
 fn range_for(
     s: &ApiState,
     user: &AdminUser,
     b: &RangeBody,
 ) -> Result<Vec<CallbackRecord>, ApiError> {
-    user.require(Permission::WriteCallbacks)?;
     check_range(s, user, b)?;
     Ok(in_range(s, b))
 }
@@ -479,11 +464,8 @@ fn in_range(s: &ApiState, b: &RangeBody) -> Vec<CallbackRecord> {
 /// totals; a larger range is cancelled in rounds of preview and confirmation.
 #[utoipa::path(post, path = "/callbacks/bulk-cancel/preview", tag = "admin", request_body = RangeBody,
     responses((status = 200, description = "`data.toCancel` and `data.notCancellable` (at most 1000 each), their totals, `data.truncated`"), (status = 400), (status = 403)))]
-pub async fn bulk_preview(
-    State(s): State<ApiState>,
-    user: AdminUser,
-    Body(b): Body<RangeBody>,
-) -> Reply {
+pub async fn bulk_preview(Admin { s, user }: Admin, Body(b): Body<RangeBody>) -> Reply {
+    user.require(Permission::WriteCallbacks)?;
     let (busy, free): (Vec<_>, Vec<_>) = range_for(&s, &user, &b)?
         .into_iter()
         .partition(|r| r.state == CallbackState::Processing);
@@ -507,11 +489,8 @@ pub async fn bulk_preview(
 /// summary for export, and audits it.
 #[utoipa::path(post, path = "/callbacks/bulk-cancel", tag = "admin", request_body = RangeBody,
     responses((status = 200, description = "`data.summaryId`, `data.cancelled`, `data.skipped`"), (status = 400), (status = 403)))]
-pub async fn bulk_cancel(
-    State(s): State<ApiState>,
-    user: AdminUser,
-    Body(b): Body<RangeBody>,
-) -> Reply {
+pub async fn bulk_cancel(Admin { s, user }: Admin, Body(b): Body<RangeBody>) -> Reply {
+    user.require(Permission::WriteCallbacks)?;
     let in_range = range_for(&s, &user, &b)?;
     let Some(ids) = &b.ids else {
         return Err(ApiError::bad_request(
@@ -564,11 +543,7 @@ pub async fn bulk_cancel(
 #[utoipa::path(get, path = "/callbacks/bulk-cancel/{id}/summary.csv", tag = "admin",
     params(("id" = Uuid, Path, description = "summary id from the bulk cancel")),
     responses((status = 200, content_type = "text/csv", description = "one line per confirmed callback"), (status = 404)))]
-pub async fn export_summary(
-    State(s): State<ApiState>,
-    user: AdminUser,
-    Path(id): Path<Uuid>,
-) -> Reply {
+pub async fn export_summary(Admin { s, user }: Admin, Path(id): Path<Uuid>) -> Reply {
     user.require(Permission::ExportCallbacks)?;
     let Some(store) = &s.store else {
         return Err(ApiError::not_found("no summaries without a store"));

@@ -17,7 +17,7 @@ use utoipa_axum::routes;
 use uuid::Uuid;
 
 use super::crud::{self, Named, record};
-use super::{AdminUser, Permission};
+use super::{Admin, AdminUser, Permission};
 use crate::api::{ApiError, ApiState, Body, Q, Reply, ok};
 use crate::callin::group::CallInGroup;
 use crate::callin::{
@@ -220,8 +220,7 @@ pub async fn delete_group(s: State<ApiState>, u: AdminUser, n: Path<String>) -> 
               (status = 400, description = "`file: … line N: …` for every bad row"),
               (status = 404), (status = 409)))]
 pub async fn import_dnis(
-    State(s): State<ApiState>,
-    user: AdminUser,
+    Admin { s, user }: Admin,
     Path(name): Path<String>,
     body: axum::body::Bytes,
 ) -> Reply {
@@ -307,11 +306,7 @@ fn record_out(r: CallInRequest) -> RecordOut {
 /// and paged (500 per page).
 #[utoipa::path(get, path = "/callin/records", tag = "callin", params(RecordsQuery),
     responses((status = 200, description = "`data.total` and `data.records`"), (status = 400), (status = 403)))]
-pub async fn list_records(
-    State(s): State<ApiState>,
-    user: AdminUser,
-    Q(q): Q<RecordsQuery>,
-) -> Reply {
+pub async fn list_records(Admin { s, user }: Admin, Q(q): Q<RecordsQuery>) -> Reply {
     user.require(Permission::ReadCallIn)?;
     let limit = q.limit.unwrap_or(500);
     if !(1..=500).contains(&limit) {

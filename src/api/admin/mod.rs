@@ -24,7 +24,7 @@ use utoipa_axum::routes;
 
 use crate::api::ApiState;
 
-pub use auth::{AdminAuth, AdminUser, Permission, Role};
+pub use auth::{Admin, AdminAuth, AdminUser, Permission, Role};
 
 /// Method and path of the only `/admin` route that answers without a token (the credentials
 /// travel in its body).

@@ -2,11 +2,11 @@
 //! that reads callbacks), `GET /admin/recordings/{id}` downloads the WAV (roles that may export
 //! callbacks: Administrator, Supervisor). The files themselves are `crate::recordings`.
 
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::auth::{AdminUser, Permission};
+use super::auth::{Admin, Permission};
 use crate::api::{ApiError, ApiState, Q, Reply, ok};
 use crate::recordings::{self, Recording};
 
@@ -33,7 +33,7 @@ async fn all(s: &ApiState) -> Result<Vec<Recording>, ApiError> {
 /// Recordings, newest first.
 #[utoipa::path(get, path = "/recordings", tag = "admin", params(RecordingQuery),
     responses((status = 200, body = [Recording]), (status = 403)))]
-pub async fn list(State(s): State<ApiState>, user: AdminUser, Q(q): Q<RecordingQuery>) -> Reply {
+pub async fn list(Admin { s, user }: Admin, Q(q): Q<RecordingQuery>) -> Reply {
     user.require(Permission::ReadCallbacks)?;
     let list: Vec<Recording> = all(&s)
         .await?
@@ -48,7 +48,7 @@ pub async fn list(State(s): State<ApiState>, user: AdminUser, Q(q): Q<RecordingQ
 #[utoipa::path(get, path = "/recordings/{id}", tag = "admin",
     params(("id" = Uuid, Path, description = "recording id")),
     responses((status = 200, content_type = "audio/wav", description = "8 kHz 16-bit mono WAV"), (status = 403), (status = 404)))]
-pub async fn download(State(s): State<ApiState>, user: AdminUser, Path(id): Path<Uuid>) -> Reply {
+pub async fn download(Admin { s, user }: Admin, Path(id): Path<Uuid>) -> Reply {
     user.require(Permission::ExportCallbacks)?;
     if !all(&s).await?.iter().any(|r| r.id == id) {
         return Err(ApiError::not_found(format!("no recording {id}")));

@@ -3,12 +3,11 @@
 //! the sections whose changes need a restart. An invalid file changes nothing and the answer
 //! lists every problem with its line and column.
 
-use axum::extract::State;
 use serde_json::json;
 
 use super::audit;
-use super::auth::{AdminUser, Permission};
-use crate::api::{ApiError, ApiState, Reply, ok};
+use super::auth::{Admin, Permission};
+use crate::api::{ApiError, Reply, ok};
 use crate::ops::reload::{self, Applied, ReloadError};
 
 impl From<ReloadError> for ApiError {
@@ -25,7 +24,7 @@ impl From<ReloadError> for ApiError {
 #[utoipa::path(post, path = "/reload", tag = "admin",
     responses((status = 200, description = "`data.applied` and `data.restartNeeded`"),
               (status = 400, description = "the file is invalid; nothing changed"), (status = 409)))]
-pub async fn reload(State(s): State<ApiState>, user: AdminUser) -> Reply {
+pub async fn reload(Admin { s, user }: Admin) -> Reply {
     user.require(Permission::ReloadConfig)?;
     let live = s.live.get().and_then(std::sync::Weak::upgrade);
     let done: Applied = match live {

@@ -16,7 +16,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::crud::{self, Named, record};
-use super::{AdminUser, Permission};
+use super::{Admin, AdminUser, Permission};
 use crate::api::{ApiError, ApiState, Body, Reply, ok};
 use crate::rules::affinity::RegionAffinityRule;
 use crate::rules::book::{
@@ -193,8 +193,7 @@ pub struct TestNumberBody {
     responses((status = 200, description = "`data.valid`, and `data.failedCheck` (`format`, `country` or `pattern`) with `data.reason` when refused"),
               (status = 404)))]
 pub async fn test_number(
-    State(s): State<ApiState>,
-    user: AdminUser,
+    Admin { s, user }: Admin,
     Path(name): Path<String>,
     Body(b): Body<TestNumberBody>,
 ) -> Reply {
@@ -281,8 +280,7 @@ pub struct DurationBody {
     params(("name" = String, Path, description = "rule name")),
     responses((status = 200, description = "the converted rule"), (status = 400), (status = 404)))]
 pub async fn set_capacity_duration(
-    State(s): State<ApiState>,
-    user: AdminUser,
+    Admin { s, user }: Admin,
     Path(name): Path<String>,
     Body(b): Body<DurationBody>,
 ) -> Reply {
@@ -355,7 +353,7 @@ pub async fn delete_affinity_rule(s: State<ApiState>, u: AdminUser, n: Path<Stri
 /// The rules of every queue the user may read (the Queues page's rule columns).
 #[utoipa::path(get, path = "/rules/queues", tag = "rules",
     responses((status = 200, description = "`data`: queue name → `numberRule`, `capacityRule`, `affinityRule`")))]
-pub async fn list_assignments(State(s): State<ApiState>, user: AdminUser) -> Reply {
+pub async fn list_assignments(Admin { s, user }: Admin) -> Reply {
     user.require(Permission::ReadRules)?;
     let mut all = book(&s)?.assignments();
     all.retain(|q, _| user.can_read_queue(q));
@@ -366,11 +364,7 @@ pub async fn list_assignments(State(s): State<ApiState>, user: AdminUser) -> Rep
 #[utoipa::path(get, path = "/rules/queues/{queue}", tag = "rules",
     params(("queue" = String, Path, description = "virtual queue")),
     responses((status = 200), (status = 403), (status = 404)))]
-pub async fn get_assignment(
-    State(s): State<ApiState>,
-    user: AdminUser,
-    Path(queue): Path<String>,
-) -> Reply {
+pub async fn get_assignment(Admin { s, user }: Admin, Path(queue): Path<String>) -> Reply {
     user.require(Permission::ReadRules)?;
     user.require_queue(&queue)?;
     let rules = book(&s)?.queue_rules(&queue).map_err(book_error)?;

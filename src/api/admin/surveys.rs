@@ -2,12 +2,11 @@
 //! answer (roles that may export callbacks: Administrator, Supervisor). The answers themselves
 //! are `crate::flow::survey`.
 
-use axum::extract::State;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::auth::{AdminUser, Permission};
-use crate::api::{ApiError, ApiState, Q, Reply};
+use super::auth::{Admin, Permission};
+use crate::api::{ApiError, Q, Reply};
 use crate::flow::survey;
 
 /// `GET /admin/surveys.csv` filters.
@@ -24,7 +23,7 @@ pub struct SurveyQuery {
 /// Survey answers as CSV, oldest first.
 #[utoipa::path(get, path = "/surveys.csv", tag = "admin", params(SurveyQuery),
     responses((status = 200, content_type = "text/csv", description = "responseId, at, survey, callId, ani, queue, agent, callbackId, question, answer"), (status = 403)))]
-pub async fn export(State(s): State<ApiState>, user: AdminUser, Q(q): Q<SurveyQuery>) -> Reply {
+pub async fn export(Admin { s, user }: Admin, Q(q): Q<SurveyQuery>) -> Reply {
     user.require(Permission::ExportCallbacks)?;
     let all = match &s.store {
         Some(store) => survey::list(store.as_ref())

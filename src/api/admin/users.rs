@@ -5,12 +5,12 @@
 
 use std::collections::BTreeSet;
 
-use axum::extract::{Path, State};
+use axum::extract::Path;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::audit;
-use super::auth::{AdminUser, Permission, Role, UserRecord, hash_password, valid_user_name};
+use super::auth::{Admin, AdminUser, Permission, Role, UserRecord, hash_password, valid_user_name};
 use crate::api::{ApiError, ApiState, Body, Reply, ok};
 pub use crate::users::DOC_KIND;
 use crate::users::{UserError, check_password, check_roles, document};
@@ -111,7 +111,7 @@ fn changeable(s: &ApiState, name: &str) -> Result<UserRecord, ApiError> {
 /// Every user.
 #[utoipa::path(get, path = "/users", tag = "admin",
     responses((status = 200, body = [UserView]), (status = 403)))]
-pub async fn list(State(s): State<ApiState>, user: AdminUser) -> Reply {
+pub async fn list(Admin { s, user }: Admin) -> Reply {
     user.require(Permission::ManageUsers)?;
     let users: Vec<UserView> = s
         .admin
@@ -125,11 +125,7 @@ pub async fn list(State(s): State<ApiState>, user: AdminUser) -> Reply {
 /// Creates a user.
 #[utoipa::path(post, path = "/users", tag = "admin", request_body = NewUserBody,
     responses((status = 200, body = UserView), (status = 400), (status = 403), (status = 409)))]
-pub async fn create(
-    State(s): State<ApiState>,
-    user: AdminUser,
-    Body(b): Body<NewUserBody>,
-) -> Reply {
+pub async fn create(Admin { s, user }: Admin, Body(b): Body<NewUserBody>) -> Reply {
     user.require(Permission::ManageUsers)?;
     if !valid_user_name(&b.name) {
         return Err(UserError::BadName.into());
@@ -156,8 +152,7 @@ pub async fn create(
     params(("name" = String, Path, description = "login name")),
     responses((status = 200, body = UserView), (status = 404), (status = 409)))]
 pub async fn update(
-    State(s): State<ApiState>,
-    user: AdminUser,
+    Admin { s, user }: Admin,
     Path(name): Path<String>,
     Body(b): Body<UpdateUserBody>,
 ) -> Reply {
@@ -207,7 +202,7 @@ async fn save(
 #[utoipa::path(delete, path = "/users/{name}", tag = "admin",
     params(("name" = String, Path, description = "login name")),
     responses((status = 200), (status = 404), (status = 409)))]
-pub async fn delete(State(s): State<ApiState>, user: AdminUser, Path(name): Path<String>) -> Reply {
+pub async fn delete(Admin { s, user }: Admin, Path(name): Path<String>) -> Reply {
     user.require(Permission::ManageUsers)?;
     changeable(&s, &name)?;
     let Some(store) = &s.store else {
