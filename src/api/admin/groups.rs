@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, Path};
 use chrono::{DateTime, FixedOffset, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::crud::{self, Named, record};
 use super::{Admin, AdminUser, Permission};
-use crate::api::{ApiError, ApiState, Body, Q, Reply, ok};
+use crate::api::{ApiError, ApiState, Q, Reply, ok};
 use crate::callin::group::CallInGroup;
 use crate::callin::{
     CallInRequest, CallInState, DnisEntry, GroupBook, GroupBookError, GroupSource, GroupView,
@@ -33,8 +33,7 @@ pub const MAX_CSV_BYTES: usize = 2 << 20;
 /// The Click-to-Call-In routes, relative to `/admin`.
 pub fn router() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
-        .routes(routes!(list_groups, create_group))
-        .routes(routes!(get_group, update_group, delete_group))
+        .merge(group_routes())
         .merge(
             OpenApiRouter::new()
                 .routes(routes!(import_dnis))
@@ -165,49 +164,21 @@ fn out(v: GroupView) -> GroupOut {
     }
 }
 
-/// Every Click-to-Call-In group.
-#[utoipa::path(get, path = "/callin/groups", tag = "callin",
-    responses((status = 200, description = "`data`: groups with `source` (`config` or `admin`)")))]
-pub async fn list_groups(s: State<ApiState>, u: AdminUser) -> Reply {
-    crud::list::<Groups>(s, u)
-}
-
-/// Creates a group; its name cannot change afterwards.
-#[utoipa::path(post, path = "/callin/groups", tag = "callin", request_body = GroupBody,
-    responses((status = 201), (status = 400, description = "a limit is broken; the message names the field"),
-              (status = 409, description = "the name is taken")))]
-pub async fn create_group(s: State<ApiState>, u: AdminUser, b: Body<GroupBody>) -> Reply {
-    crud::create::<Groups>(s, u, b).await
-}
-
-/// One group.
-#[utoipa::path(get, path = "/callin/groups/{name}", tag = "callin",
-    params(("name" = String, Path, description = "group name")),
-    responses((status = 200), (status = 404)))]
-pub async fn get_group(s: State<ApiState>, u: AdminUser, n: Path<String>) -> Reply {
-    crud::get::<Groups>(s, u, n)
-}
-
-/// Replaces a group's pool and settings (the name in the body must be the group's); live
-/// requests keep their numbers and codes.
-#[utoipa::path(put, path = "/callin/groups/{name}", tag = "callin", request_body = GroupBody,
-    params(("name" = String, Path, description = "group name")),
-    responses((status = 200), (status = 400), (status = 404), (status = 409, description = "defined in the configuration file")))]
-pub async fn update_group(
-    s: State<ApiState>,
-    u: AdminUser,
-    n: Path<String>,
-    b: Body<GroupBody>,
-) -> Reply {
-    crud::update::<Groups>(s, u, n, b).await
-}
-
-/// Deletes a group: no new requests; requests already handed out still match until they expire.
-#[utoipa::path(delete, path = "/callin/groups/{name}", tag = "callin",
-    params(("name" = String, Path, description = "group name")),
-    responses((status = 200), (status = 404), (status = 409, description = "defined in the configuration file")))]
-pub async fn delete_group(s: State<ApiState>, u: AdminUser, n: Path<String>) -> Reply {
-    crud::delete::<Groups>(s, u, n).await
+crud::handlers! {
+    Groups, body = GroupBody, tag = "callin", path = "/callin/groups",
+    item = "/callin/groups/{name}", name = "group name", routes = group_routes;
+    /// Every Click-to-Call-In group.
+    list list_groups((status = 200, description = "`data`: groups with `source` (`config` or `admin`)"));
+    /// Creates a group; its name cannot change afterwards.
+    create create_group((status = 201), (status = 400, description = "a limit is broken; the message names the field"),
+        (status = 409, description = "the name is taken"));
+    /// One group.
+    get get_group((status = 200), (status = 404));
+    /// Replaces a group's pool and settings (the name in the body must be the group's); live
+    /// requests keep their numbers and codes.
+    update update_group((status = 200), (status = 400), (status = 404), (status = 409, description = "defined in the configuration file"));
+    /// Deletes a group: no new requests; requests already handed out still match until they expire.
+    delete delete_group((status = 200), (status = 404), (status = 409, description = "defined in the configuration file"));
 }
 
 /// Replaces a group's DNIS pool from a CSV file sent as the body (`number,description` per
