@@ -56,6 +56,7 @@ fn view(s: &ApiState, a: &StoredAgent) -> serde_json::Value {
     })
 }
 
+/// Stores an agent with the audit entry of its change in one write, then puts it in force.
 async fn save(
     s: &ApiState,
     user: &AdminUser,
@@ -63,7 +64,15 @@ async fn save(
     action: &str,
 ) -> Result<(), ApiError> {
     let detail = json!({ "id": a.spec.id, "name": a.spec.name, "skills": a.spec.skills });
-    audit::save(s, vec![a.document(), audit::entry(s, user, action, detail)]).await
+    audit::save(s, vec![a.document(), audit::entry(s, user, action, detail)]).await?;
+    s.agent_book.put(a.clone());
+    Ok(())
+}
+
+/// As [`save`], then answers with the agent's view.
+async fn saved(s: &ApiState, user: &AdminUser, a: &StoredAgent, action: &str) -> Reply {
+    save(s, user, a, action).await?;
+    Ok(ok(view(s, a)))
 }
 
 /// Every agent with state and skills.
@@ -122,9 +131,7 @@ pub async fn create(Admin { s, user }: Admin, Body(b): Body<NewAgentBody>) -> Re
         },
         deleted: false,
     };
-    save(&s, &user, &a, "agent.create").await?;
-    s.agent_book.put(a.clone());
-    Ok(ok(view(&s, &a)))
+    saved(&s, &user, &a, "agent.create").await
 }
 
 /// `PUT /admin/agents/{id}` body.
@@ -159,7 +166,6 @@ pub async fn update(
         a.spec.name = name;
     }
     save(&s, &user, &a, "agent.update").await?;
-    s.agent_book.put(a.clone());
     if b.skills.is_some() && s.router.agents().index_of(&id).is_ok() {
         let levels: Vec<(String, u8)> = a
             .spec
@@ -215,9 +221,7 @@ pub async fn delete(Admin { s, user }: Admin, Path(id): Path<String>) -> Reply {
         }
     }
     a.deleted = true;
-    save(&s, &user, &a, "agent.delete").await?;
-    s.agent_book.put(a.clone());
-    Ok(ok(view(&s, &a)))
+    saved(&s, &user, &a, "agent.delete").await
 }
 
 /// `POST /admin/agents/{id}/state` body.
