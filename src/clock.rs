@@ -291,6 +291,13 @@ pub fn instant_origin() -> std::time::Instant {
     *ORIGIN.get_or_init(std::time::Instant::now)
 }
 
+/// 09:00 UTC on Monday 2 March 2026: where the unit tests' time lines start.
+#[cfg(test)]
+pub(crate) fn test_t0() -> DateTime<Utc> {
+    use chrono::TimeZone;
+    Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).single().unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -304,11 +311,8 @@ mod tests {
         assert_eq!(c.now(), start + TimeDelta::hours(8));
         assert!(real.elapsed() < std::time::Duration::from_secs(5));
     }
-    use chrono::TimeZone;
 
-    fn t0() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).single().unwrap()
-    }
+    use super::test_t0 as t0;
 
     #[test]
     fn manual_clock_reads_what_it_was_set_to() {

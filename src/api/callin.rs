@@ -84,10 +84,10 @@ pub(crate) async fn create_call_in(State(s): State<ApiState>, Body(b): Body<Call
             }
             other => ApiError::bad_request(other.to_string()),
         })?;
-    if let Some(store) = &s.store
-        && let Err(e) = store
-            .save_documents(vec![crate::callin::to_document(&req)])
-            .await
+    if let Err(e) = s
+        .store
+        .save_documents(vec![crate::callin::to_document(&req)])
+        .await
     {
         s.callin.forget(req.id);
         tracing::error!(error = %e, "call-in request not durable: refused");

@@ -7,45 +7,36 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use super::{ErrorLog, admin, ratelimit};
-use crate::callback::service::CallbackService;
-use crate::callin::CallIn;
-use crate::clock::SharedClock;
 use crate::config::Config;
-use crate::routing::Router as RoutingCore;
+use crate::engine::Core;
 
-/// Everything the handlers share.
+/// Everything the handlers share: the engine's [`Core`] (reached as fields through `Deref`:
+/// `state.config`, `state.store`, ...) and the API's own parts.
 #[derive(Clone)]
 pub struct ApiState {
-    /// Configuration in force.
-    pub config: Arc<Config>,
-    /// Time.
-    pub clock: SharedClock,
-    /// Callbacks.
-    pub callbacks: Arc<CallbackService>,
-    /// Click-to-Call-In.
-    pub callin: Arc<CallIn>,
-    /// The router, for EWT, positions and agent counts.
-    pub router: Arc<RoutingCore>,
+    /// The service handles; `config` is the configuration in force (replaced on a reload).
+    pub core: Core,
     /// Recent errors.
     pub errors: Arc<ErrorLog>,
     /// Name and SHA-256 of every accepted API key.
     pub key_hashes: Arc<Vec<(String, [u8; 32])>>,
-    /// Where accepted call-in requests are made durable before they are returned.
-    pub store: Option<Arc<dyn crate::store::Store>>,
     /// Administration users and sessions.
     pub admin: Arc<admin::AdminAuth>,
-    /// Rules and their queues (`/admin/rules`); absent when the API runs without a store.
-    pub rules: Option<Arc<crate::rules::RuleBook>>,
-    /// Click-to-Call-In group administration (`/admin/callin`); absent without a store.
-    pub groups: Option<Arc<crate::callin::GroupBook>>,
     /// Per-key, per-user and per-address request budgets.
     pub limits: Arc<ratelimit::RateLimiter>,
-    /// The router with assignment delivery: agent changes made here re-dispatch waiting work.
-    pub dispatch: Option<Arc<crate::routing::Dispatch>>,
     /// Agent definitions with the changes made through the API.
     pub agent_book: Arc<crate::agents::AgentBook>,
     /// The engine's reloadable configuration (`POST /admin/reload`, SIGHUP), once it runs.
     pub live: Arc<std::sync::OnceLock<std::sync::Weak<crate::ops::reload::Live>>>,
+}
+
+impl std::ops::Deref for ApiState {
+    type Target = Core;
+
+    /// The engine's services, as `state.config`, `state.router`, ...
+    fn deref(&self) -> &Core {
+        &self.core
+    }
 }
 
 /// Name and SHA-256 of every API key of `config` (plain keys are hashed here and never kept).
@@ -69,41 +60,29 @@ pub fn key_hashes(config: &Config) -> Vec<(String, [u8; 32])> {
 }
 
 impl ApiState {
-    /// State for `config`'s API keys (plain keys are hashed here and never kept).
-    pub fn new(
-        config: Arc<Config>,
-        clock: SharedClock,
-        callbacks: Arc<CallbackService>,
-        callin: Arc<CallIn>,
-        router: Arc<RoutingCore>,
-    ) -> Self {
-        let key_hashes = key_hashes(&config);
-        let admin = Arc::new(admin::AdminAuth::new(&config.spec.admin, clock.clone()));
+    /// State over the engine's `core`, for its configuration's API keys (plain keys are hashed
+    /// here and never kept).
+    pub fn new(core: Core) -> Self {
+        let config = &core.config;
+        let key_hashes = key_hashes(config);
+        let admin = Arc::new(admin::AdminAuth::new(
+            &config.spec.admin,
+            core.clock.clone(),
+        ));
         ApiState {
             agent_book: Arc::new(crate::agents::AgentBook::new(&config.spec)),
-            dispatch: None,
             limits: Arc::new(ratelimit::RateLimiter::default()),
             admin,
-            config,
-            clock,
-            callbacks,
-            callin,
-            router,
             errors: Arc::new(ErrorLog::default()),
             key_hashes: Arc::new(key_hashes),
-            store: None,
-            rules: None,
-            groups: None,
             live: Arc::default(),
+            core,
         }
     }
 
-    /// A queue's outcome counters (answered, abandoned, service level); zero without dispatch.
+    /// A queue's outcome counters (answered, abandoned, service level).
     pub fn outcomes(&self, queue: &str) -> crate::routing::stats::QueueOutcomes {
-        self.dispatch
-            .as_ref()
-            .map(|d| d.stats().get(queue))
-            .unwrap_or_default()
+        self.dispatch.stats().get(queue)
     }
 
     /// The name of the configured key `key` is, if any. Every key is compared in constant

@@ -231,11 +231,19 @@ queues:
         Utc.with_ymd_and_hms(2026, 3, d, h, m, 0).single().unwrap()
     }
 
+    /// Queue `name` of `c` and its business hours.
+    fn queue_with_hours<'a>(
+        c: &'a Config,
+        name: &str,
+    ) -> (&'a crate::config::QueueSpec, Arc<BusinessHours>) {
+        let q = c.queue(name).unwrap();
+        (q, c.queue_hours(q))
+    }
+
     #[test]
     fn slots_follow_hours_in_the_queues_time_zone() {
         let c = cfg();
-        let q = c.queue("Q_VQ_CB").unwrap();
-        let h = c.queue_hours(q);
+        let (q, h) = queue_with_hours(&c, "Q_VQ_CB");
         let book = SlotBook::new();
         let mon = NaiveDate::from_ymd_opt(2026, 3, 2).unwrap();
         let s = slots(
@@ -262,8 +270,7 @@ queues:
     #[test]
     fn bookings_fill_a_slot_to_capacity_and_no_further() {
         let c = cfg();
-        let q = c.queue("Q_VQ_CB").unwrap();
-        let h = c.queue_hours(q);
+        let (q, h) = queue_with_hours(&c, "Q_VQ_CB");
         let book = SlotBook::new();
         let start = utc(2, 8, 0);
         assert!(book.try_book(&q.name, start, 2));
@@ -300,8 +307,7 @@ queues:
     #[test]
     fn open_for_with_blackout_and_ewt() {
         let c = cfg();
-        let q = c.queue("Q_VQ_CB").unwrap();
-        let h = c.queue_hours(q);
+        let (q, h) = queue_with_hours(&c, "Q_VQ_CB");
         // Monday 10:00 Paris = 09:00 UTC; closes 12:00 Paris = 11:00 UTC.
         let o = open_for(q, &h, None, utc(2, 9, 0), TimeDelta::minutes(10));
         assert_eq!(o.open_for, 7200);
@@ -321,8 +327,7 @@ queues:
     #[test]
     fn open_for_with_immediate_offer_hours() {
         let c = cfg();
-        let q = c.queue("O_VQ_CB").unwrap();
-        let h = c.queue_hours(q);
+        let (q, h) = queue_with_hours(&c, "O_VQ_CB");
         let offer = c.immediate_offer_hours(q).unwrap();
         let o = open_for(q, &h, Some(&offer), utc(2, 9, 0), TimeDelta::zero());
         assert_eq!(o.immediate_offer_hours_open_for, 3600);

@@ -246,9 +246,7 @@ impl GroupBook {
         if self.callin.group(&group.name).is_some() {
             return Err(GroupBookError::Exists(group.name));
         }
-        self.save(document(&group)?, also).await?;
-        self.callin.add_group(group.clone())?;
-        Ok(self.view(group))
+        self.put(group, also, CallIn::add_group).await
     }
 
     /// Replaces a group's pool and settings (the name cannot change); live requests keep their
@@ -268,9 +266,7 @@ impl GroupBook {
             });
         }
         group.validate()?;
-        self.save(document(&group)?, also).await?;
-        self.callin.update_group(group.clone())?;
-        Ok(self.view(group))
+        self.put(group, also, CallIn::update_group).await
     }
 
     /// Replaces a group's DNIS pool with the numbers of a CSV file (`number,description` per
@@ -285,8 +281,19 @@ impl GroupBook {
         let mut group = self.writable(name)?;
         group.dnis = import_pool_csv(text).map_err(GroupBookError::Csv)?;
         group.validate()?;
+        self.put(group, also, CallIn::update_group).await
+    }
+
+    /// Stores a valid group with `also`, then puts it in force in the registry with `apply`
+    /// (add or replace).
+    async fn put(
+        &self,
+        group: CallInGroup,
+        also: Vec<Document>,
+        apply: fn(&CallIn, CallInGroup) -> Result<(), CallInError>,
+    ) -> Result<GroupView, GroupBookError> {
         self.save(document(&group)?, also).await?;
-        self.callin.update_group(group.clone())?;
+        apply(&self.callin, group.clone())?;
         Ok(self.view(group))
     }
 

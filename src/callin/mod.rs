@@ -693,11 +693,17 @@ fn random_code(len: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::TimeZone;
     use std::sync::Arc;
 
-    fn t0() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).single().unwrap()
+    use crate::clock::test_t0 as t0;
+
+    /// A call from `ani` to the number `r` handed out, keying `code`.
+    fn facts(r: &CallInRequest, ani: &str, code: Option<String>) -> CallFacts {
+        CallFacts {
+            dnis: r.dnis.clone(),
+            ani: ani.into(),
+            access_code: code,
+        }
     }
 
     fn group(unique: bool, pool: usize) -> CallInGroup {
@@ -752,11 +758,7 @@ mod tests {
         assert_eq!(code.len(), 6);
         assert!(code.chars().all(|ch| ch.is_ascii_digit()));
         assert_eq!(r.expires_at, t0() + TimeDelta::seconds(30));
-        let call = CallFacts {
-            dnis: r.dnis.clone(),
-            ani: "+33611111111".into(),
-            access_code: Some(code),
-        };
+        let call = facts(&r, "+33611111111", Some(code));
         let m = c
             .match_call(CODE, &call, t0() + TimeDelta::seconds(10), &alive)
             .unwrap();
@@ -772,11 +774,7 @@ mod tests {
     fn expired_requests_do_not_match() {
         let c = registry(false, 1);
         let r = c.request(new("+33611111111"), t0()).unwrap();
-        let call = CallFacts {
-            dnis: r.dnis.clone(),
-            ani: "+33611111111".into(),
-            access_code: r.access_code.clone(),
-        };
+        let call = facts(&r, "+33611111111", r.access_code.clone());
         assert_eq!(
             c.match_call(CODE, &call, t0() + TimeDelta::seconds(30), &alive),
             Err(MatchFailure::Expired)
@@ -798,20 +796,12 @@ mod tests {
             ani: true,
             dnis: true,
         };
-        let wrong_ani = CallFacts {
-            dnis: r.dnis.clone(),
-            ani: "+33699999999".into(),
-            access_code: None,
-        };
+        let wrong_ani = facts(&r, "+33699999999", None);
         assert_eq!(
             c.match_call(crit, &wrong_ani, t0(), &alive),
             Err(MatchFailure::NoMatch)
         );
-        let right = CallFacts {
-            dnis: r.dnis.clone(),
-            ani: "+33622222222".into(),
-            access_code: None,
-        };
+        let right = facts(&r, "+33622222222", None);
         assert_eq!(c.match_call(crit, &right, t0(), &alive).unwrap().id, r.id);
         assert_eq!(
             c.match_call(MatchCriteria::default(), &right, t0(), &alive),
@@ -825,11 +815,7 @@ mod tests {
         let mut n = new("+33611111111");
         n.callback_id = Some(Uuid::new_v4());
         let r = c.request(n, t0()).unwrap();
-        let call = CallFacts {
-            dnis: r.dnis.clone(),
-            ani: "+33611111111".into(),
-            access_code: r.access_code.clone(),
-        };
+        let call = facts(&r, "+33611111111", r.access_code.clone());
         assert_eq!(
             c.match_call(CODE, &call, t0(), &|_| false),
             Err(MatchFailure::CallbackEnded)
@@ -847,11 +833,7 @@ mod tests {
         } else {
             "000000"
         };
-        let mut call = CallFacts {
-            dnis: r.dnis.clone(),
-            ani: "+33655555555".into(),
-            access_code: Some(wrong.into()),
-        };
+        let mut call = facts(&r, "+33655555555", Some(wrong.into()));
         for _ in 0..MAX_WRONG_CODES_PER_ANI_PER_MINUTE {
             assert_eq!(
                 c.match_call(CODE, &call, t0(), &alive),

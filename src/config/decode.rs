@@ -14,58 +14,50 @@ impl Validator<'_> {
         if !diagnostics::root_mapping(root, "section", TOP_KEYS, &mut self.diags, not_a_map) {
             return spec;
         }
-        macro_rules! section {
-            ($key:literal, $field:ident) => {
-                if let Some(n) = root.get($key) {
-                    if let Some(v) = self.decoded(n.decode($key)) {
+        // The sections decoded whole, each into the spec field of its name.
+        macro_rules! sections {
+            ($($field:ident),*) => {$(
+                let key = stringify!($field);
+                if let Some(n) = root.get(key) {
+                    if let Some(v) = self.decoded(n.decode(key)) {
                         spec.$field = v;
                     }
                 }
-            };
+            )*};
         }
-        section!("listeners", listeners);
-        section!("sip", sip);
-        section!("media", media);
-        section!("store", store);
-        section!("cluster", cluster);
-        section!("flows_dir", flows_dir);
-        section!("flows", flows);
-        section!("api", api);
-        section!("shutdown", shutdown);
-        section!("logging", logging);
-        section!("metrics", metrics);
-        section!("push", push);
+        sections!(
+            listeners, sip, media, store, cluster, flows_dir, flows, api, shutdown, logging,
+            metrics, push
+        );
         if let Some(n) = root.get("admin") {
             match n.decode::<AdminSettings>("admin") {
                 Ok(v) => spec.admin = v,
                 Err(whole) => self.decode_admin_users(n, whole, &mut spec.admin),
             }
         }
-        macro_rules! list {
-            ($key:literal, $field:ident) => {
-                if let Some(n) = root.get($key) {
+        // The sections that are lists, item by item.
+        macro_rules! lists {
+            ($($field:ident),*) => {$(
+                let key = stringify!($field);
+                if let Some(n) = root.get(key) {
                     match &n.kind {
                         yaml::Kind::Seq(items) => {
                             for (i, item) in items.iter().enumerate() {
-                                let path = format!("{}[{i}]", $key);
+                                let path = format!("{key}[{i}]");
                                 spec.$field.extend(self.decoded(item.decode(&path)));
                             }
                         }
                         yaml::Kind::Null => {}
                         _ => self.err(
                             n.pos,
-                            $key,
+                            key,
                             format!("expected a list, found {}", n.kind_name()),
                         ),
                     }
                 }
-            };
+            )*};
         }
-        list!("route_points", route_points);
-        list!("trunks", trunks);
-        list!("agents", agents);
-        list!("queues", queues);
-        list!("callin_groups", callin_groups);
+        lists!(route_points, trunks, agents, queues, callin_groups);
         if let Some(n) = root.get("business_hours") {
             for (k, v) in n.entries() {
                 let name = k.as_key().unwrap_or_default();

@@ -238,11 +238,14 @@ mod tests {
         Config::from_str_in(text, Path::new("/nonexistent"))
     }
 
-    /// Each diagnostic's line and path, in order.
-    fn lines_and_paths(errs: &ConfigErrors) -> Vec<(usize, &str)> {
-        (errs.diagnostics.iter())
+    /// Loads `text`, which must fail, and checks each diagnostic's line and path, in order.
+    fn errors_at(text: &str, expected: &[(usize, &str)]) -> ConfigErrors {
+        let errs = load(text).unwrap_err();
+        let got: Vec<(usize, &str)> = (errs.diagnostics.iter())
             .map(|d| (d.pos.line, d.path.as_str()))
-            .collect()
+            .collect();
+        assert_eq!(got, expected, "{errs}");
+        errs
     }
 
     #[test]
@@ -353,11 +356,9 @@ admin:
       queues: [Sales_VQ_CB, Nowhere]
     - {name: bob, password_hash: x, roles: [Janitor]}
 ";
-        let errs = load(text).unwrap_err();
-        let got = lines_and_paths(&errs);
-        assert_eq!(
-            got,
-            vec![
+        let errs = errors_at(
+            text,
+            &[
                 (4, "admin.session_idle_minutes"),
                 (6, "admin.users[0].password_hash"),
                 (7, "admin.users[1].name"),
@@ -365,7 +366,6 @@ admin:
                 (10, "admin.users[1].queues[1]"),
                 (11, "admin.users[2].roles[0]"),
             ],
-            "{errs}"
         );
         assert!(
             errs.to_string().contains("boomerang hash-password"),
@@ -377,14 +377,12 @@ admin:
     fn business_hours_errors_point_into_the_hours() {
         let text =
             "business_hours:\n  main:\n    time_zone: Mars/Base\n    weekly:\n      mon: 9-5\n";
-        let errs = load(text).unwrap_err();
-        let got = lines_and_paths(&errs);
-        assert_eq!(
-            got,
-            vec![
+        errors_at(
+            text,
+            &[
                 (3, "business_hours.main.time_zone"),
-                (5, "business_hours.main.weekly.mon")
-            ]
+                (5, "business_hours.main.weekly.mon"),
+            ],
         );
     }
 

@@ -70,7 +70,9 @@ pub enum EngineError {
 
 /// The engine's parts that do not touch the network: callbacks (recovered from the store),
 /// call-in groups and requests, and the router with its assignment dispatch. The engine, flow
-/// tests and the simulator's virtual mode all build it the same way.
+/// tests and the simulator's virtual mode all build it the same way. The one set of service
+/// handles: the [`Engine`], the API's state and the flows' services each embed it.
+#[derive(Clone)]
 pub struct Core {
     /// Configuration.
     pub config: Arc<Config>,
@@ -80,6 +82,8 @@ pub struct Core {
     pub callbacks: Arc<CallbackService>,
     /// Click-to-Call-In.
     pub callin: Arc<CallIn>,
+    /// The router, for EWT, positions and agent counts (the one `dispatch` delivers from).
+    pub router: Arc<Router>,
     /// The router and its assignment delivery.
     pub dispatch: Arc<Dispatch>,
     /// Durable state.
@@ -153,6 +157,7 @@ impl Core {
             clock,
             callbacks,
             callin,
+            router: dispatch.router().clone(),
             dispatch,
             store,
             rules,
@@ -164,14 +169,8 @@ impl Core {
     /// Services for flows, ringing agents through `agents`.
     pub fn flow_services(&self, agents: Arc<dyn Dialer>) -> FlowServices {
         FlowServices {
-            config: self.config.clone(),
-            clock: self.clock.clone(),
-            callbacks: self.callbacks.clone(),
-            callin: self.callin.clone(),
-            dispatch: self.dispatch.clone(),
+            core: self.clone(),
             agents,
-            store: self.store.clone(),
-            last_agents: self.last_agents.clone(),
             http: Arc::new(crate::flow::http::HttpGate::new(
                 &self.config.spec.flows.http,
             )),
@@ -181,7 +180,7 @@ impl Core {
 
     /// The router.
     pub fn router(&self) -> &Arc<Router> {
-        self.dispatch.router()
+        &self.router
     }
 
     /// Starts the retention sweep of completed callback records (`store.retention_days`).
@@ -204,20 +203,10 @@ impl Core {
     }
 }
 
-/// A running engine.
+/// A running engine: its [`Core`] (reached as fields through `Deref`) and what it serves on.
 pub struct Engine {
-    /// Callbacks.
-    pub callbacks: Arc<CallbackService>,
-    /// Click-to-Call-In.
-    pub callin: Arc<CallIn>,
-    /// The router.
-    pub router: Arc<Router>,
-    /// Rules and their queues.
-    pub rules: Arc<RuleBook>,
-    /// Click-to-Call-In group administration.
-    pub groups: Arc<GroupBook>,
-    /// The router with assignment delivery: agent state changes go through it.
-    pub dispatch: Arc<Dispatch>,
+    /// The service handles (callbacks, call-in, router and dispatch, rules, groups, store).
+    pub core: Core,
     /// The address the API listens on.
     pub http_addr: SocketAddr,
     /// Where SIP listens (empty without SIP listeners).
@@ -229,8 +218,16 @@ pub struct Engine {
     tasks: crate::ops::shutdown::Tasks,
     ua: Option<crate::sip::ua::UaHandle>,
     calls: tokio_util::task::TaskTracker,
-    store: Arc<dyn Store>,
     live: Arc<crate::ops::reload::Live>,
+}
+
+impl std::ops::Deref for Engine {
+    type Target = Core;
+
+    /// The engine's services, as `engine.router`, `engine.callbacks`, ...
+    fn deref(&self) -> &Core {
+        &self.core
+    }
 }
 
 /// What an engine is started with: its configuration, and the store, notifier, clock and
@@ -354,77 +351,66 @@ impl Engine {
             .clone()
             .map(|n| n as Arc<dyn crate::callback::lease::Leases>);
         let core = Core::build_with(config.clone(), clock.clone(), store, notifier, leases).await?;
-        let Core {
-            callbacks,
-            callin,
-            dispatch,
-            store,
-            rules,
-            groups,
-            ..
-        } = core;
-        let router = dispatch.router().clone();
         health.set_store_open();
         if let Some(node) = &node {
             let url = &config.spec.store.url;
-            let books = (&rules, &groups);
-            crate::cluster::share_counts_and_config(url, &store, &clock, &callbacks, books, &tasks)
-                .await;
-            let settled = node.settle_own(&callbacks).await?;
+            let books = (&core.rules, &core.groups);
+            crate::cluster::share_counts_and_config(
+                url,
+                &core.store,
+                &clock,
+                &core.callbacks,
+                books,
+                &tasks,
+            )
+            .await;
+            let settled = node.settle_own(&core.callbacks).await?;
             tracing::info!(
                 settled,
                 "callbacks left by this node's previous run resolved"
             );
             tasks.spawn(
                 node.clone()
-                    .heartbeat_loop(callbacks.clone(), health.clone()),
+                    .heartbeat_loop(core.callbacks.clone(), health.clone()),
             );
         }
         // The scheduler dials callbacks: it stops when a shutdown starts.
         tasks.spawn_until(
             tasks.intake.clone(),
             scheduler_loop(
-                callbacks.clone(),
-                callin.clone(),
+                core.callbacks.clone(),
+                core.callin.clone(),
                 clock.clone(),
-                store.clone(),
+                core.store.clone(),
             ),
         );
         // Push delivery: the outbox left by a previous run is delivered first.
         let channels = crate::push::Channels::from_config(&config, clock.clone());
-        callbacks.push_hub().set_channels(channels.clone());
+        core.callbacks.push_hub().set_channels(channels.clone());
         let worker = Arc::new(crate::push::Worker {
-            store: store.clone(),
+            store: core.store.clone(),
             clock: clock.clone(),
             channels,
-            hub: callbacks.push_hub().clone(),
+            hub: core.callbacks.push_hub().clone(),
             settings: config.spec.push.clone(),
             metrics: metrics.push.clone(),
         });
         tasks.spawn(worker.run());
         tasks.spawn(upcoming_loop(
-            callbacks.clone(),
-            router.clone(),
+            core.callbacks.clone(),
+            core.router.clone(),
             clock.clone(),
         ));
         tasks.spawn(crate::store::retention::retention_loop(
-            store.clone(),
+            core.store.clone(),
             clock.clone(),
             config.spec.store.clone(),
         ));
-        let mut state = ApiState::new(
-            config.clone(),
-            clock.clone(),
-            callbacks.clone(),
-            callin.clone(),
-            router.clone(),
+        let state = ApiState::new(core.clone());
+        let users = crate::users::restore(
+            &state.admin,
+            core.store.documents(crate::users::DOC_KIND).await?,
         );
-        state.store = Some(store.clone());
-        state.rules = Some(rules.clone());
-        state.groups = Some(groups.clone());
-        state.dispatch = Some(dispatch.clone());
-        let users =
-            crate::users::restore(&state.admin, store.documents(crate::users::DOC_KIND).await?);
         tracing::info!(users, "administration users recovered from the store");
         let addr = config.spec.listeners.http;
         let listener = tokio::net::TcpListener::bind(addr)
@@ -435,15 +421,15 @@ impl Engine {
             .map_err(|source| EngineError::Bind { addr, source })?;
         // Agents across nodes: the view, this node's arbiter and its internal endpoints.
         let cluster =
-            crate::cluster::Node::start(&config, &dispatch, &clock, http_addr, &tasks).await?;
+            crate::cluster::Node::start(&config, &core.dispatch, &clock, http_addr, &tasks).await?;
         if let Some(node) = &node {
             // Claiming leads to dialling: it stops when a shutdown starts.
             tasks.spawn_until(
                 tasks.intake.clone(),
                 node.clone().claim_loop(
-                    callbacks.clone(),
-                    dispatch.clone(),
-                    rules.clone(),
+                    core.callbacks.clone(),
+                    core.dispatch.clone(),
+                    core.rules.clone(),
                     config.clone(),
                     cluster.view.clone(),
                 ),
@@ -495,10 +481,7 @@ impl Engine {
                 calls: &calls,
                 metrics: &metrics,
             };
-            let (addrs, handle) = sip_start::start_sip(
-                &config, &clock, &callbacks, &callin, &dispatch, &store, parts,
-            )
-            .await?;
+            let (addrs, handle) = sip_start::start_sip(&core, parts).await?;
             sip_addrs = addrs;
             if !metrics_on {
                 handle.metrics().disable();
@@ -508,18 +491,13 @@ impl Engine {
         }
         metrics.set_sources(crate::ops::metrics::Sources {
             ua: ua.clone(),
-            router: router.clone(),
-            callbacks: callbacks.clone(),
+            router: core.router.clone(),
+            callbacks: core.callbacks.clone(),
         });
         health.set_flows_loaded();
         health.set_listeners_bound();
         Ok(Engine {
-            callbacks,
-            callin,
-            router,
-            rules,
-            groups,
-            dispatch,
+            core,
             http_addr,
             sip: sip_addrs,
             metrics_addr,
@@ -527,7 +505,6 @@ impl Engine {
             tasks,
             ua,
             calls,
-            store,
             live,
         })
     }

@@ -4,15 +4,9 @@
 use std::sync::Arc;
 
 use crate::call::Dialer;
-use crate::callback::service::CallbackService;
-use crate::callin::CallIn;
-use crate::clock::SharedClock;
-use crate::config::Config;
-use crate::flow::{FlowServices, FlowSet};
-use crate::routing::Dispatch;
-use crate::store::Store;
+use crate::flow::FlowSet;
 
-use super::{EngineError, callbacks, sip};
+use super::{Core, EngineError, callbacks, sip};
 
 /// `sip.public_host` as the address for SDP and, when it is a host name, the name for Contact
 /// and Via; a name is resolved once at start and must give an address.
@@ -52,14 +46,16 @@ pub(super) struct SipParts<'a> {
 
 /// Loads prompts and flows, starts the user agent, and lets callbacks be dialled through it.
 pub(super) async fn start_sip(
-    config: &Arc<Config>,
-    clock: &SharedClock,
-    callbacks: &Arc<CallbackService>,
-    callin: &Arc<CallIn>,
-    dispatch: &Arc<Dispatch>,
-    store: &Arc<dyn Store>,
+    core: &Core,
     parts: SipParts<'_>,
 ) -> Result<(sip::SipAddrs, crate::sip::ua::UaHandle), EngineError> {
+    let Core {
+        config,
+        clock,
+        dispatch,
+        store,
+        ..
+    } = core;
     use crate::media::prompts::PromptLibrary;
     use crate::media::session::{PacerOptions, set_pacer_options};
     let priority = config.spec.media.rtp_realtime_priority;
@@ -196,18 +192,7 @@ pub(super) async fn start_sip(
         prompts,
         clock: clock.clone(),
     });
-    let services = Arc::new(FlowServices {
-        config: config.clone(),
-        clock: clock.clone(),
-        callbacks: callbacks.clone(),
-        callin: callin.clone(),
-        dispatch: dispatch.clone(),
-        agents: dialer.clone(),
-        store: store.clone(),
-        last_agents: Default::default(),
-        http: Arc::new(crate::flow::http::HttpGate::new(&config.spec.flows.http)),
-        flows: Default::default(),
-    });
+    let services = Arc::new(core.flow_services(dialer.clone()));
     let _ = services.flows.set(front.flows.clone());
     let _ = front.services.set(services.clone());
     let (udp, tcp) = ua.local_addrs();

@@ -7,6 +7,9 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Deserializer};
 
+use super::check::keys_in_order;
+use crate::yaml::Node;
+
 /// Application type, as in Designer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -51,7 +54,7 @@ impl Phase {
 }
 
 /// An application file (the schema's root; the loader reads it part by part).
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApplicationSpec {
     /// Name shown in logs and traces.
@@ -154,19 +157,42 @@ pub enum EndCause {
     Unavailable,
 }
 
-/// A map's entries in the order `order` gives (the YAML order), or in key order without it.
-pub(crate) fn in_order<'a>(
-    map: &'a BTreeMap<String, ExprText>,
-    order: &'a [String],
-) -> Vec<(&'a str, &'a ExprText)> {
-    if order.len() == map.len() {
-        order
-            .iter()
-            .filter_map(|k| map.get_key_value(k))
-            .map(|(k, v)| (k.as_str(), v))
-            .collect()
-    } else {
-        map.iter().map(|(k, v)| (k.as_str(), v)).collect()
+/// Name → expression in the order written (assignments, call data): serde decodes the map,
+/// which a JSON map sorts, and the loader reads the order from the YAML node afterwards.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Deserialize, JsonSchema)]
+#[serde(transparent)]
+#[schemars(inline)]
+pub struct Assignments {
+    map: BTreeMap<String, ExprText>,
+    #[serde(skip)]
+    order: Vec<String>,
+}
+
+impl Assignments {
+    /// Takes the order of the keys from the mapping `node` they were decoded from.
+    pub fn read_order(&mut self, node: Option<&Node>) {
+        self.order = keys_in_order(node);
+    }
+
+    /// The entries in the order written, or in key order when it was not read.
+    pub fn in_order(&self) -> Vec<(&str, &ExprText)> {
+        if self.order.len() == self.map.len() {
+            self.order
+                .iter()
+                .filter_map(|k| self.map.get_key_value(k))
+                .map(|(k, v)| (k.as_str(), v))
+                .collect()
+        } else {
+            self.map.iter().map(|(k, v)| (k.as_str(), v)).collect()
+        }
+    }
+}
+
+impl std::ops::Deref for Assignments {
+    type Target = BTreeMap<String, ExprText>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.map
     }
 }
 

@@ -14,11 +14,10 @@ use uuid::Uuid;
 use crate::call::{BridgeEnd, CallLeg, DialResult, DialTarget, Dialer, HangupCause};
 use crate::callback::availability::{self, nearest_available};
 use crate::callback::model::{CallbackRecord, NewCallback, Origin};
-use crate::callback::service::{CallbackService, CreateRequest, ServiceError};
-use crate::callin::{CallFacts, CallIn, CallInRequest, MatchCriteria, MatchFailure};
-use crate::clock::SharedClock;
-use crate::config::{CallDirection, Config};
-use crate::routing::{Assignment, Dispatch, RouterError, StateKind, Waiting};
+use crate::callback::service::{CreateRequest, ServiceError};
+use crate::callin::{CallFacts, CallInRequest, MatchCriteria, MatchFailure};
+use crate::config::CallDirection;
+use crate::routing::{Assignment, RouterError, StateKind, Waiting};
 
 /// Why a callback may or may not be offered now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,28 +84,26 @@ pub enum AgentConnect {
     CallerGone,
 }
 
-/// The engine's services for flows.
+/// The engine's services for flows: its [`Core`](crate::engine::Core) (reached as fields
+/// through `Deref`) and what only flows use.
 pub struct FlowServices {
-    /// Configuration.
-    pub config: Arc<Config>,
-    /// Time.
-    pub clock: SharedClock,
-    /// Callbacks.
-    pub callbacks: Arc<CallbackService>,
-    /// Click-to-Call-In.
-    pub callin: Arc<CallIn>,
-    /// Router with assignment delivery.
-    pub dispatch: Arc<Dispatch>,
+    /// Configuration, time, callbacks, call-in, dispatch, store, last agents.
+    pub core: crate::engine::Core,
     /// Rings agents' phones.
     pub agents: Arc<dyn Dialer>,
-    /// Durable state (call-in request states).
-    pub store: Arc<dyn crate::store::Store>,
-    /// The last agent each caller talked to (Route Agent).
-    pub last_agents: Arc<crate::flow::last_agent::LastAgents>,
     /// The shared, bounded client of HTTP Request blocks.
     pub http: Arc<crate::flow::http::HttpGate>,
     /// The flows in force, once the engine has them: post-call surveys run a route point's.
     pub flows: std::sync::OnceLock<Arc<crate::flow::LiveFlows>>,
+}
+
+impl std::ops::Deref for FlowServices {
+    type Target = crate::engine::Core;
+
+    /// The engine's services, as `services.config`, `services.dispatch`, ...
+    fn deref(&self) -> &crate::engine::Core {
+        &self.core
+    }
 }
 
 impl FlowServices {

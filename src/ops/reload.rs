@@ -278,8 +278,12 @@ impl Live {
         done.applied = hot;
         let new = Arc::new(new);
         template.callbacks.set_config(new.clone());
-        let state = ApiState {
+        let core = crate::engine::Core {
             config: new.clone(),
+            ..template.core.clone()
+        };
+        let state = ApiState {
+            core,
             key_hashes: Arc::new(crate::api::key_hashes(&new)),
             ..template
         };

@@ -209,16 +209,8 @@ impl Fcm {
                 reqwest::header::CONTENT_TYPE,
                 "application/x-www-form-urlencoded",
             )
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| {
-                DeliveryError::retry(format!(
-                    "FCM token {}: {}",
-                    self.token_url,
-                    super::webhook::describe(&e)
-                ))
-            })?;
+            .body(body);
+        let resp = sent(resp, "FCM token", &self.token_url).await?;
         let status = resp.status().as_u16();
         if !(200..300).contains(&status) {
             let text = resp.text().await.unwrap_or_default();
@@ -260,16 +252,8 @@ impl Fcm {
             .http
             .post(&self.send_url)
             .bearer_auth(&bearer)
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| {
-                DeliveryError::retry(format!(
-                    "FCM {}: {}",
-                    self.send_url,
-                    super::webhook::describe(&e)
-                ))
-            })?;
+            .json(&body);
+        let resp = sent(resp, "FCM", &self.send_url).await?;
         let status = resp.status().as_u16();
         if status == 401 {
             // The token was revoked or expired early: the next attempt asks for a new one.
@@ -282,6 +266,17 @@ impl Fcm {
         let answer: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
         Ok(answer["name"].as_str().unwrap_or_default().to_string())
     }
+}
+
+/// Sends `request` to `url`; a request that gets no answer is retried later, named `what`.
+async fn sent(
+    request: reqwest::RequestBuilder,
+    what: &str,
+    url: &str,
+) -> Result<reqwest::Response, DeliveryError> {
+    request.send().await.map_err(|e| {
+        DeliveryError::retry(format!("{what} {url}: {}", super::webhook::describe(&e)))
+    })
 }
 
 fn truncate(s: &str) -> String {

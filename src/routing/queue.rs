@@ -230,18 +230,17 @@ impl WaitQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use chrono::{TimeDelta, TimeZone};
+    use chrono::TimeDelta;
 
     fn t1() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 3, 2, 10, 0, 0).single().unwrap()
+        crate::clock::test_t0() + TimeDelta::hours(1)
     }
 
     fn w(p: i64, secs: i64) -> Waiting {
-        let t0 = Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).single().unwrap();
         Waiting {
             id: Uuid::new_v4(),
             priority: p,
-            enqueued_at: t0 + TimeDelta::seconds(secs),
+            enqueued_at: crate::clock::test_t0() + TimeDelta::seconds(secs),
         }
     }
 

@@ -672,23 +672,42 @@ mod tests {
     use super::*;
     use chrono::TimeZone;
 
-    fn t(secs: i64) -> DateTime<Utc> {
+    /// `secs` after 09:00 UTC on Monday 2 March 2026 (the router tests' time line).
+    pub(super) fn t(secs: i64) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).single().unwrap() + TimeDelta::seconds(secs)
     }
 
-    fn router() -> Router {
-        let q = |name: &str, expr: &str| QueueDef {
+    /// A longest-idle queue of `name` requiring `expr`, its EWT from the queue length.
+    pub(super) fn queue_def(name: &str, expr: &str) -> QueueDef {
+        QueueDef {
             name: name.into(),
             skill_expression: expr.into(),
             selection: SelectionPolicy::LongestIdle,
             ewt_method: EwtMethod::QueueLength,
-        };
-        let a = |id: &str, skills: &[(&str, u8)]| AgentInfo {
+        }
+    }
+
+    /// Agent `id` (also its name and SIP user) with `skills`.
+    pub(super) fn agent_info(id: &str, skills: &[(&str, u8)]) -> AgentInfo {
+        AgentInfo {
             id: id.into(),
             name: id.into(),
             sip_user: id.into(),
             skills: skills.iter().map(|(s, l)| (s.to_string(), *l)).collect(),
-        };
+        }
+    }
+
+    /// Interaction `id` waiting with priority `p` since `t(at)`.
+    pub(super) fn waiting(id: Uuid, p: i64, at: i64) -> Waiting {
+        Waiting {
+            id,
+            priority: p,
+            enqueued_at: t(at),
+        }
+    }
+
+    fn router() -> Router {
+        let (q, a) = (queue_def, agent_info);
         Router::new(
             vec![
                 q("Sales_VQ", "Sales >= 5"),
@@ -705,11 +724,7 @@ mod tests {
     }
 
     fn w(p: i64, at: i64) -> Waiting {
-        Waiting {
-            id: Uuid::new_v4(),
-            priority: p,
-            enqueued_at: t(at),
-        }
+        waiting(Uuid::new_v4(), p, at)
     }
 
     #[test]

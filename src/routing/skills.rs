@@ -226,19 +226,24 @@ impl ExprParser {
     }
 
     fn or(&mut self) -> Result<Expr, SkillParseError> {
-        let mut left = self.and()?;
-        while self.operator('|') {
-            let right = self.and()?;
-            left = Expr::Or(Box::new(left), Box::new(right));
-        }
-        Ok(left)
+        self.chain('|', Self::and, Expr::Or)
     }
 
     fn and(&mut self) -> Result<Expr, SkillParseError> {
-        let mut left = self.unary()?;
-        while self.operator('&') {
-            let right = self.unary()?;
-            left = Expr::And(Box::new(left), Box::new(right));
+        self.chain('&', Self::unary, Expr::And)
+    }
+
+    /// A left-associative run of `operand`s joined by `op`, each pair joined by `join`.
+    fn chain(
+        &mut self,
+        op: char,
+        operand: fn(&mut Self) -> Result<Expr, SkillParseError>,
+        join: fn(Box<Expr>, Box<Expr>) -> Expr,
+    ) -> Result<Expr, SkillParseError> {
+        let mut left = operand(self)?;
+        while self.operator(op) {
+            let right = operand(self)?;
+            left = join(Box::new(left), Box::new(right));
         }
         Ok(left)
     }

@@ -580,20 +580,10 @@ pub(crate) async fn outbox_entries_are_due_in_order_and_leave_when_settled(store
         Some(now + TimeDelta::seconds(10))
     );
     assert_eq!(store.outbox_pending().await.unwrap(), 1);
-    assert_eq!(
-        store
-            .outbox_list(Some(OutboxState::Delivered), 0)
-            .await
-            .unwrap(),
-        vec![b.clone()]
-    );
-    assert_eq!(
-        store
-            .outbox_list(Some(OutboxState::Failed), 0)
-            .await
-            .unwrap(),
-        vec![c.clone()]
-    );
+    for (state, entry) in [(OutboxState::Delivered, &b), (OutboxState::Failed, &c)] {
+        let listed = store.outbox_list(Some(state), 0).await.unwrap();
+        assert_eq!(listed, vec![entry.clone()], "{state:?}");
+    }
     assert_eq!(
         store.outbox_list(None, 2).await.unwrap(),
         vec![c, b],

@@ -158,24 +158,23 @@ pub async fn confirm(State(s): State<ApiState>, p: Posted) -> Response {
         .filter(|l| l.result != "CANCELLED")
         .map(|l| json!({ "id": l.id.to_string(), "reason": l.reason }))
         .collect();
-    if let Some(store) = &s.store {
-        let detail = json!({
-            "summaryId": summary.id, "serviceName": summary.service_name,
-            "from": summary.from, "to": summary.to,
-            "cancelled": cancelled, "skipped": skipped.len(), "via": "ui",
-        });
-        let docs = vec![
-            summary.document(),
-            crate::audit::entry(
-                s.clock.now(),
-                &user.user.name,
-                "callback.bulk_cancel",
-                detail,
-            ),
-        ];
-        if let Err(e) = store.save_documents(docs).await {
-            tracing::error!(error = %e, "bulk-cancel summary not stored");
-        }
+    let store = &s.store;
+    let detail = json!({
+        "summaryId": summary.id, "serviceName": summary.service_name,
+        "from": summary.from, "to": summary.to,
+        "cancelled": cancelled, "skipped": skipped.len(), "via": "ui",
+    });
+    let docs = vec![
+        summary.document(),
+        crate::audit::entry(
+            s.clock.now(),
+            &user.user.name,
+            "callback.bulk_cancel",
+            detail,
+        ),
+    ];
+    if let Err(e) = store.save_documents(docs).await {
+        tracing::error!(error = %e, "bulk-cancel summary not stored");
     }
     let extra = minijinja::context! {
         done => true,
@@ -198,10 +197,10 @@ pub async fn csv(State(s): State<ApiState>, user: UiUser, Path(id): Path<String>
             Some(&user),
         )
     };
-    let (Ok(id), Some(store)) = (Uuid::parse_str(&id), &s.store) else {
+    let Ok(id) = Uuid::parse_str(&id) else {
         return missing();
     };
-    let summary = match bulk::find(store.as_ref(), id).await {
+    let summary = match bulk::find(s.store.as_ref(), id).await {
         Ok(Some(sm)) => sm,
         _ => return missing(),
     };

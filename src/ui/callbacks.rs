@@ -197,13 +197,10 @@ async fn search(s: &ApiState, user: &UiUser, text: &str) -> Result<Vec<CallbackR
 }
 
 async fn read(s: &ApiState, f: &CallbackFilter) -> Result<Vec<CallbackRecord>, String> {
-    match &s.store {
-        Some(store) => store
-            .query_callbacks(f)
-            .await
-            .map_err(|e| format!("The callbacks could not be read: {e}.")),
-        None => Ok(Vec::new()),
-    }
+    s.store
+        .query_callbacks(f)
+        .await
+        .map_err(|e| format!("The callbacks could not be read: {e}."))
 }
 
 /// The store filter of `q`'s filters, bounded by what `user` may read; a problem with a filter

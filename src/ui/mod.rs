@@ -344,11 +344,10 @@ pub fn api_data(answer: Result<Response, ApiError>) -> Result<serde_json::Value,
 /// Records a change made through the UI in the audit log (a failure is logged: the change
 /// itself is already durable).
 pub async fn audit(s: &ApiState, user: &UiUser, action: &str, detail: serde_json::Value) {
-    if let Some(store) = &s.store {
-        let doc = crate::audit::entry(s.clock.now(), &user.user.name, action, detail);
-        if let Err(e) = store.save_documents(vec![doc]).await {
-            tracing::error!(error = %e, action, "UI change not audited");
-        }
+    let store = &s.store;
+    let doc = crate::audit::entry(s.clock.now(), &user.user.name, action, detail);
+    if let Err(e) = store.save_documents(vec![doc]).await {
+        tracing::error!(error = %e, action, "UI change not audited");
     }
 }
 

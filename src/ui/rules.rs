@@ -87,20 +87,19 @@ pub async fn page(
         return r;
     }
     let q = q.map(|Query(q)| q).unwrap_or_default();
-    let (number, capacity, affinity, assignments) = match &s.rules {
-        Some(b) => (
-            rows(&user, b.rules::<NumberRuleSpec>()),
-            rows(&user, b.rules::<CapacityRule>()),
-            rows(&user, b.rules::<RegionAffinityRule>()),
-            b.assignments()
-                .into_iter()
-                .filter(|(q, _)| user.user.can_read_queue(q))
-                .collect::<BTreeMap<_, _>>(),
-        ),
-        None => Default::default(),
-    };
-    let verdict = match (&s.rules, q.rule.as_deref(), q.number.as_deref()) {
-        (Some(b), Some(rule), Some(n)) if !n.trim().is_empty() => {
+    let b = &s.rules;
+    let (number, capacity, affinity) = (
+        rows(&user, b.rules::<NumberRuleSpec>()),
+        rows(&user, b.rules::<CapacityRule>()),
+        rows(&user, b.rules::<RegionAffinityRule>()),
+    );
+    let assignments = b
+        .assignments()
+        .into_iter()
+        .filter(|(q, _)| user.user.can_read_queue(q))
+        .collect::<BTreeMap<_, _>>();
+    let verdict = match (q.rule.as_deref(), q.number.as_deref()) {
+        (Some(rule), Some(n)) if !n.trim().is_empty() => {
             Some(match b.test_number(rule, n.trim()) {
                 Ok(Ok(e164)) => format!("Valid: {e164} passes rule “{rule}”."),
                 Ok(Err(e)) => format!("Refused by rule “{rule}”: {e}."),

@@ -329,16 +329,15 @@ async fn audit_failed(s: &ApiState, name: &str, address: &str) {
     {
         return;
     }
-    if let Some(store) = &s.store {
-        let doc = crate::audit::entry(
-            s.clock.now(),
-            name,
-            "login.failed",
-            json!({ "address": address, "via": "ui" }),
-        );
-        if let Err(e) = store.save_documents(vec![doc]).await {
-            tracing::warn!(error = %e, "failed login not audited");
-        }
+    let store = &s.store;
+    let doc = crate::audit::entry(
+        s.clock.now(),
+        name,
+        "login.failed",
+        json!({ "address": address, "via": "ui" }),
+    );
+    if let Err(e) = store.save_documents(vec![doc]).await {
+        tracing::warn!(error = %e, "failed login not audited");
     }
 }
 

@@ -222,14 +222,7 @@ pub async fn agent_state(State(s): State<ApiState>, Path(id): Path<String>, p: P
             Some(user),
         );
     }
-    let Some(d) = &s.dispatch else {
-        return page_error(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "No dispatch in this engine.",
-            Some(user),
-        );
-    };
-    if let Err(e) = d.request_agent_state(&id, to, None) {
+    if let Err(e) = s.dispatch.request_agent_state(&id, to, None) {
         return page_error(
             StatusCode::CONFLICT,
             &format!("Not changed: {e}."),
@@ -246,18 +239,13 @@ pub async fn audit(State(s): State<ApiState>, user: UiUser) -> Response {
     if let Err(r) = user.require(Permission::ReadAudit) {
         return r;
     }
-    let entries = match &s.store {
-        Some(store) => {
-            let f = crate::audit::AuditFilter {
-                limit: 200,
-                ..Default::default()
-            };
-            crate::audit::read(store.as_ref(), &f)
-                .await
-                .unwrap_or_default()
-        }
-        None => Vec::new(),
+    let f = crate::audit::AuditFilter {
+        limit: 200,
+        ..Default::default()
     };
+    let entries = crate::audit::read(s.store.as_ref(), &f)
+        .await
+        .unwrap_or_default();
     let rows: Vec<_> = entries
         .iter()
         .map(|e| {

@@ -76,14 +76,7 @@ async fn answered_and_abandoned_calls_reach_the_statistics() {
     let o = core.dispatch.stats().get("Sales_VQ");
     assert_eq!((o.answered, o.answered_within, o.abandoned), (1, 1, 1));
 
-    let mut state = ApiState::new(
-        config.clone(),
-        shared,
-        core.callbacks.clone(),
-        core.callin.clone(),
-        core.router().clone(),
-    );
-    state.dispatch = Some(core.dispatch.clone());
+    let state = ApiState::new(core.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let server = tokio::spawn(async move {

@@ -184,7 +184,7 @@ pub async fn update(
 /// A ready agent whose skills changed is taken out and put back, so the router looks at the
 /// queues the agent now serves (the agent goes to the back of the longest-idle order).
 fn redispatch_if_ready(s: &ApiState, id: &str) {
-    let Some(d) = &s.dispatch else { return };
+    let d = &s.dispatch;
     let ready = s
         .router
         .agents()
@@ -213,10 +213,9 @@ pub async fn delete(Admin { s, user }: Admin, Path(id): Path<String>) -> Reply {
                 state_name(st)
             )));
         }
-        if st != StateKind::LoggedOut
-            && let Some(d) = &s.dispatch
-        {
-            d.set_agent_state(&id, StateKind::LoggedOut, Some("deleted"))
+        if st != StateKind::LoggedOut {
+            s.dispatch
+                .set_agent_state(&id, StateKind::LoggedOut, Some("deleted"))
                 .map_err(|e| ApiError::conflict(e.to_string()))?;
         }
     }
@@ -267,12 +266,9 @@ pub async fn set_state(
             "agent `{id}` has no registered phone: register it before making the agent ready"
         )));
     }
-    let d = s
-        .dispatch
-        .as_ref()
-        .ok_or_else(|| ApiError::internal("no dispatch in this engine"))?;
     // On a call, the state is applied when the call ends.
-    d.request_agent_state(&id, to, b.reason.as_deref())
+    s.dispatch
+        .request_agent_state(&id, to, b.reason.as_deref())
         .map_err(|e| ApiError::conflict(e.to_string()))?;
     audit::audit(
         &s,

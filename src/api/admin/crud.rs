@@ -4,10 +4,8 @@
 //! file keeps its documented handlers, one line each, over these.
 
 use std::future::Future;
-use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
@@ -52,17 +50,6 @@ pub trait Named: Send + Sync + 'static {
         name: &str,
         also: Vec<Document>,
     ) -> impl Future<Output = Result<(), ApiError>> + Send;
-}
-
-/// A book the API was started without (no engine store): 503.
-pub(crate) fn present<'a, T>(book: &'a Option<Arc<T>>, what: &str) -> Result<&'a Arc<T>, ApiError> {
-    book.as_ref().ok_or_else(|| {
-        ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            1,
-            format!("{what} are not available: this API runs without the engine's store"),
-        )
-    })
 }
 
 /// An error's message with the request field at fault in front, when there is one.

@@ -43,7 +43,7 @@ pub fn router() -> OpenApiRouter<ApiState> {
 }
 
 fn book(s: &ApiState) -> Result<&Arc<GroupBook>, ApiError> {
-    crud::present(&s.groups, "call-in groups")
+    Ok(&s.groups)
 }
 
 fn group_error(e: GroupBookError) -> ApiError {

@@ -32,11 +32,8 @@ pub async fn outbox(Admin { s, user }: Admin, Q(q): Q<OutboxQuery>) -> Reply {
             ))
         })?),
     };
-    let store = s
+    let list = s
         .store
-        .as_ref()
-        .ok_or_else(|| ApiError::internal("the outbox needs the engine's store"))?;
-    let list = store
         .outbox_list(state, limit)
         .await
         .map_err(|e| ApiError::internal(format!("the outbox cannot be read: {e}")))?;

@@ -22,10 +22,7 @@ pub struct RecordingQuery {
 }
 
 async fn all(s: &ApiState) -> Result<Vec<Recording>, ApiError> {
-    let Some(store) = &s.store else {
-        return Ok(Vec::new());
-    };
-    recordings::list(store.as_ref())
+    recordings::list(s.store.as_ref())
         .await
         .map_err(|e| ApiError::internal(format!("reading recordings: {e}")))
 }

@@ -25,12 +25,9 @@ pub struct SurveyQuery {
     responses((status = 200, content_type = "text/csv", description = "responseId, at, survey, callId, ani, queue, agent, callbackId, question, answer"), (status = 403)))]
 pub async fn export(Admin { s, user }: Admin, Q(q): Q<SurveyQuery>) -> Reply {
     user.require(Permission::ExportCallbacks)?;
-    let all = match &s.store {
-        Some(store) => survey::list(store.as_ref())
-            .await
-            .map_err(|e| ApiError::internal(format!("reading survey answers: {e}")))?,
-        None => Vec::new(),
-    };
+    let all = survey::list(s.store.as_ref())
+        .await
+        .map_err(|e| ApiError::internal(format!("reading survey answers: {e}")))?;
     let chosen: Vec<_> = all
         .into_iter()
         .filter(|r| q.survey.as_ref().is_none_or(|n| &r.survey == n))

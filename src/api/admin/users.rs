@@ -205,10 +205,7 @@ async fn save(
 pub async fn delete(Admin { s, user }: Admin, Path(name): Path<String>) -> Reply {
     user.require(Permission::ManageUsers)?;
     changeable(&s, &name)?;
-    let Some(store) = &s.store else {
-        return Err(ApiError::internal("no store is configured"));
-    };
-    store
+    s.store
         .delete_document(DOC_KIND, &name)
         .await
         .map_err(|e| ApiError::internal(format!("deleting the user: {e}")))?;

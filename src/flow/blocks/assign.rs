@@ -1,49 +1,30 @@
 //! Assign Variables: evaluates each expression and stores it, in order.
 
-use std::collections::BTreeMap;
-
 use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::BlockType;
-use crate::flow::check::{BlockCheck, keys_in_order};
+use crate::flow::check::BlockCheck;
 use crate::flow::interpreter::{Cx, Step};
-use crate::flow::model::{ExprText, in_order};
+use crate::flow::model::Assignments;
 use crate::yaml::Node;
 
 /// Sets variables.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Assign {
-    /// Block id.
-    pub id: Option<String>,
-    /// Block to run next.
-    pub next: Option<String>,
     /// Variable → expression, evaluated in the order written.
     #[schemars(extend("minProperties" = 1))]
-    pub set: BTreeMap<String, ExprText>,
-    /// The keys of `set` in the order written (filled by the loader).
-    #[serde(skip)]
-    #[schemars(skip)]
-    pub order: Vec<String>,
-}
-
-impl Assign {
-    /// The assignments in the order written.
-    pub fn assignments(&self) -> Vec<(&str, &ExprText)> {
-        in_order(&self.set, &self.order)
-    }
+    pub set: Assignments,
 }
 
 impl BlockType for Assign {
-    id_and_next!();
+    const NEXT: Option<&'static str> = Some("Block to run next.");
 
-    fn runs_in_finalize(&self) -> bool {
-        true
-    }
+    const RUNS_IN_FINALIZE: bool = true;
 
     fn decoded(&mut self, node: &Node) {
-        self.order = keys_in_order(node.get("set"));
+        self.set.read_order(node.get("set"));
     }
 
     fn check(&self, c: &mut BlockCheck<'_>) {
@@ -62,7 +43,7 @@ impl BlockType for Assign {
 
 fn run(b: &Assign, cx: &mut Cx<'_>) -> Step {
     let mut done = Vec::new();
-    for (name, e) in b.assignments() {
+    for (name, e) in b.set.in_order() {
         let v = cx.eval(e);
         done.push(format!("{name}={v}"));
         cx.set(name, v);

@@ -22,10 +22,6 @@ pub struct Condition {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct If {
-    /// Block id.
-    pub id: Option<String>,
-    /// Block to run when no condition holds and `otherwise` is absent.
-    pub next: Option<String>,
     /// Conditions in order.
     #[schemars(length(min = 1))]
     pub conditions: Vec<Condition>,
@@ -34,7 +30,8 @@ pub struct If {
 }
 
 impl BlockType for If {
-    id_and_next!();
+    const NEXT: Option<&'static str> =
+        Some("Block to run when no condition holds and `otherwise` is absent.");
 
     fn branches(&self) -> Vec<(String, String)> {
         let mut out: Vec<(String, String)> = (self.conditions.iter().enumerate())
@@ -48,9 +45,7 @@ impl BlockType for If {
         self.otherwise.is_none()
     }
 
-    fn runs_in_finalize(&self) -> bool {
-        true
-    }
+    const RUNS_IN_FINALIZE: bool = true;
 
     fn check(&self, c: &mut BlockCheck<'_>) {
         if self.conditions.is_empty() {

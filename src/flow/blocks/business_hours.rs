@@ -18,10 +18,6 @@ use crate::flow::model::AppKind;
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BusinessHoursCheck {
-    /// Block id.
-    pub id: Option<String>,
-    /// Block to run when the taken branch has no target.
-    pub next: Option<String>,
     /// Use this queue's hours.
     pub queue: Option<String>,
     /// Or a named business-hours set.
@@ -35,7 +31,7 @@ pub struct BusinessHoursCheck {
 }
 
 impl BlockType for BusinessHoursCheck {
-    id_and_next!();
+    const NEXT: Option<&'static str> = Some("Block to run when the taken branch has no target.");
 
     branches!(open, closed, special);
 

@@ -3,44 +3,34 @@
 //! `callback.user_data`. The agent's phone receives it as SIP headers on the agent leg, and a
 //! callback booked later in the call keeps it as its `userData`.
 
-use std::collections::BTreeMap;
-
 use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::BlockType;
 use crate::flow::call_data::{MAX_ENTRIES, attach, valid_key};
-use crate::flow::check::{BlockCheck, keys_in_order};
+use crate::flow::check::BlockCheck;
 use crate::flow::interpreter::{Cx, Step};
-use crate::flow::model::{ExprText, in_order};
+use crate::flow::model::Assignments;
 use crate::yaml::{self, Node};
 
 /// Attaches data to the interaction.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CallData {
-    /// Block id.
-    pub id: Option<String>,
-    /// Block to run next.
-    pub next: Option<String>,
     /// Key → expression; keys are SIP header-name tokens (letters, digits, `-._!%*+'~`).
     #[serde(default)]
-    pub set: BTreeMap<String, ExprText>,
+    pub set: Assignments,
     /// Variable prefixes whose variables are attached under their last part: `match.user_data`
     /// attaches `match.user_data.order` as `order`.
     #[serde(default)]
     pub include: Vec<String>,
-    /// The keys of `set` in the order written (filled by the loader).
-    #[serde(skip)]
-    #[schemars(skip)]
-    pub order: Vec<String>,
 }
 
 impl BlockType for CallData {
-    id_and_next!();
+    const NEXT: Option<&'static str> = Some("Block to run next.");
 
     fn decoded(&mut self, node: &Node) {
-        self.order = keys_in_order(node.get("set"));
+        self.set.read_order(node.get("set"));
     }
 
     fn check(&self, c: &mut BlockCheck<'_>) {
@@ -54,7 +44,7 @@ impl BlockType for CallData {
             );
         }
         let map = c.node.get("set").cloned();
-        for (key, e) in &self.set {
+        for (key, e) in self.set.iter() {
             let pos = c.key_pos(map.as_ref(), key);
             let path = format!("{}.set.{key}", c.path);
             if !valid_key(key) {
@@ -97,7 +87,7 @@ fn run(b: &CallData, cx: &mut Cx<'_>) -> Step {
             }
         }
     }
-    for (k, e) in in_order(&b.set, &b.order) {
+    for (k, e) in b.set.in_order() {
         let v = cx.eval(e).to_string();
         pairs.push((k.to_string(), v));
     }

@@ -19,10 +19,6 @@ use crate::yaml::{self, Node};
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CallModule {
-    /// Block id.
-    pub id: Option<String>,
-    /// Block to run when the module returns.
-    pub next: Option<String>,
     /// The module: a flow file of the flows directory (e.g. `identify.yaml`), of the same
     /// application type.
     pub module: String,
@@ -41,16 +37,13 @@ pub struct CallModule {
 }
 
 impl BlockType for CallModule {
-    id_and_next!();
+    const NEXT: Option<&'static str> = Some("Block to run when the module returns.");
 
     branches!(on_error);
 
-    fn waits(&self) -> bool {
-        // A module that loops must wait for the caller itself (its own graph is checked);
-        // one that returns at once cannot make a busy loop of this block's, but the step
-        // limit stays the net.
-        false
-    }
+    // A module that loops must wait for the caller itself (its own graph is checked); one that
+    // returns at once cannot make a busy loop of this block's, but the step limit stays the net.
+    const WAITS: bool = false;
 
     fn decoded(&mut self, node: &Node) {
         self.module_pos = value_pos(node, "module");

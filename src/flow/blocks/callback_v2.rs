@@ -50,10 +50,6 @@ fn both_offers() -> Vec<OfferKind> {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CallbackV2 {
-    /// Block id.
-    pub id: Option<String>,
-    /// Block to run when the taken branch has no target.
-    pub next: Option<String>,
     /// The callback virtual queue (its CALLBACK_SETTINGS row). In a Callback application the
     /// queue comes from the callback being served and this may be left out.
     pub queue: Option<String>,
@@ -121,7 +117,7 @@ pub struct CallbackV2 {
 }
 
 impl BlockType for CallbackV2 {
-    id_and_next!();
+    const NEXT: Option<&'static str> = Some("Block to run when the taken branch has no target.");
 
     branches!(on_accepted, on_declined, on_not_offered);
 
@@ -139,9 +135,7 @@ impl BlockType for CallbackV2 {
         }
     }
 
-    fn waits(&self) -> bool {
-        true
-    }
+    const WAITS: bool = true;
 
     fn check(&self, c: &mut BlockCheck<'_>) {
         const DEFAULT_ONLY: &[&str] = &[

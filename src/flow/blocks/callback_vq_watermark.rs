@@ -19,10 +19,6 @@ fn watermark_var() -> String {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CallbackVqWatermark {
-    /// Block id.
-    pub id: Option<String>,
-    /// Block to run when the taken branch has no target.
-    pub next: Option<String>,
     /// Callback virtual queue by name.
     pub queue: Option<String>,
     /// Or an expression giving it.
@@ -43,7 +39,7 @@ pub struct CallbackVqWatermark {
 }
 
 impl BlockType for CallbackVqWatermark {
-    id_and_next!();
+    const NEXT: Option<&'static str> = Some("Block to run when the taken branch has no target.");
 
     branches!(on_below, on_reached, on_error);
 

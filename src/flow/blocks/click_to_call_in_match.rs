@@ -35,10 +35,6 @@ fn access_code_var() -> String {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ClickToCallInMatch {
-    /// Block id.
-    pub id: Option<String>,
-    /// Block to run when the taken branch has no target.
-    pub next: Option<String>,
     /// What to compare (at least one).
     #[schemars(length(min = 1), extend("uniqueItems" = true))]
     pub criteria: Vec<Criterion>,
@@ -66,7 +62,7 @@ pub struct ClickToCallInMatch {
 }
 
 impl BlockType for ClickToCallInMatch {
-    id_and_next!();
+    const NEXT: Option<&'static str> = Some("Block to run when the taken branch has no target.");
 
     fn branches(&self) -> Vec<(String, String)> {
         let mut out = super::targets(&[

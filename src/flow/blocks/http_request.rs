@@ -37,10 +37,6 @@ pub enum Method {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HttpRequest {
-    /// Block id.
-    pub id: Option<String>,
-    /// Block to run after a success.
-    pub next: Option<String>,
     /// `get` (default) or `post`.
     #[serde(default)]
     pub method: Method,
@@ -77,7 +73,7 @@ pub struct HttpRequest {
 }
 
 impl BlockType for HttpRequest {
-    id_and_next!();
+    const NEXT: Option<&'static str> = Some("Block to run after a success.");
 
     branches!(on_error);
 

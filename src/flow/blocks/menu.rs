@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::user_input::{Ask, Asked, ask, one_key};
+use super::user_input::{Ask, Asked, ask};
 use super::{BlockType, targets};
-use crate::flow::check::{BlockCheck, is_dtmf_key, keys_in_order};
+use crate::flow::check::{BlockCheck, is_dtmf_key};
 use crate::flow::interpreter::{Cx, Step};
-use crate::flow::model::{AppKind, ExprText, PromptSpec, in_order, num};
+use crate::flow::model::{AppKind, Assignments, PromptSpec, num};
 use crate::yaml::Node;
 
 /// A menu option: a block to go to, or a map that also assigns variables.
@@ -30,28 +30,13 @@ pub struct MenuOptionSpec {
     pub goto: Option<String>,
     /// Variables to set (expressions), in the order written.
     #[serde(default)]
-    pub assign: BTreeMap<String, ExprText>,
-    /// The keys of `assign` in the order written (filled by the loader).
-    #[serde(skip)]
-    #[schemars(skip)]
-    pub assign_order: Vec<String>,
-}
-
-impl MenuOptionSpec {
-    /// The assignments in the order written.
-    pub fn assignments(&self) -> Vec<(&str, &ExprText)> {
-        in_order(&self.assign, &self.assign_order)
-    }
+    pub assign: Assignments,
 }
 
 /// Plays a menu and branches on one key.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Menu {
-    /// Block id.
-    pub id: Option<String>,
-    /// Block to run after an option without `goto`.
-    pub next: Option<String>,
     /// The menu prompt.
     pub prompts: Vec<PromptSpec>,
     /// Key (`0`-`9`, `*`, `#`) → option.
@@ -76,7 +61,7 @@ pub struct Menu {
 }
 
 impl BlockType for Menu {
-    id_and_next!();
+    const NEXT: Option<&'static str> = Some("Block to run after an option without `goto`.");
 
     fn branches(&self) -> Vec<(String, String)> {
         let mut out = targets(&[("on_failure", &self.on_failure)]);
@@ -99,14 +84,12 @@ impl BlockType for Menu {
                 .any(|o| matches!(o, MenuOption::Full(f) if f.goto.is_none()))
     }
 
-    fn waits(&self) -> bool {
-        true
-    }
+    const WAITS: bool = true;
 
     fn decoded(&mut self, node: &Node) {
         for (key, opt) in self.options.iter_mut() {
             if let MenuOption::Full(f) = opt {
-                f.assign_order = keys_in_order(
+                f.assign.read_order(
                     node.get("options")
                         .and_then(|o| o.get(key))
                         .and_then(|o| o.get("assign")),
@@ -148,13 +131,9 @@ async fn run(b: &Menu, cx: &mut Cx<'_>) -> Step {
     let asked = ask(
         cx,
         Ask {
-            prompts: cx.items(&b.prompts),
-            spec: one_key(b.timeout_seconds),
-            min_digits: 1,
-            attempts: b.retries + 1,
             no_input: cx.items(&b.no_input_prompts),
             no_match: cx.items(&b.no_match_prompts),
-            accept: &accept,
+            ..Ask::one_key(cx.items(&b.prompts), b.timeout_seconds, b.retries, &accept)
         },
     )
     .await;
@@ -165,7 +144,7 @@ async fn run(b: &Menu, cx: &mut Cx<'_>) -> Step {
             match b.options.get(&key) {
                 Some(MenuOption::Goto(t)) => Step::Branch(Some(t.clone())),
                 Some(MenuOption::Full(f)) => {
-                    for (name, e) in f.assignments() {
+                    for (name, e) in f.assign.in_order() {
                         let v = cx.eval(e);
                         cx.set(name, v);
                     }

@@ -8,19 +8,6 @@
 //! boxed futures, and the compiler still sees that every future is `Send`), and a new block that
 //! misses a method does not compile.
 
-/// `BlockType::id` and `BlockType::next` of a block with `id` and `next` properties.
-macro_rules! id_and_next {
-    () => {
-        fn id(&self) -> Option<&str> {
-            self.id.as_deref()
-        }
-
-        fn next(&self) -> Option<&str> {
-            self.next.as_deref()
-        }
-    };
-}
-
 /// `BlockType::branches` of a block whose branch properties are exactly these fields.
 macro_rules! branches {
     ($($field:ident),+) => {
@@ -38,6 +25,7 @@ pub mod call_module;
 pub mod callback_v2;
 pub mod callback_vq_watermark;
 pub mod click_to_call_in_match;
+pub mod envelope;
 pub mod http_request;
 pub mod menu;
 pub mod play_message;
@@ -51,21 +39,20 @@ pub mod transfer;
 pub mod user_input;
 
 use schemars::JsonSchema;
-use serde::Deserialize;
 
 use super::check::BlockCheck;
 use super::interpreter::{Cx, Step};
 use super::model::AppKind;
 use crate::yaml::{Diagnostic, Node};
+use envelope::Envelope;
 
 /// What a block type tells the loader and the interpreter.
 // Only called through `Block`, on concrete types, where each future's `Send` is known.
 #[allow(async_fn_in_trait)]
 pub trait BlockType {
-    /// The author's id.
-    fn id(&self) -> Option<&str>;
-    /// The explicit `next`, if any.
-    fn next(&self) -> Option<&str>;
+    /// What `next` means for this block type (the schema's text), `None` when it has no `next`;
+    /// `id` and `next` themselves are held by the block's [`Envelope`].
+    const NEXT: Option<&'static str>;
     /// Branch targets with the YAML key that names each, for references and graph checks.
     fn branches(&self) -> Vec<(String, String)> {
         Vec::new()
@@ -76,13 +63,9 @@ pub trait BlockType {
         true
     }
     /// Whether the block waits for the caller (so a loop through it is not a busy loop).
-    fn waits(&self) -> bool {
-        false
-    }
+    const WAITS: bool = false;
     /// Whether the block may run in `finalize`, after the call ended.
-    fn runs_in_finalize(&self) -> bool {
-        false
-    }
+    const RUNS_IN_FINALIZE: bool = false;
     /// Completes the block from its YAML node after decoding (what serde cannot keep).
     fn decoded(&mut self, _node: &Node) {}
     /// Checks the block's properties against the configuration and the prompts.
@@ -104,10 +87,10 @@ macro_rules! registry {
         /// A block; `type` selects it.
         // Blocks are built once when a flow loads and read in place, so their size does not matter.
         #[allow(clippy::large_enum_variant)]
-        #[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
+        #[derive(Debug, Clone, PartialEq, Eq, JsonSchema)]
         #[serde(tag = "type", rename_all = "snake_case")]
         pub enum Block {
-            $($(#[$doc])* $variant($module::$ty),)*
+            $($(#[$doc])* $variant(Envelope<$module::$ty>),)*
         }
 
         /// Block type names as written in YAML.
@@ -123,8 +106,8 @@ macro_rules! registry {
                 path: &str,
             ) -> Option<Result<Block, Diagnostic>> {
                 match ty {
-                    $($name => Some(rest.decode::<$module::$ty>(path).map(|mut b| {
-                        b.decoded(item);
+                    $($name => Some(Envelope::<$module::$ty>::decode(rest, path).map(|mut b| {
+                        b.body.decoded(item);
                         Block::$variant(b)
                     })),)*
                     _ => None,
@@ -138,12 +121,12 @@ macro_rules! registry {
 
             /// The author's id.
             pub fn id(&self) -> Option<&str> {
-                match self { $(Block::$variant(b) => b.id(),)* }
+                match self { $(Block::$variant(b) => b.id.as_deref(),)* }
             }
 
             /// The explicit `next`, if any.
             pub fn next(&self) -> Option<&str> {
-                match self { $(Block::$variant(b) => b.next(),)* }
+                match self { $(Block::$variant(b) => b.next.as_deref(),)* }
             }
 
             /// Branch targets with the YAML key that names each.
@@ -158,12 +141,12 @@ macro_rules! registry {
 
             /// Whether the block waits for the caller.
             pub fn waits(&self) -> bool {
-                match self { $(Block::$variant(b) => b.waits(),)* }
+                match self { $(Block::$variant(_) => <$module::$ty as BlockType>::WAITS,)* }
             }
 
             /// Whether the block may run in `finalize`.
             pub fn runs_in_finalize(&self) -> bool {
-                match self { $(Block::$variant(b) => b.runs_in_finalize(),)* }
+                match self { $(Block::$variant(_) => <$module::$ty as BlockType>::RUNS_IN_FINALIZE,)* }
             }
 
             /// Checks the block's properties.

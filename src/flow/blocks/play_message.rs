@@ -13,10 +13,6 @@ use crate::flow::model::{PromptSpec, yes};
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PlayMessage {
-    /// Block id (needed only when another block goes here).
-    pub id: Option<String>,
-    /// Block to run next instead of the one below.
-    pub next: Option<String>,
     /// What to play, in order.
     #[schemars(length(min = 1))]
     pub prompts: Vec<PromptSpec>,
@@ -26,7 +22,7 @@ pub struct PlayMessage {
 }
 
 impl BlockType for PlayMessage {
-    id_and_next!();
+    const NEXT: Option<&'static str> = Some("Block to run next instead of the one below.");
 
     fn check(&self, c: &mut BlockCheck<'_>) {
         if self.prompts.is_empty() {

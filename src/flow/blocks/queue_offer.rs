@@ -6,7 +6,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use schemars::JsonSchema;
 use serde::Deserialize;
 
-use super::user_input::{Ask, Asked, ask, one_key};
+use super::user_input::{Ask, Asked, ask};
 use crate::callback::model::CallbackRecord;
 use crate::flow::check::BlockCheck;
 use crate::flow::interpreter::Cx;
@@ -92,15 +92,7 @@ pub enum Answer {
 pub async fn ask_caller(o: &OfferCallback, cx: &mut Cx<'_>) -> Answer {
     cx.set("callback.offered_in_queue", true);
     let any = |_: &str| true;
-    let a = Ask {
-        prompts: cx.items(&o.prompts),
-        spec: one_key(o.key_timeout_seconds),
-        min_digits: 1,
-        attempts: 1,
-        no_input: Vec::new(),
-        no_match: Vec::new(),
-        accept: &any,
-    };
+    let a = Ask::one_key(cx.items(&o.prompts), o.key_timeout_seconds, 0, &any);
     match ask(cx, a).await {
         Asked::HungUp => Answer::HungUp,
         Asked::Got(k) if k == "1" => Answer::Accepted,

@@ -31,10 +31,6 @@ const TAIL_MS: u32 = 500;
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Record {
-    /// Block id.
-    pub id: Option<String>,
-    /// Block to run next.
-    pub next: Option<String>,
     /// Played before the beep (no barge-in).
     #[serde(default)]
     pub prompts: Vec<PromptSpec>,
@@ -58,13 +54,11 @@ pub struct Record {
 }
 
 impl BlockType for Record {
-    id_and_next!();
+    const NEXT: Option<&'static str> = Some("Block to run next.");
 
     branches!(on_failure);
 
-    fn waits(&self) -> bool {
-        true
-    }
+    const WAITS: bool = true;
 
     fn check(&self, c: &mut BlockCheck<'_>) {
         c.prompts("prompts", &self.prompts);

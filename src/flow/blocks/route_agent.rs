@@ -22,10 +22,6 @@ use crate::yaml;
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RouteAgent {
-    /// Block id.
-    pub id: Option<String>,
-    /// Block to run when the taken branch has no target.
-    pub next: Option<String>,
     /// The agent by id (checked at load).
     pub agent: Option<String>,
     /// Or an expression giving the agent id.
@@ -57,7 +53,7 @@ pub struct RouteAgent {
 }
 
 impl BlockType for RouteAgent {
-    id_and_next!();
+    const NEXT: Option<&'static str> = Some("Block to run when the taken branch has no target.");
 
     branches!(on_connected, on_timeout, on_not_ready, on_unknown);
 
@@ -65,9 +61,7 @@ impl BlockType for RouteAgent {
         self.on_timeout.is_none()
     }
 
-    fn waits(&self) -> bool {
-        true
-    }
+    const WAITS: bool = true;
 
     fn check(&self, c: &mut BlockCheck<'_>) {
         let given = [

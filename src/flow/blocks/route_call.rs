@@ -24,10 +24,6 @@ use crate::yaml;
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RouteCall {
-    /// Block id.
-    pub id: Option<String>,
-    /// Block to run when the taken branch has no target.
-    pub next: Option<String>,
     /// Virtual queue by name.
     pub queue: Option<String>,
     /// Or an expression giving it (e.g. `match.queue`).
@@ -72,7 +68,7 @@ pub struct RouteCall {
 }
 
 impl BlockType for RouteCall {
-    id_and_next!();
+    const NEXT: Option<&'static str> = Some("Block to run when the taken branch has no target.");
 
     branches!(on_connected, on_timeout, on_callback_accepted);
 
@@ -81,9 +77,7 @@ impl BlockType for RouteCall {
         self.on_timeout.is_none()
     }
 
-    fn waits(&self) -> bool {
-        true
-    }
+    const WAITS: bool = true;
 
     fn check(&self, c: &mut BlockCheck<'_>) {
         match (&self.queue, &self.queue_from) {

@@ -6,7 +6,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::BlockType;
-use super::user_input::{Ask, Asked, ask, one_key};
+use super::user_input::{Ask, Asked, ask};
 use crate::flow::check::BlockCheck;
 use crate::flow::interpreter::{Cx, Step};
 use crate::flow::model::{PromptSpec, num};
@@ -27,10 +27,6 @@ pub struct Question {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Survey {
-    /// Block id.
-    pub id: Option<String>,
-    /// Block to run next.
-    pub next: Option<String>,
     /// The survey's name in the export (default: the application's name).
     pub name: Option<String>,
     /// Played once before the first question (no barge-in).
@@ -56,11 +52,9 @@ pub struct Survey {
 }
 
 impl BlockType for Survey {
-    id_and_next!();
+    const NEXT: Option<&'static str> = Some("Block to run next.");
 
-    fn waits(&self) -> bool {
-        true
-    }
+    const WAITS: bool = true;
 
     fn check(&self, c: &mut BlockCheck<'_>) {
         c.prompts("intro", &self.intro);
@@ -109,13 +103,8 @@ async fn run(b: &Survey, cx: &mut Cx<'_>) -> Step {
         let asked = ask(
             cx,
             Ask {
-                prompts: cx.items(&q.prompts),
-                spec: one_key(b.timeout_seconds),
-                min_digits: 1,
-                attempts: b.retries + 1,
-                no_input: Vec::new(),
                 no_match: cx.items(&b.no_match_prompts),
-                accept: &accept,
+                ..Ask::one_key(cx.items(&q.prompts), b.timeout_seconds, b.retries, &accept)
             },
         )
         .await;

@@ -12,21 +12,13 @@ use crate::flow::model::{AppKind, EndCause};
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TerminateCall {
-    /// Block id.
-    pub id: Option<String>,
     /// How the call ends.
     #[serde(default)]
     pub cause: EndCause,
 }
 
 impl BlockType for TerminateCall {
-    fn id(&self) -> Option<&str> {
-        self.id.as_deref()
-    }
-
-    fn next(&self) -> Option<&str> {
-        None
-    }
+    const NEXT: Option<&'static str> = None;
 
     fn falls_through(&self, _kind: AppKind) -> bool {
         false

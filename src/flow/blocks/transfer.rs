@@ -20,10 +20,6 @@ use crate::flow::model::{AppKind, EndCause, ExprText, num};
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Transfer {
-    /// Block id.
-    pub id: Option<String>,
-    /// Block to run when the taken branch has no target.
-    pub next: Option<String>,
     /// The number to transfer to (digits, optionally with a leading `+`), or a SIP URI
     /// (`sip:desk@pbx.example.com:5070`) called directly rather than through the trunk.
     pub to: Option<String>,
@@ -57,7 +53,7 @@ fn valid_target(t: &str) -> bool {
 }
 
 impl BlockType for Transfer {
-    id_and_next!();
+    const NEXT: Option<&'static str> = Some("Block to run when the taken branch has no target.");
 
     branches!(on_transferred, on_busy, on_no_answer, on_failed);
 
@@ -65,9 +61,7 @@ impl BlockType for Transfer {
         self.on_busy.is_none() || self.on_no_answer.is_none() || self.on_failed.is_none()
     }
 
-    fn waits(&self) -> bool {
-        true
-    }
+    const WAITS: bool = true;
 
     fn check(&self, c: &mut BlockCheck<'_>) {
         match (&self.to, &self.to_from) {

@@ -20,10 +20,6 @@ fn hash() -> Option<String> {
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UserInput {
-    /// Block id.
-    pub id: Option<String>,
-    /// Block to run next on success.
-    pub next: Option<String>,
     /// Variable that receives the digits.
     pub variable: String,
     /// Prompts played before each attempt.
@@ -81,6 +77,27 @@ pub struct Ask<'a> {
     pub no_match: Vec<PlayItem>,
     /// Accepts or rejects an answer.
     pub accept: &'a (dyn Fn(&str) -> bool + Sync),
+}
+
+impl<'a> Ask<'a> {
+    /// One key per attempt (menus, survey questions): `retries` further attempts after the
+    /// first, nothing extra played before them unless `no_input`/`no_match` are set.
+    pub fn one_key(
+        prompts: Vec<PlayItem>,
+        timeout_seconds: u32,
+        retries: u32,
+        accept: &'a (dyn Fn(&str) -> bool + Sync),
+    ) -> Self {
+        Ask {
+            prompts,
+            spec: one_key(timeout_seconds),
+            min_digits: 1,
+            attempts: retries + 1,
+            no_input: Vec::new(),
+            no_match: Vec::new(),
+            accept,
+        }
+    }
 }
 
 /// The answer to an `Ask`.
@@ -143,13 +160,11 @@ pub fn one_key(timeout_seconds: u32) -> DigitSpec {
 }
 
 impl BlockType for UserInput {
-    id_and_next!();
+    const NEXT: Option<&'static str> = Some("Block to run next on success.");
 
     branches!(on_failure);
 
-    fn waits(&self) -> bool {
-        true
-    }
+    const WAITS: bool = true;
 
     fn check(&self, c: &mut BlockCheck<'_>) {
         c.var_name("variable", &self.variable);

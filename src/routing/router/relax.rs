@@ -158,42 +158,23 @@ impl Router {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{EwtMethod, SelectionPolicy};
     use crate::routing::StateKind;
-    use crate::routing::agents::AgentInfo;
-    use crate::routing::router::QueueDef;
-    use chrono::TimeZone;
+    use crate::routing::router::tests::{agent_info, queue_def, t, waiting};
     use uuid::Uuid;
 
-    fn t(secs: i64) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).single().unwrap() + TimeDelta::seconds(secs)
-    }
-
     fn router() -> Router {
-        let agent = |id: &str, level: u8| AgentInfo {
-            id: id.into(),
-            name: id.into(),
-            sip_user: id.into(),
-            skills: vec![("Sales".into(), level)],
-        };
         Router::new(
-            vec![QueueDef {
-                name: "Q".into(),
-                skill_expression: String::new(),
-                selection: SelectionPolicy::LongestIdle,
-                ewt_method: EwtMethod::QueueLength,
-            }],
-            vec![agent("junior", 4), agent("senior", 9)],
+            vec![queue_def("Q", "")],
+            vec![
+                agent_info("junior", &[("Sales", 4)]),
+                agent_info("senior", &[("Sales", 9)]),
+            ],
         )
         .unwrap()
     }
 
     fn w(n: u128, p: i64, secs: i64) -> Waiting {
-        Waiting {
-            id: Uuid::from_u128(n),
-            priority: p,
-            enqueued_at: t(secs),
-        }
+        waiting(Uuid::from_u128(n), p, secs)
     }
 
     #[test]

@@ -151,6 +151,18 @@ impl PostgresStore {
     pub(crate) fn count(&self) {
         self.statements.fetch_add(1, Ordering::Relaxed);
     }
+
+    /// One counted read: `sql` (prepared once per connection) run with `params`, its rows.
+    pub(crate) async fn read(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client.prepare_cached(sql).await.map_err(db)?;
+        self.count();
+        client.query(&stmt, params).await.map_err(db)
+    }
 }
 
 /// The columns of a callback row besides its body, as arrays for one `UNNEST` upsert.
@@ -261,28 +273,18 @@ impl Store for PostgresStore {
     }
 
     async fn callback(&self, id: Uuid) -> Result<Option<CallbackRecord>, StoreError> {
-        let client = self.client().await?;
-        let stmt = client
-            .prepare_cached("SELECT body FROM callbacks WHERE id = $1")
-            .await
-            .map_err(db)?;
-        self.count();
-        let row = client.query_opt(&stmt, &[&id]).await.map_err(db)?;
-        row.map(|r| serde_json::from_str(&r.get::<_, String>(0)).map_err(StoreError::from))
+        let rows = self
+            .read("SELECT body FROM callbacks WHERE id = $1", &[&id])
+            .await?;
+        rows.into_iter()
+            .next()
+            .map(|r| serde_json::from_str(&r.get::<_, String>(0)).map_err(StoreError::from))
             .transpose()
     }
 
     async fn active_callbacks(&self) -> Result<Vec<CallbackRecord>, StoreError> {
-        let client = self.client().await?;
-        self.count();
-        let rows = client
-            .query(
-                "SELECT body FROM callbacks WHERE state <> 'COMPLETED' ORDER BY seq",
-                &[],
-            )
-            .await
-            .map_err(db)?;
-        Ok(bodies(rows))
+        let sql = "SELECT body FROM callbacks WHERE state <> 'COMPLETED' ORDER BY seq";
+        Ok(bodies(self.read(sql, &[]).await?))
     }
 
     async fn query_callbacks_page(
@@ -495,13 +497,8 @@ impl Store for PostgresStore {
     }
 
     async fn documents(&self, kind: &str) -> Result<Vec<Document>, StoreError> {
-        let client = self.client().await?;
-        let stmt = client
-            .prepare_cached("SELECT id, body FROM documents WHERE kind = $1 ORDER BY id")
-            .await
-            .map_err(db)?;
-        self.count();
-        let rows = client.query(&stmt, &[&kind]).await.map_err(db)?;
+        let sql = "SELECT id, body FROM documents WHERE kind = $1 ORDER BY id";
+        let rows = self.read(sql, &[&kind]).await?;
         rows.into_iter()
             .map(|r| {
                 Ok(Document {

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-use super::{PostgresStore, Rows, db, not_stored, upsert_callbacks_sql};
+use super::{PostgresStore, Rows, not_stored, upsert_callbacks_sql};
 use crate::callback::CallbackRecord;
 use crate::push::{OutboxEntry, OutboxState};
 use crate::store::StoreError;
@@ -79,35 +79,22 @@ impl PostgresStore {
         limit: usize,
     ) -> Result<Vec<OutboxEntry>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let client = self.client().await?;
-        let stmt = client
-            .prepare_cached(
+        let rows = self
+            .read(
                 "SELECT body FROM outbox WHERE state = 'pending' AND next_ms <= $1
                  ORDER BY next_ms, seq LIMIT $2",
+                &[&now.timestamp_millis(), &limit],
             )
-            .await
-            .map_err(db)?;
-        self.count();
-        let rows = client
-            .query(&stmt, &[&now.timestamp_millis(), &limit])
-            .await
-            .map_err(db)?;
+            .await?;
         Ok(decode(rows))
     }
 
     /// When the earliest pending entry is due.
     pub(super) async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let client = self.client().await?;
-        self.count();
-        let row = client
-            .query_one(
-                "SELECT MIN(next_ms) FROM outbox WHERE state = 'pending'",
-                &[],
-            )
-            .await
-            .map_err(db)?;
-        Ok(row
-            .get::<_, Option<i64>>(0)
+        let sql = "SELECT MIN(next_ms) FROM outbox WHERE state = 'pending'";
+        let rows = self.read(sql, &[]).await?;
+        Ok((rows.first())
+            .and_then(|r| r.get::<_, Option<i64>>(0))
             .and_then(DateTime::from_timestamp_millis))
     }
 
@@ -118,36 +105,24 @@ impl PostgresStore {
         limit: usize,
     ) -> Result<Vec<OutboxEntry>, StoreError> {
         let limit = crate::store::sql_limit(limit);
-        let client = self.client().await?;
-        self.count();
         let rows = match state {
-            Some(st) => client
-                .query(
-                    "SELECT body FROM outbox WHERE state = $1 ORDER BY seq DESC LIMIT $2",
-                    &[&st.name(), &limit],
-                )
-                .await
-                .map_err(db)?,
-            None => client
-                .query(
-                    "SELECT body FROM outbox ORDER BY seq DESC LIMIT $1",
-                    &[&limit],
-                )
-                .await
-                .map_err(db)?,
+            Some(st) => {
+                let sql = "SELECT body FROM outbox WHERE state = $1 ORDER BY seq DESC LIMIT $2";
+                self.read(sql, &[&st.name(), &limit]).await?
+            }
+            None => {
+                let sql = "SELECT body FROM outbox ORDER BY seq DESC LIMIT $1";
+                self.read(sql, &[&limit]).await?
+            }
         };
         Ok(decode(rows))
     }
 
     /// How many entries are pending.
     pub(super) async fn pending_entries(&self) -> Result<usize, StoreError> {
-        let client = self.client().await?;
-        self.count();
-        let row = client
-            .query_one("SELECT COUNT(*) FROM outbox WHERE state = 'pending'", &[])
-            .await
-            .map_err(db)?;
-        Ok(usize::try_from(row.get::<_, i64>(0)).unwrap_or(0))
+        let sql = "SELECT COUNT(*) FROM outbox WHERE state = 'pending'";
+        let rows = self.read(sql, &[]).await?;
+        Ok((rows.first()).map_or(0, |r| usize::try_from(r.get::<_, i64>(0)).unwrap_or(0)))
     }
 }
 

@@ -125,17 +125,7 @@ async fn the_store_reconnects_after_its_connections_are_cut() {
     // The first statements may meet a dead connection; within a few tries the pool has
     // opened new ones, and what was stored before is there.
     let after = rec("+33100000002", t0());
-    let mut saved = false;
-    for _ in 0..20 {
-        if store.save_callbacks(vec![after.clone()]).await.is_ok() {
-            saved = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(saved, "the store reconnected");
-    assert_eq!(store.callback(before.id).await.unwrap(), Some(before));
-    assert_eq!(store.callback(after.id).await.unwrap(), Some(after));
+    reconnects(&store, before, after, 20, "the store reconnected").await;
 }
 
 /// `n` QUEUED callbacks due at t0, saved in batches.
@@ -433,12 +423,7 @@ async fn the_store_reconnects_after_the_database_restarts_and_fails_clearly_mean
     let before = rec("+33100000001", t0());
     store.save_callbacks(vec![before.clone()]).await.unwrap();
     // Down: a write fails with a database error, nothing claims it was stored.
-    let server = tokio::task::spawn_blocking(move || {
-        assert!(server.pg_ctl("stop"));
-        server
-    })
-    .await
-    .unwrap();
+    let server = pg_ctl(server, "stop").await;
     let down = rec("+33100000002", t0());
     let err = store.save_callbacks(vec![down.clone()]).await.unwrap_err();
     assert!(
@@ -447,24 +432,16 @@ async fn the_store_reconnects_after_the_database_restarts_and_fails_clearly_mean
     );
     // Back: the pool opens new connections, the first write after it succeeds within a few
     // tries, and what was acknowledged before is there; the failed write is not.
-    let server = tokio::task::spawn_blocking(move || {
-        assert!(server.pg_ctl("start"));
-        server
-    })
-    .await
-    .unwrap();
+    let server = pg_ctl(server, "start").await;
     let after = rec("+33100000003", t0());
-    let mut saved = false;
-    for _ in 0..30 {
-        if store.save_callbacks(vec![after.clone()]).await.is_ok() {
-            saved = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(saved, "the store reconnected after the restart");
-    assert_eq!(store.callback(before.id).await.unwrap(), Some(before));
-    assert_eq!(store.callback(after.id).await.unwrap(), Some(after));
+    reconnects(
+        &store,
+        before,
+        after,
+        30,
+        "the store reconnected after the restart",
+    )
+    .await;
     assert_eq!(store.callback(down.id).await.unwrap(), None);
     drop(server);
 }
@@ -577,4 +554,36 @@ async fn a_callback_refused_while_fenced_is_let_go_not_kept_forever() {
     // …and the node no longer holds it: its next heartbeat does not renew the lease.
     assert!(api.held_ids().is_empty(), "{:?}", api.held_ids());
     assert_eq!(cluster.heartbeat_holding(&api.held_ids()).await.unwrap(), 0);
+}
+
+/// Checks that saving `after` succeeds within `tries` attempts 100 ms apart (while the pool
+/// replaces the connections it lost), and that `before` and `after` are then both there.
+async fn reconnects(
+    store: &PostgresStore,
+    before: CallbackRecord,
+    after: CallbackRecord,
+    tries: u32,
+    what: &str,
+) {
+    let mut saved = false;
+    for _ in 0..tries {
+        if store.save_callbacks(vec![after.clone()]).await.is_ok() {
+            saved = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(saved, "{what}");
+    assert_eq!(store.callback(before.id).await.unwrap(), Some(before));
+    assert_eq!(store.callback(after.id).await.unwrap(), Some(after));
+}
+
+/// Runs `pg_ctl action` on the private `server` (off the async threads), which must succeed.
+async fn pg_ctl(server: PrivateServer, action: &'static str) -> PrivateServer {
+    tokio::task::spawn_blocking(move || {
+        assert!(server.pg_ctl(action), "pg_ctl {action}");
+        server
+    })
+    .await
+    .unwrap()
 }
