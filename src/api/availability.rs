@@ -2,15 +2,13 @@
 //! UTC or, with `timezone`, local; or `startMS`) and `end` / `endMS` / `numberOfDays` (one of
 //! them; default the day of start), with `localTime` in `timezone`.
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
-use axum::response::Response;
+use axum::extract::{Path, State};
 use chrono::{DateTime, NaiveDateTime, TimeDelta, TimeZone, Utc};
 use chrono_tz::Tz;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::{ApiError, ApiState, known_queue, ok, query, service_error};
+use super::{ApiError, ApiState, Q, Reply, known_queue, ok, service_error};
 
 /// Longest range asked at once, in days.
 pub const MAX_DAYS: i64 = 90;
@@ -72,14 +70,12 @@ fn from_ms(field: &str, ms: i64) -> Result<DateTime<Utc>, ApiError> {
 
 #[utoipa::path(get, path = "/callbacks/availability/{service}", tag = "callbacks",
     params(("service" = String, Path, description = "callback virtual queue"), AvailabilityQuery),
-    responses((status = 200, description = "free slots"), (status = 400)),
-    security(("api_key" = [])))]
+    responses((status = 200, description = "free slots"), (status = 400)))]
 pub(crate) async fn availability_route(
     State(s): State<ApiState>,
     Path(service): Path<String>,
-    q: Result<Query<AvailabilityQuery>, QueryRejection>,
-) -> Result<Response, ApiError> {
-    let q = query(q)?;
+    Q(q): Q<AvailabilityQuery>,
+) -> Reply {
     let queue = known_queue(&s, &service, "serviceName")?;
     let hours = s.config.queue_hours(queue);
     let tz: Tz = match &q.timezone {

@@ -3,17 +3,16 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Response};
+use axum::response::IntoResponse;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::{
-    ApiError, ApiState, Body, KeyName, admin, captcha, ewt_seconds, known_queue, ok, query,
+    ApiError, ApiState, Body, KeyName, Q, Reply, admin, captcha, ewt_seconds, known_queue, ok,
     service_error,
 };
 use crate::callback::service::{CreateRequest, ServiceError};
@@ -94,13 +93,12 @@ impl CreateCallbackBody {
 }
 
 #[utoipa::path(post, path = "/callbacks/create", tag = "callbacks", request_body = CreateCallbackBody,
-    responses((status = 200, description = "`data.id` of the new callback"), (status = 400), (status = 401), (status = 409), (status = 429)),
-    security(("api_key" = [])))]
+    responses((status = 200, description = "`data.id` of the new callback"), (status = 400), (status = 401), (status = 409), (status = 429)))]
 pub(super) async fn create_callback(
     State(s): State<ApiState>,
     key: Option<axum::Extension<KeyName>>,
     Body(b): Body<CreateCallbackBody>,
-) -> Result<Response, ApiError> {
+) -> Reply {
     let key = key.map(|k| k.0.0);
     captcha::check_create(
         &s,
@@ -268,12 +266,8 @@ impl From<&CallbackRecord> for CallbackView {
 }
 
 #[utoipa::path(post, path = "/callbacks/retrieve", tag = "callbacks", request_body = IdBody,
-    responses((status = 200, description = "the callback, with position and EWT while queued"), (status = 404)),
-    security(("api_key" = [])))]
-pub(super) async fn retrieve_callback(
-    State(s): State<ApiState>,
-    Body(b): Body<IdBody>,
-) -> Result<Response, ApiError> {
+    responses((status = 200, description = "the callback, with position and EWT while queued"), (status = 404)))]
+pub(super) async fn retrieve_callback(State(s): State<ApiState>, Body(b): Body<IdBody>) -> Reply {
     let rec = s.callbacks.get(b.id).await.map_err(service_error)?;
     let mut view = serde_json::to_value(CallbackView::from(&rec))
         .map_err(|e| ApiError::internal(e.to_string()))?;
@@ -295,23 +289,17 @@ pub(super) async fn retrieve_callback(
 /// Callbacks matching the filters (state, queue, phone number, desired-time range), newest
 /// desired time first, in pages of 250: how an app finds a customer's callbacks without an id.
 #[utoipa::path(get, path = "/callbacks", tag = "callbacks", params(admin::callbacks::ListQuery),
-    responses((status = 200, description = "`data.callbacks`, `data.page`, `data.hasMore`"), (status = 400)),
-    security(("api_key" = [])))]
+    responses((status = 200, description = "`data.callbacks`, `data.page`, `data.hasMore`"), (status = 400)))]
 pub(super) async fn query_callbacks(
     State(s): State<ApiState>,
-    q: Result<Query<admin::callbacks::ListQuery>, QueryRejection>,
-) -> Result<Response, ApiError> {
-    let q = query(q)?;
+    Q(q): Q<admin::callbacks::ListQuery>,
+) -> Reply {
     Ok(ok(admin::callbacks::query_page(&s, &q, None).await?))
 }
 
 #[utoipa::path(post, path = "/callbacks/cancel", tag = "callbacks", request_body = IdBody,
-    responses((status = 200), (status = 404), (status = 409)),
-    security(("api_key" = [])))]
-pub(super) async fn cancel_callback(
-    State(s): State<ApiState>,
-    Body(b): Body<IdBody>,
-) -> Result<Response, ApiError> {
+    responses((status = 200), (status = 404), (status = 409)))]
+pub(super) async fn cancel_callback(State(s): State<ApiState>, Body(b): Body<IdBody>) -> Reply {
     let rec = s
         .callbacks
         .cancel(b.id, "api", false)
@@ -331,12 +319,11 @@ pub struct RescheduleBody {
 }
 
 #[utoipa::path(post, path = "/callbacks/reschedule", tag = "callbacks", request_body = RescheduleBody,
-    responses((status = 200, description = "`data.id` of the replacing callback"), (status = 404), (status = 409)),
-    security(("api_key" = [])))]
+    responses((status = 200, description = "`data.id` of the replacing callback"), (status = 404), (status = 409)))]
 pub(super) async fn reschedule_callback(
     State(s): State<ApiState>,
     Body(b): Body<RescheduleBody>,
-) -> Result<Response, ApiError> {
+) -> Reply {
     let rec = s
         .callbacks
         .reschedule(b.id, b.desired_time.with_timezone(&Utc), "api")
@@ -370,14 +357,12 @@ pub struct OpenForQuery {
 
 #[utoipa::path(get, path = "/callbacks/open-for/{service}", tag = "callbacks",
     params(("service" = String, Path, description = "callback virtual queue"), OpenForQuery),
-    responses((status = 200, description = "open-for and immediate-offer figures"), (status = 400)),
-    security(("api_key" = [])))]
+    responses((status = 200, description = "open-for and immediate-offer figures"), (status = 400)))]
 pub(super) async fn open_for_route(
     State(s): State<ApiState>,
     Path(service): Path<String>,
-    q: Result<Query<OpenForQuery>, QueryRejection>,
-) -> Result<Response, ApiError> {
-    let q = query(q)?;
+    Q(q): Q<OpenForQuery>,
+) -> Reply {
     let queue = known_queue(&s, &service, "serviceName")?;
     let hours = s.config.queue_hours(queue);
     let offer = s.config.immediate_offer_hours(queue);

@@ -5,12 +5,11 @@ use std::collections::BTreeMap;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::Response;
 use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use super::{ApiError, ApiState, Body, known_queue, ok};
+use super::{ApiError, ApiState, Body, Reply, known_queue, ok};
 use crate::callin::{CallInError, NewCallIn, RoutingData};
 
 /// `POST /call-in/requests/create` body.
@@ -37,12 +36,8 @@ pub struct CallInBody {
 }
 
 #[utoipa::path(post, path = "/call-in/requests/create", tag = "call-in", request_body = CallInBody,
-    responses((status = 200, description = "number, access code, expiry"), (status = 400), (status = 503)),
-    security(("api_key" = [])))]
-pub(crate) async fn create_call_in(
-    State(s): State<ApiState>,
-    Body(b): Body<CallInBody>,
-) -> Result<Response, ApiError> {
+    responses((status = 200, description = "number, access code, expiry"), (status = 400), (status = 503)))]
+pub(crate) async fn create_call_in(State(s): State<ApiState>, Body(b): Body<CallInBody>) -> Reply {
     if let Some(q) = &b.virtual_queue {
         known_queue(&s, q, "virtualQueue")?;
     }

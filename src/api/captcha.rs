@@ -6,12 +6,11 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::Response;
 use serde::Deserialize;
 use serde_json::json;
 use thiserror::Error;
 
-use super::{ApiError, ApiState, Body, ok};
+use super::{ApiError, ApiState, Body, Reply, ok};
 use crate::config::{CaptchaSettings, CaptchaVersion};
 
 /// Longest token sent on (Google's are about 2 kB).
@@ -165,12 +164,8 @@ pub struct VerifyBody {
 
 /// Verifies a CAPTCHA token as create would: `data.success`.
 #[utoipa::path(post, path = "/captcha/verify", tag = "callbacks", request_body = VerifyBody,
-    responses((status = 200, description = "`data.success`"), (status = 400), (status = 500)),
-    security(("api_key" = [])))]
-pub(crate) async fn captcha_verify(
-    State(s): State<ApiState>,
-    Body(b): Body<VerifyBody>,
-) -> Result<Response, ApiError> {
+    responses((status = 200, description = "`data.success`"), (status = 400), (status = 500)))]
+pub(crate) async fn captcha_verify(State(s): State<ApiState>, Body(b): Body<VerifyBody>) -> Reply {
     let Some(c) = &s.config.spec.api.captcha else {
         return Err(ApiError::bad_request(
             "siteKey: no CAPTCHA is configured (api.captcha)",

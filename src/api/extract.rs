@@ -3,9 +3,10 @@
 //! the mapping of callback-service errors to HTTP.
 
 use axum::Json;
-use axum::extract::rejection::{JsonRejection, QueryRejection};
-use axum::extract::{FromRequest, Query, Request};
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, FromRequestParts, Query, Request};
 use axum::http::StatusCode;
+use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -14,6 +15,9 @@ use serde_json::{Value, json};
 use super::{ApiError, ApiState, error};
 use crate::callback::service::ServiceError;
 use crate::config::QueueSpec;
+
+/// What a handler answers: its response, or an error the correlation layer renders as JSON.
+pub type Reply = Result<Response, ApiError>;
 
 /// JSON body extractor whose rejections name the problem (unknown field, wrong type…).
 pub struct Body<T>(pub T);
@@ -94,10 +98,17 @@ pub(crate) fn service_error(e: ServiceError) -> ApiError {
     }
 }
 
-/// A query string, or a 400 saying what is wrong with it.
-pub(crate) fn query<T: DeserializeOwned>(
-    q: Result<Query<T>, QueryRejection>,
-) -> Result<T, ApiError> {
-    q.map(|Query(v)| v)
-        .map_err(|e| ApiError::bad_request(e.body_text()))
+/// Query-string extractor whose rejection is a 400 saying what is wrong (the query
+/// counterpart of [`Body`]).
+pub struct Q<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for Q<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|Query(v)| Q(v))
+            .map_err(|e| ApiError::bad_request(e.body_text()))
+    }
 }

@@ -21,8 +21,9 @@ pub(super) async fn authenticate(
     let path = req.uri().path().to_string();
     let per_second = state.config.spec.api.rate_limit_per_second.max(1) as f64;
     // Who is calling, as the rate limiter counts them.
-    let caller = if path == "/admin" || path.starts_with("/admin/") {
-        if admin::PUBLIC_ROUTES.contains(&(req.method().as_str(), path.as_str())) {
+    let needs = credential(req.method().as_str(), &path);
+    let caller = if needs != Credential::ApiKey {
+        if needs == Credential::Nothing {
             let ip = req
                 .extensions()
                 .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
@@ -79,6 +80,29 @@ pub(super) async fn authenticate(
         return too_many(l);
     }
     next.run(req).await
+}
+
+/// What a route asks of its caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Credential {
+    /// Nothing: the login, whose credentials travel in its body.
+    Nothing,
+    /// An administration session: a bearer token from login.
+    Session,
+    /// An API key in `x-api-key`.
+    ApiKey,
+}
+
+/// The credential `method` on `path` needs: the one rule the gate enforces and the OpenAPI
+/// document states (`/admin/…` a session but for [`admin::PUBLIC_ROUTES`], the rest a key).
+pub(super) fn credential(method: &str, path: &str) -> Credential {
+    if !(path == "/admin" || path.starts_with("/admin/")) {
+        Credential::ApiKey
+    } else if admin::PUBLIC_ROUTES.contains(&(method, path)) {
+        Credential::Nothing
+    } else {
+        Credential::Session
+    }
 }
 
 /// The name of the API key a request came with (for per-key CAPTCHA enforcement).

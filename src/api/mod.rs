@@ -22,8 +22,8 @@ pub(crate) mod stats;
 
 pub use callbacks::{CallbackView, CreateCallbackBody, IdBody, OpenForQuery, RescheduleBody};
 pub use error::{ApiError, ErrorLog, ErrorLogEntry};
-pub use extract::Body;
-pub(crate) use extract::{known_queue, ok, query, service_error};
+pub use extract::{Body, Q, Reply};
+pub(crate) use extract::{known_queue, ok, service_error};
 pub use gate::KeyName;
 pub(crate) use queues::ewt_seconds;
 pub use routes::{OPENAPI_PATH, api_routes, openapi, router};

@@ -4,11 +4,10 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::response::Response;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{ApiError, ApiState, Body, ok};
+use super::{ApiError, ApiState, Body, Reply, ok};
 
 /// `POST /notification/publish` body.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
@@ -26,12 +25,8 @@ pub struct PublishBody {
 }
 
 #[utoipa::path(post, path = "/notification/publish", tag = "push", request_body = PublishBody,
-    responses((status = 200, description = "`data.name`: FCM's message name"), (status = 400), (status = 500)),
-    security(("api_key" = [])))]
-pub(crate) async fn publish(
-    State(s): State<ApiState>,
-    Body(b): Body<PublishBody>,
-) -> Result<Response, ApiError> {
+    responses((status = 200, description = "`data.name`: FCM's message name"), (status = 400), (status = 500)))]
+pub(crate) async fn publish(State(s): State<ApiState>, Body(b): Body<PublishBody>) -> Reply {
     if !b.channel.eq_ignore_ascii_case("FCM") {
         return Err(ApiError::bad_request(format!(
             "channel: `{}` is not supported (FCM)",

@@ -1,23 +1,17 @@
 //! Queue status and estimated wait times (`/callbacks/queue-status/{queue}`,
 //! `/estimated-wait-time`): what an app shows before offering a callback.
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
-use axum::response::Response;
+use axum::extract::{Path, State};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{ApiError, ApiState, known_queue, ok, query};
+use super::{ApiError, ApiState, Q, Reply, known_queue, ok};
 use crate::routing::EwtMode;
 
 #[utoipa::path(get, path = "/callbacks/queue-status/{queue}", tag = "callbacks",
     params(("queue" = String, Path, description = "virtual queue")),
-    responses((status = 200, description = "EWT, whether to offer an immediate callback now, Scheduled Enabled"), (status = 400)),
-    security(("api_key" = [])))]
-pub(crate) async fn queue_status(
-    State(s): State<ApiState>,
-    Path(name): Path<String>,
-) -> Result<Response, ApiError> {
+    responses((status = 200, description = "EWT, whether to offer an immediate callback now, Scheduled Enabled"), (status = 400)))]
+pub(crate) async fn queue_status(State(s): State<ApiState>, Path(name): Path<String>) -> Reply {
     let queue = known_queue(&s, &name, "queue")?;
     // In a cluster, callbacks waiting in other nodes' care (or none yet) wait too.
     let waiting = s.router.waiting(&name).unwrap_or(0) + s.callbacks.queued_elsewhere(&name);
@@ -92,13 +86,8 @@ pub struct EwtQuery {
 }
 
 #[utoipa::path(get, path = "/estimated-wait-time", tag = "queues", params(EwtQuery),
-    responses((status = 200, description = "EWT per queue, -1 when unknown"), (status = 400)),
-    security(("api_key" = [])))]
-pub(crate) async fn estimated_wait_time(
-    State(s): State<ApiState>,
-    q: Result<Query<EwtQuery>, QueryRejection>,
-) -> Result<Response, ApiError> {
-    let q = query(q)?;
+    responses((status = 200, description = "EWT per queue, -1 when unknown"), (status = 400)))]
+pub(crate) async fn estimated_wait_time(State(s): State<ApiState>, Q(q): Q<EwtQuery>) -> Reply {
     let mode = match q.mode.as_deref() {
         None | Some("mode2") => EwtMode::Mode2,
         Some("mode1") => EwtMode::Mode1,

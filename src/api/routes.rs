@@ -11,7 +11,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::correlation::correlate;
-use super::gate::authenticate;
+use super::gate::{Credential, authenticate, credential};
 use super::{
     ApiError, ApiState, admin, availability, callbacks, callin, captcha, push, queues,
     statistic_ex, stats,
@@ -62,9 +62,38 @@ pub fn api_routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(statistic_ex::get_statistic_ex))
         .routes(routes!(captcha::captcha_verify))
         .routes(routes!(push::publish));
-    OpenApiRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())
+    let mut api = OpenApiRouter::with_openapi(<ApiDoc as utoipa::OpenApi>::openapi())
         .nest("/engagement/v3", v3)
-        .nest("/admin", admin::router())
+        .nest("/admin", admin::router());
+    document_credentials(api.get_openapi_mut());
+    api
+}
+
+/// Gives every operation of `doc` the security requirement of the credential the gate asks of
+/// it ([`credential`]), so that no route's attribute has to repeat it.
+fn document_credentials(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::security::SecurityRequirement;
+    for (path, item) in doc.paths.paths.iter_mut() {
+        let operations = [
+            ("GET", &mut item.get),
+            ("PUT", &mut item.put),
+            ("POST", &mut item.post),
+            ("DELETE", &mut item.delete),
+            ("OPTIONS", &mut item.options),
+            ("HEAD", &mut item.head),
+            ("PATCH", &mut item.patch),
+            ("TRACE", &mut item.trace),
+        ];
+        for (method, op) in operations {
+            let Some(op) = op else { continue };
+            let scheme = match credential(method, path) {
+                Credential::Nothing => continue,
+                Credential::Session => "bearer",
+                Credential::ApiKey => "api_key",
+            };
+            op.security = Some(vec![SecurityRequirement::new(scheme, Vec::<String>::new())]);
+        }
+    }
 }
 
 /// The OpenAPI document of [`api_routes`].

@@ -8,12 +8,11 @@ use std::collections::BTreeMap;
 
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::stats::{agent_states, queue_figures};
-use super::{ApiError, ApiState, Body, known_queue, ok};
+use super::{ApiError, ApiState, Body, Reply, known_queue, ok};
 
 /// Smallest `max-age` GES accepts, in seconds.
 pub const MIN_MAX_AGE: u64 = 15;
@@ -153,13 +152,12 @@ fn value(s: &ApiState, r: &StatisticRequest) -> Result<Value, ApiError> {
 /// statistic with its `value` and `timestamp` (epoch ms).
 #[utoipa::path(post, path = "/statistics/operations/get-statistic-ex", tag = "queues",
     request_body = StatisticsBody,
-    responses((status = 200, description = "`data.statistics[]` with `value` and `timestamp`"), (status = 400), (status = 401)),
-    security(("api_key" = [])))]
+    responses((status = 200, description = "`data.statistics[]` with `value` and `timestamp`"), (status = 400), (status = 401)))]
 pub(crate) async fn get_statistic_ex(
     State(s): State<ApiState>,
     headers: HeaderMap,
     Body(b): Body<StatisticsBody>,
-) -> Result<Response, ApiError> {
+) -> Reply {
     check_max_age(&headers)?;
     let list = match b {
         StatisticsBody::Many { statistics } => statistics,

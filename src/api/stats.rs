@@ -4,12 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
-use axum::response::Response;
+use axum::extract::State;
 use serde::{Deserialize, Serialize};
 
-use super::{ApiError, ApiState, ewt_seconds, known_queue, ok, query};
+use super::{ApiState, Q, Reply, ewt_seconds, known_queue, ok};
 use crate::routing::StateKind;
 
 /// `GET /statistics` query.
@@ -95,13 +93,8 @@ pub fn state_name(k: StateKind) -> String {
 
 /// Real-time statistics per queue and agent-state counts.
 #[utoipa::path(get, path = "/statistics", tag = "queues", params(StatsQuery),
-    responses((status = 200, description = "`data.queues` and `data.agentStates`"), (status = 400)),
-    security(("api_key" = [])))]
-pub async fn statistics(
-    State(s): State<ApiState>,
-    q: Result<Query<StatsQuery>, QueryRejection>,
-) -> Result<Response, ApiError> {
-    let q = query(q)?;
+    responses((status = 200, description = "`data.queues` and `data.agentStates`"), (status = 400)))]
+pub async fn statistics(State(s): State<ApiState>, Q(q): Q<StatsQuery>) -> Reply {
     let names: Vec<String> = match &q.virtual_queues {
         Some(list) => list
             .split(',')

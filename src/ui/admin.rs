@@ -18,6 +18,8 @@ use super::posted::Posted;
 use super::{UiUser, api_data, chrome, refusal, refusal_text, render, render_status};
 use crate::api::ApiState;
 use crate::api::Body;
+use crate::api::Q;
+use crate::api::admin::Admin;
 use crate::api::admin::developer::{KeyBody, validate_key as api_validate_key};
 use crate::api::admin::push::{OutboxQuery, outbox};
 use crate::api::admin::users::{self as api_users, NewUserBody, UpdateUserBody};
@@ -69,7 +71,7 @@ async fn dev_view(s: &ApiState, user: &UiUser, q: DevQuery, key: Option<String>)
         state,
         limit: Some(100),
     };
-    let answer = outbox(State(s.clone()), user.user.clone(), Ok(Query(oq))).await;
+    let answer = outbox(Admin::new(s.clone(), user.user.clone()), Q(oq)).await;
     let (entries, outbox_error) = match api_data(answer) {
         Ok(v) => (v, None),
         Err(e) => (serde_json::Value::Null, Some(refusal_text(&e))),
@@ -114,7 +116,7 @@ pub async fn validate_key(State(s): State<ApiState>, p: Posted) -> Response {
     let body = KeyBody {
         key: p.field("key").to_string(),
     };
-    let answer = api_validate_key(State(s.clone()), user.user.clone(), Body(body)).await;
+    let answer = api_validate_key(Admin::new(s.clone(), user.user.clone()), Body(body)).await;
     let verdict = match api_data(answer) {
         Ok(v) => match v["name"].as_str() {
             Some(name) => format!("Valid: this is the API key “{name}”."),
@@ -212,7 +214,7 @@ pub async fn save_user(State(s): State<ApiState>, p: Posted) -> Response {
             queues,
         };
         (
-            api_users::create(State(s.clone()), au, Body(b)).await,
+            api_users::create(Admin::new(s.clone(), au), Body(b)).await,
             "created",
         )
     } else {
@@ -221,7 +223,7 @@ pub async fn save_user(State(s): State<ApiState>, p: Posted) -> Response {
             roles: Some(roles),
             queues: Some(queues),
         };
-        let answer = api_users::update(State(s.clone()), au, Path(original), Body(b)).await;
+        let answer = api_users::update(Admin::new(s.clone(), au), Path(original), Body(b)).await;
         (answer, "saved")
     };
     match api_data(answer) {
@@ -242,7 +244,7 @@ pub async fn delete_user(
     p: Posted,
 ) -> Response {
     let user = &p.user;
-    let answer = api_users::delete(State(s), user.user.clone(), Path(name)).await;
+    let answer = api_users::delete(Admin::new(s, user.user.clone()), Path(name)).await;
     match api_data(answer) {
         Ok(_) => Redirect::to("/ui/users?done=deleted").into_response(),
         Err(e) => refusal(user, &e),

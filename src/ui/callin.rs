@@ -4,7 +4,7 @@
 //! (`api::admin::groups`) as the logged-in user, so the UI refuses what the API refuses.
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, RawQuery, State};
+use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Redirect, Response};
 use minijinja::context;
@@ -13,6 +13,8 @@ use serde_json::{Value, json};
 use super::fields::{field, form_fields, parse_time, ticked};
 use super::posted::Posted;
 use super::{UiUser, api_data, chrome, refusal, refusal_text, render_status};
+use crate::api::Q;
+use crate::api::admin::Admin;
 use crate::api::admin::crud;
 use crate::api::admin::groups::{GroupBody, Groups, RecordsQuery, import_dnis, list_records};
 use crate::api::{ApiError, ApiState, Body};
@@ -82,7 +84,7 @@ async fn records(
     let mut q: RecordsQuery = serde_json::from_value(q).map_err(|e| format!("Filters: {e}."))?;
     q.from = time("from", "From")?;
     q.to = time("to", "To")?;
-    let answer = list_records(State(s.clone()), user.user.clone(), Ok(Query(q))).await;
+    let answer = list_records(Admin::new(s.clone(), user.user.clone()), Q(q)).await;
     let data = api_data(answer).map_err(|e| refusal_text(&e))?;
     let total = data["total"].as_u64().unwrap_or(0);
     Ok((data["records"].clone(), total))
@@ -231,8 +233,7 @@ pub async fn import(State(s): State<ApiState>, Path(name): Path<String>, p: Post
         return refusal(user, &e);
     };
     let answer = import_dnis(
-        State(s),
-        user.user.clone(),
+        Admin::new(s, user.user.clone()),
         Path(name.clone()),
         Bytes::from(file),
     )

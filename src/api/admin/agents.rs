@@ -6,17 +6,16 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{Path, State};
-use axum::response::Response;
+use axum::extract::Path;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::audit;
-use super::auth::{AdminUser, Permission};
+use super::auth::{Admin, AdminUser, Permission};
 pub use crate::agents::{AgentBook, DOC_KIND, StoredAgent, apply_stored};
 use crate::agents::{AgentError, check_id, check_skills};
 use crate::api::stats::state_name;
-use crate::api::{ApiError, ApiState, Body, ok};
+use crate::api::{ApiError, ApiState, Body, Reply, ok};
 use crate::config::AgentSpec;
 use crate::routing::StateKind;
 
@@ -57,6 +56,7 @@ fn view(s: &ApiState, a: &StoredAgent) -> serde_json::Value {
     })
 }
 
+/// Stores an agent with the audit entry of its change in one write, then puts it in force.
 async fn save(
     s: &ApiState,
     user: &AdminUser,
@@ -64,14 +64,21 @@ async fn save(
     action: &str,
 ) -> Result<(), ApiError> {
     let detail = json!({ "id": a.spec.id, "name": a.spec.name, "skills": a.spec.skills });
-    audit::save(s, vec![a.document(), audit::entry(s, user, action, detail)]).await
+    audit::save(s, vec![a.document(), audit::entry(s, user, action, detail)]).await?;
+    s.agent_book.put(a.clone());
+    Ok(())
+}
+
+/// As [`save`], then answers with the agent's view.
+async fn saved(s: &ApiState, user: &AdminUser, a: &StoredAgent, action: &str) -> Reply {
+    save(s, user, a, action).await?;
+    Ok(ok(view(s, a)))
 }
 
 /// Every agent with state and skills.
 #[utoipa::path(get, path = "/agents", tag = "admin",
-    responses((status = 200, description = "agents; `appliesAt: restart` marks changes waiting for a start"), (status = 403)),
-    security(("bearer" = [])))]
-pub async fn list(State(s): State<ApiState>, user: AdminUser) -> Result<Response, ApiError> {
+    responses((status = 200, description = "agents; `appliesAt: restart` marks changes waiting for a start"), (status = 403)))]
+pub async fn list(Admin { s, user }: Admin) -> Reply {
     user.require(Permission::UseTools)?;
     let out: Vec<_> = s.agent_book.all().iter().map(|a| view(&s, a)).collect();
     Ok(ok(out))
@@ -96,13 +103,8 @@ pub struct NewAgentBody {
 
 /// Defines a new agent (durable; routed from the next start).
 #[utoipa::path(post, path = "/agents", tag = "admin", request_body = NewAgentBody,
-    responses((status = 200), (status = 400), (status = 403), (status = 409)),
-    security(("bearer" = [])))]
-pub async fn create(
-    State(s): State<ApiState>,
-    user: AdminUser,
-    Body(b): Body<NewAgentBody>,
-) -> Result<Response, ApiError> {
+    responses((status = 200), (status = 400), (status = 403), (status = 409)))]
+pub async fn create(Admin { s, user }: Admin, Body(b): Body<NewAgentBody>) -> Reply {
     user.require(Permission::ManageAgents)?;
     check_id(&b.id)?;
     check_skills(&b.skills)?;
@@ -129,9 +131,7 @@ pub async fn create(
         },
         deleted: false,
     };
-    save(&s, &user, &a, "agent.create").await?;
-    s.agent_book.put(a.clone());
-    Ok(ok(view(&s, &a)))
+    saved(&s, &user, &a, "agent.create").await
 }
 
 /// `PUT /admin/agents/{id}` body.
@@ -150,14 +150,12 @@ pub struct UpdateAgentBody {
 /// the work it now qualifies for) or display name.
 #[utoipa::path(put, path = "/agents/{id}", tag = "admin", request_body = UpdateAgentBody,
     params(("id" = String, Path, description = "agent id")),
-    responses((status = 200), (status = 400), (status = 404)),
-    security(("bearer" = [])))]
+    responses((status = 200), (status = 400), (status = 404)))]
 pub async fn update(
-    State(s): State<ApiState>,
-    user: AdminUser,
+    Admin { s, user }: Admin,
     Path(id): Path<String>,
     Body(b): Body<UpdateAgentBody>,
-) -> Result<Response, ApiError> {
+) -> Reply {
     user.require(Permission::ManageAgents)?;
     let mut a = defined(&s, &id)?;
     if let Some(skills) = &b.skills {
@@ -168,7 +166,6 @@ pub async fn update(
         a.spec.name = name;
     }
     save(&s, &user, &a, "agent.update").await?;
-    s.agent_book.put(a.clone());
     if b.skills.is_some() && s.router.agents().index_of(&id).is_ok() {
         let levels: Vec<(String, u8)> = a
             .spec
@@ -204,13 +201,8 @@ fn redispatch_if_ready(s: &ApiState, id: &str) {
 /// Deletes an agent: logged out now (refused while on a call), left out from the next start.
 #[utoipa::path(delete, path = "/agents/{id}", tag = "admin",
     params(("id" = String, Path, description = "agent id")),
-    responses((status = 200), (status = 404), (status = 409)),
-    security(("bearer" = [])))]
-pub async fn delete(
-    State(s): State<ApiState>,
-    user: AdminUser,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+    responses((status = 200), (status = 404), (status = 409)))]
+pub async fn delete(Admin { s, user }: Admin, Path(id): Path<String>) -> Reply {
     user.require(Permission::ManageAgents)?;
     let mut a = defined(&s, &id)?;
     if let Ok(i) = s.router.agents().index_of(&id) {
@@ -228,9 +220,7 @@ pub async fn delete(
         }
     }
     a.deleted = true;
-    save(&s, &user, &a, "agent.delete").await?;
-    s.agent_book.put(a.clone());
-    Ok(ok(view(&s, &a)))
+    saved(&s, &user, &a, "agent.delete").await
 }
 
 /// `POST /admin/agents/{id}/state` body.
@@ -247,14 +237,12 @@ pub struct StateBody {
 /// Changes an agent's state; becoming ready hands over waiting work at once.
 #[utoipa::path(post, path = "/agents/{id}/state", tag = "admin", request_body = StateBody,
     params(("id" = String, Path, description = "agent id")),
-    responses((status = 200), (status = 400), (status = 404), (status = 409)),
-    security(("bearer" = [])))]
+    responses((status = 200), (status = 400), (status = 404), (status = 409)))]
 pub async fn set_state(
-    State(s): State<ApiState>,
-    user: AdminUser,
+    Admin { s, user }: Admin,
     Path(id): Path<String>,
     Body(b): Body<StateBody>,
-) -> Result<Response, ApiError> {
+) -> Reply {
     user.require(Permission::ManageAgents)?;
     let to = match b.state.as_str() {
         "ready" => StateKind::Ready,

@@ -2,15 +2,12 @@
 //! record their changes with [`audit`] (or put [`entry`] in the same `save_documents` call as the
 //! change, so both are stored in one transaction).
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
-use axum::response::Response;
 use chrono::{DateTime, FixedOffset, Utc};
 use serde::Deserialize;
 use serde_json::Value;
 
-use super::auth::{AdminUser, Permission};
-use crate::api::{ApiError, ApiState, ok, query};
+use super::auth::{Admin, AdminUser, Permission};
+use crate::api::{ApiError, ApiState, Q, Reply, ok};
 use crate::store::Document;
 
 pub use crate::audit::{AuditEntry, DOC_KIND};
@@ -62,15 +59,9 @@ pub struct AuditQuery {
 
 /// The audit log, newest first (Administrator).
 #[utoipa::path(get, path = "/audit", tag = "admin", params(AuditQuery),
-    responses((status = 200, body = [AuditEntry]), (status = 403)),
-    security(("bearer" = [])))]
-pub async fn list(
-    State(s): State<ApiState>,
-    user: AdminUser,
-    q: Result<Query<AuditQuery>, QueryRejection>,
-) -> Result<Response, ApiError> {
+    responses((status = 200, body = [AuditEntry]), (status = 403)))]
+pub async fn list(Admin { s, user }: Admin, Q(q): Q<AuditQuery>) -> Reply {
     user.require(Permission::ReadAudit)?;
-    let q = query(q)?;
     let limit = super::limit(q.limit, 250)?;
     let store = &s.store;
     let filter = crate::audit::AuditFilter {

@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::api::{ApiError, ApiState, Body, ok};
+use crate::api::{ApiError, ApiState, Body, Reply, ok};
 pub use crate::users::{
     AdminAuth, AdminUser, AuthError, LoginFailed, Permission, Permissions, Role, UserRecord,
     check_hash, hash_password, valid_user_name, verify_password,
@@ -47,6 +47,32 @@ impl AdminUser {
         } else {
             Err(AuthError::QueueDenied(queue.to_string()).into())
         }
+    }
+}
+
+/// What an administration handler starts from: the API state and the caller (without a session
+/// the gate has answered 401).
+pub struct Admin {
+    /// The API state.
+    pub s: ApiState,
+    /// The caller, whose permissions the handler checks.
+    pub user: AdminUser,
+}
+
+impl Admin {
+    /// The context of a call made on `user`'s behalf by a caller with a session of its own (the
+    /// web UI).
+    pub fn new(s: ApiState, user: AdminUser) -> Self {
+        Admin { s, user }
+    }
+}
+
+impl FromRequestParts<ApiState> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
+        let user = AdminUser::from_request_parts(parts, state).await?;
+        Ok(Admin::new(state.clone(), user))
     }
 }
 
@@ -97,7 +123,7 @@ pub async fn login(
     State(s): State<ApiState>,
     extensions: axum::http::Extensions,
     Body(b): Body<LoginBody>,
-) -> Result<Response, ApiError> {
+) -> Reply {
     let address = extensions
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| c.0.ip().to_string())
@@ -185,13 +211,12 @@ async fn refused_login(s: &ApiState, name: &str, address: &str, failed: LoginFai
 
 /// Ends the caller's session.
 #[utoipa::path(post, path = "/logout", tag = "admin",
-    responses((status = 200, description = "the token no longer works"), (status = 401)),
-    security(("bearer" = [])))]
+    responses((status = 200, description = "the token no longer works"), (status = 401)))]
 pub async fn logout(
     State(s): State<ApiState>,
     headers: axum::http::HeaderMap,
     _user: AdminUser,
-) -> Result<Response, ApiError> {
+) -> Reply {
     let token = bearer(&headers).ok_or(AuthError::NoToken)?;
     s.admin.logout(token);
     Ok(ok(json!({ "loggedOut": true })))
@@ -208,8 +233,7 @@ fn me_view(u: &AdminUser) -> serde_json::Value {
 
 /// Who the token belongs to, their roles, permissions and readable queues.
 #[utoipa::path(get, path = "/me", tag = "admin",
-    responses((status = 200, description = "the caller's roles and permissions"), (status = 401)),
-    security(("bearer" = [])))]
-pub async fn me(user: AdminUser) -> Result<Response, ApiError> {
+    responses((status = 200, description = "the caller's roles and permissions"), (status = 401)))]
+pub async fn me(user: AdminUser) -> Reply {
     Ok(ok(me_view(&user)))
 }

@@ -5,17 +5,17 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
-use axum::response::Response;
+use axum::extract::Path;
 use chrono::{DateTime, FixedOffset, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
 use super::audit;
-use super::auth::{AdminUser, Permission};
-use crate::api::{ApiError, ApiState, Body, CallbackView, known_queue, ok, query, service_error};
+use super::auth::{Admin, AdminUser, Permission};
+use crate::api::{
+    ApiError, ApiState, Body, CallbackView, Q, Reply, known_queue, ok, service_error,
+};
 use crate::callback::bulk::{self, BulkSummary};
 use crate::callback::service::{CreateRequest, api_callback};
 use crate::callback::{CallbackRecord, CallbackState, NewCallback, Origin};
@@ -79,15 +79,9 @@ async fn store_query(s: &ApiState, f: CallbackFilter) -> Result<Vec<CallbackReco
 /// Callbacks matching the filters, newest desired time first, 250 per page: by `page`, or after
 /// the previous page's `nextCursor` (`after`).
 #[utoipa::path(get, path = "/callbacks", tag = "admin", params(ListQuery),
-    responses((status = 200, description = "`data.callbacks`, `data.page`, `data.hasMore`"), (status = 400), (status = 403)),
-    security(("bearer" = [])))]
-pub async fn list(
-    State(s): State<ApiState>,
-    user: AdminUser,
-    q: Result<Query<ListQuery>, QueryRejection>,
-) -> Result<Response, ApiError> {
+    responses((status = 200, description = "`data.callbacks`, `data.page`, `data.hasMore`"), (status = 400), (status = 403)))]
+pub async fn list(Admin { s, user }: Admin, Q(q): Q<ListQuery>) -> Reply {
     user.require(Permission::ReadCallbacks)?;
-    let q = query(q)?;
     if let Some(name) = &q.service_name {
         known_queue(&s, name, "serviceName")?;
         user.require_queue(name)?;
@@ -189,15 +183,9 @@ pub struct SearchQuery {
 
 /// Finds callbacks by id or by phone number (in the queues the user may read).
 #[utoipa::path(get, path = "/callbacks/search", tag = "admin", params(SearchQuery),
-    responses((status = 200, description = "matching callbacks"), (status = 400)),
-    security(("bearer" = [])))]
-pub async fn search(
-    State(s): State<ApiState>,
-    user: AdminUser,
-    q: Result<Query<SearchQuery>, QueryRejection>,
-) -> Result<Response, ApiError> {
+    responses((status = 200, description = "matching callbacks"), (status = 400)))]
+pub async fn search(Admin { s, user }: Admin, Q(q): Q<SearchQuery>) -> Reply {
     user.require(Permission::ReadCallbacks)?;
-    let q = query(q)?;
     let text = q.q.trim();
     if text.is_empty() {
         return Err(ApiError::bad_request(
@@ -250,16 +238,6 @@ async fn readable_record(
     Ok(rec)
 }
 
-/// A callback `user` may change: the write permission, then its queue (as [`readable_record`]).
-async fn writable_record(
-    s: &ApiState,
-    user: &AdminUser,
-    id: Uuid,
-) -> Result<CallbackRecord, ApiError> {
-    user.require(Permission::WriteCallbacks)?;
-    readable_record(s, user, id).await
-}
-
 /// Records a change of a callback in the audit log, then answers with the callback's view.
 async fn audited(
     s: &ApiState,
@@ -267,7 +245,7 @@ async fn audited(
     action: &str,
     detail: Value,
     rec: &CallbackRecord,
-) -> Result<Response, ApiError> {
+) -> Reply {
     audit::audit(s, user, action, detail).await?;
     Ok(ok(CallbackView::from(rec)))
 }
@@ -281,13 +259,8 @@ fn replaced(id: Uuid, new: &CallbackRecord) -> Value {
 /// attempt, the connected agent) and its state history.
 #[utoipa::path(get, path = "/callbacks/{id}", tag = "admin",
     params(("id" = Uuid, Path, description = "callback id")),
-    responses((status = 200, description = "the record with `metrics` and `history`"), (status = 404)),
-    security(("bearer" = [])))]
-pub async fn detail(
-    State(s): State<ApiState>,
-    user: AdminUser,
-    Path(id): Path<Uuid>,
-) -> Result<Response, ApiError> {
+    responses((status = 200, description = "the record with `metrics` and `history`"), (status = 404)))]
+pub async fn detail(Admin { s, user }: Admin, Path(id): Path<Uuid>) -> Reply {
     user.require(Permission::ReadCallbacks)?;
     let rec = readable_record(&s, &user, id).await?;
     let mut v = serde_json::to_value(CallbackView::from(&rec))
@@ -330,13 +303,8 @@ pub struct CreateBody {
 /// Creates a callback as the UI does: the slot capacity applies, the Immediate/Scheduled
 /// Enabled flags (which govern IVR offers) do not.
 #[utoipa::path(post, path = "/callbacks", tag = "admin", request_body = CreateBody,
-    responses((status = 200, description = "the new callback"), (status = 400), (status = 403), (status = 409), (status = 429)),
-    security(("bearer" = [])))]
-pub async fn create(
-    State(s): State<ApiState>,
-    user: AdminUser,
-    Body(b): Body<CreateBody>,
-) -> Result<Response, ApiError> {
+    responses((status = 200, description = "the new callback"), (status = 400), (status = 403), (status = 409), (status = 429)))]
+pub async fn create(Admin { s, user }: Admin, Body(b): Body<CreateBody>) -> Reply {
     user.require(Permission::WriteCallbacks)?;
     known_queue(&s, &b.service_name, "serviceName")?;
     user.require_queue(&b.service_name)?;
@@ -368,13 +336,10 @@ pub async fn create(
 /// end a PROCESSING record whose call was lost.
 #[utoipa::path(post, path = "/callbacks/{id}/cancel", tag = "admin",
     params(("id" = Uuid, Path, description = "callback id")),
-    responses((status = 200), (status = 404), (status = 409)), security(("bearer" = [])))]
-pub async fn cancel(
-    State(s): State<ApiState>,
-    user: AdminUser,
-    Path(id): Path<Uuid>,
-) -> Result<Response, ApiError> {
-    writable_record(&s, &user, id).await?;
+    responses((status = 200), (status = 404), (status = 409)))]
+pub async fn cancel(Admin { s, user }: Admin, Path(id): Path<Uuid>) -> Reply {
+    user.require(Permission::WriteCallbacks)?;
+    readable_record(&s, &user, id).await?;
     let rec = s
         .callbacks
         .cancel(id, &user.name, true)
@@ -395,14 +360,12 @@ pub struct TimeBody {
 /// Moves a SCHEDULED callback to another time (the old record ends RESCHEDULED).
 #[utoipa::path(post, path = "/callbacks/{id}/reschedule", tag = "admin", request_body = TimeBody,
     params(("id" = Uuid, Path, description = "callback id")),
-    responses((status = 200, description = "the new record"), (status = 400), (status = 404), (status = 409)),
-    security(("bearer" = [])))]
+    responses((status = 200, description = "the new record"), (status = 400), (status = 404), (status = 409)))]
 pub async fn reschedule(
-    State(s): State<ApiState>,
-    user: AdminUser,
+    Admin { s, user }: Admin,
     Path(id): Path<Uuid>,
     Body(b): Body<TimeBody>,
-) -> Result<Response, ApiError> {
+) -> Reply {
     user.require(Permission::WriteCallbacks)?;
     let at = b
         .desired_time
@@ -419,15 +382,14 @@ pub async fn reschedule(
 /// Makes a new callback from a COMPLETED one (immediate, or at `desiredTime`).
 #[utoipa::path(post, path = "/callbacks/{id}/recreate", tag = "admin", request_body = TimeBody,
     params(("id" = Uuid, Path, description = "callback id")),
-    responses((status = 200, description = "the new record"), (status = 404), (status = 409)),
-    security(("bearer" = [])))]
+    responses((status = 200, description = "the new record"), (status = 404), (status = 409)))]
 pub async fn recreate(
-    State(s): State<ApiState>,
-    user: AdminUser,
+    Admin { s, user }: Admin,
     Path(id): Path<Uuid>,
     Body(b): Body<TimeBody>,
-) -> Result<Response, ApiError> {
-    writable_record(&s, &user, id).await?;
+) -> Reply {
+    user.require(Permission::WriteCallbacks)?;
+    readable_record(&s, &user, id).await?;
     let rec = s
         .callbacks
         .recreate(
@@ -464,14 +426,13 @@ fn check_range(s: &ApiState, user: &AdminUser, b: &RangeBody) -> Result<(), ApiE
     Ok(())
 }
 
-/// For a bulk cancel (preview or execution) by `user`: the permission and the range checked,
-/// then the range's unfinished callbacks.
+/// For a bulk cancel (preview or execution) by `user`: the range checked, then its unfinished
+/// callbacks.
 fn range_for(
     s: &ApiState,
     user: &AdminUser,
     b: &RangeBody,
 ) -> Result<Vec<CallbackRecord>, ApiError> {
-    user.require(Permission::WriteCallbacks)?;
     check_range(s, user, b)?;
     Ok(in_range(s, b))
 }
@@ -495,13 +456,9 @@ fn in_range(s: &ApiState, b: &RangeBody) -> Vec<CallbackRecord> {
 /// (PROCESSING callbacks), at most [`PREVIEW_LIMIT`] of each (earliest queued first) with the
 /// totals; a larger range is cancelled in rounds of preview and confirmation.
 #[utoipa::path(post, path = "/callbacks/bulk-cancel/preview", tag = "admin", request_body = RangeBody,
-    responses((status = 200, description = "`data.toCancel` and `data.notCancellable` (at most 1000 each), their totals, `data.truncated`"), (status = 400), (status = 403)),
-    security(("bearer" = [])))]
-pub async fn bulk_preview(
-    State(s): State<ApiState>,
-    user: AdminUser,
-    Body(b): Body<RangeBody>,
-) -> Result<Response, ApiError> {
+    responses((status = 200, description = "`data.toCancel` and `data.notCancellable` (at most 1000 each), their totals, `data.truncated`"), (status = 400), (status = 403)))]
+pub async fn bulk_preview(Admin { s, user }: Admin, Body(b): Body<RangeBody>) -> Reply {
+    user.require(Permission::WriteCallbacks)?;
     let (busy, free): (Vec<_>, Vec<_>) = range_for(&s, &user, &b)?
         .into_iter()
         .partition(|r| r.state == CallbackState::Processing);
@@ -524,13 +481,9 @@ pub async fn bulk_preview(
 /// Cancels exactly the confirmed callbacks (those still in the queue and range), stores the
 /// summary for export, and audits it.
 #[utoipa::path(post, path = "/callbacks/bulk-cancel", tag = "admin", request_body = RangeBody,
-    responses((status = 200, description = "`data.summaryId`, `data.cancelled`, `data.skipped`"), (status = 400), (status = 403)),
-    security(("bearer" = [])))]
-pub async fn bulk_cancel(
-    State(s): State<ApiState>,
-    user: AdminUser,
-    Body(b): Body<RangeBody>,
-) -> Result<Response, ApiError> {
+    responses((status = 200, description = "`data.summaryId`, `data.cancelled`, `data.skipped`"), (status = 400), (status = 403)))]
+pub async fn bulk_cancel(Admin { s, user }: Admin, Body(b): Body<RangeBody>) -> Reply {
+    user.require(Permission::WriteCallbacks)?;
     let in_range = range_for(&s, &user, &b)?;
     let Some(ids) = &b.ids else {
         return Err(ApiError::bad_request(
@@ -582,13 +535,8 @@ pub async fn bulk_cancel(
 /// The cancellation summary of a bulk cancel as CSV.
 #[utoipa::path(get, path = "/callbacks/bulk-cancel/{id}/summary.csv", tag = "admin",
     params(("id" = Uuid, Path, description = "summary id from the bulk cancel")),
-    responses((status = 200, content_type = "text/csv", description = "one line per confirmed callback"), (status = 404)),
-    security(("bearer" = [])))]
-pub async fn export_summary(
-    State(s): State<ApiState>,
-    user: AdminUser,
-    Path(id): Path<Uuid>,
-) -> Result<Response, ApiError> {
+    responses((status = 200, content_type = "text/csv", description = "one line per confirmed callback"), (status = 404)))]
+pub async fn export_summary(Admin { s, user }: Admin, Path(id): Path<Uuid>) -> Reply {
     user.require(Permission::ExportCallbacks)?;
     let summary = bulk::find(s.store.as_ref(), id)
         .await

@@ -6,16 +6,12 @@
 use std::future::Future;
 
 use axum::extract::{Path, State};
-use axum::response::Response;
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
 use super::{AdminUser, Permission};
-use crate::api::{ApiError, ApiState, Body, ok};
+use crate::api::{ApiError, ApiState, Body, Reply, ok};
 use crate::store::Document;
-
-/// What an administration handler answers.
-pub type Reply = Result<Response, ApiError>;
 
 /// A kind of named record the administration lists, reads, creates, replaces and deletes.
 pub trait Named: Send + Sync + 'static {
@@ -141,3 +137,81 @@ pub(crate) async fn delete<K: Named>(
     K::delete(&s, &name, also).await?;
     Ok(ok(json!({ "deleted": name.0 })))
 }
+
+/// The five documented handlers of a [`Named`] kind (list, create, read, replace, delete) over
+/// [`list`], [`create`], [`get`], [`update`] and [`delete`], and the router of their routes
+/// (`routes`): the one definition of the surface every kind of record repeats. The kind gives
+/// its type, its body, its OpenAPI tag, its collection path, its record path (with `{name}`)
+/// and the description of `{name}`; each handler gives its name, its doc comment (the
+/// operation's summary and description) and its responses.
+macro_rules! handlers {
+    (
+        $kind:ident, body = $body:ident, tag = $tag:literal, path = $path:literal,
+        item = $item:literal, name = $name:literal, routes = $routes:ident;
+        $(#[doc = $list_doc:literal])* list $list:ident $list_r:tt;
+        $(#[doc = $create_doc:literal])* create $create:ident $create_r:tt;
+        $(#[doc = $get_doc:literal])* get $get:ident $get_r:tt;
+        $(#[doc = $update_doc:literal])* update $update:ident $update_r:tt;
+        $(#[doc = $delete_doc:literal])* delete $delete:ident $delete_r:tt;
+    ) => {
+        $(#[doc = $list_doc])*
+        #[utoipa::path(get, path = $path, tag = $tag, responses $list_r)]
+        pub async fn $list(
+            s: axum::extract::State<$crate::api::ApiState>,
+            u: $crate::api::admin::AdminUser,
+        ) -> $crate::api::Reply {
+            $crate::api::admin::crud::list::<$kind>(s, u)
+        }
+
+        $(#[doc = $create_doc])*
+        #[utoipa::path(post, path = $path, tag = $tag, request_body = $body, responses $create_r)]
+        pub async fn $create(
+            s: axum::extract::State<$crate::api::ApiState>,
+            u: $crate::api::admin::AdminUser,
+            b: $crate::api::Body<$body>,
+        ) -> $crate::api::Reply {
+            $crate::api::admin::crud::create::<$kind>(s, u, b).await
+        }
+
+        $crate::api::admin::crud::handlers!(@by_name $kind, get, $item, $tag, $name, $get_r,
+            [$(#[doc = $get_doc])*], $get, get, []);
+
+        $(#[doc = $update_doc])*
+        #[utoipa::path(put, path = $item, tag = $tag, request_body = $body,
+            params(("name" = String, Path, description = $name)), responses $update_r)]
+        pub async fn $update(
+            s: axum::extract::State<$crate::api::ApiState>,
+            u: $crate::api::admin::AdminUser,
+            n: axum::extract::Path<String>,
+            b: $crate::api::Body<$body>,
+        ) -> $crate::api::Reply {
+            $crate::api::admin::crud::update::<$kind>(s, u, n, b).await
+        }
+
+        $crate::api::admin::crud::handlers!(@by_name $kind, delete, $item, $tag, $name, $delete_r,
+            [$(#[doc = $delete_doc])*], $delete, delete, [.await]);
+
+        /// The routes of these handlers.
+        fn $routes() -> utoipa_axum::router::OpenApiRouter<$crate::api::ApiState> {
+            utoipa_axum::router::OpenApiRouter::new()
+                .routes(utoipa_axum::routes!($list, $create))
+                .routes(utoipa_axum::routes!($get, $update, $delete))
+        }
+    };
+    // A handler of one record named in the path (read, delete): `crud::$op` over `{name}`.
+    (@by_name $kind:ident, $method:ident, $item:literal, $tag:literal, $name:literal, $r:tt,
+        [$($doc:tt)*], $handler:ident, $op:ident, [$($then:tt)*]) => {
+        $($doc)*
+        #[utoipa::path($method, path = $item, tag = $tag,
+            params(("name" = String, Path, description = $name)), responses $r)]
+        pub async fn $handler(
+            s: axum::extract::State<$crate::api::ApiState>,
+            u: $crate::api::admin::AdminUser,
+            n: axum::extract::Path<String>,
+        ) -> $crate::api::Reply {
+            $crate::api::admin::crud::$op::<$kind>(s, u, n)$($then)*
+        }
+    };
+}
+
+pub(crate) use handlers;

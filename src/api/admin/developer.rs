@@ -1,14 +1,11 @@
 //! The Developer tab (Administrator, Developer): recent API errors searched by correlation id,
 //! API key validation, and the CORS origins in force (read-only: they come from the file).
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
-use axum::response::Response;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::auth::{AdminUser, Permission};
-use crate::api::{ApiError, ApiState, Body, ok, query};
+use super::auth::{Admin, Permission};
+use crate::api::{Body, Q, Reply, ok};
 
 /// `GET /admin/developer/errors` query.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
@@ -23,15 +20,9 @@ pub struct ErrorsQuery {
 
 /// Recent API errors (the last 1000), newest first.
 #[utoipa::path(get, path = "/developer/errors", tag = "admin", params(ErrorsQuery),
-    responses((status = 200, description = "errors with method, uri, status, code, message"), (status = 403)),
-    security(("bearer" = [])))]
-pub async fn errors(
-    State(s): State<ApiState>,
-    user: AdminUser,
-    q: Result<Query<ErrorsQuery>, QueryRejection>,
-) -> Result<Response, ApiError> {
+    responses((status = 200, description = "errors with method, uri, status, code, message"), (status = 403)))]
+pub async fn errors(Admin { s, user }: Admin, Q(q): Q<ErrorsQuery>) -> Reply {
     user.require(Permission::DeveloperTools)?;
-    let q = query(q)?;
     let limit = super::limit(q.limit, 100)?;
     let mut list = s.errors.search(q.correlation_id.as_deref());
     list.truncate(limit);
@@ -48,13 +39,8 @@ pub struct KeyBody {
 
 /// Tells whether a key would be accepted in `x-api-key`, and under which configured name.
 #[utoipa::path(post, path = "/developer/api-keys/validate", tag = "admin", request_body = KeyBody,
-    responses((status = 200, description = "`data.valid` and `data.name`"), (status = 403)),
-    security(("bearer" = [])))]
-pub async fn validate_key(
-    State(s): State<ApiState>,
-    user: AdminUser,
-    Body(b): Body<KeyBody>,
-) -> Result<Response, ApiError> {
+    responses((status = 200, description = "`data.valid` and `data.name`"), (status = 403)))]
+pub async fn validate_key(Admin { s, user }: Admin, Body(b): Body<KeyBody>) -> Reply {
     user.require(Permission::DeveloperTools)?;
     let name = s.key_name(b.key.as_bytes());
     Ok(ok(json!({ "valid": name.is_some(), "name": name })))
@@ -62,12 +48,8 @@ pub async fn validate_key(
 
 /// Origins allowed by CORS (from `api.cors_origins`).
 #[utoipa::path(get, path = "/developer/cors-origins", tag = "admin",
-    responses((status = 200, description = "the configured origins"), (status = 403)),
-    security(("bearer" = [])))]
-pub async fn cors_origins(
-    State(s): State<ApiState>,
-    user: AdminUser,
-) -> Result<Response, ApiError> {
+    responses((status = 200, description = "the configured origins"), (status = 403)))]
+pub async fn cors_origins(Admin { s, user }: Admin) -> Reply {
     user.require(Permission::DeveloperTools)?;
     Ok(ok(
         json!({ "origins": s.config.spec.api.cors_origins, "editable": false }),

@@ -8,9 +8,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{DefaultBodyLimit, Path, Query, State};
-use axum::response::Response;
+use axum::extract::{DefaultBodyLimit, Path};
 use chrono::{DateTime, FixedOffset, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -18,9 +16,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use super::crud::{self, Named, Reply, record};
-use super::{AdminUser, Permission};
-use crate::api::{ApiError, ApiState, Body, ok, query};
+use super::crud::{self, Named, record};
+use super::{Admin, AdminUser, Permission};
+use crate::api::{ApiError, ApiState, Q, Reply, ok};
 use crate::callin::group::CallInGroup;
 use crate::callin::{
     CallInRequest, CallInState, DnisEntry, GroupBook, GroupBookError, GroupSource, GroupView,
@@ -35,8 +33,7 @@ pub const MAX_CSV_BYTES: usize = 2 << 20;
 /// The Click-to-Call-In routes, relative to `/admin`.
 pub fn router() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
-        .routes(routes!(list_groups, create_group))
-        .routes(routes!(get_group, update_group, delete_group))
+        .merge(group_routes())
         .merge(
             OpenApiRouter::new()
                 .routes(routes!(import_dnis))
@@ -167,53 +164,21 @@ fn out(v: GroupView) -> GroupOut {
     }
 }
 
-/// Every Click-to-Call-In group.
-#[utoipa::path(get, path = "/callin/groups", tag = "callin",
-    responses((status = 200, description = "`data`: groups with `source` (`config` or `admin`)")),
-    security(("bearer" = [])))]
-pub async fn list_groups(s: State<ApiState>, u: AdminUser) -> Reply {
-    crud::list::<Groups>(s, u)
-}
-
-/// Creates a group; its name cannot change afterwards.
-#[utoipa::path(post, path = "/callin/groups", tag = "callin", request_body = GroupBody,
-    responses((status = 201), (status = 400, description = "a limit is broken; the message names the field"),
-              (status = 409, description = "the name is taken")),
-    security(("bearer" = [])))]
-pub async fn create_group(s: State<ApiState>, u: AdminUser, b: Body<GroupBody>) -> Reply {
-    crud::create::<Groups>(s, u, b).await
-}
-
-/// One group.
-#[utoipa::path(get, path = "/callin/groups/{name}", tag = "callin",
-    params(("name" = String, Path, description = "group name")),
-    responses((status = 200), (status = 404)), security(("bearer" = [])))]
-pub async fn get_group(s: State<ApiState>, u: AdminUser, n: Path<String>) -> Reply {
-    crud::get::<Groups>(s, u, n)
-}
-
-/// Replaces a group's pool and settings (the name in the body must be the group's); live
-/// requests keep their numbers and codes.
-#[utoipa::path(put, path = "/callin/groups/{name}", tag = "callin", request_body = GroupBody,
-    params(("name" = String, Path, description = "group name")),
-    responses((status = 200), (status = 400), (status = 404), (status = 409, description = "defined in the configuration file")),
-    security(("bearer" = [])))]
-pub async fn update_group(
-    s: State<ApiState>,
-    u: AdminUser,
-    n: Path<String>,
-    b: Body<GroupBody>,
-) -> Reply {
-    crud::update::<Groups>(s, u, n, b).await
-}
-
-/// Deletes a group: no new requests; requests already handed out still match until they expire.
-#[utoipa::path(delete, path = "/callin/groups/{name}", tag = "callin",
-    params(("name" = String, Path, description = "group name")),
-    responses((status = 200), (status = 404), (status = 409, description = "defined in the configuration file")),
-    security(("bearer" = [])))]
-pub async fn delete_group(s: State<ApiState>, u: AdminUser, n: Path<String>) -> Reply {
-    crud::delete::<Groups>(s, u, n).await
+crud::handlers! {
+    Groups, body = GroupBody, tag = "callin", path = "/callin/groups",
+    item = "/callin/groups/{name}", name = "group name", routes = group_routes;
+    /// Every Click-to-Call-In group.
+    list list_groups((status = 200, description = "`data`: groups with `source` (`config` or `admin`)"));
+    /// Creates a group; its name cannot change afterwards.
+    create create_group((status = 201), (status = 400, description = "a limit is broken; the message names the field"),
+        (status = 409, description = "the name is taken"));
+    /// One group.
+    get get_group((status = 200), (status = 404));
+    /// Replaces a group's pool and settings (the name in the body must be the group's); live
+    /// requests keep their numbers and codes.
+    update update_group((status = 200), (status = 400), (status = 404), (status = 409, description = "defined in the configuration file"));
+    /// Deletes a group: no new requests; requests already handed out still match until they expire.
+    delete delete_group((status = 200), (status = 404), (status = 409, description = "defined in the configuration file"));
 }
 
 /// Replaces a group's DNIS pool from a CSV file sent as the body (`number,description` per
@@ -224,14 +189,12 @@ pub async fn delete_group(s: State<ApiState>, u: AdminUser, n: Path<String>) -> 
     params(("name" = String, Path, description = "group name")),
     responses((status = 200, description = "the group with its new pool"),
               (status = 400, description = "`file: … line N: …` for every bad row"),
-              (status = 404), (status = 409)),
-    security(("bearer" = [])))]
+              (status = 404), (status = 409)))]
 pub async fn import_dnis(
-    State(s): State<ApiState>,
-    user: AdminUser,
+    Admin { s, user }: Admin,
     Path(name): Path<String>,
     body: axum::body::Bytes,
-) -> Result<Response, ApiError> {
+) -> Reply {
     user.require(Permission::WriteCallInGroups)?;
     let text = std::str::from_utf8(&body)
         .map_err(|e| ApiError::bad_request(format!("file: not UTF-8 text: {e}")))?;
@@ -313,15 +276,9 @@ fn record_out(r: CallInRequest) -> RecordOut {
 /// The last 5,000 call-in requests, filtered by state and creation time, sorted by a column
 /// and paged (500 per page).
 #[utoipa::path(get, path = "/callin/records", tag = "callin", params(RecordsQuery),
-    responses((status = 200, description = "`data.total` and `data.records`"), (status = 400), (status = 403)),
-    security(("bearer" = [])))]
-pub async fn list_records(
-    State(s): State<ApiState>,
-    user: AdminUser,
-    q: Result<Query<RecordsQuery>, QueryRejection>,
-) -> Result<Response, ApiError> {
+    responses((status = 200, description = "`data.total` and `data.records`"), (status = 400), (status = 403)))]
+pub async fn list_records(Admin { s, user }: Admin, Q(q): Q<RecordsQuery>) -> Reply {
     user.require(Permission::ReadCallIn)?;
-    let q = query(q)?;
     let limit = q.limit.unwrap_or(500);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::bad_request(format!(

@@ -1,7 +1,7 @@
 //! The administration API (`/admin/…`): what the seed's Callback UI does, as JSON endpoints a
 //! web UI can sit on. Every route except `POST /admin/login` needs a bearer token from login;
-//! the API's authentication layer resolves it into an [`auth::AdminUser`], and each handler
-//! checks the [`auth::Permission`] it needs and the queues the user may read.
+//! the API's authentication layer resolves it into an [`auth::AdminUser`] (handlers receive it
+//! with the state as an [`auth::Admin`]), and each handler checks the [`auth::Permission`] it needs and the queues the user may read.
 
 pub mod agents;
 pub mod audit;
@@ -24,7 +24,7 @@ use utoipa_axum::routes;
 
 use crate::api::ApiState;
 
-pub use auth::{AdminAuth, AdminUser, Permission, Role};
+pub use auth::{Admin, AdminAuth, AdminUser, Permission, Role};
 
 /// Method and path of the only `/admin` route that answers without a token (the credentials
 /// travel in its body).
@@ -67,7 +67,8 @@ pub fn router() -> OpenApiRouter<ApiState> {
 /// Number validation, capacity and region affinity rules (`rules.rs`) and Click-to-Call-In
 /// groups (`groups.rs`) live in their own files beside this one; merge their routers here, e.g.
 /// `OpenApiRouter::new().merge(rules::router()).merge(groups::router())`. Handlers take an
-/// [`AdminUser`] and call `user.require(Permission::WriteCapacityRules)?` (and friends) first.
+/// [`Admin`] (state and caller) and call `user.require(Permission::WriteCapacityRules)?` (and
+/// friends) first.
 fn rules_routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
         .merge(rules::router())

@@ -1,13 +1,10 @@
 //! The push outbox in the administration (`GET /admin/push/outbox`): what is waiting, what
 //! was delivered and what was given up, with attempts and the last error.
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
-use axum::response::Response;
 use serde::Deserialize;
 
-use super::auth::{AdminUser, Permission};
-use crate::api::{ApiError, ApiState, ok, query};
+use super::auth::{Admin, Permission};
+use crate::api::{ApiError, Q, Reply, ok};
 use crate::push::OutboxState;
 
 /// `GET /admin/push/outbox` query.
@@ -23,15 +20,9 @@ pub struct OutboxQuery {
 
 /// Push events in the durable outbox, newest first.
 #[utoipa::path(get, path = "/push/outbox", tag = "admin", params(OutboxQuery),
-    responses((status = 200, description = "entries with event, target, state, attempts, last error"), (status = 400), (status = 403)),
-    security(("bearer" = [])))]
-pub async fn outbox(
-    State(s): State<ApiState>,
-    user: AdminUser,
-    q: Result<Query<OutboxQuery>, QueryRejection>,
-) -> Result<Response, ApiError> {
+    responses((status = 200, description = "entries with event, target, state, attempts, last error"), (status = 400), (status = 403)))]
+pub async fn outbox(Admin { s, user }: Admin, Q(q): Q<OutboxQuery>) -> Reply {
     user.require(Permission::DeveloperTools)?;
-    let q = query(q)?;
     let limit = super::limit(q.limit, 100)?;
     let state = match q.state.as_deref() {
         None => None,

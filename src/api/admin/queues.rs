@@ -1,19 +1,16 @@
 //! The queues page (Tools): per queue the EWT, what waits, callbacks by state, today's open and
 //! close times in the queue's zone, and the rules assigned; only queues the user may read.
 
-use axum::extract::State;
-use axum::response::Response;
 use serde_json::{Value, json};
 
-use super::auth::{AdminUser, Permission};
+use super::auth::{Admin, Permission};
 use crate::api::stats::queue_figures;
-use crate::api::{ApiError, ApiState, ok};
+use crate::api::{Reply, ok};
 
 /// Every readable queue with its figures.
 #[utoipa::path(get, path = "/queues", tag = "admin",
-    responses((status = 200, description = "one entry per queue the user may read"), (status = 403)),
-    security(("bearer" = [])))]
-pub async fn list(State(s): State<ApiState>, user: AdminUser) -> Result<Response, ApiError> {
+    responses((status = 200, description = "one entry per queue the user may read"), (status = 403)))]
+pub async fn list(Admin { s, user }: Admin) -> Reply {
     user.require(Permission::UseTools)?;
     let now = s.clock.now();
     let by_queue = s.callbacks.count_by_queue();

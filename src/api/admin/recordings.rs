@@ -2,14 +2,12 @@
 //! that reads callbacks), `GET /admin/recordings/{id}` downloads the WAV (roles that may export
 //! callbacks: Administrator, Supervisor). The files themselves are `crate::recordings`.
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Path, Query, State};
-use axum::response::Response;
+use axum::extract::Path;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::auth::{AdminUser, Permission};
-use crate::api::{ApiError, ApiState, ok, query};
+use super::auth::{Admin, Permission};
+use crate::api::{ApiError, ApiState, Q, Reply, ok};
 use crate::recordings::{self, Recording};
 
 /// `GET /admin/recordings` filters.
@@ -31,15 +29,9 @@ async fn all(s: &ApiState) -> Result<Vec<Recording>, ApiError> {
 
 /// Recordings, newest first.
 #[utoipa::path(get, path = "/recordings", tag = "admin", params(RecordingQuery),
-    responses((status = 200, body = [Recording]), (status = 403)),
-    security(("bearer" = [])))]
-pub async fn list(
-    State(s): State<ApiState>,
-    user: AdminUser,
-    q: Result<Query<RecordingQuery>, QueryRejection>,
-) -> Result<Response, ApiError> {
+    responses((status = 200, body = [Recording]), (status = 403)))]
+pub async fn list(Admin { s, user }: Admin, Q(q): Q<RecordingQuery>) -> Reply {
     user.require(Permission::ReadCallbacks)?;
-    let q = query(q)?;
     let list: Vec<Recording> = all(&s)
         .await?
         .into_iter()
@@ -52,13 +44,8 @@ pub async fn list(
 /// One recording's WAV file.
 #[utoipa::path(get, path = "/recordings/{id}", tag = "admin",
     params(("id" = Uuid, Path, description = "recording id")),
-    responses((status = 200, content_type = "audio/wav", description = "8 kHz 16-bit mono WAV"), (status = 403), (status = 404)),
-    security(("bearer" = [])))]
-pub async fn download(
-    State(s): State<ApiState>,
-    user: AdminUser,
-    Path(id): Path<Uuid>,
-) -> Result<Response, ApiError> {
+    responses((status = 200, content_type = "audio/wav", description = "8 kHz 16-bit mono WAV"), (status = 403), (status = 404)))]
+pub async fn download(Admin { s, user }: Admin, Path(id): Path<Uuid>) -> Reply {
     user.require(Permission::ExportCallbacks)?;
     if !all(&s).await?.iter().any(|r| r.id == id) {
         return Err(ApiError::not_found(format!("no recording {id}")));

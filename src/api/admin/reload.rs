@@ -3,13 +3,11 @@
 //! the sections whose changes need a restart. An invalid file changes nothing and the answer
 //! lists every problem with its line and column.
 
-use axum::extract::State;
-use axum::response::Response;
 use serde_json::json;
 
 use super::audit;
-use super::auth::{AdminUser, Permission};
-use crate::api::{ApiError, ApiState, ok};
+use super::auth::{Admin, Permission};
+use crate::api::{ApiError, Reply, ok};
 use crate::ops::reload::{self, Applied, ReloadError};
 
 impl From<ReloadError> for ApiError {
@@ -25,9 +23,8 @@ impl From<ReloadError> for ApiError {
 /// Re-reads and applies the configuration file.
 #[utoipa::path(post, path = "/reload", tag = "admin",
     responses((status = 200, description = "`data.applied` and `data.restartNeeded`"),
-              (status = 400, description = "the file is invalid; nothing changed"), (status = 409)),
-    security(("bearer" = [])))]
-pub async fn reload(State(s): State<ApiState>, user: AdminUser) -> Result<Response, ApiError> {
+              (status = 400, description = "the file is invalid; nothing changed"), (status = 409)))]
+pub async fn reload(Admin { s, user }: Admin) -> Reply {
     user.require(Permission::ReloadConfig)?;
     let live = s.live.get().and_then(std::sync::Weak::upgrade);
     let done: Applied = match live {

@@ -10,15 +10,14 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
-use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::crud::{self, Named, Reply, record};
-use super::{AdminUser, Permission};
-use crate::api::{ApiError, ApiState, Body, ok};
+use super::crud::{self, Named, record};
+use super::{Admin, AdminUser, Permission};
+use crate::api::{ApiError, ApiState, Body, Reply, ok};
 use crate::rules::affinity::RegionAffinityRule;
 use crate::rules::book::{
     BookError, BookRule, CapacityRule, Listed, QueueRules, RuleBook, RuleKind,
@@ -29,26 +28,11 @@ use crate::store::Document;
 /// The rule routes, relative to `/admin`.
 pub fn router() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
-        .routes(routes!(list_number_rules, create_number_rule))
-        .routes(routes!(
-            get_number_rule,
-            update_number_rule,
-            delete_number_rule
-        ))
+        .merge(number_routes())
         .routes(routes!(test_number))
-        .routes(routes!(list_capacity_rules, create_capacity_rule))
-        .routes(routes!(
-            get_capacity_rule,
-            update_capacity_rule,
-            delete_capacity_rule
-        ))
+        .merge(capacity_routes())
         .routes(routes!(set_capacity_duration))
-        .routes(routes!(list_affinity_rules, create_affinity_rule))
-        .routes(routes!(
-            get_affinity_rule,
-            update_affinity_rule,
-            delete_affinity_rule
-        ))
+        .merge(affinity_routes())
         .routes(routes!(list_assignments))
         .routes(routes!(get_assignment, assign_rules))
 }
@@ -127,58 +111,23 @@ impl<R: BookRule> Named for Rules<R> {
 
 // ---- number validation rules ----
 
-/// Every number validation rule with the queues it is assigned to.
-#[utoipa::path(get, path = "/rules/number", tag = "rules",
-    responses((status = 200, description = "`data`: rules with their `queues`"), (status = 401), (status = 403)),
-    security(("bearer" = [])))]
-pub async fn list_number_rules(s: State<ApiState>, u: AdminUser) -> Reply {
-    crud::list::<Number>(s, u)
-}
-
-/// Creates a number validation rule: countries allowed (ISO 3166 codes, at least one) and
-/// optional blocked patterns (regular expressions over the digits, without `+`).
-#[utoipa::path(post, path = "/rules/number", tag = "rules", request_body = NumberRuleSpec,
-    responses((status = 201, description = "the rule as saved"),
-              (status = 400, description = "a field is invalid; the message names it"),
-              (status = 409, description = "the name is taken")),
-    security(("bearer" = [])))]
-pub async fn create_number_rule(
-    s: State<ApiState>,
-    u: AdminUser,
-    b: Body<NumberRuleSpec>,
-) -> Reply {
-    crud::create::<Number>(s, u, b).await
-}
-
-/// One number validation rule.
-#[utoipa::path(get, path = "/rules/number/{name}", tag = "rules",
-    params(("name" = String, Path, description = "rule name")),
-    responses((status = 200), (status = 404)), security(("bearer" = [])))]
-pub async fn get_number_rule(s: State<ApiState>, u: AdminUser, n: Path<String>) -> Reply {
-    crud::get::<Number>(s, u, n)
-}
-
-/// Replaces a number validation rule (the name cannot change); queues using it apply the new
-/// version to their next creation and their next dial.
-#[utoipa::path(put, path = "/rules/number/{name}", tag = "rules", request_body = NumberRuleSpec,
-    params(("name" = String, Path, description = "rule name")),
-    responses((status = 200), (status = 400), (status = 404)), security(("bearer" = [])))]
-pub async fn update_number_rule(
-    s: State<ApiState>,
-    u: AdminUser,
-    n: Path<String>,
-    b: Body<NumberRuleSpec>,
-) -> Reply {
-    crud::update::<Number>(s, u, n, b).await
-}
-
-/// Deletes a number validation rule; refused (409) while a queue uses it.
-#[utoipa::path(delete, path = "/rules/number/{name}", tag = "rules",
-    params(("name" = String, Path, description = "rule name")),
-    responses((status = 200), (status = 404), (status = 409, description = "assigned to a queue")),
-    security(("bearer" = [])))]
-pub async fn delete_number_rule(s: State<ApiState>, u: AdminUser, n: Path<String>) -> Reply {
-    crud::delete::<Number>(s, u, n).await
+crud::handlers! {
+    Number, body = NumberRuleSpec, tag = "rules", path = "/rules/number",
+    item = "/rules/number/{name}", name = "rule name", routes = number_routes;
+    /// Every number validation rule with the queues it is assigned to.
+    list list_number_rules((status = 200, description = "`data`: rules with their `queues`"), (status = 401), (status = 403));
+    /// Creates a number validation rule: countries allowed (ISO 3166 codes, at least one) and
+    /// optional blocked patterns (regular expressions over the digits, without `+`).
+    create create_number_rule((status = 201, description = "the rule as saved"),
+        (status = 400, description = "a field is invalid; the message names it"),
+        (status = 409, description = "the name is taken"));
+    /// One number validation rule.
+    get get_number_rule((status = 200), (status = 404));
+    /// Replaces a number validation rule (the name cannot change); queues using it apply the new
+    /// version to their next creation and their next dial.
+    update update_number_rule((status = 200), (status = 400), (status = 404));
+    /// Deletes a number validation rule; refused (409) while a queue uses it.
+    delete delete_number_rule((status = 200), (status = 404), (status = 409, description = "assigned to a queue"));
 }
 
 /// `POST /rules/number/{name}/test` body.
@@ -195,14 +144,12 @@ pub struct TestNumberBody {
 #[utoipa::path(post, path = "/rules/number/{name}/test", tag = "rules", request_body = TestNumberBody,
     params(("name" = String, Path, description = "rule name")),
     responses((status = 200, description = "`data.valid`, and `data.failedCheck` (`format`, `country` or `pattern`) with `data.reason` when refused"),
-              (status = 404)),
-    security(("bearer" = [])))]
+              (status = 404)))]
 pub async fn test_number(
-    State(s): State<ApiState>,
-    user: AdminUser,
+    Admin { s, user }: Admin,
     Path(name): Path<String>,
     Body(b): Body<TestNumberBody>,
-) -> Result<Response, ApiError> {
+) -> Reply {
     user.require(Permission::ReadRules)?;
     let verdict = book(&s)?
         .test_number(&name, &b.phone_number)
@@ -223,55 +170,21 @@ pub async fn test_number(
 
 // ---- capacity rules ----
 
-/// Every capacity rule with the queues it is assigned to.
-#[utoipa::path(get, path = "/rules/capacity", tag = "rules",
-    responses((status = 200, description = "`data`: rules (`name`, `capacity` statement, `queues`)")),
-    security(("bearer" = [])))]
-pub async fn list_capacity_rules(s: State<ApiState>, u: AdminUser) -> Reply {
-    crud::list::<Capacity>(s, u)
-}
-
-/// Creates a capacity rule from a JSON capacity statement in the guide's format,
-/// `{"days":{"mon":{"09:00":5}},"duration":60}`; absent cells mean no capacity.
-#[utoipa::path(post, path = "/rules/capacity", tag = "rules", request_body = CapacityRule,
-    responses((status = 201), (status = 400), (status = 409)), security(("bearer" = [])))]
-pub async fn create_capacity_rule(
-    s: State<ApiState>,
-    u: AdminUser,
-    b: Body<CapacityRule>,
-) -> Reply {
-    crud::create::<Capacity>(s, u, b).await
-}
-
-/// One capacity rule.
-#[utoipa::path(get, path = "/rules/capacity/{name}", tag = "rules",
-    params(("name" = String, Path, description = "rule name")),
-    responses((status = 200), (status = 404)), security(("bearer" = [])))]
-pub async fn get_capacity_rule(s: State<ApiState>, u: AdminUser, n: Path<String>) -> Reply {
-    crud::get::<Capacity>(s, u, n)
-}
-
-/// Replaces a capacity rule's statement wholly: cells it leaves out become 0, as when a
-/// statement is pasted over a rule in the guide.
-#[utoipa::path(put, path = "/rules/capacity/{name}", tag = "rules", request_body = CapacityRule,
-    params(("name" = String, Path, description = "rule name")),
-    responses((status = 200), (status = 400), (status = 404)), security(("bearer" = [])))]
-pub async fn update_capacity_rule(
-    s: State<ApiState>,
-    u: AdminUser,
-    n: Path<String>,
-    b: Body<CapacityRule>,
-) -> Reply {
-    crud::update::<Capacity>(s, u, n, b).await
-}
-
-/// Deletes a capacity rule; refused (409) while a queue uses it.
-#[utoipa::path(delete, path = "/rules/capacity/{name}", tag = "rules",
-    params(("name" = String, Path, description = "rule name")),
-    responses((status = 200), (status = 404), (status = 409, description = "assigned to a queue")),
-    security(("bearer" = [])))]
-pub async fn delete_capacity_rule(s: State<ApiState>, u: AdminUser, n: Path<String>) -> Reply {
-    crud::delete::<Capacity>(s, u, n).await
+crud::handlers! {
+    Capacity, body = CapacityRule, tag = "rules", path = "/rules/capacity",
+    item = "/rules/capacity/{name}", name = "rule name", routes = capacity_routes;
+    /// Every capacity rule with the queues it is assigned to.
+    list list_capacity_rules((status = 200, description = "`data`: rules (`name`, `capacity` statement, `queues`)"));
+    /// Creates a capacity rule from a JSON capacity statement in the guide's format,
+    /// `{"days":{"mon":{"09:00":5}},"duration":60}`; absent cells mean no capacity.
+    create create_capacity_rule((status = 201), (status = 400), (status = 409));
+    /// One capacity rule.
+    get get_capacity_rule((status = 200), (status = 404));
+    /// Replaces a capacity rule's statement wholly: cells it leaves out become 0, as when a
+    /// statement is pasted over a rule in the guide.
+    update update_capacity_rule((status = 200), (status = 400), (status = 404));
+    /// Deletes a capacity rule; refused (409) while a queue uses it.
+    delete delete_capacity_rule((status = 200), (status = 404), (status = 409, description = "assigned to a queue"));
 }
 
 /// `PUT /rules/capacity/{name}/duration` body.
@@ -286,14 +199,12 @@ pub struct DurationBody {
 /// values are dropped; to half hours each hour's value is repeated at :30.
 #[utoipa::path(put, path = "/rules/capacity/{name}/duration", tag = "rules", request_body = DurationBody,
     params(("name" = String, Path, description = "rule name")),
-    responses((status = 200, description = "the converted rule"), (status = 400), (status = 404)),
-    security(("bearer" = [])))]
+    responses((status = 200, description = "the converted rule"), (status = 400), (status = 404)))]
 pub async fn set_capacity_duration(
-    State(s): State<ApiState>,
-    user: AdminUser,
+    Admin { s, user }: Admin,
     Path(name): Path<String>,
     Body(b): Body<DurationBody>,
-) -> Result<Response, ApiError> {
+) -> Reply {
     user.require(Permission::WriteCapacityRules)?;
     let also = record(
         &s,
@@ -310,64 +221,28 @@ pub async fn set_capacity_duration(
 
 // ---- region affinity rules ----
 
-/// Every region affinity rule with the queues it is assigned to.
-#[utoipa::path(get, path = "/rules/affinity", tag = "rules",
-    responses((status = 200)), security(("bearer" = [])))]
-pub async fn list_affinity_rules(s: State<ApiState>, u: AdminUser) -> Reply {
-    crud::list::<Affinity>(s, u)
-}
-
-/// Creates a region affinity rule: preferred regions (at least one) then fallback regions, each
-/// in the order tried; ignored regions are never used.
-#[utoipa::path(post, path = "/rules/affinity", tag = "rules", request_body = RegionAffinityRule,
-    responses((status = 201), (status = 400), (status = 409)), security(("bearer" = [])))]
-pub async fn create_affinity_rule(
-    s: State<ApiState>,
-    u: AdminUser,
-    b: Body<RegionAffinityRule>,
-) -> Reply {
-    crud::create::<Affinity>(s, u, b).await
-}
-
-/// One region affinity rule.
-#[utoipa::path(get, path = "/rules/affinity/{name}", tag = "rules",
-    params(("name" = String, Path, description = "rule name")),
-    responses((status = 200), (status = 404)), security(("bearer" = [])))]
-pub async fn get_affinity_rule(s: State<ApiState>, u: AdminUser, n: Path<String>) -> Reply {
-    crud::get::<Affinity>(s, u, n)
-}
-
-/// Replaces a region affinity rule.
-#[utoipa::path(put, path = "/rules/affinity/{name}", tag = "rules", request_body = RegionAffinityRule,
-    params(("name" = String, Path, description = "rule name")),
-    responses((status = 200), (status = 400), (status = 404)), security(("bearer" = [])))]
-pub async fn update_affinity_rule(
-    s: State<ApiState>,
-    u: AdminUser,
-    n: Path<String>,
-    b: Body<RegionAffinityRule>,
-) -> Reply {
-    crud::update::<Affinity>(s, u, n, b).await
-}
-
-/// Deletes a region affinity rule; refused (409) while a queue uses it.
-#[utoipa::path(delete, path = "/rules/affinity/{name}", tag = "rules",
-    params(("name" = String, Path, description = "rule name")),
-    responses((status = 200), (status = 404), (status = 409)), security(("bearer" = [])))]
-pub async fn delete_affinity_rule(s: State<ApiState>, u: AdminUser, n: Path<String>) -> Reply {
-    crud::delete::<Affinity>(s, u, n).await
+crud::handlers! {
+    Affinity, body = RegionAffinityRule, tag = "rules", path = "/rules/affinity",
+    item = "/rules/affinity/{name}", name = "rule name", routes = affinity_routes;
+    /// Every region affinity rule with the queues it is assigned to.
+    list list_affinity_rules((status = 200));
+    /// Creates a region affinity rule: preferred regions (at least one) then fallback regions, each
+    /// in the order tried; ignored regions are never used.
+    create create_affinity_rule((status = 201), (status = 400), (status = 409));
+    /// One region affinity rule.
+    get get_affinity_rule((status = 200), (status = 404));
+    /// Replaces a region affinity rule.
+    update update_affinity_rule((status = 200), (status = 400), (status = 404));
+    /// Deletes a region affinity rule; refused (409) while a queue uses it.
+    delete delete_affinity_rule((status = 200), (status = 404), (status = 409));
 }
 
 // ---- assignments ----
 
 /// The rules of every queue the user may read (the Queues page's rule columns).
 #[utoipa::path(get, path = "/rules/queues", tag = "rules",
-    responses((status = 200, description = "`data`: queue name → `numberRule`, `capacityRule`, `affinityRule`")),
-    security(("bearer" = [])))]
-pub async fn list_assignments(
-    State(s): State<ApiState>,
-    user: AdminUser,
-) -> Result<Response, ApiError> {
+    responses((status = 200, description = "`data`: queue name → `numberRule`, `capacityRule`, `affinityRule`")))]
+pub async fn list_assignments(Admin { s, user }: Admin) -> Reply {
     user.require(Permission::ReadRules)?;
     let mut all = book(&s)?.assignments();
     all.retain(|q, _| user.can_read_queue(q));
@@ -377,12 +252,8 @@ pub async fn list_assignments(
 /// The rules assigned to one queue.
 #[utoipa::path(get, path = "/rules/queues/{queue}", tag = "rules",
     params(("queue" = String, Path, description = "virtual queue")),
-    responses((status = 200), (status = 403), (status = 404)), security(("bearer" = [])))]
-pub async fn get_assignment(
-    State(s): State<ApiState>,
-    user: AdminUser,
-    Path(queue): Path<String>,
-) -> Result<Response, ApiError> {
+    responses((status = 200), (status = 403), (status = 404)))]
+pub async fn get_assignment(Admin { s, user }: Admin, Path(queue): Path<String>) -> Reply {
     user.require(Permission::ReadRules)?;
     user.require_queue(&queue)?;
     let rules = book(&s)?.queue_rules(&queue).map_err(book_error)?;
@@ -413,14 +284,13 @@ pub struct AssignBody {
     params(("queue" = String, Path, description = "virtual queue")),
     responses((status = 200, description = "the queue's rules after the change"),
               (status = 400, description = "a named rule does not exist; the message names the field"),
-              (status = 403), (status = 404, description = "no such queue")),
-    security(("bearer" = [])))]
+              (status = 403), (status = 404, description = "no such queue")))]
 pub async fn assign_rules(
     State(s): State<ApiState>,
     user: AdminUser,
     Path(queue): Path<String>,
     Body(b): Body<AssignBody>,
-) -> Result<Response, ApiError> {
+) -> Reply {
     let changes: Vec<(RuleKind, &'static str, Permission, Option<String>)> = [
         (
             RuleKind::Number,

@@ -2,14 +2,11 @@
 //! answer (roles that may export callbacks: Administrator, Supervisor). The answers themselves
 //! are `crate::flow::survey`.
 
-use axum::extract::rejection::QueryRejection;
-use axum::extract::{Query, State};
-use axum::response::Response;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::auth::{AdminUser, Permission};
-use crate::api::{ApiError, ApiState, query};
+use super::auth::{Admin, Permission};
+use crate::api::{ApiError, Q, Reply};
 use crate::flow::survey;
 
 /// `GET /admin/surveys.csv` filters.
@@ -25,15 +22,9 @@ pub struct SurveyQuery {
 
 /// Survey answers as CSV, oldest first.
 #[utoipa::path(get, path = "/surveys.csv", tag = "admin", params(SurveyQuery),
-    responses((status = 200, content_type = "text/csv", description = "responseId, at, survey, callId, ani, queue, agent, callbackId, question, answer"), (status = 403)),
-    security(("bearer" = [])))]
-pub async fn export(
-    State(s): State<ApiState>,
-    user: AdminUser,
-    q: Result<Query<SurveyQuery>, QueryRejection>,
-) -> Result<Response, ApiError> {
+    responses((status = 200, content_type = "text/csv", description = "responseId, at, survey, callId, ani, queue, agent, callbackId, question, answer"), (status = 403)))]
+pub async fn export(Admin { s, user }: Admin, Q(q): Q<SurveyQuery>) -> Reply {
     user.require(Permission::ExportCallbacks)?;
-    let q = query(q)?;
     let all = survey::list(s.store.as_ref())
         .await
         .map_err(|e| ApiError::internal(format!("reading survey answers: {e}")))?;

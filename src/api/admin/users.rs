@@ -5,14 +5,13 @@
 
 use std::collections::BTreeSet;
 
-use axum::extract::{Path, State};
-use axum::response::Response;
+use axum::extract::Path;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::audit;
-use super::auth::{AdminUser, Permission, Role, UserRecord, hash_password, valid_user_name};
-use crate::api::{ApiError, ApiState, Body, ok};
+use super::auth::{Admin, AdminUser, Permission, Role, UserRecord, hash_password, valid_user_name};
+use crate::api::{ApiError, ApiState, Body, Reply, ok};
 pub use crate::users::DOC_KIND;
 use crate::users::{UserError, check_password, check_roles, document};
 
@@ -111,8 +110,8 @@ fn changeable(s: &ApiState, name: &str) -> Result<UserRecord, ApiError> {
 
 /// Every user.
 #[utoipa::path(get, path = "/users", tag = "admin",
-    responses((status = 200, body = [UserView]), (status = 403)), security(("bearer" = [])))]
-pub async fn list(State(s): State<ApiState>, user: AdminUser) -> Result<Response, ApiError> {
+    responses((status = 200, body = [UserView]), (status = 403)))]
+pub async fn list(Admin { s, user }: Admin) -> Reply {
     user.require(Permission::ManageUsers)?;
     let users: Vec<UserView> = s
         .admin
@@ -125,13 +124,8 @@ pub async fn list(State(s): State<ApiState>, user: AdminUser) -> Result<Response
 
 /// Creates a user.
 #[utoipa::path(post, path = "/users", tag = "admin", request_body = NewUserBody,
-    responses((status = 200, body = UserView), (status = 400), (status = 403), (status = 409)),
-    security(("bearer" = [])))]
-pub async fn create(
-    State(s): State<ApiState>,
-    user: AdminUser,
-    Body(b): Body<NewUserBody>,
-) -> Result<Response, ApiError> {
+    responses((status = 200, body = UserView), (status = 400), (status = 403), (status = 409)))]
+pub async fn create(Admin { s, user }: Admin, Body(b): Body<NewUserBody>) -> Reply {
     user.require(Permission::ManageUsers)?;
     if !valid_user_name(&b.name) {
         return Err(UserError::BadName.into());
@@ -156,14 +150,12 @@ pub async fn create(
 /// Changes a user's password, roles or queues; open sessions follow at their next request.
 #[utoipa::path(put, path = "/users/{name}", tag = "admin", request_body = UpdateUserBody,
     params(("name" = String, Path, description = "login name")),
-    responses((status = 200, body = UserView), (status = 404), (status = 409)),
-    security(("bearer" = [])))]
+    responses((status = 200, body = UserView), (status = 404), (status = 409)))]
 pub async fn update(
-    State(s): State<ApiState>,
-    user: AdminUser,
+    Admin { s, user }: Admin,
     Path(name): Path<String>,
     Body(b): Body<UpdateUserBody>,
-) -> Result<Response, ApiError> {
+) -> Reply {
     user.require(Permission::ManageUsers)?;
     let mut rec = changeable(&s, &name)?;
     let mut changed = Vec::new();
@@ -195,7 +187,7 @@ async fn save(
     rec: UserRecord,
     action: &str,
     detail: serde_json::Value,
-) -> Result<Response, ApiError> {
+) -> Reply {
     audit::save(
         s,
         vec![document(&rec), audit::entry(s, user, action, detail)],
@@ -209,13 +201,8 @@ async fn save(
 /// Deletes a user and ends their sessions.
 #[utoipa::path(delete, path = "/users/{name}", tag = "admin",
     params(("name" = String, Path, description = "login name")),
-    responses((status = 200), (status = 404), (status = 409)),
-    security(("bearer" = [])))]
-pub async fn delete(
-    State(s): State<ApiState>,
-    user: AdminUser,
-    Path(name): Path<String>,
-) -> Result<Response, ApiError> {
+    responses((status = 200), (status = 404), (status = 409)))]
+pub async fn delete(Admin { s, user }: Admin, Path(name): Path<String>) -> Reply {
     user.require(Permission::ManageUsers)?;
     changeable(&s, &name)?;
     s.store
