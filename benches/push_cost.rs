@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use boomerang::call::{CallLeg, DialResult, DialTarget, Dialer};
+use boomerang::call::{CallLeg, Dial, DialResult, Dialer};
 use boomerang::callback::service::{CallbackService, api_callback};
 use boomerang::clock::{SystemClock, monotonic_now};
 use boomerang::config::Config;
@@ -26,12 +26,7 @@ struct NoAnswer;
 
 #[async_trait]
 impl Dialer for NoAnswer {
-    async fn dial(
-        &self,
-        _: &DialTarget,
-        _: &str,
-        _: Duration,
-    ) -> Result<Arc<dyn CallLeg>, DialResult> {
+    async fn dial(&self, _: Dial<'_>) -> Result<Arc<dyn CallLeg>, DialResult> {
         Err(DialResult::NoAnswer)
     }
 }

@@ -4,12 +4,11 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
 
 use async_trait::async_trait;
 use boomerang::call::memory::{Action, MemoryLeg};
 use boomerang::call::{
-    BridgeEnd, CallError, CallLeg, DialResult, DialTarget, Dialer, DigitOutcome, DigitSpec,
+    BridgeEnd, CallError, CallLeg, Dial, DialResult, DialTarget, Dialer, DigitOutcome, DigitSpec,
     Direction, HangupCause, LegInfo, PlayItem, PlayOptions, PlayOutcome,
 };
 use boomerang::clock::SharedClock;
@@ -191,12 +190,10 @@ pub struct AgentDialer {
 
 #[async_trait]
 impl Dialer for AgentDialer {
-    async fn dial(
-        &self,
-        target: &DialTarget,
-        caller_id: &str,
-        _ring: Duration,
-    ) -> Result<Arc<dyn CallLeg>, DialResult> {
+    async fn dial(&self, call: Dial<'_>) -> Result<Arc<dyn CallLeg>, DialResult> {
+        let Dial {
+            target, caller_id, ..
+        } = call;
         let DialTarget::Agent { agent_id } = target else {
             return Err(DialResult::Failed);
         };
@@ -232,12 +229,13 @@ pub struct CustomerDialer {
 
 #[async_trait]
 impl Dialer for CustomerDialer {
-    async fn dial(
-        &self,
-        target: &DialTarget,
-        caller_id: &str,
-        ring: Duration,
-    ) -> Result<Arc<dyn CallLeg>, DialResult> {
+    async fn dial(&self, call: Dial<'_>) -> Result<Arc<dyn CallLeg>, DialResult> {
+        let Dial {
+            target,
+            caller_id,
+            ring_timeout: ring,
+            ..
+        } = call;
         let DialTarget::Customer { number, .. } = target else {
             return Err(DialResult::Failed);
         };

@@ -520,21 +520,13 @@ fn answer_key(target: &DialTarget) -> String {
 
 #[async_trait]
 impl Dialer for MemoryDialer {
-    fn note_headers(&self, target: &DialTarget, headers: &[(String, String)]) {
-        if !headers.is_empty() {
+    async fn dial(&self, call: Dial<'_>) -> Result<Arc<dyn CallLeg>, DialResult> {
+        let key = answer_key(call.target);
+        if !call.headers.is_empty() {
             self.headers
                 .lock()
-                .push((answer_key(target), headers.to_vec()));
+                .push((key.clone(), call.headers.to_vec()));
         }
-    }
-
-    async fn dial(
-        &self,
-        target: &DialTarget,
-        caller_id: &str,
-        ring_timeout: Duration,
-    ) -> Result<Arc<dyn CallLeg>, DialResult> {
-        let key = answer_key(target);
         let answer = self
             .answers
             .lock()
@@ -546,7 +538,7 @@ impl Dialer for MemoryDialer {
                 let info = LegInfo {
                     call_id: uuid::Uuid::new_v4().to_string(),
                     ani: key.clone(),
-                    dnis: caller_id.to_string(),
+                    dnis: call.caller_id.to_string(),
                     direction: Direction::Outbound,
                 };
                 let leg = match &self.timing {
@@ -562,7 +554,7 @@ impl Dialer for MemoryDialer {
                     && let Some(t) = &self.timing
                 {
                     let until = t.clock.now()
-                        + chrono::TimeDelta::from_std(ring_timeout).unwrap_or_default();
+                        + chrono::TimeDelta::from_std(call.ring_timeout).unwrap_or_default();
                     t.clock.sleep_until(until).await;
                 }
                 Err(r)
@@ -676,12 +668,12 @@ mod tests {
         };
         let r = Duration::from_secs(1);
         assert_eq!(
-            d.dial(&target, "8000", r).await.err(),
+            d.dial(Dial::new(&target, "8000", r)).await.err(),
             Some(DialResult::Busy)
         );
-        assert!(d.dial(&target, "8000", r).await.is_ok());
+        assert!(d.dial(Dial::new(&target, "8000", r)).await.is_ok());
         assert_eq!(
-            d.dial(&target, "8000", r).await.err(),
+            d.dial(Dial::new(&target, "8000", r)).await.err(),
             Some(DialResult::NoAnswer)
         );
         assert_eq!(d.calls().len(), 3);

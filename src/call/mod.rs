@@ -329,33 +329,40 @@ pub enum DialTarget {
     },
 }
 
+/// One outbound call to place: whom, as whom, how long to let it ring, and extra headers (a
+/// call's attached data on the agent leg, as SIP headers; empty for most calls).
+#[derive(Debug, Clone, Copy)]
+pub struct Dial<'a> {
+    /// Who is called.
+    pub target: &'a DialTarget,
+    /// The calling number presented.
+    pub caller_id: &'a str,
+    /// Give up after this long without an answer.
+    pub ring_timeout: Duration,
+    /// Extra headers on the call.
+    pub headers: &'a [(String, String)],
+}
+
+impl<'a> Dial<'a> {
+    /// A call to `target` presenting `caller_id`, ringing at most `ring_timeout`, no headers.
+    pub fn new(target: &'a DialTarget, caller_id: &'a str, ring_timeout: Duration) -> Self {
+        Dial {
+            target,
+            caller_id,
+            ring_timeout,
+            headers: &[],
+        }
+    }
+
+    /// The same call carrying `headers`.
+    pub fn with_headers(self, headers: &'a [(String, String)]) -> Self {
+        Dial { headers, ..self }
+    }
+}
+
 /// Places outbound calls; the SIP user agent implements it for real, the simulator in memory.
 #[async_trait]
 pub trait Dialer: Send + Sync {
-    /// Calls `target`, presenting `caller_id`, giving up after `ring_timeout`.
-    async fn dial(
-        &self,
-        target: &DialTarget,
-        caller_id: &str,
-        ring_timeout: Duration,
-    ) -> Result<Arc<dyn CallLeg>, DialResult>;
-
-    /// [`Dialer::dial`] with extra headers on the call (a call's attached data on the agent
-    /// leg, as SIP headers); a dialer that has no headers only notes them and dials.
-    async fn dial_with_headers(
-        &self,
-        target: &DialTarget,
-        caller_id: &str,
-        ring_timeout: Duration,
-        headers: &[(String, String)],
-    ) -> Result<Arc<dyn CallLeg>, DialResult> {
-        self.note_headers(target, headers);
-        self.dial(target, caller_id, ring_timeout).await
-    }
-
-    /// Takes note of the extra headers a dial through the default
-    /// [`Dialer::dial_with_headers`] carries (the simulator records them); by default nothing.
-    fn note_headers(&self, target: &DialTarget, headers: &[(String, String)]) {
-        let _ = (target, headers);
-    }
+    /// Places `call`; a dialer without headers (the simulator) only notes them.
+    async fn dial(&self, call: Dial<'_>) -> Result<Arc<dyn CallLeg>, DialResult>;
 }

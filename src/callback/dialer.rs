@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::model::{CallbackRecord, CallbackState, CompletionReason};
 use super::service::{CallbackService, ServiceError};
-use crate::call::{CallLeg, DialResult, DialTarget, Dialer};
+use crate::call::{CallLeg, Dial, DialResult, DialTarget, Dialer};
 
 /// What became of a dial attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -276,7 +276,7 @@ impl CallbackService {
             trunk: q.trunk.clone(),
         };
         let ring = Duration::from_secs(q.ring_timeout_seconds.max(1) as u64);
-        match dialer.dial(&target, &caller_id, ring).await {
+        match dialer.dial(Dial::new(&target, &caller_id, ring)).await {
             Ok(leg) => {
                 if let Some(amd) = &q.amd
                     && let Some(outcome) =
@@ -355,13 +355,8 @@ mod tests {
 
     #[async_trait]
     impl Dialer for ScriptedDialer {
-        async fn dial(
-            &self,
-            target: &DialTarget,
-            _: &str,
-            _: Duration,
-        ) -> Result<Arc<dyn CallLeg>, DialResult> {
-            if let DialTarget::Customer { number, .. } = target {
+        async fn dial(&self, call: Dial<'_>) -> Result<Arc<dyn CallLeg>, DialResult> {
+            if let DialTarget::Customer { number, .. } = call.target {
                 self.dialled.lock().unwrap().push(number.clone());
             }
             match self.results.lock().unwrap().remove(0) {
@@ -428,13 +423,8 @@ mod tests {
 
     #[async_trait]
     impl Dialer for CallerIds {
-        async fn dial(
-            &self,
-            _: &DialTarget,
-            caller_id: &str,
-            _: Duration,
-        ) -> Result<Arc<dyn CallLeg>, DialResult> {
-            self.0.lock().unwrap().push(caller_id.to_string());
+        async fn dial(&self, call: Dial<'_>) -> Result<Arc<dyn CallLeg>, DialResult> {
+            self.0.lock().unwrap().push(call.caller_id.to_string());
             Err(DialResult::NoAnswer)
         }
     }

@@ -11,7 +11,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use tokio::sync::oneshot;
 use uuid::Uuid;
 
-use crate::call::{BridgeEnd, CallLeg, DialResult, DialTarget, Dialer, HangupCause};
+use crate::call::{BridgeEnd, CallLeg, Dial, DialResult, DialTarget, Dialer, HangupCause};
 use crate::callback::availability::{self, nearest_available};
 use crate::callback::model::{CallbackRecord, NewCallback, Origin};
 use crate::callback::service::{CreateRequest, ServiceError};
@@ -356,7 +356,7 @@ impl FlowServices {
             sip.call_data_user_to_user,
         );
         let dialled = tokio::select! {
-            r = self.agents.dial_with_headers(&target, &caller.info().ani, ring, &headers) => r,
+            r = self.agents.dial(Dial::new(&target, &caller.info().ani, ring).with_headers(&headers)) => r,
             _ = caller.hung_up() => {
                 release(crate::cluster::Outcome::Unused);
                 self.dispatch.stats().abandoned(&a.queue);

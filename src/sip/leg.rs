@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 use super::transport::{Peer, Transport};
 use super::ua::{DialRequest, LegShared, UaHandle, UacEvent};
 use crate::call::{
-    BridgeEnd, CallError, CallLeg, DialResult, DialTarget, Dialer, DigitOutcome, DigitSpec,
+    BridgeEnd, CallError, CallLeg, Dial, DialResult, DialTarget, Dialer, DigitOutcome, DigitSpec,
     Direction, HangupCause, LegInfo, LegMedia, PlayItem, PlayOptions, PlayOutcome,
 };
 use crate::clock::SharedClock;
@@ -430,23 +430,13 @@ pub fn uri_host_port(uri: &str) -> Option<(String, u16)> {
 
 #[async_trait]
 impl Dialer for SipDialer {
-    async fn dial(
-        &self,
-        target: &DialTarget,
-        caller_id: &str,
-        ring_timeout: Duration,
-    ) -> Result<Arc<dyn CallLeg>, DialResult> {
-        self.dial_with_headers(target, caller_id, ring_timeout, &[])
-            .await
-    }
-
-    async fn dial_with_headers(
-        &self,
-        target: &DialTarget,
-        caller_id: &str,
-        ring_timeout: Duration,
-        headers: &[(String, String)],
-    ) -> Result<Arc<dyn CallLeg>, DialResult> {
+    async fn dial(&self, call: Dial<'_>) -> Result<Arc<dyn CallLeg>, DialResult> {
+        let Dial {
+            target,
+            caller_id,
+            ring_timeout,
+            headers,
+        } = call;
         let (uri, peer, credentials, late_offer) = self.resolve(target).await?;
         let shared = LegShared::new();
         let m = &self.config.spec.media;

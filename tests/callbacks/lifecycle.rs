@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use boomerang::call::memory::{Action, Answer, MemoryDialer, MemoryLeg};
-use boomerang::call::{CallLeg, DialResult, DialTarget, Dialer};
+use boomerang::call::{CallLeg, Dial, DialResult, DialTarget, Dialer};
 use boomerang::callback::model::{CallbackState, CompletionReason};
 use boomerang::callback::service::{CreateRequest, api_callback};
 use boomerang::clock::{ManualClock, SharedClock, TokioClock};
@@ -71,13 +71,8 @@ impl RingingPhones {
 
 #[async_trait]
 impl Dialer for RingingPhones {
-    async fn dial(
-        &self,
-        target: &DialTarget,
-        caller_id: &str,
-        ring_timeout: Duration,
-    ) -> Result<Arc<dyn CallLeg>, DialResult> {
-        if let DialTarget::Customer { number, .. } = target {
+    async fn dial(&self, call: Dial<'_>) -> Result<Arc<dyn CallLeg>, DialResult> {
+        if let DialTarget::Customer { number, .. } = call.target {
             self.dialled.lock().unwrap().push(number.clone());
             let gate = self.gates.lock().unwrap().get(number).cloned();
             if let Some(gate) = gate {
@@ -87,7 +82,7 @@ impl Dialer for RingingPhones {
                 self.ringing.fetch_sub(1, Ordering::SeqCst);
             }
         }
-        self.inner.dial(target, caller_id, ring_timeout).await
+        self.inner.dial(call).await
     }
 }
 

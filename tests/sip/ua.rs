@@ -554,7 +554,7 @@ async fn an_invite_without_sdp_gets_our_offer_and_the_acks_answer_sets_up_media(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_late_offer_trunk_gets_an_invite_without_sdp_and_our_answer_in_the_ack() {
-    use boomerang::call::{DialTarget, Dialer};
+    use boomerang::call::{Dial, DialTarget, Dialer};
     use boomerang::sip::leg::SipDialer;
     let (ua, _handler) = start_ua(IpAddr::V4(Ipv4Addr::LOCALHOST)).await;
     let trunk_port = free_port();
@@ -586,7 +586,10 @@ async fn a_late_offer_trunk_gets_an_invite_without_sdp_and_our_answer_in_the_ack
         trunk: None,
     };
     let mut child = child;
-    let leg = match dialer.dial(&target, "8000", Duration::from_secs(10)).await {
+    let leg = match dialer
+        .dial(Dial::new(&target, "8000", Duration::from_secs(10)))
+        .await
+    {
         Ok(leg) => leg,
         Err(r) => {
             let _ = child.start_kill();

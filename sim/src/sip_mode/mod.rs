@@ -19,7 +19,9 @@ use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use boomerang::call::{CallLeg, DialResult, DialTarget, Dialer, Direction, HangupCause, LegInfo};
+use boomerang::call::{
+    CallLeg, Dial, DialResult, DialTarget, Dialer, Direction, HangupCause, LegInfo,
+};
 use boomerang::config::Config;
 use boomerang::flow::interpreter::system_variables;
 use boomerang::flow::{self, FlowServices, FlowSet};
@@ -359,12 +361,13 @@ pub struct AgentDialer {
 
 #[async_trait]
 impl Dialer for AgentDialer {
-    async fn dial(
-        &self,
-        target: &DialTarget,
-        caller_id: &str,
-        ring: Duration,
-    ) -> Result<Arc<dyn CallLeg>, DialResult> {
+    async fn dial(&self, call: Dial<'_>) -> Result<Arc<dyn CallLeg>, DialResult> {
+        let Dial {
+            target,
+            caller_id,
+            ring_timeout: ring,
+            ..
+        } = call;
         let DialTarget::Agent { agent_id } = target else {
             return Err(DialResult::Failed);
         };

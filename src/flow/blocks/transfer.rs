@@ -11,7 +11,7 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::BlockType;
-use crate::call::{DialResult, DialTarget, HangupCause, ReferOutcome};
+use crate::call::{Dial, DialResult, DialTarget, HangupCause, ReferOutcome};
 use crate::flow::check::BlockCheck;
 use crate::flow::interpreter::{Cx, Step};
 use crate::flow::model::{AppKind, EndCause, ExprText, num};
@@ -185,7 +185,7 @@ async fn run(b: &Transfer, cx: &mut Cx<'_>) -> Step {
     };
     let ani = leg.info().ani.clone();
     let dialled = tokio::select! {
-        r = cx.services.agents.dial(&target, &ani, ring) => r,
+        r = cx.services.agents.dial(Dial::new(&target, &ani, ring)) => r,
         _ = leg.hung_up() => {
             cx.set("transfer.result", "abandoned");
             return Step::HungUp;
