@@ -270,6 +270,16 @@ impl BusinessHours {
             .collect()
     }
 
+    /// The open intervals of the local day that contains `now`, as local times of the hours'
+    /// time zone (the "today" the API and the UI show for a queue).
+    pub fn today(&self, now: DateTime<Utc>) -> Vec<(DateTime<Tz>, DateTime<Tz>)> {
+        let local = now.with_timezone(&self.tz);
+        self.intervals_on(local.date_naive())
+            .into_iter()
+            .map(|(open, close)| (open.with_timezone(&self.tz), close.with_timezone(&self.tz)))
+            .collect()
+    }
+
     /// When the open interval containing `t` ends (the end of the business day for purging);
     /// `None` when closed at `t`. Adjacent ranges across midnight are joined.
     pub fn close_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
@@ -446,6 +456,27 @@ mod tests {
             h.day(NaiveDate::from_ymd_opt(2026, 12, 25).unwrap()).1,
             DayKind::Special("Christmas".into())
         );
+    }
+
+    #[test]
+    fn today_is_the_local_day_of_now_in_local_times() {
+        let h = paris();
+        let hhmm = |now| -> Vec<String> {
+            h.today(now)
+                .iter()
+                .map(|(o, c)| format!("{}-{}", o.format("%H:%M%:z"), c.format("%H:%M%:z")))
+                .collect()
+        };
+        // Tuesday 3 March 2026, 23:30 UTC is already Wednesday in Paris (UTC+1).
+        assert_eq!(hhmm(utc(2026, 3, 3, 23, 30)), ["08:00+01:00-18:00+01:00"]);
+        // Tuesday's two ranges, read in summer time the next month.
+        assert_eq!(
+            hhmm(utc(2026, 4, 7, 12, 0)),
+            ["08:00+02:00-12:00+02:00", "13:00+02:00-18:00+02:00"]
+        );
+        // Sunday and Christmas: nothing.
+        assert!(hhmm(utc(2026, 3, 8, 12, 0)).is_empty());
+        assert!(hhmm(utc(2026, 12, 25, 12, 0)).is_empty());
     }
 
     #[test]

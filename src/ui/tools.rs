@@ -52,15 +52,11 @@ fn queue_rows(s: &ApiState, user: &UiUser) -> Vec<QueueRow> {
         .filter(|q| user.user.can_read_queue(&q.name))
         .map(|q| {
             let hours = s.config.queue_hours(q);
-            let local = now.with_timezone(&hours.tz);
             let today: Vec<String> = hours
-                .intervals_on(local.date_naive())
+                .today(now)
                 .iter()
                 .map(|(o, c)| {
-                    let (o, c) = (
-                        o.with_timezone(&hours.tz).format("%H:%M").to_string(),
-                        c.with_timezone(&hours.tz).format("%H:%M").to_string(),
-                    );
+                    let (o, c) = (o.format("%H:%M").to_string(), c.format("%H:%M").to_string());
                     // An interval ending at the next midnight reads as 24:00.
                     let c = if c == "00:00" { "24:00".to_string() } else { c };
                     format!("{o}–{c}")

@@ -23,16 +23,10 @@ pub async fn list(Admin { s, user }: Admin) -> Reply {
         .filter(|q| user.can_read_queue(&q.name))
     {
         let hours = s.config.queue_hours(q);
-        let local = now.with_timezone(&hours.tz);
         let today: Vec<Value> = hours
-            .intervals_on(local.date_naive())
+            .today(now)
             .iter()
-            .map(|(open, close)| {
-                json!({
-                    "open": open.with_timezone(&hours.tz).to_rfc3339(),
-                    "close": close.with_timezone(&hours.tz).to_rfc3339(),
-                })
-            })
+            .map(|(open, close)| json!({ "open": open.to_rfc3339(), "close": close.to_rfc3339() }))
             .collect();
         let figures = queue_figures(&s, &q.name, q.service_level_seconds);
         out.push(json!({
