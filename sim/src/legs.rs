@@ -182,6 +182,22 @@ pub fn note_agent_call(sh: &Shared, caller_id: &str) {
     }
 }
 
+/// The agent a dial is for, with its index: `Failed` for a target that is not an agent,
+/// `Unreachable` for an agent the run does not know.
+pub(crate) fn agent_of<'a>(
+    sh: &Shared,
+    call: &Dial<'a>,
+) -> Result<(&'a String, usize), DialResult> {
+    let DialTarget::Agent { agent_id } = call.target else {
+        return Err(DialResult::Failed);
+    };
+    let a = sh
+        .agent_index
+        .get(agent_id)
+        .ok_or(DialResult::Unreachable)?;
+    Ok((agent_id, *a))
+}
+
 /// Rings agents: each answers at once and talks for a handle time drawn from its profile.
 pub struct AgentDialer {
     /// Run state.
@@ -191,16 +207,9 @@ pub struct AgentDialer {
 #[async_trait]
 impl Dialer for AgentDialer {
     async fn dial(&self, call: Dial<'_>) -> Result<Arc<dyn CallLeg>, DialResult> {
-        let Dial {
-            target, caller_id, ..
-        } = call;
-        let DialTarget::Agent { agent_id } = target else {
-            return Err(DialResult::Failed);
-        };
         let sh = &self.shared;
-        let Some(&a) = sh.agent_index.get(agent_id) else {
-            return Err(DialResult::Unreachable);
-        };
+        let (agent_id, a) = agent_of(sh, &call)?;
+        let caller_id = call.caller_id;
         let (talk, acw) = draw_talk(sh, a).ok_or(DialResult::NoAnswer)?;
         let now = sh.clock.now();
         let t = sh.t();

@@ -19,9 +19,7 @@ use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use boomerang::call::{
-    CallLeg, Dial, DialResult, DialTarget, Dialer, Direction, HangupCause, LegInfo,
-};
+use boomerang::call::{CallLeg, Dial, DialResult, Dialer, Direction, HangupCause, LegInfo};
 use boomerang::config::Config;
 use boomerang::flow::interpreter::system_variables;
 use boomerang::flow::{self, FlowServices, FlowSet};
@@ -362,20 +360,10 @@ pub struct AgentDialer {
 #[async_trait]
 impl Dialer for AgentDialer {
     async fn dial(&self, call: Dial<'_>) -> Result<Arc<dyn CallLeg>, DialResult> {
-        let Dial {
-            target,
-            caller_id,
-            ring_timeout: ring,
-            ..
-        } = call;
-        let DialTarget::Agent { agent_id } = target else {
-            return Err(DialResult::Failed);
-        };
         let w = &self.world;
         let sh = &w.sh;
-        let Some(&a) = sh.agent_index.get(agent_id) else {
-            return Err(DialResult::Unreachable);
-        };
+        let (agent_id, a) = crate::legs::agent_of(sh, &call)?;
+        let (caller_id, ring) = (call.caller_id, call.ring_timeout);
         let drawn = crate::legs::draw_talk(sh, a);
         w.talk.lock().insert(a, drawn.map(|(talk, _)| talk));
         let (uri, peer) = w.ua.lookup(agent_id).await.ok_or(DialResult::Unreachable)?;
