@@ -62,15 +62,7 @@ async fn call(method: Method, url: &str, token: Option<&str>, body: Option<Value
 }
 
 async fn login(url: &str, user: &str) -> String {
-    let (s, v) = call(
-        Method::POST,
-        &format!("{url}/admin/login"),
-        None,
-        Some(json!({"username": user, "password": PASSWORD})),
-    )
-    .await;
-    assert_eq!(s, 200, "{v}");
-    v["data"]["accessToken"].as_str().unwrap().to_string()
+    common::admin_login(url, user, PASSWORD).await
 }
 
 #[tokio::test]

@@ -60,16 +60,7 @@ async fn call(method: Method, url: &str, token: Option<&str>, body: Option<Value
 }
 
 async fn login(url: &str, user: &str) -> String {
-    let (s, v) = reqwest::Client::new()
-        .post(format!("{url}/admin/login"))
-        .json(&json!({"username": user, "password": PASSWORD}))
-        .send()
-        .await
-        .map(|r| (r.status().as_u16(), r))
-        .unwrap();
-    let v: Value = v.json().await.unwrap();
-    assert_eq!(s, 200, "{v}");
-    v["data"]["accessToken"].as_str().unwrap().to_string()
+    crate::common::admin_login(url, user, PASSWORD).await
 }
 
 /// The error object: `status` on the GES surface, the body itself on the administration.

@@ -286,16 +286,7 @@ async fn nodes_reconnect_after_the_database_restarts_and_lose_nothing_acknowledg
 
 /// Signs in as the administrator of [`start_node`]'s configuration; a bearer token.
 pub(crate) async fn admin_token(url: &str) -> String {
-    let v: serde_json::Value = reqwest::Client::new()
-        .post(format!("{url}/admin/login"))
-        .json(&serde_json::json!({"username": "root", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["data"]["accessToken"].as_str().unwrap().to_string()
+    common::admin_login(url, "root", PASSWORD).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

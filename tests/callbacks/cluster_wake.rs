@@ -305,16 +305,7 @@ async fn claim_latency_with_wakeups_against_polling() {
 
 /// Signs in as the administrator; a bearer token.
 async fn admin_token(url: &str) -> String {
-    let v: serde_json::Value = reqwest::Client::new()
-        .post(format!("{url}/admin/login"))
-        .json(&serde_json::json!({"username": "root", "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["data"]["accessToken"].as_str().unwrap().to_string()
+    common::admin_login(url, "root", PASSWORD).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -446,6 +446,24 @@ pub fn administrator(name: &str, password_hash: &str) -> boomerang::config::Admi
     }
 }
 
+/// Signs `user` in to the administration at `url` with `password` (the answer must be 200);
+/// the session's bearer token.
+pub async fn admin_login(url: &str, user: &str, password: &str) -> String {
+    let resp = reqwest::Client::new()
+        .post(format!("{url}/admin/login"))
+        .json(&serde_json::json!({"username": user, "password": password}))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("login as {user}: {e}"));
+    let status = resp.status().as_u16();
+    let v: serde_json::Value = resp.json().await.unwrap_or_default();
+    assert_eq!(status, 200, "login as {user}: {v}");
+    v["data"]["accessToken"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
 /// Monday 2 March 2026, 09:00 UTC (10:00 in Paris): the admin tests' start time.
 pub fn monday_9am_utc() -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::parse_from_rfc3339("2026-03-02T09:00:00Z")

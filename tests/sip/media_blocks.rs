@@ -61,16 +61,7 @@ fn user(name: &str, role: Role) -> AdminUserSpec {
 }
 
 async fn login(url: &str, name: &str) -> String {
-    let v: Value = reqwest::Client::new()
-        .post(format!("{url}/admin/login"))
-        .json(&serde_json::json!({"username": name, "password": PASSWORD}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    v["data"]["accessToken"].as_str().unwrap().to_string()
+    common::admin_login(url, name, PASSWORD).await
 }
 
 /// SIPp's caller-plays-audio.xml for `pcap` after `pause_ms`, written under `dir`.
