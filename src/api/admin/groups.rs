@@ -6,8 +6,6 @@
 //! `ReadCallIn` (Administrator, Developer). Groups from the configuration file are listed with
 //! `source: config` and cannot be changed here (409).
 
-use std::sync::Arc;
-
 use axum::extract::{DefaultBodyLimit, Path};
 use chrono::{DateTime, FixedOffset, Utc};
 use serde::{Deserialize, Serialize};
@@ -21,8 +19,8 @@ use super::{Admin, AdminUser, Permission};
 use crate::api::{ApiError, ApiState, Q, Reply, ok};
 use crate::callin::group::CallInGroup;
 use crate::callin::{
-    CallInRequest, CallInState, DnisEntry, GroupBook, GroupBookError, GroupSource, GroupView,
-    RecordColumn, RecordQuery,
+    CallInRequest, CallInState, DnisEntry, GroupBookError, GroupSource, GroupView, RecordColumn,
+    RecordQuery,
 };
 use crate::store::Document;
 
@@ -40,10 +38,6 @@ pub fn router() -> OpenApiRouter<ApiState> {
                 .layer(DefaultBodyLimit::max(MAX_CSV_BYTES)),
         )
         .routes(routes!(list_records))
-}
-
-fn book(s: &ApiState) -> Result<&Arc<GroupBook>, ApiError> {
-    Ok(&s.groups)
 }
 
 fn group_error(e: GroupBookError) -> ApiError {
@@ -71,15 +65,15 @@ impl Named for Groups {
     const WRITE: Permission = Permission::WriteCallInGroups;
 
     fn list(s: &ApiState, _: &AdminUser) -> Result<Vec<GroupOut>, ApiError> {
-        Ok(book(s)?.list().into_iter().map(out).collect())
+        Ok(s.groups.list().into_iter().map(out).collect())
     }
 
     fn get(s: &ApiState, _: &AdminUser, name: &str) -> Result<GroupOut, ApiError> {
-        Ok(out(book(s)?.get(name).map_err(group_error)?))
+        Ok(out(s.groups.get(name).map_err(group_error)?))
     }
 
     async fn create(s: &ApiState, b: GroupBody, also: Vec<Document>) -> Result<GroupOut, ApiError> {
-        let v = book(s)?.create(b.into(), also).await;
+        let v = s.groups.create(b.into(), also).await;
         Ok(out(v.map_err(group_error)?))
     }
 
@@ -89,12 +83,12 @@ impl Named for Groups {
         b: GroupBody,
         also: Vec<Document>,
     ) -> Result<GroupOut, ApiError> {
-        let v = book(s)?.update(name, b.into(), also).await;
+        let v = s.groups.update(name, b.into(), also).await;
         Ok(out(v.map_err(group_error)?))
     }
 
     async fn delete(s: &ApiState, name: &str, also: Vec<Document>) -> Result<(), ApiError> {
-        book(s)?.delete(name, also).await.map_err(group_error)
+        s.groups.delete(name, also).await.map_err(group_error)
     }
 }
 
@@ -205,7 +199,8 @@ pub async fn import_dnis(
         "callin_group.import",
         json!({ "name": &name, "rows": rows }),
     );
-    let v = book(&s)?
+    let v = s
+        .groups
         .import_csv(&name, text, also)
         .await
         .map_err(group_error)?;

@@ -7,7 +7,6 @@
 //! region affinity `WriteCapacityRules` / `WriteRegionRules` (Administrator).
 
 use std::marker::PhantomData;
-use std::sync::Arc;
 
 use axum::extract::{Path, State};
 use serde::Deserialize;
@@ -19,9 +18,7 @@ use super::crud::{self, Named, record};
 use super::{Admin, AdminUser, Permission};
 use crate::api::{ApiError, ApiState, Body, Reply, ok};
 use crate::rules::affinity::RegionAffinityRule;
-use crate::rules::book::{
-    BookError, BookRule, CapacityRule, Listed, QueueRules, RuleBook, RuleKind,
-};
+use crate::rules::book::{BookError, BookRule, CapacityRule, Listed, QueueRules, RuleKind};
 use crate::rules::{NumberRejection, NumberRuleSpec};
 use crate::store::Document;
 
@@ -35,10 +32,6 @@ pub fn router() -> OpenApiRouter<ApiState> {
         .merge(affinity_routes())
         .routes(routes!(list_assignments))
         .routes(routes!(get_assignment, assign_rules))
-}
-
-fn book(s: &ApiState) -> Result<&Arc<RuleBook>, ApiError> {
-    Ok(&s.rules)
 }
 
 /// The HTTP form of a book error: 404 for unknown names, 409 for conflicts, 400 for bad input,
@@ -86,25 +79,25 @@ impl<R: BookRule> Named for Rules<R> {
     };
 
     fn list(s: &ApiState, user: &AdminUser) -> Result<Vec<Listed<R>>, ApiError> {
-        let rules = book(s)?.rules::<R>();
+        let rules = s.rules.rules::<R>();
         Ok(rules.into_iter().map(|r| visible(user, r)).collect())
     }
 
     fn get(s: &ApiState, user: &AdminUser, name: &str) -> Result<Listed<R>, ApiError> {
-        let rule = book(s)?.rule::<R>(name).map_err(book_error)?;
+        let rule = s.rules.rule::<R>(name).map_err(book_error)?;
         Ok(visible(user, rule))
     }
 
     async fn create(s: &ApiState, rule: R, also: Vec<Document>) -> Result<R, ApiError> {
-        book(s)?.create(rule, also).await.map_err(book_error)
+        s.rules.create(rule, also).await.map_err(book_error)
     }
 
     async fn update(s: &ApiState, name: &str, rule: R, also: Vec<Document>) -> Result<R, ApiError> {
-        book(s)?.update(name, rule, also).await.map_err(book_error)
+        s.rules.update(name, rule, also).await.map_err(book_error)
     }
 
     async fn delete(s: &ApiState, name: &str, also: Vec<Document>) -> Result<(), ApiError> {
-        let book = book(s)?;
+        let book = &s.rules;
         book.delete(R::KIND, name, also).await.map_err(book_error)
     }
 }
@@ -151,7 +144,8 @@ pub async fn test_number(
     Body(b): Body<TestNumberBody>,
 ) -> Reply {
     user.require(Permission::ReadRules)?;
-    let verdict = book(&s)?
+    let verdict = s
+        .rules
         .test_number(&name, &b.phone_number)
         .map_err(book_error)?;
     let data = match verdict {
@@ -212,7 +206,8 @@ pub async fn set_capacity_duration(
         "capacity_rule.duration",
         json!({ "name": &name, "duration": b.duration }),
     );
-    let saved = book(&s)?
+    let saved = s
+        .rules
         .set_capacity_duration(&name, b.duration, also)
         .await
         .map_err(book_error)?;
@@ -244,7 +239,7 @@ crud::handlers! {
     responses((status = 200, description = "`data`: queue name → `numberRule`, `capacityRule`, `affinityRule`")))]
 pub async fn list_assignments(Admin { s, user }: Admin) -> Reply {
     user.require(Permission::ReadRules)?;
-    let mut all = book(&s)?.assignments();
+    let mut all = s.rules.assignments();
     all.retain(|q, _| user.can_read_queue(q));
     Ok(ok(all))
 }
@@ -256,7 +251,7 @@ pub async fn list_assignments(Admin { s, user }: Admin) -> Reply {
 pub async fn get_assignment(Admin { s, user }: Admin, Path(queue): Path<String>) -> Reply {
     user.require(Permission::ReadRules)?;
     user.require_queue(&queue)?;
-    let rules = book(&s)?.queue_rules(&queue).map_err(book_error)?;
+    let rules = s.rules.queue_rules(&queue).map_err(book_error)?;
     Ok(ok(rules))
 }
 
@@ -323,7 +318,7 @@ pub async fn assign_rules(
         user.require(*p)?;
     }
     user.require_queue(&queue)?;
-    let book = book(&s)?;
+    let book = &s.rules;
     let pairs: Vec<(RuleKind, Option<String>)> =
         changes.iter().map(|(k, _, _, v)| (*k, v.clone())).collect();
     let detail: serde_json::Map<String, Value> = changes
