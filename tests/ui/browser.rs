@@ -143,10 +143,12 @@ impl Browser {
             .unwrap();
     }
 
-    /// The text of `#id`, or `None` when there is no such element.
+    /// The text of `#id`, or `None` when there is no such element. An element found on a
+    /// page that a click is just replacing goes stale before it is read: `None` as well, and
+    /// the waiting helpers look again.
     pub async fn text(&self, id: &str) -> Option<String> {
         match self.c.find(Locator::Id(id)).await {
-            Ok(e) => Some(e.text().await.unwrap()),
+            Ok(e) => e.text().await.ok(),
             Err(_) => None,
         }
     }
