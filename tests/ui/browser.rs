@@ -4,6 +4,8 @@
 use std::net::TcpListener;
 use std::time::Duration;
 
+use fantoccini::elements::Element;
+use fantoccini::error::{CmdError, ErrorStatus};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
@@ -15,6 +17,22 @@ pub struct Browser {
     pub base: String,
     _driver: tokio::process::Child,
     _profile: tempfile::TempDir,
+}
+
+/// Whether `e` says the page is not (yet) the one an action expects, so that the action may be
+/// tried again on the page being loaded: the element is missing, stale, not interactable or
+/// covered. None of these performed the action.
+fn transient(e: &CmdError) -> bool {
+    matches!(
+        e,
+        CmdError::Standard(w) if matches!(
+            w.error,
+            ErrorStatus::NoSuchElement
+                | ErrorStatus::StaleElementReference
+                | ErrorStatus::ElementNotInteractable
+                | ErrorStatus::ElementClickIntercepted
+        )
+    )
 }
 
 fn free_tcp_port() -> u16 {
@@ -98,49 +116,117 @@ impl Browser {
         self.c.goto(&format!("{}{path}", self.base)).await.unwrap();
     }
 
-    /// Types `text` into the field `#id` (cleared first).
+    /// Types `text` into the field `#id` (cleared first). Waits (up to 10 s) for the field: the
+    /// page a click is loading may not be there yet, or may replace the field while it is typed.
     pub async fn fill(&self, id: &str, text: &str) {
-        let e = self
-            .c
-            .find(Locator::Id(id))
-            .await
-            .unwrap_or_else(|e| panic!("#{id}: {e}"));
-        e.clear().await.unwrap();
-        e.send_keys(text).await.unwrap();
+        self.retry(id, |e| {
+            let text = text.to_string();
+            async move {
+                e.clear().await?;
+                e.send_keys(&text).await
+            }
+        })
+        .await;
     }
 
-    /// Sets the value of `#id` by script (date and time inputs, whose typing is locale-bound).
+    /// Sets the value of `#id` by script (date and time inputs, whose typing is locale-bound),
+    /// waiting (up to 10 s) for the field as [`Browser::fill`] does.
     pub async fn set_value(&self, id: &str, value: &str) {
-        self.c
-            .execute(
-                "document.getElementById(arguments[0]).value = arguments[1];",
-                vec![json!(id), json!(value)],
-            )
-            .await
-            .unwrap();
+        for _ in 0..100 {
+            let set = self
+                .c
+                .execute(
+                    "const e = document.getElementById(arguments[0]);
+                     if (!e) { return false; }
+                     e.value = arguments[1];
+                     return true;",
+                    vec![json!(id), json!(value)],
+                )
+                .await;
+            // An error is a page being replaced under the script: try again.
+            if let Ok(serde_json::Value::Bool(true)) = set {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("#{id} never appeared to set it to {value:?}");
     }
 
-    /// Chooses the option with visible text `text` of the select `#id`.
+    /// Chooses the option with visible text `text` of the select `#id`, waiting (up to 10 s) for
+    /// it as [`Browser::fill`] does.
     pub async fn select(&self, id: &str, text: &str) {
-        let e = self
-            .c
-            .find(Locator::Id(id))
-            .await
-            .unwrap_or_else(|e| panic!("#{id}: {e}"));
-        e.select_by_label(text)
-            .await
-            .unwrap_or_else(|e| panic!("#{id} {text}: {e}"));
+        self.retry(&format!("{id} {text}"), |e| {
+            let text = text.to_string();
+            async move { e.select_by_label(&text).await }
+        })
+        .await;
     }
 
-    /// Clicks `#id`.
+    /// Clicks `#id`, waiting (up to 10 s) for it as [`Browser::fill`] does. A click that failed
+    /// because the element was missing, stale or covered did not happen, so it is tried again.
     pub async fn click(&self, id: &str) {
-        self.c
-            .find(Locator::Id(id))
-            .await
-            .unwrap_or_else(|e| panic!("#{id}: {e}"))
-            .click()
-            .await
-            .unwrap();
+        self.retry(id, |e| async move { e.click().await.map(|_| ()) })
+            .await;
+    }
+
+    /// Runs `act` on `#what` (its id: the first word of `what`), finding the element again while
+    /// `act` or the find fails with an error that says the page is not (yet) the one expected:
+    /// no such element, a stale one (the page was replaced), one not interactable or covered.
+    async fn retry<F, Fut>(&self, what: &str, act: F)
+    where
+        F: Fn(Element) -> Fut,
+        Fut: std::future::Future<Output = Result<(), CmdError>>,
+    {
+        let id = what.split(' ').next().unwrap_or(what);
+        let mut last = None;
+        for _ in 0..100 {
+            let r = match self.c.find(Locator::Id(id)).await {
+                Ok(e) => act(e).await,
+                Err(e) => Err(e),
+            };
+            match r {
+                Ok(()) => return,
+                Err(e) if transient(&e) => last = Some(e),
+                Err(e) => panic!("#{what}: {e}"),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("#{what}: {last:?}");
+    }
+
+    /// Waits (up to 10 s) until an element `#id` exists: the page a click is loading is there.
+    pub async fn wait_id(&self, id: &str) {
+        for _ in 0..100 {
+            if self.has(id).await {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("#{id} never appeared; the page shows:\n{}", self.body().await);
+    }
+
+    /// The text of the first element matching `css`, or `None` (none, or stale).
+    pub async fn css_text(&self, css: &str) -> Option<String> {
+        match self.c.find(Locator::Css(css)).await {
+            Ok(e) => e.text().await.ok(),
+            Err(_) => None,
+        }
+    }
+
+    /// Waits (up to 10 s) until the first element matching `css` shows text containing
+    /// `needle`; that text.
+    pub async fn wait_css_text(&self, css: &str, needle: &str) -> String {
+        let mut last = None;
+        for _ in 0..100 {
+            last = self.css_text(css).await;
+            if let Some(t) = &last
+                && t.contains(needle)
+            {
+                return t.clone();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{css} never showed {needle:?}; it shows {last:?}");
     }
 
     /// The text of `#id`, or `None` when there is no such element. An element found on a
