@@ -154,6 +154,9 @@ async fn create_then_reschedule_on_a_slot_then_bulk_cancel_with_confirmation() {
     b.wait_text("Change desired time").await;
     b.set_value("date", &tomorrow.to_string()).await;
     b.click("show-slots").await;
+    // The page before the click shows the same label: wait for the address the form asked for,
+    // or the slot select below may be the old page's, stale once the new page replaces it.
+    b.wait_path(|p| p.contains("date=")).await;
     b.wait_text("Available time slot").await;
     let select = b.c.find(Locator::Id("slot")).await.unwrap();
     select.select_by_index(8).await.unwrap();
@@ -179,6 +182,9 @@ async fn create_then_reschedule_on_a_slot_then_bulk_cancel_with_confirmation() {
     let gone = scheduled(&e, "+33633333333", first).await;
     b.go("/ui/callbacks").await;
     b.click("bulk").await;
+    // The list page has #from and #to filters too: set them on the bulk form, not on the list
+    // page the link is leaving.
+    b.wait_id("preview").await;
     b.select("queue", "Sales_VQ_CB").await;
     b.set_value("from", &format!("{tomorrow}T00:00")).await;
     b.set_value("to", &format!("{}T00:00", tomorrow + TimeDelta::days(1)))
@@ -309,6 +315,9 @@ async fn filters_on_several_states_and_queues_export_the_list_and_recreate_at_a_
     // Advanced option: the Callback ID column.
     b.click("advanced").await;
     b.click("show-id").await;
+    // The opened options already say "Include Callback ID": wait for the table's new column
+    // (htmx updates the address in the same step as the table).
+    b.wait_css_text("#callbacks thead", "Callback ID").await;
     b.wait_text("Callback ID").await;
     let path = b.path().await;
     assert!(
