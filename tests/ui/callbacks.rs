@@ -248,6 +248,10 @@ async fn pages_of_250_search_and_the_line_of_business() {
         .unwrap();
     b.fill("q", &support.id.to_string()).await;
     b.click("search").await;
+    // The page before (the search by number) also shows one callback: wait for the search's
+    // address, or the rows read may be the old page's.
+    let by_id = format!("q={}", support.id);
+    b.wait_path(|p| p.contains(&by_id)).await;
     b.wait_text("1 callback on page 1").await;
     assert_eq!(row_ids(&b).await, vec![support.id.to_string()]);
     b.fill("q", "call me maybe").await;
@@ -374,6 +378,8 @@ async fn filters_on_several_states_and_queues_export_the_list_and_recreate_at_a_
         (boomerang::clock::SystemClock::shared().now() + TimeDelta::days(1)).date_naive();
     b.go(&format!("/ui/callbacks/{}", done.id)).await;
     b.click("recreate-link").await;
+    // The detail page's link says "Recreate at a chosen time…" too: wait for its address.
+    b.wait_path(|p| p.ends_with("/recreate")).await;
     b.wait_text("Recreate at a chosen time").await;
     b.go(&format!(
         "/ui/callbacks/{}/recreate?date={tomorrow}",
