@@ -261,6 +261,9 @@ async fn pages_of_250_search_and_the_line_of_business() {
 
     // A Sales-only supervisor never sees Support's callbacks, even by id.
     b.click("logout").await;
+    // The next login opens the form while the logout may still be loading its own form, whose
+    // pre-session cookie could then replace the one the filled form's token belongs to.
+    b.wait_text("You are logged out.").await;
     b.login("sales", PASSWORD).await;
     b.wait_text("Log out").await;
     b.go(&format!("/ui/callbacks?q={}", support.id)).await;

@@ -70,6 +70,9 @@ async fn agents_and_their_states_changed_by_an_administrator_only() {
         "a developer sees no state buttons"
     );
     b.click("logout").await;
+    // The next login opens the form while the logout may still be loading its own form, whose
+    // pre-session cookie could then replace the one the filled form's token belongs to.
+    b.wait_text("You are logged out.").await;
 
     b.login("root", PASSWORD).await;
     b.wait_text("Log out").await;
@@ -264,6 +267,9 @@ async fn rules_with_test_a_number_call_in_groups_developer_errors_and_users() {
         "a monitor"
     );
     b.click("logout").await;
+    // The next login opens the form while the logout may still be loading its own form, whose
+    // pre-session cookie could then replace the one the filled form's token belongs to.
+    b.wait_text("You are logged out.").await;
 
     b.login("root", PASSWORD).await;
     b.wait_text("Log out").await;
