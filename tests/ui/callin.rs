@@ -18,6 +18,7 @@ async fn groups_are_created_edited_and_imported_and_records_are_listed() {
     b.wait_text("Log out").await;
     b.go("/ui/callin").await;
     b.click("new-group").await;
+    b.wait_path(|p| p == "/ui/callin/groups/new").await;
     b.fill("name", "Stores").await;
     b.fill("dnis", "+33140000001,Paris\n+33140000002").await;
     b.click("codes").await;
@@ -92,6 +93,8 @@ async fn groups_are_created_edited_and_imported_and_records_are_listed() {
     assert!(b.text("records-count").await.unwrap().contains("0 records"));
     b.select("rstate", "PENDING").await;
     b.click("records-apply").await;
+    // The page before the filter shows "0 records" as well: wait for the filter's address.
+    b.wait_path(|p| p.contains("state=PENDING")).await;
     b.wait_text("0 records").await;
     assert!(b.path().await.contains("state=PENDING"));
     b.go("/ui/callin?state=LOST").await;
