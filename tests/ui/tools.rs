@@ -38,8 +38,9 @@ async fn the_queues_page_follows_new_callbacks_without_a_reload() {
     b.c.execute("window.marker = 42;", vec![]).await.unwrap();
     common::book_callback(&e, "Sales_VQ_CB", "+33612345678").await;
     common::book_callback(&e, "Sales_VQ_CB", "+33612345679").await;
+    // The table polls every 5 s: give a loaded machine several polls (30 s).
     let mut seen = String::new();
-    for _ in 0..100 {
+    for _ in 0..300 {
         seen = cell(&b, "Sales_VQ_CB", "queued").await;
         if seen == "2" {
             break;
@@ -95,10 +96,10 @@ async fn agents_and_their_states_changed_by_an_administrator_only() {
         .click()
         .await
         .unwrap();
+    // The click returns before the answer's page is there: wait for its message.
     assert!(
-        b.text("error")
+        b.wait_id_text("error", "no registered phone")
             .await
-            .unwrap()
             .contains("no registered phone")
     );
     // The audit log shows the change.
