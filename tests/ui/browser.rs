@@ -1,7 +1,6 @@
 //! A headless Chromium session for one test: chromedriver on a free loopback port, a fresh
 //! profile directory, and helpers to fill forms and read the page.
 
-use std::net::TcpListener;
 use std::time::Duration;
 
 use fantoccini::elements::Element;
@@ -35,14 +34,6 @@ fn transient(e: &CmdError) -> bool {
     )
 }
 
-fn free_tcp_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// The chromium binary Debian installs.
 fn chromium() -> &'static str {
     ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
@@ -60,7 +51,10 @@ impl Browser {
     /// As [`Browser::start`], with a window of `w`×`h` pixels.
     pub async fn start_sized(base: &str, w: u32, h: u32) -> Browser {
         let profile = tempfile::tempdir().unwrap();
-        let port = free_tcp_port();
+        // A port reserved for this process (tests/common/ports.rs): one from `bind(:0)`, released
+        // before chromedriver binds it, could meanwhile go to another test's engine, and the
+        // session would then be asked of that engine.
+        let port = crate::common::free_port();
         let driver = tokio::process::Command::new("chromedriver")
             .arg(format!("--port={port}"))
             .stdout(std::process::Stdio::null())
@@ -86,8 +80,9 @@ impl Browser {
                 ],
             }),
         );
+        // Chromedriver (and then Chromium) may be slow to start on a loaded machine: 30 s.
         let mut last = None;
-        for _ in 0..100 {
+        for _ in 0..300 {
             let conn = hyper_util::client::legacy::connect::HttpConnector::new();
             match ClientBuilder::new(conn)
                 .capabilities(caps.clone())
