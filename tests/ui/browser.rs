@@ -34,6 +34,10 @@ fn transient(e: &CmdError) -> bool {
     )
 }
 
+/// How many times (100 ms apart) the waiting helpers look: 20 s, for a loaded 2-core machine
+/// where a page may take seconds; a wait that succeeds returns at once.
+const POLLS: u32 = 200;
+
 /// The chromium binary Debian installs.
 fn chromium() -> &'static str {
     ["/usr/bin/chromium", "/usr/bin/chromium-browser"]
@@ -111,7 +115,7 @@ impl Browser {
         self.c.goto(&format!("{}{path}", self.base)).await.unwrap();
     }
 
-    /// Types `text` into the field `#id` (cleared first). Waits (up to 10 s) for the field: the
+    /// Types `text` into the field `#id` (cleared first). Waits (up to 20 s) for the field: the
     /// page a click is loading may not be there yet, or may replace the field while it is typed.
     pub async fn fill(&self, id: &str, text: &str) {
         self.retry(id, |e| {
@@ -125,9 +129,9 @@ impl Browser {
     }
 
     /// Sets the value of `#id` by script (date and time inputs, whose typing is locale-bound),
-    /// waiting (up to 10 s) for the field as [`Browser::fill`] does.
+    /// waiting (up to 20 s) for the field as [`Browser::fill`] does.
     pub async fn set_value(&self, id: &str, value: &str) {
-        for _ in 0..100 {
+        for _ in 0..POLLS {
             let set = self
                 .c
                 .execute(
@@ -147,7 +151,7 @@ impl Browser {
         panic!("#{id} never appeared to set it to {value:?}");
     }
 
-    /// Chooses the option with visible text `text` of the select `#id`, waiting (up to 10 s) for
+    /// Chooses the option with visible text `text` of the select `#id`, waiting (up to 20 s) for
     /// it as [`Browser::fill`] does.
     pub async fn select(&self, id: &str, text: &str) {
         self.retry(&format!("{id} {text}"), |e| {
@@ -157,7 +161,7 @@ impl Browser {
         .await;
     }
 
-    /// Clicks `#id`, waiting (up to 10 s) for it as [`Browser::fill`] does. A click that failed
+    /// Clicks `#id`, waiting (up to 20 s) for it as [`Browser::fill`] does. A click that failed
     /// because the element was missing, stale or covered did not happen, so it is tried again.
     pub async fn click(&self, id: &str) {
         self.retry(id, |e| async move { e.click().await.map(|_| ()) })
@@ -174,7 +178,7 @@ impl Browser {
     {
         let id = what.split(' ').next().unwrap_or(what);
         let mut last = None;
-        for _ in 0..100 {
+        for _ in 0..POLLS {
             let r = match self.c.find(Locator::Id(id)).await {
                 Ok(e) => act(e).await,
                 Err(e) => Err(e),
@@ -189,15 +193,18 @@ impl Browser {
         panic!("#{what}: {last:?}");
     }
 
-    /// Waits (up to 10 s) until an element `#id` exists: the page a click is loading is there.
+    /// Waits (up to 20 s) until an element `#id` exists: the page a click is loading is there.
     pub async fn wait_id(&self, id: &str) {
-        for _ in 0..100 {
+        for _ in 0..POLLS {
             if self.has(id).await {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        panic!("#{id} never appeared; the page shows:\n{}", self.body().await);
+        panic!(
+            "#{id} never appeared; the page shows:\n{}",
+            self.body().await
+        );
     }
 
     /// The text of the first element matching `css`, or `None` (none, or stale).
@@ -208,11 +215,11 @@ impl Browser {
         }
     }
 
-    /// Waits (up to 10 s) until the first element matching `css` shows text containing
+    /// Waits (up to 20 s) until the first element matching `css` shows text containing
     /// `needle`; that text.
     pub async fn wait_css_text(&self, css: &str, needle: &str) -> String {
         let mut last = None;
-        for _ in 0..100 {
+        for _ in 0..POLLS {
             last = self.css_text(css).await;
             if let Some(t) = &last
                 && t.contains(needle)
@@ -234,11 +241,11 @@ impl Browser {
         }
     }
 
-    /// Waits (up to 10 s) until `#id` shows text containing `needle`, and returns that text:
+    /// Waits (up to 20 s) until `#id` shows text containing `needle`, and returns that text:
     /// after a click the old page (or none) may still be there for a moment.
     pub async fn wait_id_text(&self, id: &str, needle: &str) -> String {
         let mut last = None;
-        for _ in 0..100 {
+        for _ in 0..POLLS {
             last = self.text(id).await;
             if let Some(t) = &last
                 && t.contains(needle)
@@ -250,10 +257,10 @@ impl Browser {
         panic!("#{id} never showed {needle:?}; it shows {last:?}");
     }
 
-    /// Waits (up to 10 s) for the page's `#error` message, after a form was posted: the
+    /// Waits (up to 20 s) for the page's `#error` message, after a form was posted: the
     /// click returns before the answer's page has loaded.
     pub async fn wait_error(&self) -> String {
-        for _ in 0..100 {
+        for _ in 0..POLLS {
             if let Some(t) = self.text("error").await {
                 return t;
             }
@@ -274,10 +281,10 @@ impl Browser {
         }
     }
 
-    /// Waits (up to 10 s) until the page's text contains `needle`; the text.
+    /// Waits (up to 20 s) until the page's text contains `needle`; the text.
     pub async fn wait_text(&self, needle: &str) -> String {
         let mut body = String::new();
-        for _ in 0..100 {
+        for _ in 0..POLLS {
             body = self.body().await;
             if body.contains(needle) {
                 return body;
@@ -296,10 +303,10 @@ impl Browser {
         }
     }
 
-    /// Waits (up to 10 s) until the page's path and query satisfy `ok`; the path.
+    /// Waits (up to 20 s) until the page's path and query satisfy `ok`; the path.
     pub async fn wait_path(&self, ok: impl Fn(&str) -> bool) -> String {
         let mut path = String::new();
-        for _ in 0..100 {
+        for _ in 0..POLLS {
             path = self.path().await;
             if ok(&path) {
                 return path;
