@@ -137,7 +137,13 @@ async fn an_agent_set_not_ready_during_a_call_is_not_ready_when_it_ends() {
         "still on the call, Not Ready after it: {v}"
     );
     r.call_ends(id).await;
-    // Give a wrong Ready time to show up.
+    // She leaves the call (the release may follow the callback's completion), then a wrong
+    // Ready gets time to show up.
+    assert!(
+        r.until_alice(StateKind::NotReady).await,
+        "alice never left the call: {:?}",
+        r.alice()
+    );
     tokio::time::sleep(Duration::from_millis(300)).await;
     let agents = r.engine.router.agents();
     let alice = agents.get(agents.index_of("alice").expect("alice"));
@@ -160,7 +166,8 @@ async fn an_agent_whose_phone_unregisters_during_a_call_is_logged_out_when_it_en
     .await;
     assert_eq!(r.alice(), StateKind::Busy, "the call goes on");
     r.call_ends(id).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The release may follow the callback's completion: wait for it (up to 10 s).
+    r.until_alice(StateKind::LoggedOut).await;
     assert_eq!(r.alice(), StateKind::LoggedOut);
 }
 
@@ -172,8 +179,13 @@ async fn a_queue_wrap_up_time_is_after_call_work_before_ready() {
     })
     .await;
     let id = r.alice_on_a_call().await;
-    r.call_ends(id).await;
+    // Looked for as soon as the callback completes, and polled: after the SIPp sides have
+    // finished too, a loaded machine may already be past the 2 s of wrap-up.
+    let (why, rec) = common::until_completed(&r.engine, id).await;
+    assert_eq!(why, CompletionReason::Agent, "{:?}", rec.history);
+    r.until_alice(StateKind::AfterCallWork).await;
     assert_eq!(r.alice(), StateKind::AfterCallWork, "wrapping up");
+    r.call_ends(id).await;
     assert!(r.until_alice(StateKind::Ready).await, "never Ready again");
 }
 
@@ -252,13 +264,26 @@ async fn registered_agents_stay_logged_in_across_a_restart_until_the_registratio
     // Alice's phone registers for 300 s.
     common::register_alice(first.sip.udp[0], "127.0.0.1:9").await;
     assert_eq!(alice(&first), StateKind::Ready);
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The registration is written to the store in the background: wait (up to 10 s) until it
+    // is there before stopping, or the restart would have nothing to find.
+    for _ in 0..1000 {
+        let kept = first
+            .store
+            .documents(boomerang::engine::sip::REGISTRATION_KIND)
+            .await
+            .unwrap_or_default();
+        if !kept.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     first.shutdown();
     // After a restart within those 300 s she is still logged in, without re-registering.
     clock.advance(TimeDelta::seconds(200));
     let second = start().await;
+    // Up to 10 s: the restart brings her back in the background.
     let mut back = false;
-    for _ in 0..200 {
+    for _ in 0..1000 {
         if alice(&second) == StateKind::Ready {
             back = true;
             break;
