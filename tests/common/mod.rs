@@ -633,3 +633,49 @@ pub mod cluster;
 pub mod pcap;
 /// A private PostgreSQL server for the multi-node tests.
 pub mod pg;
+
+/// Polls `ok` every 50 ms for up to `secs` seconds; whether it came true. For state a test must
+/// see before going on (a call up, a queue emptied): a fixed sleep races a loaded machine.
+pub async fn wait_until<F, Fut>(secs: u64, mut ok: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        if ok().await {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The value of the sample `series` (name and labels as rendered, e.g.
+/// `boomerang_sip_requests_received_total{method="ACK"}`) of the engine's `/metrics` on the
+/// HTTP listener `http`; `None` when it cannot be read or is not there.
+pub async fn metric(http: SocketAddr, series: &str) -> Option<f64> {
+    let text = reqwest::get(format!("http://{http}/metrics"))
+        .await
+        .ok()?
+        .text()
+        .await
+        .ok()?;
+    text.lines().find_map(|l| {
+        l.strip_prefix(series)?
+            .strip_prefix(' ')?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
+/// The engine's calls up or being set up (`boomerang_calls_active` of its `/metrics` on the
+/// HTTP listener `http`); `None` when it cannot be read.
+pub async fn calls_active(http: SocketAddr) -> Option<u64> {
+    metric(http, "boomerang_calls_active")
+        .await
+        .map(|v| v as u64)
+}
