@@ -243,17 +243,22 @@ async fn caller_who_cancels_while_queued_unanswered_gets_487_and_leaves_the_queu
     let router = r.engine.router.clone();
     let target = r.engine.sip.udp[0];
     let run = tokio::spawn(async move { sipp("cancel.xml", target, false).await });
+    // Up to 10 s: SIPp may be slow to start on a loaded machine (it rings 1.5 s once it has).
     let mut queued = false;
-    for _ in 0..100 {
+    for _ in 0..1000 {
         if router.waiting("Sales_VQ").unwrap() == 1 {
             queued = true;
+            break;
+        }
+        if run.is_finished() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     run.await.unwrap();
     assert!(queued, "the ringing caller never waited in Sales_VQ");
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The engine's cleanup of the cancelled call follows SIPp's end: wait for it (10 s).
+    common::wait_until(10, || async { router.waiting("Sales_VQ").unwrap() == 0 }).await;
     assert_eq!(router.waiting("Sales_VQ").unwrap(), 0);
 }
 
