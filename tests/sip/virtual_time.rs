@@ -52,8 +52,19 @@ async fn a_session_not_refreshed_gets_our_bye_when_the_engines_clock_reaches_its
     let started = boomerang::clock::monotonic_now();
     // SIPp waits up to 80 s of real time for the BYE; its own timeout is 40 s.
     let mut caller = common::sipp_caller("timer-no-refresh.xml", engine.sip.udp[0]);
-    // The call is up once the engine has answered it (SIPp's ACK follows the 200).
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The call is up once the engine has answered it (SIPp's ACK follows the 200, whose
+    // sending armed the session timer): wait (up to 30 s) for that ACK rather than a fixed
+    // 1.5 s, which a slow SIPp start on a loaded machine could outlast. Advancing the clock
+    // before the timer is armed would move its deadline past the test's.
+    let http = engine.http_addr;
+    let ack = "boomerang_sip_requests_received_total{method=\"ACK\"}";
+    assert!(
+        common::wait_until(30, || async {
+            common::metric(http, ack).await.unwrap_or(0.0) >= 1.0
+        })
+        .await,
+        "the engine never got SIPp's ACK"
+    );
     assert!(caller.try_wait().unwrap().is_none(), "SIPp ended early");
     // 59 s of the engine's time: the BYE is not due yet, whatever the real time.
     clock.advance(TimeDelta::seconds(59));
