@@ -170,9 +170,30 @@ async fn get(url: &str) -> (u16, serde_json::Value) {
     (status, resp.json().await.unwrap_or_default())
 }
 
-/// Gives SIPp time to be answered and send its ACK (the call is then up).
-async fn call_up() {
-    tokio::time::sleep(Duration::from_millis(1200)).await;
+/// Waits (up to 30 s) until the engine at `url` got SIPp's ACK of its answer (the call is then
+/// up), as its `/metrics` counts it: a fixed 1.2 s was outlasted by a slow SIPp start on a
+/// loaded machine, and the test then signalled or scraped an engine with no call.
+async fn call_up(url: &str) {
+    let ack = "boomerang_sip_requests_received_total{method=\"ACK\"}";
+    for _ in 0..300 {
+        if value(&scrape(url).await, ack) >= 1.0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the engine at {url} never got SIPp's ACK");
+}
+
+/// Waits (up to 10 s) until the engine at `url` says it is draining (`/readyz` 503): the
+/// signal is handled asynchronously, which a fixed 300 ms could outlast on a loaded machine.
+async fn until_draining(url: &str) {
+    for _ in 0..100 {
+        if get(&format!("{url}/readyz")).await.0 == 503 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the engine at {url} never started draining");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -246,10 +267,10 @@ async fn the_engine_keeps_serving_when_its_stdout_reader_goes_away() {
 async fn sigterm_drains_live_calls_refuses_new_ones_and_exits_zero() {
     let mut r = Running::start(30);
     let mut held = common::sipp_caller("hold-drain.xml", r.sip);
-    call_up().await;
+    call_up(&r.url).await;
     let signalled = boomerang::clock::monotonic_now();
     r.signal(libc::SIGTERM);
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    until_draining(&r.url).await;
     let resp = final_response(r.sip, "after-sigterm")
         .await
         .expect("no answer to an INVITE after SIGTERM");
@@ -289,7 +310,7 @@ async fn after_a_short_drain_the_remaining_call_gets_our_bye() {
     let mut r = Running::start(1);
     // SIPp is answered, then waits (up to 20 s) for the engine's BYE and answers it.
     let mut caller = common::sipp_caller("silent-caller.xml", r.sip);
-    call_up().await;
+    call_up(&r.url).await;
     r.signal(libc::SIGTERM);
     assert!(
         sipp_ok(&mut caller, Duration::from_secs(15)).await,
@@ -305,8 +326,9 @@ async fn after_a_short_drain_the_remaining_call_gets_our_bye() {
 async fn a_second_sigterm_exits_at_once() {
     let mut r = Running::start(30);
     let _caller = common::sipp_caller("silent-caller.xml", r.sip);
-    call_up().await;
+    call_up(&r.url).await;
     r.signal(libc::SIGTERM);
+    until_draining(&r.url).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     // Still draining: the call is up and the drain lasts 30 s.
     assert_eq!(r.child.try_wait().unwrap(), None);
@@ -369,14 +391,21 @@ async fn metrics_are_scraped_and_counters_move_after_a_sipp_call() {
     assert_eq!(value(&before, invites), 0.0);
     assert_eq!(value(&before, ended), 0.0);
     let mut caller = common::sipp_caller("hold-open.xml", r.sip);
-    call_up().await;
+    call_up(&r.url).await;
     let during = scrape(&r.url).await;
     assert_eq!(value(&during, "boomerang_calls_active"), 1.0, "{during}");
     assert!(
         sipp_ok(&mut caller, Duration::from_secs(20)).await,
         "the call failed"
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The engine's end of the call follows SIPp's: wait (up to 10 s) for it to be counted.
+    for _ in 0..100 {
+        let now = scrape(&r.url).await;
+        if value(&now, ended) >= 1.0 && value(&now, "boomerang_calls_active") == 0.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let after = scrape(&r.url).await;
     assert!(value(&after, invites) >= 1.0, "{after}");
     assert!(value(&after, byes) >= 1.0, "{after}");
@@ -428,7 +457,14 @@ async fn json_logs_carry_the_call_id_on_every_line_of_the_call() {
     )
     .await;
     assert!(out.status.success(), "{}", common::sipp_report(&out));
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The call's last lines come through the engine's stdout after SIPp's end: wait (up to
+    // 10 s) for its closing line rather than a fixed 500 ms.
+    for _ in 0..100 {
+        if r.lines("call ended").iter().any(|l| l.contains(&call_id)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let lines = r.output.lock().unwrap().clone();
     let events: Vec<serde_json::Value> = lines
         .iter()
@@ -903,7 +939,13 @@ async fn sigterm_during_a_dial_hangs_it_up_and_keeps_the_callback() {
         common::until_state(&engine, rec.id, CallbackState::Routing, 300).await,
         "the callback was never dialled"
     );
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // ROUTING comes before the dial's INVITE: wait (up to 10 s) for the call, not 300 ms.
+    for _ in 0..100 {
+        if value(&scrape(&url).await, "boomerang_calls_active") == 1.0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let cfg = boomerang::config::Config::from_str_in(&text, dir.path()).unwrap();
     let before = scrape(&url).await;
     assert_eq!(value(&before, "boomerang_calls_active"), 1.0, "{before}");
