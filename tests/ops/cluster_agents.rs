@@ -241,8 +241,15 @@ async fn internal_endpoints_refuse_without_the_secret_and_reservations_lapse() {
     let other = json!({"agent": "a0", "interaction": Uuid::new_v4(), "node": "node-8"});
     let (status, _) = post(&http, &reserve, SECRET, other).await;
     assert_eq!(status, 409);
-    // Never answered: the reservation lapses after the ring time (1 s + 2 s margin).
+    // Never answered: the reservation lapses after the ring time (1 s + 2 s margin); looked
+    // for from 3.5 s on, for up to 15 s, as the lapse may run late on a loaded machine.
     tokio::time::sleep(Duration::from_millis(3500)).await;
+    for _ in 0..115 {
+        if ready() == StateKind::Ready {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_eq!(ready(), StateKind::Ready);
     assert_eq!(home.arbiter.held(), 0);
     let (status, _) = post(
@@ -349,8 +356,15 @@ async fn a_connected_agent_is_freed_when_its_asking_node_stops_heartbeating() {
     assert_eq!(state_of(&home, "a3"), StateKind::Busy);
     // node-dead never beats again: once the home is settled (a lease after its first beat)
     // and past the ring-time lapse, which connected reservations ignore, its agent is Ready;
-    // node-live's is still Busy.
+    // node-live's is still Busy. Looked for from 3.5 s on, for up to 15 s, as the home's
+    // sweep may run late on a loaded machine.
     tokio::time::sleep(Duration::from_millis(3500)).await;
+    for _ in 0..115 {
+        if state_of(&home, "a0") == StateKind::Ready {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     assert_eq!(
         state_of(&home, "a0"),
         StateKind::Ready,
