@@ -108,10 +108,14 @@ async fn a_registered_phone_logs_its_agent_in_and_unregistering_logs_out() {
     assert_eq!(router.agents().get(alice).state(), StateKind::LoggedOut);
     let target = r.engine.sip.udp[0];
     let run = tokio::spawn(async move { sipp("register.xml", target, false).await });
+    // Looked for while SIPp runs (up to 10 s), not only for 1.5 s: SIPp may be slow to start.
     let mut seen_ready = false;
-    for _ in 0..150 {
+    for _ in 0..1000 {
         if router.agents().get(alice).state() == StateKind::Ready {
             seen_ready = true;
+            break;
+        }
+        if run.is_finished() {
             break;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
