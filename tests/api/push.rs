@@ -225,7 +225,8 @@ async fn a_purge_is_pushed_to_a_signed_webhook_retried_with_backoff_and_listed_i
     // The same event id on every attempt: the receiver can drop repeats.
     assert!(a.iter().all(|x| x.event_id == a[0].event_id));
     assert_ne!(a[0].event_id, q[0].event_id, "one id per delivery");
-    for _ in 0..100 {
+    // Up to 10 s (was 2 s) for the outbox to record the delivery.
+    for _ in 0..500 {
         let (_, v) = r.admin("dev", "/admin/push/outbox?state=delivered").await;
         if v["data"].as_array().unwrap().len() == 2 {
             break;

@@ -233,7 +233,8 @@ async fn an_expired_request_is_refused_with_the_message_and_a_hang_up() {
     let g = r.request(ani).await;
     // The demo group's requests live 300 s.
     r.clock.advance(TimeDelta::seconds(301));
-    for _ in 0..100 {
+    // Up to 10 s (was 2 s) for the expiry to be applied.
+    for _ in 0..500 {
         if r.state(g.id) == Some(CallInState::Expired) {
             break;
         }

@@ -103,7 +103,8 @@ async fn a_voicemail_is_recorded_to_a_wav_listed_and_served_by_role() {
     let sup = login(&url, "sup").await;
     let client = reqwest::Client::new();
     let mut list = Value::Null;
-    for _ in 0..50 {
+    // Up to 20 s (was 5 s): written after the call, later on a loaded machine.
+    for _ in 0..200 {
         list = client
             .get(format!("{url}/admin/recordings"))
             .bearer_auth(&sup)
@@ -236,7 +237,8 @@ async fn the_agent_hangs_up_and_the_caller_answers_the_survey_exported_as_csv() 
     let client = reqwest::Client::new();
     let sup = login(&url, "sup").await;
     let mut csv = String::new();
-    for _ in 0..50 {
+    // Up to 20 s (was 5 s): written after the call, later on a loaded machine.
+    for _ in 0..200 {
         csv = client
             .get(format!("{url}/admin/surveys.csv?survey=csat"))
             .bearer_auth(&sup)
