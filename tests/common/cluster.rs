@@ -132,7 +132,15 @@ pub async fn assert_each_dialled_once_but_the_cut(
         !cut.is_empty(),
         "no in-flight dial of {victim} was resolved by a survivor"
     );
-    // Give the trace a moment to be flushed, then count the dials.
+    // Give the trace time to be flushed (every callback not cut was dialled before it
+    // completed: up to 10 s until each shows in it, rather than a fixed 500 ms), then count.
+    for _ in 0..100 {
+        let seen = dials(trace);
+        if whole.iter().all(|(_, phone)| seen.contains_key(phone)) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_dialled_once(trace, &whole);
     let dials = dials(trace);
