@@ -641,12 +641,12 @@ where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    let deadline = boomerang::clock::monotonic_now() + Duration::from_secs(secs);
     loop {
         if ok().await {
             return true;
         }
-        if tokio::time::Instant::now() >= deadline {
+        if boomerang::clock::monotonic_now() >= deadline {
             return false;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
