@@ -1,0 +1,159 @@
+//! The API tried from outside as a GES client and as a hostile one would: situations the other
+//! modules do not cover, each one a defect found by probing (line-of-business restrictions on
+//! every listing, bounded error log, GES forms, CORS headers, precise path errors, the last
+//! administrator).
+
+use crate::common;
+
+use std::path::Path;
+
+use boomerang::api::admin::auth::hash_password;
+use boomerang::clock::{ManualClock, SharedClock};
+use boomerang::engine::Engine;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+const KEY: &str = "test-key";
+const PASSWORD: &str = "correct horse";
+
+/// An engine with an administrator, a Sales-only monitor and a Sales-only supervisor, and two
+/// queues, on the admin tests' Monday morning.
+async fn engine(dir: &Path) -> (Engine, String, ManualClock) {
+    let hash = hash_password(PASSWORD).unwrap();
+    let yaml = format!(
+        "listeners: {{http: '127.0.0.1:0', sip_udp: [], sip_tcp: []}}
+api:
+  keys: [{{name: t, key: {KEY}}}]
+  cors_origins: ['https://app.example']
+admin:
+  users:
+    - {{name: root, password_hash: '{hash}', roles: [Administrator]}}
+    - {{name: mon, password_hash: '{hash}', roles: [Monitor], queues: [Sales_VQ_CB]}}
+    - {{name: sup, password_hash: '{hash}', roles: [Supervisor], queues: [Sales_VQ_CB]}}
+business_hours:
+  office: {{time_zone: Europe/Paris, weekly: {{mon: '08:00-18:00', tue: '08:00-18:00', wed: '08:00-18:00', thu: '08:00-18:00', fri: '08:00-18:00', sat: closed, sun: closed}}}}
+agents:
+  - {{id: alice, skills: {{Sales: 7}}}}
+queues:
+  - {{name: Sales_VQ_CB, skill_expression: Sales > 3}}
+  - {{name: Service_VQ_CB, business_hours: office}}
+"
+    );
+    let clock = ManualClock::new(common::monday_9am_utc());
+    let shared: SharedClock = clock.shared();
+    let (e, url) = common::start_engine_from_file(dir, yaml, shared).await;
+    (e, url, clock)
+}
+
+/// A request with an optional bearer token and JSON body: status, body as JSON (Null if not).
+async fn call(method: Method, url: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+    let mut r = reqwest::Client::new().request(method, url);
+    if let Some(t) = token {
+        r = r.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let resp = r.send().await.unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// Books an immediate callback on `queue` through the v3 API; its id.
+async fn book(url: &str, queue: &str) -> uuid::Uuid {
+    let resp = reqwest::Client::new()
+        .post(format!("{url}/engagement/v3/callbacks/create"))
+        .header("x-api-key", KEY)
+        .json(&json!({"serviceName": queue, "phoneNumber": "+33123456789"}))
+        .send()
+        .await
+        .unwrap();
+    let v: Value = resp.json().await.unwrap();
+    v["data"]["id"].as_str().unwrap().parse().unwrap()
+}
+
+/// A recording of one second of silence for `callback`, stored as the Record block does.
+async fn record(e: &Engine, callback: Option<uuid::Uuid>) -> uuid::Uuid {
+    let rec = boomerang::recordings::Recording {
+        id: uuid::Uuid::new_v4(),
+        created: common::monday_9am_utc(),
+        duration_ms: 1000,
+        bytes: 0,
+        ended: "hang_up".into(),
+        call_id: format!("call-{}", uuid::Uuid::new_v4()),
+        ani: "+33123456789".into(),
+        dnis: "8000".into(),
+        callback_id: callback,
+    };
+    boomerang::recordings::save(
+        e.core.store.as_ref(),
+        &e.core.config.data_dir(),
+        vec![0; 8000],
+        rec,
+    )
+    .await
+    .unwrap()
+    .id
+}
+
+/// A user restricted to some queues sees only their recordings: the list leaves out the other
+/// queues' recordings (and those of calls that served no callback, whose queue is unknown), and
+/// downloading one of them answers 404 as for a callback outside the user's queues.
+#[tokio::test]
+async fn recordings_of_other_queues_are_hidden_from_a_user_restricted_to_some_queues() {
+    let dir = tempfile::tempdir().unwrap();
+    let (e, url, _clock) = engine(dir.path()).await;
+    let sales = book(&url, "Sales_VQ_CB").await;
+    let service = book(&url, "Service_VQ_CB").await;
+    let sales_rec = record(&e, Some(sales)).await;
+    let service_rec = record(&e, Some(service)).await;
+    let loose_rec = record(&e, None).await;
+    let admin = |p: &str| format!("{url}/admin{p}");
+
+    let root = common::admin_login(&url, "root", PASSWORD).await;
+    let (status, all) = call(Method::GET, &admin("/recordings"), Some(&root), None).await;
+    assert_eq!(status, 200, "{all}");
+    assert_eq!(all["data"].as_array().unwrap().len(), 3, "{all}");
+
+    for user in ["mon", "sup"] {
+        let token = common::admin_login(&url, user, PASSWORD).await;
+        let (status, v) = call(Method::GET, &admin("/recordings"), Some(&token), None).await;
+        assert_eq!(status, 200, "{v}");
+        let ids: Vec<&str> = v["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["id"].as_str().unwrap())
+            .collect();
+        assert_eq!(ids, vec![sales_rec.to_string()], "{user} sees {v}");
+        let q = format!("/recordings?callbackId={service}");
+        let (status, v) = call(Method::GET, &admin(&q), Some(&token), None).await;
+        assert_eq!((status, v["data"].clone()), (200, json!([])), "{user}: {v}");
+    }
+    let sup = common::admin_login(&url, "sup", PASSWORD).await;
+    let get = |id: uuid::Uuid| {
+        let sup = sup.clone();
+        let u = admin(&format!("/recordings/{id}"));
+        async move {
+            reqwest::Client::new()
+                .get(u)
+                .bearer_auth(sup)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        }
+    };
+    assert_eq!(get(sales_rec).await, 200);
+    assert_eq!(get(service_rec).await, 404, "another queue's recording");
+    assert_eq!(get(loose_rec).await, 404, "a recording of no known queue");
+    let (status, _) = call(
+        Method::GET,
+        &admin(&format!("/recordings/{service_rec}")),
+        Some(&root),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "the administrator reads every queue");
+}
