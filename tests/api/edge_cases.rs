@@ -157,3 +157,57 @@ async fn recordings_of_other_queues_are_hidden_from_a_user_restricted_to_some_qu
     .await;
     assert_eq!(status, 200, "the administrator reads every queue");
 }
+
+/// Stores one survey response given in `queue`, as the survey block does.
+async fn survey_answer(e: &Engine, queue: &str, answer: u8) {
+    use boomerang::flow::survey::{Answer, SurveyResponse, save};
+    let r = SurveyResponse {
+        id: uuid::Uuid::new_v4(),
+        at: common::monday_9am_utc(),
+        survey: "csat".into(),
+        call_id: format!("call-{queue}"),
+        ani: "+33123456789".into(),
+        queue: queue.into(),
+        agent: "alice".into(),
+        callback_id: None,
+        answers: vec![Answer {
+            question: "q1".into(),
+            answer: Some(answer),
+        }],
+    };
+    save(e.core.store.as_ref(), &r).await.unwrap();
+}
+
+/// The survey export of a user restricted to some queues holds only those queues' answers.
+#[tokio::test]
+async fn survey_answers_of_other_queues_are_left_out_of_a_restricted_users_export() {
+    let dir = tempfile::tempdir().unwrap();
+    let (e, url, _clock) = engine(dir.path()).await;
+    survey_answer(&e, "Sales_VQ_CB", 5).await;
+    survey_answer(&e, "Service_VQ_CB", 1).await;
+    let csv_as = |user: &'static str| {
+        let url = url.clone();
+        async move {
+            let token = common::admin_login(&url, user, PASSWORD).await;
+            let resp = reqwest::Client::new()
+                .get(format!("{url}/admin/surveys.csv"))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status().as_u16(), 200, "{user}");
+            resp.text().await.unwrap()
+        }
+    };
+    let all = csv_as("root").await;
+    assert!(
+        all.contains(",Sales_VQ_CB,") && all.contains(",Service_VQ_CB,"),
+        "{all}"
+    );
+    let sales = csv_as("sup").await;
+    assert!(sales.contains(",Sales_VQ_CB,"), "{sales}");
+    assert!(
+        !sales.contains("Service_VQ_CB"),
+        "another queue's answers: {sales}"
+    );
+}
