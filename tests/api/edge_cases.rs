@@ -211,3 +211,69 @@ async fn survey_answers_of_other_queues_are_left_out_of_a_restricted_users_expor
         "another queue's answers: {sales}"
     );
 }
+
+/// The error log (Developer > Errors) keeps a bounded part of what a client sent: a request
+/// with a 60 kB URI and no key, and one whose 60 kB queue name the error message names, leave
+/// entries of at most 1 kB of URI and message each (else 1000 such requests, the first one
+/// needing no key, would hold over 100 MB), still recognisable by their start.
+#[tokio::test]
+async fn the_error_log_keeps_a_bounded_part_of_long_uris_and_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_e, url, _clock) = engine(dir.path()).await;
+    let long = "a".repeat(60_000);
+    let http = reqwest::Client::new();
+    let anonymous = http
+        .get(format!("{url}/engagement/v3/callbacks?{long}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status().as_u16(), 401);
+    let keyed = http
+        .post(format!("{url}/engagement/v3/callbacks/create"))
+        .header("x-api-key", KEY)
+        .json(&json!({"serviceName": long, "phoneNumber": "+33123456789"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(keyed.status().as_u16(), 400);
+
+    let root = common::admin_login(&url, "root", PASSWORD).await;
+    let (status, v) = call(
+        Method::GET,
+        &format!("{url}/admin/developer/errors"),
+        Some(&root),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let entries = v["data"].as_array().unwrap();
+    let of = |code: u64| {
+        entries
+            .iter()
+            .find(|x| x["code"] == code)
+            .unwrap_or_else(|| panic!("no {code} entry in {v}"))
+    };
+    let (unauthorized, bad) = (of(40101), of(40001));
+    assert!(
+        unauthorized["uri"]
+            .as_str()
+            .unwrap()
+            .starts_with("/engagement/v3/callbacks?aaa")
+    );
+    assert!(
+        bad["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("serviceName: unknown virtual queue")
+    );
+    for e in entries {
+        for field in ["uri", "message"] {
+            let len = e[field].as_str().unwrap().len();
+            assert!(
+                len <= 1024,
+                "{field} of {} kept whole: {len} bytes",
+                e["code"]
+            );
+        }
+    }
+}
