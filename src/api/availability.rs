@@ -45,8 +45,8 @@ pub struct AvailabilityQuery {
     pub report_busy: bool,
 }
 
-/// An ISO instant: with an offset as given, without one in `tz`.
-fn instant(field: &str, text: &str, tz: Tz) -> Result<DateTime<Utc>, ApiError> {
+/// An ISO instant: with an offset as given, without one in `tz` (also open-for's `start`).
+pub(crate) fn instant(field: &str, text: &str, tz: Tz) -> Result<DateTime<Utc>, ApiError> {
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
         return Ok(t.with_timezone(&Utc));
     }

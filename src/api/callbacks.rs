@@ -338,10 +338,11 @@ pub(super) async fn reschedule_callback(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct OpenForQuery {
-    /// The instant to answer for (ISO 8601 with offset), default now.
+    /// The instant to answer for, as availability reads it: ISO 8601 with offset (`…SSSZ`),
+    /// or local without offset in `timezone` (UTC without it); default now.
     #[serde(default)]
-    pub start: Option<DateTime<chrono::FixedOffset>>,
-    /// Accepted for GES clients; the figures are durations and do not depend on it.
+    pub start: Option<String>,
+    /// IANA zone of a local `start` (the figures are durations and do not depend on it).
     #[serde(default)]
     pub timezone: Option<String>,
     /// Accepted; `immediateOfferHoursOpenFor` is always returned.
@@ -366,10 +367,16 @@ pub(super) async fn open_for_route(
     let queue = known_queue(&s, &service, "serviceName")?;
     let hours = s.config.queue_hours(queue);
     let offer = s.config.immediate_offer_hours(queue);
-    let at = q
-        .start
-        .map(|t| t.with_timezone(&Utc))
-        .unwrap_or_else(|| s.clock.now());
+    let tz: chrono_tz::Tz = match &q.timezone {
+        Some(name) => name.parse().map_err(|_| {
+            ApiError::bad_request(format!("timezone: `{name}` is not an IANA time zone"))
+        })?,
+        None => chrono_tz::Tz::UTC,
+    };
+    let at = match &q.start {
+        Some(t) => super::availability::instant("start", t, tz)?,
+        None => s.clock.now(),
+    };
     // The current EWT (a live figure, also with `start`); unknown (no eligible agent logged
     // in) counts as no wait.
     let ewt = TimeDelta::seconds(ewt_seconds(&s, &service).max(0));

@@ -277,3 +277,63 @@ async fn the_error_log_keeps_a_bounded_part_of_long_uris_and_messages() {
         }
     }
 }
+
+/// GET with the API key; status and body.
+async fn get_v3(url: &str, path: &str) -> (u16, Value) {
+    let resp = reqwest::Client::new()
+        .get(format!("{url}/engagement/v3{path}"))
+        .header("x-api-key", KEY)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// Open-for reads `start` as availability does (GES gives both `start` and `timezone`): the
+/// local form `…SSS` in `timezone` (UTC without it), the `…SSSZ` form as it says; an unknown
+/// time zone is a 400 naming `timezone` rather than silently ignored.
+#[tokio::test]
+async fn open_for_reads_a_local_start_in_the_given_time_zone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_e, url, _clock) = engine(dir.path()).await;
+    // The office closes at 18:00 in Paris (17:00 UTC) on Monday 2 March 2026.
+    let open_for = |q: &'static str| {
+        let url = url.clone();
+        async move {
+            let (status, v) = get_v3(&url, &format!("/callbacks/open-for/Service_VQ_CB?{q}")).await;
+            assert_eq!(status, 200, "{q}: {v}");
+            v["data"]["openFor"].as_i64().unwrap()
+        }
+    };
+    assert_eq!(
+        open_for("start=2026-03-02T10:00:00.000&timezone=Europe/Paris").await,
+        8 * 3600,
+        "10:00 in Paris"
+    );
+    assert_eq!(
+        open_for("start=2026-03-02T10:00:00.000").await,
+        7 * 3600,
+        "10:00 UTC, 11:00 in Paris"
+    );
+    assert_eq!(
+        open_for("start=2026-03-02T10:00:00.000Z&timezone=Europe/Paris").await,
+        7 * 3600,
+        "an instant with its offset is that instant"
+    );
+    let (status, v) = get_v3(
+        &url,
+        "/callbacks/open-for/Service_VQ_CB?start=2026-03-02T10:00:00.000&timezone=Mars/Olympus",
+    )
+    .await;
+    assert_eq!(status, 400, "{v}");
+    let message = v["status"]["message"].as_str().unwrap();
+    assert!(message.starts_with("timezone:"), "{v}");
+    let (status, v) = get_v3(&url, "/callbacks/open-for/Service_VQ_CB?start=tomorrow").await;
+    assert_eq!(status, 400, "{v}");
+    let message = v["status"]["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("start:") && message.contains("ISO 8601"),
+        "{v}"
+    );
+}
