@@ -337,3 +337,30 @@ async fn open_for_reads_a_local_start_in_the_given_time_zone() {
         "{v}"
     );
 }
+
+/// A path parameter that does not parse (an id that is not a UUID, bytes that are not UTF-8)
+/// gets a 400 whose message says which parameter and why, not a bare "bad request".
+#[tokio::test]
+async fn a_malformed_path_parameter_is_named_in_the_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_e, url, _clock) = engine(dir.path()).await;
+    let root = common::admin_login(&url, "root", PASSWORD).await;
+    let (status, v) = call(
+        Method::GET,
+        &format!("{url}/admin/callbacks/not-a-uuid"),
+        Some(&root),
+        None,
+    )
+    .await;
+    assert_eq!(status, 400, "{v}");
+    let message = v["message"].as_str().unwrap();
+    assert!(
+        message.contains("not-a-uuid") && message.contains("UUID"),
+        "{v}"
+    );
+    let (status, v) = get_v3(&url, "/callbacks/queue-status/%FF").await;
+    assert_eq!(status, 400, "{v}");
+    let message = v["status"]["message"].as_str().unwrap();
+    assert!(message.contains("UTF-8"), "{v}");
+    assert!(v["status"]["corrId"].is_string(), "{v}");
+}
