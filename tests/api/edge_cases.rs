@@ -364,3 +364,49 @@ async fn a_malformed_path_parameter_is_named_in_the_error() {
     assert!(message.contains("UTF-8"), "{v}");
     assert!(v["status"]["corrId"].is_string(), "{v}");
 }
+
+/// A browser app on an allowed origin may send what GES clients send: the statistics proxy's
+/// `cache-control: max-age=N` and an `x-correlation-id` of its own (which the API takes up);
+/// the preflight allows them beside `content-type` and `x-api-key`.
+#[tokio::test]
+async fn a_cors_preflight_allows_the_headers_ges_clients_send() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_e, url, _clock) = engine(dir.path()).await;
+    let resp = reqwest::Client::new()
+        .request(
+            Method::OPTIONS,
+            format!("{url}/engagement/v3/statistics/operations/get-statistic-ex"),
+        )
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "content-type,x-api-key,cache-control,x-correlation-id",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status().as_u16(), 200);
+    let h = resp.headers();
+    assert_eq!(
+        h.get("access-control-allow-origin").unwrap(),
+        "https://app.example"
+    );
+    let allowed: Vec<String> = h
+        .get_all("access-control-allow-headers")
+        .iter()
+        .flat_map(|v| v.to_str().unwrap().split(','))
+        .map(|s| s.trim().to_ascii_lowercase())
+        .collect();
+    for want in [
+        "content-type",
+        "x-api-key",
+        "cache-control",
+        "x-correlation-id",
+    ] {
+        assert!(
+            allowed.iter().any(|a| a == want),
+            "{want} not in {allowed:?}"
+        );
+    }
+}
