@@ -410,3 +410,87 @@ async fn a_cors_preflight_allows_the_headers_ges_clients_send() {
         );
     }
 }
+
+/// The last Administrator can neither drop the role nor be deleted (nobody could manage users
+/// any more, short of editing the file and restarting): 409; once another Administrator
+/// exists, both work. The situation arises when the file's first administrator is removed
+/// after the real ones were created through the API.
+#[tokio::test]
+async fn the_last_administrator_cannot_be_demoted_or_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let (e, url, _clock) = engine(dir.path()).await;
+    let root = common::admin_login(&url, "root", PASSWORD).await;
+    let (status, v) = call(
+        Method::POST,
+        &format!("{url}/admin/users"),
+        Some(&root),
+        Some(json!({"name": "boss", "password": PASSWORD, "roles": ["Administrator"]})),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    e.shutdown();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    // The same store, the file without its administrator: boss is the only one.
+    let hash = hash_password(PASSWORD).unwrap();
+    let yaml = format!(
+        "listeners: {{http: '127.0.0.1:0', sip_udp: [], sip_tcp: []}}
+admin:
+  users:
+    - {{name: mon, password_hash: '{hash}', roles: [Monitor]}}
+queues:
+  - {{name: Sales_VQ_CB}}
+"
+    );
+    let clock: SharedClock = ManualClock::new(common::monday_9am_utc()).shared();
+    let (e, url) = common::start_engine_from_file(dir.path(), yaml, clock).await;
+    let boss = common::admin_login(&url, "boss", PASSWORD).await;
+    let users = format!("{url}/admin/users");
+    let (status, v) = call(
+        Method::PUT,
+        &format!("{users}/boss"),
+        Some(&boss),
+        Some(json!({"roles": ["Monitor"]})),
+    )
+    .await;
+    assert_eq!(status, 409, "demoting the last administrator: {v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("last Administrator"),
+        "{v}"
+    );
+    let (status, v) = call(Method::DELETE, &format!("{users}/boss"), Some(&boss), None).await;
+    assert_eq!(status, 409, "deleting the last administrator: {v}");
+    let (status, v) = call(Method::GET, &users, Some(&boss), None).await;
+    assert_eq!(status, 200, "boss is still an administrator: {v}");
+    // A password change keeps the role: allowed.
+    let (status, v) = call(
+        Method::PUT,
+        &format!("{users}/boss"),
+        Some(&boss),
+        Some(json!({"password": "another long one"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+
+    let (status, v) = call(
+        Method::POST,
+        &users,
+        Some(&boss),
+        Some(json!({"name": "deputy", "password": PASSWORD, "roles": ["Administrator"]})),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let (status, v) = call(
+        Method::PUT,
+        &format!("{users}/boss"),
+        Some(&boss),
+        Some(json!({"roles": ["Supervisor", "Administrator"]})),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let (status, v) = call(Method::DELETE, &format!("{users}/boss"), Some(&boss), None).await;
+    assert_eq!(status, 200, "another administrator remains: {v}");
+    e.shutdown();
+}
