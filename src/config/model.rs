@@ -371,10 +371,18 @@ pub struct AgentSpec {
     pub skills: BTreeMap<String, i64>,
 }
 
+/// An optional string or number; `null` is absent (the stored form of an agent made through
+/// the API writes `sip_user: null`, and must read back).
 fn opt_string_or_number<'de, D: serde::Deserializer<'de>>(
     d: D,
 ) -> Result<Option<String>, D::Error> {
-    crate::yaml::string_or_number(d).map(Some)
+    struct Text(String);
+    impl<'de> Deserialize<'de> for Text {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::yaml::string_or_number(d).map(Text)
+        }
+    }
+    Option::<Text>::deserialize(d).map(|t| t.map(|t| t.0))
 }
 
 /// Who places the call when a callback's turn comes.

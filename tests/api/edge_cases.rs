@@ -494,3 +494,47 @@ queues:
     assert_eq!(status, 200, "another administrator remains: {v}");
     e.shutdown();
 }
+
+/// An agent created through the API without a SIP user (it defaults to the id) is there after
+/// the restart its answer announces (`appliesAt: restart`), skills included: the stored
+/// definition is read back, not skipped as unreadable.
+#[tokio::test]
+async fn an_agent_created_without_a_sip_user_is_running_after_the_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (e, url, _clock) = engine(dir.path()).await;
+    let root = common::admin_login(&url, "root", PASSWORD).await;
+    let (status, v) = call(
+        Method::POST,
+        &format!("{url}/admin/agents"),
+        Some(&root),
+        Some(json!({"id": "dora", "skills": {"Sales": 9}})),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["data"]["appliesAt"], "restart", "{v}");
+    e.shutdown();
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+
+    let (e, url, _clock) = engine(dir.path()).await;
+    let root = common::admin_login(&url, "root", PASSWORD).await;
+    let (status, v) = call(
+        Method::GET,
+        &format!("{url}/admin/agents"),
+        Some(&root),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let dora = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|a| a["id"] == "dora")
+        .unwrap_or_else(|| panic!("dora is lost after the restart: {v}"))
+        .clone();
+    assert_eq!(dora["sipUser"], "dora", "{dora}");
+    assert_eq!(dora["skills"], json!({"Sales": 9}), "{dora}");
+    assert_ne!(dora["appliesAt"], "restart", "{dora}");
+    assert_eq!(dora["state"], "logged_out", "{dora}");
+    e.shutdown();
+}
