@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 const KEY: &str = "test-key";
 const PASSWORD: &str = "correct horse";
 
-/// An engine with an administrator, a Sales-only monitor and a Sales-only supervisor, and two
+/// An engine with an administrator, a Sales-only monitor, supervisor and developer, and two
 /// queues, on the admin tests' Monday morning.
 async fn engine(dir: &Path) -> (Engine, String, ManualClock) {
     let hash = hash_password(PASSWORD).unwrap();
@@ -30,6 +30,7 @@ admin:
     - {{name: root, password_hash: '{hash}', roles: [Administrator]}}
     - {{name: mon, password_hash: '{hash}', roles: [Monitor], queues: [Sales_VQ_CB]}}
     - {{name: sup, password_hash: '{hash}', roles: [Supervisor], queues: [Sales_VQ_CB]}}
+    - {{name: devs, password_hash: '{hash}', roles: [Developer], queues: [Sales_VQ_CB]}}
 business_hours:
   office: {{time_zone: Europe/Paris, weekly: {{mon: '08:00-18:00', tue: '08:00-18:00', wed: '08:00-18:00', thu: '08:00-18:00', fri: '08:00-18:00', sat: closed, sun: closed}}}}
 agents:
@@ -537,4 +538,64 @@ async fn an_agent_created_without_a_sip_user_is_running_after_the_restart() {
     assert_ne!(dora["appliesAt"], "restart", "{dora}");
     assert_eq!(dora["state"], "logged_out", "{dora}");
     e.shutdown();
+}
+
+/// A push event of `queue` waiting in the outbox for a webhook.
+async fn outbox_entry(e: &Engine, queue: &str) {
+    use boomerang::push::{OutboxEntry, PushEvent, PushKind, PushTarget};
+    let event = PushEvent {
+        id: uuid::Uuid::new_v4(),
+        kind: PushKind::CallbackPurged,
+        callback_id: uuid::Uuid::new_v4(),
+        queue: queue.into(),
+        at: common::monday_9am_utc(),
+        targets: Vec::new(),
+        data: json!({}),
+    };
+    let target = PushTarget {
+        channel: "WEBHOOK".into(),
+        target: "http://127.0.0.1:9/hook".into(),
+    };
+    e.core
+        .store
+        .save_outbox(vec![OutboxEntry::new(&event, target)])
+        .await
+        .unwrap();
+}
+
+/// The push outbox (Developer tab) of a user restricted to some queues lists only the events
+/// of those queues.
+#[tokio::test]
+async fn push_events_of_other_queues_are_left_out_of_a_restricted_users_outbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let (e, url, _clock) = engine(dir.path()).await;
+    outbox_entry(&e, "Sales_VQ_CB").await;
+    outbox_entry(&e, "Service_VQ_CB").await;
+    let queues_seen_by = |user: &'static str| {
+        let url = url.clone();
+        async move {
+            let token = common::admin_login(&url, user, PASSWORD).await;
+            let (status, v) = call(
+                Method::GET,
+                &format!("{url}/admin/push/outbox"),
+                Some(&token),
+                None,
+            )
+            .await;
+            assert_eq!(status, 200, "{user}: {v}");
+            let mut queues: Vec<String> = v["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x["event"]["queue"].as_str().unwrap().to_string())
+                .collect();
+            queues.sort();
+            queues
+        }
+    };
+    assert_eq!(
+        queues_seen_by("root").await,
+        ["Sales_VQ_CB", "Service_VQ_CB"]
+    );
+    assert_eq!(queues_seen_by("devs").await, ["Sales_VQ_CB"]);
 }
