@@ -599,3 +599,48 @@ async fn push_events_of_other_queues_are_left_out_of_a_restricted_users_outbox()
     );
     assert_eq!(queues_seen_by("devs").await, ["Sales_VQ_CB"]);
 }
+
+/// Instants at the far end of what the date library holds (epoch milliseconds of the year
+/// 262142, a local start of that year) are refused with a 400 naming the field, instead of
+/// a panic that drops the connection without an answer; the engine answers on.
+#[tokio::test]
+async fn instants_beyond_the_year_9999_are_refused_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_e, url, _clock) = engine(dir.path()).await;
+    for (path, field) in [
+        (
+            "/callbacks/availability/Service_VQ_CB?startMS=8210266876799999",
+            "startMS",
+        ),
+        (
+            "/callbacks/availability/Service_VQ_CB?startMS=8200000000000000&numberOfDays=90",
+            "startMS",
+        ),
+        (
+            "/callbacks/availability/Service_VQ_CB?start=2026-03-02T10:00:00.000Z&endMS=8210266876799999",
+            "endMS",
+        ),
+        (
+            "/callbacks/availability/Service_VQ_CB?start=%2B262142-12-31T23:00:00",
+            "start",
+        ),
+        (
+            "/callbacks/open-for/Service_VQ_CB?start=%2B262142-12-31T23:00:00",
+            "start",
+        ),
+    ] {
+        let resp = reqwest::Client::new()
+            .get(format!("{url}/engagement/v3{path}"))
+            .header("x-api-key", KEY)
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{path}: no answer: {e}"));
+        let status = resp.status().as_u16();
+        let v: Value = resp.json().await.unwrap_or(Value::Null);
+        assert_eq!(status, 400, "{path}: {v}");
+        let message = v["status"]["message"].as_str().unwrap_or_default();
+        assert!(message.starts_with(&format!("{field}:")), "{path}: {v}");
+    }
+    let (status, _) = get_v3(&url, "/callbacks/queue-status/Sales_VQ_CB").await;
+    assert_eq!(status, 200);
+}
