@@ -119,20 +119,7 @@ pub(super) async fn create_callback(
         }
         None => None,
     };
-    // GES keeps only user data keys that are JavaScript identifiers and drops the others
-    // silently.
-    let user_data = b
-        .user_data
-        .into_iter()
-        .filter(|(k, _)| crate::callback::ges::is_js_identifier(k))
-        .map(|(k, v)| {
-            let text = match v {
-                Value::String(s) => s,
-                other => other.to_string(),
-            };
-            (k, text)
-        })
-        .collect();
+    let user_data = ges_user_data(b.user_data);
     if b.push_targets.len() > crate::push::MAX_TARGETS {
         return Err(ApiError::bad_request(format!(
             "pushTargets: at most {} targets",
@@ -175,6 +162,21 @@ pub(super) async fn create_callback(
         Err(e) => return Err(service_error(e)),
     };
     Ok((StatusCode::OK, ok(json!({ "id": rec.id }))).into_response())
+}
+
+/// User data as GES takes it (create and call-in): keys that are not JavaScript identifiers
+/// are dropped silently, values of any JSON type are kept as text.
+pub(crate) fn ges_user_data(data: BTreeMap<String, Value>) -> BTreeMap<String, String> {
+    data.into_iter()
+        .filter(|(k, _)| crate::callback::ges::is_js_identifier(k))
+        .map(|(k, v)| {
+            let text = match v {
+                Value::String(s) => s,
+                other => other.to_string(),
+            };
+            (k, text)
+        })
+        .collect()
 }
 
 /// How many slots a 429 on create proposes.

@@ -21,9 +21,10 @@ pub struct CallInBody {
     /// The customer's number.
     #[serde(default)]
     pub from_phone_number: Option<String>,
-    /// Attached data.
+    /// Attached data, as on create: values of any type (kept as text), keys that are not
+    /// JavaScript identifiers dropped, at most 64 entries and 16 KiB.
     #[serde(default)]
-    pub user_data: BTreeMap<String, String>,
+    pub user_data: BTreeMap<String, serde_json::Value>,
     /// The callback this request belongs to.
     #[serde(default)]
     pub callback_service_id: Option<Uuid>,
@@ -41,6 +42,9 @@ pub(crate) async fn create_call_in(State(s): State<ApiState>, Body(b): Body<Call
     if let Some(q) = &b.virtual_queue {
         known_queue(&s, q, "virtualQueue")?;
     }
+    let user_data = super::callbacks::ges_user_data(b.user_data);
+    crate::callback::model::check_user_data(&user_data)
+        .map_err(|e| ApiError::bad_request(format!("userData: {e}")))?;
     if s.callin.group(&b.group_name).is_none() {
         let e = CallInError::UnknownGroup(b.group_name.clone());
         return Err(ApiError::bad_request(format!("groupName: {e}")));
@@ -71,7 +75,7 @@ pub(crate) async fn create_call_in(State(s): State<ApiState>, Body(b): Body<Call
                     queue: b.virtual_queue,
                     skill_expression: None,
                     priority: b.priority.unwrap_or(0),
-                    user_data: b.user_data,
+                    user_data,
                 },
                 callback_id: b.callback_service_id,
             },

@@ -38,6 +38,8 @@ agents:
 queues:
   - {{name: Sales_VQ_CB, skill_expression: Sales > 3}}
   - {{name: Service_VQ_CB, business_hours: office}}
+callin_groups:
+  - {{name: App, dnis: [{{number: '8001'}}], generate_access_code: true}}
 "
     );
     let clock = ManualClock::new(common::monday_9am_utc());
@@ -643,4 +645,71 @@ async fn instants_beyond_the_year_9999_are_refused_not_a_panic() {
     }
     let (status, _) = get_v3(&url, "/callbacks/queue-status/Sales_VQ_CB").await;
     assert_eq!(status, 200);
+}
+
+/// `POST /call-in/requests/create` with `body`: status and body.
+async fn call_in(url: &str, body: Value) -> (u16, Value) {
+    let resp = reqwest::Client::new()
+        .post(format!("{url}/engagement/v3/call-in/requests/create"))
+        .header("x-api-key", KEY)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
+/// A call-in request's `userData` follows create's rules, as GES says: any JSON value (kept as
+/// text), keys that are not JavaScript identifiers dropped, and the same bounds (64 entries,
+/// 16 KiB), so that requests cannot each hold 64 KiB in memory and on disk until they expire.
+#[tokio::test]
+async fn call_in_user_data_follows_the_rules_of_create() {
+    let dir = tempfile::tempdir().unwrap();
+    let (e, url, _clock) = engine(dir.path()).await;
+    let (status, v) = call_in(
+        &url,
+        json!({"groupName": "App", "virtualQueue": "Sales_VQ_CB",
+               "userData": {"count": 5, "vip": true, "name": "Zoë", "bad key": "x"}}),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let id: uuid::Uuid = v["data"]["id"].as_str().unwrap().parse().unwrap();
+    let kept = e.core.callin.get(id).unwrap().routing.user_data;
+    let want: std::collections::BTreeMap<String, String> =
+        [("count", "5"), ("name", "Zoë"), ("vip", "true")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+    assert_eq!(kept, want);
+
+    let (status, v) = call_in(
+        &url,
+        json!({"groupName": "App", "virtualQueue": "Sales_VQ_CB",
+               "userData": {"k": "x".repeat(60_000)}}),
+    )
+    .await;
+    assert_eq!(status, 400, "{v}");
+    assert!(
+        v["status"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("userData:"),
+        "{v}"
+    );
+    let many: serde_json::Map<String, Value> =
+        (0..100).map(|i| (format!("k{i}"), json!("v"))).collect();
+    let (status, v) = call_in(
+        &url,
+        json!({"groupName": "App", "virtualQueue": "Sales_VQ_CB", "userData": many}),
+    )
+    .await;
+    assert_eq!(status, 400, "{v}");
+    assert!(
+        v["status"]["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("userData:"),
+        "{v}"
+    );
 }
