@@ -18,7 +18,8 @@ use crate::callin::{CallInError, NewCallIn, RoutingData};
 pub struct CallInBody {
     /// Click-to-Call-In group.
     pub group_name: String,
-    /// The customer's number.
+    /// The customer's number (1 to 64 characters, no control characters): the caller's
+    /// number is compared with it.
     #[serde(default)]
     pub from_phone_number: Option<String>,
     /// Attached data, as on create: values of any type (kept as text), keys that are not
@@ -41,6 +42,13 @@ pub struct CallInBody {
 pub(crate) async fn create_call_in(State(s): State<ApiState>, Body(b): Body<CallInBody>) -> Reply {
     if let Some(q) = &b.virtual_queue {
         known_queue(&s, q, "virtualQueue")?;
+    }
+    if let Some(n) = &b.from_phone_number
+        && (n.is_empty() || n.chars().count() > 64 || n.chars().any(char::is_control))
+    {
+        return Err(ApiError::bad_request(
+            "fromPhoneNumber: must be 1 to 64 characters, without control characters",
+        ));
     }
     let user_data = super::callbacks::ges_user_data(b.user_data);
     crate::callback::model::check_user_data(&user_data)

@@ -713,3 +713,29 @@ async fn call_in_user_data_follows_the_rules_of_create() {
         "{v}"
     );
 }
+
+/// A call-in request's `fromPhoneNumber` (compared with the caller's number) is bounded like
+/// the other text fields: 60 kB of it, or control characters, are a 400 naming the field
+/// rather than kept in memory and on disk until the request expires.
+#[tokio::test]
+async fn call_in_from_phone_number_is_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_e, url, _clock) = engine(dir.path()).await;
+    for bad in ["1".repeat(60_000), "+331\n23".to_string(), String::new()] {
+        let (status, v) = call_in(
+            &url,
+            json!({"groupName": "App", "virtualQueue": "Sales_VQ_CB", "fromPhoneNumber": bad}),
+        )
+        .await;
+        assert_eq!(status, 400, "{}", v["status"]);
+        let message = v["status"]["message"].as_str().unwrap();
+        assert!(message.starts_with("fromPhoneNumber:"), "{}", v["status"]);
+    }
+    let (status, v) = call_in(
+        &url,
+        json!({"groupName": "App", "virtualQueue": "Sales_VQ_CB", "fromPhoneNumber": "+33612345678"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["data"]["fromPhoneNumber"], "+33612345678");
+}
