@@ -644,7 +644,8 @@ pub struct ApiSettings {
     /// Seconds for a request's headers to arrive, from connection open or the previous answer
     /// (so also how long an idle keep-alive connection stays) (1–3600). Default 10.
     pub header_timeout_seconds: i64,
-    /// Seconds for a request's body to arrive once its headers have (1–3600). Default 30.
+    /// Seconds for a request's body to arrive once its headers have, and for the client to
+    /// take an answer being written (1–3600). Default 30.
     pub body_timeout_seconds: i64,
     /// HTTP connections open at once (1–1000000). Default 4096.
     pub max_connections: i64,

@@ -739,3 +739,52 @@ async fn call_in_from_phone_number_is_bounded() {
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["data"]["fromPhoneNumber"], "+33612345678");
 }
+
+/// A client that sends requests but never reads the answers cannot hold its connection (and
+/// the engine's send buffers) for ever: once an answer has waited `api.body_timeout_seconds`
+/// for the client to take it, the connection is closed. 200 pipelined requests for the
+/// OpenAPI document (11 MB of answers), a pause, then reading: only what the socket buffers
+/// held arrives, not the 200 answers.
+#[tokio::test]
+async fn a_client_that_does_not_read_its_answers_is_cut_off() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let yaml = format!(
+        "listeners: {{http: '127.0.0.1:0', sip_udp: [], sip_tcp: []}}
+api:
+  keys: [{{name: t, key: {KEY}}}]
+  header_timeout_seconds: 1
+  body_timeout_seconds: 1
+queues:
+  - {{name: Sales_VQ_CB}}
+"
+    );
+    let clock: SharedClock = ManualClock::new(common::monday_9am_utc()).shared();
+    let (e, _url) = common::start_engine_from_file(dir.path(), yaml, clock).await;
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut s = socket.connect(e.http_addr).await.unwrap();
+    const N: usize = 200;
+    let request = format!("GET /openapi.json HTTP/1.1\r\nHost: x\r\nx-api-key: {KEY}\r\n\r\n");
+    s.write_all(request.repeat(N).as_bytes()).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    let end = boomerang::clock::tokio_now() + std::time::Duration::from_secs(60);
+    let closed = loop {
+        match tokio::time::timeout_at(end, s.read(&mut buf)).await {
+            Err(_) => break false,
+            Ok(Ok(0)) | Ok(Err(_)) => break true,
+            Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
+        }
+    };
+    assert!(closed, "the connection is closed");
+    let answers = got.windows(15).filter(|w| w == b"HTTP/1.1 200 OK").count();
+    assert!(answers > 0, "the first answers were sent");
+    assert!(
+        answers < N,
+        "a stalled reader was cut off: {answers} of {N} answers arrived"
+    );
+    e.shutdown();
+}
