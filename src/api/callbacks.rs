@@ -33,7 +33,7 @@ pub struct CreateCallbackBody {
     #[serde(default)]
     pub priority: Option<i64>,
     /// Attached data (string values).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::extract::null_as_default")]
     pub user_data: BTreeMap<String, Value>,
     /// Reject a scheduled callback whose slot is full instead of accepting it.
     #[serde(default)]
@@ -71,7 +71,7 @@ pub struct CreateCallbackBody {
     pub captcha_token: Option<String>,
     /// Where the callback's push events go: `{channel:"FCM", target:<token>}` or
     /// `{channel:"WEBHOOK", target:<URL>}` (at most 10).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::extract::null_as_default")]
     pub push_targets: Vec<crate::push::PushTarget>,
 }
 

@@ -24,7 +24,7 @@ pub struct CallInBody {
     pub from_phone_number: Option<String>,
     /// Attached data, as on create: values of any type (kept as text), keys that are not
     /// JavaScript identifiers dropped, at most 64 entries and 16 KiB.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::extract::null_as_default")]
     pub user_data: BTreeMap<String, serde_json::Value>,
     /// The callback this request belongs to.
     #[serde(default)]

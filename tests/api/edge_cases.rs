@@ -788,3 +788,29 @@ queues:
     );
     e.shutdown();
 }
+
+/// `null` for an optional map or list (`userData`, `pushTargets`; call-in `userData`) means
+/// absent, as it already does for `desiredTime` or `priority`: a client that writes every
+/// optional field, null when unset, can book.
+#[tokio::test]
+async fn null_optional_maps_and_lists_read_as_absent() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_e, url, _clock) = engine(dir.path()).await;
+    let resp = reqwest::Client::new()
+        .post(format!("{url}/engagement/v3/callbacks/create"))
+        .header("x-api-key", KEY)
+        .json(&json!({"serviceName": "Sales_VQ_CB", "phoneNumber": "+33123456789",
+                      "desiredTime": null, "priority": null, "userData": null, "pushTargets": null}))
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let v: Value = resp.json().await.unwrap();
+    assert_eq!(status, 200, "{v}");
+    let (status, v) = call_in(
+        &url,
+        json!({"groupName": "App", "virtualQueue": "Sales_VQ_CB", "userData": null}),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+}
