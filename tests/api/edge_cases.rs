@@ -814,3 +814,36 @@ async fn null_optional_maps_and_lists_read_as_absent() {
     .await;
     assert_eq!(status, 200, "{v}");
 }
+
+/// A callback query whose `to` is before its `from` is a 400 naming `to`, as availability's
+/// and bulk cancel's inverted ranges are, not an empty list that reads as "no callbacks".
+#[tokio::test]
+async fn an_inverted_query_range_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_e, url, _clock) = engine(dir.path()).await;
+    book(&url, "Sales_VQ_CB").await;
+    let range = "from=2026-03-03T00:00:00Z&to=2026-03-01T00:00:00Z";
+    let (status, v) = get_v3(&url, &format!("/callbacks?{range}")).await;
+    assert_eq!(status, 400, "{v}");
+    assert!(
+        v["status"]["message"].as_str().unwrap().starts_with("to:"),
+        "{v}"
+    );
+    let root = common::admin_login(&url, "root", PASSWORD).await;
+    let (status, v) = call(
+        Method::GET,
+        &format!("{url}/admin/callbacks?{range}"),
+        Some(&root),
+        None,
+    )
+    .await;
+    assert_eq!(status, 400, "{v}");
+    assert!(v["message"].as_str().unwrap().starts_with("to:"), "{v}");
+    let (status, v) = get_v3(
+        &url,
+        "/callbacks?from=2026-03-01T00:00:00Z&to=2026-03-03T00:00:00Z",
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["data"]["callbacks"].as_array().unwrap().len(), 1, "{v}");
+}
