@@ -847,3 +847,41 @@ async fn an_inverted_query_range_is_refused() {
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["data"]["callbacks"].as_array().unwrap().len(), 1, "{v}");
 }
+
+/// Cancelling a callback that has already ended is a 409 that says so, with how it ended
+/// (`already COMPLETED (CANCELLED)`), not "a COMPLETED callback cannot become COMPLETED".
+#[tokio::test]
+async fn cancelling_an_ended_callback_says_it_has_already_ended() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_e, url, _clock) = engine(dir.path()).await;
+    let id = book(&url, "Sales_VQ_CB").await;
+    let cancel = || {
+        reqwest::Client::new()
+            .post(format!("{url}/engagement/v3/callbacks/cancel"))
+            .header("x-api-key", KEY)
+            .json(&json!({"id": id}))
+            .send()
+    };
+    assert_eq!(cancel().await.unwrap().status().as_u16(), 200);
+    let again = cancel().await.unwrap();
+    assert_eq!(again.status().as_u16(), 409);
+    let v: Value = again.json().await.unwrap();
+    let message = v["status"]["message"].as_str().unwrap();
+    assert!(message.contains("already COMPLETED (CANCELLED)"), "{v}");
+    let root = common::admin_login(&url, "root", PASSWORD).await;
+    let (status, v) = call(
+        Method::POST,
+        &format!("{url}/admin/callbacks/{id}/cancel"),
+        Some(&root),
+        None,
+    )
+    .await;
+    assert_eq!(status, 409, "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("already COMPLETED (CANCELLED)"),
+        "{v}"
+    );
+}
