@@ -885,3 +885,26 @@ async fn cancelling_an_ended_callback_says_it_has_already_ended() {
         "{v}"
     );
 }
+
+/// The audit log and the call-in records refuse an inverted range as the callback query does.
+#[tokio::test]
+async fn an_inverted_audit_or_call_in_range_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_e, url, _clock) = engine(dir.path()).await;
+    let root = common::admin_login(&url, "root", PASSWORD).await;
+    let range = "from=2026-03-03T00:00:00Z&to=2026-03-01T00:00:00Z";
+    for list in ["/admin/audit", "/admin/callin/records"] {
+        let (status, v) = call(
+            Method::GET,
+            &format!("{url}{list}?{range}"),
+            Some(&root),
+            None,
+        )
+        .await;
+        assert_eq!(status, 400, "{list}: {v}");
+        assert!(
+            v["message"].as_str().unwrap().starts_with("to:"),
+            "{list}: {v}"
+        );
+    }
+}

@@ -107,11 +107,7 @@ pub async fn query_page(
     if let Some(name) = &q.service_name {
         known_queue(s, name, "serviceName")?;
     }
-    if let (Some(from), Some(to)) = (q.from, q.to)
-        && to < from
-    {
-        return Err(ApiError::bad_request("to: must not be before from"));
-    }
+    super::ordered_range(q.from, q.to)?;
     let page = q.page.unwrap_or(1);
     if page == 0 {
         return Err(ApiError::bad_request("page: pages start at 1"));
