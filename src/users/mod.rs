@@ -415,6 +415,12 @@ impl AdminAuth {
         self.users.write().insert(user.name.clone(), Arc::new(user));
     }
 
+    /// Ends every open session of `name` (after a new password: whoever held a token logs in
+    /// again).
+    pub fn end_sessions(&self, name: &str) {
+        self.sessions().retain(|_, s| s.user != name);
+    }
+
     /// Removes a user and ends their sessions; true if they existed.
     pub fn remove_user(&self, name: &str) -> bool {
         let existed = self.users.write().remove(name).is_some();

@@ -476,6 +476,8 @@ queues:
     )
     .await;
     assert_eq!(status, 200, "{v}");
+    // The new password ended boss's sessions: in again.
+    let boss = common::admin_login(&url, "boss", "another long one").await;
 
     let (status, v) = call(
         Method::POST,
@@ -907,4 +909,49 @@ async fn an_inverted_audit_or_call_in_range_is_refused() {
             "{list}: {v}"
         );
     }
+}
+
+/// A password change ends the user's open sessions (as a deletion does): after a suspected
+/// compromise, the administrator's reset locks out whoever holds a token, which otherwise
+/// stays good as long as it is used. Role changes keep sessions (they apply at once).
+#[tokio::test]
+async fn a_password_change_ends_the_users_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_e, url, _clock) = engine(dir.path()).await;
+    let root = common::admin_login(&url, "root", PASSWORD).await;
+    let users = format!("{url}/admin/users");
+    let (status, v) = call(
+        Method::POST,
+        &users,
+        Some(&root),
+        Some(json!({"name": "lina", "password": PASSWORD, "roles": ["Monitor"]})),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let lina = common::admin_login(&url, "lina", PASSWORD).await;
+    let me = format!("{url}/admin/me");
+    let (status, v) = call(
+        Method::PUT,
+        &format!("{users}/lina"),
+        Some(&root),
+        Some(json!({"roles": ["Supervisor"]})),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let (status, v) = call(Method::GET, &me, Some(&lina), None).await;
+    assert_eq!(status, 200, "a role change keeps the session: {v}");
+    assert_eq!(v["data"]["roles"], json!(["Supervisor"]));
+    let (status, v) = call(
+        Method::PUT,
+        &format!("{users}/lina"),
+        Some(&root),
+        Some(json!({"password": "a brand new secret"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{v}");
+    let (status, v) = call(Method::GET, &me, Some(&lina), None).await;
+    assert_eq!(status, 401, "the old session ended with the password: {v}");
+    let fresh = common::admin_login(&url, "lina", "a brand new secret").await;
+    let (status, _) = call(Method::GET, &me, Some(&fresh), None).await;
+    assert_eq!(status, 200);
 }

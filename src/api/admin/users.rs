@@ -159,8 +159,8 @@ pub async fn create(Admin { s, user }: Admin, Body(b): Body<NewUserBody>) -> Rep
     save(&s, &user, rec, "user.create", detail).await
 }
 
-/// Changes a user's password, roles or queues; open sessions follow at their next request.
-/// The last Administrator keeps that role.
+/// Changes a user's password, roles or queues; open sessions follow at their next request
+/// (a new password ends them). The last Administrator keeps that role.
 #[utoipa::path(put, path = "/users/{name}", tag = "admin", request_body = UpdateUserBody,
     params(("name" = String, Path, description = "login name")),
     responses((status = 200, body = UserView), (status = 404), (status = 409)))]
@@ -189,9 +189,14 @@ pub async fn update(
         rec.password_hash = hash(p).await?;
         changed.push("password");
     }
+    let new_password = changed.contains(&"password");
     let detail =
         json!({ "name": name, "changed": changed, "roles": rec.roles, "queues": rec.queues });
-    save(&s, &user, rec, "user.update", detail).await
+    let answer = save(&s, &user, rec, "user.update", detail).await?;
+    if new_password {
+        s.admin.end_sessions(&name);
+    }
+    Ok(answer)
 }
 
 /// Stores a user with the audit entry of its change in one write, then puts it in force and
