@@ -45,10 +45,28 @@ pub struct AvailabilityQuery {
     pub report_busy: bool,
 }
 
-/// An ISO instant: with an offset as given, without one in `tz`.
-fn instant(field: &str, text: &str, tz: Tz) -> Result<DateTime<Utc>, ApiError> {
+/// Whether `t` falls in ISO 8601's four-digit years: further out, local times and day
+/// arithmetic overflow the date library (which panics).
+fn in_iso_years(t: DateTime<Utc>) -> bool {
+    use chrono::Datelike;
+    (0..=9999).contains(&t.year())
+}
+
+/// `t`, or a 400 naming `field` when it lies outside the years 0000 to 9999.
+fn within_years(field: &str, shown: &str, t: DateTime<Utc>) -> Result<DateTime<Utc>, ApiError> {
+    if in_iso_years(t) {
+        Ok(t)
+    } else {
+        Err(ApiError::bad_request(format!(
+            "{field}: `{shown}` is outside the years 0000 to 9999"
+        )))
+    }
+}
+
+/// An ISO instant: with an offset as given, without one in `tz` (also open-for's `start`).
+pub(crate) fn instant(field: &str, text: &str, tz: Tz) -> Result<DateTime<Utc>, ApiError> {
     if let Ok(t) = DateTime::parse_from_rfc3339(text) {
-        return Ok(t.with_timezone(&Utc));
+        return within_years(field, text, t.with_timezone(&Utc));
     }
     let local = NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f")
         .or_else(|_| NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M"))
@@ -57,6 +75,12 @@ fn instant(field: &str, text: &str, tz: Tz) -> Result<DateTime<Utc>, ApiError> {
                 "{field}: `{text}` is not an ISO 8601 date-time (e.g. 2026-03-02T09:00:00.000Z)"
             ))
         })?;
+    // Checked before the zone is applied, which overflows at the far end of the range.
+    if !(0..=9999).contains(&chrono::Datelike::year(&local)) {
+        return Err(ApiError::bad_request(format!(
+            "{field}: `{text}` is outside the years 0000 to 9999"
+        )));
+    }
     tz.from_local_datetime(&local)
         .earliest()
         .map(|t| t.with_timezone(&Utc))
@@ -64,8 +88,9 @@ fn instant(field: &str, text: &str, tz: Tz) -> Result<DateTime<Utc>, ApiError> {
 }
 
 fn from_ms(field: &str, ms: i64) -> Result<DateTime<Utc>, ApiError> {
-    DateTime::from_timestamp_millis(ms)
-        .ok_or_else(|| ApiError::bad_request(format!("{field}: {ms} is out of range")))
+    let t = DateTime::from_timestamp_millis(ms)
+        .ok_or_else(|| ApiError::bad_request(format!("{field}: {ms} is out of range")))?;
+    within_years(field, &ms.to_string(), t)
 }
 
 #[utoipa::path(get, path = "/callbacks/availability/{service}", tag = "callbacks",

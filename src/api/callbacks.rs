@@ -33,7 +33,7 @@ pub struct CreateCallbackBody {
     #[serde(default)]
     pub priority: Option<i64>,
     /// Attached data (string values).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::extract::null_as_default")]
     pub user_data: BTreeMap<String, Value>,
     /// Reject a scheduled callback whose slot is full instead of accepting it.
     #[serde(default)]
@@ -71,7 +71,7 @@ pub struct CreateCallbackBody {
     pub captcha_token: Option<String>,
     /// Where the callback's push events go: `{channel:"FCM", target:<token>}` or
     /// `{channel:"WEBHOOK", target:<URL>}` (at most 10).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "super::extract::null_as_default")]
     pub push_targets: Vec<crate::push::PushTarget>,
 }
 
@@ -119,20 +119,7 @@ pub(super) async fn create_callback(
         }
         None => None,
     };
-    // GES keeps only user data keys that are JavaScript identifiers and drops the others
-    // silently.
-    let user_data = b
-        .user_data
-        .into_iter()
-        .filter(|(k, _)| crate::callback::ges::is_js_identifier(k))
-        .map(|(k, v)| {
-            let text = match v {
-                Value::String(s) => s,
-                other => other.to_string(),
-            };
-            (k, text)
-        })
-        .collect();
+    let user_data = ges_user_data(b.user_data);
     if b.push_targets.len() > crate::push::MAX_TARGETS {
         return Err(ApiError::bad_request(format!(
             "pushTargets: at most {} targets",
@@ -175,6 +162,21 @@ pub(super) async fn create_callback(
         Err(e) => return Err(service_error(e)),
     };
     Ok((StatusCode::OK, ok(json!({ "id": rec.id }))).into_response())
+}
+
+/// User data as GES takes it (create and call-in): keys that are not JavaScript identifiers
+/// are dropped silently, values of any JSON type are kept as text.
+pub(crate) fn ges_user_data(data: BTreeMap<String, Value>) -> BTreeMap<String, String> {
+    data.into_iter()
+        .filter(|(k, _)| crate::callback::ges::is_js_identifier(k))
+        .map(|(k, v)| {
+            let text = match v {
+                Value::String(s) => s,
+                other => other.to_string(),
+            };
+            (k, text)
+        })
+        .collect()
 }
 
 /// How many slots a 429 on create proposes.
@@ -338,10 +340,11 @@ pub(super) async fn reschedule_callback(
 #[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct OpenForQuery {
-    /// The instant to answer for (ISO 8601 with offset), default now.
+    /// The instant to answer for, as availability reads it: ISO 8601 with offset (`…SSSZ`),
+    /// or local without offset in `timezone` (UTC without it); default now.
     #[serde(default)]
-    pub start: Option<DateTime<chrono::FixedOffset>>,
-    /// Accepted for GES clients; the figures are durations and do not depend on it.
+    pub start: Option<String>,
+    /// IANA zone of a local `start` (the figures are durations and do not depend on it).
     #[serde(default)]
     pub timezone: Option<String>,
     /// Accepted; `immediateOfferHoursOpenFor` is always returned.
@@ -366,10 +369,16 @@ pub(super) async fn open_for_route(
     let queue = known_queue(&s, &service, "serviceName")?;
     let hours = s.config.queue_hours(queue);
     let offer = s.config.immediate_offer_hours(queue);
-    let at = q
-        .start
-        .map(|t| t.with_timezone(&Utc))
-        .unwrap_or_else(|| s.clock.now());
+    let tz: chrono_tz::Tz = match &q.timezone {
+        Some(name) => name.parse().map_err(|_| {
+            ApiError::bad_request(format!("timezone: `{name}` is not an IANA time zone"))
+        })?,
+        None => chrono_tz::Tz::UTC,
+    };
+    let at = match &q.start {
+        Some(t) => super::availability::instant("start", t, tz)?,
+        None => s.clock.now(),
+    };
     // The current EWT (a live figure, also with `start`); unknown (no eligible agent logged
     // in) counts as no wait.
     let ewt = TimeDelta::seconds(ewt_seconds(&s, &service).max(0));

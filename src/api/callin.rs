@@ -18,12 +18,14 @@ use crate::callin::{CallInError, NewCallIn, RoutingData};
 pub struct CallInBody {
     /// Click-to-Call-In group.
     pub group_name: String,
-    /// The customer's number.
+    /// The customer's number (1 to 64 characters, no control characters): the caller's
+    /// number is compared with it.
     #[serde(default)]
     pub from_phone_number: Option<String>,
-    /// Attached data.
-    #[serde(default)]
-    pub user_data: BTreeMap<String, String>,
+    /// Attached data, as on create: values of any type (kept as text), keys that are not
+    /// JavaScript identifiers dropped, at most 64 entries and 16 KiB.
+    #[serde(default, deserialize_with = "super::extract::null_as_default")]
+    pub user_data: BTreeMap<String, serde_json::Value>,
     /// The callback this request belongs to.
     #[serde(default)]
     pub callback_service_id: Option<Uuid>,
@@ -41,6 +43,16 @@ pub(crate) async fn create_call_in(State(s): State<ApiState>, Body(b): Body<Call
     if let Some(q) = &b.virtual_queue {
         known_queue(&s, q, "virtualQueue")?;
     }
+    if let Some(n) = &b.from_phone_number
+        && (n.is_empty() || n.chars().count() > 64 || n.chars().any(char::is_control))
+    {
+        return Err(ApiError::bad_request(
+            "fromPhoneNumber: must be 1 to 64 characters, without control characters",
+        ));
+    }
+    let user_data = super::callbacks::ges_user_data(b.user_data);
+    crate::callback::model::check_user_data(&user_data)
+        .map_err(|e| ApiError::bad_request(format!("userData: {e}")))?;
     if s.callin.group(&b.group_name).is_none() {
         let e = CallInError::UnknownGroup(b.group_name.clone());
         return Err(ApiError::bad_request(format!("groupName: {e}")));
@@ -71,7 +83,7 @@ pub(crate) async fn create_call_in(State(s): State<ApiState>, Body(b): Body<Call
                     queue: b.virtual_queue,
                     skill_expression: None,
                     priority: b.priority.unwrap_or(0),
-                    user_data: b.user_data,
+                    user_data,
                 },
                 callback_id: b.callback_service_id,
             },

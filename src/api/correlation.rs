@@ -28,23 +28,26 @@ pub(super) async fn correlate(State(state): State<ApiState>, req: Request, next:
     let ges = is_ges_path(req.uri().path());
     let mut resp = next.run(req).await;
     let success = resp.extensions_mut().remove::<error::SuccessData>();
-    let pending = resp
-        .extensions_mut()
-        .remove::<error::PendingError>()
-        .map(|p| p.0)
-        .or_else(|| {
-            // Errors produced by layers (body too large, …) arrive without a JSON body.
-            let s = resp.status();
-            (s.is_client_error() || s.is_server_error()).then(|| {
-                ApiError::new(
-                    s,
-                    0,
-                    s.canonical_reason()
-                        .unwrap_or("request refused")
-                        .to_lowercase(),
-                )
-            })
-        });
+    let status = resp.status();
+    let pending = match resp.extensions_mut().remove::<error::PendingError>() {
+        Some(p) => Some(p.0),
+        // Errors produced by layers and extractors (a path parameter that does not parse, a
+        // body too large, …) arrive without a JSON body: their short text, if any, says what
+        // is wrong.
+        None if status.is_client_error() || status.is_server_error() => {
+            let (parts, body) = resp.into_parts();
+            let text = rejection_text(&parts.headers, body).await;
+            resp = Response::from_parts(parts, axum::body::Body::empty());
+            let message = text.unwrap_or_else(|| {
+                status
+                    .canonical_reason()
+                    .unwrap_or("request refused")
+                    .to_lowercase()
+            });
+            Some(ApiError::new(status, 0, message))
+        }
+        None => None,
+    };
     let retry_after = resp.headers().get(axum::http::header::RETRY_AFTER).cloned();
     if let Some(err) = pending {
         state.errors.push(ErrorLogEntry {
@@ -71,6 +74,27 @@ pub(super) async fn correlate(State(state): State<ApiState>, req: Request, next:
         resp.headers_mut().insert("x-correlation-id", v);
     }
     resp
+}
+
+/// Longest rejection text taken up as an error's message.
+const REJECTION_TEXT_BYTES: usize = 1024;
+
+/// The plain-text body of a rejection (axum's extractors say there which parameter failed and
+/// why), when it is short UTF-8.
+async fn rejection_text(headers: &axum::http::HeaderMap, body: axum::body::Body) -> Option<String> {
+    let plain = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/plain"));
+    if !plain {
+        return None;
+    }
+    let bytes = axum::body::to_bytes(body, REJECTION_TEXT_BYTES)
+        .await
+        .ok()?;
+    let text = String::from_utf8(bytes.to_vec()).ok()?;
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.to_string())
 }
 
 /// Whether `path` is on the GES v3 surface, whose answers wear the GES envelope (status with

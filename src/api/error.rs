@@ -15,6 +15,26 @@ use serde::Serialize;
 /// Entries kept in the error log.
 pub const ERROR_LOG_SIZE: usize = 1000;
 
+/// Bytes of an entry's URI and of its message kept in the error log: both can echo what the
+/// client sent (a 64 KiB request line, a 64 KiB queue name), and the log holds
+/// [`ERROR_LOG_SIZE`] entries.
+pub const ERROR_LOG_FIELD_BYTES: usize = 1024;
+
+/// `text` cut to at most [`ERROR_LOG_FIELD_BYTES`] bytes on a character boundary, ending
+/// with `…` when cut.
+fn bounded(mut text: String) -> String {
+    if text.len() <= ERROR_LOG_FIELD_BYTES {
+        return text;
+    }
+    let mut end = ERROR_LOG_FIELD_BYTES - '…'.len_utf8();
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text.truncate(end);
+    text.push('…');
+    text
+}
+
 /// An error answer.
 #[derive(Debug, Clone)]
 pub struct ApiError {
@@ -163,8 +183,11 @@ pub struct ErrorLog {
 }
 
 impl ErrorLog {
-    /// Records an error, dropping the oldest beyond the bound.
-    pub fn push(&self, entry: ErrorLogEntry) {
+    /// Records an error (its URI and message cut to [`ERROR_LOG_FIELD_BYTES`]), dropping the
+    /// oldest beyond the bound.
+    pub fn push(&self, mut entry: ErrorLogEntry) {
+        entry.uri = bounded(std::mem::take(&mut entry.uri));
+        entry.message = bounded(std::mem::take(&mut entry.message));
         let mut e = self.entries.lock();
         e.push_back(entry);
         while e.len() > ERROR_LOG_SIZE {

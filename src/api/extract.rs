@@ -52,6 +52,16 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for Body<T> {
     }
 }
 
+/// For optional body fields whose absence is an empty value (a map, a list): `null` reads as
+/// absent, as it does for the `Option` fields (clients that write every field send `null`).
+pub(crate) fn null_as_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de> + Default,
+{
+    <Option<T> as serde::Deserialize>::deserialize(d).map(Option::unwrap_or_default)
+}
+
 /// A configured queue, or a 400 naming the request field that held the unknown name.
 pub(crate) fn known_queue<'a>(
     s: &'a ApiState,

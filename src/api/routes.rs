@@ -117,10 +117,14 @@ pub fn router(state: ApiState) -> Router {
     let cors = tower_http::cors::CorsLayer::new()
         .allow_origin(origins)
         .allow_methods([Method::GET, Method::POST, Method::PUT, Method::DELETE])
+        // What GES clients send: the statistics proxy's `cache-control: max-age=N`, and a
+        // correlation id of their own, which the correlation layer takes up.
         .allow_headers([
             axum::http::header::CONTENT_TYPE,
             axum::http::HeaderName::from_static("x-api-key"),
             axum::http::header::AUTHORIZATION,
+            axum::http::header::CACHE_CONTROL,
+            axum::http::HeaderName::from_static("x-correlation-id"),
         ])
         .expose_headers([axum::http::HeaderName::from_static("x-correlation-id")]);
     routes

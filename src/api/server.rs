@@ -2,7 +2,9 @@
 //! client cannot hold the engine's descriptors and memory. A connection must deliver each
 //! request's headers within `api.header_timeout_seconds` of opening or of the previous answer
 //! (which also closes idle keep-alive connections), and its body within
-//! `api.body_timeout_seconds`; at most `api.max_connections` are open, and at most
+//! `api.body_timeout_seconds`, and must take each answer within that time too (a client that
+//! stops reading is cut off rather than holding the connection and its send buffers); at most
+//! `api.max_connections` are open, and at most
 //! `api.max_connections_per_address` from one client address (beyond, the connection gets a
 //! 503 and is closed). Accept errors (descriptors exhausted) are retried after a growing pause
 //! instead of spinning. Only HTTP/1.1 is served: the protocol detection of HTTP/2 without TLS
@@ -45,7 +47,8 @@ const MAX_ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 pub struct ServeLimits {
     /// From connection open (or the previous answer) to the end of the request's headers.
     pub header_timeout: Duration,
-    /// From the request's headers to the end of its body.
+    /// From the request's headers to the end of its body; also the longest a write of an
+    /// answer may wait for the client to read.
     pub body_timeout: Duration,
     /// Connections open at once.
     pub max_connections: usize,
@@ -180,6 +183,7 @@ async fn connection(
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
         .max_buf_size(MAX_BUF_BYTES);
+    let stream = WriteDeadline::new(stream, body_timeout);
     let conn = http.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(conn);
     let ended = tokio::select! {
@@ -191,6 +195,100 @@ async fn connection(
     };
     if let Err(e) = ended {
         tracing::debug!(%peer, error = %e, "HTTP connection ended");
+    }
+}
+
+/// The connection's stream, whose writes fail once one has waited `limit` for the client to
+/// read: a client that sends requests and never takes the answers would otherwise hold the
+/// connection, its place under the caps and its send buffers for ever.
+struct WriteDeadline {
+    inner: TcpStream,
+    limit: Duration,
+    /// Armed while a write waits; cleared when one goes through.
+    stalled: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl WriteDeadline {
+    fn new(inner: TcpStream, limit: Duration) -> Self {
+        WriteDeadline {
+            inner,
+            limit,
+            stalled: None,
+        }
+    }
+
+    /// What a write that could not proceed answers: wait, or fail once the limit has passed.
+    fn waiting<T>(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<T>> {
+        let limit = self.limit;
+        let stall = self
+            .stalled
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(limit)));
+        match stall.as_mut().poll(cx) {
+            Poll::Ready(()) => Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "the client did not read its answer within the body timeout",
+            ))),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// A write's outcome: progress disarms the stall timer, no progress arms it.
+    fn outcome<T>(
+        &mut self,
+        cx: &mut Context<'_>,
+        polled: Poll<std::io::Result<T>>,
+    ) -> Poll<std::io::Result<T>> {
+        match polled {
+            Poll::Ready(r) => {
+                self.stalled = None;
+                Poll::Ready(r)
+            }
+            Poll::Pending => self.waiting(cx),
+        }
+    }
+}
+
+impl tokio::io::AsyncRead for WriteDeadline {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for WriteDeadline {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write(cx, buf);
+        self.outcome(cx, polled)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let polled = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        self.outcome(cx, polled)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let polled = Pin::new(&mut self.inner).poll_flush(cx);
+        self.outcome(cx, polled)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        let polled = Pin::new(&mut self.inner).poll_shutdown(cx);
+        self.outcome(cx, polled)
     }
 }
 

@@ -62,6 +62,25 @@ pub enum CompletionReason {
     MessageLeft,
 }
 
+impl CompletionReason {
+    /// Its name as the API writes it (`CANCELLED_BY_ADMIN`), for messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            CompletionReason::Agent => "AGENT",
+            CompletionReason::Cancelled => "CANCELLED",
+            CompletionReason::CancelledByAdmin => "CANCELLED_BY_ADMIN",
+            CompletionReason::AbandonedInQueue => "ABANDONED_IN_QUEUE",
+            CompletionReason::RedialLimitReached => "REDIAL_LIMIT_REACHED",
+            CompletionReason::Rescheduled => "RESCHEDULED",
+            CompletionReason::Purged => "PURGED",
+            CompletionReason::Expired => "EXPIRED",
+            CompletionReason::EngineRestarted => "ENGINE_RESTARTED",
+            CompletionReason::NotConfirmed => "NOT_CONFIRMED",
+            CompletionReason::MessageLeft => "MESSAGE_LEFT",
+        }
+    }
+}
+
 /// Where a callback is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE", tag = "state", content = "reason")]
@@ -174,6 +193,9 @@ pub enum LifecycleError {
         /// Requested state name.
         to: &'static str,
     },
+    /// The callback has ended already: there is nothing left to cancel.
+    #[error("the callback is already COMPLETED ({}); there is nothing to cancel", .0.name())]
+    AlreadyCompleted(CompletionReason),
     /// A PROCESSING callback is with an agent and cannot be cancelled.
     #[error("the callback is being processed by an agent and cannot be cancelled")]
     Processing,
@@ -414,6 +436,9 @@ impl CallbackRecord {
         by: &str,
         admin: bool,
     ) -> Result<(), LifecycleError> {
+        if let CallbackState::Completed(ended) = self.state {
+            return Err(LifecycleError::AlreadyCompleted(ended));
+        }
         let reason = if admin {
             CompletionReason::CancelledByAdmin
         } else {

@@ -371,10 +371,18 @@ pub struct AgentSpec {
     pub skills: BTreeMap<String, i64>,
 }
 
+/// An optional string or number; `null` is absent (the stored form of an agent made through
+/// the API writes `sip_user: null`, and must read back).
 fn opt_string_or_number<'de, D: serde::Deserializer<'de>>(
     d: D,
 ) -> Result<Option<String>, D::Error> {
-    crate::yaml::string_or_number(d).map(Some)
+    struct Text(String);
+    impl<'de> Deserialize<'de> for Text {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            crate::yaml::string_or_number(d).map(Text)
+        }
+    }
+    Option::<Text>::deserialize(d).map(|t| t.map(|t| t.0))
 }
 
 /// Who places the call when a callback's turn comes.
@@ -636,7 +644,8 @@ pub struct ApiSettings {
     /// Seconds for a request's headers to arrive, from connection open or the previous answer
     /// (so also how long an idle keep-alive connection stays) (1–3600). Default 10.
     pub header_timeout_seconds: i64,
-    /// Seconds for a request's body to arrive once its headers have (1–3600). Default 30.
+    /// Seconds for a request's body to arrive once its headers have, and for the client to
+    /// take an answer being written (1–3600). Default 30.
     pub body_timeout_seconds: i64,
     /// HTTP connections open at once (1–1000000). Default 4096.
     pub max_connections: i64,

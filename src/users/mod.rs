@@ -341,6 +341,9 @@ pub struct AdminAuth {
     idle: TimeDelta,
     clock: SharedClock,
     guard: LoginGuard,
+    /// Held by a user change from its checks to its write, so that two changes cannot both
+    /// pass a check the other would fail (each removing one of the last two administrators).
+    changes: tokio::sync::Mutex<()>,
 }
 
 /// A refused login: why, and the lockout the failure started (for the audit log).
@@ -371,7 +374,21 @@ impl AdminAuth {
             idle: TimeDelta::minutes(settings.session_idle_minutes.max(1)),
             clock,
             guard: LoginGuard::new(settings),
+            changes: tokio::sync::Mutex::new(()),
         }
+    }
+
+    /// Serialises user changes (create, change, delete) from their checks to their write.
+    pub async fn lock_changes(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.changes.lock().await
+    }
+
+    /// Whether a user other than `name` holds the Administrator role.
+    pub fn another_administrator(&self, name: &str) -> bool {
+        self.users
+            .read()
+            .values()
+            .any(|u| u.name != name && u.roles.contains(&Role::Administrator))
     }
 
     /// How long a session may stay idle.
@@ -396,6 +413,12 @@ impl AdminAuth {
     /// Adds or replaces a user; their open sessions see the new roles at the next request.
     pub fn put_user(&self, user: UserRecord) {
         self.users.write().insert(user.name.clone(), Arc::new(user));
+    }
+
+    /// Ends every open session of `name` (after a new password: whoever held a token logs in
+    /// again).
+    pub fn end_sessions(&self, name: &str) {
+        self.sessions().retain(|_, s| s.user != name);
     }
 
     /// Removes a user and ends their sessions; true if they existed.

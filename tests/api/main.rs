@@ -10,6 +10,7 @@ mod common;
 mod admin;
 mod admin_rules;
 mod agent_state;
+mod edge_cases;
 mod ges_conformance;
 mod http_hardening;
 mod public_api;

@@ -63,6 +63,7 @@ pub struct AuditQuery {
 pub async fn list(Admin { s, user }: Admin, Q(q): Q<AuditQuery>) -> Reply {
     user.require(Permission::ReadAudit)?;
     let limit = super::limit(q.limit, 250)?;
+    super::ordered_range(q.from, q.to)?;
     let store = &s.store;
     let filter = crate::audit::AuditFilter {
         user: q.user,

@@ -107,6 +107,7 @@ pub async fn query_page(
     if let Some(name) = &q.service_name {
         known_queue(s, name, "serviceName")?;
     }
+    super::ordered_range(q.from, q.to)?;
     let page = q.page.unwrap_or(1);
     if page == 0 {
         return Err(ApiError::bad_request("page: pages start at 1"));

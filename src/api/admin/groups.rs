@@ -280,6 +280,7 @@ pub async fn list_records(Admin { s, user }: Admin, Q(q): Q<RecordsQuery>) -> Re
             "limit: must be 1 to 500, got {limit}"
         )));
     }
+    super::ordered_range(q.from, q.to)?;
     let page = s.callin.query_records(&RecordQuery {
         state: q.state,
         from: q.from.map(|t| t.with_timezone(&Utc)),

@@ -103,6 +103,20 @@ pub(super) fn limit(given: Option<usize>, default: usize) -> Result<usize, crate
     Ok(limit)
 }
 
+/// A listing's `from`/`to` filters: `to` before `from` is a 400 naming `to` (an empty list
+/// would read as "nothing there").
+pub(super) fn ordered_range(
+    from: Option<chrono::DateTime<chrono::FixedOffset>>,
+    to: Option<chrono::DateTime<chrono::FixedOffset>>,
+) -> Result<(), crate::api::ApiError> {
+    match (from, to) {
+        (Some(from), Some(to)) if to < from => Err(crate::api::ApiError::bad_request(
+            "to: must not be before from",
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// A file to download: its bytes with their content type and a `filename` for the browser.
 pub(super) fn attachment(
     content_type: &str,

@@ -1,5 +1,6 @@
 //! The push outbox in the administration (`GET /admin/push/outbox`): what is waiting, what
-//! was delivered and what was given up, with attempts and the last error.
+//! was delivered and what was given up, with attempts and the last error; only the events of
+//! the queues the user may read.
 
 use serde::Deserialize;
 
@@ -18,7 +19,7 @@ pub struct OutboxQuery {
     pub limit: Option<usize>,
 }
 
-/// Push events in the durable outbox, newest first.
+/// Push events of the user's queues in the durable outbox, newest first.
 #[utoipa::path(get, path = "/push/outbox", tag = "admin", params(OutboxQuery),
     responses((status = 200, description = "entries with event, target, state, attempts, last error"), (status = 400), (status = 403)))]
 pub async fn outbox(Admin { s, user }: Admin, Q(q): Q<OutboxQuery>) -> Reply {
@@ -32,10 +33,14 @@ pub async fn outbox(Admin { s, user }: Admin, Q(q): Q<OutboxQuery>) -> Reply {
             ))
         })?),
     };
-    let list = s
+    // A user restricted to some queues sees only their events, found among the newest 1000.
+    let fetch = if user.queues.is_some() { 1000 } else { limit };
+    let mut list = s
         .store
-        .outbox_list(state, limit)
+        .outbox_list(state, fetch)
         .await
         .map_err(|e| ApiError::internal(format!("the outbox cannot be read: {e}")))?;
+    list.retain(|e| user.can_read_queue(&e.event.queue));
+    list.truncate(limit);
     Ok(ok(list))
 }

@@ -1,12 +1,13 @@
 //! Recordings made by the Record block over HTTP: `GET /admin/recordings` lists them (any role
 //! that reads callbacks), `GET /admin/recordings/{id}` downloads the WAV (roles that may export
-//! callbacks: Administrator, Supervisor). The files themselves are `crate::recordings`.
+//! callbacks: Administrator, Supervisor). A user restricted to some queues sees only the
+//! recordings of callbacks in those queues. The files themselves are `crate::recordings`.
 
 use axum::extract::Path;
 use serde::Deserialize;
 use uuid::Uuid;
 
-use super::auth::{Admin, Permission};
+use super::auth::{Admin, AdminUser, Permission};
 use crate::api::{ApiError, ApiState, Q, Reply, ok};
 use crate::recordings::{self, Recording};
 
@@ -27,17 +28,37 @@ async fn all(s: &ApiState) -> Result<Vec<Recording>, ApiError> {
         .map_err(|e| ApiError::internal(format!("reading recordings: {e}")))
 }
 
-/// Recordings, newest first.
+/// Whether `user` may see recording `r`: every recording without a queue restriction; with
+/// one, only those of callbacks in the user's queues (a call that served no callback has no
+/// known queue).
+async fn readable(s: &ApiState, user: &AdminUser, r: &Recording) -> bool {
+    if user.queues.is_none() {
+        return true;
+    }
+    match r.callback_id {
+        Some(id) => s
+            .callbacks
+            .get(id)
+            .await
+            .is_ok_and(|c| user.can_read_queue(&c.queue)),
+        None => false,
+    }
+}
+
+/// Recordings the user may see, newest first.
 #[utoipa::path(get, path = "/recordings", tag = "admin", params(RecordingQuery),
     responses((status = 200, body = [Recording]), (status = 403)))]
 pub async fn list(Admin { s, user }: Admin, Q(q): Q<RecordingQuery>) -> Reply {
     user.require(Permission::ReadCallbacks)?;
-    let list: Vec<Recording> = all(&s)
-        .await?
-        .into_iter()
-        .filter(|r| q.callback_id.is_none_or(|c| r.callback_id == Some(c)))
-        .filter(|r| q.call_id.as_ref().is_none_or(|c| &r.call_id == c))
-        .collect();
+    let mut list: Vec<Recording> = Vec::new();
+    for r in all(&s).await? {
+        if q.callback_id.is_none_or(|c| r.callback_id == Some(c))
+            && q.call_id.as_ref().is_none_or(|c| &r.call_id == c)
+            && readable(&s, &user, &r).await
+        {
+            list.push(r);
+        }
+    }
     Ok(ok(list))
 }
 
@@ -47,7 +68,12 @@ pub async fn list(Admin { s, user }: Admin, Q(q): Q<RecordingQuery>) -> Reply {
     responses((status = 200, content_type = "audio/wav", description = "8 kHz 16-bit mono WAV"), (status = 403), (status = 404)))]
 pub async fn download(Admin { s, user }: Admin, Path(id): Path<Uuid>) -> Reply {
     user.require(Permission::ExportCallbacks)?;
-    if !all(&s).await?.iter().any(|r| r.id == id) {
+    let found = all(&s).await?.into_iter().find(|r| r.id == id);
+    let Some(rec) = found else {
+        return Err(ApiError::not_found(format!("no recording {id}")));
+    };
+    if !readable(&s, &user, &rec).await {
+        // As if it did not exist: its queue is outside the user's line of business.
         return Err(ApiError::not_found(format!("no recording {id}")));
     }
     let path = recordings::path_of(&s.config.data_dir(), id);

@@ -1,6 +1,6 @@
 //! Post-call survey answers over HTTP: `GET /admin/surveys.csv` exports them, one line per
-//! answer (roles that may export callbacks: Administrator, Supervisor). The answers themselves
-//! are `crate::flow::survey`.
+//! answer (roles that may export callbacks: Administrator, Supervisor), of the queues the user
+//! may read. The answers themselves are `crate::flow::survey`.
 
 use serde::Deserialize;
 use uuid::Uuid;
@@ -20,7 +20,7 @@ pub struct SurveyQuery {
     pub callback_id: Option<Uuid>,
 }
 
-/// Survey answers as CSV, oldest first.
+/// Survey answers of the user's queues as CSV, oldest first.
 #[utoipa::path(get, path = "/surveys.csv", tag = "admin", params(SurveyQuery),
     responses((status = 200, content_type = "text/csv", description = "responseId, at, survey, callId, ani, queue, agent, callbackId, question, answer"), (status = 403)))]
 pub async fn export(Admin { s, user }: Admin, Q(q): Q<SurveyQuery>) -> Reply {
@@ -32,6 +32,7 @@ pub async fn export(Admin { s, user }: Admin, Q(q): Q<SurveyQuery>) -> Reply {
         .into_iter()
         .filter(|r| q.survey.as_ref().is_none_or(|n| &r.survey == n))
         .filter(|r| q.callback_id.is_none_or(|c| r.callback_id == Some(c)))
+        .filter(|r| user.can_read_queue(&r.queue))
         .collect();
     let bytes =
         survey::csv(&chosen).map_err(|e| ApiError::internal(format!("writing CSV: {e}")))?;

@@ -95,6 +95,17 @@ async fn hash(password: String) -> Result<String, ApiError> {
         .map_err(ApiError::from)
 }
 
+/// Refuses to leave no Administrator: once the last one lost the role or was deleted, nobody
+/// could manage users any more (short of editing the file and restarting).
+fn keeps_an_administrator(s: &ApiState, name: &str, roles_after: &[Role]) -> Result<(), ApiError> {
+    if roles_after.contains(&Role::Administrator) || s.admin.another_administrator(name) {
+        return Ok(());
+    }
+    Err(ApiError::conflict(format!(
+        "user `{name}` is the last Administrator; give another user that role first"
+    )))
+}
+
 fn changeable(s: &ApiState, name: &str) -> Result<UserRecord, ApiError> {
     let u = s
         .admin
@@ -133,6 +144,7 @@ pub async fn create(Admin { s, user }: Admin, Body(b): Body<NewUserBody>) -> Rep
     check_password(&b.password)?;
     check_roles(&b.roles)?;
     check_queues(&s, &b.queues)?;
+    let _changing = s.admin.lock_changes().await;
     if s.admin.user(&b.name).is_some() {
         return Err(ApiError::conflict(format!("user `{}` exists", b.name)));
     }
@@ -147,7 +159,8 @@ pub async fn create(Admin { s, user }: Admin, Body(b): Body<NewUserBody>) -> Rep
     save(&s, &user, rec, "user.create", detail).await
 }
 
-/// Changes a user's password, roles or queues; open sessions follow at their next request.
+/// Changes a user's password, roles or queues; open sessions follow at their next request
+/// (a new password ends them). The last Administrator keeps that role.
 #[utoipa::path(put, path = "/users/{name}", tag = "admin", request_body = UpdateUserBody,
     params(("name" = String, Path, description = "login name")),
     responses((status = 200, body = UserView), (status = 404), (status = 409)))]
@@ -157,10 +170,12 @@ pub async fn update(
     Body(b): Body<UpdateUserBody>,
 ) -> Reply {
     user.require(Permission::ManageUsers)?;
+    let _changing = s.admin.lock_changes().await;
     let mut rec = changeable(&s, &name)?;
     let mut changed = Vec::new();
     if let Some(roles) = b.roles {
         check_roles(&roles)?;
+        keeps_an_administrator(&s, &name, &roles)?;
         rec.roles = roles;
         changed.push("roles");
     }
@@ -174,9 +189,14 @@ pub async fn update(
         rec.password_hash = hash(p).await?;
         changed.push("password");
     }
+    let new_password = changed.contains(&"password");
     let detail =
         json!({ "name": name, "changed": changed, "roles": rec.roles, "queues": rec.queues });
-    save(&s, &user, rec, "user.update", detail).await
+    let answer = save(&s, &user, rec, "user.update", detail).await?;
+    if new_password {
+        s.admin.end_sessions(&name);
+    }
+    Ok(answer)
 }
 
 /// Stores a user with the audit entry of its change in one write, then puts it in force and
@@ -198,13 +218,15 @@ async fn save(
     Ok(ok(view))
 }
 
-/// Deletes a user and ends their sessions.
+/// Deletes a user and ends their sessions (not the last Administrator).
 #[utoipa::path(delete, path = "/users/{name}", tag = "admin",
     params(("name" = String, Path, description = "login name")),
     responses((status = 200), (status = 404), (status = 409)))]
 pub async fn delete(Admin { s, user }: Admin, Path(name): Path<String>) -> Reply {
     user.require(Permission::ManageUsers)?;
+    let _changing = s.admin.lock_changes().await;
     changeable(&s, &name)?;
+    keeps_an_administrator(&s, &name, &[])?;
     s.store
         .delete_document(DOC_KIND, &name)
         .await
