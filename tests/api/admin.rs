@@ -3,6 +3,7 @@
 //! anonymous callers.
 
 use crate::common;
+use crate::common::admin_call as call;
 
 use std::path::Path;
 
@@ -46,19 +47,6 @@ queues:
 "
     );
     common::start_engine_from_file(dir, yaml, clock).await
-}
-
-async fn call(method: Method, url: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
-    let mut r = reqwest::Client::new().request(method, url);
-    if let Some(t) = token {
-        r = r.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let resp = r.send().await.unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
 }
 
 async fn login(url: &str, user: &str) -> String {

@@ -4,6 +4,7 @@
 //! administrator).
 
 use crate::common;
+use crate::common::admin_call as call;
 
 use std::path::Path;
 
@@ -46,20 +47,6 @@ callin_groups:
     let shared: SharedClock = clock.shared();
     let (e, url) = common::start_engine_from_file(dir, yaml, shared).await;
     (e, url, clock)
-}
-
-/// A request with an optional bearer token and JSON body: status, body as JSON (Null if not).
-async fn call(method: Method, url: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
-    let mut r = reqwest::Client::new().request(method, url);
-    if let Some(t) = token {
-        r = r.bearer_auth(t);
-    }
-    if let Some(b) = body {
-        r = r.json(&b);
-    }
-    let resp = r.send().await.unwrap();
-    let status = resp.status().as_u16();
-    (status, resp.json().await.unwrap_or(Value::Null))
 }
 
 /// Books an immediate callback on `queue` through the v3 API; its id.

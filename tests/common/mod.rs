@@ -464,6 +464,29 @@ pub async fn admin_login(url: &str, user: &str, password: &str) -> String {
         .to_string()
 }
 
+/// Sends an administration request, with the bearer `token` when given and `body` as JSON:
+/// the status, and the answer as JSON (`Null` when it is not JSON).
+pub async fn admin_call(
+    method: reqwest::Method,
+    url: &str,
+    token: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let mut r = reqwest::Client::new().request(method, url);
+    if let Some(t) = token {
+        r = r.bearer_auth(t);
+    }
+    if let Some(b) = body {
+        r = r.json(&b);
+    }
+    let resp = r
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("request to {url}: {e}"));
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(serde_json::Value::Null))
+}
+
 /// Monday 2 March 2026, 09:00 UTC (10:00 in Paris): the admin tests' start time.
 pub fn monday_9am_utc() -> chrono::DateTime<chrono::Utc> {
     chrono::DateTime::parse_from_rfc3339("2026-03-02T09:00:00Z")
