@@ -174,13 +174,13 @@ async fn an_agent_whose_phone_unregisters_during_a_call_is_logged_out_when_it_en
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_queue_wrap_up_time_is_after_call_work_before_ready() {
     let mut r = engine(|spec| {
-        common::demo_queue(spec, "Sales_VQ_CB").wrap_up_seconds = 2;
-        common::demo_queue(spec, "Sales_VQ").wrap_up_seconds = 2;
+        common::demo_queue(spec, "Sales_VQ_CB").wrap_up_seconds = 5;
+        common::demo_queue(spec, "Sales_VQ").wrap_up_seconds = 5;
     })
     .await;
     let id = r.alice_on_a_call().await;
-    // Looked for as soon as the callback completes, and polled: after the SIPp sides have
-    // finished too, a loaded machine may already be past the 2 s of wrap-up.
+    // Looked for as soon as the callback completes, and polled; 5 s of wrap-up leave a loaded
+    // machine time to see it before it ends.
     let (why, rec) = common::until_completed(&r.engine, id).await;
     assert_eq!(why, CompletionReason::Agent, "{:?}", rec.history);
     r.until_alice(StateKind::AfterCallWork).await;
