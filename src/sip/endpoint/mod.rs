@@ -608,7 +608,9 @@ impl Endpoint {
             rsip::Method::Bye => {
                 if self.calls.contains_key(&call_id) {
                     self.respond(&key, &req, 200, "OK");
-                    self.end_call(&call_id, false);
+                    // Before our answer the INVITE is still pending: it ends with 487 (RFC
+                    // 3261 §15.1.2), or its transaction would wait for a final answer forever.
+                    self.terminate(&call_id);
                 } else {
                     self.respond(&key, &req, 481, "Call/Transaction Does Not Exist");
                 }
@@ -626,16 +628,7 @@ impl Endpoint {
                 match target {
                     Some(id) => {
                         self.respond(&key, &req, 200, "OK");
-                        if let Some(c) = self.take_call(&id) {
-                            if let Role::Uas {
-                                invite, key: ik, ..
-                            } = &c.role
-                            {
-                                let (invite, ik) = (invite.clone(), ik.clone());
-                                self.respond(&ik, &invite, 487, "Request Terminated");
-                            }
-                            c.shared.end();
-                        }
+                        self.terminate(&id);
                     }
                     None => self.respond(&key, &req, 481, "Call/Transaction Does Not Exist"),
                 }
@@ -728,6 +721,24 @@ impl Endpoint {
             && let Role::Uac { ack: Some(ack), .. } = &c.role
         {
             self.send(c.next_hop(), &SipMessage::Request(ack.clone()));
+        }
+    }
+
+    /// The peer ended the call (BYE, CANCEL): an inbound call we have not answered yet gets
+    /// 487 to its INVITE.
+    fn terminate(&mut self, call_id: &str) {
+        if let Some(c) = self.take_call(call_id) {
+            if let Role::Uas {
+                invite,
+                key,
+                answered: false,
+                ..
+            } = &c.role
+            {
+                let (invite, key) = (invite.clone(), key.clone());
+                self.respond(&key, &invite, 487, "Request Terminated");
+            }
+            c.shared.end();
         }
     }
 

@@ -1,0 +1,236 @@
+//! The engine's SIP front seen by an independent peer speaking raw SIP over UDP: situations an
+//! everyday or hostile caller creates around a call (hang-up before the answer, offers inside
+//! the call, requests that do not match the dialog), each checked on the wire.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+
+use crate::common;
+
+/// A flow that answers and plays a minute of silence (the caller hangs up).
+const ANSWER: &str = "application: answer-and-wait\ntype: default\nself_service:\n  - type: play_message\n    prompts:\n      - silence_ms: 60000\n    barge_in: false\n";
+
+/// The demo engine with 8999 answering and waiting, and 8009 queueing without answering.
+async fn engine() -> (
+    tempfile::TempDir,
+    tempfile::TempDir,
+    boomerang::engine::Engine,
+) {
+    common::capture_logs();
+    let flows = common::flows_plus(&[
+        ("answer.yaml", ANSWER),
+        (
+            "ringing-queue.yaml",
+            "application: ringing-queue\ntype: default\nassisted_service:\n  - type: route_call\n    queue: Sales_VQ\n    timeout_seconds: 600\n",
+        ),
+    ]);
+    let (dir, engine) = common::start_demo(|spec| {
+        common::route_point_to(spec, "8999", "answer.yaml", flows.path());
+        common::route_point_to(spec, "8009", "ringing-queue.yaml", flows.path());
+    })
+    .await;
+    (flows, dir, engine)
+}
+
+/// An SDP offer from port `rtp` with the m-line's `formats` and extra `attrs` lines.
+fn sdp(rtp: u16, formats: &str, attrs: &str) -> String {
+    format!(
+        "v=0\r\no=peer 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=audio {rtp} RTP/AVP {formats}\r\n{attrs}"
+    )
+}
+
+/// A header's value in a message's text (first occurrence, case-insensitive name).
+fn header(msg: &str, name: &str) -> Option<String> {
+    msg.split("\r\n\r\n").next()?.lines().find_map(|l| {
+        let (n, v) = l.split_once(':')?;
+        n.trim()
+            .eq_ignore_ascii_case(name)
+            .then(|| v.trim().to_string())
+    })
+}
+
+/// A response's status code.
+fn status(msg: &str) -> Option<u16> {
+    msg.strip_prefix("SIP/2.0 ")?.get(..3)?.parse().ok()
+}
+
+/// The method named in a message's CSeq.
+fn cseq_method(msg: &str) -> String {
+    header(msg, "CSeq")
+        .and_then(|c| c.split_whitespace().nth(1).map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// A message's body.
+fn body(msg: &str) -> &str {
+    msg.split_once("\r\n\r\n").map_or("", |(_, b)| b)
+}
+
+/// A caller on its own UDP socket, one call (Call-ID) at a time.
+struct Peer {
+    sock: UdpSocket,
+    target: SocketAddr,
+    call_id: String,
+    from_tag: String,
+    /// The engine's To tag once it answered.
+    to_tag: Option<String>,
+    branch: u32,
+}
+
+impl Peer {
+    async fn new(target: SocketAddr, call_id: &str) -> Peer {
+        Peer {
+            sock: UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+            target,
+            call_id: call_id.to_string(),
+            from_tag: format!("{call_id}-ft"),
+            to_tag: None,
+            branch: 0,
+        }
+    }
+
+    fn port(&self) -> u16 {
+        self.sock.local_addr().unwrap().port()
+    }
+
+    /// A request of this call: `to_tag` as given (None: outside the dialog), `extra` header
+    /// lines (each ending in CRLF), an SDP `body` when not empty. A new branch each time
+    /// unless `branch` is given.
+    fn request(
+        &mut self,
+        method: &str,
+        number: &str,
+        cseq: u32,
+        to_tag: Option<&str>,
+        extra: &str,
+        body: &str,
+    ) -> String {
+        self.branch += 1;
+        let port = self.port();
+        let to_tag = to_tag.map(|t| format!(";tag={t}")).unwrap_or_default();
+        let ctype = if body.is_empty() {
+            String::new()
+        } else {
+            "Content-Type: application/sdp\r\n".to_string()
+        };
+        format!(
+            "{method} sip:{number}@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK{}-{}\r\nFrom: <sip:+33612345678@127.0.0.1>;tag={}\r\nTo: <sip:{number}@127.0.0.1>{to_tag}\r\nCall-ID: {}\r\nCSeq: {cseq} {method}\r\nMax-Forwards: 70\r\nContact: <sip:caller@127.0.0.1:{port}>\r\n{extra}{ctype}Content-Length: {}\r\n\r\n{body}",
+            self.call_id,
+            self.branch,
+            self.from_tag,
+            self.call_id,
+            body.len()
+        )
+    }
+
+    async fn send(&self, text: &str) {
+        self.sock
+            .send_to(text.as_bytes(), self.target)
+            .await
+            .unwrap();
+    }
+
+    /// Everything received within `wait`.
+    async fn collect(&self, wait: Duration) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 65536];
+        let until = boomerang::clock::tokio_now() + wait;
+        while let Ok(Ok((n, _))) =
+            tokio::time::timeout_at(until, self.sock.recv_from(&mut buf)).await
+        {
+            out.push(String::from_utf8_lossy(&buf[..n]).to_string());
+        }
+        out
+    }
+
+    /// The first final response to a `method` request within `wait` (provisionals and
+    /// other messages skipped).
+    async fn final_for(&self, method: &str, wait: Duration) -> Option<String> {
+        let mut buf = vec![0u8; 65536];
+        let until = boomerang::clock::tokio_now() + wait;
+        while let Ok(Ok((n, _))) =
+            tokio::time::timeout_at(until, self.sock.recv_from(&mut buf)).await
+        {
+            let text = String::from_utf8_lossy(&buf[..n]).to_string();
+            if status(&text).is_some_and(|c| c >= 200) && cseq_method(&text) == method {
+                return Some(text);
+            }
+        }
+        None
+    }
+
+    /// Calls `number` with `offer` and acknowledges the 200; the 200.
+    async fn call(&mut self, number: &str, offer: &str) -> String {
+        let invite = self.request("INVITE", number, 1, None, "", offer);
+        self.send(&invite).await;
+        let ok = self
+            .final_for("INVITE", Duration::from_secs(5))
+            .await
+            .expect("no answer to the INVITE");
+        assert_eq!(status(&ok), Some(200), "{ok}");
+        let tag = header(&ok, "To")
+            .and_then(|t| t.split(";tag=").nth(1).map(|t| t.to_string()))
+            .expect("no To tag in the 200");
+        self.to_tag = Some(tag);
+        self.ack(1).await;
+        ok
+    }
+
+    /// ACKs the 2xx to the INVITE with CSeq `cseq`.
+    async fn ack(&mut self, cseq: u32) {
+        let tag = self.to_tag.clone();
+        let ack = self.request("ACK", "8999", cseq, tag.as_deref(), "", "");
+        self.send(&ack).await;
+    }
+
+    /// Sends an in-dialog `method` with CSeq `cseq` and returns its final response.
+    async fn in_dialog(&mut self, method: &str, cseq: u32, extra: &str, body: &str) -> String {
+        let tag = self.to_tag.clone();
+        let req = self.request(method, "8999", cseq, tag.as_deref(), extra, body);
+        self.send(&req).await;
+        self.final_for(method, Duration::from_secs(3))
+            .await
+            .unwrap_or_else(|| panic!("no answer to {method}"))
+    }
+}
+
+/// Waits (up to 5 s) until Sales_VQ holds `n` callers; whether it did.
+async fn waiting(engine: &boomerang::engine::Engine, n: usize) -> bool {
+    for _ in 0..500 {
+        if engine.router.waiting("Sales_VQ").unwrap_or(usize::MAX) == n {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
+}
+
+/// The status codes of `msgs` with the method each answers.
+fn summary(msgs: &[String]) -> Vec<(u16, String)> {
+    msgs.iter()
+        .filter_map(|m| Some((status(m)?, cseq_method(m))))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bye_before_the_answer_ends_the_invite_with_487_and_leaves_the_queue() {
+    let (_f, _d, engine) = engine().await;
+    let mut p = Peer::new(engine.sip.udp[0], "bye-early").await;
+    let invite = p.request("INVITE", "8009", 1, None, "", &sdp(40000, "0", ""));
+    p.send(&invite).await;
+    assert!(waiting(&engine, 1).await, "the call was not queued");
+    // The caller hangs up with a BYE (no To tag: the engine sent no tagged provisional).
+    let bye = p.request("BYE", "8009", 2, None, "", "");
+    p.send(&bye).await;
+    let got = summary(&p.collect(Duration::from_secs(2)).await);
+    assert!(got.contains(&(200, "BYE".into())), "{got:?}");
+    // The INVITE gets its final answer: no transaction is left waiting for one.
+    assert!(got.contains(&(487, "INVITE".into())), "{got:?}");
+    assert!(waiting(&engine, 0).await, "the caller is still queued");
+    // A retransmission of the INVITE gets the 487 again, not a 100.
+    p.send(&invite).await;
+    let again = summary(&p.collect(Duration::from_secs(1)).await);
+    assert_eq!(again, vec![(487, "INVITE".to_string())]);
+}
