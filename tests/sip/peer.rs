@@ -234,3 +234,46 @@ async fn a_bye_before_the_answer_ends_the_invite_with_487_and_leaves_the_queue()
     let again = summary(&p.collect(Duration::from_secs(1)).await);
     assert_eq!(again, vec![(487, "INVITE".to_string())]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_whose_tags_name_no_dialog_get_481_and_the_call_goes_on() {
+    let (_f, _d, engine) = engine().await;
+    let t = engine.sip.udp[0];
+    let mut p = Peer::new(t, "wrong-tags").await;
+    p.call("8999", &sdp(40002, "0", "")).await;
+    // A BYE with the call's Call-ID but another From tag (someone else), then one with
+    // another To tag: neither names the call's dialog (RFC 3261 §12.2.2).
+    let real = p.from_tag.clone();
+    p.from_tag = "someone-else".into();
+    let r = p.in_dialog("BYE", 2, "", "").await;
+    assert_eq!(status(&r), Some(481), "{r}");
+    p.from_tag = real;
+    let ours = p.to_tag.replace("not-the-engines".into());
+    let r = p.in_dialog("BYE", 3, "", "").await;
+    assert_eq!(status(&r), Some(481), "{r}");
+    p.to_tag = ours;
+    // The call is still up: the caller's own BYE ends it.
+    let r = p.in_dialog("BYE", 4, "", "").await;
+    assert_eq!(status(&r), Some(200), "{r}");
+
+    // Before the answer: an UPDATE with a To tag the engine never gave (it sent no tagged
+    // provisional) is no early dialog's.
+    let mut q = Peer::new(t, "wrong-tags-early").await;
+    let invite = q.request("INVITE", "8009", 1, None, "", &sdp(40004, "0", ""));
+    q.send(&invite).await;
+    assert!(waiting(&engine, 1).await, "the call was not queued");
+    let update = q.request(
+        "UPDATE",
+        "8009",
+        2,
+        Some("made-up"),
+        "",
+        &sdp(40004, "0", "a=sendonly\r\n"),
+    );
+    q.send(&update).await;
+    let r = q
+        .final_for("UPDATE", Duration::from_secs(3))
+        .await
+        .expect("no answer to the UPDATE");
+    assert_eq!(status(&r), Some(481), "{r}");
+}

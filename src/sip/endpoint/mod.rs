@@ -606,7 +606,7 @@ impl Endpoint {
         match req.method {
             rsip::Method::Invite => self.on_invite(key, req, peer, call_id),
             rsip::Method::Bye => {
-                if self.calls.contains_key(&call_id) {
+                if self.belongs(&call_id, &req) {
                     self.respond(&key, &req, 200, "OK");
                     // Before our answer the INVITE is still pending: it ends with 487 (RFC
                     // 3261 §15.1.2), or its transaction would wait for a final answer forever.
@@ -634,7 +634,11 @@ impl Endpoint {
                 }
             }
             rsip::Method::Info => {
-                let Some(c) = self.calls.get(&call_id) else {
+                let Some(c) = self
+                    .calls
+                    .get(&call_id)
+                    .filter(|_| self.belongs(&call_id, &req))
+                else {
                     self.respond(&key, &req, 481, "Call/Transaction Does Not Exist");
                     return;
                 };

@@ -155,6 +155,41 @@ impl Endpoint {
         }
     }
 
+    /// True when `req` (a request inside a call) names the dialog of call `call_id`: its From
+    /// tag is the peer's and its To tag ours (RFC 3261 §12.2.2; the other way round is taken
+    /// too: some peers, test tools among them, swap them in a BYE, and both tags are still
+    /// this dialog's, which a stranger cannot guess). Before we answered an inbound
+    /// call there is no dialog yet (we send no tagged provisional): the caller's own requests
+    /// carry its From tag and no To tag. A call without a dialog (a peer without tags, RFC
+    /// 2543) is matched by its Call-ID alone once answered.
+    pub(super) fn belongs(&self, call_id: &str, req: &rsip::Request) -> bool {
+        let Some(c) = self.calls.get(call_id) else {
+            return false;
+        };
+        let from = header_value(req, "From").and_then(|f| message::tag_of(&f));
+        let to = header_value(req, "To").and_then(|t| message::tag_of(&t));
+        match (&c.dialog, &c.role) {
+            (Some(d), _) => {
+                let (from, to) = (from.unwrap_or_default(), to.unwrap_or_default());
+                let (local, remote) = (&d.id.local_tag, &d.id.remote_tag);
+                (from == *remote && to == *local) || (from == *local && to == *remote)
+            }
+            (
+                None,
+                Role::Uas {
+                    invite,
+                    answered: false,
+                    ..
+                },
+            ) => {
+                to.is_none()
+                    && from == header_value(invite, "From").and_then(|f| message::tag_of(&f))
+            }
+            (None, Role::Uas { .. }) => true,
+            (None, Role::Uac { answered, .. }) => *answered,
+        }
+    }
+
     /// The peer's re-INVITE or UPDATE was accepted: it refreshes the session (or starts or
     /// stops its timer) from now.
     pub(super) fn peer_refreshed(&mut self, call_id: &str, req: &rsip::Request, ask: TimerAsk) {

@@ -117,10 +117,11 @@ impl Endpoint {
     ) {
         let invite = req.method == rsip::Method::Invite;
         // A re-INVITE needs the dialog (an answered call); an UPDATE may come before.
-        if self
-            .calls
-            .get(&call_id)
-            .is_none_or(|c| invite && c.dialog.is_none())
+        if !self.belongs(&call_id, &req)
+            || self
+                .calls
+                .get(&call_id)
+                .is_none_or(|c| invite && c.dialog.is_none())
         {
             self.respond(&key, &req, 481, "Call/Transaction Does Not Exist");
             return;
