@@ -277,3 +277,40 @@ async fn requests_whose_tags_name_no_dialog_get_481_and_the_call_goes_on() {
         .expect("no answer to the UPDATE");
     assert_eq!(status(&r), Some(481), "{r}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_200_to_a_reinvite_is_retransmitted_over_udp_until_its_ack() {
+    let (_f, _d, engine) = engine().await;
+    let mut p = Peer::new(engine.sip.udp[0], "reinvite-rtx").await;
+    p.call("8999", &sdp(40006, "0", "")).await;
+    let tag = p.to_tag.clone();
+    let hold = p.request(
+        "INVITE",
+        "8999",
+        2,
+        tag.as_deref(),
+        "",
+        &sdp(40006, "0", "a=sendonly\r\n"),
+    );
+    p.send(&hold).await;
+    // No ACK yet: as for the first 200, T1 (500 ms) then 1 s later it comes again
+    // (RFC 3261 §13.3.1.4, §14.2).
+    let got = summary(&p.collect(Duration::from_millis(2000)).await);
+    let oks = got.iter().filter(|g| **g == (200, "INVITE".into())).count();
+    assert!(oks >= 2, "the 200 was not retransmitted: {got:?}");
+    p.ack(2).await;
+    // Once acknowledged, it stops.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let after = summary(&p.collect(Duration::from_millis(2500)).await);
+    assert!(after.is_empty(), "{after:?}");
+    let r = p.in_dialog("BYE", 3, "", "").await;
+    assert_eq!(status(&r), Some(200), "{r}");
+}
+
+/// The `m=` lines of an SDP body.
+fn m_lines(sdp: &str) -> Vec<String> {
+    sdp.lines()
+        .filter(|l| l.starts_with("m="))
+        .map(|l| l.trim().to_string())
+        .collect()
+}

@@ -57,7 +57,6 @@ enum Role {
         key: TransactionKey,
         to_tag: String,
         answered: bool,
-        twoxx: Option<TwoXxRetransmitter>,
         answer_sdp: String,
         /// RFC 4028 session timer agreed with the caller, started when we answer.
         session_timer: TimerAsk,
@@ -86,6 +85,9 @@ struct Call {
     timer: Option<SessionTimer>,
     /// Our SDP once an offer inside the call changed it (hold, resume).
     local_sdp: Option<String>,
+    /// Our 2xx to the peer's INVITE (the first or a re-INVITE), retransmitted over UDP until
+    /// its ACK (RFC 3261 §13.3.1.4, §14.2).
+    twoxx: Option<TwoXxRetransmitter>,
 }
 
 /// Reason phrase of the statuses a refused offer inside a call gets.
@@ -375,7 +377,7 @@ impl Endpoint {
             let Some(c) = self.calls.get_mut(&id) else {
                 continue;
             };
-            let Role::Uas { twoxx: Some(t), .. } = &mut c.role else {
+            let Some(t) = c.twoxx.as_mut() else {
                 continue;
             };
             t.handle_timeout(now);
@@ -395,7 +397,9 @@ impl Endpoint {
             self.unacked.set(&id, next);
         }
         for id in dead {
-            self.end_call(&id, true);
+            // No ACK for our 2xx: the session is ended with a BYE (RFC 3261 §13.3.1.4).
+            tracing::info!(call = %id, "no ACK for our 2xx: BYE");
+            self.hang_up(&id);
         }
         self.on_session_timers(now);
         for aor in self.registrar.expire(now) {
@@ -741,17 +745,6 @@ impl Endpoint {
             {
                 let (invite, key) = (invite.clone(), key.clone());
                 self.respond(&key, &invite, 487, "Request Terminated");
-            }
-            c.shared.end();
-        }
-    }
-
-    /// The call ends: `local` when we decided it (no signal is needed towards the leg's owner
-    /// beyond the ended flag).
-    fn end_call(&mut self, call_id: &str, local: bool) {
-        if let Some(c) = self.take_call(call_id) {
-            if local {
-                tracing::debug!(call = call_id, "call ended locally");
             }
             c.shared.end();
         }

@@ -48,6 +48,7 @@ impl Endpoint {
                         shared,
                         timer: None,
                         local_sdp: None,
+                        twoxx: None,
                     },
                 );
             }

@@ -85,7 +85,6 @@ impl Endpoint {
                     key,
                     to_tag: random_token(),
                     answered: false,
-                    twoxx: None,
                     answer_sdp: String::new(),
                     session_timer,
                     awaiting_answer: false,
@@ -94,6 +93,7 @@ impl Endpoint {
                 shared: shared.clone(),
                 timer: None,
                 local_sdp: None,
+                twoxx: None,
             },
         );
         self.notify(Notice::Incoming(IncomingCall {
@@ -153,6 +153,15 @@ impl Endpoint {
             resp.headers = h;
             resp.body = b;
         }
+        if invite
+            && !peer.transport.reliable()
+            && let Some(c) = self.calls.get_mut(&call_id)
+        {
+            // Like the first 200, this one is ours to repeat until the ACK comes.
+            let t = TwoXxRetransmitter::new(self.now, resp.clone(), self.timers);
+            self.unacked.set(&call_id, t.poll_timeout());
+            c.twoxx = Some(t);
+        }
         self.respond_with(&key, resp);
         self.peer_refreshed(&call_id, &req, ask);
     }
@@ -198,7 +207,6 @@ impl Endpoint {
             key,
             to_tag,
             answered,
-            twoxx,
             answer_sdp,
             session_timer,
             awaiting_answer,
@@ -249,7 +257,7 @@ impl Endpoint {
         if !c.peer.transport.reliable() {
             let t = TwoXxRetransmitter::new(self.now, resp.clone(), timers);
             self.unacked.set(&call.to_string(), t.poll_timeout());
-            *twoxx = Some(t);
+            c.twoxx = Some(t);
         }
         let key = key.clone();
         self.respond_with(&key, resp);
@@ -347,20 +355,17 @@ impl Endpoint {
         let Some(c) = self.calls.get_mut(&call_id) else {
             return;
         };
+        if let Some(mut t) = c.twoxx.take() {
+            t.ack_received();
+            // Out of the retransmission index at once.
+            self.unacked.remove(call_id.as_str());
+        }
         let Role::Uas {
-            twoxx,
-            awaiting_answer,
-            ..
+            awaiting_answer, ..
         } = &mut c.role
         else {
             return;
         };
-        if let Some(t) = twoxx.as_mut() {
-            t.ack_received();
-            *twoxx = None;
-            // Out of the retransmission index at once.
-            self.unacked.remove(call_id.as_str());
-        }
         if std::mem::take(awaiting_answer) {
             // The answer to the offer in our 200; without a usable one there is no media
             // to talk with, so the call ends (RFC 3261 §13.3.1.4).
