@@ -314,3 +314,59 @@ fn m_lines(sdp: &str) -> Vec<String> {
         .map(|l| l.trim().to_string())
         .collect()
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reinvite_with_another_codec_or_more_streams_gets_an_answer_to_that_offer() {
+    let (_f, _d, engine) = engine().await;
+    // The caller's RTP port: what the engine sends there is read after the re-INVITE.
+    let rtp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let rtp_port = rtp.local_addr().unwrap().port();
+    let mut p = Peer::new(engine.sip.udp[0], "reinvite-codec").await;
+    let first = p.call("8999", &sdp(rtp_port, "0", "")).await;
+    assert!(m_lines(body(&first))[0].ends_with(" 0"), "{first}");
+    // The caller now offers PCMA only (say, after its PBX moved the call).
+    let r = p.in_dialog("INVITE", 2, "", &sdp(rtp_port, "8", "")).await;
+    p.ack(2).await;
+    assert_eq!(status(&r), Some(200), "{r}");
+    let m = m_lines(body(&r));
+    assert_eq!(m.len(), 1, "{r}");
+    let formats: Vec<&str> = m[0].split(' ').skip(3).collect();
+    assert_eq!(
+        formats,
+        vec!["8"],
+        "the answer must pick from the offer: {r}"
+    );
+    // And the media follows the answer: PCMA (payload type 8) reaches the caller.
+    let mut buf = [0u8; 2048];
+    let mut types = Vec::new();
+    let until = boomerang::clock::tokio_now() + Duration::from_millis(1500);
+    while let Ok(Ok((n, _))) = tokio::time::timeout_at(until, rtp.recv_from(&mut buf)).await {
+        if n >= 12 {
+            types.push(buf[1] & 0x7f);
+        }
+    }
+    let tail = &types[types.len().saturating_sub(10)..];
+    assert!(
+        !tail.is_empty() && tail.iter().all(|&pt| pt == 8),
+        "{types:?}"
+    );
+    // An offer with audio and video: the answer keeps both m-lines, video refused with port 0
+    // (RFC 3264 §6).
+    let av = sdp(rtp_port, "8", "") + "m=video 40010 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n";
+    let r = p.in_dialog("INVITE", 3, "", &av).await;
+    p.ack(3).await;
+    assert_eq!(status(&r), Some(200), "{r}");
+    let m = m_lines(body(&r));
+    assert_eq!(m.len(), 2, "{r}");
+    assert!(m[1].starts_with("m=video 0 "), "{r}");
+    // The answers raised the session version each time (RFC 3264 §8).
+    let version = |sdp: &str| {
+        sdp.lines()
+            .find_map(|l| l.strip_prefix("o="))
+            .and_then(|o| o.split(' ').nth(2)?.parse::<u64>().ok())
+            .unwrap()
+    };
+    assert!(version(body(&r)) > version(body(&first)));
+    let r = p.in_dialog("BYE", 4, "", "").await;
+    assert_eq!(status(&r), Some(200), "{r}");
+}
