@@ -370,3 +370,34 @@ async fn a_reinvite_with_another_codec_or_more_streams_gets_an_answer_to_that_of
     let r = p.in_dialog("BYE", 4, "", "").await;
     assert_eq!(status(&r), Some(200), "{r}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invite_with_a_min_se_above_our_interval_is_granted_at_least_that() {
+    let (_f, _d, engine) = engine().await;
+    // The demo grants at most 1800 s; the caller will not go below 3600 s (RFC 4028 §9: the
+    // UAS must not set Session-Expires below the request's Min-SE).
+    let mut p = Peer::new(engine.sip.udp[0], "min-se").await;
+    let invite = p.request(
+        "INVITE",
+        "8999",
+        1,
+        None,
+        "Supported: timer\r\nSession-Expires: 7200\r\nMin-SE: 3600\r\n",
+        &sdp(40012, "0", ""),
+    );
+    p.send(&invite).await;
+    let r = p
+        .final_for("INVITE", Duration::from_secs(5))
+        .await
+        .expect("no answer to the INVITE");
+    assert_eq!(status(&r), Some(200), "{r}");
+    let se = header(&r, "Session-Expires").unwrap_or_default();
+    let interval: u32 = se
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .parse()
+        .unwrap_or(0);
+    assert!(interval >= 3600, "Session-Expires: {se}");
+}

@@ -50,10 +50,14 @@ pub(super) fn lists(msg: &impl HasHeaders, names: &[&str], option: &str) -> bool
 pub(super) fn negotiate_timer(req: &rsip::Request, max: u32) -> TimerAsk {
     let supports = lists(req, &["Supported", "k"], "timer");
     let asked = session_expires(req);
+    // Never below the request's Min-SE (RFC 4028 §9), even when that exceeds our maximum.
+    let floor = header_value(req, "Min-SE")
+        .and_then(|v| v.split(';').next()?.trim().parse::<u32>().ok())
+        .unwrap_or(MIN_SE);
     let interval = match &asked {
         Some((n, _)) if *n < MIN_SE => return TimerAsk::TooSmall,
-        Some((n, _)) => (*n).min(max),
-        None if supports => max,
+        Some((n, _)) => (*n).min(max).max(floor.min(*n)),
+        None if supports => max.max(floor),
         None => return TimerAsk::Off,
     };
     let refresher = match asked.and_then(|(_, r)| r).as_deref() {
