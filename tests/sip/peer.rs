@@ -401,3 +401,45 @@ async fn an_invite_with_a_min_se_above_our_interval_is_granted_at_least_that() {
         .unwrap_or(0);
     assert!(interval >= 3600, "Session-Expires: {se}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bodies_of_a_type_we_do_not_read_get_415_with_accept() {
+    let (_f, _d, engine) = engine().await;
+    let t = engine.sip.udp[0];
+    // An INVITE whose body is not SDP (RFC 3261 §8.2.3: 415 listing what we accept).
+    let mut p = Peer::new(t, "invite-415").await;
+    let invite = p
+        .request("INVITE", "8999", 1, None, "", &sdp(40014, "0", ""))
+        .replace("Content-Type: application/sdp", "Content-Type: text/plain");
+    p.send(&invite).await;
+    let r = p
+        .final_for("INVITE", Duration::from_secs(5))
+        .await
+        .expect("no answer to the INVITE");
+    assert_eq!(status(&r), Some(415), "{r}");
+    assert_eq!(
+        header(&r, "Accept").as_deref(),
+        Some("application/sdp"),
+        "{r}"
+    );
+    // An INFO inside a call whose body is no DTMF type: 415 naming the DTMF types.
+    let mut q = Peer::new(t, "info-415").await;
+    q.call("8999", &sdp(40016, "0", "")).await;
+    let tag = q.to_tag.clone();
+    let info = q
+        .request("INFO", "8999", 2, tag.as_deref(), "", "")
+        .replace(
+            "Content-Length: 0\r\n\r\n",
+            "Content-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello",
+        );
+    q.send(&info).await;
+    let r = q
+        .final_for("INFO", Duration::from_secs(3))
+        .await
+        .expect("no answer to the INFO");
+    assert_eq!(status(&r), Some(415), "{r}");
+    let accept = header(&r, "Accept").unwrap_or_default();
+    assert!(accept.contains("application/dtmf-relay"), "{r}");
+    let r = q.in_dialog("BYE", 3, "", "").await;
+    assert_eq!(status(&r), Some(200), "{r}");
+}

@@ -654,7 +654,10 @@ impl Endpoint {
                         self.respond(&key, &req, 200, "OK");
                     }
                     Err(_) if body.trim().is_empty() => self.respond(&key, &req, 200, "OK"),
-                    Err(_) => self.respond(&key, &req, 415, "Unsupported Media Type"),
+                    Err(_) => self.respond_with(
+                        &key,
+                        unsupported_media(&req, "application/dtmf-relay, application/dtmf"),
+                    ),
                 }
             }
             rsip::Method::Update => self.on_in_dialog_offer(key, req, peer, call_id),

@@ -91,6 +91,27 @@ pub(super) fn bad_extension(req: &rsip::Request) -> Option<rsip::Response> {
     Some(resp)
 }
 
+/// 415 for a body of a type we do not read, listing those we do in Accept (RFC 3261 §8.2.3,
+/// §21.4.13).
+pub(super) fn unsupported_media(req: &rsip::Request, accept: &str) -> rsip::Response {
+    let mut resp = message::response_for(req, 415, "Unsupported Media Type");
+    resp.headers
+        .push(Header::Other("Accept".into(), accept.into()));
+    resp
+}
+
+/// True when `req` has no body, or an SDP one (a body without Content-Type is read as SDP).
+pub(super) fn sdp_or_empty(req: &rsip::Request) -> bool {
+    req.body.is_empty()
+        || header_value(req, "Content-Type").is_none_or(|t| {
+            t.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .eq_ignore_ascii_case("application/sdp")
+        })
+}
+
 /// Adds the Session-Expires (and Require) headers that confirm `ask` in our 2xx.
 pub(super) fn push_timer_headers(headers: &mut rsip::Headers, ask: TimerAsk) {
     if let TimerAsk::Agreed {

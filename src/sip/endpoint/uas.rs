@@ -52,6 +52,10 @@ impl Endpoint {
             self.respond(&key, &req, 482, "Loop Detected");
             return;
         }
+        if !sdp_or_empty(&req) {
+            self.respond_with(&key, unsupported_media(&req, "application/sdp"));
+            return;
+        }
         // The exact check: a call and a setup slot taken atomically across workers (the
         // stateless check before the transaction only reads the counts).
         if let Err(why) = self
@@ -129,6 +133,10 @@ impl Endpoint {
         let ask = negotiate_timer(&req, self.session_expires);
         if ask == TimerAsk::TooSmall {
             self.respond_with(&key, too_small(&req));
+            return;
+        }
+        if !sdp_or_empty(&req) {
+            self.respond_with(&key, unsupported_media(&req, "application/sdp"));
             return;
         }
         let offered = !req.body.is_empty();
