@@ -443,3 +443,44 @@ async fn bodies_of_a_type_we_do_not_read_get_415_with_accept() {
     let r = q.in_dialog("BYE", 3, "", "").await;
     assert_eq!(status(&r), Some(200), "{r}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_caller_who_cancels_while_the_agent_rings_cancels_the_agents_call() {
+    common::capture_logs();
+    let flows = common::flows_plus(&[(
+        "route-agent-alice.yaml",
+        "application: route-agent-alice\ntype: default\nassisted_service:\n  - type: route_agent\n    agent: alice\n    queue: Sales_VQ\n    timeout_seconds: 20\n    on_timeout: sorry\n  - type: terminate_call\n    id: sorry\n",
+    )]);
+    let agent_port = common::free_port();
+    // Alice's phone rings until it is cancelled (it gives up after 30 s of ringing).
+    let mut phone = common::sipp_server("customer-no-answer.xml", agent_port, 1);
+    let (_dir, engine) = common::start_demo(|spec| {
+        spec.listeners.sip_tcp.clear();
+        common::route_point_to(spec, "8999", "route-agent-alice.yaml", flows.path());
+    })
+    .await;
+    common::register_alice(engine.sip.udp[0], &format!("127.0.0.1:{agent_port}")).await;
+    let mut p = Peer::new(engine.sip.udp[0], "cancel-agent-ringing").await;
+    let invite = p.request("INVITE", "8999", 1, None, "", &sdp(40018, "0", ""));
+    p.send(&invite).await;
+    // The engine rings alice without answering the caller; the caller gives up.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let cancel = format!(
+        "{}Content-Length: 0\r\n\r\n",
+        invite
+            .replace("INVITE sip:", "CANCEL sip:")
+            .replace("CSeq: 1 INVITE", "CSeq: 1 CANCEL")
+            .split("Content-Type:")
+            .next()
+            .unwrap()
+    );
+    p.send(&cancel).await;
+    let got = summary(&p.collect(Duration::from_secs(1)).await);
+    assert!(got.contains(&(487, "INVITE".into())), "{got:?}");
+    // Alice's phone is cancelled at once, not left ringing until it gives up.
+    let done = tokio::time::timeout(Duration::from_secs(8), phone.wait()).await;
+    assert!(
+        done.is_ok_and(|s| s.is_ok_and(|s| s.success())),
+        "alice's phone was not cancelled"
+    );
+}

@@ -226,6 +226,13 @@ impl Endpoint {
                 });
             }
             c.dialog = dialog;
+            if *c.shared.ended.borrow() {
+                // We had given up (our CANCEL crossed this 2xx): acknowledged, then ended with
+                // a BYE (RFC 3261 §9.1), not left up with nobody on our side.
+                let id = call_id.to_string();
+                self.hang_up(&id);
+                return;
+            }
             match late_answer {
                 Some(Ok(answer)) => c.local_sdp = Some(answer),
                 Some(Err(e)) => {
