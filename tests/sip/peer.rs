@@ -484,3 +484,58 @@ async fn a_caller_who_cancels_while_the_agent_rings_cancels_the_agents_call() {
         "alice's phone was not cancelled"
     );
 }
+
+/// RTP packets arriving on `s` within `wait` (after what was queued before is drained).
+async fn rtp_count(s: &UdpSocket, wait: Duration) -> usize {
+    let mut buf = [0u8; 2048];
+    while s.try_recv_from(&mut buf).is_ok() {}
+    let mut n = 0;
+    let until = boomerang::clock::tokio_now() + wait;
+    while let Ok(Ok(_)) = tokio::time::timeout_at(until, s.recv_from(&mut buf)).await {
+        n += 1;
+    }
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reinvite_without_sdp_takes_the_answer_in_its_ack() {
+    let (_f, _d, engine) = engine().await;
+    let old = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let new = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let new_port = new.local_addr().unwrap().port();
+    let mut p = Peer::new(engine.sip.udp[0], "offerless-reinvite").await;
+    p.call("8999", &sdp(old.local_addr().unwrap().port(), "0", ""))
+        .await;
+    assert!(rtp_count(&old, Duration::from_millis(500)).await > 10);
+    // A re-INVITE without an offer (as PBXs send to move media): our 200 offers, the ACK
+    // answers with the caller's new RTP port (RFC 3261 §14.2, RFC 3264).
+    let tag = p.to_tag.clone();
+    let re = p.request("INVITE", "8999", 2, tag.as_deref(), "", "");
+    p.send(&re).await;
+    let r = p
+        .final_for("INVITE", Duration::from_secs(3))
+        .await
+        .expect("no answer to the re-INVITE");
+    assert_eq!(status(&r), Some(200), "{r}");
+    assert!(body(&r).contains("m=audio "), "the 200 must offer: {r}");
+    let ack = p.request(
+        "ACK",
+        "8999",
+        2,
+        tag.as_deref(),
+        "",
+        &sdp(new_port, "0", ""),
+    );
+    p.send(&ack).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (at_old, at_new) = tokio::join!(
+        rtp_count(&old, Duration::from_millis(1000)),
+        rtp_count(&new, Duration::from_millis(1000))
+    );
+    assert!(
+        at_new > 10 && at_old == 0,
+        "old port {at_old}, new port {at_new}"
+    );
+    let r = p.in_dialog("BYE", 3, "", "").await;
+    assert_eq!(status(&r), Some(200), "{r}");
+}

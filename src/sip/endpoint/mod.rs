@@ -60,8 +60,6 @@ enum Role {
         answer_sdp: String,
         /// RFC 4028 session timer agreed with the caller, started when we answer.
         session_timer: TimerAsk,
-        /// We offered in our 200 (the INVITE had no SDP): the ACK must bring the answer.
-        awaiting_answer: bool,
     },
     Uac {
         invite: rsip::Request,
@@ -88,6 +86,17 @@ struct Call {
     /// Our 2xx to the peer's INVITE (the first or a re-INVITE), retransmitted over UDP until
     /// its ACK (RFC 3261 §13.3.1.4, §14.2).
     twoxx: Option<TwoXxRetransmitter>,
+    /// We offered in our 2xx (the INVITE or re-INVITE had no SDP): its ACK brings the answer.
+    awaiting_answer: Option<AnswerDue>,
+}
+
+/// Which of our offers in a 2xx waits for its answer in the ACK.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AnswerDue {
+    /// The first: without a usable answer there is no media, the call ends.
+    First,
+    /// A re-INVITE's: without a usable answer the session stays as it was.
+    Again,
 }
 
 /// Reason phrase of the statuses a refused offer inside a call gets.

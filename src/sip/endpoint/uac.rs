@@ -49,6 +49,7 @@ impl Endpoint {
                         timer: None,
                         local_sdp: None,
                         twoxx: None,
+                        awaiting_answer: None,
                     },
                 );
             }

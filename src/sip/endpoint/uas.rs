@@ -91,13 +91,13 @@ impl Endpoint {
                     answered: false,
                     answer_sdp: String::new(),
                     session_timer,
-                    awaiting_answer: false,
                 },
                 dialog: None,
                 shared: shared.clone(),
                 timer: None,
                 local_sdp: None,
                 twoxx: None,
+                awaiting_answer: None,
             },
         );
         self.notify(Notice::Incoming(IncomingCall {
@@ -170,6 +170,13 @@ impl Endpoint {
             self.unacked.set(&call_id, t.poll_timeout());
             c.twoxx = Some(t);
         }
+        if invite
+            && !offered
+            && let Some(c) = self.calls.get_mut(&call_id)
+        {
+            // Our 200 offers: the answer comes with the ACK (RFC 3261 §14.2).
+            c.awaiting_answer = Some(AnswerDue::Again);
+        }
         self.respond_with(&key, resp);
         self.peer_refreshed(&call_id, &req, ask);
     }
@@ -217,15 +224,14 @@ impl Endpoint {
             answered,
             answer_sdp,
             session_timer,
-            awaiting_answer,
         } = &mut c.role
         else {
             return false;
         };
-        *awaiting_answer = invite.body.is_empty();
         if *answered {
             return true;
         }
+        c.awaiting_answer = invite.body.is_empty().then_some(AnswerDue::First);
         let mut resp = response_with_tag(invite, 200, "OK", to_tag);
         // Every Record-Route of the INVITE, in its order (RFC 3261 §12.1.1): the proxies that
         // asked to stay on the dialog's path learn that we keep them on it.
@@ -368,20 +374,18 @@ impl Endpoint {
             // Out of the retransmission index at once.
             self.unacked.remove(call_id.as_str());
         }
-        let Role::Uas {
-            awaiting_answer, ..
-        } = &mut c.role
-        else {
-            return;
-        };
-        if std::mem::take(awaiting_answer) {
-            // The answer to the offer in our 200; without a usable one there is no media
-            // to talk with, so the call ends (RFC 3261 §13.3.1.4).
+        if let Some(due) = c.awaiting_answer.take() {
+            // The answer to the offer in our 200; without a usable one to the first there is
+            // no media to talk with, so the call ends (RFC 3261 §13.3.1.4); a re-INVITE's
+            // leaves the session as it was.
             match sdp::parse_answer(&String::from_utf8_lossy(&req.body)) {
                 Ok(n) => c.shared.remote_answer(&n),
-                Err(e) => {
+                Err(e) if due == AnswerDue::First => {
                     tracing::info!(call = %call_id, error = %e, "no usable answer in the ACK: BYE");
                     self.hang_up(&call_id);
+                }
+                Err(e) => {
+                    tracing::info!(call = %call_id, error = %e, "no usable answer in the ACK: session unchanged");
                 }
             }
         }
