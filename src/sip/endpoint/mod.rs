@@ -68,7 +68,8 @@ enum Role {
         credentials: Option<(String, String)>,
         auth_tried: bool,
         answered: bool,
-        ack: Option<rsip::Request>,
+        /// Our ACK of its 2xx, sent again for a retransmitted 2xx (boxed: most calls never need it).
+        ack: Option<Box<rsip::Request>>,
         /// Our SDP, kept to answer the callee's offer when the INVITE went without one.
         late_offer: Option<String>,
     },
@@ -740,7 +741,7 @@ impl Endpoint {
         if let Some(c) = self.calls.get(&call_id)
             && let Role::Uac { ack: Some(ack), .. } = &c.role
         {
-            self.send(c.next_hop(), &SipMessage::Request(ack.clone()));
+            self.send(c.next_hop(), &SipMessage::Request(ack.as_ref().clone()));
         }
     }
 

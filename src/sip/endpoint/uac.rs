@@ -220,7 +220,7 @@ impl Endpoint {
             if let Some(d) = &dialog {
                 // The ACK follows the route set the 2xx's Record-Route made (in reverse).
                 let a = d.ack(seq, &via, body);
-                *ack = Some(a.clone());
+                *ack = Some(Box::new(a.clone()));
                 self.outbox.push_back(Transmit {
                     peer: next_hop(Some(d), peer),
                     bytes: message::to_bytes(&SipMessage::Request(a)),
