@@ -539,3 +539,62 @@ async fn a_reinvite_without_sdp_takes_the_answer_in_its_ack() {
     let r = p.in_dialog("BYE", 3, "", "").await;
     assert_eq!(status(&r), Some(200), "{r}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reinvite_crossing_our_session_refresh_reinvite_gets_491() {
+    use chrono::TimeZone;
+    common::capture_logs();
+    let flows = common::flows_plus(&[("answer.yaml", ANSWER)]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = common::demo_config(dir.path(), |spec| {
+        common::route_point_to(spec, "8999", "answer.yaml", flows.path());
+        spec.listeners.sip_tcp.clear();
+        spec.media.rtp_timeout_seconds = 0;
+    });
+    // The engine's clock is the test's: its session refresh comes when the test says.
+    let clock = boomerang::clock::ManualClock::new(
+        chrono::Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap(),
+    );
+    let engine = boomerang::engine::Engine::start(std::sync::Arc::new(config), clock.shared())
+        .await
+        .unwrap();
+    let mut p = Peer::new(engine.sip.udp[0], "glare").await;
+    // A 90 s session refreshed by the engine, by re-INVITE (no UPDATE in our Allow).
+    let invite = p.request(
+        "INVITE",
+        "8999",
+        1,
+        None,
+        "Session-Expires: 90;refresher=uas\r\nAllow: INVITE, ACK, CANCEL, BYE\r\n",
+        &sdp(40200, "0", ""),
+    );
+    p.send(&invite).await;
+    let ok = p
+        .final_for("INVITE", Duration::from_secs(5))
+        .await
+        .expect("no answer to the INVITE");
+    p.to_tag = header(&ok, "To").and_then(|t| t.split(";tag=").nth(1).map(str::to_string));
+    p.ack(1).await;
+    // Once the ACK is in, past half the interval.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    clock.advance(chrono::TimeDelta::seconds(50));
+    // The engine's refresh arrives; before answering it, the caller sends its own re-INVITE.
+    let mut buf = vec![0u8; 65536];
+    let refresh = loop {
+        let (n, _) = tokio::time::timeout(Duration::from_secs(5), p.sock.recv_from(&mut buf))
+            .await
+            .expect("no session refresh from the engine")
+            .unwrap();
+        let text = String::from_utf8_lossy(&buf[..n]).to_string();
+        if text.starts_with("INVITE ") {
+            break text;
+        }
+    };
+    let r = p
+        .in_dialog("INVITE", 2, "", &sdp(40200, "0", "a=sendonly\r\n"))
+        .await;
+    // RFC 3261 §14.2: an INVITE received while ours is in progress on the dialog gets 491.
+    assert_eq!(status(&r), Some(491), "{r}");
+    p.ack(2).await;
+    assert!(refresh.contains("Session-Expires"), "{refresh}");
+}

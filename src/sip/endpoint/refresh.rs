@@ -372,6 +372,8 @@ impl Endpoint {
             }
             None
         } else {
+            // Over: a re-INVITE of the peer's no longer crosses it.
+            self.refresh_keys.insert(key.clone(), (id.clone(), true));
             let min_se = resp
                 .as_ref()
                 .and_then(|r| header_value(r, "Min-SE"))

@@ -130,6 +130,17 @@ impl Endpoint {
             self.respond(&key, &req, 481, "Call/Transaction Does Not Exist");
             return;
         }
+        // Glare: our own re-INVITE (a session refresh, with our SDP) is not answered yet; the
+        // peer tries again after a random wait (RFC 3261 §14.2, RFC 3311 §5.2).
+        if (invite || !req.body.is_empty())
+            && self
+                .refresh_keys
+                .iter()
+                .any(|(k, (id, answered))| *id == call_id && !*answered && k.method == "INVITE")
+        {
+            self.respond(&key, &req, 491, "Request Pending");
+            return;
+        }
         let ask = negotiate_timer(&req, self.session_expires);
         if ask == TimerAsk::TooSmall {
             self.respond_with(&key, too_small(&req));
