@@ -207,6 +207,23 @@ async fn waiting(engine: &boomerang::engine::Engine, n: usize) -> bool {
     false
 }
 
+/// The value of the engine's metric whose name ends with `name` (0 when absent).
+async fn metric(engine: &boomerang::engine::Engine, name: &str) -> f64 {
+    let text = reqwest::get(format!("http://{}/metrics", engine.http_addr))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| {
+            let (n, v) = l.rsplit_once(' ')?;
+            n.ends_with(name).then(|| v.parse().ok())?
+        })
+        .unwrap_or(0.0)
+}
+
 /// The status codes of `msgs` with the method each answers.
 fn summary(msgs: &[String]) -> Vec<(u16, String)> {
     msgs.iter()
@@ -229,10 +246,13 @@ async fn a_bye_before_the_answer_ends_the_invite_with_487_and_leaves_the_queue()
     // The INVITE gets its final answer: no transaction is left waiting for one.
     assert!(got.contains(&(487, "INVITE".into())), "{got:?}");
     assert!(waiting(&engine, 0).await, "the caller is still queued");
-    // A retransmission of the INVITE gets the 487 again, not a 100.
+    // A retransmission of the INVITE gets the 487 again (its own, or Timer G's), not a 100.
     p.send(&invite).await;
     let again = summary(&p.collect(Duration::from_secs(1)).await);
-    assert_eq!(again, vec![(487, "INVITE".to_string())]);
+    assert!(
+        !again.is_empty() && again.iter().all(|g| *g == (487, "INVITE".into())),
+        "{again:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -299,9 +319,10 @@ async fn the_200_to_a_reinvite_is_retransmitted_over_udp_until_its_ack() {
     let oks = got.iter().filter(|g| **g == (200, "INVITE".into())).count();
     assert!(oks >= 2, "the 200 was not retransmitted: {got:?}");
     p.ack(2).await;
-    // Once acknowledged, it stops.
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let after = summary(&p.collect(Duration::from_millis(2500)).await);
+    // Once acknowledged, it stops: past what was on its way, the next one (2 s after the
+    // last) never comes.
+    p.collect(Duration::from_millis(600)).await;
+    let after = summary(&p.collect(Duration::from_millis(3000)).await);
     assert!(after.is_empty(), "{after:?}");
     let r = p.in_dialog("BYE", 3, "", "").await;
     assert_eq!(status(&r), Some(200), "{r}");
@@ -463,8 +484,17 @@ async fn a_caller_who_cancels_while_the_agent_rings_cancels_the_agents_call() {
     let mut p = Peer::new(engine.sip.udp[0], "cancel-agent-ringing").await;
     let invite = p.request("INVITE", "8999", 1, None, "", &sdp(40018, "0", ""));
     p.send(&invite).await;
-    // The engine rings alice without answering the caller; the caller gives up.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // The engine rings alice (her phone's 180 reached it) without answering the caller; the
+    // caller gives up.
+    let mut ringing = false;
+    for _ in 0..100 {
+        if metric(&engine, "post_dial_delay_seconds_count").await >= 1.0 {
+            ringing = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ringing, "alice's phone never rang");
     let cancel = format!(
         "{}Content-Length: 0\r\n\r\n",
         invite
@@ -527,7 +557,12 @@ async fn a_reinvite_without_sdp_takes_the_answer_in_its_ack() {
         &sdp(new_port, "0", ""),
     );
     p.send(&ack).await;
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Once RTP reaches the new port, none goes to the old one any more.
+    let mut buf = [0u8; 2048];
+    tokio::time::timeout(Duration::from_secs(3), new.recv_from(&mut buf))
+        .await
+        .expect("no RTP at the port the ACK's answer gave")
+        .unwrap();
     let (at_old, at_new) = tokio::join!(
         rtp_count(&old, Duration::from_millis(1000)),
         rtp_count(&new, Duration::from_millis(1000))
@@ -575,8 +610,10 @@ async fn a_reinvite_crossing_our_session_refresh_reinvite_gets_491() {
         .expect("no answer to the INVITE");
     p.to_tag = header(&ok, "To").and_then(|t| t.split(";tag=").nth(1).map(str::to_string));
     p.ack(1).await;
-    // Once the ACK is in, past half the interval.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Once the ACK is in (the call's messages are handled in order: an answered OPTIONS sent
+    // after it says so), past half the interval.
+    let r = p.in_dialog("OPTIONS", 2, "", "").await;
+    assert_eq!(status(&r), Some(200), "{r}");
     clock.advance(chrono::TimeDelta::seconds(50));
     // The engine's refresh arrives; before answering it, the caller sends its own re-INVITE.
     let mut buf = vec![0u8; 65536];
@@ -591,10 +628,10 @@ async fn a_reinvite_crossing_our_session_refresh_reinvite_gets_491() {
         }
     };
     let r = p
-        .in_dialog("INVITE", 2, "", &sdp(40200, "0", "a=sendonly\r\n"))
+        .in_dialog("INVITE", 3, "", &sdp(40200, "0", "a=sendonly\r\n"))
         .await;
     // RFC 3261 §14.2: an INVITE received while ours is in progress on the dialog gets 491.
     assert_eq!(status(&r), Some(491), "{r}");
-    p.ack(2).await;
+    p.ack(3).await;
     assert!(refresh.contains("Session-Expires"), "{refresh}");
 }
