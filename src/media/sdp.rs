@@ -142,6 +142,17 @@ pub fn answer(
     local_ip: IpAddr,
     local_port: u16,
 ) -> Result<(String, Negotiated), SdpError> {
+    let session_id = u64::from(rand::random::<u32>());
+    answer_as(offer_text, local_ip, local_port, (session_id, session_id))
+}
+
+/// [`answer`] with the `o=` line's session id and version given.
+fn answer_as(
+    offer_text: &str,
+    local_ip: IpAddr,
+    local_port: u16,
+    (session_id, version): (u64, u64),
+) -> Result<(String, Negotiated), SdpError> {
     let session = parse(offer_text)?;
     let text_mlines = offer_text
         .lines()
@@ -155,8 +166,7 @@ pub fn answer(
     }
     let (index, negotiated) = negotiate(&session)?;
 
-    let session_id = u64::from(rand::random::<u32>());
-    let mut sdp = session_header(local_ip, session_id, session_id);
+    let mut sdp = session_header(local_ip, session_id, version);
     for (i, media) in session.media.iter().enumerate() {
         if i == index {
             let events = negotiated.telephone_event.map(|pt| (pt, "0-16"));
@@ -207,39 +217,36 @@ pub fn parse_answer(answer_text: &str) -> Result<Negotiated, SdpError> {
     negotiate(&session).map(|(_, negotiated)| negotiated)
 }
 
-/// Answers a new offer inside an established call (re-INVITE or UPDATE, typically hold and
-/// resume): our previous SDP with the direction that mirrors the offer's (sendonly is answered
-/// recvonly, inactive inactive, sendrecv resumes) and, when that changes it, the `o=` version
-/// raised (RFC 3264 §8). Codec and port stay as first agreed.
+/// Answers a new offer inside an established call (re-INVITE or UPDATE: hold and resume, a
+/// new codec, more streams): answered as a first offer would be (RFC 3264 §6: the offer's
+/// m-lines, a codec it lists, the mirrored direction), from the address, port and `o=` session
+/// of `previous`, our SDP so far; the `o=` version is raised when the SDP changes, kept when
+/// it does not (RFC 3264 §8).
 pub fn reanswer(previous: &str, offer_text: &str) -> Result<(String, Negotiated), SdpError> {
-    let session = parse(offer_text)?;
-    let (_, negotiated) = negotiate(&session)?;
-    let ours = negotiated.direction.mirrored().as_str();
-    let mut body = String::with_capacity(previous.len() + 16);
-    let mut has_direction = false;
-    let mut in_media = false;
-    for line in previous.lines() {
-        let line = line.trim_end();
-        in_media |= line.starts_with("m=");
-        let is_direction = line
-            .strip_prefix("a=")
-            .is_some_and(|a| SESSION_ATTRIBUTES.contains(&a));
-        if is_direction {
-            has_direction = true;
-            body.push_str("a=");
-            body.push_str(ours);
-        } else {
-            body.push_str(line);
-        }
-        body.push_str("\r\n");
-    }
-    if !has_direction && in_media {
-        body.push_str(&format!("a={ours}\r\n"));
-    }
-    if body.lines().eq(previous.lines().map(str::trim_end)) {
+    let (ip, port, session_id, version) = ours(previous)?;
+    let (same, negotiated) = answer_as(offer_text, ip, port, (session_id, version))?;
+    if same.lines().eq(previous.lines().map(str::trim_end)) {
         return Ok((previous.to_string(), negotiated));
     }
-    Ok((bump_version(&body), negotiated))
+    Ok((bump_version(&same), negotiated))
+}
+
+/// Our address, audio port, `o=` session id and version in an SDP we wrote.
+fn ours(sdp: &str) -> Result<(IpAddr, u16, u64, u64), SdpError> {
+    let unreadable = || SdpError::Parse("our own SDP lacks o=, c= or m=audio".into());
+    let line = |prefix: &str| sdp.lines().find_map(|l| l.trim_end().strip_prefix(prefix));
+    let o: Vec<&str> = line("o=").ok_or_else(unreadable)?.split(' ').collect();
+    let number = |i: usize| o.get(i).and_then(|v| v.parse::<u64>().ok());
+    let (session_id, version) = number(1).zip(number(2)).ok_or_else(unreadable)?;
+    let ip = line("c=")
+        .and_then(|c| c.split(' ').nth(2))
+        .and_then(|ip| ip.parse::<IpAddr>().ok())
+        .ok_or_else(unreadable)?;
+    let port = line("m=audio ")
+        .and_then(|m| m.split(' ').next())
+        .and_then(|p| p.parse::<u16>().ok())
+        .ok_or_else(unreadable)?;
+    Ok((ip, port, session_id, version))
 }
 
 /// Raises the session version of the `o=` line by one.
@@ -686,6 +693,25 @@ a=rtpmap:101 telephone-event/8000\r\n";
             .replace("RTP/AVP 0", "RTP/AVP 9")
             .replace("PCMU", "G722");
         assert_eq!(reanswer(&first, &wideband).unwrap_err().sip_status(), 488);
+    }
+
+    #[test]
+    fn a_reinvite_with_another_codec_or_another_stream_is_answered_from_its_own_offer() {
+        let (first, _) = answer(SIPP, LOCAL, 40_006).unwrap();
+        let alaw = SIPP
+            .replace("RTP/AVP 0", "RTP/AVP 8")
+            .replace("0 PCMU", "8 PCMA");
+        let (switched, neg) = reanswer(&first, &alaw).unwrap();
+        assert_eq!((neg.codec, neg.payload_type), (Law::Alaw, 8));
+        assert!(
+            switched.contains("m=audio 40006 RTP/AVP 8\r\n"),
+            "{switched}"
+        );
+        let video = format!("{alaw}m=video 5000 RTP/AVP 96\na=rtpmap:96 H264/90000\n");
+        let (both, _) = reanswer(&switched, &video).unwrap();
+        assert!(both.contains("\r\nm=video 0 RTP/AVP 96\r\n"), "{both}");
+        assert_eq!(both.lines().filter(|l| l.starts_with("m=")).count(), 2);
+        assert!(reanswer("", SIPP).is_err());
     }
 
     #[test]

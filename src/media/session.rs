@@ -40,7 +40,8 @@ use crate::clock::{Clock, SystemClock};
 mod driver;
 pub use driver::{PacerOptions, PacerStats, set_pacer_options, take_pacer_stats};
 
-/// Key presses heard on a leg, from RTP events, in-band tones or SIP INFO, in order.
+/// Key presses heard on a leg, from RTP events, in-band tones or SIP INFO, in order; at most
+/// [`DigitBuffer::CAPACITY`] wait to be read, the oldest dropped first.
 #[derive(Debug, Default)]
 pub struct DigitBuffer {
     keys: Mutex<VecDeque<char>>,
@@ -49,9 +50,19 @@ pub struct DigitBuffer {
 }
 
 impl DigitBuffer {
-    /// Adds a key.
+    /// Keys kept unread: far more than anyone types ahead, and a bound on what a peer sending
+    /// keys no flow reads (an INFO or RTP event flood during a long prompt) can hold.
+    pub const CAPACITY: usize = 128;
+
+    /// Adds a key (dropping the oldest unread one when full).
     pub fn push(&self, key: char) {
-        self.keys.lock().push_back(key);
+        {
+            let mut keys = self.keys.lock();
+            if keys.len() >= Self::CAPACITY {
+                keys.pop_front();
+            }
+            keys.push_back(key);
+        }
         self.notify.notify_waiters();
     }
 
@@ -794,6 +805,22 @@ mod tests {
             direction: MediaDirection::SendRecv,
             rtcp_mux: false,
         }
+    }
+
+    #[test]
+    fn keys_no_flow_reads_are_bounded_keeping_the_newest() {
+        // A peer flooding keys (INFO or RFC 4733 events) during a prompt nobody reads them in.
+        let digits = DigitBuffer::default();
+        for _ in 0..10_000 {
+            digits.push('1');
+        }
+        digits.push('#');
+        let mut kept = Vec::new();
+        while let Some(k) = digits.pop() {
+            kept.push(k);
+        }
+        assert_eq!(kept.len(), DigitBuffer::CAPACITY);
+        assert_eq!(kept.last(), Some(&'#'));
     }
 
     #[tokio::test]

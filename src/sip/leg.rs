@@ -469,6 +469,12 @@ impl Dialer for SipDialer {
         // A late-offer trunk gets no SDP; its 200 offers and the user agent answers.
         let placed = self.ua.dial(request, shared.clone(), late_offer).await;
         let (call_id, mut events) = placed.ok_or(DialResult::Failed)?;
+        // Whoever awaits this dial may give up on it (the caller hung up while the agent's
+        // phone rang): the call placed must not ring on, nor be answered into nothing.
+        let mut abandoned = HangUpOnDrop {
+            ua: &self.ua,
+            call: Some(call_id.clone()),
+        };
         let deadline =
             self.clock.now() + chrono::TimeDelta::from_std(ring_timeout).unwrap_or_default();
         let mut heard = false;
@@ -486,13 +492,15 @@ impl Dialer for SipDialer {
                     None => break Err(DialResult::Unreachable),
                 },
                 _ = self.clock.sleep_until(deadline) => {
-                    self.ua.cancel(&call_id);
+                    // CANCEL, and a 2xx crossing it is acknowledged and ended with a BYE.
+                    self.ua.hang_up(&call_id);
                     // Give the CANCEL a moment to produce the 487.
                     let _ = tokio::time::timeout(Duration::from_secs(2), events.recv()).await;
                     break Err(if heard { DialResult::NoAnswer } else { DialResult::Unreachable });
                 }
             }
         };
+        abandoned.call = None;
         let result = outcome.as_ref().map(|_| ()).map_err(|r| *r);
         self.ua.metrics().dial_ended(result, dialled.elapsed());
         match outcome {
@@ -526,6 +534,22 @@ impl Dialer for SipDialer {
                 media.close();
                 Err(r)
             }
+        }
+    }
+}
+
+/// Hangs up an outbound call whose dial was dropped before it ended (CANCEL before the answer,
+/// BYE after); disarmed by taking `call` once the dial has its outcome.
+struct HangUpOnDrop<'a> {
+    ua: &'a UaHandle,
+    call: Option<String>,
+}
+
+impl Drop for HangUpOnDrop<'_> {
+    fn drop(&mut self) {
+        if let Some(call) = self.call.take() {
+            tracing::debug!(call, "dial abandoned: hanging up");
+            self.ua.hang_up(&call);
         }
     }
 }

@@ -123,6 +123,8 @@ impl LegShared {
     /// A new offer from the peer was accepted: hold or resume, and where to send.
     pub fn remote_offer(&self, n: &Negotiated) {
         if let Some(m) = self.media.get().and_then(Weak::upgrade) {
+            // The answer may have switched codec (the offer no longer lists the first one).
+            m.configure(n);
             m.update_remote(n);
         }
         self.set_held(n);

@@ -16,6 +16,7 @@ mod fuzz_corpus;
 mod hardening;
 mod media_blocks;
 mod options;
+mod peer;
 mod record_route;
 mod registrar_auth;
 mod torture;

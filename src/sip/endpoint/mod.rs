@@ -57,12 +57,9 @@ enum Role {
         key: TransactionKey,
         to_tag: String,
         answered: bool,
-        twoxx: Option<TwoXxRetransmitter>,
         answer_sdp: String,
         /// RFC 4028 session timer agreed with the caller, started when we answer.
         session_timer: TimerAsk,
-        /// We offered in our 200 (the INVITE had no SDP): the ACK must bring the answer.
-        awaiting_answer: bool,
     },
     Uac {
         invite: rsip::Request,
@@ -71,7 +68,8 @@ enum Role {
         credentials: Option<(String, String)>,
         auth_tried: bool,
         answered: bool,
-        ack: Option<rsip::Request>,
+        /// Our ACK of its 2xx, sent again for a retransmitted 2xx (boxed: most calls never need it).
+        ack: Option<Box<rsip::Request>>,
         /// Our SDP, kept to answer the callee's offer when the INVITE went without one.
         late_offer: Option<String>,
     },
@@ -86,6 +84,20 @@ struct Call {
     timer: Option<SessionTimer>,
     /// Our SDP once an offer inside the call changed it (hold, resume).
     local_sdp: Option<String>,
+    /// Our 2xx to the peer's INVITE (the first or a re-INVITE), retransmitted over UDP until
+    /// its ACK (RFC 3261 §13.3.1.4, §14.2).
+    twoxx: Option<TwoXxRetransmitter>,
+    /// We offered in our 2xx (the INVITE or re-INVITE had no SDP): its ACK brings the answer.
+    awaiting_answer: Option<AnswerDue>,
+}
+
+/// Which of our offers in a 2xx waits for its answer in the ACK.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum AnswerDue {
+    /// The first: without a usable answer there is no media, the call ends.
+    First,
+    /// A re-INVITE's: without a usable answer the session stays as it was.
+    Again,
 }
 
 /// Reason phrase of the statuses a refused offer inside a call gets.
@@ -375,7 +387,7 @@ impl Endpoint {
             let Some(c) = self.calls.get_mut(&id) else {
                 continue;
             };
-            let Role::Uas { twoxx: Some(t), .. } = &mut c.role else {
+            let Some(t) = c.twoxx.as_mut() else {
                 continue;
             };
             t.handle_timeout(now);
@@ -395,7 +407,9 @@ impl Endpoint {
             self.unacked.set(&id, next);
         }
         for id in dead {
-            self.end_call(&id, true);
+            // No ACK for our 2xx: the session is ended with a BYE (RFC 3261 §13.3.1.4).
+            tracing::info!(call = %id, "no ACK for our 2xx: BYE");
+            self.hang_up(&id);
         }
         self.on_session_timers(now);
         for aor in self.registrar.expire(now) {
@@ -606,9 +620,11 @@ impl Endpoint {
         match req.method {
             rsip::Method::Invite => self.on_invite(key, req, peer, call_id),
             rsip::Method::Bye => {
-                if self.calls.contains_key(&call_id) {
+                if self.belongs(&call_id, &req) {
                     self.respond(&key, &req, 200, "OK");
-                    self.end_call(&call_id, false);
+                    // Before our answer the INVITE is still pending: it ends with 487 (RFC
+                    // 3261 §15.1.2), or its transaction would wait for a final answer forever.
+                    self.terminate(&call_id);
                 } else {
                     self.respond(&key, &req, 481, "Call/Transaction Does Not Exist");
                 }
@@ -626,22 +642,17 @@ impl Endpoint {
                 match target {
                     Some(id) => {
                         self.respond(&key, &req, 200, "OK");
-                        if let Some(c) = self.take_call(&id) {
-                            if let Role::Uas {
-                                invite, key: ik, ..
-                            } = &c.role
-                            {
-                                let (invite, ik) = (invite.clone(), ik.clone());
-                                self.respond(&ik, &invite, 487, "Request Terminated");
-                            }
-                            c.shared.end();
-                        }
+                        self.terminate(&id);
                     }
                     None => self.respond(&key, &req, 481, "Call/Transaction Does Not Exist"),
                 }
             }
             rsip::Method::Info => {
-                let Some(c) = self.calls.get(&call_id) else {
+                let Some(c) = self
+                    .calls
+                    .get(&call_id)
+                    .filter(|_| self.belongs(&call_id, &req))
+                else {
                     self.respond(&key, &req, 481, "Call/Transaction Does Not Exist");
                     return;
                 };
@@ -653,7 +664,10 @@ impl Endpoint {
                         self.respond(&key, &req, 200, "OK");
                     }
                     Err(_) if body.trim().is_empty() => self.respond(&key, &req, 200, "OK"),
-                    Err(_) => self.respond(&key, &req, 415, "Unsupported Media Type"),
+                    Err(_) => self.respond_with(
+                        &key,
+                        unsupported_media(&req, "application/dtmf-relay, application/dtmf"),
+                    ),
                 }
             }
             rsip::Method::Update => self.on_in_dialog_offer(key, req, peer, call_id),
@@ -727,16 +741,23 @@ impl Endpoint {
         if let Some(c) = self.calls.get(&call_id)
             && let Role::Uac { ack: Some(ack), .. } = &c.role
         {
-            self.send(c.next_hop(), &SipMessage::Request(ack.clone()));
+            self.send(c.next_hop(), &SipMessage::Request(ack.as_ref().clone()));
         }
     }
 
-    /// The call ends: `local` when we decided it (no signal is needed towards the leg's owner
-    /// beyond the ended flag).
-    fn end_call(&mut self, call_id: &str, local: bool) {
+    /// The peer ended the call (BYE, CANCEL): an inbound call we have not answered yet gets
+    /// 487 to its INVITE.
+    fn terminate(&mut self, call_id: &str) {
         if let Some(c) = self.take_call(call_id) {
-            if local {
-                tracing::debug!(call = call_id, "call ended locally");
+            if let Role::Uas {
+                invite,
+                key,
+                answered: false,
+                ..
+            } = &c.role
+            {
+                let (invite, key) = (invite.clone(), key.clone());
+                self.respond(&key, &invite, 487, "Request Terminated");
             }
             c.shared.end();
         }

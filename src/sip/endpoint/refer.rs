@@ -65,7 +65,11 @@ impl Endpoint {
 
     /// A NOTIFY about our REFER: the sipfrag's status line is the peer's call to the target.
     pub(super) fn on_notify(&mut self, key: TransactionKey, req: rsip::Request, call_id: String) {
-        let Some(c) = self.calls.get(&call_id) else {
+        let Some(c) = self
+            .calls
+            .get(&call_id)
+            .filter(|_| self.belongs(&call_id, &req))
+        else {
             self.respond(&key, &req, 481, "Call/Transaction Does Not Exist");
             return;
         };

@@ -50,10 +50,14 @@ pub(super) fn lists(msg: &impl HasHeaders, names: &[&str], option: &str) -> bool
 pub(super) fn negotiate_timer(req: &rsip::Request, max: u32) -> TimerAsk {
     let supports = lists(req, &["Supported", "k"], "timer");
     let asked = session_expires(req);
+    // Never below the request's Min-SE (RFC 4028 §9), even when that exceeds our maximum.
+    let floor = header_value(req, "Min-SE")
+        .and_then(|v| v.split(';').next()?.trim().parse::<u32>().ok())
+        .unwrap_or(MIN_SE);
     let interval = match &asked {
         Some((n, _)) if *n < MIN_SE => return TimerAsk::TooSmall,
-        Some((n, _)) => (*n).min(max),
-        None if supports => max,
+        Some((n, _)) => (*n).min(max).max(floor.min(*n)),
+        None if supports => max.max(floor),
         None => return TimerAsk::Off,
     };
     let refresher = match asked.and_then(|(_, r)| r).as_deref() {
@@ -85,6 +89,27 @@ pub(super) fn bad_extension(req: &rsip::Request) -> Option<rsip::Response> {
     resp.headers
         .push(Header::Other("Unsupported".into(), unsupported.join(", ")));
     Some(resp)
+}
+
+/// 415 for a body of a type we do not read, listing those we do in Accept (RFC 3261 §8.2.3,
+/// §21.4.13).
+pub(super) fn unsupported_media(req: &rsip::Request, accept: &str) -> rsip::Response {
+    let mut resp = message::response_for(req, 415, "Unsupported Media Type");
+    resp.headers
+        .push(Header::Other("Accept".into(), accept.into()));
+    resp
+}
+
+/// True when `req` has no body, or an SDP one (a body without Content-Type is read as SDP).
+pub(super) fn sdp_or_empty(req: &rsip::Request) -> bool {
+    req.body.is_empty()
+        || header_value(req, "Content-Type").is_none_or(|t| {
+            t.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .eq_ignore_ascii_case("application/sdp")
+        })
 }
 
 /// Adds the Session-Expires (and Require) headers that confirm `ask` in our 2xx.
@@ -152,6 +177,41 @@ impl Endpoint {
                 tracing::info!(call = call_id, method = %req.method, error = %e, "in-dialog request out of order: 500");
                 true
             }
+        }
+    }
+
+    /// True when `req` (a request inside a call) names the dialog of call `call_id`: its From
+    /// tag is the peer's and its To tag ours (RFC 3261 §12.2.2; the other way round is taken
+    /// too: some peers, test tools among them, swap them in a BYE, and both tags are still
+    /// this dialog's, which a stranger cannot guess). Before we answered an inbound
+    /// call there is no dialog yet (we send no tagged provisional): the caller's own requests
+    /// carry its From tag and no To tag. A call without a dialog (a peer without tags, RFC
+    /// 2543) is matched by its Call-ID alone once answered.
+    pub(super) fn belongs(&self, call_id: &str, req: &rsip::Request) -> bool {
+        let Some(c) = self.calls.get(call_id) else {
+            return false;
+        };
+        let from = header_value(req, "From").and_then(|f| message::tag_of(&f));
+        let to = header_value(req, "To").and_then(|t| message::tag_of(&t));
+        match (&c.dialog, &c.role) {
+            (Some(d), _) => {
+                let (from, to) = (from.unwrap_or_default(), to.unwrap_or_default());
+                let (local, remote) = (&d.id.local_tag, &d.id.remote_tag);
+                (from == *remote && to == *local) || (from == *local && to == *remote)
+            }
+            (
+                None,
+                Role::Uas {
+                    invite,
+                    answered: false,
+                    ..
+                },
+            ) => {
+                to.is_none()
+                    && from == header_value(invite, "From").and_then(|f| message::tag_of(&f))
+            }
+            (None, Role::Uas { .. }) => true,
+            (None, Role::Uac { answered, .. }) => *answered,
         }
     }
 
@@ -312,6 +372,8 @@ impl Endpoint {
             }
             None
         } else {
+            // Over: a re-INVITE of the peer's no longer crosses it.
+            self.refresh_keys.insert(key.clone(), (id.clone(), true));
             let min_se = resp
                 .as_ref()
                 .and_then(|r| header_value(r, "Min-SE"))

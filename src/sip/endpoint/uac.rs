@@ -48,6 +48,8 @@ impl Endpoint {
                         shared,
                         timer: None,
                         local_sdp: None,
+                        twoxx: None,
+                        awaiting_answer: None,
                     },
                 );
             }
@@ -218,13 +220,20 @@ impl Endpoint {
             if let Some(d) = &dialog {
                 // The ACK follows the route set the 2xx's Record-Route made (in reverse).
                 let a = d.ack(seq, &via, body);
-                *ack = Some(a.clone());
+                *ack = Some(Box::new(a.clone()));
                 self.outbox.push_back(Transmit {
                     peer: next_hop(Some(d), peer),
                     bytes: message::to_bytes(&SipMessage::Request(a)),
                 });
             }
             c.dialog = dialog;
+            if *c.shared.ended.borrow() {
+                // We had given up (our CANCEL crossed this 2xx): acknowledged, then ended with
+                // a BYE (RFC 3261 §9.1), not left up with nobody on our side.
+                let id = call_id.to_string();
+                self.hang_up(&id);
+                return;
+            }
             match late_answer {
                 Some(Ok(answer)) => c.local_sdp = Some(answer),
                 Some(Err(e)) => {

@@ -52,6 +52,10 @@ impl Endpoint {
             self.respond(&key, &req, 482, "Loop Detected");
             return;
         }
+        if !sdp_or_empty(&req) {
+            self.respond_with(&key, unsupported_media(&req, "application/sdp"));
+            return;
+        }
         // The exact check: a call and a setup slot taken atomically across workers (the
         // stateless check before the transaction only reads the counts).
         if let Err(why) = self
@@ -85,15 +89,15 @@ impl Endpoint {
                     key,
                     to_tag: random_token(),
                     answered: false,
-                    twoxx: None,
                     answer_sdp: String::new(),
                     session_timer,
-                    awaiting_answer: false,
                 },
                 dialog: None,
                 shared: shared.clone(),
                 timer: None,
                 local_sdp: None,
+                twoxx: None,
+                awaiting_answer: None,
             },
         );
         self.notify(Notice::Incoming(IncomingCall {
@@ -117,17 +121,33 @@ impl Endpoint {
     ) {
         let invite = req.method == rsip::Method::Invite;
         // A re-INVITE needs the dialog (an answered call); an UPDATE may come before.
-        if self
-            .calls
-            .get(&call_id)
-            .is_none_or(|c| invite && c.dialog.is_none())
+        if !self.belongs(&call_id, &req)
+            || self
+                .calls
+                .get(&call_id)
+                .is_none_or(|c| invite && c.dialog.is_none())
         {
             self.respond(&key, &req, 481, "Call/Transaction Does Not Exist");
+            return;
+        }
+        // Glare: our own re-INVITE (a session refresh, with our SDP) is not answered yet; the
+        // peer tries again after a random wait (RFC 3261 §14.2, RFC 3311 §5.2).
+        if (invite || !req.body.is_empty())
+            && self
+                .refresh_keys
+                .iter()
+                .any(|(k, (id, answered))| *id == call_id && !*answered && k.method == "INVITE")
+        {
+            self.respond(&key, &req, 491, "Request Pending");
             return;
         }
         let ask = negotiate_timer(&req, self.session_expires);
         if ask == TimerAsk::TooSmall {
             self.respond_with(&key, too_small(&req));
+            return;
+        }
+        if !sdp_or_empty(&req) {
+            self.respond_with(&key, unsupported_media(&req, "application/sdp"));
             return;
         }
         let offered = !req.body.is_empty();
@@ -151,6 +171,22 @@ impl Endpoint {
             set_body(&mut h, &mut b, "application/sdp", sdp);
             resp.headers = h;
             resp.body = b;
+        }
+        if invite
+            && !peer.transport.reliable()
+            && let Some(c) = self.calls.get_mut(&call_id)
+        {
+            // Like the first 200, this one is ours to repeat until the ACK comes.
+            let t = TwoXxRetransmitter::new(self.now, resp.clone(), self.timers);
+            self.unacked.set(&call_id, t.poll_timeout());
+            c.twoxx = Some(t);
+        }
+        if invite
+            && !offered
+            && let Some(c) = self.calls.get_mut(&call_id)
+        {
+            // Our 200 offers: the answer comes with the ACK (RFC 3261 §14.2).
+            c.awaiting_answer = Some(AnswerDue::Again);
         }
         self.respond_with(&key, resp);
         self.peer_refreshed(&call_id, &req, ask);
@@ -197,18 +233,16 @@ impl Endpoint {
             key,
             to_tag,
             answered,
-            twoxx,
             answer_sdp,
             session_timer,
-            awaiting_answer,
         } = &mut c.role
         else {
             return false;
         };
-        *awaiting_answer = invite.body.is_empty();
         if *answered {
             return true;
         }
+        c.awaiting_answer = invite.body.is_empty().then_some(AnswerDue::First);
         let mut resp = response_with_tag(invite, 200, "OK", to_tag);
         // Every Record-Route of the INVITE, in its order (RFC 3261 §12.1.1): the proxies that
         // asked to stay on the dialog's path learn that we keep them on it.
@@ -248,7 +282,7 @@ impl Endpoint {
         if !c.peer.transport.reliable() {
             let t = TwoXxRetransmitter::new(self.now, resp.clone(), timers);
             self.unacked.set(&call.to_string(), t.poll_timeout());
-            *twoxx = Some(t);
+            c.twoxx = Some(t);
         }
         let key = key.clone();
         self.respond_with(&key, resp);
@@ -346,28 +380,23 @@ impl Endpoint {
         let Some(c) = self.calls.get_mut(&call_id) else {
             return;
         };
-        let Role::Uas {
-            twoxx,
-            awaiting_answer,
-            ..
-        } = &mut c.role
-        else {
-            return;
-        };
-        if let Some(t) = twoxx.as_mut() {
+        if let Some(mut t) = c.twoxx.take() {
             t.ack_received();
-            *twoxx = None;
             // Out of the retransmission index at once.
             self.unacked.remove(call_id.as_str());
         }
-        if std::mem::take(awaiting_answer) {
-            // The answer to the offer in our 200; without a usable one there is no media
-            // to talk with, so the call ends (RFC 3261 §13.3.1.4).
+        if let Some(due) = c.awaiting_answer.take() {
+            // The answer to the offer in our 200; without a usable one to the first there is
+            // no media to talk with, so the call ends (RFC 3261 §13.3.1.4); a re-INVITE's
+            // leaves the session as it was.
             match sdp::parse_answer(&String::from_utf8_lossy(&req.body)) {
                 Ok(n) => c.shared.remote_answer(&n),
-                Err(e) => {
+                Err(e) if due == AnswerDue::First => {
                     tracing::info!(call = %call_id, error = %e, "no usable answer in the ACK: BYE");
                     self.hang_up(&call_id);
+                }
+                Err(e) => {
+                    tracing::info!(call = %call_id, error = %e, "no usable answer in the ACK: session unchanged");
                 }
             }
         }
