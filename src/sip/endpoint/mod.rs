@@ -506,21 +506,7 @@ impl Endpoint {
             Cmd::Answer { call, sdp, done } => {
                 let _ = done.send(self.answer(&call, sdp));
             }
-            Cmd::Reject { call, code, reason } => {
-                if let Some(c) = self.take_call(&call) {
-                    if let Role::Uas {
-                        invite,
-                        key,
-                        answered: false,
-                        ..
-                    } = &c.role
-                    {
-                        let (invite, key) = (invite.clone(), key.clone());
-                        self.respond(&key, &invite, code, reason);
-                    }
-                    c.shared.end();
-                }
-            }
+            Cmd::Reject { call, code, reason } => self.end_call(&call, code, reason),
             Cmd::Hangup { call } => self.hang_up(&call),
             Cmd::HangupAll(reply) => {
                 let ids: Vec<String> = self.calls.keys().cloned().collect();
@@ -620,13 +606,11 @@ impl Endpoint {
         match req.method {
             rsip::Method::Invite => self.on_invite(key, req, peer, call_id),
             rsip::Method::Bye => {
-                if self.belongs(&call_id, &req) {
+                if self.dialog_or_481(&key, &req, &call_id).is_some() {
                     self.respond(&key, &req, 200, "OK");
                     // Before our answer the INVITE is still pending: it ends with 487 (RFC
                     // 3261 §15.1.2), or its transaction would wait for a final answer forever.
                     self.terminate(&call_id);
-                } else {
-                    self.respond(&key, &req, 481, "Call/Transaction Does Not Exist");
                 }
             }
             rsip::Method::Cancel => {
@@ -648,12 +632,7 @@ impl Endpoint {
                 }
             }
             rsip::Method::Info => {
-                let Some(c) = self
-                    .calls
-                    .get(&call_id)
-                    .filter(|_| self.belongs(&call_id, &req))
-                else {
-                    self.respond(&key, &req, 481, "Call/Transaction Does Not Exist");
+                let Some(c) = self.dialog_or_481(&key, &req, &call_id) else {
                     return;
                 };
                 let ctype = header_value(&req, "Content-Type").unwrap_or_default();
@@ -748,6 +727,11 @@ impl Endpoint {
     /// The peer ended the call (BYE, CANCEL): an inbound call we have not answered yet gets
     /// 487 to its INVITE.
     fn terminate(&mut self, call_id: &str) {
+        self.end_call(call_id, 487, "Request Terminated");
+    }
+
+    /// Ends a call here; an inbound call we have not answered yet gets `code` to its INVITE.
+    fn end_call(&mut self, call_id: &str, code: u16, reason: &str) {
         if let Some(c) = self.take_call(call_id) {
             if let Role::Uas {
                 invite,
@@ -757,7 +741,7 @@ impl Endpoint {
             } = &c.role
             {
                 let (invite, key) = (invite.clone(), key.clone());
-                self.respond(&key, &invite, 487, "Request Terminated");
+                self.respond(&key, &invite, code, reason);
             }
             c.shared.end();
         }

@@ -65,12 +65,7 @@ impl Endpoint {
 
     /// A NOTIFY about our REFER: the sipfrag's status line is the peer's call to the target.
     pub(super) fn on_notify(&mut self, key: TransactionKey, req: rsip::Request, call_id: String) {
-        let Some(c) = self
-            .calls
-            .get(&call_id)
-            .filter(|_| self.belongs(&call_id, &req))
-        else {
-            self.respond(&key, &req, 481, "Call/Transaction Does Not Exist");
+        let Some(c) = self.dialog_or_481(&key, &req, &call_id) else {
             return;
         };
         let event = header_value(&req, "Event").unwrap_or_default();

@@ -180,6 +180,21 @@ impl Endpoint {
         }
     }
 
+    /// The call whose dialog `req` names; when there is none (a stranger's request, or one
+    /// for a call that has ended) `req` is answered 481.
+    pub(super) fn dialog_or_481(
+        &mut self,
+        key: &TransactionKey,
+        req: &rsip::Request,
+        call_id: &str,
+    ) -> Option<&Call> {
+        if !self.belongs(call_id, req) {
+            self.respond(key, req, 481, "Call/Transaction Does Not Exist");
+            return None;
+        }
+        self.calls.get(call_id)
+    }
+
     /// True when `req` (a request inside a call) names the dialog of call `call_id`: its From
     /// tag is the peer's and its To tag ours (RFC 3261 §12.2.2; the other way round is taken
     /// too: some peers, test tools among them, swap them in a BYE, and both tags are still
