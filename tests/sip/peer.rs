@@ -207,23 +207,6 @@ async fn waiting(engine: &boomerang::engine::Engine, n: usize) -> bool {
     false
 }
 
-/// The value of the engine's metric whose name ends with `name` (0 when absent).
-async fn metric(engine: &boomerang::engine::Engine, name: &str) -> f64 {
-    let text = reqwest::get(format!("http://{}/metrics", engine.http_addr))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .find_map(|l| {
-            let (n, v) = l.rsplit_once(' ')?;
-            n.ends_with(name).then(|| v.parse().ok())?
-        })
-        .unwrap_or(0.0)
-}
-
 /// The status codes of `msgs` with the method each answers.
 fn summary(msgs: &[String]) -> Vec<(u16, String)> {
     msgs.iter()
@@ -488,7 +471,10 @@ async fn a_caller_who_cancels_while_the_agent_rings_cancels_the_agents_call() {
     // caller gives up.
     let mut ringing = false;
     for _ in 0..100 {
-        if metric(&engine, "post_dial_delay_seconds_count").await >= 1.0 {
+        if common::metric(engine.http_addr, "boomerang_post_dial_delay_seconds_count")
+            .await
+            .is_some_and(|n| n >= 1.0)
+        {
             ringing = true;
             break;
         }
