@@ -154,15 +154,25 @@ async fn a_machine_greeting_gets_the_queues_message_over_sip() {
     // Alice becomes ready (her phone is never rung: a machine is not connected).
     common::register_alice(engine.sip.udp[0], &format!("127.0.0.1:{}", free_port())).await;
     let mut done = None;
+    let mut last = None;
     for _ in 0..400 {
         let r = engine.callbacks.get(rec.id).await.unwrap();
         if let CallbackState::Completed(why) = r.state {
             done = Some((why, r));
             break;
         }
+        last = Some(r);
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let (why, r) = done.expect("the callback never completed");
+    let Some((why, r)) = done else {
+        let agents = engine.router.agents();
+        let alice = agents.index_of("alice").map(|i| agents.get(i).state());
+        let _ = trunk.start_kill();
+        let sipp = trunk.wait_with_output().await;
+        panic!(
+            "the callback never completed: {last:#?}; alice {alice:?}; the customer's SIPp: {sipp:?}"
+        )
+    };
     assert_eq!(why, CompletionReason::MessageLeft, "{:?}", r.history);
     assert_eq!(r.metrics.attempts.len(), 1);
     assert_eq!(r.metrics.attempts[0].result, DialResult::AnsweringMachine);

@@ -5,6 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
+use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Stdio};
 use std::sync::Arc;
@@ -12,11 +13,18 @@ use std::time::Duration;
 
 use tokio::sync::Mutex;
 
-/// A Kamailio process, killed on drop.
+/// A Kamailio process group, killed on drop.
 pub struct Kamailio(pub Child);
 
 impl Drop for Kamailio {
     fn drop(&mut self) {
+        // Kamailio forks its main process and workers, which outlive a kill of the process we
+        // started and go on probing the dispatcher's ports (taken by later tests' SIPp, whose
+        // scenarios an OPTIONS aborts): the whole process group goes.
+        if let Ok(group) = i32::try_from(self.0.id()) {
+            // SAFETY: killpg takes plain integers; the group is the one `start_kamailio` made.
+            unsafe { libc::killpg(group, libc::SIGKILL) };
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -44,6 +52,7 @@ pub fn start_kamailio(bin: &str, dir: &Path, nodes: &[SocketAddr]) -> (Kamailio,
     std::fs::write(&list_path, list).unwrap();
     let addr = SocketAddr::from(([127, 0, 0, 1], super::free_port()));
     let child = std::process::Command::new(bin)
+        .process_group(0)
         .args(["-DD", "-E", "-m", "64", "-M", "8", "-f"])
         .arg(super::repo().join("deploy/kamailio/kamailio.cfg"))
         .arg("-A")
