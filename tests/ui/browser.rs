@@ -207,54 +207,48 @@ impl Browser {
         );
     }
 
-    /// The text of the first element matching `css`, or `None` (none, or stale).
-    pub async fn css_text(&self, css: &str) -> Option<String> {
-        match self.c.find(Locator::Css(css)).await {
+    /// The text of the first element `at` finds, or `None` when there is none. An element found
+    /// on a page that a click is just replacing goes stale before it is read: `None` as well,
+    /// and the waiting helpers look again.
+    async fn read(&self, at: Locator<'_>) -> Option<String> {
+        match self.c.find(at).await {
             Ok(e) => e.text().await.ok(),
             Err(_) => None,
         }
+    }
+
+    /// Waits (up to 20 s) until the first element `at` finds (`what`, for the failure) shows
+    /// text containing `needle`, and returns that text: after a click the old page (or none)
+    /// may still be there for a moment.
+    async fn wait_read(&self, at: Locator<'_>, what: &str, needle: &str) -> String {
+        let mut last = None;
+        for _ in 0..POLLS {
+            last = self.read(at).await;
+            if let Some(t) = &last
+                && t.contains(needle)
+            {
+                return t.clone();
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{what} never showed {needle:?}; it shows {last:?}");
     }
 
     /// Waits (up to 20 s) until the first element matching `css` shows text containing
     /// `needle`; that text.
     pub async fn wait_css_text(&self, css: &str, needle: &str) -> String {
-        let mut last = None;
-        for _ in 0..POLLS {
-            last = self.css_text(css).await;
-            if let Some(t) = &last
-                && t.contains(needle)
-            {
-                return t.clone();
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("{css} never showed {needle:?}; it shows {last:?}");
+        self.wait_read(Locator::Css(css), css, needle).await
     }
 
-    /// The text of `#id`, or `None` when there is no such element. An element found on a
-    /// page that a click is just replacing goes stale before it is read: `None` as well, and
-    /// the waiting helpers look again.
+    /// The text of `#id`, or `None` when there is no such element (or it went stale).
     pub async fn text(&self, id: &str) -> Option<String> {
-        match self.c.find(Locator::Id(id)).await {
-            Ok(e) => e.text().await.ok(),
-            Err(_) => None,
-        }
+        self.read(Locator::Id(id)).await
     }
 
-    /// Waits (up to 20 s) until `#id` shows text containing `needle`, and returns that text:
-    /// after a click the old page (or none) may still be there for a moment.
+    /// Waits (up to 20 s) until `#id` shows text containing `needle`, and returns that text.
     pub async fn wait_id_text(&self, id: &str, needle: &str) -> String {
-        let mut last = None;
-        for _ in 0..POLLS {
-            last = self.text(id).await;
-            if let Some(t) = &last
-                && t.contains(needle)
-            {
-                return t.clone();
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("#{id} never showed {needle:?}; it shows {last:?}");
+        self.wait_read(Locator::Id(id), &format!("#{id}"), needle)
+            .await
     }
 
     /// Waits (up to 20 s) for the page's `#error` message, after a form was posted: the
